@@ -1,0 +1,460 @@
+//! The content-addressed object store: compressed, verified, written atomically.
+//!
+//! An object lives at `objects/<2 hex>/<62 hex>` below the cache root. Its bytes are
+//! either one zstd frame (when compression pays) or the header [`RAW_HEADER`]
+//! followed by the content unchanged. The id is the BLAKE3 hash of the content, so
+//! every read can check what it got.
+
+use std::cell::RefCell;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use rayon::prelude::*;
+
+use crate::error::{CacheError, Result};
+use crate::fsutil::{read_full, temp_in};
+use crate::object::ObjectId;
+
+/// The first bytes of an object stored without compression.
+pub const RAW_HEADER: &[u8; 8] = b"dvtraw1\n";
+/// The first bytes of a zstd frame.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Content up to this size is read, hashed and compressed in memory in one go.
+pub const SMALL_OBJECT: u64 = 8 * 1024 * 1024;
+/// Larger content streams through buffers of this size.
+const CHUNK: usize = 4 * 1024 * 1024;
+/// Compression is kept only if it saves at least this share of the bytes.
+const MIN_SAVING: f64 = 0.10;
+
+/// How an object's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One zstd frame.
+    Zstd,
+    /// [`RAW_HEADER`] then the content as is.
+    Raw,
+}
+
+/// What storing one piece of content did.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// The content's id.
+    pub id: ObjectId,
+    /// The content's size.
+    pub size: u64,
+    /// Bytes written to the cache; 0 when the object was already there.
+    pub written: u64,
+}
+
+/// A content-addressed object store in a directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+    level: i32,
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+impl Cache {
+    /// A cache rooted at `root`, compressing at zstd `level`.
+    pub fn new(root: impl Into<PathBuf>, level: i32) -> Self {
+        Cache {
+            root: root.into(),
+            level,
+        }
+    }
+
+    /// The cache's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where object `id` is stored.
+    pub fn object_path(&self, id: &ObjectId) -> PathBuf {
+        self.root.join(id.relative_path())
+    }
+
+    /// Whether object `id` is present (not whether it is intact: see [`Cache::verify`]).
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.object_path(id).is_file()
+    }
+
+    fn tmp_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join("tmp");
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+        }
+        Ok(dir)
+    }
+
+    /// Moves a finished temporary file to its final name.
+    fn publish(&self, tmp: &Path, id: &ObjectId) -> Result<()> {
+        let dest = self.object_path(id);
+        match fs::rename(tmp, &dest) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::rename(tmp, &dest)?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_new(&self, id: &ObjectId, parts: &[&[u8]]) -> Result<u64> {
+        let tmp = temp_in(&self.tmp_dir()?, "obj");
+        let result = (|| -> Result<u64> {
+            let mut f = fs::File::create(&tmp)?;
+            let mut n = 0;
+            for p in parts {
+                f.write_all(p)?;
+                n += p.len() as u64;
+            }
+            drop(f);
+            self.publish(&tmp, id)?;
+            Ok(n)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Stores `data`, compressed if that pays. Nothing is written if the object exists.
+    pub fn put_bytes(&self, data: &[u8]) -> Result<Stored> {
+        let id = ObjectId::of(data);
+        let size = data.len() as u64;
+        if self.contains(&id) {
+            return Ok(Stored { id, size, written: 0 });
+        }
+        let written = match self.compress_if_worth(data)? {
+            Some(z) => self.write_new(&id, &[&z])?,
+            None => self.write_new(&id, &[RAW_HEADER, data])?,
+        };
+        Ok(Stored { id, size, written })
+    }
+
+    /// Compresses `data` with the thread's reusable context; `None` if it does not pay.
+    fn compress_if_worth(&self, data: &[u8]) -> Result<Option<Vec<u8>>> {
+        if data.len() < 64 {
+            return Ok(None);
+        }
+        let level = self.level;
+        let z = COMPRESSOR.with(|cell| -> std::io::Result<Vec<u8>> {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+                *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+            }
+            let (_, c) = slot.as_mut().ok_or_else(|| std::io::Error::other("no compressor"))?;
+            c.compress(data)
+        })?;
+        Ok(((z.len() as f64) <= (1.0 - MIN_SAVING) * data.len() as f64).then_some(z))
+    }
+
+    /// Stores the content of the file at `path`, whose metadata the caller read
+    /// as `meta`. Fails if the file changes while it is read.
+    pub fn put_file(&self, path: &Path, meta: &std::fs::Metadata) -> Result<Stored> {
+        let mut f = fs::File::open(path)?;
+        let stored = if meta.len() <= SMALL_OBJECT {
+            let mut data = Vec::with_capacity(meta.len() as usize + 1);
+            f.read_to_end(&mut data)?;
+            self.put_bytes(&data)?
+        } else {
+            self.put_stream(&mut f)?
+        };
+        let after = f.metadata()?;
+        if !same_content_stamp(meta, &after) || stored.size != meta.len() {
+            return Err(CacheError::ChangedWhileReading {
+                path: path.to_path_buf(),
+            }
+            .into());
+        }
+        Ok(stored)
+    }
+
+    /// Streams a large file into the cache in one pass: hashing and compressing
+    /// (on all cores) as it reads, deciding on compression from the first chunk.
+    fn put_stream(&self, f: &mut fs::File) -> Result<Stored> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut n = read_full(f, &mut buf)?;
+        let compress = self.compress_if_worth(&buf[..n])?.is_some();
+        let tmp = temp_in(&self.tmp_dir()?, "obj");
+        let result = (|| -> Result<Stored> {
+            let mut hasher = blake3::Hasher::new();
+            let mut size = 0u64;
+            let out = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+            if compress {
+                let mut enc = zstd::stream::write::Encoder::new(out, self.level)?;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+                if threads > 1 {
+                    enc.multithread(threads)?;
+                }
+                enc.include_checksum(false)?;
+                while n > 0 {
+                    hasher.update(&buf[..n]);
+                    enc.write_all(&buf[..n])?;
+                    size += n as u64;
+                    n = read_full(f, &mut buf)?;
+                }
+                enc.finish()?.flush()?;
+            } else {
+                let mut out = out;
+                out.write_all(RAW_HEADER)?;
+                while n > 0 {
+                    hasher.update_rayon(&buf[..n]);
+                    out.write_all(&buf[..n])?;
+                    size += n as u64;
+                    n = read_full(f, &mut buf)?;
+                }
+                out.flush()?;
+            }
+            let id = ObjectId::from_hasher(&hasher);
+            let written = if self.contains(&id) {
+                fs::remove_file(&tmp)?;
+                0
+            } else {
+                let len = fs::metadata(&tmp)?.len();
+                self.publish(&tmp, &id)?;
+                len
+            };
+            Ok(Stored { id, size, written })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// How object `id` is stored.
+    pub fn encoding(&self, id: &ObjectId) -> Result<Encoding> {
+        let mut f = self.open_file(id, None)?;
+        let mut head = [0u8; 8];
+        let n = read_full(&mut f, &mut head)?;
+        detect(&head[..n]).ok_or_else(|| corrupt(id, None, "unknown object encoding").into())
+    }
+
+    fn open_file(&self, id: &ObjectId, for_path: Option<&str>) -> Result<fs::File> {
+        match fs::File::open(self.object_path(id)) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CacheError::Missing {
+                id: *id,
+                path: for_path.map(str::to_string),
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads object `id` whole, verifying its hash. `for_path` names the
+    /// workspace path that needs it, for error messages.
+    pub fn read(&self, id: &ObjectId, for_path: Option<&str>) -> Result<Vec<u8>> {
+        let mut f = self.open_file(id, for_path)?;
+        let mut stored = Vec::new();
+        f.read_to_end(&mut stored)?;
+        let data = match detect(&stored) {
+            Some(Encoding::Raw) => {
+                stored.drain(..RAW_HEADER.len());
+                stored
+            }
+            Some(Encoding::Zstd) => {
+                decompress_all(&stored).map_err(|e| corrupt(id, for_path, &format!("cannot decompress: {e}")))?
+            }
+            None => return Err(corrupt(id, for_path, "unknown object encoding").into()),
+        };
+        if ObjectId::of(&data) != *id {
+            return Err(corrupt(id, for_path, "content does not match its id").into());
+        }
+        Ok(data)
+    }
+
+    /// Copies object `id` into `out`, verifying its hash as it streams. On error,
+    /// whatever was written to `out` must be discarded by the caller.
+    pub fn copy_to(&self, id: &ObjectId, for_path: Option<&str>, out: &mut dyn Write) -> Result<u64> {
+        let mut f = self.open_file(id, for_path)?;
+        let mut head = [0u8; 8];
+        let n = read_full(&mut f, &mut head)?;
+        let encoding = detect(&head[..n]).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
+        let mut reader: Box<dyn Read> = match encoding {
+            Encoding::Raw => Box::new(BufReader::with_capacity(CHUNK, f)),
+            Encoding::Zstd => {
+                f.seek(SeekFrom::Start(0))?;
+                Box::new(zstd::stream::read::Decoder::new(f)?)
+            }
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if encoding == Encoding::Zstd && e.kind() != std::io::ErrorKind::PermissionDenied => {
+                    return Err(corrupt(id, for_path, &format!("cannot decompress: {e}")).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        if ObjectId::from_hasher(&hasher) != *id {
+            return Err(corrupt(id, for_path, "content does not match its id").into());
+        }
+        Ok(total)
+    }
+
+    /// Checks that object `id` decodes and hashes to its id.
+    pub fn verify(&self, id: &ObjectId) -> Result<u64> {
+        self.copy_to(id, None, &mut std::io::sink())
+    }
+
+    /// Every object id present in the cache, and paths under `objects/` that are not objects.
+    pub fn list(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
+        let objects = self.root.join("objects");
+        if !objects.is_dir() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut dirs = Vec::new();
+        for entry in fs::read_dir(&objects)? {
+            dirs.push(entry?.path());
+        }
+        let found: Vec<Result<(Vec<ObjectId>, Vec<PathBuf>)>> = dirs
+            .par_iter()
+            .map(|dir| {
+                let mut ids = Vec::new();
+                let mut strays = Vec::new();
+                let prefix = dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
+                if !dir.is_dir() || prefix.len() != 2 {
+                    strays.push(dir.clone());
+                    return Ok((ids, strays));
+                }
+                for entry in fs::read_dir(dir)? {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    match name.to_str().and_then(|n| format!("{prefix}{n}").parse().ok()) {
+                        Some(id) => ids.push(id),
+                        None => strays.push(entry.path()),
+                    }
+                }
+                Ok((ids, strays))
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let mut strays = Vec::new();
+        for r in found {
+            let (i, s) = r?;
+            ids.extend(i);
+            strays.extend(s);
+        }
+        ids.sort();
+        strays.sort();
+        Ok((ids, strays))
+    }
+}
+
+fn detect(head: &[u8]) -> Option<Encoding> {
+    if head.starts_with(&ZSTD_MAGIC) {
+        Some(Encoding::Zstd)
+    } else if head.starts_with(RAW_HEADER) {
+        Some(Encoding::Raw)
+    } else {
+        None
+    }
+}
+
+fn corrupt(id: &ObjectId, for_path: Option<&str>, reason: &str) -> CacheError {
+    CacheError::Corrupt {
+        id: *id,
+        path: for_path.map(str::to_string),
+        reason: reason.to_string(),
+    }
+}
+
+fn decompress_all(stored: &[u8]) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(len)) if len <= SMALL_OBJECT => DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            let d = slot.as_mut().ok_or_else(|| std::io::Error::other("no decompressor"))?;
+            let out = d.decompress(stored, len as usize)?;
+            if out.len() as u64 != len {
+                return Err(std::io::Error::other("frame is shorter than it says"));
+            }
+            Ok(out)
+        }),
+        _ => {
+            let mut out = Vec::new();
+            zstd::stream::read::Decoder::new(stored)?.read_to_end(&mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Whether two metadata snapshots of one file show the same content version.
+pub fn same_content_stamp(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.len() == b.len() && a.mtime() == b.mtime() && a.mtime_nsec() == b.mtime_nsec() && a.ino() == b.ino()
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    fn cache() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"), 1);
+        (dir, cache)
+    }
+
+    #[test]
+    fn compressible_and_incompressible_round_trip() {
+        let (_d, cache) = cache();
+        let text = "timestamp,sensor,value\n".repeat(1000).into_bytes();
+        let s = cache.put_bytes(&text).unwrap();
+        assert!(s.written > 0 && s.written < text.len() as u64 / 5);
+        assert_eq!(cache.encoding(&s.id).unwrap(), Encoding::Zstd);
+        assert_eq!(cache.read(&s.id, None).unwrap(), text);
+
+        let mut noise = vec![0u8; 100_000];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let s = cache.put_bytes(&noise).unwrap();
+        assert_eq!(cache.encoding(&s.id).unwrap(), Encoding::Raw);
+        let mut out = Vec::new();
+        cache.copy_to(&s.id, None, &mut out).unwrap();
+        assert_eq!(out, noise);
+        assert_eq!(cache.put_bytes(&noise).unwrap().written, 0, "second put writes nothing");
+    }
+
+    #[test]
+    fn corrupt_object_is_detected() {
+        let (_d, cache) = cache();
+        let s = cache
+            .put_bytes(b"some bytes that are long enough to matter, some bytes")
+            .unwrap();
+        let p = cache.object_path(&s.id);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+        assert!(matches!(
+            cache.verify(&s.id),
+            Err(crate::Error::Cache(CacheError::Corrupt { .. }))
+        ));
+        assert!(matches!(
+            cache.read(&s.id, None),
+            Err(crate::Error::Cache(CacheError::Corrupt { .. }))
+        ));
+    }
+}

@@ -1,0 +1,296 @@
+//! Errors: one enum per area, wrapped by [`Error`].
+//!
+//! Every variant carries the path, object id or name it concerns, so that a
+//! message read on its own says what failed and where.
+
+use std::path::PathBuf;
+
+use crate::object::ObjectId;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Any error the library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Finding, creating, configuring or locking a repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// Reading or writing the object cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A pointer file or manifest is malformed or unsafe.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A path given by the user or found in the workspace is not acceptable.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// The workspace could not be made to match the pointer files.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// A filesystem operation failed; the message names the path (via `fs_err`).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// What the user can do about this error, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Repo(RepoError::NotInitialized { .. }) => {
+                Some("run `dvt init` at the root of your git work tree".into())
+            }
+            Error::Repo(RepoError::NotGit { .. }) => {
+                Some("run `git init` first, or `dvt init --no-scm` to use dvt without git".into())
+            }
+            Error::Repo(RepoError::NotGitRoot { root, .. }) => Some(format!(
+                "run `dvt init` in `{}`, or pass `--subdir` to keep a separate dvt repo here",
+                root.display()
+            )),
+            Error::Repo(RepoError::Locked { .. }) => Some(
+                "wait for that command to finish and run this one again; the lock is released \
+                 as soon as the process exits"
+                    .into(),
+            ),
+            Error::Cache(CacheError::Missing { .. }) => {
+                Some("the data is not in the cache: fetch it from a remote, or `dvt add` it again".into())
+            }
+            Error::Cache(CacheError::Corrupt { .. }) => Some(
+                "run `dvt fsck` to find every damaged object; delete them and fetch or add the \
+                 data again"
+                    .into(),
+            ),
+            Error::Format(FormatError::UnsupportedVersion { .. }) => {
+                Some("this file was written by a newer dvt: upgrade dvt".into())
+            }
+            Error::Workspace(WorkspaceError::Conflicts { .. }) => {
+                Some("commit or move your changes away, or run again with `--force` to discard them".into())
+            }
+            Error::Path(PathError::InsideTracked { tracked, .. }) => Some(format!(
+                "`{}` is tracked as a whole: run `dvt add {}` to record changes inside it",
+                tracked, tracked
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Errors about the repository itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No `.dvt` directory in the current directory or any parent.
+    #[error("not a dvt repository (or any parent up to `/`): `{}`", start.display())]
+    NotInitialized {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// `dvt init` ran twice.
+    #[error("`{}` is already a dvt repository", root.display())]
+    AlreadyInitialized {
+        /// The repository root.
+        root: PathBuf,
+    },
+    /// `dvt init` outside a git work tree.
+    #[error("`{}` is not inside a git work tree", path.display())]
+    NotGit {
+        /// The directory given to init.
+        path: PathBuf,
+    },
+    /// `dvt init` in a subdirectory of a git work tree.
+    #[error("`{}` is not the root of its git work tree", path.display())]
+    NotGitRoot {
+        /// The directory given to init.
+        path: PathBuf,
+        /// The git work tree's root.
+        root: PathBuf,
+    },
+    /// Opening the git repository failed.
+    #[error("cannot read the git repository at `{}`", path.display())]
+    Git {
+        /// The directory given to init.
+        path: PathBuf,
+        /// What gix reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The config file does not parse.
+    #[error("invalid config file `{}`: {message}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Another process holds the repository lock.
+    #[error("the repository is locked by another dvt process ({holder}); lock file `{}`", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it.
+        holder: String,
+    },
+}
+
+/// Errors about the object cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// An object is not in the cache.
+    #[error("object {id} is not in the cache{}", for_path(path))]
+    Missing {
+        /// The missing object.
+        id: ObjectId,
+        /// The workspace path that needed it, if known.
+        path: Option<String>,
+    },
+    /// An object's bytes do not hash to its id, or it cannot be decoded.
+    #[error("object {id} in the cache is corrupt{}: {reason}", for_path(path))]
+    Corrupt {
+        /// The damaged object.
+        id: ObjectId,
+        /// The workspace path that needed it, if known.
+        path: Option<String>,
+        /// What was found wrong.
+        reason: String,
+    },
+    /// A file changed while it was being read into the cache.
+    #[error("`{}` changed while it was being read; nothing was recorded for it", path.display())]
+    ChangedWhileReading {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn for_path(path: &Option<String>) -> String {
+    match path {
+        Some(p) => format!(" (needed for `{p}`)"),
+        None => String::new(),
+    }
+}
+
+/// Errors about pointer files and manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// A pointer file is not valid.
+    #[error("invalid pointer file `{}`: {message}", path.display())]
+    Pointer {
+        /// The pointer file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A directory manifest is not valid.
+    #[error("invalid directory manifest {id}: {message}")]
+    Manifest {
+        /// The manifest object.
+        id: ObjectId,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file was written by a newer format version.
+    #[error("`{}` has format version {found}; this dvt reads version {supported}", path.display())]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+        /// The version we support.
+        supported: u32,
+    },
+}
+
+/// Errors about a path the user named or a path found in the workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// The path does not exist.
+    #[error("`{}` does not exist", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The path is outside the repository.
+    #[error("`{}` is outside the repository `{}`", path.display(), root.display())]
+    OutsideRepo {
+        /// The path as given.
+        path: PathBuf,
+        /// The repository root.
+        root: PathBuf,
+    },
+    /// The path is inside `.dvt` or `.git`, or is the repository root.
+    #[error("`{}` cannot be tracked: {reason}", path.display())]
+    Reserved {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The path is inside a directory that is already tracked.
+    #[error("`{path}` is inside the tracked directory `{tracked}`")]
+    InsideTracked {
+        /// The path, relative to the repository root.
+        path: String,
+        /// The tracked directory, relative to the repository root.
+        tracked: String,
+    },
+    /// A path contains `..`, is absolute, or is otherwise not a plain relative path.
+    #[error("unsafe path `{path}` in `{}`: {reason}", source_file.display())]
+    Unsafe {
+        /// The offending path as written.
+        path: String,
+        /// The file (pointer, manifest) it came from.
+        source_file: PathBuf,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// A path resolves through a symbolic link.
+    #[error("`{}` goes through the symbolic link `{}`; dvt does not follow links in tracked paths", path.display(), link.display())]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+        /// The link on the way.
+        link: PathBuf,
+    },
+    /// A file name is not valid UTF-8.
+    #[error("`{}`: file names must be valid UTF-8", path.display())]
+    NotUtf8 {
+        /// The path, lossily shown.
+        path: PathBuf,
+    },
+    /// Not a regular file or directory (socket, fifo, device).
+    #[error("`{}` is not a regular file or directory", path.display())]
+    Special {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A target names nothing that dvt tracks.
+    #[error("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")]
+    NotTracked {
+        /// The target as given.
+        target: String,
+    },
+}
+
+/// Errors while making the workspace match the pointers.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// Files whose content differs from the pointers would be overwritten or deleted.
+    #[error("checkout would overwrite or delete {} file(s) with changes not recorded in a pointer:\n{}", paths.len(), list(paths))]
+    Conflicts {
+        /// The affected paths, relative to the repository root.
+        paths: Vec<String>,
+    },
+    /// Some paths could not be restored; the others were.
+    #[error("{} path(s) could not be checked out:\n{}", failures.len(), failures.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
+    Incomplete {
+        /// One message per failed path.
+        failures: Vec<String>,
+    },
+}
+
+fn list(paths: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = paths.iter().take(SHOWN).map(|p| format!("  {p}")).collect();
+    if paths.len() > SHOWN {
+        out.push(format!("  … and {} more", paths.len() - SHOWN));
+    }
+    out.join("\n")
+}

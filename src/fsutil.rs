@@ -1,0 +1,77 @@
+//! Small filesystem helpers: atomic replace, temporary names, flushing to disk.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fs_err as fs;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name for a temporary file next to `path`, unique within this process and
+/// recognisable (`.NAME.dvt-tmp-PID-N`) so that a leftover can be identified.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.dvt-tmp-{}-{n}", std::process::id()))
+}
+
+/// A unique temporary file name inside `dir`.
+pub fn temp_in(dir: &Path, prefix: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{prefix}-{}-{n}", std::process::id()))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it is written,
+/// flushed to disk and renamed over it. A crash leaves either the old or the new file.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Flushes every written page of the filesystem holding `path` to disk.
+///
+/// Objects are written without a flush each (that would cost a disk round trip
+/// per file); one `syncfs` before a pointer file is written makes sure that a
+/// pointer never names objects that a power cut could lose.
+#[allow(unsafe_code)]
+pub fn sync_filesystem(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = fs::File::open(path)?;
+    // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("failed to flush `{}` to disk: {e}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
+pub fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,240 @@
+//! `dvt add`: store files and directories in the cache and write their pointers.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use fs_err as fs;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{PathError, Result};
+use crate::manifest::{Entry, Manifest};
+use crate::object::ObjectId;
+use crate::pointer::{Kind, Pointer, is_pointer_path, pointer_path_for};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::workspace::{Counters, Identify, identify_file, scan_dir};
+
+/// What to add.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// Paths to add, relative to `cwd` or absolute.
+    pub paths: Vec<PathBuf>,
+    /// The directory relative paths start from.
+    pub cwd: PathBuf,
+}
+
+/// What `add` did, per path.
+#[derive(Debug, Serialize)]
+pub struct AddReport {
+    /// One entry per added path, in the order given.
+    pub added: Vec<Added>,
+    /// Files read and hashed, over all paths (0 when nothing changed).
+    pub hashed_files: u64,
+    /// Bytes read and hashed.
+    pub hashed_bytes: u64,
+    /// Bytes newly written to the cache.
+    pub written_bytes: u64,
+}
+
+/// One added path.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    /// The data path, repo-relative.
+    pub path: String,
+    /// The pointer file written, repo-relative.
+    pub pointer: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// Content or manifest id.
+    pub id: ObjectId,
+    /// Total bytes.
+    pub size: u64,
+    /// Number of files, for directories.
+    pub files: Option<u64>,
+    /// Whether the pointer already said exactly this.
+    pub unchanged: bool,
+    /// The `.gitignore` that lists the data path, repo-relative.
+    pub gitignore: String,
+}
+
+struct Target {
+    abs: PathBuf,
+    rel: String,
+    is_dir: bool,
+}
+
+/// Adds `opts.paths` to the cache and writes a pointer file for each.
+///
+/// Every path is checked before anything is written; then content is stored,
+/// flushed to disk (`cache.fsync`), and only then are pointers and `.gitignore`
+/// entries written, each atomically.
+pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<AddReport> {
+    let targets = opts
+        .paths
+        .iter()
+        .map(|p| check_target(repo, &opts.cwd, p))
+        .collect::<Result<Vec<_>>>()?;
+    let _lock = repo.lock(&format!(
+        "dvt add {}",
+        targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
+    ))?;
+    let stat = repo.stat_cache();
+    let counters = Counters::default();
+    let mut results = Vec::new();
+    for t in &targets {
+        let pointer = if t.is_dir {
+            add_dir(repo, t, &stat, &counters, progress)?
+        } else {
+            let meta = fs::symlink_metadata(&t.abs)?;
+            let id = identify_file(
+                &t.rel,
+                &t.abs,
+                &meta,
+                &stat,
+                Identify::Store(repo.cache()),
+                &counters,
+                SystemTime::now(),
+            )?;
+            Pointer::file(file_name(&t.rel).to_string(), id, meta.len())
+        };
+        results.push(pointer);
+    }
+    if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {
+        crate::fsutil::sync_filesystem(repo.cache().root())?;
+    }
+    let mut added = Vec::new();
+    for (t, pointer) in targets.iter().zip(results) {
+        let pointer_file = pointer_path_for(&t.abs);
+        let unchanged = Pointer::load(&pointer_file).ok().as_ref() == Some(&pointer);
+        if !unchanged {
+            pointer.save(&pointer_file)?;
+        }
+        let dir = t.abs.parent().unwrap_or(repo.root());
+        crate::gitignore::add(dir, file_name(&t.rel))?;
+        let parent_rel = t.rel.rfind('/').map(|i| &t.rel[..=i]).unwrap_or("");
+        added.push(Added {
+            path: t.rel.clone(),
+            pointer: format!("{}.dvt", t.rel),
+            kind: pointer.kind,
+            id: pointer.id,
+            size: pointer.size,
+            files: pointer.files,
+            unchanged,
+            gitignore: format!("{parent_rel}.gitignore"),
+        });
+    }
+    // The stat cache only saves work; failing to write it is not an error.
+    let _ = stat.save();
+    Ok(AddReport {
+        added,
+        hashed_files: counters.hashed_files.into_inner(),
+        hashed_bytes: counters.hashed_bytes.into_inner(),
+        written_bytes: counters.written_bytes.into_inner(),
+    })
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
+    let (abs, rel) = repo.resolve(cwd, arg)?;
+    repo.check_trackable(&rel)?;
+    if is_pointer_path(&abs) {
+        return Err(PathError::Reserved {
+            path: arg.to_path_buf(),
+            reason: "it is a pointer file; add the data path it names instead",
+        }
+        .into());
+    }
+    let meta = match fs::symlink_metadata(&abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PathError::NotFound {
+                path: arg.to_path_buf(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return Err(PathError::Symlink {
+            path: abs.clone(),
+            link: abs,
+        }
+        .into());
+    }
+    if !ft.is_file() && !ft.is_dir() {
+        return Err(PathError::Special { path: abs }.into());
+    }
+    // Refuse a path below a tracked directory: its pointer owns it.
+    let mut cut = rel.len();
+    while let Some(i) = rel[..cut].rfind('/') {
+        let ancestor = &rel[..i];
+        if pointer_path_for(&repo.root().join(ancestor)).is_file() {
+            return Err(PathError::InsideTracked {
+                path: rel.clone(),
+                tracked: ancestor.to_string(),
+            }
+            .into());
+        }
+        cut = i;
+    }
+    Ok(Target {
+        abs,
+        rel,
+        is_dir: ft.is_dir(),
+    })
+}
+
+fn add_dir(
+    repo: &Repo,
+    t: &Target,
+    stat: &crate::statcache::StatCache,
+    counters: &Counters,
+    progress: &dyn Progress,
+) -> Result<Pointer> {
+    let started = SystemTime::now();
+    let scan = scan_dir(&t.abs)?;
+    let total: u64 = scan.files.iter().map(|f| f.meta.len()).sum();
+    progress.start(&format!("adding {}", t.rel), total, true);
+    let entries = scan
+        .files
+        .par_iter()
+        .map(|f| {
+            let key = format!("{}/{}", t.rel, f.rel);
+            let id = identify_file(
+                &key,
+                &t.abs.join(&f.rel),
+                &f.meta,
+                stat,
+                Identify::Store(repo.cache()),
+                counters,
+                started,
+            )?;
+            progress.inc(f.meta.len());
+            Ok(Entry {
+                path: f.rel.clone(),
+                id,
+                size: f.meta.len(),
+                executable: f.executable(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    progress.finish();
+    let seen: HashSet<String> = scan.files.iter().map(|f| format!("{}/{}", t.rel, f.rel)).collect();
+    stat.retain_under(&t.rel, |k| seen.contains(k));
+    let manifest = Manifest::new(entries, scan.empty_dirs);
+    let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
+    counters.written_bytes.fetch_add(stored.written, Ordering::Relaxed);
+    Ok(Pointer::dir(
+        file_name(&t.rel).to_string(),
+        stored.id,
+        manifest.total_size(),
+        manifest.files.len() as u64,
+    ))
+}

@@ -1,0 +1,311 @@
+//! `dvt checkout`: make the workspace match the pointer files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cache::SMALL_OBJECT;
+use crate::error::{Result, WorkspaceError};
+use crate::fsutil::temp_in;
+use crate::manifest::Manifest;
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::statcache::{Stamp, StatCache};
+use crate::workspace::{Changes, Counters, Tracked, WorkState, compare, display_path, resolve_targets};
+
+/// What to check out.
+#[derive(Debug, Clone)]
+pub struct CheckoutOptions {
+    /// Data paths or pointer files; empty means every pointer.
+    pub targets: Vec<PathBuf>,
+    /// The directory relative targets start from.
+    pub cwd: PathBuf,
+    /// Overwrite or delete files whose changes no pointer records.
+    pub force: bool,
+}
+
+/// What checkout did.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckoutReport {
+    /// Files written from the cache, repo-relative.
+    pub restored: Vec<String>,
+    /// Files deleted (only with `force`), repo-relative.
+    pub deleted: Vec<String>,
+    /// Files whose executable bit was corrected.
+    pub mode_fixed: Vec<String>,
+    /// Pointers whose data already matched.
+    pub unchanged: Vec<String>,
+    /// Bytes written to the workspace.
+    pub bytes: u64,
+}
+
+struct Plan {
+    tracked: Tracked,
+    manifest: Option<Manifest>,
+    state: WorkState,
+}
+
+/// Restores the targeted data from the cache, verifying every object as it is
+/// read. Nothing is written if a file with unrecorded changes would be lost
+/// (unless `force`); a file is replaced only once its new content is complete
+/// and verified.
+pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
+    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    // Read every pointer first: a malformed one stops us before anything is written.
+    let tracked = pointers
+        .iter()
+        .map(|p| Tracked::load(repo, p))
+        .collect::<Result<Vec<_>>>()?;
+    let _lock = repo.lock("dvt checkout")?;
+    let stat = repo.stat_cache();
+    let counters = Counters::default();
+    let mut plans = Vec::new();
+    let mut failures = Vec::new();
+    let mut conflicts = Vec::new();
+    for t in tracked {
+        let manifest = match t.pointer.kind {
+            Kind::Dir => match t.manifest(repo.cache()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    failures.push(crate::error_chain(&e));
+                    continue;
+                }
+            },
+            Kind::File => None,
+        };
+        let state = compare(&stat, &t, manifest.as_ref(), &counters, progress)?;
+        if let WorkState::Present(c) = &state {
+            conflicts.extend(c.added.iter().chain(&c.modified).map(|p| display_path(&t.data_rel, p)));
+        }
+        plans.push(Plan {
+            tracked: t,
+            manifest,
+            state,
+        });
+    }
+    if !conflicts.is_empty() && !opts.force {
+        return Err(WorkspaceError::Conflicts { paths: conflicts }.into());
+    }
+    let tmp = repo.tmp_dir()?.join("checkout");
+    fs::create_dir_all(&tmp)?;
+    let mut report = CheckoutReport::default();
+    for plan in plans {
+        if let Err(e) = apply(repo, &stat, &tmp, &plan, &mut report, &mut failures, progress) {
+            failures.push(crate::error_chain(&e));
+        }
+    }
+    let _ = stat.save();
+    if !failures.is_empty() {
+        return Err(WorkspaceError::Incomplete { failures }.into());
+    }
+    Ok(report)
+}
+
+/// One file to write.
+struct Job<'a> {
+    inner: &'a str,
+    id: ObjectId,
+    size: u64,
+    executable: bool,
+}
+
+fn apply(
+    repo: &Repo,
+    stat: &StatCache,
+    tmp: &Path,
+    plan: &Plan,
+    report: &mut CheckoutReport,
+    failures: &mut Vec<String>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let t = &plan.tracked;
+    repo.check_no_symlink_parents(&t.data_rel)?;
+    let changes = match &plan.state {
+        WorkState::Missing => None,
+        WorkState::Present(c) if c.is_empty() => {
+            report.unchanged.push(t.data_rel.clone());
+            return Ok(());
+        }
+        WorkState::Present(c) => Some(c),
+    };
+    let Some(manifest) = &plan.manifest else {
+        // A tracked file: replace it whole.
+        if fs::symlink_metadata(&t.data_abs).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&t.data_abs)?;
+        }
+        let job = Job {
+            inner: "",
+            id: t.pointer.id,
+            size: t.pointer.size,
+            executable: false,
+        };
+        restore(repo, stat, tmp, t, &job, None)?;
+        report.restored.push(t.data_rel.clone());
+        report.bytes += t.pointer.size;
+        return Ok(());
+    };
+    let empty = Changes::default();
+    let changes = changes.unwrap_or(&empty);
+    if plan_is_not_a_dir(&t.data_abs) {
+        fs::remove_file(&t.data_abs)?;
+        report.deleted.push(t.data_rel.clone());
+    }
+    fs::create_dir_all(&t.data_abs)?;
+    // Unrecorded files go first (only reached with --force), deepest first.
+    let mut extra: Vec<&String> = changes.added.iter().filter(|p| !p.is_empty()).collect();
+    extra.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for p in extra {
+        let abs = t.data_abs.join(p.trim_end_matches('/'));
+        let res = if p.ends_with('/') {
+            fs::remove_dir(&abs)
+        } else {
+            fs::remove_file(&abs)
+        };
+        res?;
+        prune_empty_parents(&t.data_abs, &abs);
+        report.deleted.push(display_path(&t.data_rel, p));
+    }
+    let todo: std::collections::HashSet<&str> = changes
+        .deleted
+        .iter()
+        .chain(&changes.modified)
+        .map(String::as_str)
+        .collect();
+    let jobs: Vec<Job> = manifest
+        .files
+        .iter()
+        .filter(|e| plan_needs(&plan.state, &todo, &e.path))
+        .map(|e| Job {
+            inner: &e.path,
+            id: e.id,
+            size: e.size,
+            executable: e.executable,
+        })
+        .collect();
+    for d in &manifest.empty_dirs {
+        fs::create_dir_all(t.data_abs.join(d))?;
+    }
+    for p in &changes.mode_changed {
+        let abs = t.data_abs.join(p);
+        let exec = manifest.files.iter().any(|e| &e.path == p && e.executable);
+        set_executable(&abs, exec)?;
+        report.mode_fixed.push(display_path(&t.data_rel, p));
+    }
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    progress.start(&format!("checking out {}", t.data_rel), total, true);
+    let results: Vec<(String, u64, Result<()>)> = jobs
+        .par_iter()
+        .map(|j| {
+            let r = restore(repo, stat, tmp, t, j, Some(j.inner));
+            progress.inc(j.size);
+            (display_path(&t.data_rel, j.inner), j.size, r)
+        })
+        .collect();
+    progress.finish();
+    for (path, size, r) in results {
+        match r {
+            Ok(()) => {
+                report.restored.push(path);
+                report.bytes += size;
+            }
+            Err(e) => failures.push(crate::error_chain(&e)),
+        }
+    }
+    Ok(())
+}
+
+fn plan_is_not_a_dir(abs: &Path) -> bool {
+    fs::symlink_metadata(abs).is_ok_and(|m| !m.is_dir())
+}
+
+fn plan_needs(state: &WorkState, todo: &std::collections::HashSet<&str>, path: &str) -> bool {
+    matches!(state, WorkState::Missing) || todo.contains(path)
+}
+
+fn prune_empty_parents(top: &Path, removed: &Path) {
+    let mut dir = removed.parent();
+    while let Some(d) = dir {
+        if d == top || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Writes one object to its workspace path through a temporary file, verified.
+fn restore(repo: &Repo, stat: &StatCache, tmp: &Path, t: &Tracked, job: &Job, inner: Option<&str>) -> Result<()> {
+    let dest = match inner {
+        Some(p) => t.data_abs.join(p),
+        None => t.data_abs.clone(),
+    };
+    let shown = display_path(&t.data_rel, job.inner);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let tmp_file = temp_in(tmp, "co");
+    let result = (|| -> Result<()> {
+        let mut f = fs::File::create(&tmp_file)?;
+        if job.size <= SMALL_OBJECT {
+            let data = repo.cache().read(&job.id, Some(&shown))?;
+            std::io::Write::write_all(&mut f, &data)?;
+        } else {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            repo.cache().copy_to(&job.id, Some(&shown), &mut w)?;
+            f = w.into_inner().map_err(|e| e.into_error())?;
+        }
+        if job.executable {
+            let mut perm = f.metadata()?.permissions();
+            perm.set_mode(perm.mode() | ((perm.mode() & 0o444) >> 2));
+            f.set_permissions(perm)?;
+        }
+        drop(f);
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir(&dest)?;
+        }
+        rename_into(&tmp_file, &dest)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp_file);
+        return result;
+    }
+    // We wrote these bytes and verified them: record them for status.
+    let key = match inner {
+        Some(p) => format!("{}/{p}", t.data_rel),
+        None => t.data_rel.clone(),
+    };
+    if let Ok(meta) = fs::symlink_metadata(&dest) {
+        stat.put(&key, Stamp::of(&meta), job.id);
+    }
+    Ok(())
+}
+
+/// Renames across directories; falls back to a temporary sibling if `.dvt/tmp`
+/// is on another filesystem.
+fn rename_into(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+    match fs::rename(tmp, dest) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let sibling = crate::fsutil::temp_sibling(dest);
+            fs::copy(tmp, &sibling)?;
+            fs::remove_file(tmp)?;
+            fs::rename(&sibling, dest)
+        }
+        r => r,
+    }
+}
+
+fn set_executable(abs: &Path, exec: bool) -> std::io::Result<()> {
+    let mut perm = fs::metadata(abs)?.permissions();
+    let mode = perm.mode();
+    perm.set_mode(if exec {
+        mode | ((mode & 0o444) >> 2)
+    } else {
+        mode & !0o111
+    });
+    fs::set_permissions(abs, perm)
+}

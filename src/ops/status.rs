@@ -1,0 +1,154 @@
+//! `dvt status`: how the workspace and the cache compare with the pointers.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::workspace::{Counters, Tracked, WorkState, compare, display_path, missing_objects, resolve_targets};
+
+/// What to look at.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    /// Data paths or pointer files; empty means every pointer.
+    pub targets: Vec<PathBuf>,
+    /// The directory relative targets start from.
+    pub cwd: PathBuf,
+}
+
+/// The state of every pointer looked at.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// One entry per pointer, sorted by pointer path.
+    pub pointers: Vec<PointerStatus>,
+    /// Files read and hashed to decide (0 when the stat cache knew them all).
+    pub hashed_files: u64,
+}
+
+impl StatusReport {
+    /// Whether every pointer matches the workspace and has its objects cached.
+    pub fn is_clean(&self) -> bool {
+        self.pointers
+            .iter()
+            .all(|p| p.workspace == Workspace::Unchanged && p.missing_from_cache.is_empty() && p.error.is_none())
+    }
+}
+
+/// How a tracked path's workspace side compares with its pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workspace {
+    /// Matches the pointer.
+    Unchanged,
+    /// Differs from the pointer.
+    Modified,
+    /// The data path does not exist.
+    Missing,
+    /// Could not be determined (see `error` or `missing_from_cache`).
+    Unknown,
+}
+
+/// The state of one pointer.
+#[derive(Debug, Serialize)]
+pub struct PointerStatus {
+    /// The pointer file, repo-relative.
+    pub pointer: String,
+    /// The data path, repo-relative (empty if the pointer could not be read).
+    pub path: String,
+    /// File or directory.
+    pub kind: Option<Kind>,
+    /// The workspace's state.
+    pub workspace: Workspace,
+    /// Paths (repo-relative) present but not recorded.
+    pub added: Vec<String>,
+    /// Paths whose content differs.
+    pub modified: Vec<String>,
+    /// Recorded paths that are gone.
+    pub deleted: Vec<String>,
+    /// Paths whose executable bit differs.
+    pub mode_changed: Vec<String>,
+    /// Objects the pointer needs that the cache lacks.
+    pub missing_from_cache: Vec<ObjectId>,
+    /// Why the pointer could not be checked, if it could not.
+    pub error: Option<String>,
+}
+
+/// Compares every targeted pointer with the workspace and the cache. Unchanged
+/// files cost one `stat` each: their ids come from the stat cache.
+pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Result<StatusReport> {
+    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    let stat = repo.stat_cache();
+    let counters = Counters::default();
+    let mut out = Vec::new();
+    for file in pointers {
+        let pointer_rel = crate::workspace::rel_str(repo.root(), &file)?;
+        let mut st = PointerStatus {
+            pointer: pointer_rel,
+            path: String::new(),
+            kind: None,
+            workspace: Workspace::Unknown,
+            added: vec![],
+            modified: vec![],
+            deleted: vec![],
+            mode_changed: vec![],
+            missing_from_cache: vec![],
+            error: None,
+        };
+        if let Err(e) = check_one(repo, &stat, &counters, progress, &file, &mut st) {
+            st.error = Some(crate::error_chain(&e));
+        }
+        out.push(st);
+    }
+    let _ = stat.save();
+    Ok(StatusReport {
+        pointers: out,
+        hashed_files: counters.hashed_files.into_inner(),
+    })
+}
+
+fn check_one(
+    repo: &Repo,
+    stat: &crate::statcache::StatCache,
+    counters: &Counters,
+    progress: &dyn Progress,
+    file: &std::path::Path,
+    st: &mut PointerStatus,
+) -> Result<()> {
+    let tracked = Tracked::load(repo, file)?;
+    st.path = tracked.data_rel.clone();
+    st.kind = Some(tracked.pointer.kind);
+    let manifest = match tracked.pointer.kind {
+        Kind::Dir if repo.cache().contains(&tracked.pointer.id) => Some(tracked.manifest(repo.cache())?),
+        _ => None,
+    };
+    st.missing_from_cache = missing_objects(repo.cache(), &tracked, manifest.as_ref());
+    if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
+        // Without the manifest, only presence can be told.
+        st.workspace = if tracked.data_abs.exists() {
+            Workspace::Unknown
+        } else {
+            Workspace::Missing
+        };
+        return Ok(());
+    }
+    match compare(stat, &tracked, manifest.as_ref(), counters, progress)? {
+        WorkState::Missing => st.workspace = Workspace::Missing,
+        WorkState::Present(c) => {
+            let full = |v: Vec<String>| v.into_iter().map(|p| display_path(&tracked.data_rel, &p)).collect();
+            st.workspace = if c.is_empty() {
+                Workspace::Unchanged
+            } else {
+                Workspace::Modified
+            };
+            st.added = full(c.added);
+            st.modified = full(c.modified);
+            st.deleted = full(c.deleted);
+            st.mode_changed = full(c.mode_changed);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Pointer files (`<path>.dvt`): what a tracked path's content is, in TOML.
+//!
+//! ```toml
+//! version = 1
+//! path = "raw"
+//! kind = "dir"
+//! id = "5b1c…"   # 64 hex digits
+//! size = 1048576
+//! files = 300
+//! ```
+//!
+//! Keys are always written in this order. `path` is relative to the pointer's
+//! directory; it is untrusted input and is validated by [`Pointer::parse`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FormatError, Result};
+use crate::object::ObjectId;
+
+/// The pointer format version this dvt writes and reads.
+pub const POINTER_VERSION: u32 = 1;
+/// The extension of pointer files.
+pub const POINTER_EXT: &str = "dvt";
+
+/// What a pointer tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// One file; the id is its content's.
+    File,
+    /// A directory; the id is its manifest's.
+    Dir,
+}
+
+/// A parsed, validated pointer file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pointer {
+    /// Format version, [`POINTER_VERSION`].
+    pub version: u32,
+    /// The tracked path, relative to the pointer's directory, `/`-separated.
+    pub path: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// The content id (file) or manifest id (directory).
+    pub id: ObjectId,
+    /// Total bytes of content.
+    pub size: u64,
+    /// Number of files, for directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+}
+
+impl Pointer {
+    /// A pointer to a file.
+    pub fn file(path: String, id: ObjectId, size: u64) -> Self {
+        Pointer {
+            version: POINTER_VERSION,
+            path,
+            kind: Kind::File,
+            id,
+            size,
+            files: None,
+        }
+    }
+
+    /// A pointer to a directory.
+    pub fn dir(path: String, id: ObjectId, size: u64, files: u64) -> Self {
+        Pointer {
+            version: POINTER_VERSION,
+            path,
+            kind: Kind::Dir,
+            id,
+            size,
+            files: Some(files),
+        }
+    }
+
+    /// Parses and validates pointer text read from `file` (named in errors).
+    pub fn parse(text: &str, file: &Path) -> Result<Pointer> {
+        let bad = |message: String| FormatError::Pointer {
+            path: file.to_path_buf(),
+            message,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
+        match table.get("version") {
+            Some(toml::Value::Integer(v)) if *v == i64::from(POINTER_VERSION) => {}
+            Some(toml::Value::Integer(v)) => {
+                return Err(FormatError::UnsupportedVersion {
+                    path: file.to_path_buf(),
+                    found: *v,
+                    supported: POINTER_VERSION,
+                }
+                .into());
+            }
+            Some(_) => return Err(bad("`version` must be an integer".into()).into()),
+            None => return Err(bad("missing `version`".into()).into()),
+        }
+        let p: Pointer = table
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(one_line(&e.to_string())))?;
+        if let Err(reason) = crate::relpath::validate(&p.path) {
+            return Err(crate::error::PathError::Unsafe {
+                path: p.path,
+                source_file: file.to_path_buf(),
+                reason,
+            }
+            .into());
+        }
+        match (p.kind, p.files) {
+            (Kind::Dir, None) => return Err(bad("a `dir` pointer needs `files`".into()).into()),
+            (Kind::File, Some(_)) => {
+                return Err(bad("a `file` pointer has no `files`".into()).into());
+            }
+            _ => {}
+        }
+        Ok(p)
+    }
+
+    /// Reads and validates the pointer file at `file`.
+    pub fn load(file: &Path) -> Result<Pointer> {
+        let text = fs_err::read_to_string(file)?;
+        Self::parse(&text, file)
+    }
+
+    /// The canonical text of this pointer.
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("# dvt pointer file: commit it with git; `dvt checkout` restores the data\n");
+        // Serializing a plain struct of strings and integers cannot fail.
+        out.push_str(&toml::to_string(self).unwrap_or_default());
+        out
+    }
+
+    /// Writes this pointer to `file` atomically.
+    pub fn save(&self, file: &Path) -> Result<()> {
+        crate::fsutil::atomic_write(file, self.to_text().as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The pointer file for a data path: `data/raw` → `data/raw.dvt`.
+pub fn pointer_path_for(data: &Path) -> PathBuf {
+    let mut s = data.as_os_str().to_owned();
+    s.push(".");
+    s.push(POINTER_EXT);
+    PathBuf::from(s)
+}
+
+/// Whether `path` names a pointer file.
+pub fn is_pointer_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == POINTER_EXT)
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> ObjectId {
+        ObjectId::of(b"x")
+    }
+
+    #[test]
+    fn keys_in_fixed_order() {
+        let text = Pointer::dir("raw".into(), id(), 10, 2).to_text();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(" =").next())
+            .collect();
+        assert_eq!(keys, ["version", "path", "kind", "id", "size", "files"]);
+    }
+
+    #[test]
+    fn rejects_escapes_and_newer_versions() {
+        let f = Path::new("x.dvt");
+        let text = |path: &str| Pointer::file(path.into(), id(), 1).to_text();
+        for p in ["../x", "/etc/passwd", "a/../../b", "", "a//b"] {
+            assert!(Pointer::parse(&text(p), f).is_err(), "{p:?} must be rejected");
+        }
+        let newer = text("x").replace("version = 1", "version = 7");
+        assert!(matches!(
+            Pointer::parse(&newer, f),
+            Err(crate::Error::Format(FormatError::UnsupportedVersion { found: 7, .. }))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(path in "[a-zA-Z0-9 _.ä-]{1,20}(/[a-z0-9 é]{1,8}){0,3}", size in 0..i64::MAX as u64, files in proptest::option::of(0..i64::MAX as u64)) {
+            prop_assume!(crate::relpath::validate(&path).is_ok());
+            let p = match files {
+                Some(n) => Pointer::dir(path, id(), size, n),
+                None => Pointer::file(path, id(), size),
+            };
+            prop_assert_eq!(Pointer::parse(&p.to_text(), Path::new("p.dvt")).unwrap(), p);
+        }
+    }
+}

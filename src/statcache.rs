@@ -1,0 +1,246 @@
+//! The stat cache: file stat → content id, so unchanged files are never re-read.
+//!
+//! Stored in `.dvt/tmp/stat-cache` as a small binary file (it is only a cache:
+//! deleting it costs a re-hash, nothing else). An entry is trusted only if size,
+//! mtime, ctime and inode all still match. A file modified in the same clock tick
+//! as it was hashed could keep its stat, so entries for files that changed very
+//! recently ("racy" files, as git calls them) are not recorded by hashing.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::object::ObjectId;
+
+const MAGIC: &[u8; 8] = b"dvtstat1";
+
+/// The parts of a file's metadata that change when its content does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Stamp {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+
+    /// Whether the file last changed long enough before `now` that a later change
+    /// is sure to show in its stamp. Filesystems with whole-second times need
+    /// a wider margin than those with nanosecond times.
+    pub fn settled(&self, now: SystemTime) -> bool {
+        let now_ns = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        let latest = self.mtime.max(self.ctime);
+        let margin: i128 = if latest.1 == 0 { 2_000_000_000 } else { 50_000_000 };
+        (latest.0 as i128) * 1_000_000_000 + latest.1 as i128 + margin < now_ns
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    stamp: Stamp,
+    id: ObjectId,
+}
+
+/// An in-memory stat cache, shared by threads, saved on [`StatCache::save`].
+#[derive(Debug)]
+pub struct StatCache {
+    file: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<String, Record>,
+    dirty: bool,
+}
+
+impl StatCache {
+    /// Loads the stat cache from `file`; a missing or unreadable one is empty.
+    pub fn load(file: &Path) -> Self {
+        let map = fs_err::read(file).ok().and_then(|b| decode(&b)).unwrap_or_default();
+        StatCache {
+            file: file.to_path_buf(),
+            inner: Mutex::new(Inner { map, dirty: false }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The recorded id of the file at `rel` (repo-relative), if its stamp still matches.
+    pub fn get(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
+        let inner = self.lock();
+        inner.map.get(rel).filter(|r| r.stamp == *stamp).map(|r| r.id)
+    }
+
+    /// Records that the file at `rel` with `stamp` has content `id`.
+    pub fn put(&self, rel: &str, stamp: Stamp, id: ObjectId) {
+        let mut inner = self.lock();
+        let record = Record { stamp, id };
+        match inner.map.get(rel) {
+            Some(r) if r.stamp == stamp && r.id == id => {}
+            _ => {
+                inner.map.insert(rel.to_string(), record);
+                inner.dirty = true;
+            }
+        }
+    }
+
+    /// Forgets entries below `prefix` (a repo-relative directory) that `keep` rejects.
+    pub fn retain_under(&self, prefix: &str, keep: impl Fn(&str) -> bool) {
+        let mut inner = self.lock();
+        let before = inner.map.len();
+        let dir = format!("{prefix}/");
+        inner
+            .map
+            .retain(|k, _| !(k == prefix || k.starts_with(&dir)) || keep(k));
+        if inner.map.len() != before {
+            inner.dirty = true;
+        }
+    }
+
+    /// Writes the cache back if anything changed. Failure is not fatal for callers:
+    /// the next run re-hashes.
+    pub fn save(&self) -> std::io::Result<()> {
+        let mut inner = self.lock();
+        if !inner.dirty {
+            return Ok(());
+        }
+        if let Some(dir) = self.file.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        crate::fsutil::atomic_write(&self.file, &encode(&inner.map))?;
+        inner.dirty = false;
+        Ok(())
+    }
+}
+
+fn encode(map: &HashMap<String, Record>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + map.len() * 120);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
+    for (path, r) in map {
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        let s = &r.stamp;
+        for v in [
+            s.size,
+            s.mtime.0 as u64,
+            s.mtime.1 as u64,
+            s.ctime.0 as u64,
+            s.ctime.1 as u64,
+            s.ino,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(r.id.as_bytes());
+    }
+    out
+}
+
+fn decode(b: &[u8]) -> Option<HashMap<String, Record>> {
+    let mut r = Reader { b, pos: 0 };
+    if r.take(8)? != MAGIC {
+        return None;
+    }
+    let n = r.u64()? as usize;
+    let mut map = HashMap::with_capacity(n.min(10_000_000));
+    for _ in 0..n {
+        let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+        let path = std::str::from_utf8(r.take(len)?).ok()?.to_string();
+        let size = r.u64()?;
+        let mtime = (r.u64()? as i64, r.u64()? as i64);
+        let ctime = (r.u64()? as i64, r.u64()? as i64);
+        let ino = r.u64()?;
+        let id = ObjectId::from_bytes(r.take(32)?.try_into().ok()?);
+        map.insert(
+            path,
+            Record {
+                stamp: Stamp {
+                    size,
+                    mtime,
+                    ctime,
+                    ino,
+                },
+                id,
+            },
+        );
+    }
+    Some(map)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("data.csv");
+        std::fs::write(&f, b"a,b\n").unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(&f).unwrap());
+        let file = dir.path().join("tmp/stat-cache");
+        let c = StatCache::load(&file);
+        let id = ObjectId::of(b"a,b\n");
+        c.put("data.csv", stamp, id);
+        c.save().unwrap();
+        let c = StatCache::load(&file);
+        assert_eq!(c.get("data.csv", &stamp), Some(id));
+        std::fs::write(&f, b"a,c\n").unwrap();
+        let changed = Stamp::of(&std::fs::metadata(&f).unwrap());
+        assert_eq!(c.get("data.csv", &changed), None);
+    }
+
+    #[test]
+    fn garbage_file_is_an_empty_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stat-cache");
+        std::fs::write(&file, b"dvtstat1\xff\xff\xff\xff\xff\xff\xff\x7fjunk").unwrap();
+        let c = StatCache::load(&file);
+        assert!(c.lock().map.is_empty());
+    }
+
+    #[test]
+    fn fresh_files_are_not_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"x").unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(&f).unwrap());
+        assert!(!stamp.settled(SystemTime::now()));
+        assert!(stamp.settled(SystemTime::now() + std::time::Duration::from_secs(3)));
+    }
+}
