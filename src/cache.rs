@@ -110,9 +110,19 @@ impl Cache {
     }
 
     fn write_new(&self, id: &ObjectId, parts: &[&[u8]]) -> Result<u64> {
-        let tmp = temp_in(&self.tmp_dir()?, "obj");
+        // The temporary file sits beside its final name: threads writing different
+        // objects then rarely contend for one directory's lock.
+        let dest = self.object_path(id);
+        let dir = dest.parent().unwrap_or(&self.root);
+        let tmp = temp_in(dir, "obj");
         let result = (|| -> Result<u64> {
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = match fs::File::create(&tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir_all(dir)?;
+                    fs::File::create(&tmp)?
+                }
+                r => r?,
+            };
             let mut n = 0;
             for p in parts {
                 f.write_all(p)?;
@@ -315,6 +325,17 @@ impl Cache {
     /// Checks that object `id` decodes and hashes to its id.
     pub fn verify(&self, id: &ObjectId) -> Result<u64> {
         self.copy_to(id, None, &mut std::io::sink())
+    }
+
+    /// The ids among `ids` that the cache lacks. Many ids are answered by listing
+    /// the object directories (256 `readdir`s) rather than one `stat` each.
+    pub fn missing(&self, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        if ids.len() < 4096 {
+            return Ok(ids.par_iter().filter(|id| !self.contains(id)).copied().collect());
+        }
+        let (present, _) = self.list()?;
+        let present: rustc_hash::FxHashSet<ObjectId> = present.into_iter().collect();
+        Ok(ids.iter().filter(|id| !present.contains(id)).copied().collect())
     }
 
     /// Every object id present in the cache, and paths under `objects/` that are not objects.

@@ -8,6 +8,11 @@ use fs_err as fs;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// A name for a temporary file next to `path`, unique within this process and
 /// recognisable (`.NAME.dvt-tmp-PID-N`) so that a leftover can be identified.
 pub fn temp_sibling(path: &Path) -> PathBuf {
@@ -16,13 +21,13 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.dvt-tmp-{}-{n}", std::process::id()))
+    path.with_file_name(format!(".{name}.dvt-tmp-{}-{n}", pid()))
 }
 
-/// A unique temporary file name inside `dir`.
+/// A unique temporary file name inside `dir`, in the same recognisable form.
 pub fn temp_in(dir: &Path, prefix: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{prefix}-{}-{n}", std::process::id()))
+    dir.join(format!(".{prefix}.dvt-tmp-{}-{n}", pid()))
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary file beside it is written,

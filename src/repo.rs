@@ -197,8 +197,17 @@ impl Repo {
                 Ok(RepoLock { _file: file })
             }
             Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder writes who it is just after locking: give it a moment.
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                for _ in 0..20 {
+                    holder.clear();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut holder);
+                    if !holder.trim().is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 if holder.trim().is_empty() {
                     holder = "holder unknown".into();
                 }

@@ -6,7 +6,7 @@
 //! as it was hashed could keep its stat, so entries for files that changed very
 //! recently ("racy" files, as git calls them) are not recorded by hashing.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -161,7 +161,7 @@ fn decode(b: &[u8]) -> Option<HashMap<String, Record>> {
         return None;
     }
     let n = r.u64()? as usize;
-    let mut map = HashMap::with_capacity(n.min(10_000_000));
+    let mut map = HashMap::with_capacity_and_hasher(n.min(10_000_000), Default::default());
     for _ in 0..n {
         let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
         let path = std::str::from_utf8(r.take(len)?).ok()?.to_string();

@@ -1,14 +1,17 @@
 //! The workspace: finding pointers, walking tracked paths, identifying file
 //! content through the stat cache, and comparing it with what pointers record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use fs_err as fs;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -49,84 +52,157 @@ pub struct Scan {
     pub empty_dirs: Vec<String>,
 }
 
-/// Walks the directory `abs`, honouring `.dvtignore` files and skipping `.git`
-/// and `.dvt`. Symbolic links and special files are errors.
-pub fn scan_dir(abs: &Path) -> Result<Scan> {
-    let walker = ignore::WalkBuilder::new(abs)
-        .standard_filters(false)
-        .hidden(false)
-        .parents(true)
-        .follow_links(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
-        .filter_entry(|e| {
-            e.depth() == 0 || {
-                let n = e.file_name();
-                n != ".git" && n != DVT_DIR
+/// Whether `name` is one of dvt's temporary files (never data; left only by a
+/// process that was killed mid-write).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".dvt-tmp-")
+}
+
+/// Walks the directory `abs` inside the repository at `root`, honouring
+/// `.dvtignore` files (in `abs`, below it, and in its parents up to `root`) and
+/// skipping `.git`, `.dvt` and dvt's temporary files. Symbolic links and special
+/// files are errors. Subdirectories are walked in parallel, and every `stat` is
+/// relative to an open directory.
+pub fn scan_dir(root: &Path, abs: &Path) -> Result<Scan> {
+    let mut ignores = Vec::new();
+    if let Ok(rel) = abs.strip_prefix(root) {
+        let mut dir = root.to_path_buf();
+        let mut parts = rel.components().peekable();
+        loop {
+            if let Some(m) = load_ignore(&dir)? {
+                ignores.push(Arc::new(m));
             }
-        })
-        .build_parallel();
-    let found: Mutex<(Vec<Found>, Vec<String>, HashSet<String>)> = Mutex::default();
-    let error: Mutex<Option<crate::Error>> = Mutex::new(None);
-    let visit = |res: std::result::Result<ignore::DirEntry, ignore::Error>| -> Result<()> {
-        let entry = res.map_err(|e| walk_error(e, abs))?;
-        if entry.depth() == 0 {
-            return Ok(());
-        }
-        let path = entry.path();
-        let rel = path
-            .strip_prefix(abs)
-            .ok()
-            .and_then(|p| p.to_str())
-            .ok_or_else(|| PathError::NotUtf8 {
-                path: path.to_path_buf(),
-            })?
-            .to_string();
-        let meta = fs::symlink_metadata(path)?;
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            return Err(PathError::Symlink {
-                path: path.to_path_buf(),
-                link: path.to_path_buf(),
+            match parts.next() {
+                Some(c) if parts.peek().is_some() => dir.push(c),
+                _ => break,
             }
-            .into());
         }
-        if !ft.is_dir() && !ft.is_file() {
-            return Err(PathError::Special {
-                path: path.to_path_buf(),
-            }
-            .into());
-        }
-        let mut guard = found.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, dirs, parents) = &mut *guard;
-        if let Some(i) = rel.rfind('/')
-            && !parents.contains(&rel[..i])
-        {
-            parents.insert(rel[..i].to_string());
-        }
-        if ft.is_dir() {
-            dirs.push(rel);
-        } else {
-            files.push(Found { rel, meta });
-        }
-        Ok(())
-    };
-    walker.run(|| {
-        Box::new(|res| match visit(res) {
-            Ok(()) => ignore::WalkState::Continue,
-            Err(e) => {
-                error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                ignore::WalkState::Quit
-            }
-        })
-    });
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
     }
-    let (mut files, dirs, parents) = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut empty_dirs: Vec<String> = dirs.into_iter().filter(|d| !parents.contains(d)).collect();
-    files.sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
-    empty_dirs.sort_unstable();
-    Ok(Scan { files, empty_dirs })
+    let mut scan = walk(abs, "", &ignores)?;
+    scan.files
+        .sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    scan.empty_dirs.sort_unstable();
+    Ok(scan)
+}
+
+fn load_ignore(dir: &Path) -> Result<Option<Gitignore>> {
+    let file = dir.join(IGNORE_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let mut b = GitignoreBuilder::new(dir);
+    if let Some(e) = b.add(&file) {
+        return Err(bad_ignore(&file, &e));
+    }
+    b.build().map(Some).map_err(|e| bad_ignore(&file, &e))
+}
+
+fn bad_ignore(file: &Path, e: &ignore::Error) -> crate::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("invalid pattern in `{}`: {e}", file.display()),
+    )
+    .into()
+}
+
+fn is_ignored(ignores: &[Arc<Gitignore>], path: &Path, is_dir: bool) -> bool {
+    for m in ignores.iter().rev() {
+        match m.matched(path, is_dir) {
+            ignore::Match::Ignore(_) => return true,
+            ignore::Match::Whitelist(_) => return false,
+            ignore::Match::None => {}
+        }
+    }
+    false
+}
+
+enum Item {
+    File(Found),
+    Dir(PathBuf, String),
+}
+
+fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan> {
+    let mut entries = Vec::new();
+    let mut has_ignore_file = false;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name() == IGNORE_FILE {
+            has_ignore_file = true;
+        }
+        entries.push(e);
+    }
+    let own;
+    let ignores: &[Arc<Gitignore>] = if has_ignore_file {
+        let mut v = parent_ignores.to_vec();
+        if let Some(m) = load_ignore(dir)? {
+            v.push(Arc::new(m));
+        }
+        own = v;
+        &own
+    } else {
+        parent_ignores
+    };
+    let items = entries
+        .par_iter()
+        .map(|e| -> Result<Option<Item>> {
+            let path = e.path();
+            let name = e.file_name();
+            let name = name.to_str().ok_or_else(|| PathError::NotUtf8 { path: path.clone() })?;
+            if name == ".git" || name == DVT_DIR || is_temp_name(name) {
+                return Ok(None);
+            }
+            let meta = e.metadata().map_err(|err| {
+                std::io::Error::new(
+                    err.kind(),
+                    format!("failed to read metadata of `{}`: {err}", path.display()),
+                )
+            })?;
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                return Err(PathError::Symlink {
+                    path: path.clone(),
+                    link: path,
+                }
+                .into());
+            }
+            if !ft.is_dir() && !ft.is_file() {
+                return Err(PathError::Special { path }.into());
+            }
+            if !ignores.is_empty() && is_ignored(ignores, &path, ft.is_dir()) {
+                return Ok(None);
+            }
+            let child = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            Ok(Some(if ft.is_dir() {
+                Item::Dir(path, child)
+            } else {
+                Item::File(Found { rel: child, meta })
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut scan = Scan::default();
+    let mut subdirs = Vec::new();
+    for item in items.into_iter().flatten() {
+        match item {
+            Item::File(f) => scan.files.push(f),
+            Item::Dir(p, r) => subdirs.push((p, r)),
+        }
+    }
+    if scan.files.is_empty() && subdirs.is_empty() && !rel.is_empty() {
+        scan.empty_dirs.push(rel.to_string());
+    }
+    let parts = subdirs
+        .par_iter()
+        .map(|(p, r)| walk(p, r, ignores))
+        .collect::<Result<Vec<_>>>()?;
+    for part in parts {
+        scan.files.extend(part.files);
+        scan.empty_dirs.extend(part.empty_dirs);
+    }
+    Ok(scan)
 }
 
 fn walk_error(e: ignore::Error, abs: &Path) -> crate::Error {
@@ -223,6 +299,8 @@ pub struct Tracked {
     pub data_rel: String,
     /// The parsed pointer.
     pub pointer: Pointer,
+    /// The repository root.
+    pub root: PathBuf,
 }
 
 impl Tracked {
@@ -254,6 +332,7 @@ impl Tracked {
             data_abs: repo.root().join(&data_rel),
             data_rel,
             pointer,
+            root: repo.root().to_path_buf(),
         })
     }
 
@@ -413,8 +492,8 @@ pub fn compare(
         changes.deleted.extend(manifest.files.iter().map(|e| e.path.clone()));
         return Ok(WorkState::Present(changes));
     }
-    let scan = scan_dir(&tracked.data_abs)?;
-    let expected: HashMap<&str, &Entry> = manifest.files.iter().map(|e| (e.path.as_str(), e)).collect();
+    let scan = scan_dir(&tracked.root, &tracked.data_abs)?;
+    let expected: FxHashMap<&str, &Entry> = manifest.files.iter().map(|e| (e.path.as_str(), e)).collect();
     progress.start(
         &format!("checking {}", tracked.data_rel),
         scan.files.len() as u64,
@@ -445,7 +524,7 @@ pub fn compare(
             None => {}
         }
     }
-    let present: HashMap<&str, &Found> = scan.files.iter().map(|f| (f.rel.as_str(), f)).collect();
+    let present: FxHashMap<&str, &Found> = scan.files.iter().map(|f| (f.rel.as_str(), f)).collect();
     for e in &manifest.files {
         match present.get(e.path.as_str()) {
             None => changes.deleted.push(e.path.clone()),
@@ -477,14 +556,14 @@ pub fn compare(
 }
 
 /// The objects a tracked path needs that the cache lacks.
-pub fn missing_objects(cache: &Cache, tracked: &Tracked, manifest: Option<&Manifest>) -> Vec<ObjectId> {
+pub fn missing_objects(cache: &Cache, tracked: &Tracked, manifest: Option<&Manifest>) -> Result<Vec<ObjectId>> {
     let mut ids: Vec<ObjectId> = vec![tracked.pointer.id];
     if let Some(m) = manifest {
         ids.extend(m.files.iter().map(|e| e.id));
     }
     ids.sort_unstable();
     ids.dedup();
-    ids.into_par_iter().filter(|id| !cache.contains(id)).collect()
+    cache.missing(&ids)
 }
 
 /// Joins a tracked path and a path inside it, for messages.

@@ -199,7 +199,7 @@ fn add_dir(
     progress: &dyn Progress,
 ) -> Result<Pointer> {
     let started = SystemTime::now();
-    let scan = scan_dir(&t.abs)?;
+    let scan = scan_dir(repo.root(), &t.abs)?;
     let total: u64 = scan.files.iter().map(|f| f.meta.len()).sum();
     progress.start(&format!("adding {}", t.rel), total, true);
     let entries = scan

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::cache::SMALL_OBJECT;
 use crate::error::{Result, WorkspaceError};
-use crate::fsutil::temp_in;
 use crate::manifest::Manifest;
 use crate::object::ObjectId;
 use crate::pointer::Kind;
@@ -91,11 +90,9 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
     if !conflicts.is_empty() && !opts.force {
         return Err(WorkspaceError::Conflicts { paths: conflicts }.into());
     }
-    let tmp = repo.tmp_dir()?.join("checkout");
-    fs::create_dir_all(&tmp)?;
     let mut report = CheckoutReport::default();
     for plan in plans {
-        if let Err(e) = apply(repo, &stat, &tmp, &plan, &mut report, &mut failures, progress) {
+        if let Err(e) = apply(repo, &stat, &plan, &mut report, &mut failures, progress) {
             failures.push(crate::error_chain(&e));
         }
     }
@@ -117,7 +114,6 @@ struct Job<'a> {
 fn apply(
     repo: &Repo,
     stat: &StatCache,
-    tmp: &Path,
     plan: &Plan,
     report: &mut CheckoutReport,
     failures: &mut Vec<String>,
@@ -144,7 +140,7 @@ fn apply(
             size: t.pointer.size,
             executable: false,
         };
-        restore(repo, stat, tmp, t, &job, None)?;
+        restore(repo, stat, t, &job, None)?;
         report.restored.push(t.data_rel.clone());
         report.bytes += t.pointer.size;
         return Ok(());
@@ -201,7 +197,7 @@ fn apply(
     let results: Vec<(String, u64, Result<()>)> = jobs
         .par_iter()
         .map(|j| {
-            let r = restore(repo, stat, tmp, t, j, Some(j.inner));
+            let r = restore(repo, stat, t, j, Some(j.inner));
             progress.inc(j.size);
             (display_path(&t.data_rel, j.inner), j.size, r)
         })
@@ -238,7 +234,7 @@ fn prune_empty_parents(top: &Path, removed: &Path) {
 }
 
 /// Writes one object to its workspace path through a temporary file, verified.
-fn restore(repo: &Repo, stat: &StatCache, tmp: &Path, t: &Tracked, job: &Job, inner: Option<&str>) -> Result<()> {
+fn restore(repo: &Repo, stat: &StatCache, t: &Tracked, job: &Job, inner: Option<&str>) -> Result<()> {
     let dest = match inner {
         Some(p) => t.data_abs.join(p),
         None => t.data_abs.clone(),
@@ -247,7 +243,8 @@ fn restore(repo: &Repo, stat: &StatCache, tmp: &Path, t: &Tracked, job: &Job, in
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)?;
     }
-    let tmp_file = temp_in(tmp, "co");
+    // Beside its final name, so the rename stays in one directory; scans skip it.
+    let tmp_file = crate::fsutil::temp_sibling(&dest);
     let result = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp_file)?;
         if job.size <= SMALL_OBJECT {
@@ -267,7 +264,7 @@ fn restore(repo: &Repo, stat: &StatCache, tmp: &Path, t: &Tracked, job: &Job, in
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir(&dest)?;
         }
-        rename_into(&tmp_file, &dest)?;
+        fs::rename(&tmp_file, &dest)?;
         Ok(())
     })();
     if result.is_err() {
@@ -283,20 +280,6 @@ fn restore(repo: &Repo, stat: &StatCache, tmp: &Path, t: &Tracked, job: &Job, in
         stat.put(&key, Stamp::of(&meta), job.id);
     }
     Ok(())
-}
-
-/// Renames across directories; falls back to a temporary sibling if `.dvt/tmp`
-/// is on another filesystem.
-fn rename_into(tmp: &Path, dest: &Path) -> std::io::Result<()> {
-    match fs::rename(tmp, dest) {
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let sibling = crate::fsutil::temp_sibling(dest);
-            fs::copy(tmp, &sibling)?;
-            fs::remove_file(tmp)?;
-            fs::rename(&sibling, dest)
-        }
-        r => r,
-    }
 }
 
 fn set_executable(abs: &Path, exec: bool) -> std::io::Result<()> {

@@ -125,7 +125,7 @@ fn check_one(
         Kind::Dir if repo.cache().contains(&tracked.pointer.id) => Some(tracked.manifest(repo.cache())?),
         _ => None,
     };
-    st.missing_from_cache = missing_objects(repo.cache(), &tracked, manifest.as_ref());
+    st.missing_from_cache = missing_objects(repo.cache(), &tracked, manifest.as_ref())?;
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
         // Without the manifest, only presence can be told.
         st.workspace = if tracked.data_abs.exists() {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit and end-to-end
+# tests, doc tests, docs without warnings, the demo and a benchmark smoke run.
+# Installs nothing but what cargo fetches; needs git, python3 and a Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test (unit, end-to-end, doc)"
+cargo test --quiet 2>&1 | tee target/test-output.txt
+echo "== cargo doc (no warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+echo "== demo"
+./scripts/demo.sh > target/demo-output.txt 2>&1 || { cat target/demo-output.txt; exit 1; }
+tail -1 target/demo-output.txt
+echo "== benchmark smoke run"
+python3 bench/bench.py --smoke
+echo "== all checks passed"

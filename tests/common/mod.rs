@@ -1,0 +1,185 @@
+//! A hermetic test environment: a temp git repo with dvt initialised, a clean
+//! HOME, no global git config, no progress bars; and helpers to run the real
+//! `dvt` binary in it.
+#![allow(dead_code, clippy::disallowed_methods, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const DVT: &str = env!("CARGO_BIN_EXE_dvt");
+
+pub struct TestEnv {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+}
+
+/// What a command did: exit code and both streams as text.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "expected exit code 1:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl TestEnv {
+    /// A git repo with `dvt init` done.
+    pub fn new() -> TestEnv {
+        let env = TestEnv::bare();
+        env.git(&["init", "-q", "-b", "main"]);
+        env.dvt(&["init"]).ok();
+        env
+    }
+
+    /// An empty directory, not a git repo.
+    pub fn bare() -> TestEnv {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let root = tmp.path().join("repo");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let root = root.canonicalize().unwrap();
+        TestEnv { _tmp: tmp, root, home }
+    }
+
+    fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(dir)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_SYSTEM", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .env("NO_COLOR", "1")
+            .env_remove("CI");
+        c
+    }
+
+    /// The command line for `dvt ARGS` in the repo root (for spawning).
+    pub fn dvt_cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.command(DVT, &self.root);
+        c.args(args);
+        c
+    }
+
+    #[must_use = "check the outcome with .ok() or .fails()"]
+    pub fn dvt(&self, args: &[&str]) -> Run {
+        self.dvt_in(&self.root, args)
+    }
+
+    #[must_use = "check the outcome with .ok() or .fails()"]
+    pub fn dvt_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.command(DVT, dir).args(args).output().expect("run dvt"))
+    }
+
+    pub fn git(&self, args: &[&str]) -> Run {
+        Run::from(self.command("git", &self.root).args(args).output().expect("run git")).ok()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).symlink_metadata().is_ok()
+    }
+
+    /// Waits until files written so far are older than the stat cache's racy
+    /// window (files changed within the last moments are always re-hashed).
+    pub fn settle(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+
+    /// Every object file in the cache.
+    pub fn objects(&self) -> Vec<PathBuf> {
+        walk(&self.path(".dvt/cache/objects"))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+    }
+}
+
+/// Every path below `p` (files and dirs), including `p`, sorted.
+pub fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = vec![p.to_path_buf()];
+    if p.is_dir() && !p.symlink_metadata().unwrap().file_type().is_symlink() {
+        let mut kids: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        kids.sort();
+        for k in kids {
+            out.extend(walk(&k));
+        }
+    }
+    out
+}
+
+/// A description of a tree: every path with its kind, mode bits and content hash.
+pub fn snapshot(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    walk(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = p.symlink_metadata().unwrap();
+            if m.is_dir() {
+                format!("d {rel}")
+            } else {
+                let exec = m.permissions().mode() & 0o111 != 0;
+                let hash = blake3::hash(&std::fs::read(&p).unwrap());
+                format!("f {rel} exec={exec} {}", &hash.to_hex()[..16])
+            }
+        })
+        .collect()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(&[seed]).finalize_xof().fill(&mut out);
+    out
+}

@@ -1,0 +1,625 @@
+//! End-to-end tests of the core commands: the real `dvt` binary in real git repos.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{TestEnv, noise, snapshot};
+
+fn dataset(env: &TestEnv) {
+    env.write("data/raw/readings 01.csv", "t,v\n0,1.5\n1,1.7\n");
+    env.write("data/raw/nested/deeper/ünïcödé name.txt", "grüße\n");
+    env.write("data/raw/empty.bin", "");
+    env.write("data/raw/scripts/run.sh", "#!/bin/sh\necho run\n");
+    std::fs::set_permissions(
+        env.path("data/raw/scripts/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("data/raw/empty dir/inner empty")).unwrap();
+    env.write("data/raw/blob.bin", noise(300_000, 1));
+}
+
+#[test]
+fn init_creates_config_and_refuses_twice() {
+    let env = TestEnv::new();
+    assert!(env.exists(".dvt/config.toml"));
+    let gi = String::from_utf8(env.read(".dvt/.gitignore")).unwrap();
+    assert!(gi.contains("/cache/") && gi.contains("/tmp/") && gi.contains("/config.local.toml"));
+    let r = env.dvt(&["init"]).fails();
+    assert!(r.stderr.contains("already a dvt repository"), "{}", r.stderr);
+}
+
+#[test]
+fn init_outside_git_is_refused_unless_no_scm() {
+    let env = TestEnv::bare();
+    let r = env.dvt(&["init"]).fails();
+    assert!(r.stderr.contains("is not inside a git work tree"), "{}", r.stderr);
+    assert!(r.stderr.contains("--no-scm"), "a hint names the way out: {}", r.stderr);
+    assert!(!env.exists(".dvt"));
+    env.dvt(&["init", "--no-scm"]).ok();
+    assert!(env.exists(".dvt/config.toml"));
+}
+
+#[test]
+fn init_in_a_git_subdirectory_needs_subdir() {
+    let env = TestEnv::bare();
+    env.git(&["init", "-q"]);
+    std::fs::create_dir(env.path("sub")).unwrap();
+    let r = env.dvt_in(&env.path("sub"), &["init"]).fails();
+    assert!(r.stderr.contains("not the root of its git work tree"), "{}", r.stderr);
+    env.dvt_in(&env.path("sub"), &["init", "--subdir"]).ok();
+    assert!(env.exists("sub/.dvt/config.toml"));
+}
+
+#[test]
+fn add_delete_checkout_round_trips_every_kind_of_entry() {
+    let env = TestEnv::new();
+    dataset(&env);
+    env.write("models/model.bin", noise(2_000_000, 2));
+    let before_data = snapshot(&env.path("data/raw"));
+    let before_model = env.read("models/model.bin");
+
+    let r = env.dvt(&["add", "data/raw", "models/model.bin"]).ok();
+    assert!(r.stdout.contains("added data/raw (5 files"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("git add data/raw.dvt data/.gitignore models/model.bin.dvt models/.gitignore")
+    );
+    assert_eq!(String::from_utf8(env.read("data/.gitignore")).unwrap(), "/raw\n");
+    assert_eq!(
+        String::from_utf8(env.read("models/.gitignore")).unwrap(),
+        "/model.bin\n"
+    );
+
+    // Git sees the pointers, not the data.
+    env.git(&["add", "-A"]);
+    let tracked = env.git(&["ls-files"]).stdout;
+    assert!(tracked.contains("data/raw.dvt") && tracked.contains("models/model.bin.dvt"));
+    assert!(
+        !tracked.contains("readings") && !tracked.contains("models/model.bin\n"),
+        "{tracked}"
+    );
+
+    std::fs::remove_dir_all(env.path("data/raw")).unwrap();
+    std::fs::remove_file(env.path("models/model.bin")).unwrap();
+    let st = env.dvt(&["status"]).ok();
+    assert!(
+        st.stdout.contains("data/raw.dvt: missing from the workspace"),
+        "{}",
+        st.stdout
+    );
+
+    let r = env.dvt(&["checkout"]).ok();
+    assert!(r.stdout.contains("6 files restored"), "{}", r.stdout);
+    assert_eq!(snapshot(&env.path("data/raw")), before_data);
+    assert_eq!(env.read("models/model.bin"), before_model);
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+    assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+}
+
+#[test]
+fn pointer_file_is_stable_toml_in_fixed_order() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "x\n");
+    env.write("data/set/b.csv", "y\n");
+    env.dvt(&["add", "data/a.csv", "data/set"]).ok();
+    let text = String::from_utf8(env.read("data/set.dvt")).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" = ").next().unwrap())
+        .collect();
+    assert_eq!(keys, ["version", "path", "kind", "id", "size", "files"]);
+    assert!(text.contains("path = \"set\"\nkind = \"dir\"") && text.contains("files = 1"));
+    let file = String::from_utf8(env.read("data/a.csv.dvt")).unwrap();
+    assert!(
+        file.contains(&format!("id = \"{}\"", blake3::hash(b"x\n").to_hex())),
+        "{file}"
+    );
+    // Adding again changes nothing, byte for byte.
+    env.dvt(&["add", "data/a.csv", "data/set"]).ok();
+    assert_eq!(String::from_utf8(env.read("data/set.dvt")).unwrap(), text);
+}
+
+#[test]
+fn objects_are_compressed_when_it_pays_and_raw_when_not() {
+    let env = TestEnv::new();
+    let csv: String = (0..50_000)
+        .map(|i| format!("{i},sensor-{},{}.5\n", i % 7, i % 100))
+        .collect();
+    env.write("text.csv", &csv);
+    env.write("noise.bin", noise(1_000_000, 3));
+    env.dvt(&["add", "text.csv", "noise.bin"]).ok();
+    let obj = |content: &[u8]| {
+        let hex = blake3::hash(content).to_hex();
+        env.read(&format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]))
+    };
+    let z = obj(csv.as_bytes());
+    assert_eq!(&z[..4], &[0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
+    assert!(z.len() * 4 < csv.len(), "{} vs {}", z.len(), csv.len());
+    let raw = obj(&noise(1_000_000, 3));
+    assert_eq!(&raw[..8], b"dvtraw1\n");
+    assert_eq!(raw.len(), 1_000_008);
+}
+
+#[test]
+fn re_add_of_unchanged_data_hashes_nothing_and_one_change_hashes_one_file() {
+    let env = TestEnv::new();
+    for i in 0..50 {
+        env.write(&format!("data/f{i:02}.csv"), format!("row {i}\n"));
+    }
+    env.settle();
+    let first = env.dvt(&["add", "data", "--json"]).ok().json();
+    assert_eq!(first["hashed_files"], 50);
+
+    let again = env.dvt(&["add", "data", "--json"]).ok().json();
+    assert_eq!(again["hashed_files"], 0, "{again}");
+    assert_eq!(again["added"][0]["unchanged"], true);
+
+    env.write("data/f07.csv", "changed\n");
+    env.settle();
+    let third = env.dvt(&["add", "data", "--json"]).ok().json();
+    assert_eq!(third["hashed_files"], 1, "{third}");
+    assert_eq!(third["added"][0]["unchanged"], false);
+
+    let st = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(st["hashed_files"], 0, "an unchanged tree costs no reads: {st}");
+}
+
+#[test]
+fn status_lists_added_modified_deleted_and_missing_objects() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.write("data/b.csv", "b\n");
+    env.write("data/sub/c.csv", "c\n");
+    env.write("model.bin", "weights");
+    env.dvt(&["add", "data", "model.bin"]).ok();
+
+    env.write("data/a.csv", "a changed\n");
+    std::fs::remove_file(env.path("data/b.csv")).unwrap();
+    env.write("data/sub/new.csv", "new\n");
+    let r = env.dvt(&["status"]).ok();
+    assert_eq!(
+        r.stdout,
+        "data.dvt: modified\n    added: data/sub/new.csv\n    modified: data/a.csv\n    deleted: data/b.csv\n"
+    );
+    let j = env.dvt(&["status", "--json", "data"]).ok().json();
+    assert_eq!(j["pointers"].as_array().unwrap().len(), 1);
+    assert_eq!(j["pointers"][0]["workspace"], "modified");
+    assert_eq!(j["pointers"][0]["deleted"][0], "data/b.csv");
+
+    // Lose model.bin's object from the cache.
+    let id = blake3::hash(b"weights").to_hex().to_string();
+    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    let j = env.dvt(&["status", "--json", "model.bin.dvt"]).ok().json();
+    assert_eq!(j["pointers"][0]["missing_from_cache"][0], id.as_str());
+    assert!(
+        env.dvt(&["status", "model.bin"])
+            .ok()
+            .stdout
+            .contains("not in cache: 1 object(s)")
+    );
+}
+
+#[test]
+fn checkout_refuses_to_overwrite_changes_without_force() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "original a\n");
+    env.write("data/b.csv", "original b\n");
+    env.write("file.txt", "original file\n");
+    env.dvt(&["add", "data", "file.txt"]).ok();
+    env.write("data/a.csv", "my edit\n");
+    env.write("data/extra.csv", "my new file\n");
+    env.write("file.txt", "edited file\n");
+    std::fs::remove_file(env.path("data/b.csv")).unwrap();
+
+    let r = env.dvt(&["checkout"]).fails();
+    for p in ["data/a.csv", "data/extra.csv", "file.txt"] {
+        assert!(r.stderr.contains(p), "names {p}: {}", r.stderr);
+    }
+    assert!(r.stderr.contains("--force"));
+    assert_eq!(env.read("data/a.csv"), b"my edit\n", "nothing was touched");
+    assert!(!env.exists("data/b.csv"), "not even the safe restore: all or nothing");
+
+    env.dvt(&["checkout", "--force"]).ok();
+    assert_eq!(env.read("data/a.csv"), b"original a\n");
+    assert_eq!(env.read("data/b.csv"), b"original b\n");
+    assert_eq!(env.read("file.txt"), b"original file\n");
+    assert!(!env.exists("data/extra.csv"));
+}
+
+#[test]
+fn checkout_fixes_executable_bits_and_replaces_type_changes() {
+    let env = TestEnv::new();
+    env.write("tools/run.sh", "#!/bin/sh\n");
+    std::fs::set_permissions(env.path("tools/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.dvt(&["add", "tools"]).ok();
+    std::fs::set_permissions(env.path("tools/run.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("mode changed: tools/run.sh"), "{}", st.stdout);
+    env.dvt(&["checkout"]).ok();
+    let mode = std::fs::metadata(env.path("tools/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+}
+
+#[test]
+fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
+    let env = TestEnv::new();
+    env.write("data/raw/x.csv", "x\n");
+    env.write("data/other.csv", "o\n");
+    env.dvt(&["add", "data/raw", "data/other.csv"]).ok();
+    std::fs::remove_dir_all(env.path("data/raw")).unwrap();
+    std::fs::remove_file(env.path("data/other.csv")).unwrap();
+    let sub = env.path("data");
+    env.dvt_in(&sub, &["checkout", "raw.dvt"]).ok();
+    assert!(env.exists("data/raw/x.csv") && !env.exists("data/other.csv"));
+    env.dvt_in(&sub, &["checkout", "other.csv"]).ok();
+    assert!(env.exists("data/other.csv"));
+    env.dvt_in(&sub, &["checkout", "raw/"]).ok();
+    let r = env.dvt(&["status", "data/nothing"]).fails();
+    assert!(r.stderr.contains("`data/nothing` is not tracked"), "{}", r.stderr);
+}
+
+#[test]
+fn remove_stops_tracking_but_keeps_the_data() {
+    let env = TestEnv::new();
+    env.write(".gitignore", "*.log\n");
+    env.write("data.csv", "d\n");
+    env.write("keep.csv", "k\n");
+    env.dvt(&["add", "data.csv", "keep.csv"]).ok();
+    env.dvt(&["remove", "data.csv.dvt"]).ok();
+    assert!(!env.exists("data.csv.dvt"));
+    assert_eq!(env.read("data.csv"), b"d\n");
+    assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n/keep.csv\n");
+    env.dvt(&["remove", "keep.csv"]).ok();
+    assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n");
+}
+
+#[test]
+fn fsck_names_corrupt_objects() {
+    let env = TestEnv::new();
+    env.write("a.csv", "aaaa\n".repeat(100));
+    env.write("b.bin", noise(10_000, 4));
+    env.dvt(&["add", "a.csv", "b.bin"]).ok();
+    let hex = blake3::hash(&noise(10_000, 4)).to_hex().to_string();
+    let obj = format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]);
+    let mut bytes = env.read(&obj);
+    bytes[100] ^= 0xff;
+    std::fs::write(env.path(&obj), bytes).unwrap();
+    let r = env.dvt(&["fsck"]).fails();
+    assert!(r.stdout.contains(&format!("corrupt {hex}")), "{}", r.stdout);
+    assert!(r.stdout.contains("1 corrupt"));
+}
+
+#[test]
+fn dvtignore_excludes_paths_from_add_and_status() {
+    let env = TestEnv::new();
+    env.write("data/keep.csv", "k\n");
+    env.write("data/scratch/tmp.csv", "t\n");
+    env.write("data/notes.log", "l\n");
+    env.write("data/.dvtignore", "scratch/\n*.log\n");
+    env.write(".dvtignore", "*.bak\n");
+    env.write("data/old.bak", "b\n");
+    let j = env.dvt(&["add", "data", "--json"]).ok().json();
+    assert_eq!(j["added"][0]["files"], 2, "keep.csv and .dvtignore itself: {j}");
+    env.write("data/more.log", "ignored too\n");
+    env.write("data/scratch/again.csv", "ignored\n");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}
+
+#[test]
+fn add_rejects_bad_paths_and_writes_nothing() {
+    let env = TestEnv::new();
+    env.write("data/ok.csv", "ok\n");
+    env.write("tracked/inner.csv", "i\n");
+    env.dvt(&["add", "tracked"]).ok();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x"), "x").unwrap();
+    let outside_file = outside.path().join("x");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["missing.csv"], "`missing.csv` does not exist"),
+        (vec![outside_file.to_str().unwrap()], "is outside the repository"),
+        (vec!["../x"], "is outside the repository"),
+        (vec![".dvt/config.toml"], "inside `.dvt` or `.git`"),
+        (vec![".git"], "inside `.dvt` or `.git`"),
+        (vec!["tracked/inner.csv"], "is inside the tracked directory `tracked`"),
+        (vec!["data/ok.csv", "nope"], "`nope` does not exist"),
+        (vec!["tracked.dvt"], "is a pointer file"),
+    ];
+    for (args, msg) in cases {
+        let mut full = vec!["add"];
+        full.extend(args.iter());
+        let r = env.dvt(&full).fails();
+        assert!(r.stderr.contains(msg), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    }
+    assert!(
+        !env.exists("data/ok.csv.dvt"),
+        "a bad path in the list stops the whole add"
+    );
+}
+
+#[test]
+fn add_refuses_symlinks() {
+    let env = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    std::os::unix::fs::symlink(outside.path(), env.path("link")).unwrap();
+    let r = env.dvt(&["add", "link/secret"]).fails();
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    env.write("data/a.csv", "a\n");
+    std::os::unix::fs::symlink("/etc/hostname", env.path("data/l")).unwrap();
+    let r = env.dvt(&["add", "data"]).fails();
+    assert!(
+        r.stderr.contains("data/l") && r.stderr.contains("symbolic link"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("data.dvt"));
+}
+
+#[test]
+fn malformed_pointer_is_named_with_what_is_wrong() {
+    let env = TestEnv::new();
+    env.write("data.csv", "d\n");
+    env.dvt(&["add", "data.csv"]).ok();
+    let good = String::from_utf8(env.read("data.csv.dvt")).unwrap();
+    let cases = [
+        (
+            "version = 1\npath = \"data.csv\"\nkind = \"file\"\n",
+            "missing field `id`",
+        ),
+        ("this is not toml", "invalid pointer file `"),
+        (
+            &good.replace("kind = \"file\"", "kind = \"folder\""),
+            "unknown variant `folder`",
+        ),
+        (&good.replace("version = 1", "version = 9"), "format version 9"),
+        (&good.replace("size = 2", "size = \"big\""), "invalid type"),
+        (&format!("{good}extra = 1\n"), "unknown field `extra`"),
+    ];
+    for (text, msg) in cases {
+        env.write("data.csv.dvt", text);
+        let r = env.dvt(&["checkout", "--force"]).fails();
+        assert!(r.stderr.contains("data.csv.dvt"), "names the file: {}", r.stderr);
+        assert!(r.stderr.contains(msg), "says {msg:?}: {}", r.stderr);
+        let st = env.dvt(&["status"]).fails();
+        assert!(st.stdout.contains("data.csv.dvt: error:"), "{}", st.stdout);
+    }
+}
+
+#[test]
+fn pointer_paths_that_escape_are_rejected_before_anything_is_written() {
+    let env = TestEnv::new();
+    env.write("sub/data.csv", "d\n");
+    env.dvt(&["add", "sub/data.csv"]).ok();
+    let good = String::from_utf8(env.read("sub/data.csv.dvt")).unwrap();
+    for (bad, msg) in [
+        ("../victim.csv", "`..` components"),
+        ("/tmp/victim.csv", "absolute paths"),
+        ("../.git/config", "`..` components"),
+    ] {
+        env.write(
+            "sub/data.csv.dvt",
+            good.replace("path = \"data.csv\"", &format!("path = \"{bad}\"")),
+        );
+        let r = env.dvt(&["checkout", "--force"]).fails();
+        assert!(
+            r.stderr.contains("unsafe path") && r.stderr.contains(msg),
+            "{bad}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("sub/data.csv.dvt"), "{}", r.stderr);
+    }
+    assert!(!env.exists("victim.csv") && !std::path::Path::new("/tmp/victim.csv").exists());
+
+    // A pointer inside a symlinked directory would write outside the repo.
+    let outside = tempfile::tempdir().unwrap();
+    env.write("sub/data.csv.dvt", &good);
+    std::fs::remove_file(env.path("sub/data.csv")).unwrap();
+    std::fs::rename(env.path("sub"), env.path("real")).unwrap();
+    std::fs::rename(env.path("real"), outside.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("real"), env.path("sub")).unwrap();
+    let r = env.dvt(&["checkout", "sub/data.csv.dvt"]).fails();
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert!(!outside.path().join("real/data.csv").exists());
+}
+
+#[test]
+fn manifest_with_escaping_path_is_rejected() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.dvt(&["add", "data"]).ok();
+    // Forge a manifest whose entry climbs out, store it under its true id, and
+    // point data.dvt at it: hashes match, so only path validation can stop it.
+    let content_id = blake3::hash(b"a\n").to_hex().to_string();
+    let manifest = format!("dvt-manifest 1\nf {content_id} 2 ../../escaped.csv\n");
+    let mid = blake3::hash(manifest.as_bytes()).to_hex().to_string();
+    let mut stored = b"dvtraw1\n".to_vec();
+    stored.extend_from_slice(manifest.as_bytes());
+    env.write(&format!(".dvt/cache/objects/{}/{}", &mid[..2], &mid[2..]), stored);
+    let pointer = String::from_utf8(env.read("data.dvt")).unwrap();
+    let old_id = pointer.lines().find(|l| l.starts_with("id = ")).unwrap();
+    env.write("data.dvt", pointer.replace(old_id, &format!("id = \"{mid}\"")));
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(r.stderr.contains("unsafe path `../../escaped.csv`"), "{}", r.stderr);
+    assert!(!env.root.parent().unwrap().join("escaped.csv").exists());
+    assert!(!env.exists("data"), "nothing was written");
+}
+
+#[test]
+fn corrupt_or_missing_object_never_reaches_the_workspace() {
+    let env = TestEnv::new();
+    let big = noise(9_000_000, 5); // streamed path
+    env.write("data/small.csv", "s\n".repeat(1000));
+    env.write("data/big.bin", &big);
+    env.dvt(&["add", "data"]).ok();
+    let obj = |c: &[u8]| {
+        let hex = blake3::hash(c).to_hex().to_string();
+        (hex.clone(), format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]))
+    };
+    // Corrupt the big object, delete the small one.
+    let (big_id, big_obj) = obj(&big);
+    let mut bytes = env.read(&big_obj);
+    let n = bytes.len();
+    bytes[n - 10] ^= 1;
+    std::fs::write(env.path(&big_obj), bytes).unwrap();
+    let (small_id, small_obj) = obj("s\n".repeat(1000).as_bytes());
+    std::fs::remove_file(env.path(&small_obj)).unwrap();
+
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr.contains(&format!("object {big_id} in the cache is corrupt")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("data/big.bin"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("object {small_id} is not in the cache")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("data/small.csv"), "{}", r.stderr);
+    assert!(!env.exists("data/big.bin") && !env.exists("data/small.csv"));
+    let leftovers: Vec<_> = common::walk(&env.path("data"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
+
+    // An existing file is not replaced by bad bytes either, even with --force.
+    env.write("data/big.bin", "my own\n");
+    env.dvt(&["checkout", "--force"]).fails();
+    assert_eq!(env.read("data/big.bin"), b"my own\n");
+}
+
+#[test]
+fn a_second_mutating_command_names_the_lock_holder() {
+    let env = TestEnv::new();
+    env.write("a.csv", "a\n");
+    std::fs::create_dir_all(env.path(".dvt/tmp")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.path(".dvt/tmp/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    std::fs::write(env.path(".dvt/tmp/lock"), "pid 4242: dvt add big").unwrap();
+    let r = env.dvt(&["add", "a.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("locked by another dvt process (pid 4242: dvt add big)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("a.csv.dvt"));
+    drop(lock);
+    env.dvt(&["add", "a.csv"]).ok();
+}
+
+#[test]
+fn two_adds_at_once_never_corrupt_anything() {
+    let env = TestEnv::new();
+    env.write("one.bin", noise(40_000_000, 6));
+    env.write("two.bin", noise(40_000_000, 7));
+    let first = env
+        .dvt_cmd(&["add", "two.bin"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = env.dvt_cmd(&["add", "one.bin"]).output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let mut winners = 0;
+    for out in [&first, &second] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            winners += 1;
+        } else {
+            assert!(err.contains("locked by another dvt process (pid "), "{err}");
+        }
+    }
+    assert!(winners >= 1);
+    env.dvt(&["add", "one.bin", "two.bin"]).ok();
+    assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+}
+
+#[test]
+fn killed_add_leaves_no_partial_object_or_pointer() {
+    let env = TestEnv::new();
+    let big = noise(120_000_000, 8);
+    env.write("big.bin", &big);
+    for delay_ms in [5u64, 40, 150] {
+        let mut child = env.dvt_cmd(&["add", "big.bin"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Either no pointer, or a complete one whose object is intact.
+        if env.exists("big.bin.dvt") {
+            env.dvt(&["status"]).ok();
+        }
+        let fsck = env.dvt(&["fsck"]).ok();
+        assert!(
+            fsck.stdout.contains("all intact") || fsck.stdout.contains("checked 0 objects"),
+            "{}",
+            fsck.stdout
+        );
+        for p in env.objects() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.len() == 62 || name.contains(".dvt-tmp-"),
+                "unexpected object file {p:?}"
+            );
+        }
+        std::fs::remove_file(env.path("big.bin.dvt")).ok();
+    }
+    env.dvt(&["add", "big.bin"]).ok();
+    std::fs::remove_file(env.path("big.bin")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("big.bin") == big);
+}
+
+#[test]
+fn killed_checkout_leaves_no_partial_workspace_file() {
+    let env = TestEnv::new();
+    let big = noise(120_000_000, 9);
+    env.write("big.bin", &big);
+    env.dvt(&["add", "big.bin"]).ok();
+    for delay_ms in [5u64, 60, 200] {
+        std::fs::remove_file(env.path("big.bin")).ok();
+        let mut child = env.dvt_cmd(&["checkout"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if env.exists("big.bin") {
+            assert!(env.read("big.bin") == big, "a file under its final name is complete");
+        }
+    }
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("big.bin") == big);
+    let st = env.dvt(&["status"]).ok();
+    assert!(
+        st.stdout.contains("up to date"),
+        "temp leftovers are not data: {}",
+        st.stdout
+    );
+}
+
+#[test]
+fn errors_outside_a_repo_and_usage_errors_have_distinct_codes() {
+    let env = TestEnv::bare();
+    let r = env.dvt(&["status"]).fails();
+    assert!(r.stderr.contains("not a dvt repository"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: run `dvt init`"), "{}", r.stderr);
+    let r = env.dvt(&["add"]);
+    assert_eq!(r.code, 2, "usage error: {}", r.stderr);
+    let r = env.dvt(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+}
