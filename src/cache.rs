@@ -25,6 +25,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 pub const SMALL_OBJECT: u64 = 8 * 1024 * 1024;
 /// Larger content streams through buffers of this size.
 const CHUNK: usize = 4 * 1024 * 1024;
+/// Content larger than this is first tried on a prefix of this size.
+const SAMPLE: usize = 64 * 1024;
 /// Compression is kept only if it saves at least this share of the bytes.
 const MIN_SAVING: f64 = 0.10;
 
@@ -145,7 +147,10 @@ impl Cache {
         if self.contains(&id) {
             return Ok(Stored { id, size, written: 0 });
         }
-        let written = match self.compress_if_worth(data)? {
+        // A sample tells incompressible data (media, weights) cheaply.
+        let sample_pays = data.len() <= SAMPLE || self.compress_if_worth(&data[..SAMPLE])?.is_some();
+        let compressed = if sample_pays { self.compress_if_worth(data)? } else { None };
+        let written = match compressed {
             Some(z) => self.write_new(&id, &[&z])?,
             None => self.write_new(&id, &[RAW_HEADER, data])?,
         };

@@ -20,8 +20,10 @@ const CONFIG_TEMPLATE: &str = "\
 [cache]
 # zstd level for compressing objects (1 = fastest; 3-9 = smaller, slower).
 # level = 1
-# Flush new objects to disk before a pointer file names them.
-# fsync = true
+# Flush new objects to disk (one syncfs) before a pointer file names them.
+# Off by default: a crash can then only leave objects that fail their hash
+# check (found by `dvt fsck`), never wrong data, and `add` keeps the workspace.
+# fsync = false
 # Keep the cache somewhere else (relative paths are relative to the repo root).
 # dir = \"/mnt/fast/dvt-cache\"
 ";
@@ -46,7 +48,7 @@ pub struct CacheConfig {
     #[serde(default = "default_level")]
     pub level: i32,
     /// Whether to flush objects to disk before writing pointers.
-    #[serde(default = "default_true")]
+    #[serde(default)]
     pub fsync: bool,
 }
 
@@ -55,16 +57,13 @@ impl Default for CacheConfig {
         CacheConfig {
             dir: None,
             level: default_level(),
-            fsync: true,
+            fsync: false,
         }
     }
 }
 
 fn default_level() -> i32 {
     1
-}
-fn default_true() -> bool {
-    true
 }
 
 /// Options for [`Repo::init`].

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""Benchmark dvt against DVC on the same generated data, in one run.
+
+    python3 bench/bench.py                  # full run: datasets a-d, 3 runs, dvt and DVC
+    python3 bench/bench.py --datasets c,d   # a subset
+    python3 bench/bench.py --smoke          # tiny data, dvt only, 1 run (CI)
+
+Datasets, generated deterministically (and kept in bench/work/src between runs):
+    a  one 2 GiB random file            b  one 1 GiB CSV-like text file
+    c  10,000 files of ~100 KiB (random) d  100,000 files of 1-4 KiB (text records)
+
+For each tool and dataset it times, median of --runs runs, with peak RSS:
+    add (cold cache), add again (nothing changed), status (nothing changed),
+    status after one file changed, add after one file changed,
+    checkout into an empty workspace.
+It also measures the floors in the same run: reading the data (cat), a bare
+stat walk (find -printf) and, for single files, `zstd -1 -T0` to the same disk.
+Results: a Markdown table on stdout, and JSON in bench/work/results.json.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GIB = 1 << 30
+MIB = 1 << 20
+
+FULL = {
+    "a": ("one 2 GiB random file", "file", 2 * GIB, None),
+    "b": ("one 1 GiB CSV-like text file", "csv", 1 * GIB, None),
+    "c": ("10,000 files of ~100 KiB", "many", 10_000, (100 * 1024, 100 * 1024)),
+    "d": ("100,000 files of 1-4 KiB", "many_text", 100_000, (1024, 4096)),
+}
+SMOKE = {
+    "a": ("one 24 MiB random file", "file", 24 * MIB, None),
+    "b": ("one 24 MiB CSV-like text file", "csv", 24 * MIB, None),
+    "c": ("300 files of ~100 KiB", "many", 300, (100 * 1024, 100 * 1024)),
+    "d": ("3,000 files of 1-4 KiB", "many_text", 3_000, (1024, 4096)),
+}
+
+
+# ---------------------------------------------------------------- data
+
+
+def gen_random_file(path, size, seed):
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 64 * MIB)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def gen_csv(path, size, seed):
+    """Sensor readings: sequential timestamps, a few sensor ids, noisy values."""
+    rng = random.Random(seed)
+    sensors = [f"pump-{c}" for c in "abcdefgh"]
+    t = 1_700_000_000
+    written = 0
+    with open(path, "w", newline="\n") as f:
+        f.write("timestamp,sensor_id,temperature_c,vibration_mm_s,pressure_kpa,anomaly\n")
+        while written < size:
+            rows = []
+            for _ in range(20_000):
+                t += 1
+                s = sensors[t % 8]
+                rows.append(
+                    f"{t},{s},{60 + rng.random() * 8:.2f},{0.3 + rng.random() * 0.4:.4f},"
+                    f"{295 + rng.random() * 12:.1f},{1 if rng.random() < 0.01 else 0}\n"
+                )
+            block = "".join(rows)
+            f.write(block)
+            written += len(block)
+
+
+def gen_many(root, count, sizes, seed, text):
+    rng = random.Random(seed)
+    os.makedirs(root)
+    for i in range(count):
+        d = os.path.join(root, f"part-{i // 1000:03d}")
+        if i % 1000 == 0:
+            os.makedirs(d)
+        n = rng.randint(*sizes)
+        if text:
+            body = (f'{{"id": {i}, "site": "s{i % 17}", "values": [' + ", ".join(
+                f"{rng.random():.5f}" for _ in range(n // 10)) + "]}\n")[:n]
+            data = body.encode()
+        else:
+            data = rng.randbytes(n)
+        with open(os.path.join(d, f"item-{i:06d}.{'json' if text else 'bin'}"), "wb") as f:
+            f.write(data)
+
+
+def ensure_source(work, name, spec):
+    """The dataset's pristine copy: bench/work/src/<name>/data (file or dir)."""
+    desc, kind, n, sizes = spec
+    src = os.path.join(work, "src", f"{name}-{kind}-{n}")
+    data = os.path.join(src, "data")
+    done = os.path.join(src, ".complete")
+    if os.path.exists(done):
+        return data
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    t = time.time()
+    seed = ord(name)
+    if kind == "file":
+        gen_random_file(data, n, seed)
+    elif kind == "csv":
+        gen_csv(data, n, seed)
+    else:
+        gen_many(data, n, sizes, seed, text=(kind == "many_text"))
+    open(done, "w").close()
+    log(f"generated {name}: {desc} in {time.time() - t:.1f}s")
+    return data
+
+
+# ---------------------------------------------------------------- running
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, cwd, env=None, check=True):
+    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS in KiB)."""
+    rss_file = os.path.join(cwd, ".bench-rss")
+    t = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-q", "-f", "%M", "-o", rss_file, *cmd], cwd=cwd, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t
+    if check and p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)} in {cwd}\n"
+                         f"{p.stderr.decode(errors='replace')}")
+    with open(rss_file) as f:
+        rss = int(f.read().split()[-1])
+    os.remove(rss_file)
+    return elapsed, rss
+
+
+def shell(cmd, cwd):
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, shell=True, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def tree_digest(path):
+    h = hashlib.blake2b()
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            while chunk := f.read(MIB):
+                h.update(chunk)
+        return h.hexdigest()
+    for dirpath, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(dirpath, name)
+            h.update(os.path.relpath(p, path).encode())
+            with open(p, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def one_file_of(data):
+    if os.path.isfile(data):
+        return data
+    d = os.path.join(data, sorted(os.listdir(data))[0])
+    return os.path.join(d, sorted(os.listdir(d))[0])
+
+
+def du(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+class Tool:
+    def __init__(self, name, exe, env):
+        self.name, self.exe, self.env = name, exe, env
+
+    def cmd(self, *args):
+        return [self.exe, *args]
+
+
+def setup_repo(work, tool, name, source):
+    repo = os.path.join(work, tool.name, name)
+    shutil.rmtree(repo, ignore_errors=True)
+    os.makedirs(repo)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    if os.path.isdir(source):
+        subprocess.run(["cp", "-r", "--reflink=auto", source, os.path.join(repo, "data")], check=True)
+    else:
+        subprocess.run(["cp", "--reflink=auto", source, os.path.join(repo, "data")], check=True)
+    run(tool.cmd("init", "-q") if tool.name == "dvc" else tool.cmd("init"), repo, tool.env)
+    if tool.name == "dvc":
+        run(tool.cmd("config", "core.analytics", "false"), repo, tool.env)
+    return repo
+
+
+def reset(repo, tool):
+    for p in ["data.dvt", "data.dvc", ".dvt/cache", ".dvt/tmp", ".dvc/cache", ".dvc/tmp"]:
+        full = os.path.join(repo, p)
+        if os.path.isdir(full):
+            shutil.rmtree(full)
+        elif os.path.exists(full):
+            os.remove(full)
+
+
+def bench_tool(tool, repo, runs):
+    """The sequence of operations, `runs` times; returns ({op: [(secs, rss), ...]},
+    bytes in the cache after the first cold add)."""
+    out = {}
+    cache_bytes = None
+    cache = os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache")
+
+    def timed(op, *args):
+        r = run(tool.cmd(*args), repo, tool.env)
+        out.setdefault(op, []).append(r)
+
+    data = os.path.join(repo, "data")
+    for i in range(runs):
+        reset(repo, tool)
+        subprocess.run(["sync"], check=True)
+        time.sleep(1)  # leave the stat cache's racy window for the data
+        timed("add (cold)", "add", "data")
+        if cache_bytes is None:
+            cache_bytes = du(cache)
+        timed("add (no change)", "add", "data")
+        timed("status (no change)", "status")
+        with open(one_file_of(data), "ab") as f:
+            f.write(f"one more line {i}\n".encode())
+        time.sleep(0.2)
+        timed("status (1 changed)", "status")
+        timed("add (1 changed)", "add", "data")
+        expected = tree_digest(data)
+        if os.path.isdir(data):
+            shutil.rmtree(data)
+        else:
+            os.remove(data)
+        subprocess.run(["sync"], check=True)
+        timed("checkout (empty workspace)", "checkout")
+        if tree_digest(data) != expected:
+            raise SystemExit(f"{tool.name}: checkout did not restore the data in {repo}")
+    return out, cache_bytes
+
+
+def floors(repo):
+    data = os.path.join(repo, "data")
+    f = {
+        "cat": shell("find data -type f -print0 | xargs -0 cat > /dev/null", repo),
+        "stat walk": shell("find data -printf '%s %T@ %i\\n' > /dev/null", repo),
+    }
+    if os.path.isfile(data):
+        f["zstd -1 -T0"] = shell("zstd -q -1 -T0 -f data -o data.zst && sync && rm -f data.zst", repo)
+    return f
+
+
+def install_dvc(work):
+    venv = os.path.join(work, ".venv-dvc")
+    exe = os.path.join(venv, "bin", "dvc")
+    if not os.path.exists(exe):
+        log("installing DVC into a virtualenv (once)...")
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "dvc"], check=True)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    return exe, version
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny datasets, 1 run, dvt only (for CI)")
+    ap.add_argument("--datasets", default="a,b,c,d")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-dvc", action="store_true", help="time dvt only")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    args = ap.parse_args()
+    specs = SMOKE if args.smoke else FULL
+    runs = 1 if args.smoke else args.runs
+    with_dvc = not (args.smoke or args.no_dvc)
+    work = os.path.abspath(args.work if not args.smoke else os.path.join(args.work, "smoke"))
+    os.makedirs(work, exist_ok=True)
+
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    env = dict(os.environ, CI="1")
+    tools = [Tool("dvt", os.path.join(ROOT, "target", "release", "dvt"), env)]
+    dvc_version = None
+    if with_dvc:
+        exe, dvc_version = install_dvc(os.path.join(HERE, "work"))
+        tools.append(Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+
+    results = {
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "dvc": dvc_version,
+        "runs": runs,
+        "datasets": {},
+    }
+    for name in args.datasets.split(","):
+        spec = specs[name]
+        source = ensure_source(work, name, spec)
+        entry = {"description": spec[0], "ops": {}, "floors": {}, "cache_bytes": {}}
+        for tool in tools:
+            log(f"{name}: {tool.name} ...")
+            repo = setup_repo(work, tool, name, source)
+            timings, cache_bytes = bench_tool(tool, repo, runs)
+            for op, rs in timings.items():
+                entry["ops"].setdefault(op, {})[tool.name] = {
+                    "median_s": median([r[0] for r in rs]),
+                    "peak_rss_mib": max(r[1] for r in rs) / 1024,
+                }
+            entry["cache_bytes"][tool.name] = cache_bytes
+            if tool.name == "dvt":
+                entry["floors"] = floors(repo)
+                entry["data_bytes"] = du(os.path.join(repo, "data"))
+            shutil.rmtree(repo)
+        results["datasets"][name] = entry
+
+    out_file = os.path.join(work, "results.json")
+    with open(out_file, "w") as f:
+        json.dump(results, f, indent=1)
+    print(render(results))
+    log(f"results: {out_file}")
+
+
+def render(r):
+    lines = [f"Machine: {r['machine']}; date {r['date']}; DVC {r['dvc'] or '(not run)'}; "
+             f"median of {r['runs']} run(s).", ""]
+    lines.append("| dataset | operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |")
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, d in r["datasets"].items():
+        for op, per in d["ops"].items():
+            a = per.get("dvt")
+            b = per.get("dvc")
+            ratio = f"{b['median_s'] / a['median_s']:.1f}x" if a and b and a["median_s"] > 0 else ""
+            lines.append(
+                f"| {name} | {op} | {a['median_s']:.3f} | {b['median_s'] if b else float('nan'):.3f} | {ratio} | "
+                f"{a['peak_rss_mib']:.0f} | {b['peak_rss_mib'] if b else float('nan'):.0f} |"
+            )
+    lines += ["", "| dataset | data | dvt cache | DVC cache | floors (s) |", "| --- | ---: | ---: | ---: | --- |"]
+    for name, d in r["datasets"].items():
+        c = d["cache_bytes"]
+        fl = ", ".join(f"{k} {v:.3f}" for k, v in d["floors"].items())
+        data = d.get("data_bytes", 0)
+        dvt_c = c.get("dvt", 0)
+        lines.append(
+            f"| {name} | {data / MIB:.0f} MiB | {dvt_c / MIB:.0f} MiB ({100 * dvt_c / max(data, 1):.0f}%) | "
+            f"{c['dvc'] / MIB if 'dvc' in c else float('nan'):.0f} MiB | {fl} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
