@@ -26,7 +26,7 @@ pub const SMALL_OBJECT: u64 = 8 * 1024 * 1024;
 /// Larger content streams through buffers of this size.
 const CHUNK: usize = 4 * 1024 * 1024;
 /// Content larger than this is first tried on a prefix of this size.
-const SAMPLE: usize = 64 * 1024;
+const SAMPLE: usize = 16 * 1024;
 /// Compression is kept only if it saves at least this share of the bytes.
 const MIN_SAVING: f64 = 0.10;
 
@@ -149,7 +149,11 @@ impl Cache {
         }
         // A sample tells incompressible data (media, weights) cheaply.
         let sample_pays = data.len() <= SAMPLE || self.compress_if_worth(&data[..SAMPLE])?.is_some();
-        let compressed = if sample_pays { self.compress_if_worth(data)? } else { None };
+        let compressed = if sample_pays {
+            self.compress_if_worth(data)?
+        } else {
+            None
+        };
         let written = match compressed {
             Some(z) => self.write_new(&id, &[&z])?,
             None => self.write_new(&id, &[RAW_HEADER, data])?,

@@ -623,3 +623,45 @@ fn errors_outside_a_repo_and_usage_errors_have_distinct_codes() {
     let r = env.dvt(&["frobnicate"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn killed_checkout_of_a_directory_leaves_it_absent_or_complete() {
+    let env = TestEnv::new();
+    for i in 0..2000 {
+        env.write(
+            &format!("data/part-{}/r{i:04}.json", i % 10),
+            format!("{{\"i\": {i}}}\n"),
+        );
+    }
+    env.write("data/big.bin", noise(60_000_000, 10));
+    let expected = snapshot(&env.path("data"));
+    env.dvt(&["add", "data"]).ok();
+    for delay_ms in [5u64, 30, 120] {
+        std::fs::remove_dir_all(env.path("data")).ok();
+        let mut child = env.dvt_cmd(&["checkout"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if env.exists("data") {
+            assert_eq!(
+                snapshot(&env.path("data")),
+                expected,
+                "the directory appears only when complete"
+            );
+        }
+    }
+    std::fs::remove_dir_all(env.path("data")).ok();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(snapshot(&env.path("data")), expected);
+    let stages: Vec<_> = std::fs::read_dir(&env.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".dvt-tmp-"))
+        .collect();
+    assert!(
+        stages.is_empty(),
+        "stale staging directories are cleaned up: {stages:?}"
+    );
+    let st = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(st["hashed_files"], 0, "checked-out files are in the stat cache: {st}");
+}

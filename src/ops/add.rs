@@ -89,6 +89,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             add_dir(repo, t, &stat, &counters, progress)?
         } else {
             let meta = fs::symlink_metadata(&t.abs)?;
+            progress.start(&format!("adding {}", t.rel), meta.len(), true);
             let id = identify_file(
                 &t.rel,
                 &t.abs,
@@ -98,6 +99,8 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
                 &counters,
                 SystemTime::now(),
             )?;
+            progress.inc(meta.len());
+            progress.finish();
             Pointer::file(file_name(&t.rel).to_string(), id, meta.len())
         };
         results.push(pointer);
