@@ -37,7 +37,7 @@
 //! ```
 //!
 //! Modules, one concern each: [`repo`] (root, config, lock), [`object`] and
-//! [`cache`] (ids and the object store), [`pointer`] and [`manifest`] (the file
+//! [`cache`] (ids and the object store), [`mod@pointer`] and [`manifest`] (the file
 //! formats), [`statcache`] and [`workspace`] (walking and comparing the work
 //! tree), [`git`] (all git access), [`ops`] (the commands).
 
