@@ -134,6 +134,13 @@ def log(msg):
 def run(cmd, cwd, env=None, check=True):
     """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS in KiB)."""
     rss_file = os.path.join(cwd, ".bench-rss")
+    if not os.path.exists("/usr/bin/time"):  # GNU time missing: RSS from wait4 instead
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        if check and os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"command failed: {' '.join(cmd)} in {cwd}")
+        return time.perf_counter() - t, ru.ru_maxrss
     t = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-q", "-f", "%M", "-o", rss_file, *cmd], cwd=cwd, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -263,7 +270,9 @@ def floors(repo):
         "cat": shell("find data -type f -print0 | xargs -0 cat > /dev/null", repo),
         "stat walk": shell("find data -printf '%s %T@ %i\\n' > /dev/null", repo),
     }
-    if os.path.isfile(data):
+    f["cp -r"] = shell("cp -r --reflink=never data data.copy", repo)
+    shell("rm -rf data.copy", repo)
+    if os.path.isfile(data) and shutil.which("zstd"):
         f["zstd -1 -T0"] = shell("zstd -q -1 -T0 -f data -o data.zst && sync && rm -f data.zst", repo)
     return f
 

@@ -14,6 +14,10 @@ echo "== cargo test (unit, end-to-end, doc)"
 cargo test --quiet 2>&1 | tee target/test-output.txt
 echo "== cargo doc (no warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+echo "== fixtures match their generator"
+fx="$(mktemp -d)"; trap 'rm -rf "$fx"' EXIT
+python3 fixtures/generate.py "$fx/sample"
+diff -r fixtures/sample "$fx/sample"
 echo "== demo"
 ./scripts/demo.sh > target/demo-output.txt 2>&1 || { cat target/demo-output.txt; exit 1; }
 tail -1 target/demo-output.txt
