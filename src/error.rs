@@ -66,6 +66,9 @@ impl Error {
             Error::Workspace(WorkspaceError::Conflicts { .. }) => {
                 Some("commit or move your changes away, or run again with `--force` to discard them".into())
             }
+            Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
+                "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
+            )),
             Error::Path(PathError::InsideTracked { tracked, .. }) => Some(format!(
                 "`{}` is tracked as a whole: run `dvt add {}` to record changes inside it",
                 tracked, tracked
@@ -260,6 +263,14 @@ pub enum PathError {
     Special {
         /// The path.
         path: PathBuf,
+    },
+    /// A directory to add already holds a pointer file.
+    #[error("`{path}` contains the pointer file `{pointer}`: part of it is already tracked")]
+    ContainsTracked {
+        /// The directory, relative to the repository root.
+        path: String,
+        /// The pointer found inside, relative to the repository root.
+        pointer: String,
     },
     /// A target names nothing that dvt tracks.
     #[error("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")]

@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::object::ObjectId;
@@ -60,7 +60,7 @@ struct Record {
 #[derive(Debug)]
 pub struct StatCache {
     file: PathBuf,
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 #[derive(Debug, Default)]
@@ -75,32 +75,34 @@ impl StatCache {
         let map = fs_err::read(file).ok().and_then(|b| decode(&b)).unwrap_or_default();
         StatCache {
             file: file.to_path_buf(),
-            inner: Mutex::new(Inner { map, dirty: false }),
+            inner: RwLock::new(Inner { map, dirty: false }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic while holding the lock cannot leave the map inconsistent.
+    fn lock(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The recorded id of the file at `rel` (repo-relative), if its stamp still matches.
     pub fn get(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
-        let inner = self.lock();
+        let inner = self.read();
         inner.map.get(rel).filter(|r| r.stamp == *stamp).map(|r| r.id)
     }
 
     /// Records that the file at `rel` with `stamp` has content `id`.
     pub fn put(&self, rel: &str, stamp: Stamp, id: ObjectId) {
-        let mut inner = self.lock();
         let record = Record { stamp, id };
-        match inner.map.get(rel) {
-            Some(r) if r.stamp == stamp && r.id == id => {}
-            _ => {
-                inner.map.insert(rel.to_string(), record);
-                inner.dirty = true;
-            }
+        if self.read().map.get(rel).is_some_and(|r| r.stamp == stamp && r.id == id) {
+            return;
         }
+        let mut inner = self.lock();
+        inner.map.insert(rel.to_string(), record);
+        inner.dirty = true;
     }
 
     /// Forgets entries below `prefix` (a repo-relative directory) that `keep` rejects.

@@ -203,6 +203,18 @@ fn add_dir(
 ) -> Result<Pointer> {
     let started = SystemTime::now();
     let scan = scan_dir(repo.root(), &t.abs)?;
+    // A pointer inside means part of this directory is tracked on its own.
+    if let Some(p) = scan
+        .files
+        .iter()
+        .find(|f| crate::pointer::is_pointer_path(Path::new(&f.rel)))
+    {
+        return Err(PathError::ContainsTracked {
+            path: t.rel.clone(),
+            pointer: format!("{}/{}", t.rel, p.rel),
+        }
+        .into());
+    }
     let total: u64 = scan.files.iter().map(|f| f.meta.len()).sum();
     progress.start(&format!("adding {}", t.rel), total, true);
     let entries = scan
