@@ -347,6 +347,68 @@ impl Cache {
         Ok(ids.iter().filter(|id| !present.contains(id)).copied().collect())
     }
 
+    /// A fingerprint of the object directories' metadata: adding or deleting any
+    /// object changes it. Costs 256 `stat` calls.
+    fn objects_stamp(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut h = blake3::Hasher::new();
+        let objects = self.root.join("objects");
+        for i in 0..256u32 {
+            let dir = objects.join(format!("{i:02x}"));
+            let m = fs::symlink_metadata(dir).ok();
+            let v = m.map_or([0i64; 5], |m| {
+                [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino() as i64]
+            });
+            for x in v {
+                h.update(&x.to_le_bytes());
+            }
+        }
+        let b = h.finalize();
+        u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or_default())
+    }
+
+    fn complete_file(&self) -> PathBuf {
+        self.root.join("tmp").join("complete-manifests")
+    }
+
+    /// The directory manifests known to have every object present, valid while the
+    /// object directories are unchanged since that was checked.
+    fn load_complete(&self, stamp: u64) -> Vec<ObjectId> {
+        let Ok(bytes) = fs::read(self.complete_file()) else {
+            return Vec::new();
+        };
+        if bytes.len() < 8 || bytes.len() % 32 != 8 || bytes[..8] != stamp.to_le_bytes() {
+            return Vec::new();
+        }
+        bytes[8..]
+            .chunks_exact(32)
+            .filter_map(|c| c.try_into().ok().map(ObjectId::from_bytes))
+            .collect()
+    }
+
+    /// The ids among `ids` (the objects of directory manifest `manifest`) that the
+    /// cache lacks. When a previous call found them all and no object has been
+    /// added or deleted since, this costs 256 `stat` calls instead of a listing.
+    pub fn missing_for_manifest(&self, manifest: &ObjectId, ids: &[ObjectId]) -> Result<Vec<ObjectId>> {
+        let stamp = self.objects_stamp();
+        let mut known = self.load_complete(stamp);
+        if known.contains(manifest) {
+            return Ok(Vec::new());
+        }
+        let missing = self.missing(ids)?;
+        if missing.is_empty() {
+            known.push(*manifest);
+            let mut out = stamp.to_le_bytes().to_vec();
+            for id in &known {
+                out.extend_from_slice(id.as_bytes());
+            }
+            // Only a cache of work: failing to record it costs a listing next time.
+            let _ = fs::create_dir_all(self.root.join("tmp"));
+            let _ = crate::fsutil::atomic_write(&self.complete_file(), &out);
+        }
+        Ok(missing)
+    }
+
     /// Every object id present in the cache, and paths under `objects/` that are not objects.
     pub fn list(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
         let objects = self.root.join("objects");

@@ -14,7 +14,7 @@
 //! rest of the line, `/`-separated, with `\` written `\\`, newline `\n` and carriage
 //! return `\r`. The same entries always give the same bytes, hence the same id.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::fmt::Write as _;
 
 use crate::error::{FormatError, Result};
@@ -100,7 +100,7 @@ impl Manifest {
         }
         let mut files = Vec::new();
         let mut empty_dirs = Vec::new();
-        let mut prev: Option<String> = None;
+        let mut prev: &str = "";
         for (n, line) in lines.enumerate() {
             let lineno = n + 2;
             let mut parts = line.splitn(4, ' ');
@@ -109,16 +109,21 @@ impl Manifest {
             else {
                 return Err(bad(format!("line {lineno}: expected `KIND ID SIZE PATH`")).into());
             };
-            let path = unescape(raw_path).ok_or_else(|| bad(format!("line {lineno}: bad escape in path")))?;
+            // Sortedness is checked on the escaped text: escaping keeps the order of
+            // paths without `\\`, `\n`, `\r`; others fall back to a full check below.
+            let plain = !raw_path.contains('\\');
+            if plain && !prev.is_empty() && prev.as_bytes() >= raw_path.as_bytes() {
+                return Err(bad(format!("line {lineno}: entries are not sorted or repeat `{raw_path}`")).into());
+            }
+            let path = if plain {
+                raw_path.to_string()
+            } else {
+                unescape(raw_path).ok_or_else(|| bad(format!("line {lineno}: bad escape in path")))?
+            };
             if let Err(reason) = crate::relpath::validate(&path) {
                 return Err(bad(format!("line {lineno}: unsafe path `{path}`: {reason}")).into());
             }
-            if let Some(p) = &prev
-                && p.as_bytes() >= path.as_bytes()
-            {
-                return Err(bad(format!("line {lineno}: entries are not sorted or repeat `{path}`")).into());
-            }
-            prev = Some(path.clone());
+            prev = if plain { raw_path } else { "" };
             match kind {
                 "f" | "x" => {
                     let id = id_s
@@ -138,8 +143,25 @@ impl Manifest {
                 _ => return Err(bad(format!("line {lineno}: unknown entry `{kind} {id_s} {size_s}`")).into()),
             }
         }
+        // Entries with escapes skipped the cheap order check: check the whole order.
+        if text.contains('\\') {
+            let mut all: Vec<&str> = files
+                .iter()
+                .map(|e| e.path.as_str())
+                .chain(empty_dirs.iter().map(String::as_str))
+                .collect();
+            let n = all.len();
+            all.sort_unstable();
+            all.dedup();
+            if all.len() != n {
+                return Err(bad("entries repeat".into()).into());
+            }
+            if !files.is_sorted_by(|a, b| a.path < b.path) || !empty_dirs.is_sorted_by(|a, b| a < b) {
+                return Err(bad("entries are not sorted".into()).into());
+            }
+        }
         // No entry may sit below a file or below an "empty" directory.
-        let leaves: HashSet<&str> = files
+        let leaves: FxHashSet<&str> = files
             .iter()
             .map(|e| e.path.as_str())
             .chain(empty_dirs.iter().map(String::as_str))
@@ -240,7 +262,7 @@ mod tests {
         #[test]
         fn round_trip(names in proptest::collection::btree_set("[a-zé \\\\\n]{1,6}(/[a-z]{1,4}){0,2}", 0..20)) {
             let files: Vec<Entry> = names.iter().filter(|n| crate::relpath::validate(n).is_ok()).map(|n| entry(n, n.len() % 2 == 0)).collect();
-            let leaves: HashSet<&str> = files.iter().map(|e| e.path.as_str()).collect();
+            let leaves: std::collections::HashSet<&str> = files.iter().map(|e| e.path.as_str()).collect();
             prop_assume!(files.iter().all(|e| !e.path.match_indices('/').any(|(i, _)| leaves.contains(&e.path[..i]))));
             let m = Manifest::new(files, vec![]);
             let bytes = m.to_bytes();

@@ -96,12 +96,26 @@ impl FromStr for ObjectId {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+const fn hex_table() -> [u8; 256] {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+}
+
+static HEX_VALUES: [u8; 256] = hex_table();
+
+fn hex_val(c: u8) -> Option<u8> {
+    let v = HEX_VALUES[c as usize];
+    (v != 0xff).then_some(v)
 }
 
 impl serde::Serialize for ObjectId {

@@ -563,7 +563,10 @@ pub fn missing_objects(cache: &Cache, tracked: &Tracked, manifest: Option<&Manif
     }
     ids.sort_unstable();
     ids.dedup();
-    cache.missing(&ids)
+    match manifest {
+        Some(_) => cache.missing_for_manifest(&tracked.pointer.id, &ids),
+        None => cache.missing(&ids),
+    }
 }
 
 /// Joins a tracked path and a path inside it, for messages.

@@ -201,6 +201,14 @@ fn status_lists_added_modified_deleted_and_missing_objects() {
             .stdout
             .contains("not in cache: 1 object(s)")
     );
+
+    // A directory whose objects were all present a moment ago loses one.
+    env.dvt(&["checkout", "--force", "data"]).ok();
+    assert!(env.dvt(&["status", "data"]).ok().stdout.contains("up to date"));
+    let id = blake3::hash(b"c\n").to_hex().to_string();
+    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    let j = env.dvt(&["status", "--json", "data"]).ok().json();
+    assert_eq!(j["pointers"][0]["missing_from_cache"][0], id.as_str(), "{j}");
 }
 
 #[test]
