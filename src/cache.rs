@@ -398,15 +398,30 @@ impl Cache {
         let missing = self.missing(ids)?;
         if missing.is_empty() {
             known.push(*manifest);
-            let mut out = stamp.to_le_bytes().to_vec();
-            for id in &known {
-                out.extend_from_slice(id.as_bytes());
-            }
-            // Only a cache of work: failing to record it costs a listing next time.
-            let _ = fs::create_dir_all(self.root.join("tmp"));
-            let _ = crate::fsutil::atomic_write(&self.complete_file(), &out);
+            self.save_complete(stamp, &known);
         }
         Ok(missing)
+    }
+
+    /// Records that every object of directory manifest `manifest` is present, as
+    /// `add` knows right after storing them.
+    pub fn mark_complete(&self, manifest: &ObjectId) {
+        let stamp = self.objects_stamp();
+        let mut known = self.load_complete(stamp);
+        if !known.contains(manifest) {
+            known.push(*manifest);
+            self.save_complete(stamp, &known);
+        }
+    }
+
+    fn save_complete(&self, stamp: u64, known: &[ObjectId]) {
+        let mut out = stamp.to_le_bytes().to_vec();
+        for id in known {
+            out.extend_from_slice(id.as_bytes());
+        }
+        // Only a cache of work: failing to record it costs a listing next time.
+        let _ = fs::create_dir_all(self.root.join("tmp"));
+        let _ = crate::fsutil::atomic_write(&self.complete_file(), &out);
     }
 
     /// Every object id present in the cache, and paths under `objects/` that are not objects.

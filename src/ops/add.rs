@@ -130,6 +130,11 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         });
     }
     // The stat cache only saves work; failing to write it is not an error.
+    for (t, a) in targets.iter().zip(&added) {
+        if t.is_dir {
+            repo.cache().mark_complete(&a.id);
+        }
+    }
     let _ = stat.save();
     Ok(AddReport {
         added,
