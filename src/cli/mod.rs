@@ -276,9 +276,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     out!("restored {p}");
                 }
             }
+            let n = report.restored.len();
             out!(
-                "{} files restored ({}), {} path(s) already up to date",
-                report.restored.len(),
+                "{n} file{} restored ({}), {} path(s) already up to date",
+                if n == 1 { "" } else { "s" },
                 HumanBytes(report.bytes),
                 report.unchanged.len()
             );
