@@ -138,9 +138,20 @@ impl Repo {
             })?;
             merge(&mut table, layer);
         }
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| RepoError::Config {
-            path: dvt.join("config.toml"),
-            message: e.message().to_string(),
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            let local = dvt.join("config.local.toml");
+            RepoError::Config {
+                path: dvt.join("config.toml"),
+                message: if local.exists() {
+                    format!(
+                        "{} (in it or in `{}`, which overrides it)",
+                        e.message(),
+                        local.display()
+                    )
+                } else {
+                    e.message().to_string()
+                },
+            }
         })?;
         let cache_dir = match &config.cache.dir {
             Some(d) if d.is_absolute() => d.clone(),

@@ -674,3 +674,22 @@ fn killed_checkout_of_a_directory_leaves_it_absent_or_complete() {
     let st = env.dvt(&["status", "--json"]).ok().json();
     assert_eq!(st["hashed_files"], 0, "checked-out files are in the stat cache: {st}");
 }
+
+#[test]
+fn a_broken_config_is_named_and_nothing_runs() {
+    let env = TestEnv::new();
+    env.write("a.csv", "a\n");
+    env.write(".dvt/config.local.toml", "[cache\n");
+    let r = env.dvt(&["add", "a.csv"]).fails();
+    assert!(
+        r.stderr.contains("invalid config file") && r.stderr.contains("config.local.toml"),
+        "{}",
+        r.stderr
+    );
+    env.write(".dvt/config.local.toml", "[cache]\nlevl = 3\n");
+    let r = env.dvt(&["add", "a.csv"]).fails();
+    assert!(r.stderr.contains("unknown field `levl`"), "{}", r.stderr);
+    assert!(!env.exists("a.csv.dvt"));
+    env.write(".dvt/config.local.toml", "[cache]\nlevel = 19\n");
+    env.dvt(&["add", "a.csv"]).ok();
+}
