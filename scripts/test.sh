@@ -24,3 +24,6 @@ tail -1 target/demo-output.txt
 echo "== benchmark smoke run"
 python3 bench/bench.py --smoke
 echo "== all checks passed"
+passed=$(grep -o '[0-9]* passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -o '[0-9]* failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "tests: ${passed} passed, ${failed} failed"
