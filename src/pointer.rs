@@ -9,6 +9,8 @@
 //! files = 300
 //! ```
 //!
+//! A pointer to an executable file also has `executable = true`.
+//!
 //! Keys are always written in this order. `path` is relative to the pointer's
 //! directory; it is untrusted input and is validated by [`Pointer::parse`].
 
@@ -51,6 +53,9 @@ pub struct Pointer {
     /// Number of files, for directories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<u64>,
+    /// Whether a tracked file is executable (written only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 impl Pointer {
@@ -63,6 +68,7 @@ impl Pointer {
             id,
             size,
             files: None,
+            executable: false,
         }
     }
 
@@ -75,6 +81,7 @@ impl Pointer {
             id,
             size,
             files: Some(files),
+            executable: false,
         }
     }
 
@@ -113,6 +120,9 @@ impl Pointer {
             (Kind::Dir, None) => return Err(bad("a `dir` pointer needs `files`".into()).into()),
             (Kind::File, Some(_)) => {
                 return Err(bad("a `file` pointer has no `files`".into()).into());
+            }
+            (Kind::Dir, _) if p.executable => {
+                return Err(bad("a `dir` pointer has no `executable`; the manifest records it per file".into()).into());
             }
             _ => {}
         }
@@ -189,6 +199,8 @@ mod tests {
         for p in ["../x", "/etc/passwd", "a/../../b", "", "a//b"] {
             assert!(Pointer::parse(&text(p), f).is_err(), "{p:?} must be rejected");
         }
+        let exec_dir = Pointer::dir("d".into(), id(), 1, 1).to_text() + "executable = true\n";
+        assert!(Pointer::parse(&exec_dir, f).is_err());
         let newer = text("x").replace("version = 1", "version = 7");
         assert!(matches!(
             Pointer::parse(&newer, f),

@@ -484,6 +484,8 @@ pub fn compare(
             )? != tracked.pointer.id
         {
             changes.modified.push(String::new());
+        } else if (meta.permissions().mode() & 0o111 != 0) != tracked.pointer.executable {
+            changes.mode_changed.push(String::new());
         }
         return Ok(WorkState::Present(changes));
     };

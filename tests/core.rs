@@ -693,3 +693,41 @@ fn a_broken_config_is_named_and_nothing_runs() {
     env.write(".dvt/config.local.toml", "[cache]\nlevel = 19\n");
     env.dvt(&["add", "a.csv"]).ok();
 }
+
+#[test]
+fn a_tracked_file_keeps_its_executable_bit() {
+    let env = TestEnv::new();
+    env.write("tools/train.sh", "#!/bin/sh\necho train\n");
+    std::fs::set_permissions(env.path("tools/train.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.write("plain.txt", "p\n");
+    env.dvt(&["add", "tools/train.sh", "plain.txt"]).ok();
+    assert!(
+        String::from_utf8(env.read("tools/train.sh.dvt"))
+            .unwrap()
+            .contains("\nexecutable = true\n")
+    );
+    assert!(
+        !String::from_utf8(env.read("plain.txt.dvt"))
+            .unwrap()
+            .contains("executable")
+    );
+
+    std::fs::set_permissions(env.path("tools/train.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("mode changed: tools/train.sh"), "{}", st.stdout);
+    env.dvt(&["checkout"]).ok();
+    let mode = std::fs::metadata(env.path("tools/train.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+
+    std::fs::remove_file(env.path("tools/train.sh")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    let mode = std::fs::metadata(env.path("tools/train.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "restored executable");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}

@@ -101,7 +101,9 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             )?;
             progress.inc(meta.len());
             progress.finish();
-            Pointer::file(file_name(&t.rel).to_string(), id, meta.len())
+            let mut p = Pointer::file(file_name(&t.rel).to_string(), id, meta.len());
+            p.executable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+            p
         };
         results.push(pointer);
     }

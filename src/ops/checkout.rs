@@ -147,8 +147,16 @@ fn apply(
             inner: "",
             id: t.pointer.id,
             size: t.pointer.size,
-            executable: false,
+            executable: t.pointer.executable,
         };
+        if let Some(c) = changes
+            && c.modified.is_empty()
+            && !c.mode_changed.is_empty()
+        {
+            set_executable(&t.data_abs, t.pointer.executable)?;
+            report.mode_fixed.push(t.data_rel.clone());
+            return Ok(());
+        }
         restore(repo, stat, t, &job, None)?;
         report.restored.push(t.data_rel.clone());
         report.bytes += t.pointer.size;
