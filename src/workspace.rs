@@ -393,8 +393,6 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
     let mut out = Vec::new();
     for t in targets {
         let (abs, rel) = repo.resolve(cwd, t)?;
-        let trimmed = abs.to_string_lossy().trim_end_matches('/').to_string();
-        let abs = PathBuf::from(trimmed);
         let candidate = if is_pointer_path(&abs) && abs.is_file() {
             abs
         } else {

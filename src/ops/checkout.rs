@@ -352,7 +352,7 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
     }
     if job.executable {
         let mut perm = f.metadata()?.permissions();
-        perm.set_mode(perm.mode() | ((perm.mode() & 0o444) >> 2));
+        perm.set_mode(with_exec(perm.mode(), true));
         f.set_permissions(perm)?;
     }
     Ok(Stamp::of(&f.metadata()?))
@@ -394,13 +394,17 @@ fn restore(repo: &Repo, stat: &StatCache, t: &Tracked, job: &Job, inner: Option<
     Ok(())
 }
 
-fn set_executable(abs: &Path, exec: bool) -> std::io::Result<()> {
-    let mut perm = fs::metadata(abs)?.permissions();
-    let mode = perm.mode();
-    perm.set_mode(if exec {
+/// `mode` with execute bits set wherever it has read bits (as git does), or cleared.
+fn with_exec(mode: u32, exec: bool) -> u32 {
+    if exec {
         mode | ((mode & 0o444) >> 2)
     } else {
         mode & !0o111
-    });
+    }
+}
+
+fn set_executable(abs: &Path, exec: bool) -> std::io::Result<()> {
+    let mut perm = fs::metadata(abs)?.permissions();
+    perm.set_mode(with_exec(perm.mode(), exec));
     fs::set_permissions(abs, perm)
 }
