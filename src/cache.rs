@@ -468,6 +468,216 @@ impl Cache {
     }
 }
 
+/// Checks stored bytes as they stream past: feed the stored form of one object in
+/// chunks, and [`StoredVerifier::finish`] says whether it decodes to content whose
+/// hash is the object's id. Used for objects moving to and from remotes.
+pub struct StoredVerifier {
+    head: Vec<u8>,
+    state: VerifyState,
+}
+
+enum VerifyState {
+    Head,
+    Raw(Box<blake3::Hasher>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
+}
+
+struct HashSink(blake3::Hasher);
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Default for StoredVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StoredVerifier {
+    /// A verifier at the start of an object's stored bytes.
+    pub fn new() -> Self {
+        StoredVerifier {
+            head: Vec::new(),
+            state: VerifyState::Head,
+        }
+    }
+
+    /// Feeds the next stored bytes. Fails (with a reason) when they cannot be decoded.
+    pub fn update(&mut self, mut chunk: &[u8]) -> std::result::Result<(), String> {
+        if let VerifyState::Head = self.state {
+            let take = chunk.len().min(RAW_HEADER.len() - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.head.len() < RAW_HEADER.len() {
+                return Ok(());
+            }
+            self.state = match detect(&self.head) {
+                Some(Encoding::Raw) => VerifyState::Raw(Box::default()),
+                Some(Encoding::Zstd) => {
+                    let mut d = zstd::stream::write::Decoder::new(HashSink(blake3::Hasher::new()))
+                        .map_err(|e| format!("cannot decompress: {e}"))?;
+                    d.write_all(&self.head).map_err(|e| format!("cannot decompress: {e}"))?;
+                    VerifyState::Zstd(Box::new(d))
+                }
+                None => return Err("unknown object encoding".into()),
+            };
+        }
+        match &mut self.state {
+            VerifyState::Head => Ok(()),
+            VerifyState::Raw(h) => {
+                h.update(chunk);
+                Ok(())
+            }
+            VerifyState::Zstd(d) => d.write_all(chunk).map_err(|e| format!("cannot decompress: {e}")),
+        }
+    }
+
+    /// Ends the stream: `Ok` when the content hashes to `id`.
+    pub fn finish(self, id: &ObjectId) -> std::result::Result<(), String> {
+        let hasher = match self.state {
+            VerifyState::Head => {
+                // Shorter than the raw header: only a (tiny, invalid) zstd frame could be.
+                return Err("truncated: too short to be an object".into());
+            }
+            VerifyState::Raw(h) => *h,
+            VerifyState::Zstd(mut d) => {
+                d.flush().map_err(|e| format!("cannot decompress: {e}"))?;
+                d.into_inner().0
+            }
+        };
+        if ObjectId::from_hasher(&hasher) == *id {
+            Ok(())
+        } else {
+            Err("content does not match its id (truncated or altered)".into())
+        }
+    }
+}
+
+/// Checks that `stored` (an object's stored form, whole) decodes to content with id `id`.
+pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), String> {
+    let content_id = match detect(stored) {
+        Some(Encoding::Raw) => ObjectId::of(&stored[RAW_HEADER.len()..]),
+        Some(Encoding::Zstd) => ObjectId::of(&decompress_all(stored).map_err(|e| format!("cannot decompress: {e}"))?),
+        None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
+        None => return Err("unknown object encoding".into()),
+    };
+    if content_id == *id {
+        Ok(())
+    } else {
+        Err("content does not match its id (truncated or altered)".into())
+    }
+}
+
+/// Decodes `stored` (an object's stored form, whole) into its content, verified.
+pub fn decode_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let content = match detect(stored) {
+        Some(Encoding::Raw) => stored[RAW_HEADER.len()..].to_vec(),
+        Some(Encoding::Zstd) => decompress_all(stored).map_err(|e| format!("cannot decompress: {e}"))?,
+        None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
+        None => return Err("unknown object encoding".into()),
+    };
+    if ObjectId::of(&content) == *id {
+        Ok(content)
+    } else {
+        Err("content does not match its id (truncated or altered)".into())
+    }
+}
+
+/// A new object being written from its stored form (as downloaded), checked as it
+/// goes; it appears under its final name only in [`StoredWriter::commit`].
+pub struct StoredWriter {
+    id: ObjectId,
+    tmp: PathBuf,
+    file: Option<BufWriter<fs::File>>,
+    verifier: StoredVerifier,
+    written: u64,
+}
+
+impl StoredWriter {
+    /// Appends stored bytes. A decode error is returned as [`CacheError::Corrupt`].
+    pub fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.verifier
+            .update(chunk)
+            .map_err(|reason| corrupt(&self.id, None, &reason))?;
+        if let Some(f) = &mut self.file {
+            f.write_all(chunk)?;
+        }
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Verifies the whole object and moves it to its final name; returns the stored size.
+    pub fn commit(mut self, cache: &Cache) -> Result<u64> {
+        let verifier = std::mem::take(&mut self.verifier);
+        verifier
+            .finish(&self.id)
+            .map_err(|reason| corrupt(&self.id, None, &reason))?;
+        if let Some(f) = self.file.take() {
+            f.into_inner().map_err(|e| e.into_error())?;
+        }
+        cache.publish(&self.tmp, &self.id)?;
+        Ok(self.written)
+    }
+}
+
+impl Drop for StoredWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Cache {
+    /// Object `id`'s stored form (compressed or raw, as on disk), read whole and
+    /// verified: a damaged object is [`CacheError::Corrupt`], never returned.
+    pub fn read_stored(&self, id: &ObjectId) -> Result<Vec<u8>> {
+        let mut f = self.open_file(id, None)?;
+        let mut stored = Vec::new();
+        f.read_to_end(&mut stored)?;
+        verify_stored(id, &stored).map_err(|reason| corrupt(id, None, &reason))?;
+        Ok(stored)
+    }
+
+    /// Opens object `id`'s stored form for streaming; the caller verifies with a
+    /// [`StoredVerifier`]. Returns the file and its size.
+    pub fn open_stored(&self, id: &ObjectId) -> Result<(fs::File, u64)> {
+        let f = self.open_file(id, None)?;
+        let len = f.metadata()?.len();
+        Ok((f, len))
+    }
+
+    /// Stores an object given in its stored form, after verifying it. Returns the
+    /// stored size; a damaged object is [`CacheError::Corrupt`] and is not written.
+    pub fn import_stored(&self, id: &ObjectId, stored: &[u8]) -> Result<u64> {
+        verify_stored(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
+        self.write_new(id, &[stored])
+    }
+
+    /// Starts writing object `id` from its stored form, streamed.
+    pub fn stored_writer(&self, id: &ObjectId) -> Result<StoredWriter> {
+        let dest = self.object_path(id);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir)?;
+        let tmp = temp_in(&dir, "obj");
+        let file = fs::File::create(&tmp)?;
+        Ok(StoredWriter {
+            id: *id,
+            tmp,
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            verifier: StoredVerifier::new(),
+            written: 0,
+        })
+    }
+}
+
 fn detect(head: &[u8]) -> Option<Encoding> {
     if head.starts_with(&ZSTD_MAGIC) {
         Some(Encoding::Zstd)

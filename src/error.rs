@@ -28,6 +28,9 @@ pub enum Error {
     /// The workspace could not be made to match the pointer files.
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// Configuring or talking to a remote failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// A filesystem operation failed; the message names the path (via `fs_err`).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -73,9 +76,103 @@ impl Error {
                 "`{}` is tracked as a whole: run `dvt add {}` to record changes inside it",
                 tracked, tracked
             )),
+            Error::Remote(RemoteError::Unknown { known, .. }) if known.is_empty() => {
+                Some("add one with `dvt remote add -d NAME URL`".into())
+            }
+            Error::Remote(RemoteError::Unknown { known, .. }) => {
+                Some(format!("configured remotes: {}", known.join(", ")))
+            }
+            Error::Remote(RemoteError::NoDefault { known }) if known.is_empty() => Some(
+                "add one with `dvt remote add -d NAME URL` (s3://, gs://, az://, http(s)://, or a directory)".into(),
+            ),
+            Error::Remote(RemoteError::NoDefault { known }) => Some(format!(
+                "pass `-r NAME` or set a default with `dvt remote default NAME` (configured: {})",
+                known.join(", ")
+            )),
+            Error::Remote(RemoteError::Corrupt { .. }) => Some(
+                "the remote copy is damaged: push it again from a cache that has it intact \
+                 (`dvt push` re-uploads objects the remote lacks, so delete the damaged one first)"
+                    .into(),
+            ),
+            Error::Remote(RemoteError::Transfer { .. }) => {
+                Some("run the same command again: what was transferred is kept, and only the rest moves".into())
+            }
             _ => None,
         }
     }
+}
+
+/// Errors about remotes: their configuration and transfers to and from them.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// No remote by that name.
+    #[error("no remote named `{name}`")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that are configured.
+        known: Vec<String>,
+    },
+    /// No `-r NAME` and no default remote.
+    #[error("no remote given and no default remote is set")]
+    NoDefault {
+        /// The names that are configured.
+        known: Vec<String>,
+    },
+    /// `remote add` of a name that exists.
+    #[error("a remote named `{name}` already exists (use `--force` to replace it)")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+    /// A remote's configuration is invalid (bad name, URL, key or value).
+    #[error("remote `{remote}`: {message}")]
+    Config {
+        /// The remote's name.
+        remote: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A request to the remote failed (after retries).
+    #[error("remote `{remote}`: {message}")]
+    Request {
+        /// The remote's name.
+        remote: String,
+        /// The operation and its cause, with secrets removed.
+        message: String,
+    },
+    /// An object downloaded from the remote is damaged.
+    #[error("remote `{remote}`: object {id} is corrupt ({reason}); it was not stored")]
+    Corrupt {
+        /// The remote's name.
+        remote: String,
+        /// The object.
+        id: ObjectId,
+        /// What was found wrong.
+        reason: String,
+    },
+    /// An object is neither in the cache nor on the remote.
+    #[error("remote `{remote}` does not have object {id}{}", for_path(path))]
+    Missing {
+        /// The remote's name.
+        remote: String,
+        /// The object.
+        id: ObjectId,
+        /// The workspace path that needed it, if known.
+        path: Option<String>,
+    },
+    /// Some transfers failed; the others completed.
+    #[error("{failed} of {total} transfer(s) with remote `{remote}` failed; the first: {first}")]
+    Transfer {
+        /// The remote's name.
+        remote: String,
+        /// How many failed.
+        failed: usize,
+        /// How many were attempted.
+        total: usize,
+        /// The first failure's message.
+        first: String,
+    },
 }
 
 /// Errors about the repository itself.

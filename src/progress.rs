@@ -10,6 +10,8 @@ pub trait Progress: Sync {
     fn inc(&self, n: u64);
     /// The current phase is over.
     fn finish(&self);
+    /// Replaces the current phase's label (to show a second count, say).
+    fn message(&self, _text: &str) {}
 }
 
 /// Progress that goes nowhere.

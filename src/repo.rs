@@ -26,6 +26,11 @@ const CONFIG_TEMPLATE: &str = "\
 # fsync = false
 # Keep the cache somewhere else (relative paths are relative to the repo root).
 # dir = \"/mnt/fast/dvt-cache\"
+
+# `remote` names the default remote (`dvt remote default NAME`). Remotes are
+# added with `dvt remote add [-d] NAME URL`, which writes [remote.NAME] tables
+# below this one; credentials go to `.dvt/config.local.toml`.
+[core]
 ";
 
 const DVT_GITIGNORE: &str = "/cache/\n/tmp/\n/config.local.toml\n";
@@ -33,9 +38,23 @@ const DVT_GITIGNORE: &str = "/cache/\n/tmp/\n/config.local.toml\n";
 /// Settings read from `.dvt/config.toml`, overlaid by `.dvt/config.local.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
+    /// The `[core]` table.
+    #[serde(default)]
+    pub core: CoreConfig,
     /// The `[cache]` table.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The `[remote.NAME]` tables, by name; checked when a remote is used.
+    #[serde(default)]
+    pub remote: std::collections::BTreeMap<String, toml::Table>,
+}
+
+/// The `[core]` table of the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    /// The remote used when a command is given no `-r NAME`.
+    pub remote: Option<String>,
 }
 
 /// The `[cache]` table of the config.

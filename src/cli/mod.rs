@@ -51,9 +51,37 @@ enum Command {
     Status {
         /// Data paths or `.dvt` files (default: all).
         targets: Vec<PathBuf>,
+        /// Compare the cache with a remote instead: `--remote` for the default one,
+        /// `-r NAME` for another.
+        #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1,
+              default_missing_value = "", action = clap::ArgAction::Append)]
+        remote: Vec<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Configure remotes: where `push` sends data and `fetch`/`pull` get it from.
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
+    /// Upload the objects that the targets need and the remote lacks.
+    Push {
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Download the objects that the targets need and the cache lacks.
+    Fetch {
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Fetch, then check out.
+    Pull {
+        #[command(flatten)]
+        transfer: TransferArgs,
+        /// Overwrite or delete files with changes no pointer records.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Make the workspace match the pointers, from the cache.
     Checkout {
@@ -77,6 +105,93 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TransferArgs {
+    /// Data paths or `.dvt` files (default: all).
+    targets: Vec<PathBuf>,
+    /// The remote (default: the one set with `dvt remote default`).
+    #[arg(short, long, value_name = "NAME")]
+    remote: Option<String>,
+    /// Transfers at once (default: the remote's `jobs`, or 4 per core).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TransferArgs {
+    fn options(&self, cwd: PathBuf) -> ops::TransferOptions {
+        ops::TransferOptions {
+            targets: self.targets.clone(),
+            cwd,
+            remote: self.remote.clone(),
+            jobs: self.jobs.map(|j| j as usize),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum RemoteCommand {
+    /// Add a remote: a directory, s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix, or http(s)://host/path (WebDAV).
+    Add {
+        /// Its name.
+        name: String,
+        /// Its URL.
+        url: String,
+        /// Make it the default remote.
+        #[arg(short, long)]
+        default: bool,
+        /// Write to `.dvt/config.local.toml` (not committed) instead.
+        #[arg(long)]
+        local: bool,
+        /// Replace a remote of the same name.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List the remotes (secrets are masked).
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a remote (the data on it is not touched).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Set the default remote, or with `--unset` clear it.
+    Default {
+        /// Its name.
+        #[arg(required_unless_present = "unset")]
+        name: Option<String>,
+        /// Clear the default.
+        #[arg(long, conflicts_with = "name")]
+        unset: bool,
+        /// Write to `.dvt/config.local.toml` (not committed) instead.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Set one option of a remote (DVC's key names: endpointurl, region, profile,
+    /// credentialpath, access_key_id, secret_access_key, account_name, ...).
+    Modify {
+        /// The remote's name.
+        name: String,
+        /// The option.
+        key: String,
+        /// Its value.
+        #[arg(required_unless_present = "unset")]
+        value: Option<String>,
+        /// Remove the option instead.
+        #[arg(long, conflicts_with = "value")]
+        unset: bool,
+        /// Write to `.dvt/config.local.toml` (not committed). Secrets always go there.
+        #[arg(long)]
+        local: bool,
     },
 }
 
@@ -194,7 +309,48 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 );
             }
         }
-        Command::Status { targets, json: as_json } => {
+        Command::Status {
+            targets,
+            remote,
+            json: as_json,
+        } if !remote.is_empty() => {
+            let repo = Repo::open(&cwd)?;
+            let name = remote.iter().rev().find(|n| !n.is_empty()).cloned();
+            let opts = ops::TransferOptions {
+                targets: targets.clone(),
+                cwd,
+                remote: name,
+                jobs: None,
+            };
+            let report = ops::remote_status(&repo, &opts, &bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            let total: usize = report.pointers.iter().map(|p| p.objects).sum();
+            if report.pointers.is_empty() {
+                out!("No data is tracked: add some with `dvt add PATH`.");
+            } else if report.in_sync() {
+                out!("Cache and remote `{}` are in sync ({total} objects).", report.remote);
+            }
+            for p in &report.pointers {
+                let mut parts = Vec::new();
+                for (n, what) in [
+                    (p.local_only.len(), "only in the cache (to push)"),
+                    (p.remote_only.len(), "only on the remote (to fetch)"),
+                    (p.missing.len(), "in neither (lost here)"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{n} object{} {what}", if n == 1 { "" } else { "s" }));
+                    }
+                }
+                if !parts.is_empty() {
+                    out!("{}: {}", p.path, parts.join(", "));
+                }
+            }
+        }
+        Command::Status {
+            targets, json: as_json, ..
+        } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::StatusOptions {
                 targets: targets.clone(),
@@ -297,6 +453,67 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 out!("removed {p}; the data stays in place, no longer tracked");
             }
         }
+        Command::Remote { command } => return remote_command(&cwd, command, q),
+        Command::Push { transfer } => {
+            let repo = Repo::open(&cwd)?;
+            let report = ops::push(&repo, &transfer.options(cwd), &bars)?;
+            let incomplete = !report.missing_from_cache.is_empty();
+            if transfer.json {
+                json(&report)?;
+            } else {
+                for m in report.missing_from_cache.iter().take(20) {
+                    out!("not in the cache, not pushed: {} ({})", m.path, m.id);
+                }
+                if report.missing_from_cache.len() > 20 {
+                    out!("… and {} more not in the cache", report.missing_from_cache.len() - 20);
+                }
+                if report.uploaded == 0 {
+                    out!(
+                        "Nothing to push: remote `{}` has all {} object(s).",
+                        report.remote,
+                        report.already_on_remote
+                    );
+                } else {
+                    out!(
+                        "pushed {} object(s) ({}) to `{}`; {} were already there",
+                        report.uploaded,
+                        HumanBytes(report.uploaded_bytes),
+                        report.remote,
+                        report.already_on_remote
+                    );
+                }
+            }
+            if incomplete {
+                note!(
+                    q,
+                    "hint: these objects are in no cache here: `dvt fetch` them from another remote, or `dvt add` the data again"
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Fetch { transfer } => {
+            let repo = Repo::open(&cwd)?;
+            let report = ops::fetch(&repo, &transfer.options(cwd), &bars)?;
+            if transfer.json {
+                return json(&report);
+            }
+            out!("{}", fetched_line(&report));
+        }
+        Command::Pull { transfer, force } => {
+            let repo = Repo::open(&cwd)?;
+            let report = ops::pull(&repo, &transfer.options(cwd), *force, &bars)?;
+            if transfer.json {
+                return json(&report);
+            }
+            out!("{}", fetched_line(&report.fetch));
+            let n = report.checkout.restored.len();
+            out!(
+                "{n} file{} restored ({}), {} path(s) already up to date",
+                if n == 1 { "" } else { "s" },
+                HumanBytes(report.checkout.bytes),
+                report.checkout.unchanged.len()
+            );
+        }
         Command::Fsck { json: as_json } => {
             let repo = Repo::open(&cwd)?;
             let report = ops::fsck(&repo, &bars)?;
@@ -324,6 +541,87 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if bad {
                 return Ok(ExitCode::from(1));
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fetched_line(r: &ops::FetchReport) -> String {
+    if r.downloaded == 0 {
+        format!("Nothing to fetch: the cache has all {} object(s).", r.already_cached)
+    } else {
+        format!(
+            "fetched {} object(s) ({}) from `{}`; {} were already in the cache",
+            r.downloaded,
+            HumanBytes(r.downloaded_bytes),
+            r.remote,
+            r.already_cached
+        )
+    }
+}
+
+fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Result<ExitCode, dvt::Error> {
+    use dvt::remote::config;
+    let repo = Repo::open(cwd)?;
+    match command {
+        RemoteCommand::Add {
+            name,
+            url,
+            default,
+            local,
+            force,
+        } => {
+            config::add(&repo, name, url, *default, *local, *force)?;
+            let file = if *local { "config.local.toml" } else { "config.toml" };
+            out!(
+                "added remote `{name}` -> {url}{}",
+                if *default { " (default)" } else { "" }
+            );
+            if !*local {
+                note!(q, "hint: commit it with `git add .dvt/{file}`");
+            }
+        }
+        RemoteCommand::List { json: as_json } => {
+            let list = config::list(&repo);
+            if *as_json {
+                return json(&list);
+            }
+            for r in &list {
+                out!("{}\t{}{}", r.name, r.url, if r.default { "\t(default)" } else { "" });
+            }
+        }
+        RemoteCommand::Remove { name } => {
+            config::remove(&repo, name)?;
+            out!("removed remote `{name}`; the data on it is untouched");
+        }
+        RemoteCommand::Default { name, unset, local } => {
+            let name = if *unset { None } else { name.as_deref() };
+            config::set_default(&repo, name, *local)?;
+            match name {
+                Some(n) => out!("default remote: `{n}`"),
+                None => out!("no default remote"),
+            }
+        }
+        RemoteCommand::Modify {
+            name,
+            key,
+            value,
+            unset,
+            local,
+        } => {
+            let value = if *unset { None } else { value.as_deref() };
+            let wrote_local = config::modify(&repo, name, key, value, *local)?;
+            let file = if wrote_local {
+                ".dvt/config.local.toml"
+            } else {
+                ".dvt/config.toml"
+            };
+            let shown = match value {
+                None => "unset".to_string(),
+                Some(_) if config::SECRET_KEYS.contains(&key.as_str()) => "set (secret, not shown)".to_string(),
+                Some(v) => format!("= {v}"),
+            };
+            out!("remote `{name}`: {key} {shown} in {file}");
         }
     }
     Ok(ExitCode::SUCCESS)

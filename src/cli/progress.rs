@@ -54,6 +54,14 @@ impl dvt::progress::Progress for Bars {
         }
     }
 
+    fn message(&self, text: &str) {
+        if self.enabled
+            && let Ok(bar) = self.bar.read()
+        {
+            bar.set_message(text.to_string());
+        }
+    }
+
     fn finish(&self) {
         if self.enabled
             && let Ok(mut slot) = self.bar.write()

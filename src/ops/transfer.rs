@@ -1,0 +1,506 @@
+//! `dvt push`, `dvt fetch`, `dvt pull` and `dvt status --remote`: moving objects
+//! between the cache and a remote.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+
+use crate::error::{CacheError, RemoteError, Result};
+use crate::manifest::Manifest;
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::progress::Progress;
+use crate::remote::Remote;
+use crate::repo::Repo;
+use crate::workspace::{Tracked, display_path, resolve_targets};
+
+/// What to push, fetch or pull, and where.
+#[derive(Debug, Clone, Default)]
+pub struct TransferOptions {
+    /// Data paths or pointer files; empty means every pointer.
+    pub targets: Vec<PathBuf>,
+    /// The directory relative targets start from.
+    pub cwd: PathBuf,
+    /// The remote's name; `None` for the default.
+    pub remote: Option<String>,
+    /// Transfers at once; `None` for the remote's `jobs` or the default.
+    pub jobs: Option<usize>,
+}
+
+/// An object a pointer needs that is not where it should be.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingObject {
+    /// The workspace path that needs it.
+    pub path: String,
+    /// The object.
+    pub id: ObjectId,
+}
+
+/// What push did.
+#[derive(Debug, Default, Serialize)]
+pub struct PushReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects uploaded.
+    pub uploaded: usize,
+    /// Stored (compressed) bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Objects the remote already had.
+    pub already_on_remote: usize,
+    /// Objects not pushed because the cache lacks them.
+    pub missing_from_cache: Vec<MissingObject>,
+}
+
+/// What fetch did.
+#[derive(Debug, Default, Serialize)]
+pub struct FetchReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects downloaded into the cache.
+    pub downloaded: usize,
+    /// Stored (compressed) bytes downloaded.
+    pub downloaded_bytes: u64,
+    /// Objects the cache already had.
+    pub already_cached: usize,
+}
+
+fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
+    resolve_targets(repo, &opts.cwd, &opts.targets)?
+        .iter()
+        .map(|p| Tracked::load(repo, p))
+        .collect()
+}
+
+/// Counts finished transfers for the progress display.
+struct Meter<'a> {
+    progress: &'a dyn Progress,
+    label: &'static str,
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl Meter<'_> {
+    fn object_done(&self) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.progress
+            .message(&format!("{} {n}/{} objects", self.label, self.total));
+    }
+}
+
+/// Uploads every object the targets need that the remote lacks: files first,
+/// then each directory's manifest once all of its files are there. A remote that
+/// has a manifest therefore has all of that directory's files, which lets a push
+/// with nothing to do ask one question per directory.
+pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<PushReport> {
+    let tracked = load_all(repo, opts)?;
+    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, true)?;
+    remote.block_on(push_async(repo, &remote, &tracked, progress))
+}
+
+async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress: &dyn Progress) -> Result<PushReport> {
+    let cache = repo.cache();
+    let mut report = PushReport {
+        remote: remote.name.clone(),
+        ..Default::default()
+    };
+    let manifest_ids: Vec<ObjectId> = tracked
+        .iter()
+        .filter(|t| t.pointer.kind == Kind::Dir)
+        .map(|t| t.pointer.id)
+        .collect();
+    let manifests_there = remote.present(&manifest_ids).await?;
+
+    // Which files each directory to push needs, and who needs each file.
+    let mut dirs: Vec<(ObjectId, Vec<ObjectId>, String)> = Vec::new();
+    let mut needed_by: FxHashMap<ObjectId, String> = FxHashMap::default();
+    for t in tracked {
+        match t.pointer.kind {
+            Kind::File => {
+                needed_by.entry(t.pointer.id).or_insert_with(|| t.data_rel.clone());
+            }
+            Kind::Dir if manifests_there.contains(&t.pointer.id) => {
+                report.already_on_remote += 1 + t.pointer.files.unwrap_or(0) as usize;
+            }
+            Kind::Dir => match t.manifest(cache) {
+                Ok(m) => {
+                    let ids = m.files.iter().map(|e| e.id).collect();
+                    for e in &m.files {
+                        needed_by
+                            .entry(e.id)
+                            .or_insert_with(|| display_path(&t.data_rel, &e.path));
+                    }
+                    dirs.push((t.pointer.id, ids, t.data_rel.clone()));
+                }
+                Err(crate::Error::Cache(CacheError::Missing { .. })) => report.missing_from_cache.push(MissingObject {
+                    path: t.data_rel.clone(),
+                    id: t.pointer.id,
+                }),
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    let ids: Vec<ObjectId> = needed_by.keys().copied().collect();
+    let absent: FxHashSet<ObjectId> = cache.missing(&ids)?.into_iter().collect();
+    for id in &absent {
+        report.missing_from_cache.push(MissingObject {
+            path: needed_by[id].clone(),
+            id: *id,
+        });
+    }
+    report.missing_from_cache.sort_by(|a, b| a.path.cmp(&b.path));
+    let local: Vec<ObjectId> = ids.into_iter().filter(|id| !absent.contains(id)).collect();
+
+    progress.start("Checking remote", local.len() as u64, false);
+    let there = remote.present(&local).await;
+    progress.finish();
+    let there = there?;
+    report.already_on_remote += there.len();
+    let mut todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
+    todo.sort_unstable();
+
+    let failed = upload_all(repo, remote, &todo, progress, "Pushing", &mut report).await;
+    let mut failures = failed;
+    let bad: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
+
+    // Manifests last, and only for directories whose files are all on the remote.
+    let ready: Vec<ObjectId> = dirs
+        .iter()
+        .filter(|(_, files, _)| files.iter().all(|f| !bad.contains(f) && !absent.contains(f)))
+        .map(|(m, _, _)| *m)
+        .collect();
+    failures.extend(upload_all(repo, remote, &ready, progress, "Pushing manifests", &mut report).await);
+    if let Some((_, first)) = failures.first() {
+        return Err(RemoteError::Transfer {
+            remote: remote.name.clone(),
+            failed: failures.len(),
+            total: todo.len() + ready.len(),
+            first: crate::error_chain(first),
+        }
+        .into());
+    }
+    Ok(report)
+}
+
+async fn upload_all(
+    repo: &Repo,
+    remote: &Remote,
+    ids: &[ObjectId],
+    progress: &dyn Progress,
+    label: &'static str,
+    report: &mut PushReport,
+) -> Vec<(ObjectId, crate::Error)> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let cache = repo.cache();
+    let total_bytes: u64 = ids
+        .par_iter()
+        .map(|id| fs_err::metadata(cache.object_path(id)).map_or(0, |m| m.len()))
+        .sum();
+    progress.start(label, total_bytes, true);
+    let meter = Meter {
+        progress,
+        label,
+        done: AtomicUsize::new(0),
+        total: ids.len(),
+    };
+    let bytes = AtomicU64::new(0);
+    let on_bytes = |n: u64| progress.inc(n);
+    let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
+        .map(|id| {
+            let on_bytes = &on_bytes;
+            let meter = &meter;
+            let bytes = &bytes;
+            async move {
+                let r = remote.upload(cache, id, on_bytes).await;
+                if let Ok(n) = &r {
+                    bytes.fetch_add(*n, Ordering::Relaxed);
+                }
+                meter.object_done();
+                (id, r)
+            }
+        })
+        .buffer_unordered(remote.jobs)
+        .collect()
+        .await;
+    progress.finish();
+    let mut failures = Vec::new();
+    for (id, r) in results {
+        match r {
+            Ok(_) => report.uploaded += 1,
+            Err(e) => failures.push((id, e)),
+        }
+    }
+    report.uploaded_bytes += bytes.into_inner();
+    failures.sort_by_key(|(id, _)| *id);
+    failures
+}
+
+/// Downloads every object the targets need that the cache lacks, each verified
+/// before it enters the cache. Directory manifests come first (they say which
+/// files are needed).
+pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<FetchReport> {
+    let tracked = load_all(repo, opts)?;
+    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    let _lock = repo.lock("dvt fetch")?;
+    remote.block_on(fetch_async(repo, &remote, &tracked, progress))
+}
+
+async fn fetch_async(
+    repo: &Repo,
+    remote: &Remote,
+    tracked: &[Tracked],
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let cache = repo.cache();
+    let mut report = FetchReport {
+        remote: remote.name.clone(),
+        ..Default::default()
+    };
+    let mut failures: Vec<(ObjectId, crate::Error)> = Vec::new();
+    let mut attempted = 0;
+
+    // Manifests first.
+    let mut needed_by: FxHashMap<ObjectId, String> = FxHashMap::default();
+    for t in tracked.iter().filter(|t| t.pointer.kind == Kind::Dir) {
+        needed_by.entry(t.pointer.id).or_insert_with(|| t.data_rel.clone());
+    }
+    let manifest_ids: Vec<ObjectId> = needed_by.keys().copied().collect();
+    let todo = cache.missing(&manifest_ids)?;
+    report.already_cached += manifest_ids.len() - todo.len();
+    attempted += todo.len();
+    failures.extend(
+        download_all(
+            remote,
+            repo,
+            &todo,
+            &needed_by,
+            progress,
+            "Fetching manifests",
+            &mut report,
+        )
+        .await,
+    );
+    let bad_manifests: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
+
+    // Then every file object.
+    let mut needed_by: FxHashMap<ObjectId, String> = FxHashMap::default();
+    let mut complete_dirs = Vec::new();
+    for t in tracked {
+        match t.pointer.kind {
+            Kind::File => {
+                needed_by.entry(t.pointer.id).or_insert_with(|| t.data_rel.clone());
+            }
+            Kind::Dir if bad_manifests.contains(&t.pointer.id) => {}
+            Kind::Dir => {
+                let m: Manifest = t.manifest(cache)?;
+                let ids: Vec<ObjectId> = m.files.iter().map(|e| e.id).collect();
+                if cache.missing_for_manifest(&t.pointer.id, &ids)?.is_empty() {
+                    report.already_cached += ids.len();
+                    continue;
+                }
+                for e in &m.files {
+                    needed_by
+                        .entry(e.id)
+                        .or_insert_with(|| display_path(&t.data_rel, &e.path));
+                }
+                complete_dirs.push(t.pointer.id);
+            }
+        }
+    }
+    let ids: Vec<ObjectId> = needed_by.keys().copied().collect();
+    let mut todo = cache.missing(&ids)?;
+    todo.sort_unstable();
+    report.already_cached += ids.len() - todo.len();
+    attempted += todo.len();
+    failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
+    if let Some((_, first)) = failures.first() {
+        return Err(RemoteError::Transfer {
+            remote: remote.name.clone(),
+            failed: failures.len(),
+            total: attempted,
+            first: crate::error_chain(first),
+        }
+        .into());
+    }
+    for m in complete_dirs {
+        cache.mark_complete(&m);
+    }
+    Ok(report)
+}
+
+async fn download_all(
+    remote: &Remote,
+    repo: &Repo,
+    ids: &[ObjectId],
+    needed_by: &FxHashMap<ObjectId, String>,
+    progress: &dyn Progress,
+    label: &'static str,
+    report: &mut FetchReport,
+) -> Vec<(ObjectId, crate::Error)> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let cache = repo.cache();
+    // The stored sizes are not known before each download starts: the bar counts objects.
+    progress.start(label, ids.len() as u64, false);
+    let bytes = AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        bytes.fetch_add(n, Ordering::Relaxed);
+    };
+    let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
+        .map(|id| {
+            let on_bytes = &on_bytes;
+            async move {
+                let r = remote
+                    .download(cache, id, needed_by.get(&id).map(String::as_str), on_bytes)
+                    .await;
+                progress.inc(1);
+                (id, r)
+            }
+        })
+        .buffer_unordered(remote.jobs)
+        .collect()
+        .await;
+    progress.finish();
+    let mut failures = Vec::new();
+    for (id, r) in results {
+        match r {
+            Ok(_) => report.downloaded += 1,
+            Err(e) => failures.push((id, e)),
+        }
+    }
+    report.downloaded_bytes += bytes.into_inner();
+    failures.sort_by_key(|(id, _)| *id);
+    failures
+}
+
+/// What pull did.
+#[derive(Debug, Serialize)]
+pub struct PullReport {
+    /// The fetch.
+    pub fetch: FetchReport,
+    /// The checkout that followed.
+    pub checkout: super::CheckoutReport,
+}
+
+/// `fetch`, then `checkout` of the same targets.
+pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Progress) -> Result<PullReport> {
+    let fetch = fetch(repo, opts, progress)?;
+    let checkout = super::checkout(
+        repo,
+        &super::CheckoutOptions {
+            targets: opts.targets.clone(),
+            cwd: opts.cwd.clone(),
+            force,
+        },
+        progress,
+    )?;
+    Ok(PullReport { fetch, checkout })
+}
+
+/// Where one pointer's objects are.
+#[derive(Debug, Serialize)]
+pub struct RemotePointerStatus {
+    /// The pointer file, repo-relative.
+    pub pointer: String,
+    /// The data path, repo-relative.
+    pub path: String,
+    /// How many objects the pointer needs (as far as known: a directory whose
+    /// manifest is nowhere counts as one).
+    pub objects: usize,
+    /// In the cache only: `dvt push` would upload them.
+    pub local_only: Vec<ObjectId>,
+    /// On the remote only: `dvt fetch` would download them.
+    pub remote_only: Vec<ObjectId>,
+    /// In neither: this data cannot be restored from here.
+    pub missing: Vec<ObjectId>,
+}
+
+/// `dvt status --remote`.
+#[derive(Debug, Serialize)]
+pub struct RemoteStatusReport {
+    /// The remote's name.
+    pub remote: String,
+    /// One entry per pointer.
+    pub pointers: Vec<RemotePointerStatus>,
+}
+
+impl RemoteStatusReport {
+    /// Whether the cache and the remote hold every object of every pointer.
+    pub fn in_sync(&self) -> bool {
+        self.pointers
+            .iter()
+            .all(|p| p.local_only.is_empty() && p.remote_only.is_empty() && p.missing.is_empty())
+    }
+}
+
+/// Compares the objects the targets need with the cache and the remote (listing
+/// the remote: this does not rely on what earlier pushes recorded).
+pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<RemoteStatusReport> {
+    let tracked = load_all(repo, opts)?;
+    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    let cache = repo.cache();
+    remote.block_on(async {
+        let mut needs: Vec<Vec<ObjectId>> = Vec::new();
+        for t in &tracked {
+            let mut ids = vec![t.pointer.id];
+            if t.pointer.kind == Kind::Dir {
+                let manifest = if cache.contains(&t.pointer.id) {
+                    Some(t.manifest(cache)?)
+                } else {
+                    match remote.read(t.pointer.id).await {
+                        Ok(bytes) => Some(Manifest::parse(&bytes, &t.pointer.id)?),
+                        Err(crate::Error::Remote(RemoteError::Missing { .. })) => None,
+                        Err(e) => return Err(e),
+                    }
+                };
+                if let Some(m) = manifest {
+                    ids.extend(m.files.iter().map(|e| e.id));
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            needs.push(ids);
+        }
+        let mut all: Vec<ObjectId> = needs.iter().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        progress.start("Checking remote", all.len() as u64, false);
+        let there = remote.present(&all).await;
+        progress.finish();
+        let there = there?;
+        let absent: FxHashSet<ObjectId> = cache.missing(&all)?.into_iter().collect();
+        let pointers = tracked
+            .iter()
+            .zip(needs)
+            .map(|(t, ids)| {
+                let mut st = RemotePointerStatus {
+                    pointer: t.pointer_rel.clone(),
+                    path: t.data_rel.clone(),
+                    objects: ids.len(),
+                    local_only: vec![],
+                    remote_only: vec![],
+                    missing: vec![],
+                };
+                for id in ids {
+                    match (!absent.contains(&id), there.contains(&id)) {
+                        (true, false) => st.local_only.push(id),
+                        (false, true) => st.remote_only.push(id),
+                        (false, false) => st.missing.push(id),
+                        (true, true) => {}
+                    }
+                }
+                st
+            })
+            .collect();
+        Ok(RemoteStatusReport {
+            remote: remote.name.clone(),
+            pointers,
+        })
+    })
+}

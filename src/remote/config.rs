@@ -1,0 +1,581 @@
+//! Remote configuration: `[remote.NAME]` tables in `.dvt/config.toml` (secrets in
+//! `.dvt/config.local.toml`), the URL schemes dvt understands, and the option keys
+//! each backend takes. Keys follow DVC's names so that DVC users can reuse them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+use crate::error::{RemoteError, RepoError, Result};
+use crate::repo::{Config, DVT_DIR, Repo};
+
+/// Which kind of store a remote URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// A directory: a plain path or `file://`.
+    Local,
+    /// Amazon S3 or an S3-compatible store: `s3://bucket/prefix`.
+    S3,
+    /// Google Cloud Storage: `gs://bucket/prefix`.
+    Gcs,
+    /// Azure Blob Storage: `az://container/prefix` (or `azure://`).
+    Azure,
+    /// HTTP with WebDAV: `http(s)://host/path` (or `webdav(s)://`).
+    Http,
+}
+
+/// Keys every remote accepts.
+const COMMON_KEYS: &[&str] = &["url", "jobs", "retries", "timeout"];
+const S3_KEYS: &[&str] = &[
+    "endpointurl",
+    "region",
+    "profile",
+    "credentialpath",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "allow_http",
+];
+const GCS_KEYS: &[&str] = &["projectname", "credentialpath", "allow_http"];
+const AZURE_KEYS: &[&str] = &[
+    "account_name",
+    "account_key",
+    "connection_string",
+    "sas_token",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "endpointurl",
+    "allow_http",
+];
+const HTTP_KEYS: &[&str] = &[];
+
+/// Keys whose values are secrets: written to `config.local.toml`, never printed.
+pub const SECRET_KEYS: &[&str] = &[
+    "secret_access_key",
+    "session_token",
+    "account_key",
+    "connection_string",
+    "sas_token",
+    "client_secret",
+];
+
+/// Keys whose values are numbers or booleans rather than strings.
+const INT_KEYS: &[&str] = &["jobs", "retries", "timeout"];
+const BOOL_KEYS: &[&str] = &["allow_http"];
+
+impl Scheme {
+    /// The option keys this kind of remote takes (besides `url`, `jobs`, `retries`, `timeout`).
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Local => &[],
+            Scheme::S3 => S3_KEYS,
+            Scheme::Gcs => GCS_KEYS,
+            Scheme::Azure => AZURE_KEYS,
+            Scheme::Http => HTTP_KEYS,
+        }
+    }
+}
+
+/// A remote URL taken apart.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The kind of store.
+    pub scheme: Scheme,
+    /// Bucket or container (empty for local and HTTP remotes).
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`.
+    pub prefix: String,
+    /// For a local remote: its directory, absolute.
+    pub dir: Option<PathBuf>,
+    /// For an HTTP remote: the base URL, with `webdav` mapped to `http`.
+    pub base_url: Option<String>,
+}
+
+/// Parses a remote URL. Relative local paths are relative to the repository root.
+pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
+    let bad = |message: String| RemoteError::Config {
+        remote: remote.to_string(),
+        message,
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        if url.is_empty() {
+            return Err(bad("the URL is empty".into()).into());
+        }
+        let p = Path::new(url);
+        let dir = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+        return Ok(local(crate::repo::normalize(&dir)));
+    };
+    let scheme_lc = scheme.to_ascii_lowercase();
+    let kind = match scheme_lc.as_str() {
+        "file" => {
+            if !rest.starts_with('/') {
+                return Err(bad(format!("`{url}`: a file:// URL needs an absolute path (file:///dir)")).into());
+            }
+            return Ok(local(PathBuf::from(rest)));
+        }
+        "s3" => Scheme::S3,
+        "gs" | "gcs" => Scheme::Gcs,
+        "az" | "azure" | "abfs" => Scheme::Azure,
+        "http" | "https" | "webdav" | "webdavs" => Scheme::Http,
+        _ => {
+            return Err(bad(format!(
+                "unsupported URL scheme `{scheme}://` in `{url}`; dvt supports a directory path, \
+                 file://, s3://, gs://, az://, and http(s):// (WebDAV)"
+            ))
+            .into());
+        }
+    };
+    if kind == Scheme::Http {
+        let origin_scheme = match scheme_lc.as_str() {
+            "webdav" | "http" => "http",
+            _ => "https",
+        };
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() {
+            return Err(bad(format!("`{url}` names no host")).into());
+        }
+        // The store is rooted at the server's origin and the URL's path is the
+        // prefix: the WebDAV client then creates every missing collection itself.
+        return Ok(Location {
+            scheme: kind,
+            bucket: String::new(),
+            prefix: path.trim_matches('/').to_string(),
+            dir: None,
+            base_url: Some(format!("{origin_scheme}://{host}")),
+        });
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad(format!("`{url}` names no bucket or container")).into());
+    }
+    Ok(Location {
+        scheme: kind,
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+        dir: None,
+        base_url: None,
+    })
+}
+
+fn local(dir: PathBuf) -> Location {
+    Location {
+        scheme: Scheme::Local,
+        bucket: String::new(),
+        prefix: String::new(),
+        dir: Some(dir),
+        base_url: None,
+    }
+}
+
+/// One remote's settings, merged from both config files.
+#[derive(Debug, Clone)]
+pub struct RemoteSpec {
+    /// The remote's name.
+    pub name: String,
+    /// Its URL as configured.
+    pub url: String,
+    /// Every other key, as strings.
+    pub options: BTreeMap<String, String>,
+}
+
+impl RemoteSpec {
+    /// An option's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// An integer option, checked.
+    pub fn int(&self, key: &str) -> Result<Option<u64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    RemoteError::Config {
+                        remote: self.name.clone(),
+                        message: format!("`{key}` must be a whole number, not `{v}`"),
+                    }
+                    .into()
+                })
+            })
+            .transpose()
+    }
+
+    /// A boolean option, checked.
+    pub fn flag(&self, key: &str) -> Result<Option<bool>> {
+        self.get(key)
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(RemoteError::Config {
+                    remote: self.name.clone(),
+                    message: format!("`{key}` must be true or false, not `{v}`"),
+                }
+                .into()),
+            })
+            .transpose()
+    }
+
+    /// The values of secret options, to strip from messages.
+    pub fn secrets(&self) -> Vec<String> {
+        SECRET_KEYS
+            .iter()
+            .filter_map(|k| self.get(k))
+            .filter(|v| v.len() >= 4)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The configured remote names, sorted.
+pub fn names(config: &Config) -> Vec<String> {
+    config.remote.keys().cloned().collect()
+}
+
+/// Which remote to use: `asked` if given, else `core.remote`, else the only one.
+pub fn choose(config: &Config, asked: Option<&str>) -> Result<String> {
+    let known = names(config);
+    let name = match asked.filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => match (&config.core.remote, known.as_slice()) {
+            (Some(d), _) => d.clone(),
+            (None, [only]) => only.clone(),
+            (None, _) => return Err(RemoteError::NoDefault { known }.into()),
+        },
+    };
+    if !config.remote.contains_key(&name) {
+        return Err(RemoteError::Unknown { name, known }.into());
+    }
+    Ok(name)
+}
+
+/// The settings of remote `name`, checked against the keys its scheme takes.
+pub fn spec(config: &Config, name: &str, root: &Path) -> Result<(RemoteSpec, Location)> {
+    let Some(table) = config.remote.get(name) else {
+        return Err(RemoteError::Unknown {
+            name: name.to_string(),
+            known: names(config),
+        }
+        .into());
+    };
+    let bad = |message: String| RemoteError::Config {
+        remote: name.to_string(),
+        message,
+    };
+    let url = match table.get("url") {
+        Some(toml::Value::String(u)) => u.clone(),
+        Some(_) => return Err(bad("`url` must be a string".into()).into()),
+        None => return Err(bad("no `url` is set".into()).into()),
+    };
+    let location = parse_url(name, &url, root)?;
+    let mut options = BTreeMap::new();
+    for (k, v) in table {
+        if k == "url" {
+            continue;
+        }
+        check_key(name, location.scheme, k)?;
+        options.insert(k.clone(), value_string(v));
+    }
+    Ok((
+        RemoteSpec {
+            name: name.to_string(),
+            url,
+            options,
+        },
+        location,
+    ))
+}
+
+fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
+    if COMMON_KEYS.contains(&key) || scheme.keys().contains(&key) {
+        return Ok(());
+    }
+    let mut allowed: Vec<&str> = COMMON_KEYS.iter().chain(scheme.keys()).copied().collect();
+    allowed.retain(|k| *k != "url");
+    Err(RemoteError::Config {
+        remote: remote.to_string(),
+        message: format!(
+            "unknown option `{key}` for a {} remote; it takes: {}",
+            serde_json::to_value(scheme)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            allowed.join(", ")
+        ),
+    }
+    .into())
+}
+
+/// Checks a remote name: letters, digits, `-`, `_`, `.`.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(RemoteError::Config {
+            remote: name.to_string(),
+            message: "a remote name may hold only letters, digits, `-`, `_` and `.`".into(),
+        }
+        .into())
+    }
+}
+
+/// A remote as `dvt remote list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemoteSummary {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Whether it is the default.
+    pub default: bool,
+    /// Its options other than `url`; secret values are shown as `***`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Every configured remote, secrets masked.
+pub fn list(repo: &Repo) -> Vec<RemoteSummary> {
+    let config = repo.config();
+    config
+        .remote
+        .iter()
+        .map(|(name, table)| RemoteSummary {
+            name: name.clone(),
+            url: table.get("url").map(value_string).unwrap_or_default(),
+            default: config.core.remote.as_deref() == Some(name.as_str()),
+            options: table
+                .iter()
+                .filter(|(k, _)| k.as_str() != "url")
+                .map(|(k, v)| {
+                    let shown = if SECRET_KEYS.contains(&k.as_str()) {
+                        "***".to_string()
+                    } else {
+                        value_string(v)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn config_path(repo: &Repo, local: bool) -> PathBuf {
+    repo.root()
+        .join(DVT_DIR)
+        .join(if local { "config.local.toml" } else { "config.toml" })
+}
+
+/// Edits one config file in place (comments and layout kept), atomically.
+fn edit(repo: &Repo, local: bool, f: impl FnOnce(&mut DocumentMut) -> Result<()>) -> Result<()> {
+    let path = config_path(repo, local);
+    let (text, header) = match fs::read_to_string(&path) {
+        Ok(t) => (t, ""),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && local => (
+            String::new(),
+            "# Machine-specific dvt settings and secrets. Not committed (see .dvt/.gitignore).\n\n",
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| RepoError::Config {
+        path: path.clone(),
+        message: e.message().to_string(),
+    })?;
+    f(&mut doc)?;
+    crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
+    Ok(())
+}
+
+fn remotes_table(doc: &mut DocumentMut) -> &mut Table {
+    let item = doc.entry("remote").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    if !item.is_table() {
+        *item = Item::Table(Table::new());
+    }
+    item.as_table_mut().expect("just made a table")
+}
+
+fn set_default_in(doc: &mut DocumentMut, name: Option<&str>) {
+    let core = doc.entry("core").or_insert_with(|| Item::Table(Table::new()));
+    if !core.is_table() {
+        *core = Item::Table(Table::new());
+    }
+    let core = core.as_table_mut().expect("just made a table");
+    match name {
+        Some(n) => {
+            core.insert("remote", toml_edit::value(n));
+        }
+        None => {
+            core.remove("remote");
+        }
+    }
+}
+
+/// `dvt remote add`: records remote `name` at `url`, optionally as the default.
+pub fn add(repo: &Repo, name: &str, url: &str, default: bool, local: bool, force: bool) -> Result<()> {
+    check_name(name)?;
+    parse_url(name, url, repo.root())?;
+    if repo.config().remote.contains_key(name) && !force {
+        return Err(RemoteError::Exists { name: name.to_string() }.into());
+    }
+    edit(repo, local, |doc| {
+        let mut t = Table::new();
+        t.insert("url", toml_edit::value(url));
+        remotes_table(doc).insert(name, Item::Table(t));
+        if default {
+            set_default_in(doc, Some(name));
+        }
+        Ok(())
+    })
+}
+
+/// `dvt remote remove`: forgets remote `name` in both config files.
+pub fn remove(repo: &Repo, name: &str) -> Result<()> {
+    let config = repo.config();
+    if !config.remote.contains_key(name) {
+        return Err(RemoteError::Unknown {
+            name: name.to_string(),
+            known: names(config),
+        }
+        .into());
+    }
+    for local in [false, true] {
+        if !config_path(repo, local).exists() {
+            continue;
+        }
+        edit(repo, local, |doc| {
+            if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut) {
+                t.remove(name);
+            }
+            let is_default = doc
+                .get("core")
+                .and_then(|c| c.get("remote"))
+                .and_then(Item::as_str)
+                .is_some_and(|d| d == name);
+            if is_default {
+                set_default_in(doc, None);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// `dvt remote default`: makes `name` the default remote (`None` unsets it).
+pub fn set_default(repo: &Repo, name: Option<&str>, local: bool) -> Result<()> {
+    if let Some(n) = name {
+        choose(repo.config(), Some(n))?;
+    }
+    edit(repo, local, |doc| {
+        set_default_in(doc, name);
+        Ok(())
+    })
+}
+
+/// `dvt remote modify`: sets (or with `value = None`, unsets) one option. Secret
+/// keys always go to `config.local.toml`; returns whether the local file was written.
+pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bool) -> Result<bool> {
+    let config = repo.config();
+    let (_, location) = spec(config, name, repo.root())?;
+    check_key(name, location.scheme, key)?;
+    if key == "url"
+        && let Some(v) = value
+    {
+        parse_url(name, v, repo.root())?;
+    }
+    let local = local || SECRET_KEYS.contains(&key);
+    let item = match value {
+        None => None,
+        Some(v) if INT_KEYS.contains(&key) => {
+            Some(toml_edit::value(v.parse::<i64>().map_err(|_| RemoteError::Config {
+                remote: name.to_string(),
+                message: format!("`{key}` must be a whole number, not `{v}`"),
+            })?))
+        }
+        Some(v) if BOOL_KEYS.contains(&key) => Some(toml_edit::value(match v {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(RemoteError::Config {
+                    remote: name.to_string(),
+                    message: format!("`{key}` must be true or false, not `{v}`"),
+                }
+                .into());
+            }
+        })),
+        Some(v) => Some(toml_edit::value(Value::from(v))),
+    };
+    edit(repo, local, |doc| {
+        let remotes = remotes_table(doc);
+        let entry = remotes.entry(name).or_insert_with(|| Item::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Item::Table(Table::new());
+        }
+        let t = entry.as_table_mut().expect("just made a table");
+        match item {
+            Some(i) => {
+                t.insert(key, i);
+            }
+            None => {
+                t.remove(key);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_locations() {
+        let root = Path::new("/repo");
+        let l = parse_url("r", "s3://bucket/some/prefix/", root).unwrap();
+        assert_eq!(
+            (l.scheme, l.bucket.as_str(), l.prefix.as_str()),
+            (Scheme::S3, "bucket", "some/prefix")
+        );
+        let l = parse_url("r", "az://container", root).unwrap();
+        assert_eq!(
+            (l.scheme, l.bucket.as_str(), l.prefix.as_str()),
+            (Scheme::Azure, "container", "")
+        );
+        let l = parse_url("r", "../store", root).unwrap();
+        assert_eq!(l.dir.unwrap(), PathBuf::from("/store"));
+        let l = parse_url("r", "file:///tmp/x", root).unwrap();
+        assert_eq!(l.dir.unwrap(), PathBuf::from("/tmp/x"));
+        let l = parse_url("r", "webdav://host:8080/dav/x/", root).unwrap();
+        assert_eq!(
+            (l.base_url.unwrap().as_str(), l.prefix.as_str()),
+            ("http://host:8080", "dav/x")
+        );
+        let e = parse_url("r", "ftp://host/x", root).unwrap_err().to_string();
+        assert!(e.contains("unsupported URL scheme `ftp://`"), "{e}");
+        assert!(parse_url("r", "s3:///prefix", root).is_err());
+        assert!(parse_url("r", "file://relative", root).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("store-1.backup_2").is_ok());
+        for bad in ["", "a b", "a/b", ".hidden", "ü"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! Remotes: a copy of the cache's `objects/` tree under a prefix of an object store
+//! (a directory, S3, GCS, Azure Blob, WebDAV), reached through `object_store`.
+//!
+//! Every object moves in its stored form (the zstd frame or raw bytes of the cache)
+//! and is verified as it moves: uploads refuse an object whose bytes do not decode to
+//! its id, downloads are checked before they enter the cache. Objects are
+//! content-addressed, so an upload may overwrite freely and a partial upload is
+//! never visible under a final name (single PUTs and multipart uploads are atomic
+//! on every object store; the local store renames a staged file; WebDAV uploads go
+//! to a temporary name and are then moved).
+
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use rustc_hash::FxHashSet;
+
+use crate::cache::{Cache, SMALL_OBJECT, StoredVerifier};
+use crate::error::{CacheError, RemoteError, Result};
+use crate::object::ObjectId;
+use crate::repo::Repo;
+
+pub use config::{Location, RemoteSpec, Scheme};
+
+/// Multipart uploads and streamed downloads move parts of this size.
+const PART: usize = 8 * 1024 * 1024;
+/// Up to this many objects, presence is asked with one HEAD each; above, by listing.
+const HEAD_LIMIT: usize = 256;
+/// Stored bytes held in memory at once by transfers, at most (in MiB).
+const MEMORY_BUDGET_MIB: u32 = 96;
+
+/// An opened remote, ready for transfers.
+pub struct Remote {
+    /// Its name.
+    pub name: String,
+    /// Its URL as configured.
+    pub url: String,
+    /// Which kind of store it is.
+    pub scheme: Scheme,
+    /// How many transfers run at once.
+    pub jobs: usize,
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    secrets: Vec<String>,
+    runtime: tokio::runtime::Runtime,
+    memory: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default concurrency: transfers are network-bound, so several per core.
+pub fn default_jobs() -> usize {
+    4 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Remote {
+    /// Opens remote `name` (or the default) of `repo`. `jobs` overrides the
+    /// remote's `jobs` option. A local remote's directory is created when `create`.
+    pub fn open(repo: &Repo, name: Option<&str>, jobs: Option<usize>, create: bool) -> Result<Remote> {
+        let name = config::choose(repo.config(), name)?;
+        let (spec, location) = config::spec(repo.config(), &name, repo.root())?;
+        Remote::from_spec(&spec, &location, jobs, create)
+    }
+
+    /// Opens a remote from its settings.
+    pub fn from_spec(spec: &RemoteSpec, location: &Location, jobs: Option<usize>, create: bool) -> Result<Remote> {
+        let mut secrets = spec.secrets();
+        for var in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCESS_KEY",
+            "AZURE_STORAGE_SAS_KEY",
+            "AZURE_CLIENT_SECRET",
+        ] {
+            if let Ok(v) = std::env::var(var)
+                && v.len() >= 4
+            {
+                secrets.push(v);
+            }
+        }
+        let cfg_err = |e: object_store::Error| RemoteError::Config {
+            remote: spec.name.clone(),
+            message: redact(&crate::error_chain(&e), &secrets),
+        };
+        let retry = RetryConfig {
+            max_retries: spec.int("retries")?.unwrap_or(5) as usize,
+            retry_timeout: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let mut client = ClientOptions::new();
+        if let Some(t) = spec.int("timeout")? {
+            client = client.with_timeout(Duration::from_secs(t));
+        }
+        let endpoint = spec.get("endpointurl");
+        let allow_http =
+            spec.flag("allow_http")?.unwrap_or(false) || endpoint.is_some_and(|e| e.starts_with("http://"));
+        client = client.with_allow_http(allow_http);
+        let store: Arc<dyn ObjectStore> = match location.scheme {
+            Scheme::Local => {
+                let dir = location.dir.clone().unwrap_or_default();
+                if create {
+                    fs_err::create_dir_all(&dir)?;
+                } else if !dir.is_dir() {
+                    return Err(RemoteError::Config {
+                        remote: spec.name.clone(),
+                        message: format!("the directory `{}` does not exist", dir.display()),
+                    }
+                    .into());
+                }
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(cfg_err)?)
+            }
+            Scheme::S3 => Arc::new(s3_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
+            Scheme::Gcs => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&location.bucket)
+                    .with_client_options(client)
+                    .with_retry(retry);
+                if let Some(p) = spec.get("credentialpath") {
+                    b = b.with_service_account_path(p);
+                }
+                if let Some(e) = endpoint {
+                    b = b.with_base_url(e);
+                }
+                Arc::new(b.build().map_err(cfg_err)?)
+            }
+            Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
+            Scheme::Http => {
+                let url = location.base_url.clone().unwrap_or_default();
+                let client = client.with_allow_http(url.starts_with("http://"));
+                Arc::new(
+                    object_store::http::HttpBuilder::new()
+                        .with_url(url)
+                        .with_client_options(client)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(cfg_err)?,
+                )
+            }
+        };
+        let jobs = jobs
+            .or(spec.int("jobs")?.map(|j| j as usize))
+            .unwrap_or_else(default_jobs)
+            .max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .enable_all()
+            .build()?;
+        let prefix = location
+            .prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(StorePath::default(), |p, part| p.clone().join(part));
+        Ok(Remote {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            scheme: location.scheme,
+            jobs,
+            store,
+            prefix,
+            secrets,
+            runtime,
+            memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
+        })
+    }
+
+    /// Runs a future on this remote's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    fn objects_dir(&self) -> StorePath {
+        self.prefix.clone().join("objects")
+    }
+
+    fn path_of(&self, id: &ObjectId) -> StorePath {
+        let hex = id.to_string();
+        self.objects_dir().join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// A request error, with the remote's name and no secrets in it.
+    fn fail(&self, what: &str, e: &object_store::Error) -> crate::Error {
+        RemoteError::Request {
+            remote: self.name.clone(),
+            message: redact(&format!("{what}: {}", describe(e)), &self.secrets),
+        }
+        .into()
+    }
+
+    /// Whether the remote has object `id`.
+    pub async fn has(&self, id: &ObjectId) -> Result<bool> {
+        match self.store.head(&self.path_of(id)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail(&format!("cannot look up object {id}"), &e)),
+        }
+    }
+
+    /// The ids among `ids` that the remote has: one HEAD each for a few, else a
+    /// listing of the object directories that could hold them, run concurrently.
+    pub async fn present(&self, ids: &[ObjectId]) -> Result<FxHashSet<ObjectId>> {
+        if ids.len() <= HEAD_LIMIT {
+            let found: Vec<Result<Option<ObjectId>>> = futures::stream::iter(ids.iter().copied())
+                .map(|id| async move { Ok(self.has(&id).await?.then_some(id)) })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await;
+            let mut out = FxHashSet::default();
+            for r in found {
+                if let Some(id) = r? {
+                    out.insert(id);
+                }
+            }
+            return Ok(out);
+        }
+        let mut dirs: Vec<u8> = ids.iter().map(|id| id.as_bytes()[0]).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let listed: Vec<Result<Vec<ObjectId>>> = futures::stream::iter(dirs)
+            .map(|d| self.list_dir(d))
+            .buffer_unordered(self.jobs.min(32))
+            .collect()
+            .await;
+        let wanted: FxHashSet<ObjectId> = ids.iter().copied().collect();
+        let mut out = FxHashSet::default();
+        for r in listed {
+            out.extend(r?.into_iter().filter(|id| wanted.contains(id)));
+        }
+        Ok(out)
+    }
+
+    async fn list_dir(&self, first: u8) -> Result<Vec<ObjectId>> {
+        let dir = format!("{first:02x}");
+        let prefix = self.objects_dir().join(dir.as_str());
+        let mut stream = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = match meta {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.fail("cannot list objects", &e)),
+            };
+            let name = meta.location.filename().unwrap_or("");
+            if let Ok(id) = format!("{dir}{name}").parse::<ObjectId>() {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every object id on the remote.
+    pub async fn list_all(&self) -> Result<Vec<ObjectId>> {
+        let listed: Vec<Result<Vec<ObjectId>>> = futures::stream::iter(0..=255u8)
+            .map(|d| self.list_dir(d))
+            .buffer_unordered(self.jobs.min(32))
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for r in listed {
+            out.extend(r?);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let mib = (bytes.div_ceil(1 << 20) as u32 + 1).min(MEMORY_BUDGET_MIB);
+        // The semaphore is never closed, so this cannot fail.
+        self.memory
+            .clone()
+            .acquire_many_owned(mib)
+            .await
+            .expect("the memory semaphore is never closed")
+    }
+
+    /// Uploads object `id` from `cache`, verifying its bytes as they are read. Returns
+    /// the stored bytes sent. `on_bytes` is told of progress.
+    pub async fn upload(&self, cache: &Cache, id: ObjectId, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+        let (file, len) = cache.open_stored(&id)?;
+        drop(file);
+        let dest = self.path_of(&id);
+        if len <= SMALL_OBJECT || self.scheme == Scheme::Http {
+            let _permit = self.reserve(len).await;
+            let c = cache.clone();
+            let stored = tokio::task::spawn_blocking(move || c.read_stored(&id))
+                .await
+                .map_err(std::io::Error::other)??;
+            let n = stored.len() as u64;
+            self.put_whole(&dest, Bytes::from(stored)).await?;
+            on_bytes(n);
+            return Ok(n);
+        }
+        let _permit = self.reserve(3 * PART as u64).await;
+        let upload = self
+            .store
+            .put_multipart(&dest)
+            .await
+            .map_err(|e| self.fail(&format!("cannot start uploading object {id}"), &e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let (mut file, _) = cache.open_stored(&id)?;
+        let mut verifier = StoredVerifier::new();
+        let verified: Result<()> = loop {
+            let step = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; PART];
+                let read = crate::fsutil::read_full(&mut file, &mut buf).map_err(crate::Error::from);
+                let outcome = read.and_then(|n| {
+                    buf.truncate(n);
+                    verifier.update(&buf).map_err(|reason| corrupt_local(&id, &reason))
+                });
+                (file, verifier, buf, outcome)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            let (f, v, chunk, outcome) = step;
+            (file, verifier) = (f, v);
+            if let Err(e) = outcome {
+                break Err(e);
+            }
+            if chunk.is_empty() {
+                break verifier.finish(&id).map_err(|reason| corrupt_local(&id, &reason));
+            }
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                break Err(self.fail(&format!("cannot upload object {id}"), &e));
+            }
+            on_bytes(chunk.len() as u64);
+            writer.put(Bytes::from(chunk));
+        };
+        match verified {
+            Ok(()) => {
+                writer
+                    .finish()
+                    .await
+                    .map_err(|e| self.fail(&format!("cannot finish uploading object {id}"), &e))?;
+                Ok(len)
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// One PUT of a whole object. WebDAV servers may show a PUT in progress under
+    /// its name, so there the object goes to a temporary name and is then moved.
+    async fn put_whole(&self, dest: &StorePath, bytes: Bytes) -> Result<()> {
+        let what = || format!("cannot upload `{dest}`");
+        if self.scheme != Scheme::Http {
+            self.store
+                .put(dest, PutPayload::from(bytes))
+                .await
+                .map_err(|e| self.fail(&what(), &e))?;
+            return Ok(());
+        }
+        // object_store's WebDAV client creates missing parent collections on demand,
+        // and concurrent uploads can race doing so: a failed attempt is tried again.
+        let mut attempt = 0;
+        loop {
+            match self.put_via_tmp(dest, bytes.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(self.fail(&what(), &e)),
+            }
+        }
+    }
+
+    async fn put_via_tmp(&self, dest: &StorePath, bytes: Bytes) -> std::result::Result<(), object_store::Error> {
+        let tmp = self.prefix.clone().join("tmp").join(
+            format!(
+                "{}.{}.{}",
+                dest.filename().unwrap_or("object"),
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )
+            .as_str(),
+        );
+        self.store.put(&tmp, PutPayload::from(bytes)).await?;
+        if let Err(e) = self.store.rename(&tmp, dest).await {
+            let _ = self.store.delete(&tmp).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Downloads object `id` into `cache`, verifying it before it gets its final
+    /// name. Returns the stored bytes received.
+    pub async fn download(
+        &self,
+        cache: &Cache,
+        id: ObjectId,
+        for_path: Option<&str>,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64> {
+        let result = match self.store.get(&self.path_of(&id)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RemoteError::Missing {
+                    remote: self.name.clone(),
+                    id,
+                    path: for_path.map(str::to_string),
+                }
+                .into());
+            }
+            Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
+        };
+        let size = result.meta.size;
+        let corrupt = |e: crate::Error| match e {
+            crate::Error::Cache(CacheError::Corrupt { reason, .. }) => RemoteError::Corrupt {
+                remote: self.name.clone(),
+                id,
+                reason,
+            }
+            .into(),
+            e => e,
+        };
+        if size <= SMALL_OBJECT {
+            let _permit = self.reserve(size).await;
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?;
+            let c = cache.clone();
+            let n = tokio::task::spawn_blocking(move || c.import_stored(&id, &bytes))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(corrupt)?;
+            on_bytes(n);
+            return Ok(n);
+        }
+        let _permit = self.reserve(2 * PART as u64).await;
+        let mut writer = cache.stored_writer(&id)?;
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?;
+            let w = &mut writer;
+            tokio::task::block_in_place(|| w.write(&chunk)).map_err(corrupt)?;
+            on_bytes(chunk.len() as u64);
+        }
+        let c = cache.clone();
+        tokio::task::block_in_place(move || writer.commit(&c)).map_err(corrupt)
+    }
+
+    /// Reads object `id` from the remote into memory, verified (for manifests).
+    pub async fn read(&self, id: ObjectId) -> Result<Vec<u8>> {
+        let bytes = match self.store.get(&self.path_of(&id)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RemoteError::Missing {
+                    remote: self.name.clone(),
+                    id,
+                    path: None,
+                }
+                .into());
+            }
+            Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
+        };
+        crate::cache::decode_stored(&id, &bytes).map_err(|reason| {
+            RemoteError::Corrupt {
+                remote: self.name.clone(),
+                id,
+                reason,
+            }
+            .into()
+        })
+    }
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn corrupt_local(id: &ObjectId, reason: &str) -> crate::Error {
+    CacheError::Corrupt {
+        id: *id,
+        path: None,
+        reason: format!("{reason}; it was not uploaded"),
+    }
+    .into()
+}
+
+/// An object_store error in one line: its message and the causes that add to it.
+fn describe(e: &object_store::Error) -> String {
+    crate::error_chain(e)
+}
+
+/// `text` with every secret replaced by `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+fn s3_builder(
+    spec: &RemoteSpec,
+    location: &Location,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<object_store::aws::AmazonS3Builder> {
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&location.bucket)
+        .with_client_options(client)
+        .with_retry(retry);
+    if let Some(e) = spec.get("endpointurl") {
+        b = b.with_endpoint(e);
+    }
+    if let Some(r) = spec.get("region") {
+        b = b.with_region(r);
+    } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        b = b.with_region("us-east-1");
+    }
+    match (spec.get("access_key_id"), spec.get("secret_access_key")) {
+        (Some(k), Some(s)) => {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = spec.get("session_token") {
+                b = b.with_token(t);
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(RemoteError::Config {
+                remote: spec.name.clone(),
+                message: "set both `access_key_id` and `secret_access_key`, or neither".into(),
+            }
+            .into());
+        }
+        (None, None) => {
+            let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+            if (!env_keys || spec.get("profile").is_some())
+                && let Some(creds) = aws_profile(spec)?
+            {
+                b = b.with_access_key_id(creds.0).with_secret_access_key(creds.1);
+                if let Some(t) = creds.2 {
+                    b = b.with_token(t);
+                }
+            }
+        }
+    }
+    Ok(b)
+}
+
+/// Keys from an AWS shared credentials file: `credentialpath` (or
+/// `AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`), section `profile` (or
+/// `AWS_PROFILE`, or `default`).
+fn aws_profile(spec: &RemoteSpec) -> Result<Option<(String, String, Option<String>)>> {
+    let explicit = spec.get("credentialpath").is_some() || spec.get("profile").is_some();
+    let path = match spec.get("credentialpath") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+            Some(p) => p.into(),
+            None => match std::env::var_os("HOME") {
+                Some(h) => std::path::Path::new(&h).join(".aws/credentials"),
+                None => return Ok(None),
+            },
+        },
+    };
+    let profile = spec
+        .get("profile")
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+        .unwrap_or_else(|| "default".into());
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) if !explicit => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut section = String::new();
+    let (mut key, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().trim_start_matches("profile ").to_string();
+        } else if section == profile
+            && let Some((k, v)) = line.split_once('=')
+        {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "aws_access_key_id" => key = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    match (key, secret) {
+        (Some(k), Some(s)) => Ok(Some((k, s, token))),
+        _ if explicit => Err(RemoteError::Config {
+            remote: spec.name.clone(),
+            message: format!("no keys for profile `{profile}` in `{}`", path.display()),
+        }
+        .into()),
+        _ => Ok(None),
+    }
+}
+
+fn azure_builder(
+    spec: &RemoteSpec,
+    location: &Location,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<object_store::azure::MicrosoftAzureBuilder> {
+    use object_store::azure::AzureConfigKey;
+    let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+        .with_container_name(&location.bucket)
+        .with_client_options(client)
+        .with_retry(retry);
+    if let Some(cs) = spec.get("connection_string") {
+        for part in cs.split(';') {
+            let Some((k, v)) = part.split_once('=') else { continue };
+            match k.trim() {
+                "AccountName" => b = b.with_account(v),
+                "AccountKey" => b = b.with_access_key(v),
+                "BlobEndpoint" => b = b.with_endpoint(v.trim_end_matches('/').to_string()),
+                "SharedAccessSignature" => b = b.with_config(AzureConfigKey::SasKey, v),
+                "UseDevelopmentStorage" if v.eq_ignore_ascii_case("true") => b = b.with_use_emulator(true),
+                _ => {}
+            }
+        }
+    }
+    if let Some(a) = spec.get("account_name") {
+        b = b.with_account(a);
+    }
+    if let Some(k) = spec.get("account_key") {
+        b = b.with_access_key(k);
+    }
+    if let Some(s) = spec.get("sas_token") {
+        b = b.with_config(AzureConfigKey::SasKey, s.trim_start_matches('?'));
+    }
+    if let Some(t) = spec.get("tenant_id") {
+        b = b.with_tenant_id(t);
+    }
+    if let Some(c) = spec.get("client_id") {
+        b = b.with_client_id(c);
+    }
+    if let Some(s) = spec.get("client_secret") {
+        b = b.with_client_secret(s);
+    }
+    if let Some(e) = spec.get("endpointurl") {
+        b = b.with_endpoint(e.trim_end_matches('/').to_string());
+    }
+    Ok(b)
+}
