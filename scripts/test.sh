@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit and end-to-end
 # tests, doc tests, docs without warnings, the demo and a benchmark smoke run.
-# Installs nothing but what cargo fetches; needs git, python3 and a Rust toolchain.
+# Needs git, python3, node/npm, curl and a Rust toolchain; installs the storage
+# servers the remote tests use (scripts/servers.sh) and stops them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p target
+source scripts/servers.sh
+fx="$(mktemp -d)"
+trap 'servers_stop; rm -rf "$fx"' EXIT
+
+# Install the servers while cargo builds.
+servers_install > target/servers-install.log 2>&1 &
+install_pid=$!
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test (unit, end-to-end, doc)"
+echo "== starting storage servers on 127.0.0.1"
+wait "$install_pid" || { cat target/servers-install.log; exit 1; }
+servers_start
+trap 'servers_stop; rm -rf "$fx"' EXIT
+echo "== cargo test (unit, end-to-end, remotes against the servers, doc)"
 cargo test --quiet 2>&1 | tee target/test-output.txt
 echo "== cargo doc (no warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "== fixtures match their generator"
-fx="$(mktemp -d)"; trap 'rm -rf "$fx"' EXIT
 python3 fixtures/generate.py "$fx/sample"
 diff -r fixtures/sample "$fx/sample"
 echo "== demo"

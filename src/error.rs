@@ -94,9 +94,9 @@ impl Error {
                  (`dvt push` re-uploads objects the remote lacks, so delete the damaged one first)"
                     .into(),
             ),
-            Error::Remote(RemoteError::Transfer { .. }) => {
+            Error::Remote(RemoteError::Transfer { first, .. }) => first.hint().or_else(|| {
                 Some("run the same command again: what was transferred is kept, and only the rest moves".into())
-            }
+            }),
             _ => None,
         }
     }
@@ -161,8 +161,14 @@ pub enum RemoteError {
         /// The workspace path that needed it, if known.
         path: Option<String>,
     },
+    /// A transfer not tried because an earlier request to the remote failed.
+    #[error("not tried after an earlier request to the remote failed")]
+    Skipped,
     /// Some transfers failed; the others completed.
-    #[error("{failed} of {total} transfer(s) with remote `{remote}` failed; the first: {first}")]
+    #[error(
+        "{failed} of {total} transfer(s) with remote `{remote}` failed or were not tried; the first: {}",
+        crate::error_chain(first)
+    )]
     Transfer {
         /// The remote's name.
         remote: String,
@@ -170,8 +176,8 @@ pub enum RemoteError {
         failed: usize,
         /// How many were attempted.
         total: usize,
-        /// The first failure's message.
-        first: String,
+        /// The first failure.
+        first: Box<Error>,
     },
 }
 

@@ -68,6 +68,25 @@ pub struct FetchReport {
     pub already_cached: usize,
 }
 
+/// Once a request to the remote fails (after its retries), the transfers not yet
+/// started are not tried: a server that is down would otherwise be asked once per
+/// object. They count as failed, and the next run picks them up.
+#[derive(Default)]
+struct Stop(std::sync::atomic::AtomicBool);
+
+impl Stop {
+    async fn guard(&self, transfer: impl std::future::Future<Output = Result<u64>>) -> Result<u64> {
+        if self.0.load(Ordering::Relaxed) {
+            return Err(RemoteError::Skipped.into());
+        }
+        let r = transfer.await;
+        if let Err(crate::Error::Remote(RemoteError::Request { .. })) = &r {
+            self.0.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
 fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
     resolve_targets(repo, &opts.cwd, &opts.targets)?
         .iter()
@@ -173,12 +192,13 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         .map(|(m, _, _)| *m)
         .collect();
     failures.extend(upload_all(repo, remote, &ready, progress, "Pushing manifests", &mut report).await);
-    if let Some((_, first)) = failures.first() {
+    let failed = failures.len();
+    if let Some((_, first)) = failures.into_iter().next() {
         return Err(RemoteError::Transfer {
             remote: remote.name.clone(),
-            failed: failures.len(),
+            failed,
             total: todo.len() + ready.len(),
-            first: crate::error_chain(first),
+            first: Box::new(first),
         }
         .into());
     }
@@ -210,13 +230,15 @@ async fn upload_all(
     };
     let bytes = AtomicU64::new(0);
     let on_bytes = |n: u64| progress.inc(n);
+    let stop = Stop::default();
     let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
         .map(|id| {
             let on_bytes = &on_bytes;
             let meter = &meter;
             let bytes = &bytes;
+            let stop = &stop;
             async move {
-                let r = remote.upload(cache, id, on_bytes).await;
+                let r = stop.guard(remote.upload(cache, id, on_bytes)).await;
                 if let Ok(n) = &r {
                     bytes.fetch_add(*n, Ordering::Relaxed);
                 }
@@ -236,7 +258,8 @@ async fn upload_all(
         }
     }
     report.uploaded_bytes += bytes.into_inner();
-    failures.sort_by_key(|(id, _)| *id);
+    // The first failure shown is a real one, not a transfer skipped because of it.
+    failures.sort_by_key(|(id, e)| (matches!(e, crate::Error::Remote(RemoteError::Skipped)), *id));
     failures
 }
 
@@ -318,12 +341,13 @@ async fn fetch_async(
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
     failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
-    if let Some((_, first)) = failures.first() {
+    let failed = failures.len();
+    if let Some((_, first)) = failures.into_iter().next() {
         return Err(RemoteError::Transfer {
             remote: remote.name.clone(),
-            failed: failures.len(),
+            failed,
             total: attempted,
-            first: crate::error_chain(first),
+            first: Box::new(first),
         }
         .into());
     }
@@ -352,12 +376,14 @@ async fn download_all(
     let on_bytes = |n: u64| {
         bytes.fetch_add(n, Ordering::Relaxed);
     };
+    let stop = Stop::default();
     let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
         .map(|id| {
             let on_bytes = &on_bytes;
+            let stop = &stop;
             async move {
-                let r = remote
-                    .download(cache, id, needed_by.get(&id).map(String::as_str), on_bytes)
+                let r = stop
+                    .guard(remote.download(cache, id, needed_by.get(&id).map(String::as_str), on_bytes))
                     .await;
                 progress.inc(1);
                 (id, r)
@@ -375,7 +401,8 @@ async fn download_all(
         }
     }
     report.downloaded_bytes += bytes.into_inner();
-    failures.sort_by_key(|(id, _)| *id);
+    // The first failure shown is a real one, not a transfer skipped because of it.
+    failures.sort_by_key(|(id, e)| (matches!(e, crate::Error::Remote(RemoteError::Skipped)), *id));
     failures
 }
 

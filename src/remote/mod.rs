@@ -297,7 +297,11 @@ impl Remote {
             let c = cache.clone();
             let stored = tokio::task::spawn_blocking(move || c.read_stored(&id))
                 .await
-                .map_err(std::io::Error::other)??;
+                .map_err(std::io::Error::other)?
+                .map_err(|e| match e {
+                    crate::Error::Cache(CacheError::Corrupt { reason, .. }) => corrupt_local(&id, &reason),
+                    e => e,
+                })?;
             let n = stored.len() as u64;
             self.put_whole(&dest, Bytes::from(stored)).await?;
             on_bytes(n);

@@ -108,6 +108,28 @@ impl TestEnv {
         Run::from(self.command(DVT, dir).args(args).output().expect("run dvt"))
     }
 
+    /// `git clone` of this repo into a fresh environment.
+    pub fn clone_repo(&self) -> TestEnv {
+        let b = TestEnv::bare();
+        let out = self
+            .command("git", &b.root)
+            .args(["clone", "-q", self.root.to_str().unwrap(), "."])
+            .output()
+            .expect("run git clone");
+        Run::from(out).ok();
+        b
+    }
+
+    /// Runs a program (not dvt or git) in the repo root with this environment.
+    pub fn run(&self, program: &str, args: &[&str]) -> Run {
+        Run::from(
+            self.command(program, &self.root)
+                .args(args)
+                .output()
+                .expect("run program"),
+        )
+    }
+
     pub fn git(&self, args: &[&str]) -> Run {
         Run::from(self.command("git", &self.root).args(args).output().expect("run git")).ok()
     }

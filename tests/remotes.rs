@@ -1,0 +1,578 @@
+//! Remotes against real servers on 127.0.0.1: a directory, moto (S3), Azurite
+//! (Azure Blob), rclone's WebDAV server, and fake-gcs-server (GCS reads only: no
+//! local server accepts object_store's GCS writes).
+//!
+//! `scripts/test.sh` starts the servers (scripts/servers.sh) and exports their
+//! addresses as DVT_TEST_*; a test whose server is not given fails, unless
+//! DVT_SKIP_REMOTE_TESTS is set.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, noise, walk};
+
+/// Azurite's published development-storage key (not a secret).
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn server(var: &str) -> Option<String> {
+    if std::env::var_os("DVT_SKIP_REMOTE_TESTS").is_some() {
+        eprintln!("skipped: DVT_SKIP_REMOTE_TESTS is set");
+        return None;
+    }
+    Some(std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run ./scripts/test.sh, which starts the test servers (or set DVT_SKIP_REMOTE_TESTS)")
+    }))
+}
+
+/// A bucket/container name no other test uses.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+const DATA_FILES: &[&str] = &[
+    "data/readings.csv",
+    "data/images/img-001.bin",
+    "data/images/img-002.bin",
+    "data/images/img-003.bin",
+    "data/nested/deep/notes.txt",
+    "model.bin",
+];
+
+/// A dataset directory and a model file (over 8 MiB, so it is uploaded in parts).
+/// 7 objects: 4 data files, the data manifest, the model. Returns that count.
+fn populate(a: &TestEnv) -> usize {
+    let mut csv = String::from("t,sensor,value\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},s{},{}.{}\n", i % 7, i % 13, i % 100));
+    }
+    a.write("data/readings.csv", csv);
+    for (i, name) in DATA_FILES[1..4].iter().enumerate() {
+        a.write(name, noise(40_000 + i, i as u8 + 1));
+    }
+    a.write("data/nested/deep/notes.txt", "collected 2026-11-01\n");
+    a.write("model.bin", noise(10 * 1024 * 1024 + 4321, 99));
+    a.dvt(&["add", "data", "model.bin"]).ok();
+    7
+}
+
+/// Push from A, a second push that does nothing, `git clone` into B, `configure`
+/// B (credentials are not committed), pull in B, and compare bytes.
+fn round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
+    let n = populate(a);
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], n, "{}", r.stdout);
+    let r = a.dvt(&["push"]).ok();
+    assert!(r.stdout.contains("Nothing to push: remote"), "{}", r.stdout);
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 0);
+    let r = a.dvt(&["status", "--remote"]).ok();
+    assert!(r.stdout.contains(&format!("in sync ({n} objects)")), "{}", r.stdout);
+
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data v1"]);
+    let b = a.clone_repo();
+    configure_clone(&b);
+    let r = b.dvt(&["status", "--remote", "--json"]).ok();
+    let remote_only: usize = r.json()["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["remote_only"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(remote_only, n, "{}", r.stdout);
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains(&format!("fetched {n} object(s)")), "{}", r.stdout);
+    for f in DATA_FILES {
+        assert!(a.read(f) == b.read(f), "{f} differs after pull");
+    }
+    b.dvt(&["status"]).ok();
+    let r = b.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains("Nothing to fetch"), "{}", r.stdout);
+}
+
+#[test]
+fn local_directory_remote_round_trip() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    round_trip(&a, |_| {});
+    // The remote is a plain copy of the cache's objects.
+    let cached: Vec<PathBuf> = a
+        .objects()
+        .iter()
+        .map(|p| p.strip_prefix(a.path(".dvt/cache")).unwrap().to_path_buf())
+        .collect();
+    let remote: Vec<PathBuf> = walk(&store)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| p.strip_prefix(&store).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(cached, remote);
+}
+
+fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {
+    env.dvt(&["remote", "add", "-d", "s3", &format!("s3://{bucket}/project/data")])
+        .ok();
+    env.dvt(&["remote", "modify", "s3", "endpointurl", endpoint]).ok();
+    env.dvt(&["remote", "modify", "s3", "access_key_id", "testing"]).ok();
+    s3_secret(env);
+}
+
+fn s3_secret(env: &TestEnv) {
+    env.dvt(&["remote", "modify", "s3", "secret_access_key", "testing-secret"])
+        .ok();
+}
+
+#[test]
+fn s3_round_trip_with_moto() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("dvt");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    s3_remote(&a, &endpoint, &bucket);
+    round_trip(&a, s3_secret);
+}
+
+fn azure_remote(env: &TestEnv, endpoint: &str, container: &str) {
+    env.dvt(&["remote", "add", "-d", "az", &format!("az://{container}/team/project")])
+        .ok();
+    env.dvt(&["remote", "modify", "az", "endpointurl", endpoint]).ok();
+    env.dvt(&["remote", "modify", "az", "account_name", "devstoreaccount1"])
+        .ok();
+    env.dvt(&["remote", "modify", "az", "account_key", AZURITE_KEY]).ok();
+}
+
+fn azure_container(env: &TestEnv, endpoint: &str) -> String {
+    let helper = server("DVT_TEST_AZURE_HELPER").unwrap();
+    let container = unique("dvt");
+    env.run("python3", &[&helper, endpoint, &container]).ok();
+    container
+}
+
+#[test]
+fn azure_round_trip_with_azurite() {
+    let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let container = azure_container(&a, &endpoint);
+    azure_remote(&a, &endpoint, &container);
+    round_trip(&a, |b| {
+        b.dvt(&["remote", "modify", "az", "account_key", AZURITE_KEY]).ok();
+    });
+}
+
+#[test]
+fn webdav_round_trip_with_rclone() {
+    let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.dvt(&[
+        "remote",
+        "add",
+        "-d",
+        "dav",
+        &format!("{url}/{}/nested/prefix", unique("dvt")),
+    ])
+    .ok();
+    round_trip(&a, |_| {});
+}
+
+/// fake-gcs-server answers object_store's reads but not its writes: objects are put
+/// there through its JSON API, then B reads them with dvt.
+#[test]
+fn gcs_reads_with_fake_gcs_server() {
+    let Some(endpoint) = server("DVT_TEST_GCS_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let n = populate(&a);
+    a.dvt(&["push"]).ok();
+    let bucket = unique("dvt");
+    a.run(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "POST",
+            &format!("{endpoint}/storage/v1/b"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &format!("{{\"name\":\"{bucket}\"}}"),
+        ],
+    )
+    .ok();
+    for file in walk(&store).into_iter().filter(|p| p.is_file()) {
+        let key = file.strip_prefix(&store).unwrap().to_str().unwrap();
+        a.run(
+            "curl",
+            &[
+                "-fsS",
+                "-X",
+                "POST",
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &format!("{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name=proj/{key}"),
+            ],
+        )
+        .ok();
+    }
+    a.dvt(&["remote", "add", "-d", "gcs", &format!("gs://{bucket}/proj")])
+        .ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+
+    let b = a.clone_repo();
+    let key = b.root.parent().unwrap().join("gcs-key.json");
+    std::fs::write(
+        &key,
+        format!(
+            r#"{{"private_key":"","private_key_id":"","client_email":"test@example.invalid","gcs_base_url":"{endpoint}","disable_oauth":true}}"#
+        ),
+    )
+    .unwrap();
+    b.dvt(&[
+        "remote",
+        "modify",
+        "gcs",
+        "credentialpath",
+        key.to_str().unwrap(),
+        "--local",
+    ])
+    .ok();
+    b.dvt(&["remote", "modify", "gcs", "allow_http", "true", "--local"])
+        .ok();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains(&format!("fetched {n} object(s)")), "{}", r.stdout);
+    for f in DATA_FILES {
+        assert!(a.read(f) == b.read(f), "{f} differs after pull from GCS");
+    }
+    let r = b.dvt(&["status", "--remote"]).ok();
+    assert!(r.stdout.contains(&format!("in sync ({n} objects)")), "{}", r.stdout);
+    let r = b.dvt(&["push"]).ok();
+    assert!(r.stdout.contains("Nothing to push"), "{}", r.stdout);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_webdav(dir: &Path, port: u16) -> Child {
+    let child = Command::new("rclone")
+        .args([
+            "serve",
+            "webdav",
+            dir.to_str().unwrap(),
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rclone is installed by scripts/servers.sh");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "rclone did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir).into_iter().filter(|p| p.is_file()).collect()
+}
+
+/// Every file under the remote's `objects/` is whole: byte-identical to the cache's.
+fn assert_remote_objects_whole(a: &TestEnv, objects: &Path) {
+    for f in files_under(objects) {
+        let rel = f.strip_prefix(objects).unwrap();
+        let cached = a.path(".dvt/cache/objects").join(rel);
+        assert!(
+            std::fs::read(&f).unwrap() == std::fs::read(&cached).unwrap(),
+            "remote object {} is partial or wrong",
+            rel.display()
+        );
+    }
+}
+
+#[test]
+fn server_stopped_mid_push_then_next_push_completes() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let a = TestEnv::new();
+    for i in 0..600 {
+        a.write(&format!("data/part-{i:04}.bin"), noise(16_384, (i % 251) as u8));
+        a.write(&format!("data/part-{i:04}.bin.idx"), format!("{i}\n"));
+    }
+    a.dvt(&["add", "data"]).ok();
+    let served = a.root.parent().unwrap().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let port = free_port();
+    let mut dav = start_webdav(&served, port);
+    a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
+        .ok();
+    a.dvt(&["remote", "modify", "dav", "retries", "1"]).ok();
+
+    let push = a
+        .dvt_cmd(&["push", "-j", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let objects = served.join("store/objects");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_under(&objects).len() < 20 {
+        assert!(Instant::now() < deadline, "push made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    dav.kill().unwrap();
+    dav.wait().unwrap();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "push should fail: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("remote `dav`"), "{stderr}");
+    assert!(stderr.contains("failed"), "{stderr}");
+    let landed = files_under(&objects).len();
+    assert!(landed < 1201, "the push finished before the server was stopped");
+    assert_remote_objects_whole(&a, &objects);
+
+    // Same directory, same port: the next push uploads only the rest.
+    let mut dav = start_webdav(&served, port);
+    let r = a.dvt(&["push", "--json"]).ok();
+    let uploaded = r.json()["uploaded"].as_u64().unwrap() as usize;
+    assert!(
+        uploaded > 0 && uploaded <= 1201 - landed + 1,
+        "uploaded {uploaded}, landed before {landed}"
+    );
+    assert_remote_objects_whole(&a, &objects);
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+    dav.kill().unwrap();
+    dav.wait().unwrap();
+}
+
+#[test]
+fn corrupt_or_truncated_remote_objects_are_rejected() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    populate(&a);
+    a.dvt(&["push"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    let id_of = |pointer: &str| -> String {
+        let text = String::from_utf8(a.read(pointer)).unwrap();
+        let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
+        line[6..line.len() - 1].to_string()
+    };
+    let obj = |id: &str| store.join("objects").join(&id[..2]).join(&id[2..]);
+    // The model (a streamed download) loses its tail; a manifest gets a flipped byte.
+    let model = id_of("model.bin.dvt");
+    let f = obj(&model);
+    let len = std::fs::metadata(&f).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 1000)
+        .unwrap();
+    let manifest = id_of("data.dvt");
+    let mut bytes = std::fs::read(obj(&manifest)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(obj(&manifest), bytes).unwrap();
+
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&manifest) || r.stderr.contains(&model),
+        "{}",
+        r.stderr
+    );
+    // Nothing damaged entered the cache, no temporary file is left, and the
+    // workspace was not touched.
+    let cache = b.path(".dvt/cache");
+    for f in files_under(&cache) {
+        let name = f.to_str().unwrap();
+        assert!(
+            !name.contains(&model[2..]) && !name.contains(&manifest[2..]),
+            "{name} was stored"
+        );
+        assert!(!name.contains("dvt-tmp"), "left behind: {name}");
+    }
+    assert!(!b.exists("model.bin") && !b.exists("data"));
+    let r = b.dvt(&["fetch", "model.bin"]).fails();
+    assert!(r.stderr.contains(&format!("object {model} is corrupt")), "{}", r.stderr);
+
+    // Repair: delete the damaged copies, push again from A, pull in B.
+    std::fs::remove_file(obj(&model)).unwrap();
+    std::fs::remove_file(obj(&manifest)).unwrap();
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 2);
+    b.dvt(&["pull"]).ok();
+    for f in DATA_FILES {
+        assert!(a.read(f) == b.read(f), "{f} differs after repair");
+    }
+}
+
+#[test]
+fn push_refuses_a_corrupt_cache_object_and_keeps_its_manifest_back() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    a.write("data/a.bin", noise(50_000, 1));
+    a.write("data/b.bin", noise(50_000, 2));
+    a.dvt(&["add", "data"]).ok();
+    let objs = a.objects();
+    let victim = objs
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 40_000)
+        .unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(victim, bytes).unwrap();
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert!(r.stderr.contains("not uploaded"), "{}", r.stderr);
+    let rel = victim.strip_prefix(a.path(".dvt/cache")).unwrap();
+    assert!(!store.join(rel).exists(), "the corrupt object reached the remote");
+    // Only the intact file went up: not the manifest, which would claim a complete directory.
+    assert_eq!(files_under(&store).len(), 1);
+}
+
+#[test]
+fn missing_bucket_is_one_clear_line() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    s3_remote(&a, &endpoint, "dvt-no-such-bucket");
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    let first = r.stderr.lines().next().unwrap();
+    assert!(first.contains("remote `s3`"), "{}", r.stderr);
+    assert!(first.to_lowercase().contains("bucket"), "{}", r.stderr);
+    assert!(!r.stderr.contains("testing-secret"), "secret leaked: {}", r.stderr);
+}
+
+#[test]
+fn wrong_credentials_are_one_clear_line_without_the_secret() {
+    let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let container = azure_container(&a, &endpoint);
+    azure_remote(&a, &endpoint, &container);
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
+    a.dvt(&["remote", "modify", "az", "account_key", wrong]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    let first = r.stderr.lines().next().unwrap();
+    assert!(first.contains("remote `az`"), "{}", r.stderr);
+    assert!(
+        first.contains("403") || first.to_lowercase().contains("auth"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(wrong) && !r.stdout.contains(wrong), "secret leaked");
+    let r = a.dvt(&["remote", "list", "--json"]).ok();
+    assert!(!r.stdout.contains(wrong) && r.stdout.contains("***"), "{}", r.stdout);
+}
+
+#[test]
+fn unknown_remote_and_unsupported_scheme_are_refused() {
+    let a = TestEnv::new();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("no remote given and no default remote is set"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("dvt remote add -d NAME URL"), "{}", r.stderr);
+
+    let before = a.read(".dvt/config.toml");
+    let r = a.dvt(&["remote", "add", "x", "ftp://host/data"]).fails();
+    assert!(r.stderr.contains("unsupported URL scheme `ftp://`"), "{}", r.stderr);
+    assert_eq!(
+        a.read(".dvt/config.toml"),
+        before,
+        "a refused remote changed the config"
+    );
+
+    a.dvt(&["remote", "add", "store", "../store"]).ok();
+    let r = a.dvt(&["fetch", "-r", "nope"]).fails();
+    assert!(r.stderr.contains("no remote named `nope`"), "{}", r.stderr);
+    assert!(r.stderr.contains("configured remotes: store"), "{}", r.stderr);
+    let r = a.dvt(&["remote", "modify", "store", "region", "eu-west-1"]).fails();
+    assert!(
+        r.stderr.contains("unknown option `region` for a local remote"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["remote", "add", "store", "/elsewhere"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}
+
+#[test]
+fn remote_config_commands_keep_secrets_local() {
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "one", "s3://bucket/a"]).ok();
+    a.dvt(&["remote", "add", "-d", "two", "az://container/b"]).ok();
+    let r = a
+        .dvt(&["remote", "modify", "one", "secret_access_key", "s3cr3t-value"])
+        .ok();
+    assert!(
+        r.stdout.contains("config.local.toml") && !r.stdout.contains("s3cr3t"),
+        "{}",
+        r.stdout
+    );
+    a.dvt(&["remote", "modify", "one", "region", "eu-west-1"]).ok();
+    let committed = String::from_utf8(a.read(".dvt/config.toml")).unwrap();
+    assert!(
+        !committed.contains("s3cr3t") && committed.contains("region = \"eu-west-1\""),
+        "{committed}"
+    );
+    assert!(committed.contains("# zstd level"), "comments were lost: {committed}");
+    let local = String::from_utf8(a.read(".dvt/config.local.toml")).unwrap();
+    assert!(local.contains("secret_access_key = \"s3cr3t-value\""), "{local}");
+    let r = a.dvt(&["remote", "list"]).ok();
+    assert_eq!(r.stdout, "one\ts3://bucket/a\ntwo\taz://container/b\t(default)\n");
+    a.dvt(&["remote", "default", "one"]).ok();
+    let r = a.dvt(&["remote", "list"]).ok();
+    assert!(r.stdout.starts_with("one\ts3://bucket/a\t(default)\n"), "{}", r.stdout);
+    a.dvt(&["remote", "remove", "one"]).ok();
+    let r = a.dvt(&["remote", "list"]).ok();
+    assert_eq!(r.stdout, "two\taz://container/b\n");
+    let local = String::from_utf8(a.read(".dvt/config.local.toml")).unwrap();
+    assert!(!local.contains("s3cr3t"), "removing a remote keeps its secret: {local}");
+    // With one remote and no default, that one is used.
+    let r = a.dvt(&["status", "--remote"]).fails();
+    assert!(r.stderr.contains("remote `two`"), "{}", r.stderr);
+}
