@@ -264,6 +264,65 @@ def bench_tool(tool, repo, runs):
     return out, cache_bytes
 
 
+def add_remote(tool, repo, kind, target, s3_endpoint):
+    """Points the repo's default remote at `target` (a directory, or a bucket on the
+    S3 emulator). Both tools take the same commands and DVC's key names."""
+    url = target if kind == "dir" else f"s3://{target}/bench"
+    run(tool.cmd("remote", "add", "-d", "-f", "store", url), repo, tool.env)
+    if kind == "s3":
+        for k, v in [("endpointurl", s3_endpoint), ("access_key_id", "bench"), ("secret_access_key", "bench")]:
+            run(tool.cmd("remote", "modify", "store", k, v), repo, tool.env)
+
+
+def fresh_target(work, tool, kind, name, i, s3_endpoint):
+    if kind == "dir":
+        target = os.path.join(work, "remotes", f"{tool.name}-{name}")
+        shutil.rmtree(target, ignore_errors=True)
+        return target
+    bucket = f"bench-{tool.name}-{name}-{i}-{int(time.time() * 1000) % 100000}"
+    subprocess.run(["curl", "-fsS", "-X", "PUT", f"{s3_endpoint}/{bucket}"], check=True, stdout=subprocess.DEVNULL)
+    return bucket
+
+
+def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
+    """push to an empty remote, push with nothing to do, fetch into an empty cache,
+    pull into an empty cache and workspace; returns ({op: [(secs, rss)]}, remote bytes)."""
+    out = {}
+    remote_bytes = None
+    cache = os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache")
+    data = os.path.join(repo, "data")
+    label = "dir" if kind == "dir" else "S3 emulator"
+
+    def timed(op, *args):
+        r = run(tool.cmd(*args), repo, tool.env)
+        out.setdefault(f"{op} [{label}]", []).append(r)
+
+    expected = tree_digest(data)
+    for i in range(runs):
+        target = fresh_target(work, tool, kind, name, i, s3_endpoint)
+        add_remote(tool, repo, kind, target, s3_endpoint)
+        subprocess.run(["sync"], check=True)
+        timed("push (empty remote)", "push")
+        if remote_bytes is None and kind == "dir":
+            remote_bytes = du(target)
+        timed("push (nothing to do)", "push")
+        shutil.rmtree(cache)
+        subprocess.run(["sync"], check=True)
+        timed("fetch (empty cache)", "fetch")
+        shutil.rmtree(cache)
+        if os.path.isdir(data):
+            shutil.rmtree(data)
+        else:
+            os.remove(data)
+        subprocess.run(["sync"], check=True)
+        timed("pull (empty cache+workspace)", "pull")
+        if tree_digest(data) != expected:
+            raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
+        if kind == "dir":
+            shutil.rmtree(target, ignore_errors=True)
+    return out, remote_bytes
+
+
 def floors(repo):
     data = os.path.join(repo, "data")
     f = {
@@ -299,7 +358,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-dvc", action="store_true", help="time dvt only")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--remotes", default="dir",
+                    help="remote kinds to time push/fetch/pull against: dir, s3 (comma-separated; '' for none)")
+    ap.add_argument("--s3-endpoint", help="S3 emulator (moto) address, needed for --remotes s3")
+    ap.add_argument("--skip-local", action="store_true", help="time only the remote operations")
     args = ap.parse_args()
+    kinds = [k for k in args.remotes.split(",") if k]
+    if "s3" in kinds and not args.s3_endpoint:
+        raise SystemExit("--remotes s3 needs --s3-endpoint http://127.0.0.1:PORT (a running moto server)")
     specs = SMOKE if args.smoke else FULL
     runs = 1 if args.smoke else args.runs
     with_dvc = not (args.smoke or args.no_dvc)
@@ -328,7 +394,17 @@ def main():
         for tool in tools:
             log(f"{name}: {tool.name} ...")
             repo = setup_repo(work, tool, name, source)
-            timings, cache_bytes = bench_tool(tool, repo, runs)
+            if args.skip_local:
+                run(tool.cmd("add", "data"), repo, tool.env)
+                timings, cache_bytes = {}, du(os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache"))
+            else:
+                timings, cache_bytes = bench_tool(tool, repo, runs)
+            for kind in kinds:
+                log(f"{name}: {tool.name} remote ({kind}) ...")
+                t, remote_bytes = bench_remote(tool, repo, work, name, kind, runs, args.s3_endpoint)
+                timings.update(t)
+                if remote_bytes is not None:
+                    entry.setdefault("remote_bytes", {})[tool.name] = remote_bytes
             for op, rs in timings.items():
                 entry["ops"].setdefault(op, {})[tool.name] = {
                     "median_s": median([r[0] for r in rs]),
@@ -337,6 +413,9 @@ def main():
             entry["cache_bytes"][tool.name] = cache_bytes
             if tool.name == "dvt":
                 entry["floors"] = floors(repo)
+                cache_dir = os.path.join(repo, ".dvt", "cache")
+                entry["floors"]["cp -r cache"] = shell(
+                    f"cp -r --reflink=never {cache_dir} cache.copy && sync && rm -rf cache.copy", repo)
                 entry["data_bytes"] = du(os.path.join(repo, "data"))
             shutil.rmtree(repo)
         results["datasets"][name] = entry
@@ -362,15 +441,18 @@ def render(r):
                 f"| {name} | {op} | {a['median_s']:.3f} | {b['median_s'] if b else float('nan'):.3f} | {ratio} | "
                 f"{a['peak_rss_mib']:.0f} | {b['peak_rss_mib'] if b else float('nan'):.0f} |"
             )
-    lines += ["", "| dataset | data | dvt cache | DVC cache | floors (s) |", "| --- | ---: | ---: | ---: | --- |"]
+    lines += ["", "| dataset | data | dvt cache | DVC cache | dvt remote | DVC remote | floors (s) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, d in r["datasets"].items():
         c = d["cache_bytes"]
         fl = ", ".join(f"{k} {v:.3f}" for k, v in d["floors"].items())
         data = d.get("data_bytes", 0)
         dvt_c = c.get("dvt", 0)
+        rb = d.get("remote_bytes", {})
+        rem = [f"{rb[t] / MIB:.0f} MiB" if t in rb else "" for t in ("dvt", "dvc")]
         lines.append(
             f"| {name} | {data / MIB:.0f} MiB | {dvt_c / MIB:.0f} MiB ({100 * dvt_c / max(data, 1):.0f}%) | "
-            f"{c['dvc'] / MIB if 'dvc' in c else float('nan'):.0f} MiB | {fl} |"
+            f"{c['dvc'] / MIB if 'dvc' in c else float('nan'):.0f} MiB | {rem[0]} | {rem[1]} | {fl} |"
         )
     return "\n".join(lines)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build dvt and run the everyday workflow end to end on the sample data in
 # fixtures/: init a throw-away git repo, add a dataset and a model, show status,
-# delete the data, check it out again and prove the bytes are the same.
+# delete the data, check it out again and prove the bytes are the same; then push
+# to a remote (a directory) and pull into a git clone, as a colleague would.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
@@ -37,4 +38,20 @@ diff -r "$here/fixtures/sample/records" data/records
 cmp "$here/fixtures/sample/sensors.csv" data/sensors.csv
 cmp "$here/fixtures/sample/model/weights.bin" models/anomaly.bin
 step "$dvt" fsck
-echo; echo "demo: OK, every restored byte matches the original"
+
+echo; echo "# Share it: push to a remote (a directory here; s3://, gs://, az://, http:// work alike) ..."
+step "$dvt" remote add -d store "$work/remote"
+step "$dvt" push
+step "$dvt" push
+step git add .dvt/config.toml
+step git commit -qm "Add the team's remote"
+echo; echo "# ... and a colleague clones the git repo and pulls the data."
+cd "$work"
+step git clone -q repo colleague
+cd colleague
+step "$dvt" pull
+step "$dvt" status --remote
+diff -r "$here/fixtures/sample/records" data/records
+cmp "$here/fixtures/sample/sensors.csv" data/sensors.csv
+cmp "$here/fixtures/sample/model/weights.bin" models/anomaly.bin
+echo; echo "demo: OK, every restored and pulled byte matches the original"

@@ -424,6 +424,25 @@ impl Cache {
         let _ = crate::fsutil::atomic_write(&self.complete_file(), &out);
     }
 
+    /// The ids of the objects whose first byte is `first` (one directory listing).
+    pub fn list_prefix(&self, first: u8) -> Result<Vec<ObjectId>> {
+        let hex = format!("{first:02x}");
+        let dir = self.root.join("objects").join(&hex);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| format!("{hex}{n}").parse().ok()) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every object id present in the cache, and paths under `objects/` that are not objects.
     pub fn list(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
         let objects = self.root.join("objects");
@@ -659,6 +678,78 @@ impl Cache {
     pub fn import_stored(&self, id: &ObjectId, stored: &[u8]) -> Result<u64> {
         verify_stored(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
         self.write_new(id, &[stored])
+    }
+
+    /// Copies object `id` from another cache-shaped store `src` (a local remote, or
+    /// the cache when pushing to one). With `link`, a hard link is tried first
+    /// (falling back to a copy across filesystems). Either way the new file is
+    /// verified before it gets its final name, so what is published is exactly what
+    /// was checked. Returns the stored size. A damaged source is
+    /// [`CacheError::Corrupt`]; a missing one [`CacheError::Missing`].
+    pub fn import_from(&self, src: &Cache, id: &ObjectId, link: bool) -> Result<u64> {
+        let from = src.object_path(id);
+        let dest = self.object_path(id);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = temp_in(&dir, "obj");
+        let place = |tmp: &Path| -> std::io::Result<bool> {
+            if link {
+                match std::fs::hard_link(&from, tmp) {
+                    Ok(()) => return Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+                        fs::create_dir_all(&dir)?;
+                        if std::fs::hard_link(&from, tmp).is_ok() {
+                            return Ok(true);
+                        }
+                    }
+                    // Another filesystem, or one without hard links: copy instead.
+                    Err(_) => {}
+                }
+            }
+            match std::fs::copy(&from, tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+                    fs::create_dir_all(&dir)?;
+                    fs::copy(&from, tmp)?;
+                }
+                r => {
+                    r?;
+                }
+            }
+            Ok(false)
+        };
+        let linked = match place(&tmp) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = fs::remove_file(&tmp);
+                return Err(CacheError::Missing { id: *id, path: None }.into());
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(std::io::Error::new(e.kind(), format!("copying `{}`: {e}", from.display())).into());
+            }
+        };
+        let checked = (|| -> Result<u64> {
+            let mut f = fs::File::open(&tmp)?;
+            let len = f.metadata()?.len();
+            let mut verifier = StoredVerifier::new();
+            let mut buf = vec![0u8; (len as usize).clamp(4096, CHUNK)];
+            loop {
+                let n = read_full(&mut f, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                verifier
+                    .update(&buf[..n])
+                    .map_err(|reason| corrupt(id, None, &reason))?;
+            }
+            verifier.finish(id).map_err(|reason| corrupt(id, None, &reason))?;
+            self.publish(&tmp, id)?;
+            Ok(len)
+        })();
+        // rename() of a link onto a name for the same file leaves both names.
+        if checked.is_err() || (linked && tmp.symlink_metadata().is_ok()) {
+            let _ = fs::remove_file(&tmp);
+        }
+        checked
     }
 
     /// Starts writing object `id` from its stored form, streamed.

@@ -576,3 +576,47 @@ fn remote_config_commands_keep_secrets_local() {
     let r = a.dvt(&["status", "--remote"]).fails();
     assert!(r.stderr.contains("remote `two`"), "{}", r.stderr);
 }
+
+#[test]
+fn hardlinked_directory_remote_shares_files_and_still_verifies() {
+    use std::os::unix::fs::MetadataExt;
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    a.dvt(&["remote", "modify", "store", "hardlink", "true"]).ok();
+    let n = populate(&a);
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], n);
+    for obj in a.objects() {
+        let rel = obj.strip_prefix(a.path(".dvt/cache")).unwrap();
+        let remote = std::fs::metadata(store.join(rel)).unwrap();
+        assert_eq!(
+            std::fs::metadata(&obj).unwrap().ino(),
+            remote.ino(),
+            "{} was copied",
+            rel.display()
+        );
+    }
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    for f in DATA_FILES {
+        assert!(a.read(f) == b.read(f), "{f} differs");
+    }
+    // A damaged remote file is still refused, even though linking it would be free.
+    let c = a.clone_repo();
+    let victim = files_under(&store.join("objects"))
+        .into_iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 1_000_000)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let r = c.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert!(!c.exists("model.bin"));
+}

@@ -87,6 +87,15 @@ impl Stop {
     }
 }
 
+/// Orders transfers so that consecutive ones land in different object directories
+/// (`objects/xx/`): concurrent file creations in one directory serialize on its lock.
+fn spread(ids: &mut [ObjectId]) {
+    ids.sort_unstable_by_key(|id| {
+        let b = id.as_bytes();
+        (b[1], b[0])
+    });
+}
+
 fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
     resolve_targets(repo, &opts.cwd, &opts.targets)?
         .iter()
@@ -131,7 +140,7 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         .filter(|t| t.pointer.kind == Kind::Dir)
         .map(|t| t.pointer.id)
         .collect();
-    let manifests_there = remote.present(&manifest_ids).await?;
+    let manifests_there = remote.present(&manifest_ids, &|_| {}).await?;
 
     // Which files each directory to push needs, and who needs each file.
     let mut dirs: Vec<(ObjectId, Vec<ObjectId>, String)> = Vec::new();
@@ -174,12 +183,12 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     let local: Vec<ObjectId> = ids.into_iter().filter(|id| !absent.contains(id)).collect();
 
     progress.start("Checking remote", local.len() as u64, false);
-    let there = remote.present(&local).await;
+    let there = remote.present(&local, &|n| progress.inc(n)).await;
     progress.finish();
     let there = there?;
     report.already_on_remote += there.len();
     let mut todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
-    todo.sort_unstable();
+    spread(&mut todo);
 
     let failed = upload_all(repo, remote, &todo, progress, "Pushing", &mut report).await;
     let mut failures = failed;
@@ -288,9 +297,12 @@ async fn fetch_async(
     let mut attempted = 0;
 
     // Manifests first.
-    let mut needed_by: FxHashMap<ObjectId, String> = FxHashMap::default();
+    let mut needed_by: FxHashMap<ObjectId, Wanted> = FxHashMap::default();
     for t in tracked.iter().filter(|t| t.pointer.kind == Kind::Dir) {
-        needed_by.entry(t.pointer.id).or_insert_with(|| t.data_rel.clone());
+        needed_by.entry(t.pointer.id).or_insert_with(|| Wanted {
+            path: t.data_rel.clone(),
+            size: None,
+        });
     }
     let manifest_ids: Vec<ObjectId> = needed_by.keys().copied().collect();
     let todo = cache.missing(&manifest_ids)?;
@@ -311,12 +323,15 @@ async fn fetch_async(
     let bad_manifests: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
 
     // Then every file object.
-    let mut needed_by: FxHashMap<ObjectId, String> = FxHashMap::default();
+    let mut needed_by: FxHashMap<ObjectId, Wanted> = FxHashMap::default();
     let mut complete_dirs = Vec::new();
     for t in tracked {
         match t.pointer.kind {
             Kind::File => {
-                needed_by.entry(t.pointer.id).or_insert_with(|| t.data_rel.clone());
+                needed_by.entry(t.pointer.id).or_insert_with(|| Wanted {
+                    path: t.data_rel.clone(),
+                    size: Some(t.pointer.size),
+                });
             }
             Kind::Dir if bad_manifests.contains(&t.pointer.id) => {}
             Kind::Dir => {
@@ -327,9 +342,10 @@ async fn fetch_async(
                     continue;
                 }
                 for e in &m.files {
-                    needed_by
-                        .entry(e.id)
-                        .or_insert_with(|| display_path(&t.data_rel, &e.path));
+                    needed_by.entry(e.id).or_insert_with(|| Wanted {
+                        path: display_path(&t.data_rel, &e.path),
+                        size: Some(e.size),
+                    });
                 }
                 complete_dirs.push(t.pointer.id);
             }
@@ -337,7 +353,7 @@ async fn fetch_async(
     }
     let ids: Vec<ObjectId> = needed_by.keys().copied().collect();
     let mut todo = cache.missing(&ids)?;
-    todo.sort_unstable();
+    spread(&mut todo);
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
     failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
@@ -357,11 +373,17 @@ async fn fetch_async(
     Ok(report)
 }
 
+/// An object to download: who needs it, and its content size when known.
+struct Wanted {
+    path: String,
+    size: Option<u64>,
+}
+
 async fn download_all(
     remote: &Remote,
     repo: &Repo,
     ids: &[ObjectId],
-    needed_by: &FxHashMap<ObjectId, String>,
+    needed_by: &FxHashMap<ObjectId, Wanted>,
     progress: &dyn Progress,
     label: &'static str,
     report: &mut FetchReport,
@@ -370,8 +392,16 @@ async fn download_all(
         return Vec::new();
     }
     let cache = repo.cache();
-    // The stored sizes are not known before each download starts: the bar counts objects.
-    progress.start(label, ids.len() as u64, false);
+    // Stored sizes are known only as each download starts, so the bar counts content
+    // bytes (from the pointers and manifests) when every size is known, else objects.
+    let sizes: Option<u64> = ids.iter().map(|id| needed_by.get(id).and_then(|w| w.size)).sum();
+    progress.start(label, sizes.unwrap_or(ids.len() as u64), sizes.is_some());
+    let meter = Meter {
+        progress,
+        label,
+        done: AtomicUsize::new(0),
+        total: ids.len(),
+    };
     let bytes = AtomicU64::new(0);
     let on_bytes = |n: u64| {
         bytes.fetch_add(n, Ordering::Relaxed);
@@ -381,11 +411,17 @@ async fn download_all(
         .map(|id| {
             let on_bytes = &on_bytes;
             let stop = &stop;
+            let meter = &meter;
             async move {
+                let wanted = needed_by.get(&id);
                 let r = stop
-                    .guard(remote.download(cache, id, needed_by.get(&id).map(String::as_str), on_bytes))
+                    .guard(remote.download(cache, id, wanted.map(|w| w.path.as_str()), on_bytes))
                     .await;
-                progress.inc(1);
+                progress.inc(match sizes {
+                    Some(_) => wanted.and_then(|w| w.size).unwrap_or(0),
+                    None => 1,
+                });
+                meter.object_done();
                 (id, r)
             }
         })
@@ -498,7 +534,7 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
         all.sort_unstable();
         all.dedup();
         progress.start("Checking remote", all.len() as u64, false);
-        let there = remote.present(&all).await;
+        let there = remote.present(&all, &|n| progress.inc(n)).await;
         progress.finish();
         let there = there?;
         let absent: FxHashSet<ObjectId> = cache.missing(&all)?.into_iter().collect();

@@ -29,6 +29,7 @@ pub enum Scheme {
 
 /// Keys every remote accepts.
 const COMMON_KEYS: &[&str] = &["url", "jobs", "retries", "timeout"];
+const LOCAL_KEYS: &[&str] = &["hardlink"];
 const S3_KEYS: &[&str] = &[
     "endpointurl",
     "region",
@@ -65,13 +66,13 @@ pub const SECRET_KEYS: &[&str] = &[
 
 /// Keys whose values are numbers or booleans rather than strings.
 const INT_KEYS: &[&str] = &["jobs", "retries", "timeout"];
-const BOOL_KEYS: &[&str] = &["allow_http"];
+const BOOL_KEYS: &[&str] = &["allow_http", "hardlink"];
 
 impl Scheme {
     /// The option keys this kind of remote takes (besides `url`, `jobs`, `retries`, `timeout`).
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            Scheme::Local => &[],
+            Scheme::Local => LOCAL_KEYS,
             Scheme::S3 => S3_KEYS,
             Scheme::Gcs => GCS_KEYS,
             Scheme::Azure => AZURE_KEYS,

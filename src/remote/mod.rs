@@ -45,6 +45,9 @@ pub struct Remote {
     /// How many transfers run at once.
     pub jobs: usize,
     store: Arc<dyn ObjectStore>,
+    /// For a directory remote: the directory as a cache-shaped store (objects are
+    /// copied, or hard-linked with `hardlink = true`, by plain file operations).
+    dir: Option<(Cache, bool)>,
     prefix: StorePath,
     secrets: Vec<String>,
     runtime: tokio::runtime::Runtime,
@@ -151,6 +154,12 @@ impl Remote {
                 )
             }
         };
+        let dir = match &location.dir {
+            Some(d) if location.scheme == Scheme::Local => {
+                Some((Cache::new(d.clone(), 1), spec.flag("hardlink")?.unwrap_or(false)))
+            }
+            _ => None,
+        };
         let jobs = jobs
             .or(spec.int("jobs")?.map(|j| j as usize))
             .unwrap_or_else(default_jobs)
@@ -170,6 +179,7 @@ impl Remote {
             scheme: location.scheme,
             jobs,
             store,
+            dir,
             prefix,
             secrets,
             runtime,
@@ -202,6 +212,9 @@ impl Remote {
 
     /// Whether the remote has object `id`.
     pub async fn has(&self, id: &ObjectId) -> Result<bool> {
+        if let Some((dir, _)) = &self.dir {
+            return Ok(dir.contains(id));
+        }
         match self.store.head(&self.path_of(id)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -211,10 +224,15 @@ impl Remote {
 
     /// The ids among `ids` that the remote has: one HEAD each for a few, else a
     /// listing of the object directories that could hold them, run concurrently.
-    pub async fn present(&self, ids: &[ObjectId]) -> Result<FxHashSet<ObjectId>> {
+    /// `on_checked` is told how many of `ids` each step settled.
+    pub async fn present(&self, ids: &[ObjectId], on_checked: &(dyn Fn(u64) + Sync)) -> Result<FxHashSet<ObjectId>> {
         if ids.len() <= HEAD_LIMIT {
             let found: Vec<Result<Option<ObjectId>>> = futures::stream::iter(ids.iter().copied())
-                .map(|id| async move { Ok(self.has(&id).await?.then_some(id)) })
+                .map(|id| async move {
+                    let r = self.has(&id).await?.then_some(id);
+                    on_checked(1);
+                    Ok(r)
+                })
                 .buffer_unordered(self.jobs)
                 .collect()
                 .await;
@@ -226,11 +244,18 @@ impl Remote {
             }
             return Ok(out);
         }
-        let mut dirs: Vec<u8> = ids.iter().map(|id| id.as_bytes()[0]).collect();
-        dirs.sort_unstable();
-        dirs.dedup();
+        let mut per_dir = [0u64; 256];
+        for id in ids {
+            per_dir[id.as_bytes()[0] as usize] += 1;
+        }
+        let dirs: Vec<u8> = (0..=255u8).filter(|d| per_dir[*d as usize] > 0).collect();
+        let per_dir = &per_dir;
         let listed: Vec<Result<Vec<ObjectId>>> = futures::stream::iter(dirs)
-            .map(|d| self.list_dir(d))
+            .map(|d| async move {
+                let r = self.list_dir(d).await;
+                on_checked(per_dir[d as usize]);
+                r
+            })
             .buffer_unordered(self.jobs.min(32))
             .collect()
             .await;
@@ -243,6 +268,12 @@ impl Remote {
     }
 
     async fn list_dir(&self, first: u8) -> Result<Vec<ObjectId>> {
+        if let Some((dir, _)) = &self.dir {
+            let dir = dir.clone();
+            return tokio::task::spawn_blocking(move || dir.list_prefix(first))
+                .await
+                .map_err(std::io::Error::other)?;
+        }
         let dir = format!("{first:02x}");
         let prefix = self.objects_dir().join(dir.as_str());
         let mut stream = self.store.list(Some(&prefix));
@@ -289,6 +320,18 @@ impl Remote {
     /// Uploads object `id` from `cache`, verifying its bytes as they are read. Returns
     /// the stored bytes sent. `on_bytes` is told of progress.
     pub async fn upload(&self, cache: &Cache, id: ObjectId, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64> {
+        if let Some((dir, link)) = &self.dir {
+            let (dir, link, src) = (dir.clone(), *link, cache.clone());
+            let n = tokio::task::spawn_blocking(move || dir.import_from(&src, &id, link))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|e| match e {
+                    crate::Error::Cache(CacheError::Corrupt { reason, .. }) => corrupt_local(&id, &reason),
+                    e => e,
+                })?;
+            on_bytes(n);
+            return Ok(n);
+        }
         let (file, len) = cache.open_stored(&id)?;
         drop(file);
         let dest = self.path_of(&id);
@@ -410,6 +453,15 @@ impl Remote {
         for_path: Option<&str>,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64> {
+        if let Some((dir, link)) = &self.dir {
+            let (dir, link, dest) = (dir.clone(), *link, cache.clone());
+            let n = tokio::task::spawn_blocking(move || dest.import_from(&dir, &id, link))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|e| self.remote_side(e, id, for_path))?;
+            on_bytes(n);
+            return Ok(n);
+        }
         let result = match self.store.get(&self.path_of(&id)).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => {
@@ -459,8 +511,30 @@ impl Remote {
         tokio::task::block_in_place(move || writer.commit(&c)).map_err(corrupt)
     }
 
+    /// A cache error about an object read from the remote, said of the remote.
+    fn remote_side(&self, e: crate::Error, id: ObjectId, for_path: Option<&str>) -> crate::Error {
+        match e {
+            crate::Error::Cache(CacheError::Corrupt { reason, .. }) => RemoteError::Corrupt {
+                remote: self.name.clone(),
+                id,
+                reason,
+            }
+            .into(),
+            crate::Error::Cache(CacheError::Missing { .. }) => RemoteError::Missing {
+                remote: self.name.clone(),
+                id,
+                path: for_path.map(str::to_string),
+            }
+            .into(),
+            e => e,
+        }
+    }
+
     /// Reads object `id` from the remote into memory, verified (for manifests).
     pub async fn read(&self, id: ObjectId) -> Result<Vec<u8>> {
+        if let Some((dir, _)) = &self.dir {
+            return dir.read(&id, None).map_err(|e| self.remote_side(e, id, None));
+        }
         let bytes = match self.store.get(&self.path_of(&id)).await {
             Ok(r) => r
                 .bytes()
