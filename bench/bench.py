@@ -267,15 +267,17 @@ def bench_tool(tool, repo, runs):
 def add_remote(tool, repo, kind, target, s3_endpoint):
     """Points the repo's default remote at `target` (a directory, or a bucket on the
     S3 emulator). Both tools take the same commands and DVC's key names."""
-    url = target if kind == "dir" else f"s3://{target}/bench"
+    url = f"s3://{target}/bench" if kind == "s3" else target
     run(tool.cmd("remote", "add", "-d", "-f", "store", url), repo, tool.env)
+    if kind == "dir-hardlink":
+        run(tool.cmd("remote", "modify", "store", "hardlink", "true"), repo, tool.env)
     if kind == "s3":
         for k, v in [("endpointurl", s3_endpoint), ("access_key_id", "bench"), ("secret_access_key", "bench")]:
             run(tool.cmd("remote", "modify", "store", k, v), repo, tool.env)
 
 
 def fresh_target(work, tool, kind, name, i, s3_endpoint):
-    if kind == "dir":
+    if kind != "s3":
         target = os.path.join(work, "remotes", f"{tool.name}-{name}")
         shutil.rmtree(target, ignore_errors=True)
         return target
@@ -291,7 +293,7 @@ def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
     remote_bytes = None
     cache = os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache")
     data = os.path.join(repo, "data")
-    label = "dir" if kind == "dir" else "S3 emulator"
+    label = {"dir": "dir", "dir-hardlink": "dir, hardlink", "s3": "S3 emulator"}[kind]
 
     def timed(op, *args):
         r = run(tool.cmd(*args), repo, tool.env)
@@ -318,7 +320,7 @@ def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
         timed("pull (empty cache+workspace)", "pull")
         if tree_digest(data) != expected:
             raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
-        if kind == "dir":
+        if kind != "s3":
             shutil.rmtree(target, ignore_errors=True)
     return out, remote_bytes
 
@@ -359,7 +361,8 @@ def main():
     ap.add_argument("--no-dvc", action="store_true", help="time dvt only")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--remotes", default="dir",
-                    help="remote kinds to time push/fetch/pull against: dir, s3 (comma-separated; '' for none)")
+                    help="remote kinds to time push/fetch/pull against: dir, dir-hardlink (dvt only), s3 "
+                         "(comma-separated; '' for none)")
     ap.add_argument("--s3-endpoint", help="S3 emulator (moto) address, needed for --remotes s3")
     ap.add_argument("--skip-local", action="store_true", help="time only the remote operations")
     args = ap.parse_args()
@@ -400,6 +403,8 @@ def main():
             else:
                 timings, cache_bytes = bench_tool(tool, repo, runs)
             for kind in kinds:
+                if kind == "dir-hardlink" and tool.name != "dvt":
+                    continue  # DVC's directory remotes always copy
                 log(f"{name}: {tool.name} remote ({kind}) ...")
                 t, remote_bytes = bench_remote(tool, repo, work, name, kind, runs, args.s3_endpoint)
                 timings.update(t)

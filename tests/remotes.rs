@@ -620,3 +620,58 @@ fn hardlinked_directory_remote_shares_files_and_still_verifies() {
     assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
     assert!(!c.exists("model.bin"));
 }
+
+#[test]
+fn status_remote_tells_local_only_remote_only_and_lost_objects() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    a.write("data/one.csv", "a,b\n1,2\n");
+    a.write("data/two.csv", "a,b\n3,4\n");
+    a.write("model.bin", noise(5000, 3));
+    a.write("notes.txt", "pushed later\n");
+    a.dvt(&["add", "data", "model.bin"]).ok();
+    a.dvt(&["push"]).ok();
+    a.dvt(&["add", "notes.txt"]).ok();
+    let obj = |root: &Path, pointer: &str| {
+        let text = String::from_utf8(a.read(pointer)).unwrap();
+        let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
+        let id = &line[6..line.len() - 1];
+        root.join("objects").join(&id[..2]).join(&id[2..])
+    };
+    // model.bin: only on the remote now. data/one.csv's object: lost from both.
+    std::fs::remove_file(obj(&a.path(".dvt/cache"), "model.bin.dvt")).unwrap();
+    let one = blake3_hex(b"a,b\n1,2\n");
+    for root in [a.path(".dvt/cache"), store.clone()] {
+        std::fs::remove_file(root.join("objects").join(&one[..2]).join(&one[2..])).unwrap();
+    }
+    let r = a.dvt(&["status", "--remote"]).ok();
+    assert!(
+        r.stdout.contains("data: 1 object in neither (lost here)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("model.bin: 1 object only on the remote (to fetch)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("notes.txt: 1 object only in the cache (to push)"),
+        "{}",
+        r.stdout
+    );
+    let j = a.dvt(&["status", "--remote", "--json"]).ok().json();
+    let data = j["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "data")
+        .unwrap();
+    assert_eq!(data["missing"][0], one.as_str());
+    assert_eq!(data["objects"], 3);
+}
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
