@@ -201,16 +201,7 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         .map(|(m, _, _)| *m)
         .collect();
     failures.extend(upload_all(repo, remote, &ready, progress, "Pushing manifests", &mut report).await);
-    let failed = failures.len();
-    if let Some((_, first)) = failures.into_iter().next() {
-        return Err(RemoteError::Transfer {
-            remote: remote.name.clone(),
-            failed,
-            total: todo.len() + ready.len(),
-            first: Box::new(first),
-        }
-        .into());
-    }
+    failed_transfers(remote, failures, todo.len() + ready.len())?;
     Ok(report)
 }
 
@@ -259,16 +250,9 @@ async fn upload_all(
         .collect()
         .await;
     progress.finish();
-    let mut failures = Vec::new();
-    for (id, r) in results {
-        match r {
-            Ok(_) => report.uploaded += 1,
-            Err(e) => failures.push((id, e)),
-        }
-    }
+    let (done, failures) = split_results(results);
+    report.uploaded += done;
     report.uploaded_bytes += bytes.into_inner();
-    // The first failure shown is a real one, not a transfer skipped because of it.
-    failures.sort_by_key(|(id, e)| (matches!(e, crate::Error::Remote(RemoteError::Skipped)), *id));
     failures
 }
 
@@ -357,16 +341,7 @@ async fn fetch_async(
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
     failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
-    let failed = failures.len();
-    if let Some((_, first)) = failures.into_iter().next() {
-        return Err(RemoteError::Transfer {
-            remote: remote.name.clone(),
-            failed,
-            total: attempted,
-            first: Box::new(first),
-        }
-        .into());
-    }
+    failed_transfers(remote, failures, attempted)?;
     for m in complete_dirs {
         cache.mark_complete(&m);
     }
@@ -429,17 +404,40 @@ async fn download_all(
         .collect()
         .await;
     progress.finish();
+    let (done, failures) = split_results(results);
+    report.downloaded += done;
+    report.downloaded_bytes += bytes.into_inner();
+    failures
+}
+
+/// How many transfers succeeded, and the failures, a real one first (not a
+/// transfer skipped because of it).
+fn split_results(results: Vec<(ObjectId, Result<u64>)>) -> (usize, Vec<(ObjectId, crate::Error)>) {
+    let mut done = 0;
     let mut failures = Vec::new();
     for (id, r) in results {
         match r {
-            Ok(_) => report.downloaded += 1,
+            Ok(_) => done += 1,
             Err(e) => failures.push((id, e)),
         }
     }
-    report.downloaded_bytes += bytes.into_inner();
-    // The first failure shown is a real one, not a transfer skipped because of it.
     failures.sort_by_key(|(id, e)| (matches!(e, crate::Error::Remote(RemoteError::Skipped)), *id));
-    failures
+    (done, failures)
+}
+
+/// `Ok` when nothing failed, else one error naming the remote and the first failure.
+fn failed_transfers(remote: &Remote, failures: Vec<(ObjectId, crate::Error)>, total: usize) -> Result<()> {
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(()),
+        Some((_, first)) => Err(RemoteError::Transfer {
+            remote: remote.name.clone(),
+            failed,
+            total,
+            first: Box::new(first),
+        }
+        .into()),
+    }
 }
 
 /// What pull did.
