@@ -94,9 +94,18 @@ impl Error {
                  (`dvt push` re-uploads objects the remote lacks, so delete the damaged one first)"
                     .into(),
             ),
-            Error::Remote(RemoteError::Transfer { first, .. }) => first.hint().or_else(|| {
-                Some("run the same command again: what was transferred is kept, and only the rest moves".into())
-            }),
+            Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
+                "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
+                 (`dvt remote list --json`); requests were retried (option `retries`)"
+            )),
+            Error::Remote(RemoteError::Transfer { first, .. }) => {
+                const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
+                match (first.as_ref(), first.hint()) {
+                    (Error::Remote(RemoteError::Request { .. }), Some(h)) => Some(format!("{h}; then {AGAIN}")),
+                    (_, Some(h)) => Some(h),
+                    (_, None) => Some(AGAIN.into()),
+                }
+            }
             _ => None,
         }
     }
