@@ -331,6 +331,48 @@ impl Cache {
         Ok(total)
     }
 
+    /// A reader of object `id`'s content that hashes as it goes: the read that
+    /// reaches the end fails (`InvalidData`) if the content does not match the id.
+    pub fn reader(&self, id: &ObjectId, for_path: Option<&str>) -> Result<ObjectReader> {
+        let mut f = self.open_file(id, for_path)?;
+        let mut head = [0u8; 8];
+        let n = read_full(&mut f, &mut head)?;
+        let encoding = detect(&head[..n]).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
+        let inner: Box<dyn Read + Send> = match encoding {
+            Encoding::Raw => Box::new(BufReader::with_capacity(CHUNK, f)),
+            Encoding::Zstd => {
+                f.seek(SeekFrom::Start(0))?;
+                Box::new(zstd::stream::read::Decoder::new(f)?)
+            }
+        };
+        Ok(ObjectReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            id: *id,
+            path: for_path.map(str::to_string),
+            done: false,
+        })
+    }
+
+    /// The first bytes of object `id`'s content (up to `n`), unverified: enough to
+    /// tell a manifest from a file.
+    pub fn peek(&self, id: &ObjectId, n: usize) -> Result<Vec<u8>> {
+        let mut reader = self.reader(id, None)?;
+        let mut out = vec![0u8; n];
+        let got = read_full(&mut reader, &mut out).unwrap_or(0);
+        out.truncate(got);
+        Ok(out)
+    }
+
+    /// Deletes object `id` (absent is fine).
+    pub fn delete(&self, id: &ObjectId) -> Result<()> {
+        match fs::remove_file(self.object_path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Checks that object `id` decodes and hashes to its id.
     pub fn verify(&self, id: &ObjectId) -> Result<u64> {
         self.copy_to(id, None, &mut std::io::sink())
@@ -769,7 +811,70 @@ impl Cache {
     }
 }
 
-fn detect(head: &[u8]) -> Option<Encoding> {
+/// The first bytes (up to `n`) of the content that `stored` (a prefix of a stored
+/// object) decodes to; fewer if the prefix ends first or does not decode.
+pub fn decode_prefix(stored: &[u8], n: usize) -> Vec<u8> {
+    match detect(stored) {
+        Some(Encoding::Raw) => stored[RAW_HEADER.len()..].iter().take(n).copied().collect(),
+        Some(Encoding::Zstd) => {
+            let mut out = vec![0u8; n];
+            let got = match zstd::stream::read::Decoder::new(stored) {
+                Ok(mut d) => read_full(&mut d, &mut out).unwrap_or(0),
+                Err(_) => 0,
+            };
+            out.truncate(got);
+            out
+        }
+        None => Vec::new(),
+    }
+}
+
+/// A streaming reader of an object's content; see [`Cache::reader`].
+pub struct ObjectReader {
+    inner: Box<dyn Read + Send>,
+    hasher: blake3::Hasher,
+    id: ObjectId,
+    path: Option<String>,
+    done: bool,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted | std::io::ErrorKind::PermissionDenied => e,
+            _ => std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                corrupt(&self.id, self.path.as_deref(), &format!("cannot decompress: {e}")),
+            ),
+        })?;
+        if n == 0 {
+            if ObjectId::from_hasher(&self.hasher) != self.id {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    corrupt(&self.id, self.path.as_deref(), "content does not match its id"),
+                ));
+            }
+            self.done = true;
+            return Ok(0);
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The encoding of a stored object, from its first 8 bytes.
+pub fn detect(head: &[u8]) -> Option<Encoding> {
     if head.starts_with(&ZSTD_MAGIC) {
         Some(Encoding::Zstd)
     } else if head.starts_with(RAW_HEADER) {

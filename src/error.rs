@@ -31,6 +31,12 @@ pub enum Error {
     /// Configuring or talking to a remote failed.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// `dvt tag` refused.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// Reading or writing git failed, or a revision or path in it is wrong.
+    #[error(transparent)]
+    Git(#[from] GitError),
     /// A filesystem operation failed; the message names the path (via `fs_err`).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -106,9 +112,99 @@ impl Error {
                     (_, None) => Some(AGAIN.into()),
                 }
             }
+            Error::Tag(TagError::Uncommitted { .. }) => {
+                Some("`git add` and `git commit` them (or restore them), then tag again".into())
+            }
+            Error::Tag(TagError::NotOnRemote { .. }) => Some("run `dvt push`, then tag again".into()),
+            Error::Git(GitError::UnknownRev { .. }) => {
+                Some("name a tag, a branch or a commit (`git tag`, `git log --oneline` list them)".into())
+            }
+            Error::Git(GitError::NotTrackedAt { .. }) => Some(
+                "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
+            ),
+            Error::Git(GitError::NoIdentity) => {
+                Some("set it with `git config user.name NAME` and `git config user.email EMAIL`".into())
+            }
+            Error::Git(GitError::NoGit { .. }) => {
+                Some("revisions need git: this dvt repository is not inside a git work tree".into())
+            }
             _ => None,
         }
     }
+}
+
+/// Reasons `dvt tag` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    /// HEAD has no commit.
+    #[error("there is no commit to tag yet")]
+    NoCommit,
+    /// Pointer files differ from HEAD.
+    #[error("{} pointer file(s) are not committed:\n{}", pointers.len(), list(pointers))]
+    Uncommitted {
+        /// The pointer files.
+        pointers: Vec<String>,
+    },
+    /// Objects missing from the remote.
+    #[error("{} object(s) that HEAD's pointers name are not on remote `{remote}`:\n{}", missing.len(), list(missing))]
+    NotOnRemote {
+        /// The remote.
+        remote: String,
+        /// `path (id)` of each missing object.
+        missing: Vec<String>,
+    },
+}
+
+/// Errors about git: revisions, files at a revision, tags, hooks.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The dvt repository is not inside a git work tree.
+    #[error("`{}` is not inside a git work tree", root.display())]
+    NoGit {
+        /// The dvt root.
+        root: PathBuf,
+    },
+    /// A revision that does not name a commit.
+    #[error("unknown revision `{rev}`: {message}")]
+    UnknownRev {
+        /// The revision as given.
+        rev: String,
+        /// What git said.
+        message: String,
+    },
+    /// A path that no pointer covers at a revision.
+    #[error("`{path}` is not tracked by dvt at {rev}")]
+    NotTrackedAt {
+        /// The path asked for.
+        path: String,
+        /// The revision (or `the workspace`).
+        rev: String,
+    },
+    /// A path that names a directory inside a tracked directory where a file is needed.
+    #[error("`{path}` is a directory at {rev}; name a file inside it")]
+    IsDirectory {
+        /// The path asked for.
+        path: String,
+        /// The revision (or `the workspace`).
+        rev: String,
+    },
+    /// No `user.name`/`user.email` for a tag.
+    #[error("git does not know who you are (no user.name / user.email) to sign the tag")]
+    NoIdentity,
+    /// A tag of that name exists.
+    #[error("tag `{name}` already exists")]
+    TagExists {
+        /// The tag.
+        name: String,
+    },
+    /// Any other failure reading or writing git.
+    #[error("git: {what}: {message}")]
+    Failed {
+        /// What was being done.
+        what: String,
+        /// What gix reported.
+        message: String,
+    },
 }
 
 /// Errors about remotes: their configuration and transfers to and from them.

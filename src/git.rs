@@ -1,8 +1,13 @@
-//! Everything that reads git goes through this module, with gix.
+//! Everything that reads or writes git goes through this module, with gix: finding
+//! the work tree, resolving revisions, reading files at a revision, refs and tags,
+//! history walks, the hooks folder. No `git` process is ever started.
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{RepoError, Result};
+pub use gix::ObjectId as GitId;
+use gix::bstr::ByteSlice;
+
+use crate::error::{GitError, RepoError, Result};
 
 /// The root of the git work tree containing `dir`, or `None` outside any git
 /// work tree (or in a bare repository).
@@ -21,4 +26,360 @@ pub fn work_tree_root(dir: &Path) -> Result<Option<PathBuf>> {
             .into()),
         },
     }
+}
+
+fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
+    let what = what.into();
+    move |e| {
+        GitError::Failed {
+            what,
+            message: crate::error_chain(&e),
+        }
+        .into()
+    }
+}
+
+/// A git repository seen from a dvt repository inside its work tree.
+pub struct Git {
+    repo: gix::Repository,
+    /// The dvt root relative to the git work tree, `/`-terminated, or empty.
+    prefix: String,
+}
+
+impl std::fmt::Debug for Git {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Git")
+            .field("git_dir", &self.repo.git_dir())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A tracked-path-relevant tree entry: a repo-relative path and its blob.
+#[derive(Debug, Clone)]
+pub struct BlobEntry {
+    /// Path relative to the dvt root, `/`-separated.
+    pub path: String,
+    /// The blob's git id.
+    pub blob: GitId,
+}
+
+impl Git {
+    /// Opens the git repository whose work tree contains the dvt root `root`.
+    pub fn open(root: &Path) -> Result<Git> {
+        if work_tree_root(root)?.is_none() {
+            return Err(GitError::NoGit {
+                root: root.to_path_buf(),
+            }
+            .into());
+        }
+        let repo = gix::discover(root).map_err(|e| RepoError::Git {
+            path: root.to_path_buf(),
+            source: crate::error_chain(&e).into(),
+        })?;
+        let work = repo.workdir().ok_or_else(|| GitError::NoGit {
+            root: root.to_path_buf(),
+        })?;
+        let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let (work, root_c) = (canon(work), canon(root));
+        let rel = root_c.strip_prefix(&work).map_err(|_| GitError::NoGit {
+            root: root.to_path_buf(),
+        })?;
+        let mut prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        Ok(Git { repo, prefix })
+    }
+
+    /// The underlying gix repository.
+    pub fn gix(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// The commit that `rev` names (a tag, branch, commit id, `HEAD~2`, …).
+    pub fn resolve(&self, rev: &str) -> Result<GitId> {
+        let unknown = |message: String| GitError::UnknownRev {
+            rev: rev.to_string(),
+            message,
+        };
+        let id = self.repo.rev_parse_single(rev).map_err(|e| {
+            let chain = crate::error_chain(&e);
+            unknown(if chain.contains("could not be found") {
+                "no such tag, branch or commit".into()
+            } else {
+                chain
+            })
+        })?;
+        let commit = id
+            .object()
+            .map_err(failed(format!("reading `{rev}`")))?
+            .peel_to_commit()
+            .map_err(|e| unknown(format!("not a commit: {}", crate::error_chain(&e))))?;
+        Ok(commit.id)
+    }
+
+    /// The commit at HEAD, or `None` before the first commit.
+    pub fn head(&self) -> Result<Option<GitId>> {
+        let mut head = self.repo.head().map_err(failed("reading HEAD"))?;
+        Ok(head
+            .try_peel_to_id()
+            .map_err(failed("reading HEAD"))?
+            .map(|id| id.detach()))
+    }
+
+    /// The name of the checked-out branch, if any.
+    pub fn head_branch(&self) -> Result<Option<String>> {
+        let head = self.repo.head_name().map_err(failed("reading HEAD"))?;
+        Ok(head.map(|n| n.shorten().to_string()))
+    }
+
+    fn tree_of(&self, commit: GitId) -> Result<gix::Tree<'_>> {
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(failed(format!("reading commit {commit}")))?;
+        c.tree().map_err(failed(format!("reading the tree of {commit}")))
+    }
+
+    /// The blob id of the file at `rel` (relative to the dvt root) in `commit`.
+    pub fn blob_id(&self, commit: GitId, rel: &str) -> Result<Option<GitId>> {
+        let tree = self.tree_of(commit)?;
+        let path = format!("{}{rel}", self.prefix);
+        let entry = tree
+            .lookup_entry_by_path(Path::new(&path))
+            .map_err(failed(format!("reading `{path}` at {commit}")))?;
+        Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
+    }
+
+    /// The bytes of blob `blob`.
+    pub fn read_blob(&self, blob: GitId) -> Result<Vec<u8>> {
+        let b = self
+            .repo
+            .find_blob(blob)
+            .map_err(failed(format!("reading blob {blob}")))?;
+        Ok(b.data.clone())
+    }
+
+    /// The file at `rel` (relative to the dvt root) in `commit`, if there is one.
+    pub fn read_file(&self, commit: GitId, rel: &str) -> Result<Option<Vec<u8>>> {
+        match self.blob_id(commit, rel)? {
+            Some(b) => Ok(Some(self.read_blob(b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every blob under the dvt root in `commit` whose name ends with `suffix`,
+    /// sorted by path.
+    pub fn files_ending_with(&self, commit: GitId, suffix: &str) -> Result<Vec<BlobEntry>> {
+        let mut tree = self.tree_of(commit)?;
+        if !self.prefix.is_empty() {
+            let sub = tree
+                .lookup_entry_by_path(Path::new(self.prefix.trim_end_matches('/')))
+                .map_err(failed(format!("reading `{}` at {commit}", self.prefix)))?;
+            match sub {
+                Some(e) if e.mode().is_tree() => {
+                    tree = self
+                        .repo
+                        .find_tree(e.object_id())
+                        .map_err(failed(format!("reading `{}` at {commit}", self.prefix)))?;
+                }
+                _ => return Ok(Vec::new()),
+            }
+        }
+        let mut rec = gix::traverse::tree::Recorder::default();
+        tree.traverse().breadthfirst(&mut rec).map_err(|e| GitError::Failed {
+            what: format!("walking the tree of {commit}"),
+            message: crate::error_chain(&e),
+        })?;
+        let mut out: Vec<BlobEntry> = rec
+            .records
+            .into_iter()
+            .filter(|r| r.mode.is_blob() && r.filepath.ends_with(suffix.as_bytes()))
+            .filter_map(|r| {
+                Some(BlobEntry {
+                    path: r.filepath.to_str().ok()?.to_string(),
+                    blob: r.oid,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// The git blob id that `bytes` would have.
+    pub fn blob_id_of(&self, bytes: &[u8]) -> Result<GitId> {
+        gix::objs::compute_hash(self.repo.object_hash(), gix::objs::Kind::Blob, bytes).map_err(|e| {
+            GitError::Failed {
+                what: "hashing a blob".into(),
+                message: e.to_string(),
+            }
+            .into()
+        })
+    }
+
+    fn refs(&self, tags: bool) -> Result<Vec<(String, GitId)>> {
+        let what = if tags { "listing tags" } else { "listing branches" };
+        let platform = self.repo.references().map_err(failed(what))?;
+        let iter = if tags {
+            platform.tags()
+        } else {
+            platform.local_branches()
+        }
+        .map_err(failed(what))?;
+        let mut out = Vec::new();
+        for r in iter {
+            let mut r = r.map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+            let name = r.name().shorten().to_string();
+            // Tags may point at trees or blobs: only commits carry data versions.
+            let Ok(commit) = r.peel_to_commit() else { continue };
+            out.push((name, commit.id));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every tag that names a commit, with that commit, sorted by name.
+    pub fn tags(&self) -> Result<Vec<(String, GitId)>> {
+        self.refs(true)
+    }
+
+    /// Every local branch, with its tip, sorted by name.
+    pub fn branches(&self) -> Result<Vec<(String, GitId)>> {
+        self.refs(false)
+    }
+
+    /// The tags that name `commit`.
+    pub fn tags_at(&self, commit: GitId) -> Result<Vec<String>> {
+        Ok(self
+            .tags()?
+            .into_iter()
+            .filter(|(_, c)| *c == commit)
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Every commit reachable from `tips`, each once, children before their
+    /// parents, with its parents and commit time (seconds since the epoch).
+    pub fn walk(&self, tips: &[GitId]) -> Result<Vec<WalkedCommit>> {
+        if tips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let walk = self
+            .repo
+            .rev_walk(tips.iter().copied())
+            .all()
+            .map_err(failed("walking history"))?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| GitError::Failed {
+                what: "walking history".into(),
+                message: crate::error_chain(&e),
+            })?;
+            out.push(WalkedCommit {
+                id: info.id,
+                parents: info.parent_ids.iter().copied().collect(),
+                time: info.commit_time.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The commit time of `commit` (seconds since the epoch).
+    pub fn commit_time(&self, commit: GitId) -> Result<i64> {
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(failed(format!("reading commit {commit}")))?;
+        c.time()
+            .map(|t| t.seconds)
+            .map_err(failed(format!("reading commit {commit}")))
+    }
+
+    /// Whether tracked files differ between HEAD, the index and the work tree
+    /// (untracked files do not count).
+    pub fn is_dirty(&self) -> Result<bool> {
+        self.repo.is_dirty().map_err(failed("computing git status"))
+    }
+
+    /// Creates the annotated tag `name` on `commit`; fails if it exists.
+    pub fn create_tag(&self, name: &str, commit: GitId, message: &str) -> Result<()> {
+        let tagger = self
+            .repo
+            .committer()
+            .transpose()
+            .map_err(|e| GitError::Failed {
+                what: "reading the committer identity".into(),
+                message: e.to_string(),
+            })?
+            .ok_or(GitError::NoIdentity)?;
+        let exists = self
+            .repo
+            .try_find_reference(format!("refs/tags/{name}").as_str())
+            .map_err(failed(format!("looking up tag `{name}`")))?
+            .is_some();
+        if exists {
+            return Err(GitError::TagExists { name: name.to_string() }.into());
+        }
+        self.repo
+            .tag(
+                name,
+                commit,
+                gix::objs::Kind::Commit,
+                Some(tagger),
+                message,
+                gix::refs::transaction::PreviousValue::MustNotExist,
+            )
+            .map_err(failed(format!("creating tag `{name}`")))?;
+        Ok(())
+    }
+
+    /// The directory git runs hooks from (`core.hooksPath`, else `hooks` in the
+    /// common git directory).
+    pub fn hooks_dir(&self) -> PathBuf {
+        let configured = self
+            .repo
+            .config_snapshot()
+            .trusted_path("core.hooksPath")
+            .ok()
+            .flatten();
+        match configured {
+            Some(p) if p.is_absolute() => p,
+            Some(p) => self.repo.workdir().map_or_else(|| p.clone(), |w| w.join(&p)),
+            None => self.repo.common_dir().join("hooks"),
+        }
+    }
+
+    /// Whether a rebase (of any kind) is in progress.
+    pub fn rebase_in_progress(&self) -> bool {
+        use gix::state::InProgress as P;
+        matches!(
+            self.repo.state(),
+            Some(P::Rebase | P::RebaseInteractive | P::ApplyMailboxRebase)
+        )
+    }
+
+    /// The dvt root relative to the git work tree, `/`-terminated, or empty.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `rel` (relative to the dvt root) as a path in the git tree.
+    pub fn tree_path(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+}
+
+/// One commit of a history walk.
+#[derive(Debug, Clone)]
+pub struct WalkedCommit {
+    /// The commit.
+    pub id: GitId,
+    /// Its parents.
+    pub parents: Vec<GitId>,
+    /// Its commit time, seconds since the epoch.
+    pub time: i64,
 }

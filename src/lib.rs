@@ -41,6 +41,7 @@
 //! formats), [`statcache`] and [`workspace`] (walking and comparing the work
 //! tree), [`git`] (all git access), [`ops`] (the commands).
 
+pub mod api;
 pub mod cache;
 pub mod error;
 pub mod fsutil;
@@ -54,6 +55,7 @@ pub mod progress;
 pub mod relpath;
 pub mod remote;
 pub mod repo;
+pub mod snapshot;
 pub mod statcache;
 pub mod workspace;
 

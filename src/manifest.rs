@@ -22,6 +22,12 @@ use crate::object::ObjectId;
 
 const HEADER: &str = "dvt-manifest 1";
 
+/// Whether `content_prefix` (the first bytes of an object's content) is the start
+/// of a manifest.
+pub fn looks_like(content_prefix: &[u8]) -> bool {
+    content_prefix.starts_with(b"dvt-manifest ")
+}
+
 /// One file in a tracked directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

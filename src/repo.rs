@@ -270,6 +270,12 @@ impl Repo {
     /// Checks that `rel` (repo-relative) may be tracked: not the root, not in
     /// `.dvt` or `.git`, and reached without going through a symbolic link.
     pub fn check_trackable(&self, rel: &str) -> Result<()> {
+        self.check_not_reserved(rel)?;
+        self.check_no_symlink_parents(rel)
+    }
+
+    /// Checks that `rel` (repo-relative) is not the root and not in `.dvt` or `.git`.
+    pub fn check_not_reserved(&self, rel: &str) -> Result<()> {
         let path = PathBuf::from(rel);
         if rel.is_empty() {
             return Err(PathError::Reserved {
@@ -286,7 +292,7 @@ impl Repo {
             }
             .into());
         }
-        self.check_no_symlink_parents(rel)
+        Ok(())
     }
 
     /// Fails if a directory on the way from the root to `rel` is a symbolic link.

@@ -308,6 +308,19 @@ impl Tracked {
     pub fn load(repo: &Repo, pointer_file: &Path) -> Result<Tracked> {
         let pointer = Pointer::load(pointer_file)?;
         let pointer_rel = rel_str(repo.root(), pointer_file)?;
+        Tracked::from_pointer(repo, &pointer_rel, pointer, pointer_file, true)
+    }
+
+    /// A parsed pointer found at `pointer_rel` (repo-relative; `named` in errors).
+    /// Its data path must not be reserved; when `on_disk`, no directory on the way
+    /// to it may be a symbolic link.
+    pub fn from_pointer(
+        repo: &Repo,
+        pointer_rel: &str,
+        pointer: Pointer,
+        named: &Path,
+        on_disk: bool,
+    ) -> Result<Tracked> {
         let dir_rel = match pointer_rel.rfind('/') {
             Some(i) => &pointer_rel[..i],
             None => "",
@@ -317,18 +330,23 @@ impl Tracked {
         } else {
             format!("{dir_rel}/{}", pointer.path)
         };
-        repo.check_trackable(&data_rel).map_err(|e| match e {
+        let checked = if on_disk {
+            repo.check_trackable(&data_rel)
+        } else {
+            repo.check_not_reserved(&data_rel)
+        };
+        checked.map_err(|e| match e {
             crate::Error::Path(PathError::Reserved { reason, .. }) => PathError::Unsafe {
                 path: pointer.path.clone(),
-                source_file: pointer_file.to_path_buf(),
+                source_file: named.to_path_buf(),
                 reason,
             }
             .into(),
             e => e,
         })?;
         Ok(Tracked {
-            pointer_file: pointer_file.to_path_buf(),
-            pointer_rel,
+            pointer_file: repo.root().join(pointer_rel),
+            pointer_rel: pointer_rel.to_string(),
             data_abs: repo.root().join(&data_rel),
             data_rel,
             pointer,

@@ -106,6 +106,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    History(history::HistoryCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -240,6 +242,8 @@ macro_rules! note {
         if !$quiet { let _ = writeln!(std::io::stderr().lock(), $($t)*); }
     }};
 }
+
+mod history;
 
 fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
@@ -454,6 +458,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
         }
         Command::Remote { command } => return remote_command(&cwd, command, q),
+        Command::History(command) => return history::run(&cwd, command, q, &bars),
         Command::Push { transfer } => {
             let repo = Repo::open(&cwd)?;
             let report = ops::push(&repo, &transfer.options(cwd), &bars)?;

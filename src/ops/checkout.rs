@@ -79,7 +79,13 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
         };
         let state = compare(&stat, &t, manifest.as_ref(), &counters, progress)?;
         if let WorkState::Present(c) = &state {
-            conflicts.extend(c.added.iter().chain(&c.modified).map(|p| display_path(&t.data_rel, p)));
+            for p in c.added.iter().chain(&c.modified) {
+                let key = display_path(&t.data_rel, p);
+                if !p.ends_with('/') && is_cached(repo, &stat, &key) {
+                    continue;
+                }
+                conflicts.push(key);
+            }
         }
         plans.push(Plan {
             tracked: t,
@@ -110,6 +116,26 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
         return Err(WorkspaceError::Incomplete { failures }.into());
     }
     Ok(report)
+}
+
+/// Whether the workspace file `key` (repo-relative) has content the cache holds:
+/// replacing it loses nothing (as after `git checkout` of another data version).
+fn is_cached(repo: &Repo, stat: &StatCache, key: &str) -> bool {
+    let abs = repo.root().join(key);
+    let Ok(meta) = fs::symlink_metadata(&abs) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let id = match stat.get(key, &Stamp::of(&meta)) {
+        Some(id) => id,
+        None => match crate::workspace::hash_file(&abs, &meta) {
+            Ok(id) => id,
+            Err(_) => return false,
+        },
+    };
+    repo.cache().contains(&id)
 }
 
 /// One file to write.

@@ -3,16 +3,26 @@
 
 pub mod add;
 pub mod checkout;
+pub mod describe;
+pub mod diff;
 pub mod fsck;
+pub mod gc;
+pub mod hooks;
 pub mod remove;
 pub mod status;
 pub mod transfer;
+pub mod versions;
 
 pub use add::{AddOptions, AddReport, add};
 pub use checkout::{CheckoutOptions, CheckoutReport, checkout};
+pub use describe::{Description, TagOptions, TagReport, describe, tag};
+pub use diff::{DiffOptions, DiffReport, diff};
 pub use fsck::{FsckReport, fsck};
+pub use gc::{GcOptions, GcPlan, gc};
+pub use hooks::install_hooks;
 pub use remove::{RemoveOptions, RemoveReport, remove};
 pub use status::{StatusOptions, StatusReport, status};
 pub use transfer::{
     FetchReport, PullReport, PushReport, RemoteStatusReport, TransferOptions, fetch, pull, push, remote_status,
 };
+pub use versions::{VersionsOptions, VersionsReport, versions};

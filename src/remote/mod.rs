@@ -29,6 +29,8 @@ pub use config::{Location, RemoteSpec, Scheme};
 
 /// Multipart uploads and streamed downloads move parts of this size.
 const PART: usize = 8 * 1024 * 1024;
+/// The largest zstd block: a frame's first block decodes from at most this many bytes.
+const ZSTD_BLOCK: u64 = 128 * 1024;
 /// Up to this many objects, presence is asked with one HEAD each; above, by listing.
 const HEAD_LIMIT: usize = 256;
 /// Stored bytes held in memory at once by transfers, at most (in MiB).
@@ -210,6 +212,38 @@ impl Remote {
         .into()
     }
 
+    /// Where object `id` is (or would be) on this remote: a URL, or for a
+    /// directory remote an absolute path.
+    pub fn url_of(&self, id: &ObjectId) -> String {
+        if let Some((dir, _)) = &self.dir {
+            return dir.object_path(id).display().to_string();
+        }
+        let hex = id.to_string();
+        format!("{}/objects/{}/{}", self.url.trim_end_matches('/'), &hex[..2], &hex[2..])
+    }
+
+    /// How object `id` is stored on the remote, or `None` if the remote lacks it.
+    pub async fn encoding_of(&self, id: &ObjectId) -> Result<Option<crate::cache::Encoding>> {
+        if let Some((dir, _)) = &self.dir {
+            return match dir.encoding(id) {
+                Ok(e) => Ok(Some(e)),
+                Err(crate::Error::Cache(CacheError::Missing { .. })) => Ok(None),
+                Err(e) => Err(self.remote_side(e, *id, None)),
+            };
+        }
+        match self.store.get_range(&self.path_of(id), 0..8).await {
+            Ok(head) => Ok(Some(crate::cache::detect(&head).ok_or_else(|| {
+                RemoteError::Corrupt {
+                    remote: self.name.clone(),
+                    id: *id,
+                    reason: "unknown object encoding".into(),
+                }
+            })?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(&format!("cannot read object {id}"), &e)),
+        }
+    }
+
     /// Whether the remote has object `id`.
     pub async fn has(&self, id: &ObjectId) -> Result<bool> {
         if let Some((dir, _)) = &self.dir {
@@ -268,11 +302,35 @@ impl Remote {
     }
 
     async fn list_dir(&self, first: u8) -> Result<Vec<ObjectId>> {
+        Ok(self
+            .list_dir_sized(first, false)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The objects under `objects/xx/`, with their stored sizes when `sized` (a
+    /// directory remote then pays one `stat` per object; other stores list sizes).
+    async fn list_dir_sized(&self, first: u8, sized: bool) -> Result<Vec<(ObjectId, u64)>> {
         if let Some((dir, _)) = &self.dir {
             let dir = dir.clone();
-            return tokio::task::spawn_blocking(move || dir.list_prefix(first))
-                .await
-                .map_err(std::io::Error::other)?;
+            return tokio::task::spawn_blocking(move || -> Result<Vec<(ObjectId, u64)>> {
+                let ids = dir.list_prefix(first)?;
+                Ok(ids
+                    .into_iter()
+                    .map(|id| {
+                        let size = if sized {
+                            fs_err::metadata(dir.object_path(&id)).map_or(0, |m| m.len())
+                        } else {
+                            0
+                        };
+                        (id, size)
+                    })
+                    .collect())
+            })
+            .await
+            .map_err(std::io::Error::other)?;
         }
         let dir = format!("{first:02x}");
         let prefix = self.objects_dir().join(dir.as_str());
@@ -286,7 +344,7 @@ impl Remote {
             };
             let name = meta.location.filename().unwrap_or("");
             if let Ok(id) = format!("{dir}{name}").parse::<ObjectId>() {
-                out.push(id);
+                out.push((id, meta.size));
             }
         }
         Ok(out)
@@ -294,8 +352,18 @@ impl Remote {
 
     /// Every object id on the remote.
     pub async fn list_all(&self) -> Result<Vec<ObjectId>> {
-        let listed: Vec<Result<Vec<ObjectId>>> = futures::stream::iter(0..=255u8)
-            .map(|d| self.list_dir(d))
+        Ok(self
+            .list_all_sized(false)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Every object on the remote, with its stored size when `sized`.
+    pub async fn list_all_sized(&self, sized: bool) -> Result<Vec<(ObjectId, u64)>> {
+        let listed: Vec<Result<Vec<(ObjectId, u64)>>> = futures::stream::iter(0..=255u8)
+            .map(|d| self.list_dir_sized(d, sized))
             .buffer_unordered(self.jobs.min(32))
             .collect()
             .await;
@@ -305,6 +373,58 @@ impl Remote {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The first bytes of object `id`'s content (up to about `n`), decoded from a
+    /// ranged read; used to tell manifests from files without a full download.
+    pub async fn peek(&self, id: &ObjectId, n: usize) -> Result<Vec<u8>> {
+        if let Some((dir, _)) = &self.dir {
+            return dir.peek(id, n).map_err(|e| self.remote_side(e, *id, None));
+        }
+        // A zstd block decodes only whole: fetch one maximal block's worth.
+        let want = (n as u64).max(ZSTD_BLOCK + 1024);
+        let stored = match self.store.get_range(&self.path_of(id), 0..want).await {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RemoteError::Missing {
+                    remote: self.name.clone(),
+                    id: *id,
+                    path: None,
+                }
+                .into());
+            }
+            Err(e) => return Err(self.fail(&format!("cannot read object {id}"), &e)),
+        };
+        Ok(crate::cache::decode_prefix(&stored, n))
+    }
+
+    /// Deletes objects `ids` from the remote (missing ones are not an error),
+    /// calling `on_deleted` after each. Returns how many were deleted.
+    pub async fn delete(&self, ids: &[ObjectId], on_deleted: &(dyn Fn() + Sync)) -> Result<usize> {
+        if let Some((dir, _)) = &self.dir {
+            for id in ids {
+                match fs_err::remove_file(dir.object_path(id)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+                on_deleted();
+            }
+            return Ok(ids.len());
+        }
+        let paths: Vec<StorePath> = ids.iter().map(|id| self.path_of(id)).collect();
+        let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.store.delete_stream(input);
+        let mut n = 0;
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.fail("cannot delete objects", &e)),
+            }
+            n += 1;
+            on_deleted();
+        }
+        Ok(n)
     }
 
     async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {

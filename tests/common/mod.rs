@@ -134,6 +134,19 @@ impl TestEnv {
         Run::from(self.command("git", &self.root).args(args).output().expect("run git")).ok()
     }
 
+    /// `git ARGS` with the `dvt` under test first on `PATH` (for hooks); not checked.
+    pub fn git_with_dvt(&self, args: &[&str]) -> Run {
+        let bin_dir = Path::new(DVT).parent().unwrap();
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        Run::from(
+            self.command("git", &self.root)
+                .env("PATH", path)
+                .args(args)
+                .output()
+                .expect("run git"),
+        )
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }

@@ -1,0 +1,186 @@
+//! The stable programmatic surface for pipelines: where a tracked file's data is
+//! ([`get_url`]) and its verified bytes ([`open`], [`read`]), at any revision.
+//!
+//! Every call takes the same four arguments, as `dvc.api` does:
+//! - `path`: relative to the repository root; a tracked file, a tracked
+//!   directory (for `get_url`), or a file inside a tracked directory;
+//! - `repo`: a directory inside the dvt repository (`None`: the current directory);
+//! - `rev`: a git revision, read from the commit without touching the work tree
+//!   (`None`: the pointer files in the work tree);
+//! - `remote`: the remote to ask when the cache lacks an object (`None`: the
+//!   default remote).
+//!
+//! ```
+//! # fn main() -> dvt::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let root = dir.path();
+//! # let repo = dvt::repo::Repo::init(root, &dvt::repo::InitOptions { no_scm: true, ..Default::default() })?;
+//! # std::fs::create_dir(root.join("data"))?;
+//! # std::fs::write(root.join("data/readings.csv"), "t,value\n0,0.5\n")?;
+//! # let opts = dvt::ops::AddOptions { paths: vec!["data".into()], cwd: root.to_path_buf() };
+//! # dvt::ops::add(&repo, &opts, &dvt::progress::NoProgress)?;
+//! # let store = tempfile::tempdir()?;
+//! # dvt::remote::config::add(&repo, "store", store.path().to_str().unwrap(), true, false, false)?;
+//! use std::io::Read;
+//!
+//! // `data` is a tracked directory; ask for one file inside it.
+//! let mut text = String::new();
+//! dvt::api::open("data/readings.csv", Some(root), None, None)?.read_to_string(&mut text)?;
+//! assert_eq!(text, "t,value\n0,0.5\n");
+//! assert_eq!(dvt::api::read("data/readings.csv", Some(root), None, None)?, text.as_bytes());
+//!
+//! // Where it lives on the default remote (`store`, a directory here).
+//! let info = dvt::api::get_url("data/readings.csv", Some(root), None, None)?;
+//! assert_eq!(info.data.size, 14);
+//! assert_eq!(info.data.id, dvt::ObjectId::of(text.as_bytes()));
+//! assert!(info.url.ends_with(&info.data.id.relative_path()));
+//! assert!(!info.on_remote, "not pushed yet");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cache::{Encoding, ObjectReader};
+use crate::error::{GitError, Result};
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::repo::Repo;
+use crate::snapshot::{FileData, Objects, Snapshot, open_repo};
+
+/// A tracked path's data located at a revision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    /// The path, repo-relative.
+    pub path: String,
+    /// The revision asked for, if any.
+    pub rev: Option<String>,
+    /// The commit it resolved to (full hex), if any.
+    pub commit: Option<String>,
+    /// The pointer file that covers the path, repo-relative.
+    pub pointer: String,
+    /// The object id (for a directory: its manifest's).
+    pub id: ObjectId,
+    /// Content bytes (for a directory: all its files').
+    pub size: u64,
+    /// File or directory.
+    pub kind: Kind,
+    /// Whether the file is executable.
+    pub executable: bool,
+}
+
+/// Where a tracked path's data is on a remote.
+#[derive(Debug, Clone, Serialize)]
+pub struct UrlInfo {
+    /// The object's URL (for a directory remote: its absolute path).
+    pub url: String,
+    /// The remote's name.
+    pub remote: String,
+    /// How the object is stored (`zstd` or `raw`); `None` if neither the cache
+    /// nor the remote has it.
+    pub encoding: Option<Encoding>,
+    /// Whether the remote has the object.
+    pub on_remote: bool,
+    /// What the path resolved to.
+    #[serde(flatten)]
+    pub data: Resolved,
+}
+
+/// Locates repo-relative `rel` at `rev` in `repo`; manifests missing from the
+/// cache are fetched through `objects`.
+pub fn resolve(repo: &Repo, rel: &str, rev: Option<&str>, objects: &Objects<'_>) -> Result<Resolved> {
+    let snap = Snapshot::open(repo, rev)?;
+    let loc = snap.locate(rel)?;
+    let FileData {
+        id,
+        size,
+        kind,
+        executable,
+    } = snap.file_data(&loc, objects)?;
+    Ok(Resolved {
+        path: rel.trim_end_matches('/').to_string(),
+        rev: rev.map(str::to_string),
+        commit: snap.commit().map(|c| c.to_string()),
+        pointer: loc.tracked.pointer_rel,
+        id,
+        size,
+        kind,
+        executable,
+    })
+}
+
+/// The URL of the data at `rel` on remote `remote` of an open repository.
+pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<UrlInfo> {
+    let objects = Objects::new(repo, remote);
+    let data = resolve(repo, rel, rev, &objects)?;
+    let r = objects.remote()?;
+    let on_remote = r.block_on(r.encoding_of(&data.id))?;
+    let encoding = match on_remote {
+        Some(e) => Some(e),
+        None if repo.cache().contains(&data.id) => Some(repo.cache().encoding(&data.id)?),
+        None => None,
+    };
+    Ok(UrlInfo {
+        url: r.url_of(&data.id),
+        remote: r.name.clone(),
+        encoding,
+        on_remote: on_remote.is_some(),
+        data,
+    })
+}
+
+/// Opens the content of file `rel` in an open repository: from the cache, or
+/// downloaded (and verified) into it from the remote. The whole object is
+/// verified before the reader is returned, and the reader checks the hash again
+/// as it streams, failing the last read if the bytes changed meanwhile.
+pub fn open_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<(Resolved, ObjectReader)> {
+    let objects = Objects::new(repo, remote);
+    let data = resolve(repo, rel, rev, &objects)?;
+    if data.kind == Kind::Dir {
+        return Err(GitError::IsDirectory {
+            path: data.path,
+            rev: rev.map_or_else(|| "the workspace".to_string(), |r| format!("`{r}`")),
+        }
+        .into());
+    }
+    objects.ensure(&data.id, Some(&data.path))?;
+    repo.cache().verify(&data.id).map_err(|e| with_path(e, &data.path))?;
+    let reader = repo.cache().reader(&data.id, Some(&data.path))?;
+    Ok((data, reader))
+}
+
+fn with_path(e: crate::Error, path: &str) -> crate::Error {
+    match e {
+        crate::Error::Cache(crate::error::CacheError::Corrupt { id, reason, .. }) => {
+            crate::error::CacheError::Corrupt {
+                id,
+                path: Some(path.to_string()),
+                reason,
+            }
+            .into()
+        }
+        e => e,
+    }
+}
+
+/// The URL, id, size and encoding of the data at `path` on a remote. See the
+/// [module docs](self) for the arguments.
+pub fn get_url(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Option<&str>) -> Result<UrlInfo> {
+    get_url_in(&open_repo(repo)?, path, rev, remote)
+}
+
+/// A streaming reader of the verified content of file `path`. See [`open_in`] and
+/// the [module docs](self).
+pub fn open(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Option<&str>) -> Result<ObjectReader> {
+    Ok(open_in(&open_repo(repo)?, path, rev, remote)?.1)
+}
+
+/// The verified content of file `path`, whole. See the [module docs](self).
+pub fn read(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Option<&str>) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    open(path, repo, rev, remote)?.read_to_end(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,548 @@
+//! Commands that read data at git revisions, and the git-facing ones: `get-url`,
+//! `cat`, `diff`, `describe`, `tag`, `versions`, `gc`, `install-hooks`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use dvt::repo::Repo;
+use indicatif::HumanBytes;
+
+use dvt::ops;
+
+use super::json;
+use super::progress::Bars;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum HistoryCommand {
+    /// Print where a tracked file's data is on a remote, with its id, size and
+    /// encoding.
+    GetUrl {
+        /// A tracked path, or a file inside a tracked directory.
+        path: PathBuf,
+        /// Read the pointers at this git revision (tag, branch, commit, `HEAD~2`).
+        #[arg(long)]
+        rev: Option<String>,
+        /// The remote (default: the default remote).
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// The dvt repository to read (a directory in it); PATH is then relative to its root.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a tracked file's content to stdout, verified, from the cache or the remote.
+    Cat {
+        /// A tracked file, or a file inside a tracked directory.
+        path: PathBuf,
+        /// Read the pointers at this git revision.
+        #[arg(long)]
+        rev: Option<String>,
+        /// The remote to fetch from if the cache lacks the object.
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// The dvt repository to read (a directory in it); PATH is then relative to its root.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+    /// Show data added, modified and deleted between two revisions, or between a
+    /// revision (default HEAD) and the pointer files in the workspace.
+    Diff {
+        /// The old revision (default: HEAD).
+        a: Option<String>,
+        /// The new revision (default: the workspace).
+        b: Option<String>,
+        /// The remote to read directory manifests from when the cache lacks them.
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what a run should record: commit, tags, dirtiness, and every data id.
+    Describe {
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tag HEAD (annotated git tag) as a data version, if every pointer is committed
+    /// and every object is on the remote.
+    Tag {
+        /// The tag's name.
+        name: String,
+        /// The tag's message.
+        #[arg(short, long)]
+        message: Option<String>,
+        /// The remote that must have the data (default: the default remote).
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+    },
+    /// List the tags (with `--all`, the commits) at which a path's data changed.
+    Versions {
+        /// A tracked path, or a file inside a tracked directory.
+        path: PathBuf,
+        /// List commits, not only tags.
+        #[arg(long)]
+        all: bool,
+        /// The remote to read directory manifests from when the cache lacks them.
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete cache objects that no kept pointer references (the workspace's and
+    /// HEAD's are always kept).
+    Gc {
+        /// Accepted for DVC users: the workspace is always kept.
+        #[arg(short, long)]
+        workspace: bool,
+        /// Keep what every local branch references.
+        #[arg(short = 'a', long)]
+        all_branches: bool,
+        /// Keep what every tag references.
+        #[arg(short = 'T', long)]
+        all_tags: bool,
+        /// Keep what every commit references.
+        #[arg(short = 'A', long)]
+        all_commits: bool,
+        /// Also delete from a remote: `--remote` for the default one, `-r NAME` for another.
+        #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete without asking.
+        #[arg(short, long)]
+        force: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install git hooks: checkout after `git checkout`, push before `git push`, a
+    /// warning before `git commit` about data not added. Existing hooks are chained.
+    InstallHooks {
+        /// Remove dvt's hooks and restore the ones they chained.
+        #[arg(long)]
+        uninstall: bool,
+    },
+    /// Run a git hook (called by the scripts `install-hooks` writes).
+    #[command(hide = true)]
+    GitHook {
+        /// The hook.
+        name: String,
+        /// git's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// The repository and the repo-relative path for a PATH argument.
+fn locate(cwd: &Path, path: &Path, repo_dir: Option<&PathBuf>) -> Result<(Repo, String), dvt::Error> {
+    match repo_dir {
+        Some(d) => {
+            let repo = Repo::open(&cwd.join(d))?;
+            let rel = path
+                .to_str()
+                .ok_or_else(|| dvt::error::PathError::NotUtf8 { path: path.into() })?;
+            Ok((repo, rel.trim_start_matches("./").to_string()))
+        }
+        None => {
+            let repo = Repo::open(cwd)?;
+            let (_, rel) = repo.resolve(cwd, path)?;
+            Ok((repo, rel))
+        }
+    }
+}
+
+pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    match command {
+        HistoryCommand::GetUrl {
+            path,
+            rev,
+            remote,
+            repo,
+            json: as_json,
+        } => {
+            let (repo, rel) = locate(cwd, path, repo.as_ref())?;
+            let info = dvt::api::get_url_in(&repo, &rel, rev.as_deref(), remote.as_deref())?;
+            if *as_json {
+                return json(&info);
+            }
+            out!("{}", info.url);
+            let encoding = match info.encoding {
+                Some(dvt::cache::Encoding::Zstd) => "zstd-compressed",
+                Some(dvt::cache::Encoding::Raw) => "stored uncompressed",
+                None => "encoding unknown",
+            };
+            let at = match &info.data.commit {
+                Some(c) => format!(" at {} ({})", info.data.rev.as_deref().unwrap_or(""), &c[..7]),
+                None => " in the workspace".into(),
+            };
+            note!(
+                false,
+                "{} {}: id {}, {} ({}), {}{}",
+                if info.data.kind == dvt::pointer::Kind::Dir {
+                    "directory"
+                } else {
+                    "file"
+                },
+                info.data.path,
+                info.data.id,
+                HumanBytes(info.data.size),
+                info.data.size,
+                encoding,
+                at
+            );
+            if !info.on_remote {
+                note!(
+                    false,
+                    "warning: remote `{}` does not have this object yet (`dvt push`)",
+                    info.remote
+                );
+            }
+        }
+        HistoryCommand::Cat {
+            path,
+            rev,
+            remote,
+            repo,
+        } => {
+            let (repo, rel) = locate(cwd, path, repo.as_ref())?;
+            let (_, mut reader) = dvt::api::open_in(&repo, &rel, rev.as_deref(), remote.as_deref())?;
+            let mut stdout = std::io::stdout().lock();
+            match std::io::copy(&mut reader, &mut stdout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                Err(e) => return Err(e.into()),
+            }
+            stdout.flush()?;
+        }
+        HistoryCommand::Diff {
+            a,
+            b,
+            remote,
+            json: as_json,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let report = ops::diff(
+                &repo,
+                &ops::DiffOptions {
+                    a: a.clone(),
+                    b: b.clone(),
+                    remote: remote.clone(),
+                },
+            )?;
+            if *as_json {
+                return json(&report);
+            }
+            if report.is_empty() {
+                out!("No data changes between {} and {}.", report.from, report.to);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (title, list) in [
+                ("Added", &report.added),
+                ("Modified", &report.modified),
+                ("Deleted", &report.deleted),
+            ] {
+                if list.is_empty() {
+                    continue;
+                }
+                out!("{title}:");
+                for c in list {
+                    out!("    {}", c.path);
+                }
+            }
+            let files = |l: &[ops::diff::Change]| l.iter().filter(|c| !c.path.ends_with('/')).count();
+            out!(
+                "files summary: {} added, {} deleted, {} modified ({} -> {})",
+                files(&report.added),
+                files(&report.deleted),
+                files(&report.modified),
+                report.from,
+                report.to
+            );
+            for d in &report.unlisted {
+                note!(
+                    quiet,
+                    "note: files inside {d} not listed: its manifest is in neither the cache nor the remote"
+                );
+            }
+        }
+        HistoryCommand::Describe { json: as_json } => {
+            let repo = Repo::open(cwd)?;
+            let d = ops::describe(&repo)?;
+            if *as_json {
+                return json(&d);
+            }
+            out!("commit: {}", d.commit.as_deref().unwrap_or("(none yet)"));
+            if let Some(b) = &d.branch {
+                out!("branch: {b}");
+            }
+            out!(
+                "tags: {}",
+                if d.tags.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    d.tags.join(", ")
+                }
+            );
+            out!("dirty: {}", d.dirty);
+            for p in &d.uncommitted_pointers {
+                out!("  pointer not committed: {p}");
+            }
+            for p in &d.changed_data {
+                out!("  data differs from its pointer: {p}");
+            }
+            if d.git_dirty {
+                out!("  files tracked by git have uncommitted changes");
+            }
+            for t in &d.data {
+                out!("{} {} {}", t.id, t.path, HumanBytes(t.size));
+            }
+        }
+        HistoryCommand::Tag { name, message, remote } => {
+            let repo = Repo::open(cwd)?;
+            let r = ops::tag(
+                &repo,
+                &ops::TagOptions {
+                    name: name.clone(),
+                    message: message.clone(),
+                    remote: remote.clone(),
+                },
+            )?;
+            out!(
+                "tagged {} as `{}`: all {} object(s) are on `{}`",
+                &r.commit[..7],
+                r.name,
+                r.objects,
+                r.remote
+            );
+            note!(quiet, "hint: share it with `git push origin {}`", r.name);
+        }
+        HistoryCommand::Versions {
+            path,
+            all,
+            remote,
+            json: as_json,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let (_, rel) = repo.resolve(cwd, path)?;
+            let report = ops::versions(
+                &repo,
+                &ops::VersionsOptions {
+                    path: rel,
+                    all: *all,
+                    remote: remote.clone(),
+                },
+            )?;
+            if *as_json {
+                return json(&report);
+            }
+            if report.versions.is_empty() {
+                note!(
+                    quiet,
+                    "no tag names a version of {} (try `--all` for commits)",
+                    report.path
+                );
+            }
+            for v in &report.versions {
+                let tags = if v.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", v.tags.join(", "))
+                };
+                match (v.id, v.size) {
+                    (Some(id), Some(size)) => out!("{}{tags} {id} {}", v.short, HumanBytes(size)),
+                    _ => out!("{}{tags} not tracked", v.short),
+                }
+            }
+        }
+        HistoryCommand::Gc {
+            workspace: _,
+            all_branches,
+            all_tags,
+            all_commits,
+            remote,
+            dry_run,
+            force,
+            json: as_json,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let opts = ops::GcOptions {
+                all_branches: *all_branches,
+                all_tags: *all_tags,
+                all_commits: *all_commits,
+                remote: remote.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty())),
+            };
+            let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
+                if !*as_json {
+                    print_plan(plan);
+                }
+                if *dry_run {
+                    return Ok(false);
+                }
+                if *force {
+                    return Ok(true);
+                }
+                ask("Delete these objects? [y/N] ")
+            };
+            let (plan, done) = ops::gc(&repo, &opts, &mut confirm, bars)?;
+            if *as_json {
+                return json(&serde_json::json!({ "plan": plan, "deleted": done }));
+            }
+            let total = plan.cache.count() + plan.remote_objects.count();
+            if total == 0 {
+                out!(
+                    "Nothing to delete: every object is referenced ({} kept).",
+                    plan.kept_objects
+                );
+            } else if done {
+                out!("deleted {total} object(s)");
+            } else if !*dry_run {
+                out!("nothing deleted");
+            }
+        }
+        HistoryCommand::InstallHooks { uninstall } => {
+            let repo = Repo::open(cwd)?;
+            let r = ops::install_hooks(&repo, *uninstall)?;
+            let verb = if *uninstall { "removed" } else { "installed" };
+            if r.hooks.is_empty() {
+                out!("no dvt hooks to remove in {}", r.dir.display());
+            } else {
+                out!("{verb} {} in {}", r.hooks.join(", "), r.dir.display());
+            }
+            for h in &r.chained {
+                if *uninstall {
+                    out!("restored your previous {h} hook");
+                } else {
+                    out!(
+                        "your existing {h} hook is kept as {h}{} and runs first",
+                        ops::hooks::CHAINED
+                    );
+                }
+            }
+        }
+        HistoryCommand::GitHook { name, args } => return git_hook(cwd, name, args, quiet, bars),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &ops::GcPlan) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "keeping {} object(s) referenced by the workspace and {} revision(s)",
+        plan.kept_objects, plan.kept_revisions
+    );
+    let _ = writeln!(
+        err,
+        "cache: {} object(s) to delete ({})",
+        plan.cache.count(),
+        HumanBytes(plan.cache.bytes)
+    );
+    if let Some(r) = &plan.remote {
+        let _ = writeln!(
+            err,
+            "remote `{r}`: {} object(s) to delete ({})",
+            plan.remote_objects.count(),
+            HumanBytes(plan.remote_objects.bytes)
+        );
+    }
+}
+
+/// Asks a yes/no question on the terminal; refuses (with an error) when stdin is
+/// not a terminal, since nobody can answer.
+fn ask(question: &str) -> Result<bool, dvt::Error> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(std::io::Error::other(
+            "not deleting without confirmation: pass `--force` (or `--dry-run` to only look)",
+        )
+        .into());
+    }
+    eprint!("{question}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+/// The logic behind the hook scripts. A repository without `.dvt` does nothing.
+fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    let repo = match Repo::open(cwd) {
+        Ok(r) => r,
+        Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e),
+    };
+    match name {
+        "post-checkout" => {
+            if !ops::hooks::post_checkout_applies(&repo, args)? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = ops::CheckoutOptions {
+                targets: vec![],
+                cwd: repo.root().to_path_buf(),
+                force: false,
+            };
+            // git has already switched; a failure here is reported, not fatal.
+            match ops::checkout(&repo, &opts, bars) {
+                Ok(r) if !r.restored.is_empty() => note!(quiet, "dvt: checked out {} path(s)", r.restored.len()),
+                Ok(_) => {}
+                Err(e) => {
+                    note!(false, "dvt: data not checked out: {e}");
+                    if let Some(h) = e.hint() {
+                        note!(false, "hint: {h}");
+                    }
+                }
+            }
+        }
+        "pre-push" => {
+            if repo.config().remote.is_empty() {
+                note!(quiet, "dvt: no remote configured; data not pushed");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = ops::TransferOptions {
+                targets: vec![],
+                cwd: repo.root().to_path_buf(),
+                remote: None,
+                jobs: None,
+            };
+            let r = ops::push(&repo, &opts, bars)?;
+            if !r.missing_from_cache.is_empty() {
+                note!(
+                    false,
+                    "dvt: {} object(s) are in no cache here; git push stopped",
+                    r.missing_from_cache.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            note!(quiet, "dvt: pushed {} object(s) to `{}`", r.uploaded, r.remote);
+        }
+        "pre-commit" => {
+            let opts = ops::StatusOptions {
+                targets: vec![],
+                cwd: repo.root().to_path_buf(),
+            };
+            let s = ops::status(&repo, &opts, bars)?;
+            let changed: Vec<&str> = s
+                .pointers
+                .iter()
+                .filter(|p| p.workspace == ops::status::Workspace::Modified)
+                .map(|p| p.path.as_str())
+                .collect();
+            if !changed.is_empty() {
+                note!(
+                    false,
+                    "dvt: warning: data changed but not added: {}\nhint: `dvt add {}` to record it in this commit",
+                    changed.join(", "),
+                    changed.join(" ")
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,221 @@
+//! `dvt diff`: data added, modified and deleted between two revisions, or between
+//! a revision and the pointer files in the workspace, down to files inside
+//! tracked directories.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::repo::Repo;
+use crate::snapshot::{Objects, Snapshot};
+use crate::workspace::Tracked;
+
+/// What to compare.
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// The old side: a revision (default `HEAD`).
+    pub a: Option<String>,
+    /// The new side: a revision (default: the workspace's pointer files).
+    pub b: Option<String>,
+    /// The remote to read manifests from when the cache lacks them.
+    pub remote: Option<String>,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// Repo-relative path; directories end with `/`.
+    pub path: String,
+    /// The old id, if the path existed before.
+    pub old: Option<ObjectId>,
+    /// The new id, if the path exists after.
+    pub new: Option<ObjectId>,
+    /// Old size in bytes.
+    pub old_size: Option<u64>,
+    /// New size in bytes.
+    pub new_size: Option<u64>,
+}
+
+/// The difference between two snapshots.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DiffReport {
+    /// The old side, as a label (`HEAD (1a2b3c4)`).
+    pub from: String,
+    /// The new side, as a label.
+    pub to: String,
+    /// Paths only on the new side.
+    pub added: Vec<Change>,
+    /// Paths whose content differs.
+    pub modified: Vec<Change>,
+    /// Paths only on the old side.
+    pub deleted: Vec<Change>,
+    /// Tracked directories whose file-level changes could not be listed because a
+    /// manifest is neither in the cache nor on the remote.
+    pub unlisted: Vec<String>,
+}
+
+impl DiffReport {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// Compares `opts.a` (default `HEAD`) with `opts.b` (default: the workspace).
+///
+/// The workspace side is what its pointer files record: data changed but not yet
+/// `dvt add`ed is what `dvt status` shows.
+pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
+    let a = Snapshot::open(repo, Some(opts.a.as_deref().unwrap_or("HEAD")))?;
+    let b = Snapshot::open(repo, opts.b.as_deref())?;
+    let objects = Objects::new(repo, opts.remote.as_deref());
+    let index = |s: &Snapshot<'_>| -> Result<BTreeMap<String, Tracked>> {
+        Ok(s.pointers()?.into_iter().map(|t| (t.data_rel.clone(), t)).collect())
+    };
+    let (old, new) = (index(&a)?, index(&b)?);
+    let mut report = DiffReport {
+        from: a.label(),
+        to: b.label(),
+        ..Default::default()
+    };
+    let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        match (old.get(path), new.get(path)) {
+            (None, Some(n)) => side(&mut report, &objects, n, false)?,
+            (Some(o), None) => side(&mut report, &objects, o, true)?,
+            (Some(o), Some(n)) if o.pointer.id == n.pointer.id && o.pointer.kind == n.pointer.kind => {}
+            (Some(o), Some(n)) if o.pointer.kind == Kind::Dir && n.pointer.kind == Kind::Dir => {
+                report.modified.push(Change {
+                    path: format!("{path}/"),
+                    old: Some(o.pointer.id),
+                    new: Some(n.pointer.id),
+                    old_size: Some(o.pointer.size),
+                    new_size: Some(n.pointer.size),
+                });
+                match (manifest(&objects, o), manifest(&objects, n)) {
+                    (Some(mo), Some(mn)) => files(&mut report, path, &mo, &mn),
+                    _ => report.unlisted.push(format!("{path}/")),
+                }
+            }
+            (Some(o), Some(n)) if o.pointer.kind == Kind::File && n.pointer.kind == Kind::File => {
+                report.modified.push(Change {
+                    path: path.clone(),
+                    old: Some(o.pointer.id),
+                    new: Some(n.pointer.id),
+                    old_size: Some(o.pointer.size),
+                    new_size: Some(n.pointer.size),
+                });
+            }
+            (Some(o), Some(n)) => {
+                side(&mut report, &objects, o, true)?;
+                side(&mut report, &objects, n, false)?;
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(report)
+}
+
+/// A manifest if the cache or the remote has it; `None` otherwise.
+fn manifest(objects: &Objects<'_>, t: &Tracked) -> Option<Manifest> {
+    objects.manifest(t).ok()
+}
+
+/// Records a whole tracked path as added (or deleted), with its files.
+fn side(report: &mut DiffReport, objects: &Objects<'_>, t: &Tracked, deleted: bool) -> Result<()> {
+    let change = |path: String, id: ObjectId, size: u64| {
+        if deleted {
+            Change {
+                path,
+                old: Some(id),
+                new: None,
+                old_size: Some(size),
+                new_size: None,
+            }
+        } else {
+            Change {
+                path,
+                old: None,
+                new: Some(id),
+                old_size: None,
+                new_size: Some(size),
+            }
+        }
+    };
+    let list = if deleted {
+        &mut report.deleted
+    } else {
+        &mut report.added
+    };
+    match t.pointer.kind {
+        Kind::File => list.push(change(t.data_rel.clone(), t.pointer.id, t.pointer.size)),
+        Kind::Dir => {
+            list.push(change(format!("{}/", t.data_rel), t.pointer.id, t.pointer.size));
+            match manifest(objects, t) {
+                Some(m) => {
+                    for e in &m.files {
+                        list.push(change(format!("{}/{}", t.data_rel, e.path), e.id, e.size));
+                    }
+                }
+                None => report.unlisted.push(format!("{}/", t.data_rel)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// File-level changes between two manifests of directory `dir`.
+fn files(report: &mut DiffReport, dir: &str, old: &Manifest, new: &Manifest) {
+    let (mut i, mut j) = (0, 0);
+    while i < old.files.len() || j < new.files.len() {
+        let o = old.files.get(i);
+        let n = new.files.get(j);
+        let order = match (o, n) {
+            (Some(o), Some(n)) => o.path.as_bytes().cmp(n.path.as_bytes()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match (order, o, n) {
+            (std::cmp::Ordering::Less, Some(o), _) => {
+                report.deleted.push(Change {
+                    path: format!("{dir}/{}", o.path),
+                    old: Some(o.id),
+                    new: None,
+                    old_size: Some(o.size),
+                    new_size: None,
+                });
+                i += 1;
+            }
+            (std::cmp::Ordering::Greater, _, Some(n)) => {
+                report.added.push(Change {
+                    path: format!("{dir}/{}", n.path),
+                    old: None,
+                    new: Some(n.id),
+                    old_size: None,
+                    new_size: Some(n.size),
+                });
+                j += 1;
+            }
+            (_, Some(o), Some(n)) => {
+                if o.id != n.id {
+                    report.modified.push(Change {
+                        path: format!("{dir}/{}", o.path),
+                        old: Some(o.id),
+                        new: Some(n.id),
+                        old_size: Some(o.size),
+                        new_size: Some(n.size),
+                    });
+                }
+                i += 1;
+                j += 1;
+            }
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `dvt gc`: delete cache (and remote) objects that no kept pointer references.
+//!
+//! What is kept: everything the workspace's pointer files and HEAD's name, always;
+//! plus, on request, every branch tip, every tag, or every commit. A directory keeps
+//! its manifest and every file its manifest lists; a manifest that can be read
+//! neither from the cache nor the remote stops gc (it cannot know what to keep).
+//! Deletion removes unreferenced manifests before files, so that a manifest present
+//! always means its files are present (what `push` relies on to skip directories).
+
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::git::{Git, GitId};
+use crate::object::ObjectId;
+use crate::pointer::Kind;
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::snapshot::{Objects, Snapshot, short};
+
+/// What to keep, and where to delete.
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Keep what every local branch's tip references.
+    pub all_branches: bool,
+    /// Keep what every tag references.
+    pub all_tags: bool,
+    /// Keep what every commit reachable from HEAD, branches and tags references.
+    pub all_commits: bool,
+    /// Also delete from this remote (`Some(None)`: the default remote).
+    pub remote: Option<Option<String>>,
+}
+
+/// Objects to delete from one place.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Doomed {
+    /// Unreferenced manifests: deleted first.
+    pub manifests: Vec<ObjectId>,
+    /// Other unreferenced objects.
+    pub files: Vec<ObjectId>,
+    /// Their stored bytes.
+    pub bytes: u64,
+}
+
+impl Doomed {
+    /// How many objects.
+    pub fn count(&self) -> usize {
+        self.manifests.len() + self.files.len()
+    }
+}
+
+/// What gc would delete (or did).
+#[derive(Debug, Clone, Serialize)]
+pub struct GcPlan {
+    /// Revisions whose pointers were kept, besides the workspace.
+    pub kept_revisions: usize,
+    /// Objects referenced.
+    pub kept_objects: usize,
+    /// From the cache.
+    pub cache: Doomed,
+    /// The remote's name, when one was asked for.
+    pub remote: Option<String>,
+    /// From the remote.
+    pub remote_objects: Doomed,
+}
+
+/// The commits whose pointers `opts` keeps (HEAD always).
+fn kept_commits(git: &Git, opts: &GcOptions) -> Result<Vec<GitId>> {
+    let mut tips: Vec<GitId> = git.head()?.into_iter().collect();
+    if opts.all_branches || opts.all_commits {
+        tips.extend(git.branches()?.into_iter().map(|(_, c)| c));
+    }
+    if opts.all_tags || opts.all_commits {
+        tips.extend(git.tags()?.into_iter().map(|(_, c)| c));
+    }
+    tips.sort();
+    tips.dedup();
+    if opts.all_commits {
+        return Ok(git.walk(&tips)?.into_iter().map(|c| c.id).collect());
+    }
+    Ok(tips)
+}
+
+/// Everything the kept pointers reference.
+fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<(FxHashSet<ObjectId>, usize)> {
+    let mut keep = FxHashSet::default();
+    let mut manifests_done = FxHashSet::default();
+    let mut add = |snap: &Snapshot<'_>, keep: &mut FxHashSet<ObjectId>| -> Result<()> {
+        for t in snap.pointers()? {
+            keep.insert(t.pointer.id);
+            if t.pointer.kind == Kind::Dir && manifests_done.insert(t.pointer.id) {
+                keep.extend(objects.manifest(&t)?.files.iter().map(|e| e.id));
+            }
+        }
+        Ok(())
+    };
+    add(&Snapshot::workspace(repo), &mut keep)?;
+    let commits = match Git::open(repo.root()) {
+        Ok(git) => {
+            let git = std::rc::Rc::new(git);
+            let commits = kept_commits(&git, opts)?;
+            for c in &commits {
+                add(&Snapshot::at_commit(repo, git.clone(), short(c), *c), &mut keep)?;
+            }
+            commits.len()
+        }
+        // Without git there is only the workspace; asking for history is an error.
+        Err(e) if opts.all_branches || opts.all_tags || opts.all_commits => return Err(e),
+        Err(_) => 0,
+    };
+    Ok((keep, commits))
+}
+
+/// Takes the repo lock, works out what to delete, asks `confirm` (which may print
+/// the plan; `false` deletes nothing), then deletes it. Returns the plan and
+/// whether it was carried out.
+pub fn gc(
+    repo: &Repo,
+    opts: &GcOptions,
+    confirm: &mut dyn FnMut(&GcPlan) -> Result<bool>,
+    progress: &dyn Progress,
+) -> Result<(GcPlan, bool)> {
+    let _lock = repo.lock("dvt gc")?;
+    let plan = gc_plan(repo, opts, progress)?;
+    if plan.cache.count() + plan.remote_objects.count() == 0 || !confirm(&plan)? {
+        return Ok((plan, false));
+    }
+    apply(repo, &plan, progress)?;
+    Ok((plan, true))
+}
+
+/// Works out what gc would delete; deletes nothing.
+pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcPlan> {
+    let remote_name = opts.remote.clone().flatten();
+    let objects = Objects::new(repo, remote_name.as_deref());
+    progress.start("finding referenced objects", 0, false);
+    let (keep, kept_revisions) = referenced(repo, opts, &objects)?;
+    progress.finish();
+    let cache = repo.cache();
+    let (ids, _strays) = cache.list()?;
+    let mut local = Doomed::default();
+    for id in ids.into_iter().filter(|id| !keep.contains(id)) {
+        local.bytes += fs_err::metadata(cache.object_path(&id)).map_or(0, |m| m.len());
+        if crate::manifest::looks_like(&cache.peek(&id, 16).unwrap_or_default()) {
+            local.manifests.push(id);
+        } else {
+            local.files.push(id);
+        }
+    }
+    let mut remote_objects = Doomed::default();
+    let mut remote = None;
+    if opts.remote.is_some() {
+        let r = objects.remote()?;
+        remote = Some(r.name.clone());
+        progress.start(&format!("listing remote `{}`", r.name), 0, false);
+        let listed = r.block_on(r.list_all_sized(true))?;
+        progress.finish();
+        for (id, size) in listed.into_iter().filter(|(id, _)| !keep.contains(id)) {
+            remote_objects.bytes += size;
+            let head = if cache.contains(&id) {
+                cache.peek(&id, 16).unwrap_or_default()
+            } else {
+                r.block_on(r.peek(&id, 16))?
+            };
+            if crate::manifest::looks_like(&head) {
+                remote_objects.manifests.push(id);
+            } else {
+                remote_objects.files.push(id);
+            }
+        }
+    }
+    Ok(GcPlan {
+        kept_revisions,
+        kept_objects: keep.len(),
+        cache: local,
+        remote,
+        remote_objects,
+    })
+}
+
+/// Deletes what `plan` lists: on the remote first (manifests, then files), then in
+/// the cache (manifests, then files).
+fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
+    if let Some(name) = &plan.remote {
+        let objects = Objects::new(repo, Some(name));
+        let r = objects.remote()?;
+        let d = &plan.remote_objects;
+        progress.start(&format!("deleting from `{name}`"), d.count() as u64, false);
+        let tick = || progress.inc(1);
+        r.block_on(r.delete(&d.manifests, &tick))?;
+        r.block_on(r.delete(&d.files, &tick))?;
+        progress.finish();
+    }
+    let cache = repo.cache();
+    progress.start("deleting from the cache", plan.cache.count() as u64, false);
+    for id in plan.cache.manifests.iter().chain(&plan.cache.files) {
+        cache.delete(id)?;
+        progress.inc(1);
+    }
+    progress.finish();
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! What the pointer files say, either in the workspace or at a git revision.
+//!
+//! A [`Snapshot`] reads pointers (and, through [`Objects`], manifests) from one
+//! source without touching the other: at a revision, pointer files come from the
+//! commit's tree with gix, never from the work tree. Paths in pointers are
+//! validated exactly as in the workspace; errors name the file as `REV:path`.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::cache::Cache;
+use crate::error::{CacheError, GitError, PathError, RemoteError, Result};
+use crate::git::{Git, GitId};
+use crate::manifest::{Entry, Manifest};
+use crate::object::ObjectId;
+use crate::pointer::{Kind, POINTER_EXT, Pointer};
+use crate::remote::Remote;
+use crate::repo::Repo;
+use crate::workspace::Tracked;
+
+/// Where pointer files are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The work tree as it is now.
+    Workspace,
+    /// A commit.
+    Commit {
+        /// The revision as the user gave it.
+        rev: String,
+        /// The commit it resolved to.
+        id: GitId,
+    },
+}
+
+/// The pointers of a repository at one [`Source`].
+#[derive(Debug)]
+pub struct Snapshot<'r> {
+    repo: &'r Repo,
+    git: Option<Rc<Git>>,
+    source: Source,
+}
+
+/// A path located in a snapshot: the pointer that covers it, and the path inside
+/// the tracked directory (empty for the tracked path itself).
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The pointer.
+    pub tracked: Tracked,
+    /// Path relative to the tracked directory, or empty.
+    pub inner: String,
+}
+
+/// One file's data: what `cat`, `get-url` and `open` serve.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileData {
+    /// The object id (for a directory: its manifest's).
+    pub id: ObjectId,
+    /// Content bytes (for a directory: all its files').
+    pub size: u64,
+    /// File or directory.
+    pub kind: Kind,
+    /// Whether the file is executable.
+    pub executable: bool,
+}
+
+impl<'r> Snapshot<'r> {
+    /// The workspace's pointers.
+    pub fn workspace(repo: &'r Repo) -> Snapshot<'r> {
+        Snapshot {
+            repo,
+            git: None,
+            source: Source::Workspace,
+        }
+    }
+
+    /// The pointers at `rev` (`None`: the workspace).
+    pub fn open(repo: &'r Repo, rev: Option<&str>) -> Result<Snapshot<'r>> {
+        let Some(rev) = rev else {
+            return Ok(Snapshot::workspace(repo));
+        };
+        let git = Rc::new(Git::open(repo.root())?);
+        let id = git.resolve(rev)?;
+        Ok(Snapshot {
+            repo,
+            git: Some(git),
+            source: Source::Commit {
+                rev: rev.to_string(),
+                id,
+            },
+        })
+    }
+
+    /// The pointers at commit `id` of `git`, called `rev` in messages.
+    pub fn at_commit(repo: &'r Repo, git: Rc<Git>, rev: String, id: GitId) -> Snapshot<'r> {
+        Snapshot {
+            repo,
+            git: Some(git),
+            source: Source::Commit { rev, id },
+        }
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &'r Repo {
+        self.repo
+    }
+
+    /// Where the pointers come from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The resolved commit, for a revision.
+    pub fn commit(&self) -> Option<GitId> {
+        match &self.source {
+            Source::Workspace => None,
+            Source::Commit { id, .. } => Some(*id),
+        }
+    }
+
+    /// How messages name this source: `the workspace` or `` `v1` (1a2b3c4) ``.
+    pub fn label(&self) -> String {
+        match &self.source {
+            Source::Workspace => "the workspace".into(),
+            Source::Commit { rev, id } => format!("`{rev}` ({})", short(id)),
+        }
+    }
+
+    fn rev_path(&self, rel: &str) -> PathBuf {
+        match &self.source {
+            Source::Workspace => self.repo.root().join(rel),
+            Source::Commit { rev, .. } => PathBuf::from(format!("{rev}:{rel}")),
+        }
+    }
+
+    /// Parses the pointer file `pointer_rel` from `text`, validating its path.
+    fn tracked_from(&self, pointer_rel: &str, text: &[u8]) -> Result<Tracked> {
+        let named = self.rev_path(pointer_rel);
+        let text = std::str::from_utf8(text).map_err(|_| crate::error::FormatError::Pointer {
+            path: named.clone(),
+            message: "not UTF-8".into(),
+        })?;
+        let pointer = Pointer::parse(text, &named)?;
+        Tracked::from_pointer(self.repo, pointer_rel, pointer, &named, false)
+    }
+
+    /// The pointer file `pointer_rel`, if this snapshot has it.
+    pub fn pointer(&self, pointer_rel: &str) -> Result<Option<Tracked>> {
+        match (&self.source, &self.git) {
+            (Source::Commit { id, .. }, Some(git)) => match git.read_file(*id, pointer_rel)? {
+                Some(bytes) => Ok(Some(self.tracked_from(pointer_rel, &bytes)?)),
+                None => Ok(None),
+            },
+            _ => {
+                let abs = self.repo.root().join(pointer_rel);
+                if abs.is_file() {
+                    Ok(Some(Tracked::load(self.repo, &abs)?))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Every pointer in this snapshot, sorted by pointer path.
+    pub fn pointers(&self) -> Result<Vec<Tracked>> {
+        match (&self.source, &self.git) {
+            (Source::Commit { id, .. }, Some(git)) => {
+                let suffix = format!(".{POINTER_EXT}");
+                let mut out = Vec::new();
+                for f in git.files_ending_with(*id, &suffix)? {
+                    let bytes = git.read_blob(f.blob)?;
+                    out.push(self.tracked_from(&f.path, &bytes)?);
+                }
+                Ok(out)
+            }
+            _ => crate::workspace::find_pointers(self.repo)?
+                .iter()
+                .map(|p| Tracked::load(self.repo, p))
+                .collect(),
+        }
+    }
+
+    /// Every pointer that parses and is safe, skipping the others.
+    fn pointers_lenient(&self) -> Result<Vec<Tracked>> {
+        match (&self.source, &self.git) {
+            (Source::Commit { id, .. }, Some(git)) => {
+                let mut out = Vec::new();
+                for f in git.files_ending_with(*id, &format!(".{POINTER_EXT}"))? {
+                    if let Ok(t) = self.tracked_from(&f.path, &git.read_blob(f.blob)?) {
+                        out.push(t);
+                    }
+                }
+                Ok(out)
+            }
+            _ => Ok(crate::workspace::find_pointers(self.repo)?
+                .iter()
+                .filter_map(|p| Tracked::load(self.repo, p).ok())
+                .collect()),
+        }
+    }
+
+    /// The pointer covering repo-relative `rel`: a tracked path, a file or directory
+    /// inside a tracked directory, or a pointer file itself.
+    pub fn locate(&self, rel: &str) -> Result<Located> {
+        let rel = rel.trim_end_matches('/');
+        let not_tracked = || GitError::NotTrackedAt {
+            path: if rel.is_empty() { ".".into() } else { rel.to_string() },
+            rev: self.label(),
+        };
+        if rel.is_empty() {
+            return Err(not_tracked().into());
+        }
+        let suffix = format!(".{POINTER_EXT}");
+        if rel.ends_with(&suffix)
+            && let Some(t) = self.pointer(rel)?
+        {
+            return Ok(Located {
+                tracked: t,
+                inner: String::new(),
+            });
+        }
+        // The usual layout: `data/raw.dvt` tracks `data/raw`. Try the path, then
+        // each ancestor, deepest first: a few tree lookups, no walk.
+        let mut cut = rel.len();
+        loop {
+            let prefix = &rel[..cut];
+            if let Some(t) = self.pointer(&format!("{prefix}{suffix}"))?
+                && let Some(inner) = inside(&t.data_rel, rel)
+            {
+                return Ok(Located { tracked: t, inner });
+            }
+            match prefix.rfind('/') {
+                Some(i) => cut = i,
+                None => break,
+            }
+        }
+        // A pointer whose `path` differs from its file name: look at all of them
+        // (one that does not parse cannot be the one asked for).
+        for t in self.pointers_lenient()? {
+            if let Some(inner) = inside(&t.data_rel, rel) {
+                return Ok(Located { tracked: t, inner });
+            }
+        }
+        Err(not_tracked().into())
+    }
+
+    /// Every object this snapshot's pointers name, each once with the first path
+    /// that needs it: files, manifests, and the files listed in manifests (read
+    /// through `objects`).
+    pub fn objects(&self, objects: &Objects<'_>) -> Result<Vec<(ObjectId, String)>> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut out = Vec::new();
+        for t in self.pointers()? {
+            if seen.insert(t.pointer.id) {
+                out.push((t.pointer.id, t.data_rel.clone()));
+            }
+            if t.pointer.kind == Kind::Dir {
+                for e in objects.manifest(&t)?.files {
+                    if seen.insert(e.id) {
+                        out.push((e.id, format!("{}/{}", t.data_rel, e.path)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The data at a located path: the whole tracked path, or one file inside a
+    /// tracked directory (whose manifest is read through `objects`).
+    pub fn file_data(&self, loc: &Located, objects: &Objects<'_>) -> Result<FileData> {
+        let p = &loc.tracked.pointer;
+        if loc.inner.is_empty() {
+            return Ok(FileData {
+                id: p.id,
+                size: p.size,
+                kind: p.kind,
+                executable: p.executable,
+            });
+        }
+        let manifest = objects.manifest(&loc.tracked)?;
+        if let Some(e) = find_entry(&manifest, &loc.inner) {
+            return Ok(FileData {
+                id: e.id,
+                size: e.size,
+                kind: Kind::File,
+                executable: e.executable,
+            });
+        }
+        let full = format!("{}/{}", loc.tracked.data_rel, loc.inner);
+        let dir_prefix = format!("{}/", loc.inner);
+        if manifest.files.iter().any(|e| e.path.starts_with(&dir_prefix)) || manifest.empty_dirs.contains(&loc.inner) {
+            return Err(GitError::IsDirectory {
+                path: full,
+                rev: self.label(),
+            }
+            .into());
+        }
+        Err(GitError::NotTrackedAt {
+            path: full,
+            rev: self.label(),
+        }
+        .into())
+    }
+}
+
+/// `rel` relative to `data_rel` when it is `data_rel` or below it.
+fn inside(data_rel: &str, rel: &str) -> Option<String> {
+    if rel == data_rel {
+        return Some(String::new());
+    }
+    rel.strip_prefix(data_rel)?.strip_prefix('/').map(str::to_string)
+}
+
+fn find_entry<'m>(manifest: &'m Manifest, path: &str) -> Option<&'m Entry> {
+    manifest
+        .files
+        .binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
+        .ok()
+        .map(|i| &manifest.files[i])
+}
+
+/// The first 7 hex digits of a commit id.
+pub fn short(id: &GitId) -> String {
+    id.to_hex_with_len(7).to_string()
+}
+
+/// Objects from the cache, or, when the cache lacks them, from a remote (downloaded
+/// into the cache and verified on the way). The remote is opened on first need.
+pub struct Objects<'a> {
+    repo: &'a Repo,
+    remote_name: Option<String>,
+    remote: OnceCell<Remote>,
+}
+
+impl std::fmt::Debug for Objects<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Objects").field("remote", &self.remote_name).finish()
+    }
+}
+
+impl<'a> Objects<'a> {
+    /// Objects of `repo`'s cache, falling back to remote `remote` (or the default).
+    pub fn new(repo: &'a Repo, remote: Option<&str>) -> Self {
+        Objects {
+            repo,
+            remote_name: remote.map(str::to_string),
+            remote: OnceCell::new(),
+        }
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        self.repo.cache()
+    }
+
+    /// The remote, opened on first call.
+    pub fn remote(&self) -> Result<&Remote> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r);
+        }
+        let r = Remote::open(self.repo, self.remote_name.as_deref(), None, false)?;
+        Ok(self.remote.get_or_init(|| r))
+    }
+
+    /// Makes sure object `id` is in the cache, downloading it if needed.
+    pub fn ensure(&self, id: &ObjectId, for_path: Option<&str>) -> Result<()> {
+        if self.cache().contains(id) {
+            return Ok(());
+        }
+        let missing = || {
+            crate::Error::from(CacheError::Missing {
+                id: *id,
+                path: for_path.map(str::to_string),
+            })
+        };
+        let remote = match self.remote() {
+            Ok(r) => r,
+            // No remote to ask: the object is simply not here.
+            Err(crate::Error::Remote(RemoteError::NoDefault { known })) if known.is_empty() => {
+                return Err(missing());
+            }
+            Err(e) => return Err(e),
+        };
+        remote.block_on(remote.download(self.cache(), *id, for_path, &|_| {}))?;
+        Ok(())
+    }
+
+    /// The manifest of tracked directory `t`.
+    pub fn manifest(&self, t: &Tracked) -> Result<Manifest> {
+        if t.pointer.kind != Kind::Dir {
+            return Err(PathError::NotTracked {
+                target: t.data_rel.clone(),
+            }
+            .into());
+        }
+        self.ensure(&t.pointer.id, Some(&t.data_rel))?;
+        t.manifest(self.cache())
+    }
+}
+
+/// Resolves the repository for an API call: `repo` (a directory inside a dvt
+/// repository) or the current directory.
+pub fn open_repo(repo: Option<&Path>) -> Result<Repo> {
+    match repo {
+        Some(p) => Repo::open(p),
+        None => Repo::open(&std::env::current_dir()?),
+    }
+}

@@ -1,0 +1,410 @@
+//! End-to-end tests of the git integration: data at revisions, tags as data
+//! versions, hooks, diff, gc. Real git repos (built with the git CLI), the real
+//! `dvt` binary, a directory remote.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use common::TestEnv;
+
+/// A repo with two tagged data versions and a commit between them that is not
+/// tagged; every version is pushed to a directory remote `store`.
+/// v1: data/{a,b}.csv, model.bin; mid: a changed; v2: a changed again, b deleted,
+/// c added, model changed.
+struct Versions {
+    env: TestEnv,
+    _remote: tempfile::TempDir,
+}
+
+fn versions() -> Versions {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    let commit = |msg: &str| {
+        env.dvt(&["add", "data", "model.bin"]).ok();
+        env.dvt(&["push"]).ok();
+        env.git(&["add", "-A"]);
+        env.git(&["commit", "-q", "-m", msg]);
+    };
+    env.write("data/a.csv", "t,v\n0,1\n");
+    env.write("data/b.csv", "t,v\n0,2\n");
+    env.write("model.bin", "model one");
+    commit("v1");
+    env.git(&["tag", "v1"]);
+    env.write("data/a.csv", "t,v\n0,1\n1,1\n");
+    commit("mid");
+    env.write("data/a.csv", "t,v\n0,1\n1,1\n2,1\n");
+    std::fs::remove_file(env.path("data/b.csv")).unwrap();
+    env.write("data/sub/c.csv", "t,v\n0,3\n");
+    env.write("model.bin", "model two");
+    commit("v2");
+    env.git(&["tag", "v2"]);
+    Versions { env, _remote: remote }
+}
+
+#[test]
+fn cat_and_get_url_at_each_tag_return_that_version() {
+    let Versions { env, _remote } = versions();
+    for (rev, a, model) in [
+        ("v1", "t,v\n0,1\n", "model one"),
+        ("v2", "t,v\n0,1\n1,1\n2,1\n", "model two"),
+        ("HEAD~1", "t,v\n0,1\n1,1\n", "model one"),
+    ] {
+        assert_eq!(env.dvt(&["cat", "data/a.csv", "--rev", rev]).ok().stdout, a);
+        assert_eq!(env.dvt(&["cat", "model.bin", "--rev", rev]).ok().stdout, model);
+        let info = env.dvt(&["get-url", "data/a.csv", "--rev", rev, "--json"]).ok().json();
+        let id = blake3::hash(a.as_bytes()).to_hex().to_string();
+        assert_eq!(info["id"], id.as_str());
+        assert_eq!(info["size"], a.len());
+        assert_eq!(info["on_remote"], true);
+        assert_eq!(info["remote"], "store");
+        assert_eq!(info["encoding"], "raw", "tiny content is not worth compressing");
+        let url = info["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("objects/{}/{}", &id[..2], &id[2..])), "{url}");
+        assert!(std::path::Path::new(url).is_file(), "the URL names the remote object");
+        assert_eq!(info["commit"].as_str().unwrap().len(), 40);
+    }
+    // The workspace was never touched; data dirs and pointer paths work too.
+    assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+    let dir = env.dvt(&["get-url", "data", "--rev", "v1", "--json"]).ok().json();
+    assert_eq!(dir["kind"], "dir");
+    assert_eq!(
+        env.dvt(&["cat", "data.dvt/../model.bin", "--rev", "v1"]).ok().stdout,
+        "model one"
+    );
+    // From a subdirectory, paths are relative to it.
+    let r = env.dvt_in(&env.path("data"), &["cat", "b.csv", "--rev", "v1"]).ok();
+    assert_eq!(r.stdout, "t,v\n0,2\n");
+    // Through --repo, paths are relative to that repo's root.
+    let other = tempfile::tempdir().unwrap();
+    let r = env
+        .dvt_in(
+            other.path(),
+            &["cat", "data/b.csv", "--rev", "v1", "--repo", env.root.to_str().unwrap()],
+        )
+        .ok();
+    assert_eq!(r.stdout, "t,v\n0,2\n");
+}
+
+#[test]
+fn cat_fetches_from_the_remote_when_the_cache_lacks_the_object() {
+    let Versions { env, _remote } = versions();
+    let clone = env.clone_repo();
+    // A fresh clone has no cache; its config names the remote.
+    assert_eq!(
+        clone.dvt(&["cat", "data/b.csv", "--rev", "v1"]).ok().stdout,
+        "t,v\n0,2\n"
+    );
+    assert_eq!(clone.dvt(&["cat", "data/sub/c.csv"]).ok().stdout, "t,v\n0,3\n");
+    assert!(!clone.exists("data"), "cat writes nothing to the workspace");
+}
+
+#[test]
+fn rev_errors_name_the_revision_and_the_path() {
+    let Versions { env, _remote } = versions();
+    let r = env.dvt(&["cat", "data/a.csv", "--rev", "v9"]).fails();
+    assert!(r.stderr.contains("unknown revision `v9`"), "{}", r.stderr);
+    let r = env.dvt(&["cat", "data/sub/c.csv", "--rev", "v1"]).fails();
+    assert!(
+        r.stderr.contains("`data/sub/c.csv` is not tracked by dvt at `v1`"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["cat", "notes.txt", "--rev", "v1"]).fails();
+    assert!(r.stderr.contains("`notes.txt` is not tracked"), "{}", r.stderr);
+    let r = env.dvt(&["cat", "data", "--rev", "v1"]).fails();
+    assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
+
+    // A malformed pointer and an escaping pointer, committed.
+    env.write("bad.dvt", "version = 1\npath = \"bad\"\n");
+    env.write(
+        "evil.dvt",
+        format!(
+            "version = 1\npath = \"../outside\"\nkind = \"file\"\nid = \"{}\"\nsize = 1\n",
+            "ab".repeat(32)
+        ),
+    );
+    env.git(&["add", "bad.dvt", "evil.dvt"]);
+    env.git(&["commit", "-q", "-m", "broken pointers"]);
+    env.git(&["tag", "broken"]);
+    std::fs::remove_file(env.path("bad.dvt")).unwrap();
+    std::fs::remove_file(env.path("evil.dvt")).unwrap();
+    let r = env.dvt(&["cat", "bad", "--rev", "broken"]).fails();
+    assert!(
+        r.stderr.contains("invalid pointer file `broken:bad.dvt`"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["diff", "v2", "broken"]).fails();
+    assert!(r.stderr.contains("broken:"), "{}", r.stderr);
+    let r = env.dvt(&["cat", "outside", "--rev", "broken"]).fails();
+    assert!(
+        r.stderr.contains("not tracked") || r.stderr.contains("unsafe path"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["get-url", "evil.dvt", "--rev", "broken"]).fails();
+    assert!(
+        r.stderr.contains("unsafe path `../outside` in `broken:evil.dvt`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.root.parent().unwrap().join("outside").exists());
+}
+
+#[test]
+fn object_missing_from_cache_and_remote_is_an_error_naming_it() {
+    let Versions { env, _remote } = versions();
+    let id = blake3::hash(b"model one").to_hex().to_string();
+    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    std::fs::remove_file(_remote.path().join(format!("objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    let r = env.dvt(&["cat", "model.bin", "--rev", "v1"]).fails();
+    assert!(r.stderr.contains(&id) && r.stderr.contains("store"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no bytes were written: {}", r.stdout);
+    let info = env.dvt(&["get-url", "model.bin", "--rev", "v1", "--json"]).ok().json();
+    assert_eq!(info["on_remote"], false);
+}
+
+#[test]
+fn cat_refuses_a_corrupt_object_and_writes_no_bytes() {
+    let Versions { env, _remote } = versions();
+    let id = blake3::hash(b"model two").to_hex().to_string();
+    let obj = env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]));
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    std::fs::write(&obj, bytes).unwrap();
+    let r = env.dvt(&["cat", "model.bin"]).fails();
+    assert!(r.stderr.contains("corrupt") && r.stderr.contains(&id), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn diff_between_tags_names_exactly_the_changed_files() {
+    let Versions { env, _remote } = versions();
+    let d = env.dvt(&["diff", "v1", "v2", "--json"]).ok().json();
+    let paths = |k: &str| -> Vec<String> {
+        d[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths("added"), ["data/sub/c.csv"]);
+    assert_eq!(paths("deleted"), ["data/b.csv"]);
+    assert_eq!(paths("modified"), ["data/", "data/a.csv", "model.bin"]);
+    let text = env.dvt(&["diff", "v1", "v2"]).ok().stdout;
+    assert!(text.contains("files summary: 1 added, 1 deleted, 2 modified"), "{text}");
+    // HEAD against the workspace: nothing; after an add, the new file.
+    assert!(env.dvt(&["diff"]).ok().stdout.starts_with("No data changes"));
+    env.write("data/d.csv", "new\n");
+    env.dvt(&["add", "data"]).ok();
+    let d = env.dvt(&["diff", "--json"]).ok().json();
+    assert_eq!(d["added"][0]["path"], "data/d.csv");
+}
+
+#[test]
+fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
+    let Versions { env, _remote } = versions();
+    let v = env.dvt(&["versions", "data/a.csv", "--json"]).ok().json();
+    let tags: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["tags"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["v1", "v2"]);
+    let all = env.dvt(&["versions", "data/a.csv", "--all", "--json"]).ok().json();
+    assert_eq!(all["versions"].as_array().unwrap().len(), 3, "v1, mid, v2: {all}");
+    assert_eq!(
+        all["versions"][1]["id"],
+        blake3::hash(b"t,v\n0,1\n1,1\n").to_hex().as_str()
+    );
+    // model.bin did not change at the untagged commit.
+    let all = env.dvt(&["versions", "model.bin", "--all", "--json"]).ok().json();
+    assert_eq!(all["versions"].as_array().unwrap().len(), 2);
+    let r = env.dvt(&["versions", "nothing.csv"]).fails();
+    assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
+}
+
+#[test]
+fn describe_records_commit_tags_dirtiness_and_ids() {
+    let Versions { env, _remote } = versions();
+    let d = env.dvt(&["describe", "--json"]).ok().json();
+    let head = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+    assert_eq!(d["commit"], head.as_str());
+    assert_eq!(d["tags"][0], "v2");
+    assert_eq!(d["dirty"], false, "{d}");
+    let model = d["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "model.bin")
+        .unwrap();
+    assert_eq!(model["id"], blake3::hash(b"model two").to_hex().as_str());
+
+    env.write("model.bin", "retrained");
+    let d = env.dvt(&["describe", "--json"]).ok().json();
+    assert_eq!(d["dirty"], true);
+    assert_eq!(d["changed_data"][0], "model.bin");
+    env.dvt(&["add", "model.bin"]).ok();
+    let d = env.dvt(&["describe", "--json"]).ok().json();
+    assert_eq!(d["uncommitted_pointers"][0], "model.bin.dvt");
+}
+
+#[test]
+fn tag_refuses_until_pointers_are_committed_and_data_is_pushed() {
+    let Versions { env, _remote } = versions();
+    env.write("model.bin", "model three");
+    env.dvt(&["add", "model.bin"]).ok();
+    let r = env.dvt(&["tag", "v3"]).fails();
+    assert!(
+        r.stderr.contains("model.bin.dvt") && r.stderr.contains("not committed"),
+        "{}",
+        r.stderr
+    );
+    env.git(&["commit", "-q", "-am", "v3"]);
+    let r = env.dvt(&["tag", "v3"]).fails();
+    let id = blake3::hash(b"model three").to_hex().to_string();
+    assert!(r.stderr.contains(&format!("model.bin ({id})")), "{}", r.stderr);
+    assert!(r.stderr.contains("dvt push"), "{}", r.stderr);
+    assert!(env.git(&["tag", "-l", "v3"]).stdout.is_empty(), "no tag was made");
+    env.dvt(&["push"]).ok();
+    env.dvt(&["tag", "v3", "-m", "retrained model"]).ok();
+    assert_eq!(env.git(&["cat-file", "-t", "v3"]).stdout.trim(), "tag", "annotated");
+    assert!(env.git(&["tag", "-n1", "v3"]).stdout.contains("retrained model"));
+    let r = env.dvt(&["tag", "v3"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}
+
+#[test]
+fn hooks_check_out_data_on_git_checkout_and_chain_existing_hooks() {
+    let Versions { env, _remote } = versions();
+    let log = env.root.parent().unwrap().join("user-hook.log");
+    env.write(
+        ".git/hooks/post-checkout",
+        format!("#!/bin/sh\necho \"$3\" >> '{}'\n", log.display()),
+    );
+    env.run("chmod", &["+x", ".git/hooks/post-checkout"]).ok();
+    let r = env.dvt(&["install-hooks"]).ok();
+    assert!(r.stdout.contains("post-checkout.pre-dvt"), "{}", r.stdout);
+
+    env.git_with_dvt(&["checkout", "-q", "v1"]).ok();
+    assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n");
+    assert_eq!(env.read("data/b.csv"), b"t,v\n0,2\n");
+    assert!(!env.exists("data/sub/c.csv"));
+    assert_eq!(env.read("model.bin"), b"model one");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "1\n",
+        "the user's hook ran first"
+    );
+
+    // A single-file checkout does not check data out.
+    env.write("model.bin", "scratch");
+    env.git_with_dvt(&["checkout", "v2", "--", "data.dvt"]).ok();
+    assert_eq!(env.read("model.bin"), b"scratch");
+    assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n", "file checkout leaves data alone");
+
+    // Unrecorded work is not overwritten by the hook: it says so, checks out
+    // nothing (all or nothing, as `dvt checkout`), and git's checkout still succeeds.
+    let r = env.git_with_dvt(&["checkout", "-q", "-f", "main"]).ok();
+    assert!(
+        r.stderr.contains("data not checked out") && r.stderr.contains("model.bin"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model.bin"), b"scratch", "unsaved work kept");
+    env.dvt(&["checkout", "--force"]).ok();
+    assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+
+    env.dvt(&["install-hooks", "--uninstall"]).ok();
+    let restored = std::fs::read_to_string(env.path(".git/hooks/post-checkout")).unwrap();
+    assert!(restored.contains("user-hook.log"), "{restored}");
+    assert!(!env.exists(".git/hooks/pre-push"));
+}
+
+#[test]
+fn hooks_do_nothing_in_a_repo_without_dvt_and_pre_push_pushes() {
+    let Versions { env, _remote } = versions();
+    env.dvt(&["install-hooks"]).ok();
+    // pre-push: new data reaches the remote before git pushes.
+    let bare = tempfile::tempdir().unwrap();
+    Versions::bare_git(&env, bare.path());
+    env.write("model.bin", "model four");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git(&["commit", "-q", "-am", "four"]);
+    env.git_with_dvt(&["push", "-q", bare.path().to_str().unwrap(), "main"])
+        .ok();
+    let id = blake3::hash(b"model four").to_hex().to_string();
+    assert!(
+        _remote
+            .path()
+            .join(format!("objects/{}/{}", &id[..2], &id[2..]))
+            .is_file()
+    );
+
+    // Without .dvt, every hook is a no-op.
+    std::fs::rename(env.path(".dvt"), env.path("dvt-moved")).unwrap();
+    let r = env.git_with_dvt(&["checkout", "-q", "v1"]).ok();
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert_eq!(env.read("model.bin"), b"model four");
+}
+
+impl Versions {
+    fn bare_git(env: &TestEnv, dir: &std::path::Path) {
+        env.git(&["init", "-q", "--bare", dir.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
+    let Versions { env, _remote } = versions();
+    let mid = blake3::hash(b"t,v\n0,1\n1,1\n").to_hex().to_string();
+    let v1 = blake3::hash(b"t,v\n0,1\n").to_hex().to_string();
+    let obj = |id: &str| format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]);
+    // Uncommitted work is referenced by the workspace pointer: never deleted.
+    env.write("model.bin", "uncommitted model");
+    env.dvt(&["add", "model.bin"]).ok();
+    let wip = blake3::hash(b"uncommitted model").to_hex().to_string();
+
+    let r = env.dvt(&["gc"]).fails();
+    assert!(r.stderr.contains("--force"), "no terminal to ask: {}", r.stderr);
+    let plan = env.dvt(&["gc", "--all-tags", "--dry-run", "--json"]).ok().json();
+    assert_eq!(plan["deleted"], false);
+    assert!(env.exists(&obj(&mid)), "dry run deletes nothing");
+
+    env.dvt(&["gc", "--all-tags", "-f"]).ok();
+    assert!(env.exists(&obj(&v1)), "tagged v1 kept");
+    assert!(!env.exists(&obj(&mid)), "untagged intermediate dropped");
+    assert!(env.exists(&obj(&wip)), "the workspace's data kept");
+    for rev in ["v1", "v2"] {
+        env.dvt(&["cat", "data/a.csv", "--rev", rev]).ok();
+    }
+    // The remote still has it; gc of the remote drops it there too.
+    let remote_mid = _remote.path().join(format!("objects/{}/{}", &mid[..2], &mid[2..]));
+    assert!(remote_mid.is_file());
+    env.dvt(&["gc", "-T", "-r", "-f"]).ok();
+    assert!(!remote_mid.is_file());
+    assert!(
+        _remote
+            .path()
+            .join(format!("objects/{}/{}", &v1[..2], &v1[2..]))
+            .is_file()
+    );
+
+    // Plain gc keeps only HEAD and the workspace: v1 goes, the workspace stays.
+    env.dvt(&["gc", "-f"]).ok();
+    assert!(!env.exists(&obj(&v1)));
+    assert!(env.exists(&obj(&wip)));
+    env.dvt(&["checkout", "--force"]).ok();
+    assert!(
+        env.dvt(&["status"]).ok().stdout.contains("unchanged")
+            || env.dvt(&["status", "--json"]).ok().stdout.contains("unchanged")
+    );
+}
