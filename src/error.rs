@@ -75,6 +75,12 @@ impl Error {
             Error::Workspace(WorkspaceError::Conflicts { .. }) => {
                 Some("commit or move your changes away, or run again with `--force` to discard them".into())
             }
+            Error::Path(PathError::Exists { flag: "-o", .. }) => {
+                Some("name another destination with `-o PATH`, or move it away".into())
+            }
+            Error::Path(PathError::Exists { flag, .. }) => Some(format!(
+                "pass `{flag}` to replace it, or name another destination with `-o PATH`"
+            )),
             Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
                 "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
             )),
@@ -478,6 +484,20 @@ pub enum PathError {
         /// The directory, relative to the repository root.
         path: String,
         /// The pointer found inside, relative to the repository root.
+        pointer: String,
+    },
+    /// A destination that exists (get, import).
+    #[error("`{}` already exists; it is not overwritten", path.display())]
+    Exists {
+        /// The destination.
+        path: PathBuf,
+        /// The flag that would change that.
+        flag: &'static str,
+    },
+    /// `update` of a pointer that is not an import.
+    #[error("`{pointer}` was not made by `dvt import`: there is nothing to update from")]
+    NotImported {
+        /// The pointer file.
         pointer: String,
     },
     /// A target names nothing that dvt tracks.

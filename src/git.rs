@@ -92,6 +92,36 @@ impl Git {
         Ok(Git { repo, prefix })
     }
 
+    /// Opens another repository by path: a work tree (or a directory in one), a
+    /// bare repository, or a `.git` directory. The dvt root is taken to be the work
+    /// tree's root, or the directory given if it is inside the work tree.
+    pub fn open_external(path: &Path) -> Result<Git> {
+        let repo = gix::discover(path).map_err(|e| GitError::Failed {
+            what: format!("opening the git repository `{}`", path.display()),
+            message: crate::error_chain(&e),
+        })?;
+        let mut prefix = String::new();
+        if let Some(work) = repo.workdir() {
+            let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            if let Ok(rel) = canon(path).strip_prefix(canon(work)) {
+                prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+            }
+        }
+        Ok(Git { repo, prefix })
+    }
+
+    /// Where the dvt root of this repository is on disk: the work tree (plus the
+    /// prefix), or the git directory of a bare repository.
+    pub fn root_dir(&self) -> PathBuf {
+        match self.repo.workdir() {
+            Some(w) => w.join(&self.prefix),
+            None => self.repo.git_dir().to_path_buf(),
+        }
+    }
+
     /// The underlying gix repository.
     pub fn gix(&self) -> &gix::Repository {
         &self.repo

@@ -9,7 +9,16 @@
 //! files = 300
 //! ```
 //!
-//! A pointer to an executable file also has `executable = true`.
+//! A pointer to an executable file also has `executable = true`. A pointer written
+//! by `dvt import` ends with a `[source]` table: where the data came from.
+//!
+//! ```toml
+//! [source]
+//! repo = "https://github.com/org/datasets.git"   # or a local path, as given
+//! rev = "v2"                                     # as given; absent: the default branch
+//! commit = "1a2b…"                               # 40 hex digits: what rev resolved to
+//! path = "data/raw"                              # the path in that repository
+//! ```
 //!
 //! Keys are always written in this order. `path` is relative to the pointer's
 //! directory; it is untrusted input and is validated by [`Pointer::parse`].
@@ -56,6 +65,24 @@ pub struct Pointer {
     /// Whether a tracked file is executable (written only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub executable: bool,
+    /// For imported data: where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ImportSource>,
+}
+
+/// Where imported data came from (`dvt import`), so that `dvt update` can follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSource {
+    /// The repository, as given: a local path or a git URL.
+    pub repo: String,
+    /// The revision as given; `None` means the repository's HEAD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+    /// The commit the revision resolved to (40 hex digits).
+    pub commit: String,
+    /// The path in that repository.
+    pub path: String,
 }
 
 impl Pointer {
@@ -69,6 +96,7 @@ impl Pointer {
             size,
             files: None,
             executable: false,
+            source: None,
         }
     }
 
@@ -82,6 +110,7 @@ impl Pointer {
             size,
             files: Some(files),
             executable: false,
+            source: None,
         }
     }
 

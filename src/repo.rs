@@ -157,20 +157,42 @@ impl Repo {
             })?;
             merge(&mut table, layer);
         }
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
-            let local = dvt.join("config.local.toml");
-            RepoError::Config {
-                path: dvt.join("config.toml"),
-                message: if local.exists() {
-                    format!(
-                        "{} (in it or in `{}`, which overrides it)",
-                        e.message(),
-                        local.display()
-                    )
-                } else {
-                    e.message().to_string()
-                },
-            }
+        Repo::from_table(
+            root,
+            table,
+            &dvt.join("config.toml"),
+            dvt.join("config.local.toml").exists(),
+        )
+    }
+
+    /// A repository seen at a commit, not on disk as such: `root` is where it is
+    /// (a work tree or a bare git directory), `config_text` its committed
+    /// `.dvt/config.toml` (named `named` in errors). Its cache is the one under
+    /// `root`, if any; its remotes resolve relative paths from `root`.
+    pub fn at_commit(root: PathBuf, config_text: Option<&str>, named: &Path) -> Result<Repo> {
+        let table: toml::Table = match config_text {
+            Some(t) => toml::from_str(t).map_err(|e| RepoError::Config {
+                path: named.to_path_buf(),
+                message: e.message().to_string(),
+            })?,
+            None => toml::Table::new(),
+        };
+        Repo::from_table(root, table, named, false)
+    }
+
+    fn from_table(root: PathBuf, table: toml::Table, named: &Path, has_local: bool) -> Result<Repo> {
+        let dvt = root.join(DVT_DIR);
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| RepoError::Config {
+            path: named.to_path_buf(),
+            message: if has_local {
+                format!(
+                    "{} (in it or in `{}`, which overrides it)",
+                    e.message(),
+                    dvt.join("config.local.toml").display()
+                )
+            } else {
+                e.message().to_string()
+            },
         })?;
         let cache_dir = match &config.cache.dir {
             Some(d) if d.is_absolute() => d.clone(),

@@ -5,7 +5,6 @@
 //! commit's tree with gix, never from the work tree. Paths in pointers are
 //! validated exactly as in the workspace; errors name the file as `REV:path`.
 
-use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -325,12 +324,16 @@ pub fn short(id: &GitId) -> String {
     id.to_hex_with_len(7).to_string()
 }
 
-/// Objects from the cache, or, when the cache lacks them, from a remote (downloaded
-/// into the cache and verified on the way). The remote is opened on first need.
+/// Objects from the cache, or, when the cache lacks them, from another repository's
+/// cache (for `get`/`import` from a local repository) or a remote; whatever comes
+/// from elsewhere is copied into the cache and verified on the way. The remote is
+/// opened on first need.
 pub struct Objects<'a> {
-    repo: &'a Repo,
+    dest: Cache,
+    source_cache: Option<Cache>,
+    config_repo: &'a Repo,
     remote_name: Option<String>,
-    remote: OnceCell<Remote>,
+    remote: std::sync::OnceLock<Remote>,
 }
 
 impl std::fmt::Debug for Objects<'_> {
@@ -343,15 +346,30 @@ impl<'a> Objects<'a> {
     /// Objects of `repo`'s cache, falling back to remote `remote` (or the default).
     pub fn new(repo: &'a Repo, remote: Option<&str>) -> Self {
         Objects {
-            repo,
+            dest: repo.cache().clone(),
+            source_cache: None,
+            config_repo: repo,
             remote_name: remote.map(str::to_string),
-            remote: OnceCell::new(),
+            remote: std::sync::OnceLock::new(),
         }
     }
 
-    /// The cache.
+    /// Objects of another repository `source` (its cache, then its default remote),
+    /// copied into `dest` as they are needed.
+    pub fn from_source(dest: Cache, source: &'a Repo) -> Self {
+        let source_cache = Some(source.cache().clone()).filter(|c| c.root() != dest.root() && c.root().is_dir());
+        Objects {
+            dest,
+            source_cache,
+            config_repo: source,
+            remote_name: None,
+            remote: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The cache objects land in.
     pub fn cache(&self) -> &Cache {
-        self.repo.cache()
+        &self.dest
     }
 
     /// The remote, opened on first call.
@@ -359,13 +377,19 @@ impl<'a> Objects<'a> {
         if let Some(r) = self.remote.get() {
             return Ok(r);
         }
-        let r = Remote::open(self.repo, self.remote_name.as_deref(), None, false)?;
+        let r = Remote::open(self.config_repo, self.remote_name.as_deref(), None, false)?;
         Ok(self.remote.get_or_init(|| r))
     }
 
-    /// Makes sure object `id` is in the cache, downloading it if needed.
+    /// Makes sure object `id` is in the cache, copying or downloading it if needed.
     pub fn ensure(&self, id: &ObjectId, for_path: Option<&str>) -> Result<()> {
-        if self.cache().contains(id) {
+        if self.dest.contains(id) {
+            return Ok(());
+        }
+        if let Some(src) = &self.source_cache
+            && src.contains(id)
+            && self.dest.import_from(src, id, false).is_ok()
+        {
             return Ok(());
         }
         let missing = || {
@@ -382,7 +406,7 @@ impl<'a> Objects<'a> {
             }
             Err(e) => return Err(e),
         };
-        remote.block_on(remote.download(self.cache(), *id, for_path, &|_| {}))?;
+        remote.block_on(remote.download(&self.dest, *id, for_path, &|_| {}))?;
         Ok(())
     }
 
@@ -395,7 +419,7 @@ impl<'a> Objects<'a> {
             .into());
         }
         self.ensure(&t.pointer.id, Some(&t.data_rel))?;
-        t.manifest(self.cache())
+        t.manifest(&self.dest)
     }
 }
 

@@ -408,3 +408,101 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
             || env.dvt(&["status", "--json"]).ok().stdout.contains("unchanged")
     );
 }
+
+#[test]
+fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
+    let Versions { env, _remote } = versions();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    let src = env.root.to_str().unwrap();
+    env.dvt_in(here, &["get", src, "data", "--rev", "v1"]).ok();
+    assert_eq!(std::fs::read(here.join("data/a.csv")).unwrap(), b"t,v\n0,1\n");
+    assert_eq!(std::fs::read(here.join("data/b.csv")).unwrap(), b"t,v\n0,2\n");
+    env.dvt_in(here, &["get", src, "data/sub/c.csv", "-o", "c.csv"]).ok();
+    assert_eq!(std::fs::read(here.join("c.csv")).unwrap(), b"t,v\n0,3\n");
+    env.dvt_in(here, &["get", src, "data/sub", "--rev", "v2", "-o", "sub"])
+        .ok();
+    assert_eq!(std::fs::read(here.join("sub/c.csv")).unwrap(), b"t,v\n0,3\n");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(here.join("c.csv")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644);
+    let names: Vec<_> = std::fs::read_dir(here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "no scratch files left: {names:?}");
+
+    let r = env.dvt_in(here, &["get", src, "model.bin", "-o", "c.csv"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(std::fs::read(here.join("c.csv")).unwrap(), b"t,v\n0,3\n");
+    let r = env.dvt_in(here, &["get", src, "data/zzz.csv"]).fails();
+    assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
+
+    // A bare clone has no cache: the objects come from the remote its config names.
+    let bare = here.join("bare.git");
+    env.git(&["clone", "-q", "--bare", src, bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    env.dvt_in(here, &["get", &url, "model.bin", "--rev", "v1", "-o", "m1"])
+        .ok();
+    assert_eq!(std::fs::read(here.join("m1")).unwrap(), b"model one");
+}
+
+#[test]
+fn import_records_the_source_and_update_follows_it() {
+    let Versions { env: source, _remote } = versions();
+    let env = TestEnv::new();
+    let src = source.root.to_str().unwrap();
+    env.dvt(&["import", src, "data", "--rev", "v1", "-o", "input"]).ok();
+    assert_eq!(env.read("input/a.csv"), b"t,v\n0,1\n");
+    let pointer = String::from_utf8(env.read("input.dvt")).unwrap();
+    let v1 = source.git(&["rev-parse", "v1^{commit}"]).stdout.trim().to_string();
+    assert!(
+        pointer.contains("[source]") && pointer.contains(&format!("commit = \"{v1}\"")),
+        "{pointer}"
+    );
+    assert!(
+        pointer.contains("rev = \"v1\"") && pointer.contains("path = \"data\""),
+        "{pointer}"
+    );
+    assert!(String::from_utf8(env.read(".gitignore")).unwrap().contains("/input"));
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "import"]);
+    assert_eq!(
+        env.dvt(&["status", "--json"]).ok().json()["pointers"][0]["workspace"],
+        "unchanged"
+    );
+
+    let r = env.dvt(&["update"]).ok();
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
+    // Unrecorded edits stop an update that would replace them.
+    env.write("input/a.csv", "my edit\n");
+    let r = env.dvt(&["update", "input", "--rev", "v2"]).fails();
+    assert!(r.stderr.contains("input/a.csv"), "{}", r.stderr);
+    assert_eq!(env.read("input/a.csv"), b"my edit\n");
+    env.dvt(&["update", "input", "--rev", "v2", "--force"]).ok();
+    assert_eq!(env.read("input/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+    assert!(!env.exists("input/b.csv"));
+    let pointer = String::from_utf8(env.read("input.dvt")).unwrap();
+    let v2 = source.git(&["rev-parse", "v2^{commit}"]).stdout.trim().to_string();
+    assert!(pointer.contains(&v2) && pointer.contains("rev = \"v2\""), "{pointer}");
+
+    // The source moves on; update follows its branch.
+    env.dvt(&["import", src, "model.bin", "--rev", "main"]).ok();
+    source.write("model.bin", "model five");
+    source.dvt(&["add", "model.bin"]).ok();
+    source.dvt(&["push"]).ok();
+    source.git(&["commit", "-q", "-am", "five"]);
+    let r = env.dvt(&["update", "model.bin"]).ok();
+    assert!(r.stdout.contains("updated model.bin.dvt"), "{}", r.stdout);
+    assert_eq!(env.read("model.bin"), b"model five");
+
+    let r = env.dvt(&["import", src, "model.bin"]).fails();
+    assert!(
+        r.stderr.contains("already exists") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    env.write("own.csv", "x");
+    env.dvt(&["add", "own.csv"]).ok();
+    let r = env.dvt(&["update", "own.csv"]).fails();
+    assert!(r.stderr.contains("not made by `dvt import`"), "{}", r.stderr);
+}

@@ -129,6 +129,56 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         uninstall: bool,
     },
+    /// Download data tracked in another dvt repository, without tracking it here.
+    Get {
+        /// The repository: a local path or a file:// URL.
+        repo: String,
+        /// The path in it: tracked, or inside a tracked directory.
+        path: String,
+        /// The revision to read (default: its HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Where to write (default: the path's last component, here).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download data from another dvt repository and track it here, recording
+    /// where it came from (for `dvt update`).
+    Import {
+        /// The repository: a local path or a file:// URL.
+        repo: String,
+        /// The path in it: tracked, or inside a tracked directory.
+        path: String,
+        /// The revision to follow (default: its HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Where to put it in this repository (default: the path's last component, here).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Replace an existing import (and its data) at the destination.
+        #[arg(short, long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move imports to the newest commit of their revision (or to `--rev`).
+    Update {
+        /// Import pointers or their data paths (default: every import).
+        targets: Vec<PathBuf>,
+        /// Follow this revision from now on.
+        #[arg(long)]
+        rev: Option<String>,
+        /// Replace local changes to the imported data.
+        #[arg(short, long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a git hook (called by the scripts `install-hooks` writes).
     #[command(hide = true)]
     GitHook {
@@ -423,6 +473,89 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                         "your existing {h} hook is kept as {h}{} and runs first",
                         ops::hooks::CHAINED
                     );
+                }
+            }
+        }
+        HistoryCommand::Get {
+            repo,
+            path,
+            rev,
+            out,
+            json: as_json,
+        } => {
+            let opts = ops::GetOptions {
+                repo: repo.clone(),
+                path: path.clone(),
+                rev: rev.clone(),
+                out: out.clone(),
+                cwd: cwd.to_path_buf(),
+            };
+            let r = ops::get(&opts, bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            out!(
+                "got {} ({}) from {} at {}",
+                r.out.display(),
+                HumanBytes(r.bytes),
+                repo,
+                &r.commit[..7]
+            );
+        }
+        HistoryCommand::Import {
+            repo,
+            path,
+            rev,
+            out,
+            force,
+            json: as_json,
+        } => {
+            let here = Repo::open(cwd)?;
+            let opts = ops::ImportOptions {
+                get: ops::GetOptions {
+                    repo: repo.clone(),
+                    path: path.clone(),
+                    rev: rev.clone(),
+                    out: out.clone(),
+                    cwd: cwd.to_path_buf(),
+                },
+                force: *force,
+            };
+            let r = ops::import(&here, &opts, bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            let pointer = r.pointer.as_deref().unwrap_or("");
+            out!(
+                "imported {} ({}) from {} at {} -> {pointer}",
+                path,
+                HumanBytes(r.bytes),
+                repo,
+                &r.commit[..7]
+            );
+            note!(quiet, "hint: commit it with `git add {pointer} .gitignore`");
+        }
+        HistoryCommand::Update {
+            targets,
+            rev,
+            force,
+            json: as_json,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let r = ops::update(&repo, targets, cwd, rev.as_deref(), *force, bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            if r.is_empty() {
+                out!("no imports to update");
+            }
+            for u in &r {
+                if u.from == u.to {
+                    out!("{} is up to date ({})", u.pointer, &u.to[..7]);
+                } else if u.changed {
+                    out!("updated {}: {} -> {}", u.pointer, &u.from[..7], &u.to[..7]);
+                } else {
+                    out!("{}: now at {} (the data did not change)", u.pointer, &u.to[..7]);
                 }
             }
         }

@@ -54,13 +54,22 @@ struct Plan {
 /// (unless `force`); a file is replaced only once its new content is complete
 /// and verified.
 pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
-    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
     // Read every pointer first: a malformed one stops us before anything is written.
+    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    for p in &pointers {
+        Tracked::load(repo, p)?;
+    }
+    let _lock = repo.lock("dvt checkout")?;
+    checkout_locked(repo, opts, progress)
+}
+
+/// [`checkout`] for a caller that already holds the repo lock.
+pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
+    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
     let tracked = pointers
         .iter()
         .map(|p| Tracked::load(repo, p))
         .collect::<Result<Vec<_>>>()?;
-    let _lock = repo.lock("dvt checkout")?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut plans = Vec::new();
@@ -78,15 +87,7 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
             Kind::File => None,
         };
         let state = compare(&stat, &t, manifest.as_ref(), &counters, progress)?;
-        if let WorkState::Present(c) = &state {
-            for p in c.added.iter().chain(&c.modified) {
-                let key = display_path(&t.data_rel, p);
-                if !p.ends_with('/') && is_cached(repo, &stat, &key) {
-                    continue;
-                }
-                conflicts.push(key);
-            }
-        }
+        conflicts.extend(unrecorded(repo, &stat, &t, &state));
         plans.push(Plan {
             tracked: t,
             manifest,
@@ -116,6 +117,43 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
         return Err(WorkspaceError::Incomplete { failures }.into());
     }
     Ok(report)
+}
+
+/// The workspace paths of `t` whose content no pointer records and the cache
+/// lacks: what replacing the data would lose.
+fn unrecorded(repo: &Repo, stat: &StatCache, t: &Tracked, state: &WorkState) -> Vec<String> {
+    let WorkState::Present(c) = state else {
+        return Vec::new();
+    };
+    c.added
+        .iter()
+        .chain(&c.modified)
+        .map(|p| (p, display_path(&t.data_rel, p)))
+        .filter(|(p, key)| p.ends_with('/') || !is_cached(repo, stat, key))
+        .map(|(_, key)| key)
+        .collect()
+}
+
+/// Fails, naming the files, if replacing `t`'s data would lose unrecorded work.
+pub fn refuse_unrecorded_changes(repo: &Repo, t: &Tracked) -> Result<()> {
+    let stat = repo.stat_cache();
+    let manifest = match t.pointer.kind {
+        Kind::Dir => Some(t.manifest(repo.cache())?),
+        Kind::File => None,
+    };
+    let state = compare(
+        &stat,
+        t,
+        manifest.as_ref(),
+        &Counters::default(),
+        &crate::progress::NoProgress,
+    )?;
+    let paths = unrecorded(repo, &stat, t, &state);
+    if paths.is_empty() {
+        Ok(())
+    } else {
+        Err(WorkspaceError::Conflicts { paths }.into())
+    }
 }
 
 /// Whether the workspace file `key` (repo-relative) has content the cache holds:

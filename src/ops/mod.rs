@@ -8,6 +8,7 @@ pub mod diff;
 pub mod fsck;
 pub mod gc;
 pub mod hooks;
+pub mod import;
 pub mod remove;
 pub mod status;
 pub mod transfer;
@@ -20,6 +21,7 @@ pub use diff::{DiffOptions, DiffReport, diff};
 pub use fsck::{FsckReport, fsck};
 pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
+pub use import::{GetOptions, GetReport, ImportOptions, get, import, update};
 pub use remove::{RemoveOptions, RemoveReport, remove};
 pub use status::{StatusOptions, StatusReport, status};
 pub use transfer::{

@@ -1,0 +1,462 @@
+//! `dvt get`, `dvt import`, `dvt update`: data tracked in another dvt repository.
+//!
+//! The other repository is read at a commit (its HEAD unless a revision is given):
+//! its pointer files and its committed `.dvt/config.toml` come from that commit's
+//! tree, so a bare repository works as well as a work tree. Objects come from its
+//! cache when it is a local repository that has them, else from its default
+//! remote; every object is verified before it is used.
+//!
+//! `get` writes the data and nothing else. `import` also tracks it here, with a
+//! pointer whose `[source]` table records the repository, the revision and the
+//! commit it resolved to; `update` moves such a pointer to the newest commit of
+//! its revision.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::error::{GitError, PathError, Result};
+use crate::git::{Git, GitId};
+use crate::manifest::{Entry, Manifest};
+use crate::object::ObjectId;
+use crate::pointer::{ImportSource, Kind, Pointer, pointer_path_for};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::snapshot::{Located, Objects, Snapshot, short};
+
+/// Another dvt repository, read at one commit.
+#[derive(Debug)]
+pub struct External {
+    /// Its git repository.
+    pub git: Rc<Git>,
+    /// The repository as configured at that commit.
+    pub repo: Repo,
+    /// The commit.
+    pub commit: GitId,
+    /// How messages name it: `REPO@REV`.
+    pub label: String,
+}
+
+/// Opens `repo` (a local path, or a `file://` URL) at `rev` (default `HEAD`).
+pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    if path.contains("://") || (path.contains('@') && path.contains(':')) {
+        return Err(GitError::Failed {
+            what: format!("opening `{repo}`"),
+            message: "only local repositories (a path or a file:// URL) are supported so far; \
+                      clone it with git and pass its path"
+                .into(),
+        }
+        .into());
+    }
+    let git = Rc::new(Git::open_external(Path::new(path))?);
+    let rev_s = rev.unwrap_or("HEAD");
+    let commit = git.resolve(rev_s)?;
+    let label = format!("{repo}@{rev_s}");
+    let config = git.read_file(commit, ".dvt/config.toml")?;
+    let Some(config) = config else {
+        return Err(GitError::Failed {
+            what: format!("reading `{label}`"),
+            message: "not a dvt repository at that revision (no `.dvt/config.toml`)".into(),
+        }
+        .into());
+    };
+    let config = String::from_utf8_lossy(&config).into_owned();
+    let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
+    let repo = Repo::at_commit(git.root_dir(), Some(&config), &named)?;
+    Ok(External {
+        git,
+        repo,
+        commit,
+        label,
+    })
+}
+
+/// What a path of another repository holds: a file, or a directory (a whole
+/// tracked directory or a directory inside one) as a manifest.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// One file.
+    File {
+        /// Its id.
+        id: ObjectId,
+        /// Its size.
+        size: u64,
+        /// Its executable bit.
+        executable: bool,
+    },
+    /// A directory.
+    Dir(Manifest),
+}
+
+/// Locates `path` in `ext` and reads what it holds (manifests through `objects`).
+pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> {
+    let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
+    let loc: Located = snap.locate(path)?;
+    let p = &loc.tracked.pointer;
+    match (p.kind, loc.inner.is_empty()) {
+        (Kind::File, _) => Ok(Found::File {
+            id: p.id,
+            size: p.size,
+            executable: p.executable,
+        }),
+        (Kind::Dir, true) => Ok(Found::Dir(objects.manifest(&loc.tracked)?)),
+        (Kind::Dir, false) => {
+            let m = objects.manifest(&loc.tracked)?;
+            let inner = &loc.inner;
+            if let Some(e) = m.files.iter().find(|e| e.path == *inner) {
+                return Ok(Found::File {
+                    id: e.id,
+                    size: e.size,
+                    executable: e.executable,
+                });
+            }
+            let prefix = format!("{inner}/");
+            let files: Vec<Entry> = m
+                .files
+                .iter()
+                .filter_map(|e| {
+                    e.path.strip_prefix(&prefix).map(|rest| Entry {
+                        path: rest.to_string(),
+                        ..e.clone()
+                    })
+                })
+                .collect();
+            let dirs: Vec<String> = m
+                .empty_dirs
+                .iter()
+                .filter_map(|d| d.strip_prefix(&prefix).map(str::to_string))
+                .collect();
+            if files.is_empty() && dirs.is_empty() && !m.empty_dirs.contains(inner) {
+                return Err(GitError::NotTrackedAt {
+                    path: path.to_string(),
+                    rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+                }
+                .into());
+            }
+            Ok(Found::Dir(Manifest::new(files, dirs)))
+        }
+    }
+}
+
+/// Makes sure every object of `found` is in `objects`' cache.
+fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn Progress) -> Result<()> {
+    match found {
+        Found::File { id, size, .. } => {
+            progress.start(&format!("getting {path}"), *size, true);
+            objects.ensure(id, Some(path))?;
+            progress.inc(*size);
+        }
+        Found::Dir(m) => {
+            progress.start(&format!("getting {path}"), m.total_size(), true);
+            // Copies and downloads wait on I/O: a few at a time per core.
+            m.files.par_iter().with_max_len(1).try_for_each(|e| {
+                objects.ensure(&e.id, Some(&format!("{path}/{}", e.path)))?;
+                progress.inc(e.size);
+                Ok::<(), crate::Error>(())
+            })?;
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Writes `found` from `cache` to `out`, which must not exist: into a temporary
+/// name beside it first, renamed into place when complete and verified.
+fn materialize(found: &Found, cache: &Cache, out: &Path) -> Result<u64> {
+    let parent = out.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(parent)?;
+    let write_file = |id: &ObjectId, executable: bool, dest: &Path| -> Result<u64> {
+        let mut f = fs_err::File::create(dest)?;
+        let n = cache.copy_to(id, None, &mut f)?;
+        f.sync_all()?;
+        // Temporary files are private (0600); the result is an ordinary file.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if executable { 0o755 } else { 0o644 };
+        fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
+        Ok(n)
+    };
+    match found {
+        Found::File { id, executable, .. } => {
+            let tmp = tempfile::Builder::new()
+                .prefix(".dvt-get-")
+                .tempfile_in(parent)?
+                .into_temp_path();
+            let n = write_file(id, *executable, &tmp)?;
+            tmp.persist(out).map_err(|e| e.error)?;
+            Ok(n)
+        }
+        Found::Dir(m) => {
+            let stage = tempfile::Builder::new().prefix(".dvt-get-").tempdir_in(parent)?;
+            for d in &m.empty_dirs {
+                fs_err::create_dir_all(stage.path().join(d))?;
+            }
+            let bytes = m
+                .files
+                .par_iter()
+                .map(|e| {
+                    let dest = stage.path().join(&e.path);
+                    if let Some(p) = dest.parent() {
+                        fs_err::create_dir_all(p)?;
+                    }
+                    write_file(&e.id, e.executable, &dest)
+                })
+                .try_reduce(|| 0, |a, b| Ok(a + b))?;
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(stage.path(), std::fs::Permissions::from_mode(0o755))?;
+            fs_err::rename(stage.path(), out)?;
+            // The stage is now `out`: do not let the guard delete it.
+            std::mem::forget(stage);
+            Ok(bytes)
+        }
+    }
+}
+
+/// Options of `dvt get`.
+#[derive(Debug, Clone)]
+pub struct GetOptions {
+    /// The other repository: a local path or `file://` URL.
+    pub repo: String,
+    /// The path in it (relative to its root).
+    pub path: String,
+    /// The revision (default: its HEAD).
+    pub rev: Option<String>,
+    /// Where to write (default: the path's last component, in `cwd`).
+    pub out: Option<PathBuf>,
+    /// The directory `out` is relative to.
+    pub cwd: PathBuf,
+}
+
+/// What `get` or `import` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GetReport {
+    /// Where the data was written.
+    pub out: PathBuf,
+    /// The commit read.
+    pub commit: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// The id (directories: the manifest's).
+    pub id: ObjectId,
+    /// Bytes written.
+    pub bytes: u64,
+    /// For `import`: the pointer written.
+    pub pointer: Option<String>,
+}
+
+fn default_out(cwd: &Path, path: &str, out: Option<&PathBuf>) -> PathBuf {
+    match out {
+        Some(o) => cwd.join(o),
+        None => cwd.join(path.trim_end_matches('/').rsplit('/').next().unwrap_or(path)),
+    }
+}
+
+fn id_of(found: &Found) -> ObjectId {
+    match found {
+        Found::File { id, .. } => *id,
+        Found::Dir(m) => ObjectId::of(&m.to_bytes()),
+    }
+}
+
+/// Downloads `opts.path` of another repository to `opts.out`; nothing is tracked.
+pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
+    let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
+    if out.symlink_metadata().is_ok() {
+        return Err(PathError::Exists { path: out, flag: "-o" }.into());
+    }
+    let ext = open_external(&opts.repo, opts.rev.as_deref())?;
+    let parent = out.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(parent)?;
+    // A scratch cache beside the output: same filesystem, removed afterwards.
+    let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
+    let cache = Cache::new(scratch.path(), ext.repo.config().cache.level);
+    let objects = Objects::from_source(cache.clone(), &ext.repo);
+    let found = find(&ext, &opts.path, &objects)?;
+    ensure_all(&found, &opts.path, &objects, progress)?;
+    let bytes = materialize(&found, &cache, &out)?;
+    Ok(GetReport {
+        out,
+        commit: ext.commit.to_string(),
+        kind: kind_of(&found),
+        id: id_of(&found),
+        bytes,
+        pointer: None,
+    })
+}
+
+fn kind_of(found: &Found) -> Kind {
+    match found {
+        Found::File { .. } => Kind::File,
+        Found::Dir(_) => Kind::Dir,
+    }
+}
+
+/// The pointer for `found`, storing a directory's manifest in `cache`.
+fn pointer_for(found: &Found, name: &str, cache: &Cache, source: ImportSource) -> Result<Pointer> {
+    let mut p = match found {
+        Found::File { id, size, executable } => {
+            let mut p = Pointer::file(name.to_string(), *id, *size);
+            p.executable = *executable;
+            p
+        }
+        Found::Dir(m) => {
+            let stored = cache.put_bytes(&m.to_bytes())?;
+            Pointer::dir(name.to_string(), stored.id, m.total_size(), m.files.len() as u64)
+        }
+    };
+    p.source = Some(source);
+    Ok(p)
+}
+
+/// How a repository argument is recorded: URLs as given, local paths absolute.
+fn recorded_repo(repo: &str, cwd: &Path) -> String {
+    if repo.contains("://") {
+        return repo.to_string();
+    }
+    let abs = crate::repo::normalize(&cwd.join(repo));
+    abs.display().to_string()
+}
+
+/// Options of `dvt import`.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// What to get, and where (`out` must be inside this repository).
+    pub get: GetOptions,
+    /// Replace an existing import at `out`.
+    pub force: bool,
+}
+
+/// Downloads data from another repository and tracks it here with a pointer that
+/// records where it came from.
+pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Result<GetReport> {
+    let g = &opts.get;
+    let out = default_out(&g.cwd, &g.path, g.out.as_ref());
+    let (out, rel) = repo.resolve(&g.cwd, &out)?;
+    repo.check_trackable(&rel)?;
+    let pointer_file = pointer_path_for(&out);
+    if !opts.force && (out.symlink_metadata().is_ok() || pointer_file.exists()) {
+        return Err(PathError::Exists {
+            path: out,
+            flag: "--force",
+        }
+        .into());
+    }
+    let _lock = repo.lock(&format!("dvt import {}", g.path))?;
+    let ext = open_external(&g.repo, g.rev.as_deref())?;
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let found = find(&ext, &g.path, &objects)?;
+    ensure_all(&found, &g.path, &objects, progress)?;
+    let source = ImportSource {
+        repo: recorded_repo(&g.repo, &g.cwd),
+        rev: g.rev.clone(),
+        commit: ext.commit.to_string(),
+        path: g.path.clone(),
+    };
+    let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
+    let pointer = pointer_for(&found, &name, repo.cache(), source)?;
+    track(repo, &out, &rel, &pointer, opts.force, progress)?;
+    Ok(GetReport {
+        out,
+        commit: ext.commit.to_string(),
+        kind: pointer.kind,
+        id: pointer.id,
+        bytes: pointer.size,
+        pointer: Some(format!("{rel}.dvt")),
+    })
+}
+
+/// Writes `pointer` for `out` (`rel`), its `.gitignore` entry, and checks it out.
+fn track(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer, force: bool, progress: &dyn Progress) -> Result<()> {
+    let pointer_file = pointer_path_for(out);
+    if pointer.kind == Kind::Dir {
+        repo.cache().mark_complete(&pointer.id);
+    }
+    pointer.save(&pointer_file)?;
+    let dir = out.parent().unwrap_or(repo.root());
+    crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
+    crate::ops::checkout::checkout_locked(
+        repo,
+        &crate::ops::CheckoutOptions {
+            targets: vec![pointer_file],
+            cwd: repo.root().to_path_buf(),
+            force,
+        },
+        progress,
+    )?;
+    Ok(())
+}
+
+/// What `update` did to one pointer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Updated {
+    /// The pointer file.
+    pub pointer: String,
+    /// The commit recorded before.
+    pub from: String,
+    /// The commit recorded now.
+    pub to: String,
+    /// Whether the data changed.
+    pub changed: bool,
+}
+
+/// Moves imported pointers `targets` to the newest commit of their revision (or,
+/// with `rev`, to another revision), fetching and checking out the new data.
+/// Local changes to imported data stop the update unless `force`.
+pub fn update(
+    repo: &Repo,
+    targets: &[PathBuf],
+    cwd: &Path,
+    rev: Option<&str>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Updated>> {
+    let pointers = crate::workspace::resolve_targets(repo, cwd, targets)?;
+    let _lock = repo.lock("dvt update")?;
+    let mut out = Vec::new();
+    for pf in pointers {
+        let t = crate::workspace::Tracked::load(repo, &pf)?;
+        let Some(src) = t.pointer.source.clone() else {
+            if targets.is_empty() {
+                continue;
+            }
+            return Err(PathError::NotImported { pointer: t.pointer_rel }.into());
+        };
+        let rev = rev.map(str::to_string).or(src.rev.clone());
+        let ext = open_external(&src.repo, rev.as_deref())?;
+        let to = ext.commit.to_string();
+        if to == src.commit && rev == src.rev {
+            out.push(Updated {
+                pointer: t.pointer_rel,
+                from: src.commit,
+                to,
+                changed: false,
+            });
+            continue;
+        }
+        let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+        let found = find(&ext, &src.path, &objects)?;
+        ensure_all(&found, &src.path, &objects, progress)?;
+        let name = t.pointer.path.clone();
+        let source = ImportSource {
+            rev: rev.clone(),
+            commit: to.clone(),
+            ..src.clone()
+        };
+        let pointer = pointer_for(&found, &name, repo.cache(), source)?;
+        let changed = pointer.id != t.pointer.id;
+        if !force && changed {
+            crate::ops::checkout::refuse_unrecorded_changes(repo, &t)?;
+        }
+        track(repo, &t.data_abs, &t.data_rel, &pointer, force, progress)?;
+        out.push(Updated {
+            pointer: t.pointer_rel,
+            from: src.commit,
+            to,
+            changed,
+        });
+    }
+    Ok(out)
+}
