@@ -34,6 +34,9 @@ pub enum Error {
     /// `dvt tag` refused.
     #[error(transparent)]
     Tag(#[from] TagError),
+    /// A pipeline is malformed, or a stage failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// Reading or writing git failed, or a revision or path in it is wrong.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -122,6 +125,17 @@ impl Error {
                 Some("`git add` and `git commit` them (or restore them), then tag again".into())
             }
             Error::Tag(TagError::NotOnRemote { .. }) => Some("run `dvt push`, then tag again".into()),
+            Error::Pipeline(PipelineError::UnknownStage { known, .. }) => Some(if known.is_empty() {
+                "add one with `dvt stage add -n NAME ... CMD`".into()
+            } else {
+                format!("stages: {}", known.join(", "))
+            }),
+            Error::Pipeline(PipelineError::NoPipeline) => {
+                Some("declare stages with `dvt stage add -n NAME -d DEP -o OUT CMD`".into())
+            }
+            Error::Pipeline(PipelineError::StageFailed { .. }) => {
+                Some("fix the command or its inputs and run `dvt repro` again: finished stages are not re-run".into())
+            }
             Error::Git(GitError::UnknownRev { .. }) => {
                 Some("name a tag, a branch or a commit (`git tag`, `git log --oneline` list them)".into())
             }
@@ -137,6 +151,104 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Errors about pipelines: `dvt.toml`, `dvt.lock`, params, running stages.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// `dvt.toml` is malformed.
+    #[error("invalid `{file}`{}: {message}", stage.as_ref().map(|s| format!(", stage `{s}`")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The stage, when the problem is in one.
+        stage: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// No `dvt.toml`.
+    #[error("no pipeline: `dvt.toml` does not exist")]
+    NoPipeline,
+    /// A stage name that `dvt.toml` does not define.
+    #[error("no stage named `{name}` in `dvt.toml`")]
+    UnknownStage {
+        /// The name.
+        name: String,
+        /// The stages defined.
+        known: Vec<String>,
+    },
+    /// Two stages produce the same path (or one inside the other).
+    #[error("invalid `dvt.toml`: out `{out}` is claimed by stages `{}` and `{}`", stages[0], stages[1])]
+    OutConflict {
+        /// The path.
+        out: String,
+        /// The two stages.
+        stages: Vec<String>,
+    },
+    /// Stages that depend on each other in a circle.
+    #[error("invalid `dvt.toml`: the stages form a cycle: {}", stages.join(" -> "))]
+    Cycle {
+        /// The cycle, first stage repeated at the end.
+        stages: Vec<String>,
+    },
+    /// A dep that does not exist and no stage produces.
+    #[error("stage `{stage}` (in `dvt.toml`): dependency `{dep}` does not exist and no stage produces it")]
+    MissingDep {
+        /// The stage.
+        stage: String,
+        /// The dep.
+        dep: String,
+    },
+    /// A param key missing from its file.
+    #[error("stage `{stage}` (in `dvt.toml`): param `{key}` is not in `{file}`")]
+    UnknownParam {
+        /// The stage.
+        stage: String,
+        /// The params file.
+        file: String,
+        /// The key.
+        key: String,
+    },
+    /// A params file that does not parse.
+    #[error("invalid params file `{file}`: {message}")]
+    ParamsFile {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stage command that failed.
+    #[error("stage `{stage}` failed: `{cmd}` {status}; its entry in `dvt.lock` is unchanged")]
+    StageFailed {
+        /// The stage.
+        stage: String,
+        /// The command.
+        cmd: String,
+        /// How it ended.
+        status: String,
+    },
+    /// A stage that ran but did not produce an out.
+    #[error("stage `{stage}` ran but did not produce its out `{out}`; its entry in `dvt.lock` is unchanged")]
+    OutMissing {
+        /// The stage.
+        stage: String,
+        /// The out.
+        out: String,
+    },
+    /// `dvt.lock` is malformed.
+    #[error("invalid lock file `{}`: {message}", file.display())]
+    Lock {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `stage add` of a name that exists.
+    #[error("stage `{name}` already exists in `dvt.toml` (use `--force` to replace it)")]
+    StageExists {
+        /// The name.
+        name: String,
+    },
 }
 
 /// Reasons `dvt tag` refuses.

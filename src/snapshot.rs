@@ -161,9 +161,10 @@ impl<'r> Snapshot<'r> {
         }
     }
 
-    /// Every pointer in this snapshot, sorted by pointer path.
+    /// Every pointer in this snapshot, sorted by pointer path, then the cached
+    /// pipeline outs its `dvt.lock` records.
     pub fn pointers(&self) -> Result<Vec<Tracked>> {
-        match (&self.source, &self.git) {
+        let mut out = match (&self.source, &self.git) {
             (Source::Commit { id, .. }, Some(git)) => {
                 let suffix = format!(".{POINTER_EXT}");
                 let mut out = Vec::new();
@@ -171,12 +172,34 @@ impl<'r> Snapshot<'r> {
                     let bytes = git.read_blob(f.blob)?;
                     out.push(self.tracked_from(&f.path, &bytes)?);
                 }
-                Ok(out)
+                out
             }
             _ => crate::workspace::find_pointers(self.repo)?
                 .iter()
                 .map(|p| Tracked::load(self.repo, p))
-                .collect(),
+                .collect::<Result<Vec<_>>>()?,
+        };
+        out.extend(self.lock_outs()?);
+        Ok(out)
+    }
+
+    /// The cached pipeline outs of this snapshot's `dvt.lock`.
+    pub fn lock_outs(&self) -> Result<Vec<Tracked>> {
+        use crate::pipeline::{LOCK_FILE, PIPELINE_FILE, outs_from};
+        match (&self.source, &self.git) {
+            (Source::Commit { id, .. }, Some(git)) => {
+                let Some(lock) = git.read_file(*id, LOCK_FILE)? else {
+                    return Ok(Vec::new());
+                };
+                let pipeline = git.read_file(*id, PIPELINE_FILE)?;
+                outs_from(
+                    self.repo,
+                    &String::from_utf8_lossy(&lock),
+                    &self.rev_path(LOCK_FILE),
+                    pipeline.as_deref().map(String::from_utf8_lossy).as_deref(),
+                )
+            }
+            _ => crate::pipeline::lock_outs(self.repo),
         }
     }
 
@@ -234,9 +257,10 @@ impl<'r> Snapshot<'r> {
                 None => break,
             }
         }
-        // A pointer whose `path` differs from its file name: look at all of them
-        // (one that does not parse cannot be the one asked for).
-        for t in self.pointers_lenient()? {
+        // A pipeline out, or a pointer whose `path` differs from its file name:
+        // look at all of them (one that does not parse cannot be the one asked for).
+        let outs = self.lock_outs().unwrap_or_default();
+        for t in outs.into_iter().chain(self.pointers_lenient()?) {
             if let Some(inner) = inside(&t.data_rel, rel) {
                 return Ok(Located { tracked: t, inner });
             }

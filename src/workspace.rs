@@ -433,6 +433,34 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
     Ok(out)
 }
 
+/// The pointer files and the cached pipeline outs (from `dvt.lock`) that
+/// `targets` name; all of them when `targets` is empty. A target may name a
+/// pointer, its data path, or a pipeline out.
+pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Tracked>)> {
+    let outs = crate::pipeline::lock_outs(repo)?;
+    if targets.is_empty() {
+        return Ok((find_pointers(repo)?, outs));
+    }
+    let mut pointers = Vec::new();
+    let mut chosen: Vec<Tracked> = Vec::new();
+    for t in targets {
+        let (_, rel) = repo.resolve(cwd, t)?;
+        let rel = rel.trim_end_matches('/');
+        if let Some(o) = outs.iter().find(|o| o.data_rel == rel) {
+            if !chosen.iter().any(|c| c.data_rel == o.data_rel) {
+                chosen.push(o.clone());
+            }
+            continue;
+        }
+        for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
+            if !pointers.contains(&p) {
+                pointers.push(p);
+            }
+        }
+    }
+    Ok((pointers, chosen))
+}
+
 /// What differs between a tracked path and its pointer. Paths are relative to the
 /// tracked directory (empty for a tracked file itself).
 #[derive(Debug, Default, Clone, Serialize)]

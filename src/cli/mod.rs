@@ -108,6 +108,8 @@ enum Command {
     },
     #[command(flatten)]
     History(history::HistoryCommand),
+    #[command(flatten)]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,6 +246,7 @@ macro_rules! note {
 }
 
 mod history;
+mod pipeline;
 
 fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
@@ -385,7 +388,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     ops::status::Workspace::Missing => "missing from the workspace",
                     ops::status::Workspace::Unknown => "not comparable (its manifest is not in the cache)",
                 };
-                out!("{}: {state}", p.pointer);
+                if p.pointer == dvt::pipeline::LOCK_FILE {
+                    out!("{} (pipeline out, in {}): {state}", p.path, p.pointer);
+                } else {
+                    out!("{}: {state}", p.pointer);
+                }
                 for (label, list) in [
                     ("added", &p.added),
                     ("modified", &p.modified),
@@ -459,6 +466,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         }
         Command::Remote { command } => return remote_command(&cwd, command, q),
         Command::History(command) => return history::run(&cwd, command, q, &bars),
+        Command::Pipeline(command) => return pipeline::run(&cwd, command, q, &bars),
         Command::Push { transfer } => {
             let repo = Repo::open(&cwd)?;
             let report = ops::push(&repo, &transfer.options(cwd), &bars)?;

@@ -85,27 +85,10 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
     let counters = Counters::default();
     let mut results = Vec::new();
     for t in &targets {
-        let pointer = if t.is_dir {
-            add_dir(repo, t, &stat, &counters, progress)?
-        } else {
-            let meta = fs::symlink_metadata(&t.abs)?;
-            progress.start(&format!("adding {}", t.rel), meta.len(), true);
-            let id = identify_file(
-                &t.rel,
-                &t.abs,
-                &meta,
-                &stat,
-                Identify::Store(repo.cache()),
-                &counters,
-                SystemTime::now(),
-            )?;
-            progress.inc(meta.len());
-            progress.finish();
-            let mut p = Pointer::file(file_name(&t.rel).to_string(), id, meta.len());
-            p.executable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
-            p
-        };
-        results.push(pointer);
+        let how = Identify::Store(repo.cache());
+        results.push(identify_path(
+            repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress,
+        )?);
     }
     if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
@@ -201,9 +184,43 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     })
 }
 
+/// The pointer that `abs` (repo-relative `rel`, a file or a directory) would get:
+/// its id, size and, for a directory, its manifest, which is stored in the cache
+/// when `how` stores (with every file) and only hashed otherwise. Unchanged files
+/// are known from the stat cache.
+#[allow(clippy::too_many_arguments)]
+pub fn identify_path(
+    repo: &Repo,
+    abs: &Path,
+    rel: &str,
+    is_dir: bool,
+    how: Identify<'_>,
+    stat: &crate::statcache::StatCache,
+    counters: &Counters,
+    progress: &dyn Progress,
+) -> Result<Pointer> {
+    if is_dir {
+        let t = Target {
+            abs: abs.to_path_buf(),
+            rel: rel.to_string(),
+            is_dir,
+        };
+        return add_dir(repo, &t, how, stat, counters, progress);
+    }
+    let meta = fs::symlink_metadata(abs)?;
+    progress.start(&format!("adding {rel}"), meta.len(), true);
+    let id = identify_file(rel, abs, &meta, stat, how, counters, SystemTime::now())?;
+    progress.inc(meta.len());
+    progress.finish();
+    let mut p = Pointer::file(file_name(rel).to_string(), id, meta.len());
+    p.executable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+    Ok(p)
+}
+
 fn add_dir(
     repo: &Repo,
     t: &Target,
+    how: Identify<'_>,
     stat: &crate::statcache::StatCache,
     counters: &Counters,
     progress: &dyn Progress,
@@ -229,15 +246,7 @@ fn add_dir(
         .par_iter()
         .map(|f| {
             let key = format!("{}/{}", t.rel, f.rel);
-            let id = identify_file(
-                &key,
-                &t.abs.join(&f.rel),
-                &f.meta,
-                stat,
-                Identify::Store(repo.cache()),
-                counters,
-                started,
-            )?;
+            let id = identify_file(&key, &t.abs.join(&f.rel), &f.meta, stat, how, counters, started)?;
             progress.inc(f.meta.len());
             Ok(Entry {
                 path: f.rel.clone(),
@@ -251,11 +260,17 @@ fn add_dir(
     let seen: HashSet<String> = scan.files.iter().map(|f| format!("{}/{}", t.rel, f.rel)).collect();
     stat.retain_under(&t.rel, |k| seen.contains(k));
     let manifest = Manifest::new(entries, scan.empty_dirs);
-    let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
-    counters.written_bytes.fetch_add(stored.written, Ordering::Relaxed);
+    let id = match how {
+        Identify::Store(cache) => {
+            let stored = cache.put_bytes(&manifest.to_bytes())?;
+            counters.written_bytes.fetch_add(stored.written, Ordering::Relaxed);
+            stored.id
+        }
+        Identify::HashOnly => ObjectId::of(&manifest.to_bytes()),
+    };
     Ok(Pointer::dir(
         file_name(&t.rel).to_string(),
-        stored.id,
+        id,
         manifest.total_size(),
         manifest.files.len() as u64,
     ))

@@ -15,7 +15,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::statcache::{Stamp, StatCache};
-use crate::workspace::{Changes, Counters, Tracked, WorkState, compare, display_path, resolve_targets};
+use crate::workspace::{Changes, Counters, Tracked, WorkState, compare, display_path};
 
 /// What to check out.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ struct Plan {
 /// and verified.
 pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
     // Read every pointer first: a malformed one stops us before anything is written.
-    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    let (pointers, _) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
     for p in &pointers {
         Tracked::load(repo, p)?;
     }
@@ -65,11 +65,23 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
 
 /// [`checkout`] for a caller that already holds the repo lock.
 pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
-    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
-    let tracked = pointers
+    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+    let mut tracked = pointers
         .iter()
         .map(|p| Tracked::load(repo, p))
         .collect::<Result<Vec<_>>>()?;
+    tracked.extend(outs);
+    checkout_tracked(repo, tracked, opts.force, progress)
+}
+
+/// Checks out `tracked` paths (from pointer files or `dvt.lock`); the caller holds
+/// the repo lock.
+pub fn checkout_tracked(
+    repo: &Repo,
+    tracked: Vec<Tracked>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<CheckoutReport> {
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut plans = Vec::new();
@@ -94,7 +106,7 @@ pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progr
             state,
         });
     }
-    if !conflicts.is_empty() && !opts.force {
+    if !conflicts.is_empty() && !force {
         return Err(WorkspaceError::Conflicts { paths: conflicts }.into());
     }
     let mut report = CheckoutReport::default();

@@ -74,6 +74,7 @@ pub fn uncommitted_pointers(repo: &Repo, git: &Git, head: Option<GitId>) -> Resu
         }
     }
     out.sort();
+    out.dedup();
     Ok(out)
 }
 

@@ -10,6 +10,8 @@ pub mod gc;
 pub mod hooks;
 pub mod import;
 pub mod remove;
+pub mod repro;
+pub mod stages;
 pub mod status;
 pub mod transfer;
 pub mod versions;
@@ -23,6 +25,7 @@ pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
 pub use import::{GetOptions, GetReport, ImportOptions, get, import, update};
 pub use remove::{RemoveOptions, RemoveReport, remove};
+pub use repro::{ReproOptions, ReproReport, repro};
 pub use status::{StatusOptions, StatusReport, status};
 pub use transfer::{
     FetchReport, PullReport, PushReport, RemoteStatusReport, TransferOptions, fetch, pull, push, remote_status,

@@ -9,7 +9,7 @@ use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::{Counters, Tracked, WorkState, compare, display_path, missing_objects, resolve_targets};
+use crate::workspace::{Counters, Tracked, WorkState, compare, display_path, missing_objects};
 
 /// What to look at.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub struct PointerStatus {
 /// Compares every targeted pointer with the workspace and the cache. Unchanged
 /// files cost one `stat` each: their ids come from the stat cache.
 pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Result<StatusReport> {
-    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut out = Vec::new();
@@ -98,7 +98,26 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             missing_from_cache: vec![],
             error: None,
         };
-        if let Err(e) = check_one(repo, &stat, &counters, progress, &file, &mut st) {
+        let checked = Tracked::load(repo, &file).and_then(|t| check_one(repo, &stat, &counters, progress, &t, &mut st));
+        if let Err(e) = checked {
+            st.error = Some(crate::error_chain(&e));
+        }
+        out.push(st);
+    }
+    for t in outs {
+        let mut st = PointerStatus {
+            pointer: t.pointer_rel.clone(),
+            path: String::new(),
+            kind: None,
+            workspace: Workspace::Unknown,
+            added: vec![],
+            modified: vec![],
+            deleted: vec![],
+            mode_changed: vec![],
+            missing_from_cache: vec![],
+            error: None,
+        };
+        if let Err(e) = check_one(repo, &stat, &counters, progress, &t, &mut st) {
             st.error = Some(crate::error_chain(&e));
         }
         out.push(st);
@@ -115,17 +134,16 @@ fn check_one(
     stat: &crate::statcache::StatCache,
     counters: &Counters,
     progress: &dyn Progress,
-    file: &std::path::Path,
+    tracked: &Tracked,
     st: &mut PointerStatus,
 ) -> Result<()> {
-    let tracked = Tracked::load(repo, file)?;
     st.path = tracked.data_rel.clone();
     st.kind = Some(tracked.pointer.kind);
     let manifest = match tracked.pointer.kind {
         Kind::Dir if repo.cache().contains(&tracked.pointer.id) => Some(tracked.manifest(repo.cache())?),
         _ => None,
     };
-    st.missing_from_cache = missing_objects(repo.cache(), &tracked, manifest.as_ref())?;
+    st.missing_from_cache = missing_objects(repo.cache(), tracked, manifest.as_ref())?;
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
         // Without the manifest, only presence can be told.
         st.workspace = if tracked.data_abs.exists() {
@@ -135,7 +153,7 @@ fn check_one(
         };
         return Ok(());
     }
-    match compare(stat, &tracked, manifest.as_ref(), counters, progress)? {
+    match compare(stat, tracked, manifest.as_ref(), counters, progress)? {
         WorkState::Missing => st.workspace = Workspace::Missing,
         WorkState::Present(c) => {
             let full = |v: Vec<String>| v.into_iter().map(|p| display_path(&tracked.data_rel, &p)).collect();

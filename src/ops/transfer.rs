@@ -16,7 +16,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::remote::Remote;
 use crate::repo::Repo;
-use crate::workspace::{Tracked, display_path, resolve_targets};
+use crate::workspace::{Tracked, display_path, resolve_tracked};
 
 /// What to push, fetch or pull, and where.
 #[derive(Debug, Clone, Default)]
@@ -97,10 +97,13 @@ fn spread(ids: &mut [ObjectId]) {
 }
 
 fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
-    resolve_targets(repo, &opts.cwd, &opts.targets)?
+    let (pointers, outs) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+    let mut all = pointers
         .iter()
         .map(|p| Tracked::load(repo, p))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    all.extend(outs);
+    Ok(all)
 }
 
 /// Counts finished transfers for the progress display.

@@ -1,0 +1,261 @@
+//! Pipeline commands: `repro`, `stage add`, `dag`, `params diff`, `metrics show|diff`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use dvt::ops;
+use dvt::ops::repro::Action;
+use dvt::repo::Repo;
+
+use super::json;
+use super::progress::Bars;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PipelineCommand {
+    /// Run the pipeline's stages whose command, deps, params or outs changed.
+    Repro {
+        /// Stages to reproduce, with everything upstream of them (default: all).
+        stages: Vec<String>,
+        /// Run the selected stages even if nothing changed.
+        #[arg(short, long)]
+        force: bool,
+        /// Only say what would run.
+        #[arg(long)]
+        dry_run: bool,
+        /// Reproduce the given stages and everything downstream of them.
+        #[arg(long)]
+        downstream: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit the stages of `dvt.toml`.
+    Stage {
+        #[command(subcommand)]
+        command: StageCommand,
+    },
+    /// Show the pipeline's stages and how they depend on each other.
+    Dag {
+        /// As a Mermaid flowchart.
+        #[arg(long, conflicts_with = "dot")]
+        mermaid: bool,
+        /// As Graphviz dot.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Compare params between revisions.
+    Params {
+        #[command(subcommand)]
+        command: ValuesCommand,
+    },
+    /// Show or compare metrics.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum StageCommand {
+    /// Add a stage to `dvt.toml` (as `dvc stage add`).
+    Add {
+        /// The stage's name.
+        #[arg(short, long)]
+        name: String,
+        /// A dependency (repeatable).
+        #[arg(short, long = "deps", value_name = "DEP")]
+        deps: Vec<String>,
+        /// An output, cached (repeatable).
+        #[arg(short, long = "outs", value_name = "OUT")]
+        outs: Vec<String>,
+        /// An output, not cached (repeatable).
+        #[arg(short = 'O', long = "outs-no-cache", value_name = "OUT")]
+        outs_no_cache: Vec<String>,
+        /// Params: `[FILE:]KEY[,KEY]`, FILE defaulting to params.yaml (repeatable).
+        #[arg(short, long = "params", value_name = "[FILE:]KEY")]
+        params: Vec<String>,
+        /// A metrics file, not cached (repeatable).
+        #[arg(short, long = "metrics", value_name = "FILE")]
+        metrics: Vec<String>,
+        /// The directory the command runs in.
+        #[arg(short, long)]
+        wdir: Option<String>,
+        /// Replace a stage of the same name.
+        #[arg(short, long)]
+        force: bool,
+        /// The command.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ValuesCommand {
+    /// Values that differ between A (default HEAD) and B (default: the workspace).
+    Diff {
+        /// The old revision.
+        a: Option<String>,
+        /// The new revision.
+        b: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum MetricsCommand {
+    /// Every metric in the workspace.
+    Show {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Metrics that differ between A (default HEAD) and B (default: the workspace).
+    Diff {
+        /// The old revision.
+        a: Option<String>,
+        /// The new revision.
+        b: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn show(v: &Option<toml::Value>) -> String {
+    match v {
+        None => "—".into(),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn print_changes(changes: &[ops::stages::ValueChange], as_json: bool, what: &str) -> Result<ExitCode, dvt::Error> {
+    if as_json {
+        return json(&changes);
+    }
+    if changes.is_empty() {
+        out!("No {what} changed.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!("{:<24} {:<28} {:>14} {:>14}", "file", "key", "old", "new");
+    for c in changes {
+        out!("{:<24} {:<28} {:>14} {:>14}", c.file, c.key, show(&c.old), show(&c.new));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    let repo = Repo::open(cwd)?;
+    match command {
+        PipelineCommand::Repro {
+            stages,
+            force,
+            dry_run,
+            downstream,
+            json: as_json,
+        } => {
+            let opts = ops::ReproOptions {
+                targets: stages.clone(),
+                force: *force,
+                dry_run: *dry_run,
+                downstream: *downstream,
+            };
+            let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
+                note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+            };
+            let report = ops::repro(&repo, &opts, &on_run, bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            for s in &report.stages {
+                match s.action {
+                    Action::Skipped => out!("Stage `{}` didn't change, skipping", s.stage),
+                    Action::Restored => out!("Stage `{}`: outs restored from the cache", s.stage),
+                    Action::Ran => out!("Stage `{}` ran; dvt.lock updated", s.stage),
+                    Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
+                    Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
+                }
+            }
+            if report.stages.iter().any(|s| s.action == Action::Ran) {
+                note!(
+                    quiet,
+                    "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
+                );
+            }
+        }
+        PipelineCommand::Stage {
+            command:
+                StageCommand::Add {
+                    name,
+                    deps,
+                    outs,
+                    outs_no_cache,
+                    params,
+                    metrics,
+                    wdir,
+                    force,
+                    cmd,
+                },
+        } => {
+            ops::stages::stage_add(
+                &repo,
+                &ops::stages::StageAddOptions {
+                    name: name.clone(),
+                    cmd: cmd.join(" "),
+                    deps: deps.clone(),
+                    outs: outs.clone(),
+                    outs_no_cache: outs_no_cache.clone(),
+                    params: params.clone(),
+                    metrics: metrics.clone(),
+                    wdir: wdir.clone(),
+                    force: *force,
+                },
+            )?;
+            out!("Added stage `{name}` to dvt.toml");
+            note!(quiet, "hint: run it with `dvt repro {name}`");
+        }
+        PipelineCommand::Dag { mermaid, dot } => {
+            let p = dvt::pipeline::Pipeline::load_required(&repo)?;
+            let format = if *mermaid {
+                ops::stages::DagFormat::Mermaid
+            } else if *dot {
+                ops::stages::DagFormat::Dot
+            } else {
+                ops::stages::DagFormat::Text
+            };
+            let text = ops::stages::dag(&p, format);
+            out!("{}", text.trim_end());
+        }
+        PipelineCommand::Params {
+            command: ValuesCommand::Diff { a, b, json: as_json },
+        } => {
+            let changes = ops::stages::params_diff(&repo, a.as_deref(), b.as_deref())?;
+            return print_changes(&changes, *as_json, "params");
+        }
+        PipelineCommand::Metrics {
+            command: MetricsCommand::Show { json: as_json },
+        } => {
+            let m = ops::stages::metrics_show(&repo)?;
+            if *as_json {
+                return json(&m);
+            }
+            for (file, vals) in &m {
+                out!("{file}:");
+                for (k, v) in vals {
+                    out!("    {k}: {}", show(&Some(v.clone())));
+                }
+            }
+        }
+        PipelineCommand::Metrics {
+            command: MetricsCommand::Diff { a, b, json: as_json },
+        } => {
+            let changes = ops::stages::metrics_diff(&repo, a.as_deref(), b.as_deref())?;
+            return print_changes(&changes, *as_json, "metrics");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,384 @@
+//! `dvt repro`: run the pipeline's stages whose command, deps, params or outs
+//! differ from `dvt.lock`, in dependency order; restore outs from the cache when
+//! only they are missing; record each finished stage in `dvt.lock` at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::ops::add::identify_path;
+use crate::pipeline::lock::{Entry, Lock, StageLock};
+use crate::pipeline::params::ParamsCache;
+use crate::pipeline::{Pipeline, Stage};
+use crate::pointer::Kind;
+use crate::progress::{NoProgress, Progress};
+use crate::repo::Repo;
+use crate::statcache::StatCache;
+use crate::workspace::{Counters, Identify, Tracked};
+
+/// What to reproduce.
+#[derive(Debug, Clone, Default)]
+pub struct ReproOptions {
+    /// Stage names (default: all), with everything upstream of them.
+    pub targets: Vec<String>,
+    /// Run the selected stages even if nothing changed.
+    pub force: bool,
+    /// Say what would run; run nothing, write nothing.
+    pub dry_run: bool,
+    /// Select the targets and everything downstream of them instead.
+    pub downstream: bool,
+}
+
+/// What happened to a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// It ran.
+    Ran,
+    /// Nothing changed; not run.
+    Skipped,
+    /// Only outs were missing; restored from the cache.
+    Restored,
+    /// Dry run: would run.
+    WouldRun,
+    /// Dry run: would restore.
+    WouldRestore,
+}
+
+/// One stage's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageResult {
+    /// The stage.
+    pub stage: String,
+    /// What happened.
+    pub action: Action,
+    /// Why it ran (the first difference found), if it did.
+    pub reason: Option<String>,
+}
+
+/// What `repro` did, stage by stage, in run order.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReproReport {
+    /// Each selected stage.
+    pub stages: Vec<StageResult>,
+    /// Files read and hashed to decide (0 when the stat cache knew them all).
+    pub hashed_files: u64,
+}
+
+/// Called before a stage's command runs, with the stage and why.
+pub type OnRun<'a> = &'a dyn Fn(&Stage, &str);
+
+/// The current state of a path, as the lock would record it; `None` if absent.
+fn state_of(repo: &Repo, rel: &str, how: Identify<'_>, stat: &StatCache, counters: &Counters) -> Result<Option<Entry>> {
+    let abs = repo.root().join(rel);
+    let meta = match fs_err::symlink_metadata(&abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let p = identify_path(repo, &abs, rel, meta.is_dir(), how, stat, counters, &NoProgress)?;
+    Ok(Some(Entry::from_pointer(rel, &p)))
+}
+
+/// In a dry run, what will become of a dep that is missing now.
+enum Later {
+    /// An upstream stage would run and produce it.
+    Run,
+    /// An upstream stage would restore it as recorded.
+    Restored(Entry),
+}
+
+/// What a stage would be recorded with now: its cmd, deps and params (outs come
+/// after it runs).
+fn inputs(
+    repo: &Repo,
+    stage: &Stage,
+    produced_later: &dyn Fn(&str) -> Option<Later>,
+    stat: &StatCache,
+    counters: &Counters,
+    params: &mut ParamsCache,
+) -> Result<(StageLock, Option<String>)> {
+    let mut now = StageLock {
+        cmd: stage.cmd.clone(),
+        ..Default::default()
+    };
+    let mut pending = None;
+    for d in &stage.deps {
+        match state_of(repo, d, Identify::HashOnly, stat, counters)? {
+            Some(e) => now.deps.push(e),
+            // A dry run meets deps an upstream stage has yet to produce or restore.
+            None => match produced_later(d) {
+                Some(Later::Restored(e)) => now.deps.push(e),
+                Some(Later::Run) => {
+                    pending = Some(format!("dep `{d}` is produced by an upstream stage that would run"))
+                }
+                None => {
+                    return Err(PipelineError::MissingDep {
+                        stage: stage.name.clone(),
+                        dep: d.clone(),
+                    }
+                    .into());
+                }
+            },
+        }
+    }
+    now.deps.sort_by(|a, b| a.path.cmp(&b.path));
+    for p in &stage.params {
+        let v = params.value(repo, &stage.name, &p.file, &p.key)?;
+        now.params.entry(p.file.clone()).or_default().insert(p.key.clone(), v);
+    }
+    Ok((now, pending))
+}
+
+/// Why a stage must run, comparing `now` (cmd, deps, params) and the workspace's
+/// outs with `locked`; `None` if it need not. Also returns the outs that are only
+/// missing and can be restored from the cache.
+fn decide(
+    repo: &Repo,
+    stage: &Stage,
+    now: &StageLock,
+    locked: Option<&StageLock>,
+    stat: &StatCache,
+    counters: &Counters,
+) -> Result<(Option<String>, Vec<Entry>)> {
+    let Some(locked) = locked else {
+        return Ok((Some("it has never run".into()), vec![]));
+    };
+    if locked.cmd != now.cmd {
+        return Ok((Some("its command changed".into()), vec![]));
+    }
+    if locked.deps != now.deps {
+        let changed = now
+            .deps
+            .iter()
+            .find(|d| !locked.deps.contains(d))
+            .map(|d| d.path.clone())
+            .or_else(|| {
+                locked
+                    .deps
+                    .iter()
+                    .find(|d| !now.deps.contains(d))
+                    .map(|d| d.path.clone())
+            })
+            .unwrap_or_default();
+        return Ok((Some(format!("dep `{changed}` changed")), vec![]));
+    }
+    if locked.params != now.params {
+        let mut which = String::new();
+        for (file, vals) in &now.params {
+            for (k, v) in vals {
+                if locked.params.get(file).and_then(|m| m.get(k)) != Some(v) {
+                    which = format!("param `{k}` changed");
+                }
+            }
+        }
+        if which.is_empty() {
+            which = "its params changed".into();
+        }
+        return Ok((Some(which), vec![]));
+    }
+    let mut recorded: Vec<&str> = locked.outs.iter().map(|o| o.path.as_str()).collect();
+    recorded.sort_unstable();
+    let mut declared: Vec<&str> = stage.outs.iter().map(|o| o.path.as_str()).collect();
+    declared.sort_unstable();
+    if recorded != declared {
+        return Ok((Some("its outs changed in `dvt.toml`".into()), vec![]));
+    }
+    let mut restore = Vec::new();
+    for out in &stage.outs {
+        let Some(rec) = locked.outs.iter().find(|o| o.path == out.path) else {
+            continue;
+        };
+        match state_of(repo, &out.path, Identify::HashOnly, stat, counters)? {
+            Some(cur) if cur.id == rec.id => {}
+            Some(_) => return Ok((Some(format!("out `{}` changed", out.path)), vec![])),
+            None if out.cache && objects_cached(repo, rec)? => restore.push(rec.clone()),
+            None => return Ok((Some(format!("out `{}` is missing", out.path)), vec![])),
+        }
+    }
+    Ok((None, restore))
+}
+
+/// Whether the cache holds every object of a recorded out.
+fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
+    let cache = repo.cache();
+    if !cache.contains(&e.id) {
+        return Ok(false);
+    }
+    if e.kind == Kind::File {
+        return Ok(true);
+    }
+    let m = crate::manifest::Manifest::parse(&cache.read(&e.id, Some(&e.path))?, &e.id)?;
+    let ids: Vec<_> = m.files.iter().map(|f| f.id).collect();
+    Ok(cache.missing_for_manifest(&e.id, &ids)?.is_empty())
+}
+
+fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
+    let mut lock = Lock::default();
+    lock.stages.insert(
+        String::new(),
+        StageLock {
+            outs: entries.to_vec(),
+            ..Default::default()
+        },
+    );
+    lock.tracked(repo, &|_, _| true)
+}
+
+/// Runs the stages of `dvt.toml` that need it. A failed command stops the run;
+/// stages finished before it keep their new `dvt.lock` entries.
+pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ReproReport> {
+    let pipeline = Pipeline::load_required(repo)?;
+    let selected = pipeline.select(&opts.targets, opts.downstream)?;
+    let _lock = repo.lock("dvt repro")?;
+    let mut lock = Lock::load(repo)?;
+    lock.version = crate::pipeline::lock::LOCK_VERSION;
+    let stat = repo.stat_cache();
+    let counters = Counters::default();
+    let mut params = ParamsCache::default();
+    let mut report = ReproReport::default();
+    let mut will_run: Vec<&Stage> = Vec::new();
+    let mut will_restore: Vec<Entry> = Vec::new();
+    let commit = crate::git::Git::open(repo.root())
+        .ok()
+        .and_then(|g| g.head().ok().flatten())
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    for name in &selected {
+        let stage = &pipeline.stages[name];
+        // In a dry run, an upstream stage that would run may change anything below.
+        let produced_later = |d: &str| -> Option<Later> {
+            if let Some(e) = will_restore.iter().find(|e| e.path == d) {
+                return Some(Later::Restored(e.clone()));
+            }
+            will_run
+                .iter()
+                .any(|s| s.outs.iter().any(|o| crate::pipeline::overlaps(&o.path, d)))
+                .then_some(Later::Run)
+        };
+        let (now, pending) = inputs(repo, stage, &produced_later, &stat, &counters, &mut params)?;
+        let upstream_runs = will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
+        let (reason, restore) = if opts.force {
+            (Some("forced".to_string()), vec![])
+        } else if let Some(p) = pending {
+            (Some(p), vec![])
+        } else if opts.dry_run && upstream_runs {
+            (Some("an upstream stage would run".to_string()), vec![])
+        } else {
+            decide(repo, stage, &now, lock.stages.get(name), &stat, &counters)?
+        };
+        let action = match (&reason, restore.is_empty(), opts.dry_run) {
+            (None, true, _) => Action::Skipped,
+            (None, false, true) => {
+                will_restore.extend(restore.iter().cloned());
+                Action::WouldRestore
+            }
+            (None, false, false) => {
+                crate::ops::checkout::checkout_tracked(repo, as_tracked(repo, &restore), false, progress)?;
+                Action::Restored
+            }
+            (Some(_), _, true) => {
+                will_run.push(stage);
+                Action::WouldRun
+            }
+            (Some(why), _, false) => {
+                on_run(stage, why);
+                run_stage(repo, stage, &now, &commit)?;
+                let mut done = now.clone();
+                for out in &stage.outs {
+                    let how = if out.cache {
+                        Identify::Store(repo.cache())
+                    } else {
+                        Identify::HashOnly
+                    };
+                    let e =
+                        state_of(repo, &out.path, how, &stat, &counters)?.ok_or_else(|| PipelineError::OutMissing {
+                            stage: stage.name.clone(),
+                            out: out.path.clone(),
+                        })?;
+                    if out.cache {
+                        if e.kind == Kind::Dir {
+                            repo.cache().mark_complete(&e.id);
+                        }
+                        let abs = repo.root().join(&out.path);
+                        let name = out.path.rsplit('/').next().unwrap_or(&out.path);
+                        crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
+                    }
+                    done.outs.push(e);
+                }
+                done.outs.sort_by(|a, b| a.path.cmp(&b.path));
+                lock.stages.insert(name.clone(), done);
+                lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
+                lock.save(repo)?;
+                let _ = stat.save();
+                Action::Ran
+            }
+        };
+        report.stages.push(StageResult {
+            stage: name.clone(),
+            action,
+            reason,
+        });
+    }
+    let _ = stat.save();
+    report.hashed_files = counters.hashed_files.into_inner();
+    Ok(report)
+}
+
+/// Runs a stage's command with `sh -c` in its working directory, after deleting
+/// its outs (unless `persist`). Its environment says what it runs with.
+fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str) -> Result<()> {
+    for out in stage.outs.iter().filter(|o| !o.persist) {
+        let abs = repo.root().join(&out.path);
+        match fs_err::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&abs)?,
+            Ok(_) => fs_err::remove_file(&abs)?,
+            Err(_) => {}
+        }
+    }
+    let deps: BTreeMap<&str, String> = now.deps.iter().map(|d| (d.path.as_str(), d.id.to_string())).collect();
+    let mut params = serde_json::Map::new();
+    for (file, vals) in &now.params {
+        for (k, v) in vals {
+            let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+            let name = if file == crate::pipeline::DEFAULT_PARAMS {
+                k.clone()
+            } else {
+                format!("{file}:{k}")
+            };
+            params.insert(name, json);
+        }
+    }
+    let wdir = repo.root().join(Path::new(&stage.wdir));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&stage.cmd)
+        .current_dir(&wdir)
+        .env("DVT_STAGE", &stage.name)
+        .env("DVT_ROOT", repo.root())
+        .env("DVT_COMMIT", commit)
+        .env("DVT_DEPS", serde_json::to_string(&deps).unwrap_or_default())
+        .env("DVT_PARAMS", serde_json::Value::Object(params).to_string())
+        .status()
+        .map_err(|e| PipelineError::StageFailed {
+            stage: stage.name.clone(),
+            cmd: stage.cmd.clone(),
+            status: format!("could not start: {e}"),
+        })?;
+    if !status.success() {
+        let how = match status.code() {
+            Some(c) => format!("exited with code {c}"),
+            None => "was killed by a signal".to_string(),
+        };
+        return Err(PipelineError::StageFailed {
+            stage: stage.name.clone(),
+            cmd: stage.cmd.clone(),
+            status: how,
+        }
+        .into());
+    }
+    Ok(())
+}

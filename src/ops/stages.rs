@@ -1,0 +1,315 @@
+//! `dvt stage add`, `dvt dag`, `dvt params diff`, `dvt metrics show|diff`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::git::Git;
+use crate::pipeline::params::parse as parse_params;
+use crate::pipeline::{DEFAULT_PARAMS, PIPELINE_FILE, Pipeline};
+use crate::repo::Repo;
+
+/// A stage to add to `dvt.toml`, as on DVC's command line.
+#[derive(Debug, Clone, Default)]
+pub struct StageAddOptions {
+    /// Its name.
+    pub name: String,
+    /// The command.
+    pub cmd: String,
+    /// `-d` deps.
+    pub deps: Vec<String>,
+    /// `-o` outs (cached).
+    pub outs: Vec<String>,
+    /// `-O` outs not cached.
+    pub outs_no_cache: Vec<String>,
+    /// `-p [FILE:]KEY[,KEY]` params.
+    pub params: Vec<String>,
+    /// `-m` metrics files (not cached).
+    pub metrics: Vec<String>,
+    /// `-w` working directory.
+    pub wdir: Option<String>,
+    /// Replace a stage of that name.
+    pub force: bool,
+}
+
+/// Adds (or with `force`, replaces) a stage in `dvt.toml`, keeping the rest of the
+/// file as it is. The result is validated before it is written.
+pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
+    let path = repo.root().join(PIPELINE_FILE);
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PipelineError::Invalid {
+        file: PIPELINE_FILE.into(),
+        stage: None,
+        message: e.message().to_string(),
+    })?;
+    if !doc.contains_key("stages") {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(true);
+        doc.insert("stages", toml_edit::Item::Table(t));
+    }
+    let stages = doc["stages"].as_table_mut().ok_or_else(|| PipelineError::Invalid {
+        file: PIPELINE_FILE.into(),
+        stage: None,
+        message: "`stages` must be a table".into(),
+    })?;
+    if stages.contains_key(&opts.name) && !opts.force {
+        return Err(PipelineError::StageExists {
+            name: opts.name.clone(),
+        }
+        .into());
+    }
+    let mut t = toml_edit::Table::new();
+    t.insert("cmd", toml_edit::value(opts.cmd.as_str()));
+    if let Some(w) = &opts.wdir {
+        t.insert("wdir", toml_edit::value(w.as_str()));
+    }
+    let arr = |xs: &[String]| {
+        let mut a = toml_edit::Array::new();
+        for x in xs {
+            a.push(x.as_str());
+        }
+        toml_edit::value(a)
+    };
+    if !opts.deps.is_empty() {
+        t.insert("deps", arr(&opts.deps));
+    }
+    if !opts.params.is_empty() {
+        t.insert("params", arr(&opts.params));
+    }
+    if !opts.outs.is_empty() || !opts.outs_no_cache.is_empty() {
+        let mut a = toml_edit::Array::new();
+        for o in &opts.outs {
+            a.push(o.as_str());
+        }
+        for o in &opts.outs_no_cache {
+            let mut it = toml_edit::InlineTable::new();
+            it.insert("path", o.as_str().into());
+            it.insert("cache", false.into());
+            a.push(it);
+        }
+        t.insert("outs", toml_edit::value(a));
+    }
+    if !opts.metrics.is_empty() {
+        t.insert("metrics", arr(&opts.metrics));
+    }
+    stages.insert(&opts.name, toml_edit::Item::Table(t));
+    let new_text = doc.to_string();
+    Pipeline::parse(&new_text)?;
+    crate::fsutil::atomic_write(&path, new_text.as_bytes())?;
+    Ok(())
+}
+
+/// The DAG drawn as Mermaid, Graphviz dot, or plain `a -> b` lines.
+pub fn dag(pipeline: &Pipeline, format: DagFormat) -> String {
+    let mut edges = Vec::new();
+    for (stage, ups) in &pipeline.upstream {
+        for u in ups {
+            edges.push((u.as_str(), stage.as_str()));
+        }
+    }
+    let alone: Vec<&str> = pipeline
+        .order
+        .iter()
+        .filter(|s| !edges.iter().any(|(a, b)| a == s || b == s))
+        .map(String::as_str)
+        .collect();
+    match format {
+        DagFormat::Mermaid => {
+            let mut out = String::from("flowchart TD\n");
+            for s in &pipeline.order {
+                out.push_str(&format!("    {}[\"{}\"]\n", node_id(s), s));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!("    {} --> {}\n", node_id(a), node_id(b)));
+            }
+            out
+        }
+        DagFormat::Dot => {
+            let mut out = String::from("digraph pipeline {\n");
+            for s in &pipeline.order {
+                out.push_str(&format!("    \"{s}\";\n"));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!("    \"{a}\" -> \"{b}\";\n"));
+            }
+            out.push_str("}\n");
+            out
+        }
+        DagFormat::Text => {
+            let mut out = String::new();
+            for (a, b) in &edges {
+                out.push_str(&format!("{a} -> {b}\n"));
+            }
+            for s in alone {
+                out.push_str(&format!("{s}\n"));
+            }
+            out
+        }
+    }
+}
+
+fn node_id(s: &str) -> String {
+    format!("s_{}", s.replace('-', "_"))
+}
+
+/// How `dag` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagFormat {
+    /// `a -> b` lines.
+    Text,
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz dot.
+    Dot,
+}
+
+/// One changed value between two revisions.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ValueChange {
+    /// The file.
+    pub file: String,
+    /// The dotted key.
+    pub key: String,
+    /// The value before (`None`: absent).
+    pub old: Option<toml::Value>,
+    /// The value after (`None`: absent).
+    pub new: Option<toml::Value>,
+}
+
+/// Reads repo-relative `rel` at `rev` (`None`: the workspace).
+fn read_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Result<Option<String>> {
+    match git {
+        Some((g, c)) => Ok(g.read_file(*c, rel)?.map(|b| String::from_utf8_lossy(&b).into_owned())),
+        None => match fs_err::read_to_string(repo.root().join(rel)) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate::git::GitId)>> {
+    match rev {
+        None => Ok(None),
+        Some(r) => {
+            let g = Git::open(repo.root())?;
+            let c = g.resolve(r)?;
+            Ok(Some((g, c)))
+        }
+    }
+}
+
+/// `file` of one side, flattened to dotted keys.
+fn flat_file(repo: &Repo, at: Option<&(Git, crate::git::GitId)>, file: &str) -> Result<BTreeMap<String, toml::Value>> {
+    let mut out = BTreeMap::new();
+    if let Some(text) = read_at(repo, at, file)? {
+        flatten("", &toml::Value::Table(parse_params(file, &text)?), &mut out);
+    }
+    Ok(out)
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, x, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// The pipeline at one side.
+fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) -> Result<Option<Pipeline>> {
+    match read_at(repo, at, PIPELINE_FILE)? {
+        Some(t) => Ok(Some(Pipeline::parse(&t)?)),
+        None => Ok(None),
+    }
+}
+
+fn diff_files(
+    repo: &Repo,
+    a: Option<&str>,
+    b: Option<&str>,
+    files: &dyn Fn(&Pipeline) -> Vec<String>,
+    default: &[&str],
+) -> Result<Vec<ValueChange>> {
+    let a = side(repo, Some(a.unwrap_or("HEAD")))?;
+    let b = side(repo, b)?;
+    let mut names: BTreeSet<String> = default.iter().map(|s| s.to_string()).collect();
+    for at in [a.as_ref(), b.as_ref()] {
+        if let Some(p) = pipeline_at(repo, at)? {
+            names.extend(files(&p));
+        }
+    }
+    let mut out = Vec::new();
+    for file in names {
+        let old = flat_file(repo, a.as_ref(), &file)?;
+        let new = flat_file(repo, b.as_ref(), &file)?;
+        let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for k in keys {
+            let (o, n) = (old.get(k), new.get(k));
+            if o != n {
+                out.push(ValueChange {
+                    file: file.clone(),
+                    key: k.clone(),
+                    old: o.cloned(),
+                    new: n.cloned(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Params that differ between revision `a` (default HEAD) and `b` (default: the
+/// workspace), in every params file the pipeline names (and `params.yaml`).
+pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<ValueChange>> {
+    diff_files(
+        repo,
+        a,
+        b,
+        &|p| {
+            p.stages
+                .values()
+                .flat_map(|s| s.params.iter().map(|r| r.file.clone()))
+                .collect()
+        },
+        &[DEFAULT_PARAMS],
+    )
+}
+
+fn metric_files(p: &Pipeline) -> Vec<String> {
+    p.outs()
+        .filter(|(_, o)| o.metric)
+        .map(|(_, o)| o.path.clone())
+        .collect()
+}
+
+/// Metrics that differ between revision `a` (default HEAD) and `b` (default: the
+/// workspace).
+pub fn metrics_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<ValueChange>> {
+    diff_files(repo, a, b, &metric_files, &[])
+}
+
+/// Every metric value in the workspace, by file then dotted key.
+pub fn metrics_show(repo: &Repo) -> Result<BTreeMap<String, BTreeMap<String, toml::Value>>> {
+    let p = Pipeline::load_required(repo)?;
+    let mut out = BTreeMap::new();
+    for f in metric_files(&p) {
+        out.insert(f.clone(), flat_file(repo, None, &f)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,543 @@
+//! Pipelines: `dvt.toml` declares stages, `dvt.lock` records what each ran with.
+//!
+//! ```toml
+//! [stages.featurize]
+//! cmd = "python3 featurize.py"
+//! deps = ["featurize.py", "data/clean"]
+//! params = ["featurize.window", "params.toml:train.seed"]   # [FILE:]KEY, FILE defaults to params.yaml
+//! outs = ["data/features", { path = "logs/featurize.log", cache = false, persist = true }]
+//! metrics = ["metrics/featurize.json"]                      # not cached unless `cache = true`
+//! wdir = "."                                                # paths and cmd are relative to it
+//! ```
+//!
+//! Paths are untrusted input: after joining `wdir`, each must stay inside the
+//! repository and out of `.dvt`/`.git`. The DAG comes from outs→deps: a stage
+//! depends on the stage that produces one of its deps (or a path inside one).
+
+pub mod lock;
+pub mod params;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::repo::Repo;
+
+/// The pipeline file, at the repository root.
+pub const PIPELINE_FILE: &str = "dvt.toml";
+/// The lock file, at the repository root.
+pub const LOCK_FILE: &str = "dvt.lock";
+/// The params file used when a param names none.
+pub const DEFAULT_PARAMS: &str = "params.yaml";
+
+/// A parameter a stage reads: a dotted key in a params file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ParamRef {
+    /// The params file, repo-relative.
+    pub file: String,
+    /// The dotted key.
+    pub key: String,
+}
+
+/// An output of a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Out {
+    /// Repo-relative path.
+    pub path: String,
+    /// Whether it is stored in the cache (and git-ignored).
+    pub cache: bool,
+    /// Whether it is kept, not deleted, before the stage runs.
+    pub persist: bool,
+    /// Whether it is a metrics file.
+    pub metric: bool,
+}
+
+/// One stage of the pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// Its name.
+    pub name: String,
+    /// The shell command.
+    pub cmd: String,
+    /// The directory the command runs in, repo-relative (empty: the root).
+    pub wdir: String,
+    /// Dependencies, repo-relative.
+    pub deps: Vec<String>,
+    /// Parameters.
+    pub params: Vec<ParamRef>,
+    /// Outputs, metrics last.
+    pub outs: Vec<Out>,
+}
+
+/// The parsed, validated `dvt.toml`, with its DAG.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Stages by name.
+    pub stages: BTreeMap<String, Stage>,
+    /// For each stage, the stages it depends on.
+    pub upstream: BTreeMap<String, BTreeSet<String>>,
+    /// Stage names, every stage after those it depends on.
+    pub order: Vec<String>,
+}
+
+fn bad(stage: Option<&str>, message: impl Into<String>) -> crate::Error {
+    PipelineError::Invalid {
+        file: PIPELINE_FILE.into(),
+        stage: stage.map(str::to_string),
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Joins `wdir` and `path` and checks the result stays inside the repository.
+fn repo_path(stage: &str, wdir: &str, path: &str, what: &str) -> Result<String> {
+    if path.is_empty() || path.starts_with('/') {
+        return Err(bad(Some(stage), format!("{what} `{path}` must be a relative path")));
+    }
+    let joined = if wdir.is_empty() {
+        path.to_string()
+    } else {
+        format!("{wdir}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(bad(Some(stage), format!("{what} `{path}` is outside the repository")));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let rel = parts.join("/");
+    if rel.is_empty() {
+        return Err(bad(Some(stage), format!("{what} `{path}` is the repository root")));
+    }
+    if let Some(reserved) = parts.iter().find(|p| **p == ".git" || **p == crate::repo::DVT_DIR) {
+        return Err(bad(Some(stage), format!("{what} `{path}` is inside `{reserved}`")));
+    }
+    Ok(rel)
+}
+
+fn strings(stage: &str, key: &str, v: &toml::Value) -> Result<Vec<String>> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| bad(Some(stage), format!("`{key}` must be an array of strings")))?;
+    arr.iter()
+        .map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(Some(stage), format!("`{key}` must be an array of strings")))
+        })
+        .collect()
+}
+
+fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, metric: bool) -> Result<Vec<Out>> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| bad(Some(stage), format!("`{key}` must be an array")))?;
+    let mut out = Vec::new();
+    for x in arr {
+        let (path, cache, persist) = match x {
+            toml::Value::String(p) => (p.clone(), !metric, false),
+            toml::Value::Table(t) => {
+                for k in t.keys() {
+                    if !["path", "cache", "persist"].contains(&k.as_str()) {
+                        return Err(bad(
+                            Some(stage),
+                            format!("unknown key `{k}` in an entry of `{key}` (known: path, cache, persist)"),
+                        ));
+                    }
+                }
+                let path = t
+                    .get("path")
+                    .and_then(|p| p.as_str())
+                    .ok_or_else(|| bad(Some(stage), format!("an entry of `{key}` needs `path`")))?;
+                let flag = |name: &str, default: bool| -> Result<bool> {
+                    match t.get(name) {
+                        None => Ok(default),
+                        Some(toml::Value::Boolean(b)) => Ok(*b),
+                        Some(_) => Err(bad(Some(stage), format!("`{name}` of `{path}` must be true or false"))),
+                    }
+                };
+                (path.to_string(), flag("cache", !metric)?, flag("persist", false)?)
+            }
+            _ => {
+                return Err(bad(
+                    Some(stage),
+                    format!("`{key}` entries are paths or tables with `path`"),
+                ));
+            }
+        };
+        out.push(Out {
+            path: repo_path(stage, wdir, &path, if metric { "metrics file" } else { "out" })?,
+            cache,
+            persist,
+            metric,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses a `[FILE:]KEY[,KEY]` param spec, FILE relative to `wdir`.
+pub fn parse_param_spec(stage: &str, wdir: &str, spec: &str) -> Result<Vec<ParamRef>> {
+    let (file, keys) = match spec.rsplit_once(':') {
+        Some((f, k)) => (f, k),
+        None => (DEFAULT_PARAMS, spec),
+    };
+    let file = repo_path(stage, wdir, file, "params file")?;
+    let mut out = Vec::new();
+    for key in keys.split(',') {
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(bad(Some(stage), format!("param `{spec}`: empty key")));
+        }
+        out.push(ParamRef {
+            file: file.clone(),
+            key: key.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Pipeline {
+    /// Reads `dvt.toml` of `repo`; `None` if there is none.
+    pub fn load(repo: &Repo) -> Result<Option<Pipeline>> {
+        let path = repo.root().join(PIPELINE_FILE);
+        match fs_err::read_to_string(&path) {
+            Ok(text) => Ok(Some(Pipeline::parse(&text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads `dvt.toml`, failing if there is none.
+    pub fn load_required(repo: &Repo) -> Result<Pipeline> {
+        Pipeline::load(repo)?.ok_or_else(|| PipelineError::NoPipeline.into())
+    }
+
+    /// Parses and validates the text of a `dvt.toml`.
+    pub fn parse(text: &str) -> Result<Pipeline> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            bad(
+                None,
+                match line {
+                    Some(l) => format!("line {l}: {}", e.message()),
+                    None => e.message().to_string(),
+                },
+            )
+        })?;
+        for k in table.keys() {
+            if k != "stages" {
+                return Err(bad(
+                    None,
+                    format!("unknown top-level key `{k}` (stages go in `[stages.NAME]`)"),
+                ));
+            }
+        }
+        let mut stages = BTreeMap::new();
+        if let Some(v) = table.get("stages") {
+            let st = v
+                .as_table()
+                .ok_or_else(|| bad(None, "`stages` must be a table of stages"))?;
+            for (name, body) in st {
+                if !valid_name(name) {
+                    return Err(bad(Some(name), "stage names use letters, digits, `_` and `-`"));
+                }
+                let body = body
+                    .as_table()
+                    .ok_or_else(|| bad(Some(name), "a stage is a table (`[stages.NAME]`)"))?;
+                stages.insert(name.clone(), Stage::parse(name, body)?);
+            }
+        }
+        let (upstream, order) = dag(&stages)?;
+        Ok(Pipeline {
+            stages,
+            upstream,
+            order,
+        })
+    }
+
+    /// The stages to consider for `targets` (all when empty): each target and
+    /// everything upstream of it, or with `downstream`, each target and
+    /// everything that depends on it; in run order.
+    pub fn select(&self, targets: &[String], downstream: bool) -> Result<Vec<String>> {
+        for t in targets {
+            if !self.stages.contains_key(t) {
+                return Err(PipelineError::UnknownStage {
+                    name: t.clone(),
+                    known: self.stages.keys().cloned().collect(),
+                }
+                .into());
+            }
+        }
+        if targets.is_empty() {
+            return Ok(self.order.clone());
+        }
+        let mut keep: BTreeSet<String> = targets.iter().cloned().collect();
+        let mut todo: Vec<String> = targets.to_vec();
+        while let Some(s) = todo.pop() {
+            let next: Vec<String> = if downstream {
+                self.upstream
+                    .iter()
+                    .filter(|(_, ups)| ups.contains(&s))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            } else {
+                self.upstream
+                    .get(&s)
+                    .map(|u| u.iter().cloned().collect())
+                    .unwrap_or_default()
+            };
+            for n in next {
+                if keep.insert(n.clone()) {
+                    todo.push(n);
+                }
+            }
+        }
+        Ok(self.order.iter().filter(|s| keep.contains(*s)).cloned().collect())
+    }
+
+    /// Every out of every stage, with its stage.
+    pub fn outs(&self) -> impl Iterator<Item = (&Stage, &Out)> {
+        self.stages.values().flat_map(|s| s.outs.iter().map(move |o| (s, o)))
+    }
+}
+
+impl Stage {
+    fn parse(name: &str, t: &toml::Table) -> Result<Stage> {
+        for k in t.keys() {
+            if !["cmd", "deps", "params", "outs", "metrics", "wdir"].contains(&k.as_str()) {
+                return Err(bad(
+                    Some(name),
+                    format!("unknown key `{k}` (known: cmd, deps, params, outs, metrics, wdir)"),
+                ));
+            }
+        }
+        let cmd = match t.get("cmd") {
+            Some(toml::Value::String(c)) if !c.trim().is_empty() => c.clone(),
+            Some(_) => return Err(bad(Some(name), "`cmd` must be a non-empty string")),
+            None => return Err(bad(Some(name), "missing `cmd`")),
+        };
+        let wdir = match t.get("wdir") {
+            None => String::new(),
+            Some(toml::Value::String(w)) if w == "." || w.is_empty() => String::new(),
+            Some(toml::Value::String(w)) => repo_path(name, "", w, "wdir")?,
+            Some(_) => return Err(bad(Some(name), "`wdir` must be a string")),
+        };
+        let deps = match t.get("deps") {
+            Some(v) => strings(name, "deps", v)?
+                .iter()
+                .map(|d| repo_path(name, &wdir, d, "dep"))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let mut params = Vec::new();
+        if let Some(v) = t.get("params") {
+            for spec in strings(name, "params", v)? {
+                params.extend(parse_param_spec(name, &wdir, &spec)?);
+            }
+        }
+        let mut all_outs = match t.get("outs") {
+            Some(v) => outs(name, &wdir, "outs", v, false)?,
+            None => Vec::new(),
+        };
+        if let Some(v) = t.get("metrics") {
+            all_outs.extend(outs(name, &wdir, "metrics", v, true)?);
+        }
+        let mut seen = BTreeSet::new();
+        for o in &all_outs {
+            if !seen.insert(o.path.as_str()) {
+                return Err(bad(Some(name), format!("out `{}` is listed twice", o.path)));
+            }
+            if deps.contains(&o.path) {
+                return Err(bad(Some(name), format!("`{}` is both a dep and an out", o.path)));
+            }
+        }
+        Ok(Stage {
+            name: name.to_string(),
+            cmd,
+            wdir,
+            deps,
+            params,
+            outs: all_outs,
+        })
+    }
+}
+
+/// Whether `a` and `b` are the same path or one is inside the other.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
+type Dag = (BTreeMap<String, BTreeSet<String>>, Vec<String>);
+
+fn dag(stages: &BTreeMap<String, Stage>) -> Result<Dag> {
+    // Every out belongs to exactly one stage, and no out contains another.
+    let all: Vec<(&str, &str)> = stages
+        .values()
+        .flat_map(|s| s.outs.iter().map(move |o| (s.name.as_str(), o.path.as_str())))
+        .collect();
+    for (i, (sa, a)) in all.iter().enumerate() {
+        for (sb, b) in &all[i + 1..] {
+            if overlaps(a, b) && sa != sb {
+                return Err(PipelineError::OutConflict {
+                    out: if a.len() <= b.len() { a } else { b }.to_string(),
+                    stages: vec![sa.to_string(), sb.to_string()],
+                }
+                .into());
+            }
+        }
+    }
+    let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in stages.values() {
+        let ups = upstream.entry(s.name.clone()).or_default();
+        for d in &s.deps {
+            for (producer, out) in &all {
+                if overlaps(d, out) {
+                    if *producer == s.name {
+                        return Err(PipelineError::Cycle {
+                            stages: vec![s.name.clone(), s.name.clone()],
+                        }
+                        .into());
+                    }
+                    ups.insert(producer.to_string());
+                }
+            }
+        }
+    }
+    // Depth-first, parents first; a grey node met again closes a cycle.
+    let mut order = Vec::new();
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on the path, 2 = done
+    fn visit<'a>(
+        n: &'a str,
+        upstream: &'a BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        path: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<()> {
+        match state.get(n) {
+            Some(2) => return Ok(()),
+            Some(1) => {
+                let start = path.iter().position(|p| p == n).unwrap_or(0);
+                let mut cycle: Vec<String> = path[start..].to_vec();
+                cycle.push(n.to_string());
+                return Err(PipelineError::Cycle { stages: cycle }.into());
+            }
+            _ => {}
+        }
+        state.insert(n, 1);
+        path.push(n.to_string());
+        if let Some(ups) = upstream.get(n) {
+            for u in ups {
+                visit(u, upstream, state, path, order)?;
+            }
+        }
+        path.pop();
+        state.insert(n, 2);
+        order.push(n.to_string());
+        Ok(())
+    }
+    for name in stages.keys() {
+        visit(name, &upstream, &mut state, &mut Vec::new(), &mut order)?;
+    }
+    Ok((upstream, order))
+}
+
+/// The cached outs that `lock_text` records, as tracked paths (their pointer
+/// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it) says which outs
+/// are cached; without a readable one, every recorded out is taken as cached.
+pub fn outs_from(
+    repo: &Repo,
+    lock_text: &str,
+    lock_name: &Path,
+    pipeline_text: Option<&str>,
+) -> Result<Vec<crate::workspace::Tracked>> {
+    let lock = lock::Lock::parse(lock_text, lock_name)?;
+    let pipeline = pipeline_text.and_then(|t| Pipeline::parse(t).ok());
+    let cached = |stage: &str, path: &str| -> bool {
+        pipeline
+            .as_ref()
+            .and_then(|p| p.stages.get(stage))
+            .and_then(|s| s.outs.iter().find(|o| o.path == path))
+            .is_none_or(|o| o.cache)
+    };
+    Ok(lock.tracked(repo, &cached))
+}
+
+/// The cached outs recorded in the workspace's `dvt.lock` (none without one).
+pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
+    let lock_path = repo.root().join(LOCK_FILE);
+    let text = match fs_err::read_to_string(&lock_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let pipeline = fs_err::read_to_string(repo.root().join(PIPELINE_FILE)).ok();
+    outs_from(repo, &text, &lock_path, pipeline.as_deref())
+}
+
+/// `rel` joined to the repository root.
+pub fn abs(repo: &Repo, rel: &str) -> std::path::PathBuf {
+    repo.root().join(Path::new(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dag_orders_stages_and_names_cycles_and_conflicts() {
+        let p = Pipeline::parse(
+            r#"
+[stages.train]
+cmd = "t"
+deps = ["features"]
+outs = ["model.bin"]
+metrics = ["m.json"]
+[stages.featurize]
+cmd = "f"
+deps = ["raw/x.csv"]
+outs = ["features"]
+params = ["a.b", "p.toml:c,d"]
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.order, ["featurize", "train"]);
+        assert_eq!(p.stages["featurize"].params.len(), 3);
+        assert_eq!(p.stages["featurize"].params[0].file, "params.yaml");
+        assert!(!p.stages["train"].outs[1].cache, "metrics are not cached by default");
+
+        let cycle = Pipeline::parse(
+            "[stages.a]\ncmd='x'\ndeps=['b']\nouts=['a']\n[stages.b]\ncmd='y'\ndeps=['a/f']\nouts=['b']\n",
+        );
+        let msg = cycle.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("cycle") && msg.contains("a") && msg.contains("b"), "{msg}");
+
+        let twice = Pipeline::parse("[stages.a]\ncmd='x'\nouts=['o']\n[stages.b]\ncmd='y'\nouts=['o/inner']\n");
+        let msg = twice.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("`o`") && msg.contains("a") && msg.contains("b"), "{msg}");
+
+        for bad in [
+            "[stages.a]\ncmd='x'\ndeps=['../escape']\n",
+            "[stages.a]\ncmd='x'\nouts=['/abs']\n",
+            "[stages.a]\ndeps=['x']\n",
+            "[stages.a]\ncmd='x'\ncommand='y'\n",
+            "[stages.a]\ncmd='x'\nouts=['.git/hooks']\n",
+        ] {
+            let msg = Pipeline::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains("dvt.toml") && msg.contains("stage `a`"), "{bad}: {msg}");
+        }
+    }
+}

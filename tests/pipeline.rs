@@ -1,0 +1,304 @@
+//! End-to-end tests of pipelines: `dvt.toml`, `dvt repro`, `dvt.lock`, params and
+//! metrics, on the example pipeline in fixtures/pipeline (Python standard library).
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use common::TestEnv;
+
+fn example() -> TestEnv {
+    let env = TestEnv::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pipeline");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), env.path(e.file_name().to_str().unwrap())).unwrap();
+    }
+    env
+}
+
+/// The action `repro --json` reported for each stage, in run order.
+fn actions(env: &TestEnv, args: &[&str]) -> Vec<(String, String)> {
+    let mut a = vec!["repro", "--json"];
+    a.extend_from_slice(args);
+    let r = env.dvt(&a).ok().json();
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ran(acts: &[(String, String)]) -> Vec<&str> {
+    acts.iter()
+        .filter(|(_, a)| a == "ran")
+        .map(|(s, _)| s.as_str())
+        .collect()
+}
+
+/// The `[stages.NAME]` section of dvt.lock, params included.
+fn lock_section(env: &TestEnv, name: &str) -> String {
+    let text = String::from_utf8(env.read("dvt.lock")).unwrap();
+    let start = text.find(&format!("[stages.{name}]")).unwrap();
+    let rest = &text[start + 1..];
+    let end = rest
+        .match_indices("\n[stages.")
+        .map(|(i, _)| i)
+        .find(|i| !rest[i + 1..].starts_with(&format!("[stages.{name}.")))
+        .unwrap_or(rest.len());
+    text[start..start + 1 + end].to_string()
+}
+
+#[test]
+fn repro_runs_what_changed_and_nothing_else() {
+    let env = example();
+    let all = ["generate", "preprocess", "featurize", "train", "evaluate"];
+    assert_eq!(ran(&actions(&env, &[])), all);
+    let metrics = env.read("metrics/eval.json");
+    assert!(env.exists("dvt.lock"));
+    assert_eq!(
+        ran(&actions(&env, &[])),
+        Vec::<&str>::new(),
+        "a second repro runs nothing"
+    );
+
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write("params.yaml", params.replace("window: 24", "window: 12"));
+    assert_eq!(ran(&actions(&env, &[])), ["featurize", "train", "evaluate"]);
+    assert_ne!(env.read("metrics/eval.json"), metrics);
+    assert!(lock_section(&env, "featurize").contains("\"featurize.window\" = 12"));
+
+    // A param only `train` reads: train and its downstream.
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write(
+        "params.yaml",
+        params.replace("threshold_sigma: 3.0", "threshold_sigma: 2.5"),
+    );
+    assert_eq!(ran(&actions(&env, &[])), ["train", "evaluate"]);
+    // A changed script re-runs its stage.
+    let script = String::from_utf8(env.read("evaluate.py")).unwrap();
+    env.write("evaluate.py", script + "\n# touched\n");
+    assert_eq!(ran(&actions(&env, &[])), ["evaluate"]);
+    // --force runs everything selected; a target brings its upstream along.
+    assert_eq!(
+        ran(&actions(&env, &["--force", "preprocess"])),
+        ["generate", "preprocess"]
+    );
+    assert_eq!(
+        ran(&actions(&env, &["--force", "--downstream", "train"])),
+        ["train", "evaluate"]
+    );
+}
+
+#[test]
+fn a_deleted_out_is_restored_from_the_cache_without_running() {
+    let env = example();
+    actions(&env, &[]);
+    let features = env.read("data/features/features.csv");
+    let lock = env.read("dvt.lock");
+    std::fs::remove_dir_all(env.path("data/features")).unwrap();
+    let acts = actions(&env, &[]);
+    assert!(acts.contains(&("featurize".into(), "restored".into())), "{acts:?}");
+    assert_eq!(ran(&acts), Vec::<&str>::new());
+    assert_eq!(env.read("data/features/features.csv"), features);
+    assert_eq!(env.read("dvt.lock"), lock);
+
+    // A dry run says what would happen and does nothing.
+    std::fs::remove_dir_all(env.path("data/features")).unwrap();
+    let acts = actions(&env, &["--dry-run"]);
+    assert!(acts.contains(&("featurize".into(), "would-restore".into())), "{acts:?}");
+    assert!(!env.exists("data/features"));
+}
+
+#[test]
+fn a_failing_stage_stops_the_run_and_leaves_its_lock_entry_unchanged() {
+    let env = example();
+    actions(&env, &[]);
+    let train_before = lock_section(&env, "train");
+    let featurize_before = lock_section(&env, "featurize");
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write("params.yaml", params.replace("window: 24", "window: 6"));
+    env.write("train.py", "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n");
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr.contains("stage `train` failed") && r.stderr.contains("code 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("boom"),
+        "the command's own output is shown: {}",
+        r.stderr
+    );
+    assert_eq!(lock_section(&env, "train"), train_before, "train's entry unchanged");
+    let featurize_after = lock_section(&env, "featurize");
+    assert_ne!(featurize_after, featurize_before, "featurize finished and was recorded");
+    assert!(featurize_after.contains("= 6"));
+    // The lock still parses and status still works.
+    env.dvt(&["status", "--json"]).ok();
+    // Fixed, the next run does only what is left.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pipeline/train.py"),
+        env.path("train.py"),
+    )
+    .unwrap();
+    assert_eq!(ran(&actions(&env, &[])), ["train", "evaluate"]);
+}
+
+#[test]
+fn pipeline_errors_name_the_stage_and_the_file() {
+    let env = TestEnv::new();
+    let cases = [
+        (
+            "[stages.a]\ncmd = 'true'\ndeps = ['b-out']\nouts = ['a-out']\n[stages.b]\ncmd = 'true'\ndeps = ['a-out']\nouts = ['b-out']\n",
+            vec!["cycle", "a -> b -> a"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\ndeps = ['nothing.csv']\n",
+            vec!["stage `a`", "dvt.toml", "`nothing.csv` does not exist"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\nparams = ['train.nope']\n",
+            vec!["stage `a`", "dvt.toml", "`train.nope`", "params.yaml"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\nouts = ['x']\n[stages.b]\ncmd = 'true'\nouts = ['x']\n",
+            vec!["`x`", "`a`", "`b`"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\nouput = ['x']\n",
+            vec!["dvt.toml", "stage `a`", "unknown key `ouput`"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\nouts = ['../x']\n",
+            vec!["dvt.toml", "stage `a`", "outside the repository"],
+        ),
+        ("[stages.a\ncmd = 'true'\n", vec!["invalid `dvt.toml`"]),
+    ];
+    env.write("params.yaml", "train:\n  lr: 1\n");
+    for (text, wanted) in cases {
+        env.write("dvt.toml", text);
+        let r = env.dvt(&["repro"]).fails();
+        for w in wanted {
+            assert!(r.stderr.contains(w), "{text}\nwanted {w:?} in: {}", r.stderr);
+        }
+        assert!(!env.exists("dvt.lock"), "nothing recorded");
+    }
+    env.write("dvt.toml", "[stages.a]\ncmd = 'true'\n");
+    let r = env.dvt(&["repro", "nosuch"]).fails();
+    assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
+}
+
+#[test]
+fn stage_add_dag_params_and_metrics() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "prep:\n  n: 3\ntrain:\n  k: 2\n");
+    env.write("raw.txt", "a\nb\nc\nd\n");
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "prep",
+        "-d",
+        "raw.txt",
+        "-p",
+        "prep.n",
+        "-o",
+        "prep.txt",
+        "head -n $(grep ' n:' params.yaml | awk '{print $2}') raw.txt > prep.txt",
+    ])
+    .ok();
+    env.dvt(&[
+        "stage", "add", "-n", "train", "-d", "prep.txt", "-p", "train.k", "-o", "model.txt", "-m", "metrics.json",
+        "sh", "-c", "'wc -l < prep.txt > model.txt; echo \"{\\\"lines\\\": $(cat model.txt), \\\"stage\\\": \\\"$DVT_STAGE\\\"}\" > metrics.json; echo \"$DVT_DEPS\" > deps.json'",
+    ])
+    .ok();
+    let r = env.dvt(&["stage", "add", "-n", "prep", "true"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(env.dvt(&["dag"]).ok().stdout.trim(), "prep -> train");
+    assert!(
+        env.dvt(&["dag", "--mermaid"])
+            .ok()
+            .stdout
+            .contains("s_prep --> s_train")
+    );
+    assert!(env.dvt(&["dag", "--dot"]).ok().stdout.contains("\"prep\" -> \"train\""));
+
+    env.dvt(&["repro"]).ok();
+    assert_eq!(env.read("prep.txt"), b"a\nb\nc\n");
+    let m = env.dvt(&["metrics", "show", "--json"]).ok().json();
+    assert_eq!(m["metrics.json"]["lines"], 3);
+    assert_eq!(m["metrics.json"]["stage"], "train", "DVT_STAGE is set");
+    let deps: serde_json::Value = serde_json::from_slice(&env.read("deps.json")).unwrap();
+    assert_eq!(
+        deps["prep.txt"],
+        blake3::hash(b"a\nb\nc\n").to_hex().as_str(),
+        "DVT_DEPS has the ids"
+    );
+    assert!(
+        String::from_utf8(env.read(".gitignore")).unwrap().contains("/prep.txt"),
+        "cached outs are git-ignored"
+    );
+    assert!(
+        !String::from_utf8(env.read(".gitignore"))
+            .unwrap()
+            .contains("metrics.json")
+    );
+
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pipeline"]);
+    env.write("params.yaml", "prep:\n  n: 2\ntrain:\n  k: 2\n");
+    let d = env.dvt(&["params", "diff", "--json"]).ok().json();
+    assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d[0]["key"], "prep.n");
+    assert_eq!(d[0]["old"], 3);
+    assert_eq!(d[0]["new"], 2);
+    env.dvt(&["repro"]).ok();
+    let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
+    assert_eq!(d[0]["key"], "lines");
+    assert_eq!((d[0]["old"].clone(), d[0]["new"].clone()), (3.into(), 2.into()));
+    assert!(env.dvt(&["metrics", "diff"]).ok().stdout.contains("lines"));
+}
+
+#[test]
+fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
+    let env = example();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    actions(&env, &[]);
+    env.dvt(&["push"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pipeline results"]);
+
+    let clone = env.clone_repo();
+    let r = clone.dvt(&["status"]).ok();
+    assert!(
+        r.stdout.contains("data/features (pipeline out, in dvt.lock): missing"),
+        "{}",
+        r.stdout
+    );
+    clone.dvt(&["pull"]).ok();
+    assert_eq!(clone.read("models/model.json"), env.read("models/model.json"));
+    assert_eq!(clone.read("data/raw/sensor.csv"), env.read("data/raw/sensor.csv"));
+    assert_eq!(
+        ran(&actions(&clone, &[])),
+        Vec::<&str>::new(),
+        "pulled results are up to date"
+    );
+    assert!(clone.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // gc keeps what dvt.lock references; cat reads an out at a revision.
+    env.dvt(&["gc", "-f"]).ok();
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+    std::fs::remove_dir_all(env.path("data/clean")).unwrap();
+    env.dvt(&["checkout", "data/clean"]).ok();
+    assert!(env.exists("data/clean/sensor.csv"));
+    let c = env.dvt(&["cat", "data/features/features.csv", "--rev", "HEAD"]).ok();
+    assert_eq!(c.stdout.as_bytes(), env.read("data/features/features.csv"));
+}
