@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Benchmark `repro` with nothing to do: dvt against DVC on the same pipeline.
+
+    python3 bench/repro.py                      # deps of 100,000 files, 3 runs, dvt and DVC
+    python3 bench/repro.py --files 2000 --no-dvc --runs 1     # quick (CI smoke)
+
+One stage counts the files of a directory dependency (dataset d of bench.py: text
+records of 1-4 KiB) into a small out. Timed, with peak RSS: the first repro (hashes
+every dep file and runs the command), then, median of --runs, repro with nothing
+changed, which should cost one stat per file and no reads.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench  # noqa: E402
+
+CMD = "find data -type f | wc -l > count.txt"
+
+
+def setup(work, tool, source):
+    repo = os.path.join(work, f"repro-{tool.name}")
+    shutil.rmtree(repo, ignore_errors=True)
+    os.makedirs(repo)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["cp", "-r", "--reflink=auto", source, os.path.join(repo, "data")], check=True)
+    subprocess.run(tool.cmd("init", "-q"), cwd=repo, env=tool.env, check=True, stdout=subprocess.DEVNULL)
+    if tool.name == "dvc":
+        subprocess.run(tool.cmd("config", "core.analytics", "false"), cwd=repo, env=tool.env, check=True)
+        with open(os.path.join(repo, "dvc.yaml"), "w") as f:
+            f.write(f"stages:\n  count:\n    cmd: {CMD}\n    deps:\n      - data\n    outs:\n      - count.txt\n")
+    else:
+        with open(os.path.join(repo, "dvt.toml"), "w") as f:
+            f.write(f'[stages.count]\ncmd = "{CMD}"\ndeps = ["data"]\nouts = ["count.txt"]\n')
+    return repo
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-dvc", action="store_true")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    args = ap.parse_args()
+    work = os.path.abspath(args.work)
+    os.makedirs(work, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=bench.ROOT, check=True)
+    spec = (f"{args.files} files of 1-4 KiB", "many_text", args.files, (1024, 4096))
+    source = bench.ensure_source(work, "d", spec)
+    env = dict(os.environ, CI="1")
+    tools = [bench.Tool("dvt", os.path.join(bench.ROOT, "target", "release", "dvt"), env)]
+    dvc_version = None
+    if not args.no_dvc:
+        exe, dvc_version = bench.install_dvc(os.path.join(HERE, "work"))
+        tools.append(bench.Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+    results = {"machine": f"{os.uname().nodename}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+               "dvc": dvc_version, "files": args.files, "runs": args.runs, "ops": {}}
+    for tool in tools:
+        bench.log(f"repro: {tool.name} ...")
+        repo = setup(work, tool, source)
+        first = bench.run(tool.cmd("repro"), repo, tool.env)
+        noop = [bench.run(tool.cmd("repro"), repo, tool.env) for _ in range(args.runs)]
+        with open(os.path.join(repo, "count.txt")) as f:
+            assert int(f.read().strip()) == args.files, "the stage ran and counted every file"
+        for op, rs in [("repro, first run", [first]), ("repro, nothing changed", noop)]:
+            results["ops"].setdefault(op, {})[tool.name] = {
+                "median_s": bench.median([r[0] for r in rs]),
+                "peak_rss_mib": max(r[1] for r in rs) / 1024,
+            }
+        shutil.rmtree(repo)
+    with open(os.path.join(work, "results-repro.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    lines = [f"Machine: {results['machine']}; {results['date']}; DVC {dvc_version or '(not run)'}; one stage whose "
+             f"dep is a directory of {args.files} files; median of {args.runs} run(s).", "",
+             "| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for op, per in results["ops"].items():
+        a, b = per["dvt"], per.get("dvc")
+        if b:
+            lines.append(f"| {op} | {a['median_s']:.3f} | {b['median_s']:.3f} | {b['median_s'] / a['median_s']:.1f}x | "
+                         f"{a['peak_rss_mib']:.0f} | {b['peak_rss_mib']:.0f} |")
+        else:
+            lines.append(f"| {op} | {a['median_s']:.3f} | — | — | {a['peak_rss_mib']:.0f} | — |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
