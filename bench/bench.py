@@ -353,6 +353,20 @@ def median(xs):
     return statistics.median(xs)
 
 
+def ops_table(ops):
+    """Markdown rows for {op: {tool: {median_s, peak_rss_mib}}}: dvt, DVC, ratio, RSS."""
+    lines = ["| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for op, per in ops.items():
+        a, b = per["dvt"], per.get("dvc")
+        if b:
+            lines.append(f"| {op} | {a['median_s']:.3f} | {b['median_s']:.3f} | {b['median_s'] / a['median_s']:.1f}x | "
+                         f"{a['peak_rss_mib']:.0f} | {b['peak_rss_mib']:.0f} |")
+        else:
+            lines.append(f"| {op} | {a['median_s']:.3f} | — | — | {a['peak_rss_mib']:.0f} | — |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny datasets, 1 run, dvt only (for CI)")

@@ -123,14 +123,7 @@ def main():
         json.dump(results, f, indent=1)
     lines = [f"Machine: {results['machine']}; {results['date']}; DVC {dvc_version or '(not run)'}; "
              f"{args.commits} commits, {FILES} files tracked in one directory; median of {args.runs} run(s).",
-             "", "| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for op, per in results["ops"].items():
-        a, b = per["dvt"], per.get("dvc")
-        ratio = f"{b['median_s'] / a['median_s']:.1f}x" if b else "—"
-        lines.append(f"| {op} | {a['median_s']:.3f} | {b['median_s']:.3f} | {ratio} | {a['peak_rss_mib']:.0f} | "
-                     f"{b['peak_rss_mib']:.0f} |" if b else
-                     f"| {op} | {a['median_s']:.3f} | — | — | {a['peak_rss_mib']:.0f} | — |")
+             ""] + bench.ops_table(results["ops"])
     lines.append("")
     lines.append("Building the history (add + git commit per commit, push every 100): " +
                  ", ".join(f"{k} {v:.0f} s" for k, v in results["build_s"].items()))

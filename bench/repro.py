@@ -77,16 +77,8 @@ def main():
     with open(os.path.join(work, "results-repro.json"), "w") as f:
         json.dump(results, f, indent=1)
     lines = [f"Machine: {results['machine']}; {results['date']}; DVC {dvc_version or '(not run)'}; one stage whose "
-             f"dep is a directory of {args.files} files; median of {args.runs} run(s).", "",
-             "| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for op, per in results["ops"].items():
-        a, b = per["dvt"], per.get("dvc")
-        if b:
-            lines.append(f"| {op} | {a['median_s']:.3f} | {b['median_s']:.3f} | {b['median_s'] / a['median_s']:.1f}x | "
-                         f"{a['peak_rss_mib']:.0f} | {b['peak_rss_mib']:.0f} |")
-        else:
-            lines.append(f"| {op} | {a['median_s']:.3f} | — | — | {a['peak_rss_mib']:.0f} | — |")
+             f"dep is a directory of {args.files} files; median of {args.runs} run(s).",
+             ""] + bench.ops_table(results["ops"])
     print("\n".join(lines))
 
 

@@ -19,34 +19,16 @@ pub(super) enum HistoryCommand {
     /// Print where a tracked file's data is on a remote, with its id, size and
     /// encoding.
     GetUrl {
-        /// A tracked path, or a file inside a tracked directory.
-        path: PathBuf,
-        /// Read the pointers at this git revision (tag, branch, commit, `HEAD~2`).
-        #[arg(long)]
-        rev: Option<String>,
-        /// The remote (default: the default remote).
-        #[arg(short, long, value_name = "NAME")]
-        remote: Option<String>,
-        /// The dvt repository to read (a directory in it); PATH is then relative to its root.
-        #[arg(long, value_name = "DIR")]
-        repo: Option<PathBuf>,
+        #[command(flatten)]
+        at: DataAt,
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Write a tracked file's content to stdout, verified, from the cache or the remote.
     Cat {
-        /// A tracked file, or a file inside a tracked directory.
-        path: PathBuf,
-        /// Read the pointers at this git revision.
-        #[arg(long)]
-        rev: Option<String>,
-        /// The remote to fetch from if the cache lacks the object.
-        #[arg(short, long, value_name = "NAME")]
-        remote: Option<String>,
-        /// The dvt repository to read (a directory in it); PATH is then relative to its root.
-        #[arg(long, value_name = "DIR")]
-        repo: Option<PathBuf>,
+        #[command(flatten)]
+        at: DataAt,
     },
     /// Show data added, modified and deleted between two revisions, or between a
     /// revision (default HEAD) and the pointer files in the workspace.
@@ -190,6 +172,22 @@ pub(super) enum HistoryCommand {
     },
 }
 
+/// A tracked path at a revision, as `get-url` and `cat` take it.
+#[derive(Debug, clap::Args)]
+pub(super) struct DataAt {
+    /// A tracked path, or a file inside a tracked directory.
+    path: PathBuf,
+    /// Read the pointers at this git revision (tag, branch, commit, `HEAD~2`).
+    #[arg(long)]
+    rev: Option<String>,
+    /// The remote to ask when the cache lacks an object (default: the default remote).
+    #[arg(short, long, value_name = "NAME")]
+    remote: Option<String>,
+    /// The dvt repository to read (a directory in it); PATH is then relative to its root.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+}
+
 /// The repository and the repo-relative path for a PATH argument.
 fn locate(cwd: &Path, path: &Path, repo_dir: Option<&PathBuf>) -> Result<(Repo, String), dvt::Error> {
     match repo_dir {
@@ -210,15 +208,9 @@ fn locate(cwd: &Path, path: &Path, repo_dir: Option<&PathBuf>) -> Result<(Repo, 
 
 pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
-        HistoryCommand::GetUrl {
-            path,
-            rev,
-            remote,
-            repo,
-            json: as_json,
-        } => {
-            let (repo, rel) = locate(cwd, path, repo.as_ref())?;
-            let info = dvt::api::get_url_in(&repo, &rel, rev.as_deref(), remote.as_deref())?;
+        HistoryCommand::GetUrl { at, json: as_json } => {
+            let (repo, rel) = locate(cwd, &at.path, at.repo.as_ref())?;
+            let info = dvt::api::get_url_in(&repo, &rel, at.rev.as_deref(), at.remote.as_deref())?;
             if *as_json {
                 return json(&info);
             }
@@ -255,14 +247,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 );
             }
         }
-        HistoryCommand::Cat {
-            path,
-            rev,
-            remote,
-            repo,
-        } => {
-            let (repo, rel) = locate(cwd, path, repo.as_ref())?;
-            let (_, mut reader) = dvt::api::open_in(&repo, &rel, rev.as_deref(), remote.as_deref())?;
+        HistoryCommand::Cat { at } => {
+            let (repo, rel) = locate(cwd, &at.path, at.repo.as_ref())?;
+            let (_, mut reader) = dvt::api::open_in(&repo, &rel, at.rev.as_deref(), at.remote.as_deref())?;
             let mut stdout = std::io::stdout().lock();
             match std::io::copy(&mut reader, &mut stdout) {
                 Ok(_) => {}

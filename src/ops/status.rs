@@ -77,6 +77,24 @@ pub struct PointerStatus {
     pub error: Option<String>,
 }
 
+impl PointerStatus {
+    /// A status not yet known, for `pointer`.
+    fn new(pointer: String) -> Self {
+        PointerStatus {
+            pointer,
+            path: String::new(),
+            kind: None,
+            workspace: Workspace::Unknown,
+            added: vec![],
+            modified: vec![],
+            deleted: vec![],
+            mode_changed: vec![],
+            missing_from_cache: vec![],
+            error: None,
+        }
+    }
+}
+
 /// Compares every targeted pointer with the workspace and the cache. Unchanged
 /// files cost one `stat` each: their ids come from the stat cache.
 pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Result<StatusReport> {
@@ -86,18 +104,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
     let mut out = Vec::new();
     for file in pointers {
         let pointer_rel = crate::workspace::rel_str(repo.root(), &file)?;
-        let mut st = PointerStatus {
-            pointer: pointer_rel,
-            path: String::new(),
-            kind: None,
-            workspace: Workspace::Unknown,
-            added: vec![],
-            modified: vec![],
-            deleted: vec![],
-            mode_changed: vec![],
-            missing_from_cache: vec![],
-            error: None,
-        };
+        let mut st = PointerStatus::new(pointer_rel);
         let checked = Tracked::load(repo, &file).and_then(|t| check_one(repo, &stat, &counters, progress, &t, &mut st));
         if let Err(e) = checked {
             st.error = Some(crate::error_chain(&e));
@@ -105,18 +112,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         out.push(st);
     }
     for t in outs {
-        let mut st = PointerStatus {
-            pointer: t.pointer_rel.clone(),
-            path: String::new(),
-            kind: None,
-            workspace: Workspace::Unknown,
-            added: vec![],
-            modified: vec![],
-            deleted: vec![],
-            mode_changed: vec![],
-            missing_from_cache: vec![],
-            error: None,
-        };
+        let mut st = PointerStatus::new(t.pointer_rel.clone());
         if let Err(e) = check_one(repo, &stat, &counters, progress, &t, &mut st) {
             st.error = Some(crate::error_chain(&e));
         }
