@@ -447,6 +447,69 @@ impl<'a> Objects<'a> {
     }
 }
 
+/// Which revisions' pointers an operation covers, besides the workspace's.
+#[derive(Debug, Clone, Default)]
+pub struct Revisions {
+    /// Named revisions (tags, branches, commits).
+    pub revs: Vec<String>,
+    /// Every local branch's tip.
+    pub all_branches: bool,
+    /// Every tag.
+    pub all_tags: bool,
+    /// Every commit reachable from HEAD, the branches and the tags.
+    pub all_commits: bool,
+}
+
+impl Revisions {
+    /// Whether any revision is asked for.
+    pub fn any(&self) -> bool {
+        !self.revs.is_empty() || self.all_branches || self.all_tags || self.all_commits
+    }
+
+    /// The commits selected, each once, with `head` (HEAD) added when asked.
+    pub fn commits(&self, git: &Git, head: bool) -> Result<Vec<GitId>> {
+        let mut tips: Vec<GitId> = if head {
+            git.head()?.into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        for r in &self.revs {
+            tips.push(git.resolve(r)?);
+        }
+        if self.all_branches || self.all_commits {
+            tips.extend(git.branches()?.into_iter().map(|(_, c)| c));
+        }
+        if self.all_tags || self.all_commits {
+            tips.extend(git.tags()?.into_iter().map(|(_, c)| c));
+        }
+        tips.sort();
+        tips.dedup();
+        if self.all_commits {
+            return Ok(git.walk(&tips)?.into_iter().map(|c| c.id).collect());
+        }
+        Ok(tips)
+    }
+
+    /// The tracked paths of the selected revisions (not the workspace), each
+    /// (path, id) once.
+    pub fn tracked(&self, repo: &Repo) -> Result<Vec<Tracked>> {
+        if !self.any() {
+            return Ok(Vec::new());
+        }
+        let git = Rc::new(Git::open(repo.root())?);
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut out = Vec::new();
+        for c in self.commits(&git, false)? {
+            for t in Snapshot::at_commit(repo, git.clone(), short(&c), c).pointers()? {
+                if seen.insert((t.data_rel.clone(), t.pointer.id)) {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Resolves the repository for an API call: `repo` (a directory inside a dvt
 /// repository) or the current directory.
 pub fn open_repo(repo: Option<&Path>) -> Result<Repo> {

@@ -506,3 +506,44 @@ fn import_records_the_source_and_update_follows_it() {
     let r = env.dvt(&["update", "own.csv"]).fails();
     assert!(r.stderr.contains("not made by `dvt import`"), "{}", r.stderr);
 }
+
+#[test]
+fn push_and_fetch_take_revisions_as_dvc_does() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    for (v, text) in [("v1", "one"), ("v2", "two"), ("v3", "three")] {
+        env.write("model.bin", text);
+        env.dvt(&["add", "model.bin"]).ok();
+        env.git(&["add", "-A"]);
+        env.git(&["commit", "-q", "-m", v]);
+        env.git(&["tag", v]);
+    }
+    let on_remote = |t: &str| {
+        let id = blake3::hash(t.as_bytes()).to_hex().to_string();
+        remote
+            .path()
+            .join(format!("objects/{}/{}", &id[..2], &id[2..]))
+            .is_file()
+    };
+    env.dvt(&["push"]).ok();
+    assert!(on_remote("three") && !on_remote("one"), "only the workspace's data");
+    env.dvt(&["push", "--rev", "v1"]).ok();
+    assert!(on_remote("one") && !on_remote("two"));
+    env.dvt(&["push", "--all-tags"]).ok();
+    assert!(on_remote("two"));
+
+    let clone = env.clone_repo();
+    clone.dvt(&["fetch", "--rev", "v1", "model.bin"]).ok();
+    assert_eq!(clone.dvt(&["cat", "model.bin", "--rev", "v1"]).ok().stdout, "one");
+    // That fetched the workspace's data (v3) and v1's; --all-commits adds v2's.
+    let r = clone.dvt(&["fetch", "-A", "--json"]).ok().json();
+    assert_eq!(
+        (r["downloaded"].clone(), r["already_cached"].clone()),
+        (1.into(), 2.into()),
+        "{r}"
+    );
+    let r = clone.dvt(&["fetch", "--rev", "nope"]).fails();
+    assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
+}

@@ -302,3 +302,52 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
     let c = env.dvt(&["cat", "data/features/features.csv", "--rev", "HEAD"]).ok();
     assert_eq!(c.stdout.as_bytes(), env.read("data/features/features.csv"));
 }
+
+#[test]
+fn wdir_persist_and_uncached_outs() {
+    let env = TestEnv::new();
+    env.write("sub/input.txt", "x\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.grow]
+cmd = "cat input.txt >> log.txt; cat input.txt > copy.txt; echo run >> ../runs.txt"
+wdir = "sub"
+deps = ["input.txt"]
+outs = [{ path = "log.txt", persist = true, cache = false }, "copy.txt"]
+"#,
+    );
+    env.dvt(&["repro"]).ok();
+    assert_eq!(env.read("sub/log.txt"), b"x\n");
+    assert_eq!(env.read("sub/copy.txt"), b"x\n");
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(
+        lock.contains("path = \"sub/input.txt\"") && lock.contains("path = \"sub/log.txt\""),
+        "{lock}"
+    );
+    let ignore = String::from_utf8(env.read("sub/.gitignore")).unwrap();
+    assert!(
+        ignore.contains("/copy.txt") && !ignore.contains("log.txt"),
+        "only cached outs are ignored: {ignore}"
+    );
+    env.write("sub/input.txt", "y\n");
+    env.dvt(&["repro"]).ok();
+    assert_eq!(
+        env.read("sub/log.txt"),
+        b"x\ny\n",
+        "a persistent out is kept when the stage runs"
+    );
+    assert_eq!(env.read("sub/copy.txt"), b"y\n");
+    // An uncached out that is deleted cannot be restored: the stage runs again.
+    std::fs::remove_file(env.path("sub/log.txt")).unwrap();
+    assert_eq!(ran(&actions(&env, &[])), ["grow"]);
+    assert_eq!(env.read("runs.txt"), b"run\nrun\nrun\n");
+    // status lists only the cached out.
+    let s = env.dvt(&["status", "--json"]).ok().json();
+    let paths: Vec<&str> = s["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["sub/copy.txt"]);
+}

@@ -624,11 +624,19 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 note!(quiet, "dvt: no remote configured; data not pushed");
                 return Ok(ExitCode::SUCCESS);
             }
+            // git gives the refs being pushed on stdin: push their commits' data too.
+            let mut input = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
+            let revs = ops::hooks::pushed_commits(&input);
             let opts = ops::TransferOptions {
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),
                 remote: None,
                 jobs: None,
+                revisions: dvt::snapshot::Revisions {
+                    revs,
+                    ..Default::default()
+                },
             };
             let r = ops::push(&repo, &opts, bars)?;
             if !r.missing_from_cache.is_empty() {

@@ -69,11 +69,15 @@ enum Command {
     Push {
         #[command(flatten)]
         transfer: TransferArgs,
+        #[command(flatten)]
+        revs: RevArgs,
     },
     /// Download the objects that the targets need and the cache lacks.
     Fetch {
         #[command(flatten)]
         transfer: TransferArgs,
+        #[command(flatten)]
+        revs: RevArgs,
     },
     /// Fetch, then check out.
     Pull {
@@ -134,6 +138,35 @@ impl TransferArgs {
             cwd,
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
+            revisions: Default::default(),
+        }
+    }
+}
+
+/// Which revisions' data, besides the workspace's (as DVC's push and fetch).
+#[derive(Debug, clap::Args)]
+struct RevArgs {
+    /// Also the data of this revision (repeatable).
+    #[arg(long, value_name = "REV")]
+    rev: Vec<String>,
+    /// Also the data of every local branch's tip.
+    #[arg(short = 'a', long)]
+    all_branches: bool,
+    /// Also the data of every tag.
+    #[arg(short = 'T', long)]
+    all_tags: bool,
+    /// Also the data of every commit.
+    #[arg(short = 'A', long)]
+    all_commits: bool,
+}
+
+impl RevArgs {
+    fn revisions(&self) -> dvt::snapshot::Revisions {
+        dvt::snapshot::Revisions {
+            revs: self.rev.clone(),
+            all_branches: self.all_branches,
+            all_tags: self.all_tags,
+            all_commits: self.all_commits,
         }
     }
 }
@@ -328,6 +361,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 cwd,
                 remote: name,
                 jobs: None,
+                revisions: Default::default(),
             };
             let report = ops::remote_status(&repo, &opts, &bars)?;
             if *as_json {
@@ -467,9 +501,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Remote { command } => return remote_command(&cwd, command, q),
         Command::History(command) => return history::run(&cwd, command, q, &bars),
         Command::Pipeline(command) => return pipeline::run(&cwd, command, q, &bars),
-        Command::Push { transfer } => {
+        Command::Push { transfer, revs } => {
             let repo = Repo::open(&cwd)?;
-            let report = ops::push(&repo, &transfer.options(cwd), &bars)?;
+            let opts = ops::TransferOptions {
+                revisions: revs.revisions(),
+                ..transfer.options(cwd)
+            };
+            let report = ops::push(&repo, &opts, &bars)?;
             let incomplete = !report.missing_from_cache.is_empty();
             if transfer.json {
                 json(&report)?;
@@ -504,9 +542,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Fetch { transfer } => {
+        Command::Fetch { transfer, revs } => {
             let repo = Repo::open(&cwd)?;
-            let report = ops::fetch(&repo, &transfer.options(cwd), &bars)?;
+            let opts = ops::TransferOptions {
+                revisions: revs.revisions(),
+                ..transfer.options(cwd)
+            };
+            let report = ops::fetch(&repo, &opts, &bars)?;
             if transfer.json {
                 return json(&report);
             }

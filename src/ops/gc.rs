@@ -66,19 +66,13 @@ pub struct GcPlan {
 
 /// The commits whose pointers `opts` keeps (HEAD always).
 fn kept_commits(git: &Git, opts: &GcOptions) -> Result<Vec<GitId>> {
-    let mut tips: Vec<GitId> = git.head()?.into_iter().collect();
-    if opts.all_branches || opts.all_commits {
-        tips.extend(git.branches()?.into_iter().map(|(_, c)| c));
+    crate::snapshot::Revisions {
+        revs: Vec::new(),
+        all_branches: opts.all_branches,
+        all_tags: opts.all_tags,
+        all_commits: opts.all_commits,
     }
-    if opts.all_tags || opts.all_commits {
-        tips.extend(git.tags()?.into_iter().map(|(_, c)| c));
-    }
-    tips.sort();
-    tips.dedup();
-    if opts.all_commits {
-        return Ok(git.walk(&tips)?.into_iter().map(|c| c.id).collect());
-    }
-    Ok(tips)
+    .commits(git, true)
 }
 
 /// Everything the kept pointers reference.

@@ -44,16 +44,22 @@ fn script(name: &str, prefix: &str) -> String {
     } else {
         format!(" -C '{}'", prefix.trim_end_matches('/').replace('\'', "'\\''"))
     };
-    // pre-push receives the refs on stdin: keep them for the chained hook.
-    let chain = if name == "pre-push" {
-        "if [ -x \"$0.pre-dvt\" ]; then\n  input=$(cat)\n  printf '%s\\n' \"$input\" | \"$0.pre-dvt\" \"$@\" || exit $?\nfi\n"
+    // pre-push receives the refs on stdin: both the chained hook and dvt read them.
+    let (chain, exec) = if name == "pre-push" {
+        (
+            "input=$(cat)\nif [ -x \"$0.pre-dvt\" ]; then\n  printf '%s\\n' \"$input\" | \"$0.pre-dvt\" \"$@\" || exit $?\nfi\n",
+            "printf '%s\\n' \"$input\" | exec",
+        )
     } else {
-        "if [ -x \"$0.pre-dvt\" ]; then \"$0.pre-dvt\" \"$@\" || exit $?; fi\n"
+        (
+            "if [ -x \"$0.pre-dvt\" ]; then \"$0.pre-dvt\" \"$@\" || exit $?; fi\n",
+            "exec",
+        )
     };
     format!(
         "#!/bin/sh\n{MARK}; remove with `dvt install-hooks --uninstall`\n{chain}\
          command -v dvt >/dev/null 2>&1 || {{ echo \"dvt: not on PATH; skipping the {name} hook\" >&2; exit 0; }}\n\
-         exec dvt{cd} git-hook {name} \"$@\"\n"
+         {exec} dvt{cd} git-hook {name} \"$@\"\n"
     )
 }
 
@@ -117,4 +123,15 @@ pub fn post_checkout_applies(repo: &Repo, args: &[String]) -> Result<bool> {
         return Ok(false);
     }
     Ok(!Git::open(repo.root())?.rebase_in_progress())
+}
+
+/// The commits a `pre-push` hook's input names (`<local ref> <local sha> <remote
+/// ref> <remote sha>` per line), skipping deletions (an all-zero local sha).
+pub fn pushed_commits(input: &str) -> Vec<String> {
+    input
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|sha| !sha.chars().all(|c| c == '0'))
+        .map(str::to_string)
+        .collect()
 }

@@ -29,6 +29,9 @@ pub struct TransferOptions {
     pub remote: Option<String>,
     /// Transfers at once; `None` for the remote's `jobs` or the default.
     pub jobs: Option<usize>,
+    /// Also the data of these revisions (push and fetch; pull checks out only the
+    /// workspace's).
+    pub revisions: crate::snapshot::Revisions,
 }
 
 /// An object a pointer needs that is not where it should be.
@@ -103,6 +106,25 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
         .map(|p| Tracked::load(repo, p))
         .collect::<Result<Vec<_>>>()?;
     all.extend(outs);
+    let old = opts.revisions.tracked(repo)?;
+    if !old.is_empty() {
+        let wanted: Vec<String> = opts
+            .targets
+            .iter()
+            .map(|t| repo.resolve(&opts.cwd, t).map(|(_, rel)| rel))
+            .collect::<Result<_>>()?;
+        let mut seen: rustc_hash::FxHashSet<(String, ObjectId)> =
+            all.iter().map(|t| (t.data_rel.clone(), t.pointer.id)).collect();
+        for t in old {
+            let named = wanted.is_empty()
+                || wanted
+                    .iter()
+                    .any(|w| *w == t.data_rel || *w == t.pointer_rel || crate::pipeline::overlaps(w, &t.data_rel));
+            if named && seen.insert((t.data_rel.clone(), t.pointer.id)) {
+                all.push(t);
+            }
+        }
+    }
     Ok(all)
 }
 
@@ -454,7 +476,11 @@ pub struct PullReport {
 
 /// `fetch`, then `checkout` of the same targets.
 pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Progress) -> Result<PullReport> {
-    let fetch = fetch(repo, opts, progress)?;
+    let workspace_only = TransferOptions {
+        revisions: Default::default(),
+        ..opts.clone()
+    };
+    let fetch = fetch(repo, &workspace_only, progress)?;
     let checkout = super::checkout(
         repo,
         &super::CheckoutOptions {
