@@ -113,6 +113,33 @@ impl Git {
         Ok(Git { repo, prefix })
     }
 
+    /// Clones `url` (https://, http://, ssh://, git@host:path) bare into `dest`
+    /// with gix's own transport, all refs, and opens it. Only the git objects
+    /// arrive; data comes later from the remote the repository's config names.
+    pub fn clone_bare(url: &str, dest: &Path) -> Result<Git> {
+        let fail = |message: String| GitError::Failed {
+            what: format!("cloning `{url}`"),
+            message,
+        };
+        // Isolated: no system or user git config and no `git` binary is consulted.
+        let mut prepare = gix::clone::PrepareFetch::new(
+            url,
+            dest,
+            gix::create::Kind::Bare,
+            gix::create::Options::default(),
+            gix::open::Options::isolated(),
+        )
+        .map_err(|e| fail(crate::error_chain(&e)))?;
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        let (repo, _) = prepare
+            .fetch_only(gix::progress::Discard, &interrupt)
+            .map_err(|e| fail(crate::error_chain(&e)))?;
+        Ok(Git {
+            repo,
+            prefix: String::new(),
+        })
+    }
+
     /// Where the dvt root of this repository is on disk: the work tree (plus the
     /// prefix), or the git directory of a bare repository.
     pub fn root_dir(&self) -> PathBuf {

@@ -547,3 +547,72 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     let r = clone.dvt(&["fetch", "--rev", "nope"]).fails();
     assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
 }
+
+/// A git smart-HTTP server (git http-backend) for the repositories under `root`.
+struct GitHttp {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitHttp {
+    fn start(root: &std::path::Path) -> GitHttp {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        GitHttp {
+            child,
+            port: line.trim().parse().unwrap(),
+        }
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn get_and_import_from_a_git_url_over_http() {
+    let Versions { env: source, _remote } = versions();
+    let served = tempfile::tempdir().unwrap();
+    source.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        source.root.to_str().unwrap(),
+        served.path().join("data.git").to_str().unwrap(),
+    ]);
+    let server = GitHttp::start(served.path());
+    let url = format!("http://127.0.0.1:{}/data.git", server.port);
+
+    let out = tempfile::tempdir().unwrap();
+    let r = source
+        .dvt_in(out.path(), &["get", &url, "data", "--rev", "v1", "-o", "d1"])
+        .ok();
+    assert!(r.stdout.contains("got"), "{}", r.stdout);
+    assert_eq!(std::fs::read(out.path().join("d1/a.csv")).unwrap(), b"t,v\n0,1\n");
+
+    let env = TestEnv::new();
+    env.dvt(&["import", &url, "model.bin", "--rev", "v1"]).ok();
+    assert_eq!(env.read("model.bin"), b"model one");
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(pointer.contains(&format!("repo = \"{url}\"")), "{pointer}");
+    env.dvt(&["update", "model.bin", "--rev", "v2"]).ok();
+    assert_eq!(env.read("model.bin"), b"model two");
+
+    let r = env
+        .dvt(&["get", &format!("http://127.0.0.1:{}/missing.git", server.port), "x"])
+        .fails();
+    assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
+}

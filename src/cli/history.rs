@@ -113,7 +113,7 @@ pub(super) enum HistoryCommand {
     },
     /// Download data tracked in another dvt repository, without tracking it here.
     Get {
-        /// The repository: a local path or a file:// URL.
+        /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
         repo: String,
         /// The path in it: tracked, or inside a tracked directory.
         path: String,
@@ -130,7 +130,7 @@ pub(super) enum HistoryCommand {
     /// Download data from another dvt repository and track it here, recording
     /// where it came from (for `dvt update`).
     Import {
-        /// The repository: a local path or a file:// URL.
+        /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
         repo: String,
         /// The path in it: tracked, or inside a tracked directory.
         path: String,

@@ -38,21 +38,37 @@ pub struct External {
     pub commit: GitId,
     /// How messages name it: `REPO@REV`.
     pub label: String,
+    /// For a repository cloned from a URL: the temporary clone, removed on drop.
+    _clone: Option<tempfile::TempDir>,
 }
 
-/// Opens `repo` (a local path, or a `file://` URL) at `rev` (default `HEAD`).
-pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
-    let path = repo.strip_prefix("file://").unwrap_or(repo);
-    if path.contains("://") || (path.contains('@') && path.contains(':')) {
-        return Err(GitError::Failed {
-            what: format!("opening `{repo}`"),
-            message: "only local repositories (a path or a file:// URL) are supported so far; \
-                      clone it with git and pass its path"
-                .into(),
-        }
-        .into());
+/// Whether `repo` is a URL git must fetch from (not a local path or file:// URL).
+pub fn is_remote_url(repo: &str) -> bool {
+    if repo.starts_with("file://") {
+        return false;
     }
-    let git = Rc::new(Git::open_external(Path::new(path))?);
+    if repo.contains("://") {
+        return true;
+    }
+    // scp-like `user@host:path`, but not a local path with a colon in it.
+    match (repo.find('@'), repo.find(':'), repo.find('/')) {
+        (Some(at), Some(colon), slash) => at < colon && slash.is_none_or(|s| colon < s),
+        _ => false,
+    }
+}
+
+/// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
+/// place; any other git URL is cloned (bare, into a temporary directory) first.
+pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
+    let (git, clone) = if is_remote_url(repo) {
+        let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
+        let git = Git::clone_bare(repo, tmp.path())?;
+        (git, Some(tmp))
+    } else {
+        let path = repo.strip_prefix("file://").unwrap_or(repo);
+        (Git::open_external(Path::new(path))?, None)
+    };
+    let git = Rc::new(git);
     let rev_s = rev.unwrap_or("HEAD");
     let commit = git.resolve(rev_s)?;
     let label = format!("{repo}@{rev_s}");
@@ -72,6 +88,7 @@ pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
         repo,
         commit,
         label,
+        _clone: clone,
     })
 }
 
@@ -218,7 +235,7 @@ fn materialize(found: &Found, cache: &Cache, out: &Path) -> Result<u64> {
 /// Options of `dvt get`.
 #[derive(Debug, Clone)]
 pub struct GetOptions {
-    /// The other repository: a local path or `file://` URL.
+    /// The other repository: a local path, a `file://` URL, or a git URL.
     pub repo: String,
     /// The path in it (relative to its root).
     pub path: String,
@@ -313,7 +330,7 @@ fn pointer_for(found: &Found, name: &str, cache: &Cache, source: ImportSource) -
 
 /// How a repository argument is recorded: URLs as given, local paths absolute.
 fn recorded_repo(repo: &str, cwd: &Path) -> String {
-    if repo.contains("://") {
+    if repo.contains("://") || is_remote_url(repo) {
         return repo.to_string();
     }
     let abs = crate::repo::normalize(&cwd.join(repo));
