@@ -227,7 +227,7 @@ impl Repo {
 
     /// The stat cache of this repository.
     pub fn stat_cache(&self) -> StatCache {
-        StatCache::load(&self.root.join(DVT_DIR).join("tmp").join("stat-cache"))
+        StatCache::load_in_background(&self.root.join(DVT_DIR).join("tmp").join("stat-cache"))
     }
 
     /// Takes the repository lock for a mutating command described by `what`.

@@ -57,26 +57,66 @@ struct Record {
 }
 
 /// An in-memory stat cache, shared by threads, saved on [`StatCache::save`].
+///
+/// What was loaded is read without a lock (most lookups, from many threads);
+/// changes go to a locked overlay that is consulted first once it has anything.
 #[derive(Debug)]
 pub struct StatCache {
     file: PathBuf,
+    base: std::sync::OnceLock<HashMap<String, Record>>,
+    loading: std::sync::Mutex<Option<std::thread::JoinHandle<HashMap<String, Record>>>>,
     inner: RwLock<Inner>,
+    changed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    map: HashMap<String, Record>,
+    /// New or replaced records; `None` marks a record removed from `base`.
+    overlay: HashMap<String, Option<Record>>,
     dirty: bool,
 }
 
 impl StatCache {
     /// Loads the stat cache from `file`; a missing or unreadable one is empty.
     pub fn load(file: &Path) -> Self {
-        let map = fs_err::read(file).ok().and_then(|b| decode(&b)).unwrap_or_default();
+        let base = std::sync::OnceLock::new();
+        let _ = base.set(read_file(file));
         StatCache {
             file: file.to_path_buf(),
-            inner: RwLock::new(Inner { map, dirty: false }),
+            base,
+            loading: std::sync::Mutex::new(None),
+            inner: RwLock::new(Inner::default()),
+            changed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Like [`StatCache::load`], but reads and decodes the file on another thread,
+    /// overlapping it with whatever the caller does until the first lookup.
+    pub fn load_in_background(file: &Path) -> Self {
+        let path = file.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("dvt-stat-cache".into())
+            .spawn(move || read_file(&path))
+            .ok();
+        let base = std::sync::OnceLock::new();
+        if handle.is_none() {
+            let _ = base.set(read_file(file));
+        }
+        StatCache {
+            file: file.to_path_buf(),
+            base,
+            loading: std::sync::Mutex::new(handle),
+            inner: RwLock::new(Inner::default()),
+            changed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The loaded records, waiting for a background load to finish.
+    fn base(&self) -> &HashMap<String, Record> {
+        self.base.get_or_init(|| {
+            let handle = self.loading.lock().unwrap_or_else(|e| e.into_inner()).take();
+            handle.and_then(|h| h.join().ok()).unwrap_or_default()
+        })
     }
 
     // A panic while holding the lock cannot leave the map inconsistent.
@@ -90,31 +130,51 @@ impl StatCache {
 
     /// The recorded id of the file at `rel` (repo-relative), if its stamp still matches.
     pub fn get(&self, rel: &str, stamp: &Stamp) -> Option<ObjectId> {
-        let inner = self.read();
-        inner.map.get(rel).filter(|r| r.stamp == *stamp).map(|r| r.id)
+        self.record(rel).filter(|r| r.stamp == *stamp).map(|r| r.id)
+    }
+
+    fn record(&self, rel: &str) -> Option<Record> {
+        if self.changed.load(std::sync::atomic::Ordering::Acquire)
+            && let Some(r) = self.read().overlay.get(rel)
+        {
+            return *r;
+        }
+        self.base().get(rel).copied()
     }
 
     /// Records that the file at `rel` with `stamp` has content `id`.
     pub fn put(&self, rel: &str, stamp: Stamp, id: ObjectId) {
         let record = Record { stamp, id };
-        if self.read().map.get(rel).is_some_and(|r| r.stamp == stamp && r.id == id) {
+        if self.record(rel).is_some_and(|r| r.stamp == stamp && r.id == id) {
             return;
         }
         let mut inner = self.lock();
-        inner.map.insert(rel.to_string(), record);
+        inner.overlay.insert(rel.to_string(), Some(record));
         inner.dirty = true;
+        self.changed.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Forgets entries below `prefix` (a repo-relative directory) that `keep` rejects.
     pub fn retain_under(&self, prefix: &str, keep: impl Fn(&str) -> bool) {
-        let mut inner = self.lock();
-        let before = inner.map.len();
         let dir = format!("{prefix}/");
-        inner
-            .map
-            .retain(|k, _| !(k == prefix || k.starts_with(&dir)) || keep(k));
-        if inner.map.len() != before {
+        let under = |k: &str| k == prefix || k.starts_with(&dir);
+        let mut inner = self.lock();
+        let mut removed = false;
+        for k in self.base().keys().filter(|k| under(k) && !keep(k)) {
+            if !matches!(inner.overlay.get(k.as_str()), Some(None)) {
+                inner.overlay.insert(k.clone(), None);
+                removed = true;
+            }
+        }
+        for (k, v) in inner.overlay.iter_mut() {
+            if v.is_some() && under(k) && !keep(k) {
+                *v = None;
+                removed = true;
+            }
+        }
+        if removed {
             inner.dirty = true;
+            self.changed.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -128,17 +188,33 @@ impl StatCache {
         if let Some(dir) = self.file.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        crate::fsutil::atomic_write(&self.file, &encode(&inner.map))?;
+        let merged = self
+            .base()
+            .iter()
+            .filter(|(k, _)| !inner.overlay.contains_key(k.as_str()))
+            .map(|(k, r)| (k.as_str(), r))
+            .chain(
+                inner
+                    .overlay
+                    .iter()
+                    .filter_map(|(k, r)| r.as_ref().map(|r| (k.as_str(), r))),
+            );
+        crate::fsutil::atomic_write(&self.file, &encode(merged))?;
         inner.dirty = false;
         Ok(())
     }
 }
 
-fn encode(map: &HashMap<String, Record>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + map.len() * 120);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
-    for (path, r) in map {
+fn read_file(file: &Path) -> HashMap<String, Record> {
+    fs_err::read(file).ok().and_then(|b| decode(&b)).unwrap_or_default()
+}
+
+fn encode<'a>(records: impl Iterator<Item = (&'a str, &'a Record)>) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut n = 0u64;
+    for (path, r) in records {
+        n += 1;
+        let out = &mut body;
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path.as_bytes());
         let s = &r.stamp;
@@ -154,6 +230,10 @@ fn encode(map: &HashMap<String, Record>) -> Vec<u8> {
         }
         out.extend_from_slice(r.id.as_bytes());
     }
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&body);
     out
 }
 
@@ -233,7 +313,36 @@ mod tests {
         let file = dir.path().join("stat-cache");
         std::fs::write(&file, b"dvtstat1\xff\xff\xff\xff\xff\xff\xff\x7fjunk").unwrap();
         let c = StatCache::load(&file);
-        assert!(c.lock().map.is_empty());
+        assert!(c.base().is_empty());
+        let c = StatCache::load_in_background(&file);
+        assert!(c.base().is_empty());
+    }
+
+    #[test]
+    fn changes_overlay_the_loaded_records_and_merge_on_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stat-cache");
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"x").unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(&f).unwrap());
+        let (a, b, c2) = (ObjectId::of(b"a"), ObjectId::of(b"b"), ObjectId::of(b"c"));
+        let c = StatCache::load(&file);
+        c.put("d/a", stamp, a);
+        c.put("d/b", stamp, b);
+        c.put("other", stamp, b);
+        c.save().unwrap();
+        let c = StatCache::load_in_background(&file);
+        assert_eq!(c.get("d/b", &stamp), Some(b));
+        c.retain_under("d", |k| k == "d/a");
+        c.put("d/c", stamp, c2);
+        assert_eq!(c.get("d/b", &stamp), None, "removed in the overlay");
+        assert_eq!(c.get("d/a", &stamp), Some(a));
+        c.save().unwrap();
+        let c = StatCache::load(&file);
+        assert_eq!(c.get("d/a", &stamp), Some(a));
+        assert_eq!(c.get("d/b", &stamp), None);
+        assert_eq!(c.get("d/c", &stamp), Some(c2));
+        assert_eq!(c.get("other", &stamp), Some(b), "outside the prefix: kept");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use rustc_hash::FxHashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -499,6 +498,19 @@ pub fn compare(
     counters: &Counters,
     progress: &dyn Progress,
 ) -> Result<WorkState> {
+    compare_scanned(stat, tracked, manifest, None, counters, progress)
+}
+
+/// [`compare`], with the tracked directory's scan already made (by a caller that
+/// overlapped it with reading the manifest).
+pub fn compare_scanned(
+    stat: &StatCache,
+    tracked: &Tracked,
+    manifest: Option<&Manifest>,
+    scan: Option<Scan>,
+    counters: &Counters,
+    progress: &dyn Progress,
+) -> Result<WorkState> {
     let started = SystemTime::now();
     let meta = match fs::symlink_metadata(&tracked.data_abs) {
         Ok(m) => m,
@@ -538,53 +550,77 @@ pub fn compare(
         changes.deleted.extend(manifest.files.iter().map(|e| e.path.clone()));
         return Ok(WorkState::Present(changes));
     }
-    let scan = scan_dir(&tracked.root, &tracked.data_abs)?;
-    let expected: FxHashMap<&str, &Entry> = manifest.files.iter().map(|e| (e.path.as_str(), e)).collect();
+    let scan = match scan {
+        Some(s) => s,
+        None => scan_dir(&tracked.root, &tracked.data_abs)?,
+    };
     progress.start(
         &format!("checking {}", tracked.data_rel),
         scan.files.len() as u64,
         false,
     );
-    let verdicts: Vec<Result<Option<(bool, &str)>>> = scan
-        .files
+    // Both lists are sorted by path bytes: one merge pairs them, no hashing.
+    let mut pairs: Vec<(&Found, Option<&Entry>)> = Vec::with_capacity(scan.files.len());
+    let mut entries = manifest.files.iter().peekable();
+    for f in &scan.files {
+        while let Some(e) = entries.next_if(|e| e.path.as_bytes() < f.rel.as_bytes()) {
+            changes.deleted.push(e.path.clone());
+        }
+        pairs.push((f, entries.next_if(|e| e.path == f.rel)));
+    }
+    changes.deleted.extend(entries.map(|e| e.path.clone()));
+    #[derive(Clone, Copy)]
+    enum Verdict {
+        Added,
+        Modified,
+        ModeChanged,
+    }
+    let verdicts: Vec<Result<Option<Verdict>>> = pairs
         .par_iter()
-        .map(|f| {
+        .map_init(String::new, |key, &(f, e)| {
             progress.inc(1);
-            let Some(e) = expected.get(f.rel.as_str()) else {
-                return Ok(Some((true, f.rel.as_str())));
+            let Some(e) = e else {
+                return Ok(Some(Verdict::Added));
             };
             if f.meta.len() != e.size {
-                return Ok(Some((false, f.rel.as_str())));
+                return Ok(Some(Verdict::Modified));
             }
-            let key = format!("{}/{}", tracked.data_rel, f.rel);
-            let abs = tracked.data_abs.join(&f.rel);
-            let id = identify_file(&key, &abs, &f.meta, stat, Identify::HashOnly, counters, started)?;
-            Ok((id != e.id).then_some((false, f.rel.as_str())))
+            key.clear();
+            key.push_str(&tracked.data_rel);
+            key.push('/');
+            key.push_str(&f.rel);
+            let id = match stat.get(key, &Stamp::of(&f.meta)) {
+                Some(id) => id,
+                None => {
+                    let abs = tracked.data_abs.join(&f.rel);
+                    identify_file(key, &abs, &f.meta, stat, Identify::HashOnly, counters, started)?
+                }
+            };
+            if id != e.id {
+                return Ok(Some(Verdict::Modified));
+            }
+            Ok((f.executable() != e.executable).then_some(Verdict::ModeChanged))
         })
         .collect();
     progress.finish();
-    for v in verdicts {
+    for (v, (f, _)) in verdicts.into_iter().zip(&pairs) {
         match v? {
-            Some((true, rel)) => changes.added.push(rel.to_string()),
-            Some((false, rel)) => changes.modified.push(rel.to_string()),
+            Some(Verdict::Added) => changes.added.push(f.rel.clone()),
+            Some(Verdict::Modified) => changes.modified.push(f.rel.clone()),
+            Some(Verdict::ModeChanged) => changes.mode_changed.push(f.rel.clone()),
             None => {}
         }
     }
-    let present: FxHashMap<&str, &Found> = scan.files.iter().map(|f| (f.rel.as_str(), f)).collect();
-    for e in &manifest.files {
-        match present.get(e.path.as_str()) {
-            None => changes.deleted.push(e.path.clone()),
-            Some(f) if f.executable() != e.executable && !changes.modified.contains(&e.path) => {
-                changes.mode_changed.push(e.path.clone())
-            }
-            Some(_) => {}
-        }
-    }
-    let implied: HashSet<&str> = manifest
-        .files
-        .iter()
-        .flat_map(|e| e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
-        .collect();
+    // Directories that hold files are not empty ones to add.
+    let implied: HashSet<&str> = if scan.empty_dirs.is_empty() {
+        HashSet::new()
+    } else {
+        manifest
+            .files
+            .iter()
+            .flat_map(|e| e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
+            .collect()
+    };
     let want_empty: HashSet<&str> = manifest.empty_dirs.iter().map(String::as_str).collect();
     let have_empty: HashSet<&str> = scan.empty_dirs.iter().map(String::as_str).collect();
     for d in &scan.empty_dirs {

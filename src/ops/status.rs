@@ -9,7 +9,7 @@ use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::{Counters, Tracked, WorkState, compare, display_path, missing_objects};
+use crate::workspace::{Counters, Tracked, WorkState, compare_scanned, display_path, missing_objects};
 
 /// What to look at.
 #[derive(Debug, Clone)]
@@ -135,9 +135,20 @@ fn check_one(
 ) -> Result<()> {
     st.path = tracked.data_rel.clone();
     st.kind = Some(tracked.pointer.kind);
-    let manifest = match tracked.pointer.kind {
-        Kind::Dir if repo.cache().contains(&tracked.pointer.id) => Some(tracked.manifest(repo.cache())?),
-        _ => None,
+    // Reading the manifest (decompress, verify, parse) and walking the directory
+    // are independent: do them at once.
+    let (manifest, scan) = match tracked.pointer.kind {
+        Kind::Dir if repo.cache().contains(&tracked.pointer.id) => {
+            let (m, scan) = rayon::join(
+                || tracked.manifest(repo.cache()),
+                || match fs_err::symlink_metadata(&tracked.data_abs) {
+                    Ok(meta) if meta.is_dir() => Some(crate::workspace::scan_dir(&tracked.root, &tracked.data_abs)),
+                    _ => None,
+                },
+            );
+            (Some(m?), scan.transpose()?)
+        }
+        _ => (None, None),
     };
     st.missing_from_cache = missing_objects(repo.cache(), tracked, manifest.as_ref())?;
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
@@ -149,7 +160,7 @@ fn check_one(
         };
         return Ok(());
     }
-    match compare(stat, tracked, manifest.as_ref(), counters, progress)? {
+    match compare_scanned(stat, tracked, manifest.as_ref(), scan, counters, progress)? {
         WorkState::Missing => st.workspace = Workspace::Missing,
         WorkState::Present(c) => {
             let full = |v: Vec<String>| v.into_iter().map(|p| display_path(&tracked.data_rel, &p)).collect();
