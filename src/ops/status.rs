@@ -135,22 +135,30 @@ fn check_one(
 ) -> Result<()> {
     st.path = tracked.data_rel.clone();
     st.kind = Some(tracked.pointer.kind);
-    // Reading the manifest (decompress, verify, parse) and walking the directory
-    // are independent: do them at once.
+    // Reading the manifest (decompress, verify, parse) and checking the cache for
+    // its objects are independent of walking the directory: do them at once.
     let (manifest, scan) = match tracked.pointer.kind {
         Kind::Dir if repo.cache().contains(&tracked.pointer.id) => {
             let (m, scan) = rayon::join(
-                || tracked.manifest(repo.cache()),
+                || -> Result<_> {
+                    let m = tracked.manifest(repo.cache())?;
+                    let missing = missing_objects(repo.cache(), tracked, Some(&m))?;
+                    Ok((m, missing))
+                },
                 || match fs_err::symlink_metadata(&tracked.data_abs) {
                     Ok(meta) if meta.is_dir() => Some(crate::workspace::scan_dir(&tracked.root, &tracked.data_abs)),
                     _ => None,
                 },
             );
-            (Some(m?), scan.transpose()?)
+            let (m, missing) = m?;
+            st.missing_from_cache = missing;
+            (Some(m), scan.transpose()?)
         }
-        _ => (None, None),
+        _ => {
+            st.missing_from_cache = missing_objects(repo.cache(), tracked, None)?;
+            (None, None)
+        }
     };
-    st.missing_from_cache = missing_objects(repo.cache(), tracked, manifest.as_ref())?;
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
         // Without the manifest, only presence can be told.
         st.workspace = if tracked.data_abs.exists() {
