@@ -353,6 +353,25 @@ def median(xs):
     return statistics.median(xs)
 
 
+def standard_args(ap):
+    """The options every benchmark script takes: --runs, --no-dvc, --work."""
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-dvc", action="store_true", help="time dvt only")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+
+
+def release_tools(with_dvc):
+    """Builds dvt (release) and returns ([dvt, dvc?], DVC's version or None)."""
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    env = dict(os.environ, CI="1")
+    tools = [Tool("dvt", os.path.join(ROOT, "target", "release", "dvt"), env)]
+    dvc_version = None
+    if with_dvc:
+        exe, dvc_version = install_dvc(os.path.join(HERE, "work"))
+        tools.append(Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+    return tools, dvc_version
+
+
 def ops_table(ops):
     """Markdown rows for {op: {tool: {median_s, peak_rss_mib}}}: dvt, DVC, ratio, RSS."""
     lines = ["| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",
@@ -389,13 +408,7 @@ def main():
     work = os.path.abspath(args.work if not args.smoke else os.path.join(args.work, "smoke"))
     os.makedirs(work, exist_ok=True)
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    env = dict(os.environ, CI="1")
-    tools = [Tool("dvt", os.path.join(ROOT, "target", "release", "dvt"), env)]
-    dvc_version = None
-    if with_dvc:
-        exe, dvc_version = install_dvc(os.path.join(HERE, "work"))
-        tools.append(Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+    tools, dvc_version = release_tools(with_dvc)
 
     results = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",

@@ -94,19 +94,11 @@ def ops(tool, repo):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--commits", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--no-dvc", action="store_true")
-    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    bench.standard_args(ap)
     args = ap.parse_args()
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=bench.ROOT, check=True)
-    env = dict(os.environ, CI="1")
-    tools = [bench.Tool("dvt", os.path.join(bench.ROOT, "target", "release", "dvt"), env)]
-    dvc_version = None
-    if not args.no_dvc:
-        exe, dvc_version = bench.install_dvc(work)
-        tools.append(bench.Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+    tools, dvc_version = bench.release_tools(not args.no_dvc)
     results = {"machine": f"{os.uname().nodename}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
                "dvc": dvc_version, "commits": args.commits, "runs": args.runs, "build_s": {}, "ops": {}}
     for tool in tools:

@@ -44,21 +44,13 @@ def setup(work, tool, source):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--no-dvc", action="store_true")
-    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    bench.standard_args(ap)
     args = ap.parse_args()
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=bench.ROOT, check=True)
     spec = (f"{args.files} files of 1-4 KiB", "many_text", args.files, (1024, 4096))
     source = bench.ensure_source(work, "d", spec)
-    env = dict(os.environ, CI="1")
-    tools = [bench.Tool("dvt", os.path.join(bench.ROOT, "target", "release", "dvt"), env)]
-    dvc_version = None
-    if not args.no_dvc:
-        exe, dvc_version = bench.install_dvc(os.path.join(HERE, "work"))
-        tools.append(bench.Tool("dvc", exe, dict(env, DVC_NO_ANALYTICS="1")))
+    tools, dvc_version = bench.release_tools(not args.no_dvc)
     results = {"machine": f"{os.uname().nodename}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
                "dvc": dvc_version, "files": args.files, "runs": args.runs, "ops": {}}
     for tool in tools:

@@ -82,15 +82,9 @@ pub(super) enum HistoryCommand {
         /// Accepted for DVC users: the workspace is always kept.
         #[arg(short, long)]
         workspace: bool,
-        /// Keep what every local branch references.
-        #[arg(short = 'a', long)]
-        all_branches: bool,
-        /// Keep what every tag references.
-        #[arg(short = 'T', long)]
-        all_tags: bool,
-        /// Keep what every commit references.
-        #[arg(short = 'A', long)]
-        all_commits: bool,
+        /// Which revisions' data to keep, besides the workspace's and HEAD's.
+        #[command(flatten)]
+        keep: super::RevArgs,
         /// Also delete from a remote: `--remote` for the default one, `-r NAME` for another.
         #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
         remote: Option<String>,
@@ -113,16 +107,8 @@ pub(super) enum HistoryCommand {
     },
     /// Download data tracked in another dvt repository, without tracking it here.
     Get {
-        /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
-        repo: String,
-        /// The path in it: tracked, or inside a tracked directory.
-        path: String,
-        /// The revision to read (default: its HEAD).
-        #[arg(long)]
-        rev: Option<String>,
-        /// Where to write (default: the path's last component, here).
-        #[arg(short, long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -130,16 +116,8 @@ pub(super) enum HistoryCommand {
     /// Download data from another dvt repository and track it here, recording
     /// where it came from (for `dvt update`).
     Import {
-        /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
-        repo: String,
-        /// The path in it: tracked, or inside a tracked directory.
-        path: String,
-        /// The revision to follow (default: its HEAD).
-        #[arg(long)]
-        rev: Option<String>,
-        /// Where to put it in this repository (default: the path's last component, here).
-        #[arg(short, long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Replace an existing import (and its data) at the destination.
         #[arg(short, long)]
         force: bool,
@@ -186,6 +164,33 @@ pub(super) struct DataAt {
     /// The dvt repository to read (a directory in it); PATH is then relative to its root.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
+}
+
+/// Data of another repository, as `get` and `import` take it.
+#[derive(Debug, clap::Args)]
+pub(super) struct SourceArgs {
+    /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
+    repo: String,
+    /// The path in it: tracked, or inside a tracked directory.
+    path: String,
+    /// The revision to read, and for `import` to follow (default: its HEAD).
+    #[arg(long)]
+    rev: Option<String>,
+    /// Where to write (default: the path's last component, here).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    fn options(&self, cwd: &Path) -> ops::GetOptions {
+        ops::GetOptions {
+            repo: self.repo.clone(),
+            path: self.path.clone(),
+            rev: self.rev.clone(),
+            out: self.out.clone(),
+            cwd: cwd.to_path_buf(),
+        }
+    }
 }
 
 /// The repository and the repo-relative path for a PATH argument.
@@ -400,9 +405,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         }
         HistoryCommand::Gc {
             workspace: _,
-            all_branches,
-            all_tags,
-            all_commits,
+            keep,
             remote,
             dry_run,
             force,
@@ -410,9 +413,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         } => {
             let repo = Repo::open(cwd)?;
             let opts = ops::GcOptions {
-                all_branches: *all_branches,
-                all_tags: *all_tags,
-                all_commits: *all_commits,
+                revisions: keep.revisions(),
                 remote: remote.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty())),
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
@@ -463,21 +464,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
             }
         }
-        HistoryCommand::Get {
-            repo,
-            path,
-            rev,
-            out,
-            json: as_json,
-        } => {
-            let opts = ops::GetOptions {
-                repo: repo.clone(),
-                path: path.clone(),
-                rev: rev.clone(),
-                out: out.clone(),
-                cwd: cwd.to_path_buf(),
-            };
-            let r = ops::get(&opts, bars)?;
+        HistoryCommand::Get { source, json: as_json } => {
+            let repo = &source.repo;
+            let r = ops::get(&source.options(cwd), bars)?;
             if *as_json {
                 return json(&r);
             }
@@ -490,22 +479,14 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             );
         }
         HistoryCommand::Import {
-            repo,
-            path,
-            rev,
-            out,
+            source,
             force,
             json: as_json,
         } => {
+            let (repo, path) = (&source.repo, &source.path);
             let here = Repo::open(cwd)?;
             let opts = ops::ImportOptions {
-                get: ops::GetOptions {
-                    repo: repo.clone(),
-                    path: path.clone(),
-                    rev: rev.clone(),
-                    out: out.clone(),
-                    cwd: cwd.to_path_buf(),
-                },
+                get: source.options(cwd),
                 force: *force,
             };
             let r = ops::import(&here, &opts, bars)?;

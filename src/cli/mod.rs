@@ -143,7 +143,7 @@ impl TransferArgs {
     }
 }
 
-/// Which revisions' data, besides the workspace's (as DVC's push and fetch).
+/// Which revisions' data, besides the workspace's (as DVC's push, fetch and gc).
 #[derive(Debug, clap::Args)]
 struct RevArgs {
     /// Also the data of this revision (repeatable).

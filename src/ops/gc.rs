@@ -21,12 +21,9 @@ use crate::snapshot::{Objects, Snapshot, short};
 /// What to keep, and where to delete.
 #[derive(Debug, Clone, Default)]
 pub struct GcOptions {
-    /// Keep what every local branch's tip references.
-    pub all_branches: bool,
-    /// Keep what every tag references.
-    pub all_tags: bool,
-    /// Keep what every commit reachable from HEAD, branches and tags references.
-    pub all_commits: bool,
+    /// Keep also what these revisions reference (named ones, every branch tip,
+    /// every tag, every commit).
+    pub revisions: crate::snapshot::Revisions,
     /// Also delete from this remote (`Some(None)`: the default remote).
     pub remote: Option<Option<String>>,
 }
@@ -64,17 +61,6 @@ pub struct GcPlan {
     pub remote_objects: Doomed,
 }
 
-/// The commits whose pointers `opts` keeps (HEAD always).
-fn kept_commits(git: &Git, opts: &GcOptions) -> Result<Vec<GitId>> {
-    crate::snapshot::Revisions {
-        revs: Vec::new(),
-        all_branches: opts.all_branches,
-        all_tags: opts.all_tags,
-        all_commits: opts.all_commits,
-    }
-    .commits(git, true)
-}
-
 /// Everything the kept pointers reference.
 fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<(FxHashSet<ObjectId>, usize)> {
     let mut keep = FxHashSet::default();
@@ -92,14 +78,14 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<(F
     let commits = match Git::open(repo.root()) {
         Ok(git) => {
             let git = std::rc::Rc::new(git);
-            let commits = kept_commits(&git, opts)?;
+            let commits: Vec<GitId> = opts.revisions.commits(&git, true)?;
             for c in &commits {
                 add(&Snapshot::at_commit(repo, git.clone(), short(c), *c), &mut keep)?;
             }
             commits.len()
         }
         // Without git there is only the workspace; asking for history is an error.
-        Err(e) if opts.all_branches || opts.all_tags || opts.all_commits => return Err(e),
+        Err(e) if opts.revisions.any() => return Err(e),
         Err(_) => 0,
     };
     Ok((keep, commits))
