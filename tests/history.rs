@@ -206,6 +206,14 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     env.dvt(&["add", "data"]).ok();
     let d = env.dvt(&["diff", "--json"]).ok().json();
     assert_eq!(d["added"][0]["path"], "data/d.csv");
+
+    // Before the first commit, everything recorded is added.
+    let fresh = TestEnv::new();
+    fresh.write("a.csv", "x\n");
+    fresh.dvt(&["add", "a.csv"]).ok();
+    let d = fresh.dvt(&["diff", "--json"]).ok().json();
+    assert_eq!(d["added"][0]["path"], "a.csv", "{d}");
+    assert_eq!(d["from"], "no commit yet");
 }
 
 #[test]

@@ -70,15 +70,25 @@ impl DiffReport {
 /// The workspace side is what its pointer files record: data changed but not yet
 /// `dvt add`ed is what `dvt status` shows.
 pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
-    let a = Snapshot::open(repo, Some(opts.a.as_deref().unwrap_or("HEAD")))?;
+    // Before the first commit, the default old side is nothing at all.
+    let unborn = opts.a.is_none() && crate::git::Git::open(repo.root())?.head()?.is_none();
+    let a = if unborn {
+        None
+    } else {
+        Some(Snapshot::open(repo, Some(opts.a.as_deref().unwrap_or("HEAD")))?)
+    };
     let b = Snapshot::open(repo, opts.b.as_deref())?;
     let objects = Objects::new(repo, opts.remote.as_deref());
     let index = |s: &Snapshot<'_>| -> Result<BTreeMap<String, Tracked>> {
         Ok(s.pointers()?.into_iter().map(|t| (t.data_rel.clone(), t)).collect())
     };
-    let (old, new) = (index(&a)?, index(&b)?);
+    let old = match &a {
+        Some(a) => index(a)?,
+        None => BTreeMap::new(),
+    };
+    let new = index(&b)?;
     let mut report = DiffReport {
-        from: a.label(),
+        from: a.as_ref().map_or_else(|| "no commit yet".to_string(), Snapshot::label),
         to: b.label(),
         ..Default::default()
     };
