@@ -624,3 +624,30 @@ fn get_and_import_from_a_git_url_over_http() {
         .fails();
     assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
 }
+
+#[test]
+fn post_checkout_does_nothing_during_a_rebase() {
+    let env = TestEnv::new();
+    env.write("model.bin", "base model");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "base"]);
+    env.dvt(&["install-hooks"]).ok();
+    env.git(&["checkout", "-q", "-b", "feat"]);
+    env.write("model.bin", "feature model");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git(&["commit", "-q", "-am", "feature model"]);
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    assert_eq!(env.read("model.bin"), b"base model");
+    env.write("notes.txt", "unrelated\n");
+    env.git(&["add", "notes.txt"]);
+    env.git(&["commit", "-q", "-m", "notes"]);
+    env.git_with_dvt(&["checkout", "-q", "feat"]).ok();
+    assert_eq!(env.read("model.bin"), b"feature model");
+    // git runs post-checkout as the rebase checks out `main`: dvt must leave the
+    // data alone, so that after the rebase it still matches feat's pointers.
+    env.git_with_dvt(&["rebase", "-q", "main"]).ok();
+    assert_eq!(env.read("model.bin"), b"feature model");
+    let s = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(s["pointers"][0]["workspace"], "unchanged", "{s}");
+}
