@@ -3,11 +3,14 @@
 //! An object lives at `objects/<2 hex>/<62 hex>` below the cache root. Its bytes are
 //! either one zstd frame (when compression pays) or the header [`RAW_HEADER`]
 //! followed by the content unchanged. The id is the BLAKE3 hash of the content, so
-//! every read can check what it got.
+//! every read can check what it got. While a command packs (see [`Cache::begin_packing`]),
+//! small objects go into pack files instead (see [`crate::pack`]); readers find an
+//! object in either place.
 
 use std::cell::RefCell;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fs_err as fs;
 use rayon::prelude::*;
@@ -15,6 +18,7 @@ use rayon::prelude::*;
 use crate::error::{CacheError, Result};
 use crate::fsutil::{read_full, temp_in};
 use crate::object::ObjectId;
+use crate::pack::{PACKED_MAX, Packs, Slice};
 
 /// The first bytes of an object stored without compression.
 pub const RAW_HEADER: &[u8; 8] = b"dvtraw1\n";
@@ -56,6 +60,7 @@ pub struct Stored {
 pub struct Cache {
     root: PathBuf,
     level: i32,
+    packs: Arc<Packs>,
 }
 
 thread_local! {
@@ -66,8 +71,10 @@ thread_local! {
 impl Cache {
     /// A cache rooted at `root`, compressing at zstd `level`.
     pub fn new(root: impl Into<PathBuf>, level: i32) -> Self {
+        let root = root.into();
         Cache {
-            root: root.into(),
+            packs: Arc::new(Packs::new(root.join("packs"))),
+            root,
             level,
         }
     }
@@ -84,7 +91,62 @@ impl Cache {
 
     /// Whether object `id` is present (not whether it is intact: see [`Cache::verify`]).
     pub fn contains(&self, id: &ObjectId) -> bool {
-        self.object_path(id).is_file()
+        // Packs first once their indexes are read; a loose file costs a `stat`, and
+        // indexes are read only when a loose file is not there.
+        if self.packs.with_set(false, |s| s.contains(id)).ok().flatten() == Some(true)
+            || self.object_path(id).is_file()
+            || (self.packs.active() && self.packs.pending(id))
+        {
+            return true;
+        }
+        self.packs.with_set(true, |s| s.contains(id)).ok().flatten() == Some(true)
+    }
+
+    /// The cache's packs.
+    pub fn packs(&self) -> &Packs {
+        &self.packs
+    }
+
+    /// From now until [`Packing::finish`], small new objects (but never directory
+    /// manifests) are appended to a pack file instead of each getting a file.
+    /// Objects appended are readable at once, but survive the process only once
+    /// `finish` has published the pack: call it before writing anything that names them.
+    pub fn begin_packing(&self) -> Packing {
+        self.packs.begin();
+        Packing {
+            cache: self.clone(),
+            done: false,
+        }
+    }
+
+    /// Whether new content of `size` bytes starting with `prefix` goes into a pack.
+    fn packable(&self, size: u64, prefix: &[u8]) -> bool {
+        self.packs.active() && size < PACKED_MAX && !crate::manifest::looks_like(prefix)
+    }
+
+    /// Stores object `id` from its stored form in parts: in the pack being written
+    /// when `pack`, else as its own file.
+    fn store(&self, id: &ObjectId, parts: &[&[u8]], pack: bool) -> Result<u64> {
+        if pack {
+            self.packs.append(id, parts)
+        } else {
+            self.write_new(id, parts)
+        }
+    }
+
+    /// Where object `id`'s stored form is: a file, and the byte range in it (the
+    /// whole file for a loose object, a slice of a pack file for a packed one).
+    pub fn locate(&self, id: &ObjectId) -> Result<Option<(PathBuf, std::ops::Range<u64>)>> {
+        if let Some((pack, offset, len)) = self.packs.with_set(true, |s| s.find(id))?.flatten() {
+            return Ok(Some((pack.path.clone(), offset..offset + len)));
+        }
+        let path = self.object_path(id);
+        Ok(fs::metadata(&path).ok().map(|m| (path, 0..m.len())))
+    }
+
+    /// The stored size of object `id`, if present.
+    pub fn stored_len(&self, id: &ObjectId) -> Option<u64> {
+        self.open_object(id, None).ok().map(|s| s.len())
     }
 
     fn tmp_dir(&self) -> Result<PathBuf> {
@@ -154,9 +216,10 @@ impl Cache {
         } else {
             None
         };
+        let pack = self.packable(size, &data[..data.len().min(16)]);
         let written = match compressed {
-            Some(z) => self.write_new(&id, &[&z])?,
-            None => self.write_new(&id, &[RAW_HEADER, data])?,
+            Some(z) => self.store(&id, &[&z], pack)?,
+            None => self.store(&id, &[RAW_HEADER, data], pack)?,
         };
         Ok(Stored { id, size, written })
     }
@@ -254,30 +317,76 @@ impl Cache {
 
     /// How object `id` is stored.
     pub fn encoding(&self, id: &ObjectId) -> Result<Encoding> {
-        let mut f = self.open_file(id, None)?;
-        let mut head = [0u8; 8];
-        let n = read_full(&mut f, &mut head)?;
-        detect(&head[..n]).ok_or_else(|| corrupt(id, None, "unknown object encoding").into())
+        let head = self.open_object(id, None)?.head(8)?;
+        detect(&head).ok_or_else(|| corrupt(id, None, "unknown object encoding").into())
     }
 
-    fn open_file(&self, id: &ObjectId, for_path: Option<&str>) -> Result<fs::File> {
-        match fs::File::open(self.object_path(id)) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CacheError::Missing {
-                id: *id,
-                path: for_path.map(str::to_string),
-            }
-            .into()),
-            Err(e) => Err(e.into()),
+    /// Object `id`'s stored form, wherever it is: a pack (published or being
+    /// written) or its own file.
+    fn open_object(&self, id: &ObjectId, for_path: Option<&str>) -> Result<Slice> {
+        if let Some(s) = self.open_packed(id, for_path, false)? {
+            return Ok(s);
         }
+        match fs::File::open(self.object_path(id)) {
+            Ok(f) => {
+                let f = f.into_parts().0;
+                let len = f.metadata()?.len();
+                return Ok(Slice::new(Arc::new(f), 0, len));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        if self.packs.active()
+            && let Some(s) = self.packs.open_pending(id)?
+        {
+            return Ok(s);
+        }
+        if let Some(s) = self.open_packed(id, for_path, true)? {
+            return Ok(s);
+        }
+        Err(CacheError::Missing {
+            id: *id,
+            path: for_path.map(str::to_string),
+        }
+        .into())
+    }
+
+    fn open_packed(&self, id: &ObjectId, for_path: Option<&str>, load: bool) -> Result<Option<Slice>> {
+        let Some((pack, offset, len)) = self.packs.with_set(load, |s| s.find(id))?.flatten() else {
+            return Ok(None);
+        };
+        let file = pack.file().map_err(|e| {
+            corrupt(
+                id,
+                for_path,
+                &format!("its pack `{}` cannot be read: {e}", pack.path.display()),
+            )
+        })?;
+        Ok(Some(Slice::new(file, offset, len)))
+    }
+
+    /// A decoding reader of `src` (an object's stored form) and the encoding.
+    fn decoder(id: &ObjectId, for_path: Option<&str>, mut src: Slice) -> Result<(Box<dyn Read + Send>, Encoding)> {
+        let head = src.head(8)?;
+        let encoding = detect(&head).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
+        let inner: Box<dyn Read + Send> = match encoding {
+            Encoding::Raw => {
+                let mut skip = [0u8; 8];
+                src.read_exact(&mut skip)?;
+                Box::new(BufReader::with_capacity(CHUNK.min(src.len() as usize + 1), src))
+            }
+            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(src)?),
+        };
+        Ok((inner, encoding))
     }
 
     /// Reads object `id` whole, verifying its hash. `for_path` names the
     /// workspace path that needs it, for error messages.
     pub fn read(&self, id: &ObjectId, for_path: Option<&str>) -> Result<Vec<u8>> {
-        let mut f = self.open_file(id, for_path)?;
-        let mut stored = Vec::new();
-        f.read_to_end(&mut stored)?;
+        let mut stored = self
+            .open_object(id, for_path)?
+            .read_all()
+            .map_err(|e| read_error(id, for_path, e))?;
         let data = match detect(&stored) {
             Some(Encoding::Raw) => {
                 stored.drain(..RAW_HEADER.len());
@@ -297,17 +406,7 @@ impl Cache {
     /// Copies object `id` into `out`, verifying its hash as it streams. On error,
     /// whatever was written to `out` must be discarded by the caller.
     pub fn copy_to(&self, id: &ObjectId, for_path: Option<&str>, out: &mut dyn Write) -> Result<u64> {
-        let mut f = self.open_file(id, for_path)?;
-        let mut head = [0u8; 8];
-        let n = read_full(&mut f, &mut head)?;
-        let encoding = detect(&head[..n]).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
-        let mut reader: Box<dyn Read> = match encoding {
-            Encoding::Raw => Box::new(BufReader::with_capacity(CHUNK, f)),
-            Encoding::Zstd => {
-                f.seek(SeekFrom::Start(0))?;
-                Box::new(zstd::stream::read::Decoder::new(f)?)
-            }
-        };
+        let (mut reader, encoding) = Self::decoder(id, for_path, self.open_object(id, for_path)?)?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
@@ -316,6 +415,9 @@ impl Cache {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(read_error(id, for_path, e));
+                }
                 Err(e) if encoding == Encoding::Zstd && e.kind() != std::io::ErrorKind::PermissionDenied => {
                     return Err(corrupt(id, for_path, &format!("cannot decompress: {e}")).into());
                 }
@@ -334,17 +436,7 @@ impl Cache {
     /// A reader of object `id`'s content that hashes as it goes: the read that
     /// reaches the end fails (`InvalidData`) if the content does not match the id.
     pub fn reader(&self, id: &ObjectId, for_path: Option<&str>) -> Result<ObjectReader> {
-        let mut f = self.open_file(id, for_path)?;
-        let mut head = [0u8; 8];
-        let n = read_full(&mut f, &mut head)?;
-        let encoding = detect(&head[..n]).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
-        let inner: Box<dyn Read + Send> = match encoding {
-            Encoding::Raw => Box::new(BufReader::with_capacity(CHUNK, f)),
-            Encoding::Zstd => {
-                f.seek(SeekFrom::Start(0))?;
-                Box::new(zstd::stream::read::Decoder::new(f)?)
-            }
-        };
+        let (inner, _) = Self::decoder(id, for_path, self.open_object(id, for_path)?)?;
         Ok(ObjectReader {
             inner,
             hasher: blake3::Hasher::new(),
@@ -364,7 +456,8 @@ impl Cache {
         Ok(out)
     }
 
-    /// Deletes object `id` (absent is fine).
+    /// Deletes object `id`'s own file (absent is fine); packed objects go with
+    /// [`Cache::delete_many`].
     pub fn delete(&self, id: &ObjectId) -> Result<()> {
         match fs::remove_file(self.object_path(id)) {
             Ok(()) => Ok(()),
@@ -395,8 +488,12 @@ impl Cache {
         use std::os::unix::fs::MetadataExt;
         let mut h = blake3::Hasher::new();
         let objects = self.root.join("objects");
-        for i in 0..256u32 {
-            let dir = objects.join(format!("{i:02x}"));
+        let dirs = (0..256u32).map(|i| objects.join(format!("{i:02x}")));
+        // Pack indexes count too: one rewritten in place must not go unnoticed.
+        let indexes = fs::read_dir(self.packs.dir())
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for dir in dirs.chain([self.packs.dir().to_path_buf()]).chain(indexes) {
             let m = fs::symlink_metadata(dir).ok();
             let v = m.map_or([0i64; 5], |m| {
                 [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino() as i64]
@@ -485,8 +582,30 @@ impl Cache {
         Ok(ids)
     }
 
-    /// Every object id present in the cache, and paths under `objects/` that are not objects.
+    /// Every object id present in the cache (loose or packed), and paths under
+    /// `objects/` and `packs/` that are not objects, packs or their indexes.
     pub fn list(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
+        let (mut ids, mut strays) = self.list_loose()?;
+        let packed = self
+            .packs
+            .with_set(true, |s| {
+                s.packs
+                    .iter()
+                    .flat_map(|p| p.entries.iter().map(|e| e.id))
+                    .collect::<Vec<_>>()
+            })?
+            .unwrap_or_default();
+        if !packed.is_empty() {
+            ids.extend(packed);
+            ids.sort();
+            ids.dedup();
+        }
+        strays.extend(self.packs.strays()?);
+        strays.sort();
+        Ok((ids, strays))
+    }
+
+    fn list_loose(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
         let objects = self.root.join("objects");
         if !objects.is_dir() {
             return Ok((Vec::new(), Vec::new()));
@@ -526,6 +645,95 @@ impl Cache {
         ids.sort();
         strays.sort();
         Ok((ids, strays))
+    }
+}
+
+/// New small objects being packed; see [`Cache::begin_packing`]. Dropped without
+/// [`Packing::finish`], the objects appended since the last published pack are discarded.
+#[must_use = "objects packed are kept only once `finish` publishes them"]
+#[derive(Debug)]
+pub struct Packing {
+    cache: Cache,
+    done: bool,
+}
+
+impl Packing {
+    /// Publishes what was packed, and stops packing.
+    pub fn finish(mut self) -> Result<()> {
+        self.done = true;
+        self.cache.packs.finish()
+    }
+}
+
+impl Drop for Packing {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.packs.abandon();
+        }
+    }
+}
+
+impl Cache {
+    /// Deletes objects `ids`: their own files, and their entries in packs. A pack
+    /// left with no live object is removed (index first); one that keeps some is
+    /// rewritten with only those, the new pack published before the old one goes,
+    /// so that a crash leaves both (harmless duplicates), never neither. Leftovers
+    /// of killed pack writers are removed too. `on_deleted` is told of each object.
+    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn()) -> Result<()> {
+        for id in ids {
+            self.delete(id)?;
+            on_deleted();
+        }
+        let gone: rustc_hash::FxHashSet<ObjectId> = ids.iter().copied().collect();
+        let packs = self.packs.with_set(true, |s| s.packs.clone())?.unwrap_or_default();
+        let result = (|| -> Result<()> {
+            for pack in packs {
+                let keep: Vec<&crate::pack::Entry> = pack.entries.iter().filter(|e| !gone.contains(&e.id)).collect();
+                if keep.len() == pack.entries.len() {
+                    continue;
+                }
+                if !keep.is_empty() {
+                    let file = pack.file().map_err(|e| {
+                        std::io::Error::other(format!("cannot read pack `{}`: {e}", pack.path.display()))
+                    })?;
+                    let mut w = crate::pack::PackWriter::new(self.packs.dir())?;
+                    for e in keep {
+                        let stored = Slice::new(file.clone(), e.offset, e.len)
+                            .read_all()
+                            .map_err(|err| read_error(&e.id, None, err))?;
+                        verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+                        w.append(&e.id, &[&stored])?;
+                    }
+                    w.publish()?;
+                }
+                remove_if_present(&pack.index_path())?;
+                remove_if_present(&pack.path)?;
+            }
+            self.packs.forget();
+            self.remove_pack_leftovers()
+        })();
+        self.packs.forget();
+        result
+    }
+
+    /// Removes what killed pack writers left in `packs/`: unfinished packs, and
+    /// packs whose index was never written. Only for a caller holding the repo
+    /// lock, as every pack writer does.
+    pub fn remove_pack_leftovers(&self) -> Result<()> {
+        for stray in self.packs.strays()? {
+            let name = stray.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(".pack.dvt-tmp-") || name.ends_with(".pack") {
+                remove_if_present(&stray)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -700,26 +908,28 @@ impl Cache {
     /// Object `id`'s stored form (compressed or raw, as on disk), read whole and
     /// verified: a damaged object is [`CacheError::Corrupt`], never returned.
     pub fn read_stored(&self, id: &ObjectId) -> Result<Vec<u8>> {
-        let mut f = self.open_file(id, None)?;
-        let mut stored = Vec::new();
-        f.read_to_end(&mut stored)?;
+        let stored = self
+            .open_object(id, None)?
+            .read_all()
+            .map_err(|e| read_error(id, None, e))?;
         verify_stored(id, &stored).map_err(|reason| corrupt(id, None, &reason))?;
         Ok(stored)
     }
 
     /// Opens object `id`'s stored form for streaming; the caller verifies with a
-    /// [`StoredVerifier`]. Returns the file and its size.
-    pub fn open_stored(&self, id: &ObjectId) -> Result<(fs::File, u64)> {
-        let f = self.open_file(id, None)?;
-        let len = f.metadata()?.len();
-        Ok((f, len))
+    /// [`StoredVerifier`]. Returns a reader and the stored size.
+    pub fn open_stored(&self, id: &ObjectId) -> Result<(Slice, u64)> {
+        let s = self.open_object(id, None)?;
+        let len = s.len();
+        Ok((s, len))
     }
 
     /// Stores an object given in its stored form, after verifying it. Returns the
     /// stored size; a damaged object is [`CacheError::Corrupt`] and is not written.
     pub fn import_stored(&self, id: &ObjectId, stored: &[u8]) -> Result<u64> {
-        verify_stored(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
-        self.write_new(id, &[stored])
+        let content = decode_stored(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
+        let pack = self.packable(content.len() as u64, &content[..content.len().min(16)]);
+        self.store(id, &[stored], pack)
     }
 
     /// Copies object `id` from another cache-shaped store `src` (a local remote, or
@@ -730,6 +940,18 @@ impl Cache {
     /// [`CacheError::Corrupt`]; a missing one [`CacheError::Missing`].
     pub fn import_from(&self, src: &Cache, id: &ObjectId, link: bool) -> Result<u64> {
         let from = src.object_path(id);
+        // A packed source, or a small object while this cache packs: through memory.
+        let through_memory = match fs::metadata(&from) {
+            Ok(m) => self.packs.active() && !link && m.len() < PACKED_MAX,
+            Err(_) => true,
+        };
+        if through_memory {
+            let stored = src
+                .open_object(id, None)?
+                .read_all()
+                .map_err(|e| read_error(id, None, e))?;
+            return self.import_stored(id, &stored);
+        }
         let dest = self.object_path(id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         let tmp = temp_in(&dir, "obj");
@@ -881,6 +1103,15 @@ pub fn detect(head: &[u8]) -> Option<Encoding> {
         Some(Encoding::Raw)
     } else {
         None
+    }
+}
+
+/// An error reading an object's stored bytes: running short means it is damaged.
+fn read_error(id: &ObjectId, for_path: Option<&str>, e: std::io::Error) -> crate::Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        corrupt(id, for_path, &e.to_string()).into()
+    } else {
+        e.into()
     }
 }
 

@@ -50,6 +50,7 @@ pub mod gitignore;
 pub mod manifest;
 pub mod object;
 pub mod ops;
+pub mod pack;
 pub mod pipeline;
 pub mod pointer;
 pub mod progress;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use common::{TestEnv, noise, snapshot};
 
@@ -132,10 +133,7 @@ fn objects_are_compressed_when_it_pays_and_raw_when_not() {
     env.write("text.csv", &csv);
     env.write("noise.bin", noise(1_000_000, 3));
     env.dvt(&["add", "text.csv", "noise.bin"]).ok();
-    let obj = |content: &[u8]| {
-        let hex = blake3::hash(content).to_hex();
-        env.read(&format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]))
-    };
+    let obj = |content: &[u8]| env.stored(blake3::hash(content).to_hex().as_str());
     let z = obj(csv.as_bytes());
     assert_eq!(&z[..4], &[0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
     assert!(z.len() * 4 < csv.len(), "{} vs {}", z.len(), csv.len());
@@ -192,7 +190,7 @@ fn status_lists_added_modified_deleted_and_missing_objects() {
 
     // Lose model.bin's object from the cache.
     let id = blake3::hash(b"weights").to_hex().to_string();
-    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    env.remove_object(&id);
     let j = env.dvt(&["status", "--json", "model.bin.dvt"]).ok().json();
     assert_eq!(j["pointers"][0]["missing_from_cache"][0], id.as_str());
     assert!(
@@ -206,7 +204,7 @@ fn status_lists_added_modified_deleted_and_missing_objects() {
     env.dvt(&["checkout", "--force", "data"]).ok();
     assert!(env.dvt(&["status", "data"]).ok().stdout.contains("up to date"));
     let id = blake3::hash(b"c\n").to_hex().to_string();
-    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    env.remove_object(&id);
     let j = env.dvt(&["status", "--json", "data"]).ok().json();
     assert_eq!(j["pointers"][0]["missing_from_cache"][0], id.as_str(), "{j}");
 }
@@ -295,10 +293,7 @@ fn fsck_names_corrupt_objects() {
     env.write("b.bin", noise(10_000, 4));
     env.dvt(&["add", "a.csv", "b.bin"]).ok();
     let hex = blake3::hash(&noise(10_000, 4)).to_hex().to_string();
-    let obj = format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]);
-    let mut bytes = env.read(&obj);
-    bytes[100] ^= 0xff;
-    std::fs::write(env.path(&obj), bytes).unwrap();
+    env.damage(&hex, |bytes| bytes[100] ^= 0xff);
     let r = env.dvt(&["fsck"]).fails();
     assert!(r.stdout.contains(&format!("corrupt {hex}")), "{}", r.stdout);
     assert!(r.stdout.contains("1 corrupt"));
@@ -469,18 +464,14 @@ fn corrupt_or_missing_object_never_reaches_the_workspace() {
     env.write("data/small.csv", "s\n".repeat(1000));
     env.write("data/big.bin", &big);
     env.dvt(&["add", "data"]).ok();
-    let obj = |c: &[u8]| {
-        let hex = blake3::hash(c).to_hex().to_string();
-        (hex.clone(), format!(".dvt/cache/objects/{}/{}", &hex[..2], &hex[2..]))
-    };
     // Corrupt the big object, delete the small one.
-    let (big_id, big_obj) = obj(&big);
-    let mut bytes = env.read(&big_obj);
-    let n = bytes.len();
-    bytes[n - 10] ^= 1;
-    std::fs::write(env.path(&big_obj), bytes).unwrap();
-    let (small_id, small_obj) = obj("s\n".repeat(1000).as_bytes());
-    std::fs::remove_file(env.path(&small_obj)).unwrap();
+    let big_id = blake3::hash(&big).to_hex().to_string();
+    env.damage(&big_id, |bytes| {
+        let n = bytes.len();
+        bytes[n - 10] ^= 1;
+    });
+    let small_id = blake3::hash("s\n".repeat(1000).as_bytes()).to_hex().to_string();
+    env.remove_object(&small_id);
 
     std::fs::remove_dir_all(env.path("data")).unwrap();
     let r = env.dvt(&["checkout"]).fails();
@@ -730,4 +721,137 @@ fn a_tracked_file_keeps_its_executable_bit() {
         .mode();
     assert_eq!(mode & 0o111, 0o111, "restored executable");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}
+
+fn pack_files(env: &TestEnv) -> Vec<PathBuf> {
+    let dir = env.path(".dvt/cache/packs");
+    common::walk(&dir)
+        .into_iter()
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "pack"))
+        .collect()
+}
+
+#[test]
+fn small_files_share_a_pack_and_gc_rewrites_it() {
+    let env = TestEnv::new();
+    for i in 0..300 {
+        env.write(&format!("data/r{i:03}.csv"), format!("id,v\n{i},{}\n", i * 7));
+    }
+    env.write("model.bin", noise(200_000, 9));
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    // The 301 files share one pack; only the directory's manifest has a file of its own.
+    assert_eq!(pack_files(&env).len(), 1);
+    assert_eq!(env.objects().len(), 1, "{:?}", env.objects());
+    assert_eq!(env.object_ids().len(), 302);
+
+    // Half the records go: gc keeps the pack's other objects in a rewritten pack.
+    for i in 0..150 {
+        std::fs::remove_file(env.path(&format!("data/r{i:03}.csv"))).unwrap();
+    }
+    env.dvt(&["add", "data"]).ok();
+    let first = pack_files(&env)[0].clone();
+    env.dvt(&["gc", "-w", "-f"]).ok();
+    assert_eq!(env.object_ids().len(), 152, "150 records, the model, the new manifest");
+    let packs = pack_files(&env);
+    assert_eq!(packs.len(), 1);
+    assert_ne!(packs[0], first, "the pack was rewritten");
+    assert!(!first.with_extension("idx").exists());
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/r299.csv"), b"id,v\n299,2093\n");
+    assert!(env.read("model.bin") == noise(200_000, 9));
+    assert!(!env.exists("data/r000.csv"));
+    assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+
+    // A damaged byte inside the pack: that file is refused, by object and path.
+    let id = blake3::hash(b"id,v\n200,1400\n").to_hex().to_string();
+    env.damage(&id, |b| {
+        let n = b.len();
+        b[n - 2] ^= 1;
+    });
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr.contains(&format!("object {id} in the cache is corrupt")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("data/r200.csv"), "{}", r.stderr);
+    assert!(!env.exists("data/r200.csv"));
+}
+
+#[test]
+fn damaged_pack_index_is_reported_and_its_objects_are_missing() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n1\n");
+    env.write("data/b.csv", "b\n2\n");
+    env.dvt(&["add", "data"]).ok();
+    let idx = pack_files(&env)[0].with_extension("idx");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&idx, bytes).unwrap();
+    let r = env.dvt(&["fsck"]).fails();
+    assert!(r.stdout.contains("damaged pack index"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(idx.file_name().unwrap().to_str().unwrap()),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(
+        r["pointers"][0]["missing_from_cache"].as_array().unwrap().len(),
+        2,
+        "{r}"
+    );
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(r.stderr.contains("is not in the cache"), "{}", r.stderr);
+    // gc leaves the damaged pack alone: nothing it cannot read is deleted.
+    env.dvt(&["gc", "-w", "-f"]).ok();
+    assert!(idx.exists() && idx.with_extension("pack").exists());
+}
+
+#[test]
+fn killed_add_of_many_small_files_publishes_no_partial_pack() {
+    let env = TestEnv::new();
+    for i in 0..3000 {
+        env.write(
+            &format!("data/part-{i:04}.csv"),
+            format!("t,v\n{i},{}\n", i % 97).repeat(20),
+        );
+    }
+    for delay_ms in [5u64, 30, 80, 200] {
+        let mut child = env.dvt_cmd(&["add", "data"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if env.exists("data.dvt") {
+            assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+            std::fs::remove_file(env.path("data.dvt")).unwrap();
+        }
+        let fsck = env.dvt(&["fsck"]).ok();
+        assert!(
+            !fsck.stdout.contains("corrupt") && !fsck.stdout.contains("damaged"),
+            "{}",
+            fsck.stdout
+        );
+        for p in pack_files(&env) {
+            assert!(p.with_extension("idx").exists(), "a pack without its index: {p:?}");
+        }
+    }
+    env.dvt(&["add", "data"]).ok();
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(
+        env.read("data/part-2999.csv"),
+        format!("t,v\n2999,{}\n", 2999 % 97).repeat(20).as_bytes()
+    );
+    // gc removes what killed writers left in packs/.
+    env.dvt(&["gc", "-w", "-f"]).ok();
+    let left: Vec<_> = common::walk(&env.path(".dvt/cache/packs"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

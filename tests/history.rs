@@ -157,7 +157,7 @@ fn rev_errors_name_the_revision_and_the_path() {
 fn object_missing_from_cache_and_remote_is_an_error_naming_it() {
     let Versions { env, _remote } = versions();
     let id = blake3::hash(b"model one").to_hex().to_string();
-    std::fs::remove_file(env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    env.remove_object(&id);
     std::fs::remove_file(_remote.path().join(format!("objects/{}/{}", &id[..2], &id[2..]))).unwrap();
     let r = env.dvt(&["cat", "model.bin", "--rev", "v1"]).fails();
     assert!(r.stderr.contains(&id) && r.stderr.contains("store"), "{}", r.stderr);
@@ -170,15 +170,10 @@ fn object_missing_from_cache_and_remote_is_an_error_naming_it() {
 fn cat_refuses_a_corrupt_object_and_writes_no_bytes() {
     let Versions { env, _remote } = versions();
     let id = blake3::hash(b"model two").to_hex().to_string();
-    let obj = env.path(&format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]));
-    let mut bytes = std::fs::read(&obj).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&obj, perm).unwrap();
-    std::fs::write(&obj, bytes).unwrap();
+    env.damage(&id, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
     let r = env.dvt(&["cat", "model.bin"]).fails();
     assert!(r.stderr.contains("corrupt") && r.stderr.contains(&id), "{}", r.stderr);
     assert!(r.stdout.is_empty());
@@ -375,7 +370,6 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
     let Versions { env, _remote } = versions();
     let mid = blake3::hash(b"t,v\n0,1\n1,1\n").to_hex().to_string();
     let v1 = blake3::hash(b"t,v\n0,1\n").to_hex().to_string();
-    let obj = |id: &str| format!(".dvt/cache/objects/{}/{}", &id[..2], &id[2..]);
     // Uncommitted work is referenced by the workspace pointer: never deleted.
     env.write("model.bin", "uncommitted model");
     env.dvt(&["add", "model.bin"]).ok();
@@ -385,12 +379,12 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
     assert!(r.stderr.contains("--force"), "no terminal to ask: {}", r.stderr);
     let plan = env.dvt(&["gc", "--all-tags", "--dry-run", "--json"]).ok().json();
     assert_eq!(plan["deleted"], false);
-    assert!(env.exists(&obj(&mid)), "dry run deletes nothing");
+    assert!(env.has_object(&mid), "dry run deletes nothing");
 
     env.dvt(&["gc", "--all-tags", "-f"]).ok();
-    assert!(env.exists(&obj(&v1)), "tagged v1 kept");
-    assert!(!env.exists(&obj(&mid)), "untagged intermediate dropped");
-    assert!(env.exists(&obj(&wip)), "the workspace's data kept");
+    assert!(env.has_object(&v1), "tagged v1 kept");
+    assert!(!env.has_object(&mid), "untagged intermediate dropped");
+    assert!(env.has_object(&wip), "the workspace's data kept");
     for rev in ["v1", "v2"] {
         env.dvt(&["cat", "data/a.csv", "--rev", rev]).ok();
     }
@@ -408,8 +402,8 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
 
     // Plain gc keeps only HEAD and the workspace: v1 goes, the workspace stays.
     env.dvt(&["gc", "-f"]).ok();
-    assert!(!env.exists(&obj(&v1)));
-    assert!(env.exists(&obj(&wip)));
+    assert!(!env.has_object(&v1));
+    assert!(env.has_object(&wip));
     env.dvt(&["checkout", "--force"]).ok();
     assert!(
         env.dvt(&["status"]).ok().stdout.contains("unchanged")

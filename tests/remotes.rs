@@ -104,18 +104,21 @@ fn local_directory_remote_round_trip() {
     let store = a.root.parent().unwrap().join("store");
     a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
     round_trip(&a, |_| {});
-    // The remote is a plain copy of the cache's objects.
-    let cached: Vec<PathBuf> = a
-        .objects()
-        .iter()
-        .map(|p| p.strip_prefix(a.path(".dvt/cache")).unwrap().to_path_buf())
-        .collect();
-    let remote: Vec<PathBuf> = walk(&store)
+    // The remote holds every object of the cache, one file each, byte for byte
+    // as the cache stores it (loose or packed), and nothing else.
+    let remote: Vec<String> = walk(&store)
         .into_iter()
         .filter(|p| p.is_file())
-        .map(|p| p.strip_prefix(&store).unwrap().to_path_buf())
+        .map(|p| remote_id(&store.join("objects"), &p))
         .collect();
-    assert_eq!(cached, remote);
+    assert_eq!(a.object_ids(), remote);
+    assert_remote_objects_whole(&a, &store.join("objects"));
+}
+
+/// The object id named by a file below a remote's `objects/`.
+fn remote_id(objects: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(objects).unwrap();
+    rel.to_str().unwrap().replace('/', "")
 }
 
 fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {
@@ -304,12 +307,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Every file under the remote's `objects/` is whole: byte-identical to the cache's.
 fn assert_remote_objects_whole(a: &TestEnv, objects: &Path) {
     for f in files_under(objects) {
-        let rel = f.strip_prefix(objects).unwrap();
-        let cached = a.path(".dvt/cache/objects").join(rel);
+        let id = remote_id(objects, &f);
         assert!(
-            std::fs::read(&f).unwrap() == std::fs::read(&cached).unwrap(),
-            "remote object {} is partial or wrong",
-            rel.display()
+            std::fs::read(&f).unwrap() == a.stored(&id),
+            "remote object {id} is partial or wrong"
         );
     }
 }
@@ -417,12 +418,12 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
     // Nothing damaged entered the cache, no temporary file is left, and the
     // workspace was not touched.
     let cache = b.path(".dvt/cache");
+    assert!(
+        !b.has_object(&model) && !b.has_object(&manifest),
+        "a damaged object was stored"
+    );
     for f in files_under(&cache) {
         let name = f.to_str().unwrap();
-        assert!(
-            !name.contains(&model[2..]) && !name.contains(&manifest[2..]),
-            "{name} was stored"
-        );
         assert!(!name.contains("dvt-tmp"), "left behind: {name}");
     }
     assert!(!b.exists("model.bin") && !b.exists("data"));
@@ -448,19 +449,13 @@ fn push_refuses_a_corrupt_cache_object_and_keeps_its_manifest_back() {
     a.write("data/a.bin", noise(50_000, 1));
     a.write("data/b.bin", noise(50_000, 2));
     a.dvt(&["add", "data"]).ok();
-    let objs = a.objects();
-    let victim = objs
-        .iter()
-        .find(|p| std::fs::metadata(p).unwrap().len() > 40_000)
-        .unwrap();
-    let mut bytes = std::fs::read(victim).unwrap();
-    bytes[1000] ^= 1;
-    std::fs::write(victim, bytes).unwrap();
+    let victim = blake3_hex(&noise(50_000, 1));
+    a.damage(&victim, |bytes| bytes[1000] ^= 1);
     let r = a.dvt(&["push"]).fails();
     assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
     assert!(r.stderr.contains("not uploaded"), "{}", r.stderr);
-    let rel = victim.strip_prefix(a.path(".dvt/cache")).unwrap();
-    assert!(!store.join(rel).exists(), "the corrupt object reached the remote");
+    let remote_file = store.join("objects").join(&victim[..2]).join(&victim[2..]);
+    assert!(!remote_file.exists(), "the corrupt object reached the remote");
     // Only the intact file went up: not the manifest, which would claim a complete directory.
     assert_eq!(files_under(&store).len(), 1);
 }
@@ -633,18 +628,11 @@ fn status_remote_tells_local_only_remote_only_and_lost_objects() {
     a.dvt(&["add", "data", "model.bin"]).ok();
     a.dvt(&["push"]).ok();
     a.dvt(&["add", "notes.txt"]).ok();
-    let obj = |root: &Path, pointer: &str| {
-        let text = String::from_utf8(a.read(pointer)).unwrap();
-        let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
-        let id = &line[6..line.len() - 1];
-        root.join("objects").join(&id[..2]).join(&id[2..])
-    };
     // model.bin: only on the remote now. data/one.csv's object: lost from both.
-    std::fs::remove_file(obj(&a.path(".dvt/cache"), "model.bin.dvt")).unwrap();
+    a.remove_object(&blake3_hex(&noise(5000, 3)));
     let one = blake3_hex(b"a,b\n1,2\n");
-    for root in [a.path(".dvt/cache"), store.clone()] {
-        std::fs::remove_file(root.join("objects").join(&one[..2]).join(&one[2..])).unwrap();
-    }
+    a.remove_object(&one);
+    std::fs::remove_file(store.join("objects").join(&one[..2]).join(&one[2..])).unwrap();
     let r = a.dvt(&["status", "--remote"]).ok();
     assert!(
         r.stdout.contains("data: 1 object in neither (lost here)"),

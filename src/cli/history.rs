@@ -415,6 +415,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let opts = ops::GcOptions {
                 revisions: keep.revisions(),
                 remote: remote.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty())),
+                dry_run: *dry_run,
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
                 if !*as_json {

@@ -572,7 +572,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Fsck { json: as_json } => {
             let repo = Repo::open(&cwd)?;
             let report = ops::fsck(&repo, &bars)?;
-            let bad = !report.corrupt.is_empty();
+            let bad = !report.corrupt.is_empty() || !report.bad_indexes.is_empty();
             if *as_json {
                 json(&report)?;
             } else {
@@ -582,12 +582,23 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 for s in &report.strays {
                     out!("stray file (not an object): {}", s.display());
                 }
+                for b in &report.bad_indexes {
+                    out!(
+                        "damaged pack index {}: {} (its objects cannot be read)",
+                        b.path.display(),
+                        b.reason
+                    );
+                }
                 out!(
                     "checked {} objects ({}): {}",
                     report.checked,
                     HumanBytes(report.bytes),
                     if bad {
-                        format!("{} corrupt", report.corrupt.len())
+                        format!(
+                            "{} corrupt, {} damaged pack index(es)",
+                            report.corrupt.len(),
+                            report.bad_indexes.len()
+                        )
                     } else {
                         "all intact".to_string()
                     }

@@ -68,8 +68,8 @@ struct Target {
 
 /// Adds `opts.paths` to the cache and writes a pointer file for each.
 ///
-/// Every path is checked before anything is written; then content is stored,
-/// flushed to disk (`cache.fsync`), and only then are pointers and `.gitignore`
+/// Every path is checked before anything is written; then content is stored
+/// (small files packed together, see [`crate::pack`]), flushed to disk (`cache.fsync`), and only then are pointers and `.gitignore`
 /// entries written, each atomically.
 pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<AddReport> {
     let targets = opts
@@ -84,12 +84,14 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut results = Vec::new();
+    let packing = repo.cache().begin_packing();
     for t in &targets {
         let how = Identify::Store(repo.cache());
         results.push(identify_path(
             repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress,
         )?);
     }
+    packing.finish()?;
     if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }

@@ -20,8 +20,19 @@ pub struct FsckReport {
     pub bytes: u64,
     /// Objects that are damaged or unreadable, with the reason.
     pub corrupt: Vec<Damaged>,
-    /// Files under `objects/` that are not objects.
+    /// Files under `objects/` and `packs/` that are not objects or packs.
     pub strays: Vec<PathBuf>,
+    /// Pack indexes that fail their checks (their objects cannot be found), with why.
+    pub bad_indexes: Vec<BadIndex>,
+}
+
+/// One pack index that cannot be used.
+#[derive(Debug, Serialize)]
+pub struct BadIndex {
+    /// The index file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// One damaged object.
@@ -62,5 +73,18 @@ pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
         bytes: bytes.into_inner(),
         corrupt,
         strays,
+        bad_indexes: repo
+            .cache()
+            .packs()
+            .with_set(true, |s| {
+                s.bad
+                    .iter()
+                    .map(|(path, reason)| BadIndex {
+                        path: path.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect()
+            })?
+            .unwrap_or_default(),
     })
 }

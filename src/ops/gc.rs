@@ -26,6 +26,8 @@ pub struct GcOptions {
     pub revisions: crate::snapshot::Revisions,
     /// Also delete from this remote (`Some(None)`: the default remote).
     pub remote: Option<Option<String>>,
+    /// Only work out the plan: delete nothing, not even leftovers of killed writers.
+    pub dry_run: bool,
 }
 
 /// Objects to delete from one place.
@@ -102,7 +104,13 @@ pub fn gc(
 ) -> Result<(GcPlan, bool)> {
     let _lock = repo.lock("dvt gc")?;
     let plan = gc_plan(repo, opts, progress)?;
-    if plan.cache.count() + plan.remote_objects.count() == 0 || !confirm(&plan)? {
+    if plan.cache.count() + plan.remote_objects.count() == 0 {
+        if !opts.dry_run {
+            repo.cache().remove_pack_leftovers()?;
+        }
+        return Ok((plan, false));
+    }
+    if !confirm(&plan)? {
         return Ok((plan, false));
     }
     apply(repo, &plan, progress)?;
@@ -120,7 +128,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let (ids, _strays) = cache.list()?;
     let mut local = Doomed::default();
     for id in ids.into_iter().filter(|id| !keep.contains(id)) {
-        local.bytes += fs_err::metadata(cache.object_path(&id)).map_or(0, |m| m.len());
+        local.bytes += cache.stored_len(&id).unwrap_or(0);
         if crate::manifest::looks_like(&cache.peek(&id, 16).unwrap_or_default()) {
             local.manifests.push(id);
         } else {
@@ -173,10 +181,9 @@ fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
     }
     let cache = repo.cache();
     progress.start("deleting from the cache", plan.cache.count() as u64, false);
-    for id in plan.cache.manifests.iter().chain(&plan.cache.files) {
-        cache.delete(id)?;
-        progress.inc(1);
-    }
+    let tick = || progress.inc(1);
+    cache.delete_many(&plan.cache.manifests, &tick)?;
+    cache.delete_many(&plan.cache.files, &tick)?;
     progress.finish();
     Ok(())
 }

@@ -288,6 +288,8 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
                 on_run(stage, why);
                 run_stage(repo, stage, &now, &commit)?;
                 let mut done = now.clone();
+                let packing = repo.cache().begin_packing();
+                let mut complete = Vec::new();
                 for out in &stage.outs {
                     let how = if out.cache {
                         Identify::Store(repo.cache())
@@ -301,13 +303,17 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
                         })?;
                     if out.cache {
                         if e.kind == Kind::Dir {
-                            repo.cache().mark_complete(&e.id);
+                            complete.push(e.id);
                         }
                         let abs = repo.root().join(&out.path);
                         let name = out.path.rsplit('/').next().unwrap_or(&out.path);
                         crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
                     }
                     done.outs.push(e);
+                }
+                packing.finish()?;
+                for id in &complete {
+                    repo.cache().mark_complete(id);
                 }
                 done.outs.sort_by(|a, b| a.path.cmp(&b.path));
                 lock.stages.insert(name.clone(), done);

@@ -242,10 +242,7 @@ async fn upload_all(
         return Vec::new();
     }
     let cache = repo.cache();
-    let total_bytes: u64 = ids
-        .par_iter()
-        .map(|id| fs_err::metadata(cache.object_path(id)).map_or(0, |m| m.len()))
-        .sum();
+    let total_bytes: u64 = ids.par_iter().map(|id| cache.stored_len(id).unwrap_or(0)).sum();
     progress.start(label, total_bytes, true);
     let meter = Meter {
         progress,
@@ -365,7 +362,10 @@ async fn fetch_async(
     spread(&mut todo);
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
+    // Small objects go into a pack; what arrived is kept even when some failed.
+    let packing = cache.begin_packing();
     failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
+    packing.finish()?;
     failed_transfers(remote, failures, attempted)?;
     for m in complete_dirs {
         cache.mark_complete(&m);

@@ -171,6 +171,62 @@ impl TestEnv {
         std::thread::sleep(std::time::Duration::from_millis(120));
     }
 
+    fn cache(&self) -> dvt::cache::Cache {
+        dvt::cache::Cache::new(self.path(".dvt/cache"), 1)
+    }
+
+    /// The stored form of object `hex` (loose or packed).
+    pub fn stored(&self, hex: &str) -> Vec<u8> {
+        let (path, range) = self
+            .cache()
+            .locate(&hex.parse().unwrap())
+            .unwrap()
+            .expect("object is in the cache");
+        std::fs::read(path).unwrap()[range.start as usize..range.end as usize].to_vec()
+    }
+
+    /// Changes object `hex`'s stored bytes in place (same length when packed).
+    pub fn damage(&self, hex: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        let (path, range) = self
+            .cache()
+            .locate(&hex.parse().unwrap())
+            .unwrap()
+            .expect("object is in the cache");
+        let mut file = std::fs::read(&path).unwrap();
+        let mut stored = file[range.start as usize..range.end as usize].to_vec();
+        f(&mut stored);
+        if range.start == 0 && range.end == file.len() as u64 {
+            file = stored;
+        } else {
+            assert_eq!(
+                stored.len() as u64,
+                range.end - range.start,
+                "a packed object keeps its length"
+            );
+            file[range.start as usize..range.end as usize].copy_from_slice(&stored);
+        }
+        std::fs::write(&path, file).unwrap();
+    }
+
+    /// The ids of every object in the cache, packed or not, sorted.
+    pub fn object_ids(&self) -> Vec<String> {
+        self.cache().list().unwrap().0.iter().map(|id| id.to_string()).collect()
+    }
+
+    /// Whether object `hex` is in the cache, packed or not.
+    pub fn has_object(&self, hex: &str) -> bool {
+        self.cache().contains(&hex.parse().unwrap())
+    }
+
+    /// Deletes object `hex` from the cache, packed or not.
+    pub fn remove_object(&self, hex: &str) {
+        let cache = self.cache();
+        let id = hex.parse().unwrap();
+        assert!(cache.contains(&id), "object {hex} is in the cache");
+        cache.delete_many(&[id], &|| {}).unwrap();
+        assert!(!self.cache().contains(&id));
+    }
+
     /// Every object file in the cache.
     pub fn objects(&self) -> Vec<PathBuf> {
         walk(&self.path(".dvt/cache/objects"))
