@@ -194,6 +194,50 @@ def du(path):
     return total
 
 
+# Where many-file trees go instead of being deleted while tools are timed (see discard).
+TRASH = {"dir": None, "delete": False}
+# ext4 without a journal (this VM) skips, with a read of its inode block, every inode
+# freed in the last 60 s when it allocates one (fs/ext4/ialloc.c: recently_deleted):
+# creating 100,000 files right after deleting 100,000 costs a scan per file.
+RECENTLY_DELETED_S = 61
+
+
+def many_files(path, limit=1000):
+    n = 0
+    for _, _, files in os.walk(path):
+        n += len(files)
+        if n > limit:
+            return True
+    return False
+
+
+def discard(path):
+    """Removes `path` between timed steps. A tree of many files is moved into the
+    trash instead (a rename), and the trash is emptied only by settle_disk, outside
+    any timed step: deleting it here would make the next step's file creations pay
+    for the kernel's recently-deleted bookkeeping, which is neither tool's work."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        if not TRASH["delete"] and many_files(path):
+            os.makedirs(TRASH["dir"], exist_ok=True)
+            dest = os.path.join(TRASH["dir"], f"{len(os.listdir(TRASH['dir']))}-{os.path.basename(path)}")
+            os.rename(path, dest)
+        else:
+            shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def settle_disk():
+    """Empties the trash and waits out ext4's recently-deleted window, so that the
+    next timed step starts on a disk where nothing was deleted lately."""
+    if TRASH["dir"] and os.path.isdir(TRASH["dir"]) and os.listdir(TRASH["dir"]):
+        shutil.rmtree(TRASH["dir"])
+        subprocess.run(["sync"], check=True)
+        time.sleep(RECENTLY_DELETED_S)
+
+
 class Tool:
     def __init__(self, name, exe, env):
         self.name, self.exe, self.env = name, exe, env
@@ -204,7 +248,7 @@ class Tool:
 
 def setup_repo(work, tool, name, source):
     repo = os.path.join(work, tool.name, name)
-    shutil.rmtree(repo, ignore_errors=True)
+    discard(repo)
     os.makedirs(repo)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     if os.path.isdir(source):
@@ -219,11 +263,7 @@ def setup_repo(work, tool, name, source):
 
 def reset(repo, tool):
     for p in ["data.dvt", "data.dvc", ".dvt/cache", ".dvt/tmp", ".dvc/cache", ".dvc/tmp"]:
-        full = os.path.join(repo, p)
-        if os.path.isdir(full):
-            shutil.rmtree(full)
-        elif os.path.exists(full):
-            os.remove(full)
+        discard(os.path.join(repo, p))
 
 
 def bench_tool(tool, repo, runs):
@@ -253,10 +293,7 @@ def bench_tool(tool, repo, runs):
         timed("status (1 changed)", "status")
         timed("add (1 changed)", "add", "data")
         expected = tree_digest(data)
-        if os.path.isdir(data):
-            shutil.rmtree(data)
-        else:
-            os.remove(data)
+        discard(data)
         subprocess.run(["sync"], check=True)
         timed("checkout (empty workspace)", "checkout")
         if tree_digest(data) != expected:
@@ -279,7 +316,7 @@ def add_remote(tool, repo, kind, target, s3_endpoint):
 def fresh_target(work, tool, kind, name, i, s3_endpoint):
     if kind != "s3":
         target = os.path.join(work, "remotes", f"{tool.name}-{name}")
-        shutil.rmtree(target, ignore_errors=True)
+        discard(target)
         return target
     bucket = f"bench-{tool.name}-{name}-{i}-{int(time.time() * 1000) % 100000}"
     subprocess.run(["curl", "-fsS", "-X", "PUT", f"{s3_endpoint}/{bucket}"], check=True, stdout=subprocess.DEVNULL)
@@ -308,20 +345,17 @@ def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
         if remote_bytes is None and kind == "dir":
             remote_bytes = du(target)
         timed("push (nothing to do)", "push")
-        shutil.rmtree(cache)
+        discard(cache)
         subprocess.run(["sync"], check=True)
         timed("fetch (empty cache)", "fetch")
-        shutil.rmtree(cache)
-        if os.path.isdir(data):
-            shutil.rmtree(data)
-        else:
-            os.remove(data)
+        discard(cache)
+        discard(data)
         subprocess.run(["sync"], check=True)
         timed("pull (empty cache+workspace)", "pull")
         if tree_digest(data) != expected:
             raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
         if kind != "s3":
-            shutil.rmtree(target, ignore_errors=True)
+            discard(target)
     return out, remote_bytes
 
 
@@ -332,7 +366,7 @@ def floors(repo):
         "stat walk": shell("find data -printf '%s %T@ %i\\n' > /dev/null", repo),
     }
     f["cp -r"] = shell("cp -r --reflink=never data data.copy", repo)
-    shell("rm -rf data.copy", repo)
+    discard(os.path.join(repo, "data.copy"))
     if os.path.isfile(data) and shutil.which("zstd"):
         f["zstd -1 -T0"] = shell("zstd -q -1 -T0 -f data -o data.zst && sync && rm -f data.zst", repo)
     return f
@@ -398,6 +432,8 @@ def main():
                          "(comma-separated; '' for none)")
     ap.add_argument("--s3-endpoint", help="S3 emulator (moto) address, needed for --remotes s3")
     ap.add_argument("--skip-local", action="store_true", help="time only the remote operations")
+    ap.add_argument("--delete-between", action="store_true",
+                    help="delete trees between steps instead of moving them aside (see discard)")
     args = ap.parse_args()
     kinds = [k for k in args.remotes.split(",") if k]
     if "s3" in kinds and not args.s3_endpoint:
@@ -407,6 +443,9 @@ def main():
     with_dvc = not (args.smoke or args.no_dvc)
     work = os.path.abspath(args.work if not args.smoke else os.path.join(args.work, "smoke"))
     os.makedirs(work, exist_ok=True)
+    TRASH["dir"] = os.path.join(work, "trash")
+    # The smoke run's trees are small: delete them, and never wait.
+    TRASH["delete"] = args.delete_between or args.smoke
 
     tools, dvc_version = release_tools(with_dvc)
 
@@ -414,6 +453,7 @@ def main():
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d"),
         "dvc": dvc_version,
+        "between_steps": "deleted" if TRASH["delete"] else "moved aside, deleted 61 s before timing resumes",
         "runs": runs,
         "datasets": {},
     }
@@ -424,6 +464,7 @@ def main():
         for tool in tools:
             log(f"{name}: {tool.name} ...")
             repo = setup_repo(work, tool, name, source)
+            settle_disk()
             if args.skip_local:
                 run(tool.cmd("add", "data"), repo, tool.env)
                 timings, cache_bytes = {}, du(os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache"))
@@ -444,14 +485,18 @@ def main():
                 }
             entry["cache_bytes"][tool.name] = cache_bytes
             if tool.name == "dvt":
+                settle_disk()
                 entry["floors"] = floors(repo)
                 cache_dir = os.path.join(repo, ".dvt", "cache")
                 entry["floors"]["cp -r cache"] = shell(
-                    f"cp -r --reflink=never {cache_dir} cache.copy && sync && rm -rf cache.copy", repo)
+                    f"cp -r --reflink=never {cache_dir} cache.copy && sync", repo)
+                discard(os.path.join(repo, "cache.copy"))
                 entry["data_bytes"] = du(os.path.join(repo, "data"))
-            shutil.rmtree(repo)
+            discard(repo)
         results["datasets"][name] = entry
 
+    if TRASH["dir"] and os.path.isdir(TRASH["dir"]):
+        shutil.rmtree(TRASH["dir"])
     out_file = os.path.join(work, "results.json")
     with open(out_file, "w") as f:
         json.dump(results, f, indent=1)
@@ -461,7 +506,7 @@ def main():
 
 def render(r):
     lines = [f"Machine: {r['machine']}; date {r['date']}; DVC {r['dvc'] or '(not run)'}; "
-             f"median of {r['runs']} run(s).", ""]
+             f"median of {r['runs']} run(s); trees between steps: {r.get('between_steps', 'deleted')}.", ""]
     lines.append("| dataset | operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |")
     lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, d in r["datasets"].items():
