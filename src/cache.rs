@@ -352,9 +352,17 @@ impl Cache {
     }
 
     fn open_packed(&self, id: &ObjectId, for_path: Option<&str>, load: bool) -> Result<Option<Slice>> {
-        let Some((pack, offset, len)) = self.packs.with_set(load, |s| s.find(id))?.flatten() else {
+        let Some((mut pack, mut offset, mut len)) = self.packs.with_set(load, |s| s.find(id))?.flatten() else {
             return Ok(None);
         };
+        if pack.file().is_err() && !pack.path.exists() {
+            // Rewritten by a `gc` since the indexes were read: read them again.
+            self.packs.forget();
+            match self.packs.with_set(true, |s| s.find(id))?.flatten() {
+                Some(found) => (pack, offset, len) = found,
+                None => return Ok(None),
+            }
+        }
         let file = pack.file().map_err(|e| {
             corrupt(
                 id,
@@ -1179,6 +1187,29 @@ mod tests {
         cache.copy_to(&s.id, None, &mut out).unwrap();
         assert_eq!(out, noise);
         assert_eq!(cache.put_bytes(&noise).unwrap().written, 0, "second put writes nothing");
+    }
+
+    #[test]
+    fn a_reader_follows_a_pack_rewritten_by_another_process() {
+        let (d, cache) = cache();
+        let packing = cache.begin_packing();
+        let keep = cache
+            .put_bytes(b"kept: some bytes long enough to be compressed or not")
+            .unwrap();
+        let gone = cache
+            .put_bytes(b"dropped: other bytes, also long enough for a test")
+            .unwrap();
+        packing.finish().unwrap();
+        assert!(cache.contains(&keep.id) && cache.contains(&gone.id));
+        // Another process (another Cache on the same directory) rewrites the pack.
+        let other = Cache::new(d.path().join("cache"), 1);
+        other.delete_many(&[gone.id], &|| {}).unwrap();
+        assert!(!other.contains(&gone.id));
+        // The first cache read the old index; it finds the object in the new pack.
+        assert_eq!(
+            cache.read(&keep.id, None).unwrap(),
+            b"kept: some bytes long enough to be compressed or not"
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@
 //! rest of the line, `/`-separated, with `\` written `\\`, newline `\n` and carriage
 //! return `\r`. The same entries always give the same bytes, hence the same id.
 
-use rustc_hash::FxHashSet;
 use std::fmt::Write as _;
 
 use crate::error::{FormatError, Result};
@@ -166,16 +165,26 @@ impl Manifest {
                 return Err(bad("entries are not sorted".into()).into());
             }
         }
-        // No entry may sit below a file or below an "empty" directory.
-        let leaves: FxHashSet<&str> = files
+        // No entry may sit below a file or below an "empty" directory. Both lists are
+        // sorted, so ancestors are found by binary search, and runs of entries in
+        // one directory check that directory's ancestors once.
+        let is_leaf = |p: &str| {
+            files.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok()
+                || empty_dirs.binary_search_by(|d| d.as_str().cmp(p)).is_ok()
+        };
+        let mut checked_dir: &str = "";
+        for path in files
             .iter()
             .map(|e| e.path.as_str())
             .chain(empty_dirs.iter().map(String::as_str))
-            .collect();
-        for path in leaves.iter() {
+        {
+            let Some(last) = path.rfind('/') else { continue };
+            if &path[..last] == checked_dir {
+                continue;
+            }
             let mut cut = path.len();
             while let Some(i) = path[..cut].rfind('/') {
-                if leaves.contains(&path[..i]) {
+                if is_leaf(&path[..i]) {
                     return Err(bad(format!(
                         "`{path}` is below the file or empty directory `{}`",
                         &path[..i]
@@ -184,6 +193,7 @@ impl Manifest {
                 }
                 cut = i;
             }
+            checked_dir = &path[..last];
         }
         Ok(Manifest { files, empty_dirs })
     }
@@ -255,6 +265,9 @@ mod tests {
             format!("f {z} 1 /abs\n"),
             format!("f {z} 1 b\nf {z} 1 a\n"),
             format!("f {z} 1 a\nf {z} 1 a/b\n"),
+            format!("f {z} 1 a\nf {z} 1 a-b\nf {z} 1 a/b/c\n"),
+            format!("f {z} 1 k/a\nf {z} 1 k/a-b\nf {z} 1 k/a/b/c\n"),
+            format!("d - 0 e\nf {z} 1 e/x\n"),
             "f nothex 1 a\n".to_string(),
             format!("q {z} 1 a\n"),
         ] {
