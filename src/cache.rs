@@ -317,7 +317,7 @@ impl Cache {
 
     /// How object `id` is stored.
     pub fn encoding(&self, id: &ObjectId) -> Result<Encoding> {
-        let head = self.open_object(id, None)?.head(8)?;
+        let head = head_of(id, None, &self.open_object(id, None)?)?;
         detect(&head).ok_or_else(|| corrupt(id, None, "unknown object encoding").into())
     }
 
@@ -375,7 +375,7 @@ impl Cache {
 
     /// A decoding reader of `src` (an object's stored form) and the encoding.
     fn decoder(id: &ObjectId, for_path: Option<&str>, mut src: Slice) -> Result<(Box<dyn Read + Send>, Encoding)> {
-        let head = src.head(8)?;
+        let head = head_of(id, for_path, &src)?;
         let encoding = detect(&head).ok_or_else(|| corrupt(id, for_path, "unknown object encoding"))?;
         let inner: Box<dyn Read + Send> = match encoding {
             Encoding::Raw => {
@@ -1112,6 +1112,15 @@ pub fn detect(head: &[u8]) -> Option<Encoding> {
     } else {
         None
     }
+}
+
+/// The first 8 stored bytes of `src` (fewer only if the object is that short).
+fn head_of(id: &ObjectId, for_path: Option<&str>, src: &Slice) -> Result<Vec<u8>> {
+    let head = src.head(8)?;
+    if (head.len() as u64) < src.len().min(8) {
+        return Err(corrupt(id, for_path, "truncated: the file ends before the object does").into());
+    }
+    Ok(head)
 }
 
 /// An error reading an object's stored bytes: running short means it is damaged.

@@ -813,6 +813,32 @@ fn damaged_pack_index_is_reported_and_its_objects_are_missing() {
 }
 
 #[test]
+fn truncated_pack_is_reported_as_truncated() {
+    let env = TestEnv::new();
+    for i in 0..40 {
+        env.write(&format!("data/f{i:02}.csv"), format!("row {i},{}\n", i * 3));
+    }
+    env.dvt(&["add", "data"]).ok();
+    let pack = pack_files(&env)[0].clone();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(200)
+        .unwrap();
+    let r = env.dvt(&["fsck"]).fails();
+    assert!(
+        r.stdout.contains("truncated") && !r.stdout.contains("unknown object encoding"),
+        "{}",
+        r.stdout
+    );
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(r.stderr.contains("truncated"), "{}", r.stderr);
+    assert!(!env.exists("data/f39.csv"));
+}
+
+#[test]
 fn killed_add_of_many_small_files_publishes_no_partial_pack() {
     let env = TestEnv::new();
     for i in 0..3000 {
