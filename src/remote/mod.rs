@@ -54,6 +54,74 @@ pub struct Remote {
     secrets: Vec<String>,
     runtime: tokio::runtime::Runtime,
     memory: Arc<tokio::sync::Semaphore>,
+    /// For a WebDAV remote: the client and origin that MOVE staged uploads into place.
+    webdav: Option<WebDav>,
+}
+
+/// What a WebDAV remote needs beyond object_store: its `rename` is COPY then DELETE,
+/// and a server stopped during a COPY leaves a partial file under the final name.
+/// A MOVE is a rename on the server, so an object appears whole or not at all.
+struct WebDav {
+    client: reqwest::Client,
+    origin: reqwest::Url,
+}
+
+impl WebDav {
+    fn url(&self, path: &StorePath) -> reqwest::Url {
+        let mut url = self.origin.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(path.parts().map(|p| p.as_ref().to_string()));
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        method: &[u8],
+        path: &StorePath,
+        dest: Option<&StorePath>,
+    ) -> std::result::Result<u16, String> {
+        let method = reqwest::Method::from_bytes(method).map_err(|e| e.to_string())?;
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(dest) = dest {
+            req = req
+                .header("Destination", self.url(dest).as_str())
+                .header("Overwrite", "T");
+        }
+        let response = req.send().await.map_err(|e| crate::error_chain(&e))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Moves `from` to `to`, creating `to`'s missing parent collections.
+    async fn rename(&self, from: &StorePath, to: &StorePath) -> std::result::Result<(), object_store::Error> {
+        let fail = |message: String| object_store::Error::Generic {
+            store: "WebDAV",
+            source: message.into(),
+        };
+        for attempt in 0..2 {
+            let status = self.send(b"MOVE", from, Some(to)).await.map_err(fail)?;
+            match status {
+                200..=299 => return Ok(()),
+                // The destination's parent collection may be missing: servers answer
+                // 409 (RFC 4918), 404, or 403 (Go's x/net/webdav, under rclone).
+                403 | 404 | 409 if attempt == 0 => {
+                    let parts: Vec<_> = to.parts().collect();
+                    let mut dir = StorePath::default();
+                    for part in &parts[..parts.len().saturating_sub(1)] {
+                        dir = dir.clone().join(part.as_ref());
+                        // 201: created; 405: already there. Anything else shows in the retried MOVE.
+                        self.send(b"MKCOL", &dir, None).await.map_err(fail)?;
+                    }
+                }
+                _ => return Err(fail(format!("MOVE of `{from}` to `{to}` answered HTTP {status}"))),
+            }
+        }
+        Err(fail(format!(
+            "MOVE of `{from}` to `{to}`: its parent collection cannot be created"
+        )))
+    }
 }
 
 impl std::fmt::Debug for Remote {
@@ -114,6 +182,23 @@ impl Remote {
         let allow_http =
             spec.flag("allow_http")?.unwrap_or(false) || endpoint.is_some_and(|e| e.starts_with("http://"));
         client = client.with_allow_http(allow_http);
+        let webdav = match (location.scheme, &location.base_url) {
+            (Scheme::Http, Some(url)) => {
+                let mut builder = reqwest::Client::builder();
+                if let Some(t) = spec.int("timeout")? {
+                    builder = builder.timeout(Duration::from_secs(t));
+                }
+                let bad = |e: String| RemoteError::Config {
+                    remote: spec.name.clone(),
+                    message: e,
+                };
+                Some(WebDav {
+                    client: builder.build().map_err(|e| bad(crate::error_chain(&e)))?,
+                    origin: reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?,
+                })
+            }
+            _ => None,
+        };
         let store: Arc<dyn ObjectStore> = match location.scheme {
             Scheme::Local => {
                 let dir = location.dir.clone().unwrap_or_default();
@@ -186,6 +271,7 @@ impl Remote {
             secrets,
             runtime,
             memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
+            webdav,
         })
     }
 
@@ -557,7 +643,11 @@ impl Remote {
             .as_str(),
         );
         self.store.put(&tmp, PutPayload::from(bytes)).await?;
-        if let Err(e) = self.store.rename(&tmp, dest).await {
+        let moved = match &self.webdav {
+            Some(dav) => dav.rename(&tmp, dest).await,
+            None => self.store.rename(&tmp, dest).await,
+        };
+        if let Err(e) = moved {
             let _ = self.store.delete(&tmp).await;
             return Err(e);
         }
