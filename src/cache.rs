@@ -61,6 +61,33 @@ pub struct Cache {
     root: PathBuf,
     level: i32,
     packs: Arc<Packs>,
+    stash: Arc<std::sync::Mutex<Stash>>,
+}
+
+/// Decoded copies of big objects, kept by a download for the checkout that follows
+/// (see [`Cache::keep_decoded`]).
+#[derive(Debug, Default)]
+struct Stash {
+    dir: Option<PathBuf>,
+    files: rustc_hash::FxHashMap<ObjectId, PathBuf>,
+}
+
+/// While alive, big objects downloaded into the cache also leave their decoded,
+/// verified content in a directory, for [`Cache::take_decoded`]. Dropping it
+/// deletes whatever was not taken.
+#[derive(Debug)]
+pub struct KeepDecoded {
+    cache: Cache,
+    dir: PathBuf,
+}
+
+impl Drop for KeepDecoded {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.cache.stash.lock() {
+            *s = Stash::default();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 thread_local! {
@@ -74,9 +101,67 @@ impl Cache {
         let root = root.into();
         Cache {
             packs: Arc::new(Packs::new(root.join("packs"))),
+            stash: Arc::default(),
             root,
             level,
         }
+    }
+
+    /// From now until the guard is dropped, each object over [`PACKED_MAX`] that is
+    /// downloaded into this cache (from a remote or a directory) also leaves its
+    /// content, decoded in the same pass that verifies it, as a file in `dir`. A
+    /// checkout that follows takes that file ([`Cache::take_decoded`]) instead of
+    /// decompressing the object a second time. `dir` must be on the workspace's
+    /// filesystem for that to pay; anything left in it is deleted with the guard.
+    pub fn keep_decoded(&self, dir: PathBuf) -> Result<KeepDecoded> {
+        fs::create_dir_all(&dir)?;
+        if let Ok(mut s) = self.stash.lock() {
+            s.dir = Some(dir.clone());
+        }
+        Ok(KeepDecoded {
+            cache: self.clone(),
+            dir,
+        })
+    }
+
+    /// A file holding object `id`'s content, verified, if a download kept one (see
+    /// [`Cache::keep_decoded`]). It is the caller's from now on: rename it or delete it.
+    pub fn take_decoded(&self, id: &ObjectId) -> Option<PathBuf> {
+        self.stash.lock().ok()?.files.remove(id)
+    }
+
+    /// A verifier for object `id` arriving in this cache, writing the decoded content
+    /// to a kept file while a [`KeepDecoded`] is alive (`None` then means no file).
+    fn arrival_verifier(&self, id: &ObjectId, stored_len: u64) -> (StoredVerifier, Option<PathBuf>) {
+        let dir = match self.stash.lock() {
+            Ok(s) if stored_len >= PACKED_MAX && !s.files.contains_key(id) => s.dir.clone(),
+            _ => None,
+        };
+        let kept = dir.map(|d| temp_in(&d, &id.to_string()));
+        match kept
+            .as_ref()
+            .and_then(|p| fs::File::create(p).ok())
+            .map(|f| f.into_parts().0)
+        {
+            Some(f) => (StoredVerifier::new().with_output(f), kept),
+            None => (StoredVerifier::new(), None),
+        }
+    }
+
+    /// Records a kept file once its object verified and entered the cache; deletes it
+    /// when it is incomplete.
+    fn arrived(&self, id: &ObjectId, kept: Option<PathBuf>, complete: bool) {
+        let Some(path) = kept else { return };
+        if complete
+            && let Ok(mut s) = self.stash.lock()
+            && s.dir.is_some()
+        {
+            if let Some(old) = s.files.insert(*id, path) {
+                let _ = fs::remove_file(old);
+            }
+            return;
+        }
+        let _ = fs::remove_file(path);
     }
 
     /// The cache's root directory.
@@ -413,6 +498,10 @@ impl Cache {
 
     /// Copies object `id` into `out`, verifying its hash as it streams. On error,
     /// whatever was written to `out` must be discarded by the caller.
+    ///
+    /// One thread decodes, hashes and writes in turn: handing the writes to a second
+    /// thread (as [`StoredVerifier`] does with its hashing) measured slower here,
+    /// with the kernel's page-cache copy costing three times as much system time.
     pub fn copy_to(&self, id: &ObjectId, for_path: Option<&str>, out: &mut dyn Write) -> Result<u64> {
         let (mut reader, encoding) = Self::decoder(id, for_path, self.open_object(id, for_path)?)?;
         let mut hasher = blake3::Hasher::new();
@@ -751,20 +840,64 @@ fn remove_if_present(path: &Path) -> Result<()> {
 pub struct StoredVerifier {
     head: Vec<u8>,
     state: VerifyState,
+    /// Where the decoded content goes too, until the state takes it.
+    output: Option<std::fs::File>,
 }
 
 enum VerifyState {
     Head,
-    Raw(Box<blake3::Hasher>),
+    Raw(Box<HashSink>),
     Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
 }
 
-struct HashSink(blake3::Hasher);
+/// Hashes decoded content (on a second thread for big objects, see [`crate::pipe`])
+/// and, optionally, writes it to a file.
+struct HashSink(crate::pipe::HashPipe<KeptCopy>);
+
+/// The optional file a [`HashSink`] writes to. A failed write only drops the file
+/// (the content's verification goes on): the copy is a shortcut, not the object.
+struct KeptCopy {
+    out: Option<BufWriter<std::fs::File>>,
+    failed: bool,
+}
+
+impl Write for KeptCopy {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(out) = &mut self.out
+            && out.write_all(buf).is_err()
+        {
+            self.out = None;
+            self.failed = true;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HashSink {
+    fn new(out: Option<std::fs::File>) -> Self {
+        HashSink(crate::pipe::HashPipe::new(KeptCopy {
+            out: out.map(|f| BufWriter::with_capacity(1 << 20, f)),
+            failed: false,
+        }))
+    }
+
+    /// The hasher, and whether the whole content reached the output.
+    fn end(self) -> std::result::Result<(blake3::Hasher, bool), String> {
+        let (hasher, kept, _) = self.0.finish().map_err(|e| e.to_string())?;
+        let written = match kept.out {
+            Some(w) => !kept.failed && w.into_inner().is_ok(),
+            None => false,
+        };
+        Ok((hasher, written))
+    }
+}
 
 impl Write for HashSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+        self.0.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -783,7 +916,14 @@ impl StoredVerifier {
         StoredVerifier {
             head: Vec::new(),
             state: VerifyState::Head,
+            output: None,
         }
+    }
+
+    /// Also writes the decoded content to `file` (see [`StoredVerifier::finish_output`]).
+    pub fn with_output(mut self, file: std::fs::File) -> Self {
+        self.output = Some(file);
+        self
     }
 
     /// Feeds the next stored bytes. Fails (with a reason) when they cannot be decoded.
@@ -796,9 +936,9 @@ impl StoredVerifier {
                 return Ok(());
             }
             self.state = match detect(&self.head) {
-                Some(Encoding::Raw) => VerifyState::Raw(Box::default()),
+                Some(Encoding::Raw) => VerifyState::Raw(Box::new(HashSink::new(self.output.take()))),
                 Some(Encoding::Zstd) => {
-                    let mut d = zstd::stream::write::Decoder::new(HashSink(blake3::Hasher::new()))
+                    let mut d = zstd::stream::write::Decoder::new(HashSink::new(self.output.take()))
                         .map_err(|e| format!("cannot decompress: {e}"))?;
                     d.write_all(&self.head).map_err(|e| format!("cannot decompress: {e}"))?;
                     VerifyState::Zstd(Box::new(d))
@@ -809,7 +949,7 @@ impl StoredVerifier {
         match &mut self.state {
             VerifyState::Head => Ok(()),
             VerifyState::Raw(h) => {
-                h.update(chunk);
+                h.write_all(chunk).map_err(|e| e.to_string())?;
                 Ok(())
             }
             VerifyState::Zstd(d) => d.write_all(chunk).map_err(|e| format!("cannot decompress: {e}")),
@@ -818,19 +958,25 @@ impl StoredVerifier {
 
     /// Ends the stream: `Ok` when the content hashes to `id`.
     pub fn finish(self, id: &ObjectId) -> std::result::Result<(), String> {
-        let hasher = match self.state {
+        self.finish_output(id).map(|_| ())
+    }
+
+    /// Like [`StoredVerifier::finish`]; also tells whether the whole decoded content
+    /// reached the output given to [`StoredVerifier::with_output`].
+    pub fn finish_output(self, id: &ObjectId) -> std::result::Result<bool, String> {
+        let (hasher, written) = match self.state {
             VerifyState::Head => {
                 // Shorter than the raw header: only a (tiny, invalid) zstd frame could be.
                 return Err("truncated: too short to be an object".into());
             }
-            VerifyState::Raw(h) => *h,
+            VerifyState::Raw(h) => h.end()?,
             VerifyState::Zstd(mut d) => {
                 d.flush().map_err(|e| format!("cannot decompress: {e}"))?;
-                d.into_inner().0
+                d.into_inner().end()?
             }
         };
         if ObjectId::from_hasher(&hasher) == *id {
-            Ok(())
+            Ok(written)
         } else {
             Err("content does not match its id (truncated or altered)".into())
         }
@@ -875,6 +1021,8 @@ pub struct StoredWriter {
     file: Option<BufWriter<fs::File>>,
     verifier: StoredVerifier,
     written: u64,
+    /// The decoded copy being kept (see [`Cache::keep_decoded`]).
+    kept: Option<PathBuf>,
 }
 
 impl StoredWriter {
@@ -893,13 +1041,14 @@ impl StoredWriter {
     /// Verifies the whole object and moves it to its final name; returns the stored size.
     pub fn commit(mut self, cache: &Cache) -> Result<u64> {
         let verifier = std::mem::take(&mut self.verifier);
-        verifier
-            .finish(&self.id)
+        let complete = verifier
+            .finish_output(&self.id)
             .map_err(|reason| corrupt(&self.id, None, &reason))?;
         if let Some(f) = self.file.take() {
             f.into_inner().map_err(|e| e.into_error())?;
         }
         cache.publish(&self.tmp, &self.id)?;
+        cache.arrived(&self.id, self.kept.take(), complete);
         Ok(self.written)
     }
 }
@@ -908,6 +1057,9 @@ impl Drop for StoredWriter {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.tmp);
+        }
+        if let Some(kept) = self.kept.take() {
+            let _ = fs::remove_file(kept);
         }
     }
 }
@@ -999,10 +1151,12 @@ impl Cache {
                 return Err(std::io::Error::new(e.kind(), format!("copying `{}`: {e}", from.display())).into());
             }
         };
+        let mut kept = None;
         let checked = (|| -> Result<u64> {
             let mut f = fs::File::open(&tmp)?;
             let len = f.metadata()?.len();
-            let mut verifier = StoredVerifier::new();
+            let mut verifier;
+            (verifier, kept) = self.arrival_verifier(id, len);
             let mut buf = vec![0u8; (len as usize).clamp(4096, CHUNK)];
             loop {
                 let n = read_full(&mut f, &mut buf)?;
@@ -1013,10 +1167,16 @@ impl Cache {
                     .update(&buf[..n])
                     .map_err(|reason| corrupt(id, None, &reason))?;
             }
-            verifier.finish(id).map_err(|reason| corrupt(id, None, &reason))?;
+            let complete = verifier
+                .finish_output(id)
+                .map_err(|reason| corrupt(id, None, &reason))?;
             self.publish(&tmp, id)?;
+            self.arrived(id, kept.take(), complete);
             Ok(len)
         })();
+        if let Some(k) = kept {
+            let _ = fs::remove_file(k);
+        }
         // rename() of a link onto a name for the same file leaves both names.
         if checked.is_err() || (linked && tmp.symlink_metadata().is_ok()) {
             let _ = fs::remove_file(&tmp);
@@ -1024,19 +1184,21 @@ impl Cache {
         checked
     }
 
-    /// Starts writing object `id` from its stored form, streamed.
-    pub fn stored_writer(&self, id: &ObjectId) -> Result<StoredWriter> {
+    /// Starts writing object `id` from its stored form (`stored_len` bytes), streamed.
+    pub fn stored_writer(&self, id: &ObjectId, stored_len: u64) -> Result<StoredWriter> {
         let dest = self.object_path(id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir)?;
         let tmp = temp_in(&dir, "obj");
         let file = fs::File::create(&tmp)?;
+        let (verifier, kept) = self.arrival_verifier(id, stored_len);
         Ok(StoredWriter {
             id: *id,
             tmp,
             file: Some(BufWriter::with_capacity(1 << 20, file)),
-            verifier: StoredVerifier::new(),
+            verifier,
             written: 0,
+            kept,
         })
     }
 }

@@ -51,6 +51,7 @@ pub mod manifest;
 pub mod object;
 pub mod ops;
 pub mod pack;
+pub mod pipe;
 pub mod pipeline;
 pub mod pointer;
 pub mod progress;

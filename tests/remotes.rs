@@ -427,6 +427,7 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
         assert!(!name.contains("dvt-tmp"), "left behind: {name}");
     }
     assert!(!b.exists("model.bin") && !b.exists("data"));
+    assert_no_pull_leftovers(&b);
     let r = b.dvt(&["fetch", "model.bin"]).fails();
     assert!(r.stderr.contains(&format!("object {model} is corrupt")), "{}", r.stderr);
 
@@ -439,6 +440,90 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
     for f in DATA_FILES {
         assert!(a.read(f) == b.read(f), "{f} differs after repair");
     }
+}
+
+/// A pull keeps decoded copies of big objects in `.dvt/tmp/pull-PID/` for its
+/// checkout; none may outlive the pull.
+fn assert_no_pull_leftovers(env: &TestEnv) {
+    let tmp = env.path(".dvt/tmp");
+    for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with("pull-"), "left behind: .dvt/tmp/{name}");
+    }
+}
+
+/// Big objects (over the 4 MiB pack limit) are decoded once during a pull, while
+/// they are verified, and that copy becomes the workspace file: check the bytes,
+/// the execute bit, a second path with the same content, and what is left behind.
+fn pull_of_big_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
+    use std::os::unix::fs::PermissionsExt;
+    // Hex text: compresses to about half, so it is stored as zstd and still over
+    // the pack limit.
+    let csv: String = noise(6 * 1024 * 1024, 5).iter().map(|b| format!("{b:02x}")).collect();
+    a.write("big/readings.csv", &csv);
+    a.write("big/copy-of-readings.csv", &csv);
+    a.write("big/weights.bin", noise(5 * 1024 * 1024 + 17, 7));
+    a.write("tool.bin", noise(6 * 1024 * 1024, 8));
+    let exec = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(a.path("tool.bin"), exec).unwrap();
+    a.dvt(&["add", "big", "tool.bin"]).ok();
+    a.dvt(&["push"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "big data"]);
+
+    let b = a.clone_repo();
+    configure_clone(&b);
+    // A stale directory of a pull killed earlier is cleared.
+    std::fs::create_dir_all(b.path(".dvt/tmp/pull-999999999")).unwrap();
+    std::fs::write(b.path(".dvt/tmp/pull-999999999/leftover"), "x").unwrap();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains("fetched 4 object(s)"), "{}", r.stdout);
+    for f in [
+        "big/readings.csv",
+        "big/copy-of-readings.csv",
+        "big/weights.bin",
+        "tool.bin",
+    ] {
+        assert!(a.read(f) == b.read(f), "{f} differs after pull");
+    }
+    let mode = std::fs::metadata(b.path("tool.bin")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "tool.bin lost its execute bit: {mode:o}");
+    let mode = std::fs::metadata(b.path("big/weights.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0, "weights.bin became executable: {mode:o}");
+    assert_no_pull_leftovers(&b);
+    let r = b.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
+    // The cache holds every object, verified: a checkout from it alone works.
+    b.dvt(&["fsck"]).ok();
+    std::fs::remove_dir_all(b.path("big")).unwrap();
+    std::fs::remove_file(b.path("tool.bin")).unwrap();
+    b.dvt(&["checkout"]).ok();
+    assert!(a.read("big/readings.csv") == b.read("big/readings.csv"));
+    assert!(a.read("tool.bin") == b.read("tool.bin"));
+}
+
+#[test]
+fn pull_of_big_objects_from_a_directory() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    pull_of_big_objects(&a, |_| {});
+}
+
+#[test]
+fn pull_of_big_objects_from_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("dvt-big");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    s3_remote(&a, &endpoint, &bucket);
+    pull_of_big_objects(&a, s3_secret);
 }
 
 #[test]

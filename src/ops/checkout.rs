@@ -417,6 +417,15 @@ fn remove_stale_stages(data: &Path) -> Result<()> {
 /// Writes object `job.id`, verified, to the new file `dest`; returns the file's
 /// stamp. On error the caller removes `dest`.
 fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stamp> {
+    // A pull's fetch may have left the content, decoded and verified, beside the
+    // workspace: then a rename replaces decompressing the object again.
+    if let Some(kept) = repo.cache().take_decoded(&job.id) {
+        if fs::rename(&kept, dest).is_ok() {
+            let f = fs::OpenOptions::new().write(true).open(dest)?;
+            return finish_file(f, job);
+        }
+        let _ = fs::remove_file(&kept);
+    }
     let mut f = fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
     if job.size <= SMALL_OBJECT {
         let data = repo.cache().read(&job.id, Some(shown))?;
@@ -426,6 +435,11 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
         repo.cache().copy_to(&job.id, Some(shown), &mut w)?;
         f = w.into_inner().map_err(|e| e.into_error())?;
     }
+    finish_file(f, job)
+}
+
+/// Sets the execute bits a new workspace file should have; returns its stamp.
+fn finish_file(f: fs::File, job: &Job) -> Result<Stamp> {
     if job.executable {
         let mut perm = f.metadata()?.permissions();
         perm.set_mode(with_exec(perm.mode(), true));

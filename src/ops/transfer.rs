@@ -480,6 +480,13 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
         revisions: Default::default(),
         ..opts.clone()
     };
+    // Big objects fetched now are decoded once, while they are verified, and the
+    // checkout below renames that copy into the workspace.
+    let tmp = repo.tmp_dir()?;
+    remove_stale_pull_dirs(&tmp);
+    let _keep = repo
+        .cache()
+        .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
     let fetch = fetch(repo, &workspace_only, progress)?;
     let checkout = super::checkout(
         repo,
@@ -491,6 +498,18 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
         progress,
     )?;
     Ok(PullReport { fetch, checkout })
+}
+
+/// Deletes what pulls killed before their end kept in `tmp` (see
+/// [`crate::cache::Cache::keep_decoded`]). Harmless to a pull still running: its
+/// checkout decodes from the cache when a kept file is gone.
+fn remove_stale_pull_dirs(tmp: &std::path::Path) {
+    let Ok(entries) = fs_err::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("pull-") {
+            let _ = fs_err::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Where one pointer's objects are.

@@ -709,7 +709,7 @@ impl Remote {
             return Ok(n);
         }
         let _permit = self.reserve(2 * PART as u64).await;
-        let mut writer = cache.stored_writer(&id)?;
+        let mut writer = cache.stored_writer(&id, size)?;
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?;
