@@ -129,6 +129,16 @@ fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {
     s3_secret(env);
 }
 
+/// A new repository whose default remote is a new bucket on the S3 server.
+fn s3_repo(endpoint: &str) -> TestEnv {
+    let bucket = unique("dvt");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    s3_remote(&a, endpoint, &bucket);
+    a
+}
+
 fn s3_secret(env: &TestEnv) {
     env.dvt(&["remote", "modify", "s3", "secret_access_key", "testing-secret"])
         .ok();
@@ -139,12 +149,7 @@ fn s3_round_trip_with_moto() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
         return;
     };
-    let bucket = unique("dvt");
-    let a = TestEnv::new();
-    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .ok();
-    s3_remote(&a, &endpoint, &bucket);
-    round_trip(&a, s3_secret);
+    round_trip(&s3_repo(&endpoint), s3_secret);
 }
 
 fn azure_remote(env: &TestEnv, endpoint: &str, container: &str) {
@@ -518,12 +523,7 @@ fn pull_of_big_objects_from_s3() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
         return;
     };
-    let bucket = unique("dvt-big");
-    let a = TestEnv::new();
-    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .ok();
-    s3_remote(&a, &endpoint, &bucket);
-    pull_of_big_objects(&a, s3_secret);
+    pull_of_big_objects(&s3_repo(&endpoint), s3_secret);
 }
 
 #[test]
