@@ -1,9 +1,9 @@
 //! Hashing (and writing) decoded content on a second thread.
 //!
-//! Restoring or verifying a big object is three steps in a row: decompress, hash,
-//! write. One thread doing all three leaves the second core idle; a [`HashPipe`]
-//! takes the content in blocks and hashes (and writes) each on a helper thread while
-//! the caller produces the next one. Content up to [`INLINE_LIMIT`] is handled on
+//! Verifying a big object is steps in a row: decompress, hash, and (during a pull)
+//! write the content. One thread doing all of them leaves the second core idle; a
+//! [`HashPipe`] gathers the content into blocks and hashes (and writes) each on a
+//! helper thread while the caller decompresses the next one. Content up to [`INLINE_LIMIT`] is handled on
 //! the caller's thread: a thread per small object would cost more than it saves.
 
 use std::io::Write;
@@ -11,13 +11,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 /// Content up to this size is hashed on the caller's thread.
-pub const INLINE_LIMIT: u64 = 8 * 1024 * 1024;
+const INLINE_LIMIT: u64 = 8 * 1024 * 1024;
 /// The size of a block handed to the helper thread.
-pub const BLOCK: usize = 1024 * 1024;
+const BLOCK: usize = 1024 * 1024;
 /// Blocks queued for the helper thread.
 const DEPTH: usize = 4;
 /// Buffers a pipe allocates at most: queued, being hashed, being filled, and one
-/// spare. They are reused rather than freed and allocated again.
+/// spare. They are reused rather than freed and allocated again (a fresh 1 MiB
+/// buffer costs an `mmap` and its page faults).
 const POOL: usize = DEPTH + 3;
 
 type Worker<W> = JoinHandle<(blake3::Hasher, W, std::io::Result<()>)>;
@@ -28,13 +29,12 @@ pub struct HashPipe<W: Write + Send + 'static> {
     /// While inline: the hasher and the output.
     inline: Option<(blake3::Hasher, W)>,
     seen: u64,
-    /// The block being filled by [`Write::write`] once threaded.
+    /// The block being filled once threaded.
     pending: Vec<u8>,
     tx: Option<SyncSender<Vec<u8>>>,
     spares: Option<Receiver<Vec<u8>>>,
     worker: Option<Worker<W>>,
-    /// Buffers at hand, and how many were allocated in all.
-    pool: Vec<Vec<u8>>,
+    /// How many buffers were allocated in all.
     allocated: usize,
 }
 
@@ -48,25 +48,21 @@ impl<W: Write + Send + 'static> HashPipe<W> {
             tx: None,
             spares: None,
             worker: None,
-            pool: Vec::new(),
             allocated: 0,
         }
     }
 
-    /// A buffer with room for a block, reused when one is free (its length and
-    /// bytes are left over: set them). Waits for the helper thread to give one back
-    /// when all are in use.
-    pub fn spare(&mut self) -> Vec<u8> {
-        if let Some(v) = self.pool.pop() {
-            return v;
-        }
+    /// An empty buffer with room for a block: one the helper thread gave back, or a
+    /// new one while fewer than [`POOL`] exist (else it waits for one to come back).
+    fn spare(&mut self) -> Vec<u8> {
         if let Some(r) = &self.spares {
             let back = if self.allocated >= POOL {
                 r.recv().ok()
             } else {
                 r.try_recv().ok()
             };
-            if let Some(v) = back {
+            if let Some(mut v) = back {
+                v.clear();
                 return v;
             }
         }
@@ -74,22 +70,9 @@ impl<W: Write + Send + 'static> HashPipe<W> {
         Vec::with_capacity(BLOCK)
     }
 
-    /// Hands over a block of content.
-    pub fn push(&mut self, block: Vec<u8>) -> std::io::Result<()> {
-        if block.is_empty() {
-            self.pool.push(block);
-            return Ok(());
-        }
-        self.seen += block.len() as u64;
-        if let Some((hasher, out)) = &mut self.inline {
-            hasher.update(&block);
-            out.write_all(&block)?;
-            self.pool.push(block);
-            if self.seen > INLINE_LIMIT {
-                self.start();
-            }
-            return Ok(());
-        }
+    /// Sends the pending block to the helper thread.
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        let block = std::mem::take(&mut self.pending);
         match &self.tx {
             Some(tx) => tx.send(block).map_err(|_| broken()),
             None => Err(broken()),
@@ -121,13 +104,12 @@ impl<W: Write + Send + 'static> HashPipe<W> {
     /// Waits for every block to be hashed and written; returns the hasher, the
     /// output and the number of bytes. The first write error is returned instead.
     pub fn finish(mut self) -> std::io::Result<(blake3::Hasher, W, u64)> {
-        if !self.pending.is_empty() {
-            let block = std::mem::take(&mut self.pending);
-            self.push(block)?;
-        }
         if let Some((hasher, mut out)) = self.inline.take() {
             out.flush()?;
             return Ok((hasher, out, self.seen));
+        }
+        if !self.pending.is_empty() {
+            self.send_pending()?;
         }
         drop(self.tx.take());
         let worker = self.worker.take().ok_or_else(broken)?;
@@ -153,14 +135,12 @@ impl<W: Write + Send + 'static> Write for HashPipe<W> {
         }
         if self.pending.capacity() == 0 {
             self.pending = self.spare();
-            self.pending.clear();
         }
         let take = buf.len().min(BLOCK - self.pending.len());
         self.pending.extend_from_slice(&buf[..take]);
+        self.seen += take as u64;
         if self.pending.len() == BLOCK {
-            let block = std::mem::take(&mut self.pending);
-            // `push` counts the block's bytes; these were not counted yet.
-            self.push(block)?;
+            self.send_pending()?;
         }
         Ok(take)
     }
@@ -191,25 +171,16 @@ mod tests {
     fn hashes_and_writes_small_and_big_content_alike() {
         for len in [0usize, 10, BLOCK + 7, INLINE_LIMIT as usize + 3 * BLOCK + 11] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            // Through push, in uneven blocks.
-            let mut pipe = HashPipe::new(Vec::new());
-            for chunk in data.chunks(BLOCK - 5) {
-                let mut b = pipe.spare();
-                b.clear();
-                b.extend_from_slice(chunk);
-                pipe.push(b).unwrap();
+            // Small writes, and writes bigger than a block.
+            for step in [100_003, 3 * BLOCK + 1] {
+                let mut pipe = HashPipe::new(Vec::new());
+                for chunk in data.chunks(step) {
+                    pipe.write_all(chunk).unwrap();
+                }
+                let (h, out, n) = pipe.finish().unwrap();
+                assert_eq!((h.finalize(), n), (blake3::hash(&data), len as u64));
+                assert!(out == data);
             }
-            let (h, out, n) = pipe.finish().unwrap();
-            assert_eq!((h.finalize(), n), (blake3::hash(&data), len as u64));
-            assert!(out == data);
-            // Through Write, in small writes.
-            let mut pipe = HashPipe::new(Vec::new());
-            for chunk in data.chunks(100_003) {
-                pipe.write_all(chunk).unwrap();
-            }
-            let (h, out, n) = pipe.finish().unwrap();
-            assert_eq!((h.finalize(), n), (blake3::hash(&data), len as u64));
-            assert!(out == data);
         }
     }
 
@@ -231,7 +202,7 @@ mod tests {
         let mut pipe = HashPipe::new(Full(INLINE_LIMIT as usize + 2 * BLOCK));
         let block = vec![7u8; BLOCK];
         for _ in 0..20 {
-            if pipe.push(block.clone()).is_err() {
+            if pipe.write_all(&block).is_err() {
                 break;
             }
         }
