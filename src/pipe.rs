@@ -3,7 +3,7 @@
 //! Verifying a big object is steps in a row: decompress, hash, and (during a pull)
 //! write the content. One thread doing all of them leaves the second core idle; a
 //! [`HashPipe`] gathers the content into blocks and hashes (and writes) each on a
-//! helper thread while the caller decompresses the next one. Content up to [`INLINE_LIMIT`] is handled on
+//! helper thread while the caller decompresses the next one. Content up to `INLINE_LIMIT` (8 MiB) is handled on
 //! the caller's thread: a thread per small object would cost more than it saves.
 
 use std::io::Write;
@@ -24,7 +24,7 @@ const POOL: usize = DEPTH + 3;
 type Worker<W> = JoinHandle<(blake3::Hasher, W, std::io::Result<()>)>;
 
 /// Hashes the bytes given to it and writes them to `W`, on a helper thread once
-/// more than [`INLINE_LIMIT`] bytes have passed. See [`HashPipe::finish`].
+/// more than `INLINE_LIMIT` (8 MiB) bytes have passed. See [`HashPipe::finish`].
 pub struct HashPipe<W: Write + Send + 'static> {
     /// While inline: the hasher and the output.
     inline: Option<(blake3::Hasher, W)>,
@@ -53,7 +53,7 @@ impl<W: Write + Send + 'static> HashPipe<W> {
     }
 
     /// An empty buffer with room for a block: one the helper thread gave back, or a
-    /// new one while fewer than [`POOL`] exist (else it waits for one to come back).
+    /// new one while fewer than `POOL` exist (else it waits for one to come back).
     fn spare(&mut self) -> Vec<u8> {
         if let Some(r) = &self.spares {
             let back = if self.allocated >= POOL {
