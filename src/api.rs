@@ -74,8 +74,12 @@ pub struct Resolved {
 /// Where a tracked path's data is on a remote.
 #[derive(Debug, Clone, Serialize)]
 pub struct UrlInfo {
-    /// The object's URL (for a directory remote: its absolute path).
+    /// The object's URL (for a directory remote: its absolute path). For an object
+    /// stored in a pack, the pack's, and [`UrlInfo::range`] says where in it.
     pub url: String,
+    /// For an object in a pack: the byte range of its stored form in the pack file
+    /// at `url` (`start`, `end` exclusive). `None` when the object has a file of its own.
+    pub range: Option<std::ops::Range<u64>>,
     /// The remote's name.
     pub remote: String,
     /// How the object is stored (`zstd` or `raw`); `None` if neither the cache
@@ -122,8 +126,10 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
         None if repo.cache().contains(&data.id) => Some(repo.cache().encoding(&data.id)?),
         None => None,
     };
+    let (url, range) = r.url_of(&data.id)?;
     Ok(UrlInfo {
-        url: r.url_of(&data.id),
+        url,
+        range,
         remote: r.name.clone(),
         encoding,
         on_remote: on_remote.is_some(),

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use fs_err as fs;
 use rayon::prelude::*;
@@ -679,6 +680,21 @@ impl Cache {
         Ok(ids)
     }
 
+    /// The packed objects whose first byte is `first`, with their stored sizes.
+    pub fn list_packed(&self, first: u8) -> Result<Vec<(ObjectId, u64)>> {
+        Ok(self
+            .packs
+            .with_set(true, |s| {
+                s.packs
+                    .iter()
+                    .flat_map(|p| p.entries.iter())
+                    .filter(|e| e.id.as_bytes()[0] == first)
+                    .map(|e| (e.id, e.len))
+                    .collect()
+            })?
+            .unwrap_or_default())
+    }
+
     /// Every object id present in the cache (loose or packed), and paths under
     /// `objects/` and `packs/` that are not objects, packs or their indexes.
     pub fn list(&self) -> Result<(Vec<ObjectId>, Vec<PathBuf>)> {
@@ -775,8 +791,9 @@ impl Cache {
     /// left with no live object is removed (index first); one that keeps some is
     /// rewritten with only those, the new pack published before the old one goes,
     /// so that a crash leaves both (harmless duplicates), never neither. Leftovers
-    /// of killed pack writers are removed too. `on_deleted` is told of each object.
-    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn()) -> Result<()> {
+    /// of killed pack writers at least `leftovers_age` old are removed too (see
+    /// [`Cache::remove_pack_leftovers`]). `on_deleted` is told of each object.
+    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn(), leftovers_age: Duration) -> Result<()> {
         for id in ids {
             self.delete(id)?;
             on_deleted();
@@ -807,19 +824,27 @@ impl Cache {
                 remove_if_present(&pack.path)?;
             }
             self.packs.forget();
-            self.remove_pack_leftovers()
+            self.remove_pack_leftovers(leftovers_age)
         })();
         self.packs.forget();
         result
     }
 
     /// Removes what killed pack writers left in `packs/`: unfinished packs, and
-    /// packs whose index was never written. Only for a caller holding the repo
-    /// lock, as every pack writer does.
-    pub fn remove_pack_leftovers(&self) -> Result<()> {
+    /// packs whose index was never written, last modified at least `min_age` ago.
+    /// `Duration::ZERO` is only for a caller holding the repo lock, as every writer
+    /// to the cache does; a directory remote, which other repos' pushes write to
+    /// without that lock, passes an age no writer still at work can reach.
+    pub fn remove_pack_leftovers(&self, min_age: Duration) -> Result<()> {
         for stray in self.packs.strays()? {
             let name = stray.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with(".pack.dvt-tmp-") || name.ends_with(".pack") {
+            let old_enough = min_age.is_zero()
+                || fs::symlink_metadata(&stray)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+            if (name.starts_with(".pack.dvt-tmp-") || name.ends_with(".pack")) && old_enough {
                 remove_if_present(&stray)?;
             }
         }
@@ -1374,7 +1399,7 @@ mod tests {
         assert!(cache.contains(&keep.id) && cache.contains(&gone.id));
         // Another process (another Cache on the same directory) rewrites the pack.
         let other = Cache::new(d.path().join("cache"), 1);
-        other.delete_many(&[gone.id], &|| {}).unwrap();
+        other.delete_many(&[gone.id], &|| {}, Duration::ZERO).unwrap();
         assert!(!other.contains(&gone.id));
         // The first cache read the old index; it finds the object in the new pack.
         assert_eq!(

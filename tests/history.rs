@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TestEnv;
+use common::{Store, TestEnv};
 
 /// A repo with two tagged data versions and a commit between them that is not
 /// tagged; every version is pushed to a directory remote `store`.
@@ -60,9 +60,19 @@ fn cat_and_get_url_at_each_tag_return_that_version() {
         assert_eq!(info["on_remote"], true);
         assert_eq!(info["remote"], "store");
         assert_eq!(info["encoding"], "raw", "tiny content is not worth compressing");
+        // Small objects are packed on a directory remote: the URL is the pack's,
+        // and the range says where the object's stored form is in it.
         let url = info["url"].as_str().unwrap();
-        assert!(url.ends_with(&format!("objects/{}/{}", &id[..2], &id[2..])), "{url}");
-        assert!(std::path::Path::new(url).is_file(), "the URL names the remote object");
+        assert!(url.ends_with(".pack"), "{url}");
+        let (start, end) = (
+            info["range"]["start"].as_u64().unwrap(),
+            info["range"]["end"].as_u64().unwrap(),
+        );
+        let pack = std::fs::read(url).unwrap();
+        assert_eq!(
+            &pack[start as usize..end as usize],
+            [b"dvtraw1\n", a.as_bytes()].concat()
+        );
         assert_eq!(info["commit"].as_str().unwrap().len(), 40);
     }
     // The workspace was never touched; data dirs and pointer paths work too.
@@ -158,7 +168,7 @@ fn object_missing_from_cache_and_remote_is_an_error_naming_it() {
     let Versions { env, _remote } = versions();
     let id = blake3::hash(b"model one").to_hex().to_string();
     env.remove_object(&id);
-    std::fs::remove_file(_remote.path().join(format!("objects/{}/{}", &id[..2], &id[2..]))).unwrap();
+    Store::at(_remote.path()).remove(&id);
     let r = env.dvt(&["cat", "model.bin", "--rev", "v1"]).fails();
     assert!(r.stderr.contains(&id) && r.stderr.contains("store"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "no bytes were written: {}", r.stdout);
@@ -345,12 +355,7 @@ fn hooks_do_nothing_in_a_repo_without_dvt_and_pre_push_pushes() {
     env.git_with_dvt(&["push", "-q", bare.path().to_str().unwrap(), "main"])
         .ok();
     let id = blake3::hash(b"model four").to_hex().to_string();
-    assert!(
-        _remote
-            .path()
-            .join(format!("objects/{}/{}", &id[..2], &id[2..]))
-            .is_file()
-    );
+    assert!(Store::at(_remote.path()).has(&id));
 
     // Without .dvt, every hook is a no-op.
     std::fs::rename(env.path(".dvt"), env.path("dvt-moved")).unwrap();
@@ -389,16 +394,10 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
         env.dvt(&["cat", "data/a.csv", "--rev", rev]).ok();
     }
     // The remote still has it; gc of the remote drops it there too.
-    let remote_mid = _remote.path().join(format!("objects/{}/{}", &mid[..2], &mid[2..]));
-    assert!(remote_mid.is_file());
+    assert!(Store::at(_remote.path()).has(&mid));
     env.dvt(&["gc", "-T", "-r", "-f"]).ok();
-    assert!(!remote_mid.is_file());
-    assert!(
-        _remote
-            .path()
-            .join(format!("objects/{}/{}", &v1[..2], &v1[2..]))
-            .is_file()
-    );
+    assert!(!Store::at(_remote.path()).has(&mid));
+    assert!(Store::at(_remote.path()).has(&v1));
 
     // Plain gc keeps only HEAD and the workspace: v1 goes, the workspace stays.
     env.dvt(&["gc", "-f"]).ok();
@@ -524,10 +523,7 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     }
     let on_remote = |t: &str| {
         let id = blake3::hash(t.as_bytes()).to_hex().to_string();
-        remote
-            .path()
-            .join(format!("objects/{}/{}", &id[..2], &id[2..]))
-            .is_file()
+        Store::at(remote.path()).has(&id)
     };
     env.dvt(&["push"]).ok();
     assert!(on_remote("three") && !on_remote("one"), "only the workspace's data");

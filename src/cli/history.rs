@@ -244,6 +244,16 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 encoding,
                 at
             );
+            if let Some(r) = &info.range {
+                note!(
+                    false,
+                    "packed: its stored form is bytes {}..{} of that pack file ({} bytes from offset {})",
+                    r.start,
+                    r.end,
+                    r.end - r.start,
+                    r.start
+                );
+            }
             if !info.on_remote {
                 note!(
                     false,

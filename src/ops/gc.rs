@@ -106,7 +106,7 @@ pub fn gc(
     let plan = gc_plan(repo, opts, progress)?;
     if plan.cache.count() + plan.remote_objects.count() == 0 {
         if !opts.dry_run {
-            repo.cache().remove_pack_leftovers()?;
+            repo.cache().remove_pack_leftovers(std::time::Duration::ZERO)?;
         }
         return Ok((plan, false));
     }
@@ -182,8 +182,8 @@ fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
     let cache = repo.cache();
     progress.start("deleting from the cache", plan.cache.count() as u64, false);
     let tick = || progress.inc(1);
-    cache.delete_many(&plan.cache.manifests, &tick)?;
-    cache.delete_many(&plan.cache.files, &tick)?;
+    cache.delete_many(&plan.cache.manifests, &tick, std::time::Duration::ZERO)?;
+    cache.delete_many(&plan.cache.files, &tick, std::time::Duration::ZERO)?;
     progress.finish();
     Ok(())
 }

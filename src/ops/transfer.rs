@@ -215,8 +215,13 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     let mut todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
     spread(&mut todo);
 
-    let failed = upload_all(repo, remote, &todo, progress, "Pushing", &mut report).await;
-    let mut failures = failed;
+    // A directory remote packs small objects; the pack is published before any
+    // manifest goes up, and with what arrived even when some uploads failed.
+    let packing = remote.begin_packing();
+    let mut failures = upload_all(repo, remote, &todo, progress, "Pushing", &mut report).await;
+    if let Some(p) = packing {
+        p.finish()?;
+    }
     let bad: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
 
     // Manifests last, and only for directories whose files are all on the remote.

@@ -29,7 +29,7 @@ pub enum Scheme {
 
 /// Keys every remote accepts.
 const COMMON_KEYS: &[&str] = &["url", "jobs", "retries", "timeout"];
-const LOCAL_KEYS: &[&str] = &["hardlink"];
+const LOCAL_KEYS: &[&str] = &["hardlink", "pack"];
 const S3_KEYS: &[&str] = &[
     "endpointurl",
     "region",
@@ -66,7 +66,7 @@ pub const SECRET_KEYS: &[&str] = &[
 
 /// Keys whose values are numbers or booleans rather than strings.
 const INT_KEYS: &[&str] = &["jobs", "retries", "timeout"];
-const BOOL_KEYS: &[&str] = &["allow_http", "hardlink"];
+const BOOL_KEYS: &[&str] = &["allow_http", "hardlink", "pack"];
 
 impl Scheme {
     /// The option keys this kind of remote takes (besides `url`, `jobs`, `retries`, `timeout`).

@@ -50,6 +50,8 @@ pub struct Remote {
     /// For a directory remote: the directory as a cache-shaped store (objects are
     /// copied, or hard-linked with `hardlink = true`, by plain file operations).
     dir: Option<(Cache, bool)>,
+    /// Whether pushes pack small objects (`pack`, default true; directory remotes).
+    pack: bool,
     prefix: StorePath,
     secrets: Vec<String>,
     runtime: tokio::runtime::Runtime,
@@ -247,6 +249,7 @@ impl Remote {
             }
             _ => None,
         };
+        let pack = spec.flag("pack")?.unwrap_or(true);
         let jobs = jobs
             .or(spec.int("jobs")?.map(|j| j as usize))
             .unwrap_or_else(default_jobs)
@@ -267,6 +270,7 @@ impl Remote {
             jobs,
             store,
             dir,
+            pack,
             prefix,
             secrets,
             runtime,
@@ -299,13 +303,31 @@ impl Remote {
     }
 
     /// Where object `id` is (or would be) on this remote: a URL, or for a
-    /// directory remote an absolute path.
-    pub fn url_of(&self, id: &ObjectId) -> String {
+    /// directory remote an absolute path; and for an object in a pack, the byte
+    /// range of its stored form in that pack file.
+    pub fn url_of(&self, id: &ObjectId) -> Result<(String, Option<std::ops::Range<u64>>)> {
         if let Some((dir, _)) = &self.dir {
-            return dir.object_path(id).display().to_string();
+            return Ok(match dir.locate(id)? {
+                Some((path, range)) if path.extension().is_some_and(|e| e == "pack") => {
+                    (path.display().to_string(), Some(range))
+                }
+                _ => (dir.object_path(id).display().to_string(), None),
+            });
         }
         let hex = id.to_string();
-        format!("{}/objects/{}/{}", self.url.trim_end_matches('/'), &hex[..2], &hex[2..])
+        Ok((
+            format!("{}/objects/{}/{}", self.url.trim_end_matches('/'), &hex[..2], &hex[2..]),
+            None,
+        ))
+    }
+
+    /// For a directory remote that packs: from now until [`crate::cache::Packing::finish`],
+    /// small objects pushed go to a pack on the remote instead of a file each.
+    pub fn begin_packing(&self) -> Option<crate::cache::Packing> {
+        match &self.dir {
+            Some((dir, _)) if self.pack => Some(dir.begin_packing()),
+            _ => None,
+        }
     }
 
     /// How object `id` is stored on the remote, or `None` if the remote lacks it.
@@ -403,7 +425,7 @@ impl Remote {
             let dir = dir.clone();
             return tokio::task::spawn_blocking(move || -> Result<Vec<(ObjectId, u64)>> {
                 let ids = dir.list_prefix(first)?;
-                Ok(ids
+                let mut out: Vec<(ObjectId, u64)> = ids
                     .into_iter()
                     .map(|id| {
                         let size = if sized {
@@ -413,7 +435,9 @@ impl Remote {
                         };
                         (id, size)
                     })
-                    .collect())
+                    .collect();
+                out.extend(dir.list_packed(first)?);
+                Ok(out)
             })
             .await
             .map_err(std::io::Error::other)?;
@@ -458,6 +482,8 @@ impl Remote {
             out.extend(r?);
         }
         out.sort();
+        // An object may be both packed and loose (or in two packs).
+        out.dedup_by_key(|(id, _)| *id);
         Ok(out)
     }
 
@@ -488,14 +514,9 @@ impl Remote {
     /// calling `on_deleted` after each. Returns how many were deleted.
     pub async fn delete(&self, ids: &[ObjectId], on_deleted: &(dyn Fn() + Sync)) -> Result<usize> {
         if let Some((dir, _)) = &self.dir {
-            for id in ids {
-                match fs_err::remove_file(dir.object_path(id)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-                on_deleted();
-            }
+            // Other repos push to this directory without this repo's lock: only a
+            // pack left unfinished for an hour is a killed writer's for sure.
+            dir.delete_many(ids, on_deleted, Duration::from_secs(3600))?;
             return Ok(ids.len());
         }
         let paths: Vec<StorePath> = ids.iter().map(|id| self.path_of(id)).collect();

@@ -171,27 +171,75 @@ impl TestEnv {
         std::thread::sleep(std::time::Duration::from_millis(120));
     }
 
-    fn cache(&self) -> dvt::cache::Cache {
-        dvt::cache::Cache::new(self.path(".dvt/cache"), 1)
+    /// The cache, as a store of objects.
+    pub fn store(&self) -> Store {
+        Store::at(self.path(".dvt/cache"))
     }
 
     /// The stored form of object `hex` (loose or packed).
     pub fn stored(&self, hex: &str) -> Vec<u8> {
-        let (path, range) = self
-            .cache()
+        self.store().stored(hex)
+    }
+
+    /// Changes object `hex`'s stored bytes in place (same length when packed).
+    pub fn damage(&self, hex: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        self.store().damage(hex, f)
+    }
+
+    /// The ids of every object in the cache, packed or not, sorted.
+    pub fn object_ids(&self) -> Vec<String> {
+        self.store().ids()
+    }
+
+    /// Whether object `hex` is in the cache, packed or not.
+    pub fn has_object(&self, hex: &str) -> bool {
+        self.store().has(hex)
+    }
+
+    /// Deletes object `hex` from the cache, packed or not.
+    pub fn remove_object(&self, hex: &str) {
+        self.store().remove(hex)
+    }
+
+    /// Every object file in the cache.
+    pub fn objects(&self) -> Vec<PathBuf> {
+        walk(&self.path(".dvt/cache/objects"))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+    }
+}
+
+/// A cache-shaped directory: a repo's cache, or a directory remote (objects with a
+/// file each, and packs), read and changed through dvt's own cache code.
+pub struct Store {
+    cache: dvt::cache::Cache,
+}
+
+impl Store {
+    pub fn at(root: impl Into<PathBuf>) -> Store {
+        Store {
+            cache: dvt::cache::Cache::new(root.into(), 1),
+        }
+    }
+
+    /// The file holding object `hex` and the byte range of its stored form in it.
+    pub fn locate(&self, hex: &str) -> (PathBuf, std::ops::Range<u64>) {
+        self.cache
             .locate(&hex.parse().unwrap())
             .unwrap()
-            .expect("object is in the cache");
+            .unwrap_or_else(|| panic!("object {hex} is in {}", self.cache.root().display()))
+    }
+
+    /// The stored form of object `hex` (loose or packed).
+    pub fn stored(&self, hex: &str) -> Vec<u8> {
+        let (path, range) = self.locate(hex);
         std::fs::read(path).unwrap()[range.start as usize..range.end as usize].to_vec()
     }
 
     /// Changes object `hex`'s stored bytes in place (same length when packed).
     pub fn damage(&self, hex: &str, f: impl FnOnce(&mut Vec<u8>)) {
-        let (path, range) = self
-            .cache()
-            .locate(&hex.parse().unwrap())
-            .unwrap()
-            .expect("object is in the cache");
+        let (path, range) = self.locate(hex);
         let mut file = std::fs::read(&path).unwrap();
         let mut stored = file[range.start as usize..range.end as usize].to_vec();
         f(&mut stored);
@@ -208,31 +256,24 @@ impl TestEnv {
         std::fs::write(&path, file).unwrap();
     }
 
-    /// The ids of every object in the cache, packed or not, sorted.
-    pub fn object_ids(&self) -> Vec<String> {
-        self.cache().list().unwrap().0.iter().map(|id| id.to_string()).collect()
+    /// The ids of every object, packed or not, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.cache.list().unwrap().0.iter().map(|id| id.to_string()).collect()
     }
 
-    /// Whether object `hex` is in the cache, packed or not.
-    pub fn has_object(&self, hex: &str) -> bool {
-        self.cache().contains(&hex.parse().unwrap())
+    /// Whether object `hex` is here, packed or not.
+    pub fn has(&self, hex: &str) -> bool {
+        self.cache.contains(&hex.parse().unwrap())
     }
 
-    /// Deletes object `hex` from the cache, packed or not.
-    pub fn remove_object(&self, hex: &str) {
-        let cache = self.cache();
+    /// Deletes object `hex`, packed or not.
+    pub fn remove(&self, hex: &str) {
         let id = hex.parse().unwrap();
-        assert!(cache.contains(&id), "object {hex} is in the cache");
-        cache.delete_many(&[id], &|| {}).unwrap();
-        assert!(!self.cache().contains(&id));
-    }
-
-    /// Every object file in the cache.
-    pub fn objects(&self) -> Vec<PathBuf> {
-        walk(&self.path(".dvt/cache/objects"))
-            .into_iter()
-            .filter(|p| p.is_file())
-            .collect()
+        assert!(self.cache.contains(&id), "object {hex} is present");
+        self.cache
+            .delete_many(&[id], &|| {}, std::time::Duration::ZERO)
+            .unwrap();
+        assert!(!Store::at(self.cache.root()).has(hex));
     }
 }
 
