@@ -126,7 +126,7 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
         None if repo.cache().contains(&data.id) => Some(repo.cache().encoding(&data.id)?),
         None => None,
     };
-    let (url, range) = r.url_of(&data.id)?;
+    let (url, range) = r.block_on(r.url_of(&data.id))?;
     Ok(UrlInfo {
         url,
         range,

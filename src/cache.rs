@@ -188,6 +188,11 @@ impl Cache {
         self.packs.with_set(true, |s| s.contains(id)).ok().flatten() == Some(true)
     }
 
+    /// Whether object `id` is in one of the published packs.
+    pub fn is_packed(&self, id: &ObjectId) -> bool {
+        self.packs.with_set(true, |s| s.contains(id)).ok().flatten() == Some(true)
+    }
+
     /// The cache's packs.
     pub fn packs(&self) -> &Packs {
         &self.packs

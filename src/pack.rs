@@ -223,7 +223,9 @@ impl PackSet {
         };
         for entry in entries {
             let path = entry?.path();
-            let Some(name) = index_name(&path) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(index_name) else {
+                continue;
+            };
             let name = name.to_string();
             match fs::read(&path)
                 .map_err(|e| e.to_string())
@@ -261,9 +263,9 @@ impl PackSet {
     }
 }
 
-/// `NAME` if `path` is `…/NAME.idx` with a 64-hex-digit name.
-fn index_name(path: &Path) -> Option<&str> {
-    let name = path.file_name()?.to_str()?.strip_suffix(".idx")?;
+/// `NAME` if `file_name` is `NAME.idx` with a 64-hex-digit name.
+pub fn index_name(file_name: &str) -> Option<&str> {
+    let name = file_name.strip_suffix(".idx")?;
     (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())).then_some(name)
 }
 

@@ -204,8 +204,7 @@ fn gcs_reads_with_fake_gcs_server() {
     let a = TestEnv::new();
     let store = a.root.parent().unwrap().join("store");
     a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
-    // Object stores keep an object per file for now: stage them that way.
-    a.dvt(&["remote", "modify", "store", "pack", "false"]).ok();
+    // The directory remote's files (small objects in a pack) become the bucket's.
     let n = populate(&a);
     a.dvt(&["push"]).ok();
     let bucket = unique("dvt");
@@ -321,15 +320,29 @@ fn assert_remote_objects_whole(a: &TestEnv, remote: &Path) {
 
 #[test]
 fn server_stopped_mid_push_then_next_push_completes() {
+    server_stopped_mid_push(false);
+}
+
+#[test]
+fn server_stopped_mid_push_of_packs_then_next_push_completes() {
+    server_stopped_mid_push(true);
+}
+
+/// A WebDAV server is stopped while a push uploads objects one by one, or (with
+/// `pack`) packs of small objects; what is visible is whole, and the next push
+/// finishes the job.
+fn server_stopped_mid_push(pack: bool) {
     if server("DVT_TEST_WEBDAV_URL").is_none() {
         return;
     }
     let a = TestEnv::new();
-    for i in 0..600 {
-        a.write(&format!("data/part-{i:04}.bin"), noise(16_384, (i % 251) as u8));
-        a.write(&format!("data/part-{i:04}.bin.idx"), format!("{i}\n"));
+    let files = if pack { 2000 } else { 600 };
+    for i in 0..files {
+        let body = [format!("{i}\n").into_bytes(), noise(16_384, (i % 251) as u8)].concat();
+        a.write(&format!("data/part-{i:04}.bin"), body);
     }
     a.dvt(&["add", "data"]).ok();
+    let total = files + 1;
     let served = a.root.parent().unwrap().join("served");
     std::fs::create_dir_all(&served).unwrap();
     let port = free_port();
@@ -337,6 +350,8 @@ fn server_stopped_mid_push_then_next_push_completes() {
     a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
         .ok();
     a.dvt(&["remote", "modify", "dav", "retries", "1"]).ok();
+    a.dvt(&["remote", "modify", "dav", "pack", if pack { "true" } else { "false" }])
+        .ok();
 
     let push = a
         .dvt_cmd(&["push", "-j", "1"])
@@ -344,11 +359,18 @@ fn server_stopped_mid_push_then_next_push_completes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let objects = served.join("store/objects");
+    let store = served.join("store");
+    // Objects one by one: some have landed; packs: the first is published.
+    let started = || match pack {
+        true => files_under(&store.join("packs"))
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "idx")),
+        false => files_under(&store.join("objects")).len() >= 20,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while files_under(&objects).len() < 20 {
+    while !started() {
         assert!(Instant::now() < deadline, "push made no progress");
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
     dav.kill().unwrap();
     dav.wait().unwrap();
@@ -358,19 +380,17 @@ fn server_stopped_mid_push_then_next_push_completes() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("remote `dav`"), "{stderr}");
     assert!(stderr.contains("failed"), "{stderr}");
-    let landed = files_under(&objects).len();
-    assert!(landed < 1201, "the push finished before the server was stopped");
-    assert_remote_objects_whole(&a, &served.join("store"));
+    let landed = Store::at(&store).ids().len();
+    assert!(landed > 0 && landed < total, "landed {landed} of {total}");
+    assert_remote_objects_whole(&a, &store);
 
     // Same directory, same port: the next push uploads only the rest.
     let mut dav = start_webdav(&served, port);
     let r = a.dvt(&["push", "--json"]).ok();
     let uploaded = r.json()["uploaded"].as_u64().unwrap() as usize;
-    assert!(
-        uploaded > 0 && uploaded <= 1201 - landed + 1,
-        "uploaded {uploaded}, landed before {landed}"
-    );
-    assert_remote_objects_whole(&a, &served.join("store"));
+    assert_eq!(uploaded, total - landed, "landed before: {landed}");
+    assert_eq!(Store::at(&store).ids(), a.object_ids());
+    assert_remote_objects_whole(&a, &store);
     a.git(&["add", "-A"]);
     a.git(&["commit", "-qm", "data"]);
     let b = a.clone_repo();
@@ -798,4 +818,92 @@ fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
         assert!(!f.to_string_lossy().contains("dvt-tmp"), "left behind: {f:?}");
     }
     assert_no_pull_leftovers(&b);
+}
+
+#[test]
+fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    for i in 0..40 {
+        a.write(&format!("data/part-{i:02}.bin"), noise(20_000 + i, i as u8));
+    }
+    a.dvt(&["add", "data"]).ok();
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 41, "{}", r.stdout);
+    let info = a.dvt(&["get-url", "data/part-05.bin", "--json"]).ok().json();
+    let url = info["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("s3://") && url.contains("/packs/") && url.ends_with(".pack"),
+        "{url}"
+    );
+    assert!(info["on_remote"].as_bool().unwrap());
+    assert_eq!(info["encoding"], "raw");
+
+    // gc of the remote drops one file's object: its pack is written anew without it.
+    std::fs::remove_file(a.path("data/part-00.bin")).unwrap();
+    a.dvt(&["add", "data"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    a.dvt(&["push"]).ok();
+    let gc = a.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    assert_eq!(
+        gc["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
+        1,
+        "{gc}"
+    );
+    assert_eq!(gc["deleted"], true);
+    let gone = blake3_hex(&noise(20_000, 0));
+    let st = a.dvt(&["status", "--remote", "--json"]).ok().json();
+    assert_eq!(st["pointers"][0]["local_only"].as_array().unwrap().len(), 0, "{st}");
+    let b = a.clone_repo();
+    s3_secret(&b);
+    b.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+    assert!(!b.has_object(&gone));
+    assert!(b.dvt(&["push"]).ok().stdout.contains("Nothing to push"));
+
+    // Flip a byte of one packed object in the bucket (through moto's plain HTTP).
+    let info = a.dvt(&["get-url", "data/part-07.bin", "--json"]).ok().json();
+    let key = info["url"].as_str().unwrap().trim_start_matches("s3://").to_string();
+    let http = format!("{endpoint}/{key}");
+    let fetched = a.root.parent().unwrap().join("pack");
+    let sign = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        "testing:testing-secret",
+    ];
+    a.run(
+        "curl",
+        &[&["-fsS", "-o", fetched.to_str().unwrap(), &http][..], &sign].concat(),
+    )
+    .ok();
+    let mut pack = std::fs::read(&fetched).unwrap();
+    let at = info["range"]["start"].as_u64().unwrap() as usize + 5000;
+    pack[at] ^= 1;
+    std::fs::write(&fetched, pack).unwrap();
+    // `-T`, not `--data-binary`: moto would take that for a form and store nothing.
+    a.run(
+        "curl",
+        &[&["-fsS", "-T", fetched.to_str().unwrap(), &http][..], &sign].concat(),
+    )
+    .ok();
+    let victim = blake3_hex(&noise(20_007, 7));
+    let c = a.clone_repo();
+    s3_secret(&c);
+    let r = c.dvt(&["pull"]).fails();
+    assert!(
+        r.stderr.contains(&format!("object {victim} is corrupt")),
+        "{}",
+        r.stderr
+    );
+    assert!(!c.has_object(&victim));
+    assert!(
+        c.has_object(&blake3_hex(&noise(20_008, 8))),
+        "the rest of the pack arrived"
+    );
+    assert!(!c.exists("data"));
+    assert_no_pull_leftovers(&c);
 }

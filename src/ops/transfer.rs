@@ -218,7 +218,14 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     // A directory remote packs small objects; the pack is published before any
     // manifest goes up, and with what arrived even when some uploads failed.
     let packing = remote.begin_packing();
-    let mut failures = upload_all(repo, remote, &todo, progress, "Pushing", &mut report).await;
+    // An object store gets the objects the cache packs as new packs.
+    let (packed, loose): (Vec<ObjectId>, Vec<ObjectId>) = if remote.packs_uploads() {
+        todo.iter().partition(|id| cache.is_packed(id))
+    } else {
+        (Vec::new(), todo.clone())
+    };
+    let mut failures = upload_all(repo, remote, &packed, true, progress, "Pushing", &mut report).await;
+    failures.extend(upload_all(repo, remote, &loose, false, progress, "Pushing", &mut report).await);
     if let Some(p) = packing {
         p.finish()?;
     }
@@ -230,15 +237,17 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         .filter(|(_, files, _)| files.iter().all(|f| !bad.contains(f) && !absent.contains(f)))
         .map(|(m, _, _)| *m)
         .collect();
-    failures.extend(upload_all(repo, remote, &ready, progress, "Pushing manifests", &mut report).await);
+    failures.extend(upload_all(repo, remote, &ready, false, progress, "Pushing manifests", &mut report).await);
     failed_transfers(remote, failures, todo.len() + ready.len())?;
     Ok(report)
 }
 
+/// Uploads `ids`: one by one, or when `packed`, as new packs.
 async fn upload_all(
     repo: &Repo,
     remote: &Remote,
     ids: &[ObjectId],
+    packed: bool,
     progress: &dyn Progress,
     label: &'static str,
     report: &mut PushReport,
@@ -258,24 +267,35 @@ async fn upload_all(
     let bytes = AtomicU64::new(0);
     let on_bytes = |n: u64| progress.inc(n);
     let stop = Stop::default();
-    let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
-        .map(|id| {
-            let on_bytes = &on_bytes;
-            let meter = &meter;
-            let bytes = &bytes;
-            let stop = &stop;
-            async move {
-                let r = stop.guard(remote.upload(cache, id, on_bytes)).await;
-                if let Ok(n) = &r {
-                    bytes.fetch_add(*n, Ordering::Relaxed);
+    let results: Vec<(ObjectId, Result<u64>)> = if packed {
+        let results = remote
+            .upload_packed(cache, ids, &on_bytes, &|| meter.object_done())
+            .await;
+        bytes.fetch_add(
+            results.iter().filter_map(|(_, r)| r.as_ref().ok()).sum::<u64>(),
+            Ordering::Relaxed,
+        );
+        results
+    } else {
+        futures::stream::iter(ids.iter().copied())
+            .map(|id| {
+                let on_bytes = &on_bytes;
+                let meter = &meter;
+                let bytes = &bytes;
+                let stop = &stop;
+                async move {
+                    let r = stop.guard(remote.upload(cache, id, on_bytes)).await;
+                    if let Ok(n) = &r {
+                        bytes.fetch_add(*n, Ordering::Relaxed);
+                    }
+                    meter.object_done();
+                    (id, r)
                 }
-                meter.object_done();
-                (id, r)
-            }
-        })
-        .buffer_unordered(remote.jobs)
-        .collect()
-        .await;
+            })
+            .buffer_unordered(remote.jobs)
+            .collect()
+            .await
+    };
     progress.finish();
     let (done, failures) = split_results(results);
     report.uploaded += done;
@@ -378,6 +398,12 @@ async fn fetch_async(
     Ok(report)
 }
 
+/// One download: an object on its own, or a run of packed objects.
+enum Job {
+    One(ObjectId),
+    Run(crate::remote::Run),
+}
+
 /// An object to download: who needs it, and its content size when known.
 struct Wanted {
     path: String,
@@ -412,27 +438,61 @@ async fn download_all(
         bytes.fetch_add(n, Ordering::Relaxed);
     };
     let stop = Stop::default();
-    let results: Vec<(ObjectId, Result<u64>)> = futures::stream::iter(ids.iter().copied())
-        .map(|id| {
+    let done = |id: &ObjectId| {
+        progress.inc(match sizes {
+            Some(_) => needed_by.get(id).and_then(|w| w.size).unwrap_or(0),
+            None => 1,
+        });
+        meter.object_done();
+    };
+    // Packed objects on an object store come in runs, one ranged GET each.
+    let (loose, runs) = match remote.plan_downloads(ids).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            progress.finish();
+            let mut out = vec![(ids[0], e)];
+            out.extend(ids[1..].iter().map(|id| (*id, RemoteError::Skipped.into())));
+            return out;
+        }
+    };
+    let jobs = loose.into_iter().map(Job::One).chain(runs.into_iter().map(Job::Run));
+    let results: Vec<Vec<(ObjectId, Result<u64>)>> = futures::stream::iter(jobs)
+        .map(|job| {
             let on_bytes = &on_bytes;
             let stop = &stop;
-            let meter = &meter;
+            let done = &done;
             async move {
-                let wanted = needed_by.get(&id);
-                let r = stop
-                    .guard(remote.download(cache, id, wanted.map(|w| w.path.as_str()), on_bytes))
-                    .await;
-                progress.inc(match sizes {
-                    Some(_) => wanted.and_then(|w| w.size).unwrap_or(0),
-                    None => 1,
-                });
-                meter.object_done();
-                (id, r)
+                match job {
+                    Job::One(id) => {
+                        let wanted = needed_by.get(&id);
+                        let r = stop
+                            .guard(remote.download(cache, id, wanted.map(|w| w.path.as_str()), on_bytes))
+                            .await;
+                        done(&id);
+                        vec![(id, r)]
+                    }
+                    Job::Run(run) => {
+                        let out = if stop.0.load(Ordering::Relaxed) {
+                            run.ids().map(|id| (id, Err(RemoteError::Skipped.into()))).collect()
+                        } else {
+                            remote.download_run(cache, &run, on_bytes).await
+                        };
+                        if out
+                            .iter()
+                            .any(|(_, r)| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. }))))
+                        {
+                            stop.0.store(true, Ordering::Relaxed);
+                        }
+                        out.iter().for_each(|(id, _)| done(id));
+                        out
+                    }
+                }
             }
         })
         .buffer_unordered(remote.jobs)
         .collect()
         .await;
+    let results: Vec<(ObjectId, Result<u64>)> = results.into_iter().flatten().collect();
     progress.finish();
     let (done, failures) = split_results(results);
     report.downloaded += done;

@@ -28,8 +28,8 @@ pub enum Scheme {
 }
 
 /// Keys every remote accepts.
-const COMMON_KEYS: &[&str] = &["url", "jobs", "retries", "timeout"];
-const LOCAL_KEYS: &[&str] = &["hardlink", "pack"];
+const COMMON_KEYS: &[&str] = &["url", "jobs", "retries", "timeout", "pack"];
+const LOCAL_KEYS: &[&str] = &["hardlink"];
 const S3_KEYS: &[&str] = &[
     "endpointurl",
     "region",

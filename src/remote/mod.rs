@@ -10,6 +10,7 @@
 //! to a temporary name and are then moved).
 
 pub mod config;
+mod packed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::object::ObjectId;
 use crate::repo::Repo;
 
 pub use config::{Location, RemoteSpec, Scheme};
+pub use packed::{RemotePacks, Run};
 
 /// Multipart uploads and streamed downloads move parts of this size.
 const PART: usize = 8 * 1024 * 1024;
@@ -50,8 +52,10 @@ pub struct Remote {
     /// For a directory remote: the directory as a cache-shaped store (objects are
     /// copied, or hard-linked with `hardlink = true`, by plain file operations).
     dir: Option<(Cache, bool)>,
-    /// Whether pushes pack small objects (`pack`, default true; directory remotes).
+    /// Whether pushes pack small objects (`pack`, default true).
     pack: bool,
+    /// An object store's packs, read on first need.
+    packed: tokio::sync::Mutex<Option<Arc<packed::RemotePacks>>>,
     prefix: StorePath,
     secrets: Vec<String>,
     runtime: tokio::runtime::Runtime,
@@ -271,6 +275,7 @@ impl Remote {
             store,
             dir,
             pack,
+            packed: tokio::sync::Mutex::new(None),
             prefix,
             secrets,
             runtime,
@@ -305,7 +310,7 @@ impl Remote {
     /// Where object `id` is (or would be) on this remote: a URL, or for a
     /// directory remote an absolute path; and for an object in a pack, the byte
     /// range of its stored form in that pack file.
-    pub fn url_of(&self, id: &ObjectId) -> Result<(String, Option<std::ops::Range<u64>>)> {
+    pub async fn url_of(&self, id: &ObjectId) -> Result<(String, Option<std::ops::Range<u64>>)> {
         if let Some((dir, _)) = &self.dir {
             return Ok(match dir.locate(id)? {
                 Some((path, range)) if path.extension().is_some_and(|e| e == "pack") => {
@@ -313,6 +318,9 @@ impl Remote {
                 }
                 _ => (dir.object_path(id).display().to_string(), None),
             });
+        }
+        if let Some((url, range)) = self.packed_url(id).await? {
+            return Ok((url, Some(range)));
         }
         let hex = id.to_string();
         Ok((
@@ -339,7 +347,11 @@ impl Remote {
                 Err(e) => Err(self.remote_side(e, *id, None)),
             };
         }
-        match self.store.get_range(&self.path_of(id), 0..8).await {
+        let head = match self.get_packed(id, Some(8)).await? {
+            Some(head) => Ok(head),
+            None => self.store.get_range(&self.path_of(id), 0..8).await,
+        };
+        match head {
             Ok(head) => Ok(Some(crate::cache::detect(&head).ok_or_else(|| {
                 RemoteError::Corrupt {
                     remote: self.name.clone(),
@@ -357,6 +369,9 @@ impl Remote {
         if let Some((dir, _)) = &self.dir {
             return Ok(dir.contains(id));
         }
+        if self.remote_packs().await?.contains(id) {
+            return Ok(true);
+        }
         match self.store.head(&self.path_of(id)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -368,6 +383,18 @@ impl Remote {
     /// listing of the object directories that could hold them, run concurrently.
     /// `on_checked` is told how many of `ids` each step settled.
     pub async fn present(&self, ids: &[ObjectId], on_checked: &(dyn Fn(u64) + Sync)) -> Result<FxHashSet<ObjectId>> {
+        let packs = self.remote_packs().await?;
+        let (packed, loose): (Vec<ObjectId>, Vec<ObjectId>) = ids.iter().partition(|id| packs.contains(id));
+        on_checked(packed.len() as u64);
+        let mut out = self.present_loose(&loose, on_checked).await?;
+        out.extend(packed);
+        Ok(out)
+    }
+
+    async fn present_loose(&self, ids: &[ObjectId], on_checked: &(dyn Fn(u64) + Sync)) -> Result<FxHashSet<ObjectId>> {
+        if ids.is_empty() {
+            return Ok(FxHashSet::default());
+        }
         if ids.len() <= HEAD_LIMIT {
             let found: Vec<Result<Option<ObjectId>>> = futures::stream::iter(ids.iter().copied())
                 .map(|id| async move {
@@ -457,6 +484,7 @@ impl Remote {
                 out.push((id, meta.size));
             }
         }
+        out.extend(self.remote_packs().await?.with_first_byte(first));
         Ok(out)
     }
 
@@ -495,6 +523,9 @@ impl Remote {
         }
         // A zstd block decodes only whole: fetch one maximal block's worth.
         let want = (n as u64).max(ZSTD_BLOCK + 1024);
+        if let Some(stored) = self.get_packed(id, Some(want)).await? {
+            return Ok(crate::cache::decode_prefix(&stored, n));
+        }
         let stored = match self.store.get_range(&self.path_of(id), 0..want).await {
             Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => {
@@ -519,6 +550,7 @@ impl Remote {
             dir.delete_many(ids, on_deleted, Duration::from_secs(3600))?;
             return Ok(ids.len());
         }
+        self.delete_packed(&ids.iter().copied().collect()).await?;
         let paths: Vec<StorePath> = ids.iter().map(|id| self.path_of(id)).collect();
         let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
         let mut results = self.store.delete_stream(input);
@@ -693,6 +725,15 @@ impl Remote {
             on_bytes(n);
             return Ok(n);
         }
+        if let Some(stored) = self.get_packed(&id, None).await? {
+            let c = cache.clone();
+            let n = tokio::task::spawn_blocking(move || c.import_stored(&id, &stored))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|e| self.remote_side(e, id, for_path))?;
+            on_bytes(n);
+            return Ok(n);
+        }
         let result = match self.store.get(&self.path_of(&id)).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => {
@@ -766,20 +807,24 @@ impl Remote {
         if let Some((dir, _)) = &self.dir {
             return dir.read(&id, None).map_err(|e| self.remote_side(e, id, None));
         }
-        let bytes = match self.store.get(&self.path_of(&id)).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RemoteError::Missing {
-                    remote: self.name.clone(),
-                    id,
-                    path: None,
+        let packed = self.get_packed(&id, None).await?;
+        let bytes = match packed {
+            Some(b) => b,
+            None => match self.store.get(&self.path_of(&id)).await {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(RemoteError::Missing {
+                        remote: self.name.clone(),
+                        id,
+                        path: None,
+                    }
+                    .into());
                 }
-                .into());
-            }
-            Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
+                Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
+            },
         };
         crate::cache::decode_stored(&id, &bytes).map_err(|reason| {
             RemoteError::Corrupt {
