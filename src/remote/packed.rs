@@ -29,7 +29,7 @@ use crate::pack::{Entry, PACK_MAGIC, decode_index, encode_index, index_name};
 /// A pack pushed to an object store holds at most about this many bytes.
 const PACK_TARGET: u64 = 64 * 1024 * 1024;
 /// One ranged GET covers at most this span of a pack.
-const RUN_SPAN: u64 = 16 * 1024 * 1024;
+const RUN_SPAN: u64 = 8 * 1024 * 1024;
 /// Neighbouring packed objects closer than this are read with one ranged GET.
 const RUN_GAP: u64 = 256 * 1024;
 
@@ -361,11 +361,25 @@ impl Remote {
                 read.unwrap_or_default()
             })
         };
+        // Once a request fails (after its retries), the packs not yet started are
+        // not tried: the server is likely down, and the next push picks them up.
+        let stop = std::sync::atomic::AtomicBool::new(false);
         let uploads: Vec<Vec<(ObjectId, Result<u64>)>> = futures::stream::iter(groups)
             .map(|g| {
-                let source = &source;
+                let (source, stop) = (&source, &stop);
                 async move {
-                    let r = self.write_pack(g, source, on_bytes).await;
+                    let r = if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        g.iter()
+                            .map(|(id, _)| (*id, Err(RemoteError::Skipped.into())))
+                            .collect()
+                    } else {
+                        self.write_pack(g, source, on_bytes).await
+                    };
+                    if r.iter()
+                        .any(|(_, r)| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. }))))
+                    {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     for _ in &r {
                         on_object();
                     }
