@@ -18,6 +18,7 @@ stat walk (find -printf) and, for single files, `zstd -1 -T0` to the same disk.
 Results: a Markdown table on stdout, and JSON in bench/work/results.json.
 """
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -375,10 +376,15 @@ def floors(repo):
 def install_dvc(work):
     venv = os.path.join(work, ".venv-dvc")
     exe = os.path.join(venv, "bin", "dvc")
+    pip = os.path.join(venv, "bin", "pip")
     if not os.path.exists(exe):
         log("installing DVC into a virtualenv (once)...")
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "dvc"], check=True)
+        subprocess.run([pip, "install", "-q", "dvc[s3]"], check=True)
+    elif not glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "dvc_s3")):
+        # A venv from before S3 remotes were benchmarked: DVC needs its S3 plugin.
+        log("installing DVC's S3 plugin into the virtualenv (once)...")
+        subprocess.run([pip, "install", "-q", "dvc-s3"], check=True)
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
     return exe, version
 

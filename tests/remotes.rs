@@ -907,3 +907,39 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     assert!(!c.exists("data"));
     assert_no_pull_leftovers(&c);
 }
+
+#[test]
+fn s3_pack_bigger_than_one_part_goes_up_in_parts() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    // Three objects just under the 4 MiB pack limit: one pack of ~10.5 MiB, sent
+    // as a multipart upload of 8 MiB parts.
+    let a = s3_repo(&endpoint);
+    for i in 0..3u8 {
+        a.write(&format!("weights/shard-{i}.bin"), noise(3_600_000, 40 + i));
+    }
+    a.dvt(&["add", "weights"]).ok();
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 4, "{}", r.stdout);
+    let ends: Vec<u64> = (0..3)
+        .map(|i| {
+            let info = a
+                .dvt(&["get-url", &format!("weights/shard-{i}.bin"), "--json"])
+                .ok()
+                .json();
+            assert!(info["url"].as_str().unwrap().ends_with(".pack"), "{info}");
+            info["range"]["end"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(
+        ends.iter().any(|&e| e > 8 * 1024 * 1024),
+        "one pack past one part: {ends:?}"
+    );
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "weights"]);
+    let b = a.clone_repo();
+    s3_secret(&b);
+    b.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("weights")) == common::snapshot(&b.path("weights")));
+}

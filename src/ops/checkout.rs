@@ -383,6 +383,7 @@ fn restore_whole_dir(
         .collect();
     progress.finish();
     fs::rename(&stage, &t.data_abs)?;
+    stat.reserve(manifest.files.len());
     for (e, r) in manifest.files.iter().zip(results) {
         match r {
             Ok(stamp) => {
