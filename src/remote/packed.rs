@@ -96,7 +96,7 @@ impl Remote {
     }
 
     /// The remote's packs (none for a directory remote: its cache reads its own),
-    /// read on first need and kept until [`Remote::forget_packs`].
+    /// read on first need and kept until a `gc` rewrites them.
     pub async fn remote_packs(&self) -> Result<Arc<RemotePacks>> {
         let mut guard = self.packed.lock().await;
         if let Some(p) = guard.as_ref() {
