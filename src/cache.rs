@@ -1214,6 +1214,40 @@ impl Cache {
         checked
     }
 
+    /// Copies pack `pack` of another cache-shaped store (the cache, when pushing to a
+    /// directory remote) into this one whole, under its own name; with `link`, a hard
+    /// link is tried first. Every object of the copy is verified before it is
+    /// published (pack renamed in, then its index). Returns the pack's size. A damaged
+    /// object is [`CacheError::Corrupt`], and nothing is published.
+    pub fn import_pack(&self, pack: &crate::pack::Pack, link: bool) -> Result<u64> {
+        let dir = self.packs.dir().to_path_buf();
+        fs::create_dir_all(&dir)?;
+        let tmp = temp_in(&dir, "pack");
+        let result = (|| -> Result<u64> {
+            if !(link && std::fs::hard_link(&pack.path, &tmp).is_ok()) {
+                fs::copy(&pack.path, &tmp)?;
+            }
+            let file = Arc::new(fs::File::open(&tmp)?.into_parts().0);
+            pack.entries.par_iter().try_for_each(|e| -> Result<()> {
+                let stored = Slice::new(file.clone(), e.offset, e.len)
+                    .read_all()
+                    .map_err(|err| read_error(&e.id, None, err))?;
+                verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+                Ok(())
+            })?;
+            let mut entries = pack.entries.clone();
+            let (index, name) = crate::pack::encode_index(&mut entries);
+            let dest = dir.join(format!("{name}.pack"));
+            fs::rename(&tmp, &dest)?;
+            crate::fsutil::atomic_write(&dest.with_extension("idx"), &index)?;
+            Ok(file.metadata()?.len())
+        })();
+        // rename() of a link onto a name for the same file leaves both names.
+        let _ = fs::remove_file(&tmp);
+        self.packs.forget();
+        result
+    }
+
     /// Starts writing object `id` from its stored form (`stored_len` bytes), streamed.
     pub fn stored_writer(&self, id: &ObjectId, stored_len: u64) -> Result<StoredWriter> {
         let dest = self.object_path(id);

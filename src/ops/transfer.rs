@@ -217,6 +217,10 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
 
     // A directory remote packs small objects; the pack is published before any
     // manifest goes up, and with what arrived even when some uploads failed.
+    // A directory remote takes the cache's packs whole when it needs all they hold.
+    let (n, bytes) = remote.copy_whole_packs(cache, &mut todo)?;
+    report.uploaded += n;
+    report.uploaded_bytes += bytes;
     let packing = remote.begin_packing();
     // An object store gets the objects the cache packs as new packs.
     let (packed, loose): (Vec<ObjectId>, Vec<ObjectId>) = if remote.packs_uploads() {

@@ -329,6 +329,30 @@ impl Remote {
         ))
     }
 
+    /// For a directory remote that packs: copies whole each pack of `cache` whose
+    /// objects are all in `todo` (verified, see [`Cache::import_pack`]), and takes
+    /// them out of `todo`. Returns the objects and bytes copied. A pack that fails is
+    /// left to the object-by-object path, which names the damaged object.
+    pub fn copy_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+        let Some((dir, link)) = self.dir.as_ref().filter(|_| self.pack) else {
+            return Ok((0, 0));
+        };
+        let wanted: FxHashSet<ObjectId> = todo.iter().copied().collect();
+        let packs = cache.packs().with_set(true, |s| s.packs.clone())?.unwrap_or_default();
+        // Packs overlap: one is copied (system time) while another is verified.
+        let done: Vec<(&crate::pack::Pack, u64)> = {
+            use rayon::prelude::*;
+            packs
+                .par_iter()
+                .filter(|p| p.entries.iter().all(|e| wanted.contains(&e.id)))
+                .filter_map(|p| dir.import_pack(p, *link).ok().map(|n| (p.as_ref(), n)))
+                .collect()
+        };
+        let copied: FxHashSet<ObjectId> = done.iter().flat_map(|(p, _)| p.entries.iter().map(|e| e.id)).collect();
+        todo.retain(|id| !copied.contains(id));
+        Ok((copied.len(), done.iter().map(|(_, n)| n).sum()))
+    }
+
     /// For a directory remote that packs: from now until [`crate::cache::Packing::finish`],
     /// small objects pushed go to a pack on the remote instead of a file each.
     pub fn begin_packing(&self) -> Option<crate::cache::Packing> {

@@ -233,8 +233,14 @@ impl Store {
 
     /// The stored form of object `hex` (loose or packed).
     pub fn stored(&self, hex: &str) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
         let (path, range) = self.locate(hex);
-        std::fs::read(path).unwrap()[range.start as usize..range.end as usize].to_vec()
+        let mut out = vec![0u8; (range.end - range.start) as usize];
+        std::fs::File::open(path)
+            .unwrap()
+            .read_exact_at(&mut out, range.start)
+            .unwrap();
+        out
     }
 
     /// Changes object `hex`'s stored bytes in place (same length when packed).
