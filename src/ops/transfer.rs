@@ -218,7 +218,7 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     // A directory remote packs small objects; the pack is published before any
     // manifest goes up, and with what arrived even when some uploads failed.
     // A directory remote takes the cache's packs whole when it needs all they hold.
-    let (n, bytes) = remote.copy_whole_packs(cache, &mut todo)?;
+    let (n, bytes) = remote.push_whole_packs(cache, &mut todo)?;
     report.uploaded += n;
     report.uploaded_bytes += bytes;
     let packing = remote.begin_packing();
@@ -391,6 +391,10 @@ async fn fetch_async(
     spread(&mut todo);
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
+    // A directory remote's packs that hold only needed objects are copied whole.
+    let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo)?;
+    report.downloaded += n;
+    report.downloaded_bytes += bytes;
     // Small objects go into a pack; what arrived is kept even when some failed.
     let packing = cache.begin_packing();
     failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);

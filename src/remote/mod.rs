@@ -333,24 +333,19 @@ impl Remote {
     /// objects are all in `todo` (verified, see [`Cache::import_pack`]), and takes
     /// them out of `todo`. Returns the objects and bytes copied. A pack that fails is
     /// left to the object-by-object path, which names the damaged object.
-    pub fn copy_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
-        let Some((dir, link)) = self.dir.as_ref().filter(|_| self.pack) else {
-            return Ok((0, 0));
-        };
-        let wanted: FxHashSet<ObjectId> = todo.iter().copied().collect();
-        let packs = cache.packs().with_set(true, |s| s.packs.clone())?.unwrap_or_default();
-        // Packs overlap: one is copied (system time) while another is verified.
-        let done: Vec<(&crate::pack::Pack, u64)> = {
-            use rayon::prelude::*;
-            packs
-                .par_iter()
-                .filter(|p| p.entries.iter().all(|e| wanted.contains(&e.id)))
-                .filter_map(|p| dir.import_pack(p, *link).ok().map(|n| (p.as_ref(), n)))
-                .collect()
-        };
-        let copied: FxHashSet<ObjectId> = done.iter().flat_map(|(p, _)| p.entries.iter().map(|e| e.id)).collect();
-        todo.retain(|id| !copied.contains(id));
-        Ok((copied.len(), done.iter().map(|(_, n)| n).sum()))
+    pub fn push_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+        match self.dir.as_ref().filter(|_| self.pack) {
+            Some((dir, link)) => copy_whole_packs(cache, dir, *link, todo),
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// For a directory remote: the same the other way, its packs into `cache`.
+    pub fn fetch_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+        match &self.dir {
+            Some((dir, link)) => copy_whole_packs(dir, cache, *link, todo),
+            None => Ok((0, 0)),
+        }
     }
 
     /// For a directory remote that packs: from now until [`crate::cache::Packing::finish`],
@@ -859,6 +854,23 @@ impl Remote {
             .into()
         })
     }
+}
+
+/// Copies into `to` each pack of `from` whose objects are all in `todo`, and takes
+/// them out of `todo`; see [`Remote::push_whole_packs`].
+fn copy_whole_packs(from: &Cache, to: &Cache, link: bool, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+    use rayon::prelude::*;
+    let wanted: FxHashSet<ObjectId> = todo.iter().copied().collect();
+    let packs = from.packs().with_set(true, |s| s.packs.clone())?.unwrap_or_default();
+    // Packs overlap: one is copied (system time) while another is verified.
+    let done: Vec<(&crate::pack::Pack, u64)> = packs
+        .par_iter()
+        .filter(|p| p.entries.iter().all(|e| wanted.contains(&e.id)))
+        .filter_map(|p| to.import_pack(p, link).ok().map(|n| (p.as_ref(), n)))
+        .collect();
+    let copied: FxHashSet<ObjectId> = done.iter().flat_map(|(p, _)| p.entries.iter().map(|e| e.id)).collect();
+    todo.retain(|id| !copied.contains(id));
+    Ok((copied.len(), done.iter().map(|(_, n)| n).sum()))
 }
 
 static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
