@@ -835,8 +835,8 @@ impl Cache {
         result
     }
 
-    /// Removes what killed pack writers left in `packs/`: unfinished packs, and
-    /// packs whose index was never written, last modified at least `min_age` ago.
+    /// Removes what killed pack writers left in `packs/`: unfinished packs and
+    /// indexes, and packs whose index was never written, last modified at least `min_age` ago.
     /// `Duration::ZERO` is only for a caller holding the repo lock, as every writer
     /// to the cache does; a directory remote, which other repos' pushes write to
     /// without that lock, passes an age no writer still at work can reach.
@@ -849,7 +849,8 @@ impl Cache {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age >= min_age);
-            if (name.starts_with(".pack.dvt-tmp-") || name.ends_with(".pack")) && old_enough {
+            // Unfinished packs and indexes, whole-pack copies, packs without an index.
+            if (crate::fsutil::is_temp_name(name) || name.ends_with(".pack")) && old_enough {
                 remove_if_present(&stray)?;
             }
         }

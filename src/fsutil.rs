@@ -30,6 +30,12 @@ pub fn temp_in(dir: &Path, prefix: &str) -> PathBuf {
     dir.join(format!(".{prefix}.dvt-tmp-{}-{n}", pid()))
 }
 
+/// Whether `name` is one of dvt's temporary files (never data; left only by a
+/// process that was killed mid-write).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".dvt-tmp-")
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file beside it is written,
 /// flushed to disk and renamed over it. A crash leaves either the old or the new file.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

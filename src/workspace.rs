@@ -51,12 +51,6 @@ pub struct Scan {
     pub empty_dirs: Vec<String>,
 }
 
-/// Whether `name` is one of dvt's temporary files (never data; left only by a
-/// process that was killed mid-write).
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(".dvt-tmp-")
-}
-
 /// Walks the directory `abs` inside the repository at `root`, honouring
 /// `.dvtignore` files (in `abs`, below it, and in its parents up to `root`) and
 /// skipping `.git`, `.dvt` and dvt's temporary files. Symbolic links and special
@@ -147,7 +141,7 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
             let path = e.path();
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| PathError::NotUtf8 { path: path.clone() })?;
-            if name == ".git" || name == DVT_DIR || is_temp_name(name) {
+            if name == ".git" || name == DVT_DIR || crate::fsutil::is_temp_name(name) {
                 return Ok(None);
             }
             let meta = e.metadata().map_err(|err| {

@@ -873,7 +873,12 @@ fn killed_add_of_many_small_files_publishes_no_partial_pack() {
         env.read("data/part-2999.csv"),
         format!("t,v\n2999,{}\n", 2999 % 97).repeat(20).as_bytes()
     );
-    // gc removes what killed writers left in packs/.
+    // gc removes what killed writers left in packs/, whichever file they were
+    // writing when killed (the kills above may not hit an index write: plant one).
+    env.write(
+        &format!(".dvt/cache/packs/.{}.idx.dvt-tmp-1-2", "0".repeat(64)),
+        "partial",
+    );
     env.dvt(&["gc", "-w", "-f"]).ok();
     let left: Vec<_> = common::walk(&env.path(".dvt/cache/packs"))
         .into_iter()
