@@ -14,7 +14,7 @@ use crate::manifest::Manifest;
 use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::progress::Progress;
-use crate::remote::Remote;
+use crate::remote::{Remote, Stop};
 use crate::repo::Repo;
 use crate::workspace::{Tracked, display_path, resolve_tracked};
 
@@ -69,25 +69,6 @@ pub struct FetchReport {
     pub downloaded_bytes: u64,
     /// Objects the cache already had.
     pub already_cached: usize,
-}
-
-/// Once a request to the remote fails (after its retries), the transfers not yet
-/// started are not tried: a server that is down would otherwise be asked once per
-/// object. They count as failed, and the next run picks them up.
-#[derive(Default)]
-struct Stop(std::sync::atomic::AtomicBool);
-
-impl Stop {
-    async fn guard(&self, transfer: impl std::future::Future<Output = Result<u64>>) -> Result<u64> {
-        if self.0.load(Ordering::Relaxed) {
-            return Err(RemoteError::Skipped.into());
-        }
-        let r = transfer.await;
-        if let Err(crate::Error::Remote(RemoteError::Request { .. })) = &r {
-            self.0.store(true, Ordering::Relaxed);
-        }
-        r
-    }
 }
 
 /// Orders transfers so that consecutive ones land in different object directories
@@ -480,17 +461,9 @@ async fn download_all(
                         vec![(id, r)]
                     }
                     Job::Run(run) => {
-                        let out = if stop.0.load(Ordering::Relaxed) {
-                            run.ids().map(|id| (id, Err(RemoteError::Skipped.into()))).collect()
-                        } else {
-                            remote.download_run(cache, &run, on_bytes).await
-                        };
-                        if out
-                            .iter()
-                            .any(|(_, r)| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. }))))
-                        {
-                            stop.0.store(true, Ordering::Relaxed);
-                        }
+                        let out = stop
+                            .guard_many(run.ids(), remote.download_run(cache, &run, on_bytes))
+                            .await;
                         out.iter().for_each(|(id, _)| done(id));
                         out
                     }

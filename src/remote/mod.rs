@@ -1048,3 +1048,47 @@ fn azure_builder(
     }
     Ok(b)
 }
+
+/// Once a request to the remote fails (after its retries), the transfers not yet
+/// started are not tried: a server that is down would otherwise be asked once per
+/// object. They count as skipped, and the next run picks them up.
+#[derive(Default)]
+pub(crate) struct Stop(std::sync::atomic::AtomicBool);
+
+impl Stop {
+    fn stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note<'a>(&self, results: impl IntoIterator<Item = &'a Result<u64>>) {
+        let failed = |r: &Result<u64>| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. })));
+        if results.into_iter().any(failed) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Runs one transfer, unless an earlier one failed.
+    pub(crate) async fn guard(&self, transfer: impl std::future::Future<Output = Result<u64>>) -> Result<u64> {
+        if self.stopped() {
+            return Err(RemoteError::Skipped.into());
+        }
+        let r = transfer.await;
+        self.note([&r]);
+        r
+    }
+
+    /// Runs a transfer of the objects `ids` together (a pack, a run of packed
+    /// objects), unless an earlier one failed.
+    pub(crate) async fn guard_many(
+        &self,
+        ids: impl Iterator<Item = ObjectId>,
+        transfer: impl std::future::Future<Output = Vec<(ObjectId, Result<u64>)>>,
+    ) -> Vec<(ObjectId, Result<u64>)> {
+        if self.stopped() {
+            return ids.map(|id| (id, Err(RemoteError::Skipped.into()))).collect();
+        }
+        let out = transfer.await;
+        self.note(out.iter().map(|(_, r)| r));
+        out
+    }
+}

@@ -361,25 +361,15 @@ impl Remote {
                 read.unwrap_or_default()
             })
         };
-        // Once a request fails (after its retries), the packs not yet started are
-        // not tried: the server is likely down, and the next push picks them up.
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = super::Stop::default();
         let uploads: Vec<Vec<(ObjectId, Result<u64>)>> = futures::stream::iter(groups)
             .map(|g| {
                 let (source, stop) = (&source, &stop);
                 async move {
-                    let r = if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        g.iter()
-                            .map(|(id, _)| (*id, Err(RemoteError::Skipped.into())))
-                            .collect()
-                    } else {
-                        self.write_pack(g, source, on_bytes).await
-                    };
-                    if r.iter()
-                        .any(|(_, r)| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. }))))
-                    {
-                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    let ids: Vec<ObjectId> = g.iter().map(|(id, _)| *id).collect();
+                    let r = stop
+                        .guard_many(ids.into_iter(), self.write_pack(g, source, on_bytes))
+                        .await;
                     for _ in &r {
                         on_object();
                     }
