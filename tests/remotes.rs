@@ -841,7 +841,38 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     assert!(info["on_remote"].as_bool().unwrap());
     assert_eq!(info["encoding"], "raw");
 
+    let sign = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        "testing:testing-secret",
+    ];
     // gc of the remote drops one file's object: its pack is written anew without it.
+    // A racing push may also have left that object as a file of its own: gc finds
+    // and deletes that copy too.
+    let gone = blake3_hex(&noise(20_000, 0));
+    let base = &url[..url.find("/packs/").unwrap()];
+    let loose = format!(
+        "{endpoint}/{}/objects/{}/{}",
+        base.trim_start_matches("s3://"),
+        &gone[..2],
+        &gone[2..]
+    );
+    let copy = a.root.parent().unwrap().join("loose");
+    std::fs::write(&copy, a.stored(&gone)).unwrap();
+    a.run(
+        "curl",
+        &[&["-fsS", "-T", copy.to_str().unwrap(), &loose][..], &sign].concat(),
+    )
+    .ok();
+    let http_status = |url: &str| {
+        let r = a.run(
+            "curl",
+            &[&["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-I", url][..], &sign].concat(),
+        );
+        r.stdout.trim().to_string()
+    };
+    assert_eq!(http_status(&loose), "200");
     std::fs::remove_file(a.path("data/part-00.bin")).unwrap();
     a.dvt(&["add", "data"]).ok();
     a.git(&["add", "-A"]);
@@ -854,7 +885,7 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
         "{gc}"
     );
     assert_eq!(gc["deleted"], true);
-    let gone = blake3_hex(&noise(20_000, 0));
+    assert_eq!(http_status(&loose), "404");
     let st = a.dvt(&["status", "--remote", "--json"]).ok().json();
     assert_eq!(st["pointers"][0]["local_only"].as_array().unwrap().len(), 0, "{st}");
     let b = a.clone_repo();
@@ -869,12 +900,6 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     let key = info["url"].as_str().unwrap().trim_start_matches("s3://").to_string();
     let http = format!("{endpoint}/{key}");
     let fetched = a.root.parent().unwrap().join("pack");
-    let sign = [
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        "testing:testing-secret",
-    ];
     a.run(
         "curl",
         &[&["-fsS", "-o", fetched.to_str().unwrap(), &http][..], &sign].concat(),

@@ -488,6 +488,14 @@ impl Remote {
             .await
             .map_err(std::io::Error::other)?;
         }
+        let mut out = self.list_loose(first).await?;
+        out.extend(self.remote_packs().await?.with_first_byte(first));
+        Ok(out)
+    }
+
+    /// An object store's objects stored a file each under `objects/xx/`, with
+    /// their stored sizes (the listing gives them).
+    async fn list_loose(&self, first: u8) -> Result<Vec<(ObjectId, u64)>> {
         let dir = format!("{first:02x}");
         let prefix = self.objects_dir().join(dir.as_str());
         let mut stream = self.store.list(Some(&prefix));
@@ -503,7 +511,6 @@ impl Remote {
                 out.push((id, meta.size));
             }
         }
-        out.extend(self.remote_packs().await?.with_first_byte(first));
         Ok(out)
     }
 
@@ -569,20 +576,43 @@ impl Remote {
             dir.delete_many(ids, on_deleted, Duration::from_secs(3600))?;
             return Ok(ids.len());
         }
-        self.delete_packed(&ids.iter().copied().collect()).await?;
-        let paths: Vec<StorePath> = ids.iter().map(|id| self.path_of(id)).collect();
+        // A packed object has a file of its own too only after a race (two
+        // pushes): list the directories of packed ones rather than send a DELETE
+        // per object (one request each on GCS and Azure).
+        let packs = self.remote_packs().await?;
+        let mut firsts: Vec<u8> = ids
+            .iter()
+            .filter(|id| packs.contains(id))
+            .map(|id| id.as_bytes()[0])
+            .collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        let listed: Vec<Result<Vec<(ObjectId, u64)>>> = futures::stream::iter(firsts)
+            .map(|first| self.list_loose(first))
+            .buffer_unordered(self.jobs.min(32))
+            .collect()
+            .await;
+        let mut loose_packed = FxHashSet::default();
+        for r in listed {
+            loose_packed.extend(r?.into_iter().map(|(id, _)| id));
+        }
+        let gone: FxHashSet<ObjectId> = ids.iter().copied().collect();
+        self.delete_packed(&gone).await?;
+        let (paths, only_packed): (Vec<&ObjectId>, Vec<&ObjectId>) = ids
+            .iter()
+            .partition(|id| !packs.contains(id) || loose_packed.contains(id));
+        only_packed.iter().for_each(|_| on_deleted());
+        let paths: Vec<StorePath> = paths.into_iter().map(|id| self.path_of(id)).collect();
         let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
         let mut results = self.store.delete_stream(input);
-        let mut n = 0;
         while let Some(r) = results.next().await {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.fail("cannot delete objects", &e)),
             }
-            n += 1;
             on_deleted();
         }
-        Ok(n)
+        Ok(ids.len())
     }
 
     async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
