@@ -20,6 +20,7 @@ use crate::error::{CacheError, Result};
 use crate::fsutil::{read_full, temp_in};
 use crate::object::ObjectId;
 use crate::pack::{PACKED_MAX, Packs, Slice};
+use crate::statcache::Stamp;
 
 /// The first bytes of an object stored without compression.
 pub const RAW_HEADER: &[u8; 8] = b"dvtraw1\n";
@@ -332,19 +333,19 @@ impl Cache {
         Ok(((z.len() as f64) <= (1.0 - MIN_SAVING) * data.len() as f64).then_some(z))
     }
 
-    /// Stores the content of the file at `path`, whose metadata the caller read
-    /// as `meta`. Fails if the file changes while it is read.
-    pub fn put_file(&self, path: &Path, meta: &std::fs::Metadata) -> Result<Stored> {
+    /// Stores the content of the file at `path`, whose stamp the caller read
+    /// as `stamp`. Fails if the file changes while it is read.
+    pub fn put_file(&self, path: &Path, stamp: &Stamp) -> Result<Stored> {
         let mut f = fs::File::open(path)?;
-        let stored = if meta.len() <= SMALL_OBJECT {
-            let mut data = Vec::with_capacity(meta.len() as usize + 1);
+        let stored = if stamp.size() <= SMALL_OBJECT {
+            let mut data = Vec::with_capacity(stamp.size() as usize + 1);
             f.read_to_end(&mut data)?;
             self.put_bytes(&data)?
         } else {
             self.put_stream(&mut f)?
         };
         let after = f.metadata()?;
-        if !same_content_stamp(meta, &after) || stored.size != meta.len() {
+        if !stamp.same_content(&Stamp::of(&after)) || stored.size != stamp.size() {
             return Err(CacheError::ChangedWhileReading {
                 path: path.to_path_buf(),
             }
@@ -1387,12 +1388,6 @@ fn decompress_all(stored: &[u8]) -> std::io::Result<Vec<u8>> {
             Ok(out)
         }
     }
-}
-
-/// Whether two metadata snapshots of one file show the same content version.
-pub fn same_content_stamp(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.len() == b.len() && a.mtime() == b.mtime() && a.mtime_nsec() == b.mtime_nsec() && a.ino() == b.ino()
 }
 
 #[cfg(test)]

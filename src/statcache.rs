@@ -6,6 +6,7 @@
 //! as it was hashed could keep its stat, so entries for files that changed very
 //! recently ("racy" files, as git calls them) are not recorded by hashing.
 
+use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap as HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,18 @@ impl Stamp {
         }
     }
 
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether `other` (read later) shows a file whose content cannot have
+    /// changed since this stamp: same size, modification time and inode. The
+    /// change time is left out: linking or a mode change moves it, not the bytes.
+    pub fn same_content(&self, other: &Stamp) -> bool {
+        self.size == other.size && self.mtime == other.mtime && self.ino == other.ino
+    }
+
     /// Whether the file last changed long enough before `now` that a later change
     /// is sure to show in its stamp. Filesystems with whole-second times need
     /// a wider margin than those with nanosecond times.
@@ -63,8 +76,8 @@ struct Record {
 #[derive(Debug)]
 pub struct StatCache {
     file: PathBuf,
-    base: std::sync::OnceLock<HashMap<String, Record>>,
-    loading: std::sync::Mutex<Option<std::thread::JoinHandle<HashMap<String, Record>>>>,
+    base: std::sync::OnceLock<Base>,
+    loading: std::sync::Mutex<Option<std::thread::JoinHandle<Base>>>,
     inner: RwLock<Inner>,
     changed: std::sync::atomic::AtomicBool,
 }
@@ -112,7 +125,7 @@ impl StatCache {
     }
 
     /// The loaded records, waiting for a background load to finish.
-    fn base(&self) -> &HashMap<String, Record> {
+    fn base(&self) -> &Base {
         self.base.get_or_init(|| {
             let handle = self.loading.lock().unwrap_or_else(|e| e.into_inner()).take();
             handle.and_then(|h| h.join().ok()).unwrap_or_default()
@@ -139,7 +152,7 @@ impl StatCache {
         {
             return *r;
         }
-        self.base().get(rel).copied()
+        self.base().get(rel)
     }
 
     /// Makes room for `n` more entries at once (instead of growing step by step,
@@ -166,9 +179,9 @@ impl StatCache {
         let under = |k: &str| k == prefix || k.starts_with(&dir);
         let mut inner = self.lock();
         let mut removed = false;
-        for k in self.base().keys().filter(|k| under(k) && !keep(k)) {
-            if !matches!(inner.overlay.get(k.as_str()), Some(None)) {
-                inner.overlay.insert(k.clone(), None);
+        for (k, _) in self.base().iter().filter(|(k, _)| under(k) && !keep(k)) {
+            if !matches!(inner.overlay.get(k), Some(None)) {
+                inner.overlay.insert(k.to_string(), None);
                 removed = true;
             }
         }
@@ -194,28 +207,114 @@ impl StatCache {
         if let Some(dir) = self.file.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        let merged = self
-            .base()
-            .iter()
-            .filter(|(k, _)| !inner.overlay.contains_key(k.as_str()))
-            .map(|(k, r)| (k.as_str(), r))
+        // Records sorted by path: `status` then reads them in the order it walks
+        // the tree, sequentially through memory instead of at random.
+        enum Source<'a> {
+            Loaded(u32),
+            New(&'a Record),
+        }
+        let base = self.base();
+        let mut all: Vec<(&str, Source)> = base
+            .index
+            .values()
+            .map(|&at| (base.at(at).0, Source::Loaded(at)))
+            .filter(|(k, _)| !inner.overlay.contains_key(*k))
             .chain(
                 inner
                     .overlay
                     .iter()
-                    .filter_map(|(k, r)| r.as_ref().map(|r| (k.as_str(), r))),
-            );
+                    .filter_map(|(k, r)| r.as_ref().map(|r| (k.as_str(), Source::New(r)))),
+            )
+            .collect();
+        all.par_sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let merged = all.iter().map(|(k, source)| match source {
+            Source::Loaded(at) => (*k, base.at(*at).1),
+            Source::New(r) => (*k, **r),
+        });
         crate::fsutil::atomic_write(&self.file, &encode(merged))?;
         inner.dirty = false;
         Ok(())
     }
 }
 
-fn read_file(file: &Path) -> HashMap<String, Record> {
-    fs_err::read(file).ok().and_then(|b| decode(&b)).unwrap_or_default()
+fn read_file(file: &Path) -> Base {
+    fs_err::read(file).ok().and_then(Base::decode).unwrap_or_default()
 }
 
-fn encode<'a>(records: impl Iterator<Item = (&'a str, &'a Record)>) -> Vec<u8> {
+/// The records as loaded: the file's bytes, and where each path's record is in
+/// them. Looking up a path costs a probe of a small table and one read of the
+/// record, with no allocation per record at load.
+#[derive(Debug, Default)]
+struct Base {
+    bytes: Vec<u8>,
+    /// A hash of each path → the offset of its record in `bytes`. A second path
+    /// with the same 64-bit hash is left out: a lookup of it misses, which costs
+    /// a re-hash of that file, never a wrong answer.
+    index: HashMap<u64, u32>,
+}
+
+/// Bytes of a record after its path: six numbers and an id.
+const RECORD_TAIL: usize = 6 * 8 + 32;
+
+fn path_hash(path: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(path)
+}
+
+impl Base {
+    /// Checks every record of a stat-cache file and indexes them; `None` if any is
+    /// malformed (the whole file is then ignored).
+    fn decode(bytes: Vec<u8>) -> Option<Base> {
+        let mut r = Reader { b: &bytes, pos: 0 };
+        if r.take(8)? != MAGIC || bytes.len() > u32::MAX as usize {
+            return None;
+        }
+        let n = r.u64()? as usize;
+        let mut index = HashMap::with_capacity_and_hasher(n.min(bytes.len() / (4 + RECORD_TAIL)), Default::default());
+        for _ in 0..n {
+            let at = r.pos as u32;
+            let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+            let path = r.take(len)?;
+            std::str::from_utf8(path).ok()?;
+            r.take(RECORD_TAIL)?;
+            index.entry(path_hash(path)).or_insert(at);
+        }
+        Some(Base { bytes, index })
+    }
+
+    /// The path and record at `at`, an offset the index holds (checked at load).
+    fn at(&self, at: u32) -> (&str, Record) {
+        let b = &self.bytes[at as usize..];
+        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let path = std::str::from_utf8(&b[4..4 + len]).unwrap_or_default();
+        let tail = &b[4 + len..4 + len + RECORD_TAIL];
+        let n = |i: usize| u64::from_le_bytes(tail[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&tail[48..80]);
+        let record = Record {
+            stamp: Stamp {
+                size: n(0),
+                mtime: (n(1) as i64, n(2) as i64),
+                ctime: (n(3) as i64, n(4) as i64),
+                ino: n(5),
+            },
+            id: ObjectId::from_bytes(id),
+        };
+        (path, record)
+    }
+
+    fn get(&self, rel: &str) -> Option<Record> {
+        let at = *self.index.get(&path_hash(rel.as_bytes()))?;
+        let (path, record) = self.at(at);
+        (path == rel).then_some(record)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Record)> + '_ {
+        self.index.values().map(|&at| self.at(at))
+    }
+}
+
+fn encode<'a>(records: impl Iterator<Item = (&'a str, Record)>) -> Vec<u8> {
     // One buffer, the count patched in at the end: a second copy of 100,000 records
     // was the biggest single allocation of a checkout of (d).
     let mut out = Vec::with_capacity(16 + records.size_hint().0 * 120);
@@ -242,37 +341,6 @@ fn encode<'a>(records: impl Iterator<Item = (&'a str, &'a Record)>) -> Vec<u8> {
     }
     out[MAGIC.len()..MAGIC.len() + 8].copy_from_slice(&n.to_le_bytes());
     out
-}
-
-fn decode(b: &[u8]) -> Option<HashMap<String, Record>> {
-    let mut r = Reader { b, pos: 0 };
-    if r.take(8)? != MAGIC {
-        return None;
-    }
-    let n = r.u64()? as usize;
-    let mut map = HashMap::with_capacity_and_hasher(n.min(10_000_000), Default::default());
-    for _ in 0..n {
-        let len = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
-        let path = std::str::from_utf8(r.take(len)?).ok()?.to_string();
-        let size = r.u64()?;
-        let mtime = (r.u64()? as i64, r.u64()? as i64);
-        let ctime = (r.u64()? as i64, r.u64()? as i64);
-        let ino = r.u64()?;
-        let id = ObjectId::from_bytes(r.take(32)?.try_into().ok()?);
-        map.insert(
-            path,
-            Record {
-                stamp: Stamp {
-                    size,
-                    mtime,
-                    ctime,
-                    ino,
-                },
-                id,
-            },
-        );
-    }
-    Some(map)
 }
 
 struct Reader<'a> {
@@ -320,9 +388,9 @@ mod tests {
         let file = dir.path().join("stat-cache");
         std::fs::write(&file, b"dvtstat1\xff\xff\xff\xff\xff\xff\xff\x7fjunk").unwrap();
         let c = StatCache::load(&file);
-        assert!(c.base().is_empty());
+        assert_eq!(c.base().iter().count(), 0);
         let c = StatCache::load_in_background(&file);
-        assert!(c.base().is_empty());
+        assert_eq!(c.base().iter().count(), 0);
     }
 
     #[test]

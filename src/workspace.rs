@@ -14,7 +14,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cache::{Cache, SMALL_OBJECT, same_content_stamp};
+use crate::cache::{Cache, SMALL_OBJECT};
 use crate::error::{CacheError, PathError, Result};
 use crate::manifest::{Entry, Manifest};
 use crate::object::ObjectId;
@@ -31,14 +31,16 @@ pub const IGNORE_FILE: &str = ".dvtignore";
 pub struct Found {
     /// Path relative to the walked directory, `/`-separated.
     pub rel: String,
-    /// Its metadata (not following links).
-    pub meta: std::fs::Metadata,
+    /// What tells a change of its content (not following links).
+    pub stamp: Stamp,
+    /// Its permission bits.
+    pub mode: u32,
 }
 
 impl Found {
     /// Whether any execute bit is set.
     pub fn executable(&self) -> bool {
-        self.meta.permissions().mode() & 0o111 != 0
+        self.mode & 0o111 != 0
     }
 }
 
@@ -72,8 +74,6 @@ pub fn scan_dir(root: &Path, abs: &Path) -> Result<Scan> {
         }
     }
     let mut scan = walk(abs, "", &ignores)?;
-    scan.files
-        .sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     scan.empty_dirs.sort_unstable();
     Ok(scan)
 }
@@ -172,30 +172,57 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
             Ok(Some(if ft.is_dir() {
                 Item::Dir(path, child)
             } else {
-                Item::File(Found { rel: child, meta })
+                Item::File(Found {
+                    rel: child,
+                    stamp: Stamp::of(&meta),
+                    mode: meta.permissions().mode(),
+                })
             }))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Siblings in the order of their full paths' bytes (a directory's paths all
+    // go on with `/`): the parts then join up sorted, with no sort of the whole.
+    let mut items: Vec<Item> = items.into_iter().flatten().collect();
+    items.sort_unstable_by(|a, b| {
+        let (a, a_dir) = a.sort_key();
+        let (b, b_dir) = b.sort_key();
+        let n = a.len().min(b.len());
+        let next = |s: &[u8], dir: bool| s.get(n).copied().or(dir.then_some(b'/'));
+        a[..n].cmp(&b[..n]).then_with(|| next(a, a_dir).cmp(&next(b, b_dir)))
+    });
     let mut scan = Scan::default();
-    let mut subdirs = Vec::new();
-    for item in items.into_iter().flatten() {
-        match item {
-            Item::File(f) => scan.files.push(f),
-            Item::Dir(p, r) => subdirs.push((p, r)),
-        }
-    }
-    if scan.files.is_empty() && subdirs.is_empty() && !rel.is_empty() {
+    if items.is_empty() && !rel.is_empty() {
         scan.empty_dirs.push(rel.to_string());
     }
-    let parts = subdirs
+    let parts = items
         .par_iter()
-        .map(|(p, r)| walk(p, r, ignores))
+        .filter_map(|item| match item {
+            Item::Dir(p, r) => Some(walk(p, r, ignores)),
+            Item::File(_) => None,
+        })
         .collect::<Result<Vec<_>>>()?;
-    for part in parts {
-        scan.files.extend(part.files);
-        scan.empty_dirs.extend(part.empty_dirs);
+    let mut parts = parts.into_iter();
+    for item in items {
+        match item {
+            Item::File(f) => scan.files.push(f),
+            Item::Dir(..) => {
+                let part = parts.next().unwrap_or_default();
+                scan.files.extend(part.files);
+                scan.empty_dirs.extend(part.empty_dirs);
+            }
+        }
     }
     Ok(scan)
+}
+
+impl Item {
+    /// The entry's path, and whether it is a directory.
+    fn sort_key(&self) -> (&[u8], bool) {
+        match self {
+            Item::File(f) => (f.rel.as_bytes(), false),
+            Item::Dir(_, r) => (r.as_bytes(), true),
+        }
+    }
 }
 
 fn walk_error(e: ignore::Error, abs: &Path) -> crate::Error {
@@ -229,14 +256,13 @@ pub struct Counters {
 pub fn identify_file(
     key: &str,
     abs: &Path,
-    meta: &std::fs::Metadata,
+    stamp: &Stamp,
     stat: &StatCache,
     how: Identify<'_>,
     counters: &Counters,
     started: SystemTime,
 ) -> Result<ObjectId> {
-    let stamp = Stamp::of(meta);
-    if let Some(id) = stat.get(key, &stamp) {
+    if let Some(id) = stat.get(key, stamp) {
         match how {
             Identify::Store(cache) if !cache.contains(&id) => {}
             _ => return Ok(id),
@@ -244,23 +270,23 @@ pub fn identify_file(
     }
     let id = match how {
         Identify::Store(cache) => {
-            let stored = cache.put_file(abs, meta)?;
+            let stored = cache.put_file(abs, stamp)?;
             counters.written_bytes.fetch_add(stored.written, Ordering::Relaxed);
             stored.id
         }
-        Identify::HashOnly => hash_file(abs, meta)?,
+        Identify::HashOnly => hash_file(abs, stamp)?,
     };
     counters.hashed_files.fetch_add(1, Ordering::Relaxed);
-    counters.hashed_bytes.fetch_add(meta.len(), Ordering::Relaxed);
+    counters.hashed_bytes.fetch_add(stamp.size(), Ordering::Relaxed);
     if stamp.settled(started) {
-        stat.put(key, stamp, id);
+        stat.put(key, *stamp, id);
     }
     Ok(id)
 }
 
 /// Hashes a file without storing it; fails if it changes while being read.
-pub fn hash_file(abs: &Path, meta: &std::fs::Metadata) -> Result<ObjectId> {
-    let id = if meta.len() <= SMALL_OBJECT {
+pub fn hash_file(abs: &Path, stamp: &Stamp) -> Result<ObjectId> {
+    let id = if stamp.size() <= SMALL_OBJECT {
         ObjectId::of(&fs::read(abs)?)
     } else {
         let mut hasher = blake3::Hasher::new();
@@ -270,7 +296,7 @@ pub fn hash_file(abs: &Path, meta: &std::fs::Metadata) -> Result<ObjectId> {
         ObjectId::from_hasher(&hasher)
     };
     let after = fs::symlink_metadata(abs)?;
-    if !same_content_stamp(meta, &after) {
+    if !stamp.same_content(&Stamp::of(&after)) {
         return Err(CacheError::ChangedWhileReading {
             path: abs.to_path_buf(),
         }
@@ -526,7 +552,7 @@ pub fn compare_scanned(
             || identify_file(
                 &tracked.data_rel,
                 &tracked.data_abs,
-                &meta,
+                &Stamp::of(&meta),
                 stat,
                 Identify::HashOnly,
                 counters,
@@ -576,18 +602,18 @@ pub fn compare_scanned(
             let Some(e) = e else {
                 return Ok(Some(Verdict::Added));
             };
-            if f.meta.len() != e.size {
+            if f.stamp.size() != e.size {
                 return Ok(Some(Verdict::Modified));
             }
             key.clear();
             key.push_str(&tracked.data_rel);
             key.push('/');
             key.push_str(&f.rel);
-            let id = match stat.get(key, &Stamp::of(&f.meta)) {
+            let id = match stat.get(key, &f.stamp) {
                 Some(id) => id,
                 None => {
                     let abs = tracked.data_abs.join(&f.rel);
-                    identify_file(key, &abs, &f.meta, stat, Identify::HashOnly, counters, started)?
+                    identify_file(key, &abs, &f.stamp, stat, Identify::HashOnly, counters, started)?
                 }
             };
             if id != e.id {
@@ -651,5 +677,29 @@ pub fn display_path(data_rel: &str, inner: &str) -> String {
         data_rel.to_string()
     } else {
         format!("{data_rel}/{inner}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_lists_files_in_byte_order_of_their_full_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory's paths go on with `/` (0x2f): after `a.txt` and `a-b`
+        // (0x2e, 0x2d), before `a0` (0x30); `é` sorts after every ASCII name.
+        let names = ["a/x", "a/y/z", "a.txt", "a-b/c", "a0", "ab", "é/1", "b c", "a/y.txt"];
+        for n in names {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, n).unwrap();
+        }
+        let scan = scan_dir(dir.path(), dir.path()).unwrap();
+        let got: Vec<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+        let mut want = names.to_vec();
+        want.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(got, want);
     }
 }

@@ -211,7 +211,15 @@ pub fn identify_path(
     }
     let meta = fs::symlink_metadata(abs)?;
     progress.start(&format!("adding {rel}"), meta.len(), true);
-    let id = identify_file(rel, abs, &meta, stat, how, counters, SystemTime::now())?;
+    let id = identify_file(
+        rel,
+        abs,
+        &crate::statcache::Stamp::of(&meta),
+        stat,
+        how,
+        counters,
+        SystemTime::now(),
+    )?;
     progress.inc(meta.len());
     progress.finish();
     let mut p = Pointer::file(file_name(rel).to_string(), id, meta.len());
@@ -241,19 +249,19 @@ fn add_dir(
         }
         .into());
     }
-    let total: u64 = scan.files.iter().map(|f| f.meta.len()).sum();
+    let total: u64 = scan.files.iter().map(|f| f.stamp.size()).sum();
     progress.start(&format!("adding {}", t.rel), total, true);
     let entries = scan
         .files
         .par_iter()
         .map(|f| {
             let key = format!("{}/{}", t.rel, f.rel);
-            let id = identify_file(&key, &t.abs.join(&f.rel), &f.meta, stat, how, counters, started)?;
-            progress.inc(f.meta.len());
+            let id = identify_file(&key, &t.abs.join(&f.rel), &f.stamp, stat, how, counters, started)?;
+            progress.inc(f.stamp.size());
             Ok(Entry {
                 path: f.rel.clone(),
                 id,
-                size: f.meta.len(),
+                size: f.stamp.size(),
                 executable: f.executable(),
             })
         })

@@ -178,9 +178,10 @@ fn is_cached(repo: &Repo, stat: &StatCache, key: &str) -> bool {
     if !meta.is_file() {
         return false;
     }
-    let id = match stat.get(key, &Stamp::of(&meta)) {
+    let stamp = Stamp::of(&meta);
+    let id = match stat.get(key, &stamp) {
         Some(id) => id,
-        None => match crate::workspace::hash_file(&abs, &meta) {
+        None => match crate::workspace::hash_file(&abs, &stamp) {
             Ok(id) => id,
             Err(_) => return false,
         },
