@@ -968,3 +968,63 @@ fn s3_pack_bigger_than_one_part_goes_up_in_parts() {
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("weights")) == common::snapshot(&b.path("weights")));
 }
+
+/// Pack indexes read from an object store are kept in `.dvt/tmp/remote-packs/`
+/// (named by their content, so never stale): a damaged copy is read again from
+/// the remote, new packs are seen, and copies of packs gc removed are dropped.
+#[test]
+fn remote_pack_index_copies_are_checked_refreshed_and_pruned() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    for i in 0..30 {
+        a.write(&format!("data/part-{i:02}.bin"), noise(3_000 + i, i as u8));
+    }
+    a.dvt(&["add", "data"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    a.dvt(&["push"]).ok();
+    let b = a.clone_repo();
+    s3_secret(&b);
+    let copies = |env: &TestEnv| -> Vec<std::path::PathBuf> {
+        common::walk(&env.path(".dvt/tmp/remote-packs"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+            .collect()
+    };
+    let st = b.dvt(&["status", "--remote", "--json"]).ok().json();
+    assert_eq!(st["pointers"][0]["remote_only"].as_array().unwrap().len(), 31, "{st}");
+    let kept = copies(&b);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    std::fs::write(&kept[0], b"not an index").unwrap();
+    b.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+    assert_ne!(std::fs::read(&kept[0]).unwrap(), b"not an index");
+
+    // A second push adds a pack: B sees its objects.
+    a.write("data/late.bin", noise(9_999, 99));
+    a.dvt(&["add", "data"]).ok();
+    a.git(&["commit", "-qam", "late"]);
+    a.dvt(&["push"]).ok();
+    b.git(&["pull", "-q", "origin", "HEAD"]);
+    b.dvt(&["pull"]).ok();
+    assert_eq!(b.read("data/late.bin"), noise(9_999, 99));
+    assert_eq!(copies(&b).len(), 2);
+
+    // gc on the remote rewrites both packs into new ones: B's old copies go.
+    std::fs::remove_file(a.path("data/part-00.bin")).unwrap();
+    a.dvt(&["add", "data"]).ok();
+    a.git(&["commit", "-qam", "drop one"]);
+    a.dvt(&["push"]).ok();
+    a.dvt(&["gc", "-r", "-f"]).ok();
+    let before = copies(&b);
+    b.dvt(&["status", "--remote"]).ok();
+    let after = copies(&b);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(
+        before.iter().filter(|p| !after.contains(p)).count(),
+        1,
+        "the copy of the rewritten pack is dropped: {before:?} -> {after:?}"
+    );
+}

@@ -56,6 +56,9 @@ pub struct Remote {
     pack: bool,
     /// An object store's packs, read on first need.
     packed: tokio::sync::Mutex<Option<Arc<packed::RemotePacks>>>,
+    /// Where this repo keeps copies of an object store's pack indexes (they are
+    /// named by their content, so a copy is never stale), if anywhere.
+    index_copies: Option<std::path::PathBuf>,
     prefix: StorePath,
     secrets: Vec<String>,
     runtime: tokio::runtime::Runtime,
@@ -151,7 +154,12 @@ impl Remote {
     pub fn open(repo: &Repo, name: Option<&str>, jobs: Option<usize>, create: bool) -> Result<Remote> {
         let name = config::choose(repo.config(), name)?;
         let (spec, location) = config::spec(repo.config(), &name, repo.root())?;
-        Remote::from_spec(&spec, &location, jobs, create)
+        let mut remote = Remote::from_spec(&spec, &location, jobs, create)?;
+        if remote.dir.is_none() {
+            let url = blake3::hash(spec.url.as_bytes()).to_hex();
+            remote.index_copies = Some(repo.tmp_dir()?.join("remote-packs").join(&url[..16]));
+        }
+        Ok(remote)
     }
 
     /// Opens a remote from its settings.
@@ -276,6 +284,7 @@ impl Remote {
             dir,
             pack,
             packed: tokio::sync::Mutex::new(None),
+            index_copies: None,
             prefix,
             secrets,
             runtime,

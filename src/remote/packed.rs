@@ -130,8 +130,12 @@ impl Remote {
                 Err(e) => return Err(self.fail("cannot list packs", &e)),
             }
         }
+        self.prune_index_copies(&names);
         let indexes: Vec<Result<(String, Vec<Entry>)>> = futures::stream::iter(names)
             .map(|name| async move {
+                if let Some(entries) = self.index_copy(&name) {
+                    return Ok((name, entries));
+                }
                 let path = self.pack_file(&name, "idx");
                 let bytes = match self.store.get(&path).await {
                     Ok(r) => r.bytes().await,
@@ -139,7 +143,11 @@ impl Remote {
                 }
                 .map_err(|e| self.fail(&format!("cannot read pack index `{path}`"), &e))?;
                 // A damaged index is skipped: its objects count as missing, as in the cache.
-                Ok((name.clone(), decode_index(&bytes, &name).unwrap_or_default()))
+                let entries = decode_index(&bytes, &name).unwrap_or_default();
+                if !entries.is_empty() {
+                    self.keep_index_copy(&name, &bytes);
+                }
+                Ok((name, entries))
             })
             .buffer_unordered(self.jobs.min(16))
             .collect()
@@ -156,6 +164,39 @@ impl Remote {
             set.packs.push((name, entries));
         }
         Ok(set)
+    }
+
+    /// This repo's copy of pack index `name`, if it has a good one (checked
+    /// against the name, which is the hash of the index's bytes).
+    fn index_copy(&self, name: &str) -> Option<Vec<Entry>> {
+        let file = self.index_copies.as_ref()?.join(format!("{name}.idx"));
+        let bytes = fs_err::read(file).ok()?;
+        decode_index(&bytes, name).ok().filter(|e| !e.is_empty())
+    }
+
+    /// Keeps a copy of a pack index read from the remote. Only a cache: failing
+    /// to write it costs a download next time.
+    fn keep_index_copy(&self, name: &str, bytes: &[u8]) {
+        if let Some(dir) = &self.index_copies
+            && fs_err::create_dir_all(dir).is_ok()
+        {
+            let _ = crate::fsutil::atomic_write(&dir.join(format!("{name}.idx")), bytes);
+        }
+    }
+
+    /// Drops copies of indexes whose packs are no longer on the remote (`gc`).
+    fn prune_index_copies(&self, listed: &[String]) {
+        let Some(entries) = self.index_copies.as_ref().and_then(|d| fs_err::read_dir(d).ok()) else {
+            return;
+        };
+        let listed: FxHashSet<&str> = listed.iter().map(String::as_str).collect();
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if !index_name(&file).is_some_and(|n| listed.contains(n)) {
+                let _ = fs_err::remove_file(entry.path());
+            }
+        }
     }
 
     /// The stored form of object `id` if it is in one of the remote's packs.
