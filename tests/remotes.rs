@@ -1028,3 +1028,43 @@ fn remote_pack_index_copies_are_checked_refreshed_and_pruned() {
         "the copy of the rewritten pack is dropped: {before:?} -> {after:?}"
     );
 }
+
+/// What killed pushes leave in a directory remote's `packs/` (unfinished packs and
+/// indexes) goes at the next `gc -r`, even one with nothing else to delete, once it
+/// is an hour old; a newer one may be another repository's push at work and stays.
+#[test]
+fn gc_removes_killed_pushes_leftovers_from_a_directory_remote_once_an_hour_old() {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    for i in 0..20 {
+        a.write(&format!("data/part-{i:02}.csv"), format!("t,v\n{i},1\n").repeat(50));
+    }
+    a.dvt(&["add", "data"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    a.dvt(&["push"]).ok();
+    let packs = store.join("packs");
+    let zeros = "0".repeat(64);
+    let old = [
+        packs.join(format!(".{zeros}.idx.dvt-tmp-1-1")),
+        packs.join(".pack.dvt-tmp-1-2"),
+        packs.join(format!("{}.pack", "1".repeat(64))),
+    ];
+    let fresh = packs.join(format!(".{}.idx.dvt-tmp-1-3", "2".repeat(64)));
+    for p in old.iter().chain([&fresh]) {
+        std::fs::write(p, "partial").unwrap();
+    }
+    for p in &old {
+        a.run("touch", &["-d", "2 hours ago", p.to_str().unwrap()]).ok();
+    }
+    let gc = a.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    assert_eq!(gc["deleted"], false, "nothing to delete: {gc}");
+    for p in &old {
+        assert!(!p.exists(), "left: {p:?}");
+    }
+    assert!(fresh.exists(), "a newer leftover may be a push at work");
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+}

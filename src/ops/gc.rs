@@ -107,6 +107,9 @@ pub fn gc(
     if plan.cache.count() + plan.remote_objects.count() == 0 {
         if !opts.dry_run {
             repo.cache().remove_pack_leftovers(std::time::Duration::ZERO)?;
+            if let Some(name) = &plan.remote {
+                Objects::new(repo, Some(name)).remote()?.remove_leftovers()?;
+            }
         }
         return Ok((plan, false));
     }

@@ -31,6 +31,9 @@ pub use packed::{RemotePacks, Run};
 
 /// Multipart uploads and streamed downloads move parts of this size.
 const PART: usize = 8 * 1024 * 1024;
+/// Other repositories push to a directory remote without this repository's lock:
+/// only what was left unfinished this long ago is a killed writer's for sure.
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 /// The largest zstd block: a frame's first block decodes from at most this many bytes.
 const ZSTD_BLOCK: u64 = 128 * 1024;
 /// Up to this many objects, presence is asked with one HEAD each; above, by listing.
@@ -580,9 +583,7 @@ impl Remote {
     /// calling `on_deleted` after each. Returns how many were deleted.
     pub async fn delete(&self, ids: &[ObjectId], on_deleted: &(dyn Fn() + Sync)) -> Result<usize> {
         if let Some((dir, _)) = &self.dir {
-            // Other repos push to this directory without this repo's lock: only a
-            // pack left unfinished for an hour is a killed writer's for sure.
-            dir.delete_many(ids, on_deleted, Duration::from_secs(3600))?;
+            dir.delete_many(ids, on_deleted, LEFTOVER_AGE)?;
             return Ok(ids.len());
         }
         // A packed object has a file of its own too only after a race (two
@@ -622,6 +623,15 @@ impl Remote {
             on_deleted();
         }
         Ok(ids.len())
+    }
+
+    /// Removes what killed pushes left in a directory remote's `packs/` (an
+    /// object store never shows an unfinished upload).
+    pub fn remove_leftovers(&self) -> Result<()> {
+        match &self.dir {
+            Some((dir, _)) => dir.remove_pack_leftovers(LEFTOVER_AGE),
+            None => Ok(()),
+        }
     }
 
     async fn reserve(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
