@@ -796,10 +796,9 @@ impl Cache {
     /// Deletes objects `ids`: their own files, and their entries in packs. A pack
     /// left with no live object is removed (index first); one that keeps some is
     /// rewritten with only those, the new pack published before the old one goes,
-    /// so that a crash leaves both (harmless duplicates), never neither. Leftovers
-    /// of killed pack writers at least `leftovers_age` old are removed too (see
-    /// [`Cache::remove_pack_leftovers`]). `on_deleted` is told of each object.
-    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn(), leftovers_age: Duration) -> Result<()> {
+    /// so that a crash leaves both (harmless duplicates), never neither.
+    /// `on_deleted` is told of each object.
+    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn()) -> Result<()> {
         for id in ids {
             self.delete(id)?;
             on_deleted();
@@ -818,19 +817,14 @@ impl Cache {
                     })?;
                     let mut w = crate::pack::PackWriter::new(self.packs.dir())?;
                     for e in keep {
-                        let stored = Slice::new(file.clone(), e.offset, e.len)
-                            .read_all()
-                            .map_err(|err| read_error(&e.id, None, err))?;
-                        verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
-                        w.append(&e.id, &[&stored])?;
+                        w.append(&e.id, &[&read_verified(&file, e)?])?;
                     }
                     w.publish()?;
                 }
                 remove_if_present(&pack.index_path())?;
                 remove_if_present(&pack.path)?;
             }
-            self.packs.forget();
-            self.remove_pack_leftovers(leftovers_age)
+            Ok(())
         })();
         self.packs.forget();
         result
@@ -857,6 +851,15 @@ impl Cache {
         }
         Ok(())
     }
+}
+
+/// The stored form of pack entry `e` read from `file`, verified.
+fn read_verified(file: &Arc<std::fs::File>, e: &crate::pack::Entry) -> Result<Vec<u8>> {
+    let stored = Slice::new(file.clone(), e.offset, e.len)
+        .read_all()
+        .map_err(|err| read_error(&e.id, None, err))?;
+    verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+    Ok(stored)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -1230,13 +1233,9 @@ impl Cache {
                 fs::copy(&pack.path, &tmp)?;
             }
             let file = Arc::new(fs::File::open(&tmp)?.into_parts().0);
-            pack.entries.par_iter().try_for_each(|e| -> Result<()> {
-                let stored = Slice::new(file.clone(), e.offset, e.len)
-                    .read_all()
-                    .map_err(|err| read_error(&e.id, None, err))?;
-                verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
-                Ok(())
-            })?;
+            pack.entries
+                .par_iter()
+                .try_for_each(|e| read_verified(&file, e).map(drop))?;
             let mut entries = pack.entries.clone();
             let (index, name) = crate::pack::encode_index(&mut entries);
             let dest = dir.join(format!("{name}.pack"));
@@ -1434,7 +1433,7 @@ mod tests {
         assert!(cache.contains(&keep.id) && cache.contains(&gone.id));
         // Another process (another Cache on the same directory) rewrites the pack.
         let other = Cache::new(d.path().join("cache"), 1);
-        other.delete_many(&[gone.id], &|| {}, Duration::ZERO).unwrap();
+        other.delete_many(&[gone.id], &|| {}).unwrap();
         assert!(!other.contains(&gone.id));
         // The first cache read the old index; it finds the object in the new pack.
         assert_eq!(

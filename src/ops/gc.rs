@@ -104,20 +104,21 @@ pub fn gc(
 ) -> Result<(GcPlan, bool)> {
     let _lock = repo.lock("dvt gc")?;
     let plan = gc_plan(repo, opts, progress)?;
-    if plan.cache.count() + plan.remote_objects.count() == 0 {
-        if !opts.dry_run {
-            repo.cache().remove_pack_leftovers(std::time::Duration::ZERO)?;
-            if let Some(name) = &plan.remote {
-                Objects::new(repo, Some(name)).remote()?.remove_leftovers()?;
-            }
+    let deleting = plan.cache.count() + plan.remote_objects.count() > 0;
+    if deleting {
+        if !confirm(&plan)? {
+            return Ok((plan, false));
         }
-        return Ok((plan, false));
+        apply(repo, &plan, progress)?;
     }
-    if !confirm(&plan)? {
-        return Ok((plan, false));
+    // What killed writers left in `packs/` goes too, with or without anything to delete.
+    if !opts.dry_run {
+        repo.cache().remove_pack_leftovers(std::time::Duration::ZERO)?;
+        if let Some(name) = &plan.remote {
+            Objects::new(repo, Some(name)).remote()?.remove_leftovers()?;
+        }
     }
-    apply(repo, &plan, progress)?;
-    Ok((plan, true))
+    Ok((plan, deleting))
 }
 
 /// Works out what gc would delete; deletes nothing.
@@ -185,8 +186,8 @@ fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
     let cache = repo.cache();
     progress.start("deleting from the cache", plan.cache.count() as u64, false);
     let tick = || progress.inc(1);
-    cache.delete_many(&plan.cache.manifests, &tick, std::time::Duration::ZERO)?;
-    cache.delete_many(&plan.cache.files, &tick, std::time::Duration::ZERO)?;
+    cache.delete_many(&plan.cache.manifests, &tick)?;
+    cache.delete_many(&plan.cache.files, &tick)?;
     progress.finish();
     Ok(())
 }

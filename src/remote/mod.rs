@@ -583,7 +583,7 @@ impl Remote {
     /// calling `on_deleted` after each. Returns how many were deleted.
     pub async fn delete(&self, ids: &[ObjectId], on_deleted: &(dyn Fn() + Sync)) -> Result<usize> {
         if let Some((dir, _)) = &self.dir {
-            dir.delete_many(ids, on_deleted, LEFTOVER_AGE)?;
+            dir.delete_many(ids, on_deleted)?;
             return Ok(ids.len());
         }
         // A packed object has a file of its own too only after a race (two

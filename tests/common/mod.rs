@@ -276,9 +276,7 @@ impl Store {
     pub fn remove(&self, hex: &str) {
         let id = hex.parse().unwrap();
         assert!(self.cache.contains(&id), "object {hex} is present");
-        self.cache
-            .delete_many(&[id], &|| {}, std::time::Duration::ZERO)
-            .unwrap();
+        self.cache.delete_many(&[id], &|| {}).unwrap();
         assert!(!Store::at(self.cache.root()).has(hex));
     }
 }
