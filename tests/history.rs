@@ -24,8 +24,7 @@ fn versions() -> Versions {
     let commit = |msg: &str| {
         env.dvt(&["add", "data", "model.bin"]).ok();
         env.dvt(&["push"]).ok();
-        env.git(&["add", "-A"]);
-        env.git(&["commit", "-q", "-m", msg]);
+        env.commit(msg);
     };
     env.write("data/a.csv", "t,v\n0,1\n");
     env.write("data/b.csv", "t,v\n0,2\n");
@@ -465,8 +464,7 @@ fn import_records_the_source_and_update_follows_it() {
         "{pointer}"
     );
     assert!(String::from_utf8(env.read(".gitignore")).unwrap().contains("/input"));
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "import"]);
+    env.commit("import");
     assert_eq!(
         env.dvt(&["status", "--json"]).ok().json()["pointers"][0]["workspace"],
         "unchanged"
@@ -517,8 +515,7 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     for (v, text) in [("v1", "one"), ("v2", "two"), ("v3", "three")] {
         env.write("model.bin", text);
         env.dvt(&["add", "model.bin"]).ok();
-        env.git(&["add", "-A"]);
-        env.git(&["commit", "-q", "-m", v]);
+        env.commit(v);
         env.git(&["tag", v]);
     }
     let on_remote = |t: &str| {
@@ -620,8 +617,7 @@ fn post_checkout_does_nothing_during_a_rebase() {
     let env = TestEnv::new();
     env.write("model.bin", "base model");
     env.dvt(&["add", "model.bin"]).ok();
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "base"]);
+    env.commit("base");
     env.dvt(&["install-hooks"]).ok();
     env.git(&["checkout", "-q", "-b", "feat"]);
     env.write("model.bin", "feature model");

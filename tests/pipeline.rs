@@ -250,8 +250,7 @@ fn stage_add_dag_params_and_metrics() {
             .contains("metrics.json")
     );
 
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "pipeline"]);
+    env.commit("pipeline");
     env.write("params.yaml", "prep:\n  n: 2\ntrain:\n  k: 2\n");
     let d = env.dvt(&["params", "diff", "--json"]).ok().json();
     assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
@@ -273,8 +272,7 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
         .ok();
     actions(&env, &[]);
     env.dvt(&["push"]).ok();
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "pipeline results"]);
+    env.commit("pipeline results");
 
     let clone = env.clone_repo();
     let r = clone.dvt(&["status"]).ok();

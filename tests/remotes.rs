@@ -74,8 +74,7 @@ fn round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
     let r = a.dvt(&["status", "--remote"]).ok();
     assert!(r.stdout.contains(&format!("in sync ({n} objects)")), "{}", r.stdout);
 
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data v1"]);
+    a.commit("data v1");
     let b = a.clone_repo();
     configure_clone(&b);
     let r = b.dvt(&["status", "--remote", "--json"]).ok();
@@ -100,9 +99,7 @@ fn round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
 
 #[test]
 fn local_directory_remote_round_trip() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     round_trip(&a, |_| {});
     // The remote holds every object of the cache, byte for byte as the cache stores
     // it: small ones in a pack (with its index), the others and the manifests in a
@@ -133,6 +130,21 @@ fn s3_repo(endpoint: &str) -> TestEnv {
         .ok();
     s3_remote(&a, endpoint, &bucket);
     a
+}
+
+/// A new repository whose default remote is a directory beside it, and that directory.
+fn dir_repo() -> (TestEnv, PathBuf) {
+    let a = TestEnv::new();
+    let store = a.root.parent().unwrap().join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    (a, store)
+}
+
+/// `git clone` of an S3 repository, with the secret its config does not commit.
+fn s3_clone(a: &TestEnv) -> TestEnv {
+    let b = a.clone_repo();
+    s3_secret(&b);
+    b
 }
 
 fn s3_secret(env: &TestEnv) {
@@ -201,9 +213,7 @@ fn gcs_reads_with_fake_gcs_server() {
     let Some(endpoint) = server("DVT_TEST_GCS_ENDPOINT") else {
         return;
     };
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     // The directory remote's files (small objects in a pack) become the bucket's.
     let n = populate(&a);
     a.dvt(&["push"]).ok();
@@ -239,8 +249,7 @@ fn gcs_reads_with_fake_gcs_server() {
     }
     a.dvt(&["remote", "add", "-d", "gcs", &format!("gs://{bucket}/proj")])
         .ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
 
     let b = a.clone_repo();
     let key = b.root.parent().unwrap().join("gcs-key.json");
@@ -391,8 +400,7 @@ fn server_stopped_mid_push(pack: bool) {
     assert_eq!(uploaded, total - landed, "landed before: {landed}");
     assert_eq!(Store::at(&store).ids(), a.object_ids());
     assert_remote_objects_whole(&a, &store);
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     let b = a.clone_repo();
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
@@ -402,13 +410,10 @@ fn server_stopped_mid_push(pack: bool) {
 
 #[test]
 fn corrupt_or_truncated_remote_objects_are_rejected() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     populate(&a);
     a.dvt(&["push"]).ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     let id_of = |pointer: &str| -> String {
         let text = String::from_utf8(a.read(pointer)).unwrap();
         let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
@@ -492,8 +497,7 @@ fn pull_of_big_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
     std::fs::set_permissions(a.path("tool.bin"), exec).unwrap();
     a.dvt(&["add", "big", "tool.bin"]).ok();
     a.dvt(&["push"]).ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "big data"]);
+    a.commit("big data");
 
     let b = a.clone_repo();
     configure_clone(&b);
@@ -531,9 +535,7 @@ fn pull_of_big_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
 
 #[test]
 fn pull_of_big_objects_from_a_directory() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, _) = dir_repo();
     pull_of_big_objects(&a, |_| {});
 }
 
@@ -547,9 +549,7 @@ fn pull_of_big_objects_from_s3() {
 
 #[test]
 fn push_refuses_a_corrupt_cache_object_and_keeps_its_manifest_back() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     a.write("data/a.bin", noise(50_000, 1));
     a.write("data/b.bin", noise(50_000, 2));
     a.dvt(&["add", "data"]).ok();
@@ -678,9 +678,7 @@ fn remote_config_commands_keep_secrets_local() {
 #[test]
 fn hardlinked_directory_remote_shares_files_and_still_verifies() {
     use std::os::unix::fs::MetadataExt;
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     a.dvt(&["remote", "modify", "store", "hardlink", "true"]).ok();
     let n = populate(&a);
     let r = a.dvt(&["push", "--json"]).ok();
@@ -695,8 +693,7 @@ fn hardlinked_directory_remote_shares_files_and_still_verifies() {
             rel.display()
         );
     }
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     let b = a.clone_repo();
     b.dvt(&["pull"]).ok();
     for f in DATA_FILES {
@@ -721,9 +718,7 @@ fn hardlinked_directory_remote_shares_files_and_still_verifies() {
 
 #[test]
 fn status_remote_tells_local_only_remote_only_and_lost_objects() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     a.write("data/one.csv", "a,b\n1,2\n");
     a.write("data/two.csv", "a,b\n3,4\n");
     a.write("model.bin", noise(5000, 3));
@@ -769,9 +764,7 @@ fn blake3_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     let content = |i: usize| [format!("part {i}\n").into_bytes(), noise(16_384, (i % 251) as u8)].concat();
     for i in 0..3000 {
         a.write(&format!("data/part-{i:04}.bin"), content(i));
@@ -802,8 +795,7 @@ fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
     // nothing damaged; the others arrive.
     let victim = blake3_hex(&content(7));
     Store::at(&store).damage(&victim, |b| b[100] ^= 1);
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     let b = a.clone_repo();
     let r = b.dvt(&["pull"]).fails();
     assert!(
@@ -820,16 +812,26 @@ fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
     assert_no_pull_leftovers(&b);
 }
 
+/// Part `i` of a dataset of small noise files whose sizes start at `base` bytes.
+fn part(base: usize, i: usize) -> Vec<u8> {
+    noise(base + i, i as u8)
+}
+
+/// Writes `data/part-NN.bin` for NN in 0..count (see `part`) and adds `data`.
+fn add_parts(a: &TestEnv, count: usize, base: usize) {
+    for i in 0..count {
+        a.write(&format!("data/part-{i:02}.bin"), part(base, i));
+    }
+    a.dvt(&["add", "data"]).ok();
+}
+
 #[test]
 fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
         return;
     };
     let a = s3_repo(&endpoint);
-    for i in 0..40 {
-        a.write(&format!("data/part-{i:02}.bin"), noise(20_000 + i, i as u8));
-    }
-    a.dvt(&["add", "data"]).ok();
+    add_parts(&a, 40, 20_000);
     let r = a.dvt(&["push", "--json"]).ok();
     assert_eq!(r.json()["uploaded"], 41, "{}", r.stdout);
     let info = a.dvt(&["get-url", "data/part-05.bin", "--json"]).ok().json();
@@ -850,7 +852,7 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     // gc of the remote drops one file's object: its pack is written anew without it.
     // A racing push may also have left that object as a file of its own: gc finds
     // and deletes that copy too.
-    let gone = blake3_hex(&noise(20_000, 0));
+    let gone = blake3_hex(&part(20_000, 0));
     let base = &url[..url.find("/packs/").unwrap()];
     let loose = format!(
         "{endpoint}/{}/objects/{}/{}",
@@ -875,8 +877,7 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     assert_eq!(http_status(&loose), "200");
     std::fs::remove_file(a.path("data/part-00.bin")).unwrap();
     a.dvt(&["add", "data"]).ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     a.dvt(&["push"]).ok();
     let gc = a.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
     assert_eq!(
@@ -888,8 +889,7 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     assert_eq!(http_status(&loose), "404");
     let st = a.dvt(&["status", "--remote", "--json"]).ok().json();
     assert_eq!(st["pointers"][0]["local_only"].as_array().unwrap().len(), 0, "{st}");
-    let b = a.clone_repo();
-    s3_secret(&b);
+    let b = s3_clone(&a);
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
     assert!(!b.has_object(&gone));
@@ -915,9 +915,8 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
         &[&["-fsS", "-T", fetched.to_str().unwrap(), &http][..], &sign].concat(),
     )
     .ok();
-    let victim = blake3_hex(&noise(20_007, 7));
-    let c = a.clone_repo();
-    s3_secret(&c);
+    let victim = blake3_hex(&part(20_000, 7));
+    let c = s3_clone(&a);
     let r = c.dvt(&["pull"]).fails();
     assert!(
         r.stderr.contains(&format!("object {victim} is corrupt")),
@@ -926,7 +925,7 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     );
     assert!(!c.has_object(&victim));
     assert!(
-        c.has_object(&blake3_hex(&noise(20_008, 8))),
+        c.has_object(&blake3_hex(&part(20_000, 8))),
         "the rest of the pack arrived"
     );
     assert!(!c.exists("data"));
@@ -961,10 +960,8 @@ fn s3_pack_bigger_than_one_part_goes_up_in_parts() {
         ends.iter().any(|&e| e > 8 * 1024 * 1024),
         "one pack past one part: {ends:?}"
     );
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "weights"]);
-    let b = a.clone_repo();
-    s3_secret(&b);
+    a.commit("weights");
+    let b = s3_clone(&a);
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("weights")) == common::snapshot(&b.path("weights")));
 }
@@ -978,15 +975,10 @@ fn remote_pack_index_copies_are_checked_refreshed_and_pruned() {
         return;
     };
     let a = s3_repo(&endpoint);
-    for i in 0..30 {
-        a.write(&format!("data/part-{i:02}.bin"), noise(3_000 + i, i as u8));
-    }
-    a.dvt(&["add", "data"]).ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    add_parts(&a, 30, 3_000);
+    a.commit("data");
     a.dvt(&["push"]).ok();
-    let b = a.clone_repo();
-    s3_secret(&b);
+    let b = s3_clone(&a);
     let copies = |env: &TestEnv| -> Vec<std::path::PathBuf> {
         common::walk(&env.path(".dvt/tmp/remote-packs"))
             .into_iter()
@@ -1034,15 +1026,12 @@ fn remote_pack_index_copies_are_checked_refreshed_and_pruned() {
 /// is an hour old; a newer one may be another repository's push at work and stays.
 #[test]
 fn gc_removes_killed_pushes_leftovers_from_a_directory_remote_once_an_hour_old() {
-    let a = TestEnv::new();
-    let store = a.root.parent().unwrap().join("store");
-    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let (a, store) = dir_repo();
     for i in 0..20 {
         a.write(&format!("data/part-{i:02}.csv"), format!("t,v\n{i},1\n").repeat(50));
     }
     a.dvt(&["add", "data"]).ok();
-    a.git(&["add", "-A"]);
-    a.git(&["commit", "-qm", "data"]);
+    a.commit("data");
     a.dvt(&["push"]).ok();
     let packs = store.join("packs");
     let zeros = "0".repeat(64);

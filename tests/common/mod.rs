@@ -134,6 +134,12 @@ impl TestEnv {
         Run::from(self.command("git", &self.root).args(args).output().expect("run git")).ok()
     }
 
+    /// `git add -A` and `git commit -m MSG`: pointers and `.gitignore`s go into git.
+    pub fn commit(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+    }
+
     /// `git ARGS` with the `dvt` under test first on `PATH` (for hooks); not checked.
     pub fn git_with_dvt(&self, args: &[&str]) -> Run {
         let bin_dir = Path::new(DVT).parent().unwrap();
