@@ -14,7 +14,9 @@ For each tool and dataset it times, median of --runs runs, with peak RSS:
     status after one file changed, add after one file changed,
     checkout into an empty workspace.
 It also measures the floors in the same run: reading the data (cat), a bare
-stat walk (find -printf) and, for single files, `zstd -1 -T0` to the same disk.
+stat walk (find -printf), copying the tree (cp -r) and, for single files,
+`zstd -1 -T0` to the same disk; and right after each checkout, for each tool,
+writing as many bytes of zeros to new files, one writer per core (write floor).
 Results: a Markdown table on stdout, and JSON in bench/work/results.json.
 """
 import argparse
@@ -299,6 +301,8 @@ def bench_tool(tool, repo, runs):
         timed("checkout (empty workspace)", "checkout")
         if tree_digest(data) != expected:
             raise SystemExit(f"{tool.name}: checkout did not restore the data in {repo}")
+        # The floor under that checkout, measured right after it in the same state.
+        out.setdefault("write floor (after checkout)", []).append((write_floor(repo, du(data)), 0))
     return out, cache_bytes
 
 
@@ -371,6 +375,27 @@ def floors(repo):
     if os.path.isfile(data) and shutil.which("zstd"):
         f["zstd -1 -T0"] = shell("zstd -q -1 -T0 -f data -o data.zst && sync && rm -f data.zst", repo)
     return f
+
+
+def write_floor(repo, size):
+    """Writes `size` bytes of zeros to new files, one writer per core, and returns the
+    seconds taken: what any tool pays to put that many bytes in the page cache,
+    without reading or making files. On this VM that is most of the cost of writing:
+    a page that the host has taken back (free page reporting) is backed again on its
+    first write, and how many such pages there are changes from minute to minute.
+    The files go to the trash like the data, so the next step finds memory as a
+    tool would have left it."""
+    n = os.cpu_count() or 1
+    part = -(-size // n)
+    out = os.path.join(repo, "write.floor")
+    os.makedirs(out)
+    t = shell(f"seq 1 {n} | xargs -P {n} -I@ sh -c 'head -c {part} /dev/zero > write.floor/@'", repo)
+    if TRASH["delete"]:
+        shutil.rmtree(out)
+    else:
+        os.makedirs(TRASH["dir"], exist_ok=True)
+        os.rename(out, os.path.join(TRASH["dir"], f"{len(os.listdir(TRASH['dir']))}-write.floor"))
+    return t
 
 
 def install_dvc(work):
