@@ -1057,3 +1057,71 @@ fn gc_removes_killed_pushes_leftovers_from_a_directory_remote_once_an_hour_old()
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
 }
+
+/// Kills `dvt fetch`, then `dvt pull`, in clones of `a`, at tenths of the time the
+/// uninterrupted command takes on this machine, so that kills land while objects
+/// are copied into the cache and while the data is checked out. After each kill the
+/// cache holds only whole, verified objects (`fsck`), the data directory is absent
+/// or complete, and a new `pull` completes with the exact bytes.
+fn killed_pull_leaves_only_whole_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
+    // Small files (packed), and big ones stored alone, compressed and raw.
+    let text = |i: usize| format!("t,v\n{i},{}\n", i * 7).repeat(300);
+    for i in 0..400 {
+        a.write(&format!("data/small/{i:03}.csv"), text(i));
+    }
+    for i in 0..4u8 {
+        a.write(
+            &format!("data/big/{i}.bin"),
+            noise(8 * 1024 * 1024 + usize::from(i), 60 + i),
+        );
+    }
+    a.write("data/big/log.csv", text(1).repeat(50));
+    a.dvt(&["add", "data"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    let clone = || {
+        let b = a.clone_repo();
+        configure_clone(&b);
+        b
+    };
+    for command in ["fetch", "pull"] {
+        let timed = clone();
+        let started = Instant::now();
+        timed.dvt(&[command, "-q"]).ok();
+        let full = started.elapsed();
+        for tenth in 1..10u32 {
+            let b = clone();
+            let mut child = b.dvt_cmd(&[command, "-q"]).spawn().unwrap();
+            std::thread::sleep(full * tenth / 10);
+            let _ = child.kill();
+            let _ = child.wait();
+            // fsck reads and verifies every object the cache shows, and fails on
+            // any that is not whole.
+            b.dvt(&["fsck"]).ok();
+            // B had no `data`: it is checked out whole or not at all.
+            if b.exists("data") {
+                assert!(
+                    common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")),
+                    "after a kill at {tenth}/10 of a {command}: data is incomplete"
+                );
+            }
+            b.dvt(&["pull"]).ok();
+            assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+            assert_no_pull_leftovers(&b);
+        }
+    }
+}
+
+#[test]
+fn killed_pull_from_a_directory_leaves_only_whole_objects() {
+    let (a, _) = dir_repo();
+    killed_pull_leaves_only_whole_objects(&a, |_| {});
+}
+
+#[test]
+fn killed_pull_from_s3_leaves_only_whole_objects() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    killed_pull_leaves_only_whole_objects(&s3_repo(&endpoint), s3_secret);
+}
