@@ -1125,3 +1125,32 @@ fn killed_pull_from_s3_leaves_only_whole_objects() {
     };
     killed_pull_leaves_only_whole_objects(&s3_repo(&endpoint), s3_secret);
 }
+
+/// Two pulls at once in one clone: the one refused names the pull holding the
+/// repository (not the fetch or checkout inside it), no other command runs between
+/// a pull's fetch and its checkout, and the data ends whole.
+#[test]
+fn two_pulls_at_once_name_the_pull_that_holds_the_lock() {
+    let (a, _) = dir_repo();
+    for i in 0..3u8 {
+        a.write(&format!("data/{i}.bin"), noise(16 * 1024 * 1024, 80 + i));
+    }
+    for i in 0..200 {
+        a.write(&format!("data/small/{i:03}.csv"), format!("{i}\n").repeat(100));
+    }
+    a.dvt(&["add", "data"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    for _ in 0..3 {
+        let b = a.clone_repo();
+        let first = b.dvt_cmd(&["pull", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+        let second = b.dvt_cmd(&["pull", "-q"]).output().unwrap();
+        let first = first.wait_with_output().unwrap();
+        for out in [&first, &second] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() || err.contains(": dvt pull)"), "{err}");
+        }
+        assert!(first.status.success() || second.status.success());
+        assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+    }
+}

@@ -528,13 +528,18 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     };
     // Big objects fetched now are decoded once, while they are verified, and the
     // checkout below renames that copy into the workspace.
+    let tracked = load_all(repo, &workspace_only)?;
+    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    // One lock for both halves: no other command runs between the fetch and the
+    // checkout, and one that waits is told that a pull holds the repository.
+    let _lock = repo.lock("dvt pull")?;
     let tmp = repo.tmp_dir()?;
     remove_stale_pull_dirs(&tmp);
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = fetch(repo, &workspace_only, progress)?;
-    let checkout = super::checkout(
+    let fetch = remote.block_on(fetch_async(repo, &remote, &tracked, progress))?;
+    let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
             targets: opts.targets.clone(),
@@ -547,8 +552,8 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
 }
 
 /// Deletes what pulls killed before their end kept in `tmp` (see
-/// [`crate::cache::Cache::keep_decoded`]). Harmless to a pull still running: its
-/// checkout decodes from the cache when a kept file is gone.
+/// [`crate::cache::Cache::keep_decoded`]). Called with the repository lock held,
+/// so no other pull is using them.
 fn remove_stale_pull_dirs(tmp: &std::path::Path) {
     let Ok(entries) = fs_err::read_dir(tmp) else { return };
     for e in entries.flatten() {
