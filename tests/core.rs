@@ -892,3 +892,34 @@ fn killed_add_of_many_small_files_publishes_no_partial_pack() {
         );
     }
 }
+
+/// `-q`, as in git and DVC: commands that change something print nothing but
+/// errors; what the user asked to see (status, lists, `--json`) is still printed.
+#[test]
+fn quiet_prints_only_errors_and_what_was_asked_for() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "t,v\n1,2\n");
+    env.write("model.bin", noise(10_000, 3));
+    let silent = |args: &[&str]| {
+        let r = env.dvt(args).ok();
+        assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{args:?}: {r:?}");
+    };
+    silent(&["add", "-q", "data", "model.bin"]);
+    assert!(env.exists("data.dvt") && env.exists("model.bin.dvt"));
+    let store = env.root.parent().unwrap().join("store");
+    silent(&["-q", "remote", "add", "-d", "store", store.to_str().unwrap()]);
+    silent(&["push", "-q"]);
+    silent(&["push", "-q"]);
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    silent(&["checkout", "-q"]);
+    assert_eq!(env.read("data/a.csv"), b"t,v\n1,2\n");
+    let r = env.dvt(&["status", "-q"]).ok();
+    assert!(r.stdout.contains("up to date"), "{r:?}");
+    let r = env.dvt(&["-q", "remote", "list"]).ok();
+    assert!(r.stdout.starts_with("store\t"), "{r:?}");
+    let r = env.dvt(&["push", "-q", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 0);
+    let r = env.dvt(&["add", "-q", "missing.csv"]).fails();
+    assert!(r.stderr.contains("missing.csv"), "{r:?}");
+    silent(&["remove", "-q", "model.bin.dvt"]);
+}

@@ -366,7 +366,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     remote: remote.clone(),
                 },
             )?;
-            out!(
+            say!(
+                quiet,
                 "tagged {} as `{}`: all {} object(s) are on `{}`",
                 &r.commit[..7],
                 r.name,
@@ -445,14 +446,15 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
             let total = plan.cache.count() + plan.remote_objects.count();
             if total == 0 {
-                out!(
+                say!(
+                    quiet,
                     "Nothing to delete: every object is referenced ({} kept).",
                     plan.kept_objects
                 );
             } else if done {
-                out!("deleted {total} object(s)");
+                say!(quiet, "deleted {total} object(s)");
             } else if !*dry_run {
-                out!("nothing deleted");
+                say!(quiet, "nothing deleted");
             }
         }
         HistoryCommand::InstallHooks { uninstall } => {
@@ -460,15 +462,16 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let r = ops::install_hooks(&repo, *uninstall)?;
             let verb = if *uninstall { "removed" } else { "installed" };
             if r.hooks.is_empty() {
-                out!("no dvt hooks to remove in {}", r.dir.display());
+                say!(quiet, "no dvt hooks to remove in {}", r.dir.display());
             } else {
-                out!("{verb} {} in {}", r.hooks.join(", "), r.dir.display());
+                say!(quiet, "{verb} {} in {}", r.hooks.join(", "), r.dir.display());
             }
             for h in &r.chained {
                 if *uninstall {
-                    out!("restored your previous {h} hook");
+                    say!(quiet, "restored your previous {h} hook");
                 } else {
-                    out!(
+                    say!(
+                        quiet,
                         "your existing {h} hook is kept as {h}{} and runs first",
                         ops::hooks::CHAINED
                     );
@@ -481,7 +484,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             if *as_json {
                 return json(&r);
             }
-            out!(
+            say!(
+                quiet,
                 "got {} ({}) from {} at {}",
                 r.out.display(),
                 HumanBytes(r.bytes),
@@ -505,7 +509,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 return json(&r);
             }
             let pointer = r.pointer.as_deref().unwrap_or("");
-            out!(
+            say!(
+                quiet,
                 "imported {} ({}) from {} at {} -> {pointer}",
                 path,
                 HumanBytes(r.bytes),
@@ -526,15 +531,15 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 return json(&r);
             }
             if r.is_empty() {
-                out!("no imports to update");
+                say!(quiet, "no imports to update");
             }
             for u in &r {
                 if u.from == u.to {
-                    out!("{} is up to date ({})", u.pointer, &u.to[..7]);
+                    say!(quiet, "{} is up to date ({})", u.pointer, &u.to[..7]);
                 } else if u.changed {
-                    out!("updated {}: {} -> {}", u.pointer, &u.from[..7], &u.to[..7]);
+                    say!(quiet, "updated {}: {} -> {}", u.pointer, &u.from[..7], &u.to[..7]);
                 } else {
-                    out!("{}: now at {} (the data did not change)", u.pointer, &u.to[..7]);
+                    say!(quiet, "{}: now at {} (the data did not change)", u.pointer, &u.to[..7]);
                 }
             }
         }

@@ -17,7 +17,7 @@ use progress::Bars;
 #[derive(Debug, Parser)]
 #[command(name = "dvt", version, about, max_term_width = 100)]
 struct Cli {
-    /// Print nothing but errors and data; no progress bars.
+    /// Print only errors and what was asked for (status, lists, reports, --json): no summaries, hints or progress bars.
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Run as if started in DIR.
@@ -271,6 +271,14 @@ macro_rules! out {
     }};
 }
 
+/// Writes a command's account of what it did to stdout, unless quiet (`-q`). What
+/// the user asked to see (status, lists, reports, `--json`) goes through `out!`.
+macro_rules! say {
+    ($quiet:expr, $($t:tt)*) => {{
+        if !$quiet { out!($($t)*); }
+    }};
+}
+
 /// Writes a hint to stderr unless quiet.
 macro_rules! note {
     ($quiet:expr, $($t:tt)*) => {{
@@ -303,7 +311,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     subdir: *subdir,
                 },
             )?;
-            out!("Initialized dvt repository in {}", repo.root().display());
+            say!(q, "Initialized dvt repository in {}", repo.root().display());
             note!(
                 q,
                 "hint: commit it with `git add .dvt && git commit -m \"Initialize dvt\"`"
@@ -325,7 +333,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     None => format!("{}", HumanBytes(a.size)),
                 };
                 let state = if a.unchanged { "unchanged" } else { "added" };
-                out!("{state} {} ({what}) -> {}", a.path, a.pointer);
+                say!(q, "{state} {} ({what}) -> {}", a.path, a.pointer);
             }
             note!(
                 q,
@@ -467,18 +475,19 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             for p in &report.deleted {
-                out!("deleted {p}");
+                say!(q, "deleted {p}");
             }
             for p in &report.mode_fixed {
-                out!("mode fixed {p}");
+                say!(q, "mode fixed {p}");
             }
             if report.restored.len() <= 20 {
                 for p in &report.restored {
-                    out!("restored {p}");
+                    say!(q, "restored {p}");
                 }
             }
             let n = report.restored.len();
-            out!(
+            say!(
+                q,
                 "{n} file{} restored ({}), {} path(s) already up to date",
                 if n == 1 { "" } else { "s" },
                 HumanBytes(report.bytes),
@@ -495,7 +504,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 },
             )?;
             for p in &report.removed {
-                out!("removed {p}; the data stays in place, no longer tracked");
+                say!(q, "removed {p}; the data stays in place, no longer tracked");
             }
         }
         Command::Remote { command } => return remote_command(&cwd, command, q),
@@ -519,13 +528,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     out!("… and {} more not in the cache", report.missing_from_cache.len() - 20);
                 }
                 if report.uploaded == 0 {
-                    out!(
+                    say!(
+                        q,
                         "Nothing to push: remote `{}` has all {} object(s).",
                         report.remote,
                         report.already_on_remote
                     );
                 } else {
-                    out!(
+                    say!(
+                        q,
                         "pushed {} object(s) ({}) to `{}`; {} were already there",
                         report.uploaded,
                         HumanBytes(report.uploaded_bytes),
@@ -552,7 +563,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if transfer.json {
                 return json(&report);
             }
-            out!("{}", fetched_line(&report));
+            say!(q, "{}", fetched_line(&report));
         }
         Command::Pull { transfer, force } => {
             let repo = Repo::open(&cwd)?;
@@ -560,9 +571,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if transfer.json {
                 return json(&report);
             }
-            out!("{}", fetched_line(&report.fetch));
+            say!(q, "{}", fetched_line(&report.fetch));
             let n = report.checkout.restored.len();
-            out!(
+            say!(
+                q,
                 "{n} file{} restored ({}), {} path(s) already up to date",
                 if n == 1 { "" } else { "s" },
                 HumanBytes(report.checkout.bytes),
@@ -639,7 +651,8 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
         } => {
             config::add(&repo, name, url, *default, *local, *force)?;
             let file = if *local { "config.local.toml" } else { "config.toml" };
-            out!(
+            say!(
+                q,
                 "added remote `{name}` -> {url}{}",
                 if *default { " (default)" } else { "" }
             );
@@ -658,14 +671,14 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
         }
         RemoteCommand::Remove { name } => {
             config::remove(&repo, name)?;
-            out!("removed remote `{name}`; the data on it is untouched");
+            say!(q, "removed remote `{name}`; the data on it is untouched");
         }
         RemoteCommand::Default { name, unset, local } => {
             let name = if *unset { None } else { name.as_deref() };
             config::set_default(&repo, name, *local)?;
             match name {
-                Some(n) => out!("default remote: `{n}`"),
-                None => out!("no default remote"),
+                Some(n) => say!(q, "default remote: `{n}`"),
+                None => say!(q, "no default remote"),
             }
         }
         RemoteCommand::Modify {
@@ -687,7 +700,7 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
                 Some(_) if config::SECRET_KEYS.contains(&key.as_str()) => "set (secret, not shown)".to_string(),
                 Some(v) => format!("= {v}"),
             };
-            out!("remote `{name}`: {key} {shown} in {file}");
+            say!(q, "remote `{name}`: {key} {shown} in {file}");
         }
     }
     Ok(ExitCode::SUCCESS)
