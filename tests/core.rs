@@ -556,9 +556,17 @@ fn killed_add_leaves_no_partial_object_or_pointer() {
     let env = TestEnv::new();
     let big = noise(120_000_000, 8);
     env.write("big.bin", &big);
-    for delay_ms in [5u64, 40, 150] {
+    // Kills at tenths of an uninterrupted add on this machine land while the
+    // object is written and while it is published, however fast the machine is.
+    let started = std::time::Instant::now();
+    env.dvt(&["add", "big.bin"]).ok();
+    let full = started.elapsed();
+    for tenth in 1..10u32 {
+        std::fs::remove_file(env.path("big.bin.dvt")).ok();
+        std::fs::remove_dir_all(env.path(".dvt/cache")).ok();
+        std::fs::remove_dir_all(env.path(".dvt/tmp")).ok();
         let mut child = env.dvt_cmd(&["add", "big.bin"]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        std::thread::sleep(full * tenth / 10);
         let _ = child.kill();
         let _ = child.wait();
         // Either no pointer, or a complete one whose object is intact.
@@ -568,7 +576,7 @@ fn killed_add_leaves_no_partial_object_or_pointer() {
         let fsck = env.dvt(&["fsck"]).ok();
         assert!(
             fsck.stdout.contains("all intact") || fsck.stdout.contains("checked 0 objects"),
-            "{}",
+            "after a kill at {tenth}/10 of an add: {}",
             fsck.stdout
         );
         for p in env.objects() {
@@ -578,8 +586,8 @@ fn killed_add_leaves_no_partial_object_or_pointer() {
                 "unexpected object file {p:?}"
             );
         }
-        std::fs::remove_file(env.path("big.bin.dvt")).ok();
     }
+    std::fs::remove_file(env.path("big.bin.dvt")).ok();
     env.dvt(&["add", "big.bin"]).ok();
     std::fs::remove_file(env.path("big.bin")).unwrap();
     env.dvt(&["checkout"]).ok();
