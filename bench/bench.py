@@ -223,13 +223,17 @@ def discard(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
         if not TRASH["delete"] and many_files(path):
-            os.makedirs(TRASH["dir"], exist_ok=True)
-            dest = os.path.join(TRASH["dir"], f"{len(os.listdir(TRASH['dir']))}-{os.path.basename(path)}")
-            os.rename(path, dest)
+            to_trash(path)
         else:
             shutil.rmtree(path)
     else:
         os.remove(path)
+
+
+def to_trash(path):
+    """Moves `path` into the trash (a rename), to be deleted by settle_disk."""
+    os.makedirs(TRASH["dir"], exist_ok=True)
+    os.rename(path, os.path.join(TRASH["dir"], f"{len(os.listdir(TRASH['dir']))}-{os.path.basename(path)}"))
 
 
 def settle_disk():
@@ -393,8 +397,7 @@ def write_floor(repo, size):
     if TRASH["delete"]:
         shutil.rmtree(out)
     else:
-        os.makedirs(TRASH["dir"], exist_ok=True)
-        os.rename(out, os.path.join(TRASH["dir"], f"{len(os.listdir(TRASH['dir']))}-write.floor"))
+        to_trash(out)
     return t
 
 

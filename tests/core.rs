@@ -565,10 +565,7 @@ fn killed_add_leaves_no_partial_object_or_pointer() {
         std::fs::remove_file(env.path("big.bin.dvt")).ok();
         std::fs::remove_dir_all(env.path(".dvt/cache")).ok();
         std::fs::remove_dir_all(env.path(".dvt/tmp")).ok();
-        let mut child = env.dvt_cmd(&["add", "big.bin"]).spawn().unwrap();
-        std::thread::sleep(full * tenth / 10);
-        let _ = child.kill();
-        let _ = child.wait();
+        env.dvt_killed_after(&["add", "big.bin"], full * tenth / 10);
         // Either no pointer, or a complete one whose object is intact.
         if env.exists("big.bin.dvt") {
             env.dvt(&["status"]).ok();
@@ -602,10 +599,7 @@ fn killed_checkout_leaves_no_partial_workspace_file() {
     env.dvt(&["add", "big.bin"]).ok();
     for delay_ms in [5u64, 60, 200] {
         std::fs::remove_file(env.path("big.bin")).ok();
-        let mut child = env.dvt_cmd(&["checkout"]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        env.dvt_killed_after(&["checkout"], std::time::Duration::from_millis(delay_ms));
         if env.exists("big.bin") {
             assert!(env.read("big.bin") == big, "a file under its final name is complete");
         }
@@ -646,10 +640,7 @@ fn killed_checkout_of_a_directory_leaves_it_absent_or_complete() {
     env.dvt(&["add", "data"]).ok();
     for delay_ms in [5u64, 30, 120] {
         std::fs::remove_dir_all(env.path("data")).ok();
-        let mut child = env.dvt_cmd(&["checkout"]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        env.dvt_killed_after(&["checkout"], std::time::Duration::from_millis(delay_ms));
         if env.exists("data") {
             assert_eq!(
                 snapshot(&env.path("data")),
@@ -856,10 +847,7 @@ fn killed_add_of_many_small_files_publishes_no_partial_pack() {
         );
     }
     for delay_ms in [5u64, 30, 80, 200] {
-        let mut child = env.dvt_cmd(&["add", "data"]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        env.dvt_killed_after(&["add", "data"], std::time::Duration::from_millis(delay_ms));
         if env.exists("data.dvt") {
             assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
             std::fs::remove_file(env.path("data.dvt")).unwrap();

@@ -776,10 +776,7 @@ fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
         line[6..line.len() - 1].to_string()
     };
     for delay_ms in [3u64, 10, 20, 40, 80] {
-        let mut child = a.dvt_cmd(&["push", "-j", "2"]).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        a.dvt_killed_after(&["push", "-j", "2"], Duration::from_millis(delay_ms));
         // Whatever is visible is whole, and a manifest only with all of its files.
         assert_remote_objects_whole(&a, &store);
         let there = Store::at(&store).ids();
@@ -1091,10 +1088,7 @@ fn killed_pull_leaves_only_whole_objects(a: &TestEnv, configure_clone: impl Fn(&
         let full = started.elapsed();
         for tenth in 1..10u32 {
             let b = clone();
-            let mut child = b.dvt_cmd(&[command, "-q"]).spawn().unwrap();
-            std::thread::sleep(full * tenth / 10);
-            let _ = child.kill();
-            let _ = child.wait();
+            b.dvt_killed_after(&[command, "-q"], full * tenth / 10);
             // fsck reads and verifies every object the cache shows, and fails on
             // any that is not whole.
             b.dvt(&["fsck"]).ok();

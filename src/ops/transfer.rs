@@ -526,8 +526,6 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
         revisions: Default::default(),
         ..opts.clone()
     };
-    // Big objects fetched now are decoded once, while they are verified, and the
-    // checkout below renames that copy into the workspace.
     let tracked = load_all(repo, &workspace_only)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
     // One lock for both halves: no other command runs between the fetch and the
@@ -535,6 +533,8 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _lock = repo.lock("dvt pull")?;
     let tmp = repo.tmp_dir()?;
     remove_stale_pull_dirs(&tmp);
+    // Big objects fetched now are decoded once, while they are verified, and the
+    // checkout below renames that copy into the workspace.
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;

@@ -98,6 +98,14 @@ impl TestEnv {
         c
     }
 
+    /// Starts `dvt ARGS`, kills it with SIGKILL `after` that long, and waits for it.
+    pub fn dvt_killed_after(&self, args: &[&str], after: std::time::Duration) {
+        let mut child = self.dvt_cmd(args).spawn().expect("start dvt");
+        std::thread::sleep(after);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     #[must_use = "check the outcome with .ok() or .fails()"]
     pub fn dvt(&self, args: &[&str]) -> Run {
         self.dvt_in(&self.root, args)
