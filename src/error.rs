@@ -612,6 +612,16 @@ pub enum PathError {
         /// The pointer file.
         pointer: String,
     },
+    /// A target inside a tracked directory names nothing the directory records.
+    #[error("`{target}` is not in the tracked directory `{tracked}` as `{pointer}` records it")]
+    NotInTrackedDir {
+        /// The target, relative to the repository root.
+        target: String,
+        /// The tracked directory, relative to the repository root.
+        tracked: String,
+        /// The pointer file that records it.
+        pointer: String,
+    },
     /// A target names nothing that dvt tracks.
     #[error("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")]
     NotTracked {

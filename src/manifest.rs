@@ -40,6 +40,15 @@ pub struct Entry {
     pub executable: bool,
 }
 
+/// What a manifest records at a path inside its directory (see [`Manifest::part`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// A file.
+    File(&'a Entry),
+    /// A subdirectory: the entries below it, with paths relative to it.
+    Dir(Manifest),
+}
+
 /// The content of a tracked directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -55,6 +64,32 @@ impl Manifest {
         files.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         empty_dirs.sort_unstable();
         Manifest { files, empty_dirs }
+    }
+
+    /// What the directory holds at `inner` (relative to it, `/`-separated): a file,
+    /// a subdirectory (empty ones included), or nothing.
+    pub fn part(&self, inner: &str) -> Option<Part<'_>> {
+        if let Some(e) = self.files.iter().find(|e| e.path == inner) {
+            return Some(Part::File(e));
+        }
+        let prefix = format!("{inner}/");
+        let files: Vec<Entry> = self
+            .files
+            .iter()
+            .filter_map(|e| {
+                let path = e.path.strip_prefix(&prefix)?.to_string();
+                Some(Entry { path, ..e.clone() })
+            })
+            .collect();
+        let empty_dirs: Vec<String> = self
+            .empty_dirs
+            .iter()
+            .filter_map(|d| d.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        if files.is_empty() && empty_dirs.is_empty() && !self.empty_dirs.iter().any(|d| d == inner) {
+            return None;
+        }
+        Some(Part::Dir(Manifest::new(files, empty_dirs)))
     }
 
     /// Total bytes of all files.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cache::{Cache, SMALL_OBJECT};
 use crate::error::{CacheError, PathError, Result};
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Entry, Manifest, Part};
 use crate::object::ObjectId;
 use crate::pointer::{Kind, POINTER_EXT, Pointer, is_pointer_path, pointer_path_for};
 use crate::progress::Progress;
@@ -320,6 +320,21 @@ pub struct Tracked {
     pub pointer: Pointer,
     /// The repository root.
     pub root: PathBuf,
+    /// A file or subdirectory of a tracked directory that a target named (relative
+    /// to the directory, `/`-separated): the command acts on that part only. See
+    /// [`Tracked::select`].
+    pub within: Option<String>,
+}
+
+/// The part of a tracked path that a command acts on (see [`Tracked::select`]).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The part, as a tracked file or directory of its own: its data path is the
+    /// part's. For a part of a directory, the id is still the whole directory's
+    /// manifest, so use [`Selection::manifest`], not [`Tracked::manifest`].
+    pub tracked: Tracked,
+    /// Its manifest when it is a directory: the entries below it, re-rooted.
+    pub manifest: Option<Manifest>,
 }
 
 impl Tracked {
@@ -370,6 +385,7 @@ impl Tracked {
             data_rel,
             pointer,
             root: repo.root().to_path_buf(),
+            within: None,
         })
     }
 
@@ -377,6 +393,55 @@ impl Tracked {
     pub fn manifest(&self, cache: &Cache) -> Result<Manifest> {
         let bytes = cache.read(&self.pointer.id, Some(&self.data_rel))?;
         Manifest::parse(&bytes, &self.pointer.id)
+    }
+
+    /// The part of this tracked path that [`Tracked::within`] names, given the
+    /// directory's manifest `m` (`None` for a tracked file): the whole path when it
+    /// names no part; a file inside the directory as a tracked file; a
+    /// subdirectory with the entries below it. Fails if the directory holds no
+    /// such part.
+    pub fn select(&self, m: Option<Manifest>) -> Result<Selection> {
+        let (Some(inner), Some(m)) = (&self.within, &m) else {
+            let tracked = Tracked {
+                within: None,
+                ..self.clone()
+            };
+            return Ok(Selection { tracked, manifest: m });
+        };
+        let (pointer, manifest) = match m.part(inner) {
+            Some(Part::File(e)) => (
+                Pointer {
+                    executable: e.executable,
+                    ..Pointer::file(display_path(&self.pointer.path, inner), e.id, e.size)
+                },
+                None,
+            ),
+            Some(Part::Dir(sub)) => (
+                Pointer::dir(
+                    display_path(&self.pointer.path, inner),
+                    self.pointer.id,
+                    sub.total_size(),
+                    sub.files.len() as u64,
+                ),
+                Some(sub),
+            ),
+            None => {
+                return Err(PathError::NotInTrackedDir {
+                    target: display_path(&self.data_rel, inner),
+                    tracked: self.data_rel.clone(),
+                    pointer: self.pointer_rel.clone(),
+                }
+                .into());
+            }
+        };
+        let tracked = Tracked {
+            data_rel: display_path(&self.data_rel, inner),
+            data_abs: self.data_abs.join(inner),
+            pointer,
+            within: None,
+            ..self.clone()
+        };
+        Ok(Selection { tracked, manifest })
     }
 }
 
@@ -454,7 +519,9 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
 
 /// The pointer files and the cached pipeline outs (from `dvt.lock`) that
 /// `targets` name; all of them when `targets` is empty. A target may name a
-/// pointer, its data path, or a pipeline out.
+/// pointer, its data path, or a pipeline out; or a file or subdirectory inside a
+/// tracked directory, as DVC allows: that part comes back in the second list, as
+/// the whole directory with [`Tracked::within`] set.
 pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Tracked>)> {
     let outs = crate::pipeline::lock_outs(repo)?;
     if targets.is_empty() {
@@ -463,21 +530,75 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
     let mut pointers = Vec::new();
     let mut chosen: Vec<Tracked> = Vec::new();
     for t in targets {
-        let (_, rel) = repo.resolve(cwd, t)?;
+        let (abs, rel) = repo.resolve(cwd, t)?;
         let rel = rel.trim_end_matches('/');
-        if let Some(o) = outs.iter().find(|o| o.data_rel == rel) {
-            if !chosen.iter().any(|c| c.data_rel == o.data_rel) {
-                chosen.push(o.clone());
+        let part = if let Some(o) = outs.iter().find(|o| o.data_rel == rel) {
+            Some(o.clone())
+        } else if (is_pointer_path(&abs) && abs.is_file()) || pointer_path_for(&abs).is_file() {
+            None
+        } else {
+            enclosing(repo, &outs, rel)?
+        };
+        match part {
+            Some(p) => {
+                if !chosen
+                    .iter()
+                    .any(|c| c.pointer_rel == p.pointer_rel && c.data_rel == p.data_rel && c.within == p.within)
+                {
+                    chosen.push(p);
+                }
             }
-            continue;
-        }
-        for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
-            if !pointers.contains(&p) {
-                pointers.push(p);
+            None => {
+                for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
+                    if !pointers.contains(&p) {
+                        pointers.push(p);
+                    }
+                }
             }
         }
     }
+    // A part of a directory that is also named whole adds nothing.
+    let whole: Vec<(String, String)> = chosen
+        .iter()
+        .filter(|c| c.within.is_none())
+        .map(|c| (c.pointer_rel.clone(), c.data_rel.clone()))
+        .collect();
+    chosen.retain(|c| {
+        c.within.is_none()
+            || !(pointers.contains(&c.pointer_file) || whole.contains(&(c.pointer_rel.clone(), c.data_rel.clone())))
+    });
     Ok((pointers, chosen))
+}
+
+/// The tracked directory (a pointer's or a pipeline out's) that holds the
+/// repo-relative path `rel`, with `within` set to the rest of the path.
+fn enclosing(repo: &Repo, outs: &[Tracked], rel: &str) -> Result<Option<Tracked>> {
+    let mut end = rel.len();
+    while let Some(i) = rel[..end].rfind('/') {
+        end = i;
+        let (dir, inner) = (&rel[..i], &rel[i + 1..]);
+        let found = match outs.iter().find(|o| o.data_rel == dir) {
+            Some(o) => Some(o.clone()),
+            None => {
+                let pointer = pointer_path_for(&repo.root().join(dir));
+                if pointer.is_file() {
+                    Some(Tracked::load(repo, &pointer)?)
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(t) = found {
+            if t.pointer.kind != Kind::Dir {
+                return Ok(None);
+            }
+            return Ok(Some(Tracked {
+                within: Some(inner.to_string()),
+                ..t
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// What differs between a tracked path and its pointer. Paths are relative to the

@@ -272,6 +272,70 @@ fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
 }
 
 #[test]
+fn targets_inside_a_tracked_directory_act_on_that_part_only() {
+    let env = TestEnv::new();
+    env.write("data/imgs/1.bin", noise(3000, 1));
+    env.write("data/imgs/2.bin", noise(3000, 2));
+    env.write("data/txt/deep/b.txt", "b\n");
+    env.write("data/txt/a.txt", "a\n");
+    env.dvt(&["add", "data"]).ok();
+    env.write("data/imgs/2.bin", "edited\n");
+    env.write("data/txt/a.txt", "edited too\n");
+
+    // status of a part lists only that part's changes.
+    let r = env.dvt(&["status", "data/imgs"]).ok();
+    assert!(r.stdout.contains("data/imgs (in data.dvt): modified"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("modified: data/imgs/2.bin") && !r.stdout.contains("a.txt"),
+        "{}",
+        r.stdout
+    );
+    let j = env.dvt(&["status", "data/txt/deep", "--json"]).ok().json();
+    assert_eq!(j["pointers"][0]["workspace"], "unchanged", "{j}");
+    let j = env.dvt(&["status", "data/txt/a.txt", "--json"]).ok().json();
+    assert_eq!(
+        (&j["pointers"][0]["kind"], &j["pointers"][0]["workspace"]),
+        (&"file".into(), &"modified".into()),
+        "{j}"
+    );
+
+    // checkout of a part: refuses to lose its edits, restores it with --force, and
+    // leaves the rest of the directory as it was.
+    let r = env.dvt(&["checkout", "data/imgs"]).fails();
+    assert!(
+        r.stderr.contains("data/imgs/2.bin") && !r.stderr.contains("a.txt"),
+        "{}",
+        r.stderr
+    );
+    env.dvt(&["checkout", "--force", "data/imgs/2.bin"]).ok();
+    assert_eq!(env.read("data/imgs/2.bin"), noise(3000, 2));
+    assert_eq!(env.read("data/txt/a.txt"), b"edited too\n");
+
+    // A missing subdirectory comes back alone; its sibling stays missing.
+    std::fs::remove_dir_all(env.path("data/txt")).unwrap();
+    std::fs::remove_dir_all(env.path("data/imgs")).unwrap();
+    env.dvt_in(&env.path("data"), &["checkout", "txt/deep/"]).ok();
+    assert_eq!(env.read("data/txt/deep/b.txt"), b"b\n");
+    assert!(!env.exists("data/txt/a.txt") && !env.exists("data/imgs"));
+    // Naming the directory whole as well makes the part redundant.
+    env.dvt(&["checkout", "data/imgs/1.bin", "data"]).ok();
+    assert_eq!(env.read("data/imgs/1.bin"), noise(3000, 1));
+    assert_eq!(env.read("data/txt/a.txt"), b"a\n");
+
+    // A path the directory does not record is named as such, and nothing changes.
+    let before = snapshot(&env.path("data"));
+    for cmd in ["status", "checkout"] {
+        let r = env.dvt(&[cmd, "data/imgs/3.bin"]).fails();
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            out.contains("`data/imgs/3.bin` is not in the tracked directory `data` as `data.dvt` records it"),
+            "{cmd}: {out}"
+        );
+    }
+    assert_eq!(snapshot(&env.path("data")), before);
+}
+
+#[test]
 fn remove_stops_tracking_but_keeps_the_data() {
     let env = TestEnv::new();
     env.write(".gitignore", "*.log\n");

@@ -295,6 +295,17 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
     env.dvt(&["gc", "-f"]).ok();
     assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
     std::fs::remove_dir_all(env.path("data/clean")).unwrap();
+    // A file inside an out directory, as inside an added one.
+    let r = env.dvt(&["status", "data/clean/sensor.csv"]).ok();
+    assert!(
+        r.stdout
+            .contains("data/clean/sensor.csv (pipeline out, in dvt.lock): missing"),
+        "{}",
+        r.stdout
+    );
+    env.dvt(&["checkout", "data/clean/sensor.csv"]).ok();
+    assert!(env.exists("data/clean/sensor.csv"));
+    std::fs::remove_dir_all(env.path("data/clean")).unwrap();
     env.dvt(&["checkout", "data/clean"]).ok();
     assert!(env.exists("data/clean/sensor.csv"));
     let c = env.dvt(&["cat", "data/features/features.csv", "--rev", "HEAD"]).ok();

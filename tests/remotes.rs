@@ -716,6 +716,66 @@ fn hardlinked_directory_remote_shares_files_and_still_verifies() {
     assert!(!c.exists("model.bin"));
 }
 
+/// Push, fetch, pull and `status --remote` of a part of a tracked directory: a push
+/// sends its files but keeps the directory's manifest back (a remote that has a
+/// manifest has all of its files), and a clone pulls a part once the whole
+/// directory is pushed.
+fn parts_of_a_directory(a: &TestEnv, clone: impl Fn(&TestEnv) -> TestEnv) {
+    populate(a);
+    a.commit("data v1");
+    let r = a
+        .dvt(&["push", "data/images/img-002.bin", "data/nested", "--json"])
+        .ok();
+    assert_eq!(r.json()["uploaded"], 2, "{}", r.stdout);
+    let j = a.dvt(&["status", "--remote", "data/images", "--json"]).ok().json();
+    let p = &j["pointers"][0];
+    assert_eq!(p["path"], "data/images", "{j}");
+    assert_eq!(
+        (p["objects"].as_u64(), p["local_only"].as_array().unwrap().len()),
+        (Some(4), 3),
+        "the manifest and img-001, img-003: {j}"
+    );
+    let b = clone(a);
+    let r = b.dvt(&["pull", "data/nested"]).fails();
+    assert!(
+        r.stderr.contains("does not have object") && r.stderr.contains("(needed for `data`)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!b.exists("data"), "nothing is checked out");
+
+    a.dvt(&["push"]).ok();
+    let r = b.dvt(&["pull", "data/images/img-002.bin", "data/nested/deep"]).ok();
+    assert!(
+        r.stdout.contains("fetched 3 object(s)"),
+        "the manifest and two files: {}",
+        r.stdout
+    );
+    for f in ["data/images/img-002.bin", "data/nested/deep/notes.txt"] {
+        assert!(a.read(f) == b.read(f), "{f} differs after pull");
+    }
+    assert!(!b.exists("data/images/img-001.bin") && !b.exists("data/readings.csv"));
+    let r = b.dvt(&["status", "data"]).ok();
+    assert!(r.stdout.contains("not in cache: 3 object(s)"), "{}", r.stdout);
+    let r = b.dvt(&["pull", "data"]).ok();
+    assert!(r.stdout.contains("fetched 3 object(s)"), "{}", r.stdout);
+    assert!(b.dvt(&["status", "data"]).ok().stdout.contains("up to date"));
+}
+
+#[test]
+fn parts_of_a_directory_through_a_directory_remote() {
+    let (a, _) = dir_repo();
+    parts_of_a_directory(&a, TestEnv::clone_repo);
+}
+
+#[test]
+fn parts_of_a_directory_through_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    parts_of_a_directory(&s3_repo(&endpoint), s3_clone);
+}
+
 #[test]
 fn status_remote_tells_local_only_remote_only_and_lost_objects() {
     let (a, store) = dir_repo();

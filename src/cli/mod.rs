@@ -51,11 +51,13 @@ enum Command {
     Status {
         /// Data paths or `.dvt` files (default: all).
         targets: Vec<PathBuf>,
-        /// Compare the cache with a remote instead: `--remote` for the default one,
-        /// `-r NAME` for another.
-        #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1,
-              default_missing_value = "", action = clap::ArgAction::Append)]
-        remote: Vec<String>,
+        /// Compare the cache with a remote instead of the workspace: the default
+        /// remote, or the one `-r` names (DVC's `-c`/`--cloud` is accepted too).
+        #[arg(short = 'c', long = "remote", visible_alias = "cloud")]
+        remote: bool,
+        /// The remote to compare with; implies `--remote`.
+        #[arg(short = 'r', value_name = "NAME")]
+        remote_name: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -360,14 +362,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Status {
             targets,
             remote,
+            remote_name,
             json: as_json,
-        } if !remote.is_empty() => {
+        } if *remote || remote_name.is_some() => {
             let repo = Repo::open(&cwd)?;
-            let name = remote.iter().rev().find(|n| !n.is_empty()).cloned();
             let opts = ops::TransferOptions {
                 targets: targets.clone(),
                 cwd,
-                remote: name,
+                remote: remote_name.clone(),
                 jobs: None,
                 revisions: Default::default(),
             };
@@ -432,6 +434,9 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 };
                 if p.pointer == dvt::pipeline::LOCK_FILE {
                     out!("{} (pipeline out, in {}): {state}", p.path, p.pointer);
+                } else if p.pointer != format!("{}.{}", p.path, dvt::pointer::POINTER_EXT) {
+                    // A target inside a tracked directory.
+                    out!("{} (in {}): {state}", p.path, p.pointer);
                 } else {
                     out!("{}: {state}", p.pointer);
                 }

@@ -89,14 +89,16 @@ pub fn checkout_tracked(
     let mut conflicts = Vec::new();
     for t in tracked {
         let manifest = match t.pointer.kind {
-            Kind::Dir => match t.manifest(repo.cache()) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    failures.push(crate::error_chain(&e));
-                    continue;
-                }
-            },
-            Kind::File => None,
+            Kind::Dir => t.manifest(repo.cache()).map(Some),
+            Kind::File => Ok(None),
+        };
+        // A target inside a tracked directory checks out that part only.
+        let (t, manifest) = match manifest.and_then(|m| t.select(m)) {
+            Ok(sel) => (sel.tracked, sel.manifest),
+            Err(e) => {
+                failures.push(crate::error_chain(&e));
+                continue;
+            }
         };
         let state = compare(&stat, &t, manifest.as_ref(), &counters, progress)?;
         conflicts.extend(unrecorded(repo, &stat, &t, &state));

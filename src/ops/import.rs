@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::cache::Cache;
 use crate::error::{GitError, PathError, Result};
 use crate::git::{Git, GitId};
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Manifest, Part};
 use crate::object::ObjectId;
 use crate::pointer::{ImportSource, Kind, Pointer, pointer_path_for};
 use crate::progress::Progress;
@@ -123,38 +123,19 @@ pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> 
         (Kind::Dir, true) => Ok(Found::Dir(objects.manifest(&loc.tracked)?)),
         (Kind::Dir, false) => {
             let m = objects.manifest(&loc.tracked)?;
-            let inner = &loc.inner;
-            if let Some(e) = m.files.iter().find(|e| e.path == *inner) {
-                return Ok(Found::File {
+            match m.part(&loc.inner) {
+                Some(Part::File(e)) => Ok(Found::File {
                     id: e.id,
                     size: e.size,
                     executable: e.executable,
-                });
-            }
-            let prefix = format!("{inner}/");
-            let files: Vec<Entry> = m
-                .files
-                .iter()
-                .filter_map(|e| {
-                    e.path.strip_prefix(&prefix).map(|rest| Entry {
-                        path: rest.to_string(),
-                        ..e.clone()
-                    })
-                })
-                .collect();
-            let dirs: Vec<String> = m
-                .empty_dirs
-                .iter()
-                .filter_map(|d| d.strip_prefix(&prefix).map(str::to_string))
-                .collect();
-            if files.is_empty() && dirs.is_empty() && !m.empty_dirs.contains(inner) {
-                return Err(GitError::NotTrackedAt {
+                }),
+                Some(Part::Dir(sub)) => Ok(Found::Dir(sub)),
+                None => Err(GitError::NotTrackedAt {
                     path: path.to_string(),
                     rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
                 }
-                .into());
+                .into()),
             }
-            Ok(Found::Dir(Manifest::new(files, dirs)))
         }
     }
 }

@@ -133,6 +133,28 @@ fn check_one(
     tracked: &Tracked,
     st: &mut PointerStatus,
 ) -> Result<()> {
+    if let Some(inner) = &tracked.within {
+        // A target inside a tracked directory: that part only.
+        let cache = repo.cache();
+        st.path = display_path(&tracked.data_rel, inner);
+        if !cache.contains(&tracked.pointer.id) {
+            // Without the directory's manifest, not even the part's kind is known.
+            st.missing_from_cache = vec![tracked.pointer.id];
+            st.workspace = presence(&tracked.data_abs.join(inner));
+            return Ok(());
+        }
+        let sel = tracked.select(Some(tracked.manifest(cache)?))?;
+        let part = &sel.tracked;
+        st.kind = Some(part.pointer.kind);
+        st.missing_from_cache = missing_objects(cache, part, sel.manifest.as_ref())?;
+        let scan = match fs_err::symlink_metadata(&part.data_abs) {
+            Ok(meta) if meta.is_dir() && sel.manifest.is_some() => {
+                Some(crate::workspace::scan_dir(&part.root, &part.data_abs)?)
+            }
+            _ => None,
+        };
+        return record_changes(stat, part, sel.manifest.as_ref(), scan, counters, progress, st);
+    }
     st.path = tracked.data_rel.clone();
     st.kind = Some(tracked.pointer.kind);
     // Reading the manifest (decompress, verify, parse) and checking the cache for
@@ -161,14 +183,33 @@ fn check_one(
     };
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
         // Without the manifest, only presence can be told.
-        st.workspace = if tracked.data_abs.exists() {
-            Workspace::Unknown
-        } else {
-            Workspace::Missing
-        };
+        st.workspace = presence(&tracked.data_abs);
         return Ok(());
     }
-    match compare_scanned(stat, tracked, manifest.as_ref(), scan, counters, progress)? {
+    record_changes(stat, tracked, manifest.as_ref(), scan, counters, progress, st)
+}
+
+/// Missing, or present in a state that could not be told.
+fn presence(path: &std::path::Path) -> Workspace {
+    if fs_err::symlink_metadata(path).is_ok() {
+        Workspace::Unknown
+    } else {
+        Workspace::Missing
+    }
+}
+
+/// Compares `tracked` with the workspace (with `scan`, its directory's listing
+/// if one was made) and records what differs in `st`.
+fn record_changes(
+    stat: &crate::statcache::StatCache,
+    tracked: &Tracked,
+    manifest: Option<&crate::manifest::Manifest>,
+    scan: Option<crate::workspace::Scan>,
+    counters: &Counters,
+    progress: &dyn Progress,
+    st: &mut PointerStatus,
+) -> Result<()> {
+    match compare_scanned(stat, tracked, manifest, scan, counters, progress)? {
         WorkState::Missing => st.workspace = Workspace::Missing,
         WorkState::Present(c) => {
             let full = |v: Vec<String>| v.into_iter().map(|p| display_path(&tracked.data_rel, &p)).collect();

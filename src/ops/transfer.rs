@@ -109,6 +109,37 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
     Ok(all)
 }
 
+/// A file object a target needs.
+struct Need {
+    id: ObjectId,
+    /// The workspace path that needs it.
+    path: String,
+    size: u64,
+}
+
+/// The file objects a tracked directory needs, given its manifest `m`: all of its
+/// files, or those of the part a target named ([`Tracked::within`]).
+fn files_needed(t: &Tracked, m: Manifest) -> Result<Vec<Need>> {
+    let sel = t.select(Some(m))?;
+    let part = sel.tracked;
+    Ok(match sel.manifest {
+        Some(m) => m
+            .files
+            .into_iter()
+            .map(|e| Need {
+                id: e.id,
+                path: display_path(&part.data_rel, &e.path),
+                size: e.size,
+            })
+            .collect(),
+        None => vec![Need {
+            id: part.pointer.id,
+            path: part.data_rel,
+            size: part.pointer.size,
+        }],
+    })
+}
+
 /// Counts finished transfers for the progress display.
 struct Meter<'a> {
     progress: &'a dyn Progress,
@@ -141,9 +172,11 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         remote: remote.name.clone(),
         ..Default::default()
     };
+    // A part of a directory is pushed file by file; its manifest stays back, since
+    // a manifest on the remote says that all of the directory's files are there.
     let manifest_ids: Vec<ObjectId> = tracked
         .iter()
-        .filter(|t| t.pointer.kind == Kind::Dir)
+        .filter(|t| t.pointer.kind == Kind::Dir && t.within.is_none())
         .map(|t| t.pointer.id)
         .collect();
     let manifests_there = remote.present(&manifest_ids, &|_| {}).await?;
@@ -161,13 +194,13 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
             }
             Kind::Dir => match t.manifest(cache) {
                 Ok(m) => {
-                    let ids = m.files.iter().map(|e| e.id).collect();
-                    for e in &m.files {
-                        needed_by
-                            .entry(e.id)
-                            .or_insert_with(|| display_path(&t.data_rel, &e.path));
+                    let files = files_needed(t, m)?;
+                    if t.within.is_none() {
+                        dirs.push((t.pointer.id, files.iter().map(|f| f.id).collect(), t.data_rel.clone()));
                     }
-                    dirs.push((t.pointer.id, ids, t.data_rel.clone()));
+                    for f in files {
+                        needed_by.entry(f.id).or_insert(f.path);
+                    }
                 }
                 Err(crate::Error::Cache(CacheError::Missing { .. })) => report.missing_from_cache.push(MissingObject {
                     path: t.data_rel.clone(),
@@ -351,19 +384,21 @@ async fn fetch_async(
             }
             Kind::Dir if bad_manifests.contains(&t.pointer.id) => {}
             Kind::Dir => {
-                let m: Manifest = t.manifest(cache)?;
-                let ids: Vec<ObjectId> = m.files.iter().map(|e| e.id).collect();
+                let files = files_needed(t, t.manifest(cache)?)?;
+                let ids: Vec<ObjectId> = files.iter().map(|f| f.id).collect();
                 if cache.missing_for_manifest(&t.pointer.id, &ids)?.is_empty() {
                     report.already_cached += ids.len();
                     continue;
                 }
-                for e in &m.files {
-                    needed_by.entry(e.id).or_insert_with(|| Wanted {
-                        path: display_path(&t.data_rel, &e.path),
-                        size: Some(e.size),
+                for f in files {
+                    needed_by.entry(f.id).or_insert(Wanted {
+                        path: f.path,
+                        size: Some(f.size),
                     });
                 }
-                complete_dirs.push(t.pointer.id);
+                if t.within.is_none() {
+                    complete_dirs.push(t.pointer.id);
+                }
             }
         }
     }
@@ -620,7 +655,7 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
                     }
                 };
                 if let Some(m) = manifest {
-                    ids.extend(m.files.iter().map(|e| e.id));
+                    ids.extend(files_needed(t, m)?.iter().map(|f| f.id));
                 }
             }
             ids.sort_unstable();
@@ -641,7 +676,10 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
             .map(|(t, ids)| {
                 let mut st = RemotePointerStatus {
                     pointer: t.pointer_rel.clone(),
-                    path: t.data_rel.clone(),
+                    path: match &t.within {
+                        Some(inner) => display_path(&t.data_rel, inner),
+                        None => t.data_rel.clone(),
+                    },
                     objects: ids.len(),
                     local_only: vec![],
                     remote_only: vec![],

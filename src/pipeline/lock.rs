@@ -233,6 +233,7 @@ impl Lock {
                     data_rel: e.path.clone(),
                     pointer: e.pointer(),
                     root: repo.root().to_path_buf(),
+                    within: None,
                 });
             }
         }
