@@ -206,6 +206,67 @@ fn webdav_round_trip_with_rclone() {
     round_trip(&a, |_| {});
 }
 
+/// A WebDAV server that wants a user and password (HTTP basic authentication),
+/// configured under DVC's option names; the password stays out of the committed
+/// config and out of every message.
+#[test]
+fn webdav_with_a_user_and_password() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let served = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let password = "s3cret-Pa55word";
+    let mut dav = start_webdav(served.path(), port, &["--user", "alice", "--pass", password]);
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/data")])
+        .ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    let first = r.stderr.lines().next().unwrap();
+    assert!(first.contains("remote `dav`") && first.contains("401"), "{}", r.stderr);
+
+    a.dvt(&["remote", "modify", "dav", "user", "alice"]).ok();
+    a.dvt(&["remote", "modify", "dav", "password", "wrong-password"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.lines().next().unwrap().contains("401"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrong-password"), "secret leaked: {}", r.stderr);
+    a.dvt(&["remote", "modify", "dav", "password", password]).ok();
+    assert!(
+        !String::from_utf8(a.read(".dvt/config.toml"))
+            .unwrap()
+            .contains(password)
+    );
+    assert!(
+        String::from_utf8(a.read(".dvt/config.local.toml"))
+            .unwrap()
+            .contains(password)
+    );
+    let r = a.dvt(&["remote", "list", "--json"]).ok();
+    assert!(!r.stdout.contains(password) && r.stdout.contains("***"), "{}", r.stdout);
+    a.dvt(&["remove", "x.csv"]).ok();
+
+    // round_trip adds data, pushes it, and pulls it into a clone, which needs
+    // the password again (config.local.toml is not committed).
+    round_trip(&a, |b| {
+        let r = b.dvt(&["fetch"]).fails();
+        assert!(r.stderr.contains("401"), "{}", r.stderr);
+        b.dvt(&["remote", "modify", "dav", "user", "alice"]).ok();
+        b.dvt(&["remote", "modify", "dav", "password", password]).ok();
+    });
+    a.dvt(&["remote", "modify", "dav", "--unset", "user"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("remote `dav`: `password` needs `user` (or `custom_auth_header`)"),
+        "{}",
+        r.stderr
+    );
+    let _ = dav.kill();
+    let _ = dav.wait();
+}
+
 /// fake-gcs-server answers object_store's reads but not its writes: objects are put
 /// there through its JSON API, then B reads them with dvt.
 #[test]
@@ -290,7 +351,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_webdav(dir: &Path, port: u16) -> Child {
+/// rclone's WebDAV server on `port`, serving `dir`, with `extra` arguments.
+fn start_webdav(dir: &Path, port: u16, extra: &[&str]) -> Child {
     let child = Command::new("rclone")
         .args([
             "serve",
@@ -299,6 +361,7 @@ fn start_webdav(dir: &Path, port: u16) -> Child {
             "--addr",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -355,7 +418,7 @@ fn server_stopped_mid_push(pack: bool) {
     let served = a.root.parent().unwrap().join("served");
     std::fs::create_dir_all(&served).unwrap();
     let port = free_port();
-    let mut dav = start_webdav(&served, port);
+    let mut dav = start_webdav(&served, port, &[]);
     a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
         .ok();
     a.dvt(&["remote", "modify", "dav", "retries", "1"]).ok();
@@ -394,7 +457,7 @@ fn server_stopped_mid_push(pack: bool) {
     assert_remote_objects_whole(&a, &store);
 
     // Same directory, same port: the next push uploads only the rest.
-    let mut dav = start_webdav(&served, port);
+    let mut dav = start_webdav(&served, port, &[]);
     let r = a.dvt(&["push", "--json"]).ok();
     let uploaded = r.json()["uploaded"].as_u64().unwrap() as usize;
     assert_eq!(uploaded, total - landed, "landed before: {landed}");

@@ -254,10 +254,11 @@ pub fn run() -> ExitCode {
 
 fn render_error(e: &dvt::Error) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {e}");
+    // Servers' messages may end in a newline: one line per message.
+    let _ = writeln!(err, "error: {}", e.to_string().trim_end());
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
-        let _ = writeln!(err, "  caused by: {c}");
+        let _ = writeln!(err, "  caused by: {}", c.to_string().trim_end());
         cause = c.source();
     }
     if let Some(h) = e.hint() {

@@ -52,7 +52,7 @@ const AZURE_KEYS: &[&str] = &[
     "endpointurl",
     "allow_http",
 ];
-const HTTP_KEYS: &[&str] = &[];
+const HTTP_KEYS: &[&str] = &["user", "password", "token", "custom_auth_header"];
 
 /// Keys whose values are secrets: written to `config.local.toml`, never printed.
 pub const SECRET_KEYS: &[&str] = &[
@@ -62,6 +62,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "connection_string",
     "sas_token",
     "client_secret",
+    "password",
+    "token",
 ];
 
 /// Keys whose values are numbers or booleans rather than strings.

@@ -73,6 +73,45 @@ pub struct Remote {
 /// What a WebDAV remote needs beyond object_store: its `rename` is COPY then DELETE,
 /// and a server stopped during a COPY leaves a partial file under the final name.
 /// A MOVE is a rename on the server, so an object appears whole or not at all.
+/// The headers that authenticate to a WebDAV server, from DVC's option names:
+/// `token` (a bearer token), `custom_auth_header` (a header that carries
+/// `password`), or `user` and `password` (HTTP basic authentication).
+fn http_auth(spec: &RemoteSpec) -> Result<reqwest::header::HeaderMap> {
+    use base64::Engine as _;
+    use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+    let bad = |message: String| RemoteError::Config {
+        remote: spec.name.clone(),
+        message,
+    };
+    let (user, password) = (spec.get("user"), spec.get("password"));
+    let header = match (spec.get("token"), spec.get("custom_auth_header")) {
+        (Some(token), _) => Some((AUTHORIZATION, format!("Bearer {token}"))),
+        (None, Some(name)) => {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad(format!("`custom_auth_header` is not a valid header name: `{name}`")))?;
+            let value = password.ok_or_else(|| bad("`custom_auth_header` needs `password`, its value".into()))?;
+            Some((name, value.to_string()))
+        }
+        (None, None) => match (user, password) {
+            (Some(user), password) => {
+                let pair = format!("{user}:{}", password.unwrap_or_default());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                Some((AUTHORIZATION, format!("Basic {encoded}")))
+            }
+            (None, Some(_)) => return Err(bad("`password` needs `user` (or `custom_auth_header`)".into()).into()),
+            (None, None) => None,
+        },
+    };
+    let mut headers = HeaderMap::new();
+    if let Some((name, value)) = header {
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| bad(format!("`{name}` holds characters an HTTP header cannot carry")))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 struct WebDav {
     client: reqwest::Client,
     origin: reqwest::Url,
@@ -201,7 +240,9 @@ impl Remote {
         client = client.with_allow_http(allow_http);
         let webdav = match (location.scheme, &location.base_url) {
             (Scheme::Http, Some(url)) => {
-                let mut builder = reqwest::Client::builder();
+                let headers = http_auth(spec)?;
+                client = client.with_default_headers(headers.clone());
+                let mut builder = reqwest::Client::builder().default_headers(headers);
                 if let Some(t) = spec.int("timeout")? {
                     builder = builder.timeout(Duration::from_secs(t));
                 }
