@@ -26,14 +26,17 @@ servers_install() {
         mkdir -p "$SERVERS_DIR"
         (cd "$SERVERS_DIR" && npm install --silent --no-audit --no-fund "azurite@$AZURITE_VERSION" >/dev/null)
     fi
-    if ! command -v rclone >/dev/null; then
-        echo "== installing rclone (apt)"
-        if [ "$(id -u)" = 0 ]; then
-            (apt-get install -y -qq rclone >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; })
-        else
-            (sudo apt-get install -y -qq rclone >/dev/null 2>&1 || { sudo apt-get update -qq && sudo apt-get install -y -qq rclone >/dev/null; })
+    # rclone serves WebDAV; openssl makes the certificates of the HTTPS test.
+    for tool in rclone openssl; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "== installing $tool (apt)"
+            if [ "$(id -u)" = 0 ]; then
+                (apt-get install -y -qq "$tool" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; })
+            else
+                (sudo apt-get install -y -qq "$tool" >/dev/null 2>&1 || { sudo apt-get update -qq && sudo apt-get install -y -qq "$tool" >/dev/null; })
+            fi
         fi
-    fi
+    done
 }
 
 free_port() {

@@ -109,6 +109,12 @@ impl Error {
                  (`dvt push` re-uploads objects the remote lacks, so delete the damaged one first)"
                     .into(),
             ),
+            Error::Remote(RemoteError::Request { remote, message }) if message.contains("invalid peer certificate") => {
+                Some(format!(
+                    "if `{remote}` uses a certificate of your own CA, trust it with \
+                     `dvt remote modify {remote} ssl_verify PATH/TO/ca.pem` (or `false` to accept any)"
+                ))
+            }
             Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); requests were retried (option `retries`)"

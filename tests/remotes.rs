@@ -219,13 +219,8 @@ fn webdav_with_a_user_and_password() {
     let password = "s3cret-Pa55word";
     let mut dav = start_webdav(served.path(), port, &["--user", "alice", "--pass", password]);
     let a = TestEnv::new();
-    a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/data")])
-        .ok();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    let r = a.dvt(&["push"]).fails();
-    let first = r.stderr.lines().next().unwrap();
-    assert!(first.contains("remote `dav`") && first.contains("401"), "{}", r.stderr);
+    let r = refused_push(&a, &format!("http://127.0.0.1:{port}/data"));
+    assert!(r.stderr.lines().next().unwrap().contains("401"), "{}", r.stderr);
 
     a.dvt(&["remote", "modify", "dav", "user", "alice"]).ok();
     a.dvt(&["remote", "modify", "dav", "password", "wrong-password"]).ok();
@@ -263,6 +258,95 @@ fn webdav_with_a_user_and_password() {
         "{}",
         r.stderr
     );
+    let _ = dav.kill();
+    let _ = dav.wait();
+}
+
+/// Adds remote `dav` at `url` to `a` and one file; a push must fail with a first
+/// line that names the remote. Returns that push.
+fn refused_push(a: &TestEnv, url: &str) -> common::Run {
+    a.dvt(&["remote", "add", "-d", "dav", url]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.lines().next().unwrap().contains("remote `dav`"),
+        "{}",
+        r.stderr
+    );
+    r
+}
+
+/// An HTTPS WebDAV server whose certificate a private CA signed: refused by
+/// default with one line that says why, then trusted through DVC's `ssl_verify`,
+/// as a CA bundle (a path relative to the repository) or `false`.
+#[test]
+fn https_remote_with_a_private_ca() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let tls = tempfile::tempdir().unwrap();
+    let file = |name: &str| tls.path().join(name).to_str().unwrap().to_string();
+    let (ca, ca_key, cert, key) = (file("ca.pem"), file("ca.key"), file("cert.pem"), file("key.pem"));
+    let served = tempfile::tempdir().unwrap();
+    let a = TestEnv::new();
+    let new_cert = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"];
+    a.run(
+        "openssl",
+        &[
+            &new_cert[..],
+            &["-subj", "/CN=dvt-test-ca", "-keyout", &ca_key, "-out", &ca],
+        ]
+        .concat(),
+    )
+    .ok();
+    let leaf = [
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+    ];
+    a.run("openssl", &[&new_cert[..], &leaf[..]].concat()).ok();
+    let port = free_port();
+    let mut dav = start_webdav(served.path(), port, &["--cert", &cert, "--key", &key]);
+    let r = refused_push(&a, &format!("https://127.0.0.1:{port}/data"));
+    assert!(r.stderr.lines().next().unwrap().contains("certificate"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dvt remote modify dav ssl_verify PATH/TO/ca.pem"),
+        "{}",
+        r.stderr
+    );
+
+    a.dvt(&["remote", "modify", "dav", "ssl_verify", "ca/missing.pem"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("remote `dav`: `ssl_verify` names a CA bundle that cannot be read"),
+        "{}",
+        r.stderr
+    );
+    std::fs::create_dir_all(a.path("ca")).unwrap();
+    std::fs::copy(&ca, a.path("ca/team-ca.pem")).unwrap();
+    a.dvt(&["remote", "modify", "dav", "ssl_verify", "ca/team-ca.pem"]).ok();
+    a.dvt_in(&a.path("ca"), &["push"]).ok();
+    let r = a.dvt(&["status", "--remote"]).ok();
+    assert!(r.stdout.contains("in sync (1 objects)"), "{}", r.stdout);
+
+    a.dvt(&["remote", "modify", "dav", "ssl_verify", "false"]).ok();
+    std::fs::remove_file(a.path("x.csv")).unwrap();
+    std::fs::remove_dir_all(a.path(".dvt/cache")).unwrap();
+    a.dvt(&["pull"]).ok();
+    assert_eq!(a.read("x.csv"), b"a,b\n1,2\n");
     let _ = dav.kill();
     let _ = dav.wait();
 }

@@ -39,8 +39,9 @@ const S3_KEYS: &[&str] = &[
     "secret_access_key",
     "session_token",
     "allow_http",
+    "ssl_verify",
 ];
-const GCS_KEYS: &[&str] = &["projectname", "credentialpath", "allow_http"];
+const GCS_KEYS: &[&str] = &["projectname", "credentialpath", "allow_http", "ssl_verify"];
 const AZURE_KEYS: &[&str] = &[
     "account_name",
     "account_key",
@@ -51,8 +52,9 @@ const AZURE_KEYS: &[&str] = &[
     "client_secret",
     "endpointurl",
     "allow_http",
+    "ssl_verify",
 ];
-const HTTP_KEYS: &[&str] = &["user", "password", "token", "custom_auth_header"];
+const HTTP_KEYS: &[&str] = &["user", "password", "token", "custom_auth_header", "ssl_verify"];
 
 /// Keys whose values are secrets: written to `config.local.toml`, never printed.
 pub const SECRET_KEYS: &[&str] = &[
@@ -286,7 +288,12 @@ pub fn spec(config: &Config, name: &str, root: &Path) -> Result<(RemoteSpec, Loc
             continue;
         }
         check_key(name, location.scheme, k)?;
-        options.insert(k.clone(), value_string(v));
+        let mut value = value_string(v);
+        if k == "ssl_verify" && value != "true" && value != "false" && Path::new(&value).is_relative() {
+            // A CA bundle, as the remote's directory: relative to the repository.
+            value = root.join(&value).to_string_lossy().into_owned();
+        }
+        options.insert(k.clone(), value);
     }
     Ok((
         RemoteSpec {

@@ -112,6 +112,27 @@ fn http_auth(spec: &RemoteSpec) -> Result<reqwest::header::HeaderMap> {
     Ok(headers)
 }
 
+/// Which TLS certificates a remote accepts (DVC's `ssl_verify`).
+enum Trust {
+    /// Those the system trusts (`true`, the default).
+    System,
+    /// Any (`false`): for a test server with a self-signed certificate.
+    Any,
+    /// Also those signed by the CAs in this PEM bundle (`ssl_verify` is its path).
+    Also(Vec<u8>),
+}
+
+fn tls_trust(spec: &RemoteSpec) -> Result<Trust> {
+    Ok(match spec.get("ssl_verify") {
+        None | Some("true") => Trust::System,
+        Some("false") => Trust::Any,
+        Some(path) => Trust::Also(fs_err::read(path).map_err(|e| RemoteError::Config {
+            remote: spec.name.clone(),
+            message: format!("`ssl_verify` names a CA bundle that cannot be read: {e}"),
+        })?),
+    })
+}
+
 struct WebDav {
     client: reqwest::Client,
     origin: reqwest::Url,
@@ -238,18 +259,34 @@ impl Remote {
         let allow_http =
             spec.flag("allow_http")?.unwrap_or(false) || endpoint.is_some_and(|e| e.starts_with("http://"));
         client = client.with_allow_http(allow_http);
+        let tls = tls_trust(spec)?;
+        client = match &tls {
+            Trust::System => client,
+            Trust::Any => client.with_allow_invalid_certificates(true),
+            Trust::Also(pem) => object_store::Certificate::from_pem_bundle(pem)
+                .map_err(cfg_err)?
+                .into_iter()
+                .fold(client, ClientOptions::with_root_certificate),
+        };
         let webdav = match (location.scheme, &location.base_url) {
             (Scheme::Http, Some(url)) => {
                 let headers = http_auth(spec)?;
                 client = client.with_default_headers(headers.clone());
                 let mut builder = reqwest::Client::builder().default_headers(headers);
-                if let Some(t) = spec.int("timeout")? {
-                    builder = builder.timeout(Duration::from_secs(t));
-                }
                 let bad = |e: String| RemoteError::Config {
                     remote: spec.name.clone(),
                     message: e,
                 };
+                builder = match &tls {
+                    Trust::System => builder,
+                    Trust::Any => builder.tls_danger_accept_invalid_certs(true),
+                    Trust::Also(pem) => builder.tls_certs_merge(
+                        reqwest::Certificate::from_pem_bundle(pem).map_err(|e| bad(crate::error_chain(&e)))?,
+                    ),
+                };
+                if let Some(t) = spec.int("timeout")? {
+                    builder = builder.timeout(Duration::from_secs(t));
+                }
                 Some(WebDav {
                     client: builder.build().map_err(|e| bad(crate::error_chain(&e)))?,
                     origin: reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?,
