@@ -1222,9 +1222,10 @@ impl Cache {
     /// Copies pack `pack` of another cache-shaped store (the cache, when pushing to a
     /// directory remote) into this one whole, under its own name; with `link`, a hard
     /// link is tried first. Every object of the copy is verified before it is
-    /// published (pack renamed in, then its index). Returns the pack's size. A damaged
-    /// object is [`CacheError::Corrupt`], and nothing is published.
-    pub fn import_pack(&self, pack: &crate::pack::Pack, link: bool) -> Result<u64> {
+    /// published (pack renamed in, then its index); `verified` is told the stored
+    /// length of each. Returns the pack's size. A damaged object is
+    /// [`CacheError::Corrupt`], and nothing is published.
+    pub fn import_pack(&self, pack: &crate::pack::Pack, link: bool, verified: &(dyn Fn(u64) + Sync)) -> Result<u64> {
         let dir = self.packs.dir().to_path_buf();
         fs::create_dir_all(&dir)?;
         let tmp = temp_in(&dir, "pack");
@@ -1233,9 +1234,11 @@ impl Cache {
                 fs::copy(&pack.path, &tmp)?;
             }
             let file = Arc::new(fs::File::open(&tmp)?.into_parts().0);
-            pack.entries
-                .par_iter()
-                .try_for_each(|e| read_verified(&file, e).map(drop))?;
+            pack.entries.par_iter().try_for_each(|e| {
+                read_verified(&file, e)?;
+                verified(e.len);
+                Ok::<_, crate::Error>(())
+            })?;
             let mut entries = pack.entries.clone();
             let (index, name) = crate::pack::encode_index(&mut entries);
             let dest = dir.join(format!("{name}.pack"));

@@ -1029,6 +1029,40 @@ fn add_parts(a: &TestEnv, count: usize, base: usize) {
     a.dvt(&["add", "data"]).ok();
 }
 
+/// On a terminal, push, fetch and pull show what moves with bytes done, the total
+/// and the rate; piped, they print only their summaries.
+#[test]
+fn transfers_show_progress_on_a_terminal_only() {
+    let (a, _) = dir_repo();
+    add_parts(&a, 50, 30_000);
+    a.write("model.bin", noise(5 << 20, 7));
+    a.dvt(&["add", "model.bin"]).ok();
+    a.commit("data");
+    let r = a.dvt_on_terminal(&["push"]).ok();
+    for shown in ["Pushing packs", "Pushing", "B/s", "pushed 52 object(s)"] {
+        assert!(r.stdout.contains(shown), "{shown}: {}", r.stdout);
+    }
+    let b = a.clone_repo();
+    let r = b.dvt_on_terminal(&["pull"]).ok();
+    for shown in [
+        "Fetching manifests",
+        "Fetching packs",
+        "Fetching",
+        "checking out data",
+        "MiB",
+    ] {
+        assert!(r.stdout.contains(shown), "{shown}: {}", r.stdout);
+    }
+    std::fs::remove_dir_all(b.path("data")).unwrap();
+    std::fs::remove_dir_all(b.path(".dvt/cache")).unwrap();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(
+        !r.stderr.contains("Fetching") && !r.stdout.contains("Fetching"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("fetched 52 object(s)"), "{}", r.stdout);
+}
+
 #[test]
 fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {

@@ -232,7 +232,7 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     // A directory remote packs small objects; the pack is published before any
     // manifest goes up, and with what arrived even when some uploads failed.
     // A directory remote takes the cache's packs whole when it needs all they hold.
-    let (n, bytes) = remote.push_whole_packs(cache, &mut todo)?;
+    let (n, bytes) = remote.push_whole_packs(cache, &mut todo, progress)?;
     report.uploaded += n;
     report.uploaded_bytes += bytes;
     let packing = remote.begin_packing();
@@ -408,7 +408,7 @@ async fn fetch_async(
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
     // A directory remote's packs that hold only needed objects are copied whole.
-    let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo)?;
+    let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo, progress)?;
     report.downloaded += n;
     report.downloaded_bytes += bytes;
     // Small objects go into a pack; what arrived is kept even when some failed.

@@ -423,17 +423,27 @@ impl Remote {
     /// objects are all in `todo` (verified, see [`Cache::import_pack`]), and takes
     /// them out of `todo`. Returns the objects and bytes copied. A pack that fails is
     /// left to the object-by-object path, which names the damaged object.
-    pub fn push_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+    pub fn push_whole_packs(
+        &self,
+        cache: &Cache,
+        todo: &mut Vec<ObjectId>,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<(usize, u64)> {
         match self.dir.as_ref().filter(|_| self.pack) {
-            Some((dir, link)) => copy_whole_packs(cache, dir, *link, todo),
+            Some((dir, link)) => copy_whole_packs(cache, dir, *link, todo, progress, "Pushing packs"),
             None => Ok((0, 0)),
         }
     }
 
     /// For a directory remote: the same the other way, its packs into `cache`.
-    pub fn fetch_whole_packs(&self, cache: &Cache, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+    pub fn fetch_whole_packs(
+        &self,
+        cache: &Cache,
+        todo: &mut Vec<ObjectId>,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<(usize, u64)> {
         match &self.dir {
-            Some((dir, link)) => copy_whole_packs(dir, cache, *link, todo),
+            Some((dir, link)) => copy_whole_packs(dir, cache, *link, todo, progress, "Fetching packs"),
             None => Ok((0, 0)),
         }
     }
@@ -984,17 +994,34 @@ impl Remote {
 }
 
 /// Copies into `to` each pack of `from` whose objects are all in `todo`, and takes
-/// them out of `todo`; see [`Remote::push_whole_packs`].
-fn copy_whole_packs(from: &Cache, to: &Cache, link: bool, todo: &mut Vec<ObjectId>) -> Result<(usize, u64)> {
+/// them out of `todo`; see [`Remote::push_whole_packs`]. The progress bar, under
+/// `label`, counts the bytes verified.
+fn copy_whole_packs(
+    from: &Cache,
+    to: &Cache,
+    link: bool,
+    todo: &mut Vec<ObjectId>,
+    progress: &dyn crate::progress::Progress,
+    label: &str,
+) -> Result<(usize, u64)> {
     use rayon::prelude::*;
     let wanted: FxHashSet<ObjectId> = todo.iter().copied().collect();
     let packs = from.packs().with_set(true, |s| s.packs.clone())?.unwrap_or_default();
-    // Packs overlap: one is copied (system time) while another is verified.
-    let done: Vec<(&crate::pack::Pack, u64)> = packs
-        .par_iter()
-        .filter(|p| p.entries.iter().all(|e| wanted.contains(&e.id)))
-        .filter_map(|p| to.import_pack(p, link).ok().map(|n| (p.as_ref(), n)))
+    let whole: Vec<&crate::pack::Pack> = packs
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p: &&crate::pack::Pack| p.entries.iter().all(|e| wanted.contains(&e.id)))
         .collect();
+    if whole.is_empty() {
+        return Ok((0, 0));
+    }
+    progress.start(label, whole.iter().flat_map(|p| &p.entries).map(|e| e.len).sum(), true);
+    // Packs overlap: one is copied (system time) while another is verified.
+    let done: Vec<(&crate::pack::Pack, u64)> = whole
+        .into_par_iter()
+        .filter_map(|p| to.import_pack(p, link, &|n| progress.inc(n)).ok().map(|n| (p, n)))
+        .collect();
+    progress.finish();
     let copied: FxHashSet<ObjectId> = done.iter().flat_map(|(p, _)| p.entries.iter().map(|e| e.id)).collect();
     todo.retain(|id| !copied.contains(id));
     Ok((copied.len(), done.iter().map(|(_, n)| n).sum()))

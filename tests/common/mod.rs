@@ -106,6 +106,15 @@ impl TestEnv {
         let _ = child.wait();
     }
 
+    /// `dvt ARGS` on a terminal (a pseudo-terminal made by `script`): what a user
+    /// sees, stdout and stderr together, in `stdout`.
+    #[must_use = "check the outcome with .ok() or .fails()"]
+    pub fn dvt_on_terminal(&self, args: &[&str]) -> Run {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(DVT).chain(args.iter().copied()).map(quote).collect();
+        self.run("script", &["-qec", &line.join(" "), "/dev/null"])
+    }
+
     #[must_use = "check the outcome with .ok() or .fails()"]
     pub fn dvt(&self, args: &[&str]) -> Run {
         self.dvt_in(&self.root, args)
