@@ -628,6 +628,16 @@ pub enum PathError {
         /// The pointer file that records it.
         pointer: String,
     },
+    /// A target inside a tracked directory, for a command that takes whole paths.
+    #[error(
+        "`{target}` is inside the tracked directory `{tracked}`; this command takes whole tracked paths: name `{tracked}`"
+    )]
+    WholeOnly {
+        /// The target, relative to the repository root.
+        target: String,
+        /// The tracked directory, relative to the repository root.
+        tracked: String,
+    },
     /// A target names nothing that dvt tracks.
     #[error("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")]
     NotTracked {

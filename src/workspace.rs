@@ -501,6 +501,13 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
             pointer_path_for(&abs)
         };
         if !candidate.is_file() {
+            if let Some(t) = enclosing(repo, &[], rel.trim_end_matches('/'))? {
+                return Err(PathError::WholeOnly {
+                    target: rel.trim_end_matches('/').to_string(),
+                    tracked: t.data_rel,
+                }
+                .into());
+            }
             return Err(PathError::NotTracked {
                 target: if rel.is_empty() {
                     ".".into()

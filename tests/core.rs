@@ -348,6 +348,17 @@ fn remove_stops_tracking_but_keeps_the_data() {
     assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n/keep.csv\n");
     env.dvt(&["remove", "keep.csv"]).ok();
     assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n");
+    env.write("dir/inner.csv", "i\n");
+    env.dvt(&["add", "dir"]).ok();
+    let r = env.dvt(&["remove", "dir/inner.csv"]).fails();
+    assert!(
+        r.stderr.contains(
+            "`dir/inner.csv` is inside the tracked directory `dir`; this command takes whole tracked paths: name `dir`"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(env.exists("dir.dvt"));
 }
 
 #[test]
@@ -982,4 +993,31 @@ fn quiet_prints_only_errors_and_what_was_asked_for() {
     let r = env.dvt(&["add", "-q", "missing.csv"]).fails();
     assert!(r.stderr.contains("missing.csv"), "{r:?}");
     silent(&["remove", "-q", "model.bin.dvt"]);
+}
+
+/// On a terminal, add and checkout draw a bar that names the step and counts
+/// bytes; `-q` draws nothing there either.
+#[test]
+fn progress_bars_on_a_terminal_and_quiet_silences_them() {
+    let env = TestEnv::new();
+    for i in 0..20 {
+        env.write(&format!("data/f{i}.bin"), noise(50_000, i));
+    }
+    let r = env.dvt_on_terminal(&["add", "data"]).ok();
+    assert!(
+        r.stdout.contains("adding data") && r.stdout.contains("/976.56 KiB"),
+        "{}",
+        r.stdout
+    );
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt_on_terminal(&["checkout"]).ok();
+    assert!(
+        r.stdout.contains("checking out data") && r.stdout.contains("/976.56 KiB"),
+        "{}",
+        r.stdout
+    );
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let r = env.dvt_on_terminal(&["checkout", "-q"]).ok();
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert_eq!(env.read("data/f3.bin"), noise(50_000, 3));
 }
