@@ -119,6 +119,11 @@ impl Error {
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); requests were retried (option `retries`)"
             )),
+            Error::Remote(RemoteError::Missing { remote, .. }) => Some(format!(
+                "nobody pushed it to `{remote}`: run `dvt push` where that data was added \
+                 (a push of part of a directory leaves the directory's manifest back), \
+                 then fetch again"
+            )),
             Error::Remote(RemoteError::Transfer { first, .. }) => {
                 const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
                 match (first.as_ref(), first.hint()) {

@@ -889,6 +889,12 @@ fn parts_of_a_directory(a: &TestEnv, clone: impl Fn(&TestEnv) -> TestEnv) {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr
+            .contains("a push of part of a directory leaves the directory's manifest back"),
+        "{}",
+        r.stderr
+    );
     assert!(!b.exists("data"), "nothing is checked out");
 
     a.dvt(&["push"]).ok();
