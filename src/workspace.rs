@@ -495,11 +495,7 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
     let mut out = Vec::new();
     for t in targets {
         let (abs, rel) = repo.resolve(cwd, t)?;
-        let candidate = if is_pointer_path(&abs) && abs.is_file() {
-            abs
-        } else {
-            pointer_path_for(&abs)
-        };
+        let candidate = named_pointer(&abs);
         if !candidate.is_file() {
             if let Some(t) = enclosing(repo, &[], rel.trim_end_matches('/'))? {
                 return Err(PathError::WholeOnly {
@@ -541,7 +537,7 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
         let rel = rel.trim_end_matches('/');
         let part = if let Some(o) = outs.iter().find(|o| o.data_rel == rel) {
             Some(o.clone())
-        } else if (is_pointer_path(&abs) && abs.is_file()) || pointer_path_for(&abs).is_file() {
+        } else if named_pointer(&abs).is_file() {
             None
         } else {
             enclosing(repo, &outs, rel)?
@@ -575,6 +571,16 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
             || !(pointers.contains(&c.pointer_file) || whole.contains(&(c.pointer_rel.clone(), c.data_rel.clone())))
     });
     Ok((pointers, chosen))
+}
+
+/// The pointer file a target at `abs` names: itself if it is a pointer file, else
+/// the pointer beside its data path (which may not exist).
+fn named_pointer(abs: &Path) -> PathBuf {
+    if is_pointer_path(abs) && abs.is_file() {
+        abs.to_path_buf()
+    } else {
+        pointer_path_for(abs)
+    }
 }
 
 /// The tracked directory (a pointer's or a pipeline out's) that holds the

@@ -147,12 +147,7 @@ fn check_one(
         let part = &sel.tracked;
         st.kind = Some(part.pointer.kind);
         st.missing_from_cache = missing_objects(cache, part, sel.manifest.as_ref())?;
-        let scan = match fs_err::symlink_metadata(&part.data_abs) {
-            Ok(meta) if meta.is_dir() && sel.manifest.is_some() => {
-                Some(crate::workspace::scan_dir(&part.root, &part.data_abs)?)
-            }
-            _ => None,
-        };
+        let scan = sel.manifest.as_ref().and_then(|_| listing(part)).transpose()?;
         return record_changes(stat, part, sel.manifest.as_ref(), scan, counters, progress, st);
     }
     st.path = tracked.data_rel.clone();
@@ -167,10 +162,7 @@ fn check_one(
                     let missing = missing_objects(repo.cache(), tracked, Some(&m))?;
                     Ok((m, missing))
                 },
-                || match fs_err::symlink_metadata(&tracked.data_abs) {
-                    Ok(meta) if meta.is_dir() => Some(crate::workspace::scan_dir(&tracked.root, &tracked.data_abs)),
-                    _ => None,
-                },
+                || listing(tracked),
             );
             let (m, missing) = m?;
             st.missing_from_cache = missing;
@@ -187,6 +179,14 @@ fn check_one(
         return Ok(());
     }
     record_changes(stat, tracked, manifest.as_ref(), scan, counters, progress, st)
+}
+
+/// The listing of a tracked directory's workspace side, if it is a directory.
+fn listing(t: &Tracked) -> Option<Result<crate::workspace::Scan>> {
+    match fs_err::symlink_metadata(&t.data_abs) {
+        Ok(meta) if meta.is_dir() => Some(crate::workspace::scan_dir(&t.root, &t.data_abs)),
+        _ => None,
+    }
 }
 
 /// Missing, or present in a state that could not be told.
