@@ -364,8 +364,11 @@ impl Cache {
         let result = (|| -> Result<Stored> {
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
-            let out = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+            let file = fs::File::create(&tmp)?;
             if compress {
+                // The frame is sealed (see `crate::seal`) so that a push can check
+                // it without decompressing.
+                let out = BufWriter::with_capacity(1 << 20, crate::seal::Sealer::new(file));
                 let mut enc = zstd::stream::write::Encoder::new(out, self.level)?;
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
                 if threads > 1 {
@@ -378,9 +381,10 @@ impl Cache {
                     size += n as u64;
                     n = read_full(f, &mut buf)?;
                 }
-                enc.finish()?.flush()?;
+                let sealer = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
+                sealer.seal(&ObjectId::from_hasher(&hasher))?;
             } else {
-                let mut out = out;
+                let mut out = BufWriter::with_capacity(1 << 20, file);
                 out.write_all(RAW_HEADER)?;
                 while n > 0 {
                     hasher.update_rayon(&buf[..n]);
@@ -1018,6 +1022,50 @@ impl StoredVerifier {
     }
 }
 
+/// Checks an object of this machine's cache as its stored bytes stream out (a
+/// push): against its seal when it has one (see [`crate::seal`]), else by decoding.
+pub enum OutgoingCheck {
+    /// The object ends with a seal.
+    Sealed(Box<crate::seal::SealCheck>),
+    /// No seal: the content is decoded and hashed.
+    Decoded(StoredVerifier),
+}
+
+impl OutgoingCheck {
+    /// A check of `src`, object `id`'s stored form, before any of it is read.
+    pub fn new(id: &ObjectId, src: &Slice) -> std::io::Result<Self> {
+        let tail = src.tail(crate::seal::LEN)?;
+        Ok(match crate::seal::SealCheck::new(id, src.len(), &tail) {
+            Some(c) => OutgoingCheck::Sealed(Box::new(c)),
+            None => OutgoingCheck::Decoded(StoredVerifier::new()),
+        })
+    }
+
+    /// Feeds the next stored bytes. Fails (with a reason) when they cannot be decoded.
+    pub fn update(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
+        match self {
+            OutgoingCheck::Sealed(c) => {
+                c.update(chunk);
+                Ok(())
+            }
+            OutgoingCheck::Decoded(v) => v.update(chunk),
+        }
+    }
+
+    /// Ends the stream: `Ok` when the bytes are object `id`'s. A seal that does not
+    /// match sends the object in `cache` through the full check, by decoding.
+    pub fn finish(self, cache: &Cache, id: &ObjectId) -> std::result::Result<(), String> {
+        match self {
+            OutgoingCheck::Sealed(c) if c.matches() => Ok(()),
+            OutgoingCheck::Sealed(_) => cache.verify(id).map(|_| ()).map_err(|e| match e {
+                crate::Error::Cache(CacheError::Corrupt { reason, .. }) => reason,
+                e => e.to_string(),
+            }),
+            OutgoingCheck::Decoded(v) => v.finish(id),
+        }
+    }
+}
+
 /// Checks that `stored` (an object's stored form, whole) decodes to content with id `id`.
 pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), String> {
     let content_id = match detect(stored) {
@@ -1133,7 +1181,10 @@ impl Cache {
     /// verified before it gets its final name, so what is published is exactly what
     /// was checked. Returns the stored size. A damaged source is
     /// [`CacheError::Corrupt`]; a missing one [`CacheError::Missing`].
-    pub fn import_from(&self, src: &Cache, id: &ObjectId, link: bool) -> Result<u64> {
+    ///
+    /// `own` says that `src` is this machine's cache (a push): then a sealed object
+    /// is checked against its seal instead of being decoded (see [`crate::seal`]).
+    pub fn import_from(&self, src: &Cache, id: &ObjectId, link: bool, own: bool) -> Result<u64> {
         let from = src.object_path(id);
         // A packed source, or a small object while this cache packs: through memory.
         let through_memory = match fs::metadata(&from) {
@@ -1175,7 +1226,17 @@ impl Cache {
             }
             Ok(false)
         };
-        let linked = match place(&tmp) {
+        // A push checks the source's seal while the kernel copies it.
+        let (placed, sealed) = if own {
+            std::thread::scope(|s| {
+                let check = s.spawn(|| sealed_len(id, &from));
+                let placed = place(&tmp);
+                (placed, check.join().ok().flatten())
+            })
+        } else {
+            (place(&tmp), None)
+        };
+        let linked = match placed {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let _ = fs::remove_file(&tmp);
@@ -1190,6 +1251,10 @@ impl Cache {
         let checked = (|| -> Result<u64> {
             let mut f = fs::File::open(&tmp)?;
             let len = f.metadata()?.len();
+            if sealed == Some(len) {
+                self.publish(&tmp, id)?;
+                return Ok(len);
+            }
             let mut verifier;
             (verifier, kept) = self.arrival_verifier(id, len);
             let mut buf = vec![0u8; (len as usize).clamp(4096, CHUNK)];
@@ -1331,6 +1396,14 @@ impl Read for ObjectReader {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// The length of the object file at `path` if it ends with a seal that matches
+/// object `id` (see [`crate::seal`]).
+fn sealed_len(id: &ObjectId, path: &Path) -> Option<u64> {
+    let f = fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    crate::seal::check(id, f.file(), 0, len).ok()?.then_some(len)
 }
 
 /// The encoding of a stored object, from its first 8 bytes.

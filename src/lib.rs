@@ -58,6 +58,7 @@ pub mod progress;
 pub mod relpath;
 pub mod remote;
 pub mod repo;
+pub mod seal;
 pub mod snapshot;
 pub mod statcache;
 pub mod workspace;

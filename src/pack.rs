@@ -177,6 +177,14 @@ impl Slice {
         Ok(out)
     }
 
+    /// The last `n` bytes (fewer only if the object is that short).
+    pub fn tail(&self, n: usize) -> std::io::Result<Vec<u8>> {
+        let n = n.min(self.len as usize);
+        let mut out = vec![0u8; n];
+        self.file.read_exact_at(&mut out, self.start + self.len - n as u64)?;
+        Ok(out)
+    }
+
     /// The whole stored form.
     pub fn read_all(mut self) -> std::io::Result<Vec<u8>> {
         let mut out = vec![0u8; (self.len - self.pos) as usize];

@@ -412,7 +412,7 @@ impl<'a> Objects<'a> {
         }
         if let Some(src) = &self.source_cache
             && src.contains(id)
-            && self.dest.import_from(src, id, false).is_ok()
+            && self.dest.import_from(src, id, false, false).is_ok()
         {
             return Ok(());
         }

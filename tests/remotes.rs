@@ -694,6 +694,84 @@ fn pull_of_big_objects_from_s3() {
     pull_of_big_objects(&s3_repo(&endpoint), s3_secret);
 }
 
+/// A big compressed object ends with a seal (a checksum of its stored bytes, keyed
+/// by its id), which push checks instead of decompressing. Check the seal's bytes,
+/// that a damaged object or another object's file under its name is still refused,
+/// and that a damaged seal alone only costs the long check: the push goes through
+/// and a clone pulls the right bytes.
+fn push_checks_big_objects_by_their_seal(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
+    // Hex text: compresses to about half, over 8 MiB stored (a multipart upload).
+    let hex = |n, seed| -> String { noise(n, seed).iter().map(|b| format!("{b:02x}")).collect() };
+    let (big, other) = (hex(12 << 20, 31), hex(10 << 20, 32));
+    a.write("big.csv", &big);
+    a.write("other.csv", &other);
+    a.dvt(&["add", "big.csv", "other.csv"]).ok();
+    let (id, other_id) = (blake3_hex(big.as_bytes()), blake3_hex(other.as_bytes()));
+    let stored = a.store().stored(&id);
+    assert!(stored.len() > 8 << 20 && stored.len() < big.len() / 2 + (1 << 20));
+    let seal = &stored[stored.len() - 48..];
+    assert_eq!(&seal[..16], b"\x5d\x2a\x4d\x18\x28\0\0\0dvtseal1", "{seal:02x?}");
+    let on_remote = |a: &TestEnv| {
+        let st = a.dvt(&["status", "--remote", "--json"]).ok().json();
+        let local_only: Vec<String> = st["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                p["local_only"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+            })
+            .collect();
+        !local_only.contains(&id)
+    };
+    let refused = |a: &TestEnv, what: &str| {
+        let r = a.dvt(&["push"]).fails();
+        assert!(
+            r.stderr.contains("is corrupt") && r.stderr.contains(&id[..12]),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(!on_remote(a), "{what}: the object reached the remote");
+    };
+    // One flipped bit in the compressed bytes.
+    a.damage(&id, |b| b[6 << 20] ^= 0x10);
+    refused(a, "damaged object");
+    // Another object's file, with its own valid seal, under this object's name.
+    let other_stored = a.store().stored(&other_id);
+    a.damage(&id, |b| *b = other_stored);
+    refused(a, "another object's file");
+    // A damaged seal on intact bytes: checked by decompressing instead, and sent.
+    a.damage(&id, |b| {
+        *b = stored.clone();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+    });
+    a.dvt(&["push"]).ok();
+    assert!(on_remote(a));
+    a.commit("big csv");
+    let b = a.clone_repo();
+    configure_clone(&b);
+    b.dvt(&["pull"]).ok();
+    assert!(b.read("big.csv") == big.as_bytes() && b.read("other.csv") == other.as_bytes());
+}
+
+#[test]
+fn push_checks_big_objects_by_their_seal_to_a_directory() {
+    let (a, _) = dir_repo();
+    push_checks_big_objects_by_their_seal(&a, |_| {});
+}
+
+#[test]
+fn push_checks_big_objects_by_their_seal_to_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    push_checks_big_objects_by_their_seal(&s3_repo(&endpoint), s3_secret);
+}
+
 #[test]
 fn push_refuses_a_corrupt_cache_object_and_keeps_its_manifest_back() {
     let (a, store) = dir_repo();

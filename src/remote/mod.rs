@@ -21,7 +21,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use rustc_hash::FxHashSet;
 
-use crate::cache::{Cache, SMALL_OBJECT, StoredVerifier};
+use crate::cache::{Cache, SMALL_OBJECT};
 use crate::error::{CacheError, RemoteError, Result};
 use crate::object::ObjectId;
 use crate::repo::Repo;
@@ -737,7 +737,7 @@ impl Remote {
     pub async fn upload(&self, cache: &Cache, id: ObjectId, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64> {
         if let Some((dir, link)) = &self.dir {
             let (dir, link, src) = (dir.clone(), *link, cache.clone());
-            let n = tokio::task::spawn_blocking(move || dir.import_from(&src, &id, link))
+            let n = tokio::task::spawn_blocking(move || dir.import_from(&src, &id, link, true))
                 .await
                 .map_err(std::io::Error::other)?
                 .map_err(|e| match e {
@@ -773,7 +773,7 @@ impl Remote {
             .map_err(|e| self.fail(&format!("cannot start uploading object {id}"), &e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let (mut file, _) = cache.open_stored(&id)?;
-        let mut verifier = StoredVerifier::new();
+        let mut verifier = crate::cache::OutgoingCheck::new(&id, &file)?;
         let verified: Result<()> = loop {
             let step = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; PART];
@@ -792,7 +792,11 @@ impl Remote {
                 break Err(e);
             }
             if chunk.is_empty() {
-                break verifier.finish(&id).map_err(|reason| corrupt_local(&id, &reason));
+                let c = cache.clone();
+                break tokio::task::spawn_blocking(move || verifier.finish(&c, &id))
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(|reason| corrupt_local(&id, &reason));
             }
             if let Err(e) = writer.wait_for_capacity(2).await {
                 break Err(self.fail(&format!("cannot upload object {id}"), &e));
@@ -874,7 +878,7 @@ impl Remote {
     ) -> Result<u64> {
         if let Some((dir, link)) = &self.dir {
             let (dir, link, dest) = (dir.clone(), *link, cache.clone());
-            let n = tokio::task::spawn_blocking(move || dest.import_from(&dir, &id, link))
+            let n = tokio::task::spawn_blocking(move || dest.import_from(&dir, &id, link, false))
                 .await
                 .map_err(std::io::Error::other)?
                 .map_err(|e| self.remote_side(e, id, for_path))?;
