@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -368,7 +369,7 @@ impl Cache {
             if compress {
                 // The frame is sealed (see `crate::seal`) so that a push can check
                 // it without decompressing.
-                let out = BufWriter::with_capacity(1 << 20, crate::seal::Sealer::new(file));
+                let out = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, crate::seal::Sealer::new(file));
                 let mut enc = zstd::stream::write::Encoder::new(out, self.level)?;
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
                 if threads > 1 {
@@ -384,11 +385,11 @@ impl Cache {
                 let sealer = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
                 sealer.seal(&ObjectId::from_hasher(&hasher))?;
             } else {
-                let mut out = BufWriter::with_capacity(1 << 20, file);
+                let mut out = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, file);
                 out.write_all(RAW_HEADER)?;
                 while n > 0 {
                     hasher.update_rayon(&buf[..n]);
-                    out.write_all(&buf[..n])?;
+                    crate::fsutil::write_chunked(&mut out, &buf[..n])?;
                     size += n as u64;
                     n = read_full(f, &mut buf)?;
                 }
@@ -477,7 +478,10 @@ impl Cache {
             Encoding::Raw => {
                 let mut skip = [0u8; 8];
                 src.read_exact(&mut skip)?;
-                Box::new(BufReader::with_capacity(CHUNK.min(src.len() as usize + 1), src))
+                Box::new(BufReader::with_capacity(
+                    crate::fsutil::WRITE_CHUNK.min(src.len() as usize + 1),
+                    src,
+                ))
             }
             Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(src)?),
         };
@@ -516,7 +520,7 @@ impl Cache {
     pub fn copy_to(&self, id: &ObjectId, for_path: Option<&str>, out: &mut dyn Write) -> Result<u64> {
         let (mut reader, encoding) = Self::decoder(id, for_path, self.open_object(id, for_path)?)?;
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; crate::fsutil::WRITE_CHUNK];
         let mut total = 0u64;
         loop {
             let n = match reader.read(&mut buf) {
@@ -539,6 +543,48 @@ impl Cache {
             return Err(corrupt(id, for_path, "content does not match its id").into());
         }
         Ok(total)
+    }
+
+    /// Copies object `id`'s content into `out`, a new empty file, verified. A raw
+    /// object with a file of its own is copied by the kernel (`copy_file_range`)
+    /// while a second thread hashes the source; any other is decoded through
+    /// [`Cache::copy_to`]. On error, whatever was written to `out` must be discarded.
+    pub fn copy_to_file(&self, id: &ObjectId, for_path: Option<&str>, out: &mut std::fs::File) -> Result<u64> {
+        if let Ok(src) = fs::File::open(self.object_path(id)) {
+            let len = src.metadata()?.len();
+            let mut head = [0u8; RAW_HEADER.len()];
+            if len >= head.len() as u64 && src.file().read_exact_at(&mut head, 0).is_ok() && &head == RAW_HEADER {
+                let size = len - head.len() as u64;
+                let src = src.file();
+                let (copied, hashed) = std::thread::scope(|s| {
+                    let hashing = s.spawn(|| {
+                        let mut hasher = blake3::Hasher::new();
+                        // One thread: the other core is busy with the kernel's copy.
+                        crate::fsutil::read_range(src, head.len() as u64, size, |b| {
+                            hasher.update(b);
+                        })
+                        .map(|()| ObjectId::from_hasher(&hasher))
+                    });
+                    let mut from = src;
+                    let copied = std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(head.len() as u64))
+                        .and_then(|_| std::io::copy(&mut from, out));
+                    (copied, hashing.join())
+                });
+                let hashed = hashed.map_err(|_| std::io::Error::other("the hashing thread failed"))?;
+                let hashed = hashed.map_err(|e| read_error(id, for_path, e))?;
+                if copied? != size {
+                    return Err(corrupt(id, for_path, "truncated: the file ends before the object does").into());
+                }
+                if hashed != *id {
+                    return Err(corrupt(id, for_path, "content does not match its id").into());
+                }
+                return Ok(size);
+            }
+        }
+        let mut w = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, out);
+        let n = self.copy_to(id, for_path, &mut w)?;
+        w.flush()?;
+        Ok(n)
     }
 
     /// A reader of object `id`'s content that hashes as it goes: the read that
@@ -903,7 +949,7 @@ struct KeptCopy {
 impl Write for KeptCopy {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Some(out) = &mut self.out
-            && out.write_all(buf).is_err()
+            && crate::fsutil::write_chunked(out, buf).is_err()
         {
             self.out = None;
             self.failed = true;
@@ -918,7 +964,7 @@ impl Write for KeptCopy {
 impl HashSink {
     fn new(out: Option<std::fs::File>) -> Self {
         HashSink(crate::pipe::HashPipe::new(KeptCopy {
-            out: out.map(|f| BufWriter::with_capacity(1 << 20, f)),
+            out: out.map(|f| BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, f)),
             failed: false,
         }))
     }
@@ -1115,7 +1161,7 @@ impl StoredWriter {
             .update(chunk)
             .map_err(|reason| corrupt(&self.id, None, &reason))?;
         if let Some(f) = &mut self.file {
-            f.write_all(chunk)?;
+            crate::fsutil::write_chunked(f, chunk)?;
         }
         self.written += chunk.len() as u64;
         Ok(())
@@ -1328,7 +1374,7 @@ impl Cache {
         Ok(StoredWriter {
             id: *id,
             tmp,
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, file)),
             verifier,
             written: 0,
             kept,

@@ -8,6 +8,12 @@ use fs_err as fs;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The most bytes handed to one `write` of a new file. Linux gives a buffered write
+/// page-cache folios as large as the write (ext4, 6.x). Here, on a VM that hands free
+/// 2 MiB blocks back to its host, writes of 1–2 MiB took 0.6–2.7 s per 2 GiB and
+/// writes of 256 KiB a steady 0.66–0.69 s (`dd`, five runs each, alternating).
+pub const WRITE_CHUNK: usize = 256 << 10;
+
 fn pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
@@ -85,4 +91,25 @@ pub fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Re
         }
     }
     Ok(filled)
+}
+
+/// Writes all of `buf` to `w` in writes of at most [`WRITE_CHUNK`] bytes.
+pub fn write_chunked(w: &mut (impl Write + ?Sized), buf: &[u8]) -> std::io::Result<()> {
+    buf.chunks(WRITE_CHUNK).try_for_each(|piece| w.write_all(piece))
+}
+
+/// Reads `len` bytes of `file` from offset `start` in chunks of [`WRITE_CHUNK`]
+/// (small enough to stay in the CPU's cache between reading and using them),
+/// handing each to `f`. Positional reads: the file's offset does not move.
+pub fn read_range(file: &std::fs::File, start: u64, len: u64, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; WRITE_CHUNK.min(len as usize)];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = ((len - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..want], start + pos)?;
+        f(&buf[..want]);
+        pos += want as u64;
+    }
+    Ok(())
 }

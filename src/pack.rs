@@ -293,7 +293,7 @@ impl PackWriter {
     pub fn new(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let tmp = temp_in(dir, "pack");
-        let mut file = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+        let mut file = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, fs::File::create(&tmp)?);
         file.write_all(PACK_MAGIC)?;
         Ok(PackWriter {
             dir: dir.to_path_buf(),

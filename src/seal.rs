@@ -31,8 +31,6 @@ pub const LEN: usize = 48;
 const MAGIC: [u8; 4] = [0x5d, 0x2a, 0x4d, 0x18];
 const PAYLOAD: u32 = 40;
 const TAG: &[u8; 8] = b"dvtseal1";
-/// Hashing reads this much at a time.
-const CHUNK: usize = 4 << 20;
 
 /// The seal frame for object `id` whose stored bytes before it hash to `stored`.
 pub fn frame(id: &ObjectId, stored: &blake3::Hash) -> [u8; LEN] {
@@ -150,15 +148,7 @@ pub fn check(id: &ObjectId, file: &std::fs::File, start: u64, len: u64) -> std::
     let Some(mut check) = SealCheck::new(id, len, &tail) else {
         return Ok(false);
     };
-    let mut buf = vec![0u8; CHUNK.min(len as usize)];
-    let mut pos = 0u64;
-    let body = len - LEN as u64;
-    while pos < body {
-        let want = ((body - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..want], start + pos)?;
-        check.update(&buf[..want]);
-        pos += want as u64;
-    }
+    crate::fsutil::read_range(file, start, len - LEN as u64, |b| check.update(b))?;
     Ok(check.matches())
 }
 

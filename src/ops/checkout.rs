@@ -433,11 +433,9 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
     let mut f = fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
     if job.size <= SMALL_OBJECT {
         let data = repo.cache().read(&job.id, Some(shown))?;
-        std::io::Write::write_all(&mut f, &data)?;
+        crate::fsutil::write_chunked(&mut f, &data)?;
     } else {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        repo.cache().copy_to(&job.id, Some(shown), &mut w)?;
-        f = w.into_inner().map_err(|e| e.into_error())?;
+        repo.cache().copy_to_file(&job.id, Some(shown), f.file_mut())?;
     }
     finish_file(f, job)
 }
