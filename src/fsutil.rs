@@ -12,6 +12,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// page-cache folios as large as the write (ext4, 6.x). Here, on a VM that hands free
 /// 2 MiB blocks back to its host, writes of 1–2 MiB took 0.6–2.7 s per 2 GiB and
 /// writes of 256 KiB a steady 0.66–0.69 s (`dd`, five runs each, alternating).
+/// Pack files, written by many small appends, are the exception (see `crate::pack`).
 pub const WRITE_CHUNK: usize = 256 << 10;
 
 fn pid() -> u32 {

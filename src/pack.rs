@@ -293,7 +293,10 @@ impl PackWriter {
     pub fn new(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let tmp = temp_in(dir, "pack");
-        let mut file = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, fs::File::create(&tmp)?);
+        // 1 MiB writes, unlike the 256 KiB of `crate::fsutil::WRITE_CHUNK`: measured
+        // alternating on (c), `add` took 0.50 s with 1 MiB writes to its packs and
+        // 0.59-0.84 s with 256 KiB.
+        let mut file = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
         file.write_all(PACK_MAGIC)?;
         Ok(PackWriter {
             dir: dir.to_path_buf(),
