@@ -87,6 +87,10 @@ impl Error {
             Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
                 "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
             )),
+            Error::Path(PathError::TrackedByGit { path, .. }) => Some(format!(
+                "stop tracking it in git first, keeping the files: `git rm -r --cached {path}` and \
+                 `git commit -m \"stop tracking {path}\"`; then run `dvt add` again"
+            )),
             Error::Path(PathError::InsideTracked { tracked, .. }) => Some(format!(
                 "`{}` is tracked as a whole: run `dvt add {}` to record changes inside it",
                 tracked, tracked
@@ -569,6 +573,14 @@ pub enum PathError {
         /// The path, relative to the repository root.
         path: String,
         /// The tracked directory, relative to the repository root.
+        tracked: String,
+    },
+    /// Git tracks the path, or files below it.
+    #[error("`{path}` is tracked by git (`{tracked}` is in git's index), so dvt cannot track it")]
+    TrackedByGit {
+        /// The path, relative to the repository root.
+        path: String,
+        /// The path git tracks: `path` itself or a file below it.
         tracked: String,
     },
     /// A path contains `..`, is absolute, or is otherwise not a plain relative path.

@@ -419,6 +419,21 @@ impl Git {
         )
     }
 
+    /// A path that git's index holds at `rel` (relative to the dvt root) or below
+    /// it, relative to the dvt root; `None` if git tracks nothing there.
+    pub fn tracked_at_or_below(&self, rel: &str) -> Result<Option<String>> {
+        let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
+        let path = self.tree_path(rel);
+        if index.entry_by_path(path.as_bytes().as_bstr()).is_some() {
+            return Ok(Some(rel.to_string()));
+        }
+        let below = format!("{path}/");
+        Ok(index
+            .prefixed_entries(below.as_bytes().as_bstr())
+            .and_then(|entries| entries.first())
+            .map(|e| e.path(&index).to_str_lossy()[self.prefix.len()..].to_string()))
+    }
+
     /// The dvt root relative to the git work tree, `/`-terminated, or empty.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -423,6 +423,51 @@ fn add_rejects_bad_paths_and_writes_nothing() {
     );
 }
 
+/// As DVC does: data that git tracks (committed or only staged) is refused, since
+/// git would go on committing what the `.gitignore` entry is meant to keep out. The
+/// hint's commands make the same path addable.
+#[test]
+fn add_refuses_paths_that_git_tracks() {
+    let env = TestEnv::new();
+    env.write("data.csv", "t,v\n0,1\n");
+    env.write("data/notes.txt", "collected by hand\n");
+    env.write("data/raw.bin", "raw\n");
+    env.git(&["add", "data.csv", "data/notes.txt"]);
+    env.git(&["commit", "-q", "-m", "data in git"]);
+    env.write("staged.csv", "s\n");
+    env.git(&["add", "staged.csv"]);
+    for (target, tracked) in [
+        ("data.csv", "data.csv"),
+        ("data", "data/notes.txt"),
+        ("staged.csv", "staged.csv"),
+    ] {
+        let r = env.dvt(&["add", target]).fails();
+        assert!(
+            r.stderr
+                .contains(&format!("`{target}` is tracked by git (`{tracked}` is in git's index)")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("git rm -r --cached {target}")),
+            "{}",
+            r.stderr
+        );
+        assert!(!env.exists(&format!("{target}.dvt")), "{target}: a pointer was written");
+    }
+    assert!(!env.exists(".gitignore"), "nothing was written");
+    // Several targets: one tracked by git stops them all.
+    env.write("free.csv", "f\n");
+    env.dvt(&["add", "free.csv", "data.csv"]).fails();
+    assert!(!env.exists("free.csv.dvt"));
+    // Following the hint makes the path addable; the files stay.
+    env.git(&["rm", "-q", "-r", "--cached", "data"]);
+    env.git(&["commit", "-q", "-m", "stop tracking data"]);
+    env.dvt(&["add", "data"]).ok();
+    assert_eq!(env.read("data/notes.txt"), b"collected by hand\n");
+    assert!(env.exists("data.dvt"));
+}
+
 #[test]
 fn add_refuses_symlinks() {
     let env = TestEnv::new();

@@ -77,6 +77,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         .iter()
         .map(|p| check_target(repo, &opts.cwd, p))
         .collect::<Result<Vec<_>>>()?;
+    refuse_git_tracked(repo, &targets)?;
     let _lock = repo.lock(&format!(
         "dvt add {}",
         targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
@@ -184,6 +185,25 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
         rel,
         is_dir: ft.is_dir(),
     })
+}
+
+/// Refuses a target that git tracks, or that holds files git tracks, as DVC does:
+/// git would go on committing the data that the `.gitignore` entry is meant to
+/// keep out. Without git (`init --no-scm`) there is nothing to check.
+fn refuse_git_tracked(repo: &Repo, targets: &[Target]) -> Result<()> {
+    let Ok(git) = crate::git::Git::open(repo.root()) else {
+        return Ok(());
+    };
+    for t in targets {
+        if let Some(tracked) = git.tracked_at_or_below(&t.rel)? {
+            return Err(PathError::TrackedByGit {
+                path: t.rel.clone(),
+                tracked,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The pointer that `abs` (repo-relative `rel`, a file or a directory) would get:
