@@ -137,6 +137,16 @@ impl SealCheck {
     }
 }
 
+/// Whether `stored`, object `id`'s stored form held whole, ends with a seal that
+/// matches it.
+pub fn matches(id: &ObjectId, stored: &[u8]) -> bool {
+    let tail = &stored[stored.len().saturating_sub(LEN)..];
+    SealCheck::new(id, stored.len() as u64, tail).is_some_and(|mut c| {
+        c.update(stored);
+        c.matches()
+    })
+}
+
 /// Whether the `len` stored bytes at `start` in `file` end with a seal that
 /// matches object `id`. `false` when there is no seal or it does not match.
 pub fn check(id: &ObjectId, file: &std::fs::File, start: u64, len: u64) -> std::io::Result<bool> {
@@ -186,6 +196,8 @@ mod tests {
         assert_eq!(check(&id, &bad_seal), Some(false));
         // No seal at all: nothing to check against.
         assert_eq!(check(&id, &body), None);
+        assert!(matches(&id, &bytes) && !matches(&id, &flipped) && !matches(&id, &body));
+        assert!(!matches(&id, &bytes[..20]));
     }
 
     #[test]

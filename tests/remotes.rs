@@ -765,6 +765,17 @@ fn push_checks_big_objects_by_their_seal_to_a_directory() {
 }
 
 #[test]
+fn push_checks_big_objects_by_their_seal_to_webdav() {
+    let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let remote = format!("{url}/{}", unique("dvt"));
+    a.dvt(&["remote", "add", "-d", "dav", &remote]).ok();
+    push_checks_big_objects_by_their_seal(&a, |_| {});
+}
+
+#[test]
 fn push_checks_big_objects_by_their_seal_to_s3() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
         return;
