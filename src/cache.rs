@@ -1237,9 +1237,10 @@ impl Cache {
     pub fn import_from(&self, src: &Cache, id: &ObjectId, link: bool, own: bool) -> Result<u64> {
         let from = src.object_path(id);
         // A packed source, or a small object while this cache packs: through memory.
-        let through_memory = match fs::metadata(&from) {
-            Ok(m) => self.packs.active() && !link && m.len() < PACKED_MAX,
-            Err(_) => true,
+        let stored_len = fs::metadata(&from).ok().map(|m| m.len());
+        let through_memory = match stored_len {
+            Some(len) => self.packs.active() && !link && len < PACKED_MAX,
+            None => true,
         };
         if through_memory {
             let stored = src
@@ -1276,8 +1277,9 @@ impl Cache {
             }
             Ok(false)
         };
-        // A push checks the source's seal while the kernel copies it.
-        let (placed, sealed) = if own {
+        // A push checks a big source's seal while the kernel copies it; a small
+        // object (a `pack = false` remote) is not worth a thread: it is decoded.
+        let (placed, sealed) = if own && stored_len.is_some_and(|l| l >= PACKED_MAX) {
             std::thread::scope(|s| {
                 let check = s.spawn(|| sealed_len(id, &from));
                 let placed = place(&tmp);
