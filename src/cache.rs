@@ -1,7 +1,8 @@
 //! The content-addressed object store: compressed, verified, written atomically.
 //!
 //! An object lives at `objects/<2 hex>/<62 hex>` below the cache root. Its bytes are
-//! either one zstd frame (when compression pays) or the header [`RAW_HEADER`]
+//! either zstd frames (when compression pays; a run of them for big content, see
+//! [`crate::frames`]) or the header [`RAW_HEADER`]
 //! followed by the content unchanged. The id is the BLAKE3 hash of the content, so
 //! every read can check what it got. While a command packs (see [`Cache::begin_packing`]),
 //! small objects go into pack files instead (see [`crate::pack`]); readers find an
@@ -18,6 +19,7 @@ use fs_err as fs;
 use rayon::prelude::*;
 
 use crate::error::{CacheError, Result};
+use crate::frames::StoredDecoder;
 use crate::fsutil::{read_full, temp_in};
 use crate::object::ObjectId;
 use crate::pack::{PACKED_MAX, Packs, Slice};
@@ -31,7 +33,7 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// Content up to this size is read, hashed and compressed in memory in one go.
 pub const SMALL_OBJECT: u64 = 8 * 1024 * 1024;
 /// Larger content streams through buffers of this size.
-const CHUNK: usize = 4 * 1024 * 1024;
+const CHUNK: usize = crate::frames::FRAME_CONTENT;
 /// Content larger than this is first tried on a prefix of this size.
 const SAMPLE: usize = 16 * 1024;
 /// Compression is kept only if it saves at least this share of the bytes.
@@ -41,7 +43,7 @@ const MIN_SAVING: f64 = 0.10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
-    /// One zstd frame.
+    /// zstd frames.
     Zstd,
     /// [`RAW_HEADER`] then the content as is.
     Raw,
@@ -355,32 +357,35 @@ impl Cache {
         Ok(stored)
     }
 
-    /// Streams a large file into the cache in one pass: hashing and compressing
-    /// (on all cores) as it reads, deciding on compression from the first chunk.
+    /// Streams a large file into the cache in one pass: hashing as it reads and
+    /// compressing on all cores into a run of frames (see [`crate::frames`]),
+    /// deciding on compression from the first chunk.
     fn put_stream(&self, f: &mut fs::File) -> Result<Stored> {
         let mut buf = vec![0u8; CHUNK];
         let mut n = read_full(f, &mut buf)?;
-        let compress = self.compress_if_worth(&buf[..n])?.is_some();
+        let first_frame = self.compress_if_worth(&buf[..n])?;
         let tmp = temp_in(&self.tmp_dir()?, "obj");
         let result = (|| -> Result<Stored> {
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
             let file = fs::File::create(&tmp)?;
-            if compress {
-                // The frame is sealed (see `crate::seal`) so that a push can check
-                // it without decompressing.
+            if let Some(first_frame) = first_frame {
+                // The run is sealed (see `crate::seal`) so that a push can check it
+                // without decompressing.
                 let out = BufWriter::with_capacity(crate::fsutil::WRITE_CHUNK, crate::seal::Sealer::new(file));
-                let mut enc = zstd::stream::write::Encoder::new(out, self.level)?;
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                if threads > 1 {
-                    enc.multithread(threads)?;
-                }
-                enc.include_checksum(false)?;
-                while n > 0 {
-                    hasher.update(&buf[..n]);
-                    enc.write_all(&buf[..n])?;
-                    size += n as u64;
-                    n = read_full(f, &mut buf)?;
+                let mut enc = crate::frames::FrameEncoder::new(out, self.level);
+                hasher.update(&buf[..n]);
+                size += n as u64;
+                enc.write_frame(&first_frame)?;
+                while n == CHUNK {
+                    let mut chunk = std::mem::replace(&mut buf, vec![0u8; CHUNK]);
+                    n = read_full(f, &mut chunk)?;
+                    chunk.truncate(n);
+                    if n > 0 {
+                        hasher.update(&chunk);
+                        size += n as u64;
+                        enc.push(chunk)?;
+                    }
                 }
                 let sealer = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
                 sealer.seal(&ObjectId::from_hasher(&hasher))?;
@@ -500,9 +505,7 @@ impl Cache {
                 stored.drain(..RAW_HEADER.len());
                 stored
             }
-            Some(Encoding::Zstd) => {
-                decompress_all(&stored).map_err(|e| corrupt(id, for_path, &format!("cannot decompress: {e}")))?
-            }
+            Some(Encoding::Zstd) => decompress_all(&stored).map_err(|reason| corrupt(id, for_path, &reason))?,
             None => return Err(corrupt(id, for_path, "unknown object encoding").into()),
         };
         if ObjectId::of(&data) != *id {
@@ -514,35 +517,34 @@ impl Cache {
     /// Copies object `id` into `out`, verifying its hash as it streams. On error,
     /// whatever was written to `out` must be discarded by the caller.
     ///
-    /// One thread decodes, hashes and writes in turn: handing the writes to a second
-    /// thread (as [`StoredVerifier`] does with its hashing) measured slower here,
-    /// with the kernel's page-cache copy costing three times as much system time.
+    /// The caller's thread hashes and writes; a big object's frames are decoded on
+    /// worker threads (see [`crate::frames`]). Handing the writes to another
+    /// thread measured slower here, with the kernel's page-cache copy costing three
+    /// times as much system time.
     pub fn copy_to(&self, id: &ObjectId, for_path: Option<&str>, out: &mut dyn Write) -> Result<u64> {
-        let (mut reader, encoding) = Self::decoder(id, for_path, self.open_object(id, for_path)?)?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; crate::fsutil::WRITE_CHUNK];
-        let mut total = 0u64;
+        let mut src = self.open_object(id, for_path)?;
+        let mut decoder = StoredDecoder::new(Hashing {
+            hasher: blake3::Hasher::new(),
+            out,
+            total: 0,
+        });
+        let mut buf = vec![0u8; crate::fsutil::WRITE_CHUNK.min(src.len() as usize + 1)];
         loop {
-            let n = match reader.read(&mut buf) {
+            let n = match src.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(read_error(id, for_path, e));
-                }
-                Err(e) if encoding == Encoding::Zstd && e.kind() != std::io::ErrorKind::PermissionDenied => {
-                    return Err(corrupt(id, for_path, &format!("cannot decompress: {e}")).into());
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(read_error(id, for_path, e)),
             };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            total += n as u64;
+            decoder
+                .write_all(&buf[..n])
+                .map_err(|e| decode_error(id, for_path, e))?;
         }
-        if ObjectId::from_hasher(&hasher) != *id {
+        let hashed = decoder.finish().map_err(|e| decode_error(id, for_path, e))?;
+        if ObjectId::from_hasher(&hashed.hasher) != *id {
             return Err(corrupt(id, for_path, "content does not match its id").into());
         }
-        Ok(total)
+        Ok(hashed.total)
     }
 
     /// Copies object `id`'s content into `out`, a new empty file, verified. A raw
@@ -923,16 +925,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
 /// chunks, and [`StoredVerifier::finish`] says whether it decodes to content whose
 /// hash is the object's id. Used for objects moving to and from remotes.
 pub struct StoredVerifier {
-    head: Vec<u8>,
-    state: VerifyState,
-    /// Where the decoded content goes too, until the state takes it.
-    output: Option<std::fs::File>,
-}
-
-enum VerifyState {
-    Head,
-    Raw(Box<HashSink>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, HashSink>>),
+    decoder: Box<StoredDecoder<HashSink>>,
 }
 
 /// Hashes decoded content (on a second thread for big objects, see [`crate::pipe`])
@@ -999,46 +992,21 @@ impl StoredVerifier {
     /// A verifier at the start of an object's stored bytes.
     pub fn new() -> Self {
         StoredVerifier {
-            head: Vec::new(),
-            state: VerifyState::Head,
-            output: None,
+            decoder: Box::new(StoredDecoder::new(HashSink::new(None))),
         }
     }
 
     /// Also writes the decoded content to `file` (see [`StoredVerifier::finish_output`]).
-    pub fn with_output(mut self, file: std::fs::File) -> Self {
-        self.output = Some(file);
-        self
+    /// Call it before any bytes are fed.
+    pub fn with_output(self, file: std::fs::File) -> Self {
+        StoredVerifier {
+            decoder: Box::new(StoredDecoder::new(HashSink::new(Some(file)))),
+        }
     }
 
     /// Feeds the next stored bytes. Fails (with a reason) when they cannot be decoded.
-    pub fn update(&mut self, mut chunk: &[u8]) -> std::result::Result<(), String> {
-        if let VerifyState::Head = self.state {
-            let take = chunk.len().min(RAW_HEADER.len() - self.head.len());
-            self.head.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-            if self.head.len() < RAW_HEADER.len() {
-                return Ok(());
-            }
-            self.state = match detect(&self.head) {
-                Some(Encoding::Raw) => VerifyState::Raw(Box::new(HashSink::new(self.output.take()))),
-                Some(Encoding::Zstd) => {
-                    let mut d = zstd::stream::write::Decoder::new(HashSink::new(self.output.take()))
-                        .map_err(|e| format!("cannot decompress: {e}"))?;
-                    d.write_all(&self.head).map_err(|e| format!("cannot decompress: {e}"))?;
-                    VerifyState::Zstd(Box::new(d))
-                }
-                None => return Err("unknown object encoding".into()),
-            };
-        }
-        match &mut self.state {
-            VerifyState::Head => Ok(()),
-            VerifyState::Raw(h) => {
-                h.write_all(chunk).map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            VerifyState::Zstd(d) => d.write_all(chunk).map_err(|e| format!("cannot decompress: {e}")),
-        }
+    pub fn update(&mut self, chunk: &[u8]) -> std::result::Result<(), String> {
+        self.decoder.write_all(chunk).map_err(|e| fault_reason(&e))
     }
 
     /// Ends the stream: `Ok` when the content hashes to `id`.
@@ -1049,23 +1017,19 @@ impl StoredVerifier {
     /// Like [`StoredVerifier::finish`]; also tells whether the whole decoded content
     /// reached the output given to [`StoredVerifier::with_output`].
     pub fn finish_output(self, id: &ObjectId) -> std::result::Result<bool, String> {
-        let (hasher, written) = match self.state {
-            VerifyState::Head => {
-                // Shorter than the raw header: only a (tiny, invalid) zstd frame could be.
-                return Err("truncated: too short to be an object".into());
-            }
-            VerifyState::Raw(h) => h.end()?,
-            VerifyState::Zstd(mut d) => {
-                d.flush().map_err(|e| format!("cannot decompress: {e}"))?;
-                d.into_inner().end()?
-            }
-        };
+        let sink = self.decoder.finish().map_err(|e| fault_reason(&e))?;
+        let (hasher, written) = sink.end()?;
         if ObjectId::from_hasher(&hasher) == *id {
             Ok(written)
         } else {
             Err("content does not match its id (truncated or altered)".into())
         }
     }
+}
+
+/// Why decoding failed: the stored bytes' fault, or the error itself.
+fn fault_reason(e: &std::io::Error) -> String {
+    crate::frames::decode_fault(e).unwrap_or_else(|| e.to_string())
 }
 
 /// Checks an object of this machine's cache as its stored bytes stream out (a
@@ -1116,7 +1080,7 @@ impl OutgoingCheck {
 pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), String> {
     let content_id = match detect(stored) {
         Some(Encoding::Raw) => ObjectId::of(&stored[RAW_HEADER.len()..]),
-        Some(Encoding::Zstd) => ObjectId::of(&decompress_all(stored).map_err(|e| format!("cannot decompress: {e}"))?),
+        Some(Encoding::Zstd) => ObjectId::of(&decompress_all(stored)?),
         None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
         None => return Err("unknown object encoding".into()),
     };
@@ -1131,7 +1095,7 @@ pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), St
 pub fn decode_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let content = match detect(stored) {
         Some(Encoding::Raw) => stored[RAW_HEADER.len()..].to_vec(),
-        Some(Encoding::Zstd) => decompress_all(stored).map_err(|e| format!("cannot decompress: {e}"))?,
+        Some(Encoding::Zstd) => decompress_all(stored)?,
         None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
         None => return Err("unknown object encoding".into()),
     };
@@ -1478,6 +1442,34 @@ fn head_of(id: &ObjectId, for_path: Option<&str>, src: &Slice) -> Result<Vec<u8>
     Ok(head)
 }
 
+/// Content on its way to `out`, hashed and counted.
+struct Hashing<'a> {
+    hasher: blake3::Hasher,
+    out: &'a mut dyn Write,
+    total: u64,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.total += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// An error decoding an object's stored bytes: the bytes' fault makes the object
+/// corrupt; any other (writing the content) is passed on.
+fn decode_error(id: &ObjectId, for_path: Option<&str>, e: std::io::Error) -> crate::Error {
+    match crate::frames::decode_fault(&e) {
+        Some(reason) => corrupt(id, for_path, &reason).into(),
+        None => e.into(),
+    }
+}
+
 /// An error reading an object's stored bytes: running short means it is damaged.
 fn read_error(id: &ObjectId, for_path: Option<&str>, e: std::io::Error) -> crate::Error {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -1495,24 +1487,31 @@ fn corrupt(id: &ObjectId, for_path: Option<&str>, reason: &str) -> CacheError {
     }
 }
 
-fn decompress_all(stored: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The content of `stored` (a zstd object's stored form, whole), or why it does
+/// not decode. A single small frame is decoded in one call.
+fn decompress_all(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let single = zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len());
     match zstd::zstd_safe::get_frame_content_size(stored) {
-        Ok(Some(len)) if len <= SMALL_OBJECT => DECOMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(zstd::bulk::Decompressor::new()?);
-            }
-            let d = slot.as_mut().ok_or_else(|| std::io::Error::other("no decompressor"))?;
-            let out = d.decompress(stored, len as usize)?;
-            if out.len() as u64 != len {
-                return Err(std::io::Error::other("frame is shorter than it says"));
-            }
-            Ok(out)
-        }),
+        Ok(Some(len)) if single && len <= SMALL_OBJECT => DECOMPRESSOR
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                }
+                let d = slot.as_mut().ok_or_else(|| std::io::Error::other("no decompressor"))?;
+                let out = d.decompress(stored, len as usize)?;
+                if out.len() as u64 != len {
+                    return Err(std::io::Error::other("frame is shorter than it says"));
+                }
+                Ok(out)
+            })
+            .map_err(|e| format!("cannot decompress: {e}")),
         _ => {
-            let mut out = Vec::new();
-            zstd::stream::read::Decoder::new(stored)?.read_to_end(&mut out)?;
-            Ok(out)
+            let mut decoder = StoredDecoder::new(Vec::new());
+            decoder
+                .write_all(stored)
+                .and_then(|()| decoder.finish())
+                .map_err(|e| fault_reason(&e))
         }
     }
 }

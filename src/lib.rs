@@ -44,6 +44,7 @@
 pub mod api;
 pub mod cache;
 pub mod error;
+pub mod frames;
 pub mod fsutil;
 pub mod git;
 pub mod gitignore;

@@ -1066,3 +1066,69 @@ fn progress_bars_on_a_terminal_and_quiet_silences_them() {
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert_eq!(env.read("data/f3.bin"), noise(50_000, 3));
 }
+
+/// The data frames of a stored zstd object (their content sizes), and whether
+/// anything follows them (the seal).
+fn frames_of(stored: &[u8]) -> (Vec<Option<u64>>, usize) {
+    let (mut sizes, mut at) = (Vec::new(), 0);
+    while stored[at..].starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+        let rest = &stored[at..];
+        sizes.push(zstd::zstd_safe::get_frame_content_size(rest).unwrap());
+        at += zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+    }
+    (sizes, stored.len() - at)
+}
+
+/// A big compressible file is stored as a run of frames of 4 MiB of content each,
+/// which any zstd decoder reads as one stream and dvt decodes on several threads:
+/// check the layout, the round trip, a damaged frame in the middle of the run, and
+/// an object written the old way (one frame of unknown size).
+#[test]
+fn big_objects_are_runs_of_frames_decoded_whole() {
+    let env = TestEnv::new();
+    let csv: String = noise(9 << 20, 41).iter().map(|b| format!("{b:02x}")).collect();
+    env.write("data/readings.csv", &csv);
+    env.dvt(&["add", "data/readings.csv"]).ok();
+    let id = blake3::hash(csv.as_bytes()).to_hex().to_string();
+    let stored = env.stored(&id);
+    let mib = Some(1 << 20);
+    let four = mib.map(|m| 4 * m);
+    assert_eq!(
+        frames_of(&stored),
+        (vec![four, four, four, four, mib.map(|m| 2 * m)], 48)
+    );
+    assert!(zstd::stream::decode_all(&stored[..]).unwrap() == csv.as_bytes());
+    std::fs::remove_file(env.path("data/readings.csv")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("data/readings.csv") == csv.as_bytes());
+
+    // One flipped bit in the fourth frame, which a worker thread decodes.
+    let fourth: usize = (0..3).fold(0, |at, _| {
+        at + zstd::zstd_safe::find_frame_compressed_size(&stored[at..]).unwrap()
+    });
+    env.damage(&id, |b| b[fourth + 5000] ^= 0x04);
+    std::fs::remove_file(env.path("data/readings.csv")).unwrap();
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr.contains(&format!("object {id} in the cache is corrupt")) && r.stderr.contains("data/readings.csv"),
+        "{}",
+        r.stderr
+    );
+    let names: Vec<_> = common::walk(&env.path("data"))
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "bad bytes reached the workspace: {names:?}");
+    assert!(names.contains(&".gitignore".to_string()) && names.contains(&"readings.csv.dvt".to_string()));
+    let r = env.dvt(&["fsck"]).fails();
+    assert!(r.stdout.contains(&format!("corrupt {id}")), "{}", r.stdout);
+
+    // Written the old way: one frame that does not declare its size.
+    let old = zstd::stream::encode_all(csv.as_bytes(), 1).unwrap();
+    assert_eq!(frames_of(&old).0, vec![None], "not the old layout");
+    env.damage(&id, |b| *b = old);
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("data/readings.csv") == csv.as_bytes());
+    env.dvt(&["fsck"]).ok();
+}

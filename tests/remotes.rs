@@ -618,6 +618,35 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
     }
 }
 
+/// A big object arrives as a run of zstd frames that fetch decodes on several
+/// threads: a flipped bit in a frame in the middle of the run is caught, seal or
+/// not (fetch never trusts a seal), and nothing of it is kept.
+#[test]
+fn fetch_rejects_a_big_object_with_a_damaged_middle_frame() {
+    let (a, store) = dir_repo();
+    let csv: String = noise(10 << 20, 43).iter().map(|b| format!("{b:02x}")).collect();
+    a.write("readings.csv", &csv);
+    a.dvt(&["add", "readings.csv"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("readings");
+    let id = blake3_hex(csv.as_bytes());
+    let good = Store::at(&store).stored(&id);
+    let mid = good.len() / 2;
+    Store::at(&store).damage(&id, |b| b[mid] ^= 0x08);
+
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains(&format!("object {id} is corrupt")), "{}", r.stderr);
+    assert!(!b.has_object(&id) && !b.exists("readings.csv"));
+    assert_no_pull_leftovers(&b);
+    for f in files_under(&b.path(".dvt/cache")) {
+        assert!(!f.to_str().unwrap().contains("dvt-tmp"), "left behind: {}", f.display());
+    }
+    Store::at(&store).damage(&id, |b| *b = good);
+    b.dvt(&["pull"]).ok();
+    assert!(b.read("readings.csv") == csv.as_bytes());
+}
+
 /// A pull keeps decoded copies of big objects in `.dvt/tmp/pull-PID/` for its
 /// checkout; none may outlive the pull.
 fn assert_no_pull_leftovers(env: &TestEnv) {

@@ -1,7 +1,7 @@
 //! Remotes: a copy of the cache's `objects/` tree under a prefix of an object store
 //! (a directory, S3, GCS, Azure Blob, WebDAV), reached through `object_store`.
 //!
-//! Every object moves in its stored form (the zstd frame or raw bytes of the cache)
+//! Every object moves in its stored form (the zstd frames or raw bytes of the cache)
 //! and is verified as it moves: uploads refuse an object whose bytes do not decode to
 //! its id, downloads are checked before they enter the cache. Objects are
 //! content-addressed, so an upload may overwrite freely and a partial upload is
