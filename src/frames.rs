@@ -222,6 +222,14 @@ fn decode_frame(d: &mut zstd::bulk::Decompressor<'static>, frame: &[u8]) -> Outc
     Ok(content)
 }
 
+/// What the stored bytes hold next.
+enum Next {
+    /// A complete data frame of this many bytes.
+    Data(usize),
+    /// A skippable frame of this many bytes, header included.
+    Skip(u64),
+}
+
 /// Decodes a run of frames that arrive as written (see [`Write`]), sending the
 /// content to `W` in order. The first frame is decoded on the caller's thread;
 /// worker threads start with the second, so a one-frame object costs no thread.
@@ -232,6 +240,9 @@ pub struct FrameDecoder<W: Write> {
     buf: Vec<u8>,
     /// Data frames seen so far.
     frames: u64,
+    /// Bytes of a skippable frame still to pass over: they are dropped as they
+    /// arrive, never held, whatever length the frame declares.
+    skip: u64,
     inline: Option<zstd::bulk::Decompressor<'static>>,
     pool: Option<Ordered>,
 }
@@ -243,14 +254,16 @@ impl<W: Write> FrameDecoder<W> {
             sink,
             buf: Vec::new(),
             frames: 0,
+            skip: 0,
             inline: None,
             pool: None,
         }
     }
 
-    /// The length of the complete frame at the start of `bytes`, if it is all
-    /// there; an error when it cannot be one of ours.
-    fn frame_len(bytes: &[u8]) -> io::Result<Option<(usize, bool)>> {
+    /// What starts `bytes`: a complete data frame and its length, a skippable
+    /// frame's whole length (header included) once its header is there, or `None`
+    /// until more bytes arrive; an error when it cannot be one of ours.
+    fn frame_len(bytes: &[u8]) -> io::Result<Option<Next>> {
         let Some(magic) = bytes.first_chunk::<4>() else {
             return Ok(None);
         };
@@ -258,8 +271,8 @@ impl<W: Write> FrameDecoder<W> {
             let Some(len) = bytes.get(4..8) else {
                 return Ok(None);
             };
-            let len = 8 + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            return Ok((bytes.len() >= len).then_some((len, false)));
+            let len = 8 + u64::from(u32::from_le_bytes([len[0], len[1], len[2], len[3]]));
+            return Ok(Some(Next::Skip(len)));
         }
         if *magic != crate::cache::ZSTD_MAGIC {
             return Err(fault("damaged: the stored bytes are not a run of zstd frames"));
@@ -275,7 +288,7 @@ impl<W: Write> FrameDecoder<W> {
             Err(_) => return Err(fault("damaged: a frame's header cannot be read")),
         };
         match zstd::zstd_safe::find_frame_compressed_size(bytes) {
-            Ok(len) if len <= bytes.len() => Ok(Some((len, true))),
+            Ok(len) if len <= bytes.len() => Ok(Some(Next::Data(len))),
             _ if bytes.len() > zstd::zstd_safe::compress_bound(size as usize) + MAX_HEADER + 4 => {
                 Err(fault("damaged: a frame is longer than its content allows"))
             }
@@ -312,7 +325,7 @@ impl<W: Write> FrameDecoder<W> {
     /// Ends the run: writes the content still in flight and returns the sink. Fails
     /// if the stored bytes end inside a frame.
     pub fn finish(mut self) -> io::Result<W> {
-        if !self.buf.is_empty() {
+        if !self.buf.is_empty() || self.skip > 0 {
             return Err(fault("truncated: the stored bytes end inside a frame"));
         }
         if let Some(pool) = &mut self.pool {
@@ -328,16 +341,25 @@ impl<W: Write> FrameDecoder<W> {
 
 impl<W: Write> Write for FrameDecoder<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
-        while let Some((len, data)) = Self::frame_len(&self.buf)? {
-            // The frame keeps the buffer; what follows it moves to a new one, with
-            // room for a frame like it.
-            let mut rest = Vec::with_capacity(len + bytes.len());
-            rest.extend_from_slice(&self.buf[len..]);
-            self.buf.truncate(len);
-            let frame = std::mem::replace(&mut self.buf, rest);
-            if data {
-                self.take_frame(frame)?;
+        let passed = usize::try_from(self.skip).map_or(bytes.len(), |skip| skip.min(bytes.len()));
+        self.skip -= passed as u64;
+        self.buf.extend_from_slice(&bytes[passed..]);
+        while let Some(next) = Self::frame_len(&self.buf)? {
+            match next {
+                Next::Data(len) => {
+                    // The frame keeps the buffer; what follows it moves to a new
+                    // one, with room for a frame like it.
+                    let mut rest = Vec::with_capacity(len + bytes.len());
+                    rest.extend_from_slice(&self.buf[len..]);
+                    self.buf.truncate(len);
+                    let frame = std::mem::replace(&mut self.buf, rest);
+                    self.take_frame(frame)?;
+                }
+                Next::Skip(len) => {
+                    let here = usize::try_from(len).map_or(self.buf.len(), |len| len.min(self.buf.len()));
+                    self.buf.drain(..here);
+                    self.skip = len - here as u64;
+                }
             }
         }
         Ok(bytes.len())
@@ -527,6 +549,31 @@ mod tests {
         let mut sealed = stored.clone();
         sealed.extend_from_slice(&[0x5d, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
         assert!(decode(&sealed, 5000).unwrap() == data);
+        // Skippable frames are passed over as they stream, not held: one that
+        // declares 4 GiB in a short object is a truncation, found at the end.
+        let mut huge = stored.clone();
+        huge.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+        for write_size in [1, 4096] {
+            let e = decode(&huge, write_size).unwrap_err();
+            assert!(decode_fault(&e).unwrap().contains("truncated"), "{e}");
+        }
+        let mut d = FrameDecoder::new(Vec::new());
+        d.write_all(&huge[huge.len() - 11..]).unwrap();
+        for _ in 0..64 {
+            d.write_all(&[7u8; 1 << 16]).unwrap();
+        }
+        assert!(d.buf.is_empty() && d.skip > 0, "a skippable frame's bytes were held");
+        // Data frames after a skippable one still decode.
+        let mut between = stored[..second_frame(&stored)].to_vec();
+        between.extend_from_slice(&[0x5e, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
+        between.extend_from_slice(&stored[second_frame(&stored)..]);
+        for write_size in [1, 3, 4096] {
+            assert!(decode(&between, write_size).unwrap() == data, "write size {write_size}");
+        }
+    }
+
+    fn second_frame(stored: &[u8]) -> usize {
+        zstd::zstd_safe::find_frame_compressed_size(stored).unwrap()
     }
 
     #[test]
