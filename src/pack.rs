@@ -388,12 +388,17 @@ impl Drop for PackWriter {
 }
 
 /// A cache's packs: the published set (read on first need) and, while a command
-/// packs, the pack being written.
+/// packs, the packs being written: up to one per core, so that two threads
+/// never wait on each other's writes (timed on dataset (c): one shared pack kept
+/// `add` at 80% of two cores).
 #[derive(Debug)]
 pub struct Packs {
     dir: PathBuf,
     set: RwLock<Option<PackSet>>,
-    writer: Mutex<Option<PackWriter>>,
+    writers: Vec<Mutex<Option<PackWriter>>>,
+    /// Every id appended to a pack being written, with the writer that has it;
+    /// an id is claimed once, so two threads storing the same content write it once.
+    claimed: Mutex<FxHashMap<ObjectId, usize>>,
     active: std::sync::atomic::AtomicBool,
 }
 
@@ -412,7 +417,11 @@ impl Packs {
         Packs {
             dir,
             set: RwLock::new(None),
-            writer: Mutex::new(None),
+            // One per thread of the pool that stores objects.
+            writers: (0..rayon::current_num_threads().max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            claimed: Mutex::new(FxHashMap::default()),
             active: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -463,53 +472,95 @@ impl Packs {
         self.active.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Appends object `id` to the pack being written (starting one, or a new one
-    /// when it is full). Returns the bytes written (0 if already there).
+    /// Appends object `id` to a pack being written (starting one, or a new one
+    /// when it is full): the first that no other thread is writing to, so a
+    /// second pack opens only when two threads would wait on each other. Returns
+    /// the bytes written (0 if already there).
     pub fn append(&self, id: &ObjectId, parts: &[&[u8]]) -> Result<u64> {
-        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_some_and(PackWriter::is_full)
-            && let Some(pack) = guard.take().map(PackWriter::publish).transpose()?.flatten()
-        {
-            self.add_published(pack);
+        let mut guard = {
+            let mut claimed = lock(&self.claimed);
+            if claimed.contains_key(id) {
+                return Ok(0);
+            }
+            let free = self
+                .writers
+                .iter()
+                .enumerate()
+                .find_map(|(lane, w)| match w.try_lock() {
+                    Ok(g) => Some((lane, g)),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some((lane, e.into_inner())),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                });
+            let (lane, guard) = match free {
+                Some(free) => free,
+                None => {
+                    let lane = rayon::current_thread_index().unwrap_or(0) % self.writers.len();
+                    (lane, lock(&self.writers[lane]))
+                }
+            };
+            // The writer is locked before the claim is seen, so a reader that finds
+            // the claim waits for the append (see `open_pending`).
+            claimed.insert(*id, lane);
+            guard
+        };
+        let appended = (|| {
+            if guard.as_ref().is_some_and(PackWriter::is_full)
+                && let Some(pack) = guard.take().map(PackWriter::publish).transpose()?.flatten()
+            {
+                self.add_published(pack);
+            }
+            if guard.is_none() {
+                *guard = Some(PackWriter::new(&self.dir)?);
+            }
+            match guard.as_mut() {
+                Some(w) => w.append(id, parts),
+                None => Ok(0),
+            }
+        })();
+        if appended.is_err() {
+            // The writer first: `append` takes the claims, then a writer.
+            drop(guard);
+            lock(&self.claimed).remove(id);
         }
-        if guard.is_none() {
-            *guard = Some(PackWriter::new(&self.dir)?);
-        }
-        match guard.as_mut() {
-            Some(w) => w.append(id, parts),
-            None => Ok(0),
-        }
+        appended
     }
 
-    /// Whether `id` was appended to the pack being written.
+    /// Whether `id` was appended to a pack being written.
     pub fn pending(&self, id: &ObjectId) -> bool {
-        let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().is_some_and(|w| w.contains(id))
+        lock(&self.claimed).contains_key(id)
     }
 
-    /// Object `id` from the pack being written.
+    /// Object `id` from the pack being written that has it.
     pub fn open_pending(&self, id: &ObjectId) -> Result<Option<Slice>> {
-        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_mut() {
+        let Some(lane) = lock(&self.claimed).get(id).copied() else {
+            return Ok(None);
+        };
+        match lock(&self.writers[lane]).as_mut() {
             Some(w) => w.open(id),
             None => Ok(None),
         }
     }
 
-    /// Publishes the pack being written and stops packing.
+    /// Publishes the packs being written and stops packing.
     pub fn finish(&self) -> Result<()> {
         self.active.store(false, std::sync::atomic::Ordering::Relaxed);
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(pack) = writer.map(PackWriter::publish).transpose()?.flatten() {
-            self.add_published(pack);
+        for writer in &self.writers {
+            let writer = lock(writer).take();
+            if let Some(pack) = writer.map(PackWriter::publish).transpose()?.flatten() {
+                self.add_published(pack);
+            }
         }
+        lock(&self.claimed).clear();
         Ok(())
     }
 
     /// Stops packing and drops what was written since the last publish.
     pub fn abandon(&self) {
         self.active.store(false, std::sync::atomic::Ordering::Relaxed);
-        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        for writer in &self.writers {
+            drop(lock(writer).take());
+        }
+        lock(&self.claimed).clear();
     }
 
     /// Files in `packs/` that are neither an index nor a pack with one: leftovers
@@ -540,6 +591,12 @@ impl Packs {
     }
 }
 
+/// Locks `m`, taking the data of a poisoned lock as it is (a panicking writer
+/// leaves at worst an unpublished pack, which is never read).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,5 +617,37 @@ mod tests {
         assert!(decode_index(&bad, &name).is_err());
         assert!(decode_index(&bytes, &"0".repeat(64)).is_err());
         assert!(decode_index(&bytes[..bytes.len() - 1], &name).is_err());
+    }
+
+    #[test]
+    fn threads_appending_at_once_store_each_object_once_and_readably() {
+        use rayon::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::new(dir.path().to_path_buf());
+        packs.begin();
+        // Every object three times over, appended from all threads at once.
+        let objects: Vec<Vec<u8>> = (0..600u32)
+            .map(|i| format!("object {}", i % 200).into_bytes())
+            .collect();
+        let written: u64 = objects
+            .par_iter()
+            .map(|o| packs.append(&ObjectId::of(o), &[o]).unwrap())
+            .sum();
+        let unique: u64 = objects[..200].iter().map(|o| o.len() as u64).sum();
+        assert_eq!(written, unique, "each object written once");
+        for o in &objects[..200] {
+            let id = ObjectId::of(o);
+            assert!(packs.pending(&id));
+            assert_eq!(packs.open_pending(&id).unwrap().unwrap().read_all().unwrap(), *o);
+        }
+        packs.finish().unwrap();
+        let cores = rayon::current_num_threads();
+        let found = packs
+            .with_set(true, |set| {
+                assert!((1..=cores).contains(&set.packs.len()), "{} packs", set.packs.len());
+                objects[..200].iter().all(|o| set.contains(&ObjectId::of(o)))
+            })
+            .unwrap();
+        assert_eq!(found, Some(true));
     }
 }

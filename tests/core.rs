@@ -858,8 +858,10 @@ fn small_files_share_a_pack_and_gc_rewrites_it() {
     }
     env.write("model.bin", noise(200_000, 9));
     env.dvt(&["add", "data", "model.bin"]).ok();
-    // The 301 files share one pack; only the directory's manifest has a file of its own.
-    assert_eq!(pack_files(&env).len(), 1);
+    // The 301 files share a pack (one more per core at most, when two threads
+    // would wait on one); only the directory's manifest has a file of its own.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!((1..=cores).contains(&pack_files(&env).len()), "{:?}", pack_files(&env));
     assert_eq!(env.objects().len(), 1, "{:?}", env.objects());
     assert_eq!(env.object_ids().len(), 302);
 
@@ -868,13 +870,17 @@ fn small_files_share_a_pack_and_gc_rewrites_it() {
         std::fs::remove_file(env.path(&format!("data/r{i:03}.csv"))).unwrap();
     }
     env.dvt(&["add", "data"]).ok();
-    let first = pack_files(&env)[0].clone();
+    let before = pack_files(&env);
     env.dvt(&["gc", "-w", "-f"]).ok();
     assert_eq!(env.object_ids().len(), 152, "150 records, the model, the new manifest");
     let packs = pack_files(&env);
-    assert_eq!(packs.len(), 1);
-    assert_ne!(packs[0], first, "the pack was rewritten");
-    assert!(!first.with_extension("idx").exists());
+    assert!(packs.len() <= before.len(), "{packs:?}");
+    let gone: Vec<_> = before.iter().filter(|p| !packs.contains(p)).collect();
+    assert!(
+        !gone.is_empty(),
+        "a pack with dead objects was rewritten: {before:?} -> {packs:?}"
+    );
+    assert!(gone.iter().all(|p| !p.with_extension("idx").exists()));
     std::fs::remove_dir_all(env.path("data")).unwrap();
     std::fs::remove_file(env.path("model.bin")).unwrap();
     env.dvt(&["checkout"]).ok();
@@ -906,17 +912,22 @@ fn damaged_pack_index_is_reported_and_its_objects_are_missing() {
     env.write("data/a.csv", "a\n1\n");
     env.write("data/b.csv", "b\n2\n");
     env.dvt(&["add", "data"]).ok();
-    let idx = pack_files(&env)[0].with_extension("idx");
-    let mut bytes = std::fs::read(&idx).unwrap();
-    bytes[20] ^= 1;
-    std::fs::write(&idx, bytes).unwrap();
+    // Every index damaged (two threads may have written a pack each).
+    let indexes: Vec<PathBuf> = pack_files(&env).iter().map(|p| p.with_extension("idx")).collect();
+    for idx in &indexes {
+        let mut bytes = std::fs::read(idx).unwrap();
+        bytes[20] ^= 1;
+        std::fs::write(idx, bytes).unwrap();
+    }
     let r = env.dvt(&["fsck"]).fails();
     assert!(r.stdout.contains("damaged pack index"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains(idx.file_name().unwrap().to_str().unwrap()),
-        "{}",
-        r.stdout
-    );
+    for idx in &indexes {
+        assert!(
+            r.stdout.contains(idx.file_name().unwrap().to_str().unwrap()),
+            "{}",
+            r.stdout
+        );
+    }
     let r = env.dvt(&["status", "--json"]).ok().json();
     assert_eq!(
         r["pointers"][0]["missing_from_cache"].as_array().unwrap().len(),
@@ -928,7 +939,11 @@ fn damaged_pack_index_is_reported_and_its_objects_are_missing() {
     assert!(r.stderr.contains("is not in the cache"), "{}", r.stderr);
     // gc leaves the damaged pack alone: nothing it cannot read is deleted.
     env.dvt(&["gc", "-w", "-f"]).ok();
-    assert!(idx.exists() && idx.with_extension("pack").exists());
+    assert!(
+        indexes
+            .iter()
+            .all(|idx| idx.exists() && idx.with_extension("pack").exists())
+    );
 }
 
 #[test]
@@ -938,13 +953,16 @@ fn truncated_pack_is_reported_as_truncated() {
         env.write(&format!("data/f{i:02}.csv"), format!("row {i},{}\n", i * 3));
     }
     env.dvt(&["add", "data"]).ok();
-    let pack = pack_files(&env)[0].clone();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&pack)
-        .unwrap()
-        .set_len(200)
-        .unwrap();
+    // Every pack (one per thread at most) cut short, inside an object.
+    for pack in pack_files(&env) {
+        let len = std::fs::metadata(&pack).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&pack)
+            .unwrap()
+            .set_len(len.min(205) - 5)
+            .unwrap();
+    }
     let r = env.dvt(&["fsck"]).fails();
     assert!(
         r.stdout.contains("truncated") && !r.stdout.contains("unknown object encoding"),
@@ -954,7 +972,17 @@ fn truncated_pack_is_reported_as_truncated() {
     std::fs::remove_dir_all(env.path("data")).unwrap();
     let r = env.dvt(&["checkout"]).fails();
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
-    assert!(!env.exists("data/f39.csv"));
+    // What was restored is whole; what was cut off is not there at all.
+    let mut absent = 0;
+    for i in 0..40 {
+        let f = format!("data/f{i:02}.csv");
+        if env.exists(&f) {
+            assert_eq!(env.read(&f), format!("row {i},{}\n", i * 3).into_bytes(), "{f}");
+        } else {
+            absent += 1;
+        }
+    }
+    assert!(absent > 0);
 }
 
 #[test]
