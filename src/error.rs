@@ -688,3 +688,17 @@ fn list(paths: &[String]) -> String {
     }
     out.join("\n")
 }
+
+/// A TOML parser's `message`, prefixed with where in `text` it applies
+/// (`line 3, column 7: …`) when the parser knows the place.
+pub(crate) fn toml_message(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let message = message.trim_end();
+    let Some(at) = span.map(|s| s.start.min(text.len())) else {
+        return message.to_string();
+    };
+    let before = &text.as_bytes()[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
+}

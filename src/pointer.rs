@@ -120,7 +120,8 @@ impl Pointer {
             path: file.to_path_buf(),
             message,
         };
-        let table: toml::Table = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| bad(crate::error::toml_message(text, e.span(), e.message())))?;
         match table.get("version") {
             Some(toml::Value::Integer(v)) if *v == i64::from(POINTER_VERSION) => {}
             Some(toml::Value::Integer(v)) => {
@@ -136,7 +137,7 @@ impl Pointer {
         }
         let p: Pointer = table
             .try_into()
-            .map_err(|e: toml::de::Error| bad(one_line(&e.to_string())))?;
+            .map_err(|e: toml::de::Error| bad(e.message().trim_end().to_string()))?;
         if let Err(reason) = crate::relpath::validate(&p.path) {
             return Err(crate::error::PathError::Unsafe {
                 path: p.path,
@@ -190,14 +191,6 @@ pub fn pointer_path_for(data: &Path) -> PathBuf {
 /// Whether `path` names a pointer file.
 pub fn is_pointer_path(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == POINTER_EXT)
-}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]

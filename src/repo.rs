@@ -153,7 +153,7 @@ impl Repo {
             let text = fs::read_to_string(&path)?;
             let layer: toml::Table = toml::from_str(&text).map_err(|e| RepoError::Config {
                 path: path.clone(),
-                message: e.message().to_string(),
+                message: crate::error::toml_message(&text, e.span(), e.message()),
             })?;
             merge(&mut table, layer);
         }
@@ -173,7 +173,7 @@ impl Repo {
         let table: toml::Table = match config_text {
             Some(t) => toml::from_str(t).map_err(|e| RepoError::Config {
                 path: named.to_path_buf(),
-                message: e.message().to_string(),
+                message: crate::error::toml_message(t, e.span(), e.message()),
             })?,
             None => toml::Table::new(),
         };

@@ -499,6 +499,7 @@ fn malformed_pointer_is_named_with_what_is_wrong() {
             "missing field `id`",
         ),
         ("this is not toml", "invalid pointer file `"),
+        ("version = 1\npath = [\n", "line 2, column 9: unclosed array"),
         (
             &good.replace("kind = \"file\"", "kind = \"folder\""),
             "unknown variant `folder`",
@@ -512,6 +513,7 @@ fn malformed_pointer_is_named_with_what_is_wrong() {
         let r = env.dvt(&["checkout", "--force"]).fails();
         assert!(r.stderr.contains("data.csv.dvt"), "names the file: {}", r.stderr);
         assert!(r.stderr.contains(msg), "says {msg:?}: {}", r.stderr);
+        assert!(!r.stderr.contains(" | "), "one line, no drawing: {}", r.stderr);
         let st = env.dvt(&["status"]).fails();
         assert!(st.stdout.contains("data.csv.dvt: error:"), "{}", st.stdout);
     }
@@ -789,13 +791,22 @@ fn killed_checkout_of_a_directory_leaves_it_absent_or_complete() {
 fn a_broken_config_is_named_and_nothing_runs() {
     let env = TestEnv::new();
     env.write("a.csv", "a\n");
-    env.write(".dvt/config.local.toml", "[cache\n");
+    env.write(".dvt/config.local.toml", "# local\n[cache\n");
     let r = env.dvt(&["add", "a.csv"]).fails();
     assert!(
         r.stderr.contains("invalid config file") && r.stderr.contains("config.local.toml"),
         "{}",
         r.stderr
     );
+    // Where in the file, on one line, without the parser's drawing of it.
+    assert!(r.stderr.contains("line 2, column 7: "), "{}", r.stderr);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(" | "), "{}", r.stderr);
     env.write(".dvt/config.local.toml", "[cache]\nlevl = 3\n");
     let r = env.dvt(&["add", "a.csv"]).fails();
     assert!(r.stderr.contains("unknown field `levl`"), "{}", r.stderr);

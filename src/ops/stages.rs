@@ -45,7 +45,7 @@ pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PipelineError::Invalid {
         file: PIPELINE_FILE.into(),
         stage: None,
-        message: e.message().to_string(),
+        message: crate::error::toml_message(&text, e.span(), e.message()),
     })?;
     if !doc.contains_key("stages") {
         let mut t = toml_edit::Table::new();

@@ -145,7 +145,8 @@ impl Lock {
             file: file.to_path_buf(),
             message,
         };
-        let lock: Lock = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        let lock: Lock =
+            toml::from_str(text).map_err(|e| bad(crate::error::toml_message(text, e.span(), e.message())))?;
         if lock.version != LOCK_VERSION {
             return Err(crate::error::FormatError::UnsupportedVersion {
                 path: file.to_path_buf(),

@@ -226,18 +226,8 @@ impl Pipeline {
 
     /// Parses and validates the text of a `dvt.toml`.
     pub fn parse(text: &str) -> Result<Pipeline> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
-            bad(
-                None,
-                match line {
-                    Some(l) => format!("line {l}: {}", e.message()),
-                    None => e.message().to_string(),
-                },
-            )
-        })?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| bad(None, crate::error::toml_message(text, e.span(), e.message())))?;
         for k in table.keys() {
             if k != "stages" {
                 return Err(bad(

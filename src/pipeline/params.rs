@@ -22,7 +22,7 @@ fn bad(file: &str, message: impl Into<String>) -> crate::Error {
 pub fn parse(file: &str, text: &str) -> Result<Params> {
     let lower = file.to_ascii_lowercase();
     if lower.ends_with(".toml") {
-        return toml::from_str(text).map_err(|e| bad(file, e.message().to_string()));
+        return toml::from_str(text).map_err(|e| bad(file, crate::error::toml_message(text, e.span(), e.message())));
     }
     if lower.ends_with(".json") {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;

@@ -400,7 +400,7 @@ fn edit(repo: &Repo, local: bool, f: impl FnOnce(&mut DocumentMut) -> Result<()>
     };
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| RepoError::Config {
         path: path.clone(),
-        message: e.message().to_string(),
+        message: crate::error::toml_message(&text, e.span(), e.message()),
     })?;
     f(&mut doc)?;
     crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
