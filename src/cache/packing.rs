@@ -1,0 +1,108 @@
+//! Packing new small objects, and deleting objects from packs (gc).
+
+use super::*;
+
+/// New small objects being packed; see [`Cache::begin_packing`]. Dropped without
+/// [`Packing::finish`], the objects appended since the last published pack are discarded.
+#[must_use = "objects packed are kept only once `finish` publishes them"]
+#[derive(Debug)]
+pub struct Packing {
+    cache: Cache,
+    done: bool,
+}
+
+impl Packing {
+    /// Publishes what was packed, and stops packing.
+    pub fn finish(mut self) -> Result<()> {
+        self.done = true;
+        self.cache.packs.finish()
+    }
+}
+
+impl Drop for Packing {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.packs.abandon();
+        }
+    }
+}
+
+impl Cache {
+    /// From now until [`Packing::finish`], small new objects (but never directory
+    /// manifests) are appended to a pack file instead of each getting a file.
+    /// Objects appended are readable at once, but survive the process only once
+    /// `finish` has published the pack: call it before writing anything that names them.
+    pub fn begin_packing(&self) -> Packing {
+        self.packs.begin();
+        Packing {
+            cache: self.clone(),
+            done: false,
+        }
+    }
+
+    /// Deletes objects `ids`: their own files, and their entries in packs. A pack
+    /// left with no live object is removed (index first); one that keeps some is
+    /// rewritten with only those, the new pack published before the old one goes,
+    /// so that a crash leaves both (harmless duplicates), never neither.
+    /// `on_deleted` is told of each object.
+    pub fn delete_many(&self, ids: &[ObjectId], on_deleted: &dyn Fn()) -> Result<()> {
+        for id in ids {
+            self.delete(id)?;
+            on_deleted();
+        }
+        let gone: rustc_hash::FxHashSet<ObjectId> = ids.iter().copied().collect();
+        let packs = self.packs.with_set(true, |s| s.packs.clone())?.unwrap_or_default();
+        let result = (|| -> Result<()> {
+            for pack in packs {
+                let keep: Vec<&crate::pack::Entry> = pack.entries.iter().filter(|e| !gone.contains(&e.id)).collect();
+                if keep.len() == pack.entries.len() {
+                    continue;
+                }
+                if !keep.is_empty() {
+                    let file = pack.file().map_err(|e| {
+                        std::io::Error::other(format!("cannot read pack `{}`: {e}", pack.path.display()))
+                    })?;
+                    let mut w = crate::pack::PackWriter::new(self.packs.dir())?;
+                    for e in keep {
+                        w.append(&e.id, &[&read_verified(&file, e)?])?;
+                    }
+                    w.publish()?;
+                }
+                remove_if_present(&pack.index_path())?;
+                remove_if_present(&pack.path)?;
+            }
+            Ok(())
+        })();
+        self.packs.forget();
+        result
+    }
+
+    /// Removes what killed pack writers left in `packs/`: unfinished packs and
+    /// indexes, and packs whose index was never written, last modified at least `min_age` ago.
+    /// `Duration::ZERO` is only for a caller holding the repo lock, as every writer
+    /// to the cache does; a directory remote, which other repos' pushes write to
+    /// without that lock, passes an age no writer still at work can reach.
+    pub fn remove_pack_leftovers(&self, min_age: Duration) -> Result<()> {
+        for stray in self.packs.strays()? {
+            let name = stray.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let old_enough = min_age.is_zero()
+                || fs::symlink_metadata(&stray)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+            // Unfinished packs and indexes, whole-pack copies, packs without an index.
+            if (crate::fsutil::is_temp_name(name) || name.ends_with(".pack")) && old_enough {
+                remove_if_present(&stray)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
