@@ -1,0 +1,325 @@
+//! Opening a remote: building its object_store client from its settings.
+
+use super::webdav::http_auth;
+use super::*;
+
+impl Remote {
+    /// Opens a remote from its settings.
+    pub fn from_spec(spec: &RemoteSpec, location: &Location, jobs: Option<usize>, create: bool) -> Result<Remote> {
+        let mut secrets = spec.secrets();
+        for var in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCESS_KEY",
+            "AZURE_STORAGE_SAS_KEY",
+            "AZURE_CLIENT_SECRET",
+        ] {
+            if let Ok(v) = std::env::var(var)
+                && v.len() >= 4
+            {
+                secrets.push(v);
+            }
+        }
+        let cfg_err = |e: object_store::Error| RemoteError::Config {
+            remote: spec.name.clone(),
+            message: redact(&crate::error_chain(&e), &secrets),
+        };
+        let retry = RetryConfig {
+            max_retries: spec.int("retries")?.unwrap_or(5) as usize,
+            retry_timeout: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let mut client = ClientOptions::new();
+        if let Some(t) = spec.int("timeout")? {
+            client = client.with_timeout(Duration::from_secs(t));
+        }
+        let endpoint = spec.get("endpointurl");
+        let allow_http =
+            spec.flag("allow_http")?.unwrap_or(false) || endpoint.is_some_and(|e| e.starts_with("http://"));
+        client = client.with_allow_http(allow_http);
+        let tls = tls_trust(spec)?;
+        client = match &tls {
+            Trust::System => client,
+            Trust::Any => client.with_allow_invalid_certificates(true),
+            Trust::Also(pem) => object_store::Certificate::from_pem_bundle(pem)
+                .map_err(cfg_err)?
+                .into_iter()
+                .fold(client, ClientOptions::with_root_certificate),
+        };
+        let webdav = match (location.scheme, &location.base_url) {
+            (Scheme::Http, Some(url)) => {
+                let headers = http_auth(spec)?;
+                client = client.with_default_headers(headers.clone());
+                let mut builder = reqwest::Client::builder().default_headers(headers);
+                let bad = |e: String| RemoteError::Config {
+                    remote: spec.name.clone(),
+                    message: e,
+                };
+                builder = match &tls {
+                    Trust::System => builder,
+                    Trust::Any => builder.tls_danger_accept_invalid_certs(true),
+                    Trust::Also(pem) => builder.tls_certs_merge(
+                        reqwest::Certificate::from_pem_bundle(pem).map_err(|e| bad(crate::error_chain(&e)))?,
+                    ),
+                };
+                if let Some(t) = spec.int("timeout")? {
+                    builder = builder.timeout(Duration::from_secs(t));
+                }
+                Some(WebDav {
+                    client: builder.build().map_err(|e| bad(crate::error_chain(&e)))?,
+                    origin: reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?,
+                })
+            }
+            _ => None,
+        };
+        let store: Arc<dyn ObjectStore> = match location.scheme {
+            Scheme::Local => {
+                let dir = location.dir.clone().unwrap_or_default();
+                if create {
+                    fs_err::create_dir_all(&dir)?;
+                } else if !dir.is_dir() {
+                    return Err(RemoteError::Config {
+                        remote: spec.name.clone(),
+                        message: format!("the directory `{}` does not exist", dir.display()),
+                    }
+                    .into());
+                }
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(cfg_err)?)
+            }
+            Scheme::S3 => Arc::new(s3_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
+            Scheme::Gcs => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&location.bucket)
+                    .with_client_options(client)
+                    .with_retry(retry);
+                if let Some(p) = spec.get("credentialpath") {
+                    b = b.with_service_account_path(p);
+                }
+                if let Some(e) = endpoint {
+                    b = b.with_base_url(e);
+                }
+                Arc::new(b.build().map_err(cfg_err)?)
+            }
+            Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
+            Scheme::Http => {
+                let url = location.base_url.clone().unwrap_or_default();
+                let client = client.with_allow_http(url.starts_with("http://"));
+                Arc::new(
+                    object_store::http::HttpBuilder::new()
+                        .with_url(url)
+                        .with_client_options(client)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(cfg_err)?,
+                )
+            }
+        };
+        let dir = match &location.dir {
+            Some(d) if location.scheme == Scheme::Local => {
+                Some((Cache::new(d.clone(), 1), spec.flag("hardlink")?.unwrap_or(false)))
+            }
+            _ => None,
+        };
+        let pack = spec.flag("pack")?.unwrap_or(true);
+        let jobs = jobs
+            .or(spec.int("jobs")?.map(|j| j as usize))
+            .unwrap_or_else(default_jobs)
+            .max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .enable_all()
+            .build()?;
+        let prefix = location
+            .prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(StorePath::default(), |p, part| p.clone().join(part));
+        Ok(Remote {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            scheme: location.scheme,
+            jobs,
+            store,
+            dir,
+            pack,
+            packed: tokio::sync::Mutex::new(None),
+            index_copies: None,
+            prefix,
+            secrets,
+            runtime,
+            memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
+            webdav,
+        })
+    }
+}
+
+fn s3_builder(
+    spec: &RemoteSpec,
+    location: &Location,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<object_store::aws::AmazonS3Builder> {
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&location.bucket)
+        .with_client_options(client)
+        .with_retry(retry);
+    if let Some(e) = spec.get("endpointurl") {
+        b = b.with_endpoint(e);
+    }
+    if let Some(r) = spec.get("region") {
+        b = b.with_region(r);
+    } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        b = b.with_region("us-east-1");
+    }
+    match (spec.get("access_key_id"), spec.get("secret_access_key")) {
+        (Some(k), Some(s)) => {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = spec.get("session_token") {
+                b = b.with_token(t);
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(RemoteError::Config {
+                remote: spec.name.clone(),
+                message: "set both `access_key_id` and `secret_access_key`, or neither".into(),
+            }
+            .into());
+        }
+        (None, None) => {
+            let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+            if (!env_keys || spec.get("profile").is_some())
+                && let Some(creds) = aws_profile(spec)?
+            {
+                b = b.with_access_key_id(creds.0).with_secret_access_key(creds.1);
+                if let Some(t) = creds.2 {
+                    b = b.with_token(t);
+                }
+            }
+        }
+    }
+    Ok(b)
+}
+
+/// Keys from an AWS shared credentials file: `credentialpath` (or
+/// `AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`), section `profile` (or
+/// `AWS_PROFILE`, or `default`).
+fn aws_profile(spec: &RemoteSpec) -> Result<Option<(String, String, Option<String>)>> {
+    let explicit = spec.get("credentialpath").is_some() || spec.get("profile").is_some();
+    let path = match spec.get("credentialpath") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+            Some(p) => p.into(),
+            None => match std::env::var_os("HOME") {
+                Some(h) => std::path::Path::new(&h).join(".aws/credentials"),
+                None => return Ok(None),
+            },
+        },
+    };
+    let profile = spec
+        .get("profile")
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+        .unwrap_or_else(|| "default".into());
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) if !explicit => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut section = String::new();
+    let (mut key, mut secret, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().trim_start_matches("profile ").to_string();
+        } else if section == profile
+            && let Some((k, v)) = line.split_once('=')
+        {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "aws_access_key_id" => key = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    match (key, secret) {
+        (Some(k), Some(s)) => Ok(Some((k, s, token))),
+        _ if explicit => Err(RemoteError::Config {
+            remote: spec.name.clone(),
+            message: format!("no keys for profile `{profile}` in `{}`", path.display()),
+        }
+        .into()),
+        _ => Ok(None),
+    }
+}
+
+fn azure_builder(
+    spec: &RemoteSpec,
+    location: &Location,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<object_store::azure::MicrosoftAzureBuilder> {
+    use object_store::azure::AzureConfigKey;
+    let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+        .with_container_name(&location.bucket)
+        .with_client_options(client)
+        .with_retry(retry);
+    if let Some(cs) = spec.get("connection_string") {
+        for part in cs.split(';') {
+            let Some((k, v)) = part.split_once('=') else { continue };
+            match k.trim() {
+                "AccountName" => b = b.with_account(v),
+                "AccountKey" => b = b.with_access_key(v),
+                "BlobEndpoint" => b = b.with_endpoint(v.trim_end_matches('/').to_string()),
+                "SharedAccessSignature" => b = b.with_config(AzureConfigKey::SasKey, v),
+                "UseDevelopmentStorage" if v.eq_ignore_ascii_case("true") => b = b.with_use_emulator(true),
+                _ => {}
+            }
+        }
+    }
+    if let Some(a) = spec.get("account_name") {
+        b = b.with_account(a);
+    }
+    if let Some(k) = spec.get("account_key") {
+        b = b.with_access_key(k);
+    }
+    if let Some(s) = spec.get("sas_token") {
+        b = b.with_config(AzureConfigKey::SasKey, s.trim_start_matches('?'));
+    }
+    if let Some(t) = spec.get("tenant_id") {
+        b = b.with_tenant_id(t);
+    }
+    if let Some(c) = spec.get("client_id") {
+        b = b.with_client_id(c);
+    }
+    if let Some(s) = spec.get("client_secret") {
+        b = b.with_client_secret(s);
+    }
+    if let Some(e) = spec.get("endpointurl") {
+        b = b.with_endpoint(e.trim_end_matches('/').to_string());
+    }
+    Ok(b)
+}
+
+/// Which TLS certificates a remote accepts (DVC's `ssl_verify`).
+enum Trust {
+    /// Those the system trusts (`true`, the default).
+    System,
+    /// Any (`false`): for a test server with a self-signed certificate.
+    Any,
+    /// Also those signed by the CAs in this PEM bundle (`ssl_verify` is its path).
+    Also(Vec<u8>),
+}
+
+fn tls_trust(spec: &RemoteSpec) -> Result<Trust> {
+    Ok(match spec.get("ssl_verify") {
+        None | Some("true") => Trust::System,
+        Some("false") => Trust::Any,
+        Some(path) => Trust::Also(fs_err::read(path).map_err(|e| RemoteError::Config {
+            remote: spec.name.clone(),
+            message: format!("`ssl_verify` names a CA bundle that cannot be read: {e}"),
+        })?),
+    })
+}
