@@ -654,6 +654,7 @@ fn two_adds_at_once_never_corrupt_anything() {
     env.write("two.bin", noise(40_000_000, 7));
     let first = env
         .dvt_cmd(&["add", "two.bin"])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

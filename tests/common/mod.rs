@@ -100,7 +100,12 @@ impl TestEnv {
 
     /// Starts `dvt ARGS`, kills it with SIGKILL `after` that long, and waits for it.
     pub fn dvt_killed_after(&self, args: &[&str], after: std::time::Duration) {
-        let mut child = self.dvt_cmd(args).spawn().expect("start dvt");
+        let mut child = self
+            .dvt_cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dvt");
         std::thread::sleep(after);
         let _ = child.kill();
         let _ = child.wait();
