@@ -44,6 +44,8 @@
 pub mod api;
 pub mod cache;
 pub mod error;
+#[cfg(test)]
+mod format_fixtures;
 pub mod frames;
 pub mod fsutil;
 pub mod git;
