@@ -84,6 +84,9 @@ impl Error {
             Error::Path(PathError::Exists { flag, .. }) => Some(format!(
                 "pass `{flag}` to replace it, or name another destination with `-o PATH`"
             )),
+            Error::Path(PathError::MoveTargetExists { .. }) => {
+                Some("move or delete what is there first, or name another destination".into())
+            }
             Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
                 "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
             )),
@@ -628,6 +631,26 @@ pub enum PathError {
         path: PathBuf,
         /// The flag that would change that.
         flag: &'static str,
+    },
+    /// The destination of `dvt move` exists already.
+    #[error("cannot move `{from}` to `{to}`: `{existing}` already exists")]
+    MoveTargetExists {
+        /// The tracked path, relative to the repository root.
+        from: String,
+        /// The destination, relative to the repository root.
+        to: String,
+        /// What is in the way: the destination or its pointer file.
+        existing: String,
+    },
+    /// A `dvt move` that cannot be done as asked.
+    #[error("cannot move `{from}` to `{to}`: {reason}")]
+    BadMove {
+        /// The tracked path, relative to the repository root.
+        from: String,
+        /// The destination, relative to the repository root.
+        to: String,
+        /// Why.
+        reason: &'static str,
     },
     /// `update` of a pointer that is not an import.
     #[error("`{pointer}` was not made by `dvt import`: there is nothing to update from")]

@@ -486,6 +486,20 @@ pub fn find_pointers(repo: &Repo) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The nearest directory above `rel` (repo-relative) that a pointer tracks, if any:
+/// a path inside it belongs to that pointer.
+pub fn tracked_ancestor(repo: &Repo, rel: &str) -> Option<String> {
+    let mut cut = rel.len();
+    while let Some(i) = rel[..cut].rfind('/') {
+        let ancestor = &rel[..i];
+        if pointer_path_for(&repo.root().join(ancestor)).is_file() {
+            return Some(ancestor.to_string());
+        }
+        cut = i;
+    }
+    None
+}
+
 /// The pointer files named by `targets` (data paths or pointer files, relative to
 /// `cwd`); every pointer in the repository when `targets` is empty.
 pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {

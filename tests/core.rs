@@ -1172,3 +1172,101 @@ fn big_objects_are_runs_of_frames_decoded_whole() {
     assert!(env.read("data/readings.csv") == csv.as_bytes());
     env.dvt(&["fsck"]).ok();
 }
+
+/// `dvt move` (alias `mv`), as `dvc move`: the data, its pointer and its
+/// `.gitignore` entry move together; an existing directory means "into it".
+#[test]
+fn move_renames_data_pointer_and_gitignore_entry() {
+    let env = TestEnv::new();
+    env.write("data/raw/a.csv", "a\n1\n");
+    env.write("data/raw/sub/b c.csv", "b\n2\n");
+    env.write("data/keep.csv", "k\n");
+    env.write("model.bin", noise(10_000, 3));
+    env.dvt(&["add", "data/raw", "data/keep.csv", "model.bin"]).ok();
+    env.commit("data");
+
+    // A directory, named by its pointer, to a place whose parents do not exist yet.
+    let r = env.dvt(&["move", "data/raw.dvt", "archive/2024/raw"]).ok();
+    assert!(r.stdout.contains("moved data/raw -> archive/2024/raw"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("git add -A data/raw.dvt archive/2024/raw.dvt archive/2024/.gitignore data/.gitignore"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("data/raw") && !env.exists("data/raw.dvt"));
+    assert_eq!(env.read("archive/2024/raw/sub/b c.csv"), b"b\n2\n");
+    let pointer = String::from_utf8(env.read("archive/2024/raw.dvt")).unwrap();
+    assert!(pointer.contains("path = \"raw\"\nkind = \"dir\""), "{pointer}");
+    assert_eq!(env.read("archive/2024/.gitignore"), b"/raw\n");
+    assert_eq!(env.read("data/.gitignore"), b"/keep.csv\n");
+    // Git sees the pointer moved and none of the data.
+    env.git(&["add", "-A"]);
+    let staged = env.git(&["status", "--porcelain"]).stdout;
+    assert!(
+        staged.contains("archive/2024/raw.dvt") && !staged.contains(".csv\n"),
+        "{staged}"
+    );
+
+    // A file into an existing directory, with the alias; the root `.gitignore` goes.
+    env.dvt(&["mv", "model.bin", "archive"]).ok();
+    assert!(env.read("archive/model.bin") == noise(10_000, 3));
+    assert!(env.read("archive/.gitignore") == b"/model.bin\n" && !env.exists(".gitignore"));
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // Data not in the workspace: the pointer moves, and checkout restores it there.
+    std::fs::remove_file(env.path("archive/model.bin")).unwrap();
+    let r = env.dvt(&["mv", "archive/model.bin", "models/m.bin"]).ok();
+    assert!(r.stdout.contains("the pointer only"), "{}", r.stdout);
+    // A rename within one directory names its `.gitignore` once.
+    let r = env.dvt(&["mv", "data/keep.csv", "data/kept.csv"]).ok();
+    assert!(
+        r.stderr
+            .contains("git add -A data/keep.csv.dvt data/kept.csv.dvt data/.gitignore\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("data/.gitignore"), b"/kept.csv\n");
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("models/m.bin") == noise(10_000, 3));
+
+    // Refused before anything changes.
+    env.write("tracked/readme.md", "hi\n");
+    env.commit("readme");
+    std::fs::remove_file(env.path("tracked/readme.md")).unwrap();
+    env.write("notes.txt", "mine\n");
+    let workspace = || -> Vec<String> {
+        common::snapshot(&env.root)
+            .into_iter()
+            .filter(|e| !e.contains(" .git") && !e.contains(" .dvt/tmp"))
+            .collect()
+    };
+    let before = workspace();
+    for (to, msg) in [
+        ("notes.txt", "`notes.txt` already exists"),
+        ("archive/2024/raw/inner", "a directory cannot move into itself"),
+        ("archive/2024/raw", "it is the same path"),
+        ("x.dvt", "not a pointer file"),
+        (".git/raw", "inside `.dvt` or `.git`"),
+        ("../raw", "is outside the repository"),
+        ("data/kept.csv/raw", "inside the tracked directory"),
+        ("tracked/readme.md", "tracked by git"),
+    ] {
+        let r = env.dvt(&["move", "archive/2024/raw", to]).fails();
+        assert!(r.stderr.contains(msg), "{to}: {}", r.stderr);
+    }
+    let r = env.dvt(&["move", "nothing", "x"]).fails();
+    assert!(r.stderr.contains("not tracked by dvt"), "{}", r.stderr);
+    assert_eq!(workspace(), before, "a refused move changed files");
+
+    // A move cut short after writing the new pointer: running it again finishes it.
+    let moved = String::from_utf8(env.read("models/m.bin.dvt")).unwrap();
+    env.write(
+        "models/w.bin.dvt",
+        moved.replace("path = \"m.bin\"", "path = \"w.bin\""),
+    );
+    env.dvt(&["move", "models/m.bin", "models/w.bin"]).ok();
+    assert!(env.read("models/w.bin") == noise(10_000, 3) && !env.exists("models/m.bin.dvt"));
+    assert_eq!(env.read("models/.gitignore"), b"/w.bin\n");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}

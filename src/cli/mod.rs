@@ -100,6 +100,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rename tracked data together with its pointer and `.gitignore` entry (as `dvc move`).
+    #[command(alias = "mv")]
+    Move {
+        /// The tracked data path, or its `.dvt` file.
+        from: PathBuf,
+        /// The new data path; an existing directory means "into it", as with `mv`.
+        to: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop tracking: delete the pointer and its `.gitignore` entry; keep the data.
     Remove {
         /// `.dvt` files or data paths.
@@ -498,6 +509,40 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 if n == 1 { "" } else { "s" },
                 HumanBytes(report.bytes),
                 report.unchanged.len()
+            );
+        }
+        Command::Move {
+            from,
+            to,
+            json: as_json,
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let opts = ops::MoveOptions {
+                from: from.clone(),
+                to: to.clone(),
+                cwd,
+            };
+            let report = ops::mv(&repo, &opts)?;
+            if *as_json {
+                return json(&report);
+            }
+            say!(
+                q,
+                "moved {} -> {}{}",
+                report.from,
+                report.to,
+                if report.moved_data {
+                    ""
+                } else {
+                    " (the pointer only: the data was not in the workspace)"
+                }
+            );
+            let mut files = vec![report.old_pointer.as_str(), report.pointer.as_str()];
+            files.extend(report.gitignores.iter().map(String::as_str));
+            note!(
+                q,
+                "hint: to record the move with git, run:\n    git add -A {}",
+                files.join(" ")
             );
         }
         Command::Remove { targets } => {

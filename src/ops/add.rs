@@ -168,17 +168,8 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
         return Err(PathError::Special { path: abs }.into());
     }
     // Refuse a path below a tracked directory: its pointer owns it.
-    let mut cut = rel.len();
-    while let Some(i) = rel[..cut].rfind('/') {
-        let ancestor = &rel[..i];
-        if pointer_path_for(&repo.root().join(ancestor)).is_file() {
-            return Err(PathError::InsideTracked {
-                path: rel.clone(),
-                tracked: ancestor.to_string(),
-            }
-            .into());
-        }
-        cut = i;
+    if let Some(tracked) = crate::workspace::tracked_ancestor(repo, &rel) {
+        return Err(PathError::InsideTracked { path: rel, tracked }.into());
     }
     Ok(Target {
         abs,

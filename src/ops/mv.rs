@@ -1,0 +1,136 @@
+//! `dvt move`: rename tracked data together with its pointer and its `.gitignore`
+//! entry, as `dvc move` does. Nothing is hashed and the cache is not touched.
+
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use serde::Serialize;
+
+use crate::error::{PathError, Result};
+use crate::pointer::{Pointer, is_pointer_path, pointer_path_for};
+use crate::repo::Repo;
+use crate::workspace::{rel_str, resolve_targets, tracked_ancestor};
+
+/// What to move where.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// The tracked data path or its pointer file.
+    pub from: PathBuf,
+    /// The new data path; an existing directory means "into it", as with `mv`.
+    pub to: PathBuf,
+    /// The directory relative paths start from.
+    pub cwd: PathBuf,
+}
+
+/// What `move` did.
+#[derive(Debug, Serialize)]
+pub struct MoveReport {
+    /// The old data path, repo-relative.
+    pub from: String,
+    /// The new data path, repo-relative.
+    pub to: String,
+    /// The pointer file written, repo-relative.
+    pub pointer: String,
+    /// The pointer file deleted, repo-relative.
+    pub old_pointer: String,
+    /// Whether data was in the workspace to be renamed (else only the pointer moved).
+    pub moved_data: bool,
+    /// The `.gitignore` files changed, repo-relative.
+    pub gitignores: Vec<String>,
+}
+
+/// Moves tracked data from `opts.from` to `opts.to`.
+///
+/// Every check is made before anything changes. Then, in this order: the new
+/// pointer and its `.gitignore` entry are written (each atomically), the data is
+/// renamed, and the old pointer and its entry go. A command killed in between
+/// leaves both pointers, never neither; running the same move again finishes it.
+pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
+    let old_pointer = resolve_targets(repo, &opts.cwd, std::slice::from_ref(&opts.from))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| PathError::NotTracked {
+            target: opts.from.display().to_string(),
+        })?;
+    let pointer = Pointer::load(&old_pointer)?;
+    let old_data = data_path(&old_pointer);
+    let from = rel_str(repo.root(), &old_data)?;
+
+    let (mut new_data, mut to) = repo.resolve(&opts.cwd, &opts.to)?;
+    let to_is_dir = fs::symlink_metadata(&new_data).is_ok_and(|m| m.is_dir());
+    if to_is_dir && new_data != old_data && !pointer_path_for(&new_data).is_file() {
+        new_data = new_data.join(file_name(&from));
+        to = rel_str(repo.root(), &new_data)?;
+    }
+    let bad = |reason| PathError::BadMove {
+        from: from.clone(),
+        to: to.clone(),
+        reason,
+    };
+    if is_pointer_path(&new_data) {
+        return Err(bad("name the new data path, not a pointer file").into());
+    }
+    if to == from {
+        return Err(bad("it is the same path").into());
+    }
+    if to.starts_with(&format!("{from}/")) {
+        return Err(bad("a directory cannot move into itself").into());
+    }
+    repo.check_trackable(&to)?;
+    if let Some(tracked) = tracked_ancestor(repo, &to) {
+        return Err(PathError::InsideTracked { path: to, tracked }.into());
+    }
+    let new_pointer = pointer_path_for(&new_data);
+    // A pointer already there that says the same is a move that was cut short.
+    let resuming = Pointer::load(&new_pointer).is_ok_and(|p| p.id == pointer.id && p.kind == pointer.kind);
+    if !resuming {
+        for (path, existing) in [(&new_pointer, format!("{to}.dvt")), (&new_data, to.clone())] {
+            if fs::symlink_metadata(path).is_ok() {
+                return Err(PathError::MoveTargetExists { from, to, existing }.into());
+            }
+        }
+    }
+    if let Ok(git) = crate::git::Git::open(repo.root())
+        && let Some(tracked) = git.tracked_at_or_below(&to)?
+    {
+        return Err(PathError::TrackedByGit { path: to, tracked }.into());
+    }
+
+    let _lock = repo.lock(&format!("dvt move {from} {to}"))?;
+    let new_dir = new_data.parent().unwrap_or(repo.root());
+    fs::create_dir_all(new_dir)?;
+    let mut moved = pointer.clone();
+    moved.path = file_name(&to).to_string();
+    moved.save(&new_pointer)?;
+    let mut gitignores = Vec::new();
+    if crate::gitignore::add(new_dir, file_name(&to))? {
+        gitignores.push(rel_str(repo.root(), &new_dir.join(".gitignore"))?);
+    }
+    let moved_data = fs::symlink_metadata(&old_data).is_ok() && fs::symlink_metadata(&new_data).is_err();
+    if moved_data {
+        fs::rename(&old_data, &new_data)?;
+    }
+    fs::remove_file(&old_pointer)?;
+    let old_dir = old_pointer.parent().unwrap_or(repo.root());
+    let old_gitignore = rel_str(repo.root(), &old_dir.join(".gitignore"))?;
+    if crate::gitignore::remove(old_dir, file_name(&from))? && !gitignores.contains(&old_gitignore) {
+        gitignores.push(old_gitignore);
+    }
+    Ok(MoveReport {
+        old_pointer: format!("{from}.dvt"),
+        pointer: format!("{to}.dvt"),
+        from,
+        to,
+        moved_data,
+        gitignores,
+    })
+}
+
+/// The data path a pointer file names: its own name without `.dvt`.
+fn data_path(pointer: &Path) -> PathBuf {
+    pointer.with_extension("")
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
