@@ -1270,3 +1270,55 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     assert_eq!(env.read("models/.gitignore"), b"/w.bin\n");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 }
+
+/// The `git add` a hint suggests works when pasted where dvt ran: paths are
+/// relative to that directory, and quoted where the shell needs it.
+#[test]
+fn git_hints_can_be_pasted_in_the_directory_dvt_ran_in() {
+    let env = TestEnv::new();
+    env.write("data/day 1.csv", "t,v\n1,2\n");
+    env.write("models/m.bin", noise(5_000, 4));
+    let data = env.path("data");
+    let r = env.dvt_in(&data, &["add", "day 1.csv", "../models/m.bin"]).ok();
+    let hint = r
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("git add"))
+        .unwrap();
+    assert_eq!(
+        hint.trim(),
+        "git add 'day 1.csv.dvt' .gitignore ../models/m.bin.dvt ../models/.gitignore",
+        "{}",
+        r.stderr
+    );
+    env.run("sh", &["-c", &format!("cd data && {}", hint.trim())]).ok();
+    let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
+    for f in [
+        "data/day 1.csv.dvt",
+        "data/.gitignore",
+        "models/m.bin.dvt",
+        "models/.gitignore",
+    ] {
+        assert!(staged.contains(f), "{f} not staged: {staged}");
+    }
+    env.commit("data");
+
+    let r = env.dvt_in(&data, &["mv", "day 1.csv", "day2.csv"]).ok();
+    let hint = r
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("git add"))
+        .unwrap();
+    assert_eq!(
+        hint.trim(),
+        "git add -A 'day 1.csv.dvt' day2.csv.dvt .gitignore",
+        "{}",
+        r.stderr
+    );
+    env.run("sh", &["-c", &format!("cd data && {}", hint.trim())]).ok();
+    let staged = env.git(&["status", "--porcelain"]).stdout;
+    assert!(
+        staged.contains("R  \"data/day 1.csv.dvt\" -> data/day2.csv.dvt"),
+        "{staged}"
+    );
+}

@@ -517,7 +517,15 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 repo,
                 &r.commit[..7]
             );
-            note!(quiet, "hint: commit it with `git add {pointer} .gitignore`");
+            let gitignore = match pointer.rfind('/') {
+                Some(i) => format!("{}/.gitignore", &pointer[..i]),
+                None => ".gitignore".to_string(),
+            };
+            note!(
+                quiet,
+                "hint: commit it with `git add {}`",
+                super::shell_paths(here.root(), cwd, &[pointer, &gitignore])
+            );
         }
         HistoryCommand::Update {
             targets,

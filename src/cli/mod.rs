@@ -303,6 +303,33 @@ macro_rules! note {
 mod history;
 mod pipeline;
 
+/// Repo-relative paths as arguments for a `git` command typed in `cwd`: relative
+/// to it, and shell-quoted where needed, so that a hint can be pasted as it is.
+fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> String {
+    let here: Vec<&str> = match cwd.strip_prefix(root).ok().and_then(|p| p.to_str()) {
+        Some(p) => p.split('/').filter(|c| !c.is_empty()).collect(),
+        None => Vec::new(),
+    };
+    rels.iter()
+        .map(|rel| {
+            let parts: Vec<&str> = rel.split('/').collect();
+            let common = here.iter().zip(&parts).take_while(|(a, b)| a == b).count();
+            let mut out: Vec<&str> = vec![".."; here.len() - common];
+            out.extend(&parts[common..]);
+            let path = if out.is_empty() { ".".to_string() } else { out.join("/") };
+            let plain = path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./+@%=:,".contains(c));
+            if plain {
+                path
+            } else {
+                format!("'{}'", path.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     out!("{text}");
@@ -335,7 +362,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let repo = Repo::open(&cwd)?;
             let opts = ops::AddOptions {
                 paths: paths.clone(),
-                cwd,
+                cwd: cwd.clone(),
             };
             let report = ops::add(&repo, &opts, &bars)?;
             if *as_json {
@@ -367,7 +394,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 note!(
                     q,
                     "hint: to record this version with git, run:\n    git add {}",
-                    files.join(" ")
+                    shell_paths(repo.root(), &cwd, &files)
                 );
             }
         }
@@ -520,7 +547,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let opts = ops::MoveOptions {
                 from: from.clone(),
                 to: to.clone(),
-                cwd,
+                cwd: cwd.clone(),
             };
             let report = ops::mv(&repo, &opts)?;
             if *as_json {
@@ -542,7 +569,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             note!(
                 q,
                 "hint: to record the move with git, run:\n    git add -A {}",
-                files.join(" ")
+                shell_paths(repo.root(), &cwd, &files)
             );
         }
         Command::Remove { targets } => {
