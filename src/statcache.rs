@@ -197,6 +197,41 @@ impl StatCache {
         }
     }
 
+    /// Moves the entries at and below `from` (repo-relative) to `to`, for data that
+    /// was renamed: a renamed directory's files keep their stamps, so they need not
+    /// be hashed again. (A renamed file's ctime changes, so its entry will not match.)
+    pub fn rename_under(&self, from: &str, to: &str) {
+        let dir = format!("{from}/");
+        let under = |k: &str| k == from || k.starts_with(&dir);
+        let moved: Vec<(String, Record)> = {
+            let inner = self.read();
+            let mut moved: Vec<(String, Record)> = self
+                .base()
+                .iter()
+                .filter(|(k, _)| under(k) && !inner.overlay.contains_key(*k))
+                .map(|(k, r)| (k.to_string(), r))
+                .collect();
+            moved.extend(
+                inner
+                    .overlay
+                    .iter()
+                    .filter_map(|(k, r)| r.filter(|_| under(k)).map(|r| (k.clone(), r))),
+            );
+            moved
+        };
+        if moved.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for (k, r) in moved {
+            let new = format!("{to}{}", &k[from.len()..]);
+            inner.overlay.insert(k, None);
+            inner.overlay.insert(new, Some(r));
+        }
+        inner.dirty = true;
+        self.changed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Writes the cache back if anything changed. Failure is not fatal for callers:
     /// the next run re-hashes.
     pub fn save(&self) -> std::io::Result<()> {
@@ -380,6 +415,33 @@ mod tests {
         std::fs::write(&f, b"a,c\n").unwrap();
         let changed = Stamp::of(&std::fs::metadata(&f).unwrap());
         assert_eq!(c.get("data.csv", &changed), None);
+    }
+
+    #[test]
+    fn rename_under_moves_a_path_and_what_is_below_it_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"x").unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(&f).unwrap());
+        let file = dir.path().join("stat-cache");
+        let c = StatCache::load(&file);
+        let id = ObjectId::of(b"x");
+        // Saved ones (in the loaded base) and new ones (in the overlay) both move.
+        c.put("raw/a", stamp, id);
+        c.put("rawer/b", stamp, id);
+        c.save().unwrap();
+        let c = StatCache::load(&file);
+        c.put("raw/sub/c", stamp, id);
+        c.rename_under("raw", "old/raw");
+        for (gone, there) in [("raw/a", "old/raw/a"), ("raw/sub/c", "old/raw/sub/c")] {
+            assert_eq!(c.get(gone, &stamp), None);
+            assert_eq!(c.get(there, &stamp), Some(id));
+        }
+        assert_eq!(c.get("rawer/b", &stamp), Some(id), "a sibling sharing the prefix stays");
+        c.save().unwrap();
+        let c = StatCache::load(&file);
+        assert_eq!(c.get("old/raw/sub/c", &stamp), Some(id));
+        assert_eq!(c.get("raw/a", &stamp), None);
     }
 
     #[test]

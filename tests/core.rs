@@ -1182,6 +1182,7 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     env.write("data/raw/sub/b c.csv", "b\n2\n");
     env.write("data/keep.csv", "k\n");
     env.write("model.bin", noise(10_000, 3));
+    env.settle();
     env.dvt(&["add", "data/raw", "data/keep.csv", "model.bin"]).ok();
     env.commit("data");
 
@@ -1200,6 +1201,9 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     assert!(pointer.contains("path = \"raw\"\nkind = \"dir\""), "{pointer}");
     assert_eq!(env.read("archive/2024/.gitignore"), b"/raw\n");
     assert_eq!(env.read("data/.gitignore"), b"/keep.csv\n");
+    // The moved directory's files keep their stat-cache entries: nothing to hash.
+    let r = env.dvt(&["add", "archive/2024/raw"]).ok();
+    assert!(r.stderr.contains("hashed 0 files"), "{}", r.stderr);
     // Git sees the pointer moved and none of the data.
     env.git(&["add", "-A"]);
     let staged = env.git(&["status", "--porcelain"]).stdout;

@@ -1,5 +1,6 @@
 //! `dvt move`: rename tracked data together with its pointer and its `.gitignore`
-//! entry, as `dvc move` does. Nothing is hashed and the cache is not touched.
+//! entry, as `dvc move` does. Nothing is hashed and the cache is not touched; the
+//! stat cache's entries move with the data, so a moved directory is not hashed again.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +110,10 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     let moved_data = fs::symlink_metadata(&old_data).is_ok() && fs::symlink_metadata(&new_data).is_err();
     if moved_data {
         fs::rename(&old_data, &new_data)?;
+        // The stat cache only saves work: failing to write it is not an error.
+        let stat = repo.stat_cache();
+        stat.rename_under(&from, &to);
+        let _ = stat.save();
     }
     fs::remove_file(&old_pointer)?;
     let old_dir = old_pointer.parent().unwrap_or(repo.root());
