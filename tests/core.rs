@@ -1263,6 +1263,13 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     assert!(r.stderr.contains("not tracked by dvt"), "{}", r.stderr);
     assert_eq!(workspace(), before, "a refused move changed files");
 
+    // Another tracked copy of the same content is not taken for a move cut short.
+    env.write("models/copy.bin", noise(10_000, 3));
+    env.dvt(&["add", "models/copy.bin"]).ok();
+    let r = env.dvt(&["move", "models/m.bin", "models/copy.bin"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(env.exists("models/m.bin.dvt") && env.read("models/.gitignore") == b"/m.bin\n/copy.bin\n");
+
     // A move cut short after writing the new pointer: running it again finishes it.
     let moved = String::from_utf8(env.read("models/m.bin.dvt")).unwrap();
     env.write(
@@ -1271,7 +1278,7 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     );
     env.dvt(&["move", "models/m.bin", "models/w.bin"]).ok();
     assert!(env.read("models/w.bin") == noise(10_000, 3) && !env.exists("models/m.bin.dvt"));
-    assert_eq!(env.read("models/.gitignore"), b"/w.bin\n");
+    assert_eq!(env.read("models/.gitignore"), b"/copy.bin\n/w.bin\n");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 }
 

@@ -82,11 +82,14 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         return Err(PathError::InsideTracked { path: to, tracked }.into());
     }
     let new_pointer = pointer_path_for(&new_data);
-    // A pointer already there that says the same is a move that was cut short.
-    let resuming = Pointer::load(&new_pointer).is_ok_and(|p| p.id == pointer.id && p.kind == pointer.kind);
+    // A pointer already there that says the same is a move that was cut short,
+    // unless data is at both places: then it is another tracked copy.
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    let resuming = Pointer::load(&new_pointer).is_ok_and(|p| p.id == pointer.id && p.kind == pointer.kind)
+        && !(exists(&old_data) && exists(&new_data));
     if !resuming {
         for (path, existing) in [(&new_pointer, format!("{to}.dvt")), (&new_data, to.clone())] {
-            if fs::symlink_metadata(path).is_ok() {
+            if exists(path) {
                 return Err(PathError::MoveTargetExists { from, to, existing }.into());
             }
         }
@@ -107,7 +110,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     if crate::gitignore::add(new_dir, file_name(&to))? {
         gitignores.push(rel_str(repo.root(), &new_dir.join(".gitignore"))?);
     }
-    let moved_data = fs::symlink_metadata(&old_data).is_ok() && fs::symlink_metadata(&new_data).is_err();
+    let moved_data = exists(&old_data) && !exists(&new_data);
     if moved_data {
         fs::rename(&old_data, &new_data)?;
         // The stat cache only saves work: failing to write it is not an error.
