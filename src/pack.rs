@@ -332,11 +332,6 @@ impl PackWriter {
         Ok(len)
     }
 
-    /// Whether `id` has been appended.
-    pub fn contains(&self, id: &ObjectId) -> bool {
-        self.pending.contains_key(id)
-    }
-
     /// Whether the pack has reached the size at which a new one should start.
     pub fn is_full(&self) -> bool {
         self.offset >= PACK_TARGET
@@ -388,9 +383,9 @@ impl Drop for PackWriter {
 }
 
 /// A cache's packs: the published set (read on first need) and, while a command
-/// packs, the packs being written: up to one per core, so that two threads
-/// never wait on each other's writes (timed on dataset (c): one shared pack kept
-/// `add` at 80% of two cores).
+/// packs, the packs being written: up to one per worker thread, so that two
+/// threads never wait on each other's writes (timed on dataset (c): one shared
+/// pack kept `add` at 80% of two cores).
 #[derive(Debug)]
 pub struct Packs {
     dir: PathBuf,

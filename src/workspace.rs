@@ -486,6 +486,11 @@ pub fn find_pointers(repo: &Repo) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The last component of `rel`, a `/`-separated relative path.
+pub fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
 /// The nearest directory above `rel` (repo-relative) that a pointer tracks, if any:
 /// a path inside it belongs to that pointer.
 pub fn tracked_ancestor(repo: &Repo, rel: &str) -> Option<String> {

@@ -1290,19 +1290,21 @@ fn git_hints_can_be_pasted_in_the_directory_dvt_ran_in() {
     env.write("data/day 1.csv", "t,v\n1,2\n");
     env.write("models/m.bin", noise(5_000, 4));
     let data = env.path("data");
+    // The `git add` line of a run's hints.
+    let git_hint = |r: &common::Run| -> String {
+        let line = r.stderr.lines().find(|l| l.trim_start().starts_with("git add"));
+        line.unwrap_or_else(|| panic!("no git hint: {}", r.stderr))
+            .trim()
+            .to_string()
+    };
     let r = env.dvt_in(&data, &["add", "day 1.csv", "../models/m.bin"]).ok();
-    let hint = r
-        .stderr
-        .lines()
-        .find(|l| l.trim_start().starts_with("git add"))
-        .unwrap();
+    let hint = git_hint(&r);
     assert_eq!(
-        hint.trim(),
-        "git add 'day 1.csv.dvt' .gitignore ../models/m.bin.dvt ../models/.gitignore",
+        hint, "git add 'day 1.csv.dvt' .gitignore ../models/m.bin.dvt ../models/.gitignore",
         "{}",
         r.stderr
     );
-    env.run("sh", &["-c", &format!("cd data && {}", hint.trim())]).ok();
+    env.run("sh", &["-c", &format!("cd data && {hint}")]).ok();
     let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
     for f in [
         "data/day 1.csv.dvt",
@@ -1315,18 +1317,13 @@ fn git_hints_can_be_pasted_in_the_directory_dvt_ran_in() {
     env.commit("data");
 
     let r = env.dvt_in(&data, &["mv", "day 1.csv", "day2.csv"]).ok();
-    let hint = r
-        .stderr
-        .lines()
-        .find(|l| l.trim_start().starts_with("git add"))
-        .unwrap();
+    let hint = git_hint(&r);
     assert_eq!(
-        hint.trim(),
-        "git add -A 'day 1.csv.dvt' day2.csv.dvt .gitignore",
+        hint, "git add -A 'day 1.csv.dvt' day2.csv.dvt .gitignore",
         "{}",
         r.stderr
     );
-    env.run("sh", &["-c", &format!("cd data && {}", hint.trim())]).ok();
+    env.run("sh", &["-c", &format!("cd data && {hint}")]).ok();
     let staged = env.git(&["status", "--porcelain"]).stdout;
     assert!(
         staged.contains("R  \"data/day 1.csv.dvt\" -> data/day2.csv.dvt"),

@@ -15,7 +15,7 @@ use crate::object::ObjectId;
 use crate::pointer::{Kind, Pointer, is_pointer_path, pointer_path_for};
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::{Counters, Identify, identify_file, scan_dir};
+use crate::workspace::{Counters, Identify, file_name, identify_file, scan_dir};
 
 /// What to add.
 #[derive(Debug, Clone)]
@@ -130,10 +130,6 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         hashed_bytes: counters.hashed_bytes.into_inner(),
         written_bytes: counters.written_bytes.into_inner(),
     })
-}
-
-fn file_name(rel: &str) -> &str {
-    rel.rsplit('/').next().unwrap_or(rel)
 }
 
 fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {

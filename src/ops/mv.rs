@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, Result};
 use crate::pointer::{Pointer, is_pointer_path, pointer_path_for};
 use crate::repo::Repo;
-use crate::workspace::{rel_str, resolve_targets, tracked_ancestor};
+use crate::workspace::{file_name, rel_str, resolve_targets, tracked_ancestor};
 
 /// What to move where.
 #[derive(Debug, Clone)]
@@ -137,8 +137,4 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
 /// The data path a pointer file names: its own name without `.dvt`.
 fn data_path(pointer: &Path) -> PathBuf {
     pointer.with_extension("")
-}
-
-fn file_name(rel: &str) -> &str {
-    rel.rsplit('/').next().unwrap_or(rel)
 }
