@@ -722,6 +722,58 @@ fn pull_of_big_objects_from_a_directory() {
     pull_of_big_objects(&a, |_| {});
 }
 
+/// Small objects come from a directory remote as whole packs. Every path must get
+/// its own bytes and mode: two paths with one content, an empty file, an
+/// executable; and a file of the user's own where a pointer's data goes is not
+/// overwritten.
+#[test]
+fn pull_of_small_objects_from_a_directory_restores_every_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let (a, _) = dir_repo();
+    for i in 0..40 {
+        a.write(&format!("data/part-{i:02}.bin"), part(3000, i));
+    }
+    a.write("data/same/one.bin", part(5000, 1));
+    a.write("data/same/two.bin", part(5000, 1));
+    a.write("data/empty", "");
+    a.write("data/run.sh", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(a.path("data/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    a.write("notes.txt", "kept apart\n");
+    a.dvt(&["add", "data", "notes.txt"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    for f in files_under(&a.path("data")) {
+        let rel = f.strip_prefix(&a.root).unwrap().to_str().unwrap().to_string();
+        assert!(a.read(&rel) == b.read(&rel), "{rel} differs after pull");
+    }
+    assert!(a.read("notes.txt") == b.read("notes.txt"));
+    let mode = std::fs::metadata(b.path("data/run.sh")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "run.sh lost its execute bit: {mode:o}");
+    let mode = std::fs::metadata(b.path("data/part-00.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0, "part-00.bin became executable: {mode:o}");
+    assert_no_pull_leftovers(&b);
+    assert!(b.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // A clone with a file of its own where a pointer's is: the pull fetches, then
+    // refuses to check out and writes nothing; the copies it kept are removed, and
+    // the data comes out of the cache once asked for alone.
+    let c = a.clone_repo();
+    c.write("notes.txt", "my own notes\n");
+    let r = c.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("notes.txt"), "{}", r.stderr);
+    assert!(c.read("notes.txt") == b"my own notes\n");
+    assert!(!c.exists("data"));
+    assert_no_pull_leftovers(&c);
+    c.dvt(&["checkout", "data"]).ok();
+    assert!(a.read("data/same/two.bin") == c.read("data/same/two.bin"));
+}
+
 #[test]
 fn pull_of_big_objects_from_s3() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {

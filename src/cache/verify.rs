@@ -1,6 +1,7 @@
 //! Checking an object's stored bytes as they stream to or from a remote.
 
 use super::*;
+use std::borrow::Cow;
 
 /// Checks stored bytes as they stream past: feed the stored form of one object in
 /// chunks, and [`StoredVerifier::finish`] says whether it decodes to content whose
@@ -152,26 +153,12 @@ impl OutgoingCheck {
     }
 }
 
-/// Checks that `stored` (an object's stored form, whole) decodes to content with id `id`.
-pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), String> {
-    let content_id = match detect(stored) {
-        Some(Encoding::Raw) => ObjectId::of(&stored[RAW_HEADER.len()..]),
-        Some(Encoding::Zstd) => ObjectId::of(&decompress_all(stored)?),
-        None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
-        None => return Err("unknown object encoding".into()),
-    };
-    if content_id == *id {
-        Ok(())
-    } else {
-        Err("content does not match its id (truncated or altered)".into())
-    }
-}
-
-/// Decodes `stored` (an object's stored form, whole) into its content, verified.
-pub fn decode_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// The content that `stored` (an object's stored form, whole) decodes to,
+/// verified against `id`: borrowed from `stored` when it is kept raw.
+fn stored_content<'a>(id: &ObjectId, stored: &'a [u8]) -> std::result::Result<Cow<'a, [u8]>, String> {
     let content = match detect(stored) {
-        Some(Encoding::Raw) => stored[RAW_HEADER.len()..].to_vec(),
-        Some(Encoding::Zstd) => decompress_all(stored)?,
+        Some(Encoding::Raw) => Cow::Borrowed(&stored[RAW_HEADER.len()..]),
+        Some(Encoding::Zstd) => Cow::Owned(decompress_all(stored)?),
         None if stored.len() < RAW_HEADER.len() => return Err("truncated: too short to be an object".into()),
         None => return Err("unknown object encoding".into()),
     };
@@ -180,6 +167,16 @@ pub fn decode_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<Vec<u8
     } else {
         Err("content does not match its id (truncated or altered)".into())
     }
+}
+
+/// Checks that `stored` (an object's stored form, whole) decodes to content with id `id`.
+pub fn verify_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<(), String> {
+    stored_content(id, stored).map(|_| ())
+}
+
+/// Decodes `stored` (an object's stored form, whole) into its content, verified.
+pub fn decode_stored(id: &ObjectId, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    stored_content(id, stored).map(Cow::into_owned)
 }
 
 /// The first bytes (up to `n`) of the content that `stored` (a prefix of a stored
