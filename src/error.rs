@@ -597,7 +597,7 @@ pub enum PathError {
         reason: &'static str,
     },
     /// A path resolves through a symbolic link.
-    #[error("`{}` goes through the symbolic link `{}`; dvt does not follow links in tracked paths", path.display(), link.display())]
+    #[error("{}; dvt does not follow links in tracked paths", symlink_subject(path, link))]
     Symlink {
         /// The path.
         path: PathBuf,
@@ -724,4 +724,17 @@ pub(crate) fn toml_message(text: &str, span: Option<std::ops::Range<usize>>, mes
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     format!("line {line}, column {column}: {message}")
+}
+
+/// What [`PathError::Symlink`] says about the link: the path is one, or leads through one.
+fn symlink_subject(path: &std::path::Path, link: &std::path::Path) -> String {
+    if path == link {
+        format!("`{}` is a symbolic link", path.display())
+    } else {
+        format!(
+            "`{}` goes through the symbolic link `{}`",
+            path.display(),
+            link.display()
+        )
+    }
 }

@@ -485,6 +485,24 @@ fn add_refuses_symlinks() {
         r.stderr
     );
     assert!(!env.exists("data.dvt"));
+    // A link named itself is said to be one, not to lead through itself.
+    std::os::unix::fs::symlink("data/a.csv", env.path("alias.csv")).unwrap();
+    let r = env.dvt(&["add", "alias.csv"]).fails();
+    assert!(r.stderr.contains("`alias.csv` is a symbolic link"), "{}", r.stderr);
+    assert!(!env.exists("alias.csv.dvt"));
+    // Nor is a fifo data: it is refused by the name it was given.
+    let made = std::process::Command::new("mkfifo")
+        .arg(env.path("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let r = env.dvt(&["add", "pipe"]).fails();
+    assert!(
+        r.stderr.contains("`pipe` is not a regular file or directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("pipe.dvt"));
 }
 
 #[test]

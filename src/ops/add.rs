@@ -155,13 +155,16 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     let ft = meta.file_type();
     if ft.is_symlink() {
         return Err(PathError::Symlink {
-            path: abs.clone(),
-            link: abs,
+            path: arg.to_path_buf(),
+            link: arg.to_path_buf(),
         }
         .into());
     }
     if !ft.is_file() && !ft.is_dir() {
-        return Err(PathError::Special { path: abs }.into());
+        return Err(PathError::Special {
+            path: arg.to_path_buf(),
+        }
+        .into());
     }
     // Refuse a path below a tracked directory: its pointer owns it.
     if let Some(tracked) = crate::workspace::tracked_ancestor(repo, &rel) {
