@@ -960,6 +960,20 @@ fn unknown_remote_and_unsupported_scheme_are_refused() {
     );
     let r = a.dvt(&["remote", "add", "store", "/elsewhere"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+
+    // A directory remote whose path is a file: one line naming the remote, for
+    // push and fetch alike; the file is left as it was.
+    a.write("data.csv", "a,b\n");
+    a.dvt(&["add", "data.csv"]).ok();
+    let file = a.root.parent().unwrap().join("not-a-dir");
+    std::fs::write(&file, "mine").unwrap();
+    a.dvt(&["remote", "add", "f", file.to_str().unwrap()]).ok();
+    for cmd in ["push", "fetch"] {
+        let r = a.dvt(&[cmd, "-r", "f"]).fails();
+        let want = format!("remote `f`: `{}` is not a directory", file.display());
+        assert!(r.stderr.contains(&want), "{cmd}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
 }
 
 #[test]

@@ -76,14 +76,16 @@ impl Remote {
         let store: Arc<dyn ObjectStore> = match location.scheme {
             Scheme::Local => {
                 let dir = location.dir.clone().unwrap_or_default();
-                if create {
-                    fs_err::create_dir_all(&dir)?;
+                let config = |message: String| RemoteError::Config {
+                    remote: spec.name.clone(),
+                    message,
+                };
+                if dir.exists() && !dir.is_dir() {
+                    return Err(config(format!("`{}` is not a directory", dir.display())).into());
+                } else if create {
+                    fs_err::create_dir_all(&dir).map_err(|e| config(e.to_string()))?;
                 } else if !dir.is_dir() {
-                    return Err(RemoteError::Config {
-                        remote: spec.name.clone(),
-                        message: format!("the directory `{}` does not exist", dir.display()),
-                    }
-                    .into());
+                    return Err(config(format!("the directory `{}` does not exist", dir.display())).into());
                 }
                 Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(cfg_err)?)
             }
