@@ -722,10 +722,11 @@ fn pull_of_big_objects_from_a_directory() {
     pull_of_big_objects(&a, |_| {});
 }
 
-/// Small objects come from a directory remote as whole packs. Every path must get
-/// its own bytes and mode: two paths with one content, an empty file, an
-/// executable; and a file of the user's own where a pointer's data goes is not
-/// overwritten.
+/// Small objects come from a directory remote as whole packs, and a pull into a
+/// workspace without the directory writes each file as its pack is verified (see
+/// `Cache::plan_tree`). Every path must get its own bytes and mode: two paths with
+/// one content, an empty file, an executable; and a file of the user's own where a
+/// pointer's data goes is not overwritten.
 #[test]
 fn pull_of_small_objects_from_a_directory_restores_every_path() {
     use std::os::unix::fs::PermissionsExt;
@@ -759,6 +760,17 @@ fn pull_of_small_objects_from_a_directory_restores_every_path() {
     assert_eq!(mode & 0o111, 0, "part-00.bin became executable: {mode:o}");
     assert_no_pull_leftovers(&b);
     assert!(b.dvt(&["status"]).ok().stdout.contains("up to date"));
+    // Again with every object cached: nothing is fetched, everything restored.
+    std::fs::remove_dir_all(b.path("data")).unwrap();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(
+        r.stdout.contains("Nothing to fetch") && r.stdout.contains("44 files restored"),
+        "{}",
+        r.stdout
+    );
+    assert!(a.read("data/same/one.bin") == b.read("data/same/one.bin"));
+    assert!(a.read("data/run.sh") == b.read("data/run.sh"));
+    assert_no_pull_leftovers(&b);
 
     // A clone with a file of its own where a pointer's is: the pull fetches, then
     // refuses to check out and writes nothing; the copies it kept are removed, and

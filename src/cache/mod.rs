@@ -28,12 +28,16 @@ use crate::statcache::Stamp;
 mod inventory;
 mod packing;
 mod read;
+mod stash;
 mod stored;
 mod verify;
 
 pub use packing::Packing;
 pub use read::ObjectReader;
+use stash::Stash;
+pub use stash::{KeepDecoded, LaidOut};
 pub use stored::StoredWriter;
+use verify::stored_content;
 pub use verify::{OutgoingCheck, StoredVerifier, decode_prefix, decode_stored, verify_stored};
 
 /// The first bytes of an object stored without compression.
@@ -80,32 +84,6 @@ pub struct Cache {
     stash: Arc<std::sync::Mutex<Stash>>,
 }
 
-/// Decoded copies of big objects, kept by a download for the checkout that follows
-/// (see [`Cache::keep_decoded`]).
-#[derive(Debug, Default)]
-struct Stash {
-    dir: Option<PathBuf>,
-    files: rustc_hash::FxHashMap<ObjectId, PathBuf>,
-}
-
-/// While alive, big objects downloaded into the cache also leave their decoded,
-/// verified content in a directory, for [`Cache::take_decoded`]. Dropping it
-/// deletes whatever was not taken.
-#[derive(Debug)]
-pub struct KeepDecoded {
-    cache: Cache,
-    dir: PathBuf,
-}
-
-impl Drop for KeepDecoded {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.cache.stash.lock() {
-            *s = Stash::default();
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
@@ -121,63 +99,6 @@ impl Cache {
             root,
             level,
         }
-    }
-
-    /// From now until the guard is dropped, each object over [`PACKED_MAX`] that is
-    /// downloaded into this cache (from a remote or a directory) also leaves its
-    /// content, decoded in the same pass that verifies it, as a file in `dir`. A
-    /// checkout that follows takes that file ([`Cache::take_decoded`]) instead of
-    /// decompressing the object a second time. `dir` must be on the workspace's
-    /// filesystem for that to pay; anything left in it is deleted with the guard.
-    pub fn keep_decoded(&self, dir: PathBuf) -> Result<KeepDecoded> {
-        fs::create_dir_all(&dir)?;
-        if let Ok(mut s) = self.stash.lock() {
-            s.dir = Some(dir.clone());
-        }
-        Ok(KeepDecoded {
-            cache: self.clone(),
-            dir,
-        })
-    }
-
-    /// A file holding object `id`'s content, verified, if a download kept one (see
-    /// [`Cache::keep_decoded`]). It is the caller's from now on: rename it or delete it.
-    pub fn take_decoded(&self, id: &ObjectId) -> Option<PathBuf> {
-        self.stash.lock().ok()?.files.remove(id)
-    }
-
-    /// A verifier for object `id` arriving in this cache, writing the decoded content
-    /// to a kept file while a [`KeepDecoded`] is alive (`None` then means no file).
-    fn arrival_verifier(&self, id: &ObjectId, stored_len: u64) -> (StoredVerifier, Option<PathBuf>) {
-        let dir = match self.stash.lock() {
-            Ok(s) if stored_len >= PACKED_MAX && !s.files.contains_key(id) => s.dir.clone(),
-            _ => None,
-        };
-        let kept = dir.map(|d| temp_in(&d, &id.to_string()));
-        match kept
-            .as_ref()
-            .and_then(|p| fs::File::create(p).ok())
-            .map(|f| f.into_parts().0)
-        {
-            Some(f) => (StoredVerifier::new().with_output(f), kept),
-            None => (StoredVerifier::new(), None),
-        }
-    }
-
-    /// Records a kept file once its object verified and entered the cache; deletes it
-    /// when it is incomplete.
-    fn arrived(&self, id: &ObjectId, kept: Option<PathBuf>, complete: bool) {
-        let Some(path) = kept else { return };
-        if complete
-            && let Ok(mut s) = self.stash.lock()
-            && s.dir.is_some()
-        {
-            if let Some(old) = s.files.insert(*id, path) {
-                let _ = fs::remove_file(old);
-            }
-            return;
-        }
-        let _ = fs::remove_file(path);
     }
 
     /// The cache's root directory.
@@ -538,11 +459,16 @@ fn head_of(id: &ObjectId, for_path: Option<&str>, src: &Slice) -> Result<Vec<u8>
 
 /// The stored form of pack entry `e` read from `file`, verified.
 fn read_verified(file: &Arc<std::fs::File>, e: &crate::pack::Entry) -> Result<Vec<u8>> {
-    let stored = Slice::new(file.clone(), e.offset, e.len)
-        .read_all()
-        .map_err(|err| read_error(&e.id, None, err))?;
+    let stored = read_entry(file, e)?;
     verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
     Ok(stored)
+}
+
+/// The stored form of pack entry `e` read from `file`, unchecked.
+fn read_entry(file: &Arc<std::fs::File>, e: &crate::pack::Entry) -> Result<Vec<u8>> {
+    Slice::new(file.clone(), e.offset, e.len)
+        .read_all()
+        .map_err(|err| read_error(&e.id, None, err))
 }
 
 /// Why decoding failed: the stored bytes' fault, or the error itself.

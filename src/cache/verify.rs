@@ -155,7 +155,7 @@ impl OutgoingCheck {
 
 /// The content that `stored` (an object's stored form, whole) decodes to,
 /// verified against `id`: borrowed from `stored` when it is kept raw.
-fn stored_content<'a>(id: &ObjectId, stored: &'a [u8]) -> std::result::Result<Cow<'a, [u8]>, String> {
+pub(super) fn stored_content<'a>(id: &ObjectId, stored: &'a [u8]) -> std::result::Result<Cow<'a, [u8]>, String> {
     let content = match detect(stored) {
         Some(Encoding::Raw) => Cow::Borrowed(&stored[RAW_HEADER.len()..]),
         Some(Encoding::Zstd) => Cow::Owned(decompress_all(stored)?),

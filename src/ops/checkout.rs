@@ -349,8 +349,15 @@ fn restore_whole_dir(
     let parent = t.data_abs.parent().unwrap_or(repo.root());
     fs::create_dir_all(parent)?;
     remove_stale_stages(&t.data_abs)?;
-    let stage = crate::fsutil::temp_sibling(&t.data_abs);
-    fs::create_dir(&stage)?;
+    // A pull may have written the directory already, as its packs arrived.
+    let (stage, written) = match repo.cache().take_tree(&t.data_rel) {
+        Some(laid) => (laid.root, laid.written),
+        None => {
+            let stage = crate::fsutil::temp_sibling(&t.data_abs);
+            fs::create_dir(&stage)?;
+            (stage, Default::default())
+        }
+    };
     let mut dirs: Vec<&str> = manifest.empty_dirs.iter().map(String::as_str).collect();
     dirs.extend(
         manifest
@@ -376,7 +383,15 @@ fn restore_whole_dir(
                 executable: e.executable,
             };
             let dest = stage.join(&e.path);
-            let r = write_object(repo, &job, &dest, &display_path(&t.data_rel, &e.path));
+            let r = if written.contains(&e.path) {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&dest)
+                    .map_err(Into::into)
+                    .and_then(|f| finish_file(f, &job))
+            } else {
+                write_object(repo, &job, &dest, &display_path(&t.data_rel, &e.path))
+            };
             if r.is_err() {
                 let _ = fs::remove_file(&dest);
             }

@@ -384,7 +384,14 @@ async fn fetch_async(
             }
             Kind::Dir if bad_manifests.contains(&t.pointer.id) => {}
             Kind::Dir => {
-                let files = files_needed(t, t.manifest(cache)?)?;
+                let manifest = t.manifest(cache)?;
+                // A pull into a workspace without this directory writes it while
+                // the packs arrive (see `Cache::plan_tree`).
+                if t.within.is_none() && fs_err::symlink_metadata(&t.data_abs).is_err() {
+                    let files = manifest.files.iter().map(|f| (f.path.as_str(), f.id));
+                    cache.plan_tree(&t.data_rel, &t.data_abs, files);
+                }
+                let files = files_needed(t, manifest)?;
                 let ids: Vec<ObjectId> = files.iter().map(|f| f.id).collect();
                 if cache.missing_for_manifest(&t.pointer.id, &ids)?.is_empty() {
                     report.already_cached += ids.len();
