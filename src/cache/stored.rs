@@ -79,10 +79,14 @@ impl Cache {
 
     /// Stores an object given in its stored form, after verifying it. Returns the
     /// stored size; a damaged object is [`CacheError::Corrupt`] and is not written.
+    /// While a pull lays out directories, the content also goes where they need it
+    /// (see [`Cache::plan_tree`]).
     pub fn import_stored(&self, id: &ObjectId, stored: &[u8]) -> Result<u64> {
-        let content = decode_stored(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
+        let content = stored_content(id, stored).map_err(|reason| corrupt(id, None, &reason))?;
         let pack = self.packable(content.len() as u64, &content[..content.len().min(16)]);
-        self.store(id, &[stored], pack)
+        let written = self.store(id, &[stored], pack)?;
+        self.lay_out(id, &content);
+        Ok(written)
     }
 
     /// Copies object `id` from another cache-shaped store `src` (a local remote, or
