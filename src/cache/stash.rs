@@ -2,7 +2,7 @@
 //! copies of big objects, and whole directories written in place.
 
 use super::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 /// What downloads keep for the checkout that follows (see [`Cache::keep_decoded`]).
 #[derive(Debug, Default)]
@@ -12,16 +12,21 @@ pub(super) struct Stash {
     files: FxHashMap<ObjectId, PathBuf>,
     /// Directories being laid out (see [`Cache::plan_tree`]).
     trees: Vec<Tree>,
-    /// For each object a tree needs, where: (index in `trees`, path in the tree).
-    planned: FxHashMap<ObjectId, Vec<(usize, String)>>,
+    /// Every file the trees wait for: (id, index in `trees`, index in its
+    /// `paths`), sorted by id. Indexes, not paths: 100,000 files cost 4 MiB.
+    planned: Vec<(ObjectId, u32, u32)>,
 }
 
 /// A tracked directory written, file by file, as its objects arrive.
 #[derive(Debug)]
 struct Tree {
     data_rel: String,
+    manifest: ObjectId,
     root: PathBuf,
-    written: FxHashSet<String>,
+    /// The manifest's file paths, in its order.
+    paths: Vec<String>,
+    /// Which of them hold their content, verified.
+    written: Vec<bool>,
     taken: bool,
 }
 
@@ -30,8 +35,9 @@ struct Tree {
 pub struct LaidOut {
     /// Where it is, on the workspace's filesystem: rename it into place.
     pub root: PathBuf,
-    /// The paths in it (as in the manifest) holding their content, verified.
-    pub written: FxHashSet<String>,
+    /// For each file of the manifest, in its order: whether it holds its content,
+    /// verified.
+    pub written: Vec<bool>,
 }
 
 /// While alive, big objects downloaded into the cache also leave their decoded,
@@ -112,15 +118,16 @@ impl Cache {
     }
 
     /// While a [`KeepDecoded`] is alive: lays out the tracked directory `data_rel`
-    /// (whose data path, `data_abs`, does not exist) as the objects of `files`
-    /// (path in the directory, id) arrive whole in packs, so that its checkout
-    /// renames one directory instead of writing every file. Returns whether it will:
-    /// not when nothing is kept, or when the directory would be on another
-    /// filesystem than the kept files.
+    /// (whose data path, `data_abs`, does not exist; `manifest` its id) as the
+    /// objects of `files` (the manifest's paths and ids, in its order) arrive, so
+    /// that its checkout renames one directory instead of writing every file.
+    /// Returns whether it will: not when nothing is kept, or when the directory
+    /// would be on another filesystem than the kept files.
     pub fn plan_tree<'a>(
         &self,
         data_rel: &str,
         data_abs: &Path,
+        manifest: &ObjectId,
         files: impl Iterator<Item = (&'a str, ObjectId)>,
     ) -> bool {
         let Ok(mut s) = self.stash.lock() else { return false };
@@ -128,21 +135,28 @@ impl Cache {
         if !same_filesystem(&dir, data_abs) {
             return false;
         }
-        let n = s.trees.len();
+        let n = s.trees.len() as u32;
         let root = dir.join(format!("tree-{n}"));
-        if fs::create_dir(&root).is_err() {
-            return false;
+        let mut paths = Vec::new();
+        for (i, (path, id)) in files.enumerate() {
+            s.planned.push((id, n, i as u32));
+            paths.push(path.to_string());
         }
+        s.planned.sort_unstable();
+        // Every directory now, so that each file costs one `open` later.
+        let mut dirs: Vec<&str> = paths.iter().filter_map(|p| p.rfind('/').map(|i| &p[..i])).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let made = fs::create_dir(&root).is_ok() && dirs.iter().all(|d| fs::create_dir_all(root.join(d)).is_ok());
         s.trees.push(Tree {
             data_rel: data_rel.to_string(),
+            manifest: *manifest,
             root,
-            written: FxHashSet::default(),
-            taken: false,
+            written: vec![false; paths.len()],
+            paths,
+            taken: !made,
         });
-        for (path, id) in files {
-            s.planned.entry(id).or_default().push((n, path.to_string()));
-        }
-        true
+        made
     }
 
     /// Whether some tree waits for objects (see [`Cache::plan_tree`]).
@@ -153,26 +167,25 @@ impl Cache {
     /// Writes `content` (object `id`'s, verified) wherever a planned tree needs it.
     /// A file that cannot be written is left out: the checkout writes it then.
     pub(super) fn lay_out(&self, id: &ObjectId, content: &[u8]) {
-        let places: Vec<(usize, PathBuf, String)> = match self.stash.lock() {
-            Ok(s) => s
-                .planned
-                .get(id)
-                .into_iter()
-                .flatten()
-                .map(|(n, p)| (*n, s.trees[*n].root.join(p), p.clone()))
-                .collect(),
+        let places: Vec<(usize, usize, PathBuf)> = match self.stash.lock() {
+            Ok(s) => {
+                let from = s.planned.partition_point(|p| p.0 < *id);
+                s.planned[from..]
+                    .iter()
+                    .take_while(|p| p.0 == *id)
+                    .map(|&(_, n, i)| (n as usize, i as usize))
+                    .filter(|&(n, _)| !s.trees[n].taken)
+                    .map(|(n, i)| (n, i, s.trees[n].root.join(&s.trees[n].paths[i])))
+                    .collect()
+            }
             Err(_) => return,
         };
-        for (n, abs, path) in places {
-            let written = abs
-                .parent()
-                .map_or(Ok(()), fs::create_dir_all)
-                .and_then(|()| fs::File::create(&abs))
-                .and_then(|mut f| crate::fsutil::write_chunked(&mut f, content));
+        for (n, i, abs) in places {
+            let written = fs::File::create(&abs).and_then(|mut f| crate::fsutil::write_chunked(&mut f, content));
             match written {
                 Ok(()) => {
                     if let Ok(mut s) = self.stash.lock() {
-                        s.trees[n].written.insert(path);
+                        s.trees[n].written[i] = true;
                     }
                 }
                 Err(_) => {
@@ -182,11 +195,14 @@ impl Cache {
         }
     }
 
-    /// The directory laid out for `data_rel` during this pull, if one was planned;
-    /// it is the caller's from now on.
-    pub fn take_tree(&self, data_rel: &str) -> Option<LaidOut> {
+    /// The directory laid out for `data_rel` (manifest `manifest`) during this
+    /// pull, if one was planned; it is the caller's from now on.
+    pub fn take_tree(&self, data_rel: &str, manifest: &ObjectId) -> Option<LaidOut> {
         let mut s = self.stash.lock().ok()?;
-        let tree = s.trees.iter_mut().find(|t| t.data_rel == data_rel && !t.taken)?;
+        let tree = s
+            .trees
+            .iter_mut()
+            .find(|t| t.data_rel == data_rel && t.manifest == *manifest && !t.taken)?;
         tree.taken = true;
         Some(LaidOut {
             root: tree.root.clone(),

@@ -350,12 +350,12 @@ fn restore_whole_dir(
     fs::create_dir_all(parent)?;
     remove_stale_stages(&t.data_abs)?;
     // A pull may have written the directory already, as its packs arrived.
-    let (stage, written) = match repo.cache().take_tree(&t.data_rel) {
+    let (stage, written) = match repo.cache().take_tree(&t.data_rel, &t.pointer.id) {
         Some(laid) => (laid.root, laid.written),
         None => {
             let stage = crate::fsutil::temp_sibling(&t.data_abs);
             fs::create_dir(&stage)?;
-            (stage, Default::default())
+            (stage, Vec::new())
         }
     };
     let mut dirs: Vec<&str> = manifest.empty_dirs.iter().map(String::as_str).collect();
@@ -375,7 +375,8 @@ fn restore_whole_dir(
     let results: Vec<Result<Stamp>> = manifest
         .files
         .par_iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let job = Job {
                 inner: &e.path,
                 id: e.id,
@@ -383,7 +384,7 @@ fn restore_whole_dir(
                 executable: e.executable,
             };
             let dest = stage.join(&e.path);
-            let r = if written.contains(&e.path) {
+            let r = if written.get(i).copied().unwrap_or(false) {
                 fs::OpenOptions::new()
                     .write(true)
                     .open(&dest)

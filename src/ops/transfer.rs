@@ -389,7 +389,7 @@ async fn fetch_async(
                 // the packs arrive (see `Cache::plan_tree`).
                 if t.within.is_none() && fs_err::symlink_metadata(&t.data_abs).is_err() {
                     let files = manifest.files.iter().map(|f| (f.path.as_str(), f.id));
-                    cache.plan_tree(&t.data_rel, &t.data_abs, files);
+                    cache.plan_tree(&t.data_rel, &t.data_abs, &t.pointer.id, files);
                 }
                 let files = files_needed(t, manifest)?;
                 let ids: Vec<ObjectId> = files.iter().map(|f| f.id).collect();
