@@ -246,10 +246,7 @@ fn checkout_fixes_executable_bits_and_replaces_type_changes() {
     let st = env.dvt(&["status"]).ok();
     assert!(st.stdout.contains("mode changed: tools/run.sh"), "{}", st.stdout);
     env.dvt(&["checkout"]).ok();
-    let mode = std::fs::metadata(env.path("tools/run.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = env.mode("tools/run.sh");
     assert_eq!(mode & 0o111, 0o111);
 }
 
@@ -856,18 +853,12 @@ fn a_tracked_file_keeps_its_executable_bit() {
     let st = env.dvt(&["status"]).ok();
     assert!(st.stdout.contains("mode changed: tools/train.sh"), "{}", st.stdout);
     env.dvt(&["checkout"]).ok();
-    let mode = std::fs::metadata(env.path("tools/train.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = env.mode("tools/train.sh");
     assert_eq!(mode & 0o111, 0o111);
 
     std::fs::remove_file(env.path("tools/train.sh")).unwrap();
     env.dvt(&["checkout"]).ok();
-    let mode = std::fs::metadata(env.path("tools/train.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = env.mode("tools/train.sh");
     assert_eq!(mode & 0o111, 0o111, "restored executable");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 }

@@ -697,12 +697,9 @@ fn pull_of_big_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
     ] {
         assert!(a.read(f) == b.read(f), "{f} differs after pull");
     }
-    let mode = std::fs::metadata(b.path("tool.bin")).unwrap().permissions().mode();
+    let mode = b.mode("tool.bin");
     assert_eq!(mode & 0o111, 0o111, "tool.bin lost its execute bit: {mode:o}");
-    let mode = std::fs::metadata(b.path("big/weights.bin"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = b.mode("big/weights.bin");
     assert_eq!(mode & 0o111, 0, "weights.bin became executable: {mode:o}");
     assert_no_pull_leftovers(&b);
     let r = b.dvt(&["status"]).ok();
@@ -751,12 +748,9 @@ fn pull_of_small_objects_from_a_directory_restores_every_path() {
         assert!(a.read(&rel) == b.read(&rel), "{rel} differs after pull");
     }
     assert!(a.read("notes.txt") == b.read("notes.txt"));
-    let mode = std::fs::metadata(b.path("data/run.sh")).unwrap().permissions().mode();
+    let mode = b.mode("data/run.sh");
     assert_eq!(mode & 0o111, 0o111, "run.sh lost its execute bit: {mode:o}");
-    let mode = std::fs::metadata(b.path("data/part-00.bin"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = b.mode("data/part-00.bin");
     assert_eq!(mode & 0o111, 0, "part-00.bin became executable: {mode:o}");
     assert_no_pull_leftovers(&b);
     assert!(b.dvt(&["status"]).ok().stdout.contains("up to date"));

@@ -159,11 +159,6 @@ impl Cache {
         made
     }
 
-    /// Whether some tree waits for objects (see [`Cache::plan_tree`]).
-    pub(super) fn laying_out(&self) -> bool {
-        self.stash.lock().is_ok_and(|s| !s.planned.is_empty())
-    }
-
     /// Writes `content` (object `id`'s, verified) wherever a planned tree needs it.
     /// A file that cannot be written is left out: the checkout writes it then.
     pub(super) fn lay_out(&self, id: &ObjectId, content: &[u8]) {

@@ -215,16 +215,11 @@ impl Cache {
                 fs::copy(&pack.path, &tmp)?;
             }
             let file = Arc::new(fs::File::open(&tmp)?.into_parts().0);
-            let laying_out = self.laying_out();
             pack.entries.par_iter().try_for_each(|e| {
-                if laying_out {
-                    // Decoded and hashed once, for the cache and the workspace both.
-                    let stored = read_entry(&file, e)?;
-                    let content = stored_content(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
-                    self.lay_out(&e.id, &content);
-                } else {
-                    read_verified(&file, e)?;
-                }
+                // Decoded and hashed once, for the cache and a pull's workspace both.
+                let stored = read_entry(&file, e)?;
+                let content = stored_content(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+                self.lay_out(&e.id, &content);
                 verified(e.len);
                 Ok::<_, crate::Error>(())
             })?;

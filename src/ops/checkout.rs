@@ -385,11 +385,7 @@ fn restore_whole_dir(
             };
             let dest = stage.join(&e.path);
             let r = if written.get(i).copied().unwrap_or(false) {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(&dest)
-                    .map_err(Into::into)
-                    .and_then(|f| finish_file(f, &job))
+                finish_in_place(&dest, &job)
             } else {
                 write_object(repo, &job, &dest, &display_path(&t.data_rel, &e.path))
             };
@@ -441,8 +437,7 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
     // workspace: then a rename replaces decompressing the object again.
     if let Some(kept) = repo.cache().take_decoded(&job.id) {
         if fs::rename(&kept, dest).is_ok() {
-            let f = fs::OpenOptions::new().write(true).open(dest)?;
-            return finish_file(f, job);
+            return finish_in_place(dest, job);
         }
         let _ = fs::remove_file(&kept);
     }
@@ -454,6 +449,11 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
         repo.cache().copy_to_file(&job.id, Some(shown), f.file_mut())?;
     }
     finish_file(f, job)
+}
+
+/// [`finish_file`] for `dest`, already holding its content, verified.
+fn finish_in_place(dest: &Path, job: &Job) -> Result<Stamp> {
+    finish_file(fs::OpenOptions::new().write(true).open(dest)?, job)
 }
 
 /// Sets the execute bits a new workspace file should have; returns its stamp.

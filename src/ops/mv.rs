@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, Result};
 use crate::pointer::{Pointer, is_pointer_path, pointer_path_for};
 use crate::repo::Repo;
-use crate::workspace::{file_name, rel_str, resolve_targets, tracked_ancestor};
+use crate::workspace::{Tracked, file_name, rel_str, resolve_targets, tracked_ancestor};
 
 /// What to move where.
 #[derive(Debug, Clone)]
@@ -53,9 +53,14 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         .ok_or_else(|| PathError::NotTracked {
             target: opts.from.display().to_string(),
         })?;
-    let pointer = Pointer::load(&old_pointer)?;
-    let old_data = data_path(&old_pointer);
-    let from = rel_str(repo.root(), &old_data)?;
+    // Loaded as every command loads it: the data path is the one the pointer names,
+    // checked like any other.
+    let Tracked {
+        pointer,
+        data_abs: old_data,
+        data_rel: from,
+        ..
+    } = Tracked::load(repo, &old_pointer)?;
 
     let (mut new_data, mut to) = repo.resolve(&opts.cwd, &opts.to)?;
     let to_is_dir = fs::symlink_metadata(&new_data).is_ok_and(|m| m.is_dir());
@@ -119,22 +124,17 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         let _ = stat.save();
     }
     fs::remove_file(&old_pointer)?;
-    let old_dir = old_pointer.parent().unwrap_or(repo.root());
+    let old_dir = old_data.parent().unwrap_or(repo.root());
     let old_gitignore = rel_str(repo.root(), &old_dir.join(".gitignore"))?;
     if crate::gitignore::remove(old_dir, file_name(&from))? && !gitignores.contains(&old_gitignore) {
         gitignores.push(old_gitignore);
     }
     Ok(MoveReport {
-        old_pointer: format!("{from}.dvt"),
+        old_pointer: rel_str(repo.root(), &old_pointer)?,
         pointer: format!("{to}.dvt"),
         from,
         to,
         moved_data,
         gitignores,
     })
-}
-
-/// The data path a pointer file names: its own name without `.dvt`.
-fn data_path(pointer: &Path) -> PathBuf {
-    pointer.with_extension("")
 }

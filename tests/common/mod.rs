@@ -189,6 +189,13 @@ impl TestEnv {
         std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
+    /// The permission bits of `rel`.
+    pub fn mode(&self, rel: &str) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(self.path(rel)).unwrap_or_else(|e| panic!("stat {rel}: {e}"));
+        meta.permissions().mode()
+    }
+
     pub fn exists(&self, rel: &str) -> bool {
         self.path(rel).symlink_metadata().is_ok()
     }
