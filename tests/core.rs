@@ -598,17 +598,22 @@ fn manifest_with_escaping_path_is_rejected() {
 fn corrupt_or_missing_object_never_reaches_the_workspace() {
     let env = TestEnv::new();
     let big = noise(9_000_000, 5); // streamed path
+    let mid = noise(100_000, 6); // packed, read whole
     env.write("data/small.csv", "s\n".repeat(1000));
     env.write("data/big.bin", &big);
+    env.write("data/mid.bin", &mid);
     env.dvt(&["add", "data"]).ok();
-    // Corrupt the big object, delete the small one.
-    let big_id = blake3::hash(&big).to_hex().to_string();
-    env.damage(&big_id, |bytes| {
-        let n = bytes.len();
-        bytes[n - 10] ^= 1;
-    });
+    // Delete the small object, then corrupt the big and the middle ones.
     let small_id = blake3::hash("s\n".repeat(1000).as_bytes()).to_hex().to_string();
     env.remove_object(&small_id);
+    let big_id = blake3::hash(&big).to_hex().to_string();
+    let mid_id = blake3::hash(&mid).to_hex().to_string();
+    for id in [&big_id, &mid_id] {
+        env.damage(id, |bytes| {
+            let n = bytes.len();
+            bytes[n - 10] ^= 1;
+        });
+    }
 
     std::fs::remove_dir_all(env.path("data")).unwrap();
     let r = env.dvt(&["checkout"]).fails();
@@ -619,12 +624,18 @@ fn corrupt_or_missing_object_never_reaches_the_workspace() {
     );
     assert!(r.stderr.contains("data/big.bin"), "{}", r.stderr);
     assert!(
+        r.stderr.contains(&format!("object {mid_id} in the cache is corrupt")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("data/mid.bin"), "{}", r.stderr);
+    assert!(
         r.stderr.contains(&format!("object {small_id} is not in the cache")),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("data/small.csv"), "{}", r.stderr);
-    assert!(!env.exists("data/big.bin") && !env.exists("data/small.csv"));
+    assert!(!env.exists("data/big.bin") && !env.exists("data/small.csv") && !env.exists("data/mid.bin"));
     let leftovers: Vec<_> = common::walk(&env.path("data"))
         .into_iter()
         .filter(|p| p.is_file())

@@ -24,6 +24,30 @@ impl Cache {
         Ok(data)
     }
 
+    /// Writes the content of object `id`, of at most [`SMALL_OBJECT`] bytes, to
+    /// `out`, verified first: nothing is written unless it matches. The stored
+    /// form is read whole into a buffer the thread keeps, and a raw object's
+    /// content is written from there, neither zeroed nor moved per object.
+    pub fn write_small(&self, id: &ObjectId, for_path: Option<&str>, out: &mut impl Write) -> Result<u64> {
+        let mut src = self.open_object(id, for_path)?;
+        let n = src.len() as usize;
+        let mut write = |stored: &[u8]| -> Result<u64> {
+            let content = stored_content(id, stored).map_err(|reason| corrupt(id, for_path, &reason))?;
+            crate::fsutil::write_chunked(out, &content)?;
+            Ok(content.len() as u64)
+        };
+        if n > KEPT_READ_BUFFER {
+            return write(&src.read_all().map_err(|e| read_error(id, for_path, e))?);
+        }
+        READ_BUFFER.with_borrow_mut(|buf| {
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
+            src.read_exact(&mut buf[..n]).map_err(|e| read_error(id, for_path, e))?;
+            write(&buf[..n])
+        })
+    }
+
     /// Copies object `id` into `out`, verifying its hash as it streams. On error,
     /// whatever was written to `out` must be discarded by the caller.
     ///
@@ -184,4 +208,12 @@ impl Write for Hashing<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The largest stored object [`Cache::write_small`] reads into [`READ_BUFFER`];
+/// a bigger one gets a buffer of its own, so that no thread holds on to megabytes.
+const KEPT_READ_BUFFER: usize = 1 << 20;
+
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }

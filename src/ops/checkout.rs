@@ -443,8 +443,7 @@ fn write_object(repo: &Repo, job: &Job, dest: &Path, shown: &str) -> Result<Stam
     }
     let mut f = fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
     if job.size <= SMALL_OBJECT {
-        let data = repo.cache().read(&job.id, Some(shown))?;
-        crate::fsutil::write_chunked(&mut f, &data)?;
+        repo.cache().write_small(&job.id, Some(shown), f.file_mut())?;
     } else {
         repo.cache().copy_to_file(&job.id, Some(shown), f.file_mut())?;
     }
