@@ -262,7 +262,9 @@ impl Cache {
         let mut f = fs::File::open(path)?;
         let stored = if stamp.size() <= SMALL_OBJECT {
             let mut data = Vec::with_capacity(stamp.size() as usize + 1);
-            f.read_to_end(&mut data)?;
+            // std's own `File::read_to_end` reads into the spare capacity; through
+            // fs_err's wrapper, the generic one zeroed it first.
+            f.file_mut().read_to_end(&mut data)?;
             self.put_bytes(&data)?
         } else {
             self.put_stream(&mut f)?

@@ -107,11 +107,7 @@ impl Cache {
             None => true,
         };
         if through_memory {
-            let stored = src
-                .open_object(id, None)?
-                .read_all()
-                .map_err(|e| read_error(id, None, e))?;
-            return self.import_stored(id, &stored);
+            return src.with_stored(id, None, |stored| self.import_stored(id, stored));
         }
         let dest = self.object_path(id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
@@ -217,11 +213,13 @@ impl Cache {
             let file = Arc::new(fs::File::open(&tmp)?.into_parts().0);
             pack.entries.par_iter().try_for_each(|e| {
                 // Decoded and hashed once, for the cache and a pull's workspace both.
-                let stored = read_entry(&file, e)?;
-                let content = stored_content(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
-                self.lay_out(&e.id, &content);
-                verified(e.len);
-                Ok::<_, crate::Error>(())
+                let slice = Slice::new(file.clone(), e.offset, e.len);
+                read::with_read(slice, &e.id, None, |stored| {
+                    let content = stored_content(&e.id, stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+                    self.lay_out(&e.id, &content);
+                    verified(e.len);
+                    Ok(())
+                })
             })?;
             let mut entries = pack.entries.clone();
             let (index, name) = crate::pack::encode_index(&mut entries);
