@@ -17,6 +17,9 @@ It also measures the floors in the same run: reading the data (cat), a bare
 stat walk (find -printf), copying the tree (cp -r) and, for single files,
 `zstd -1 -T0` to the same disk; and right after each checkout, for each tool,
 writing as many bytes of zeros to new files, one writer per core (write floor).
+The tools take turns: run 1 of dvt, run 1 of DVC, run 2 of DVC, run 2 of dvt...;
+each run of the pair starts after the trees deleted before it have settled (see
+settle_disk).
 Results: a Markdown table on stdout, and JSON in bench/work/results.json.
 """
 import argparse
@@ -201,8 +204,11 @@ def du(path):
 TRASH = {"dir": None, "delete": False}
 # ext4 without a journal (this VM) skips, with a read of its inode block, every inode
 # freed in the last 60 s when it allocates one (fs/ext4/ialloc.c: recently_deleted):
-# creating 100,000 files right after deleting 100,000 costs a scan per file.
-RECENTLY_DELETED_S = 61
+# creating 100,000 files right after deleting 100,000 costs a scan per file. The
+# window is 60 s + 300 s when the inode block is dirty, and allocating a new inode in
+# a block makes it dirty: 61 s was not enough (perf of a slow checkout of (c), 61 s
+# after a settle: half its samples in recently_deleted and the buffer lookups it makes).
+RECENTLY_DELETED_S = 361
 
 
 def many_files(path, limit=1000):
@@ -273,11 +279,9 @@ def reset(repo, tool):
         discard(os.path.join(repo, p))
 
 
-def bench_tool(tool, repo, runs):
-    """The sequence of operations, `runs` times; returns ({op: [(secs, rss), ...]},
-    bytes in the cache after the first cold add)."""
-    out = {}
-    cache_bytes = None
+def bench_tool(tool, repo, i, out):
+    """Run `i` of the sequence of local operations, timings appended to
+    out[op] as (secs, rss); returns the bytes in the cache after the cold add."""
     cache = os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache")
 
     def timed(op, *args):
@@ -285,29 +289,27 @@ def bench_tool(tool, repo, runs):
         out.setdefault(op, []).append(r)
 
     data = os.path.join(repo, "data")
-    for i in range(runs):
-        reset(repo, tool)
-        subprocess.run(["sync"], check=True)
-        time.sleep(1)  # leave the stat cache's racy window for the data
-        timed("add (cold)", "add", "data")
-        if cache_bytes is None:
-            cache_bytes = du(cache)
-        timed("add (no change)", "add", "data")
-        timed("status (no change)", "status")
-        with open(one_file_of(data), "ab") as f:
-            f.write(f"one more line {i}\n".encode())
-        time.sleep(0.2)
-        timed("status (1 changed)", "status")
-        timed("add (1 changed)", "add", "data")
-        expected = tree_digest(data)
-        discard(data)
-        subprocess.run(["sync"], check=True)
-        timed("checkout (empty workspace)", "checkout")
-        if tree_digest(data) != expected:
-            raise SystemExit(f"{tool.name}: checkout did not restore the data in {repo}")
-        # The floor under that checkout, measured right after it in the same state.
-        out.setdefault("write floor (after checkout)", []).append((write_floor(repo, du(data)), 0))
-    return out, cache_bytes
+    reset(repo, tool)
+    subprocess.run(["sync"], check=True)
+    time.sleep(1)  # leave the stat cache's racy window for the data
+    timed("add (cold)", "add", "data")
+    cache_bytes = du(cache)
+    timed("add (no change)", "add", "data")
+    timed("status (no change)", "status")
+    with open(one_file_of(data), "ab") as f:
+        f.write(f"one more line {i}\n".encode())
+    time.sleep(0.2)
+    timed("status (1 changed)", "status")
+    timed("add (1 changed)", "add", "data")
+    expected = tree_digest(data)
+    discard(data)
+    subprocess.run(["sync"], check=True)
+    timed("checkout (empty workspace)", "checkout")
+    if tree_digest(data) != expected:
+        raise SystemExit(f"{tool.name}: checkout did not restore the data in {repo}")
+    # The floor under that checkout, measured right after it in the same state.
+    out.setdefault("write floor (after checkout)", []).append((write_floor(repo, du(data)), 0))
+    return cache_bytes
 
 
 def add_remote(tool, repo, kind, target, s3_endpoint):
@@ -332,10 +334,10 @@ def fresh_target(work, tool, kind, name, i, s3_endpoint):
     return bucket
 
 
-def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
-    """push to an empty remote, push with nothing to do, fetch into an empty cache,
-    pull into an empty cache and workspace; returns ({op: [(secs, rss)]}, remote bytes)."""
-    out = {}
+def bench_remote(tool, repo, work, name, kind, i, s3_endpoint, out):
+    """Run `i` of: push to an empty remote, push with nothing to do, fetch into an
+    empty cache, pull into an empty cache and workspace. Timings are appended to
+    out[op] as (secs, rss); returns the bytes on a directory remote after the push."""
     remote_bytes = None
     cache = os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache")
     data = os.path.join(repo, "data")
@@ -346,26 +348,25 @@ def bench_remote(tool, repo, work, name, kind, runs, s3_endpoint):
         out.setdefault(f"{op} [{label}]", []).append(r)
 
     expected = tree_digest(data)
-    for i in range(runs):
-        target = fresh_target(work, tool, kind, name, i, s3_endpoint)
-        add_remote(tool, repo, kind, target, s3_endpoint)
-        subprocess.run(["sync"], check=True)
-        timed("push (empty remote)", "push")
-        if remote_bytes is None and kind == "dir":
-            remote_bytes = du(target)
-        timed("push (nothing to do)", "push")
-        discard(cache)
-        subprocess.run(["sync"], check=True)
-        timed("fetch (empty cache)", "fetch")
-        discard(cache)
-        discard(data)
-        subprocess.run(["sync"], check=True)
-        timed("pull (empty cache+workspace)", "pull")
-        if tree_digest(data) != expected:
-            raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
-        if kind != "s3":
-            discard(target)
-    return out, remote_bytes
+    target = fresh_target(work, tool, kind, name, i, s3_endpoint)
+    add_remote(tool, repo, kind, target, s3_endpoint)
+    subprocess.run(["sync"], check=True)
+    timed("push (empty remote)", "push")
+    if kind == "dir":
+        remote_bytes = du(target)
+    timed("push (nothing to do)", "push")
+    discard(cache)
+    subprocess.run(["sync"], check=True)
+    timed("fetch (empty cache)", "fetch")
+    discard(cache)
+    discard(data)
+    subprocess.run(["sync"], check=True)
+    timed("pull (empty cache+workspace)", "pull")
+    if tree_digest(data) != expected:
+        raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
+    if kind != "s3":
+        discard(target)
+    return remote_bytes
 
 
 def floors(repo):
@@ -490,7 +491,8 @@ def main():
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d"),
         "dvc": dvc_version,
-        "between_steps": "deleted" if TRASH["delete"] else "moved aside, deleted 61 s before timing resumes",
+        "between_steps": ("deleted" if TRASH["delete"] else f"moved aside, deleted {RECENTLY_DELETED_S} s before timing resumes")
+        + "; tools take turns run by run",
         "runs": runs,
         "datasets": {},
     }
@@ -498,37 +500,49 @@ def main():
         spec = specs[name]
         source = ensure_source(work, name, spec)
         entry = {"description": spec[0], "ops": {}, "floors": {}, "cache_bytes": {}}
-        for tool in tools:
-            log(f"{name}: {tool.name} ...")
-            repo = setup_repo(work, tool, name, source)
-            settle_disk()
-            if args.skip_local:
+        repos = {tool.name: setup_repo(work, tool, name, source) for tool in tools}
+        timings = {tool.name: {} for tool in tools}
+        if args.skip_local:
+            for tool in tools:
+                repo = repos[tool.name]
                 run(tool.cmd("add", "data"), repo, tool.env)
-                timings, cache_bytes = {}, du(os.path.join(repo, ".dvt/cache" if tool.name == "dvt" else ".dvc/cache"))
-            else:
-                timings, cache_bytes = bench_tool(tool, repo, runs)
-            for kind in kinds:
-                if kind == "dir-hardlink" and tool.name != "dvt":
-                    continue  # DVC's directory remotes always copy
-                log(f"{name}: {tool.name} remote ({kind}) ...")
-                t, remote_bytes = bench_remote(tool, repo, work, name, kind, runs, args.s3_endpoint)
-                timings.update(t)
-                if remote_bytes is not None:
-                    entry.setdefault("remote_bytes", {})[tool.name] = remote_bytes
-            for op, rs in timings.items():
+                entry["cache_bytes"][tool.name] = du(os.path.join(repo, ".dvt/cache" if tool.name == "dvt"
+                                                                  else ".dvc/cache"))
+        # The tools take turns run by run, the order alternating, each from a
+        # settled disk: this VM's cost of writing changes from minute to minute,
+        # and a tool timed in one block could get a slow stretch the other did not.
+        for i in range(runs):
+            # Trees are only moved aside within a run: one settle covers both tools.
+            settle_disk()
+            for tool in (tools if i % 2 == 0 else tools[::-1]):
+                repo = repos[tool.name]
+                if not args.skip_local:
+                    log(f"{name}: {tool.name}, run {i + 1} of {runs} ...")
+                    cache_bytes = bench_tool(tool, repo, i, timings[tool.name])
+                    entry["cache_bytes"].setdefault(tool.name, cache_bytes)
+                for kind in kinds:
+                    if kind == "dir-hardlink" and tool.name != "dvt":
+                        continue  # DVC's directory remotes always copy
+                    log(f"{name}: {tool.name} remote ({kind}), run {i + 1} of {runs} ...")
+                    remote_bytes = bench_remote(tool, repo, work, name, kind, i, args.s3_endpoint,
+                                                timings[tool.name])
+                    if remote_bytes is not None:
+                        entry.setdefault("remote_bytes", {}).setdefault(tool.name, remote_bytes)
+        for tool in tools:
+            for op, rs in timings[tool.name].items():
                 entry["ops"].setdefault(op, {})[tool.name] = {
                     "median_s": median([r[0] for r in rs]),
+                    "runs_s": [round(r[0], 3) for r in rs],
                     "peak_rss_mib": max(r[1] for r in rs) / 1024,
                 }
-            entry["cache_bytes"][tool.name] = cache_bytes
-            if tool.name == "dvt":
-                settle_disk()
-                entry["floors"] = floors(repo)
-                cache_dir = os.path.join(repo, ".dvt", "cache")
-                entry["floors"]["cp -r cache"] = shell(
-                    f"cp -r --reflink=never {cache_dir} cache.copy && sync", repo)
-                discard(os.path.join(repo, "cache.copy"))
-                entry["data_bytes"] = du(os.path.join(repo, "data"))
+        repo = repos["dvt"]
+        settle_disk()
+        entry["floors"] = floors(repo)
+        cache_dir = os.path.join(repo, ".dvt", "cache")
+        entry["floors"]["cp -r cache"] = shell(f"cp -r --reflink=never {cache_dir} cache.copy && sync", repo)
+        discard(os.path.join(repo, "cache.copy"))
+        entry["data_bytes"] = du(os.path.join(repo, "data"))
+        for repo in repos.values():
             discard(repo)
         results["datasets"][name] = entry
 
