@@ -47,6 +47,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
 /// Content up to this size is read, hashed and compressed in memory in one go.
 pub const SMALL_OBJECT: u64 = 8 * 1024 * 1024;
+/// Why an object whose bytes decode is corrupt all the same.
+const MISMATCH: &str = "content does not match its id (truncated or altered)";
 /// Larger content streams through buffers of this size.
 const CHUNK: usize = crate::frames::FRAME_CONTENT;
 /// Content larger than this is first tried on a prefix of this size.
@@ -457,20 +459,6 @@ fn head_of(id: &ObjectId, for_path: Option<&str>, src: &Slice) -> Result<Vec<u8>
         return Err(corrupt(id, for_path, "truncated: the file ends before the object does").into());
     }
     Ok(head)
-}
-
-/// The stored form of pack entry `e` read from `file`, verified.
-fn read_verified(file: &Arc<std::fs::File>, e: &crate::pack::Entry) -> Result<Vec<u8>> {
-    let stored = read_entry(file, e)?;
-    verify_stored(&e.id, &stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
-    Ok(stored)
-}
-
-/// The stored form of pack entry `e` read from `file`, unchecked.
-fn read_entry(file: &Arc<std::fs::File>, e: &crate::pack::Entry) -> Result<Vec<u8>> {
-    Slice::new(file.clone(), e.offset, e.len)
-        .read_all()
-        .map_err(|err| read_error(&e.id, None, err))
 }
 
 /// Why decoding failed: the stored bytes' fault, or the error itself.

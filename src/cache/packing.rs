@@ -64,7 +64,11 @@ impl Cache {
                     })?;
                     let mut w = crate::pack::PackWriter::new(self.packs.dir())?;
                     for e in keep {
-                        w.append(&e.id, &[&read_verified(&file, e)?])?;
+                        let entry = Slice::new(file.clone(), e.offset, e.len);
+                        read::with_read(entry, &e.id, None, |stored| {
+                            verify_stored(&e.id, stored).map_err(|reason| corrupt(&e.id, None, &reason))?;
+                            w.append(&e.id, &[stored])
+                        })?;
                     }
                     w.publish()?;
                 }

@@ -1,27 +1,18 @@
 //! Reading objects out of the cache: whole, streamed, or copied into a file, verified.
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl Cache {
     /// Reads object `id` whole, verifying its hash. `for_path` names the
     /// workspace path that needs it, for error messages.
     pub fn read(&self, id: &ObjectId, for_path: Option<&str>) -> Result<Vec<u8>> {
-        let mut stored = self
-            .open_object(id, for_path)?
-            .read_all()
-            .map_err(|e| read_error(id, for_path, e))?;
-        let data = match detect(&stored) {
-            Some(Encoding::Raw) => {
-                stored.drain(..RAW_HEADER.len());
-                stored
-            }
-            Some(Encoding::Zstd) => decompress_all(&stored).map_err(|reason| corrupt(id, for_path, &reason))?,
-            None => return Err(corrupt(id, for_path, "unknown object encoding").into()),
-        };
-        if ObjectId::of(&data) != *id {
-            return Err(corrupt(id, for_path, "content does not match its id").into());
-        }
-        Ok(data)
+        self.with_stored(id, for_path, |stored| {
+            stored_content(id, stored)
+                .map(Cow::into_owned)
+                .map_err(|reason: String| corrupt(id, for_path, &reason).into())
+        })
     }
 
     /// Writes the content of object `id`, of at most [`SMALL_OBJECT`] bytes, to
@@ -74,7 +65,7 @@ impl Cache {
         }
         let hashed = decoder.finish().map_err(|e| decode_error(id, for_path, e))?;
         if ObjectId::from_hasher(&hashed.hasher) != *id {
-            return Err(corrupt(id, for_path, "content does not match its id").into());
+            return Err(corrupt(id, for_path, MISMATCH).into());
         }
         Ok(hashed.total)
     }
@@ -110,7 +101,7 @@ impl Cache {
                     return Err(corrupt(id, for_path, "truncated: the file ends before the object does").into());
                 }
                 if hashed != *id {
-                    return Err(corrupt(id, for_path, "content does not match its id").into());
+                    return Err(corrupt(id, for_path, MISMATCH).into());
                 }
                 return Ok(size);
             }
@@ -178,7 +169,7 @@ impl Read for ObjectReader {
             if ObjectId::from_hasher(&self.hasher) != self.id {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    corrupt(&self.id, self.path.as_deref(), "content does not match its id"),
+                    corrupt(&self.id, self.path.as_deref(), MISMATCH),
                 ));
             }
             self.done = true;

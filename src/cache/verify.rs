@@ -104,7 +104,7 @@ impl StoredVerifier {
         if ObjectId::from_hasher(&hasher) == *id {
             Ok(written)
         } else {
-            Err("content does not match its id (truncated or altered)".into())
+            Err(MISMATCH.into())
         }
     }
 }
@@ -165,7 +165,7 @@ pub(super) fn stored_content<'a>(id: &ObjectId, stored: &'a [u8]) -> std::result
     if ObjectId::of(&content) == *id {
         Ok(content)
     } else {
-        Err("content does not match its id (truncated or altered)".into())
+        Err(MISMATCH.into())
     }
 }
 
