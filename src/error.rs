@@ -68,8 +68,8 @@ impl Error {
                 Some("the data is not in the cache: fetch it from a remote, or `dvt add` it again".into())
             }
             Error::Cache(CacheError::Corrupt { .. }) => Some(
-                "run `dvt fsck` to find every damaged object; delete them and fetch or add the \
-                 data again"
+                "`dvt fsck --repair` takes every damaged object out of the cache and stores \
+                 again those the workspace holds; `dvt fetch` gets the rest from a remote"
                     .into(),
             ),
             Error::Format(FormatError::UnsupportedVersion { .. }) => {

@@ -372,6 +372,66 @@ fn fsck_names_corrupt_objects() {
 }
 
 #[test]
+fn fsck_repair_restores_damaged_objects_from_the_workspace_and_the_rest_comes_from_a_remote() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        env.write(&format!("data/r{i}.csv"), format!("id,v\n{i},{}\n", i * 3));
+    }
+    let model = noise(5_000_000, 7);
+    env.write("model.bin", &model);
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["push"]).ok();
+    let id_of = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    let (r3, r4, big) = (id_of(b"id,v\n3,9\n"), id_of(b"id,v\n4,12\n"), id_of(&model));
+    // Two packed objects and a big one with a file of its own; r4's only intact
+    // copy left is on the remote.
+    for id in [&r3, &r4, &big] {
+        env.damage(id, |b| {
+            let n = b.len();
+            b[n - 2] ^= 1;
+        });
+    }
+    std::fs::remove_file(env.path("data/r4.csv")).unwrap();
+    let pointers = (env.read("data.dvt"), env.read("model.bin.dvt"));
+    let r = env.dvt(&["fsck"]).fails();
+    assert!(r.stdout.contains("3 corrupt"), "{}", r.stdout);
+    assert!(r.stderr.contains("dvt fsck --repair"), "{}", r.stderr);
+
+    let r = env.dvt(&["fsck", "--repair"]).fails();
+    assert!(
+        r.stdout
+            .contains("removed 3 damaged object(s), restored 2 from the workspace, 1 missing"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("missing {r4}")), "{}", r.stdout);
+    assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+    assert!(env.has_object(&r3) && env.has_object(&big) && !env.has_object(&r4));
+    // No pointer changed; the workspace was only read.
+    assert_eq!((env.read("data.dvt"), env.read("model.bin.dvt")), pointers);
+    let j = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(j["pointers"][0]["missing_from_cache"][0], r4.as_str(), "{j}");
+
+    // The remote has the rest; then everything checks out byte for byte.
+    env.dvt(&["pull"]).ok();
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/r4.csv"), b"id,v\n4,12\n");
+    assert_eq!(env.read("data/r3.csv"), b"id,v\n3,9\n");
+    assert!(env.read("model.bin") == model);
+    let r = env.dvt(&["fsck", "--repair"]).ok();
+    assert!(
+        r.stdout.contains("all intact") && !r.stdout.contains("repaired"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn dvtignore_excludes_paths_from_add_and_status() {
     let env = TestEnv::new();
     env.write("data/keep.csv", "k\n");
@@ -976,6 +1036,22 @@ fn damaged_pack_index_is_reported_and_its_objects_are_missing() {
             .iter()
             .all(|idx| idx.exists() && idx.with_extension("pack").exists())
     );
+
+    // `--repair` sets the damaged packs aside, kept, and stores again what the
+    // workspace holds.
+    env.write("data/a.csv", "a\n1\n");
+    env.write("data/b.csv", "b\n2\n");
+    let r = env.dvt(&["fsck", "--repair"]).ok();
+    assert!(r.stdout.contains("set aside damaged pack index"), "{}", r.stdout);
+    // (The packs written again may be byte for byte the same, under the same name.)
+    for idx in &indexes {
+        let aside = env.path(".dvt/cache/damaged").join(idx.file_name().unwrap());
+        assert!(aside.exists() && aside.with_extension("pack").exists(), "{aside:?}");
+    }
+    assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b\n2\n");
 }
 
 #[test]

@@ -119,6 +119,9 @@ enum Command {
     },
     /// Verify every object in the cache.
     Fsck {
+        /// Take damaged objects out of the cache and store again those the workspace holds.
+        #[arg(long)]
+        repair: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -659,15 +662,22 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 report.checkout.unchanged.len()
             );
         }
-        Command::Fsck { json: as_json } => {
+        Command::Fsck { repair, json: as_json } => {
             let repo = Repo::open(&cwd)?;
-            let report = ops::fsck(&repo, &bars)?;
-            let bad = !report.corrupt.is_empty() || !report.bad_indexes.is_empty();
+            let mut report = ops::fsck(&repo, &bars)?;
+            if *repair && report.bad() {
+                report.repair = Some(ops::repair(&repo, &report, &bars)?);
+            }
+            let bad = match &report.repair {
+                Some(r) => !r.complete() || report.corrupt.iter().any(|d| !d.damaged),
+                None => report.bad(),
+            };
             if *as_json {
                 json(&report)?;
             } else {
                 for d in &report.corrupt {
-                    out!("corrupt {}: {}", d.id, d.reason);
+                    let what = if d.damaged { "corrupt" } else { "unreadable" };
+                    out!("{what} {}: {}", d.id, d.reason);
                 }
                 for s in &report.strays {
                     out!("stray file (not an object): {}", s.display());
@@ -683,7 +693,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     "checked {} objects ({}): {}",
                     report.checked,
                     HumanBytes(report.bytes),
-                    if bad {
+                    if report.bad() {
                         format!(
                             "{} corrupt, {} damaged pack index(es)",
                             report.corrupt.len(),
@@ -693,6 +703,36 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         "all intact".to_string()
                     }
                 );
+                if let Some(r) = &report.repair {
+                    for p in &r.set_aside {
+                        out!("set aside damaged pack index and its pack: {}", p.display());
+                    }
+                    for id in &r.missing {
+                        out!("missing {id}: removed, and no workspace file holds it");
+                    }
+                    for u in &r.unreadable {
+                        out!("cannot restore from {u}");
+                    }
+                    out!(
+                        "repaired: removed {} damaged object(s), restored {} from the workspace, {} missing",
+                        r.removed.len(),
+                        r.restored.len(),
+                        r.missing.len()
+                    );
+                    if !r.missing.is_empty() || !r.set_aside.is_empty() {
+                        note!(
+                            q,
+                            "hint: `dvt status` lists what the workspace's pointers still miss; \
+                             `dvt fetch` gets it from a remote (`--rev`, `-T`, `-A` for other versions)"
+                        );
+                    }
+                } else if report.bad() {
+                    note!(
+                        q,
+                        "hint: `dvt fsck --repair` takes damaged objects out of the cache and stores \
+                         again those the workspace holds"
+                    );
+                }
             }
             if bad {
                 return Ok(ExitCode::from(1));

@@ -1,15 +1,20 @@
-//! `dvt fsck`: verify every object in the cache.
+//! `dvt fsck`: verify every object in the cache, and repair what is damaged.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use fs_err as fs;
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{CacheError, Error, Result};
 use crate::object::ObjectId;
+use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::snapshot::Snapshot;
+use crate::workspace::{Counters, Identify};
 
 /// What `fsck` found.
 #[derive(Debug, Default, Serialize)]
@@ -24,6 +29,16 @@ pub struct FsckReport {
     pub strays: Vec<PathBuf>,
     /// Pack indexes that fail their checks (their objects cannot be found), with why.
     pub bad_indexes: Vec<BadIndex>,
+    /// What `--repair` did, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<Repair>,
+}
+
+impl FsckReport {
+    /// Whether anything is damaged (or could not be read).
+    pub fn bad(&self) -> bool {
+        !self.corrupt.is_empty() || !self.bad_indexes.is_empty()
+    }
 }
 
 /// One pack index that cannot be used.
@@ -42,6 +57,32 @@ pub struct Damaged {
     pub id: ObjectId,
     /// What is wrong.
     pub reason: String,
+    /// Whether its bytes are wrong (`false`: they could not be read at all, which
+    /// may pass, so `--repair` leaves the object alone).
+    pub damaged: bool,
+}
+
+/// What `fsck --repair` did.
+#[derive(Debug, Default, Serialize)]
+pub struct Repair {
+    /// Damaged objects taken out of the cache (loose files deleted, packs
+    /// rewritten without them).
+    pub removed: Vec<ObjectId>,
+    /// Of those, the ones stored again from workspace files that hold their content.
+    pub restored: Vec<ObjectId>,
+    /// Of those, the ones no workspace file holds: `dvt fetch` gets them from a remote.
+    pub missing: Vec<ObjectId>,
+    /// Damaged pack indexes moved, with their packs, to `damaged/` in the cache.
+    pub set_aside: Vec<PathBuf>,
+    /// Tracked paths that could not be read to restore objects, with why.
+    pub unreadable: Vec<String>,
+}
+
+impl Repair {
+    /// Whether the cache is whole again: nothing removed is still missing.
+    pub fn complete(&self) -> bool {
+        self.missing.is_empty() && self.unreadable.is_empty()
+    }
 }
 
 /// Decodes every object in the cache and checks its hash, on all cores.
@@ -59,9 +100,15 @@ pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
                     bytes.fetch_add(n, Ordering::Relaxed);
                     None
                 }
+                Err(Error::Cache(CacheError::Corrupt { reason, .. })) => Some(Damaged {
+                    id: *id,
+                    reason,
+                    damaged: true,
+                }),
                 Err(e) => Some(Damaged {
                     id: *id,
                     reason: crate::error_chain(&e),
+                    damaged: false,
                 }),
             }
         })
@@ -86,5 +133,80 @@ pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
                     .collect()
             })?
             .unwrap_or_default(),
+        repair: None,
     })
+}
+
+/// Repairs what `report` (from [`fsck`]) found, under the repo lock: takes each
+/// damaged object out of the cache, then stores again every one that a tracked
+/// path in the workspace still holds (as `add` would; no pointer changes), and
+/// moves each damaged pack index, with its pack, to `damaged/` below the cache
+/// root, where nothing reads it and `gc` does not delete it. An object that could
+/// not be read at all is left alone.
+pub fn repair(repo: &Repo, report: &FsckReport, progress: &dyn Progress) -> Result<Repair> {
+    let _lock = repo.lock("dvt fsck --repair")?;
+    let cache = repo.cache();
+    let removed: Vec<ObjectId> = report.corrupt.iter().filter(|d| d.damaged).map(|d| d.id).collect();
+    cache.delete_many(&removed, &|| {})?;
+    let mut set_aside = Vec::new();
+    if !report.bad_indexes.is_empty() {
+        let to = cache.root().join("damaged");
+        fs::create_dir_all(&to)?;
+        for b in &report.bad_indexes {
+            // The pack first: an index left behind alone is still reported as
+            // damaged, while a pack left alone would be deleted as a leftover.
+            for from in [b.path.with_extension("pack"), b.path.clone()] {
+                let Some(name) = from.file_name() else { continue };
+                match fs::rename(&from, to.join(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            set_aside.push(to.join(b.path.file_name().unwrap_or_default()));
+        }
+        cache.packs().forget();
+    }
+    let gone: FxHashSet<ObjectId> = removed.iter().copied().collect();
+    let unreadable = if gone.is_empty() && report.bad_indexes.is_empty() {
+        Vec::new()
+    } else {
+        restore(repo, &gone, !report.bad_indexes.is_empty(), progress)?
+    };
+    let (restored, missing) = removed.iter().partition(|id| cache.contains(id));
+    Ok(Repair {
+        removed,
+        restored,
+        missing,
+        set_aside,
+        unreadable,
+    })
+}
+
+/// Stores again, from the workspace, the objects in `gone` (or, with `all`, every
+/// object a tracked path needs and the cache lacks). Returns the tracked paths
+/// that could not be read, with why.
+fn restore(repo: &Repo, gone: &FxHashSet<ObjectId>, all: bool, progress: &dyn Progress) -> Result<Vec<String>> {
+    let cache = repo.cache();
+    let stat = repo.stat_cache();
+    let counters = Counters::default();
+    let mut unreadable = Vec::new();
+    let packing = cache.begin_packing();
+    for t in Snapshot::workspace(repo).pointers()? {
+        let is_dir = t.pointer.kind == Kind::Dir;
+        let needed = |id: &ObjectId| gone.contains(id) || (all && !cache.contains(id));
+        let wanted =
+            needed(&t.pointer.id) || (is_dir && t.manifest(cache).is_ok_and(|m| m.files.iter().any(|e| needed(&e.id))));
+        let abs = repo.root().join(&t.data_rel);
+        if !wanted || fs::symlink_metadata(&abs).map_or(true, |m| m.is_dir() != is_dir) {
+            continue;
+        }
+        let how = Identify::Store(cache);
+        let stored = crate::ops::add::identify_path(repo, &abs, &t.data_rel, is_dir, how, &stat, &counters, progress);
+        if let Err(e) = stored {
+            unreadable.push(format!("{}: {}", t.data_rel, crate::error_chain(&e)));
+        }
+    }
+    packing.finish()?;
+    let _ = stat.save();
+    Ok(unreadable)
 }

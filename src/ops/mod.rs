@@ -21,7 +21,7 @@ pub use add::{AddOptions, AddReport, add};
 pub use checkout::{CheckoutOptions, CheckoutReport, checkout};
 pub use describe::{Description, TagOptions, TagReport, describe, tag};
 pub use diff::{DiffOptions, DiffReport, diff};
-pub use fsck::{FsckReport, fsck};
+pub use fsck::{FsckReport, Repair, fsck, repair};
 pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
 pub use import::{GetOptions, GetReport, ImportOptions, get, import, update};
