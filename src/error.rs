@@ -111,11 +111,10 @@ impl Error {
                 "pass `-r NAME` or set a default with `dvt remote default NAME` (configured: {})",
                 known.join(", ")
             )),
-            Error::Remote(RemoteError::Corrupt { .. }) => Some(
-                "the remote copy is damaged: push it again from a cache that has it intact \
-                 (`dvt push` re-uploads objects the remote lacks, so delete the damaged one first)"
-                    .into(),
-            ),
+            Error::Remote(RemoteError::Corrupt { remote, .. }) => Some(format!(
+                "the copy on `{remote}` is damaged: `dvt fsck -r {remote}` lists every damaged one, and \
+                 `dvt fsck -r {remote} --repair`, run where the cache has them intact, replaces them"
+            )),
             Error::Remote(RemoteError::Request { remote, message }) if message.contains("invalid peer certificate") => {
                 Some(format!(
                     "if `{remote}` uses a certificate of your own CA, trust it with \

@@ -625,6 +625,64 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
     }
 }
 
+/// `fsck -r` downloads and checks every object on a remote. `--repair` in a
+/// repository without the data deletes the damaged copies and withdraws the
+/// manifest that lists one (so that a push uploads the directory again); in the
+/// repository that has the data it replaces them.
+#[test]
+fn fsck_remote_finds_damaged_copies_and_repair_withdraws_or_replaces_them() {
+    let (a, store) = dir_repo();
+    populate(&a);
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    let r = a.dvt(&["fsck", "-r"]).ok();
+    assert!(r.stdout.contains("checked 7 objects on `store`"), "{}", r.stdout);
+    assert!(r.stdout.contains("all intact"), "{}", r.stdout);
+
+    // A packed image and the model (a file of its own) are damaged on the remote.
+    let img = blake3_hex(&noise(40_001, 2));
+    let model = blake3_hex(&noise(10 * 1024 * 1024 + 4321, 99));
+    let remote = common::Store::at(&store);
+    remote.damage(&img, |b| {
+        let n = b.len();
+        b[n / 2] ^= 1;
+    });
+    remote.damage(&model, |b| b.truncate(b.len() - 1000));
+    let b = a.clone_repo();
+    let r = b.dvt(&["fsck", "-r"]).fails();
+    for id in [&img, &model] {
+        assert!(r.stdout.contains(&format!("corrupt {id} on `store`")), "{}", r.stdout);
+    }
+    assert!(r.stderr.contains("--repair"), "{}", r.stderr);
+
+    // B has neither: both are lost, and the manifest listing the image goes too.
+    let r = b.dvt(&["fsck", "-r", "--repair", "--json"]).fails().json();
+    assert_eq!(r["lost"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["withdrawn"].as_array().unwrap().len(), 1, "{r}");
+    assert!(b.dvt(&["fsck", "-r"]).ok().stdout.contains("checked 4 objects"));
+
+    // A's push puts back what was lost, and B pulls every byte.
+    let r = a.dvt(&["push", "--json"]).ok().json();
+    assert_eq!(r["uploaded"], 3, "{r}");
+    b.dvt(&["pull"]).ok();
+    for f in DATA_FILES {
+        assert!(a.read(f) == b.read(f), "{f} differs after repair");
+    }
+
+    // Damaged again: A, which has the data, replaces the copies in place.
+    common::Store::at(&store).damage(&img, |b| {
+        let n = b.len();
+        b[n - 1] ^= 1;
+    });
+    let r = a.dvt(&["fsck", "-r", "--repair"]).ok();
+    assert!(
+        r.stdout.contains("replaced 1 damaged object(s) from the cache, 0 lost"),
+        "{}",
+        r.stdout
+    );
+    assert!(a.dvt(&["fsck", "-r"]).ok().stdout.contains("all intact"));
+}
+
 /// A big object arrives as a run of zstd frames that fetch decodes on several
 /// threads: a flipped bit in a frame in the middle of the run is caught, seal or
 /// not (fetch never trusts a seal), and nothing of it is kept.
@@ -1371,6 +1429,16 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     );
     assert!(!c.exists("data"));
     assert_no_pull_leftovers(&c);
+
+    // `fsck -r` finds it; A, whose cache has it, replaces it (its pack is
+    // rewritten without it); then C pulls every byte.
+    let r = c.dvt(&["fsck", "-r"]).fails();
+    assert!(r.stdout.contains(&format!("corrupt {victim} on `s3`")), "{}", r.stdout);
+    let r = a.dvt(&["fsck", "-r", "--repair", "--json"]).ok().json();
+    assert_eq!(r["replaced"][0], victim.as_str(), "{r}");
+    assert!(c.dvt(&["fsck", "-r"]).ok().stdout.contains("all intact"));
+    c.dvt(&["pull"]).ok();
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&c.path("data")));
 }
 
 #[test]

@@ -119,9 +119,17 @@ enum Command {
     },
     /// Verify every object in the cache.
     Fsck {
-        /// Take damaged objects out of the cache and store again those the workspace holds.
+        /// Take damaged objects out of the cache and store again those the workspace
+        /// holds; with `--remote`, replace damaged remote copies from the cache.
         #[arg(long)]
         repair: bool,
+        /// Check a remote's objects instead of the cache's, by downloading them:
+        /// `--remote` for the default one, `-r NAME` for another.
+        #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
+        /// Transfers at once, with `--remote` (default: the remote's `jobs`).
+        #[arg(short = 'j', long, value_name = "N", requires = "remote")]
+        jobs: Option<u32>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -662,7 +670,80 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 report.checkout.unchanged.len()
             );
         }
-        Command::Fsck { repair, json: as_json } => {
+        Command::Fsck {
+            repair,
+            remote: Some(remote),
+            jobs,
+            json: as_json,
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let opts = ops::TransferOptions {
+                targets: Vec::new(),
+                cwd,
+                remote: Some(remote.clone()).filter(|r| !r.is_empty()),
+                jobs: jobs.map(|j| j as usize),
+                revisions: Default::default(),
+            };
+            let report = ops::fsck_remote(&repo, &opts, *repair, &bars)?;
+            if *as_json {
+                json(&report)?;
+            } else {
+                for d in &report.corrupt {
+                    out!("corrupt {} on `{}`: {}", d.id, report.remote, d.reason);
+                }
+                out!(
+                    "checked {} objects on `{}` ({} downloaded): {}",
+                    report.checked,
+                    report.remote,
+                    HumanBytes(report.bytes),
+                    if report.corrupt.is_empty() {
+                        "all intact".to_string()
+                    } else {
+                        format!("{} corrupt", report.corrupt.len())
+                    }
+                );
+                if *repair && !report.corrupt.is_empty() {
+                    for id in &report.lost {
+                        out!(
+                            "lost {id}: deleted from `{}`, and the cache does not have it",
+                            report.remote
+                        );
+                    }
+                    for id in &report.withdrawn {
+                        out!("withdrawn manifest {id}: it lists a lost object");
+                    }
+                    out!(
+                        "repaired `{}`: replaced {} damaged object(s) from the cache, {} lost, {} manifest(s) withdrawn",
+                        report.remote,
+                        report.replaced.len(),
+                        report.lost.len(),
+                        report.withdrawn.len()
+                    );
+                    if !report.lost.is_empty() {
+                        note!(
+                            q,
+                            "hint: `dvt push` from a repository whose cache has the lost objects uploads them again"
+                        );
+                    }
+                } else if !report.corrupt.is_empty() {
+                    note!(
+                        q,
+                        "hint: `dvt fsck -r {} --repair` replaces damaged copies from this cache where it has them",
+                        report.remote
+                    );
+                }
+            }
+            let fixed = *repair && report.lost.is_empty();
+            if !report.corrupt.is_empty() && !fixed {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Fsck {
+            repair,
+            remote: None,
+            jobs: _,
+            json: as_json,
+        } => {
             let repo = Repo::open(&cwd)?;
             let mut report = ops::fsck(&repo, &bars)?;
             if *repair && report.bad() {

@@ -9,7 +9,8 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use crate::error::{CacheError, RemoteError, Result};
+use crate::cache::Cache;
+use crate::error::{CacheError, Error, RemoteError, Result};
 use crate::manifest::Manifest;
 use crate::object::ObjectId;
 use crate::pointer::Kind;
@@ -360,7 +361,7 @@ async fn fetch_async(
     failures.extend(
         download_all(
             remote,
-            repo,
+            cache,
             &todo,
             &needed_by,
             progress,
@@ -420,7 +421,7 @@ async fn fetch_async(
     report.downloaded_bytes += bytes;
     // Small objects go into a pack; what arrived is kept even when some failed.
     let packing = cache.begin_packing();
-    failures.extend(download_all(remote, repo, &todo, &needed_by, progress, "Fetching", &mut report).await);
+    failures.extend(download_all(remote, cache, &todo, &needed_by, progress, "Fetching", &mut report).await);
     packing.finish()?;
     failed_transfers(remote, failures, attempted)?;
     for m in complete_dirs {
@@ -443,7 +444,7 @@ struct Wanted {
 
 async fn download_all(
     remote: &Remote,
-    repo: &Repo,
+    cache: &Cache,
     ids: &[ObjectId],
     needed_by: &FxHashMap<ObjectId, Wanted>,
     progress: &dyn Progress,
@@ -453,7 +454,6 @@ async fn download_all(
     if ids.is_empty() {
         return Vec::new();
     }
-    let cache = repo.cache();
     // Stored sizes are known only as each download starts, so the bar counts content
     // bytes (from the pointers and manifests) when every size is known, else objects.
     let sizes: Option<u64> = ids.iter().map(|id| needed_by.get(id).and_then(|w| w.size)).sum();
@@ -521,6 +521,147 @@ async fn download_all(
     report.downloaded += done;
     report.downloaded_bytes += bytes.into_inner();
     failures
+}
+
+/// What `fsck -r` found on a remote, and what `--repair` did there.
+#[derive(Debug, Default, Serialize)]
+pub struct RemoteFsckReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects checked.
+    pub checked: usize,
+    /// Stored bytes downloaded to check them.
+    pub bytes: u64,
+    /// Objects whose copy on the remote is damaged, with why.
+    pub corrupt: Vec<crate::ops::fsck::Damaged>,
+    /// With `--repair`: damaged objects uploaded again, intact, from the cache.
+    pub replaced: Vec<ObjectId>,
+    /// With `--repair`: damaged objects deleted from the remote that the cache does
+    /// not have either: they must be pushed from a repository that has them.
+    pub lost: Vec<ObjectId>,
+    /// With `--repair`: manifests deleted from the remote because they list a lost
+    /// object (a manifest on a remote means all its files are there); a push from
+    /// a repository with all of the directory's files uploads it again.
+    pub withdrawn: Vec<ObjectId>,
+}
+
+/// The stored bytes `fsck -r` downloads into one scratch cache before checking
+/// and deleting them.
+const VERIFY_BATCH: u64 = 1 << 30;
+
+/// Checks every object on the remote: downloads it, about 1 GiB at a time, into a
+/// scratch cache under `.dvt/tmp` (deleted after each batch), verified as `fetch`
+/// verifies. A failed request stops it, with an error. With `repair`, damaged
+/// copies are deleted from the remote (packs rewritten without them) and uploaded
+/// again from the cache where it has them intact; see [`RemoteFsckReport`].
+pub fn fsck_remote(
+    repo: &Repo,
+    opts: &TransferOptions,
+    repair: bool,
+    progress: &dyn Progress,
+) -> Result<RemoteFsckReport> {
+    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    let _lock = if repair {
+        Some(repo.lock("dvt fsck --remote --repair")?)
+    } else {
+        None
+    };
+    remote.block_on(async {
+        let mut report = RemoteFsckReport {
+            remote: remote.name.clone(),
+            ..Default::default()
+        };
+        progress.start(&format!("listing remote `{}`", remote.name), 0, false);
+        let listed = remote.list_all_sized(true).await?;
+        progress.finish();
+        report.checked = listed.len();
+        // Which files each manifest lists, to withdraw those that list a lost file.
+        let mut listing: Vec<(ObjectId, Vec<ObjectId>)> = Vec::new();
+        let none = FxHashMap::default();
+        let mut rest = &listed[..];
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < rest.len() && (n == 0 || bytes + rest[n].1 <= VERIFY_BATCH) {
+                bytes += rest[n].1;
+                n += 1;
+            }
+            let (batch, after) = rest.split_at(n);
+            rest = after;
+            let ids: Vec<ObjectId> = batch.iter().map(|(id, _)| *id).collect();
+            let scratch = tempfile::Builder::new()
+                .prefix("fsck-remote-")
+                .tempdir_in(repo.tmp_dir()?)?;
+            let cache = Cache::new(scratch.path(), repo.config().cache.level);
+            let mut fetched = FetchReport::default();
+            let failures = download_all(&remote, &cache, &ids, &none, progress, "Verifying", &mut fetched).await;
+            report.bytes += fetched.downloaded_bytes;
+            let mut others = Vec::new();
+            for (id, e) in failures {
+                match e {
+                    Error::Remote(RemoteError::Corrupt { reason, .. }) => {
+                        report.corrupt.push(crate::ops::fsck::Damaged {
+                            id,
+                            reason,
+                            damaged: true,
+                        })
+                    }
+                    // Deleted since it was listed (a gc elsewhere): nothing to check.
+                    Error::Remote(RemoteError::Missing { .. }) => {}
+                    e => others.push((id, e)),
+                }
+            }
+            failed_transfers(&remote, others, ids.len())?;
+            for id in &ids {
+                if cache.contains(id) && crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()) {
+                    let m = crate::manifest::Manifest::parse(&cache.read(id, None)?, id)?;
+                    listing.push((*id, m.files.iter().map(|e| e.id).collect()));
+                }
+            }
+        }
+        report.corrupt.sort_by_key(|d| d.id);
+        if repair && !report.corrupt.is_empty() {
+            repair_remote(repo, &remote, &listing, &mut report, progress).await?;
+        }
+        Ok(report)
+    })
+}
+
+/// Deletes the damaged objects `report` lists from `remote`, uploads again those
+/// the cache has (files before manifests), and withdraws every manifest that lists
+/// one it does not have.
+async fn repair_remote(
+    repo: &Repo,
+    remote: &Remote,
+    listing: &[(ObjectId, Vec<ObjectId>)],
+    report: &mut RemoteFsckReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let cache = repo.cache();
+    let damaged: Vec<ObjectId> = report.corrupt.iter().map(|d| d.id).collect();
+    progress.start(&format!("deleting damaged objects from `{}`", remote.name), 0, false);
+    remote.delete(&damaged, &|| {}).await?;
+    progress.finish();
+    let (mut have, lost): (Vec<ObjectId>, Vec<ObjectId>) = damaged.iter().partition(|id| cache.contains(id));
+    have.sort_by_key(|id| crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()));
+    let lost_set: FxHashSet<ObjectId> = lost.iter().copied().collect();
+    let withdrawn: Vec<ObjectId> = listing
+        .iter()
+        .filter(|(m, files)| !lost_set.contains(m) && files.iter().any(|f| lost_set.contains(f)))
+        .map(|(m, _)| *m)
+        .collect();
+    remote.delete(&withdrawn, &|| {}).await?;
+    // Uploaded one at a time, in order: a manifest goes only after its files.
+    for id in &have {
+        if withdrawn.contains(id) {
+            continue;
+        }
+        remote.upload(cache, *id, &|_| {}).await?;
+        report.replaced.push(*id);
+    }
+    report.lost = lost;
+    report.withdrawn = withdrawn;
+    Ok(())
 }
 
 /// How many transfers succeeded, and the failures, a real one first (not a
