@@ -575,8 +575,13 @@ pub fn fsck_remote(
         let listed = remote.list_all_sized(true).await?;
         progress.finish();
         report.checked = listed.len();
-        // Which files each manifest lists, to withdraw those that list a lost file.
+        // Which files each manifest lists, and the manifests themselves (small),
+        // for a repair to withdraw and restore those that list a damaged object.
         let mut listing: Vec<(ObjectId, Vec<ObjectId>)> = Vec::new();
+        let kept = tempfile::Builder::new()
+            .prefix("fsck-remote-manifests-")
+            .tempdir_in(repo.tmp_dir()?)?;
+        let manifests = Cache::new(kept.path(), repo.config().cache.level);
         let none = FxHashMap::default();
         let mut rest = &listed[..];
         while !rest.is_empty() {
@@ -616,51 +621,82 @@ pub fn fsck_remote(
                 if cache.contains(id) && crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()) {
                     let m = crate::manifest::Manifest::parse(&cache.read(id, None)?, id)?;
                     listing.push((*id, m.files.iter().map(|e| e.id).collect()));
+                    manifests.import_from(&cache, id, true, false)?;
                 }
             }
         }
         report.corrupt.sort_by_key(|d| d.id);
         if repair && !report.corrupt.is_empty() {
-            repair_remote(repo, &remote, &listing, &mut report, progress).await?;
+            repair_remote(repo, &remote, &listing, &manifests, &mut report, progress).await?;
         }
         Ok(report)
     })
 }
 
-/// Deletes the damaged objects `report` lists from `remote`, uploads again those
-/// the cache has (files before manifests), and withdraws every manifest that lists
-/// one it does not have.
+/// Replaces the damaged objects `report` lists on `remote`, in an order that keeps
+/// "a manifest on the remote means all of its files are there" true at every
+/// moment, so that a repair killed at any point leaves what the next push mends:
+/// first every manifest that lists a damaged object is taken off the remote, then
+/// the damaged objects; the files the cache has go up again, then the manifests
+/// (from the cache, or as they were downloaded into `manifests`) whose files are
+/// all there again. A manifest that lists an object nobody here has stays off
+/// (`withdrawn`).
 async fn repair_remote(
     repo: &Repo,
     remote: &Remote,
     listing: &[(ObjectId, Vec<ObjectId>)],
+    manifests: &Cache,
     report: &mut RemoteFsckReport,
     progress: &dyn Progress,
 ) -> Result<()> {
     let cache = repo.cache();
-    let damaged: Vec<ObjectId> = report.corrupt.iter().map(|d| d.id).collect();
-    progress.start(&format!("deleting damaged objects from `{}`", remote.name), 0, false);
-    remote.delete(&damaged, &|| {}).await?;
-    progress.finish();
-    let (mut have, lost): (Vec<ObjectId>, Vec<ObjectId>) = damaged.iter().partition(|id| cache.contains(id));
-    have.sort_by_key(|id| crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()));
-    let lost_set: FxHashSet<ObjectId> = lost.iter().copied().collect();
-    let withdrawn: Vec<ObjectId> = listing
+    let damaged: FxHashSet<ObjectId> = report.corrupt.iter().map(|d| d.id).collect();
+    let is_manifest = |id: &ObjectId| crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default());
+    // Intact manifests that list a damaged object, with their files.
+    let mut affected: Vec<(ObjectId, Vec<ObjectId>)> = listing
         .iter()
-        .filter(|(m, files)| !lost_set.contains(m) && files.iter().any(|f| lost_set.contains(f)))
-        .map(|(m, _)| *m)
+        .filter(|(_, files)| files.iter().any(|f| damaged.contains(f)))
+        .cloned()
         .collect();
-    remote.delete(&withdrawn, &|| {}).await?;
-    // Uploaded one at a time, in order: a manifest goes only after its files.
-    for id in &have {
-        if withdrawn.contains(id) {
-            continue;
+    // Damaged manifests the cache has: their files are known from there.
+    let mut replacing_files = Vec::new();
+    for id in report.corrupt.iter().map(|d| d.id) {
+        if !cache.contains(&id) {
+            report.lost.push(id);
+        } else if is_manifest(&id) {
+            let m = crate::manifest::Manifest::parse(&cache.read(&id, None)?, &id)?;
+            affected.push((id, m.files.iter().map(|e| e.id).collect()));
+        } else {
+            replacing_files.push(id);
         }
+    }
+    progress.start(&format!("repairing `{}`", remote.name), 0, false);
+    let withdraw: Vec<ObjectId> = affected
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| !damaged.contains(m))
+        .collect();
+    remote.delete(&withdraw, &|| {}).await?;
+    remote
+        .delete(&report.corrupt.iter().map(|d| d.id).collect::<Vec<_>>(), &|| {})
+        .await?;
+    for id in &replacing_files {
         remote.upload(cache, *id, &|_| {}).await?;
         report.replaced.push(*id);
     }
-    report.lost = lost;
-    report.withdrawn = withdrawn;
+    let lost: FxHashSet<ObjectId> = report.lost.iter().copied().collect();
+    for (m, files) in &affected {
+        if files.iter().any(|f| lost.contains(f)) {
+            report.withdrawn.push(*m);
+            continue;
+        }
+        let from = if cache.contains(m) { cache } else { manifests };
+        remote.upload(from, *m, &|_| {}).await?;
+        if damaged.contains(m) {
+            report.replaced.push(*m);
+        }
+    }
+    progress.finish();
     Ok(())
 }
 
