@@ -746,7 +746,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         } => {
             let repo = Repo::open(&cwd)?;
             let mut report = ops::fsck(&repo, &bars)?;
-            if *repair && report.bad() {
+            if *repair {
                 report.repair = Some(ops::repair(&repo, &report, &bars)?);
             }
             let bad = match &report.repair {
@@ -784,7 +784,12 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         "all intact".to_string()
                     }
                 );
-                if let Some(r) = &report.repair {
+                if let Some(r) = report.repair.as_ref().filter(|r| {
+                    !r.removed.is_empty()
+                        || !r.restored.is_empty()
+                        || !r.set_aside.is_empty()
+                        || !r.unreadable.is_empty()
+                }) {
                     for p in &r.set_aside {
                         out!("set aside damaged pack index and its pack: {}", p.display());
                     }
@@ -807,7 +812,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                              `dvt fetch` gets it from a remote (`--rev`, `-T`, `-A` for other versions)"
                         );
                     }
-                } else if report.bad() {
+                } else if report.bad() && report.repair.is_none() {
                     note!(
                         q,
                         "hint: `dvt fsck --repair` takes damaged objects out of the cache and stores \

@@ -68,9 +68,11 @@ pub struct Repair {
     /// Damaged objects taken out of the cache (loose files deleted, packs
     /// rewritten without them).
     pub removed: Vec<ObjectId>,
-    /// Of those, the ones stored again from workspace files that hold their content.
+    /// Objects stored again from workspace files that hold their content: removed
+    /// ones, and any other that a pointer in the workspace needs and the cache
+    /// lacked (one a killed repair took out, say).
     pub restored: Vec<ObjectId>,
-    /// Of those, the ones no workspace file holds: `dvt fetch` gets them from a remote.
+    /// Removed objects that no workspace file holds: `dvt fetch` gets them from a remote.
     pub missing: Vec<ObjectId>,
     /// Damaged pack indexes moved, with their packs, to `damaged/` in the cache.
     pub set_aside: Vec<PathBuf>,
@@ -166,13 +168,25 @@ pub fn repair(repo: &Repo, report: &FsckReport, progress: &dyn Progress) -> Resu
         }
         cache.packs().forget();
     }
-    let gone: FxHashSet<ObjectId> = removed.iter().copied().collect();
-    let unreadable = if gone.is_empty() && report.bad_indexes.is_empty() {
+    // What the workspace needs and the cache lacks: what this run took out, and
+    // anything a killed earlier run took out without storing it again.
+    let mut lacking: FxHashSet<ObjectId> = removed.iter().copied().collect();
+    for t in Snapshot::workspace(repo).pointers()? {
+        lacking.extend(std::iter::once(t.pointer.id).filter(|id| !cache.contains(id)));
+        if t.pointer.kind == Kind::Dir
+            && let Ok(m) = t.manifest(cache)
+        {
+            lacking.extend(m.files.iter().map(|e| e.id).filter(|id| !cache.contains(id)));
+        }
+    }
+    let unreadable = if lacking.is_empty() {
         Vec::new()
     } else {
-        restore(repo, &gone, !report.bad_indexes.is_empty(), progress)?
+        restore(repo, &lacking, progress)?
     };
-    let (restored, missing) = removed.iter().partition(|id| cache.contains(id));
+    let mut restored: Vec<ObjectId> = lacking.into_iter().filter(|id| cache.contains(id)).collect();
+    restored.sort();
+    let missing = removed.iter().copied().filter(|id| !cache.contains(id)).collect();
     Ok(Repair {
         removed,
         restored,
@@ -182,10 +196,9 @@ pub fn repair(repo: &Repo, report: &FsckReport, progress: &dyn Progress) -> Resu
     })
 }
 
-/// Stores again, from the workspace, the objects in `gone` (or, with `all`, every
-/// object a tracked path needs and the cache lacks). Returns the tracked paths
-/// that could not be read, with why.
-fn restore(repo: &Repo, gone: &FxHashSet<ObjectId>, all: bool, progress: &dyn Progress) -> Result<Vec<String>> {
+/// Stores again, from the workspace, the objects in `gone`. Returns the tracked
+/// paths that could not be read, with why.
+fn restore(repo: &Repo, gone: &FxHashSet<ObjectId>, progress: &dyn Progress) -> Result<Vec<String>> {
     let cache = repo.cache();
     let stat = repo.stat_cache();
     let counters = Counters::default();
@@ -193,9 +206,10 @@ fn restore(repo: &Repo, gone: &FxHashSet<ObjectId>, all: bool, progress: &dyn Pr
     let packing = cache.begin_packing();
     for t in Snapshot::workspace(repo).pointers()? {
         let is_dir = t.pointer.kind == Kind::Dir;
-        let needed = |id: &ObjectId| gone.contains(id) || (all && !cache.contains(id));
-        let wanted =
-            needed(&t.pointer.id) || (is_dir && t.manifest(cache).is_ok_and(|m| m.files.iter().any(|e| needed(&e.id))));
+        let wanted = gone.contains(&t.pointer.id)
+            || (is_dir
+                && t.manifest(cache)
+                    .is_ok_and(|m| m.files.iter().any(|e| gone.contains(&e.id))));
         let abs = repo.root().join(&t.data_rel);
         if !wanted || fs::symlink_metadata(&abs).map_or(true, |m| m.is_dir() != is_dir) {
             continue;
