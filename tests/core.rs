@@ -4,7 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::{TestEnv, noise, snapshot};
 
@@ -431,18 +431,6 @@ fn fsck_repair_restores_damaged_objects_from_the_workspace_and_the_rest_comes_fr
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for f in common::walk(from) {
-        let dest = to.join(f.strip_prefix(from).unwrap());
-        if f.is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&f, &dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn killed_fsck_repair_loses_no_intact_object_and_a_rerun_finishes() {
     let env = TestEnv::new();
@@ -464,13 +452,13 @@ fn killed_fsck_repair_loses_no_intact_object_and_a_rerun_finishes() {
     // The damaged cache is kept aside; each kill starts from a copy of it, at a
     // fraction of the time an uninterrupted repair takes.
     let damaged_cache = env.root.parent().unwrap().join("damaged-cache");
-    copy_tree(&env.path(".dvt/cache"), &damaged_cache);
+    common::copy_tree(&env.path(".dvt/cache"), &damaged_cache);
     let started = std::time::Instant::now();
     env.dvt(&["fsck", "--repair"]).ok();
     let full = started.elapsed();
     for tenth in [1u32, 3, 5, 7, 9] {
         std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
-        copy_tree(&damaged_cache, &env.path(".dvt/cache"));
+        common::copy_tree(&damaged_cache, &env.path(".dvt/cache"));
         env.dvt_killed_after(&["fsck", "--repair"], full * tenth / 10);
         // Whatever the kill interrupted, every intact object is still there, and
         // no pack index is damaged.

@@ -689,6 +689,52 @@ fn fsck_remote_finds_damaged_copies_and_repair_withdraws_or_replaces_them() {
     );
 }
 
+/// `fsck -r --repair` killed at tenths of its uninterrupted time, each time from a
+/// copy of the same damaged remote: no manifest on the remote ever lists a file that
+/// is not there (push relies on it), and a push then a second repair finish the job.
+#[test]
+fn killed_remote_repair_never_leaves_a_manifest_without_its_files() {
+    let (a, store) = dir_repo();
+    let content = |i: usize| format!("r,{i},{}\n", i * 7).repeat(40);
+    for i in 0..600 {
+        a.write(&format!("data/f{i:03}.csv"), content(i));
+    }
+    a.dvt(&["add", "data"]).ok();
+    a.dvt(&["push"]).ok();
+    let remote = Store::at(&store);
+    for i in (0..600).step_by(20) {
+        remote.damage(&blake3_hex(content(i).as_bytes()), |b| {
+            let n = b.len();
+            b[n - 3] ^= 4;
+        });
+    }
+    let damaged_store = a.root.parent().unwrap().join("damaged-store");
+    common::copy_tree(&store, &damaged_store);
+    let started = Instant::now();
+    let r = a.dvt(&["fsck", "-r", "--repair"]).ok();
+    assert!(r.stdout.contains("replaced 30 damaged"), "{}", r.stdout);
+    let full = started.elapsed();
+    for tenth in [1u32, 3, 5, 7, 9] {
+        std::fs::remove_dir_all(&store).unwrap();
+        common::copy_tree(&damaged_store, &store);
+        a.dvt_killed_after(&["fsck", "-r", "--repair"], full * tenth / 10);
+        let remote = Store::at(&store);
+        for (m, files) in remote.manifests() {
+            for f in files {
+                assert!(remote.has(&f), "{tenth}/10: manifest {m} lists {f}, which is not there");
+            }
+        }
+        a.dvt(&["push"]).ok();
+        a.dvt(&["fsck", "-r", "--repair"]).ok();
+        let r = a.dvt(&["fsck", "-r"]).ok();
+        assert!(
+            r.stdout.contains("checked 601 objects") && r.stdout.contains("all intact"),
+            "{tenth}/10: {}",
+            r.stdout
+        );
+    }
+}
+
 /// A big object arrives as a run of zstd frames that fetch decodes on several
 /// threads: a flipped bit in a frame in the middle of the run is caught, seal or
 /// not (fetch never trusts a seal), and nothing of it is kept.

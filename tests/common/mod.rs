@@ -302,6 +302,18 @@ impl Store {
         self.cache.list().unwrap().0.iter().map(|id| id.to_string()).collect()
     }
 
+    /// Every readable manifest here, with the ids of the files it lists.
+    pub fn manifests(&self) -> Vec<(String, Vec<String>)> {
+        let (ids, _) = self.cache.list().unwrap();
+        ids.iter()
+            .filter(|id| dvt::manifest::looks_like(&self.cache.peek(id, 16).unwrap_or_default()))
+            .filter_map(|id| {
+                let m = dvt::manifest::Manifest::parse(&self.cache.read(id, None).ok()?, id).ok()?;
+                Some((id.to_string(), m.files.iter().map(|e| e.id.to_string()).collect()))
+            })
+            .collect()
+    }
+
     /// Whether object `hex` is here, packed or not.
     pub fn has(&self, hex: &str) -> bool {
         self.cache.contains(&hex.parse().unwrap())
@@ -327,6 +339,19 @@ pub fn walk(p: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Copies the tree at `from` to `to` (files and directories).
+pub fn copy_tree(from: &Path, to: &Path) {
+    for f in walk(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        if f.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&f, &dest).unwrap();
+        }
+    }
 }
 
 /// A description of a tree: every path with its kind, mode bits and content hash.
