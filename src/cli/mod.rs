@@ -692,7 +692,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     out!("corrupt {} on `{}`: {}", d.id, report.remote, d.reason);
                 }
                 out!(
-                    "checked {} objects on `{}` ({} downloaded): {}",
+                    "checked {} objects on `{}` ({} read): {}",
                     report.checked,
                     report.remote,
                     HumanBytes(report.bytes),

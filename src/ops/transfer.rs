@@ -530,7 +530,8 @@ pub struct RemoteFsckReport {
     pub remote: String,
     /// Objects checked.
     pub checked: usize,
-    /// Stored bytes downloaded to check them.
+    /// Bytes read to check them: stored bytes downloaded, or for a directory
+    /// remote (checked in place) content bytes verified.
     pub bytes: u64,
     /// Objects whose copy on the remote is damaged, with why.
     pub corrupt: Vec<crate::ops::fsck::Damaged>,
@@ -549,11 +550,12 @@ pub struct RemoteFsckReport {
 /// and deleting them.
 const VERIFY_BATCH: u64 = 1 << 30;
 
-/// Checks every object on the remote: downloads it, about 1 GiB at a time, into a
-/// scratch cache under `.dvt/tmp` (deleted after each batch), verified as `fetch`
-/// verifies. A failed request stops it, with an error. With `repair`, damaged
-/// copies are deleted from the remote (packs rewritten without them) and uploaded
-/// again from the cache where it has them intact; see [`RemoteFsckReport`].
+/// Checks every object on the remote: a directory remote in place, any other by
+/// downloading it, about 1 GiB at a time, into a scratch cache under `.dvt/tmp`
+/// (deleted after each batch), verified as `fetch` verifies. A failed request
+/// stops it, with an error. With `repair`, damaged copies are deleted from the
+/// remote (packs rewritten without them) and uploaded again from the cache where
+/// it has them intact; see [`RemoteFsckReport`].
 pub fn fsck_remote(
     repo: &Repo,
     opts: &TransferOptions,
@@ -566,71 +568,152 @@ pub fn fsck_remote(
     } else {
         None
     };
-    remote.block_on(async {
-        let mut report = RemoteFsckReport {
-            remote: remote.name.clone(),
-            ..Default::default()
-        };
-        progress.start(&format!("listing remote `{}`", remote.name), 0, false);
-        let listed = remote.list_all_sized(true).await?;
-        progress.finish();
-        report.checked = listed.len();
-        // Which files each manifest lists, and the manifests themselves (small),
-        // for a repair to withdraw and restore those that list a damaged object.
-        let mut listing: Vec<(ObjectId, Vec<ObjectId>)> = Vec::new();
-        let kept = tempfile::Builder::new()
-            .prefix("fsck-remote-manifests-")
+    let mut report = RemoteFsckReport {
+        remote: remote.name.clone(),
+        ..Default::default()
+    };
+    // Which files each manifest lists, and the manifests themselves (small), for
+    // a repair to take off and put back those that list a damaged object.
+    let kept = tempfile::Builder::new()
+        .prefix("fsck-remote-manifests-")
+        .tempdir_in(repo.tmp_dir()?)?;
+    let manifests = Cache::new(kept.path(), repo.config().cache.level);
+    let listing = match remote.directory() {
+        Some(dir) => verify_in_place(dir, &mut report, &manifests, progress)?,
+        None => remote.block_on(verify_by_download(repo, &remote, &mut report, &manifests, progress))?,
+    };
+    report.corrupt.sort_by_key(|d| d.id);
+    if repair && !report.corrupt.is_empty() {
+        remote.block_on(repair_remote(
+            repo,
+            &remote,
+            &listing,
+            &manifests,
+            &mut report,
+            progress,
+        ))?;
+    }
+    Ok(report)
+}
+
+/// Manifests, each with the ids of the files it lists.
+type Listing = Vec<(ObjectId, Vec<ObjectId>)>;
+
+/// Adds to `listing` the manifests among `ids` in `from`, and copies each into
+/// `manifests`.
+fn note_manifests<'a>(
+    from: &Cache,
+    ids: impl Iterator<Item = &'a ObjectId>,
+    manifests: &Cache,
+    listing: &mut Listing,
+) -> Result<()> {
+    for id in ids {
+        if from.contains(id) && crate::manifest::looks_like(&from.peek(id, 16).unwrap_or_default()) {
+            let m = crate::manifest::Manifest::parse(&from.read(id, None)?, id)?;
+            listing.push((*id, m.files.iter().map(|e| e.id).collect()));
+            manifests.import_from(from, id, false, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// A directory remote is checked where it is, on all cores, as `fsck` checks the cache.
+fn verify_in_place(
+    dir: &Cache,
+    report: &mut RemoteFsckReport,
+    manifests: &Cache,
+    progress: &dyn Progress,
+) -> Result<Listing> {
+    use rayon::prelude::*;
+    let (ids, _) = dir.list()?;
+    report.checked = ids.len();
+    progress.start(&format!("verifying `{}`", report.remote), ids.len() as u64, false);
+    let results: Vec<(ObjectId, Result<u64>)> = ids
+        .par_iter()
+        .map(|id| {
+            let r = dir.verify(id);
+            progress.inc(1);
+            (*id, r)
+        })
+        .collect();
+    progress.finish();
+    for (id, r) in results {
+        match r {
+            Ok(n) => report.bytes += n,
+            Err(Error::Cache(CacheError::Corrupt { reason, .. })) => report.corrupt.push(crate::ops::fsck::Damaged {
+                id,
+                reason,
+                damaged: true,
+            }),
+            // Deleted since it was listed (a gc elsewhere): nothing to check.
+            Err(Error::Cache(CacheError::Missing { .. })) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let damaged: FxHashSet<ObjectId> = report.corrupt.iter().map(|d| d.id).collect();
+    let mut listing = Vec::new();
+    note_manifests(
+        dir,
+        ids.iter().filter(|id| !damaged.contains(id)),
+        manifests,
+        &mut listing,
+    )?;
+    Ok(listing)
+}
+
+/// Any other remote is checked by downloading every object, verified as `fetch`
+/// verifies, about 1 GiB at a time into a scratch cache that is deleted after.
+async fn verify_by_download(
+    repo: &Repo,
+    remote: &Remote,
+    report: &mut RemoteFsckReport,
+    manifests: &Cache,
+    progress: &dyn Progress,
+) -> Result<Listing> {
+    progress.start(&format!("listing remote `{}`", remote.name), 0, false);
+    let listed = remote.list_all_sized(true).await?;
+    progress.finish();
+    report.checked = listed.len();
+    let mut listing = Vec::new();
+    let none = FxHashMap::default();
+    let mut rest = &listed[..];
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len() && (n == 0 || bytes + rest[n].1 <= VERIFY_BATCH) {
+            bytes += rest[n].1;
+            n += 1;
+        }
+        let (batch, after) = rest.split_at(n);
+        rest = after;
+        let ids: Vec<ObjectId> = batch.iter().map(|(id, _)| *id).collect();
+        let scratch = tempfile::Builder::new()
+            .prefix("fsck-remote-")
             .tempdir_in(repo.tmp_dir()?)?;
-        let manifests = Cache::new(kept.path(), repo.config().cache.level);
-        let none = FxHashMap::default();
-        let mut rest = &listed[..];
-        while !rest.is_empty() {
-            let mut n = 0;
-            let mut bytes = 0;
-            while n < rest.len() && (n == 0 || bytes + rest[n].1 <= VERIFY_BATCH) {
-                bytes += rest[n].1;
-                n += 1;
-            }
-            let (batch, after) = rest.split_at(n);
-            rest = after;
-            let ids: Vec<ObjectId> = batch.iter().map(|(id, _)| *id).collect();
-            let scratch = tempfile::Builder::new()
-                .prefix("fsck-remote-")
-                .tempdir_in(repo.tmp_dir()?)?;
-            let cache = Cache::new(scratch.path(), repo.config().cache.level);
-            let mut fetched = FetchReport::default();
-            let failures = download_all(&remote, &cache, &ids, &none, progress, "Verifying", &mut fetched).await;
-            report.bytes += fetched.downloaded_bytes;
-            let mut others = Vec::new();
-            for (id, e) in failures {
-                match e {
-                    Error::Remote(RemoteError::Corrupt { reason, .. }) => {
-                        report.corrupt.push(crate::ops::fsck::Damaged {
-                            id,
-                            reason,
-                            damaged: true,
-                        })
-                    }
-                    // Deleted since it was listed (a gc elsewhere): nothing to check.
-                    Error::Remote(RemoteError::Missing { .. }) => {}
-                    e => others.push((id, e)),
-                }
-            }
-            failed_transfers(&remote, others, ids.len())?;
-            for id in &ids {
-                if cache.contains(id) && crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()) {
-                    let m = crate::manifest::Manifest::parse(&cache.read(id, None)?, id)?;
-                    listing.push((*id, m.files.iter().map(|e| e.id).collect()));
-                    manifests.import_from(&cache, id, true, false)?;
-                }
+        let cache = Cache::new(scratch.path(), repo.config().cache.level);
+        let mut fetched = FetchReport::default();
+        // Small objects go into a pack: fewer files to create and delete.
+        let packing = cache.begin_packing();
+        let failures = download_all(remote, &cache, &ids, &none, progress, "Verifying", &mut fetched).await;
+        packing.finish()?;
+        report.bytes += fetched.downloaded_bytes;
+        let mut others = Vec::new();
+        for (id, e) in failures {
+            match e {
+                Error::Remote(RemoteError::Corrupt { reason, .. }) => report.corrupt.push(crate::ops::fsck::Damaged {
+                    id,
+                    reason,
+                    damaged: true,
+                }),
+                // Deleted since it was listed (a gc elsewhere): nothing to check.
+                Error::Remote(RemoteError::Missing { .. }) => {}
+                e => others.push((id, e)),
             }
         }
-        report.corrupt.sort_by_key(|d| d.id);
-        if repair && !report.corrupt.is_empty() {
-            repair_remote(repo, &remote, &listing, &manifests, &mut report, progress).await?;
-        }
-        Ok(report)
-    })
+        failed_transfers(remote, others, ids.len())?;
+        note_manifests(&cache, ids.iter(), manifests, &mut listing)?;
+    }
+    Ok(listing)
 }
 
 /// Replaces the damaged objects `report` lists on `remote`, in an order that keeps
@@ -644,7 +727,7 @@ pub fn fsck_remote(
 async fn repair_remote(
     repo: &Repo,
     remote: &Remote,
-    listing: &[(ObjectId, Vec<ObjectId>)],
+    listing: &Listing,
     manifests: &Cache,
     report: &mut RemoteFsckReport,
     progress: &dyn Progress,

@@ -163,6 +163,11 @@ impl Remote {
         }
     }
 
+    /// For a directory remote: the directory, cache-shaped.
+    pub fn directory(&self) -> Option<&Cache> {
+        self.dir.as_ref().map(|(dir, _)| dir)
+    }
+
     /// For a directory remote: the same the other way, its packs into `cache`.
     pub fn fetch_whole_packs(
         &self,
