@@ -123,8 +123,9 @@ enum Command {
         /// holds; with `--remote`, replace damaged remote copies from the cache.
         #[arg(long)]
         repair: bool,
-        /// Check a remote's objects instead of the cache's, by downloading them:
-        /// `--remote` for the default one, `-r NAME` for another.
+        /// Check a remote's objects instead of the cache's (a directory remote in
+        /// place, any other by downloading them): `--remote` for the default one,
+        /// `-r NAME` for another.
         #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
         remote: Option<String>,
         /// Transfers at once, with `--remote` (default: the remote's `jobs`).

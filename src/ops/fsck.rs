@@ -90,36 +90,26 @@ impl Repair {
 /// Decodes every object in the cache and checks its hash, on all cores.
 pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
     let (ids, strays) = repo.cache().list()?;
-    progress.start("verifying objects", ids.len() as u64, false);
-    let bytes = AtomicU64::new(0);
-    let mut corrupt: Vec<Damaged> = ids
-        .par_iter()
-        .filter_map(|id| {
-            let r = repo.cache().verify(id);
-            progress.inc(1);
-            match r {
-                Ok(n) => {
-                    bytes.fetch_add(n, Ordering::Relaxed);
-                    None
-                }
-                Err(Error::Cache(CacheError::Corrupt { reason, .. })) => Some(Damaged {
-                    id: *id,
-                    reason,
-                    damaged: true,
-                }),
-                Err(e) => Some(Damaged {
-                    id: *id,
-                    reason: crate::error_chain(&e),
-                    damaged: false,
-                }),
-            }
+    let (bytes, failures) = verify_objects(repo.cache(), &ids, "verifying objects", progress);
+    let mut corrupt: Vec<Damaged> = failures
+        .into_iter()
+        .map(|(id, e)| match e {
+            Error::Cache(CacheError::Corrupt { reason, .. }) => Damaged {
+                id,
+                reason,
+                damaged: true,
+            },
+            e => Damaged {
+                id,
+                reason: crate::error_chain(&e),
+                damaged: false,
+            },
         })
         .collect();
-    progress.finish();
     corrupt.sort_by_key(|d| d.id);
     Ok(FsckReport {
         checked: ids.len() as u64,
-        bytes: bytes.into_inner(),
+        bytes,
         corrupt,
         strays,
         bad_indexes: repo
@@ -137,6 +127,34 @@ pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
             .unwrap_or_default(),
         repair: None,
     })
+}
+
+/// Decodes and hashes objects `ids` of `cache` on all cores. Returns the content
+/// bytes verified and each object that failed, with why.
+pub(crate) fn verify_objects(
+    cache: &crate::cache::Cache,
+    ids: &[ObjectId],
+    label: &str,
+    progress: &dyn Progress,
+) -> (u64, Vec<(ObjectId, Error)>) {
+    progress.start(label, ids.len() as u64, false);
+    let bytes = AtomicU64::new(0);
+    let failures = ids
+        .par_iter()
+        .filter_map(|id| {
+            let r = cache.verify(id);
+            progress.inc(1);
+            match r {
+                Ok(n) => {
+                    bytes.fetch_add(n, Ordering::Relaxed);
+                    None
+                }
+                Err(e) => Some((*id, e)),
+            }
+        })
+        .collect();
+    progress.finish();
+    (bytes.into_inner(), failures)
 }
 
 /// Repairs what `report` (from [`fsck`]) found, under the repo lock: takes each
@@ -168,22 +186,24 @@ pub fn repair(repo: &Repo, report: &FsckReport, progress: &dyn Progress) -> Resu
         }
         cache.packs().forget();
     }
-    // What the workspace needs and the cache lacks: what this run took out, and
-    // anything a killed earlier run took out without storing it again.
-    let mut lacking: FxHashSet<ObjectId> = removed.iter().copied().collect();
+    // What the workspace needs and the cache lacks (what this run took out, and
+    // anything a killed earlier run took out without storing it again), and the
+    // tracked paths that should hold it.
+    let mut lacking: FxHashSet<ObjectId> = FxHashSet::default();
+    let mut to_read = Vec::new();
     for t in Snapshot::workspace(repo).pointers()? {
+        let before = lacking.len();
         lacking.extend(std::iter::once(t.pointer.id).filter(|id| !cache.contains(id)));
         if t.pointer.kind == Kind::Dir
             && let Ok(m) = t.manifest(cache)
         {
             lacking.extend(m.files.iter().map(|e| e.id).filter(|id| !cache.contains(id)));
         }
+        if lacking.len() > before {
+            to_read.push(t);
+        }
     }
-    let unreadable = if lacking.is_empty() {
-        Vec::new()
-    } else {
-        restore(repo, &lacking, progress)?
-    };
+    let unreadable = restore(repo, &to_read, progress)?;
     let mut restored: Vec<ObjectId> = lacking.into_iter().filter(|id| cache.contains(id)).collect();
     restored.sort();
     let missing = removed.iter().copied().filter(|id| !cache.contains(id)).collect();
@@ -196,22 +216,21 @@ pub fn repair(repo: &Repo, report: &FsckReport, progress: &dyn Progress) -> Resu
     })
 }
 
-/// Stores again, from the workspace, the objects in `gone`. Returns the tracked
-/// paths that could not be read, with why.
-fn restore(repo: &Repo, gone: &FxHashSet<ObjectId>, progress: &dyn Progress) -> Result<Vec<String>> {
+/// Reads the tracked paths `tracked` as `add` does, storing what the cache lacks.
+/// Returns the ones that could not be read, with why.
+fn restore(repo: &Repo, tracked: &[crate::workspace::Tracked], progress: &dyn Progress) -> Result<Vec<String>> {
+    if tracked.is_empty() {
+        return Ok(Vec::new());
+    }
     let cache = repo.cache();
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut unreadable = Vec::new();
     let packing = cache.begin_packing();
-    for t in Snapshot::workspace(repo).pointers()? {
+    for t in tracked {
         let is_dir = t.pointer.kind == Kind::Dir;
-        let wanted = gone.contains(&t.pointer.id)
-            || (is_dir
-                && t.manifest(cache)
-                    .is_ok_and(|m| m.files.iter().any(|e| gone.contains(&e.id))));
         let abs = repo.root().join(&t.data_rel);
-        if !wanted || fs::symlink_metadata(&abs).map_or(true, |m| m.is_dir() != is_dir) {
+        if fs::symlink_metadata(&abs).map_or(true, |m| m.is_dir() != is_dir) {
             continue;
         }
         let how = Identify::Store(cache);

@@ -624,30 +624,21 @@ fn verify_in_place(
     manifests: &Cache,
     progress: &dyn Progress,
 ) -> Result<Listing> {
-    use rayon::prelude::*;
     let (ids, _) = dir.list()?;
     report.checked = ids.len();
-    progress.start(&format!("verifying `{}`", report.remote), ids.len() as u64, false);
-    let results: Vec<(ObjectId, Result<u64>)> = ids
-        .par_iter()
-        .map(|id| {
-            let r = dir.verify(id);
-            progress.inc(1);
-            (*id, r)
-        })
-        .collect();
-    progress.finish();
-    for (id, r) in results {
-        match r {
-            Ok(n) => report.bytes += n,
-            Err(Error::Cache(CacheError::Corrupt { reason, .. })) => report.corrupt.push(crate::ops::fsck::Damaged {
+    let label = format!("verifying `{}`", report.remote);
+    let (bytes, failures) = crate::ops::fsck::verify_objects(dir, &ids, &label, progress);
+    report.bytes = bytes;
+    for (id, e) in failures {
+        match e {
+            Error::Cache(CacheError::Corrupt { reason, .. }) => report.corrupt.push(crate::ops::fsck::Damaged {
                 id,
                 reason,
                 damaged: true,
             }),
             // Deleted since it was listed (a gc elsewhere): nothing to check.
-            Err(Error::Cache(CacheError::Missing { .. })) => {}
-            Err(e) => return Err(e),
+            Error::Cache(CacheError::Missing { .. }) => {}
+            e => return Err(e),
         }
     }
     let damaged: FxHashSet<ObjectId> = report.corrupt.iter().map(|d| d.id).collect();
