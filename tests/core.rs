@@ -304,7 +304,8 @@ fn targets_inside_a_tracked_directory_act_on_that_part_only() {
         "{}",
         r.stderr
     );
-    env.dvt(&["checkout", "--force", "data/imgs/2.bin"]).ok();
+    let r = env.dvt(&["checkout", "--force", "data/imgs/2.bin"]).ok();
+    assert!(r.stdout.contains("1 file restored ("), "{}", r.stdout);
     assert_eq!(env.read("data/imgs/2.bin"), noise(3000, 2));
     assert_eq!(env.read("data/txt/a.txt"), b"edited too\n");
 

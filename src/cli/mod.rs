@@ -342,6 +342,14 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
         .join(" ")
 }
 
+/// "1 file", "2 files".
+fn files(n: impl TryInto<u64>) -> String {
+    match n.try_into().unwrap_or(u64::MAX) {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    }
+}
+
 fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     out!("{text}");
@@ -382,7 +390,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
             for a in &report.added {
                 let what = match a.files {
-                    Some(n) => format!("{n} files, {}", HumanBytes(a.size)),
+                    Some(n) => format!("{}, {}", files(n), HumanBytes(a.size)),
                     None => format!("{}", HumanBytes(a.size)),
                 };
                 let state = if a.unchanged { "unchanged" } else { "added" };
@@ -390,8 +398,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
             note!(
                 q,
-                "hashed {} files ({}), wrote {} to the cache",
-                report.hashed_files,
+                "hashed {} ({}), wrote {} to the cache",
+                files(report.hashed_files),
                 HumanBytes(report.hashed_bytes),
                 HumanBytes(report.written_bytes)
             );
@@ -544,8 +552,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let n = report.restored.len();
             say!(
                 q,
-                "{n} file{} restored ({}), {} path(s) already up to date",
-                if n == 1 { "" } else { "s" },
+                "{} restored ({}), {} path(s) already up to date",
+                files(n),
                 HumanBytes(report.bytes),
                 report.unchanged.len()
             );
@@ -665,8 +673,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let n = report.checkout.restored.len();
             say!(
                 q,
-                "{n} file{} restored ({}), {} path(s) already up to date",
-                if n == 1 { "" } else { "s" },
+                "{} restored ({}), {} path(s) already up to date",
+                files(n),
                 HumanBytes(report.checkout.bytes),
                 report.checkout.unchanged.len()
             );
