@@ -46,8 +46,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this error, or one beneath it, is a full disk or an exceeded quota.
+    pub fn is_disk_full(&self) -> bool {
+        let full = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        };
+        match self {
+            Error::Io(e) => full(e),
+            Error::Workspace(WorkspaceError::Incomplete { disk_full, .. }) => *disk_full,
+            _ => {
+                let mut cur = std::error::Error::source(self);
+                while let Some(e) = cur {
+                    if e.downcast_ref::<std::io::Error>().is_some_and(full) {
+                        return true;
+                    }
+                    cur = e.source();
+                }
+                false
+            }
+        }
+    }
+
     /// What the user can do about this error, when we know.
     pub fn hint(&self) -> Option<String> {
+        if self.is_disk_full() {
+            return Some(
+                "the disk is full: free some space (`dvt gc` deletes cache objects no pointer needs) and run \
+                 the command again; what was already in place is unchanged"
+                    .into(),
+            );
+        }
         match self {
             Error::Repo(RepoError::NotInitialized { .. }) => {
                 Some("run `dvt init` at the root of your git work tree".into())
@@ -699,6 +730,8 @@ pub enum WorkspaceError {
     Incomplete {
         /// One message per failed path.
         failures: Vec<String>,
+        /// Whether any of them failed because the disk is full.
+        disk_full: bool,
     },
 }
 

@@ -1477,3 +1477,71 @@ fn git_hints_can_be_pasted_in_the_directory_dvt_ran_in() {
         "{staged}"
     );
 }
+
+/// A full disk during `checkout` and during `add`: one clear error naming the
+/// paths, a hint, nothing half-written under a final name, and once space is
+/// freed the same command finishes the job.
+#[test]
+fn a_full_disk_fails_clearly_and_loses_nothing() {
+    let Some(env) = TestEnv::on_small_disk(32) else {
+        return;
+    };
+    let model = noise(6 << 20, 31);
+    let shards: Vec<Vec<u8>> = (0..3).map(|i| noise(1 << 20, 40 + i)).collect();
+    env.write("model.bin", &model);
+    for (i, s) in shards.iter().enumerate() {
+        env.write(&format!("shards/{i}.bin"), s);
+    }
+    env.dvt(&["add", "model.bin", "shards"]).ok();
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    std::fs::remove_dir_all(env.path("shards")).unwrap();
+
+    // Room for two shards, not for the model.
+    env.fill_disk_but("filler", 2_500_000);
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr.contains("`model.bin`: No space left on device"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: the disk is full"), "{}", r.stderr);
+    assert!(!env.exists("model.bin"), "no partial model under its name");
+    for (i, s) in shards.iter().enumerate() {
+        let rel = format!("shards/{i}.bin");
+        assert!(!env.exists(&rel) || env.read(&rel) == *s, "{rel} is whole or absent");
+    }
+    let leftovers: Vec<_> = common::walk(&env.root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_file(env.path("filler")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("model.bin"), model);
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(env.read(&format!("shards/{i}.bin")), *s);
+    }
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // A new file that fits the workspace but not the cache: add writes nothing.
+    let extra = noise(2 << 20, 50);
+    env.write("extra.bin", &extra);
+    let gitignore = env.read(".gitignore");
+    env.fill_disk_but("filler", 1 << 20);
+    let r = env.dvt(&["add", "extra.bin"]).fails();
+    assert!(
+        r.stderr.contains("No space left on device") && r.stderr.contains("hint: the disk is full"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("extra.bin.dvt"));
+    assert_eq!(env.read(".gitignore"), gitignore);
+    assert_eq!(env.read("extra.bin"), extra);
+    std::fs::remove_file(env.path("filler")).unwrap();
+    let fsck = env.dvt(&["fsck"]).ok();
+    assert!(!fsck.stdout.contains("corrupt"), "{}", fsck.stdout);
+    env.dvt(&["add", "extra.bin"]).ok();
+    std::fs::remove_file(env.path("extra.bin")).unwrap();
+    env.dvt(&["checkout", "extra.bin"]).ok();
+    assert_eq!(env.read("extra.bin"), extra);
+}

@@ -85,7 +85,7 @@ pub fn checkout_tracked(
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut plans = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     let mut conflicts = Vec::new();
     for t in tracked {
         let manifest = match t.pointer.kind {
@@ -93,10 +93,11 @@ pub fn checkout_tracked(
             Kind::File => Ok(None),
         };
         // A target inside a tracked directory checks out that part only.
+        let shown = t.data_rel.clone();
         let (t, manifest) = match manifest.and_then(|m| t.select(m)) {
             Ok(sel) => (sel.tracked, sel.manifest),
             Err(e) => {
-                failures.push(crate::error_chain(&e));
+                failures.add(&shown, &e);
                 continue;
             }
         };
@@ -122,15 +123,41 @@ pub fn checkout_tracked(
     pool.install(|| {
         for plan in plans {
             if let Err(e) = apply(repo, &stat, &plan, &mut report, &mut failures, progress) {
-                failures.push(crate::error_chain(&e));
+                failures.add(&plan.tracked.data_rel, &e);
             }
         }
     });
     let _ = stat.save();
-    if !failures.is_empty() {
-        return Err(WorkspaceError::Incomplete { failures }.into());
+    if !failures.lines.is_empty() {
+        let Failures { lines, disk_full } = failures;
+        return Err(WorkspaceError::Incomplete {
+            failures: lines,
+            disk_full,
+        }
+        .into());
     }
     Ok(report)
+}
+
+/// The paths a checkout could not restore, for [`WorkspaceError::Incomplete`].
+#[derive(Default)]
+struct Failures {
+    lines: Vec<String>,
+    disk_full: bool,
+}
+
+impl Failures {
+    /// Records that `path` failed: the cause, led by the path unless the cause
+    /// names it already (an I/O error such as a full disk does not).
+    fn add(&mut self, path: &str, e: &crate::Error) {
+        let cause = crate::error_chain(e);
+        self.disk_full |= e.is_disk_full();
+        self.lines.push(if cause.contains(&format!("`{path}`")) {
+            cause
+        } else {
+            format!("`{path}`: {cause}")
+        });
+    }
 }
 
 /// The workspace paths of `t` whose content no pointer records and the cache
@@ -204,7 +231,7 @@ fn apply(
     stat: &StatCache,
     plan: &Plan,
     report: &mut CheckoutReport,
-    failures: &mut Vec<String>,
+    failures: &mut Failures,
     progress: &dyn Progress,
 ) -> Result<()> {
     let t = &plan.tracked;
@@ -308,7 +335,7 @@ fn apply(
                 report.restored.push(path);
                 report.bytes += size;
             }
-            Err(e) => failures.push(crate::error_chain(&e)),
+            Err(e) => failures.add(&path, &e),
         }
     }
     Ok(())
@@ -343,7 +370,7 @@ fn restore_whole_dir(
     t: &Tracked,
     manifest: &Manifest,
     report: &mut CheckoutReport,
-    failures: &mut Vec<String>,
+    failures: &mut Failures,
     progress: &dyn Progress,
 ) -> Result<()> {
     let parent = t.data_abs.parent().unwrap_or(repo.root());
@@ -407,7 +434,7 @@ fn restore_whole_dir(
                 report.restored.push(display_path(&t.data_rel, &e.path));
                 report.bytes += e.size;
             }
-            Err(err) => failures.push(crate::error_chain(&err)),
+            Err(err) => failures.add(&display_path(&t.data_rel, &e.path), &err),
         }
     }
     Ok(())

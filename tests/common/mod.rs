@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 pub const DVT: &str = env!("CARGO_BIN_EXE_dvt");
 
 pub struct TestEnv {
+    // Unmounted before the temp dir holding it is deleted (fields drop in order).
+    _disk: Option<SmallDisk>,
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub home: PathBuf,
@@ -73,7 +75,47 @@ impl TestEnv {
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&home).unwrap();
         let root = root.canonicalize().unwrap();
-        TestEnv { _tmp: tmp, root, home }
+        TestEnv {
+            _disk: None,
+            _tmp: tmp,
+            root,
+            home,
+        }
+    }
+
+    /// A git repo with `dvt init` done, on a tmpfs of `mib` MiB of its own, so
+    /// that the disk fills up. None where tmpfs cannot be mounted (not root).
+    pub fn on_small_disk(mib: u32) -> Option<TestEnv> {
+        let mut env = TestEnv::bare();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&env.root)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("cannot mount a tmpfs here (needs root): not testing a full disk");
+            return None;
+        }
+        env._disk = Some(SmallDisk(env.root.clone()));
+        env.git(&["init", "-q", "-b", "main"]);
+        env.dvt(&["init"]).ok();
+        Some(env)
+    }
+
+    /// Fills the disk holding the repo up to `free` bytes, with the file `rel`.
+    pub fn fill_disk_but(&self, rel: &str, free: u64) {
+        use std::io::Write;
+        let path = self.path(rel);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0x5a_u8; 64 << 10];
+        let mut len = 0u64;
+        while f.write_all(&block).is_ok() {
+            len += block.len() as u64;
+        }
+        drop(f);
+        // A failed write may leave part of a block; cut back to whole blocks.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len.saturating_sub(free)).unwrap();
     }
 
     fn command(&self, program: &str, dir: &Path) -> Command {
@@ -247,6 +289,15 @@ impl TestEnv {
 
 /// A cache-shaped directory: a repo's cache, or a directory remote (objects with a
 /// file each, and packs), read and changed through dvt's own cache code.
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
 pub struct Store {
     cache: dvt::cache::Cache,
 }
