@@ -2,7 +2,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+
+use rustc_hash::FxHashSet;
 
 use fs_err as fs;
 
@@ -20,21 +23,149 @@ fn pid() -> u32 {
     *PID.get_or_init(std::process::id)
 }
 
+/// What an interrupted run must remove: the directories this process has named
+/// temporary files in, and directories it owns outright (see
+/// [`remove_own_temporaries`]).
+#[derive(Default)]
+struct Temporaries {
+    dirs: FxHashSet<PathBuf>,
+    owned: Vec<PathBuf>,
+}
+
+static TEMPORARIES: LazyLock<Mutex<Temporaries>> = LazyLock::new(Mutex::default);
+
+fn temporaries() -> MutexGuard<'static, Temporaries> {
+    TEMPORARIES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A name for a temporary file next to `path`, unique within this process and
 /// recognisable (`.NAME.dvt-tmp-PID-N`) so that a leftover can be identified.
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.dvt-tmp-{}-{n}", pid()))
+    temp_in(path.parent().unwrap_or(Path::new("")), &name)
 }
 
 /// A unique temporary file name inside `dir`, in the same recognisable form.
 pub fn temp_in(dir: &Path, prefix: &str) -> PathBuf {
+    let mut t = temporaries();
+    if !t.dirs.contains(dir) {
+        t.dirs.insert(dir.to_path_buf());
+    }
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{prefix}.dvt-tmp-{}-{n}", pid()))
+}
+
+/// Marks `dir`, made by this process for its own use, to be deleted whole if the
+/// process is interrupted (see [`remove_own_temporaries`]).
+pub fn remove_if_interrupted(dir: &Path) {
+    temporaries().owned.push(dir.to_path_buf());
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`remove_own_temporaries`] has begun: the process is being interrupted,
+/// and its main thread should wait for that to finish rather than exit itself.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// For a process that is being interrupted (Ctrl-C, `SIGTERM`): deletes every
+/// temporary file and directory this process named ([`temp_sibling`],
+/// [`temp_in`]) that is still there, and the directories marked with
+/// [`remove_if_interrupted`]; returns how many it deleted. From then on, asking
+/// for a temporary name blocks forever, so no thread starts a new one; the
+/// caller is expected to exit. A file whose creation was under way is caught by
+/// a second look shortly after.
+pub fn remove_own_temporaries() -> usize {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let t = temporaries();
+    let tag = format!(".dvt-tmp-{}-", pid());
+    let mut removed = 0;
+    for _ in 0..10 {
+        let mut found = 0;
+        for dir in &t.dirs {
+            let Ok(entries) = fs::read_dir(dir) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !(name.starts_with('.') && name.contains(&tag)) {
+                    continue;
+                }
+                found += 1;
+                let path = entry.path();
+                let gone = if entry.file_type().is_ok_and(|k| k.is_dir()) {
+                    remove_dir_in_use(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed += usize::from(gone.is_ok());
+            }
+        }
+        for dir in &t.owned {
+            if dir.exists() {
+                found += 1;
+                let _ = remove_dir_in_use(dir);
+            }
+        }
+        if found == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Keep the lock: no new temporary name from here to the exit.
+    std::mem::forget(t);
+    removed
+}
+
+/// Deletes a directory that other threads may still be writing files into: it is
+/// renamed first, so that they can no longer open paths inside it.
+fn remove_dir_in_use(dir: &Path) -> std::io::Result<()> {
+    let mut gone = dir.as_os_str().to_owned();
+    gone.push("-gone");
+    let gone = PathBuf::from(gone);
+    fs::rename(dir, &gone)?;
+    fs::remove_dir_all(&gone)
+}
+
+/// Deletes what killed dvt processes left beside each of `paths`: temporary files
+/// and directories named `.NAME.dvt-tmp-*` for that path's name. Reads each
+/// parent directory once. Only for a caller holding the repository lock, as every
+/// dvt process writing there does.
+pub fn remove_stale_siblings(paths: &[&Path]) -> std::io::Result<()> {
+    let mut by_parent: rustc_hash::FxHashMap<&Path, FxHashSet<&str>> = Default::default();
+    for p in paths {
+        if let (Some(parent), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) {
+            by_parent.entry(parent).or_default().insert(name);
+        }
+    }
+    for (parent, names) in by_parent {
+        let entries = match fs::read_dir(parent) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            r => r?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(stale) = file_name.to_str().and_then(|n| n.strip_prefix('.')) else {
+                continue;
+            };
+            let Some((name, _)) = stale.rsplit_once(".dvt-tmp-") else {
+                continue;
+            };
+            if !names.contains(name) {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
+                fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `name` is one of dvt's temporary files (never data; left only by a

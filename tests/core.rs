@@ -867,11 +867,99 @@ fn killed_checkout_leaves_no_partial_workspace_file() {
     env.dvt(&["checkout"]).ok();
     assert!(env.read("big.bin") == big);
     let st = env.dvt(&["status"]).ok();
-    assert!(
-        st.stdout.contains("up to date"),
-        "temp leftovers are not data: {}",
-        st.stdout
+    assert!(st.stdout.contains("up to date"), "{}", st.stdout);
+    assert_eq!(
+        temporaries(&env.root),
+        Vec::<String>::new(),
+        "the next checkout removes leftovers"
     );
+}
+
+/// The names of dvt's temporary files and directories directly in `dir`.
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".dvt-tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM in the middle of `checkout` or `add`: dvt removes
+/// its unfinished files before it exits with 130, so none is left in the
+/// workspace (where `git status` would show it) or in the cache.
+#[test]
+fn interrupted_commands_leave_no_unfinished_files() {
+    let env = TestEnv::new();
+    let big = noise(150_000_000, 11);
+    env.write("big.bin", &big);
+    for i in 0..1500 {
+        env.write(
+            &format!("data/part-{}/r{i:04}.bin", i % 5),
+            noise(20_000, (i % 251) as u8),
+        );
+    }
+    let expected = snapshot(&env.path("data"));
+    let started = std::time::Instant::now();
+    env.dvt(&["add", "big.bin", "data"]).ok();
+    let add_time = started.elapsed();
+    let wipe = || {
+        std::fs::remove_file(env.path("big.bin")).ok();
+        std::fs::remove_dir_all(env.path("data")).ok();
+    };
+    wipe();
+    let started = std::time::Instant::now();
+    env.dvt(&["checkout"]).ok();
+    let checkout_time = started.elapsed();
+
+    let mut interrupted = 0;
+    for (signal, tenth) in [("INT", 2u32), ("TERM", 5), ("INT", 8)] {
+        wipe();
+        let r = env.dvt_signalled_after(&["checkout"], signal, checkout_time * tenth / 10);
+        assert!(r.code == 130 || r.code == 0, "SIG{signal} at {tenth}/10: {r:?}");
+        if r.code == 130 {
+            interrupted += 1;
+            assert!(r.stderr.contains("dvt: interrupted; removed"), "{}", r.stderr);
+        }
+        assert_eq!(
+            temporaries(&env.root),
+            Vec::<String>::new(),
+            "SIG{signal} at {tenth}/10"
+        );
+        assert!(!env.exists("big.bin") || env.read("big.bin") == big);
+        assert!(!env.exists("data") || snapshot(&env.path("data")) == expected);
+    }
+    env.dvt(&["checkout"]).ok();
+    for tenth in [3u32, 6] {
+        std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+        std::fs::remove_file(env.path("big.bin.dvt")).ok();
+        std::fs::remove_file(env.path("data.dvt")).ok();
+        let r = env.dvt_signalled_after(&["add", "big.bin", "data"], "TERM", add_time * tenth / 10);
+        assert!(r.code == 130 || r.code == 0, "SIGTERM at {tenth}/10 of add: {r:?}");
+        interrupted += usize::from(r.code == 130);
+        let left: Vec<_> = common::walk(&env.path(".dvt"))
+            .into_iter()
+            .chain(
+                common::walk(&env.root)
+                    .into_iter()
+                    .filter(|p| !p.starts_with(env.path(".git"))),
+            )
+            .filter(|p| p.to_string_lossy().contains(".dvt-tmp-"))
+            .collect();
+        assert!(left.is_empty(), "SIGTERM at {tenth}/10 of add: {left:?}");
+        env.dvt(&["fsck"]).ok();
+    }
+    assert!(
+        interrupted >= 3,
+        "most signals land while dvt works: {interrupted} of 5"
+    );
+    env.dvt(&["add", "big.bin", "data"]).ok();
+    wipe();
+    env.dvt(&["checkout"]).ok();
+    assert!(env.read("big.bin") == big);
+    assert_eq!(snapshot(&env.path("data")), expected);
 }
 
 #[test]
@@ -1182,8 +1270,11 @@ fn killed_add_of_many_small_files_publishes_no_partial_pack() {
         &format!(".dvt/cache/packs/.{}.idx.dvt-tmp-1-2", "0".repeat(64)),
         "partial",
     );
+    // And the unfinished loose objects and temporary files a killed add or fetch leaves.
+    env.write(".dvt/cache/objects/ab/.obj.dvt-tmp-1-3", "partial");
+    env.write(".dvt/cache/tmp/.obj.dvt-tmp-1-4", "partial");
     env.dvt(&["gc", "-w", "-f"]).ok();
-    let left: Vec<_> = common::walk(&env.path(".dvt/cache/packs"))
+    let left: Vec<_> = common::walk(&env.path(".dvt/cache"))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
         .collect();

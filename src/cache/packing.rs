@@ -104,6 +104,29 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Deletes what killed writers left anywhere in the cache: unfinished loose
+    /// objects and temporary files, and (see [`Cache::remove_pack_leftovers`])
+    /// unfinished packs. Only for a caller holding the repo lock.
+    pub fn remove_leftovers(&self) -> Result<()> {
+        self.remove_pack_leftovers(Duration::ZERO)?;
+        let (_, strays) = self.list()?;
+        let tmp = fs::read_dir(self.root.join("tmp"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for path in strays.into_iter().chain(tmp) {
+            let temp = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(crate::fsutil::is_temp_name);
+            if temp && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                remove_if_present(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn remove_if_present(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

@@ -68,6 +68,7 @@ impl Cache {
     /// filesystem for that to pay; anything left in it is deleted with the guard.
     pub fn keep_decoded(&self, dir: PathBuf) -> Result<KeepDecoded> {
         fs::create_dir_all(&dir)?;
+        crate::fsutil::remove_if_interrupted(&dir);
         if let Ok(mut s) = self.stash.lock() {
             s.dir = Some(dir.clone());
         }

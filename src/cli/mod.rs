@@ -259,6 +259,25 @@ enum RemoteCommand {
 
 /// Parses the command line, runs it, renders errors; returns the exit code.
 pub fn run() -> ExitCode {
+    // Ctrl-C, SIGTERM, SIGHUP: take away this run's unfinished files, then exit as
+    // an interrupted command does. (SIGKILL cannot be caught: its leftovers are
+    // removed by the next command that writes there.)
+    let _ = ctrlc::set_handler(|| {
+        let removed = dvt::fsutil::remove_own_temporaries();
+        let mut err = std::io::stderr();
+        // Below the progress bar, if one is drawn.
+        let _ = writeln!(
+            err,
+            "{}dvt: interrupted; removed {removed} unfinished file(s), kept what was finished; run the command \
+             again to complete it",
+            if std::io::IsTerminal::is_terminal(&err) {
+                "\n"
+            } else {
+                ""
+            }
+        );
+        std::process::exit(130);
+    });
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -266,7 +285,12 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match execute(&cli) {
+    let outcome = execute(&cli);
+    // An interrupt makes work in flight fail; the handler reports and exits.
+    while dvt::fsutil::interrupted() {
+        std::thread::park();
+    }
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             render_error(&e);

@@ -82,6 +82,19 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         "dvt add {}",
         targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
     ))?;
+    // What killed runs left beside the data, its pointer and its `.gitignore`.
+    let pointers: Vec<_> = targets.iter().map(|t| pointer_path_for(&t.abs)).collect();
+    let gitignores: Vec<_> = targets
+        .iter()
+        .map(|t| t.abs.parent().unwrap_or(repo.root()).join(".gitignore"))
+        .collect();
+    let beside: Vec<&Path> = targets
+        .iter()
+        .map(|t| t.abs.as_path())
+        .chain(pointers.iter().map(PathBuf::as_path))
+        .chain(gitignores.iter().map(PathBuf::as_path))
+        .collect();
+    crate::fsutil::remove_stale_siblings(&beside)?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut results = Vec::new();

@@ -82,6 +82,8 @@ pub fn checkout_tracked(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CheckoutReport> {
+    // What killed checkouts left beside the paths: unfinished files, staged directories.
+    crate::fsutil::remove_stale_siblings(&tracked.iter().map(|t| t.data_abs.as_path()).collect::<Vec<_>>())?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut plans = Vec::new();
@@ -375,7 +377,6 @@ fn restore_whole_dir(
 ) -> Result<()> {
     let parent = t.data_abs.parent().unwrap_or(repo.root());
     fs::create_dir_all(parent)?;
-    remove_stale_stages(&t.data_abs)?;
     // A pull may have written the directory already, as its packs arrived.
     let (stage, written) = match repo.cache().take_tree(&t.data_rel, &t.pointer.id) {
         Some(laid) => (laid.root, laid.written),
@@ -435,23 +436,6 @@ fn restore_whole_dir(
                 report.bytes += e.size;
             }
             Err(err) => failures.add(&display_path(&t.data_rel, &e.path), &err),
-        }
-    }
-    Ok(())
-}
-
-/// Removes hidden staging directories left beside `data` by a killed checkout.
-/// Called with the repository lock held, so no other dvt process is using them.
-fn remove_stale_stages(data: &Path) -> Result<()> {
-    let (Some(parent), Some(name)) = (data.parent(), data.file_name().and_then(|n| n.to_str())) else {
-        return Ok(());
-    };
-    let prefix = format!(".{name}.dvt-tmp-");
-    for entry in fs::read_dir(parent)? {
-        let entry = entry?;
-        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
-        if stale && entry.file_type()?.is_dir() {
-            fs::remove_dir_all(entry.path())?;
         }
     }
     Ok(())

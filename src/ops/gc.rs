@@ -111,9 +111,9 @@ pub fn gc(
         }
         apply(repo, &plan, progress)?;
     }
-    // What killed writers left in `packs/` goes too, with or without anything to delete.
+    // What killed writers left in the cache goes too, with or without anything to delete.
     if !opts.dry_run {
-        repo.cache().remove_pack_leftovers(std::time::Duration::ZERO)?;
+        repo.cache().remove_leftovers()?;
         if let Some(name) = &plan.remote {
             Objects::new(repo, Some(name)).remote()?.remove_leftovers()?;
         }

@@ -153,6 +153,22 @@ impl TestEnv {
         let _ = child.wait();
     }
 
+    /// Starts `dvt ARGS`, sends it `signal` (`INT`, `TERM`…) `after` that long, and
+    /// returns what it did.
+    pub fn dvt_signalled_after(&self, args: &[&str], signal: &str, after: std::time::Duration) -> Run {
+        let child = self
+            .dvt_cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start dvt");
+        std::thread::sleep(after);
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .output();
+        Run::from(child.wait_with_output().expect("wait for dvt"))
+    }
+
     /// `dvt ARGS` on a terminal (a pseudo-terminal made by `script`): what a user
     /// sees, stdout and stderr together, in `stdout`.
     #[must_use = "check the outcome with .ok() or .fails()"]
