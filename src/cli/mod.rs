@@ -313,11 +313,18 @@ fn render_error(e: &dvt::Error) {
     }
 }
 
-/// Writes to stdout; a closed pipe (`dvt status | head`) is not an error.
+/// Writes to stdout. A closed pipe (`dvt status | head`) is not an error; any
+/// other failure (a full disk under `> report.json`) is, so that a script does
+/// not take a truncated report for a whole one.
 macro_rules! out {
     ($($t:tt)*) => {{
         let mut o = std::io::stdout().lock();
-        if writeln!(o, $($t)*).is_err() { return Ok(ExitCode::SUCCESS); }
+        if let Err(e) = writeln!(o, $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(std::io::Error::new(e.kind(), format!("could not write to standard output: {e}")).into());
+        }
     }};
 }
 

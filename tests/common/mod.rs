@@ -153,8 +153,9 @@ impl TestEnv {
         let _ = child.wait();
     }
 
-    /// Starts `dvt ARGS`, sends it `signal` (`INT`, `TERM`…) `after` that long, and
-    /// returns what it did.
+    /// Starts `dvt ARGS`, a command that takes the repository lock; once it holds
+    /// the lock (so it is past its start-up), waits `after`, sends it `signal`
+    /// (`INT`, `TERM`…) and returns what it did.
     pub fn dvt_signalled_after(&self, args: &[&str], signal: &str, after: std::time::Duration) -> Run {
         let child = self
             .dvt_cmd(args)
@@ -162,6 +163,14 @@ impl TestEnv {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start dvt");
+        let holder = format!("pid {}:", child.id());
+        let lock = self.path(".dvt/tmp/lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with(&holder))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         std::thread::sleep(after);
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
