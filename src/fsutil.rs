@@ -130,6 +130,24 @@ fn remove_dir_in_use(dir: &Path) -> std::io::Result<()> {
     fs::remove_dir_all(&gone)
 }
 
+/// Deletes `paths`, dvt's temporary files and directories found by a scan (see
+/// `workspace::Scan::leftovers`); one already gone is fine. Only for a caller
+/// holding the repository lock.
+pub fn remove_leftovers(paths: &[PathBuf]) -> std::io::Result<()> {
+    for p in paths {
+        let gone = match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+            Ok(_) => fs::remove_file(p),
+            Err(e) => Err(e),
+        };
+        match gone {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Deletes what killed dvt processes left beside each of `paths`: temporary files
 /// and directories named `.NAME.dvt-tmp-*` for that path's name. Reads each
 /// parent directory once. Only for a caller holding the repository lock, as every

@@ -51,6 +51,9 @@ pub struct Scan {
     pub files: Vec<Found>,
     /// Directories with nothing (not ignored) below them, sorted.
     pub empty_dirs: Vec<String>,
+    /// dvt's temporary files and directories found (and skipped): left by killed
+    /// runs, unless a dvt process is writing them now.
+    pub leftovers: Vec<PathBuf>,
 }
 
 /// Walks the directory `abs` inside the repository at `root`, honouring
@@ -112,6 +115,7 @@ fn is_ignored(ignores: &[Arc<Gitignore>], path: &Path, is_dir: bool) -> bool {
 enum Item {
     File(Found),
     Dir(PathBuf, String),
+    Leftover(PathBuf),
 }
 
 fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan> {
@@ -141,8 +145,11 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
             let path = e.path();
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| PathError::NotUtf8 { path: path.clone() })?;
-            if name == ".git" || name == DVT_DIR || crate::fsutil::is_temp_name(name) {
+            if name == ".git" || name == DVT_DIR {
                 return Ok(None);
+            }
+            if crate::fsutil::is_temp_name(name) {
+                return Ok(Some(Item::Leftover(path)));
             }
             let meta = e.metadata().map_err(|err| {
                 std::io::Error::new(
@@ -191,6 +198,13 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
         a[..n].cmp(&b[..n]).then_with(|| next(a, a_dir).cmp(&next(b, b_dir)))
     });
     let mut scan = Scan::default();
+    items.retain(|item| match item {
+        Item::Leftover(p) => {
+            scan.leftovers.push(p.clone());
+            false
+        }
+        _ => true,
+    });
     if items.is_empty() && !rel.is_empty() {
         scan.empty_dirs.push(rel.to_string());
     }
@@ -198,7 +212,7 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
         .par_iter()
         .filter_map(|item| match item {
             Item::Dir(p, r) => Some(walk(p, r, ignores)),
-            Item::File(_) => None,
+            Item::File(_) | Item::Leftover(_) => None,
         })
         .collect::<Result<Vec<_>>>()?;
     let mut parts = parts.into_iter();
@@ -209,7 +223,9 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
                 let part = parts.next().unwrap_or_default();
                 scan.files.extend(part.files);
                 scan.empty_dirs.extend(part.empty_dirs);
+                scan.leftovers.extend(part.leftovers);
             }
+            Item::Leftover(_) => {}
         }
     }
     Ok(scan)
@@ -221,6 +237,7 @@ impl Item {
         match self {
             Item::File(f) => (f.rel.as_bytes(), false),
             Item::Dir(_, r) => (r.as_bytes(), true),
+            Item::Leftover(p) => (p.as_os_str().as_encoded_bytes(), false),
         }
     }
 }
@@ -645,6 +662,10 @@ pub struct Changes {
     pub deleted: Vec<String>,
     /// Same content, different executable bit.
     pub mode_changed: Vec<String>,
+    /// dvt's temporary files inside a tracked directory (see [`Scan::leftovers`]):
+    /// not data, so not a change; deleted by commands that hold the repo lock.
+    #[serde(skip)]
+    pub leftovers: Vec<PathBuf>,
 }
 
 impl Changes {
@@ -723,10 +744,11 @@ pub fn compare_scanned(
         changes.deleted.extend(manifest.files.iter().map(|e| e.path.clone()));
         return Ok(WorkState::Present(changes));
     }
-    let scan = match scan {
+    let mut scan = match scan {
         Some(s) => s,
         None => scan_dir(&tracked.root, &tracked.data_abs)?,
     };
+    changes.leftovers = std::mem::take(&mut scan.leftovers);
     progress.start(
         &format!("checking {}", tracked.data_rel),
         scan.files.len() as u64,

@@ -1686,3 +1686,30 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// What a killed run leaves inside a tracked directory (hidden `.NAME.dvt-tmp-*`
+/// files) is not data: `status` skips it, and the next `checkout` or `add`, which
+/// hold the repository lock, delete it.
+#[test]
+fn leftovers_inside_a_tracked_directory_are_skipped_then_removed() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.write("data/sub/b.csv", "b\n");
+    env.dvt(&["add", "data"]).ok();
+    let pointer = env.read("data.dvt");
+    let plant = || {
+        env.write("data/sub/.b.csv.dvt-tmp-99999-0", "half of b");
+        env.write("data/.stage.dvt-tmp-99999-1/x.bin", "half");
+    };
+    let planted = ["data/sub/.b.csv.dvt-tmp-99999-0", "data/.stage.dvt-tmp-99999-1"];
+    plant();
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("up to date"), "{}", st.stdout);
+    assert!(planted.iter().all(|p| env.exists(p)), "status deletes nothing");
+    env.dvt(&["checkout"]).ok();
+    assert!(planted.iter().all(|p| !env.exists(p)), "checkout removes them");
+    plant();
+    env.dvt(&["add", "data"]).ok();
+    assert!(planted.iter().all(|p| !env.exists(p)), "add removes them");
+    assert_eq!(env.read("data.dvt"), pointer);
+}

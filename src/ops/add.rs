@@ -260,6 +260,10 @@ fn add_dir(
 ) -> Result<Pointer> {
     let started = SystemTime::now();
     let scan = scan_dir(repo.root(), &t.abs)?;
+    if matches!(how, Identify::Store(_)) {
+        // Storing means holding the repo lock: no dvt process is writing these.
+        crate::fsutil::remove_leftovers(&scan.leftovers)?;
+    }
     // A pointer inside means part of this directory is tracked on its own.
     if let Some(p) = scan
         .files

@@ -238,6 +238,9 @@ fn apply(
 ) -> Result<()> {
     let t = &plan.tracked;
     repo.check_no_symlink_parents(&t.data_rel)?;
+    if let WorkState::Present(c) = &plan.state {
+        crate::fsutil::remove_leftovers(&c.leftovers)?;
+    }
     let changes = match &plan.state {
         WorkState::Missing => None,
         WorkState::Present(c) if c.is_empty() => {
