@@ -102,9 +102,7 @@ impl Cache {
         }
         Ok(())
     }
-}
 
-impl Cache {
     /// Deletes what killed writers left anywhere in the cache: unfinished loose
     /// objects and temporary files, and (see [`Cache::remove_pack_leftovers`])
     /// unfinished packs. Only for a caller holding the repo lock.
@@ -114,16 +112,16 @@ impl Cache {
         let tmp = fs::read_dir(self.root.join("tmp"))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
             .unwrap_or_default();
-        for path in strays.into_iter().chain(tmp) {
-            let temp = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(crate::fsutil::is_temp_name);
-            if temp && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-                remove_if_present(&path)?;
-            }
-        }
-        Ok(())
+        let temps: Vec<PathBuf> = strays
+            .into_iter()
+            .chain(tmp)
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(crate::fsutil::is_temp_name)
+            })
+            .collect();
+        Ok(crate::fsutil::remove_leftovers(&temps)?)
     }
 }
 

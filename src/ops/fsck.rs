@@ -62,6 +62,17 @@ pub struct Damaged {
     pub damaged: bool,
 }
 
+impl Damaged {
+    /// An object whose bytes do not match its id.
+    pub fn wrong_bytes(id: ObjectId, reason: String) -> Damaged {
+        Damaged {
+            id,
+            reason,
+            damaged: true,
+        }
+    }
+}
+
 /// What `fsck --repair` did.
 #[derive(Debug, Default, Serialize)]
 pub struct Repair {
@@ -94,11 +105,7 @@ pub fn fsck(repo: &Repo, progress: &dyn Progress) -> Result<FsckReport> {
     let mut corrupt: Vec<Damaged> = failures
         .into_iter()
         .map(|(id, e)| match e {
-            Error::Cache(CacheError::Corrupt { reason, .. }) => Damaged {
-                id,
-                reason,
-                damaged: true,
-            },
+            Error::Cache(CacheError::Corrupt { reason, .. }) => Damaged::wrong_bytes(id, reason),
             e => Damaged {
                 id,
                 reason: crate::error_chain(&e),

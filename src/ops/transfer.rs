@@ -631,11 +631,9 @@ fn verify_in_place(
     report.bytes = bytes;
     for (id, e) in failures {
         match e {
-            Error::Cache(CacheError::Corrupt { reason, .. }) => report.corrupt.push(crate::ops::fsck::Damaged {
-                id,
-                reason,
-                damaged: true,
-            }),
+            Error::Cache(CacheError::Corrupt { reason, .. }) => {
+                report.corrupt.push(crate::ops::fsck::Damaged::wrong_bytes(id, reason))
+            }
             // Deleted since it was listed (a gc elsewhere): nothing to check.
             Error::Cache(CacheError::Missing { .. }) => {}
             e => return Err(e),
@@ -691,11 +689,9 @@ async fn verify_by_download(
         let mut others = Vec::new();
         for (id, e) in failures {
             match e {
-                Error::Remote(RemoteError::Corrupt { reason, .. }) => report.corrupt.push(crate::ops::fsck::Damaged {
-                    id,
-                    reason,
-                    damaged: true,
-                }),
+                Error::Remote(RemoteError::Corrupt { reason, .. }) => {
+                    report.corrupt.push(crate::ops::fsck::Damaged::wrong_bytes(id, reason))
+                }
                 // Deleted since it was listed (a gc elsewhere): nothing to check.
                 Error::Remote(RemoteError::Missing { .. }) => {}
                 e => others.push((id, e)),
