@@ -103,6 +103,13 @@ impl Error {
                  again those the workspace holds; `dvt fetch` gets the rest from a remote"
                     .into(),
             ),
+            Error::Format(FormatError::Conflict { path, .. }) => {
+                let p = path.display();
+                Some(format!(
+                    "keep one side with `git checkout --ours {p}` (or `--theirs`), then `dvt checkout`; \
+                     `dvt install-hooks` sets up a merge driver that merges tracked directories file by file"
+                ))
+            }
             Error::Format(FormatError::UnsupportedVersion { .. }) => {
                 Some("this file was written by a newer dvt: upgrade dvt".into())
             }
@@ -555,6 +562,14 @@ pub enum FormatError {
         /// What is wrong with it.
         message: String,
     },
+    /// A pointer file still holds git's conflict markers from a merge.
+    #[error("`{}` has an unresolved git merge conflict (line {line})", path.display())]
+    Conflict {
+        /// The pointer file.
+        path: PathBuf,
+        /// The line of the first marker.
+        line: usize,
+    },
     /// A directory manifest is not valid.
     #[error("invalid directory manifest {id}: {message}")]
     Manifest {
@@ -747,6 +762,11 @@ fn list(paths: &[String]) -> String {
 /// A TOML parser's `message`, prefixed with where in `text` it applies
 /// (`line 3, column 7: …`) when the parser knows the place.
 pub(crate) fn toml_message(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    if let Some(line) = conflict_line(text) {
+        return format!(
+            "line {line}: unresolved git merge conflict: keep one side and delete the `<<<<<<<`, `=======` and `>>>>>>>` lines"
+        );
+    }
     let message = message.trim_end();
     let Some(at) = span.map(|s| s.start.min(text.len())) else {
         return message.to_string();
@@ -756,6 +776,17 @@ pub(crate) fn toml_message(text: &str, span: Option<std::ops::Range<usize>>, mes
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     format!("line {line}, column {column}: {message}")
+}
+
+/// The line (from 1) of the first git conflict marker in `text`, if any.
+pub(crate) fn conflict_line(text: &str) -> Option<usize> {
+    let marker = |l: &str, m: &str| {
+        l.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    };
+    text.lines()
+        .position(|l| marker(l, "<<<<<<<") || marker(l, ">>>>>>>") || l == "=======" || marker(l, "|||||||"))
+        .map(|i| i + 1)
 }
 
 /// What [`PathError::Symlink`] says about the link: the path is one, or leads through one.

@@ -39,6 +39,9 @@ fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
     }
 }
 
+/// The `info/attributes` line that gives pointer files dvt's merge driver.
+const MERGE_ATTRIBUTE: &str = "*.dvt merge=dvt";
+
 /// A git repository seen from a dvt repository inside its work tree.
 pub struct Git {
     repo: gix::Repository,
@@ -408,6 +411,56 @@ impl Git {
             Some(p) => self.repo.workdir().map_or_else(|| p.clone(), |w| w.join(&p)),
             None => self.repo.common_dir().join("hooks"),
         }
+    }
+
+    /// Sets up dvt's merge driver for pointer files with `command` (git's `%O %A %B
+    /// %P` placeholders included), or removes it with `None`: `merge.dvt.driver` in
+    /// the repository's own config and `*.dvt merge=dvt` in `info/attributes`,
+    /// both local to this clone, as hooks are.
+    pub fn set_merge_driver(&self, command: Option<&str>) -> Result<()> {
+        let config = self.repo.common_dir().join("config");
+        let failed = |e: &dyn std::fmt::Display| GitError::Failed {
+            what: format!("editing `{}`", config.display()),
+            message: e.to_string(),
+        };
+        let mut file = gix::config::File::from_path_no_includes(config.clone(), gix::config::Source::Local)
+            .map_err(|e| failed(&e))?;
+        match command {
+            Some(cmd) => {
+                // gix quotes and escapes what needs it.
+                for (key, value) in [("name", "dvt: merge tracked directories file by file"), ("driver", cmd)] {
+                    file.set_raw_value_by("merge", "dvt", key, value)
+                        .map_err(|e| failed(&e))?;
+                }
+            }
+            None => {
+                file.remove_section("merge", "dvt");
+            }
+        }
+        let mut text = Vec::new();
+        file.write_to(&mut text)?;
+        crate::fsutil::atomic_write(&config, &text)?;
+
+        let info = self.repo.common_dir().join("info");
+        let attributes = info.join("attributes");
+        let existing = match fs_err::read_to_string(&attributes) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut lines: Vec<&str> = existing.lines().filter(|l| *l != MERGE_ATTRIBUTE).collect();
+        if command.is_some() {
+            lines.push(MERGE_ATTRIBUTE);
+        }
+        let mut new = lines.join("\n");
+        if !new.is_empty() {
+            new.push('\n');
+        }
+        if new != existing {
+            fs_err::create_dir_all(&info)?;
+            crate::fsutil::atomic_write(&attributes, new.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Whether a rebase (of any kind) is in progress.

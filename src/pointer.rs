@@ -120,6 +120,13 @@ impl Pointer {
             path: file.to_path_buf(),
             message,
         };
+        if let Some(line) = crate::error::conflict_line(text) {
+            return Err(FormatError::Conflict {
+                path: file.to_path_buf(),
+                line,
+            }
+            .into());
+        }
         let table: toml::Table =
             toml::from_str(text).map_err(|e| bad(crate::error::toml_message(text, e.span(), e.message())))?;
         match table.get("version") {

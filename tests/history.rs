@@ -637,3 +637,164 @@ fn post_checkout_does_nothing_during_a_rebase() {
     let s = env.dvt(&["status", "--json"]).ok().json();
     assert_eq!(s["pointers"][0]["workspace"], "unchanged", "{s}");
 }
+
+/// The `id` in the pointer `file` at git revision `rev`.
+fn pointer_id_at(env: &TestEnv, rev: &str, file: &str) -> String {
+    let text = env.git(&["show", &format!("{rev}:{file}")]).stdout;
+    let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
+    line.trim_start_matches("id = ").trim_matches('"').to_string()
+}
+
+#[test]
+fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    let r = env.dvt(&["install-hooks"]).ok();
+    assert!(r.stdout.contains("merge-driver"), "{}", r.stdout);
+    let save = |msg: &str| {
+        env.dvt(&["add", "data", "model.bin"]).ok();
+        env.dvt(&["push"]).ok();
+        env.commit(msg);
+    };
+    env.write("data/a.csv", "a0\n");
+    env.write("data/b.csv", "b0\n");
+    env.write("data/c.csv", "c0\n");
+    env.write("model.bin", "model base");
+    save("base");
+    env.git(&["checkout", "-q", "-b", "feat"]);
+    env.write("data/a.csv", "a0\na-feat\n");
+    env.write("data/new/d.csv", "d-feat\n");
+    env.write("model.bin", "model feat");
+    save("feat");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    env.write("data/b.csv", "b0\nb-main\n");
+    std::fs::remove_file(env.path("data/c.csv")).unwrap();
+    env.write("model.bin", "model main");
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    env.commit("main");
+    // As after a colleague's push: feat's listing and new file are only on the remote.
+    env.remove_object(&pointer_id_at(&env, "feat", "data.dvt"));
+    env.remove_object(blake3::hash(b"a0\na-feat\n").to_hex().as_ref());
+
+    let r = env.git_with_dvt(&["merge", "feat", "-m", "merge feat"]);
+    assert_eq!(r.code, 1, "model.bin conflicts: {}", r.stdout);
+    assert!(r.stderr.contains("dvt: merged `data.dvt`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("conflict in `model.bin.dvt`: `model.bin`: changed on both branches"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.git(&["status", "--porcelain"]).stdout,
+        "M  data.dvt\nUU model.bin.dvt\n"
+    );
+    let conflicted = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(
+        conflicted.contains("<<<<<<< ours\n") && conflicted.contains(">>>>>>> theirs\n"),
+        "{conflicted}"
+    );
+    // Every command names the conflict and says how to resolve it.
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr
+            .contains("model.bin.dvt` has an unresolved git merge conflict (line 5)")
+            && r.stderr.contains("git checkout --ours ")
+            && r.stderr.contains("model.bin.dvt` (or `--theirs`)"),
+        "{}",
+        r.stderr
+    );
+    env.git(&["checkout", "--theirs", "model.bin.dvt"]);
+    env.dvt(&["pull"]).ok();
+    assert_eq!(env.read("data/a.csv"), b"a0\na-feat\n", "feat's change");
+    assert_eq!(env.read("data/b.csv"), b"b0\nb-main\n", "main's change");
+    assert!(!env.exists("data/c.csv"), "main's deletion");
+    assert_eq!(env.read("data/new/d.csv"), b"d-feat\n", "feat's new file");
+    assert_eq!(env.read("model.bin"), b"model feat");
+    env.commit("merged");
+    let s = env.dvt(&["status", "--json"]).ok().json();
+    assert!(
+        s["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["workspace"] == "unchanged"),
+        "{s}"
+    );
+    env.dvt(&["fsck"]).ok();
+
+    // The same file changed differently on both branches is a conflict, named.
+    env.git(&["checkout", "-q", "-b", "other"]);
+    env.write("data/a.csv", "a-other\n");
+    save("other");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    env.write("data/a.csv", "a-main\n");
+    env.write("data/b.csv", "b-main-2\n");
+    save("main 2");
+    let r = env.git_with_dvt(&["merge", "other", "-m", "merge other"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("conflict in `data.dvt`: `data/a.csv`: changed differently on both branches"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        String::from_utf8(env.read("data.dvt"))
+            .unwrap()
+            .contains("<<<<<<< ours")
+    );
+    env.git(&["merge", "--abort"]);
+
+    // A merge that completes checks the data out (post-merge), as `git pull` does.
+    env.git(&["checkout", "-q", "-b", "ahead"]);
+    env.write("data/b.csv", "b-ahead\n");
+    save("ahead");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b-main-2\n");
+    env.git_with_dvt(&["merge", "-q", "ahead"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b-ahead\n");
+
+    env.dvt(&["install-hooks", "--uninstall"]).ok();
+    assert!(env.run("git", &["config", "merge.dvt.driver"]).stdout.is_empty());
+    let attributes = std::fs::read_to_string(env.path(".git/info/attributes")).unwrap_or_default();
+    assert!(!attributes.contains("merge=dvt"), "{attributes}");
+}
+
+#[test]
+fn the_merge_driver_marks_a_conflict_when_a_version_is_nowhere() {
+    let env = TestEnv::new();
+    env.dvt(&["install-hooks"]).ok();
+    env.write("data/a.csv", "a0\n");
+    env.write("data/b.csv", "b0\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("base");
+    env.git(&["checkout", "-q", "-b", "feat"]);
+    env.write("data/a.csv", "a-feat\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("feat");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    env.write("data/b.csv", "b-main\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("main");
+    let ours = String::from_utf8(env.read("data.dvt")).unwrap();
+    env.remove_object(&pointer_id_at(&env, "feat", "data.dvt"));
+    // No remote to fetch feat's listing from: a conflict that says why, not a guess.
+    let r = env.git_with_dvt(&["merge", "feat", "-m", "merge"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("conflict in `data.dvt`: `data`: could not read a version to merge")
+            && r.stderr.contains(&pointer_id_at(&env, "feat", "data.dvt")),
+        "{}",
+        r.stderr
+    );
+    let text = String::from_utf8(env.read("data.dvt")).unwrap();
+    assert!(
+        text.starts_with(ours.lines().next().unwrap()) && text.contains("<<<<<<< ours"),
+        "{text}"
+    );
+    assert_eq!(env.read("data/b.csv"), b"b-main\n", "the workspace is untouched");
+}

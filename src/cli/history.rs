@@ -11,8 +11,8 @@ use indicatif::HumanBytes;
 
 use dvt::ops;
 
-use super::json;
 use super::progress::Bars;
+use super::{files, json};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum HistoryCommand {
@@ -98,8 +98,9 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Install git hooks: checkout after `git checkout`, push before `git push`, a
-    /// warning before `git commit` about data not added. Existing hooks are chained.
+    /// Install git hooks: checkout after `git checkout` and `git merge`/`pull`, push before `git push`, a
+    /// warning before `git commit` about data not added, and a merge driver that
+    /// merges tracked directories file by file. Existing hooks are chained.
     InstallHooks {
         /// Remove dvt's hooks and restore the ones they chained.
         #[arg(long)]
@@ -466,6 +467,13 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             } else {
                 say!(quiet, "{verb} {} in {}", r.hooks.join(", "), r.dir.display());
             }
+            match &r.merge_driver {
+                Some(_) => say!(
+                    quiet,
+                    "pointer files (*.dvt) now merge with `dvt git-hook merge-driver`"
+                ),
+                None => say!(quiet, "removed the merge driver for pointer files"),
+            }
             for h in &r.chained {
                 if *uninstall {
                     say!(quiet, "restored your previous {h} hook");
@@ -595,16 +603,49 @@ fn ask(question: &str) -> Result<bool, dvt::Error> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// git's merge driver for pointer files: `merge-driver BASE OURS THEIRS PATH`,
+/// the file names relative to where git runs it (the top of the work tree).
+/// Exit 0 leaves the merged pointer in OURS; 1 leaves conflict markers there.
+fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dvt::Error> {
+    let [base, ours, theirs, name] = args else {
+        return Err(std::io::Error::other("usage: dvt git-hook merge-driver BASE OURS THEIRS PATH").into());
+    };
+    let here = std::env::current_dir()?;
+    let (base, ours, theirs) = (here.join(base), here.join(ours), here.join(theirs));
+    let repo = Repo::open(cwd).ok();
+    let report = ops::merge::merge_pointer_files(repo.as_ref(), &base, &ours, &theirs, name)?;
+    match &report.merged {
+        Some(p) => {
+            note!(
+                quiet,
+                "dvt: merged `{name}`: the data of both branches, file by file ({}, {})",
+                files(p.files.unwrap_or(0)),
+                HumanBytes(p.size)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            for c in &report.conflicts {
+                note!(false, "dvt: conflict in `{name}`: {c}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// The logic behind the hook scripts. A repository without `.dvt` does nothing.
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    if name == "merge-driver" {
+        return merge_driver(cwd, args, quiet);
+    }
     let repo = match Repo::open(cwd) {
         Ok(r) => r,
         Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e),
     };
     match name {
-        "post-checkout" => {
-            if !ops::hooks::post_checkout_applies(&repo, args)? {
+        "post-checkout" | "post-merge" => {
+            if name == "post-checkout" && !ops::hooks::post_checkout_applies(&repo, args)? {
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = ops::CheckoutOptions {

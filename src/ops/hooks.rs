@@ -2,9 +2,14 @@
 //!
 //! - `post-checkout` runs `dvt checkout` after a branch or tag checkout (not after
 //!   `git checkout -- FILE`, and not during a rebase);
+//! - `post-merge` runs `dvt checkout` after a merge that completed (`git pull`,
+//!   `git merge`); a merge stopped by conflicts runs no hook, so the data follows
+//!   once the merge is committed and `dvt checkout` is run;
 //! - `pre-push` runs `dvt push` to the default remote, and stops the git push if it
 //!   fails (no commits reach the server whose data is not on the remote);
-//! - `pre-commit` warns about tracked data changed but not `dvt add`ed.
+//! - `pre-commit` warns about tracked data changed but not `dvt add`ed;
+//! - a merge driver for pointer files ([`crate::ops::merge`]): `merge.dvt.driver`
+//!   in the repository's config and `*.dvt merge=dvt` in `info/attributes`.
 //!
 //! Each hook is a short shell script that calls `dvt git-hook NAME ARGS`, where
 //! the logic lives. A hook that already exists and is not dvt's is kept: it is
@@ -21,7 +26,7 @@ use crate::git::Git;
 use crate::repo::Repo;
 
 /// The hooks dvt installs.
-pub const HOOKS: [&str; 3] = ["post-checkout", "pre-commit", "pre-push"];
+pub const HOOKS: [&str; 4] = ["post-checkout", "post-merge", "pre-commit", "pre-push"];
 /// The line that marks a hook as dvt's.
 const MARK: &str = "# dvt-hook: installed by `dvt install-hooks`";
 /// The suffix of a chained, pre-existing hook.
@@ -36,6 +41,8 @@ pub struct HookReport {
     pub hooks: Vec<String>,
     /// Pre-existing hooks now chained (or restored).
     pub chained: Vec<String>,
+    /// The command git runs to merge pointer files (`None` after uninstalling).
+    pub merge_driver: Option<String>,
 }
 
 fn script(name: &str, prefix: &str) -> String {
@@ -63,6 +70,17 @@ fn script(name: &str, prefix: &str) -> String {
     )
 }
 
+/// What `merge.dvt.driver` runs: `dvt git-hook merge-driver` with git's
+/// ancestor, ours, theirs and path placeholders.
+fn merge_driver(prefix: &str) -> String {
+    let cd = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!(" -C '{}'", prefix.trim_end_matches('/').replace('\'', "'\\''"))
+    };
+    format!("dvt{cd} git-hook merge-driver %O %A %B %P")
+}
+
 fn is_ours(path: &Path) -> bool {
     fs_err::read_to_string(path).is_ok_and(|t| t.contains(MARK))
 }
@@ -76,7 +94,9 @@ pub fn install_hooks(repo: &Repo, uninstall: bool) -> Result<HookReport> {
         dir: dir.clone(),
         hooks: Vec::new(),
         chained: Vec::new(),
+        merge_driver: (!uninstall).then(|| merge_driver(git.prefix())),
     };
+    git.set_merge_driver(report.merge_driver.as_deref())?;
     for name in HOOKS {
         let path = dir.join(name);
         let chained = dir.join(format!("{name}{CHAINED}"));

@@ -9,6 +9,7 @@ pub mod fsck;
 pub mod gc;
 pub mod hooks;
 pub mod import;
+pub mod merge;
 pub mod mv;
 pub mod remove;
 pub mod repro;

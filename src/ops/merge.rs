@@ -1,0 +1,358 @@
+//! Merging pointer files: the git merge driver that `dvt install-hooks` sets up.
+//!
+//! Two branches that change different files of one tracked directory both change
+//! the `id` line of its pointer, so git's line merge reports a conflict although
+//! the data does not have one. The driver merges the directory's manifests
+//! instead, path by path, the way git merges trees: a file changed on one branch
+//! only takes that branch's version; a file changed the same way on both is kept;
+//! a file changed differently on both (or changed on one and deleted on the other)
+//! is a conflict. The merged manifest is stored in the cache and the merged
+//! pointer names it; `dvt checkout` then brings the workspace to it.
+//!
+//! A tracked file changed on both branches cannot be merged (its content is
+//! opaque), nor can imports that follow different sources. Those, and every
+//! directory conflict, leave git's conflict markers in the pointer, and the
+//! driver says which data paths conflict.
+//!
+//! Manifests not in the cache are fetched from the default remote, when there is
+//! one; a version that can be found nowhere is a conflict too, never a guess.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::manifest::{Entry, Manifest};
+use crate::pointer::{Kind, Pointer};
+use crate::repo::Repo;
+use crate::snapshot::Objects;
+
+/// What the merge driver did with one pointer file.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    /// The pointer file, as git names it.
+    pub pointer: String,
+    /// The merged pointer, when the merge is clean.
+    pub merged: Option<Pointer>,
+    /// Why it could not be merged, one line per reason; empty when clean.
+    pub conflicts: Vec<String>,
+}
+
+/// The merge driver: merges the pointer texts in the files `base` (the common
+/// ancestor's; empty when there is none), `ours` and `theirs`, and leaves the
+/// result in `ours`: the merged pointer, or git's conflict markers around the
+/// lines that differ. `name` is the pointer's path, for messages. Without a
+/// repository (`None`), only merges that need no directory listing succeed.
+pub fn merge_pointer_files(
+    repo: Option<&Repo>,
+    base: &Path,
+    ours: &Path,
+    theirs: &Path,
+    name: &str,
+) -> Result<MergeReport> {
+    let base_text = fs_err::read_to_string(base)?;
+    let ours_text = fs_err::read_to_string(ours)?;
+    let theirs_text = fs_err::read_to_string(theirs)?;
+    let parse = |text: &str, side: &str| {
+        Pointer::parse(text, Path::new(name)).map_err(|e| format!("{side} version of `{name}`: {e}"))
+    };
+    // A broken ancestor (git's virtual one may hold markers) only loses the
+    // common base: every difference then counts as a conflict.
+    let base_pointer = parse(&base_text, "the common").ok();
+    let merged = match (parse(&ours_text, "our"), parse(&theirs_text, "their")) {
+        (Ok(o), Ok(t)) => merge_pointers(repo, base_pointer.as_ref(), &o, &t, name),
+        (Err(e), _) | (_, Err(e)) => Err(vec![e]),
+    };
+    let report = match merged {
+        Ok(p) => {
+            crate::fsutil::atomic_write(ours, p.to_text().as_bytes())?;
+            MergeReport {
+                pointer: name.to_string(),
+                merged: Some(p),
+                conflicts: Vec::new(),
+            }
+        }
+        Err(conflicts) => {
+            crate::fsutil::atomic_write(ours, conflict_text(&ours_text, &theirs_text).as_bytes())?;
+            MergeReport {
+                pointer: name.to_string(),
+                merged: None,
+                conflicts,
+            }
+        }
+    };
+    Ok(report)
+}
+
+/// Merges three versions of one pointer; `Err` lists the conflicts.
+fn merge_pointers(
+    repo: Option<&Repo>,
+    base: Option<&Pointer>,
+    ours: &Pointer,
+    theirs: &Pointer,
+    name: &str,
+) -> std::result::Result<Pointer, Vec<String>> {
+    if ours == theirs || base == Some(theirs) {
+        return Ok(ours.clone());
+    }
+    if base == Some(ours) {
+        return Ok(theirs.clone());
+    }
+    let data = name.strip_suffix(".dvt").unwrap_or(name);
+    let one = |reason: String| Err(vec![reason]);
+    match (ours.kind, theirs.kind) {
+        (Kind::Dir, Kind::Dir) => {}
+        (Kind::File, Kind::File) => {
+            return one(format!(
+                "`{data}`: changed on both branches; the versions of a file cannot be merged"
+            ));
+        }
+        _ => return one(format!("`{data}`: a file on one branch and a directory on the other")),
+    }
+    if ours.path != theirs.path {
+        return one(format!(
+            "`{name}` points to `{}` on one branch and `{}` on the other",
+            ours.path, theirs.path
+        ));
+    }
+    if ours.source.is_some() || theirs.source.is_some() {
+        return one(format!(
+            "`{data}`: imported data changed on both branches; keep one side, then `dvt update` it"
+        ));
+    }
+    let Some(repo) = repo else {
+        return one(format!(
+            "`{data}`: no dvt repository here to read the listings of its versions from"
+        ));
+    };
+    let objects = Objects::new(repo, None);
+    let load = |p: &Pointer| -> Result<Manifest> {
+        objects.ensure(&p.id, Some(data))?;
+        let bytes = repo.cache().read(&p.id, Some(data))?;
+        Manifest::parse(&bytes, &p.id)
+    };
+    let unreadable = |e: crate::Error| {
+        let mut reason = format!(
+            "`{data}`: could not read a version to merge: {}",
+            crate::error_chain(&e)
+        );
+        if let Some(h) = e.hint() {
+            reason.push_str(&format!(" ({h})"));
+        }
+        vec![reason]
+    };
+    let base_manifest = match base {
+        Some(b) if b.kind == Kind::Dir && b.path == ours.path => load(b).map_err(unreadable)?,
+        // Added on both branches (or not a directory before): nothing in common.
+        _ => Manifest::default(),
+    };
+    let ours_manifest = load(ours).map_err(unreadable)?;
+    let theirs_manifest = load(theirs).map_err(unreadable)?;
+    let merged = merge_manifests(&base_manifest, &ours_manifest, &theirs_manifest).map_err(|paths| {
+        paths
+            .into_iter()
+            .map(|(p, how)| format!("`{data}/{p}`: {how}"))
+            .collect::<Vec<_>>()
+    })?;
+    let store = || -> Result<Pointer> {
+        let _lock = repo.lock("merge")?;
+        let stored = repo.cache().put_bytes(&merged.to_bytes())?;
+        Ok(Pointer::dir(
+            ours.path.clone(),
+            stored.id,
+            merged.total_size(),
+            merged.files.len() as u64,
+        ))
+    };
+    store().map_err(|e| {
+        vec![format!(
+            "`{data}`: could not store the merged listing: {}",
+            crate::error_chain(&e)
+        )]
+    })
+}
+
+/// Merges three listings of one directory path by path. `Err` names each path
+/// that conflicts (relative to the directory) and how.
+pub fn merge_manifests(
+    base: &Manifest,
+    ours: &Manifest,
+    theirs: &Manifest,
+) -> std::result::Result<Manifest, Vec<(String, &'static str)>> {
+    fn index(m: &Manifest) -> HashMap<&str, &Entry> {
+        m.files.iter().map(|e| (e.path.as_str(), e)).collect()
+    }
+    let (b, o, t) = (index(base), index(ours), index(theirs));
+    let paths: BTreeSet<&str> = o.keys().chain(t.keys()).chain(b.keys()).copied().collect();
+    let mut files = Vec::new();
+    let mut conflicts = Vec::new();
+    for path in paths {
+        let (eb, eo, et) = (b.get(path), o.get(path), t.get(path));
+        let pick = if eo == et {
+            eo
+        } else if eo == eb {
+            et
+        } else if et == eb {
+            eo
+        } else {
+            let how = match (eb, eo, et) {
+                (None, _, _) => "added on both branches with different content",
+                (Some(_), None, _) | (Some(_), _, None) => "deleted on one branch and changed on the other",
+                _ => "changed differently on both branches",
+            };
+            conflicts.push((path.to_string(), how));
+            continue;
+        };
+        if let Some(e) = pick {
+            files.push((*e).clone());
+        }
+    }
+    fn dirs_of(m: &Manifest) -> HashSet<&str> {
+        m.empty_dirs.iter().map(String::as_str).collect()
+    }
+    let (db, d_o, dt) = (dirs_of(base), dirs_of(ours), dirs_of(theirs));
+    let all_dirs: BTreeSet<&str> = d_o.iter().chain(&dt).chain(&db).copied().collect();
+    // Of two sides that disagree on a boolean, one agrees with the base: take the other.
+    let mut empty_dirs: Vec<&str> = all_dirs
+        .into_iter()
+        .filter(|d| {
+            let (hb, ho, ht) = (db.contains(d), d_o.contains(d), dt.contains(d));
+            if ho == ht { ho } else { !hb }
+        })
+        .collect();
+    // Every directory that holds something in the result.
+    let mut parents: HashSet<&str> = HashSet::new();
+    for p in files.iter().map(|e| e.path.as_str()).chain(empty_dirs.iter().copied()) {
+        let mut at = p;
+        while let Some(i) = at.rfind('/') {
+            at = &at[..i];
+            if !parents.insert(at) {
+                break;
+            }
+        }
+    }
+    for e in &files {
+        if parents.contains(e.path.as_str()) || empty_dirs.contains(&e.path.as_str()) {
+            conflicts.push((e.path.clone(), "a file on one branch and a directory on the other"));
+        }
+    }
+    // A directory that was empty and now holds files is no longer empty.
+    empty_dirs.retain(|d| !parents.contains(d));
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    let empty_dirs = empty_dirs.into_iter().map(str::to_string).collect();
+    Ok(Manifest::new(files, empty_dirs))
+}
+
+/// `ours` and `theirs` with git's conflict markers around the lines that differ
+/// (pointers keep their keys in one order, so the lines in common surround them).
+pub fn conflict_text(ours: &str, theirs: &str) -> String {
+    let o: Vec<&str> = ours.split_inclusive('\n').collect();
+    let t: Vec<&str> = theirs.split_inclusive('\n').collect();
+    let head = o.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let tail = o[head..]
+        .iter()
+        .rev()
+        .zip(t[head..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = String::new();
+    let push_lines = |lines: &[&str], out: &mut String| {
+        for l in lines {
+            out.push_str(l);
+            if !l.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    };
+    push_lines(&o[..head], &mut out);
+    out.push_str("<<<<<<< ours\n");
+    push_lines(&o[head..o.len() - tail], &mut out);
+    out.push_str("=======\n");
+    push_lines(&t[head..t.len() - tail], &mut out);
+    out.push_str(">>>>>>> theirs\n");
+    push_lines(&o[o.len() - tail..], &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectId;
+
+    fn entry(path: &str, content: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            id: ObjectId::of(content.as_bytes()),
+            size: content.len() as u64,
+            executable: false,
+        }
+    }
+
+    fn listing(files: &[(&str, &str)], dirs: &[&str]) -> Manifest {
+        Manifest::new(
+            files.iter().map(|(p, c)| entry(p, c)).collect(),
+            dirs.iter().map(|d| d.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn changes_to_different_files_merge() {
+        let base = listing(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")], &["e"]);
+        let ours = listing(&[("a", "2"), ("b", "1"), ("d", "1"), ("new/x", "o")], &["e"]);
+        let theirs = listing(&[("a", "1"), ("b", "3"), ("c", "1"), ("d", "1"), ("e/y", "t")], &[]);
+        let merged = merge_manifests(&base, &ours, &theirs).unwrap();
+        // a from ours, b from theirs, c deleted by ours, e no longer empty.
+        let want = listing(&[("a", "2"), ("b", "3"), ("d", "1"), ("e/y", "t"), ("new/x", "o")], &[]);
+        assert_eq!(merged, want);
+    }
+
+    #[test]
+    fn the_same_change_on_both_sides_is_no_conflict() {
+        let base = listing(&[("a", "1")], &[]);
+        let both = listing(&[("a", "2"), ("b", "2")], &["z"]);
+        assert_eq!(merge_manifests(&base, &both, &both).unwrap(), both);
+    }
+
+    #[test]
+    fn conflicts_name_each_path() {
+        let base = listing(&[("a", "1"), ("b", "1")], &[]);
+        let ours = listing(&[("a", "2"), ("c", "o"), ("d", "o")], &[]);
+        let theirs = listing(&[("a", "3"), ("b", "3"), ("c", "t"), ("d/e", "t")], &[]);
+        let err = merge_manifests(&base, &ours, &theirs).unwrap_err();
+        let paths: Vec<(&str, &str)> = err.iter().map(|(p, how)| (p.as_str(), *how)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("a", "changed differently on both branches"),
+                ("b", "deleted on one branch and changed on the other"),
+                ("c", "added on both branches with different content"),
+                ("d", "a file on one branch and a directory on the other"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_directory_emptied_on_one_side_stays_if_the_other_adds_nothing() {
+        let base = listing(&[("x/a", "1"), ("y", "1")], &[]);
+        let ours = listing(&[("y", "1")], &["x"]);
+        let theirs = listing(&[("x/a", "1"), ("y", "2")], &[]);
+        assert_eq!(
+            merge_manifests(&base, &ours, &theirs).unwrap(),
+            listing(&[("y", "2")], &["x"])
+        );
+    }
+
+    #[test]
+    fn conflict_markers_surround_only_the_lines_that_differ() {
+        let ours = "# c\nversion = 1\nid = \"a\"\nsize = 1\nfiles = 1\n";
+        let theirs = "# c\nversion = 1\nid = \"b\"\nsize = 2\nfiles = 1\n";
+        assert_eq!(
+            conflict_text(ours, theirs),
+            "# c\nversion = 1\n<<<<<<< ours\nid = \"a\"\nsize = 1\n=======\nid = \"b\"\nsize = 2\n>>>>>>> theirs\nfiles = 1\n"
+        );
+        assert_eq!(conflict_text("x", "y"), "<<<<<<< ours\nx\n=======\ny\n>>>>>>> theirs\n");
+    }
+}
