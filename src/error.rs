@@ -313,13 +313,13 @@ pub enum TagError {
     #[error("there is no commit to tag yet")]
     NoCommit,
     /// Pointer files differ from HEAD.
-    #[error("{} pointer file(s) are not committed:\n{}", pointers.len(), list(pointers))]
+    #[error("{} not committed:\n{}", crate::counted(pointers.len(), "pointer file"), list(pointers))]
     Uncommitted {
         /// The pointer files.
         pointers: Vec<String>,
     },
     /// Objects missing from the remote.
-    #[error("{} object(s) that HEAD's pointers name are not on remote `{remote}`:\n{}", missing.len(), list(missing))]
+    #[error("not on remote `{remote}`: {} that HEAD's pointers name:\n{}", crate::counted(missing.len(), "object"), list(missing))]
     NotOnRemote {
         /// The remote.
         remote: String,
@@ -735,13 +735,13 @@ pub enum PathError {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     /// Files whose content differs from the pointers would be overwritten or deleted.
-    #[error("checkout would overwrite or delete {} file(s) with changes not recorded in a pointer:\n{}", paths.len(), list(paths))]
+    #[error("checkout would overwrite or delete {} with changes not recorded in a pointer:\n{}", crate::counted(paths.len(), "file"), list(paths))]
     Conflicts {
         /// The affected paths, relative to the repository root.
         paths: Vec<String>,
     },
     /// Some paths could not be restored; the others were.
-    #[error("{} path(s) could not be checked out:\n{}", failures.len(), failures.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{} could not be checked out:\n{}", crate::counted(failures.len(), "path"), failures.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
     Incomplete {
         /// One message per failed path.
         failures: Vec<String>,

@@ -69,6 +69,15 @@ pub mod workspace;
 pub use error::{Error, Result};
 pub use object::ObjectId;
 
+/// A count and its noun: `counted(1, "file")` is "1 file", `counted(2, "file")`
+/// "2 files" (every noun dvt counts takes an `s`).
+pub fn counted(n: impl TryInto<u64>, noun: &str) -> String {
+    match n.try_into().unwrap_or(u64::MAX) {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// An error and all its causes on one line, `: `-separated.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

@@ -197,7 +197,7 @@ fn status_lists_added_modified_deleted_and_missing_objects() {
         env.dvt(&["status", "model.bin"])
             .ok()
             .stdout
-            .contains("not in cache: 1 object(s)")
+            .contains("not in cache: 1 object")
     );
 
     // A directory whose objects were all present a moment ago loses one.
@@ -404,7 +404,7 @@ fn fsck_repair_restores_damaged_objects_from_the_workspace_and_the_rest_comes_fr
     let r = env.dvt(&["fsck", "--repair"]).fails();
     assert!(
         r.stdout
-            .contains("removed 3 damaged object(s), restored 2 from the workspace, 1 missing"),
+            .contains("removed 3 damaged objects, restored 2 from the workspace, 1 missing"),
         "{}",
         r.stdout
     );

@@ -86,7 +86,7 @@ fn round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
         .sum();
     assert_eq!(remote_only, n, "{}", r.stdout);
     let r = b.dvt(&["pull"]).ok();
-    assert!(r.stdout.contains(&format!("fetched {n} object(s)")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("fetched {n} objects")), "{}", r.stdout);
     for f in DATA_FILES {
         assert!(a.read(f) == b.read(f), "{f} differs after pull");
     }
@@ -424,7 +424,7 @@ fn gcs_reads_with_fake_gcs_server() {
     b.dvt(&["remote", "modify", "gcs", "allow_http", "true", "--local"])
         .ok();
     let r = b.dvt(&["pull"]).ok();
-    assert!(r.stdout.contains(&format!("fetched {n} object(s)")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("fetched {n} objects")), "{}", r.stdout);
     for f in DATA_FILES {
         assert!(a.read(f) == b.read(f), "{f} differs after pull from GCS");
     }
@@ -676,7 +676,7 @@ fn fsck_remote_finds_damaged_copies_and_repair_withdraws_or_replaces_them() {
     });
     let r = a.dvt(&["fsck", "-r", "--repair"]).ok();
     assert!(
-        r.stdout.contains("replaced 1 damaged object(s) from the cache, 0 lost"),
+        r.stdout.contains("replaced 1 damaged object from the cache, 0 lost"),
         "{}",
         r.stdout
     );
@@ -798,7 +798,7 @@ fn pull_of_big_objects(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
     std::fs::create_dir_all(b.path(".dvt/tmp/pull-999999999")).unwrap();
     std::fs::write(b.path(".dvt/tmp/pull-999999999/leftover"), "x").unwrap();
     let r = b.dvt(&["pull"]).ok();
-    assert!(r.stdout.contains("fetched 4 object(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("fetched 4 objects"), "{}", r.stdout);
     for f in [
         "big/readings.csv",
         "big/copy-of-readings.csv",
@@ -1207,7 +1207,7 @@ fn parts_of_a_directory(a: &TestEnv, clone: impl Fn(&TestEnv) -> TestEnv) {
     a.dvt(&["push"]).ok();
     let r = b.dvt(&["pull", "data/images/img-002.bin", "data/nested/deep"]).ok();
     assert!(
-        r.stdout.contains("fetched 3 object(s)"),
+        r.stdout.contains("fetched 3 objects"),
         "the manifest and two files: {}",
         r.stdout
     );
@@ -1216,9 +1216,9 @@ fn parts_of_a_directory(a: &TestEnv, clone: impl Fn(&TestEnv) -> TestEnv) {
     }
     assert!(!b.exists("data/images/img-001.bin") && !b.exists("data/readings.csv"));
     let r = b.dvt(&["status", "data"]).ok();
-    assert!(r.stdout.contains("not in cache: 3 object(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("not in cache: 3 objects"), "{}", r.stdout);
     let r = b.dvt(&["pull", "data"]).ok();
-    assert!(r.stdout.contains("fetched 3 object(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("fetched 3 objects"), "{}", r.stdout);
     assert!(b.dvt(&["status", "data"]).ok().stdout.contains("up to date"));
 }
 
@@ -1352,7 +1352,7 @@ fn transfers_show_progress_on_a_terminal_only() {
     a.dvt(&["add", "model.bin"]).ok();
     a.commit("data");
     let r = a.dvt_on_terminal(&["push"]).ok();
-    for shown in ["Pushing packs", "Pushing", "B/s", "pushed 52 object(s)"] {
+    for shown in ["Pushing packs", "Pushing", "B/s", "pushed 52 objects"] {
         assert!(r.stdout.contains(shown), "{shown}: {}", r.stdout);
     }
     let b = a.clone_repo();
@@ -1373,7 +1373,7 @@ fn transfers_show_progress_on_a_terminal_only() {
         !r.stderr.contains("Fetching") && !r.stdout.contains("Fetching"),
         "{r:?}"
     );
-    assert!(r.stdout.contains("fetched 52 object(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains("fetched 52 objects"), "{}", r.stdout);
 }
 
 #[test]

@@ -369,11 +369,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             )?;
             say!(
                 quiet,
-                "tagged {} as `{}`: all {} object(s) are on `{}`",
+                "tagged {} as `{}`: `{}` holds its data ({})",
                 &r.commit[..7],
                 r.name,
-                r.objects,
-                r.remote
+                r.remote,
+                dvt::counted(r.objects, "object")
             );
             note!(quiet, "hint: share it with `git push origin {}`", r.name);
         }
@@ -453,7 +453,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     plan.kept_objects
                 );
             } else if done {
-                say!(quiet, "deleted {total} object(s)");
+                say!(quiet, "deleted {}", dvt::counted(total, "object"));
             } else if !*dry_run {
                 say!(quiet, "nothing deleted");
             }
@@ -568,20 +568,21 @@ fn print_plan(plan: &ops::GcPlan) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
-        "keeping {} object(s) referenced by the workspace and {} revision(s)",
-        plan.kept_objects, plan.kept_revisions
+        "keeping {} referenced by the workspace and {}",
+        dvt::counted(plan.kept_objects, "object"),
+        dvt::counted(plan.kept_revisions, "revision")
     );
     let _ = writeln!(
         err,
-        "cache: {} object(s) to delete ({})",
-        plan.cache.count(),
+        "cache: {} to delete ({})",
+        dvt::counted(plan.cache.count(), "object"),
         HumanBytes(plan.cache.bytes)
     );
     if let Some(r) = &plan.remote {
         let _ = writeln!(
             err,
-            "remote `{r}`: {} object(s) to delete ({})",
-            plan.remote_objects.count(),
+            "remote `{r}`: {} to delete ({})",
+            dvt::counted(plan.remote_objects.count(), "object"),
             HumanBytes(plan.remote_objects.bytes)
         );
     }
@@ -655,7 +656,9 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             };
             // git has already switched; a failure here is reported, not fatal.
             match ops::checkout(&repo, &opts, bars) {
-                Ok(r) if !r.restored.is_empty() => note!(quiet, "dvt: checked out {} path(s)", r.restored.len()),
+                Ok(r) if !r.restored.is_empty() => {
+                    note!(quiet, "dvt: checked out {}", dvt::counted(r.restored.len(), "path"))
+                }
                 Ok(_) => {}
                 Err(e) => {
                     note!(false, "dvt: data not checked out: {e}");
@@ -688,12 +691,17 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             if !r.missing_from_cache.is_empty() {
                 note!(
                     false,
-                    "dvt: {} object(s) are in no cache here; git push stopped",
-                    r.missing_from_cache.len()
+                    "dvt: {} in no cache here; git push stopped",
+                    dvt::counted(r.missing_from_cache.len(), "object")
                 );
                 return Ok(ExitCode::from(1));
             }
-            note!(quiet, "dvt: pushed {} object(s) to `{}`", r.uploaded, r.remote);
+            note!(
+                quiet,
+                "dvt: pushed {} to `{}`",
+                dvt::counted(r.uploaded, "object"),
+                r.remote
+            );
         }
         "pre-commit" => {
             let opts = ops::StatusOptions {

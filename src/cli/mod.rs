@@ -268,13 +268,14 @@ pub fn run() -> ExitCode {
         // Below the progress bar, if one is drawn.
         let _ = writeln!(
             err,
-            "{}dvt: interrupted; removed {removed} unfinished file(s), kept what was finished; run the command \
+            "{}dvt: interrupted; removed {}, kept what was finished; run the command \
              again to complete it",
             if std::io::IsTerminal::is_terminal(&err) {
                 "\n"
             } else {
                 ""
-            }
+            },
+            dvt::counted(removed, "unfinished file")
         );
         std::process::exit(130);
     });
@@ -375,10 +376,7 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
 
 /// "1 file", "2 files".
 fn files(n: impl TryInto<u64>) -> String {
-    match n.try_into().unwrap_or(u64::MAX) {
-        1 => "1 file".to_string(),
-        n => format!("{n} files"),
-    }
+    dvt::counted(n, "file")
 }
 
 fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
@@ -541,7 +539,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     }
                 }
                 if !p.missing_from_cache.is_empty() {
-                    out!("    not in cache: {} object(s)", p.missing_from_cache.len());
+                    out!(
+                        "    not in cache: {}",
+                        dvt::counted(p.missing_from_cache.len(), "object")
+                    );
                 }
             }
             if !report.is_clean() && !any_error {
@@ -583,10 +584,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let n = report.restored.len();
             say!(
                 q,
-                "{} restored ({}), {} path(s) already up to date",
+                "{} restored ({}), {} already up to date",
                 files(n),
                 HumanBytes(report.bytes),
-                report.unchanged.len()
+                dvt::counted(report.unchanged.len(), "path")
             );
         }
         Command::Move {
@@ -659,15 +660,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 if report.uploaded == 0 {
                     say!(
                         q,
-                        "Nothing to push: remote `{}` has all {} object(s).",
+                        "Nothing to push: remote `{}` has all {}.",
                         report.remote,
-                        report.already_on_remote
+                        dvt::counted(report.already_on_remote, "object")
                     );
                 } else {
                     say!(
                         q,
-                        "pushed {} object(s) ({}) to `{}`; {} were already there",
-                        report.uploaded,
+                        "pushed {} ({}) to `{}`; {} already there",
+                        dvt::counted(report.uploaded, "object"),
                         HumanBytes(report.uploaded_bytes),
                         report.remote,
                         report.already_on_remote
@@ -704,10 +705,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let n = report.checkout.restored.len();
             say!(
                 q,
-                "{} restored ({}), {} path(s) already up to date",
+                "{} restored ({}), {} already up to date",
                 files(n),
                 HumanBytes(report.checkout.bytes),
-                report.checkout.unchanged.len()
+                dvt::counted(report.checkout.unchanged.len(), "path")
             );
         }
         Command::Fsck {
@@ -753,11 +754,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         out!("withdrawn manifest {id}: it lists a lost object");
                     }
                     out!(
-                        "repaired `{}`: replaced {} damaged object(s) from the cache, {} lost, {} manifest(s) withdrawn",
+                        "repaired `{}`: replaced {} from the cache, {} lost, {} withdrawn",
                         report.remote,
-                        report.replaced.len(),
+                        dvt::counted(report.replaced.len(), "damaged object"),
                         report.lost.len(),
-                        report.withdrawn.len()
+                        dvt::counted(report.withdrawn.len(), "manifest")
                     );
                     if !report.lost.is_empty() {
                         note!(
@@ -840,8 +841,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         out!("cannot restore from {u}");
                     }
                     out!(
-                        "repaired: removed {} damaged object(s), restored {} from the workspace, {} missing",
-                        r.removed.len(),
+                        "repaired: removed {}, restored {} from the workspace, {} missing",
+                        dvt::counted(r.removed.len(), "damaged object"),
                         r.restored.len(),
                         r.missing.len()
                     );
@@ -870,11 +871,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
 
 fn fetched_line(r: &ops::FetchReport) -> String {
     if r.downloaded == 0 {
-        format!("Nothing to fetch: the cache has all {} object(s).", r.already_cached)
+        format!(
+            "Nothing to fetch: the cache has all {}.",
+            dvt::counted(r.already_cached, "object")
+        )
     } else {
         format!(
-            "fetched {} object(s) ({}) from `{}`; {} were already in the cache",
-            r.downloaded,
+            "fetched {} ({}) from `{}`; {} already in the cache",
+            dvt::counted(r.downloaded, "object"),
             HumanBytes(r.downloaded_bytes),
             r.remote,
             r.already_cached
