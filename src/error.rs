@@ -505,9 +505,19 @@ pub enum RepoError {
         /// What is wrong.
         message: String,
     },
-    /// Another process holds the repository lock.
-    #[error("the repository is locked by another dvt process ({holder}); lock file `{}`", path.display())]
+    /// A repository listed as sharing this cache cannot be read.
+    #[error("cannot read `{}`, which shares this cache: {message}", root.display())]
+    CacheUser {
+        /// Its root.
+        root: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Another process holds the repository's or the cache's lock.
+    #[error("the {subject} is locked by another dvt process ({holder}); lock file `{}`", path.display())]
     Locked {
+        /// "repository" or "cache".
+        subject: &'static str,
         /// The lock file.
         path: PathBuf,
         /// Who holds it, as the holder wrote it.

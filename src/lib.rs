@@ -70,11 +70,12 @@ pub use error::{Error, Result};
 pub use object::ObjectId;
 
 /// A count and its noun: `counted(1, "file")` is "1 file", `counted(2, "file")`
-/// "2 files" (every noun dvt counts takes an `s`).
+/// "2 files"; a noun ending in `y` takes `ies` ("repositories").
 pub fn counted(n: impl TryInto<u64>, noun: &str) -> String {
-    match n.try_into().unwrap_or(u64::MAX) {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
+    match (n.try_into().unwrap_or(u64::MAX), noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (n, Some(stem)) => format!("{n} {stem}ies"),
+        (n, None) => format!("{n} {noun}s"),
     }
 }
 

@@ -230,46 +230,116 @@ impl Repo {
         StatCache::load_in_background(&self.root.join(DVT_DIR).join("tmp").join("stat-cache"))
     }
 
-    /// Takes the repository lock for a mutating command described by `what`.
-    /// Fails at once, naming the holder, if another process has it.
+    /// Takes the repository lock for a mutating command described by `what`, and
+    /// a shared hold on the cache's lock (several repositories may share a cache,
+    /// see [`Repo::lock_cache_alone`]). Fails at once, naming the holder, if another
+    /// process has the repository, or holds the cache alone.
     pub fn lock(&self, what: &str) -> Result<RepoLock> {
-        let path = self.tmp_dir()?.join("lock");
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        match file.file().try_lock() {
-            Ok(()) => {
-                file.set_len(0)?;
-                file.rewind()?;
-                write!(file, "pid {}: {what}", std::process::id())?;
-                Ok(RepoLock { _file: file })
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                // The holder writes who it is just after locking: give it a moment.
-                let mut holder = String::new();
-                for _ in 0..20 {
-                    holder.clear();
-                    let _ = file.rewind();
-                    let _ = file.read_to_string(&mut holder);
-                    if !holder.trim().is_empty() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                if holder.trim().is_empty() {
-                    holder = "holder unknown".into();
-                }
-                Err(RepoError::Locked {
-                    path,
-                    holder: holder.trim().to_string(),
-                }
-                .into())
-            }
-            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        self.lock_as(what, false)
+    }
+
+    /// Like [`Repo::lock`], but holds the cache alone: no command of any
+    /// repository sharing it runs meanwhile. For `gc`, which deletes what no
+    /// repository's pointers need, and must not race a command adding a pointer.
+    pub fn lock_cache_alone(&self, what: &str) -> Result<RepoLock> {
+        self.lock_as(what, true)
+    }
+
+    fn lock_as(&self, what: &str, cache_alone: bool) -> Result<RepoLock> {
+        let repo = hold(&self.tmp_dir()?.join("lock"), "repository", what, Hold::Alone)?;
+        fs::create_dir_all(self.cache.root())?;
+        let how = if cache_alone { Hold::Alone } else { Hold::Shared };
+        let what = format!("{what} in `{}`", self.root.display());
+        let cache = hold(&self.cache.root().join("lock"), "cache", &what, how)?;
+        self.register_in_cache()?;
+        Ok(RepoLock {
+            _repo: repo,
+            cache,
+            cache_alone,
+        })
+    }
+
+    /// The file in the cache listing the repositories that use it, one root per line.
+    fn cache_users_file(&self) -> PathBuf {
+        self.cache.root().join("repos")
+    }
+
+    /// Adds this repository to the cache's list of users, if it is not there.
+    /// Called under the cache lock; appending one line is atomic, so repositories
+    /// registering at once do not lose each other.
+    fn register_in_cache(&self) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let root = self.root.as_os_str().as_bytes();
+        if root.contains(&b'\n') {
+            return Ok(());
         }
+        let file = self.cache_users_file();
+        let known = match fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        if known.split(|&b| b == b'\n').any(|l| l == root) {
+            return Ok(());
+        }
+        let mut line = root.to_vec();
+        line.push(b'\n');
+        let mut f = fs::OpenOptions::new().append(true).create(true).open(&file)?;
+        f.write_all(&line)?;
+        Ok(())
+    }
+
+    /// The other repositories that use this repository's cache, and the roots
+    /// listed that no longer do (deleted, no longer dvt repositories, or using
+    /// another cache now). Read under [`Repo::lock_cache_alone`].
+    pub fn cache_users(&self) -> Result<(Vec<Repo>, Vec<PathBuf>)> {
+        use std::os::unix::ffi::OsStrExt;
+        let known = match fs::read(self.cache_users_file()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let ours = fs::canonicalize(self.cache.root())?;
+        let (mut users, mut gone) = (Vec::new(), Vec::new());
+        for line in known.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let root = PathBuf::from(std::ffi::OsStr::from_bytes(line));
+            if root == self.root {
+                continue;
+            }
+            if !root.join(DVT_DIR).is_dir() {
+                gone.push(root);
+                continue;
+            }
+            let other = Repo::open(&root).map_err(|e| RepoError::CacheUser {
+                root: root.clone(),
+                message: crate::error_chain(&e),
+            })?;
+            if other.root != root || fs::canonicalize(other.cache.root()).ok().as_ref() != Some(&ours) {
+                gone.push(root);
+            } else {
+                users.push(other);
+            }
+        }
+        Ok((users, gone))
+    }
+
+    /// Rewrites the cache's list of users without `gone`. Under
+    /// [`Repo::lock_cache_alone`].
+    pub fn forget_cache_users(&self, gone: &[PathBuf]) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let known = fs::read(self.cache_users_file())?;
+        let mut kept = Vec::new();
+        for line in known.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if !gone.iter().any(|g| g.as_os_str().as_bytes() == line) {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
+            }
+        }
+        crate::fsutil::atomic_write(&self.cache_users_file(), &kept)?;
+        Ok(())
     }
 
     /// Resolves a path the user typed (relative to `cwd`) to an absolute path and a
@@ -341,7 +411,79 @@ impl Repo {
 /// Held while a mutating command runs; released when dropped or when the process exits.
 #[derive(Debug)]
 pub struct RepoLock {
-    _file: fs::File,
+    _repo: fs::File,
+    cache: fs::File,
+    cache_alone: bool,
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        // Only a sole holder writes its name; clear it so nobody reads it stale.
+        if self.cache_alone {
+            let _ = self.cache.set_len(0);
+        }
+    }
+}
+
+/// How a lock file is held.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// By this process alone; it writes who it is into the file.
+    Alone,
+    /// With any other shared holders; only a sole holder keeps it out.
+    Shared,
+}
+
+/// Takes the lock `path` of the `subject` ("repository", "cache") as `how`, for
+/// the command `what`; fails at once, naming the holder, if it is taken.
+fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs::File> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let taken = match how {
+        Hold::Alone => file.file().try_lock(),
+        Hold::Shared => file.file().try_lock_shared(),
+    };
+    match taken {
+        Ok(()) => {
+            if how == Hold::Alone {
+                file.set_len(0)?;
+                file.rewind()?;
+                write!(file, "pid {}: {what}", std::process::id())?;
+            }
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // A sole holder writes who it is just after locking: give it a moment.
+            // Shared holders write nothing.
+            let mut holder = String::new();
+            for _ in 0..20 {
+                holder.clear();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut holder);
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if holder.trim().is_empty() {
+                holder = match (subject, how) {
+                    ("cache", Hold::Alone) => "commands of the repositories that share this cache".into(),
+                    _ => "holder unknown".into(),
+                };
+            }
+            Err(RepoError::Locked {
+                subject,
+                path: path.to_path_buf(),
+                holder: holder.trim().to_string(),
+            }
+            .into())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 fn merge(base: &mut toml::Table, layer: toml::Table) {

@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::{TestEnv, noise, snapshot};
+use common::{Store, TestEnv, noise, snapshot};
 
 fn dataset(env: &TestEnv) {
     env.write("data/raw/readings 01.csv", "t,v\n0,1.5\n1,1.7\n");
@@ -782,6 +782,92 @@ fn a_second_mutating_command_names_the_lock_holder() {
     assert!(!env.exists("a.csv.dvt"));
     drop(lock);
     env.dvt(&["add", "a.csv"]).ok();
+}
+
+#[test]
+fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
+    // `a` keeps its cache in `.dvt/cache`; `b` and `c` use the same one (as a
+    // second git worktree would, with `cache.dir` in its local config).
+    let a = TestEnv::new();
+    let (b, c) = (TestEnv::new(), TestEnv::new());
+    let shared = a.path(".dvt/cache");
+    for other in [&b, &c] {
+        other.write(
+            ".dvt/config.local.toml",
+            format!("[cache]\ndir = \"{}\"\n", shared.display()),
+        );
+    }
+    let id = |s: &str| blake3::hash(s.as_bytes()).to_hex().to_string();
+    a.write("a.bin", "only a has this");
+    a.dvt(&["add", "a.bin"]).ok();
+    a.commit("a");
+    b.write("data/b.csv", "only b has this");
+    b.dvt(&["add", "data"]).ok();
+    b.commit("b");
+    b.write("wip.bin", "b's uncommitted work");
+    b.dvt(&["add", "wip.bin"]).ok();
+    c.write("c.bin", "only c has this");
+    c.dvt(&["add", "c.bin"]).ok();
+
+    // gc in any of them keeps what every workspace and HEAD needs.
+    for env in [&a, &b] {
+        let r = env.dvt(&["gc", "-f"]).ok();
+        assert!(r.stdout.contains("Nothing to delete"), "{}{}", r.stdout, r.stderr);
+    }
+    // A fresh look each time: a cache reads its pack indexes once.
+    let has = |content: &str| Store::at(&shared).has(&id(content));
+    for content in [
+        "only a has this",
+        "only b has this",
+        "b's uncommitted work",
+        "only c has this",
+    ] {
+        assert!(has(content), "{content} kept");
+    }
+    std::fs::remove_file(b.path("data/b.csv")).unwrap();
+    b.dvt(&["checkout"]).ok();
+    assert_eq!(b.read("data/b.csv"), b"only b has this");
+
+    // A repository deleted is forgotten, and its data goes.
+    let c_root = c.root.clone();
+    drop(c);
+    let r = b.dvt(&["gc", "-f"]).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("`{}` no longer uses this cache", c_root.display()))
+            && r.stderr
+                .contains("and by the workspace and HEAD of 1 other repository sharing the cache"),
+        "{}",
+        r.stderr
+    );
+    assert!(!has("only c has this"));
+    assert!(has("only a has this") && has("b's uncommitted work"));
+    let listed = std::fs::read_to_string(shared.join("repos")).unwrap();
+    assert!(!listed.contains(c_root.to_str().unwrap()), "{listed}");
+    a.dvt(&["fsck"]).ok();
+
+    // gc holds the cache alone: while a command of any repository sharing it
+    // runs, gc stops at once; while gc runs, their commands do.
+    let lock = std::fs::File::open(shared.join("lock")).unwrap();
+    lock.lock_shared().unwrap();
+    let r = a.dvt(&["gc", "-f"]).fails();
+    assert!(
+        r.stderr.contains("the cache is locked by another dvt process"),
+        "{}",
+        r.stderr
+    );
+    lock.unlock().unwrap();
+    lock.lock().unwrap();
+    b.write("new.bin", "new");
+    let r = b.dvt(&["add", "new.bin"]).fails();
+    assert!(
+        r.stderr.contains("the cache is locked by another dvt process"),
+        "{}",
+        r.stderr
+    );
+    assert!(!b.exists("new.bin.dvt"));
+    drop(lock);
+    b.dvt(&["add", "new.bin"]).ok();
 }
 
 #[test]

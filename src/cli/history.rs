@@ -572,6 +572,25 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.kept_objects, "object"),
         dvt::counted(plan.kept_revisions, "revision")
     );
+    if !plan.shared_with.is_empty() {
+        let _ = writeln!(
+            err,
+            "  and by the workspace and HEAD of {} sharing the cache: {}",
+            dvt::counted(plan.shared_with.len(), "other repository"),
+            plan.shared_with
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for p in &plan.forgotten {
+        let _ = writeln!(
+            err,
+            "  `{}` no longer uses this cache: its data is not kept",
+            p.display()
+        );
+    }
     let _ = writeln!(
         err,
         "cache: {} to delete ({})",

@@ -1,7 +1,11 @@
 //! `dvt gc`: delete cache (and remote) objects that no kept pointer references.
 //!
 //! What is kept: everything the workspace's pointer files and HEAD's name, always;
-//! plus, on request, every branch tip, every tag, or every commit. A directory keeps
+//! plus, on request, every branch tip, every tag, or every commit. A cache shared by
+//! several repositories (`cache.dir`) also keeps what every other one's workspace
+//! and HEAD name: each repository that locks a cache lists itself in it, and gc
+//! holds the cache alone while it works, so no command of any of them adds a
+//! pointer to an object gc is deleting. A directory keeps
 //! its manifest and every file its manifest lists; a manifest that can be read
 //! neither from the cache nor the remote stops gc (it cannot know what to keep).
 //! Deletion removes unreferenced manifests before files, so that a manifest present
@@ -57,6 +61,11 @@ pub struct GcPlan {
     pub kept_objects: usize,
     /// From the cache.
     pub cache: Doomed,
+    /// Other repositories sharing the cache, whose workspace and HEAD were kept.
+    pub shared_with: Vec<std::path::PathBuf>,
+    /// Repositories listed as sharing the cache that no longer do (deleted, or
+    /// using another cache): taken off the list.
+    pub forgotten: Vec<std::path::PathBuf>,
     /// The remote's name, when one was asked for.
     pub remote: Option<String>,
     /// From the remote.
@@ -64,7 +73,16 @@ pub struct GcPlan {
 }
 
 /// Everything the kept pointers reference.
-fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<(FxHashSet<ObjectId>, usize)> {
+struct Referenced {
+    keep: FxHashSet<ObjectId>,
+    revisions: usize,
+    shared_with: Vec<std::path::PathBuf>,
+    forgotten: Vec<std::path::PathBuf>,
+}
+
+/// Everything the kept pointers reference, this repository's and those of the
+/// other repositories sharing its cache.
+fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Referenced> {
     let mut keep = FxHashSet::default();
     let mut manifests_done = FxHashSet::default();
     let mut add = |snap: &Snapshot<'_>, keep: &mut FxHashSet<ObjectId>| -> Result<()> {
@@ -90,7 +108,22 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<(F
         Err(e) if opts.revisions.any() => return Err(e),
         Err(_) => 0,
     };
-    Ok((keep, commits))
+    let (users, forgotten) = repo.cache_users()?;
+    for user in &users {
+        add(&Snapshot::workspace(user), &mut keep)?;
+        if let Ok(git) = Git::open(user.root()) {
+            let git = std::rc::Rc::new(git);
+            for c in crate::snapshot::Revisions::default().commits(&git, true)? {
+                add(&Snapshot::at_commit(user, git.clone(), short(&c), c), &mut keep)?;
+            }
+        }
+    }
+    Ok(Referenced {
+        keep,
+        revisions: commits,
+        shared_with: users.iter().map(|u| u.root().to_path_buf()).collect(),
+        forgotten,
+    })
 }
 
 /// Takes the repo lock, works out what to delete, asks `confirm` (which may print
@@ -102,7 +135,7 @@ pub fn gc(
     confirm: &mut dyn FnMut(&GcPlan) -> Result<bool>,
     progress: &dyn Progress,
 ) -> Result<(GcPlan, bool)> {
-    let _lock = repo.lock("dvt gc")?;
+    let _lock = repo.lock_cache_alone("dvt gc")?;
     let plan = gc_plan(repo, opts, progress)?;
     let deleting = plan.cache.count() + plan.remote_objects.count() > 0;
     if deleting {
@@ -113,6 +146,7 @@ pub fn gc(
     }
     // What killed writers left in the cache goes too, with or without anything to delete.
     if !opts.dry_run {
+        repo.forget_cache_users(&plan.forgotten)?;
         repo.cache().remove_leftovers()?;
         if let Some(name) = &plan.remote {
             Objects::new(repo, Some(name)).remote()?.remove_leftovers()?;
@@ -126,7 +160,12 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let remote_name = opts.remote.clone().flatten();
     let objects = Objects::new(repo, remote_name.as_deref());
     progress.start("finding referenced objects", 0, false);
-    let (keep, kept_revisions) = referenced(repo, opts, &objects)?;
+    let Referenced {
+        keep,
+        revisions: kept_revisions,
+        shared_with,
+        forgotten,
+    } = referenced(repo, opts, &objects)?;
     progress.finish();
     let cache = repo.cache();
     let (ids, _strays) = cache.list()?;
@@ -165,6 +204,8 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         kept_revisions,
         kept_objects: keep.len(),
         cache: local,
+        shared_with,
+        forgotten,
         remote,
         remote_objects,
     })
