@@ -28,6 +28,24 @@ pub fn work_tree_root(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
+/// When `dir` is inside a linked git worktree (`git worktree add`), the
+/// directory in the main worktree that corresponds to it; `None` otherwise (a
+/// main worktree, a bare main repository, or no git at all). Costs a few stats
+/// outside linked worktrees, where `.git` is a directory.
+pub fn in_main_worktree(dir: &Path) -> Option<PathBuf> {
+    let top = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok())?;
+    if !top.join(".git").symlink_metadata().ok()?.is_file() {
+        return None;
+    }
+    let repo = gix::open(top).ok()?;
+    if repo.kind() != gix::repository::Kind::LinkedWorkTree {
+        return None;
+    }
+    let main = repo.main_repo().ok()?;
+    let main_top = main.workdir()?;
+    Some(main_top.join(dir.strip_prefix(top).ok()?))
+}
+
 fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
     let what = what.into();
     move |e| {

@@ -197,7 +197,7 @@ impl Repo {
         let cache_dir = match &config.cache.dir {
             Some(d) if d.is_absolute() => d.clone(),
             Some(d) => root.join(d),
-            None => dvt.join("cache"),
+            None => main_worktree_cache(&root).unwrap_or_else(|| dvt.join("cache")),
         };
         let cache = Cache::new(cache_dir, config.cache.level);
         Ok(Repo { root, config, cache })
@@ -484,6 +484,18 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
+}
+
+/// In a linked git worktree, the cache of the same dvt repository in the main
+/// worktree (which follows that one's `cache.dir`), if it is initialized there:
+/// worktrees share data as they share git's objects.
+fn main_worktree_cache(root: &Path) -> Option<PathBuf> {
+    let main_root = crate::git::in_main_worktree(root)?;
+    if main_root == root || !main_root.join(DVT_DIR).is_dir() {
+        return None;
+    }
+    let main = Repo::open_root(main_root).ok()?;
+    Some(main.cache.root().to_path_buf())
 }
 
 fn merge(base: &mut toml::Table, layer: toml::Table) {

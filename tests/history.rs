@@ -798,3 +798,30 @@ fn the_merge_driver_marks_a_conflict_when_a_version_is_nowhere() {
     );
     assert_eq!(env.read("data/b.csv"), b"b-main\n", "the workspace is untouched");
 }
+
+#[test]
+fn a_linked_worktree_uses_the_main_worktrees_cache() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("data");
+    let wt = env.root.parent().unwrap().join("wt");
+    env.git(&["worktree", "add", "-q", wt.to_str().unwrap(), "-b", "exp"]);
+    // No remote, no fetch: the objects are the main worktree's.
+    env.dvt_in(&wt, &["checkout"]).ok();
+    assert_eq!(std::fs::read(wt.join("data/a.csv")).unwrap(), b"a\n");
+    std::fs::write(wt.join("model.bin"), "trained in the worktree").unwrap();
+    env.dvt_in(&wt, &["add", "model.bin"]).ok();
+    assert!(!wt.join(".dvt/cache").exists(), "no second cache");
+    let model = blake3::hash(b"trained in the worktree").to_hex().to_string();
+    assert!(env.has_object(&model));
+    // gc in the main worktree keeps what the linked one needs, until it is removed.
+    let r = env.dvt(&["gc", "-f"]).ok();
+    assert!(r.stdout.contains("Nothing to delete"), "{}{}", r.stdout, r.stderr);
+    assert!(env.has_object(&model));
+    env.git(&["worktree", "remove", "--force", wt.to_str().unwrap()]);
+    let r = env.dvt(&["gc", "-f"]).ok();
+    assert!(r.stderr.contains("no longer uses this cache"), "{}", r.stderr);
+    assert!(!env.has_object(&model));
+    env.dvt(&["fsck"]).ok();
+}
