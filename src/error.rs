@@ -90,6 +90,12 @@ impl Error {
                 "run `dvt init` in `{}`, or pass `--subdir` to keep a separate dvt repo here",
                 root.display()
             )),
+            Error::Repo(RepoError::CacheUser { root, .. }) => Some(format!(
+                "gc keeps the data of every repository sharing the cache, so it stops when one cannot be \
+                 read: fix `{}`, or, if it no longer uses this cache, delete its line from the file `repos` \
+                 in the cache directory",
+                root.display()
+            )),
             Error::Repo(RepoError::Locked { .. }) => Some(
                 "wait for that command to finish and run this one again; the lock is released \
                  as soon as the process exits"

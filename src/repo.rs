@@ -264,6 +264,15 @@ impl Repo {
         self.cache.root().join("repos")
     }
 
+    /// The bytes of the cache's list of users (empty if there is none yet).
+    fn cache_users_listed(&self) -> Result<Vec<u8>> {
+        match fs::read(self.cache_users_file()) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Adds this repository to the cache's list of users, if it is not there.
     /// Called under the cache lock; appending one line is atomic, so repositories
     /// registering at once do not lose each other.
@@ -273,18 +282,16 @@ impl Repo {
         if root.contains(&b'\n') {
             return Ok(());
         }
-        let file = self.cache_users_file();
-        let known = match fs::read(&file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let known = self.cache_users_listed()?;
         if known.split(|&b| b == b'\n').any(|l| l == root) {
             return Ok(());
         }
         let mut line = root.to_vec();
         line.push(b'\n');
-        let mut f = fs::OpenOptions::new().append(true).create(true).open(&file)?;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.cache_users_file())?;
         f.write_all(&line)?;
         Ok(())
     }
@@ -294,11 +301,7 @@ impl Repo {
     /// another cache now). Read under [`Repo::lock_cache_alone`].
     pub fn cache_users(&self) -> Result<(Vec<Repo>, Vec<PathBuf>)> {
         use std::os::unix::ffi::OsStrExt;
-        let known = match fs::read(self.cache_users_file()) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let known = self.cache_users_listed()?;
         let ours = fs::canonicalize(self.cache.root())?;
         let (mut users, mut gone) = (Vec::new(), Vec::new());
         for line in known.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -330,7 +333,7 @@ impl Repo {
         if gone.is_empty() {
             return Ok(());
         }
-        let known = fs::read(self.cache_users_file())?;
+        let known = self.cache_users_listed()?;
         let mut kept = Vec::new();
         for line in known.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             if !gone.iter().any(|g| g.as_os_str().as_bytes() == line) {

@@ -447,6 +447,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
             let total = plan.cache.count() + plan.remote_objects.count();
             if total == 0 {
+                for p in &plan.forgotten {
+                    note!(quiet, "`{}` no longer uses this cache: taken off its list", p.display());
+                }
                 say!(
                     quiet,
                     "Nothing to delete: every object is referenced ({} kept).",
