@@ -57,8 +57,8 @@ fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
     }
 }
 
-/// The `info/attributes` line that gives pointer files dvt's merge driver.
-const MERGE_ATTRIBUTE: &str = "*.dvt merge=dvt";
+/// The `info/attributes` lines that give pointer files and `dvt.lock` dvt's merge driver.
+const MERGE_ATTRIBUTES: [&str; 2] = ["*.dvt merge=dvt", "dvt.lock merge=dvt"];
 
 /// A git repository seen from a dvt repository inside its work tree.
 pub struct Git {
@@ -433,7 +433,7 @@ impl Git {
 
     /// Sets up dvt's merge driver for pointer files with `command` (git's `%O %A %B
     /// %P` placeholders included), or removes it with `None`: `merge.dvt.driver` in
-    /// the repository's own config and `*.dvt merge=dvt` in `info/attributes`,
+    /// the repository's own config and [`MERGE_ATTRIBUTES`] in `info/attributes`,
     /// both local to this clone, as hooks are.
     pub fn set_merge_driver(&self, command: Option<&str>) -> Result<()> {
         let config = self.repo.common_dir().join("config");
@@ -466,9 +466,9 @@ impl Git {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e.into()),
         };
-        let mut lines: Vec<&str> = existing.lines().filter(|l| *l != MERGE_ATTRIBUTE).collect();
+        let mut lines: Vec<&str> = existing.lines().filter(|l| !MERGE_ATTRIBUTES.contains(l)).collect();
         if command.is_some() {
-            lines.push(MERGE_ATTRIBUTE);
+            lines.extend(MERGE_ATTRIBUTES);
         }
         let mut new = lines.join("\n");
         if !new.is_empty() {

@@ -360,3 +360,76 @@ outs = [{ path = "log.txt", persist = true, cache = false }, "copy.txt"]
         .collect();
     assert_eq!(paths, ["sub/copy.txt"]);
 }
+
+#[test]
+fn dvt_lock_merges_stage_by_stage_between_branches() {
+    let env = example();
+    env.dvt(&["install-hooks"]).ok();
+    assert_eq!(ran(&actions(&env, &[])).len(), 5);
+    env.commit("pipeline");
+    // One branch retrains with another threshold; the other adds a stage of its own.
+    env.git(&["checkout", "-q", "-b", "report"]);
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "report",
+        "-d",
+        "params.yaml",
+        "-o",
+        "report.txt",
+        "cp params.yaml report.txt",
+    ])
+    .ok();
+    assert_eq!(ran(&actions(&env, &[])), ["report"]);
+    env.commit("report stage");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write(
+        "params.yaml",
+        params.replace("threshold_sigma: 3.0", "threshold_sigma: 2.5"),
+    );
+    assert_eq!(ran(&actions(&env, &["train"])), ["train"]);
+    env.commit("retrain");
+
+    let r = env.git_with_dvt(&["merge", "report", "-m", "merge report"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("dvt: merged `dvt.lock`: the stages of both branches (6 stages)"),
+        "{}",
+        r.stderr
+    );
+    // Each record is what a run produced, so only what is stale runs again:
+    // report (it read the old params) and evaluate (main ran train alone);
+    // train's run on main is not repeated.
+    assert!(lock_section(&env, "report").contains("report.txt"));
+    assert_eq!(ran(&actions(&env, &[])), ["evaluate", "report"]);
+
+    // The same stage run on both branches with different results conflicts.
+    env.commit("after merge");
+    env.git(&["checkout", "-q", "-b", "other"]);
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write(
+        "params.yaml",
+        params.replace("threshold_sigma: 2.5", "threshold_sigma: 2.0"),
+    );
+    actions(&env, &["train"]);
+    env.commit("other threshold");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write(
+        "params.yaml",
+        params.replace("threshold_sigma: 2.5", "threshold_sigma: 1.5"),
+    );
+    actions(&env, &["train"]);
+    env.commit("main threshold");
+    let r = env.git_with_dvt(&["merge", "other", "-m", "merge other"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("conflict in `dvt.lock`: stage `train`: changed differently on both branches"),
+        "{}",
+        r.stderr
+    );
+}

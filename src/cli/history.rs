@@ -626,7 +626,7 @@ fn ask(question: &str) -> Result<bool, dvt::Error> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-/// git's merge driver for pointer files: `merge-driver BASE OURS THEIRS PATH`,
+/// git's merge driver for pointer files and `dvt.lock`: `merge-driver BASE OURS THEIRS PATH`,
 /// the file names relative to where git runs it (the top of the work tree).
 /// Exit 0 leaves the merged pointer in OURS; 1 leaves conflict markers there.
 fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dvt::Error> {
@@ -636,15 +636,23 @@ fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dv
     let here = std::env::current_dir()?;
     let (base, ours, theirs) = (here.join(base), here.join(ours), here.join(theirs));
     let repo = Repo::open(cwd).ok();
-    let report = ops::merge::merge_pointer_files(repo.as_ref(), &base, &ours, &theirs, name)?;
+    let report = ops::merge::merge_files(repo.as_ref(), &base, &ours, &theirs, name)?;
     match &report.merged {
-        Some(p) => {
-            note!(
-                quiet,
-                "dvt: merged `{name}`: the data of both branches, file by file ({}, {})",
-                files(p.files.unwrap_or(0)),
-                HumanBytes(p.size)
-            );
+        Some(merged) => {
+            let what = match merged {
+                ops::merge::Merged::Pointer(p) => match p.files {
+                    Some(n) => format!(
+                        "the data of both branches, file by file ({}, {})",
+                        files(n),
+                        HumanBytes(p.size)
+                    ),
+                    None => format!("{}", HumanBytes(p.size)),
+                },
+                ops::merge::Merged::Lock { stages } => {
+                    format!("the stages of both branches ({})", dvt::counted(*stages, "stage"))
+                }
+            };
+            note!(quiet, "dvt: merged `{name}`: {what}");
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -17,72 +17,166 @@
 //! Manifests not in the cache are fetched from the default remote, when there is
 //! one; a version that can be found nowhere is a conflict too, never a guess.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::manifest::{Entry, Manifest};
+use crate::pipeline::lock::Lock;
 use crate::pointer::{Kind, Pointer};
 use crate::repo::Repo;
 use crate::snapshot::Objects;
 
-/// What the merge driver did with one pointer file.
+/// What the merge driver did with one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct MergeReport {
-    /// The pointer file, as git names it.
-    pub pointer: String,
-    /// The merged pointer, when the merge is clean.
-    pub merged: Option<Pointer>,
+    /// The file, as git names it.
+    pub file: String,
+    /// What the merge produced, when it is clean.
+    pub merged: Option<Merged>,
     /// Why it could not be merged, one line per reason; empty when clean.
     pub conflicts: Vec<String>,
 }
 
-/// The merge driver: merges the pointer texts in the files `base` (the common
-/// ancestor's; empty when there is none), `ours` and `theirs`, and leaves the
-/// result in `ours`: the merged pointer, or git's conflict markers around the
-/// lines that differ. `name` is the pointer's path, for messages. Without a
+/// A clean merge's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Merged {
+    /// A pointer file.
+    Pointer(Pointer),
+    /// `dvt.lock`, with this many stages.
+    Lock {
+        /// Stages recorded.
+        stages: usize,
+    },
+}
+
+/// The merge driver: merges the texts in the files `base` (the common
+/// ancestor's; empty when there is none), `ours` and `theirs` of the pointer
+/// file or `dvt.lock` that git names `name`, and leaves the result in `ours`:
+/// the merge, or git's conflict markers around the lines that differ. Without a
 /// repository (`None`), only merges that need no directory listing succeed.
-pub fn merge_pointer_files(
-    repo: Option<&Repo>,
-    base: &Path,
-    ours: &Path,
-    theirs: &Path,
-    name: &str,
-) -> Result<MergeReport> {
+pub fn merge_files(repo: Option<&Repo>, base: &Path, ours: &Path, theirs: &Path, name: &str) -> Result<MergeReport> {
     let base_text = fs_err::read_to_string(base)?;
     let ours_text = fs_err::read_to_string(ours)?;
     let theirs_text = fs_err::read_to_string(theirs)?;
-    let parse = |text: &str, side: &str| {
-        Pointer::parse(text, Path::new(name)).map_err(|e| format!("{side} version of `{name}`: {e}"))
+    let is_lock = Path::new(name).file_name() == Some(crate::pipeline::LOCK_FILE.as_ref());
+    let merged = if is_lock {
+        merge_lock_texts(&base_text, &ours_text, &theirs_text, name)
+    } else {
+        merge_pointer_texts(repo, &base_text, &ours_text, &theirs_text, name)
     };
+    let (text, merged, conflicts) = match merged {
+        Ok((text, merged)) => (text, Some(merged), Vec::new()),
+        Err(conflicts) => (conflict_text(&ours_text, &theirs_text), None, conflicts),
+    };
+    crate::fsutil::atomic_write(ours, text.as_bytes())?;
+    Ok(MergeReport {
+        file: name.to_string(),
+        merged,
+        conflicts,
+    })
+}
+
+/// Parses one side's text with `parse`, naming the side in the error.
+fn parse_side<T>(
+    text: &str,
+    side: &str,
+    name: &str,
+    parse: impl Fn(&str, &Path) -> Result<T>,
+) -> std::result::Result<T, String> {
+    parse(text, Path::new(name)).map_err(|e| format!("{side} version of `{name}`: {e}"))
+}
+
+fn merge_pointer_texts(
+    repo: Option<&Repo>,
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    name: &str,
+) -> std::result::Result<(String, Merged), Vec<String>> {
     // A broken ancestor (git's virtual one may hold markers) only loses the
     // common base: every difference then counts as a conflict.
-    let base_pointer = parse(&base_text, "the common").ok();
-    let merged = match (parse(&ours_text, "our"), parse(&theirs_text, "their")) {
-        (Ok(o), Ok(t)) => merge_pointers(repo, base_pointer.as_ref(), &o, &t, name),
-        (Err(e), _) | (_, Err(e)) => Err(vec![e]),
-    };
-    let report = match merged {
-        Ok(p) => {
-            crate::fsutil::atomic_write(ours, p.to_text().as_bytes())?;
-            MergeReport {
-                pointer: name.to_string(),
-                merged: Some(p),
-                conflicts: Vec::new(),
+    let base = parse_side(base, "the common", name, Pointer::parse).ok();
+    let ours = parse_side(ours, "our", name, Pointer::parse).map_err(|e| vec![e])?;
+    let theirs = parse_side(theirs, "their", name, Pointer::parse).map_err(|e| vec![e])?;
+    let p = merge_pointers(repo, base.as_ref(), &ours, &theirs, name)?;
+    Ok((p.to_text(), Merged::Pointer(p)))
+}
+
+/// Merges `dvt.lock` stage by stage: each stage's record is a true account of a
+/// run, so one taken from either branch stays true; `dvt repro` then reruns
+/// what the merged inputs made stale. A stage run on both branches with
+/// different results is a conflict.
+fn merge_lock_texts(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    name: &str,
+) -> std::result::Result<(String, Merged), Vec<String>> {
+    let base = parse_side(base, "the common", name, Lock::parse).unwrap_or_else(|_| Lock {
+        version: crate::pipeline::lock::LOCK_VERSION,
+        ..Default::default()
+    });
+    let ours = parse_side(ours, "our", name, Lock::parse).map_err(|e| vec![e])?;
+    let theirs = parse_side(theirs, "their", name, Lock::parse).map_err(|e| vec![e])?;
+    let (stages, conflicts) = merge_maps(&base.stages, &ours.stages, &theirs.stages);
+    if !conflicts.is_empty() {
+        return Err(conflicts
+            .into_iter()
+            .map(|(stage, how)| format!("stage `{stage}`: {how}; keep one side, then `dvt repro {stage}`"))
+            .collect());
+    }
+    let merged = Lock { stages, ..ours };
+    Ok((
+        merged.to_text(),
+        Merged::Lock {
+            stages: merged.stages.len(),
+        },
+    ))
+}
+
+/// The three-way rule for one key: the version both sides agree on, else the
+/// one that changed from the base; `Err` says how they conflict.
+fn pick<'a, V: PartialEq>(
+    base: Option<&'a V>,
+    ours: Option<&'a V>,
+    theirs: Option<&'a V>,
+) -> std::result::Result<Option<&'a V>, &'static str> {
+    if ours == theirs || theirs == base {
+        Ok(ours)
+    } else if ours == base {
+        Ok(theirs)
+    } else {
+        Err(match (base, ours, theirs) {
+            (None, _, _) => "added on both branches with different content",
+            (Some(_), None, _) | (Some(_), _, None) => "deleted on one branch and changed on the other",
+            _ => "changed differently on both branches",
+        })
+    }
+}
+
+/// Merges three maps key by key with [`pick`]; also returns the conflicting keys.
+fn merge_maps<V: PartialEq + Clone>(
+    base: &BTreeMap<String, V>,
+    ours: &BTreeMap<String, V>,
+    theirs: &BTreeMap<String, V>,
+) -> (BTreeMap<String, V>, Vec<(String, &'static str)>) {
+    let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).chain(base.keys()).collect();
+    let mut merged = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for k in keys {
+        match pick(base.get(k), ours.get(k), theirs.get(k)) {
+            Ok(Some(v)) => {
+                merged.insert(k.clone(), v.clone());
             }
+            Ok(None) => {}
+            Err(how) => conflicts.push((k.clone(), how)),
         }
-        Err(conflicts) => {
-            crate::fsutil::atomic_write(ours, conflict_text(&ours_text, &theirs_text).as_bytes())?;
-            MergeReport {
-                pointer: name.to_string(),
-                merged: None,
-                conflicts,
-            }
-        }
-    };
-    Ok(report)
+    }
+    (merged, conflicts)
 }
 
 /// Merges three versions of one pointer; `Err` lists the conflicts.
@@ -180,34 +274,11 @@ pub fn merge_manifests(
     ours: &Manifest,
     theirs: &Manifest,
 ) -> std::result::Result<Manifest, Vec<(String, &'static str)>> {
-    fn index(m: &Manifest) -> HashMap<&str, &Entry> {
-        m.files.iter().map(|e| (e.path.as_str(), e)).collect()
+    fn index(m: &Manifest) -> BTreeMap<String, Entry> {
+        m.files.iter().map(|e| (e.path.clone(), e.clone())).collect()
     }
-    let (b, o, t) = (index(base), index(ours), index(theirs));
-    let paths: BTreeSet<&str> = o.keys().chain(t.keys()).chain(b.keys()).copied().collect();
-    let mut files = Vec::new();
-    let mut conflicts = Vec::new();
-    for path in paths {
-        let (eb, eo, et) = (b.get(path), o.get(path), t.get(path));
-        let pick = if eo == et {
-            eo
-        } else if eo == eb {
-            et
-        } else if et == eb {
-            eo
-        } else {
-            let how = match (eb, eo, et) {
-                (None, _, _) => "added on both branches with different content",
-                (Some(_), None, _) | (Some(_), _, None) => "deleted on one branch and changed on the other",
-                _ => "changed differently on both branches",
-            };
-            conflicts.push((path.to_string(), how));
-            continue;
-        };
-        if let Some(e) = pick {
-            files.push((*e).clone());
-        }
-    }
+    let (files, mut conflicts) = merge_maps(&index(base), &index(ours), &index(theirs));
+    let files: Vec<Entry> = files.into_values().collect();
     fn dirs_of(m: &Manifest) -> HashSet<&str> {
         m.empty_dirs.iter().map(String::as_str).collect()
     }
