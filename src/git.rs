@@ -431,10 +431,11 @@ impl Git {
         }
     }
 
-    /// Sets up dvt's merge driver for pointer files with `command` (git's `%O %A %B
-    /// %P` placeholders included), or removes it with `None`: `merge.dvt.driver` in
-    /// the repository's own config and [`MERGE_ATTRIBUTES`] in `info/attributes`,
-    /// both local to this clone, as hooks are.
+    /// Sets up dvt's merge driver for pointer files and `dvt.lock` with `command`
+    /// (git's `%O %A %B %P` placeholders included), or removes it with `None`:
+    /// `merge.dvt.driver` in the repository's own config, and `*.dvt merge=dvt`
+    /// and `dvt.lock merge=dvt` in `info/attributes`; both local to this clone,
+    /// as hooks are.
     pub fn set_merge_driver(&self, command: Option<&str>) -> Result<()> {
         let config = self.repo.common_dir().join("config");
         let failed = |e: &dyn std::fmt::Display| GitError::Failed {

@@ -473,9 +473,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             match &r.merge_driver {
                 Some(_) => say!(
                     quiet,
-                    "pointer files (*.dvt) now merge with `dvt git-hook merge-driver`"
+                    "pointer files (*.dvt) and dvt.lock now merge with `dvt git-hook merge-driver`"
                 ),
-                None => say!(quiet, "removed the merge driver for pointer files"),
+                None => say!(quiet, "removed the merge driver for pointer files and dvt.lock"),
             }
             for h in &r.chained {
                 if *uninstall {

@@ -8,8 +8,9 @@
 //! - `pre-push` runs `dvt push` to the default remote, and stops the git push if it
 //!   fails (no commits reach the server whose data is not on the remote);
 //! - `pre-commit` warns about tracked data changed but not `dvt add`ed;
-//! - a merge driver for pointer files ([`crate::ops::merge`]): `merge.dvt.driver`
-//!   in the repository's config and `*.dvt merge=dvt` in `info/attributes`.
+//! - a merge driver for pointer files and `dvt.lock` ([`crate::ops::merge`]):
+//!   `merge.dvt.driver` in the repository's config, and `*.dvt merge=dvt` and
+//!   `dvt.lock merge=dvt` in `info/attributes`.
 //!
 //! Each hook is a short shell script that calls `dvt git-hook NAME ARGS`, where
 //! the logic lives. A hook that already exists and is not dvt's is kept: it is

@@ -1,4 +1,6 @@
-//! Merging pointer files: the git merge driver that `dvt install-hooks` sets up.
+//! Merging pointer files and `dvt.lock`: the git merge driver that
+//! `dvt install-hooks` sets up. (`dvt.lock` merges stage by stage, with the same
+//! three-way rule as a directory's files; see [`merge_files`].)
 //!
 //! Two branches that change different files of one tracked directory both change
 //! the `id` line of its pointer, so git's line merge reports a conflict although
