@@ -120,15 +120,14 @@ impl Pointer {
             path: file.to_path_buf(),
             message,
         };
-        if let Some(line) = crate::error::conflict_line(text) {
-            return Err(FormatError::Conflict {
+        // Conflict markers are never valid TOML, so they are looked for only when parsing fails.
+        let table: toml::Table = toml::from_str(text).map_err(|e| match crate::error::conflict_line(text) {
+            Some(line) => FormatError::Conflict {
                 path: file.to_path_buf(),
                 line,
-            }
-            .into());
-        }
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| bad(crate::error::toml_message(text, e.span(), e.message())))?;
+            },
+            None => bad(crate::error::toml_message(text, e.span(), e.message())),
+        })?;
         match table.get("version") {
             Some(toml::Value::Integer(v)) if *v == i64::from(POINTER_VERSION) => {}
             Some(toml::Value::Integer(v)) => {

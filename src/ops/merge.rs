@@ -305,8 +305,9 @@ pub fn merge_manifests(
             }
         }
     }
+    let empty: HashSet<&str> = empty_dirs.iter().copied().collect();
     for e in &files {
-        if parents.contains(e.path.as_str()) || empty_dirs.contains(&e.path.as_str()) {
+        if parents.contains(e.path.as_str()) || empty.contains(e.path.as_str()) {
             conflicts.push((e.path.clone(), "a file on one branch and a directory on the other"));
         }
     }
