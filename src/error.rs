@@ -96,6 +96,12 @@ impl Error {
                  in the cache directory",
                 root.display()
             )),
+            Error::Repo(RepoError::UnknownSetting { .. }) => Some(
+                "settings: core.remote, cache.dir, cache.level, cache.fsync and remote.NAME.KEY \
+                 (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"
+                    .into(),
+            ),
+            Error::Repo(RepoError::NotSet { default: Some(d), .. }) => Some(format!("the default is {d}")),
             Error::Repo(RepoError::Locked { .. }) => Some(
                 "wait for that command to finish and run this one again; the lock is released \
                  as soon as the process exits"
@@ -511,6 +517,38 @@ pub enum RepoError {
         /// What is wrong.
         message: String,
     },
+    /// `dvt config` was given a name that is not a setting.
+    #[error("`{name}` is not a dvt setting")]
+    UnknownSetting {
+        /// The name given.
+        name: String,
+    },
+    /// `dvt config` was given a value the setting cannot take, or asked for a change it refuses.
+    #[error("`{name}`: {message}")]
+    BadSetting {
+        /// The setting.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `dvt config NAME` or `--unset` of a setting that no config file sets.
+    #[error("`{name}` is not set{}", in_file(file))]
+    NotSet {
+        /// The setting.
+        name: String,
+        /// The one file looked in, when the user chose it.
+        file: Option<PathBuf>,
+        /// What it is when unset, if it has a default.
+        default: Option<String>,
+    },
+    /// `dvt config NAME` of a secret: dvt never prints one.
+    #[error("`{name}` is a secret, and dvt does not print secrets; it is set in `{}`", file.display())]
+    Secret {
+        /// The setting.
+        name: String,
+        /// Where it is set.
+        file: PathBuf,
+    },
     /// A repository listed as sharing this cache cannot be read.
     #[error("cannot read `{}`, which shares this cache: {message}", root.display())]
     CacheUser {
@@ -792,6 +830,13 @@ pub(crate) fn toml_message(text: &str, span: Option<std::ops::Range<usize>>, mes
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     format!("line {line}, column {column}: {message}")
+}
+
+/// ` in `FILE`` when a file is named.
+fn in_file(file: &Option<PathBuf>) -> String {
+    file.as_ref()
+        .map(|f| format!(" in `{}`", f.display()))
+        .unwrap_or_default()
 }
 
 /// The line (from 1) of the first git conflict marker in `text`, if any.

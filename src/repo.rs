@@ -81,6 +81,9 @@ impl Default for CacheConfig {
     }
 }
 
+/// The levels `cache.level` may take: zstd's, from 1 (fastest) to 22 (smallest).
+pub const CACHE_LEVELS: std::ops::RangeInclusive<i64> = 1..=22;
+
 fn default_level() -> i32 {
     1
 }
@@ -182,18 +185,29 @@ impl Repo {
 
     fn from_table(root: PathBuf, table: toml::Table, named: &Path, has_local: bool) -> Result<Repo> {
         let dvt = root.join(DVT_DIR);
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| RepoError::Config {
+        let invalid = |message: String| RepoError::Config {
             path: named.to_path_buf(),
             message: if has_local {
                 format!(
-                    "{} (in it or in `{}`, which overrides it)",
-                    e.message(),
+                    "{message} (in it or in `{}`, which overrides it)",
                     dvt.join("config.local.toml").display()
                 )
             } else {
-                e.message().to_string()
+                message
             },
-        })?;
+        };
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
+        if !CACHE_LEVELS.contains(&i64::from(config.cache.level)) {
+            return Err(invalid(format!(
+                "`cache.level` must be from {} (fastest) to {} (smallest), not {}",
+                CACHE_LEVELS.start(),
+                CACHE_LEVELS.end(),
+                config.cache.level
+            ))
+            .into());
+        }
         let cache_dir = match &config.cache.dir {
             Some(d) if d.is_absolute() => d.clone(),
             Some(d) => root.join(d),
@@ -211,6 +225,38 @@ impl Repo {
     /// The merged configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// `.dvt/config.local.toml` if `local`, else `.dvt/config.toml`.
+    pub fn config_file(&self, local: bool) -> PathBuf {
+        self.root
+            .join(DVT_DIR)
+            .join(if local { "config.local.toml" } else { "config.toml" })
+    }
+
+    /// Edits one config file in place (comments and layout kept), atomically.
+    /// The repository's loaded [`Config`] is not refreshed: open it again to see the change.
+    pub(crate) fn edit_config(
+        &self,
+        local: bool,
+        f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.config_file(local);
+        let (text, header) = match fs::read_to_string(&path) {
+            Ok(t) => (t, ""),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && local => (
+                String::new(),
+                "# Machine-specific dvt settings and secrets. Not committed (see .dvt/.gitignore).\n\n",
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| RepoError::Config {
+            path: path.clone(),
+            message: crate::error::toml_message(&text, e.span(), e.message()),
+        })?;
+        f(&mut doc)?;
+        crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
+        Ok(())
     }
 
     /// The object cache.

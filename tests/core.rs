@@ -1799,3 +1799,120 @@ fn leftovers_inside_a_tracked_directory_are_skipped_then_removed() {
     assert!(planted.iter().all(|p| !env.exists(p)), "add removes them");
     assert_eq!(env.read("data.dvt"), pointer);
 }
+
+/// `dvt config` reads and writes settings by name, as `dvc config` does: values are
+/// checked before a file is touched, secrets go to the local file and are never
+/// printed, and a moved cache is named.
+#[test]
+fn config_reads_and_changes_settings_and_never_prints_secrets() {
+    let env = TestEnv::new();
+    let r = env.dvt(&["config", "cache.level"]).fails();
+    assert!(
+        r.stdout.is_empty() && r.stderr.contains("`cache.level` is not set") && r.stderr.contains("default is 1"),
+        "{}",
+        r.stderr
+    );
+    env.dvt(&["config", "cache.level", "3"]).ok();
+    assert_eq!(env.dvt(&["config", "cache.level"]).ok().stdout, "3\n");
+    let committed = String::from_utf8(env.read(".dvt/config.toml")).unwrap();
+    assert!(
+        committed.contains("level = 3") && committed.contains("# zstd level"),
+        "{committed}"
+    );
+
+    // Wrong names and values: an error that says what is wanted; no file changes.
+    for (args, says) in [
+        (&["config", "cache.level", "99"][..], "from 1 (fastest) to 22"),
+        (&["config", "cache.level", "abc"], "not `abc`"),
+        (&["config", "cache.fsync", "yes"], "must be true or false"),
+        (&["config", "cache.size", "1"], "`cache.size` is not a dvt setting"),
+        (&["config", "core.remote", "nowhere"], "no remote named `nowhere`"),
+        (&["config", "remote.nowhere.region", "eu"], "nowhere"),
+    ] {
+        let r = env.dvt(args).fails();
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert_eq!(env.read(".dvt/config.toml"), committed.as_bytes(), "{args:?} wrote");
+    }
+
+    // A remote by its URL, then its options; a secret goes to the local file.
+    env.dvt(&["config", "remote.store.url", "s3://bucket/prefix"]).ok();
+    env.dvt(&["config", "core.remote", "store"]).ok();
+    assert_eq!(
+        env.dvt(&["remote", "list"]).ok().stdout,
+        "store\ts3://bucket/prefix\t(default)\n"
+    );
+    let r = env
+        .dvt(&["config", "remote.store.secret_access_key", "s3cr3t-value"])
+        .ok();
+    assert!(
+        r.stdout.contains("config.local.toml") && !r.stdout.contains("s3cr3t"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !String::from_utf8(env.read(".dvt/config.toml"))
+            .unwrap()
+            .contains("s3cr3t")
+    );
+    assert!(
+        String::from_utf8(env.read(".dvt/config.local.toml"))
+            .unwrap()
+            .contains("s3cr3t-value")
+    );
+    let r = env.dvt(&["config", "remote.store.secret_access_key"]).fails();
+    assert!(r.stderr.contains("is a secret") && !r.stderr.contains("s3cr3t") && r.stdout.is_empty());
+    env.dvt(&["config", "--local", "cache.fsync", "true"]).ok();
+    let r = env.dvt(&["config", "--list", "--show-origin"]).ok();
+    assert_eq!(
+        r.stdout,
+        ".dvt/config.local.toml\tcache.fsync=true\n\
+         .dvt/config.toml\tcache.level=3\n\
+         .dvt/config.toml\tcore.remote=store\n\
+         .dvt/config.local.toml\tremote.store.secret_access_key=***\n\
+         .dvt/config.toml\tremote.store.url=s3://bucket/prefix\n"
+    );
+    assert_eq!(env.dvt(&["config", "cache.fsync"]).ok().stdout, "true\n");
+    let r = env.dvt(&["config", "--project", "cache.fsync"]).fails();
+    assert!(r.stderr.contains("not set in `.dvt/config.toml`"), "{}", r.stderr);
+
+    // Unsetting: what the file holds goes; what it does not is an error.
+    env.dvt(&["config", "--unset", "cache.level"]).ok();
+    env.dvt(&["config", "cache.level"]).fails();
+    let r = env.dvt(&["config", "--unset", "cache.level"]).fails();
+    assert!(
+        r.stderr.contains("`cache.level` is not set in `.dvt/config.toml`"),
+        "{}",
+        r.stderr
+    );
+    env.dvt(&["config", "--unset", "remote.store.secret_access_key"]).ok();
+    assert!(
+        !String::from_utf8(env.read(".dvt/config.local.toml"))
+            .unwrap()
+            .contains("s3cr3t")
+    );
+    let r = env.dvt(&["config", "--unset", "remote.store.url"]).fails();
+    assert!(r.stderr.contains("dvt remote remove store"), "{}", r.stderr);
+
+    // Moving the cache says that the objects stay where they were.
+    env.write("data.csv", "x,y\n");
+    env.dvt(&["add", "data.csv"]).ok();
+    let r = env.dvt(&["config", "cache.dir", "../elsewhere"]).ok();
+    assert!(r.stderr.contains("were not moved"), "{}", r.stderr);
+    let r = env.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("not in cache: 1 object"), "{}", r.stdout);
+    assert!(r.stderr.contains("`dvt fetch` gets missing objects"), "{}", r.stderr);
+    env.dvt(&["add", "data.csv"]).ok();
+    assert_eq!(env.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
+    assert!(env.path("../elsewhere/packs").is_dir() || env.path("../elsewhere/objects").is_dir());
+
+    // A level written by hand is checked when any command reads the config.
+    env.write(".dvt/config.local.toml", "[cache]\nlevel = 40\n");
+    let r = env.dvt(&["status"]).fails();
+    assert!(
+        r.stderr
+            .contains("`cache.level` must be from 1 (fastest) to 22 (smallest), not 40")
+            && r.stderr.contains("config.local.toml"),
+        "{}",
+        r.stderr
+    );
+}

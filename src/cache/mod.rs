@@ -108,6 +108,15 @@ impl Cache {
         &self.root
     }
 
+    /// Whether the cache holds any object, loose or packed (without reading one).
+    pub fn holds_objects(&self) -> bool {
+        ["objects", "packs"].iter().any(|d| {
+            fs::read_dir(self.root.join(d))
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false)
+        })
+    }
+
     /// Where object `id` is stored.
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
         self.root.join(id.relative_path())

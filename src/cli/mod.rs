@@ -67,6 +67,32 @@ enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
+    /// Read or change a setting (as `dvc config`): core.remote, cache.dir,
+    /// cache.level, cache.fsync, remote.NAME.KEY. Secrets are never printed.
+    Config {
+        /// The setting, e.g. `cache.dir` or `remote.store.region`.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// Its new value; without one, print the current value.
+        #[arg(conflicts_with = "unset")]
+        value: Option<String>,
+        /// Remove the setting.
+        #[arg(short, long)]
+        unset: bool,
+        /// Print every setting the config files hold, `name=value` (secrets as `***`).
+        #[arg(short, long, conflicts_with_all = ["name", "unset"])]
+        list: bool,
+        /// Use `.dvt/config.local.toml` only (not committed). Reads otherwise see
+        /// both files, the local one winning; writes go to `.dvt/config.toml`.
+        #[arg(long, conflicts_with = "project")]
+        local: bool,
+        /// Use `.dvt/config.toml` only (committed).
+        #[arg(long)]
+        project: bool,
+        /// Print the file each setting comes from.
+        #[arg(long)]
+        show_origin: bool,
+    },
     /// Upload the objects that the targets need and the remote lacks.
     Push {
         #[command(flatten)]
@@ -546,10 +572,23 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
             if !report.is_clean() && !any_error {
-                note!(
-                    q,
-                    "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
-                );
+                let changed = report
+                    .pointers
+                    .iter()
+                    .any(|p| p.workspace != ops::status::Workspace::Unchanged);
+                if changed {
+                    note!(
+                        q,
+                        "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
+                    );
+                }
+                if report.pointers.iter().any(|p| !p.missing_from_cache.is_empty()) {
+                    note!(
+                        q,
+                        "hint: `dvt fetch` gets missing objects from a remote; `dvt add PATH` stores \
+                         those of unchanged data again from the workspace"
+                    );
+                }
             }
             if any_error {
                 return Ok(ExitCode::from(1));
@@ -638,6 +677,65 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
         }
         Command::Remote { command } => return remote_command(&cwd, command, q),
+        Command::Config {
+            name,
+            value,
+            unset,
+            list,
+            local,
+            project,
+            show_origin,
+        } => {
+            use dvt::ops::config::{self, Scope};
+            let repo = Repo::open(&cwd)?;
+            let scope = match (*local, *project) {
+                (true, _) => Scope::Local,
+                (_, true) => Scope::Project,
+                _ => Scope::Merged,
+            };
+            let origin = |s: &config::Setting| {
+                if *show_origin {
+                    format!("{}\t", s.file.display())
+                } else {
+                    String::new()
+                }
+            };
+            let name = name.as_deref().unwrap_or_default();
+            if *list {
+                for s in config::list(&repo, scope)? {
+                    out!("{}{}={}", origin(&s), s.name, s.value);
+                }
+            } else if *unset || value.is_some() {
+                let old_cache = repo.cache();
+                let written = match value {
+                    Some(v) if !*unset => config::set(&repo, name, v, *local)?,
+                    _ => config::unset(&repo, name, *local)?,
+                };
+                let file = written.file.display();
+                match value {
+                    _ if *unset => say!(q, "{name} unset in {file}"),
+                    Some(_) if written.secret => say!(q, "{name} set (secret, not shown) in {file}"),
+                    Some(v) => say!(q, "{name} = {v} in {file}"),
+                    None => {}
+                }
+                if written.file == std::path::Path::new(".dvt/config.toml") {
+                    note!(q, "hint: commit it with `git add .dvt/config.toml`");
+                }
+                let new_cache = Repo::open(&cwd)?.cache().root().to_path_buf();
+                if new_cache != old_cache.root() && old_cache.holds_objects() {
+                    note!(
+                        q,
+                        "note: the cache is now `{}`; the objects in `{}` were not moved: move them there \
+                         yourself, or `dvt fetch` them again",
+                        new_cache.display(),
+                        old_cache.root().display()
+                    );
+                }
+            } else {
+                let s = config::get(&repo, name, scope)?;
+                out!("{}{}", origin(&s), s.value);
+            }
+        }
         Command::History(command) => return history::run(&cwd, command, q, &bars),
         Command::Pipeline(command) => return pipeline::run(&cwd, command, q, &bars),
         Command::Push { transfer, revs } => {

@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod checkout;
+pub mod config;
 pub mod describe;
 pub mod diff;
 pub mod fsck;

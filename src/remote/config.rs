@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fs_err as fs;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use crate::error::{RemoteError, RepoError, Result};
-use crate::repo::{Config, DVT_DIR, Repo};
+use crate::error::{RemoteError, Result};
+use crate::repo::{Config, Repo};
 
 /// Which kind of store a remote URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -381,32 +380,6 @@ pub fn list(repo: &Repo) -> Vec<RemoteSummary> {
         .collect()
 }
 
-fn config_path(repo: &Repo, local: bool) -> PathBuf {
-    repo.root()
-        .join(DVT_DIR)
-        .join(if local { "config.local.toml" } else { "config.toml" })
-}
-
-/// Edits one config file in place (comments and layout kept), atomically.
-fn edit(repo: &Repo, local: bool, f: impl FnOnce(&mut DocumentMut) -> Result<()>) -> Result<()> {
-    let path = config_path(repo, local);
-    let (text, header) = match fs::read_to_string(&path) {
-        Ok(t) => (t, ""),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && local => (
-            String::new(),
-            "# Machine-specific dvt settings and secrets. Not committed (see .dvt/.gitignore).\n\n",
-        ),
-        Err(e) => return Err(e.into()),
-    };
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| RepoError::Config {
-        path: path.clone(),
-        message: crate::error::toml_message(&text, e.span(), e.message()),
-    })?;
-    f(&mut doc)?;
-    crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
-    Ok(())
-}
-
 fn remotes_table(doc: &mut DocumentMut) -> &mut Table {
     let item = doc.entry("remote").or_insert_with(|| {
         let mut t = Table::new();
@@ -442,7 +415,7 @@ pub fn add(repo: &Repo, name: &str, url: &str, default: bool, local: bool, force
     if repo.config().remote.contains_key(name) && !force {
         return Err(RemoteError::Exists { name: name.to_string() }.into());
     }
-    edit(repo, local, |doc| {
+    repo.edit_config(local, |doc| {
         let mut t = Table::new();
         t.insert("url", toml_edit::value(url));
         remotes_table(doc).insert(name, Item::Table(t));
@@ -464,10 +437,10 @@ pub fn remove(repo: &Repo, name: &str) -> Result<()> {
         .into());
     }
     for local in [false, true] {
-        if !config_path(repo, local).exists() {
+        if !repo.config_file(local).exists() {
             continue;
         }
-        edit(repo, local, |doc| {
+        repo.edit_config(local, |doc| {
             if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut) {
                 t.remove(name);
             }
@@ -490,7 +463,7 @@ pub fn set_default(repo: &Repo, name: Option<&str>, local: bool) -> Result<()> {
     if let Some(n) = name {
         choose(repo.config(), Some(n))?;
     }
-    edit(repo, local, |doc| {
+    repo.edit_config(local, |doc| {
         set_default_in(doc, name);
         Ok(())
     })
@@ -529,7 +502,7 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bo
         })),
         Some(v) => Some(toml_edit::value(Value::from(v))),
     };
-    edit(repo, local, |doc| {
+    repo.edit_config(local, |doc| {
         let remotes = remotes_table(doc);
         let entry = remotes.entry(name).or_insert_with(|| Item::Table(Table::new()));
         if !entry.is_table() {

@@ -1,0 +1,331 @@
+//! `dvt config`: read and change the settings of `.dvt/config.toml` and
+//! `.dvt/config.local.toml` by dotted name (`cache.dir`, `remote.store.region`), as
+//! `dvc config` and `git config` do. Values are checked before anything is written;
+//! secrets are never printed.
+
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use toml_edit::{Item, Table};
+
+use crate::error::{RepoError, Result};
+use crate::remote::config::{self as remotes, SECRET_KEYS};
+use crate::repo::{CACHE_LEVELS as LEVELS, DVT_DIR, Repo};
+
+/// Which config files a read looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Both, `config.local.toml` winning: what commands use.
+    Merged,
+    /// `.dvt/config.toml` only.
+    Project,
+    /// `.dvt/config.local.toml` only.
+    Local,
+}
+
+/// One setting as a config file holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Setting {
+    /// Its dotted name, e.g. `cache.level` or `remote.store.url`.
+    pub name: String,
+    /// Its value as text (a string without quotes); `***` for a secret.
+    pub value: String,
+    /// The file that sets it, relative to the repository root.
+    pub file: PathBuf,
+    /// Whether the value is a secret (and so masked).
+    pub secret: bool,
+}
+
+/// A setting's name, taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name<'a> {
+    /// `core.remote`.
+    DefaultRemote,
+    /// `cache.KEY`.
+    Cache(CacheKey),
+    /// `remote.NAME.KEY` (the remote's name may hold dots).
+    Remote { remote: &'a str, key: &'a str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheKey {
+    Dir,
+    Level,
+    Fsync,
+}
+
+impl CacheKey {
+    fn key(self) -> &'static str {
+        match self {
+            CacheKey::Dir => "dir",
+            CacheKey::Level => "level",
+            CacheKey::Fsync => "fsync",
+        }
+    }
+}
+
+fn parse_name(name: &str) -> Result<Name<'_>> {
+    let unknown = || RepoError::UnknownSetting { name: name.to_string() };
+    match name {
+        "core.remote" => return Ok(Name::DefaultRemote),
+        "cache.dir" => return Ok(Name::Cache(CacheKey::Dir)),
+        "cache.level" => return Ok(Name::Cache(CacheKey::Level)),
+        "cache.fsync" => return Ok(Name::Cache(CacheKey::Fsync)),
+        _ => {}
+    }
+    let rest = name.strip_prefix("remote.").ok_or_else(unknown)?;
+    let (remote, key) = rest.rsplit_once('.').ok_or_else(unknown)?;
+    if remote.is_empty() || key.is_empty() {
+        return Err(unknown().into());
+    }
+    Ok(Name::Remote { remote, key })
+}
+
+fn is_secret(name: &Name<'_>) -> bool {
+    matches!(name, Name::Remote { key, .. } if SECRET_KEYS.contains(key))
+}
+
+/// What a setting is when no file sets it, in words.
+fn default_of(name: &Name<'_>) -> Option<String> {
+    match name {
+        Name::DefaultRemote => Some("the only remote, when there is one".into()),
+        Name::Cache(CacheKey::Dir) => Some(format!(
+            "`{DVT_DIR}/cache` (in a linked git worktree, the main worktree's cache)"
+        )),
+        Name::Cache(CacheKey::Level) => Some("1".into()),
+        Name::Cache(CacheKey::Fsync) => Some("false".into()),
+        Name::Remote { .. } => None,
+    }
+}
+
+fn relative(repo: &Repo, file: &Path) -> PathBuf {
+    file.strip_prefix(repo.root()).unwrap_or(file).to_path_buf()
+}
+
+/// The settings the files of `scope` hold, sorted by name; with [`Scope::Merged`],
+/// one per name, from the file that wins.
+pub fn list(repo: &Repo, scope: Scope) -> Result<Vec<Setting>> {
+    let files: &[bool] = match scope {
+        Scope::Merged => &[false, true],
+        Scope::Project => &[false],
+        Scope::Local => &[true],
+    };
+    let mut found = std::collections::BTreeMap::new();
+    for &local in files {
+        let path = repo.config_file(local);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| RepoError::Config {
+            path: path.clone(),
+            message: crate::error::toml_message(&text, e.span(), e.message()),
+        })?;
+        let mut leaves = Vec::new();
+        flatten("", &table, &mut leaves);
+        for (name, value) in leaves {
+            let secret = parse_name(&name).is_ok_and(|n| is_secret(&n));
+            let value = match value {
+                _ if secret => "***".to_string(),
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let file = relative(repo, &path);
+            found.insert(
+                name.clone(),
+                Setting {
+                    name,
+                    value,
+                    file,
+                    secret,
+                },
+            );
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&name, t, out),
+            other => out.push((name, other.clone())),
+        }
+    }
+}
+
+/// The setting `name` as the files of `scope` hold it. A secret is an error
+/// ([`RepoError::Secret`]): dvt never prints one.
+pub fn get(repo: &Repo, name: &str, scope: Scope) -> Result<Setting> {
+    let parsed = parse_name(name)?;
+    let found = list(repo, scope)?.into_iter().find(|s| s.name == name);
+    match found {
+        Some(s) if s.secret => Err(RepoError::Secret {
+            name: s.name,
+            file: s.file,
+        }
+        .into()),
+        Some(s) => Ok(s),
+        None => Err(RepoError::NotSet {
+            name: name.to_string(),
+            file: match scope {
+                Scope::Merged => None,
+                Scope::Project => Some(relative(repo, &repo.config_file(false))),
+                Scope::Local => Some(relative(repo, &repo.config_file(true))),
+            },
+            default: default_of(&parsed),
+        }
+        .into()),
+    }
+}
+
+/// What [`set`] or [`unset`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The file written, relative to the repository root.
+    pub file: PathBuf,
+    /// Whether the setting is a secret (written to `config.local.toml` whatever was asked).
+    pub secret: bool,
+}
+
+/// Sets `name` to `value` in `config.local.toml` if `local`, else in
+/// `config.toml`; secrets always go to `config.local.toml`. Checks the value
+/// first: a remote option as `dvt remote modify` does, `core.remote` names a
+/// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean.
+/// `remote.NAME.url` of a new `NAME` adds that remote.
+pub fn set(repo: &Repo, name: &str, value: &str, local: bool) -> Result<Written> {
+    let parsed = parse_name(name)?;
+    let bad = |message: String| RepoError::BadSetting {
+        name: name.to_string(),
+        message,
+    };
+    let mut secret = false;
+    let mut local = local;
+    match parsed {
+        Name::DefaultRemote => remotes::set_default(repo, Some(value), local)?,
+        Name::Remote { remote, key } => {
+            if key == "url" && !repo.config().remote.contains_key(remote) {
+                remotes::add(repo, remote, value, false, local, false)?;
+            } else {
+                local = remotes::modify(repo, remote, key, Some(value), local)?;
+                secret = SECRET_KEYS.contains(&key);
+            }
+        }
+        Name::Cache(key) => {
+            let item = match key {
+                CacheKey::Dir if value.is_empty() => {
+                    return Err(bad("give a directory, or `--unset` it to use `.dvt/cache`".into()).into());
+                }
+                CacheKey::Dir => toml_edit::value(value),
+                CacheKey::Level => match value.parse::<i64>() {
+                    Ok(l) if LEVELS.contains(&l) => toml_edit::value(l),
+                    _ => {
+                        return Err(bad(format!(
+                            "must be a whole number from {} (fastest) to {} (smallest), not `{value}`",
+                            LEVELS.start(),
+                            LEVELS.end()
+                        ))
+                        .into());
+                    }
+                },
+                CacheKey::Fsync => match value {
+                    "true" => toml_edit::value(true),
+                    "false" => toml_edit::value(false),
+                    _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
+                },
+            };
+            repo.edit_config(local, |doc| {
+                cache_table(doc).insert(key.key(), item);
+                Ok(())
+            })?;
+        }
+    }
+    Ok(Written {
+        file: relative(repo, &repo.config_file(local)),
+        secret,
+    })
+}
+
+fn cache_table(doc: &mut toml_edit::DocumentMut) -> &mut Table {
+    let item = doc.entry("cache").or_insert_with(|| Item::Table(Table::new()));
+    if !item.is_table() {
+        *item = Item::Table(Table::new());
+    }
+    item.as_table_mut().expect("just made a table")
+}
+
+/// Removes `name` from `config.local.toml` if `local` (always, for a secret),
+/// else from `config.toml`; an error if that file does not set it. A remote's
+/// `url` is not removed this way: `dvt remote remove` forgets the remote.
+pub fn unset(repo: &Repo, name: &str, local: bool) -> Result<Written> {
+    let parsed = parse_name(name)?;
+    let secret = is_secret(&parsed);
+    let local = local || secret;
+    let scope = if local { Scope::Local } else { Scope::Project };
+    if !list(repo, scope)?.iter().any(|s| s.name == name) {
+        return Err(RepoError::NotSet {
+            name: name.to_string(),
+            file: Some(relative(repo, &repo.config_file(local))),
+            default: None,
+        }
+        .into());
+    }
+    match parsed {
+        Name::DefaultRemote => remotes::set_default(repo, None, local)?,
+        Name::Remote { key: "url", remote } => {
+            return Err(RepoError::BadSetting {
+                name: name.to_string(),
+                message: format!("a remote cannot lose its URL: `dvt remote remove {remote}` forgets the remote"),
+            }
+            .into());
+        }
+        Name::Remote { remote, key } => {
+            remotes::modify(repo, remote, key, None, local)?;
+        }
+        Name::Cache(key) => repo.edit_config(local, |doc| {
+            if let Some(t) = doc.get_mut("cache").and_then(Item::as_table_mut) {
+                t.remove(key.key());
+            }
+            Ok(())
+        })?,
+    }
+    Ok(Written {
+        file: relative(repo, &repo.config_file(local)),
+        secret,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_taken_apart() {
+        assert_eq!(parse_name("core.remote").unwrap(), Name::DefaultRemote);
+        assert_eq!(parse_name("cache.level").unwrap(), Name::Cache(CacheKey::Level));
+        assert_eq!(
+            parse_name("remote.my.store.region").unwrap(),
+            Name::Remote {
+                remote: "my.store",
+                key: "region"
+            }
+        );
+        for bad in [
+            "cache",
+            "cache.size",
+            "core",
+            "remote.url",
+            "remote..url",
+            "remote.s3.",
+            "level",
+        ] {
+            assert!(parse_name(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}
