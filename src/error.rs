@@ -209,6 +209,9 @@ impl Error {
             Error::Git(GitError::NotTrackedAt { .. }) => Some(
                 "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
             ),
+            Error::Git(GitError::NoSuchPath { .. }) => Some(
+                "`dvt list REPO DIR` shows what a directory holds; paths are relative to the repository's root".into(),
+            ),
             Error::Git(GitError::NoIdentity) => {
                 Some("set it with `git config user.name NAME` and `git config user.email EMAIL`".into())
             }
@@ -363,6 +366,14 @@ pub enum GitError {
         /// The path asked for.
         path: String,
         /// The revision (or `the workspace`).
+        rev: String,
+    },
+    /// A path that neither git nor dvt has at a revision.
+    #[error("`{path}` does not exist at {rev}")]
+    NoSuchPath {
+        /// The path asked for.
+        path: String,
+        /// The revision.
         rev: String,
     },
     /// A path that names a directory inside a tracked directory where a file is needed.

@@ -85,6 +85,30 @@ pub struct BlobEntry {
     pub blob: GitId,
 }
 
+/// An entry of a commit's tree, as [`Git::list_tree`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeItem {
+    /// Its path, `/`-separated.
+    pub path: String,
+    /// Whether it is a directory.
+    pub dir: bool,
+    /// A file's size in bytes (a symlink's: its target's length).
+    pub size: Option<u64>,
+    /// Whether a file is executable.
+    pub executable: bool,
+}
+
+/// What a path names in a commit's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeAt {
+    /// Nothing.
+    Missing,
+    /// A file (or symlink, or submodule).
+    File(TreeItem),
+    /// A directory, with its entries.
+    Dir(Vec<TreeItem>),
+}
+
 impl Git {
     /// Opens the git repository whose work tree contains the dvt root `root`.
     pub fn open(root: &Path) -> Result<Git> {
@@ -283,6 +307,66 @@ impl Git {
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// What `dir` (relative to the dvt root; empty for the root) holds in
+    /// `commit`: its entries, paths relative to `dir` (every file and directory below
+    /// it if `recursive`, else its children), sorted by path; or the file it names.
+    pub fn list_tree(&self, commit: GitId, dir: &str, recursive: bool) -> Result<TreeAt> {
+        let what = || format!("listing `{dir}` at {commit}");
+        let mut tree = self.tree_of(commit)?;
+        let path = self.tree_path(dir);
+        let path = path.trim_end_matches('/');
+        if !path.is_empty() {
+            let Some(e) = tree.lookup_entry_by_path(Path::new(path)).map_err(failed(what()))? else {
+                return Ok(TreeAt::Missing);
+            };
+            if !e.mode().is_tree() {
+                return Ok(TreeAt::File(self.tree_item(
+                    dir.to_string(),
+                    e.mode(),
+                    e.object_id(),
+                )?));
+            }
+            tree = self.repo.find_tree(e.object_id()).map_err(failed(what()))?;
+        }
+        let mut items = Vec::new();
+        if recursive {
+            let mut rec = gix::traverse::tree::Recorder::default();
+            tree.traverse().breadthfirst(&mut rec).map_err(|e| GitError::Failed {
+                what: what(),
+                message: crate::error_chain(&e),
+            })?;
+            for r in rec.records {
+                if let Ok(p) = r.filepath.to_str() {
+                    items.push(self.tree_item(p.to_string(), r.mode, r.oid)?);
+                }
+            }
+        } else {
+            for e in tree.iter() {
+                let e = e.map_err(failed(what()))?;
+                if let Ok(name) = e.filename().to_str() {
+                    items.push(self.tree_item(name.to_string(), e.mode(), e.object_id())?);
+                }
+            }
+        }
+        items.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(TreeAt::Dir(items))
+    }
+
+    fn tree_item(&self, path: String, mode: gix::object::tree::EntryMode, id: GitId) -> Result<TreeItem> {
+        let size = if mode.is_blob() || mode.is_link() {
+            let h = self.repo.find_header(id).map_err(failed(format!("reading `{path}`")))?;
+            Some(h.size())
+        } else {
+            None
+        };
+        Ok(TreeItem {
+            path,
+            dir: mode.is_tree(),
+            size,
+            executable: mode.is_executable(),
+        })
     }
 
     /// The git blob id that `bytes` would have.

@@ -446,6 +446,76 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     assert_eq!(std::fs::read(here.join("m1")).unwrap(), b"model one");
 }
 
+/// `dvt list` shows git's files and dvt's data side by side at a revision, inside
+/// tracked directories too; a bare clone reads manifests from the remote.
+#[test]
+fn list_shows_git_files_and_tracked_data_at_a_revision() {
+    let Versions { env, _remote } = versions();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    let src = env.root.to_str().unwrap();
+    let ls = |args: &[&str]| {
+        let mut all = vec!["list", src];
+        all.extend_from_slice(args);
+        env.dvt_in(here, &all).ok().stdout
+    };
+    assert_eq!(
+        ls(&[]),
+        ".dvt/\n.gitignore\ndata/  (dvt)\ndata.dvt\nmodel.bin  (dvt)\nmodel.bin.dvt\n"
+    );
+    assert_eq!(ls(&["--dvt-only"]), "data/  (dvt)\nmodel.bin  (dvt)\n");
+    assert_eq!(ls(&["data"]), "a.csv  (dvt)\nsub/  (dvt)\n");
+    assert_eq!(
+        ls(&["data", "--rev", "v1", "--size"]),
+        "        8 B  a.csv  (dvt)\n        8 B  b.csv  (dvt)\n"
+    );
+    assert_eq!(ls(&["data/sub/"]), "c.csv  (dvt)\n");
+    assert_eq!(ls(&["data/sub/c.csv", "--size"]), "        8 B  c.csv  (dvt)\n");
+    let r = ls(&["-R", "--dvt-only"]);
+    assert_eq!(r, "data/a.csv  (dvt)\ndata/sub/c.csv  (dvt)\nmodel.bin  (dvt)\n");
+    for missing in ["data/zzz.csv", "nothing", "../outside"] {
+        let r = env.dvt_in(here, &["list", src, missing]).fails();
+        assert!(
+            r.stderr.contains(&format!("`{missing}` does not exist at")),
+            "{}",
+            r.stderr
+        );
+    }
+
+    // A bare clone has no cache: the manifest comes from the remote, no data does.
+    let bare = here.join("bare.git");
+    env.git(&["clone", "-q", "--bare", src, bare.to_str().unwrap()]);
+    let url = format!("file://{}", bare.display());
+    let r = env
+        .dvt_in(here, &["ls", &url, "data", "-R", "--rev", "v1", "--json"])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let entries: Vec<(String, u64, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["size"].as_u64().unwrap(),
+                e["keeper"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("a.csv".to_string(), 8, "dvt".to_string()),
+            ("b.csv".to_string(), 8, "dvt".to_string())
+        ]
+    );
+    assert_eq!(
+        std::fs::read_dir(here).unwrap().count(),
+        1,
+        "list wrote nothing but the clone"
+    );
+}
+
 #[test]
 fn import_records_the_source_and_update_follows_it() {
     let Versions { env: source, _remote } = versions();

@@ -106,6 +106,30 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         uninstall: bool,
     },
+    /// List what a dvt repository holds at a revision: files in git and data
+    /// tracked by dvt (as `dvc list`), e.g. to browse a registry before `get`.
+    #[command(visible_alias = "ls")]
+    List {
+        /// The repository: a local path (`.` for this one), a file:// URL, or a git URL.
+        repo: String,
+        /// The directory or file to list (default: the root); may be inside tracked data.
+        path: Option<String>,
+        /// The revision to read (default: its HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        /// List every file below the path, through tracked directories too.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Show only data tracked by dvt (and the directories leading to it).
+        #[arg(long)]
+        dvt_only: bool,
+        /// Show sizes.
+        #[arg(long)]
+        size: bool,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download data tracked in another dvt repository, without tracking it here.
     Get {
         #[command(flatten)]
@@ -486,6 +510,40 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                         "your existing {h} hook is kept as {h}{} and runs first",
                         ops::hooks::CHAINED
                     );
+                }
+            }
+        }
+        HistoryCommand::List {
+            repo,
+            path,
+            rev,
+            recursive,
+            dvt_only,
+            size,
+            json: as_json,
+        } => {
+            let listing = ops::list(&ops::ListOptions {
+                repo: repo.clone(),
+                path: path.clone().unwrap_or_default(),
+                rev: rev.clone(),
+                recursive: *recursive,
+                dvt_only: *dvt_only,
+            })?;
+            if *as_json {
+                return json(&listing);
+            }
+            for e in &listing.entries {
+                let slash = if e.kind == dvt::pointer::Kind::Dir { "/" } else { "" };
+                let mark = if e.keeper == ops::list::Keeper::Dvt {
+                    "  (dvt)"
+                } else {
+                    ""
+                };
+                if *size {
+                    let shown = e.size.map_or("-".to_string(), |n| HumanBytes(n).to_string());
+                    out!("{shown:>11}  {}{slash}{mark}", e.path);
+                } else {
+                    out!("{}{slash}{mark}", e.path);
                 }
             }
         }

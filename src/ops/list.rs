@@ -1,0 +1,275 @@
+//! `dvt list`: what a dvt repository holds at a commit, files in git and data
+//! tracked by dvt side by side, as `dvc list` shows them. For browsing a data
+//! registry before `dvt get` or `dvt import`.
+//!
+//! The repository is read as `get` reads it (see [`mod@super::import`]): at a commit,
+//! from its tree, so a bare clone or a git URL works. Listing inside a tracked
+//! directory, or recursively through one, reads its manifest from the
+//! repository's cache or its default remote; no data is downloaded.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::error::{GitError, Result};
+use crate::git::TreeAt;
+use crate::manifest::{Manifest, Part};
+use crate::pointer::Kind;
+use crate::snapshot::{Objects, Snapshot, inside, short};
+use crate::workspace::Tracked;
+
+use super::import::open_external;
+
+/// Options of `dvt list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// The repository: a local path, a `file://` URL, or a git URL.
+    pub repo: String,
+    /// The directory (or file) to list, relative to its root; empty for the root.
+    pub path: String,
+    /// The revision (default: its HEAD).
+    pub rev: Option<String>,
+    /// Every file below the path, through tracked directories too, instead of
+    /// the path's children.
+    pub recursive: bool,
+    /// Only what dvt tracks (and the directories leading to it).
+    pub dvt_only: bool,
+}
+
+/// Who keeps an entry's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keeper {
+    /// git: a file committed as it is (pointer files among them).
+    Git,
+    /// dvt: tracked data, a file or directory inside tracked data, or a
+    /// directory holding only tracked data.
+    Dvt,
+}
+
+/// One line of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListEntry {
+    /// Its path, relative to the path listed (for a file listed alone: its name).
+    pub path: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// Who keeps it.
+    pub keeper: Keeper,
+    /// Size in bytes: a file's; a tracked directory's content; unknown for other
+    /// directories.
+    pub size: Option<u64>,
+    /// Whether a file is executable.
+    pub executable: bool,
+}
+
+/// What `dvt list` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    /// The commit read.
+    pub commit: String,
+    /// The entries, sorted by path.
+    pub entries: Vec<ListEntry>,
+}
+
+/// Lists `opts.path` of another (or this) repository at a commit.
+pub fn list(opts: &ListOptions) -> Result<Listing> {
+    let ext = open_external(&opts.repo, opts.rev.as_deref())?;
+    let at = || format!("`{}` ({})", ext.label, short(&ext.commit));
+    let Some(path) = normalize(&opts.path) else {
+        return Err(GitError::NoSuchPath {
+            path: opts.path.clone(),
+            rev: at(),
+        }
+        .into());
+    };
+    let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
+    let tracked = snap.pointers()?;
+    // Manifests only, into a scratch cache removed afterwards.
+    let scratch = tempfile::Builder::new().prefix("dvt-list-").tempdir()?;
+    let objects = Objects::from_source(Cache::new(scratch.path(), ext.repo.config().cache.level), &ext.repo);
+
+    // Inside tracked data (or the tracked path itself): its manifest says it all.
+    if !path.is_empty()
+        && let Some((t, inner)) = tracked
+            .iter()
+            .find_map(|t| inside(&t.data_rel, &path).map(|inner| (t, inner)))
+    {
+        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+        let entries = match t.pointer.kind {
+            Kind::File => vec![file_entry(
+                name,
+                Some(t.pointer.size),
+                t.pointer.executable,
+                Keeper::Dvt,
+            )],
+            Kind::Dir => {
+                let manifest = objects.manifest(t)?;
+                if inner.is_empty() {
+                    manifest_entries(&manifest, "", opts.recursive)
+                } else {
+                    match manifest.part(&inner) {
+                        Some(Part::File(e)) => vec![file_entry(name, Some(e.size), e.executable, Keeper::Dvt)],
+                        Some(Part::Dir(m)) => manifest_entries(&m, "", opts.recursive),
+                        None => return Err(GitError::NoSuchPath { path, rev: at() }.into()),
+                    }
+                }
+            }
+        };
+        return Ok(Listing {
+            commit: ext.commit.to_string(),
+            entries,
+        });
+    }
+
+    let mut entries: BTreeMap<String, ListEntry> = BTreeMap::new();
+    match ext.git.list_tree(ext.commit, &path, opts.recursive)? {
+        TreeAt::File(item) => {
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let e = file_entry(name.clone(), item.size, item.executable, Keeper::Git);
+            entries.insert(name, e);
+        }
+        TreeAt::Dir(items) => {
+            for item in items {
+                if item.dir && opts.recursive {
+                    continue;
+                }
+                let e = ListEntry {
+                    path: item.path.clone(),
+                    kind: if item.dir { Kind::Dir } else { Kind::File },
+                    keeper: Keeper::Git,
+                    size: item.size,
+                    executable: item.executable,
+                };
+                entries.insert(item.path, e);
+            }
+        }
+        TreeAt::Missing => {}
+    }
+    let below: Vec<(&Tracked, String)> = tracked
+        .iter()
+        .filter_map(|t| {
+            let rel = if path.is_empty() {
+                t.data_rel.clone()
+            } else {
+                t.data_rel.strip_prefix(&format!("{path}/"))?.to_string()
+            };
+            Some((t, rel))
+        })
+        .collect();
+    if below.is_empty() && entries.is_empty() {
+        return Err(GitError::NoSuchPath { path, rev: at() }.into());
+    }
+    let mut holds_dvt: Vec<String> = Vec::new();
+    for (t, rel) in below {
+        match rel.split_once('/') {
+            // Deeper down: the directory leading there.
+            Some((top, _)) if !opts.recursive => {
+                holds_dvt.push(top.to_string());
+                entries.entry(top.to_string()).or_insert_with(|| ListEntry {
+                    path: top.to_string(),
+                    kind: Kind::Dir,
+                    keeper: Keeper::Dvt,
+                    size: None,
+                    executable: false,
+                });
+            }
+            _ if opts.recursive && t.pointer.kind == Kind::Dir => {
+                for e in manifest_entries(&objects.manifest(t)?, &rel, true) {
+                    entries.insert(e.path.clone(), e);
+                }
+            }
+            _ => {
+                let e = ListEntry {
+                    path: rel.clone(),
+                    kind: t.pointer.kind,
+                    keeper: Keeper::Dvt,
+                    size: Some(t.pointer.size),
+                    executable: t.pointer.executable,
+                };
+                entries.insert(rel, e);
+            }
+        }
+    }
+    let mut entries: Vec<ListEntry> = entries.into_values().collect();
+    if opts.dvt_only {
+        entries.retain(|e| e.keeper == Keeper::Dvt || holds_dvt.contains(&e.path));
+    }
+    Ok(Listing {
+        commit: ext.commit.to_string(),
+        entries,
+    })
+}
+
+/// A path as given, made repo-relative: `.`, `./` and trailing `/` dropped;
+/// `None` for an absolute path or one with `..`, which no repository holds.
+fn normalize(path: &str) -> Option<String> {
+    let p = path.trim_start_matches("./").trim_end_matches('/');
+    if p.is_empty() || p == "." {
+        return Some(String::new());
+    }
+    crate::relpath::validate(p).ok()?;
+    Some(p.to_string())
+}
+
+fn file_entry(path: String, size: Option<u64>, executable: bool, keeper: Keeper) -> ListEntry {
+    ListEntry {
+        path,
+        kind: Kind::File,
+        keeper,
+        size,
+        executable,
+    }
+}
+
+/// A manifest's entries under `prefix`: every file if `recursive`, else its
+/// top-level files and directories (with their content's size).
+fn manifest_entries(m: &Manifest, prefix: &str, recursive: bool) -> Vec<ListEntry> {
+    let join = |p: &str| {
+        if prefix.is_empty() {
+            p.to_string()
+        } else {
+            format!("{prefix}/{p}")
+        }
+    };
+    if recursive {
+        return m
+            .files
+            .iter()
+            .map(|e| file_entry(join(&e.path), Some(e.size), e.executable, Keeper::Dvt))
+            .collect();
+    }
+    let mut out: BTreeMap<String, ListEntry> = BTreeMap::new();
+    for e in &m.files {
+        match e.path.split_once('/') {
+            None => {
+                out.insert(
+                    e.path.clone(),
+                    file_entry(join(&e.path), Some(e.size), e.executable, Keeper::Dvt),
+                );
+            }
+            Some((top, _)) => {
+                let d = out.entry(top.to_string()).or_insert_with(|| ListEntry {
+                    path: join(top),
+                    kind: Kind::Dir,
+                    keeper: Keeper::Dvt,
+                    size: Some(0),
+                    executable: false,
+                });
+                d.size = Some(d.size.unwrap_or(0) + e.size);
+            }
+        }
+    }
+    for d in &m.empty_dirs {
+        let top = d.split('/').next().unwrap_or(d);
+        out.entry(top.to_string()).or_insert_with(|| ListEntry {
+            path: join(top),
+            kind: Kind::Dir,
+            keeper: Keeper::Dvt,
+            size: Some(0),
+            executable: false,
+        });
+    }
+    out.into_values().collect()
+}
