@@ -601,6 +601,15 @@ pub enum CacheError {
         /// What was found wrong.
         reason: String,
     },
+    /// Writing data into the cache failed (a full disk, a read-only cache, ...).
+    #[error("cannot store {what} in the cache")]
+    Store {
+        /// The data being stored, as the user named it.
+        what: String,
+        /// The failed write, naming the file.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file changed while it was being read into the cache.
     #[error("`{}` changed while it was being read; nothing was recorded for it", path.display())]
     ChangedWhileReading {

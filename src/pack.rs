@@ -353,8 +353,11 @@ impl PackWriter {
     /// appended.
     pub fn publish(mut self) -> Result<Option<Pack>> {
         let Some(file) = self.file.take() else { return Ok(None) };
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        drop(file);
+        // Flushing the last bytes can fail (a full disk): the file goes too.
+        if let Err(e) = file.into_inner() {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e.into_error().into());
+        }
         if self.entries.is_empty() {
             let _ = fs::remove_file(&self.tmp);
             return Ok(None);
@@ -539,14 +542,20 @@ impl Packs {
     /// Publishes the packs being written and stops packing.
     pub fn finish(&self) -> Result<()> {
         self.active.store(false, std::sync::atomic::Ordering::Relaxed);
+        // Every writer is published or removed, even after one fails.
+        let mut failed = None;
         for writer in &self.writers {
             let writer = lock(writer).take();
-            if let Some(pack) = writer.map(PackWriter::publish).transpose()?.flatten() {
-                self.add_published(pack);
+            match writer.map(PackWriter::publish).transpose() {
+                Ok(Some(Some(pack))) => self.add_published(pack),
+                Ok(_) => {}
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
         lock(&self.claimed).clear();
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stops packing and drops what was written since the last publish.

@@ -1727,13 +1727,42 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
     env.fill_disk_but("filler", 1 << 20);
     let r = env.dvt(&["add", "extra.bin"]).fails();
     assert!(
-        r.stderr.contains("No space left on device") && r.stderr.contains("hint: the disk is full"),
+        r.stderr.contains("error: cannot store `extra.bin` in the cache")
+            && r.stderr.contains("No space left on device")
+            && r.stderr.contains("hint: the disk is full"),
         "{}",
         r.stderr
     );
     assert!(!env.exists("extra.bin.dvt"));
+    let leftovers: Vec<_> = common::walk(&env.root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a failed add leaves no temporary file: {leftovers:?}"
+    );
     assert_eq!(env.read(".gitignore"), gitignore);
     assert_eq!(env.read("extra.bin"), extra);
+    // A small file fails later, when its pack is flushed to disk: the same.
+    std::fs::remove_file(env.path("filler")).unwrap();
+    env.write("small.bin", noise(600 << 10, 51));
+    env.fill_disk_but("filler", 256 << 10);
+    let r = env.dvt(&["add", "small.bin"]).fails();
+    assert!(
+        r.stderr.contains("error: cannot store `small.bin` in the cache"),
+        "{}",
+        r.stderr
+    );
+    let leftovers: Vec<_> = common::walk(&env.root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a failed add leaves no temporary pack: {leftovers:?}"
+    );
+    std::fs::remove_file(env.path("small.bin")).unwrap();
     std::fs::remove_file(env.path("filler")).unwrap();
     let fsck = env.dvt(&["fsck"]).ok();
     assert!(!fsck.stdout.contains("corrupt"), "{}", fsck.stdout);

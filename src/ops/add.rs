@@ -9,7 +9,7 @@ use fs_err as fs;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::{PathError, Result};
+use crate::error::{CacheError, PathError, Result};
 use crate::manifest::{Entry, Manifest};
 use crate::object::ObjectId;
 use crate::pointer::{Kind, Pointer, is_pointer_path, pointer_path_for};
@@ -99,13 +99,22 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
     let counters = Counters::default();
     let mut results = Vec::new();
     let packing = repo.cache().begin_packing();
+    // A failed write names the data it was for, not only the cache's file.
+    let storing = |what: String| {
+        move |e: crate::Error| match e {
+            crate::Error::Io(source) => CacheError::Store { what, source }.into(),
+            other => other,
+        }
+    };
     for t in &targets {
         let how = Identify::Store(repo.cache());
-        results.push(identify_path(
-            repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress,
-        )?);
+        results.push(
+            identify_path(repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress)
+                .map_err(storing(format!("`{}`", t.rel)))?,
+        );
     }
-    packing.finish()?;
+    let all: Vec<String> = targets.iter().map(|t| format!("`{}`", t.rel)).collect();
+    packing.finish().map_err(storing(all.join(", ")))?;
     if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
