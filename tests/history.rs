@@ -667,6 +667,8 @@ fn get_and_import_from_a_git_url_over_http() {
         .ok();
     assert!(r.stdout.contains("got"), "{}", r.stdout);
     assert_eq!(std::fs::read(out.path().join("d1/a.csv")).unwrap(), b"t,v\n0,1\n");
+    let r = source.dvt_in(out.path(), &["list", &url, "data", "-R", "--size"]).ok();
+    assert_eq!(r.stdout, "       16 B  a.csv  (dvt)\n        8 B  sub/c.csv  (dvt)\n");
 
     let env = TestEnv::new();
     env.dvt(&["import", &url, "model.bin", "--rev", "v1"]).ok();
