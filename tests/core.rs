@@ -1945,3 +1945,45 @@ fn config_reads_and_changes_settings_and_never_prints_secrets() {
         r.stderr
     );
 }
+
+/// `status` ends with the command that helps in each case: `add`/`checkout` for
+/// edits, `checkout` for deleted data, `fetch` for objects the cache lacks, and
+/// `pull` in a fresh clone, where both are true.
+#[test]
+fn status_hints_name_the_command_that_helps() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.write("d/a.csv", "a\n");
+    env.write("f.bin", "f");
+    env.dvt(&["add", "d", "f.bin"]).ok();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["push"]).ok();
+    env.commit("data");
+    let hints = |env: &TestEnv| -> Vec<String> {
+        let r = env.dvt(&["status"]).ok();
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("hint:"))
+            .map(str::to_string)
+            .collect()
+    };
+    const EDITS: &str = "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them";
+    const RESTORE: &str = "hint: `dvt checkout` restores what is missing from the workspace";
+    const FETCH: &str = "hint: `dvt fetch` gets missing objects from a remote; `dvt add PATH` stores those of unchanged data again from the workspace";
+    const PULL: &str = "hint: `dvt pull` downloads what the cache lacks and restores the workspace";
+
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+    assert_eq!(hints(&env), [RESTORE]);
+    env.write("f.bin", "edited");
+    assert_eq!(hints(&env), [EDITS, RESTORE]);
+    env.dvt(&["checkout", "--force"]).ok();
+    assert!(hints(&env).is_empty());
+    env.remove_object(blake3::hash(b"f").to_hex().as_ref());
+    assert_eq!(hints(&env), [FETCH]);
+
+    let clone = env.clone_repo();
+    assert_eq!(hints(&clone), [PULL]);
+    clone.dvt(&["pull"]).ok();
+    assert!(hints(&clone).is_empty());
+}

@@ -572,17 +572,25 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
             if !report.is_clean() && !any_error {
-                let changed = report
-                    .pointers
-                    .iter()
-                    .any(|p| p.workspace != ops::status::Workspace::Unchanged);
-                if changed {
+                use ops::status::Workspace;
+                let ptrs = &report.pointers;
+                let modified = ptrs.iter().any(|p| p.workspace == Workspace::Modified);
+                let absent = ptrs.iter().any(|p| p.workspace == Workspace::Missing);
+                let uncached = ptrs.iter().any(|p| !p.missing_from_cache.is_empty());
+                if modified {
                     note!(
                         q,
                         "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
                     );
                 }
-                if report.pointers.iter().any(|p| !p.missing_from_cache.is_empty()) {
+                if absent && uncached {
+                    note!(
+                        q,
+                        "hint: `dvt pull` downloads what the cache lacks and restores the workspace"
+                    );
+                } else if absent {
+                    note!(q, "hint: `dvt checkout` restores what is missing from the workspace");
+                } else if uncached {
                     note!(
                         q,
                         "hint: `dvt fetch` gets missing objects from a remote; `dvt add PATH` stores \
