@@ -1049,15 +1049,7 @@ fn interrupted_commands_leave_no_unfinished_files() {
             &forget,
         );
         assert_eq!(r.code, 130, "SIGTERM at {tenth}/10 of add: {r:?}");
-        let left: Vec<_> = common::walk(&env.path(".dvt"))
-            .into_iter()
-            .chain(
-                common::walk(&env.root)
-                    .into_iter()
-                    .filter(|p| !p.starts_with(env.path(".git"))),
-            )
-            .filter(|p| p.to_string_lossy().contains(".dvt-tmp-"))
-            .collect();
+        let left = common::temp_leftovers(&env.root);
         assert!(left.is_empty(), "SIGTERM at {tenth}/10 of add: {left:?}");
         env.dvt(&["fsck"]).ok();
     }
@@ -1106,11 +1098,7 @@ fn killed_checkout_of_a_directory_leaves_it_absent_or_complete() {
     std::fs::remove_dir_all(env.path("data")).ok();
     env.dvt(&["checkout"]).ok();
     assert_eq!(snapshot(&env.path("data")), expected);
-    let stages: Vec<_> = std::fs::read_dir(&env.root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".dvt-tmp-"))
-        .collect();
+    let stages = temporaries(&env.root);
     assert!(
         stages.is_empty(),
         "stale staging directories are cleaned up: {stages:?}"
@@ -1380,10 +1368,7 @@ fn killed_add_of_many_small_files_publishes_no_partial_pack() {
     env.write(".dvt/cache/objects/ab/.obj.dvt-tmp-1-3", "partial");
     env.write(".dvt/cache/tmp/.obj.dvt-tmp-1-4", "partial");
     env.dvt(&["gc", "-w", "-f"]).ok();
-    let left: Vec<_> = common::walk(&env.path(".dvt/cache"))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
-        .collect();
+    let left = common::temp_leftovers(&env.path(".dvt/cache"));
     assert!(left.is_empty(), "{left:?}");
     for p in pack_files(&env) {
         assert!(
@@ -1707,10 +1692,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
         let rel = format!("shards/{i}.bin");
         assert!(!env.exists(&rel) || env.read(&rel) == *s, "{rel} is whole or absent");
     }
-    let leftovers: Vec<_> = common::walk(&env.root)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
-        .collect();
+    let leftovers = common::temp_leftovers(&env.root);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_file(env.path("filler")).unwrap();
     env.dvt(&["checkout"]).ok();
@@ -1734,10 +1716,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
         r.stderr
     );
     assert!(!env.exists("extra.bin.dvt"));
-    let leftovers: Vec<_> = common::walk(&env.root)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
-        .collect();
+    let leftovers = common::temp_leftovers(&env.root);
     assert!(
         leftovers.is_empty(),
         "a failed add leaves no temporary file: {leftovers:?}"
@@ -1754,10 +1733,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
         "{}",
         r.stderr
     );
-    let leftovers: Vec<_> = common::walk(&env.root)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("dvt-tmp"))
-        .collect();
+    let leftovers = common::temp_leftovers(&env.root);
     assert!(
         leftovers.is_empty(),
         "a failed add leaves no temporary pack: {leftovers:?}"

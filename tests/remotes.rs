@@ -605,10 +605,8 @@ fn corrupt_or_truncated_remote_objects_are_rejected() {
         !b.has_object(&model) && !b.has_object(&manifest),
         "a damaged object was stored"
     );
-    for f in files_under(&cache) {
-        let name = f.to_str().unwrap();
-        assert!(!name.contains("dvt-tmp"), "left behind: {name}");
-    }
+    let left = common::temp_leftovers(&cache);
+    assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!b.exists("model.bin") && !b.exists("data"));
     assert_no_pull_leftovers(&b);
     let r = b.dvt(&["fetch", "model.bin"]).fails();
@@ -756,9 +754,8 @@ fn fetch_rejects_a_big_object_with_a_damaged_middle_frame() {
     assert!(r.stderr.contains(&format!("object {id} is corrupt")), "{}", r.stderr);
     assert!(!b.has_object(&id) && !b.exists("readings.csv"));
     assert_no_pull_leftovers(&b);
-    for f in files_under(&b.path(".dvt/cache")) {
-        assert!(!f.to_str().unwrap().contains("dvt-tmp"), "left behind: {}", f.display());
-    }
+    let left = common::temp_leftovers(&b.path(".dvt/cache"));
+    assert!(left.is_empty(), "left behind: {left:?}");
     Store::at(&store).damage(&id, |b| *b = good);
     b.dvt(&["pull"]).ok();
     assert!(b.read("readings.csv") == csv.as_bytes());
@@ -1323,9 +1320,8 @@ fn directory_remote_packs_survive_a_killed_push_and_refuse_a_corrupt_entry() {
     assert!(!b.has_object(&victim));
     assert!(b.has_object(&blake3_hex(&content(8))));
     assert!(!b.exists("data"), "the directory is not checked out incomplete");
-    for f in files_under(&b.path(".dvt/cache")) {
-        assert!(!f.to_string_lossy().contains("dvt-tmp"), "left behind: {f:?}");
-    }
+    let left = common::temp_leftovers(&b.path(".dvt/cache"));
+    assert!(left.is_empty(), "left behind: {left:?}");
     assert_no_pull_leftovers(&b);
 }
 

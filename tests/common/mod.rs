@@ -417,6 +417,17 @@ pub fn walk(p: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every path under `dir` (outside `.git`) whose name marks it as one of
+/// dvt's temporary files or staging directories (`*.dvt-tmp-*`): what a
+/// failed or killed command must not leave behind.
+pub fn temp_leftovers(dir: &Path) -> Vec<PathBuf> {
+    let git = dir.join(".git");
+    walk(dir)
+        .into_iter()
+        .filter(|p| !p.starts_with(&git) && p.to_string_lossy().contains("dvt-tmp"))
+        .collect()
+}
+
 /// Copies the tree at `from` to `to` (files and directories).
 pub fn copy_tree(from: &Path, to: &Path) {
     for f in walk(from) {
