@@ -92,7 +92,7 @@ pub struct TreeItem {
     pub path: String,
     /// Whether it is a directory.
     pub dir: bool,
-    /// A file's size in bytes (a symlink's: its target's length).
+    /// A file's size in bytes (a symlink's: its target's length), if asked for.
     pub size: Option<u64>,
     /// Whether a file is executable.
     pub executable: bool,
@@ -312,7 +312,8 @@ impl Git {
     /// What `dir` (relative to the dvt root; empty for the root) holds in
     /// `commit`: its entries, paths relative to `dir` (every file and directory below
     /// it if `recursive`, else its children), sorted by path; or the file it names.
-    pub fn list_tree(&self, commit: GitId, dir: &str, recursive: bool) -> Result<TreeAt> {
+    /// Blob sizes are read (one object header each) only if `sizes`.
+    pub fn list_tree(&self, commit: GitId, dir: &str, recursive: bool, sizes: bool) -> Result<TreeAt> {
         let what = || format!("listing `{dir}` at {commit}");
         let mut tree = self.tree_of(commit)?;
         let path = self.tree_path(dir);
@@ -326,6 +327,7 @@ impl Git {
                     dir.to_string(),
                     e.mode(),
                     e.object_id(),
+                    sizes,
                 )?));
             }
             tree = self.repo.find_tree(e.object_id()).map_err(failed(what()))?;
@@ -339,14 +341,14 @@ impl Git {
             })?;
             for r in rec.records {
                 if let Ok(p) = r.filepath.to_str() {
-                    items.push(self.tree_item(p.to_string(), r.mode, r.oid)?);
+                    items.push(self.tree_item(p.to_string(), r.mode, r.oid, sizes)?);
                 }
             }
         } else {
             for e in tree.iter() {
                 let e = e.map_err(failed(what()))?;
                 if let Ok(name) = e.filename().to_str() {
-                    items.push(self.tree_item(name.to_string(), e.mode(), e.object_id())?);
+                    items.push(self.tree_item(name.to_string(), e.mode(), e.object_id(), sizes)?);
                 }
             }
         }
@@ -354,8 +356,8 @@ impl Git {
         Ok(TreeAt::Dir(items))
     }
 
-    fn tree_item(&self, path: String, mode: gix::object::tree::EntryMode, id: GitId) -> Result<TreeItem> {
-        let size = if mode.is_blob() || mode.is_link() {
+    fn tree_item(&self, path: String, mode: gix::object::tree::EntryMode, id: GitId, sizes: bool) -> Result<TreeItem> {
+        let size = if sizes && (mode.is_blob() || mode.is_link()) {
             let h = self.repo.find_header(id).map_err(failed(format!("reading `{path}`")))?;
             Some(h.size())
         } else {

@@ -242,20 +242,8 @@ impl<'r> Snapshot<'r> {
                 inner: String::new(),
             });
         }
-        // The usual layout: `data/raw.dvt` tracks `data/raw`. Try the path, then
-        // each ancestor, deepest first: a few tree lookups, no walk.
-        let mut cut = rel.len();
-        loop {
-            let prefix = &rel[..cut];
-            if let Some(t) = self.pointer(&format!("{prefix}{suffix}"))?
-                && let Some(inner) = inside(&t.data_rel, rel)
-            {
-                return Ok(Located { tracked: t, inner });
-            }
-            match prefix.rfind('/') {
-                Some(i) => cut = i,
-                None => break,
-            }
+        if let Some(loc) = self.covering_by_name(rel)? {
+            return Ok(loc);
         }
         // A pipeline out, or a pointer whose `path` differs from its file name:
         // look at all of them (one that does not parse cannot be the one asked for).
@@ -266,6 +254,25 @@ impl<'r> Snapshot<'r> {
             }
         }
         Err(not_tracked().into())
+    }
+
+    /// The pointer covering repo-relative `rel` in the usual layout, where
+    /// `data/raw.dvt` tracks `data/raw`: the path's own pointer, then each
+    /// ancestor's, deepest first. A few lookups and no walk; `None` when the
+    /// path is not tracked that way (or at all).
+    pub fn covering_by_name(&self, rel: &str) -> Result<Option<Located>> {
+        let rel = rel.trim_end_matches('/');
+        let mut cut = rel.len();
+        while cut > 0 {
+            let prefix = &rel[..cut];
+            if let Some(t) = self.pointer(&format!("{prefix}.{POINTER_EXT}"))?
+                && let Some(inner) = inside(&t.data_rel, rel)
+            {
+                return Ok(Some(Located { tracked: t, inner }));
+            }
+            cut = prefix.rfind('/').unwrap_or(0);
+        }
+        Ok(None)
     }
 
     /// Every object this snapshot's pointers name, each once with the first path

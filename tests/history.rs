@@ -471,6 +471,12 @@ fn list_shows_git_files_and_tracked_data_at_a_revision() {
     );
     assert_eq!(ls(&["data/sub/"]), "c.csv  (dvt)\n");
     assert_eq!(ls(&["data/sub/c.csv", "--size"]), "        8 B  c.csv  (dvt)\n");
+    // A pointer file is a file git keeps, whatever it points to.
+    let pointer_size = env.read("model.bin.dvt").len();
+    assert_eq!(
+        ls(&["model.bin.dvt", "--size"]),
+        format!("{:>9} B  model.bin.dvt\n", pointer_size)
+    );
     let r = ls(&["-R", "--dvt-only"]);
     assert_eq!(r, "data/a.csv  (dvt)\ndata/sub/c.csv  (dvt)\nmodel.bin  (dvt)\n");
     for missing in ["data/zzz.csv", "nothing", "../outside"] {
@@ -514,6 +520,14 @@ fn list_shows_git_files_and_tracked_data_at_a_revision() {
         1,
         "list wrote nothing but the clone"
     );
+
+    // A malformed pointer elsewhere does not stop a listing inside tracked data,
+    // found by its pointer's name; a listing that needs every pointer names it.
+    env.write("broken.dvt", "not = [toml");
+    env.commit("a broken pointer");
+    assert_eq!(ls(&["data/sub"]), "c.csv  (dvt)\n");
+    let r = env.dvt_in(here, &["list", src]).fails();
+    assert!(r.stderr.contains("broken.dvt"), "{}", r.stderr);
 }
 
 #[test]

@@ -528,6 +528,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 rev: rev.clone(),
                 recursive: *recursive,
                 dvt_only: *dvt_only,
+                sizes: *size || *as_json,
             })?;
             if *as_json {
                 return json(&listing);

@@ -16,7 +16,7 @@ use crate::error::{GitError, Result};
 use crate::git::TreeAt;
 use crate::manifest::{Manifest, Part};
 use crate::pointer::Kind;
-use crate::snapshot::{Objects, Snapshot, inside, short};
+use crate::snapshot::{Located, Objects, Snapshot, inside, short};
 use crate::workspace::Tracked;
 
 use super::import::open_external;
@@ -35,6 +35,9 @@ pub struct ListOptions {
     pub recursive: bool,
     /// Only what dvt tracks (and the directories leading to it).
     pub dvt_only: bool,
+    /// Read the sizes of the files git keeps (tracked data's sizes are always
+    /// known: its pointer or manifest records them).
+    pub sizes: bool,
 }
 
 /// Who keeps an entry's content.
@@ -58,7 +61,7 @@ pub struct ListEntry {
     /// Who keeps it.
     pub keeper: Keeper,
     /// Size in bytes: a file's; a tracked directory's content; unknown for other
-    /// directories.
+    /// directories, and for git's files unless [`ListOptions::sizes`] asks.
     pub size: Option<u64>,
     /// Whether a file is executable.
     pub executable: bool,
@@ -85,32 +88,46 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
         .into());
     };
     let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
-    let tracked = snap.pointers()?;
-    // Manifests only, into a scratch cache removed afterwards.
+    // A path inside tracked data is usually found by its pointer's name, without
+    // reading every pointer; anything else needs them all.
+    let covering = match path.is_empty() {
+        true => None,
+        false => snap.covering_by_name(&path)?,
+    };
+    let tracked = match covering {
+        Some(_) => Vec::new(),
+        None => snap.pointers()?,
+    };
+    let covering = covering.or_else(|| {
+        tracked.iter().find_map(|t| {
+            inside(&t.data_rel, &path).map(|inner| Located {
+                tracked: t.clone(),
+                inner,
+            })
+        })
+    });
+    // Manifests only, into a scratch cache removed afterwards: listing writes
+    // nothing to the repository it reads.
     let scratch = tempfile::Builder::new().prefix("dvt-list-").tempdir()?;
     let objects = Objects::from_source(Cache::new(scratch.path(), ext.repo.config().cache.level), &ext.repo);
 
     // Inside tracked data (or the tracked path itself): its manifest says it all.
-    if !path.is_empty()
-        && let Some((t, inner)) = tracked
-            .iter()
-            .find_map(|t| inside(&t.data_rel, &path).map(|inner| (t, inner)))
-    {
+    if let Some(Located { tracked: t, inner }) = covering.filter(|_| !path.is_empty()) {
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
         let entries = match t.pointer.kind {
-            Kind::File => vec![file_entry(
+            Kind::File => vec![ListEntry::file(
                 name,
                 Some(t.pointer.size),
                 t.pointer.executable,
                 Keeper::Dvt,
             )],
             Kind::Dir => {
-                let manifest = objects.manifest(t)?;
+                let manifest = objects.manifest(&t)?;
                 if inner.is_empty() {
                     manifest_entries(&manifest, "", opts.recursive)
                 } else {
                     match manifest.part(&inner) {
-                        Some(Part::File(e)) => vec![file_entry(name, Some(e.size), e.executable, Keeper::Dvt)],
+                        Some(Part::File(e)) => vec![ListEntry::file(name, Some(e.size), e.executable, Keeper::Dvt)],
                         Some(Part::Dir(m)) => manifest_entries(&m, "", opts.recursive),
                         None => return Err(GitError::NoSuchPath { path, rev: at() }.into()),
                     }
@@ -124,23 +141,18 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
     }
 
     let mut entries: BTreeMap<String, ListEntry> = BTreeMap::new();
-    match ext.git.list_tree(ext.commit, &path, opts.recursive)? {
+    match ext.git.list_tree(ext.commit, &path, opts.recursive, opts.sizes)? {
         TreeAt::File(item) => {
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            let e = file_entry(name.clone(), item.size, item.executable, Keeper::Git);
+            let e = ListEntry::file(name.clone(), item.size, item.executable, Keeper::Git);
             entries.insert(name, e);
         }
         TreeAt::Dir(items) => {
             for item in items {
-                if item.dir && opts.recursive {
-                    continue;
-                }
-                let e = ListEntry {
-                    path: item.path.clone(),
-                    kind: if item.dir { Kind::Dir } else { Kind::File },
-                    keeper: Keeper::Git,
-                    size: item.size,
-                    executable: item.executable,
+                let e = match item.dir {
+                    true if opts.recursive => continue,
+                    true => ListEntry::dir(item.path.clone(), Keeper::Git, None),
+                    false => ListEntry::file(item.path.clone(), item.size, item.executable, Keeper::Git),
                 };
                 entries.insert(item.path, e);
             }
@@ -167,13 +179,9 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
             // Deeper down: the directory leading there.
             Some((top, _)) if !opts.recursive => {
                 holds_dvt.push(top.to_string());
-                entries.entry(top.to_string()).or_insert_with(|| ListEntry {
-                    path: top.to_string(),
-                    kind: Kind::Dir,
-                    keeper: Keeper::Dvt,
-                    size: None,
-                    executable: false,
-                });
+                entries
+                    .entry(top.to_string())
+                    .or_insert_with(|| ListEntry::dir(top.to_string(), Keeper::Dvt, None));
             }
             _ if opts.recursive && t.pointer.kind == Kind::Dir => {
                 for e in manifest_entries(&objects.manifest(t)?, &rel, true) {
@@ -213,13 +221,25 @@ fn normalize(path: &str) -> Option<String> {
     Some(p.to_string())
 }
 
-fn file_entry(path: String, size: Option<u64>, executable: bool, keeper: Keeper) -> ListEntry {
-    ListEntry {
-        path,
-        kind: Kind::File,
-        keeper,
-        size,
-        executable,
+impl ListEntry {
+    fn file(path: String, size: Option<u64>, executable: bool, keeper: Keeper) -> ListEntry {
+        ListEntry {
+            path,
+            kind: Kind::File,
+            keeper,
+            size,
+            executable,
+        }
+    }
+
+    fn dir(path: String, keeper: Keeper, size: Option<u64>) -> ListEntry {
+        ListEntry {
+            path,
+            kind: Kind::Dir,
+            keeper,
+            size,
+            executable: false,
+        }
     }
 }
 
@@ -237,7 +257,7 @@ fn manifest_entries(m: &Manifest, prefix: &str, recursive: bool) -> Vec<ListEntr
         return m
             .files
             .iter()
-            .map(|e| file_entry(join(&e.path), Some(e.size), e.executable, Keeper::Dvt))
+            .map(|e| ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt))
             .collect();
     }
     let mut out: BTreeMap<String, ListEntry> = BTreeMap::new();
@@ -246,30 +266,21 @@ fn manifest_entries(m: &Manifest, prefix: &str, recursive: bool) -> Vec<ListEntr
             None => {
                 out.insert(
                     e.path.clone(),
-                    file_entry(join(&e.path), Some(e.size), e.executable, Keeper::Dvt),
+                    ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt),
                 );
             }
             Some((top, _)) => {
-                let d = out.entry(top.to_string()).or_insert_with(|| ListEntry {
-                    path: join(top),
-                    kind: Kind::Dir,
-                    keeper: Keeper::Dvt,
-                    size: Some(0),
-                    executable: false,
-                });
+                let d = out
+                    .entry(top.to_string())
+                    .or_insert_with(|| ListEntry::dir(join(top), Keeper::Dvt, Some(0)));
                 d.size = Some(d.size.unwrap_or(0) + e.size);
             }
         }
     }
     for d in &m.empty_dirs {
         let top = d.split('/').next().unwrap_or(d);
-        out.entry(top.to_string()).or_insert_with(|| ListEntry {
-            path: join(top),
-            kind: Kind::Dir,
-            keeper: Keeper::Dvt,
-            size: Some(0),
-            executable: false,
-        });
+        out.entry(top.to_string())
+            .or_insert_with(|| ListEntry::dir(join(top), Keeper::Dvt, Some(0)));
     }
     out.into_values().collect()
 }
