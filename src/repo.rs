@@ -149,16 +149,9 @@ impl Repo {
         let dvt = root.join(DVT_DIR);
         let mut table = toml::Table::new();
         for name in ["config.toml", "config.local.toml"] {
-            let path = dvt.join(name);
-            if !path.exists() {
-                continue;
+            if let Some(layer) = read_config_layer(&dvt.join(name))? {
+                merge(&mut table, layer);
             }
-            let text = fs::read_to_string(&path)?;
-            let layer: toml::Table = toml::from_str(&text).map_err(|e| RepoError::Config {
-                path: path.clone(),
-                message: crate::error::toml_message(&text, e.span(), e.message()),
-            })?;
-            merge(&mut table, layer);
         }
         Repo::from_table(
             root,
@@ -545,6 +538,21 @@ fn main_worktree_cache(root: &Path) -> Option<PathBuf> {
     }
     let main = Repo::open_root(main_root).ok()?;
     Some(main.cache.root().to_path_buf())
+}
+
+/// One config file as a table, `None` if it does not exist; a syntax error names
+/// the file and the line.
+pub(crate) fn read_config_layer(path: &Path) -> Result<Option<toml::Table>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let table = toml::from_str(&text).map_err(|e| RepoError::Config {
+        path: path.to_path_buf(),
+        message: crate::error::toml_message(&text, e.span(), e.message()),
+    })?;
+    Ok(Some(table))
 }
 
 fn merge(base: &mut toml::Table, layer: toml::Table) {

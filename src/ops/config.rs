@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use fs_err as fs;
 use toml_edit::{Item, Table};
 
 use crate::error::{RepoError, Result};
@@ -113,15 +112,9 @@ pub fn list(repo: &Repo, scope: Scope) -> Result<Vec<Setting>> {
     let mut found = std::collections::BTreeMap::new();
     for &local in files {
         let path = repo.config_file(local);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
+        let Some(table) = crate::repo::read_config_layer(&path)? else {
+            continue;
         };
-        let table: toml::Table = toml::from_str(&text).map_err(|e| RepoError::Config {
-            path: path.clone(),
-            message: crate::error::toml_message(&text, e.span(), e.message()),
-        })?;
         let mut leaves = Vec::new();
         flatten("", &table, &mut leaves);
         for (name, value) in leaves {
