@@ -413,8 +413,8 @@ impl Repo {
         let path = PathBuf::from(rel);
         if rel.is_empty() {
             return Err(PathError::Reserved {
-                path,
-                reason: "it is the repository root",
+                path: PathBuf::from("."),
+                reason: "it is the repository root; add the files or directories in it",
             }
             .into());
         }

@@ -516,7 +516,7 @@ fn add_rejects_bad_paths_and_writes_nothing() {
         (vec!["tracked/inner.csv"], "is inside the tracked directory `tracked`"),
         (vec!["data/ok.csv", "nope"], "`nope` does not exist"),
         (vec!["tracked.dvt"], "is a pointer file"),
-        (vec!["."], "it is the repository root"),
+        (vec!["."], "`.` cannot be tracked: it is the repository root"),
     ];
     for (args, msg) in cases {
         let mut full = vec!["add"];
