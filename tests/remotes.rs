@@ -1275,6 +1275,68 @@ fn status_remote_tells_local_only_remote_only_and_lost_objects() {
     assert_eq!(data["objects"], 3);
 }
 
+/// A push whose cache lacks objects uploads the rest, names what it left out,
+/// holds back the manifest of a directory with a missing file, and exits 1; once
+/// the data is added again the next push finishes the job.
+#[test]
+fn push_with_objects_missing_from_the_cache_names_them_and_pushes_the_rest() {
+    let (a, store) = dir_repo();
+    a.write("data/one.csv", "a,b\n1,2\n");
+    a.write("data/two.csv", "a,b\n3,4\n");
+    a.write("notes.txt", "notes\n");
+    a.dvt(&["add", "data", "notes.txt"]).ok();
+    let one = blake3_hex(b"a,b\n1,2\n");
+    a.remove_object(&one);
+    let r = a.dvt(&["push"]).fails();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("not in the cache, not pushed: data/one.csv ({one})")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Nothing to push"), "{}", r.stdout);
+    assert!(r.stdout.contains("pushed 2 objects"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("hint: these objects are in no cache here"),
+        "{}",
+        r.stderr
+    );
+    let remote = Store::at(&store);
+    assert!(remote.has(&blake3_hex(b"notes\n")) && remote.has(&blake3_hex(b"a,b\n3,4\n")));
+    assert!(!remote.has(&one));
+    let manifest = a.read("data.dvt");
+    let manifest = String::from_utf8_lossy(&manifest);
+    let manifest_id = manifest.split("id = \"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(
+        !remote.has(manifest_id),
+        "a manifest is pushed only after all its files"
+    );
+
+    // Adding the data again restores the object; the next push completes.
+    a.dvt(&["add", "data"]).ok();
+    let r = a.dvt(&["push"]).ok();
+    assert!(r.stdout.contains("pushed 2 objects"), "{}", r.stdout);
+    let remote = Store::at(&store);
+    assert!(remote.has(&one) && remote.has(manifest_id), "{}", r.stdout);
+
+    // When all that is left to push is missing, push does not claim the remote has it all.
+    a.write("extra.txt", "extra\n");
+    a.dvt(&["add", "extra.txt"]).ok();
+    a.remove_object(&blake3_hex(b"extra\n"));
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stdout.contains("not in the cache, not pushed: extra.txt"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("pushed 0 objects (0 B) to `store`; 4 already there"),
+        "{}",
+        r.stdout
+    );
+}
+
 fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }

@@ -763,7 +763,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 if report.missing_from_cache.len() > 20 {
                     out!("… and {} more not in the cache", report.missing_from_cache.len() - 20);
                 }
-                if report.uploaded == 0 {
+                if report.uploaded == 0 && !incomplete {
                     say!(
                         q,
                         "Nothing to push: remote `{}` has all {}.",
