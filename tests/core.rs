@@ -1963,3 +1963,46 @@ fn status_hints_name_the_command_that_helps() {
     clone.dvt(&["pull"]).ok();
     assert!(hints(&clone).is_empty());
 }
+
+/// `dvt completion` prints a script that a shell sources: in bash it completes
+/// commands and a command's options; other shells get their own format.
+#[test]
+fn completion_scripts_complete_commands_and_options() {
+    let env = TestEnv::new();
+    let script = env.dvt(&["completion"]).ok().stdout;
+    env.write("dvt.bash", &script);
+    let complete = |words: &str, cword: usize| {
+        let probe = format!(
+            "source dvt.bash; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _dvt dvt \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[@]}}\""
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &probe])
+            .current_dir(&env.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(complete("dvt pu", 1), "push pull");
+    let push = complete("dvt push --", 2);
+    for opt in ["--remote", "--jobs", "--all-tags", "--json"] {
+        assert!(push.split(' ').any(|o| o == opt), "{opt} in {push}");
+    }
+    assert!(
+        env.dvt(&["completion", "-s", "zsh"])
+            .ok()
+            .stdout
+            .starts_with("#compdef dvt")
+    );
+    assert!(
+        env.dvt(&["completion", "--shell", "fish"])
+            .ok()
+            .stdout
+            .contains("complete -c dvt")
+    );
+    let r = env.dvt(&["completion", "-s", "tcsh"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("possible values: bash"), "{}", r.stderr);
+}

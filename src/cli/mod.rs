@@ -165,6 +165,13 @@ enum Command {
     History(history::HistoryCommand),
     #[command(flatten)]
     Pipeline(pipeline::PipelineCommand),
+    /// Print a shell completion script (as `dvc completion`), e.g.
+    /// `dvt completion bash > ~/.local/share/bash-completion/completions/dvt`.
+    Completion {
+        /// The shell.
+        #[arg(short, long, value_enum, default_value_t = clap_complete::Shell::Bash)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -419,6 +426,12 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let bars = Bars::new(cli.quiet);
     let q = cli.quiet;
     match &cli.command {
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "dvt", &mut script);
+            out!("{}", String::from_utf8_lossy(&script).trim_end());
+        }
         Command::Init { no_scm, subdir } => {
             let repo = Repo::init(
                 &cwd,
