@@ -112,6 +112,102 @@ fn is_ignored(ignores: &[Arc<Gitignore>], path: &Path, is_dir: bool) -> bool {
     false
 }
 
+/// The `.dvtignore` rule that decides a path, as `dvt check-ignore -d` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoreRule {
+    /// The `.dvtignore` file, relative to the root; `(built-in)` for `.git` and `.dvt`.
+    pub source: String,
+    /// Its line number (1-based; 0 for a built-in rule).
+    pub line: usize,
+    /// The pattern as written (a leading `!` re-includes).
+    pub pattern: String,
+}
+
+/// Whether `add` and `status` skip a path inside tracked data, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoreCheck {
+    /// The path, relative to the root.
+    pub path: String,
+    /// Whether it is excluded (it, or a directory above it, matches an ignore rule).
+    pub ignored: bool,
+    /// The rule that decided: the one that excludes it, or a `!` rule that
+    /// re-includes it; `None` when no rule matches.
+    pub rule: Option<IgnoreRule>,
+}
+
+/// Checks repo-relative `rel` against the `.dvtignore` files from the root down,
+/// as a walk of a tracked directory would: a path is excluded when it or any
+/// directory above it matches (the last matching rule wins, and a walk does not
+/// enter an excluded directory). `is_dir` says what `rel` is when it does not exist.
+pub fn check_ignore(root: &Path, rel: &str, is_dir: bool) -> Result<IgnoreCheck> {
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let mut ignores: Vec<Gitignore> = Vec::new();
+    let mut dir = root.to_path_buf();
+    let mut rule = None;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if *part == ".git" || *part == DVT_DIR {
+            let rule = IgnoreRule {
+                source: "(built-in)".into(),
+                line: 0,
+                pattern: format!("{part}/"),
+            };
+            return Ok(IgnoreCheck {
+                path: rel.to_string(),
+                ignored: true,
+                rule: Some(rule),
+            });
+        }
+        if let Some(m) = load_ignore(&dir)? {
+            ignores.push(m);
+        }
+        let path = dir.join(part);
+        let path_is_dir = !last || fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(is_dir);
+        rule = None;
+        for m in ignores.iter().rev() {
+            let glob = match m.matched(&path, path_is_dir) {
+                ignore::Match::Ignore(g) | ignore::Match::Whitelist(g) => g,
+                ignore::Match::None => continue,
+            };
+            let found = ignore_rule(root, glob)?;
+            if !glob.is_whitelist() {
+                return Ok(IgnoreCheck {
+                    path: rel.to_string(),
+                    ignored: true,
+                    rule: Some(found),
+                });
+            }
+            rule = Some(found);
+            break;
+        }
+        dir = path;
+    }
+    Ok(IgnoreCheck {
+        path: rel.to_string(),
+        ignored: false,
+        rule,
+    })
+}
+
+/// Where a matching glob is written: its file (relative to `root`) and line.
+fn ignore_rule(root: &Path, glob: &ignore::gitignore::Glob) -> Result<IgnoreRule> {
+    let file = glob.from().unwrap_or(root);
+    let text = fs::read_to_string(file)?;
+    // The builder keeps each line right-trimmed (unless it ends in an escaped
+    // space); the last such line is the one that wins.
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == glob.original() || l.trim_end() == glob.original())
+        .last()
+        .map_or(0, |(i, _)| i + 1);
+    Ok(IgnoreRule {
+        source: file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned(),
+        line,
+        pattern: glob.original().to_string(),
+    })
+}
+
 enum Item {
     File(Found),
     Dir(PathBuf, String),

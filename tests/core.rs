@@ -496,6 +496,47 @@ fn dvtignore_excludes_paths_from_add_and_status() {
     env.write("data/more.log", "ignored too\n");
     env.write("data/scratch/again.csv", "ignored\n");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // check-ignore names the rule that excluded each path, as add saw them.
+    let paths = [
+        "data/keep.csv",
+        "data/scratch/tmp.csv",
+        "data/notes.log",
+        "data/old.bak",
+        "data/scratch/",
+        ".dvt/config.toml",
+    ];
+    let r = env.dvt(&[&["check-ignore", "-d", "-n"][..], &paths[..]].concat()).ok();
+    assert_eq!(
+        r.stdout,
+        "::\tdata/keep.csv\n\
+         data/.dvtignore:1:scratch/\tdata/scratch/tmp.csv\n\
+         data/.dvtignore:2:*.log\tdata/notes.log\n\
+         .dvtignore:1:*.bak\tdata/old.bak\n\
+         data/.dvtignore:1:scratch/\tdata/scratch/\n\
+         (built-in):0:.dvt/\t.dvt/config.toml\n"
+    );
+    let r = env.dvt(&[&["check-ignore"][..], &paths[..]].concat()).ok();
+    assert_eq!(r.stdout.lines().count(), 5, "only excluded paths: {}", r.stdout);
+    assert_eq!(
+        env.dvt_in(&env.path("data"), &["check-ignore", "notes.log"])
+            .ok()
+            .stdout,
+        "notes.log\n"
+    );
+    let r = env.dvt(&["check-ignore", "data/keep.csv"]).fails();
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+
+    // A `!` rule re-includes: check-ignore says so, and add stores the file.
+    env.write("data/.dvtignore", "scratch/\n*.log\n!keep.log\n");
+    env.write("data/keep.log", "kept\n");
+    let r = env.dvt(&["check-ignore", "-d", "-n", "data/keep.log"]).fails();
+    assert_eq!(r.stdout, "data/.dvtignore:3:!keep.log\tdata/keep.log\n");
+    let j = env.dvt(&["add", "data", "--json"]).ok().json();
+    assert_eq!(j["added"][0]["files"], 3, "keep.log is stored now: {j}");
+
+    let r = env.dvt(&["check-ignore", "../elsewhere"]).fails();
+    assert!(r.stderr.contains("is outside the repository"), "{}", r.stderr);
 }
 
 #[test]

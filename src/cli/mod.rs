@@ -143,6 +143,22 @@ enum Command {
         #[arg(required = true)]
         targets: Vec<PathBuf>,
     },
+    /// Say which paths `.dvtignore` files exclude from tracked directories (as
+    /// `dvc check-ignore`); exits 0 if any is excluded, 1 if none.
+    CheckIgnore {
+        /// Paths, existing or not (end one with `/` to check it as a directory).
+        #[arg(required = true)]
+        targets: Vec<PathBuf>,
+        /// Show the rule that decides each path: `FILE:LINE:PATTERN<TAB>PATH`.
+        #[arg(short, long)]
+        details: bool,
+        /// With `--details`, also the paths no rule excludes.
+        #[arg(short, long, requires = "details")]
+        non_matching: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify every object in the cache.
     Fsck {
         /// Take damaged objects out of the cache and store again those the workspace
@@ -696,6 +712,37 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             for p in &report.removed {
                 say!(q, "removed {p}; the data stays in place, no longer tracked");
             }
+        }
+        Command::CheckIgnore {
+            targets,
+            details,
+            non_matching,
+            json: as_json,
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let mut checks = Vec::new();
+            for t in targets {
+                let (_, rel) = repo.resolve(&cwd, t)?;
+                let is_dir = t.as_os_str().to_string_lossy().ends_with('/');
+                checks.push((t, dvt::workspace::check_ignore(repo.root(), &rel, is_dir)?));
+            }
+            let any = checks.iter().any(|(_, c)| c.ignored);
+            if *as_json {
+                json(&checks.iter().map(|(_, c)| c).collect::<Vec<_>>())?;
+            } else {
+                for (t, c) in &checks {
+                    if !c.ignored && !*non_matching {
+                        continue;
+                    }
+                    let shown = t.display();
+                    match (&c.rule, *details) {
+                        (_, false) => out!("{shown}"),
+                        (Some(r), true) => out!("{}:{}:{}\t{shown}", r.source, r.line, r.pattern),
+                        (None, true) => out!("::\t{shown}"),
+                    }
+                }
+            }
+            return Ok(ExitCode::from(if any { 0 } else { 1 }));
         }
         Command::Remote { command } => return remote_command(&cwd, command, q),
         Command::Config {
