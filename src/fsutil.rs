@@ -192,6 +192,19 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".dvt-tmp-")
 }
 
+/// The process id that named temporary file `name` (`.NAME.dvt-tmp-PID-N`).
+pub fn temp_owner(name: &str) -> Option<u32> {
+    let (_, tail) = name.rsplit_once(".dvt-tmp-")?;
+    tail.split('-').next()?.parse().ok()
+}
+
+/// Whether process `pid` may be running on this machine: `false` only when
+/// `/proc` shows that it is not (elsewhere, or when unsure, `true`).
+pub fn process_may_run(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file beside it is written,
 /// flushed to disk and renamed over it. A crash leaves either the old or the new file.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

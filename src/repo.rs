@@ -287,6 +287,9 @@ impl Repo {
     fn lock_as(&self, what: &str, cache_alone: bool) -> Result<RepoLock> {
         let repo = hold(&self.tmp_dir()?.join("lock"), "repository", what, Hold::Alone)?;
         fs::create_dir_all(self.cache.root())?;
+        if !cache_alone {
+            self.sweep_if_cache_idle();
+        }
         let how = if cache_alone { Hold::Alone } else { Hold::Shared };
         let what = format!("{what} in `{}`", self.root.display());
         let cache = hold(&self.cache.root().join("lock"), "cache", &what, how)?;
@@ -296,6 +299,27 @@ impl Repo {
             cache,
             cache_alone,
         })
+    }
+
+    /// When no command of any repository uses the cache (its lock can be taken
+    /// alone), removes, holding it alone for that moment, what killed writers
+    /// left in it ([`Cache::remove_abandoned_temporaries`]): a killed `add` or
+    /// `fetch` then holds its disk space until the next command, not until `gc`.
+    /// Best effort: a failure here is left for `gc`.
+    fn sweep_if_cache_idle(&self) {
+        let Ok(file) = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.cache.root().join("lock"))
+        else {
+            return;
+        };
+        if file.file().try_lock().is_ok() {
+            let _ = self.cache.remove_abandoned_temporaries();
+        }
+        // Closing the file releases the lock.
     }
 
     /// The file in the cache listing the repositories that use it, one root per line.
@@ -485,10 +509,19 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
         .create(true)
         .truncate(false)
         .open(path)?;
-    let taken = match how {
+    let mut taken = match how {
         Hold::Alone => file.file().try_lock(),
         Hold::Shared => file.file().try_lock_shared(),
     };
+    // A command that found the cache idle holds its lock alone for the moment it
+    // takes to sweep it (`Repo::sweep_if_cache_idle`): wait that out.
+    for _ in 0..100 {
+        if how == Hold::Alone || !matches!(taken, Err(std::fs::TryLockError::WouldBlock)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        taken = file.file().try_lock_shared();
+    }
     match taken {
         Ok(()) => {
             if how == Hold::Alone {

@@ -2047,3 +2047,66 @@ fn completion_scripts_complete_commands_and_options() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("possible values: bash"), "{}", r.stderr);
 }
+
+/// What a killed `add` or `fetch` left in the cache (an unfinished pack, a big
+/// object being stored) is removed by the next command that finds the cache idle,
+/// not only by `gc`. Kept: files of a process that still runs, files written in the
+/// last minute, and everything while another command uses the cache.
+#[test]
+fn the_next_command_removes_what_a_killed_writer_left_in_the_cache() {
+    let env = TestEnv::new();
+    env.write("a.csv", "a\n");
+    env.dvt(&["add", "a.csv"]).ok();
+    // A process that has exited names the abandoned files.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let dead = child.id();
+    let plant = |rel: &str, minutes_ago: u32| {
+        env.write(rel, vec![7u8; 1 << 20]);
+        let status = std::process::Command::new("touch")
+            .args(["-m", "-d", &format!("{minutes_ago} minutes ago")])
+            .arg(env.path(rel))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let abandoned = [
+        format!(".dvt/cache/packs/.pack.dvt-tmp-{dead}-0"),
+        format!(".dvt/cache/tmp/.obj.dvt-tmp-{dead}-1"),
+    ];
+    let fresh = format!(".dvt/cache/packs/.pack.dvt-tmp-{dead}-2");
+    let running = format!(".dvt/cache/packs/.pack.dvt-tmp-{}-3", std::process::id());
+    for p in &abandoned {
+        plant(p, 5);
+    }
+    plant(&fresh, 0);
+    plant(&running, 5);
+    let all: Vec<&String> = abandoned.iter().chain([&fresh, &running]).collect();
+
+    // Another command holds the cache: nothing is touched.
+    let lock = std::fs::File::open(env.path(".dvt/cache/lock")).unwrap();
+    lock.lock_shared().unwrap();
+    env.write("b.csv", "b\n");
+    env.dvt(&["add", "b.csv"]).ok();
+    for p in &all {
+        assert!(env.exists(p), "{p} kept while the cache is in use");
+    }
+    drop(lock);
+    // Commands that only read do not sweep.
+    env.dvt(&["status"]).ok();
+    assert!(abandoned.iter().all(|p| env.exists(p)));
+
+    env.write("c.csv", "c\n");
+    env.dvt(&["add", "c.csv"]).ok();
+    for p in &abandoned {
+        assert!(!env.exists(p), "{p} removed by the next add");
+    }
+    assert!(env.exists(&fresh) && env.exists(&running));
+    let fsck = env.dvt(&["fsck"]).ok();
+    assert!(fsck.stdout.contains("all intact"), "{}", fsck.stdout);
+    for f in ["a.csv", "b.csv", "c.csv"] {
+        std::fs::remove_file(env.path(f)).unwrap();
+    }
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("c.csv"), b"c\n");
+}

@@ -103,6 +103,47 @@ impl Cache {
         Ok(())
     }
 
+    /// Deletes the temporary files in `packs/` and `tmp/` whose writer is gone:
+    /// unfinished packs (up to 256 MiB each) and big objects a killed `add`
+    /// left, named by a process that no longer runs and untouched for a minute.
+    /// Cheap (two directory reads), for a caller that found the cache idle: holding
+    /// its lock alone, so that no command of any repository writes to it. The
+    /// process and age checks guard the commands that read through the cache
+    /// without its lock (`cat`, `get-url`). Returns how many it removed.
+    pub fn remove_abandoned_temporaries(&self) -> Result<usize> {
+        let mut removed = 0;
+        for dir in [self.packs.dir().to_path_buf(), self.root.join("tmp")] {
+            let entries = match fs::read_dir(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                r => r?,
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str().filter(|n| crate::fsutil::is_temp_name(n)) else {
+                    continue;
+                };
+                let gone = crate::fsutil::temp_owner(name)
+                    .is_some_and(|pid| pid != std::process::id() && !crate::fsutil::process_may_run(pid));
+                let meta = entry.metadata()?;
+                let idle = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= ABANDONED_AFTER);
+                if gone && idle {
+                    if meta.is_dir() {
+                        fs::remove_dir_all(entry.path())?;
+                    } else {
+                        remove_if_present(&entry.path())?;
+                    }
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes what killed writers left anywhere in the cache: unfinished loose
     /// objects and temporary files, and (see [`Cache::remove_pack_leftovers`])
     /// unfinished packs. Only for a caller holding the repo lock.
@@ -124,6 +165,10 @@ impl Cache {
         Ok(crate::fsutil::remove_leftovers(&temps)?)
     }
 }
+
+/// How long a temporary file must have been left untouched before
+/// [`Cache::remove_abandoned_temporaries`] takes it for abandoned.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 fn remove_if_present(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
