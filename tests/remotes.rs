@@ -1337,6 +1337,54 @@ fn push_with_objects_missing_from_the_cache_names_them_and_pushes_the_rest() {
     );
 }
 
+/// SIGTERM (or Ctrl-C) during a push to S3 aborts the multipart uploads in
+/// flight, so the bucket keeps no parts that nothing will complete (and that
+/// S3 would bill until a lifecycle rule removes them); the next push completes.
+#[test]
+fn interrupted_push_aborts_its_multipart_uploads() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("dvt");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    s3_remote(&a, &endpoint, &bucket);
+    let model = noise(256 << 20, 17);
+    a.write("model.bin", &model);
+    a.dvt(&["add", "model.bin"]).ok();
+    let uploads = || {
+        let r = a.run("curl", &["-fsS", &format!("{endpoint}/{bucket}?uploads")]).ok();
+        r.stdout.matches("<Upload>").count()
+    };
+
+    let push = a
+        .dvt_cmd(&["push"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while uploads() == 0 {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a.run("kill", &["-TERM", &push.id().to_string()]).ok();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("and aborted 1 unfinished upload"), "{stderr}");
+    assert_eq!(uploads(), 0, "an interrupted push leaves no multipart upload behind");
+
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 1, "{}", r.stdout);
+    assert_eq!(uploads(), 0);
+    a.commit("model");
+    let b = s3_clone(&a);
+    b.dvt(&["pull"]).ok();
+    assert!(b.read("model.bin") == model);
+}
+
 fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }

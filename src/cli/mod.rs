@@ -313,18 +313,24 @@ pub fn run() -> ExitCode {
     // removed by the next command that writes there.)
     let _ = ctrlc::set_handler(|| {
         let removed = dvt::fsutil::remove_own_temporaries();
+        // Multipart uploads abort, or the store would keep (and bill) their parts.
+        let aborted = dvt::remote::abort_uploads(std::time::Duration::from_secs(5));
         let mut err = std::io::stderr();
         // Below the progress bar, if one is drawn.
         let _ = writeln!(
             err,
-            "{}dvt: interrupted; removed {}, kept what was finished; run the command \
+            "{}dvt: interrupted; removed {}{}, kept what was finished; run the command \
              again to complete it",
             if std::io::IsTerminal::is_terminal(&err) {
                 "\n"
             } else {
                 ""
             },
-            dvt::counted(removed, "unfinished file")
+            dvt::counted(removed, "unfinished file"),
+            match aborted {
+                0 => String::new(),
+                n => format!(" and aborted {}", dvt::counted(n, "unfinished upload")),
+            }
         );
         std::process::exit(130);
     });

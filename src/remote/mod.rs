@@ -499,14 +499,16 @@ impl Remote {
             return Ok(n);
         }
         let _permit = self.reserve(3 * PART as u64).await;
+        let (mut file, _) = cache.open_stored(&id)?;
+        let mut verifier = crate::cache::OutgoingCheck::new(&id, &file)?;
+        // From here on, every way out completes or aborts the upload.
         let upload = self
             .store
             .put_multipart(&dest)
             .await
             .map_err(|e| self.fail(&format!("cannot start uploading object {id}"), &e))?;
+        let in_flight = UploadInFlight::start();
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        let (mut file, _) = cache.open_stored(&id)?;
-        let mut verifier = crate::cache::OutgoingCheck::new(&id, &file)?;
         let verified: Result<()> = loop {
             let step = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; PART];
@@ -517,25 +519,34 @@ impl Remote {
                 });
                 (file, verifier, buf, outcome)
             })
-            .await
-            .map_err(std::io::Error::other)?;
-            let (f, v, chunk, outcome) = step;
+            .await;
+            let (f, v, chunk, outcome) = match step {
+                Ok(step) => step,
+                Err(e) => break Err(std::io::Error::other(e).into()),
+            };
             (file, verifier) = (f, v);
             if let Err(e) = outcome {
                 break Err(e);
             }
             if chunk.is_empty() {
                 let c = cache.clone();
-                break tokio::task::spawn_blocking(move || verifier.finish(&c, &id))
-                    .await
-                    .map_err(std::io::Error::other)?
-                    .map_err(|reason| corrupt_local(&id, &reason));
+                break match tokio::task::spawn_blocking(move || verifier.finish(&c, &id)).await {
+                    Ok(checked) => checked.map_err(|reason| corrupt_local(&id, &reason)),
+                    Err(e) => Err(std::io::Error::other(e).into()),
+                };
             }
-            if let Err(e) = writer.wait_for_capacity(2).await {
+            if let Err(e) = room_for_parts(&mut writer, 2).await {
                 break Err(self.fail(&format!("cannot upload object {id}"), &e));
             }
             on_bytes(chunk.len() as u64);
             writer.put(Bytes::from(chunk));
+        };
+        // Every part sent (or the process interrupted) before the upload completes.
+        let verified = match verified {
+            Ok(()) => room_for_parts(&mut writer, 0)
+                .await
+                .map_err(|e| self.fail(&format!("cannot upload object {id}"), &e)),
+            Err(e) => Err(e),
         };
         match verified {
             Ok(()) => {
@@ -543,6 +554,7 @@ impl Remote {
                     .finish()
                     .await
                     .map_err(|e| self.fail(&format!("cannot finish uploading object {id}"), &e))?;
+                in_flight.done();
                 Ok(len)
             }
             Err(e) => {
@@ -762,6 +774,72 @@ fn copy_whole_packs(
     let copied: FxHashSet<ObjectId> = done.iter().flat_map(|(p, _)| p.entries.iter().map(|e| e.id)).collect();
     todo.retain(|id| !copied.contains(id));
     Ok((copied.len(), done.iter().map(|(_, n)| n).sum()))
+}
+
+/// Multipart uploads started and neither completed nor aborted yet.
+static UPLOADS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Set once the process is being interrupted: multipart uploads stop and abort.
+fn interrupt_signal() -> &'static tokio::sync::watch::Sender<bool> {
+    static SIGNAL: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> = std::sync::OnceLock::new();
+    SIGNAL.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Multipart uploads that ended without completing after the process was told
+/// to stop: aborted, or abandoned by a request that failed.
+static UPLOADS_STOPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one multipart upload in flight while it lives; [`UploadInFlight::done`]
+/// when it completes.
+struct UploadInFlight {
+    completed: bool,
+}
+
+impl UploadInFlight {
+    fn start() -> Self {
+        UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UploadInFlight { completed: false }
+    }
+
+    fn done(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for UploadInFlight {
+    fn drop(&mut self) {
+        if !self.completed && *interrupt_signal().borrow() {
+            UPLOADS_STOPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        UPLOADS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits until `w` has room for `max` parts in flight (0: until every part is
+/// sent), or fails at once when the process is interrupted; the caller then
+/// aborts the upload.
+async fn room_for_parts(w: &mut WriteMultipart, max: usize) -> std::result::Result<(), object_store::Error> {
+    let mut interrupted = interrupt_signal().subscribe();
+    tokio::select! {
+        r = w.wait_for_capacity(max) => r,
+        _ = interrupted.wait_for(|stop| *stop) => Err(object_store::Error::Generic {
+            store: "dvt",
+            source: "interrupted".into(),
+        }),
+    }
+}
+
+/// For a process being interrupted (Ctrl-C, `SIGTERM`): makes every multipart
+/// upload in flight stop and abort, so that the store drops the parts it holds,
+/// and waits up to `limit` for that (one that was completing may still complete).
+/// Returns how many uploads stopped unfinished.
+pub fn abort_uploads(limit: Duration) -> usize {
+    interrupt_signal().send_replace(true);
+    let deadline = std::time::Instant::now() + limit;
+    while UPLOADS_IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    UPLOADS_STOPPED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

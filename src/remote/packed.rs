@@ -13,6 +13,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::{UploadInFlight, room_for_parts};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -463,12 +464,14 @@ impl Remote {
             let _permit = self.reserve(if whole { total } else { 3 * PART as u64 }).await;
             let mut buffer: Vec<u8> = Vec::new();
             let mut multipart = None;
+            let mut in_flight = None;
             if whole {
                 buffer.reserve(total as usize);
                 buffer.extend_from_slice(PACK_MAGIC);
             } else {
                 match self.store.put_multipart(&pack_path).await {
                     Ok(upload) => {
+                        in_flight = Some(UploadInFlight::start());
                         let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
                         w.write(PACK_MAGIC);
                         multipart = Some(w);
@@ -494,8 +497,11 @@ impl Remote {
                     };
                     match multipart.as_mut() {
                         Some(w) => {
-                            if let Err(e) = w.wait_for_capacity(2).await {
+                            if let Err(e) = room_for_parts(w, 2).await {
                                 let err = self.fail(&format!("cannot upload pack `{pack_path}`"), &e);
+                                if let Some(w) = multipart.take() {
+                                    let _ = w.abort().await;
+                                }
                                 return self.pack_failed(out, &objects, err);
                             }
                             w.write(&bytes);
@@ -506,13 +512,25 @@ impl Remote {
                 }
             }
             let sent = match multipart {
-                Some(w) => w
-                    .finish()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.fail(&format!("cannot finish uploading pack `{pack_path}`"), &e)),
+                // Every part sent (or the process interrupted) before the upload completes.
+                Some(mut w) => match room_for_parts(&mut w, 0).await {
+                    Ok(()) => w
+                        .finish()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.fail(&format!("cannot finish uploading pack `{pack_path}`"), &e)),
+                    Err(e) => {
+                        let _ = w.abort().await;
+                        Err(self.fail(&format!("cannot upload pack `{pack_path}`"), &e))
+                    }
+                },
                 None => self.put_whole(&pack_path, Bytes::from(buffer)).await,
             };
+            if sent.is_ok()
+                && let Some(upload) = in_flight.take()
+            {
+                upload.done();
+            }
             let indexed = match sent {
                 Ok(()) => self.put_whole(&self.pack_file(&name, "idx"), Bytes::from(index)).await,
                 Err(e) => Err(e),
