@@ -307,13 +307,7 @@ impl Repo {
     /// `fetch` then holds its disk space until the next command, not until `gc`.
     /// Best effort: a failure here is left for `gc`.
     fn sweep_if_cache_idle(&self) {
-        let Ok(file) = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.cache.root().join("lock"))
-        else {
+        let Ok(file) = open_lock_file(&self.cache.root().join("lock")) else {
             return;
         };
         if file.file().try_lock().is_ok() {
@@ -500,15 +494,20 @@ enum Hold {
     Shared,
 }
 
-/// Takes the lock `path` of the `subject` ("repository", "cache") as `how`, for
-/// the command `what`; fails at once, naming the holder, if it is taken.
-fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs::File> {
-    let mut file = fs::OpenOptions::new()
+/// Opens (creating it if needed) a lock file, without touching what it holds.
+fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)?;
+        .open(path)
+}
+
+/// Takes the lock `path` of the `subject` ("repository", "cache") as `how`, for
+/// the command `what`; fails at once, naming the holder, if it is taken.
+fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs::File> {
+    let mut file = open_lock_file(path)?;
     let mut taken = match how {
         Hold::Alone => file.file().try_lock(),
         Hold::Shared => file.file().try_lock_shared(),

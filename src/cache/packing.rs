@@ -111,37 +111,23 @@ impl Cache {
     /// process and age checks guard the commands that read through the cache
     /// without its lock (`cat`, `get-url`). Returns how many it removed.
     pub fn remove_abandoned_temporaries(&self) -> Result<usize> {
-        let mut removed = 0;
-        for dir in [self.packs.dir().to_path_buf(), self.root.join("tmp")] {
-            let entries = match fs::read_dir(&dir) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                r => r?,
-            };
-            for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str().filter(|n| crate::fsutil::is_temp_name(n)) else {
-                    continue;
-                };
+        let abandoned: Vec<PathBuf> = [self.packs.dir().to_path_buf(), self.root.join("tmp")]
+            .iter()
+            .flat_map(|dir| temp_files_in(dir))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 let gone = crate::fsutil::temp_owner(name)
                     .is_some_and(|pid| pid != std::process::id() && !crate::fsutil::process_may_run(pid));
-                let meta = entry.metadata()?;
-                let idle = meta
-                    .modified()
+                let idle = fs::symlink_metadata(p)
+                    .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age >= ABANDONED_AFTER);
-                if gone && idle {
-                    if meta.is_dir() {
-                        fs::remove_dir_all(entry.path())?;
-                    } else {
-                        remove_if_present(&entry.path())?;
-                    }
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
+                gone && idle
+            })
+            .collect();
+        crate::fsutil::remove_leftovers(&abandoned)?;
+        Ok(abandoned.len())
     }
 
     /// Deletes what killed writers left anywhere in the cache: unfinished loose
@@ -150,20 +136,33 @@ impl Cache {
     pub fn remove_leftovers(&self) -> Result<()> {
         self.remove_pack_leftovers(Duration::ZERO)?;
         let (_, strays) = self.list()?;
-        let tmp = fs::read_dir(self.root.join("tmp"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>())
-            .unwrap_or_default();
         let temps: Vec<PathBuf> = strays
             .into_iter()
-            .chain(tmp)
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(crate::fsutil::is_temp_name)
             })
+            .chain(temp_files_in(&self.root.join("tmp")))
             .collect();
         Ok(crate::fsutil::remove_leftovers(&temps)?)
     }
+}
+
+/// dvt's temporary files and directories directly in `dir` (none if it is missing
+/// or unreadable).
+fn temp_files_in(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(crate::fsutil::is_temp_name)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How long a temporary file must have been left untouched before

@@ -182,7 +182,7 @@ enum Command {
     #[command(flatten)]
     Pipeline(pipeline::PipelineCommand),
     /// Print a shell completion script (as `dvc completion`), e.g.
-    /// `dvt completion bash > ~/.local/share/bash-completion/completions/dvt`.
+    /// `source <(dvt completion)` in bash, `dvt completion -s zsh > _dvt`.
     Completion {
         /// The shell.
         #[arg(short, long, value_enum, default_value_t = clap_complete::Shell::Bash)]
