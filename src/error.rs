@@ -131,9 +131,9 @@ impl Error {
             Error::Path(PathError::Exists { flag: "-o", .. }) => {
                 Some("name another destination with `-o PATH`, or move it away".into())
             }
-            Error::Path(PathError::Exists { flag, .. }) => Some(format!(
-                "pass `{flag}` to replace it, or name another destination with `-o PATH`"
-            )),
+            Error::Path(PathError::Exists { flag, .. }) => {
+                Some(format!("pass `{flag}` to replace it, or name another destination"))
+            }
             Error::Path(PathError::MoveTargetExists { .. }) => {
                 Some("move or delete what is there first, or name another destination".into())
             }
@@ -462,6 +462,14 @@ pub enum RemoteError {
         /// The workspace path that needed it, if known.
         path: Option<String>,
     },
+    /// What `dvt import-url` or `dvt update` was to download cannot be.
+    #[error("cannot import `{url}`: {message}")]
+    Source {
+        /// The URL as given.
+        url: String,
+        /// Why, with secrets removed.
+        message: String,
+    },
     /// A transfer not tried because an earlier request to the remote failed.
     #[error("not tried after an earlier request to the remote failed")]
     Skipped,
@@ -772,8 +780,14 @@ pub enum PathError {
         reason: &'static str,
     },
     /// `update` of a pointer that is not an import.
-    #[error("`{pointer}` was not made by `dvt import`: there is nothing to update from")]
+    #[error("`{pointer}` was not made by `dvt import` or `dvt import-url`: there is nothing to update from")]
     NotImported {
+        /// The pointer file.
+        pointer: String,
+    },
+    /// `update --rev` of data imported from a URL.
+    #[error("`{pointer}` was imported from a URL, which has no revisions: drop `--rev`")]
+    RevOfUrlImport {
         /// The pointer file.
         pointer: String,
     },

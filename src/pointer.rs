@@ -20,6 +20,15 @@
 //! path = "data/raw"                              # the path in that repository
 //! ```
 //!
+//! One written by `dvt import-url` records the URL instead, and a fingerprint of
+//! what was there:
+//!
+//! ```toml
+//! [source]
+//! url = "s3://bucket/raw"     # as given; a local path is recorded absolute
+//! fingerprint = "9f2c…"       # 64 hex digits, see `UrlSource::fingerprint`
+//! ```
+//!
 //! Keys are always written in this order. `path` is relative to the pointer's
 //! directory; it is untrusted input and is validated by [`Pointer::parse`].
 
@@ -67,7 +76,52 @@ pub struct Pointer {
     pub executable: bool,
     /// For imported data: where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<ImportSource>,
+    pub source: Option<Source>,
+}
+
+/// Where imported data came from: another dvt repository, or a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Source {
+    /// `dvt import`: a path in another dvt repository, at a commit.
+    Repo(ImportSource),
+    /// `dvt import-url`: an object or prefix of a store, or a local file or directory.
+    Url(UrlSource),
+}
+
+impl<'de> Deserialize<'de> for Source {
+    /// A table with `url` is a [`UrlSource`], any other an [`ImportSource`]: so
+    /// that a mistake is reported against the one kind meant, not as "no variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = toml::Table::deserialize(d)?;
+        let is_url = table.contains_key("url");
+        let value = toml::Value::Table(table);
+        if is_url {
+            value
+                .try_into()
+                .map(Source::Url)
+                .map_err(|e| D::Error::custom(e.message()))
+        } else {
+            value
+                .try_into()
+                .map(Source::Repo)
+                .map_err(|e| D::Error::custom(e.message()))
+        }
+    }
+}
+
+/// Where `dvt import-url` data came from, so that `dvt update` can tell whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSource {
+    /// The URL as given (`s3://…`, `gs://…`, `az://…`, `http(s)://…`,
+    /// `remote://NAME/path`), or a local path made absolute.
+    pub url: String,
+    /// BLAKE3 (hex) of the listing read when the data was downloaded: for each
+    /// object, sorted by path, its path below the URL, size, and ETag (or
+    /// modification time where the store gives no ETag).
+    pub fingerprint: String,
 }
 
 /// Where imported data came from (`dvt import`), so that `dvt update` can follow it.

@@ -674,6 +674,15 @@ fn malformed_pointer_is_named_with_what_is_wrong() {
         (&good.replace("version = 1", "version = 9"), "format version 9"),
         (&good.replace("size = 2", "size = \"big\""), "invalid type"),
         (&format!("{good}extra = 1\n"), "unknown field `extra`"),
+        // A `[source]` is an import from a repository, or with `url`, from a URL.
+        (
+            &format!("{good}\n[source]\nurl = \"s3://b/k\"\n"),
+            "missing field `fingerprint`",
+        ),
+        (
+            &format!("{good}\n[source]\nrepo = \"r\"\nfingerprint = \"f\"\n"),
+            "unknown field `fingerprint`, expected one of `repo`",
+        ),
     ];
     for (text, msg) in cases {
         env.write("data.csv.dvt", text);

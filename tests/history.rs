@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Store, TestEnv};
+use common::{Store, TestEnv, noise, temp_leftovers};
 
 /// A repo with two tagged data versions and a commit between them that is not
 /// tagged; every version is pushed to a directory remote `store`.
@@ -910,4 +910,138 @@ fn a_linked_worktree_uses_the_main_worktrees_cache() {
     assert!(r.stderr.contains("no longer uses this cache"), "{}", r.stderr);
     assert!(!env.has_object(&model));
     env.dvt(&["fsck"]).ok();
+}
+
+#[test]
+fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
+    let env = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    let src = outside.path().join("exports");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n").unwrap();
+    std::fs::write(src.join("sub/with space é.txt"), "héllo\n").unwrap();
+    std::fs::write(src.join("sub/deeper/empty"), "").unwrap();
+    std::fs::write(outside.path().join("model.bin"), noise(70_000, 3)).unwrap();
+    let src_s = src.to_str().unwrap();
+
+    // A directory, to a destination of our choosing; a file, to its own name.
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    let r = env.dvt_in(&env.path("data"), &["import-url", src_s, "raw"]).ok();
+    assert!(
+        r.stdout.contains("imported data/raw (3 files") && r.stdout.contains("-> data/raw.dvt"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("git add raw.dvt .gitignore"), "{}", r.stderr);
+    for f in ["readings.csv", "sub/with space é.txt", "sub/deeper/empty"] {
+        assert_eq!(
+            env.read(&format!("data/raw/{f}")),
+            std::fs::read(src.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let model = outside.path().join("model.bin");
+    let r = env.dvt(&["import-url", model.to_str().unwrap(), "--json"]).ok();
+    assert_eq!(r.json()["kind"], "file");
+    assert_eq!(r.json()["pointer"], "model.bin.dvt");
+    assert_eq!(env.read("model.bin"), noise(70_000, 3));
+    let pointer = String::from_utf8(env.read("data/raw.dvt")).unwrap();
+    assert!(
+        pointer.contains(&format!("[source]\nurl = \"{src_s}\"\nfingerprint = \"")),
+        "{pointer}"
+    );
+    assert!(String::from_utf8(env.read("data/.gitignore")).unwrap().contains("/raw"));
+    assert!(temp_leftovers(&env.root).is_empty(), "{:?}", temp_leftovers(&env.root));
+    env.commit("imports");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // Nothing changed at the source: nothing is downloaded.
+    let r = env.dvt(&["update"]).ok();
+    assert!(
+        r.stdout.contains(&format!("data/raw.dvt is up to date with {src_s}")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("model.bin.dvt is up to date"), "{}", r.stdout);
+
+    // The source changes: update downloads it again, unless that would replace
+    // edits made here; `--force` replaces them.
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n1,2\n").unwrap();
+    std::fs::write(src.join("new.csv"), "n\n").unwrap();
+    env.write("data/raw/readings.csv", "my edit\n");
+    let r = env.dvt(&["update", "data/raw"]).fails();
+    assert!(r.stderr.contains("data/raw/readings.csv"), "{}", r.stderr);
+    assert_eq!(env.read("data/raw/readings.csv"), b"my edit\n");
+    assert_eq!(env.read("data/raw.dvt"), pointer.as_bytes());
+    // What a killed download left beside the data goes with the next one.
+    env.write("data/.raw.dvt-tmp-999999-7/readings.csv", "half");
+    let r = env.dvt(&["update", "data/raw.dvt", "--force"]).ok();
+    assert!(temp_leftovers(&env.root).is_empty(), "{:?}", temp_leftovers(&env.root));
+    assert!(r.stdout.contains("updated data/raw.dvt from"), "{}", r.stdout);
+    assert_eq!(env.read("data/raw/readings.csv"), b"t,v\n0,1\n1,2\n");
+    assert_eq!(env.read("data/raw/new.csv"), b"n\n");
+    let r = env.dvt(&["status", "--json"]).ok();
+    assert!(
+        r.json()["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["workspace"] == "unchanged")
+    );
+    // Rewritten with the same bytes: the new version is recorded, the data stays.
+    std::fs::remove_file(&model).unwrap();
+    std::fs::write(&model, noise(70_000, 3)).unwrap();
+    let before = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    let r = env.dvt(&["update", "model.bin", "--json"]).ok();
+    assert_eq!(r.json()[0]["changed"], false, "{}", r.stdout);
+    let after = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(
+        before.lines().take(6).collect::<Vec<_>>(),
+        after.lines().take(6).collect::<Vec<_>>()
+    );
+
+    // Wrong inputs: a clear error, nothing written.
+    let r = env.dvt(&["import-url", &format!("{src_s}/nothing-here")]).fails();
+    assert!(r.stderr.contains("there is nothing there"), "{}", r.stderr);
+    assert!(!env.exists("nothing-here.dvt") && !env.exists("nothing-here"));
+    let r = env.dvt(&["import-url", src_s, "data/raw"]).fails();
+    assert!(
+        r.stderr.contains("already exists") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    let r = env
+        .dvt(&["import-url", model.to_str().unwrap(), "data/raw/inner.bin"])
+        .fails();
+    assert!(
+        r.stderr.contains("inside the tracked directory `data/raw`"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["import-url", "ftp://host/file.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("cannot import `ftp://host/file.csv`: unsupported URL scheme"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["import-url", "remote://nowhere/file.csv"]).fails();
+    assert!(r.stderr.contains("no remote named `nowhere`"), "{}", r.stderr);
+    let r = env.dvt(&["update", "model.bin", "--rev", "v1"]).fails();
+    assert!(r.stderr.contains("imported from a URL"), "{}", r.stderr);
+    assert!(temp_leftovers(&env.root).is_empty(), "{:?}", temp_leftovers(&env.root));
+    // `-f` replaces an import, as `dvt import -f` does.
+    let r = env.dvt(&["import-url", model.to_str().unwrap(), "data/raw", "-f"]).ok();
+    assert!(r.stdout.contains("imported data/raw (68.36 KiB)"), "{}", r.stdout);
+    assert_eq!(env.read("data/raw"), noise(70_000, 3));
+    // Into a directory that does not exist yet.
+    env.dvt(&["import-url", model.to_str().unwrap(), "models/v1/model.bin"])
+        .ok();
+    assert_eq!(env.read("models/v1/model.bin"), noise(70_000, 3));
+    assert!(
+        String::from_utf8(env.read("models/v1/.gitignore"))
+            .unwrap()
+            .contains("/model.bin")
+    );
 }

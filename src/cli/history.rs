@@ -150,7 +150,30 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Move imports to the newest commit of their revision (or to `--rev`).
+    /// Download a file or directory from a URL and track it here, recording the URL
+    /// (for `dvt update`), as `dvc import-url`
+    #[command(
+        after_help = "URL: s3://bucket/key, gs://bucket/key, az://container/key, http(s)://host/path, \
+        remote://NAME/path (below a configured remote, with its options), or a local path.\n\
+        A URL that names no object is imported as a directory: every object below it."
+    )]
+    ImportUrl {
+        /// What to import.
+        url: String,
+        /// Where to put it (default: the URL's last component, here).
+        out: Option<PathBuf>,
+        /// Replace an existing import (and its data) at the destination.
+        #[arg(short, long)]
+        force: bool,
+        /// Downloads at once (default: 4 per core).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move imports to the newest commit of their revision (or to `--rev`); download
+    /// data imported from a URL again if it changed there.
     Update {
         /// Import pointers or their data paths (default: every import).
         targets: Vec<PathBuf>,
@@ -160,6 +183,9 @@ pub(super) enum HistoryCommand {
         /// Replace local changes to the imported data.
         #[arg(short, long)]
         force: bool,
+        /// Downloads at once, for imports from URLs (default: 4 per core).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -597,14 +623,50 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 super::shell_paths(here.root(), cwd, &[pointer, &gitignore])
             );
         }
+        HistoryCommand::ImportUrl {
+            url,
+            out,
+            force,
+            jobs,
+            json: as_json,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let opts = ops::ImportUrlOptions {
+                url: url.clone(),
+                out: out.clone(),
+                cwd: cwd.to_path_buf(),
+                force: *force,
+                jobs: jobs.map(|j| j as usize),
+            };
+            let r = ops::import_url(&repo, &opts, bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            let what = match r.files {
+                Some(n) => format!("{}, {}", dvt::counted(n as usize, "file"), HumanBytes(r.size)),
+                None => HumanBytes(r.size).to_string(),
+            };
+            say!(quiet, "imported {} ({what}) from {} -> {}", r.path, r.url, r.pointer);
+            let gitignore = match r.path.rfind('/') {
+                Some(i) => format!("{}/.gitignore", &r.path[..i]),
+                None => ".gitignore".to_string(),
+            };
+            note!(
+                quiet,
+                "hint: commit it with `git add {}`",
+                super::shell_paths(repo.root(), cwd, &[&r.pointer, &gitignore])
+            );
+        }
         HistoryCommand::Update {
             targets,
             rev,
             force,
+            jobs,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
-            let r = ops::update(&repo, targets, cwd, rev.as_deref(), *force, bars)?;
+            let jobs = jobs.map(|j| j as usize);
+            let r = ops::update(&repo, targets, cwd, rev.as_deref(), *force, jobs, bars)?;
             if *as_json {
                 return json(&r);
             }
@@ -612,7 +674,17 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 say!(quiet, "no imports to update");
             }
             for u in &r {
-                if u.from == u.to {
+                if let Some(url) = &u.url {
+                    match (u.from == u.to, u.changed) {
+                        (true, _) => say!(quiet, "{} is up to date with {url}", u.pointer),
+                        (false, true) => say!(quiet, "updated {} from {url}", u.pointer),
+                        (false, false) => say!(
+                            quiet,
+                            "{}: {url} was rewritten with the same content; recorded its new version",
+                            u.pointer
+                        ),
+                    }
+                } else if u.from == u.to {
                     say!(quiet, "{} is up to date ({})", u.pointer, &u.to[..7]);
                 } else if u.changed {
                     say!(quiet, "updated {}: {} -> {}", u.pointer, &u.from[..7], &u.to[..7]);

@@ -22,7 +22,7 @@ use crate::error::{GitError, PathError, Result};
 use crate::git::{Git, GitId};
 use crate::manifest::{Manifest, Part};
 use crate::object::ObjectId;
-use crate::pointer::{ImportSource, Kind, Pointer, pointer_path_for};
+use crate::pointer::{ImportSource, Kind, Pointer, Source, pointer_path_for};
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::snapshot::{Located, Objects, Snapshot, short};
@@ -305,7 +305,7 @@ fn pointer_for(found: &Found, name: &str, cache: &Cache, source: ImportSource) -
             Pointer::dir(name.to_string(), stored.id, m.total_size(), m.files.len() as u64)
         }
     };
-    p.source = Some(source);
+    p.source = Some(Source::Repo(source));
     Ok(p)
 }
 
@@ -367,18 +367,19 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
 }
 
 /// Writes `pointer` for `out` (`rel`), its `.gitignore` entry, and checks it out.
-fn track(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer, force: bool, progress: &dyn Progress) -> Result<()> {
-    let pointer_file = pointer_path_for(out);
-    if pointer.kind == Kind::Dir {
-        repo.cache().mark_complete(&pointer.id);
-    }
-    pointer.save(&pointer_file)?;
-    let dir = out.parent().unwrap_or(repo.root());
-    crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
+pub(crate) fn track(
+    repo: &Repo,
+    out: &Path,
+    rel: &str,
+    pointer: &Pointer,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    record(repo, out, rel, pointer)?;
     crate::ops::checkout::checkout_locked(
         repo,
         &crate::ops::CheckoutOptions {
-            targets: vec![pointer_file],
+            targets: vec![pointer_path_for(out)],
             cwd: repo.root().to_path_buf(),
             force,
         },
@@ -387,28 +388,46 @@ fn track(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer, force: bool, pro
     Ok(())
 }
 
+/// Writes `pointer` for `out` (`rel`) and its `.gitignore` entry; the data is in
+/// the cache, and `out` is not touched.
+pub(crate) fn record(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> Result<()> {
+    let pointer_file = pointer_path_for(out);
+    if pointer.kind == Kind::Dir {
+        repo.cache().mark_complete(&pointer.id);
+    }
+    pointer.save(&pointer_file)?;
+    let dir = out.parent().unwrap_or(repo.root());
+    crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
+    Ok(())
+}
+
 /// What `update` did to one pointer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Updated {
     /// The pointer file.
     pub pointer: String,
-    /// The commit recorded before.
+    /// For an import from a URL (`dvt import-url`): the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The commit recorded before (for a URL, the fingerprint of what was there).
     pub from: String,
-    /// The commit recorded now.
+    /// The commit recorded now (for a URL, the fingerprint of what is there).
     pub to: String,
     /// Whether the data changed.
     pub changed: bool,
 }
 
 /// Moves imported pointers `targets` to the newest commit of their revision (or,
-/// with `rev`, to another revision), fetching and checking out the new data.
-/// Local changes to imported data stop the update unless `force`.
+/// with `rev`, to another revision), fetching and checking out the new data;
+/// downloads data imported from a URL again if what is there changed. Local
+/// changes to imported data stop the update unless `force`.
 pub fn update(
     repo: &Repo,
     targets: &[PathBuf],
     cwd: &Path,
     rev: Option<&str>,
     force: bool,
+    jobs: Option<usize>,
     progress: &dyn Progress,
 ) -> Result<Vec<Updated>> {
     let pointers = crate::workspace::resolve_targets(repo, cwd, targets)?;
@@ -416,45 +435,62 @@ pub fn update(
     let mut out = Vec::new();
     for pf in pointers {
         let t = crate::workspace::Tracked::load(repo, &pf)?;
-        let Some(src) = t.pointer.source.clone() else {
-            if targets.is_empty() {
-                continue;
+        let updated = match t.pointer.source.clone() {
+            None if targets.is_empty() => continue,
+            None => return Err(PathError::NotImported { pointer: t.pointer_rel }.into()),
+            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, rev, force, progress)?,
+            Some(Source::Url(src)) => {
+                if rev.is_some() {
+                    return Err(PathError::RevOfUrlImport { pointer: t.pointer_rel }.into());
+                }
+                crate::ops::import_url::update_from_url(repo, &t, &src, force, jobs, progress)?
             }
-            return Err(PathError::NotImported { pointer: t.pointer_rel }.into());
         };
-        let rev = rev.map(str::to_string).or(src.rev.clone());
-        let ext = open_external(&src.repo, rev.as_deref())?;
-        let to = ext.commit.to_string();
-        if to == src.commit && rev == src.rev {
-            out.push(Updated {
-                pointer: t.pointer_rel,
-                from: src.commit,
-                to,
-                changed: false,
-            });
-            continue;
-        }
-        let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
-        let found = find(&ext, &src.path, &objects)?;
-        ensure_all(&found, &src.path, &objects, progress)?;
-        let name = t.pointer.path.clone();
-        let source = ImportSource {
-            rev: rev.clone(),
-            commit: to.clone(),
-            ..src.clone()
-        };
-        let pointer = pointer_for(&found, &name, repo.cache(), source)?;
-        let changed = pointer.id != t.pointer.id;
-        if !force && changed {
-            crate::ops::checkout::refuse_unrecorded_changes(repo, &t)?;
-        }
-        track(repo, &t.data_abs, &t.data_rel, &pointer, force, progress)?;
-        out.push(Updated {
-            pointer: t.pointer_rel,
-            from: src.commit,
-            to,
-            changed,
-        });
+        out.push(updated);
     }
     Ok(out)
+}
+
+fn update_from_repo(
+    repo: &Repo,
+    t: &crate::workspace::Tracked,
+    src: ImportSource,
+    rev: Option<&str>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Updated> {
+    let rev = rev.map(str::to_string).or(src.rev.clone());
+    let ext = open_external(&src.repo, rev.as_deref())?;
+    let to = ext.commit.to_string();
+    if to == src.commit && rev == src.rev {
+        return Ok(Updated {
+            pointer: t.pointer_rel.clone(),
+            url: None,
+            from: src.commit,
+            to,
+            changed: false,
+        });
+    }
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let found = find(&ext, &src.path, &objects)?;
+    ensure_all(&found, &src.path, &objects, progress)?;
+    let name = t.pointer.path.clone();
+    let source = ImportSource {
+        rev: rev.clone(),
+        commit: to.clone(),
+        ..src.clone()
+    };
+    let pointer = pointer_for(&found, &name, repo.cache(), source)?;
+    let changed = pointer.id != t.pointer.id;
+    if !force && changed {
+        crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+    }
+    track(repo, &t.data_abs, &t.data_rel, &pointer, force, progress)?;
+    Ok(Updated {
+        pointer: t.pointer_rel.clone(),
+        url: None,
+        from: src.commit,
+        to,
+        changed,
+    })
 }

@@ -12,6 +12,7 @@
 pub mod config;
 mod open;
 mod packed;
+mod source;
 mod webdav;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::repo::Repo;
 
 pub use config::{Location, RemoteSpec, Scheme};
 pub use packed::{RemotePacks, Run};
+pub use source::SourceEntry;
 use webdav::WebDav;
 
 /// Multipart uploads and streamed downloads move parts of this size.
@@ -855,7 +857,37 @@ fn corrupt_local(id: &ObjectId, reason: &str) -> crate::Error {
 
 /// An object_store error in one line: its message and the causes that add to it.
 fn describe(e: &object_store::Error) -> String {
-    crate::error_chain(e)
+    one_line(&crate::error_chain(e))
+}
+
+/// A store's error on one line: an XML error body (S3, Azure, GCS) shrinks to
+/// its code and message, runs of whitespace become one space, and the rest of
+/// a long body (a web server's error page) is cut.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 400;
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let len = text[start..].find(close)?;
+        Some(&text[start..start + len])
+    };
+    let body = text.find("<?xml").or_else(|| text.find("<Error>"));
+    let text = match (body, between("<Code>", "</Code>")) {
+        (Some(at), Some(code)) => match between("<Message>", "</Message>") {
+            Some(message) => format!("{}{code}: {message}", &text[..at]),
+            None => format!("{}{code}", &text[..at]),
+        },
+        _ => text.to_string(),
+    };
+    let mut out = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > MAX {
+        let mut cut = MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(" …");
+    }
+    out
 }
 
 /// `text` with every secret replaced by `***`.

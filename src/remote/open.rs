@@ -35,8 +35,22 @@ impl Remote {
             client = client.with_timeout(Duration::from_secs(t));
         }
         let endpoint = spec.get("endpointurl");
-        let allow_http =
-            spec.flag("allow_http")?.unwrap_or(false) || endpoint.is_some_and(|e| e.starts_with("http://"));
+        // The builders read the rest of the environment themselves; client options
+        // given to them replace the environment's, so `allow_http` is read here.
+        let (env_endpoint, env_allow) = match location.scheme {
+            Scheme::S3 => (
+                env_any(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]),
+                env_any(&["AWS_ALLOW_HTTP"]),
+            ),
+            Scheme::Azure => (env_any(&["AZURE_STORAGE_ENDPOINT"]), env_any(&["AZURE_ALLOW_HTTP"])),
+            Scheme::Gcs => (None, env_any(&["GOOGLE_ALLOW_HTTP"])),
+            Scheme::Local | Scheme::Http => (None, None),
+        };
+        let allow_http = spec.flag("allow_http")?.unwrap_or(false)
+            || env_allow.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || endpoint
+                .or(env_endpoint.as_deref())
+                .is_some_and(|e| e.starts_with("http://"));
         client = client.with_allow_http(allow_http);
         let tls = tls_trust(spec)?;
         client = match &tls {
@@ -303,6 +317,11 @@ fn azure_builder(
         b = b.with_endpoint(e.trim_end_matches('/').to_string());
     }
     Ok(b)
+}
+
+/// The value of the first of `vars` that is set.
+fn env_any(vars: &[&str]) -> Option<String> {
+    vars.iter().find_map(|v| std::env::var(v).ok())
 }
 
 /// Which TLS certificates a remote accepts (DVC's `ssl_verify`).

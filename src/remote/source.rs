@@ -1,0 +1,150 @@
+//! Reading a store's own objects, not dvt's, for `dvt import-url`: what is at a URL
+//! (the object it names, or every object below it) and downloading each to a file.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::*;
+
+/// One object found at an import URL.
+#[derive(Debug, Clone)]
+pub struct SourceEntry {
+    /// Where it is in the store.
+    pub location: StorePath,
+    /// Its path below the URL, `/`-separated; empty when the URL names the object itself.
+    pub rel: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What tells one version from the next: its ETag, or where the store gives
+    /// none, its modification time.
+    pub version: String,
+}
+
+impl SourceEntry {
+    fn of(meta: &object_store::ObjectMeta, rel: String) -> Self {
+        SourceEntry {
+            location: meta.location.clone(),
+            rel,
+            size: meta.size,
+            version: meta
+                .e_tag
+                .clone()
+                .unwrap_or_else(|| meta.last_modified.timestamp_nanos_opt().unwrap_or(0).to_string()),
+        }
+    }
+}
+
+impl Remote {
+    /// What this remote's URL names: one object (a single entry with an empty
+    /// `rel`), or else every object below it as a directory, sorted by `rel`;
+    /// only the latter when `dir` (the URL ends with `/`). Empty when there is
+    /// nothing there.
+    pub async fn list_source(&self, dir: bool) -> Result<Vec<SourceEntry>> {
+        let mut head_failed = None;
+        let mut not_found = false;
+        if !dir && self.prefix.parts().next().is_some() {
+            match self.store.head(&self.prefix).await {
+                Ok(meta) => return Ok(vec![SourceEntry::of(&meta, String::new())]),
+                Err(object_store::Error::NotFound { .. }) => not_found = true,
+                // A server that answers HEAD on a directory with an error, as some
+                // WebDAV servers do, may still list it.
+                Err(e) if self.scheme == Scheme::Http => head_failed = Some(e),
+                Err(e) => return Err(self.fail("cannot read it", &e)),
+            }
+        }
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(&self.prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = match meta {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => match &head_failed {
+                    // Not a WebDAV server, or not a server at all: what HEAD said is the news.
+                    Some(h) => return Err(self.fail("cannot read it", h)),
+                    // A plain HTTP server said "not found" and cannot list: nothing there.
+                    None if not_found && self.scheme == Scheme::Http => return Ok(vec![]),
+                    None => return Err(self.fail("cannot list it", &e)),
+                },
+            };
+            let Some(parts) = meta.location.prefix_match(&self.prefix) else {
+                continue;
+            };
+            let rel = parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/");
+            if rel.is_empty() {
+                continue;
+            }
+            if let Err(reason) = crate::relpath::validate(&rel) {
+                return Err(RemoteError::Request {
+                    remote: self.name.clone(),
+                    message: format!("the store lists `{rel}`, which cannot be a path here: {reason}"),
+                }
+                .into());
+            }
+            out.push(SourceEntry::of(&meta, rel));
+        }
+        out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+        // An empty object named like a directory (the "folder" some S3 tools make)
+        // is that directory, not a file.
+        let folders: Vec<bool> = (0..out.len())
+            .map(|i| {
+                out[i].size == 0
+                    && out[i + 1..]
+                        .iter()
+                        .take_while(|e| e.rel.starts_with(&out[i].rel))
+                        .any(|e| e.rel.as_bytes().get(out[i].rel.len()) == Some(&b'/'))
+            })
+            .collect();
+        let mut folders = folders.into_iter();
+        out.retain(|_| !folders.next().unwrap_or(false));
+        Ok(out)
+    }
+
+    /// Downloads `entry` to a new file at `dest`, calling `on_bytes` as bytes
+    /// arrive. Fails if the object is no longer the version that was listed.
+    pub async fn download_source(
+        &self,
+        entry: &SourceEntry,
+        dest: &Path,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let shown = if entry.rel.is_empty() {
+            "it".to_string()
+        } else {
+            format!("`{}`", entry.rel)
+        };
+        let changed = || RemoteError::Request {
+            remote: self.name.clone(),
+            message: format!("{shown} changed while it was downloaded; run again"),
+        };
+        let result = match self.store.get(&entry.location).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(changed().into()),
+            Err(e) => return Err(self.fail(&format!("cannot download {shown}"), &e)),
+        };
+        // Stores quote ETags in one answer and not in another (Azure's listing).
+        let bare = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_string();
+        let moved = result
+            .meta
+            .e_tag
+            .as_deref()
+            .is_some_and(|t| bare(t) != bare(&entry.version));
+        if result.meta.size != entry.size || moved {
+            return Err(changed().into());
+        }
+        let _permit = self.reserve(2 * PART as u64).await;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(dest)?);
+        let mut stream = result.into_stream();
+        let mut got = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.fail(&format!("cannot download {shown}"), &e))?;
+            tokio::task::block_in_place(|| file.write_all(&chunk))?;
+            got += chunk.len() as u64;
+            on_bytes(chunk.len() as u64);
+        }
+        if got != entry.size {
+            return Err(changed().into());
+        }
+        tokio::task::block_in_place(|| file.flush())?;
+        Ok(())
+    }
+}
