@@ -2062,3 +2062,48 @@ fn import_url_from_azure() {
     let r = a.dvt(&["import-url", "remote://az/nothing"]).fails();
     assert!(r.stderr.contains("there is nothing there"), "{}", r.stderr);
 }
+
+/// A fetch killed while it downloads a big object leaves the partial file in
+/// the cache's `tmp/`, which the next command sweeps once the file is abandoned
+/// (see core.rs), not beside the objects, where only `gc` would look; the next
+/// fetch completes.
+#[test]
+fn killed_fetch_leaves_its_partial_download_where_the_next_command_sweeps() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    let model = noise(96 << 20, 23);
+    a.write("model.bin", &model);
+    a.dvt(&["add", "model.bin"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("model");
+    let b = s3_clone(&a);
+    let tmp = b.path(".dvt/cache/tmp");
+    let partial = || {
+        common::temp_leftovers(&tmp)
+            .into_iter()
+            .any(|p| p.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+    };
+    let mut fetch = b.dvt_cmd(&["fetch", "-q"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !partial() {
+        assert!(
+            Instant::now() < deadline,
+            "no partial download appeared in {}",
+            tmp.display()
+        );
+        assert!(
+            fetch.try_wait().unwrap().is_none(),
+            "the fetch ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    fetch.kill().unwrap();
+    fetch.wait().unwrap();
+    let objects = common::temp_leftovers(&b.path(".dvt/cache/objects"));
+    assert!(objects.is_empty(), "{objects:?}");
+    b.dvt(&["fsck"]).ok();
+    b.dvt(&["pull"]).ok();
+    assert!(b.read("model.bin") == model);
+}

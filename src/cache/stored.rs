@@ -111,7 +111,13 @@ impl Cache {
         }
         let dest = self.object_path(id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = temp_in(&dir, "obj");
+        // Into this machine's cache, the copy is made in its `tmp/`, where the next
+        // command finds it if this one is killed ([`Cache::remove_abandoned_temporaries`]);
+        // a push to a directory remote leaves it to that remote's leftover sweep.
+        let tmp = match own {
+            true => temp_in(&dir, "obj"),
+            false => temp_in(&self.tmp_dir()?, "obj"),
+        };
         let place = |tmp: &Path| -> std::io::Result<bool> {
             if link {
                 match std::fs::hard_link(&from, tmp) {
@@ -236,10 +242,8 @@ impl Cache {
 
     /// Starts writing object `id` from its stored form (`stored_len` bytes), streamed.
     pub fn stored_writer(&self, id: &ObjectId, stored_len: u64) -> Result<StoredWriter> {
-        let dest = self.object_path(id);
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir)?;
-        let tmp = temp_in(&dir, "obj");
+        // In `tmp/`, where a killed download is found by the next command.
+        let tmp = temp_in(&self.tmp_dir()?, "obj");
         let file = fs::File::create(&tmp)?;
         let (verifier, kept) = self.arrival_verifier(id, stored_len);
         Ok(StoredWriter {
