@@ -977,9 +977,24 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     env.write("data/.raw.dvt-tmp-999999-7/readings.csv", "half");
     let r = env.dvt(&["update", "data/raw.dvt", "--force"]).ok();
     assert!(temp_leftovers(&env.root).is_empty(), "{:?}", temp_leftovers(&env.root));
+    // Only what changed at the source is downloaded: the edited file and the new one.
     assert!(r.stdout.contains("updated data/raw.dvt from"), "{}", r.stdout);
+    assert!(r.stdout.contains("(downloaded 2 files, 14 B)"), "{}", r.stdout);
     assert_eq!(env.read("data/raw/readings.csv"), b"t,v\n0,1\n1,2\n");
     assert_eq!(env.read("data/raw/new.csv"), b"n\n");
+    // The manifest built from the known ids and the two downloads is the one a
+    // whole download makes.
+    let whole = env.dvt(&["import-url", src_s, "whole", "--json"]).ok().json();
+    let id_line = |p: &str| {
+        let text = String::from_utf8(env.read(p)).unwrap();
+        text.lines().find(|l| l.starts_with("id = ")).unwrap().to_string()
+    };
+    assert_eq!(
+        id_line("data/raw.dvt"),
+        format!("id = \"{}\"", whole["id"].as_str().unwrap())
+    );
+    env.dvt(&["remove", "whole.dvt"]).ok();
+    std::fs::remove_dir_all(env.path("whole")).unwrap();
     let r = env.dvt(&["status", "--json"]).ok();
     assert!(
         r.json()["pointers"]

@@ -1909,12 +1909,11 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
         r.stderr
     );
     put_object(&a, &obj("exports/2026/readings.csv"), b"t,v\n0,1\n1,5\n", true);
-    let r = a.dvt(&["update", "data"]).ok();
-    assert!(
-        r.stdout.contains("updated data.dvt from remote://src/2026"),
-        "{}",
-        r.stdout
-    );
+    let r = a.dvt(&["update", "data", "--json"]).ok();
+    assert_eq!(r.json()[0]["changed"], true, "{}", r.stdout);
+    // The one object that changed, not the 9 MiB one beside it.
+    assert_eq!(r.json()[0]["downloaded"]["files"], 1, "{}", r.stdout);
+    assert_eq!(r.json()[0]["downloaded"]["bytes"], 12, "{}", r.stdout);
     assert_eq!(a.read("data/readings.csv"), b"t,v\n0,1\n1,5\n");
     a.commit("newer readings");
 

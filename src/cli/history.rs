@@ -677,7 +677,16 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 if let Some(url) = &u.url {
                     match (u.from == u.to, u.changed) {
                         (true, _) => say!(quiet, "{} is up to date with {url}", u.pointer),
-                        (false, true) => say!(quiet, "updated {} from {url}", u.pointer),
+                        (false, true) => match u.downloaded {
+                            Some(d) => say!(
+                                quiet,
+                                "updated {} from {url} (downloaded {}, {})",
+                                u.pointer,
+                                dvt::counted(d.files as usize, "file"),
+                                HumanBytes(d.bytes)
+                            ),
+                            None => say!(quiet, "updated {} from {url}", u.pointer),
+                        },
                         (false, false) => say!(
                             quiet,
                             "{}: {url} was rewritten with the same content; recorded its new version",

@@ -415,6 +415,19 @@ pub struct Updated {
     pub to: String,
     /// Whether the data changed.
     pub changed: bool,
+    /// For an import from a URL that changed: the objects and bytes downloaded
+    /// (only those whose size or version changed, when the last download is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downloaded: Option<Downloads>,
+}
+
+/// How much an update downloaded.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Downloads {
+    /// Files.
+    pub files: u64,
+    /// Bytes.
+    pub bytes: u64,
 }
 
 /// Moves imported pointers `targets` to the newest commit of their revision (or,
@@ -469,6 +482,7 @@ fn update_from_repo(
             from: src.commit,
             to,
             changed: false,
+            downloaded: None,
         });
     }
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
@@ -492,5 +506,6 @@ fn update_from_repo(
         from: src.commit,
         to,
         changed,
+        downloaded: None,
     })
 }

@@ -8,15 +8,17 @@
 //! `GOOGLE_*`, `AZURE_*`), or from a configured remote: `remote://NAME/path` is
 //! `path` below remote `NAME`'s URL, with its options.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{PathError, RemoteError, Result};
+use crate::manifest::{Entry, Manifest};
 use crate::object::ObjectId;
-use crate::ops::import::{Updated, record, track};
+use crate::ops::import::{Downloads, Updated, record, track};
 use crate::pointer::{Kind, Pointer, Source, UrlSource, pointer_path_for};
 use crate::progress::Progress;
 use crate::remote::config::{RemoteSpec, Scheme, parse_url, spec};
@@ -84,8 +86,9 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    let mut got = download(repo, &source, &url, &listing, &out, &rel, progress)?;
+    let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
     place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
+    Known::save(repo, &url, &rel, &listing, &got.pointer);
     let p = got.pointer;
     Ok(ImportUrlReport {
         url,
@@ -116,23 +119,98 @@ pub(crate) fn update_from_url(
         from: src.fingerprint.clone(),
         to: fingerprint(&listing),
         changed: false,
+        downloaded: None,
     };
     if updated.to == updated.from {
         return Ok(updated);
     }
-    let mut got = download(repo, &source, &src.url, &listing, &t.data_abs, &t.data_rel, progress)?;
+    let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
+    let mut got = download(
+        repo,
+        &source,
+        &src.url,
+        &listing,
+        &t.data_abs,
+        &t.data_rel,
+        known.as_ref(),
+        progress,
+    )?;
+    updated.downloaded = Some(got.downloaded);
     updated.changed = got.pointer.id != t.pointer.id;
     if !updated.changed {
         // Same bytes under a new version (a rewrite, a copy): only the fingerprint moves.
         got.pointer.save(&t.pointer_file)?;
-        return Ok(updated);
+    } else {
+        if !force {
+            crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+        }
+        got.staging.remove();
+        track(repo, &t.data_abs, &t.data_rel, &got.pointer, force, progress)?;
     }
-    if !force {
-        crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
-    }
-    got.staging.remove();
-    track(repo, &t.data_abs, &t.data_rel, &got.pointer, force, progress)?;
+    Known::save(repo, &src.url, &t.data_rel, &listing, &got.pointer);
     Ok(updated)
+}
+
+/// What the last download of a URL into a directory found: each object's size,
+/// version and id, so that an update downloads only the objects whose size or
+/// version changed. Kept in `.dvt/tmp/import-url/`, per URL and destination; it
+/// only saves downloads, and a fresh clone without it downloads everything.
+#[derive(Debug, Serialize, Deserialize)]
+struct Known {
+    /// The manifest the files made.
+    manifest: ObjectId,
+    /// Path below the URL → size, version, id.
+    files: BTreeMap<String, (u64, String, ObjectId)>,
+}
+
+impl Known {
+    fn file(repo: &Repo, url: &str, rel: &str) -> Result<PathBuf> {
+        let key = blake3::hash(format!("{url}\0{rel}").as_bytes()).to_hex();
+        Ok(repo.tmp_dir()?.join("import-url").join(format!("{}.json", &key[..32])))
+    }
+
+    /// What is known of `url` as downloaded to `rel`, if it is still what `pointer` records.
+    fn load(repo: &Repo, url: &str, rel: &str, pointer: &Pointer) -> Option<Known> {
+        let bytes = fs_err::read(Known::file(repo, url, rel).ok()?).ok()?;
+        let known: Known = serde_json::from_slice(&bytes).ok()?;
+        (pointer.kind == Kind::Dir && known.manifest == pointer.id).then_some(known)
+    }
+
+    /// Records what `listing` turned into (`pointer`'s manifest). Best effort:
+    /// without it, the next update downloads everything.
+    fn save(repo: &Repo, url: &str, rel: &str, listing: &[SourceEntry], pointer: &Pointer) {
+        let Ok(file) = Known::file(repo, url, rel) else { return };
+        if pointer.kind != Kind::Dir {
+            let _ = fs_err::remove_file(&file);
+            return;
+        }
+        let Ok(manifest) = repo
+            .cache()
+            .read(&pointer.id, Some(rel))
+            .and_then(|b| Manifest::parse(&b, &pointer.id))
+        else {
+            return;
+        };
+        let ids: BTreeMap<&str, ObjectId> = manifest.files.iter().map(|e| (e.path.as_str(), e.id)).collect();
+        let files = listing
+            .iter()
+            .filter_map(|e| Some((e.rel.clone(), (e.size, e.version.clone(), *ids.get(e.rel.as_str())?))))
+            .collect();
+        let known = Known {
+            manifest: pointer.id,
+            files,
+        };
+        if let (Some(dir), Ok(bytes)) = (file.parent(), serde_json::to_vec(&known)) {
+            let _ = fs_err::create_dir_all(dir);
+            let _ = crate::fsutil::atomic_write(&file, &bytes);
+        }
+    }
+
+    /// The id of `e` if it is known and its object is in the cache.
+    fn reuse(&self, e: &SourceEntry, repo: &Repo) -> Option<ObjectId> {
+        let (size, version, id) = self.files.get(&e.rel)?;
+        (*size == e.size && *version == e.version && repo.cache().contains(id)).then_some(*id)
+    }
 }
 
 /// A local path is recorded absolute; URLs as given.
@@ -257,10 +335,14 @@ impl Drop for Staging {
 struct Downloaded {
     pointer: Pointer,
     staging: Staging,
+    /// What was downloaded.
+    downloaded: Downloads,
 }
 
 /// Downloads `listing` beside `out` and stores it in the cache, as `dvt add` of
-/// `rel` would. The pointer records `url`.
+/// `rel` would; with `known`, only the objects it does not know as they are now
+/// (the staging directory then holds only those). The pointer records `url`.
+#[allow(clippy::too_many_arguments)]
 fn download(
     repo: &Repo,
     source: &Remote,
@@ -268,6 +350,7 @@ fn download(
     listing: &[SourceEntry],
     out: &Path,
     rel: &str,
+    known: Option<&Known>,
     progress: &dyn Progress,
 ) -> Result<Downloaded> {
     let is_dir = !matches!(listing, [only] if only.rel.is_empty());
@@ -280,16 +363,31 @@ fn download(
     if is_dir {
         fs_err::create_dir(&staging.path)?;
     }
-    let total = listing.iter().map(|e| e.size).sum();
+    let reused: Vec<Option<ObjectId>> = listing
+        .iter()
+        .map(|e| known.filter(|_| is_dir).and_then(|k| k.reuse(e, repo)))
+        .collect();
+    let wanted: Vec<&SourceEntry> = listing
+        .iter()
+        .zip(&reused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(e, _)| e)
+        .collect();
+    let total = wanted.iter().map(|e| e.size).sum();
+    let downloaded = Downloads {
+        files: wanted.len() as u64,
+        bytes: total,
+    };
     progress.start(&format!("downloading {url}"), total, true);
     let on_bytes = |n| progress.inc(n);
+    let dest_of = |e: &SourceEntry| match e.rel.is_empty() {
+        true => staging.path.clone(),
+        false => staging.path.join(&e.rel),
+    };
     let results: Vec<Result<()>> = source.block_on(
-        futures::stream::iter(listing)
+        futures::stream::iter(&wanted)
             .map(|e| {
-                let dest = match e.rel.is_empty() {
-                    true => staging.path.clone(),
-                    false => staging.path.join(&e.rel),
-                };
+                let dest = dest_of(e);
                 let on_bytes = &on_bytes;
                 async move {
                     if let Some(parent) = dest.parent() {
@@ -310,8 +408,36 @@ fn download(
     let counters = Counters::default();
     let packing = repo.cache().begin_packing();
     let how = Identify::Store(repo.cache());
-    let mut pointer =
-        crate::ops::add::identify_path(repo, &staging.path, rel, is_dir, how, &stat, &counters, progress)?;
+    let mut pointer = match known {
+        Some(_) if is_dir => {
+            // The known objects as they are, the others from the download.
+            let started = std::time::SystemTime::now();
+            let mut entries = Vec::with_capacity(listing.len());
+            for (e, reused) in listing.iter().zip(&reused) {
+                let id = match reused {
+                    Some(id) => *id,
+                    None => {
+                        let abs = dest_of(e);
+                        let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&abs)?);
+                        let key = format!("{rel}/{}", e.rel);
+                        crate::workspace::identify_file(&key, &abs, &stamp, &stat, how, &counters, started)?
+                    }
+                };
+                entries.push(Entry {
+                    path: e.rel.clone(),
+                    id,
+                    size: e.size,
+                    executable: false,
+                });
+            }
+            let manifest = Manifest::new(entries, vec![]);
+            let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
+            counters.written_bytes.fetch_add(stored.written, Ordering::Relaxed);
+            let name = crate::workspace::file_name(rel).to_string();
+            Pointer::dir(name, stored.id, manifest.total_size(), manifest.files.len() as u64)
+        }
+        _ => crate::ops::add::identify_path(repo, &staging.path, rel, is_dir, how, &stat, &counters, progress)?,
+    };
     packing.finish()?;
     if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
@@ -321,7 +447,11 @@ fn download(
         url: url.to_string(),
         fingerprint: fingerprint(listing),
     }));
-    Ok(Downloaded { pointer, staging })
+    Ok(Downloaded {
+        pointer,
+        staging,
+        downloaded,
+    })
 }
 
 /// Puts downloaded data in place at `out` and writes its pointer: by renaming
