@@ -2119,3 +2119,44 @@ fn the_next_command_removes_what_a_killed_writer_left_in_the_cache() {
     env.dvt(&["checkout"]).ok();
     assert_eq!(env.read("c.csv"), b"c\n");
 }
+
+#[test]
+fn doctor_reports_version_filesystems_cache_and_remotes_without_secrets() {
+    let env = TestEnv::new();
+    env.dvt(&["remote", "add", "-d", "store", "s3://bucket/prefix"]).ok();
+    env.dvt(&["remote", "modify", "store", "secret_access_key", "s3cr3t-value"])
+        .ok();
+    env.dvt(&["remote", "add", "backup", "/srv/backup"]).ok();
+    let r = env.dvt(&["doctor"]).ok();
+    assert!(
+        r.stdout.starts_with(&format!("dvt {}\n", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.stdout
+    );
+    let root = std::fs::canonicalize(&env.root).unwrap();
+    assert!(
+        r.stdout.contains(&format!("repository: {} (git)", root.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("remote: store (s3) (default)"), "{}", r.stdout);
+    assert!(r.stdout.contains("remote: backup (local)"), "{}", r.stdout);
+    assert!(r.stdout.contains("cache filesystem: "), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("s3cr3t") && !r.stderr.contains("s3cr3t"),
+        "{}",
+        r.stdout
+    );
+    // `version` is the same command, as in DVC.
+    let j = env.dvt(&["version", "--json"]).ok().json();
+    assert_eq!(j["repo"]["git"], true);
+    assert_eq!(j["repo"]["remotes"].as_array().unwrap().len(), 2);
+    assert!(
+        j["repo"]["cache_fs"]["fs_type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{j}"
+    );
+    // Outside any repository it still answers.
+    let out = TestEnv::bare();
+    let r = out.dvt(&["doctor"]).ok();
+    assert!(r.stdout.contains("repository: none here"), "{}", r.stdout);
+}

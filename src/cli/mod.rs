@@ -181,6 +181,14 @@ enum Command {
     History(history::HistoryCommand),
     #[command(flatten)]
     Pipeline(pipeline::PipelineCommand),
+    /// Print what a bug report needs: dvt's version, the platform, and the
+    /// repository's filesystems, cache and remotes (as `dvc doctor`; no secrets)
+    #[command(alias = "version")]
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (as `dvc completion`), e.g.
     /// `source <(dvt completion)` in bash, `dvt completion -s zsh > _dvt`.
     Completion {
@@ -448,6 +456,44 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let bars = Bars::new(cli.quiet);
     let q = cli.quiet;
     match &cli.command {
+        Command::Doctor { json: as_json } => {
+            let d = ops::doctor::doctor(&cwd);
+            if *as_json {
+                return json(&d);
+            }
+            out!("dvt {}", d.version);
+            out!("platform: {}", d.platform);
+            out!("supports: {}", d.supports.join(", "));
+            let Some(r) = &d.repo else {
+                out!("repository: none here");
+                return Ok(ExitCode::SUCCESS);
+            };
+            let fs = |m: &Option<ops::doctor::Mount>| match m {
+                Some(m) => format!("{} on {} ({})", m.fs_type, m.mount_point, m.source),
+                None => "unknown".to_string(),
+            };
+            out!(
+                "repository: {} ({})",
+                r.root.display(),
+                if r.git { "git" } else { "no git" }
+            );
+            out!("workspace filesystem: {}", fs(&r.workspace_fs));
+            out!(
+                "cache: {}{}, zstd level {}, fsync {}",
+                r.cache_dir.display(),
+                if r.cache_shared { " (cache.dir)" } else { "" },
+                r.cache_level,
+                if r.cache_fsync { "on" } else { "off" }
+            );
+            out!("cache filesystem: {}", fs(&r.cache_fs));
+            if r.remotes.is_empty() {
+                out!("remotes: none");
+            }
+            for rm in &r.remotes {
+                let mark = if rm.default { " (default)" } else { "" };
+                out!("remote: {} ({}){mark}", rm.name, rm.kind);
+            }
+        }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

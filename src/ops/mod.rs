@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod config;
 pub mod describe;
 pub mod diff;
+pub mod doctor;
 pub mod fsck;
 pub mod gc;
 pub mod hooks;
