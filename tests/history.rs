@@ -1041,6 +1041,17 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
         "{}",
         r.stderr
     );
+    for (url, says) in [
+        ("", "cannot import ``: the URL is empty"),
+        ("s3://", "names no bucket or container"),
+        ("remote:///x", "name the remote: remote://NAME/path"),
+    ] {
+        let r = env.dvt(&["import-url", url]).fails();
+        assert!(r.stderr.contains(says), "{url}: {}", r.stderr);
+    }
+    let r = env.dvt(&["import-url", model.to_str().unwrap(), "weights.dvt"]).fails();
+    assert!(r.stderr.contains("it would be a pointer file"), "{}", r.stderr);
+    assert!(!env.exists("weights.dvt") && !env.exists("weights.dvt.dvt"));
     let r = env.dvt(&["import-url", "remote://nowhere/file.csv"]).fails();
     assert!(r.stderr.contains("no remote named `nowhere`"), "{}", r.stderr);
     let r = env.dvt(&["update", "model.bin", "--rev", "v1"]).fails();

@@ -63,13 +63,29 @@ pub struct ImportUrlReport {
 /// Downloads what `opts.url` names into `opts.out` and tracks it with a pointer
 /// that records the URL.
 pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress) -> Result<ImportUrlReport> {
+    if opts.url.trim().is_empty() {
+        return Err(RemoteError::Source {
+            url: opts.url.clone(),
+            message: "the URL is empty".into(),
+        }
+        .into());
+    }
     let url = recorded_url(&opts.url, &opts.cwd);
+    // A URL that names no store is refused before it is turned into a path here.
+    let source = open_source(repo, &url, opts.jobs)?;
     let out = match &opts.out {
         Some(o) => opts.cwd.join(o),
         None => opts.cwd.join(last_component(&url)),
     };
     let (out, rel) = repo.resolve(&opts.cwd, &out)?;
     repo.check_trackable(&rel)?;
+    if crate::pointer::is_pointer_path(&out) {
+        return Err(PathError::Reserved {
+            path: out,
+            reason: "it would be a pointer file; name the data path instead",
+        }
+        .into());
+    }
     if let Some(tracked) = crate::workspace::tracked_ancestor(repo, &rel) {
         return Err(PathError::InsideTracked { path: rel, tracked }.into());
     }
@@ -81,7 +97,6 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
         .into());
     }
     let _lock = repo.lock(&format!("dvt import-url {url}"))?;
-    let source = open_source(repo, &url, opts.jobs)?;
     let listing = list(&source, &url)?;
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
@@ -237,6 +252,13 @@ fn open_source(repo: &Repo, url: &str, jobs: Option<usize>) -> Result<Remote> {
     let (spec, mut location) = match url.strip_prefix("remote://") {
         Some(rest) => {
             let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if name.is_empty() {
+                return Err(RemoteError::Source {
+                    url: url.to_string(),
+                    message: "name the remote: remote://NAME/path".into(),
+                }
+                .into());
+            }
             let (mut spec, mut location) = spec(repo.config(), name, repo.root())?;
             let path = path.trim_matches('/');
             match (&location.dir, path.is_empty()) {
