@@ -613,15 +613,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 repo,
                 &r.commit[..7]
             );
-            let gitignore = match pointer.rfind('/') {
-                Some(i) => format!("{}/.gitignore", &pointer[..i]),
-                None => ".gitignore".to_string(),
-            };
-            note!(
-                quiet,
-                "hint: commit it with `git add {}`",
-                super::shell_paths(here.root(), cwd, &[pointer, &gitignore])
-            );
+            commit_hint(quiet, here.root(), cwd, pointer);
         }
         HistoryCommand::ImportUrl {
             url,
@@ -647,15 +639,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 None => HumanBytes(r.size).to_string(),
             };
             say!(quiet, "imported {} ({what}) from {} -> {}", r.path, r.url, r.pointer);
-            let gitignore = match r.path.rfind('/') {
-                Some(i) => format!("{}/.gitignore", &r.path[..i]),
-                None => ".gitignore".to_string(),
-            };
-            note!(
-                quiet,
-                "hint: commit it with `git add {}`",
-                super::shell_paths(repo.root(), cwd, &[&r.pointer, &gitignore])
-            );
+            commit_hint(quiet, repo.root(), cwd, &r.pointer);
         }
         HistoryCommand::Update {
             targets,
@@ -705,6 +689,19 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         HistoryCommand::GitHook { name, args } => return git_hook(cwd, name, args, quiet, bars),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After an import: the `git add` of its pointer and the `.gitignore` beside it.
+fn commit_hint(quiet: bool, root: &Path, cwd: &Path, pointer: &str) {
+    let gitignore = match pointer.rfind('/') {
+        Some(i) => format!("{}/.gitignore", &pointer[..i]),
+        None => ".gitignore".to_string(),
+    };
+    note!(
+        quiet,
+        "hint: commit it with `git add {}`",
+        super::shell_paths(root, cwd, &[pointer, &gitignore])
+    );
 }
 
 fn print_plan(plan: &ops::GcPlan) {

@@ -92,10 +92,7 @@ fn repo_report(repo: &Repo) -> RepoReport {
         .into_iter()
         .map(|name| {
             let kind = match crate::remote::config::spec(config, &name, repo.root()) {
-                Ok((_, location)) => serde_json::to_value(location.scheme)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                Ok((_, location)) => location.scheme.name().to_string(),
                 Err(e) => format!("invalid: {e}"),
             };
             RemoteReport {

@@ -72,6 +72,17 @@ const INT_KEYS: &[&str] = &["jobs", "retries", "timeout"];
 const BOOL_KEYS: &[&str] = &["allow_http", "hardlink", "pack"];
 
 impl Scheme {
+    /// The name messages and reports use: `local`, `s3`, `gcs`, `azure`, `http`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Local => "local",
+            Scheme::S3 => "s3",
+            Scheme::Gcs => "gcs",
+            Scheme::Azure => "azure",
+            Scheme::Http => "http",
+        }
+    }
+
     /// The option keys this kind of remote takes (besides `url`, `jobs`, `retries`, `timeout`).
     pub fn keys(self) -> &'static [&'static str] {
         match self {
@@ -314,10 +325,7 @@ fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
         remote: remote.to_string(),
         message: format!(
             "unknown option `{key}` for a {} remote; it takes: {}",
-            serde_json::to_value(scheme)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            scheme.name(),
             allowed.join(", ")
         ),
     }
