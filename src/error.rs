@@ -200,6 +200,25 @@ impl Error {
             Error::Pipeline(PipelineError::NoPipeline) => {
                 Some("declare stages with `dvt stage add -n NAME -d DEP -o OUT CMD`".into())
             }
+            Error::Workspace(WorkspaceError::Incomplete { failures, .. })
+                if failures.iter().any(|f| f.contains("is not in the cache")) =>
+            {
+                Some(
+                    "`dvt pull` gets missing objects from the remote; pipeline outs that `dvt repro --no-commit` \
+                     recorded were never stored, and `dvt repro` makes them again"
+                        .into(),
+                )
+            }
+            Error::Pipeline(PipelineError::CommitChanged { stage, .. }) => Some(format!(
+                "`dvt repro {stage}` runs it on its inputs; `dvt commit --force {stage}` records its outs as they are"
+            )),
+            Error::Pipeline(PipelineError::CommitOutMissing { stage, .. }) => Some(format!(
+                "`dvt repro {stage}` runs it (or restores its outs from the cache); nothing was written"
+            )),
+            Error::Path(PathError::CommitImport { .. }) => Some(
+                "to track your changes as data of your own instead, `dvt add` its data path (the import's source is dropped)"
+                    .into(),
+            ),
             Error::Pipeline(PipelineError::StageFailed { .. }) => {
                 Some("fix the command or its inputs and run `dvt repro` again: finished stages are not re-run".into())
             }
@@ -300,6 +319,22 @@ pub enum PipelineError {
     /// A stage that ran but did not produce an out.
     #[error("stage `{stage}` ran but did not produce its out `{out}`; its entry in `dvt.lock` is unchanged")]
     OutMissing {
+        /// The stage.
+        stage: String,
+        /// The out.
+        out: String,
+    },
+    /// `commit` of a stage whose inputs are not those `dvt.lock` records.
+    #[error("stage `{stage}` is not committed: {why}, so its outs may not be what its command makes of its inputs")]
+    CommitChanged {
+        /// The stage.
+        stage: String,
+        /// The first difference ("dep `x` changed since `dvt.lock` was written").
+        why: String,
+    },
+    /// `commit` of a stage whose out does not exist.
+    #[error("stage `{stage}` is not committed: its out `{out}` does not exist")]
+    CommitOutMissing {
         /// The stage.
         stage: String,
         /// The out.
@@ -788,6 +823,12 @@ pub enum PathError {
     /// `update --rev` of data imported from a URL.
     #[error("`{pointer}` was imported from a URL, which has no revisions: drop `--rev`")]
     RevOfUrlImport {
+        /// The pointer file.
+        pointer: String,
+    },
+    /// `commit` of data made by `dvt import` or `dvt import-url`.
+    #[error("`{pointer}` was made by `dvt import` or `dvt import-url`: `dvt update` changes it, not `dvt commit`")]
+    CommitImport {
         /// The pointer file.
         pointer: String,
     },

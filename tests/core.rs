@@ -1996,7 +1996,7 @@ fn status_hints_name_the_command_that_helps() {
     };
     const EDITS: &str = "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them";
     const RESTORE: &str = "hint: `dvt checkout` restores what is missing from the workspace";
-    const FETCH: &str = "hint: `dvt fetch` gets missing objects from a remote; `dvt add PATH` stores those of unchanged data again from the workspace";
+    const FETCH: &str = "hint: `dvt fetch` gets missing objects from a remote; `dvt commit PATH` stores those of unchanged data again from the workspace";
     const PULL: &str = "hint: `dvt pull` downloads what the cache lacks and restores the workspace";
 
     std::fs::remove_dir_all(env.path("d")).unwrap();

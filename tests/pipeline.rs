@@ -433,3 +433,182 @@ fn dvt_lock_merges_stage_by_stage_between_branches() {
         r.stderr
     );
 }
+
+/// The ids of `dvt.lock`'s outs that the status report finds missing from the cache.
+fn uncached_outs(env: &TestEnv) -> Vec<String> {
+    let r = env.dvt(&["status", "--json"]).ok().json();
+    r["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["missing_from_cache"].as_array().unwrap().is_empty())
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `repro --no-commit` records outs without caching them; `dvt commit` stores
+/// them, records hand-made changes to outs, and refuses a stage whose inputs
+/// changed unless `--force`, writing nothing then.
+#[test]
+fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
+    let env = example();
+    let acts = actions(&env, &["--no-commit"]);
+    assert_eq!(ran(&acts).len(), 5);
+    assert!(env.object_ids().is_empty(), "--no-commit stored {:?}", env.object_ids());
+    assert_eq!(
+        uncached_outs(&env),
+        ["data/features", "data/raw", "data/clean", "models/model.json"]
+    );
+    let lock = env.read("dvt.lock");
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new(), "the outs match dvt.lock");
+    let model = env.read("models/model.json");
+    std::fs::remove_file(env.path("models/model.json")).unwrap();
+    let err = env.dvt(&["checkout", "models/model.json"]).fails();
+    assert!(
+        err.stderr
+            .contains("`dvt repro --no-commit` recorded were never stored"),
+        "{}",
+        err.stderr
+    );
+    env.write("models/model.json", model);
+
+    // Commit stores what --no-commit left out; dvt.lock stays as it is.
+    let r = env.dvt(&["commit", "--json"]).ok().json();
+    for s in r["stages"].as_array().unwrap() {
+        assert_eq!(s["changed"], false, "{s}");
+    }
+    assert!(r["stages"][0]["stored_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(uncached_outs(&env).is_empty());
+    assert_eq!(env.read("dvt.lock"), lock);
+    let features = env.read("data/features/features.csv");
+    std::fs::remove_dir_all(env.path("data/features")).unwrap();
+    env.dvt(&["checkout", "data/features"]).ok();
+    assert_eq!(env.read("data/features/features.csv"), features);
+
+    // An out edited by hand: status points at repro and commit.
+    let model = String::from_utf8(env.read("models/model.json")).unwrap();
+    let edited = model.replacen('{', "{\"note\": \"tuned by hand\", ", 1);
+    env.write("models/model.json", &edited);
+    let st = env.dvt(&["status"]).ok();
+    assert!(
+        st.stderr.contains("`dvt commit STAGE` records their outs"),
+        "{}",
+        st.stderr
+    );
+    // Committing everything would also record `evaluate`, whose dep changed: refused.
+    let err = env.dvt(&["commit"]).fails();
+    assert!(
+        err.stderr.contains(
+            "stage `evaluate` is not committed: dep `models/model.json` changed since `dvt.lock` was written"
+        ),
+        "{}",
+        err.stderr
+    );
+    assert!(err.stderr.contains("dvt commit --force evaluate"), "{}", err.stderr);
+    assert_eq!(env.read("dvt.lock"), lock, "a refusal writes nothing");
+    // The stage that produced it, named by its out.
+    let r = env.dvt(&["commit", "--json", "models/model.json"]).ok().json();
+    assert_eq!(r["stages"].as_array().unwrap().len(), 1);
+    assert_eq!(r["stages"][0]["stage"], "train");
+    assert_eq!(r["stages"][0]["changed"], true);
+    let id = blake3::hash(edited.as_bytes()).to_hex().to_string();
+    assert!(lock_section(&env, "train").contains(&id));
+    assert!(env.has_object(&id));
+    assert_eq!(
+        actions(&env, &["--dry-run"]),
+        [
+            ("generate".to_string(), "skipped".to_string()),
+            ("preprocess".into(), "skipped".into()),
+            ("featurize".into(), "skipped".into()),
+            ("train".into(), "skipped".into()),
+            ("evaluate".into(), "would-run".into()),
+        ]
+    );
+    // --force records `evaluate` as it is, and says why it had to.
+    let r = env
+        .dvt(&["commit", "--force", "--json", "dvt.toml:evaluate"])
+        .ok()
+        .json();
+    assert_eq!(
+        r["stages"][0]["forced"],
+        "dep `models/model.json` changed since `dvt.lock` was written"
+    );
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+
+    // Wrong targets and a missing out: a clear error, nothing written.
+    let lock = env.read("dvt.lock");
+    let err = env.dvt(&["commit", "dvt.toml:nosuch"]).fails();
+    assert!(err.stderr.contains("no stage named `nosuch`"), "{}", err.stderr);
+    let err = env.dvt(&["commit", "nosuch"]).fails();
+    assert!(err.stderr.contains("`nosuch` is not tracked by dvt"), "{}", err.stderr);
+    let eval = env.read("metrics/eval.json");
+    std::fs::remove_file(env.path("metrics/eval.json")).unwrap();
+    let err = env.dvt(&["commit", "evaluate"]).fails();
+    assert!(
+        err.stderr
+            .contains("stage `evaluate` is not committed: its out `metrics/eval.json` does not exist"),
+        "{}",
+        err.stderr
+    );
+    assert_eq!(env.read("dvt.lock"), lock);
+    env.write("metrics/eval.json", eval);
+
+    // A stage that never ran: skipped when nothing is named, refused when named.
+    env.dvt(&["stage", "add", "-n", "extra", "-o", "extra.txt", "echo hi > extra.txt"])
+        .ok();
+    env.write("extra.txt", "made by hand\n");
+    let r = env.dvt(&["commit"]).ok();
+    assert!(
+        r.stderr.contains("skipped stage `extra`: it has never run"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("dvt.lock"), lock);
+    let err = env.dvt(&["commit", "extra"]).fails();
+    assert!(err.stderr.contains("`dvt.lock` has no entry for it"), "{}", err.stderr);
+    env.dvt(&["commit", "-f", "extra"]).ok();
+    assert!(lock_section(&env, "extra").contains("extra.txt"));
+}
+
+/// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
+/// would, leaves imports to `dvt update`, and refuses to commit an import.
+#[test]
+fn commit_records_changed_pointers_and_leaves_imports_alone() {
+    let env = TestEnv::new();
+    env.write("data/a.txt", "one");
+    env.write("model.bin", "weights v1");
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("ext.csv"), "x,y\n").unwrap();
+    env.dvt(&["import-url", source.path().join("ext.csv").to_str().unwrap()])
+        .ok();
+    let imported = env.read("ext.csv.dvt");
+
+    env.write("model.bin", "weights v2");
+    env.write("ext.csv", "edited locally\n");
+    let r = env.dvt(&["commit"]).ok();
+    assert!(r.stdout.contains("added model.bin"), "{}", r.stdout);
+    assert!(!r.stdout.contains("data"), "unchanged data is not listed: {}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("skipped ext.csv.dvt: imports change with `dvt update`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("git add model.bin.dvt"), "{}", r.stderr);
+    let id = blake3::hash(b"weights v2").to_hex().to_string();
+    assert!(String::from_utf8(env.read("model.bin.dvt")).unwrap().contains(&id));
+    assert_eq!(env.read("ext.csv.dvt"), imported);
+
+    let err = env.dvt(&["commit", "ext.csv"]).fails();
+    assert!(
+        err.stderr
+            .contains("`ext.csv.dvt` was made by `dvt import` or `dvt import-url`"),
+        "{}",
+        err.stderr
+    );
+    assert_eq!(env.read("ext.csv.dvt"), imported);
+    // No pipeline: a name that is no path is not tracked.
+    let err = env.dvt(&["commit", "train"]).fails();
+    assert!(err.stderr.contains("`train` is not tracked by dvt"), "{}", err.stderr);
+}

@@ -524,35 +524,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&report);
             }
-            for a in &report.added {
-                let what = match a.files {
-                    Some(n) => format!("{}, {}", files(n), HumanBytes(a.size)),
-                    None => format!("{}", HumanBytes(a.size)),
-                };
-                let state = if a.unchanged { "unchanged" } else { "added" };
-                say!(q, "{state} {} ({what}) -> {}", a.path, a.pointer);
-            }
-            note!(
-                q,
-                "hashed {} ({}), wrote {} to the cache",
-                files(report.hashed_files),
-                HumanBytes(report.hashed_bytes),
-                HumanBytes(report.written_bytes)
-            );
-            let mut files: Vec<&str> = Vec::new();
-            for a in report.added.iter().filter(|a| !a.unchanged) {
-                files.push(&a.pointer);
-                if !files.contains(&a.gitignore.as_str()) {
-                    files.push(&a.gitignore);
-                }
-            }
-            if !files.is_empty() {
-                note!(
-                    q,
-                    "hint: to record this version with git, run:\n    git add {}",
-                    shell_paths(repo.root(), &cwd, &files)
-                );
-            }
+            print_added(q, &repo, &cwd, &report, true)?;
         }
         Command::Status {
             targets,
@@ -655,13 +627,24 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if !report.is_clean() && !any_error {
                 use ops::status::Workspace;
                 let ptrs = &report.pointers;
-                let modified = ptrs.iter().any(|p| p.workspace == Workspace::Modified);
+                let is_out = |p: &&ops::status::PointerStatus| p.pointer == dvt::pipeline::LOCK_FILE;
                 let absent = ptrs.iter().any(|p| p.workspace == Workspace::Missing);
                 let uncached = ptrs.iter().any(|p| !p.missing_from_cache.is_empty());
-                if modified {
+                if ptrs
+                    .iter()
+                    .filter(|p| !is_out(p))
+                    .any(|p| p.workspace == Workspace::Modified)
+                {
                     note!(
                         q,
                         "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
+                    );
+                }
+                if ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified) {
+                    note!(
+                        q,
+                        "hint: `dvt repro` runs the stages again; `dvt commit STAGE` records their outs as they \
+                         are; `dvt checkout PATH` discards the changes"
                     );
                 }
                 if absent && uncached {
@@ -674,7 +657,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 } else if uncached {
                     note!(
                         q,
-                        "hint: `dvt fetch` gets missing objects from a remote; `dvt add PATH` stores \
+                        "hint: `dvt fetch` gets missing objects from a remote; `dvt commit PATH` stores \
                          those of unchanged data again from the workspace"
                     );
                 }
@@ -1168,6 +1151,47 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
             };
             say!(q, "remote `{name}`: {key} {shown} in {file}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what `add` (or `commit`, with `!unchanged`: only what changed) did to
+/// pointers, and the `git add` hint.
+pub(super) fn print_added(
+    q: bool,
+    repo: &Repo,
+    cwd: &std::path::Path,
+    report: &ops::AddReport,
+    unchanged: bool,
+) -> Result<ExitCode, dvt::Error> {
+    for a in report.added.iter().filter(|a| unchanged || !a.unchanged) {
+        let what = match a.files {
+            Some(n) => format!("{}, {}", files(n), HumanBytes(a.size)),
+            None => format!("{}", HumanBytes(a.size)),
+        };
+        let state = if a.unchanged { "unchanged" } else { "added" };
+        say!(q, "{state} {} ({what}) -> {}", a.path, a.pointer);
+    }
+    note!(
+        q,
+        "hashed {} ({}), wrote {} to the cache",
+        files(report.hashed_files),
+        HumanBytes(report.hashed_bytes),
+        HumanBytes(report.written_bytes)
+    );
+    let mut files: Vec<&str> = Vec::new();
+    for a in report.added.iter().filter(|a| !a.unchanged) {
+        files.push(&a.pointer);
+        if !files.contains(&a.gitignore.as_str()) {
+            files.push(&a.gitignore);
+        }
+    }
+    if !files.is_empty() {
+        note!(
+            q,
+            "hint: to record this version with git, run:\n    git add {}",
+            shell_paths(repo.root(), cwd, &files)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,6 +27,24 @@ pub(super) enum PipelineCommand {
         /// Reproduce the given stages and everything downstream of them.
         #[arg(long)]
         downstream: bool,
+        /// Record outs in `dvt.lock` without storing them in the cache; `dvt
+        /// commit` stores them once you keep the result.
+        #[arg(long)]
+        no_commit: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record outs of stages that changed in `dvt.lock` and the cache, and data of
+    /// `.dvt` pointers that changed (as `dvc commit`)
+    Commit {
+        /// Stages (`NAME` or `dvt.toml:NAME`), outs of stages, or tracked data
+        /// paths (default: every stage and every pointer).
+        targets: Vec<String>,
+        /// Also record a stage whose command, deps or params changed since
+        /// `dvt.lock` was written, or that never ran.
+        #[arg(short, long)]
+        force: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -156,6 +174,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             force,
             dry_run,
             downstream,
+            no_commit,
             json: as_json,
         } => {
             let opts = ops::ReproOptions {
@@ -163,6 +182,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 force: *force,
                 dry_run: *dry_run,
                 downstream: *downstream,
+                no_commit: *no_commit,
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
@@ -181,9 +201,61 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 }
             }
             if report.stages.iter().any(|s| s.action == Action::Ran) {
+                if *no_commit {
+                    note!(
+                        quiet,
+                        "hint: the outs are not in the cache; `dvt commit` stores them when you keep this result"
+                    );
+                } else {
+                    note!(
+                        quiet,
+                        "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
+                    );
+                }
+            }
+        }
+        PipelineCommand::Commit {
+            targets,
+            force,
+            json: as_json,
+        } => {
+            let opts = ops::CommitOptions {
+                targets: targets.clone(),
+                cwd: cwd.to_path_buf(),
+                force: *force,
+            };
+            let report = ops::commit(&repo, &opts, bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            for s in &report.stages {
+                let stored = match s.stored_bytes {
+                    0 => String::new(),
+                    n => format!("; {} written to the cache", indicatif::HumanBytes(n)),
+                };
+                match (&s.forced, s.changed) {
+                    (Some(why), _) => out!("Stage `{}` committed as it is ({why}){stored}", s.stage),
+                    (None, true) => out!("Stage `{}` committed; dvt.lock updated{stored}", s.stage),
+                    (None, false) => out!("Stage `{}` didn't change{stored}", s.stage),
+                }
+            }
+            for s in &report.never_ran {
                 note!(
                     quiet,
-                    "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
+                    "skipped stage `{s}`: it has never run (`dvt repro {s}` runs it; `dvt commit --force {s}` \
+                     records its outs as they are)"
+                );
+            }
+            for p in &report.skipped_imports {
+                note!(quiet, "skipped {p}: imports change with `dvt update`");
+            }
+            if let Some(added) = &report.pointers {
+                super::print_added(quiet, &repo, cwd, added, false)?;
+            }
+            if report.stages.iter().any(|s| s.changed) {
+                note!(
+                    quiet,
+                    "hint: record it with git: `git add dvt.lock` (and the .gitignore files of outs)"
                 );
             }
         }

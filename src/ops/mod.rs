@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod checkout;
+pub mod commit;
 pub mod config;
 pub mod describe;
 pub mod diff;
@@ -24,6 +25,7 @@ pub mod versions;
 
 pub use add::{AddOptions, AddReport, add};
 pub use checkout::{CheckoutOptions, CheckoutReport, checkout};
+pub use commit::{CommitOptions, CommitReport, commit};
 pub use describe::{Description, TagOptions, TagReport, describe, tag};
 pub use diff::{DiffOptions, DiffReport, diff};
 pub use fsck::{FsckReport, Repair, fsck, repair};

@@ -30,6 +30,9 @@ pub struct ReproOptions {
     pub dry_run: bool,
     /// Select the targets and everything downstream of them instead.
     pub downstream: bool,
+    /// Record the outs in `dvt.lock` without storing them in the cache (`dvt
+    /// commit` stores them later).
+    pub no_commit: bool,
 }
 
 /// What happened to a stage.
@@ -84,7 +87,7 @@ fn state_of(repo: &Repo, rel: &str, how: Identify<'_>, stat: &StatCache, counter
 }
 
 /// In a dry run, what will become of a dep that is missing now.
-enum Later {
+pub(crate) enum Later {
     /// An upstream stage would run and produce it.
     Run,
     /// An upstream stage would restore it as recorded.
@@ -93,7 +96,7 @@ enum Later {
 
 /// What a stage would be recorded with now: its cmd, deps and params (outs come
 /// after it runs).
-fn inputs(
+pub(crate) fn inputs(
     repo: &Repo,
     stage: &Stage,
     produced_later: &dyn Fn(&str) -> Option<Later>,
@@ -133,22 +136,11 @@ fn inputs(
     Ok((now, pending))
 }
 
-/// Why a stage must run, comparing `now` (cmd, deps, params) and the workspace's
-/// outs with `locked`; `None` if it need not. Also returns the outs that are only
-/// missing and can be restored from the cache.
-fn decide(
-    repo: &Repo,
-    stage: &Stage,
-    now: &StageLock,
-    locked: Option<&StageLock>,
-    stat: &StatCache,
-    counters: &Counters,
-) -> Result<(Option<String>, Vec<Entry>)> {
-    let Some(locked) = locked else {
-        return Ok((Some("it has never run".into()), vec![]));
-    };
+/// Why `now` (cmd, deps, params) differs from `locked`: the first difference
+/// found, or `None` if they match.
+pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<String> {
     if locked.cmd != now.cmd {
-        return Ok((Some("its command changed".into()), vec![]));
+        return Some("its command changed".into());
     }
     if locked.deps != now.deps {
         let changed = now
@@ -164,7 +156,7 @@ fn decide(
                     .map(|d| d.path.clone())
             })
             .unwrap_or_default();
-        return Ok((Some(format!("dep `{changed}` changed")), vec![]));
+        return Some(format!("dep `{changed}` changed"));
     }
     if locked.params != now.params {
         let mut which = String::new();
@@ -178,7 +170,27 @@ fn decide(
         if which.is_empty() {
             which = "its params changed".into();
         }
-        return Ok((Some(which), vec![]));
+        return Some(which);
+    }
+    None
+}
+
+/// Why a stage must run, comparing `now` (cmd, deps, params) and the workspace's
+/// outs with `locked`; `None` if it need not. Also returns the outs that are only
+/// missing and can be restored from the cache.
+fn decide(
+    repo: &Repo,
+    stage: &Stage,
+    now: &StageLock,
+    locked: Option<&StageLock>,
+    stat: &StatCache,
+    counters: &Counters,
+) -> Result<(Option<String>, Vec<Entry>)> {
+    let Some(locked) = locked else {
+        return Ok((Some("it has never run".into()), vec![]));
+    };
+    if let Some(why) = inputs_changed(now, locked) {
+        return Ok((Some(why), vec![]));
     }
     let mut recorded: Vec<&str> = locked.outs.iter().map(|o| o.path.as_str()).collect();
     recorded.sort_unstable();
@@ -287,35 +299,7 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
             (Some(why), _, false) => {
                 on_run(stage, why);
                 run_stage(repo, stage, &now, &commit)?;
-                let mut done = now.clone();
-                let packing = repo.cache().begin_packing();
-                let mut complete = Vec::new();
-                for out in &stage.outs {
-                    let how = if out.cache {
-                        Identify::Store(repo.cache())
-                    } else {
-                        Identify::HashOnly
-                    };
-                    let e =
-                        state_of(repo, &out.path, how, &stat, &counters)?.ok_or_else(|| PipelineError::OutMissing {
-                            stage: stage.name.clone(),
-                            out: out.path.clone(),
-                        })?;
-                    if out.cache {
-                        if e.kind == Kind::Dir {
-                            complete.push(e.id);
-                        }
-                        let abs = repo.root().join(&out.path);
-                        let name = out.path.rsplit('/').next().unwrap_or(&out.path);
-                        crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
-                    }
-                    done.outs.push(e);
-                }
-                packing.finish()?;
-                for id in &complete {
-                    repo.cache().mark_complete(id);
-                }
-                done.outs.sort_by(|a, b| a.path.cmp(&b.path));
+                let done = record_outs(repo, stage, &now, !opts.no_commit, &stat, &counters)?;
                 lock.stages.insert(name.clone(), done);
                 lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
                 lock.save(repo)?;
@@ -332,6 +316,48 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
     let _ = stat.save();
     report.hashed_files = counters.hashed_files.into_inner();
     Ok(report)
+}
+
+/// The lock entry of a stage that has produced its outs: `now` (cmd, deps,
+/// params) with each out as it is. Cached outs are stored (unless `!store`) and
+/// git-ignored. A missing out is an error; nothing is recorded then.
+pub(crate) fn record_outs(
+    repo: &Repo,
+    stage: &Stage,
+    now: &StageLock,
+    store: bool,
+    stat: &StatCache,
+    counters: &Counters,
+) -> Result<StageLock> {
+    let mut done = now.clone();
+    let packing = repo.cache().begin_packing();
+    let mut complete = Vec::new();
+    for out in &stage.outs {
+        let how = if out.cache && store {
+            Identify::Store(repo.cache())
+        } else {
+            Identify::HashOnly
+        };
+        let e = state_of(repo, &out.path, how, stat, counters)?.ok_or_else(|| PipelineError::OutMissing {
+            stage: stage.name.clone(),
+            out: out.path.clone(),
+        })?;
+        if out.cache {
+            if e.kind == Kind::Dir && store {
+                complete.push(e.id);
+            }
+            let abs = repo.root().join(&out.path);
+            let name = out.path.rsplit('/').next().unwrap_or(&out.path);
+            crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
+        }
+        done.outs.push(e);
+    }
+    packing.finish()?;
+    for id in &complete {
+        repo.cache().mark_complete(id);
+    }
+    done.outs.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(done)
 }
 
 /// Runs a stage's command with `sh -c` in its working directory, after deleting
