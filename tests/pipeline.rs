@@ -67,8 +67,22 @@ fn repro_runs_what_changed_and_nothing_else() {
         "a second repro runs nothing"
     );
 
+    let st = env.dvt(&["status"]).ok();
+    assert_eq!(st.stdout, "Data and pointers are up to date.\n");
+
     let params = String::from_utf8(env.read("params.yaml")).unwrap();
     env.write("params.yaml", params.replace("window: 24", "window: 12"));
+    // `dvt status` says which stages are stale and why, as `dvc status` does.
+    let st = env.dvt(&["status"]).ok();
+    assert_eq!(
+        st.stdout,
+        "pipeline: 3 stages would run:\n    featurize: param `featurize.window` changed\n    \
+         train: an upstream stage would run\n    evaluate: an upstream stage would run\n"
+    );
+    assert!(st.stderr.contains("hint: `dvt repro` runs them"), "{}", st.stderr);
+    let json = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(json["stale_stages"][0]["stage"], "featurize");
+    assert_eq!(json["stale_stages"][0]["action"], "would-run");
     assert_eq!(ran(&actions(&env, &[])), ["featurize", "train", "evaluate"]);
     assert_ne!(env.read("metrics/eval.json"), metrics);
     assert!(lock_section(&env, "featurize").contains("\"featurize.window\" = 12"));
@@ -184,10 +198,16 @@ fn pipeline_errors_name_the_stage_and_the_file() {
     for (text, wanted) in cases {
         env.write("dvt.toml", text);
         let r = env.dvt(&["repro"]).fails();
-        for w in wanted {
+        for w in &wanted {
             assert!(r.stderr.contains(w), "{text}\nwanted {w:?} in: {}", r.stderr);
         }
         assert!(!env.exists("dvt.lock"), "nothing recorded");
+        // `dvt status` reports it too, on its own line, and exits 1.
+        let st = env.dvt(&["status"]).fails();
+        assert!(st.stdout.starts_with("dvt.toml: error: "), "{}", st.stdout);
+        for w in &wanted {
+            assert!(st.stdout.contains(w), "{text}\nwanted {w:?} in: {}", st.stdout);
+        }
     }
     env.write("dvt.toml", "[stages.a]\ncmd = 'true'\n");
     let r = env.dvt(&["repro", "nosuch"]).fails();

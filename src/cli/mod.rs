@@ -578,8 +578,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&report);
             }
-            let any_error = report.pointers.iter().any(|p| p.error.is_some());
-            if report.pointers.is_empty() {
+            let any_error = report.pointers.iter().any(|p| p.error.is_some()) || report.pipeline_error.is_some();
+            if report.is_clean() && report.pointers.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
             } else if report.is_clean() {
                 out!("Data and pointers are up to date.");
@@ -624,6 +624,18 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     );
                 }
             }
+            if let Some(e) = &report.pipeline_error {
+                out!("{}: error: {e}", dvt::pipeline::PIPELINE_FILE);
+            }
+            if !report.stale_stages.is_empty() {
+                out!(
+                    "pipeline: {} would run:",
+                    dvt::counted(report.stale_stages.len(), "stage")
+                );
+                for st in &report.stale_stages {
+                    out!("    {}: {}", st.stage, st.reason.as_deref().unwrap_or(""));
+                }
+            }
             if !report.is_clean() && !any_error {
                 use ops::status::Workspace;
                 let ptrs = &report.pointers;
@@ -646,6 +658,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         "hint: `dvt repro` runs the stages again; `dvt commit STAGE` records their outs as they \
                          are; `dvt checkout PATH` discards the changes"
                     );
+                }
+                let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
+                if !report.stale_stages.is_empty() && !out_modified {
+                    note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
                 }
                 if absent && uncached {
                     note!(

@@ -245,7 +245,12 @@ fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
 pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ReproReport> {
     let pipeline = Pipeline::load_required(repo)?;
     let selected = pipeline.select(&opts.targets, opts.downstream)?;
-    let _lock = repo.lock("dvt repro")?;
+    // A dry run writes nothing (but the stat cache), so `dvt status` can run it
+    // beside a writing command.
+    let _lock = match opts.dry_run {
+        true => None,
+        false => Some(repo.lock("dvt repro")?),
+    };
     let mut lock = Lock::load(repo)?;
     lock.version = crate::pipeline::lock::LOCK_VERSION;
     let stat = repo.stat_cache();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::object::ObjectId;
+use crate::ops::repro::{Action, ReproOptions, StageResult};
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -25,16 +26,24 @@ pub struct StatusOptions {
 pub struct StatusReport {
     /// One entry per pointer, sorted by pointer path.
     pub pointers: Vec<PointerStatus>,
+    /// Stages of `dvt.toml` that `dvt repro` would run, and why (looked at only
+    /// when no targets are named).
+    pub stale_stages: Vec<StageResult>,
+    /// Why the pipeline could not be checked, if it could not.
+    pub pipeline_error: Option<String>,
     /// Files read and hashed to decide (0 when the stat cache knew them all).
     pub hashed_files: u64,
 }
 
 impl StatusReport {
-    /// Whether every pointer matches the workspace and has its objects cached.
+    /// Whether every pointer matches the workspace and has its objects cached,
+    /// and no stage of the pipeline would run.
     pub fn is_clean(&self) -> bool {
         self.pointers
             .iter()
             .all(|p| p.workspace == Workspace::Unchanged && p.missing_from_cache.is_empty() && p.error.is_none())
+            && self.stale_stages.is_empty()
+            && self.pipeline_error.is_none()
     }
 }
 
@@ -119,10 +128,26 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         out.push(st);
     }
     let _ = stat.save();
-    Ok(StatusReport {
+    let mut report = StatusReport {
         pointers: out,
+        stale_stages: vec![],
+        pipeline_error: None,
         hashed_files: counters.hashed_files.into_inner(),
-    })
+    };
+    if opts.targets.is_empty() && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
+        let dry = ReproOptions {
+            dry_run: true,
+            ..Default::default()
+        };
+        match crate::ops::repro(repo, &dry, &|_, _| {}, progress) {
+            Ok(r) => {
+                report.hashed_files += r.hashed_files;
+                report.stale_stages = r.stages.into_iter().filter(|s| s.action == Action::WouldRun).collect();
+            }
+            Err(e) => report.pipeline_error = Some(crate::error_chain(&e)),
+        }
+    }
+    Ok(report)
 }
 
 fn check_one(
