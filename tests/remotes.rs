@@ -1126,6 +1126,31 @@ fn remote_config_commands_keep_secrets_local() {
     a.dvt(&["remote", "default", "one"]).ok();
     let r = a.dvt(&["remote", "list"]).ok();
     assert!(r.stdout.starts_with("one\ts3://bucket/a\t(default)\n"), "{}", r.stdout);
+    // Rename moves its options in both files, and the default with it.
+    let r = a.dvt(&["remote", "rename", "one", "first"]).ok();
+    assert!(r.stderr.contains("git add .dvt/config.toml"), "{}", r.stderr);
+    let r = a.dvt(&["remote", "list"]).ok();
+    assert_eq!(r.stdout, "first\ts3://bucket/a\t(default)\ntwo\taz://container/b\n");
+    let r = a.dvt(&["remote", "list", "--json"]).ok().json();
+    assert_eq!(r[0]["options"]["region"], "eu-west-1");
+    assert_eq!(r[0]["options"]["secret_access_key"], "***");
+    let local = String::from_utf8(a.read(".dvt/config.local.toml")).unwrap();
+    assert!(
+        local.contains("[remote.first]") && !local.contains("[remote.one]"),
+        "{local}"
+    );
+    for (args, wanted) in [
+        (
+            ["remote", "rename", "first", "two"],
+            "remote `two`: a remote of that name exists",
+        ),
+        (["remote", "rename", "nosuch", "x"], "no remote named `nosuch`"),
+        (["remote", "rename", "first", "a/b"], "a remote name may hold only"),
+    ] {
+        let r = a.dvt(&args).fails();
+        assert!(r.stderr.contains(wanted), "{args:?}: {}", r.stderr);
+    }
+    a.dvt(&["remote", "rename", "first", "one"]).ok();
     a.dvt(&["remote", "remove", "one"]).ok();
     let r = a.dvt(&["remote", "list"]).ok();
     assert_eq!(r.stdout, "two\taz://container/b\n");

@@ -283,6 +283,13 @@ enum RemoteCommand {
         /// Its name.
         name: String,
     },
+    /// Rename a remote, keeping its options and whether it is the default.
+    Rename {
+        /// Its name.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
     /// Set the default remote, or with `--unset` clear it.
     Default {
         /// Its name.
@@ -1137,6 +1144,13 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
         RemoteCommand::Remove { name } => {
             config::remove(&repo, name)?;
             say!(q, "removed remote `{name}`; the data on it is untouched");
+        }
+        RemoteCommand::Rename { old, new } => {
+            let project = config::rename(&repo, old, new)?;
+            say!(q, "renamed remote `{old}` to `{new}`");
+            if project {
+                note!(q, "hint: commit the change with `git add .dvt/config.toml`");
+            }
         }
         RemoteCommand::Default { name, unset, local } => {
             let name = if *unset { None } else { name.as_deref() };

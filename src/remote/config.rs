@@ -466,6 +466,55 @@ pub fn remove(repo: &Repo, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `dvt remote rename`: renames remote `old` to `new` in both config files,
+/// keeping its options and its place as the default. Returns whether the
+/// committed `config.toml` changed.
+pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
+    let config = repo.config();
+    if !config.remote.contains_key(old) {
+        return Err(RemoteError::Unknown {
+            name: old.to_string(),
+            known: names(config),
+        }
+        .into());
+    }
+    check_name(new)?;
+    if config.remote.contains_key(new) {
+        return Err(RemoteError::Config {
+            remote: new.to_string(),
+            message: "a remote of that name exists: remove it first, or choose another name".into(),
+        }
+        .into());
+    }
+    let mut project = false;
+    for local in [false, true] {
+        if !repo.config_file(local).exists() {
+            continue;
+        }
+        let mut changed = false;
+        repo.edit_config(local, |doc| {
+            if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut)
+                && let Some(item) = t.remove(old)
+            {
+                t.insert(new, item);
+                changed = true;
+            }
+            let is_default = doc
+                .get("core")
+                .and_then(|c| c.get("remote"))
+                .and_then(Item::as_str)
+                .is_some_and(|d| d == old);
+            if is_default {
+                set_default_in(doc, Some(new));
+                changed = true;
+            }
+            Ok(())
+        })?;
+        project |= changed && !local;
+    }
+    Ok(project)
+}
+
 /// `dvt remote default`: makes `name` the default remote (`None` unsets it).
 pub fn set_default(repo: &Repo, name: Option<&str>, local: bool) -> Result<()> {
     if let Some(n) = name {
