@@ -107,6 +107,12 @@ fn repro_runs_what_changed_and_nothing_else() {
         ran(&actions(&env, &["--force", "--downstream", "train"])),
         ["train", "evaluate"]
     );
+    // -s: the named stage alone, its deps taken as they are.
+    assert_eq!(ran(&actions(&env, &["--force", "-s", "train"])), ["train"]);
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write("params.yaml", params.replace("window: 12", "window: 6"));
+    let acts = actions(&env, &["-s", "train"]);
+    assert_eq!(acts, [("train".to_string(), "skipped".to_string())]);
 }
 
 #[test]

@@ -25,8 +25,12 @@ pub(super) enum PipelineCommand {
         #[arg(long)]
         dry_run: bool,
         /// Reproduce the given stages and everything downstream of them.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "single_item")]
         downstream: bool,
+        /// Reproduce only the given stages, not those they depend on (their deps
+        /// are taken as they are).
+        #[arg(short, long)]
+        single_item: bool,
         /// Record outs in `dvt.lock` without storing them in the cache; `dvt
         /// commit` stores them once you keep the result.
         #[arg(long)]
@@ -174,6 +178,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             force,
             dry_run,
             downstream,
+            single_item,
             no_commit,
             json: as_json,
         } => {
@@ -182,6 +187,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 force: *force,
                 dry_run: *dry_run,
                 downstream: *downstream,
+                single_item: *single_item,
                 no_commit: *no_commit,
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {

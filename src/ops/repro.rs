@@ -30,6 +30,8 @@ pub struct ReproOptions {
     pub dry_run: bool,
     /// Select the targets and everything downstream of them instead.
     pub downstream: bool,
+    /// Only the named stages, not those upstream (or downstream) of them.
+    pub single_item: bool,
     /// Record the outs in `dvt.lock` without storing them in the cache (`dvt
     /// commit` stores them later).
     pub no_commit: bool,
@@ -244,7 +246,10 @@ fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
 /// stages finished before it keep their new `dvt.lock` entries.
 pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ReproReport> {
     let pipeline = Pipeline::load_required(repo)?;
-    let selected = pipeline.select(&opts.targets, opts.downstream)?;
+    let mut selected = pipeline.select(&opts.targets, opts.downstream)?;
+    if opts.single_item && !opts.targets.is_empty() {
+        selected.retain(|s| opts.targets.contains(s));
+    }
     // A dry run writes nothing (but the stat cache), so `dvt status` can run it
     // beside a writing command.
     let _lock = match opts.dry_run {
