@@ -307,6 +307,16 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
         "{}",
         r.stdout
     );
+    // Every stage looks stale, but pulling is what the clone needs first.
+    assert!(r.stdout.contains("pipeline: 5 stages would run:"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "hint: `dvt pull` downloads what the cache lacks and restores the workspace; `dvt repro` then runs"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("hint: `dvt repro` runs them"), "{}", r.stderr);
     clone.dvt(&["pull"]).ok();
     assert_eq!(clone.read("models/model.json"), env.read("models/model.json"));
     assert_eq!(clone.read("data/raw/sensor.csv"), env.read("data/raw/sensor.csv"));

@@ -667,10 +667,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     );
                 }
                 let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
-                if !report.stale_stages.is_empty() && !out_modified {
+                let stale = !report.stale_stages.is_empty() && !out_modified;
+                if stale && !(absent && uncached) {
                     note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
                 }
-                if absent && uncached {
+                if absent && uncached && stale {
+                    note!(
+                        q,
+                        "hint: `dvt pull` downloads what the cache lacks and restores the workspace; \
+                         `dvt repro` then runs the stages still stale"
+                    );
+                } else if absent && uncached {
                     note!(
                         q,
                         "hint: `dvt pull` downloads what the cache lacks and restores the workspace"

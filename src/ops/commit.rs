@@ -41,10 +41,19 @@ pub struct StageCommit {
     /// Why it was recorded only thanks to `--force` ("dep `x` changed since
     /// `dvt.lock` was written"), if it was.
     pub forced: Option<String>,
-    /// Its cached outs' ids.
-    pub outs: Vec<(String, ObjectId)>,
+    /// Its cached outs.
+    pub outs: Vec<OutId>,
     /// Bytes of its outs newly written to the cache.
     pub stored_bytes: u64,
+}
+
+/// A cached out as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutId {
+    /// Its path, repo-relative.
+    pub path: String,
+    /// Its id (a directory's is its manifest's).
+    pub id: ObjectId,
 }
 
 /// What `commit` did.
@@ -230,7 +239,10 @@ fn commit_stages(
                 .outs
                 .iter()
                 .filter(|e| cached(&e.path))
-                .map(|e| (e.path.clone(), e.id))
+                .map(|e| OutId {
+                    path: e.path.clone(),
+                    id: e.id,
+                })
                 .collect(),
             stored_bytes,
         });
