@@ -247,6 +247,12 @@ fn stage_add_dag_params_and_metrics() {
     let r = env.dvt(&["stage", "add", "-n", "prep", "true"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(env.dvt(&["dag"]).ok().stdout.trim(), "prep -> train");
+    assert_eq!(
+        env.dvt(&["stage", "list"]).ok().stdout,
+        "prep   outs prep.txt\ntrain  outs model.txt; metrics metrics.json\n"
+    );
+    let list = env.dvt(&["stage", "list", "--json"]).ok().json();
+    assert_eq!(list[1]["params"][0]["key"], "train.k");
     assert!(
         env.dvt(&["dag", "--mermaid"])
             .ok()

@@ -81,6 +81,12 @@ pub(super) enum PipelineCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum StageCommand {
+    /// List the stages in run order, with their outs and metrics (as `dvc stage list`).
+    List {
+        /// Print every field of each stage as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add a stage to `dvt.toml` (as `dvc stage add`).
     Add {
         /// The stage's name.
@@ -295,6 +301,38 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             )?;
             out!("Added stage `{name}` to dvt.toml");
             note!(quiet, "hint: run it with `dvt repro {name}`");
+        }
+        PipelineCommand::Stage {
+            command: StageCommand::List { json: as_json },
+        } => {
+            let p = dvt::pipeline::Pipeline::load_required(&repo)?;
+            let stages: Vec<&dvt::pipeline::Stage> = p.order.iter().map(|n| &p.stages[n]).collect();
+            if *as_json {
+                return json(&stages);
+            }
+            let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+            for s in stages {
+                let list = |metric: bool| {
+                    s.outs
+                        .iter()
+                        .filter(|o| o.metric == metric)
+                        .map(|o| o.path.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut parts = Vec::new();
+                for (what, paths) in [("outs", list(false)), ("metrics", list(true))] {
+                    if !paths.is_empty() {
+                        parts.push(format!("{what} {paths}"));
+                    }
+                }
+                let about = if parts.is_empty() {
+                    "no outs".to_string()
+                } else {
+                    parts.join("; ")
+                };
+                out!("{:<width$}  {about}", s.name);
+            }
         }
         PipelineCommand::Dag { mermaid, dot } => {
             let p = dvt::pipeline::Pipeline::load_required(&repo)?;
