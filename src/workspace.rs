@@ -683,6 +683,13 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
                     chosen.push(p);
                 }
             }
+            None if !named_pointer(&abs).is_file() && stage_outs(repo, t, &outs)?.is_some() => {
+                for o in stage_outs(repo, t, &outs)?.unwrap_or_default() {
+                    if !chosen.iter().any(|c| c.data_rel == o.data_rel && c.within.is_none()) {
+                        chosen.push(o);
+                    }
+                }
+            }
             None => {
                 for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
                     if !pointers.contains(&p) {
@@ -703,6 +710,39 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
             || !(pointers.contains(&c.pointer_file) || whole.contains(&(c.pointer_rel.clone(), c.data_rel.clone())))
     });
     Ok((pointers, chosen))
+}
+
+/// The recorded cached outs of the stage a target names (`NAME` or
+/// `dvt.toml:NAME`, as DVC accepts), if it names one; a target that is no stage
+/// gives `None`, so that it is taken as a path.
+fn stage_outs(repo: &Repo, target: &Path, outs: &[Tracked]) -> Result<Option<Vec<Tracked>>> {
+    let Some(t) = target.to_str() else {
+        return Ok(None);
+    };
+    let prefixed = t.strip_prefix(&format!("{}:", crate::pipeline::PIPELINE_FILE));
+    let name = prefixed.unwrap_or(t);
+    if name.contains('/') {
+        return Ok(None);
+    }
+    let Some(pipeline) = crate::pipeline::Pipeline::load(repo)? else {
+        return Ok(None);
+    };
+    let Some(stage) = pipeline.stages.get(name) else {
+        if prefixed.is_some() {
+            return Err(crate::error::PipelineError::UnknownStage {
+                name: name.to_string(),
+                known: pipeline.stages.keys().cloned().collect(),
+            }
+            .into());
+        }
+        return Ok(None);
+    };
+    Ok(Some(
+        outs.iter()
+            .filter(|o| stage.outs.iter().any(|s| s.cache && s.path == o.data_rel))
+            .cloned()
+            .collect(),
+    ))
 }
 
 /// The pointer file a target at `abs` names: itself if it is a pointer file, else

@@ -323,6 +323,12 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
         r.stderr
     );
     assert!(!r.stderr.contains("hint: `dvt repro` runs them"), "{}", r.stderr);
+    // A stage's name stands for its outs, as in DVC.
+    clone.dvt(&["pull", "train"]).ok();
+    assert_eq!(clone.read("models/model.json"), env.read("models/model.json"));
+    assert!(!clone.exists("data/raw"));
+    let r = clone.dvt(&["fetch", "dvt.toml:nosuch"]).fails();
+    assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
     clone.dvt(&["pull"]).ok();
     assert_eq!(clone.read("models/model.json"), env.read("models/model.json"));
     assert_eq!(clone.read("data/raw/sensor.csv"), env.read("data/raw/sensor.csv"));
