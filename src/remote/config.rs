@@ -436,53 +436,32 @@ pub fn add(repo: &Repo, name: &str, url: &str, default: bool, local: bool, force
 
 /// `dvt remote remove`: forgets remote `name` in both config files.
 pub fn remove(repo: &Repo, name: &str) -> Result<()> {
-    let config = repo.config();
-    if !config.remote.contains_key(name) {
-        return Err(RemoteError::Unknown {
-            name: name.to_string(),
-            known: names(config),
-        }
-        .into());
-    }
-    for local in [false, true] {
-        if !repo.config_file(local).exists() {
-            continue;
-        }
-        repo.edit_config(local, |doc| {
-            if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut) {
-                t.remove(name);
-            }
-            let is_default = doc
-                .get("core")
-                .and_then(|c| c.get("remote"))
-                .and_then(Item::as_str)
-                .is_some_and(|d| d == name);
-            if is_default {
-                set_default_in(doc, None);
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
+    replace(repo, name, None).map(|_| ())
 }
 
 /// `dvt remote rename`: renames remote `old` to `new` in both config files,
 /// keeping its options and its place as the default. Returns whether the
 /// committed `config.toml` changed.
 pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
+    check_name(new)?;
+    if repo.config().remote.contains_key(new) {
+        return Err(RemoteError::Config {
+            remote: new.to_string(),
+            message: "a remote of that name exists: remove it first, or choose another name".into(),
+        }
+        .into());
+    }
+    replace(repo, old, Some(new))
+}
+
+/// Renames remote `old` to `new`, or with `None` deletes it, in both config
+/// files, default included. Returns whether the committed file changed.
+fn replace(repo: &Repo, old: &str, new: Option<&str>) -> Result<bool> {
     let config = repo.config();
     if !config.remote.contains_key(old) {
         return Err(RemoteError::Unknown {
             name: old.to_string(),
             known: names(config),
-        }
-        .into());
-    }
-    check_name(new)?;
-    if config.remote.contains_key(new) {
-        return Err(RemoteError::Config {
-            remote: new.to_string(),
-            message: "a remote of that name exists: remove it first, or choose another name".into(),
         }
         .into());
     }
@@ -496,7 +475,9 @@ pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
             if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut)
                 && let Some(item) = t.remove(old)
             {
-                t.insert(new, item);
+                if let Some(new) = new {
+                    t.insert(new, item);
+                }
                 changed = true;
             }
             let is_default = doc
@@ -505,7 +486,7 @@ pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
                 .and_then(Item::as_str)
                 .is_some_and(|d| d == old);
             if is_default {
-                set_default_in(doc, Some(new));
+                set_default_in(doc, new);
                 changed = true;
             }
             Ok(())
