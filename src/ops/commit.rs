@@ -200,7 +200,8 @@ fn commit_stages(
             None => Some("`dvt.lock` has no entry for it".to_string()),
             Some(_) => None,
         };
-        let (now, _) = inputs(repo, stage, &|_| None, &stat, &counters, &mut params)?;
+        let known = crate::ops::repro::Known::new();
+        let (now, _) = inputs(repo, stage, &|_| None, &stat, &counters, &known, &mut params)?;
         let why = why.or_else(|| {
             let locked = lock.stages.get(name)?;
             inputs_changed(&now, locked).map(|c| format!("{c} since `dvt.lock` was written"))

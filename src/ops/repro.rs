@@ -77,7 +77,17 @@ pub struct ReproReport {
 pub type OnRun<'a> = &'a dyn Fn(&Stage, &str);
 
 /// The current state of a path, as the lock would record it; `None` if absent.
-fn state_of(repo: &Repo, rel: &str, how: Identify<'_>, stat: &StatCache, counters: &Counters) -> Result<Option<Entry>> {
+fn state_of(
+    repo: &Repo,
+    rel: &str,
+    how: Identify<'_>,
+    stat: &StatCache,
+    counters: &Counters,
+    known: &Known,
+) -> Result<Option<Entry>> {
+    if let Some(e) = known.get(rel) {
+        return Ok(Some(e.clone()));
+    }
     let abs = repo.root().join(rel);
     let meta = match fs_err::symlink_metadata(&abs) {
         Ok(m) => m,
@@ -104,6 +114,7 @@ pub(crate) fn inputs(
     produced_later: &dyn Fn(&str) -> Option<Later>,
     stat: &StatCache,
     counters: &Counters,
+    known: &Known,
     params: &mut ParamsCache,
 ) -> Result<(StageLock, Option<String>)> {
     let mut now = StageLock {
@@ -112,7 +123,7 @@ pub(crate) fn inputs(
     };
     let mut pending = None;
     for d in &stage.deps {
-        match state_of(repo, d, Identify::HashOnly, stat, counters)? {
+        match state_of(repo, d, Identify::HashOnly, stat, counters, known)? {
             Some(e) => now.deps.push(e),
             // A dry run meets deps an upstream stage has yet to produce or restore.
             None => match produced_later(d) {
@@ -187,6 +198,7 @@ fn decide(
     locked: Option<&StageLock>,
     stat: &StatCache,
     counters: &Counters,
+    known: &Known,
 ) -> Result<(Option<String>, Vec<Entry>)> {
     let Some(locked) = locked else {
         return Ok((Some("it has never run".into()), vec![]));
@@ -206,7 +218,7 @@ fn decide(
         let Some(rec) = locked.outs.iter().find(|o| o.path == out.path) else {
             continue;
         };
-        match state_of(repo, &out.path, Identify::HashOnly, stat, counters)? {
+        match state_of(repo, &out.path, Identify::HashOnly, stat, counters, known)? {
             Some(cur) if cur.id == rec.id => {}
             Some(_) => return Ok((Some(format!("out `{}` changed", out.path)), vec![])),
             None if out.cache && objects_cached(repo, rec)? => restore.push(rec.clone()),
@@ -245,6 +257,25 @@ fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
 /// Runs the stages of `dvt.toml` that need it. A failed command stops the run;
 /// stages finished before it keep their new `dvt.lock` entries.
 pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ReproReport> {
+    repro_knowing(repo, opts, &Known::new(), on_run, progress)
+}
+
+/// Paths (repo-relative) whose entry the caller has just found to be as
+/// recorded, so that a dry run need not walk them again (`dvt status` has
+/// compared every out with `dvt.lock` before it asks which stages are stale).
+pub(crate) type Known = std::collections::HashMap<String, Entry>;
+
+/// [`repro`], taking `known` entries as they are in a dry run.
+pub(crate) fn repro_knowing(
+    repo: &Repo,
+    opts: &ReproOptions,
+    known: &Known,
+    on_run: OnRun<'_>,
+    progress: &dyn Progress,
+) -> Result<ReproReport> {
+    // A stage that runs changes what it produces: only a dry run may trust them.
+    let none = Known::new();
+    let known = if opts.dry_run { known } else { &none };
     let pipeline = Pipeline::load_required(repo)?;
     let mut selected = pipeline.select(&opts.targets, opts.downstream)?;
     if opts.single_item && !opts.targets.is_empty() {
@@ -281,7 +312,7 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
                 .any(|s| s.outs.iter().any(|o| crate::pipeline::overlaps(&o.path, d)))
                 .then_some(Later::Run)
         };
-        let (now, pending) = inputs(repo, stage, &produced_later, &stat, &counters, &mut params)?;
+        let (now, pending) = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?;
         let upstream_runs = will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
         let (reason, restore) = if opts.force {
             (Some("forced".to_string()), vec![])
@@ -290,7 +321,7 @@ pub fn repro(repo: &Repo, opts: &ReproOptions, on_run: OnRun<'_>, progress: &dyn
         } else if opts.dry_run && upstream_runs {
             (Some("an upstream stage would run".to_string()), vec![])
         } else {
-            decide(repo, stage, &now, lock.stages.get(name), &stat, &counters)?
+            decide(repo, stage, &now, lock.stages.get(name), &stat, &counters, known)?
         };
         let action = match (&reason, restore.is_empty(), opts.dry_run) {
             (None, true, _) => Action::Skipped,
@@ -348,9 +379,11 @@ pub(crate) fn record_outs(
         } else {
             Identify::HashOnly
         };
-        let e = state_of(repo, &out.path, how, stat, counters)?.ok_or_else(|| PipelineError::OutMissing {
-            stage: stage.name.clone(),
-            out: out.path.clone(),
+        let e = state_of(repo, &out.path, how, stat, counters, &Known::new())?.ok_or_else(|| {
+            PipelineError::OutMissing {
+                stage: stage.name.clone(),
+                out: out.path.clone(),
+            }
         })?;
         if out.cache {
             if e.kind == Kind::Dir && store {

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::object::ObjectId;
-use crate::ops::repro::{Action, ReproOptions, StageResult};
+use crate::ops::repro::{Action, Known, ReproOptions, StageResult};
+use crate::pipeline::lock::Entry;
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -120,10 +121,14 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         }
         out.push(st);
     }
+    let mut known = Known::new();
     for t in outs {
         let mut st = PointerStatus::new(t.pointer_rel.clone());
         if let Err(e) = check_one(repo, &stat, &counters, progress, &t, &mut st) {
             st.error = Some(crate::error_chain(&e));
+        }
+        if st.workspace == Workspace::Unchanged && t.within.is_none() {
+            known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));
         }
         out.push(st);
     }
@@ -139,7 +144,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             dry_run: true,
             ..Default::default()
         };
-        match crate::ops::repro(repo, &dry, &|_, _| {}, progress) {
+        match crate::ops::repro::repro_knowing(repo, &dry, &known, &|_, _| {}, progress) {
             Ok(r) => {
                 report.hashed_files += r.hashed_files;
                 report.stale_stages = r.stages.into_iter().filter(|s| s.action == Action::WouldRun).collect();
