@@ -660,3 +660,36 @@ fn commit_records_changed_pointers_and_leaves_imports_alone() {
     let err = env.dvt(&["commit", "train"]).fails();
     assert!(err.stderr.contains("`train` is not tracked by dvt"), "{}", err.stderr);
 }
+
+/// The pre-commit hook warns, without blocking, when the commit's dvt.lock does
+/// not match its params and code, and when tracked data changed but was not added.
+#[test]
+fn pre_commit_hook_warns_about_stale_stages_and_unadded_data() {
+    let env = example();
+    env.write("notes.bin", "v1");
+    env.dvt(&["add", "notes.bin"]).ok();
+    actions(&env, &[]);
+    env.dvt(&["install-hooks"]).ok();
+    env.git(&["add", "-A"]);
+    let r = env.git_with_dvt(&["commit", "-q", "-m", "v1"]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write("params.yaml", params.replace("window: 24", "window: 12"));
+    env.write("notes.bin", "v2");
+    let r = env.git_with_dvt(&["commit", "-q", "-am", "v2"]).ok();
+    assert!(
+        r.stderr.contains(
+            "dvt: warning: dvt.lock is not up to date; `dvt repro` would run: featurize (param `featurize.window` changed), train"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("dvt: warning: data changed but not added: notes.bin"),
+        "{}",
+        r.stderr
+    );
+    let log = env.git(&["log", "--oneline"]).ok();
+    assert_eq!(log.stdout.lines().count(), 2, "the hook never blocks a commit");
+}

@@ -890,6 +890,20 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                     changed.join(" ")
                 );
             }
+            // A commit whose dvt.lock does not match its code and params.
+            if !s.stale_stages.is_empty() {
+                let stages: Vec<String> = s
+                    .stale_stages
+                    .iter()
+                    .map(|st| format!("{} ({})", st.stage, st.reason.as_deref().unwrap_or("")))
+                    .collect();
+                note!(
+                    false,
+                    "dvt: warning: dvt.lock is not up to date; `dvt repro` would run: {}\nhint: run `dvt repro` and \
+                     `git add dvt.lock` to record results that match this commit",
+                    stages.join(", ")
+                );
+            }
         }
         _ => {}
     }
