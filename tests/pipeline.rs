@@ -605,6 +605,7 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
     env.dvt(&["stage", "add", "-n", "extra", "-o", "extra.txt", "echo hi > extra.txt"])
         .ok();
     env.write("extra.txt", "made by hand\n");
+    let mtime = std::fs::metadata(env.path("dvt.lock")).unwrap().modified().unwrap();
     let r = env.dvt(&["commit"]).ok();
     assert!(
         r.stderr.contains("skipped stage `extra`: it has never run"),
@@ -612,6 +613,8 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
         r.stderr
     );
     assert_eq!(env.read("dvt.lock"), lock);
+    let after = std::fs::metadata(env.path("dvt.lock")).unwrap().modified().unwrap();
+    assert_eq!(mtime, after, "an unchanged dvt.lock is not rewritten");
     let err = env.dvt(&["commit", "extra"]).fails();
     assert!(err.stderr.contains("`dvt.lock` has no entry for it"), "{}", err.stderr);
     env.dvt(&["commit", "-f", "extra"]).ok();
@@ -656,6 +659,8 @@ fn commit_records_changed_pointers_and_leaves_imports_alone() {
         err.stderr
     );
     assert_eq!(env.read("ext.csv.dvt"), imported);
+    let r = env.dvt(&["commit"]).ok();
+    assert_eq!(r.stdout, "", "nothing changed, nothing listed");
     // No pipeline: a name that is no path is not tracked.
     let err = env.dvt(&["commit", "train"]).fails();
     assert!(err.stderr.contains("`train` is not tracked by dvt"), "{}", err.stderr);

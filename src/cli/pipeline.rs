@@ -263,6 +263,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             if let Some(added) = &report.pointers {
                 super::print_added(quiet, &repo, cwd, added, false)?;
+            } else if report.stages.is_empty() {
+                say!(quiet, "Nothing to commit.");
             }
             if report.stages.iter().any(|s| s.changed) {
                 note!(

@@ -253,7 +253,9 @@ fn commit_stages(
     if written > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
-    lock.save(repo)?;
+    if report.stages.iter().any(|s| s.changed) {
+        lock.save(repo)?;
+    }
     let _ = stat.save();
     Ok(())
 }
