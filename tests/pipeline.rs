@@ -323,6 +323,25 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
         r.stderr
     );
     assert!(!r.stderr.contains("hint: `dvt repro` runs them"), "{}", r.stderr);
+    // repro --pull restores a clone's results from the remote instead of running.
+    let other = env.clone_repo();
+    let r = other.dvt(&["repro", "--pull", "--json"]).ok().json();
+    for s in r["stages"].as_array().unwrap() {
+        assert_ne!(s["action"], "ran", "{r}");
+    }
+    assert!(r["pulled"].as_u64().unwrap() >= 4, "{r}");
+    assert_eq!(other.read("models/model.json"), env.read("models/model.json"));
+    // Without the remote, it says so and runs the stages.
+    let lost = env.clone_repo();
+    lost.dvt(&["remote", "remove", "store"]).ok();
+    let r = lost.dvt(&["repro", "--pull"]).ok();
+    assert!(
+        r.stderr.contains("dvt: warning: not every out could be downloaded"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("Stage `generate` ran"), "{}", r.stdout);
+
     // A stage's name stands for its outs, as in DVC.
     clone.dvt(&["pull", "train"]).ok();
     assert_eq!(clone.read("models/model.json"), env.read("models/model.json"));

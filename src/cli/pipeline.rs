@@ -31,6 +31,10 @@ pub(super) enum PipelineCommand {
         /// are taken as they are).
         #[arg(short, long)]
         single_item: bool,
+        /// First download the stages' recorded outs from the default remote, so
+        /// that they are restored instead of run (as `dvc repro --pull`).
+        #[arg(long, conflicts_with = "dry_run")]
+        pull: bool,
         /// Record outs in `dvt.lock` without storing them in the cache; `dvt
         /// commit` stores them once you keep the result.
         #[arg(long)]
@@ -185,6 +189,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             dry_run,
             downstream,
             single_item,
+            pull,
             no_commit,
             json: as_json,
         } => {
@@ -194,6 +199,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 dry_run: *dry_run,
                 downstream: *downstream,
                 single_item: *single_item,
+                pull: *pull,
                 no_commit: *no_commit,
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
@@ -202,6 +208,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             let report = ops::repro(&repo, &opts, &on_run, bars)?;
             if *as_json {
                 return json(&report);
+            }
+            if let Some(e) = &report.pull_error {
+                note!(
+                    quiet,
+                    "dvt: warning: not every out could be downloaded, so their stages ran: {e}"
+                );
+            } else if *pull {
+                note!(quiet, "downloaded {}", dvt::counted(report.pulled, "object"));
             }
             for s in &report.stages {
                 match s.action {

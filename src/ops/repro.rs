@@ -32,6 +32,9 @@ pub struct ReproOptions {
     pub downstream: bool,
     /// Only the named stages, not those upstream (or downstream) of them.
     pub single_item: bool,
+    /// First download the selected stages' recorded outs that the cache lacks
+    /// from the default remote, so that they are restored rather than run.
+    pub pull: bool,
     /// Record the outs in `dvt.lock` without storing them in the cache (`dvt
     /// commit` stores them later).
     pub no_commit: bool,
@@ -71,6 +74,10 @@ pub struct ReproReport {
     pub stages: Vec<StageResult>,
     /// Files read and hashed to decide (0 when the stat cache knew them all).
     pub hashed_files: u64,
+    /// With `pull`: objects of recorded outs downloaded from the remote first.
+    pub pulled: usize,
+    /// With `pull`: why some could not be downloaded (their stages run instead).
+    pub pull_error: Option<String>,
 }
 
 /// Called before a stage's command runs, with the stage and why.
@@ -281,6 +288,21 @@ pub(crate) fn repro_knowing(
     if opts.single_item && !opts.targets.is_empty() {
         selected.retain(|s| opts.targets.contains(s));
     }
+    let mut report = ReproReport::default();
+    if opts.pull && !opts.dry_run {
+        // Before taking the lock: fetch takes it too.
+        let fetch = crate::ops::TransferOptions {
+            targets: selected.iter().map(std::path::PathBuf::from).collect(),
+            cwd: repo.root().to_path_buf(),
+            remote: None,
+            jobs: None,
+            revisions: Default::default(),
+        };
+        match crate::ops::fetch(repo, &fetch, progress) {
+            Ok(r) => report.pulled = r.downloaded,
+            Err(e) => report.pull_error = Some(crate::error_chain(&e)),
+        }
+    }
     // A dry run writes nothing (but the stat cache), so `dvt status` can run it
     // beside a writing command.
     let _lock = match opts.dry_run {
@@ -292,7 +314,6 @@ pub(crate) fn repro_knowing(
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut params = ParamsCache::default();
-    let mut report = ReproReport::default();
     let mut will_run: Vec<&Stage> = Vec::new();
     let mut will_restore: Vec<Entry> = Vec::new();
     let commit = crate::git::Git::open(repo.root())
