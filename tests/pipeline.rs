@@ -717,3 +717,35 @@ fn pre_commit_hook_warns_about_stale_stages_and_unadded_data() {
     let log = env.git(&["log", "--oneline"]).ok();
     assert_eq!(log.stdout.lines().count(), 2, "the hook never blocks a commit");
 }
+
+/// A stage reading data added with `dvt add`: `dvt status` compares the pointer
+/// and reuses that verdict for the stage's dep, and still sees a change to it.
+#[test]
+fn status_checks_stages_whose_deps_are_added_data() {
+    let env = TestEnv::new();
+    env.write("raw/a.csv", "1\n");
+    env.write("raw/b.csv", "2\n");
+    env.write("count.sh", "#!/bin/sh\nls raw | wc -l > count.txt\n");
+    env.run("chmod", &["+x", "count.sh"]).ok();
+    env.dvt(&["add", "raw", "count.sh"]).ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "count",
+        "-d",
+        "raw",
+        "-d",
+        "count.sh",
+        "-o",
+        "count.txt",
+        "./count.sh",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    assert_eq!(env.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
+    env.write("raw/c.csv", "3\n");
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("raw.dvt: modified"), "{}", st.stdout);
+    assert!(st.stdout.contains("    count: dep `raw` changed"), "{}", st.stdout);
+}

@@ -112,16 +112,23 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut out = Vec::new();
+    // What was found as recorded, for the pipeline's dry run below.
+    let mut known = Known::new();
     for file in pointers {
         let pointer_rel = crate::workspace::rel_str(repo.root(), &file)?;
         let mut st = PointerStatus::new(pointer_rel);
-        let checked = Tracked::load(repo, &file).and_then(|t| check_one(repo, &stat, &counters, progress, &t, &mut st));
+        let checked = Tracked::load(repo, &file).and_then(|t| {
+            check_one(repo, &stat, &counters, progress, &t, &mut st)?;
+            if st.workspace == Workspace::Unchanged && t.within.is_none() {
+                known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));
+            }
+            Ok(())
+        });
         if let Err(e) = checked {
             st.error = Some(crate::error_chain(&e));
         }
         out.push(st);
     }
-    let mut known = Known::new();
     for t in outs {
         let mut st = PointerStatus::new(t.pointer_rel.clone());
         if let Err(e) = check_one(repo, &stat, &counters, progress, &t, &mut st) {
