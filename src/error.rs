@@ -210,7 +210,8 @@ impl Error {
                 )
             }
             Error::Pipeline(PipelineError::CommitChanged { stage, .. }) => Some(format!(
-                "`dvt repro {stage}` runs it on its inputs; `dvt commit --force {stage}` records its outs as they are"
+                "`dvt repro {stage}` runs it on its inputs; `dvt commit --force {stage}` records its outs as they \
+                 are; or name only the stages to commit (`dvt commit STAGE`)"
             )),
             Error::Pipeline(PipelineError::CommitOutMissing { stage, .. }) => Some(format!(
                 "`dvt repro {stage}` runs it (or restores its outs from the cache); nothing was written"

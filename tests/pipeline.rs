@@ -572,6 +572,11 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
         err.stderr
     );
     assert!(err.stderr.contains("dvt commit --force evaluate"), "{}", err.stderr);
+    assert!(
+        err.stderr.contains("or name only the stages to commit"),
+        "{}",
+        err.stderr
+    );
     assert_eq!(env.read("dvt.lock"), lock, "a refusal writes nothing");
     // The stage that produced it, named by its out.
     let r = env.dvt(&["commit", "--json", "models/model.json"]).ok().json();
