@@ -664,6 +664,8 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
     }
     let mut pointers = Vec::new();
     let mut chosen: Vec<Tracked> = Vec::new();
+    // Read only if some target is neither an out nor a pointer's data.
+    let mut pipeline: Option<Option<crate::pipeline::Pipeline>> = None;
     for t in targets {
         let (abs, rel) = repo.resolve(cwd, t)?;
         let rel = rel.trim_end_matches('/');
@@ -674,28 +676,36 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
         } else {
             enclosing(repo, &outs, rel)?
         };
-        match part {
-            Some(p) => {
-                if !chosen
-                    .iter()
-                    .any(|c| c.pointer_rel == p.pointer_rel && c.data_rel == p.data_rel && c.within == p.within)
-                {
-                    chosen.push(p);
+        if let Some(p) = part {
+            if !chosen
+                .iter()
+                .any(|c| c.pointer_rel == p.pointer_rel && c.data_rel == p.data_rel && c.within == p.within)
+            {
+                chosen.push(p);
+            }
+            continue;
+        }
+        let loaded = match &pipeline {
+            Some(loaded) => loaded,
+            None => pipeline.insert(crate::pipeline::Pipeline::load(repo)?),
+        };
+        if let Some(p) = loaded
+            && let Some(stage) = stage_target(repo, cwd, p, t)?
+        {
+            // Its recorded cached outs.
+            for o in outs
+                .iter()
+                .filter(|o| stage.outs.iter().any(|s| s.cache && s.path == o.data_rel))
+            {
+                if !chosen.iter().any(|c| c.data_rel == o.data_rel && c.within.is_none()) {
+                    chosen.push(o.clone());
                 }
             }
-            None if !named_pointer(&abs).is_file() && stage_outs(repo, t, &outs)?.is_some() => {
-                for o in stage_outs(repo, t, &outs)?.unwrap_or_default() {
-                    if !chosen.iter().any(|c| c.data_rel == o.data_rel && c.within.is_none()) {
-                        chosen.push(o);
-                    }
-                }
-            }
-            None => {
-                for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
-                    if !pointers.contains(&p) {
-                        pointers.push(p);
-                    }
-                }
+            continue;
+        }
+        for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
+            if !pointers.contains(&p) {
+                pointers.push(p);
             }
         }
     }
@@ -712,37 +722,25 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
     Ok((pointers, chosen))
 }
 
-/// The recorded cached outs of the stage a target names (`NAME` or
-/// `dvt.toml:NAME`, as DVC accepts), if it names one; a target that is no stage
-/// gives `None`, so that it is taken as a path.
-fn stage_outs(repo: &Repo, target: &Path, outs: &[Tracked]) -> Result<Option<Vec<Tracked>>> {
+/// The stage a target names (`NAME` or `dvt.toml:NAME`, see
+/// [`Pipeline::stage_named`](crate::pipeline::Pipeline::stage_named)), unless a
+/// `.dvt` pointer is at that path: tracked data wins over a stage of the same name.
+pub(crate) fn stage_target<'p>(
+    repo: &Repo,
+    cwd: &Path,
+    pipeline: &'p crate::pipeline::Pipeline,
+    target: &Path,
+) -> Result<Option<&'p crate::pipeline::Stage>> {
     let Some(t) = target.to_str() else {
         return Ok(None);
     };
-    let prefixed = t.strip_prefix(&format!("{}:", crate::pipeline::PIPELINE_FILE));
-    let name = prefixed.unwrap_or(t);
-    if name.contains('/') {
+    let Some(stage) = pipeline.stage_named(t)? else {
+        return Ok(None);
+    };
+    if t == stage.name && named_pointer(&repo.resolve(cwd, target)?.0).is_file() {
         return Ok(None);
     }
-    let Some(pipeline) = crate::pipeline::Pipeline::load(repo)? else {
-        return Ok(None);
-    };
-    let Some(stage) = pipeline.stages.get(name) else {
-        if prefixed.is_some() {
-            return Err(crate::error::PipelineError::UnknownStage {
-                name: name.to_string(),
-                known: pipeline.stages.keys().cloned().collect(),
-            }
-            .into());
-        }
-        return Ok(None);
-    };
-    Ok(Some(
-        outs.iter()
-            .filter(|o| stage.outs.iter().any(|s| s.cache && s.path == o.data_rel))
-            .cloned()
-            .collect(),
-    ))
+    Ok(Some(stage))
 }
 
 /// The pointer file a target at `abs` names: itself if it is a pointer file, else

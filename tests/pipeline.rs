@@ -109,6 +109,10 @@ fn repro_runs_what_changed_and_nothing_else() {
     );
     // -s: the named stage alone, its deps taken as they are.
     assert_eq!(ran(&actions(&env, &["--force", "-s", "train"])), ["train"]);
+    // Stages may be named as `dvt.toml:NAME`, as with the other commands.
+    assert_eq!(ran(&actions(&env, &["--force", "-s", "dvt.toml:train"])), ["train"]);
+    let r = env.dvt(&["repro", "dvt.toml:nosuch"]).fails();
+    assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
     let params = String::from_utf8(env.read("params.yaml")).unwrap();
     env.write("params.yaml", params.replace("window: 12", "window: 6"));
     let acts = actions(&env, &["-s", "train"]);
@@ -643,6 +647,18 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
     assert!(err.stderr.contains("`dvt.lock` has no entry for it"), "{}", err.stderr);
     env.dvt(&["commit", "-f", "extra"]).ok();
     assert!(lock_section(&env, "extra").contains("extra.txt"));
+
+    // Data tracked under a stage's name wins over the stage, as in the other
+    // commands; `dvt.toml:NAME` still names the stage.
+    env.write("extra", "data v1");
+    env.dvt(&["add", "extra"]).ok();
+    env.write("extra", "data v2");
+    env.write("extra.txt", "made by hand again\n");
+    let r = env.dvt(&["commit", "--json", "extra"]).ok().json();
+    assert_eq!(r["stages"], serde_json::json!([]), "{r}");
+    assert_eq!(r["pointers"]["added"][0]["path"], "extra", "{r}");
+    let r = env.dvt(&["commit", "--json", "dvt.toml:extra"]).ok().json();
+    assert_eq!(r["stages"][0]["stage"], "extra", "{r}");
 }
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`

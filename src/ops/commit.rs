@@ -11,12 +11,12 @@ use crate::error::{PathError, PipelineError, Result};
 use crate::object::ObjectId;
 use crate::ops::add::{AddOptions, AddReport};
 use crate::ops::repro::{inputs, inputs_changed, record_outs};
+use crate::pipeline::Pipeline;
 use crate::pipeline::lock::Lock;
 use crate::pipeline::params::ParamsCache;
-use crate::pipeline::{PIPELINE_FILE, Pipeline};
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::{Counters, Tracked};
+use crate::workspace::{Counters, Tracked, stage_target};
 
 /// What to commit.
 #[derive(Debug, Clone, Default)]
@@ -139,35 +139,18 @@ fn split_targets(
     let mut names = Vec::new();
     let mut paths = Vec::new();
     for t in &opts.targets {
-        let name = t.strip_prefix(&format!("{PIPELINE_FILE}:")).unwrap_or(t);
-        if p.stages.contains_key(name) {
-            names.push(name.to_string());
+        if let Some(stage) = stage_target(repo, &opts.cwd, p, Path::new(t))? {
+            names.push(stage.name.clone());
             continue;
         }
-        if name != t {
-            return Err(PipelineError::UnknownStage {
-                name: name.to_string(),
-                known: p.stages.keys().cloned().collect(),
-            }
-            .into());
-        }
-        match producer(repo, p, &opts.cwd, t)? {
-            Some(stage) => names.push(stage),
+        let (_, rel) = repo.resolve(&opts.cwd, Path::new(t))?;
+        match p.producer(rel.trim_end_matches('/')) {
+            Some(stage) => names.push(stage.name.clone()),
             None => paths.push(PathBuf::from(t)),
         }
     }
     let order: Vec<String> = p.order.iter().filter(|s| names.contains(s)).cloned().collect();
     Ok((order, paths))
-}
-
-/// The stage whose out `target` (a path) is, if any.
-fn producer(repo: &Repo, p: &Pipeline, cwd: &Path, target: &str) -> Result<Option<String>> {
-    let (_, rel) = repo.resolve(cwd, Path::new(target))?;
-    let rel = rel.trim_end_matches('/');
-    Ok(p.stages
-        .values()
-        .find(|s| s.outs.iter().any(|o| o.path == rel))
-        .map(|s| s.name.clone()))
 }
 
 fn commit_stages(

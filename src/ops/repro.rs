@@ -284,9 +284,10 @@ pub(crate) fn repro_knowing(
     let none = Known::new();
     let known = if opts.dry_run { known } else { &none };
     let pipeline = Pipeline::load_required(repo)?;
-    let mut selected = pipeline.select(&opts.targets, opts.downstream)?;
-    if opts.single_item && !opts.targets.is_empty() {
-        selected.retain(|s| opts.targets.contains(s));
+    let named = pipeline.stage_names(&opts.targets)?;
+    let mut selected = pipeline.select(&named, opts.downstream)?;
+    if opts.single_item && !named.is_empty() {
+        selected.retain(|s| named.contains(s));
     }
     let mut report = ReproReport::default();
     if opts.pull && !opts.dry_run {

@@ -259,24 +259,55 @@ impl Pipeline {
         })
     }
 
-    /// The stages to consider for `targets` (all when empty): each target and
-    /// everything upstream of it, or with `downstream`, each target and
-    /// everything that depends on it; in run order.
-    pub fn select(&self, targets: &[String], downstream: bool) -> Result<Vec<String>> {
-        for t in targets {
-            if !self.stages.contains_key(t) {
-                return Err(PipelineError::UnknownStage {
-                    name: t.clone(),
-                    known: self.stages.keys().cloned().collect(),
-                }
-                .into());
-            }
+    /// The stage a command-line target names, as DVC accepts them: `NAME` or
+    /// `dvt.toml:NAME`. `None` when the target is no stage name (callers take it
+    /// as a path); after `dvt.toml:`, an unknown name is an error.
+    pub fn stage_named(&self, target: &str) -> Result<Option<&Stage>> {
+        let prefixed = target.strip_prefix(PIPELINE_FILE).and_then(|r| r.strip_prefix(':'));
+        let name = prefixed.unwrap_or(target);
+        match self.stages.get(name) {
+            Some(stage) => Ok(Some(stage)),
+            None if prefixed.is_some() => Err(self.unknown(name)),
+            None => Ok(None),
         }
-        if targets.is_empty() {
+    }
+
+    /// The stage one of whose outs is at the repo-relative path `rel`.
+    pub fn producer(&self, rel: &str) -> Option<&Stage> {
+        self.outs().find(|(_, o)| o.path == rel).map(|(s, _)| s)
+    }
+
+    /// The names of the stages `targets` name (`NAME` or `dvt.toml:NAME`);
+    /// anything else is an error.
+    pub fn stage_names(&self, targets: &[String]) -> Result<Vec<String>> {
+        targets
+            .iter()
+            .map(|t| match self.stage_named(t)? {
+                Some(stage) => Ok(stage.name.clone()),
+                None => Err(self.unknown(t)),
+            })
+            .collect()
+    }
+
+    fn unknown(&self, name: &str) -> crate::Error {
+        PipelineError::UnknownStage {
+            name: name.to_string(),
+            known: self.stages.keys().cloned().collect(),
+        }
+        .into()
+    }
+
+    /// The stages to consider for `targets` (stage names, also as
+    /// `dvt.toml:NAME`; all stages when empty): each target and everything
+    /// upstream of it, or with `downstream`, each target and everything that
+    /// depends on it; in run order.
+    pub fn select(&self, targets: &[String], downstream: bool) -> Result<Vec<String>> {
+        let named = self.stage_names(targets)?;
+        if named.is_empty() {
             return Ok(self.order.clone());
         }
-        let mut keep: BTreeSet<String> = targets.iter().cloned().collect();
-        let mut todo: Vec<String> = targets.to_vec();
+        let mut keep: BTreeSet<String> = named.iter().cloned().collect();
+        let mut todo: Vec<String> = named;
         while let Some(s) = todo.pop() {
             let next: Vec<String> = if downstream {
                 self.upstream
