@@ -770,3 +770,111 @@ fn status_checks_stages_whose_deps_are_added_data() {
     assert!(st.stdout.contains("raw.dvt: modified"), "{}", st.stdout);
     assert!(st.stdout.contains("    count: dep `raw` changed"), "{}", st.stdout);
 }
+
+/// `dvt freeze` (as `dvc freeze`): a frozen stage's deps and params are not
+/// checked, the stages above it are not selected through it, and `dvt commit`
+/// keeps what it was recorded with; `dvt unfreeze` makes it stale again.
+/// `always_changed` stages run every time.
+#[test]
+fn frozen_stages_wait_and_always_changed_stages_always_run() {
+    let env = example();
+    actions(&env, &[]);
+    let r = env.dvt(&["freeze", "train"]).ok();
+    assert!(r.stdout.contains("Froze stage `train`"), "{}", r.stdout);
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(
+        toml.starts_with("# The anomaly-detection pipeline"),
+        "comments kept: {toml}"
+    );
+    assert!(
+        toml.contains("outs = [\"models/model.json\"]\nfrozen = true\n"),
+        "{toml}"
+    );
+    let r = env.dvt(&["freeze", "dvt.toml:train"]).ok();
+    assert!(r.stdout.contains("Stage `train` was already frozen"), "{}", r.stdout);
+    assert_eq!(env.read("dvt.toml"), toml.as_bytes());
+    let list = env.dvt(&["stage", "list"]).ok().stdout;
+    assert!(
+        list.contains("\ntrain       outs models/model.json (frozen)\n"),
+        "{list}"
+    );
+
+    // A changed param upstream: `repro train` selects nothing above it.
+    let params = String::from_utf8(env.read("params.yaml")).unwrap();
+    env.write("params.yaml", params.replace("window: 24", "window: 6"));
+    let train_lock = lock_section(&env, "train");
+    let acts = actions(&env, &["train"]);
+    assert_eq!(acts, [("train".to_string(), "skipped".to_string())]);
+    let r = env.dvt(&["repro", "train"]).ok();
+    assert!(r.stdout.contains("Stage `train` is frozen, skipping"), "{}", r.stdout);
+    // Status names featurize as stale, and the stages below it that look at their deps.
+    let st = env.dvt(&["status", "--json"]).ok().json();
+    let stale: Vec<&str> = st["stale_stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale, ["featurize", "evaluate"], "{st}");
+    assert_eq!(ran(&actions(&env, &[])), ["featurize", "evaluate"]);
+    // Its deps changed under it; `dvt commit` records nothing new for it.
+    env.dvt(&["commit"]).ok();
+    assert_eq!(lock_section(&env, "train"), train_lock);
+    // A deleted out is restored, an edited one makes it run, as before.
+    std::fs::remove_file(env.path("models/model.json")).unwrap();
+    let acts = actions(&env, &["-s", "train"]);
+    assert_eq!(acts, [("train".to_string(), "restored".to_string())]);
+    env.write("models/model.json", "{}");
+    assert_eq!(ran(&actions(&env, &["-s", "train"])), ["train"]);
+    assert_ne!(
+        lock_section(&env, "train"),
+        train_lock,
+        "recorded with its deps as they are"
+    );
+
+    // Unfrozen, a stage whose deps changed while it was frozen is stale again.
+    env.dvt(&["repro", "-s", "train", "--force"]).ok();
+    env.dvt(&["freeze", "train"]).ok();
+    env.write("params.yaml", params.clone());
+    assert_eq!(ran(&actions(&env, &[])), ["featurize", "evaluate"]);
+    let r = env.dvt(&["unfreeze", "train"]).ok();
+    assert!(r.stdout.contains("Unfroze stage `train`"), "{}", r.stdout);
+    assert!(!String::from_utf8(env.read("dvt.toml")).unwrap().contains("frozen"));
+    assert_eq!(ran(&actions(&env, &[])), ["train", "evaluate"]);
+
+    // always_changed: runs on every repro, and status says so.
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "fetch",
+        "--desc",
+        "Reads the sensor feed",
+        "--always-changed",
+        "-o",
+        "feed.txt",
+        "date +%s%N > feed.txt",
+    ])
+    .ok();
+    assert_eq!(ran(&actions(&env, &[])), ["fetch"]);
+    assert_eq!(ran(&actions(&env, &[])), ["fetch"]);
+    let list = env.dvt(&["stage", "list"]).ok().stdout;
+    assert!(
+        list.contains("\nfetch       Reads the sensor feed (always changed)\n"),
+        "{list}"
+    );
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("fetch: it always runs"), "{}", st.stdout);
+
+    // Wrong input: a clear error, dvt.toml untouched.
+    let before = env.read("dvt.toml");
+    let r = env.dvt(&["freeze", "nosuch"]).fails();
+    assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
+    assert_eq!(env.read("dvt.toml"), before);
+    assert_eq!(env.dvt(&["unfreeze"]).code, 2, "a stage is required");
+    let mut bad = String::from_utf8(before).unwrap();
+    bad.push_str("frozen = \"yes\"\n");
+    env.write("dvt.toml", bad);
+    let r = env.dvt(&["repro"]).fails();
+    assert!(r.stderr.contains("`frozen` must be true or false"), "{}", r.stderr);
+}

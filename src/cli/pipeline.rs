@@ -57,6 +57,19 @@ pub(super) enum PipelineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Freeze stages (as `dvc freeze`): `dvt repro` and `dvt status` no longer
+    /// check their deps and params, nor select the stages upstream of them
+    Freeze {
+        /// Stages (`NAME` or `dvt.toml:NAME`).
+        #[arg(required = true)]
+        stages: Vec<String>,
+    },
+    /// Unfreeze stages frozen by `dvt freeze` (as `dvc unfreeze`)
+    Unfreeze {
+        /// Stages (`NAME` or `dvt.toml:NAME`).
+        #[arg(required = true)]
+        stages: Vec<String>,
+    },
     /// Edit the stages of `dvt.toml`.
     Stage {
         #[command(subcommand)]
@@ -83,6 +96,8 @@ pub(super) enum PipelineCommand {
     },
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(super) enum StageCommand {
     /// List the stages in run order, with their outs and metrics (as `dvc stage list`).
@@ -114,6 +129,13 @@ pub(super) enum StageCommand {
         /// The directory the command runs in.
         #[arg(short, long)]
         wdir: Option<String>,
+        /// What the stage is for (shown by `dvt stage list`).
+        #[arg(long)]
+        desc: Option<String>,
+        /// Run the stage on every `dvt repro`, e.g. when it reads from outside
+        /// the repository.
+        #[arg(long)]
+        always_changed: bool,
         /// Replace a stage of the same name.
         #[arg(short, long)]
         force: bool,
@@ -219,6 +241,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             for s in &report.stages {
                 match s.action {
+                    Action::Skipped if s.frozen => out!("Stage `{}` is frozen, skipping", s.stage),
                     Action::Skipped => out!("Stage `{}` didn't change, skipping", s.stage),
                     Action::Restored => out!("Stage `{}`: outs restored from the cache", s.stage),
                     Action::Ran => out!("Stage `{}` ran; dvt.lock updated", s.stage),
@@ -297,6 +320,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     params,
                     metrics,
                     wdir,
+                    desc,
+                    always_changed,
                     force,
                     cmd,
                 },
@@ -312,11 +337,27 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     params: params.clone(),
                     metrics: metrics.clone(),
                     wdir: wdir.clone(),
+                    desc: desc.clone(),
+                    always_changed: *always_changed,
                     force: *force,
                 },
             )?;
             out!("Added stage `{name}` to dvt.toml");
             note!(quiet, "hint: run it with `dvt repro {name}`");
+        }
+        PipelineCommand::Freeze { stages } | PipelineCommand::Unfreeze { stages } => {
+            let freeze = matches!(command, PipelineCommand::Freeze { .. });
+            let changed = ops::stages::set_frozen(&repo, stages, freeze)?;
+            let (done, already) = match freeze {
+                true => ("Froze", "frozen"),
+                false => ("Unfroze", "not frozen"),
+            };
+            for (name, changed) in changed {
+                match changed {
+                    true => say!(quiet, "{done} stage `{name}`"),
+                    false => say!(quiet, "Stage `{name}` was already {already}"),
+                }
+            }
         }
         PipelineCommand::Stage {
             command: StageCommand::List { json: as_json },
@@ -342,11 +383,17 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                         parts.push(format!("{what} {paths}"));
                     }
                 }
-                let about = if parts.is_empty() {
-                    "no outs".to_string()
-                } else {
-                    parts.join("; ")
+                // As `dvc stage list`: the description, if there is one.
+                let mut about = match (&s.desc, parts.is_empty()) {
+                    (Some(d), _) => d.clone(),
+                    (None, true) => "no outs".to_string(),
+                    (None, false) => parts.join("; "),
                 };
+                for (on, tag) in [(s.frozen, " (frozen)"), (s.always_changed, " (always changed)")] {
+                    if on {
+                        about.push_str(tag);
+                    }
+                }
                 out!("{:<width$}  {about}", s.name);
             }
         }

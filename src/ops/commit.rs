@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, PipelineError, Result};
 use crate::object::ObjectId;
 use crate::ops::add::{AddOptions, AddReport};
-use crate::ops::repro::{inputs, inputs_changed, record_outs};
+use crate::ops::repro::{as_recorded, inputs, inputs_changed, record_outs};
 use crate::pipeline::Pipeline;
 use crate::pipeline::lock::Lock;
 use crate::pipeline::params::ParamsCache;
@@ -183,8 +183,15 @@ fn commit_stages(
             None => Some("`dvt.lock` has no entry for it".to_string()),
             Some(_) => None,
         };
-        let known = crate::ops::repro::Known::new();
-        let (now, _) = inputs(repo, stage, &|_| None, &stat, &counters, &known, &mut params)?;
+        let now = match lock.stages.get(name) {
+            // A frozen stage keeps the deps and params it was recorded with: they
+            // are not checked while it is frozen, and are compared again after.
+            Some(locked) if stage.frozen && !force => as_recorded(stage, Some(locked)),
+            _ => {
+                let known = crate::ops::repro::Known::new();
+                inputs(repo, stage, &|_| None, &stat, &counters, &known, &mut params)?.0
+            }
+        };
         let why = why.or_else(|| {
             let locked = lock.stages.get(name)?;
             inputs_changed(&now, locked).map(|c| format!("{c} since `dvt.lock` was written"))

@@ -65,6 +65,8 @@ pub struct StageResult {
     pub action: Action,
     /// Why it ran (the first difference found), if it did.
     pub reason: Option<String>,
+    /// Whether it is frozen (its deps and params were not checked).
+    pub frozen: bool,
 }
 
 /// What `repro` did, stage by stage, in run order.
@@ -235,6 +237,17 @@ fn decide(
     Ok((None, restore))
 }
 
+/// A frozen stage's cmd (as it is now), deps and params (as `dvt.lock` records
+/// them, unchecked).
+pub(crate) fn as_recorded(stage: &Stage, locked: Option<&StageLock>) -> StageLock {
+    StageLock {
+        cmd: stage.cmd.clone(),
+        deps: locked.map(|l| l.deps.clone()).unwrap_or_default(),
+        params: locked.map(|l| l.params.clone()).unwrap_or_default(),
+        outs: Vec::new(),
+    }
+}
+
 /// Whether the cache holds every object of a recorded out.
 fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
     let cache = repo.cache();
@@ -334,16 +347,24 @@ pub(crate) fn repro_knowing(
                 .any(|s| s.outs.iter().any(|o| crate::pipeline::overlaps(&o.path, d)))
                 .then_some(Later::Run)
         };
-        let (now, pending) = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?;
-        let upstream_runs = will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
+        let locked = lock.stages.get(name);
+        // A frozen stage's deps and params are not looked at, nor what runs upstream.
+        let frozen = stage.frozen && !opts.force;
+        let (mut now, pending) = match frozen {
+            true => (as_recorded(stage, locked), None),
+            false => inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?,
+        };
+        let upstream_runs = !frozen && will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
         let (reason, restore) = if opts.force {
             (Some("forced".to_string()), vec![])
         } else if let Some(p) = pending {
             (Some(p), vec![])
+        } else if stage.always_changed && !frozen {
+            (Some("it always runs (`always_changed = true`)".to_string()), vec![])
         } else if opts.dry_run && upstream_runs {
             (Some("an upstream stage would run".to_string()), vec![])
         } else {
-            decide(repo, stage, &now, lock.stages.get(name), &stat, &counters, known)?
+            decide(repo, stage, &now, locked, &stat, &counters, known)?
         };
         let action = match (&reason, restore.is_empty(), opts.dry_run) {
             (None, true, _) => Action::Skipped,
@@ -360,6 +381,10 @@ pub(crate) fn repro_knowing(
                 Action::WouldRun
             }
             (Some(why), _, false) => {
+                if frozen {
+                    // It runs all the same: record what it ran with.
+                    now = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?.0;
+                }
                 on_run(stage, why);
                 run_stage(repo, stage, &now, &commit)?;
                 let done = record_outs(repo, stage, &now, !opts.no_commit, &stat, &counters)?;
@@ -374,6 +399,7 @@ pub(crate) fn repro_knowing(
             stage: name.clone(),
             action,
             reason,
+            frozen: stage.frozen,
         });
     }
     let _ = stat.save();

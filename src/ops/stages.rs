@@ -1,4 +1,4 @@
-//! `dvt stage add`, `dvt dag`, `dvt params diff`, `dvt metrics show|diff`.
+//! `dvt stage add`, `dvt freeze`/`unfreeze`, `dvt dag`, `dvt params diff`, `dvt metrics show|diff`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +29,10 @@ pub struct StageAddOptions {
     pub metrics: Vec<String>,
     /// `-w` working directory.
     pub wdir: Option<String>,
+    /// `--desc`: what the stage is for.
+    pub desc: Option<String>,
+    /// `--always-changed`: run it on every `dvt repro`.
+    pub always_changed: bool,
     /// Replace a stage of that name.
     pub force: bool,
 }
@@ -36,6 +40,12 @@ pub struct StageAddOptions {
 /// Adds (or with `force`, replaces) a stage in `dvt.toml`, keeping the rest of the
 /// file as it is. The result is validated before it is written.
 pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
+    edit_pipeline(repo, |stages| add_to(stages, opts))
+}
+
+/// Applies `edit` to the `[stages]` table of `dvt.toml` (made if missing),
+/// keeping comments and layout, and writes the result if it is a valid pipeline.
+fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Result<T>) -> Result<T> {
     let path = repo.root().join(PIPELINE_FILE);
     let text = match fs_err::read_to_string(&path) {
         Ok(t) => t,
@@ -57,6 +67,40 @@ pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
         stage: None,
         message: "`stages` must be a table".into(),
     })?;
+    let result = edit(stages)?;
+    let new_text = doc.to_string();
+    if new_text != text {
+        Pipeline::parse(&new_text)?;
+        crate::fsutil::atomic_write(&path, new_text.as_bytes())?;
+    }
+    Ok(result)
+}
+
+/// Sets (`dvt freeze`) or clears (`dvt unfreeze`) `frozen` on the stages
+/// `targets` name (`NAME` or `dvt.toml:NAME`), as `dvc freeze`/`unfreeze` do;
+/// returns each stage named and whether its setting changed.
+pub fn set_frozen(repo: &Repo, targets: &[String], frozen: bool) -> Result<Vec<(String, bool)>> {
+    let names = Pipeline::load_required(repo)?.stage_names(targets)?;
+    edit_pipeline(repo, |stages| {
+        let mut changed = Vec::new();
+        for name in names {
+            let Some(stage) = stages.get_mut(&name).and_then(|s| s.as_table_like_mut()) else {
+                continue;
+            };
+            let was = stage.get("frozen").and_then(|v| v.as_bool()).unwrap_or(false);
+            if was != frozen {
+                match frozen {
+                    true => stage.insert("frozen", toml_edit::value(true)),
+                    false => stage.remove("frozen"),
+                };
+            }
+            changed.push((name, was != frozen));
+        }
+        Ok(changed)
+    })
+}
+
+fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
     if stages.contains_key(&opts.name) && !opts.force {
         return Err(PipelineError::StageExists {
             name: opts.name.clone(),
@@ -64,6 +108,9 @@ pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
         .into());
     }
     let mut t = toml_edit::Table::new();
+    if let Some(d) = &opts.desc {
+        t.insert("desc", toml_edit::value(d.as_str()));
+    }
     t.insert("cmd", toml_edit::value(opts.cmd.as_str()));
     if let Some(w) = &opts.wdir {
         t.insert("wdir", toml_edit::value(w.as_str()));
@@ -97,10 +144,10 @@ pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
     if !opts.metrics.is_empty() {
         t.insert("metrics", arr(&opts.metrics));
     }
+    if opts.always_changed {
+        t.insert("always_changed", toml_edit::value(true));
+    }
     stages.insert(&opts.name, toml_edit::Item::Table(t));
-    let new_text = doc.to_string();
-    Pipeline::parse(&new_text)?;
-    crate::fsutil::atomic_write(&path, new_text.as_bytes())?;
     Ok(())
 }
 

@@ -69,6 +69,15 @@ pub struct Stage {
     pub params: Vec<ParamRef>,
     /// Outputs, metrics last.
     pub outs: Vec<Out>,
+    /// What the stage is for (`desc`), shown by `dvt stage list`.
+    pub desc: Option<String>,
+    /// `frozen = true` (set by `dvt freeze`): its deps and params are not
+    /// checked and the stages upstream of it are not selected through it; it
+    /// runs only when forced, when its command changed or when an out changed.
+    pub frozen: bool,
+    /// `always_changed = true`: it runs on every `dvt repro` (a stage that reads
+    /// from outside the repository, say).
+    pub always_changed: bool,
 }
 
 /// The parsed, validated `dvt.toml`, with its DAG.
@@ -309,12 +318,15 @@ impl Pipeline {
         let mut keep: BTreeSet<String> = named.iter().cloned().collect();
         let mut todo: Vec<String> = named;
         while let Some(s) = todo.pop() {
+            // A frozen stage is cut off from the stages it depends on.
             let next: Vec<String> = if downstream {
                 self.upstream
                     .iter()
-                    .filter(|(_, ups)| ups.contains(&s))
+                    .filter(|(n, ups)| ups.contains(&s) && !self.stages[*n].frozen)
                     .map(|(n, _)| n.clone())
                     .collect()
+            } else if self.stages[&s].frozen {
+                Vec::new()
             } else {
                 self.upstream
                     .get(&s)
@@ -338,14 +350,35 @@ impl Pipeline {
 
 impl Stage {
     fn parse(name: &str, t: &toml::Table) -> Result<Stage> {
+        const KEYS: [&str; 9] = [
+            "cmd",
+            "deps",
+            "params",
+            "outs",
+            "metrics",
+            "wdir",
+            "desc",
+            "frozen",
+            "always_changed",
+        ];
         for k in t.keys() {
-            if !["cmd", "deps", "params", "outs", "metrics", "wdir"].contains(&k.as_str()) {
+            if !KEYS.contains(&k.as_str()) {
                 return Err(bad(
                     Some(name),
-                    format!("unknown key `{k}` (known: cmd, deps, params, outs, metrics, wdir)"),
+                    format!("unknown key `{k}` (known: {})", KEYS.join(", ")),
                 ));
             }
         }
+        let flag = |key: &str| match t.get(key) {
+            None => Ok(false),
+            Some(toml::Value::Boolean(b)) => Ok(*b),
+            Some(_) => Err(bad(Some(name), format!("`{key}` must be true or false"))),
+        };
+        let desc = match t.get("desc") {
+            None => None,
+            Some(toml::Value::String(d)) => Some(d.clone()),
+            Some(_) => return Err(bad(Some(name), "`desc` must be a string")),
+        };
         let cmd = match t.get("cmd") {
             Some(toml::Value::String(c)) if !c.trim().is_empty() => c.clone(),
             Some(_) => return Err(bad(Some(name), "`cmd` must be a non-empty string")),
@@ -393,6 +426,9 @@ impl Stage {
             deps,
             params,
             outs: all_outs,
+            desc,
+            frozen: flag("frozen")?,
+            always_changed: flag("always_changed")?,
         })
     }
 }
