@@ -878,3 +878,70 @@ fn frozen_stages_wait_and_always_changed_stages_always_run() {
     let r = env.dvt(&["repro"]).fails();
     assert!(r.stderr.contains("`frozen` must be true or false"), "{}", r.stderr);
 }
+
+/// `${KEY}` in dvt.toml, as in dvc.yaml: values from `[vars]` and params.yaml go
+/// into commands and paths, and those from params.yaml are tracked as params.
+#[test]
+fn templated_values_come_from_vars_and_params() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "train:\n  lr: 0.01\n  epochs: 3\n  note: unused\n");
+    env.write(
+        "dvt.toml",
+        r#"[vars]
+out_dir = "results"
+
+[stages.train]
+cmd = "mkdir -p ${out_dir} && echo lr=${train.lr} epochs=${train.epochs} > ${out_dir}/model.txt"
+outs = ["${out_dir}/model.txt"]
+
+[stages.literal]
+cmd = "echo '\\${HOME}' > literal.txt"
+outs = ["literal.txt"]
+"#,
+    );
+    assert_eq!(ran(&actions(&env, &[])), ["literal", "train"]);
+    assert_eq!(env.read("results/model.txt"), b"lr=0.01 epochs=3\n");
+    assert_eq!(env.read("literal.txt"), b"${HOME}\n");
+    let train = lock_section(&env, "train");
+    assert!(
+        train.contains("cmd = \"mkdir -p results && echo lr=0.01 epochs=3 > results/model.txt\""),
+        "{train}"
+    );
+    assert!(train.contains("\"train.lr\" = 0.01"), "{train}");
+    assert!(train.contains("\"train.epochs\" = 3"), "{train}");
+    assert!(!train.contains("train.note"), "{train}");
+    let list = env.dvt(&["stage", "list", "--json"]).ok().json();
+    assert_eq!(list[1]["outs"][0]["path"], "results/model.txt", "{list}");
+
+    // A value nobody uses changes nothing; a used one makes the stage stale, by name.
+    env.write("params.yaml", "train:\n  lr: 0.01\n  epochs: 3\n  note: changed\n");
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+    env.write("params.yaml", "train:\n  lr: 0.02\n  epochs: 3\n  note: changed\n");
+    let st = env.dvt(&["status"]).ok();
+    assert!(st.stdout.contains("train: param `train.lr` changed"), "{}", st.stdout);
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(env.read("results/model.txt"), b"lr=0.02 epochs=3\n");
+
+    // Wrong input: one clear error naming the stage, nothing run.
+    let good = env.read("dvt.toml");
+    let text = String::from_utf8(good.clone()).unwrap();
+    env.write("dvt.toml", text.replace("${train.epochs}", "${train.epoch}"));
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr
+            .contains("stage `train`: `${train.epoch}` is defined neither in `[vars]` nor in params.yaml"),
+        "{}",
+        r.stderr
+    );
+    env.write("dvt.toml", text.replace("out_dir = ", "train = "));
+    let r = env.dvt(&["status"]).fails();
+    assert!(
+        r.stdout
+            .contains("`train` is defined both in `[vars]` and in params.yaml"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    env.write("dvt.toml", good);
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+}

@@ -161,9 +161,6 @@ pub(crate) fn inputs(
 /// Why `now` (cmd, deps, params) differs from `locked`: the first difference
 /// found, or `None` if they match.
 pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<String> {
-    if locked.cmd != now.cmd {
-        return Some("its command changed".into());
-    }
     if locked.deps != now.deps {
         let changed = now
             .deps
@@ -193,6 +190,11 @@ pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<Stri
             which = "its params changed".into();
         }
         return Some(which);
+    }
+    // After params: a value put into the command from the params file changes
+    // both, and the param is the better answer.
+    if locked.cmd != now.cmd {
+        return Some("its command changed".into());
     }
     None
 }

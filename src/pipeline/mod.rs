@@ -16,6 +16,7 @@
 
 pub mod lock;
 pub mod params;
+mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -218,11 +219,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Pipeline {
-    /// Reads `dvt.toml` of `repo`; `None` if there is none.
+    /// Reads `dvt.toml` of `repo` (and `params.yaml` if `dvt.toml` takes values
+    /// from it); `None` if there is none.
     pub fn load(repo: &Repo) -> Result<Option<Pipeline>> {
         let path = repo.root().join(PIPELINE_FILE);
         match fs_err::read_to_string(&path) {
-            Ok(text) => Ok(Some(Pipeline::parse(&text)?)),
+            Ok(text) => Ok(Some(Pipeline::parse_with(&text, &|| read_params(repo))?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -233,18 +235,43 @@ impl Pipeline {
         Pipeline::load(repo)?.ok_or_else(|| PipelineError::NoPipeline.into())
     }
 
-    /// Parses and validates the text of a `dvt.toml`.
+    /// Parses and validates the text of a `dvt.toml` that takes no `${KEY}` from
+    /// a params file.
     pub fn parse(text: &str) -> Result<Pipeline> {
+        Pipeline::parse_with(text, &|| Ok(None))
+    }
+
+    /// Parses and validates the text of a `dvt.toml`; `params` gives the text of
+    /// the default params file beside it (`None` if there is none), read only if
+    /// some `${KEY}` needs it.
+    pub fn parse_with(text: &str, params: &dyn Fn() -> Result<Option<String>>) -> Result<Pipeline> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| bad(None, crate::error::toml_message(text, e.span(), e.message())))?;
         for k in table.keys() {
-            if k != "stages" {
+            if k != "stages" && k != "vars" {
                 return Err(bad(
                     None,
-                    format!("unknown top-level key `{k}` (stages go in `[stages.NAME]`)"),
+                    format!(
+                        "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in `[vars]`)"
+                    ),
                 ));
             }
         }
+        let empty = toml::Table::new();
+        let own = match table.get("vars") {
+            None => &empty,
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(bad(None, "`vars` must be a table (`[vars]`)")),
+        };
+        let params_file = match text.contains("${") {
+            true => params()?.map(|t| params::parse(DEFAULT_PARAMS, &t)).transpose()?,
+            false => None,
+        };
+        let vars = template::Vars {
+            own,
+            params: params_file.as_ref(),
+        };
+        vars.check()?;
         let mut stages = BTreeMap::new();
         if let Some(v) = table.get("stages") {
             let st = v
@@ -254,10 +281,26 @@ impl Pipeline {
                 if !valid_name(name) {
                     return Err(bad(Some(name), "stage names use letters, digits, `_` and `-`"));
                 }
-                let body = body
-                    .as_table()
-                    .ok_or_else(|| bad(Some(name), "a stage is a table (`[stages.NAME]`)"))?;
-                stages.insert(name.clone(), Stage::parse(name, body)?);
+                if !body.is_table() {
+                    return Err(bad(Some(name), "a stage is a table (`[stages.NAME]`)"));
+                }
+                let mut tracked = BTreeSet::new();
+                let body = vars.value(name, body, &mut tracked)?;
+                let mut stage = Stage::parse(name, body.as_table().unwrap_or(&empty))?;
+                // Values put in from the params file are params of the stage.
+                for key in tracked {
+                    let covered = stage
+                        .params
+                        .iter()
+                        .any(|p| p.file == DEFAULT_PARAMS && (p.key == key || key.starts_with(&format!("{}.", p.key))));
+                    if !covered {
+                        stage.params.push(ParamRef {
+                            file: DEFAULT_PARAMS.to_string(),
+                            key,
+                        });
+                    }
+                }
+                stages.insert(name.clone(), stage);
             }
         }
         let (upstream, order) = dag(&stages)?;
@@ -433,6 +476,15 @@ impl Stage {
     }
 }
 
+/// The text of the default params file of `repo`'s workspace, if there is one.
+pub fn read_params(repo: &Repo) -> Result<Option<String>> {
+    match fs_err::read_to_string(repo.root().join(DEFAULT_PARAMS)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Whether `a` and `b` are the same path or one is inside the other.
 pub fn overlaps(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
@@ -513,16 +565,18 @@ fn dag(stages: &BTreeMap<String, Stage>) -> Result<Dag> {
 }
 
 /// The cached outs that `lock_text` records, as tracked paths (their pointer
-/// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it) says which outs
-/// are cached; without a readable one, every recorded out is taken as cached.
+/// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it, with `params`
+/// giving the params file beside that) says which outs are cached; without a
+/// readable one, every recorded out is taken as cached.
 pub fn outs_from(
     repo: &Repo,
     lock_text: &str,
     lock_name: &Path,
     pipeline_text: Option<&str>,
+    params: &dyn Fn() -> Result<Option<String>>,
 ) -> Result<Vec<crate::workspace::Tracked>> {
     let lock = lock::Lock::parse(lock_text, lock_name)?;
-    let pipeline = pipeline_text.and_then(|t| Pipeline::parse(t).ok());
+    let pipeline = pipeline_text.and_then(|t| Pipeline::parse_with(t, params).ok());
     let cached = |stage: &str, path: &str| -> bool {
         pipeline
             .as_ref()
@@ -542,7 +596,7 @@ pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
         Err(e) => return Err(e.into()),
     };
     let pipeline = fs_err::read_to_string(repo.root().join(PIPELINE_FILE)).ok();
-    outs_from(repo, &text, &lock_path, pipeline.as_deref())
+    outs_from(repo, &text, &lock_path, pipeline.as_deref(), &|| read_params(repo))
 }
 
 /// `rel` joined to the repository root.

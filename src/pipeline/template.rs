@@ -1,0 +1,159 @@
+//! `${KEY}` in `dvt.toml`, as in DVC's `dvc.yaml`: a string of a stage may name
+//! a value of the `[vars]` table of `dvt.toml` or of the default params file
+//! (`params.yaml`, at the repository root); a dotted key reaches into nested
+//! tables. Values taken from the params file become params of the stage, so a
+//! change to them makes the stage stale. `\${` writes a literal `${`.
+
+use std::collections::BTreeSet;
+
+use super::params::{Params, lookup};
+use super::{DEFAULT_PARAMS, bad};
+use crate::error::Result;
+
+/// Where `${KEY}` values come from.
+pub(super) struct Vars<'a> {
+    /// The `[vars]` table of `dvt.toml`.
+    pub own: &'a toml::Table,
+    /// The default params file, parsed; `None` if there is none.
+    pub params: Option<&'a Params>,
+}
+
+impl Vars<'_> {
+    /// Refuses a top-level key defined in both places: which one `${KEY}` means
+    /// would otherwise depend on a rule the reader has to know.
+    pub fn check(&self) -> Result<()> {
+        if let Some(p) = self.params
+            && let Some(k) = self.own.keys().find(|k| p.contains_key(*k))
+        {
+            return Err(bad(
+                None,
+                format!("`{k}` is defined both in `[vars]` and in {DEFAULT_PARAMS}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every string in `v` with its `${KEY}`s replaced; keys read from the params
+    /// file are added to `tracked`.
+    pub fn value(&self, stage: &str, v: &toml::Value, tracked: &mut BTreeSet<String>) -> Result<toml::Value> {
+        Ok(match v {
+            toml::Value::String(s) => toml::Value::String(self.string(stage, s, tracked)?),
+            toml::Value::Array(a) => {
+                toml::Value::Array(a.iter().map(|x| self.value(stage, x, tracked)).collect::<Result<_>>()?)
+            }
+            toml::Value::Table(t) => toml::Value::Table(
+                t.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.value(stage, x, tracked)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn string(&self, stage: &str, s: &str, tracked: &mut BTreeSet<String>) -> Result<String> {
+        if !s.contains("${") {
+            return Ok(s.to_string());
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find("${") {
+            if rest[..i].ends_with('\\') {
+                out.push_str(&rest[..i - 1]);
+                out.push_str("${");
+                rest = &rest[i + 2..];
+                continue;
+            }
+            out.push_str(&rest[..i]);
+            let Some(end) = rest[i..].find('}') else {
+                return Err(bad(Some(stage), format!("`{s}`: `${{` without a closing `}}`")));
+            };
+            let key = rest[i + 2..i + end].trim();
+            out.push_str(&self.lookup(stage, key, tracked)?);
+            rest = &rest[i + end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn lookup(&self, stage: &str, key: &str, tracked: &mut BTreeSet<String>) -> Result<String> {
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(bad(Some(stage), format!("`${{{key}}}`: not a key")));
+        }
+        let (value, from_params) = match lookup(self.own, key) {
+            Some(v) => (v, false),
+            None => match self.params.and_then(|p| lookup(p, key)) {
+                Some(v) => (v, true),
+                None => {
+                    return Err(bad(
+                        Some(stage),
+                        format!("`${{{key}}}` is defined neither in `[vars]` nor in {DEFAULT_PARAMS}"),
+                    ));
+                }
+            },
+        };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(_) | toml::Value::Table(_) => {
+                let what = if value.is_array() { "list" } else { "table" };
+                return Err(bad(
+                    Some(stage),
+                    format!("`${{{key}}}` is a {what}; only strings, numbers and booleans go into a string"),
+                ));
+            }
+            other => other.to_string(),
+        };
+        if from_params {
+            tracked.insert(key.to_string());
+        }
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_put_in_and_params_are_tracked() {
+        let own: toml::Table = toml::from_str("model = 'resnet'\n[paths]\nout = 'models'").unwrap();
+        let params: Params = toml::from_str("[train]\nlr = 0.001\nepochs = 3\nwarm = true\nsizes = [1, 2]").unwrap();
+        let vars = Vars {
+            own: &own,
+            params: Some(&params),
+        };
+        let mut tracked = BTreeSet::new();
+        let s = |x: &str, t: &mut BTreeSet<String>| vars.string("s", x, t);
+        assert_eq!(
+            s(
+                "train --lr ${train.lr} -n ${ train.epochs } ${train.warm}",
+                &mut tracked
+            )
+            .unwrap(),
+            "train --lr 0.001 -n 3 true"
+        );
+        assert_eq!(
+            s("${paths.out}/${model}.bin \\${HOME}", &mut tracked).unwrap(),
+            "models/resnet.bin ${HOME}"
+        );
+        assert_eq!(
+            tracked.into_iter().collect::<Vec<_>>(),
+            ["train.epochs", "train.lr", "train.warm"]
+        );
+        let err = |x: &str| s(x, &mut BTreeSet::new()).unwrap_err().to_string();
+        assert!(err("${train.nope}").contains("`${train.nope}` is defined neither in `[vars]` nor in params.yaml"));
+        assert!(err("${train.sizes}").contains("is a list; only strings"));
+        assert!(err("${train.lr").contains("without a closing"));
+        assert!(err("${}").contains("not a key"));
+        let clash: Params = toml::from_str("model = 'x'").unwrap();
+        let both = Vars {
+            own: &own,
+            params: Some(&clash),
+        };
+        assert!(
+            both.check()
+                .unwrap_err()
+                .to_string()
+                .contains("`model` is defined both")
+        );
+    }
+}
