@@ -689,14 +689,18 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
             Some(loaded) => loaded,
             None => pipeline.insert(crate::pipeline::Pipeline::load(repo)?),
         };
-        if let Some(p) = loaded
-            && let Some(stage) = stage_target(repo, cwd, p, t)?
-        {
-            // Its recorded cached outs.
-            for o in outs
-                .iter()
-                .filter(|o| stage.outs.iter().any(|s| s.cache && s.path == o.data_rel))
-            {
+        let named = match loaded {
+            Some(p) => stage_target(repo, cwd, p, t)?,
+            None => Vec::new(),
+        };
+        if !named.is_empty() {
+            // Their recorded cached outs.
+            let ours = |o: &&Tracked| {
+                named
+                    .iter()
+                    .any(|stage| stage.outs.iter().any(|s| s.cache && s.path == o.data_rel))
+            };
+            for o in outs.iter().filter(ours) {
                 if !chosen.iter().any(|c| c.data_rel == o.data_rel && c.within.is_none()) {
                     chosen.push(o.clone());
                 }
@@ -722,7 +726,7 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
     Ok((pointers, chosen))
 }
 
-/// The stage a target names (`NAME` or `dvt.toml:NAME`, see
+/// The stages a target names (`NAME` or `dvt.toml:NAME`, see
 /// [`Pipeline::stage_named`](crate::pipeline::Pipeline::stage_named)), unless a
 /// `.dvt` pointer is at that path: tracked data wins over a stage of the same name.
 pub(crate) fn stage_target<'p>(
@@ -730,17 +734,16 @@ pub(crate) fn stage_target<'p>(
     cwd: &Path,
     pipeline: &'p crate::pipeline::Pipeline,
     target: &Path,
-) -> Result<Option<&'p crate::pipeline::Stage>> {
+) -> Result<Vec<&'p crate::pipeline::Stage>> {
     let Some(t) = target.to_str() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let Some(stage) = pipeline.stage_named(t)? else {
-        return Ok(None);
-    };
-    if t == stage.name && named_pointer(&repo.resolve(cwd, target)?.0).is_file() {
-        return Ok(None);
+    let stages = pipeline.stage_named(t)?;
+    let bare = !t.starts_with(&format!("{}:", crate::pipeline::PIPELINE_FILE));
+    if !stages.is_empty() && bare && named_pointer(&repo.resolve(cwd, target)?.0).is_file() {
+        return Ok(Vec::new());
     }
-    Ok(Some(stage))
+    Ok(stages)
 }
 
 /// The pointer file a target at `abs` names: itself if it is a pointer file, else

@@ -945,3 +945,69 @@ outs = ["literal.txt"]
     env.write("dvt.toml", good);
     assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
 }
+
+/// `foreach` stages, as in dvc.yaml: one stage per case, named `NAME@CASE`; the
+/// group's name stands for all its cases.
+#[test]
+fn foreach_stages_repeat_a_stage_per_case() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "regions:\n  us: {lr: 0.1}\n  uk: {lr: 0.2}\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.prep]
+foreach = ["a", "b"]
+[stages.prep.do]
+cmd = "echo ${item} > prep-${item}.txt"
+outs = ["prep-${item}.txt"]
+
+[stages.train]
+foreach = "${regions}"
+[stages.train.do]
+cmd = "cat prep-a.txt > model-${key}.txt && echo ${item.lr} >> model-${key}.txt"
+deps = ["prep-a.txt"]
+outs = ["model-${key}.txt"]
+"#,
+    );
+    let list = env.dvt(&["stage", "list"]).ok().stdout;
+    let names: Vec<&str> = list.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(names, ["prep@a", "prep@b", "train@uk", "train@us"]);
+    // The group's name selects its cases and what they depend on.
+    assert_eq!(ran(&actions(&env, &["train"])), ["prep@a", "train@uk", "train@us"]);
+    assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
+    assert_eq!(ran(&actions(&env, &["dvt.toml:prep@b"])), ["prep@b"]);
+    assert!(lock_section(&env, "\"train@us\"").contains("echo 0.1 >> model-us.txt"));
+    // A changed value reruns only the case it belongs to.
+    env.write("params.yaml", "regions:\n  us: {lr: 0.3}\n  uk: {lr: 0.2}\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train@us"]);
+    assert_eq!(env.read("model-us.txt"), b"a\n0.3\n");
+    std::fs::remove_file(env.path("model-uk.txt")).unwrap();
+    env.dvt(&["checkout", "train"]).ok();
+    assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
+
+    // Freezing goes in the `do` table; bad cases are clear errors.
+    let r = env.dvt(&["freeze", "train"]).fails();
+    assert!(
+        r.stderr.contains("put `frozen = true` in its `do` table"),
+        "{}",
+        r.stderr
+    );
+    let good = String::from_utf8(env.read("dvt.toml")).unwrap();
+    for (from, to, says) in [
+        (
+            "[\"a\", \"b\"]",
+            "[\"a b\"]",
+            "`foreach` case `a b` cannot name a stage",
+        ),
+        ("[\"a\", \"b\"]", "[]", "`foreach` has nothing to repeat over"),
+        (
+            "foreach = \"${regions}\"",
+            "foreach = \"${nowhere}\"",
+            "`${nowhere}` is defined neither",
+        ),
+        ("[stages.train.do]", "[stages.train.todo]", "only `foreach` and `do`"),
+    ] {
+        env.write("dvt.toml", good.replace(from, to));
+        let r = env.dvt(&["repro"]).fails();
+        assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+    }
+}

@@ -139,8 +139,9 @@ fn split_targets(
     let mut names = Vec::new();
     let mut paths = Vec::new();
     for t in &opts.targets {
-        if let Some(stage) = stage_target(repo, &opts.cwd, p, Path::new(t))? {
-            names.push(stage.name.clone());
+        let named = stage_target(repo, &opts.cwd, p, Path::new(t))?;
+        if !named.is_empty() {
+            names.extend(named.iter().map(|s| s.name.clone()));
             continue;
         }
         let (_, rel) = repo.resolve(&opts.cwd, Path::new(t))?;

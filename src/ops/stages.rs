@@ -81,6 +81,14 @@ fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Res
 /// returns each stage named and whether its setting changed.
 pub fn set_frozen(repo: &Repo, targets: &[String], frozen: bool) -> Result<Vec<(String, bool)>> {
     let names = Pipeline::load_required(repo)?.stage_names(targets)?;
+    if let Some((group, _)) = names.iter().find_map(|n| n.split_once('@')) {
+        return Err(PipelineError::Invalid {
+            file: PIPELINE_FILE.into(),
+            stage: Some(group.to_string()),
+            message: "its cases come from `foreach`: put `frozen = true` in its `do` table to freeze them all".into(),
+        }
+        .into());
+    }
     edit_pipeline(repo, |stages| {
         let mut changed = Vec::new();
         for name in names {

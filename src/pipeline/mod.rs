@@ -270,6 +270,7 @@ impl Pipeline {
         let vars = template::Vars {
             own,
             params: params_file.as_ref(),
+            locals: None,
         };
         vars.check()?;
         let mut stages = BTreeMap::new();
@@ -281,26 +282,21 @@ impl Pipeline {
                 if !valid_name(name) {
                     return Err(bad(Some(name), "stage names use letters, digits, `_` and `-`"));
                 }
-                if !body.is_table() {
+                let Some(t) = body.as_table() else {
                     return Err(bad(Some(name), "a stage is a table (`[stages.NAME]`)"));
+                };
+                if !t.contains_key("foreach") && !t.contains_key("do") {
+                    stages.insert(name.clone(), Stage::resolve(name, body, &vars)?);
+                    continue;
                 }
-                let mut tracked = BTreeSet::new();
-                let body = vars.value(name, body, &mut tracked)?;
-                let mut stage = Stage::parse(name, body.as_table().unwrap_or(&empty))?;
-                // Values put in from the params file are params of the stage.
-                for key in tracked {
-                    let covered = stage
-                        .params
-                        .iter()
-                        .any(|p| p.file == DEFAULT_PARAMS && (p.key == key || key.starts_with(&format!("{}.", p.key))));
-                    if !covered {
-                        stage.params.push(ParamRef {
-                            file: DEFAULT_PARAMS.to_string(),
-                            key,
-                        });
-                    }
+                for (suffix, locals) in template::cases(name, t, &vars)? {
+                    let case = template::Vars {
+                        locals: Some(&locals),
+                        ..vars
+                    };
+                    let full = format!("{name}@{suffix}");
+                    stages.insert(full.clone(), Stage::resolve(&full, &t["do"], &case)?);
                 }
-                stages.insert(name.clone(), stage);
             }
         }
         let (upstream, order) = dag(&stages)?;
@@ -311,16 +307,26 @@ impl Pipeline {
         })
     }
 
-    /// The stage a command-line target names, as DVC accepts them: `NAME` or
-    /// `dvt.toml:NAME`. `None` when the target is no stage name (callers take it
-    /// as a path); after `dvt.toml:`, an unknown name is an error.
-    pub fn stage_named(&self, target: &str) -> Result<Option<&Stage>> {
+    /// The stages a command-line target names, as DVC accepts them: `NAME` or
+    /// `dvt.toml:NAME`; the name of a `foreach` stage stands for all its cases
+    /// (`NAME@…`). Empty when the target is no stage name (callers take it as a
+    /// path); after `dvt.toml:`, an unknown name is an error.
+    pub fn stage_named(&self, target: &str) -> Result<Vec<&Stage>> {
         let prefixed = target.strip_prefix(PIPELINE_FILE).and_then(|r| r.strip_prefix(':'));
         let name = prefixed.unwrap_or(target);
-        match self.stages.get(name) {
-            Some(stage) => Ok(Some(stage)),
-            None if prefixed.is_some() => Err(self.unknown(name)),
-            None => Ok(None),
+        if let Some(stage) = self.stages.get(name) {
+            return Ok(vec![stage]);
+        }
+        let group = format!("{name}@");
+        let cases: Vec<&Stage> = self
+            .stages
+            .range(group.clone()..)
+            .take_while(|(k, _)| k.starts_with(&group))
+            .map(|(_, s)| s)
+            .collect();
+        match (cases.is_empty(), prefixed.is_some()) {
+            (true, true) => Err(self.unknown(name)),
+            _ => Ok(cases),
         }
     }
 
@@ -332,13 +338,15 @@ impl Pipeline {
     /// The names of the stages `targets` name (`NAME` or `dvt.toml:NAME`);
     /// anything else is an error.
     pub fn stage_names(&self, targets: &[String]) -> Result<Vec<String>> {
-        targets
-            .iter()
-            .map(|t| match self.stage_named(t)? {
-                Some(stage) => Ok(stage.name.clone()),
-                None => Err(self.unknown(t)),
-            })
-            .collect()
+        let mut names = Vec::new();
+        for t in targets {
+            let named = self.stage_named(t)?;
+            if named.is_empty() {
+                return Err(self.unknown(t));
+            }
+            names.extend(named.iter().map(|s| s.name.clone()));
+        }
+        Ok(names)
     }
 
     fn unknown(&self, name: &str) -> crate::Error {
@@ -392,6 +400,28 @@ impl Pipeline {
 }
 
 impl Stage {
+    /// The stage `body` describes, with its `${KEY}`s filled in from `vars`;
+    /// those taken from the params file become params of the stage.
+    fn resolve(name: &str, body: &toml::Value, vars: &template::Vars) -> Result<Stage> {
+        let mut tracked = BTreeSet::new();
+        let body = vars.value(name, body, &mut tracked)?;
+        let empty = toml::Table::new();
+        let mut stage = Stage::parse(name, body.as_table().unwrap_or(&empty))?;
+        for key in tracked {
+            let covered = stage
+                .params
+                .iter()
+                .any(|p| p.file == DEFAULT_PARAMS && (p.key == key || key.starts_with(&format!("{}.", p.key))));
+            if !covered {
+                stage.params.push(ParamRef {
+                    file: DEFAULT_PARAMS.to_string(),
+                    key,
+                });
+            }
+        }
+        Ok(stage)
+    }
+
     fn parse(name: &str, t: &toml::Table) -> Result<Stage> {
         const KEYS: [&str; 9] = [
             "cmd",

@@ -16,6 +16,100 @@ pub(super) struct Vars<'a> {
     pub own: &'a toml::Table,
     /// The default params file, parsed; `None` if there is none.
     pub params: Option<&'a Params>,
+    /// In a `foreach` stage: `item` (and `key`, for a table) of the case at hand.
+    pub locals: Option<&'a toml::Table>,
+}
+
+/// The cases of a `foreach` stage (`[stages.NAME]` with `foreach` and a `do`
+/// table): for each, the suffix of its name (`NAME@SUFFIX`) and its locals.
+/// `foreach` is a list (`${item}`; a case is named by its value, or its index if
+/// that is not a scalar), a table (`${key}`, `${item}`; named by its key), or a
+/// string `${KEY}` naming either.
+pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(String, toml::Table)>> {
+    if let Some(k) = t.keys().find(|k| *k != "foreach" && *k != "do") {
+        return Err(bad(
+            Some(stage),
+            format!("a `foreach` stage has only `foreach` and `do` (the stage), not `{k}`"),
+        ));
+    }
+    if !t.get("do").is_some_and(toml::Value::is_table) {
+        return Err(bad(
+            Some(stage),
+            "a `foreach` stage needs a `do` table: the stage to repeat",
+        ));
+    }
+    let over = match t.get("foreach") {
+        Some(toml::Value::String(s)) => {
+            let key = s
+                .trim()
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    bad(
+                        Some(stage),
+                        "`foreach` is a list, a table, or a string `${KEY}` naming one",
+                    )
+                })?;
+            vars.find(key)
+                .map(|(v, _)| v.clone())
+                .ok_or_else(|| undefined(stage, key))?
+        }
+        Some(v) => v.clone(),
+        None => return Err(bad(Some(stage), "a stage with `do` needs `foreach`")),
+    };
+    let mut out = Vec::new();
+    match over {
+        toml::Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let suffix = match &item {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => item.to_string(),
+                    _ => i.to_string(),
+                };
+                let mut locals = toml::Table::new();
+                locals.insert("item".into(), item);
+                out.push((suffix, locals));
+            }
+        }
+        toml::Value::Table(items) => {
+            for (k, item) in items {
+                let mut locals = toml::Table::new();
+                locals.insert("key".into(), toml::Value::String(k.clone()));
+                locals.insert("item".into(), item);
+                out.push((k, locals));
+            }
+        }
+        _ => {
+            return Err(bad(
+                Some(stage),
+                "`foreach` is a list, a table, or a string `${KEY}` naming one",
+            ));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(Some(stage), "`foreach` has nothing to repeat over"));
+    }
+    for (suffix, _) in &out {
+        let ok = !suffix.is_empty()
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(bad(
+                Some(stage),
+                format!("`foreach` case `{suffix}` cannot name a stage (letters, digits, `_`, `-`, `.`)"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn undefined(stage: &str, key: &str) -> crate::Error {
+    bad(
+        Some(stage),
+        format!("`${{{key}}}` is defined neither in `[vars]` nor in {DEFAULT_PARAMS}"),
+    )
 }
 
 impl Vars<'_> {
@@ -75,22 +169,22 @@ impl Vars<'_> {
         Ok(out)
     }
 
+    /// The value of `key`, and whether it comes from the params file.
+    fn find(&self, key: &str) -> Option<(&toml::Value, bool)> {
+        if let Some(v) = self.locals.and_then(|l| lookup(l, key)) {
+            return Some((v, false));
+        }
+        if let Some(v) = lookup(self.own, key) {
+            return Some((v, false));
+        }
+        self.params.and_then(|p| lookup(p, key)).map(|v| (v, true))
+    }
+
     fn lookup(&self, stage: &str, key: &str, tracked: &mut BTreeSet<String>) -> Result<String> {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(bad(Some(stage), format!("`${{{key}}}`: not a key")));
         }
-        let (value, from_params) = match lookup(self.own, key) {
-            Some(v) => (v, false),
-            None => match self.params.and_then(|p| lookup(p, key)) {
-                Some(v) => (v, true),
-                None => {
-                    return Err(bad(
-                        Some(stage),
-                        format!("`${{{key}}}` is defined neither in `[vars]` nor in {DEFAULT_PARAMS}"),
-                    ));
-                }
-            },
-        };
+        let (value, from_params) = self.find(key).ok_or_else(|| undefined(stage, key))?;
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Array(_) | toml::Value::Table(_) => {
@@ -120,6 +214,7 @@ mod tests {
         let vars = Vars {
             own: &own,
             params: Some(&params),
+            locals: None,
         };
         let mut tracked = BTreeSet::new();
         let s = |x: &str, t: &mut BTreeSet<String>| vars.string("s", x, t);
@@ -148,6 +243,7 @@ mod tests {
         let both = Vars {
             own: &own,
             params: Some(&clash),
+            locals: None,
         };
         assert!(
             both.check()
