@@ -975,6 +975,11 @@ outs = ["model-${key}.txt"]
     assert_eq!(ran(&actions(&env, &["train"])), ["prep@a", "train@uk", "train@us"]);
     assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
     assert_eq!(ran(&actions(&env, &["dvt.toml:prep@b"])), ["prep@b"]);
+    // -q: a run prints nothing; a dry run still answers.
+    let r = env.dvt(&["-q", "repro", "--force", "prep"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+    let r = env.dvt(&["-q", "repro", "--dry-run", "--force", "prep"]).ok();
+    assert!(r.stdout.contains("Stage `prep@b` would run: forced"), "{}", r.stdout);
     assert!(lock_section(&env, "\"train@us\"").contains("echo 0.1 >> model-us.txt"));
     // A changed value reruns only the case it belongs to.
     env.write("params.yaml", "regions:\n  us: {lr: 0.3}\n  uk: {lr: 0.2}\n");
@@ -999,6 +1004,7 @@ outs = ["model-${key}.txt"]
             "`foreach` case `a b` cannot name a stage",
         ),
         ("[\"a\", \"b\"]", "[]", "`foreach` has nothing to repeat over"),
+        ("[\"a\", \"b\"]", "[\"1\", 1]", "`foreach` has the case `1` twice"),
         (
             "foreach = \"${regions}\"",
             "foreach = \"${nowhere}\"",

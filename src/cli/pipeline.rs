@@ -241,10 +241,11 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             for s in &report.stages {
                 match s.action {
-                    Action::Skipped if s.frozen => out!("Stage `{}` is frozen, skipping", s.stage),
-                    Action::Skipped => out!("Stage `{}` didn't change, skipping", s.stage),
-                    Action::Restored => out!("Stage `{}`: outs restored from the cache", s.stage),
-                    Action::Ran => out!("Stage `{}` ran; dvt.lock updated", s.stage),
+                    // With -q a run prints only errors; a dry run's answer is what was asked for.
+                    Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
+                    Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
+                    Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
+                    Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
                     Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
                     Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
                 }

@@ -90,7 +90,11 @@ pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(St
     if out.is_empty() {
         return Err(bad(Some(stage), "`foreach` has nothing to repeat over"));
     }
+    let mut seen = BTreeSet::new();
     for (suffix, _) in &out {
+        if !seen.insert(suffix.as_str()) {
+            return Err(bad(Some(stage), format!("`foreach` has the case `{suffix}` twice")));
+        }
         let ok = !suffix.is_empty()
             && suffix
                 .chars()
