@@ -1016,4 +1016,32 @@ outs = ["model-${key}.txt"]
         let r = env.dvt(&["repro"]).fails();
         assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
     }
+
+    // matrix: one case per combination, values as `${item.NAME}`.
+    env.write(
+        "params.yaml",
+        "regions:\n  us: {lr: 0.3}\n  uk: {lr: 0.2}\nsplits: [test, val]\n",
+    );
+    let matrix = r#"
+[stages.eval]
+matrix = { model = ["cnn", "xgb"], split = "${splits}" }
+cmd = "echo ${item.model} ${item.split} > eval-${item.model}-${item.split}.txt"
+outs = ["eval-${item.model}-${item.split}.txt"]
+"#;
+    env.write("dvt.toml", format!("{good}{matrix}"));
+    assert_eq!(
+        ran(&actions(&env, &["eval"])),
+        ["eval@cnn-test", "eval@cnn-val", "eval@xgb-test", "eval@xgb-val"]
+    );
+    assert_eq!(env.read("eval-xgb-val.txt"), b"xgb val\n");
+    env.write(
+        "dvt.toml",
+        format!("{good}{}", matrix.replace("matrix = {", "foreach = [1]\nmatrix = {")),
+    );
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr.contains("a stage has `matrix` or `foreach`, not both"),
+        "{}",
+        r.stderr
+    );
 }

@@ -26,6 +26,7 @@ pub(super) struct Vars<'a> {
 /// that is not a scalar), a table (`${key}`, `${item}`; named by its key), or a
 /// string `${KEY}` naming either.
 pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(String, toml::Table)>> {
+    const WHAT: &str = "`foreach` is a list, a table, or a string `${KEY}` naming one";
     if let Some(k) = t.keys().find(|k| *k != "foreach" && *k != "do") {
         return Err(bad(
             Some(stage),
@@ -39,34 +40,14 @@ pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(St
         ));
     }
     let over = match t.get("foreach") {
-        Some(toml::Value::String(s)) => {
-            let key = s
-                .trim()
-                .strip_prefix("${")
-                .and_then(|r| r.strip_suffix('}'))
-                .map(str::trim)
-                .ok_or_else(|| {
-                    bad(
-                        Some(stage),
-                        "`foreach` is a list, a table, or a string `${KEY}` naming one",
-                    )
-                })?;
-            vars.find(key)
-                .map(|(v, _)| v.clone())
-                .ok_or_else(|| undefined(stage, key))?
-        }
-        Some(v) => v.clone(),
+        Some(v) => named(stage, v, vars, WHAT)?,
         None => return Err(bad(Some(stage), "a stage with `do` needs `foreach`")),
     };
     let mut out = Vec::new();
     match over {
         toml::Value::Array(items) => {
             for (i, item) in items.into_iter().enumerate() {
-                let suffix = match &item {
-                    toml::Value::String(s) => s.clone(),
-                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => item.to_string(),
-                    _ => i.to_string(),
-                };
+                let suffix = scalar_text(&item).unwrap_or_else(|| i.to_string());
                 let mut locals = toml::Table::new();
                 locals.insert("item".into(), item);
                 out.push((suffix, locals));
@@ -80,20 +61,86 @@ pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(St
                 out.push((k, locals));
             }
         }
-        _ => {
-            return Err(bad(
-                Some(stage),
-                "`foreach` is a list, a table, or a string `${KEY}` naming one",
-            ));
-        }
+        _ => return Err(bad(Some(stage), WHAT)),
     }
+    check_cases(stage, "foreach", &out)?;
+    Ok(out)
+}
+
+/// The cases of a `matrix` stage, as in DVC: `matrix` is a table of lists (or
+/// of strings `${KEY}` naming lists); a case takes one value from each, as
+/// `${item.NAME}`, and is named by them joined with `-` (a value that is not a
+/// scalar by its list's name and index: `model0`). Lists are taken in the
+/// order of their names.
+pub(super) fn matrix_cases(stage: &str, m: &toml::Value, vars: &Vars) -> Result<Vec<(String, toml::Table)>> {
+    const WHAT: &str = "`matrix` is a table of lists (or of strings `${KEY}` naming lists)";
+    let m = m.as_table().ok_or_else(|| bad(Some(stage), WHAT))?;
+    let mut cases: Vec<(Vec<String>, toml::Table)> = vec![(Vec::new(), toml::Table::new())];
+    for (name, list) in m {
+        let toml::Value::Array(values) = named(stage, list, vars, WHAT)? else {
+            return Err(bad(Some(stage), WHAT));
+        };
+        let mut next = Vec::new();
+        for (parts, item) in &cases {
+            for (i, v) in values.iter().enumerate() {
+                let mut parts = parts.clone();
+                parts.push(scalar_text(v).unwrap_or_else(|| format!("{name}{i}")));
+                let mut item = item.clone();
+                item.insert(name.clone(), v.clone());
+                next.push((parts, item));
+            }
+        }
+        cases = next;
+    }
+    let out: Vec<(String, toml::Table)> = match m.is_empty() {
+        true => Vec::new(),
+        false => cases
+            .into_iter()
+            .map(|(parts, item)| {
+                let mut locals = toml::Table::new();
+                locals.insert("item".into(), toml::Value::Table(item));
+                (parts.join("-"), locals)
+            })
+            .collect(),
+    };
+    check_cases(stage, "matrix", &out)?;
+    Ok(out)
+}
+
+/// `v`, or the value a string `${KEY}` names.
+fn named(stage: &str, v: &toml::Value, vars: &Vars, what: &str) -> Result<toml::Value> {
+    let toml::Value::String(s) = v else {
+        return Ok(v.clone());
+    };
+    let key = s
+        .trim()
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .map(str::trim)
+        .ok_or_else(|| bad(Some(stage), what))?;
+    vars.find(key)
+        .map(|(v, _)| v.clone())
+        .ok_or_else(|| undefined(stage, key))
+}
+
+/// A string, number or boolean as text; `None` for a list or table.
+fn scalar_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Array(_) | toml::Value::Table(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Refuses no cases, a case twice, and case names that cannot name a stage.
+fn check_cases(stage: &str, what: &str, out: &[(String, toml::Table)]) -> Result<()> {
     if out.is_empty() {
-        return Err(bad(Some(stage), "`foreach` has nothing to repeat over"));
+        return Err(bad(Some(stage), format!("`{what}` has nothing to repeat over")));
     }
     let mut seen = BTreeSet::new();
-    for (suffix, _) in &out {
+    for (suffix, _) in out {
         if !seen.insert(suffix.as_str()) {
-            return Err(bad(Some(stage), format!("`foreach` has the case `{suffix}` twice")));
+            return Err(bad(Some(stage), format!("`{what}` has the case `{suffix}` twice")));
         }
         let ok = !suffix.is_empty()
             && suffix
@@ -102,11 +149,11 @@ pub(super) fn cases(stage: &str, t: &toml::Table, vars: &Vars) -> Result<Vec<(St
         if !ok {
             return Err(bad(
                 Some(stage),
-                format!("`foreach` case `{suffix}` cannot name a stage (letters, digits, `_`, `-`, `.`)"),
+                format!("`{what}` case `{suffix}` cannot name a stage (letters, digits, `_`, `-`, `.`)"),
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn undefined(stage: &str, key: &str) -> crate::Error {
