@@ -285,34 +285,27 @@ impl Pipeline {
                 let Some(t) = body.as_table() else {
                     return Err(bad(Some(name), "a stage is a table (`[stages.NAME]`)"));
                 };
-                if let Some(m) = t.get("matrix") {
+                // A repeated stage: its cases, and the stage each one fills in.
+                let (cases, one) = if let Some(m) = t.get("matrix") {
                     if t.contains_key("foreach") || t.contains_key("do") {
                         return Err(bad(Some(name), "a stage has `matrix` or `foreach`, not both"));
                     }
                     let mut one = t.clone();
                     one.remove("matrix");
-                    let one = toml::Value::Table(one);
-                    for (suffix, locals) in template::matrix_cases(name, m, &vars)? {
-                        let case = template::Vars {
-                            locals: Some(&locals),
-                            ..vars
-                        };
-                        let full = format!("{name}@{suffix}");
-                        stages.insert(full.clone(), Stage::resolve(&full, &one, &case)?);
-                    }
-                    continue;
-                }
-                if !t.contains_key("foreach") && !t.contains_key("do") {
+                    (template::matrix_cases(name, m, &vars)?, toml::Value::Table(one))
+                } else if t.contains_key("foreach") || t.contains_key("do") {
+                    (template::cases(name, t, &vars)?, t["do"].clone())
+                } else {
                     stages.insert(name.clone(), Stage::resolve(name, body, &vars)?);
                     continue;
-                }
-                for (suffix, locals) in template::cases(name, t, &vars)? {
+                };
+                for (suffix, locals) in cases {
                     let case = template::Vars {
                         locals: Some(&locals),
                         ..vars
                     };
                     let full = format!("{name}@{suffix}");
-                    stages.insert(full.clone(), Stage::resolve(&full, &t["do"], &case)?);
+                    stages.insert(full.clone(), Stage::resolve(&full, &one, &case)?);
                 }
             }
         }
