@@ -185,7 +185,7 @@ impl<'r> Snapshot<'r> {
 
     /// The cached pipeline outs of this snapshot's `dvt.lock`.
     pub fn lock_outs(&self) -> Result<Vec<Tracked>> {
-        use crate::pipeline::{DEFAULT_PARAMS, LOCK_FILE, PIPELINE_FILE, outs_from};
+        use crate::pipeline::{LOCK_FILE, PIPELINE_FILE, outs_from};
         match (&self.source, &self.git) {
             (Source::Commit { id, .. }, Some(git)) => {
                 let Some(lock) = git.read_file(*id, LOCK_FILE)? else {
@@ -197,8 +197,8 @@ impl<'r> Snapshot<'r> {
                     &String::from_utf8_lossy(&lock),
                     &self.rev_path(LOCK_FILE),
                     pipeline.as_deref().map(String::from_utf8_lossy).as_deref(),
-                    &|| {
-                        let text = git.read_file(*id, DEFAULT_PARAMS)?;
+                    &|f| {
+                        let text = git.read_file(*id, f)?;
                         Ok(text.map(|t| String::from_utf8_lossy(&t).into_owned()))
                     },
                 )

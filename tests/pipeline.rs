@@ -928,8 +928,9 @@ outs = ["literal.txt"]
     env.write("dvt.toml", text.replace("${train.epochs}", "${train.epoch}"));
     let r = env.dvt(&["repro"]).fails();
     assert!(
-        r.stderr
-            .contains("stage `train`: `${train.epoch}` is defined neither in `[vars]` nor in params.yaml"),
+        r.stderr.contains(
+            "stage `train`: `${train.epoch}` is defined nowhere: not in `vars` of dvt.toml, a vars file or params.yaml"
+        ),
         "{}",
         r.stderr
     );
@@ -943,6 +944,86 @@ outs = ["literal.txt"]
         r.stderr
     );
     env.write("dvt.toml", good);
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+}
+
+/// `vars` may list files, as in dvc.yaml: their values fill `${KEY}`, and the
+/// ones used are params of the stage.
+#[test]
+fn vars_files_give_values_that_are_tracked_as_params() {
+    let env = TestEnv::new();
+    env.write("config.yaml", "model:\n  name: cnn\n  size: 3\n");
+    env.write("other.toml", "seed = 7\n[unused]\nx = 1\n");
+    env.write("params.yaml", "epochs: 2\n");
+    let text = r#"vars = ["config.yaml", "other.toml:seed", { out = "res" }]
+
+[stages.train]
+cmd = "mkdir -p ${out} && echo ${model.name} ${seed} ${epochs} > ${out}/m.txt"
+outs = ["${out}/m.txt"]
+"#;
+    env.write("dvt.toml", text);
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(env.read("res/m.txt"), b"cnn 7 2\n");
+    let train = lock_section(&env, "train");
+    for p in ["\"model.name\" = \"cnn\"", "\"seed\" = 7", "\"epochs\" = 2"] {
+        assert!(train.contains(p), "{p} in {train}");
+    }
+    assert!(!train.contains("model.size"), "{train}");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "v1"]);
+
+    // An unused value changes nothing; a used one makes the stage stale, by name.
+    env.write("config.yaml", "model:\n  name: cnn\n  size: 4\n");
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+    env.write("config.yaml", "model:\n  name: rnn\n  size: 4\n");
+    let st = env.dvt(&["status"]).ok();
+    assert!(
+        st.stdout.contains("train: param `config.yaml:model.name` changed"),
+        "{}",
+        st.stdout
+    );
+    let diff = env.dvt(&["params", "diff"]).ok();
+    assert!(
+        diff.stdout.contains("config.yaml") && diff.stdout.contains("cnn") && diff.stdout.contains("rnn"),
+        "{}",
+        diff.stdout
+    );
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(env.read("res/m.txt"), b"rnn 7 2\n");
+    // The committed lock's outs are still read at that revision.
+    env.dvt(&["diff", "HEAD"]).ok();
+
+    // Wrong input: one clear error, nothing run, dvt.toml as it was.
+    for (bad, message) in [
+        ("\"config.yaml\", ", "vars file `nope.yaml` does not exist"),
+        ("\"other.toml:seed\"", "vars file `other.toml` has no key `nokey`"),
+        ("\"config.yaml\", ", "vars file `../x.yaml` is outside the repository"),
+        (
+            "\"other.toml:seed\"",
+            "`seed` is defined both in other.toml and in params.yaml",
+        ),
+        (
+            "vars = [\"config.yaml\", \"other.toml:seed\", { out = \"res\" }]",
+            "`vars` is a table, or a list of tables and files",
+        ),
+    ] {
+        let broken = match message {
+            m if m.contains("nope") => text.replace(bad, "\"config.yaml\", \"nope.yaml\", "),
+            m if m.contains("nokey") => text.replace(bad, "\"other.toml:seed,nokey\""),
+            m if m.contains("outside") => text.replace(bad, "\"config.yaml\", \"../x.yaml\", "),
+            m if m.contains("both") => {
+                env.write("params.yaml", "epochs: 2\nseed: 1\n");
+                text.to_string()
+            }
+            _ => text.replace(bad, "vars = 3"),
+        };
+        env.write("dvt.toml", &broken);
+        let r = env.dvt(&["repro"]).fails();
+        assert!(r.stderr.contains(message), "{message}: {}", r.stderr);
+        assert_eq!(env.read("res/m.txt"), b"rnn 7 2\n");
+        env.write("params.yaml", "epochs: 2\n");
+    }
+    env.write("dvt.toml", text);
     assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
 }
 
@@ -1008,7 +1089,7 @@ outs = ["model-${key}.txt"]
         (
             "foreach = \"${regions}\"",
             "foreach = \"${nowhere}\"",
-            "`${nowhere}` is defined neither",
+            "`${nowhere}` is defined nowhere",
         ),
         ("[stages.train.do]", "[stages.train.todo]", "only `foreach` and `do`"),
     ] {

@@ -182,7 +182,7 @@ pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<Stri
         for (file, vals) in &now.params {
             for (k, v) in vals {
                 if locked.params.get(file).and_then(|m| m.get(k)) != Some(v) {
-                    which = format!("param `{k}` changed");
+                    which = format!("param `{}` changed", crate::pipeline::param_name(file, k));
                 }
             }
         }
@@ -469,12 +469,7 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str) -> Resul
     for (file, vals) in &now.params {
         for (k, v) in vals {
             let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
-            let name = if file == crate::pipeline::DEFAULT_PARAMS {
-                k.clone()
-            } else {
-                format!("{file}:{k}")
-            };
-            params.insert(name, json);
+            params.insert(crate::pipeline::param_name(file, k), json);
         }
     }
     let wdir = repo.root().join(Path::new(&stage.wdir));

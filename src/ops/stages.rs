@@ -70,7 +70,7 @@ fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Res
     let result = edit(stages)?;
     let new_text = doc.to_string();
     if new_text != text {
-        Pipeline::parse_with(&new_text, &|| crate::pipeline::read_params(repo))?;
+        Pipeline::parse_with(&new_text, &|f| crate::pipeline::read_file(repo, f))?;
         crate::fsutil::atomic_write(&path, new_text.as_bytes())?;
     }
     Ok(result)
@@ -289,7 +289,7 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value
 /// The pipeline at one side.
 fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) -> Result<Option<Pipeline>> {
     match read_at(repo, at, PIPELINE_FILE)? {
-        Some(t) => Ok(Some(Pipeline::parse_with(&t, &|| read_at(repo, at, DEFAULT_PARAMS))?)),
+        Some(t) => Ok(Some(Pipeline::parse_with(&t, &|f| read_at(repo, at, f))?)),
         None => Ok(None),
     }
 }

@@ -42,6 +42,15 @@ pub struct ParamRef {
     pub key: String,
 }
 
+/// How a param is named to the user: `KEY` in the default params file,
+/// `FILE:KEY` in another (as `params` of a stage names it).
+pub fn param_name(file: &str, key: &str) -> String {
+    match file == DEFAULT_PARAMS {
+        true => key.to_string(),
+        false => format!("{file}:{key}"),
+    }
+}
+
 /// An output of a stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Out {
@@ -102,9 +111,9 @@ fn bad(stage: Option<&str>, message: impl Into<String>) -> crate::Error {
 }
 
 /// Joins `wdir` and `path` and checks the result stays inside the repository.
-fn repo_path(stage: &str, wdir: &str, path: &str, what: &str) -> Result<String> {
+fn repo_path(stage: Option<&str>, wdir: &str, path: &str, what: &str) -> Result<String> {
     if path.is_empty() || path.starts_with('/') {
-        return Err(bad(Some(stage), format!("{what} `{path}` must be a relative path")));
+        return Err(bad(stage, format!("{what} `{path}` must be a relative path")));
     }
     let joined = if wdir.is_empty() {
         path.to_string()
@@ -117,7 +126,7 @@ fn repo_path(stage: &str, wdir: &str, path: &str, what: &str) -> Result<String> 
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(bad(Some(stage), format!("{what} `{path}` is outside the repository")));
+                    return Err(bad(stage, format!("{what} `{path}` is outside the repository")));
                 }
             }
             p => parts.push(p),
@@ -125,10 +134,10 @@ fn repo_path(stage: &str, wdir: &str, path: &str, what: &str) -> Result<String> 
     }
     let rel = parts.join("/");
     if rel.is_empty() {
-        return Err(bad(Some(stage), format!("{what} `{path}` is the repository root")));
+        return Err(bad(stage, format!("{what} `{path}` is the repository root")));
     }
     if let Some(reserved) = parts.iter().find(|p| **p == ".git" || **p == crate::repo::DVT_DIR) {
-        return Err(bad(Some(stage), format!("{what} `{path}` is inside `{reserved}`")));
+        return Err(bad(stage, format!("{what} `{path}` is inside `{reserved}`")));
     }
     Ok(rel)
 }
@@ -184,7 +193,7 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, metric: bool) -> Re
             }
         };
         out.push(Out {
-            path: repo_path(stage, wdir, &path, if metric { "metrics file" } else { "out" })?,
+            path: repo_path(Some(stage), wdir, &path, if metric { "metrics file" } else { "out" })?,
             cache,
             persist,
             metric,
@@ -199,7 +208,7 @@ pub fn parse_param_spec(stage: &str, wdir: &str, spec: &str) -> Result<Vec<Param
         Some((f, k)) => (f, k),
         None => (DEFAULT_PARAMS, spec),
     };
-    let file = repo_path(stage, wdir, file, "params file")?;
+    let file = repo_path(Some(stage), wdir, file, "params file")?;
     let mut out = Vec::new();
     for key in keys.split(',') {
         let key = key.trim();
@@ -219,12 +228,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Pipeline {
-    /// Reads `dvt.toml` of `repo` (and `params.yaml` if `dvt.toml` takes values
-    /// from it); `None` if there is none.
+    /// Reads `dvt.toml` of `repo` (and `params.yaml` and vars files if `dvt.toml`
+    /// takes values from them); `None` if there is none.
     pub fn load(repo: &Repo) -> Result<Option<Pipeline>> {
         let path = repo.root().join(PIPELINE_FILE);
         match fs_err::read_to_string(&path) {
-            Ok(text) => Ok(Some(Pipeline::parse_with(&text, &|| read_params(repo))?)),
+            Ok(text) => Ok(Some(Pipeline::parse_with(&text, &|f| read_file(repo, f))?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -236,15 +245,16 @@ impl Pipeline {
     }
 
     /// Parses and validates the text of a `dvt.toml` that takes no `${KEY}` from
-    /// a params file.
+    /// a file.
     pub fn parse(text: &str) -> Result<Pipeline> {
-        Pipeline::parse_with(text, &|| Ok(None))
+        Pipeline::parse_with(text, &|_| Ok(None))
     }
 
-    /// Parses and validates the text of a `dvt.toml`; `params` gives the text of
-    /// the default params file beside it (`None` if there is none), read only if
-    /// some `${KEY}` needs it.
-    pub fn parse_with(text: &str, params: &dyn Fn() -> Result<Option<String>>) -> Result<Pipeline> {
+    /// Parses and validates the text of a `dvt.toml`; `read` gives the text of a
+    /// file of the repository by its repo-relative path (`None` if there is none):
+    /// the files `vars` names, and the default params file if some `${KEY}` may
+    /// need it.
+    pub fn parse_with(text: &str, read: &dyn Fn(&str) -> Result<Option<String>>) -> Result<Pipeline> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| bad(None, crate::error::toml_message(text, e.span(), e.message())))?;
         for k in table.keys() {
@@ -252,24 +262,23 @@ impl Pipeline {
                 return Err(bad(
                     None,
                     format!(
-                        "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in `[vars]`)"
+                        "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in `vars`)"
                     ),
                 ));
             }
         }
-        let empty = toml::Table::new();
-        let own = match table.get("vars") {
-            None => &empty,
-            Some(toml::Value::Table(t)) => t,
-            Some(_) => return Err(bad(None, "`vars` must be a table (`[vars]`)")),
-        };
-        let params_file = match text.contains("${") {
-            true => params()?.map(|t| params::parse(DEFAULT_PARAMS, &t)).transpose()?,
-            false => None,
-        };
+        let mut sources = vars_sources(table.get("vars"), read)?;
+        if text.contains("${")
+            && !sources.iter().any(|s| s.file.as_deref() == Some(DEFAULT_PARAMS))
+            && let Some(t) = read(DEFAULT_PARAMS)?
+        {
+            sources.push(template::Source {
+                file: Some(DEFAULT_PARAMS.into()),
+                values: params::parse(DEFAULT_PARAMS, &t)?,
+            });
+        }
         let vars = template::Vars {
-            own,
-            params: params_file.as_ref(),
+            sources: &sources,
             locals: None,
         };
         vars.check()?;
@@ -411,22 +420,19 @@ impl Pipeline {
 
 impl Stage {
     /// The stage `body` describes, with its `${KEY}`s filled in from `vars`;
-    /// those taken from the params file become params of the stage.
+    /// those taken from a file become params of the stage.
     fn resolve(name: &str, body: &toml::Value, vars: &template::Vars) -> Result<Stage> {
         let mut tracked = BTreeSet::new();
         let body = vars.value(name, body, &mut tracked)?;
         let empty = toml::Table::new();
         let mut stage = Stage::parse(name, body.as_table().unwrap_or(&empty))?;
-        for key in tracked {
+        for p in tracked {
             let covered = stage
                 .params
                 .iter()
-                .any(|p| p.file == DEFAULT_PARAMS && (p.key == key || key.starts_with(&format!("{}.", p.key))));
+                .any(|q| q.file == p.file && (q.key == p.key || p.key.starts_with(&format!("{}.", q.key))));
             if !covered {
-                stage.params.push(ParamRef {
-                    file: DEFAULT_PARAMS.to_string(),
-                    key,
-                });
+                stage.params.push(p);
             }
         }
         Ok(stage)
@@ -470,13 +476,13 @@ impl Stage {
         let wdir = match t.get("wdir") {
             None => String::new(),
             Some(toml::Value::String(w)) if w == "." || w.is_empty() => String::new(),
-            Some(toml::Value::String(w)) => repo_path(name, "", w, "wdir")?,
+            Some(toml::Value::String(w)) => repo_path(Some(name), "", w, "wdir")?,
             Some(_) => return Err(bad(Some(name), "`wdir` must be a string")),
         };
         let deps = match t.get("deps") {
             Some(v) => strings(name, "deps", v)?
                 .iter()
-                .map(|d| repo_path(name, &wdir, d, "dep"))
+                .map(|d| repo_path(Some(name), &wdir, d, "dep"))
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -516,12 +522,86 @@ impl Stage {
     }
 }
 
-/// The text of the default params file of `repo`'s workspace, if there is one.
-pub fn read_params(repo: &Repo) -> Result<Option<String>> {
-    match fs_err::read_to_string(repo.root().join(DEFAULT_PARAMS)) {
+/// The text of the repo-relative `file` in `repo`'s workspace, if there is one.
+pub fn read_file(repo: &Repo, file: &str) -> Result<Option<String>> {
+    match fs_err::read_to_string(repo.root().join(file)) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The sources of `${KEY}` values that `vars` of `dvt.toml` gives, as in DVC: a
+/// table, or a list of tables and of files (`"config.yaml"`, or
+/// `"config.yaml:train,eval"` for only those keys), read with `read`.
+fn vars_sources(
+    vars: Option<&toml::Value>,
+    read: &dyn Fn(&str) -> Result<Option<String>>,
+) -> Result<Vec<template::Source>> {
+    const WHAT: &str =
+        "`vars` is a table, or a list of tables and files (`\"config.yaml\"`, `\"config.yaml:train,eval\"`)";
+    let items = match vars {
+        None => return Ok(Vec::new()),
+        Some(v @ toml::Value::Table(_)) => std::slice::from_ref(v),
+        Some(toml::Value::Array(a)) => a.as_slice(),
+        Some(_) => return Err(bad(None, WHAT)),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            toml::Value::Table(t) => out.push(template::Source {
+                file: None,
+                values: t.clone(),
+            }),
+            toml::Value::String(spec) => {
+                let (file, keys) = match spec.split_once(':') {
+                    Some((f, k)) => (f, Some(k)),
+                    None => (spec.as_str(), None),
+                };
+                let file = repo_path(None, "", file.trim(), "vars file")?;
+                let text = read(&file)?.ok_or_else(|| bad(None, format!("vars file `{file}` does not exist")))?;
+                let all = params::parse(&file, &text)?;
+                let values = match keys {
+                    None => all,
+                    Some(keys) => {
+                        let mut picked = toml::Table::new();
+                        for key in keys.split(',').map(str::trim) {
+                            let v = params::lookup(&all, key)
+                                .filter(|_| !key.is_empty())
+                                .ok_or_else(|| bad(None, format!("vars file `{file}` has no key `{key}`")))?;
+                            insert_at(&mut picked, key, v.clone());
+                        }
+                        picked
+                    }
+                };
+                out.push(template::Source {
+                    file: Some(file),
+                    values,
+                });
+            }
+            _ => return Err(bad(None, WHAT)),
+        }
+    }
+    Ok(out)
+}
+
+/// Puts `v` at dotted `key` in `t`, making the tables on the way.
+fn insert_at(t: &mut toml::Table, key: &str, v: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            t.insert(key.to_string(), v);
+        }
+        Some((head, rest)) => {
+            let sub = t
+                .entry(head.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !sub.is_table() {
+                *sub = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(sub) = sub {
+                insert_at(sub, rest, v);
+            }
+        }
     }
 }
 
@@ -605,18 +685,18 @@ fn dag(stages: &BTreeMap<String, Stage>) -> Result<Dag> {
 }
 
 /// The cached outs that `lock_text` records, as tracked paths (their pointer
-/// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it, with `params`
-/// giving the params file beside that) says which outs are cached; without a
+/// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it, with `read`
+/// giving the files beside that) says which outs are cached; without a
 /// readable one, every recorded out is taken as cached.
 pub fn outs_from(
     repo: &Repo,
     lock_text: &str,
     lock_name: &Path,
     pipeline_text: Option<&str>,
-    params: &dyn Fn() -> Result<Option<String>>,
+    read: &dyn Fn(&str) -> Result<Option<String>>,
 ) -> Result<Vec<crate::workspace::Tracked>> {
     let lock = lock::Lock::parse(lock_text, lock_name)?;
-    let pipeline = pipeline_text.and_then(|t| Pipeline::parse_with(t, params).ok());
+    let pipeline = pipeline_text.and_then(|t| Pipeline::parse_with(t, read).ok());
     let cached = |stage: &str, path: &str| -> bool {
         pipeline
             .as_ref()
@@ -636,7 +716,7 @@ pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
         Err(e) => return Err(e.into()),
     };
     let pipeline = fs_err::read_to_string(repo.root().join(PIPELINE_FILE)).ok();
-    outs_from(repo, &text, &lock_path, pipeline.as_deref(), &|| read_params(repo))
+    outs_from(repo, &text, &lock_path, pipeline.as_deref(), &|f| read_file(repo, f))
 }
 
 /// `rel` joined to the repository root.

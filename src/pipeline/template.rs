@@ -1,21 +1,39 @@
 //! `${KEY}` in `dvt.toml`, as in DVC's `dvc.yaml`: a string of a stage may name
-//! a value of the `[vars]` table of `dvt.toml` or of the default params file
-//! (`params.yaml`, at the repository root); a dotted key reaches into nested
-//! tables. Values taken from the params file become params of the stage, so a
-//! change to them makes the stage stale. `\${` writes a literal `${`.
+//! a value of `vars` in `dvt.toml` (a table, or a list of tables and of files),
+//! or of the default params file (`params.yaml`, at the repository root); a
+//! dotted key reaches into nested tables. Values taken from a file become params
+//! of the stage, so a change to them makes the stage stale. `\${` writes a
+//! literal `${`.
 
 use std::collections::BTreeSet;
 
-use super::params::{Params, lookup};
-use super::{DEFAULT_PARAMS, bad};
+use super::params::lookup;
+use super::{ParamRef, bad};
 use crate::error::Result;
+
+/// Values for `${KEY}` from one place.
+#[derive(Debug)]
+pub(super) struct Source {
+    /// The repo-relative file they were read from; `None` for a table in `dvt.toml`.
+    pub file: Option<String>,
+    /// The values.
+    pub values: toml::Table,
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match &self.file {
+            Some(f) => f.clone(),
+            None => "`[vars]`".into(),
+        }
+    }
+}
 
 /// Where `${KEY}` values come from.
 pub(super) struct Vars<'a> {
-    /// The `[vars]` table of `dvt.toml`.
-    pub own: &'a toml::Table,
-    /// The default params file, parsed; `None` if there is none.
-    pub params: Option<&'a Params>,
+    /// `vars` of `dvt.toml` and the default params file, in the order they were
+    /// read; no top-level key is in two of them (see [`Vars::check`]).
+    pub sources: &'a [Source],
     /// In a `foreach` stage: `item` (and `key`, for a table) of the case at hand.
     pub locals: Option<&'a toml::Table>,
 }
@@ -159,7 +177,10 @@ fn check_cases(stage: &str, what: &str, out: &[(String, toml::Table)]) -> Result
 fn undefined(stage: &str, key: &str) -> crate::Error {
     bad(
         Some(stage),
-        format!("`${{{key}}}` is defined neither in `[vars]` nor in {DEFAULT_PARAMS}"),
+        format!(
+            "`${{{key}}}` is defined nowhere: not in `vars` of dvt.toml, a vars file or {}",
+            super::DEFAULT_PARAMS
+        ),
     )
 }
 
@@ -167,20 +188,22 @@ impl Vars<'_> {
     /// Refuses a top-level key defined in both places: which one `${KEY}` means
     /// would otherwise depend on a rule the reader has to know.
     pub fn check(&self) -> Result<()> {
-        if let Some(p) = self.params
-            && let Some(k) = self.own.keys().find(|k| p.contains_key(*k))
-        {
-            return Err(bad(
-                None,
-                format!("`{k}` is defined both in `[vars]` and in {DEFAULT_PARAMS}"),
-            ));
+        for (i, a) in self.sources.iter().enumerate() {
+            for b in &self.sources[i + 1..] {
+                if let Some(k) = a.values.keys().find(|k| b.values.contains_key(*k)) {
+                    return Err(bad(
+                        None,
+                        format!("`{k}` is defined both in {} and in {}", a.name(), b.name()),
+                    ));
+                }
+            }
         }
         Ok(())
     }
 
-    /// Every string in `v` with its `${KEY}`s replaced; keys read from the params
-    /// file are added to `tracked`.
-    pub fn value(&self, stage: &str, v: &toml::Value, tracked: &mut BTreeSet<String>) -> Result<toml::Value> {
+    /// Every string in `v` with its `${KEY}`s replaced; keys read from a file are
+    /// added to `tracked`.
+    pub fn value(&self, stage: &str, v: &toml::Value, tracked: &mut BTreeSet<ParamRef>) -> Result<toml::Value> {
         Ok(match v {
             toml::Value::String(s) => toml::Value::String(self.string(stage, s, tracked)?),
             toml::Value::Array(a) => {
@@ -195,7 +218,7 @@ impl Vars<'_> {
         })
     }
 
-    fn string(&self, stage: &str, s: &str, tracked: &mut BTreeSet<String>) -> Result<String> {
+    fn string(&self, stage: &str, s: &str, tracked: &mut BTreeSet<ParamRef>) -> Result<String> {
         if !s.contains("${") {
             return Ok(s.to_string());
         }
@@ -220,22 +243,21 @@ impl Vars<'_> {
         Ok(out)
     }
 
-    /// The value of `key`, and whether it comes from the params file.
-    fn find(&self, key: &str) -> Option<(&toml::Value, bool)> {
+    /// The value of `key`, and the file it comes from (`None`: `dvt.toml`).
+    fn find(&self, key: &str) -> Option<(&toml::Value, Option<&str>)> {
         if let Some(v) = self.locals.and_then(|l| lookup(l, key)) {
-            return Some((v, false));
+            return Some((v, None));
         }
-        if let Some(v) = lookup(self.own, key) {
-            return Some((v, false));
-        }
-        self.params.and_then(|p| lookup(p, key)).map(|v| (v, true))
+        self.sources
+            .iter()
+            .find_map(|s| lookup(&s.values, key).map(|v| (v, s.file.as_deref())))
     }
 
-    fn lookup(&self, stage: &str, key: &str, tracked: &mut BTreeSet<String>) -> Result<String> {
+    fn lookup(&self, stage: &str, key: &str, tracked: &mut BTreeSet<ParamRef>) -> Result<String> {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(bad(Some(stage), format!("`${{{key}}}`: not a key")));
         }
-        let (value, from_params) = self.find(key).ok_or_else(|| undefined(stage, key))?;
+        let (value, file) = self.find(key).ok_or_else(|| undefined(stage, key))?;
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Array(_) | toml::Value::Table(_) => {
@@ -247,8 +269,11 @@ impl Vars<'_> {
             }
             other => other.to_string(),
         };
-        if from_params {
-            tracked.insert(key.to_string());
+        if let Some(file) = file {
+            tracked.insert(ParamRef {
+                file: file.to_string(),
+                key: key.to_string(),
+            });
         }
         Ok(text)
     }
@@ -258,49 +283,70 @@ impl Vars<'_> {
 mod tests {
     use super::*;
 
+    fn source(file: Option<&str>, text: &str) -> Source {
+        Source {
+            file: file.map(str::to_string),
+            values: toml::from_str(text).unwrap(),
+        }
+    }
+
     #[test]
-    fn values_are_put_in_and_params_are_tracked() {
-        let own: toml::Table = toml::from_str("model = 'resnet'\n[paths]\nout = 'models'").unwrap();
-        let params: Params = toml::from_str("[train]\nlr = 0.001\nepochs = 3\nwarm = true\nsizes = [1, 2]").unwrap();
+    fn values_are_put_in_and_those_from_files_are_tracked() {
+        let sources = [
+            source(None, "model = 'resnet'\n[paths]\nout = 'models'"),
+            source(Some("config.yaml"), "seed = 7"),
+            source(
+                Some("params.yaml"),
+                "[train]\nlr = 0.001\nepochs = 3\nwarm = true\nsizes = [1, 2]",
+            ),
+        ];
         let vars = Vars {
-            own: &own,
-            params: Some(&params),
+            sources: &sources,
             locals: None,
         };
+        vars.check().unwrap();
         let mut tracked = BTreeSet::new();
-        let s = |x: &str, t: &mut BTreeSet<String>| vars.string("s", x, t);
+        let s = |x: &str, t: &mut BTreeSet<ParamRef>| vars.string("s", x, t);
         assert_eq!(
             s(
-                "train --lr ${train.lr} -n ${ train.epochs } ${train.warm}",
+                "train --lr ${train.lr} -n ${ train.epochs } ${train.warm} --seed ${seed}",
                 &mut tracked
             )
             .unwrap(),
-            "train --lr 0.001 -n 3 true"
+            "train --lr 0.001 -n 3 true --seed 7"
         );
         assert_eq!(
             s("${paths.out}/${model}.bin \\${HOME}", &mut tracked).unwrap(),
             "models/resnet.bin ${HOME}"
         );
+        let names: Vec<String> = tracked.into_iter().map(|p| format!("{}:{}", p.file, p.key)).collect();
         assert_eq!(
-            tracked.into_iter().collect::<Vec<_>>(),
-            ["train.epochs", "train.lr", "train.warm"]
+            names,
+            [
+                "config.yaml:seed",
+                "params.yaml:train.epochs",
+                "params.yaml:train.lr",
+                "params.yaml:train.warm"
+            ]
         );
         let err = |x: &str| s(x, &mut BTreeSet::new()).unwrap_err().to_string();
-        assert!(err("${train.nope}").contains("`${train.nope}` is defined neither in `[vars]` nor in params.yaml"));
+        assert!(err("${train.nope}").contains("`${train.nope}` is defined nowhere"));
         assert!(err("${train.sizes}").contains("is a list; only strings"));
         assert!(err("${train.lr").contains("without a closing"));
         assert!(err("${}").contains("not a key"));
-        let clash: Params = toml::from_str("model = 'x'").unwrap();
+        let clash = [
+            source(None, "model = 'resnet'"),
+            source(Some("params.yaml"), "model = 'x'"),
+        ];
         let both = Vars {
-            own: &own,
-            params: Some(&clash),
+            sources: &clash,
             locals: None,
         };
         assert!(
             both.check()
                 .unwrap_err()
                 .to_string()
-                .contains("`model` is defined both")
+                .contains("`model` is defined both in `[vars]` and in params.yaml")
         );
     }
 }
