@@ -307,6 +307,16 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// A plots file that cannot be drawn.
+    #[error("plots file `{file}`{}: {message}", rev.as_ref().map(|r| format!(" at {r}")).unwrap_or_default())]
+    Plot {
+        /// The file, repo-relative.
+        file: String,
+        /// The revision it was read at (`None`: the workspace).
+        rev: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
     /// A stage command that failed.
     #[error("stage `{stage}` failed: `{cmd}` {status}; its entry in `dvt.lock` is unchanged")]
     StageFailed {

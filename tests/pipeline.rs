@@ -1027,6 +1027,137 @@ outs = ["${out}/m.txt"]
     assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
 }
 
+/// `dvt plots`: the files of `plots` (or named ones) drawn as SVG line charts
+/// in one HTML page, from the workspace and from revisions.
+#[test]
+fn plots_draw_files_from_the_workspace_and_revisions() {
+    let env = TestEnv::new();
+    env.write("src.csv", "epoch,loss,acc\n1,0.9,0.5\n2,0.5,0.7\n3,0.2,0.8\n");
+    env.write("src.json", r#"[{"auc": 0.6}, {"auc": 0.8}]"#);
+    env.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "cp src.csv loss.csv && cp src.json cached.json"
+deps = ["src.csv", "src.json"]
+plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cached.json", cache = true }]
+"#,
+    );
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    let list = env.dvt(&["stage", "list"]).ok().stdout;
+    assert!(list.contains("plots loss.csv, cached.json"), "{list}");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "v1"]);
+
+    // One chart per file: a line per numeric field, a dot per record.
+    let r = env.dvt(&["plots", "show"]).ok();
+    assert!(
+        r.stdout.starts_with("file:///") && r.stdout.trim_end().ends_with("/dvt_plots/index.html"),
+        "{}",
+        r.stdout
+    );
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    assert!(
+        page.contains("<h2>Training</h2>") && page.contains("<h2>cached.json</h2>"),
+        "{page}"
+    );
+    assert_eq!(page.matches("<polyline").count(), 3, "{page}");
+    assert_eq!(page.matches("<circle").count(), 3 * 2 + 2, "{page}");
+    assert!(page.contains("<title>epoch = 2, loss = 0.5</title>"), "{page}");
+    let shown = env.dvt(&["plots", "show", "--json", "loss.csv"]).ok().json();
+    assert_eq!(shown[0]["x"], "epoch");
+    assert_eq!(shown[0]["series"][0]["y"], "loss");
+    assert_eq!(
+        shown[0]["series"][0]["points"],
+        serde_json::json!([[1.0, 0.9], [2.0, 0.5], [3.0, 0.2]])
+    );
+    assert_eq!(shown[0]["series"][1]["y"], "acc");
+
+    // diff: HEAD and the workspace on the same chart; a cached plot is read from the cache.
+    env.write("src.csv", "epoch,loss,acc\n1,0.8,0.5\n2,0.3,0.75\n");
+    env.write("src.json", r#"[{"auc": 0.7}]"#);
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    let d = env.dvt(&["plots", "diff", "--json"]).ok().json();
+    let series = |plot: &serde_json::Value| -> Vec<(String, String, usize)> {
+        plot["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let rev = s["rev"].as_str().unwrap().to_string();
+                (
+                    rev,
+                    s["y"].as_str().unwrap().to_string(),
+                    s["points"].as_array().unwrap().len(),
+                )
+            })
+            .collect()
+    };
+    let want = |v: &[(&str, &str, usize)]| -> Vec<(String, String, usize)> {
+        v.iter().map(|(a, b, n)| (a.to_string(), b.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        series(&d[0]),
+        want(&[
+            ("HEAD", "loss", 3),
+            ("HEAD", "acc", 3),
+            ("workspace", "loss", 2),
+            ("workspace", "acc", 2)
+        ])
+    );
+    assert_eq!(series(&d[1]), want(&[("HEAD", "auc", 2), ("workspace", "auc", 1)]));
+    env.dvt(&["plots", "diff", "HEAD", "-o", "out"]).ok();
+    let page = String::from_utf8(env.read("out/index.html")).unwrap();
+    assert!(page.contains("HEAD: loss") && page.contains("workspace: acc"), "{page}");
+    // Any file, named; JSON records with no `step` go by their number.
+    let r = env.dvt(&["plots", "show", "--json", "src.json"]).ok().json();
+    assert_eq!(r[0]["series"][0]["points"], serde_json::json!([[0.0, 0.7]]));
+
+    // stage add --plots
+    env.dvt(&["stage", "add", "-n", "eval", "--plots", "eval.csv", "echo"])
+        .ok();
+    assert!(
+        String::from_utf8(env.read("dvt.toml"))
+            .unwrap()
+            .contains("plots = [\"eval.csv\"]")
+    );
+
+    // Wrong input: one clear error naming the file.
+    for (args, message) in [
+        (
+            vec!["plots", "show", "nope.csv"],
+            "plots file `nope.csv`: it does not exist in the workspace",
+        ),
+        (
+            vec!["plots", "diff", "HEAD", "HEAD", "--targets", "eval.csv"],
+            "plots file `eval.csv`: it does not exist at any of HEAD, HEAD",
+        ),
+        (vec!["plots", "diff", "nosuch"], "unknown revision `nosuch`"),
+    ] {
+        let r = env.dvt(&args).fails();
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write("dvt.toml", toml.replace("x = \"epoch\"", "x = \"epoc\""));
+    let r = env.dvt(&["plots", "show", "loss.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("plots file `loss.csv`: it has no field `epoc` (fields: epoch, loss, acc)"),
+        "{}",
+        r.stderr
+    );
+    env.write("bad.csv", "a,b\n1,2\n3\n");
+    let r = env.dvt(&["plots", "show", "bad.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("plots file `bad.csv`: line 3 has 1 fields, the header 2"),
+        "{}",
+        r.stderr
+    );
+    env.write("dvt.toml", "");
+    let r = env.dvt(&["plots", "show"]).fails();
+    assert!(r.stderr.contains("no plots: name files"), "{}", r.stderr);
+}
+
 /// `foreach` stages, as in dvc.yaml: one stage per case, named `NAME@CASE`; the
 /// group's name stands for all its cases.
 #[test]

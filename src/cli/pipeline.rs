@@ -1,4 +1,5 @@
-//! Pipeline commands: `repro`, `stage add`, `dag`, `params diff`, `metrics show|diff`.
+//! Pipeline commands: `repro`, `stage add`, `dag`, `params diff`, `metrics show|diff`,
+//! `plots show|diff`.
 
 use std::io::Write;
 use std::path::Path;
@@ -94,13 +95,49 @@ pub(super) enum PipelineCommand {
         #[command(subcommand)]
         command: MetricsCommand,
     },
+    /// Draw plots files (CSV, TSV, JSON, YAML) as line charts in one HTML page,
+    /// or compare them between revisions (as `dvc plots`)
+    Plots {
+        #[command(subcommand)]
+        command: PlotsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PlotsCommand {
+    /// Draw plots files of the workspace (default: every `plots` entry of `dvt.toml`).
+    Show {
+        /// Plots files.
+        targets: Vec<std::path::PathBuf>,
+        /// The directory to write `index.html` into.
+        #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
+        out: std::path::PathBuf,
+        /// Print the data as JSON instead of writing a page.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw plots files at revisions on the same charts: HEAD and the workspace
+    /// by default, REV and the workspace for one revision, else the revisions given.
+    Diff {
+        /// Revisions (commits, branches, tags).
+        revisions: Vec<String>,
+        /// Plots files (default: every `plots` entry of `dvt.toml`).
+        #[arg(long, num_args = 1..)]
+        targets: Vec<std::path::PathBuf>,
+        /// The directory to write `index.html` into.
+        #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
+        out: std::path::PathBuf,
+        /// Print the data as JSON instead of writing a page.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 // Parsed once per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(super) enum StageCommand {
-    /// List the stages in run order, with their outs and metrics (as `dvc stage list`).
+    /// List the stages in run order, with their outs, metrics and plots (as `dvc stage list`).
     List {
         /// Print every field of each stage as JSON.
         #[arg(long)]
@@ -126,6 +163,9 @@ pub(super) enum StageCommand {
         /// A metrics file, not cached (repeatable).
         #[arg(short, long = "metrics", value_name = "FILE")]
         metrics: Vec<String>,
+        /// A plots file for `dvt plots`, not cached (repeatable).
+        #[arg(long = "plots", value_name = "FILE")]
+        plots: Vec<String>,
         /// The directory the command runs in.
         #[arg(short, long)]
         wdir: Option<String>,
@@ -320,6 +360,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     outs_no_cache,
                     params,
                     metrics,
+                    plots,
                     wdir,
                     desc,
                     always_changed,
@@ -337,6 +378,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     outs_no_cache: outs_no_cache.clone(),
                     params: params.clone(),
                     metrics: metrics.clone(),
+                    plots: plots.clone(),
                     wdir: wdir.clone(),
                     desc: desc.clone(),
                     always_changed: *always_changed,
@@ -370,16 +412,20 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
             for s in stages {
-                let list = |metric: bool| {
+                let list = |which: &dyn Fn(&dvt::pipeline::Out) -> bool| {
                     s.outs
                         .iter()
-                        .filter(|o| o.metric == metric)
+                        .filter(|o| which(o))
                         .map(|o| o.path.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
                 let mut parts = Vec::new();
-                for (what, paths) in [("outs", list(false)), ("metrics", list(true))] {
+                for (what, paths) in [
+                    ("outs", list(&|o| !o.metric && o.plot.is_none())),
+                    ("metrics", list(&|o| o.metric)),
+                    ("plots", list(&|o| o.plot.is_some())),
+                ] {
                     if !paths.is_empty() {
                         parts.push(format!("{what} {paths}"));
                     }
@@ -435,6 +481,42 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         } => {
             let changes = ops::stages::metrics_diff(&repo, a.as_deref(), b.as_deref())?;
             return print_changes(&changes, *as_json, "metrics");
+        }
+        PipelineCommand::Plots { command } => {
+            let (targets, revs, dir, as_json) = match command {
+                PlotsCommand::Show { targets, out, json } => (targets, Vec::new(), out, *json),
+                PlotsCommand::Diff {
+                    revisions,
+                    targets,
+                    out,
+                    json,
+                } => {
+                    let mut revs: Vec<Option<String>> = revisions.iter().cloned().map(Some).collect();
+                    match revs.len() {
+                        0 => revs = vec![Some("HEAD".into()), None],
+                        1 => revs.push(None),
+                        _ => {}
+                    }
+                    (targets, revs, out, *json)
+                }
+            };
+            let opts = ops::plots::PlotsOptions {
+                targets: targets
+                    .iter()
+                    .map(|t| Ok(repo.resolve(cwd, t)?.1))
+                    .collect::<Result<_, dvt::Error>>()?,
+                revs,
+            };
+            let plots = ops::plots::plots(&repo, &opts)?;
+            if as_json {
+                return json(&plots);
+            }
+            let dir = cwd.join(dir);
+            fs_err::create_dir_all(&dir)?;
+            let page = dir.join("index.html");
+            dvt::fsutil::atomic_write(&page, ops::plots::render_html(&plots).as_bytes())?;
+            let page = fs_err::canonicalize(&page)?;
+            out!("file://{}", page.display());
         }
     }
     Ok(ExitCode::SUCCESS)

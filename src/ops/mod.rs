@@ -16,6 +16,7 @@ pub mod import_url;
 pub mod list;
 pub mod merge;
 pub mod mv;
+pub mod plots;
 pub mod remove;
 pub mod repro;
 pub mod stages;

@@ -27,6 +27,8 @@ pub struct StageAddOptions {
     pub params: Vec<String>,
     /// `-m` metrics files (not cached).
     pub metrics: Vec<String>,
+    /// `--plots` plots files (not cached).
+    pub plots: Vec<String>,
     /// `-w` working directory.
     pub wdir: Option<String>,
     /// `--desc`: what the stage is for.
@@ -152,6 +154,9 @@ fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
     if !opts.metrics.is_empty() {
         t.insert("metrics", arr(&opts.metrics));
     }
+    if !opts.plots.is_empty() {
+        t.insert("plots", arr(&opts.plots));
+    }
     if opts.always_changed {
         t.insert("always_changed", toml_edit::value(true));
     }
@@ -237,7 +242,7 @@ pub struct ValueChange {
 }
 
 /// Reads repo-relative `rel` at `rev` (`None`: the workspace).
-fn read_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Result<Option<String>> {
+pub(crate) fn read_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Result<Option<String>> {
     match git {
         Some((g, c)) => Ok(g.read_file(*c, rel)?.map(|b| String::from_utf8_lossy(&b).into_owned())),
         None => match fs_err::read_to_string(repo.root().join(rel)) {
@@ -248,7 +253,7 @@ fn read_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Re
     }
 }
 
-fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate::git::GitId)>> {
+pub(crate) fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate::git::GitId)>> {
     match rev {
         None => Ok(None),
         Some(r) => {
@@ -287,7 +292,7 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value
 }
 
 /// The pipeline at one side.
-fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) -> Result<Option<Pipeline>> {
+pub(crate) fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) -> Result<Option<Pipeline>> {
     match read_at(repo, at, PIPELINE_FILE)? {
         Some(t) => Ok(Some(Pipeline::parse_with(&t, &|f| read_at(repo, at, f))?)),
         None => Ok(None),

@@ -7,6 +7,7 @@
 //! params = ["featurize.window", "params.toml:train.seed"]   # [FILE:]KEY, FILE defaults to params.yaml
 //! outs = ["data/features", { path = "logs/featurize.log", cache = false, persist = true }]
 //! metrics = ["metrics/featurize.json"]                      # not cached unless `cache = true`
+//! plots = [{ path = "plots/loss.csv", x = "epoch", y = "loss" }]  # for `dvt plots`; not cached either
 //! wdir = "."                                                # paths and cmd are relative to it
 //! ```
 //!
@@ -62,6 +63,29 @@ pub struct Out {
     pub persist: bool,
     /// Whether it is a metrics file.
     pub metric: bool,
+    /// For a plots file (`plots` of a stage): how to draw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plot: Option<PlotAxes>,
+}
+
+/// How `dvt plots` draws a plots file, as DVC's plot properties: which field is
+/// across, which go up, and the title.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlotAxes {
+    /// The field across (default: `step` if there is one, else the row number).
+    pub x: Option<String>,
+    /// The fields up (default: every numeric field but `x`).
+    pub y: Vec<String>,
+    /// The title (default: the file's path).
+    pub title: Option<String>,
+}
+
+/// What an entry of a stage's `outs`, `metrics` or `plots` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutKind {
+    Out,
+    Metric,
+    Plot,
 }
 
 /// One stage of the pipeline.
@@ -77,7 +101,7 @@ pub struct Stage {
     pub deps: Vec<String>,
     /// Parameters.
     pub params: Vec<ParamRef>,
-    /// Outputs, metrics last.
+    /// Outputs, then metrics, then plots.
     pub outs: Vec<Out>,
     /// What the stage is for (`desc`), shown by `dvt stage list`.
     pub desc: Option<String>,
@@ -155,20 +179,48 @@ fn strings(stage: &str, key: &str, v: &toml::Value) -> Result<Vec<String>> {
         .collect()
 }
 
-fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, metric: bool) -> Result<Vec<Out>> {
+fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> Result<Vec<Out>> {
     let arr = v
         .as_array()
         .ok_or_else(|| bad(Some(stage), format!("`{key}` must be an array")))?;
+    // Metrics and plots are small files, kept in git rather than the cache.
+    let cached = kind == OutKind::Out;
+    let plot = |t: Option<&toml::Table>| -> Result<Option<PlotAxes>> {
+        if kind != OutKind::Plot {
+            return Ok(None);
+        }
+        let text = |name: &str| -> Result<Option<String>> {
+            match t.and_then(|t| t.get(name)) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(bad(Some(stage), format!("`{name}` of a plot must be a field name"))),
+            }
+        };
+        let y = match t.and_then(|t| t.get("y")) {
+            None => Vec::new(),
+            Some(toml::Value::String(s)) => vec![s.clone()],
+            Some(v) => strings(stage, "y", v)?,
+        };
+        Ok(Some(PlotAxes {
+            x: text("x")?,
+            y,
+            title: text("title")?,
+        }))
+    };
     let mut out = Vec::new();
     for x in arr {
-        let (path, cache, persist) = match x {
-            toml::Value::String(p) => (p.clone(), !metric, false),
+        let (path, cache, persist, axes) = match x {
+            toml::Value::String(p) => (p.clone(), cached, false, plot(None)?),
             toml::Value::Table(t) => {
+                let known: &[&str] = match kind {
+                    OutKind::Plot => &["path", "cache", "persist", "x", "y", "title"],
+                    _ => &["path", "cache", "persist"],
+                };
                 for k in t.keys() {
-                    if !["path", "cache", "persist"].contains(&k.as_str()) {
+                    if !known.contains(&k.as_str()) {
                         return Err(bad(
                             Some(stage),
-                            format!("unknown key `{k}` in an entry of `{key}` (known: path, cache, persist)"),
+                            format!("unknown key `{k}` in an entry of `{key}` (known: {})", known.join(", ")),
                         ));
                     }
                 }
@@ -183,7 +235,12 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, metric: bool) -> Re
                         Some(_) => Err(bad(Some(stage), format!("`{name}` of `{path}` must be true or false"))),
                     }
                 };
-                (path.to_string(), flag("cache", !metric)?, flag("persist", false)?)
+                (
+                    path.to_string(),
+                    flag("cache", cached)?,
+                    flag("persist", false)?,
+                    plot(Some(t))?,
+                )
             }
             _ => {
                 return Err(bad(
@@ -192,11 +249,17 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, metric: bool) -> Re
                 ));
             }
         };
+        let what = match kind {
+            OutKind::Out => "out",
+            OutKind::Metric => "metrics file",
+            OutKind::Plot => "plots file",
+        };
         out.push(Out {
-            path: repo_path(Some(stage), wdir, &path, if metric { "metrics file" } else { "out" })?,
+            path: repo_path(Some(stage), wdir, &path, what)?,
             cache,
             persist,
-            metric,
+            metric: kind == OutKind::Metric,
+            plot: axes,
         });
     }
     Ok(out)
@@ -439,12 +502,13 @@ impl Stage {
     }
 
     fn parse(name: &str, t: &toml::Table) -> Result<Stage> {
-        const KEYS: [&str; 9] = [
+        const KEYS: [&str; 10] = [
             "cmd",
             "deps",
             "params",
             "outs",
             "metrics",
+            "plots",
             "wdir",
             "desc",
             "frozen",
@@ -492,12 +556,15 @@ impl Stage {
                 params.extend(parse_param_spec(name, &wdir, &spec)?);
             }
         }
-        let mut all_outs = match t.get("outs") {
-            Some(v) => outs(name, &wdir, "outs", v, false)?,
-            None => Vec::new(),
-        };
-        if let Some(v) = t.get("metrics") {
-            all_outs.extend(outs(name, &wdir, "metrics", v, true)?);
+        let mut all_outs = Vec::new();
+        for (key, kind) in [
+            ("outs", OutKind::Out),
+            ("metrics", OutKind::Metric),
+            ("plots", OutKind::Plot),
+        ] {
+            if let Some(v) = t.get(key) {
+                all_outs.extend(outs(name, &wdir, key, v, kind)?);
+            }
         }
         let mut seen = BTreeSet::new();
         for o in &all_outs {
