@@ -307,6 +307,12 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// `dvt exp` refused.
+    #[error("{message}")]
+    Experiment {
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// A plots file that cannot be drawn.
     #[error("plots file `{file}`{}: {message}", rev.as_ref().map(|r| format!(" at {r}")).unwrap_or_default())]
     Plot {

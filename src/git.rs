@@ -76,6 +76,36 @@ impl std::fmt::Debug for Git {
     }
 }
 
+/// Where `dvt exp run` keeps experiments: `refs/exps/NAME`.
+pub const EXP_REFS: &str = "refs/exps/";
+
+/// An experiment: a commit of the work tree made by `dvt exp run`, named by
+/// `refs/exps/NAME`.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// Its name.
+    pub name: String,
+    /// Its commit.
+    pub commit: GitId,
+    /// The commit it was run on (its parent).
+    pub baseline: Option<GitId>,
+    /// When it was recorded (seconds since the epoch).
+    pub time: i64,
+}
+
+/// A file of a commit's tree, as [`Git::files`] lists it.
+#[derive(Debug, Clone)]
+pub struct GitFile {
+    /// Path from the git work tree's root, `/`-separated.
+    pub path: String,
+    /// Its blob.
+    pub blob: GitId,
+    /// Whether it is executable.
+    pub executable: bool,
+    /// Whether it is a symbolic link (the blob is its target).
+    pub link: bool,
+}
+
 /// A tracked-path-relevant tree entry: a repo-relative path and its blob.
 #[derive(Debug, Clone)]
 pub struct BlobEntry {
@@ -499,6 +529,181 @@ impl Git {
             )
             .map_err(failed(format!("creating tag `{name}`")))?;
         Ok(())
+    }
+
+    /// The experiments (`refs/exps/NAME`, written by `dvt exp run`), sorted by
+    /// commit time, newest first.
+    pub fn experiments(&self) -> Result<Vec<Experiment>> {
+        let what = "listing experiments";
+        let platform = self.repo.references().map_err(failed(what))?;
+        let iter = platform.prefixed(EXP_REFS).map_err(failed(what))?;
+        let mut out = Vec::new();
+        for r in iter {
+            let mut r = r.map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+            let full = r.name().as_bstr().to_string();
+            let Some(name) = full.strip_prefix(EXP_REFS) else {
+                continue;
+            };
+            let Ok(commit) = r.peel_to_commit() else { continue };
+            out.push(Experiment {
+                name: name.to_string(),
+                commit: commit.id,
+                baseline: commit.parent_ids().next().map(|p| p.detach()),
+                time: commit.time().map(|t| t.seconds).unwrap_or_default(),
+            });
+        }
+        out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// Commits the git work tree as `git add -A` would see it (every file not
+    /// ignored, tracked or not; nothing under `.git`) on top of `parent`,
+    /// without touching the index, HEAD or any branch.
+    pub fn commit_work_tree(&self, parent: GitId, message: &str) -> Result<GitId> {
+        let what = "recording the work tree";
+        let Some(workdir) = self.repo.workdir().map(Path::to_path_buf) else {
+            return Err(GitError::Failed {
+                what: what.into(),
+                message: "the repository has no work tree".into(),
+            }
+            .into());
+        };
+        let empty = gix::ObjectId::empty_tree(self.repo.object_hash());
+        let mut editor = self.repo.edit_tree(empty).map_err(failed(what))?;
+        let walk = ignore::WalkBuilder::new(&workdir)
+            .hidden(false)
+            .ignore(false)
+            .parents(false)
+            .require_git(false)
+            .follow_links(false)
+            .filter_entry(|e| e.file_name() != ".git")
+            .build();
+        for entry in walk {
+            let entry = entry.map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+            let Some(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(&workdir) else {
+                continue;
+            };
+            let Some(rel) = rel.to_str().map(|r| r.replace('\\', "/")) else {
+                continue;
+            };
+            let (kind, bytes) = if ft.is_symlink() {
+                let target = fs_err::read_link(entry.path())?;
+                (
+                    gix::object::tree::EntryKind::Link,
+                    target.to_string_lossy().into_owned().into_bytes(),
+                )
+            } else {
+                let meta = fs_err::metadata(entry.path())?;
+                let kind = match std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
+                    true => gix::object::tree::EntryKind::BlobExecutable,
+                    false => gix::object::tree::EntryKind::Blob,
+                };
+                (kind, fs_err::read(entry.path())?)
+            };
+            let id = self.repo.write_blob(&bytes).map_err(failed(what))?;
+            editor.upsert(rel.as_str(), kind, id).map_err(failed(what))?;
+        }
+        let tree = editor.write().map_err(failed(what))?;
+        let fallback = gix::actor::Signature {
+            name: "dvt".into(),
+            email: "dvt@localhost".into(),
+            time: gix::date::Time::now_local_or_utc(),
+        };
+        let who = match self.repo.committer() {
+            Some(Ok(sig)) => sig.to_owned().map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: e.to_string(),
+            })?,
+            _ => fallback,
+        };
+        let mut buf = gix::date::parse::TimeBuf::default();
+        let sig = who.to_ref(&mut buf);
+        let commit = self
+            .repo
+            .new_commit_as(sig, sig, message, tree.detach(), [parent])
+            .map_err(failed(what))?;
+        Ok(commit.id)
+    }
+
+    /// Points `refs/exps/NAME` (`exp`) or `refs/heads/NAME` (a branch) at
+    /// `commit`; fails if it exists, unless `replace`.
+    pub fn set_ref(&self, full_name: &str, commit: GitId, replace: bool) -> Result<()> {
+        use gix::refs::transaction::PreviousValue;
+        let constraint = match replace {
+            true => PreviousValue::Any,
+            false => PreviousValue::MustNotExist,
+        };
+        self.repo
+            .reference(full_name, commit, constraint, "dvt")
+            .map_err(failed(format!("writing `{full_name}`")))?;
+        Ok(())
+    }
+
+    /// Whether reference `full_name` exists.
+    pub fn has_ref(&self, full_name: &str) -> Result<bool> {
+        Ok(self
+            .repo
+            .try_find_reference(full_name)
+            .map_err(failed(format!("looking up `{full_name}`")))?
+            .is_some())
+    }
+
+    /// Deletes reference `full_name` (which must exist).
+    pub fn delete_ref(&self, full_name: &str) -> Result<()> {
+        let r = self
+            .repo
+            .find_reference(full_name)
+            .map_err(failed(format!("looking up `{full_name}`")))?;
+        r.delete().map_err(failed(format!("deleting `{full_name}`")))?;
+        Ok(())
+    }
+
+    /// Whether the object database has `id` (so content with that id can be
+    /// read back from git).
+    pub fn has_object(&self, id: GitId) -> bool {
+        self.repo.has_object(id)
+    }
+
+    /// Every file of `commit`'s whole tree (not only below the dvt root), with
+    /// its blob and whether it is executable or a symlink.
+    pub fn files(&self, commit: GitId) -> Result<Vec<GitFile>> {
+        let what = format!("listing the files of {commit}");
+        let tree = self.tree_of(commit)?;
+        let mut rec = gix::traverse::tree::Recorder::default();
+        tree.traverse().breadthfirst(&mut rec).map_err(|e| GitError::Failed {
+            what: what.clone(),
+            message: crate::error_chain(&e),
+        })?;
+        let mut out: Vec<GitFile> = rec
+            .records
+            .into_iter()
+            .filter(|r| r.mode.is_blob() || r.mode.is_link())
+            .filter_map(|r| {
+                Some(GitFile {
+                    path: r.filepath.to_str().ok()?.to_string(),
+                    blob: r.oid,
+                    executable: r.mode.is_executable(),
+                    link: r.mode.is_link(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// The git work tree's root, if there is one.
+    pub fn work_tree(&self) -> Option<&Path> {
+        self.repo.workdir()
     }
 
     /// The directory git runs hooks from (`core.hooksPath`, else `hooks` in the

@@ -470,12 +470,14 @@ pub struct Revisions {
     pub all_tags: bool,
     /// Every commit reachable from HEAD, the branches and the tags.
     pub all_commits: bool,
+    /// Every experiment (`dvt exp run`).
+    pub all_experiments: bool,
 }
 
 impl Revisions {
     /// Whether any revision is asked for.
     pub fn any(&self) -> bool {
-        !self.revs.is_empty() || self.all_branches || self.all_tags || self.all_commits
+        !self.revs.is_empty() || self.all_branches || self.all_tags || self.all_commits || self.all_experiments
     }
 
     /// The commits selected, each once, with `head` (HEAD) added when asked.
@@ -493,6 +495,9 @@ impl Revisions {
         }
         if self.all_tags || self.all_commits {
             tips.extend(git.tags()?.into_iter().map(|(_, c)| c));
+        }
+        if self.all_experiments {
+            tips.extend(git.experiments()?.into_iter().map(|e| e.commit));
         }
         tips.sort();
         tips.dedup();

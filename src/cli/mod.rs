@@ -240,6 +240,9 @@ struct RevArgs {
     /// Also the data of every commit.
     #[arg(short = 'A', long)]
     all_commits: bool,
+    /// Also the data of every experiment (`dvt exp run`).
+    #[arg(short = 'e', long)]
+    all_experiments: bool,
 }
 
 impl RevArgs {
@@ -249,6 +252,7 @@ impl RevArgs {
             all_branches: self.all_branches,
             all_tags: self.all_tags,
             all_commits: self.all_commits,
+            all_experiments: self.all_experiments,
         }
     }
 }
@@ -414,6 +418,7 @@ macro_rules! note {
     }};
 }
 
+mod exp;
 mod history;
 mod pipeline;
 

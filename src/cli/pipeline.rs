@@ -95,6 +95,12 @@ pub(super) enum PipelineCommand {
         #[command(subcommand)]
         command: MetricsCommand,
     },
+    /// Experiments (as `dvc exp`): run the pipeline with changed params and keep
+    /// each result as a commit under `refs/exps/`, then compare, apply or branch them
+    Exp {
+        #[command(subcommand)]
+        command: super::exp::ExpCommand,
+    },
     /// Draw plots files (CSV, TSV, JSON, YAML) as line charts in one HTML page,
     /// or compare them between revisions (as `dvc plots`)
     Plots {
@@ -482,6 +488,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             let changes = ops::stages::metrics_diff(&repo, a.as_deref(), b.as_deref())?;
             return print_changes(&changes, *as_json, "metrics");
         }
+        PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
             let (targets, revs, dir, as_json) = match command {
                 PlotsCommand::Show { targets, out, json } => (targets, Vec::new(), out, *json),

@@ -1,7 +1,8 @@
 //! `dvt gc`: delete cache (and remote) objects that no kept pointer references.
 //!
-//! What is kept: everything the workspace's pointer files and HEAD's name, always;
-//! plus, on request, every branch tip, every tag, or every commit. A cache shared by
+//! What is kept: everything the workspace's pointer files, HEAD's and every
+//! experiment's (`dvt exp run`) name, always; plus, on request, every branch tip,
+//! every tag, or every commit. A cache shared by
 //! several repositories (`cache.dir`) also keeps what every other one's workspace
 //! and HEAD name: each repository that locks a cache lists itself in it, and gc
 //! holds the cache alone while it works, so no command of any of them adds a
@@ -98,7 +99,12 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
     let commits = match Git::open(repo.root()) {
         Ok(git) => {
             let git = std::rc::Rc::new(git);
-            let commits: Vec<GitId> = opts.revisions.commits(&git, true)?;
+            // Experiments are kept until `dvt exp remove`: their data may exist nowhere else.
+            let revisions = crate::snapshot::Revisions {
+                all_experiments: true,
+                ..opts.revisions.clone()
+            };
+            let commits: Vec<GitId> = revisions.commits(&git, true)?;
             for c in &commits {
                 add(&Snapshot::at_commit(repo, git.clone(), short(c), *c), &mut keep)?;
             }
@@ -113,7 +119,11 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         add(&Snapshot::workspace(user), &mut keep)?;
         if let Ok(git) = Git::open(user.root()) {
             let git = std::rc::Rc::new(git);
-            for c in crate::snapshot::Revisions::default().commits(&git, true)? {
+            let experiments = crate::snapshot::Revisions {
+                all_experiments: true,
+                ..Default::default()
+            };
+            for c in experiments.commits(&git, true)? {
                 add(&Snapshot::at_commit(user, git.clone(), short(&c), c), &mut keep)?;
             }
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod describe;
 pub mod diff;
 pub mod doctor;
+pub mod exp;
 pub mod fsck;
 pub mod gc;
 pub mod hooks;

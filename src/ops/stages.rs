@@ -265,7 +265,11 @@ pub(crate) fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate:
 }
 
 /// `file` of one side, flattened to dotted keys.
-fn flat_file(repo: &Repo, at: Option<&(Git, crate::git::GitId)>, file: &str) -> Result<BTreeMap<String, toml::Value>> {
+pub(crate) fn flat_file(
+    repo: &Repo,
+    at: Option<&(Git, crate::git::GitId)>,
+    file: &str,
+) -> Result<BTreeMap<String, toml::Value>> {
     let mut out = BTreeMap::new();
     if let Some(text) = read_at(repo, at, file)? {
         flatten("", &toml::Value::Table(parse_params(file, &text)?), &mut out);
@@ -337,21 +341,18 @@ fn diff_files(
 /// Params that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace), in every params file the pipeline names (and `params.yaml`).
 pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<ValueChange>> {
-    diff_files(
-        repo,
-        a,
-        b,
-        &|p| {
-            p.stages
-                .values()
-                .flat_map(|s| s.params.iter().map(|r| r.file.clone()))
-                .collect()
-        },
-        &[DEFAULT_PARAMS],
-    )
+    diff_files(repo, a, b, &params_files, &[DEFAULT_PARAMS])
 }
 
-fn metric_files(p: &Pipeline) -> Vec<String> {
+/// The params files the stages of `p` read.
+pub(crate) fn params_files(p: &Pipeline) -> Vec<String> {
+    p.stages
+        .values()
+        .flat_map(|s| s.params.iter().map(|r| r.file.clone()))
+        .collect()
+}
+
+pub(crate) fn metric_files(p: &Pipeline) -> Vec<String> {
     p.outs()
         .filter(|(_, o)| o.metric)
         .map(|(_, o)| o.path.clone())

@@ -1,0 +1,293 @@
+//! `dvt exp run|show|list|apply|branch|remove`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use dvt::ops;
+use dvt::ops::exp::ExpRow;
+use dvt::repo::Repo;
+
+use super::json;
+use super::progress::Bars;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ExpCommand {
+    /// Change params (`-S`), reproduce the pipeline, and record the whole work
+    /// tree as an experiment on top of HEAD (HEAD and the branch do not move)
+    Run {
+        /// Stages to reproduce, with everything upstream of them (default: all).
+        stages: Vec<String>,
+        /// Set a param first: `[FILE:]KEY=VALUE`, FILE defaulting to params.yaml (repeatable).
+        #[arg(short = 'S', long = "set-param", value_name = "[FILE:]KEY=VALUE")]
+        set_param: Vec<String>,
+        /// The experiment's name (default: one made from its commit).
+        #[arg(short, long)]
+        name: Option<String>,
+        /// Run the stages even if nothing changed, and replace an experiment of the same name.
+        #[arg(short, long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the metrics and params of the workspace, HEAD and the experiments run on HEAD
+    Show {
+        /// Every experiment, whatever commit it was run on.
+        #[arg(short = 'A', long)]
+        all: bool,
+        /// Only the columns whose values differ between the rows.
+        #[arg(long)]
+        only_changed: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the experiments, newest first, with the commit each was run on
+    #[command(alias = "ls")]
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring an experiment into the workspace: its files (params, code,
+    /// dvt.lock, metrics, pointers), then its data
+    Apply {
+        /// The experiment.
+        name: String,
+        /// Overwrite changes that are in no commit or experiment.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Create a git branch at an experiment's commit
+    Branch {
+        /// The experiment.
+        name: String,
+        /// The new branch.
+        branch: String,
+    },
+    /// Delete experiments (their data stays in the cache until `dvt gc`)
+    #[command(alias = "rm")]
+    Remove {
+        /// The experiments.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every experiment.
+        #[arg(short = 'A', long, conflicts_with = "names")]
+        all: bool,
+    },
+}
+
+pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    match command {
+        ExpCommand::Run {
+            stages,
+            set_param,
+            name,
+            force,
+            json: as_json,
+        } => {
+            let opts = ops::exp::ExpRunOptions {
+                name: name.clone(),
+                set_params: set_param.clone(),
+                repro: ops::ReproOptions {
+                    targets: stages.clone(),
+                    force: *force,
+                    ..Default::default()
+                },
+                force: *force,
+            };
+            let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
+                note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+            };
+            let report = ops::exp::run(repo, &opts, &on_run, bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            for p in &report.set_params {
+                note!(
+                    quiet,
+                    "set {} = {} (was {})",
+                    dvt::pipeline::param_name(&p.file, &p.key),
+                    text(&p.new),
+                    text(&p.old)
+                );
+            }
+            let ran = report
+                .repro
+                .stages
+                .iter()
+                .filter(|s| s.action == ops::repro::Action::Ran)
+                .count();
+            out!(
+                "Experiment `{}` recorded: commit {} on {} ({})",
+                report.name,
+                &report.commit[..7],
+                &report.baseline[..7],
+                dvt::counted(ran, "stage run")
+            );
+            note!(
+                quiet,
+                "hint: `dvt exp show` compares it; `dvt exp apply {0}` brings it back later; \
+                 `dvt exp branch {0} BRANCH` keeps it as a branch",
+                report.name
+            );
+        }
+        ExpCommand::Show {
+            all,
+            only_changed,
+            json: as_json,
+        } => {
+            let rows = ops::exp::show(repo, *all)?;
+            if *as_json {
+                return json(&rows);
+            }
+            print_table(&rows, *only_changed)?;
+        }
+        ExpCommand::List { json: as_json } => {
+            let exps = ops::exp::list(repo)?;
+            if *as_json {
+                let list: Vec<serde_json::Value> = exps
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "name": e.name,
+                            "commit": e.commit.to_string(),
+                            "baseline": e.baseline.map(|b| b.to_string()),
+                            "created": e.time,
+                        })
+                    })
+                    .collect();
+                return json(&list);
+            }
+            for e in exps {
+                let base = e.baseline.map(|b| b.to_string()[..7].to_string()).unwrap_or_default();
+                out!(
+                    "{:<24} {}  on {base}  {}",
+                    e.name,
+                    &e.commit.to_string()[..7],
+                    utc(e.time)
+                );
+            }
+        }
+        ExpCommand::Apply { name, force } => {
+            let r = ops::exp::apply(repo, name, *force, bars)?;
+            out!(
+                "Applied experiment `{}`: {} written, {} deleted; {} of data checked out",
+                r.name,
+                dvt::counted(r.written.len(), "file"),
+                r.deleted.len(),
+                dvt::counted(r.checkout.restored.len(), "file")
+            );
+        }
+        ExpCommand::Branch { name, branch } => {
+            let commit = ops::exp::branch(repo, name, branch)?;
+            out!("Branch `{branch}` created at experiment `{name}` ({})", &commit[..7]);
+            note!(
+                quiet,
+                "hint: `git checkout {branch}` switches to it (then `dvt checkout`)"
+            );
+        }
+        ExpCommand::Remove { names, all } => {
+            for n in ops::exp::remove(repo, names, *all)? {
+                say!(quiet, "Removed experiment `{n}`");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// `secs` since the epoch as `YYYY-MM-DD HH:MM` (UTC).
+fn utc(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Values by file, then dotted key.
+type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
+
+/// The rows as a table: name, created, then each metric, then each param.
+fn print_table(rows: &[ExpRow], only_changed: bool) -> Result<ExitCode, dvt::Error> {
+    // Columns: (header, value per row).
+    let mut columns: Vec<(String, Vec<String>)> = Vec::new();
+    let metric_files: BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
+    let mut add = |pick: &dyn Fn(&ExpRow) -> &Values, metric: bool| {
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        for r in rows {
+            for (f, vals) in pick(r) {
+                keys.extend(vals.keys().map(|k| (f.clone(), k.clone())));
+            }
+        }
+        for (f, k) in keys {
+            let header = match metric && metric_files.len() == 1 {
+                true => k.clone(),
+                false if metric => format!("{f}:{k}"),
+                false => dvt::pipeline::param_name(&f, &k),
+            };
+            let values: Vec<String> = rows
+                .iter()
+                .map(|r| pick(r).get(&f).and_then(|m| m.get(&k)).map_or("-".into(), text))
+                .collect();
+            if only_changed && values.iter().all(|v| *v == values[0]) {
+                continue;
+            }
+            columns.push((header, values));
+        }
+    };
+    add(&|r| &r.metrics, true);
+    add(&|r| &r.params, false);
+    let mut names: Vec<String> = vec!["Experiment".into()];
+    let mut created: Vec<String> = vec!["Created".into()];
+    for r in rows {
+        names.push(match r.experiment {
+            true => format!("  {}", r.name),
+            false => r.name.clone(),
+        });
+        created.push(r.created.map_or("-".into(), utc));
+    }
+    let mut table: Vec<Vec<String>> = vec![names, created];
+    for (h, vals) in columns {
+        let mut col = vec![h];
+        col.extend(vals);
+        table.push(col);
+    }
+    let widths: Vec<usize> = table
+        .iter()
+        .map(|c| c.iter().map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    for i in 0..=rows.len() {
+        let line: Vec<String> = table
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(j, (col, w))| match j {
+                0 | 1 => format!("{:<w$}", col[i]),
+                _ => format!("{:>w$}", col[i]),
+            })
+            .collect();
+        out!("{}", line.join("  ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,461 @@
+//! `dvt exp`: experiments, as DVC's. `dvt exp run` changes params (`-S`),
+//! reproduces the pipeline, and records the whole work tree — params, code,
+//! `dvt.lock`, metrics, pointers — as a commit named `refs/exps/NAME` on top of
+//! HEAD, without touching HEAD, the branch or the index. The outs it produced
+//! stay in the cache (and `dvt gc` keeps them) until the experiment is removed.
+//! `exp show` compares the metrics and params of HEAD, the workspace and the
+//! experiments; `exp apply` brings one back into the workspace; `exp branch`
+//! makes a branch of one; `exp remove` deletes them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::git::{EXP_REFS, Experiment, Git, GitId};
+use crate::ops::repro::{OnRun, ReproOptions, ReproReport};
+use crate::ops::stages::{flat_file, metric_files, params_files, pipeline_at};
+use crate::pipeline::{DEFAULT_PARAMS, params};
+use crate::progress::Progress;
+use crate::repo::Repo;
+
+fn refused(message: impl Into<String>) -> crate::Error {
+    PipelineError::Experiment {
+        message: message.into(),
+    }
+    .into()
+}
+
+/// What `dvt exp run` does.
+#[derive(Debug, Clone, Default)]
+pub struct ExpRunOptions {
+    /// The experiment's name (default: one made from its commit, `bold-fox`).
+    pub name: Option<String>,
+    /// `[FILE:]KEY=VALUE`: params to change first (FILE defaults to params.yaml).
+    pub set_params: Vec<String>,
+    /// What to reproduce.
+    pub repro: ReproOptions,
+    /// Replace an experiment of the same name.
+    pub force: bool,
+}
+
+/// A param `exp run -S` changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetParam {
+    /// The params file, repo-relative.
+    pub file: String,
+    /// The dotted key.
+    pub key: String,
+    /// The value before.
+    pub old: toml::Value,
+    /// The value now.
+    pub new: toml::Value,
+}
+
+/// What `dvt exp run` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpRunReport {
+    /// The experiment's name.
+    pub name: String,
+    /// Its commit.
+    pub commit: String,
+    /// The commit it was run on (HEAD).
+    pub baseline: String,
+    /// The params it changed.
+    pub set_params: Vec<SetParam>,
+    /// What the reproduction did.
+    pub repro: ReproReport,
+}
+
+/// Checks an experiment name: what a git ref and a shell take without quoting.
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['.', '/'])
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    match ok {
+        true => Ok(()),
+        false => Err(refused(format!(
+            "`{name}` cannot name an experiment: use letters, digits, `-`, `_` and `.`"
+        ))),
+    }
+}
+
+/// Changes the params `specs` (`[FILE:]KEY=VALUE`) name, each file written once,
+/// all specs checked before any file is written.
+pub fn set_params(repo: &Repo, specs: &[String]) -> Result<Vec<SetParam>> {
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for spec in specs {
+        let Some((target, value)) = spec.split_once('=') else {
+            return Err(refused(format!("`-S {spec}`: expected `[FILE:]KEY=VALUE`")));
+        };
+        let (file, key) = match target.rsplit_once(':') {
+            Some((f, k)) => (f.trim().to_string(), k.trim().to_string()),
+            None => (DEFAULT_PARAMS.to_string(), target.trim().to_string()),
+        };
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(refused(format!("`-S {spec}`: `{key}` is not a key")));
+        }
+        repo.check_not_reserved(&file)?;
+        if !files.contains_key(&file) {
+            let text = match crate::pipeline::read_file(repo, &file)? {
+                Some(t) => t,
+                None => return Err(refused(format!("`-S {spec}`: params file `{file}` does not exist"))),
+            };
+            files.insert(file.clone(), text);
+        }
+        let text = &files[&file];
+        let old = match params::lookup(&params::parse(&file, text)?, &key) {
+            None => {
+                return Err(refused(format!(
+                    "`-S {spec}`: {file} has no `{key}` (`-S` changes values that exist; add it to the file first)"
+                )));
+            }
+            Some(v) if v.is_table() || v.is_array() => {
+                return Err(refused(format!(
+                    "`-S {spec}`: `{key}` is a list or table in {file}; `-S` sets single values"
+                )));
+            }
+            Some(v) => v.clone(),
+        };
+        let new = params::typed_value(value);
+        let edited = params::set_value(&file, text, &key, &new)?;
+        files.insert(file.clone(), edited);
+        out.push(SetParam { file, key, old, new });
+    }
+    for (file, text) in &files {
+        crate::fsutil::atomic_write(&repo.root().join(file), text.as_bytes())?;
+    }
+    Ok(out)
+}
+
+/// `dvt exp run`: changes params, reproduces, records the work tree as
+/// experiment `refs/exps/NAME` on top of HEAD.
+pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
+    let git = Git::open(repo.root())?;
+    let baseline = git
+        .head()?
+        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    if opts.repro.dry_run {
+        return Err(refused(
+            "`dvt exp run` records what it runs; for a dry run use `dvt repro --dry-run`",
+        ));
+    }
+    if let Some(name) = &opts.name {
+        check_name(name)?;
+        if git.has_ref(&format!("{EXP_REFS}{name}"))? && !opts.force {
+            return Err(refused(format!(
+                "experiment `{name}` already exists (`-f` replaces it, `dvt exp remove {name}` deletes it)"
+            )));
+        }
+    }
+    let set = set_params(repo, &opts.set_params)?;
+    let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
+    let mut message = format!("dvt exp run on {}", crate::snapshot::short(&baseline));
+    for p in &set {
+        message.push_str(&format!(
+            "\n-S {}={}",
+            crate::pipeline::param_name(&p.file, &p.key),
+            p.new
+        ));
+    }
+    let commit = git.commit_work_tree(baseline, &format!("{message}\n"))?;
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => free_name(&git, commit)?,
+    };
+    git.set_ref(&format!("{EXP_REFS}{name}"), commit, opts.force)?;
+    Ok(ExpRunReport {
+        name,
+        commit: commit.to_string(),
+        baseline: baseline.to_string(),
+        set_params: set,
+        repro: report,
+    })
+}
+
+/// A name made from `commit` (`bold-fox`), with a number if it is taken.
+fn free_name(git: &Git, commit: GitId) -> Result<String> {
+    const ADJECTIVES: [&str; 32] = [
+        "amber", "bold", "brisk", "calm", "clever", "crisp", "dusty", "eager", "fair", "fleet", "gentle", "glad",
+        "grand", "happy", "keen", "lucky", "mellow", "misty", "noble", "plucky", "proud", "quick", "quiet", "rapid",
+        "rosy", "sharp", "shiny", "silent", "sunny", "swift", "tidy", "witty",
+    ];
+    const NOUNS: [&str; 32] = [
+        "badger", "bison", "crane", "eagle", "falcon", "ferret", "finch", "fox", "gecko", "heron", "ibis", "jackal",
+        "koala", "lark", "lemur", "lynx", "marten", "moose", "newt", "otter", "owl", "panda", "puffin", "quail",
+        "raven", "seal", "shrew", "stoat", "tapir", "trout", "vole", "wren",
+    ];
+    let bytes = commit.as_bytes();
+    let base = format!(
+        "{}-{}",
+        ADJECTIVES[usize::from(bytes[0]) % ADJECTIVES.len()],
+        NOUNS[usize::from(bytes[1]) % NOUNS.len()]
+    );
+    let mut name = base.clone();
+    let mut n = 2;
+    while git.has_ref(&format!("{EXP_REFS}{name}"))? {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(name)
+}
+
+/// One row of `dvt exp show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpRow {
+    /// `workspace`, the baseline's branch (or short commit), or the experiment's name.
+    pub name: String,
+    /// Whether it is an experiment.
+    pub experiment: bool,
+    /// Its commit (none for the workspace).
+    pub commit: Option<String>,
+    /// The commit it was run on, for an experiment.
+    pub baseline: Option<String>,
+    /// When it was committed (seconds since the epoch; none for the workspace).
+    pub created: Option<i64>,
+    /// Metrics: file → dotted key → value.
+    pub metrics: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// Params: file → dotted key → value.
+    pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+/// The experiments, newest first.
+pub fn list(repo: &Repo) -> Result<Vec<Experiment>> {
+    Git::open(repo.root())?.experiments()
+}
+
+/// `dvt exp show`: the workspace, HEAD, and the experiments run on HEAD (with
+/// `all`, every experiment), with their metrics and params.
+pub fn show(repo: &Repo, all: bool) -> Result<Vec<ExpRow>> {
+    let git = Git::open(repo.root())?;
+    let head = git.head()?;
+    let mut rows = vec![row(repo, None, "workspace".into(), false)?];
+    if let Some(h) = head {
+        let name = git
+            .head_branch()?
+            .unwrap_or_else(|| crate::snapshot::short(&h).to_string());
+        rows.push(row(repo, Some((&git, h, None)), name, false)?);
+    }
+    for e in git.experiments()? {
+        if all || (head.is_some() && e.baseline == head) {
+            rows.push(row(repo, Some((&git, e.commit, Some(&e))), e.name.clone(), true)?);
+        }
+    }
+    Ok(rows)
+}
+
+fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String, experiment: bool) -> Result<ExpRow> {
+    let side = match at {
+        Some((_, c, _)) => Some((Git::open(repo.root())?, c)),
+        None => None,
+    };
+    let pipeline = pipeline_at(repo, side.as_ref()).ok().flatten();
+    let mut metrics = BTreeMap::new();
+    let mut params = BTreeMap::new();
+    if let Some(p) = &pipeline {
+        for f in metric_files(p) {
+            metrics.insert(f.clone(), flat_file(repo, side.as_ref(), &f).unwrap_or_default());
+        }
+        let mut files = params_files(p);
+        files.push(DEFAULT_PARAMS.to_string());
+        files.sort();
+        files.dedup();
+        for f in files {
+            let values = flat_file(repo, side.as_ref(), &f).unwrap_or_default();
+            if !values.is_empty() {
+                params.insert(f, values);
+            }
+        }
+    }
+    let (commit, baseline, created) = match at {
+        Some((git, c, e)) => (
+            Some(c.to_string()),
+            e.and_then(|e| e.baseline).map(|b| b.to_string()),
+            Some(git.commit_time(c)?),
+        ),
+        None => (None, None, None),
+    };
+    Ok(ExpRow {
+        name,
+        experiment,
+        commit,
+        baseline,
+        created,
+        metrics,
+        params,
+    })
+}
+
+fn find(git: &Git, name: &str) -> Result<Experiment> {
+    git.experiments()?
+        .into_iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| refused(format!("no experiment named `{name}` (`dvt exp list` lists them)")))
+}
+
+/// What `dvt exp apply` did.
+#[derive(Debug, Serialize)]
+pub struct ExpApplyReport {
+    /// The experiment.
+    pub name: String,
+    /// Files written from it, from the git work tree's root.
+    pub written: Vec<String>,
+    /// Files deleted because it does not have them (HEAD had them).
+    pub deleted: Vec<String>,
+    /// Data checked out to match its pointers and `dvt.lock`.
+    pub checkout: crate::ops::CheckoutReport,
+}
+
+/// `dvt exp apply NAME`: makes the work tree's files what the experiment
+/// recorded, then checks out its data. Refuses (writing nothing) to overwrite
+/// or delete a file whose content git does not have — work that would be lost
+/// — unless `force`.
+pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> Result<ExpApplyReport> {
+    let git = Git::open(repo.root())?;
+    let exp = find(&git, name)?;
+    let Some(work) = git.work_tree().map(std::path::Path::to_path_buf) else {
+        return Err(refused("the git repository has no work tree"));
+    };
+    let files = git.files(exp.commit)?;
+    let mut at_head = match git.head()? {
+        Some(h) => git.files(h)?,
+        None => Vec::new(),
+    };
+    at_head.retain(|f| !files.iter().any(|e| e.path == f.path));
+    // Content git has can be recovered; anything else would be lost.
+    let recoverable = |bytes: &[u8]| -> Result<bool> { Ok(git.has_object(git.blob_id_of(bytes)?)) };
+    let mut writes = Vec::new();
+    let mut lost = Vec::new();
+    for f in &files {
+        let abs = work.join(&f.path);
+        match current(&abs)? {
+            Some(bytes) if git.blob_id_of(&bytes)? == f.blob => {
+                if !f.link {
+                    let meta = fs_err::metadata(&abs)?;
+                    let exec = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+                    if exec != f.executable {
+                        writes.push(f);
+                    }
+                }
+            }
+            Some(bytes) => {
+                if !force && !recoverable(&bytes)? {
+                    lost.push(f.path.clone());
+                }
+                writes.push(f);
+            }
+            None => writes.push(f),
+        }
+    }
+    let mut deletes = Vec::new();
+    for f in &at_head {
+        let abs = work.join(&f.path);
+        if let Some(bytes) = current(&abs)? {
+            if !force && !recoverable(&bytes)? {
+                lost.push(f.path.clone());
+            }
+            deletes.push(f.path.clone());
+        }
+    }
+    if !lost.is_empty() {
+        lost.sort();
+        return Err(refused(format!(
+            "applying `{name}` would overwrite changes that are in no commit or experiment:\n  {}\n\
+             hint: commit them, or run again with `--force` to discard them",
+            lost.join("\n  ")
+        )));
+    }
+    let mut written = Vec::new();
+    for f in writes {
+        let abs = work.join(&f.path);
+        let bytes = git.read_blob(f.blob)?;
+        if let Some(parent) = abs.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        if let Ok(m) = fs_err::symlink_metadata(&abs)
+            && (m.is_dir() || m.file_type().is_symlink() || f.link)
+        {
+            match m.is_dir() {
+                true => fs_err::remove_dir_all(&abs)?,
+                false => fs_err::remove_file(&abs)?,
+            }
+        }
+        if f.link {
+            fs_err::os::unix::fs::symlink(String::from_utf8_lossy(&bytes).as_ref(), &abs)?;
+        } else {
+            crate::fsutil::atomic_write(&abs, &bytes)?;
+            let mode = if f.executable { 0o755 } else { 0o644 };
+            fs_err::set_permissions(&abs, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        }
+        written.push(f.path.clone());
+    }
+    for path in &deletes {
+        fs_err::remove_file(work.join(path))?;
+    }
+    let checkout = crate::ops::checkout(
+        repo,
+        &crate::ops::CheckoutOptions {
+            targets: Vec::new(),
+            cwd: repo.root().to_path_buf(),
+            force,
+        },
+        progress,
+    )?;
+    Ok(ExpApplyReport {
+        name: name.to_string(),
+        written,
+        deleted: deletes,
+        checkout,
+    })
+}
+
+/// The bytes at `abs` (a symlink's target), `None` if there is nothing there;
+/// a directory counts as content to keep.
+fn current(abs: &std::path::Path) -> Result<Option<Vec<u8>>> {
+    match fs_err::symlink_metadata(abs) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Some(
+            fs_err::read_link(abs)?.to_string_lossy().into_owned().into_bytes(),
+        )),
+        Ok(m) if m.is_dir() => Ok(Some(Vec::from(*b"\0a directory\0"))),
+        Ok(_) => Ok(Some(fs_err::read(abs)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `dvt exp branch NAME BRANCH`: a new branch at the experiment's commit.
+pub fn branch(repo: &Repo, name: &str, branch: &str) -> Result<String> {
+    let git = Git::open(repo.root())?;
+    let exp = find(&git, name)?;
+    let full = format!("refs/heads/{branch}");
+    if git.has_ref(&full)? {
+        return Err(refused(format!("branch `{branch}` already exists")));
+    }
+    git.set_ref(&full, exp.commit, false)?;
+    Ok(exp.commit.to_string())
+}
+
+/// `dvt exp remove NAME...` (or every experiment with `all`): deletes them.
+/// Their data stays in the cache until `dvt gc`.
+pub fn remove(repo: &Repo, names: &[String], all: bool) -> Result<Vec<String>> {
+    let git = Git::open(repo.root())?;
+    let exps = git.experiments()?;
+    let doomed: Vec<String> = match all {
+        true => exps.iter().map(|e| e.name.clone()).collect(),
+        false => {
+            for n in names {
+                find(&git, n)?;
+            }
+            names.to_vec()
+        }
+    };
+    for n in &doomed {
+        git.delete_ref(&format!("{EXP_REFS}{n}"))?;
+    }
+    Ok(doomed)
+}

@@ -1,0 +1,197 @@
+//! `dvt exp`: experiments recorded as commits under refs/exps/, compared,
+//! applied back into the workspace and kept by gc.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use common::TestEnv;
+
+/// A small pipeline: `train` writes a model and a metric from params.yaml.
+fn project() -> TestEnv {
+    let env = TestEnv::new();
+    env.write(
+        "params.yaml",
+        "# knobs\ntrain:\n  lr: 0.1  # learning rate\n  epochs: 2\n",
+    );
+    env.write(
+        "train.py",
+        "import re\n\
+         p = open('params.yaml').read()\n\
+         lr = float(re.search(r'lr: ([0-9.]+)', p).group(1))\n\
+         open('model.bin', 'w').write('model lr=%s\\n' % lr)\n\
+         open('metrics.json', 'w').write('{\"loss\": %s}\\n' % round(1 - lr, 3))\n",
+    );
+    env.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "python3 train.py"
+deps = ["train.py"]
+params = ["train.lr"]
+outs = ["model.bin"]
+metrics = ["metrics.json"]
+"#,
+    );
+    env.dvt(&["repro", "-q"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "baseline"]);
+    env
+}
+
+fn git_out(env: &TestEnv, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(env.path(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn exp_run_records_the_work_tree_without_moving_head() {
+    let env = project();
+    let head = git_out(&env, &["rev-parse", "HEAD"]);
+    let r = env.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "lr3"]).ok();
+    assert!(
+        r.stdout.starts_with("Experiment `lr3` recorded: commit "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("set train.lr = 0.3 (was 0.1)"), "{}", r.stderr);
+    // The param was set in place, comments kept; the stage ran.
+    assert_eq!(
+        env.read("params.yaml"),
+        b"# knobs\ntrain:\n  lr: 0.3  # learning rate\n  epochs: 2\n"
+    );
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+    // HEAD, the branch and the index did not move; the experiment is a child of HEAD.
+    assert_eq!(git_out(&env, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git_out(&env, &["rev-parse", "refs/exps/lr3^"]), head);
+    assert_eq!(git_out(&env, &["diff", "--cached", "--name-only"]), "");
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/lr3:metrics.json"]),
+        "{\"loss\": 0.7}\n"
+    );
+    let lock = git_out(&env, &["show", "refs/exps/lr3:dvt.lock"]);
+    assert!(lock.contains("\"train.lr\" = 0.3"), "{lock}");
+    // Git-ignored data is not in the commit; its pointer (dvt.lock) is.
+    let files = git_out(&env, &["ls-tree", "-r", "--name-only", "refs/exps/lr3"]);
+    assert!(!files.contains("model.bin") && files.contains("train.py"), "{files}");
+
+    // A second one, named for us; show compares them with HEAD and the workspace.
+    let r = env.dvt(&["exp", "run", "-S", "train.lr=0.5", "--json"]).ok().json();
+    let auto = r["name"].as_str().unwrap().to_string();
+    assert!(auto.contains('-'), "{auto}");
+    let rows = env.dvt(&["exp", "show", "--json"]).ok().json();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["workspace", "main"]);
+    assert!(names.contains(&"lr3") && names.contains(&auto.as_str()), "{names:?}");
+    let loss = |name: &str| {
+        rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["metrics"]["metrics.json"]["loss"].clone()
+    };
+    assert_eq!(loss("main"), 0.9);
+    assert_eq!(loss("lr3"), 0.7);
+    assert_eq!(loss(&auto), 0.5);
+    let table = env.dvt(&["exp", "show", "--only-changed"]).ok().stdout;
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("loss") && header.contains("train.lr"), "{table}");
+    assert!(!header.contains("train.epochs"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("lr3") && l.contains("0.7")),
+        "{table}"
+    );
+    let list = env.dvt(&["exp", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 2, "{list}");
+
+    // apply: the files, then the data, of that experiment.
+    env.dvt(&["exp", "apply", "lr3"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+    assert!(env.read("params.yaml").windows(7).any(|w| w == b"lr: 0.3"));
+    let st = env.dvt(&["status"]).ok().stdout;
+    assert!(st.contains("Data and pointers are up to date."), "{st}");
+
+    // gc keeps the data of every experiment; remove, then gc, drops it.
+    env.dvt(&["exp", "apply", &auto]).ok();
+    env.dvt(&["gc", "-f"]).ok();
+    env.dvt(&["exp", "apply", "lr3"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+
+    // branch: a real git branch at the experiment.
+    env.dvt(&["exp", "branch", "lr3", "try-lr3"]).ok();
+    assert_eq!(
+        git_out(&env, &["rev-parse", "try-lr3"]),
+        git_out(&env, &["rev-parse", "refs/exps/lr3"])
+    );
+    env.dvt(&["exp", "remove", "lr3"]).ok();
+    assert_eq!(env.dvt(&["exp", "list"]).ok().stdout.lines().count(), 1);
+    env.dvt(&["exp", "remove", "--all"]).ok();
+    assert_eq!(env.dvt(&["exp", "list"]).ok().stdout, "");
+}
+
+#[test]
+fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
+    let env = project();
+    env.dvt(&["exp", "run", "-q", "-S", "train.lr=0.3", "-n", "a"]).ok();
+    // An edit that is in no commit or experiment is not overwritten.
+    env.write("train.py", "print('my unsaved work')\n");
+    let r = env.dvt(&["exp", "apply", "a"]).fails();
+    assert!(
+        r.stderr
+            .contains("would overwrite changes that are in no commit or experiment:\n  train.py"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("train.py"), b"print('my unsaved work')\n");
+    env.dvt(&["exp", "apply", "a", "--force"]).ok();
+    assert!(env.read("train.py").starts_with(b"import re"));
+
+    let before = env.read("params.yaml");
+    for (args, message) in [
+        (vec!["exp", "run", "-n", "a"], "experiment `a` already exists"),
+        (
+            vec!["exp", "run", "-n", "no good"],
+            "`no good` cannot name an experiment",
+        ),
+        (
+            vec!["exp", "run", "-S", "train.nope=1"],
+            "`-S train.nope=1`: params.yaml has no `train.nope`",
+        ),
+        (vec!["exp", "run", "-S", "train=1"], "`train` is a list or table"),
+        (vec!["exp", "run", "-S", "train.lr"], "expected `[FILE:]KEY=VALUE`"),
+        (
+            vec!["exp", "run", "-S", "other.yaml:x=1"],
+            "params file `other.yaml` does not exist",
+        ),
+        (vec!["exp", "apply", "nope"], "no experiment named `nope`"),
+        (vec!["exp", "branch", "a", "main"], "branch `main` already exists"),
+        (vec!["exp", "remove", "nope"], "no experiment named `nope`"),
+    ] {
+        let r = env.dvt(&args).fails();
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert_eq!(env.read("params.yaml"), before, "{args:?} changed params.yaml");
+    }
+    // -f replaces an experiment of the same name.
+    env.dvt(&["exp", "run", "-q", "-f", "-n", "a", "-S", "train.lr=0.4"])
+        .ok();
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/a:metrics.json"]),
+        "{\"loss\": 0.6}\n"
+    );
+
+    // Without a commit to start from, exp run says so.
+    let fresh = TestEnv::new();
+    fresh.write("dvt.toml", "[stages.a]\ncmd = \"true\"\n");
+    let r = fresh.dvt(&["exp", "run"]).fails();
+    assert!(r.stderr.contains("an experiment starts from a commit"), "{}", r.stderr);
+}
