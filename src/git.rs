@@ -76,6 +76,10 @@ impl std::fmt::Debug for Git {
     }
 }
 
+/// The size above which [`Git::commit_work_tree`] refuses a file git does not
+/// track yet (GitHub warns at 50 MB).
+pub const BIG_UNTRACKED: u64 = 50 << 20;
+
 /// Where `dvt exp run` keeps experiments: `refs/exps/NAME`.
 pub const EXP_REFS: &str = "refs/exps/";
 
@@ -561,7 +565,9 @@ impl Git {
 
     /// Commits the git work tree as `git add -A` would see it (every file not
     /// ignored, tracked or not; nothing under `.git`) on top of `parent`,
-    /// without touching the index, HEAD or any branch.
+    /// without touching the index, HEAD or any branch. A file bigger than
+    /// [`BIG_UNTRACKED`] that `parent` does not have is refused: it is data
+    /// that belongs in dvt (or in `.gitignore`), not in git's history.
     pub fn commit_work_tree(&self, parent: GitId, message: &str) -> Result<GitId> {
         let what = "recording the work tree";
         let Some(workdir) = self.repo.workdir().map(Path::to_path_buf) else {
@@ -604,6 +610,17 @@ impl Git {
                 )
             } else {
                 let meta = fs_err::metadata(entry.path())?;
+                if meta.len() > BIG_UNTRACKED && !self.has_path(parent, &rel)? {
+                    return Err(GitError::Failed {
+                        what: what.into(),
+                        message: format!(
+                            "`{rel}` ({}) is neither tracked by dvt nor ignored by git, and is too big to \
+                             commit to git: `dvt add` it, or add it to .gitignore",
+                            indicatif::HumanBytes(meta.len())
+                        ),
+                    }
+                    .into());
+                }
                 let kind = match std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
                     true => gix::object::tree::EntryKind::BlobExecutable,
                     false => gix::object::tree::EntryKind::Blob,
@@ -633,6 +650,15 @@ impl Git {
             .new_commit_as(sig, sig, message, tree.detach(), [parent])
             .map_err(failed(what))?;
         Ok(commit.id)
+    }
+
+    /// Whether `commit`'s tree has a file at `path` (from the work tree's root).
+    fn has_path(&self, commit: GitId, path: &str) -> Result<bool> {
+        let tree = self.tree_of(commit)?;
+        Ok(tree
+            .lookup_entry_by_path(Path::new(path))
+            .map_err(failed(format!("looking up `{path}` at {commit}")))?
+            .is_some())
     }
 
     /// Points `refs/exps/NAME` (`exp`) or `refs/heads/NAME` (a branch) at

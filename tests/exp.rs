@@ -189,6 +189,19 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
         "{\"loss\": 0.6}\n"
     );
 
+    // A big file that neither dvt nor .gitignore covers is not put into git.
+    let big = std::fs::File::create(env.path("big.bin")).unwrap();
+    big.set_len(51 << 20).unwrap();
+    let r = env.dvt(&["exp", "run", "-n", "big"]).fails();
+    assert!(
+        r.stderr
+            .contains("`big.bin` (51.00 MiB) is neither tracked by dvt nor ignored by git"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.dvt(&["exp", "list"]).ok().stdout.contains("big"));
+    std::fs::remove_file(env.path("big.bin")).unwrap();
+
     // Without a commit to start from, exp run says so.
     let fresh = TestEnv::new();
     fresh.write("dvt.toml", "[stages.a]\ncmd = \"true\"\n");
