@@ -239,10 +239,18 @@ impl Git {
             rev: rev.to_string(),
             message,
         };
-        let id = self.repo.rev_parse_single(rev).map_err(|e| {
+        // An experiment's name works as a revision, as in DVC, unless git knows the name.
+        let parsed = self.repo.rev_parse_single(rev).or_else(|e| {
+            let exp = format!("{EXP_REFS}{rev}");
+            match !rev.contains(['~', '^', ':', '@']) && self.has_ref(&exp).unwrap_or(false) {
+                true => self.repo.rev_parse_single(exp.as_str()),
+                false => Err(e),
+            }
+        });
+        let id = parsed.map_err(|e| {
             let chain = crate::error_chain(&e);
             unknown(if chain.contains("could not be found") {
-                "no such tag, branch or commit".into()
+                "no such tag, branch, commit or experiment".into()
             } else {
                 chain
             })

@@ -113,6 +113,13 @@ fn exp_run_records_the_work_tree_without_moving_head() {
     );
     let list = env.dvt(&["exp", "list"]).ok().stdout;
     assert_eq!(list.lines().count(), 2, "{list}");
+    // An experiment's name is a revision, as in DVC.
+    assert_eq!(
+        env.dvt(&["cat", "model.bin", "--rev", "lr3"]).ok().stdout,
+        "model lr=0.3\n"
+    );
+    let diff = env.dvt(&["metrics", "diff", "main", "lr3", "--json"]).ok().json();
+    assert_eq!(diff[0]["new"], 0.7, "{diff}");
 
     // apply: the files, then the data, of that experiment.
     env.dvt(&["exp", "apply", "lr3"]).ok();
