@@ -424,28 +424,39 @@ impl Git {
         })
     }
 
-    fn refs(&self, tags: bool) -> Result<Vec<(String, GitId)>> {
-        let what = if tags { "listing tags" } else { "listing branches" };
+    /// Every reference under `prefix` (`refs/tags/`) that leads to a commit,
+    /// by its name after the prefix, sorted by name. Tags may point at trees or
+    /// blobs: only commits carry data versions.
+    fn refs_under(&self, prefix: &str, what: &str) -> Result<Vec<(String, gix::Commit<'_>)>> {
         let platform = self.repo.references().map_err(failed(what))?;
-        let iter = if tags {
-            platform.tags()
-        } else {
-            platform.local_branches()
-        }
-        .map_err(failed(what))?;
+        let iter = platform.prefixed(prefix).map_err(failed(what))?;
         let mut out = Vec::new();
         for r in iter {
             let mut r = r.map_err(|e| GitError::Failed {
                 what: what.into(),
                 message: e.to_string(),
             })?;
-            let name = r.name().shorten().to_string();
-            // Tags may point at trees or blobs: only commits carry data versions.
+            let full = r.name().as_bstr().to_string();
+            let Some(name) = full.strip_prefix(prefix).map(str::to_string) else {
+                continue;
+            };
             let Ok(commit) = r.peel_to_commit() else { continue };
-            out.push((name, commit.id));
+            out.push((name, commit));
         }
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    fn refs(&self, tags: bool) -> Result<Vec<(String, GitId)>> {
+        let (prefix, what) = match tags {
+            true => ("refs/tags/", "listing tags"),
+            false => ("refs/heads/", "listing branches"),
+        };
+        Ok(self
+            .refs_under(prefix, what)?
+            .into_iter()
+            .map(|(name, c)| (name, c.id))
+            .collect())
     }
 
     /// Every tag that names a commit, with that commit, sorted by name.
@@ -546,27 +557,16 @@ impl Git {
     /// The experiments (`refs/exps/NAME`, written by `dvt exp run`), sorted by
     /// commit time, newest first.
     pub fn experiments(&self) -> Result<Vec<Experiment>> {
-        let what = "listing experiments";
-        let platform = self.repo.references().map_err(failed(what))?;
-        let iter = platform.prefixed(EXP_REFS).map_err(failed(what))?;
-        let mut out = Vec::new();
-        for r in iter {
-            let mut r = r.map_err(|e| GitError::Failed {
-                what: what.into(),
-                message: e.to_string(),
-            })?;
-            let full = r.name().as_bstr().to_string();
-            let Some(name) = full.strip_prefix(EXP_REFS) else {
-                continue;
-            };
-            let Ok(commit) = r.peel_to_commit() else { continue };
-            out.push(Experiment {
-                name: name.to_string(),
+        let mut out: Vec<Experiment> = self
+            .refs_under(EXP_REFS, "listing experiments")?
+            .into_iter()
+            .map(|(name, commit)| Experiment {
+                name,
                 commit: commit.id,
                 baseline: commit.parent_ids().next().map(|p| p.detach()),
                 time: commit.time().map(|t| t.seconds).unwrap_or_default(),
-            });
-        }
+            })
+            .collect();
         out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name)));
         Ok(out)
     }
