@@ -162,6 +162,19 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
     assert_eq!(env.read("train.py"), b"print('my unsaved work')\n");
     env.dvt(&["exp", "apply", "a", "--force"]).ok();
     assert!(env.read("train.py").starts_with(b"import re"));
+    // Data changed by hand is not overwritten either: checkout refuses, and says so.
+    env.write("model.bin", "hand-tuned\n");
+    let r = env.dvt(&["exp", "apply", "a"]).fails();
+    assert!(
+        r.stderr
+            .contains("the files of experiment `a` are in place, but not its data")
+            && r.stderr.contains("model.bin"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model.bin"), b"hand-tuned\n");
+    env.dvt(&["exp", "apply", "a", "-f"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
 
     let before = env.read("params.yaml");
     for (args, message) in [

@@ -405,7 +405,13 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
             force,
         },
         progress,
-    )?;
+    )
+    .map_err(|e| {
+        refused(format!(
+            "the files of experiment `{name}` are in place, but not its data: {e}\n\
+             hint: move those changes away and run `dvt checkout`, or `dvt exp apply {name} --force` to discard them"
+        ))
+    })?;
     Ok(ExpApplyReport {
         name: name.to_string(),
         written,
