@@ -1034,17 +1034,19 @@ fn plots_draw_files_from_the_workspace_and_revisions() {
     let env = TestEnv::new();
     env.write("src.csv", "epoch,loss,acc\n1,0.9,0.5\n2,0.5,0.7\n3,0.2,0.8\n");
     env.write("src.json", r#"[{"auc": 0.6}, {"auc": 0.8}]"#);
+    let png_v1: &[u8] = b"\x89PNG\r\n\x1a\n\xff\xfe v1";
+    std::fs::write(env.path("src.png"), png_v1).unwrap();
     env.write(
         "dvt.toml",
         r#"[stages.train]
-cmd = "cp src.csv loss.csv && cp src.json cached.json"
-deps = ["src.csv", "src.json"]
-plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cached.json", cache = true }]
+cmd = "cp src.csv loss.csv && cp src.json cached.json && cp src.png confusion.png"
+deps = ["src.csv", "src.json", "src.png"]
+plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cached.json", cache = true }, "confusion.png"]
 "#,
     );
     assert_eq!(ran(&actions(&env, &[])), ["train"]);
     let list = env.dvt(&["stage", "list"]).ok().stdout;
-    assert!(list.contains("plots loss.csv, cached.json"), "{list}");
+    assert!(list.contains("plots loss.csv, cached.json, confusion.png"), "{list}");
     env.git(&["add", "-A"]);
     env.git(&["commit", "-qm", "v1"]);
 
@@ -1075,6 +1077,7 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
     // diff: HEAD and the workspace on the same chart; a cached plot is read from the cache.
     env.write("src.csv", "epoch,loss,acc\n1,0.8,0.5\n2,0.3,0.75\n");
     env.write("src.json", r#"[{"auc": 0.7}]"#);
+    std::fs::write(env.path("src.png"), b"\x89PNG\r\n\x1a\n v2, longer").unwrap();
     assert_eq!(ran(&actions(&env, &[])), ["train"]);
     let d = env.dvt(&["plots", "diff", "--json"]).ok().json();
     let series = |plot: &serde_json::Value| -> Vec<(String, String, usize)> {
@@ -1105,9 +1108,19 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
         ])
     );
     assert_eq!(series(&d[1]), want(&[("HEAD", "auc", 2), ("workspace", "auc", 1)]));
+    // An image is shown as it is, per revision, its bytes untouched.
+    assert_eq!(
+        d[2]["images"],
+        serde_json::json!([{"rev": "HEAD", "size": 13}, {"rev": "workspace", "size": 19}])
+    );
     env.dvt(&["plots", "diff", "HEAD", "-o", "out"]).ok();
     let page = String::from_utf8(env.read("out/index.html")).unwrap();
     assert!(page.contains("HEAD: loss") && page.contains("workspace: acc"), "{page}");
+    // base64 of the HEAD image's 13 bytes.
+    assert!(
+        page.contains("<img src=\"data:image/png;base64,iVBORw0KGgr//iB2MQ==\""),
+        "{page}"
+    );
     // Any file, named; JSON records with no `step` go by their number.
     let r = env.dvt(&["plots", "show", "--json", "src.json"]).ok().json();
     assert_eq!(r[0]["series"][0]["points"], serde_json::json!([[0.0, 0.7]]));

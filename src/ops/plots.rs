@@ -1,6 +1,8 @@
 //! `dvt plots show|diff`, as DVC's: line charts of plots files (CSV, TSV, JSON
 //! or YAML records, such as a training loop writes one row per epoch), from the
 //! workspace and from revisions, drawn as one self-contained HTML page of SVG.
+//! Image files (PNG, JPEG, GIF, SVG, WebP) are shown as they are, side by side
+//! per revision.
 //!
 //! Which field goes across and which go up comes from the file's entry in
 //! `plots` of a stage ([`PlotAxes`]), else: across, `step` if the file has that
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::{GitError, PipelineError, Result};
 use crate::git::{Git, GitId};
-use crate::ops::stages::{pipeline_at, read_at, side};
+use crate::ops::stages::{pipeline_at, side};
 use crate::pipeline::PlotAxes;
 use crate::repo::Repo;
 
@@ -37,6 +39,34 @@ pub struct Plot {
     pub x: String,
     /// One line per revision and field up.
     pub series: Vec<Series>,
+    /// For an image file: the image at each revision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PlotImage>,
+}
+
+/// An image plots file at one revision.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlotImage {
+    /// The revision it was read at (`workspace` for the workspace).
+    pub rev: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+/// The media type of an image plots file, by extension; `None` for data.
+fn image_type(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "webp" => "image/webp",
+        _ => return None,
+    })
 }
 
 /// One line of a chart.
@@ -106,6 +136,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
             x: axes.x.clone().unwrap_or_else(|| STEP.into()),
             path: path.clone(),
             series: Vec::new(),
+            images: Vec::new(),
         };
         let mut found = false;
         for (rev, at) in &sides {
@@ -113,6 +144,15 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
                 continue;
             };
             found = true;
+            let label = rev.clone().unwrap_or_else(|| "workspace".into());
+            if image_type(&path).is_some() {
+                plot.images.push(PlotImage {
+                    rev: label,
+                    size: bytes.len() as u64,
+                    bytes,
+                });
+                continue;
+            }
             let bad = |message: String| -> crate::Error {
                 PipelineError::Plot {
                     file: path.clone(),
@@ -122,7 +162,6 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
                 .into()
             };
             let table = records(&path, &String::from_utf8_lossy(&bytes)).map_err(bad)?;
-            let label = rev.clone().unwrap_or_else(|| "workspace".into());
             for (y, points) in lines(&table, &axes).map_err(bad)? {
                 plot.series.push(Series {
                     rev: label.clone(),
@@ -157,11 +196,16 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
 /// `rel` at one side: from git or the workspace, or for a cached plots file at
 /// a revision, its data there from the cache (or the default remote).
 fn read(repo: &Repo, at: Option<&(Git, GitId)>, rev: Option<&str>, rel: &str) -> Result<Option<Vec<u8>>> {
-    if let Some(text) = read_at(repo, at, rel)? {
-        return Ok(Some(text.into_bytes()));
-    }
-    if rev.is_none() {
-        return Ok(None);
+    let in_git = match at {
+        Some((git, commit)) => git.read_file(*commit, rel)?,
+        None => match fs_err::read(repo.root().join(rel)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if in_git.is_some() || rev.is_none() {
+        return Ok(in_git);
     }
     match crate::api::open_in(repo, rel, rev, None) {
         Ok((_, mut reader)) => {
@@ -383,12 +427,28 @@ pub fn render_html(plots: &[Plot]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>dvt plots</title>\n<style>\n\
          body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }\n\
          section { margin-bottom: 3em; }\n\
+         figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }\n\
+         figure img { max-width: 480px; border: 1px solid #ddd; }\n\
          svg text { font-size: 12px; fill: #444; }\n\
          .legend span { display: inline-block; margin-right: 1.5em; }\n\
          </style>\n</head>\n<body>\n",
     );
     for plot in plots {
         let _ = write!(html, "<section>\n<h2>{}</h2>\n", escape(&plot.title));
+        if let Some(mime) = image_type(&plot.path) {
+            use base64::Engine as _;
+            for image in &plot.images {
+                let data = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
+                let _ = writeln!(
+                    html,
+                    "<figure><img src=\"data:{mime};base64,{data}\" alt=\"{0} at {1}\"><figcaption>{1}</figcaption></figure>",
+                    escape(&plot.path),
+                    escape(&image.rev)
+                );
+            }
+            html.push_str("</section>\n");
+            continue;
+        }
         html.push_str(&svg(plot));
         html.push_str("<div class=\"legend\">");
         for (i, s) in plot.series.iter().enumerate() {
