@@ -969,9 +969,12 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     std::fs::write(src.join("readings.csv"), "t,v\n0,1\n1,2\n").unwrap();
     std::fs::write(src.join("new.csv"), "n\n").unwrap();
     env.write("data/raw/readings.csv", "my edit\n");
+    let cache_before = common::walk(&env.path(".dvt/cache"));
     let r = env.dvt(&["update", "data/raw"]).fails();
     assert!(r.stderr.contains("data/raw/readings.csv"), "{}", r.stderr);
     assert_eq!(env.read("data/raw/readings.csv"), b"my edit\n");
+    // It stopped before downloading anything.
+    assert_eq!(common::walk(&env.path(".dvt/cache")), cache_before);
     assert_eq!(env.read("data/raw.dvt"), pointer.as_bytes());
     // What a killed download left beside the data goes with the next one.
     env.write("data/.raw.dvt-tmp-999999-7/readings.csv", "half");

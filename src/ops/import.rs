@@ -487,7 +487,6 @@ fn update_from_repo(
     }
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &src.path, &objects)?;
-    ensure_all(&found, &src.path, &objects, progress)?;
     let name = t.pointer.path.clone();
     let source = ImportSource {
         rev: rev.clone(),
@@ -496,9 +495,11 @@ fn update_from_repo(
     };
     let pointer = pointer_for(&found, &name, repo.cache(), source)?;
     let changed = pointer.id != t.pointer.id;
+    // Before downloading anything: local changes the update would overwrite stop it.
     if !force && changed {
         crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
     }
+    ensure_all(&found, &src.path, &objects, progress)?;
     track(repo, &t.data_abs, &t.data_rel, &pointer, force, progress)?;
     Ok(Updated {
         pointer: t.pointer_rel.clone(),

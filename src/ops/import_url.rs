@@ -139,6 +139,11 @@ pub(crate) fn update_from_url(
     if updated.to == updated.from {
         return Ok(updated);
     }
+    // The source changed: local changes the new data would overwrite stop the
+    // update before anything is downloaded.
+    if !force {
+        crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+    }
     let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
     let mut got = download(
         repo,
@@ -156,9 +161,6 @@ pub(crate) fn update_from_url(
         // Same bytes under a new version (a rewrite, a copy): only the fingerprint moves.
         got.pointer.save(&t.pointer_file)?;
     } else {
-        if !force {
-            crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
-        }
         got.staging.remove();
         track(repo, &t.data_abs, &t.data_rel, &got.pointer, force, progress)?;
     }
