@@ -1027,6 +1027,43 @@ outs = ["${out}/m.txt"]
     assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
 }
 
+/// A stage may have `vars` of its own, as in dvc.yaml: tables, and files
+/// relative to its `wdir`; values from its files are its params.
+#[test]
+fn stage_vars_are_the_stages_own() {
+    let env = TestEnv::new();
+    env.write("sub/local.yaml", "threshold: 0.5\nunused: 1\n");
+    let text = r#"[vars]
+out = "o"
+
+[stages.eval]
+wdir = "sub"
+vars = ["local.yaml", { suffix = "x" }]
+cmd = "echo ${threshold}-${suffix} > ${out}.txt"
+outs = ["${out}.txt"]
+"#;
+    env.write("dvt.toml", text);
+    assert_eq!(ran(&actions(&env, &[])), ["eval"]);
+    assert_eq!(env.read("sub/o.txt"), b"0.5-x\n");
+    let lock = lock_section(&env, "eval");
+    assert!(
+        lock.contains("[stages.eval.params.\"sub/local.yaml\"]") && lock.contains("\"threshold\" = 0.5"),
+        "{lock}"
+    );
+    env.write("sub/local.yaml", "threshold: 0.7\nunused: 1\n");
+    let st = env.dvt(&["status"]).ok().stdout;
+    assert!(st.contains("eval: param `sub/local.yaml:threshold` changed"), "{st}");
+    // A key defined by the stage and by the pipeline is refused, naming both.
+    env.write("dvt.toml", text.replace("suffix = ", "out = "));
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr
+            .contains("stage `eval`: `out` is defined both in `[vars]` and in `vars` of stage `eval`"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// `dvt plots`: the files of `plots` (or named ones) drawn as SVG line charts
 /// in one HTML page, from the workspace and from revisions.
 #[test]

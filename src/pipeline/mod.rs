@@ -330,13 +330,14 @@ impl Pipeline {
                 ));
             }
         }
-        let mut sources = vars_sources(table.get("vars"), read)?;
+        let mut sources = vars_sources(table.get("vars"), read, "", None)?;
         if text.contains("${")
             && !sources.iter().any(|s| s.file.as_deref() == Some(DEFAULT_PARAMS))
             && let Some(t) = read(DEFAULT_PARAMS)?
         {
             sources.push(template::Source {
                 file: Some(DEFAULT_PARAMS.into()),
+                stage: None,
                 values: params::parse(DEFAULT_PARAMS, &t)?,
             });
         }
@@ -344,7 +345,7 @@ impl Pipeline {
             sources: &sources,
             locals: None,
         };
-        vars.check()?;
+        vars.check(None)?;
         let mut stages = BTreeMap::new();
         if let Some(v) = table.get("stages") {
             let st = v
@@ -368,7 +369,7 @@ impl Pipeline {
                 } else if t.contains_key("foreach") || t.contains_key("do") {
                     (template::cases(name, t, &vars)?, t["do"].clone())
                 } else {
-                    stages.insert(name.clone(), Stage::resolve(name, body, &vars)?);
+                    stages.insert(name.clone(), Stage::resolve_with_vars(name, body, &vars, read)?);
                     continue;
                 };
                 for (suffix, locals) in cases {
@@ -377,7 +378,7 @@ impl Pipeline {
                         ..vars
                     };
                     let full = format!("{name}@{suffix}");
-                    stages.insert(full.clone(), Stage::resolve(&full, &one, &case)?);
+                    stages.insert(full.clone(), Stage::resolve_with_vars(&full, &one, &case, read)?);
                 }
             }
         }
@@ -482,6 +483,35 @@ impl Pipeline {
 }
 
 impl Stage {
+    /// The stage `body` describes, with `vars` of its own (as DVC's stage-level
+    /// `vars`: tables, and files relative to its `wdir`) added to `vars`.
+    fn resolve_with_vars(
+        name: &str,
+        body: &toml::Value,
+        vars: &template::Vars,
+        read: &dyn Fn(&str) -> Result<Option<String>>,
+    ) -> Result<Stage> {
+        let Some(own) = body.as_table().and_then(|t| t.get("vars")) else {
+            return Stage::resolve(name, body, vars);
+        };
+        let wdir = match body.get("wdir") {
+            Some(toml::Value::String(w)) if !w.contains("${") => repo_path(Some(name), "", w, "wdir")?,
+            _ => String::new(),
+        };
+        let mut sources: Vec<template::Source> = vars.sources.to_vec();
+        sources.extend(vars_sources(Some(own), read, &wdir, Some(name))?);
+        let with_own = template::Vars {
+            sources: &sources,
+            locals: vars.locals,
+        };
+        with_own.check(Some(name))?;
+        let mut body = body.clone();
+        if let Some(t) = body.as_table_mut() {
+            t.remove("vars");
+        }
+        Stage::resolve(name, &body, &with_own)
+    }
+
     /// The stage `body` describes, with its `${KEY}`s filled in from `vars`;
     /// those taken from a file become params of the stage.
     fn resolve(name: &str, body: &toml::Value, vars: &template::Vars) -> Result<Stage> {
@@ -604,6 +634,8 @@ pub fn read_file(repo: &Repo, file: &str) -> Result<Option<String>> {
 fn vars_sources(
     vars: Option<&toml::Value>,
     read: &dyn Fn(&str) -> Result<Option<String>>,
+    wdir: &str,
+    stage: Option<&str>,
 ) -> Result<Vec<template::Source>> {
     const WHAT: &str =
         "`vars` is a table, or a list of tables and files (`\"config.yaml\"`, `\"config.yaml:train,eval\"`)";
@@ -611,13 +643,14 @@ fn vars_sources(
         None => return Ok(Vec::new()),
         Some(v @ toml::Value::Table(_)) => std::slice::from_ref(v),
         Some(toml::Value::Array(a)) => a.as_slice(),
-        Some(_) => return Err(bad(None, WHAT)),
+        Some(_) => return Err(bad(stage, WHAT)),
     };
     let mut out = Vec::new();
     for item in items {
         match item {
             toml::Value::Table(t) => out.push(template::Source {
                 file: None,
+                stage: stage.map(str::to_string),
                 values: t.clone(),
             }),
             toml::Value::String(spec) => {
@@ -625,8 +658,8 @@ fn vars_sources(
                     Some((f, k)) => (f, Some(k)),
                     None => (spec.as_str(), None),
                 };
-                let file = repo_path(None, "", file.trim(), "vars file")?;
-                let text = read(&file)?.ok_or_else(|| bad(None, format!("vars file `{file}` does not exist")))?;
+                let file = repo_path(stage, wdir, file.trim(), "vars file")?;
+                let text = read(&file)?.ok_or_else(|| bad(stage, format!("vars file `{file}` does not exist")))?;
                 let all = params::parse(&file, &text)?;
                 let values = match keys {
                     None => all,
@@ -635,7 +668,7 @@ fn vars_sources(
                         for key in keys.split(',').map(str::trim) {
                             let v = params::lookup(&all, key)
                                 .filter(|_| !key.is_empty())
-                                .ok_or_else(|| bad(None, format!("vars file `{file}` has no key `{key}`")))?;
+                                .ok_or_else(|| bad(stage, format!("vars file `{file}` has no key `{key}`")))?;
                             insert_at(&mut picked, key, v.clone());
                         }
                         picked
@@ -643,10 +676,11 @@ fn vars_sources(
                 };
                 out.push(template::Source {
                     file: Some(file),
+                    stage: None,
                     values,
                 });
             }
-            _ => return Err(bad(None, WHAT)),
+            _ => return Err(bad(stage, WHAT)),
         }
     }
     Ok(out)

@@ -12,19 +12,22 @@ use super::{ParamRef, bad};
 use crate::error::Result;
 
 /// Values for `${KEY}` from one place.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Source {
     /// The repo-relative file they were read from; `None` for a table in `dvt.toml`.
     pub file: Option<String>,
+    /// For `vars` of a stage, the stage.
+    pub stage: Option<String>,
     /// The values.
     pub values: toml::Table,
 }
 
 impl Source {
     fn name(&self) -> String {
-        match &self.file {
-            Some(f) => f.clone(),
-            None => "`[vars]`".into(),
+        match (&self.file, &self.stage) {
+            (Some(f), _) => f.clone(),
+            (None, Some(s)) => format!("`vars` of stage `{s}`"),
+            (None, None) => "`[vars]`".into(),
         }
     }
 }
@@ -187,12 +190,12 @@ fn undefined(stage: &str, key: &str) -> crate::Error {
 impl Vars<'_> {
     /// Refuses a top-level key defined in both places: which one `${KEY}` means
     /// would otherwise depend on a rule the reader has to know.
-    pub fn check(&self) -> Result<()> {
+    pub fn check(&self, stage: Option<&str>) -> Result<()> {
         for (i, a) in self.sources.iter().enumerate() {
             for b in &self.sources[i + 1..] {
                 if let Some(k) = a.values.keys().find(|k| b.values.contains_key(*k)) {
                     return Err(bad(
-                        None,
+                        stage,
                         format!("`{k}` is defined both in {} and in {}", a.name(), b.name()),
                     ));
                 }
@@ -286,6 +289,7 @@ mod tests {
     fn source(file: Option<&str>, text: &str) -> Source {
         Source {
             file: file.map(str::to_string),
+            stage: None,
             values: toml::from_str(text).unwrap(),
         }
     }
@@ -304,7 +308,7 @@ mod tests {
             sources: &sources,
             locals: None,
         };
-        vars.check().unwrap();
+        vars.check(None).unwrap();
         let mut tracked = BTreeSet::new();
         let s = |x: &str, t: &mut BTreeSet<ParamRef>| vars.string("s", x, t);
         assert_eq!(
@@ -343,7 +347,7 @@ mod tests {
             locals: None,
         };
         assert!(
-            both.check()
+            both.check(None)
                 .unwrap_err()
                 .to_string()
                 .contains("`model` is defined both in `[vars]` and in params.yaml")
