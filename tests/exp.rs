@@ -113,6 +113,27 @@ fn exp_run_records_the_work_tree_without_moving_head() {
     );
     let list = env.dvt(&["exp", "list"]).ok().stdout;
     assert_eq!(list.lines().count(), 2, "{list}");
+    // Sorted by a metric; the workspace and HEAD stay on top.
+    for (order, want) in [("asc", [auto.as_str(), "lr3"]), ("desc", ["lr3", auto.as_str()])] {
+        let rows = env
+            .dvt(&["exp", "show", "--json", "--sort-by", "loss", "--sort-order", order])
+            .ok()
+            .json();
+        let names: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names[2..], want, "{order}");
+        assert_eq!(names[..2], ["workspace", "main"]);
+    }
+    let r = env.dvt(&["exp", "show", "--sort-by", "nope"]).fails();
+    assert!(
+        r.stderr.contains("no metric or param `nope` to sort by"),
+        "{}",
+        r.stderr
+    );
     // An experiment's name is a revision, as in DVC.
     assert_eq!(
         env.dvt(&["cat", "model.bin", "--rev", "lr3"]).ok().stdout,

@@ -40,6 +40,12 @@ pub(super) enum ExpCommand {
         /// Only the columns whose values differ between the rows.
         #[arg(long)]
         only_changed: bool,
+        /// Sort the experiments by this metric or param (`KEY` or `FILE:KEY`).
+        #[arg(long, value_name = "KEY")]
+        sort_by: Option<String>,
+        /// With `--sort-by`: `asc` (default) or `desc`.
+        #[arg(long, value_parser = ["asc", "desc"], default_value = "asc", requires = "sort_by")]
+        sort_order: String,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -137,9 +143,14 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
         ExpCommand::Show {
             all,
             only_changed,
+            sort_by,
+            sort_order,
             json: as_json,
         } => {
-            let rows = ops::exp::show(repo, *all)?;
+            let mut rows = ops::exp::show(repo, *all)?;
+            if let Some(key) = sort_by {
+                ops::exp::sort_rows(&mut rows, key, sort_order == "desc")?;
+            }
             if *as_json {
                 return json(&rows);
             }

@@ -249,6 +249,42 @@ pub fn show(repo: &Repo, all: bool) -> Result<Vec<ExpRow>> {
     Ok(rows)
 }
 
+/// Sorts the experiments of `rows` (the workspace and HEAD stay first) by the
+/// metric or param `key` (`KEY`, or `FILE:KEY` when several files have it),
+/// numbers in order, rows without a number last.
+pub fn sort_rows(rows: &mut [ExpRow], key: &str, descending: bool) -> Result<()> {
+    let (file, k) = match key.rsplit_once(':') {
+        Some((f, k)) => (Some(f), k),
+        None => (None, key),
+    };
+    let value = |r: &ExpRow| -> Option<toml::Value> {
+        r.metrics
+            .iter()
+            .chain(r.params.iter())
+            .filter(|(f, _)| file.is_none_or(|want| want == f.as_str()))
+            .find_map(|(_, vals)| vals.get(k).cloned())
+    };
+    if !rows.iter().any(|r| value(r).is_some()) {
+        return Err(refused(format!("no metric or param `{key}` to sort by")));
+    }
+    let number = |r: &ExpRow| match value(r) {
+        Some(toml::Value::Integer(i)) => Some(i as f64),
+        Some(toml::Value::Float(f)) => Some(f),
+        _ => None,
+    };
+    let first_exp = rows.iter().position(|r| r.experiment).unwrap_or(rows.len());
+    rows[first_exp..].sort_by(|a, b| match (number(a), number(b)) {
+        (Some(x), Some(y)) => {
+            let o = x.total_cmp(&y);
+            if descending { o.reverse() } else { o }
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    Ok(())
+}
+
 fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String, experiment: bool) -> Result<ExpRow> {
     let side = match at {
         Some((_, c, _)) => Some((Git::open(repo.root())?, c)),
