@@ -587,56 +587,60 @@ impl Git {
         };
         let empty = gix::ObjectId::empty_tree(self.repo.object_hash());
         let mut editor = self.repo.edit_tree(empty).map_err(failed(what))?;
+        // A directory with a `.git` of its own is another repository (a submodule):
+        // its gitlink comes from `parent` below, its files are not ours.
         let walk = ignore::WalkBuilder::new(&workdir)
             .hidden(false)
             .ignore(false)
             .parents(false)
             .require_git(false)
             .follow_links(false)
-            .filter_entry(|e| e.file_name() != ".git")
+            .filter_entry(|e| {
+                e.file_name() != ".git"
+                    && !(e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && e.path().join(".git").exists())
+            })
             .build();
+        let mut added = std::collections::HashSet::new();
         for entry in walk {
             let entry = entry.map_err(|e| GitError::Failed {
                 what: what.into(),
                 message: e.to_string(),
             })?;
-            let Some(ft) = entry.file_type() else { continue };
-            if ft.is_dir() {
+            if entry.file_type().is_none_or(|t| t.is_dir()) {
                 continue;
             }
-            let Ok(rel) = entry.path().strip_prefix(&workdir) else {
+            let Some(rel) = entry
+                .path()
+                .strip_prefix(&workdir)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(|r| r.replace('\\', "/"))
+            else {
                 continue;
             };
-            let Some(rel) = rel.to_str().map(|r| r.replace('\\', "/")) else {
-                continue;
-            };
-            let (kind, bytes) = if ft.is_symlink() {
-                let target = fs_err::read_link(entry.path())?;
-                (
-                    gix::object::tree::EntryKind::Link,
-                    target.to_string_lossy().into_owned().into_bytes(),
-                )
-            } else {
-                let meta = fs_err::metadata(entry.path())?;
-                if meta.len() > BIG_UNTRACKED && !self.has_path(parent, &rel)? {
-                    return Err(GitError::Failed {
-                        what: what.into(),
-                        message: format!(
-                            "`{rel}` ({}) is neither tracked by dvt nor ignored by git, and is too big to \
-                             commit to git: `dvt add` it, or add it to .gitignore",
-                            indicatif::HumanBytes(meta.len())
-                        ),
-                    }
-                    .into());
-                }
-                let kind = match std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
-                    true => gix::object::tree::EntryKind::BlobExecutable,
-                    false => gix::object::tree::EntryKind::Blob,
-                };
-                (kind, fs_err::read(entry.path())?)
-            };
-            let id = self.repo.write_blob(&bytes).map_err(failed(what))?;
-            editor.upsert(rel.as_str(), kind, id).map_err(failed(what))?;
+            if self.add_work_file(&mut editor, &workdir, &rel, parent)? {
+                added.insert(rel);
+            }
+        }
+        // As `git add -A`: files git tracks stay tracked even if ignored, and
+        // submodules stay at the commit `parent` has for them.
+        let mut rec = gix::traverse::tree::Recorder::default();
+        self.tree_of(parent)?
+            .traverse()
+            .breadthfirst(&mut rec)
+            .map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: crate::error_chain(&e),
+            })?;
+        for r in rec.records {
+            let Ok(path) = r.filepath.to_str() else { continue };
+            if r.mode.is_commit() {
+                editor
+                    .upsert(path, gix::object::tree::EntryKind::Commit, r.oid)
+                    .map_err(failed(what))?;
+            } else if (r.mode.is_blob() || r.mode.is_link()) && !added.contains(path) {
+                self.add_work_file(&mut editor, &workdir, path, parent)?;
+            }
         }
         let tree = editor.write().map_err(failed(what))?;
         let fallback = gix::actor::Signature {
@@ -658,6 +662,52 @@ impl Git {
             .new_commit_as(sig, sig, message, tree.detach(), [parent])
             .map_err(failed(what))?;
         Ok(commit.id)
+    }
+
+    /// Puts the work tree's file (or symlink) at `rel` into `editor`; `false`
+    /// if there is none. See [`Git::commit_work_tree`] for big files.
+    fn add_work_file(
+        &self,
+        editor: &mut gix::object::tree::Editor<'_>,
+        workdir: &Path,
+        rel: &str,
+        parent: GitId,
+    ) -> Result<bool> {
+        let what = "recording the work tree";
+        let abs = workdir.join(rel);
+        let meta = match fs_err::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => return Ok(false),
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let (kind, bytes) = if meta.file_type().is_symlink() {
+            let target = fs_err::read_link(&abs)?;
+            (
+                gix::object::tree::EntryKind::Link,
+                target.to_string_lossy().into_owned().into_bytes(),
+            )
+        } else {
+            if meta.len() > BIG_UNTRACKED && !self.has_path(parent, rel)? {
+                return Err(GitError::Failed {
+                    what: what.into(),
+                    message: format!(
+                        "`{rel}` ({}) is neither tracked by dvt nor ignored by git, and is too big to \
+                         commit to git: `dvt add` it, or add it to .gitignore",
+                        indicatif::HumanBytes(meta.len())
+                    ),
+                }
+                .into());
+            }
+            let kind = match std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
+                true => gix::object::tree::EntryKind::BlobExecutable,
+                false => gix::object::tree::EntryKind::Blob,
+            };
+            (kind, fs_err::read(&abs)?)
+        };
+        let id = self.repo.write_blob(&bytes).map_err(failed(what))?;
+        editor.upsert(rel, kind, id).map_err(failed(what))?;
+        Ok(true)
     }
 
     /// Whether `commit`'s tree has a file at `path` (from the work tree's root).

@@ -170,7 +170,13 @@ fn exp_run_records_the_work_tree_without_moving_head() {
 #[test]
 fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
     let env = project();
+    // A file git tracks although .gitignore matches it stays in experiments, as with `git add -A`.
+    env.write("notes.log", "kept\n");
+    env.write(".gitignore", "*.log\n");
+    env.git(&["add", "-f", "notes.log", ".gitignore"]);
+    env.git(&["commit", "-qm", "notes"]);
     env.dvt(&["exp", "run", "-q", "-S", "train.lr=0.3", "-n", "a"]).ok();
+    assert_eq!(git_out(&env, &["show", "refs/exps/a:notes.log"]), "kept\n");
     // An edit that is in no commit or experiment is not overwritten.
     env.write("train.py", "print('my unsaved work')\n");
     let r = env.dvt(&["exp", "apply", "a"]).fails();
@@ -183,6 +189,7 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
     assert_eq!(env.read("train.py"), b"print('my unsaved work')\n");
     env.dvt(&["exp", "apply", "a", "--force"]).ok();
     assert!(env.read("train.py").starts_with(b"import re"));
+    assert_eq!(env.read("notes.log"), b"kept\n");
     // Data changed by hand is not overwritten either: checkout refuses, and says so.
     env.write("model.bin", "hand-tuned\n");
     let r = env.dvt(&["exp", "apply", "a"]).fails();
