@@ -128,6 +128,18 @@ fn exp_run_records_the_work_tree_without_moving_head() {
         assert_eq!(names[2..], want, "{order}");
         assert_eq!(names[..2], ["workspace", "main"]);
     }
+    let md = env
+        .dvt(&["exp", "show", "--md", "--only-changed", "--sort-by", "loss"])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines[0], "| Experiment | Created | loss | train.lr |", "{md}");
+    assert_eq!(lines[1], "| --- | --- | ---: | ---: |", "{md}");
+    assert!(lines[2].starts_with("| workspace | - | "), "{md}");
+    assert!(
+        lines[4].starts_with(&format!("| {auto} | ")) && lines[4].ends_with("| 0.5 | 0.5 |"),
+        "{md}"
+    );
     let r = env.dvt(&["exp", "show", "--sort-by", "nope"]).fails();
     assert!(
         r.stderr.contains("no metric or param `nope` to sort by"),

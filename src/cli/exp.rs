@@ -40,6 +40,9 @@ pub(super) enum ExpCommand {
         /// Only the columns whose values differ between the rows.
         #[arg(long)]
         only_changed: bool,
+        /// Print the table as Markdown (for a pull request or a report).
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
         /// Sort the experiments by this metric or param (`KEY` or `FILE:KEY`).
         #[arg(long, value_name = "KEY")]
         sort_by: Option<String>,
@@ -143,6 +146,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
         ExpCommand::Show {
             all,
             only_changed,
+            md,
             sort_by,
             sort_order,
             json: as_json,
@@ -154,7 +158,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             if *as_json {
                 return json(&rows);
             }
-            print_table(&rows, *only_changed)?;
+            print_table(&rows, *only_changed, *md)?;
         }
         ExpCommand::List { json: as_json } => {
             let exps = ops::exp::list(repo)?;
@@ -240,7 +244,7 @@ fn utc(secs: i64) -> String {
 type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
 
 /// The rows as a table: name, created, then each metric, then each param.
-fn print_table(rows: &[ExpRow], only_changed: bool) -> Result<ExitCode, dvt::Error> {
+fn print_table(rows: &[ExpRow], only_changed: bool, md: bool) -> Result<ExitCode, dvt::Error> {
     // Columns: (header, value per row).
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
     let metric_files: BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
@@ -283,6 +287,22 @@ fn print_table(rows: &[ExpRow], only_changed: bool) -> Result<ExitCode, dvt::Err
         let mut col = vec![h];
         col.extend(vals);
         table.push(col);
+    }
+    if md {
+        let cell = |s: &str| s.trim().replace('|', "\\|");
+        let line = |i: usize| {
+            format!(
+                "| {} |",
+                table.iter().map(|c| cell(&c[i])).collect::<Vec<_>>().join(" | ")
+            )
+        };
+        out!("{}", line(0));
+        let rule: Vec<&str> = (0..table.len()).map(|j| if j < 2 { "---" } else { "---:" }).collect();
+        out!("| {} |", rule.join(" | "));
+        for i in 1..=rows.len() {
+            out!("{}", line(i));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let widths: Vec<usize> = table
         .iter()
