@@ -2160,3 +2160,15 @@ fn doctor_reports_version_filesystems_cache_and_remotes_without_secrets() {
     let r = out.dvt(&["doctor"]).ok();
     assert!(r.stdout.contains("repository: none here"), "{}", r.stdout);
 }
+
+/// `dvt root`, as `dvc root`: the root relative to where you are.
+#[test]
+fn root_prints_the_way_to_the_repository_root() {
+    let env = TestEnv::new();
+    env.write("a/b/x.txt", "x");
+    assert_eq!(env.dvt(&["root"]).ok().stdout, ".\n");
+    assert_eq!(env.dvt(&["-C", "a/b", "root"]).ok().stdout, "../..\n");
+    let outside = tempfile::tempdir().unwrap();
+    let r = env.dvt(&["-C", outside.path().to_str().unwrap(), "root"]).fails();
+    assert!(r.stderr.contains("not a dvt repository"), "{}", r.stderr);
+}

@@ -189,6 +189,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the path of the repository's root relative to the current directory
+    /// (as `dvc root`), e.g. `cd "$(dvt root)"`
+    Root,
     /// Print a shell completion script (as `dvc completion`), e.g.
     /// `source <(dvt completion)` in bash, `dvt completion -s zsh > _dvt`.
     Completion {
@@ -468,6 +471,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let bars = Bars::new(cli.quiet);
     let q = cli.quiet;
     match &cli.command {
+        Command::Root => {
+            let repo = Repo::open(&cwd)?;
+            out!("{}", relative_to(repo.root(), &cwd).display());
+        }
         Command::Doctor { json: as_json } => {
             let d = ops::doctor::doctor(&cwd);
             if *as_json {
@@ -1236,4 +1243,15 @@ pub(super) fn print_added(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `root` as seen from `cwd`, inside it: `.`, `..`, `../..`…
+fn relative_to(root: &std::path::Path, cwd: &std::path::Path) -> PathBuf {
+    let cwd = fs_err::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let root = fs_err::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    match cwd.strip_prefix(&root) {
+        Ok(below) if below.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(below) => below.components().map(|_| "..").collect(),
+        Err(_) => root,
+    }
 }
