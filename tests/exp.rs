@@ -268,3 +268,91 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
     let r = fresh.dvt(&["exp", "run"]).fails();
     assert!(r.stderr.contains("an experiment starts from a commit"), "{}", r.stderr);
 }
+
+#[test]
+fn queued_experiments_run_one_after_another_from_their_own_params() {
+    let env = project();
+    let head = git_out(&env, &["rev-parse", "HEAD"]);
+    // A grid: one experiment per value; nothing runs yet.
+    let r = env
+        .dvt(&["exp", "run", "--queue", "-S", "train.lr=0.2,0.4", "-n", "q"])
+        .ok();
+    assert!(
+        r.stdout.contains("Queued experiment 000001: `q-1` -S train.lr=0.2"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Queued experiment 000002: `q-2` -S train.lr=0.4"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
+    assert_eq!(env.dvt(&["exp", "list"]).ok().stdout, "");
+    assert_eq!(env.read("model.bin"), b"model lr=0.1\n");
+
+    // A wrong value queues nothing.
+    let r = env.dvt(&["exp", "run", "--queue", "-S", "train.nope=1,2"]).fails();
+    assert!(r.stderr.contains("params.yaml has no `train.nope`"), "{}", r.stderr);
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
+
+    // Unsaved edits to a params file stop the queue before it overwrites them.
+    env.write("params.yaml", "train:\n  lr: 0.9\n  epochs: 2\n");
+    let r = env.dvt(&["queue", "start"]).fails();
+    assert!(
+        r.stderr.contains("would overwrite changes to params.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("params.yaml"), b"train:\n  lr: 0.9\n  epochs: 2\n");
+    env.git(&["checkout", "params.yaml"]);
+
+    let r = env.dvt(&["queue", "start"]).ok();
+    assert!(r.stdout.contains("Experiment `q-1` recorded") && r.stdout.contains("Experiment `q-2` recorded"));
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+    assert_eq!(git_out(&env, &["rev-parse", "HEAD"]), head);
+    // Each ran from the params as they were queued, with only its own value changed.
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/q-1:metrics.json"]),
+        "{\"loss\": 0.8}\n"
+    );
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/q-2:metrics.json"]),
+        "{\"loss\": 0.6}\n"
+    );
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/q-2:params.yaml"]),
+        "# knobs\ntrain:\n  lr: 0.4  # learning rate\n  epochs: 2\n"
+    );
+
+    // A failing experiment stops the queue and stays in it, with those after it.
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=oops", "-n", "bad"])
+        .ok();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.3", "-n", "after"])
+        .ok();
+    let r = env.dvt(&["queue", "start"]).fails();
+    assert!(
+        r.stderr.contains("queued experiment 000001 failed, and stays queued"),
+        "{}",
+        r.stderr
+    );
+    // Its params are undone: the workspace is as the last recorded experiment left it.
+    assert_eq!(
+        env.read("params.yaml"),
+        b"# knobs
+train:
+  lr: 0.4  # learning rate
+  epochs: 2
+"
+    );
+    let waiting = env.dvt(&["queue", "status"]).ok().stdout;
+    assert!(waiting.contains("`bad`") && waiting.contains("`after`"), "{waiting}");
+    env.dvt(&["queue", "remove", "bad"]).ok();
+    env.dvt(&["queue", "start", "-q"]).ok();
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/after:metrics.json"]),
+        "{\"loss\": 0.7}\n"
+    );
+    let r = env.dvt(&["queue", "remove", "nope"]).fails();
+    assert!(r.stderr.contains("nothing queued is named `nope`"), "{}", r.stderr);
+}

@@ -28,6 +28,10 @@ pub(super) enum ExpCommand {
         /// Run the stages even if nothing changed, and replace an experiment of the same name.
         #[arg(short, long)]
         force: bool,
+        /// Queue it for `dvt queue start` instead of running it; `-S KEY=A,B`
+        /// then queues one experiment per value (every combination, with several).
+        #[arg(long)]
+        queue: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -88,6 +92,65 @@ pub(super) enum ExpCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub(super) enum QueueCommand {
+    /// Run the queued experiments one after another, in this workspace
+    Start,
+    /// List the queued experiments, in the order they run
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take experiments off the queue (by number or name)
+    Remove {
+        /// Their numbers (`000003`) or names.
+        #[arg(required_unless_present = "all")]
+        which: Vec<String>,
+        /// Every queued experiment.
+        #[arg(short = 'A', long, conflicts_with = "which")]
+        all: bool,
+    },
+}
+
+pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+    match command {
+        QueueCommand::Start => {
+            let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
+                note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+            };
+            let on_start = |q: &ops::exp::Queued| {
+                note!(quiet, "Running queued experiment {}: {}", q.id, describe(q));
+            };
+            let reports = ops::exp::run_queue(repo, &on_run, &on_start, bars)?;
+            if reports.is_empty() {
+                say!(quiet, "The queue is empty.");
+            }
+            for r in &reports {
+                report_run(r, true)?;
+            }
+            if !reports.is_empty() {
+                note!(quiet, "hint: `dvt exp show` compares them");
+            }
+        }
+        QueueCommand::Status { json: as_json } => {
+            let waiting = ops::exp::queued(repo)?;
+            if *as_json {
+                return json(&waiting);
+            }
+            for q in &waiting {
+                out!("{}  {}", q.id, describe(q));
+            }
+        }
+        QueueCommand::Remove { which, all } => {
+            for q in ops::exp::dequeue(repo, which, *all)? {
+                say!(quiet, "Removed queued experiment {}: {}", q.id, describe(&q));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
         ExpCommand::Run {
@@ -95,6 +158,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             set_param,
             name,
             force,
+            queue,
             json: as_json,
         } => {
             let opts = ops::exp::ExpRunOptions {
@@ -107,6 +171,17 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 },
                 force: *force,
             };
+            if *queue {
+                let queued = ops::exp::enqueue(repo, &opts)?;
+                if *as_json {
+                    return json(&queued);
+                }
+                for q in &queued {
+                    out!("Queued experiment {}: {}", q.id, describe(q));
+                }
+                note!(quiet, "hint: `dvt queue start` runs them, one after another");
+                return Ok(ExitCode::SUCCESS);
+            }
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
             };
@@ -114,34 +189,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             if *as_json {
                 return json(&report);
             }
-            for p in &report.set_params {
-                note!(
-                    quiet,
-                    "set {} = {} (was {})",
-                    dvt::pipeline::param_name(&p.file, &p.key),
-                    text(&p.new),
-                    text(&p.old)
-                );
-            }
-            let ran = report
-                .repro
-                .stages
-                .iter()
-                .filter(|s| s.action == ops::repro::Action::Ran)
-                .count();
-            out!(
-                "Experiment `{}` recorded: commit {} on {} ({})",
-                report.name,
-                &report.commit[..7],
-                &report.baseline[..7],
-                dvt::counted(ran, "stage run")
-            );
-            note!(
-                quiet,
-                "hint: `dvt exp show` compares it; `dvt exp apply {0}` brings it back later; \
-                 `dvt exp branch {0} BRANCH` keeps it as a branch",
-                report.name
-            );
+            report_run(&report, quiet)?;
         }
         ExpCommand::Show {
             all,
@@ -211,6 +259,48 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `exp run` prints of a recorded experiment.
+fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    for p in &report.set_params {
+        note!(
+            quiet,
+            "set {} = {} (was {})",
+            dvt::pipeline::param_name(&p.file, &p.key),
+            text(&p.new),
+            text(&p.old)
+        );
+    }
+    let ran = report
+        .repro
+        .stages
+        .iter()
+        .filter(|s| s.action == ops::repro::Action::Ran)
+        .count();
+    out!(
+        "Experiment `{}` recorded: commit {} on {} ({})",
+        report.name,
+        &report.commit[..7],
+        &report.baseline[..7],
+        dvt::counted(ran, "stage run")
+    );
+    note!(
+        quiet,
+        "hint: `dvt exp show` compares it; `dvt exp apply {0}` brings it back later; \
+         `dvt exp branch {0} BRANCH` keeps it as a branch",
+        report.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A queued experiment in one line: its name, if any, and its params.
+fn describe(q: &ops::exp::Queued) -> String {
+    let name = q.name.as_deref().map(|n| format!("`{n}` ")).unwrap_or_default();
+    match q.set_params.is_empty() {
+        true => format!("{name}(params as they are)"),
+        false => format!("{name}-S {}", q.set_params.join(" -S ")),
+    }
 }
 
 fn text(v: &toml::Value) -> String {

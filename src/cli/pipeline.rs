@@ -101,6 +101,11 @@ pub(super) enum PipelineCommand {
         #[command(subcommand)]
         command: super::exp::ExpCommand,
     },
+    /// Run experiments queued by `dvt exp run --queue` (as `dvc queue`)
+    Queue {
+        #[command(subcommand)]
+        command: super::exp::QueueCommand,
+    },
     /// Draw plots files (CSV, TSV, JSON, YAML) as line charts in one HTML page,
     /// or compare them between revisions (as `dvc plots`)
     Plots {
@@ -489,6 +494,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             return print_changes(&changes, *as_json, "metrics");
         }
         PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
+        PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
             let (targets, revs, dir, as_json) = match command {
                 PlotsCommand::Show { targets, out, json } => (targets, Vec::new(), out, *json),

@@ -88,6 +88,16 @@ fn check_name(name: &str) -> Result<()> {
 /// all specs checked before any file is written.
 pub fn set_params(repo: &Repo, specs: &[String]) -> Result<Vec<SetParam>> {
     let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let out = edit_params(repo, &mut files, specs)?;
+    for (file, text) in &files {
+        crate::fsutil::atomic_write(&repo.root().join(file), text.as_bytes())?;
+    }
+    Ok(out)
+}
+
+/// Applies `specs` to the texts of params files in `files` (repo-relative path
+/// → text), reading from the workspace a file `files` lacks.
+fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[String]) -> Result<Vec<SetParam>> {
     let mut out = Vec::new();
     for spec in specs {
         let Some((target, value)) = spec.split_once('=') else {
@@ -126,9 +136,6 @@ pub fn set_params(repo: &Repo, specs: &[String]) -> Result<Vec<SetParam>> {
         let edited = params::set_value(&file, text, &key, &new)?;
         files.insert(file.clone(), edited);
         out.push(SetParam { file, key, old, new });
-    }
-    for (file, text) in &files {
-        crate::fsutil::atomic_write(&repo.root().join(file), text.as_bytes())?;
     }
     Ok(out)
 }
@@ -500,4 +507,236 @@ pub fn remove(repo: &Repo, names: &[String], all: bool) -> Result<Vec<String>> {
         git.delete_ref(&format!("{EXP_REFS}{n}"))?;
     }
     Ok(doomed)
+}
+
+/// An experiment waiting in the queue (`dvt exp run --queue`) for `dvt queue start`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Queued {
+    /// Its place in the queue (the order they run in).
+    pub id: String,
+    /// The name asked for, if any.
+    pub name: Option<String>,
+    /// Its `-S` specs, one value each.
+    pub set_params: Vec<String>,
+    /// The stages to reproduce (default: all).
+    pub stages: Vec<String>,
+    /// The params files as they were when it was queued: it runs from them.
+    pub files: BTreeMap<String, String>,
+}
+
+fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
+    Ok(repo.tmp_dir()?.join("exp-queue"))
+}
+
+/// The `-S` specs expanded, as DVC does for a queue: `KEY=A,B` is one
+/// experiment per value, and several such specs make every combination.
+fn grid(specs: &[String]) -> Vec<Vec<String>> {
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for spec in specs {
+        let (target, values) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
+        let values: Vec<&str> = match spec.contains('=') {
+            true => values.split(',').collect(),
+            false => vec![""],
+        };
+        let mut next = Vec::new();
+        for c in &combos {
+            for v in &values {
+                let mut c = c.clone();
+                c.push(match spec.contains('=') {
+                    true => format!("{target}={}", v.trim()),
+                    false => spec.clone(),
+                });
+                next.push(c);
+            }
+        }
+        combos = next;
+    }
+    combos
+}
+
+/// `dvt exp run --queue`: queues one experiment per combination of the `-S`
+/// values, each to run from the params files as they are now. Every
+/// combination is checked first; nothing is queued if one is wrong.
+pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
+    let git = Git::open(repo.root())?;
+    git.head()?
+        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    let combos = grid(&opts.set_params);
+    let waiting = queued(repo)?;
+    let names: Vec<Option<String>> = match (&opts.name, combos.len()) {
+        (None, _) => vec![None; combos.len()],
+        (Some(n), 1) => vec![Some(n.clone())],
+        (Some(n), k) => (1..=k).map(|i| Some(format!("{n}-{i}"))).collect(),
+    };
+    for n in names.iter().flatten() {
+        check_name(n)?;
+        let taken = git.has_ref(&format!("{EXP_REFS}{n}"))? && !opts.force;
+        if taken || waiting.iter().any(|q| q.name.as_deref() == Some(n.as_str())) {
+            return Err(refused(format!("experiment `{n}` already exists or is queued")));
+        }
+    }
+    // What each runs from: the params files of the pipeline, and those `-S` names.
+    let mut base: BTreeMap<String, String> = BTreeMap::new();
+    let mut files: Vec<String> = match crate::pipeline::Pipeline::load(repo)? {
+        Some(p) => params_files(&p),
+        None => Vec::new(),
+    };
+    files.push(DEFAULT_PARAMS.to_string());
+    for f in files {
+        if let Some(text) = crate::pipeline::read_file(repo, &f)? {
+            base.insert(f, text);
+        }
+    }
+    for combo in &combos {
+        let mut check = base.clone();
+        edit_params(repo, &mut check, combo)?;
+        for (f, text) in check {
+            if let std::collections::btree_map::Entry::Vacant(slot) = base.entry(f) {
+                let now = crate::pipeline::read_file(repo, slot.key())?.unwrap_or(text);
+                slot.insert(now);
+            }
+        }
+    }
+    let dir = queue_dir(repo)?;
+    fs_err::create_dir_all(&dir)?;
+    let first = waiting
+        .iter()
+        .filter_map(|q| q.id.parse::<u64>().ok())
+        .max()
+        .map_or(1, |m| m + 1);
+    let mut out = Vec::new();
+    for (next, (combo, name)) in (first..).zip(combos.into_iter().zip(names)) {
+        let q = Queued {
+            id: format!("{next:06}"),
+            name,
+            set_params: combo,
+            stages: opts.repro.targets.clone(),
+            files: base.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&q).map_err(|e| refused(e.to_string()))?;
+        crate::fsutil::atomic_write(&dir.join(format!("{}.json", q.id)), &text)?;
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// The queued experiments, in the order they run.
+pub fn queued(repo: &Repo) -> Result<Vec<Queued>> {
+    let dir = queue_dir(repo)?;
+    let entries = match fs_err::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes = fs_err::read(&path)?;
+        let q: Queued = serde_json::from_slice(&bytes)
+            .map_err(|err| refused(format!("the queue entry `{}` is damaged: {err}", path.display())))?;
+        out.push(q);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Takes queued experiments (by id or name; `all`: every one) off the queue.
+pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> {
+    let waiting = queued(repo)?;
+    let doomed: Vec<Queued> = match all {
+        true => waiting,
+        false => {
+            let mut out = Vec::new();
+            for w in which {
+                let q = waiting
+                    .iter()
+                    .find(|q| q.id == *w || q.name.as_deref() == Some(w.as_str()))
+                    .ok_or_else(|| refused(format!("nothing queued is named `{w}` (`dvt queue status` lists them)")))?;
+                out.push(q.clone());
+            }
+            out
+        }
+    };
+    let dir = queue_dir(repo)?;
+    for q in &doomed {
+        fs_err::remove_file(dir.join(format!("{}.json", q.id)))?;
+    }
+    Ok(doomed)
+}
+
+/// `dvt queue start`: runs the queued experiments one after another, in this
+/// workspace, each from the params files it was queued with; each leaves the
+/// queue once recorded. A failing one stops the queue and stays in it. Before
+/// each, params files whose content is in no commit or experiment are not
+/// overwritten: the queue stops and says so.
+pub fn run_queue(
+    repo: &Repo,
+    on_run: OnRun<'_>,
+    on_start: &dyn Fn(&Queued),
+    progress: &dyn Progress,
+) -> Result<Vec<ExpRunReport>> {
+    let git = Git::open(repo.root())?;
+    let dir = queue_dir(repo)?;
+    let mut done = Vec::new();
+    for q in queued(repo)? {
+        let mut lost = Vec::new();
+        for (f, text) in &q.files {
+            if let Some(now) = crate::pipeline::read_file(repo, f)?
+                && now != *text
+                && !git.has_object(git.blob_id_of(now.as_bytes())?)
+            {
+                lost.push(f.clone());
+            }
+        }
+        if !lost.is_empty() {
+            return Err(refused(format!(
+                "queued experiment {} would overwrite changes to {} that are in no commit or experiment; \
+                 commit them (or `dvt exp run` them) first",
+                q.id,
+                lost.join(", ")
+            )));
+        }
+        // If it fails, the params files go back to what they were before it.
+        // (`files` holds every params file the run writes: those `-S` names too.)
+        let mut before = Vec::new();
+        for f in q.files.keys() {
+            before.push((f.clone(), crate::pipeline::read_file(repo, f)?));
+        }
+        for (f, text) in &q.files {
+            crate::fsutil::atomic_write(&repo.root().join(f), text.as_bytes())?;
+        }
+        on_start(&q);
+        let opts = ExpRunOptions {
+            name: q.name.clone(),
+            set_params: q.set_params.clone(),
+            repro: ReproOptions {
+                targets: q.stages.clone(),
+                ..Default::default()
+            },
+            force: false,
+        };
+        let report = match run(repo, &opts, on_run, progress) {
+            Ok(r) => r,
+            Err(e) => {
+                for (f, text) in &before {
+                    let path = repo.root().join(f);
+                    match text {
+                        Some(t) => crate::fsutil::atomic_write(&path, t.as_bytes())?,
+                        None => fs_err::remove_file(&path)?,
+                    }
+                }
+                return Err(refused(format!(
+                    "queued experiment {} failed, and stays queued with those after it \
+                     (its params files are back as they were): {e}",
+                    q.id
+                )));
+            }
+        };
+        fs_err::remove_file(dir.join(format!("{}.json", q.id)))?;
+        done.push(report);
+    }
+    Ok(done)
 }
