@@ -51,6 +51,15 @@ fn git_out(env: &TestEnv, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The `name` of each row of `exp show --json`.
+fn row_names(rows: &serde_json::Value) -> Vec<String> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn exp_run_records_the_work_tree_without_moving_head() {
     let env = project();
@@ -87,14 +96,9 @@ fn exp_run_records_the_work_tree_without_moving_head() {
     let auto = r["name"].as_str().unwrap().to_string();
     assert!(auto.contains('-'), "{auto}");
     let rows = env.dvt(&["exp", "show", "--json"]).ok().json();
-    let names: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = row_names(&rows);
     assert_eq!(names[..2], ["workspace", "main"]);
-    assert!(names.contains(&"lr3") && names.contains(&auto.as_str()), "{names:?}");
+    assert!(names.contains(&"lr3".to_string()) && names.contains(&auto), "{names:?}");
     let loss = |name: &str| {
         rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["metrics"]["metrics.json"]["loss"].clone()
     };
@@ -119,12 +123,7 @@ fn exp_run_records_the_work_tree_without_moving_head() {
             .dvt(&["exp", "show", "--json", "--sort-by", "loss", "--sort-order", order])
             .ok()
             .json();
-        let names: Vec<&str> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
+        let names = row_names(&rows);
         assert_eq!(names[2..], want, "{order}");
         assert_eq!(names[..2], ["workspace", "main"]);
     }
