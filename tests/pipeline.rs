@@ -298,6 +298,23 @@ fn stage_add_dag_params_and_metrics() {
     assert_eq!(d[0]["key"], "lines");
     assert_eq!((d[0]["old"].clone(), d[0]["new"].clone()), (3.into(), 2.into()));
     assert!(env.dvt(&["metrics", "diff"]).ok().stdout.contains("lines"));
+    // --md: Markdown tables, for a pull request or a report.
+    assert_eq!(
+        env.dvt(&["metrics", "diff", "--md"]).ok().stdout,
+        "| file | key | old | new |\n| --- | --- | ---: | ---: |\n| metrics.json | lines | 3 | 2 |\n"
+    );
+    assert!(
+        env.dvt(&["params", "diff", "HEAD", "--md"])
+            .ok()
+            .stdout
+            .contains("| params.yaml | prep.n | 3 | 2 |")
+    );
+    assert!(
+        env.dvt(&["metrics", "show", "--md"])
+            .ok()
+            .stdout
+            .contains("| metrics.json | lines | 2 |")
+    );
 }
 
 #[test]

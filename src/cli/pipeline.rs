@@ -207,6 +207,9 @@ pub(super) enum ValuesCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Print as a Markdown table (for a pull request or a report).
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
     },
 }
 
@@ -217,6 +220,9 @@ pub(super) enum MetricsCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Print as a Markdown table (for a pull request or a report).
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
     },
     /// Metrics that differ between A (default HEAD) and B (default: the workspace).
     Diff {
@@ -227,6 +233,9 @@ pub(super) enum MetricsCommand {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Print as a Markdown table (for a pull request or a report).
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
     },
 }
 
@@ -238,12 +247,36 @@ fn show(v: &Option<toml::Value>) -> String {
     }
 }
 
-fn print_changes(changes: &[ops::stages::ValueChange], as_json: bool, what: &str) -> Result<ExitCode, dvt::Error> {
+/// A Markdown table cell: no line breaks, `|` escaped.
+pub(super) fn md_cell(s: &str) -> String {
+    s.trim().replace('\n', " ").replace('|', "\\|")
+}
+
+fn print_changes(
+    changes: &[ops::stages::ValueChange],
+    as_json: bool,
+    md: bool,
+    what: &str,
+) -> Result<ExitCode, dvt::Error> {
     if as_json {
         return json(&changes);
     }
     if changes.is_empty() {
         out!("No {what} changed.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if md {
+        out!("| file | key | old | new |");
+        out!("| --- | --- | ---: | ---: |");
+        for c in changes {
+            out!(
+                "| {} | {} | {} | {} |",
+                md_cell(&c.file),
+                md_cell(&c.key),
+                md_cell(&show(&c.old)),
+                md_cell(&show(&c.new))
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     out!("{:<24} {:<28} {:>14} {:>14}", "file", "key", "old", "new");
@@ -468,17 +501,38 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             out!("{}", text.trim_end());
         }
         PipelineCommand::Params {
-            command: ValuesCommand::Diff { a, b, json: as_json },
+            command:
+                ValuesCommand::Diff {
+                    a,
+                    b,
+                    json: as_json,
+                    md,
+                },
         } => {
             let changes = ops::stages::params_diff(&repo, a.as_deref(), b.as_deref())?;
-            return print_changes(&changes, *as_json, "params");
+            return print_changes(&changes, *as_json, *md, "params");
         }
         PipelineCommand::Metrics {
-            command: MetricsCommand::Show { json: as_json },
+            command: MetricsCommand::Show { json: as_json, md },
         } => {
             let m = ops::stages::metrics_show(&repo)?;
             if *as_json {
                 return json(&m);
+            }
+            if *md {
+                out!("| file | key | value |");
+                out!("| --- | --- | ---: |");
+                for (file, vals) in &m {
+                    for (k, v) in vals {
+                        out!(
+                            "| {} | {} | {} |",
+                            md_cell(file),
+                            md_cell(k),
+                            md_cell(&show(&Some(v.clone())))
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             for (file, vals) in &m {
                 out!("{file}:");
@@ -488,10 +542,16 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
         }
         PipelineCommand::Metrics {
-            command: MetricsCommand::Diff { a, b, json: as_json },
+            command:
+                MetricsCommand::Diff {
+                    a,
+                    b,
+                    json: as_json,
+                    md,
+                },
         } => {
             let changes = ops::stages::metrics_diff(&repo, a.as_deref(), b.as_deref())?;
-            return print_changes(&changes, *as_json, "metrics");
+            return print_changes(&changes, *as_json, *md, "metrics");
         }
         PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
