@@ -72,6 +72,12 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// The flag behind [`interrupted`], for code that polls one (gix's fetch), so
+/// that an interrupt stops it too.
+pub fn interrupt_flag() -> &'static AtomicBool {
+    &INTERRUPTED
+}
+
 /// For a process that is being interrupted (Ctrl-C, `SIGTERM`): deletes every
 /// temporary file and directory this process named ([`temp_sibling`],
 /// [`temp_in`]) that is still there, and the directories marked with

@@ -209,9 +209,8 @@ impl Git {
             gix::open::Options::isolated(),
         )
         .map_err(|e| fail(crate::error_chain(&e)))?;
-        let interrupt = std::sync::atomic::AtomicBool::new(false);
         let (repo, _) = prepare
-            .fetch_only(gix::progress::Discard, &interrupt)
+            .fetch_only(gix::progress::Discard, crate::fsutil::interrupt_flag())
             .map_err(|e| fail(crate::error_chain(&e)))?;
         Ok(Git {
             repo,
