@@ -355,3 +355,29 @@ train:
     let r = env.dvt(&["queue", "remove", "nope"]).fails();
     assert!(r.stderr.contains("nothing queued is named `nope`"), "{}", r.stderr);
 }
+
+#[test]
+fn push_and_fetch_all_experiments_move_their_data() {
+    let env = project();
+    let store = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["exp", "run", "-q", "-S", "train.lr=0.3", "-n", "a"]).ok();
+    env.dvt(&["exp", "run", "-q", "-S", "train.lr=0.4", "-n", "b"]).ok();
+    // Only the workspace's data (b's model) moves without -e.
+    env.dvt(&["push", "-q"]).ok();
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["exp", "apply", "a"]).fails();
+    assert!(r.stderr.contains("model.bin"), "{}", r.stderr);
+    env.dvt(&["exp", "apply", "b"]).ok();
+    // Make the cache whole again, push every experiment's data, and get it back from scratch.
+    env.dvt(&["exp", "run", "-q", "-f", "-S", "train.lr=0.3", "-n", "a"])
+        .ok();
+    env.dvt(&["push", "-q", "-e"]).ok();
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    env.dvt(&["fetch", "-q", "-e"]).ok();
+    env.dvt(&["exp", "apply", "b"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.4\n");
+    env.dvt(&["exp", "apply", "a"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+}

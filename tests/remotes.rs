@@ -1370,6 +1370,12 @@ fn push_with_objects_missing_from_the_cache_names_them_and_pushes_the_rest() {
         "{}",
         r.stdout
     );
+
+    // An object the cache lost but the remote has is not missing: nothing to do.
+    a.dvt(&["remove", "extra.txt.dvt"]).ok();
+    a.remove_object(&blake3_hex(b"notes\n"));
+    let r = a.dvt(&["push"]).ok();
+    assert!(!r.stdout.contains("not in the cache"), "{}", r.stdout);
 }
 
 /// SIGTERM (or Ctrl-C) during a push to S3 aborts the multipart uploads in

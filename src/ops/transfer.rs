@@ -55,7 +55,7 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     /// Objects the remote already had.
     pub already_on_remote: usize,
-    /// Objects not pushed because the cache lacks them.
+    /// Objects not pushed because the cache lacks them and the remote does too.
     pub missing_from_cache: Vec<MissingObject>,
 }
 
@@ -213,7 +213,16 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     }
     let ids: Vec<ObjectId> = needed_by.keys().copied().collect();
     let absent: FxHashSet<ObjectId> = cache.missing(&ids)?.into_iter().collect();
-    for id in &absent {
+    // What the cache lacks but the remote has needs no upload (data fetched in
+    // part, or gc'd here after a push): only objects in neither are missing.
+    let absent_ids: Vec<ObjectId> = absent.iter().copied().collect();
+    let absent_there = match absent_ids.is_empty() {
+        true => FxHashSet::default(),
+        false => remote.present(&absent_ids, &|_| {}).await?,
+    };
+    report.already_on_remote += absent_there.len();
+    let missing: FxHashSet<ObjectId> = absent.difference(&absent_there).copied().collect();
+    for id in &missing {
         report.missing_from_cache.push(MissingObject {
             path: needed_by[id].clone(),
             id: *id,
@@ -253,7 +262,7 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     // Manifests last, and only for directories whose files are all on the remote.
     let ready: Vec<ObjectId> = dirs
         .iter()
-        .filter(|(_, files, _)| files.iter().all(|f| !bad.contains(f) && !absent.contains(f)))
+        .filter(|(_, files, _)| files.iter().all(|f| !bad.contains(f) && !missing.contains(f)))
         .map(|(m, _, _)| *m)
         .collect();
     failures.extend(upload_all(repo, remote, &ready, false, progress, "Pushing manifests", &mut report).await);
