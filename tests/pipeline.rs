@@ -1175,6 +1175,19 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
         page.contains("<img src=\"data:image/png;base64,iVBORw0KGgr//iB2MQ==\""),
         "{page}"
     );
+    // -x, -y and --title win over dvt.toml.
+    let r = env
+        .dvt(&[
+            "plots", "show", "--json", "loss.csv", "-x", "acc", "-y", "loss", "--title", "T",
+        ])
+        .ok()
+        .json();
+    assert_eq!((r[0]["x"].clone(), r[0]["title"].clone()), ("acc".into(), "T".into()));
+    assert_eq!(
+        r[0]["series"][0]["points"],
+        serde_json::json!([[0.5, 0.8], [0.75, 0.3]])
+    );
+    assert_eq!(r[0]["series"].as_array().unwrap().len(), 1);
     // Any file, named; JSON records with no `step` go by their number.
     let r = env.dvt(&["plots", "show", "--json", "src.json"]).ok().json();
     assert_eq!(r[0]["series"][0]["points"], serde_json::json!([[0.0, 0.7]]));

@@ -114,6 +114,20 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// How to draw, overriding what `plots` of `dvt.toml` says (as DVC's `-x`, `-y`, `--title`).
+#[derive(Debug, clap::Args)]
+pub(super) struct AxesArgs {
+    /// The field across.
+    #[arg(short = 'x', value_name = "FIELD")]
+    x: Option<String>,
+    /// A field up (repeatable).
+    #[arg(short = 'y', value_name = "FIELD")]
+    y: Vec<String>,
+    /// The title of each chart.
+    #[arg(long)]
+    title: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(super) enum PlotsCommand {
     /// Draw plots files of the workspace (default: every `plots` entry of `dvt.toml`).
@@ -126,6 +140,8 @@ pub(super) enum PlotsCommand {
         /// Print the data as JSON instead of writing a page.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        axes: AxesArgs,
     },
     /// Draw plots files at revisions on the same charts: HEAD and the workspace
     /// by default, REV and the workspace for one revision, else the revisions given.
@@ -141,6 +157,8 @@ pub(super) enum PlotsCommand {
         /// Print the data as JSON instead of writing a page.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        axes: AxesArgs,
     },
 }
 
@@ -556,13 +574,19 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
-            let (targets, revs, dir, as_json) = match command {
-                PlotsCommand::Show { targets, out, json } => (targets, Vec::new(), out, *json),
+            let (targets, revs, dir, as_json, axes) = match command {
+                PlotsCommand::Show {
+                    targets,
+                    out,
+                    json,
+                    axes,
+                } => (targets, Vec::new(), out, *json, axes),
                 PlotsCommand::Diff {
                     revisions,
                     targets,
                     out,
                     json,
+                    axes,
                 } => {
                     let mut revs: Vec<Option<String>> = revisions.iter().cloned().map(Some).collect();
                     match revs.len() {
@@ -570,7 +594,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                         1 => revs.push(None),
                         _ => {}
                     }
-                    (targets, revs, out, *json)
+                    (targets, revs, out, *json, axes)
                 }
             };
             let opts = ops::plots::PlotsOptions {
@@ -579,6 +603,11 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     .map(|t| Ok(repo.resolve(cwd, t)?.1))
                     .collect::<Result<_, dvt::Error>>()?,
                 revs,
+                axes: dvt::pipeline::PlotAxes {
+                    x: axes.x.clone(),
+                    y: axes.y.clone(),
+                    title: axes.title.clone(),
+                },
             };
             let plots = ops::plots::plots(&repo, &opts)?;
             if as_json {

@@ -26,6 +26,8 @@ pub struct PlotsOptions {
     pub targets: Vec<String>,
     /// The revisions to read them at; `None` is the workspace.
     pub revs: Vec<Option<String>>,
+    /// What is given here wins over each file's entry in `plots`.
+    pub axes: PlotAxes,
 }
 
 /// One chart: a plots file, read at each revision asked for.
@@ -130,7 +132,16 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         .into());
     }
     let mut out = Vec::new();
-    for (path, axes) in targets {
+    for (path, mut axes) in targets {
+        if opts.axes.x.is_some() {
+            axes.x.clone_from(&opts.axes.x);
+        }
+        if !opts.axes.y.is_empty() {
+            axes.y.clone_from(&opts.axes.y);
+        }
+        if opts.axes.title.is_some() {
+            axes.title.clone_from(&opts.axes.title);
+        }
         let mut plot = Plot {
             title: axes.title.clone().unwrap_or_else(|| path.clone()),
             x: axes.x.clone().unwrap_or_else(|| STEP.into()),
