@@ -277,6 +277,18 @@ impl Repo {
         self.lock_as(what, false)
     }
 
+    /// Holds `.dvt/tmp/NAME.lock` alone for as long as the returned file lives,
+    /// for work that spans several locked commands (`dvt queue start`); fails,
+    /// naming the holder, if another process holds it.
+    pub fn lock_named(&self, name: &str, what: &str) -> Result<fs::File> {
+        hold(
+            &self.tmp_dir()?.join(format!("{name}.lock")),
+            "repository",
+            what,
+            Hold::Alone,
+        )
+    }
+
     /// Like [`Repo::lock`], but holds the cache alone: no command of any
     /// repository sharing it runs meanwhile. For `gc`, which deletes what no
     /// repository's pointers need, and must not race a command adding a pointer.

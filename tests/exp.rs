@@ -381,3 +381,35 @@ fn push_and_fetch_all_experiments_move_their_data() {
     env.dvt(&["exp", "apply", "a"]).ok();
     assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
 }
+
+/// Two `queue start` at once: the second says who runs the queue, and does nothing.
+#[test]
+fn one_queue_runner_at_a_time() {
+    let env = project();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        toml.replace("python3 train.py", "sleep 2 && python3 train.py"),
+    );
+    env.git(&["commit", "-qam", "slow"]);
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "slow"])
+        .ok();
+    let mut first = env
+        .dvt_cmd(&["queue", "start", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = env.dvt(&["queue", "start"]).fails();
+    assert!(
+        r.stderr.contains("locked by another dvt process (pid") && r.stderr.contains("dvt queue start"),
+        "{}",
+        r.stderr
+    );
+    assert!(first.wait().unwrap().success());
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/slow:metrics.json"]),
+        "{\"loss\": 0.8}\n"
+    );
+}

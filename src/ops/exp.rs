@@ -678,6 +678,7 @@ pub fn run_queue(
     on_start: &dyn Fn(&Queued),
     progress: &dyn Progress,
 ) -> Result<Vec<ExpRunReport>> {
+    let _running = repo.lock_named("exp-queue", "dvt queue start")?;
     let git = Git::open(repo.root())?;
     let dir = queue_dir(repo)?;
     let mut done = Vec::new();
