@@ -162,7 +162,7 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     }
     let set = set_params(repo, &opts.set_params)?;
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
-    let mut message = format!("dvt exp run on {}", crate::snapshot::short(&baseline));
+    let mut message = format!("dvt exp run on {}\n", crate::snapshot::short(&baseline));
     for p in &set {
         message.push_str(&format!(
             "\n-S {}={}",
