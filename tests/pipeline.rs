@@ -362,6 +362,13 @@ fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
         r.stderr
     );
     assert!(r.stdout.contains("Stage `generate` ran"), "{}", r.stdout);
+    // -r names a remote that is not the default.
+    let named = env.clone_repo();
+    named.dvt(&["remote", "rename", "store", "backup"]).ok();
+    named.dvt(&["remote", "default", "--unset"]).ok();
+    let r = named.dvt(&["repro", "--pull", "-r", "backup", "--json"]).ok().json();
+    assert!(r["pulled"].as_u64().unwrap() >= 4, "{r}");
+    assert_eq!(named.read("models/model.json"), env.read("models/model.json"));
 
     // A stage's name stands for its outs, as in DVC.
     clone.dvt(&["pull", "train"]).ok();

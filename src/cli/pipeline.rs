@@ -36,6 +36,9 @@ pub(super) enum PipelineCommand {
         /// that they are restored instead of run (as `dvc repro --pull`).
         #[arg(long, conflicts_with = "dry_run")]
         pull: bool,
+        /// With `--pull`: download from this remote instead of the default one.
+        #[arg(short, long, requires = "pull")]
+        remote: Option<String>,
         /// Record outs in `dvt.lock` without storing them in the cache; `dvt
         /// commit` stores them once you keep the result.
         #[arg(long)]
@@ -314,6 +317,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             downstream,
             single_item,
             pull,
+            remote,
             no_commit,
             json: as_json,
         } => {
@@ -324,6 +328,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 downstream: *downstream,
                 single_item: *single_item,
                 pull: *pull,
+                remote: remote.clone(),
                 no_commit: *no_commit,
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {

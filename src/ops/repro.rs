@@ -35,6 +35,8 @@ pub struct ReproOptions {
     /// First download the selected stages' recorded outs that the cache lacks
     /// from the default remote, so that they are restored rather than run.
     pub pull: bool,
+    /// With `pull`: the remote to download from (default: the default remote).
+    pub remote: Option<String>,
     /// Record the outs in `dvt.lock` without storing them in the cache (`dvt
     /// commit` stores them later).
     pub no_commit: bool,
@@ -310,7 +312,7 @@ pub(crate) fn repro_knowing(
         let fetch = crate::ops::TransferOptions {
             targets: selected.iter().map(std::path::PathBuf::from).collect(),
             cwd: repo.root().to_path_buf(),
-            remote: None,
+            remote: opts.remote.clone(),
             jobs: None,
             revisions: Default::default(),
         };
