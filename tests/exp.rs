@@ -152,6 +152,15 @@ fn exp_run_records_the_work_tree_without_moving_head() {
     );
     let diff = env.dvt(&["metrics", "diff", "main", "lr3", "--json"]).ok().json();
     assert_eq!(diff[0]["new"], 0.7, "{diff}");
+    // exp diff: metrics and params together, as dvc exp diff.
+    let diff = env.dvt(&["exp", "diff", "main", "lr3", "--json"]).ok().json();
+    assert_eq!(diff["metrics"][0]["new"], 0.7, "{diff}");
+    assert_eq!(
+        (diff["params"][0]["key"].clone(), diff["params"][0]["new"].clone()),
+        ("train.lr".into(), 0.3.into())
+    );
+    let text = env.dvt(&["exp", "diff", "lr3", &auto]).ok().stdout;
+    assert!(text.contains("metrics.json") && text.contains("params.yaml"), "{text}");
 
     // apply: the files, then the data, of that experiment.
     env.dvt(&["exp", "apply", "lr3"]).ok();

@@ -57,6 +57,20 @@ pub(super) enum ExpCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Metrics and params that differ between A (default HEAD) and B (default:
+    /// the workspace): experiments, or any revisions
+    Diff {
+        /// The old side: an experiment or a revision.
+        a: Option<String>,
+        /// The new side (default: the workspace).
+        b: Option<String>,
+        /// Print as Markdown tables.
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
+        /// Print as JSON: `metrics` and `params`, each a list of changes.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the experiments, newest first, with the commit each was run on
     #[command(alias = "ls")]
     List {
@@ -207,6 +221,21 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 return json(&rows);
             }
             print_table(&rows, *only_changed, *md)?;
+        }
+        ExpCommand::Diff {
+            a,
+            b,
+            md,
+            json: as_json,
+        } => {
+            let metrics = ops::stages::metrics_diff(repo, a.as_deref(), b.as_deref())?;
+            let params = ops::stages::params_diff(repo, a.as_deref(), b.as_deref())?;
+            if *as_json {
+                return json(&serde_json::json!({ "metrics": metrics, "params": params }));
+            }
+            for (what, changes) in [("metrics", &metrics), ("params", &params)] {
+                super::pipeline::print_changes(changes, false, *md, what)?;
+            }
         }
         ExpCommand::List { json: as_json } => {
             let exps = ops::exp::list(repo)?;

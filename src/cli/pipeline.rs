@@ -273,7 +273,7 @@ pub(super) fn md_cell(s: &str) -> String {
     s.trim().replace('\n', " ").replace('|', "\\|")
 }
 
-fn print_changes(
+pub(super) fn print_changes(
     changes: &[ops::stages::ValueChange],
     as_json: bool,
     md: bool,

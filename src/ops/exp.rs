@@ -369,7 +369,8 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
         Some(h) => git.files(h)?,
         None => Vec::new(),
     };
-    at_head.retain(|f| !files.iter().any(|e| e.path == f.path));
+    let recorded: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    at_head.retain(|f| !recorded.contains(f.path.as_str()));
     // Content git has can be recovered; anything else would be lost.
     let recoverable = |bytes: &[u8]| -> Result<bool> { Ok(git.has_object(git.blob_id_of(bytes)?)) };
     let mut writes = Vec::new();
