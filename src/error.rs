@@ -224,7 +224,7 @@ impl Error {
                 Some("fix the command or its inputs and run `dvt repro` again: finished stages are not re-run".into())
             }
             Error::Git(GitError::UnknownRev { .. }) => {
-                Some("name a tag, a branch or a commit (`git tag`, `git log --oneline` list them)".into())
+                Some("name a tag, a branch, a commit or an experiment (`git tag`, `git log --oneline`, `dvt exp list` list them)".into())
             }
             Error::Git(GitError::NotTrackedAt { .. }) => Some(
                 "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
