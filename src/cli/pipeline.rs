@@ -117,6 +117,19 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// Where `dvt plots` writes, and how it draws.
+#[derive(Debug, clap::Args)]
+pub(super) struct PlotsOutput {
+    /// The directory to write `index.html` into.
+    #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
+    out: std::path::PathBuf,
+    /// Print the data as JSON instead of writing a page.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    axes: AxesArgs,
+}
+
 /// How to draw, overriding what `plots` of `dvt.toml` says (as DVC's `-x`, `-y`, `--title`).
 #[derive(Debug, clap::Args)]
 pub(super) struct AxesArgs {
@@ -137,31 +150,19 @@ pub(super) enum PlotsCommand {
     Show {
         /// Plots files.
         targets: Vec<std::path::PathBuf>,
-        /// The directory to write `index.html` into.
-        #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
-        out: std::path::PathBuf,
-        /// Print the data as JSON instead of writing a page.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        axes: AxesArgs,
+        output: PlotsOutput,
     },
     /// Draw plots files at revisions on the same charts: HEAD and the workspace
     /// by default, REV and the workspace for one revision, else the revisions given.
     Diff {
-        /// Revisions (commits, branches, tags).
+        /// Revisions (commits, branches, tags) or experiments.
         revisions: Vec<String>,
         /// Plots files (default: every `plots` entry of `dvt.toml`).
         #[arg(long, num_args = 1..)]
         targets: Vec<std::path::PathBuf>,
-        /// The directory to write `index.html` into.
-        #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
-        out: std::path::PathBuf,
-        /// Print the data as JSON instead of writing a page.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        axes: AxesArgs,
+        output: PlotsOutput,
     },
 }
 
@@ -579,19 +580,12 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
-            let (targets, revs, dir, as_json, axes) = match command {
-                PlotsCommand::Show {
-                    targets,
-                    out,
-                    json,
-                    axes,
-                } => (targets, Vec::new(), out, *json, axes),
+            let (targets, revs, output) = match command {
+                PlotsCommand::Show { targets, output } => (targets, Vec::new(), output),
                 PlotsCommand::Diff {
                     revisions,
                     targets,
-                    out,
-                    json,
-                    axes,
+                    output,
                 } => {
                     let mut revs: Vec<Option<String>> = revisions.iter().cloned().map(Some).collect();
                     match revs.len() {
@@ -599,9 +593,10 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                         1 => revs.push(None),
                         _ => {}
                     }
-                    (targets, revs, out, *json, axes)
+                    (targets, revs, output)
                 }
             };
+            let axes = &output.axes;
             let opts = ops::plots::PlotsOptions {
                 targets: targets
                     .iter()
@@ -615,10 +610,10 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 },
             };
             let plots = ops::plots::plots(&repo, &opts)?;
-            if as_json {
+            if output.json {
                 return json(&plots);
             }
-            let dir = cwd.join(dir);
+            let dir = cwd.join(&output.out);
             fs_err::create_dir_all(&dir)?;
             let page = dir.join("index.html");
             dvt::fsutil::atomic_write(&page, ops::plots::render_html(&plots).as_bytes())?;
