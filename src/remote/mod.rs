@@ -503,13 +503,15 @@ impl Remote {
         let _permit = self.reserve(3 * PART as u64).await;
         let (mut file, _) = cache.open_stored(&id)?;
         let mut verifier = crate::cache::OutgoingCheck::new(&id, &file)?;
-        // From here on, every way out completes or aborts the upload.
+        // From here on, every way out completes or aborts the upload. It is
+        // counted before the store creates it: an interrupt that lands while
+        // that request is out waits for it, and then aborts the upload.
+        let in_flight = UploadInFlight::start();
         let upload = self
             .store
             .put_multipart(&dest)
             .await
             .map_err(|e| self.fail(&format!("cannot start uploading object {id}"), &e))?;
-        let in_flight = UploadInFlight::start();
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
         let verified: Result<()> = loop {
             let step = tokio::task::spawn_blocking(move || {

@@ -469,9 +469,11 @@ impl Remote {
                 buffer.reserve(total as usize);
                 buffer.extend_from_slice(PACK_MAGIC);
             } else {
+                // Counted before the store creates it: an interrupt that lands
+                // while the request is out waits for it, and aborts it.
+                in_flight = Some(UploadInFlight::start());
                 match self.store.put_multipart(&pack_path).await {
                     Ok(upload) => {
-                        in_flight = Some(UploadInFlight::start());
                         let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
                         w.write(PACK_MAGIC);
                         multipart = Some(w);
