@@ -61,6 +61,7 @@ fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
 const MERGE_ATTRIBUTES: [&str; 2] = ["*.dvt merge=dvt", "dvt.lock merge=dvt"];
 
 /// A git repository seen from a dvt repository inside its work tree.
+#[derive(Clone)]
 pub struct Git {
     repo: gix::Repository,
     /// The dvt root relative to the git work tree, `/`-terminated, or empty.

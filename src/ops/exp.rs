@@ -293,10 +293,7 @@ pub fn sort_rows(rows: &mut [ExpRow], key: &str, descending: bool) -> Result<()>
 }
 
 fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String, experiment: bool) -> Result<ExpRow> {
-    let side = match at {
-        Some((_, c, _)) => Some((Git::open(repo.root())?, c)),
-        None => None,
-    };
+    let side = at.map(|(git, c, _)| (git.clone(), c));
     let pipeline = pipeline_at(repo, side.as_ref()).ok().flatten();
     let mut metrics = BTreeMap::new();
     let mut params = BTreeMap::new();
@@ -377,8 +374,12 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
     let mut lost = Vec::new();
     for f in &files {
         let abs = work.join(&f.path);
-        match current(&abs)? {
-            Some(bytes) if git.blob_id_of(&bytes)? == f.blob => {
+        let now = match current(&abs)? {
+            Some(bytes) => Some(git.blob_id_of(&bytes)?),
+            None => None,
+        };
+        match now {
+            Some(id) if id == f.blob => {
                 if !f.link {
                     let meta = fs_err::metadata(&abs)?;
                     let exec = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
@@ -387,8 +388,8 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
                     }
                 }
             }
-            Some(bytes) => {
-                if !force && !recoverable(&bytes)? {
+            Some(id) => {
+                if !force && !git.has_object(id) {
                     lost.push(f.path.clone());
                 }
                 writes.push(f);
@@ -684,10 +685,16 @@ pub fn run_queue(
     let dir = queue_dir(repo)?;
     let mut done = Vec::new();
     for q in queued(repo)? {
+        // What the params files hold now: checked, and put back if the run fails.
+        // (`files` holds every params file the run writes: those `-S` names too.)
+        let mut before = Vec::new();
+        for f in q.files.keys() {
+            before.push((f.clone(), crate::pipeline::read_file(repo, f)?));
+        }
         let mut lost = Vec::new();
-        for (f, text) in &q.files {
-            if let Some(now) = crate::pipeline::read_file(repo, f)?
-                && now != *text
+        for (f, now) in &before {
+            if let Some(now) = now
+                && *now != q.files[f]
                 && !git.has_object(git.blob_id_of(now.as_bytes())?)
             {
                 lost.push(f.clone());
@@ -700,12 +707,6 @@ pub fn run_queue(
                 q.id,
                 lost.join(", ")
             )));
-        }
-        // If it fails, the params files go back to what they were before it.
-        // (`files` holds every params file the run writes: those `-S` names too.)
-        let mut before = Vec::new();
-        for f in q.files.keys() {
-            before.push((f.clone(), crate::pipeline::read_file(repo, f)?));
         }
         for (f, text) in &q.files {
             crate::fsutil::atomic_write(&repo.root().join(f), text.as_bytes())?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::{GitError, PipelineError, Result};
 use crate::git::{Git, GitId};
-use crate::ops::stages::{pipeline_at, side};
+use crate::ops::stages::{pipeline_at, read_bytes_at, side};
 use crate::pipeline::PlotAxes;
 use crate::repo::Repo;
 
@@ -207,14 +207,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
 /// `rel` at one side: from git or the workspace, or for a cached plots file at
 /// a revision, its data there from the cache (or the default remote).
 fn read(repo: &Repo, at: Option<&(Git, GitId)>, rev: Option<&str>, rel: &str) -> Result<Option<Vec<u8>>> {
-    let in_git = match at {
-        Some((git, commit)) => git.read_file(*commit, rel)?,
-        None => match fs_err::read(repo.root().join(rel)) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        },
-    };
+    let in_git = read_bytes_at(repo, at, rel)?;
     if in_git.is_some() || rev.is_none() {
         return Ok(in_git);
     }

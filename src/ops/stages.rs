@@ -243,10 +243,16 @@ pub struct ValueChange {
 
 /// Reads repo-relative `rel` at `rev` (`None`: the workspace).
 pub(crate) fn read_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Result<Option<String>> {
+    Ok(read_bytes_at(repo, git, rel)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// The bytes of repo-relative `rel` at one side: from git at a revision, else
+/// from the workspace; `None` if it is not there.
+pub(crate) fn read_bytes_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>, rel: &str) -> Result<Option<Vec<u8>>> {
     match git {
-        Some((g, c)) => Ok(g.read_file(*c, rel)?.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        None => match fs_err::read_to_string(repo.root().join(rel)) {
-            Ok(t) => Ok(Some(t)),
+        Some((g, c)) => g.read_file(*c, rel),
+        None => match fs_err::read(repo.root().join(rel)) {
+            Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         },
