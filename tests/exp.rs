@@ -422,3 +422,62 @@ fn one_queue_runner_at_a_time() {
         "{\"loss\": 0.8}\n"
     );
 }
+
+#[test]
+fn exp_save_records_work_done_by_hand() {
+    let env = project();
+    let head = git_out(&env, &["rev-parse", "HEAD"]);
+    // A stage that never ran and has no outs is left alone, not refused.
+    let mut toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    toml.push_str("\n[stages.report]\ncmd = \"echo > report.txt\"\nouts = [\"report.txt\"]\n");
+    env.write("dvt.toml", &toml);
+    // The user changes a param and runs the script by hand, not through repro.
+    env.write(
+        "params.yaml",
+        "# knobs\ntrain:\n  lr: 0.4  # learning rate\n  epochs: 2\n",
+    );
+    let run = std::process::Command::new("python3")
+        .arg("train.py")
+        .current_dir(env.path(""))
+        .status()
+        .unwrap();
+    assert!(run.success());
+    let r = env.dvt(&["exp", "save", "-n", "by-hand", "-m", "tried lr 0.4"]).ok();
+    assert!(
+        r.stdout.starts_with("Experiment `by-hand` saved: commit ")
+            && r.stdout.contains("(1 stage recorded anew in dvt.lock)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("stage `report` not recorded anew"), "{}", r.stderr);
+    // HEAD did not move; the experiment holds the new lock, params and metrics.
+    assert_eq!(git_out(&env, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        git_out(&env, &["log", "-1", "--format=%B", "refs/exps/by-hand"]),
+        "tried lr 0.4\n\n"
+    );
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/by-hand:metrics.json"]),
+        "{\"loss\": 0.6}\n"
+    );
+    let lock = git_out(&env, &["show", "refs/exps/by-hand:dvt.lock"]);
+    assert!(lock.contains("0.4"), "{lock}");
+    // The workspace is now up to date for `train`, and its model is in the cache.
+    let status = env.dvt(&["status"]).ok();
+    assert!(!status.stdout.contains("train"), "{}", status.stdout);
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout", "model.bin"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.4\n");
+    // It sits beside the others in `exp show`.
+    let rows = env.dvt(&["exp", "show", "--json"]).ok().json();
+    assert_eq!(row_names(&rows), ["workspace", "main", "by-hand"]);
+    // A name in use is refused, and `-f` replaces it.
+    let again = env.dvt(&["exp", "save", "-n", "by-hand"]).fails();
+    assert!(
+        again.stderr.contains("experiment `by-hand` already exists"),
+        "{}",
+        again.stderr
+    );
+    env.dvt(&["exp", "save", "-n", "by-hand", "-f"]).ok();
+    assert!(git_out(&env, &["log", "-1", "--format=%B", "refs/exps/by-hand"]).starts_with("dvt exp save on "));
+}

@@ -36,6 +36,23 @@ pub(super) enum ExpCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Record the workspace as an experiment without running anything (as `dvc
+    /// exp save`): outs of stages and changed pointer data first, as `dvt commit
+    /// --force` would, then the work tree as a commit on top of HEAD
+    Save {
+        /// The experiment's name (default: one made from its commit).
+        #[arg(short, long)]
+        name: Option<String>,
+        /// Replace an experiment of the same name.
+        #[arg(short, long)]
+        force: bool,
+        /// The commit message (default: `dvt exp save on COMMIT`).
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare the metrics and params of the workspace, HEAD and the experiments run on HEAD
     Show {
         /// Every experiment, whatever commit it was run on.
@@ -204,6 +221,41 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 return json(&report);
             }
             report_run(&report, quiet)?;
+        }
+        ExpCommand::Save {
+            name,
+            force,
+            message,
+            json: as_json,
+        } => {
+            let opts = ops::exp::ExpSaveOptions {
+                name: name.clone(),
+                force: *force,
+                message: message.clone(),
+            };
+            let report = ops::exp::save(repo, &opts, bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            let changed = report.recorded.stages.iter().filter(|s| s.changed).count();
+            out!(
+                "Experiment `{}` saved: commit {} on {} ({} recorded anew in dvt.lock)",
+                report.name,
+                &report.commit[..7],
+                &report.baseline[..7],
+                dvt::counted(changed, "stage")
+            );
+            for s in &report.recorded.incomplete {
+                note!(
+                    quiet,
+                    "note: stage `{s}` not recorded anew: an out of it is missing from the workspace"
+                );
+            }
+            note!(
+                quiet,
+                "hint: `dvt exp show` compares it; `dvt exp apply {}` brings it back later",
+                report.name
+            );
         }
         ExpCommand::Show {
             all,

@@ -381,6 +381,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 targets: targets.clone(),
                 cwd: cwd.to_path_buf(),
                 force: *force,
+                skip_incomplete: false,
             };
             let report = ops::commit(&repo, &opts, bars)?;
             if *as_json {

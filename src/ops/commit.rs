@@ -29,6 +29,9 @@ pub struct CommitOptions {
     /// Record stages whose command, deps or params changed since `dvt.lock` was
     /// written (or that never ran) as they are.
     pub force: bool,
+    /// Leave a stage whose outs are not all in the workspace as `dvt.lock`
+    /// records it (listed in [`CommitReport::incomplete`]) instead of refusing.
+    pub skip_incomplete: bool,
 }
 
 /// One stage's outcome.
@@ -68,6 +71,9 @@ pub struct CommitReport {
     /// Stages skipped, when no targets were named, because `dvt.lock` has no
     /// entry for them (name one, with `--force`, to record it).
     pub never_ran: Vec<String>,
+    /// Stages left as recorded because an out is missing from the workspace
+    /// (with [`CommitOptions::skip_incomplete`]).
+    pub incomplete: Vec<String>,
 }
 
 /// Records the targets as they are now. Every target is checked, and every
@@ -102,16 +108,10 @@ pub fn commit(repo: &Repo, opts: &CommitOptions, progress: &dyn Progress) -> Res
         pointers: None,
         skipped_imports,
         never_ran: vec![],
+        incomplete: vec![],
     };
     if let Some(pipeline) = &pipeline {
-        commit_stages(
-            repo,
-            pipeline,
-            &stages,
-            opts.targets.is_empty(),
-            opts.force,
-            &mut report,
-        )?;
+        commit_stages(repo, pipeline, &stages, opts, &mut report)?;
     }
     if !data.is_empty() {
         let add = AddOptions {
@@ -158,10 +158,10 @@ fn commit_stages(
     repo: &Repo,
     pipeline: &Pipeline,
     names: &[String],
-    every: bool,
-    force: bool,
+    opts: &CommitOptions,
     report: &mut CommitReport,
 ) -> Result<()> {
+    let (every, force) = (opts.targets.is_empty(), opts.force);
     if names.is_empty() {
         return Ok(());
     }
@@ -184,6 +184,21 @@ fn commit_stages(
             None => Some("`dvt.lock` has no entry for it".to_string()),
             Some(_) => None,
         };
+        if let Some(out) = stage
+            .outs
+            .iter()
+            .find(|o| repo.root().join(&o.path).symlink_metadata().is_err())
+        {
+            if opts.skip_incomplete {
+                report.incomplete.push(name.clone());
+                continue;
+            }
+            return Err(PipelineError::CommitOutMissing {
+                stage: name.clone(),
+                out: out.path.clone(),
+            }
+            .into());
+        }
         let now = match lock.stages.get(name) {
             // A frozen stage keeps the deps and params it was recorded with: they
             // are not checked while it is frozen, and are compared again after.
@@ -203,15 +218,6 @@ fn commit_stages(
                 why: why.clone(),
             }
             .into());
-        }
-        for out in &stage.outs {
-            if repo.root().join(&out.path).symlink_metadata().is_err() {
-                return Err(PipelineError::CommitOutMissing {
-                    stage: name.clone(),
-                    out: out.path.clone(),
-                }
-                .into());
-            }
         }
         checked.push((stage, now, why));
     }

@@ -152,14 +152,7 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
             "`dvt exp run` records what it runs; for a dry run use `dvt repro --dry-run`",
         ));
     }
-    if let Some(name) = &opts.name {
-        check_name(name)?;
-        if git.has_ref(&format!("{EXP_REFS}{name}"))? && !opts.force {
-            return Err(refused(format!(
-                "experiment `{name}` already exists (`-f` replaces it, `dvt exp remove {name}` deletes it)"
-            )));
-        }
-    }
+    check_free(&git, opts.name.as_deref(), opts.force)?;
     let set = set_params(repo, &opts.set_params)?;
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
     let mut message = format!("dvt exp run on {}\n", crate::snapshot::short(&baseline));
@@ -170,18 +163,100 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
             p.new
         ));
     }
-    let commit = git.commit_work_tree(baseline, &format!("{message}\n"))?;
-    let name = match &opts.name {
-        Some(n) => n.clone(),
-        None => free_name(&git, commit)?,
-    };
-    git.set_ref(&format!("{EXP_REFS}{name}"), commit, opts.force)?;
+    let (name, commit) = record(
+        &git,
+        baseline,
+        &format!("{message}\n"),
+        opts.name.as_deref(),
+        opts.force,
+    )?;
     Ok(ExpRunReport {
         name,
         commit: commit.to_string(),
         baseline: baseline.to_string(),
         set_params: set,
         repro: report,
+    })
+}
+
+/// Refuses a name that cannot name an experiment, or (unless `force`) one in use.
+fn check_free(git: &Git, name: Option<&str>, force: bool) -> Result<()> {
+    if let Some(name) = name {
+        check_name(name)?;
+        if git.has_ref(&format!("{EXP_REFS}{name}"))? && !force {
+            return Err(refused(format!(
+                "experiment `{name}` already exists (`-f` replaces it, `dvt exp remove {name}` deletes it)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Commits the work tree on `baseline` and names the commit `refs/exps/NAME`
+/// (`name`, or one made from the commit); returns the name and the commit.
+fn record(git: &Git, baseline: GitId, message: &str, name: Option<&str>, force: bool) -> Result<(String, GitId)> {
+    let commit = git.commit_work_tree(baseline, message)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => free_name(git, commit)?,
+    };
+    git.set_ref(&format!("{EXP_REFS}{name}"), commit, force)?;
+    Ok((name, commit))
+}
+
+/// What `dvt exp save` does.
+#[derive(Debug, Clone, Default)]
+pub struct ExpSaveOptions {
+    /// The experiment's name (default: one made from its commit).
+    pub name: Option<String>,
+    /// Replace an experiment of the same name.
+    pub force: bool,
+    /// The commit message (default: `dvt exp save on COMMIT`).
+    pub message: Option<String>,
+}
+
+/// What `dvt exp save` did.
+#[derive(Debug, Serialize)]
+pub struct ExpSaveReport {
+    /// The experiment's name.
+    pub name: String,
+    /// Its commit.
+    pub commit: String,
+    /// The commit it was saved on (HEAD).
+    pub baseline: String,
+    /// What recording the workspace's outs and pointers did (`dvt commit --force`).
+    pub recorded: crate::ops::commit::CommitReport,
+}
+
+/// `dvt exp save`, as `dvc exp save`: records the workspace as an experiment
+/// without running anything — the outs of stages that ran and data of pointers
+/// that changed are first recorded as `dvt commit --force` would, then the work
+/// tree is committed as `refs/exps/NAME` on top of HEAD. For work done outside
+/// `dvt repro` (a notebook, a script run by hand) that should sit beside the
+/// experiments in `exp show`.
+pub fn save(repo: &Repo, opts: &ExpSaveOptions, progress: &dyn Progress) -> Result<ExpSaveReport> {
+    let git = Git::open(repo.root())?;
+    let baseline = git
+        .head()?
+        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    check_free(&git, opts.name.as_deref(), opts.force)?;
+    let commit_opts = crate::ops::commit::CommitOptions {
+        targets: vec![],
+        cwd: repo.root().to_path_buf(),
+        force: true,
+        skip_incomplete: true,
+    };
+    let recorded = crate::ops::commit::commit(repo, &commit_opts, progress)?;
+    let message = match &opts.message {
+        Some(m) => format!("{}\n", m.trim_end()),
+        None => format!("dvt exp save on {}\n", crate::snapshot::short(&baseline)),
+    };
+    let (name, commit) = record(&git, baseline, &message, opts.name.as_deref(), opts.force)?;
+    Ok(ExpSaveReport {
+        name,
+        commit: commit.to_string(),
+        baseline: baseline.to_string(),
+        recorded,
     })
 }
 
