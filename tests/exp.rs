@@ -304,6 +304,33 @@ fn queued_experiments_run_one_after_another_from_their_own_params() {
     assert!(r.stderr.contains("params.yaml has no `train.nope`"), "{}", r.stderr);
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
 
+    // Sweeps written as Hydra's: `range` (stop excluded) and `choice`; only queued.
+    let r = env
+        .dvt(&[
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            "train.lr=range(0.5, 0.9, 0.2)",
+            "-S",
+            "train.epochs=choice(3,4)",
+        ])
+        .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.stdout);
+    assert!(lines[0].ends_with("-S train.lr=0.5 -S train.epochs=3"), "{}", r.stdout);
+    assert!(lines[3].ends_with("-S train.lr=0.7 -S train.epochs=4"), "{}", r.stdout);
+    env.dvt(&["queue", "remove", "000003", "000004", "000005", "000006"])
+        .ok();
+    let r = env.dvt(&["exp", "run", "-S", "train.lr=range(1,3)"]).fails();
+    assert!(
+        r.stderr
+            .contains("a sweep (`choice`, `range`) queues one experiment per value: use `--queue`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model.bin"), b"model lr=0.1\n");
+
     // Unsaved edits to a params file stop the queue before it overwrites them.
     env.write("params.yaml", "train:\n  lr: 0.9\n  epochs: 2\n");
     let r = env.dvt(&["queue", "start"]).fails();

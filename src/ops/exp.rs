@@ -132,6 +132,11 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             }
             Some(v) => v.clone(),
         };
+        if sweep_values(spec, value)?.is_some() {
+            return Err(refused(format!(
+                "`-S {spec}`: a sweep (`choice`, `range`) queues one experiment per value: use `--queue`"
+            )));
+        }
         let new = params::typed_value(value);
         let edited = params::set_value(&file, text, &key, &new)?;
         files.insert(file.clone(), edited);
@@ -605,30 +610,121 @@ fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
     Ok(repo.tmp_dir()?.join("exp-queue"))
 }
 
-/// The `-S` specs expanded, as DVC does for a queue: `KEY=A,B` is one
-/// experiment per value, and several such specs make every combination.
-fn grid(specs: &[String]) -> Vec<Vec<String>> {
+/// The most experiments one `exp run --queue` may queue.
+const MAX_GRID: usize = 10_000;
+
+/// The `-S` specs expanded, as DVC does for a queue: `KEY=A,B` (or
+/// `KEY=choice(A,B)`, or `KEY=range(START,STOP[,STEP])`) is one experiment per
+/// value, and several such specs make every combination.
+fn grid(specs: &[String]) -> Result<Vec<Vec<String>>> {
     let mut combos: Vec<Vec<String>> = vec![Vec::new()];
     for spec in specs {
-        let (target, values) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
-        let values: Vec<&str> = match spec.contains('=') {
-            true => values.split(',').collect(),
-            false => vec![""],
+        let Some((target, values)) = spec.split_once('=') else {
+            return Err(refused(format!("`-S {spec}`: expected `[FILE:]KEY=VALUE`")));
         };
+        let values = sweep_values(spec, values)?.unwrap_or_else(|| values.split(',').map(str::to_string).collect());
+        if combos.len().saturating_mul(values.len()) > MAX_GRID {
+            return Err(refused(format!(
+                "`-S {spec}`: that makes over {MAX_GRID} experiments to queue"
+            )));
+        }
         let mut next = Vec::new();
         for c in &combos {
             for v in &values {
                 let mut c = c.clone();
-                c.push(match spec.contains('=') {
-                    true => format!("{target}={}", v.trim()),
-                    false => spec.clone(),
-                });
+                c.push(format!("{target}={}", v.trim()));
                 next.push(c);
             }
         }
         combos = next;
     }
-    combos
+    Ok(combos)
+}
+
+/// The values of a sweep written as Hydra's (and DVC's) `choice(A,B,…)` or
+/// `range(START,STOP[,STEP])` (STOP excluded; STEP 1 by default; whole numbers
+/// stay whole); `None` for any other value.
+fn sweep_values(spec: &str, value: &str) -> Result<Option<Vec<String>>> {
+    let value = value.trim();
+    let inner = |f: &str| value.strip_prefix(f).and_then(|r| r.strip_suffix(')'));
+    if let Some(args) = inner("choice(") {
+        let out: Vec<String> = args.split(',').map(|a| a.trim().to_string()).collect();
+        if out.iter().any(String::is_empty) {
+            return Err(refused(format!(
+                "`-S {spec}`: `choice` takes values separated by commas"
+            )));
+        }
+        return Ok(Some(out));
+    }
+    let Some(args) = inner("range(") else {
+        return Ok(None);
+    };
+    let wrong = || {
+        refused(format!(
+            "`-S {spec}`: `range` takes START, STOP and an optional STEP, numbers (STOP is excluded)"
+        ))
+    };
+    let args: Vec<&str> = args.split(',').map(str::trim).collect();
+    if !(2..=3).contains(&args.len()) {
+        return Err(wrong());
+    }
+    let step_text = args.get(2).copied().unwrap_or("1");
+    let too_many = || refused(format!("`-S {spec}`: that range has over {MAX_GRID} values"));
+    let ints: Option<Vec<i64>> = [args[0], args[1], step_text].iter().map(|a| a.parse().ok()).collect();
+    if let Some([start, stop, step]) = ints.as_deref() {
+        let (start, stop, step) = (*start, *stop, *step);
+        if step == 0 {
+            return Err(wrong());
+        }
+        let mut out = Vec::new();
+        let mut v = start;
+        while (step > 0 && v < stop) || (step < 0 && v > stop) {
+            if out.len() == MAX_GRID {
+                return Err(too_many());
+            }
+            out.push(v.to_string());
+            v = v.checked_add(step).ok_or_else(wrong)?;
+        }
+        return nonempty(spec, out);
+    }
+    let floats: Option<Vec<f64>> = [args[0], args[1], step_text].iter().map(|a| a.parse().ok()).collect();
+    let Some([start, stop, step]) = floats.as_deref() else {
+        return Err(wrong());
+    };
+    let (start, stop, step) = (*start, *stop, *step);
+    if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
+        return Err(wrong());
+    }
+    // As many decimals as the arguments have, so 0.1 + 0.2 prints as 0.3.
+    let decimals = [args[0], args[1], step_text]
+        .iter()
+        .map(|a| a.split_once('.').map_or(0, |(_, d)| d.len()))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let count = ((stop - start) / step - 1e-9).ceil();
+    if count > MAX_GRID as f64 {
+        return Err(too_many());
+    }
+    let mut out = Vec::new();
+    let mut i = 0.0;
+    while i < count {
+        let text = format!("{:.decimals$}", start + i * step);
+        let trimmed = text.trim_end_matches('0');
+        out.push(match trimmed.ends_with('.') {
+            true => format!("{trimmed}0"),
+            false => trimmed.to_string(),
+        });
+        i += 1.0;
+    }
+    nonempty(spec, out)
+}
+
+fn nonempty(spec: &str, values: Vec<String>) -> Result<Option<Vec<String>>> {
+    match values.is_empty() {
+        true => Err(refused(format!("`-S {spec}`: that range has no values"))),
+        false => Ok(Some(values)),
+    }
 }
 
 /// `dvt exp run --queue`: queues one experiment per combination of the `-S`
@@ -638,7 +734,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     let git = Git::open(repo.root())?;
     git.head()?
         .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
-    let combos = grid(&opts.set_params);
+    let combos = grid(&opts.set_params)?;
     let waiting = queued(repo)?;
     let names: Vec<Option<String>> = match (&opts.name, combos.len()) {
         (None, _) => vec![None; combos.len()],
@@ -817,4 +913,44 @@ pub fn run_queue(
         done.push(report);
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: &str) -> Vec<String> {
+        sweep_values("k=…", v).unwrap().unwrap()
+    }
+
+    #[test]
+    fn sweeps_expand_as_hydra_does() {
+        assert_eq!(values("choice(a, b,c)"), ["a", "b", "c"]);
+        assert_eq!(values("range(1,4)"), ["1", "2", "3"]);
+        assert_eq!(values("range(10, 0, -5)"), ["10", "5"]);
+        assert_eq!(values("range(0.1, 0.5, 0.1)"), ["0.1", "0.2", "0.3", "0.4"]);
+        assert_eq!(values("range(0, 1, 0.25)"), ["0.0", "0.25", "0.5", "0.75"]);
+        assert_eq!(sweep_values("k", "0.1,0.2").unwrap(), None);
+        for bad in [
+            "range(1)",
+            "range(1,2,0)",
+            "range(a,b)",
+            "range(3,1)",
+            "choice(a,,b)",
+            "range(0,1e9)",
+        ] {
+            assert!(sweep_values("k", bad).is_err(), "{bad}");
+        }
+        let combos = grid(&["a=range(1,3)".into(), "b=choice(x,y)".into(), "c=5".into()]).unwrap();
+        assert_eq!(
+            combos,
+            [
+                ["a=1", "b=x", "c=5"],
+                ["a=1", "b=y", "c=5"],
+                ["a=2", "b=x", "c=5"],
+                ["a=2", "b=y", "c=5"]
+            ]
+        );
+        assert!(grid(&["a=range(0,200)".into(), "b=range(0,200)".into()]).is_err());
+    }
 }
