@@ -1245,6 +1245,112 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
     assert!(r.stderr.contains("no plots: name files"), "{}", r.stderr);
 }
 
+/// DVC's plot templates: scatter, confusion matrices and horizontal bars.
+#[test]
+fn plots_templates_draw_dots_matrices_and_bars() {
+    let env = TestEnv::new();
+    env.write(
+        "cm.csv",
+        "actual,predicted\ncat,cat\ncat,dog\ndog,dog\nbird,cat\ncat,cat\n",
+    );
+    env.write(
+        "imp.json",
+        r#"[{"feature": "age", "gain": 0.2}, {"feature": "zip", "gain": 0.7}]"#,
+    );
+    env.write("pts.csv", "x,y\n0.1,1\n0.2,3\n0.3,2\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.eval]
+cmd = "true"
+plots = [{ path = "cm.csv", template = "confusion" }, { path = "imp.json", template = "bar_horizontal_sorted" }, { path = "pts.csv", template = "scatter", x = "x" }]
+"#,
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "v1"]);
+    let d = env.dvt(&["plots", "show", "--json"]).ok().json();
+    assert_eq!(d[0]["template"], "confusion");
+    assert_eq!(
+        (d[0]["x"].as_str(), d[0]["y"].as_str()),
+        (Some("actual"), Some("predicted"))
+    );
+    // Rows are actual classes, columns predicted ones, sorted.
+    assert_eq!(
+        d[0]["matrices"],
+        serde_json::json!([{"rev": "workspace", "classes": ["bird", "cat", "dog"],
+            "counts": [[0, 1, 0], [0, 2, 1], [0, 0, 1]]}])
+    );
+    assert_eq!(
+        d[1]["bars"],
+        serde_json::json!([{"rev": "workspace", "bars": [["age", 0.2], ["zip", 0.7]]}])
+    );
+    assert_eq!(
+        (d[1]["x"].as_str(), d[1]["y"].as_str()),
+        (Some("gain"), Some("feature"))
+    );
+    assert_eq!(d[2]["template"], "scatter");
+    env.dvt(&["plots", "show"]).ok();
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    // A scatter plot has dots and no lines; a matrix a cell per pair; bars a bar per record.
+    assert_eq!(page.matches("<polyline").count(), 0, "{page}");
+    assert_eq!(page.matches("<circle").count(), 3, "{page}");
+    assert!(
+        page.contains("<title>actual = cat, predicted = cat: 2</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<title>workspace: feature = zip, gain = 0.7</title>"),
+        "{page}"
+    );
+    // Sorted bars: the longest first.
+    assert!(page.find(">zip</text>").unwrap() < page.find(">age</text>").unwrap());
+
+    // diff: a matrix per revision; -t overrides dvt.toml; normalized rows sum to 1.
+    env.write("cm.csv", "actual,predicted\ncat,cat\ndog,cat\n");
+    let d = env.dvt(&["plots", "diff", "--json", "--targets", "cm.csv"]).ok().json();
+    let revs: Vec<&str> = d[0]["matrices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["rev"].as_str().unwrap())
+        .collect();
+    assert_eq!(revs, ["HEAD", "workspace"]);
+    env.dvt(&["plots", "show", "cm.csv", "-t", "confusion_normalized", "-o", "n"])
+        .ok();
+    let page = String::from_utf8(env.read("n/index.html")).unwrap();
+    assert!(
+        page.contains("<title>actual = dog, predicted = cat: 1.00</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<title>actual = cat, predicted = dog: 0.00</title>"),
+        "{page}"
+    );
+
+    // Wrong input: a clear error.
+    let r = env.dvt(&["plots", "show", "pts.csv", "-t", "confusion"]).fails();
+    assert!(
+        r.stderr
+            .contains("plots file `pts.csv`: it has no field `predicted` (fields: x, y)"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["plots", "show", "cm.csv", "-t", "bar_horizontal"]).fails();
+    assert!(
+        r.stderr.contains("no field of numbers for the bars' lengths"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["plots", "show", "-t", "pie"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown template (known: linear,"), "{}", r.stderr);
+    env.write(
+        "dvt.toml",
+        "[stages.eval]\ncmd = \"true\"\nplots = [{ path = \"cm.csv\", template = \"pie\" }]\n",
+    );
+    let r = env.dvt(&["plots", "show"]).fails();
+    assert!(r.stderr.contains("plot template `pie` is unknown"), "{}", r.stderr);
+}
+
 /// `foreach` stages, as in dvc.yaml: one stage per case, named `NAME@CASE`; the
 /// group's name stands for all its cases.
 #[test]

@@ -109,7 +109,7 @@ pub(super) enum PipelineCommand {
         #[command(subcommand)]
         command: super::exp::QueueCommand,
     },
-    /// Draw plots files (CSV, TSV, JSON, YAML) as line charts in one HTML page,
+    /// Draw plots files (CSV, TSV, JSON, YAML) as charts (lines, dots, confusion matrices, bars) in one HTML page,
     /// or compare them between revisions (as `dvc plots`)
     Plots {
         #[command(subcommand)]
@@ -142,6 +142,15 @@ pub(super) struct AxesArgs {
     /// The title of each chart.
     #[arg(long)]
     title: Option<String>,
+    /// How to draw: linear (lines; also simple, smooth), scatter, confusion,
+    /// confusion_normalized, bar_horizontal, bar_horizontal_sorted.
+    #[arg(short = 't', long, value_name = "TEMPLATE", value_parser = parse_template)]
+    template: Option<dvt::pipeline::PlotTemplate>,
+}
+
+fn parse_template(name: &str) -> Result<dvt::pipeline::PlotTemplate, String> {
+    dvt::pipeline::PlotTemplate::from_name(name)
+        .ok_or_else(|| format!("unknown template (known: {})", dvt::pipeline::PlotTemplate::expected()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -608,6 +617,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     x: axes.x.clone(),
                     y: axes.y.clone(),
                     title: axes.title.clone(),
+                    template: axes.template,
                 },
             };
             let plots = ops::plots::plots(&repo, &opts)?;

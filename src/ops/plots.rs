@@ -1,12 +1,14 @@
-//! `dvt plots show|diff`, as DVC's: line charts of plots files (CSV, TSV, JSON
+//! `dvt plots show|diff`, as DVC's: charts of plots files (CSV, TSV, JSON
 //! or YAML records, such as a training loop writes one row per epoch), from the
 //! workspace and from revisions, drawn as one self-contained HTML page of SVG.
 //! Image files (PNG, JPEG, GIF, SVG, WebP) are shown as they are, side by side
 //! per revision.
 //!
-//! Which field goes across and which go up comes from the file's entry in
-//! `plots` of a stage ([`PlotAxes`]), else: across, `step` if the file has that
-//! field, else the row number; up, every field whose values are all numbers.
+//! Which field goes across and which go up, and how the file is drawn (lines,
+//! dots, a confusion matrix, bars: [`PlotTemplate`]), come from the file's entry
+//! in `plots` of a stage ([`PlotAxes`]), else: lines; across, `step` if the file
+//! has that field, else the row number; up, every field whose values are all
+//! numbers.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -16,7 +18,7 @@ use serde::Serialize;
 use crate::error::{GitError, PipelineError, Result};
 use crate::git::{Git, GitId};
 use crate::ops::stages::{pipeline_at, read_bytes_at, side};
-use crate::pipeline::PlotAxes;
+use crate::pipeline::{PlotAxes, PlotTemplate};
 use crate::repo::Repo;
 
 /// What to draw.
@@ -44,6 +46,39 @@ pub struct Plot {
     /// For an image file: the image at each revision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<PlotImage>,
+    /// How it is drawn.
+    pub template: PlotTemplate,
+    /// The field up, for confusion matrices and bars (lines name theirs in `series`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// For a confusion matrix: the matrix at each revision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matrices: Vec<Matrix>,
+    /// For bars: the bars at each revision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bars: Vec<Bars>,
+}
+
+/// A confusion matrix at one revision: how many records have each pair of
+/// actual (`x`) and predicted (`y`) class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Matrix {
+    /// The revision it was read at (`workspace` for the workspace).
+    pub rev: String,
+    /// The classes, of rows (actual) and columns (predicted) alike: sorted,
+    /// as numbers when they all are.
+    pub classes: Vec<String>,
+    /// `counts[actual][predicted]`.
+    pub counts: Vec<Vec<u64>>,
+}
+
+/// Horizontal bars at one revision: a length (`x`) per category (`y`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bars {
+    /// The revision it was read at (`workspace` for the workspace).
+    pub rev: String,
+    /// `[category, length]` per record, in file order.
+    pub bars: Vec<(String, f64)>,
 }
 
 /// An image plots file at one revision.
@@ -142,12 +177,20 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         if opts.axes.title.is_some() {
             axes.title.clone_from(&opts.axes.title);
         }
+        if opts.axes.template.is_some() {
+            axes.template = opts.axes.template;
+        }
+        let template = axes.template.unwrap_or(PlotTemplate::Linear);
         let mut plot = Plot {
             title: axes.title.clone().unwrap_or_else(|| path.clone()),
             x: axes.x.clone().unwrap_or_else(|| STEP.into()),
             path: path.clone(),
             series: Vec::new(),
             images: Vec::new(),
+            template,
+            y: None,
+            matrices: Vec::new(),
+            bars: Vec::new(),
         };
         let mut found = false;
         for (rev, at) in &sides {
@@ -173,12 +216,30 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
                 .into()
             };
             let table = records(&path, &String::from_utf8_lossy(&bytes)).map_err(bad)?;
-            for (y, points) in lines(&table, &axes).map_err(bad)? {
-                plot.series.push(Series {
-                    rev: label.clone(),
-                    y,
-                    points,
-                });
+            match template {
+                PlotTemplate::Linear | PlotTemplate::Scatter => {
+                    for (y, points) in lines(&table, &axes).map_err(bad)? {
+                        plot.series.push(Series {
+                            rev: label.clone(),
+                            y,
+                            points,
+                        });
+                    }
+                }
+                PlotTemplate::Confusion | PlotTemplate::ConfusionNormalized => {
+                    let (x, y, classes, counts) = confusion(&table, &axes).map_err(bad)?;
+                    (plot.x, plot.y) = (x, Some(y));
+                    plot.matrices.push(Matrix {
+                        rev: label,
+                        classes,
+                        counts,
+                    });
+                }
+                PlotTemplate::BarHorizontal | PlotTemplate::BarHorizontalSorted => {
+                    let (x, y, bars) = bars(&table, &axes).map_err(bad)?;
+                    (plot.x, plot.y) = (x, Some(y));
+                    plot.bars.push(Bars { rev: label, bars });
+                }
             }
         }
         if !found {
@@ -369,12 +430,7 @@ fn lines(t: &Records, axes: &PlotAxes) -> std::result::Result<Vec<Line>, String>
     if t.rows.is_empty() {
         return Err("it has no rows".into());
     }
-    let column = |name: &str| -> std::result::Result<usize, String> {
-        t.fields
-            .iter()
-            .position(|f| f == name)
-            .ok_or_else(|| format!("it has no field `{name}` (fields: {})", t.fields.join(", ")))
-    };
+    let column = |name: &str| column(t, name);
     let x = match &axes.x {
         Some(x) => Some(column(x)?),
         None => t.fields.iter().position(|f| f == STEP),
@@ -421,6 +477,97 @@ fn lines(t: &Records, axes: &PlotAxes) -> std::result::Result<Vec<Line>, String>
     Ok(out)
 }
 
+/// The index of field `name`, or what is wrong.
+fn column(t: &Records, name: &str) -> std::result::Result<usize, String> {
+    t.fields
+        .iter()
+        .position(|f| f == name)
+        .ok_or_else(|| format!("it has no field `{name}` (fields: {})", t.fields.join(", ")))
+}
+
+/// The text of field `col` of record `i`, or what is wrong.
+fn cell(t: &Records, i: usize, col: usize) -> std::result::Result<&str, String> {
+    t.rows[i][col]
+        .as_deref()
+        .ok_or_else(|| format!("record {} has no `{}`", i + 1, t.fields[col]))
+}
+
+/// A confusion matrix: the fields across (actual: `x`, default `actual`) and
+/// up (predicted: the first `y`, default `predicted`), the classes, and the
+/// counts.
+type Confusion = (String, String, Vec<String>, Vec<Vec<u64>>);
+
+fn confusion(t: &Records, axes: &PlotAxes) -> std::result::Result<Confusion, String> {
+    if t.rows.is_empty() {
+        return Err("it has no rows".into());
+    }
+    let x = axes.x.clone().unwrap_or_else(|| "actual".into());
+    let y = axes.y.first().cloned().unwrap_or_else(|| "predicted".into());
+    let (cx, cy) = (column(t, &x)?, column(t, &y)?);
+    let mut pairs = Vec::with_capacity(t.rows.len());
+    for i in 0..t.rows.len() {
+        pairs.push((cell(t, i, cx)?, cell(t, i, cy)?));
+    }
+    let mut classes: Vec<&str> = unique(pairs.iter().flat_map(|(a, p)| [*a, *p]));
+    let numbers: Option<Vec<f64>> = classes.iter().map(|c| c.parse::<f64>().ok()).collect();
+    match numbers {
+        Some(_) => classes.sort_by(|a, b| {
+            let (a, b) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
+            a.total_cmp(&b)
+        }),
+        None => classes.sort_unstable(),
+    }
+    if classes.len() > 200 {
+        return Err(format!(
+            "it has {} classes; a confusion matrix draws at most 200",
+            classes.len()
+        ));
+    }
+    let mut counts = vec![vec![0u64; classes.len()]; classes.len()];
+    for (a, p) in pairs {
+        let at = |c: &str| classes.iter().position(|k| *k == c).unwrap_or(0);
+        counts[at(a)][at(p)] += 1;
+    }
+    Ok((x, y, classes.into_iter().map(str::to_string).collect(), counts))
+}
+
+/// Bars: the field of lengths (`x`, default the first field of numbers), the
+/// field of categories (the first `y`, default the first field not all
+/// numbers), and `[category, length]` per record.
+type BarData = (String, String, Vec<(String, f64)>);
+
+fn bars(t: &Records, axes: &PlotAxes) -> std::result::Result<BarData, String> {
+    if t.rows.is_empty() {
+        return Err("it has no rows".into());
+    }
+    let numeric = |i: usize| t.rows.iter().all(|r| number(r[i].as_ref()).is_some());
+    let cy = match axes.y.first() {
+        Some(y) => column(t, y)?,
+        None => (0..t.fields.len())
+            .find(|i| !numeric(*i))
+            .ok_or("it has no field of categories (name one with `y`)")?,
+    };
+    let cx = match &axes.x {
+        Some(x) => column(t, x)?,
+        None => (0..t.fields.len())
+            .find(|i| *i != cy && numeric(*i))
+            .ok_or("it has no field of numbers for the bars' lengths (name one with `x`)")?,
+    };
+    let mut out = Vec::with_capacity(t.rows.len());
+    for i in 0..t.rows.len() {
+        let length = number(t.rows[i][cx].as_ref()).ok_or_else(|| {
+            format!(
+                "record {} has `{}` = `{}`, not a number",
+                i + 1,
+                t.fields[cx],
+                t.rows[i][cx].as_deref().unwrap_or("")
+            )
+        })?;
+        out.push((cell(t, i, cy)?.to_string(), length));
+    }
+    Ok((t.fields[cx].clone(), t.fields[cy].clone(), out))
+}
+
 const COLORS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -451,6 +598,33 @@ pub fn render_html(plots: &[Plot]) -> String {
                 );
             }
             html.push_str("</section>\n");
+            continue;
+        }
+        if !plot.matrices.is_empty() {
+            let normalized = plot.template == PlotTemplate::ConfusionNormalized;
+            for m in &plot.matrices {
+                let _ = writeln!(
+                    html,
+                    "<figure>{}<figcaption>{}</figcaption></figure>",
+                    matrix_svg(plot, m, normalized),
+                    escape(&m.rev)
+                );
+            }
+            html.push_str("</section>\n");
+            continue;
+        }
+        if !plot.bars.is_empty() {
+            html.push_str(&bars_svg(plot));
+            html.push_str("<div class=\"legend\">");
+            for (i, b) in plot.bars.iter().enumerate() {
+                let _ = write!(
+                    html,
+                    "<span><svg width=\"14\" height=\"10\"><rect width=\"14\" height=\"10\" fill=\"{}\"/></svg> {}</span>",
+                    COLORS[i % COLORS.len()],
+                    escape(&b.rev)
+                );
+            }
+            html.push_str("</div>\n</section>\n");
             continue;
         }
         html.push_str(&svg(plot));
@@ -570,14 +744,17 @@ fn svg(plot: &Plot) -> String {
             .iter()
             .map(|p| format!("{:.2},{:.2}", px(p[0]), py(p[1])))
             .collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\" points=\"{}\"><title>{}</title></polyline>",
-            points.join(" "),
-            escape(&label(plot, series))
-        );
-        // Few points: a dot for each, with its values on hover.
-        if series.points.len() <= 100 {
+        let scatter = plot.template == PlotTemplate::Scatter;
+        if !scatter {
+            let _ = writeln!(
+                s,
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"{dash}\" points=\"{}\"><title>{}</title></polyline>",
+                points.join(" "),
+                escape(&label(plot, series))
+            );
+        }
+        // A dot for each point (with few points, or for a scatter plot), its values on hover.
+        if scatter || series.points.len() <= 100 {
             for p in &series.points {
                 let _ = writeln!(
                     s,
@@ -592,6 +769,183 @@ fn svg(plot: &Plot) -> String {
             }
         }
     }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One confusion matrix: actual classes down the left, predicted across the
+/// bottom, each cell shaded by its count (or, normalized, by its share of the
+/// row) and labelled with it.
+fn matrix_svg(plot: &Plot, m: &Matrix, normalized: bool) -> String {
+    const LEFT: f64 = 110.0;
+    const TOP: f64 = 10.0;
+    const BOTTOM: f64 = 70.0;
+    let n = m.classes.len().max(1) as f64;
+    let size = (420.0 / n).clamp(6.0, 48.0);
+    let (w, h) = (LEFT + size * n + 10.0, TOP + size * n + BOTTOM);
+    let value = |a: usize, p: usize| -> f64 {
+        let count = m.counts[a][p] as f64;
+        match normalized {
+            true => {
+                let row: u64 = m.counts[a].iter().sum();
+                if row == 0 { 0.0 } else { count / row as f64 }
+            }
+            false => count,
+        }
+    };
+    let max = (0..m.classes.len())
+        .flat_map(|a| (0..m.classes.len()).map(move |p| (a, p)))
+        .map(|(a, p)| value(a, p))
+        .fold(0.0, f64::max);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" role=\"img\">"
+    );
+    let text_size = (size * 0.35).clamp(6.0, 12.0);
+    for (a, actual) in m.classes.iter().enumerate() {
+        let y = TOP + a as f64 * size;
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            y + size / 2.0 + 4.0,
+            escape(actual)
+        );
+        for (p, predicted) in m.classes.iter().enumerate() {
+            let x = LEFT + p as f64 * size;
+            let v = value(a, p);
+            let share = if max > 0.0 { v / max } else { 0.0 };
+            let shown = match normalized {
+                true => format!("{v:.2}"),
+                false => m.counts[a][p].to_string(),
+            };
+            let ink = if share > 0.5 { "#fff" } else { "#222" };
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{size:.1}\" height=\"{size:.1}\" fill=\"#1f77b4\" fill-opacity=\"{:.3}\" stroke=\"#ddd\"><title>{} = {}, {} = {}: {shown}</title></rect>",
+                0.05 + 0.95 * share,
+                escape(&plot.x),
+                escape(actual),
+                escape(plot.y.as_deref().unwrap_or("")),
+                escape(predicted)
+            );
+            if size >= 20.0 {
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" style=\"font-size:{text_size:.0}px;fill:{ink}\">{shown}</text>",
+                    x + size / 2.0,
+                    y + size / 2.0 + text_size / 3.0
+                );
+            }
+        }
+    }
+    for (p, predicted) in m.classes.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            LEFT + p as f64 * size + size / 2.0,
+            TOP + size * n + 16.0,
+            escape(predicted)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+        LEFT + size * n / 2.0,
+        h - 20.0,
+        escape(plot.y.as_deref().unwrap_or(""))
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"12\" y=\"{0:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {0:.1})\">{1}</text>",
+        TOP + size * n / 2.0,
+        escape(&plot.x)
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Horizontal bars: a row per category (in the order they first come, or
+/// longest first when sorted), a bar per revision in it.
+fn bars_svg(plot: &Plot) -> String {
+    const W: f64 = 720.0;
+    const LEFT: f64 = 150.0;
+    const RIGHT: f64 = 30.0;
+    const TOP: f64 = 10.0;
+    const BOTTOM: f64 = 45.0;
+    const BAR: f64 = 14.0;
+    let mut categories: Vec<&str> = unique(plot.bars.iter().flat_map(|b| b.bars.iter().map(|(c, _)| c.as_str())));
+    let length = |b: &Bars, c: &str| b.bars.iter().find(|(k, _)| k == c).map(|(_, v)| *v);
+    if plot.template == PlotTemplate::BarHorizontalSorted {
+        let last = &plot.bars[plot.bars.len() - 1];
+        categories.sort_by(|a, b| {
+            let (a, b) = (length(last, a).unwrap_or(f64::MIN), length(last, b).unwrap_or(f64::MIN));
+            b.total_cmp(&a)
+        });
+    }
+    let values = || plot.bars.iter().flat_map(|b| b.bars.iter().map(|(_, v)| *v));
+    let (lo, hi) = span(values().chain([0.0]));
+    let t = ticks((lo, hi));
+    let (x0, x1) = (t[0].min(lo), t[t.len() - 1].max(hi));
+    let px = |x: f64| LEFT + (x - x0) / (x1 - x0) * (W - LEFT - RIGHT);
+    let group = BAR * plot.bars.len() as f64 + 8.0;
+    let h = TOP + group * categories.len() as f64 + BOTTOM;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h:.0}\" viewBox=\"0 0 {W} {h:.0}\" role=\"img\">"
+    );
+    let step = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+    for &v in &t {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>",
+            px(v),
+            h - BOTTOM,
+            h - BOTTOM + 16.0,
+            tick_text(v, step)
+        );
+    }
+    for (k, c) in categories.iter().enumerate() {
+        let top = TOP + k as f64 * group;
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            top + group / 2.0,
+            escape(c)
+        );
+        for (i, b) in plot.bars.iter().enumerate() {
+            let Some(v) = length(b, c) else { continue };
+            let (a, z) = (px(0.0).min(px(v)), px(0.0).max(px(v)));
+            let _ = writeln!(
+                s,
+                "<rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"><title>{}: {} = {}, {} = {v}</title></rect>",
+                top + BAR * i as f64,
+                (z - a).max(0.5),
+                BAR - 2.0,
+                COLORS[i % COLORS.len()],
+                escape(&b.rev),
+                escape(plot.y.as_deref().unwrap_or("")),
+                escape(c),
+                escape(&plot.x)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1:.1}\" stroke=\"#999\"/>",
+        px(0.0),
+        h - BOTTOM
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+        LEFT + (W - LEFT - RIGHT) / 2.0,
+        h - 8.0,
+        escape(&plot.x)
+    );
     s.push_str("</svg>\n");
     s
 }
@@ -693,6 +1047,22 @@ mod tests {
                 .unwrap_err()
                 .contains("no field `nope` (fields: epoch, loss, note)")
         );
+    }
+
+    #[test]
+    fn confusion_classes_sort_as_numbers_when_they_are() {
+        let t = records("cm.csv", "actual,predicted\n10,2\n2,2\n1,10\n").unwrap();
+        let (x, y, classes, counts) = confusion(&t, &PlotAxes::default()).unwrap();
+        assert_eq!((x.as_str(), y.as_str()), ("actual", "predicted"));
+        assert_eq!(classes, ["1", "2", "10"]);
+        assert_eq!(counts, [[0, 0, 1], [0, 1, 0], [0, 1, 0]]);
+        let t = records("cm.json", r#"[{"actual": "a"}]"#).unwrap();
+        let axes = PlotAxes {
+            y: vec!["actual".into()],
+            x: Some("nope".into()),
+            ..PlotAxes::default()
+        };
+        assert!(confusion(&t, &axes).unwrap_err().contains("no field `nope`"));
     }
 
     #[test]

@@ -78,6 +78,51 @@ pub struct PlotAxes {
     pub y: Vec<String>,
     /// The title (default: the file's path).
     pub title: Option<String>,
+    /// How to draw it (default: lines).
+    pub template: Option<PlotTemplate>,
+}
+
+/// How `dvt plots` draws a plots file: DVC's template names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlotTemplate {
+    /// A line per field up (DVC's `linear`; `simple` and `smooth` draw the same).
+    Linear,
+    /// A dot per record, no lines.
+    Scatter,
+    /// A confusion matrix: `x` is the actual class, `y` the predicted one, and
+    /// each cell counts the records with that pair.
+    Confusion,
+    /// A confusion matrix whose rows (actual classes) sum to 1.
+    ConfusionNormalized,
+    /// One bar per category (`y`) of length `x`, one per revision.
+    BarHorizontal,
+    /// As `BarHorizontal`, longest bar first.
+    BarHorizontalSorted,
+}
+
+impl PlotTemplate {
+    /// The names taken, each with its template.
+    pub const NAMES: [(&str, PlotTemplate); 8] = [
+        ("linear", PlotTemplate::Linear),
+        ("simple", PlotTemplate::Linear),
+        ("smooth", PlotTemplate::Linear),
+        ("scatter", PlotTemplate::Scatter),
+        ("confusion", PlotTemplate::Confusion),
+        ("confusion_normalized", PlotTemplate::ConfusionNormalized),
+        ("bar_horizontal", PlotTemplate::BarHorizontal),
+        ("bar_horizontal_sorted", PlotTemplate::BarHorizontalSorted),
+    ];
+
+    /// The template a name stands for.
+    pub fn from_name(name: &str) -> Option<PlotTemplate> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    /// What a wrong name is told: the names taken.
+    pub fn expected() -> String {
+        Self::NAMES.map(|(n, _)| n).join(", ")
+    }
 }
 
 /// What an entry of a stage's `outs`, `metrics` or `plots` is.
@@ -193,7 +238,10 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
             match t.and_then(|t| t.get(name)) {
                 None => Ok(None),
                 Some(toml::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(_) => Err(bad(Some(stage), format!("`{name}` of a plot must be a field name"))),
+                Some(_) => Err(bad(
+                    Some(stage),
+                    format!("`{name}` of a plot must be a non-empty string"),
+                )),
             }
         };
         let y = match t.and_then(|t| t.get("y")) {
@@ -201,10 +249,23 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
             Some(toml::Value::String(s)) => vec![s.clone()],
             Some(v) => strings(stage, "y", v)?,
         };
+        let template = match text("template")? {
+            None => None,
+            Some(name) => Some(PlotTemplate::from_name(&name).ok_or_else(|| {
+                bad(
+                    Some(stage),
+                    format!(
+                        "plot template `{name}` is unknown (known: {})",
+                        PlotTemplate::expected()
+                    ),
+                )
+            })?),
+        };
         Ok(Some(PlotAxes {
             x: text("x")?,
             y,
             title: text("title")?,
+            template,
         }))
     };
     let mut out = Vec::new();
@@ -213,7 +274,7 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
             toml::Value::String(p) => (p.clone(), cached, false, plot(None)?),
             toml::Value::Table(t) => {
                 let known: &[&str] = match kind {
-                    OutKind::Plot => &["path", "cache", "persist", "x", "y", "title"],
+                    OutKind::Plot => &["path", "cache", "persist", "x", "y", "title", "template"],
                     _ => &["path", "cache", "persist"],
                 };
                 for k in t.keys() {
