@@ -1245,6 +1245,66 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
     assert!(r.stderr.contains("no plots: name files"), "{}", r.stderr);
 }
 
+/// Top-level `metrics`, `params` and `plots`, as in dvc.yaml: files no stage
+/// writes, read by `metrics`, `params diff`, `plots` and `exp show` all the same.
+#[test]
+fn top_level_metrics_params_and_plots_need_no_stage() {
+    let env = TestEnv::new();
+    env.write("eval/m.json", r#"{"acc": 0.5, "f1": {"macro": 0.4}}"#);
+    env.write("config.yaml", "lr: 0.1\nlayers: 3\n");
+    env.write("loss.csv", "step,loss\n0,1\n1,0.5\n");
+    env.write(
+        "dvt.toml",
+        "metrics = [\"eval/m.json\"]\nparams = [\"config.yaml\"]\nplots = [{ path = \"loss.csv\", title = \"Loss\" }]\n",
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "v1"]);
+    env.write("eval/m.json", r#"{"acc": 0.7, "f1": {"macro": 0.4}}"#);
+    env.write("config.yaml", "lr: 0.2\nlayers: 3\n");
+    let shown = env.dvt(&["metrics", "show", "--json"]).ok().json();
+    assert_eq!(shown["eval/m.json"]["acc"], 0.7);
+    let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
+    assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!((d[0]["key"].as_str(), d[0]["new"].as_f64()), (Some("acc"), Some(0.7)));
+    let d = env.dvt(&["params", "diff", "--json"]).ok().json();
+    assert_eq!(
+        (d[0]["file"].as_str(), d[0]["key"].as_str()),
+        (Some("config.yaml"), Some("lr")),
+        "{d}"
+    );
+    let p = env.dvt(&["plots", "show", "--json"]).ok().json();
+    assert_eq!(
+        (p[0]["path"].as_str(), p[0]["title"].as_str()),
+        (Some("loss.csv"), Some("Loss"))
+    );
+    let r = env.dvt(&["exp", "save", "-n", "by-hand"]).ok();
+    assert!(r.stdout.starts_with("Experiment `by-hand` saved"), "{}", r.stdout);
+    let table = env.dvt(&["exp", "show"]).ok().stdout;
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("acc") && header.contains("f1.macro") && header.contains("config.yaml:lr"),
+        "{table}"
+    );
+    // Wrong entries: one clear error.
+    for (toml, message) in [
+        (
+            "metrics = [\"/abs.json\"]",
+            "metrics file `/abs.json` must be a relative path",
+        ),
+        ("params = [\"../up.yaml\"]", "params file `../up.yaml`"),
+        ("params = [1]", "top-level `params` must be an array of params files"),
+        (
+            "plots = [{ path = \"a.csv\", cache = true }]",
+            "`cache` in top-level `plots`: those files are in no stage",
+        ),
+        ("plot = []", "unknown top-level key `plot`"),
+    ] {
+        env.write("dvt.toml", toml);
+        let r = env.dvt(&["metrics", "show"]).fails();
+        assert!(r.stderr.contains(message), "{toml}: {}", r.stderr);
+    }
+}
+
 /// DVC's plot templates: scatter, confusion matrices and horizontal bars.
 #[test]
 fn plots_templates_draw_dots_matrices_and_bars() {

@@ -238,12 +238,15 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 return json(&report);
             }
             let changed = report.recorded.stages.iter().filter(|s| s.changed).count();
+            let stages = match report.recorded.stages.is_empty() {
+                true => String::new(),
+                false => format!(" ({} recorded anew in dvt.lock)", dvt::counted(changed, "stage")),
+            };
             out!(
-                "Experiment `{}` saved: commit {} on {} ({} recorded anew in dvt.lock)",
+                "Experiment `{}` saved: commit {} on {}{stages}",
                 report.name,
                 &report.commit[..7],
                 &report.baseline[..7],
-                dvt::counted(changed, "stage")
             );
             for s in &report.recorded.incomplete {
                 note!(

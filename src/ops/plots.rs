@@ -139,11 +139,10 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         }
     }
     for p in pipelines.iter().flatten() {
-        for (_, out) in p.outs() {
-            if let Some(axes) = &out.plot
-                && !declared.iter().any(|(path, _)| *path == out.path)
-            {
-                declared.push((out.path.clone(), axes.clone()));
+        let written = p.outs().filter_map(|(_, o)| Some((&o.path, o.plot.as_ref()?)));
+        for (path, axes) in written.chain(p.plots.iter().map(|(f, a)| (f, a))) {
+            if !declared.iter().any(|(known, _)| known == path) {
+                declared.push((path.clone(), axes.clone()));
             }
         }
     }
@@ -162,7 +161,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         return Err(PipelineError::Plot {
             file: "dvt.toml".into(),
             rev: None,
-            message: "no plots: name files, or list them in `plots` of a stage".into(),
+            message: "no plots: name files, or list them in `plots` (of a stage, or top-level)".into(),
         }
         .into());
     }

@@ -352,17 +352,20 @@ pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<
 
 /// The params files the stages of `p` read.
 pub(crate) fn params_files(p: &Pipeline) -> Vec<String> {
-    p.stages
-        .values()
-        .flat_map(|s| s.params.iter().map(|r| r.file.clone()))
-        .collect()
+    let read = p.stages.values().flat_map(|s| s.params.iter().map(|r| r.file.clone()));
+    unique(read.chain(p.params.iter().cloned()))
 }
 
+/// The metrics files of `p`: those of stages, then top-level ones.
 pub(crate) fn metric_files(p: &Pipeline) -> Vec<String> {
-    p.outs()
-        .filter(|(_, o)| o.metric)
-        .map(|(_, o)| o.path.clone())
-        .collect()
+    let written = p.outs().filter(|(_, o)| o.metric).map(|(_, o)| o.path.clone());
+    unique(written.chain(p.metrics.iter().cloned()))
+}
+
+/// The distinct values, in the order they first come.
+fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    values.filter(|v| seen.insert(v.clone())).collect()
 }
 
 /// Metrics that differ between revision `a` (default HEAD) and `b` (default: the

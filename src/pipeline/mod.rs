@@ -168,6 +168,13 @@ pub struct Pipeline {
     pub upstream: BTreeMap<String, BTreeSet<String>>,
     /// Stage names, every stage after those it depends on.
     pub order: Vec<String>,
+    /// Metrics files no stage writes (top-level `metrics`, as in dvc.yaml):
+    /// read by `dvt metrics` and `dvt exp show` as a stage's metrics are.
+    pub metrics: Vec<String>,
+    /// Params files to compare whole (top-level `params`), besides those stages read.
+    pub params: Vec<String>,
+    /// Plots files no stage writes (top-level `plots`), with how to draw each.
+    pub plots: Vec<(String, PlotAxes)>,
 }
 
 fn bad(stage: Option<&str>, message: impl Into<String>) -> crate::Error {
@@ -224,10 +231,53 @@ fn strings(stage: &str, key: &str, v: &toml::Value) -> Result<Vec<String>> {
         .collect()
 }
 
-fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> Result<Vec<Out>> {
+/// Top-level `metrics`, `params` and `plots`, as in dvc.yaml: files no stage
+/// writes (or, for params, reads) that `dvt metrics`, `params diff`, `plots` and
+/// `exp show` read all the same. Paths are relative to the repository root.
+type TopLevel = (Vec<String>, Vec<String>, Vec<(String, PlotAxes)>);
+
+fn top_level_files(table: &toml::Table) -> Result<TopLevel> {
+    let files = |key: &str, kind: OutKind| -> Result<Vec<Out>> {
+        let Some(v) = table.get(key) else {
+            return Ok(Vec::new());
+        };
+        let entries = v.as_array().map(Vec::as_slice).unwrap_or_default();
+        if let Some(k) = entries
+            .iter()
+            .filter_map(toml::Value::as_table)
+            .flat_map(|t| t.keys())
+            .find(|k| *k == "cache" || *k == "persist")
+        {
+            return Err(bad(
+                None,
+                format!("`{k}` in top-level `{key}`: those files are in no stage, and dvt does not cache them"),
+            ));
+        }
+        outs(None, "", key, v, kind)
+    };
+    let metrics = files("metrics", OutKind::Metric)?.into_iter().map(|o| o.path).collect();
+    let plots = files("plots", OutKind::Plot)?
+        .into_iter()
+        .map(|o| (o.path, o.plot.unwrap_or_default()))
+        .collect();
+    let params = match table.get("params") {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .filter(|a| a.iter().all(toml::Value::is_str))
+            .ok_or_else(|| bad(None, "top-level `params` must be an array of params files"))?
+            .iter()
+            .filter_map(toml::Value::as_str)
+            .map(|f| repo_path(None, "", f, "params file"))
+            .collect::<Result<_>>()?,
+    };
+    Ok((metrics, params, plots))
+}
+
+fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> Result<Vec<Out>> {
     let arr = v
         .as_array()
-        .ok_or_else(|| bad(Some(stage), format!("`{key}` must be an array")))?;
+        .ok_or_else(|| bad(stage, format!("`{key}` must be an array")))?;
     // Metrics and plots are small files, kept in git rather than the cache.
     let cached = kind == OutKind::Out;
     let plot = |t: Option<&toml::Table>| -> Result<Option<PlotAxes>> {
@@ -238,22 +288,22 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
             match t.and_then(|t| t.get(name)) {
                 None => Ok(None),
                 Some(toml::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(_) => Err(bad(
-                    Some(stage),
-                    format!("`{name}` of a plot must be a non-empty string"),
-                )),
+                Some(_) => Err(bad(stage, format!("`{name}` of a plot must be a non-empty string"))),
             }
         };
         let y = match t.and_then(|t| t.get("y")) {
             None => Vec::new(),
             Some(toml::Value::String(s)) => vec![s.clone()],
-            Some(v) => strings(stage, "y", v)?,
+            Some(toml::Value::Array(a)) if a.iter().all(toml::Value::is_str) => {
+                a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+            }
+            Some(_) => return Err(bad(stage, "`y` of a plot is a field name or a list of them")),
         };
         let template = match text("template")? {
             None => None,
             Some(name) => Some(PlotTemplate::from_name(&name).ok_or_else(|| {
                 bad(
-                    Some(stage),
+                    stage,
                     format!(
                         "plot template `{name}` is unknown (known: {})",
                         PlotTemplate::expected()
@@ -280,7 +330,7 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
                 for k in t.keys() {
                     if !known.contains(&k.as_str()) {
                         return Err(bad(
-                            Some(stage),
+                            stage,
                             format!("unknown key `{k}` in an entry of `{key}` (known: {})", known.join(", ")),
                         ));
                     }
@@ -288,12 +338,12 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
                 let path = t
                     .get("path")
                     .and_then(|p| p.as_str())
-                    .ok_or_else(|| bad(Some(stage), format!("an entry of `{key}` needs `path`")))?;
+                    .ok_or_else(|| bad(stage, format!("an entry of `{key}` needs `path`")))?;
                 let flag = |name: &str, default: bool| -> Result<bool> {
                     match t.get(name) {
                         None => Ok(default),
                         Some(toml::Value::Boolean(b)) => Ok(*b),
-                        Some(_) => Err(bad(Some(stage), format!("`{name}` of `{path}` must be true or false"))),
+                        Some(_) => Err(bad(stage, format!("`{name}` of `{path}` must be true or false"))),
                     }
                 };
                 (
@@ -304,10 +354,7 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
                 )
             }
             _ => {
-                return Err(bad(
-                    Some(stage),
-                    format!("`{key}` entries are paths or tables with `path`"),
-                ));
+                return Err(bad(stage, format!("`{key}` entries are paths or tables with `path`")));
             }
         };
         let what = match kind {
@@ -316,7 +363,7 @@ fn outs(stage: &str, wdir: &str, key: &str, v: &toml::Value, kind: OutKind) -> R
             OutKind::Plot => "plots file",
         };
         out.push(Out {
-            path: repo_path(Some(stage), wdir, &path, what)?,
+            path: repo_path(stage, wdir, &path, what)?,
             cache,
             persist,
             metric: kind == OutKind::Metric,
@@ -382,15 +429,17 @@ impl Pipeline {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| bad(None, crate::error::toml_message(text, e.span(), e.message())))?;
         for k in table.keys() {
-            if k != "stages" && k != "vars" {
+            if !["stages", "vars", "metrics", "params", "plots"].contains(&k.as_str()) {
                 return Err(bad(
                     None,
                     format!(
-                        "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in `vars`)"
+                        "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in \
+                         `vars`; also `metrics`, `params`, `plots`)"
                     ),
                 ));
             }
         }
+        let (metrics, params, plots) = top_level_files(&table)?;
         let mut sources = vars_sources(table.get("vars"), read, "", None)?;
         if text.contains("${")
             && !sources.iter().any(|s| s.file.as_deref() == Some(DEFAULT_PARAMS))
@@ -448,6 +497,9 @@ impl Pipeline {
             stages,
             upstream,
             order,
+            metrics,
+            params,
+            plots,
         })
     }
 
@@ -654,7 +706,7 @@ impl Stage {
             ("plots", OutKind::Plot),
         ] {
             if let Some(v) = t.get(key) {
-                all_outs.extend(outs(name, &wdir, key, v, kind)?);
+                all_outs.extend(outs(Some(name), &wdir, key, v, kind)?);
             }
         }
         let mut seen = BTreeSet::new();
