@@ -307,6 +307,14 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// A metrics or params file named on the command line that is nowhere.
+    #[error("`{file}` does not exist {whence}")]
+    ValuesFileMissing {
+        /// The file, repo-relative.
+        file: String,
+        /// Where it was looked for: "in the workspace", "at HEAD or in the workspace".
+        whence: String,
+    },
     /// `dvt exp` refused.
     #[error("{message}")]
     Experiment {

@@ -1277,6 +1277,52 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
         (p[0]["path"].as_str(), p[0]["title"].as_str()),
         (Some("loss.csv"), Some("Loss"))
     );
+    // Targets: any file, listed or not, relative to the current directory; --all
+    // reports unchanged values too.
+    env.write("eval/other.json", r#"{"x": 1}"#);
+    let shown = env
+        .dvt_cmd(&["metrics", "show", "--json", "other.json"])
+        .current_dir(env.path("eval"))
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown, serde_json::json!({"eval/other.json": {"x": 1}}));
+    let d = env.dvt(&["metrics", "diff", "--all", "--json"]).ok().json();
+    let keys: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["acc", "f1.macro"]);
+    assert_eq!(d[1]["old"], d[1]["new"]);
+    let d = env
+        .dvt(&["params", "diff", "--targets", "config.yaml", "--all", "--json"])
+        .ok()
+        .json();
+    assert_eq!(d.as_array().unwrap().len(), 2, "{d}");
+    let d = env
+        .dvt(&["metrics", "diff", "--targets", "eval/other.json", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        d,
+        serde_json::json!([{"file": "eval/other.json", "key": "x", "old": null, "new": 1}])
+    );
+    let r = env.dvt(&["metrics", "show", "nope.json"]).fails();
+    assert!(
+        r.stderr.contains("`nope.json` does not exist in the workspace"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["metrics", "diff", "--targets", "nope.json"]).fails();
+    assert!(
+        r.stderr
+            .contains("`nope.json` does not exist at HEAD or in the workspace"),
+        "{}",
+        r.stderr
+    );
     let r = env.dvt(&["exp", "save", "-n", "by-hand"]).ok();
     assert!(r.stdout.starts_with("Experiment `by-hand` saved"), "{}", r.stdout);
     let table = env.dvt(&["exp", "show"]).ok().stdout;

@@ -283,8 +283,9 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             md,
             json: as_json,
         } => {
-            let metrics = ops::stages::metrics_diff(repo, a.as_deref(), b.as_deref())?;
-            let params = ops::stages::params_diff(repo, a.as_deref(), b.as_deref())?;
+            let all = ops::stages::ValuesOptions::default();
+            let metrics = ops::stages::metrics_diff(repo, a.as_deref(), b.as_deref(), &all)?;
+            let params = ops::stages::params_diff(repo, a.as_deref(), b.as_deref(), &all)?;
             if *as_json {
                 return json(&serde_json::json!({ "metrics": metrics, "params": params }));
             }

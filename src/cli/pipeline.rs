@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use dvt::ops;
 use dvt::ops::repro::Action;
 use dvt::repo::Repo;
@@ -230,24 +230,41 @@ pub(super) enum StageCommand {
 #[derive(Debug, Subcommand)]
 pub(super) enum ValuesCommand {
     /// Values that differ between A (default HEAD) and B (default: the workspace).
-    Diff {
-        /// The old revision.
-        a: Option<String>,
-        /// The new revision.
-        b: Option<String>,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Print as a Markdown table (for a pull request or a report).
-        #[arg(long, conflicts_with = "json")]
-        md: bool,
-    },
+    Diff(ValuesDiffArgs),
+}
+
+/// What `params diff` and `metrics diff` take.
+#[derive(Debug, Args)]
+pub(super) struct ValuesDiffArgs {
+    /// The old revision.
+    a: Option<String>,
+    /// The new revision.
+    b: Option<String>,
+    /// Only these files (any file, named in the pipeline or not).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    targets: Vec<std::path::PathBuf>,
+    /// Also the values that did not change.
+    #[arg(short, long)]
+    all: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print as a Markdown table (for a pull request or a report).
+    #[arg(long, conflicts_with = "json")]
+    md: bool,
+}
+
+/// Repo-relative paths of files named on the command line.
+fn repo_files(repo: &Repo, cwd: &Path, files: &[std::path::PathBuf]) -> Result<Vec<String>, dvt::Error> {
+    files.iter().map(|t| Ok(repo.resolve(cwd, t)?.1)).collect()
 }
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MetricsCommand {
     /// Every metric in the workspace.
     Show {
+        /// Only these files (any file, named in the pipeline or not).
+        targets: Vec<std::path::PathBuf>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -256,18 +273,7 @@ pub(super) enum MetricsCommand {
         md: bool,
     },
     /// Metrics that differ between A (default HEAD) and B (default: the workspace).
-    Diff {
-        /// The old revision.
-        a: Option<String>,
-        /// The new revision.
-        b: Option<String>,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Print as a Markdown table (for a pull request or a report).
-        #[arg(long, conflicts_with = "json")]
-        md: bool,
-    },
+    Diff(ValuesDiffArgs),
 }
 
 fn show(v: &Option<toml::Value>) -> String {
@@ -535,21 +541,24 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             out!("{}", text.trim_end());
         }
         PipelineCommand::Params {
+            command: ValuesCommand::Diff(args),
+        } => {
+            let opts = ops::stages::ValuesOptions {
+                targets: repo_files(&repo, cwd, &args.targets)?,
+                all: args.all,
+            };
+            let changes = ops::stages::params_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
+            return print_changes(&changes, args.json, args.md, "params");
+        }
+        PipelineCommand::Metrics {
             command:
-                ValuesCommand::Diff {
-                    a,
-                    b,
+                MetricsCommand::Show {
+                    targets,
                     json: as_json,
                     md,
                 },
         } => {
-            let changes = ops::stages::params_diff(&repo, a.as_deref(), b.as_deref())?;
-            return print_changes(&changes, *as_json, *md, "params");
-        }
-        PipelineCommand::Metrics {
-            command: MetricsCommand::Show { json: as_json, md },
-        } => {
-            let m = ops::stages::metrics_show(&repo)?;
+            let m = ops::stages::metrics_show(&repo, &repo_files(&repo, cwd, targets)?)?;
             if *as_json {
                 return json(&m);
             }
@@ -576,16 +585,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
         }
         PipelineCommand::Metrics {
-            command:
-                MetricsCommand::Diff {
-                    a,
-                    b,
-                    json: as_json,
-                    md,
-                },
+            command: MetricsCommand::Diff(args),
         } => {
-            let changes = ops::stages::metrics_diff(&repo, a.as_deref(), b.as_deref())?;
-            return print_changes(&changes, *as_json, *md, "metrics");
+            let opts = ops::stages::ValuesOptions {
+                targets: repo_files(&repo, cwd, &args.targets)?,
+                all: args.all,
+            };
+            let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
+            return print_changes(&changes, args.json, args.md, "metrics");
         }
         PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
@@ -608,10 +615,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             };
             let axes = &output.axes;
             let opts = ops::plots::PlotsOptions {
-                targets: targets
-                    .iter()
-                    .map(|t| Ok(repo.resolve(cwd, t)?.1))
-                    .collect::<Result<_, dvt::Error>>()?,
+                targets: repo_files(&repo, cwd, targets)?,
                 revs,
                 axes: dvt::pipeline::PlotAxes {
                     x: axes.x.clone(),

@@ -309,29 +309,59 @@ pub(crate) fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) ->
     }
 }
 
+/// Which metrics or params files `metrics show`, `metrics diff` and `params
+/// diff` read, and what they report.
+#[derive(Debug, Clone, Default)]
+pub struct ValuesOptions {
+    /// Files, repo-relative (any file, in the pipeline or not); empty means the
+    /// files the pipeline names.
+    pub targets: Vec<String>,
+    /// With `diff`: report values that did not change too (`old` equal to `new`).
+    pub all: bool,
+}
+
 fn diff_files(
     repo: &Repo,
-    a: Option<&str>,
-    b: Option<&str>,
+    (a, b): (Option<&str>, Option<&str>),
+    opts: &ValuesOptions,
     files: &dyn Fn(&Pipeline) -> Vec<String>,
     default: &[&str],
 ) -> Result<Vec<ValueChange>> {
+    let whence = format!(
+        "at {} or {}",
+        a.unwrap_or("HEAD"),
+        b.map_or("in the workspace".to_string(), |b| format!("at {b}"))
+    );
     let a = side(repo, Some(a.unwrap_or("HEAD")))?;
     let b = side(repo, b)?;
-    let mut names: BTreeSet<String> = default.iter().map(|s| s.to_string()).collect();
-    for at in [a.as_ref(), b.as_ref()] {
-        if let Some(p) = pipeline_at(repo, at)? {
-            names.extend(files(&p));
+    let mut names: BTreeSet<String> = opts.targets.iter().cloned().collect();
+    if opts.targets.is_empty() {
+        names.extend(default.iter().map(|s| s.to_string()));
+        for at in [a.as_ref(), b.as_ref()] {
+            if let Some(p) = pipeline_at(repo, at)? {
+                names.extend(files(&p));
+            }
         }
     }
     let mut out = Vec::new();
     for file in names {
+        let named = opts.targets.contains(&file);
+        if named
+            && read_bytes_at(repo, a.as_ref(), &file)?.is_none()
+            && read_bytes_at(repo, b.as_ref(), &file)?.is_none()
+        {
+            return Err(PipelineError::ValuesFileMissing {
+                file,
+                whence: whence.clone(),
+            }
+            .into());
+        }
         let old = flat_file(repo, a.as_ref(), &file)?;
         let new = flat_file(repo, b.as_ref(), &file)?;
         let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for k in keys {
             let (o, n) = (old.get(k), new.get(k));
-            if o != n {
+            if o != n || opts.all {
                 out.push(ValueChange {
                     file: file.clone(),
                     key: k.clone(),
@@ -346,8 +376,8 @@ fn diff_files(
 
 /// Params that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace), in every params file the pipeline names (and `params.yaml`).
-pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<ValueChange>> {
-    diff_files(repo, a, b, &params_files, &[DEFAULT_PARAMS])
+pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesOptions) -> Result<Vec<ValueChange>> {
+    diff_files(repo, (a, b), opts, &params_files, &[DEFAULT_PARAMS])
 }
 
 /// The params files the stages of `p` read.
@@ -370,15 +400,26 @@ fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
 
 /// Metrics that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace).
-pub fn metrics_diff(repo: &Repo, a: Option<&str>, b: Option<&str>) -> Result<Vec<ValueChange>> {
-    diff_files(repo, a, b, &metric_files, &[])
+pub fn metrics_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesOptions) -> Result<Vec<ValueChange>> {
+    diff_files(repo, (a, b), opts, &metric_files, &[])
 }
 
-/// Every metric value in the workspace, by file then dotted key.
-pub fn metrics_show(repo: &Repo) -> Result<BTreeMap<String, BTreeMap<String, toml::Value>>> {
-    let p = Pipeline::load_required(repo)?;
+/// Every metric value in the workspace, by file then dotted key: of `targets`
+/// (repo-relative; any file), or of every metrics file of the pipeline.
+pub fn metrics_show(repo: &Repo, targets: &[String]) -> Result<BTreeMap<String, BTreeMap<String, toml::Value>>> {
+    let files = match targets.is_empty() {
+        true => metric_files(&Pipeline::load_required(repo)?),
+        false => targets.to_vec(),
+    };
     let mut out = BTreeMap::new();
-    for f in metric_files(&p) {
+    for f in files {
+        if !targets.is_empty() && read_bytes_at(repo, None, &f)?.is_none() {
+            return Err(PipelineError::ValuesFileMissing {
+                file: f,
+                whence: "in the workspace".into(),
+            }
+            .into());
+        }
         out.insert(f.clone(), flat_file(repo, None, &f)?);
     }
     Ok(out)
