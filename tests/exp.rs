@@ -498,6 +498,29 @@ fn exp_save_records_work_done_by_hand() {
     // It sits beside the others in `exp show`.
     let rows = env.dvt(&["exp", "show", "--json"]).ok().json();
     assert_eq!(row_names(&rows), ["workspace", "main", "by-hand"]);
+    // --csv for a spreadsheet (a missing value is an empty cell); --drop and
+    // --keep pick columns by regular expression.
+    let csv = env.dvt(&["exp", "show", "--csv"]).ok().stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "Experiment,Created,loss,train.epochs,train.lr");
+    assert_eq!(lines[1], "workspace,,0.6,2,0.4");
+    assert!(
+        lines[3].starts_with("by-hand,20") && lines[3].ends_with(",0.6,2,0.4"),
+        "{csv}"
+    );
+    let csv = env.dvt(&["exp", "show", "--csv", "--drop", "^train\\."]).ok().stdout;
+    assert!(csv.starts_with("Experiment,Created,loss\n"), "{csv}");
+    let csv = env
+        .dvt(&["exp", "show", "--csv", "--drop", ".", "--keep", "lr$"])
+        .ok()
+        .stdout;
+    assert!(csv.starts_with("Experiment,Created,train.lr\n"), "{csv}");
+    let r = env.dvt(&["exp", "show", "--drop", "("]).fails();
+    assert_eq!(
+        r.stderr.trim(),
+        "error: `--drop (` is not a regular expression: unclosed group"
+    );
+
     // A name in use is refused, and `-f` replaces it.
     let again = env.dvt(&["exp", "save", "-n", "by-hand"]).fails();
     assert!(

@@ -64,6 +64,17 @@ pub(super) enum ExpCommand {
         /// Print the table as Markdown (for a pull request or a report).
         #[arg(long, conflicts_with = "json")]
         md: bool,
+        /// Print the table as CSV (for a spreadsheet or a script).
+        #[arg(long, conflicts_with_all = ["json", "md"])]
+        csv: bool,
+        /// Leave out the metrics and params columns whose names match this
+        /// regular expression (e.g. `'^train\.'`).
+        #[arg(long, value_name = "REGEX")]
+        drop: Option<String>,
+        /// Keep the columns whose names match this regular expression, even
+        /// if `--drop` or `--only-changed` would leave them out.
+        #[arg(long, value_name = "REGEX")]
+        keep: Option<String>,
         /// Sort the experiments by this metric or param (`KEY` or `FILE:KEY`).
         #[arg(long, value_name = "KEY")]
         sort_by: Option<String>,
@@ -264,10 +275,36 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             all,
             only_changed,
             md,
+            csv,
+            drop,
+            keep,
             sort_by,
             sort_order,
             json: as_json,
         } => {
+            let pattern = |p: &Option<String>, flag: &str| -> Result<Option<regex::Regex>, dvt::Error> {
+                p.as_deref()
+                    .map(|p| {
+                        regex::Regex::new(p).map_err(|e| {
+                            // The crate's message draws a caret under the pattern; keep its last line.
+                            let e = e.to_string();
+                            let why = e.lines().last().unwrap_or_default().trim();
+                            dvt::error::PipelineError::Experiment {
+                                message: format!(
+                                    "`{flag} {p}` is not a regular expression: {}",
+                                    why.trim_start_matches("error: ")
+                                ),
+                            }
+                            .into()
+                        })
+                    })
+                    .transpose()
+            };
+            let columns = Columns {
+                only_changed: *only_changed,
+                drop: pattern(drop, "--drop")?,
+                keep: pattern(keep, "--keep")?,
+            };
             let mut rows = ops::exp::show(repo, *all)?;
             if let Some(key) = sort_by {
                 ops::exp::sort_rows(&mut rows, key, sort_order == "desc")?;
@@ -275,7 +312,12 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             if *as_json {
                 return json(&rows);
             }
-            print_table(&rows, *only_changed, *md)?;
+            let format = match (*md, *csv) {
+                (true, _) => TableFormat::Markdown,
+                (_, true) => TableFormat::Csv,
+                _ => TableFormat::Text,
+            };
+            print_table(&rows, &columns, format)?;
         }
         ExpCommand::Diff {
             a,
@@ -419,7 +461,32 @@ fn utc(secs: i64) -> String {
 type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
 
 /// The rows as a table: name, created, then each metric, then each param.
-fn print_table(rows: &[ExpRow], only_changed: bool, md: bool) -> Result<ExitCode, dvt::Error> {
+/// Which metrics and params columns `exp show` prints.
+struct Columns {
+    only_changed: bool,
+    drop: Option<regex::Regex>,
+    keep: Option<regex::Regex>,
+}
+
+impl Columns {
+    fn shown(&self, header: &str, values: &[String]) -> bool {
+        if self.keep.as_ref().is_some_and(|k| k.is_match(header)) {
+            return true;
+        }
+        let dropped = self.drop.as_ref().is_some_and(|d| d.is_match(header));
+        let same = self.only_changed && values.iter().all(|v| *v == values[0]);
+        !dropped && !same
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TableFormat {
+    Text,
+    Markdown,
+    Csv,
+}
+
+fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<ExitCode, dvt::Error> {
     // Columns: (header, value per row).
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
     let metric_files: BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics.keys()).collect();
@@ -440,7 +507,7 @@ fn print_table(rows: &[ExpRow], only_changed: bool, md: bool) -> Result<ExitCode
                 .iter()
                 .map(|r| pick(r).get(&f).and_then(|m| m.get(&k)).map_or("-".into(), text))
                 .collect();
-            if only_changed && values.iter().all(|v| *v == values[0]) {
+            if !shown.shown(&header, &values) {
                 continue;
             }
             columns.push((header, values));
@@ -463,7 +530,26 @@ fn print_table(rows: &[ExpRow], only_changed: bool, md: bool) -> Result<ExitCode
         col.extend(vals);
         table.push(col);
     }
-    if md {
+    if format == TableFormat::Csv {
+        // RFC 4180: a cell with a comma, a quote or a line break is quoted.
+        let cell = |s: &str| {
+            // A value that is missing is an empty cell.
+            let s = match s.trim() {
+                "-" => "",
+                s => s,
+            };
+            match s.contains([',', '"', '\n', '\r']) {
+                true => format!("\"{}\"", s.replace('"', "\"\"")),
+                false => s.to_string(),
+            }
+        };
+        for i in 0..=rows.len() {
+            let line: Vec<String> = table.iter().map(|c| cell(&c[i])).collect();
+            out!("{}", line.join(","));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == TableFormat::Markdown {
         let cell = |s: &str| s.trim().replace('|', "\\|");
         let line = |i: usize| {
             format!(
