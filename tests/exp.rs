@@ -529,5 +529,22 @@ fn exp_save_records_work_done_by_hand() {
         again.stderr
     );
     env.dvt(&["exp", "save", "-n", "by-hand", "-f"]).ok();
+    // rename keeps the commit under the new name; a name in use is refused.
+    let commit = git_out(&env, &["rev-parse", "refs/exps/by-hand"]);
+    env.dvt(&["exp", "save", "-q", "-n", "other"]).ok();
+    let r = env.dvt(&["exp", "rename", "by-hand", "other"]).fails();
+    assert!(r.stderr.contains("experiment `other` already exists"), "{}", r.stderr);
+    let r = env.dvt(&["exp", "rename", "by-hand", "kept"]).ok();
+    assert!(
+        r.stdout.starts_with("Renamed experiment `by-hand` to `kept`"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(git_out(&env, &["rev-parse", "refs/exps/kept"]), commit);
+    let names = env.dvt(&["exp", "list"]).ok().stdout;
+    assert!(names.contains("kept") && !names.contains("by-hand"), "{names}");
+    let r = env.dvt(&["exp", "rename", "by-hand", "x"]).fails();
+    assert!(r.stderr.contains("no experiment named `by-hand`"), "{}", r.stderr);
+    env.dvt(&["exp", "rename", "kept", "by-hand"]).ok();
     assert!(git_out(&env, &["log", "-1", "--format=%B", "refs/exps/by-hand"]).starts_with("dvt exp save on "));
 }

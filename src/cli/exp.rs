@@ -122,6 +122,17 @@ pub(super) enum ExpCommand {
         /// The new branch.
         branch: String,
     },
+    /// Rename an experiment
+    #[command(alias = "mv")]
+    Rename {
+        /// The experiment.
+        name: String,
+        /// Its new name.
+        new_name: String,
+        /// Replace an experiment that has the new name.
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Delete experiments (their data stays in the cache until `dvt gc`)
     #[command(alias = "rm")]
     Remove {
@@ -378,6 +389,10 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 quiet,
                 "hint: `git checkout {branch}` switches to it (then `dvt checkout`)"
             );
+        }
+        ExpCommand::Rename { name, new_name, force } => {
+            let commit = ops::exp::rename(repo, name, new_name, *force)?;
+            say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
         }
         ExpCommand::Remove { names, all } => {
             for n in ops::exp::remove(repo, names, *all)? {

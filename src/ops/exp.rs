@@ -571,6 +571,21 @@ pub fn branch(repo: &Repo, name: &str, branch: &str) -> Result<String> {
     Ok(exp.commit.to_string())
 }
 
+/// `dvt exp rename OLD NEW` (as `dvc exp rename`): the experiment keeps its
+/// commit under the new name. A name in use is refused unless `force`.
+pub fn rename(repo: &Repo, old: &str, new: &str, force: bool) -> Result<String> {
+    let git = Git::open(repo.root())?;
+    let exp = find(&git, old)?;
+    if exp.name == new {
+        return Ok(exp.commit.to_string());
+    }
+    check_free(&git, Some(new), force)?;
+    // The new name first: an interruption leaves both names, never neither.
+    git.set_ref(&format!("{EXP_REFS}{new}"), exp.commit, force)?;
+    git.delete_ref(&format!("{EXP_REFS}{}", exp.name))?;
+    Ok(exp.commit.to_string())
+}
+
 /// `dvt exp remove NAME...` (or every experiment with `all`): deletes them.
 /// Their data stays in the cache until `dvt gc`.
 pub fn remove(repo: &Repo, names: &[String], all: bool) -> Result<Vec<String>> {
