@@ -64,6 +64,26 @@ fn row_names(rows: &serde_json::Value) -> Vec<String> {
 fn exp_run_records_the_work_tree_without_moving_head() {
     let env = project();
     let head = git_out(&env, &["rev-parse", "HEAD"]);
+    // `+KEY` adds a param, as with DVC (Hydra's syntax), in its table.
+    let r = env
+        .dvt(&[
+            "exp",
+            "run",
+            "-S",
+            "+train.dropout=0.5",
+            "-S",
+            "params.yaml:++train.seed=7",
+            "-n",
+            "added",
+        ])
+        .ok();
+    assert!(r.stderr.contains("set train.dropout = 0.5 (added)"), "{}", r.stderr);
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/added:params.yaml"]),
+        "# knobs\ntrain:\n  lr: 0.1  # learning rate\n  epochs: 2\n  dropout: 0.5\n  seed: 7\n"
+    );
+    env.git(&["checkout", "params.yaml"]);
+    env.dvt(&["exp", "remove", "added"]).ok();
     let r = env.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "lr3"]).ok();
     assert!(
         r.stdout.starts_with("Experiment `lr3` recorded: commit "),
@@ -234,6 +254,14 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
         (
             vec!["exp", "run", "-S", "train.nope=1"],
             "`-S train.nope=1`: params.yaml has no `train.nope`",
+        ),
+        (
+            vec!["exp", "run", "-S", "+train.lr=1"],
+            "params.yaml already has `train.lr` (`-S train.lr=…` changes it)",
+        ),
+        (
+            vec!["exp", "run", "-S", "++train.lr.x=1"],
+            "`train.lr` is not a table, so `train.lr.x` cannot be added",
         ),
         (vec!["exp", "run", "-S", "train=1"], "`train` is a list or table"),
         (vec!["exp", "run", "-S", "train.lr"], "expected `[FILE:]KEY=VALUE`"),

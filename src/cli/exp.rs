@@ -406,12 +406,15 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
 /// What `exp run` prints of a recorded experiment.
 fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
     for p in &report.set_params {
+        let was = match &p.old {
+            Some(old) => format!("was {}", text(old)),
+            None => "added".into(),
+        };
         note!(
             quiet,
-            "set {} = {} (was {})",
+            "set {} = {} ({was})",
             dvt::pipeline::param_name(&p.file, &p.key),
-            text(&p.new),
-            text(&p.old)
+            text(&p.new)
         );
     }
     let ran = report

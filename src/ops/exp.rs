@@ -46,8 +46,8 @@ pub struct SetParam {
     pub file: String,
     /// The dotted key.
     pub key: String,
-    /// The value before.
-    pub old: toml::Value,
+    /// The value before (`None`: the key was added, `-S +KEY=VALUE`).
+    pub old: Option<toml::Value>,
     /// The value now.
     pub new: toml::Value,
 }
@@ -103,9 +103,20 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
         let Some((target, value)) = spec.split_once('=') else {
             return Err(refused(format!("`-S {spec}`: expected `[FILE:]KEY=VALUE`")));
         };
+        let target = target.trim();
+        // Hydra's (and DVC's) `+KEY` adds a key, `++KEY` sets or adds it; the
+        // `+` may come before `FILE:` or after it.
+        let (mode, target) = add_mode(target);
         let (file, key) = match target.rsplit_once(':') {
             Some((f, k)) => (f.trim().to_string(), k.trim().to_string()),
-            None => (DEFAULT_PARAMS.to_string(), target.trim().to_string()),
+            None => (DEFAULT_PARAMS.to_string(), target.to_string()),
+        };
+        let (mode, key) = match mode {
+            KeyMode::Existing => {
+                let (m, k) = add_mode(&key);
+                (m, k.to_string())
+            }
+            m => (m, key),
         };
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(refused(format!("`-S {spec}`: `{key}` is not a key")));
@@ -120,9 +131,15 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
         }
         let text = &files[&file];
         let old = match params::lookup(&params::parse(&file, text)?, &key) {
+            None if mode != KeyMode::Existing => None,
+            Some(_) if mode == KeyMode::New => {
+                return Err(refused(format!(
+                    "`-S {spec}`: {file} already has `{key}` (`-S {key}=…` changes it)"
+                )));
+            }
             None => {
                 return Err(refused(format!(
-                    "`-S {spec}`: {file} has no `{key}` (`-S` changes values that exist; add it to the file first)"
+                    "`-S {spec}`: {file} has no `{key}` (`-S +{key}=…` adds it)"
                 )));
             }
             Some(v) if v.is_table() || v.is_array() => {
@@ -130,7 +147,7 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
                     "`-S {spec}`: `{key}` is a list or table in {file}; `-S` sets single values"
                 )));
             }
-            Some(v) => v.clone(),
+            Some(v) => Some(v.clone()),
         };
         if sweep_values(spec, value)?.is_some() {
             return Err(refused(format!(
@@ -138,11 +155,35 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             )));
         }
         let new = params::typed_value(value);
-        let edited = params::set_value(&file, text, &key, &new)?;
+        let edited = match old {
+            Some(_) => params::set_value(&file, text, &key, &new)?,
+            None => params::add_value(&file, text, &key, &new)?,
+        };
         files.insert(file.clone(), edited);
         out.push(SetParam { file, key, old, new });
     }
     Ok(out)
+}
+
+/// Whether a `-S` key must exist: as is (it must), `+KEY` (it must not), `++KEY` (either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyMode {
+    /// The key must exist.
+    Existing,
+    /// The key must not exist (`+KEY`).
+    New,
+    /// Either (`++KEY`).
+    Any,
+}
+
+fn add_mode(target: &str) -> (KeyMode, &str) {
+    if let Some(rest) = target.strip_prefix("++") {
+        (KeyMode::Any, rest.trim())
+    } else if let Some(rest) = target.strip_prefix('+') {
+        (KeyMode::New, rest.trim())
+    } else {
+        (KeyMode::Existing, target)
+    }
 }
 
 /// `dvt exp run`: changes params, reproduces, records the work tree as

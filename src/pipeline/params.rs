@@ -212,6 +212,176 @@ pub fn set_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     Ok(out)
 }
 
+/// `text` of params file `file` with a new single value at dotted `key`, which
+/// must not exist yet (as Hydra's and DVC's `-S +KEY=VALUE`): tables on the way
+/// that do not exist are made; the rest of the file stays as it was.
+pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
+    let parsed = parse(file, text)?;
+    if lookup(&parsed, key).is_some() {
+        return Err(bad(file, format!("already has `{key}` (`-S {key}=…` changes it)")));
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    // Each table on the way must be a table, if it exists.
+    for end in 1..parts.len() {
+        let above = parts[..end].join(".");
+        if lookup(&parsed, &above).is_some_and(|v| !v.is_table()) {
+            return Err(bad(
+                file,
+                format!("`{above}` is not a table, so `{key}` cannot be added"),
+            ));
+        }
+    }
+    let lower = file.to_ascii_lowercase();
+    let out = if lower.ends_with(".toml") {
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))?;
+        let mut table = doc.as_table_mut();
+        for part in &parts[..parts.len() - 1] {
+            let item = table.entry(part).or_insert_with(toml_edit::table);
+            table = item
+                .as_table_mut()
+                .ok_or_else(|| bad(file, format!("`{part}` is an inline table; add `{key}` by hand")))?;
+        }
+        table.insert(parts[parts.len() - 1], toml_edit::value(edit_value(value)));
+        doc.to_string()
+    } else if lower.ends_with(".json") {
+        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let mut cur = &mut doc;
+        for part in &parts[..parts.len() - 1] {
+            cur = cur
+                .as_object_mut()
+                .ok_or_else(|| bad(file, "is not an object of params"))?
+                .entry(part.to_string())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        }
+        let leaf = serde_json::to_value(value).map_err(|e| bad(file, e.to_string()))?;
+        cur.as_object_mut()
+            .ok_or_else(|| bad(file, "is not an object of params"))?
+            .insert(parts[parts.len() - 1].to_string(), leaf);
+        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| bad(file, e.to_string()))?;
+        s.push('\n');
+        s
+    } else {
+        add_yaml(text, &parts, value)
+    };
+    if lookup(&parse(file, &out)?, key) != Some(value) {
+        return Err(bad(file, format!("could not add `{key}` here (write it by hand)")));
+    }
+    Ok(out)
+}
+
+/// A single value as `toml_edit` writes it.
+fn edit_value(value: &toml::Value) -> toml_edit::Value {
+    match value {
+        toml::Value::String(s) => s.as_str().into(),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => (*f).into(),
+        toml::Value::Boolean(b) => (*b).into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// The YAML addition: finds the deepest block mapping on the way to `parts`
+/// that exists, and appends the missing keys at the end of its block, indented
+/// as its other children are (two spaces more than it when it has none).
+fn add_yaml(text: &str, parts: &[&str], value: &toml::Value) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    // Each `key:` line: its index, indent and path of keys.
+    let mut keyed: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        let indent = body.len() - trimmed.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let Some((k, rest)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+            continue;
+        }
+        while path.last().is_some_and(|(d, _)| *d >= indent) {
+            path.pop();
+        }
+        path.push((indent, k.trim().trim_matches(['"', '\'']).to_string()));
+        keyed.push((i, indent, path.iter().map(|(_, k)| k.clone()).collect()));
+    }
+    // The deepest existing table on the way, as (line, indent); `None` is the root.
+    let mut at: Option<(usize, usize)> = None;
+    let mut have = 0;
+    for depth in (1..parts.len()).rev() {
+        if let Some((i, indent, _)) = keyed
+            .iter()
+            .find(|(_, _, p)| p.iter().map(String::as_str).eq(parts[..depth].iter().copied()))
+        {
+            at = Some((*i, *indent));
+            have = depth;
+            break;
+        }
+    }
+    let (insert_after, child_indent) = match at {
+        None => (lines.len(), 0),
+        Some((i, indent)) => {
+            let deeper = |l: &&str| {
+                let b = l.trim_end_matches(['\n', '\r']);
+                let t = b.trim_start();
+                !t.is_empty() && !t.starts_with('#') && b.len() - t.len() > indent
+            };
+            let mut last = i;
+            let mut child = None;
+            for (j, l) in lines.iter().enumerate().skip(i + 1) {
+                let b = l.trim_end_matches(['\n', '\r']);
+                let t = b.trim_start();
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                if !deeper(l) {
+                    break;
+                }
+                child.get_or_insert(b.len() - t.len());
+                last = j;
+            }
+            (last + 1, child.unwrap_or(indent + 2))
+        }
+    };
+    let step = match at {
+        Some((_, indent)) => child_indent - indent,
+        None => 2,
+    };
+    let mut added = String::new();
+    let mut indent = child_indent;
+    for part in &parts[have..parts.len() - 1] {
+        added.push_str(&format!("{:indent$}{part}:\n", ""));
+        indent += step;
+    }
+    added.push_str(&format!(
+        "{:indent$}{}: {}\n",
+        "",
+        parts[parts.len() - 1],
+        yaml_scalar(value)
+    ));
+    let mut out = String::with_capacity(text.len() + added.len() + 1);
+    for (j, l) in lines.iter().enumerate() {
+        if j == insert_after {
+            out.push_str(&added);
+        }
+        out.push_str(l);
+        if j + 1 == insert_after && !l.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    if insert_after >= lines.len() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&added);
+    }
+    out
+}
+
 /// The YAML edit: finds `key` among block mappings by indentation and replaces
 /// the scalar after its colon, keeping a trailing comment.
 fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
@@ -283,6 +453,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn values_are_added_where_their_table_is() {
+        let yaml = "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n\nseed: 1";
+        let add = |key: &str, v: &str| add_value("params.yaml", yaml, key, &typed_value(v));
+        assert_eq!(
+            add("train.epochs", "5").unwrap(),
+            "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n    epochs: 5\n\nseed: 1"
+        );
+        assert_eq!(
+            add("train.opt.momentum", "0.9").unwrap(),
+            "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n        momentum: 0.9\n\nseed: 1"
+        );
+        assert_eq!(
+            add("model.depth", "3").unwrap(),
+            format!("{yaml}\nmodel:\n  depth: 3\n")
+        );
+        assert_eq!(
+            add("train.sched.kind", "cos").unwrap(),
+            "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n    sched:\n        kind: cos\n\nseed: 1"
+        );
+        assert!(
+            add("train.lr", "1")
+                .unwrap_err()
+                .to_string()
+                .contains("already has `train.lr`")
+        );
+        assert!(
+            add("seed.x", "1")
+                .unwrap_err()
+                .to_string()
+                .contains("`seed` is not a table")
+        );
+        let toml = "name = 'x'\n[train]\nlr = 0.1\n";
+        let t = add_value("p.toml", toml, "train.epochs", &typed_value("5")).unwrap();
+        assert_eq!(t, "name = 'x'\n[train]\nlr = 0.1\nepochs = 5\n");
+        let t = add_value("p.toml", toml, "model.kind", &typed_value("cnn")).unwrap();
+        assert_eq!(parse("p.toml", &t).unwrap()["model"]["kind"].as_str(), Some("cnn"));
+        let j = add_value("p.json", r#"{"a": {"b": 1}}"#, "a.c.d", &typed_value("true")).unwrap();
+        assert_eq!(
+            j,
+            "{\n  \"a\": {\n    \"b\": 1,\n    \"c\": {\n      \"d\": true\n    }\n  }\n}\n"
+        );
+    }
+
+    #[test]
     fn the_three_formats_give_the_same_values() {
         let y = parse(
             "params.yaml",
@@ -343,5 +557,8 @@ mod tests {
         assert_eq!(t, "[train]\nlr = 0.5 # rate\nepochs = 3\n");
         let json = set_value("p.json", r#"{"a": {"b": 1}}"#, "a.b", &typed_value("true")).unwrap();
         assert_eq!(json, "{\n  \"a\": {\n    \"b\": true\n  }\n}\n");
+        // The keys keep their order.
+        let json = set_value("p.json", r#"{"z": 1, "a": 2}"#, "a", &typed_value("3")).unwrap();
+        assert_eq!(json, "{\n  \"z\": 1,\n  \"a\": 3\n}\n");
     }
 }
