@@ -291,22 +291,13 @@ fn add_yaml(text: &str, parts: &[&str], value: &toml::Value) -> String {
     let mut keyed: Vec<(usize, usize, Vec<String>)> = Vec::new();
     let mut path: Vec<(usize, String)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        let indent = body.len() - trimmed.len();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
-            continue;
-        }
-        let Some((k, rest)) = trimmed.split_once(':') else {
+        let Some((indent, k, _)) = yaml_key_line(line) else {
             continue;
         };
-        if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
-            continue;
-        }
         while path.last().is_some_and(|(d, _)| *d >= indent) {
             path.pop();
         }
-        path.push((indent, k.trim().trim_matches(['"', '\'']).to_string()));
+        path.push((indent, k));
         keyed.push((i, indent, path.iter().map(|(_, k)| k.clone()).collect()));
     }
     // The deepest existing table on the way, as (line, indent); `None` is the root.
@@ -382,6 +373,22 @@ fn add_yaml(text: &str, parts: &[&str], value: &toml::Value) -> String {
     out
 }
 
+/// A `key: value` (or `key:`) line of a YAML block mapping: its indentation,
+/// its key (unquoted) and what follows the colon; `None` for any other line.
+fn yaml_key_line(line: &str) -> Option<(usize, String, &str)> {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+        return None;
+    }
+    let (k, rest) = trimmed.split_once(':')?;
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return None;
+    }
+    let key = k.trim().trim_matches(['"', '\'']).to_string();
+    Some((body.len() - trimmed.len(), key, rest))
+}
+
 /// The YAML edit: finds `key` among block mappings by indentation and replaces
 /// the scalar after its colon, keeping a trailing comment.
 fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
@@ -391,13 +398,7 @@ fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<St
     let mut done = false;
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
-        let indent = body.len() - body.trim_start().len();
-        let trimmed = body.trim_start();
-        let is_key = !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('-');
-        if let (false, true, Some((k, rest))) = (done, is_key, trimmed.split_once(':'))
-            && (rest.is_empty() || rest.starts_with([' ', '\t']))
-        {
-            let k = k.trim().trim_matches(['"', '\'']).to_string();
+        if let (false, Some((indent, k, rest))) = (done, yaml_key_line(line)) {
             while path.last().is_some_and(|(i, _)| *i >= indent) {
                 path.pop();
             }
