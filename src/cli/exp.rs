@@ -19,7 +19,8 @@ pub(super) enum ExpCommand {
     Run {
         /// Stages to reproduce, with everything upstream of them (default: all).
         stages: Vec<String>,
-        /// Set a param first: `[FILE:]KEY=VALUE`, FILE defaulting to params.yaml (repeatable).
+        /// Set a param first: `[FILE:]KEY=VALUE`, FILE defaulting to params.yaml
+        /// (repeatable); `+KEY=VALUE` adds one, `++KEY=VALUE` sets or adds it.
         #[arg(short = 'S', long = "set-param", value_name = "[FILE:]KEY=VALUE")]
         set_param: Vec<String>,
         /// The experiment's name (default: one made from its commit).
@@ -29,7 +30,8 @@ pub(super) enum ExpCommand {
         #[arg(short, long)]
         force: bool,
         /// Queue it for `dvt queue start` instead of running it; `-S KEY=A,B`
-        /// then queues one experiment per value (every combination, with several).
+        /// (or `choice(A,B)`, `range(START,STOP,STEP)`) then queues one
+        /// experiment per value (every combination, with several).
         #[arg(long)]
         queue: bool,
         /// Print the report as JSON.
