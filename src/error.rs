@@ -315,6 +315,12 @@ pub enum PipelineError {
         /// Where it was looked for: "in the workspace", "at HEAD or in the workspace".
         whence: String,
     },
+    /// A metrics, params or plots file that is a directory.
+    #[error("`{file}` is a directory; name a file in it")]
+    NotAFile {
+        /// The path, repo-relative.
+        file: String,
+    },
     /// `dvt exp` refused.
     #[error("{message}")]
     Experiment {

@@ -1316,6 +1316,12 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
         "{}",
         r.stderr
     );
+    let r = env.dvt(&["metrics", "show", "eval"]).fails();
+    assert!(
+        r.stderr.contains("`eval` is a directory; name a file in it"),
+        "{}",
+        r.stderr
+    );
     let r = env.dvt(&["metrics", "diff", "--targets", "nope.json"]).fails();
     assert!(
         r.stderr

@@ -420,14 +420,17 @@ fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String
     let mut params = BTreeMap::new();
     if let Some(p) = &pipeline {
         for f in metric_files(p) {
-            metrics.insert(f.clone(), flat_file(repo, side.as_ref(), &f).unwrap_or_default());
+            metrics.insert(
+                f.clone(),
+                flat_file(repo, side.as_ref(), &f).ok().flatten().unwrap_or_default(),
+            );
         }
         let mut files = params_files(p);
         files.push(DEFAULT_PARAMS.to_string());
         files.sort();
         files.dedup();
         for f in files {
-            let values = flat_file(repo, side.as_ref(), &f).unwrap_or_default();
+            let values = flat_file(repo, side.as_ref(), &f).ok().flatten().unwrap_or_default();
             if !values.is_empty() {
                 params.insert(f, values);
             }

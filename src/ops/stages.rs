@@ -254,6 +254,9 @@ pub(crate) fn read_bytes_at(repo: &Repo, git: Option<&(Git, crate::git::GitId)>,
         None => match fs_err::read(repo.root().join(rel)) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                Err(PipelineError::NotAFile { file: rel.to_string() }.into())
+            }
             Err(e) => Err(e.into()),
         },
     }
@@ -270,17 +273,18 @@ pub(crate) fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate:
     }
 }
 
-/// `file` of one side, flattened to dotted keys.
+/// `file` of one side, flattened to dotted keys; `None` if it is not there.
 pub(crate) fn flat_file(
     repo: &Repo,
     at: Option<&(Git, crate::git::GitId)>,
     file: &str,
-) -> Result<BTreeMap<String, toml::Value>> {
+) -> Result<Option<BTreeMap<String, toml::Value>>> {
+    let Some(text) = read_at(repo, at, file)? else {
+        return Ok(None);
+    };
     let mut out = BTreeMap::new();
-    if let Some(text) = read_at(repo, at, file)? {
-        flatten("", &toml::Value::Table(parse_params(file, &text)?), &mut out);
-    }
-    Ok(out)
+    flatten("", &toml::Value::Table(parse_params(file, &text)?), &mut out);
+    Ok(Some(out))
 }
 
 fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
@@ -345,19 +349,16 @@ fn diff_files(
     }
     let mut out = Vec::new();
     for file in names {
-        let named = opts.targets.contains(&file);
-        if named
-            && read_bytes_at(repo, a.as_ref(), &file)?.is_none()
-            && read_bytes_at(repo, b.as_ref(), &file)?.is_none()
-        {
+        let old = flat_file(repo, a.as_ref(), &file)?;
+        let new = flat_file(repo, b.as_ref(), &file)?;
+        if old.is_none() && new.is_none() && opts.targets.contains(&file) {
             return Err(PipelineError::ValuesFileMissing {
                 file,
                 whence: whence.clone(),
             }
             .into());
         }
-        let old = flat_file(repo, a.as_ref(), &file)?;
-        let new = flat_file(repo, b.as_ref(), &file)?;
+        let (old, new) = (old.unwrap_or_default(), new.unwrap_or_default());
         let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for k in keys {
             let (o, n) = (old.get(k), new.get(k));
@@ -413,14 +414,21 @@ pub fn metrics_show(repo: &Repo, targets: &[String]) -> Result<BTreeMap<String, 
     };
     let mut out = BTreeMap::new();
     for f in files {
-        if !targets.is_empty() && read_bytes_at(repo, None, &f)?.is_none() {
-            return Err(PipelineError::ValuesFileMissing {
-                file: f,
-                whence: "in the workspace".into(),
+        match flat_file(repo, None, &f)? {
+            Some(values) => {
+                out.insert(f, values);
             }
-            .into());
+            None if targets.is_empty() => {
+                out.insert(f, BTreeMap::new());
+            }
+            None => {
+                return Err(PipelineError::ValuesFileMissing {
+                    file: f,
+                    whence: "in the workspace".into(),
+                }
+                .into());
+            }
         }
-        out.insert(f.clone(), flat_file(repo, None, &f)?);
     }
     Ok(out)
 }
