@@ -1349,6 +1349,14 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
             "plots = [{ path = \"a.csv\", cache = true }]",
             "`cache` in top-level `plots`: those files are in no stage",
         ),
+        (
+            "metrics = [{ path = \"m.json\", persist = true }]",
+            "`persist` in top-level `metrics`: those files are in no stage",
+        ),
+        (
+            "metrics = [{ path = \"m.json\", x = \"step\" }]",
+            "unknown key `x` in an entry of `metrics` (known: path)",
+        ),
         ("plot = []", "unknown top-level key `plot`"),
     ] {
         env.write("dvt.toml", toml);

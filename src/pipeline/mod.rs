@@ -241,18 +241,6 @@ fn top_level_files(table: &toml::Table) -> Result<TopLevel> {
         let Some(v) = table.get(key) else {
             return Ok(Vec::new());
         };
-        let entries = v.as_array().map(Vec::as_slice).unwrap_or_default();
-        if let Some(k) = entries
-            .iter()
-            .filter_map(toml::Value::as_table)
-            .flat_map(|t| t.keys())
-            .find(|k| *k == "cache" || *k == "persist")
-        {
-            return Err(bad(
-                None,
-                format!("`{k}` in top-level `{key}`: those files are in no stage, and dvt does not cache them"),
-            ));
-        }
         outs(None, "", key, v, kind)
     };
     let metrics = files("metrics", OutKind::Metric)?.into_iter().map(|o| o.path).collect();
@@ -323,17 +311,24 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
         let (path, cache, persist, axes) = match x {
             toml::Value::String(p) => (p.clone(), cached, false, plot(None)?),
             toml::Value::Table(t) => {
-                let known: &[&str] = match kind {
-                    OutKind::Plot => &["path", "cache", "persist", "x", "y", "title", "template"],
-                    _ => &["path", "cache", "persist"],
+                // Top-level files are in no stage: nothing caches or keeps them.
+                let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
+                let drawn: &[&str] = if kind == OutKind::Plot {
+                    &["x", "y", "title", "template"]
+                } else {
+                    &[]
                 };
-                for k in t.keys() {
-                    if !known.contains(&k.as_str()) {
-                        return Err(bad(
-                            stage,
-                            format!("unknown key `{k}` in an entry of `{key}` (known: {})", known.join(", ")),
-                        ));
-                    }
+                let known: Vec<&str> = [&["path"], staged, drawn].concat();
+                if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
+                    let message = match stage {
+                        None if k == "cache" || k == "persist" => {
+                            format!(
+                                "`{k}` in top-level `{key}`: those files are in no stage, and dvt does not cache them"
+                            )
+                        }
+                        _ => format!("unknown key `{k}` in an entry of `{key}` (known: {})", known.join(", ")),
+                    };
+                    return Err(bad(stage, message));
                 }
                 let path = t
                     .get("path")
