@@ -10,7 +10,7 @@
 //! has that field, else the row number; up, every field whose values are all
 //! numbers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -522,10 +522,10 @@ fn confusion(t: &Records, axes: &PlotAxes) -> std::result::Result<Confusion, Str
             classes.len()
         ));
     }
+    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     let mut counts = vec![vec![0u64; classes.len()]; classes.len()];
     for (a, p) in pairs {
-        let at = |c: &str| classes.iter().position(|k| *k == c).unwrap_or(0);
-        counts[at(a)][at(p)] += 1;
+        counts[index[a]][index[p]] += 1;
     }
     Ok((x, y, classes.into_iter().map(str::to_string).collect(), counts))
 }
@@ -665,13 +665,8 @@ fn style(plot: &Plot, i: usize) -> (&'static str, &'static str) {
 
 /// The distinct values, in the order they first come.
 fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for v in values {
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    out
+    let mut seen = HashSet::new();
+    values.filter(|v| seen.insert(*v)).collect()
 }
 
 /// How a line is named in the legend: its field, and its revision when there are several.
@@ -690,12 +685,9 @@ fn svg(plot: &Plot) -> String {
     const TOP: f64 = 15.0;
     const BOTTOM: f64 = 45.0;
     let all = || plot.series.iter().flat_map(|s| s.points.iter());
-    let (xs, ys) = (span(all().map(|p| p[0])), span(all().map(|p| p[1])));
-    let (xt, yt) = (ticks(xs), ticks(ys));
-    let (x0, x1) = (xt[0].min(xs.0), xt[xt.len() - 1].max(xs.1));
-    let (y0, y1) = (yt[0].min(ys.0), yt[yt.len() - 1].max(ys.1));
-    let px = |x: f64| LEFT + (x - x0) / (x1 - x0) * (W - LEFT - RIGHT);
-    let py = |y: f64| H - BOTTOM - (y - y0) / (y1 - y0) * (H - TOP - BOTTOM);
+    let xa = Axis::over(all().map(|p| p[0]), (LEFT, W - RIGHT));
+    let ya = Axis::over(all().map(|p| p[1]), (H - BOTTOM, TOP));
+    let (px, py) = (|x| xa.at(x), |y| ya.at(y));
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -707,28 +699,8 @@ fn svg(plot: &Plot) -> String {
         W - LEFT - RIGHT,
         H - TOP - BOTTOM
     );
-    let step = |t: &[f64]| if t.len() > 1 { t[1] - t[0] } else { 1.0 };
-    for &t in &xt {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">{3}</text>",
-            px(t),
-            H - BOTTOM,
-            H - BOTTOM + 16.0,
-            tick_text(t, step(&xt))
-        );
-    }
-    for &t in &yt {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{LEFT}\" x2=\"{0}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>",
-            W - RIGHT,
-            py(t),
-            LEFT - 6.0,
-            py(t) + 4.0,
-            tick_text(t, step(&yt))
-        );
-    }
+    xa.draw_across(&mut s, TOP, H - BOTTOM);
+    ya.draw_up(&mut s, LEFT, W - RIGHT);
     let _ = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
@@ -875,19 +847,29 @@ fn bars_svg(plot: &Plot) -> String {
     const BOTTOM: f64 = 45.0;
     const BAR: f64 = 14.0;
     let mut categories: Vec<&str> = unique(plot.bars.iter().flat_map(|b| b.bars.iter().map(|(c, _)| c.as_str())));
-    let length = |b: &Bars, c: &str| b.bars.iter().find(|(k, _)| k == c).map(|(_, v)| *v);
+    // Each revision's bar by category: a category's first record, if it has several.
+    let by_category: Vec<HashMap<&str, f64>> = plot
+        .bars
+        .iter()
+        .map(|b| {
+            let mut m = HashMap::new();
+            for (c, v) in &b.bars {
+                m.entry(c.as_str()).or_insert(*v);
+            }
+            m
+        })
+        .collect();
+    let length = |i: usize, c: &str| by_category[i].get(c).copied();
     if plot.template == PlotTemplate::BarHorizontalSorted {
-        let last = &plot.bars[plot.bars.len() - 1];
+        let last = plot.bars.len() - 1;
         categories.sort_by(|a, b| {
             let (a, b) = (length(last, a).unwrap_or(f64::MIN), length(last, b).unwrap_or(f64::MIN));
             b.total_cmp(&a)
         });
     }
     let values = || plot.bars.iter().flat_map(|b| b.bars.iter().map(|(_, v)| *v));
-    let (lo, hi) = span(values().chain([0.0]));
-    let t = ticks((lo, hi));
-    let (x0, x1) = (t[0].min(lo), t[t.len() - 1].max(hi));
-    let px = |x: f64| LEFT + (x - x0) / (x1 - x0) * (W - LEFT - RIGHT);
+    let axis = Axis::over(values().chain([0.0]), (LEFT, W - RIGHT));
+    let px = |x| axis.at(x);
     let group = BAR * plot.bars.len() as f64 + 8.0;
     let h = TOP + group * categories.len() as f64 + BOTTOM;
     let mut s = String::new();
@@ -895,17 +877,7 @@ fn bars_svg(plot: &Plot) -> String {
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h:.0}\" viewBox=\"0 0 {W} {h:.0}\" role=\"img\">"
     );
-    let step = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
-    for &v in &t {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3}</text>",
-            px(v),
-            h - BOTTOM,
-            h - BOTTOM + 16.0,
-            tick_text(v, step)
-        );
-    }
+    axis.draw_across(&mut s, TOP, h - BOTTOM);
     for (k, c) in categories.iter().enumerate() {
         let top = TOP + k as f64 * group;
         let _ = writeln!(
@@ -916,7 +888,7 @@ fn bars_svg(plot: &Plot) -> String {
             escape(c)
         );
         for (i, b) in plot.bars.iter().enumerate() {
-            let Some(v) = length(b, c) else { continue };
+            let Some(v) = length(i, c) else { continue };
             let (a, z) = (px(0.0).min(px(v)), px(0.0).max(px(v)));
             let _ = writeln!(
                 s,
@@ -947,6 +919,68 @@ fn bars_svg(plot: &Plot) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+/// A value axis: round ticks and the range they cover, mapped onto pixels
+/// `from..to` (`to` < `from` for an axis drawn upwards).
+struct Axis {
+    ticks: Vec<f64>,
+    lo: f64,
+    hi: f64,
+    from: f64,
+    to: f64,
+}
+
+impl Axis {
+    fn over(values: impl Iterator<Item = f64>, (from, to): (f64, f64)) -> Axis {
+        let (lo, hi) = span(values);
+        let ticks = ticks((lo, hi));
+        Axis {
+            lo: ticks[0].min(lo),
+            hi: ticks[ticks.len() - 1].max(hi),
+            ticks,
+            from,
+            to,
+        }
+    }
+
+    /// Where value `v` is drawn.
+    fn at(&self, v: f64) -> f64 {
+        self.from + (v - self.lo) / (self.hi - self.lo) * (self.to - self.from)
+    }
+
+    /// Each tick's label.
+    fn labels(&self) -> impl Iterator<Item = (f64, String)> + '_ {
+        let step = if self.ticks.len() > 1 {
+            self.ticks[1] - self.ticks[0]
+        } else {
+            1.0
+        };
+        self.ticks.iter().map(move |&t| (self.at(t), tick_text(t, step)))
+    }
+
+    /// Vertical grid lines from `top` to `bottom`, labelled below.
+    fn draw_across(&self, s: &mut String, top: f64, bottom: f64) {
+        for (x, text) in self.labels() {
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{bottom:.1}\" stroke=\"#eee\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{text}</text>",
+                bottom + 16.0
+            );
+        }
+    }
+
+    /// Horizontal grid lines from `left` to `right`, labelled on the left.
+    fn draw_up(&self, s: &mut String, left: f64, right: f64) {
+        for (y, text) in self.labels() {
+            let _ = writeln!(
+                s,
+                "<line x1=\"{left}\" x2=\"{right}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{text}</text>",
+                left - 6.0,
+                y + 4.0
+            );
+        }
+    }
 }
 
 /// The smallest and largest value, widened when they are equal.
