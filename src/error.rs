@@ -857,6 +857,12 @@ pub enum PathError {
         /// The pointer file.
         pointer: String,
     },
+    /// `update --to-remote` of data imported from a dvt repository.
+    #[error("`{pointer}` was imported from a dvt repository: `--to-remote` applies to imports from URLs")]
+    ToRemoteOfRepoImport {
+        /// The pointer file.
+        pointer: String,
+    },
     /// `commit` of data made by `dvt import` or `dvt import-url`.
     #[error("`{pointer}` was made by `dvt import` or `dvt import-url`: `dvt update` changes it, not `dvt commit`")]
     CommitImport {

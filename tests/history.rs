@@ -588,6 +588,13 @@ fn import_records_the_source_and_update_follows_it() {
     env.dvt(&["add", "own.csv"]).ok();
     let r = env.dvt(&["update", "own.csv"]).fails();
     assert!(r.stderr.contains("not made by `dvt import`"), "{}", r.stderr);
+    let r = env.dvt(&["update", "model.bin", "--to-remote"]).fails();
+    assert!(
+        r.stderr
+            .contains("`model.bin.dvt` was imported from a dvt repository: `--to-remote` applies to imports from URLs"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

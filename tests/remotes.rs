@@ -2137,3 +2137,139 @@ fn killed_fetch_leaves_its_partial_download_where_the_next_command_sweeps() {
     b.dvt(&["pull"]).ok();
     assert!(b.read("model.bin") == model);
 }
+
+/// Objects in a repository's cache, loose (a file each under `objects/`).
+fn cached_objects(env: &TestEnv) -> usize {
+    walk(&env.path(".dvt/cache/objects"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .count()
+}
+
+/// `import-url --to-remote`: S3 to S3 without a copy in the cache or the
+/// workspace (only the directory's manifest stays); a clone pulls the bytes; a
+/// second import uploads nothing.
+#[test]
+fn import_url_to_remote_sends_s3_data_to_s3_without_keeping_it() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    let bucket = unique("src");
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    let obj = |key: &str| format!("{endpoint}/{bucket}/{key}");
+    put_object(&a, &obj("raw/readings.csv"), b"t,v\n0,1\n", true);
+    put_object(&a, &obj("raw/images/img-1.bin"), &noise(9 * 1024 * 1024, 3), true);
+    put_object(&a, &obj("model.bin"), &noise(70_000, 4), true);
+    a.dvt(&["remote", "add", "src", &format!("s3://{bucket}")]).ok();
+    a.dvt(&["remote", "modify", "src", "endpointurl", &endpoint]).ok();
+    a.dvt(&["remote", "modify", "src", "access_key_id", "testing"]).ok();
+    a.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
+        .ok();
+
+    let r = a
+        .dvt(&["import-url", "remote://src/raw", "data", "--to-remote", "--json"])
+        .ok();
+    let report = r.json();
+    assert_eq!(report["files"], 2, "{}", r.stdout);
+    assert_eq!(report["uploaded"]["remote"], "s3", "{}", r.stdout);
+    assert_eq!(report["uploaded"]["objects"], 3, "{}", r.stdout);
+    let r = a
+        .dvt(&["import-url", "remote://src/model.bin", "--to-remote", "-r", "s3"])
+        .ok();
+    assert!(
+        r.stdout
+            .contains("imported model.bin (68.36 KiB) from remote://src/model.bin to remote `s3` (1 object uploaded"),
+        "{}",
+        r.stdout
+    );
+    // Nothing here but the pointers and the directory's manifest.
+    assert!(!a.exists("data") && !a.exists("model.bin"));
+    assert!(a.exists("data.dvt") && a.exists("model.bin.dvt"));
+    assert_eq!(cached_objects(&a), 1);
+    assert!(
+        walk(&a.path(".dvt/tmp"))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("to-remote"))
+    );
+    let r = a.dvt(&["status"]).ok();
+    assert!(
+        r.stdout.contains("data.dvt: missing from the workspace"),
+        "{}",
+        r.stdout
+    );
+    let r = a.dvt(&["push"]).ok();
+    assert!(r.stdout.contains("Nothing to push"), "{}", r.stdout);
+    a.commit("imports sent to the remote");
+
+    let b = s3_clone(&a);
+    b.dvt(&["pull"]).ok();
+    assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
+    assert_eq!(b.read("data/images/img-1.bin"), noise(9 * 1024 * 1024, 3));
+    assert_eq!(b.read("model.bin"), noise(70_000, 4));
+
+    // Again over what is there: refused without --force; with it, nothing to upload.
+    let r = a
+        .dvt(&["import-url", "remote://src/raw", "data", "--to-remote"])
+        .fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    let r = a
+        .dvt(&["import-url", "remote://src/raw", "data", "--to-remote", "-f", "--json"])
+        .ok();
+    assert_eq!(r.json()["uploaded"]["objects"], 0, "{}", r.stdout);
+    assert!(a.git(&["status", "--porcelain"]).stdout.is_empty());
+    // The source changes: update sends the new version to the remote too, and
+    // the old data the workspace held goes (it is on the remote).
+    a.dvt(&["pull", "data"]).ok();
+    put_object(&a, &obj("raw/readings.csv"), b"t,v\n0,1\n1,7\n", true);
+    let r = a.dvt(&["update", "data", "--to-remote", "--json"]).ok();
+    assert_eq!(r.json()[0]["changed"], true, "{}", r.stdout);
+    assert!(!a.exists("data"));
+    // The image came with the earlier pull; the new readings are only on the remote.
+    let r = a.dvt(&["status", "data"]).ok();
+    assert!(r.stdout.contains("not in cache: 1 object"), "{}", r.stdout);
+    a.commit("newer readings");
+    b.git(&["pull", "-q"]);
+    b.dvt(&["pull"]).ok();
+    assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n1,7\n");
+    // A remote that is not there is named before anything is downloaded.
+    let r = a
+        .dvt(&[
+            "import-url",
+            "remote://src/model.bin",
+            "m2.bin",
+            "--to-remote",
+            "-r",
+            "nope",
+        ])
+        .fails();
+    assert!(r.stderr.contains("no remote named `nope`"), "{}", r.stderr);
+    assert!(!a.exists("m2.bin.dvt"));
+}
+
+/// `import-url --to-remote` of a local directory of more files than one batch
+/// holds, to a directory remote: every file arrives, nothing stays behind.
+#[test]
+fn import_url_to_remote_of_many_files_goes_in_batches() {
+    let (a, store) = dir_repo();
+    let src = a.root.parent().unwrap().join("export");
+    for i in 0..10_050 {
+        let dir = src.join(format!("part-{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("r{i}.txt")), format!("record {i}\n")).unwrap();
+    }
+    let r = a
+        .dvt(&["import-url", src.to_str().unwrap(), "records", "--to-remote", "--json"])
+        .ok();
+    assert_eq!(r.json()["files"], 10_050, "{}", r.stdout);
+    assert_eq!(r.json()["uploaded"]["objects"], 10_051, "{}", r.stdout);
+    assert!(!a.exists("records"));
+    assert_eq!(cached_objects(&a), 1);
+    assert!(store.exists());
+    a.commit("records");
+    let b = a.clone_repo();
+    b.dvt(&["pull", "-q"]).ok();
+    assert_eq!(b.read("records/part-3/r10.txt"), b"record 10\n");
+    assert_eq!(walk(&b.path("records")).iter().filter(|p| p.is_file()).count(), 10_050);
+}

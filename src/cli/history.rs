@@ -168,6 +168,13 @@ pub(super) enum HistoryCommand {
         /// Downloads at once (default: 4 per core).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
+        /// Send the data straight to a remote, keeping no copy in the cache or the
+        /// workspace (`dvt pull` gets it later).
+        #[arg(long)]
+        to_remote: bool,
+        /// The remote for `--to-remote` (default: the default remote).
+        #[arg(short, long, value_name = "NAME", requires = "to_remote")]
+        remote: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -186,6 +193,13 @@ pub(super) enum HistoryCommand {
         /// Downloads at once, for imports from URLs (default: 4 per core).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
+        /// For imports from URLs: send new data straight to a remote, keeping no
+        /// copy in the cache or the workspace.
+        #[arg(long)]
+        to_remote: bool,
+        /// The remote for `--to-remote` (default: the default remote).
+        #[arg(short, long, value_name = "NAME", requires = "to_remote")]
+        remote: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -620,6 +634,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             out,
             force,
             jobs,
+            to_remote,
+            remote,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
@@ -629,6 +645,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 cwd: cwd.to_path_buf(),
                 force: *force,
                 jobs: jobs.map(|j| j as usize),
+                to_remote: to_remote.then(|| remote.clone()),
             };
             let r = ops::import_url(&repo, &opts, bars)?;
             if *as_json {
@@ -638,7 +655,19 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 Some(n) => format!("{}, {}", dvt::counted(n as usize, "file"), HumanBytes(r.size)),
                 None => HumanBytes(r.size).to_string(),
             };
-            say!(quiet, "imported {} ({what}) from {} -> {}", r.path, r.url, r.pointer);
+            match &r.uploaded {
+                Some(u) => say!(
+                    quiet,
+                    "imported {} ({what}) from {} to remote `{}` ({} uploaded, {}) -> {}",
+                    r.path,
+                    r.url,
+                    u.remote,
+                    dvt::counted(u.objects as usize, "object"),
+                    HumanBytes(u.bytes),
+                    r.pointer
+                ),
+                None => say!(quiet, "imported {} ({what}) from {} -> {}", r.path, r.url, r.pointer),
+            }
             commit_hint(quiet, repo.root(), cwd, &r.pointer);
         }
         HistoryCommand::Update {
@@ -646,11 +675,20 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             rev,
             force,
             jobs,
+            to_remote,
+            remote,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
-            let jobs = jobs.map(|j| j as usize);
-            let r = ops::update(&repo, targets, cwd, rev.as_deref(), *force, jobs, bars)?;
+            let opts = ops::UpdateOptions {
+                targets: targets.clone(),
+                cwd: cwd.to_path_buf(),
+                rev: rev.clone(),
+                force: *force,
+                jobs: jobs.map(|j| j as usize),
+                to_remote: to_remote.then(|| remote.clone()),
+            };
+            let r = ops::update(&repo, &opts, bars)?;
             if *as_json {
                 return json(&r);
             }

@@ -391,11 +391,16 @@ pub(crate) fn track(
 /// Writes `pointer` for `out` (`rel`) and its `.gitignore` entry; the data is in
 /// the cache, and `out` is not touched.
 pub(crate) fn record(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> Result<()> {
-    let pointer_file = pointer_path_for(out);
     if pointer.kind == Kind::Dir {
         repo.cache().mark_complete(&pointer.id);
     }
-    pointer.save(&pointer_file)?;
+    write_pointer(repo, out, rel, pointer)
+}
+
+/// Writes `pointer` for `out` (`rel`) and its `.gitignore` entry, whether or not
+/// the data is in the cache.
+pub(crate) fn write_pointer(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> Result<()> {
+    pointer.save(&pointer_path_for(out))?;
     let dir = out.parent().unwrap_or(repo.root());
     crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
     Ok(())
@@ -430,33 +435,62 @@ pub struct Downloads {
     pub bytes: u64,
 }
 
-/// Moves imported pointers `targets` to the newest commit of their revision (or,
-/// with `rev`, to another revision), fetching and checking out the new data;
+/// What `update` updates, and how.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// Import pointers or their data paths; empty means every import.
+    pub targets: Vec<PathBuf>,
+    /// The directory relative paths start from.
+    pub cwd: PathBuf,
+    /// For imports from dvt repositories: follow this revision from now on.
+    pub rev: Option<String>,
+    /// Replace local changes to imported data.
+    pub force: bool,
+    /// Downloads at once, for imports from URLs.
+    pub jobs: Option<usize>,
+    /// For imports from URLs: send new data to a remote instead of the cache and
+    /// workspace, as `import-url --to-remote` (`Some(None)`: the default remote).
+    pub to_remote: Option<Option<String>>,
+}
+
+/// Moves imported pointers to the newest commit of their revision (or, with
+/// `rev`, to another revision), fetching and checking out the new data;
 /// downloads data imported from a URL again if what is there changed. Local
 /// changes to imported data stop the update unless `force`.
-pub fn update(
-    repo: &Repo,
-    targets: &[PathBuf],
-    cwd: &Path,
-    rev: Option<&str>,
-    force: bool,
-    jobs: Option<usize>,
-    progress: &dyn Progress,
-) -> Result<Vec<Updated>> {
-    let pointers = crate::workspace::resolve_targets(repo, cwd, targets)?;
+pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Result<Vec<Updated>> {
+    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, &opts.targets)?;
     let _lock = repo.lock("dvt update")?;
-    let mut out = Vec::new();
+    let mut imports = Vec::new();
     for pf in pointers {
         let t = crate::workspace::Tracked::load(repo, &pf)?;
-        let updated = match t.pointer.source.clone() {
-            None if targets.is_empty() => continue,
+        match &t.pointer.source {
+            None if opts.targets.is_empty() => continue,
             None => return Err(PathError::NotImported { pointer: t.pointer_rel }.into()),
-            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, rev, force, progress)?,
+            Some(Source::Repo(_)) if opts.to_remote.is_some() => {
+                return Err(PathError::ToRemoteOfRepoImport { pointer: t.pointer_rel }.into());
+            }
+            Some(_) => imports.push(t),
+        }
+    }
+    let remote = match &opts.to_remote {
+        Some(name) => Some(crate::remote::Remote::open(repo, name.as_deref(), opts.jobs, true)?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for t in imports {
+        let updated = match t.pointer.source.clone() {
+            None => continue,
+            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, opts.rev.as_deref(), opts.force, progress)?,
             Some(Source::Url(src)) => {
-                if rev.is_some() {
+                if opts.rev.is_some() {
                     return Err(PathError::RevOfUrlImport { pointer: t.pointer_rel }.into());
                 }
-                crate::ops::import_url::update_from_url(repo, &t, &src, force, jobs, progress)?
+                let how = crate::ops::import_url::UrlUpdate {
+                    force: opts.force,
+                    jobs: opts.jobs,
+                    to_remote: remote.as_ref(),
+                };
+                crate::ops::import_url::update_from_url(repo, &t, &src, &how, progress)?
             }
         };
         out.push(updated);

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PathError, RemoteError, Result};
 use crate::manifest::{Entry, Manifest};
 use crate::object::ObjectId;
-use crate::ops::import::{Downloads, Updated, record, track};
+use crate::ops::import::{Downloads, Updated, record, track, write_pointer};
 use crate::pointer::{Kind, Pointer, Source, UrlSource, pointer_path_for};
 use crate::progress::Progress;
 use crate::remote::config::{RemoteSpec, Scheme, parse_url, spec};
@@ -39,6 +40,10 @@ pub struct ImportUrlOptions {
     pub force: bool,
     /// Downloads at once (default: the store's `jobs`, or 4 per core).
     pub jobs: Option<usize>,
+    /// Send the data to a remote instead of the cache and workspace, as `dvc
+    /// import-url --to-remote`: `Some(None)` for the default remote,
+    /// `Some(Some(name))` for another.
+    pub to_remote: Option<Option<String>>,
 }
 
 /// What `import-url` did.
@@ -58,6 +63,20 @@ pub struct ImportUrlReport {
     pub size: u64,
     /// Number of files, for a directory.
     pub files: Option<u64>,
+    /// With `--to-remote`: what went to the remote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<Uploaded>,
+}
+
+/// What `import-url --to-remote` sent to the remote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects uploaded (the others were there already).
+    pub objects: u64,
+    /// Stored bytes uploaded.
+    pub bytes: u64,
 }
 
 /// Downloads what `opts.url` names into `opts.out` and tracks it with a pointer
@@ -96,15 +115,35 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
         }
         .into());
     }
+    // The remote is opened (and its name checked) before anything is downloaded.
+    let remote = match &opts.to_remote {
+        Some(name) => Some(Remote::open(repo, name.as_deref(), opts.jobs, true)?),
+        None => None,
+    };
     let _lock = repo.lock(&format!("dvt import-url {url}"))?;
     let listing = list(&source, &url)?;
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
-    place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
-    Known::save(repo, &url, &rel, &listing, &got.pointer);
-    let p = got.pointer;
+    let (p, uploaded) = match &remote {
+        Some(remote) => {
+            let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
+            pointer.source = Some(Source::Url(UrlSource {
+                url: url.clone(),
+                fingerprint: fingerprint(&listing),
+            }));
+            // The data is not here: what was at `out` (only with --force) goes.
+            remove_data(&out)?;
+            write_pointer(repo, &out, &rel, &pointer)?;
+            (pointer, Some(uploaded))
+        }
+        None => {
+            let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
+            place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
+            Known::save(repo, &url, &rel, &listing, &got.pointer);
+            (got.pointer, None)
+        }
+    };
     Ok(ImportUrlReport {
         url,
         pointer: format!("{rel}.dvt"),
@@ -113,6 +152,160 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
         id: p.id,
         size: p.size,
         files: p.files,
+        uploaded,
+    })
+}
+
+/// How `update` treats an import from a URL.
+pub(crate) struct UrlUpdate<'a> {
+    /// Replace local changes.
+    pub force: bool,
+    /// Downloads at once.
+    pub jobs: Option<usize>,
+    /// Send new data to this remote instead of the cache and workspace.
+    pub to_remote: Option<&'a Remote>,
+}
+
+/// Removes the file or directory at `path`, if there is one.
+fn remove_data(path: &Path) -> Result<()> {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => fs_err::remove_dir_all(path)?,
+        Ok(_) => fs_err::remove_file(path)?,
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Bytes `--to-remote` downloads at once (the disk it needs is about twice that:
+/// the files and their objects), unless a single file is bigger.
+const TO_REMOTE_BATCH: u64 = 512 << 20;
+
+/// The scratch directories of `--to-remote`, in `.dvt/tmp`.
+const SCRATCH_PREFIX: &str = "to-remote-";
+
+/// Files `--to-remote` downloads at once: each batch asks the remote which of
+/// its objects it has, which for many costs a listing of the remote.
+const TO_REMOTE_FILES: usize = 10_000;
+
+/// Sends what `listing` names from `source` to `remote` without keeping it: a
+/// batch at a time, downloaded under `.dvt/tmp`, stored in a scratch cache (so it
+/// is hashed, compressed and verified exactly as `push` sends any object), the
+/// objects the remote lacks uploaded, the batch deleted. A directory's manifest
+/// goes up last, after all of its files, and stays in the repo's cache (it is
+/// small, and lets `status` and `pull` know the files without asking the remote).
+fn send_to_remote(
+    repo: &Repo,
+    source: &Remote,
+    remote: &Remote,
+    url: &str,
+    listing: &[SourceEntry],
+    rel: &str,
+    progress: &dyn Progress,
+) -> Result<(Pointer, Uploaded)> {
+    let is_dir = !matches!(listing, [only] if only.rel.is_empty());
+    // What a killed import left (the caller holds the repo lock, so no other is running).
+    let tmp = repo.tmp_dir()?;
+    for e in fs_err::read_dir(&tmp)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            let _ = fs_err::remove_dir_all(e.path());
+        }
+    }
+    let scratch = tempfile::Builder::new().prefix(SCRATCH_PREFIX).tempdir_in(&tmp)?;
+    let mut uploaded = Uploaded {
+        remote: remote.name.clone(),
+        objects: 0,
+        bytes: 0,
+    };
+    let total = listing.iter().map(|e| e.size).sum();
+    progress.start(&format!("{url} to remote {}", remote.name), total, true);
+    let on_bytes = |n| progress.inc(n);
+    let mut ids = Vec::with_capacity(listing.len());
+    let mut start = 0;
+    while start < listing.len() {
+        let mut end = start + 1;
+        let mut bytes = listing[start].size;
+        while end < listing.len() && end - start < TO_REMOTE_FILES && bytes + listing[end].size <= TO_REMOTE_BATCH {
+            bytes += listing[end].size;
+            end += 1;
+        }
+        let batch = &listing[start..end];
+        let dir = scratch.path().join(format!("batch-{start}"));
+        let files = dir.join("files");
+        fs_err::create_dir_all(&files)?;
+        let cache = crate::cache::Cache::new(dir.join("cache"), repo.config().cache.level);
+        // Downloads count towards progress; uploads are the same bytes again.
+        let results: Vec<Result<()>> = source.block_on(
+            futures::stream::iter(batch.iter().enumerate())
+                .map(|(i, e)| {
+                    let dest = files.join(i.to_string());
+                    let on_bytes = &on_bytes;
+                    async move { source.download_source(e, &dest, on_bytes).await }
+                })
+                .buffer_unordered(source.jobs)
+                .collect(),
+        );
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(about(e, url));
+        }
+        let stored: Vec<ObjectId> = (0..batch.len())
+            .into_par_iter()
+            .map(|i| {
+                let path = files.join(i.to_string());
+                let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&path)?);
+                Ok(cache.put_file(&path, &stamp)?.id)
+            })
+            .collect::<Result<_>>()?;
+        fs_err::remove_dir_all(&files)?;
+        let (n, sent) = upload_missing(remote, &cache, &stored)?;
+        uploaded.objects += n;
+        uploaded.bytes += sent;
+        fs_err::remove_dir_all(&dir)?;
+        ids.extend(stored);
+        start = end;
+    }
+    progress.finish();
+    let name = crate::workspace::file_name(rel).to_string();
+    if !is_dir {
+        return Ok((Pointer::file(name, ids[0], listing[0].size), uploaded));
+    }
+    let entries = listing
+        .iter()
+        .zip(ids)
+        .map(|(e, id)| Entry {
+            path: e.rel.clone(),
+            id,
+            size: e.size,
+            executable: false,
+        })
+        .collect();
+    let manifest = Manifest::new(entries, vec![]);
+    let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
+    let (n, sent) = upload_missing(remote, repo.cache(), &[stored.id])?;
+    uploaded.objects += n;
+    uploaded.bytes += sent;
+    let pointer = Pointer::dir(name, stored.id, manifest.total_size(), manifest.files.len() as u64);
+    Ok((pointer, uploaded))
+}
+
+/// Uploads those of `ids` (all in `cache`) that `remote` lacks; returns how many
+/// and their stored bytes. Any failure stops the import: what did go up stays,
+/// and is not sent again next time.
+fn upload_missing(remote: &Remote, cache: &crate::cache::Cache, ids: &[ObjectId]) -> Result<(u64, u64)> {
+    remote.block_on(async {
+        let there = remote.present(ids, &|_| {}).await?;
+        let mut todo: Vec<ObjectId> = ids.iter().filter(|id| !there.contains(id)).copied().collect();
+        todo.sort_unstable();
+        todo.dedup();
+        let results: Vec<Result<u64>> = futures::stream::iter(&todo)
+            .map(|id| remote.upload(cache, *id, &|_| {}))
+            .buffer_unordered(remote.jobs)
+            .collect()
+            .await;
+        let mut bytes = 0;
+        for r in results {
+            bytes += r?;
+        }
+        Ok((todo.len() as u64, bytes))
     })
 }
 
@@ -122,11 +315,11 @@ pub(crate) fn update_from_url(
     repo: &Repo,
     t: &Tracked,
     src: &UrlSource,
-    force: bool,
-    jobs: Option<usize>,
+    how: &UrlUpdate<'_>,
     progress: &dyn Progress,
 ) -> Result<Updated> {
-    let source = open_source(repo, &src.url, jobs)?;
+    let force = how.force;
+    let source = open_source(repo, &src.url, how.jobs)?;
     let listing = list(&source, &src.url)?;
     let mut updated = Updated {
         pointer: t.pointer_rel.clone(),
@@ -143,6 +336,24 @@ pub(crate) fn update_from_url(
     // update before anything is downloaded.
     if !force {
         crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+    }
+    if let Some(remote) = how.to_remote {
+        let (mut pointer, _) = send_to_remote(repo, &source, remote, &src.url, &listing, &t.data_rel, progress)?;
+        pointer.source = Some(Source::Url(UrlSource {
+            url: src.url.clone(),
+            fingerprint: updated.to.clone(),
+        }));
+        updated.downloaded = Some(Downloads {
+            files: listing.len() as u64,
+            bytes: listing.iter().map(|e| e.size).sum(),
+        });
+        updated.changed = pointer.id != t.pointer.id;
+        // The old data is recorded (or `force` said to drop it), and the new is not here.
+        if updated.changed {
+            remove_data(&t.data_abs)?;
+        }
+        pointer.save(&t.pointer_file)?;
+        return Ok(updated);
     }
     let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
     let mut got = download(
