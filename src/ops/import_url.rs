@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::SMALL_OBJECT;
 use crate::error::{PathError, RemoteError, Result};
 use crate::manifest::{Entry, Manifest};
 use crate::object::ObjectId;
@@ -216,10 +216,7 @@ fn send_to_remote(
         objects: 0,
         bytes: 0,
     };
-    let total = listing.iter().map(|e| e.size).sum();
-    progress.start(&format!("{url} to remote {}", remote.name), total, true);
-    let on_bytes = |n| progress.inc(n);
-    let mut ids = Vec::with_capacity(listing.len());
+    let mut batches = Vec::new();
     let mut start = 0;
     while start < listing.len() {
         let mut end = start + 1;
@@ -228,42 +225,63 @@ fn send_to_remote(
             bytes += listing[end].size;
             end += 1;
         }
-        let batch = &listing[start..end];
-        let dir = scratch.path().join(format!("batch-{start}"));
+        batches.push((&listing[start..end], bytes));
+        start = end;
+    }
+    let on_bytes = |n| progress.inc(n);
+    let mut ids = Vec::with_capacity(listing.len());
+    for (k, (batch, bytes)) in batches.iter().enumerate() {
+        let dir = scratch.path().join(format!("batch-{k}"));
         let files = dir.join("files");
         fs_err::create_dir_all(&files)?;
+        let part = match batches.len() {
+            1 => String::new(),
+            n => format!(" (part {} of {n})", k + 1),
+        };
+        // Each file is stored as it arrives, as `add` stores data (small objects
+        // packed together): small ones from memory, big ones through a file.
         let cache = crate::cache::Cache::new(dir.join("cache"), repo.config().cache.level);
-        // Downloads count towards progress; uploads are the same bytes again.
-        let results: Vec<Result<()>> = source.block_on(
+        let packing = cache.begin_packing();
+        progress.start(&format!("downloading {url}{part}"), *bytes, true);
+        let results: Vec<(usize, Result<ObjectId>)> = source.block_on(
             futures::stream::iter(batch.iter().enumerate())
                 .map(|(i, e)| {
                     let dest = files.join(i.to_string());
-                    let on_bytes = &on_bytes;
-                    async move { source.download_source(e, &dest, on_bytes).await }
+                    let (on_bytes, cache) = (&on_bytes, &cache);
+                    async move {
+                        let id = async {
+                            if e.size <= SMALL_OBJECT {
+                                let data = source.read_source(e, on_bytes).await?;
+                                return tokio::task::block_in_place(|| Ok(cache.put_bytes(&data)?.id));
+                            }
+                            source.download_source(e, &dest, on_bytes).await?;
+                            tokio::task::block_in_place(|| {
+                                let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&dest)?);
+                                let id = cache.put_file(&dest, &stamp)?.id;
+                                fs_err::remove_file(&dest)?;
+                                Ok(id)
+                            })
+                        };
+                        (i, id.await)
+                    }
                 })
                 .buffer_unordered(source.jobs)
                 .collect(),
         );
-        if let Some(e) = results.into_iter().find_map(Result::err) {
-            return Err(about(e, url));
-        }
-        let stored: Vec<ObjectId> = (0..batch.len())
-            .into_par_iter()
-            .map(|i| {
-                let path = files.join(i.to_string());
-                let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&path)?);
-                Ok(cache.put_file(&path, &stamp)?.id)
-            })
+        progress.finish();
+        packing.finish()?;
+        let mut results = results;
+        results.sort_unstable_by_key(|(i, _)| *i);
+        let stored: Vec<ObjectId> = results
+            .into_iter()
+            .map(|(_, r)| r.map_err(|e| about(e, url)))
             .collect::<Result<_>>()?;
-        fs_err::remove_dir_all(&files)?;
-        let (n, sent) = upload_missing(remote, &cache, &stored)?;
+        let (n, sent) = upload_missing(remote, &cache, &stored, progress)?;
         uploaded.objects += n;
         uploaded.bytes += sent;
         fs_err::remove_dir_all(&dir)?;
         ids.extend(stored);
-        start = end;
     }
-    progress.finish();
     let name = crate::workspace::file_name(rel).to_string();
     if !is_dir {
         return Ok((Pointer::file(name, ids[0], listing[0].size), uploaded));
@@ -280,33 +298,34 @@ fn send_to_remote(
         .collect();
     let manifest = Manifest::new(entries, vec![]);
     let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
-    let (n, sent) = upload_missing(remote, repo.cache(), &[stored.id])?;
+    let (n, sent) = upload_missing(remote, repo.cache(), &[stored.id], progress)?;
     uploaded.objects += n;
     uploaded.bytes += sent;
     let pointer = Pointer::dir(name, stored.id, manifest.total_size(), manifest.files.len() as u64);
     Ok((pointer, uploaded))
 }
 
-/// Uploads those of `ids` (all in `cache`) that `remote` lacks; returns how many
-/// and their stored bytes. Any failure stops the import: what did go up stays,
-/// and is not sent again next time.
-fn upload_missing(remote: &Remote, cache: &crate::cache::Cache, ids: &[ObjectId]) -> Result<(u64, u64)> {
-    remote.block_on(async {
+/// Uploads those of `ids` (all in `cache`) that `remote` lacks, as `push` does;
+/// returns how many and their stored bytes. Any failure stops the import: what
+/// did go up stays, and is not sent again next time.
+fn upload_missing(
+    remote: &Remote,
+    cache: &crate::cache::Cache,
+    ids: &[ObjectId],
+    progress: &dyn Progress,
+) -> Result<(u64, u64)> {
+    let mut report = crate::ops::transfer::PushReport::default();
+    let (todo, failures) = remote.block_on(async {
         let there = remote.present(ids, &|_| {}).await?;
         let mut todo: Vec<ObjectId> = ids.iter().filter(|id| !there.contains(id)).copied().collect();
         todo.sort_unstable();
         todo.dedup();
-        let results: Vec<Result<u64>> = futures::stream::iter(&todo)
-            .map(|id| remote.upload(cache, *id, &|_| {}))
-            .buffer_unordered(remote.jobs)
-            .collect()
-            .await;
-        let mut bytes = 0;
-        for r in results {
-            bytes += r?;
-        }
-        Ok((todo.len() as u64, bytes))
-    })
+        let n = todo.len();
+        let failures = crate::ops::transfer::send_objects(remote, cache, todo, progress, &mut report).await?;
+        Ok::<_, crate::Error>((n, failures))
+    })?;
+    crate::ops::transfer::failed_transfers(remote, failures, todo)?;
+    Ok((report.uploaded as u64, report.uploaded_bytes))
 }
 
 /// Downloads data imported from `src` again if what is there changed since, and

@@ -236,27 +236,9 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     progress.finish();
     let there = there?;
     report.already_on_remote += there.len();
-    let mut todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
-    spread(&mut todo);
-
-    // A directory remote packs small objects; the pack is published before any
-    // manifest goes up, and with what arrived even when some uploads failed.
-    // A directory remote takes the cache's packs whole when it needs all they hold.
-    let (n, bytes) = remote.push_whole_packs(cache, &mut todo, progress)?;
-    report.uploaded += n;
-    report.uploaded_bytes += bytes;
-    let packing = remote.begin_packing();
-    // An object store gets the objects the cache packs as new packs.
-    let (packed, loose): (Vec<ObjectId>, Vec<ObjectId>) = if remote.packs_uploads() {
-        todo.iter().partition(|id| cache.is_packed(id))
-    } else {
-        (Vec::new(), todo.clone())
-    };
-    let mut failures = upload_all(repo, remote, &packed, true, progress, "Pushing", &mut report).await;
-    failures.extend(upload_all(repo, remote, &loose, false, progress, "Pushing", &mut report).await);
-    if let Some(p) = packing {
-        p.finish()?;
-    }
+    let todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
+    let pushed = todo.len();
+    let mut failures = send_objects(remote, cache, todo, progress, &mut report).await?;
     let bad: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
 
     // Manifests last, and only for directories whose files are all on the remote.
@@ -265,14 +247,45 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
         .filter(|(_, files, _)| files.iter().all(|f| !bad.contains(f) && !missing.contains(f)))
         .map(|(m, _, _)| *m)
         .collect();
-    failures.extend(upload_all(repo, remote, &ready, false, progress, "Pushing manifests", &mut report).await);
-    failed_transfers(remote, failures, todo.len() + ready.len())?;
+    failures.extend(upload_all(cache, remote, &ready, false, progress, "Pushing manifests", &mut report).await);
+    failed_transfers(remote, failures, pushed + ready.len())?;
     Ok(report)
+}
+
+/// Uploads `todo` (all in `cache`, none on the remote) as well as the remote
+/// takes them, and returns the failures. A directory remote takes the cache's
+/// packs whole when it needs all they hold, and packs other small objects; the
+/// pack is published with what arrived even when some uploads failed (and so
+/// before any manifest goes up). An object store gets the objects the cache packs
+/// as new packs.
+pub(crate) async fn send_objects(
+    remote: &Remote,
+    cache: &Cache,
+    mut todo: Vec<ObjectId>,
+    progress: &dyn Progress,
+    report: &mut PushReport,
+) -> Result<Vec<(ObjectId, crate::Error)>> {
+    spread(&mut todo);
+    let (n, bytes) = remote.push_whole_packs(cache, &mut todo, progress)?;
+    report.uploaded += n;
+    report.uploaded_bytes += bytes;
+    let packing = remote.begin_packing();
+    let (packed, loose): (Vec<ObjectId>, Vec<ObjectId>) = if remote.packs_uploads() {
+        todo.iter().partition(|id| cache.is_packed(id))
+    } else {
+        (Vec::new(), todo)
+    };
+    let mut failures = upload_all(cache, remote, &packed, true, progress, "Pushing", report).await;
+    failures.extend(upload_all(cache, remote, &loose, false, progress, "Pushing", report).await);
+    if let Some(p) = packing {
+        p.finish()?;
+    }
+    Ok(failures)
 }
 
 /// Uploads `ids`: one by one, or when `packed`, as new packs.
 async fn upload_all(
-    repo: &Repo,
+    cache: &Cache,
     remote: &Remote,
     ids: &[ObjectId],
     packed: bool,
@@ -283,7 +296,6 @@ async fn upload_all(
     if ids.is_empty() {
         return Vec::new();
     }
-    let cache = repo.cache();
     let total_bytes: u64 = ids.par_iter().map(|id| cache.stored_len(id).unwrap_or(0)).sum();
     progress.start(label, total_bytes, true);
     let meter = Meter {
@@ -795,7 +807,7 @@ fn split_results(results: Vec<(ObjectId, Result<u64>)>) -> (usize, Vec<(ObjectId
 }
 
 /// `Ok` when nothing failed, else one error naming the remote and the first failure.
-fn failed_transfers(remote: &Remote, failures: Vec<(ObjectId, crate::Error)>, total: usize) -> Result<()> {
+pub(crate) fn failed_transfers(remote: &Remote, failures: Vec<(ObjectId, crate::Error)>, total: usize) -> Result<()> {
     let failed = failures.len();
     match failures.into_iter().next() {
         None => Ok(()),

@@ -107,6 +107,35 @@ impl Remote {
         dest: &Path,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(dest)?);
+        self.stream_source(entry, on_bytes, &mut |chunk| {
+            tokio::task::block_in_place(|| file.write_all(chunk))
+        })
+        .await?;
+        tokio::task::block_in_place(|| file.flush())?;
+        Ok(())
+    }
+
+    /// Downloads `entry` into memory (for small objects), as
+    /// [`Remote::download_source`] does to a file.
+    pub async fn read_source(&self, entry: &SourceEntry, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(entry.size as usize);
+        self.stream_source(entry, on_bytes, &mut |chunk| {
+            data.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(data)
+    }
+
+    /// Streams `entry` into `sink`, checking that it is still the version that
+    /// was listed, whole.
+    async fn stream_source(
+        &self,
+        entry: &SourceEntry,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    ) -> Result<()> {
         let shown = if entry.rel.is_empty() {
             "it".to_string()
         } else {
@@ -132,19 +161,17 @@ impl Remote {
             return Err(changed().into());
         }
         let _permit = self.reserve(2 * PART as u64).await;
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(dest)?);
         let mut stream = result.into_stream();
         let mut got = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.fail(&format!("cannot download {shown}"), &e))?;
-            tokio::task::block_in_place(|| file.write_all(&chunk))?;
+            sink(&chunk)?;
             got += chunk.len() as u64;
             on_bytes(chunk.len() as u64);
         }
         if got != entry.size {
             return Err(changed().into());
         }
-        tokio::task::block_in_place(|| file.flush())?;
         Ok(())
     }
 }
