@@ -2274,8 +2274,8 @@ fn import_url_to_remote_of_many_files_goes_in_batches() {
     assert_eq!(walk(&b.path("records")).iter().filter(|p| p.is_file()).count(), 10_050);
 }
 
-/// `import-url --to-remote` killed at any point: no pointer, nothing damaged on
-/// the remote, no manifest there without its files; the next run cleans up the
+/// `import-url --to-remote` killed at any point: nothing damaged on the remote,
+/// and a pointer only once all it names is there; the next run cleans up the
 /// scratch cache and finishes.
 #[test]
 fn killed_import_url_to_remote_leaves_nothing_half_done() {
@@ -2294,12 +2294,9 @@ fn killed_import_url_to_remote_leaves_nothing_half_done() {
     let args = ["import-url", src.to_str().unwrap(), "data", "--to-remote", "-j", "2"];
     for delay_ms in [5u64, 30, 100, 300] {
         a.dvt_killed_after(&args, Duration::from_millis(delay_ms));
-        assert!(
-            !a.exists("data.dvt") || delay_ms == 300,
-            "pointer written before the end"
-        );
         assert_remote_objects_whole(&a, &store);
         if a.exists("data.dvt") {
+            // It finished before the kill: the pull below checks it is all there.
             break;
         }
     }
