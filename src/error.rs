@@ -747,6 +747,18 @@ pub enum PathError {
         /// The path as given.
         path: PathBuf,
     },
+    /// `add -o` of a URL.
+    #[error("`{url}` is a URL: `dvt add -o` copies local paths; `dvt import-url` downloads from URLs")]
+    AddUrl {
+        /// The URL.
+        url: String,
+    },
+    /// `add -o` with more than one path.
+    #[error("`-o` names where one path goes, and {count} were given: add them one at a time")]
+    OutOfSeveral {
+        /// How many paths were given.
+        count: usize,
+    },
     /// The path is outside the repository.
     #[error("`{}` is outside the repository `{}`", path.display(), root.display())]
     OutsideRepo {

@@ -2315,3 +2315,62 @@ fn killed_import_url_to_remote_leaves_nothing_half_done() {
     assert_eq!(b.read("data/p3/r8.bin")[..2], *b"8\n");
     assert_eq!(walk(&b.path("data")).iter().filter(|p| p.is_file()).count(), 2001);
 }
+
+/// `add SRC -o OUT` copies data from outside the repository and tracks it (no
+/// source recorded: it is added data, not an import); with `--to-remote` it goes
+/// to the remote only.
+#[test]
+fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
+    let (a, _store) = dir_repo();
+    let ext = a.root.parent().unwrap().join("mnt");
+    std::fs::create_dir_all(ext.join("set/sub")).unwrap();
+    std::fs::write(ext.join("set/a.csv"), "x\n1\n").unwrap();
+    std::fs::write(ext.join("set/sub/b.bin"), noise(40_000, 5)).unwrap();
+    std::fs::write(ext.join("model.bin"), noise(90_000, 6)).unwrap();
+    let path = |p: &str| ext.join(p).to_str().unwrap().to_string();
+
+    let r = a.dvt(&["add", &path("set"), "-o", "data/raw"]).ok();
+    assert!(
+        r.stdout.starts_with("added data/raw (2 files, 39.07 KiB) from "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(a.read("data/raw/sub/b.bin"), noise(40_000, 5));
+    assert!(!String::from_utf8(a.read("data/raw.dvt")).unwrap().contains("[source]"));
+    assert!(a.dvt(&["status"]).ok().stdout.contains("up to date"));
+    let r = a.dvt(&["update", "data/raw"]).fails();
+    assert!(r.stderr.contains("not made by `dvt import`"), "{}", r.stderr);
+
+    let r = a
+        .dvt(&["add", &path("model.bin"), "-o", "model.bin", "--to-remote", "--json"])
+        .ok();
+    assert_eq!(r.json()["uploaded"]["objects"], 1, "{}", r.stdout);
+    assert!(!a.exists("model.bin") && a.exists("model.bin.dvt"));
+    a.dvt(&["push"]).ok();
+    a.commit("data from the mount");
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    assert_eq!(b.read("model.bin"), noise(90_000, 6));
+    assert_eq!(b.read("data/raw/a.csv"), b"x\n1\n");
+
+    // Wrong uses: one line each, nothing written.
+    for (args, message) in [
+        (
+            vec!["add", &path("set"), &path("model.bin"), "-o", "both"],
+            "`-o` names where one path goes, and 2 were given",
+        ),
+        (
+            vec!["add", "s3://bucket/key", "-o", "k"],
+            "`s3://bucket/key` is a URL: `dvt add -o` copies local paths",
+        ),
+        (vec!["add", &path("nope"), "-o", "nope"], "mnt/nope` does not exist"),
+        (vec!["add", &path("set"), "-o", "data/raw"], "already exists"),
+    ] {
+        let r = a.dvt(&args).fails();
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    assert!(!a.exists("both.dvt") && !a.exists("k.dvt") && !a.exists("nope.dvt"));
+    let r = a.dvt(&["add", &path("model.bin"), "--to-remote"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--out <OUT>"), "{}", r.stderr);
+}

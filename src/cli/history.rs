@@ -651,24 +651,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             if *as_json {
                 return json(&r);
             }
-            let what = match r.files {
-                Some(n) => format!("{}, {}", dvt::counted(n as usize, "file"), HumanBytes(r.size)),
-                None => HumanBytes(r.size).to_string(),
-            };
-            match &r.uploaded {
-                Some(u) => say!(
-                    quiet,
-                    "imported {} ({what}) from {} to remote `{}` ({} uploaded, {}) -> {}",
-                    r.path,
-                    r.url,
-                    u.remote,
-                    dvt::counted(u.objects as usize, "object"),
-                    HumanBytes(u.bytes),
-                    r.pointer
-                ),
-                None => say!(quiet, "imported {} ({what}) from {} -> {}", r.path, r.url, r.pointer),
-            }
-            commit_hint(quiet, repo.root(), cwd, &r.pointer);
+            print_brought(quiet, "imported", &r, &r.url, repo.root(), cwd)?;
         }
         HistoryCommand::Update {
             targets,
@@ -726,6 +709,35 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         }
         HistoryCommand::GitHook { name, args } => return git_hook(cwd, name, args, quiet, bars),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `import-url` or `add -o` (`verb`) brought from `from`, and the hint to commit it.
+pub(super) fn print_brought(
+    quiet: bool,
+    verb: &str,
+    r: &ops::ImportUrlReport,
+    from: &str,
+    root: &Path,
+    cwd: &Path,
+) -> Result<ExitCode, dvt::Error> {
+    let what = match r.files {
+        Some(n) => format!("{}, {}", dvt::counted(n as usize, "file"), HumanBytes(r.size)),
+        None => HumanBytes(r.size).to_string(),
+    };
+    match &r.uploaded {
+        Some(u) => say!(
+            quiet,
+            "{verb} {} ({what}) from {from} to remote `{}` ({} uploaded, {}) -> {}",
+            r.path,
+            u.remote,
+            dvt::counted(u.objects as usize, "object"),
+            HumanBytes(u.bytes),
+            r.pointer
+        ),
+        None => say!(quiet, "{verb} {} ({what}) from {from} -> {}", r.path, r.pointer),
+    }
+    commit_hint(quiet, root, cwd, &r.pointer);
     Ok(ExitCode::SUCCESS)
 }
 

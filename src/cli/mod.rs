@@ -43,6 +43,20 @@ enum Command {
         /// Files or directories to track.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Copy the one path given (e.g. outside the repository) to OUT and track it
+        /// there (as `dvc add --out`).
+        #[arg(short, long, value_name = "OUT")]
+        out: Option<PathBuf>,
+        /// With `-o`: send the data straight to a remote, keeping no copy in the
+        /// cache or the workspace (`dvt pull` gets it later).
+        #[arg(long, requires = "out")]
+        to_remote: bool,
+        /// The remote for `--to-remote` (default: the default remote).
+        #[arg(short, long, value_name = "NAME", requires = "to_remote")]
+        remote: Option<String>,
+        /// With `-o`: replace data and a pointer already at OUT.
+        #[arg(short, long, requires = "out")]
+        force: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -533,7 +547,35 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 "hint: commit it with `git add .dvt && git commit -m \"Initialize dvt\"`"
             );
         }
-        Command::Add { paths, json: as_json } => {
+        Command::Add {
+            paths,
+            out: Some(out),
+            to_remote,
+            remote,
+            force,
+            json: as_json,
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let [src] = paths.as_slice() else {
+                return Err(dvt::error::PathError::OutOfSeveral { count: paths.len() }.into());
+            };
+            let opts = ops::ImportUrlOptions {
+                url: src.to_string_lossy().into_owned(),
+                out: Some(out.clone()),
+                cwd: cwd.clone(),
+                force: *force,
+                jobs: None,
+                to_remote: to_remote.then(|| remote.clone()),
+            };
+            let r = ops::add_external(&repo, &opts, &bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            history::print_brought(q, "added", &r, &src.to_string_lossy(), repo.root(), &cwd)?;
+        }
+        Command::Add {
+            paths, json: as_json, ..
+        } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::AddOptions {
                 paths: paths.clone(),

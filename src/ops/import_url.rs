@@ -82,6 +82,26 @@ pub struct Uploaded {
 /// Downloads what `opts.url` names into `opts.out` and tracks it with a pointer
 /// that records the URL.
 pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress) -> Result<ImportUrlReport> {
+    bring(repo, opts, true, progress)
+}
+
+/// `dvt add SRC -o OUT`, as `dvc add --out`: copies data from a path outside the
+/// workspace (or anywhere) to `opts.out` and tracks it there like added data (or
+/// with `to_remote`, sends it to a remote instead). Unlike `import_url`, the
+/// pointer does not record where the data came from. `opts.url` is a local path.
+pub fn add_external(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress) -> Result<ImportUrlReport> {
+    if opts.url.contains("://") {
+        return Err(PathError::AddUrl { url: opts.url.clone() }.into());
+    }
+    let src = crate::repo::normalize(&opts.cwd.join(&opts.url));
+    if src.symlink_metadata().is_err() {
+        return Err(PathError::NotFound { path: src }.into());
+    }
+    bring(repo, opts, false, progress)
+}
+
+/// `import_url`, recording the URL in the pointer or not.
+fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn Progress) -> Result<ImportUrlReport> {
     if opts.url.trim().is_empty() {
         return Err(RemoteError::Source {
             url: opts.url.clone(),
@@ -128,10 +148,12 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
     let (p, uploaded) = match &remote {
         Some(remote) => {
             let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
-            pointer.source = Some(Source::Url(UrlSource {
-                url: url.clone(),
-                fingerprint: fingerprint(&listing),
-            }));
+            pointer.source = record_url.then(|| {
+                Source::Url(UrlSource {
+                    url: url.clone(),
+                    fingerprint: fingerprint(&listing),
+                })
+            });
             // The data is not here: what was at `out` (only with --force) goes.
             remove_data(&out)?;
             write_pointer(repo, &out, &rel, &pointer)?;
@@ -139,8 +161,13 @@ pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress)
         }
         None => {
             let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
+            if !record_url {
+                got.pointer.source = None;
+            }
             place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
-            Known::save(repo, &url, &rel, &listing, &got.pointer);
+            if record_url {
+                Known::save(repo, &url, &rel, &listing, &got.pointer);
+            }
             (got.pointer, None)
         }
     };
