@@ -129,6 +129,15 @@ fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {
     s3_secret(env);
 }
 
+/// Remote `name` at `url` on the S3 server (not the default), with its keys.
+fn s3_named_remote(env: &TestEnv, name: &str, url: &str, endpoint: &str) {
+    env.dvt(&["remote", "add", name, url]).ok();
+    env.dvt(&["remote", "modify", name, "endpointurl", endpoint]).ok();
+    env.dvt(&["remote", "modify", name, "access_key_id", "testing"]).ok();
+    env.dvt(&["remote", "modify", name, "secret_access_key", "testing-secret"])
+        .ok();
+}
+
 /// A new repository whose default remote is a new bucket on the S3 server.
 fn s3_repo(endpoint: &str) -> TestEnv {
     let bucket = unique("dvt");
@@ -1902,11 +1911,7 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     // The empty "folder" object some S3 tools make: not a file.
     put_object(&a, &obj("exports/2026/images/"), b"", true);
     put_object(&a, &obj("models/model.bin"), &noise(50_000, 2), true);
-    a.dvt(&["remote", "add", "src", &format!("s3://{bucket}/exports")]).ok();
-    a.dvt(&["remote", "modify", "src", "endpointurl", &endpoint]).ok();
-    a.dvt(&["remote", "modify", "src", "access_key_id", "testing"]).ok();
-    a.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
-        .ok();
+    s3_named_remote(&a, "src", &format!("s3://{bucket}/exports"), &endpoint);
 
     let r = a.dvt(&["import-url", "remote://src/2026", "data"]).ok();
     assert!(r.stdout.contains("imported data (2 files"), "{}", r.stdout);
@@ -1967,11 +1972,7 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
         "{}",
         r.stderr
     );
-    a.dvt(&["remote", "add", "gone", "s3://dvt-no-such-bucket/x"]).ok();
-    a.dvt(&["remote", "modify", "gone", "endpointurl", &endpoint]).ok();
-    a.dvt(&["remote", "modify", "gone", "access_key_id", "testing"]).ok();
-    a.dvt(&["remote", "modify", "gone", "secret_access_key", "testing-secret"])
-        .ok();
+    s3_named_remote(&a, "gone", "s3://dvt-no-such-bucket/x", &endpoint);
     let r = a.dvt(&["import-url", "remote://gone/readings.csv"]).fails();
     let first = r.stderr.lines().next().unwrap();
     assert!(
@@ -2162,11 +2163,7 @@ fn import_url_to_remote_sends_s3_data_to_s3_without_keeping_it() {
     put_object(&a, &obj("raw/readings.csv"), b"t,v\n0,1\n", true);
     put_object(&a, &obj("raw/images/img-1.bin"), &noise(9 * 1024 * 1024, 3), true);
     put_object(&a, &obj("model.bin"), &noise(70_000, 4), true);
-    a.dvt(&["remote", "add", "src", &format!("s3://{bucket}")]).ok();
-    a.dvt(&["remote", "modify", "src", "endpointurl", &endpoint]).ok();
-    a.dvt(&["remote", "modify", "src", "access_key_id", "testing"]).ok();
-    a.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
-        .ok();
+    s3_named_remote(&a, "src", &format!("s3://{bucket}"), &endpoint);
 
     let r = a
         .dvt(&["import-url", "remote://src/raw", "data", "--to-remote", "--json"])
