@@ -1123,6 +1123,8 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
         page.contains("<h2>Training</h2>") && page.contains("<h2>cached.json</h2>"),
         "{page}"
     );
+    // The page is not for git: the default directory ignores itself.
+    assert!(env.git(&["status", "--porcelain"]).stdout.is_empty());
     assert_eq!(page.matches("<polyline").count(), 3, "{page}");
     assert_eq!(page.matches("<circle").count(), 3 * 2 + 2, "{page}");
     assert!(page.contains("<title>epoch = 2, loss = 0.5</title>"), "{page}");

@@ -117,11 +117,14 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// Where `dvt plots` writes by default, in the current directory.
+const PLOTS_DIR: &str = "dvt_plots";
+
 /// Where `dvt plots` writes, and how it draws.
 #[derive(Debug, clap::Args)]
 pub(super) struct PlotsOutput {
     /// The directory to write `index.html` into.
-    #[arg(short, long = "out", value_name = "DIR", default_value = "dvt_plots")]
+    #[arg(short, long = "out", value_name = "DIR", default_value = PLOTS_DIR)]
     out: std::path::PathBuf,
     /// Print the data as JSON instead of writing a page.
     #[arg(long)]
@@ -629,6 +632,16 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 return json(&plots);
             }
             let dir = cwd.join(&output.out);
+            // The default directory is made ignored by git (and so by `exp run`/`exp
+            // save`) when dvt creates it: the page is drawn from data git already has.
+            // Deleting that `.gitignore` is kept to, as is any other directory.
+            if output.out.as_os_str() == PLOTS_DIR && !dir.exists() {
+                fs_err::create_dir_all(&dir)?;
+                dvt::fsutil::atomic_write(
+                    &dir.join(".gitignore"),
+                    b"# Written by `dvt plots`: the page is drawn from data git already has.\n*\n",
+                )?;
+            }
             fs_err::create_dir_all(&dir)?;
             let page = dir.join("index.html");
             dvt::fsutil::atomic_write(&page, ops::plots::render_html(&plots).as_bytes())?;
