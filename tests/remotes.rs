@@ -2324,15 +2324,27 @@ fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
     std::fs::write(ext.join("set/a.csv"), "x\n1\n").unwrap();
     std::fs::write(ext.join("set/sub/b.bin"), noise(40_000, 5)).unwrap();
     std::fs::write(ext.join("model.bin"), noise(90_000, 6)).unwrap();
+    // An executable, an empty directory and a link: as `add` of a copy (`cp -rL`).
+    std::fs::write(ext.join("set/run.sh"), "#!/bin/sh\n").unwrap();
+    let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(ext.join("set/run.sh"), exec).unwrap();
+    std::fs::create_dir(ext.join("set/empty")).unwrap();
+    std::os::unix::fs::symlink("a.csv", ext.join("set/latest.csv")).unwrap();
     let path = |p: &str| ext.join(p).to_str().unwrap().to_string();
+    let mode = |env: &TestEnv, p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(env.path(p)).unwrap().permissions()) & 0o111
+    };
 
     let r = a.dvt(&["add", &path("set"), "-o", "data/raw"]).ok();
     assert!(
-        r.stdout.starts_with("added data/raw (2 files, 39.07 KiB) from "),
+        r.stdout.starts_with("added data/raw (4 files, 39.08 KiB) from "),
         "{}",
         r.stdout
     );
     assert_eq!(a.read("data/raw/sub/b.bin"), noise(40_000, 5));
+    assert_eq!(a.read("data/raw/latest.csv"), b"x\n1\n");
+    assert!(a.path("data/raw/empty").is_dir());
+    assert_ne!(mode(&a, "data/raw/run.sh"), 0);
     assert!(!String::from_utf8(a.read("data/raw.dvt")).unwrap().contains("[source]"));
     assert!(a.dvt(&["status"]).ok().stdout.contains("up to date"));
     let r = a.dvt(&["update", "data/raw"]).fails();
@@ -2344,13 +2356,22 @@ fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
     assert_eq!(r.json()["uploaded"]["objects"], 1, "{}", r.stdout);
     assert!(!a.exists("model.bin") && a.exists("model.bin.dvt"));
     a.dvt(&["push"]).ok();
+    let r = a
+        .dvt(&["add", &path("set"), "-o", "sent", "--to-remote", "-r", "store"])
+        .ok();
+    assert!(r.stdout.contains("to remote `store`"), "{}", r.stdout);
     a.commit("data from the mount");
     let b = a.clone_repo();
     b.dvt(&["pull"]).ok();
     assert_eq!(b.read("model.bin"), noise(90_000, 6));
     assert_eq!(b.read("data/raw/a.csv"), b"x\n1\n");
+    assert_eq!(b.read("sent/latest.csv"), b"x\n1\n");
+    assert_ne!(mode(&b, "sent/run.sh"), 0, "the executable bit travels");
+    assert_eq!(mode(&b, "sent/a.csv"), 0);
 
     // Wrong uses: one line each, nothing written.
+    a.write("notes.txt", "mine");
+    a.commit("notes");
     for (args, message) in [
         (
             vec!["add", &path("set"), &path("model.bin"), "-o", "both"],
@@ -2362,11 +2383,19 @@ fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
         ),
         (vec!["add", &path("nope"), "-o", "nope"], "mnt/nope` does not exist"),
         (vec!["add", &path("set"), "-o", "data/raw"], "already exists"),
+        (
+            vec!["add", &path("model.bin"), "-o", "notes.txt", "-f"],
+            "`notes.txt` is tracked by git",
+        ),
     ] {
         let r = a.dvt(&args).fails();
         assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
     }
     assert!(!a.exists("both.dvt") && !a.exists("k.dvt") && !a.exists("nope.dvt"));
+    assert!(
+        a.git(&["status", "--porcelain"]).stdout.is_empty(),
+        "notes.txt is as committed"
+    );
     let r = a.dvt(&["add", &path("model.bin"), "--to-remote"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--out <OUT>"), "{}", r.stderr);

@@ -77,7 +77,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         .iter()
         .map(|p| check_target(repo, &opts.cwd, p))
         .collect::<Result<Vec<_>>>()?;
-    refuse_git_tracked(repo, &targets)?;
+    refuse_git_tracked(repo, targets.iter().map(|t| t.rel.as_str()))?;
     let _lock = repo.lock(&format!(
         "dvt add {}",
         targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
@@ -202,14 +202,14 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
 /// Refuses a target that git tracks, or that holds files git tracks, as DVC does:
 /// git would go on committing the data that the `.gitignore` entry is meant to
 /// keep out. Without git (`init --no-scm`) there is nothing to check.
-fn refuse_git_tracked(repo: &Repo, targets: &[Target]) -> Result<()> {
+pub(crate) fn refuse_git_tracked<'a>(repo: &Repo, rels: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let Ok(git) = crate::git::Git::open(repo.root()) else {
         return Ok(());
     };
-    for t in targets {
-        if let Some(tracked) = git.tracked_at_or_below(&t.rel)? {
+    for rel in rels {
+        if let Some(tracked) = git.tracked_at_or_below(rel)? {
             return Err(PathError::TrackedByGit {
-                path: t.rel.clone(),
+                path: rel.to_string(),
                 tracked,
             }
             .into());

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::SMALL_OBJECT;
@@ -97,7 +98,102 @@ pub fn add_external(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progres
     if src.symlink_metadata().is_err() {
         return Err(PathError::NotFound { path: src }.into());
     }
-    bring(repo, opts, false, progress)
+    if opts.to_remote.is_some() {
+        return bring(repo, opts, false, progress);
+    }
+    // A copy beside OUT, renamed into place, then added as any data is.
+    let (out, _) = destination(repo, opts, crate::workspace::file_name(&src.to_string_lossy()))?;
+    if let Some(parent) = out.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let mut staging = Staging {
+        path: crate::fsutil::temp_sibling(&out),
+        live: true,
+    };
+    copy_tree(&src, &staging.path)?;
+    remove_data(&out)?;
+    fs_err::rename(&staging.path, &out)?;
+    staging.live = false;
+    let added = crate::ops::add::add(
+        repo,
+        &crate::ops::AddOptions {
+            paths: vec![out.clone()],
+            cwd: repo.root().to_path_buf(),
+        },
+        progress,
+    );
+    // Refused (a file git tracks inside, say): the copy goes again.
+    let added = added.inspect_err(|_| {
+        let _ = remove_data(&out);
+    })?;
+    let a = added.added.into_iter().next().expect("one path was added");
+    Ok(ImportUrlReport {
+        url: src.display().to_string(),
+        path: a.path,
+        pointer: a.pointer,
+        kind: a.kind,
+        id: a.id,
+        size: a.size,
+        files: a.files,
+        uploaded: None,
+    })
+}
+
+/// Copies the file or directory `src` to `dest` (which must not exist): files
+/// with their permissions, directories (empty ones too), following symbolic
+/// links as `cp -rL` does (a link loop or a dangling link is an error).
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    let walk = ignore::WalkBuilder::new(src)
+        .standard_filters(false)
+        .follow_links(true)
+        .build();
+    for entry in walk {
+        let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let to = match entry.path().strip_prefix(src) {
+            Ok(rel) if rel.as_os_str().is_empty() => dest.to_path_buf(),
+            Ok(rel) => dest.join(rel),
+            Err(_) => continue,
+        };
+        let Some(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            fs_err::create_dir(&to)?;
+        } else {
+            files.push((entry.into_path(), to));
+        }
+    }
+    files.par_iter().try_for_each(|(from, to)| -> Result<()> {
+        fs_err::copy(from, to)?;
+        Ok(())
+    })
+}
+
+/// Where `opts` puts the data (absolute, repo-relative), `default` in `cwd` if
+/// it names no place; refused if it cannot be tracked there, or (without
+/// `force`) if data or a pointer is there already.
+fn destination(repo: &Repo, opts: &ImportUrlOptions, default: &str) -> Result<(PathBuf, String)> {
+    let out = opts.cwd.join(opts.out.as_deref().unwrap_or(Path::new(default)));
+    let (out, rel) = repo.resolve(&opts.cwd, &out)?;
+    repo.check_trackable(&rel)?;
+    if crate::pointer::is_pointer_path(&out) {
+        return Err(PathError::Reserved {
+            path: out,
+            reason: "it would be a pointer file; name the data path instead",
+        }
+        .into());
+    }
+    if let Some(tracked) = crate::workspace::tracked_ancestor(repo, &rel) {
+        return Err(PathError::InsideTracked { path: rel, tracked }.into());
+    }
+    crate::ops::add::refuse_git_tracked(repo, [rel.as_str()])?;
+    if !opts.force && (out.symlink_metadata().is_ok() || pointer_path_for(&out).exists()) {
+        return Err(PathError::Exists {
+            path: out,
+            flag: "--force",
+        }
+        .into());
+    }
+    Ok((out, rel))
 }
 
 /// `import_url`, recording the URL in the pointer or not.
@@ -112,36 +208,18 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
     let url = recorded_url(&opts.url, &opts.cwd);
     // A URL that names no store is refused before it is turned into a path here.
     let source = open_source(repo, &url, opts.jobs)?;
-    let out = match &opts.out {
-        Some(o) => opts.cwd.join(o),
-        None => opts.cwd.join(last_component(&url)),
-    };
-    let (out, rel) = repo.resolve(&opts.cwd, &out)?;
-    repo.check_trackable(&rel)?;
-    if crate::pointer::is_pointer_path(&out) {
-        return Err(PathError::Reserved {
-            path: out,
-            reason: "it would be a pointer file; name the data path instead",
-        }
-        .into());
-    }
-    if let Some(tracked) = crate::workspace::tracked_ancestor(repo, &rel) {
-        return Err(PathError::InsideTracked { path: rel, tracked }.into());
-    }
-    if !opts.force && (out.symlink_metadata().is_ok() || pointer_path_for(&out).exists()) {
-        return Err(PathError::Exists {
-            path: out,
-            flag: "--force",
-        }
-        .into());
-    }
+    let (out, rel) = destination(repo, opts, &last_component(&url))?;
     // The remote is opened (and its name checked) before anything is downloaded.
     let remote = match &opts.to_remote {
         Some(name) => Some(Remote::open(repo, name.as_deref(), opts.jobs, true)?),
         None => None,
     };
     let _lock = repo.lock(&format!("dvt import-url {url}"))?;
-    let listing = list(&source, &url)?;
+    let mut listing = list(&source, &url)?;
+    // What `add -o` copies keeps its executable bits, as `add` would.
+    if !record_url {
+        listing.iter_mut().for_each(SourceEntry::note_mode);
+    }
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
     }
@@ -320,7 +398,7 @@ fn send_to_remote(
             path: e.rel.clone(),
             id,
             size: e.size,
-            executable: false,
+            executable: e.executable,
         })
         .collect();
     let manifest = Manifest::new(entries, vec![]);

@@ -18,6 +18,9 @@ pub struct SourceEntry {
     /// What tells one version from the next: its ETag, or where the store gives
     /// none, its modification time.
     pub version: String,
+    /// Whether it is an executable file: known only for local files (see
+    /// [`SourceEntry::note_mode`]), else `false`.
+    pub executable: bool,
 }
 
 impl SourceEntry {
@@ -30,7 +33,16 @@ impl SourceEntry {
                 .e_tag
                 .clone()
                 .unwrap_or_else(|| meta.last_modified.timestamp_nanos_opt().unwrap_or(0).to_string()),
+            executable: false,
         }
+    }
+
+    /// For an entry of a local directory store rooted at `/`: reads whether the
+    /// file is executable (object stores keep no such bit).
+    pub fn note_mode(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = Path::new("/").join(self.location.as_ref());
+        self.executable = fs_err::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
     }
 }
 
