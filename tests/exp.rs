@@ -73,14 +73,17 @@ fn exp_run_records_the_work_tree_without_moving_head() {
             "+train.dropout=0.5",
             "-S",
             "params.yaml:++train.seed=7",
+            "-S",
+            "~train.epochs",
             "-n",
             "added",
         ])
         .ok();
     assert!(r.stderr.contains("set train.dropout = 0.5 (added)"), "{}", r.stderr);
+    assert!(r.stderr.contains("removed train.epochs (was 2)"), "{}", r.stderr);
     assert_eq!(
         git_out(&env, &["show", "refs/exps/added:params.yaml"]),
-        "# knobs\ntrain:\n  lr: 0.1  # learning rate\n  epochs: 2\n  dropout: 0.5\n  seed: 7\n"
+        "# knobs\ntrain:\n  lr: 0.1  # learning rate\n  dropout: 0.5\n  seed: 7\n"
     );
     env.git(&["checkout", "params.yaml"]);
     env.dvt(&["exp", "remove", "added"]).ok();
@@ -265,6 +268,14 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
         ),
         (vec!["exp", "run", "-S", "train=1"], "`train` is a list or table"),
         (vec!["exp", "run", "-S", "train.lr"], "expected `[FILE:]KEY=VALUE`"),
+        (
+            vec!["exp", "run", "-S", "~train.nope"],
+            "`-S ~train.nope`: params.yaml has no `train.nope` to remove",
+        ),
+        (
+            vec!["exp", "run", "-S", "~train.epochs=3"],
+            "`train.epochs` in params.yaml is 2, not 3, so it is not removed",
+        ),
         (
             vec!["exp", "run", "-S", "other.yaml:x=1"],
             "params file `other.yaml` does not exist",

@@ -20,7 +20,7 @@ pub(super) enum ExpCommand {
         /// Stages to reproduce, with everything upstream of them (default: all).
         stages: Vec<String>,
         /// Set a param first: `[FILE:]KEY=VALUE`, FILE defaulting to params.yaml
-        /// (repeatable); `+KEY=VALUE` adds one, `++KEY=VALUE` sets or adds it.
+        /// (repeatable); `+KEY=VALUE` adds one, `++KEY=VALUE` sets or adds it, `~KEY` removes it.
         #[arg(short = 'S', long = "set-param", value_name = "[FILE:]KEY=VALUE")]
         set_param: Vec<String>,
         /// The experiment's name (default: one made from its commit).
@@ -408,16 +408,13 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
 /// What `exp run` prints of a recorded experiment.
 fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
     for p in &report.set_params {
-        let was = match &p.old {
-            Some(old) => format!("was {}", text(old)),
-            None => "added".into(),
-        };
-        note!(
-            quiet,
-            "set {} = {} ({was})",
-            dvt::pipeline::param_name(&p.file, &p.key),
-            text(&p.new)
-        );
+        let name = dvt::pipeline::param_name(&p.file, &p.key);
+        match (&p.old, &p.new) {
+            (Some(old), Some(new)) => note!(quiet, "set {name} = {} (was {})", text(new), text(old)),
+            (None, Some(new)) => note!(quiet, "set {name} = {} (added)", text(new)),
+            (Some(old), None) => note!(quiet, "removed {name} (was {})", text(old)),
+            (None, None) => {}
+        }
     }
     let ran = report
         .repro

@@ -48,8 +48,8 @@ pub struct SetParam {
     pub key: String,
     /// The value before (`None`: the key was added, `-S +KEY=VALUE`).
     pub old: Option<toml::Value>,
-    /// The value now.
-    pub new: toml::Value,
+    /// The value now (`None`: the key was removed, `-S ~KEY`).
+    pub new: Option<toml::Value>,
 }
 
 /// What `dvt exp run` did.
@@ -100,12 +100,12 @@ pub fn set_params(repo: &Repo, specs: &[String]) -> Result<Vec<SetParam>> {
 fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[String]) -> Result<Vec<SetParam>> {
     let mut out = Vec::new();
     for spec in specs {
-        let Some((target, value)) = spec.split_once('=') else {
-            return Err(refused(format!("`-S {spec}`: expected `[FILE:]KEY=VALUE`")));
+        let (target, value) = match spec.split_once('=') {
+            Some((t, v)) => (t.trim(), Some(v)),
+            None => (spec.trim(), None),
         };
-        let target = target.trim();
-        // Hydra's (and DVC's) `+KEY` adds a key, `++KEY` sets or adds it; the
-        // `+` may come before `FILE:` or after it.
+        // Hydra's (and DVC's) `+KEY` adds a key, `++KEY` sets or adds it, `~KEY`
+        // removes it; the sign may come before `FILE:` or after it.
         let (mode, target) = add_mode(target);
         let (file, key) = match target.rsplit_once(':') {
             Some((f, k)) => (f.trim().to_string(), k.trim().to_string()),
@@ -118,6 +118,11 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             }
             m => (m, key),
         };
+        if value.is_none() && mode != KeyMode::Remove {
+            return Err(refused(format!(
+                "`-S {spec}`: expected `[FILE:]KEY=VALUE` (or `~KEY` to remove a key)"
+            )));
+        }
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(refused(format!("`-S {spec}`: `{key}` is not a key")));
         }
@@ -131,6 +136,9 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
         }
         let text = &files[&file];
         let old = match params::lookup(&params::parse(&file, text)?, &key) {
+            None if mode == KeyMode::Remove => {
+                return Err(refused(format!("`-S {spec}`: {file} has no `{key}` to remove")));
+            }
             None if mode != KeyMode::Existing => None,
             Some(_) if mode == KeyMode::New => {
                 return Err(refused(format!(
@@ -149,23 +157,35 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             }
             Some(v) => Some(v.clone()),
         };
-        if sweep_values(spec, value)?.is_some() {
+        if let Some(value) = value
+            && sweep_values(spec, value)?.is_some()
+        {
             return Err(refused(format!(
                 "`-S {spec}`: a sweep (`choice`, `range`) queues one experiment per value: use `--queue`"
             )));
         }
-        let new = params::typed_value(value);
-        let edited = match old {
-            Some(_) => params::set_value(&file, text, &key, &new)?,
-            None => params::add_value(&file, text, &key, &new)?,
+        let new = value.map(params::typed_value);
+        let edited = match (&old, &new) {
+            // `~KEY=VALUE` removes the key only if it holds that value, as in Hydra.
+            (Some(old), Some(v)) if mode == KeyMode::Remove && old != v => {
+                return Err(refused(format!(
+                    "`-S {spec}`: `{key}` in {file} is {old}, not {v}, so it is not removed"
+                )));
+            }
+            (_, _) if mode == KeyMode::Remove => params::remove_value(&file, text, &key)?,
+            (Some(_), Some(v)) => params::set_value(&file, text, &key, v)?,
+            (None, Some(v)) => params::add_value(&file, text, &key, v)?,
+            (_, None) => unreachable!("a spec without a value removes"),
         };
+        let new = new.filter(|_| mode != KeyMode::Remove);
         files.insert(file.clone(), edited);
         out.push(SetParam { file, key, old, new });
     }
     Ok(out)
 }
 
-/// Whether a `-S` key must exist: as is (it must), `+KEY` (it must not), `++KEY` (either).
+/// Whether a `-S` key must exist: as is (it must), `+KEY` (it must not), `++KEY`
+/// (either), `~KEY` (it must, and is removed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyMode {
     /// The key must exist.
@@ -174,10 +194,14 @@ enum KeyMode {
     New,
     /// Either (`++KEY`).
     Any,
+    /// The key must exist, and goes (`~KEY`).
+    Remove,
 }
 
 fn add_mode(target: &str) -> (KeyMode, &str) {
-    if let Some(rest) = target.strip_prefix("++") {
+    if let Some(rest) = target.strip_prefix('~') {
+        (KeyMode::Remove, rest.trim())
+    } else if let Some(rest) = target.strip_prefix("++") {
         (KeyMode::Any, rest.trim())
     } else if let Some(rest) = target.strip_prefix('+') {
         (KeyMode::New, rest.trim())
@@ -203,11 +227,11 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
     let mut message = format!("dvt exp run on {}\n", crate::snapshot::short(&baseline));
     for p in &set {
-        message.push_str(&format!(
-            "\n-S {}={}",
-            crate::pipeline::param_name(&p.file, &p.key),
-            p.new
-        ));
+        let name = crate::pipeline::param_name(&p.file, &p.key);
+        match &p.new {
+            Some(v) => message.push_str(&format!("\n-S {name}={v}")),
+            None => message.push_str(&format!("\n-S ~{name}")),
+        }
     }
     let (name, commit) = record(
         &git,
@@ -679,7 +703,9 @@ fn grid(specs: &[String]) -> Result<Vec<Vec<String>>> {
     let mut combos: Vec<Vec<String>> = vec![Vec::new()];
     for spec in specs {
         let Some((target, values)) = spec.split_once('=') else {
-            return Err(refused(format!("`-S {spec}`: expected `[FILE:]KEY=VALUE`")));
+            // `~KEY` (checked when the experiment runs) goes into every one.
+            combos.iter_mut().for_each(|c| c.push(spec.clone()));
+            continue;
         };
         let values = sweep_values(spec, values)?.unwrap_or_else(|| values.split(',').map(str::to_string).collect());
         if combos.len().saturating_mul(values.len()) > MAX_GRID {

@@ -271,6 +271,102 @@ pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     Ok(out)
 }
 
+/// `text` of params file `file` without the value at dotted `key` (as Hydra's and
+/// DVC's `-S ~KEY`), which must exist; the rest of the file stays as it was. In
+/// YAML the key's line goes with the lines below it that belong to it.
+pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
+    let parsed = parse(file, text)?;
+    let missing = || bad(file, format!("has no `{key}` to remove"));
+    lookup(&parsed, key).ok_or_else(missing)?;
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, above) = parts.split_last().ok_or_else(missing)?;
+    let lower = file.to_ascii_lowercase();
+    let out = if lower.ends_with(".toml") {
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))?;
+        let mut item = doc.as_item_mut();
+        for part in above {
+            item = item.get_mut(part).ok_or_else(missing)?;
+        }
+        item.as_table_like_mut()
+            .and_then(|t| t.remove(last))
+            .ok_or_else(missing)?;
+        doc.to_string()
+    } else if lower.ends_with(".json") {
+        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let mut cur = &mut doc;
+        for part in above {
+            cur = cur.get_mut(part).ok_or_else(missing)?;
+        }
+        cur.as_object_mut()
+            .and_then(|o| o.shift_remove(*last))
+            .ok_or_else(missing)?;
+        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| bad(file, e.to_string()))?;
+        s.push('\n');
+        s
+    } else {
+        remove_yaml(text, &parts).ok_or_else(|| {
+            bad(
+                file,
+                format!("could not find `{key}` as `key:` lines to remove (remove it by hand)"),
+            )
+        })?
+    };
+    // What was written must read back as the params before, less that key.
+    let mut expected = parsed;
+    let mut table = &mut expected;
+    for part in above {
+        table = match table.get_mut(*part) {
+            Some(toml::Value::Table(t)) => t,
+            _ => return Err(missing()),
+        };
+    }
+    table.remove(*last);
+    if parse(file, &out)? != expected {
+        return Err(bad(file, format!("could not remove `{key}` here (remove it by hand)")));
+    }
+    Ok(out)
+}
+
+/// The YAML removal: the `key:` line at `parts` (found by indentation, as
+/// [`set_yaml`] does) and the lines after it that are indented deeper, or are
+/// list items at its own indent; blank lines at the end of that block stay.
+fn remove_yaml(text: &str, parts: &[&str]) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut found = None;
+    for (i, line) in lines.iter().enumerate() {
+        let Some((indent, k, _)) = yaml_key_line(line) else {
+            continue;
+        };
+        while path.last().is_some_and(|(d, _)| *d >= indent) {
+            path.pop();
+        }
+        let here: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).chain([k.as_str()]).collect();
+        if here == parts {
+            found = Some((i, indent));
+            break;
+        }
+        path.push((indent, k));
+    }
+    let (start, indent) = found?;
+    let mut end = start + 1;
+    while let Some(line) = lines.get(end) {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        if trimmed.trim().is_empty() || depth > indent || (depth == indent && trimmed.starts_with('-')) {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    while end > start + 1 && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    Some(lines[..start].iter().chain(&lines[end..]).copied().collect())
+}
+
 /// A single value as `toml_edit` writes it.
 fn edit_value(value: &toml::Value) -> toml_edit::Value {
     match value {
@@ -495,6 +591,42 @@ mod tests {
             j,
             "{\n  \"a\": {\n    \"b\": 1,\n    \"c\": {\n      \"d\": true\n    }\n  }\n}\n"
         );
+    }
+
+    #[test]
+    fn values_are_removed_with_what_belongs_to_them() {
+        let yaml = "# knobs\ntrain:\n  lr: 0.1  # rate\n  layers:\n  - 64\n  - 32\n  opt:\n    name: sgd\n    # momentum next\n    m: 0.9\n\n# the seed\nseed: 1\n";
+        let remove = |key: &str| remove_value("params.yaml", yaml, key);
+        assert_eq!(
+            remove("train.lr").unwrap(),
+            "# knobs\ntrain:\n  layers:\n  - 64\n  - 32\n  opt:\n    name: sgd\n    # momentum next\n    m: 0.9\n\n# the seed\nseed: 1\n"
+        );
+        assert_eq!(
+            remove("train.layers").unwrap(),
+            "# knobs\ntrain:\n  lr: 0.1  # rate\n  opt:\n    name: sgd\n    # momentum next\n    m: 0.9\n\n# the seed\nseed: 1\n"
+        );
+        // A whole table, its comments inside too; the blank line and the comment
+        // before the next key stay.
+        assert_eq!(
+            remove("train.opt").unwrap(),
+            "# knobs\ntrain:\n  lr: 0.1  # rate\n  layers:\n  - 64\n  - 32\n\n# the seed\nseed: 1\n"
+        );
+        assert_eq!(remove("seed").unwrap().lines().last(), Some("# the seed"));
+        assert!(
+            remove("train.nope")
+                .unwrap_err()
+                .to_string()
+                .contains("has no `train.nope`")
+        );
+
+        let toml = "seed = 1 # fixed\n[train]\nlr = 0.1\nepochs = 3\n";
+        assert_eq!(
+            remove_value("p.toml", toml, "train.lr").unwrap(),
+            "seed = 1 # fixed\n[train]\nepochs = 3\n"
+        );
+        let json = "{\"z\": 1, \"a\": {\"x\": 1, \"y\": 2}, \"m\": 3}";
+        let out = remove_value("p.json", json, "a.x").unwrap();
+        assert_eq!(out, "{\n  \"z\": 1,\n  \"a\": {\n    \"y\": 2\n  },\n  \"m\": 3\n}\n");
     }
 
     #[test]
