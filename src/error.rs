@@ -122,6 +122,11 @@ impl Error {
                      `dvt install-hooks` sets up a merge driver that merges tracked directories file by file"
                 ))
             }
+            Error::Format(FormatError::Pointer { path, .. }) => Some(format!(
+                "fix it by hand, or put back the committed one with `git checkout -- {}`; commands given \
+                 other targets do not read it",
+                path.display()
+            )),
             Error::Format(FormatError::UnsupportedVersion { .. }) => {
                 Some("this file was written by a newer dvt: upgrade dvt".into())
             }
