@@ -693,6 +693,14 @@ fn malformed_pointer_is_named_with_what_is_wrong() {
         let st = env.dvt(&["status"]).fails();
         assert!(st.stdout.contains("data.csv.dvt: error:"), "{}", st.stdout);
     }
+    env.write("data.csv.dvt", "this is not toml");
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr
+            .contains("hint: fix it by hand, or put back the committed one with `git checkout -- "),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
