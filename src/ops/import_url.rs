@@ -281,8 +281,8 @@ fn remove_data(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Bytes `--to-remote` downloads at once (the disk it needs is about twice that:
-/// the files and their objects), unless a single file is bigger.
+/// Bytes `--to-remote` downloads at once, unless a single file is bigger: the
+/// disk it needs is their objects, plus the big files being stored.
 const TO_REMOTE_BATCH: u64 = 512 << 20;
 
 /// The scratch directories of `--to-remote`, in `.dvt/tmp`.
@@ -293,8 +293,8 @@ const SCRATCH_PREFIX: &str = "to-remote-";
 const TO_REMOTE_FILES: usize = 10_000;
 
 /// Sends what `listing` names from `source` to `remote` without keeping it: a
-/// batch at a time, downloaded under `.dvt/tmp`, stored in a scratch cache (so it
-/// is hashed, compressed and verified exactly as `push` sends any object), the
+/// batch at a time, stored as it arrives in a scratch cache under `.dvt/tmp` (so
+/// it is hashed, compressed and verified exactly as `push` sends any object), the
 /// objects the remote lacks uploaded, the batch deleted. A directory's manifest
 /// goes up last, after all of its files, and stays in the repo's cache (it is
 /// small, and lets `status` and `pull` know the files without asking the remote).
@@ -389,7 +389,9 @@ fn send_to_remote(
     }
     let name = crate::workspace::file_name(rel).to_string();
     if !is_dir {
-        return Ok((Pointer::file(name, ids[0], listing[0].size), uploaded));
+        let mut pointer = Pointer::file(name, ids[0], listing[0].size);
+        pointer.executable = listing[0].executable;
+        return Ok((pointer, uploaded));
     }
     let entries = listing
         .iter()
