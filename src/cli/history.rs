@@ -516,8 +516,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
                 say!(
                     quiet,
-                    "Nothing to delete: every object is referenced ({} kept).",
-                    plan.kept_objects
+                    "Nothing to delete: what is kept references {}, and there is nothing else.",
+                    dvt::counted(plan.kept_objects, "object")
                 );
             } else if done {
                 say!(quiet, "deleted {}", dvt::counted(total, "object"));
