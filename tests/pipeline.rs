@@ -1572,3 +1572,44 @@ outs = ["eval-${item.model}-${item.split}.txt"]
         r.stderr
     );
 }
+
+/// `plots show --open` hands the page to the desktop's opener; without one, the
+/// page is still written and a note says so.
+#[test]
+fn plots_open_hands_the_page_to_the_opener() {
+    let env = TestEnv::new();
+    env.write("loss.csv", "step,loss\n0,1\n1,0.5\n");
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = env.path("opened.txt");
+    let script = bin.join("xdg-open");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = env
+        .dvt_cmd(&["plots", "show", "loss.csv", "--open"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = env.path("dvt_plots/index.html").canonicalize().unwrap();
+    for _ in 0..100 {
+        if opened.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(got.trim(), page.to_str().unwrap());
+    // No opener on PATH: a note, and the page all the same.
+    std::fs::remove_file(env.path("dvt_plots/index.html")).unwrap();
+    let out = env
+        .dvt_cmd(&["plots", "show", "loss.csv", "--open"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("could not open it with `xdg-open`"), "{stderr}");
+    assert!(env.exists("dvt_plots/index.html"));
+}

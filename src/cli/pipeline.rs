@@ -129,8 +129,29 @@ pub(super) struct PlotsOutput {
     /// Print the data as JSON instead of writing a page.
     #[arg(long)]
     json: bool,
+    /// Open the page in the desktop's browser (`xdg-open`, or `open` on macOS).
+    #[arg(long, conflicts_with = "json")]
+    open: bool,
     #[command(flatten)]
     axes: AxesArgs,
+}
+
+/// Opens `page` with the desktop's opener; a machine without one (a server, CI)
+/// gets a note, not an error: the page is written either way.
+fn open_page(page: &Path, quiet: bool) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let started = std::process::Command::new(opener)
+        .arg(page)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = started {
+        note!(
+            quiet,
+            "note: could not open it with `{opener}` ({e}); open the file above in a browser"
+        );
+    }
 }
 
 /// How to draw, overriding what `plots` of `dvt.toml` says (as DVC's `-x`, `-y`, `--title`).
@@ -647,6 +668,9 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             dvt::fsutil::atomic_write(&page, ops::plots::render_html(&plots).as_bytes())?;
             let page = fs_err::canonicalize(&page)?;
             out!("file://{}", page.display());
+            if output.open {
+                open_page(&page, quiet);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
