@@ -1613,3 +1613,71 @@ fn plots_open_hands_the_page_to_the_opener() {
     assert!(stderr.contains("could not open it with `xdg-open`"), "{stderr}");
     assert!(env.exists("dvt_plots/index.html"));
 }
+
+/// A top-level plot whose `y` names files draws fields of several files on one
+/// chart, as DVC's plot definitions do.
+#[test]
+fn a_plot_of_several_files_draws_them_on_one_chart() {
+    let env = TestEnv::new();
+    env.write("train.csv", "epoch,loss\n0,1.0\n1,0.6\n");
+    env.write("test.csv", "epoch,loss,acc\n0,1.2,0.5\n1,0.9,0.7\n");
+    env.write(
+        "dvt.toml",
+        r#"plots = [
+  { name = "train_vs_test", x = "epoch", title = "Loss", y = { "train.csv" = "loss", "test.csv" = ["loss", "acc"] } },
+]
+"#,
+    );
+    let plots = env.dvt(&["plots", "show", "--json"]).ok().json();
+    let plot = &plots[0];
+    assert_eq!(plot["path"], "train_vs_test", "{plots}");
+    assert_eq!(plot["title"], "Loss");
+    assert_eq!(plot["x"], "epoch");
+    let ys: Vec<&str> = plot["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["y"].as_str().unwrap())
+        .collect();
+    // Files in name order (TOML tables have no order), fields as listed.
+    assert_eq!(ys, ["test.csv: loss", "test.csv: acc", "train.csv: loss"]);
+    assert_eq!(plot["series"][1]["points"], serde_json::json!([[0.0, 0.5], [1.0, 0.7]]));
+    // Named like a file; drawn into the page with a legend entry per file and field.
+    env.dvt(&["plots", "show", "train_vs_test"]).ok();
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    assert!(
+        page.contains("<h2>Loss</h2>") && page.contains("test.csv: acc"),
+        "{page}"
+    );
+
+    for (toml, message) in [
+        (
+            "plots = [{ x = \"epoch\", y = { \"train.csv\" = \"loss\" } }]",
+            "a plot whose `y` names files needs a `name`",
+        ),
+        (
+            "plots = [{ name = \"p\", template = \"confusion\", y = { \"train.csv\" = \"loss\" } }]",
+            "plot `p`: a plot of several files draws lines or dots",
+        ),
+        (
+            "plots = [{ name = \"p\", y = { \"train.csv\" = 1 } }]",
+            "plot `p`: `y` of `train.csv` is a field name or a list of them",
+        ),
+        (
+            "plots = [{ name = \"p\", path = \"x.csv\", y = { \"train.csv\" = \"loss\" } }]",
+            "unknown key `path` in a plot of several files",
+        ),
+        (
+            "[stages.s]\ncmd = \"true\"\nplots = [{ name = \"p\", y = { \"train.csv\" = \"loss\" } }]",
+            "goes in the top-level `plots`, not a stage's",
+        ),
+        (
+            "plots = [{ name = \"p\", y = { \"gone.csv\" = \"loss\" } }]",
+            "plots file `p`: none of its files (gone.csv) exists in the workspace",
+        ),
+    ] {
+        env.write("dvt.toml", toml);
+        let r = env.dvt(&["plots", "show"]).fails();
+        assert!(r.stderr.contains(message), "{toml}: {}", r.stderr);
+    }
+}

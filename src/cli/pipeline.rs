@@ -646,6 +646,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     y: axes.y.clone(),
                     title: axes.title.clone(),
                     template: axes.template,
+                    files: Vec::new(),
                 },
             };
             let plots = ops::plots::plots(&repo, &opts)?;

@@ -129,7 +129,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
     let sides = revs
         .iter()
         .map(|r| Ok((r.clone(), side(repo, r.as_deref())?)))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<Side>>>()?;
     // How to draw each file: as its entry in a pipeline says, the workspace's first.
     let mut declared: Vec<(String, PlotAxes)> = Vec::new();
     let mut pipelines = vec![crate::pipeline::Pipeline::load(repo)?];
@@ -192,7 +192,10 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
             bars: Vec::new(),
         };
         let mut found = false;
-        for (rev, at) in &sides {
+        if !axes.files.is_empty() {
+            found = several_files(repo, &sides, &axes, &mut plot)?;
+        }
+        for (rev, at) in sides.iter().filter(|_| axes.files.is_empty()) {
             let Some(bytes) = read(repo, at.as_ref(), rev.as_deref(), &path)? else {
                 continue;
             };
@@ -252,16 +255,67 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
                         .join(", ")
                 ),
             };
+            let message = match axes.files.is_empty() {
+                true => format!("it does not exist {whence}"),
+                false => format!(
+                    "none of its files ({}) exists {whence}",
+                    axes.files
+                        .iter()
+                        .map(|(f, _)| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             return Err(PipelineError::Plot {
                 file: path,
                 rev: None,
-                message: format!("it does not exist {whence}"),
+                message,
             }
             .into());
         }
         out.push(plot);
     }
     Ok(out)
+}
+
+/// The lines of a plot of several files (`axes.files`), each named `FILE: FIELD`,
+/// at each side; whether any of its files was found.
+/// A revision asked for (`None`: the workspace) and where to read it.
+type Side = (Option<String>, Option<(Git, GitId)>);
+
+fn several_files(repo: &Repo, sides: &[Side], axes: &PlotAxes, plot: &mut Plot) -> Result<bool> {
+    let mut found = false;
+    for (rev, at) in sides {
+        let label = rev.clone().unwrap_or_else(|| "workspace".into());
+        for (file, fields) in &axes.files {
+            let Some(bytes) = read(repo, at.as_ref(), rev.as_deref(), file)? else {
+                continue;
+            };
+            found = true;
+            let bad = |message: String| -> crate::Error {
+                PipelineError::Plot {
+                    file: file.clone(),
+                    rev: rev.clone(),
+                    message,
+                }
+                .into()
+            };
+            let table = records(file, &String::from_utf8_lossy(&bytes)).map_err(bad)?;
+            let one = PlotAxes {
+                x: axes.x.clone(),
+                y: fields.clone(),
+                ..PlotAxes::default()
+            };
+            for (y, points) in lines(&table, &one).map_err(bad)? {
+                plot.series.push(Series {
+                    rev: label.clone(),
+                    y: format!("{file}: {y}"),
+                    points,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// `rel` at one side: from git or the workspace, or for a cached plots file at

@@ -80,6 +80,11 @@ pub struct PlotAxes {
     pub title: Option<String>,
     /// How to draw it (default: lines).
     pub template: Option<PlotTemplate>,
+    /// For a top-level plot that draws fields of several files on one chart
+    /// (named by `name`, as DVC's): each file and its fields up. Empty for a
+    /// plot of one file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<(String, Vec<String>)>,
 }
 
 /// How `dvt plots` draws a plots file: DVC's template names.
@@ -304,12 +309,84 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             y,
             title: text("title")?,
             template,
+            files: Vec::new(),
         }))
+    };
+    // A top-level plot of several files: `name`, and `y` a table of file → field(s).
+    let several = |t: &toml::Table, y: &toml::Table| -> Result<(String, PlotAxes)> {
+        let known = ["name", "x", "y", "title", "template"];
+        if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(bad(
+                stage,
+                format!(
+                    "unknown key `{k}` in a plot of several files (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let name = match t.get("name") {
+            Some(toml::Value::String(n)) if !n.trim().is_empty() => n.clone(),
+            _ => return Err(bad(stage, "a plot whose `y` names files needs a `name`")),
+        };
+        let mut files = Vec::new();
+        for (file, fields) in y {
+            let fields = match fields {
+                toml::Value::String(f) => vec![f.clone()],
+                toml::Value::Array(a) if !a.is_empty() && a.iter().all(toml::Value::is_str) => {
+                    a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                }
+                _ => {
+                    return Err(bad(
+                        stage,
+                        format!("plot `{name}`: `y` of `{file}` is a field name or a list of them"),
+                    ));
+                }
+            };
+            files.push((repo_path(stage, wdir, file, "plots file")?, fields));
+        }
+        if files.is_empty() {
+            return Err(bad(stage, format!("plot `{name}`: `y` names no file")));
+        }
+        let mut axes = plot(Some(
+            &t.iter()
+                .filter(|(k, _)| *k != "y")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))?
+        .unwrap_or_default();
+        if !matches!(axes.template, None | Some(PlotTemplate::Linear | PlotTemplate::Scatter)) {
+            return Err(bad(
+                stage,
+                format!("plot `{name}`: a plot of several files draws lines or dots (template linear or scatter)"),
+            ));
+        }
+        axes.files = files;
+        Ok((name, axes))
     };
     let mut out = Vec::new();
     for x in arr {
         let (path, cache, persist, axes) = match x {
             toml::Value::String(p) => (p.clone(), cached, false, plot(None)?),
+            toml::Value::Table(t) if kind == OutKind::Plot && t.get("y").is_some_and(toml::Value::is_table) => {
+                if stage.is_some() {
+                    return Err(bad(
+                        stage,
+                        "a plot of several files (`y` naming files) goes in the top-level `plots`, not a stage's",
+                    ));
+                }
+                let Some(toml::Value::Table(y)) = t.get("y") else {
+                    continue;
+                };
+                let (name, axes) = several(t, y)?;
+                out.push(Out {
+                    path: name,
+                    cache: false,
+                    persist: false,
+                    metric: false,
+                    plot: Some(axes),
+                });
+                continue;
+            }
             toml::Value::Table(t) => {
                 // Top-level files are in no stage: nothing caches or keeps them.
                 let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
