@@ -171,9 +171,7 @@ pub fn set_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     }
     let lower = file.to_ascii_lowercase();
     let out = if lower.ends_with(".toml") {
-        let mut doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))?;
+        let mut doc = toml_doc(file, text)?;
         let mut item = doc.as_item_mut();
         for part in key.split('.') {
             item = item.get_mut(part).ok_or_else(missing)?;
@@ -193,15 +191,13 @@ pub fn set_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
         }
         doc.to_string()
     } else if lower.ends_with(".json") {
-        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let mut doc = json_doc(file, text)?;
         let mut cur = &mut doc;
         for part in key.split('.') {
             cur = cur.get_mut(part).ok_or_else(missing)?;
         }
         *cur = serde_json::to_value(value).map_err(|e| bad(file, e.to_string()))?;
-        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| bad(file, e.to_string()))?;
-        s.push('\n');
-        s
+        json_text(file, &doc)?
     } else {
         set_yaml(file, text, key, value)?
     };
@@ -233,9 +229,7 @@ pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     }
     let lower = file.to_ascii_lowercase();
     let out = if lower.ends_with(".toml") {
-        let mut doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))?;
+        let mut doc = toml_doc(file, text)?;
         let mut table = doc.as_table_mut();
         for part in &parts[..parts.len() - 1] {
             let item = table.entry(part).or_insert_with(toml_edit::table);
@@ -246,7 +240,7 @@ pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
         table.insert(parts[parts.len() - 1], toml_edit::value(edit_value(value)));
         doc.to_string()
     } else if lower.ends_with(".json") {
-        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let mut doc = json_doc(file, text)?;
         let mut cur = &mut doc;
         for part in &parts[..parts.len() - 1] {
             cur = cur
@@ -259,9 +253,7 @@ pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
         cur.as_object_mut()
             .ok_or_else(|| bad(file, "is not an object of params"))?
             .insert(parts[parts.len() - 1].to_string(), leaf);
-        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| bad(file, e.to_string()))?;
-        s.push('\n');
-        s
+        json_text(file, &doc)?
     } else {
         add_yaml(text, &parts, value)
     };
@@ -282,9 +274,7 @@ pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
     let (last, above) = parts.split_last().ok_or_else(missing)?;
     let lower = file.to_ascii_lowercase();
     let out = if lower.ends_with(".toml") {
-        let mut doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))?;
+        let mut doc = toml_doc(file, text)?;
         let mut item = doc.as_item_mut();
         for part in above {
             item = item.get_mut(part).ok_or_else(missing)?;
@@ -294,7 +284,7 @@ pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
             .ok_or_else(missing)?;
         doc.to_string()
     } else if lower.ends_with(".json") {
-        let mut doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let mut doc = json_doc(file, text)?;
         let mut cur = &mut doc;
         for part in above {
             cur = cur.get_mut(part).ok_or_else(missing)?;
@@ -302,9 +292,7 @@ pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
         cur.as_object_mut()
             .and_then(|o| o.shift_remove(*last))
             .ok_or_else(missing)?;
-        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| bad(file, e.to_string()))?;
-        s.push('\n');
-        s
+        json_text(file, &doc)?
     } else {
         remove_yaml(text, &parts).ok_or_else(|| {
             bad(
@@ -365,6 +353,23 @@ fn remove_yaml(text: &str, parts: &[&str]) -> Option<String> {
         end -= 1;
     }
     Some(lines[..start].iter().chain(&lines[end..]).copied().collect())
+}
+
+/// A TOML params file, for editing in place.
+fn toml_doc(file: &str, text: &str) -> Result<toml_edit::DocumentMut> {
+    text.parse().map_err(|e: toml_edit::TomlError| bad(file, e.to_string()))
+}
+
+/// A JSON params file, keys in file order.
+fn json_doc(file: &str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))
+}
+
+/// How an edited JSON params file is written: two-space indents, a final newline.
+fn json_text(file: &str, doc: &serde_json::Value) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(doc).map_err(|e| bad(file, e.to_string()))?;
+    s.push('\n');
+    Ok(s)
 }
 
 /// A single value as `toml_edit` writes it.
