@@ -1681,3 +1681,42 @@ fn a_plot_of_several_files_draws_them_on_one_chart() {
         assert!(r.stderr.contains(message), "{toml}: {}", r.stderr);
     }
 }
+
+/// A plots path that is a directory is a chart per file in it (images, say), at
+/// every revision that has it.
+#[test]
+fn a_directory_of_plots_is_a_chart_per_file() {
+    let env = TestEnv::new();
+    env.write("eval/images/a.png", "\u{89}PNG one");
+    env.write("eval/curves/roc.csv", "fpr,tpr\n0,0\n1,1\n");
+    env.write("dvt.toml", "plots = [\"eval/images\", \"eval/curves\"]\n");
+    env.commit("eval");
+    env.write("eval/images/b.png", "\u{89}PNG two");
+    let plots = env.dvt(&["plots", "diff", "--json"]).ok().json();
+    let paths: Vec<&str> = plots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["eval/images/a.png", "eval/images/b.png", "eval/curves/roc.csv"]);
+    let revs = |i: usize| -> Vec<String> {
+        plots[i]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["rev"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(revs(0), ["HEAD", "workspace"]);
+    assert_eq!(revs(1), ["workspace"]);
+    assert_eq!(plots[2]["series"].as_array().unwrap().len(), 4, "fpr and tpr at two revisions");
+    std::fs::create_dir_all(env.path("eval/empty")).unwrap();
+    let r = env.dvt(&["plots", "show", "eval/empty"]).fails();
+    assert!(
+        r.stderr
+            .contains("plots file `eval/empty`: it is a directory with no files in it"),
+        "{}",
+        r.stderr
+    );
+}

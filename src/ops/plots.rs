@@ -165,6 +165,27 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         }
         .into());
     }
+    // A directory (of images, say) is a chart per file in it, as with DVC.
+    let mut expanded = Vec::with_capacity(targets.len());
+    for (path, axes) in targets {
+        let listed = match axes.files.is_empty() {
+            true => files_in_dir(repo, &sides, &path)?,
+            false => None,
+        };
+        match listed {
+            None => expanded.push((path, axes)),
+            Some(files) if files.is_empty() => {
+                return Err(PipelineError::Plot {
+                    file: path,
+                    rev: None,
+                    message: "it is a directory with no files in it".into(),
+                }
+                .into());
+            }
+            Some(files) => expanded.extend(files.into_iter().map(|f| (f, axes.clone()))),
+        }
+    }
+    let targets = expanded;
     let mut out = Vec::new();
     for (path, mut axes) in targets {
         if opts.axes.x.is_some() {
@@ -280,6 +301,48 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
 
 /// The lines of a plot of several files (`axes.files`), each named `FILE: FIELD`,
 /// at each side; whether any of its files was found.
+/// The files below `path` (repo-relative, sorted, those of every side together)
+/// if it is a directory at any of `sides`; `None` if it is a file or nothing.
+fn files_in_dir(repo: &Repo, sides: &[Side], path: &str) -> Result<Option<Vec<String>>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let mut files = BTreeSet::new();
+    let mut dir = false;
+    for (_, at) in sides {
+        match at {
+            None => {
+                let abs = repo.root().join(path);
+                if !abs.is_dir() {
+                    continue;
+                }
+                dir = true;
+                let walk = ignore::WalkBuilder::new(&abs).standard_filters(false).build();
+                for entry in walk {
+                    let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+                    if entry.file_type().is_some_and(|t| t.is_file())
+                        && let Ok(rel) = entry.path().strip_prefix(&abs)
+                    {
+                        files.insert(format!("{path}/{}", rel.to_string_lossy()));
+                    }
+                }
+            }
+            Some((git, commit)) => {
+                if let crate::git::TreeAt::Dir(items) = git.list_tree(*commit, path, true, false)? {
+                    dir = true;
+                    files.extend(
+                        items
+                            .into_iter()
+                            .filter(|i| !i.dir)
+                            .map(|i| format!("{path}/{}", i.path)),
+                    );
+                }
+            }
+        }
+    }
+    Ok(dir.then(|| files.into_iter().collect()))
+}
+
 /// A revision asked for (`None`: the workspace) and where to read it.
 type Side = (Option<String>, Option<(Git, GitId)>);
 
