@@ -1710,7 +1710,11 @@ fn a_directory_of_plots_is_a_chart_per_file() {
     };
     assert_eq!(revs(0), ["HEAD", "workspace"]);
     assert_eq!(revs(1), ["workspace"]);
-    assert_eq!(plots[2]["series"].as_array().unwrap().len(), 4, "fpr and tpr at two revisions");
+    assert_eq!(
+        plots[2]["series"].as_array().unwrap().len(),
+        4,
+        "fpr and tpr at two revisions"
+    );
     std::fs::create_dir_all(env.path("eval/empty")).unwrap();
     let r = env.dvt(&["plots", "show", "eval/empty"]).fails();
     assert!(
