@@ -278,6 +278,16 @@ pub(super) struct ValuesDiffArgs {
     md: bool,
 }
 
+impl ValuesDiffArgs {
+    /// The files and the `--all` of these arguments, for `params_diff`/`metrics_diff`.
+    fn options(&self, repo: &Repo, cwd: &Path) -> Result<ops::stages::ValuesOptions, dvt::Error> {
+        Ok(ops::stages::ValuesOptions {
+            targets: repo_files(repo, cwd, &self.targets)?,
+            all: self.all,
+        })
+    }
+}
+
 /// Repo-relative paths of files named on the command line.
 fn repo_files(repo: &Repo, cwd: &Path, files: &[std::path::PathBuf]) -> Result<Vec<String>, dvt::Error> {
     files.iter().map(|t| Ok(repo.resolve(cwd, t)?.1)).collect()
@@ -567,10 +577,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Params {
             command: ValuesCommand::Diff(args),
         } => {
-            let opts = ops::stages::ValuesOptions {
-                targets: repo_files(&repo, cwd, &args.targets)?,
-                all: args.all,
-            };
+            let opts = args.options(&repo, cwd)?;
             let changes = ops::stages::params_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
             return print_changes(&changes, args.json, args.md, "params");
         }
@@ -611,10 +618,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Metrics {
             command: MetricsCommand::Diff(args),
         } => {
-            let opts = ops::stages::ValuesOptions {
-                targets: repo_files(&repo, cwd, &args.targets)?,
-                all: args.all,
-            };
+            let opts = args.options(&repo, cwd)?;
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
             return print_changes(&changes, args.json, args.md, "metrics");
         }

@@ -679,10 +679,7 @@ struct Staging {
 impl Staging {
     fn remove(&mut self) {
         if std::mem::take(&mut self.live) {
-            let _ = match self.path.is_dir() {
-                true => fs_err::remove_dir_all(&self.path),
-                false => fs_err::remove_file(&self.path),
-            };
+            let _ = remove_data(&self.path);
         }
     }
 }
