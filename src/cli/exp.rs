@@ -477,7 +477,6 @@ fn utc(secs: i64) -> String {
 /// Values by file, then dotted key.
 type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
 
-/// The rows as a table: name, created, then each metric, then each param.
 /// Which metrics and params columns `exp show` prints.
 struct Columns {
     only_changed: bool,
@@ -503,6 +502,7 @@ enum TableFormat {
     Csv,
 }
 
+/// The rows as a table: name, created, then each metric, then each param.
 fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<ExitCode, dvt::Error> {
     // Columns: (header, value per row).
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
