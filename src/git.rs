@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 pub use gix::ObjectId as GitId;
 use gix::bstr::ByteSlice;
+use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{GitError, RepoError, Result};
 
@@ -783,6 +784,75 @@ impl Git {
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// Makes `dir` (absolute, absent or empty) a linked worktree of this
+    /// repository named `name`, as `git worktree add --detach DIR COMMIT` does:
+    /// `commit`'s files written out, HEAD detached at it, an index of its tree
+    /// (git rehashes the files once, their stat data being unknown). The
+    /// worktree shares the repository's objects and refs; a worktree of the same
+    /// name left by a killed run is replaced. Undo with [`Git::remove_worktree`].
+    pub fn add_worktree(&self, dir: &Path, name: &str, commit: GitId) -> Result<()> {
+        let what = format!("making a worktree of {commit} in `{}`", dir.display());
+        let admin = self.repo.common_dir().join("worktrees").join(name);
+        if admin.exists() {
+            fs_err::remove_dir_all(&admin)?;
+        }
+        fs_err::create_dir_all(&admin)?;
+        fs_err::create_dir_all(dir)?;
+        crate::fsutil::atomic_write(&admin.join("commondir"), b"../..\n")?;
+        crate::fsutil::atomic_write(
+            &admin.join("gitdir"),
+            format!("{}\n", dir.join(".git").display()).as_bytes(),
+        )?;
+        crate::fsutil::atomic_write(&admin.join("HEAD"), format!("{commit}\n").as_bytes())?;
+        crate::fsutil::atomic_write(&dir.join(".git"), format!("gitdir: {}\n", admin.display()).as_bytes())?;
+        for f in self.files(commit)? {
+            let path = dir.join(&f.path);
+            if let Some(parent) = path.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            let bytes = self.read_blob(f.blob)?;
+            if f.link {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&bytes), &path)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{e}: linking `{}`", path.display())))?;
+            } else {
+                fs_err::write(&path, &bytes)?;
+                if f.executable {
+                    fs_err::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+                }
+            }
+        }
+        let tree = self.tree_of(commit)?.id;
+        let mut index = self.repo.index_from_tree(&tree).map_err(failed(what.clone()))?;
+        index.set_path(admin.join("index"));
+        index
+            .write(gix::index::write::Options::default())
+            .map_err(|e| GitError::Failed {
+                what,
+                message: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Deletes the linked worktree at `dir` (files and git's record of it); a
+    /// directory git does not know as one of this repository's worktrees is
+    /// deleted all the same, git's records left alone.
+    pub fn remove_worktree(&self, dir: &Path) -> Result<()> {
+        let worktrees = self.repo.common_dir().join("worktrees");
+        let admin = fs_err::read_to_string(dir.join(".git"))
+            .ok()
+            .and_then(|t| t.strip_prefix("gitdir:").map(|p| PathBuf::from(p.trim())))
+            .filter(|a| a.parent() == Some(worktrees.as_path()));
+        if dir.exists() {
+            fs_err::remove_dir_all(dir)?;
+        }
+        if let Some(admin) = admin
+            && admin.exists()
+        {
+            fs_err::remove_dir_all(&admin)?;
+        }
+        Ok(())
     }
 
     /// The git work tree's root, if there is one.

@@ -145,7 +145,7 @@ impl Repo {
         }
     }
 
-    fn open_root(root: PathBuf) -> Result<Repo> {
+    pub(crate) fn open_root(root: PathBuf) -> Result<Repo> {
         let dvt = root.join(DVT_DIR);
         let mut table = toml::Table::new();
         for name in ["config.toml", "config.local.toml"] {
@@ -250,6 +250,15 @@ impl Repo {
         f(&mut doc)?;
         crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
         Ok(())
+    }
+
+    /// This repository, storing into and reading from `other`'s cache (a
+    /// temporary worktree running an experiment of `other`).
+    pub(crate) fn with_cache_of(self, other: &Repo) -> Repo {
+        Repo {
+            cache: other.cache.clone(),
+            ..self
+        }
     }
 
     /// The object cache.

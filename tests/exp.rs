@@ -587,3 +587,188 @@ fn exp_save_records_work_done_by_hand() {
     env.dvt(&["exp", "rename", "kept", "by-hand"]).ok();
     assert!(git_out(&env, &["log", "-1", "--format=%B", "refs/exps/by-hand"]).starts_with("dvt exp save on "));
 }
+
+/// `project()` whose stage also reads data that dvt tracks (`data.txt`), and
+/// first runs `before` (a shell snippet).
+fn project_with_data(before: &str) -> TestEnv {
+    let env = project();
+    env.write("data.txt", "rows\n");
+    env.dvt(&["add", "-q", "data.txt"]).ok();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        toml.replace(
+            "cmd = \"python3 train.py\"\ndeps = [\"train.py\"]",
+            &format!(
+                "cmd = \"{before}python3 train.py && cat data.txt >> model.bin\"\ndeps = [\"train.py\", \"data.txt\"]"
+            ),
+        ),
+    );
+    env.dvt(&["repro", "-q"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "with data"]);
+    env
+}
+
+/// `git worktree list`, a line each: only the workspace once dvt is done.
+fn worktrees(env: &TestEnv) -> usize {
+    git_out(env, &["worktree", "list"]).lines().count()
+}
+
+#[test]
+fn queued_experiments_run_side_by_side_outside_the_workspace() {
+    // Each stage run waits (up to 20 s) until two have started: only runs
+    // side by side finish quickly, and one after another would fail.
+    let meet = tempfile::tempdir().unwrap();
+    let wait = format!(
+        "touch {0}/$$ && for i in $(seq 200); do [ $(ls {0} | wc -l) -ge 2 ] && break; sleep 0.1; done && \
+         [ $(ls {0} | wc -l) -ge 2 ] && ",
+        meet.path().display()
+    );
+    // (Two there already for the baseline's run.)
+    std::fs::write(meet.path().join("a"), "").unwrap();
+    std::fs::write(meet.path().join("b"), "").unwrap();
+    let env = project_with_data(&wait);
+    std::fs::remove_dir_all(meet.path()).unwrap();
+    std::fs::create_dir(meet.path()).unwrap();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "side"])
+        .ok();
+    // Work in progress in the workspace, which the experiments must not touch.
+    env.write("params.yaml", "train:\n  lr: 0.9\n  epochs: 2\n");
+    let status = git_out(&env, &["status", "--porcelain"]);
+
+    let r = env.dvt(&["queue", "start", "-j", "2"]).ok();
+    assert!(
+        r.stdout.contains("Queued experiment 000001 recorded as `side-1`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Queued experiment 000002 recorded as `side-2`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("(its output: .dvt/tmp/exp-logs/000001.log)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+    assert_eq!(git_out(&env, &["status", "--porcelain"]), status);
+    assert_eq!(env.read("params.yaml"), b"train:\n  lr: 0.9\n  epochs: 2\n");
+    assert_eq!(env.read("model.bin"), b"model lr=0.1\nrows\n");
+    // Each ran from the params it was queued with, on HEAD's data.
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/side-2:params.yaml"]),
+        "# knobs\ntrain:\n  lr: 0.4  # learning rate\n  epochs: 2\n"
+    );
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/side-2:metrics.json"]),
+        "{\"loss\": 0.6}\n"
+    );
+    // What they made is in this repository's cache.
+    env.git(&["checkout", "params.yaml"]);
+    env.dvt(&["exp", "apply", "side-1"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.2\nrows\n");
+    // Their stages' output went to their logs; their worktrees are gone.
+    let log = env.dvt(&["queue", "logs", "000002"]).ok().stdout;
+    assert!(
+        log.contains("Running stage `train`") && log.contains("Experiment `side-2` recorded"),
+        "{log}"
+    );
+    assert_eq!(worktrees(&env), 1);
+    assert_eq!(std::fs::read_dir(env.path(".dvt/tmp/exps")).unwrap().count(), 0);
+
+    // One that fails stays queued, with its log; the others are recorded.
+    env.git(&["checkout", "--", "."]);
+    std::fs::remove_dir_all(meet.path()).unwrap();
+    std::fs::create_dir(meet.path()).unwrap();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=oops", "-n", "bad"])
+        .ok();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.3", "-n", "good"])
+        .ok();
+    let r = env.dvt(&["queue", "start", "-j", "2"]).fails();
+    assert!(
+        r.stderr
+            .contains("Queued experiment 000001 failed, and stays queued: stage `train` failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("1 experiment failed and stayed queued"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("recorded as `good`"), "{}", r.stdout);
+    assert!(env.dvt(&["queue", "status"]).ok().stdout.contains("`bad`"));
+    let log = env.dvt(&["queue", "logs", "bad"]).ok().stdout;
+    assert!(
+        log.contains("AttributeError") && log.contains("Failed: stage `train` failed"),
+        "{log}"
+    );
+    assert_eq!(worktrees(&env), 1);
+    let r = env.dvt(&["queue", "logs", "000042"]).fails();
+    assert!(
+        r.stderr.contains("no log for queued experiment `000042`"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["queue", "start", "-j", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn exp_run_temp_leaves_the_workspace_as_it_is() {
+    let env = project_with_data("");
+    env.write("notes.txt", "work in progress\n");
+    let r = env.dvt(&["exp", "run", "--temp", "-S", "train.lr=0.3", "-n", "t"]).ok();
+    assert!(r.stdout.contains("Experiment `t` recorded"), "{}", r.stdout);
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/t:metrics.json"]),
+        "{\"loss\": 0.7}\n"
+    );
+    // The workspace's params and outs are as they were; files no commit holds are not in it.
+    assert_eq!(env.read("model.bin"), b"model lr=0.1\nrows\n");
+    assert!(
+        String::from_utf8(env.read("params.yaml")).unwrap().contains("lr: 0.1"),
+        "params.yaml changed"
+    );
+    let files = git_out(&env, &["ls-tree", "--name-only", "refs/exps/t"]);
+    assert!(files.contains("model.bin.dvt") || files.contains("dvt.lock"), "{files}");
+    assert!(!files.contains("notes.txt"), "{files}");
+    assert_eq!(worktrees(&env), 1);
+    env.dvt(&["exp", "apply", "t"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\nrows\n");
+    // Without the data in the cache, it says what is missing and leaves nothing behind.
+    env.git(&["checkout", "--", "."]);
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["exp", "run", "--temp", "-S", "train.lr=0.5"]).fails();
+    assert!(
+        r.stderr.contains("is not in the cache (needed for `data.txt`)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(worktrees(&env), 1);
+    let r = env.dvt(&["exp", "run", "--temp", "--queue"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// A `queue start -j` killed mid-run: the experiments stay queued, and the next
+/// run deletes the worktrees it left and records them.
+#[test]
+fn killed_queue_runner_leaves_its_experiments_queued() {
+    let env = project_with_data("sleep 3 && ");
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "k"])
+        .ok();
+    env.dvt_killed_after(&["queue", "start", "-j", "2"], std::time::Duration::from_millis(1500));
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
+    assert_eq!(worktrees(&env), 3);
+    env.dvt(&["queue", "start", "-q", "--temp"]).ok();
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+    assert_eq!(worktrees(&env), 1);
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/k-2:metrics.json"]),
+        "{\"loss\": 0.6}\n"
+    );
+    assert_eq!(std::fs::read_dir(env.path(".dvt/tmp/exps")).unwrap().count(), 0);
+}

@@ -34,6 +34,10 @@ pub(super) enum ExpCommand {
         /// experiment per value (every combination, with several).
         #[arg(long)]
         queue: bool,
+        /// Run it in a worktree of HEAD made for it under `.dvt/tmp/exps` (with
+        /// the params files as they are here), leaving this workspace as it is.
+        #[arg(long, conflicts_with = "queue")]
+        temp: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -149,8 +153,23 @@ pub(super) enum ExpCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum QueueCommand {
-    /// Run the queued experiments one after another, in this workspace
-    Start,
+    /// Run the queued experiments: one after another in this workspace, or
+    /// (`--temp`, `-j N`) each in a worktree of HEAD of its own, N at a time
+    Start {
+        /// Run N experiments at a time, each in a worktree of its own (implies `--temp`).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Run each experiment in a worktree of HEAD made for it under
+        /// `.dvt/tmp/exps`, leaving this workspace as it is; what its stages
+        /// print goes to its log (`dvt queue logs ID`).
+        #[arg(long)]
+        temp: bool,
+    },
+    /// Print what the stages of a queued experiment run with `--temp` or `-j` printed
+    Logs {
+        /// Its number (`000003`) or name.
+        which: String,
+    },
     /// List the queued experiments, in the order they run
     Status {
         /// Print as JSON.
@@ -170,7 +189,10 @@ pub(super) enum QueueCommand {
 
 pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
-        QueueCommand::Start => {
+        QueueCommand::Start { jobs, temp } if *temp || jobs.is_some_and(|j| j > 1) => {
+            return run_queue_outside(repo, jobs.map_or(1, usize::from), quiet);
+        }
+        QueueCommand::Start { .. } => {
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
             };
@@ -186,6 +208,29 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             }
             if !reports.is_empty() {
                 note!(quiet, "hint: `dvt exp show` compares them");
+            }
+        }
+        QueueCommand::Logs { which } => {
+            let id = match ops::exp::queued(repo)?
+                .into_iter()
+                .find(|q| q.name.as_deref() == Some(which))
+            {
+                Some(q) => q.id,
+                None => which.clone(),
+            };
+            let log = ops::queue::log_path(repo, &id)?;
+            match fs_err::read(&log) {
+                Ok(bytes) => std::io::stdout().write_all(&bytes).map_err(dvt::Error::from)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(dvt::error::PipelineError::Experiment {
+                        message: format!(
+                            "no log for queued experiment `{which}`: logs are written by \
+                             `dvt queue start --temp` (or `-j N`), and kept until its number is used again"
+                        ),
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         QueueCommand::Status { json: as_json } => {
@@ -206,6 +251,58 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dvt queue start --temp|-j N`.
+fn run_queue_outside(repo: &Repo, jobs: usize, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    let root = repo.root();
+    let on_event = |event: ops::queue::QueueEvent<'_>| match event {
+        ops::queue::QueueEvent::Started { queued, log } => {
+            note!(
+                quiet,
+                "Started queued experiment {}: {} (its output: {})",
+                queued.id,
+                describe(queued),
+                log.strip_prefix(root).unwrap_or(log).display()
+            );
+        }
+        ops::queue::QueueEvent::Done { queued, report } => {
+            // Written as it happens; a closed stdout ends nothing here.
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "Queued experiment {} recorded as `{}`: commit {} on {}",
+                queued.id,
+                report.name,
+                &report.commit[..7],
+                &report.baseline[..7]
+            );
+        }
+        ops::queue::QueueEvent::Failed { queued, error, .. } => {
+            note!(
+                false,
+                "Queued experiment {} failed, and stays queued: {error} (`dvt queue logs {}` shows its output)",
+                queued.id,
+                queued.id
+            );
+        }
+    };
+    let outcome = ops::queue::run_queue_outside(repo, jobs, &on_event)?;
+    if outcome.done.is_empty() && outcome.failed.is_empty() {
+        say!(quiet, "The queue is empty.");
+    }
+    if !outcome.done.is_empty() {
+        note!(quiet, "hint: `dvt exp show` compares them");
+    }
+    if !outcome.failed.is_empty() {
+        note!(
+            false,
+            "{} failed and stayed queued; fix the cause and run `dvt queue start` again \
+             (`dvt queue remove ID` drops one)",
+            dvt::counted(outcome.failed.len(), "experiment")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
         ExpCommand::Run {
@@ -214,6 +311,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             name,
             force,
             queue,
+            temp,
             json: as_json,
         } => {
             let opts = ops::exp::ExpRunOptions {
@@ -234,13 +332,19 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 for q in &queued {
                     out!("Queued experiment {}: {}", q.id, describe(q));
                 }
-                note!(quiet, "hint: `dvt queue start` runs them, one after another");
+                note!(
+                    quiet,
+                    "hint: `dvt queue start` runs them, one after another (`-j N`: N at a time, outside this workspace)"
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
             };
-            let report = ops::exp::run(repo, &opts, &on_run, bars)?;
+            let report = match temp {
+                true => ops::queue::run_temp(repo, &opts, &on_run, bars)?,
+                false => ops::exp::run(repo, &opts, &on_run, bars)?,
+            };
             if *as_json {
                 return json(&report);
             }

@@ -19,7 +19,7 @@ use crate::pipeline::{DEFAULT_PARAMS, params};
 use crate::progress::Progress;
 use crate::repo::Repo;
 
-fn refused(message: impl Into<String>) -> crate::Error {
+pub(crate) fn refused(message: impl Into<String>) -> crate::Error {
     PipelineError::Experiment {
         message: message.into(),
     }
@@ -250,7 +250,7 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
 }
 
 /// Refuses a name that cannot name an experiment, or (unless `force`) one in use.
-fn check_free(git: &Git, name: Option<&str>, force: bool) -> Result<()> {
+pub(crate) fn check_free(git: &Git, name: Option<&str>, force: bool) -> Result<()> {
     if let Some(name) = name {
         check_name(name)?;
         if git.has_ref(&format!("{EXP_REFS}{name}"))? && !force {
@@ -266,12 +266,20 @@ fn check_free(git: &Git, name: Option<&str>, force: bool) -> Result<()> {
 /// (`name`, or one made from the commit); returns the name and the commit.
 fn record(git: &Git, baseline: GitId, message: &str, name: Option<&str>, force: bool) -> Result<(String, GitId)> {
     let commit = git.commit_work_tree(baseline, message)?;
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => free_name(git, commit)?,
-    };
-    git.set_ref(&format!("{EXP_REFS}{name}"), commit, force)?;
-    Ok((name, commit))
+    if let Some(name) = name {
+        git.set_ref(&format!("{EXP_REFS}{name}"), commit, force)?;
+        return Ok((name.to_string(), commit));
+    }
+    // Experiments running beside this one may take the name found free first.
+    let mut tries = 0;
+    loop {
+        let name = free_name(git, commit)?;
+        match git.set_ref(&format!("{EXP_REFS}{name}"), commit, false) {
+            Ok(()) => return Ok((name, commit)),
+            Err(_) if tries < 5 && git.has_ref(&format!("{EXP_REFS}{name}"))? => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What `dvt exp save` does.
@@ -833,28 +841,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             return Err(refused(format!("experiment `{n}` already exists or is queued")));
         }
     }
-    // What each runs from: the params files of the pipeline, and those `-S` names.
-    let mut base: BTreeMap<String, String> = BTreeMap::new();
-    let mut files: Vec<String> = match crate::pipeline::Pipeline::load(repo)? {
-        Some(p) => params_files(&p),
-        None => Vec::new(),
-    };
-    files.push(DEFAULT_PARAMS.to_string());
-    for f in files {
-        if let Some(text) = crate::pipeline::read_file(repo, &f)? {
-            base.insert(f, text);
-        }
-    }
-    for combo in &combos {
-        let mut check = base.clone();
-        edit_params(repo, &mut check, combo)?;
-        for (f, text) in check {
-            if let std::collections::btree_map::Entry::Vacant(slot) = base.entry(f) {
-                let now = crate::pipeline::read_file(repo, slot.key())?.unwrap_or(text);
-                slot.insert(now);
-            }
-        }
-    }
+    let base = params_snapshot(repo, &combos)?;
     let dir = queue_dir(repo)?;
     fs_err::create_dir_all(&dir)?;
     let first = waiting
@@ -878,6 +865,34 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     Ok(out)
 }
 
+/// What experiments setting `combos` run from: the params files of the
+/// pipeline and those the `-S` specs name, as they are in the workspace now
+/// (checking that each combination applies to them).
+pub(crate) fn params_snapshot(repo: &Repo, combos: &[Vec<String>]) -> Result<BTreeMap<String, String>> {
+    let mut base: BTreeMap<String, String> = BTreeMap::new();
+    let mut files: Vec<String> = match crate::pipeline::Pipeline::load(repo)? {
+        Some(p) => params_files(&p),
+        None => Vec::new(),
+    };
+    files.push(DEFAULT_PARAMS.to_string());
+    for f in files {
+        if let Some(text) = crate::pipeline::read_file(repo, &f)? {
+            base.insert(f, text);
+        }
+    }
+    for combo in combos {
+        let mut check = base.clone();
+        edit_params(repo, &mut check, combo)?;
+        for (f, text) in check {
+            if let std::collections::btree_map::Entry::Vacant(slot) = base.entry(f) {
+                let now = crate::pipeline::read_file(repo, slot.key())?.unwrap_or(text);
+                slot.insert(now);
+            }
+        }
+    }
+    Ok(base)
+}
+
 /// The queued experiments, in the order they run.
 pub fn queued(repo: &Repo) -> Result<Vec<Queued>> {
     let dir = queue_dir(repo)?;
@@ -899,6 +914,12 @@ pub fn queued(repo: &Repo) -> Result<Vec<Queued>> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// Takes `q`, which ran, off the queue.
+pub(crate) fn unqueue(repo: &Repo, q: &Queued) -> Result<()> {
+    fs_err::remove_file(queue_dir(repo)?.join(format!("{}.json", q.id)))?;
+    Ok(())
 }
 
 /// Takes queued experiments (by id or name; `all`: every one) off the queue.
@@ -938,7 +959,6 @@ pub fn run_queue(
 ) -> Result<Vec<ExpRunReport>> {
     let _running = repo.lock_named("exp-queue", "dvt queue start")?;
     let git = Git::open(repo.root())?;
-    let dir = queue_dir(repo)?;
     let mut done = Vec::new();
     for q in queued(repo)? {
         // What the params files hold now: checked, and put back if the run fails.
@@ -994,7 +1014,7 @@ pub fn run_queue(
                 )));
             }
         };
-        fs_err::remove_file(dir.join(format!("{}.json", q.id)))?;
+        unqueue(repo, &q)?;
         done.push(report);
     }
     Ok(done)

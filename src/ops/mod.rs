@@ -18,6 +18,7 @@ pub mod list;
 pub mod merge;
 pub mod mv;
 pub mod plots;
+pub mod queue;
 pub mod remove;
 pub mod repro;
 pub mod stages;

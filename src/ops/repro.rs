@@ -3,7 +3,7 @@
 //! only they are missing; record each finished stage in `dvt.lock` at once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Serialize;
@@ -40,6 +40,9 @@ pub struct ReproOptions {
     /// Record the outs in `dvt.lock` without storing them in the cache (`dvt
     /// commit` stores them later).
     pub no_commit: bool,
+    /// Append what the stages' commands print (stdout and stderr) to this file
+    /// instead of passing it to ours.
+    pub log: Option<PathBuf>,
 }
 
 /// What happened to a stage.
@@ -390,7 +393,7 @@ pub(crate) fn repro_knowing(
                     now = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?.0;
                 }
                 on_run(stage, why);
-                run_stage(repo, stage, &now, &commit)?;
+                run_stage(repo, stage, &now, &commit, opts.log.as_deref())?;
                 let done = record_outs(repo, stage, &now, !opts.no_commit, &stat, &counters)?;
                 lock.stages.insert(name.clone(), done);
                 lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
@@ -457,7 +460,7 @@ pub(crate) fn record_outs(
 
 /// Runs a stage's command with `sh -c` in its working directory, after deleting
 /// its outs (unless `persist`). Its environment says what it runs with.
-fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str) -> Result<()> {
+fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, log: Option<&Path>) -> Result<()> {
     for out in stage.outs.iter().filter(|o| !o.persist) {
         let abs = repo.root().join(&out.path);
         match fs_err::symlink_metadata(&abs) {
@@ -475,7 +478,12 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str) -> Resul
         }
     }
     let wdir = repo.root().join(Path::new(&stage.wdir));
-    let status = Command::new("sh")
+    let mut command = Command::new("sh");
+    if let Some(log) = log {
+        let file = fs_err::OpenOptions::new().create(true).append(true).open(log)?;
+        command.stdout(file.file().try_clone()?).stderr(file.into_parts().0);
+    }
+    let status = command
         .arg("-c")
         .arg(&stage.cmd)
         .current_dir(&wdir)

@@ -1,0 +1,321 @@
+//! Experiments outside the workspace, as DVC runs them: `dvt exp run --temp`
+//! and `dvt queue start --temp|-j N`. Each runs in a linked git worktree of
+//! HEAD under `.dvt/tmp/exps/`, made for it and deleted after it: HEAD's files,
+//! the params files as they were when the experiment was queued (or started),
+//! and the data of HEAD's pointers, checked out from this repository's cache,
+//! which the worktree shares (so do git's objects and refs: the experiment's
+//! commit and `refs/exps/NAME` land in this repository). The workspace is never
+//! touched, so several experiments can run at once, and the user can go on
+//! working meanwhile.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use crate::error::Result;
+use crate::git::{Git, GitId};
+use crate::ops::exp::{ExpRunOptions, ExpRunReport, Queued};
+use crate::ops::repro::{OnRun, ReproOptions};
+use crate::progress::{NoProgress, Progress};
+use crate::repo::{DVT_DIR, Repo};
+
+/// Where experiments run outside the workspace.
+fn worktrees_dir(repo: &Repo) -> Result<PathBuf> {
+    let dir = repo.tmp_dir()?.join("exps");
+    fs_err::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Where `dvt queue start --temp|-j N` writes what each queued experiment's
+/// stages print (`ID.log`, read by `dvt queue logs ID`).
+pub fn log_path(repo: &Repo, id: &str) -> Result<PathBuf> {
+    let dir = repo.tmp_dir()?.join("exp-logs");
+    fs_err::create_dir_all(&dir)?;
+    Ok(dir.join(format!("{id}.log")))
+}
+
+/// How the names git knows our worktrees by end: a mark of this dvt root
+/// (several dvt roots may share one git repository).
+fn root_mark(repo: &Repo) -> String {
+    let hash = blake3::hash(repo.root().as_os_str().as_encoded_bytes()).to_hex();
+    format!("-{}", &hash[..8])
+}
+
+/// The name git knows worktree `name` by: `dvt-NAME-MARK`.
+fn git_name(repo: &Repo, name: &str) -> String {
+    format!("dvt-{name}{}", root_mark(repo))
+}
+
+/// A worktree an experiment runs in; deleted, with git's record of it, when
+/// dropped. Its lock (`.dvt/tmp/exps/NAME.lock`) tells [`sweep`] it is in use.
+struct Worktree<'a> {
+    git: &'a Git,
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: fs_err::File,
+}
+
+impl Worktree<'_> {
+    fn add<'a>(repo: &Repo, git: &'a Git, name: &str, commit: GitId) -> Result<Worktree<'a>> {
+        let dir = worktrees_dir(repo)?.join(name);
+        let lock = repo.lock_named(&format!("exps/{name}"), "an experiment running outside the workspace")?;
+        let lock_path = dir.with_extension("lock");
+        // What a killed run left under this name.
+        git.remove_worktree(&dir)?;
+        let worktree = Worktree {
+            git,
+            dir,
+            lock_path,
+            _lock: lock,
+        };
+        git.add_worktree(&worktree.dir, &git_name(repo, name), commit)?;
+        Ok(worktree)
+    }
+}
+
+impl Drop for Worktree<'_> {
+    fn drop(&mut self) {
+        let _ = self.git.remove_worktree(&self.dir);
+        let _ = fs_err::remove_file(&self.lock_path);
+    }
+}
+
+/// Deletes the worktrees killed runs left (those whose lock nobody holds), and
+/// git's records of ours whose directory is gone.
+fn sweep(repo: &Repo, git: &Git) -> Result<()> {
+    let dir = worktrees_dir(repo)?;
+    for entry in fs_err::read_dir(&dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if !path.is_dir() {
+            continue;
+        }
+        if let Ok(_lock) = repo.lock_named(&format!("exps/{name}"), "deleting a worktree a killed run left") {
+            git.remove_worktree(&path)?;
+            let _ = fs_err::remove_file(path.with_extension("lock"));
+        }
+    }
+    let mark = root_mark(repo);
+    let records = git.gix().common_dir().join("worktrees");
+    let Ok(entries) = fs_err::read_dir(&records) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let admin = entry?.path();
+        let ours = admin
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("dvt-") && n.ends_with(&mark));
+        let gone = fs_err::read_to_string(admin.join("gitdir"))
+            .map(|d| !Path::new(d.trim()).exists())
+            .unwrap_or(true);
+        if ours && gone {
+            fs_err::remove_dir_all(&admin)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the experiment `opts` in a new worktree `name` of HEAD, with `files`
+/// (params files, dvt-root-relative) written over HEAD's.
+fn run_in_worktree(
+    repo: &Repo,
+    name: &str,
+    files: &BTreeMap<String, String>,
+    opts: &ExpRunOptions,
+    on_run: OnRun<'_>,
+    progress: &dyn Progress,
+) -> Result<ExpRunReport> {
+    let git = Git::open(repo.root())?;
+    let baseline = git.head()?.ok_or_else(|| {
+        crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first")
+    })?;
+    let worktree = Worktree::add(repo, &git, name, baseline)?;
+    let root = match git.prefix().trim_end_matches('/') {
+        "" => worktree.dir.clone(),
+        prefix => worktree.dir.join(prefix),
+    };
+    // A commit without `.dvt/` must not let the worktree's commands find ours.
+    fs_err::create_dir_all(root.join(DVT_DIR))?;
+    let temp = Repo::open_root(root)?.with_cache_of(repo);
+    for (f, text) in files {
+        let path = temp.root().join(f);
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        crate::fsutil::atomic_write(&path, text.as_bytes())?;
+    }
+    // The data of HEAD's pointers (what stages depend on); outs of `dvt.lock`
+    // are restored by `repro` itself where their stage need not run.
+    let pointers = crate::workspace::find_pointers(&temp)?;
+    let tracked = pointers
+        .iter()
+        .map(|p| crate::workspace::Tracked::load(&temp, p))
+        .collect::<Result<Vec<_>>>()?;
+    if !tracked.is_empty() {
+        let _lock = temp.lock("checking out an experiment's data")?;
+        crate::ops::checkout::checkout_tracked(&temp, tracked, false, progress)?;
+    }
+    crate::ops::exp::run(&temp, opts, on_run, progress)
+}
+
+/// `dvt exp run --temp`: [`crate::ops::exp::run`] in a worktree of HEAD made
+/// for it, with the params files as they are in the workspace; the workspace
+/// is left as it is.
+pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
+    let git = Git::open(repo.root())?;
+    crate::ops::exp::check_free(&git, opts.name.as_deref(), opts.force)?;
+    sweep(repo, &git)?;
+    let files = crate::ops::exp::params_snapshot(repo, std::slice::from_ref(&opts.set_params))?;
+    run_in_worktree(
+        repo,
+        &format!("run-{}", std::process::id()),
+        &files,
+        opts,
+        on_run,
+        progress,
+    )
+}
+
+/// What happens to queued experiments run outside the workspace, as it happens.
+#[derive(Debug)]
+pub enum QueueEvent<'a> {
+    /// One started; what its stages print goes to `log`.
+    Started {
+        /// The experiment.
+        queued: &'a Queued,
+        /// Its log.
+        log: &'a Path,
+    },
+    /// One was recorded, and left the queue.
+    Done {
+        /// The experiment.
+        queued: &'a Queued,
+        /// What running it did.
+        report: &'a ExpRunReport,
+    },
+    /// One failed, and stays queued.
+    Failed {
+        /// The experiment.
+        queued: &'a Queued,
+        /// Why.
+        error: &'a str,
+        /// Its log.
+        log: &'a Path,
+    },
+}
+
+/// What `dvt queue start --temp|-j N` did.
+#[derive(Debug, Default)]
+pub struct QueueOutcome {
+    /// The experiments recorded, in queue order.
+    pub done: Vec<(Queued, ExpRunReport)>,
+    /// Those that failed (still queued), in queue order, with why.
+    pub failed: Vec<(Queued, String)>,
+}
+
+/// `dvt queue start --temp|-j N`: runs the queued experiments, `jobs` at a
+/// time, each in a worktree of HEAD with the params files it was queued with;
+/// what their stages print goes to their logs ([`log_path`]). Each leaves the
+/// queue once recorded; one that fails stays queued, and the others go on.
+pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent<'_>) + Sync)) -> Result<QueueOutcome> {
+    let _running = repo.lock_named("exp-queue", "dvt queue start")?;
+    sweep(repo, &Git::open(repo.root())?)?;
+    let waiting = crate::ops::exp::queued(repo)?;
+    let workers = jobs.clamp(1, waiting.len().max(1));
+    let todo = Mutex::new(waiting.into_iter().collect::<VecDeque<_>>());
+    let outcome = Mutex::new(QueueOutcome::default());
+    let fatal: Mutex<Option<crate::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let next = todo.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+                    let Some(q) = next else { break };
+                    match run_queued(repo, &q, on_event) {
+                        Ok(Ok(report)) => outcome
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .done
+                            .push((q, report)),
+                        Ok(Err(why)) => outcome
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .failed
+                            .push((q, why)),
+                        Err(e) => {
+                            // Not the experiment's fault (the queue or the disk): stop.
+                            todo.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                            fatal.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = fatal.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    let mut outcome = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
+    outcome.done.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    outcome.failed.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok(outcome)
+}
+
+/// Runs one queued experiment in a worktree: `Ok(Err(why))` if it failed
+/// (it stays queued), `Err` if the queue itself could not be worked.
+fn run_queued(
+    repo: &Repo,
+    q: &Queued,
+    on_event: &(dyn Fn(QueueEvent<'_>) + Sync),
+) -> Result<std::result::Result<ExpRunReport, String>> {
+    let log = log_path(repo, &q.id)?;
+    fs_err::write(&log, "")?;
+    on_event(QueueEvent::Started { queued: q, log: &log });
+    let note = |text: &str| {
+        if let Ok(mut f) = fs_err::OpenOptions::new().append(true).open(&log) {
+            let _ = writeln!(f, "{text}");
+        }
+    };
+    let on_run = |stage: &crate::pipeline::Stage, why: &str| {
+        note(&format!("Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd));
+    };
+    let opts = ExpRunOptions {
+        name: q.name.clone(),
+        set_params: q.set_params.clone(),
+        repro: ReproOptions {
+            targets: q.stages.clone(),
+            log: Some(log.clone()),
+            ..Default::default()
+        },
+        force: false,
+    };
+    let name = format!("queue-{}", q.id);
+    match run_in_worktree(repo, &name, &q.files, &opts, &on_run, &NoProgress) {
+        Ok(report) => {
+            crate::ops::exp::unqueue(repo, q)?;
+            note(&format!(
+                "Experiment `{}` recorded: commit {}",
+                report.name, report.commit
+            ));
+            on_event(QueueEvent::Done {
+                queued: q,
+                report: &report,
+            });
+            Ok(Ok(report))
+        }
+        Err(e) => {
+            let why = crate::error_chain(&e);
+            note(&format!("Failed: {why}"));
+            on_event(QueueEvent::Failed {
+                queued: q,
+                error: &why,
+                log: &log,
+            });
+            Ok(Err(why))
+        }
+    }
+}
