@@ -135,7 +135,8 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             files.insert(file.clone(), text);
         }
         let text = &files[&file];
-        let old = match params::lookup(&params::parse(&file, text)?, &key) {
+        let parsed = params::parse(&file, text)?;
+        let old = match params::lookup(&parsed, &key) {
             None if mode == KeyMode::Remove => {
                 return Err(refused(format!("`-S {spec}`: {file} has no `{key}` to remove")));
             }
@@ -172,9 +173,9 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
                     "`-S {spec}`: `{key}` in {file} is {old}, not {v}, so it is not removed"
                 )));
             }
-            (_, _) if mode == KeyMode::Remove => params::remove_value(&file, text, &key)?,
-            (Some(_), Some(v)) => params::set_value(&file, text, &key, v)?,
-            (None, Some(v)) => params::add_value(&file, text, &key, v)?,
+            (_, _) if mode == KeyMode::Remove => params::remove_value(&file, text, &parsed, &key)?,
+            (Some(_), Some(v)) => params::set_value(&file, text, &parsed, &key, v)?,
+            (None, Some(v)) => params::add_value(&file, text, &parsed, &key, v)?,
             (_, None) => unreachable!("a spec without a value removes"),
         };
         let new = new.filter(|_| mode != KeyMode::Remove);

@@ -226,12 +226,7 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
     let (p, uploaded) = match &remote {
         Some(remote) => {
             let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
-            pointer.source = record_url.then(|| {
-                Source::Url(UrlSource {
-                    url: url.clone(),
-                    fingerprint: fingerprint(&listing),
-                })
-            });
+            pointer.source = record_url.then(|| url_source(&url, &listing));
             // The data is not here: what was at `out` (only with --force) goes.
             remove_data(&out)?;
             write_pointer(repo, &out, &rel, &pointer)?;
@@ -465,10 +460,7 @@ pub(crate) fn update_from_url(
     }
     if let Some(remote) = how.to_remote {
         let (mut pointer, _) = send_to_remote(repo, &source, remote, &src.url, &listing, &t.data_rel, progress)?;
-        pointer.source = Some(Source::Url(UrlSource {
-            url: src.url.clone(),
-            fingerprint: updated.to.clone(),
-        }));
+        pointer.source = Some(url_source(&src.url, &listing));
         updated.downloaded = Some(Downloads {
             files: listing.len() as u64,
             bytes: listing.iter().map(|e| e.size).sum(),
@@ -657,6 +649,14 @@ fn about(e: crate::Error, url: &str) -> crate::Error {
 }
 
 /// What the source holds, in one hash: see [`UrlSource::fingerprint`].
+/// What a pointer records of data downloaded from `url` as `listing` lists it.
+fn url_source(url: &str, listing: &[SourceEntry]) -> Source {
+    Source::Url(UrlSource {
+        url: url.to_string(),
+        fingerprint: fingerprint(listing),
+    })
+}
+
 fn fingerprint(listing: &[SourceEntry]) -> String {
     let mut h = blake3::Hasher::new();
     for e in listing {
@@ -801,10 +801,7 @@ fn download(
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     let _ = stat.save();
-    pointer.source = Some(Source::Url(UrlSource {
-        url: url.to_string(),
-        fingerprint: fingerprint(listing),
-    }));
+    pointer.source = Some(url_source(url, listing));
     Ok(Downloaded {
         pointer,
         staging,

@@ -273,7 +273,8 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
         .ok_or_else(|| bad(stage, format!("`{key}` must be an array")))?;
     // Metrics and plots are small files, kept in git rather than the cache.
     let cached = kind == OutKind::Out;
-    let plot = |t: Option<&toml::Table>| -> Result<Option<PlotAxes>> {
+    // `y` is read unless `!fields_y` (a plot of several files reads its own).
+    let plot = |t: Option<&toml::Table>, fields_y: bool| -> Result<Option<PlotAxes>> {
         if kind != OutKind::Plot {
             return Ok(None);
         }
@@ -284,7 +285,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                 Some(_) => Err(bad(stage, format!("`{name}` of a plot must be a non-empty string"))),
             }
         };
-        let y = match t.and_then(|t| t.get("y")) {
+        let y = match t.filter(|_| fields_y).and_then(|t| t.get("y")) {
             None => Vec::new(),
             Some(toml::Value::String(s)) => vec![s.clone()],
             Some(toml::Value::Array(a)) if a.iter().all(toml::Value::is_str) => {
@@ -347,13 +348,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
         if files.is_empty() {
             return Err(bad(stage, format!("plot `{name}`: `y` names no file")));
         }
-        let mut axes = plot(Some(
-            &t.iter()
-                .filter(|(k, _)| *k != "y")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ))?
-        .unwrap_or_default();
+        let mut axes = plot(Some(t), false)?.unwrap_or_default();
         if !matches!(axes.template, None | Some(PlotTemplate::Linear | PlotTemplate::Scatter)) {
             return Err(bad(
                 stage,
@@ -366,7 +361,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
     let mut out = Vec::new();
     for x in arr {
         let (path, cache, persist, axes) = match x {
-            toml::Value::String(p) => (p.clone(), cached, false, plot(None)?),
+            toml::Value::String(p) => (p.clone(), cached, false, plot(None, true)?),
             toml::Value::Table(t) if kind == OutKind::Plot && t.get("y").is_some_and(toml::Value::is_table) => {
                 if stage.is_some() {
                     return Err(bad(
@@ -422,7 +417,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                     path.to_string(),
                     flag("cache", cached)?,
                     flag("persist", false)?,
-                    plot(Some(t))?,
+                    plot(Some(t), true)?,
                 )
             }
             _ => {

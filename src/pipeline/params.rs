@@ -152,17 +152,17 @@ pub fn typed_value(text: &str) -> toml::Value {
     }
 }
 
-/// `text` of params file `file` with the value at dotted `key` replaced by
-/// `value`, the rest of the file (comments, order, layout) as it was. The key
-/// must exist and hold a string, number or boolean.
-pub fn set_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
+/// `text` of params file `file` (whose values are `parsed`) with the value at
+/// dotted `key` replaced by `value`, the rest of the file (comments, order,
+/// layout) as it was. The key must exist and hold a string, number or boolean.
+pub fn set_value(file: &str, text: &str, parsed: &Params, key: &str, value: &toml::Value) -> Result<String> {
     let missing = || {
         bad(
             file,
             format!("has no value `{key}` to set (only existing values can be set)"),
         )
     };
-    let current = lookup(&parse(file, text)?, key).cloned().ok_or_else(missing)?;
+    let current = lookup(parsed, key).ok_or_else(missing)?;
     if current.is_array() || current.is_table() {
         return Err(bad(
             file,
@@ -208,19 +208,18 @@ pub fn set_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     Ok(out)
 }
 
-/// `text` of params file `file` with a new single value at dotted `key`, which
-/// must not exist yet (as Hydra's and DVC's `-S +KEY=VALUE`): tables on the way
+/// `text` of params file `file` (whose values are `parsed`) with a new single
+/// value at dotted `key`, which must not exist yet (as Hydra's and DVC's `-S +KEY=VALUE`): tables on the way
 /// that do not exist are made; the rest of the file stays as it was.
-pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
-    let parsed = parse(file, text)?;
-    if lookup(&parsed, key).is_some() {
+pub fn add_value(file: &str, text: &str, parsed: &Params, key: &str, value: &toml::Value) -> Result<String> {
+    if lookup(parsed, key).is_some() {
         return Err(bad(file, format!("already has `{key}` (`-S {key}=…` changes it)")));
     }
     let parts: Vec<&str> = key.split('.').collect();
     // Each table on the way must be a table, if it exists.
     for end in 1..parts.len() {
         let above = parts[..end].join(".");
-        if lookup(&parsed, &above).is_some_and(|v| !v.is_table()) {
+        if lookup(parsed, &above).is_some_and(|v| !v.is_table()) {
             return Err(bad(
                 file,
                 format!("`{above}` is not a table, so `{key}` cannot be added"),
@@ -263,13 +262,12 @@ pub fn add_value(file: &str, text: &str, key: &str, value: &toml::Value) -> Resu
     Ok(out)
 }
 
-/// `text` of params file `file` without the value at dotted `key` (as Hydra's and
-/// DVC's `-S ~KEY`), which must exist; the rest of the file stays as it was. In
+/// `text` of params file `file` (whose values are `parsed`) without the value at
+/// dotted `key` (as Hydra's and DVC's `-S ~KEY`), which must exist; the rest of the file stays as it was. In
 /// YAML the key's line goes with the lines below it that belong to it.
-pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
-    let parsed = parse(file, text)?;
+pub fn remove_value(file: &str, text: &str, parsed: &Params, key: &str) -> Result<String> {
     let missing = || bad(file, format!("has no `{key}` to remove"));
-    lookup(&parsed, key).ok_or_else(missing)?;
+    lookup(parsed, key).ok_or_else(missing)?;
     let parts: Vec<&str> = key.split('.').collect();
     let (last, above) = parts.split_last().ok_or_else(missing)?;
     let lower = file.to_ascii_lowercase();
@@ -302,7 +300,7 @@ pub fn remove_value(file: &str, text: &str, key: &str) -> Result<String> {
         })?
     };
     // What was written must read back as the params before, less that key.
-    let mut expected = parsed;
+    let mut expected = parsed.clone();
     let mut table = &mut expected;
     for part in above {
         table = match table.get_mut(*part) {
@@ -554,10 +552,16 @@ fn yaml_scalar(value: &toml::Value) -> String {
 mod tests {
     use super::*;
 
+    /// [`set_value`] on a text parsed here.
+    fn set_in(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
+        set_value(file, text, &parse(file, text)?, key, value)
+    }
+
     #[test]
     fn values_are_added_where_their_table_is() {
         let yaml = "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n\nseed: 1";
-        let add = |key: &str, v: &str| add_value("params.yaml", yaml, key, &typed_value(v));
+        let parsed = parse("params.yaml", yaml).unwrap();
+        let add = |key: &str, v: &str| add_value("params.yaml", yaml, &parsed, key, &typed_value(v));
         assert_eq!(
             add("train.epochs", "5").unwrap(),
             "# knobs\ntrain:\n    lr: 0.1  # rate\n    opt:\n        name: sgd\n    epochs: 5\n\nseed: 1"
@@ -587,11 +591,20 @@ mod tests {
                 .contains("`seed` is not a table")
         );
         let toml = "name = 'x'\n[train]\nlr = 0.1\n";
-        let t = add_value("p.toml", toml, "train.epochs", &typed_value("5")).unwrap();
+        let parsed = parse("p.toml", toml).unwrap();
+        let t = add_value("p.toml", toml, &parsed, "train.epochs", &typed_value("5")).unwrap();
         assert_eq!(t, "name = 'x'\n[train]\nlr = 0.1\nepochs = 5\n");
-        let t = add_value("p.toml", toml, "model.kind", &typed_value("cnn")).unwrap();
+        let t = add_value("p.toml", toml, &parsed, "model.kind", &typed_value("cnn")).unwrap();
         assert_eq!(parse("p.toml", &t).unwrap()["model"]["kind"].as_str(), Some("cnn"));
-        let j = add_value("p.json", r#"{"a": {"b": 1}}"#, "a.c.d", &typed_value("true")).unwrap();
+        let json = r#"{"a": {"b": 1}}"#;
+        let j = add_value(
+            "p.json",
+            json,
+            &parse("p.json", json).unwrap(),
+            "a.c.d",
+            &typed_value("true"),
+        )
+        .unwrap();
         assert_eq!(
             j,
             "{\n  \"a\": {\n    \"b\": 1,\n    \"c\": {\n      \"d\": true\n    }\n  }\n}\n"
@@ -601,7 +614,8 @@ mod tests {
     #[test]
     fn values_are_removed_with_what_belongs_to_them() {
         let yaml = "# knobs\ntrain:\n  lr: 0.1  # rate\n  layers:\n  - 64\n  - 32\n  opt:\n    name: sgd\n    # momentum next\n    m: 0.9\n\n# the seed\nseed: 1\n";
-        let remove = |key: &str| remove_value("params.yaml", yaml, key);
+        let parsed = parse("params.yaml", yaml).unwrap();
+        let remove = |key: &str| remove_value("params.yaml", yaml, &parsed, key);
         assert_eq!(
             remove("train.lr").unwrap(),
             "# knobs\ntrain:\n  layers:\n  - 64\n  - 32\n  opt:\n    name: sgd\n    # momentum next\n    m: 0.9\n\n# the seed\nseed: 1\n"
@@ -626,11 +640,11 @@ mod tests {
 
         let toml = "seed = 1 # fixed\n[train]\nlr = 0.1\nepochs = 3\n";
         assert_eq!(
-            remove_value("p.toml", toml, "train.lr").unwrap(),
+            remove_value("p.toml", toml, &parse("p.toml", toml).unwrap(), "train.lr").unwrap(),
             "seed = 1 # fixed\n[train]\nepochs = 3\n"
         );
         let json = "{\"z\": 1, \"a\": {\"x\": 1, \"y\": 2}, \"m\": 3}";
-        let out = remove_value("p.json", json, "a.x").unwrap();
+        let out = remove_value("p.json", json, &parse("p.json", json).unwrap(), "a.x").unwrap();
         assert_eq!(out, "{\n  \"z\": 1,\n  \"a\": {\n    \"y\": 2\n  },\n  \"m\": 3\n}\n");
     }
 
@@ -662,7 +676,7 @@ mod tests {
     #[test]
     fn values_are_set_in_place() {
         let yaml = "# training\ntrain:\n  lr: 0.01  # learning rate\n  name: base\n  nested:\n    lr: 5\nlr: 1\n";
-        let set = |key: &str, v: &str| set_value("params.yaml", yaml, key, &typed_value(v));
+        let set = |key: &str, v: &str| set_in("params.yaml", yaml, key, &typed_value(v));
         assert_eq!(
             set("train.lr", "0.2").unwrap(),
             yaml.replace("lr: 0.01  # learning rate", "lr: 0.2  # learning rate")
@@ -674,7 +688,7 @@ mod tests {
             yaml.replace("name: base", "name: \"a: b\"")
         );
         assert_eq!(set("train.name", "007").unwrap(), yaml.replace("name: base", "name: 7"));
-        let quoted = set_value("params.yaml", yaml, "train.name", &toml::Value::String("007".into())).unwrap();
+        let quoted = set_in("params.yaml", yaml, "train.name", &toml::Value::String("007".into())).unwrap();
         assert_eq!(quoted, yaml.replace("name: base", "name: \"007\""));
         assert!(
             set("train.nope", "1")
@@ -689,14 +703,14 @@ mod tests {
                 .contains("is a list or table")
         );
         let toml = "[train]\nlr = 0.01 # rate\nepochs = 3\n";
-        let t = set_value("p.toml", toml, "train.epochs", &typed_value("5")).unwrap();
+        let t = set_in("p.toml", toml, "train.epochs", &typed_value("5")).unwrap();
         assert_eq!(t, "[train]\nlr = 0.01 # rate\nepochs = 5\n");
-        let t = set_value("p.toml", toml, "train.lr", &typed_value("0.5")).unwrap();
+        let t = set_in("p.toml", toml, "train.lr", &typed_value("0.5")).unwrap();
         assert_eq!(t, "[train]\nlr = 0.5 # rate\nepochs = 3\n");
-        let json = set_value("p.json", r#"{"a": {"b": 1}}"#, "a.b", &typed_value("true")).unwrap();
+        let json = set_in("p.json", r#"{"a": {"b": 1}}"#, "a.b", &typed_value("true")).unwrap();
         assert_eq!(json, "{\n  \"a\": {\n    \"b\": true\n  }\n}\n");
         // The keys keep their order.
-        let json = set_value("p.json", r#"{"z": 1, "a": 2}"#, "a", &typed_value("3")).unwrap();
+        let json = set_in("p.json", r#"{"z": 1, "a": 2}"#, "a", &typed_value("3")).unwrap();
         assert_eq!(json, "{\n  \"z\": 1,\n  \"a\": 3\n}\n");
     }
 }
