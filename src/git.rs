@@ -85,6 +85,10 @@ pub const BIG_UNTRACKED: u64 = 50 << 20;
 /// Where `dvt exp run` keeps experiments: `refs/exps/NAME`.
 pub const EXP_REFS: &str = "refs/exps/";
 
+/// Where the work trees that queued experiments run from are kept (as
+/// commits named by their id) until they leave the queue.
+pub const QUEUED_REFS: &str = "refs/dvt/queued/";
+
 /// An experiment: a commit of the work tree made by `dvt exp run`, named by
 /// `refs/exps/NAME`.
 #[derive(Debug, Clone)]
@@ -572,6 +576,24 @@ impl Git {
         Ok(out)
     }
 
+    /// The commits the refs below `prefix` (`refs/…/`) point at.
+    pub fn commits_under(&self, prefix: &str) -> Result<Vec<GitId>> {
+        Ok(self
+            .refs_under(prefix, "listing references")?
+            .into_iter()
+            .map(|(_, c)| c.id)
+            .collect())
+    }
+
+    /// The first parent of `commit`, if it has one.
+    pub fn parent_of(&self, commit: GitId) -> Result<Option<GitId>> {
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(failed(format!("reading commit {commit}")))?;
+        Ok(c.parent_ids().next().map(|p| p.detach()))
+    }
+
     /// Commits the git work tree as `git add -A` would see it (every file not
     /// ignored, tracked or not; nothing under `.git`) on top of `parent`,
     /// without touching the index, HEAD or any branch. A file bigger than
@@ -788,11 +810,13 @@ impl Git {
 
     /// Makes `dir` (absolute, absent or empty) a linked worktree of this
     /// repository named `name`, as `git worktree add --detach DIR COMMIT` does:
-    /// `commit`'s files written out, HEAD detached at it, an index of its tree
-    /// (git rehashes the files once, their stat data being unknown). The
-    /// worktree shares the repository's objects and refs; a worktree of the same
-    /// name left by a killed run is replaced. Undo with [`Git::remove_worktree`].
-    pub fn add_worktree(&self, dir: &Path, name: &str, commit: GitId) -> Result<()> {
+    /// HEAD detached at `commit`, with its index; the files written out are
+    /// those of `files_of` (`commit` itself, or a snapshot of a work tree made
+    /// on it, which then shows as changes). Git rehashes the files once, their
+    /// stat data being unknown. The worktree shares the repository's objects
+    /// and refs; a worktree of the same name left by a killed run is replaced.
+    /// Undo with [`Git::remove_worktree`].
+    pub fn add_worktree(&self, dir: &Path, name: &str, commit: GitId, files_of: GitId) -> Result<()> {
         let what = format!("making a worktree of {commit} in `{}`", dir.display());
         let admin = self.repo.common_dir().join("worktrees").join(name);
         if admin.exists() {
@@ -807,7 +831,7 @@ impl Git {
         )?;
         crate::fsutil::atomic_write(&admin.join("HEAD"), format!("{commit}\n").as_bytes())?;
         crate::fsutil::atomic_write(&dir.join(".git"), format!("gitdir: {}\n", admin.display()).as_bytes())?;
-        for f in self.files(commit)? {
+        for f in self.files(files_of)? {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
                 fs_err::create_dir_all(parent)?;

@@ -470,7 +470,7 @@ pub struct Revisions {
     pub all_tags: bool,
     /// Every commit reachable from HEAD, the branches and the tags.
     pub all_commits: bool,
-    /// Every experiment (`dvt exp run`).
+    /// Every experiment (`dvt exp run`), and the work trees queued ones run from.
     pub all_experiments: bool,
 }
 
@@ -498,6 +498,8 @@ impl Revisions {
         }
         if self.all_experiments {
             tips.extend(git.experiments()?.into_iter().map(|e| e.commit));
+            // And what queued experiments will run from.
+            tips.extend(git.commits_under(crate::git::QUEUED_REFS)?);
         }
         tips.sort();
         tips.dedup();

@@ -429,6 +429,11 @@ train:
     );
     let r = env.dvt(&["queue", "remove", "nope"]).fails();
     assert!(r.stderr.contains("nothing queued is named `nope`"), "{}", r.stderr);
+    // What the experiments were queued from is let go once none waits.
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.5"]).ok();
+    assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]).lines().count(), 1);
+    env.dvt(&["queue", "remove", "-A"]).ok();
+    assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]), "");
 }
 
 #[test]
@@ -631,9 +636,14 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
     let env = project_with_data(&wait);
     std::fs::remove_dir_all(meet.path()).unwrap();
     std::fs::create_dir(meet.path()).unwrap();
+    // A code change not committed yet is queued with them (as DVC's queue does)...
+    let train = String::from_utf8(env.read("train.py")).unwrap();
+    env.write("train.py", train.replace("'model lr=", "'model v2 lr="));
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "side"])
         .ok();
-    // Work in progress in the workspace, which the experiments must not touch.
+    assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]).lines().count(), 1);
+    // ... and work in progress after it is not; the experiments must not touch it.
+    env.write("train.py", train.replace("'model lr=", "'model v3 lr="));
     env.write("params.yaml", "train:\n  lr: 0.9\n  epochs: 2\n");
     let status = git_out(&env, &["status", "--porcelain"]);
 
@@ -667,9 +677,15 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
         "{\"loss\": 0.6}\n"
     );
     // What they made is in this repository's cache.
-    env.git(&["checkout", "params.yaml"]);
+    env.git(&["checkout", "params.yaml", "train.py"]);
     env.dvt(&["exp", "apply", "side-1"]).ok();
-    assert_eq!(env.read("model.bin"), b"model lr=0.2\nrows\n");
+    assert_eq!(env.read("model.bin"), b"model v2 lr=0.2\nrows\n");
+    // Each on the commit it was queued on, which kept what it ran from until it ran.
+    assert_eq!(
+        git_out(&env, &["rev-parse", "refs/exps/side-1^"]),
+        git_out(&env, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]), "");
     // Their stages' output went to their logs; their worktrees are gone.
     let log = env.dvt(&["queue", "logs", "000002"]).ok().stdout;
     assert!(
@@ -727,7 +743,7 @@ fn exp_run_temp_leaves_the_workspace_as_it_is() {
         git_out(&env, &["show", "refs/exps/t:metrics.json"]),
         "{\"loss\": 0.7}\n"
     );
-    // The workspace's params and outs are as they were; files no commit holds are not in it.
+    // The workspace's params and outs are as they were.
     assert_eq!(env.read("model.bin"), b"model lr=0.1\nrows\n");
     assert!(
         String::from_utf8(env.read("params.yaml")).unwrap().contains("lr: 0.1"),
@@ -735,7 +751,8 @@ fn exp_run_temp_leaves_the_workspace_as_it_is() {
     );
     let files = git_out(&env, &["ls-tree", "--name-only", "refs/exps/t"]);
     assert!(files.contains("model.bin.dvt") || files.contains("dvt.lock"), "{files}");
-    assert!(!files.contains("notes.txt"), "{files}");
+    // As `exp run`, it records the whole work tree: files no commit holds too.
+    assert!(files.contains("notes.txt"), "{files}");
     assert_eq!(worktrees(&env), 1);
     env.dvt(&["exp", "apply", "t"]).ok();
     assert_eq!(env.read("model.bin"), b"model lr=0.3\nrows\n");

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::git::{EXP_REFS, Experiment, Git, GitId};
+use crate::git::{EXP_REFS, Experiment, Git, GitId, QUEUED_REFS};
 use crate::ops::repro::{OnRun, ReproOptions, ReproReport};
 use crate::ops::stages::{flat_file, metric_files, params_files, pipeline_at};
 use crate::pipeline::{DEFAULT_PARAMS, params};
@@ -696,6 +696,11 @@ pub struct Queued {
     pub stages: Vec<String>,
     /// The params files as they were when it was queued: it runs from them.
     pub files: BTreeMap<String, String>,
+    /// The work tree as it was when it was queued (a commit on the HEAD of
+    /// then, kept by a ref under `refs/dvt/queued/`): what it runs from outside
+    /// the workspace. `None` in entries queued before dvt recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
@@ -826,7 +831,8 @@ fn nonempty(spec: &str, values: Vec<String>) -> Result<Option<Vec<String>>> {
 /// combination is checked first; nothing is queued if one is wrong.
 pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     let git = Git::open(repo.root())?;
-    git.head()?
+    let head = git
+        .head()?
         .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
     let combos = grid(&opts.set_params)?;
     let waiting = queued(repo)?;
@@ -843,6 +849,9 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
         }
     }
     let base = params_snapshot(repo, &combos)?;
+    // The code as it is now, for runs outside the workspace (as DVC's queue).
+    let snapshot = git.commit_work_tree(head, "dvt exp run --queue: the work tree as queued\n")?;
+    git.set_ref(&format!("{QUEUED_REFS}{snapshot}"), snapshot, true)?;
     let dir = queue_dir(repo)?;
     fs_err::create_dir_all(&dir)?;
     let first = waiting
@@ -858,6 +867,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             set_params: combo,
             stages: opts.repro.targets.clone(),
             files: base.clone(),
+            snapshot: Some(snapshot.to_string()),
         };
         let text = serde_json::to_vec_pretty(&q).map_err(|e| refused(e.to_string()))?;
         crate::fsutil::atomic_write(&dir.join(format!("{}.json", q.id)), &text)?;
@@ -917,9 +927,20 @@ pub fn queued(repo: &Repo) -> Result<Vec<Queued>> {
     Ok(out)
 }
 
-/// Takes `q`, which ran, off the queue.
+/// Takes `q`, which ran, off the queue (see [`release_snapshots`]).
 pub(crate) fn unqueue(repo: &Repo, q: &Queued) -> Result<()> {
     fs_err::remove_file(queue_dir(repo)?.join(format!("{}.json", q.id)))?;
+    Ok(())
+}
+
+/// Deletes the refs of work trees that no queued experiment runs from any more.
+pub(crate) fn release_snapshots(repo: &Repo, git: &Git) -> Result<()> {
+    let waiting: Vec<String> = queued(repo)?.into_iter().filter_map(|q| q.snapshot).collect();
+    for commit in git.commits_under(QUEUED_REFS)? {
+        if !waiting.contains(&commit.to_string()) {
+            git.delete_ref(&format!("{QUEUED_REFS}{commit}"))?;
+        }
+    }
     Ok(())
 }
 
@@ -940,10 +961,10 @@ pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> 
             out
         }
     };
-    let dir = queue_dir(repo)?;
     for q in &doomed {
-        fs_err::remove_file(dir.join(format!("{}.json", q.id)))?;
+        unqueue(repo, q)?;
     }
+    release_snapshots(repo, &Git::open(repo.root())?)?;
     Ok(doomed)
 }
 
@@ -1016,6 +1037,7 @@ pub fn run_queue(
             }
         };
         unqueue(repo, &q)?;
+        release_snapshots(repo, &git)?;
         done.push(report);
     }
     Ok(done)

@@ -1,12 +1,13 @@
 //! Experiments outside the workspace, as DVC runs them: `dvt exp run --temp`
-//! and `dvt queue start --temp|-j N`. Each runs in a linked git worktree of
-//! HEAD under `.dvt/tmp/exps/`, made for it and deleted after it: HEAD's files,
-//! the params files as they were when the experiment was queued (or started),
-//! and the data of HEAD's pointers, checked out from this repository's cache,
-//! which the worktree shares (so do git's objects and refs: the experiment's
-//! commit and `refs/exps/NAME` land in this repository). The workspace is never
-//! touched, so several experiments can run at once, and the user can go on
-//! working meanwhile.
+//! and `dvt queue start --temp|-j N`. Each runs in a linked git worktree under
+//! `.dvt/tmp/exps/`, made for it and deleted after it: its HEAD is the commit
+//! the experiment was queued (or started) on, its files the work tree as it was
+//! then (a snapshot commit, so uncommitted code changes are in it), and the
+//! data of its pointers is checked out from this repository's cache, which the
+//! worktree shares (so do git's objects and refs: the experiment's commit and
+//! `refs/exps/NAME` land in this repository). The workspace is never touched,
+//! so several experiments can run at once, and the user can go on working
+//! meanwhile.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -57,7 +58,7 @@ struct Worktree<'a> {
 }
 
 impl Worktree<'_> {
-    fn add<'a>(repo: &Repo, git: &'a Git, name: &str, commit: GitId) -> Result<Worktree<'a>> {
+    fn add<'a>(repo: &Repo, git: &'a Git, name: &str, commit: GitId, files_of: GitId) -> Result<Worktree<'a>> {
         let dir = worktrees_dir(repo)?.join(name);
         let lock = repo.lock_named(&format!("exps/{name}"), "an experiment running outside the workspace")?;
         let lock_path = dir.with_extension("lock");
@@ -69,7 +70,7 @@ impl Worktree<'_> {
             lock_path,
             _lock: lock,
         };
-        git.add_worktree(&worktree.dir, &git_name(repo, name), commit)?;
+        git.add_worktree(&worktree.dir, &git_name(repo, name), commit, files_of)?;
         Ok(worktree)
     }
 }
@@ -119,21 +120,29 @@ fn sweep(repo: &Repo, git: &Git) -> Result<()> {
     Ok(())
 }
 
-/// Runs the experiment `opts` in a new worktree `name` of HEAD, with `files`
-/// (params files, dvt-root-relative) written over HEAD's.
+/// Runs the experiment `opts` in a new worktree `name` holding the work tree
+/// `snapshot` (a commit on the experiment's baseline; `None`: HEAD's files, on
+/// HEAD), with `files` (params files, dvt-root-relative) written over it.
 fn run_in_worktree(
     repo: &Repo,
     name: &str,
+    snapshot: Option<GitId>,
     files: &BTreeMap<String, String>,
     opts: &ExpRunOptions,
     on_run: OnRun<'_>,
     progress: &dyn Progress,
 ) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
-    let baseline = git.head()?.ok_or_else(|| {
-        crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first")
-    })?;
-    let worktree = Worktree::add(repo, &git, name, baseline)?;
+    let no_commit =
+        || crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first");
+    let (baseline, files_of) = match snapshot {
+        Some(s) => (git.parent_of(s)?.ok_or_else(no_commit)?, s),
+        None => {
+            let head = git.head()?.ok_or_else(no_commit)?;
+            (head, head)
+        }
+    };
+    let worktree = Worktree::add(repo, &git, name, baseline, files_of)?;
     let root = match git.prefix().trim_end_matches('/') {
         "" => worktree.dir.clone(),
         prefix => worktree.dir.join(prefix),
@@ -162,17 +171,21 @@ fn run_in_worktree(
     crate::ops::exp::run(&temp, opts, on_run, progress)
 }
 
-/// `dvt exp run --temp`: [`crate::ops::exp::run`] in a worktree of HEAD made
-/// for it, with the params files as they are in the workspace; the workspace
-/// is left as it is.
+/// `dvt exp run --temp`: [`crate::ops::exp::run`] in a worktree made for it
+/// from the work tree as it is (on HEAD); the workspace is left as it is.
 pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
     crate::ops::exp::check_free(&git, opts.name.as_deref(), opts.force)?;
+    let head = git.head()?.ok_or_else(|| {
+        crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first")
+    })?;
     sweep(repo, &git)?;
     let files = crate::ops::exp::params_snapshot(repo, std::slice::from_ref(&opts.set_params))?;
+    let snapshot = git.commit_work_tree(head, "dvt exp run --temp: the work tree as it was\n")?;
     run_in_worktree(
         repo,
         &format!("run-{}", std::process::id()),
+        Some(snapshot),
         &files,
         opts,
         on_run,
@@ -256,6 +269,7 @@ pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent
             });
         }
     });
+    crate::ops::exp::release_snapshots(repo, &Git::open(repo.root())?)?;
     if let Some(e) = fatal.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
@@ -294,7 +308,14 @@ fn run_queued(
         force: false,
     };
     let name = format!("queue-{}", q.id);
-    match run_in_worktree(repo, &name, &q.files, &opts, &on_run, &NoProgress) {
+    let snapshot =
+        match &q.snapshot {
+            Some(s) => Some(s.parse::<GitId>().map_err(|_| {
+                crate::ops::exp::refused(format!("queued experiment {}: `{s}` is not a commit id", q.id))
+            })?),
+            None => None,
+        };
+    match run_in_worktree(repo, &name, snapshot, &q.files, &opts, &on_run, &NoProgress) {
         Ok(report) => {
             crate::ops::exp::unqueue(repo, q)?;
             note(&format!(
