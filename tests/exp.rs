@@ -421,6 +421,7 @@ train:
     );
     let waiting = env.dvt(&["queue", "status"]).ok().stdout;
     assert!(waiting.contains("`bad`") && waiting.contains("`after`"), "{waiting}");
+    assert!(waiting.contains("(failed last time: "), "{waiting}");
     env.dvt(&["queue", "remove", "bad"]).ok();
     env.dvt(&["queue", "start", "-q"]).ok();
     assert_eq!(
@@ -716,7 +717,11 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
         r.stderr
     );
     assert!(r.stdout.contains("recorded as `good`"), "{}", r.stdout);
-    assert!(env.dvt(&["queue", "status"]).ok().stdout.contains("`bad`"));
+    let waiting = env.dvt(&["queue", "status"]).ok().stdout;
+    assert!(
+        waiting.contains("`bad` -S train.lr=oops  (failed last time: stage `train` failed"),
+        "{waiting}"
+    );
     let log = env.dvt(&["queue", "logs", "bad"]).ok().stdout;
     assert!(
         log.contains("AttributeError") && log.contains("Failed: stage `train` failed"),

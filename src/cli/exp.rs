@@ -239,7 +239,10 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 return json(&waiting);
             }
             for q in &waiting {
-                out!("{}  {}", q.id, describe(q));
+                match &q.failed {
+                    None => out!("{}  {}", q.id, describe(q)),
+                    Some(why) => out!("{}  {}  (failed last time: {why})", q.id, describe(q)),
+                }
             }
         }
         QueueCommand::Remove { which, all } => {

@@ -701,6 +701,9 @@ pub struct Queued {
     /// the workspace. `None` in entries queued before dvt recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Why it failed the last time it ran, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
@@ -868,9 +871,9 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             stages: opts.repro.targets.clone(),
             files: base.clone(),
             snapshot: Some(snapshot.to_string()),
+            failed: None,
         };
-        let text = serde_json::to_vec_pretty(&q).map_err(|e| refused(e.to_string()))?;
-        crate::fsutil::atomic_write(&dir.join(format!("{}.json", q.id)), &text)?;
+        write_entry(repo, &q)?;
         out.push(q);
     }
     Ok(out)
@@ -925,6 +928,24 @@ pub fn queued(repo: &Repo) -> Result<Vec<Queued>> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// Writes queue entry `q`.
+fn write_entry(repo: &Repo, q: &Queued) -> Result<()> {
+    let text = serde_json::to_vec_pretty(q).map_err(|e| refused(e.to_string()))?;
+    crate::fsutil::atomic_write(&queue_dir(repo)?.join(format!("{}.json", q.id)), &text)?;
+    Ok(())
+}
+
+/// Notes in queue entry `q`, which stays queued, why it failed.
+pub(crate) fn mark_failed(repo: &Repo, q: &Queued, why: &str) -> Result<()> {
+    write_entry(
+        repo,
+        &Queued {
+            failed: Some(why.to_string()),
+            ..q.clone()
+        },
+    )
 }
 
 /// Takes `q`, which ran, off the queue (see [`release_snapshots`]).
@@ -1029,6 +1050,7 @@ pub fn run_queue(
                         None => fs_err::remove_file(&path)?,
                     }
                 }
+                mark_failed(repo, &q, &crate::error_chain(&e))?;
                 return Err(refused(format!(
                     "queued experiment {} failed, and stays queued with those after it \
                      (its params files are back as they were): {e}",

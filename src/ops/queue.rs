@@ -331,6 +331,7 @@ fn run_queued(
         Err(e) => {
             let why = crate::error_chain(&e);
             note(&format!("Failed: {why}"));
+            crate::ops::exp::mark_failed(repo, q, &why)?;
             on_event(QueueEvent::Failed {
                 queued: q,
                 error: &why,
