@@ -794,3 +794,20 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     );
     assert_eq!(std::fs::read_dir(env.path(".dvt/tmp/exps")).unwrap().count(), 0);
 }
+
+/// Data added before queuing and replaced after it survives `gc` until the
+/// experiment has run from it.
+#[test]
+fn gc_keeps_the_data_queued_experiments_run_from() {
+    let env = project_with_data("");
+    env.write("data.txt", "queued rows\n");
+    env.dvt(&["add", "-q", "data.txt"]).ok();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "g"])
+        .ok();
+    env.write("data.txt", "later rows\n");
+    env.dvt(&["add", "-q", "data.txt"]).ok();
+    env.dvt(&["gc", "-f", "-q"]).ok();
+    env.dvt(&["queue", "start", "-q", "--temp"]).ok();
+    env.dvt(&["exp", "apply", "-f", "g"]).ok();
+    assert_eq!(env.read("model.bin"), b"model lr=0.2\nqueued rows\n");
+}
