@@ -488,7 +488,15 @@ fn one_queue_runner_at_a_time() {
         "{}",
         r.stderr
     );
+    let r = env.dvt(&["queue", "status"]).ok();
+    assert!(
+        r.stderr.contains("The queue is being run (pid ") && r.stdout.contains("`slow`"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(first.wait().unwrap().success());
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stderr, "");
     assert_eq!(
         git_out(&env, &["show", "refs/exps/slow:metrics.json"]),
         "{\"loss\": 0.8}\n"

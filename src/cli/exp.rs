@@ -238,6 +238,12 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             if *as_json {
                 return json(&waiting);
             }
+            if let Some(runner) = ops::exp::queue_runner(repo)? {
+                note!(
+                    quiet,
+                    "The queue is being run ({runner}); what is below has not finished."
+                );
+            }
             for q in &waiting {
                 match &q.failed {
                     None => out!("{}  {}", q.id, describe(q)),

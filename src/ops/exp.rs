@@ -965,6 +965,15 @@ pub(crate) fn release_snapshots(repo: &Repo, git: &Git) -> Result<()> {
     Ok(())
 }
 
+/// Who runs the queue now (`pid N: dvt queue start`), if anyone does.
+pub fn queue_runner(repo: &Repo) -> Result<Option<String>> {
+    match repo.lock_named("exp-queue", "dvt queue status") {
+        Ok(_free) => Ok(None),
+        Err(crate::Error::Repo(crate::error::RepoError::Locked { holder, .. })) => Ok(Some(holder)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes queued experiments (by id or name; `all`: every one) off the queue.
 pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> {
     let waiting = queued(repo)?;
