@@ -421,7 +421,8 @@ train:
     );
     let waiting = env.dvt(&["queue", "status"]).ok().stdout;
     assert!(waiting.contains("`bad`") && waiting.contains("`after`"), "{waiting}");
-    assert!(waiting.contains("(failed last time: "), "{waiting}");
+    assert!(waiting.contains("000001  failed   `bad`"), "{waiting}");
+    assert!(waiting.contains("000002  queued   `after`"), "{waiting}");
     env.dvt(&["queue", "remove", "bad"]).ok();
     env.dvt(&["queue", "start", "-q"]).ok();
     assert_eq!(
@@ -490,7 +491,7 @@ fn one_queue_runner_at_a_time() {
     );
     let r = env.dvt(&["queue", "status"]).ok();
     assert!(
-        r.stderr.contains("The queue is being run (pid ") && r.stdout.contains("`slow`"),
+        r.stderr.contains("The queue is being run (pid ") && r.stdout.contains("000001  running  `slow`"),
         "{}{}",
         r.stdout,
         r.stderr
@@ -727,7 +728,7 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
     assert!(r.stdout.contains("recorded as `good`"), "{}", r.stdout);
     let waiting = env.dvt(&["queue", "status"]).ok().stdout;
     assert!(
-        waiting.contains("`bad` -S train.lr=oops  (failed last time: stage `train` failed"),
+        waiting.contains("000001  failed   `bad` -S train.lr=oops  (stage `train` failed"),
         "{waiting}"
     );
     let log = env.dvt(&["queue", "logs", "bad"]).ok().stdout;

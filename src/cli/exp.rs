@@ -235,19 +235,32 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
         }
         QueueCommand::Status { json: as_json } => {
             let waiting = ops::exp::queued(repo)?;
+            let mut states = Vec::new();
+            for q in &waiting {
+                states.push(match (ops::queue::is_running(repo, &q.id)?, &q.failed) {
+                    (true, _) => "running",
+                    (false, Some(_)) => "failed",
+                    (false, None) => "queued",
+                });
+            }
             if *as_json {
-                return json(&waiting);
+                let mut rows = Vec::new();
+                for (q, state) in waiting.iter().zip(&states) {
+                    let mut row = serde_json::to_value(q).map_err(|e| std::io::Error::other(e.to_string()))?;
+                    if let Some(o) = row.as_object_mut() {
+                        o.insert("state".into(), (*state).into());
+                    }
+                    rows.push(row);
+                }
+                return json(&rows);
             }
             if let Some(runner) = ops::exp::queue_runner(repo)? {
-                note!(
-                    quiet,
-                    "The queue is being run ({runner}); what is below has not finished."
-                );
+                note!(quiet, "The queue is being run ({runner}).");
             }
-            for q in &waiting {
+            for (q, state) in waiting.iter().zip(&states) {
                 match &q.failed {
-                    None => out!("{}  {}", q.id, describe(q)),
-                    Some(why) => out!("{}  {}  (failed last time: {why})", q.id, describe(q)),
+                    Some(why) if *state == "failed" => out!("{}  {state:<7}  {}  ({why})", q.id, describe(q)),
+                    _ => out!("{}  {state:<7}  {}", q.id, describe(q)),
                 }
             }
         }

@@ -1040,6 +1040,7 @@ pub fn run_queue(
             crate::fsutil::atomic_write(&repo.root().join(f), text.as_bytes())?;
         }
         on_start(&q);
+        let _running = crate::ops::queue::hold(repo, &format!("queue-{}", q.id), "a queued experiment running")?;
         let opts = ExpRunOptions {
             name: q.name.clone(),
             set_params: q.set_params.clone(),

@@ -48,28 +48,63 @@ fn git_name(repo: &Repo, name: &str) -> String {
     format!("dvt-{name}{}", root_mark(repo))
 }
 
+/// `.dvt/tmp/exps/NAME.lock`, held while an experiment runs as `NAME`
+/// (`queue-ID` for a queued one, wherever it runs); deleted when dropped.
+pub(crate) struct Held {
+    path: PathBuf,
+    _file: fs_err::File,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = fs_err::remove_file(&self.path);
+    }
+}
+
+/// Holds the lock of experiment `NAME` (see [`Held`]). `queue status` and
+/// [`sweep`] take it for a moment to see whether it is held: that is waited out.
+pub(crate) fn hold(repo: &Repo, name: &str, what: &str) -> Result<Held> {
+    let path = worktrees_dir(repo)?.join(format!("{name}.lock"));
+    let mut tries = 0;
+    loop {
+        match repo.lock_named(&format!("exps/{name}"), what) {
+            Err(crate::Error::Repo(crate::error::RepoError::Locked { .. })) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            held => return Ok(Held { path, _file: held? }),
+        }
+    }
+}
+
+/// Whether queued experiment `id` is running now (in a worktree or the workspace).
+pub fn is_running(repo: &Repo, id: &str) -> Result<bool> {
+    let name = format!("queue-{id}");
+    if !worktrees_dir(repo)?.join(format!("{name}.lock")).exists() {
+        return Ok(false);
+    }
+    match repo.lock_named(&format!("exps/{name}"), "dvt queue status") {
+        Ok(_free) => Ok(false),
+        Err(crate::Error::Repo(crate::error::RepoError::Locked { .. })) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// A worktree an experiment runs in; deleted, with git's record of it, when
-/// dropped. Its lock (`.dvt/tmp/exps/NAME.lock`) tells [`sweep`] it is in use.
+/// dropped. Its lock tells [`sweep`] it is in use.
 struct Worktree<'a> {
     git: &'a Git,
     dir: PathBuf,
-    lock_path: PathBuf,
-    _lock: fs_err::File,
+    _lock: Held,
 }
 
 impl Worktree<'_> {
     fn add<'a>(repo: &Repo, git: &'a Git, name: &str, commit: GitId, files_of: GitId) -> Result<Worktree<'a>> {
         let dir = worktrees_dir(repo)?.join(name);
-        let lock = repo.lock_named(&format!("exps/{name}"), "an experiment running outside the workspace")?;
-        let lock_path = dir.with_extension("lock");
+        let lock = hold(repo, name, "an experiment running outside the workspace")?;
         // What a killed run left under this name.
         git.remove_worktree(&dir)?;
-        let worktree = Worktree {
-            git,
-            dir,
-            lock_path,
-            _lock: lock,
-        };
+        let worktree = Worktree { git, dir, _lock: lock };
         git.add_worktree(&worktree.dir, &git_name(repo, name), commit, files_of)?;
         Ok(worktree)
     }
@@ -78,7 +113,6 @@ impl Worktree<'_> {
 impl Drop for Worktree<'_> {
     fn drop(&mut self) {
         let _ = self.git.remove_worktree(&self.dir);
-        let _ = fs_err::remove_file(&self.lock_path);
     }
 }
 
