@@ -652,6 +652,10 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "side"])
         .ok();
     assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]).lines().count(), 1);
+    // `exp show` lists them, with the params they will run with.
+    let shown = env.dvt(&["exp", "show"]).ok().stdout;
+    let row = shown.lines().find(|l| l.contains("side-2")).unwrap_or_default();
+    assert!(row.contains("queued") && row.contains("0.4"), "{shown}");
     // ... and work in progress after it is not; the experiments must not touch it.
     env.write("train.py", train.replace("'model lr=", "'model v3 lr="));
     env.write("params.yaml", "train:\n  lr: 0.9\n  epochs: 2\n");
@@ -731,6 +735,13 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
         waiting.contains("000001  failed   `bad` -S train.lr=oops  (stage `train` failed"),
         "{waiting}"
     );
+    let shown = env.dvt(&["exp", "show"]).ok().stdout;
+    assert!(
+        shown.lines().any(|l| l.contains("bad") && l.contains("failed")),
+        "{shown}"
+    );
+    let shown = env.dvt(&["exp", "show", "--hide-failed"]).ok().stdout;
+    assert!(!shown.contains("bad"), "{shown}");
     let log = env.dvt(&["queue", "logs", "bad"]).ok().stdout;
     assert!(
         log.contains("AttributeError") && log.contains("Failed: stage `train` failed"),

@@ -87,6 +87,12 @@ pub(super) enum ExpCommand {
         /// With `--sort-by`: `asc` (default) or `desc`.
         #[arg(long, value_parser = ["asc", "desc"], default_value = "asc", requires = "sort_by")]
         sort_order: String,
+        /// Leave out the experiments waiting in the queue (and running from it).
+        #[arg(long)]
+        hide_queued: bool,
+        /// Leave out the queued experiments that failed the last time they ran.
+        #[arg(long)]
+        hide_failed: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -419,6 +425,8 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             keep,
             sort_by,
             sort_order,
+            hide_queued,
+            hide_failed,
             json: as_json,
         } => {
             let pattern = |p: &Option<String>, flag: &str| -> Result<Option<regex::Regex>, dvt::Error> {
@@ -444,7 +452,12 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 drop: pattern(drop, "--drop")?,
                 keep: pattern(keep, "--keep")?,
             };
-            let mut rows = ops::exp::show(repo, *all)?;
+            let show = ops::exp::ExpShowOptions {
+                all: *all,
+                hide_queued: *hide_queued,
+                hide_failed: *hide_failed,
+            };
+            let mut rows = ops::exp::show(repo, &show)?;
             if let Some(key) = sort_by {
                 ops::exp::sort_rows(&mut rows, key, sort_order == "desc")?;
             }
@@ -665,7 +678,10 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
             true => format!("  {}", r.name),
             false => r.name.clone(),
         });
-        created.push(r.created.map_or("-".into(), utc));
+        created.push(match (r.state, r.created) {
+            (Some(state), _) => state.to_string(),
+            (None, t) => t.map_or("-".into(), utc),
+        });
     }
     let mut table: Vec<Vec<String>> = vec![names, created];
     for (h, vals) in columns {

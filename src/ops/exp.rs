@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::{PipelineError, Result};
 use crate::git::{EXP_REFS, Experiment, Git, GitId, QUEUED_REFS};
 use crate::ops::repro::{OnRun, ReproOptions, ReproReport};
-use crate::ops::stages::{flat_file, metric_files, params_files, pipeline_at};
+use crate::ops::stages::{flat_file, flat_text, metric_files, params_files, pipeline_at};
 use crate::pipeline::{DEFAULT_PARAMS, params};
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -383,6 +383,20 @@ pub struct ExpRow {
     pub metrics: BTreeMap<String, BTreeMap<String, toml::Value>>,
     /// Params: file → dotted key → value.
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// For an experiment still in the queue: `queued`, `running` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+}
+
+/// Which rows `dvt exp show` has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExpShowOptions {
+    /// Every experiment, whatever commit it was run (or queued) on.
+    pub all: bool,
+    /// Leave out experiments waiting in the queue (or running from it).
+    pub hide_queued: bool,
+    /// Leave out queued experiments that failed the last time they ran.
+    pub hide_failed: bool,
 }
 
 /// The experiments, newest first.
@@ -391,8 +405,10 @@ pub fn list(repo: &Repo) -> Result<Vec<Experiment>> {
 }
 
 /// `dvt exp show`: the workspace, HEAD, and the experiments run on HEAD (with
-/// `all`, every experiment), with their metrics and params.
-pub fn show(repo: &Repo, all: bool) -> Result<Vec<ExpRow>> {
+/// `all`, every experiment), with their metrics and params; then, as DVC's,
+/// those queued on HEAD (with `all`, every one), with the params they will
+/// run with and their state.
+pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
     let git = Git::open(repo.root())?;
     let head = git.head()?;
     let mut rows = vec![row(repo, None, "workspace".into(), false)?];
@@ -403,11 +419,54 @@ pub fn show(repo: &Repo, all: bool) -> Result<Vec<ExpRow>> {
         rows.push(row(repo, Some((&git, h, None)), name, false)?);
     }
     for e in git.experiments()? {
-        if all || (head.is_some() && e.baseline == head) {
+        if opts.all || (head.is_some() && e.baseline == head) {
             rows.push(row(repo, Some((&git, e.commit, Some(&e))), e.name.clone(), true)?);
         }
     }
+    for q in queued(repo)? {
+        let state = match (crate::ops::queue::is_running(repo, &q.id)?, &q.failed) {
+            (true, _) => "running",
+            (false, Some(_)) => "failed",
+            (false, None) => "queued",
+        };
+        if (opts.hide_queued && state != "failed") || (opts.hide_failed && state == "failed") {
+            continue;
+        }
+        let snapshot = q.snapshot.as_deref().and_then(|s| s.parse::<GitId>().ok());
+        let baseline = match snapshot {
+            Some(s) => git.parent_of(s)?,
+            None => head,
+        };
+        if opts.all || baseline == head {
+            rows.push(queued_row(repo, &q, baseline, state)?);
+        }
+    }
     Ok(rows)
+}
+
+/// The row of queued experiment `q`: the params it will run with, no metrics.
+fn queued_row(repo: &Repo, q: &Queued, baseline: Option<GitId>, state: &'static str) -> Result<ExpRow> {
+    let mut files = q.files.clone();
+    // A spec that no longer applies shows the params as queued; running it says why.
+    let _ = edit_params(repo, &mut files, &q.set_params);
+    let mut params = BTreeMap::new();
+    for (f, text) in &files {
+        if let Ok(values) = flat_text(f, text)
+            && !values.is_empty()
+        {
+            params.insert(f.clone(), values);
+        }
+    }
+    Ok(ExpRow {
+        name: q.name.clone().unwrap_or_else(|| q.id.clone()),
+        experiment: true,
+        commit: None,
+        baseline: baseline.map(|b| b.to_string()),
+        created: None,
+        metrics: BTreeMap::new(),
+        params,
+        state: Some(state),
+    })
 }
 
 /// Sorts the experiments of `rows` (the workspace and HEAD stay first) by the
@@ -485,6 +544,7 @@ fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String
         created,
         metrics,
         params,
+        state: None,
     })
 }
 

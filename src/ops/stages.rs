@@ -282,9 +282,14 @@ pub(crate) fn flat_file(
     let Some(text) = read_at(repo, at, file)? else {
         return Ok(None);
     };
+    flat_text(file, &text).map(Some)
+}
+
+/// The values of params or metrics file `file` whose text is `text`, by dotted key.
+pub(crate) fn flat_text(file: &str, text: &str) -> Result<BTreeMap<String, toml::Value>> {
     let mut out = BTreeMap::new();
-    flatten("", &toml::Value::Table(parse_params(file, &text)?), &mut out);
-    Ok(Some(out))
+    flatten("", &toml::Value::Table(parse_params(file, text)?), &mut out);
+    Ok(out)
 }
 
 fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
