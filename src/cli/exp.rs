@@ -243,11 +243,7 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             let waiting = ops::exp::queued(repo)?;
             let mut states = Vec::new();
             for q in &waiting {
-                states.push(match (ops::queue::is_running(repo, &q.id)?, &q.failed) {
-                    (true, _) => "running",
-                    (false, Some(_)) => "failed",
-                    (false, None) => "queued",
-                });
+                states.push(ops::queue::state(repo, q)?);
             }
             if *as_json {
                 let mut rows = Vec::new();

@@ -26,6 +26,11 @@ pub(crate) fn refused(message: impl Into<String>) -> crate::Error {
     .into()
 }
 
+/// Why there can be no experiment yet.
+pub(crate) fn no_commit() -> crate::Error {
+    refused("an experiment starts from a commit, and HEAD has none yet: commit first")
+}
+
 /// What `dvt exp run` does.
 #[derive(Debug, Clone, Default)]
 pub struct ExpRunOptions {
@@ -215,9 +220,7 @@ fn add_mode(target: &str) -> (KeyMode, &str) {
 /// experiment `refs/exps/NAME` on top of HEAD.
 pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
-    let baseline = git
-        .head()?
-        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    let baseline = git.head()?.ok_or_else(no_commit)?;
     if opts.repro.dry_run {
         return Err(refused(
             "`dvt exp run` records what it runs; for a dry run use `dvt repro --dry-run`",
@@ -315,9 +318,7 @@ pub struct ExpSaveReport {
 /// experiments in `exp show`.
 pub fn save(repo: &Repo, opts: &ExpSaveOptions, progress: &dyn Progress) -> Result<ExpSaveReport> {
     let git = Git::open(repo.root())?;
-    let baseline = git
-        .head()?
-        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    let baseline = git.head()?.ok_or_else(no_commit)?;
     check_free(&git, opts.name.as_deref(), opts.force)?;
     let commit_opts = crate::ops::commit::CommitOptions {
         targets: vec![],
@@ -424,11 +425,7 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
         }
     }
     for q in queued(repo)? {
-        let state = match (crate::ops::queue::is_running(repo, &q.id)?, &q.failed) {
-            (true, _) => "running",
-            (false, Some(_)) => "failed",
-            (false, None) => "queued",
-        };
+        let state = crate::ops::queue::state(repo, &q)?;
         if (opts.hide_queued && state != "failed") || (opts.hide_failed && state == "failed") {
             continue;
         }
@@ -894,9 +891,7 @@ fn nonempty(spec: &str, values: Vec<String>) -> Result<Option<Vec<String>>> {
 /// combination is checked first; nothing is queued if one is wrong.
 pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     let git = Git::open(repo.root())?;
-    let head = git
-        .head()?
-        .ok_or_else(|| refused("an experiment starts from a commit, and HEAD has none yet: commit first"))?;
+    let head = git.head()?.ok_or_else(no_commit)?;
     let combos = grid(&opts.set_params)?;
     let waiting = queued(repo)?;
     let names: Vec<Option<String>> = match (&opts.name, combos.len()) {

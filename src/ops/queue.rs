@@ -77,8 +77,18 @@ pub(crate) fn hold(repo: &Repo, name: &str, what: &str) -> Result<Held> {
     }
 }
 
-/// Whether queued experiment `id` is running now (in a worktree or the workspace).
-pub fn is_running(repo: &Repo, id: &str) -> Result<bool> {
+/// What queued experiment `q` is doing: `running` (in a worktree or the
+/// workspace), `failed` (the last time it ran) or `queued`.
+pub fn state(repo: &Repo, q: &Queued) -> Result<&'static str> {
+    Ok(match (is_running(repo, &q.id)?, &q.failed) {
+        (true, _) => "running",
+        (false, Some(_)) => "failed",
+        (false, None) => "queued",
+    })
+}
+
+/// Whether queued experiment `id` is running now.
+fn is_running(repo: &Repo, id: &str) -> Result<bool> {
     let name = format!("queue-{id}");
     if !worktrees_dir(repo)?.join(format!("{name}.lock")).exists() {
         return Ok(false);
@@ -167,8 +177,7 @@ fn run_in_worktree(
     progress: &dyn Progress,
 ) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
-    let no_commit =
-        || crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first");
+    let no_commit = crate::ops::exp::no_commit;
     let (baseline, files_of) = match snapshot {
         Some(s) => (git.parent_of(s)?.ok_or_else(no_commit)?, s),
         None => {
@@ -210,9 +219,7 @@ fn run_in_worktree(
 pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
     crate::ops::exp::check_free(&git, opts.name.as_deref(), opts.force)?;
-    let head = git.head()?.ok_or_else(|| {
-        crate::ops::exp::refused("an experiment starts from a commit, and HEAD has none yet: commit first")
-    })?;
+    let head = git.head()?.ok_or_else(crate::ops::exp::no_commit)?;
     sweep(repo, &git)?;
     let files = crate::ops::exp::params_snapshot(repo, std::slice::from_ref(&opts.set_params))?;
     let snapshot = git.commit_work_tree(head, "dvt exp run --temp: the work tree as it was\n")?;
