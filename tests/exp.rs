@@ -496,6 +496,10 @@ fn one_queue_runner_at_a_time() {
         r.stdout,
         r.stderr
     );
+    // What runs cannot be taken off the queue; `-A` leaves it there.
+    let r = env.dvt(&["queue", "remove", "slow"]).fails();
+    assert!(r.stderr.contains("queued experiment 000001 is running"), "{}", r.stderr);
+    env.dvt(&["queue", "remove", "-A"]).ok();
     assert!(first.wait().unwrap().success());
     assert_eq!(env.dvt(&["queue", "status"]).ok().stderr, "");
     assert_eq!(

@@ -1005,8 +1005,10 @@ pub(crate) fn mark_failed(repo: &Repo, q: &Queued, why: &str) -> Result<()> {
 
 /// Takes `q`, which ran, off the queue (see [`release_snapshots`]).
 pub(crate) fn unqueue(repo: &Repo, q: &Queued) -> Result<()> {
-    fs_err::remove_file(queue_dir(repo)?.join(format!("{}.json", q.id)))?;
-    Ok(())
+    match fs_err::remove_file(queue_dir(repo)?.join(format!("{}.json", q.id))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Deletes the refs of work trees that no queued experiment runs from any more.
@@ -1029,11 +1031,19 @@ pub fn queue_runner(repo: &Repo) -> Result<Option<String>> {
     }
 }
 
-/// Takes queued experiments (by id or name; `all`: every one) off the queue.
+/// Takes queued experiments (by id or name; `all`: every one not running) off
+/// the queue; one that is running is refused: it leaves the queue when recorded.
 pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> {
     let waiting = queued(repo)?;
+    let mut running = Vec::new();
+    for q in &waiting {
+        if crate::ops::queue::state(repo, q)? == "running" {
+            running.push(q.id.clone());
+        }
+    }
     let doomed: Vec<Queued> = match all {
-        true => waiting,
+        // Those running leave the queue when recorded.
+        true => waiting.into_iter().filter(|q| !running.contains(&q.id)).collect(),
         false => {
             let mut out = Vec::new();
             for w in which {
@@ -1046,6 +1056,14 @@ pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> 
             out
         }
     };
+    for q in &doomed {
+        if running.contains(&q.id) {
+            return Err(refused(format!(
+                "queued experiment {} is running; it leaves the queue when it is recorded",
+                q.id
+            )));
+        }
+    }
     for q in &doomed {
         unqueue(repo, q)?;
     }
