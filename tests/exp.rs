@@ -835,3 +835,17 @@ fn gc_keeps_the_data_queued_experiments_run_from() {
     env.dvt(&["exp", "apply", "-f", "g"]).ok();
     assert_eq!(env.read("model.bin"), b"model lr=0.2\nqueued rows\n");
 }
+
+/// A worktree gets the data its stages depend on, not the rest.
+#[test]
+fn temp_runs_check_out_only_the_data_stages_depend_on() {
+    let env = project_with_data("test -e data.txt && test ! -e other.bin && ");
+    env.write("other.bin", "a dataset no stage reads\n");
+    env.dvt(&["add", "-q", "other.bin"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "other data"]);
+    env.dvt(&["exp", "run", "-q", "--temp", "-S", "train.lr=0.3", "-n", "only"])
+        .ok();
+    let files = git_out(&env, &["ls-tree", "--name-only", "refs/exps/only"]);
+    assert!(files.contains("other.bin.dvt"), "{files}");
+}

@@ -3,7 +3,7 @@
 //! `.dvt/tmp/exps/`, made for it and deleted after it: its HEAD is the commit
 //! the experiment was queued (or started) on, its files the work tree as it was
 //! then (a snapshot commit, so uncommitted code changes are in it), and the
-//! data of its pointers is checked out from this repository's cache, which the
+//! data its stages depend on is checked out from this repository's cache, which the
 //! worktree shares (so do git's objects and refs: the experiment's commit and
 //! `refs/exps/NAME` land in this repository). The workspace is never touched,
 //! so several experiments can run at once, and the user can go on working
@@ -200,13 +200,20 @@ fn run_in_worktree(
         }
         crate::fsutil::atomic_write(&path, text.as_bytes())?;
     }
-    // The data of HEAD's pointers (what stages depend on); outs of `dvt.lock`
-    // are restored by `repro` itself where their stage need not run.
-    let pointers = crate::workspace::find_pointers(&temp)?;
-    let tracked = pointers
-        .iter()
-        .map(|p| crate::workspace::Tracked::load(&temp, p))
-        .collect::<Result<Vec<_>>>()?;
+    // The data of the pointers that stages depend on (others are not needed to
+    // run, nor to record the experiment); outs of `dvt.lock` are restored by
+    // `repro` itself where their stage need not run.
+    let deps: Vec<String> = match crate::pipeline::Pipeline::load(&temp)? {
+        Some(p) => p.stages.values().flat_map(|s| s.deps.iter().cloned()).collect(),
+        None => Vec::new(),
+    };
+    let mut tracked = Vec::new();
+    for p in crate::workspace::find_pointers(&temp)? {
+        let t = crate::workspace::Tracked::load(&temp, &p)?;
+        if deps.iter().any(|d| crate::pipeline::overlaps(&t.data_rel, d)) {
+            tracked.push(t);
+        }
+    }
     if !tracked.is_empty() {
         let _lock = temp.lock("checking out an experiment's data")?;
         crate::ops::checkout::checkout_tracked(&temp, tracked, false, progress)?;
