@@ -3,7 +3,7 @@
 //! `.dvt/tmp/exps/`, made for it and deleted after it: its HEAD is the commit
 //! the experiment was queued (or started) on, its files the work tree as it was
 //! then (a snapshot commit, so uncommitted code changes are in it), and the
-//! data its stages depend on is checked out from this repository's cache, which the
+//! data of its pointers is checked out from this repository's cache, which the
 //! worktree shares (so do git's objects and refs: the experiment's commit and
 //! `refs/exps/NAME` land in this repository). The workspace is never touched,
 //! so several experiments can run at once, and the user can go on working
@@ -200,24 +200,30 @@ fn run_in_worktree(
         }
         crate::fsutil::atomic_write(&path, text.as_bytes())?;
     }
-    // The data of the pointers that stages depend on (others are not needed to
-    // run, nor to record the experiment); outs of `dvt.lock` are restored by
-    // `repro` itself where their stage need not run.
+    // The data of the pointers: what stages depend on must be in the cache;
+    // the rest, which a command may read without saying so, as far as the
+    // cache has it (as DVC's `checkout --allow-missing`). Outs of `dvt.lock`
+    // are restored by `repro` itself where their stage need not run.
     let deps: Vec<String> = match crate::pipeline::Pipeline::load(&temp)? {
         Some(p) => p.stages.values().flat_map(|s| s.deps.iter().cloned()).collect(),
         None => Vec::new(),
     };
-    let mut tracked = Vec::new();
+    let (mut needed, mut other) = (Vec::new(), Vec::new());
     for p in crate::workspace::find_pointers(&temp)? {
         let t = crate::workspace::Tracked::load(&temp, &p)?;
-        if deps.iter().any(|d| crate::pipeline::overlaps(&t.data_rel, d)) {
-            tracked.push(t);
+        match deps.iter().any(|d| crate::pipeline::overlaps(&t.data_rel, d)) {
+            true => needed.push(t),
+            false => other.push(t),
         }
     }
-    if !tracked.is_empty() {
-        let _lock = temp.lock("checking out an experiment's data")?;
-        crate::ops::checkout::checkout_tracked(&temp, tracked, false, progress)?;
+    let _lock = temp.lock("checking out an experiment's data")?;
+    if !needed.is_empty() {
+        crate::ops::checkout::checkout_tracked(&temp, needed, false, progress)?;
     }
+    if !other.is_empty() {
+        let _ = crate::ops::checkout::checkout_tracked(&temp, other, false, progress);
+    }
+    drop(_lock);
     crate::ops::exp::run(&temp, opts, on_run, progress)
 }
 
