@@ -862,3 +862,27 @@ fn temp_runs_need_only_the_data_stages_depend_on() {
         "read without being declared\n"
     );
 }
+
+/// Several `exp run --queue` at once: each experiment gets a number of its own.
+#[test]
+fn experiments_queued_at_once_are_all_kept() {
+    let env = project();
+    let children: Vec<_> = (1..=4)
+        .map(|i| {
+            env.dvt_cmd(&["exp", "run", "-q", "--queue", "-S", &format!("train.lr=0.{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let waiting = env.dvt(&["queue", "status"]).ok().stdout;
+    assert_eq!(waiting.lines().count(), 4, "{waiting}");
+    for i in 1..=4 {
+        assert!(waiting.contains(&format!("train.lr=0.{i}\n")), "{waiting}");
+    }
+}

@@ -893,7 +893,6 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     let git = Git::open(repo.root())?;
     let head = git.head()?.ok_or_else(no_commit)?;
     let combos = grid(&opts.set_params)?;
-    let waiting = queued(repo)?;
     let names: Vec<Option<String>> = match (&opts.name, combos.len()) {
         (None, _) => vec![None; combos.len()],
         (Some(n), 1) => vec![Some(n.clone())],
@@ -901,17 +900,23 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
     };
     for n in names.iter().flatten() {
         check_name(n)?;
-        let taken = git.has_ref(&format!("{EXP_REFS}{n}"))? && !opts.force;
-        if taken || waiting.iter().any(|q| q.name.as_deref() == Some(n.as_str())) {
-            return Err(refused(format!("experiment `{n}` already exists or is queued")));
+        if git.has_ref(&format!("{EXP_REFS}{n}"))? && !opts.force {
+            return Err(refused(format!("experiment `{n}` already exists")));
         }
     }
     let base = params_snapshot(repo, &combos)?;
     // The code as it is now, for runs outside the workspace (as DVC's queue).
     let snapshot = git.commit_work_tree(head, "dvt exp run --queue: the work tree as queued\n")?;
+    // Numbers, names and snapshot refs change under this lock only.
+    let _editing = edit_lock(repo)?;
+    let waiting = queued(repo)?;
+    for n in names.iter().flatten() {
+        if waiting.iter().any(|q| q.name.as_deref() == Some(n.as_str())) {
+            return Err(refused(format!("experiment `{n}` is already queued")));
+        }
+    }
     git.set_ref(&format!("{QUEUED_REFS}{snapshot}"), snapshot, true)?;
-    let dir = queue_dir(repo)?;
-    fs_err::create_dir_all(&dir)?;
+    fs_err::create_dir_all(queue_dir(repo)?)?;
     let first = waiting
         .iter()
         .filter_map(|q| q.id.parse::<u64>().ok())
@@ -932,6 +937,12 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
         out.push(q);
     }
     Ok(out)
+}
+
+/// Held while the queue's entries are numbered or its snapshot refs change
+/// (two `exp run --queue` at once, or one beside a running queue).
+fn edit_lock(repo: &Repo) -> Result<crate::ops::queue::Held> {
+    crate::ops::queue::hold(repo, "queue-edit", "changing the experiment queue")
 }
 
 /// What experiments setting `combos` run from: the params files of the
@@ -1013,6 +1024,7 @@ pub(crate) fn unqueue(repo: &Repo, q: &Queued) -> Result<()> {
 
 /// Deletes the refs of work trees that no queued experiment runs from any more.
 pub(crate) fn release_snapshots(repo: &Repo, git: &Git) -> Result<()> {
+    let _editing = edit_lock(repo)?;
     let waiting: Vec<String> = queued(repo)?.into_iter().filter_map(|q| q.snapshot).collect();
     for commit in git.commits_under(QUEUED_REFS)? {
         if !waiting.contains(&commit.to_string()) {
