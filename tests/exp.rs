@@ -886,3 +886,29 @@ fn experiments_queued_at_once_are_all_kept() {
         assert!(waiting.contains(&format!("train.lr=0.{i}\n")), "{waiting}");
     }
 }
+
+/// `queue logs -f` prints what a running experiment prints until it is done.
+#[test]
+fn queue_logs_follow_a_running_experiment() {
+    let env = project_with_data("echo warming up && sleep 2 && ");
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "f"])
+        .ok();
+    let mut runner = env
+        .dvt_cmd(&["queue", "start", "-q", "--temp"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if env.dvt(&["queue", "status"]).ok().stdout.contains("running") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = env.dvt(&["queue", "logs", "-f", "f"]).ok().stdout;
+    assert!(
+        log.contains("warming up") && log.contains("Experiment `f` recorded"),
+        "{log}"
+    );
+    assert!(runner.wait().unwrap().success());
+}

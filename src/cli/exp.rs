@@ -175,6 +175,9 @@ pub(super) enum QueueCommand {
     Logs {
         /// Its number (`000003`) or name.
         which: String,
+        /// Keep printing what it prints until it stops running (as `tail -f`).
+        #[arg(short, long)]
+        follow: bool,
     },
     /// List the queued experiments, in the order they run
     Status {
@@ -216,17 +219,16 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 note!(quiet, "hint: `dvt exp show` compares them");
             }
         }
-        QueueCommand::Logs { which } => {
-            let id = match ops::exp::queued(repo)?
-                .into_iter()
-                .find(|q| q.name.as_deref() == Some(which))
-            {
-                Some(q) => q.id,
-                None => which.clone(),
+        QueueCommand::Logs { which, follow } => {
+            let find = |which: &str| -> Result<Option<ops::exp::Queued>, dvt::Error> {
+                Ok(ops::exp::queued(repo)?
+                    .into_iter()
+                    .find(|q| q.id == which || q.name.as_deref() == Some(which)))
             };
+            let id = find(which)?.map_or_else(|| which.clone(), |q| q.id);
             let log = ops::queue::log_path(repo, &id)?;
-            match fs_err::read(&log) {
-                Ok(bytes) => std::io::stdout().write_all(&bytes).map_err(dvt::Error::from)?,
+            let mut file = match fs_err::File::open(&log) {
+                Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(dvt::error::PipelineError::Experiment {
                         message: format!(
@@ -237,6 +239,22 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                     .into());
                 }
                 Err(e) => return Err(e.into()),
+            };
+            let mut stdout = std::io::stdout().lock();
+            loop {
+                // Whether it runs is asked before reading, so that nothing it
+                // printed before it stopped is missed.
+                let running = *follow
+                    && match find(&id)? {
+                        Some(q) => ops::queue::state(repo, &q)? == "running",
+                        None => false,
+                    };
+                std::io::copy(&mut file, &mut stdout)?;
+                stdout.flush()?;
+                if !running {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
         }
         QueueCommand::Status { json: as_json } => {
