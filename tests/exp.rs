@@ -705,7 +705,12 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
     );
     assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]), "");
     // Their stages' output went to their logs; their worktrees are gone.
-    let log = env.dvt(&["queue", "logs", "000002"]).ok().stdout;
+    // (By name too, once it has left the queue.)
+    let log = env.dvt(&["queue", "logs", "side-2"]).ok().stdout;
+    assert!(
+        log.starts_with("Queued experiment 000002 `side-2`, -S train.lr=0.4\n"),
+        "{log}"
+    );
     assert!(
         log.contains("Running stage `train`") && log.contains("Experiment `side-2` recorded"),
         "{log}"

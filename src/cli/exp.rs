@@ -220,32 +220,23 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             }
         }
         QueueCommand::Logs { which, follow } => {
-            let find = |which: &str| -> Result<Option<ops::exp::Queued>, dvt::Error> {
-                Ok(ops::exp::queued(repo)?
-                    .into_iter()
-                    .find(|q| q.id == which || q.name.as_deref() == Some(which)))
-            };
-            let id = find(which)?.map_or_else(|| which.clone(), |q| q.id);
-            let log = ops::queue::log_path(repo, &id)?;
-            let mut file = match fs_err::File::open(&log) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(dvt::error::PipelineError::Experiment {
-                        message: format!(
-                            "no log for queued experiment `{which}`: logs are written by \
-                             `dvt queue start --temp` (or `-j N`), and kept until its number is used again"
-                        ),
-                    }
-                    .into());
+            let Some(log) = ops::queue::find_log(repo, which)? else {
+                return Err(dvt::error::PipelineError::Experiment {
+                    message: format!(
+                        "no log for queued experiment `{which}`: logs are written by \
+                         `dvt queue start --temp` (or `-j N`), and kept until its number is used again"
+                    ),
                 }
-                Err(e) => return Err(e.into()),
+                .into());
             };
+            let id = log.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let mut file = fs_err::File::open(&log)?;
             let mut stdout = std::io::stdout().lock();
             loop {
                 // Whether it runs is asked before reading, so that nothing it
                 // printed before it stopped is missed.
                 let running = *follow
-                    && match find(&id)? {
+                    && match ops::exp::queued(repo)?.into_iter().find(|q| q.id == id) {
                         Some(q) => ops::queue::state(repo, &q)? == "running",
                         None => false,
                     };

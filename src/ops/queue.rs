@@ -43,6 +43,36 @@ fn root_mark(repo: &Repo) -> String {
     format!("-{}", &hash[..8])
 }
 
+/// The first line of queued experiment `q`'s log, by which [`find_log`] finds
+/// it by name once it has left the queue.
+fn log_header(q: &Queued) -> String {
+    let name = q.name.as_deref().map(|n| format!(" `{n}`")).unwrap_or_default();
+    format!("Queued experiment {}{name}, -S {}\n", q.id, q.set_params.join(" -S "))
+}
+
+/// The log of the queued experiment numbered or named `which` (queued or not).
+pub fn find_log(repo: &Repo, which: &str) -> Result<Option<PathBuf>> {
+    if let Some(q) = crate::ops::exp::queued(repo)?
+        .into_iter()
+        .find(|q| q.id == which || q.name.as_deref() == Some(which))
+    {
+        return Ok(Some(log_path(repo, &q.id)?).filter(|p| p.exists()));
+    }
+    let by_id = log_path(repo, which)?;
+    if by_id.exists() {
+        return Ok(Some(by_id));
+    }
+    let named = format!(" `{which}`, -S");
+    for entry in fs_err::read_dir(by_id.parent().unwrap_or(Path::new(".")))? {
+        let path = entry?.path();
+        let first = fs_err::read_to_string(&path).unwrap_or_default();
+        if first.lines().next().is_some_and(|l| l.contains(&named)) {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
 /// The name git knows worktree `name` by: `dvt-NAME-MARK`.
 fn git_name(repo: &Repo, name: &str) -> String {
     format!("dvt-{name}{}", root_mark(repo))
@@ -341,7 +371,7 @@ fn run_queued(
     on_event: &(dyn Fn(QueueEvent<'_>) + Sync),
 ) -> Result<std::result::Result<ExpRunReport, String>> {
     let log = log_path(repo, &q.id)?;
-    fs_err::write(&log, "")?;
+    fs_err::write(&log, log_header(q))?;
     on_event(QueueEvent::Started { queued: q, log: &log });
     let note = |text: &str| {
         if let Ok(mut f) = fs_err::OpenOptions::new().append(true).open(&log) {
