@@ -541,6 +541,14 @@ pub enum RemoteError {
         /// Why, with secrets removed.
         message: String,
     },
+    /// What `dvt ls-url` was to list cannot be.
+    #[error("cannot list `{url}`: {message}")]
+    Unlisted {
+        /// The URL as given.
+        url: String,
+        /// Why, with secrets removed.
+        message: String,
+    },
     /// A transfer not tried because an earlier request to the remote failed.
     #[error("not tried after an earlier request to the remote failed")]
     Skipped,

@@ -1081,3 +1081,54 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
             .contains("/model.bin")
     );
 }
+
+/// `dvt ls-url` lists what a URL holds, in a repository or outside one.
+#[test]
+fn ls_url_lists_what_a_url_holds() {
+    let env = TestEnv::new();
+    let src = env.root.parent().unwrap().join("exports");
+    std::fs::create_dir_all(src.join("images/raw")).unwrap();
+    std::fs::create_dir_all(src.join("notes")).unwrap();
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n").unwrap();
+    std::fs::write(src.join("images/a.bin"), noise(3000, 1)).unwrap();
+    std::fs::write(src.join("images/raw/b.bin"), noise(1000, 2)).unwrap();
+    std::fs::write(src.join("notes/n.txt"), "n\n").unwrap();
+    let url = src.to_str().unwrap();
+
+    let r = env.dvt(&["ls-url", url]).ok();
+    assert_eq!(r.stdout, "images/\nnotes/\nreadings.csv\n");
+    let r = env.dvt(&["ls-url", url, "--size"]).ok();
+    assert_eq!(
+        r.stdout,
+        "   3.91 KiB  images/\n        2 B  notes/\n        8 B  readings.csv\n"
+    );
+    let r = env.dvt(&["ls-url", "-R", url]).ok();
+    assert_eq!(r.stdout, "images/a.bin\nimages/raw/b.bin\nnotes/n.txt\nreadings.csv\n");
+    let r = env.dvt(&["ls-url", &format!("{url}/images"), "--json"]).ok();
+    assert_eq!(r.json()[0]["path"], "a.bin", "{}", r.stdout);
+    assert_eq!(r.json()[1]["path"], "raw", "{}", r.stdout);
+    assert_eq!(r.json()[1]["isdir"], true, "{}", r.stdout);
+    assert_eq!(r.json()[1]["size"], 1000, "{}", r.stdout);
+    let r = env.dvt(&["ls-url", &format!("{url}/readings.csv"), "--size"]).ok();
+    assert_eq!(r.stdout, "        8 B  readings.csv\n");
+    // A path relative to where dvt runs; outside any repository too.
+    let r = env.dvt(&["-C", src.to_str().unwrap(), "ls-url", "images"]).ok();
+    assert_eq!(r.stdout, "a.bin\nraw/\n");
+
+    let r = env.dvt(&["ls-url", &format!("{url}/nothing")]).fails();
+    assert!(
+        r.stderr.contains("cannot list") && r.stderr.contains("there is nothing there"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["ls-url", "ftp://host/x"]).fails();
+    assert!(
+        r.stderr.contains("cannot list `ftp://host/x`: unsupported URL scheme"),
+        "{}",
+        r.stderr
+    );
+    let r = env
+        .dvt(&["-C", src.to_str().unwrap(), "ls-url", "remote://store/x"])
+        .fails();
+    assert!(r.stderr.contains("no remote named `store`"), "{}", r.stderr);
+}

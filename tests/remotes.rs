@@ -1912,6 +1912,28 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     put_object(&a, &obj("exports/2026/images/"), b"", true);
     put_object(&a, &obj("models/model.bin"), &noise(50_000, 2), true);
     s3_named_remote(&a, "src", &format!("s3://{bucket}/exports"), &endpoint);
+    // What is there, first (the empty "folder" object is no file).
+    let r = a.dvt(&["ls-url", "remote://src/2026", "--size"]).ok();
+    assert_eq!(
+        r.stdout,
+        "   9.00 MiB  images/
+        8 B  readings.csv
+"
+    );
+    let r = a.dvt(&["ls-url", "-R", "remote://src"]).ok();
+    assert_eq!(
+        r.stdout,
+        "2026/images/img-1.bin
+2026/readings.csv
+"
+    );
+    let r = a.dvt(&["ls-url", "remote://src/2025"]).fails();
+    assert!(
+        r.stderr
+            .contains("cannot list `remote://src/2025`: there is nothing there"),
+        "{}",
+        r.stderr
+    );
 
     let r = a.dvt(&["import-url", "remote://src/2026", "data"]).ok();
     assert!(r.stdout.contains("imported data (2 files"), "{}", r.stdout);

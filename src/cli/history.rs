@@ -130,6 +130,25 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List what a URL holds, as `dvc ls-url`: the objects and directories just
+    /// below it (`-R`: every object), e.g. before `dvt import-url`
+    #[command(
+        after_help = "URL: s3://bucket/key, gs://bucket/key, az://container/key, http(s)://host/path, \
+        remote://NAME/path (below a configured remote, with its options), or a local path."
+    )]
+    LsUrl {
+        /// What to list.
+        url: String,
+        /// Every object below the URL, not only what is just below it.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// Show sizes (a directory's: everything below it).
+        #[arg(long)]
+        size: bool,
+        /// Print the listing as JSON (`path`, `isdir`, `size`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Download data tracked in another dvt repository, without tracking it here.
     Get {
         #[command(flatten)]
@@ -585,6 +604,31 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     out!("{shown:>11}  {}{slash}{mark}", e.path);
                 } else {
                     out!("{}{slash}{mark}", e.path);
+                }
+            }
+        }
+        HistoryCommand::LsUrl {
+            url,
+            recursive,
+            size,
+            json: as_json,
+        } => {
+            // Outside a repository there is no `remote://`, and no config to read.
+            let repo = match Repo::open(cwd) {
+                Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => {
+                    Repo::at_commit(cwd.to_path_buf(), None, std::path::Path::new(".dvt/config.toml"))?
+                }
+                r => r?,
+            };
+            let entries = ops::ls_url(&repo, cwd, url, *recursive)?;
+            if *as_json {
+                return json(&entries);
+            }
+            for e in &entries {
+                let slash = if e.isdir { "/" } else { "" };
+                match size {
+                    true => out!("{:>11}  {}{slash}", HumanBytes(e.size).to_string(), e.path),
+                    false => out!("{}{slash}", e.path),
                 }
             }
         }

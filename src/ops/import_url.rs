@@ -80,6 +80,58 @@ pub struct Uploaded {
     pub bytes: u64,
 }
 
+/// An entry of `dvt ls-url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UrlEntry {
+    /// Its path below the URL, `/`-separated (the object's name when the URL
+    /// names one object).
+    pub path: String,
+    /// Whether it is a directory (objects share this prefix).
+    pub isdir: bool,
+    /// Its size in bytes; a directory's: every object below it.
+    pub size: u64,
+}
+
+/// `dvt ls-url`, as `dvc ls-url`: what `url` holds (a URL as `import-url`
+/// takes it): the objects and directories just below it, or with `recursive`
+/// every object below it. One object, if the URL names one. A relative path
+/// starts from `cwd`; `repo` resolves `remote://NAME/…` URLs (outside a
+/// repository, pass one made with [`Repo::at_commit`] and no config).
+pub fn ls_url(repo: &Repo, cwd: &Path, url: &str, recursive: bool) -> Result<Vec<UrlEntry>> {
+    let url = recorded_url(url, cwd);
+    let unlisted = |e: crate::Error| match e {
+        crate::Error::Remote(RemoteError::Source { url, message }) => RemoteError::Unlisted { url, message }.into(),
+        e => e,
+    };
+    let source = open_source(repo, &url, None).map_err(unlisted)?;
+    let listing = list(&source, &url).map_err(unlisted)?;
+    if let [only] = listing.as_slice()
+        && only.rel.is_empty()
+    {
+        return Ok(vec![UrlEntry {
+            path: last_component(&url),
+            isdir: false,
+            size: only.size,
+        }]);
+    }
+    let mut out: Vec<UrlEntry> = Vec::new();
+    for e in &listing {
+        let (path, isdir) = match e.rel.split_once('/') {
+            Some((dir, _)) if !recursive => (dir, true),
+            _ => (e.rel.as_str(), false),
+        };
+        match out.last_mut() {
+            Some(last) if isdir && last.isdir && last.path == path => last.size += e.size,
+            _ => out.push(UrlEntry {
+                path: path.to_string(),
+                isdir,
+                size: e.size,
+            }),
+        }
+    }
+    Ok(out)
+}
+
 /// Downloads what `opts.url` names into `opts.out` and tracks it with a pointer
 /// that records the URL.
 pub fn import_url(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progress) -> Result<ImportUrlReport> {

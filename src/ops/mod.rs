@@ -35,7 +35,7 @@ pub use fsck::{FsckReport, Repair, fsck, repair};
 pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
 pub use import::{GetOptions, GetReport, ImportOptions, UpdateOptions, get, import, update};
-pub use import_url::{ImportUrlOptions, ImportUrlReport, Uploaded, add_external, import_url};
+pub use import_url::{ImportUrlOptions, ImportUrlReport, Uploaded, UrlEntry, add_external, import_url, ls_url};
 pub use list::{ListOptions, Listing, list};
 pub use mv::{MoveOptions, MoveReport, mv};
 pub use remove::{RemoveOptions, RemoveReport, remove};
