@@ -145,6 +145,8 @@ impl Worktree<'_> {
         // What a killed run left under this name.
         git.remove_worktree(&dir)?;
         let worktree = Worktree { git, dir, _lock: lock };
+        // Ctrl-C takes the files away at once; git's record of them goes at the next run.
+        crate::fsutil::remove_if_interrupted(&worktree.dir);
         git.add_worktree(&worktree.dir, &git_name(repo, name), commit, files_of)?;
         Ok(worktree)
     }
