@@ -431,6 +431,12 @@ train:
     );
     let r = env.dvt(&["queue", "remove", "nope"]).fails();
     assert!(r.stderr.contains("nothing queued is named `nope`"), "{}", r.stderr);
+    // `exp remove` takes a queued name off the queue, as DVC's does.
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.6", "-n", "later"])
+        .ok();
+    let r = env.dvt(&["exp", "remove", "later"]).ok();
+    assert!(r.stdout.contains("Removed experiment `later`"), "{}", r.stdout);
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
     // What the experiments were queued from is let go once none waits.
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.5"]).ok();
     assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]).lines().count(), 1);

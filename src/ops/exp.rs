@@ -720,24 +720,41 @@ pub fn rename(repo: &Repo, old: &str, new: &str, force: bool) -> Result<String> 
     Ok(exp.commit.to_string())
 }
 
-/// `dvt exp remove NAME...` (or every experiment with `all`): deletes them.
+/// `dvt exp remove NAME...` (or every experiment with `all`): deletes them,
+/// and takes those NAMEs (or numbers) that are still queued off the queue.
 /// Their data stays in the cache until `dvt gc`.
 pub fn remove(repo: &Repo, names: &[String], all: bool) -> Result<Vec<String>> {
     let git = Git::open(repo.root())?;
     let exps = git.experiments()?;
+    let mut waiting = Vec::new();
     let doomed: Vec<String> = match all {
         true => exps.iter().map(|e| e.name.clone()).collect(),
         false => {
+            let queued = queued(repo)?;
+            let mut out = Vec::new();
             for n in names {
-                find(&git, n)?;
+                // A name still in the queue goes from there, as DVC's `exp remove` does.
+                match find(&git, n) {
+                    Err(_)
+                        if queued
+                            .iter()
+                            .any(|q| q.name.as_deref() == Some(n.as_str()) || q.id == *n) =>
+                    {
+                        waiting.push(n.clone());
+                    }
+                    found => out.push(found?.name),
+                }
             }
-            names.to_vec()
+            out
         }
     };
+    if !waiting.is_empty() {
+        dequeue(repo, &waiting, false)?;
+    }
     for n in &doomed {
         git.delete_ref(&format!("{EXP_REFS}{n}"))?;
     }
-    Ok(doomed)
+    Ok(doomed.into_iter().chain(waiting).collect())
 }
 
 /// An experiment waiting in the queue (`dvt exp run --queue`) for `dvt queue start`.
