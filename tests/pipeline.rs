@@ -1724,3 +1724,43 @@ fn a_directory_of_plots_is_a_chart_per_file() {
         r.stderr
     );
 }
+
+/// `stage add --run` runs the new stage at once; `--outs-persist` outs are kept
+/// across runs.
+#[test]
+fn stage_add_run_and_persistent_outs() {
+    let env = TestEnv::new();
+    env.write("in.txt", "x\n");
+    let r = env
+        .dvt(&[
+            "stage",
+            "add",
+            "-n",
+            "grow",
+            "-d",
+            "in.txt",
+            "--outs-persist",
+            "log.txt",
+            "--outs-persist-no-cache",
+            "seen.txt",
+            "--run",
+            "cat in.txt >> log.txt && echo run >> seen.txt",
+        ])
+        .ok();
+    assert!(r.stdout.contains("Ran stage `grow`"), "{}", r.stdout);
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(
+        toml.contains(r#"{ path = "log.txt", persist = true }"#)
+            && toml.contains(r#"{ path = "seen.txt", cache = false, persist = true }"#),
+        "{toml}"
+    );
+    assert!(env.exists("dvt.lock"));
+    assert_eq!(
+        env.dvt(&["status", "--json"]).ok().json()["stale_stages"],
+        serde_json::json!([])
+    );
+    env.write("in.txt", "y\n");
+    env.dvt(&["repro", "-q"]).ok();
+    assert_eq!(env.read("log.txt"), b"x\ny\n");
+    assert_eq!(env.read("seen.txt"), b"run\nrun\n");
+}

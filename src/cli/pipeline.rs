@@ -223,6 +223,12 @@ pub(super) enum StageCommand {
         /// An output, not cached (repeatable).
         #[arg(short = 'O', long = "outs-no-cache", value_name = "OUT")]
         outs_no_cache: Vec<String>,
+        /// An output, cached, kept rather than deleted before the stage runs (repeatable).
+        #[arg(long = "outs-persist", value_name = "OUT")]
+        outs_persist: Vec<String>,
+        /// An output, not cached, kept before the stage runs (repeatable).
+        #[arg(long = "outs-persist-no-cache", value_name = "OUT")]
+        outs_persist_no_cache: Vec<String>,
         /// Params: `[FILE:]KEY[,KEY]`, FILE defaulting to params.yaml (repeatable).
         #[arg(short, long = "params", value_name = "[FILE:]KEY")]
         params: Vec<String>,
@@ -245,6 +251,9 @@ pub(super) enum StageCommand {
         /// Replace a stage of the same name.
         #[arg(short, long)]
         force: bool,
+        /// Run the stage once added (as `dvt repro --single-item NAME`).
+        #[arg(long)]
+        run: bool,
         /// The command.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
@@ -477,6 +486,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     deps,
                     outs,
                     outs_no_cache,
+                    outs_persist,
+                    outs_persist_no_cache,
                     params,
                     metrics,
                     plots,
@@ -484,6 +495,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     desc,
                     always_changed,
                     force,
+                    run,
                     cmd,
                 },
         } => {
@@ -495,6 +507,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     deps: deps.clone(),
                     outs: outs.clone(),
                     outs_no_cache: outs_no_cache.clone(),
+                    outs_persist: outs_persist.clone(),
+                    outs_persist_no_cache: outs_persist_no_cache.clone(),
                     params: params.clone(),
                     metrics: metrics.clone(),
                     plots: plots.clone(),
@@ -505,7 +519,21 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 },
             )?;
             out!("Added stage `{name}` to dvt.toml");
-            note!(quiet, "hint: run it with `dvt repro {name}`");
+            if !*run {
+                note!(quiet, "hint: run it with `dvt repro {name}`");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = ops::ReproOptions {
+                targets: vec![name.clone()],
+                single_item: true,
+                force: true,
+                ..Default::default()
+            };
+            let on_run = |stage: &dvt::pipeline::Stage, _: &str| {
+                note!(quiet, "Running stage `{}`:\n> {}", stage.name, stage.cmd);
+            };
+            ops::repro(&repo, &opts, &on_run, bars)?;
+            say!(quiet, "Ran stage `{name}`; dvt.lock records it");
         }
         PipelineCommand::Freeze { stages } | PipelineCommand::Unfreeze { stages } => {
             let freeze = matches!(command, PipelineCommand::Freeze { .. });

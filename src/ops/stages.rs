@@ -23,6 +23,10 @@ pub struct StageAddOptions {
     pub outs: Vec<String>,
     /// `-O` outs not cached.
     pub outs_no_cache: Vec<String>,
+    /// `--outs-persist` outs, cached and kept before the stage runs.
+    pub outs_persist: Vec<String>,
+    /// `--outs-persist-no-cache` outs, not cached, kept before the stage runs.
+    pub outs_persist_no_cache: Vec<String>,
     /// `-p [FILE:]KEY[,KEY]` params.
     pub params: Vec<String>,
     /// `-m` metrics files (not cached).
@@ -138,18 +142,30 @@ fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
     if !opts.params.is_empty() {
         t.insert("params", arr(&opts.params));
     }
-    if !opts.outs.is_empty() || !opts.outs_no_cache.is_empty() {
-        let mut a = toml_edit::Array::new();
-        for o in &opts.outs {
-            a.push(o.as_str());
-        }
-        for o in &opts.outs_no_cache {
+    let mut outs = toml_edit::Array::new();
+    for o in &opts.outs {
+        outs.push(o.as_str());
+    }
+    let kinds = [
+        (&opts.outs_no_cache, false, false),
+        (&opts.outs_persist, true, true),
+        (&opts.outs_persist_no_cache, false, true),
+    ];
+    for (paths, cache, persist) in kinds {
+        for o in paths {
             let mut it = toml_edit::InlineTable::new();
             it.insert("path", o.as_str().into());
-            it.insert("cache", false.into());
-            a.push(it);
+            if !cache {
+                it.insert("cache", false.into());
+            }
+            if persist {
+                it.insert("persist", true.into());
+            }
+            outs.push(it);
         }
-        t.insert("outs", toml_edit::value(a));
+    }
+    if !outs.is_empty() {
+        t.insert("outs", toml_edit::value(outs));
     }
     if !opts.metrics.is_empty() {
         t.insert("metrics", arr(&opts.metrics));
