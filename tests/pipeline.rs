@@ -1764,3 +1764,42 @@ fn stage_add_run_and_persistent_outs() {
     assert_eq!(env.read("log.txt"), b"x\ny\n");
     assert_eq!(env.read("seen.txt"), b"run\nrun\n");
 }
+
+/// `metrics show -a/-T/-A`: the metrics at every branch, tag or commit, beside
+/// the workspace's, as `dvc metrics show`.
+#[test]
+fn metrics_show_across_revisions() {
+    let env = TestEnv::new();
+    env.write("dvt.toml", "metrics = [\"m.json\"]\n");
+    env.write("m.json", "{\"acc\": 0.5}\n");
+    env.commit("first");
+    env.git(&["tag", "v1"]);
+    env.git(&["branch", "old"]);
+    env.write("m.json", "{\"acc\": 0.7, \"loss\": 0.2}\n");
+    env.commit("second");
+    env.write("m.json", "{\"acc\": 0.8}\n");
+
+    let r = env.dvt(&["metrics", "show", "-a", "-T"]).ok();
+    assert_eq!(
+        r.stdout,
+        "Revision   Path    acc  loss\n\
+         workspace  m.json  0.8     —\n\
+         main       m.json  0.7   0.2\n\
+         old        m.json  0.5     —\n\
+         v1         m.json  0.5     —\n"
+    );
+    let r = env.dvt(&["metrics", "show", "-A", "--json"]).ok();
+    let j = r.json();
+    let labels: Vec<&String> = j.as_object().unwrap().keys().collect();
+    assert_eq!(labels.len(), 3, "{}", r.stdout);
+    assert_eq!(labels[0], "workspace");
+    assert_eq!(
+        j[labels[1].as_str()]["m.json"]["acc"],
+        0.7,
+        "newest commit first: {}",
+        r.stdout
+    );
+    assert_eq!(j[labels[2].as_str()]["m.json"]["acc"], 0.5, "{}", r.stdout);
+    let r = env.dvt(&["metrics", "show", "-T", "--md"]).ok();
+    assert!(r.stdout.contains("| v1 | m.json | 0.5 |"), "{}", r.stdout);
+}

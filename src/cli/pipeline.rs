@@ -308,6 +308,15 @@ pub(super) enum MetricsCommand {
     Show {
         /// Only these files (any file, named in the pipeline or not).
         targets: Vec<std::path::PathBuf>,
+        /// Also at the head of every branch (a table, a row per revision and file).
+        #[arg(short = 'a', long)]
+        all_branches: bool,
+        /// Also at every tag.
+        #[arg(short = 'T', long)]
+        all_tags: bool,
+        /// Also at every commit (reachable from HEAD, the branches and the tags).
+        #[arg(short = 'A', long)]
+        all_commits: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -317,6 +326,68 @@ pub(super) enum MetricsCommand {
     },
     /// Metrics that differ between A (default HEAD) and B (default: the workspace).
     Diff(ValuesDiffArgs),
+}
+
+/// `metrics show -a/-T/-A`: a row per revision and file, a column per key.
+fn print_metrics_across(
+    revs: &[(String, ops::stages::FileValues)],
+    as_json: bool,
+    md: bool,
+) -> Result<ExitCode, dvt::Error> {
+    if as_json {
+        let mut all = serde_json::Map::new();
+        for (label, files) in revs {
+            all.insert(
+                label.clone(),
+                serde_json::to_value(files).map_err(|e| std::io::Error::other(e.to_string()))?,
+            );
+        }
+        return json(&all);
+    }
+    let keys: std::collections::BTreeSet<&String> = revs
+        .iter()
+        .flat_map(|(_, f)| f.values().flat_map(|v| v.keys()))
+        .collect();
+    let mut table: Vec<Vec<String>> = vec![
+        std::iter::once("Revision".to_string())
+            .chain(std::iter::once("Path".to_string()))
+            .chain(keys.iter().map(|k| k.to_string()))
+            .collect(),
+    ];
+    for (label, files) in revs {
+        for (file, values) in files {
+            let mut row = vec![label.clone(), file.clone()];
+            row.extend(keys.iter().map(|k| show(&values.get(*k).cloned())));
+            table.push(row);
+        }
+    }
+    if md {
+        for (i, row) in table.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
+            out!("| {} |", cells.join(" | "));
+            if i == 0 {
+                let rule: Vec<&str> = (0..row.len()).map(|j| if j < 2 { "---" } else { "---:" }).collect();
+                out!("| {} |", rule.join(" | "));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|j| table.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(j, (c, w))| match j < 2 {
+                true => format!("{c:<w$}"),
+                false => format!("{c:>w$}"),
+            })
+            .collect();
+        out!("{}", cells.join("  ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn show(v: &Option<toml::Value>) -> String {
@@ -614,10 +685,22 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             command:
                 MetricsCommand::Show {
                     targets,
+                    all_branches,
+                    all_tags,
+                    all_commits,
                     json: as_json,
                     md,
                 },
         } => {
+            let across = ops::stages::AcrossRevisions {
+                branches: *all_branches,
+                tags: *all_tags,
+                commits: *all_commits,
+            };
+            if across.any() {
+                let revs = ops::stages::metrics_show_across(&repo, &repo_files(&repo, cwd, targets)?, across)?;
+                return print_metrics_across(&revs, *as_json, *md);
+            }
             let m = ops::stages::metrics_show(&repo, &repo_files(&repo, cwd, targets)?)?;
             if *as_json {
                 return json(&m);

@@ -334,6 +334,81 @@ pub(crate) fn pipeline_at(repo: &Repo, at: Option<&(Git, crate::git::GitId)>) ->
     }
 }
 
+/// Values by file, then by dotted key.
+pub type FileValues = BTreeMap<String, BTreeMap<String, toml::Value>>;
+
+/// Which revisions `metrics show` reads besides the workspace, as `dvc
+/// metrics show -a/-T/-A`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcrossRevisions {
+    /// Every branch's head.
+    pub branches: bool,
+    /// Every tag.
+    pub tags: bool,
+    /// Every commit reachable from HEAD, the branches and the tags.
+    pub commits: bool,
+}
+
+impl AcrossRevisions {
+    /// Whether any revision is asked for.
+    pub fn any(&self) -> bool {
+        self.branches || self.tags || self.commits
+    }
+}
+
+/// The metrics of `metrics show` (see [`metrics_show`]) in the workspace and
+/// at the revisions `across` selects, each labelled (`workspace`, a branch or
+/// tag name, a short commit id), newest commit first after the workspace. A
+/// revision without a file that is asked for, or a pipeline, has none of its values.
+pub fn metrics_show_across(
+    repo: &Repo,
+    targets: &[String],
+    across: AcrossRevisions,
+) -> Result<Vec<(String, FileValues)>> {
+    let mut out = vec![("workspace".to_string(), metrics_show(repo, targets)?)];
+    let git = Git::open(repo.root())?;
+    let mut revs: Vec<(String, crate::git::GitId)> = Vec::new();
+    if across.branches {
+        revs.extend(git.branches()?);
+    }
+    if across.tags {
+        revs.extend(git.tags()?);
+    }
+    if across.commits {
+        let mut tips: Vec<crate::git::GitId> = git.head()?.into_iter().collect();
+        tips.extend(git.branches()?.into_iter().map(|(_, c)| c));
+        tips.extend(git.tags()?.into_iter().map(|(_, c)| c));
+        let mut walked = git.walk(&tips)?;
+        walked.sort_by_key(|c| std::cmp::Reverse(c.time));
+        revs.extend(
+            walked
+                .into_iter()
+                .map(|c| (crate::snapshot::short(&c.id).to_string(), c.id)),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (label, commit) in revs {
+        if !seen.insert(label.clone()) {
+            continue;
+        }
+        let at = (git.clone(), commit);
+        let files = match targets.is_empty() {
+            true => pipeline_at(repo, Some(&at))?
+                .map(|p| metric_files(&p))
+                .unwrap_or_default(),
+            false => targets.to_vec(),
+        };
+        let mut values = BTreeMap::new();
+        for f in files {
+            if let Some(v) = flat_file(repo, Some(&at), &f)? {
+                values.insert(f, v);
+            }
+        }
+        out.push((label, values));
+    }
+    Ok(out)
+}
+
 /// Which metrics or params files `metrics show`, `metrics diff` and `params
 /// diff` read, and what they report.
 #[derive(Debug, Clone, Default)]
