@@ -683,6 +683,11 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
         r.stdout
     );
     assert!(
+        r.stdout.contains("Ran 2 queued experiments in ") && r.stdout.contains(" s, 2 at a time: 2 recorded, 0 failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(
         r.stderr.contains("(its output: .dvt/tmp/exp-logs/000001.log)"),
         "{}",
         r.stderr

@@ -317,9 +317,21 @@ fn run_queue_outside(repo: &Repo, jobs: usize, quiet: bool) -> Result<ExitCode, 
             );
         }
     };
+    let started = std::time::Instant::now();
     let outcome = ops::queue::run_queue_outside(repo, jobs, &on_event)?;
-    if outcome.done.is_empty() && outcome.failed.is_empty() {
+    let ran = outcome.done.len() + outcome.failed.len();
+    if ran == 0 {
         say!(quiet, "The queue is empty.");
+    } else {
+        say!(
+            quiet,
+            "Ran {} in {:.1} s, {} at a time: {} recorded, {} failed",
+            dvt::counted(ran, "queued experiment"),
+            started.elapsed().as_secs_f64(),
+            jobs.min(ran),
+            outcome.done.len(),
+            outcome.failed.len()
+        );
     }
     if !outcome.done.is_empty() {
         note!(quiet, "hint: `dvt exp show` compares them");
