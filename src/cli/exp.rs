@@ -34,8 +34,8 @@ pub(super) enum ExpCommand {
         /// experiment per value (every combination, with several).
         #[arg(long)]
         queue: bool,
-        /// Run it in a worktree of HEAD made for it under `.dvt/tmp/exps` (with
-        /// the params files as they are here), leaving this workspace as it is.
+        /// Run it in a git worktree made for it under `.dvt/tmp/exps`, from the
+        /// work tree as it is now, leaving this workspace as it is.
         #[arg(long, conflicts_with = "queue")]
         temp: bool,
         /// Print the report as JSON.
@@ -160,14 +160,14 @@ pub(super) enum ExpCommand {
 #[derive(Debug, Subcommand)]
 pub(super) enum QueueCommand {
     /// Run the queued experiments: one after another in this workspace, or
-    /// (`--temp`, `-j N`) each in a worktree of HEAD of its own, N at a time
+    /// (`--temp`, `-j N`) each in a git worktree of its own, N at a time
     Start {
         /// Run N experiments at a time, each in a worktree of its own (implies `--temp`).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
-        /// Run each experiment in a worktree of HEAD made for it under
-        /// `.dvt/tmp/exps`, leaving this workspace as it is; what its stages
-        /// print goes to its log (`dvt queue logs ID`).
+        /// Run each experiment in a git worktree made for it under
+        /// `.dvt/tmp/exps` from the work tree as it was queued, leaving this
+        /// workspace as it is; what its stages print goes to its log (`dvt queue logs ID`).
         #[arg(long)]
         temp: bool,
     },
@@ -237,7 +237,7 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 // printed before it stopped is missed.
                 let running = *follow
                     && match ops::exp::queued(repo)?.into_iter().find(|q| q.id == id) {
-                        Some(q) => ops::queue::state(repo, &q)? == "running",
+                        Some(q) => ops::queue::state(repo, &q)? == ops::queue::QueueState::Running,
                         None => false,
                     };
                 std::io::copy(&mut file, &mut stdout)?;
@@ -259,7 +259,7 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 for (q, state) in waiting.iter().zip(&states) {
                     let mut row = serde_json::to_value(q).map_err(|e| std::io::Error::other(e.to_string()))?;
                     if let Some(o) = row.as_object_mut() {
-                        o.insert("state".into(), (*state).into());
+                        o.insert("state".into(), state.to_string().into());
                     }
                     rows.push(row);
                 }
@@ -270,7 +270,9 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             }
             for (q, state) in waiting.iter().zip(&states) {
                 match &q.failed {
-                    Some(why) if *state == "failed" => out!("{}  {state:<7}  {}  ({why})", q.id, describe(q)),
+                    Some(why) if *state == ops::queue::QueueState::Failed => {
+                        out!("{}  {state:<7}  {}  ({why})", q.id, describe(q))
+                    }
                     _ => out!("{}  {state:<7}  {}", q.id, describe(q)),
                 }
             }

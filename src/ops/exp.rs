@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
 use crate::git::{EXP_REFS, Experiment, Git, GitId, QUEUED_REFS};
+use crate::ops::queue::QueueState;
 use crate::ops::repro::{OnRun, ReproOptions, ReproReport};
 use crate::ops::stages::{flat_file, flat_text, metric_files, params_files, pipeline_at};
 use crate::pipeline::{DEFAULT_PARAMS, params};
@@ -384,9 +385,9 @@ pub struct ExpRow {
     pub metrics: BTreeMap<String, BTreeMap<String, toml::Value>>,
     /// Params: file → dotted key → value.
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
-    /// For an experiment still in the queue: `queued`, `running` or `failed`.
+    /// For an experiment still in the queue: what it is doing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'static str>,
+    pub state: Option<QueueState>,
 }
 
 /// Which rows `dvt exp show` has.
@@ -426,7 +427,8 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
     }
     for q in queued(repo)? {
         let state = crate::ops::queue::state(repo, &q)?;
-        if (opts.hide_queued && state != "failed") || (opts.hide_failed && state == "failed") {
+        let failed = state == QueueState::Failed;
+        if (opts.hide_queued && !failed) || (opts.hide_failed && failed) {
             continue;
         }
         let snapshot = q.snapshot.as_deref().and_then(|s| s.parse::<GitId>().ok());
@@ -442,7 +444,7 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
 }
 
 /// The row of queued experiment `q`: the params it will run with, no metrics.
-fn queued_row(repo: &Repo, q: &Queued, baseline: Option<GitId>, state: &'static str) -> Result<ExpRow> {
+fn queued_row(repo: &Repo, q: &Queued, baseline: Option<GitId>, state: QueueState) -> Result<ExpRow> {
     let mut files = q.files.clone();
     // A spec that no longer applies shows the params as queued; running it says why.
     let _ = edit_params(repo, &mut files, &q.set_params);
@@ -1066,7 +1068,7 @@ pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> 
     let waiting = queued(repo)?;
     let mut running = Vec::new();
     for q in &waiting {
-        if crate::ops::queue::state(repo, q)? == "running" {
+        if crate::ops::queue::state(repo, q)? == QueueState::Running {
             running.push(q.id.clone());
         }
     }

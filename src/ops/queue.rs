@@ -107,13 +107,34 @@ pub(crate) fn hold(repo: &Repo, name: &str, what: &str) -> Result<Held> {
     }
 }
 
-/// What queued experiment `q` is doing: `running` (in a worktree or the
-/// workspace), `failed` (the last time it ran) or `queued`.
-pub fn state(repo: &Repo, q: &Queued) -> Result<&'static str> {
+/// What a queued experiment is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueState {
+    /// Waiting for `queue start`.
+    Queued,
+    /// Running, in a worktree or the workspace.
+    Running,
+    /// Waiting again, having failed the last time it ran.
+    Failed,
+}
+
+impl std::fmt::Display for QueueState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            QueueState::Queued => "queued",
+            QueueState::Running => "running",
+            QueueState::Failed => "failed",
+        })
+    }
+}
+
+/// What queued experiment `q` is doing.
+pub fn state(repo: &Repo, q: &Queued) -> Result<QueueState> {
     Ok(match (is_running(repo, &q.id)?, &q.failed) {
-        (true, _) => "running",
-        (false, Some(_)) => "failed",
-        (false, None) => "queued",
+        (true, _) => QueueState::Running,
+        (false, Some(_)) => QueueState::Failed,
+        (false, None) => QueueState::Queued,
     })
 }
 
