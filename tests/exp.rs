@@ -928,3 +928,44 @@ fn queue_logs_follow_a_running_experiment() {
     );
     assert!(runner.wait().unwrap().success());
 }
+
+/// `queue stop`: the running experiment is recorded, no other starts.
+#[test]
+fn queue_stop_lets_the_running_experiment_finish() {
+    let env = project_with_data("sleep 2 && ");
+    let r = env.dvt(&["queue", "stop"]).ok();
+    assert_eq!(r.stdout, "No queue is being run.\n");
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.3,0.4", "-n", "s"])
+        .ok();
+    let runner = env
+        .dvt_cmd(&["queue", "start", "--temp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if env.dvt(&["queue", "status"]).ok().stdout.contains("running") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = env.dvt(&["queue", "stop"]).ok();
+    assert!(
+        r.stdout.contains("Asked the queue to start no other experiment"),
+        "{}",
+        r.stdout
+    );
+    let out = runner.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Ran 1 queued experiment in"), "{said}");
+    let waiting = env.dvt(&["queue", "status"]).ok().stdout;
+    assert_eq!(waiting.lines().count(), 2, "{waiting}");
+    assert!(
+        waiting.contains("queued   `s-2`") && waiting.contains("queued   `s-3`"),
+        "{waiting}"
+    );
+    // The next run starts them again.
+    env.dvt(&["queue", "start", "-q", "-j", "2"]).ok();
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+}

@@ -171,6 +171,9 @@ pub(super) enum QueueCommand {
         #[arg(long)]
         temp: bool,
     },
+    /// Ask the running `queue start` to start no other experiment (those running
+    /// go on until recorded), as `dvc queue stop`
+    Stop,
     /// Print what the stages of a queued experiment run with `--temp` or `-j` printed
     Logs {
         /// Its number (`000003`) or name.
@@ -219,6 +222,13 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 note!(quiet, "hint: `dvt exp show` compares them");
             }
         }
+        QueueCommand::Stop => match ops::queue::request_stop(repo)? {
+            true => say!(
+                quiet,
+                "Asked the queue to start no other experiment; those running go on until recorded."
+            ),
+            false => say!(quiet, "No queue is being run."),
+        },
         QueueCommand::Logs { which, follow } => {
             let Some(log) = ops::queue::find_log(repo, which)? else {
                 return Err(dvt::error::PipelineError::Experiment {

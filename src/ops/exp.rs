@@ -1114,9 +1114,14 @@ pub fn run_queue(
     progress: &dyn Progress,
 ) -> Result<Vec<ExpRunReport>> {
     let _running = repo.lock_named("exp-queue", "dvt queue start")?;
+    crate::ops::queue::clear_stop(repo)?;
     let git = Git::open(repo.root())?;
     let mut done = Vec::new();
     for q in queued(repo)? {
+        if crate::ops::queue::stop_requested(repo)? {
+            crate::ops::queue::clear_stop(repo)?;
+            break;
+        }
         // What the params files hold now: checked, and put back if the run fails.
         // (`files` holds every params file the run writes: those `-S` names too.)
         let mut before = Vec::new();
@@ -1176,6 +1181,7 @@ pub fn run_queue(
         release_snapshots(repo, &git)?;
         done.push(report);
     }
+    crate::ops::queue::clear_stop(repo)?;
     Ok(done)
 }
 

@@ -300,6 +300,34 @@ pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: 
     )
 }
 
+/// The file `dvt queue stop` writes for the running queue to see.
+fn stop_flag(repo: &Repo) -> Result<PathBuf> {
+    Ok(worktrees_dir(repo)?.join("stop"))
+}
+
+/// `dvt queue stop`: asks the running `queue start` to start no other
+/// experiment; those running go on until recorded. `false` if no queue runs.
+pub fn request_stop(repo: &Repo) -> Result<bool> {
+    if crate::ops::exp::queue_runner(repo)?.is_none() {
+        return Ok(false);
+    }
+    crate::fsutil::atomic_write(&stop_flag(repo)?, b"stop\n")?;
+    Ok(true)
+}
+
+/// Whether `dvt queue stop` asked the running queue to stop.
+pub(crate) fn stop_requested(repo: &Repo) -> Result<bool> {
+    Ok(stop_flag(repo)?.exists())
+}
+
+/// Forgets a request to stop (the queue starting, or ending).
+pub(crate) fn clear_stop(repo: &Repo) -> Result<()> {
+    match fs_err::remove_file(stop_flag(repo)?) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// What happens to queued experiments run outside the workspace, as it happens.
 #[derive(Debug)]
 pub enum QueueEvent<'a> {
@@ -343,6 +371,7 @@ pub struct QueueOutcome {
 /// queue once recorded; one that fails stays queued, and the others go on.
 pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent<'_>) + Sync)) -> Result<QueueOutcome> {
     let _running = repo.lock_named("exp-queue", "dvt queue start")?;
+    clear_stop(repo)?;
     sweep(repo, &Git::open(repo.root())?)?;
     let waiting = crate::ops::exp::queued(repo)?;
     let workers = jobs.clamp(1, waiting.len().max(1));
@@ -353,6 +382,9 @@ pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
+                    if stop_requested(repo).unwrap_or(false) {
+                        break;
+                    }
                     let next = todo.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
                     let Some(q) = next else { break };
                     match run_queued(repo, &q, on_event) {
@@ -376,6 +408,7 @@ pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent
             });
         }
     });
+    clear_stop(repo)?;
     crate::ops::exp::release_snapshots(repo, &Git::open(repo.root())?)?;
     if let Some(e) = fatal.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
