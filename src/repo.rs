@@ -298,6 +298,22 @@ impl Repo {
         )
     }
 
+    /// [`Repo::lock_named`], waiting up to a second for the lock: for locks that
+    /// other commands take for a moment only to see whether they are held
+    /// (`dvt queue status`). A holder that keeps it longer still fails the call.
+    pub fn lock_named_patiently(&self, name: &str, what: &str) -> Result<fs::File> {
+        let mut tries = 0;
+        loop {
+            match self.lock_named(name, what) {
+                Err(crate::Error::Repo(RepoError::Locked { .. })) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                held => return held,
+            }
+        }
+    }
+
     /// Like [`Repo::lock`], but holds the cache alone: no command of any
     /// repository sharing it runs meanwhile. For `gc`, which deletes what no
     /// repository's pointers need, and must not race a command adding a pointer.

@@ -635,6 +635,18 @@ fn project_with_data(before: &str) -> TestEnv {
     env
 }
 
+/// Waits (up to 30 s) until `queue status` shows `n` experiments running.
+fn wait_until_running(env: &TestEnv, n: usize) {
+    for _ in 0..300 {
+        let status = env.dvt(&["queue", "status"]).ok().stdout;
+        if status.lines().filter(|l| l.contains("  running  ")).count() >= n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{n} queued experiments did not start running within 30 s");
+}
+
 /// `git worktree list`, a line each: only the workspace once dvt is done.
 fn worktrees(env: &TestEnv) -> usize {
     git_out(env, &["worktree", "list"]).lines().count()
@@ -822,7 +834,15 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     let env = project_with_data("sleep 3 && ");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "k"])
         .ok();
-    env.dvt_killed_after(&["queue", "start", "-j", "2"], std::time::Duration::from_millis(1500));
+    let mut runner = env
+        .dvt_cmd(&["queue", "start", "-j", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_running(&env, 2);
+    runner.kill().unwrap();
+    runner.wait().unwrap();
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
     assert_eq!(worktrees(&env), 3);
     env.dvt(&["queue", "start", "-q", "--temp"]).ok();
@@ -915,12 +935,7 @@ fn queue_logs_follow_a_running_experiment() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if env.dvt(&["queue", "status"]).ok().stdout.contains("running") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until_running(&env, 1);
     let log = env.dvt(&["queue", "logs", "-f", "f"]).ok().stdout;
     assert!(
         log.contains("warming up") && log.contains("Experiment `f` recorded"),
@@ -943,12 +958,7 @@ fn queue_stop_lets_the_running_experiment_finish() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if env.dvt(&["queue", "status"]).ok().stdout.contains("running") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until_running(&env, 1);
     let r = env.dvt(&["queue", "stop"]).ok();
     assert!(
         r.stdout.contains("Asked the queue to start no other experiment"),

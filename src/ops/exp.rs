@@ -1053,6 +1053,13 @@ pub(crate) fn release_snapshots(repo: &Repo, git: &Git) -> Result<()> {
     Ok(())
 }
 
+/// Holds the queue for `dvt queue start` while the returned file lives; fails,
+/// naming the holder, if another `queue start` runs. (`queue status` takes the
+/// same lock for a moment to see whether one runs: that is waited out.)
+pub(crate) fn hold_queue(repo: &Repo) -> Result<fs_err::File> {
+    repo.lock_named_patiently("exp-queue", "dvt queue start")
+}
+
 /// Who runs the queue now (`pid N: dvt queue start`), if anyone does.
 pub fn queue_runner(repo: &Repo) -> Result<Option<String>> {
     match repo.lock_named("exp-queue", "dvt queue status") {
@@ -1113,7 +1120,7 @@ pub fn run_queue(
     on_start: &dyn Fn(&Queued),
     progress: &dyn Progress,
 ) -> Result<Vec<ExpRunReport>> {
-    let _running = repo.lock_named("exp-queue", "dvt queue start")?;
+    let _running = hold_queue(repo)?;
     crate::ops::queue::clear_stop(repo)?;
     let git = Git::open(repo.root())?;
     let mut done = Vec::new();

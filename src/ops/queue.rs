@@ -95,16 +95,8 @@ impl Drop for Held {
 /// [`sweep`] take it for a moment to see whether it is held: that is waited out.
 pub(crate) fn hold(repo: &Repo, name: &str, what: &str) -> Result<Held> {
     let path = worktrees_dir(repo)?.join(format!("{name}.lock"));
-    let mut tries = 0;
-    loop {
-        match repo.lock_named(&format!("exps/{name}"), what) {
-            Err(crate::Error::Repo(crate::error::RepoError::Locked { .. })) if tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            held => return Ok(Held { path, _file: held? }),
-        }
-    }
+    let file = repo.lock_named_patiently(&format!("exps/{name}"), what)?;
+    Ok(Held { path, _file: file })
 }
 
 /// What a queued experiment is doing.
@@ -370,7 +362,7 @@ pub struct QueueOutcome {
 /// what their stages print goes to their logs ([`log_path`]). Each leaves the
 /// queue once recorded; one that fails stays queued, and the others go on.
 pub fn run_queue_outside(repo: &Repo, jobs: usize, on_event: &(dyn Fn(QueueEvent<'_>) + Sync)) -> Result<QueueOutcome> {
-    let _running = repo.lock_named("exp-queue", "dvt queue start")?;
+    let _running = crate::ops::exp::hold_queue(repo)?;
     clear_stop(repo)?;
     sweep(repo, &Git::open(repo.root())?)?;
     let waiting = crate::ops::exp::queued(repo)?;
