@@ -57,6 +57,7 @@ pub mod pack;
 pub mod pipe;
 pub mod pipeline;
 pub mod pointer;
+pub mod process;
 pub mod progress;
 pub mod relpath;
 pub mod remote;

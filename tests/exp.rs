@@ -979,3 +979,132 @@ fn queue_stop_lets_the_running_experiment_finish() {
     env.dvt(&["queue", "start", "-q", "-j", "2"]).ok();
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
 }
+
+/// A project whose stage starts a process of its own and then waits: each,
+/// once it has waited 3 s, leaves a file in the directory returned.
+fn project_whose_stage_starts_a_child() -> (TestEnv, tempfile::TempDir) {
+    let late = tempfile::tempdir().unwrap();
+    let l = late.path().display();
+    let env = project_with_data(&format!("(sleep 3; touch {l}/child) & sleep 3 && touch {l}/stage && "));
+    // Its first run (in `project_with_data`) left both.
+    for f in ["child", "stage"] {
+        std::fs::remove_file(late.path().join(f)).unwrap();
+    }
+    (env, late)
+}
+
+/// What the stage and its child left, 4 s on: nothing, if they were stopped.
+fn left_after_their_time(late: &tempfile::TempDir) -> Vec<String> {
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut left: Vec<String> = std::fs::read_dir(late.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    left
+}
+
+/// `queue kill`: the stage and every process it started stop; the experiment
+/// stays queued, marked failed; the queue runner goes on (and here ends).
+#[test]
+fn queue_kill_stops_the_stage_and_what_it_started() {
+    let (env, late) = project_whose_stage_starts_a_child();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "k"])
+        .ok();
+    let r = env.dvt(&["queue", "kill", "k"]).fails();
+    assert!(
+        r.stderr.contains("queued experiment 000001 is not running"),
+        "{}",
+        r.stderr
+    );
+    let runner = env
+        .dvt_cmd(&["queue", "start", "--temp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_running(&env, 1);
+    let r = env.dvt(&["queue", "kill", "nope"]).fails();
+    assert!(
+        r.stderr.contains("no queued experiment is numbered or named `nope`"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["queue", "kill", "k"]).ok();
+    assert!(
+        r.stdout.starts_with("Killed queued experiment 000001 (SIGTERM): `k`"),
+        "{}",
+        r.stdout
+    );
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("was stopped by `dvt queue kill`"), "{said}");
+    let status = env.dvt(&["queue", "status"]).ok().stdout;
+    assert!(
+        status.starts_with("000001  failed   `k`") && status.contains("was stopped by `dvt queue kill`"),
+        "{status}"
+    );
+    assert_eq!(worktrees(&env), 1);
+    assert_eq!(left_after_their_time(&late), Vec::<String>::new());
+}
+
+/// Ctrl-C of `queue start` reaches the stage, which runs in a process group of
+/// its own, and what it started.
+#[test]
+fn an_interrupted_queue_runner_stops_its_stage() {
+    let (env, late) = project_whose_stage_starts_a_child();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "i"])
+        .ok();
+    let runner = env
+        .dvt_cmd(&["queue", "start"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_running(&env, 1);
+    env.run("kill", &["-INT", &runner.id().to_string()]).ok();
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(left_after_their_time(&late), Vec::<String>::new());
+}
+
+/// `queue start --detach` returns once the queue runs, in the background and
+/// outside the workspace; what the runner says goes to a log.
+#[test]
+fn queue_start_detach_runs_the_queue_in_the_background() {
+    let env = project_with_data("sleep 2 && ");
+    let r = env.dvt(&["queue", "start", "-d"]).ok();
+    assert_eq!(r.stdout, "The queue is empty.\n");
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "d"])
+        .ok();
+    let params = env.read("params.yaml");
+    let r = env.dvt(&["queue", "start", "-d", "-j", "2"]).ok();
+    assert!(
+        r.stdout.starts_with("Started the queue in the background (pid ")
+            && r.stdout
+                .contains("2 at a time; what it says goes to .dvt/tmp/exp-logs/queue.log"),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["queue", "status"]).ok();
+    assert!(r.stderr.contains("The queue is being run (pid "), "{}", r.stderr);
+    let r = env.dvt(&["queue", "start", "-d"]).fails();
+    assert!(
+        r.stderr.contains("the queue is being run already (pid "),
+        "{}",
+        r.stderr
+    );
+    let mut waited = 0;
+    while !env.dvt(&["queue", "status"]).ok().stderr.is_empty() {
+        assert!(waited < 600, "the background queue did not end within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+    let names = env.dvt(&["exp", "list"]).ok().stdout;
+    assert!(names.contains("d-1") && names.contains("d-2"), "{names}");
+    let said = String::from_utf8(env.read(".dvt/tmp/exp-logs/queue.log")).unwrap();
+    assert!(said.contains("Ran 2 queued experiments in"), "{said}");
+    assert_eq!(env.read("params.yaml"), params);
+}

@@ -170,6 +170,24 @@ pub(super) enum QueueCommand {
         /// workspace as it is; what its stages print goes to its log (`dvt queue logs ID`).
         #[arg(long)]
         temp: bool,
+        /// Run the queue in the background, outside this workspace (implies
+        /// `--temp`), and return at once, as `dvc queue start` does; what the
+        /// runner prints goes to `.dvt/tmp/exp-logs/queue.log`.
+        #[arg(short, long)]
+        detach: bool,
+        /// (The background runner that `--detach` starts.)
+        #[arg(long, hide = true)]
+        detached: bool,
+    },
+    /// Stop running queued experiments: their stage commands, and all they
+    /// started, get SIGTERM (`--force`: SIGKILL); they stay queued, marked failed
+    Kill {
+        /// Their numbers (`000003`) or names.
+        #[arg(required = true)]
+        which: Vec<String>,
+        /// Send SIGKILL instead, which no command can catch.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Ask the running `queue start` to start no other experiment (those running
     /// go on until recorded), as `dvc queue stop`
@@ -201,7 +219,13 @@ pub(super) enum QueueCommand {
 
 pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
-        QueueCommand::Start { jobs, temp } if *temp || jobs.is_some_and(|j| j > 1) => {
+        QueueCommand::Start { jobs, detach: true, .. } => return start_detached(repo, *jobs, quiet),
+        QueueCommand::Start {
+            jobs, temp, detached, ..
+        } if *temp || *detached || jobs.is_some_and(|j| j > 1) => {
+            if *detached {
+                dvt::process::detach()?;
+            }
             return run_queue_outside(repo, jobs.map_or(1, usize::from), quiet);
         }
         QueueCommand::Start { .. } => {
@@ -220,6 +244,27 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             }
             if !reports.is_empty() {
                 note!(quiet, "hint: `dvt exp show` compares them");
+            }
+        }
+        QueueCommand::Kill { which, force } => {
+            let killed = ops::queue::kill(repo, which, *force, std::time::Duration::from_secs(10))?;
+            let signal = if *force { "SIGKILL" } else { "SIGTERM" };
+            for k in &killed {
+                match k.stopped {
+                    true => say!(
+                        quiet,
+                        "Killed queued experiment {} ({signal}): {}; it stays queued, marked failed",
+                        k.queued.id,
+                        describe(&k.queued)
+                    ),
+                    false => say!(
+                        quiet,
+                        "Sent {signal} to queued experiment {}: {}, which still runs after 10 s{}",
+                        k.queued.id,
+                        describe(&k.queued),
+                        if *force { "" } else { " (`--force` sends SIGKILL)" }
+                    ),
+                }
             }
         }
         QueueCommand::Stop => match ops::queue::request_stop(repo)? {
@@ -293,6 +338,61 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dvt queue start --detach`: starts `dvt queue start --temp|-j N` in the
+/// background, in a session of its own, and returns once it runs the queue
+/// (or, if it ends first, with what it said and its exit code).
+fn start_detached(repo: &Repo, jobs: Option<u16>, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    if let Some(runner) = ops::exp::queue_runner(repo)? {
+        return Err(dvt::error::PipelineError::Experiment {
+            message: format!("the queue is being run already ({runner})"),
+        }
+        .into());
+    }
+    let log = ops::queue::log_path(repo, "queue")?;
+    let out = fs_err::File::create(&log)?;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command.args(["queue", "start", "--detached"]);
+    if let Some(j) = jobs {
+        command.args(["-j", &j.to_string()]);
+    }
+    let mut runner = command
+        .stdin(std::process::Stdio::null())
+        .stdout(out.file().try_clone()?)
+        .stderr(out.into_parts().0)
+        .spawn()?;
+    let pid = runner.id();
+    let shown = log.strip_prefix(repo.root()).unwrap_or(&log).display().to_string();
+    for _ in 0..500 {
+        if let Some(status) = runner.try_wait()? {
+            // It ended before we saw it run the queue: an empty queue, or an error.
+            let said = fs_err::read(&log)?;
+            match status.success() {
+                true => std::io::stdout().write_all(&said)?,
+                false => std::io::stderr().write_all(&said)?,
+            }
+            return Ok(ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)));
+        }
+        if ops::exp::queue_runner(repo)?.is_some_and(|r| r.starts_with(&format!("pid {pid}:"))) {
+            say!(
+                quiet,
+                "Started the queue in the background (pid {pid}), {} at a time; what it says goes to {shown}",
+                jobs.unwrap_or(1)
+            );
+            note!(
+                quiet,
+                "hint: `dvt queue status` shows how far it is, `dvt queue stop` stops it after the experiments running"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    say!(
+        quiet,
+        "Started the queue in the background (pid {pid}); what it says goes to {shown}"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

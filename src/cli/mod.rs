@@ -348,6 +348,8 @@ pub fn run() -> ExitCode {
     // an interrupted command does. (SIGKILL cannot be caught: its leftovers are
     // removed by the next command that writes there.)
     let _ = ctrlc::set_handler(|| {
+        // Stage commands run in groups of their own, which Ctrl-C does not reach.
+        dvt::process::interrupt_all();
         let removed = dvt::fsutil::remove_own_temporaries();
         // Multipart uploads abort, or the store would keep (and bill) their parts.
         let aborted = dvt::remote::abort_uploads(std::time::Duration::from_secs(5));

@@ -460,7 +460,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 pull: *pull,
                 remote: remote.clone(),
                 no_commit: *no_commit,
-                log: None,
+                ..Default::default()
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);

@@ -1156,12 +1156,14 @@ pub fn run_queue(
             crate::fsutil::atomic_write(&repo.root().join(f), text.as_bytes())?;
         }
         on_start(&q);
+        let group = crate::ops::queue::group_file(repo, &q.id)?;
         let _running = crate::ops::queue::hold(repo, &format!("queue-{}", q.id), "a queued experiment running")?;
         let opts = ExpRunOptions {
             name: q.name.clone(),
             set_params: q.set_params.clone(),
             repro: ReproOptions {
                 targets: q.stages.clone(),
+                group: Some(group),
                 ..Default::default()
             },
             force: false,

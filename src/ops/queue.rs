@@ -36,6 +36,20 @@ pub fn log_path(repo: &Repo, id: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{id}.log")))
 }
 
+/// The file that holds the process group of the stage command queued
+/// experiment `id` runs now ([`ReproOptions::group`]), for [`kill`]; `ID.kill`
+/// beside it asks the experiment to stop. Both are cleared as it starts.
+pub(crate) fn group_file(repo: &Repo, id: &str) -> Result<PathBuf> {
+    let file = log_path(repo, id)?.with_extension("pid");
+    for stale in [crate::ops::repro::kill_request(&file), file.clone()] {
+        match fs_err::remove_file(stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(file)
+}
+
 /// How the names git knows our worktrees by end: a mark of this dvt root
 /// (several dvt roots may share one git repository).
 fn root_mark(repo: &Repo) -> String {
@@ -320,6 +334,70 @@ pub(crate) fn clear_stop(repo: &Repo) -> Result<()> {
     }
 }
 
+/// What [`kill`] did to a running queued experiment.
+#[derive(Debug)]
+pub struct Killed {
+    /// The experiment.
+    pub queued: Queued,
+    /// Whether it stopped running within the time [`kill`] waits.
+    pub stopped: bool,
+}
+
+/// `dvt queue kill`: stops the running queued experiments numbered or named in
+/// `which`: their stage commands, and every process those started, get
+/// `SIGTERM` (`SIGKILL` if `force`), and the experiments stay queued, marked
+/// failed. Waits up to `wait` for each to stop running. Nothing is signalled
+/// if one of `which` is not a running queued experiment.
+pub fn kill(repo: &Repo, which: &[String], force: bool, wait: std::time::Duration) -> Result<Vec<Killed>> {
+    let waiting = crate::ops::exp::queued(repo)?;
+    let mut chosen = Vec::new();
+    for w in which {
+        let Some(q) = waiting
+            .iter()
+            .find(|q| q.id == *w || q.name.as_deref() == Some(w.as_str()))
+        else {
+            return Err(crate::ops::exp::refused(format!(
+                "no queued experiment is numbered or named `{w}` (`dvt queue status` lists them)"
+            )));
+        };
+        if state(repo, q)? != QueueState::Running {
+            return Err(crate::ops::exp::refused(format!(
+                "queued experiment {} is not running (`dvt queue remove {}` takes it off the queue)",
+                q.id, q.id
+            )));
+        }
+        chosen.push(q.clone());
+    }
+    for q in &chosen {
+        let file = log_path(repo, &q.id)?.with_extension("pid");
+        // The request first: a stage starting meanwhile sees it (see `run_stage`).
+        crate::fsutil::atomic_write(&crate::ops::repro::kill_request(&file), b"kill\n")?;
+        if let Some(id) = fs_err::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            crate::process::signal_group(id, force)?;
+        }
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut killed = Vec::new();
+    for queued in chosen {
+        let mut stopped = false;
+        loop {
+            if !is_running(repo, &queued.id)? {
+                stopped = true;
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        killed.push(Killed { queued, stopped });
+    }
+    Ok(killed)
+}
+
 /// What happens to queued experiments run outside the workspace, as it happens.
 #[derive(Debug)]
 pub enum QueueEvent<'a> {
@@ -435,6 +513,7 @@ fn run_queued(
         repro: ReproOptions {
             targets: q.stages.clone(),
             log: Some(log.clone()),
+            group: Some(group_file(repo, &q.id)?),
             ..Default::default()
         },
         force: false,

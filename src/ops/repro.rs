@@ -43,6 +43,17 @@ pub struct ReproOptions {
     /// Append what the stages' commands print (stdout and stderr) to this file
     /// instead of passing it to ours.
     pub log: Option<PathBuf>,
+    /// Run each stage's command in a process group of its own, whose id this
+    /// file holds while the command runs (for `dvt queue kill`, which signals
+    /// the group). A file beside it, [`kill_request`], stops the stage: made
+    /// before the stage starts, it keeps it from starting.
+    pub group: Option<PathBuf>,
+}
+
+/// The file whose presence asks the stages of the run with group file
+/// `group` ([`ReproOptions::group`]) to stop.
+pub fn kill_request(group: &Path) -> PathBuf {
+    group.with_extension("kill")
 }
 
 /// What happened to a stage.
@@ -393,7 +404,7 @@ pub(crate) fn repro_knowing(
                     now = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?.0;
                 }
                 on_run(stage, why);
-                run_stage(repo, stage, &now, &commit, opts.log.as_deref())?;
+                run_stage(repo, stage, &now, &commit, opts)?;
                 let done = record_outs(repo, stage, &now, !opts.no_commit, &stat, &counters)?;
                 lock.stages.insert(name.clone(), done);
                 lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
@@ -460,7 +471,7 @@ pub(crate) fn record_outs(
 
 /// Runs a stage's command with `sh -c` in its working directory, after deleting
 /// its outs (unless `persist`). Its environment says what it runs with.
-fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, log: Option<&Path>) -> Result<()> {
+fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, opts: &ReproOptions) -> Result<()> {
     for out in stage.outs.iter().filter(|o| !o.persist) {
         let abs = repo.root().join(&out.path);
         match fs_err::symlink_metadata(&abs) {
@@ -478,12 +489,17 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, log: Opt
         }
     }
     let wdir = repo.root().join(Path::new(&stage.wdir));
+    let failed = |status: String| PipelineError::StageFailed {
+        stage: stage.name.clone(),
+        cmd: stage.cmd.clone(),
+        status,
+    };
     let mut command = Command::new("sh");
-    if let Some(log) = log {
+    if let Some(log) = &opts.log {
         let file = fs_err::OpenOptions::new().create(true).append(true).open(log)?;
         command.stdout(file.file().try_clone()?).stderr(file.into_parts().0);
     }
-    let status = command
+    command
         .arg("-c")
         .arg(&stage.cmd)
         .current_dir(&wdir)
@@ -491,24 +507,39 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, log: Opt
         .env("DVT_ROOT", repo.root())
         .env("DVT_COMMIT", commit)
         .env("DVT_DEPS", serde_json::to_string(&deps).unwrap_or_default())
-        .env("DVT_PARAMS", serde_json::Value::Object(params).to_string())
-        .status()
-        .map_err(|e| PipelineError::StageFailed {
-            stage: stage.name.clone(),
-            cmd: stage.cmd.clone(),
-            status: format!("could not start: {e}"),
-        })?;
-    if !status.success() {
-        let how = match status.code() {
-            Some(c) => format!("exited with code {c}"),
-            None => "was killed by a signal".to_string(),
-        };
-        return Err(PipelineError::StageFailed {
-            stage: stage.name.clone(),
-            cmd: stage.cmd.clone(),
-            status: how,
+        .env("DVT_PARAMS", serde_json::Value::Object(params).to_string());
+    let could_not_start = |e: std::io::Error| failed(format!("could not start: {e}"));
+    let status = match &opts.group {
+        None => command.status().map_err(could_not_start)?,
+        Some(group_file) => {
+            let kill = kill_request(group_file);
+            if kill.exists() {
+                return Err(failed("was not started: `dvt queue kill` stopped the experiment".into()).into());
+            }
+            let group = crate::process::Group::spawn(&mut command).map_err(could_not_start)?;
+            fs_err::write(group_file, format!("{}\n", group.id()))?;
+            // `queue kill` writes its request before it reads the group file:
+            // one of the two sees the other.
+            if kill.exists() {
+                let _ = crate::process::signal_group(group.id(), false);
+            }
+            let status = group.wait();
+            let _ = fs_err::remove_file(group_file);
+            let status = status.map_err(could_not_start)?;
+            if !status.success() && kill.exists() {
+                return Err(failed("was stopped by `dvt queue kill`".into()).into());
+            }
+            status
         }
-        .into());
+    };
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(n)) => format!("was killed by {}", crate::process::signal_name(n)),
+            (None, None) => "was killed by a signal".to_string(),
+        };
+        return Err(failed(how).into());
     }
     Ok(())
 }
