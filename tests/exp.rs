@@ -841,6 +841,13 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
         .spawn()
         .unwrap();
     wait_until_running(&env, 2);
+    // Each holds its lock from just before its worktree is made.
+    for _ in 0..300 {
+        if worktrees(&env) == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     runner.kill().unwrap();
     runner.wait().unwrap();
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
@@ -980,17 +987,34 @@ fn queue_stop_lets_the_running_experiment_finish() {
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
 }
 
-/// A project whose stage starts a process of its own and then waits: each,
-/// once it has waited 3 s, leaves a file in the directory returned.
+/// A project whose stage, once begun (it leaves `began` in the directory
+/// returned), starts a process of its own and then waits: each, once it has
+/// waited 3 s, leaves a file there too.
 fn project_whose_stage_starts_a_child() -> (TestEnv, tempfile::TempDir) {
     let late = tempfile::tempdir().unwrap();
     let l = late.path().display();
-    let env = project_with_data(&format!("(sleep 3; touch {l}/child) & sleep 3 && touch {l}/stage && "));
-    // Its first run (in `project_with_data`) left both.
-    for f in ["child", "stage"] {
+    let env = project_with_data(&format!(
+        "touch {l}/began; (sleep 3; touch {l}/child) & sleep 3 && touch {l}/stage && "
+    ));
+    // Its first run (in `project_with_data`) left all three.
+    for f in ["began", "child", "stage"] {
         std::fs::remove_file(late.path().join(f)).unwrap();
     }
     (env, late)
+}
+
+/// Waits (up to 30 s) until the stage of `project_whose_stage_starts_a_child`
+/// has begun.
+fn wait_until_begun(late: &tempfile::TempDir) {
+    let began = late.path().join("began");
+    for _ in 0..300 {
+        if began.exists() {
+            std::fs::remove_file(began).unwrap();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the stage did not begin within 30 s");
 }
 
 /// What the stage and its child left, 4 s on: nothing, if they were stopped.
@@ -1023,7 +1047,7 @@ fn queue_kill_stops_the_stage_and_what_it_started() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_running(&env, 1);
+    wait_until_begun(&late);
     let r = env.dvt(&["queue", "kill", "nope"]).fails();
     assert!(
         r.stderr.contains("no queued experiment is numbered or named `nope`"),
@@ -1062,7 +1086,7 @@ fn an_interrupted_queue_runner_stops_its_stage() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until_running(&env, 1);
+    wait_until_begun(&late);
     env.run("kill", &["-INT", &runner.id().to_string()]).ok();
     let out = runner.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

@@ -351,6 +351,10 @@ fn start_detached(repo: &Repo, jobs: Option<u16>, quiet: bool) -> Result<ExitCod
         }
         .into());
     }
+    if ops::exp::queued(repo)?.is_empty() {
+        say!(quiet, "The queue is empty.");
+        return Ok(ExitCode::SUCCESS);
+    }
     let log = ops::queue::log_path(repo, "queue")?;
     let out = fs_err::File::create(&log)?;
     let mut command = std::process::Command::new(std::env::current_exe()?);

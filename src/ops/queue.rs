@@ -96,6 +96,7 @@ fn git_name(repo: &Repo, name: &str) -> String {
 /// (`queue-ID` for a queued one, wherever it runs); deleted when dropped.
 pub(crate) struct Held {
     path: PathBuf,
+    name: String,
     _file: fs_err::File,
 }
 
@@ -110,7 +111,11 @@ impl Drop for Held {
 pub(crate) fn hold(repo: &Repo, name: &str, what: &str) -> Result<Held> {
     let path = worktrees_dir(repo)?.join(format!("{name}.lock"));
     let file = repo.lock_named_patiently(&format!("exps/{name}"), what)?;
-    Ok(Held { path, _file: file })
+    Ok(Held {
+        path,
+        name: name.to_string(),
+        _file: file,
+    })
 }
 
 /// What a queued experiment is doing.
@@ -158,17 +163,18 @@ fn is_running(repo: &Repo, id: &str) -> Result<bool> {
 }
 
 /// A worktree an experiment runs in; deleted, with git's record of it, when
-/// dropped. Its lock tells [`sweep`] it is in use.
+/// dropped. Its lock ([`hold`], held by the caller from before it is made
+/// until after it is gone) tells [`sweep`] it is in use.
 struct Worktree<'a> {
     git: &'a Git,
     dir: PathBuf,
-    _lock: Held,
+    _lock: &'a Held,
 }
 
 impl Worktree<'_> {
-    fn add<'a>(repo: &Repo, git: &'a Git, name: &str, commit: GitId, files_of: GitId) -> Result<Worktree<'a>> {
+    fn add<'a>(repo: &Repo, git: &'a Git, lock: &'a Held, commit: GitId, files_of: GitId) -> Result<Worktree<'a>> {
+        let name = &lock.name;
         let dir = worktrees_dir(repo)?.join(name);
-        let lock = hold(repo, name, "an experiment running outside the workspace")?;
         // What a killed run left under this name.
         git.remove_worktree(&dir)?;
         let worktree = Worktree { git, dir, _lock: lock };
@@ -223,12 +229,13 @@ fn sweep(repo: &Repo, git: &Git) -> Result<()> {
     Ok(())
 }
 
-/// Runs the experiment `opts` in a new worktree `name` holding the work tree
+/// Runs the experiment `opts` in a new worktree named as `lock` (which the
+/// caller holds, [`hold`]) holding the work tree
 /// `snapshot` (a commit on the experiment's baseline; `None`: HEAD's files, on
 /// HEAD), with `files` (params files, dvt-root-relative) written over it.
 fn run_in_worktree(
     repo: &Repo,
-    name: &str,
+    lock: &Held,
     snapshot: Option<GitId>,
     files: &BTreeMap<String, String>,
     opts: &ExpRunOptions,
@@ -244,7 +251,7 @@ fn run_in_worktree(
             (head, head)
         }
     };
-    let worktree = Worktree::add(repo, &git, name, baseline, files_of)?;
+    let worktree = Worktree::add(repo, &git, lock, baseline, files_of)?;
     let root = match git.prefix().trim_end_matches('/') {
         "" => worktree.dir.clone(),
         prefix => worktree.dir.join(prefix),
@@ -295,15 +302,9 @@ pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: 
     sweep(repo, &git)?;
     let files = crate::ops::exp::params_snapshot(repo, std::slice::from_ref(&opts.set_params))?;
     let snapshot = git.commit_work_tree(head, "dvt exp run --temp: the work tree as it was\n")?;
-    run_in_worktree(
-        repo,
-        &format!("run-{}", std::process::id()),
-        Some(snapshot),
-        &files,
-        opts,
-        on_run,
-        progress,
-    )
+    let name = format!("run-{}", std::process::id());
+    let lock = hold(repo, &name, "an experiment running outside the workspace")?;
+    run_in_worktree(repo, &lock, Some(snapshot), &files, opts, on_run, progress)
 }
 
 /// The file `dvt queue stop` writes for the running queue to see.
@@ -526,7 +527,10 @@ fn run_queued(
             })?),
             None => None,
         };
-    match run_in_worktree(repo, &name, snapshot, &q.files, &opts, &on_run, &NoProgress) {
+    // Held until what became of it is written, so that `queue logs -f`,
+    // which follows the log while it runs, prints the last line too.
+    let lock = hold(repo, &name, "a queued experiment running outside the workspace")?;
+    match run_in_worktree(repo, &lock, snapshot, &q.files, &opts, &on_run, &NoProgress) {
         Ok(report) => {
             crate::ops::exp::unqueue(repo, q)?;
             note(&format!(
