@@ -446,6 +446,59 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     assert_eq!(std::fs::read(here.join("m1")).unwrap(), b"model one");
 }
 
+/// `dvt du` adds up git's files and dvt's data below a path at a revision; a
+/// tracked directory is measured by its pointer, without its manifest.
+#[test]
+fn du_adds_up_git_files_and_tracked_data() {
+    let env = TestEnv::new();
+    env.write("data/raw/a.bin", vec![7u8; 1000]);
+    env.write("data/raw/sub/c.txt", "0123456789");
+    env.write("model.bin", vec![1u8; 5000]);
+    env.write("src/train.py", "print('training')\n");
+    env.dvt(&["add", "-q", "data/raw", "model.bin"]).ok();
+    env.commit("one");
+    env.write("model.bin", vec![2u8; 7000]);
+    env.dvt(&["add", "-q", "model.bin"]).ok();
+    env.commit("two");
+    let du = |args: &[&str]| {
+        let mut all = vec!["du", "."];
+        all.extend_from_slice(args);
+        env.dvt(&all).ok().stdout
+    };
+    let git_bytes = |rel: &str| env.read(rel).len() as u64;
+    assert_eq!(
+        du(&["data/raw", "-b"]),
+        "       1000  a.bin\n         10  sub/\n       1010  data/raw\n"
+    );
+    assert_eq!(du(&["data/raw/sub/c.txt", "-b"]), "         10  data/raw/sub/c.txt\n");
+    assert_eq!(du(&["model.bin", "-b", "--rev", "HEAD~1"]), "       5000  model.bin\n");
+    assert_eq!(du(&["src", "-s"]), "       18 B  src\n");
+    let data = 1010 + git_bytes("data/.gitignore") + git_bytes("data/raw.dvt");
+    let r = du(&["data", "-b"]);
+    assert!(
+        r.contains("       1010  raw/\n") && r.ends_with(&format!("{data:>11}  data\n")),
+        "{r}"
+    );
+    assert_eq!(du(&["--dvt-only", "-s", "-b"]), "       8010  .\n");
+    // Without the cache (so without any manifest), the pointers still say.
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let v = env.dvt(&["du", ".", "--json"]).ok().json();
+    let entries = v["entries"].as_array().unwrap();
+    let size_of = |p: &str| {
+        entries.iter().find(|e| e["path"] == p).unwrap()["size"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (size_of("data"), size_of("model.bin"), size_of("src")),
+        (data, 7000, 18)
+    );
+    let total: u64 = entries.iter().map(|e| e["size"].as_u64().unwrap()).sum();
+    assert_eq!(v["size"].as_u64(), Some(total));
+    let r = env.dvt(&["du", ".", "nothing"]).fails();
+    assert!(r.stderr.contains("`nothing` does not exist at"), "{}", r.stderr);
+}
+
 /// `dvt list` shows git's files and dvt's data side by side at a revision, inside
 /// tracked directories too; a bare clone reads manifests from the remote.
 #[test]

@@ -130,6 +130,29 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show how many bytes a path of a dvt repository holds at a revision, and
+    /// each entry just below it: git's files and dvt's data together (as `dvc du`)
+    Du {
+        /// The repository: a local path (`.` for this one), a file:// URL, or a git URL.
+        repo: String,
+        /// The directory or file to measure (default: the root); may be inside tracked data.
+        path: Option<String>,
+        /// The revision to read (default: its HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Print only the total.
+        #[arg(short, long)]
+        summarize: bool,
+        /// Count only data tracked by dvt.
+        #[arg(long)]
+        dvt_only: bool,
+        /// Print sizes in bytes, not KiB, MiB, GiB.
+        #[arg(short, long)]
+        bytes: bool,
+        /// Print as JSON (sizes in bytes).
+        #[arg(long)]
+        json: bool,
+    },
     /// List what a URL holds, as `dvc ls-url`: the objects and directories just
     /// below it (`-R`: every object), e.g. before `dvt import-url`
     #[command(
@@ -588,6 +611,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 recursive: *recursive,
                 dvt_only: *dvt_only,
                 sizes: *size || *as_json,
+                ..Default::default()
             })?;
             if *as_json {
                 return json(&listing);
@@ -606,6 +630,37 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     out!("{}{slash}{mark}", e.path);
                 }
             }
+        }
+        HistoryCommand::Du {
+            repo,
+            path,
+            rev,
+            summarize,
+            dvt_only,
+            bytes,
+            json: as_json,
+        } => {
+            let usage = ops::du(&ops::ListOptions {
+                repo: repo.clone(),
+                path: path.clone().unwrap_or_default(),
+                rev: rev.clone(),
+                dvt_only: *dvt_only,
+                ..Default::default()
+            })?;
+            if *as_json {
+                return json(&usage);
+            }
+            let shown = |n: u64| match bytes {
+                true => n.to_string(),
+                false => HumanBytes(n).to_string(),
+            };
+            if !summarize {
+                for e in &usage.entries {
+                    let slash = if e.kind == dvt::pointer::Kind::Dir { "/" } else { "" };
+                    out!("{:>11}  {}{slash}", shown(e.size.unwrap_or(0)), e.path);
+                }
+            }
+            out!("{:>11}  {}", shown(usage.size), usage.path);
         }
         HistoryCommand::LsUrl {
             url,

@@ -38,6 +38,10 @@ pub struct ListOptions {
     /// Read the sizes of the files git keeps (tracked data's sizes are always
     /// known: its pointer or manifest records them).
     pub sizes: bool,
+    /// With `recursive`, outside tracked data: a tracked directory as one
+    /// entry (its content's size from its pointer), not its files; no
+    /// manifest is read for it.
+    pub whole_tracked: bool,
 }
 
 /// Who keeps an entry's content.
@@ -74,6 +78,9 @@ pub struct Listing {
     pub commit: String,
     /// The entries, sorted by path.
     pub entries: Vec<ListEntry>,
+    /// Whether the path listed is a file (its one entry), not a directory.
+    #[serde(skip)]
+    pub path_is_file: bool,
 }
 
 /// Lists `opts.path` of another (or this) repository at a commit.
@@ -114,21 +121,27 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
     // Inside tracked data (or the tracked path itself): its manifest says it all.
     if let Some(Located { tracked: t, inner }) = covering.filter(|_| !path.is_empty()) {
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-        let entries = match t.pointer.kind {
-            Kind::File => vec![ListEntry::file(
-                name,
-                Some(t.pointer.size),
-                t.pointer.executable,
-                Keeper::Dvt,
-            )],
+        let (entries, path_is_file) = match t.pointer.kind {
+            Kind::File => (
+                vec![ListEntry::file(
+                    name,
+                    Some(t.pointer.size),
+                    t.pointer.executable,
+                    Keeper::Dvt,
+                )],
+                true,
+            ),
             Kind::Dir => {
                 let manifest = objects.manifest(&t)?;
                 if inner.is_empty() {
-                    manifest_entries(&manifest, "", opts.recursive)
+                    (manifest_entries(&manifest, "", opts.recursive), false)
                 } else {
                     match manifest.part(&inner) {
-                        Some(Part::File(e)) => vec![ListEntry::file(name, Some(e.size), e.executable, Keeper::Dvt)],
-                        Some(Part::Dir(m)) => manifest_entries(&m, "", opts.recursive),
+                        Some(Part::File(e)) => (
+                            vec![ListEntry::file(name, Some(e.size), e.executable, Keeper::Dvt)],
+                            true,
+                        ),
+                        Some(Part::Dir(m)) => (manifest_entries(&m, "", opts.recursive), false),
                         None => return Err(GitError::NoSuchPath { path, rev: at() }.into()),
                     }
                 }
@@ -137,12 +150,15 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
         return Ok(Listing {
             commit: ext.commit.to_string(),
             entries,
+            path_is_file,
         });
     }
 
     let mut entries: BTreeMap<String, ListEntry> = BTreeMap::new();
+    let mut path_is_file = false;
     match ext.git.list_tree(ext.commit, &path, opts.recursive, opts.sizes)? {
         TreeAt::File(item) => {
+            path_is_file = true;
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
             let e = ListEntry::file(name.clone(), item.size, item.executable, Keeper::Git);
             entries.insert(name, e);
@@ -183,7 +199,7 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
                     .entry(top.to_string())
                     .or_insert_with(|| ListEntry::dir(top.to_string(), Keeper::Dvt, None));
             }
-            _ if opts.recursive && t.pointer.kind == Kind::Dir => {
+            _ if opts.recursive && !opts.whole_tracked && t.pointer.kind == Kind::Dir => {
                 for e in manifest_entries(&objects.manifest(t)?, &rel, true) {
                     entries.insert(e.path.clone(), e);
                 }
@@ -207,6 +223,71 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
     Ok(Listing {
         commit: ext.commit.to_string(),
         entries,
+        path_is_file,
+    })
+}
+
+/// What `dvt du` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    /// The commit read.
+    pub commit: String,
+    /// The path measured, relative to the repository's root (`.` for the root).
+    pub path: String,
+    /// The size of everything below it, in bytes (git's files and dvt's data).
+    pub size: u64,
+    /// What is just below it, each with the size of everything below it,
+    /// sorted by path; empty for a file.
+    pub entries: Vec<ListEntry>,
+}
+
+/// `dvt du`: how many bytes `opts.path` of a repository holds at a commit,
+/// and each entry just below it: files git keeps and data dvt tracks, as
+/// their content's size (not the cache's compressed size). Tracked
+/// directories are measured by their pointers; a manifest is read only to
+/// measure what is inside tracked data.
+pub fn du(opts: &ListOptions) -> Result<Usage> {
+    let listing = list(&ListOptions {
+        recursive: true,
+        whole_tracked: true,
+        sizes: true,
+        ..opts.clone()
+    })?;
+    let path = match normalize(&opts.path).unwrap_or_default() {
+        p if p.is_empty() => ".".to_string(),
+        p => p,
+    };
+    let size = listing.entries.iter().map(|e| e.size.unwrap_or(0)).sum();
+    if listing.path_is_file {
+        return Ok(Usage {
+            commit: listing.commit,
+            path,
+            size,
+            entries: Vec::new(),
+        });
+    }
+    let mut top: BTreeMap<String, ListEntry> = BTreeMap::new();
+    for e in listing.entries {
+        match e.path.split_once('/') {
+            None => {
+                top.insert(e.path.clone(), e);
+            }
+            Some((first, _)) => {
+                let dir = top
+                    .entry(first.to_string())
+                    .or_insert_with(|| ListEntry::dir(first.to_string(), e.keeper, Some(0)));
+                if e.keeper == Keeper::Git {
+                    dir.keeper = Keeper::Git;
+                }
+                dir.size = Some(dir.size.unwrap_or(0) + e.size.unwrap_or(0));
+            }
+        }
+    }
+    Ok(Usage {
+        commit: listing.commit,
+        path,
+        size,
+        entries: top.into_values().collect(),
     })
 }
 
