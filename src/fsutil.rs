@@ -113,7 +113,7 @@ pub fn remove_own_temporaries() -> usize {
         for dir in &t.owned {
             if dir.exists() {
                 found += 1;
-                let _ = remove_dir_in_use(dir);
+                removed += usize::from(remove_dir_in_use(dir).is_ok());
             }
         }
         if found == 0 {

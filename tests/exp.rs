@@ -1074,23 +1074,33 @@ fn queue_kill_stops_the_stage_and_what_it_started() {
 }
 
 /// Ctrl-C of `queue start` reaches the stage, which runs in a process group of
-/// its own, and what it started.
+/// its own, and what it started; the experiment's worktree goes, and the
+/// experiment stays queued (not failed).
 #[test]
 fn an_interrupted_queue_runner_stops_its_stage() {
     let (env, late) = project_whose_stage_starts_a_child();
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "i"])
         .ok();
     let runner = env
-        .dvt_cmd(&["queue", "start"])
+        .dvt_cmd(&["queue", "start", "--temp"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     wait_until_begun(&late);
     env.run("kill", &["-INT", &runner.id().to_string()]).ok();
     let out = runner.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("dvt: interrupted; removed 1 unfinished file"), "{said}");
+    assert!(!env.exists(".dvt/tmp/exps/queue-000001"));
     assert_eq!(left_after_their_time(&late), Vec::<String>::new());
+    assert!(
+        env.dvt(&["queue", "status"])
+            .ok()
+            .stdout
+            .starts_with("000001  queued   `i`")
+    );
 }
 
 /// `queue start --detach` returns once the queue runs, in the background and
