@@ -482,12 +482,7 @@ fn one_queue_runner_at_a_time() {
     env.git(&["commit", "-qam", "slow"]);
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "slow"])
         .ok();
-    let mut first = env
-        .dvt_cmd(&["queue", "start", "-q"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = env.dvt_spawn(&["queue", "start", "-q"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let r = env.dvt(&["queue", "start"]).fails();
     assert!(
@@ -834,12 +829,7 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     let env = project_with_data("sleep 3 && ");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "k"])
         .ok();
-    let mut runner = env
-        .dvt_cmd(&["queue", "start", "-j", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut runner = env.dvt_spawn(&["queue", "start", "-j", "2"]);
     wait_until_running(&env, 2);
     // Each holds its lock from just before its worktree is made.
     for _ in 0..300 {
@@ -911,13 +901,7 @@ fn temp_runs_need_only_the_data_stages_depend_on() {
 fn experiments_queued_at_once_are_all_kept() {
     let env = project();
     let children: Vec<_> = (1..=4)
-        .map(|i| {
-            env.dvt_cmd(&["exp", "run", "-q", "--queue", "-S", &format!("train.lr=0.{i}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| env.dvt_spawn(&["exp", "run", "-q", "--queue", "-S", &format!("train.lr=0.{i}")]))
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
@@ -936,12 +920,7 @@ fn queue_logs_follow_a_running_experiment() {
     let env = project_with_data("echo warming up && sleep 2 && ");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "f"])
         .ok();
-    let mut runner = env
-        .dvt_cmd(&["queue", "start", "-q", "--temp"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut runner = env.dvt_spawn(&["queue", "start", "-q", "--temp"]);
     wait_until_running(&env, 1);
     let log = env.dvt(&["queue", "logs", "-f", "f"]).ok().stdout;
     assert!(
@@ -959,12 +938,7 @@ fn queue_stop_lets_the_running_experiment_finish() {
     assert_eq!(r.stdout, "No queue is being run.\n");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.3,0.4", "-n", "s"])
         .ok();
-    let runner = env
-        .dvt_cmd(&["queue", "start", "--temp"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let runner = env.dvt_spawn(&["queue", "start", "--temp"]);
     wait_until_running(&env, 1);
     let r = env.dvt(&["queue", "stop"]).ok();
     assert!(
@@ -1041,12 +1015,7 @@ fn queue_kill_stops_the_stage_and_what_it_started() {
         "{}",
         r.stderr
     );
-    let runner = env
-        .dvt_cmd(&["queue", "start", "--temp"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = env.dvt_spawn(&["queue", "start", "--temp"]);
     wait_until_begun(&late);
     let r = env.dvt(&["queue", "kill", "nope"]).fails();
     assert!(
@@ -1081,12 +1050,7 @@ fn an_interrupted_queue_runner_stops_its_stage() {
     let (env, late) = project_whose_stage_starts_a_child();
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "i"])
         .ok();
-    let runner = env
-        .dvt_cmd(&["queue", "start", "--temp"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let runner = env.dvt_spawn(&["queue", "start", "--temp"]);
     wait_until_begun(&late);
     env.run("kill", &["-INT", &runner.id().to_string()]).ok();
     let out = runner.wait_with_output().unwrap();

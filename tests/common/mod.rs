@@ -140,6 +140,16 @@ impl TestEnv {
         c
     }
 
+    /// Starts `dvt ARGS` in the background, its stdout and stderr piped (read
+    /// them with `wait_with_output`).
+    pub fn dvt_spawn(&self, args: &[&str]) -> std::process::Child {
+        self.dvt_cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start dvt")
+    }
+
     /// Starts `dvt ARGS`, kills it with SIGKILL `after` that long, and waits for it.
     pub fn dvt_killed_after(&self, args: &[&str], after: std::time::Duration) {
         let mut child = self
