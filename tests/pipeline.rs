@@ -860,11 +860,25 @@ fn frozen_stages_wait_and_always_changed_stages_always_run() {
     env.dvt(&["repro", "-s", "train", "--force"]).ok();
     env.dvt(&["freeze", "train"]).ok();
     env.write("params.yaml", params.clone());
-    assert_eq!(ran(&actions(&env, &[])), ["featurize", "evaluate"]);
+    let acts = actions(&env, &[]);
+    // Back to the params featurize first ran with: the run cache has its outs.
+    assert_eq!(
+        acts[2],
+        ("featurize".to_string(), "restored-from-run-cache".to_string())
+    );
+    assert_eq!(ran(&acts), ["evaluate"]);
     let r = env.dvt(&["unfreeze", "train"]).ok();
     assert!(r.stdout.contains("Unfroze stage `train`"), "{}", r.stdout);
     assert!(!String::from_utf8(env.read("dvt.toml")).unwrap().contains("frozen"));
-    assert_eq!(ran(&actions(&env, &[])), ["train", "evaluate"]);
+    // Its deps are back to those of its first run: the run cache has its outs, and
+    // evaluate's.
+    let acts = actions(&env, &[]);
+    let reused: Vec<&str> = acts
+        .iter()
+        .filter(|(_, a)| a == "restored-from-run-cache")
+        .map(|(s, _)| s.as_str())
+        .collect();
+    assert_eq!(reused, ["train", "evaluate"], "{acts:?}");
 
     // always_changed: runs on every repro, and status says so.
     env.dvt(&[
@@ -1802,4 +1816,112 @@ fn metrics_show_across_revisions() {
     assert_eq!(j[labels[2].as_str()]["m.json"]["acc"], 0.5, "{}", r.stdout);
     let r = env.dvt(&["metrics", "show", "-T", "--md"]).ok();
     assert!(r.stdout.contains("| v1 | m.json | 0.5 |"), "{}", r.stdout);
+}
+
+/// A one-stage project whose stage counts its runs in `runs.log` (not an out)
+/// and writes a cached out and an uncached metrics file from `params.yaml`.
+fn counted_project() -> TestEnv {
+    let env = TestEnv::new();
+    env.write("params.yaml", "lr: 0.1\n");
+    env.write("in.txt", "rows\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "echo run >> runs.log && grep lr params.yaml > model.txt && grep lr params.yaml | sed 's/lr: /{\"loss\": /; s/$/}/' > metrics.json"
+deps = ["in.txt"]
+params = ["lr"]
+outs = ["model.txt"]
+metrics = ["metrics.json"]
+"#,
+    );
+    env
+}
+
+fn runs(env: &TestEnv) -> usize {
+    String::from_utf8(env.read("runs.log")).unwrap().lines().count()
+}
+
+/// Back to the inputs of an earlier run, a stage's outs (metrics too) come
+/// from the run cache, and `dvt.lock` says what that run recorded.
+#[test]
+fn the_run_cache_restores_an_earlier_runs_outs_instead_of_running() {
+    let env = counted_project();
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    let first_lock = env.read("dvt.lock");
+    env.write("params.yaml", "lr: 0.2\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(env.read("model.txt"), b"lr: 0.2\n");
+    env.write("params.yaml", "lr: 0.1\n");
+    let r = env.dvt(&["repro"]).ok();
+    assert!(
+        r.stdout.contains(
+            "Stage `train`: param `lr` changed, to what an earlier run had; that run's outs restored from the run cache, not run"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&env), 2);
+    assert_eq!(env.read("model.txt"), b"lr: 0.1\n");
+    assert_eq!(env.read("metrics.json"), b"{\"loss\": 0.1}\n");
+    assert_eq!(env.read("dvt.lock"), first_lock);
+    assert_eq!(env.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
+    let ignored = String::from_utf8(env.read(".gitignore")).unwrap();
+    assert!(
+        ignored.contains("/model.txt") && !ignored.contains("metrics.json"),
+        "{ignored}"
+    );
+    // `--force` and `--no-run-cache` run it.
+    assert_eq!(ran(&actions(&env, &["--force"])), ["train"]);
+    env.write("params.yaml", "lr: 0.2\n");
+    assert_eq!(ran(&actions(&env, &["--no-run-cache"])), ["train"]);
+    assert_eq!(runs(&env), 4);
+    // So does an experiment going back to a value tried before, without running.
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "lr 0.2"]);
+    let r = env.dvt(&["exp", "run", "-S", "lr=0.1", "-n", "back"]).ok();
+    assert!(
+        r.stdout.contains("(0 stage runs, 1 restored from the run cache)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&env), 4);
+}
+
+/// A run-cache entry that cannot be restored (its objects gone, or the entry
+/// damaged) is no entry: the stage runs.
+#[test]
+fn a_run_cache_entry_that_cannot_be_restored_lets_the_stage_run() {
+    let env = counted_project();
+    actions(&env, &[]);
+    env.write("params.yaml", "lr: 0.2\n");
+    actions(&env, &[]);
+    let entries: Vec<std::path::PathBuf> = walk(&env.path(".dvt/cache/runs"));
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for e in &entries {
+        std::fs::write(e, "not = [a run").unwrap();
+    }
+    env.write("params.yaml", "lr: 0.1\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(env.read("model.txt"), b"lr: 0.1\n");
+    // Its entry is written again; now without the objects it names.
+    let gone = ["objects", "packs"].map(|d| std::fs::remove_dir_all(env.path(&format!(".dvt/cache/{d}"))).is_ok());
+    assert!(gone.contains(&true));
+    env.write("params.yaml", "lr: 0.2\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    env.write("params.yaml", "lr: 0.1\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    assert_eq!(runs(&env), 5);
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        match p.is_dir() {
+            true => found.extend(walk(&p)),
+            false => found.push(p),
+        }
+    }
+    found
 }

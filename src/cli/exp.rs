@@ -688,18 +688,17 @@ fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, 
             (None, None) => {}
         }
     }
-    let ran = report
-        .repro
-        .stages
-        .iter()
-        .filter(|s| s.action == ops::repro::Action::Ran)
-        .count();
+    let count = |action: ops::repro::Action| report.repro.stages.iter().filter(|s| s.action == action).count();
+    let reused = match count(ops::repro::Action::RestoredFromRunCache) {
+        0 => String::new(),
+        n => format!(", {n} restored from the run cache"),
+    };
     out!(
-        "Experiment `{}` recorded: commit {} on {} ({})",
+        "Experiment `{}` recorded: commit {} on {} ({}{reused})",
         report.name,
         &report.commit[..7],
         &report.baseline[..7],
-        dvt::counted(ran, "stage run")
+        dvt::counted(count(ops::repro::Action::Ran), "stage run")
     );
     note!(
         quiet,

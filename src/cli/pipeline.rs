@@ -43,6 +43,10 @@ pub(super) enum PipelineCommand {
         /// commit` stores them once you keep the result.
         #[arg(long)]
         no_commit: bool,
+        /// Run stages even when the run cache holds an earlier run with the same
+        /// command, deps and params (whose outs would be restored instead).
+        #[arg(long)]
+        no_run_cache: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -449,6 +453,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             pull,
             remote,
             no_commit,
+            no_run_cache,
             json: as_json,
         } => {
             let opts = ops::ReproOptions {
@@ -460,6 +465,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 pull: *pull,
                 remote: remote.clone(),
                 no_commit: *no_commit,
+                no_run_cache: *no_run_cache,
                 ..Default::default()
             };
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
@@ -483,6 +489,12 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
                     Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
                     Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
+                    Action::RestoredFromRunCache => say!(
+                        quiet,
+                        "Stage `{}`: {}, to what an earlier run had; that run's outs restored from the run cache, not run",
+                        s.stage,
+                        s.reason.as_deref().unwrap_or("changed")
+                    ),
                     Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
                     Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
                     Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, PipelineError, Result};
 use crate::object::ObjectId;
 use crate::ops::add::{AddOptions, AddReport};
-use crate::ops::repro::{as_recorded, inputs, inputs_changed, record_outs};
+use crate::ops::repro::{Storing, as_recorded, inputs, inputs_changed, record_outs};
 use crate::pipeline::Pipeline;
 use crate::pipeline::lock::Lock;
 use crate::pipeline::params::ParamsCache;
@@ -223,7 +223,7 @@ fn commit_stages(
     }
     let mut written = 0;
     for (stage, now, why) in checked {
-        let done = record_outs(repo, stage, &now, true, &stat, &counters)?;
+        let done = record_outs(repo, stage, &now, Storing::Cached, &stat, &counters)?;
         let total = counters.written_bytes.load(Ordering::Relaxed);
         let stored_bytes = total - written;
         written = total;

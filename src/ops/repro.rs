@@ -12,7 +12,7 @@ use crate::error::{PipelineError, Result};
 use crate::ops::add::identify_path;
 use crate::pipeline::lock::{Entry, Lock, StageLock};
 use crate::pipeline::params::ParamsCache;
-use crate::pipeline::{Pipeline, Stage};
+use crate::pipeline::{Pipeline, Stage, run_cache};
 use crate::pointer::Kind;
 use crate::progress::{NoProgress, Progress};
 use crate::repo::Repo;
@@ -48,6 +48,9 @@ pub struct ReproOptions {
     /// the group). A file beside it, [`kill_request`], stops the stage: made
     /// before the stage starts, it keeps it from starting.
     pub group: Option<PathBuf>,
+    /// Run stages even when the run cache holds an earlier run with the same
+    /// command, deps and params (see [`crate::pipeline::run_cache`]).
+    pub no_run_cache: bool,
 }
 
 /// The file whose presence asks the stages of the run with group file
@@ -66,6 +69,9 @@ pub enum Action {
     Skipped,
     /// Only outs were missing; restored from the cache.
     Restored,
+    /// Its command, deps or params changed to those of an earlier run: that
+    /// run's outs were restored from the run cache instead of running it.
+    RestoredFromRunCache,
     /// Dry run: would run.
     WouldRun,
     /// Dry run: would restore.
@@ -403,14 +409,38 @@ pub(crate) fn repro_knowing(
                     // It runs all the same: record what it ran with.
                     now = inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?.0;
                 }
-                on_run(stage, why);
-                run_stage(repo, stage, &now, &commit, opts)?;
-                let done = record_outs(repo, stage, &now, !opts.no_commit, &stat, &counters)?;
+                // Runs are cached only when their outs are stored.
+                let key = match opts.no_commit {
+                    true => None,
+                    false => run_cache::key(stage, &now),
+                };
+                let earlier = match &key {
+                    Some(k) if !opts.force && !opts.no_run_cache => restore_run(repo, stage, k, &now, progress)?,
+                    _ => None,
+                };
+                let (done, action) = match earlier {
+                    Some(done) => (done, Action::RestoredFromRunCache),
+                    None => {
+                        on_run(stage, why);
+                        run_stage(repo, stage, &now, &commit, opts)?;
+                        let storing = match (opts.no_commit, &key) {
+                            (true, _) => Storing::Nothing,
+                            // Uncached outs (metrics) too, for the run cache to restore.
+                            (false, Some(_)) => Storing::All,
+                            (false, None) => Storing::Cached,
+                        };
+                        let done = record_outs(repo, stage, &now, storing, &stat, &counters)?;
+                        if let Some(k) = &key {
+                            run_cache::save(repo.cache().root(), k, &done)?;
+                        }
+                        (done, Action::Ran)
+                    }
+                };
                 lock.stages.insert(name.clone(), done);
                 lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
                 lock.save(repo)?;
                 let _ = stat.save();
-                Action::Ran
+                action
             }
         };
         report.stages.push(StageResult {
@@ -425,14 +455,85 @@ pub(crate) fn repro_knowing(
     Ok(report)
 }
 
+/// Which outs [`record_outs`] stores in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Storing {
+    /// None (`--no-commit`): they are hashed only.
+    Nothing,
+    /// Those the stage caches.
+    Cached,
+    /// Every one, uncached ones (metrics) too, for the run cache.
+    All,
+}
+
+/// Whether the objects of every out of a run-cache entry are in the cache.
+fn outs_cached(repo: &Repo, done: &StageLock) -> Result<bool> {
+    for e in &done.outs {
+        if !objects_cached(repo, e)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// If the run cache holds an earlier run `key` of `stage` with `now` (cmd,
+/// deps, params), and the cache every object of its outs: puts those outs in
+/// place of the workspace's (as running the stage would) and returns that
+/// run's lock entry.
+fn restore_run(
+    repo: &Repo,
+    stage: &Stage,
+    key: &str,
+    now: &StageLock,
+    progress: &dyn Progress,
+) -> Result<Option<StageLock>> {
+    let Some(done) = run_cache::find(repo.cache().root(), key, now) else {
+        return Ok(None);
+    };
+    let mut recorded: Vec<&str> = done.outs.iter().map(|o| o.path.as_str()).collect();
+    recorded.sort_unstable();
+    let mut declared: Vec<&str> = stage.outs.iter().map(|o| o.path.as_str()).collect();
+    declared.sort_unstable();
+    if recorded != declared || !outs_cached(repo, &done)? {
+        return Ok(None);
+    }
+    remove_outs(repo, stage)?;
+    crate::ops::checkout::checkout_tracked(repo, as_tracked(repo, &done.outs), false, progress)?;
+    for out in stage.outs.iter().filter(|o| o.cache) {
+        ignore_out(repo, &out.path)?;
+    }
+    Ok(Some(done))
+}
+
+/// Adds a cached out to the `.gitignore` beside it.
+fn ignore_out(repo: &Repo, path: &str) -> Result<()> {
+    let abs = repo.root().join(path);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
+    Ok(())
+}
+
+/// Deletes a stage's outs before it runs, but those it keeps (`persist`).
+fn remove_outs(repo: &Repo, stage: &Stage) -> Result<()> {
+    for out in stage.outs.iter().filter(|o| !o.persist) {
+        let abs = repo.root().join(&out.path);
+        match fs_err::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&abs)?,
+            Ok(_) => fs_err::remove_file(&abs)?,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// The lock entry of a stage that has produced its outs: `now` (cmd, deps,
-/// params) with each out as it is. Cached outs are stored (unless `!store`) and
-/// git-ignored. A missing out is an error; nothing is recorded then.
+/// params) with each out as it is. Outs are stored as `storing` says; cached
+/// ones are git-ignored. A missing out is an error; nothing is recorded then.
 pub(crate) fn record_outs(
     repo: &Repo,
     stage: &Stage,
     now: &StageLock,
-    store: bool,
+    storing: Storing,
     stat: &StatCache,
     counters: &Counters,
 ) -> Result<StageLock> {
@@ -440,7 +541,12 @@ pub(crate) fn record_outs(
     let packing = repo.cache().begin_packing();
     let mut complete = Vec::new();
     for out in &stage.outs {
-        let how = if out.cache && store {
+        let store = match storing {
+            Storing::Nothing => false,
+            Storing::Cached => out.cache,
+            Storing::All => true,
+        };
+        let how = if store {
             Identify::Store(repo.cache())
         } else {
             Identify::HashOnly
@@ -451,13 +557,11 @@ pub(crate) fn record_outs(
                 out: out.path.clone(),
             }
         })?;
+        if e.kind == Kind::Dir && store {
+            complete.push(e.id);
+        }
         if out.cache {
-            if e.kind == Kind::Dir && store {
-                complete.push(e.id);
-            }
-            let abs = repo.root().join(&out.path);
-            let name = out.path.rsplit('/').next().unwrap_or(&out.path);
-            crate::gitignore::add(abs.parent().unwrap_or(repo.root()), name)?;
+            ignore_out(repo, &out.path)?;
         }
         done.outs.push(e);
     }
@@ -472,14 +576,7 @@ pub(crate) fn record_outs(
 /// Runs a stage's command with `sh -c` in its working directory, after deleting
 /// its outs (unless `persist`). Its environment says what it runs with.
 fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, opts: &ReproOptions) -> Result<()> {
-    for out in stage.outs.iter().filter(|o| !o.persist) {
-        let abs = repo.root().join(&out.path);
-        match fs_err::symlink_metadata(&abs) {
-            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&abs)?,
-            Ok(_) => fs_err::remove_file(&abs)?,
-            Err(_) => {}
-        }
-    }
+    remove_outs(repo, stage)?;
     let deps: BTreeMap<&str, String> = now.deps.iter().map(|d| (d.path.as_str(), d.id.to_string())).collect();
     let mut params = serde_json::Map::new();
     for (file, vals) in &now.params {

@@ -17,6 +17,7 @@
 
 pub mod lock;
 pub mod params;
+pub mod run_cache;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,72 @@
+//! The run cache, as DVC's: what each run of a stage produced, by what it ran
+//! with, so that `dvt repro` (and `dvt exp run`) can restore a stage's outs
+//! instead of running it again when its command, deps and params are those of
+//! an earlier run — going back to an earlier value of a param, say — even when
+//! `dvt.lock` has moved on since.
+//!
+//! An entry is `runs/XX/KEY.toml` in the cache directory: the stage's lock
+//! entry as `dvt.lock` records it. KEY is the BLAKE3 hash of what the run
+//! depended on (see [`key`]); the entry is checked against it when read, and
+//! restored only if the cache holds every object of its outs. Entries are
+//! local: push and pull do not move them, and `dvt gc` may delete objects an
+//! entry names (the stage then runs).
+
+use std::path::{Path, PathBuf};
+
+use super::Stage;
+use super::lock::StageLock;
+
+/// What the key of a run is made from, in this order.
+const KEY_FORMAT: &str = "dvt run cache 1\n";
+
+/// The key of a run of `stage` with `now` (its cmd, deps and params), or
+/// `None` if the stage's runs are not cached: one that always runs, keeps its
+/// outs between runs (`persist`), or has none.
+pub fn key(stage: &Stage, now: &StageLock) -> Option<String> {
+    if stage.always_changed || stage.outs.is_empty() || stage.outs.iter().any(|o| o.persist) {
+        return None;
+    }
+    let inputs = StageLock {
+        cmd: now.cmd.clone(),
+        deps: now.deps.clone(),
+        params: now.params.clone(),
+        outs: Vec::new(),
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(KEY_FORMAT.as_bytes());
+    hasher.update(toml::to_string(&inputs).ok()?.as_bytes());
+    // Where the outs go (and whether git keeps them) is part of what a run made.
+    let mut outs: Vec<String> = stage.outs.iter().map(|o| format!("{} {}", o.path, o.cache)).collect();
+    outs.sort();
+    for o in outs {
+        hasher.update(b"out ");
+        hasher.update(o.as_bytes());
+        hasher.update(b"\n");
+    }
+    Some(hasher.finalize().to_hex().to_string())
+}
+
+/// Where the entry of run `key` is, below cache directory `cache`.
+fn path(cache: &Path, key: &str) -> PathBuf {
+    cache.join("runs").join(&key[..2]).join(format!("{key}.toml"))
+}
+
+/// Records that the run `key` produced `done`.
+pub fn save(cache: &Path, key: &str, done: &StageLock) -> crate::error::Result<()> {
+    let file = path(cache, key);
+    if let Some(dir) = file.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let text = toml::to_string(done).map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::fsutil::atomic_write(&file, text.as_bytes())?;
+    Ok(())
+}
+
+/// What the run `key`, with `now` (cmd, deps, params), produced earlier, if
+/// it is recorded. An entry that cannot be read, or that does not match `now`
+/// (a damaged file), is no entry: the stage runs.
+pub fn find(cache: &Path, key: &str, now: &StageLock) -> Option<StageLock> {
+    let text = fs_err::read_to_string(path(cache, key)).ok()?;
+    let done: StageLock = toml::from_str(&text).ok()?;
+    (done.cmd == now.cmd && done.deps == now.deps && done.params == now.params).then_some(done)
+}
