@@ -35,7 +35,9 @@ pub fn key(stage: &Stage, now: &StageLock) -> Option<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(KEY_FORMAT.as_bytes());
     hasher.update(toml::to_string(&inputs).ok()?.as_bytes());
-    // Where the outs go (and whether git keeps them) is part of what a run made.
+    // Where the command runs, where the outs go (and whether git keeps them)
+    // are part of what a run made.
+    hasher.update(format!("wdir {}\n", stage.wdir).as_bytes());
     let mut outs: Vec<String> = stage.outs.iter().map(|o| format!("{} {}", o.path, o.cache)).collect();
     outs.sort();
     for o in outs {
