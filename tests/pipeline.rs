@@ -1885,6 +1885,17 @@ fn the_run_cache_restores_an_earlier_runs_outs_instead_of_running() {
         r.stdout
     );
     assert_eq!(runs(&env), 4);
+    // A run with `--no-commit` goes into the run cache once `dvt commit` stores it.
+    env.write("params.yaml", "lr: 0.3\n");
+    assert_eq!(ran(&actions(&env, &["--no-commit"])), ["train"]);
+    env.dvt(&["commit", "-q"]).ok();
+    env.write("params.yaml", "lr: 0.1\n");
+    actions(&env, &[]);
+    env.write("params.yaml", "lr: 0.3\n");
+    let reused = [("train".to_string(), "restored-from-run-cache".to_string())];
+    assert_eq!(actions(&env, &[]), reused);
+    assert_eq!(env.read("metrics.json"), b"{\"loss\": 0.3}\n");
+    assert_eq!(runs(&env), 5);
 }
 
 /// A run-cache entry that cannot be restored (its objects gone, or the entry

@@ -223,7 +223,18 @@ fn commit_stages(
     }
     let mut written = 0;
     for (stage, now, why) in checked {
-        let done = record_outs(repo, stage, &now, Storing::Cached, &stat, &counters)?;
+        // Outs of a run with the inputs recorded (`repro --no-commit`, then this)
+        // go into the run cache as that run's; outs forced in over changed inputs
+        // do not.
+        let key = match why {
+            None => crate::pipeline::run_cache::key(stage, &now),
+            Some(_) => None,
+        };
+        let storing = if key.is_some() { Storing::All } else { Storing::Cached };
+        let done = record_outs(repo, stage, &now, storing, &stat, &counters)?;
+        if let Some(k) = &key {
+            crate::pipeline::run_cache::save(repo.cache().root(), k, &done)?;
+        }
         let total = counters.written_bytes.load(Ordering::Relaxed);
         let stored_bytes = total - written;
         written = total;
