@@ -1936,3 +1936,23 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// An out kept out of the cache (`cache = false`, not metrics or plots) keeps
+/// its stage out of the run cache, which would have to copy it in.
+#[test]
+fn stages_with_uncached_data_are_not_run_cached() {
+    let env = counted_project();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        toml.replace(
+            "outs = [\"model.txt\"]",
+            "outs = [{ path = \"model.txt\", cache = false }]",
+        ),
+    );
+    for lr in ["0.1", "0.2", "0.1"] {
+        env.write("params.yaml", format!("lr: {lr}\n"));
+        assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    }
+    assert!(!env.exists(".dvt/cache/runs"));
+}

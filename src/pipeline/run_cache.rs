@@ -21,9 +21,12 @@ const KEY_FORMAT: &str = "dvt run cache 1\n";
 
 /// The key of a run of `stage` with `now` (its cmd, deps and params), or
 /// `None` if the stage's runs are not cached: one that always runs, keeps its
-/// outs between runs (`persist`), or has none.
+/// outs between runs (`persist`), has none, or has an uncached out other than
+/// a metrics or plots file (the run cache would have to copy into the cache
+/// what `cache = false` keeps out of it).
 pub fn key(stage: &Stage, now: &StageLock) -> Option<String> {
-    if stage.always_changed || stage.outs.is_empty() || stage.outs.iter().any(|o| o.persist) {
+    let uncached_data = |o: &super::Out| !o.cache && !o.metric && o.plot.is_none();
+    if stage.always_changed || stage.outs.is_empty() || stage.outs.iter().any(|o| o.persist || uncached_data(o)) {
         return None;
     }
     let inputs = StageLock {
