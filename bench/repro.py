@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmark `repro` with nothing to do: dvt against DVC on the same pipeline.
+"""Benchmark `repro`: dvt against DVC on the same pipeline.
 
     python3 bench/repro.py                      # deps of 100,000 files, 3 runs, dvt and DVC
     python3 bench/repro.py --files 2000 --no-dvc --runs 1     # quick (CI smoke)
 
 One stage counts the files of a directory dependency (dataset d of bench.py: text
-records of 1-4 KiB) into a small out. Timed, with peak RSS: the first repro (hashes
-every dep file and runs the command), then, median of --runs, repro with nothing
-changed, which should cost one stat per file and no reads.
+records of 1-4 KiB) into a small out, then works for --busy seconds (a stand-in for
+training); it reads one param, `n`. Timed, with peak RSS: the first repro (hashes
+every dep file and runs the command); median of --runs, repro with nothing changed,
+which should cost one stat per file and no reads; repro after `n` changed to a new
+value (the command runs); and, median of --runs, repro after `n` went back to a value
+run before, which both tools' run caches answer without running the command.
 """
 import argparse
 import json
@@ -21,10 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
 
-CMD = "find data -type f | wc -l > count.txt"
+CMD = "find data -type f | wc -l > count.txt && sleep {busy} && echo ran >> runs.log"
 
 
-def setup(work, tool, source):
+def setup(work, tool, source, busy):
     repo = os.path.join(work, f"repro-{tool.name}")
     shutil.rmtree(repo, ignore_errors=True)
     os.makedirs(repo)
@@ -34,16 +37,25 @@ def setup(work, tool, source):
     if tool.name == "dvc":
         subprocess.run(tool.cmd("config", "core.analytics", "false"), cwd=repo, env=tool.env, check=True)
         with open(os.path.join(repo, "dvc.yaml"), "w") as f:
-            f.write(f"stages:\n  count:\n    cmd: {CMD}\n    deps:\n      - data\n    outs:\n      - count.txt\n")
+            f.write(f"stages:\n  count:\n    cmd: {CMD.format(busy=busy)}\n    deps:\n      - data\n"
+                    "    params:\n      - n\n    outs:\n      - count.txt\n")
     else:
         with open(os.path.join(repo, "dvt.toml"), "w") as f:
-            f.write(f'[stages.count]\ncmd = "{CMD}"\ndeps = ["data"]\nouts = ["count.txt"]\n')
+            f.write(f'[stages.count]\ncmd = "{CMD.format(busy=busy)}"\ndeps = ["data"]\nparams = ["n"]\n'
+                    'outs = ["count.txt"]\n')
+    set_n(repo, 1)
     return repo
+
+
+def set_n(repo, n):
+    with open(os.path.join(repo, "params.yaml"), "w") as f:
+        f.write(f"n: {n}\n")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--busy", type=float, default=2.0, help="seconds the stage works after counting")
     bench.standard_args(ap)
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -52,15 +64,25 @@ def main():
     source = bench.ensure_source(work, "d", spec)
     tools, dvc_version = bench.release_tools(not args.no_dvc)
     results = {"machine": f"{os.uname().nodename}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-               "dvc": dvc_version, "files": args.files, "runs": args.runs, "ops": {}}
+               "dvc": dvc_version, "files": args.files, "busy_s": args.busy, "runs": args.runs, "ops": {}}
     for tool in tools:
         bench.log(f"repro: {tool.name} ...")
-        repo = setup(work, tool, source)
+        repo = setup(work, tool, source, args.busy)
         first = bench.run(tool.cmd("repro"), repo, tool.env)
         noop = [bench.run(tool.cmd("repro"), repo, tool.env) for _ in range(args.runs)]
+        set_n(repo, 2)
+        changed = bench.run(tool.cmd("repro"), repo, tool.env)
+        back = []
+        for i in range(args.runs):
+            set_n(repo, 1 + i % 2)
+            back.append(bench.run(tool.cmd("repro"), repo, tool.env))
         with open(os.path.join(repo, "count.txt")) as f:
             assert int(f.read().strip()) == args.files, "the stage ran and counted every file"
-        for op, rs in [("repro, first run", [first]), ("repro, nothing changed", noop)]:
+        with open(os.path.join(repo, "runs.log")) as f:
+            assert len(f.read().split()) == 2, f"{tool.name}: the command ran for n=1 and n=2 only"
+        for op, rs in [("repro, first run", [first]), ("repro, nothing changed", noop),
+                       ("repro, param changed (runs)", [changed]),
+                       ("repro, param back to a value run before (run cache)", back)]:
             results["ops"].setdefault(op, {})[tool.name] = {
                 "median_s": bench.median([r[0] for r in rs]),
                 "peak_rss_mib": max(r[1] for r in rs) / 1024,
@@ -69,7 +91,7 @@ def main():
     with open(os.path.join(work, "results-repro.json"), "w") as f:
         json.dump(results, f, indent=1)
     lines = [f"Machine: {results['machine']}; {results['date']}; DVC {dvc_version or '(not run)'}; one stage whose "
-             f"dep is a directory of {args.files} files; median of {args.runs} run(s).",
+             f"dep is a directory of {args.files} files, working {args.busy} s; median of {args.runs} run(s).",
              ""] + bench.ops_table(results["ops"])
     print("\n".join(lines))
 
