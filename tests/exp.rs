@@ -1077,7 +1077,12 @@ fn queue_start_detach_runs_the_queue_in_the_background() {
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "d"])
         .ok();
     let params = env.read("params.yaml");
-    let r = env.dvt(&["queue", "start", "-d", "-j", "2"]).ok();
+    // From elsewhere, with -C: the runner runs in the repository all the same.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = env.root.to_str().unwrap();
+    let r = env
+        .dvt_in(elsewhere.path(), &["-C", root, "queue", "start", "-d", "-j", "2"])
+        .ok();
     assert!(
         r.stdout.starts_with("Started the queue in the background (pid ")
             && r.stdout

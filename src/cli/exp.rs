@@ -362,7 +362,9 @@ fn start_detached(repo: &Repo, jobs: Option<u16>, quiet: bool) -> Result<ExitCod
     if let Some(j) = jobs {
         command.args(["-j", &j.to_string()]);
     }
+    // From the repository's root: `-C DIR` is not passed on.
     let mut runner = command
+        .current_dir(repo.root())
         .stdin(std::process::Stdio::null())
         .stdout(out.file().try_clone()?)
         .stderr(out.into_parts().0)
