@@ -1922,6 +1922,13 @@ fn a_run_cache_entry_that_cannot_be_restored_lets_the_stage_run() {
     env.write("params.yaml", "lr: 0.1\n");
     assert_eq!(ran(&actions(&env, &[])), ["train"]);
     assert_eq!(runs(&env), 5);
+    // A run cache that cannot be written loses no run: dvt.lock records it.
+    std::fs::remove_dir_all(env.path(".dvt/cache/runs")).unwrap();
+    env.write(".dvt/cache/runs", "in the way");
+    env.write("params.yaml", "lr: 0.4\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train"]);
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(lock.contains("\"lr\" = 0.4"), "{lock}");
 }
 
 /// Every file below `dir`.

@@ -233,7 +233,8 @@ fn commit_stages(
         let storing = if key.is_some() { Storing::All } else { Storing::Cached };
         let done = record_outs(repo, stage, &now, storing, &stat, &counters)?;
         if let Some(k) = &key {
-            crate::pipeline::run_cache::save(repo.cache().root(), k, &done)?;
+            // Only a cache of work: failing to write it loses no result.
+            let _ = crate::pipeline::run_cache::save(repo.cache().root(), k, &done);
         }
         let total = counters.written_bytes.load(Ordering::Relaxed);
         let stored_bytes = total - written;

@@ -431,7 +431,9 @@ pub(crate) fn repro_knowing(
                         };
                         let done = record_outs(repo, stage, &now, storing, &stat, &counters)?;
                         if let Some(k) = &key {
-                            run_cache::save(repo.cache().root(), k, &done)?;
+                            // Only a cache of work: failing to write it must not lose
+                            // the run, which `dvt.lock` records next.
+                            let _ = run_cache::save(repo.cache().root(), k, &done);
                         }
                         (done, Action::Ran)
                     }

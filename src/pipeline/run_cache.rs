@@ -56,7 +56,8 @@ fn path(cache: &Path, key: &str) -> PathBuf {
     cache.join("runs").join(&key[..2]).join(format!("{key}.toml"))
 }
 
-/// Records that the run `key` produced `done`.
+/// Records that the run `key` produced `done`. Callers may ignore a failure:
+/// the entry is only a cache of work.
 pub fn save(cache: &Path, key: &str, done: &StageLock) -> crate::error::Result<()> {
     let file = path(cache, key);
     if let Some(dir) = file.parent() {
