@@ -248,15 +248,8 @@ struct RevArgs {
     /// Also the data of this revision (repeatable).
     #[arg(long, value_name = "REV")]
     rev: Vec<String>,
-    /// Also the data of every local branch's tip.
-    #[arg(short = 'a', long)]
-    all_branches: bool,
-    /// Also the data of every tag.
-    #[arg(short = 'T', long)]
-    all_tags: bool,
-    /// Also the data of every commit.
-    #[arg(short = 'A', long)]
-    all_commits: bool,
+    #[command(flatten)]
+    across: AcrossArgs,
     /// Also the data of every experiment (`dvt exp run`).
     #[arg(short = 'e', long)]
     all_experiments: bool,
@@ -266,10 +259,35 @@ impl RevArgs {
     fn revisions(&self) -> dvt::snapshot::Revisions {
         dvt::snapshot::Revisions {
             revs: self.rev.clone(),
-            all_branches: self.all_branches,
-            all_tags: self.all_tags,
-            all_commits: self.all_commits,
+            all_branches: self.across.all_branches,
+            all_tags: self.across.all_tags,
+            all_commits: self.across.all_commits,
             all_experiments: self.all_experiments,
+        }
+    }
+}
+
+/// `-a/-T/-A`: revisions besides the workspace, as DVC's flags of these names
+/// (push, fetch, gc, metrics show).
+#[derive(Debug, clap::Args)]
+pub(super) struct AcrossArgs {
+    /// Also every local branch's tip.
+    #[arg(short = 'a', long)]
+    all_branches: bool,
+    /// Also every tag.
+    #[arg(short = 'T', long)]
+    all_tags: bool,
+    /// Also every commit (reachable from HEAD, the branches and the tags).
+    #[arg(short = 'A', long)]
+    all_commits: bool,
+}
+
+impl AcrossArgs {
+    pub(super) fn across(&self) -> dvt::ops::stages::AcrossRevisions {
+        dvt::ops::stages::AcrossRevisions {
+            branches: self.all_branches,
+            tags: self.all_tags,
+            commits: self.all_commits,
         }
     }
 }

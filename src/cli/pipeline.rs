@@ -312,15 +312,9 @@ pub(super) enum MetricsCommand {
     Show {
         /// Only these files (any file, named in the pipeline or not).
         targets: Vec<std::path::PathBuf>,
-        /// Also at the head of every branch (a table, a row per revision and file).
-        #[arg(short = 'a', long)]
-        all_branches: bool,
-        /// Also at every tag.
-        #[arg(short = 'T', long)]
-        all_tags: bool,
-        /// Also at every commit (reachable from HEAD, the branches and the tags).
-        #[arg(short = 'A', long)]
-        all_commits: bool,
+        // -a/-T/-A: a table, a row per revision and file.
+        #[command(flatten)]
+        across: super::AcrossArgs,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -697,18 +691,12 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             command:
                 MetricsCommand::Show {
                     targets,
-                    all_branches,
-                    all_tags,
-                    all_commits,
+                    across,
                     json: as_json,
                     md,
                 },
         } => {
-            let across = ops::stages::AcrossRevisions {
-                branches: *all_branches,
-                tags: *all_tags,
-                commits: *all_commits,
-            };
+            let across = across.across();
             if across.any() {
                 let revs = ops::stages::metrics_show_across(&repo, &repo_files(&repo, cwd, targets)?, across)?;
                 return print_metrics_across(&revs, *as_json, *md);

@@ -36,11 +36,17 @@ pub fn log_path(repo: &Repo, id: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{id}.log")))
 }
 
-/// The file that holds the process group of the stage command queued
+/// `ID.pid` beside the log: the process group of the stage command queued
 /// experiment `id` runs now ([`ReproOptions::group`]), for [`kill`]; `ID.kill`
-/// beside it asks the experiment to stop. Both are cleared as it starts.
+/// beside it asks the experiment to stop.
+fn pid_path(repo: &Repo, id: &str) -> Result<PathBuf> {
+    Ok(log_path(repo, id)?.with_extension("pid"))
+}
+
+/// [`pid_path`] for an experiment that starts now, with the files a run
+/// before it left cleared.
 pub(crate) fn group_file(repo: &Repo, id: &str) -> Result<PathBuf> {
-    let file = log_path(repo, id)?.with_extension("pid");
+    let file = pid_path(repo, id)?;
     for stale in [crate::ops::repro::kill_request(&file), file.clone()] {
         match fs_err::remove_file(stale) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
@@ -370,7 +376,7 @@ pub fn kill(repo: &Repo, which: &[String], force: bool, wait: std::time::Duratio
         chosen.push(q.clone());
     }
     for q in &chosen {
-        let file = log_path(repo, &q.id)?.with_extension("pid");
+        let file = pid_path(repo, &q.id)?;
         // The request first: a stage starting meanwhile sees it (see `run_stage`).
         crate::fsutil::atomic_write(&crate::ops::repro::kill_request(&file), b"kill\n")?;
         if let Some(id) = fs_err::read_to_string(&file)
