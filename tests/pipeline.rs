@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestEnv;
+use common::{TestEnv, counted_project, runs};
 
 fn example() -> TestEnv {
     let env = TestEnv::new();
@@ -1820,27 +1820,6 @@ fn metrics_show_across_revisions() {
 
 /// A one-stage project whose stage counts its runs in `runs.log` (not an out)
 /// and writes a cached out and an uncached metrics file from `params.yaml`.
-fn counted_project() -> TestEnv {
-    let env = TestEnv::new();
-    env.write("params.yaml", "lr: 0.1\n");
-    env.write("in.txt", "rows\n");
-    env.write(
-        "dvt.toml",
-        r#"[stages.train]
-cmd = "echo run >> runs.log && grep lr params.yaml > model.txt && grep lr params.yaml | sed 's/lr: /{\"loss\": /; s/$/}/' > metrics.json"
-deps = ["in.txt"]
-params = ["lr"]
-outs = ["model.txt"]
-metrics = ["metrics.json"]
-"#,
-    );
-    env
-}
-
-fn runs(env: &TestEnv) -> usize {
-    String::from_utf8(env.read("runs.log")).unwrap().lines().count()
-}
-
 /// Back to the inputs of an earlier run, a stage's outs (metrics too) come
 /// from the run cache, and `dvt.lock` says what that run recorded.
 #[test]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Store, TestEnv, noise, walk};
+use common::{Store, TestEnv, noise, runs, walk, write_counted_stage};
 
 /// Azurite's published development-storage key (not a secret).
 const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
@@ -121,6 +121,132 @@ fn local_directory_remote_round_trip() {
     );
 }
 
+/// The id of `content` (as dvt names objects).
+fn id_of(content: &[u8]) -> String {
+    blake3::hash(content).to_hex().to_string()
+}
+
+/// `--run-cache`: A runs its stage with two values of a param and pushes the
+/// run cache; B, a `git clone`, pulls it and, set back to the first value, gets
+/// that run's outs from it instead of running the stage. Returns B.
+fn run_cache_round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) -> TestEnv {
+    write_counted_stage(a);
+    a.write(".gitignore", "/runs.log\n");
+    a.dvt(&["repro"]).ok();
+    a.write("params.yaml", "lr: 0.2\n");
+    a.dvt(&["repro"]).ok();
+    assert_eq!(runs(a), 2);
+    let r = a.dvt(&["push", "--run-cache", "--json"]).ok();
+    assert_eq!(r.json()["runs"]["copied"], 2, "{}", r.stdout);
+    let r = a.dvt(&["push", "--run-cache"]).ok();
+    assert!(
+        r.stdout.contains("run cache: 0 runs pushed, 2 already on `"),
+        "{}",
+        r.stdout
+    );
+    // Without --run-cache, nothing is said of it.
+    let r = a.dvt(&["push"]).ok();
+    assert!(!r.stdout.contains("run cache"), "{}", r.stdout);
+    a.commit("lr 0.2");
+
+    let b = a.clone_repo();
+    configure_clone(&b);
+    let r = b.dvt(&["pull", "--run-cache"]).ok();
+    assert!(
+        r.stdout.contains("run cache: 2 runs fetched, 0 already here"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.read("model.txt"), b"lr: 0.2\n");
+    b.write("params.yaml", "lr: 0.1\n");
+    let r = b.dvt(&["repro"]).ok();
+    assert!(
+        r.stdout.contains("restored from the run cache, not run"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&b), 0, "the stage ran in B");
+    assert_eq!(b.read("model.txt"), b"lr: 0.1\n");
+    assert_eq!(b.read("metrics.json"), b"{\"loss\": 0.1}\n");
+    let r = b.dvt(&["fetch", "--run-cache"]).ok();
+    assert!(
+        r.stdout.contains("run cache: 0 runs fetched, 2 already here"),
+        "{}",
+        r.stdout
+    );
+    b
+}
+
+/// The run cache through a directory remote, and what is left behind: entries
+/// whose data the pushing cache lacks; on fetch, damaged entries and those
+/// whose data the remote lacks (the stage then runs).
+#[test]
+fn run_cache_push_and_pull_through_a_directory() {
+    let (a, store) = dir_repo();
+    let b = run_cache_round_trip(&a, |_| {});
+
+    a.write("params.yaml", "lr: 0.3\n");
+    a.dvt(&["repro"]).ok();
+    a.dvt(&["push", "--run-cache"]).ok();
+    Store::at(&store).remove(&id_of(b"lr: 0.3\n"));
+    let damaged = format!("{}/{}.toml", &"ab".repeat(32)[..2], "ab".repeat(32));
+    std::fs::create_dir_all(store.join("runs/ab")).unwrap();
+    std::fs::write(store.join("runs").join(&damaged), "cmd = [broken\n").unwrap();
+    let r = b.dvt(&["fetch", "--run-cache"]).ok();
+    assert!(
+        r.stdout.contains(
+            "run cache: 0 runs fetched, 2 already here; 2 not fetched: the remote lacks their data, or they are damaged"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!b.exists(&format!(".dvt/cache/runs/{damaged}")));
+    b.write("params.yaml", "lr: 0.3\n");
+    let r = b.dvt(&["repro"]).ok();
+    assert!(r.stderr.contains("Running stage `train`"), "{}", r.stderr);
+    assert_eq!(runs(&b), 1);
+
+    // A push leaves behind the entries whose data the cache lacks.
+    let other = a.root.parent().unwrap().join("other");
+    a.dvt(&["remote", "add", "other", other.to_str().unwrap()]).ok();
+    a.remove_object(&id_of(b"lr: 0.1\n"));
+    let r = a.dvt(&["push", "--run-cache", "-r", "other"]).ok();
+    assert!(
+        r.stdout
+            .contains("run cache: 2 runs pushed, 0 already on `other`; 1 left here: the cache lacks their data"),
+        "{}",
+        r.stdout
+    );
+    assert!(!Store::at(&other).has(&id_of(b"lr: 0.1\n")));
+}
+
+#[test]
+fn run_cache_push_and_pull_through_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    run_cache_round_trip(&s3_repo(&endpoint), s3_secret);
+}
+
+#[test]
+fn run_cache_push_and_pull_through_azurite() {
+    let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    run_cache_round_trip(&azure_repo(&endpoint), azure_key);
+}
+
+#[test]
+fn run_cache_push_and_pull_through_webdav() {
+    let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
+        .ok();
+    run_cache_round_trip(&a, |_| {});
+}
+
 fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {
     env.dvt(&["remote", "add", "-d", "s3", &format!("s3://{bucket}/project/data")])
         .ok();
@@ -197,12 +323,20 @@ fn azure_round_trip_with_azurite() {
     let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
         return;
     };
+    round_trip(&azure_repo(&endpoint), azure_key);
+}
+
+/// A new repository whose default remote is a new container on Azurite.
+fn azure_repo(endpoint: &str) -> TestEnv {
     let a = TestEnv::new();
-    let container = azure_container(&a, &endpoint);
-    azure_remote(&a, &endpoint, &container);
-    round_trip(&a, |b| {
-        b.dvt(&["remote", "modify", "az", "account_key", AZURITE_KEY]).ok();
-    });
+    let container = azure_container(&a, endpoint);
+    azure_remote(&a, endpoint, &container);
+    a
+}
+
+/// The key a clone of an [`azure_repo`] needs (its config does not commit it).
+fn azure_key(b: &TestEnv) {
+    b.dvt(&["remote", "modify", "az", "account_key", AZURITE_KEY]).ok();
 }
 
 #[test]
@@ -1040,9 +1174,7 @@ fn wrong_credentials_are_one_clear_line_without_the_secret() {
     let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
         return;
     };
-    let a = TestEnv::new();
-    let container = azure_container(&a, &endpoint);
-    azure_remote(&a, &endpoint, &container);
+    let a = azure_repo(&endpoint);
     let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
     a.dvt(&["remote", "modify", "az", "account_key", wrong]).ok();
     a.write("x.csv", "a,b\n1,2\n");
@@ -2088,9 +2220,7 @@ fn import_url_from_azure() {
     let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
         return;
     };
-    let a = TestEnv::new();
-    let container = azure_container(&a, &endpoint);
-    azure_remote(&a, &endpoint, &container);
+    let a = azure_repo(&endpoint);
     a.dvt(&["remote", "modify", "az", "pack", "false"]).ok();
     a.write("in/a.bin", noise(20_000, 7));
     a.write("in/b.csv", "x,y\n1,2\n");

@@ -1002,6 +1002,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                     revs,
                     ..Default::default()
                 },
+                run_cache: false,
             };
             let r = ops::push(&repo, &opts, bars)?;
             if !r.missing_from_cache.is_empty() {

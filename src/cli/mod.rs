@@ -225,6 +225,10 @@ struct TransferArgs {
     /// Transfers at once (default: the remote's `jobs`, or 4 per core).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
+    /// Also the run cache: the entries of earlier stage runs (`dvt repro`), with
+    /// the data they produced (as DVC's `--run-cache`).
+    #[arg(long)]
+    run_cache: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -238,6 +242,7 @@ impl TransferArgs {
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
             revisions: Default::default(),
+            run_cache: self.run_cache,
         }
     }
 }
@@ -620,6 +625,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 remote: remote_name.clone(),
                 jobs: None,
                 revisions: Default::default(),
+                run_cache: false,
             };
             let report = ops::remote_status(&repo, &opts, &bars)?;
             if *as_json {
@@ -979,6 +985,9 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         report.already_on_remote
                     );
                 }
+                if let Some(runs) = &report.runs {
+                    say!(q, "{}", runs_line(runs, true, &report.remote));
+                }
             }
             if incomplete {
                 note!(
@@ -999,6 +1008,9 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             say!(q, "{}", fetched_line(&report));
+            if let Some(runs) = &report.runs {
+                say!(q, "{}", runs_line(runs, false, &report.remote));
+            }
         }
         Command::Pull { transfer, force } => {
             let repo = Repo::open(&cwd)?;
@@ -1007,6 +1019,9 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             say!(q, "{}", fetched_line(&report.fetch));
+            if let Some(runs) = &report.fetch.runs {
+                say!(q, "{}", runs_line(runs, false, &report.fetch.remote));
+            }
             let n = report.checkout.restored.len();
             say!(
                 q,
@@ -1029,6 +1044,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 remote: Some(remote.clone()).filter(|r| !r.is_empty()),
                 jobs: jobs.map(|j| j as usize),
                 revisions: Default::default(),
+                run_cache: false,
             };
             let report = ops::fsck_remote(&repo, &opts, *repair, &bars)?;
             if *as_json {
@@ -1172,6 +1188,31 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--run-cache` did with the run cache's entries, on one line.
+fn runs_line(r: &ops::RunsReport, push: bool, remote: &str) -> String {
+    let (done, there, skipped) = match push {
+        true => (
+            "pushed",
+            format!("already on `{remote}`"),
+            "left here: the cache lacks their data",
+        ),
+        false => (
+            "fetched",
+            "already here".to_string(),
+            "not fetched: the remote lacks their data, or they are damaged",
+        ),
+    };
+    let mut line = format!(
+        "run cache: {} {done}, {} {there}",
+        dvt::counted(r.copied, "run"),
+        r.already_there
+    );
+    if r.skipped > 0 {
+        line.push_str(&format!("; {} {skipped}", r.skipped));
+    }
+    line
 }
 
 fn fetched_line(r: &ops::FetchReport) -> String {

@@ -273,7 +273,7 @@ pub(crate) fn as_recorded(stage: &Stage, locked: Option<&StageLock>) -> StageLoc
 }
 
 /// Whether the cache holds every object of a recorded out.
-fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
+pub(crate) fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
     let cache = repo.cache();
     if !cache.contains(&e.id) {
         return Ok(false);
@@ -286,7 +286,8 @@ fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
     Ok(cache.missing_for_manifest(&e.id, &ids)?.is_empty())
 }
 
-fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
+/// Recorded outs as tracked paths (all cached), for checkout and transfers.
+pub(crate) fn as_tracked(repo: &Repo, entries: &[Entry]) -> Vec<Tracked> {
     let mut lock = Lock::default();
     lock.stages.insert(
         String::new(),
@@ -335,6 +336,7 @@ pub(crate) fn repro_knowing(
             remote: opts.remote.clone(),
             jobs: None,
             revisions: Default::default(),
+            run_cache: false,
         };
         match crate::ops::fetch(repo, &fetch, progress) {
             Ok(r) => report.pulled = r.downloaded,
@@ -469,7 +471,7 @@ pub(crate) enum Storing {
 }
 
 /// Whether the objects of every out of a run-cache entry are in the cache.
-fn outs_cached(repo: &Repo, done: &StageLock) -> Result<bool> {
+pub(crate) fn outs_cached(repo: &Repo, done: &StageLock) -> Result<bool> {
     for e in &done.outs {
         if !objects_cached(repo, e)? {
             return Ok(false);

@@ -33,6 +33,9 @@ pub struct TransferOptions {
     /// Also the data of these revisions (push and fetch; pull checks out only the
     /// workspace's).
     pub revisions: crate::snapshot::Revisions,
+    /// Also the run cache (push, fetch, pull): its entries, and the objects of
+    /// their outs (see [`crate::pipeline::run_cache`]).
+    pub run_cache: bool,
 }
 
 /// An object a pointer needs that is not where it should be.
@@ -57,6 +60,21 @@ pub struct PushReport {
     pub already_on_remote: usize,
     /// Objects not pushed because the cache lacks them and the remote does too.
     pub missing_from_cache: Vec<MissingObject>,
+    /// With `run_cache`: what happened to the run cache's entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<RunsReport>,
+}
+
+/// What a transfer with `--run-cache` did with the run cache's entries.
+#[derive(Debug, Default, Serialize)]
+pub struct RunsReport {
+    /// Entries copied.
+    pub copied: usize,
+    /// Entries the destination had already.
+    pub already_there: usize,
+    /// Entries left behind: push, those whose objects the cache lacks; fetch,
+    /// those whose objects the remote lacks, or that are damaged.
+    pub skipped: usize,
 }
 
 /// What fetch did.
@@ -70,6 +88,9 @@ pub struct FetchReport {
     pub downloaded_bytes: u64,
     /// Objects the cache already had.
     pub already_cached: usize,
+    /// With `run_cache`: what happened to the run cache's entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<RunsReport>,
 }
 
 /// Orders transfers so that consecutive ones land in different object directories
@@ -161,10 +182,125 @@ impl Meter<'_> {
 /// then each directory's manifest once all of its files are there. A remote that
 /// has a manifest therefore has all of that directory's files, which lets a push
 /// with nothing to do ask one question per directory.
+///
+/// With `run_cache`, also each run-cache entry whose objects the cache holds,
+/// after those objects (an entry on a remote can be trusted to have its data there).
 pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<PushReport> {
-    let tracked = load_all(repo, opts)?;
+    let mut tracked = load_all(repo, opts)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, true)?;
-    remote.block_on(push_async(repo, &remote, &tracked, progress))
+    let mut runs = None;
+    if opts.run_cache {
+        let mut report = RunsReport::default();
+        let mut complete = Vec::new();
+        for (key, done) in crate::pipeline::run_cache::entries(repo.cache().root()) {
+            match crate::ops::repro::outs_cached(repo, &done)? {
+                true => complete.push((key, done)),
+                false => report.skipped += 1,
+            }
+        }
+        add_outs(repo, &mut tracked, complete.iter().map(|(_, d)| d));
+        runs = Some((report, complete));
+    }
+    remote.block_on(async {
+        let mut report = push_async(repo, &remote, &tracked, progress).await?;
+        if let Some((mut done, entries)) = runs {
+            let there: FxHashSet<String> = remote.run_keys().await?.into_iter().collect();
+            for (key, lock) in entries {
+                if there.contains(&key) {
+                    done.already_there += 1;
+                    continue;
+                }
+                let text = toml::to_string(&lock).map_err(|e| std::io::Error::other(e.to_string()))?;
+                remote.put_run(&key, text).await?;
+                done.copied += 1;
+            }
+            report.runs = Some(done);
+        }
+        Ok(report)
+    })
+}
+
+/// Adds to `tracked` the outs of run-cache entries `runs` that are not there.
+fn add_outs<'a>(
+    repo: &Repo,
+    tracked: &mut Vec<Tracked>,
+    runs: impl Iterator<Item = &'a crate::pipeline::lock::StageLock>,
+) {
+    let mut seen: FxHashSet<ObjectId> = tracked.iter().map(|t| t.pointer.id).collect();
+    for done in runs {
+        for t in crate::ops::repro::as_tracked(repo, &done.outs) {
+            if seen.insert(t.pointer.id) {
+                tracked.push(t);
+            }
+        }
+    }
+}
+
+/// The run-cache entries on the remote that the cache lacks, read, and what
+/// became of the others: those whose outs' objects the remote lacks (a manifest
+/// there stands for its files, see [`push`]) or that are damaged are skipped.
+async fn remote_runs(
+    repo: &Repo,
+    remote: &Remote,
+) -> Result<(Vec<(String, crate::pipeline::lock::StageLock)>, RunsReport)> {
+    use crate::pipeline::run_cache;
+    let mut report = RunsReport::default();
+    let local: FxHashSet<String> = run_cache::entries(repo.cache().root())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let (there, new): (Vec<String>, Vec<String>) =
+        remote.run_keys().await?.into_iter().partition(|k| local.contains(k));
+    report.already_there = there.len();
+    let read: Vec<(String, Result<String>)> = futures::stream::iter(new)
+        .map(|key| async move {
+            let text = remote.get_run(&key).await;
+            (key, text)
+        })
+        .buffer_unordered(remote.jobs)
+        .collect()
+        .await;
+    let mut entries = Vec::new();
+    for (key, text) in read {
+        match run_cache::parse(&text?) {
+            Some(done) => entries.push((key, done)),
+            None => report.skipped += 1,
+        }
+    }
+    let ids: Vec<ObjectId> = entries.iter().flat_map(|(_, d)| d.outs.iter().map(|o| o.id)).collect();
+    let there = remote.present(&ids, &|_| {}).await?;
+    entries.retain(|(_, d)| {
+        let complete = d.outs.iter().all(|o| there.contains(&o.id));
+        report.skipped += usize::from(!complete);
+        complete
+    });
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((entries, report))
+}
+
+/// [`fetch_async`] of `tracked`, and with `run_cache`, of the run-cache entries
+/// the remote has and the cache lacks: their objects, then the entries.
+async fn fetch_with_runs(
+    repo: &Repo,
+    remote: &Remote,
+    tracked: Vec<Tracked>,
+    run_cache: bool,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    if !run_cache {
+        return fetch_async(repo, remote, &tracked, &[], progress).await;
+    }
+    let (entries, mut runs) = remote_runs(repo, remote).await?;
+    let mut outs = tracked.clone();
+    add_outs(repo, &mut outs, entries.iter().map(|(_, d)| d));
+    let outs = outs.split_off(tracked.len());
+    let mut report = fetch_async(repo, remote, &tracked, &outs, progress).await?;
+    for (key, done) in &entries {
+        crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;
+        runs.copied += 1;
+    }
+    report.runs = Some(runs);
+    Ok(report)
 }
 
 async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress: &dyn Progress) -> Result<PushReport> {
@@ -350,13 +486,16 @@ pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Re
     let tracked = load_all(repo, opts)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
     let _lock = repo.lock("dvt fetch")?;
-    remote.block_on(fetch_async(repo, &remote, &tracked, progress))
+    remote.block_on(fetch_with_runs(repo, &remote, tracked, opts.run_cache, progress))
 }
 
+/// Fetches what `tracked` and `extra` need; a pull lays out directories of
+/// `tracked` as their files arrive, never those of `extra` (see [`Cache::plan_tree`]).
 async fn fetch_async(
     repo: &Repo,
     remote: &Remote,
     tracked: &[Tracked],
+    extra: &[Tracked],
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     let cache = repo.cache();
@@ -369,7 +508,7 @@ async fn fetch_async(
 
     // Manifests first.
     let mut needed_by: FxHashMap<ObjectId, Wanted> = FxHashMap::default();
-    for t in tracked.iter().filter(|t| t.pointer.kind == Kind::Dir) {
+    for t in tracked.iter().chain(extra).filter(|t| t.pointer.kind == Kind::Dir) {
         needed_by.entry(t.pointer.id).or_insert_with(|| Wanted {
             path: t.data_rel.clone(),
             size: None,
@@ -396,7 +535,8 @@ async fn fetch_async(
     // Then every file object.
     let mut needed_by: FxHashMap<ObjectId, Wanted> = FxHashMap::default();
     let mut complete_dirs = Vec::new();
-    for t in tracked {
+    let laid_out = tracked.len();
+    for (i, t) in tracked.iter().chain(extra).enumerate() {
         match t.pointer.kind {
             Kind::File => {
                 needed_by.entry(t.pointer.id).or_insert_with(|| Wanted {
@@ -409,7 +549,7 @@ async fn fetch_async(
                 let manifest = t.manifest(cache)?;
                 // A pull into a workspace without this directory writes it while
                 // the packs arrive (see `Cache::plan_tree`).
-                if t.within.is_none() && fs_err::symlink_metadata(&t.data_abs).is_err() {
+                if i < laid_out && t.within.is_none() && fs_err::symlink_metadata(&t.data_abs).is_err() {
                     let files = manifest.files.iter().map(|f| (f.path.as_str(), f.id));
                     cache.plan_tree(&t.data_rel, &t.data_abs, &t.pointer.id, files);
                 }
@@ -848,7 +988,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = remote.block_on(fetch_async(repo, &remote, &tracked, progress))?;
+    let fetch = remote.block_on(fetch_with_runs(repo, &remote, tracked, opts.run_cache, progress))?;
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {

@@ -7,9 +7,10 @@
 //! An entry is `runs/XX/KEY.toml` in the cache directory: the stage's lock
 //! entry as `dvt.lock` records it. KEY is the BLAKE3 hash of what the run
 //! depended on (see [`key`]); the entry is checked against it when read, and
-//! restored only if the cache holds every object of its outs. Entries are
-//! local: push and pull do not move them, and `dvt gc` may delete objects an
-//! entry names (the stage then runs).
+//! restored only if the cache holds every object of its outs. `dvt push
+//! --run-cache` copies entries to a remote (same layout under its prefix), with
+//! the objects of their outs, and `fetch`/`pull --run-cache` copy them back;
+//! `dvt gc` may delete objects an entry names (the stage then runs).
 
 use std::path::{Path, PathBuf};
 
@@ -51,9 +52,57 @@ pub fn key(stage: &Stage, now: &StageLock) -> Option<String> {
     Some(hasher.finalize().to_hex().to_string())
 }
 
+/// The directory of the entries, below a cache directory or a remote's prefix.
+pub const DIR: &str = "runs";
+
+/// Where the entry of run `key` is, below a cache directory or a remote's
+/// prefix: `runs/XX/KEY.toml`.
+pub fn rel_path(key: &str) -> String {
+    format!("{DIR}/{}/{key}.toml", &key[..2])
+}
+
 /// Where the entry of run `key` is, below cache directory `cache`.
 fn path(cache: &Path, key: &str) -> PathBuf {
-    cache.join("runs").join(&key[..2]).join(format!("{key}.toml"))
+    cache.join(rel_path(key))
+}
+
+/// Whether `key` is what [`key`] makes: 64 lowercase hex digits. Names read
+/// from a remote are checked with it before they become paths.
+pub fn is_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// An entry's text read back, or `None` if it is damaged.
+pub fn parse(text: &str) -> Option<StageLock> {
+    toml::from_str(text).ok()
+}
+
+/// Every readable entry below cache directory `cache`, by key.
+pub fn entries(cache: &Path) -> Vec<(String, StageLock)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = fs_err::read_dir(cache.join(DIR)) else {
+        return out;
+    };
+    for dir in dirs.flatten() {
+        let Ok(files) = fs_err::read_dir(dir.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let Some(key) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".toml"))
+                .filter(|k| is_key(k))
+            else {
+                continue;
+            };
+            if let Some(done) = fs_err::read_to_string(file.path()).ok().and_then(|t| parse(&t)) {
+                out.push((key.to_string(), done));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Records that the run `key` produced `done`. Callers may ignore a failure:
@@ -72,7 +121,6 @@ pub fn save(cache: &Path, key: &str, done: &StageLock) -> crate::error::Result<(
 /// it is recorded. An entry that cannot be read, or that does not match `now`
 /// (a damaged file), is no entry: the stage runs.
 pub fn find(cache: &Path, key: &str, now: &StageLock) -> Option<StageLock> {
-    let text = fs_err::read_to_string(path(cache, key)).ok()?;
-    let done: StageLock = toml::from_str(&text).ok()?;
+    let done = parse(&fs_err::read_to_string(path(cache, key)).ok()?)?;
     (done.cmd == now.cmd && done.deps == now.deps && done.params == now.params).then_some(done)
 }

@@ -12,6 +12,7 @@
 pub mod config;
 mod open;
 mod packed;
+mod runs;
 mod source;
 mod webdav;
 

@@ -476,3 +476,35 @@ pub fn noise(len: usize, seed: u8) -> Vec<u8> {
     blake3::Hasher::new().update(&[seed]).finalize_xof().fill(&mut out);
     out
 }
+
+/// A project of one stage, `train`, that counts its runs in `runs.log` (see
+/// [`runs`]) and writes `model.txt` (cached) and `metrics.json` from param `lr`.
+pub fn counted_project() -> TestEnv {
+    let env = TestEnv::new();
+    write_counted_stage(&env);
+    env
+}
+
+/// Writes [`counted_project`]'s files into `env`.
+pub fn write_counted_stage(env: &TestEnv) {
+    env.write("params.yaml", "lr: 0.1\n");
+    env.write("in.txt", "rows\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "echo run >> runs.log && grep lr params.yaml > model.txt && grep lr params.yaml | sed 's/lr: /{\"loss\": /; s/$/}/' > metrics.json"
+deps = ["in.txt"]
+params = ["lr"]
+outs = ["model.txt"]
+metrics = ["metrics.json"]
+"#,
+    );
+}
+
+/// How many times the stage of [`counted_project`] has run in `env`.
+pub fn runs(env: &TestEnv) -> usize {
+    match env.exists("runs.log") {
+        true => String::from_utf8(env.read("runs.log")).unwrap().lines().count(),
+        false => 0,
+    }
+}

@@ -1,0 +1,57 @@
+//! The run cache on a remote: `runs/XX/KEY.toml` under the remote's prefix, as
+//! in the cache (see [`crate::pipeline::run_cache`]). Entries are small TOML
+//! files, moved whole.
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as StorePath;
+
+use super::Remote;
+use crate::error::Result;
+use crate::pipeline::run_cache;
+
+impl Remote {
+    fn run_path(&self, key: &str) -> StorePath {
+        let mut path = self.prefix.clone();
+        for part in run_cache::rel_path(key).split('/') {
+            path = path.join(part);
+        }
+        path
+    }
+
+    /// The keys of the run-cache entries on the remote, sorted.
+    pub async fn run_keys(&self) -> Result<Vec<String>> {
+        let dir = self.prefix.clone().join(run_cache::DIR);
+        let mut stream = self.store.list(Some(&dir));
+        let mut keys = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = match meta {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.fail("cannot list the run cache", &e)),
+            };
+            let name = meta.location.filename().unwrap_or("");
+            if let Some(key) = name.strip_suffix(".toml").filter(|k| run_cache::is_key(k)) {
+                keys.push(key.to_string());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// The text of run-cache entry `key`.
+    pub async fn get_run(&self, key: &str) -> Result<String> {
+        let what = || format!("cannot download run-cache entry {key}");
+        let bytes = match self.store.get(&self.run_path(key)).await {
+            Ok(r) => r.bytes().await.map_err(|e| self.fail(&what(), &e))?,
+            Err(e) => return Err(self.fail(&what(), &e)),
+        };
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Uploads run-cache entry `key` with `text`.
+    pub async fn put_run(&self, key: &str, text: String) -> Result<()> {
+        self.put_whole(&self.run_path(key), bytes::Bytes::from(text)).await
+    }
+}
