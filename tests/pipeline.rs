@@ -1820,6 +1820,41 @@ fn metrics_show_across_revisions() {
 
 /// A one-stage project whose stage counts its runs in `runs.log` (not an out)
 /// and writes a cached out and an uncached metrics file from `params.yaml`.
+/// gc keeps the run-cache entries whose data it keeps, with the copies of their
+/// metrics (which git keeps, so no pointer names them), and deletes the others
+/// with their data.
+#[test]
+fn gc_keeps_the_runs_whose_data_it_keeps() {
+    let env = counted_project();
+    env.dvt(&["repro"]).ok();
+    env.write("params.yaml", "lr: 0.2\n");
+    env.dvt(&["repro"]).ok();
+    let r = env.dvt(&["gc", "--dry-run"]).ok();
+    assert!(r.stderr.contains("run cache: 1 entry to delete"), "{}", r.stderr);
+    let r = env.dvt(&["gc", "-f"]).ok();
+    assert!(
+        r.stdout.contains("deleted 2 objects and 1 run-cache entry"),
+        "{}",
+        r.stdout
+    );
+    // lr 0.1's run is gone with its data: the stage runs.
+    env.write("params.yaml", "lr: 0.1\n");
+    env.dvt(&["repro"]).ok();
+    assert_eq!(runs(&env), 3);
+    // lr 0.2's was kept, metrics included.
+    env.write("params.yaml", "lr: 0.2\n");
+    let r = env.dvt(&["repro"]).ok();
+    assert!(r.stdout.contains("restored from the run cache"), "{}", r.stdout);
+    assert_eq!(runs(&env), 3);
+    assert_eq!(env.read("metrics.json"), b"{\"loss\": 0.2}\n");
+    let r = env.dvt(&["gc", "-f"]).ok();
+    assert!(
+        r.stdout.contains("deleted 2 objects and 1 run-cache entry"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// Back to the inputs of an earlier run, a stage's outs (metrics too) come
 /// from the run cache, and `dvt.lock` says what that run recorded.
 #[test]

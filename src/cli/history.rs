@@ -552,7 +552,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 return json(&serde_json::json!({ "plan": plan, "deleted": done }));
             }
             let total = plan.cache.count() + plan.remote_objects.count();
-            if total == 0 {
+            if !plan.deletes() {
                 for p in &plan.forgotten {
                     note!(quiet, "`{}` no longer uses this cache: taken off its list", p.display());
                 }
@@ -562,7 +562,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     dvt::counted(plan.kept_objects, "object")
                 );
             } else if done {
-                say!(quiet, "deleted {}", dvt::counted(total, "object"));
+                let entries = match plan.run_cache_entries.len() {
+                    0 => String::new(),
+                    n => format!(" and {}", dvt::counted(n, "run-cache entry")),
+                };
+                say!(quiet, "deleted {}{entries}", dvt::counted(total, "object"));
             } else if !*dry_run {
                 say!(quiet, "nothing deleted");
             }
@@ -886,6 +890,13 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.cache.count(), "object"),
         HumanBytes(plan.cache.bytes)
     );
+    if !plan.run_cache_entries.is_empty() {
+        let _ = writeln!(
+            err,
+            "run cache: {} to delete (their data is deleted or gone)",
+            dvt::counted(plan.run_cache_entries.len(), "entry")
+        );
+    }
     if let Some(r) = &plan.remote {
         let _ = writeln!(
             err,

@@ -11,6 +11,10 @@
 //! neither from the cache nor the remote stops gc (it cannot know what to keep).
 //! Deletion removes unreferenced manifests before files, so that a manifest present
 //! always means its files are present (what `push` relies on to skip directories).
+//! A run-cache entry whose data outs are all kept keeps the copies of its
+//! metrics and plots files too (git keeps those, so no pointer names the
+//! copies); any other entry goes with its data: it could restore nothing, and
+//! `fetch --run-cache` brings back whole ones.
 
 use rustc_hash::FxHashSet;
 use serde::Serialize;
@@ -71,6 +75,16 @@ pub struct GcPlan {
     pub remote: Option<String>,
     /// From the remote.
     pub remote_objects: Doomed,
+    /// The keys of the run-cache entries to delete, whose outs' objects are
+    /// among those deleted from the cache or already gone.
+    pub run_cache_entries: Vec<String>,
+}
+
+impl GcPlan {
+    /// Whether it deletes anything.
+    pub fn deletes(&self) -> bool {
+        self.cache.count() + self.remote_objects.count() + self.run_cache_entries.len() > 0
+    }
 }
 
 /// Everything the kept pointers reference.
@@ -147,7 +161,7 @@ pub fn gc(
 ) -> Result<(GcPlan, bool)> {
     let _lock = repo.lock_cache_alone("dvt gc")?;
     let plan = gc_plan(repo, opts, progress)?;
-    let deleting = plan.cache.count() + plan.remote_objects.count() > 0;
+    let deleting = plan.deletes();
     if deleting {
         if !confirm(&plan)? {
             return Ok((plan, false));
@@ -171,13 +185,14 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let objects = Objects::new(repo, remote_name.as_deref());
     progress.start("finding referenced objects", 0, false);
     let Referenced {
-        keep,
+        mut keep,
         revisions: kept_revisions,
         shared_with,
         forgotten,
     } = referenced(repo, opts, &objects)?;
     progress.finish();
     let cache = repo.cache();
+    let run_cache_entries = sort_runs(repo, &mut keep)?;
     let (ids, _strays) = cache.list()?;
     let mut local = Doomed::default();
     for id in ids.into_iter().filter(|id| !keep.contains(id)) {
@@ -218,7 +233,50 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         forgotten,
         remote,
         remote_objects,
+        run_cache_entries,
     })
+}
+
+/// The run-cache entries to delete: those with a data out whose objects are
+/// not kept, or an out whose object the cache lacks. The others keep their
+/// metrics and plots files' copies (added to `keep`); which outs those are is
+/// read from the pipeline, by path.
+fn sort_runs(repo: &Repo, keep: &mut FxHashSet<ObjectId>) -> Result<Vec<String>> {
+    let cache = repo.cache();
+    let riders: FxHashSet<String> = match crate::pipeline::Pipeline::load(repo) {
+        Ok(Some(p)) => p
+            .stages
+            .values()
+            .flat_map(|s| s.outs.iter().filter(|o| !o.cache).map(|o| o.path.clone()))
+            .collect(),
+        _ => FxHashSet::default(),
+    };
+    let mut doomed = Vec::new();
+    for (key, done) in crate::pipeline::run_cache::entries(cache.root()) {
+        let whole = done
+            .outs
+            .iter()
+            .all(|o| cache.contains(&o.id) && (riders.contains(&o.path) || keep.contains(&o.id)));
+        let mut rides = Vec::new();
+        for o in done.outs.iter().filter(|o| whole && riders.contains(&o.path)) {
+            rides.push(Some(o.id));
+            if o.kind == Kind::Dir {
+                let files = cache
+                    .read(&o.id, Some(&o.path))
+                    .and_then(|m| crate::manifest::Manifest::parse(&m, &o.id));
+                match files {
+                    Ok(m) => rides.extend(m.files.iter().map(|e| Some(e.id))),
+                    // A manifest that cannot be read: the entry restores nothing.
+                    Err(_) => rides.push(None),
+                }
+            }
+        }
+        match rides.into_iter().collect::<Option<Vec<ObjectId>>>() {
+            Some(ids) if whole => keep.extend(ids),
+            _ => doomed.push(key),
+        }
+    }
+    Ok(doomed)
 }
 
 /// Deletes what `plan` lists: on the remote first (manifests, then files), then in
@@ -240,5 +298,8 @@ fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
     cache.delete_many(&plan.cache.manifests, &tick)?;
     cache.delete_many(&plan.cache.files, &tick)?;
     progress.finish();
+    for key in &plan.run_cache_entries {
+        crate::pipeline::run_cache::remove(cache.root(), key)?;
+    }
     Ok(())
 }

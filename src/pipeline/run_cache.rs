@@ -10,7 +10,7 @@
 //! restored only if the cache holds every object of its outs. `dvt push
 //! --run-cache` copies entries to a remote (same layout under its prefix), with
 //! the objects of their outs, and `fetch`/`pull --run-cache` copy them back;
-//! `dvt gc` may delete objects an entry names (the stage then runs).
+//! `dvt gc` deletes the entries whose data it deletes (the stage then runs).
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +115,14 @@ pub fn save(cache: &Path, key: &str, done: &StageLock) -> crate::error::Result<(
     let text = toml::to_string(done).map_err(|e| std::io::Error::other(e.to_string()))?;
     crate::fsutil::atomic_write(&file, text.as_bytes())?;
     Ok(())
+}
+
+/// Deletes the entry of run `key` (none is no error).
+pub fn remove(cache: &Path, key: &str) -> crate::error::Result<()> {
+    match fs_err::remove_file(path(cache, key)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// What the run `key`, with `now` (cmd, deps, params), produced earlier, if
