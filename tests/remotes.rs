@@ -174,6 +174,21 @@ fn run_cache_round_trip(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) -> Test
         "{}",
         r.stdout
     );
+
+    // `repro --pull` in a clone with no run cache looks for the run it needs
+    // on the remote.
+    let c = a.clone_repo();
+    configure_clone(&c);
+    c.write("params.yaml", "lr: 0.1\n");
+    let r = c.dvt(&["repro", "--pull"]).ok();
+    assert!(
+        r.stdout.contains("restored from the run cache, not run"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&c), 0, "the stage ran in C");
+    assert_eq!(c.read("model.txt"), b"lr: 0.1\n");
+    assert_eq!(c.read("metrics.json"), b"{\"loss\": 0.1}\n");
     b
 }
 

@@ -33,7 +33,9 @@ pub struct ReproOptions {
     /// Only the named stages, not those upstream (or downstream) of them.
     pub single_item: bool,
     /// First download the selected stages' recorded outs that the cache lacks
-    /// from the default remote, so that they are restored rather than run.
+    /// from the default remote, so that they are restored rather than run; and
+    /// for a stage that must run, look for its run in the remote's run cache
+    /// (`push --run-cache` put it there) when this cache has no usable entry.
     pub pull: bool,
     /// With `pull`: the remote to download from (default: the default remote).
     pub remote: Option<String>,
@@ -417,7 +419,10 @@ pub(crate) fn repro_knowing(
                     false => run_cache::key(stage, &now),
                 };
                 let earlier = match &key {
-                    Some(k) if !opts.force && !opts.no_run_cache => restore_run(repo, stage, k, &now, progress)?,
+                    Some(k) if !opts.force && !opts.no_run_cache => {
+                        let pull = opts.pull.then_some(opts.remote.as_deref());
+                        restore_run(repo, stage, k, &now, pull, progress)?
+                    }
                     _ => None,
                 };
                 let (done, action) = match earlier {
@@ -483,22 +488,35 @@ pub(crate) fn outs_cached(repo: &Repo, done: &StageLock) -> Result<bool> {
 /// If the run cache holds an earlier run `key` of `stage` with `now` (cmd,
 /// deps, params), and the cache every object of its outs: puts those outs in
 /// place of the workspace's (as running the stage would) and returns that
-/// run's lock entry.
+/// run's lock entry. With `pull` (`Some(remote)`, `None` for the default), a
+/// run this cache cannot restore is looked for on that remote (see
+/// [`crate::ops::transfer::pull_run`]).
 fn restore_run(
     repo: &Repo,
     stage: &Stage,
     key: &str,
     now: &StageLock,
+    pull: Option<Option<&str>>,
     progress: &dyn Progress,
 ) -> Result<Option<StageLock>> {
-    let Some(done) = run_cache::find(repo.cache().root(), key, now) else {
+    let usable = |done: &StageLock| -> Result<bool> {
+        let mut recorded: Vec<&str> = done.outs.iter().map(|o| o.path.as_str()).collect();
+        recorded.sort_unstable();
+        let mut declared: Vec<&str> = stage.outs.iter().map(|o| o.path.as_str()).collect();
+        declared.sort_unstable();
+        Ok(recorded == declared && outs_cached(repo, done)?)
+    };
+    let mut done = run_cache::find(repo.cache().root(), key, now);
+    if let Some(remote) = pull
+        && !done.as_ref().map_or(Ok(false), &usable)?
+        && crate::ops::transfer::pull_run(repo, remote, key, progress)
+    {
+        done = run_cache::find(repo.cache().root(), key, now);
+    }
+    let Some(done) = done else {
         return Ok(None);
     };
-    let mut recorded: Vec<&str> = done.outs.iter().map(|o| o.path.as_str()).collect();
-    recorded.sort_unstable();
-    let mut declared: Vec<&str> = stage.outs.iter().map(|o| o.path.as_str()).collect();
-    declared.sort_unstable();
-    if recorded != declared || !outs_cached(repo, &done)? {
+    if !usable(&done)? {
         return Ok(None);
     }
     remove_outs(repo, stage)?;

@@ -220,13 +220,18 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     })
 }
 
-/// Adds to `tracked` the outs of run-cache entries `runs` that are not there.
+/// Adds to `tracked` the outs of run-cache entries `runs` that are not there
+/// whole (a part of a directory does not move its manifest).
 fn add_outs<'a>(
     repo: &Repo,
     tracked: &mut Vec<Tracked>,
     runs: impl Iterator<Item = &'a crate::pipeline::lock::StageLock>,
 ) {
-    let mut seen: FxHashSet<ObjectId> = tracked.iter().map(|t| t.pointer.id).collect();
+    let mut seen: FxHashSet<ObjectId> = tracked
+        .iter()
+        .filter(|t| t.within.is_none())
+        .map(|t| t.pointer.id)
+        .collect();
     for done in runs {
         for t in crate::ops::repro::as_tracked(repo, &done.outs) {
             if seen.insert(t.pointer.id) {
@@ -268,7 +273,10 @@ async fn remote_runs(
         }
     }
     let ids: Vec<ObjectId> = entries.iter().flat_map(|(_, d)| d.outs.iter().map(|o| o.id)).collect();
-    let there = remote.present(&ids, &|_| {}).await?;
+    let there = match ids.is_empty() {
+        true => FxHashSet::default(),
+        false => remote.present(&ids, &|_| {}).await?,
+    };
     entries.retain(|(_, d)| {
         let complete = d.outs.iter().all(|o| there.contains(&o.id));
         report.skipped += usize::from(!complete);
@@ -276,6 +284,25 @@ async fn remote_runs(
     });
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((entries, report))
+}
+
+/// For `repro --pull`, with the repository lock held: run `key`'s entry from
+/// remote `name` (`None`: the default), and the objects of its outs, into the
+/// cache. Whether it got both. Any failure (no such entry, a remote that is
+/// down) is a run not found: the stage runs.
+pub(crate) fn pull_run(repo: &Repo, name: Option<&str>, key: &str, progress: &dyn Progress) -> bool {
+    use crate::pipeline::run_cache;
+    let Ok(remote) = Remote::open(repo, name, None, false) else {
+        return false;
+    };
+    remote.block_on(async {
+        let Some(done) = remote.get_run(key).await.ok().and_then(|t| run_cache::parse(&t)) else {
+            return false;
+        };
+        let outs = crate::ops::repro::as_tracked(repo, &done.outs);
+        fetch_async(repo, &remote, &[], &outs, progress).await.is_ok()
+            && run_cache::save(repo.cache().root(), key, &done).is_ok()
+    })
 }
 
 /// [`fetch_async`] of `tracked`, and with `run_cache`, of the run-cache entries
