@@ -1779,6 +1779,41 @@ fn stage_add_run_and_persistent_outs() {
     assert_eq!(env.read("seen.txt"), b"run\nrun\n");
 }
 
+/// DVC's `-M/--metrics-no-cache` and `--plots-no-cache` are accepted (dvt's
+/// metrics and plots are not cached anyway); an option `stage add` does not
+/// know is refused rather than taken as the start of the command.
+#[test]
+fn stage_add_takes_dvcs_no_cache_flags_and_refuses_unknown_ones() {
+    let env = TestEnv::new();
+    let r = env.dvt(&["stage", "add", "-n", "t", "-X", "m.json", "echo hi"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`-X` is not an option of `dvt stage add`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("dvt.toml"));
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "t",
+        "-M",
+        "m.json",
+        "--plots-no-cache",
+        "p.csv",
+        "echo hi",
+    ])
+    .ok();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(
+        toml.contains(r#"metrics = ["m.json"]"#)
+            && toml.contains(r#"plots = ["p.csv"]"#)
+            && toml.contains(r#"cmd = "echo hi""#),
+        "{toml}"
+    );
+}
+
 /// `metrics show -a/-T/-A`: the metrics at every branch, tag or commit, beside
 /// the workspace's, as `dvc metrics show`.
 #[test]

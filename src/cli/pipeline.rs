@@ -236,11 +236,18 @@ pub(super) enum StageCommand {
         /// Params: `[FILE:]KEY[,KEY]`, FILE defaulting to params.yaml (repeatable).
         #[arg(short, long = "params", value_name = "[FILE:]KEY")]
         params: Vec<String>,
-        /// A metrics file, not cached (repeatable).
-        #[arg(short, long = "metrics", value_name = "FILE")]
+        /// A metrics file, not cached (repeatable; `-M/--metrics-no-cache`, DVC's
+        /// flag for that, is the same).
+        #[arg(
+            short,
+            long = "metrics",
+            value_name = "FILE",
+            short_alias = 'M',
+            alias = "metrics-no-cache"
+        )]
         metrics: Vec<String>,
-        /// A plots file for `dvt plots`, not cached (repeatable).
-        #[arg(long = "plots", value_name = "FILE")]
+        /// A plots file for `dvt plots`, not cached (repeatable; also `--plots-no-cache`).
+        #[arg(long = "plots", value_name = "FILE", alias = "plots-no-cache")]
         plots: Vec<String>,
         /// The directory the command runs in.
         #[arg(short, long)]
@@ -576,6 +583,15 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     cmd,
                 },
         } => {
+            // The command starts at the first word that is not an option, so a
+            // mistyped option would silently become the start of the command.
+            if let Some(first) = cmd.first().filter(|w| w.starts_with('-')) {
+                clap::Error::raw(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("`{first}` is not an option of `dvt stage add` (see --help), and a command cannot start with `-`\n"),
+                )
+                .exit();
+            }
             ops::stages::stage_add(
                 &repo,
                 &ops::stages::StageAddOptions {
