@@ -233,6 +233,19 @@ fn run_cache_push_and_pull_through_a_directory() {
         r.stdout
     );
     assert!(!Store::at(&other).has(&id_of(b"lr: 0.1\n")));
+
+    // `exp run --pull` too gets the run from the remote.
+    let d = a.clone_repo();
+    let r = d.dvt(&["exp", "run", "--pull", "-S", "lr=0.1"]).ok();
+    assert!(
+        r.stdout.contains("(0 stage runs, 1 restored from the run cache)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&d), 0);
+    assert_eq!(d.read("model.txt"), b"lr: 0.1\n");
+    let r = d.dvt(&["exp", "run", "--pull", "--queue"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
 #[test]

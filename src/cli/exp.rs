@@ -38,6 +38,17 @@ pub(super) enum ExpCommand {
         /// work tree as it is now, leaving this workspace as it is.
         #[arg(long, conflicts_with = "queue")]
         temp: bool,
+        /// As `dvt repro --pull`: first download the stages' recorded outs, and
+        /// look for runs the local run cache lacks in the remote's.
+        #[arg(long, conflicts_with_all = ["queue", "temp"])]
+        pull: bool,
+        /// With `--pull`: this remote instead of the default one.
+        #[arg(long, value_name = "NAME", requires = "pull")]
+        remote: Option<String>,
+        /// Run stages even when the run cache holds a run with the same
+        /// command, deps and params (as `dvt repro --no-run-cache`).
+        #[arg(long, conflicts_with_all = ["queue", "temp"])]
+        no_run_cache: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -475,6 +486,9 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             force,
             queue,
             temp,
+            pull,
+            remote,
+            no_run_cache,
             json: as_json,
         } => {
             let opts = ops::exp::ExpRunOptions {
@@ -483,6 +497,9 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 repro: ops::ReproOptions {
                     targets: stages.clone(),
                     force: *force,
+                    pull: *pull,
+                    remote: remote.clone(),
+                    no_run_cache: *no_run_cache,
                     ..Default::default()
                 },
                 force: *force,
@@ -511,6 +528,7 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
             if *as_json {
                 return json(&report);
             }
+            super::pipeline::pull_note(&report.repro, *pull, quiet);
             report_run(&report, quiet)?;
         }
         ExpCommand::Save {

@@ -313,6 +313,18 @@ fn repo_files(repo: &Repo, cwd: &Path, files: &[std::path::PathBuf]) -> Result<V
     files.iter().map(|t| Ok(repo.resolve(cwd, t)?.1)).collect()
 }
 
+/// What `--pull` downloaded before a repro, or why it could not.
+pub(super) fn pull_note(report: &ops::ReproReport, pull: bool, quiet: bool) {
+    if let Some(e) = &report.pull_error {
+        note!(
+            quiet,
+            "dvt: warning: not every out could be downloaded, so their stages ran: {e}"
+        );
+    } else if pull {
+        note!(quiet, "downloaded {}", dvt::counted(report.pulled, "object"));
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(super) enum MetricsCommand {
     /// Every metric in the workspace.
@@ -476,14 +488,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             if *as_json {
                 return json(&report);
             }
-            if let Some(e) = &report.pull_error {
-                note!(
-                    quiet,
-                    "dvt: warning: not every out could be downloaded, so their stages ran: {e}"
-                );
-            } else if *pull {
-                note!(quiet, "downloaded {}", dvt::counted(report.pulled, "object"));
-            }
+            pull_note(&report, *pull, quiet);
             for s in &report.stages {
                 match s.action {
                     // With -q a run prints only errors; a dry run's answer is what was asked for.
