@@ -329,25 +329,35 @@ impl Remote {
         Ok(out)
     }
 
+    /// Every file the store lists below `prefix`: none if it does not exist; a
+    /// failure is "cannot list `what`".
+    async fn list_below(&self, prefix: &StorePath, what: &str) -> Result<Vec<object_store::ObjectMeta>> {
+        let mut stream = self.store.list(Some(prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = stream.next().await {
+            match meta {
+                Ok(m) => out.push(m),
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.fail(&format!("cannot list {what}"), &e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// An object store's objects stored a file each under `objects/xx/`, with
     /// their stored sizes (the listing gives them).
     async fn list_loose(&self, first: u8) -> Result<Vec<(ObjectId, u64)>> {
         let dir = format!("{first:02x}");
         let prefix = self.objects_dir().join(dir.as_str());
-        let mut stream = self.store.list(Some(&prefix));
-        let mut out = Vec::new();
-        while let Some(meta) = stream.next().await {
-            let meta = match meta {
-                Ok(m) => m,
-                Err(object_store::Error::NotFound { .. }) => break,
-                Err(e) => return Err(self.fail("cannot list objects", &e)),
-            };
-            let name = meta.location.filename().unwrap_or("");
-            if let Ok(id) = format!("{dir}{name}").parse::<ObjectId>() {
-                out.push((id, meta.size));
-            }
-        }
-        Ok(out)
+        let listed = self.list_below(&prefix, "objects").await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename().unwrap_or("");
+                let id = format!("{dir}{name}").parse::<ObjectId>().ok()?;
+                Some((id, meta.size))
+            })
+            .collect())
     }
 
     /// Every object id on the remote.

@@ -118,19 +118,12 @@ impl Remote {
         if self.dir.is_some() {
             return Ok(set);
         }
-        let mut names = Vec::new();
-        let mut listing = self.store.list(Some(&self.packs_dir()));
-        while let Some(meta) = listing.next().await {
-            match meta {
-                Ok(m) => {
-                    if let Some(name) = m.location.filename().and_then(index_name) {
-                        names.push(name.to_string());
-                    }
-                }
-                Err(object_store::Error::NotFound { .. }) => break,
-                Err(e) => return Err(self.fail("cannot list packs", &e)),
-            }
-        }
+        let names: Vec<String> = self
+            .list_below(&self.packs_dir(), "packs")
+            .await?
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(index_name).map(str::to_string))
+            .collect();
         self.prune_index_copies(&names);
         let indexes: Vec<Result<(String, Vec<Entry>)>> = futures::stream::iter(names)
             .map(|name| async move {

@@ -2,7 +2,6 @@
 //! in the cache (see [`crate::pipeline::run_cache`]). Entries are small TOML
 //! files, moved whole.
 
-use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 
@@ -22,19 +21,15 @@ impl Remote {
     /// The keys of the run-cache entries on the remote, sorted.
     pub async fn run_keys(&self) -> Result<Vec<String>> {
         let dir = self.prefix.clone().join(run_cache::DIR);
-        let mut stream = self.store.list(Some(&dir));
-        let mut keys = Vec::new();
-        while let Some(meta) = stream.next().await {
-            let meta = match meta {
-                Ok(m) => m,
-                Err(object_store::Error::NotFound { .. }) => break,
-                Err(e) => return Err(self.fail("cannot list the run cache", &e)),
-            };
-            let name = meta.location.filename().unwrap_or("");
-            if let Some(key) = name.strip_suffix(".toml").filter(|k| run_cache::is_key(k)) {
-                keys.push(key.to_string());
-            }
-        }
+        let mut keys: Vec<String> = self
+            .list_below(&dir, "the run cache")
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let key = m.location.filename()?.strip_suffix(".toml")?;
+                run_cache::is_key(key).then(|| key.to_string())
+            })
+            .collect();
         keys.sort();
         keys.dedup();
         Ok(keys)
