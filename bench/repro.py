@@ -11,6 +11,12 @@ every dep file and runs the command); median of --runs, repro with nothing chang
 which should cost one stat per file and no reads; repro after `n` changed to a new
 value (the command runs); and, median of --runs, repro after `n` went back to a value
 run before, which both tools' run caches answer without running the command.
+Then the runs go to a directory remote (`push --run-cache`), the project to git, and
+in a `git clone` (with the data directory copied in, untimed), `n` set to the value
+the clone's lock does not record: timed, dvt's `repro --pull` (which looks for the run
+in the remote's run cache) against DVC's `pull --run-cache` then `repro` (DVC's
+`repro --pull` only fetches the objects of runs its local run cache has); neither
+may run the command.
 """
 import argparse
 import json
@@ -52,6 +58,44 @@ def set_n(repo, n):
         f.write(f"n: {n}\n")
 
 
+def git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+
+
+def from_clone(work, tool, repo, source, runs):
+    """Pushes `repo`'s runs, commits it, and times getting the other run's outs
+    in fresh clones, `runs` times (see the module's doc)."""
+    store = os.path.join(work, f"repro-store-{tool.name}")
+    shutil.rmtree(store, ignore_errors=True)
+    bench.run(tool.cmd("remote", "add", "-d", "store", store), repo, tool.env)
+    bench.run(tool.cmd("push", "--run-cache"), repo, tool.env)
+    with open(os.path.join(repo, ".gitignore"), "a") as f:
+        f.write("/data\n/runs.log\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "runs")
+    with open(os.path.join(repo, "params.yaml")) as f:
+        other = 3 - int(f.read().split()[1])
+    times = []
+    for i in range(runs):
+        clone = os.path.join(work, f"repro-clone-{tool.name}")
+        shutil.rmtree(clone, ignore_errors=True)
+        git(work, "clone", "-q", repo, clone)
+        subprocess.run(["cp", "-r", "--reflink=auto", source, os.path.join(clone, "data")], check=True)
+        set_n(clone, other)
+        if tool.name == "dvc":
+            pulled = bench.run(tool.cmd("pull", "--run-cache"), clone, tool.env)
+            ran = bench.run(tool.cmd("repro"), clone, tool.env)
+            times.append((pulled[0] + ran[0], max(pulled[1], ran[1])))
+        else:
+            times.append(bench.run(tool.cmd("repro", "--pull"), clone, tool.env))
+        assert not os.path.exists(os.path.join(clone, "runs.log")), f"{tool.name}: the command ran in the clone"
+        with open(os.path.join(clone, "count.txt")) as f:
+            assert int(f.read().strip()) > 0, f"{tool.name}: the clone has the run's out"
+        shutil.rmtree(clone)
+    shutil.rmtree(store)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=100_000)
@@ -80,9 +124,11 @@ def main():
             assert int(f.read().strip()) == args.files, "the stage ran and counted every file"
         with open(os.path.join(repo, "runs.log")) as f:
             assert len(f.read().split()) == 2, f"{tool.name}: the command ran for n=1 and n=2 only"
+        cloned = from_clone(work, tool, repo, source, args.runs)
         for op, rs in [("repro, first run", [first]), ("repro, nothing changed", noop),
                        ("repro, param changed (runs)", [changed]),
-                       ("repro, param back to a value run before (run cache)", back)]:
+                       ("repro, param back to a value run before (run cache)", back),
+                       ("fresh clone, run pushed with --run-cache (no run)", cloned)]:
             results["ops"].setdefault(op, {})[tool.name] = {
                 "median_s": bench.median([r[0] for r in rs]),
                 "peak_rss_mib": max(r[1] for r in rs) / 1024,
