@@ -248,6 +248,41 @@ fn run_cache_push_and_pull_through_a_directory() {
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
+/// `repro --pull` with a remote that cannot be reached: the stages run, and one
+/// warning says why; the remote is not asked again for each later stage.
+#[test]
+fn repro_pull_from_a_remote_that_is_down_runs_the_stages_and_says_why() {
+    let env = TestEnv::new();
+    // Nothing listens on port 1 of loopback.
+    s3_remote(&env, "http://127.0.0.1:1", "bucket");
+    env.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    env.write("in.txt", "a\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.one]
+cmd = "cp in.txt one.txt"
+deps = ["in.txt"]
+outs = ["one.txt"]
+
+[stages.two]
+cmd = "cp one.txt two.txt"
+deps = ["one.txt"]
+outs = ["two.txt"]
+"#,
+    );
+    let r = env.dvt(&["repro", "--pull"]).ok();
+    assert_eq!(env.read("two.txt"), b"a\n");
+    assert_eq!(
+        r.stderr
+            .matches("dvt: warning: the remote's run cache could not be read, so stages it may hold ran: remote `s3`")
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+}
+
 #[test]
 fn run_cache_push_and_pull_through_s3() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {

@@ -104,6 +104,9 @@ pub struct ReproReport {
     pub pulled: usize,
     /// With `pull`: why some could not be downloaded (their stages run instead).
     pub pull_error: Option<String>,
+    /// With `pull`: why the remote's run cache stopped being asked for runs
+    /// (a remote that is down); later stages that needed a run ran.
+    pub run_cache_error: Option<String>,
 }
 
 /// Called before a stage's command runs, with the stage and why.
@@ -363,6 +366,9 @@ pub(crate) fn repro_knowing(
         .and_then(|g| g.head().ok().flatten())
         .map(|c| c.to_string())
         .unwrap_or_default();
+    let runs_from = opts
+        .pull
+        .then(|| crate::ops::transfer::RunSource::new(repo, opts.remote.as_deref()));
     for name in &selected {
         let stage = &pipeline.stages[name];
         // In a dry run, an upstream stage that would run may change anything below.
@@ -420,8 +426,7 @@ pub(crate) fn repro_knowing(
                 };
                 let earlier = match &key {
                     Some(k) if !opts.force && !opts.no_run_cache => {
-                        let pull = opts.pull.then_some(opts.remote.as_deref());
-                        restore_run(repo, stage, k, &now, pull, progress)?
+                        restore_run(repo, stage, k, &now, runs_from.as_ref(), progress)?
                     }
                     _ => None,
                 };
@@ -461,6 +466,7 @@ pub(crate) fn repro_knowing(
     }
     let _ = stat.save();
     report.hashed_files = counters.hashed_files.into_inner();
+    report.run_cache_error = runs_from.and_then(crate::ops::transfer::RunSource::failure);
     Ok(report)
 }
 
@@ -488,15 +494,14 @@ pub(crate) fn outs_cached(repo: &Repo, done: &StageLock) -> Result<bool> {
 /// If the run cache holds an earlier run `key` of `stage` with `now` (cmd,
 /// deps, params), and the cache every object of its outs: puts those outs in
 /// place of the workspace's (as running the stage would) and returns that
-/// run's lock entry. With `pull` (`Some(remote)`, `None` for the default), a
-/// run this cache cannot restore is looked for on that remote (see
-/// [`crate::ops::transfer::pull_run`]).
+/// run's lock entry. With `pull`, a run this cache cannot restore is looked
+/// for on that remote (see [`crate::ops::transfer::RunSource`]).
 fn restore_run(
     repo: &Repo,
     stage: &Stage,
     key: &str,
     now: &StageLock,
-    pull: Option<Option<&str>>,
+    pull: Option<&crate::ops::transfer::RunSource>,
     progress: &dyn Progress,
 ) -> Result<Option<StageLock>> {
     let usable = |done: &StageLock| -> Result<bool> {
@@ -507,9 +512,9 @@ fn restore_run(
         Ok(recorded == declared && outs_cached(repo, done)?)
     };
     let mut done = run_cache::find(repo.cache().root(), key, now);
-    if let Some(remote) = pull
+    if let Some(source) = pull
         && !done.as_ref().map_or(Ok(false), &usable)?
-        && crate::ops::transfer::pull_run(repo, remote, key, progress)
+        && source.pull(key, progress)
     {
         done = run_cache::find(repo.cache().root(), key, now);
     }

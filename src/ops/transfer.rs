@@ -198,7 +198,8 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
                 false => report.skipped += 1,
             }
         }
-        add_outs(repo, &mut tracked, complete.iter().map(|(_, d)| d));
+        let outs = run_outs(repo, &tracked, complete.iter().map(|(_, d)| d));
+        tracked.extend(outs);
         runs = Some((report, complete));
     }
     remote.block_on(async {
@@ -220,25 +221,27 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     })
 }
 
-/// Adds to `tracked` the outs of run-cache entries `runs` that are not there
-/// whole (a part of a directory does not move its manifest).
-fn add_outs<'a>(
+/// The outs of run-cache entries `runs` that `tracked` does not hold whole (a
+/// part of a directory does not move its manifest), each once.
+fn run_outs<'a>(
     repo: &Repo,
-    tracked: &mut Vec<Tracked>,
+    tracked: &[Tracked],
     runs: impl Iterator<Item = &'a crate::pipeline::lock::StageLock>,
-) {
+) -> Vec<Tracked> {
     let mut seen: FxHashSet<ObjectId> = tracked
         .iter()
         .filter(|t| t.within.is_none())
         .map(|t| t.pointer.id)
         .collect();
+    let mut outs = Vec::new();
     for done in runs {
         for t in crate::ops::repro::as_tracked(repo, &done.outs) {
             if seen.insert(t.pointer.id) {
-                tracked.push(t);
+                outs.push(t);
             }
         }
     }
+    outs
 }
 
 /// The run-cache entries on the remote that the cache lacks, read, and what
@@ -257,7 +260,7 @@ async fn remote_runs(
     let (there, new): (Vec<String>, Vec<String>) =
         remote.run_keys().await?.into_iter().partition(|k| local.contains(k));
     report.already_there = there.len();
-    let read: Vec<(String, Result<String>)> = futures::stream::iter(new)
+    let read: Vec<(String, Result<Option<String>>)> = futures::stream::iter(new)
         .map(|key| async move {
             let text = remote.get_run(&key).await;
             (key, text)
@@ -267,7 +270,7 @@ async fn remote_runs(
         .await;
     let mut entries = Vec::new();
     for (key, text) in read {
-        match run_cache::parse(&text?) {
+        match text?.as_deref().and_then(run_cache::parse) {
             Some(done) => entries.push((key, done)),
             None => report.skipped += 1,
         }
@@ -286,23 +289,68 @@ async fn remote_runs(
     Ok((entries, report))
 }
 
-/// For `repro --pull`, with the repository lock held: run `key`'s entry from
-/// remote `name` (`None`: the default), and the objects of its outs, into the
-/// cache. Whether it got both. Any failure (no such entry, a remote that is
-/// down) is a run not found: the stage runs.
-pub(crate) fn pull_run(repo: &Repo, name: Option<&str>, key: &str, progress: &dyn Progress) -> bool {
-    use crate::pipeline::run_cache;
-    let Ok(remote) = Remote::open(repo, name, None, false) else {
-        return false;
-    };
-    remote.block_on(async {
-        let Some(done) = remote.get_run(key).await.ok().and_then(|t| run_cache::parse(&t)) else {
+/// Where `repro --pull` looks for runs that this cache cannot restore: a
+/// remote's run cache. The remote is opened when the first stage needs it; once
+/// it fails (not a missing entry: a remote that is down, refused credentials),
+/// no later stage asks it again, and [`RunSource::failure`] says why.
+pub(crate) struct RunSource<'a> {
+    repo: &'a Repo,
+    name: Option<&'a str>,
+    remote: std::cell::OnceCell<Option<Remote>>,
+    failure: std::cell::RefCell<Option<String>>,
+}
+
+impl<'a> RunSource<'a> {
+    /// Runs from remote `name` (`None`: the default remote).
+    pub(crate) fn new(repo: &'a Repo, name: Option<&'a str>) -> Self {
+        RunSource {
+            repo,
+            name,
+            remote: Default::default(),
+            failure: Default::default(),
+        }
+    }
+
+    /// With the repository lock held: run `key`'s entry, and the objects of its
+    /// outs, into the cache. Whether it got both; if not, the stage runs.
+    pub(crate) fn pull(&self, key: &str, progress: &dyn Progress) -> bool {
+        use crate::pipeline::run_cache;
+        if self.failure.borrow().is_some() {
             return false;
-        };
-        let outs = crate::ops::repro::as_tracked(repo, &done.outs);
-        fetch_async(repo, &remote, &[], &outs, progress).await.is_ok()
-            && run_cache::save(repo.cache().root(), key, &done).is_ok()
-    })
+        }
+        let remote = self
+            .remote
+            .get_or_init(|| match Remote::open(self.repo, self.name, None, false) {
+                Ok(remote) => Some(remote),
+                Err(e) => {
+                    self.failed(&e);
+                    None
+                }
+            });
+        let Some(remote) = remote else { return false };
+        let pulled = remote.block_on(async {
+            let Some(done) = remote.get_run(key).await?.and_then(|t| run_cache::parse(&t)) else {
+                return Ok(false);
+            };
+            // Objects the remote lacks are this entry's problem, not the remote's.
+            let outs = crate::ops::repro::as_tracked(self.repo, &done.outs);
+            let fetched = fetch_async(self.repo, remote, &[], &outs, progress).await.is_ok();
+            Ok::<_, crate::Error>(fetched && run_cache::save(self.repo.cache().root(), key, &done).is_ok())
+        });
+        pulled.unwrap_or_else(|e| {
+            self.failed(&e);
+            false
+        })
+    }
+
+    fn failed(&self, e: &crate::Error) {
+        *self.failure.borrow_mut() = Some(crate::error_chain(e));
+    }
+
+    /// Why the remote stopped being asked, if it did.
+    pub(crate) fn failure(self) -> Option<String> {
+        self.failure.into_inner()
+    }
 }
 
 /// [`fetch_async`] of `tracked`, and with `run_cache`, of the run-cache entries
@@ -318,9 +366,7 @@ async fn fetch_with_runs(
         return fetch_async(repo, remote, &tracked, &[], progress).await;
     }
     let (entries, mut runs) = remote_runs(repo, remote).await?;
-    let mut outs = tracked.clone();
-    add_outs(repo, &mut outs, entries.iter().map(|(_, d)| d));
-    let outs = outs.split_off(tracked.len());
+    let outs = run_outs(repo, &tracked, entries.iter().map(|(_, d)| d));
     let mut report = fetch_async(repo, remote, &tracked, &outs, progress).await?;
     for (key, done) in &entries {
         crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;

@@ -35,14 +35,15 @@ impl Remote {
         Ok(keys)
     }
 
-    /// The text of run-cache entry `key`.
-    pub async fn get_run(&self, key: &str) -> Result<String> {
+    /// The text of run-cache entry `key`; `None` if the remote has no such entry.
+    pub async fn get_run(&self, key: &str) -> Result<Option<String>> {
         let what = || format!("cannot download run-cache entry {key}");
         let bytes = match self.store.get(&self.run_path(key)).await {
             Ok(r) => r.bytes().await.map_err(|e| self.fail(&what(), &e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.fail(&what(), &e)),
         };
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// Uploads run-cache entry `key` with `text`.
