@@ -274,13 +274,40 @@ outs = ["two.txt"]
     assert_eq!(env.read("two.txt"), b"a\n");
     assert_eq!(
         r.stderr
-            .matches("dvt: warning: the remote's run cache could not be read, so stages it may hold ran: remote `s3`")
+            .matches("the remote's run cache could not be read, so this and later stages it may hold run: remote `s3`")
             .count(),
         1,
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Running stage `one` (") && r.stderr.contains("Connection refused"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn repro_pull_says_the_remote_is_down_even_when_a_stage_then_fails() {
+    let env = TestEnv::new();
+    s3_remote(&env, "http://127.0.0.1:1", "bucket");
+    env.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    env.write("in.txt", "a\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.one]
+cmd = "exit 3"
+deps = ["in.txt"]
+outs = ["one.txt"]
+"#,
+    );
+    let r = env.dvt(&["repro", "--pull"]).fails();
+    assert!(r.stderr.contains("stage `one` failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the remote's run cache could not be read") && r.stderr.contains("Connection refused"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -323,12 +323,6 @@ pub(super) fn pull_note(report: &ops::ReproReport, pull: bool, quiet: bool) {
     } else if pull {
         note!(quiet, "downloaded {}", dvt::counted(report.pulled, "object"));
     }
-    if let Some(e) = &report.run_cache_error {
-        note!(
-            quiet,
-            "dvt: warning: the remote's run cache could not be read, so stages it may hold ran: {e}"
-        );
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -424,6 +424,7 @@ pub(crate) fn repro_knowing(
                     true => None,
                     false => run_cache::key(stage, &now),
                 };
+                let failed_before = runs_from.as_ref().and_then(|r| r.failure()).is_some();
                 let earlier = match &key {
                     Some(k) if !opts.force && !opts.no_run_cache => {
                         restore_run(repo, stage, k, &now, runs_from.as_ref(), progress)?
@@ -433,7 +434,16 @@ pub(crate) fn repro_knowing(
                 let (done, action) = match earlier {
                     Some(done) => (done, Action::RestoredFromRunCache),
                     None => {
-                        on_run(stage, why);
+                        // Said as the first stage runs for it: a later failure must not hide it.
+                        match runs_from.as_ref().and_then(|r| r.failure()) {
+                            Some(e) if !failed_before => on_run(
+                                stage,
+                                &format!(
+                                    "{why}; the remote's run cache could not be read, so this and later stages it may hold run: {e}"
+                                ),
+                            ),
+                            _ => on_run(stage, why),
+                        }
                         run_stage(repo, stage, &now, &commit, opts)?;
                         let storing = match (opts.no_commit, &key) {
                             (true, _) => Storing::Nothing,
@@ -466,7 +476,7 @@ pub(crate) fn repro_knowing(
     }
     let _ = stat.save();
     report.hashed_files = counters.hashed_files.into_inner();
-    report.run_cache_error = runs_from.and_then(crate::ops::transfer::RunSource::failure);
+    report.run_cache_error = runs_from.and_then(|r| r.failure());
     Ok(report)
 }
 

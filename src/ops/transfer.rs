@@ -291,13 +291,22 @@ async fn remote_runs(
 
 /// Where `repro --pull` looks for runs that this cache cannot restore: a
 /// remote's run cache. The remote is opened when the first stage needs it; once
-/// it fails (not a missing entry: a remote that is down, refused credentials),
-/// no later stage asks it again, and [`RunSource::failure`] says why.
+/// it fails (not a missing entry or object: a remote that is down, refused
+/// credentials), no later stage asks it again, and [`RunSource::failure`] says why.
 pub(crate) struct RunSource<'a> {
     repo: &'a Repo,
     name: Option<&'a str>,
-    remote: std::cell::OnceCell<Option<Remote>>,
-    failure: std::cell::RefCell<Option<String>>,
+    state: std::cell::RefCell<SourceState>,
+}
+
+/// Where a [`RunSource`] stands with its remote.
+enum SourceState {
+    /// Not needed yet.
+    Unopened,
+    /// Open and answering.
+    Open(Box<Remote>),
+    /// Failed, and why: it is asked no more.
+    Failed(String),
 }
 
 impl<'a> RunSource<'a> {
@@ -306,50 +315,65 @@ impl<'a> RunSource<'a> {
         RunSource {
             repo,
             name,
-            remote: Default::default(),
-            failure: Default::default(),
+            state: std::cell::RefCell::new(SourceState::Unopened),
         }
     }
 
     /// With the repository lock held: run `key`'s entry, and the objects of its
     /// outs, into the cache. Whether it got both; if not, the stage runs.
     pub(crate) fn pull(&self, key: &str, progress: &dyn Progress) -> bool {
-        use crate::pipeline::run_cache;
-        if self.failure.borrow().is_some() {
-            return false;
-        }
-        let remote = self
-            .remote
-            .get_or_init(|| match Remote::open(self.repo, self.name, None, false) {
-                Ok(remote) => Some(remote),
-                Err(e) => {
-                    self.failed(&e);
-                    None
-                }
-            });
-        let Some(remote) = remote else { return false };
-        let pulled = remote.block_on(async {
-            let Some(done) = remote.get_run(key).await?.and_then(|t| run_cache::parse(&t)) else {
-                return Ok(false);
+        let mut state = self.state.borrow_mut();
+        if matches!(*state, SourceState::Unopened) {
+            *state = match Remote::open(self.repo, self.name, None, false) {
+                Ok(remote) => SourceState::Open(Box::new(remote)),
+                Err(e) => SourceState::Failed(crate::error_chain(&e)),
             };
-            // Objects the remote lacks are this entry's problem, not the remote's.
-            let outs = crate::ops::repro::as_tracked(self.repo, &done.outs);
-            let fetched = fetch_async(self.repo, remote, &[], &outs, progress).await.is_ok();
-            Ok::<_, crate::Error>(fetched && run_cache::save(self.repo.cache().root(), key, &done).is_ok())
-        });
-        pulled.unwrap_or_else(|e| {
-            self.failed(&e);
-            false
-        })
+        }
+        let SourceState::Open(remote) = &*state else {
+            return false;
+        };
+        match remote.block_on(self.pull_from(remote, key, progress)) {
+            Ok(pulled) => pulled,
+            Err(e) => {
+                *state = SourceState::Failed(crate::error_chain(&e));
+                false
+            }
+        }
     }
 
-    fn failed(&self, e: &crate::Error) {
-        *self.failure.borrow_mut() = Some(crate::error_chain(e));
+    /// [`RunSource::pull`] from an open `remote`: an error is the remote's
+    /// failure; an entry it lacks, or whose objects it lacks or holds damaged,
+    /// is that entry's problem (`Ok(false)`).
+    async fn pull_from(&self, remote: &Remote, key: &str, progress: &dyn Progress) -> Result<bool> {
+        use crate::pipeline::run_cache;
+        let Some(done) = remote.get_run(key).await?.and_then(|t| run_cache::parse(&t)) else {
+            return Ok(false);
+        };
+        let outs = crate::ops::repro::as_tracked(self.repo, &done.outs);
+        match fetch_async(self.repo, remote, &[], &outs, progress).await {
+            Ok(_) => Ok(run_cache::save(self.repo.cache().root(), key, &done).is_ok()),
+            Err(e) if entry_problem(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Why the remote stopped being asked, if it did.
-    pub(crate) fn failure(self) -> Option<String> {
-        self.failure.into_inner()
+    pub(crate) fn failure(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            SourceState::Failed(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a failed fetch failed on what the remote holds (objects missing or
+/// damaged), not on reaching it.
+fn entry_problem(e: &crate::Error) -> bool {
+    match e {
+        crate::Error::Remote(RemoteError::Transfer { first, .. }) => entry_problem(first),
+        crate::Error::Remote(RemoteError::Missing { .. } | RemoteError::Corrupt { .. }) => true,
+        crate::Error::Cache(_) | crate::Error::Format(_) => true,
+        _ => false,
     }
 }
 
@@ -358,16 +382,16 @@ impl<'a> RunSource<'a> {
 async fn fetch_with_runs(
     repo: &Repo,
     remote: &Remote,
-    tracked: Vec<Tracked>,
+    tracked: &[Tracked],
     run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     if !run_cache {
-        return fetch_async(repo, remote, &tracked, &[], progress).await;
+        return fetch_async(repo, remote, tracked, &[], progress).await;
     }
     let (entries, mut runs) = remote_runs(repo, remote).await?;
-    let outs = run_outs(repo, &tracked, entries.iter().map(|(_, d)| d));
-    let mut report = fetch_async(repo, remote, &tracked, &outs, progress).await?;
+    let outs = run_outs(repo, tracked, entries.iter().map(|(_, d)| d));
+    let mut report = fetch_async(repo, remote, tracked, &outs, progress).await?;
     for (key, done) in &entries {
         crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;
         runs.copied += 1;
@@ -559,7 +583,7 @@ pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Re
     let tracked = load_all(repo, opts)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
     let _lock = repo.lock("dvt fetch")?;
-    remote.block_on(fetch_with_runs(repo, &remote, tracked, opts.run_cache, progress))
+    remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts.run_cache, progress))
 }
 
 /// Fetches what `tracked` and `extra` need; a pull lays out directories of
@@ -1061,7 +1085,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = remote.block_on(fetch_with_runs(repo, &remote, tracked, opts.run_cache, progress))?;
+    let fetch = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts.run_cache, progress))?;
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
