@@ -210,6 +210,37 @@ fn status_lists_added_modified_deleted_and_missing_objects() {
 }
 
 #[test]
+fn control_characters_in_names_reach_the_terminal_as_escapes() {
+    let env = TestEnv::new();
+    // A name that would clear the screen, and one whose carriage return would hide its start.
+    let clear = "data/x\u{1b}[2Jy.csv";
+    let cr = "data/hidden\rshown.csv";
+    env.write(clear, "a\n");
+    env.write(cr, "b\n");
+    let added = env.dvt(&["add", "data"]).ok();
+    assert!(!added.stdout.contains('\u{1b}'), "{}", added.stdout);
+    std::fs::remove_file(env.path(clear)).unwrap();
+    std::fs::remove_file(env.path(cr)).unwrap();
+    let r = env.dvt(&["status"]).ok();
+    assert_eq!(
+        r.stdout,
+        "data.dvt: modified\n    deleted: data/hidden\\rshown.csv\n    deleted: data/x\\x1b[2Jy.csv\n"
+    );
+    // JSON keeps the names exact.
+    let j = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(j["pointers"][0]["deleted"][1], clear);
+    // So do errors.
+    let e = env.dvt(&["add", "data/x\u{1b}[2Jy.csv"]).fails();
+    assert!(
+        !e.stderr.contains('\u{1b}') && e.stderr.contains("\\x1b[2J"),
+        "{}",
+        e.stderr
+    );
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read(clear), b"a\n");
+}
+
+#[test]
 fn checkout_refuses_to_overwrite_changes_without_force() {
     let env = TestEnv::new();
     env.write("data/a.csv", "original a\n");

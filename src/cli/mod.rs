@@ -419,15 +419,36 @@ pub fn run() -> ExitCode {
 fn render_error(e: &dvt::Error) {
     let mut err = std::io::stderr().lock();
     // Servers' messages may end in a newline: one line per message.
-    let _ = writeln!(err, "error: {}", e.to_string().trim_end());
+    let _ = writeln!(err, "error: {}", visible(e.to_string().trim_end()));
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
-        let _ = writeln!(err, "  caused by: {}", c.to_string().trim_end());
+        let _ = writeln!(err, "  caused by: {}", visible(c.to_string().trim_end()));
         cause = c.source();
     }
     if let Some(h) = e.hint() {
-        let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "hint: {}", visible(&h));
     }
+}
+
+/// `text` as it may reach a terminal: control characters other than newline
+/// and tab (an escape sequence in a file name, a carriage return in a param)
+/// are written as escapes (`\x1b`, `\r`), so data can neither redraw the
+/// terminal nor hide a line of output. JSON escapes them itself.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => shown.push_str("\\r"),
+            // Control characters all lie below U+00A0.
+            c if hidden(c) => shown.push_str(&format!("\\x{:02x}", c as u32)),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
 }
 
 /// Writes to stdout. A closed pipe (`dvt status | head`) is not an error; any
@@ -436,7 +457,7 @@ fn render_error(e: &dvt::Error) {
 macro_rules! out {
     ($($t:tt)*) => {{
         let mut o = std::io::stdout().lock();
-        if let Err(e) = writeln!(o, $($t)*) {
+        if let Err(e) = writeln!(o, "{}", $crate::cli::visible(&format!($($t)*))) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -456,7 +477,7 @@ macro_rules! say {
 /// Writes a hint to stderr unless quiet.
 macro_rules! note {
     ($quiet:expr, $($t:tt)*) => {{
-        if !$quiet { let _ = writeln!(std::io::stderr().lock(), $($t)*); }
+        if !$quiet { let _ = writeln!(std::io::stderr().lock(), "{}", $crate::cli::visible(&format!($($t)*))); }
     }};
 }
 
