@@ -917,7 +917,7 @@ fn ask(question: &str) -> Result<bool, dvt::Error> {
         )
         .into());
     }
-    eprint!("{question}");
+    eprint!("{}", super::visible(question));
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
