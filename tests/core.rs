@@ -236,8 +236,20 @@ fn control_characters_in_names_reach_the_terminal_as_escapes() {
         "{}",
         e.stderr
     );
-    env.dvt(&["checkout"]).ok();
+    let restored = env.dvt(&["checkout"]).ok();
     assert_eq!(env.read(clear), b"a\n");
+    assert!(
+        restored.stdout.contains("restored data/x\\x1b[2Jy.csv\n"),
+        "{}",
+        restored.stdout
+    );
+
+    // A newline would split a name over two lines of a list: it is quoted, as git does.
+    env.write("data/two\nlines.csv", "c\n");
+    env.dvt(&["add", "data"]).ok();
+    std::fs::remove_file(env.path("data/two\nlines.csv")).unwrap();
+    let r = env.dvt(&["status"]).ok();
+    assert_eq!(r.stdout, "data.dvt: modified\n    deleted: \"data/two\\nlines.csv\"\n");
 }
 
 #[test]

@@ -412,7 +412,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
                 out!("{title}:");
                 for c in list {
-                    out!("    {}", c.path);
+                    out!("    {}", super::quoted(&c.path));
                 }
             }
             let files = |l: &[ops::diff::Change]| l.iter().filter(|c| !c.path.ends_with('/')).count();

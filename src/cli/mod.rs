@@ -451,6 +451,27 @@ fn visible(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(shown)
 }
 
+/// A path in a list printed one per line: as it is, or, when it holds a
+/// newline (which would split it over two lines), in double quotes with `\n`,
+/// `\"` and `\\` escaped, as git prints such paths.
+fn quoted(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('\n') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut q = String::with_capacity(path.len() + 4);
+    q.push('"');
+    for c in path.chars() {
+        match c {
+            '\n' => q.push_str("\\n"),
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    std::borrow::Cow::Owned(q)
+}
+
 /// Writes to stdout. A closed pipe (`dvt status | head`) is not an error; any
 /// other failure (a full disk under `> report.json`) is, so that a script does
 /// not take a truncated report for a whole one.
@@ -722,7 +743,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     ("mode changed", &p.mode_changed),
                 ] {
                     for path in list {
-                        out!("    {label}: {path}");
+                        out!("    {label}: {}", quoted(path));
                     }
                 }
                 if !p.missing_from_cache.is_empty() {
@@ -813,14 +834,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             for p in &report.deleted {
-                say!(q, "deleted {p}");
+                say!(q, "deleted {}", quoted(p));
             }
             for p in &report.mode_fixed {
-                say!(q, "mode fixed {p}");
+                say!(q, "mode fixed {}", quoted(p));
             }
             if report.restored.len() <= 20 {
                 for p in &report.restored {
-                    say!(q, "restored {p}");
+                    say!(q, "restored {}", quoted(p));
                 }
             }
             let n = report.restored.len();
