@@ -2012,3 +2012,61 @@ fn stages_with_uncached_data_are_not_run_cached() {
     }
     assert!(!env.exists(".dvt/cache/runs"));
 }
+
+/// `repro --pull` when the remote's run-cache entry names an object the remote
+/// does not have: that stage runs, and the remote is still asked for the next.
+#[test]
+fn repro_pull_runs_a_stage_whose_remote_entry_lacks_an_object_and_asks_again_for_the_next() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    env.write(
+        "dvt.toml",
+        r#"[stages.one]
+cmd = "cp in.txt one.txt"
+deps = ["in.txt"]
+outs = ["one.txt"]
+
+[stages.two]
+cmd = "cp one.txt two.txt"
+deps = ["one.txt"]
+outs = ["two.txt"]
+"#,
+    );
+    env.write("in.txt", "a\n");
+    env.dvt(&["repro"]).ok();
+    env.write("in.txt", "b\n");
+    env.dvt(&["repro"]).ok();
+    env.dvt(&["push", "--run-cache"]).ok();
+    env.commit("in b");
+
+    // Stage one's entry for in.txt = "a" now names an out the remote lacks.
+    let a = blake3::hash(b"a\n").to_hex().to_string();
+    let absent = blake3::hash(b"not on the remote\n").to_hex().to_string();
+    let mut damaged = 0;
+    for dir in std::fs::read_dir(remote.path().join("runs")).unwrap() {
+        for entry in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains("cmd = \"cp in.txt one.txt\"") && text.contains(&a) {
+                let (deps, outs) = text.split_once("[[outs]]").unwrap();
+                std::fs::write(&path, format!("{deps}[[outs]]{}", outs.replace(&a, &absent))).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert_eq!(damaged, 1);
+
+    let clone = env.clone_repo();
+    clone.write("in.txt", "a\n");
+    let r = clone.dvt(&["repro", "--pull"]).ok();
+    assert!(r.stdout.contains("Stage `one` ran"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Stage `two`: ") && r.stdout.contains("restored from the run cache, not run"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("could not be read"), "{}", r.stderr);
+    assert_eq!(clone.read("two.txt"), b"a\n");
+}
