@@ -294,6 +294,30 @@ fn checkout_fixes_executable_bits_and_replaces_type_changes() {
 }
 
 #[test]
+fn a_tracked_directory_replaced_by_a_file_is_said_in_one_line_and_restored_only_with_force() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.write("data/b.csv", "b\n");
+    env.dvt(&["add", "data"]).ok();
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    env.write("data", "a file now\n");
+    let st = env.dvt(&["status"]).ok();
+    assert_eq!(
+        st.stdout,
+        "data.dvt: modified\n    replaced: data is a file now, not the directory of 2 files that the pointer records\n"
+    );
+    // The JSON keeps the detail.
+    let j = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(j["pointers"][0]["added"][0], "data");
+    assert_eq!(j["pointers"][0]["deleted"].as_array().unwrap().len(), 2);
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(r.stderr.contains("  data\n"), "{}", r.stderr);
+    assert_eq!(env.read("data"), b"a file now\n");
+    env.dvt(&["checkout", "--force"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b\n");
+}
+
+#[test]
 fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
     let env = TestEnv::new();
     env.write("data/raw/x.csv", "x\n");

@@ -736,14 +736,23 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 } else {
                     out!("{}: {state}", p.pointer);
                 }
-                for (label, list) in [
-                    ("added", &p.added),
-                    ("modified", &p.modified),
-                    ("deleted", &p.deleted),
-                    ("mode changed", &p.mode_changed),
-                ] {
-                    for path in list {
-                        out!("    {label}: {}", quoted(path));
+                // A directory replaced by a file: one line, not every file as deleted.
+                if p.kind == Some(dvt::pointer::Kind::Dir) && p.added == [p.path.as_str()] {
+                    out!(
+                        "    replaced: {} is a file now, not the directory of {} that the pointer records",
+                        quoted(&p.path),
+                        dvt::counted(p.deleted.len(), "file")
+                    );
+                } else {
+                    for (label, list) in [
+                        ("added", &p.added),
+                        ("modified", &p.modified),
+                        ("deleted", &p.deleted),
+                        ("mode changed", &p.mode_changed),
+                    ] {
+                        for path in list {
+                            out!("    {label}: {}", quoted(path));
+                        }
                     }
                 }
                 if !p.missing_from_cache.is_empty() {
