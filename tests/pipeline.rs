@@ -2021,20 +2021,7 @@ fn repro_pull_runs_a_stage_whose_remote_entry_lacks_an_object_and_asks_again_for
     let remote = tempfile::tempdir().unwrap();
     env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
         .ok();
-    env.write(
-        "dvt.toml",
-        r#"[stages.one]
-cmd = "cp in.txt one.txt"
-deps = ["in.txt"]
-outs = ["one.txt"]
-
-[stages.two]
-cmd = "cp one.txt two.txt"
-deps = ["one.txt"]
-outs = ["two.txt"]
-"#,
-    );
-    env.write("in.txt", "a\n");
+    common::write_copy_chain(&env, "a\n");
     env.dvt(&["repro"]).ok();
     env.write("in.txt", "b\n");
     env.dvt(&["repro"]).ok();

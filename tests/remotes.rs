@@ -252,24 +252,8 @@ fn run_cache_push_and_pull_through_a_directory() {
 /// warning says why; the remote is not asked again for each later stage.
 #[test]
 fn repro_pull_from_a_remote_that_is_down_runs_the_stages_and_says_why() {
-    let env = TestEnv::new();
-    // Nothing listens on port 1 of loopback.
-    s3_remote(&env, "http://127.0.0.1:1", "bucket");
-    env.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
-    env.write("in.txt", "a\n");
-    env.write(
-        "dvt.toml",
-        r#"[stages.one]
-cmd = "cp in.txt one.txt"
-deps = ["in.txt"]
-outs = ["one.txt"]
-
-[stages.two]
-cmd = "cp one.txt two.txt"
-deps = ["one.txt"]
-outs = ["two.txt"]
-"#,
-    );
+    let env = with_remote_down();
+    common::write_copy_chain(&env, "a\n");
     let r = env.dvt(&["repro", "--pull"]).ok();
     assert_eq!(env.read("two.txt"), b"a\n");
     assert_eq!(
@@ -289,9 +273,7 @@ outs = ["two.txt"]
 
 #[test]
 fn repro_pull_says_the_remote_is_down_even_when_a_stage_then_fails() {
-    let env = TestEnv::new();
-    s3_remote(&env, "http://127.0.0.1:1", "bucket");
-    env.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    let env = with_remote_down();
     env.write("in.txt", "a\n");
     env.write(
         "dvt.toml",
@@ -335,6 +317,14 @@ fn run_cache_push_and_pull_through_webdav() {
     a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
         .ok();
     run_cache_round_trip(&a, |_| {});
+}
+
+/// A repo whose default remote (S3, no retries) is on a port where nothing listens.
+fn with_remote_down() -> TestEnv {
+    let env = TestEnv::new();
+    s3_remote(&env, "http://127.0.0.1:1", "bucket");
+    env.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    env
 }
 
 fn s3_remote(env: &TestEnv, endpoint: &str, bucket: &str) {

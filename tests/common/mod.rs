@@ -501,6 +501,25 @@ metrics = ["metrics.json"]
     );
 }
 
+/// Writes a pipeline of two stages, `one` copying `in.txt` (written as `input`)
+/// to `one.txt`, and `two` copying that to `two.txt`.
+pub fn write_copy_chain(env: &TestEnv, input: &str) {
+    env.write("in.txt", input);
+    env.write(
+        "dvt.toml",
+        r#"[stages.one]
+cmd = "cp in.txt one.txt"
+deps = ["in.txt"]
+outs = ["one.txt"]
+
+[stages.two]
+cmd = "cp one.txt two.txt"
+deps = ["one.txt"]
+outs = ["two.txt"]
+"#,
+    );
+}
+
 /// How many times the stage of [`counted_project`] has run in `env`.
 pub fn runs(env: &TestEnv) -> usize {
     match env.exists("runs.log") {
