@@ -294,7 +294,7 @@ fn checkout_fixes_executable_bits_and_replaces_type_changes() {
 }
 
 #[test]
-fn a_tracked_directory_replaced_by_a_file_is_said_in_one_line_and_restored_only_with_force() {
+fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only_with_force() {
     let env = TestEnv::new();
     env.write("data/a.csv", "a\n");
     env.write("data/b.csv", "b\n");
@@ -315,6 +315,17 @@ fn a_tracked_directory_replaced_by_a_file_is_said_in_one_line_and_restored_only_
     assert_eq!(env.read("data"), b"a file now\n");
     env.dvt(&["checkout", "--force"]).ok();
     assert_eq!(env.read("data/b.csv"), b"b\n");
+
+    // And a tracked file replaced by a directory.
+    env.write("model.bin", "weights");
+    env.dvt(&["add", "model.bin"]).ok();
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.write("model.bin/part", "p");
+    let st = env.dvt(&["status", "model.bin"]).ok();
+    assert_eq!(
+        st.stdout,
+        "model.bin.dvt: modified\n    replaced: model.bin is a directory now, not the file that the pointer records\n"
+    );
 }
 
 #[test]
