@@ -424,7 +424,7 @@ pub(crate) fn repro_knowing(
                     true => None,
                     false => run_cache::key(stage, &now),
                 };
-                let failed_before = runs_from.as_ref().and_then(|r| r.failure()).is_some();
+                let failed_before = runs_from.as_ref().is_some_and(crate::ops::transfer::RunSource::failed);
                 let earlier = match &key {
                     Some(k) if !opts.force && !opts.no_run_cache => {
                         restore_run(repo, stage, k, &now, runs_from.as_ref(), progress)?
@@ -435,8 +435,8 @@ pub(crate) fn repro_knowing(
                     Some(done) => (done, Action::RestoredFromRunCache),
                     None => {
                         // Said as the first stage runs for it: a later failure must not hide it.
-                        match runs_from.as_ref().and_then(|r| r.failure()) {
-                            Some(e) if !failed_before => on_run(
+                        match runs_from.as_ref().filter(|_| !failed_before).and_then(|r| r.failure()) {
+                            Some(e) => on_run(
                                 stage,
                                 &format!(
                                     "{why}; the remote's run cache could not be read, so this and later stages it may hold run: {e}"

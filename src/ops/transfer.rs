@@ -357,6 +357,11 @@ impl<'a> RunSource<'a> {
         }
     }
 
+    /// Whether the remote stopped being asked.
+    pub(crate) fn failed(&self) -> bool {
+        matches!(&*self.state.borrow(), SourceState::Failed(_))
+    }
+
     /// Why the remote stopped being asked, if it did.
     pub(crate) fn failure(&self) -> Option<String> {
         match &*self.state.borrow() {
