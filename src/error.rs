@@ -145,6 +145,12 @@ impl Error {
             Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
                 "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
             )),
+            Error::Path(PathError::Symlink { link, .. }) => Some(format!(
+                "dvt reads and writes only real files and directories: to track what the link points to, \
+                 add it where it is; if the link stands where tracked data belongs, remove it (`rm {}` \
+                 leaves what it points to alone) and `dvt checkout` puts the data there",
+                link.display()
+            )),
             Error::Path(PathError::TrackedByGit { path, .. }) => Some(format!(
                 "stop tracking it in git first, keeping the files: `git rm -r --cached {path}` and \
                  `git commit -m \"stop tracking {path}\"`; then run `dvt add` again"

@@ -316,6 +316,27 @@ fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only
     env.dvt(&["checkout", "--force"]).ok();
     assert_eq!(env.read("data/b.csv"), b"b\n");
 
+    // A symlink where the directory was: named as one; checkout, even with --force,
+    // neither follows nor removes it (git would remove it; here the link may be the
+    // user's way to keep data elsewhere) and says how to let the data back.
+    std::fs::rename(env.path("data"), env.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", env.path("data")).unwrap();
+    let st = env.dvt(&["status", "data"]).fails();
+    assert!(st.stdout.contains("/data` is a symbolic link"), "{}", st.stdout);
+    env.write("elsewhere/a.csv", "changed\n");
+    for force in [&[][..], &["--force"]] {
+        let r = env.dvt(&[&["checkout", "data"][..], force].concat()).fails();
+        assert!(
+            r.stderr.contains("hint: dvt reads and writes only real files"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(env.read("elsewhere/a.csv"), b"changed\n");
+    std::fs::remove_file(env.path("data")).unwrap();
+    env.dvt(&["checkout", "data"]).ok();
+    assert_eq!(env.read("data/a.csv"), b"a\n");
+
     // And a tracked file replaced by a directory.
     env.write("model.bin", "weights");
     env.dvt(&["add", "model.bin"]).ok();
