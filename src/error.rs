@@ -993,6 +993,25 @@ pub(crate) fn conflict_line(text: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+impl crate::Error {
+    /// The same error with the workspace paths it names (a link, a special file, a
+    /// name that is not UTF-8) made relative to `root`, the repository root, as the
+    /// other errors name them.
+    pub fn relative_to(self, root: &std::path::Path) -> Self {
+        let rel = |p: PathBuf| p.strip_prefix(root).map(std::path::Path::to_path_buf).unwrap_or(p);
+        match self {
+            crate::Error::Path(PathError::Symlink { path, link }) => PathError::Symlink {
+                path: rel(path),
+                link: rel(link),
+            }
+            .into(),
+            crate::Error::Path(PathError::Special { path }) => PathError::Special { path: rel(path) }.into(),
+            crate::Error::Path(PathError::NotUtf8 { path }) => PathError::NotUtf8 { path: rel(path) }.into(),
+            e => e,
+        }
+    }
+}
+
 /// What [`PathError::Symlink`] says about the link: the path is one, or leads through one.
 fn symlink_subject(path: &std::path::Path, link: &std::path::Path) -> String {
     if path == link {

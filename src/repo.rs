@@ -493,8 +493,8 @@ impl Repo {
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(PathError::Symlink {
-                        path: self.root.join(rel),
-                        link: cur,
+                        path: rel.into(),
+                        link: cur.strip_prefix(&self.root).unwrap_or(&cur).to_path_buf(),
                     }
                     .into());
                 }

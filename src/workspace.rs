@@ -76,7 +76,7 @@ pub fn scan_dir(root: &Path, abs: &Path) -> Result<Scan> {
             }
         }
     }
-    let mut scan = walk(abs, "", &ignores)?;
+    let mut scan = walk(abs, "", &ignores).map_err(|e| e.relative_to(root))?;
     scan.empty_dirs.sort_unstable();
     Ok(scan)
 }
@@ -850,8 +850,8 @@ pub fn compare_scanned(
     };
     if meta.file_type().is_symlink() {
         return Err(PathError::Symlink {
-            path: tracked.data_abs.clone(),
-            link: tracked.data_abs.clone(),
+            path: tracked.data_rel.clone().into(),
+            link: tracked.data_rel.clone().into(),
         }
         .into());
     }

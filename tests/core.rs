@@ -322,12 +322,17 @@ fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only
     std::fs::rename(env.path("data"), env.path("elsewhere")).unwrap();
     std::os::unix::fs::symlink("elsewhere", env.path("data")).unwrap();
     let st = env.dvt(&["status", "data"]).fails();
-    assert!(st.stdout.contains("/data` is a symbolic link"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("data.dvt: error: `data` is a symbolic link"),
+        "{}",
+        st.stdout
+    );
     env.write("elsewhere/a.csv", "changed\n");
     for force in [&[][..], &["--force"]] {
         let r = env.dvt(&[&["checkout", "data"][..], force].concat()).fails();
         assert!(
-            r.stderr.contains("hint: dvt reads and writes only real files"),
+            r.stderr.contains("hint: dvt reads and writes only real files")
+                && r.stderr.contains("(`rm data` leaves what it points to alone)"),
             "{}",
             r.stderr
         );
@@ -723,15 +728,16 @@ fn add_refuses_symlinks() {
     std::fs::write(outside.path().join("secret"), "s").unwrap();
     std::os::unix::fs::symlink(outside.path(), env.path("link")).unwrap();
     let r = env.dvt(&["add", "link/secret"]).fails();
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
-    env.write("data/a.csv", "a\n");
-    std::os::unix::fs::symlink("/etc/hostname", env.path("data/l")).unwrap();
-    let r = env.dvt(&["add", "data"]).fails();
     assert!(
-        r.stderr.contains("data/l") && r.stderr.contains("symbolic link"),
+        r.stderr.contains("`link/secret` goes through the symbolic link `link`"),
         "{}",
         r.stderr
     );
+    env.write("data/a.csv", "a\n");
+    std::os::unix::fs::symlink("/etc/hostname", env.path("data/l")).unwrap();
+    let r = env.dvt(&["add", "data"]).fails();
+    // Named from the repository root, as every other path in an error.
+    assert!(r.stderr.contains("error: `data/l` is a symbolic link"), "{}", r.stderr);
     assert!(!env.exists("data.dvt"));
     // A link named itself is said to be one, not to lead through itself.
     std::os::unix::fs::symlink("data/a.csv", env.path("alias.csv")).unwrap();
@@ -751,6 +757,17 @@ fn add_refuses_symlinks() {
         r.stderr
     );
     assert!(!env.exists("pipe.dvt"));
+    // One inside a directory is named from the repository root.
+    env.write("more/a.csv", "a\n");
+    std::fs::rename(env.path("pipe"), env.path("more/pipe")).unwrap();
+    let r = env.dvt(&["add", "more"]).fails();
+    assert!(
+        r.stderr
+            .contains("error: `more/pipe` is not a regular file or directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("more.dvt"));
 }
 
 #[test]
@@ -835,7 +852,11 @@ fn pointer_paths_that_escape_are_rejected_before_anything_is_written() {
     std::fs::rename(env.path("real"), outside.path().join("real")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("real"), env.path("sub")).unwrap();
     let r = env.dvt(&["checkout", "sub/data.csv.dvt"]).fails();
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`sub/data.csv` goes through the symbolic link `sub`"),
+        "{}",
+        r.stderr
+    );
     assert!(!outside.path().join("real/data.csv").exists());
 }
 
