@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit and end-to-end
 # tests, doc tests, docs without warnings (rustdoc; the book's links and command
-# pages), the demo and a benchmark smoke run.
+# pages; the getting-started page run as pasted), the demo and a benchmark smoke run.
 # Needs git, python3, node/npm, curl and a Rust toolchain; installs the storage
 # servers the remote tests use (scripts/servers.sh) and stops them when done.
 set -euo pipefail
@@ -30,6 +30,8 @@ echo "== cargo doc (no warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "== docs: links and anchors, SUMMARY, a page per command"
 python3 scripts/check_docs.py target/debug/dvt
+echo "== docs: the getting-started page, run as pasted"
+python3 scripts/check_getting_started.py target/debug/dvt
 echo "== fixtures match their generator"
 python3 fixtures/generate.py "$fx/sample"
 diff -r fixtures/sample "$fx/sample"
