@@ -997,7 +997,7 @@ impl crate::Error {
     /// The same error with the workspace paths it names (a link, a special file, a
     /// name that is not UTF-8) made relative to `root`, the repository root, as the
     /// other errors name them.
-    pub fn relative_to(self, root: &std::path::Path) -> Self {
+    pub(crate) fn relative_to(self, root: &std::path::Path) -> Self {
         let rel = |p: PathBuf| p.strip_prefix(root).map(std::path::Path::to_path_buf).unwrap_or(p);
         match self {
             crate::Error::Path(PathError::Symlink { path, link }) => PathError::Symlink {
