@@ -306,8 +306,9 @@ fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only
         st.stdout,
         "data.dvt: modified\n    replaced: data is a file now, not the directory of 2 files that the pointer records\n"
     );
-    // The JSON keeps the detail.
+    // The JSON says it too, and keeps the detail.
     let j = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(j["pointers"][0]["replaced_by"], "file");
     assert_eq!(j["pointers"][0]["added"][0], "data");
     assert_eq!(j["pointers"][0]["deleted"].as_array().unwrap().len(), 2);
     let r = env.dvt(&["checkout"]).fails();
@@ -352,6 +353,20 @@ fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only
         st.stdout,
         "model.bin.dvt: modified\n    replaced: model.bin is a directory now, not the file that the pointer records\n"
     );
+    let j = env.dvt(&["status", "--json", "model.bin"]).ok().json();
+    assert_eq!(j["pointers"][0]["replaced_by"], "dir");
+
+    // A file inside a tracked directory replaced by a directory, named as a target.
+    std::fs::remove_file(env.path("data/a.csv")).unwrap();
+    env.write("data/a.csv/inner", "x");
+    let st = env.dvt(&["status", "data/a.csv"]).ok();
+    assert_eq!(
+        st.stdout,
+        "data/a.csv (in data.dvt): modified\n    replaced: data/a.csv is a directory now, not the file that the pointer records\n"
+    );
+    // For the directory it is a change inside, not a replacement of `data`.
+    let j = env.dvt(&["status", "--json", "data"]).ok().json();
+    assert_eq!(j["pointers"][0]["replaced_by"], serde_json::Value::Null);
 }
 
 #[test]

@@ -738,14 +738,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
                 // A directory replaced by a file, or the other way round: one line,
                 // not every file as deleted (or the directory as a modified file).
-                let is_dir = || fs_err::symlink_metadata(repo.root().join(&p.path)).is_ok_and(|m| m.is_dir());
-                if p.kind == Some(dvt::pointer::Kind::Dir) && p.added == [p.path.as_str()] {
+                if p.replaced_by == Some(dvt::pointer::Kind::File) {
                     out!(
                         "    replaced: {} is a file now, not the directory of {} that the pointer records",
                         quoted(&p.path),
                         dvt::counted(p.deleted.len(), "file")
                     );
-                } else if p.kind == Some(dvt::pointer::Kind::File) && p.modified == [p.path.as_str()] && is_dir() {
+                } else if p.replaced_by == Some(dvt::pointer::Kind::Dir) {
                     out!(
                         "    replaced: {} is a directory now, not the file that the pointer records",
                         quoted(&p.path)

@@ -81,6 +81,10 @@ pub struct PointerStatus {
     pub deleted: Vec<String>,
     /// Paths whose executable bit differs.
     pub mode_changed: Vec<String>,
+    /// What now stands at the data path when it is not what the pointer records:
+    /// `file` where a directory was tracked, `dir` where a file was. The lists
+    /// above still say it file by file (the path added, every recorded file deleted).
+    pub replaced_by: Option<Kind>,
     /// Objects the pointer needs that the cache lacks.
     pub missing_from_cache: Vec<ObjectId>,
     /// Why the pointer could not be checked, if it could not.
@@ -99,6 +103,7 @@ impl PointerStatus {
             modified: vec![],
             deleted: vec![],
             mode_changed: vec![],
+            replaced_by: None,
             missing_from_cache: vec![],
             error: None,
         }
@@ -259,6 +264,14 @@ fn record_changes(
             st.modified = full(c.modified);
             st.deleted = full(c.deleted);
             st.mode_changed = full(c.mode_changed);
+            if st.workspace == Workspace::Modified {
+                // One more stat, for a changed path only.
+                let now = match fs_err::symlink_metadata(&tracked.data_abs) {
+                    Ok(m) if m.is_dir() => Kind::Dir,
+                    _ => Kind::File,
+                };
+                st.replaced_by = (now != tracked.pointer.kind).then_some(now);
+            }
         }
     }
     Ok(())
