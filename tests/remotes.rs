@@ -248,6 +248,93 @@ fn run_cache_push_and_pull_through_a_directory() {
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
+/// `gc -r` deletes the remote's run-cache entries whose data it deletes there,
+/// and keeps the others whole, the copies of their metrics files included, also
+/// when this clone's cache has none of them: A pushes two runs, B (a clone
+/// without run cache) runs gc, C (another) fetches what is left.
+fn gc_of_remote_runs(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
+    write_counted_stage(a);
+    a.write(".gitignore", "/runs.log\n");
+    a.dvt(&["repro"]).ok();
+    a.write("params.yaml", "lr: 0.2\n");
+    a.dvt(&["repro"]).ok();
+    a.dvt(&["push", "--run-cache"]).ok();
+    a.commit("lr 0.2");
+
+    // B has the workspace's data, no run cache: lr 0.1's run goes with its data.
+    let b = a.clone_repo();
+    configure_clone(&b);
+    b.dvt(&["pull"]).ok();
+    let r = b.dvt(&["gc", "-r", "--dry-run"]).ok();
+    assert!(
+        r.stderr
+            .contains("run cache: 1 entry to delete (their data is deleted or gone)"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    assert_eq!(r["plan"]["remote_run_cache_entries"].as_array().unwrap().len(), 1);
+    assert_eq!(r["plan"]["run_cache_entries"].as_array().unwrap().len(), 0);
+    assert_eq!(r["plan"]["remote_objects"]["files"].as_array().unwrap().len(), 2);
+    let r = b.dvt(&["gc", "-r", "-f"]).ok();
+    assert!(r.stdout.contains("Nothing to delete"), "{}", r.stdout);
+
+    // What is left is whole: a new clone fetches it, and restores lr 0.2 from it.
+    let c = a.clone_repo();
+    configure_clone(&c);
+    let r = c.dvt(&["fetch", "--run-cache"]).ok();
+    assert!(
+        r.stdout.contains("run cache: 1 run fetched, 0 already here\n"),
+        "{}",
+        r.stdout
+    );
+    c.write("params.yaml", "lr: 0.1\n");
+    c.dvt(&["repro"]).ok();
+    assert_eq!(runs(&c), 1);
+    c.write("params.yaml", "lr: 0.2\n");
+    let r = c.dvt(&["repro"]).ok();
+    assert!(r.stdout.contains("restored from the run cache"), "{}", r.stdout);
+    assert_eq!(c.read("metrics.json"), b"{\"loss\": 0.2}\n");
+    assert_eq!(runs(&c), 1);
+}
+
+#[test]
+fn gc_remote_deletes_the_remote_runs_whose_data_goes_and_keeps_the_others_whole() {
+    let (a, store) = dir_repo();
+    gc_of_remote_runs(&a, |_| {});
+    assert_eq!(files_under(&store.join("runs")).len(), 1);
+    let remote = Store::at(&store);
+    assert!(!remote.has(&id_of(b"lr: 0.1\n")) && !remote.has(&id_of(b"{\"loss\": 0.1}\n")));
+    assert!(remote.has(&id_of(b"lr: 0.2\n")) && remote.has(&id_of(b"{\"loss\": 0.2}\n")));
+}
+
+#[test]
+fn gc_of_remote_runs_on_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    gc_of_remote_runs(&s3_repo(&endpoint), s3_secret);
+}
+
+#[test]
+fn gc_of_remote_runs_on_azurite() {
+    let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    gc_of_remote_runs(&azure_repo(&endpoint), azure_key);
+}
+
+#[test]
+fn gc_of_remote_runs_on_webdav() {
+    let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
+        .ok();
+    gc_of_remote_runs(&a, |_| {});
+}
+
 /// `repro --pull` with a remote that cannot be reached: the stages run, and one
 /// warning says why; the remote is not asked again for each later stage.
 #[test]

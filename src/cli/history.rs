@@ -562,7 +562,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     dvt::counted(plan.kept_objects, "object")
                 );
             } else if done {
-                let entries = match plan.run_cache_entries.len() {
+                let entries = match plan.run_cache_entries.len() + plan.remote_run_cache_entries.len() {
                     0 => String::new(),
                     n => format!(" and {}", dvt::counted(n, "run-cache entry")),
                 };
@@ -904,6 +904,13 @@ fn print_plan(plan: &ops::GcPlan) {
             dvt::counted(plan.remote_objects.count(), "object"),
             HumanBytes(plan.remote_objects.bytes)
         );
+        if !plan.remote_run_cache_entries.is_empty() {
+            let _ = writeln!(
+                err,
+                "remote `{r}` run cache: {} to delete (their data is deleted or gone)",
+                dvt::counted(plan.remote_run_cache_entries.len(), "entry")
+            );
+        }
     }
 }
 

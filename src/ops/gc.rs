@@ -14,14 +14,17 @@
 //! A run-cache entry whose data outs are all kept keeps the copies of its
 //! metrics and plots files too (git keeps those, so no pointer names the
 //! copies); any other entry goes with its data: it could restore nothing, and
-//! `fetch --run-cache` brings back whole ones.
+//! `fetch --run-cache` brings back whole ones. With a remote, its entries are
+//! sorted the same way by what stays on the remote.
 
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::git::{Git, GitId};
+use crate::manifest::Manifest;
 use crate::object::ObjectId;
+use crate::pipeline::lock::{Entry, StageLock};
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -78,12 +81,19 @@ pub struct GcPlan {
     /// The keys of the run-cache entries to delete, whose outs' objects are
     /// among those deleted from the cache or already gone.
     pub run_cache_entries: Vec<String>,
+    /// The same on the remote: entries whose outs' objects are among those
+    /// deleted from the remote or not there.
+    pub remote_run_cache_entries: Vec<String>,
 }
 
 impl GcPlan {
     /// Whether it deletes anything.
     pub fn deletes(&self) -> bool {
-        self.cache.count() + self.remote_objects.count() + self.run_cache_entries.len() > 0
+        self.cache.count()
+            + self.remote_objects.count()
+            + self.run_cache_entries.len()
+            + self.remote_run_cache_entries.len()
+            > 0
     }
 }
 
@@ -192,7 +202,8 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     } = referenced(repo, opts, &objects)?;
     progress.finish();
     let cache = repo.cache();
-    let run_cache_entries = sort_runs(repo, &mut keep)?;
+    let riders = riders(repo);
+    let run_cache_entries = sort_runs(repo, &riders, &mut keep)?;
     let (ids, _strays) = cache.list()?;
     let mut local = Doomed::default();
     for id in ids.into_iter().filter(|id| !keep.contains(id)) {
@@ -204,12 +215,15 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         }
     }
     let mut remote_objects = Doomed::default();
+    let mut remote_run_cache_entries = Vec::new();
     let mut remote = None;
     if opts.remote.is_some() {
         let r = objects.remote()?;
         remote = Some(r.name.clone());
         progress.start(&format!("listing remote `{}`", r.name), 0, false);
         let listed = r.block_on(r.list_all_sized(true))?;
+        let there: FxHashSet<ObjectId> = listed.iter().map(|(id, _)| *id).collect();
+        remote_run_cache_entries = sort_remote_runs(&objects, &riders, &there, &mut keep)?;
         progress.finish();
         for (id, size) in listed.into_iter().filter(|(id, _)| !keep.contains(id)) {
             remote_objects.bytes += size;
@@ -234,53 +248,100 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         remote,
         remote_objects,
         run_cache_entries,
+        remote_run_cache_entries,
     })
 }
 
-/// The run-cache entries to delete: those with a data out whose objects are
-/// not kept, or an out whose object the cache lacks. The others keep their
-/// metrics and plots files' copies (added to `keep`); which outs those are is
-/// read from the pipeline, by path.
-fn sort_runs(repo: &Repo, keep: &mut FxHashSet<ObjectId>) -> Result<Vec<String>> {
-    let cache = repo.cache();
-    let riders: FxHashSet<String> = match crate::pipeline::Pipeline::load(repo) {
+/// The paths of the pipeline's metrics and plots outs (git keeps those files;
+/// a run-cache entry keeps the cache's copies of them), or none without a pipeline.
+fn riders(repo: &Repo) -> FxHashSet<String> {
+    match crate::pipeline::Pipeline::load(repo) {
         Ok(Some(p)) => p
             .stages
             .values()
             .flat_map(|s| s.outs.iter().filter(|o| !o.cache).map(|o| o.path.clone()))
             .collect(),
         _ => FxHashSet::default(),
-    };
+    }
+}
+
+/// What run `done` keeps if it stays: `Some` with the objects of its metrics
+/// and plots outs (`riders`) when every out is `present` and every data out is
+/// in `keep`; `None` when it could restore nothing and goes. `files` reads a
+/// directory rider's manifest.
+fn run_keeps(
+    done: &StageLock,
+    riders: &FxHashSet<String>,
+    keep: &FxHashSet<ObjectId>,
+    present: impl Fn(&ObjectId) -> bool,
+    files: impl Fn(&Entry) -> Result<Manifest>,
+) -> Option<Vec<ObjectId>> {
+    let whole = done
+        .outs
+        .iter()
+        .all(|o| present(&o.id) && (riders.contains(&o.path) || keep.contains(&o.id)));
+    if !whole {
+        return None;
+    }
+    let mut kept = Vec::new();
+    for o in done.outs.iter().filter(|o| riders.contains(&o.path)) {
+        kept.push(o.id);
+        if o.kind == Kind::Dir {
+            // A manifest that cannot be read: the entry restores nothing.
+            kept.extend(files(o).ok()?.files.iter().map(|e| e.id));
+        }
+    }
+    Some(kept)
+}
+
+/// The run-cache entries to delete: those with a data out whose objects are
+/// not kept, or an out whose object the cache lacks. The others keep their
+/// metrics and plots files' copies (added to `keep`); which outs those are is
+/// read from the pipeline, by path.
+fn sort_runs(repo: &Repo, riders: &FxHashSet<String>, keep: &mut FxHashSet<ObjectId>) -> Result<Vec<String>> {
+    let cache = repo.cache();
     let mut doomed = Vec::new();
     for (key, done) in crate::pipeline::run_cache::entries(cache.root()) {
-        let whole = done
-            .outs
-            .iter()
-            .all(|o| cache.contains(&o.id) && (riders.contains(&o.path) || keep.contains(&o.id)));
-        let mut rides = Vec::new();
-        for o in done.outs.iter().filter(|o| whole && riders.contains(&o.path)) {
-            rides.push(Some(o.id));
-            if o.kind == Kind::Dir {
-                let files = cache
-                    .read(&o.id, Some(&o.path))
-                    .and_then(|m| crate::manifest::Manifest::parse(&m, &o.id));
-                match files {
-                    Ok(m) => rides.extend(m.files.iter().map(|e| Some(e.id))),
-                    // A manifest that cannot be read: the entry restores nothing.
-                    Err(_) => rides.push(None),
-                }
-            }
-        }
-        match rides.into_iter().collect::<Option<Vec<ObjectId>>>() {
-            Some(ids) if whole => keep.extend(ids),
-            _ => doomed.push(key),
+        let files = |o: &Entry| Manifest::parse(&cache.read(&o.id, Some(&o.path))?, &o.id);
+        match run_keeps(&done, riders, keep, |id| cache.contains(id), files) {
+            Some(ids) => keep.extend(ids),
+            None => doomed.push(key),
         }
     }
     Ok(doomed)
 }
 
-/// Deletes what `plan` lists: on the remote first (manifests, then files), then in
-/// the cache (manifests, then files).
+/// The same for the remote's entries, whose objects must be on the remote
+/// (`there`). An entry that cannot be read as one is left alone (a fetch skips
+/// it; a later dvt may have written it).
+fn sort_remote_runs(
+    objects: &Objects<'_>,
+    riders: &FxHashSet<String>,
+    there: &FxHashSet<ObjectId>,
+    keep: &mut FxHashSet<ObjectId>,
+) -> Result<Vec<String>> {
+    let r = objects.remote()?;
+    let mut entries = r.block_on(async { r.get_runs(r.run_keys().await?).await })?;
+    entries.sort();
+    let mut doomed = Vec::new();
+    for (key, text) in entries {
+        let Some(done) = text.as_deref().and_then(crate::pipeline::run_cache::parse) else {
+            continue;
+        };
+        let files = |o: &Entry| -> Result<Manifest> {
+            objects.ensure(&o.id, Some(&o.path))?;
+            Manifest::parse(&objects.cache().read(&o.id, Some(&o.path))?, &o.id)
+        };
+        match run_keeps(&done, riders, keep, |id| there.contains(id), files) {
+            Some(ids) => keep.extend(ids),
+            None => doomed.push(key),
+        }
+    }
+    Ok(doomed)
+}
+
+/// Deletes what `plan` lists: on the remote first (run-cache entries, manifests,
+/// then files), then in the cache (the same).
 fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
     if let Some(name) = &plan.remote {
         let objects = Objects::new(repo, Some(name));
@@ -288,18 +349,20 @@ fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
         let d = &plan.remote_objects;
         progress.start(&format!("deleting from `{name}`"), d.count() as u64, false);
         let tick = || progress.inc(1);
+        // Entries first: one present always means its outs are there.
+        r.block_on(r.delete_runs(&plan.remote_run_cache_entries))?;
         r.block_on(r.delete(&d.manifests, &tick))?;
         r.block_on(r.delete(&d.files, &tick))?;
         progress.finish();
     }
     let cache = repo.cache();
+    for key in &plan.run_cache_entries {
+        crate::pipeline::run_cache::remove(cache.root(), key)?;
+    }
     progress.start("deleting from the cache", plan.cache.count() as u64, false);
     let tick = || progress.inc(1);
     cache.delete_many(&plan.cache.manifests, &tick)?;
     cache.delete_many(&plan.cache.files, &tick)?;
     progress.finish();
-    for key in &plan.run_cache_entries {
-        crate::pipeline::run_cache::remove(cache.root(), key)?;
-    }
     Ok(())
 }

@@ -260,17 +260,9 @@ async fn remote_runs(
     let (there, new): (Vec<String>, Vec<String>) =
         remote.run_keys().await?.into_iter().partition(|k| local.contains(k));
     report.already_there = there.len();
-    let read: Vec<(String, Result<Option<String>>)> = futures::stream::iter(new)
-        .map(|key| async move {
-            let text = remote.get_run(&key).await;
-            (key, text)
-        })
-        .buffer_unordered(remote.jobs)
-        .collect()
-        .await;
     let mut entries = Vec::new();
-    for (key, text) in read {
-        match text?.as_deref().and_then(run_cache::parse) {
+    for (key, text) in remote.get_runs(new).await? {
+        match text.as_deref().and_then(run_cache::parse) {
             Some(done) => entries.push((key, done)),
             None => report.skipped += 1,
         }

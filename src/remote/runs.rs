@@ -2,6 +2,7 @@
 //! in the cache (see [`crate::pipeline::run_cache`]). Entries are small TOML
 //! files, moved whole.
 
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 
@@ -44,6 +45,34 @@ impl Remote {
             Err(e) => return Err(self.fail(&what(), &e)),
         };
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// The texts of run-cache entries `keys`, read concurrently, in no order;
+    /// `None` for an entry that is gone.
+    pub async fn get_runs(&self, keys: Vec<String>) -> Result<Vec<(String, Option<String>)>> {
+        let read: Vec<(String, Result<Option<String>>)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let text = self.get_run(&key).await;
+                (key, text)
+            })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        read.into_iter().map(|(key, text)| Ok((key, text?))).collect()
+    }
+
+    /// Deletes run-cache entries `keys` (missing ones are not an error).
+    pub async fn delete_runs(&self, keys: &[String]) -> Result<()> {
+        let paths: Vec<StorePath> = keys.iter().map(|k| self.run_path(k)).collect();
+        let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.store.delete_stream(input);
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.fail("cannot delete run-cache entries", &e)),
+            }
+        }
+        Ok(())
     }
 
     /// Uploads run-cache entry `key` with `text`.
