@@ -329,10 +329,7 @@ fn gc_of_remote_runs_on_webdav() {
     let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
         return;
     };
-    let a = TestEnv::new();
-    a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
-        .ok();
-    gc_of_remote_runs(&a, |_| {});
+    gc_of_remote_runs(&webdav_repo(&url), |_| {});
 }
 
 /// `repro --pull` with a remote that cannot be reached: the stages run, and one
@@ -400,10 +397,7 @@ fn run_cache_push_and_pull_through_webdav() {
     let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
         return;
     };
-    let a = TestEnv::new();
-    a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
-        .ok();
-    run_cache_round_trip(&a, |_| {});
+    run_cache_round_trip(&webdav_repo(&url), |_| {});
 }
 
 /// A repo whose default remote (S3, no retries) is on a port where nothing listens.
@@ -498,6 +492,15 @@ fn azure_repo(endpoint: &str) -> TestEnv {
     let a = TestEnv::new();
     let container = azure_container(&a, endpoint);
     azure_remote(&a, endpoint, &container);
+    a
+}
+
+/// A new repository whose default remote `dav` is a new prefix of the WebDAV
+/// server at `url`.
+fn webdav_repo(url: &str) -> TestEnv {
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dav", &format!("{url}/{}", unique("dvt"))])
+        .ok();
     a
 }
 
@@ -1280,10 +1283,7 @@ fn push_checks_big_objects_by_their_seal_to_webdav() {
     let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
         return;
     };
-    let a = TestEnv::new();
-    let remote = format!("{url}/{}", unique("dvt"));
-    a.dvt(&["remote", "add", "-d", "dav", &remote]).ok();
-    push_checks_big_objects_by_their_seal(&a, |_| {});
+    push_checks_big_objects_by_their_seal(&webdav_repo(&url), |_| {});
 }
 
 #[test]
