@@ -70,8 +70,16 @@ impl Error {
         }
     }
 
-    /// What the user can do about this error, when we know.
+    /// What the user can do about this error, when we know. Paths in the
+    /// commands it suggests are from the repository root; see [`Error::hint_from`].
     pub fn hint(&self) -> Option<String> {
+        self.hint_from(&|rel| rel.to_string())
+    }
+
+    /// [`Error::hint`], with each workspace path that a suggested command takes
+    /// written by `typed` (given the path from the repository root), so that the
+    /// command works pasted where the user is.
+    pub fn hint_from(&self, typed: &dyn Fn(&str) -> String) -> Option<String> {
         if self.is_disk_full() {
             return Some(
                 "the disk is full: free some space (`dvt gc` deletes cache objects no pointer needs) and run \
@@ -143,21 +151,26 @@ impl Error {
                 Some("move or delete what is there first, or name another destination".into())
             }
             Error::Path(PathError::ContainsTracked { pointer, .. }) => Some(format!(
-                "stop tracking the inner path first with `dvt remove {pointer}`, or add a sibling directory instead"
+                "stop tracking the inner path first with `dvt remove {}`, or add a sibling directory instead",
+                typed(pointer)
             )),
             Error::Path(PathError::Symlink { link, .. }) => Some(format!(
                 "dvt reads and writes only real files and directories: to track what the link points to, \
                  add it where it is; if the link stands where tracked data belongs, remove it (`rm {}` \
                  leaves what it points to alone) and `dvt checkout` puts the data there",
-                link.display()
+                match link.to_str() {
+                    Some(rel) if link.is_relative() => typed(rel),
+                    _ => link.display().to_string(),
+                }
             )),
             Error::Path(PathError::TrackedByGit { path, .. }) => Some(format!(
-                "stop tracking it in git first, keeping the files: `git rm -r --cached {path}` and \
-                 `git commit -m \"stop tracking {path}\"`; then run `dvt add` again"
+                "stop tracking it in git first, keeping the files: `git rm -r --cached {}` and \
+                 `git commit -m \"stop tracking {path}\"`; then run `dvt add` again",
+                typed(path)
             )),
             Error::Path(PathError::InsideTracked { tracked, .. }) => Some(format!(
-                "`{}` is tracked as a whole: run `dvt add {}` to record changes inside it",
-                tracked, tracked
+                "`{tracked}` is tracked as a whole: run `dvt add {}` to record changes inside it",
+                typed(tracked)
             )),
             Error::Remote(RemoteError::Unknown { known, .. }) if known.is_empty() => {
                 Some("add one with `dvt remote add -d NAME URL`".into())
@@ -193,7 +206,7 @@ impl Error {
             )),
             Error::Remote(RemoteError::Transfer { first, .. }) => {
                 const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
-                match (first.as_ref(), first.hint()) {
+                match (first.as_ref(), first.hint_from(typed)) {
                     (Error::Remote(RemoteError::Request { .. }), Some(h)) => Some(format!("{h}; then {AGAIN}")),
                     (_, Some(h)) => Some(h),
                     (_, None) => Some(AGAIN.into()),

@@ -691,6 +691,50 @@ fn add_rejects_bad_paths_and_writes_nothing() {
     );
 }
 
+/// The commands a hint suggests name paths from where the user is, so that
+/// they work pasted there (messages name paths from the root, as status does).
+#[test]
+fn hints_work_pasted_in_a_subdirectory() {
+    let env = TestEnv::new();
+    env.write("data/raw/a.csv", "a\n");
+    env.write("outer/inner/b.csv", "b\n");
+    env.write("in git/c.csv", "c\n");
+    env.write("work/deep/.keep", "");
+    env.dvt(&["add", "data", "outer/inner"]).ok();
+    env.git(&["add", "in git/c.csv"]);
+    std::os::unix::fs::symlink("data", env.path("link")).unwrap();
+    let here = env.path("work/deep");
+    // The one command between backticks that the hint suggests, starting with `word`.
+    let suggested = |stderr: &str, word: &str| -> String {
+        let hint = stderr
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        let start = hint.find(&format!("`{word} ")).unwrap_or_else(|| panic!("{hint}")) + 1;
+        hint[start..start + hint[start..].find('`').unwrap()].to_string()
+    };
+    for (target, word, command) in [
+        ("../../data/raw", "dvt", "dvt add ../../data"),
+        ("../../outer", "dvt", "dvt remove ../../outer/inner.dvt"),
+        ("../../in git", "git", "git rm -r --cached '../../in git'"),
+        ("../../link", "rm", "rm ../../link"),
+    ] {
+        let r = env.dvt_in(&here, &["add", target]).fails();
+        assert!(!r.stderr.contains("/work/deep"), "{}", r.stderr);
+        let cmd = suggested(&r.stderr, word);
+        assert_eq!(cmd, command, "{}", r.stderr);
+        env.sh_in(&here, &cmd).ok();
+    }
+    // Each followed, the path is addable from there.
+    env.dvt_in(&here, &["add", "../../outer", "../../in git"]).ok();
+    assert!(env.exists("outer.dvt") && env.exists("in git.dvt") && !env.exists("link"));
+    // `-C` is where the command runs.
+    let r = env.dvt(&["-C", "work", "add", "../data/raw"]).fails();
+    assert_eq!(suggested(&r.stderr, "dvt"), "dvt add ../data");
+    let r = env.dvt(&["add", "data/raw"]).fails();
+    assert_eq!(suggested(&r.stderr, "dvt"), "dvt add data");
+}
+
 /// As DVC does: data that git tracks (committed or only staged) is refused, since
 /// git would go on committing what the `.gitignore` entry is meant to keep out. The
 /// hint's commands make the same path addable.

@@ -410,13 +410,28 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            render_error(&e);
+            render_error(&e, cli.dir.as_deref());
             ExitCode::from(1)
         }
     }
 }
 
-fn render_error(e: &dvt::Error) {
+/// Prints `e`, its causes and its hint; the paths of the commands the hint
+/// suggests are written from where the command ran (`dir`, from `-C`, or the
+/// current directory), as the `git add` hints are.
+fn render_error(e: &dvt::Error, dir: Option<&std::path::Path>) {
+    let cwd = match dir {
+        Some(d) => std::path::absolute(d).ok(),
+        None => std::env::current_dir().ok(),
+    };
+    let root = cwd
+        .as_deref()
+        .and_then(|c| Repo::open(c).ok())
+        .map(|r| r.root().to_path_buf());
+    let typed = |rel: &str| match (&root, &cwd) {
+        (Some(root), Some(cwd)) => shell_paths(root, cwd, &[rel]),
+        _ => rel.to_string(),
+    };
     let mut err = std::io::stderr().lock();
     // Servers' messages may end in a newline: one line per message.
     let _ = writeln!(err, "error: {}", visible(e.to_string().trim_end()));
@@ -425,7 +440,7 @@ fn render_error(e: &dvt::Error) {
         let _ = writeln!(err, "  caused by: {}", visible(c.to_string().trim_end()));
         cause = c.source();
     }
-    if let Some(h) = e.hint() {
+    if let Some(h) = e.hint_from(&typed) {
         let _ = writeln!(err, "hint: {}", visible(&h));
     }
 }

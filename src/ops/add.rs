@@ -176,9 +176,10 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     };
     let ft = meta.file_type();
     if ft.is_symlink() {
+        // From the root, as every link dvt meets is named (the hint says it from here).
         return Err(PathError::Symlink {
-            path: arg.to_path_buf(),
-            link: arg.to_path_buf(),
+            path: rel.clone().into(),
+            link: rel.into(),
         }
         .into());
     }

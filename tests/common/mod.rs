@@ -241,15 +241,21 @@ impl TestEnv {
 
     /// `git ARGS` with the `dvt` under test first on `PATH` (for hooks); not checked.
     pub fn git_with_dvt(&self, args: &[&str]) -> Run {
+        Run::from(self.with_dvt("git", &self.root).args(args).output().expect("run git"))
+    }
+
+    /// `sh -c SCRIPT` in `dir`, as a user types it, with the `dvt` under test
+    /// first on `PATH`; not checked.
+    pub fn sh_in(&self, dir: &Path, script: &str) -> Run {
+        Run::from(self.with_dvt("sh", dir).args(["-c", script]).output().expect("run sh"))
+    }
+
+    fn with_dvt(&self, program: &str, dir: &Path) -> Command {
         let bin_dir = Path::new(DVT).parent().unwrap();
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-        Run::from(
-            self.command("git", &self.root)
-                .env("PATH", path)
-                .args(args)
-                .output()
-                .expect("run git"),
-        )
+        let mut c = self.command(program, dir);
+        c.env("PATH", path);
+        c
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
