@@ -575,6 +575,12 @@ pub fn rel_str(root: &Path, path: &Path) -> Result<String> {
 /// Every pointer file in the repository, sorted. Git-ignored paths (which include
 /// tracked data) and `.dvtignore`d paths are not searched.
 pub fn find_pointers(repo: &Repo) -> Result<Vec<PathBuf>> {
+    find_files(repo, &|p| is_pointer_path(p))
+}
+
+/// Every file of the repository for which `wanted` holds, sorted, searched as
+/// [`find_pointers`] searches.
+pub fn find_files(repo: &Repo, wanted: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let walker = ignore::WalkBuilder::new(repo.root())
         .standard_filters(false)
         .hidden(false)
@@ -591,7 +597,7 @@ pub fn find_pointers(repo: &Repo) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in walker {
         let entry = entry.map_err(|e| walk_error(e, repo.root()))?;
-        if entry.file_type().is_some_and(|t| t.is_file()) && is_pointer_path(entry.path()) {
+        if entry.file_type().is_some_and(|t| t.is_file()) && wanted(entry.path()) {
             out.push(entry.path().to_path_buf());
         }
     }

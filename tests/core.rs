@@ -996,6 +996,110 @@ fn corrupt_or_missing_object_never_reaches_the_workspace() {
     assert_eq!(env.read("data/big.bin"), b"my own\n");
 }
 
+/// `dvt destroy`, as `dvc destroy`: dvt's files go, the data stays as plain
+/// files (still git-ignored), and so do dvt's hooks; never while the cache it
+/// deletes holds the only copy of data the workspace lacks.
+#[test]
+fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a\n");
+    env.write("data/b.csv", "b\n");
+    env.write("data/.dvtignore", "*.tmp\n");
+    env.write("model.bin", "weights");
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "copy",
+        "-d",
+        "model.bin",
+        "-o",
+        "out.bin",
+        "cp model.bin out.bin",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    env.dvt(&["install-hooks"]).ok();
+    env.commit("tracked");
+    let gitignore = env.read(".gitignore");
+    let everything = [
+        ".dvt",
+        "data.dvt",
+        "model.bin.dvt",
+        "dvt.toml",
+        "dvt.lock",
+        "data/.dvtignore",
+    ];
+
+    // Data only in the cache: refused, even with --force, and nothing goes.
+    std::fs::remove_file(env.path("data/b.csv")).unwrap();
+    let r = env.dvt(&["destroy", "-f"]).fails();
+    assert!(
+        r.stderr
+            .contains("error: not deleting the cache: it holds the only copy here of data the workspace lacks (data)"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["destroy", "--dry-run"]).ok();
+    assert!(
+        r.stderr.contains("only in the cache (and on remotes): data\n"),
+        "{}",
+        r.stderr
+    );
+    env.dvt(&["checkout", "data"]).ok();
+    // Without a terminal to ask on, only with --force.
+    let r = env.dvt(&["destroy"]).fails();
+    assert!(r.stderr.contains("pass `--force`"), "{}", r.stderr);
+    let plan = env.dvt(&["destroy", "--dry-run", "--json"]).ok().json();
+    assert_eq!(
+        plan["plan"]["pointers"],
+        serde_json::json!(["data.dvt", "model.bin.dvt"])
+    );
+    assert_eq!(plan["plan"]["ignore_files"], serde_json::json!(["data/.dvtignore"]));
+    assert_eq!(plan["destroyed"], false);
+    for f in everything {
+        assert!(env.exists(f), "{f} was deleted");
+    }
+
+    let r = env.dvt(&["destroy", "-f"]).ok();
+    assert!(
+        r.stdout.contains("the data stays in place as plain files"),
+        "{}",
+        r.stdout
+    );
+    for f in everything {
+        assert!(!env.exists(f), "{f} is still there");
+    }
+    assert_eq!(env.read("data/a.csv"), b"a\n");
+    assert_eq!(env.read("data/b.csv"), b"b\n");
+    assert_eq!(env.read("out.bin"), b"weights");
+    assert_eq!(env.read(".gitignore"), gitignore);
+    assert!(!env.exists(".git/hooks/post-checkout"));
+    assert!(
+        env.run("git", &["config", "--get-regexp", "^merge\\."])
+            .stdout
+            .is_empty()
+    );
+    // git sees the pointers deleted, the data still ignored.
+    let st = env.run("git", &["status", "--porcelain"]).ok().stdout;
+    assert!(st.contains(" D data.dvt") && !st.contains("model.bin\n"), "{st}");
+    let r = env.dvt(&["status"]).fails();
+    assert!(r.stderr.contains("dvt init"), "{}", r.stderr);
+
+    // A cache elsewhere stays, and no longer keeps data for this repository.
+    let b = TestEnv::new();
+    let shared = b.root.parent().unwrap().join("shared-cache");
+    b.dvt(&["config", "cache.dir", shared.to_str().unwrap()]).ok();
+    b.write("x.bin", "x");
+    b.dvt(&["add", "x.bin"]).ok();
+    let r = b.dvt(&["destroy", "-f"]).ok();
+    assert!(r.stderr.contains("is kept"), "{}", r.stderr);
+    assert!(!b.exists(".dvt") && shared.join("repos").is_file());
+    let listed = std::fs::read_to_string(shared.join("repos")).unwrap();
+    assert!(!listed.contains(b.root.to_str().unwrap()), "{listed}");
+}
+
 #[test]
 fn a_second_mutating_command_names_the_lock_holder() {
     let env = TestEnv::new();

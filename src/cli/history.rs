@@ -916,7 +916,7 @@ fn print_plan(plan: &ops::GcPlan) {
 
 /// Asks a yes/no question on the terminal; refuses (with an error) when stdin is
 /// not a terminal, since nobody can answer.
-fn ask(question: &str) -> Result<bool, dvt::Error> {
+pub(super) fn ask(question: &str) -> Result<bool, dvt::Error> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
         return Err(std::io::Error::other(

@@ -157,6 +157,20 @@ enum Command {
         #[arg(required = true)]
         targets: Vec<PathBuf>,
     },
+    /// Stop using dvt here (as `dvc destroy`): delete the pointer files, `dvt.toml`,
+    /// `dvt.lock`, `.dvtignore` files and `.dvt` (with the cache inside it), and dvt's git
+    /// hooks. The data stays in the workspace as plain files.
+    Destroy {
+        /// Do not ask (needed without a terminal).
+        #[arg(short, long)]
+        force: bool,
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan and whether it was carried out as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Say which paths `.dvtignore` files exclude from tracked directories (as
     /// `dvc check-ignore`); exits 0 if any is excluded, 1 if none.
     CheckIgnore {
@@ -930,6 +944,46 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 say!(q, "removed {p}; the data stays in place, no longer tracked");
             }
         }
+        Command::Destroy {
+            force,
+            dry_run,
+            json: as_json,
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let mut confirm = |plan: &ops::DestroyPlan| -> Result<bool, dvt::Error> {
+                if !*as_json {
+                    print_destroy_plan(plan);
+                }
+                Ok(*force || history::ask("Delete dvt's files from this repository? [y/N] ")?)
+            };
+            let (plan, done) = match dry_run {
+                true => (ops::destroy::plan(&repo, &bars)?, false),
+                false => ops::destroy(&repo, &mut confirm, &bars)?,
+            };
+            if *dry_run && !*as_json {
+                print_destroy_plan(&plan);
+            }
+            if *as_json {
+                return json(&serde_json::json!({ "plan": plan, "destroyed": done }));
+            }
+            if !done {
+                if !*dry_run {
+                    say!(q, "nothing deleted");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            say!(
+                q,
+                "dvt removed from `{}`: the data stays in place as plain files",
+                repo.root().display()
+            );
+            if !plan.pointers.is_empty() || !plan.pipeline_files.is_empty() {
+                note!(
+                    q,
+                    "hint: the deleted files were in git: `git add -A` (or `git rm --cached` them) and commit"
+                );
+            }
+        }
         Command::CheckIgnore {
             targets,
             details,
@@ -1418,6 +1472,41 @@ pub(super) fn print_added(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `dvt destroy` is about to delete, on stderr.
+fn print_destroy_plan(plan: &ops::DestroyPlan) {
+    let mut what = vec![dvt::counted(plan.pointers.len(), "pointer file")];
+    what.extend(plan.pipeline_files.iter().map(|f| format!("`{f}`")));
+    if !plan.ignore_files.is_empty() {
+        what.push(dvt::counted(plan.ignore_files.len(), "`.dvtignore` file"));
+    }
+    what.push(match plan.cache_deleted {
+        true => "`.dvt` (configuration and cache)".to_string(),
+        false => "`.dvt` (configuration)".to_string(),
+    });
+    note!(false, "this deletes {}", what.join(", "));
+    note!(
+        false,
+        "the tracked data stays in the workspace as plain files (their `.gitignore` entries stay too){}",
+        match plan.cache_deleted {
+            true => String::new(),
+            false => format!("; the cache `{}` is kept", plan.cache.display()),
+        }
+    );
+    if !plan.at_risk.is_empty() {
+        note!(
+            false,
+            "not in the workspace as recorded, so only in the cache (and on remotes): {}",
+            plan.at_risk.iter().map(|p| quoted(p)).collect::<Vec<_>>().join(", ")
+        );
+        if plan.cache_deleted {
+            note!(
+                false,
+                "dvt deletes the cache only once they are back (`dvt checkout`) or given up (`dvt remove`)"
+            );
+        }
+    }
 }
 
 /// `root` as seen from `cwd`, inside it: `.`, `..`, `../..`…
