@@ -977,10 +977,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 "dvt removed from `{}`: the data stays in place as plain files",
                 repo.root().display()
             );
-            if !plan.pointers.is_empty() || !plan.pipeline_files.is_empty() {
+            let deleted_any = !plan.pointers.is_empty() || !plan.pipeline_files.is_empty();
+            if deleted_any && dvt::git::Git::open(repo.root()).is_ok() {
                 note!(
                     q,
-                    "hint: the deleted files were in git: `git add -A` (or `git rm --cached` them) and commit"
+                    "hint: if they were committed, record their removal with git: `git add -A`, then commit"
                 );
             }
         }
