@@ -447,16 +447,28 @@ impl Remote {
             .partition(|id| !packs.contains(id) || loose_packed.contains(id));
         only_packed.iter().for_each(|_| on_deleted());
         let paths: Vec<StorePath> = paths.into_iter().map(|id| self.path_of(id)).collect();
+        self.delete_paths(paths, "cannot delete objects", on_deleted).await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes `paths` (missing ones are not an error), calling `on_deleted`
+    /// after each; a failure is reported as `what`.
+    pub(crate) async fn delete_paths(
+        &self,
+        paths: Vec<StorePath>,
+        what: &str,
+        on_deleted: &(dyn Fn() + Sync),
+    ) -> Result<()> {
         let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
         let mut results = self.store.delete_stream(input);
         while let Some(r) = results.next().await {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.fail("cannot delete objects", &e)),
+                Err(e) => return Err(self.fail(what, &e)),
             }
             on_deleted();
         }
-        Ok(ids.len())
+        Ok(())
     }
 
     /// Removes what killed pushes left in a directory remote's `packs/` (an

@@ -64,15 +64,8 @@ impl Remote {
     /// Deletes run-cache entries `keys` (missing ones are not an error).
     pub async fn delete_runs(&self, keys: &[String]) -> Result<()> {
         let paths: Vec<StorePath> = keys.iter().map(|k| self.run_path(k)).collect();
-        let input = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
-        let mut results = self.store.delete_stream(input);
-        while let Some(r) = results.next().await {
-            match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.fail("cannot delete run-cache entries", &e)),
-            }
-        }
-        Ok(())
+        self.delete_paths(paths, "cannot delete run-cache entries", &|| {})
+            .await
     }
 
     /// Uploads run-cache entry `key` with `text`.
