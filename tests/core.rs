@@ -1061,6 +1061,20 @@ fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
     for f in everything {
         assert!(env.exists(f), "{f} was deleted");
     }
+    // Not while an experiment runs (in a worktree under `.dvt`).
+    std::fs::create_dir_all(env.path(".dvt/tmp/exps")).unwrap();
+    let running = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.path(".dvt/tmp/exps/queue-1.lock"))
+        .unwrap();
+    running.lock().unwrap();
+    std::fs::write(env.path(".dvt/tmp/exps/queue-1.lock"), "pid 4242: dvt queue start").unwrap();
+    let r = env.dvt(&["destroy", "-f"]).fails();
+    assert!(r.stderr.contains("(pid 4242: dvt queue start)"), "{}", r.stderr);
+    assert!(env.exists(".dvt") && env.exists("data.dvt"));
+    drop(running);
 
     let r = env.dvt(&["destroy", "-f"]).ok();
     assert!(

@@ -45,6 +45,8 @@ pub fn destroy(
     progress: &dyn Progress,
 ) -> Result<(DestroyPlan, bool)> {
     let lock = repo.lock_cache_alone("dvt destroy")?;
+    // Experiments run in worktrees under `.dvt`: none may be running.
+    let runs = crate::ops::queue::hold_all_runs(repo, "dvt destroy")?;
     let plan = plan(repo, progress)?;
     if plan.cache_deleted && !plan.at_risk.is_empty() {
         // Not even `--force` deletes data whose only copy here is the cache.
@@ -78,7 +80,7 @@ pub fn destroy(
     }
     // The lock file is in `.dvt` too: deleted while held, as nothing may start meanwhile.
     fs_err::remove_dir_all(repo.root().join(DVT_DIR))?;
-    drop(lock);
+    drop((runs, lock));
     Ok((plan, true))
 }
 

@@ -155,6 +155,25 @@ pub fn state(repo: &Repo, q: &Queued) -> Result<QueueState> {
     })
 }
 
+/// Holds the lock of every experiment run as one is marked running (its lock
+/// file present), so that none is running while the caller holds them; fails,
+/// naming the holder, if one is running.
+pub(crate) fn hold_all_runs(repo: &Repo, what: &str) -> Result<Vec<fs_err::File>> {
+    let mut held = Vec::new();
+    for entry in fs_err::read_dir(worktrees_dir(repo)?)? {
+        let path = entry?.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".lock"))
+        else {
+            continue;
+        };
+        held.push(repo.lock_named(&format!("exps/{name}"), what)?);
+    }
+    Ok(held)
+}
+
 /// Whether queued experiment `id` is running now.
 fn is_running(repo: &Repo, id: &str) -> Result<bool> {
     let name = format!("queue-{id}");
