@@ -1062,15 +1062,7 @@ fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
         assert!(env.exists(f), "{f} was deleted");
     }
     // Not while an experiment runs (in a worktree under `.dvt`).
-    std::fs::create_dir_all(env.path(".dvt/tmp/exps")).unwrap();
-    let running = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(env.path(".dvt/tmp/exps/queue-1.lock"))
-        .unwrap();
-    running.lock().unwrap();
-    std::fs::write(env.path(".dvt/tmp/exps/queue-1.lock"), "pid 4242: dvt queue start").unwrap();
+    let running = env.hold_lock(".dvt/tmp/exps/queue-1.lock", "pid 4242: dvt queue start");
     let r = env.dvt(&["destroy", "-f"]).fails();
     assert!(r.stderr.contains("(pid 4242: dvt queue start)"), "{}", r.stderr);
     assert!(env.exists(".dvt") && env.exists("data.dvt"));
@@ -1118,15 +1110,7 @@ fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
 fn a_second_mutating_command_names_the_lock_holder() {
     let env = TestEnv::new();
     env.write("a.csv", "a\n");
-    std::fs::create_dir_all(env.path(".dvt/tmp")).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(env.path(".dvt/tmp/lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    std::fs::write(env.path(".dvt/tmp/lock"), "pid 4242: dvt add big").unwrap();
+    let lock = env.hold_lock(".dvt/tmp/lock", "pid 4242: dvt add big");
     let r = env.dvt(&["add", "a.csv"]).fails();
     assert!(
         r.stderr

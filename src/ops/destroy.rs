@@ -88,10 +88,6 @@ pub fn destroy(
 pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
     let root = repo.root();
     let rel = |p: &Path| crate::workspace::rel_str(root, p);
-    let pointers = crate::workspace::find_pointers(repo)?
-        .iter()
-        .map(|p| rel(p))
-        .collect::<Result<Vec<_>>>()?;
     let pipeline_files = [crate::pipeline::PIPELINE_FILE, crate::pipeline::LOCK_FILE]
         .into_iter()
         .filter(|f| root.join(f).is_file())
@@ -105,6 +101,14 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
         },
         progress,
     )?;
+    // Every pointer file is in the report (found by the same search), besides
+    // the pipeline's outs.
+    let pointers = status
+        .pointers
+        .iter()
+        .filter(|p| p.pointer != crate::pipeline::LOCK_FILE)
+        .map(|p| p.pointer.clone())
+        .collect();
     // `.dvtignore` files outside tracked data, and inside tracked directories
     // (which git ignores, so the first search does not enter them).
     let is_ignore_file = |p: &Path| p.file_name().is_some_and(|n| n == crate::workspace::IGNORE_FILE);

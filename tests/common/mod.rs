@@ -258,6 +258,22 @@ impl TestEnv {
         c
     }
 
+    /// Holds lock file `rel` alone, as a running dvt does, with `holder` written in
+    /// it (what dvt names in its message); released when the file is dropped.
+    pub fn hold_lock(&self, rel: &str, holder: &str) -> std::fs::File {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        file.lock().unwrap();
+        std::fs::write(&path, holder).unwrap();
+        file
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
