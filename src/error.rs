@@ -77,8 +77,8 @@ impl Error {
     }
 
     /// [`Error::hint`], with each workspace path that a suggested command takes
-    /// written by `typed` (given the path from the repository root), so that the
-    /// command works pasted where the user is.
+    /// written by `typed` (given the path from the repository root, or an
+    /// absolute one), so that the command works pasted where the user is.
     pub fn hint_from(&self, typed: &dyn Fn(&str) -> String) -> Option<String> {
         if self.is_disk_full() {
             return Some(
@@ -124,7 +124,7 @@ impl Error {
                     .into(),
             ),
             Error::Format(FormatError::Conflict { path, .. }) => {
-                let p = path.display();
+                let p = typed(&path.to_string_lossy());
                 Some(format!(
                     "keep one side with `git checkout --ours {p}` (or `--theirs`), then `dvt checkout`; \
                      `dvt install-hooks` sets up a merge driver that merges tracked directories file by file"
@@ -133,7 +133,7 @@ impl Error {
             Error::Format(FormatError::Pointer { path, .. }) => Some(format!(
                 "fix it by hand, or put back the committed one with `git checkout -- {}`; commands given \
                  other targets do not read it",
-                path.display()
+                typed(&path.to_string_lossy())
             )),
             Error::Format(FormatError::UnsupportedVersion { .. }) => {
                 Some("this file was written by a newer dvt: upgrade dvt".into())

@@ -733,6 +733,15 @@ fn hints_work_pasted_in_a_subdirectory() {
     assert_eq!(suggested(&r.stderr, "dvt"), "dvt add ../data");
     let r = env.dvt(&["add", "data/raw"]).fails();
     assert_eq!(suggested(&r.stderr, "dvt"), "dvt add data");
+    // A pointer that cannot be read: the hint puts back the committed one.
+    env.commit("tracked");
+    let committed = env.read("data.dvt");
+    env.write("data.dvt", "version = 1\n");
+    let r = env.dvt_in(&here, &["checkout", "../../data"]).fails();
+    let cmd = suggested(&r.stderr, "git");
+    assert_eq!(cmd, "git checkout -- ../../data.dvt", "{}", r.stderr);
+    env.sh_in(&here, &cmd).ok();
+    assert_eq!(env.read("data.dvt"), committed);
 }
 
 /// As DVC does: data that git tracks (committed or only staged) is refused, since
@@ -1037,7 +1046,7 @@ fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
     let r = env.dvt(&["destroy", "-f"]).fails();
     assert!(
         r.stderr
-            .contains("error: not deleting the cache: it holds the only copy here of data the workspace lacks (data)"),
+            .contains("error: not deleting the cache: it may hold the only copy here of data the workspace lacks (data); `dvt checkout` puts data back"),
         "{}",
         r.stderr
     );
@@ -1048,6 +1057,23 @@ fn destroy_leaves_plain_data_and_never_the_only_copy_behind() {
         r.stderr
     );
     env.dvt(&["checkout", "data"]).ok();
+    // A pointer dvt cannot read: what it tracks is unknown, so the same refusal,
+    // named as such.
+    let committed = env.read("model.bin.dvt");
+    env.write("model.bin.dvt", "version = 1\npath = \"model.bin\"\n");
+    let r = env.dvt(&["destroy", "-f"]).fails();
+    assert!(
+        r.stderr.contains(
+            "it may hold the only copy here of whatever the pointers dvt cannot read track (model.bin.dvt); \
+             `dvt status` says what is wrong with a pointer: mend it, or `dvt remove` it; then run `dvt destroy` again"
+        ),
+        "{}",
+        r.stderr
+    );
+    let plan = env.dvt(&["destroy", "--dry-run", "--json"]).ok().json();
+    assert_eq!(plan["plan"]["unreadable"], serde_json::json!(["model.bin.dvt"]));
+    assert_eq!(plan["plan"]["at_risk"], serde_json::json!(["model.bin.dvt"]));
+    env.write("model.bin.dvt", committed);
     // Without a terminal to ask on, only with --force.
     let r = env.dvt(&["destroy"]).fails();
     assert!(r.stderr.contains("pass `--force`"), "{}", r.stderr);

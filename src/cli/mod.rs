@@ -442,9 +442,14 @@ fn render_error(e: &dvt::Error, dir: Option<&std::path::Path>) {
         .as_deref()
         .and_then(|c| Repo::open(c).ok())
         .map(|r| r.root().to_path_buf());
-    let typed = |rel: &str| match (&root, &cwd) {
-        (Some(root), Some(cwd)) => shell_paths(root, cwd, &[rel]),
-        _ => rel.to_string(),
+    // Paths come from the root, or absolute (those errors name files on disk).
+    let typed = |path: &str| match (&root, &cwd) {
+        (Some(root), Some(cwd)) => match std::path::Path::new(path).strip_prefix(root) {
+            Ok(rel) => shell_paths(root, cwd, &[&rel.to_string_lossy()]),
+            Err(_) if std::path::Path::new(path).is_absolute() => path.to_string(),
+            Err(_) => shell_paths(root, cwd, &[path]),
+        },
+        _ => path.to_string(),
     };
     let mut err = std::io::stderr().lock();
     // Servers' messages may end in a newline: one line per message.
@@ -1495,18 +1500,26 @@ fn print_destroy_plan(plan: &ops::DestroyPlan) {
             false => format!("; the cache `{}` is kept", plan.cache.display()),
         }
     );
-    if !plan.at_risk.is_empty() {
+    let listed = |paths: &mut dyn Iterator<Item = &String>| paths.map(|p| quoted(p)).collect::<Vec<_>>().join(", ");
+    let lacking = listed(&mut plan.at_risk.iter().filter(|p| !plan.unreadable.contains(p)));
+    if !lacking.is_empty() {
         note!(
             false,
-            "not in the workspace as recorded, so only in the cache (and on remotes): {}",
-            plan.at_risk.iter().map(|p| quoted(p)).collect::<Vec<_>>().join(", ")
+            "not in the workspace as recorded, so only in the cache (and on remotes): {lacking}"
         );
-        if plan.cache_deleted {
-            note!(
-                false,
-                "dvt deletes the cache only once they are back (`dvt checkout`) or given up (`dvt remove`)"
-            );
-        }
+    }
+    if !plan.unreadable.is_empty() {
+        note!(
+            false,
+            "pointer files dvt cannot read (what they track may be only in the cache): {}",
+            listed(&mut plan.unreadable.iter())
+        );
+    }
+    if !plan.at_risk.is_empty() && plan.cache_deleted {
+        note!(
+            false,
+            "dvt deletes the cache only once they are back (`dvt checkout`), mended, or given up (`dvt remove`)"
+        );
     }
 }
 

@@ -31,6 +31,9 @@ pub struct DestroyPlan {
     /// the pointer records it: missing, with files deleted, or whose pointer
     /// cannot be read. Its only copy here may be the cache.
     pub at_risk: Vec<String>,
+    /// Those of `at_risk` that are pointer files dvt cannot read (malformed, or
+    /// with a git merge conflict): what they track is unknown until they are mended.
+    pub unreadable: Vec<String>,
 }
 
 /// Takes the repository lock (and the cache alone), works out what to delete,
@@ -50,12 +53,7 @@ pub fn destroy(
     let plan = plan(repo, progress)?;
     if plan.cache_deleted && !plan.at_risk.is_empty() {
         // Not even `--force` deletes data whose only copy here is the cache.
-        return Err(std::io::Error::other(format!(
-            "not deleting the cache: it holds the only copy here of data the workspace lacks ({}); \
-             `dvt checkout` puts it back, `dvt remove` gives it up; then run `dvt destroy` again",
-            plan.at_risk.join(", ")
-        ))
-        .into());
+        return Err(std::io::Error::other(refusal(&plan)).into());
     }
     if !confirm(&plan)? {
         return Ok((plan, false));
@@ -82,6 +80,38 @@ pub fn destroy(
     fs_err::remove_dir_all(repo.root().join(DVT_DIR))?;
     drop((runs, lock));
     Ok((plan, true))
+}
+
+/// Why [`destroy`] keeps a cache that holds data at risk, and what to do.
+fn refusal(plan: &DestroyPlan) -> String {
+    let lacking: Vec<&str> = plan
+        .at_risk
+        .iter()
+        .filter(|p| !plan.unreadable.contains(p))
+        .map(String::as_str)
+        .collect();
+    let mut what = Vec::new();
+    if !lacking.is_empty() {
+        what.push(format!("data the workspace lacks ({})", lacking.join(", ")));
+    }
+    if !plan.unreadable.is_empty() {
+        what.push(format!(
+            "whatever the pointers dvt cannot read track ({})",
+            plan.unreadable.join(", ")
+        ));
+    }
+    let mut fixes = Vec::new();
+    if !lacking.is_empty() {
+        fixes.push("`dvt checkout` puts data back, `dvt remove` gives it up");
+    }
+    if !plan.unreadable.is_empty() {
+        fixes.push("`dvt status` says what is wrong with a pointer: mend it, or `dvt remove` it");
+    }
+    format!(
+        "not deleting the cache: it may hold the only copy here of {}; {}; then run `dvt destroy` again",
+        what.join(", and of "),
+        fixes.join("; ")
+    )
 }
 
 /// What [`destroy`] would delete; deletes nothing.
@@ -144,6 +174,12 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
             }
         })
         .collect();
+    let unreadable = status
+        .pointers
+        .iter()
+        .filter(|p| p.error.is_some() && p.path.is_empty())
+        .map(|p| p.pointer.clone())
+        .collect();
     let cache = repo.cache().root().to_path_buf();
     let dvt_dir = root.join(DVT_DIR);
     let inside = |p: &Path| {
@@ -157,5 +193,6 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
         cache_deleted: inside(&cache),
         cache,
         at_risk,
+        unreadable,
     })
 }
