@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestEnv;
+use common::{GitHttp, TestEnv};
 
 /// A small pipeline: `train` writes a model and a metric from params.yaml.
 fn project() -> TestEnv {
@@ -1110,4 +1110,133 @@ fn queue_start_detach_runs_the_queue_in_the_background() {
     let said = String::from_utf8(env.read(".dvt/tmp/exp-logs/queue.log")).unwrap();
     assert!(said.contains("Ran 2 queued experiments in"), "{said}");
     assert_eq!(env.read("params.yaml"), params);
+}
+
+/// A bare repository `origin.git` in a temp dir, holding `env`'s `main`, added
+/// to `env` as the git remote `origin`; and a directory remote `store` for the data.
+fn shared(env: &TestEnv) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin.git");
+    let store = dir.path().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "remote"]);
+    env.git(&["init", "-q", "--bare", "-b", "main", origin.to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", origin.to_str().unwrap()]);
+    env.git(&["push", "-q", "origin", "main"]);
+    (dir, origin)
+}
+
+/// As `dvc exp push`/`pull`: an experiment's data goes to the dvt remote, its
+/// commit to the git remote (a directory here, which dvt writes itself); a clone
+/// pulls both and applies it, byte for byte. An experiment of the same name that
+/// names another commit is replaced only with `--force`, on either side.
+#[test]
+fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
+    let a = project();
+    let (_dir, origin) = shared(&a);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", "origin"]).ok();
+    assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
+    assert!(r.stdout.contains("new in `origin`"), "{}", r.stdout);
+    let refs = a
+        .git(&["--git-dir", origin.to_str().unwrap(), "for-each-ref", "refs/exps"])
+        .stdout;
+    assert!(refs.contains("refs/exps/fast"), "{refs}");
+    a.git(&["--git-dir", origin.to_str().unwrap(), "fsck", "--strict"]);
+
+    let b = TestEnv::bare();
+    b.run("git", &["clone", "-q", origin.to_str().unwrap(), "."]).ok();
+    let r = b.dvt(&["exp", "list", "origin"]).ok();
+    assert!(r.stdout.starts_with("fast "), "{}", r.stdout);
+    let r = b.dvt(&["exp", "list", "nosuch"]).fails();
+    assert!(
+        r.stderr.contains("`nosuch`: neither a remote of git's configuration"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["exp", "pull", "origin", "nope"]).fails();
+    assert!(
+        r.stderr.contains("`origin` has no experiment `nope` (it has `fast`)"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["exp", "pull", "origin"]).ok();
+    assert!(r.stdout.contains("new in this repository"), "{}", r.stdout);
+    assert!(r.stdout.contains("fetched 1 object"), "{}", r.stdout);
+    b.dvt(&["exp", "apply", "fast"]).ok();
+    assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
+    let r = b.dvt(&["exp", "pull", "origin", "--json"]).ok().json();
+    assert_eq!(r["experiments"][0]["update"], "unchanged", "{r}");
+    assert_eq!(r["data"]["downloaded"], 0, "{r}");
+
+    // The same name for another run: kept on the other side unless --force.
+    a.dvt(&["exp", "run", "-S", "train.lr=0.4", "-n", "fast", "-f"]).ok();
+    let r = a.dvt(&["exp", "push", "origin", "fast"]).fails();
+    assert!(
+        r.stdout.contains("not taken: `origin` has another experiment"),
+        "{}",
+        r.stdout
+    );
+    a.dvt(&["exp", "push", "origin", "fast", "-f"]).ok();
+    let r = b.dvt(&["exp", "pull", "origin"]).fails();
+    assert!(
+        r.stdout.contains("not taken: this repository has another"),
+        "{}",
+        r.stdout
+    );
+    let r = b.dvt(&["exp", "pull", "origin", "-f"]).ok();
+    assert!(r.stdout.contains("replaced in this repository"), "{}", r.stdout);
+    b.dvt(&["exp", "apply", "fast"]).ok();
+    assert_eq!(b.read("model.bin"), b"model lr=0.4\n");
+
+    // --no-cache moves the commit alone.
+    a.dvt(&["exp", "run", "-S", "train.lr=0.6", "-n", "slow"]).ok();
+    let r = a
+        .dvt(&["exp", "push", "origin", "slow", "--no-cache", "--json"])
+        .ok()
+        .json();
+    assert!(r["data"].is_null(), "{r}");
+    let r = b.dvt(&["exp", "pull", "origin", "slow", "--no-cache"]).ok();
+    assert!(!r.stdout.contains("fetch"), "{}", r.stdout);
+    let r = b.dvt(&["exp", "apply", "slow"]).fails();
+    assert!(r.stderr.contains("model.bin"), "{}", r.stderr);
+}
+
+/// Across the network gix fetches but cannot push: `exp pull` brings an
+/// experiment over smart HTTP, `exp push` sends the data and prints the
+/// `git push` that sends the commit (run here, it does).
+#[test]
+fn experiments_pull_over_http_and_push_says_which_git_push_sends_them() {
+    let a = project();
+    let (dir, _origin) = shared(&a);
+    let server = GitHttp::start(dir.path());
+    let url = format!("http://127.0.0.1:{}/origin.git", server.port);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", &url]).ok();
+    assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
+    let cmd = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("git push"))
+        .unwrap_or_else(|| panic!("{}", r.stdout))
+        .trim()
+        .to_string();
+    assert_eq!(cmd, format!("git push {url} refs/exps/fast"));
+    // git http-backend takes pushes only from authenticated users: push as the
+    // printed command would, to the same repository on disk.
+    a.git(&["push", "-q", "origin", "refs/exps/fast"]);
+
+    let b = TestEnv::bare();
+    b.run("git", &["clone", "-q", &url, "."]).ok();
+    let r = b.dvt(&["exp", "list", &url, "--json"]).ok().json();
+    assert_eq!(r[0]["name"], "fast", "{r}");
+    let r = b.dvt(&["exp", "pull", &url]).ok();
+    assert!(r.stdout.contains("new in this repository"), "{}", r.stdout);
+    b.dvt(&["exp", "apply", "fast"]).ok();
+    assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
+    let r = b
+        .dvt(&["exp", "list", &format!("http://127.0.0.1:{}/missing.git", server.port)])
+        .fails();
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Store, TestEnv, noise, temp_leftovers};
+use common::{GitHttp, Store, TestEnv, noise, temp_leftovers};
 
 /// A repo with two tagged data versions and a commit between them that is not
 /// tagged; every version is pushed to a directory remote `store`.
@@ -685,40 +685,6 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     );
     let r = clone.dvt(&["fetch", "--rev", "nope"]).fails();
     assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
-}
-
-/// A git smart-HTTP server (git http-backend) for the repositories under `root`.
-struct GitHttp {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl GitHttp {
-    fn start(root: &std::path::Path) -> GitHttp {
-        use std::io::BufRead;
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .arg(root)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        GitHttp {
-            child,
-            port: line.trim().parse().unwrap(),
-        }
-    }
-}
-
-impl Drop for GitHttp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

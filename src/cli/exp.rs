@@ -122,12 +122,28 @@ pub(super) enum ExpCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List the experiments, newest first, with the commit each was run on
+    /// List the experiments, newest first, with the commit each was run on;
+    /// with GIT_REMOTE, those of that git remote, by name
     #[command(alias = "ls")]
     List {
+        /// A git remote (`origin`, a URL or a path): list its experiments instead.
+        git_remote: Option<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Send experiments to a git remote (as `dvc exp push`): their data to the
+    /// dvt remote first, then their commits. gix cannot push over the network,
+    /// so there dvt prints the `git push` that sends the commits
+    Push {
+        #[command(flatten)]
+        share: ShareArgs,
+    },
+    /// Bring experiments from a git remote (as `dvc exp pull`): their commits,
+    /// then their data from the dvt remote
+    Pull {
+        #[command(flatten)]
+        share: ShareArgs,
     },
     /// Bring an experiment into the workspace: its files (params, code,
     /// dvt.lock, metrics, pointers), then its data
@@ -226,6 +242,68 @@ pub(super) enum QueueCommand {
         #[arg(short = 'A', long, conflicts_with = "which")]
         all: bool,
     },
+}
+
+/// What `exp push` and `exp pull` take.
+#[derive(Debug, clap::Args)]
+pub(super) struct ShareArgs {
+    /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
+    git_remote: String,
+    /// The experiments (default: all of them).
+    names: Vec<String>,
+    /// Replace an experiment of the same name that names another commit.
+    #[arg(short, long)]
+    force: bool,
+    /// Move the commits only, not the data (DVC's flag name).
+    #[arg(long)]
+    no_cache: bool,
+    /// The dvt remote for the data (default: the default one).
+    #[arg(short, long, value_name = "NAME")]
+    remote: Option<String>,
+    /// Transfers at once (default: the remote's `jobs`, or 4 per core).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ShareArgs {
+    fn options(&self, cwd: &std::path::Path) -> ops::exp_share::ExpShareOptions {
+        ops::exp_share::ExpShareOptions {
+            git_remote: self.git_remote.clone(),
+            names: self.names.clone(),
+            force: self.force,
+            no_data: self.no_cache,
+            remote: self.remote.clone(),
+            jobs: self.jobs.map(|j| j as usize),
+            cwd: cwd.to_path_buf(),
+        }
+    }
+}
+
+/// Whether an experiment was not taken (the other side has another of its name).
+fn kept(experiments: &[ops::exp_share::SharedExperiment]) -> bool {
+    experiments.iter().any(|e| e.update == Some(dvt::git::RefUpdate::Kept))
+}
+
+/// One line per experiment moved by `exp push`/`exp pull`: what became of it
+/// on the receiving side (`to`).
+fn print_shared(experiments: &[ops::exp_share::SharedExperiment], to: &str) -> Result<ExitCode, dvt::Error> {
+    use dvt::git::RefUpdate;
+    for e in experiments {
+        let what = match e.update {
+            Some(RefUpdate::New) => format!("new in {to}"),
+            Some(RefUpdate::Unchanged) => format!("already in {to}"),
+            Some(RefUpdate::Replaced) => format!("replaced in {to}"),
+            Some(RefUpdate::Kept) => {
+                format!("not taken: {to} has another experiment of that name (`--force` replaces it)")
+            }
+            None => "data pushed".to_string(),
+        };
+        out!("{:<24} {}  {what}", e.name, &e.commit[..7]);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
@@ -477,7 +555,13 @@ fn run_queue_outside(repo: &Repo, jobs: usize, quiet: bool) -> Result<ExitCode, 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
+pub(super) fn run(
+    repo: &Repo,
+    cwd: &std::path::Path,
+    command: &ExpCommand,
+    quiet: bool,
+    bars: &Bars,
+) -> Result<ExitCode, dvt::Error> {
     match command {
         ExpCommand::Run {
             stages,
@@ -640,7 +724,65 @@ pub(super) fn run(repo: &Repo, command: &ExpCommand, quiet: bool, bars: &Bars) -
                 super::pipeline::print_changes(changes, false, *md, what)?;
             }
         }
-        ExpCommand::List { json: as_json } => {
+        ExpCommand::List {
+            git_remote: Some(git_remote),
+            json: as_json,
+        } => {
+            let exps = ops::exp_share::remote_list(repo, git_remote, cwd)?;
+            if *as_json {
+                return json(&exps);
+            }
+            for e in exps {
+                out!("{:<24} {}", e.name, &e.commit[..7]);
+            }
+        }
+        ExpCommand::Pull { share } => {
+            let r = ops::exp_share::pull(repo, &share.options(cwd), bars)?;
+            if share.json {
+                return json(&r);
+            }
+            if r.experiments.is_empty() {
+                say!(quiet, "`{}` has no experiments", r.git_remote);
+            }
+            print_shared(&r.experiments, "this repository")?;
+            if let Some(data) = &r.data {
+                say!(quiet, "{}", super::fetched_line(data));
+            }
+            if kept(&r.experiments) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        ExpCommand::Push { share } => {
+            let r = ops::exp_share::push(repo, &share.options(cwd), bars)?;
+            if share.json {
+                return json(&r);
+            }
+            if r.experiments.is_empty() {
+                say!(quiet, "No experiments to push (`dvt exp run` makes them)");
+            }
+            if let Some(data) = &r.data {
+                say!(quiet, "{}", super::pushed_line(data));
+            }
+            print_shared(&r.experiments, &format!("`{}`", r.git_remote))?;
+            if let Some(cmd) = &r.git_push {
+                // Not a hint: without it the experiments are not on the git remote.
+                out!("dvt cannot push git commits over the network: to send the experiments' commits, run:\n    {cmd}");
+            }
+            if kept(&r.experiments) {
+                return Ok(ExitCode::from(1));
+            }
+            if r.data.as_ref().is_some_and(|d| !d.missing_from_cache.is_empty()) {
+                note!(
+                    quiet,
+                    "hint: some of their data is in no cache here (`dvt push --json` lists it): a clone that pulls them cannot check it out"
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+        ExpCommand::List {
+            git_remote: None,
+            json: as_json,
+        } => {
             let exps = ops::exp::list(repo)?;
             if *as_json {
                 let list: Vec<serde_json::Value> = exps

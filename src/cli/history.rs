@@ -1021,6 +1021,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                     ..Default::default()
                 },
                 run_cache: false,
+                revisions_only: false,
             };
             let r = ops::push(&repo, &opts, bars)?;
             if !r.missing_from_cache.is_empty() {

@@ -257,6 +257,7 @@ impl TransferArgs {
             jobs: self.jobs.map(|j| j as usize),
             revisions: Default::default(),
             run_cache: self.run_cache,
+            revisions_only: false,
         }
     }
 }
@@ -702,6 +703,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 jobs: None,
                 revisions: Default::default(),
                 run_cache: false,
+                revisions_only: false,
             };
             let report = ops::remote_status(&repo, &opts, &bars)?;
             if *as_json {
@@ -1100,23 +1102,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 if report.missing_from_cache.len() > 20 {
                     out!("… and {} more not in the cache", report.missing_from_cache.len() - 20);
                 }
-                if report.uploaded == 0 && !incomplete {
-                    say!(
-                        q,
-                        "Nothing to push: remote `{}` has all {}.",
-                        report.remote,
-                        dvt::counted(report.already_on_remote, "object")
-                    );
-                } else {
-                    say!(
-                        q,
-                        "pushed {} ({}) to `{}`; {} already there",
-                        dvt::counted(report.uploaded, "object"),
-                        HumanBytes(report.uploaded_bytes),
-                        report.remote,
-                        report.already_on_remote
-                    );
-                }
+                say!(q, "{}", pushed_line(&report));
                 if let Some(runs) = &report.runs {
                     say!(q, "{}", runs_line(runs, true, &report.remote));
                 }
@@ -1177,6 +1163,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 jobs: jobs.map(|j| j as usize),
                 revisions: Default::default(),
                 run_cache: false,
+                revisions_only: false,
             };
             let report = ops::fsck_remote(&repo, &opts, *repair, &bars)?;
             if *as_json {
@@ -1345,6 +1332,24 @@ fn runs_line(r: &ops::RunsReport, push: bool, remote: &str) -> String {
         line.push_str(&format!("; {} {skipped}", r.skipped));
     }
     line
+}
+
+fn pushed_line(r: &ops::PushReport) -> String {
+    if r.uploaded == 0 && r.missing_from_cache.is_empty() {
+        format!(
+            "Nothing to push: remote `{}` has all {}.",
+            r.remote,
+            dvt::counted(r.already_on_remote, "object")
+        )
+    } else {
+        format!(
+            "pushed {} ({}) to `{}`; {} already there",
+            dvt::counted(r.uploaded, "object"),
+            HumanBytes(r.uploaded_bytes),
+            r.remote,
+            r.already_on_remote
+        )
+    }
 }
 
 fn fetched_line(r: &ops::FetchReport) -> String {

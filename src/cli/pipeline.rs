@@ -755,7 +755,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
             return print_changes(&changes, args.json, args.md, "metrics");
         }
-        PipelineCommand::Exp { command } => return super::exp::run(&repo, command, quiet, bars),
+        PipelineCommand::Exp { command } => return super::exp::run(&repo, cwd, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
             let (targets, revs, output) = match command {

@@ -10,6 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{GitError, RepoError, Result};
 
+mod share;
+pub use share::{RefUpdate, RemoteExperiment};
+
 /// The root of the git work tree containing `dir`, or `None` outside any git
 /// work tree (or in a bare repository).
 pub fn work_tree_root(dir: &Path) -> Result<Option<PathBuf>> {

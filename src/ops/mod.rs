@@ -10,6 +10,7 @@ pub mod destroy;
 pub mod diff;
 pub mod doctor;
 pub mod exp;
+pub mod exp_share;
 pub mod fsck;
 pub mod gc;
 pub mod hooks;

@@ -342,6 +342,7 @@ pub(crate) fn repro_knowing(
             jobs: None,
             revisions: Default::default(),
             run_cache: false,
+            revisions_only: false,
         };
         match crate::ops::fetch(repo, &fetch, progress) {
             Ok(r) => report.pulled = r.downloaded,

@@ -36,6 +36,9 @@ pub struct TransferOptions {
     /// Also the run cache (push, fetch, pull): its entries, and the objects of
     /// their outs (see [`crate::pipeline::run_cache`]).
     pub run_cache: bool,
+    /// Only the data of `revisions`, not the workspace's (push and fetch; as
+    /// `dvt exp push`/`pull` move an experiment's data).
+    pub revisions_only: bool,
 }
 
 /// An object a pointer needs that is not where it should be.
@@ -103,12 +106,15 @@ fn spread(ids: &mut [ObjectId]) {
 }
 
 fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
-    let (pointers, outs) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
-    let mut all = pointers
-        .iter()
-        .map(|p| Tracked::load(repo, p))
-        .collect::<Result<Vec<_>>>()?;
-    all.extend(outs);
+    let mut all = Vec::new();
+    if !opts.revisions_only {
+        let (pointers, outs) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+        all = pointers
+            .iter()
+            .map(|p| Tracked::load(repo, p))
+            .collect::<Result<Vec<_>>>()?;
+        all.extend(outs);
+    }
     let old = opts.revisions.tracked(repo)?;
     if !old.is_empty() {
         let wanted: Vec<String> = opts

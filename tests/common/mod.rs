@@ -549,3 +549,37 @@ pub fn runs(env: &TestEnv) -> usize {
         false => 0,
     }
 }
+
+/// A git smart-HTTP server (git http-backend) for the repositories under `root`.
+pub struct GitHttp {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl GitHttp {
+    pub fn start(root: &std::path::Path) -> GitHttp {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        GitHttp {
+            child,
+            port: line.trim().parse().unwrap(),
+        }
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,242 @@
+//! `dvt exp pull`, `dvt exp push` and `dvt exp list GIT_REMOTE` (as DVC's):
+//! sharing experiments between clones. An experiment's commit goes through the
+//! git remote (`refs/exps/NAME` there), its data through the dvt remote, as a
+//! branch's commits go through git and its data through `dvt push`.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::{GitError, Result};
+use crate::git::{Git, RefUpdate, RemoteExperiment};
+use crate::ops::transfer::{FetchReport, PushReport, TransferOptions};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::snapshot::Revisions;
+
+/// What `exp pull` / `exp push` move, and where.
+#[derive(Debug, Clone, Default)]
+pub struct ExpShareOptions {
+    /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
+    pub git_remote: String,
+    /// The experiments, by name; none means all of them (on the git remote for
+    /// a pull, here for a push).
+    pub names: Vec<String>,
+    /// Replace an experiment of the same name that names another commit.
+    pub force: bool,
+    /// Move the commits only, not the data (DVC's `--no-cache`).
+    pub no_data: bool,
+    /// The dvt remote for the data; `None` for the default one.
+    pub remote: Option<String>,
+    /// Transfers at once; `None` for the remote's `jobs` or the default.
+    pub jobs: Option<usize>,
+    /// The directory a relative path to the git remote starts from.
+    pub cwd: PathBuf,
+}
+
+/// An experiment moved (or not) between repositories.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedExperiment {
+    /// Its name.
+    pub name: String,
+    /// Its commit.
+    pub commit: String,
+    /// What became of the receiving side's `refs/exps/NAME`; `None` where dvt
+    /// could not push it (a git remote across the network: `git push` does).
+    pub update: Option<RefUpdate>,
+}
+
+/// What `exp pull` did.
+#[derive(Debug, Serialize)]
+pub struct ExpPullReport {
+    /// The git remote, as given.
+    pub git_remote: String,
+    /// The experiments, by name.
+    pub experiments: Vec<SharedExperiment>,
+    /// The fetch of their data, unless `no_data` or none was taken.
+    pub data: Option<FetchReport>,
+}
+
+/// What `exp push` did.
+#[derive(Debug, Serialize)]
+pub struct ExpPushReport {
+    /// The git remote, as given.
+    pub git_remote: String,
+    /// The experiments, by name.
+    pub experiments: Vec<SharedExperiment>,
+    /// The push of their data, unless `no_data`.
+    pub data: Option<PushReport>,
+    /// For a git remote across the network, which gix cannot push to: the
+    /// `git push` command that takes the experiments' commits there.
+    pub git_push: Option<String>,
+}
+
+/// The experiments of the git remote `git_remote`, by name.
+pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Result<Vec<SharedExperiment>> {
+    let git = Git::open(repo.root())?;
+    Ok(git
+        .remote_experiments(git_remote, cwd)?
+        .into_iter()
+        .map(|e| SharedExperiment {
+            name: e.name,
+            commit: e.commit.to_string(),
+            update: None,
+        })
+        .collect())
+}
+
+/// Brings the experiments `opts.names` (all, if none) of the git remote here,
+/// then fetches their data from the dvt remote. An experiment of the same name
+/// here that names another commit stays as it is unless `force`, and its data
+/// is not fetched.
+pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPullReport> {
+    let git = Git::open(repo.root())?;
+    let there = git.remote_experiments(&opts.git_remote, &opts.cwd)?;
+    let chosen = choose(&there, &opts.names, || format!("`{}`", opts.git_remote))?;
+    let updates = git.pull_experiments(&opts.git_remote, &opts.cwd, &chosen, opts.force)?;
+    let experiments: Vec<SharedExperiment> = chosen
+        .iter()
+        .zip(updates)
+        .map(|(e, u)| SharedExperiment {
+            name: e.name.clone(),
+            commit: e.commit.to_string(),
+            update: Some(u),
+        })
+        .collect();
+    let revs: Vec<String> = experiments
+        .iter()
+        .filter(|e| e.update != Some(RefUpdate::Kept))
+        .map(|e| e.commit.clone())
+        .collect();
+    let data = match opts.no_data || revs.is_empty() {
+        true => None,
+        false => Some(crate::ops::fetch(repo, &data_of(opts, revs), progress)?),
+    };
+    Ok(ExpPullReport {
+        git_remote: opts.git_remote.clone(),
+        experiments,
+        data,
+    })
+}
+
+/// Pushes the data of the experiments `opts.names` (all, if none) to the dvt
+/// remote, then their commits to the git remote: when it is a repository on
+/// this machine, dvt writes them there; across the network it cannot (gix does
+/// not push), and the report says which `git push` does.
+pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPushReport> {
+    let git = Git::open(repo.root())?;
+    let here: Vec<RemoteExperiment> = git
+        .experiments()?
+        .into_iter()
+        .map(|e| RemoteExperiment {
+            name: e.name,
+            commit: e.commit,
+        })
+        .collect();
+    let mut chosen = choose(&here, &opts.names, || "this repository".to_string())?;
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    // Data first: a commit that arrives before its data would make a pull of
+    // it fail in the next clone.
+    let data = match opts.no_data || chosen.is_empty() {
+        true => None,
+        false => Some(crate::ops::push(
+            repo,
+            &data_of(opts, chosen.iter().map(|e| e.commit.to_string()).collect()),
+            progress,
+        )?),
+    };
+    let updates = git.push_experiments(&opts.git_remote, &opts.cwd, &chosen, opts.force)?;
+    let git_push = match (&updates, chosen.is_empty()) {
+        (None, false) => Some(format!(
+            "git push {}{} {}",
+            if opts.force { "--force " } else { "" },
+            shell_word(&opts.git_remote),
+            chosen
+                .iter()
+                .map(|e| format!("{}{}", crate::git::EXP_REFS, e.name))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        _ => None,
+    };
+    let updates = updates
+        .map(|u| u.into_iter().map(Some).collect())
+        .unwrap_or_else(|| vec![None; chosen.len()]);
+    let experiments = chosen
+        .iter()
+        .zip(updates)
+        .map(|(e, update)| SharedExperiment {
+            name: e.name.clone(),
+            commit: e.commit.to_string(),
+            update,
+        })
+        .collect();
+    Ok(ExpPushReport {
+        git_remote: opts.git_remote.clone(),
+        experiments,
+        data,
+        git_push,
+    })
+}
+
+/// Those of `all` named in `names` (all of them if none), or an error naming
+/// the first that `all` lacks, said to be missing from `place()`.
+fn choose(all: &[RemoteExperiment], names: &[String], place: impl Fn() -> String) -> Result<Vec<RemoteExperiment>> {
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    let mut out = Vec::new();
+    for n in names {
+        match all.iter().find(|e| e.name == *n) {
+            Some(e) if !out.contains(e) => out.push(e.clone()),
+            Some(_) => {}
+            None => {
+                return Err(GitError::Failed {
+                    what: "finding experiments".into(),
+                    message: format!(
+                        "{} has no experiment `{n}` ({})",
+                        place(),
+                        match all.is_empty() {
+                            true => "it has none".to_string(),
+                            false => format!(
+                                "it has {}",
+                                all.iter()
+                                    .map(|e| format!("`{}`", e.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }
+                    ),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A transfer of the data of the commits `revs` alone.
+fn data_of(opts: &ExpShareOptions, revs: Vec<String>) -> TransferOptions {
+    TransferOptions {
+        cwd: opts.cwd.clone(),
+        remote: opts.remote.clone(),
+        jobs: opts.jobs,
+        revisions: Revisions {
+            revs,
+            ..Default::default()
+        },
+        revisions_only: true,
+        ..Default::default()
+    }
+}
+
+/// `word` as one shell word.
+fn shell_word(word: &str) -> String {
+    match word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./+@%=:,".contains(c))
+    {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
