@@ -1240,3 +1240,31 @@ fn experiments_pull_over_http_and_push_says_which_git_push_sends_them() {
         .fails();
     assert!(r.stderr.contains("404"), "{}", r.stderr);
 }
+
+/// A push into a git remote on disk killed part way leaves it whole: every
+/// object there has all it names, so the next push, which skips what is there,
+/// completes it, and git finds nothing missing.
+#[test]
+fn a_killed_exp_push_to_a_directory_is_finished_by_the_next() {
+    let a = project();
+    let (_dir, origin) = shared(&a);
+    for i in 0..2000 {
+        a.write(&format!("notes/{:02}/{i}.txt", i % 40), format!("note {i}\n"));
+    }
+    a.dvt(&["exp", "save", "-n", "many"]).ok();
+    let git_dir = origin.to_str().unwrap();
+    for ms in [20, 60, 150] {
+        a.dvt_killed_after(
+            &["exp", "push", "origin", "--no-cache"],
+            std::time::Duration::from_millis(ms),
+        );
+        a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    }
+    let r = a.dvt(&["exp", "push", "origin", "--no-cache"]).ok();
+    assert!(r.stdout.contains("many"), "{}", r.stdout);
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    let listed = a
+        .git(&["--git-dir", git_dir, "ls-tree", "-r", "--name-only", "refs/exps/many"])
+        .stdout;
+    assert_eq!(listed.lines().filter(|l| l.starts_with("notes/")).count(), 2000);
+}
