@@ -71,16 +71,24 @@ pub struct ExpPushReport {
     pub git_push: Option<String>,
 }
 
+/// An experiment of a git remote, as `exp list GIT_REMOTE` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedExperiment {
+    /// Its name.
+    pub name: String,
+    /// Its commit there.
+    pub commit: String,
+}
+
 /// The experiments of the git remote `git_remote`, by name.
-pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Result<Vec<SharedExperiment>> {
+pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Result<Vec<ListedExperiment>> {
     let git = Git::open(repo.root())?;
     Ok(git
         .remote_experiments(git_remote, cwd)?
         .into_iter()
-        .map(|e| SharedExperiment {
+        .map(|e| ListedExperiment {
             name: e.name,
             commit: e.commit.to_string(),
-            update: None,
         })
         .collect())
 }
