@@ -885,6 +885,15 @@ fn malformed_pointer_is_named_with_what_is_wrong() {
         "{}",
         r.stderr
     );
+    // status reports it among the others, and says how to mend it, from where the user is.
+    env.write("sub/.keep", "");
+    let st = env.dvt_in(&env.path("sub"), &["status"]).fails();
+    assert!(
+        st.stderr
+            .contains("put back the committed one with `git checkout -- ../data.csv.dvt`"),
+        "{}",
+        st.stderr
+    );
 }
 
 #[test]

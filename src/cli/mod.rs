@@ -737,7 +737,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let repo = Repo::open(&cwd)?;
             let opts = ops::StatusOptions {
                 targets: targets.clone(),
-                cwd,
+                cwd: cwd.clone(),
             };
             let report = ops::status(&repo, &opts, &bars)?;
             if *as_json {
@@ -815,6 +815,16 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 for st in &report.stale_stages {
                     out!("    {}: {}", st.stage, st.reason.as_deref().unwrap_or(""));
                 }
+            }
+            // A pointer that cannot be read (its report has no path): how to mend it.
+            if let Some(bad) = report.pointers.iter().find(|p| p.error.is_some() && p.path.is_empty()) {
+                let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
+                note!(
+                    q,
+                    "hint: fix a pointer file by hand, or put back the committed one with `git checkout -- {file}`; \
+                     after a merge with conflicts, keep one side (`git checkout --ours {file}` or `--theirs`), \
+                     then `dvt checkout`"
+                );
             }
             if !report.is_clean() && !any_error {
                 use ops::status::Workspace;
