@@ -852,6 +852,29 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     assert_eq!(std::fs::read_dir(env.path(".dvt/tmp/exps")).unwrap().count(), 0);
 }
 
+/// `destroy` after a killed run: the worktree it left under `.dvt` goes with
+/// `.dvt`, and git's record of it too (`git worktree list` shows none).
+#[test]
+fn destroy_after_a_killed_run_leaves_git_no_worktree_record() {
+    let env = project_with_data("sleep 3 && ");
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "k"])
+        .ok();
+    let mut runner = env.dvt_spawn(&["queue", "start", "--temp"]);
+    wait_until_running(&env, 1);
+    for _ in 0..300 {
+        if worktrees(&env) == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert_eq!(worktrees(&env), 2);
+    env.dvt(&["destroy", "-f"]).ok();
+    assert!(!env.exists(".dvt"));
+    assert_eq!(worktrees(&env), 1);
+}
+
 /// Data added before queuing and replaced after it survives `gc` until the
 /// experiment has run from it.
 #[test]

@@ -58,7 +58,8 @@ pub fn destroy(
     if !confirm(&plan)? {
         return Ok((plan, false));
     }
-    if crate::git::Git::open(repo.root()).is_ok() {
+    let git = crate::git::Git::open(repo.root()).ok();
+    if git.is_some() {
         crate::ops::install_hooks(repo, true)?;
     }
     if !plan.cache_deleted {
@@ -78,6 +79,10 @@ pub fn destroy(
     }
     // The lock file is in `.dvt` too: deleted while held, as nothing may start meanwhile.
     fs_err::remove_dir_all(repo.root().join(DVT_DIR))?;
+    // Worktrees that killed experiments left went with `.dvt`: git forgets them too.
+    if let Some(git) = &git {
+        crate::ops::queue::forget_gone_worktrees(repo, git)?;
+    }
     drop((runs, lock));
     Ok((plan, true))
 }

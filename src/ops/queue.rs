@@ -219,6 +219,12 @@ impl Drop for Worktree<'_> {
 /// Deletes the worktrees killed runs left (those whose lock nobody holds), and
 /// git's records of ours whose directory is gone.
 fn sweep(repo: &Repo, git: &Git) -> Result<()> {
+    sweep_worktrees(repo, git)?;
+    forget_gone_worktrees(repo, git)
+}
+
+/// Deletes the worktrees killed runs left (those whose lock nobody holds).
+fn sweep_worktrees(repo: &Repo, git: &Git) -> Result<()> {
     let dir = worktrees_dir(repo)?;
     for entry in fs_err::read_dir(&dir)? {
         let path = entry?.path();
@@ -233,6 +239,12 @@ fn sweep(repo: &Repo, git: &Git) -> Result<()> {
             let _ = fs_err::remove_file(path.with_extension("lock"));
         }
     }
+    Ok(())
+}
+
+/// Deletes git's records of the worktrees of this repository's experiments
+/// whose directory is gone (`git worktree prune` would, for ours only).
+pub(crate) fn forget_gone_worktrees(repo: &Repo, git: &Git) -> Result<()> {
     let mark = root_mark(repo);
     let records = git.gix().common_dir().join("worktrees");
     let Ok(entries) = fs_err::read_dir(&records) else {
