@@ -135,6 +135,11 @@ impl Error {
                  other targets do not read it",
                 typed(&path.to_string_lossy())
             )),
+            Error::Pipeline(PipelineError::Lock { file, .. }) => Some(format!(
+                "fix it by hand, or put back the committed one with `git checkout -- {}`; dvt writes it only \
+                 once it reads it",
+                typed(&file.to_string_lossy())
+            )),
             Error::Format(FormatError::UnsupportedVersion { .. }) => {
                 Some("this file was written by a newer dvt: upgrade dvt".into())
             }

@@ -224,6 +224,52 @@ fn pipeline_errors_name_the_stage_and_the_file() {
     assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
 }
 
+/// A `dvt.lock` that cannot be read (hand-edited, half-merged) stops every
+/// command that needs it, naming the file and the place; none writes it, and
+/// the hint puts back the committed one.
+#[test]
+fn a_malformed_lock_file_is_named_and_never_overwritten() {
+    let env = TestEnv::new();
+    env.write(
+        "dvt.toml",
+        "[stages.a]\ncmd = 'echo hi > out.txt'\nouts = ['out.txt']\n",
+    );
+    env.dvt(&["repro", "-q"]).ok();
+    env.commit("pipeline");
+    let committed = env.read("dvt.lock");
+    let broken = "version = 1\n[stages.a\n";
+    env.write("dvt.lock", broken);
+    std::fs::remove_file(env.path("out.txt")).unwrap();
+    for args in [
+        vec!["status"],
+        vec!["repro"],
+        vec!["checkout"],
+        vec!["commit", "-f"],
+        vec!["push", "-r", "nowhere"],
+        vec!["gc", "-f"],
+        vec!["destroy", "-f"],
+    ] {
+        let r = env.dvt(&args).fails();
+        assert!(
+            r.stderr.contains("invalid lock file `") && r.stderr.contains("dvt.lock`: line 2"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("put back the committed one with `git checkout -- dvt.lock`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(env.read("dvt.lock"), broken.as_bytes(), "{args:?} wrote dvt.lock");
+    }
+    assert!(env.exists(".dvt") && !env.exists("out.txt"));
+    env.git(&["checkout", "--", "dvt.lock"]);
+    assert_eq!(env.read("dvt.lock"), committed);
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("out.txt"), b"hi\n");
+}
+
 #[test]
 fn stage_add_dag_params_and_metrics() {
     let env = TestEnv::new();
