@@ -135,6 +135,15 @@ impl Error {
                  other targets do not read it",
                 typed(&path.to_string_lossy())
             )),
+            Error::Repo(RepoError::Config { path, .. }) => {
+                let file = typed(&path.to_string_lossy());
+                Some(match path.file_name().is_some_and(|n| n == "config.local.toml") {
+                    true => format!("fix `{file}` by hand: it holds this clone's settings and secrets, not in git"),
+                    false => format!(
+                        "fix it by hand, or put back the committed one with `git checkout -- {file}`"
+                    ),
+                })
+            }
             Error::Pipeline(PipelineError::Lock { file, .. }) => Some(format!(
                 "fix it by hand, or put back the committed one with `git checkout -- {}`; dvt writes it only \
                  once it reads it",

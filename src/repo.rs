@@ -132,11 +132,17 @@ impl Repo {
 
     /// Opens the repository containing `start` (a `.dvt` directory in it or a parent).
     pub fn open(start: &Path) -> Result<Repo> {
+        Repo::open_root(Repo::find_root(start)?)
+    }
+
+    /// The root of the dvt repository containing `start` (the nearest directory
+    /// with a `.dvt` inside), without reading its configuration.
+    pub fn find_root(start: &Path) -> Result<PathBuf> {
         let start = std::path::absolute(start)?;
         let mut dir = start.as_path();
         loop {
             if dir.join(DVT_DIR).is_dir() {
-                return Repo::open_root(dir.to_path_buf());
+                return Ok(dir.to_path_buf());
             }
             match dir.parent() {
                 Some(p) => dir = p,

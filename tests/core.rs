@@ -1501,6 +1501,23 @@ fn a_broken_config_is_named_and_nothing_runs() {
         r.stderr
     );
     assert!(!r.stderr.contains(" | "), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hint: fix `.dvt/config.local.toml` by hand: it holds this clone's settings"),
+        "{}",
+        r.stderr
+    );
+    // The committed one: git has it.
+    let committed = env.read(".dvt/config.toml");
+    env.write(".dvt/config.toml", "[core\n");
+    let r = env.dvt(&["add", "a.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("put back the committed one with `git checkout -- .dvt/config.toml`"),
+        "{}",
+        r.stderr
+    );
+    env.write(".dvt/config.toml", committed);
     env.write(".dvt/config.local.toml", "[cache]\nlevl = 3\n");
     let r = env.dvt(&["add", "a.csv"]).fails();
     assert!(r.stderr.contains("unknown field `levl`"), "{}", r.stderr);

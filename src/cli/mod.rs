@@ -439,10 +439,8 @@ fn render_error(e: &dvt::Error, dir: Option<&std::path::Path>) {
         Some(d) => std::path::absolute(d).ok(),
         None => std::env::current_dir().ok(),
     };
-    let root = cwd
-        .as_deref()
-        .and_then(|c| Repo::open(c).ok())
-        .map(|r| r.root().to_path_buf());
+    // Not `Repo::open`: the error may be that its configuration cannot be read.
+    let root = cwd.as_deref().and_then(|c| Repo::find_root(c).ok());
     // Paths come from the root, or absolute (those errors name files on disk).
     let typed = |path: &str| match (&root, &cwd) {
         (Some(root), Some(cwd)) => match std::path::Path::new(path).strip_prefix(root) {
