@@ -642,6 +642,19 @@ fn wait_until_running(env: &TestEnv, n: usize) {
     panic!("{n} queued experiments did not start running within 30 s");
 }
 
+/// Kills the queue `runner` once `n` experiments run, each in a worktree of its own.
+fn kill_once_running(env: &TestEnv, mut runner: std::process::Child, n: usize) {
+    wait_until_running(env, n);
+    for _ in 0..300 {
+        if worktrees(env) == n + 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+}
+
 /// `git worktree list`, a line each: only the workspace once dvt is done.
 fn worktrees(env: &TestEnv) -> usize {
     git_out(env, &["worktree", "list"]).lines().count()
@@ -829,17 +842,9 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     let env = project_with_data("sleep 3 && ");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.4", "-n", "k"])
         .ok();
-    let mut runner = env.dvt_spawn(&["queue", "start", "-j", "2"]);
-    wait_until_running(&env, 2);
+    let runner = env.dvt_spawn(&["queue", "start", "-j", "2"]);
     // Each holds its lock from just before its worktree is made.
-    for _ in 0..300 {
-        if worktrees(&env) == 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    runner.kill().unwrap();
-    runner.wait().unwrap();
+    kill_once_running(&env, runner, 2);
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
     assert_eq!(worktrees(&env), 3);
     env.dvt(&["queue", "start", "-q", "--temp"]).ok();
@@ -859,16 +864,8 @@ fn destroy_after_a_killed_run_leaves_git_no_worktree_record() {
     let env = project_with_data("sleep 3 && ");
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2", "-n", "k"])
         .ok();
-    let mut runner = env.dvt_spawn(&["queue", "start", "--temp"]);
-    wait_until_running(&env, 1);
-    for _ in 0..300 {
-        if worktrees(&env) == 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    runner.kill().unwrap();
-    runner.wait().unwrap();
+    let runner = env.dvt_spawn(&["queue", "start", "--temp"]);
+    kill_once_running(&env, runner, 1);
     assert_eq!(worktrees(&env), 2);
     env.dvt(&["destroy", "-f"]).ok();
     assert!(!env.exists(".dvt"));
