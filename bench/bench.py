@@ -19,7 +19,8 @@ stat walk (find -printf), copying the tree (cp -r) and, for single files,
 writing as many bytes of zeros to new files, one writer per core (write floor).
 The tools take turns: run 1 of dvt, run 1 of DVC, run 2 of DVC, run 2 of dvt...;
 each run of the pair starts after the trees deleted before it have settled (see
-settle_disk).
+settle_disk). What a timed step reads (the data, the cache, a directory remote) is
+read once right before it, untimed (see warm).
 Results: a Markdown table on stdout, and JSON in bench/work/results.json.
 """
 import argparse
@@ -277,6 +278,20 @@ def setup_repo(work, tool, name, source):
     return repo
 
 
+def warm(path):
+    """Reads every file below `path` once, outside any timed step, so that the step
+    after it finds them in the page cache. This VM runs DAMON reclaim (kdamond,
+    action `pageout`): page cache not touched for about a minute is dropped, a
+    little every second. After a settle, or a turn of the other tool, part of the
+    data (or the cache, or the remote) would otherwise be read from the disk, and how
+    much depended on how long the other tool took. Both tools get the same state:
+    what they read is in memory, as right after it was written."""
+    if os.path.isdir(path):
+        subprocess.run(f"find '{path}' -type f -print0 | xargs -0 -r cat > /dev/null", shell=True, check=True)
+    elif os.path.isfile(path):
+        subprocess.run(["cat", path], check=True, stdout=subprocess.DEVNULL)
+
+
 def reset(repo, tool):
     for p in ["data.dvt", "data.dvc", ".dvt/cache", ".dvt/tmp", ".dvc/cache", ".dvc/tmp"]:
         discard(os.path.join(repo, p))
@@ -294,6 +309,7 @@ def bench_tool(tool, repo, i, out):
     data = os.path.join(repo, "data")
     reset(repo, tool)
     subprocess.run(["sync"], check=True)
+    warm(data)
     time.sleep(1)  # leave the stat cache's racy window for the data
     timed("add (cold)", "add", "data")
     cache_bytes = du(cache)
@@ -307,6 +323,7 @@ def bench_tool(tool, repo, i, out):
     expected = tree_digest(data)
     discard(data)
     subprocess.run(["sync"], check=True)
+    warm(cache)
     timed("checkout (empty workspace)", "checkout")
     if tree_digest(data) != expected:
         raise SystemExit(f"{tool.name}: checkout did not restore the data in {repo}")
@@ -354,16 +371,21 @@ def bench_remote(tool, repo, work, name, kind, i, s3_endpoint, out):
     target = fresh_target(work, tool, kind, name, i, s3_endpoint)
     add_remote(tool, repo, kind, target, s3_endpoint)
     subprocess.run(["sync"], check=True)
+    warm(cache)
     timed("push (empty remote)", "push")
     if kind == "dir":
         remote_bytes = du(target)
     timed("push (nothing to do)", "push")
     discard(cache)
     subprocess.run(["sync"], check=True)
+    if kind != "s3":
+        warm(target)
     timed("fetch (empty cache)", "fetch")
     discard(cache)
     discard(data)
     subprocess.run(["sync"], check=True)
+    if kind != "s3":
+        warm(target)
     timed("pull (empty cache+workspace)", "pull")
     if tree_digest(data) != expected:
         raise SystemExit(f"{tool.name}: pull did not restore the data in {repo}")
@@ -374,6 +396,7 @@ def bench_remote(tool, repo, work, name, kind, i, s3_endpoint, out):
 
 def floors(repo):
     data = os.path.join(repo, "data")
+    warm(data)
     f = {
         "cat": shell("find data -type f -print0 | xargs -0 cat > /dev/null", repo),
         "stat walk": shell("find data -printf '%s %T@ %i\\n' > /dev/null", repo),
@@ -498,7 +521,7 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "dvc": dvc_version,
         "between_steps": ("deleted" if TRASH["delete"] else f"moved aside, deleted {RECENTLY_DELETED_S} s before timing resumes")
-        + "; tools take turns run by run"
+        + "; tools take turns run by run; what a step reads is read once before it (warm)"
         + ("; a settle before each turn" if args.settle_each_turn else ""),
         "runs": runs,
         "datasets": {},
