@@ -91,7 +91,8 @@ impl Git {
         Ok((Location::Network(url), shown))
     }
 
-    /// The experiments of the git remote `remote` ([`Git::locate`]), by name.
+    /// The experiments of the git remote `remote` (a remote of git's configuration,
+    /// a URL or a path, as `git fetch` takes it), by name.
     pub fn remote_experiments(&self, remote: &str, cwd: &Path) -> Result<Vec<RemoteExperiment>> {
         let (location, url) = self.locate(remote, cwd)?;
         let what = format!("listing the experiments of `{url}`");
