@@ -45,6 +45,12 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// The way out of a committed file that cannot be read: mend it, or take git's
+/// copy back (`file` as the user would type it).
+pub fn put_back(file: &str) -> String {
+    format!("fix it by hand, or put back the committed one with `git checkout -- {file}`")
+}
+
 impl Error {
     /// Whether this error, or one beneath it, is a full disk or an exceeded quota.
     pub fn is_disk_full(&self) -> bool {
@@ -131,23 +137,19 @@ impl Error {
                 ))
             }
             Error::Format(FormatError::Pointer { path, .. }) => Some(format!(
-                "fix it by hand, or put back the committed one with `git checkout -- {}`; commands given \
-                 other targets do not read it",
-                typed(&path.to_string_lossy())
+                "{}; commands given other targets do not read it",
+                put_back(&typed(&path.to_string_lossy()))
             )),
             Error::Repo(RepoError::Config { path, .. }) => {
                 let file = typed(&path.to_string_lossy());
                 Some(match path.file_name().is_some_and(|n| n == "config.local.toml") {
                     true => format!("fix `{file}` by hand: it holds this clone's settings and secrets, not in git"),
-                    false => format!(
-                        "fix it by hand, or put back the committed one with `git checkout -- {file}`"
-                    ),
+                    false => put_back(&file),
                 })
             }
             Error::Pipeline(PipelineError::Lock { file, .. }) => Some(format!(
-                "fix it by hand, or put back the committed one with `git checkout -- {}`; dvt writes it only \
-                 once it reads it",
-                typed(&file.to_string_lossy())
+                "{}; dvt writes it only once it reads it",
+                put_back(&typed(&file.to_string_lossy()))
             )),
             Error::Format(FormatError::UnsupportedVersion { .. }) => {
                 Some("this file was written by a newer dvt: upgrade dvt".into())

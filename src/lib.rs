@@ -70,6 +70,17 @@ pub mod workspace;
 pub use error::{Error, Result};
 pub use object::ObjectId;
 
+/// `word` as one shell word: as it is when plain, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    match word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./+@%=:,".contains(c))
+    {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
 /// A count and its noun: `counted(1, "file")` is "1 file", `counted(2, "file")`
 /// "2 files"; a noun ending in `y` takes `ies` ("repositories").
 pub fn counted(n: impl TryInto<u64>, noun: &str) -> String {

@@ -553,14 +553,7 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
             let mut out: Vec<&str> = vec![".."; here.len() - common];
             out.extend(&parts[common..]);
             let path = if out.is_empty() { ".".to_string() } else { out.join("/") };
-            let plain = path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-./+@%=:,".contains(c));
-            if plain {
-                path
-            } else {
-                format!("'{}'", path.replace('\'', "'\\''"))
-            }
+            dvt::shell_word(&path)
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -815,13 +808,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
             // A pointer that cannot be read (its report has no path): how to mend it.
-            if let Some(bad) = report.pointers.iter().find(|p| p.error.is_some() && p.path.is_empty()) {
+            if let Some(bad) = report.pointers.iter().find(|p| p.unreadable()) {
                 let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
                 note!(
                     q,
-                    "hint: fix a pointer file by hand, or put back the committed one with `git checkout -- {file}`; \
-                     after a merge with conflicts, keep one side (`git checkout --ours {file}` or `--theirs`), \
-                     then `dvt checkout`"
+                    "hint: {}; after a merge with conflicts, keep one side (`git checkout --ours {file}` or \
+                     `--theirs`), then `dvt checkout`",
+                    dvt::error::put_back(&file)
                 );
             }
             if !report.is_clean() && !any_error {
@@ -1513,8 +1506,8 @@ fn print_destroy_plan(plan: &ops::DestroyPlan) {
             false => format!("; the cache `{}` is kept", plan.cache.display()),
         }
     );
-    let listed = |paths: &mut dyn Iterator<Item = &String>| paths.map(|p| quoted(p)).collect::<Vec<_>>().join(", ");
-    let lacking = listed(&mut plan.at_risk.iter().filter(|p| !plan.unreadable.contains(p)));
+    let listed = |paths: &[&str]| paths.iter().map(|p| quoted(p)).collect::<Vec<_>>().join(", ");
+    let lacking = listed(&plan.lacking());
     if !lacking.is_empty() {
         note!(
             false,
@@ -1525,7 +1518,7 @@ fn print_destroy_plan(plan: &ops::DestroyPlan) {
         note!(
             false,
             "pointer files dvt cannot read (what they track may be only in the cache): {}",
-            listed(&mut plan.unreadable.iter())
+            listed(&plan.unreadable.iter().map(String::as_str).collect::<Vec<_>>())
         );
     }
     if !plan.at_risk.is_empty() && plan.cache_deleted {

@@ -87,14 +87,20 @@ pub fn destroy(
     Ok((plan, true))
 }
 
+impl DestroyPlan {
+    /// Those of `at_risk` whose pointer was read: data the workspace lacks.
+    pub fn lacking(&self) -> Vec<&str> {
+        self.at_risk
+            .iter()
+            .filter(|p| !self.unreadable.contains(p))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// Why [`destroy`] keeps a cache that holds data at risk, and what to do.
 fn refusal(plan: &DestroyPlan) -> String {
-    let lacking: Vec<&str> = plan
-        .at_risk
-        .iter()
-        .filter(|p| !plan.unreadable.contains(p))
-        .map(String::as_str)
-        .collect();
+    let lacking = plan.lacking();
     let mut what = Vec::new();
     if !lacking.is_empty() {
         what.push(format!("data the workspace lacks ({})", lacking.join(", ")));
@@ -182,7 +188,7 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
     let unreadable = status
         .pointers
         .iter()
-        .filter(|p| p.error.is_some() && p.path.is_empty())
+        .filter(|p| p.unreadable())
         .map(|p| p.pointer.clone())
         .collect();
     let cache = repo.cache().root().to_path_buf();

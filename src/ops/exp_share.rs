@@ -158,7 +158,7 @@ pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
         (None, false) => Some(format!(
             "git push {}{} {}",
             if opts.force { "--force " } else { "" },
-            shell_word(&opts.git_remote),
+            crate::shell_word(&opts.git_remote),
             chosen
                 .iter()
                 .map(|e| format!("{}{}", crate::git::EXP_REFS, e.name))
@@ -235,16 +235,5 @@ fn data_of(opts: &ExpShareOptions, revs: Vec<String>) -> TransferOptions {
         },
         revisions_only: true,
         ..Default::default()
-    }
-}
-
-/// `word` as one shell word.
-fn shell_word(word: &str) -> String {
-    match word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_-./+@%=:,".contains(c))
-    {
-        true => word.to_string(),
-        false => format!("'{}'", word.replace('\'', "'\\''")),
     }
 }

@@ -92,6 +92,12 @@ pub struct PointerStatus {
 }
 
 impl PointerStatus {
+    /// Whether the pointer file itself could not be read (malformed, or with git's
+    /// conflict markers): then `error` says why and `path` is empty.
+    pub fn unreadable(&self) -> bool {
+        self.error.is_some() && self.path.is_empty()
+    }
+
     /// A status not yet known, for `pointer`.
     fn new(pointer: String) -> Self {
         PointerStatus {
