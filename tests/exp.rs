@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{GitHttp, TestEnv};
+use common::{GitDaemon, GitHttp, TestEnv};
 
 /// A small pipeline: `train` writes a model and a metric from params.yaml.
 fn project() -> TestEnv {
@@ -1223,29 +1223,36 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
     assert!(r.stderr.contains("model.bin"), "{}", r.stderr);
 }
 
-/// Across the network gix fetches but cannot push: `exp pull` brings an
-/// experiment over smart HTTP, `exp push` sends the data and prints the
-/// `git push` that sends the commit (run here, it does).
+/// Across the network (smart HTTP, `git http-backend`): `exp push` sends the
+/// data, then the commits in git's own push protocol, which git checks object by
+/// object; a clone lists, pulls and applies the experiment; a second push sends
+/// nothing; a replaced experiment needs `-f`; a ref the server refuses to move is
+/// an error that names the experiment and the server's reason.
 #[test]
-fn experiments_pull_over_http_and_push_says_which_git_push_sends_them() {
+fn experiments_travel_over_http_both_ways() {
     let a = project();
-    let (dir, _origin) = shared(&a);
+    let (dir, origin) = shared(&a);
+    let git_dir = origin.to_str().unwrap();
     let server = GitHttp::start(dir.path());
     let url = format!("http://127.0.0.1:{}/origin.git", server.port);
+    // Enough files that the pack has trees within trees and blobs of all sizes.
+    for i in 0..300 {
+        a.write(&format!("notes/{:02}/{i}.txt", i % 12), "note ".repeat(i * 7) + "\n");
+    }
     a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
     let r = a.dvt(&["exp", "push", &url]).ok();
     assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
-    let cmd = r
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("git push"))
-        .unwrap_or_else(|| panic!("{}", r.stdout))
-        .trim()
-        .to_string();
-    assert_eq!(cmd, format!("git push {url} refs/exps/fast"));
-    // git http-backend takes pushes only from authenticated users: push as the
-    // printed command would, to the same repository on disk.
-    a.git(&["push", "-q", "origin", "refs/exps/fast"]);
+    assert!(r.stdout.contains(&format!("new in `{url}`")), "{}", r.stdout);
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    let there = a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/fast"]).stdout;
+    let here = a.git(&["rev-parse", "refs/exps/fast"]).stdout;
+    assert_eq!(there, here);
+    let listed = a
+        .git(&["--git-dir", git_dir, "ls-tree", "-r", "--name-only", "refs/exps/fast"])
+        .stdout;
+    assert_eq!(listed.lines().filter(|l| l.starts_with("notes/")).count(), 300);
+    let r = a.dvt(&["exp", "push", &url, "--json"]).ok().json();
+    assert_eq!(r["experiments"][0]["update"], "unchanged", "{r}");
 
     let b = TestEnv::bare();
     b.run("git", &["clone", "-q", &url, "."]).ok();
@@ -1255,10 +1262,117 @@ fn experiments_pull_over_http_and_push_says_which_git_push_sends_them() {
     assert!(r.stdout.contains("new in this repository"), "{}", r.stdout);
     b.dvt(&["exp", "apply", "fast"]).ok();
     assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
-    let r = b
-        .dvt(&["exp", "list", &format!("http://127.0.0.1:{}/missing.git", server.port)])
-        .fails();
+    assert_eq!(b.read("notes/07/31.txt"), a.read("notes/07/31.txt"));
+
+    // The same name for another commit: kept there without -f, replaced with it.
+    a.dvt(&["exp", "remove", "fast"]).ok();
+    a.dvt(&["exp", "run", "-S", "train.lr=0.4", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", &url]).fails();
+    assert!(r.stdout.contains("not taken"), "{}", r.stdout);
+    assert_eq!(
+        a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/fast"]).stdout,
+        there
+    );
+    // Received packs are kept whole, so the objects there count what was sent:
+    // only what differs from the experiment it replaces (not the 300 notes).
+    a.git(&["--git-dir", git_dir, "config", "receive.unpackLimit", "1"]);
+    let in_packs = || {
+        let counts = a.git(&["--git-dir", git_dir, "count-objects", "-v"]).stdout;
+        let line = counts.lines().find(|l| l.starts_with("in-pack:")).unwrap().to_string();
+        line["in-pack:".len()..].trim().parse::<usize>().unwrap()
+    };
+    let before = in_packs();
+    let r = a.dvt(&["exp", "push", &url, "-f"]).ok();
+    assert!(r.stdout.contains("replaced in"), "{}", r.stdout);
+    let sent = in_packs() - before;
+    assert!((1..10).contains(&sent), "{sent} objects sent");
+    let now = a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/fast"]).stdout;
+    assert_eq!(now, a.git(&["rev-parse", "refs/exps/fast"]).stdout);
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+
+    // A server whose hook refuses the push says so; nothing moves.
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'experiments are frozen' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    a.dvt(&["exp", "remove", "fast"]).ok();
+    a.dvt(&["exp", "run", "-S", "train.lr=0.5", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", &url, "-f", "--no-cache"]).fails();
+    assert!(r.stderr.contains("refused `refs/exps/fast`"), "{}", r.stderr);
+    assert!(r.stderr.contains("remote: experiments are frozen"), "{}", r.stderr);
+    assert_eq!(
+        a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/fast"]).stdout,
+        now
+    );
+
+    let missing = format!("http://127.0.0.1:{}/missing.git", server.port);
+    let r = b.dvt(&["exp", "list", &missing]).fails();
     assert!(r.stderr.contains("404"), "{}", r.stderr);
+    let r = a.dvt(&["exp", "push", &missing, "--no-cache"]).fails();
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
+}
+
+/// Over git:// (`git daemon`, one connection kept open for the whole exchange):
+/// a push, a push with nothing to do, and a pull into a clone.
+#[test]
+fn experiments_travel_over_the_git_protocol() {
+    let a = project();
+    let (dir, origin) = shared(&a);
+    let daemon = GitDaemon::start(dir.path());
+    let url = format!("git://127.0.0.1:{}/origin.git", daemon.port);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    a.dvt(&["exp", "run", "-S", "train.lr=0.2", "-n", "slow"]).ok();
+    let r = a.dvt(&["exp", "push", &url]).ok();
+    assert!(r.stdout.contains("fast") && r.stdout.contains("slow"), "{}", r.stdout);
+    let git_dir = origin.to_str().unwrap();
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    let r = a.dvt(&["exp", "push", &url, "--json"]).ok().json();
+    assert_eq!(r["experiments"][0]["update"], "unchanged", "{r}");
+    assert_eq!(r["experiments"][1]["update"], "unchanged", "{r}");
+
+    let b = TestEnv::bare();
+    b.run("git", &["clone", "-q", origin.to_str().unwrap(), "."]).ok();
+    let r = b.dvt(&["exp", "pull", &url, "slow"]).ok();
+    assert!(r.stdout.contains("new in this repository"), "{}", r.stdout);
+    b.dvt(&["exp", "apply", "slow"]).ok();
+    assert_eq!(b.read("model.bin"), b"model lr=0.2\n");
+}
+
+/// A push across the network killed part way moves nothing there (git keeps
+/// what it received apart until the pack is whole), and the next one completes.
+#[test]
+fn a_killed_exp_push_over_the_network_is_finished_by_the_next() {
+    let a = project();
+    let (dir, origin) = shared(&a);
+    let daemon = GitDaemon::start(dir.path());
+    let url = format!("git://127.0.0.1:{}/origin.git", daemon.port);
+    for i in 0..3000 {
+        a.write(
+            &format!("notes/{:02}/{i}.txt", i % 40),
+            format!("note {i}\n").repeat(40),
+        );
+    }
+    a.dvt(&["exp", "save", "-n", "many"]).ok();
+    let git_dir = origin.to_str().unwrap();
+    let commit = a.git(&["rev-parse", "refs/exps/many"]).stdout;
+    for ms in [10, 40, 120] {
+        a.dvt_killed_after(
+            &["exp", "push", &url, "--no-cache"],
+            std::time::Duration::from_millis(ms),
+        );
+        a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+        let there = a.run(
+            "git",
+            &["--git-dir", git_dir, "rev-parse", "-q", "--verify", "refs/exps/many"],
+        );
+        assert!(there.stdout.is_empty() || there.stdout == commit, "{}", there.stdout);
+    }
+    let r = a.dvt(&["exp", "push", &url, "--no-cache"]).ok();
+    assert!(r.stdout.contains("many"), "{}", r.stdout);
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    assert_eq!(
+        a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/many"]).stdout,
+        commit
+    );
 }
 
 /// A push into a git remote on disk killed part way leaves it whole: every

@@ -133,8 +133,7 @@ pub(super) enum ExpCommand {
         json: bool,
     },
     /// Send experiments to a git remote (as `dvc exp push`): their data to the
-    /// dvt remote first, then their commits. gix cannot push over the network,
-    /// so there dvt prints the `git push` that sends the commits
+    /// dvt remote first, then their commits
     Push {
         #[command(flatten)]
         share: ShareArgs,
@@ -284,7 +283,7 @@ impl ShareArgs {
 
 /// Whether an experiment was not taken (the other side has another of its name).
 fn kept(experiments: &[ops::exp_share::SharedExperiment]) -> bool {
-    experiments.iter().any(|e| e.update == Some(dvt::git::RefUpdate::Kept))
+    experiments.iter().any(|e| e.update == dvt::git::RefUpdate::Kept)
 }
 
 /// One line per experiment moved by `exp push`/`exp pull`: what became of it
@@ -293,13 +292,12 @@ fn print_shared(experiments: &[ops::exp_share::SharedExperiment], to: &str) -> R
     use dvt::git::RefUpdate;
     for e in experiments {
         let what = match e.update {
-            Some(RefUpdate::New) => format!("new in {to}"),
-            Some(RefUpdate::Unchanged) => format!("already in {to}"),
-            Some(RefUpdate::Replaced) => format!("replaced in {to}"),
-            Some(RefUpdate::Kept) => {
+            RefUpdate::New => format!("new in {to}"),
+            RefUpdate::Unchanged => format!("already in {to}"),
+            RefUpdate::Replaced => format!("replaced in {to}"),
+            RefUpdate::Kept => {
                 format!("not taken: {to} has another experiment of that name (`--force` replaces it)")
             }
-            None => "data pushed".to_string(),
         };
         out!("{:<24} {}  {what}", e.name, &e.commit[..7]);
     }
@@ -764,10 +762,6 @@ pub(super) fn run(
                 say!(quiet, "{}", super::pushed_line(data));
             }
             print_shared(&r.experiments, &format!("`{}`", r.git_remote))?;
-            if let Some(cmd) = &r.git_push {
-                // Not a hint: without it the experiments are not on the git remote.
-                out!("dvt cannot push git commits over the network: to send the experiments' commits, run:\n    {cmd}");
-            }
             if kept(&r.experiments) {
                 return Ok(ExitCode::from(1));
             }

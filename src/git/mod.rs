@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{GitError, RepoError, Result};
 
+mod send;
 mod share;
 pub use share::{RefUpdate, RemoteExperiment};
 

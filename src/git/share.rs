@@ -1,9 +1,9 @@
 //! Experiments between repositories: listing the `refs/exps/*` of a git remote,
-//! bringing their commits here, and (for a remote that is a directory on this
-//! machine) taking ours there. Network remotes go through gix's own transport;
-//! a remote on disk is opened as a repository and its objects are copied, so no
-//! `git` process is ever started (gix's transport for `file://` would start
-//! `git upload-pack`).
+//! bringing their commits here, and taking ours there. Network remotes go
+//! through gix's own transport (pushes through [`super::send`]); a remote on
+//! disk is opened as a repository and its objects are copied, so no `git`
+//! process is ever started (gix's transport for `file://` would start `git
+//! upload-pack` or `git receive-pack`).
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use gix::bstr::ByteSlice;
 use gix::objs::Write as _;
 
+use super::send::RefPush;
 use super::{EXP_REFS, Git, GitId, failed};
 use crate::error::{GitError, Result};
 
@@ -49,9 +50,10 @@ enum Location {
 
 impl Git {
     /// `remote` as git's `fetch`/`push` take it: the name of a remote in git's
-    /// configuration (`origin`), a URL, or a path. A relative path is taken from
-    /// `cwd` (given on the command line) or from the work tree (configured).
-    fn locate(&self, remote: &str, cwd: &Path) -> Result<(Location, String)> {
+    /// configuration (`origin`, whose `pushurl` is used to push, if it has one),
+    /// a URL, or a path. A relative path is taken from `cwd` (given on the
+    /// command line) or from the work tree (configured).
+    fn locate(&self, remote: &str, cwd: &Path, direction: gix::remote::Direction) -> Result<(Location, String)> {
         let fail = |message: String| GitError::Failed {
             what: format!("finding the git remote `{remote}`"),
             message,
@@ -60,7 +62,7 @@ impl Git {
             Some(found) => {
                 let found = found.map_err(|e| fail(crate::error_chain(&e)))?;
                 let url = found
-                    .url(gix::remote::Direction::Fetch)
+                    .url(direction)
                     .cloned()
                     .ok_or_else(|| fail("it has no URL in git's configuration".into()))?;
                 (url, self.root_dir())
@@ -94,7 +96,7 @@ impl Git {
     /// The experiments of the git remote `remote` (a remote of git's configuration,
     /// a URL or a path, as `git fetch` takes it), by name.
     pub fn remote_experiments(&self, remote: &str, cwd: &Path) -> Result<Vec<RemoteExperiment>> {
-        let (location, url) = self.locate(remote, cwd)?;
+        let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Fetch)?;
         let what = format!("listing the experiments of `{url}`");
         let mut out = match location {
             Location::Disk(path) => Git::open_external(&path)?
@@ -151,7 +153,7 @@ impl Git {
         exps: &[RemoteExperiment],
         force: bool,
     ) -> Result<Vec<RefUpdate>> {
-        let (location, url) = self.locate(remote, cwd)?;
+        let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Fetch)?;
         let what = format!("fetching experiments from `{url}`");
         let lacking: Vec<&RemoteExperiment> = exps.iter().filter(|e| !self.repo.has_object(e.commit)).collect();
         if !lacking.is_empty() {
@@ -204,30 +206,40 @@ impl Git {
     }
 
     /// Takes the experiments `exps` (name and commit, from [`Git::experiments`])
-    /// to the git remote `remote`, when it is a repository on this machine: their
-    /// commits with everything they need, then `refs/exps/NAME` there, created, or
-    /// replaced only with `force`. `None` for a remote across the network, which
-    /// gix cannot push to: `git push` takes them there.
+    /// to the git remote `remote`: their commits with everything they need, then
+    /// `refs/exps/NAME` there, created, or replaced only with `force`. Into a
+    /// repository on this machine dvt writes the objects itself; across the
+    /// network it speaks git's push protocol.
     pub fn push_experiments(
         &self,
         remote: &str,
         cwd: &Path,
         exps: &[RemoteExperiment],
         force: bool,
-    ) -> Result<Option<Vec<RefUpdate>>> {
-        let (location, url) = self.locate(remote, cwd)?;
-        let Location::Disk(path) = location else {
-            return Ok(None);
-        };
+    ) -> Result<Vec<RefUpdate>> {
+        let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Push)?;
         let what = format!("pushing experiments to `{url}`");
-        let there = Git::open_external(&path)?;
-        for e in exps {
-            copy_objects(&self.repo, &there.repo, e.commit, &what)?;
+        match location {
+            Location::Disk(path) => {
+                let there = Git::open_external(&path)?;
+                for e in exps {
+                    copy_objects(&self.repo, &there.repo, e.commit, &what)?;
+                }
+                exps.iter()
+                    .map(|e| set_exp_ref(&there, &e.name, e.commit, force))
+                    .collect()
+            }
+            Location::Network(url) => {
+                let refs: Vec<RefPush> = exps
+                    .iter()
+                    .map(|e| RefPush {
+                        name: format!("{EXP_REFS}{}", e.name),
+                        commit: e.commit,
+                    })
+                    .collect();
+                self.push_refs_over_network(url, &refs, force, &what)
+            }
         }
-        exps.iter()
-            .map(|e| set_exp_ref(&there, &e.name, e.commit, force))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
     }
 }
 

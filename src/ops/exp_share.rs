@@ -41,9 +41,8 @@ pub struct SharedExperiment {
     pub name: String,
     /// Its commit.
     pub commit: String,
-    /// What became of the receiving side's `refs/exps/NAME`; `None` where dvt
-    /// could not push it (a git remote across the network: `git push` does).
-    pub update: Option<RefUpdate>,
+    /// What became of the receiving side's `refs/exps/NAME`.
+    pub update: RefUpdate,
 }
 
 /// What `exp pull` did.
@@ -66,9 +65,6 @@ pub struct ExpPushReport {
     pub experiments: Vec<SharedExperiment>,
     /// The push of their data, unless `no_data`.
     pub data: Option<PushReport>,
-    /// For a git remote across the network, which gix cannot push to: the
-    /// `git push` command that takes the experiments' commits there.
-    pub git_push: Option<String>,
 }
 
 /// An experiment of a git remote, as `exp list GIT_REMOTE` prints it.
@@ -108,12 +104,12 @@ pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
         .map(|(e, u)| SharedExperiment {
             name: e.name.clone(),
             commit: e.commit.to_string(),
-            update: Some(u),
+            update: u,
         })
         .collect();
     let revs: Vec<String> = experiments
         .iter()
-        .filter(|e| e.update != Some(RefUpdate::Kept))
+        .filter(|e| e.update != RefUpdate::Kept)
         .map(|e| e.commit.clone())
         .collect();
     let data = match opts.no_data || revs.is_empty() {
@@ -128,9 +124,8 @@ pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
 }
 
 /// Pushes the data of the experiments `opts.names` (all, if none) to the dvt
-/// remote, then their commits to the git remote: when it is a repository on
-/// this machine, dvt writes them there; across the network it cannot (gix does
-/// not push), and the report says which `git push` does.
+/// remote, then their commits to the git remote. An experiment of the same
+/// name there that names another commit stays as it is unless `force`.
 pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPushReport> {
     let git = Git::open(repo.root())?;
     let here: Vec<RemoteExperiment> = git
@@ -154,22 +149,6 @@ pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
         )?),
     };
     let updates = git.push_experiments(&opts.git_remote, &opts.cwd, &chosen, opts.force)?;
-    let git_push = match (&updates, chosen.is_empty()) {
-        (None, false) => Some(format!(
-            "git push {}{} {}",
-            if opts.force { "--force " } else { "" },
-            crate::shell_word(&opts.git_remote),
-            chosen
-                .iter()
-                .map(|e| format!("{}{}", crate::git::EXP_REFS, e.name))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        _ => None,
-    };
-    let updates = updates
-        .map(|u| u.into_iter().map(Some).collect())
-        .unwrap_or_else(|| vec![None; chosen.len()]);
     let experiments = chosen
         .iter()
         .zip(updates)
@@ -183,7 +162,6 @@ pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
         git_remote: opts.git_remote.clone(),
         experiments,
         data,
-        git_push,
     })
 }
 

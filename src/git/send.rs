@@ -1,0 +1,389 @@
+//! Pushing refs to a git remote across the network (https, http, ssh, git)
+//! through gix's transport. gix fetches but has no push, so this is the client
+//! half of git's receive-pack protocol (v0, the only one receive-pack speaks):
+//! the server lists its refs, dvt says which refs to move from what to what,
+//! then streams a pack of the objects the server lacks. git's receive-pack keeps
+//! that pack in quarantine until it has all of it and every object it needs,
+//! and moves no ref before that, so a push cut short changes nothing there.
+//!
+//! The pack holds whole objects (no deltas): what dvt pushes is experiments'
+//! commits, whose trees differ from a commit the server has by a few small files.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use gix::bstr::{BString, ByteSlice};
+use gix::protocol::transport::Service;
+use gix::protocol::transport::client::blocking_io::Transport as _;
+use gix::protocol::transport::client::{MessageKind, TransportWithoutIO as _, WriteMode};
+
+use super::share::RefUpdate;
+use super::{Git, GitId};
+use crate::error::{GitError, Result};
+
+/// A ref to set on the remote: its full name and the commit it is to name.
+pub(super) struct RefPush {
+    pub name: String,
+    pub commit: GitId,
+}
+
+impl Git {
+    /// Sets each of `refs` on the git remote at `url`, sending the objects the
+    /// remote lacks. A ref there that names another commit is replaced only with
+    /// `force` ([`RefUpdate::Kept`] otherwise, and nothing is sent for it).
+    pub(super) fn push_refs_over_network(
+        &self,
+        url: gix::Url,
+        refs: &[RefPush],
+        force: bool,
+        what: &str,
+    ) -> Result<Vec<RefUpdate>> {
+        let fail = |message: String| -> crate::Error {
+            GitError::Failed {
+                what: what.to_string(),
+                message,
+            }
+            .into()
+        };
+        let gix_fail = |e: gix::Error| fail(crate::error_chain(&e));
+        let remote = self.repo.remote_at(url.clone()).map_err(gix_fail)?;
+        let mut con = remote.connect(gix::remote::Direction::Push).map_err(gix_fail)?;
+        if let Some(options) = self
+            .repo
+            .transport_options(url.to_bstring().as_bstr(), None)
+            .map_err(gix_fail)?
+        {
+            con.transport_mut()
+                .configure(&*options)
+                .map_err(|e| fail(crate::error_chain(&e)))?;
+        }
+        let authenticate = con.configured_credentials(url).map_err(gix_fail)?;
+        let handshake = gix::protocol::handshake(
+            con.transport_mut(),
+            Service::ReceivePack,
+            authenticate,
+            Vec::new(),
+            &mut gix::progress::Discard,
+        )
+        .map_err(|e| fail(crate::error_chain(&e)))?;
+        if !handshake.capabilities.contains("report-status") {
+            return Err(fail(
+                "the server does not report whether it took a push (no `report-status`)".into(),
+            ));
+        }
+        if let Some(format) = handshake.capabilities.capability("object-format")
+            && format
+                .value()
+                .is_some_and(|v| v != self.repo.object_hash().to_string().as_bytes())
+        {
+            return Err(fail(format!(
+                "the repository there uses {} object ids, this one {}",
+                format.value().unwrap_or_default(),
+                self.repo.object_hash()
+            )));
+        }
+        // What each ref there names (peeled, for the commits dvt can start from).
+        let mut there: HashMap<BString, GitId> = HashMap::new();
+        let mut haves: Vec<GitId> = Vec::new();
+        for r in handshake.refs.iter().flatten() {
+            let (name, target, peeled) = r.unpack();
+            if let Some(target) = target {
+                there.insert(name.to_owned(), target.to_owned());
+            }
+            if let Some(id) = peeled.or(target)
+                && self.repo.find_commit(id).is_ok()
+            {
+                haves.push(id.to_owned());
+            }
+        }
+
+        let mut updates = Vec::new();
+        let mut commands = Vec::new();
+        let mut tips = Vec::new();
+        let mut replaced = Vec::new();
+        for r in refs {
+            let old = there.get(r.name.as_bytes().as_bstr()).copied();
+            let update = match old {
+                None => RefUpdate::New,
+                Some(c) if c == r.commit => RefUpdate::Unchanged,
+                Some(_) if force => RefUpdate::Replaced,
+                Some(_) => RefUpdate::Kept,
+            };
+            if matches!(update, RefUpdate::New | RefUpdate::Replaced) {
+                replaced.extend(old.filter(|c| self.repo.find_commit(*c).is_ok()));
+                let old = old.unwrap_or_else(|| self.repo.object_hash().null());
+                commands.push(format!("{old} {} {}", r.commit, r.name));
+                tips.push(r.commit);
+            }
+            updates.push(update);
+        }
+        if commands.is_empty() {
+            // Dropping the connection sends the flush that says "nothing".
+            return Ok(updates);
+        }
+
+        let objects = self.objects_to_send(&tips, &haves, &replaced).map_err(fail)?;
+        let mut request = con
+            .transport_mut()
+            .request(WriteMode::Binary, MessageKind::Flush, false)
+            .map_err(|e| fail(crate::error_chain(&e)))?;
+        let io_fail = |e: std::io::Error| fail(format!("sending the push: {e}"));
+        // Asked for when offered: the report and the hooks' messages come
+        // multiplexed, and nothing else (no progress).
+        let caps: Vec<&str> = ["report-status", "side-band-64k", "quiet"]
+            .into_iter()
+            .filter(|c| handshake.capabilities.contains(c))
+            .collect();
+        let side_band = caps.contains(&"side-band-64k");
+        for (i, command) in commands.iter().enumerate() {
+            let line = match i {
+                0 => format!("{command}\0{} agent=dvt/{}", caps.join(" "), env!("CARGO_PKG_VERSION")),
+                _ => command.clone(),
+            };
+            request.write_all(line.as_bytes()).map_err(io_fail)?;
+        }
+        request.write_message(MessageKind::Flush).map_err(io_fail)?;
+        let (mut body, mut response) = request.into_parts();
+        self.write_pack(&objects, &mut body).map_err(fail)?;
+        body.flush().map_err(io_fail)?;
+        drop(body);
+
+        let said = std::rc::Rc::new(std::cell::RefCell::new(Vec::<u8>::new()));
+        let report = match side_band {
+            true => {
+                let to = said.clone();
+                response.set_progress_handler(Some(Box::new(move |_, text| {
+                    to.borrow_mut().extend_from_slice(text);
+                    std::ops::ControlFlow::Continue(())
+                })));
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut response, &mut data)
+                    .map_err(|e| fail(format!("reading the server's report: {e}")))?;
+                data
+            }
+            false => {
+                let mut data = Vec::new();
+                while let Some(line) = response.readline() {
+                    let line = line
+                        .map_err(|e| fail(format!("reading the server's report: {e}")))?
+                        .map_err(|e| fail(format!("reading the server's report: {e}")))?;
+                    let Some(text) = line.as_slice() else { break };
+                    data.extend_from_slice(format!("{:04x}", text.len() + 4).as_bytes());
+                    data.extend_from_slice(text);
+                }
+                data
+            }
+        };
+        // What the server's hooks said, as git shows it (`remote: ...`).
+        let said: String = said
+            .borrow()
+            .to_str_lossy()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("\n  remote: {}", l.trim_end()))
+            .collect();
+        // `unpack ok`, then `ok REF` or `ng REF REASON` per command.
+        let mut refused = Vec::new();
+        let mut unpacked = None;
+        for text in pkt_lines(&report) {
+            let text = text.trim_end().to_str_lossy().into_owned();
+            if let Some(rest) = text.strip_prefix("unpack ") {
+                unpacked = Some(rest.to_string());
+            } else if let Some(rest) = text.strip_prefix("ng ") {
+                let (name, why) = rest.split_once(' ').unwrap_or((rest, "no reason given"));
+                refused.push(format!("`{name}` ({why})"));
+            }
+        }
+        match unpacked.as_deref() {
+            Some("ok") => {}
+            Some(why) => {
+                return Err(fail(format!("the server could not take the objects: {why}{said}")));
+            }
+            None => return Err(fail(format!("the server ended the push without a report{said}"))),
+        }
+        if !refused.is_empty() {
+            return Err(fail(format!("the server refused {}{said}", refused.join(", "))));
+        }
+        Ok(updates)
+    }
+
+    /// The objects that the commits `tips` reach and the remote does not
+    /// have, taking the remote to have all that `haves` reach: the commits
+    /// between, and of their trees what lacks from the trees of the commits the
+    /// remote has just below them and of `replaced` (commits there that refs
+    /// are moved away from: an experiment run again shares most of its files).
+    fn objects_to_send(
+        &self,
+        tips: &[GitId],
+        haves: &[GitId],
+        replaced: &[GitId],
+    ) -> std::result::Result<Vec<GitId>, String> {
+        let walk = self
+            .repo
+            .rev_walk(tips.iter().copied())
+            .with_hidden(haves.iter().copied())
+            .all()
+            .map_err(|e| format!("walking the commits to push: {}", crate::error_chain(&e)))?;
+        let mut commits = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| format!("walking the commits to push: {}", crate::error_chain(&e)))?;
+            commits.push(info.id);
+        }
+        let new: HashSet<GitId> = commits.iter().copied().collect();
+        let mut had = HashSet::new();
+        let mut trees = Vec::new();
+        let mut edges: Vec<GitId> = replaced.to_vec();
+        for id in &commits {
+            let (tree, parents) = self.read_commit(*id)?;
+            trees.push(tree);
+            edges.extend(
+                parents
+                    .into_iter()
+                    .filter(|p| !new.contains(p) && self.repo.has_object(*p)),
+            );
+        }
+        for edge in edges {
+            let (tree, _) = self.read_commit(edge)?;
+            self.tree_objects(tree, &HashSet::new(), &mut had, None)?;
+        }
+        let mut out = commits;
+        let mut seen = HashSet::new();
+        for tree in trees {
+            self.tree_objects(tree, &had, &mut seen, Some(&mut out))?;
+        }
+        Ok(out)
+    }
+
+    /// The tree and the parents of the commit `id`.
+    fn read_commit(&self, id: GitId) -> std::result::Result<(GitId, Vec<GitId>), String> {
+        let object = self
+            .repo
+            .find_object(id)
+            .map_err(|e| format!("reading commit {id}: {}", crate::error_chain(&e)))?;
+        let commit = gix::objs::CommitRef::from_bytes(&object.data, self.repo.object_hash())
+            .map_err(|e| format!("commit {id}: {e}"))?;
+        Ok((commit.tree(), commit.parents().collect()))
+    }
+
+    /// Adds to `seen` (and appends to `out`) the tree `tree` and all it
+    /// reaches, except what is in `skip` (and all it reaches) or `seen` already.
+    fn tree_objects(
+        &self,
+        tree: GitId,
+        skip: &HashSet<GitId>,
+        seen: &mut HashSet<GitId>,
+        mut out: Option<&mut Vec<GitId>>,
+    ) -> std::result::Result<(), String> {
+        let mut todo = vec![(tree, true)];
+        while let Some((id, is_tree)) = todo.pop() {
+            if skip.contains(&id) || !seen.insert(id) {
+                continue;
+            }
+            if let Some(out) = out.as_mut() {
+                out.push(id);
+            }
+            if !is_tree {
+                continue;
+            }
+            let object = self
+                .repo
+                .find_object(id)
+                .map_err(|e| format!("reading tree {id}: {}", crate::error_chain(&e)))?;
+            let parsed = gix::objs::TreeRef::from_bytes(&object.data, self.repo.object_hash())
+                .map_err(|e| format!("tree {id}: {e}"))?;
+            // Submodules' commits live in other repositories.
+            todo.extend(
+                parsed
+                    .entries
+                    .iter()
+                    .filter(|e| !e.mode.is_commit())
+                    .map(|e| (e.oid.to_owned(), e.mode.is_tree())),
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes a pack (version 2, whole objects) of `objects` to `to`.
+    fn write_pack(&self, objects: &[GitId], to: &mut dyn Write) -> std::result::Result<(), String> {
+        let count = u32::try_from(objects.len()).map_err(|_| "too many objects for one pack".to_string())?;
+        let io = |e: std::io::Error| format!("sending the objects: {e}");
+        let mut out = gix::hash::io::Write::new(to, self.repo.object_hash());
+        out.write_all(b"PACK").map_err(io)?;
+        out.write_all(&2u32.to_be_bytes()).map_err(io)?;
+        out.write_all(&count.to_be_bytes()).map_err(io)?;
+        let mut header = Vec::with_capacity(16);
+        for id in objects {
+            let object = self
+                .repo
+                .find_object(*id)
+                .map_err(|e| format!("reading object {id}: {}", crate::error_chain(&e)))?;
+            header.clear();
+            entry_header(object.kind, object.data.len(), &mut header);
+            out.write_all(&header).map_err(io)?;
+            let mut deflate = gix::zlib::stream::deflate::Write::new(&mut out, gix::zlib::Compression::BEST_SPEED);
+            deflate.write_all(&object.data).map_err(io)?;
+            deflate.flush().map_err(io)?;
+        }
+        let trailer = out.hash.try_finalize().map_err(|e| format!("hashing the pack: {e}"))?;
+        out.inner.write_all(trailer.as_slice()).map_err(io)?;
+        Ok(())
+    }
+}
+
+/// The payloads of the packet lines in `data`, up to the first flush.
+fn pkt_lines(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while data.len() >= 4 {
+        let Some(len) = std::str::from_utf8(&data[..4])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+        else {
+            break;
+        };
+        if len < 4 || len > data.len() {
+            break;
+        }
+        out.push(&data[4..len]);
+        data = &data[len..];
+    }
+    out
+}
+
+/// A pack entry's header: the object's type in bits 4–6 of the first byte,
+/// its size below, little-endian in 4 then 7-bit groups, each byte but the last
+/// with its top bit set.
+fn entry_header(kind: gix::objs::Kind, size: usize, out: &mut Vec<u8>) {
+    let code: u8 = match kind {
+        gix::objs::Kind::Commit => 1,
+        gix::objs::Kind::Tree => 2,
+        gix::objs::Kind::Blob => 3,
+        gix::objs::Kind::Tag => 4,
+    };
+    let mut rest = size >> 4;
+    let mut byte = (code << 4) | (size & 0x0f) as u8;
+    while rest != 0 {
+        out.push(byte | 0x80);
+        byte = (rest & 0x7f) as u8;
+        rest >>= 7;
+    }
+    out.push(byte);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_header;
+
+    #[test]
+    fn entry_headers_are_git_s_varint() {
+        let mut out = Vec::new();
+        entry_header(gix::objs::Kind::Blob, 10, &mut out);
+        assert_eq!(out, [0x3a]);
+        out.clear();
+        // 100 = 0b110_0100: low four bits 0100, then 110.
+        entry_header(gix::objs::Kind::Commit, 100, &mut out);
+        assert_eq!(out, [0x80 | 0x10 | 0x04, 0x06]);
+        out.clear();
+        entry_header(gix::objs::Kind::Tree, 1 << 20, &mut out);
+        assert_eq!(out, [0x80 | 0x20, 0x80, 0x80, 0x04]);
+    }
+}
