@@ -1221,6 +1221,37 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
     assert!(!r.stdout.contains("fetch"), "{}", r.stdout);
     let r = b.dvt(&["exp", "apply", "slow"]).fails();
     assert!(r.stderr.contains("model.bin"), "{}", r.stderr);
+
+    // As `dvc exp remove -g`: from the git remote only; an unknown name removes nothing.
+    let git_dir = origin.to_str().unwrap();
+    let r = b.dvt(&["exp", "remove", "-g", "origin", "slow", "nope"]).fails();
+    assert!(
+        r.stderr.contains("has no experiment `nope` (it has `fast`, `slow`)"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["exp", "remove", "-g", "origin", "slow"]).ok();
+    assert!(
+        r.stdout.contains("Removed experiment `slow` from `origin`"),
+        "{}",
+        r.stdout
+    );
+    let refs = a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"]).stdout;
+    assert!(refs.contains("refs/exps/fast") && !refs.contains("slow"), "{refs}");
+    assert!(b.dvt(&["exp", "list"]).ok().stdout.contains("slow"));
+    let r = b
+        .dvt(&["exp", "remove", "--git-remote", "origin", "-A", "--json"])
+        .ok()
+        .json();
+    assert_eq!(r[0]["name"], "fast", "{r}");
+    assert_eq!(r[0]["update"], "deleted", "{r}");
+    assert!(
+        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
+            .stdout
+            .is_empty()
+    );
+    let r = b.dvt(&["exp", "remove", "-g", "origin", "-A"]).ok();
+    assert!(r.stdout.contains("`origin` has no experiments"), "{}", r.stdout);
 }
 
 /// Across the network (smart HTTP, `git http-backend`): `exp push` sends the
@@ -1303,6 +1334,17 @@ fn experiments_travel_over_http_both_ways() {
         a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/fast"]).stdout,
         now
     );
+
+    // Removed there over HTTP too (the hook refuses any change: lift it).
+    std::fs::remove_file(&hook).unwrap();
+    let r = b.dvt(&["exp", "remove", "-g", &url, "fast"]).ok();
+    assert!(r.stdout.contains("Removed experiment `fast`"), "{}", r.stdout);
+    assert!(
+        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
+            .stdout
+            .is_empty()
+    );
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
 
     let missing = format!("http://127.0.0.1:{}/missing.git", server.port);
     let r = b.dvt(&["exp", "list", &missing]).fails();

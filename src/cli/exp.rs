@@ -180,6 +180,14 @@ pub(super) enum ExpCommand {
         /// Every experiment.
         #[arg(short = 'A', long, conflicts_with = "names")]
         all: bool,
+        /// Remove them from this git remote (`origin`, a URL or a path) instead
+        /// of here; their data stays on the dvt remote.
+        #[arg(short, long, value_name = "GIT_REMOTE")]
+        git_remote: Option<String>,
+        /// Print as JSON (with `--git-remote`): each experiment's `name`,
+        /// `commit` and `update` (`deleted`, or `unchanged` if it had gone).
+        #[arg(long, requires = "git_remote")]
+        json: bool,
     },
 }
 
@@ -298,6 +306,7 @@ fn print_shared(experiments: &[ops::exp_share::SharedExperiment], to: &str) -> R
             RefUpdate::Kept => {
                 format!("not taken: {to} has another experiment of that name (`--force` replaces it)")
             }
+            RefUpdate::Deleted => format!("removed from {to}"),
         };
         out!("{:<24} {}  {what}", e.name, &e.commit[..7]);
     }
@@ -824,7 +833,32 @@ pub(super) fn run(
             let commit = ops::exp::rename(repo, name, new_name, *force)?;
             say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
         }
-        ExpCommand::Remove { names, all } => {
+        ExpCommand::Remove {
+            names,
+            all,
+            git_remote: Some(git_remote),
+            json: as_json,
+        } => {
+            let removed = ops::exp_share::remote_remove(repo, git_remote, names, *all, cwd)?;
+            if *as_json {
+                return json(&removed);
+            }
+            if removed.is_empty() {
+                say!(quiet, "`{git_remote}` has no experiments");
+            }
+            for e in removed {
+                match e.update {
+                    dvt::git::RefUpdate::Deleted => say!(quiet, "Removed experiment `{}` from `{git_remote}`", e.name),
+                    _ => say!(quiet, "Experiment `{}` was already gone from `{git_remote}`", e.name),
+                }
+            }
+        }
+        ExpCommand::Remove {
+            names,
+            all,
+            git_remote: None,
+            ..
+        } => {
             for n in ops::exp::remove(repo, names, *all)? {
                 say!(quiet, "Removed experiment `{n}`");
             }

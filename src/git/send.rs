@@ -21,16 +21,19 @@ use super::share::RefUpdate;
 use super::{Git, GitId};
 use crate::error::{GitError, Result};
 
-/// A ref to set on the remote: its full name and the commit it is to name.
+/// A ref to set on the remote: its full name and the commit it is to name,
+/// or `None` to delete it.
 pub(super) struct RefPush {
     pub name: String,
-    pub commit: GitId,
+    pub commit: Option<GitId>,
 }
 
 impl Git {
     /// Sets each of `refs` on the git remote at `url`, sending the objects the
-    /// remote lacks. A ref there that names another commit is replaced only with
-    /// `force` ([`RefUpdate::Kept`] otherwise, and nothing is sent for it).
+    /// remote lacks, or deletes it. A ref there that names another commit is
+    /// replaced only with `force` ([`RefUpdate::Kept`] otherwise, and nothing
+    /// is sent for it); one to delete that is not there is
+    /// [`RefUpdate::Unchanged`].
     pub(super) fn push_refs_over_network(
         &self,
         url: gix::Url,
@@ -101,19 +104,26 @@ impl Git {
         let mut commands = Vec::new();
         let mut tips = Vec::new();
         let mut replaced = Vec::new();
+        let null = self.repo.object_hash().null();
         for r in refs {
             let old = there.get(r.name.as_bytes().as_bstr()).copied();
-            let update = match old {
-                None => RefUpdate::New,
-                Some(c) if c == r.commit => RefUpdate::Unchanged,
-                Some(_) if force => RefUpdate::Replaced,
-                Some(_) => RefUpdate::Kept,
+            let update = match (old, r.commit) {
+                (None, None) => RefUpdate::Unchanged,
+                (Some(_), None) => RefUpdate::Deleted,
+                (None, Some(_)) => RefUpdate::New,
+                (Some(c), Some(new)) if c == new => RefUpdate::Unchanged,
+                (Some(_), Some(_)) if force => RefUpdate::Replaced,
+                (Some(_), Some(_)) => RefUpdate::Kept,
             };
-            if matches!(update, RefUpdate::New | RefUpdate::Replaced) {
+            if matches!(update, RefUpdate::New | RefUpdate::Replaced | RefUpdate::Deleted) {
                 replaced.extend(old.filter(|c| self.repo.find_commit(*c).is_ok()));
-                let old = old.unwrap_or_else(|| self.repo.object_hash().null());
-                commands.push(format!("{old} {} {}", r.commit, r.name));
-                tips.push(r.commit);
+                commands.push(format!(
+                    "{} {} {}",
+                    old.unwrap_or(null),
+                    r.commit.unwrap_or(null),
+                    r.name
+                ));
+                tips.extend(r.commit);
             }
             updates.push(update);
         }
@@ -122,6 +132,11 @@ impl Git {
             return Ok(updates);
         }
 
+        if updates.contains(&RefUpdate::Deleted) && !handshake.capabilities.contains("delete-refs") {
+            return Err(fail(
+                "the server does not take deletions of refs (no `delete-refs`)".into(),
+            ));
+        }
         let objects = self.objects_to_send(&tips, &haves, &replaced).map_err(fail)?;
         let mut request = con
             .transport_mut()
@@ -130,7 +145,7 @@ impl Git {
         let io_fail = |e: std::io::Error| fail(format!("sending the push: {e}"));
         // Asked for when offered: the report and the hooks' messages come
         // multiplexed, and nothing else (no progress).
-        let caps: Vec<&str> = ["report-status", "side-band-64k", "quiet"]
+        let caps: Vec<&str> = ["report-status", "side-band-64k", "quiet", "delete-refs"]
             .into_iter()
             .filter(|c| handshake.capabilities.contains(c))
             .collect();
@@ -144,7 +159,10 @@ impl Git {
         }
         request.write_message(MessageKind::Flush).map_err(io_fail)?;
         let (mut body, mut response) = request.into_parts();
-        self.write_pack(&objects, &mut body).map_err(fail)?;
+        // No pack when every command deletes (the protocol says so).
+        if !tips.is_empty() {
+            self.write_pack(&objects, &mut body).map_err(fail)?;
+        }
         body.flush().map_err(io_fail)?;
         drop(body);
 

@@ -38,6 +38,8 @@ pub enum RefUpdate {
     Replaced,
     /// It names another commit, and was left as it is (no `--force`).
     Kept,
+    /// It was deleted (`exp remove --git-remote`).
+    Deleted,
 }
 
 /// Where a git remote is.
@@ -234,11 +236,46 @@ impl Git {
                     .iter()
                     .map(|e| RefPush {
                         name: format!("{EXP_REFS}{}", e.name),
-                        commit: e.commit,
+                        commit: Some(e.commit),
                     })
                     .collect();
                 self.push_refs_over_network(url, &refs, force, &what)
             }
+        }
+    }
+}
+
+impl Git {
+    /// Deletes the experiments `names` from the git remote `remote` (as
+    /// [`Git::remote_experiments`] takes it); one that is not there is
+    /// [`RefUpdate::Unchanged`].
+    pub fn remove_remote_experiments(&self, remote: &str, cwd: &Path, names: &[String]) -> Result<Vec<RefUpdate>> {
+        let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Push)?;
+        let refs: Vec<RefPush> = names
+            .iter()
+            .map(|n| RefPush {
+                name: format!("{EXP_REFS}{n}"),
+                commit: None,
+            })
+            .collect();
+        let what = format!("removing experiments from `{url}`");
+        match location {
+            Location::Disk(path) => {
+                let there = Git::open_external(&path)?;
+                refs.iter()
+                    .map(|r| {
+                        let found = there
+                            .repo
+                            .try_find_reference(r.name.as_str())
+                            .map_err(failed(format!("looking up `{}` in `{url}`", r.name)))?;
+                        match found {
+                            None => Ok(RefUpdate::Unchanged),
+                            Some(_) => there.delete_ref(&r.name).map(|()| RefUpdate::Deleted),
+                        }
+                    })
+                    .collect()
+            }
+            Location::Network(url) => self.push_refs_over_network(url, &refs, false, &what),
         }
     }
 }

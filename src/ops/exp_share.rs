@@ -165,6 +165,39 @@ pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
     })
 }
 
+/// Deletes the experiments `names` (all of them with `all`) from the git
+/// remote `git_remote` (as `dvc exp remove --git-remote`); their data stays on
+/// the dvt remote. An experiment the git remote lacks is an error that names
+/// those it has, and nothing is deleted.
+pub fn remote_remove(
+    repo: &Repo,
+    git_remote: &str,
+    names: &[String],
+    all: bool,
+    cwd: &std::path::Path,
+) -> Result<Vec<SharedExperiment>> {
+    let git = Git::open(repo.root())?;
+    let there = git.remote_experiments(git_remote, cwd)?;
+    let chosen = match all {
+        true => there,
+        false => choose(&there, names, || format!("`{git_remote}`"))?,
+    };
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = chosen.iter().map(|e| e.name.clone()).collect();
+    let updates = git.remove_remote_experiments(git_remote, cwd, &names)?;
+    Ok(chosen
+        .into_iter()
+        .zip(updates)
+        .map(|(e, update)| SharedExperiment {
+            name: e.name,
+            commit: e.commit.to_string(),
+            update,
+        })
+        .collect())
+}
+
 /// Those of `all` named in `names` (all of them if none), or an error naming
 /// the first that `all` lacks, said to be missing from `place()`.
 fn choose(all: &[RemoteExperiment], names: &[String], place: impl Fn() -> String) -> Result<Vec<RemoteExperiment>> {
