@@ -1401,6 +1401,7 @@ fn a_killed_exp_push_over_the_network_is_finished_by_the_next() {
             &["exp", "push", &url, "--no-cache"],
             std::time::Duration::from_millis(ms),
         );
+        daemon.wait_idle();
         a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
         let there = a.run(
             "git",

@@ -627,6 +627,39 @@ impl GitDaemon {
         }
         GitDaemon { child, port }
     }
+
+    /// Waits until the daemon serves no connection: a client killed after it
+    /// sent all of a push leaves git finishing it on the server side.
+    pub fn wait_idle(&self) {
+        let parent_of = |pid: &str| -> Option<String> {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with("PPid:"))?;
+            Some(line["PPid:".len()..].trim().to_string())
+        };
+        let daemon = self.child.id().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let busy = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                let mut pid = e.file_name().to_string_lossy().into_owned();
+                // Any process descending from the daemon.
+                while let Some(p) = parent_of(&pid) {
+                    if p == daemon {
+                        return true;
+                    }
+                    if p == "0" || p == "1" {
+                        break;
+                    }
+                    pid = p;
+                }
+                false
+            });
+            if !busy {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "git daemon still busy");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for GitDaemon {
