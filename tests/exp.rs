@@ -1379,6 +1379,38 @@ fn experiments_travel_over_the_git_protocol() {
     assert_eq!(b.read("model.bin"), b"model lr=0.2\n");
 }
 
+/// Over ssh, through gix's ssh transport: `ssh` is a stand-in (git's
+/// `core.sshCommand`) that runs git's server side here, as sshd would there.
+/// Push, list, pull into a clone, and remove there.
+#[test]
+fn experiments_travel_over_ssh() {
+    let a = project();
+    let (_dir, origin) = shared(&a);
+    let ssh = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_ssh.sh");
+    let url = format!("ssh://git@example.invalid{}", origin.display());
+    a.git(&["config", "core.sshCommand", ssh.to_str().unwrap()]);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", &url]).ok();
+    assert!(r.stdout.contains("new in"), "{}", r.stdout);
+    let git_dir = origin.to_str().unwrap();
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+
+    let b = TestEnv::bare();
+    b.run("git", &["clone", "-q", git_dir, "."]).ok();
+    b.git(&["config", "core.sshCommand", ssh.to_str().unwrap()]);
+    assert!(b.dvt(&["exp", "list", &url]).ok().stdout.starts_with("fast "));
+    b.dvt(&["exp", "pull", &url, "fast"]).ok();
+    b.dvt(&["exp", "apply", "fast"]).ok();
+    assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
+    let r = b.dvt(&["exp", "remove", "-g", &url, "fast"]).ok();
+    assert!(r.stdout.contains("Removed experiment `fast`"), "{}", r.stdout);
+    assert!(
+        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
+            .stdout
+            .is_empty()
+    );
+}
+
 /// A push across the network killed part way moves nothing there (git keeps
 /// what it received apart until the pack is whole), and the next one completes.
 #[test]
