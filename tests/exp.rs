@@ -1411,6 +1411,65 @@ fn experiments_travel_over_ssh() {
     );
 }
 
+/// As DVC's: without names, `exp push`/`exp pull` move the experiments run on
+/// HEAD; `--rev`, `-n` and `-A` choose others, on disk and across the network
+/// (where a pull learns what each was run on by fetching its commit).
+#[test]
+fn experiments_run_on_head_travel_unless_told_otherwise() {
+    let a = project();
+    let (dir, origin) = shared(&a);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "old"]).ok();
+    a.write("notes.txt", "a second commit\n");
+    a.git(&["add", "notes.txt"]);
+    a.git(&["commit", "-qm", "second"]);
+    a.git(&["push", "-q", "origin", "main"]);
+    a.dvt(&["exp", "run", "-S", "train.lr=0.2", "-n", "new"]).ok();
+    let names = |r: &serde_json::Value| -> Vec<String> {
+        r["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = a.dvt(&["exp", "push", "origin", "--json"]).ok().json();
+    assert_eq!(names(&r), ["new"], "{r}");
+    let r = a
+        .dvt(&["exp", "push", "origin", "--rev", "HEAD~1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(names(&r), ["old"], "{r}");
+    let r = a
+        .dvt(&["exp", "push", "origin", "--rev", "main~1", "-n", "2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(names(&r), ["old"], "{r}");
+    let r = a.dvt(&["exp", "push", "origin", "--rev", "main~1", "-n", "5"]).ok();
+    assert!(r.stdout.contains("old") && !r.stdout.contains("new"), "{}", r.stdout);
+    let r = a.dvt(&["exp", "push", "origin", "-A", "--json"]).ok().json();
+    assert_eq!(names(&r), ["new", "old"], "{r}");
+    let r = a.dvt(&["exp", "push", "origin", "-A", "new"]);
+    assert_eq!(r.code, 2, "usage error: {}", r.stderr);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+
+    let server = GitHttp::start(dir.path());
+    let url = format!("http://127.0.0.1:{}/origin.git", server.port);
+    for remote in [origin.to_str().unwrap(), url.as_str()] {
+        let b = TestEnv::bare();
+        b.run("git", &["clone", "-q", origin.to_str().unwrap(), "."]).ok();
+        let r = b.dvt(&["exp", "pull", remote, "--no-cache", "--json"]).ok().json();
+        assert_eq!(names(&r), ["new"], "{remote}: {r}");
+        let r = b
+            .dvt(&["exp", "pull", remote, "-n", "2", "--no-cache", "--json"])
+            .ok()
+            .json();
+        assert_eq!(names(&r), ["new", "old"], "{remote}: {r}");
+        b.git(&["checkout", "-q", "HEAD~1"]);
+        let r = b.dvt(&["exp", "pull", remote, "--no-cache"]).ok();
+        assert!(r.stdout.contains("old") && !r.stdout.contains("new "), "{}", r.stdout);
+    }
+}
+
 /// A push across the network killed part way moves nothing there (git keeps
 /// what it received apart until the pack is whole), and the next one completes.
 #[test]

@@ -256,8 +256,18 @@ pub(super) enum QueueCommand {
 pub(super) struct ShareArgs {
     /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
     git_remote: String,
-    /// The experiments (default: all of them).
+    /// The experiments (default: those run on HEAD, as DVC's).
     names: Vec<String>,
+    /// Every experiment, whatever commit it was run on (DVC's flag).
+    #[arg(short = 'A', long, conflicts_with_all = ["names", "rev", "num"])]
+    all_commits: bool,
+    /// Those run on REV instead of HEAD.
+    #[arg(long, value_name = "REV", conflicts_with = "names")]
+    rev: Option<String>,
+    /// Those run on the N commits from REV (or HEAD) back, first parents.
+    #[arg(short = 'n', long, value_name = "N", conflicts_with = "names",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    num: Option<u32>,
     /// Replace an experiment of the same name that names another commit.
     #[arg(short, long)]
     force: bool,
@@ -276,10 +286,34 @@ pub(super) struct ShareArgs {
 }
 
 impl ShareArgs {
+    /// Which experiments were looked for, for "none found" (empty when named
+    /// or all).
+    fn which(&self) -> String {
+        match (self.names.is_empty() && !self.all_commits, &self.rev, self.num) {
+            (false, ..) => String::new(),
+            (true, None, None) => " run on HEAD (`-A`: on any commit)".into(),
+            (true, rev, num) => format!(
+                " run on {} (`-A`: on any commit)",
+                match num.unwrap_or(1) {
+                    1 => rev.clone().unwrap_or_else(|| "HEAD".into()),
+                    n => format!("the {n} commits from {}", rev.as_deref().unwrap_or("HEAD")),
+                }
+            ),
+        }
+    }
+
     fn options(&self, cwd: &std::path::Path) -> ops::exp_share::ExpShareOptions {
         ops::exp_share::ExpShareOptions {
             git_remote: self.git_remote.clone(),
             names: self.names.clone(),
+            select: match (self.all_commits, &self.rev, self.num) {
+                (true, ..) => ops::exp_share::Selection::All,
+                (false, None, None) => ops::exp_share::Selection::Head,
+                (false, rev, num) => ops::exp_share::Selection::Revs {
+                    rev: rev.clone().unwrap_or_else(|| "HEAD".into()),
+                    num: num.unwrap_or(1) as usize,
+                },
+            },
             force: self.force,
             no_data: self.no_cache,
             remote: self.remote.clone(),
@@ -749,7 +783,7 @@ pub(super) fn run(
                 return json(&r);
             }
             if r.experiments.is_empty() {
-                say!(quiet, "`{}` has no experiments", r.git_remote);
+                say!(quiet, "`{}` has no experiments{}", r.git_remote, share.which());
             }
             print_shared(&r.experiments, "this repository")?;
             if let Some(data) = &r.data {
@@ -765,7 +799,11 @@ pub(super) fn run(
                 return json(&r);
             }
             if r.experiments.is_empty() {
-                say!(quiet, "No experiments to push (`dvt exp run` makes them)");
+                say!(
+                    quiet,
+                    "No experiments{} to push (`dvt exp run` makes them)",
+                    share.which()
+                );
             }
             if let Some(data) = &r.data {
                 say!(quiet, "{}", super::pushed_line(data));

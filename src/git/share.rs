@@ -145,6 +145,25 @@ impl Git {
         Ok(out)
     }
 
+    /// The commit each of `exps` (as [`Git::remote_experiments`] listed them)
+    /// was run on: its first parent, read there for a repository on disk; from
+    /// across the network the commits are fetched first (no ref moves).
+    pub fn remote_experiment_baselines(
+        &self,
+        remote: &str,
+        cwd: &Path,
+        exps: &[RemoteExperiment],
+    ) -> Result<Vec<Option<GitId>>> {
+        let there = match self.locate(remote, cwd, gix::remote::Direction::Fetch)?.0 {
+            Location::Disk(path) => Git::open_external(&path)?,
+            Location::Network(_) => {
+                self.bring_commits(remote, cwd, exps)?;
+                self.clone()
+            }
+        };
+        exps.iter().map(|e| there.parent_of(e.commit)).collect()
+    }
+
     /// Brings here the commits of `exps` (as [`Git::remote_experiments`] listed
     /// them) that this repository lacks, with everything they need, and points
     /// `refs/exps/NAME` at each: created, or replaced only with `force`.
@@ -155,6 +174,15 @@ impl Git {
         exps: &[RemoteExperiment],
         force: bool,
     ) -> Result<Vec<RefUpdate>> {
+        self.bring_commits(remote, cwd, exps)?;
+        exps.iter()
+            .map(|e| set_exp_ref(self, &e.name, e.commit, force))
+            .collect()
+    }
+
+    /// Brings here the commits of `exps` that this repository lacks, with
+    /// everything they need; no ref moves.
+    fn bring_commits(&self, remote: &str, cwd: &Path, exps: &[RemoteExperiment]) -> Result<()> {
         let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Fetch)?;
         let what = format!("fetching experiments from `{url}`");
         let lacking: Vec<&RemoteExperiment> = exps.iter().filter(|e| !self.repo.has_object(e.commit)).collect();
@@ -172,7 +200,8 @@ impl Git {
                         message: crate::error_chain(&e),
                     };
                     // Refspecs without a destination: the objects come, no ref
-                    // moves; the refs are set below, by the same rule as from disk.
+                    // moves (`pull_experiments` sets them, by the same rule as
+                    // from disk).
                     let specs: Vec<String> = lacking.iter().map(|e| format!("{EXP_REFS}{}", e.name)).collect();
                     self.repo
                         .remote_at(url)
@@ -202,9 +231,7 @@ impl Git {
                 }
             }
         }
-        exps.iter()
-            .map(|e| set_exp_ref(self, &e.name, e.commit, force))
-            .collect()
+        Ok(())
     }
 
     /// Takes the experiments `exps` (name and commit, from [`Git::experiments`])

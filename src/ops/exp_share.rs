@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{GitError, Result};
-use crate::git::{Git, RefUpdate, RemoteExperiment};
+use std::collections::HashSet;
+
+use crate::git::{Git, GitId, RefUpdate, RemoteExperiment};
 use crate::ops::transfer::{FetchReport, PushReport, TransferOptions};
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -19,9 +21,11 @@ use crate::snapshot::Revisions;
 pub struct ExpShareOptions {
     /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
     pub git_remote: String,
-    /// The experiments, by name; none means all of them (on the git remote for
-    /// a pull, here for a push).
+    /// The experiments, by name; none means those `select` picks (on the git
+    /// remote for a pull, here for a push).
     pub names: Vec<String>,
+    /// Which experiments, when `names` is empty.
+    pub select: Selection,
     /// Replace an experiment of the same name that names another commit.
     pub force: bool,
     /// Move the commits only, not the data (DVC's `--no-cache`).
@@ -43,6 +47,43 @@ pub struct SharedExperiment {
     pub commit: String,
     /// What became of the receiving side's `refs/exps/NAME`.
     pub update: RefUpdate,
+}
+
+/// Which experiments `exp push`/`exp pull` move when none is named (DVC's
+/// `--all-commits`, `--rev`, `--num`).
+#[derive(Debug, Clone, Default)]
+pub enum Selection {
+    /// Those run on HEAD (DVC's default).
+    #[default]
+    Head,
+    /// Those run on `rev` or on one of the `num - 1` commits before it (first
+    /// parents); `num` 0 counts as 1.
+    Revs {
+        /// Where to start.
+        rev: String,
+        /// How many commits.
+        num: usize,
+    },
+    /// Every experiment.
+    All,
+}
+
+impl Selection {
+    /// The commits whose experiments are chosen; `None` for all.
+    fn baselines(&self, git: &Git) -> Result<Option<HashSet<GitId>>> {
+        let (rev, num) = match self {
+            Selection::All => return Ok(None),
+            Selection::Head => ("HEAD", 1),
+            Selection::Revs { rev, num } => (rev.as_str(), (*num).max(1)),
+        };
+        let mut out = HashSet::new();
+        let mut at = Some(git.resolve(rev)?);
+        while let Some(commit) = at.filter(|_| out.len() < num) {
+            out.insert(commit);
+            at = git.parent_of(commit)?;
+        }
+        Ok(Some(out))
+    }
 }
 
 /// What `exp pull` did.
@@ -89,14 +130,28 @@ pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Resu
         .collect())
 }
 
-/// Brings the experiments `opts.names` (all, if none) of the git remote here,
+/// Brings the experiments `opts.names` (or, if none, those `opts.select`
+/// picks; from across the network this fetches every experiment's commits to
+/// learn what each was run on) of the git remote here,
 /// then fetches their data from the dvt remote. An experiment of the same name
 /// here that names another commit stays as it is unless `force`, and its data
 /// is not fetched.
 pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPullReport> {
     let git = Git::open(repo.root())?;
     let there = git.remote_experiments(&opts.git_remote, &opts.cwd)?;
-    let chosen = choose(&there, &opts.names, || format!("`{}`", opts.git_remote))?;
+    let chosen = match (opts.names.is_empty(), opts.select.baselines(&git)?) {
+        (false, _) => choose(&there, &opts.names, || format!("`{}`", opts.git_remote))?,
+        (true, None) => there,
+        (true, Some(wanted)) => {
+            let baselines = git.remote_experiment_baselines(&opts.git_remote, &opts.cwd, &there)?;
+            there
+                .into_iter()
+                .zip(baselines)
+                .filter(|(_, b)| b.is_some_and(|b| wanted.contains(&b)))
+                .map(|(e, _)| e)
+                .collect()
+        }
+    };
     let updates = git.pull_experiments(&opts.git_remote, &opts.cwd, &chosen, opts.force)?;
     let experiments: Vec<SharedExperiment> = chosen
         .iter()
@@ -123,14 +178,23 @@ pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
     })
 }
 
-/// Pushes the data of the experiments `opts.names` (all, if none) to the dvt
+/// Pushes the data of the experiments `opts.names` (or, if none, those
+/// `opts.select` picks) to the dvt
 /// remote, then their commits to the git remote. An experiment of the same
 /// name there that names another commit stays as it is unless `force`.
 pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPushReport> {
     let git = Git::open(repo.root())?;
+    let wanted = match opts.names.is_empty() {
+        true => opts.select.baselines(&git)?,
+        false => None,
+    };
     let here: Vec<RemoteExperiment> = git
         .experiments()?
         .into_iter()
+        .filter(|e| match &wanted {
+            Some(w) => e.baseline.is_some_and(|b| w.contains(&b)),
+            None => true,
+        })
         .map(|e| RemoteExperiment {
             name: e.name,
             commit: e.commit,
