@@ -232,6 +232,10 @@ impl Error {
                 Some("`git add` and `git commit` them (or restore them), then tag again".into())
             }
             Error::Tag(TagError::NotOnRemote { .. }) => Some("run `dvt push`, then tag again".into()),
+            Error::Tag(TagError::NotPushed { name, git_remote, .. }) => Some(format!(
+                "once that is mended, `git push {} refs/tags/{name}` sends it (with `--force`, over a tag of that name there)",
+                crate::shell_word(git_remote)
+            )),
             Error::Pipeline(PipelineError::UnknownStage { known, .. }) => Some(if known.is_empty() {
                 "add one with `dvt stage add -n NAME ... CMD`".into()
             } else {
@@ -446,6 +450,16 @@ pub enum TagError {
         remote: String,
         /// `path (id)` of each missing object.
         missing: Vec<String>,
+    },
+    /// The tag was made, and `tag --push` could not push it.
+    #[error("tag `{name}` is made here, but not pushed to `{git_remote}`: {reason}")]
+    NotPushed {
+        /// The tag.
+        name: String,
+        /// The git remote, as given.
+        git_remote: String,
+        /// Why.
+        reason: String,
     },
 }
 

@@ -294,6 +294,64 @@ fn tag_refuses_until_pointers_are_committed_and_data_is_pushed() {
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
 }
 
+/// `tag --push` (GTO's `--push`): the annotated tag, and the commits it needs,
+/// go to the git remote (`origin` by default; on disk, and over smart HTTP);
+/// a remote that has another tag of that name refuses it, and the tag here stays.
+#[test]
+fn tag_push_sends_the_annotated_tag_to_the_git_remote() {
+    let Versions { env, _remote } = versions();
+    let served = tempfile::tempdir().unwrap();
+    let origin = served.path().join("origin.git");
+    let git_dir = origin.to_str().unwrap();
+    env.git(&["init", "-q", "--bare", git_dir]);
+    env.git(&["remote", "add", "origin", git_dir]);
+    let r = env.dvt(&["tag", "v3", "--push"]).ok();
+    assert!(r.stdout.contains("pushed tag `v3` to `origin`"), "{}", r.stdout);
+    assert_eq!(
+        env.git(&["--git-dir", git_dir, "cat-file", "-t", "v3"]).stdout.trim(),
+        "tag"
+    );
+    assert_eq!(
+        env.git(&["--git-dir", git_dir, "rev-parse", "v3^{commit}"]).stdout,
+        env.git(&["rev-parse", "HEAD"]).stdout
+    );
+    // The whole history came with it: the remote had nothing.
+    let log = env.git(&["--git-dir", git_dir, "log", "--format=%s", "v3"]).stdout;
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["v2", "mid", "v1"]);
+    env.git(&["--git-dir", git_dir, "fsck", "--strict"]);
+
+    let server = GitHttp::start(served.path());
+    let url = format!("http://127.0.0.1:{}/origin.git", server.port);
+    env.write("model.bin", "model four");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("v4");
+    let r = env.dvt(&["tag", "v4", "--push", &url]).ok();
+    assert!(r.stdout.contains("pushed tag `v4`"), "{}", r.stdout);
+    assert_eq!(
+        env.git(&["--git-dir", git_dir, "cat-file", "-t", "v4"]).stdout.trim(),
+        "tag"
+    );
+    env.git(&["--git-dir", git_dir, "fsck", "--strict"]);
+
+    // Another tag of that name there: refused, the tag here stays.
+    env.git(&["--git-dir", git_dir, "tag", "v5", "v3"]);
+    let r = env.dvt(&["tag", "v5", "--push", &url]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "tag `v5` is made here, but not pushed to `{url}`: it has another tag"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("git push"), "{}", r.stderr);
+    assert_eq!(env.git(&["cat-file", "-t", "v5"]).stdout.trim(), "tag");
+    // A git remote that does not exist is found out before the tag is made.
+    let r = env.dvt(&["tag", "v6", "--push", "nowhere"]).fails();
+    assert!(r.stderr.contains("`nowhere`: neither a remote"), "{}", r.stderr);
+    assert!(env.git(&["tag", "-l", "v6"]).stdout.is_empty());
+}
+
 #[test]
 fn hooks_check_out_data_on_git_checkout_and_chain_existing_hooks() {
     let Versions { env, _remote } = versions();

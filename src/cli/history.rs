@@ -61,6 +61,10 @@ pub(super) enum HistoryCommand {
         /// The remote that must have the data (default: the default remote).
         #[arg(short, long, value_name = "NAME")]
         remote: Option<String>,
+        /// Then push the tag to this git remote (default `origin`), as `git push
+        /// origin tag NAME` (GTO's `--push`).
+        #[arg(long, value_name = "GIT_REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+        push: Option<String>,
     },
     /// List the tags (with `--all`, the commits) at which a path's data changed.
     Versions {
@@ -463,7 +467,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 out!("{} {} {}", t.id, t.path, HumanBytes(t.size));
             }
         }
-        HistoryCommand::Tag { name, message, remote } => {
+        HistoryCommand::Tag {
+            name,
+            message,
+            remote,
+            push,
+        } => {
             let repo = Repo::open(cwd)?;
             let r = ops::tag(
                 &repo,
@@ -471,6 +480,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     name: name.clone(),
                     message: message.clone(),
                     remote: remote.clone(),
+                    push: push.clone(),
+                    cwd: cwd.to_path_buf(),
                 },
             )?;
             say!(
@@ -481,7 +492,14 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 r.remote,
                 dvt::counted(r.objects, "object")
             );
-            note!(quiet, "hint: share it with `git push origin {}`", r.name);
+            match &r.pushed_to {
+                Some(to) => say!(quiet, "pushed tag `{}` to `{to}`", r.name),
+                None => note!(
+                    quiet,
+                    "hint: share it with `git push origin {}` (`dvt tag --push` tags and pushes at once)",
+                    r.name
+                ),
+            }
         }
         HistoryCommand::Versions {
             path,

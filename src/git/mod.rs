@@ -12,6 +12,7 @@ use crate::error::{GitError, RepoError, Result};
 
 mod send;
 mod share;
+pub use send::RefPush;
 pub use share::{RefUpdate, RemoteExperiment};
 
 /// The root of the git work tree containing `dir`, or `None` outside any git
@@ -532,7 +533,7 @@ impl Git {
     }
 
     /// Creates the annotated tag `name` on `commit`; fails if it exists.
-    pub fn create_tag(&self, name: &str, commit: GitId, message: &str) -> Result<()> {
+    pub fn create_tag(&self, name: &str, commit: GitId, message: &str) -> Result<GitId> {
         let tagger = self
             .repo
             .committer()
@@ -550,7 +551,8 @@ impl Git {
         if exists {
             return Err(GitError::TagExists { name: name.to_string() }.into());
         }
-        self.repo
+        let tag = self
+            .repo
             .tag(
                 name,
                 commit,
@@ -560,7 +562,7 @@ impl Git {
                 gix::refs::transaction::PreviousValue::MustNotExist,
             )
             .map_err(failed(format!("creating tag `{name}`")))?;
-        Ok(())
+        Ok(tag.id().detach())
     }
 
     /// The experiments (`refs/exps/NAME`, written by `dvt exp run`), sorted by
@@ -746,8 +748,9 @@ impl Git {
             .is_some())
     }
 
-    /// Points `refs/exps/NAME` (`exp`) or `refs/heads/NAME` (a branch) at
-    /// `commit`; fails if it exists, unless `replace`.
+    /// Points the ref `full_name` (`refs/exps/NAME`, `refs/heads/NAME`,
+    /// `refs/tags/NAME`) at `commit` (or a tag); fails if it exists, unless
+    /// `replace`.
     pub fn set_ref(&self, full_name: &str, commit: GitId, replace: bool) -> Result<()> {
         use gix::refs::transaction::PreviousValue;
         let constraint = match replace {

@@ -21,11 +21,14 @@ use super::share::RefUpdate;
 use super::{Git, GitId};
 use crate::error::{GitError, Result};
 
-/// A ref to set on the remote: its full name and the commit it is to name,
-/// or `None` to delete it.
-pub(super) struct RefPush {
+/// A ref to set on a git remote: its full name and the object it is to name
+/// (a commit, or an annotated tag of one), or `None` to delete it.
+#[derive(Debug, Clone)]
+pub struct RefPush {
+    /// The ref's full name (`refs/tags/v1`).
     pub name: String,
-    pub commit: Option<GitId>,
+    /// What it is to name; `None` deletes it.
+    pub id: Option<GitId>,
 }
 
 impl Git {
@@ -107,7 +110,7 @@ impl Git {
         let null = self.repo.object_hash().null();
         for r in refs {
             let old = there.get(r.name.as_bytes().as_bstr()).copied();
-            let update = match (old, r.commit) {
+            let update = match (old, r.id) {
                 (None, None) => RefUpdate::Unchanged,
                 (Some(_), None) => RefUpdate::Deleted,
                 (None, Some(_)) => RefUpdate::New,
@@ -117,13 +120,8 @@ impl Git {
             };
             if matches!(update, RefUpdate::New | RefUpdate::Replaced | RefUpdate::Deleted) {
                 replaced.extend(old.filter(|c| self.repo.find_commit(*c).is_ok()));
-                commands.push(format!(
-                    "{} {} {}",
-                    old.unwrap_or(null),
-                    r.commit.unwrap_or(null),
-                    r.name
-                ));
-                tips.extend(r.commit);
+                commands.push(format!("{} {} {}", old.unwrap_or(null), r.id.unwrap_or(null), r.name));
+                tips.extend(r.id);
             }
             updates.push(update);
         }
@@ -236,9 +234,31 @@ impl Git {
         haves: &[GitId],
         replaced: &[GitId],
     ) -> std::result::Result<Vec<GitId>, String> {
+        // Annotated tags go as they are, their commits are walked.
+        let mut tags = Vec::new();
+        let mut commits_at = Vec::new();
+        for tip in tips {
+            let mut id = *tip;
+            loop {
+                let object = self
+                    .repo
+                    .find_object(id)
+                    .map_err(|e| format!("reading object {id}: {}", crate::error_chain(&e)))?;
+                match object.kind {
+                    gix::objs::Kind::Tag => {
+                        tags.push(id);
+                        id = gix::objs::TagRef::from_bytes(&object.data, self.repo.object_hash())
+                            .map_err(|e| format!("tag {id}: {e}"))?
+                            .target();
+                    }
+                    gix::objs::Kind::Commit => break commits_at.push(id),
+                    kind => return Err(format!("{id} is a {kind}: dvt pushes refs to commits and tags")),
+                }
+            }
+        }
         let walk = self
             .repo
-            .rev_walk(tips.iter().copied())
+            .rev_walk(commits_at)
             .with_hidden(haves.iter().copied())
             .all()
             .map_err(|e| format!("walking the commits to push: {}", crate::error_chain(&e)))?;
@@ -264,7 +284,8 @@ impl Git {
             let (tree, _) = self.read_commit(edge)?;
             self.tree_objects(tree, &HashSet::new(), &mut had, None)?;
         }
-        let mut out = commits;
+        let mut out = tags;
+        out.extend(commits);
         let mut seen = HashSet::new();
         for tree in trees {
             self.tree_objects(tree, &had, &mut seen, Some(&mut out))?;

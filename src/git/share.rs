@@ -95,6 +95,13 @@ impl Git {
         Ok((Location::Network(url), shown))
     }
 
+    /// Fails unless `remote` names a git remote to push to (a remote of git's
+    /// configuration, a URL, or a path that exists), before anything is made
+    /// for it.
+    pub fn check_push_remote(&self, remote: &str, cwd: &Path) -> Result<()> {
+        self.locate(remote, cwd, gix::remote::Direction::Push).map(|_| ())
+    }
+
     /// The experiments of the git remote `remote` (a remote of git's configuration,
     /// a URL or a path, as `git fetch` takes it), by name.
     pub fn remote_experiments(&self, remote: &str, cwd: &Path) -> Result<Vec<RemoteExperiment>> {
@@ -236,9 +243,7 @@ impl Git {
 
     /// Takes the experiments `exps` (name and commit, from [`Git::experiments`])
     /// to the git remote `remote`: their commits with everything they need, then
-    /// `refs/exps/NAME` there, created, or replaced only with `force`. Into a
-    /// repository on this machine dvt writes the objects itself; across the
-    /// network it speaks git's push protocol.
+    /// `refs/exps/NAME` there, by [`Git::push_refs`]' rule.
     pub fn push_experiments(
         &self,
         remote: &str,
@@ -246,28 +251,48 @@ impl Git {
         exps: &[RemoteExperiment],
         force: bool,
     ) -> Result<Vec<RefUpdate>> {
+        let refs: Vec<RefPush> = exps
+            .iter()
+            .map(|e| RefPush {
+                name: format!("{EXP_REFS}{}", e.name),
+                id: Some(e.commit),
+            })
+            .collect();
+        self.push_refs(remote, cwd, &refs, force, "experiments")
+    }
+
+    /// Sets `refs` on the git remote `remote` (as `git push` takes it), with
+    /// everything they need that it lacks, as `git push` does; `what` names them
+    /// in errors. A ref there that names another object is replaced only with
+    /// `force`. Into a repository on this machine dvt writes the objects
+    /// itself; across the network it speaks git's push protocol.
+    pub fn push_refs(
+        &self,
+        remote: &str,
+        cwd: &Path,
+        refs: &[RefPush],
+        force: bool,
+        what: &str,
+    ) -> Result<Vec<RefUpdate>> {
         let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Push)?;
-        let what = format!("pushing experiments to `{url}`");
+        let what = format!("pushing {what} to `{url}`");
         match location {
             Location::Disk(path) => {
                 let there = Git::open_external(&path)?;
-                for e in exps {
-                    copy_objects(&self.repo, &there.repo, e.commit, &what)?;
-                }
-                exps.iter()
-                    .map(|e| set_exp_ref(&there, &e.name, e.commit, force))
+                refs.iter()
+                    .map(|r| match r.id {
+                        Some(id) => {
+                            copy_objects(&self.repo, &there.repo, id, &what)?;
+                            set_ref_by_rule(&there, &r.name, id, force)
+                        }
+                        None => match there.has_ref(&r.name)? {
+                            true => there.delete_ref(&r.name).map(|()| RefUpdate::Deleted),
+                            false => Ok(RefUpdate::Unchanged),
+                        },
+                    })
                     .collect()
             }
-            Location::Network(url) => {
-                let refs: Vec<RefPush> = exps
-                    .iter()
-                    .map(|e| RefPush {
-                        name: format!("{EXP_REFS}{}", e.name),
-                        commit: Some(e.commit),
-                    })
-                    .collect();
-                self.push_refs_over_network(url, &refs, force, &what)
-            }
+            Location::Network(url) => self.push_refs_over_network(url, refs, force, &what),
         }
     }
 }
@@ -277,51 +302,36 @@ impl Git {
     /// [`Git::remote_experiments`] takes it); one that is not there is
     /// [`RefUpdate::Unchanged`].
     pub fn remove_remote_experiments(&self, remote: &str, cwd: &Path, names: &[String]) -> Result<Vec<RefUpdate>> {
-        let (location, url) = self.locate(remote, cwd, gix::remote::Direction::Push)?;
         let refs: Vec<RefPush> = names
             .iter()
             .map(|n| RefPush {
                 name: format!("{EXP_REFS}{n}"),
-                commit: None,
+                id: None,
             })
             .collect();
-        let what = format!("removing experiments from `{url}`");
-        match location {
-            Location::Disk(path) => {
-                let there = Git::open_external(&path)?;
-                refs.iter()
-                    .map(|r| {
-                        let found = there
-                            .repo
-                            .try_find_reference(r.name.as_str())
-                            .map_err(failed(format!("looking up `{}` in `{url}`", r.name)))?;
-                        match found {
-                            None => Ok(RefUpdate::Unchanged),
-                            Some(_) => there.delete_ref(&r.name).map(|()| RefUpdate::Deleted),
-                        }
-                    })
-                    .collect()
-            }
-            Location::Network(url) => self.push_refs_over_network(url, &refs, false, &what),
-        }
+        self.push_refs(remote, cwd, &refs, false, "the removal of experiments")
     }
 }
 
 /// Points `refs/exps/NAME` of `git` at `commit`, by [`RefUpdate`]'s rule.
 fn set_exp_ref(git: &Git, name: &str, commit: GitId, force: bool) -> Result<RefUpdate> {
-    let full = format!("{EXP_REFS}{name}");
+    set_ref_by_rule(git, &format!("{EXP_REFS}{name}"), commit, force)
+}
+
+/// Points the ref `full` of `git` at `id`, by [`RefUpdate`]'s rule.
+fn set_ref_by_rule(git: &Git, full: &str, id: GitId, force: bool) -> Result<RefUpdate> {
     let now = git
         .repo
-        .try_find_reference(full.as_str())
+        .try_find_reference(full)
         .map_err(failed(format!("looking up `{full}`")))?
-        .and_then(|mut r| r.peel_to_id().ok().map(|id| id.detach()));
+        .and_then(|r| r.target().try_id().map(|t| t.to_owned()));
     let update = match now {
         None => RefUpdate::New,
-        Some(c) if c == commit => return Ok(RefUpdate::Unchanged),
+        Some(t) if t == id => return Ok(RefUpdate::Unchanged),
         Some(_) if force => RefUpdate::Replaced,
         Some(_) => return Ok(RefUpdate::Kept),
     };
-    git.set_ref(&full, commit, update == RefUpdate::Replaced)?;
+    git.set_ref(full, id, update == RefUpdate::Replaced)?;
     Ok(update)
 }
 

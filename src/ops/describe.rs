@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{Result, TagError};
-use crate::git::{Git, GitId};
+use crate::git::{Git, GitId, RefPush, RefUpdate};
 use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::progress::NoProgress;
@@ -133,6 +133,11 @@ pub struct TagOptions {
     pub message: Option<String>,
     /// The remote that must hold the data (default: the default remote).
     pub remote: Option<String>,
+    /// The git remote to push the tag to, once made (a remote of git's
+    /// configuration, a URL or a path), as `git push GIT_REMOTE tag NAME`.
+    pub push: Option<String>,
+    /// The directory a relative path to the git remote starts from.
+    pub cwd: std::path::PathBuf,
 }
 
 /// What `dvt tag` did.
@@ -146,6 +151,8 @@ pub struct TagReport {
     pub remote: String,
     /// Objects checked on the remote.
     pub objects: usize,
+    /// The git remote the tag was pushed to, if asked.
+    pub pushed_to: Option<String>,
 }
 
 /// Creates annotated tag `opts.name` at HEAD, only if every pointer file is
@@ -179,11 +186,37 @@ pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
         .message
         .clone()
         .unwrap_or_else(|| format!("data version {}", opts.name));
-    git.create_tag(&opts.name, head, &message)?;
+    if let Some(git_remote) = &opts.push {
+        git.check_push_remote(git_remote, &opts.cwd)?;
+    }
+    let tag = git.create_tag(&opts.name, head, &message)?;
+    if let Some(git_remote) = &opts.push {
+        let not_pushed = |reason: String| TagError::NotPushed {
+            name: opts.name.clone(),
+            git_remote: git_remote.clone(),
+            reason,
+        };
+        let pushed = git
+            .push_refs(
+                git_remote,
+                &opts.cwd,
+                &[RefPush {
+                    name: format!("refs/tags/{}", opts.name),
+                    id: Some(tag),
+                }],
+                false,
+                &format!("tag `{}`", opts.name),
+            )
+            .map_err(|e| not_pushed(e.to_string()))?;
+        if pushed.first() == Some(&RefUpdate::Kept) {
+            return Err(not_pushed("it has another tag of that name".into()).into());
+        }
+    }
     Ok(TagReport {
         name: opts.name.clone(),
         commit: head.to_string(),
         remote: remote.name.clone(),
         objects: ids.len(),
+        pushed_to: opts.push.clone(),
     })
 }
