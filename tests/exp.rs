@@ -1147,6 +1147,11 @@ fn shared(env: &TestEnv) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, origin)
 }
 
+/// The experiment refs of the git repository `git_dir`, as `git for-each-ref` lists them.
+fn exp_refs(env: &TestEnv, git_dir: &str) -> String {
+    env.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"]).stdout
+}
+
 /// As `dvc exp push`/`pull`: an experiment's data goes to the dvt remote, its
 /// commit to the git remote (a directory here, which dvt writes itself); a clone
 /// pulls both and applies it, byte for byte. An experiment of the same name that
@@ -1159,9 +1164,7 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
     let r = a.dvt(&["exp", "push", "origin"]).ok();
     assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
     assert!(r.stdout.contains("new in `origin`"), "{}", r.stdout);
-    let refs = a
-        .git(&["--git-dir", origin.to_str().unwrap(), "for-each-ref", "refs/exps"])
-        .stdout;
+    let refs = exp_refs(&a, origin.to_str().unwrap());
     assert!(refs.contains("refs/exps/fast"), "{refs}");
     a.git(&["--git-dir", origin.to_str().unwrap(), "fsck", "--strict"]);
 
@@ -1236,7 +1239,7 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
         "{}",
         r.stdout
     );
-    let refs = a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"]).stdout;
+    let refs = exp_refs(&a, git_dir);
     assert!(refs.contains("refs/exps/fast") && !refs.contains("slow"), "{refs}");
     assert!(b.dvt(&["exp", "list"]).ok().stdout.contains("slow"));
     let r = b
@@ -1245,11 +1248,7 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
         .json();
     assert_eq!(r[0]["name"], "fast", "{r}");
     assert_eq!(r[0]["update"], "deleted", "{r}");
-    assert!(
-        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
-            .stdout
-            .is_empty()
-    );
+    assert_eq!(exp_refs(&a, git_dir), "");
     let r = b.dvt(&["exp", "remove", "-g", "origin", "-A"]).ok();
     assert!(r.stdout.contains("`origin` has no experiments"), "{}", r.stdout);
 }
@@ -1339,11 +1338,7 @@ fn experiments_travel_over_http_both_ways() {
     std::fs::remove_file(&hook).unwrap();
     let r = b.dvt(&["exp", "remove", "-g", &url, "fast"]).ok();
     assert!(r.stdout.contains("Removed experiment `fast`"), "{}", r.stdout);
-    assert!(
-        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
-            .stdout
-            .is_empty()
-    );
+    assert_eq!(exp_refs(&a, git_dir), "");
     a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
 
     let missing = format!("http://127.0.0.1:{}/missing.git", server.port);
@@ -1404,11 +1399,7 @@ fn experiments_travel_over_ssh() {
     assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
     let r = b.dvt(&["exp", "remove", "-g", &url, "fast"]).ok();
     assert!(r.stdout.contains("Removed experiment `fast`"), "{}", r.stdout);
-    assert!(
-        a.git(&["--git-dir", git_dir, "for-each-ref", "refs/exps"])
-            .stdout
-            .is_empty()
-    );
+    assert_eq!(exp_refs(&a, git_dir), "");
 }
 
 /// As DVC's: without names, `exp push`/`exp pull` move the experiments run on
