@@ -1402,9 +1402,10 @@ fn experiments_travel_over_ssh() {
     assert_eq!(exp_refs(&a, git_dir), "");
 }
 
-/// As DVC's: without names, `exp push`/`exp pull` move the experiments run on
-/// HEAD; `--rev`, `-n` and `-A` choose others, on disk and across the network
-/// (where a pull learns what each was run on by fetching its commit).
+/// As DVC's: without names, `exp push`/`exp pull` move (and `exp list` lists)
+/// the experiments run on HEAD; `--rev`, `-n` and `-A` choose others, on disk
+/// and across the network (where what each was run on is learnt by fetching
+/// its commit).
 #[test]
 fn experiments_run_on_head_travel_unless_told_otherwise() {
     let a = project();
@@ -1439,6 +1440,23 @@ fn experiments_run_on_head_travel_unless_told_otherwise() {
     assert!(r.stdout.contains("old") && !r.stdout.contains("new"), "{}", r.stdout);
     let r = a.dvt(&["exp", "push", "origin", "-A", "--json"]).ok().json();
     assert_eq!(names(&r), ["new", "old"], "{r}");
+    // `exp list` chooses the same way, here and on the git remote.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let r = a.dvt(args).ok().json();
+        let mut names: Vec<String> = r
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(&["exp", "list", "--json"]), ["new"]);
+    assert_eq!(listed(&["exp", "list", "-A", "--json"]), ["new", "old"]);
+    assert_eq!(listed(&["exp", "list", "--rev", "HEAD~1", "--json"]), ["old"]);
+    assert_eq!(listed(&["exp", "list", "origin", "--json"]), ["new"]);
+    assert_eq!(listed(&["exp", "list", "origin", "-n", "2", "--json"]), ["new", "old"]);
     let r = a.dvt(&["exp", "push", "origin", "-A", "new"]);
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
     assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
@@ -1448,6 +1466,10 @@ fn experiments_run_on_head_travel_unless_told_otherwise() {
     for remote in [origin.to_str().unwrap(), url.as_str()] {
         let b = TestEnv::bare();
         b.run("git", &["clone", "-q", origin.to_str().unwrap(), "."]).ok();
+        let r = b.dvt(&["exp", "list", remote, "-A"]).ok();
+        assert!(r.stdout.contains("new") && r.stdout.contains("old"), "{}", r.stdout);
+        let r = b.dvt(&["exp", "list", remote]).ok();
+        assert!(r.stdout.contains("new") && !r.stdout.contains("old"), "{}", r.stdout);
         let r = b.dvt(&["exp", "pull", remote, "--no-cache", "--json"]).ok().json();
         assert_eq!(names(&r), ["new"], "{remote}: {r}");
         let r = b

@@ -72,8 +72,8 @@ pub(super) enum ExpCommand {
     },
     /// Compare the metrics and params of the workspace, HEAD and the experiments run on HEAD
     Show {
-        /// Every experiment, whatever commit it was run on.
-        #[arg(short = 'A', long)]
+        /// Every experiment, whatever commit it was run on (`--all-commits`: DVC's name).
+        #[arg(short = 'A', long, alias = "all-commits")]
         all: bool,
         /// Only the columns whose values differ between the rows.
         #[arg(long)]
@@ -122,12 +122,15 @@ pub(super) enum ExpCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List the experiments, newest first, with the commit each was run on;
-    /// with GIT_REMOTE, those of that git remote, by name
+    /// List the experiments run on HEAD (as DVC's; `-A`: all), newest first,
+    /// with the commit each was run on; with GIT_REMOTE, those of that git
+    /// remote, by name
     #[command(alias = "ls")]
     List {
         /// A git remote (`origin`, a URL or a path): list its experiments instead.
         git_remote: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -257,17 +260,10 @@ pub(super) struct ShareArgs {
     /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
     git_remote: String,
     /// The experiments (default: those run on HEAD, as DVC's).
+    #[arg(conflicts_with_all = ["all_commits", "rev", "num"])]
     names: Vec<String>,
-    /// Every experiment, whatever commit it was run on (DVC's flag).
-    #[arg(short = 'A', long, conflicts_with_all = ["names", "rev", "num"])]
-    all_commits: bool,
-    /// Those run on REV instead of HEAD.
-    #[arg(long, value_name = "REV", conflicts_with = "names")]
-    rev: Option<String>,
-    /// Those run on the N commits from REV (or HEAD) back, first parents.
-    #[arg(short = 'n', long, value_name = "N", conflicts_with = "names",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    num: Option<u32>,
+    #[command(flatten)]
+    select: SelectArgs,
     /// Replace an experiment of the same name that names another commit.
     #[arg(short, long)]
     force: bool,
@@ -285,14 +281,39 @@ pub(super) struct ShareArgs {
     json: bool,
 }
 
-impl ShareArgs {
-    /// Which experiments were looked for, for "none found" (empty when named
-    /// or all).
+/// Which experiments, when none is named (DVC's `-A`, `--rev`, `-n`).
+#[derive(Debug, clap::Args)]
+pub(super) struct SelectArgs {
+    /// Every experiment, whatever commit it was run on (DVC's flag).
+    #[arg(short = 'A', long, conflicts_with_all = ["rev", "num"])]
+    all_commits: bool,
+    /// Those run on REV instead of HEAD.
+    #[arg(long, value_name = "REV")]
+    rev: Option<String>,
+    /// Those run on the N commits from REV (or HEAD) back, first parents.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    num: Option<u32>,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> ops::exp_share::Selection {
+        use ops::exp_share::Selection;
+        match (self.all_commits, &self.rev, self.num) {
+            (true, ..) => Selection::All,
+            (false, None, None) => Selection::Head,
+            (false, rev, num) => Selection::Revs {
+                rev: rev.clone().unwrap_or_else(|| "HEAD".into()),
+                num: num.unwrap_or(1) as usize,
+            },
+        }
+    }
+
+    /// Which experiments were looked for, for "none found" (empty for all).
     fn which(&self) -> String {
-        match (self.names.is_empty() && !self.all_commits, &self.rev, self.num) {
-            (false, ..) => String::new(),
-            (true, None, None) => " run on HEAD (`-A`: on any commit)".into(),
-            (true, rev, num) => format!(
+        match (self.all_commits, &self.rev, self.num) {
+            (true, ..) => String::new(),
+            (false, None, None) => " run on HEAD (`-A`: on any commit)".into(),
+            (false, rev, num) => format!(
                 " run on {} (`-A`: on any commit)",
                 match num.unwrap_or(1) {
                     1 => rev.clone().unwrap_or_else(|| "HEAD".into()),
@@ -301,19 +322,23 @@ impl ShareArgs {
             ),
         }
     }
+}
+
+impl ShareArgs {
+    /// Which experiments were looked for, for "none found" (empty when named
+    /// or all).
+    fn which(&self) -> String {
+        match self.names.is_empty() {
+            true => self.select.which(),
+            false => String::new(),
+        }
+    }
 
     fn options(&self, cwd: &std::path::Path) -> ops::exp_share::ExpShareOptions {
         ops::exp_share::ExpShareOptions {
             git_remote: self.git_remote.clone(),
             names: self.names.clone(),
-            select: match (self.all_commits, &self.rev, self.num) {
-                (true, ..) => ops::exp_share::Selection::All,
-                (false, None, None) => ops::exp_share::Selection::Head,
-                (false, rev, num) => ops::exp_share::Selection::Revs {
-                    rev: rev.clone().unwrap_or_else(|| "HEAD".into()),
-                    num: num.unwrap_or(1) as usize,
-                },
-            },
+            select: self.select.selection(),
             force: self.force,
             no_data: self.no_cache,
             remote: self.remote.clone(),
@@ -767,9 +792,10 @@ pub(super) fn run(
         }
         ExpCommand::List {
             git_remote: Some(git_remote),
+            select,
             json: as_json,
         } => {
-            let exps = ops::exp_share::remote_list(repo, git_remote, cwd)?;
+            let exps = ops::exp_share::remote_list(repo, git_remote, cwd, &select.selection())?;
             if *as_json {
                 return json(&exps);
             }
@@ -822,9 +848,10 @@ pub(super) fn run(
         }
         ExpCommand::List {
             git_remote: None,
+            select,
             json: as_json,
         } => {
-            let exps = ops::exp::list(repo)?;
+            let exps = ops::exp::list(repo, &select.selection())?;
             if *as_json {
                 let list: Vec<serde_json::Value> = exps
                     .iter()

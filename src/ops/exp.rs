@@ -401,9 +401,15 @@ pub struct ExpShowOptions {
     pub hide_failed: bool,
 }
 
-/// The experiments, newest first.
-pub fn list(repo: &Repo) -> Result<Vec<Experiment>> {
-    Git::open(repo.root())?.experiments()
+/// The experiments that `select` picks, newest first.
+pub fn list(repo: &Repo, select: &crate::ops::exp_share::Selection) -> Result<Vec<Experiment>> {
+    let git = Git::open(repo.root())?;
+    let wanted = select.baselines(&git)?;
+    let mut all = git.experiments()?;
+    if let Some(wanted) = wanted {
+        all.retain(|e| e.baseline.is_some_and(|b| wanted.contains(&b)));
+    }
+    Ok(all)
 }
 
 /// `dvt exp show`: the workspace, HEAD, and the experiments run on HEAD (with

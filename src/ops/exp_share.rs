@@ -70,14 +70,15 @@ pub enum Selection {
 
 impl Selection {
     /// The commits whose experiments are chosen; `None` for all.
-    fn baselines(&self, git: &Git) -> Result<Option<HashSet<GitId>>> {
-        let (rev, num) = match self {
+    pub(crate) fn baselines(&self, git: &Git) -> Result<Option<HashSet<GitId>>> {
+        let (start, num) = match self {
             Selection::All => return Ok(None),
-            Selection::Head => ("HEAD", 1),
-            Selection::Revs { rev, num } => (rev.as_str(), (*num).max(1)),
+            // No commit yet: no experiment either.
+            Selection::Head => (git.head()?, 1),
+            Selection::Revs { rev, num } => (Some(git.resolve(rev)?), (*num).max(1)),
         };
         let mut out = HashSet::new();
-        let mut at = Some(git.resolve(rev)?);
+        let mut at = start;
         while let Some(commit) = at.filter(|_| out.len() < num) {
             out.insert(commit);
             at = git.parent_of(commit)?;
@@ -117,11 +118,17 @@ pub struct ListedExperiment {
     pub commit: String,
 }
 
-/// The experiments of the git remote `git_remote`, by name.
-pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Result<Vec<ListedExperiment>> {
+/// The experiments of the git remote `git_remote` that `select` picks, by
+/// name.
+pub fn remote_list(
+    repo: &Repo,
+    git_remote: &str,
+    cwd: &std::path::Path,
+    select: &Selection,
+) -> Result<Vec<ListedExperiment>> {
     let git = Git::open(repo.root())?;
-    Ok(git
-        .remote_experiments(git_remote, cwd)?
+    let there = git.remote_experiments(git_remote, cwd)?;
+    Ok(select_remote(&git, git_remote, cwd, there, select)?
         .into_iter()
         .map(|e| ListedExperiment {
             name: e.name,
@@ -139,18 +146,9 @@ pub fn remote_list(repo: &Repo, git_remote: &str, cwd: &std::path::Path) -> Resu
 pub fn pull(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Result<ExpPullReport> {
     let git = Git::open(repo.root())?;
     let there = git.remote_experiments(&opts.git_remote, &opts.cwd)?;
-    let chosen = match (opts.names.is_empty(), opts.select.baselines(&git)?) {
-        (false, _) => choose(&there, &opts.names, || format!("`{}`", opts.git_remote))?,
-        (true, None) => there,
-        (true, Some(wanted)) => {
-            let baselines = git.remote_experiment_baselines(&opts.git_remote, &opts.cwd, &there)?;
-            there
-                .into_iter()
-                .zip(baselines)
-                .filter(|(_, b)| b.is_some_and(|b| wanted.contains(&b)))
-                .map(|(e, _)| e)
-                .collect()
-        }
+    let chosen = match opts.names.is_empty() {
+        false => choose(&there, &opts.names, || format!("`{}`", opts.git_remote))?,
+        true => select_remote(&git, &opts.git_remote, &opts.cwd, there, &opts.select)?,
     };
     let updates = git.pull_experiments(&opts.git_remote, &opts.cwd, &chosen, opts.force)?;
     let experiments: Vec<SharedExperiment> = chosen
@@ -259,6 +257,28 @@ pub fn remote_remove(
             commit: e.commit.to_string(),
             update,
         })
+        .collect())
+}
+
+/// Those of `there`, the experiments of the git remote `git_remote`, that
+/// `select` picks: from across the network, learning what each was run on
+/// means fetching its commit.
+fn select_remote(
+    git: &Git,
+    git_remote: &str,
+    cwd: &std::path::Path,
+    there: Vec<RemoteExperiment>,
+    select: &Selection,
+) -> Result<Vec<RemoteExperiment>> {
+    let Some(wanted) = select.baselines(git)? else {
+        return Ok(there);
+    };
+    let baselines = git.remote_experiment_baselines(git_remote, cwd, &there)?;
+    Ok(there
+        .into_iter()
+        .zip(baselines)
+        .filter(|(_, b)| b.is_some_and(|b| wanted.contains(&b)))
+        .map(|(e, _)| e)
         .collect())
 }
 
