@@ -1270,6 +1270,8 @@ fn experiments_travel_over_http_both_ways() {
         a.write(&format!("notes/{:02}/{i}.txt", i % 12), "note ".repeat(i * 7) + "\n");
     }
     a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    // Packed, with deltas between the notes: the push reuses them.
+    a.git(&["gc", "-q", "--aggressive"]);
     let r = a.dvt(&["exp", "push", &url]).ok();
     assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("new in `{url}`")), "{}", r.stdout);

@@ -305,6 +305,8 @@ fn tag_push_sends_the_annotated_tag_to_the_git_remote() {
     let git_dir = origin.to_str().unwrap();
     env.git(&["init", "-q", "--bare", git_dir]);
     env.git(&["remote", "add", "origin", git_dir]);
+    // Packed, with deltas: the push reuses them (git checks each).
+    env.git(&["gc", "-q", "--aggressive"]);
     let r = env.dvt(&["tag", "v3", "--push"]).ok();
     assert!(r.stdout.contains("pushed tag `v3` to `origin`"), "{}", r.stdout);
     assert_eq!(

@@ -342,29 +342,57 @@ impl Git {
         Ok(())
     }
 
-    /// Writes a pack (version 2, whole objects) of `objects` to `to`.
+    /// Writes a pack (version 2) of `objects` to `to`, with gix's pack
+    /// generator: an object stored in a local pack as a delta against another
+    /// object of `objects` goes as that delta, as `git push` sends it; any
+    /// other goes whole. No delta refers to an object outside the pack.
     fn write_pack(&self, objects: &[GitId], to: &mut dyn Write) -> std::result::Result<(), String> {
-        let count = u32::try_from(objects.len()).map_err(|_| "too many objects for one pack".to_string())?;
-        let io = |e: std::io::Error| format!("sending the objects: {e}");
-        let mut out = gix::hash::io::Write::new(to, self.repo.object_hash());
-        out.write_all(b"PACK").map_err(io)?;
-        out.write_all(&2u32.to_be_bytes()).map_err(io)?;
-        out.write_all(&count.to_be_bytes()).map_err(io)?;
-        let mut header = Vec::with_capacity(16);
-        for id in objects {
-            let object = self
-                .repo
-                .find_object(*id)
-                .map_err(|e| format!("reading object {id}: {}", crate::error_chain(&e)))?;
-            header.clear();
-            entry_header(object.kind, object.data.len(), &mut header);
-            out.write_all(&header).map_err(io)?;
-            let mut deflate = gix::zlib::stream::deflate::Write::new(&mut out, gix::zlib::Compression::BEST_SPEED);
-            deflate.write_all(&object.data).map_err(io)?;
-            deflate.flush().map_err(io)?;
+        use gix_pack::data::output;
+        let mut db = self
+            .repo
+            .objects
+            .clone()
+            .into_inner()
+            .into_arc()
+            .map_err(|e| format!("opening the object database: {e}"))?;
+        // Entries are found by pack and offset: keep every pack mapped.
+        db.prevent_pack_unload();
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        let (counts, _) = output::count::objects_unthreaded(
+            &db,
+            &mut objects.iter().map(|id| Ok(*id)),
+            &gix::progress::Discard,
+            &interrupt,
+            output::count::objects::ObjectExpansion::AsIs,
+        )
+        .map_err(|e| format!("finding the objects to send: {}", crate::error_chain(&e)))?;
+        let count = u32::try_from(counts.len()).map_err(|_| "too many objects for one pack".to_string())?;
+        let entries = output::entry::iter_from_counts(
+            counts,
+            db,
+            Box::new(gix::progress::Discard),
+            output::entry::iter_from_counts::Options {
+                thread_limit: Some(1),
+                mode: output::entry::iter_from_counts::Mode::PackCopyAndBaseObjects,
+                allow_thin_pack: false,
+                version: gix_pack::data::Version::V2,
+                compression: gix::zlib::Compression::BEST_SPEED,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| format!("packing the objects: {}", crate::error_chain(&e)))?;
+        // Chunks in the order of the counts (a delta's base comes before it),
+        // each written as soon as it is its turn.
+        let mut writer = output::bytes::FromEntriesIter::new(
+            gix::parallel::InOrderIter::from(entries),
+            to,
+            count,
+            gix_pack::data::Version::V2,
+            self.repo.object_hash(),
+        );
+        for written in writer.by_ref() {
+            written.map_err(|e| format!("sending the objects: {}", crate::error_chain(&e)))?;
         }
-        let trailer = out.hash.try_finalize().map_err(|e| format!("hashing the pack: {e}"))?;
-        out.inner.write_all(trailer.as_slice()).map_err(io)?;
         Ok(())
     }
 }
@@ -386,43 +414,4 @@ fn pkt_lines(mut data: &[u8]) -> Vec<&[u8]> {
         data = &data[len..];
     }
     out
-}
-
-/// A pack entry's header: the object's type in bits 4–6 of the first byte,
-/// its size below, little-endian in 4 then 7-bit groups, each byte but the last
-/// with its top bit set.
-fn entry_header(kind: gix::objs::Kind, size: usize, out: &mut Vec<u8>) {
-    let code: u8 = match kind {
-        gix::objs::Kind::Commit => 1,
-        gix::objs::Kind::Tree => 2,
-        gix::objs::Kind::Blob => 3,
-        gix::objs::Kind::Tag => 4,
-    };
-    let mut rest = size >> 4;
-    let mut byte = (code << 4) | (size & 0x0f) as u8;
-    while rest != 0 {
-        out.push(byte | 0x80);
-        byte = (rest & 0x7f) as u8;
-        rest >>= 7;
-    }
-    out.push(byte);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::entry_header;
-
-    #[test]
-    fn entry_headers_are_git_s_varint() {
-        let mut out = Vec::new();
-        entry_header(gix::objs::Kind::Blob, 10, &mut out);
-        assert_eq!(out, [0x3a]);
-        out.clear();
-        // 100 = 0b110_0100: low four bits 0100, then 110.
-        entry_header(gix::objs::Kind::Commit, 100, &mut out);
-        assert_eq!(out, [0x80 | 0x10 | 0x04, 0x06]);
-        out.clear();
-        entry_header(gix::objs::Kind::Tree, 1 << 20, &mut out);
-        assert_eq!(out, [0x80 | 0x20, 0x80, 0x80, 0x04]);
-    }
 }
