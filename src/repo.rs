@@ -569,7 +569,8 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
             if how == Hold::Alone {
                 file.set_len(0)?;
                 file.rewind()?;
-                write!(file, "pid {}: {what}", std::process::id())?;
+                // One write: a command that finds the lock taken reads it whole.
+                file.write_all(format!("pid {}: {what}", std::process::id()).as_bytes())?;
             }
             Ok(file)
         }
@@ -581,7 +582,8 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
                 holder.clear();
                 let _ = file.rewind();
                 let _ = file.read_to_string(&mut holder);
-                if !holder.trim().is_empty() {
+                // Complete once it names the command after the pid.
+                if holder.contains(": ") {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
