@@ -240,10 +240,7 @@ impl Git {
         for tip in tips {
             let mut id = *tip;
             loop {
-                let object = self
-                    .repo
-                    .find_object(id)
-                    .map_err(|e| format!("reading object {id}: {}", crate::error_chain(&e)))?;
+                let object = self.read_object(id, "object")?;
                 match object.kind {
                     gix::objs::Kind::Tag => {
                         tags.push(id);
@@ -293,12 +290,16 @@ impl Git {
         Ok(out)
     }
 
+    /// The object `id` (a `kind`, for the error).
+    fn read_object(&self, id: GitId, kind: &str) -> std::result::Result<gix::Object<'_>, String> {
+        self.repo
+            .find_object(id)
+            .map_err(|e| format!("reading {kind} {id}: {}", crate::error_chain(&e)))
+    }
+
     /// The tree and the parents of the commit `id`.
     fn read_commit(&self, id: GitId) -> std::result::Result<(GitId, Vec<GitId>), String> {
-        let object = self
-            .repo
-            .find_object(id)
-            .map_err(|e| format!("reading commit {id}: {}", crate::error_chain(&e)))?;
+        let object = self.read_object(id, "commit")?;
         let commit = gix::objs::CommitRef::from_bytes(&object.data, self.repo.object_hash())
             .map_err(|e| format!("commit {id}: {e}"))?;
         Ok((commit.tree(), commit.parents().collect()))
@@ -324,10 +325,7 @@ impl Git {
             if !is_tree {
                 continue;
             }
-            let object = self
-                .repo
-                .find_object(id)
-                .map_err(|e| format!("reading tree {id}: {}", crate::error_chain(&e)))?;
+            let object = self.read_object(id, "tree")?;
             let parsed = gix::objs::TreeRef::from_bytes(&object.data, self.repo.object_hash())
                 .map_err(|e| format!("tree {id}: {e}"))?;
             // Submodules' commits live in other repositories.
