@@ -1643,7 +1643,15 @@ fn plots_open_hands_the_page_to_the_opener() {
     std::fs::create_dir_all(&bin).unwrap();
     let opened = env.path("opened.txt");
     let script = bin.join("xdg-open");
-    std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display())).unwrap();
+    // Written under another name, then renamed: the test sees the file only whole.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let out = env
