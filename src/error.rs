@@ -218,7 +218,7 @@ impl Error {
             Error::Remote(RemoteError::Missing { remote, .. }) => Some(format!(
                 "nobody pushed it to `{remote}`: run `dvt push` where that data was added \
                  (a push of part of a directory leaves the directory's manifest back), \
-                 then fetch again"
+                 then fetch again; or `dvt pull --allow-missing` to check out the rest"
             )),
             Error::Remote(RemoteError::Transfer { first, .. }) => {
                 const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
@@ -249,7 +249,8 @@ impl Error {
             {
                 Some(
                     "`dvt pull` gets missing objects from the remote; pipeline outs that `dvt repro --no-commit` \
-                     recorded were never stored, and `dvt repro` makes them again"
+                     recorded were never stored, and `dvt repro` makes them again; `--allow-missing` \
+                     checks out the rest"
                         .into(),
                 )
             }
@@ -270,6 +271,13 @@ impl Error {
             Error::Git(GitError::UnknownRev { .. }) => {
                 Some("name a tag, a branch, a commit or an experiment (`git tag`, `git log --oneline`, `dvt exp list` list them)".into())
             }
+            Error::Path(PathError::NotTracked {
+                target,
+                holds_tracked: true,
+            }) => Some(format!(
+                "data is tracked below `{}`: `-R` names all of it (push, fetch, pull, checkout, status), as DVC's",
+                typed(target)
+            )),
             Error::Git(GitError::NotTrackedAt { .. }) => Some(
                 "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
             ),
@@ -968,6 +976,8 @@ pub enum PathError {
     NotTracked {
         /// The target as given.
         target: String,
+        /// Whether it is a directory with tracked data below it.
+        holds_tracked: bool,
     },
 }
 

@@ -451,6 +451,7 @@ impl<'a> Objects<'a> {
         if t.pointer.kind != Kind::Dir {
             return Err(PathError::NotTracked {
                 target: t.data_rel.clone(),
+                holds_tracked: false,
             }
             .into());
         }

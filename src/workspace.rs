@@ -642,12 +642,14 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
                 }
                 .into());
             }
+            let holds_tracked = abs.is_dir() && find_pointers(repo)?.iter().any(|p| p.starts_with(&abs));
             return Err(PathError::NotTracked {
                 target: if rel.is_empty() {
                     ".".into()
                 } else {
                     rel.trim_end_matches(&format!(".{POINTER_EXT}")).to_string()
                 },
+                holds_tracked,
             }
             .into());
         }
@@ -730,6 +732,87 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
             || !(pointers.contains(&c.pointer_file) || whole.contains(&(c.pointer_rel.clone(), c.data_rel.clone())))
     });
     Ok((pointers, chosen))
+}
+
+/// DVC's `-R`/`--recursive`: each target that is a directory, neither tracked
+/// itself nor inside tracked data, stands for every pointer file below it and
+/// every pipeline out (`dvt.lock`) below it. Other targets are kept as they are,
+/// and so is a directory with nothing tracked below it (the command then says it
+/// is not tracked). The result goes to a command's targets.
+pub fn expand_recursive(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut tracked: Option<(Vec<PathBuf>, Vec<Tracked>)> = None;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for t in targets {
+        let (abs, rel) = repo.resolve(cwd, t)?;
+        let rel = rel.trim_end_matches('/');
+        let is_dir = fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir());
+        if !is_dir || named_pointer(&abs).is_file() || tracked_ancestor(repo, rel).is_some() {
+            out.push(t.clone());
+            continue;
+        }
+        let (pointers, outs) = match &tracked {
+            Some(both) => both,
+            None => tracked.insert((find_pointers(repo)?, crate::pipeline::lock_outs(repo)?)),
+        };
+        let within = |inner: &str, outer: &str| {
+            outer.is_empty()
+                || inner
+                    .strip_prefix(outer)
+                    .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        };
+        if outs.iter().any(|o| within(rel, &o.data_rel)) {
+            out.push(t.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = pointers.iter().filter(|p| p.starts_with(&abs)).cloned().collect();
+        found.extend(
+            outs.iter()
+                .filter(|o| within(&o.data_rel, rel))
+                .map(|o| o.data_abs.clone()),
+        );
+        if found.is_empty() {
+            out.push(t.clone());
+        }
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// DVC's `-d`/`--with-deps`: a target that names a stage, or an out of one, stands
+/// also for every stage upstream of it, as `dvt.toml:NAME` targets (a command takes
+/// their cached outs). Other targets are kept as they are.
+pub fn expand_with_deps(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let Some(pipeline) = crate::pipeline::Pipeline::load(repo)? else {
+        return Ok(targets.to_vec());
+    };
+    let mut out: Vec<PathBuf> = Vec::new();
+    for t in targets {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+        let mut names: Vec<String> = stage_target(repo, cwd, &pipeline, t)?
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        if names.is_empty() {
+            let (_, rel) = repo.resolve(cwd, t)?;
+            names.extend(pipeline.producer(rel.trim_end_matches('/')).map(|s| s.name.clone()));
+        }
+        if names.is_empty() {
+            continue;
+        }
+        for name in pipeline.select(&names, false)? {
+            let stage = PathBuf::from(format!("{}:{name}", crate::pipeline::PIPELINE_FILE));
+            if !out.contains(&stage) {
+                out.push(stage);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The stages a target names (`NAME` or `dvt.toml:NAME`, see

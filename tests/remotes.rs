@@ -1576,6 +1576,240 @@ fn parts_of_a_directory_through_s3() {
     parts_of_a_directory(&s3_repo(&endpoint), s3_clone);
 }
 
+/// DVC's `--allow-missing`: an object lost from the remote fails a pull, which
+/// checks out nothing; with the flag, pull and checkout restore the rest of the
+/// directory and the other pointers, warn with the paths left out, and exit 0. The
+/// directory is not taken for complete: once the object is on the remote again, a
+/// plain pull fetches it and finishes the directory.
+#[test]
+fn pull_and_checkout_allow_missing_restore_the_rest() {
+    let (a, store) = dir_repo();
+    a.write("data/one.csv", "a,b\n1,2\n");
+    a.write("data/sub/two.csv", "a,b\n3,4\n");
+    a.write("model.bin", noise(5000, 3));
+    a.dvt(&["add", "data", "model.bin"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data v1");
+    let two = blake3_hex(b"a,b\n3,4\n");
+    Store::at(&store).remove(&two);
+
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull"]).fails();
+    assert!(
+        r.stderr.contains(&format!("does not have object {two}")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`dvt pull --allow-missing`"), "{}", r.stderr);
+    assert!(
+        !b.exists("data") && !b.exists("model.bin"),
+        "a failed pull checks out nothing"
+    );
+
+    let r = b.dvt(&["pull", "--allow-missing"]).ok();
+    assert!(
+        r.stderr.contains(
+            "warning: neither the cache nor `store` has the data of 1 path, left as it was: data/sub/two.csv"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(b.read("data/one.csv"), a.read("data/one.csv"));
+    assert_eq!(b.read("model.bin"), a.read("model.bin"));
+    assert!(!b.exists("data/sub/two.csv"));
+    let j = b.dvt(&["pull", "--allow-missing", "--json"]).ok().json();
+    assert_eq!(j["fetch"]["missing"][0]["id"], two.as_str(), "{j}");
+    assert_eq!(j["checkout"]["missing"][0], "data/sub/two.csv", "{j}");
+    let r = b.dvt(&["status", "data"]).ok();
+    assert!(r.stdout.contains("not in cache: 1 object"), "{}", r.stdout);
+
+    // checkout: the same, from the cache alone.
+    std::fs::remove_dir_all(b.path("data")).unwrap();
+    let r = b.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr.contains(&format!("object {two} is not in the cache")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("`--allow-missing` checks out the rest"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["checkout", "--allow-missing"]).ok();
+    assert!(
+        r.stderr
+            .contains("warning: the cache lacks the data of 1 path, left as it was: data/sub/two.csv"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(b.read("data/one.csv"), a.read("data/one.csv"));
+    // Quiet: no warning; the report still lists it.
+    let r = b.dvt(&["-q", "checkout", "--allow-missing"]).ok();
+    assert_eq!(r.stderr, "");
+
+    // A manifest on the remote vouches for its files, so A's push sends the lost
+    // object only once the manifest is gone too; then a plain pull completes the
+    // directory.
+    let text = String::from_utf8(a.read("data.dvt")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
+    Store::at(&store).remove(&line[6..line.len() - 1]);
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 2, "{}", r.stdout);
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains("fetched 1 object"), "{}", r.stdout);
+    assert_eq!(b.read("data/sub/two.csv"), a.read("data/sub/two.csv"));
+    assert!(b.dvt(&["status"]).ok().stdout.contains("up to date"));
+}
+
+/// DVC's `-R`: a directory target that is not tracked itself stands for the data
+/// tracked below it (pointers and pipeline outs), for push, status, pull and
+/// checkout; without `-R` it is refused with a hint, and a directory with nothing
+/// tracked below it is refused even with `-R`.
+#[test]
+fn recursive_targets_name_the_data_below_a_directory() {
+    let (a, _) = dir_repo();
+    a.write("sub/a.txt", "a\n");
+    a.write("sub/deep/b.txt", "b\n");
+    a.write("sub/set/x.txt", "x\n");
+    a.write("other/o.txt", "o\n");
+    a.dvt(&["add", "sub/a.txt", "sub/deep/b.txt", "sub/set", "other/o.txt"])
+        .ok();
+    a.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "gen",
+        "-o",
+        "sub/gen/out.txt",
+        "mkdir -p sub/gen && echo g > sub/gen/out.txt",
+    ])
+    .ok();
+    a.dvt(&["repro"]).ok();
+
+    let r = a.dvt(&["push", "sub"]).fails();
+    assert!(r.stderr.contains("`sub` is not tracked by dvt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("data is tracked below `sub`: `-R` names all of it"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["push", "-R", "sub", "--json"]).ok();
+    // a, b, x, the manifest of sub/set, the out; not other/o.txt.
+    assert_eq!(r.json()["uploaded"], 5, "{}", r.stdout);
+    let j = a.dvt(&["status", "--remote", "-R", "sub", "--json"]).ok().json();
+    let paths: Vec<&str> = j["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 4, "{j}");
+    assert!(!paths.contains(&"other/o.txt"), "{j}");
+    a.commit("data");
+
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull", "-R", "sub/deep"]).ok();
+    assert!(r.stdout.contains("fetched 1 object"), "{}", r.stdout);
+    assert_eq!(b.read("sub/deep/b.txt"), b"b\n");
+    assert!(!b.exists("sub/a.txt"));
+    let r = b.dvt(&["status", "-R", "sub"]).ok();
+    assert!(
+        r.stdout.contains("sub/a.txt.dvt: missing") && !r.stdout.contains("other"),
+        "{}",
+        r.stdout
+    );
+    let r = b.dvt(&["pull", "-R", "sub"]).ok();
+    assert!(r.stdout.contains("fetched 4 objects"), "{}", r.stdout);
+    assert_eq!(b.read("sub/set/x.txt"), b"x\n");
+    assert_eq!(b.read("sub/gen/out.txt"), b"g\n");
+    assert!(!b.exists("other/o.txt"));
+    assert!(b.dvt(&["status", "-R", "sub"]).ok().stdout.contains("up to date"));
+
+    // checkout -R, from the cache; the rest of the workspace is left alone.
+    std::fs::remove_dir_all(b.path("sub/set")).unwrap();
+    std::fs::remove_file(b.path("sub/a.txt")).unwrap();
+    let r = b.dvt(&["checkout", "-R", "sub", "--json"]).ok();
+    let restored = r.json()["restored"].as_array().unwrap().len();
+    assert_eq!(restored, 2, "{}", r.stdout);
+    assert_eq!(b.read("sub/a.txt"), b"a\n");
+
+    std::fs::create_dir(b.path("empty")).unwrap();
+    let r = b.dvt(&["pull", "-R", "empty"]).fails();
+    assert!(r.stderr.contains("`empty` is not tracked by dvt"), "{}", r.stderr);
+    assert!(!b.exists("other/o.txt"), "a refused target pulls nothing");
+}
+
+/// DVC's `-d`/`--with-deps`: a stage target, or an out of one, also takes the outs
+/// of the stages upstream of it, and of no other stage.
+#[test]
+fn with_deps_targets_take_the_stages_upstream() {
+    let (a, _) = dir_repo();
+    for (name, deps, out, cmd) in [
+        ("gen", "", "raw.txt", "echo raw > raw.txt"),
+        (
+            "prep",
+            "raw.txt",
+            "prep.txt",
+            "cat raw.txt > prep.txt && echo p >> prep.txt",
+        ),
+        (
+            "train",
+            "prep.txt",
+            "model.txt",
+            "cat prep.txt > model.txt && echo m >> model.txt",
+        ),
+        ("other", "", "other.txt", "echo o > other.txt"),
+    ] {
+        let mut args = vec!["stage", "add", "-n", name, "-o", out];
+        if !deps.is_empty() {
+            args.extend(["-d", deps]);
+        }
+        args.push(cmd);
+        a.dvt(&args).ok();
+    }
+    a.dvt(&["repro"]).ok();
+    let r = a.dvt(&["push", "prep", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 1, "the stage's own out: {}", r.stdout);
+    let r = a.dvt(&["push", "-d", "prep", "--json"]).ok();
+    assert_eq!(
+        (r.json()["uploaded"].as_u64(), r.json()["already_on_remote"].as_u64()),
+        (Some(1), Some(1)),
+        "raw.txt, and prep.txt again: {}",
+        r.stdout
+    );
+    let r = a.dvt(&["status", "--remote"]).ok();
+    assert!(
+        r.stdout.contains("model.txt: 1 object only in the cache") && r.stdout.contains("other.txt: 1 object only"),
+        "{}",
+        r.stdout
+    );
+    a.dvt(&["push"]).ok();
+    a.commit("pipeline");
+
+    let b = a.clone_repo();
+    // An out names its stage: model.txt brings train, prep and gen, not other.
+    let r = b.dvt(&["pull", "-d", "model.txt"]).ok();
+    assert!(r.stdout.contains("fetched 3 objects"), "{}", r.stdout);
+    for f in ["raw.txt", "prep.txt", "model.txt"] {
+        assert_eq!(b.read(f), a.read(f), "{f}");
+    }
+    assert!(!b.exists("other.txt"));
+    std::fs::remove_file(b.path("raw.txt")).unwrap();
+    std::fs::remove_file(b.path("model.txt")).unwrap();
+    let j = b.dvt(&["checkout", "-d", "prep", "--json"]).ok().json();
+    assert_eq!(j["restored"], serde_json::json!(["raw.txt"]), "{j}");
+    let j = b.dvt(&["status", "-d", "train", "--json"]).ok().json();
+    let missing: Vec<&str> = j["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["workspace"] == "missing")
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["model.txt"], "{j}");
+}
+
 #[test]
 fn status_remote_tells_local_only_remote_only_and_lost_objects() {
     let (a, store) = dir_repo();

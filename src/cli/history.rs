@@ -1005,6 +1005,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),
                 force: false,
+                allow_missing: false,
             };
             // git has already switched; a failure here is reported, not fatal.
             match ops::checkout(&repo, &opts, bars) {
@@ -1040,6 +1041,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 },
                 run_cache: false,
                 revisions_only: false,
+                allow_missing: false,
             };
             let r = ops::push(&repo, &opts, bars)?;
             if !r.missing_from_cache.is_empty() {

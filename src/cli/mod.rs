@@ -63,8 +63,8 @@ enum Command {
     },
     /// Show how the workspace and the cache differ from the pointers.
     Status {
-        /// Data paths or `.dvt` files (default: all).
-        targets: Vec<PathBuf>,
+        #[command(flatten)]
+        targets: Targets,
         /// Compare the cache with a remote instead of the workspace: the default
         /// remote, or the one `-r` names (DVC's `-c`/`--cloud` is accepted too).
         #[arg(short = 'c', long = "remote", visible_alias = "cloud")]
@@ -128,14 +128,22 @@ enum Command {
         /// Overwrite or delete files with changes no pointer records.
         #[arg(short, long)]
         force: bool,
+        /// Check out what could be fetched; leave out, with a warning, the paths
+        /// whose objects neither the cache nor the remote has (as DVC's).
+        #[arg(long)]
+        allow_missing: bool,
     },
     /// Make the workspace match the pointers, from the cache.
     Checkout {
-        /// Data paths or `.dvt` files (default: all).
-        targets: Vec<PathBuf>,
+        #[command(flatten)]
+        targets: Targets,
         /// Overwrite or delete files with changes no pointer records.
         #[arg(short, long)]
         force: bool,
+        /// Leave out, with a warning, the paths whose objects the cache lacks,
+        /// instead of failing (as DVC's), e.g. after fetching part of the data.
+        #[arg(long)]
+        allow_missing: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -231,8 +239,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TransferArgs {
-    /// Data paths or `.dvt` files (default: all).
-    targets: Vec<PathBuf>,
+    #[command(flatten)]
+    targets: Targets,
     /// The remote (default: the one set with `dvt remote default`).
     #[arg(short, long, value_name = "NAME")]
     remote: Option<String>,
@@ -249,16 +257,46 @@ struct TransferArgs {
 }
 
 impl TransferArgs {
-    fn options(&self, cwd: PathBuf) -> ops::TransferOptions {
-        ops::TransferOptions {
-            targets: self.targets.clone(),
+    fn options(&self, repo: &Repo, cwd: PathBuf) -> Result<ops::TransferOptions, dvt::Error> {
+        Ok(ops::TransferOptions {
+            targets: self.targets.resolve(repo, &cwd)?,
             cwd,
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
             revisions: Default::default(),
             run_cache: self.run_cache,
             revisions_only: false,
+            allow_missing: false,
+        })
+    }
+}
+
+/// The targets of `status`, `checkout`, `push`, `fetch` and `pull`.
+#[derive(Debug, clap::Args)]
+struct Targets {
+    /// Data paths, `.dvt` files or stages (default: all).
+    targets: Vec<PathBuf>,
+    /// A directory target stands for all the data tracked below it (as DVC's `-R`).
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// A stage target, or an out of one, also stands for the stages upstream of it
+    /// (as DVC's `-d`).
+    #[arg(short = 'd', long)]
+    with_deps: bool,
+}
+
+impl Targets {
+    /// The targets as the library takes them: with `-R` and `-d` expanded (see
+    /// [`dvt::workspace::expand_recursive`], [`dvt::workspace::expand_with_deps`]).
+    fn resolve(&self, repo: &Repo, cwd: &std::path::Path) -> Result<Vec<PathBuf>, dvt::Error> {
+        let mut targets = self.targets.clone();
+        if self.recursive {
+            targets = dvt::workspace::expand_recursive(repo, cwd, &targets)?;
         }
+        if self.with_deps {
+            targets = dvt::workspace::expand_with_deps(repo, cwd, &targets)?;
+        }
+        Ok(targets)
     }
 }
 
@@ -688,13 +726,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         } if *remote || remote_name.is_some() => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
-                targets: targets.clone(),
+                targets: targets.resolve(&repo, &cwd)?,
                 cwd,
                 remote: remote_name.clone(),
                 jobs: None,
                 revisions: Default::default(),
                 run_cache: false,
                 revisions_only: false,
+                allow_missing: false,
             };
             let report = ops::remote_status(&repo, &opts, &bars)?;
             if *as_json {
@@ -727,7 +766,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::StatusOptions {
-                targets: targets.clone(),
+                targets: targets.resolve(&repo, &cwd)?,
                 cwd: cwd.clone(),
             };
             let report = ops::status(&repo, &opts, &bars)?;
@@ -873,18 +912,21 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Checkout {
             targets,
             force,
+            allow_missing,
             json: as_json,
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::CheckoutOptions {
-                targets: targets.clone(),
+                targets: targets.resolve(&repo, &cwd)?,
                 cwd,
                 force: *force,
+                allow_missing: *allow_missing,
             };
             let report = ops::checkout(&repo, &opts, &bars)?;
             if *as_json {
                 return json(&report);
             }
+            left_out_note(q, &report.missing, "the cache lacks");
             for p in &report.deleted {
                 say!(q, "deleted {}", quoted(p));
             }
@@ -1090,7 +1132,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
                 revisions: revs.revisions(),
-                ..transfer.options(cwd)
+                ..transfer.options(&repo, cwd)?
             };
             let report = ops::push(&repo, &opts, &bars)?;
             let incomplete = !report.missing_from_cache.is_empty();
@@ -1120,7 +1162,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
                 revisions: revs.revisions(),
-                ..transfer.options(cwd)
+                ..transfer.options(&repo, cwd)?
             };
             let report = ops::fetch(&repo, &opts, &bars)?;
             if transfer.json {
@@ -1131,12 +1173,25 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 say!(q, "{}", runs_line(runs, false, &report.remote));
             }
         }
-        Command::Pull { transfer, force } => {
+        Command::Pull {
+            transfer,
+            force,
+            allow_missing,
+        } => {
             let repo = Repo::open(&cwd)?;
-            let report = ops::pull(&repo, &transfer.options(cwd), *force, &bars)?;
+            let opts = ops::TransferOptions {
+                allow_missing: *allow_missing,
+                ..transfer.options(&repo, cwd)?
+            };
+            let report = ops::pull(&repo, &opts, *force, &bars)?;
             if transfer.json {
                 return json(&report);
             }
+            left_out_note(
+                q,
+                &report.checkout.missing,
+                &format!("neither the cache nor `{}` has", report.fetch.remote),
+            );
             say!(q, "{}", fetched_line(&report.fetch));
             if let Some(runs) = &report.fetch.runs {
                 say!(q, "{}", runs_line(runs, false, &report.fetch.remote));
@@ -1165,6 +1220,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 revisions: Default::default(),
                 run_cache: false,
                 revisions_only: false,
+                allow_missing: false,
             };
             let report = ops::fsck_remote(&repo, &opts, *repair, &bars)?;
             if *as_json {
@@ -1351,6 +1407,24 @@ fn pushed_line(r: &ops::PushReport) -> String {
             r.already_on_remote
         )
     }
+}
+
+/// Warns (unless quiet) that `paths` were not checked out: `who` lacks their data.
+fn left_out_note(q: bool, paths: &[String], who: &str) {
+    const SHOWN: usize = 10;
+    if paths.is_empty() {
+        return;
+    }
+    let mut named: Vec<String> = paths.iter().take(SHOWN).map(|p| quoted(p).into_owned()).collect();
+    if paths.len() > SHOWN {
+        named.push(format!("and {} more", paths.len() - SHOWN));
+    }
+    note!(
+        q,
+        "warning: {who} the data of {}, left as it was: {}",
+        dvt::counted(paths.len(), "path"),
+        named.join(", ")
+    );
 }
 
 fn fetched_line(r: &ops::FetchReport) -> String {

@@ -26,6 +26,9 @@ pub struct CheckoutOptions {
     pub cwd: PathBuf,
     /// Overwrite or delete files whose changes no pointer records.
     pub force: bool,
+    /// Leave out, instead of failing, the paths whose objects the cache lacks
+    /// (listed in [`CheckoutReport::missing`]), as DVC's `--allow-missing`.
+    pub allow_missing: bool,
 }
 
 /// What checkout did.
@@ -41,6 +44,9 @@ pub struct CheckoutReport {
     pub unchanged: Vec<String>,
     /// Bytes written to the workspace.
     pub bytes: u64,
+    /// With `allow_missing`: paths left as they were because the cache lacks their
+    /// objects (a directory whose manifest is missing is one path).
+    pub missing: Vec<String>,
 }
 
 struct Plan {
@@ -71,7 +77,7 @@ pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progr
         .map(|p| Tracked::load(repo, p))
         .collect::<Result<Vec<_>>>()?;
     tracked.extend(outs);
-    checkout_tracked(repo, tracked, opts.force, progress)
+    checkout_some(repo, tracked, opts.force, opts.allow_missing, progress)
 }
 
 /// Checks out `tracked` paths (from pointer files or `dvt.lock`); the caller holds
@@ -82,12 +88,25 @@ pub fn checkout_tracked(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CheckoutReport> {
+    checkout_some(repo, tracked, force, false, progress)
+}
+
+fn checkout_some(
+    repo: &Repo,
+    tracked: Vec<Tracked>,
+    force: bool,
+    allow_missing: bool,
+    progress: &dyn Progress,
+) -> Result<CheckoutReport> {
     // What killed checkouts left beside the paths: unfinished files, staged directories.
     crate::fsutil::remove_stale_siblings(&tracked.iter().map(|t| t.data_abs.as_path()).collect::<Vec<_>>())?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut plans = Vec::new();
-    let mut failures = Failures::default();
+    let mut failures = Failures {
+        allow_missing,
+        ..Default::default()
+    };
     let mut conflicts = Vec::new();
     for t in tracked {
         let manifest = match t.pointer.kind {
@@ -130,8 +149,9 @@ pub fn checkout_tracked(
         }
     });
     let _ = stat.save();
+    report.missing = std::mem::take(&mut failures.missing);
     if !failures.lines.is_empty() {
-        let Failures { lines, disk_full } = failures;
+        let Failures { lines, disk_full, .. } = failures;
         return Err(WorkspaceError::Incomplete {
             failures: lines,
             disk_full,
@@ -146,12 +166,19 @@ pub fn checkout_tracked(
 struct Failures {
     lines: Vec<String>,
     disk_full: bool,
+    /// Paths whose objects the cache lacks go to `missing` instead.
+    allow_missing: bool,
+    missing: Vec<String>,
 }
 
 impl Failures {
     /// Records that `path` failed: the cause, led by the path unless the cause
     /// names it already (an I/O error such as a full disk does not).
     fn add(&mut self, path: &str, e: &crate::Error) {
+        if self.allow_missing && matches!(e, crate::Error::Cache(crate::error::CacheError::Missing { .. })) {
+            self.missing.push(path.to_string());
+            return;
+        }
         let cause = crate::error_chain(e);
         self.disk_full |= e.is_disk_full();
         self.lines.push(if cause.contains(&format!("`{path}`")) {

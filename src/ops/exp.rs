@@ -670,6 +670,7 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
             targets: Vec::new(),
             cwd: repo.root().to_path_buf(),
             force,
+            allow_missing: false,
         },
         progress,
     )

@@ -329,6 +329,7 @@ fn data_of(opts: &ExpShareOptions, revs: Vec<String>) -> TransferOptions {
             ..Default::default()
         },
         revisions_only: true,
+        allow_missing: false,
         ..Default::default()
     }
 }

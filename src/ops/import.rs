@@ -382,6 +382,7 @@ pub(crate) fn track(
             targets: vec![pointer_path_for(out)],
             cwd: repo.root().to_path_buf(),
             force,
+            allow_missing: false,
         },
         progress,
     )?;

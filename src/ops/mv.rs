@@ -52,6 +52,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         .next()
         .ok_or_else(|| PathError::NotTracked {
             target: opts.from.display().to_string(),
+            holds_tracked: false,
         })?;
     // Loaded as every command loads it: the data path is the one the pointer names,
     // checked like any other.

@@ -343,6 +343,7 @@ pub(crate) fn repro_knowing(
             revisions: Default::default(),
             run_cache: false,
             revisions_only: false,
+            allow_missing: false,
         };
         match crate::ops::fetch(repo, &fetch, progress) {
             Ok(r) => report.pulled = r.downloaded,

@@ -39,6 +39,10 @@ pub struct TransferOptions {
     /// Only the data of `revisions`, not the workspace's (push and fetch; as
     /// `dvt exp push`/`pull` move an experiment's data).
     pub revisions_only: bool,
+    /// Fetch and pull: objects the remote does not have are listed in
+    /// [`FetchReport::missing`] instead of failing the command, and a pull checks
+    /// out the rest (as DVC's `--allow-missing`). Other failures still fail.
+    pub allow_missing: bool,
 }
 
 /// An object a pointer needs that is not where it should be.
@@ -94,6 +98,10 @@ pub struct FetchReport {
     /// With `run_cache`: what happened to the run cache's entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<RunsReport>,
+    /// With `allow_missing`: the objects the remote does not have, and the paths
+    /// that need them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingObject>,
 }
 
 /// Orders transfers so that consecutive ones land in different object directories
@@ -348,7 +356,7 @@ impl<'a> RunSource<'a> {
             return Ok(false);
         };
         let outs = crate::ops::repro::as_tracked(self.repo, &done.outs);
-        match fetch_async(self.repo, remote, &[], &outs, progress).await {
+        match fetch_async(self.repo, remote, &[], &outs, false, progress).await {
             Ok(_) => Ok(run_cache::save(self.repo.cache().root(), key, &done).is_ok()),
             Err(e) if entry_problem(&e) => Ok(false),
             Err(e) => Err(e),
@@ -386,15 +394,15 @@ async fn fetch_with_runs(
     repo: &Repo,
     remote: &Remote,
     tracked: &[Tracked],
-    run_cache: bool,
+    opts: &TransferOptions,
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
-    if !run_cache {
-        return fetch_async(repo, remote, tracked, &[], progress).await;
+    if !opts.run_cache {
+        return fetch_async(repo, remote, tracked, &[], opts.allow_missing, progress).await;
     }
     let (entries, mut runs) = remote_runs(repo, remote).await?;
     let outs = run_outs(repo, tracked, entries.iter().map(|(_, d)| d));
-    let mut report = fetch_async(repo, remote, tracked, &outs, progress).await?;
+    let mut report = fetch_async(repo, remote, tracked, &outs, opts.allow_missing, progress).await?;
     for (key, done) in &entries {
         crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;
         runs.copied += 1;
@@ -586,16 +594,18 @@ pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Re
     let tracked = load_all(repo, opts)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
     let _lock = repo.lock("dvt fetch")?;
-    remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts.run_cache, progress))
+    remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))
 }
 
 /// Fetches what `tracked` and `extra` need; a pull lays out directories of
 /// `tracked` as their files arrive, never those of `extra` (see [`Cache::plan_tree`]).
+/// With `allow_missing`, objects the remote lacks are reported, not failed.
 async fn fetch_async(
     repo: &Repo,
     remote: &Remote,
     tracked: &[Tracked],
     extra: &[Tracked],
+    allow_missing: bool,
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     let cache = repo.cache();
@@ -684,9 +694,22 @@ async fn fetch_async(
     let packing = cache.begin_packing();
     failures.extend(download_all(remote, cache, &todo, &needed_by, progress, "Fetching", &mut report).await);
     packing.finish()?;
+    if allow_missing {
+        failures.retain(|(id, e)| match e {
+            crate::Error::Remote(RemoteError::Missing { path, .. }) => {
+                report.missing.push(MissingObject {
+                    path: path.clone().unwrap_or_default(),
+                    id: *id,
+                });
+                false
+            }
+            _ => true,
+        });
+    }
     failed_transfers(remote, failures, attempted)?;
-    for m in complete_dirs {
-        cache.mark_complete(&m);
+    // A directory whose files are not all here is not marked complete.
+    for m in complete_dirs.iter().filter(|_| report.missing.is_empty()) {
+        cache.mark_complete(m);
     }
     Ok(report)
 }
@@ -1088,13 +1111,14 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts.run_cache, progress))?;
+    let fetch = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?;
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
             targets: opts.targets.clone(),
             cwd: opts.cwd.clone(),
             force,
+            allow_missing: opts.allow_missing,
         },
         progress,
     )?;
