@@ -473,12 +473,23 @@ pub struct Revisions {
     pub all_commits: bool,
     /// Every experiment (`dvt exp run`), and the work trees queued ones run from.
     pub all_experiments: bool,
+    /// Each of `revs` counts for this many commits: itself and its first-parent
+    /// ancestors (DVC's `gc --rev REV -n N`); `None` means 1.
+    pub num: Option<usize>,
+    /// Every commit reachable from HEAD, the branches and the tags that was made
+    /// at or after this time, in seconds since the epoch (DVC's `gc --date`).
+    pub since: Option<i64>,
 }
 
 impl Revisions {
     /// Whether any revision is asked for.
     pub fn any(&self) -> bool {
-        !self.revs.is_empty() || self.all_branches || self.all_tags || self.all_commits || self.all_experiments
+        !self.revs.is_empty()
+            || self.all_branches
+            || self.all_tags
+            || self.all_commits
+            || self.all_experiments
+            || self.since.is_some()
     }
 
     /// The commits selected, each once, with `head` (HEAD) added when asked.
@@ -489,7 +500,21 @@ impl Revisions {
             Vec::new()
         };
         for r in &self.revs {
-            tips.push(git.resolve(r)?);
+            let mut commit = git.resolve(r)?;
+            tips.push(commit);
+            for _ in 1..self.num.unwrap_or(1) {
+                let Some(parent) = git.first_parent(commit)? else {
+                    break;
+                };
+                tips.push(parent);
+                commit = parent;
+            }
+        }
+        if let Some(since) = self.since {
+            let mut heads: Vec<GitId> = git.head()?.into_iter().collect();
+            heads.extend(git.branches()?.into_iter().map(|(_, c)| c));
+            heads.extend(git.tags()?.into_iter().map(|(_, c)| c));
+            tips.extend(git.walk_since(&heads, since)?.into_iter().map(|c| c.id));
         }
         if self.all_branches || self.all_commits {
             tips.extend(git.branches()?.into_iter().map(|(_, c)| c));

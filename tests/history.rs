@@ -231,6 +231,14 @@ fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
         .map(|x| x["tags"][0].as_str().unwrap())
         .collect();
     assert_eq!(tags, ["v1", "v2"]);
+    // Each version's time is its commit's (it was 0 while the walk did not read times).
+    let v1_time: i64 = env
+        .git(&["log", "-1", "--format=%ct", "v1"])
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(v["versions"][0]["time"], v1_time, "{v}");
     let all = env.dvt(&["versions", "data/a.csv", "--all", "--json"]).ok().json();
     assert_eq!(all["versions"].as_array().unwrap().len(), 3, "v1, mid, v2: {all}");
     assert_eq!(
@@ -467,6 +475,93 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
         env.dvt(&["status"]).ok().stdout.contains("unchanged")
             || env.dvt(&["status", "--json"]).ok().stdout.contains("unchanged")
     );
+}
+
+/// DVC's `gc --rev REV -n N`, `--date` and `--not-in-remote`: what each keeps.
+#[test]
+fn gc_keeps_commits_back_from_a_rev_commits_since_a_day_and_what_the_remote_lacks() {
+    let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let mut ids = Vec::new();
+    for (i, month) in ["01", "02", "03", "04"].iter().enumerate() {
+        let content = format!("model {}", i + 1);
+        env.write("model.bin", &content);
+        env.dvt(&["add", "model.bin"]).ok();
+        env.commit_at(&format!("v{}", i + 1), &format!("2026-{month}-01T12:00:00Z"));
+        ids.push(blake3::hash(content.as_bytes()).to_hex().to_string());
+    }
+    let plan_files = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["gc", "--dry-run", "--json"];
+        all.extend(args);
+        let j = env.dvt(&all).ok().json();
+        let mut files: Vec<String> = j["plan"]["cache"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        files.sort();
+        files
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // -n: HEAD~1 and its parent are kept, with HEAD.
+    assert_eq!(plan_files(&["--rev", "HEAD~1", "-n", "2"]), [ids[0].clone()]);
+    assert_eq!(
+        plan_files(&["--rev", "HEAD~1"]),
+        sorted(vec![ids[0].clone(), ids[1].clone()])
+    );
+    let r = env.dvt(&["gc", "-n", "2", "--dry-run"]);
+    assert_eq!(r.code, 2, "-n needs --rev: {}", r.stderr);
+    // --date: commits of that day (from midnight UTC) and after.
+    assert_eq!(
+        plan_files(&["--date", "2026-03-01"]),
+        sorted(vec![ids[0].clone(), ids[1].clone()])
+    );
+    assert_eq!(
+        plan_files(&["--date", "2026-02-02"]),
+        sorted(vec![ids[0].clone(), ids[1].clone()])
+    );
+    assert_eq!(plan_files(&["--date", "2026-02-01"]), [ids[0].clone()]);
+    let r = env.dvt(&["gc", "--date", "2026-02-30", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`2026-02-30` is not a date as YYYY-MM-DD"),
+        "{}",
+        r.stderr
+    );
+
+    // --not-in-remote: only v2 is on the remote besides HEAD's v4, so only v2 goes.
+    env.dvt(&["push"]).ok();
+    env.dvt(&["push", "--rev", "HEAD~2"]).ok();
+    let r = env.dvt(&["gc", "--not-in-remote", "-f"]).ok();
+    assert!(r.stdout.contains("deleted 1 object"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("and 2 unreferenced objects that remote `store` lacks"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.has_object(&ids[1]));
+    assert!(env.has_object(&ids[0]) && env.has_object(&ids[2]) && env.has_object(&ids[3]));
+    let r = env.dvt(&["gc", "--not-in-remote", "-f"]).ok();
+    assert!(
+        r.stdout
+            .contains("Nothing to delete: what is kept references 1 object, and remote `store` lacks the other 2."),
+        "{}",
+        r.stdout
+    );
+    // It only ever deletes from the cache: with `-r` it is refused.
+    let r = env.dvt(&["gc", "--not-in-remote", "-r", "-f"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(env.has_object(&ids[0]));
+    // A remote that does not exist: an error, nothing deleted.
+    let r = env.dvt(&["gc", "--not-in-remote", "nosuch", "-f"]).fails();
+    assert!(r.stderr.contains("no remote named `nosuch`"), "{}", r.stderr);
+    assert!(env.has_object(&ids[0]));
 }
 
 #[test]

@@ -872,7 +872,7 @@ pub(super) fn run(
                     "{:<24} {}  on {base}  {}",
                     e.name,
                     &e.commit.to_string()[..7],
-                    utc(e.time)
+                    super::dates::utc(e.time)
                 );
             }
         }
@@ -980,26 +980,6 @@ fn text(v: &toml::Value) -> String {
     }
 }
 
-/// `secs` since the epoch as `YYYY-MM-DD HH:MM` (UTC).
-fn utc(secs: i64) -> String {
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
 /// Values by file, then dotted key.
 type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
 
@@ -1067,7 +1047,7 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
         });
         created.push(match (r.state, r.created) {
             (Some(state), _) => state.to_string(),
-            (None, t) => t.map_or("-".into(), utc),
+            (None, t) => t.map_or("-".into(), super::dates::utc),
         });
     }
     let mut table: Vec<Vec<String>> = vec![names, created];

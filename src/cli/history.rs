@@ -89,9 +89,22 @@ pub(super) enum HistoryCommand {
         /// Which revisions' data to keep, besides the workspace's and HEAD's.
         #[command(flatten)]
         keep: super::RevArgs,
+        /// With `--rev`: keep the data of N commits from each, following first
+        /// parents (as DVC's `-n`).
+        #[arg(short = 'n', long = "num", value_name = "N", requires = "rev", value_parser = clap::value_parser!(u32).range(1..))]
+        num: Option<u32>,
+        /// Also keep the data of every commit made on or after this day, midnight
+        /// UTC (YYYY-MM-DD; as DVC's `--date`).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::dates::parse_day)]
+        date: Option<i64>,
         /// Also delete from a remote: `--remote` for the default one, `-r NAME` for another.
         #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
         remote: Option<String>,
+        /// Delete from the cache only what a remote has (`--not-in-remote` for the
+        /// default one, `--not-in-remote NAME` for another): keep what would be
+        /// lost (as DVC's).
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "remote")]
+        not_in_remote: Option<String>,
         /// Only print what would be deleted.
         #[arg(long)]
         dry_run: bool,
@@ -533,24 +546,34 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 } else {
                     format!(" ({})", v.tags.join(", "))
                 };
+                let when = super::dates::utc(v.time);
                 match (v.id, v.size) {
-                    (Some(id), Some(size)) => out!("{}{tags} {id} {}", v.short, HumanBytes(size)),
-                    _ => out!("{}{tags} not tracked", v.short),
+                    (Some(id), Some(size)) => out!("{} {when}{tags} {id} {}", v.short, HumanBytes(size)),
+                    _ => out!("{} {when}{tags} not tracked", v.short),
                 }
             }
         }
         HistoryCommand::Gc {
             workspace: _,
             keep,
+            num,
+            date,
             remote,
+            not_in_remote,
             dry_run,
             force,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
+            let named = |r: &Option<String>| r.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty()));
             let opts = ops::GcOptions {
-                revisions: keep.revisions(),
-                remote: remote.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty())),
+                revisions: dvt::snapshot::Revisions {
+                    num: num.map(|n| n as usize),
+                    since: *date,
+                    ..keep.revisions()
+                },
+                remote: named(remote),
+                not_in_remote: named(not_in_remote),
                 dry_run: *dry_run,
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
@@ -574,11 +597,20 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 for p in &plan.forgotten {
                     note!(quiet, "`{}` no longer uses this cache: taken off its list", p.display());
                 }
-                say!(
-                    quiet,
-                    "Nothing to delete: what is kept references {}, and there is nothing else.",
-                    dvt::counted(plan.kept_objects, "object")
-                );
+                match &plan.not_in_remote {
+                    Some(u) if u.kept > 0 => say!(
+                        quiet,
+                        "Nothing to delete: what is kept references {}, and remote `{}` lacks the other {}.",
+                        dvt::counted(plan.kept_objects - u.kept, "object"),
+                        u.remote,
+                        u.kept
+                    ),
+                    _ => say!(
+                        quiet,
+                        "Nothing to delete: what is kept references {}, and there is nothing else.",
+                        dvt::counted(plan.kept_objects, "object")
+                    ),
+                }
             } else if done {
                 let entries = match plan.run_cache_entries.len() + plan.remote_run_cache_entries.len() {
                     0 => String::new(),
@@ -900,6 +932,14 @@ fn print_plan(plan: &ops::GcPlan) {
             err,
             "  `{}` no longer uses this cache: its data is not kept",
             p.display()
+        );
+    }
+    if let Some(u) = &plan.not_in_remote {
+        let _ = writeln!(
+            err,
+            "  and {} that remote `{}` lacks (with the files of such directories)",
+            dvt::counted(u.kept, "unreferenced object"),
+            u.remote
         );
     }
     let _ = writeln!(

@@ -321,6 +321,8 @@ impl RevArgs {
             all_tags: self.across.all_tags,
             all_commits: self.across.all_commits,
             all_experiments: self.all_experiments,
+            num: None,
+            since: None,
         }
     }
 }
@@ -573,6 +575,7 @@ macro_rules! note {
     }};
 }
 
+mod dates;
 mod exp;
 mod history;
 mod pipeline;

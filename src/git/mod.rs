@@ -489,15 +489,32 @@ impl Git {
             .collect())
     }
 
-    /// Every commit reachable from `tips`, each once, children before their
-    /// parents, with its parents and commit time (seconds since the epoch).
+    /// Every commit reachable from `tips`, each once, newest first (by commit
+    /// time), with its parents and commit time (seconds since the epoch).
     pub fn walk(&self, tips: &[GitId]) -> Result<Vec<WalkedCommit>> {
+        self.walk_sorted(tips, gix::revision::walk::Sorting::ByCommitTime(NEWEST_FIRST))
+    }
+
+    /// [`Git::walk`], only the commits made at or after `since` (seconds since
+    /// the epoch): the walk stops where every commit left to visit is older.
+    pub fn walk_since(&self, tips: &[GitId], since: i64) -> Result<Vec<WalkedCommit>> {
+        let sorting = gix::revision::walk::Sorting::ByCommitTimeCutoff {
+            order: NEWEST_FIRST,
+            seconds: since,
+        };
+        self.walk_sorted(tips, sorting)
+    }
+
+    fn walk_sorted(&self, tips: &[GitId], sorting: gix::revision::walk::Sorting) -> Result<Vec<WalkedCommit>> {
         if tips.is_empty() {
             return Ok(Vec::new());
         }
+        // Sorting by time makes the walk read each commit's time (a breadth-first
+        // walk leaves it out).
         let walk = self
             .repo
             .rev_walk(tips.iter().copied())
+            .sorting(sorting)
             .all()
             .map_err(failed("walking history"))?;
         let mut out = Vec::new();
@@ -513,6 +530,15 @@ impl Git {
             });
         }
         Ok(out)
+    }
+
+    /// The first parent of `commit`, if it has one.
+    pub fn first_parent(&self, commit: GitId) -> Result<Option<GitId>> {
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(failed(format!("reading commit {commit}")))?;
+        Ok(c.parent_ids().next().map(|p| p.detach()))
     }
 
     /// The commit time of `commit` (seconds since the epoch).
@@ -992,6 +1018,9 @@ impl Git {
         format!("{}{rel}", self.prefix)
     }
 }
+
+const NEWEST_FIRST: gix::traverse::commit::simple::CommitTimeOrder =
+    gix::traverse::commit::simple::CommitTimeOrder::NewestFirst;
 
 /// One commit of a history walk.
 #[derive(Debug, Clone)]

@@ -38,6 +38,10 @@ pub struct GcOptions {
     pub revisions: crate::snapshot::Revisions,
     /// Also delete from this remote (`Some(None)`: the default remote).
     pub remote: Option<Option<String>>,
+    /// Delete from the cache only the objects this remote has (`Some(None)`: the
+    /// default remote), and keep the others, as DVC's `--not-in-remote`. A kept
+    /// manifest keeps its files too.
+    pub not_in_remote: Option<Option<String>>,
     /// Only work out the plan: delete nothing, not even leftovers of killed writers.
     pub dry_run: bool,
 }
@@ -60,6 +64,16 @@ impl Doomed {
     }
 }
 
+/// Unreferenced objects that `gc --not-in-remote` keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unpushed {
+    /// The remote that lacks them.
+    pub remote: String,
+    /// How many objects were kept: those the remote lacks, and the files of such
+    /// manifests.
+    pub kept: usize,
+}
+
 /// What gc would delete (or did).
 #[derive(Debug, Clone, Serialize)]
 pub struct GcPlan {
@@ -69,6 +83,9 @@ pub struct GcPlan {
     pub kept_objects: usize,
     /// From the cache.
     pub cache: Doomed,
+    /// With `not_in_remote`: what was kept because that remote lacks it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_in_remote: Option<Unpushed>,
     /// Other repositories sharing the cache, whose workspace and HEAD were kept.
     pub shared_with: Vec<std::path::PathBuf>,
     /// Repositories listed as sharing the cache that no longer do (deleted, or
@@ -203,8 +220,12 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     progress.finish();
     let cache = repo.cache();
     let riders = riders(repo);
-    let run_cache_entries = sort_runs(repo, &riders, &mut keep)?;
     let (ids, _strays) = cache.list()?;
+    let not_in_remote = match &opts.not_in_remote {
+        Some(name) => Some(keep_unpushed(repo, name.as_deref(), &ids, &mut keep, progress)?),
+        None => None,
+    };
+    let run_cache_entries = sort_runs(repo, &riders, &mut keep)?;
     let mut local = Doomed::default();
     for id in ids.into_iter().filter(|id| !keep.contains(id)) {
         local.bytes += cache.stored_len(&id).unwrap_or(0);
@@ -243,12 +264,48 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         kept_revisions,
         kept_objects: keep.len(),
         cache: local,
+        not_in_remote,
         shared_with,
         forgotten,
         remote,
         remote_objects,
         run_cache_entries,
         remote_run_cache_entries,
+    })
+}
+
+/// Adds to `keep` the objects of `ids` that it lacks and that remote `name` (the
+/// default when `None`) does not have, with the files of such manifests; returns
+/// what that kept.
+fn keep_unpushed(
+    repo: &Repo,
+    name: Option<&str>,
+    ids: &[ObjectId],
+    keep: &mut FxHashSet<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<Unpushed> {
+    let remote = crate::remote::Remote::open(repo, name, None, false)?;
+    let doomed: Vec<ObjectId> = ids.iter().filter(|id| !keep.contains(id)).copied().collect();
+    progress.start(
+        &format!("checking remote `{}`", remote.name),
+        doomed.len() as u64,
+        false,
+    );
+    let there = remote.block_on(remote.present(&doomed, &|n| progress.inc(n)))?;
+    progress.finish();
+    let cache = repo.cache();
+    let before = keep.len();
+    for id in doomed.into_iter().filter(|id| !there.contains(id)) {
+        keep.insert(id);
+        if crate::manifest::looks_like(&cache.peek(&id, 16).unwrap_or_default())
+            && let Ok(m) = cache.read(&id, None).and_then(|b| Manifest::parse(&b, &id))
+        {
+            keep.extend(m.files.iter().map(|e| e.id));
+        }
+    }
+    Ok(Unpushed {
+        remote: remote.name.clone(),
+        kept: keep.len() - before,
     })
 }
 

@@ -233,6 +233,20 @@ impl TestEnv {
         Run::from(self.command("git", &self.root).args(args).output().expect("run git")).ok()
     }
 
+    /// [`TestEnv::commit`] with author and committer date `date` (as git reads
+    /// `GIT_COMMITTER_DATE`, e.g. `2026-01-01T12:00:00Z`).
+    pub fn commit_at(&self, msg: &str, date: &str) {
+        self.git(&["add", "-A"]);
+        let out = self
+            .command("git", &self.root)
+            .args(["commit", "-q", "-m", msg])
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date)
+            .output()
+            .expect("run git");
+        Run::from(out).ok();
+    }
+
     /// `git add -A` and `git commit -m MSG`: pointers and `.gitignore`s go into git.
     pub fn commit(&self, msg: &str) {
         self.git(&["add", "-A"]);
