@@ -220,6 +220,65 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     assert_eq!(d["from"], "no commit yet");
 }
 
+/// DVC's `diff --targets`, `--show-hash` and `--md`.
+#[test]
+fn diff_narrows_to_targets_and_prints_hashes_and_markdown() {
+    let Versions { env, _remote } = versions();
+    let paths = |j: &serde_json::Value, key: &str| -> Vec<String> {
+        j[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A file inside a tracked directory, and a tracked file: no `data/` row.
+    let j = env
+        .dvt(&["diff", "v1", "v2", "--targets", "data/a.csv", "model.bin", "--json"])
+        .ok()
+        .json();
+    assert_eq!(paths(&j, "modified"), ["data/a.csv", "model.bin"], "{j}");
+    assert!(paths(&j, "added").is_empty() && paths(&j, "deleted").is_empty(), "{j}");
+    // A subdirectory, named from inside the tracked directory.
+    let r = env.dvt_in(&env.path("data"), &["diff", "v1", "v2", "--targets", "sub", "--json"]);
+    let j = r.ok().json();
+    assert_eq!(paths(&j, "added"), ["data/sub/c.csv"], "{j}");
+    assert!(paths(&j, "modified").is_empty(), "{j}");
+
+    let r = env.dvt(&["diff", "v1", "v2", "--targets", "model.bin", "--md"]).ok();
+    assert_eq!(
+        r.stdout,
+        "| Status   | Path   |\n|----------|--------|\n| modified | model.bin |\n"
+    );
+    let old = &blake3::hash(b"model one").to_hex()[..8];
+    let new = &blake3::hash(b"model two").to_hex()[..8];
+    let r = env
+        .dvt(&["diff", "v1", "v2", "--targets", "model.bin", "--md", "--show-hash"])
+        .ok();
+    assert!(
+        r.stdout.contains(&format!("| modified | {old}..{new} | model.bin |")),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["diff", "v1", "v2", "--show-hash"]).ok();
+    assert!(
+        r.stdout.contains(&format!("    {old}..{new} model.bin")),
+        "{}",
+        r.stdout
+    );
+    let c = &blake3::hash(b"t,v\n0,3\n").to_hex()[..8];
+    assert!(
+        r.stdout.contains(&format!("    {c}{} data/sub/c.csv", " ".repeat(10))),
+        "{}",
+        r.stdout
+    );
+
+    let r = env.dvt(&["diff", "v1", "v2", "--targets", "nothing.csv"]).fails();
+    assert!(r.stderr.contains("`nothing.csv` is not tracked"), "{}", r.stderr);
+    let r = env.dvt(&["diff", "--md", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
     let Versions { env, _remote } = versions();

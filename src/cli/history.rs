@@ -40,6 +40,16 @@ pub(super) enum HistoryCommand {
         /// The remote to read directory manifests from when the cache lacks them.
         #[arg(short, long, value_name = "NAME")]
         remote: Option<String>,
+        /// Only these paths: tracked data, directories holding some, or paths
+        /// inside tracked directories (as DVC's).
+        #[arg(long, value_name = "PATH", num_args = 1..)]
+        targets: Vec<PathBuf>,
+        /// Show the ids too: the old and the new, shortened.
+        #[arg(long)]
+        show_hash: bool,
+        /// Print a Markdown table (e.g. for a pull request comment), as DVC's.
+        #[arg(long, conflicts_with = "json")]
+        md: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -401,35 +411,76 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             a,
             b,
             remote,
+            targets,
+            show_hash,
+            md,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
+            let targets = targets
+                .iter()
+                .map(|t| repo.resolve(cwd, t).map(|(_, rel)| rel))
+                .collect::<Result<Vec<_>, _>>()?;
             let report = ops::diff(
                 &repo,
                 &ops::DiffOptions {
                     a: a.clone(),
                     b: b.clone(),
                     remote: remote.clone(),
+                    targets,
                 },
             )?;
             if *as_json {
                 return json(&report);
             }
+            let lists = [
+                ("added", &report.added),
+                ("modified", &report.modified),
+                ("deleted", &report.deleted),
+            ];
+            let hash = |c: &ops::diff::Change| {
+                let short = |id: Option<dvt::object::ObjectId>| id.map(|i| i.to_string()[..8].to_string());
+                match (short(c.old), short(c.new)) {
+                    (Some(o), Some(n)) => format!("{o}..{n}"),
+                    (o, n) => o.or(n).unwrap_or_default(),
+                }
+            };
+            if *md {
+                // As DVC prints it: one row per change, in this order.
+                if *show_hash {
+                    out!("| Status   | Hash               | Path   |\n|----------|--------------------|--------|");
+                } else {
+                    out!("| Status   | Path   |\n|----------|--------|");
+                }
+                for (status, list) in lists {
+                    for c in list {
+                        let path = c.path.replace('|', "\\|");
+                        if *show_hash {
+                            out!("| {status:<8} | {:<18} | {path} |", hash(c));
+                        } else {
+                            out!("| {status:<8} | {path} |");
+                        }
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             if report.is_empty() {
                 out!("No data changes between {} and {}.", report.from, report.to);
                 return Ok(ExitCode::SUCCESS);
             }
-            for (title, list) in [
-                ("Added", &report.added),
-                ("Modified", &report.modified),
-                ("Deleted", &report.deleted),
-            ] {
+            for (status, list) in lists {
                 if list.is_empty() {
                     continue;
                 }
+                let mut title = status.to_string();
+                title[..1].make_ascii_uppercase();
                 out!("{title}:");
                 for c in list {
-                    out!("    {}", super::quoted(&c.path));
+                    if *show_hash {
+                        out!("    {:<18} {}", hash(c), super::quoted(&c.path));
+                    } else {
+                        out!("    {}", super::quoted(&c.path));
+                    }
                 }
             }
             let files = |l: &[ops::diff::Change]| l.iter().filter(|c| !c.path.ends_with('/')).count();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{PathError, Result};
 use crate::manifest::Manifest;
 use crate::object::ObjectId;
 use crate::pointer::Kind;
@@ -23,6 +23,9 @@ pub struct DiffOptions {
     pub b: Option<String>,
     /// The remote to read manifests from when the cache lacks them.
     pub remote: Option<String>,
+    /// Only these paths (repo-relative, as DVC's `--targets`): tracked paths,
+    /// directories holding some, or paths inside tracked directories. Empty: all.
+    pub targets: Vec<String>,
 }
 
 /// One changed path.
@@ -95,6 +98,26 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
     paths.sort();
     paths.dedup();
+    let targets: Vec<&str> = opts.targets.iter().map(|t| t.trim_end_matches('/')).collect();
+    // A tracked path is looked at if a target is it, holds it, or is inside it.
+    let within = |inner: &str, outer: &str| {
+        outer.is_empty()
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    };
+    let looked_at = |path: &str| targets.is_empty() || targets.iter().any(|t| within(path, t) || within(t, path));
+    if let Some(t) = targets
+        .iter()
+        .find(|t| !paths.iter().any(|p| within(p, t) || within(t, p)))
+    {
+        return Err(PathError::NotTracked {
+            target: t.to_string(),
+            holds_tracked: false,
+        }
+        .into());
+    }
+    paths.retain(|p| looked_at(p));
     for path in paths {
         match (old.get(path), new.get(path)) {
             (None, Some(n)) => side(&mut report, &objects, n, false)?,
@@ -128,6 +151,11 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
             }
             (None, None) => {}
         }
+    }
+    // Of a tracked directory a target is inside, only what is below the target.
+    let shown = |c: &Change| targets.is_empty() || targets.iter().any(|t| within(c.path.trim_end_matches('/'), t));
+    for list in [&mut report.added, &mut report.modified, &mut report.deleted] {
+        list.retain(shown);
     }
     Ok(report)
 }
