@@ -503,7 +503,7 @@ impl Revisions {
             let mut commit = git.resolve(r)?;
             tips.push(commit);
             for _ in 1..self.num.unwrap_or(1) {
-                let Some(parent) = git.first_parent(commit)? else {
+                let Some(parent) = git.parent_of(commit)? else {
                     break;
                 };
                 tips.push(parent);

@@ -60,6 +60,40 @@ fn row_names(rows: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// `exp show` picks experiments as DVC's: those run on HEAD, on `--rev REV`, on
+/// `-n N` commits back, or all (`-A`); each baseline row comes first, then what
+/// was run on it.
+#[test]
+fn exp_show_groups_experiments_under_their_baselines() {
+    let env = project();
+    // Newest first, and by name within a second: old-a either way.
+    env.dvt(&["exp", "run", "-n", "old-b", "-S", "train.lr=0.2"]).ok();
+    env.dvt(&["exp", "run", "-n", "old-a", "-S", "train.lr=0.3"]).ok();
+    let old = git_out(&env, &["rev-parse", "--short=7", "HEAD"]).trim().to_string();
+    env.git(&["commit", "-qam", "lr 0.3"]);
+    env.git(&["tag", "v2"]);
+    env.dvt(&["exp", "run", "-n", "new", "-S", "train.lr=0.4"]).ok();
+    let names = |args: &[&str]| {
+        let mut all = vec!["exp", "show", "--json"];
+        all.extend(args);
+        row_names(&env.dvt(&all).ok().json())
+    };
+    assert_eq!(names(&[]), ["workspace", "main", "new"]);
+    assert_eq!(
+        names(&["--rev", "HEAD~1"]),
+        ["workspace", old.as_str(), "old-a", "old-b"]
+    );
+    let both = ["workspace", "main", "new", old.as_str(), "old-a", "old-b"];
+    assert_eq!(names(&["-n", "2"]), both);
+    assert_eq!(names(&["-A"]), both);
+    assert_eq!(names(&["--all-commits"]), both);
+    // A baseline that is not HEAD is named by a tag or branch at it.
+    env.git(&["tag", "v1", "HEAD~1"]);
+    assert_eq!(names(&["--rev", "v1"]), ["workspace", "v1", "old-a", "old-b"]);
+    let r = env.dvt(&["exp", "show", "-A", "--rev", "v1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn exp_run_records_the_work_tree_without_moving_head() {
     let env = project();

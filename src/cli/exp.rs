@@ -72,9 +72,8 @@ pub(super) enum ExpCommand {
     },
     /// Compare the metrics and params of the workspace, HEAD and the experiments run on HEAD
     Show {
-        /// Every experiment, whatever commit it was run on (`--all-commits`: DVC's name).
-        #[arg(short = 'A', long, alias = "all-commits")]
-        all: bool,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Only the columns whose values differ between the rows.
         #[arg(long)]
         only_changed: bool,
@@ -285,7 +284,7 @@ pub(super) struct ShareArgs {
 #[derive(Debug, clap::Args)]
 pub(super) struct SelectArgs {
     /// Every experiment, whatever commit it was run on (DVC's flag).
-    #[arg(short = 'A', long, conflicts_with_all = ["rev", "num"])]
+    #[arg(short = 'A', long, alias = "all", conflicts_with_all = ["rev", "num"])]
     all_commits: bool,
     /// Those run on REV instead of HEAD.
     #[arg(long, value_name = "REV")]
@@ -720,7 +719,7 @@ pub(super) fn run(
             );
         }
         ExpCommand::Show {
-            all,
+            select,
             only_changed,
             md,
             csv,
@@ -756,7 +755,7 @@ pub(super) fn run(
                 keep: pattern(keep, "--keep")?,
             };
             let show = ops::exp::ExpShowOptions {
-                all: *all,
+                select: select.selection(),
                 hide_queued: *hide_queued,
                 hide_failed: *hide_failed,
             };

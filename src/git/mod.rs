@@ -532,15 +532,6 @@ impl Git {
         Ok(out)
     }
 
-    /// The first parent of `commit`, if it has one.
-    pub fn first_parent(&self, commit: GitId) -> Result<Option<GitId>> {
-        let c = self
-            .repo
-            .find_commit(commit)
-            .map_err(failed(format!("reading commit {commit}")))?;
-        Ok(c.parent_ids().next().map(|p| p.detach()))
-    }
-
     /// The commit time of `commit` (seconds since the epoch).
     pub fn commit_time(&self, commit: GitId) -> Result<i64> {
         let c = self

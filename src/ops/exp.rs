@@ -391,10 +391,10 @@ pub struct ExpRow {
 }
 
 /// Which rows `dvt exp show` has.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ExpShowOptions {
-    /// Every experiment, whatever commit it was run (or queued) on.
-    pub all: bool,
+    /// Which experiments: those run (or queued) on HEAD, on some commits, or all.
+    pub select: crate::ops::exp_share::Selection,
     /// Leave out experiments waiting in the queue (or running from it).
     pub hide_queued: bool,
     /// Leave out queued experiments that failed the last time they ran.
@@ -420,17 +420,8 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
     let git = Git::open(repo.root())?;
     let head = git.head()?;
     let mut rows = vec![row(repo, None, "workspace".into(), false)?];
-    if let Some(h) = head {
-        let name = git
-            .head_branch()?
-            .unwrap_or_else(|| crate::snapshot::short(&h).to_string());
-        rows.push(row(repo, Some((&git, h, None)), name, false)?);
-    }
-    for e in git.experiments()? {
-        if opts.all || (head.is_some() && e.baseline == head) {
-            rows.push(row(repo, Some((&git, e.commit, Some(&e))), e.name.clone(), true)?);
-        }
-    }
+    let experiments = git.experiments()?;
+    let mut waiting = Vec::new();
     for q in queued(repo)? {
         let state = crate::ops::queue::state(repo, &q)?;
         let failed = state == QueueState::Failed;
@@ -442,11 +433,58 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
             Some(s) => git.parent_of(s)?,
             None => head,
         };
-        if opts.all || baseline == head {
-            rows.push(queued_row(repo, &q, baseline, state)?);
+        waiting.push((q, state, baseline));
+    }
+    // Each baseline, then what was run and queued on it (as DVC groups them).
+    let baselines = match opts.select.baselines(&git)? {
+        Some(b) => b,
+        None => {
+            let mut b: Vec<GitId> = head.into_iter().collect();
+            let others = experiments
+                .iter()
+                .map(|e| e.baseline)
+                .chain(waiting.iter().map(|w| w.2));
+            for x in others.flatten() {
+                if !b.contains(&x) {
+                    b.push(x);
+                }
+            }
+            b
+        }
+    };
+    let names = baseline_names(&git, head)?;
+    for b in baselines {
+        let name = names
+            .iter()
+            .find(|(c, _)| *c == b)
+            .map_or_else(|| crate::snapshot::short(&b).to_string(), |(_, n)| n.clone());
+        rows.push(row(repo, Some((&git, b, None)), name, false)?);
+        for e in experiments.iter().filter(|e| e.baseline == Some(b)) {
+            rows.push(row(repo, Some((&git, e.commit, Some(e))), e.name.clone(), true)?);
+        }
+        for (q, state, _) in waiting.iter().filter(|w| w.2 == Some(b)) {
+            rows.push(queued_row(repo, q, Some(b), *state)?);
+        }
+    }
+    // With every experiment: those whose baseline is not known come last.
+    if matches!(opts.select, crate::ops::exp_share::Selection::All) {
+        for e in experiments.iter().filter(|e| e.baseline.is_none()) {
+            rows.push(row(repo, Some((&git, e.commit, Some(e))), e.name.clone(), true)?);
         }
     }
     Ok(rows)
+}
+
+/// How `exp show` names a baseline commit: HEAD by its branch, another commit by
+/// a branch or tag at it; the rest by their short id (the caller's fallback).
+fn baseline_names(git: &Git, head: Option<GitId>) -> Result<Vec<(GitId, String)>> {
+    let mut names = Vec::new();
+    if let (Some(h), Some(branch)) = (head, git.head_branch()?) {
+        names.push((h, branch));
+    }
+    names.extend(git.branches()?.into_iter().map(|(n, c)| (c, n)));
+    names.extend(git.tags()?.into_iter().map(|(n, c)| (c, n)));
+    Ok(names)
 }
 
 /// The row of queued experiment `q`: the params it will run with, no metrics.

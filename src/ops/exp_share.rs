@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{GitError, Result};
-use std::collections::HashSet;
 
 use crate::git::{Git, GitId, RefUpdate, RemoteExperiment};
 use crate::ops::transfer::{FetchReport, PushReport, TransferOptions};
@@ -69,18 +68,19 @@ pub enum Selection {
 }
 
 impl Selection {
-    /// The commits whose experiments are chosen; `None` for all.
-    pub(crate) fn baselines(&self, git: &Git) -> Result<Option<HashSet<GitId>>> {
+    /// The commits whose experiments are chosen, from the newest back; `None`
+    /// for all.
+    pub(crate) fn baselines(&self, git: &Git) -> Result<Option<Vec<GitId>>> {
         let (start, num) = match self {
             Selection::All => return Ok(None),
             // No commit yet: no experiment either.
             Selection::Head => (git.head()?, 1),
             Selection::Revs { rev, num } => (Some(git.resolve(rev)?), (*num).max(1)),
         };
-        let mut out = HashSet::new();
+        let mut out = Vec::new();
         let mut at = start;
         while let Some(commit) = at.filter(|_| out.len() < num) {
-            out.insert(commit);
+            out.push(commit);
             at = git.parent_of(commit)?;
         }
         Ok(Some(out))
