@@ -647,7 +647,8 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
                 target: if rel.is_empty() {
                     ".".into()
                 } else {
-                    rel.trim_end_matches(&format!(".{POINTER_EXT}")).to_string()
+                    let rel = rel.trim_end_matches('/');
+                    rel.strip_suffix(&format!(".{POINTER_EXT}")).unwrap_or(rel).to_string()
                 },
                 holds_tracked,
             }

@@ -385,6 +385,14 @@ fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
     env.dvt_in(&sub, &["checkout", "raw/"]).ok();
     let r = env.dvt(&["status", "data/nothing"]).fails();
     assert!(r.stderr.contains("`data/nothing` is not tracked"), "{}", r.stderr);
+    // A pointer's name typed twice is named as typed, less one `.dvt`.
+    let r = env.dvt(&["checkout", "data/other.csv.dvt.dvt"]).fails();
+    assert!(
+        r.stderr
+            .contains("`data/other.csv.dvt` is not tracked by dvt (no `data/other.csv.dvt.dvt` pointer file)"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
