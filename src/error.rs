@@ -933,6 +933,12 @@ pub enum PathError {
         /// The pointer file.
         pointer: String,
     },
+    /// `update -R` of directories holding no import.
+    #[error("no data below {} was made by `dvt import` or `dvt import-url`: there is nothing to update", targets.iter().map(|t| format!("`{}`", t.display())).collect::<Vec<_>>().join(", "))]
+    NoImportsBelow {
+        /// The targets as given.
+        targets: Vec<PathBuf>,
+    },
     /// `update --rev` of data imported from a URL.
     #[error("`{pointer}` was imported from a URL, which has no revisions: drop `--rev`")]
     RevOfUrlImport {

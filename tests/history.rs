@@ -864,6 +864,46 @@ fn import_records_the_source_and_update_follows_it() {
     );
 }
 
+/// DVC's `update -R`: every import below a directory, other pointers there left
+/// alone; a directory with no import below it is an error, not "everything".
+#[test]
+fn update_recursive_moves_the_imports_below_a_directory() {
+    let Versions { env: source, _remote } = versions();
+    let env = TestEnv::new();
+    let src = source.root.to_str().unwrap();
+    env.dvt(&["import", src, "model.bin", "--rev", "main", "-o", "ext/model.bin"])
+        .ok();
+    env.dvt(&["import", src, "data/a.csv", "--rev", "main", "-o", "ext/deep/a.csv"])
+        .ok();
+    env.dvt(&["import", src, "data/sub/c.csv", "--rev", "main", "-o", "top.csv"])
+        .ok();
+    env.write("ext/own.csv", "mine\n");
+    env.write("local/x.csv", "x\n");
+    env.dvt(&["add", "ext/own.csv", "local/x.csv"]).ok();
+    env.commit("imports");
+    source.write("model.bin", "model five");
+    source.write("data/a.csv", "t,v\n5,5\n");
+    source.write("data/sub/c.csv", "t,v\n6,6\n");
+    source.dvt(&["add", "model.bin", "data"]).ok();
+    source.dvt(&["push"]).ok();
+    source.git(&["commit", "-q", "-am", "five"]);
+
+    let r = env.dvt(&["update", "ext"]).fails();
+    assert!(r.stderr.contains("`-R` names all of it"), "{}", r.stderr);
+    let j = env.dvt(&["update", "-R", "ext", "--json"]).ok().json();
+    assert_eq!(j.as_array().unwrap().len(), 2, "{j}");
+    assert_eq!(env.read("ext/model.bin"), b"model five");
+    assert_eq!(env.read("ext/deep/a.csv"), b"t,v\n5,5\n");
+    assert_eq!(env.read("top.csv"), b"t,v\n0,3\n", "outside the directory: not updated");
+    assert_eq!(env.read("ext/own.csv"), b"mine\n");
+    let r = env.dvt(&["update", "-R", "local"]).fails();
+    assert!(
+        r.stderr.contains("no data below `local` was made by `dvt import`"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn push_and_fetch_take_revisions_as_dvc_does() {
     let env = TestEnv::new();

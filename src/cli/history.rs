@@ -253,6 +253,9 @@ pub(super) enum HistoryCommand {
     Update {
         /// Import pointers or their data paths (default: every import).
         targets: Vec<PathBuf>,
+        /// A directory target stands for every import below it (as DVC's `-R`).
+        #[arg(short = 'R', long)]
+        recursive: bool,
         /// Follow this revision from now on.
         #[arg(long)]
         rev: Option<String>,
@@ -859,6 +862,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         }
         HistoryCommand::Update {
             targets,
+            recursive,
             rev,
             force,
             jobs,
@@ -869,6 +873,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let repo = Repo::open(cwd)?;
             let opts = ops::UpdateOptions {
                 targets: targets.clone(),
+                recursive: *recursive,
                 cwd: cwd.to_path_buf(),
                 rev: rev.clone(),
                 force: *force,

@@ -401,8 +401,10 @@ pub(crate) fn record(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> R
 /// Writes `pointer` for `out` (`rel`) and its `.gitignore` entry, whether or not
 /// the data is in the cache.
 pub(crate) fn write_pointer(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> Result<()> {
-    pointer.save(&pointer_path_for(out))?;
+    // `-o` may name a directory that does not exist yet (as with DVC).
     let dir = out.parent().unwrap_or(repo.root());
+    fs_err::create_dir_all(dir)?;
+    pointer.save(&pointer_path_for(out))?;
     crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
     Ok(())
 }
@@ -441,6 +443,9 @@ pub struct Downloads {
 pub struct UpdateOptions {
     /// Import pointers or their data paths; empty means every import.
     pub targets: Vec<PathBuf>,
+    /// A directory target stands for every import below it (other pointers
+    /// there are skipped), as DVC's `update -R`.
+    pub recursive: bool,
     /// The directory relative paths start from.
     pub cwd: PathBuf,
     /// For imports from dvt repositories: follow this revision from now on.
@@ -459,19 +464,29 @@ pub struct UpdateOptions {
 /// downloads data imported from a URL again if what is there changed. Local
 /// changes to imported data stop the update unless `force`.
 pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Result<Vec<Updated>> {
-    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    let targets = match opts.recursive {
+        true => crate::workspace::expand_recursive(repo, &opts.cwd, &opts.targets)?,
+        false => opts.targets.clone(),
+    };
+    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, &targets)?;
     let _lock = repo.lock("dvt update")?;
     let mut imports = Vec::new();
     for pf in pointers {
         let t = crate::workspace::Tracked::load(repo, &pf)?;
         match &t.pointer.source {
-            None if opts.targets.is_empty() => continue,
+            None if opts.targets.is_empty() || opts.recursive => continue,
             None => return Err(PathError::NotImported { pointer: t.pointer_rel }.into()),
             Some(Source::Repo(_)) if opts.to_remote.is_some() => {
                 return Err(PathError::ToRemoteOfRepoImport { pointer: t.pointer_rel }.into());
             }
             Some(_) => imports.push(t),
         }
+    }
+    if imports.is_empty() && opts.recursive && !opts.targets.is_empty() {
+        return Err(PathError::NoImportsBelow {
+            targets: opts.targets.clone(),
+        }
+        .into());
     }
     let remote = match &opts.to_remote {
         Some(name) => Some(crate::remote::Remote::open(repo, name.as_deref(), opts.jobs, true)?),
