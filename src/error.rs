@@ -275,7 +275,7 @@ impl Error {
                 target,
                 holds_tracked: true,
             }) => Some(format!(
-                "data is tracked below `{}`: `-R` names all of it (push, fetch, pull, checkout, status), as DVC's",
+                "data is tracked below `{}`: `-R` names all of it (status, checkout, push, fetch, pull, commit, update), as DVC's",
                 typed(target)
             )),
             Error::Git(GitError::NotTrackedAt { .. }) => Some(

@@ -733,6 +733,65 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
 /// would, leaves imports to `dvt update`, and refuses to commit an import.
+/// `commit -R DIR` records the pointers below DIR only; `commit -d STAGE` the
+/// stage and those upstream of it, not those after it.
+#[test]
+fn commit_recursive_and_with_deps_choose_as_dvc_does() {
+    let env = TestEnv::new();
+    env.dvt(&["stage", "add", "-n", "gen", "-o", "raw.txt", "echo raw > raw.txt"])
+        .ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "prep",
+        "-d",
+        "raw.txt",
+        "-o",
+        "prep.txt",
+        "cat raw.txt > prep.txt",
+    ])
+    .ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-d",
+        "prep.txt",
+        "-o",
+        "model.txt",
+        "cat prep.txt > model.txt",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    env.write("sub/a.txt", "a\n");
+    env.write("other.txt", "o\n");
+    env.dvt(&["add", "sub/a.txt", "other.txt"]).ok();
+
+    env.write("sub/a.txt", "a2\n");
+    env.write("other.txt", "o2\n");
+    env.dvt(&["commit", "-R", "sub"]).ok();
+    let r = env.dvt(&["status", "--json"]).ok().json();
+    let changed: Vec<&str> = r["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["workspace"] != "unchanged")
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["other.txt"], "{r}");
+
+    env.write("raw.txt", "raw2\n");
+    env.write("prep.txt", "prep2\n");
+    env.write("model.txt", "model2\n");
+    env.dvt(&["commit", "-f", "-d", "prep"]).ok();
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    let id = |s: &str| blake3::hash(s.as_bytes()).to_hex().to_string();
+    assert!(lock.contains(&id("raw2\n")) && lock.contains(&id("prep2\n")), "{lock}");
+    assert!(!lock.contains(&id("model2\n")), "train is after prep: {lock}");
+}
+
 #[test]
 fn commit_records_changed_pointers_and_leaves_imports_alone() {
     let env = TestEnv::new();

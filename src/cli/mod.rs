@@ -289,15 +289,25 @@ impl Targets {
     /// The targets as the library takes them: with `-R` and `-d` expanded (see
     /// [`dvt::workspace::expand_recursive`], [`dvt::workspace::expand_with_deps`]).
     fn resolve(&self, repo: &Repo, cwd: &std::path::Path) -> Result<Vec<PathBuf>, dvt::Error> {
-        let mut targets = self.targets.clone();
-        if self.recursive {
-            targets = dvt::workspace::expand_recursive(repo, cwd, &targets)?;
-        }
-        if self.with_deps {
-            targets = dvt::workspace::expand_with_deps(repo, cwd, &targets)?;
-        }
-        Ok(targets)
+        expand_targets(repo, cwd, self.targets.clone(), self.recursive, self.with_deps)
     }
+}
+
+/// `targets` with `-R` and `-d` applied.
+fn expand_targets(
+    repo: &Repo,
+    cwd: &std::path::Path,
+    mut targets: Vec<PathBuf>,
+    recursive: bool,
+    with_deps: bool,
+) -> Result<Vec<PathBuf>, dvt::Error> {
+    if recursive {
+        targets = dvt::workspace::expand_recursive(repo, cwd, &targets)?;
+    }
+    if with_deps {
+        targets = dvt::workspace::expand_with_deps(repo, cwd, &targets)?;
+    }
+    Ok(targets)
 }
 
 /// Which revisions' data, besides the workspace's (as DVC's push, fetch and gc).

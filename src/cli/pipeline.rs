@@ -61,6 +61,13 @@ pub(super) enum PipelineCommand {
         /// `dvt.lock` was written, or that never ran.
         #[arg(short, long)]
         force: bool,
+        /// A directory target stands for all the data tracked below it (as DVC's `-R`).
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        /// A stage target, or an out of one, also stands for the stages upstream of
+        /// it (as DVC's `-d`).
+        #[arg(short = 'd', long)]
+        with_deps: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -523,10 +530,19 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Commit {
             targets,
             force,
+            recursive,
+            with_deps,
             json: as_json,
         } => {
+            let targets = super::expand_targets(
+                &repo,
+                cwd,
+                targets.iter().map(std::path::PathBuf::from).collect(),
+                *recursive,
+                *with_deps,
+            )?;
             let opts = ops::CommitOptions {
-                targets: targets.clone(),
+                targets: targets.iter().map(|t| t.to_string_lossy().into_owned()).collect(),
                 cwd: cwd.to_path_buf(),
                 force: *force,
                 skip_incomplete: false,
