@@ -60,6 +60,39 @@ fn row_names(rows: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// `exp show --hide-workspace`, `--sha`, `--param-deps` and `--precision`.
+#[test]
+fn exp_show_hides_the_workspace_names_by_sha_keeps_param_deps_and_rounds() {
+    let env = project();
+    env.dvt(&["exp", "run", "-n", "fine", "-S", "train.lr=0.123456"]).ok();
+    let head = git_out(&env, &["rev-parse", "--short=7", "HEAD"]).trim().to_string();
+    let csv = env
+        .dvt(&[
+            "exp",
+            "show",
+            "--csv",
+            "--hide-workspace",
+            "--sha",
+            "--param-deps",
+            "--precision",
+            "2",
+        ])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    // train.epochs is in params.yaml, but no stage lists it.
+    assert_eq!(lines[0], "Experiment,Created,loss,train.lr", "{csv}");
+    assert!(lines[1].starts_with(&format!("{head},")), "{csv}");
+    assert!(
+        lines[2].starts_with("fine,") && lines[2].ends_with(",0.88,0.12"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    let csv = env.dvt(&["exp", "show", "--csv"]).ok().stdout;
+    assert!(csv.lines().next().unwrap().contains("train.epochs"), "{csv}");
+    assert!(csv.contains(",0.877,2,0.123456"), "unrounded by default: {csv}");
+}
+
 /// `exp show` picks experiments as DVC's: those run on HEAD, on `--rev REV`, on
 /// `-n N` commits back, or all (`-A`); each baseline row comes first, then what
 /// was run on it.

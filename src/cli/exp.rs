@@ -103,6 +103,18 @@ pub(super) enum ExpCommand {
         /// Leave out the queued experiments that failed the last time they ran.
         #[arg(long)]
         hide_failed: bool,
+        /// Leave out the workspace's row.
+        #[arg(long)]
+        hide_workspace: bool,
+        /// Of the params, only those the stages list (not every key of the params files).
+        #[arg(long)]
+        param_deps: bool,
+        /// Name the commits experiments were run on by their short id, not a branch or tag.
+        #[arg(long)]
+        sha: bool,
+        /// Round numbers to N significant digits (default: as the files hold them).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=17))]
+        precision: Option<u32>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -729,6 +741,10 @@ pub(super) fn run(
             sort_order,
             hide_queued,
             hide_failed,
+            hide_workspace,
+            param_deps,
+            sha,
+            precision,
             json: as_json,
         } => {
             let pattern = |p: &Option<String>, flag: &str| -> Result<Option<regex::Regex>, dvt::Error> {
@@ -753,11 +769,15 @@ pub(super) fn run(
                 only_changed: *only_changed,
                 drop: pattern(drop, "--drop")?,
                 keep: pattern(keep, "--keep")?,
+                precision: precision.map(|p| p as usize),
             };
             let show = ops::exp::ExpShowOptions {
                 select: select.selection(),
                 hide_queued: *hide_queued,
                 hide_failed: *hide_failed,
+                hide_workspace: *hide_workspace,
+                param_deps: *param_deps,
+                sha: *sha,
             };
             let mut rows = ops::exp::show(repo, &show)?;
             if let Some(key) = sort_by {
@@ -979,6 +999,30 @@ fn text(v: &toml::Value) -> String {
     }
 }
 
+/// `x` rounded to `digits` significant digits, as Python's `{:.Ng}` prints it
+/// (DVC's `--precision`): fixed notation, trailing zeros dropped, unless the
+/// exponent is below -4 or not below `digits`.
+fn significant(x: f64, digits: usize) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    // The exponent after rounding (9.9996 to 4 digits is 10.00, exponent 1).
+    let sci = format!("{:.*e}", digits - 1, x);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        match s.contains('.') {
+            true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+            false => s.to_string(),
+        }
+    };
+    if exp < -4 || exp >= digits as i32 {
+        return format!("{}e{}{:02}", trim(mantissa), if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+    let decimals = (digits as i32 - 1 - exp).max(0) as usize;
+    trim(&format!("{x:.decimals$}"))
+}
+
 /// Values by file, then dotted key.
 type Values = BTreeMap<String, BTreeMap<String, toml::Value>>;
 
@@ -987,6 +1031,8 @@ struct Columns {
     only_changed: bool,
     drop: Option<regex::Regex>,
     keep: Option<regex::Regex>,
+    /// Significant digits of floats, if rounded.
+    precision: Option<usize>,
 }
 
 impl Columns {
@@ -1027,7 +1073,15 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
             };
             let values: Vec<String> = rows
                 .iter()
-                .map(|r| pick(r).get(&f).and_then(|m| m.get(&k)).map_or("-".into(), text))
+                .map(|r| {
+                    pick(r)
+                        .get(&f)
+                        .and_then(|m| m.get(&k))
+                        .map_or("-".into(), |v| match (v, shown.precision) {
+                            (toml::Value::Float(x), Some(p)) => significant(*x, p),
+                            (v, _) => text(v),
+                        })
+                })
                 .collect();
             if !shown.shown(&header, &values) {
                 continue;
@@ -1107,4 +1161,25 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
         out!("{}", line.join("  ").trim_end());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+
+    #[test]
+    fn significant_digits_print_as_pythons_g() {
+        for (x, p, want) in [
+            (0.53846153, 3, "0.538"),
+            (2.497, 2, "2.5"),
+            (3.0, 5, "3"),
+            (1234.5678, 3, "1.23e+03"),
+            (0.000012345, 2, "1.2e-05"),
+            (9.99996, 5, "10"),
+            (-0.125, 2, "-0.12"),
+            (0.0, 3, "0"),
+        ] {
+            assert_eq!(significant(x, p), want, "{x} to {p}");
+        }
+    }
 }

@@ -399,6 +399,13 @@ pub struct ExpShowOptions {
     pub hide_queued: bool,
     /// Leave out queued experiments that failed the last time they ran.
     pub hide_failed: bool,
+    /// Leave out the workspace's row.
+    pub hide_workspace: bool,
+    /// Of the params, only those some stage of the workspace's `dvt.toml` lists
+    /// (DVC's `--param-deps`), not every key of the params files.
+    pub param_deps: bool,
+    /// Name baseline rows by their short commit id, not by a branch or tag.
+    pub sha: bool,
 }
 
 /// The experiments that `select` picks, newest first.
@@ -419,7 +426,10 @@ pub fn list(repo: &Repo, select: &crate::ops::exp_share::Selection) -> Result<Ve
 pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
     let git = Git::open(repo.root())?;
     let head = git.head()?;
-    let mut rows = vec![row(repo, None, "workspace".into(), false)?];
+    let mut rows = Vec::new();
+    if !opts.hide_workspace {
+        rows.push(row(repo, None, "workspace".into(), false)?);
+    }
     let experiments = git.experiments()?;
     let mut waiting = Vec::new();
     for q in queued(repo)? {
@@ -452,7 +462,10 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
             b
         }
     };
-    let names = baseline_names(&git, head)?;
+    let names = match opts.sha {
+        true => Vec::new(),
+        false => baseline_names(&git, head)?,
+    };
     for b in baselines {
         let name = names
             .iter()
@@ -470,6 +483,27 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
     if matches!(opts.select, crate::ops::exp_share::Selection::All) {
         for e in experiments.iter().filter(|e| e.baseline.is_none()) {
             rows.push(row(repo, Some((&git, e.commit, Some(e))), e.name.clone(), true)?);
+        }
+    }
+    if opts.param_deps {
+        let deps: Vec<crate::pipeline::ParamRef> = crate::pipeline::Pipeline::load(repo)?
+            .map(|p| p.stages.values().flat_map(|s| s.params.clone()).collect())
+            .unwrap_or_default();
+        // A stage may name a whole section (`train`) or file (empty key).
+        let wanted = |file: &str, key: &str| {
+            deps.iter().any(|d| {
+                d.file == file
+                    && (d.key.is_empty()
+                        || key
+                            .strip_prefix(&d.key)
+                            .is_some_and(|r| r.is_empty() || r.starts_with('.')))
+            })
+        };
+        for r in &mut rows {
+            for (file, values) in r.params.iter_mut() {
+                values.retain(|k, _| wanted(file, k));
+            }
+            r.params.retain(|_, values| !values.is_empty());
         }
     }
     Ok(rows)
