@@ -660,6 +660,36 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     assert_eq!(std::fs::read(here.join("m1")).unwrap(), b"model one");
 }
 
+/// DVC's `list -T`, `-L` and `--show-hash`.
+#[test]
+fn list_draws_a_tree_limits_depth_and_shows_ids() {
+    let Versions { env, _remote } = versions();
+    let src = env.root.to_str().unwrap();
+    let r = env.dvt(&["list", src, "data", "-T"]).ok();
+    assert_eq!(
+        r.stdout, ".\n├── a.csv  (dvt)\n└── sub/\n    └── c.csv  (dvt)\n",
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["list", src, "-T", "-L", "1", "--dvt-only"]).ok();
+    assert_eq!(r.stdout, ".\n├── data/  (dvt)\n└── model.bin  (dvt)\n", "{}", r.stdout);
+    let r = env.dvt(&["list", src, "-R", "-L", "2", "--dvt-only"]).ok();
+    assert_eq!(
+        r.stdout, "data/a.csv  (dvt)\ndata/sub/  (dvt)\nmodel.bin  (dvt)\n",
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["list", src, "-L", "1"]);
+    assert_eq!(r.code, 2, "-L needs -R or -T: {}", r.stderr);
+
+    let r = env.dvt(&["list", src, "--show-hash", "--dvt-only"]).ok();
+    let model = blake3::hash(b"model two").to_hex().to_string();
+    assert!(r.stdout.contains(&format!("{model}  model.bin  (dvt)")), "{}", r.stdout);
+    let j = env.dvt(&["list", src, "data", "--json"]).ok().json();
+    let a = blake3::hash(b"t,v\n0,1\n1,1\n2,1\n").to_hex().to_string();
+    assert_eq!(j["entries"][0]["id"], a.as_str(), "{j}");
+}
+
 /// `dvt du` adds up git's files and dvt's data below a path at a revision; a
 /// tracked directory is measured by its pointer, without its manifest.
 #[test]

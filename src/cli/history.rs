@@ -135,7 +135,7 @@ pub(super) enum HistoryCommand {
     },
     /// List what a dvt repository holds at a revision: files in git and data
     /// tracked by dvt (as `dvc list`), e.g. to browse a registry before `get`.
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", group(clap::ArgGroup::new("walk").args(["recursive", "tree"]).multiple(true)))]
     List {
         /// The repository: a local path (`.` for this one), a file:// URL, or a git URL.
         repo: String,
@@ -147,12 +147,21 @@ pub(super) enum HistoryCommand {
         /// List every file below the path, through tracked directories too.
         #[arg(short = 'R', long)]
         recursive: bool,
+        /// Draw everything below the path as a tree (as DVC's `-T`).
+        #[arg(short = 'T', long, conflicts_with_all = ["json", "size", "show_hash"])]
+        tree: bool,
+        /// With `-R` or `-T`: no deeper than N levels below the path.
+        #[arg(short = 'L', long = "level", value_name = "N", requires = "walk", value_parser = clap::value_parser!(u32).range(1..))]
+        level: Option<u32>,
         /// Show only data tracked by dvt (and the directories leading to it).
         #[arg(long)]
         dvt_only: bool,
         /// Show sizes.
         #[arg(long)]
         size: bool,
+        /// Show the id dvt stores each tracked file (or directory's manifest) under.
+        #[arg(long)]
+        show_hash: bool,
         /// Print the listing as JSON.
         #[arg(long)]
         json: bool,
@@ -708,21 +717,28 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             path,
             rev,
             recursive,
+            tree,
+            level,
             dvt_only,
             size,
+            show_hash,
             json: as_json,
         } => {
             let listing = ops::list(&ops::ListOptions {
                 repo: repo.clone(),
                 path: path.clone().unwrap_or_default(),
                 rev: rev.clone(),
-                recursive: *recursive,
+                recursive: *recursive || *tree,
                 dvt_only: *dvt_only,
                 sizes: *size || *as_json,
+                depth: level.map(|l| l as usize),
                 ..Default::default()
             })?;
             if *as_json {
                 return json(&listing);
+            }
+            if *tree {
+                return print_tree(&listing.entries);
             }
             for e in &listing.entries {
                 let slash = if e.kind == dvt::pointer::Kind::Dir { "/" } else { "" };
@@ -731,12 +747,17 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 } else {
                     ""
                 };
-                if *size {
-                    let shown = e.size.map_or("-".to_string(), |n| HumanBytes(n).to_string());
-                    out!("{shown:>11}  {}{slash}{mark}", e.path);
-                } else {
-                    out!("{}{slash}{mark}", e.path);
+                let mut line = String::new();
+                if *show_hash {
+                    line += &format!("{:<64}  ", e.id.map_or("-".to_string(), |id| id.to_string()));
                 }
+                if *size {
+                    line += &format!(
+                        "{:>11}  ",
+                        e.size.map_or("-".to_string(), |n| HumanBytes(n).to_string())
+                    );
+                }
+                out!("{line}{}{slash}{mark}", e.path);
             }
         }
         HistoryCommand::Du {
@@ -961,6 +982,48 @@ fn commit_hint(quiet: bool, root: &Path, cwd: &Path, pointer: &str) {
         "hint: commit it with `git add {}`",
         super::shell_paths(root, cwd, &[pointer, &gitignore])
     );
+}
+
+/// Draws `entries` (paths below the listed path, `/`-separated, sorted) as a
+/// tree, directories from their paths, as `tree` and DVC's `list -T` do.
+fn print_tree(entries: &[ops::list::ListEntry]) -> Result<ExitCode, dvt::Error> {
+    // Every line: its depth, its name, whether it is a directory, whether dvt keeps it.
+    let mut lines: Vec<(usize, String, bool, bool)> = Vec::new();
+    let mut open: Vec<&str> = Vec::new();
+    for e in entries {
+        let parts: Vec<&str> = e.path.split('/').collect();
+        let (dirs, name) = parts.split_at(parts.len() - 1);
+        let same = open.iter().zip(dirs).take_while(|(a, b)| a == b).count();
+        open.truncate(same);
+        for (depth, d) in dirs.iter().enumerate().skip(same) {
+            lines.push((depth, d.to_string(), true, false));
+            open.push(d);
+        }
+        let dvt = e.keeper == ops::list::Keeper::Dvt;
+        lines.push((dirs.len(), name[0].to_string(), e.kind == dvt::pointer::Kind::Dir, dvt));
+        if e.kind == dvt::pointer::Kind::Dir {
+            open.truncate(dirs.len());
+        }
+    }
+    out!(".");
+    // A line is the last of its siblings if no later line at its depth comes
+    // before one shallower.
+    let last = |i: usize| {
+        let depth = lines[i].0;
+        lines[i + 1..].iter().find(|l| l.0 <= depth).is_none_or(|l| l.0 < depth)
+    };
+    let mut rails: Vec<bool> = Vec::new();
+    for (i, (depth, name, dir, dvt)) in lines.iter().enumerate() {
+        rails.truncate(*depth);
+        let is_last = last(i);
+        let prefix: String = rails.iter().map(|&more| if more { "│   " } else { "    " }).collect();
+        let branch = if is_last { "└── " } else { "├── " };
+        let slash = if *dir { "/" } else { "" };
+        let mark = if *dvt { "  (dvt)" } else { "" };
+        out!("{prefix}{branch}{name}{slash}{mark}");
+        rails.push(!is_last);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_plan(plan: &ops::GcPlan) {

@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::error::{GitError, Result};
 use crate::git::TreeAt;
 use crate::manifest::{Manifest, Part};
+use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::snapshot::{Located, Objects, Snapshot, inside, short};
 use crate::workspace::Tracked;
@@ -42,6 +43,9 @@ pub struct ListOptions {
     /// entry (its content's size from its pointer), not its files; no
     /// manifest is read for it.
     pub whole_tracked: bool,
+    /// With `recursive`: no deeper than this many levels below the path (DVC's
+    /// `-L`); what lies deeper shows as the directory at that level.
+    pub depth: Option<usize>,
 }
 
 /// Who keeps an entry's content.
@@ -69,6 +73,10 @@ pub struct ListEntry {
     pub size: Option<u64>,
     /// Whether a file is executable.
     pub executable: bool,
+    /// What dvt stores it as: a tracked file's object, a tracked directory's
+    /// manifest (none for git's entries and directories inside tracked data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
 }
 
 /// What `dvt list` found.
@@ -85,6 +93,29 @@ pub struct Listing {
 
 /// Lists `opts.path` of another (or this) repository at a commit.
 pub fn list(opts: &ListOptions) -> Result<Listing> {
+    let mut listing = list_all(opts)?;
+    if let Some(depth) = opts.depth.filter(|_| opts.recursive) {
+        let mut kept: BTreeMap<String, ListEntry> = BTreeMap::new();
+        for e in listing.entries {
+            let cut = e.path.match_indices('/').nth(depth.max(1) - 1).map(|(i, _)| i);
+            match cut {
+                None => {
+                    kept.insert(e.path.clone(), e);
+                }
+                // Deeper: the directory at the last level shown, once.
+                Some(i) => {
+                    let dir = e.path[..i].to_string();
+                    kept.entry(dir.clone())
+                        .or_insert_with(|| ListEntry::dir(dir, e.keeper, None));
+                }
+            }
+        }
+        listing.entries = kept.into_values().collect();
+    }
+    Ok(listing)
+}
+
+fn list_all(opts: &ListOptions) -> Result<Listing> {
     let ext = open_external(&opts.repo, opts.rev.as_deref())?;
     let at = || format!("`{}` ({})", ext.label, short(&ext.commit));
     let Some(path) = normalize(&opts.path) else {
@@ -123,12 +154,10 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
         let (entries, path_is_file) = match t.pointer.kind {
             Kind::File => (
-                vec![ListEntry::file(
-                    name,
-                    Some(t.pointer.size),
-                    t.pointer.executable,
-                    Keeper::Dvt,
-                )],
+                vec![
+                    ListEntry::file(name, Some(t.pointer.size), t.pointer.executable, Keeper::Dvt)
+                        .with_id(t.pointer.id),
+                ],
                 true,
             ),
             Kind::Dir => {
@@ -138,7 +167,7 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
                 } else {
                     match manifest.part(&inner) {
                         Some(Part::File(e)) => (
-                            vec![ListEntry::file(name, Some(e.size), e.executable, Keeper::Dvt)],
+                            vec![ListEntry::file(name, Some(e.size), e.executable, Keeper::Dvt).with_id(e.id)],
                             true,
                         ),
                         Some(Part::Dir(m)) => (manifest_entries(&m, "", opts.recursive), false),
@@ -211,6 +240,7 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
                     keeper: Keeper::Dvt,
                     size: Some(t.pointer.size),
                     executable: t.pointer.executable,
+                    id: Some(t.pointer.id),
                 };
                 entries.insert(rel, e);
             }
@@ -310,7 +340,12 @@ impl ListEntry {
             keeper,
             size,
             executable,
+            id: None,
         }
+    }
+
+    fn with_id(self, id: ObjectId) -> ListEntry {
+        ListEntry { id: Some(id), ..self }
     }
 
     fn dir(path: String, keeper: Keeper, size: Option<u64>) -> ListEntry {
@@ -320,6 +355,7 @@ impl ListEntry {
             keeper,
             size,
             executable: false,
+            id: None,
         }
     }
 }
@@ -338,7 +374,7 @@ fn manifest_entries(m: &Manifest, prefix: &str, recursive: bool) -> Vec<ListEntr
         return m
             .files
             .iter()
-            .map(|e| ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt))
+            .map(|e| ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt).with_id(e.id))
             .collect();
     }
     let mut out: BTreeMap<String, ListEntry> = BTreeMap::new();
@@ -347,7 +383,7 @@ fn manifest_entries(m: &Manifest, prefix: &str, recursive: bool) -> Vec<ListEntr
             None => {
                 out.insert(
                     e.path.clone(),
-                    ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt),
+                    ListEntry::file(join(&e.path), Some(e.size), e.executable, Keeper::Dvt).with_id(e.id),
                 );
             }
             Some((top, _)) => {
