@@ -157,9 +157,6 @@ impl Error {
             Error::Workspace(WorkspaceError::Conflicts { .. }) => {
                 Some("commit or move your changes away, or run again with `--force` to discard them".into())
             }
-            Error::Path(PathError::Exists { flag: "-o", .. }) => {
-                Some("name another destination with `-o PATH`, or move it away".into())
-            }
             Error::Path(PathError::Exists { flag, .. }) => {
                 Some(format!("pass `{flag}` to replace it, or name another destination"))
             }

@@ -647,7 +647,27 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
 
     let r = env.dvt_in(here, &["get", src, "model.bin", "-o", "c.csv"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(r.stderr.contains("pass `--force` to replace it"), "{}", r.stderr);
     assert_eq!(std::fs::read(here.join("c.csv")).unwrap(), b"t,v\n0,3\n");
+    // -f replaces a file with a file, a directory with a file, a file with a directory.
+    env.dvt_in(here, &["get", src, "model.bin", "-o", "c.csv", "-f"]).ok();
+    assert_eq!(std::fs::read(here.join("c.csv")).unwrap(), b"model two");
+    env.dvt_in(here, &["get", src, "model.bin", "-o", "sub", "--force"])
+        .ok();
+    assert_eq!(std::fs::read(here.join("sub")).unwrap(), b"model two");
+    env.dvt_in(here, &["get", src, "data", "-o", "sub", "-f"]).ok();
+    assert_eq!(std::fs::read(here.join("sub/a.csv")).unwrap(), b"t,v\n0,1\n1,1\n2,1\n");
+    // A failed get leaves what was there.
+    let r = env
+        .dvt_in(here, &["get", src, "data/zzz.csv", "-o", "c.csv", "-f"])
+        .fails();
+    assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
+    assert_eq!(std::fs::read(here.join("c.csv")).unwrap(), b"model two");
+    let names: Vec<_> = std::fs::read_dir(here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "nothing set aside is left: {names:?}");
     let r = env.dvt_in(here, &["get", src, "data/zzz.csv"]).fails();
     assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
 

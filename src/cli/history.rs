@@ -212,6 +212,9 @@ pub(super) enum HistoryCommand {
     Get {
         #[command(flatten)]
         source: SourceArgs,
+        /// Replace what is at the destination, once the new data is complete.
+        #[arg(short, long)]
+        force: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -335,6 +338,7 @@ impl SourceArgs {
             rev: self.rev.clone(),
             out: self.out.clone(),
             cwd: cwd.to_path_buf(),
+            force: false,
         }
     }
 }
@@ -816,9 +820,17 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
             }
         }
-        HistoryCommand::Get { source, json: as_json } => {
+        HistoryCommand::Get {
+            source,
+            force,
+            json: as_json,
+        } => {
             let repo = &source.repo;
-            let r = ops::get(&source.options(cwd), bars)?;
+            let opts = ops::GetOptions {
+                force: *force,
+                ..source.options(cwd)
+            };
+            let r = ops::get(&opts, bars)?;
             if *as_json {
                 return json(&r);
             }

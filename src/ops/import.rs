@@ -164,7 +164,7 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
 
 /// Writes `found` from `cache` to `out`, which must not exist: into a temporary
 /// name beside it first, renamed into place when complete and verified.
-fn materialize(found: &Found, cache: &Cache, out: &Path) -> Result<u64> {
+fn materialize(found: &Found, cache: &Cache, out: &Path, replace: bool) -> Result<u64> {
     let parent = out.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
     let write_file = |id: &ObjectId, executable: bool, dest: &Path| -> Result<u64> {
@@ -184,7 +184,8 @@ fn materialize(found: &Found, cache: &Cache, out: &Path) -> Result<u64> {
                 .tempfile_in(parent)?
                 .into_temp_path();
             let n = write_file(id, *executable, &tmp)?;
-            tmp.persist(out).map_err(|e| e.error)?;
+            put_in_place(&tmp, out, replace)?;
+            let _ = tmp.keep();
             Ok(n)
         }
         Found::Dir(m) => {
@@ -205,12 +206,38 @@ fn materialize(found: &Found, cache: &Cache, out: &Path) -> Result<u64> {
                 .try_reduce(|| 0, |a, b| Ok(a + b))?;
             use std::os::unix::fs::PermissionsExt;
             fs_err::set_permissions(stage.path(), std::fs::Permissions::from_mode(0o755))?;
-            fs_err::rename(stage.path(), out)?;
+            put_in_place(stage.path(), out, replace)?;
             // The stage is now `out`: do not let the guard delete it.
             std::mem::forget(stage);
             Ok(bytes)
         }
     }
+}
+
+/// Renames the complete `new` to `out`. With `replace`, what is at `out` is first
+/// moved aside, and deleted only once `new` is in its place (put back if that fails).
+fn put_in_place(new: &Path, out: &Path, replace: bool) -> Result<()> {
+    let old = match out.symlink_metadata() {
+        Ok(_) if replace => {
+            let aside = crate::fsutil::temp_sibling(out);
+            fs_err::rename(out, &aside)?;
+            Some(aside)
+        }
+        _ => None,
+    };
+    if let Err(e) = fs_err::rename(new, out) {
+        if let Some(aside) = &old {
+            let _ = fs_err::rename(aside, out);
+        }
+        return Err(e.into());
+    }
+    if let Some(aside) = old {
+        match aside.symlink_metadata() {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&aside)?,
+            _ => fs_err::remove_file(&aside)?,
+        }
+    }
+    Ok(())
 }
 
 /// Options of `dvt get`.
@@ -226,6 +253,8 @@ pub struct GetOptions {
     pub out: Option<PathBuf>,
     /// The directory `out` is relative to.
     pub cwd: PathBuf,
+    /// `get`: replace what is at `out` (once the new data is complete).
+    pub force: bool,
 }
 
 /// What `get` or `import` did.
@@ -262,8 +291,12 @@ fn id_of(found: &Found) -> ObjectId {
 /// Downloads `opts.path` of another repository to `opts.out`; nothing is tracked.
 pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
-    if out.symlink_metadata().is_ok() {
-        return Err(PathError::Exists { path: out, flag: "-o" }.into());
+    if out.symlink_metadata().is_ok() && !opts.force {
+        return Err(PathError::Exists {
+            path: out,
+            flag: "--force",
+        }
+        .into());
     }
     let ext = open_external(&opts.repo, opts.rev.as_deref())?;
     let parent = out.parent().unwrap_or(Path::new("."));
@@ -274,7 +307,7 @@ pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     let objects = Objects::from_source(cache.clone(), &ext.repo);
     let found = find(&ext, &opts.path, &objects)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
-    let bytes = materialize(&found, &cache, &out)?;
+    let bytes = materialize(&found, &cache, &out, opts.force)?;
     Ok(GetReport {
         out,
         commit: ext.commit.to_string(),
