@@ -733,6 +733,80 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
 /// would, leaves imports to `dvt update`, and refuses to commit an import.
+/// DVC's `repro -k` and `--ignore-errors`: a failed stage stops only the stages
+/// that depend on it (or, ignoring errors, nothing); the exit code is still 1.
+#[test]
+fn repro_keep_going_runs_what_does_not_depend_on_a_failed_stage() {
+    let env = TestEnv::new();
+    for args in [
+        &["-n", "a", "-o", "a.txt", "echo a > a.txt"][..],
+        &["-n", "bad", "-d", "a.txt", "-o", "b.txt", "exit 3"],
+        &["-n", "after", "-d", "b.txt", "-o", "c.txt", "cat b.txt > c.txt"],
+        &["-n", "other", "-o", "o.txt", "echo o > o.txt"],
+    ] {
+        let mut all = vec!["stage", "add"];
+        all.extend(args);
+        env.dvt(&all).ok();
+    }
+    let r = env.dvt(&["repro"]).fails();
+    assert!(r.stderr.contains("stage `bad` failed"), "{}", r.stderr);
+    assert!(!env.exists("o.txt"), "without -k the run stops");
+
+    let r = env.dvt(&["repro", "-k"]).fails();
+    assert!(r.stdout.contains("Stage `other` ran"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("Stage `after` not run: stage `bad`, which it depends on, did not run through"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("error: 1 stage failed, 1 stage not run because of them; the others ran as they should"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("o.txt"), b"o\n");
+    assert!(!env.exists("c.txt"));
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(
+        lock.contains("[stages.other]") && !lock.contains("[stages.bad]"),
+        "{lock}"
+    );
+
+    let r = env.dvt(&["repro", "--keep-going", "--json"]).fails();
+    let actions: Vec<(String, String)> = r.json()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().into(),
+                s["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("a", "skipped"),
+        ("bad", "failed"),
+        ("after", "not-run"),
+        ("other", "skipped"),
+    ];
+    assert_eq!(actions, want.map(|(a, b)| (a.to_string(), b.to_string())));
+
+    // Ignoring errors, `after` is tried too: its dep is missing, so it fails.
+    let r = env.dvt(&["repro", "--ignore-errors"]).fails();
+    assert!(
+        r.stderr
+            .contains("error: stage `after` (in `dvt.toml`): dependency `b.txt` does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("error: 2 stages failed"), "{}", r.stderr);
+    let r = env.dvt(&["repro", "-k", "--ignore-errors"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 /// `commit -R DIR` records the pointers below DIR only; `commit -d STAGE` the
 /// stage and those upstream of it, not those after it.
 #[test]

@@ -47,6 +47,12 @@ pub(super) enum PipelineCommand {
         /// command, deps and params (whose outs would be restored instead).
         #[arg(long)]
         no_run_cache: bool,
+        /// When a stage fails, go on with the stages that do not depend on it (as DVC's).
+        #[arg(short = 'k', long, conflicts_with = "ignore_errors")]
+        keep_going: bool,
+        /// When a stage fails, go on with every later stage, on whatever its outs are (as DVC's).
+        #[arg(long)]
+        ignore_errors: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -474,9 +480,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             remote,
             no_commit,
             no_run_cache,
+            keep_going,
+            ignore_errors,
             json: as_json,
         } => {
             let opts = ops::ReproOptions {
+                keep_going: *keep_going,
+                ignore_errors: *ignore_errors,
                 targets: stages.clone(),
                 force: *force,
                 dry_run: *dry_run,
@@ -492,8 +502,10 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
             };
             let report = ops::repro(&repo, &opts, &on_run, bars)?;
+            let failed = report.stages.iter().filter(|s| s.action == Action::Failed).count();
             if *as_json {
-                return json(&report);
+                json(&report)?;
+                return Ok(ExitCode::from(u8::from(failed > 0)));
             }
             pull_note(&report, *pull, quiet);
             for s in &report.stages {
@@ -511,6 +523,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
                     Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
                     Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
+                    Action::Failed => note!(false, "error: {}", s.reason.as_deref().unwrap_or("failed")),
+                    Action::NotRun => note!(
+                        quiet,
+                        "Stage `{}` not run: {}",
+                        s.stage,
+                        s.reason.as_deref().unwrap_or("")
+                    ),
                 }
             }
             if report.stages.iter().any(|s| s.action == Action::Ran) {
@@ -525,6 +544,19 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                         "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
                     );
                 }
+            }
+            if failed > 0 {
+                let not_run = report.stages.iter().filter(|s| s.action == Action::NotRun).count();
+                note!(
+                    false,
+                    "error: {} failed{}; the others ran as they should",
+                    dvt::counted(failed, "stage"),
+                    match not_run {
+                        0 => String::new(),
+                        n => format!(", {} not run because of them", dvt::counted(n, "stage")),
+                    }
+                );
+                return Ok(ExitCode::from(1));
             }
         }
         PipelineCommand::Commit {

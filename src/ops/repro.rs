@@ -53,6 +53,14 @@ pub struct ReproOptions {
     /// Run stages even when the run cache holds an earlier run with the same
     /// command, deps and params (see [`crate::pipeline::run_cache`]).
     pub no_run_cache: bool,
+    /// A stage whose command fails does not stop the run: the stages that
+    /// depend on it, directly or not, are not run ([`Action::NotRun`]), the
+    /// others are (DVC's `--keep-going`). The report lists it as
+    /// [`Action::Failed`].
+    pub keep_going: bool,
+    /// A stage whose command fails stops nothing: the stages after it run too,
+    /// on whatever its outs are then (DVC's `--ignore-errors`).
+    pub ignore_errors: bool,
 }
 
 /// The file whose presence asks the stages of the run with group file
@@ -78,6 +86,11 @@ pub enum Action {
     WouldRun,
     /// Dry run: would restore.
     WouldRestore,
+    /// With `keep_going` or `ignore_errors`: its command failed (the reason says
+    /// how); `dvt.lock` keeps what it recorded of it.
+    Failed,
+    /// With `keep_going`: not run, because a stage it depends on failed.
+    NotRun,
 }
 
 /// One stage's outcome.
@@ -371,8 +384,24 @@ pub(crate) fn repro_knowing(
     let runs_from = opts
         .pull
         .then(|| crate::ops::transfer::RunSource::new(repo, opts.remote.as_deref()));
+    // Stages that failed, and with `keep_going` those not run because of them.
+    let mut broken: Vec<String> = Vec::new();
     for name in &selected {
         let stage = &pipeline.stages[name];
+        // A frozen stage does not look upstream, so nothing there stops it.
+        if !opts.ignore_errors
+            && (!stage.frozen || opts.force)
+            && let Some(up) = broken.iter().find(|b| pipeline.upstream[name].contains(*b))
+        {
+            report.stages.push(StageResult {
+                stage: name.clone(),
+                action: Action::NotRun,
+                reason: Some(format!("stage `{up}`, which it depends on, did not run through")),
+                frozen: stage.frozen,
+            });
+            broken.push(name.clone());
+            continue;
+        }
         // In a dry run, an upstream stage that would run may change anything below.
         let produced_later = |d: &str| -> Option<Later> {
             if let Some(e) = will_restore.iter().find(|e| e.path == d) {
@@ -388,7 +417,21 @@ pub(crate) fn repro_knowing(
         let frozen = stage.frozen && !opts.force;
         let (mut now, pending) = match frozen {
             true => (as_recorded(stage, locked), None),
-            false => inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params)?,
+            false => match inputs(repo, stage, &produced_later, &stat, &counters, known, &mut params) {
+                Ok(found) => found,
+                // A dep that a failed stage did not make, under `ignore_errors`.
+                Err(e) if goes_on(opts, &e) => {
+                    report.stages.push(StageResult {
+                        stage: name.clone(),
+                        action: Action::Failed,
+                        reason: Some(crate::error_chain(&e)),
+                        frozen: stage.frozen,
+                    });
+                    broken.push(name.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
         };
         let upstream_runs = !frozen && will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
         let (reason, restore) = if opts.force {
@@ -446,7 +489,19 @@ pub(crate) fn repro_knowing(
                             ),
                             _ => on_run(stage, why),
                         }
-                        run_stage(repo, stage, &now, &commit, opts)?;
+                        if let Err(e) = run_stage(repo, stage, &now, &commit, opts) {
+                            if !goes_on(opts, &e) {
+                                return Err(e);
+                            }
+                            report.stages.push(StageResult {
+                                stage: name.clone(),
+                                action: Action::Failed,
+                                reason: Some(crate::error_chain(&e)),
+                                frozen: stage.frozen,
+                            });
+                            broken.push(name.clone());
+                            continue;
+                        }
                         let storing = match (opts.no_commit, &key) {
                             (true, _) => Storing::Nothing,
                             // Uncached outs (metrics) too, for the run cache to restore.
@@ -480,6 +535,13 @@ pub(crate) fn repro_knowing(
     report.hashed_files = counters.hashed_files.into_inner();
     report.run_cache_error = runs_from.and_then(|r| r.failure());
     Ok(report)
+}
+
+/// Whether the run goes on past error `e` of one stage: with `keep_going` or
+/// `ignore_errors`, when it is about the stage (its command failed, a dep is
+/// missing), not about the repository or the disk.
+fn goes_on(opts: &ReproOptions, e: &crate::Error) -> bool {
+    (opts.keep_going || opts.ignore_errors) && matches!(e, crate::Error::Pipeline(_))
 }
 
 /// Which outs [`record_outs`] stores in the cache.
