@@ -26,6 +26,15 @@ pub fn validate(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether `inner` is `outer` or below it (`/`-separated relative paths; the
+/// empty path, the root, holds everything).
+pub fn within(inner: &str, outer: &str) -> bool {
+    outer.is_empty()
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)]
 mod tests {

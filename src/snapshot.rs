@@ -338,7 +338,6 @@ impl<'r> Snapshot<'r> {
     }
 }
 
-/// `rel` relative to `data_rel` when it is `data_rel` or below it.
 /// `rel` relative to tracked path `data_rel`, if it is that path (empty) or inside it.
 pub(crate) fn inside(data_rel: &str, rel: &str) -> Option<String> {
     if rel == data_rel {

@@ -755,12 +755,7 @@ pub fn expand_recursive(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<
             Some(both) => both,
             None => tracked.insert((find_pointers(repo)?, crate::pipeline::lock_outs(repo)?)),
         };
-        let within = |inner: &str, outer: &str| {
-            outer.is_empty()
-                || inner
-                    .strip_prefix(outer)
-                    .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-        };
+        let within = crate::relpath::within;
         if outs.iter().any(|o| within(rel, &o.data_rel)) {
             out.push(t.clone());
             continue;

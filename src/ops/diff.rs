@@ -100,12 +100,7 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     paths.dedup();
     let targets: Vec<&str> = opts.targets.iter().map(|t| t.trim_end_matches('/')).collect();
     // A tracked path is looked at if a target is it, holds it, or is inside it.
-    let within = |inner: &str, outer: &str| {
-        outer.is_empty()
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-    };
+    let within = crate::relpath::within;
     let looked_at = |path: &str| targets.is_empty() || targets.iter().any(|t| within(path, t) || within(t, path));
     if let Some(t) = targets
         .iter()
