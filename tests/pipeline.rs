@@ -733,6 +733,108 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
 /// would, leaves imports to `dvt update`, and refuses to commit an import.
+/// DVC's `repro -p`, `-P`, `--force-downstream` and `--allow-missing`.
+#[test]
+fn repro_pipeline_force_downstream_and_allow_missing() {
+    let env = TestEnv::new();
+    for args in [
+        &[
+            "-n",
+            "a",
+            "-d",
+            "in.txt",
+            "-o",
+            "a.txt",
+            "cat in.txt > a.txt; echo a >> log",
+        ][..],
+        &[
+            "-n",
+            "b",
+            "-d",
+            "a.txt",
+            "-o",
+            "b.txt",
+            "cut -c1 a.txt > b.txt; echo b >> log",
+        ],
+        &[
+            "-n",
+            "c",
+            "-d",
+            "b.txt",
+            "-o",
+            "c.txt",
+            "cat b.txt > c.txt; echo c >> log",
+        ],
+        &["-n", "x", "-o", "x.txt", "echo x > x.txt; echo x >> log"],
+    ] {
+        let mut all = vec!["stage", "add"];
+        all.extend(args);
+        env.dvt(&all).ok();
+    }
+    env.write("in.txt", "hello\n");
+    env.dvt(&["repro"]).ok();
+    let stages = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["repro", "--dry-run", "--json", "-f"];
+        all.extend(args);
+        env.dvt(&all).ok().json()["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // -p: b's whole pipeline, downstream too, not x; -P: everything.
+    assert_eq!(stages(&["b"]), ["a", "b"]);
+    assert_eq!(stages(&["-p", "b"]), ["a", "b", "c"]);
+    assert_eq!(stages(&["-P"]), ["a", "b", "c", "x"]);
+    let r = env.dvt(&["repro", "-P", "b"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // b's out comes out the same ("h"): c is skipped, unless --force-downstream,
+    // which runs it (not from the run cache).
+    env.write("log", "");
+    env.write("in.txt", "hallo\n");
+    env.dvt(&["repro"]).ok();
+    assert_eq!(env.read("log"), b"a\nb\n");
+    env.write("log", "");
+    env.write("in.txt", "hullo\n");
+    let r = env.dvt(&["repro", "--force-downstream"]).ok();
+    assert!(
+        r.stderr
+            .contains("Running stage `c` (stage `b`, which it depends on, ran (`--force-downstream`))"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("log"), b"a\nb\nc\n");
+
+    // A clone without data: everything would run, unless missing data is allowed;
+    // a real change still shows.
+    for f in ["a.txt", "b.txt", "c.txt", "x.txt"] {
+        std::fs::remove_file(env.path(f)).unwrap();
+    }
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["repro", "--dry-run"]).ok();
+    assert!(
+        r.stdout.contains("Stage `x` would run: out `x.txt` is missing"),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["repro", "--dry-run", "--allow-missing"]).ok();
+    assert!(!r.stdout.contains("would"), "{}", r.stdout);
+    // A dep gone from the workspace counts as recorded too.
+    std::fs::remove_file(env.path("in.txt")).unwrap();
+    let r = env.dvt(&["repro", "--dry-run", "--allow-missing"]).ok();
+    assert!(!r.stdout.contains("would"), "{}", r.stdout);
+    env.write("in.txt", "changed\n");
+    let r = env.dvt(&["repro", "--dry-run", "--allow-missing"]).ok();
+    assert!(
+        r.stdout.contains("Stage `a` would run: dep `in.txt` changed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Stage `x` didn't change"), "{}", r.stdout);
+}
+
 /// DVC's `repro -k` and `--ignore-errors`: a failed stage stops only the stages
 /// that depend on it (or, ignoring errors, nothing); the exit code is still 1.
 #[test]

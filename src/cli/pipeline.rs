@@ -53,6 +53,20 @@ pub(super) enum PipelineCommand {
         /// When a stage fails, go on with every later stage, on whatever its outs are (as DVC's).
         #[arg(long)]
         ignore_errors: bool,
+        /// Every stage of the pipelines the given stages are in (connected by deps, either way).
+        #[arg(short = 'p', long)]
+        pipeline: bool,
+        /// Every stage of every pipeline (as no STAGE; DVC's flag).
+        #[arg(short = 'P', long, conflicts_with_all = ["stages", "pipeline"])]
+        all_pipelines: bool,
+        /// Run a stage when one it depends on ran, even if its deps came out as before.
+        #[arg(long)]
+        force_downstream: bool,
+        /// Missing data alone does not make a stage run: outs neither here nor in the
+        /// cache, and deps gone from the workspace, count as recorded (with
+        /// `--dry-run`: is the pipeline up to date, in a clone without its data?).
+        #[arg(long)]
+        allow_missing: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -482,11 +496,18 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             no_run_cache,
             keep_going,
             ignore_errors,
+            pipeline,
+            all_pipelines: _,
+            force_downstream,
+            allow_missing,
             json: as_json,
         } => {
             let opts = ops::ReproOptions {
                 keep_going: *keep_going,
                 ignore_errors: *ignore_errors,
+                whole_pipeline: *pipeline,
+                force_downstream: *force_downstream,
+                allow_missing: *allow_missing,
                 targets: stages.clone(),
                 force: *force,
                 dry_run: *dry_run,

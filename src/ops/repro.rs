@@ -61,6 +61,17 @@ pub struct ReproOptions {
     /// A stage whose command fails stops nothing: the stages after it run too,
     /// on whatever its outs are then (DVC's `--ignore-errors`).
     pub ignore_errors: bool,
+    /// Every stage of the pipelines the targets are in: those connected to them
+    /// by deps, either way (DVC's `--pipeline`).
+    pub whole_pipeline: bool,
+    /// A stage runs when one it depends on ran, even if what that one made is
+    /// what it made before (DVC's `--force-downstream`).
+    pub force_downstream: bool,
+    /// Data that is missing, with nothing else changed, does not make a stage
+    /// run: an out that neither the workspace nor the cache has, or a dep that
+    /// is gone from the workspace, counts as recorded (DVC's `--allow-missing`,
+    /// e.g. `--dry-run --allow-missing` to check a clone without its data).
+    pub allow_missing: bool,
 }
 
 /// The file whose presence asks the stages of the run with group file
@@ -242,6 +253,7 @@ pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<Stri
 /// Why a stage must run, comparing `now` (cmd, deps, params) and the workspace's
 /// outs with `locked`; `None` if it need not. Also returns the outs that are only
 /// missing and can be restored from the cache.
+#[allow(clippy::too_many_arguments)]
 fn decide(
     repo: &Repo,
     stage: &Stage,
@@ -250,6 +262,7 @@ fn decide(
     stat: &StatCache,
     counters: &Counters,
     known: &Known,
+    allow_missing: bool,
 ) -> Result<(Option<String>, Vec<Entry>)> {
     let Some(locked) = locked else {
         return Ok((Some("it has never run".into()), vec![]));
@@ -273,6 +286,7 @@ fn decide(
             Some(cur) if cur.id == rec.id => {}
             Some(_) => return Ok((Some(format!("out `{}` changed", out.path)), vec![])),
             None if out.cache && objects_cached(repo, rec)? => restore.push(rec.clone()),
+            None if allow_missing => {}
             None => return Ok((Some(format!("out `{}` is missing", out.path)), vec![])),
         }
     }
@@ -340,7 +354,10 @@ pub(crate) fn repro_knowing(
     let none = Known::new();
     let known = if opts.dry_run { known } else { &none };
     let pipeline = Pipeline::load_required(repo)?;
-    let named = pipeline.stage_names(&opts.targets)?;
+    let mut named = pipeline.stage_names(&opts.targets)?;
+    if opts.whole_pipeline && !named.is_empty() {
+        named = pipeline.connected(&named);
+    }
     let mut selected = pipeline.select(&named, opts.downstream)?;
     if opts.single_item && !named.is_empty() {
         selected.retain(|s| named.contains(s));
@@ -386,6 +403,8 @@ pub(crate) fn repro_knowing(
         .then(|| crate::ops::transfer::RunSource::new(repo, opts.remote.as_deref()));
     // Stages that failed, and with `keep_going` those not run because of them.
     let mut broken: Vec<String> = Vec::new();
+    // Stages that ran (or had a run restored), for `force_downstream`.
+    let mut ran: Vec<String> = Vec::new();
     for name in &selected {
         let stage = &pipeline.stages[name];
         // A frozen stage does not look upstream, so nothing there stops it.
@@ -407,10 +426,17 @@ pub(crate) fn repro_knowing(
             if let Some(e) = will_restore.iter().find(|e| e.path == d) {
                 return Some(Later::Restored(e.clone()));
             }
-            will_run
+            if will_run
                 .iter()
                 .any(|s| s.outs.iter().any(|o| crate::pipeline::overlaps(&o.path, d)))
-                .then_some(Later::Run)
+            {
+                return Some(Later::Run);
+            }
+            // A dep that is gone counts as recorded.
+            let recorded = lock.stages.get(name).and_then(|l| l.deps.iter().find(|e| e.path == d));
+            recorded
+                .filter(|_| opts.allow_missing)
+                .map(|e| Later::Restored(e.clone()))
         };
         let locked = lock.stages.get(name);
         // A frozen stage's deps and params are not looked at, nor what runs upstream.
@@ -434,6 +460,11 @@ pub(crate) fn repro_knowing(
             },
         };
         let upstream_runs = !frozen && will_run.iter().any(|s| pipeline.upstream[name].contains(&s.name));
+        // With `force_downstream`, the stage upstream that ran: this one runs too,
+        // not restored from the run cache (the point is to run it again).
+        let forced_by = ran
+            .iter()
+            .find(|r| opts.force_downstream && !frozen && pipeline.upstream[name].contains(*r));
         let (reason, restore) = if opts.force {
             (Some("forced".to_string()), vec![])
         } else if let Some(p) = pending {
@@ -442,8 +473,13 @@ pub(crate) fn repro_knowing(
             (Some("it always runs (`always_changed = true`)".to_string()), vec![])
         } else if opts.dry_run && upstream_runs {
             (Some("an upstream stage would run".to_string()), vec![])
+        } else if let Some(up) = forced_by {
+            (
+                Some(format!("stage `{up}`, which it depends on, ran (`--force-downstream`)")),
+                vec![],
+            )
         } else {
-            decide(repo, stage, &now, locked, &stat, &counters, known)?
+            decide(repo, stage, &now, locked, &stat, &counters, known, opts.allow_missing)?
         };
         let action = match (&reason, restore.is_empty(), opts.dry_run) {
             (None, true, _) => Action::Skipped,
@@ -471,7 +507,7 @@ pub(crate) fn repro_knowing(
                 };
                 let failed_before = runs_from.as_ref().is_some_and(crate::ops::transfer::RunSource::failed);
                 let earlier = match &key {
-                    Some(k) if !opts.force && !opts.no_run_cache => {
+                    Some(k) if !opts.force && !opts.no_run_cache && forced_by.is_none() => {
                         restore_run(repo, stage, k, &now, runs_from.as_ref(), progress)?
                     }
                     _ => None,
@@ -524,6 +560,9 @@ pub(crate) fn repro_knowing(
                 action
             }
         };
+        if matches!(action, Action::Ran | Action::RestoredFromRunCache) {
+            ran.push(name.clone());
+        }
         report.stages.push(StageResult {
             stage: name.clone(),
             action,

@@ -657,6 +657,27 @@ impl Pipeline {
         Ok(self.order.iter().filter(|s| keep.contains(*s)).cloned().collect())
     }
 
+    /// `names` and every stage connected to them by deps, upstream or downstream,
+    /// at any distance: the pipelines they are in (DVC's `repro --pipeline`).
+    pub fn connected(&self, names: &[String]) -> Vec<String> {
+        let mut keep: BTreeSet<String> = names.iter().cloned().collect();
+        let mut todo: Vec<String> = names.to_vec();
+        while let Some(s) = todo.pop() {
+            let ups = self.upstream.get(&s).into_iter().flatten().cloned();
+            let downs = self
+                .upstream
+                .iter()
+                .filter(|(_, ups)| ups.contains(&s))
+                .map(|(n, _)| n.clone());
+            for n in ups.chain(downs).collect::<Vec<_>>() {
+                if keep.insert(n.clone()) {
+                    todo.push(n);
+                }
+            }
+        }
+        self.order.iter().filter(|s| keep.contains(*s)).cloned().collect()
+    }
+
     /// Every out of every stage, with its stage.
     pub fn outs(&self) -> impl Iterator<Item = (&Stage, &Out)> {
         self.stages.values().flat_map(|s| s.outs.iter().map(move |o| (s, o)))
