@@ -60,6 +60,39 @@ fn row_names(rows: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// DVC's `exp run -m`: the message heads the experiment's commit, run here or
+/// from the queue; the params set follow it.
+#[test]
+fn exp_run_message_heads_the_experiment_commit() {
+    let env = project();
+    env.dvt(&["exp", "run", "-n", "here", "-m", "lower lr", "-S", "train.lr=0.05"])
+        .ok();
+    assert_eq!(
+        git_out(&env, &["log", "-1", "--format=%B", "refs/exps/here"]),
+        "lower lr\n\n-S train.lr=0.05\n\n"
+    );
+    env.dvt(&[
+        "exp",
+        "run",
+        "--queue",
+        "-n",
+        "later",
+        "--message",
+        "queued",
+        "-S",
+        "train.lr=0.2",
+    ])
+    .ok();
+    env.dvt(&["queue", "start"]).ok();
+    assert!(
+        git_out(&env, &["log", "-1", "--format=%B", "refs/exps/later"]).starts_with("queued\n\n-S train.lr=0.2"),
+        "{}",
+        git_out(&env, &["log", "-1", "--format=%B", "refs/exps/later"])
+    );
+    env.dvt(&["exp", "run", "-n", "plain", "-S", "train.lr=0.3"]).ok();
+    assert!(git_out(&env, &["log", "-1", "--format=%s", "refs/exps/plain"]).starts_with("dvt exp run on "));
+}
+
 /// `exp show --hide-workspace`, `--sha`, `--param-deps` and `--precision`.
 #[test]
 fn exp_show_hides_the_workspace_names_by_sha_keeps_param_deps_and_rounds() {

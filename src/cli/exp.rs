@@ -26,6 +26,9 @@ pub(super) enum ExpCommand {
         /// The experiment's name (default: one made from its commit).
         #[arg(short, long)]
         name: Option<String>,
+        /// The first line of the experiment's commit message (the params set follow it).
+        #[arg(short, long)]
+        message: Option<String>,
         /// Run the stages even if nothing changed, and replace an experiment of the same name.
         #[arg(short, long)]
         force: bool,
@@ -644,6 +647,7 @@ pub(super) fn run(
             stages,
             set_param,
             name,
+            message,
             force,
             queue,
             temp,
@@ -664,6 +668,7 @@ pub(super) fn run(
                     ..Default::default()
                 },
                 force: *force,
+                message: message.clone(),
             };
             if *queue {
                 let queued = ops::exp::enqueue(repo, &opts)?;

@@ -43,6 +43,9 @@ pub struct ExpRunOptions {
     pub repro: ReproOptions,
     /// Replace an experiment of the same name.
     pub force: bool,
+    /// The first line of the experiment's commit message (default: `dvt exp run
+    /// on COMMIT`); the params set follow it (DVC's `-m`).
+    pub message: Option<String>,
 }
 
 /// A param `exp run -S` changed.
@@ -230,7 +233,10 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     check_free(&git, opts.name.as_deref(), opts.force)?;
     let set = set_params(repo, &opts.set_params)?;
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
-    let mut message = format!("dvt exp run on {}\n", crate::snapshot::short(&baseline));
+    let mut message = match &opts.message {
+        Some(m) => format!("{}\n", m.trim_end()),
+        None => format!("dvt exp run on {}\n", crate::snapshot::short(&baseline)),
+    };
     for p in &set {
         let name = crate::pipeline::param_name(&p.file, &p.key);
         match &p.new {
@@ -859,6 +865,9 @@ pub struct Queued {
     /// Why it failed the last time it ran, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The commit message asked for (`-m`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
@@ -1030,6 +1039,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             files: base.clone(),
             snapshot: Some(snapshot.to_string()),
             failed: None,
+            message: opts.message.clone(),
         };
         write_entry(repo, &q)?;
         out.push(q);
@@ -1246,6 +1256,7 @@ pub fn run_queue(
                 ..Default::default()
             },
             force: false,
+            message: q.message.clone(),
         };
         let report = match run(repo, &opts, on_run, progress) {
             Ok(r) => r,

@@ -555,6 +555,7 @@ fn run_queued(
             ..Default::default()
         },
         force: false,
+        message: q.message.clone(),
     };
     let name = format!("queue-{}", q.id);
     let snapshot =
