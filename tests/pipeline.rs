@@ -733,6 +733,76 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
 /// would, leaves imports to `dvt update`, and refuses to commit an import.
+/// `dvt remove STAGE` (as `dvc remove`): the stage leaves `dvt.toml` (the rest of
+/// the file as it was), `dvt.lock` and the `.gitignore`; its outs stay unless
+/// `--outs`, which refuses data the cache does not hold. A `foreach` case goes
+/// only with its group.
+#[test]
+fn remove_deletes_a_stage_and_with_outs_its_data() {
+    let env = TestEnv::new();
+    env.write(
+        "dvt.toml",
+        r#"# our pipeline
+
+# makes g
+[stages.gen]
+cmd = "echo g > g.txt"
+outs = ["g.txt"]
+
+[stages.keep]
+cmd = "echo k > k.txt"  # stays
+outs = ["k.txt"]
+
+[stages.each]
+foreach = ["a", "b"]
+[stages.each.do]
+cmd = "echo ${item} > e-${item}.txt"
+outs = ["e-${item}.txt"]
+"#,
+    );
+    env.dvt(&["repro"]).ok();
+    let r = env.dvt(&["remove", "gen"]).ok();
+    assert!(
+        r.stdout.contains("removed stage `gen` from dvt.toml and dvt.lock"),
+        "{}",
+        r.stdout
+    );
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(!toml.contains("stages.gen") && !toml.contains("# makes g"), "{toml}");
+    assert!(
+        toml.starts_with("# our pipeline\n\n[stages.keep]") && toml.contains("# stays"),
+        "{toml}"
+    );
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(
+        !lock.contains("[stages.gen]") && lock.contains("[stages.keep]"),
+        "{lock}"
+    );
+    let ignore = String::from_utf8(env.read(".gitignore")).unwrap();
+    assert!(!ignore.contains("/g.txt") && ignore.contains("/k.txt"), "{ignore}");
+    assert_eq!(env.read("g.txt"), b"g\n", "without --outs the data stays");
+
+    let r = env.dvt(&["remove", "each@a"]).fails();
+    assert!(
+        r.stderr
+            .contains("`each@a` is one case of its `foreach`: remove `each`"),
+        "{}",
+        r.stderr
+    );
+    env.dvt(&["remove", "dvt.toml:each"]).ok();
+    assert!(!String::from_utf8(env.read("dvt.toml")).unwrap().contains("each"));
+
+    // --outs: an out edited since (not in the cache) stops it, and nothing changes.
+    env.write("k.txt", "edited\n");
+    let r = env.dvt(&["remove", "keep", "--outs"]).fails();
+    assert!(r.stderr.contains("k.txt"), "{}", r.stderr);
+    assert!(String::from_utf8(env.read("dvt.toml")).unwrap().contains("stages.keep"));
+    env.write("k.txt", "k\n");
+    let r = env.dvt(&["remove", "keep", "--outs"]).ok();
+    assert!(r.stdout.contains("deleted k.txt"), "{}", r.stdout);
+    assert!(!env.exists("k.txt"));
+}
+
 /// DVC's `repro -p`, `-P`, `--force-downstream` and `--allow-missing`.
 #[test]
 fn repro_pipeline_force_downstream_and_allow_missing() {

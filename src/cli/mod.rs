@@ -159,11 +159,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Stop tracking: delete the pointer and its `.gitignore` entry; keep the data.
+    /// Stop tracking: delete the pointer and its `.gitignore` entry; keep the data
+    /// (`--outs`: delete it too). A stage's name deletes it from `dvt.toml` (as `dvc remove`).
     Remove {
-        /// `.dvt` files or data paths.
+        /// `.dvt` files, data paths, or stages of `dvt.toml` (deleted from it and `dvt.lock`).
         #[arg(required = true)]
         targets: Vec<PathBuf>,
+        /// Also delete the data from the workspace (a stage's: its cached outs), if the
+        /// cache holds it (as DVC's).
+        #[arg(long)]
+        outs: bool,
     },
     /// Stop using dvt here (as `dvc destroy`): delete the pointer files, `dvt.toml`,
     /// `dvt.lock`, `.dvtignore` files and `.dvt` (with the cache inside it), and dvt's git
@@ -994,17 +999,31 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 shell_paths(repo.root(), &cwd, &files)
             );
         }
-        Command::Remove { targets } => {
+        Command::Remove { targets, outs } => {
             let repo = Repo::open(&cwd)?;
             let report = ops::remove(
                 &repo,
                 &ops::RemoveOptions {
                     targets: targets.clone(),
                     cwd,
+                    outs: *outs,
                 },
             )?;
+            for s in &report.stages {
+                say!(q, "removed stage `{s}` from dvt.toml and dvt.lock");
+            }
             for p in &report.removed {
-                say!(q, "removed {p}; the data stays in place, no longer tracked");
+                match outs {
+                    true => say!(q, "removed {p}"),
+                    false => say!(q, "removed {p}; the data stays in place, no longer tracked"),
+                }
+            }
+            for p in &report.deleted {
+                say!(
+                    q,
+                    "deleted {} (its content stays in the cache until `dvt gc`)",
+                    quoted(p)
+                );
             }
         }
         Command::Destroy {

@@ -1,20 +1,27 @@
-//! `dvt remove`: stop tracking a path. The data and the cache are left alone.
+//! `dvt remove`: stop tracking a path, or delete a stage from the pipeline (as
+//! `dvc remove`). The data and the cache are left alone, unless `outs`.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::pipeline::Pipeline;
 use crate::repo::Repo;
-use crate::workspace::{rel_str, resolve_targets};
+use crate::workspace::{Tracked, rel_str, resolve_targets, stage_target};
 
 /// What to stop tracking.
 #[derive(Debug, Clone)]
 pub struct RemoveOptions {
-    /// Pointer files or data paths (at least one).
+    /// Pointer files, data paths, or stages (`NAME` or `dvt.toml:NAME`; at least
+    /// one). Tracked data wins over a stage of the same name.
     pub targets: Vec<PathBuf>,
     /// The directory relative targets start from.
     pub cwd: PathBuf,
+    /// Also delete the data from the workspace: a pointer's, a stage's cached
+    /// outs (DVC's `--outs`). Refused, before anything changes, for data whose
+    /// content the cache does not hold.
+    pub outs: bool,
 }
 
 /// What `remove` did.
@@ -22,16 +29,79 @@ pub struct RemoveOptions {
 pub struct RemoveReport {
     /// Pointer files deleted, repo-relative.
     pub removed: Vec<String>,
+    /// Stages deleted from `dvt.toml` (and `dvt.lock`).
+    pub stages: Vec<String>,
+    /// With `outs`: data paths deleted from the workspace.
+    pub deleted: Vec<String>,
 }
 
-/// Deletes the targets' pointer files and their `.gitignore` entries.
+/// Deletes the targets' pointer files and their `.gitignore` entries; deletes
+/// the stages they name from `dvt.toml` and `dvt.lock`, with the `.gitignore`
+/// entries of their outs. With `outs`, the data goes too.
 pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
     if opts.targets.is_empty() {
         return Ok(RemoveReport::default());
     }
-    let pointers = resolve_targets(repo, &opts.cwd, &opts.targets)?;
+    let pipeline = Pipeline::load(repo)?;
+    let mut pointer_targets = Vec::new();
+    let mut stage_names: Vec<String> = Vec::new();
+    for t in &opts.targets {
+        let named = match &pipeline {
+            Some(p) => stage_target(repo, &opts.cwd, p, t)?,
+            None => Vec::new(),
+        };
+        if named.is_empty() {
+            pointer_targets.push(t.clone());
+        }
+        for s in named {
+            if !stage_names.contains(&s.name) {
+                stage_names.push(s.name.clone());
+            }
+        }
+    }
+    let pointers = resolve_targets(repo, &opts.cwd, &pointer_targets)?;
     let _lock = repo.lock("dvt remove")?;
+    // Every check before the first change.
+    let mut doomed: Vec<Tracked> = Vec::new();
+    if opts.outs {
+        for p in &pointers {
+            doomed.push(Tracked::load(repo, p)?);
+        }
+        let recorded = crate::pipeline::lock_outs(repo)?;
+        let stage_outs: Vec<&str> = stage_names
+            .iter()
+            .filter_map(|n| pipeline.as_ref().and_then(|p| p.stages.get(n)))
+            .flat_map(|s| s.outs.iter().filter(|o| o.cache).map(|o| o.path.as_str()))
+            .collect();
+        doomed.extend(
+            recorded
+                .into_iter()
+                .filter(|t| stage_outs.contains(&t.data_rel.as_str())),
+        );
+        for t in &doomed {
+            if fs_err::symlink_metadata(&t.data_abs).is_ok() {
+                crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+            }
+        }
+    }
     let mut report = RemoveReport::default();
+    if !stage_names.is_empty() {
+        crate::ops::stages::remove_stages(repo, &stage_names)?;
+        let mut lock = crate::pipeline::lock::Lock::load(repo)?;
+        lock.stages.retain(|n, _| !stage_names.contains(n));
+        lock.save(repo)?;
+        let stages = pipeline.as_ref().map(|p| &p.stages);
+        for out in stage_names
+            .iter()
+            .filter_map(|n| stages.and_then(|s| s.get(n)))
+            .flat_map(|s| s.outs.iter().filter(|o| o.cache))
+        {
+            let abs = repo.root().join(&out.path);
+            let name = crate::workspace::file_name(&out.path);
+            crate::gitignore::remove(abs.parent().unwrap_or(repo.root()), name)?;
+        }
+        report.stages = stage_names;
+    }
     for p in pointers {
         let rel = rel_str(repo.root(), &p)?;
         // The data's name is the pointer's name without `.dvt`, whatever the
@@ -47,6 +117,14 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             crate::gitignore::remove(dir, &name)?;
         }
         report.removed.push(rel);
+    }
+    for t in doomed {
+        match fs_err::symlink_metadata(&t.data_abs) {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&t.data_abs)?,
+            Ok(_) => fs_err::remove_file(&t.data_abs)?,
+            Err(_) => continue,
+        }
+        report.deleted.push(t.data_rel);
     }
     Ok(report)
 }

@@ -82,6 +82,55 @@ fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Res
     Ok(result)
 }
 
+/// Deletes the stages `names` from `dvt.toml`, keeping the rest of the file as
+/// it is. A stage made by `foreach` goes only with all its cases (by the
+/// group's name).
+pub(crate) fn remove_stages(repo: &Repo, names: &[String]) -> Result<()> {
+    let pipeline = Pipeline::load_required(repo)?;
+    let mut keys: Vec<String> = Vec::new();
+    for name in names {
+        let key = name.split_once('@').map_or(name.as_str(), |(group, _)| group);
+        let cases = pipeline.stage_named(key)?;
+        if cases.iter().any(|c| !names.contains(&c.name)) {
+            return Err(PipelineError::Invalid {
+                file: PIPELINE_FILE.into(),
+                stage: Some(key.to_string()),
+                message: format!("`{name}` is one case of its `foreach`: remove `{key}`, or edit its `foreach` list"),
+            }
+            .into());
+        }
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_string());
+        }
+    }
+    edit_pipeline(repo, |stages| {
+        for k in &keys {
+            let position = |t: &toml_edit::Table| t.position().unwrap_or(isize::MAX);
+            let first = stages.iter().filter_map(|(_, v)| v.as_table()).map(position).min();
+            let Some(gone) = stages.remove(k) else {
+                continue;
+            };
+            // Above the file's first stage, the comments before a blank line are
+            // the file's (those right above the stage were its own): they move to
+            // the stage that is now first.
+            let Some(gone) = gone.as_table().filter(|t| Some(position(t)) == first) else {
+                continue;
+            };
+            let lead = gone.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+            let lead = lead.rfind("\n\n").map_or("", |i| &lead[..i + 2]).to_string();
+            let next = stages
+                .iter_mut()
+                .filter_map(|(_, v)| v.as_table_mut())
+                .min_by_key(|t| position(t));
+            if let Some(next) = next {
+                let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("").to_string();
+                next.decor_mut().set_prefix(lead + own.trim_start_matches('\n'));
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Sets (`dvt freeze`) or clears (`dvt unfreeze`) `frozen` on the stages
 /// `targets` name (`NAME` or `dvt.toml:NAME`), as `dvc freeze`/`unfreeze` do;
 /// returns each stage named and whether its setting changed.
