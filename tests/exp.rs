@@ -60,6 +60,62 @@ fn row_names(rows: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// DVC's `exp remove --rev`, `-n` and `--keep`.
+#[test]
+fn exp_remove_takes_experiments_by_baseline_and_keeps_on_request() {
+    let env = project();
+    env.dvt(&["exp", "run", "-n", "old-a", "-S", "train.lr=0.2"]).ok();
+    env.dvt(&["exp", "run", "-n", "old-b", "-S", "train.lr=0.3"]).ok();
+    env.git(&["commit", "-qam", "lr 0.3"]);
+    env.dvt(&["exp", "run", "-n", "new-a", "-S", "train.lr=0.4"]).ok();
+    env.dvt(&["exp", "run", "-n", "new-b", "-S", "train.lr=0.5"]).ok();
+    let left = || {
+        let mut names: Vec<String> = env
+            .dvt(&["exp", "list", "-A", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    // list --name-only / --sha-only (HEAD's); branch's default name.
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        sorted(env.dvt(&["exp", "list", "--name-only"]).ok().stdout),
+        ["new-a", "new-b"]
+    );
+    let shas = sorted(env.dvt(&["exp", "list", "--sha-only"]).ok().stdout);
+    let want = sorted(git_out(&env, &["rev-parse", "refs/exps/new-a", "refs/exps/new-b"]));
+    assert_eq!(shas, want);
+    let r = env.dvt(&["exp", "branch", "new-a"]).ok();
+    assert!(r.stdout.contains("Branch `new-a-branch` created"), "{}", r.stdout);
+    assert_eq!(
+        git_out(&env, &["rev-parse", "new-a-branch"]),
+        git_out(&env, &["rev-parse", "refs/exps/new-a"])
+    );
+
+    let r = env.dvt(&["exp", "remove", "--keep", "new-a", "nosuch"]).fails();
+    assert!(r.stderr.contains("no experiment `nosuch` to keep"), "{}", r.stderr);
+    assert_eq!(left().len(), 4);
+    env.dvt(&["exp", "remove", "--rev", "HEAD~1", "--keep"]).ok();
+    assert_eq!(left(), ["old-a", "old-b"]);
+    env.dvt(&["exp", "run", "-n", "new-c", "-S", "train.lr=0.6"]).ok();
+    env.dvt(&["exp", "remove", "-n", "1"]).ok();
+    assert_eq!(left(), ["old-a", "old-b"]);
+    env.dvt(&["exp", "remove", "--keep", "old-b"]).ok();
+    assert_eq!(left(), ["old-b"]);
+    let r = env.dvt(&["exp", "remove"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 /// DVC's `exp run -m`: the message heads the experiment's commit, run here or
 /// from the queue; the params set follow it.
 #[test]

@@ -145,6 +145,12 @@ pub(super) enum ExpCommand {
         git_remote: Option<String>,
         #[command(flatten)]
         select: SelectArgs,
+        /// Print only their names, one per line (as DVC's).
+        #[arg(long, conflicts_with_all = ["sha_only", "json"])]
+        name_only: bool,
+        /// Print only their commit ids, one per line (as DVC's).
+        #[arg(long, conflicts_with = "json")]
+        sha_only: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -174,8 +180,8 @@ pub(super) enum ExpCommand {
     Branch {
         /// The experiment.
         name: String,
-        /// The new branch.
-        branch: String,
+        /// The new branch (default: `NAME-branch`, as DVC's).
+        branch: Option<String>,
     },
     /// Rename an experiment
     #[command(alias = "mv")]
@@ -190,13 +196,22 @@ pub(super) enum ExpCommand {
     },
     /// Delete experiments (their data stays in the cache until `dvt gc`)
     #[command(alias = "rm")]
+    #[command(group(clap::ArgGroup::new("which").args(["names", "all", "rev", "num"]).multiple(true).required(true)))]
     Remove {
         /// The experiments.
-        #[arg(required_unless_present = "all")]
         names: Vec<String>,
         /// Every experiment.
-        #[arg(short = 'A', long, conflicts_with = "names")]
+        #[arg(short = 'A', long, conflicts_with_all = ["names", "rev", "num"])]
         all: bool,
+        /// Those run on REV (as DVC's).
+        #[arg(long, value_name = "REV", conflicts_with = "names")]
+        rev: Option<String>,
+        /// Those run on the N commits from REV (or HEAD) back, first parents.
+        #[arg(short = 'n', long, value_name = "N", conflicts_with = "names", value_parser = clap::value_parser!(u32).range(1..))]
+        num: Option<u32>,
+        /// Keep the experiments named or selected, and remove all the others (as DVC's).
+        #[arg(long, conflicts_with_all = ["all", "git_remote"])]
+        keep: bool,
         /// Remove them from this git remote (`origin`, a URL or a path) instead
         /// of here; their data stays on the dvt remote.
         #[arg(short, long, value_name = "GIT_REMOTE")]
@@ -817,6 +832,8 @@ pub(super) fn run(
         ExpCommand::List {
             git_remote: Some(git_remote),
             select,
+            name_only,
+            sha_only,
             json: as_json,
         } => {
             let exps = ops::exp_share::remote_list(repo, git_remote, cwd, &select.selection())?;
@@ -824,7 +841,11 @@ pub(super) fn run(
                 return json(&exps);
             }
             for e in exps {
-                out!("{:<24} {}", e.name, &e.commit[..7]);
+                match (name_only, sha_only) {
+                    (true, _) => out!("{}", e.name),
+                    (_, true) => out!("{}", e.commit),
+                    _ => out!("{:<24} {}", e.name, &e.commit[..7]),
+                }
             }
         }
         ExpCommand::Pull { share } => {
@@ -873,6 +894,8 @@ pub(super) fn run(
         ExpCommand::List {
             git_remote: None,
             select,
+            name_only,
+            sha_only,
             json: as_json,
         } => {
             let exps = ops::exp::list(repo, &select.selection())?;
@@ -891,6 +914,17 @@ pub(super) fn run(
                 return json(&list);
             }
             for e in exps {
+                if *name_only || *sha_only {
+                    out!(
+                        "{}",
+                        if *name_only {
+                            e.name.clone()
+                        } else {
+                            e.commit.to_string()
+                        }
+                    );
+                    continue;
+                }
                 let base = e.baseline.map(|b| b.to_string()[..7].to_string()).unwrap_or_default();
                 out!(
                     "{:<24} {}  on {base}  {}",
@@ -911,7 +945,8 @@ pub(super) fn run(
             );
         }
         ExpCommand::Branch { name, branch } => {
-            let commit = ops::exp::branch(repo, name, branch)?;
+            let branch = branch.clone().unwrap_or_else(|| format!("{name}-branch"));
+            let commit = ops::exp::branch(repo, name, &branch)?;
             out!("Branch `{branch}` created at experiment `{name}` ({})", &commit[..7]);
             note!(
                 quiet,
@@ -922,11 +957,26 @@ pub(super) fn run(
             let commit = ops::exp::rename(repo, name, new_name, *force)?;
             say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
         }
+        ExpCommand::Remove { rev: Some(_), .. } | ExpCommand::Remove { num: Some(_), .. }
+            if matches!(
+                command,
+                ExpCommand::Remove {
+                    git_remote: Some(_),
+                    ..
+                }
+            ) =>
+        {
+            return Err(dvt::error::PipelineError::Experiment {
+                message: "`--rev` and `-n` select experiments here; on a git remote, name them or pass `-A`".into(),
+            }
+            .into());
+        }
         ExpCommand::Remove {
             names,
             all,
             git_remote: Some(git_remote),
             json: as_json,
+            ..
         } => {
             let removed = ops::exp_share::remote_remove(repo, git_remote, names, *all, cwd)?;
             if *as_json {
@@ -945,10 +995,40 @@ pub(super) fn run(
         ExpCommand::Remove {
             names,
             all,
+            rev,
+            num,
+            keep,
             git_remote: None,
             ..
         } => {
-            for n in ops::exp::remove(repo, names, *all)? {
+            let mut chosen = names.clone();
+            if rev.is_some() || num.is_some() {
+                let select = ops::exp_share::Selection::Revs {
+                    rev: rev.clone().unwrap_or_else(|| "HEAD".into()),
+                    num: num.unwrap_or(1) as usize,
+                };
+                chosen = ops::exp::list(repo, &select)?.into_iter().map(|e| e.name).collect();
+            }
+            if *keep {
+                let every = ops::exp::list(repo, &ops::exp_share::Selection::All)?;
+                // A name that is no experiment is a typo: refuse before removing the rest.
+                if let Some(n) = chosen.iter().find(|n| !every.iter().any(|e| &e.name == *n)) {
+                    return Err(dvt::error::PipelineError::Experiment {
+                        message: format!("there is no experiment `{n}` to keep; nothing was removed"),
+                    }
+                    .into());
+                }
+                chosen = every
+                    .into_iter()
+                    .map(|e| e.name)
+                    .filter(|n| !chosen.contains(n))
+                    .collect();
+            }
+            if !*all && chosen.is_empty() {
+                say!(quiet, "No experiment to remove");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for n in ops::exp::remove(repo, &chosen, *all)? {
                 say!(quiet, "Removed experiment `{n}`");
             }
         }
