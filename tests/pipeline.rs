@@ -733,6 +733,61 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
 
 /// Without a pipeline, `dvt commit` records changed data of pointers as `dvt add`
 /// would, leaves imports to `dvt update`, and refuses to commit an import.
+/// DVC's `params diff --deps`, and `--no-path` and `--precision` of both diffs;
+/// `exp diff --all` and `--param-deps`.
+#[test]
+fn value_diffs_narrow_to_deps_drop_the_path_and_round() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "train:\n  lr: 0.1\nunused: 1\n");
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "t",
+        "-p",
+        "train.lr",
+        "-M",
+        "m.json",
+        "python3 -c \"import json; json.dump({'loss': 2/3}, open('m.json', 'w'))\"",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    env.commit("base");
+    env.write("params.yaml", "train:\n  lr: 0.2\nunused: 2\n");
+    env.write("m.json", "{\"loss\": 0.123456}");
+
+    let r = env.dvt(&["params", "diff"]).ok();
+    assert!(
+        r.stdout.contains("unused") && r.stdout.contains("train.lr"),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["params", "diff", "--deps", "--no-path"]).ok();
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("{:<28} {:>14} {:>14}", "key", "old", "new"),
+            format!("{:<28} {:>14} {:>14}", "train.lr", "0.1", "0.2"),
+        ]
+    );
+    let r = env.dvt(&["metrics", "diff", "--precision", "3", "--md"]).ok();
+    assert_eq!(
+        r.stdout,
+        "| file | key | old | new |\n| --- | --- | ---: | ---: |\n| m.json | loss | 0.667 | 0.123 |\n"
+    );
+
+    env.dvt(&["exp", "run", "-n", "e", "-S", "train.lr=0.3"]).ok();
+    let j = env.dvt(&["exp", "diff", "HEAD", "e", "--json"]).ok().json();
+    assert_eq!(j["params"].as_array().unwrap().len(), 2, "lr and unused changed: {j}");
+    let j = env
+        .dvt(&["exp", "diff", "HEAD", "e", "--param-deps", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["params"].as_array().unwrap().len(), 1, "{j}");
+    let j = env.dvt(&["exp", "diff", "e", "e", "--all", "--json"]).ok().json();
+    assert_eq!(j["params"].as_array().unwrap().len(), 2, "unchanged values too: {j}");
+}
+
 /// `dvt remove STAGE` (as `dvc remove`): the stage leaves `dvt.toml` (the rest of
 /// the file as it was), `dvt.lock` and the `.gitignore`; its outs stay unless
 /// `--outs`, which refuses data the cache does not hold. A `foreach` case goes

@@ -129,6 +129,14 @@ pub(super) enum ExpCommand {
         a: Option<String>,
         /// The new side (default: the workspace).
         b: Option<String>,
+        /// Also the values that did not change (as DVC's).
+        #[arg(short, long)]
+        all: bool,
+        /// Of the params, only those some stage lists (as DVC's).
+        #[arg(long)]
+        param_deps: bool,
+        #[command(flatten)]
+        shown: super::pipeline::ShownArgs,
         /// Print as Markdown tables.
         #[arg(long, conflicts_with = "json")]
         md: bool,
@@ -816,17 +824,27 @@ pub(super) fn run(
         ExpCommand::Diff {
             a,
             b,
+            all,
+            param_deps,
+            shown,
             md,
             json: as_json,
         } => {
-            let all = ops::stages::ValuesOptions::default();
-            let metrics = ops::stages::metrics_diff(repo, a.as_deref(), b.as_deref(), &all)?;
-            let params = ops::stages::params_diff(repo, a.as_deref(), b.as_deref(), &all)?;
+            let opts = ops::stages::ValuesOptions {
+                all: *all,
+                ..Default::default()
+            };
+            let metrics = ops::stages::metrics_diff(repo, a.as_deref(), b.as_deref(), &opts)?;
+            let params_opts = ops::stages::ValuesOptions {
+                deps_only: *param_deps,
+                ..opts
+            };
+            let params = ops::stages::params_diff(repo, a.as_deref(), b.as_deref(), &params_opts)?;
             if *as_json {
                 return json(&serde_json::json!({ "metrics": metrics, "params": params }));
             }
             for (what, changes) in [("metrics", &metrics), ("params", &params)] {
-                super::pipeline::print_changes(changes, false, *md, what)?;
+                super::pipeline::print_changes(changes, false, *md, *shown, what)?;
             }
         }
         ExpCommand::List {
@@ -1087,7 +1105,7 @@ fn text(v: &toml::Value) -> String {
 /// `x` rounded to `digits` significant digits, as Python's `{:.Ng}` prints it
 /// (DVC's `--precision`): fixed notation, trailing zeros dropped, unless the
 /// exponent is below -4 or not below `digits`.
-fn significant(x: f64, digits: usize) -> String {
+pub(super) fn significant(x: f64, digits: usize) -> String {
     if x == 0.0 || !x.is_finite() {
         return x.to_string();
     }

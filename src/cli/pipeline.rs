@@ -122,7 +122,7 @@ pub(super) enum PipelineCommand {
     /// Compare params between revisions.
     Params {
         #[command(subcommand)]
-        command: ValuesCommand,
+        command: ParamsCommand,
     },
     /// Show or compare metrics.
     Metrics {
@@ -304,6 +304,22 @@ pub(super) enum ValuesCommand {
     Diff(ValuesDiffArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub(super) enum ParamsCommand {
+    /// Values that differ between A (default HEAD) and B (default: the workspace).
+    Diff(ParamsDiffArgs),
+}
+
+/// What `params diff` takes.
+#[derive(Debug, Args)]
+pub(super) struct ParamsDiffArgs {
+    #[command(flatten)]
+    values: ValuesDiffArgs,
+    /// Only the params some stage lists, not every key of the params files (as DVC's).
+    #[arg(long)]
+    deps: bool,
+}
+
 /// What `params diff` and `metrics diff` take.
 #[derive(Debug, Args)]
 pub(super) struct ValuesDiffArgs {
@@ -323,6 +339,8 @@ pub(super) struct ValuesDiffArgs {
     /// Print as a Markdown table (for a pull request or a report).
     #[arg(long, conflicts_with = "json")]
     md: bool,
+    #[command(flatten)]
+    shown: ShownArgs,
 }
 
 impl ValuesDiffArgs {
@@ -331,7 +349,29 @@ impl ValuesDiffArgs {
         Ok(ops::stages::ValuesOptions {
             targets: repo_files(repo, cwd, &self.targets)?,
             all: self.all,
+            deps_only: false,
         })
+    }
+}
+
+/// How a table of value changes is printed (not `--json`).
+#[derive(Debug, Args, Clone, Copy)]
+pub(super) struct ShownArgs {
+    /// Leave out the file column (as DVC's).
+    #[arg(long)]
+    no_path: bool,
+    /// Round numbers to N significant digits (default: as the files hold them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=17))]
+    precision: Option<u32>,
+}
+
+impl ShownArgs {
+    /// `v` as a table shows it.
+    fn show(&self, v: &Option<toml::Value>) -> String {
+        match (v, self.precision) {
+            (Some(toml::Value::Float(x)), Some(p)) => super::exp::significant(*x, p as usize),
+            _ => show(v),
+        }
     }
 }
 
@@ -451,6 +491,7 @@ pub(super) fn print_changes(
     changes: &[ops::stages::ValueChange],
     as_json: bool,
     md: bool,
+    shown: ShownArgs,
     what: &str,
 ) -> Result<ExitCode, dvt::Error> {
     if as_json {
@@ -460,23 +501,39 @@ pub(super) fn print_changes(
         out!("No {what} changed.");
         return Ok(ExitCode::SUCCESS);
     }
+    let file = |f: &str, width: usize| match shown.no_path {
+        true => String::new(),
+        false => format!("{f:<width$} "),
+    };
     if md {
-        out!("| file | key | old | new |");
-        out!("| --- | --- | ---: | ---: |");
+        let (head, rule) = match shown.no_path {
+            true => ("| key | old | new |", "| --- | ---: | ---: |"),
+            false => ("| file | key | old | new |", "| --- | --- | ---: | ---: |"),
+        };
+        out!("{head}\n{rule}");
         for c in changes {
+            let path = match shown.no_path {
+                true => String::new(),
+                false => format!(" {} |", md_cell(&c.file)),
+            };
             out!(
-                "| {} | {} | {} | {} |",
-                md_cell(&c.file),
+                "|{path} {} | {} | {} |",
                 md_cell(&c.key),
-                md_cell(&show(&c.old)),
-                md_cell(&show(&c.new))
+                md_cell(&shown.show(&c.old)),
+                md_cell(&shown.show(&c.new))
             );
         }
         return Ok(ExitCode::SUCCESS);
     }
-    out!("{:<24} {:<28} {:>14} {:>14}", "file", "key", "old", "new");
+    out!("{}{:<28} {:>14} {:>14}", file("file", 24), "key", "old", "new");
     for c in changes {
-        out!("{:<24} {:<28} {:>14} {:>14}", c.file, c.key, show(&c.old), show(&c.new));
+        out!(
+            "{}{:<28} {:>14} {:>14}",
+            file(&c.file, 24),
+            c.key,
+            shown.show(&c.old),
+            shown.show(&c.new)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -771,11 +828,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             out!("{}", text.trim_end());
         }
         PipelineCommand::Params {
-            command: ValuesCommand::Diff(args),
+            command: ParamsCommand::Diff(ParamsDiffArgs { values: args, deps }),
         } => {
-            let opts = args.options(&repo, cwd)?;
+            let opts = ops::stages::ValuesOptions {
+                deps_only: *deps,
+                ..args.options(&repo, cwd)?
+            };
             let changes = ops::stages::params_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
-            return print_changes(&changes, args.json, args.md, "params");
+            return print_changes(&changes, args.json, args.md, args.shown, "params");
         }
         PipelineCommand::Metrics {
             command:
@@ -822,7 +882,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         } => {
             let opts = args.options(&repo, cwd)?;
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
-            return print_changes(&changes, args.json, args.md, "metrics");
+            return print_changes(&changes, args.json, args.md, args.shown, "metrics");
         }
         PipelineCommand::Exp { command } => return super::exp::run(&repo, cwd, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),

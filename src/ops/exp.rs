@@ -492,19 +492,8 @@ pub fn show(repo: &Repo, opts: &ExpShowOptions) -> Result<Vec<ExpRow>> {
         }
     }
     if opts.param_deps {
-        let deps: Vec<crate::pipeline::ParamRef> = crate::pipeline::Pipeline::load(repo)?
-            .map(|p| p.stages.values().flat_map(|s| s.params.clone()).collect())
-            .unwrap_or_default();
-        // A stage may name a whole section (`train`) or file (empty key).
-        let wanted = |file: &str, key: &str| {
-            deps.iter().any(|d| {
-                d.file == file
-                    && (d.key.is_empty()
-                        || key
-                            .strip_prefix(&d.key)
-                            .is_some_and(|r| r.is_empty() || r.starts_with('.')))
-            })
-        };
+        let pipeline = crate::pipeline::Pipeline::load(repo)?;
+        let wanted = |file: &str, key: &str| pipeline.as_ref().is_some_and(|p| p.uses_param(file, key));
         for r in &mut rows {
             for (file, values) in r.params.iter_mut() {
                 values.retain(|k, _| wanted(file, k));

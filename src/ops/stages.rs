@@ -467,6 +467,9 @@ pub struct ValuesOptions {
     pub targets: Vec<String>,
     /// With `diff`: report values that did not change too (`old` equal to `new`).
     pub all: bool,
+    /// Params: only those some stage of the workspace's pipeline lists (DVC's
+    /// `params diff --deps`).
+    pub deps_only: bool,
 }
 
 fn diff_files(
@@ -523,7 +526,12 @@ fn diff_files(
 /// Params that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace), in every params file the pipeline names (and `params.yaml`).
 pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesOptions) -> Result<Vec<ValueChange>> {
-    diff_files(repo, (a, b), opts, &params_files, &[DEFAULT_PARAMS])
+    let mut changes = diff_files(repo, (a, b), opts, &params_files, &[DEFAULT_PARAMS])?;
+    if opts.deps_only {
+        let pipeline = Pipeline::load(repo)?;
+        changes.retain(|c| pipeline.as_ref().is_some_and(|p| p.uses_param(&c.file, &c.key)));
+    }
+    Ok(changes)
 }
 
 /// The params files the stages of `p` read.

@@ -657,6 +657,15 @@ impl Pipeline {
         Ok(self.order.iter().filter(|s| keep.contains(*s)).cloned().collect())
     }
 
+    /// Whether some stage lists param `key` of params file `file`, itself or a
+    /// section holding it (`train` holds `train.lr`; an empty key, the file).
+    pub fn uses_param(&self, file: &str, key: &str) -> bool {
+        self.stages.values().flat_map(|s| &s.params).any(|d| {
+            d.file == file
+                && (d.key.is_empty() || crate::relpath::within(&key.replace('.', "/"), &d.key.replace('.', "/")))
+        })
+    }
+
     /// `names` and every stage connected to them by deps, upstream or downstream,
     /// at any distance: the pipelines they are in (DVC's `repro --pipeline`).
     pub fn connected(&self, names: &[String]) -> Vec<String> {
