@@ -17,7 +17,7 @@ use progress::Bars;
 #[derive(Debug, Parser)]
 #[command(name = "dvt", version, about, max_term_width = 100)]
 struct Cli {
-    /// Print only errors and what was asked for (status, lists, reports, --json): no summaries, hints or progress bars.
+    /// Print only errors and what was asked for (lists, reports, --json): no summaries, hints or progress bars; `status -q` prints nothing and exits 1 if anything differs.
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Run as if started in DIR.
@@ -757,6 +757,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&report);
             }
+            // As DVC's `status -q`: no output; the exit code says whether in sync.
+            if q {
+                return Ok(ExitCode::from(u8::from(!report.in_sync())));
+            }
             let total: usize = report.pointers.iter().map(|p| p.objects).sum();
             if report.pointers.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
@@ -790,6 +794,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let report = ops::status(&repo, &opts, &bars)?;
             if *as_json {
                 return json(&report);
+            }
+            // As DVC's `status -q` (and `git diff --quiet`): no output; exit code 1
+            // when anything differs, for scripts (`dvt status -q || dvt pull`).
+            if q {
+                return Ok(ExitCode::from(u8::from(!report.is_clean())));
             }
             let any_error = report.pointers.iter().any(|p| p.error.is_some()) || report.pipeline_error.is_some();
             if report.is_clean() && report.pointers.is_empty() {
