@@ -914,6 +914,57 @@ fn import_records_the_source_and_update_follows_it() {
     );
 }
 
+/// An import's data that the remote lacks comes from the repository it was
+/// imported from, at the recorded commit; `import --no-download` (as DVC's)
+/// writes only the pointer, for `dvt pull` to fill.
+#[test]
+fn pull_gets_imports_from_their_source_when_the_remote_lacks_them() {
+    let Versions { env: source, _remote } = versions();
+    let src = source.root.to_str().unwrap();
+    let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("consumer-store");
+    std::fs::create_dir(&store).unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let r = env
+        .dvt(&["import", src, "data", "--rev", "v1", "-o", "input", "--no-download"])
+        .ok();
+    assert!(r.stdout.contains("no data downloaded"), "{}", r.stdout);
+    assert!(env.exists("input.dvt") && !env.exists("input"));
+    let r = env.dvt(&["status", "input"]).ok();
+    assert!(r.stdout.contains("not in cache"), "{}", r.stdout);
+
+    // Nobody pushed it to `store`: it comes from the source repository.
+    let r = env.dvt(&["pull"]).ok();
+    assert!(
+        r.stdout
+            .contains("from the repositories they were imported from: input"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.read("input/a.csv"), b"t,v\n0,1\n");
+    assert_eq!(env.read("input/b.csv"), b"t,v\n0,2\n");
+    env.commit("import");
+
+    // A clone pulls the same way; once pushed, from the remote.
+    let b = env.clone_repo();
+    let r = b.dvt(&["pull", "--json"]).ok();
+    assert_eq!(r.json()["fetch"]["from_sources"][0], "input", "{}", r.stdout);
+    assert_eq!(b.read("input/a.csv"), b"t,v\n0,1\n");
+    env.dvt(&["push"]).ok();
+    let c = env.clone_repo();
+    let r = c.dvt(&["pull", "--json"]).ok();
+    assert!(r.json()["fetch"]["from_sources"].is_null(), "{}", r.stdout);
+
+    // A source that is gone: the remote's error, as for any missing object.
+    let d = env.clone_repo();
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::create_dir(&store).unwrap();
+    std::fs::rename(&source.root, source.root.with_extension("gone")).unwrap();
+    let r = d.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("does not have object"), "{}", r.stderr);
+    std::fs::rename(source.root.with_extension("gone"), &source.root).unwrap();
+}
+
 /// DVC's `update -R`: every import below a directory, other pointers there left
 /// alone; a directory with no import below it is an error, not "everything".
 #[test]

@@ -1826,7 +1826,10 @@ fn status_remote_tells_local_only_remote_only_and_lost_objects() {
     a.remove_object(&one);
     Store::at(&store).remove(&one);
     let r = a.dvt(&["status", "--remote", "-q"]).fails();
-    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "not in sync, said by the exit code: {r:?}");
+    assert!(
+        r.stdout.is_empty() && r.stderr.is_empty(),
+        "not in sync, said by the exit code: {r:?}"
+    );
     let r = a.dvt(&["status", "--remote"]).ok();
     assert!(
         r.stdout.contains("data: 1 object in neither (lost here)"),

@@ -224,6 +224,9 @@ pub(super) enum HistoryCommand {
     Import {
         #[command(flatten)]
         source: SourceArgs,
+        /// Write the pointer only; `dvt pull` downloads the data later (as DVC's).
+        #[arg(long)]
+        no_download: bool,
         /// Replace an existing import (and its data) at the destination.
         #[arg(short, long)]
         force: bool,
@@ -846,6 +849,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         HistoryCommand::Import {
             source,
             force,
+            no_download,
             json: as_json,
         } => {
             let (repo, path) = (&source.repo, &source.path);
@@ -853,6 +857,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let opts = ops::ImportOptions {
                 get: source.options(cwd),
                 force: *force,
+                no_download: *no_download,
             };
             let r = ops::import(&here, &opts, bars)?;
             if *as_json {
@@ -861,11 +866,16 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let pointer = r.pointer.as_deref().unwrap_or("");
             say!(
                 quiet,
-                "imported {} ({}) from {} at {} -> {pointer}",
+                "imported {} ({}) from {} at {} -> {pointer}{}",
                 path,
                 HumanBytes(r.bytes),
                 repo,
-                &r.commit[..7]
+                &r.commit[..7],
+                if *no_download {
+                    "; no data downloaded (`dvt pull` gets it)"
+                } else {
+                    ""
+                }
             );
             commit_hint(quiet, here.root(), cwd, pointer);
         }

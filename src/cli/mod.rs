@@ -1469,6 +1469,18 @@ fn left_out_note(q: bool, paths: &[String], who: &str) {
 }
 
 fn fetched_line(r: &ops::FetchReport) -> String {
+    if !r.from_sources.is_empty() {
+        let named: Vec<String> = r.from_sources.iter().map(|p| quoted(p).into_owned()).collect();
+        let line = format!(
+            "fetched {} ({}) from `{}`; {} already in the cache; from the repositories they were imported from: {}",
+            dvt::counted(r.downloaded, "object"),
+            HumanBytes(r.downloaded_bytes),
+            r.remote,
+            r.already_cached,
+            named.join(", ")
+        );
+        return line;
+    }
     if r.downloaded == 0 {
         format!(
             "Nothing to fetch: the cache has all {}.",

@@ -358,6 +358,10 @@ pub struct ImportOptions {
     pub get: GetOptions,
     /// Replace an existing import at `out`.
     pub force: bool,
+    /// Write the pointer (with a directory's manifest in the cache) but download
+    /// no data: `dvt pull` gets it later, from the remote or else from the source
+    /// (DVC's `--no-download`).
+    pub no_download: bool,
 }
 
 /// Downloads data from another repository and tracks it here with a pointer that
@@ -379,7 +383,9 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     let ext = open_external(&g.repo, g.rev.as_deref())?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &g.path, &objects)?;
-    ensure_all(&found, &g.path, &objects, progress)?;
+    if !opts.no_download {
+        ensure_all(&found, &g.path, &objects, progress)?;
+    }
     let source = ImportSource {
         repo: recorded_repo(&g.repo, &g.cwd),
         rev: g.rev.clone(),
@@ -388,7 +394,10 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     };
     let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
     let pointer = pointer_for(&found, &name, repo.cache(), source)?;
-    track(repo, &out, &rel, &pointer, opts.force, progress)?;
+    match opts.no_download {
+        true => write_pointer(repo, &out, &rel, &pointer)?,
+        false => track(repo, &out, &rel, &pointer, opts.force, progress)?,
+    }
     Ok(GetReport {
         out,
         commit: ext.commit.to_string(),
@@ -397,6 +406,29 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
         bytes: pointer.size,
         pointer: Some(format!("{rel}.dvt")),
     })
+}
+
+/// Copies into the cache every object of import `t` from where it came from:
+/// its source repository at the recorded commit (that repository's cache or
+/// remote), verified. Used by fetch and pull when the remote lacks them.
+pub(crate) fn fetch_from_source(repo: &Repo, t: &crate::workspace::Tracked, progress: &dyn Progress) -> Result<()> {
+    let Some(Source::Repo(src)) = &t.pointer.source else {
+        return Ok(());
+    };
+    let ext = open_external(&src.repo, Some(&src.commit))?;
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let found = find(&ext, &src.path, &objects)?;
+    if let Found::Dir(m) = &found {
+        repo.cache().put_bytes(&m.to_bytes())?;
+    }
+    if id_of(&found) != t.pointer.id {
+        return Err(GitError::NotTrackedAt {
+            path: format!("{} with id {}", src.path, t.pointer.id),
+            rev: format!("`{}` ({})", src.repo, short(&ext.commit)),
+        }
+        .into());
+    }
+    ensure_all(&found, &src.path, &objects, progress)
 }
 
 /// Writes `pointer` for `out` (`rel`), its `.gitignore` entry, and checks it out.

@@ -102,6 +102,10 @@ pub struct FetchReport {
     /// that need them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingObject>,
+    /// Imports (data paths) whose objects the remote lacked and that came from
+    /// the repository they were imported from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_sources: Vec<String>,
 }
 
 /// Orders transfers so that consecutive ones land in different object directories
@@ -398,17 +402,70 @@ async fn fetch_with_runs(
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     if !opts.run_cache {
-        return fetch_async(repo, remote, tracked, &[], opts.allow_missing, progress).await;
+        let report = fetch_async(repo, remote, tracked, &[], true, progress).await?;
+        return from_sources(repo, remote, tracked, report, opts.allow_missing, progress);
     }
     let (entries, mut runs) = remote_runs(repo, remote).await?;
     let outs = run_outs(repo, tracked, entries.iter().map(|(_, d)| d));
-    let mut report = fetch_async(repo, remote, tracked, &outs, opts.allow_missing, progress).await?;
+    let report = fetch_async(repo, remote, tracked, &outs, true, progress).await?;
+    let mut report = from_sources(repo, remote, tracked, report, opts.allow_missing, progress)?;
     for (key, done) in &entries {
         crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;
         runs.copied += 1;
     }
     report.runs = Some(runs);
     Ok(report)
+}
+
+/// What the remote lacked of imports from dvt repositories comes from their
+/// sources (see [`crate::ops::import::fetch_from_source`]); what is still
+/// missing then fails the fetch, unless `allow_missing`.
+fn from_sources(
+    repo: &Repo,
+    remote: &Remote,
+    tracked: &[Tracked],
+    mut report: FetchReport,
+    allow_missing: bool,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let imports = tracked.iter().filter(|t| {
+        matches!(t.pointer.source, Some(crate::pointer::Source::Repo(_)))
+            && report
+                .missing
+                .iter()
+                .any(|m| crate::relpath::within(&m.path, &t.data_rel))
+    });
+    let mut done: Vec<&str> = Vec::new();
+    for t in imports {
+        if done.contains(&t.data_rel.as_str()) {
+            continue;
+        }
+        // A source that cannot give it leaves the objects missing, as they were.
+        if crate::ops::import::fetch_from_source(repo, t, progress).is_ok() {
+            done.push(&t.data_rel);
+            report.from_sources.push(t.data_rel.clone());
+        }
+    }
+    let cache = repo.cache();
+    report.missing.retain(|m| !cache.contains(&m.id));
+    if allow_missing || report.missing.is_empty() {
+        return Ok(report);
+    }
+    let first = &report.missing[0];
+    Err(RemoteError::Transfer {
+        remote: remote.name.clone(),
+        failed: report.missing.len(),
+        total: report.downloaded + report.missing.len(),
+        first: Box::new(
+            RemoteError::Missing {
+                remote: remote.name.clone(),
+                id: first.id,
+                path: Some(first.path.clone()),
+            }
+            .into(),
+        ),
+    }
+    .into())
 }
 
 async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress: &dyn Progress) -> Result<PushReport> {
