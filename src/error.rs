@@ -157,6 +157,10 @@ impl Error {
             Error::Workspace(WorkspaceError::Conflicts { .. }) => {
                 Some("commit or move your changes away, or run again with `--force` to discard them".into())
             }
+            Error::Workspace(WorkspaceError::RemoveUnrecorded { .. }) => Some(
+                "record them first (`dvt add`, `dvt commit`) or move them away; without `--outs` the data stays where it is"
+                    .into(),
+            ),
             Error::Path(PathError::Exists { flag, .. }) => {
                 Some(format!("pass `{flag}` to replace it, or name another destination"))
             }
@@ -990,6 +994,12 @@ pub enum WorkspaceError {
     /// Files whose content differs from the pointers would be overwritten or deleted.
     #[error("checkout would overwrite or delete {} with changes not recorded in a pointer:\n{}", crate::counted(paths.len(), "file"), list(paths))]
     Conflicts {
+        /// The affected paths, relative to the repository root.
+        paths: Vec<String>,
+    },
+    /// `remove --outs` would delete files whose content the cache lacks.
+    #[error("`dvt remove --outs` would delete {} with changes not recorded in a pointer, which the cache does not hold:\n{}", crate::counted(paths.len(), "file"), list(paths))]
+    RemoveUnrecorded {
         /// The affected paths, relative to the repository root.
         paths: Vec<String>,
     },

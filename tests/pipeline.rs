@@ -850,7 +850,17 @@ outs = ["e-${item}.txt"]
     // --outs: an out edited since (not in the cache) stops it, and nothing changes.
     env.write("k.txt", "edited\n");
     let r = env.dvt(&["remove", "keep", "--outs"]).fails();
-    assert!(r.stderr.contains("k.txt"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`dvt remove --outs` would delete 1 file with changes not recorded in a pointer"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("k.txt") && !r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
     assert!(String::from_utf8(env.read("dvt.toml")).unwrap().contains("stages.keep"));
     env.write("k.txt", "k\n");
     let r = env.dvt(&["remove", "keep", "--outs"]).ok();

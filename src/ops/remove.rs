@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Result, WorkspaceError};
 use crate::pipeline::Pipeline;
 use crate::repo::Repo;
 use crate::workspace::{Tracked, rel_str, resolve_targets, stage_target};
@@ -80,7 +80,12 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         );
         for t in &doomed {
             if fs_err::symlink_metadata(&t.data_abs).is_ok() {
-                crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+                crate::ops::checkout::refuse_unrecorded_changes(repo, t).map_err(|e| match e {
+                    crate::Error::Workspace(WorkspaceError::Conflicts { paths }) => {
+                        WorkspaceError::RemoveUnrecorded { paths }.into()
+                    }
+                    e => e,
+                })?;
             }
         }
     }
