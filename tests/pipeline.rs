@@ -2005,6 +2005,40 @@ outs = ["eval-${item.model}-${item.split}.txt"]
 
 /// `plots show --open` hands the page to the desktop's opener; without one, the
 /// page is still written and a note says so.
+/// DVC's `x_label`/`y_label` (in `dvt.toml`, or `--x-label`/`--y-label`, which win).
+#[test]
+fn plots_take_axis_labels() {
+    let env = TestEnv::new();
+    env.write("loss.csv", "step,loss\n0,1\n1,0.5\n");
+    env.write(
+        "dvt.toml",
+        "plots = [{ path = \"loss.csv\", x_label = \"epoch\", y_label = \"cross-entropy\" }]\n",
+    );
+    let j = env.dvt(&["plots", "show", "--json"]).ok().json();
+    assert_eq!(
+        (j[0]["x_label"].as_str(), j[0]["y_label"].as_str()),
+        (Some("epoch"), Some("cross-entropy")),
+        "{j}"
+    );
+    env.dvt(&["plots", "show"]).ok();
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    assert!(
+        page.contains(">epoch</text>") && page.contains(">cross-entropy</text>"),
+        "labels drawn"
+    );
+    env.dvt(&["plots", "show", "--x-label", "pass", "--y-label", "loss <nats>"])
+        .ok();
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    assert!(
+        page.contains(">pass</text>") && page.contains(">loss &lt;nats&gt;</text>"),
+        "escaped"
+    );
+    assert!(!page.contains(">epoch</text>"));
+    env.write("dvt.toml", "plots = [{ path = \"loss.csv\", x_lable = \"epoch\" }]\n");
+    let r = env.dvt(&["plots", "show"]).fails();
+    assert!(r.stderr.contains("x_lable"), "{}", r.stderr);
+}
+
 #[test]
 fn plots_open_hands_the_page_to_the_opener() {
     let env = TestEnv::new();

@@ -197,6 +197,12 @@ pub(super) struct AxesArgs {
     /// The title of each chart.
     #[arg(long)]
     title: Option<String>,
+    /// The label across (default: the field's name).
+    #[arg(long, value_name = "TEXT")]
+    x_label: Option<String>,
+    /// The label up.
+    #[arg(long, value_name = "TEXT")]
+    y_label: Option<String>,
     /// How to draw: linear (lines; also simple, smooth), scatter, confusion,
     /// confusion_normalized, bar_horizontal, bar_horizontal_sorted.
     #[arg(short = 't', long, value_name = "TEMPLATE", value_parser = parse_template)]
@@ -911,6 +917,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     x: axes.x.clone(),
                     y: axes.y.clone(),
                     title: axes.title.clone(),
+                    x_label: axes.x_label.clone(),
+                    y_label: axes.y_label.clone(),
                     template: axes.template,
                     files: Vec::new(),
                 },

@@ -32,6 +32,15 @@ pub struct PlotsOptions {
     pub axes: PlotAxes,
 }
 
+/// Writes `text` up the left edge of a chart, centred at height `y`.
+fn label_up(s: &mut String, y: f64, text: &str) {
+    let _ = writeln!(
+        s,
+        "<text x=\"12\" y=\"{y:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {y:.1})\">{}</text>",
+        escape(text)
+    );
+}
+
 /// One chart: a plots file, read at each revision asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plot {
@@ -41,6 +50,12 @@ pub struct Plot {
     pub title: String,
     /// The field across (`step` when that is the row number).
     pub x: String,
+    /// The labels across and up, when given (`x_label`, `y_label`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
+    /// See [`Plot::x_label`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y_label: Option<String>,
     /// One line per revision and field up.
     pub series: Vec<Series>,
     /// For an image file: the image at each revision.
@@ -200,10 +215,18 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         if opts.axes.template.is_some() {
             axes.template = opts.axes.template;
         }
+        if opts.axes.x_label.is_some() {
+            axes.x_label.clone_from(&opts.axes.x_label);
+        }
+        if opts.axes.y_label.is_some() {
+            axes.y_label.clone_from(&opts.axes.y_label);
+        }
         let template = axes.template.unwrap_or(PlotTemplate::Linear);
         let mut plot = Plot {
             title: axes.title.clone().unwrap_or_else(|| path.clone()),
             x: axes.x.clone().unwrap_or_else(|| STEP.into()),
+            x_label: axes.x_label.clone(),
+            y_label: axes.y_label.clone(),
             path: path.clone(),
             series: Vec::new(),
             images: Vec::new(),
@@ -823,8 +846,11 @@ fn svg(plot: &Plot) -> String {
         "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
         LEFT + (W - LEFT - RIGHT) / 2.0,
         H - 8.0,
-        escape(&plot.x)
+        escape(plot.x_label.as_deref().unwrap_or(&plot.x))
     );
+    if let Some(up) = &plot.y_label {
+        label_up(&mut s, TOP + (H - TOP - BOTTOM) / 2.0, up);
+    }
     for (i, series) in plot.series.iter().enumerate() {
         let (color, dash) = style(plot, i);
         let points: Vec<String> = series
@@ -942,14 +968,9 @@ fn matrix_svg(plot: &Plot, m: &Matrix, normalized: bool) -> String {
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
         LEFT + size * n / 2.0,
         h - 20.0,
-        escape(plot.y.as_deref().unwrap_or(""))
+        escape(plot.y_label.as_deref().or(plot.y.as_deref()).unwrap_or(""))
     );
-    let _ = writeln!(
-        s,
-        "<text x=\"12\" y=\"{0:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {0:.1})\">{1}</text>",
-        TOP + size * n / 2.0,
-        escape(&plot.x)
-    );
+    label_up(&mut s, TOP + size * n / 2.0, plot.x_label.as_deref().unwrap_or(&plot.x));
     s.push_str("</svg>\n");
     s
 }
@@ -1032,8 +1053,11 @@ fn bars_svg(plot: &Plot) -> String {
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
         LEFT + (W - LEFT - RIGHT) / 2.0,
         h - 8.0,
-        escape(&plot.x)
+        escape(plot.x_label.as_deref().unwrap_or(&plot.x))
     );
+    if let Some(up) = &plot.y_label {
+        label_up(&mut s, TOP + (h - TOP - BOTTOM) / 2.0, up);
+    }
     s.push_str("</svg>\n");
     s
 }

@@ -79,6 +79,13 @@ pub struct PlotAxes {
     pub y: Vec<String>,
     /// The title (default: the file's path).
     pub title: Option<String>,
+    /// The label across (default: the field's name), as DVC's `x_label`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
+    /// The label up (default: none for lines; the field's name for the others),
+    /// as DVC's `y_label`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y_label: Option<String>,
     /// How to draw it (default: lines).
     pub template: Option<PlotTemplate>,
     /// For a top-level plot that draws fields of several files on one chart
@@ -310,13 +317,15 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             x: text("x")?,
             y,
             title: text("title")?,
+            x_label: text("x_label")?,
+            y_label: text("y_label")?,
             template,
             files: Vec::new(),
         }))
     };
     // A top-level plot of several files: `name`, and `y` a table of file → field(s).
     let several = |t: &toml::Table, y: &toml::Table| -> Result<(String, PlotAxes)> {
-        let known = ["name", "x", "y", "title", "template"];
+        let known = ["name", "x", "y", "title", "x_label", "y_label", "template"];
         if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(bad(
                 stage,
@@ -387,7 +396,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                 // Top-level files are in no stage: nothing caches or keeps them.
                 let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
                 let drawn: &[&str] = if kind == OutKind::Plot {
-                    &["x", "y", "title", "template"]
+                    &["x", "y", "title", "x_label", "y_label", "template"]
                 } else {
                     &[]
                 };
