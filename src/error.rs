@@ -216,6 +216,10 @@ impl Error {
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); requests were retried (option `retries`)"
             )),
+            Error::Remote(RemoteError::MissingFromSource { remote, .. }) => Some(format!(
+                "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \
+                 (its path or URL is in the pointer's `[source]` table); `dvt pull --allow-missing` checks out the rest"
+            )),
             Error::Remote(RemoteError::Missing { remote, .. }) => Some(format!(
                 "nobody pushed it to `{remote}`: run `dvt push` where that data was added \
                  (a push of part of a directory leaves the directory's manifest back), \
@@ -590,6 +594,24 @@ pub enum RemoteError {
         id: ObjectId,
         /// The workspace path that needed it, if known.
         path: Option<String>,
+    },
+    /// An import's object is on neither the remote nor its source repository.
+    #[error(
+        "remote `{remote}` does not have object {id}{}, and the repository it was imported from (`{}`) could not give it: {}",
+        for_path(path),
+        origin.0,
+        origin.1
+    )]
+    MissingFromSource {
+        /// The remote's name.
+        remote: String,
+        /// The object.
+        id: ObjectId,
+        /// The workspace path that needed it, if known.
+        path: Option<String>,
+        /// The source repository, as the pointer records it, and why it could
+        /// not give the object (boxed: errors stay small).
+        origin: Box<(String, String)>,
     },
     /// What `dvt import-url` or `dvt update` was to download cannot be.
     #[error("cannot import `{url}`: {message}")]

@@ -962,6 +962,15 @@ fn pull_gets_imports_from_their_source_when_the_remote_lacks_them() {
     std::fs::rename(&source.root, source.root.with_extension("gone")).unwrap();
     let r = d.dvt(&["pull"]).fails();
     assert!(r.stderr.contains("does not have object"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "and the repository it was imported from (`{}`) could not give it",
+            source.root.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("make the source reachable again"), "{}", r.stderr);
     std::fs::rename(source.root.with_extension("gone"), &source.root).unwrap();
 }
 

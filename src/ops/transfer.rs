@@ -436,14 +436,23 @@ fn from_sources(
                 .any(|m| crate::relpath::within(&m.path, &t.data_rel))
     });
     let mut done: Vec<&str> = Vec::new();
+    // Imports whose source could not give them: the data path, the source, why.
+    let mut refused: Vec<(&str, String, String)> = Vec::new();
     for t in imports {
         if done.contains(&t.data_rel.as_str()) {
             continue;
         }
+        done.push(&t.data_rel);
         // A source that cannot give it leaves the objects missing, as they were.
-        if crate::ops::import::fetch_from_source(repo, t, progress).is_ok() {
-            done.push(&t.data_rel);
-            report.from_sources.push(t.data_rel.clone());
+        match crate::ops::import::fetch_from_source(repo, t, progress) {
+            Ok(()) => report.from_sources.push(t.data_rel.clone()),
+            Err(e) => {
+                let src = match &t.pointer.source {
+                    Some(crate::pointer::Source::Repo(s)) => s.repo.clone(),
+                    _ => String::new(),
+                };
+                refused.push((&t.data_rel, src, crate::error_chain(&e)));
+            }
         }
     }
     let cache = repo.cache();
@@ -452,18 +461,27 @@ fn from_sources(
         return Ok(report);
     }
     let first = &report.missing[0];
+    let why = refused
+        .iter()
+        .find(|(path, ..)| crate::relpath::within(&first.path, path));
+    let first_error = match why {
+        Some((_, src, why)) => RemoteError::MissingFromSource {
+            remote: remote.name.clone(),
+            id: first.id,
+            path: Some(first.path.clone()),
+            origin: Box::new((src.clone(), why.clone())),
+        },
+        None => RemoteError::Missing {
+            remote: remote.name.clone(),
+            id: first.id,
+            path: Some(first.path.clone()),
+        },
+    };
     Err(RemoteError::Transfer {
         remote: remote.name.clone(),
         failed: report.missing.len(),
         total: report.downloaded + report.missing.len(),
-        first: Box::new(
-            RemoteError::Missing {
-                remote: remote.name.clone(),
-                id: first.id,
-                path: Some(first.path.clone()),
-            }
-            .into(),
-        ),
+        first: Box::new(first_error.into()),
     }
     .into())
 }
