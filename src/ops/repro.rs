@@ -117,6 +117,18 @@ pub struct StageResult {
     pub frozen: bool,
 }
 
+impl StageResult {
+    /// `stage` failed with `e` (under `keep_going` or `ignore_errors`).
+    fn failed(stage: &Stage, e: &crate::Error) -> StageResult {
+        StageResult {
+            stage: stage.name.clone(),
+            action: Action::Failed,
+            reason: Some(crate::error_chain(e)),
+            frozen: stage.frozen,
+        }
+    }
+}
+
 /// What `repro` did, stage by stage, in run order.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReproReport {
@@ -447,12 +459,7 @@ pub(crate) fn repro_knowing(
                 Ok(found) => found,
                 // A dep that a failed stage did not make, under `ignore_errors`.
                 Err(e) if goes_on(opts, &e) => {
-                    report.stages.push(StageResult {
-                        stage: name.clone(),
-                        action: Action::Failed,
-                        reason: Some(crate::error_chain(&e)),
-                        frozen: stage.frozen,
-                    });
+                    report.stages.push(StageResult::failed(stage, &e));
                     broken.push(name.clone());
                     continue;
                 }
@@ -529,12 +536,7 @@ pub(crate) fn repro_knowing(
                             if !goes_on(opts, &e) {
                                 return Err(e);
                             }
-                            report.stages.push(StageResult {
-                                stage: name.clone(),
-                                action: Action::Failed,
-                                reason: Some(crate::error_chain(&e)),
-                                frozen: stage.frozen,
-                            });
+                            report.stages.push(StageResult::failed(stage, &e));
                             broken.push(name.clone());
                             continue;
                         }
