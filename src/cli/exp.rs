@@ -1096,16 +1096,23 @@ fn describe(q: &ops::exp::Queued) -> String {
 }
 
 fn text(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        v => v.to_string(),
+    value_text(v, None)
+}
+
+/// A metric's or param's value as tables print it: a string bare, a float to
+/// `precision` significant digits when asked.
+pub(super) fn value_text(v: &toml::Value, precision: Option<usize>) -> String {
+    match (v, precision) {
+        (toml::Value::String(s), _) => s.clone(),
+        (toml::Value::Float(x), Some(p)) => significant(*x, p),
+        (v, _) => v.to_string(),
     }
 }
 
 /// `x` rounded to `digits` significant digits, as Python's `{:.Ng}` prints it
 /// (DVC's `--precision`): fixed notation, trailing zeros dropped, unless the
 /// exponent is below -4 or not below `digits`.
-pub(super) fn significant(x: f64, digits: usize) -> String {
+fn significant(x: f64, digits: usize) -> String {
     if x == 0.0 || !x.is_finite() {
         return x.to_string();
     }
@@ -1180,10 +1187,7 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
                     pick(r)
                         .get(&f)
                         .and_then(|m| m.get(&k))
-                        .map_or("-".into(), |v| match (v, shown.precision) {
-                            (toml::Value::Float(x), Some(p)) => significant(*x, p),
-                            (v, _) => text(v),
-                        })
+                        .map_or("-".into(), |v| value_text(v, shown.precision))
                 })
                 .collect();
             if !shown.shown(&header, &values) {

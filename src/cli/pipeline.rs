@@ -374,10 +374,9 @@ pub(super) struct ShownArgs {
 impl ShownArgs {
     /// `v` as a table shows it.
     fn show(&self, v: &Option<toml::Value>) -> String {
-        match (v, self.precision) {
-            (Some(toml::Value::Float(x)), Some(p)) => super::exp::significant(*x, p as usize),
-            _ => show(v),
-        }
+        v.as_ref().map_or("—".into(), |v| {
+            super::exp::value_text(v, self.precision.map(|p| p as usize))
+        })
     }
 }
 
@@ -481,11 +480,7 @@ fn print_metrics_across(
 }
 
 fn show(v: &Option<toml::Value>) -> String {
-    match v {
-        None => "—".into(),
-        Some(toml::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-    }
+    v.as_ref().map_or("—".into(), |v| super::exp::value_text(v, None))
 }
 
 /// A Markdown table cell: no line breaks, `|` escaped.

@@ -418,15 +418,16 @@ pub(crate) fn fetch_from_source(repo: &Repo, t: &crate::workspace::Tracked, prog
     let ext = open_external(&src.repo, Some(&src.commit))?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &src.path, &objects)?;
-    if let Found::Dir(m) = &found {
-        repo.cache().put_bytes(&m.to_bytes())?;
-    }
     if id_of(&found) != t.pointer.id {
         return Err(GitError::NotTrackedAt {
             path: format!("{} with id {}", src.path, t.pointer.id),
             rev: format!("`{}` ({})", src.repo, short(&ext.commit)),
         }
         .into());
+    }
+    // A sub-directory's manifest is made here (its id is checked above).
+    if let Found::Dir(m) = &found {
+        repo.cache().put_bytes(&m.to_bytes())?;
     }
     ensure_all(&found, &src.path, &objects, progress)
 }

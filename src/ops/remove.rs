@@ -60,6 +60,13 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         }
     }
     let pointers = resolve_targets(repo, &opts.cwd, &pointer_targets)?;
+    // The cached outs of the stages that go: their `.gitignore` entries, and with
+    // `outs` their data.
+    let stage_outs: Vec<&str> = stage_names
+        .iter()
+        .filter_map(|n| pipeline.as_ref().and_then(|p| p.stages.get(n)))
+        .flat_map(|s| s.outs.iter().filter(|o| o.cache).map(|o| o.path.as_str()))
+        .collect();
     let _lock = repo.lock("dvt remove")?;
     // Every check before the first change.
     let mut doomed: Vec<Tracked> = Vec::new();
@@ -68,11 +75,6 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             doomed.push(Tracked::load(repo, p)?);
         }
         let recorded = crate::pipeline::lock_outs(repo)?;
-        let stage_outs: Vec<&str> = stage_names
-            .iter()
-            .filter_map(|n| pipeline.as_ref().and_then(|p| p.stages.get(n)))
-            .flat_map(|s| s.outs.iter().filter(|o| o.cache).map(|o| o.path.as_str()))
-            .collect();
         doomed.extend(
             recorded
                 .into_iter()
@@ -95,15 +97,9 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         let mut lock = crate::pipeline::lock::Lock::load(repo)?;
         lock.stages.retain(|n, _| !stage_names.contains(n));
         lock.save(repo)?;
-        let stages = pipeline.as_ref().map(|p| &p.stages);
-        for out in stage_names
-            .iter()
-            .filter_map(|n| stages.and_then(|s| s.get(n)))
-            .flat_map(|s| s.outs.iter().filter(|o| o.cache))
-        {
-            let abs = repo.root().join(&out.path);
-            let name = crate::workspace::file_name(&out.path);
-            crate::gitignore::remove(abs.parent().unwrap_or(repo.root()), name)?;
+        for out in &stage_outs {
+            let abs = repo.root().join(out);
+            crate::gitignore::remove(abs.parent().unwrap_or(repo.root()), crate::workspace::file_name(out))?;
         }
         report.stages = stage_names;
     }

@@ -460,30 +460,30 @@ fn from_sources(
     if allow_missing || report.missing.is_empty() {
         return Ok(report);
     }
-    let first = &report.missing[0];
-    let why = refused
+    // Each object as the remote and, for an import, its source answered.
+    let failures = report
+        .missing
         .iter()
-        .find(|(path, ..)| crate::relpath::within(&first.path, path));
-    let first_error = match why {
-        Some((_, src, why)) => RemoteError::MissingFromSource {
-            remote: remote.name.clone(),
-            id: first.id,
-            path: Some(first.path.clone()),
-            origin: Box::new((src.clone(), why.clone())),
-        },
-        None => RemoteError::Missing {
-            remote: remote.name.clone(),
-            id: first.id,
-            path: Some(first.path.clone()),
-        },
-    };
-    Err(RemoteError::Transfer {
-        remote: remote.name.clone(),
-        failed: report.missing.len(),
-        total: report.downloaded + report.missing.len(),
-        first: Box::new(first_error.into()),
-    }
-    .into())
+        .map(|m| {
+            let source = refused.iter().find(|(path, ..)| crate::relpath::within(&m.path, path));
+            let e = match source {
+                Some((_, src, why)) => RemoteError::MissingFromSource {
+                    remote: remote.name.clone(),
+                    id: m.id,
+                    path: Some(m.path.clone()),
+                    origin: Box::new((src.clone(), why.clone())),
+                },
+                None => RemoteError::Missing {
+                    remote: remote.name.clone(),
+                    id: m.id,
+                    path: Some(m.path.clone()),
+                },
+            };
+            (m.id, e.into())
+        })
+        .collect();
+    failed_transfers(remote, failures, report.downloaded + report.missing.len())?;
+    Ok(report)
 }
 
 async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress: &dyn Progress) -> Result<PushReport> {
