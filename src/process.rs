@@ -1,3 +1,7 @@
+//! Starting processes. Every child dvt starts goes through [`spawn`], which
+//! keeps this process's lock files from being released while a child is
+//! being started (see [`spawn`]).
+//!
 //! Stage commands that can be stopped as a whole: a queued experiment's stages
 //! run each in a process group of its own, so that `dvt queue kill` (another
 //! process) and an interrupt of the queue runner reach the command and every
@@ -6,7 +10,27 @@
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockWriteGuard};
+
+/// Read while a child is being started, written while a lock file is closed.
+static STARTING: RwLock<()> = RwLock::new(());
+
+/// Starts `command`. A child holds a copy of each of this process's open
+/// files from `fork` until `exec` closes them; a lock file (`flock`) another
+/// thread closes meanwhile stays locked until then, and taking it again fails
+/// as if another process held it. So no lock file is closed while a child is
+/// being started (`lock_files_may_close`); `spawn` returns once it runs.
+#[allow(clippy::disallowed_methods)]
+pub fn spawn(command: &mut Command) -> io::Result<Child> {
+    let _starting = STARTING.read().unwrap_or_else(PoisonError::into_inner);
+    command.spawn()
+}
+
+/// Held while closing a lock file: waits for the children being started to
+/// run, and starts none meanwhile (see [`spawn`]).
+pub(crate) fn lock_files_may_close() -> RwLockWriteGuard<'static, ()> {
+    STARTING.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 use rustix::process::{Pid, Signal};
 
@@ -23,7 +47,7 @@ impl Group {
     /// Starts `command` as the leader of a new process group, reading nothing
     /// (it is not in the terminal's foreground group, where reading stops it).
     pub fn spawn(command: &mut Command) -> io::Result<Group> {
-        let child = command.process_group(0).stdin(std::process::Stdio::null()).spawn()?;
+        let child = spawn(command.process_group(0).stdin(std::process::Stdio::null()))?;
         GROUPS.lock().unwrap_or_else(PoisonError::into_inner).push(child.id());
         Ok(Group { child })
     }

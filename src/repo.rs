@@ -295,7 +295,7 @@ impl Repo {
     /// Holds `.dvt/tmp/NAME.lock` alone for as long as the returned file lives,
     /// for work that spans several locked commands (`dvt queue start`); fails,
     /// naming the holder, if another process holds it.
-    pub fn lock_named(&self, name: &str, what: &str) -> Result<fs::File> {
+    pub fn lock_named(&self, name: &str, what: &str) -> Result<LockFile> {
         hold(
             &self.tmp_dir()?.join(format!("{name}.lock")),
             "repository",
@@ -307,7 +307,7 @@ impl Repo {
     /// [`Repo::lock_named`], waiting up to a second for the lock: for locks that
     /// other commands take for a moment only to see whether they are held
     /// (`dvt queue status`). A holder that keeps it longer still fails the call.
-    pub fn lock_named_patiently(&self, name: &str, what: &str) -> Result<fs::File> {
+    pub fn lock_named_patiently(&self, name: &str, what: &str) -> Result<LockFile> {
         let mut tries = 0;
         loop {
             match self.lock_named(name, what) {
@@ -350,13 +350,17 @@ impl Repo {
     /// `fetch` then holds its disk space until the next command, not until `gc`.
     /// Best effort: a failure here is left for `gc`.
     fn sweep_if_cache_idle(&self) {
-        let Ok(file) = open_lock_file(&self.cache.root().join("lock")) else {
+        let path = self.cache.root().join("lock");
+        let Ok(file) = open_lock_file(&path) else {
             return;
         };
-        if file.file().try_lock().is_ok() {
+        let taken = file.file().try_lock().is_ok();
+        let file = LockFile::new(file, &path);
+        if taken {
             let _ = self.cache.remove_abandoned_temporaries();
         }
         // Closing the file releases the lock.
+        drop(file);
     }
 
     /// The file in the cache listing the repositories that use it, one root per line.
@@ -514,16 +518,53 @@ impl Repo {
 /// Held while a mutating command runs; released when dropped or when the process exits.
 #[derive(Debug)]
 pub struct RepoLock {
-    _repo: fs::File,
-    cache: fs::File,
+    _repo: LockFile,
+    cache: LockFile,
     cache_alone: bool,
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
         // Only a sole holder writes its name; clear it so nobody reads it stale.
-        if self.cache_alone {
-            let _ = self.cache.set_len(0);
+        if let (true, Some(cache)) = (self.cache_alone, &self.cache.file) {
+            let _ = cache.set_len(0);
+        }
+    }
+}
+
+/// A lock file this process holds; closed, which releases the lock, when
+/// dropped. Never closed while a child is being started: the child's copy of
+/// it would keep it locked ([`crate::process::spawn`]).
+#[derive(Debug)]
+pub struct LockFile {
+    file: Option<fs::File>,
+    path: PathBuf,
+}
+
+/// The lock files this process holds now (see [`LockFile`]).
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn held_here() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl LockFile {
+    fn new(file: fs::File, path: &Path) -> LockFile {
+        held_here().push(path.to_path_buf());
+        LockFile {
+            file: Some(file),
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _closing = crate::process::lock_files_may_close();
+        drop(self.file.take());
+        let mut held = held_here();
+        if let Some(i) = held.iter().position(|p| *p == self.path) {
+            held.swap_remove(i);
         }
     }
 }
@@ -549,20 +590,27 @@ fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
 
 /// Takes the lock `path` of the `subject` ("repository", "cache") as `how`, for
 /// the command `what`; fails at once, naming the holder, if it is taken.
-fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs::File> {
+fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<LockFile> {
     let mut file = open_lock_file(path)?;
-    let mut taken = match how {
+    let try_lock = |file: &fs::File| match how {
         Hold::Alone => file.file().try_lock(),
         Hold::Shared => file.file().try_lock_shared(),
     };
-    // A command that found the cache idle holds its lock alone for the moment it
-    // takes to sweep it (`Repo::sweep_if_cache_idle`): wait that out.
+    let mut taken = try_lock(&file);
+    // Waited out: a command that found the cache idle holds its lock alone for
+    // the moment it takes to sweep it (`Repo::sweep_if_cache_idle`); a lock
+    // this process released, which a child it is starting holds until it runs
+    // (a moment: see `crate::process::spawn`).
     for _ in 0..100 {
-        if how == Hold::Alone || !matches!(taken, Err(std::fs::TryLockError::WouldBlock)) {
+        if !matches!(taken, Err(std::fs::TryLockError::WouldBlock)) {
+            break;
+        }
+        let sweeping = how == Hold::Shared;
+        if !sweeping && !released_here(&mut file, path) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
-        taken = file.file().try_lock_shared();
+        taken = try_lock(&file);
     }
     match taken {
         Ok(()) => {
@@ -572,16 +620,14 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
                 // One write: a command that finds the lock taken reads it whole.
                 file.write_all(format!("pid {}: {what}", std::process::id()).as_bytes())?;
             }
-            Ok(file)
+            Ok(LockFile::new(file, path))
         }
         Err(std::fs::TryLockError::WouldBlock) => {
             // A sole holder writes who it is just after locking: give it a moment.
             // Shared holders write nothing.
             let mut holder = String::new();
             for _ in 0..20 {
-                holder.clear();
-                let _ = file.rewind();
-                let _ = file.read_to_string(&mut holder);
+                holder = holder_of(&mut file);
                 // Complete once it names the command after the pid.
                 if holder.contains(": ") {
                     break;
@@ -603,6 +649,20 @@ fn hold(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<fs:
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
+}
+
+/// What the sole holder of lock `file` wrote: who it is.
+fn holder_of(file: &mut fs::File) -> String {
+    let mut holder = String::new();
+    let _ = file.rewind();
+    let _ = file.read_to_string(&mut holder);
+    holder
+}
+
+/// Whether the lock `path`, taken, was last held alone by this process, which
+/// holds it no more: a child being started holds it, for a moment.
+fn released_here(file: &mut fs::File, path: &Path) -> bool {
+    holder_of(file).starts_with(&format!("pid {}: ", std::process::id())) && !held_here().iter().any(|p| p == path)
 }
 
 /// In a linked git worktree, the cache of the same dvt repository in the main
@@ -656,4 +716,39 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock this process released can be taken again at once, even while
+    /// another thread starts processes (which, between fork and exec, hold a
+    /// copy of every open file, and so of the lock).
+    #[test]
+    fn a_released_lock_is_free_while_other_threads_spawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spawner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut child = crate::process::spawn(&mut std::process::Command::new("true")).unwrap();
+                    child.wait().unwrap();
+                }
+            })
+        };
+        let mut failures = 0;
+        for _ in 0..5_000 {
+            let held = hold(&path, "repository", "a test", Hold::Alone).unwrap();
+            drop(held);
+            if hold(&path, "repository", "a test", Hold::Alone).is_err() {
+                failures += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        spawner.join().unwrap();
+        assert_eq!(failures, 0);
+    }
 }

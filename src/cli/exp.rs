@@ -555,12 +555,13 @@ fn start_detached(repo: &Repo, jobs: Option<u16>, quiet: bool) -> Result<ExitCod
         command.args(["-j", &j.to_string()]);
     }
     // From the repository's root: `-C DIR` is not passed on.
-    let mut runner = command
-        .current_dir(repo.root())
-        .stdin(std::process::Stdio::null())
-        .stdout(out.file().try_clone()?)
-        .stderr(out.into_parts().0)
-        .spawn()?;
+    let mut runner = dvt::process::spawn(
+        command
+            .current_dir(repo.root())
+            .stdin(std::process::Stdio::null())
+            .stdout(out.file().try_clone()?)
+            .stderr(out.into_parts().0),
+    )?;
     let pid = runner.id();
     let shown = log.strip_prefix(repo.root()).unwrap_or(&log).display().to_string();
     for _ in 0..500 {

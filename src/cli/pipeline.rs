@@ -171,12 +171,13 @@ pub(super) struct PlotsOutput {
 /// gets a note, not an error: the page is written either way.
 fn open_page(page: &Path, quiet: bool) {
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-    let started = std::process::Command::new(opener)
-        .arg(page)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
+    let started = dvt::process::spawn(
+        std::process::Command::new(opener)
+            .arg(page)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     if let Err(e) = started {
         note!(
             quiet,

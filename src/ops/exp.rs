@@ -1134,7 +1134,7 @@ pub(crate) fn release_snapshots(repo: &Repo, git: &Git) -> Result<()> {
 /// Holds the queue for `dvt queue start` while the returned file lives; fails,
 /// naming the holder, if another `queue start` runs. (`queue status` takes the
 /// same lock for a moment to see whether one runs: that is waited out.)
-pub(crate) fn hold_queue(repo: &Repo) -> Result<fs_err::File> {
+pub(crate) fn hold_queue(repo: &Repo) -> Result<crate::repo::LockFile> {
     repo.lock_named_patiently("exp-queue", "dvt queue start")
 }
 

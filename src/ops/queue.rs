@@ -103,7 +103,7 @@ fn git_name(repo: &Repo, name: &str) -> String {
 pub(crate) struct Held {
     path: PathBuf,
     name: String,
-    _file: fs_err::File,
+    _file: crate::repo::LockFile,
 }
 
 impl Drop for Held {
@@ -158,7 +158,7 @@ pub fn state(repo: &Repo, q: &Queued) -> Result<QueueState> {
 /// Holds the lock of every experiment run as one is marked running (its lock
 /// file present), so that none is running while the caller holds them; fails,
 /// naming the holder, if one is running.
-pub(crate) fn hold_all_runs(repo: &Repo, what: &str) -> Result<Vec<fs_err::File>> {
+pub(crate) fn hold_all_runs(repo: &Repo, what: &str) -> Result<Vec<crate::repo::LockFile>> {
     let mut held = Vec::new();
     for entry in fs_err::read_dir(worktrees_dir(repo)?)? {
         let path = entry?.path();

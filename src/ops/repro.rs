@@ -749,7 +749,9 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, opts: &R
         .env("DVT_PARAMS", serde_json::Value::Object(params).to_string());
     let could_not_start = |e: std::io::Error| failed(format!("could not start: {e}"));
     let status = match &opts.group {
-        None => command.status().map_err(could_not_start)?,
+        None => crate::process::spawn(&mut command)
+            .and_then(|mut child| child.wait())
+            .map_err(could_not_start)?,
         Some(group_file) => {
             let kill = kill_request(group_file);
             if kill.exists() {
