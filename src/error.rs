@@ -142,8 +142,13 @@ impl Error {
             )),
             Error::Repo(RepoError::Config { path, .. }) => {
                 let file = typed(&path.to_string_lossy());
+                let in_repo = path
+                    .parent()
+                    .and_then(std::path::Path::file_name)
+                    .is_some_and(|d| d == crate::repo::DVT_DIR);
                 Some(match path.file_name().is_some_and(|n| n == "config.local.toml") {
                     true => format!("fix `{file}` by hand: it holds this clone's settings and secrets, not in git"),
+                    false if !in_repo => format!("fix `{file}` by hand: it holds settings of every repository"),
                     false => put_back(&file),
                 })
             }

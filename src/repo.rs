@@ -35,7 +35,68 @@ const CONFIG_TEMPLATE: &str = "\
 
 const DVT_GITIGNORE: &str = "/cache/\n/tmp/\n/config.local.toml\n";
 
-/// Settings read from `.dvt/config.toml`, overlaid by `.dvt/config.local.toml`.
+/// A config file, by how widely it applies (as `git config`'s and DVC's
+/// levels). Files are merged key by key, a narrower level winning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConfigLevel {
+    /// `$DVT_SYSTEM_CONFIG_DIR/config.toml`, else `/etc/xdg/dvt/config.toml`:
+    /// every user of the machine.
+    System,
+    /// `$DVT_GLOBAL_CONFIG_DIR/config.toml`, else `$XDG_CONFIG_HOME/dvt/config.toml`,
+    /// else `~/.config/dvt/config.toml`: every repository of one user.
+    Global,
+    /// `.dvt/config.toml`: committed, shared by every clone.
+    Project,
+    /// `.dvt/config.local.toml`: this clone only, not committed.
+    Local,
+}
+
+impl ConfigLevel {
+    /// Every level, widest first (the order files are merged in).
+    pub const ALL: [ConfigLevel; 4] = [
+        ConfigLevel::System,
+        ConfigLevel::Global,
+        ConfigLevel::Project,
+        ConfigLevel::Local,
+    ];
+
+    /// The level's name, as its command-line flag (`--global`) says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigLevel::System => "system",
+            ConfigLevel::Global => "global",
+            ConfigLevel::Project => "project",
+            ConfigLevel::Local => "local",
+        }
+    }
+
+    /// Whether the level's file is outside the repository (global, system).
+    pub fn is_outside(self) -> bool {
+        matches!(self, ConfigLevel::System | ConfigLevel::Global)
+    }
+
+    /// The file of a level outside the repository; `None` for the global one
+    /// when neither `$DVT_GLOBAL_CONFIG_DIR`, `$XDG_CONFIG_HOME` nor a home is set.
+    fn outside_file(self) -> Option<PathBuf> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let dir = match self {
+            ConfigLevel::System => var("DVT_SYSTEM_CONFIG_DIR").unwrap_or_else(|| PathBuf::from("/etc/xdg/dvt")),
+            ConfigLevel::Global => var("DVT_GLOBAL_CONFIG_DIR")
+                .or_else(|| var("XDG_CONFIG_HOME").map(|d| d.join("dvt")))
+                .or_else(|| std::env::home_dir().map(|h| h.join(".config").join("dvt")))?,
+            ConfigLevel::Project | ConfigLevel::Local => return None,
+        };
+        Some(dir.join("config.toml"))
+    }
+}
+
+impl std::fmt::Display for ConfigLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Settings read from the config files of every [`ConfigLevel`], merged.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Config {
     /// The `[core]` table.
@@ -152,65 +213,54 @@ impl Repo {
     }
 
     pub(crate) fn open_root(root: PathBuf) -> Result<Repo> {
-        let dvt = root.join(DVT_DIR);
-        let mut table = toml::Table::new();
-        for name in ["config.toml", "config.local.toml"] {
-            if let Some(layer) = read_config_layer(&dvt.join(name))? {
-                merge(&mut table, layer);
+        let mut layers = outside_layers()?;
+        for level in [ConfigLevel::Project, ConfigLevel::Local] {
+            let path = repo_config_file(&root, level);
+            if let Some(layer) = read_config_layer(&path)? {
+                layers.push((path, layer));
             }
         }
-        Repo::from_table(
-            root,
-            table,
-            &dvt.join("config.toml"),
-            dvt.join("config.local.toml").exists(),
-        )
+        Repo::from_layers(root, layers)
+    }
+
+    /// A repository's settings where there is no repository: those of the
+    /// global and system config files, for `dvt config --global` and `dvt
+    /// remote … --global` run outside one. `dir` stands for its root.
+    pub fn outside(dir: &Path) -> Result<Repo> {
+        Repo::from_layers(std::path::absolute(dir)?, outside_layers()?)
     }
 
     /// A repository seen at a commit, not on disk as such: `root` is where it is
     /// (a work tree or a bare git directory), `config_text` its committed
-    /// `.dvt/config.toml` (named `named` in errors). Its cache is the one under
-    /// `root`, if any; its remotes resolve relative paths from `root`.
+    /// `.dvt/config.toml` (named `named` in errors), over this machine's global
+    /// and system config. Its cache is the one under `root`, if any; its remotes
+    /// resolve relative paths from `root`.
     pub fn at_commit(root: PathBuf, config_text: Option<&str>, named: &Path) -> Result<Repo> {
-        let table: toml::Table = match config_text {
-            Some(t) => toml::from_str(t).map_err(|e| RepoError::Config {
+        let mut layers = outside_layers()?;
+        if let Some(t) = config_text {
+            let table = toml::from_str(t).map_err(|e| RepoError::Config {
                 path: named.to_path_buf(),
                 message: crate::error::toml_message(t, e.span(), e.message()),
-            })?,
-            None => toml::Table::new(),
-        };
-        Repo::from_table(root, table, named, false)
+            })?;
+            layers.push((named.to_path_buf(), table));
+        }
+        Repo::from_layers(root, layers)
     }
 
-    fn from_table(root: PathBuf, table: toml::Table, named: &Path, has_local: bool) -> Result<Repo> {
-        let dvt = root.join(DVT_DIR);
-        let invalid = |message: String| RepoError::Config {
-            path: named.to_path_buf(),
-            message: if has_local {
-                format!(
-                    "{message} (in it or in `{}`, which overrides it)",
-                    dvt.join("config.local.toml").display()
-                )
-            } else {
-                message
-            },
-        };
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
-        if !CACHE_LEVELS.contains(&i64::from(config.cache.level)) {
-            return Err(invalid(format!(
-                "`cache.level` must be from {} (fastest) to {} (smallest), not {}",
-                CACHE_LEVELS.start(),
-                CACHE_LEVELS.end(),
-                config.cache.level
-            ))
-            .into());
+    /// The repository at `root` with the settings of `layers` (a file and what
+    /// it holds, widest first). Each file is checked alone, so that an error
+    /// names the file at fault.
+    fn from_layers(root: PathBuf, layers: Vec<(PathBuf, toml::Table)>) -> Result<Repo> {
+        let mut table = toml::Table::new();
+        for (path, layer) in layers {
+            check_config(&path, layer.clone())?;
+            merge(&mut table, layer);
         }
+        let config = check_config(&repo_config_file(&root, ConfigLevel::Project), table)?;
         let cache_dir = match &config.cache.dir {
             Some(d) if d.is_absolute() => d.clone(),
             Some(d) => root.join(d),
-            None => main_worktree_cache(&root).unwrap_or_else(|| dvt.join("cache")),
+            None => main_worktree_cache(&root).unwrap_or_else(|| root.join(DVT_DIR).join("cache")),
         };
         let cache = Cache::new(cache_dir, config.cache.level);
         Ok(Repo { root, config, cache })
@@ -226,27 +276,56 @@ impl Repo {
         &self.config
     }
 
-    /// `.dvt/config.local.toml` if `local`, else `.dvt/config.toml`.
-    pub fn config_file(&self, local: bool) -> PathBuf {
-        self.root
-            .join(DVT_DIR)
-            .join(if local { "config.local.toml" } else { "config.toml" })
+    /// The settings of the file of `level` alone (none if it does not exist).
+    pub fn config_at(&self, level: ConfigLevel) -> Result<Config> {
+        let path = self.config_file(level)?;
+        let Some(mut layer) = read_config_layer(&path)? else {
+            return Ok(Config::default());
+        };
+        if let (true, Some(dir)) = (level.is_outside(), path.parent()) {
+            absolutize_paths(&mut layer, dir);
+        }
+        check_config(&path, layer)
+    }
+
+    /// The config file of `level`. Fails for the global one when there is no
+    /// home directory to find it in.
+    pub fn config_file(&self, level: ConfigLevel) -> Result<PathBuf> {
+        match level {
+            ConfigLevel::Project | ConfigLevel::Local => Ok(repo_config_file(&self.root, level)),
+            outside => outside.outside_file().ok_or_else(|| {
+                RepoError::Config {
+                    path: PathBuf::from("~/.config/dvt/config.toml"),
+                    message: "there is no home directory: set `DVT_GLOBAL_CONFIG_DIR` or `HOME`".into(),
+                }
+                .into()
+            }),
+        }
     }
 
     /// Edits one config file in place (comments and layout kept), atomically.
     /// The repository's loaded [`Config`] is not refreshed: open it again to see the change.
     pub(crate) fn edit_config(
         &self,
-        local: bool,
+        level: ConfigLevel,
         f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
     ) -> Result<()> {
-        let path = self.config_file(local);
+        let path = self.config_file(level)?;
         let (text, header) = match fs::read_to_string(&path) {
             Ok(t) => (t, ""),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && local => (
-                String::new(),
-                "# Machine-specific dvt settings and secrets. Not committed (see .dvt/.gitignore).\n\n",
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && level != ConfigLevel::Project => {
+                let header = match level {
+                    ConfigLevel::Local => {
+                        "# Machine-specific dvt settings and secrets. Not committed (see .dvt/.gitignore).\n\n"
+                    }
+                    ConfigLevel::Global => "# dvt settings of every repository of this user.\n\n",
+                    _ => "# dvt settings of every user of this machine.\n\n",
+                };
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                (String::new(), header)
+            }
             Err(e) => return Err(e.into()),
         };
         let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| RepoError::Config {
@@ -675,6 +754,89 @@ fn main_worktree_cache(root: &Path) -> Option<PathBuf> {
     }
     let main = Repo::open_root(main_root).ok()?;
     Some(main.cache.root().to_path_buf())
+}
+
+/// `.dvt/config.toml` or `.dvt/config.local.toml` of the repository at `root`.
+fn repo_config_file(root: &Path, level: ConfigLevel) -> PathBuf {
+    let name = match level {
+        ConfigLevel::Local => "config.local.toml",
+        _ => "config.toml",
+    };
+    root.join(DVT_DIR).join(name)
+}
+
+/// The system and global config files that exist, and what they hold, with
+/// relative paths in them made absolute from the file's directory (as DVC does):
+/// they apply to repositories anywhere.
+fn outside_layers() -> Result<Vec<(PathBuf, toml::Table)>> {
+    let mut layers = Vec::new();
+    for level in [ConfigLevel::System, ConfigLevel::Global] {
+        let Some(path) = level.outside_file() else {
+            continue;
+        };
+        if let Some(mut layer) = read_config_layer(&path)? {
+            if let Some(dir) = path.parent() {
+                absolutize_paths(&mut layer, dir);
+            }
+            layers.push((path, layer));
+        }
+    }
+    Ok(layers)
+}
+
+/// Makes the relative paths of a config file outside the repository (its
+/// `cache.dir`, remote URLs that are local directories, CA bundles) relative
+/// to `dir`, its directory.
+fn absolutize_paths(layer: &mut toml::Table, dir: &Path) {
+    let absolute = |value: &mut toml::Value| {
+        if let toml::Value::String(p) = value
+            && !p.contains("://")
+            && !matches!(p.as_str(), "true" | "false")
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = normalize(&dir.join(p.as_str())).to_string_lossy().into_owned();
+        }
+    };
+    if let Some(d) = layer
+        .get_mut("cache")
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|c| c.get_mut("dir"))
+    {
+        absolute(d);
+    }
+    for (_, remote) in layer
+        .get_mut("remote")
+        .and_then(toml::Value::as_table_mut)
+        .into_iter()
+        .flatten()
+    {
+        for key in ["url", "ssl_verify"] {
+            if let Some(v) = remote.as_table_mut().and_then(|t| t.get_mut(key)) {
+                absolute(v);
+            }
+        }
+    }
+}
+
+/// The settings `table` holds, checked, as the config file `path` holds them.
+fn check_config(path: &Path, table: toml::Table) -> Result<Config> {
+    let invalid = |message: String| RepoError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let config: Config = table
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(e.message().to_string()))?;
+    if !CACHE_LEVELS.contains(&i64::from(config.cache.level)) {
+        return Err(invalid(format!(
+            "`cache.level` must be from {} (fastest) to {} (smallest), not {}",
+            CACHE_LEVELS.start(),
+            CACHE_LEVELS.end(),
+            config.cache.level
+        ))
+        .into());
+    }
+    Ok(config)
 }
 
 /// One config file as a table, `None` if it does not exist; a syntax error names

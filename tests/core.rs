@@ -2525,3 +2525,118 @@ fn root_prints_the_way_to_the_repository_root() {
     let r = env.dvt(&["-C", outside.path().to_str().unwrap(), "root"]).fails();
     assert!(r.stderr.contains("not a dvt repository"), "{}", r.stderr);
 }
+
+/// `--global` and `--system` config files apply to every repository, under the
+/// repository's own files; relative paths in them are from their directory.
+#[test]
+fn global_and_system_config_apply_to_every_repository() {
+    let env = TestEnv::new();
+    let global = env.home.join(".config/dvt/config.toml");
+    let shared = env.home.join("shared-cache");
+    let store = env.home.join("store");
+    let other = env.path("../other");
+    std::fs::create_dir_all(&other).unwrap();
+    assert!(
+        std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.dvt_in(&other, &["init", "-q"]).ok();
+
+    // Written once, outside any repository, read by both.
+    let r = env
+        .dvt_in(
+            &env.home,
+            &["config", "--global", "cache.dir", shared.to_str().unwrap()],
+        )
+        .ok();
+    assert!(r.stdout.contains(&global.display().to_string()), "{}", r.stdout);
+    env.dvt_in(&env.home, &["config", "--global", "cache.level", "5"]).ok();
+    env.dvt(&["remote", "add", "--global", "-d", "store", store.to_str().unwrap()])
+        .ok();
+    env.write("data.csv", "x,y\n1,2\n");
+    env.dvt(&["add", "data.csv"]).ok();
+    env.dvt(&["push"]).ok();
+    std::fs::write(other.join("more.csv"), "a\n").unwrap();
+    env.dvt_in(&other, &["add", "more.csv"]).ok();
+    env.dvt_in(&other, &["push"]).ok();
+    assert!(shared.join("packs").is_dir() && !env.path(".dvt/cache/packs").exists());
+    assert!(store.join("packs").is_dir());
+    // The repository's own files win, and nothing of the global one is committed.
+    assert!(
+        !String::from_utf8(env.read(".dvt/config.toml"))
+            .unwrap()
+            .contains("store")
+    );
+    env.dvt(&["config", "cache.level", "3"]).ok();
+    assert_eq!(env.dvt(&["config", "cache.level"]).ok().stdout, "3\n");
+    assert_eq!(env.dvt(&["config", "--global", "cache.level"]).ok().stdout, "5\n");
+    assert_eq!(env.dvt_in(&other, &["config", "cache.level"]).ok().stdout, "5\n");
+    let shown = env.dvt(&["config", "-l", "--show-origin"]).ok().stdout;
+    assert!(
+        !shown.contains(&format!("{}\tcache.level=5", global.display()))
+            && shown.contains(".dvt/config.toml\tcache.level=3")
+            && shown.contains(&format!("{}\tremote.store.url=", global.display())),
+        "{shown}"
+    );
+
+    // The system file, under the global one; a relative path in it is from its directory.
+    let system = env.home.join("etc-dvt/config.toml");
+    std::fs::create_dir_all(system.parent().unwrap()).unwrap();
+    std::fs::write(&system, "[cache]\nlevel = 9\n[remote.team]\nurl = \"../team-store\"\n").unwrap();
+    assert_eq!(env.dvt_in(&other, &["config", "cache.level"]).ok().stdout, "5\n");
+    assert_eq!(
+        env.dvt(&["remote", "list", "--system"]).ok().stdout,
+        format!("team\t{}\n", env.home.join("team-store").display())
+    );
+
+    // A relative path given for a file outside the repository is refused.
+    let before = std::fs::read(&global).unwrap();
+    let r = env.dvt(&["config", "--global", "cache.dir", "cache-here"]).fails();
+    assert!(r.stderr.contains("relative path"), "{}", r.stderr);
+    let r = env.dvt(&["remote", "add", "--global", "near", "../near"]).fails();
+    assert!(r.stderr.contains("relative path"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&global).unwrap(), before);
+    // Options of a remote go where it is defined.
+    env.dvt(&["remote", "add", "mine", "s3://bucket/x"]).ok();
+    let r = env
+        .dvt(&["remote", "modify", "--global", "mine", "region", "eu"])
+        .fails();
+    assert!(r.stderr.contains("does not define it"), "{}", r.stderr);
+    env.dvt(&["remote", "modify", "--global", "store", "jobs", "8"]).ok();
+    assert!(
+        String::from_utf8(std::fs::read(&global).unwrap())
+            .unwrap()
+            .contains("jobs = 8")
+    );
+    env.dvt(&["remote", "remove", "mine"]).ok();
+    let before = std::fs::read(&global).unwrap();
+    // One level at a time.
+    assert_eq!(env.dvt(&["config", "--local", "--global", "cache.level"]).code, 2);
+
+    // Removing a remote changes the file asked for; one set elsewhere is named.
+    let r = env.dvt(&["remote", "remove", "store"]).fails();
+    assert!(
+        r.stderr.contains("global config") && r.stderr.contains("--global"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(&global).unwrap(), before);
+    env.dvt(&["remote", "remove", "--global", "store"]).ok();
+    assert_eq!(
+        env.dvt(&["remote", "list"]).ok().stdout,
+        format!("team\t{}\n", env.home.join("team-store").display())
+    );
+
+    // A broken global file stops every command, and is named.
+    std::fs::write(&global, "[cache]\nlevel = 40\n").unwrap();
+    let r = env.dvt_in(&other, &["status"]).fails();
+    assert!(
+        r.stderr.contains(&global.display().to_string()) && r.stderr.contains("not 40") && r.stderr.contains("by hand"),
+        "{}",
+        r.stderr
+    );
+}

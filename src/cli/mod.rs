@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dvt::ops;
-use dvt::repo::{InitOptions, Repo};
+use dvt::repo::{ConfigLevel, InitOptions, Repo};
 use indicatif::HumanBytes;
 
 use progress::Bars;
@@ -96,13 +96,10 @@ enum Command {
         /// Print every setting the config files hold, `name=value` (secrets as `***`).
         #[arg(short, long, conflicts_with_all = ["name", "unset"])]
         list: bool,
-        /// Use `.dvt/config.local.toml` only (not committed). Reads otherwise see
-        /// both files, the local one winning; writes go to `.dvt/config.toml`.
-        #[arg(long, conflicts_with = "project")]
-        local: bool,
-        /// Use `.dvt/config.toml` only (committed).
-        #[arg(long)]
-        project: bool,
+        /// Which file: reads otherwise see every file merged, the narrower
+        /// level winning; writes go to `.dvt/config.toml`.
+        #[command(flatten)]
+        level: LevelArgs,
         /// Print the file each setting comes from.
         #[arg(long)]
         show_origin: bool,
@@ -276,6 +273,65 @@ impl TransferArgs {
     }
 }
 
+/// Which config file a command writes, or reads alone (as DVC's and git's
+/// `--local/--project/--global/--system`).
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+struct LevelArgs {
+    /// `.dvt/config.local.toml`: this clone only, not committed.
+    #[arg(long)]
+    local: bool,
+    /// `.dvt/config.toml`: committed (where writes go by default).
+    #[arg(long)]
+    project: bool,
+    /// The user's config, `~/.config/dvt/config.toml`: every repository.
+    #[arg(long)]
+    global: bool,
+    /// The machine's config, `/etc/xdg/dvt/config.toml`: every user.
+    #[arg(long)]
+    system: bool,
+}
+
+impl LevelArgs {
+    /// The level asked for, if any.
+    fn level(&self) -> Option<ConfigLevel> {
+        [
+            (self.local, ConfigLevel::Local),
+            (self.project, ConfigLevel::Project),
+            (self.global, ConfigLevel::Global),
+            (self.system, ConfigLevel::System),
+        ]
+        .into_iter()
+        .find_map(|(asked, level)| asked.then_some(level))
+    }
+
+    /// The level a write goes to: the one asked for, else `.dvt/config.toml`.
+    fn written(&self) -> ConfigLevel {
+        self.level().unwrap_or(ConfigLevel::Project)
+    }
+
+    /// The repository `cwd` is in; outside any, with `--global` or
+    /// `--system`, the settings of those files alone ([`Repo::outside`]).
+    fn open(&self, cwd: &std::path::Path) -> Result<Repo, dvt::Error> {
+        match Repo::open(cwd) {
+            Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. }))
+                if self.level().is_some_and(ConfigLevel::is_outside) =>
+            {
+                Repo::outside(cwd)
+            }
+            opened => opened,
+        }
+    }
+}
+
+/// The config file of `level`, as messages name it: relative to the
+/// repository root, absolute outside it.
+fn shown_file(repo: &Repo, level: ConfigLevel) -> Result<String, dvt::Error> {
+    Ok(dvt::ops::config::relative(repo, &repo.config_file(level)?)
+        .display()
+        .to_string())
+}
+
 /// The targets of `status`, `checkout`, `push`, `fetch` and `pull`.
 #[derive(Debug, clap::Args)]
 struct Targets {
@@ -379,30 +435,37 @@ enum RemoteCommand {
         /// Make it the default remote.
         #[arg(short, long)]
         default: bool,
-        /// Write to `.dvt/config.local.toml` (not committed) instead.
-        #[arg(long)]
-        local: bool,
+        #[command(flatten)]
+        level: LevelArgs,
         /// Replace a remote of the same name.
         #[arg(short, long)]
         force: bool,
     },
-    /// List the remotes (secrets are masked).
+    /// List the remotes (secrets are masked): of every config file, or of one.
     List {
         /// Print the list as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        level: LevelArgs,
     },
-    /// Forget a remote (the data on it is not touched).
+    /// Forget a remote (the data on it is not touched): in both of the
+    /// repository's config files, or in the one given.
     Remove {
         /// Its name.
         name: String,
+        #[command(flatten)]
+        level: LevelArgs,
     },
-    /// Rename a remote, keeping its options and whether it is the default.
+    /// Rename a remote, keeping its options and whether it is the default: in
+    /// both of the repository's config files, or in the one given.
     Rename {
         /// Its name.
         old: String,
         /// Its new name.
         new: String,
+        #[command(flatten)]
+        level: LevelArgs,
     },
     /// Set the default remote, or with `--unset` clear it.
     Default {
@@ -412,9 +475,8 @@ enum RemoteCommand {
         /// Clear the default.
         #[arg(long, conflicts_with = "name")]
         unset: bool,
-        /// Write to `.dvt/config.local.toml` (not committed) instead.
-        #[arg(long)]
-        local: bool,
+        #[command(flatten)]
+        level: LevelArgs,
     },
     /// Set one option of a remote (DVC's key names: endpointurl, region, profile,
     /// credentialpath, access_key_id, secret_access_key, account_name, ...).
@@ -429,9 +491,10 @@ enum RemoteCommand {
         /// Remove the option instead.
         #[arg(long, conflicts_with = "value")]
         unset: bool,
-        /// Write to `.dvt/config.local.toml` (not committed). Secrets always go there.
-        #[arg(long)]
-        local: bool,
+        /// Which file (default `.dvt/config.toml`; secrets asked of it go to
+        /// `.dvt/config.local.toml`).
+        #[command(flatten)]
+        level: LevelArgs,
     },
 }
 
@@ -1113,16 +1176,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             value,
             unset,
             list,
-            local,
-            project,
+            level,
             show_origin,
         } => {
             use dvt::ops::config::{self, Scope};
-            let repo = Repo::open(&cwd)?;
-            let scope = match (*local, *project) {
-                (true, _) => Scope::Local,
-                (_, true) => Scope::Project,
-                _ => Scope::Merged,
+            let repo = level.open(&cwd)?;
+            let scope = match level.level() {
+                Some(l) => Scope::Only(l),
+                None => Scope::Merged,
             };
             let origin = |s: &config::Setting| {
                 if *show_origin {
@@ -1139,8 +1200,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             } else if *unset || value.is_some() {
                 let old_cache = repo.cache();
                 let written = match value {
-                    Some(v) if !*unset => config::set(&repo, name, v, *local)?,
-                    _ => config::unset(&repo, name, *local)?,
+                    Some(v) if !*unset => config::set(&repo, name, v, level.written())?,
+                    _ => config::unset(&repo, name, level.written())?,
                 };
                 let file = written.file.display();
                 match value {
@@ -1152,7 +1213,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 if written.file == std::path::Path::new(".dvt/config.toml") {
                     note!(q, "hint: commit it with `git add .dvt/config.toml`");
                 }
-                let new_cache = Repo::open(&cwd)?.cache().root().to_path_buf();
+                let new_cache = level.open(&cwd)?.cache().root().to_path_buf();
                 if new_cache != old_cache.root() && old_cache.holds_objects() {
                     note!(
                         q,
@@ -1499,28 +1560,41 @@ fn fetched_line(r: &ops::FetchReport) -> String {
 
 fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Result<ExitCode, dvt::Error> {
     use dvt::remote::config;
-    let repo = Repo::open(cwd)?;
+    let level = match command {
+        RemoteCommand::Add { level, .. }
+        | RemoteCommand::List { level, .. }
+        | RemoteCommand::Remove { level, .. }
+        | RemoteCommand::Rename { level, .. }
+        | RemoteCommand::Default { level, .. }
+        | RemoteCommand::Modify { level, .. } => level,
+    };
+    let repo = level.open(cwd)?;
+    let commit_hint = |written: ConfigLevel| {
+        if written == ConfigLevel::Project {
+            note!(q, "hint: commit it with `git add .dvt/config.toml`");
+        }
+    };
     match command {
         RemoteCommand::Add {
             name,
             url,
             default,
-            local,
+            level,
             force,
         } => {
-            config::add(&repo, name, url, *default, *local, *force)?;
-            let file = if *local { "config.local.toml" } else { "config.toml" };
+            config::add(&repo, name, url, *default, level.written(), *force)?;
             say!(
                 q,
                 "added remote `{name}` -> {url}{}",
                 if *default { " (default)" } else { "" }
             );
-            if !*local {
-                note!(q, "hint: commit it with `git add .dvt/{file}`");
-            }
+            commit_hint(level.written());
         }
-        RemoteCommand::List { json: as_json } => {
-            let list = config::list(&repo);
+        RemoteCommand::List { json: as_json, level } => {
+            let list = match level.level() {
+                Some(l) => config::list_config(&repo.config_at(l)?),
+                None => config::list(&repo),
+            };
             if *as_json {
                 return json(&list);
             }
@@ -1528,20 +1602,20 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
                 out!("{}\t{}{}", r.name, r.url, if r.default { "\t(default)" } else { "" });
             }
         }
-        RemoteCommand::Remove { name } => {
-            config::remove(&repo, name)?;
+        RemoteCommand::Remove { name, level } => {
+            config::remove(&repo, name, level.level())?;
             say!(q, "removed remote `{name}`; the data on it is untouched");
         }
-        RemoteCommand::Rename { old, new } => {
-            let project = config::rename(&repo, old, new)?;
+        RemoteCommand::Rename { old, new, level } => {
+            let project = config::rename(&repo, old, new, level.level())?;
             say!(q, "renamed remote `{old}` to `{new}`");
             if project {
                 note!(q, "hint: commit the change with `git add .dvt/config.toml`");
             }
         }
-        RemoteCommand::Default { name, unset, local } => {
+        RemoteCommand::Default { name, unset, level } => {
             let name = if *unset { None } else { name.as_deref() };
-            config::set_default(&repo, name, *local)?;
+            config::set_default(&repo, name, level.written())?;
             match name {
                 Some(n) => say!(q, "default remote: `{n}`"),
                 None => say!(q, "no default remote"),
@@ -1552,15 +1626,11 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
             key,
             value,
             unset,
-            local,
+            level,
         } => {
             let value = if *unset { None } else { value.as_deref() };
-            let wrote_local = config::modify(&repo, name, key, value, *local)?;
-            let file = if wrote_local {
-                ".dvt/config.local.toml"
-            } else {
-                ".dvt/config.toml"
-            };
+            let written = config::modify(&repo, name, key, value, level.written())?;
+            let file = shown_file(&repo, written)?;
             let shown = match value {
                 None => "unset".to_string(),
                 Some(_) if config::SECRET_KEYS.contains(&key.as_str()) => "set (secret, not shown)".to_string(),

@@ -1,7 +1,8 @@
-//! `dvt config`: read and change the settings of `.dvt/config.toml` and
-//! `.dvt/config.local.toml` by dotted name (`cache.dir`, `remote.store.region`), as
-//! `dvc config` and `git config` do. Values are checked before anything is written;
-//! secrets are never printed.
+//! `dvt config`: read and change the settings of the config files of every
+//! [`ConfigLevel`] (`.dvt/config.toml`, `.dvt/config.local.toml`, the global
+//! and system ones) by dotted name (`cache.dir`, `remote.store.region`), as
+//! `dvc config` and `git config` do. Values are checked before anything is
+//! written; secrets are never printed.
 
 use std::path::{Path, PathBuf};
 
@@ -9,17 +10,15 @@ use toml_edit::{Item, Table};
 
 use crate::error::{RepoError, Result};
 use crate::remote::config::{self as remotes, SECRET_KEYS};
-use crate::repo::{CACHE_LEVELS as LEVELS, DVT_DIR, Repo};
+use crate::repo::{CACHE_LEVELS as LEVELS, ConfigLevel, DVT_DIR, Repo};
 
 /// Which config files a read looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Both, `config.local.toml` winning: what commands use.
+    /// All, a narrower level winning: what commands use.
     Merged,
-    /// `.dvt/config.toml` only.
-    Project,
-    /// `.dvt/config.local.toml` only.
-    Local,
+    /// The file of one level only.
+    Only(ConfigLevel),
 }
 
 /// One setting as a config file holds it.
@@ -29,7 +28,8 @@ pub struct Setting {
     pub name: String,
     /// Its value as text (a string without quotes); `***` for a secret.
     pub value: String,
-    /// The file that sets it, relative to the repository root.
+    /// The file that sets it, relative to the repository root (absolute for
+    /// the global and system files).
     pub file: PathBuf,
     /// Whether the value is a secret (and so masked).
     pub secret: bool,
@@ -97,21 +97,27 @@ fn default_of(name: &Name<'_>) -> Option<String> {
     }
 }
 
-fn relative(repo: &Repo, file: &Path) -> PathBuf {
-    file.strip_prefix(repo.root()).unwrap_or(file).to_path_buf()
+/// `file` as messages name it: relative to the repository root if it is one
+/// of the repository's, else absolute.
+pub fn relative(repo: &Repo, file: &Path) -> PathBuf {
+    match file.strip_prefix(repo.root()) {
+        Ok(rel) if rel.starts_with(DVT_DIR) => rel.to_path_buf(),
+        _ => file.to_path_buf(),
+    }
 }
 
 /// The settings the files of `scope` hold, sorted by name; with [`Scope::Merged`],
 /// one per name, from the file that wins.
 pub fn list(repo: &Repo, scope: Scope) -> Result<Vec<Setting>> {
-    let files: &[bool] = match scope {
-        Scope::Merged => &[false, true],
-        Scope::Project => &[false],
-        Scope::Local => &[true],
+    let levels = match scope {
+        Scope::Merged => &ConfigLevel::ALL[..],
+        Scope::Only(level) => &[level][..],
     };
     let mut found = std::collections::BTreeMap::new();
-    for &local in files {
-        let path = repo.config_file(local);
+    for &level in levels {
+        let Ok(path) = repo.config_file(level) else {
+            continue;
+        };
         let Some(table) = crate::repo::read_config_layer(&path)? else {
             continue;
         };
@@ -169,8 +175,7 @@ pub fn get(repo: &Repo, name: &str, scope: Scope) -> Result<Setting> {
             name: name.to_string(),
             file: match scope {
                 Scope::Merged => None,
-                Scope::Project => Some(relative(repo, &repo.config_file(false))),
-                Scope::Local => Some(relative(repo, &repo.config_file(true))),
+                Scope::Only(level) => Some(relative(repo, &repo.config_file(level)?)),
             },
             default: default_of(&parsed),
         }
@@ -181,32 +186,34 @@ pub fn get(repo: &Repo, name: &str, scope: Scope) -> Result<Setting> {
 /// What [`set`] or [`unset`] changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    /// The file written, relative to the repository root.
+    /// The file written, relative to the repository root (absolute for the
+    /// global and system files).
     pub file: PathBuf,
-    /// Whether the setting is a secret (written to `config.local.toml` whatever was asked).
+    /// Whether the setting is a secret (written to `config.local.toml` when
+    /// `config.toml` was asked for).
     pub secret: bool,
 }
 
-/// Sets `name` to `value` in `config.local.toml` if `local`, else in
-/// `config.toml`; secrets always go to `config.local.toml`. Checks the value
+/// Sets `name` to `value` in the file of `level`; secrets asked for
+/// `config.toml` go to `config.local.toml`. Checks the value
 /// first: a remote option as `dvt remote modify` does, `core.remote` names a
 /// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean.
 /// `remote.NAME.url` of a new `NAME` adds that remote.
-pub fn set(repo: &Repo, name: &str, value: &str, local: bool) -> Result<Written> {
+pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<Written> {
     let parsed = parse_name(name)?;
     let bad = |message: String| RepoError::BadSetting {
         name: name.to_string(),
         message,
     };
     let mut secret = false;
-    let mut local = local;
+    let mut level = level;
     match parsed {
-        Name::DefaultRemote => remotes::set_default(repo, Some(value), local)?,
+        Name::DefaultRemote => remotes::set_default(repo, Some(value), level)?,
         Name::Remote { remote, key } => {
             if key == "url" && !repo.config().remote.contains_key(remote) {
-                remotes::add(repo, remote, value, false, local, false)?;
+                remotes::add(repo, remote, value, false, level, false)?;
             } else {
-                local = remotes::modify(repo, remote, key, Some(value), local)?;
+                level = remotes::modify(repo, remote, key, Some(value), level)?;
                 secret = SECRET_KEYS.contains(&key);
             }
         }
@@ -215,7 +222,10 @@ pub fn set(repo: &Repo, name: &str, value: &str, local: bool) -> Result<Written>
                 CacheKey::Dir if value.is_empty() => {
                     return Err(bad("give a directory, or `--unset` it to use `.dvt/cache`".into()).into());
                 }
-                CacheKey::Dir => toml_edit::value(value),
+                CacheKey::Dir => {
+                    remotes::check_outside_path(level, value).map_err(bad)?;
+                    toml_edit::value(value)
+                }
                 CacheKey::Level => match value.parse::<i64>() {
                     Ok(l) if LEVELS.contains(&l) => toml_edit::value(l),
                     _ => {
@@ -233,14 +243,14 @@ pub fn set(repo: &Repo, name: &str, value: &str, local: bool) -> Result<Written>
                     _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
                 },
             };
-            repo.edit_config(local, |doc| {
+            repo.edit_config(level, |doc| {
                 cache_table(doc).insert(key.key(), item);
                 Ok(())
             })?;
         }
     }
     Ok(Written {
-        file: relative(repo, &repo.config_file(local)),
+        file: relative(repo, &repo.config_file(level)?),
         secret,
     })
 }
@@ -253,24 +263,26 @@ fn cache_table(doc: &mut toml_edit::DocumentMut) -> &mut Table {
     item.as_table_mut().expect("just made a table")
 }
 
-/// Removes `name` from `config.local.toml` if `local` (always, for a secret),
-/// else from `config.toml`; an error if that file does not set it. A remote's
+/// Removes `name` from the file of `level` (`config.local.toml` for a secret
+/// asked of `config.toml`); an error if that file does not set it. A remote's
 /// `url` is not removed this way: `dvt remote remove` forgets the remote.
-pub fn unset(repo: &Repo, name: &str, local: bool) -> Result<Written> {
+pub fn unset(repo: &Repo, name: &str, level: ConfigLevel) -> Result<Written> {
     let parsed = parse_name(name)?;
     let secret = is_secret(&parsed);
-    let local = local || secret;
-    let scope = if local { Scope::Local } else { Scope::Project };
-    if !list(repo, scope)?.iter().any(|s| s.name == name) {
+    let level = match level {
+        ConfigLevel::Project if secret => ConfigLevel::Local,
+        other => other,
+    };
+    if !list(repo, Scope::Only(level))?.iter().any(|s| s.name == name) {
         return Err(RepoError::NotSet {
             name: name.to_string(),
-            file: Some(relative(repo, &repo.config_file(local))),
+            file: Some(relative(repo, &repo.config_file(level)?)),
             default: None,
         }
         .into());
     }
     match parsed {
-        Name::DefaultRemote => remotes::set_default(repo, None, local)?,
+        Name::DefaultRemote => remotes::set_default(repo, None, level)?,
         Name::Remote { key: "url", remote } => {
             return Err(RepoError::BadSetting {
                 name: name.to_string(),
@@ -279,9 +291,9 @@ pub fn unset(repo: &Repo, name: &str, local: bool) -> Result<Written> {
             .into());
         }
         Name::Remote { remote, key } => {
-            remotes::modify(repo, remote, key, None, local)?;
+            remotes::modify(repo, remote, key, None, level)?;
         }
-        Name::Cache(key) => repo.edit_config(local, |doc| {
+        Name::Cache(key) => repo.edit_config(level, |doc| {
             if let Some(t) = doc.get_mut("cache").and_then(Item::as_table_mut) {
                 t.remove(key.key());
             }
@@ -289,7 +301,7 @@ pub fn unset(repo: &Repo, name: &str, local: bool) -> Result<Written> {
         })?,
     }
     Ok(Written {
-        file: relative(repo, &repo.config_file(local)),
+        file: relative(repo, &repo.config_file(level)?),
         secret,
     })
 }

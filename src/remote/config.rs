@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table, Value};
 
 use crate::error::{RemoteError, Result};
-use crate::repo::{Config, Repo};
+use crate::repo::{Config, ConfigLevel, Repo};
 
 /// Which kind of store a remote URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -364,7 +364,11 @@ pub struct RemoteSummary {
 
 /// Every configured remote, secrets masked.
 pub fn list(repo: &Repo) -> Vec<RemoteSummary> {
-    let config = repo.config();
+    list_config(repo.config())
+}
+
+/// Every remote `config` holds, secrets masked.
+pub fn list_config(config: &Config) -> Vec<RemoteSummary> {
     config
         .remote
         .iter()
@@ -416,14 +420,32 @@ fn set_default_in(doc: &mut DocumentMut, name: Option<&str>) {
     }
 }
 
-/// `dvt remote add`: records remote `name` at `url`, optionally as the default.
-pub fn add(repo: &Repo, name: &str, url: &str, default: bool, local: bool, force: bool) -> Result<()> {
+/// Refuses a relative path (`value` of `cache.dir`, or a remote's directory or
+/// CA bundle) for a config file outside the repository: it would be read from
+/// wherever the file is. The message says why.
+pub(crate) fn check_outside_path(level: ConfigLevel, value: &str) -> std::result::Result<(), String> {
+    let relative = !value.contains("://") && !matches!(value, "true" | "false") && Path::new(value).is_relative();
+    match level.is_outside() && relative {
+        true => Err(format!(
+            "`{value}` is a relative path: the {level} config applies to repositories anywhere, give an absolute one"
+        )),
+        false => Ok(()),
+    }
+}
+
+/// `dvt remote add`: records remote `name` at `url` in the file of `level`,
+/// optionally as the default.
+pub fn add(repo: &Repo, name: &str, url: &str, default: bool, level: ConfigLevel, force: bool) -> Result<()> {
     check_name(name)?;
     parse_url(name, url, repo.root())?;
+    check_outside_path(level, url).map_err(|message| RemoteError::Config {
+        remote: name.to_string(),
+        message,
+    })?;
     if repo.config().remote.contains_key(name) && !force {
         return Err(RemoteError::Exists { name: name.to_string() }.into());
     }
-    repo.edit_config(local, |doc| {
+    repo.edit_config(level, |doc| {
         let mut t = Table::new();
         t.insert("url", toml_edit::value(url));
         remotes_table(doc).insert(name, Item::Table(t));
@@ -434,15 +456,16 @@ pub fn add(repo: &Repo, name: &str, url: &str, default: bool, local: bool, force
     })
 }
 
-/// `dvt remote remove`: forgets remote `name` in both config files.
-pub fn remove(repo: &Repo, name: &str) -> Result<()> {
-    replace(repo, name, None).map(|_| ())
+/// `dvt remote remove`: forgets remote `name` in the file of `level`, or
+/// with `None` in both of the repository's.
+pub fn remove(repo: &Repo, name: &str, level: Option<ConfigLevel>) -> Result<()> {
+    replace(repo, name, None, level).map(|_| ())
 }
 
-/// `dvt remote rename`: renames remote `old` to `new` in both config files,
-/// keeping its options and its place as the default. Returns whether the
-/// committed `config.toml` changed.
-pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
+/// `dvt remote rename`: renames remote `old` to `new` in the file of `level`,
+/// or with `None` in both of the repository's, keeping its options and its
+/// place as the default. Returns whether the committed `config.toml` changed.
+pub fn rename(repo: &Repo, old: &str, new: &str, level: Option<ConfigLevel>) -> Result<bool> {
     check_name(new)?;
     if repo.config().remote.contains_key(new) {
         return Err(RemoteError::Config {
@@ -451,12 +474,13 @@ pub fn rename(repo: &Repo, old: &str, new: &str) -> Result<bool> {
         }
         .into());
     }
-    replace(repo, old, Some(new))
+    replace(repo, old, Some(new), level)
 }
 
-/// Renames remote `old` to `new`, or with `None` deletes it, in both config
-/// files, default included. Returns whether the committed file changed.
-fn replace(repo: &Repo, old: &str, new: Option<&str>) -> Result<bool> {
+/// Renames remote `old` to `new`, or with `None` deletes it, in the file of
+/// `level` (`None`: both of the repository's), default included. Returns
+/// whether the committed file changed.
+fn replace(repo: &Repo, old: &str, new: Option<&str>, level: Option<ConfigLevel>) -> Result<bool> {
     let config = repo.config();
     if !config.remote.contains_key(old) {
         return Err(RemoteError::Unknown {
@@ -465,13 +489,17 @@ fn replace(repo: &Repo, old: &str, new: Option<&str>) -> Result<bool> {
         }
         .into());
     }
-    let mut project = false;
-    for local in [false, true] {
-        if !repo.config_file(local).exists() {
+    let levels = match level {
+        Some(l) => vec![l],
+        None => vec![ConfigLevel::Project, ConfigLevel::Local],
+    };
+    let (mut project, mut any) = (false, false);
+    for &level in &levels {
+        if !repo.config_file(level)?.exists() {
             continue;
         }
         let mut changed = false;
-        repo.edit_config(local, |doc| {
+        repo.edit_config(level, |doc| {
             if let Some(t) = doc.get_mut("remote").and_then(Item::as_table_mut)
                 && let Some(item) = t.remove(old)
             {
@@ -491,25 +519,47 @@ fn replace(repo: &Repo, old: &str, new: Option<&str>) -> Result<bool> {
             }
             Ok(())
         })?;
-        project |= changed && !local;
+        project |= changed && level == ConfigLevel::Project;
+        any |= changed;
+    }
+    if !any {
+        // Set in a file the command was not asked to change: name it.
+        let holder = ConfigLevel::ALL.into_iter().filter(|l| !levels.contains(l)).find(|&l| {
+            crate::ops::config::list(repo, crate::ops::config::Scope::Only(l))
+                .is_ok_and(|set| set.iter().any(|s| s.name == format!("remote.{old}.url")))
+        });
+        let message = match holder {
+            Some(l) => format!(
+                "it is set in the {l} config (`{}`): run again with `--{l}`",
+                repo.config_file(l)?.display()
+            ),
+            None => "the config file asked for does not set it".into(),
+        };
+        return Err(RemoteError::Config {
+            remote: old.to_string(),
+            message,
+        }
+        .into());
     }
     Ok(project)
 }
 
-/// `dvt remote default`: makes `name` the default remote (`None` unsets it).
-pub fn set_default(repo: &Repo, name: Option<&str>, local: bool) -> Result<()> {
+/// `dvt remote default`: makes `name` the default remote (`None` unsets it)
+/// in the file of `level`.
+pub fn set_default(repo: &Repo, name: Option<&str>, level: ConfigLevel) -> Result<()> {
     if let Some(n) = name {
         choose(repo.config(), Some(n))?;
     }
-    repo.edit_config(local, |doc| {
+    repo.edit_config(level, |doc| {
         set_default_in(doc, name);
         Ok(())
     })
 }
 
-/// `dvt remote modify`: sets (or with `value = None`, unsets) one option. Secret
-/// keys always go to `config.local.toml`; returns whether the local file was written.
-pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bool) -> Result<bool> {
+/// `dvt remote modify`: sets (or with `value = None`, unsets) one option in
+/// the file of `level`; secret keys asked of `config.toml` go to
+/// `config.local.toml`. Returns the level written.
+pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, level: ConfigLevel) -> Result<ConfigLevel> {
     let config = repo.config();
     let (_, location) = spec(config, name, repo.root())?;
     check_key(name, location.scheme, key)?;
@@ -518,7 +568,27 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bo
     {
         parse_url(name, v, repo.root())?;
     }
-    let local = local || SECRET_KEYS.contains(&key);
+    if let (Some(v), "url" | "ssl_verify") = (value, key) {
+        check_outside_path(level, v).map_err(|message| RemoteError::Config {
+            remote: name.to_string(),
+            message,
+        })?;
+    }
+    if level.is_outside() && !repo.config_at(level)?.remote.contains_key(name) {
+        // Options alone there would be a remote without a URL in every other repository.
+        return Err(RemoteError::Config {
+            remote: name.to_string(),
+            message: format!(
+                "the {level} config does not define it: set its options with `--local`, or add it with \
+                 `dvt remote add --{level}`"
+            ),
+        }
+        .into());
+    }
+    let level = match level {
+        ConfigLevel::Project if SECRET_KEYS.contains(&key) => ConfigLevel::Local,
+        other => other,
+    };
     let item = match value {
         None => None,
         Some(v) if INT_KEYS.contains(&key) => {
@@ -540,7 +610,7 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bo
         })),
         Some(v) => Some(toml_edit::value(Value::from(v))),
     };
-    repo.edit_config(local, |doc| {
+    repo.edit_config(level, |doc| {
         let remotes = remotes_table(doc);
         let entry = remotes.entry(name).or_insert_with(|| Item::Table(Table::new()));
         if !entry.is_table() {
@@ -557,7 +627,7 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, local: bo
         }
         Ok(())
     })?;
-    Ok(local)
+    Ok(level)
 }
 
 #[cfg(test)]

@@ -129,6 +129,10 @@ impl TestEnv {
             .env("GIT_COMMITTER_NAME", "t")
             .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
             .env("NO_COLOR", "1")
+            // The global config is under HOME; no test reads this machine's.
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DVT_GLOBAL_CONFIG_DIR")
+            .env("DVT_SYSTEM_CONFIG_DIR", self.home.join("etc-dvt"))
             .env_remove("CI");
         c
     }
