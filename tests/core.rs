@@ -2640,3 +2640,58 @@ fn global_and_system_config_apply_to_every_repository() {
         r.stderr
     );
 }
+
+/// `fetch --max-size` and `--type` take part of the targets' data, as DVC's:
+/// the rest stays on the remote, and the command says how much it left out.
+#[test]
+fn fetch_takes_only_small_data_or_metrics_and_plots() {
+    let a = TestEnv::new();
+    let store = a.home.join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    a.write("small.txt", "tiny\n");
+    a.write("big.dat", vec![7u8; 50_000]);
+    a.write(
+        "dvt.toml",
+        r#"[stages.make]
+cmd = "head -c 40000 /dev/zero > model.bin && echo '{\"acc\": 1}' > m.json && printf 'step,loss\n1,0.5\n' > p.csv"
+outs = ["model.bin"]
+metrics = [{ path = "m.json", cache = true }]
+plots = [{ path = "p.csv", cache = true }]
+"#,
+    );
+    a.dvt(&["add", "small.txt", "big.dat"]).ok();
+    a.dvt(&["repro"]).ok();
+    a.dvt(&["push"]).ok();
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-qm", "data"]);
+    let have = |env: &TestEnv, path: &str| env.dvt(&["checkout", path]).code == 0;
+
+    let b = a.clone_repo();
+    let r = b.dvt(&["fetch", "--max-size", "1000"]).ok();
+    assert!(r.stderr.contains("left out 2 tracked paths"), "{}", r.stderr);
+    assert!(r.stdout.contains("fetched 3 objects"), "{}", r.stdout);
+    for (path, fetched) in [
+        ("small.txt", true),
+        ("m.json", true),
+        ("p.csv", true),
+        ("big.dat", false),
+        ("model.bin", false),
+    ] {
+        assert_eq!(have(&b, path), fetched, "{path}");
+    }
+
+    let c = a.clone_repo();
+    c.dvt(&["fetch", "--type", "metrics"]).ok();
+    for (path, fetched) in [("m.json", true), ("p.csv", false), ("small.txt", false)] {
+        assert_eq!(have(&c, path), fetched, "{path}");
+    }
+    let r = c.dvt(&["fetch", "--type", "plots", "--type", "metrics", "--json"]).ok();
+    assert_eq!(r.json()["left_out"], 3, "{}", r.stdout);
+    assert!(have(&c, "p.csv"));
+    assert!(!have(&c, "model.bin"));
+    // Both at once: metrics and plots of at most 10 bytes (none).
+    let r = c.dvt(&["fetch", "--type", "plots", "--max-size", "10", "--json"]).ok();
+    assert_eq!(r.json()["left_out"], 5, "{}", r.stdout);
+    assert_eq!(c.dvt(&["fetch", "--type", "params"]).code, 2);
+    assert_eq!(c.dvt(&["fetch", "--max-size", "-1"]).code, 2);
+}

@@ -1223,6 +1223,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 run_cache: false,
                 revisions_only: false,
                 allow_missing: false,
+                only: Default::default(),
             };
             let r = ops::push(&repo, &opts, bars)?;
             if !r.missing_from_cache.is_empty() {

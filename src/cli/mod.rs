@@ -117,6 +117,13 @@ enum Command {
         transfer: TransferArgs,
         #[command(flatten)]
         revs: RevArgs,
+        /// Only tracked files and directories of at most this many bytes (a
+        /// directory: its files together).
+        #[arg(long, value_name = "BYTES")]
+        max_size: Option<u64>,
+        /// Only metrics or plots files (of stages, or listed at the top of `dvt.toml`).
+        #[arg(long = "type", value_enum, value_name = "TYPE")]
+        kinds: Vec<KindArg>,
     },
     /// Fetch, then check out.
     Pull {
@@ -269,7 +276,24 @@ impl TransferArgs {
             run_cache: self.run_cache,
             revisions_only: false,
             allow_missing: false,
+            only: Default::default(),
         })
+    }
+}
+
+/// `fetch --type`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Metrics,
+    Plots,
+}
+
+impl KindArg {
+    fn kind(self) -> ops::DataKind {
+        match self {
+            KindArg::Metrics => ops::DataKind::Metrics,
+            KindArg::Plots => ops::DataKind::Plots,
+        }
     }
 }
 
@@ -815,6 +839,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 run_cache: false,
                 revisions_only: false,
                 allow_missing: false,
+                only: Default::default(),
             };
             let report = ops::remote_status(&repo, &opts, &bars)?;
             if *as_json {
@@ -1260,15 +1285,32 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Fetch { transfer, revs } => {
+        Command::Fetch {
+            transfer,
+            revs,
+            max_size,
+            kinds,
+        } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
                 revisions: revs.revisions(),
+                only: ops::DataFilter {
+                    max_size: *max_size,
+                    kinds: kinds.iter().map(|k| k.kind()).collect(),
+                },
                 ..transfer.options(&repo, cwd)?
             };
             let report = ops::fetch(&repo, &opts, &bars)?;
             if transfer.json {
                 return json(&report);
+            }
+            if report.left_out > 0 {
+                note!(
+                    q,
+                    "left out {} tracked path{} (--max-size, --type)",
+                    report.left_out,
+                    if report.left_out == 1 { "" } else { "s" }
+                );
             }
             say!(q, "{}", fetched_line(&report));
             if let Some(runs) = &report.runs {
@@ -1323,6 +1365,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 run_cache: false,
                 revisions_only: false,
                 allow_missing: false,
+                only: Default::default(),
             };
             let report = ops::fsck_remote(&repo, &opts, *repair, &bars)?;
             if *as_json {

@@ -45,7 +45,7 @@ pub use remove::{RemoveOptions, RemoveReport, remove};
 pub use repro::{ReproOptions, ReproReport, repro};
 pub use status::{StatusOptions, StatusReport, status};
 pub use transfer::{
-    FetchReport, PullReport, PushReport, RemoteFsckReport, RemoteStatusReport, RunsReport, TransferOptions, fetch,
-    fsck_remote, pull, push, remote_status,
+    DataFilter, DataKind, FetchReport, PullReport, PushReport, RemoteFsckReport, RemoteStatusReport, RunsReport,
+    TransferOptions, fetch, fsck_remote, pull, push, remote_status,
 };
 pub use versions::{VersionsOptions, VersionsReport, versions};

@@ -386,6 +386,7 @@ pub(crate) fn repro_knowing(
             run_cache: false,
             revisions_only: false,
             allow_missing: false,
+            only: Default::default(),
         };
         match crate::ops::fetch(repo, &fetch, progress) {
             Ok(r) => report.pulled = r.downloaded,

@@ -43,6 +43,64 @@ pub struct TransferOptions {
     /// [`FetchReport::missing`] instead of failing the command, and a pull checks
     /// out the rest (as DVC's `--allow-missing`). Other failures still fail.
     pub allow_missing: bool,
+    /// Fetch: only the targets' data that passes this filter.
+    pub only: DataFilter,
+}
+
+/// Which of the targets' data a fetch takes (DVC's `fetch --max-size` and
+/// `--type`); the default takes all.
+#[derive(Debug, Clone, Default)]
+pub struct DataFilter {
+    /// Only tracked files and directories of at most this many bytes (a
+    /// directory: all its files together).
+    pub max_size: Option<u64>,
+    /// Only metrics or plots files (of a stage, or the top-level `metrics` and
+    /// `plots` of `dvt.toml`); empty: any data.
+    pub kinds: Vec<DataKind>,
+}
+
+/// A kind of data [`DataFilter`] can keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// Metrics files.
+    Metrics,
+    /// Plots files.
+    Plots,
+}
+
+impl DataFilter {
+    /// Whether it takes everything.
+    fn is_all(&self) -> bool {
+        self.max_size.is_none() && self.kinds.is_empty()
+    }
+
+    /// Keeps the part of `tracked` the filter takes; returns how many it left out.
+    fn apply(&self, repo: &Repo, tracked: &mut Vec<Tracked>) -> Result<usize> {
+        if self.is_all() {
+            return Ok(0);
+        }
+        let mut of_kind: FxHashSet<String> = FxHashSet::default();
+        if let Some(p) = crate::pipeline::Pipeline::load(repo)? {
+            let wanted = |k: DataKind| self.kinds.contains(&k);
+            for out in p.stages.values().flat_map(|s| &s.outs) {
+                if (out.metric && wanted(DataKind::Metrics)) || (out.plot.is_some() && wanted(DataKind::Plots)) {
+                    of_kind.insert(out.path.clone());
+                }
+            }
+            if wanted(DataKind::Metrics) {
+                of_kind.extend(p.metrics.iter().cloned());
+            }
+            if wanted(DataKind::Plots) {
+                of_kind.extend(p.plots.iter().map(|(path, _)| path.clone()));
+            }
+        }
+        let before = tracked.len();
+        tracked.retain(|t| {
+            self.max_size.is_none_or(|max| t.pointer.size <= max)
+                && (self.kinds.is_empty() || of_kind.contains(&t.data_rel))
+        });
+        Ok(before - tracked.len())
+    }
 }
 
 /// An object a pointer needs that is not where it should be.
@@ -106,6 +164,14 @@ pub struct FetchReport {
     /// the repository they were imported from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub from_sources: Vec<String>,
+    /// Tracked files and directories of the targets that [`TransferOptions::only`]
+    /// left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub left_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Orders transfers so that consecutive ones land in different object directories
@@ -666,10 +732,12 @@ async fn upload_all(
 /// before it enters the cache. Directory manifests come first (they say which
 /// files are needed).
 pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<FetchReport> {
-    let tracked = load_all(repo, opts)?;
+    let mut tracked = load_all(repo, opts)?;
+    let left_out = opts.only.apply(repo, &mut tracked)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
     let _lock = repo.lock("dvt fetch")?;
-    remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))
+    let report = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?;
+    Ok(FetchReport { left_out, ..report })
 }
 
 /// Fetches what `tracked` and `extra` need; a pull lays out directories of
