@@ -17,10 +17,10 @@
 //! # let repo = dvt::repo::Repo::init(root, &dvt::repo::InitOptions { no_scm: true, ..Default::default() })?;
 //! # std::fs::create_dir(root.join("data"))?;
 //! # std::fs::write(root.join("data/readings.csv"), "t,value\n0,0.5\n")?;
-//! # let opts = dvt::ops::AddOptions { paths: vec!["data".into()], cwd: root.to_path_buf() };
+//! # let opts = dvt::ops::AddOptions { paths: vec!["data".into()], cwd: root.to_path_buf(), ..Default::default() };
 //! # dvt::ops::add(&repo, &opts, &dvt::progress::NoProgress)?;
 //! # let store = tempfile::tempdir()?;
-//! # dvt::remote::config::add(&repo, "store", store.path().to_str().unwrap(), true, false, false)?;
+//! # dvt::remote::config::add(&repo, "store", store.path().to_str().unwrap(), true, dvt::repo::ConfigLevel::Project, false)?;
 //! use std::io::Read;
 //!
 //! // `data` is a tracked directory; ask for one file inside it.

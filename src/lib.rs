@@ -18,7 +18,7 @@
 //!
 //! let report = dvt::ops::add(
 //!     &repo,
-//!     &AddOptions { paths: vec!["data".into()], cwd: root.to_path_buf() },
+//!     &AddOptions { paths: vec!["data".into()], cwd: root.to_path_buf(), ..Default::default() },
 //!     &NoProgress,
 //! )?;
 //! assert_eq!(report.added[0].files, Some(1));

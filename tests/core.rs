@@ -2695,3 +2695,32 @@ plots = [{ path = "p.csv", cache = true }]
     assert_eq!(c.dvt(&["fetch", "--type", "params"]).code, 2);
     assert_eq!(c.dvt(&["fetch", "--max-size", "-1"]).code, 2);
 }
+
+/// `add --no-commit` writes the pointer and `.gitignore` entry but stores
+/// nothing; `commit` stores the data later, from the workspace.
+#[test]
+fn add_no_commit_writes_pointers_and_leaves_the_cache_alone() {
+    let env = TestEnv::new();
+    env.write("d/a.txt", "alpha\n");
+    env.write("d/b.txt", "beta\n");
+    env.write("f.bin", vec![3u8; 10_000]);
+    let r = env.dvt(&["add", "--no-commit", "d", "f.bin"]).ok();
+    assert!(r.stderr.contains("`dvt commit d f.bin` stores it"), "{}", r.stderr);
+    assert!(env.path("d.dvt").is_file() && env.path("f.bin.dvt").is_file());
+    assert!(String::from_utf8(env.read(".gitignore")).unwrap().contains("/f.bin"));
+    assert!(!env.path(".dvt/cache/packs").exists() && env.objects().is_empty());
+    let status = env.dvt(&["status"]).ok().stdout;
+    assert!(
+        status.contains("f.bin.dvt: unchanged") && status.contains("not in cache"),
+        "{status}"
+    );
+    // The pointers are those a plain add writes.
+    let pointers = (env.read("d.dvt"), env.read("f.bin.dvt"));
+    env.dvt(&["commit", "d", "f.bin"]).ok();
+    assert_eq!((env.read("d.dvt"), env.read("f.bin.dvt")), pointers);
+    assert_eq!(env.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("d/b.txt"), b"beta\n");
+    assert_eq!(env.dvt(&["add", "--no-commit", "-o", "x", "f.bin"]).code, 2);
+}

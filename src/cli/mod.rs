@@ -57,6 +57,10 @@ enum Command {
         /// With `-o`: replace data and a pointer already at OUT.
         #[arg(short, long, requires = "out")]
         force: bool,
+        /// Write the pointers only, storing nothing in the cache; `dvt commit`
+        /// stores the data later (as `dvc add --no-commit`).
+        #[arg(long, conflicts_with = "out")]
+        no_commit: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -790,6 +794,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             remote,
             force,
             json: as_json,
+            ..
         } => {
             let repo = Repo::open(&cwd)?;
             let [src] = paths.as_slice() else {
@@ -810,18 +815,30 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             history::print_brought(q, "added", &r, &src.to_string_lossy(), repo.root(), &cwd)?;
         }
         Command::Add {
-            paths, json: as_json, ..
+            paths,
+            no_commit,
+            json: as_json,
+            ..
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::AddOptions {
                 paths: paths.clone(),
                 cwd: cwd.clone(),
+                no_commit: *no_commit,
             };
             let report = ops::add(&repo, &opts, &bars)?;
             if *as_json {
                 return json(&report);
             }
             print_added(q, &repo, &cwd, &report, true)?;
+            if *no_commit {
+                let shown: Vec<&str> = report.added.iter().map(|a| a.path.as_str()).collect();
+                note!(
+                    q,
+                    "note: nothing was stored in the cache: `dvt commit {}` stores it",
+                    shown.join(" ")
+                );
+            }
         }
         Command::Status {
             targets,

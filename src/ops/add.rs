@@ -18,12 +18,15 @@ use crate::repo::Repo;
 use crate::workspace::{Counters, Identify, file_name, identify_file, scan_dir};
 
 /// What to add.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AddOptions {
     /// Paths to add, relative to `cwd` or absolute.
     pub paths: Vec<PathBuf>,
     /// The directory relative paths start from.
     pub cwd: PathBuf,
+    /// Write the pointers (and `.gitignore` entries) only, storing nothing in
+    /// the cache (as DVC's `add --no-commit`): `dvt commit` stores it later.
+    pub no_commit: bool,
 }
 
 /// What `add` did, per path.
@@ -107,7 +110,10 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         }
     };
     for t in &targets {
-        let how = Identify::Store(repo.cache());
+        let how = match opts.no_commit {
+            true => Identify::HashOnly,
+            false => Identify::Store(repo.cache()),
+        };
         results.push(
             identify_path(repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress)
                 .map_err(storing(format!("`{}`", t.rel)))?,
@@ -141,7 +147,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
     }
     // The stat cache only saves work; failing to write it is not an error.
     for (t, a) in targets.iter().zip(&added) {
-        if t.is_dir {
+        if t.is_dir && !opts.no_commit {
             repo.cache().mark_complete(&a.id);
         }
     }

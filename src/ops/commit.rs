@@ -117,6 +117,7 @@ pub fn commit(repo: &Repo, opts: &CommitOptions, progress: &dyn Progress) -> Res
         let add = AddOptions {
             paths: data,
             cwd: repo.root().to_path_buf(),
+            no_commit: false,
         };
         report.pointers = Some(crate::ops::add(repo, &add, progress)?);
     }

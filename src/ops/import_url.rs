@@ -171,6 +171,7 @@ pub fn add_external(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progres
         &crate::ops::AddOptions {
             paths: vec![out.clone()],
             cwd: repo.root().to_path_buf(),
+            no_commit: false,
         },
         progress,
     );
