@@ -1707,3 +1707,79 @@ fn a_killed_exp_push_to_a_directory_is_finished_by_the_next() {
         .stdout;
     assert_eq!(listed.lines().filter(|l| l.starts_with("notes/")).count(), 2000);
 }
+
+/// `exp run` takes `repro`'s stage flags: `-k` goes on past a failed stage but
+/// records no experiment; a queued experiment keeps its flags for its run.
+#[test]
+fn exp_run_takes_repros_stage_flags_and_a_failure_records_nothing() {
+    let env = project();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        format!(
+            "{toml}\n[stages.flaky]\ncmd = \"test -e go && echo ok > flaky.txt\"\nparams = [\"train.epochs\"]\nouts = [\"flaky.txt\"]\n"
+        ),
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "flaky stage"]);
+
+    // `-k`: `train` runs though `flaky` fails (stages run in name order: flaky first).
+    let r = env
+        .dvt(&[
+            "exp",
+            "run",
+            "-k",
+            "-S",
+            "train.lr=0.3",
+            "-S",
+            "train.epochs=3",
+            "-n",
+            "kept",
+        ])
+        .fails();
+    assert!(
+        r.stderr.contains("stage `flaky` failed") && r.stderr.contains("the experiment was not recorded"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+    assert_eq!(git_out(&env, &["for-each-ref", "refs/exps/"]), "");
+    // Without it, the first failure stops the run.
+    env.write("params.yaml", "train:\n  lr: 0.4\n  epochs: 4\n");
+    let r = env.dvt(&["exp", "run", "-n", "stopped"]).fails();
+    assert!(r.stderr.contains("stage `flaky`"), "{}", r.stderr);
+    assert_ne!(env.read("model.bin"), b"model lr=0.4\n");
+
+    // `-s`: only the stage named; then it is recorded.
+    env.git(&["checkout", "-q", "--", "params.yaml"]);
+    env.git(&["clean", "-qfd"]);
+    let r = env
+        .dvt(&[
+            "exp",
+            "run",
+            "-s",
+            "train",
+            "-S",
+            "train.lr=0.5",
+            "-n",
+            "single",
+            "--json",
+        ])
+        .ok();
+    let stages: Vec<String> = r.json()["repro"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stages, ["train"]);
+    assert!(git_out(&env, &["for-each-ref", "refs/exps/"]).contains("single"));
+
+    // Queued with `-k`, it keeps the flag: its run fails the same way, and stays queued.
+    env.dvt(&["exp", "run", "--queue", "-k", "-S", "train.lr=0.6", "-n", "later"])
+        .ok();
+    let r = env.dvt(&["queue", "start"]).fails();
+    assert!(r.stderr.contains("the experiment was not recorded"), "{}", r.stderr);
+    assert!(env.dvt(&["queue", "status"]).ok().stdout.contains("failed"));
+    assert!(!git_out(&env, &["for-each-ref", "refs/exps/"]).contains("later"));
+}

@@ -52,6 +52,10 @@ pub(super) enum ExpCommand {
         /// command, deps and params (as `dvt repro --no-run-cache`).
         #[arg(long, conflicts_with_all = ["queue", "temp"])]
         no_run_cache: bool,
+        /// As `dvt repro`'s; a queued experiment keeps them. A failed stage
+        /// (`-k`, `--ignore-errors`) leaves the experiment unrecorded.
+        #[command(flatten)]
+        flags: super::pipeline::StageFlagArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -678,19 +682,20 @@ pub(super) fn run(
             pull,
             remote,
             no_run_cache,
+            flags,
             json: as_json,
         } => {
             let opts = ops::exp::ExpRunOptions {
                 name: name.clone(),
                 set_params: set_param.clone(),
-                repro: ops::ReproOptions {
+                repro: flags.flags().apply(ops::ReproOptions {
                     targets: stages.clone(),
                     force: *force,
                     pull: *pull,
                     remote: remote.clone(),
                     no_run_cache: *no_run_cache,
                     ..Default::default()
-                },
+                }),
                 force: *force,
                 message: message.clone(),
             };

@@ -13,6 +13,54 @@ use dvt::repo::Repo;
 use super::json;
 use super::progress::Bars;
 
+/// How `repro` and `exp run` pick stages beyond the ones named, and go on
+/// when one fails ([`ops::repro::StageFlags`]).
+#[derive(Debug, clap::Args)]
+pub(super) struct StageFlagArgs {
+    /// Reproduce the given stages and everything downstream of them.
+    #[arg(long, conflicts_with = "single_item")]
+    downstream: bool,
+    /// Reproduce only the given stages, not those they depend on (their deps
+    /// are taken as they are).
+    #[arg(short, long)]
+    single_item: bool,
+    /// Every stage of the pipelines the given stages are in (connected by deps, either way).
+    #[arg(short = 'p', long)]
+    pipeline: bool,
+    /// Every stage of every pipeline (as no STAGE; DVC's flag).
+    #[arg(short = 'P', long, conflicts_with_all = ["stages", "pipeline"])]
+    all_pipelines: bool,
+    /// Run a stage when one it depends on ran, even if its deps came out as before.
+    #[arg(long)]
+    force_downstream: bool,
+    /// Missing data alone does not make a stage run: outs neither here nor in the
+    /// cache, and deps gone from the workspace, count as recorded (with
+    /// `--dry-run`: is the pipeline up to date, in a clone without its data?).
+    #[arg(long)]
+    allow_missing: bool,
+    /// When a stage fails, go on with the stages that do not depend on it (as DVC's).
+    #[arg(short = 'k', long, conflicts_with = "ignore_errors")]
+    keep_going: bool,
+    /// When a stage fails, go on with every later stage, on whatever its outs are (as DVC's).
+    #[arg(long)]
+    ignore_errors: bool,
+}
+
+impl StageFlagArgs {
+    /// The flags as the library takes them.
+    pub(super) fn flags(&self) -> ops::repro::StageFlags {
+        ops::repro::StageFlags {
+            downstream: self.downstream,
+            single_item: self.single_item,
+            whole_pipeline: self.pipeline,
+            force_downstream: self.force_downstream,
+            allow_missing: self.allow_missing,
+            keep_going: self.keep_going,
+            ignore_errors: self.ignore_errors,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(super) enum PipelineCommand {
     /// Run the pipeline's stages whose command, deps, params or outs changed.
@@ -25,13 +73,8 @@ pub(super) enum PipelineCommand {
         /// Only say what would run.
         #[arg(long)]
         dry_run: bool,
-        /// Reproduce the given stages and everything downstream of them.
-        #[arg(long, conflicts_with = "single_item")]
-        downstream: bool,
-        /// Reproduce only the given stages, not those they depend on (their deps
-        /// are taken as they are).
-        #[arg(short, long)]
-        single_item: bool,
+        #[command(flatten)]
+        flags: StageFlagArgs,
         /// First download the stages' recorded outs from the default remote, so
         /// that they are restored instead of run (as `dvc repro --pull`).
         #[arg(long, conflicts_with = "dry_run")]
@@ -47,26 +90,6 @@ pub(super) enum PipelineCommand {
         /// command, deps and params (whose outs would be restored instead).
         #[arg(long)]
         no_run_cache: bool,
-        /// When a stage fails, go on with the stages that do not depend on it (as DVC's).
-        #[arg(short = 'k', long, conflicts_with = "ignore_errors")]
-        keep_going: bool,
-        /// When a stage fails, go on with every later stage, on whatever its outs are (as DVC's).
-        #[arg(long)]
-        ignore_errors: bool,
-        /// Every stage of the pipelines the given stages are in (connected by deps, either way).
-        #[arg(short = 'p', long)]
-        pipeline: bool,
-        /// Every stage of every pipeline (as no STAGE; DVC's flag).
-        #[arg(short = 'P', long, conflicts_with_all = ["stages", "pipeline"])]
-        all_pipelines: bool,
-        /// Run a stage when one it depends on ran, even if its deps came out as before.
-        #[arg(long)]
-        force_downstream: bool,
-        /// Missing data alone does not make a stage run: outs neither here nor in the
-        /// cache, and deps gone from the workspace, count as recorded (with
-        /// `--dry-run`: is the pipeline up to date, in a clone without its data?).
-        #[arg(long)]
-        allow_missing: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -547,37 +570,23 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             stages,
             force,
             dry_run,
-            downstream,
-            single_item,
+            flags,
             pull,
             remote,
             no_commit,
             no_run_cache,
-            keep_going,
-            ignore_errors,
-            pipeline,
-            all_pipelines: _,
-            force_downstream,
-            allow_missing,
             json: as_json,
         } => {
-            let opts = ops::ReproOptions {
-                keep_going: *keep_going,
-                ignore_errors: *ignore_errors,
-                whole_pipeline: *pipeline,
-                force_downstream: *force_downstream,
-                allow_missing: *allow_missing,
+            let opts = flags.flags().apply(ops::ReproOptions {
                 targets: stages.clone(),
                 force: *force,
                 dry_run: *dry_run,
-                downstream: *downstream,
-                single_item: *single_item,
                 pull: *pull,
                 remote: remote.clone(),
                 no_commit: *no_commit,
                 no_run_cache: *no_run_cache,
                 ..Default::default()
-            };
+            });
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
             };

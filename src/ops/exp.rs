@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::{PipelineError, Result};
 use crate::git::{EXP_REFS, Experiment, Git, GitId, QUEUED_REFS};
 use crate::ops::queue::QueueState;
-use crate::ops::repro::{OnRun, ReproOptions, ReproReport};
+use crate::ops::repro::{Action, OnRun, ReproOptions, ReproReport, StageFlags};
 use crate::ops::stages::{flat_file, flat_text, metric_files, params_files, pipeline_at};
 use crate::pipeline::{DEFAULT_PARAMS, params};
 use crate::progress::Progress;
@@ -233,6 +233,23 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     check_free(&git, opts.name.as_deref(), opts.force)?;
     let set = set_params(repo, &opts.set_params)?;
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
+    // With `-k` or `--ignore-errors` a failed stage ends the run without an error.
+    let failed: Vec<String> = report
+        .stages
+        .iter()
+        .filter(|s| s.action == Action::Failed)
+        .map(|s| {
+            s.reason
+                .clone()
+                .unwrap_or_else(|| format!("stage `{}` failed", s.stage))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(refused(format!(
+            "{}; the experiment was not recorded (the stages that ran are in `dvt.lock` and the workspace)",
+            failed.join("; ")
+        )));
+    }
     let mut message = match &opts.message {
         Some(m) => format!("{}\n", m.trim_end()),
         None => format!("dvt exp run on {}\n", crate::snapshot::short(&baseline)),
@@ -857,6 +874,26 @@ pub struct Queued {
     /// The commit message asked for (`-m`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How it picks stages and goes on when one fails (`exp run -k`, `-s`, ...).
+    #[serde(default, skip_serializing_if = "StageFlags::is_default")]
+    pub flags: StageFlags,
+}
+
+impl Queued {
+    /// The options it runs with: `repro` (its log, its process group) with
+    /// its stages and flags.
+    pub(crate) fn run_options(&self, repro: ReproOptions) -> ExpRunOptions {
+        ExpRunOptions {
+            name: self.name.clone(),
+            set_params: self.set_params.clone(),
+            repro: self.flags.apply(ReproOptions {
+                targets: self.stages.clone(),
+                ..repro
+            }),
+            force: false,
+            message: self.message.clone(),
+        }
+    }
 }
 
 fn queue_dir(repo: &Repo) -> Result<std::path::PathBuf> {
@@ -1029,6 +1066,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             snapshot: Some(snapshot.to_string()),
             failed: None,
             message: opts.message.clone(),
+            flags: StageFlags::of(&opts.repro),
         };
         write_entry(repo, &q)?;
         out.push(q);
@@ -1236,17 +1274,10 @@ pub fn run_queue(
         on_start(&q);
         let group = crate::ops::queue::group_file(repo, &q.id)?;
         let _running = crate::ops::queue::hold(repo, &format!("queue-{}", q.id), "a queued experiment running")?;
-        let opts = ExpRunOptions {
-            name: q.name.clone(),
-            set_params: q.set_params.clone(),
-            repro: ReproOptions {
-                targets: q.stages.clone(),
-                group: Some(group),
-                ..Default::default()
-            },
-            force: false,
-            message: q.message.clone(),
-        };
+        let opts = q.run_options(ReproOptions {
+            group: Some(group),
+            ..Default::default()
+        });
         let report = match run(repo, &opts, on_run, progress) {
             Ok(r) => r,
             Err(e) => {

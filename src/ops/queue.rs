@@ -545,18 +545,11 @@ fn run_queued(
     let on_run = |stage: &crate::pipeline::Stage, why: &str| {
         note(&format!("Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd));
     };
-    let opts = ExpRunOptions {
-        name: q.name.clone(),
-        set_params: q.set_params.clone(),
-        repro: ReproOptions {
-            targets: q.stages.clone(),
-            log: Some(log.clone()),
-            group: Some(group_file(repo, &q.id)?),
-            ..Default::default()
-        },
-        force: false,
-        message: q.message.clone(),
-    };
+    let opts = q.run_options(ReproOptions {
+        log: Some(log.clone()),
+        group: Some(group_file(repo, &q.id)?),
+        ..Default::default()
+    });
     let name = format!("queue-{}", q.id);
     let snapshot =
         match &q.snapshot {

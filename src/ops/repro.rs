@@ -74,6 +74,62 @@ pub struct ReproOptions {
     pub allow_missing: bool,
 }
 
+/// How `repro` picks stages beyond its targets, and goes on when one fails:
+/// the options of [`ReproOptions`] that `dvt exp run` passes on, and that a
+/// queued experiment keeps for when it runs. Each is the field of that name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StageFlags {
+    /// [`ReproOptions::downstream`].
+    pub downstream: bool,
+    /// [`ReproOptions::single_item`].
+    pub single_item: bool,
+    /// [`ReproOptions::whole_pipeline`].
+    pub whole_pipeline: bool,
+    /// [`ReproOptions::force_downstream`].
+    pub force_downstream: bool,
+    /// [`ReproOptions::allow_missing`].
+    pub allow_missing: bool,
+    /// [`ReproOptions::keep_going`].
+    pub keep_going: bool,
+    /// [`ReproOptions::ignore_errors`].
+    pub ignore_errors: bool,
+}
+
+impl StageFlags {
+    /// The flags `opts` has set.
+    pub fn of(opts: &ReproOptions) -> StageFlags {
+        StageFlags {
+            downstream: opts.downstream,
+            single_item: opts.single_item,
+            whole_pipeline: opts.whole_pipeline,
+            force_downstream: opts.force_downstream,
+            allow_missing: opts.allow_missing,
+            keep_going: opts.keep_going,
+            ignore_errors: opts.ignore_errors,
+        }
+    }
+
+    /// Whether none is set.
+    pub fn is_default(&self) -> bool {
+        *self == StageFlags::default()
+    }
+
+    /// `opts` with these flags set.
+    pub fn apply(self, opts: ReproOptions) -> ReproOptions {
+        ReproOptions {
+            downstream: self.downstream,
+            single_item: self.single_item,
+            whole_pipeline: self.whole_pipeline,
+            force_downstream: self.force_downstream,
+            allow_missing: self.allow_missing,
+            keep_going: self.keep_going,
+            ignore_errors: self.ignore_errors,
+            ..opts
+        }
+    }
+}
+
 /// The file whose presence asks the stages of the run with group file
 /// `group` ([`ReproOptions::group`]) to stop.
 pub fn kill_request(group: &Path) -> PathBuf {
