@@ -2515,3 +2515,34 @@ fn repro_pull_runs_a_stage_whose_remote_entry_lacks_an_object_and_asks_again_for
     assert!(!r.stderr.contains("could not be read"), "{}", r.stderr);
     assert_eq!(clone.read("two.txt"), b"a\n");
 }
+
+/// `repro --glob` takes shell-style patterns of stage names, as DVC's.
+#[test]
+fn repro_glob_picks_stages_by_pattern() {
+    let env = TestEnv::new();
+    env.write(
+        "dvt.toml",
+        r#"[stages.train-a]
+cmd = "echo a > a.txt"
+outs = ["a.txt"]
+
+[stages.train-b]
+cmd = "echo b > b.txt"
+outs = ["b.txt"]
+
+[stages.eval]
+cmd = "echo e > e.txt"
+outs = ["e.txt"]
+"#,
+    );
+    assert_eq!(ran(&actions(&env, &["--glob", "train-*"])), ["train-a", "train-b"]);
+    assert!(!env.path("e.txt").exists());
+    assert_eq!(ran(&actions(&env, &["--glob", "dvt.toml:e?al"])), ["eval"]);
+    // Without --glob a pattern is a name; a pattern matching nothing is an error.
+    let r = env.dvt(&["repro", "train-*"]).fails();
+    assert!(r.stderr.contains("train-*"), "{}", r.stderr);
+    let r = env.dvt(&["repro", "--glob", "test-*"]).fails();
+    assert!(r.stderr.contains("test-*") && r.stderr.contains("eval"), "{}", r.stderr);
+    let r = env.dvt(&["repro", "--glob", "[train"]).fails();
+    assert!(r.stderr.contains("is not a pattern"), "{}", r.stderr);
+}

@@ -86,6 +86,9 @@ pub(super) enum PipelineCommand {
         /// commit` stores them once you keep the result.
         #[arg(long)]
         no_commit: bool,
+        /// The STAGEs are shell-style patterns of stage names (`'train-*'`), as DVC's.
+        #[arg(long)]
+        glob: bool,
         /// Run stages even when the run cache holds an earlier run with the same
         /// command, deps and params (whose outs would be restored instead).
         #[arg(long)]
@@ -574,10 +577,12 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             pull,
             remote,
             no_commit,
+            glob,
             no_run_cache,
             json: as_json,
         } => {
             let opts = flags.flags().apply(ops::ReproOptions {
+                glob: *glob,
                 targets: stages.clone(),
                 force: *force,
                 dry_run: *dry_run,

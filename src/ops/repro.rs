@@ -72,6 +72,9 @@ pub struct ReproOptions {
     /// is gone from the workspace, counts as recorded (DVC's `--allow-missing`,
     /// e.g. `--dry-run --allow-missing` to check a clone without its data).
     pub allow_missing: bool,
+    /// The targets are shell-style patterns of stage names (DVC's `--glob`;
+    /// see [`Pipeline::stages_matching`]).
+    pub glob: bool,
 }
 
 /// How `repro` picks stages beyond its targets, and goes on when one fails:
@@ -422,7 +425,10 @@ pub(crate) fn repro_knowing(
     let none = Known::new();
     let known = if opts.dry_run { known } else { &none };
     let pipeline = Pipeline::load_required(repo)?;
-    let mut named = pipeline.stage_names(&opts.targets)?;
+    let mut named = match opts.glob {
+        true => pipeline.stages_matching(&opts.targets)?,
+        false => pipeline.stage_names(&opts.targets)?,
+    };
     if opts.whole_pipeline && !named.is_empty() {
         named = pipeline.connected(&named);
     }

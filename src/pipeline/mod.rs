@@ -622,6 +622,37 @@ impl Pipeline {
         Ok(names)
     }
 
+    /// The stage names matching each of `patterns`, shell-style (`*`, `?`,
+    /// `[...]`; as DVC's `--glob`), in pipeline order: a name is given as
+    /// `NAME` or `dvt.toml:NAME`, and a `foreach` case as `NAME@KEY`. A
+    /// pattern that matches nothing, or does not parse, is an error.
+    pub fn stages_matching(&self, patterns: &[String]) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for p in patterns {
+            let bare = p
+                .strip_prefix(PIPELINE_FILE)
+                .and_then(|r| r.strip_prefix(':'))
+                .unwrap_or(p);
+            let glob = globset::GlobBuilder::new(bare)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| bad(None, format!("`{p}` is not a pattern: {}", e.kind())))?
+                .compile_matcher();
+            let before = names.len();
+            names.extend(
+                self.order
+                    .iter()
+                    .filter(|n| glob.is_match(n.as_str()) && !names.contains(*n))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            if names.len() == before && !self.stages.keys().any(|n| glob.is_match(n.as_str())) {
+                return Err(self.unknown(p));
+            }
+        }
+        Ok(names)
+    }
+
     fn unknown(&self, name: &str) -> crate::Error {
         PipelineError::UnknownStage {
             name: name.to_string(),
