@@ -389,6 +389,12 @@ pub enum PipelineError {
         /// What is wrong, and what to do.
         message: String,
     },
+    /// `dvt plots --html-template FILE`: the page has no place for the charts.
+    #[error("the page template `{}` has no `{{plot_divs}}`: put it where the charts go", file.display())]
+    PageTemplate {
+        /// The template.
+        file: PathBuf,
+    },
     /// A plots file that cannot be drawn.
     #[error("plots file `{file}`{}: {message}", rev.as_ref().map(|r| format!(" at {r}")).unwrap_or_default())]
     Plot {

@@ -2546,3 +2546,37 @@ outs = ["e.txt"]
     let r = env.dvt(&["repro", "--glob", "[train"]).fails();
     assert!(r.stderr.contains("is not a pattern"), "{}", r.stderr);
 }
+
+/// `plots show --html-template FILE` writes the charts into the user's page,
+/// where it says `{plot_divs}` (as DVC's); a page without it is refused.
+#[test]
+fn plots_fill_a_page_template() {
+    let env = TestEnv::new();
+    env.write("loss.csv", "step,loss\n1,0.9\n2,0.4\n");
+    env.write(
+        "page.html",
+        "<html><body><h1>Team page</h1>\n{plot_divs}<footer>end</footer></body></html>\n",
+    );
+    let r = env
+        .dvt(&["plots", "show", "loss.csv", "--html-template", "page.html"])
+        .ok();
+    assert!(r.stdout.contains("dvt_plots/index.html"), "{}", r.stdout);
+    let page = String::from_utf8(env.read("dvt_plots/index.html")).unwrap();
+    let (h1, svg, footer) = (page.find("Team page"), page.find("<svg"), page.find("<footer>"));
+    assert!(h1 < svg && svg < footer && h1.is_some(), "{page}");
+    assert!(
+        !page.contains("{plot_divs}") && !page.contains("<title>dvt plots"),
+        "{page}"
+    );
+
+    env.write("bare.html", "<html><body></body></html>\n");
+    let r = env
+        .dvt(&["plots", "show", "loss.csv", "--html-template", "bare.html"])
+        .fails();
+    assert!(r.stderr.contains("has no `{plot_divs}`"), "{}", r.stderr);
+    assert_eq!(
+        env.read("dvt_plots/index.html"),
+        page.as_bytes(),
+        "the page was rewritten"
+    );
+}

@@ -189,6 +189,9 @@ pub(super) struct PlotsOutput {
     /// Open the page in the desktop's browser (`xdg-open`, or `open` on macOS).
     #[arg(long, conflicts_with = "json")]
     open: bool,
+    /// An HTML file to write the charts into, where it says `{plot_divs}` (as DVC's).
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    html_template: Option<std::path::PathBuf>,
     #[command(flatten)]
     axes: AxesArgs,
 }
@@ -937,6 +940,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             if output.json {
                 return json(&plots);
             }
+            let html = match &output.html_template {
+                None => ops::plots::render_html(&plots),
+                Some(file) => {
+                    let template = fs_err::read_to_string(cwd.join(file))?;
+                    ops::plots::render_in(&template, &plots)
+                        .ok_or_else(|| dvt::error::PipelineError::PageTemplate { file: file.clone() })?
+                }
+            };
             let dir = cwd.join(&output.out);
             // The default directory is made ignored by git (and so by `exp run`/`exp
             // save`) when dvt creates it: the page is drawn from data git already has.
@@ -950,7 +961,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             fs_err::create_dir_all(&dir)?;
             let page = dir.join("index.html");
-            dvt::fsutil::atomic_write(&page, ops::plots::render_html(&plots).as_bytes())?;
+            dvt::fsutil::atomic_write(&page, html.as_bytes())?;
             let page = fs_err::canonicalize(&page)?;
             out!("file://{}", page.display());
             if output.open {

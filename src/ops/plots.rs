@@ -711,17 +711,37 @@ const COLORS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
+/// Where a page template ([`render_in`]) takes the charts, as DVC's.
+pub const PLOT_DIVS: &str = "{plot_divs}";
+
+/// The page [`render_html`] writes the charts into.
+const PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>dvt plots</title>\n\
+     <style>\nbody { font-family: system-ui, sans-serif; margin: 2em; color: #222; }\n</style>\n</head>\n<body>\n\
+     {plot_divs}</body>\n</html>\n";
+
 /// One HTML page with a chart per plot: inline SVG, no scripts, nothing fetched.
 pub fn render_html(plots: &[Plot]) -> String {
+    PAGE.replacen(PLOT_DIVS, &render_charts(plots), 1)
+}
+
+/// The page `template` (an HTML file's text, as DVC's `--html-template`)
+/// with the charts where it says [`PLOT_DIVS`]; `None` if it does not.
+pub fn render_in(template: &str, plots: &[Plot]) -> Option<String> {
+    template
+        .contains(PLOT_DIVS)
+        .then(|| template.replacen(PLOT_DIVS, &render_charts(plots), 1))
+}
+
+/// The charts, each a `<section>`, after the style they need.
+fn render_charts(plots: &[Plot]) -> String {
     let mut html = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>dvt plots</title>\n<style>\n\
-         body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }\n\
+        "<style>\n\
          section { margin-bottom: 3em; }\n\
          figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }\n\
          figure img { max-width: 480px; border: 1px solid #ddd; }\n\
          svg text { font-size: 12px; fill: #444; }\n\
          .legend span { display: inline-block; margin-right: 1.5em; }\n\
-         </style>\n</head>\n<body>\n",
+         </style>\n",
     );
     for plot in plots {
         let _ = write!(html, "<section>\n<h2>{}</h2>\n", escape(&plot.title));
@@ -779,7 +799,6 @@ pub fn render_html(plots: &[Plot]) -> String {
         }
         html.push_str("</div>\n</section>\n");
     }
-    html.push_str("</body>\n</html>\n");
     html
 }
 
