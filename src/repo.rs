@@ -407,14 +407,14 @@ impl Repo {
     }
 
     fn lock_as(&self, what: &str, cache_alone: bool) -> Result<RepoLock> {
-        let repo = hold(&self.tmp_dir()?.join("lock"), "repository", what, Hold::Alone)?;
+        let repo = hold_patiently(&self.tmp_dir()?.join("lock"), "repository", what, Hold::Alone)?;
         fs::create_dir_all(self.cache.root())?;
         if !cache_alone {
             self.sweep_if_cache_idle();
         }
         let how = if cache_alone { Hold::Alone } else { Hold::Shared };
         let what = format!("{what} in `{}`", self.root.display());
-        let cache = hold(&self.cache.root().join("lock"), "cache", &what, how)?;
+        let cache = hold_patiently(&self.cache.root().join("lock"), "cache", &what, how)?;
         self.register_in_cache()?;
         Ok(RepoLock {
             _repo: repo,
@@ -665,6 +665,37 @@ fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// Set by [`wait_for_locks`]: what to call when a lock is found taken.
+static WAITING: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// From now on, a command that finds the repository or the cache locked
+/// waits until it is free instead of failing (DVC's `--wait-for-lock`),
+/// calling `on_wait` with the holder's description once per lock waited for.
+/// Locks taken only to see whether they are held are not waited for.
+pub fn wait_for_locks(on_wait: fn(&str)) {
+    let _ = WAITING.set(on_wait);
+}
+
+/// [`hold`], waiting for the lock while it is taken if [`wait_for_locks`] said so.
+fn hold_patiently(path: &Path, subject: &'static str, what: &str, how: Hold) -> Result<LockFile> {
+    let Some(on_wait) = WAITING.get() else {
+        return hold(path, subject, what, how);
+    };
+    let mut told = false;
+    loop {
+        match hold(path, subject, what, how) {
+            Err(crate::Error::Repo(RepoError::Locked { holder, .. })) => {
+                if !told {
+                    on_wait(&format!("the {subject} is locked by another dvt process ({holder})"));
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            held => return held,
+        }
+    }
 }
 
 /// Takes the lock `path` of the `subject` ("repository", "cache") as `how`, for

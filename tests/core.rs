@@ -1166,6 +1166,34 @@ fn a_second_mutating_command_names_the_lock_holder() {
     env.dvt(&["add", "a.csv"]).ok();
 }
 
+/// `--wait-for-lock` waits for the holder instead of failing, and says so once.
+#[test]
+fn wait_for_lock_waits_for_the_holder() {
+    let env = TestEnv::new();
+    env.write("a.csv", "a\n");
+    let lock = env.hold_lock(".dvt/tmp/lock", "pid 4242: dvt add big");
+    let mut waiting = env
+        .dvt_cmd(&["--wait-for-lock", "add", "a.csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(waiting.try_wait().unwrap().is_none(), "it did not wait");
+    assert!(!env.exists("a.csv.dvt"));
+    drop(lock);
+    let out = waiting.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("waiting: the repository is locked by another dvt process (pid 4242: dvt add big)")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(env.exists("a.csv.dvt"));
+}
+
 #[test]
 fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
     // `a` keeps its cache in `.dvt/cache`; `b` and `c` use the same one (as a

@@ -23,6 +23,10 @@ struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
+    /// When another dvt process holds the repository (or the cache), wait for it
+    /// instead of failing at once (as DVC's).
+    #[arg(long, global = true)]
+    wait_for_lock: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -563,6 +567,13 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if cli.wait_for_lock {
+        let on_wait: fn(&str) = match cli.quiet {
+            true => |_| {},
+            false => |holder| eprintln!("waiting: {holder}"),
+        };
+        dvt::repo::wait_for_locks(on_wait);
+    }
     let outcome = execute(&cli);
     // An interrupt makes work in flight fail; the handler reports and exits.
     while dvt::fsutil::interrupted() {
