@@ -2752,3 +2752,43 @@ fn add_no_commit_writes_pointers_and_leaves_the_cache_alone() {
     assert_eq!(env.read("d/b.txt"), b"beta\n");
     assert_eq!(env.dvt(&["add", "--no-commit", "-o", "x", "f.bin"]).code, 2);
 }
+
+/// `cache dir` prints the cache directory, and sets or unsets `cache.dir`.
+#[test]
+fn cache_dir_prints_and_sets_the_cache_directory() {
+    let env = TestEnv::new();
+    let default = env.path(".dvt/cache");
+    assert_eq!(
+        env.dvt(&["cache", "dir"]).ok().stdout,
+        format!("{}\n", default.display())
+    );
+    let elsewhere = env.home.join("fast-cache");
+    let r = env.dvt(&["cache", "dir", elsewhere.to_str().unwrap()]).ok();
+    assert!(
+        r.stdout.contains("cache.dir = ") && r.stdout.contains(".dvt/config.toml"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        env.dvt(&["cache", "dir"]).ok().stdout,
+        format!("{}\n", elsewhere.display())
+    );
+    env.write("a.txt", "a\n");
+    env.dvt(&["add", "a.txt"]).ok();
+    assert!(elsewhere.join("packs").is_dir());
+    env.dvt(&["cache", "dir", "--unset"]).ok();
+    assert_eq!(
+        env.dvt(&["cache", "dir"]).ok().stdout,
+        format!("{}\n", default.display())
+    );
+    env.dvt(&["cache", "dir", "--local", "rel-cache"]).ok();
+    assert!(
+        String::from_utf8(env.read(".dvt/config.local.toml"))
+            .unwrap()
+            .contains("rel-cache")
+    );
+    assert_eq!(
+        env.dvt(&["cache", "dir"]).ok().stdout,
+        format!("{}\n", env.path("rel-cache").display())
+    );
+}

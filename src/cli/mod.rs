@@ -112,6 +112,11 @@ enum Command {
         #[arg(long)]
         show_origin: bool,
     },
+    /// The cache's settings (as `dvc cache`).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Upload the objects that the targets need and the remote lacks.
     Push {
         #[command(flatten)]
@@ -453,6 +458,22 @@ impl AcrossArgs {
             commits: self.all_commits,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Print the cache directory; with PATH, set `cache.dir` (as `dvc cache dir`).
+    Dir {
+        /// The new cache directory (relative paths: from the repository root).
+        #[arg(conflicts_with = "unset")]
+        path: Option<String>,
+        /// Go back to the default, `.dvt/cache`.
+        #[arg(short, long)]
+        unset: bool,
+        /// Which file to write (default `.dvt/config.toml`).
+        #[command(flatten)]
+        level: LevelArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1251,35 +1272,22 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     out!("{}{}={}", origin(&s), s.name, s.value);
                 }
             } else if *unset || value.is_some() {
-                let old_cache = repo.cache();
-                let written = match value {
-                    Some(v) if !*unset => config::set(&repo, name, v, level.written())?,
-                    _ => config::unset(&repo, name, level.written())?,
-                };
-                let file = written.file.display();
-                match value {
-                    _ if *unset => say!(q, "{name} unset in {file}"),
-                    Some(_) if written.secret => say!(q, "{name} set (secret, not shown) in {file}"),
-                    Some(v) => say!(q, "{name} = {v} in {file}"),
-                    None => {}
-                }
-                if written.file == std::path::Path::new(".dvt/config.toml") {
-                    note!(q, "hint: commit it with `git add .dvt/config.toml`");
-                }
-                let new_cache = level.open(&cwd)?.cache().root().to_path_buf();
-                if new_cache != old_cache.root() && old_cache.holds_objects() {
-                    note!(
-                        q,
-                        "note: the cache is now `{}`; the objects in `{}` were not moved: move them there \
-                         yourself, or `dvt fetch` them again",
-                        new_cache.display(),
-                        old_cache.root().display()
-                    );
-                }
+                let value = if *unset { None } else { value.as_deref() };
+                return write_setting(&cwd, level, name, value, q);
             } else {
                 let s = config::get(&repo, name, scope)?;
                 out!("{}{}", origin(&s), s.value);
             }
+        }
+        Command::Cache {
+            command: CacheCommand::Dir { path, unset, level },
+        } => {
+            if path.is_none() && !*unset {
+                let repo = level.open(&cwd)?;
+                out!("{}", repo.cache().root().display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            return write_setting(&cwd, level, "cache.dir", path.as_deref(), q);
         }
         Command::History(command) => return history::run(&cwd, command, q, &bars),
         Command::Pipeline(command) => return pipeline::run(&cwd, command, q, &bars),
@@ -1709,6 +1717,45 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
             };
             say!(q, "remote `{name}`: {key} {shown} in {file}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dvt config [LEVEL] NAME VALUE` (with `None`: `--unset NAME`), and what
+/// it says: where it wrote, the `git add` hint, and that a cache moved
+/// without its objects.
+fn write_setting(
+    cwd: &std::path::Path,
+    level: &LevelArgs,
+    name: &str,
+    value: Option<&str>,
+    q: bool,
+) -> Result<ExitCode, dvt::Error> {
+    use dvt::ops::config;
+    let repo = level.open(cwd)?;
+    let old_cache = repo.cache();
+    let written = match value {
+        Some(v) => config::set(&repo, name, v, level.written())?,
+        None => config::unset(&repo, name, level.written())?,
+    };
+    let file = written.file.display();
+    match value {
+        None => say!(q, "{name} unset in {file}"),
+        Some(_) if written.secret => say!(q, "{name} set (secret, not shown) in {file}"),
+        Some(v) => say!(q, "{name} = {v} in {file}"),
+    }
+    if written.file == std::path::Path::new(".dvt/config.toml") {
+        note!(q, "hint: commit it with `git add .dvt/config.toml`");
+    }
+    let new_cache = level.open(cwd)?.cache().root().to_path_buf();
+    if new_cache != old_cache.root() && old_cache.holds_objects() {
+        note!(
+            q,
+            "note: the cache is now `{}`; the objects in `{}` were not moved: move them there \
+             yourself, or `dvt fetch` them again",
+            new_cache.display(),
+            old_cache.root().display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
