@@ -979,6 +979,15 @@ pub enum PathError {
         /// The pointer file.
         pointer: String,
     },
+    /// `update --no-download` of data imported from a URL.
+    #[error(
+        "`{pointer}` was imported from a URL, whose new content is known only by downloading it: \
+         `--no-download` applies to imports from dvt repositories"
+    )]
+    NoDownloadOfUrlImport {
+        /// The pointer file.
+        pointer: String,
+    },
     /// `update --to-remote` of data imported from a dvt repository.
     #[error("`{pointer}` was imported from a dvt repository: `--to-remote` applies to imports from URLs")]
     ToRemoteOfRepoImport {

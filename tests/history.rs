@@ -895,6 +895,26 @@ fn import_records_the_source_and_update_follows_it() {
     assert!(r.stdout.contains("updated model.bin.dvt"), "{}", r.stdout);
     assert_eq!(env.read("model.bin"), b"model five");
 
+    // `--no-download` moves the pointer only; `pull` brings the data.
+    source.write("model.bin", "model six");
+    source.dvt(&["add", "model.bin"]).ok();
+    source.dvt(&["push"]).ok();
+    source.git(&["commit", "-q", "-am", "six"]);
+    let r = env.dvt(&["update", "--no-download", "model.bin"]).ok();
+    assert!(r.stdout.contains("updated model.bin.dvt"), "{}", r.stdout);
+    assert_eq!(env.read("model.bin"), b"model five");
+    let six = source.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+    assert!(String::from_utf8(env.read("model.bin.dvt")).unwrap().contains(&six));
+    let r = env.dvt(&["status", "model.bin"]).ok();
+    assert!(r.stdout.contains("not in cache"), "{}", r.stdout);
+    // (A remote of its own, which lacks it: the data comes from the source.)
+    let store = env.root.parent().unwrap().join("own-store");
+    std::fs::create_dir(&store).unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.dvt(&["pull", "model.bin", "--force"]).ok();
+    assert_eq!(env.read("model.bin"), b"model six");
+    env.dvt(&["remote", "remove", "store"]).ok();
+
     let r = env.dvt(&["import", src, "model.bin"]).fails();
     assert!(
         r.stderr.contains("already exists") && r.stderr.contains("--force"),
@@ -1345,6 +1365,9 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     env.commit("imports");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 
+    // Only by downloading is a URL's new content known.
+    let r = env.dvt(&["update", "--no-download", "data/raw"]).fails();
+    assert!(r.stderr.contains("was imported from a URL"), "{}", r.stderr);
     // Nothing changed at the source: nothing is downloaded.
     let r = env.dvt(&["update"]).ok();
     assert!(

@@ -287,6 +287,10 @@ pub(super) enum HistoryCommand {
         /// The remote for `--to-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME", requires = "to_remote")]
         remote: Option<String>,
+        /// For imports from dvt repositories: update the pointer only, not the
+        /// data (`dvt pull` gets it).
+        #[arg(long, conflicts_with = "to_remote")]
+        no_download: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -911,10 +915,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             jobs,
             to_remote,
             remote,
+            no_download,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
             let opts = ops::UpdateOptions {
+                no_download: *no_download,
                 targets: targets.clone(),
                 recursive: *recursive,
                 cwd: cwd.to_path_buf(),

@@ -523,6 +523,10 @@ pub struct UpdateOptions {
     /// For imports from URLs: send new data to a remote instead of the cache and
     /// workspace, as `import-url --to-remote` (`Some(None)`: the default remote).
     pub to_remote: Option<Option<String>>,
+    /// For imports from dvt repositories: move the pointer to the new commit
+    /// and id only; the data is not downloaded nor the workspace changed
+    /// (`dvt pull` gets it), as DVC's `update --no-download`.
+    pub no_download: bool,
 }
 
 /// Moves imported pointers to the newest commit of their revision (or, with
@@ -545,6 +549,9 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
             Some(Source::Repo(_)) if opts.to_remote.is_some() => {
                 return Err(PathError::ToRemoteOfRepoImport { pointer: t.pointer_rel }.into());
             }
+            Some(Source::Url(_)) if opts.no_download => {
+                return Err(PathError::NoDownloadOfUrlImport { pointer: t.pointer_rel }.into());
+            }
             Some(_) => imports.push(t),
         }
     }
@@ -562,7 +569,7 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
     for t in imports {
         let updated = match t.pointer.source.clone() {
             None => continue,
-            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, opts.rev.as_deref(), opts.force, progress)?,
+            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, opts, progress)?,
             Some(Source::Url(src)) => {
                 if opts.rev.is_some() {
                     return Err(PathError::RevOfUrlImport { pointer: t.pointer_rel }.into());
@@ -584,11 +591,10 @@ fn update_from_repo(
     repo: &Repo,
     t: &crate::workspace::Tracked,
     src: ImportSource,
-    rev: Option<&str>,
-    force: bool,
+    opts: &UpdateOptions,
     progress: &dyn Progress,
 ) -> Result<Updated> {
-    let rev = rev.map(str::to_string).or(src.rev.clone());
+    let rev = opts.rev.clone().or(src.rev.clone());
     let ext = open_external(&src.repo, rev.as_deref())?;
     let to = ext.commit.to_string();
     if to == src.commit && rev == src.rev {
@@ -611,12 +617,23 @@ fn update_from_repo(
     };
     let pointer = pointer_for(&found, &name, repo.cache(), source)?;
     let changed = pointer.id != t.pointer.id;
+    if opts.no_download {
+        write_pointer(repo, &t.data_abs, &t.data_rel, &pointer)?;
+        return Ok(Updated {
+            pointer: t.pointer_rel.clone(),
+            url: None,
+            from: src.commit,
+            to,
+            changed,
+            downloaded: None,
+        });
+    }
     // Before downloading anything: local changes the update would overwrite stop it.
-    if !force && changed {
+    if !opts.force && changed {
         crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
     }
     ensure_all(&found, &src.path, &objects, progress)?;
-    track(repo, &t.data_abs, &t.data_rel, &pointer, force, progress)?;
+    track(repo, &t.data_abs, &t.data_rel, &pointer, opts.force, progress)?;
     Ok(Updated {
         pointer: t.pointer_rel.clone(),
         url: None,
