@@ -907,13 +907,17 @@ fn import_records_the_source_and_update_follows_it() {
     assert!(String::from_utf8(env.read("model.bin.dvt")).unwrap().contains(&six));
     let r = env.dvt(&["status", "model.bin"]).ok();
     assert!(r.stdout.contains("not in cache"), "{}", r.stdout);
-    // (A remote of its own, which lacks it: the data comes from the source.)
-    let store = env.root.parent().unwrap().join("own-store");
-    std::fs::create_dir(&store).unwrap();
-    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
-    env.dvt(&["pull", "model.bin", "--force"]).ok();
+    // A repository of imports alone needs no remote: the sources give the data.
+    let r = env.dvt(&["pull", "model.bin", "--force"]).ok();
+    assert!(
+        r.stdout
+            .contains("no remote is configured: fetched from the repositories they were imported from: model.bin"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(env.read("model.bin"), b"model six");
-    env.dvt(&["remote", "remove", "store"]).ok();
+    let r = env.dvt(&["fetch"]).ok();
+    assert!(r.stdout.contains("Nothing to fetch"), "{}", r.stdout);
 
     let r = env.dvt(&["import", src, "model.bin"]).fails();
     assert!(
@@ -923,6 +927,9 @@ fn import_records_the_source_and_update_follows_it() {
     );
     env.write("own.csv", "x");
     env.dvt(&["add", "own.csv"]).ok();
+    // Data of its own needs a remote again.
+    let r = env.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("no default remote"), "{}", r.stderr);
     let r = env.dvt(&["update", "own.csv"]).fails();
     assert!(r.stderr.contains("not made by `dvt import`"), "{}", r.stderr);
     let r = env.dvt(&["update", "model.bin", "--to-remote"]).fails();

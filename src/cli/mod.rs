@@ -1611,6 +1611,14 @@ fn left_out_note(q: bool, paths: &[String], who: &str) {
 fn fetched_line(r: &ops::FetchReport) -> String {
     if !r.from_sources.is_empty() {
         let named: Vec<String> = r.from_sources.iter().map(|p| quoted(p).into_owned()).collect();
+        if r.remote.is_empty() {
+            return format!(
+                "no remote is configured: fetched from the repositories they were imported from: {}; \
+                 {} already in the cache",
+                named.join(", "),
+                dvt::counted(r.already_cached, "object")
+            );
+        }
         let line = format!(
             "fetched {} ({}) from `{}`; {} already in the cache; from the repositories they were imported from: {}",
             dvt::counted(r.downloaded, "object"),

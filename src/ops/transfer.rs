@@ -734,10 +734,64 @@ async fn upload_all(
 pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<FetchReport> {
     let mut tracked = load_all(repo, opts)?;
     let left_out = opts.only.apply(repo, &mut tracked)?;
-    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
-    let _lock = repo.lock("dvt fetch")?;
-    let report = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?;
+    let report = match open_remote(repo, opts, &tracked)? {
+        Some(remote) => {
+            let _lock = repo.lock("dvt fetch")?;
+            remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?
+        }
+        None => {
+            let _lock = repo.lock("dvt fetch")?;
+            imports_from_sources(repo, &tracked, progress)?
+        }
+    };
     Ok(FetchReport { left_out, ..report })
+}
+
+/// The remote of a fetch or pull; `None` when none is configured and none
+/// was asked for, but every pointer in `tracked` is an import from a dvt
+/// repository, whose data its source gives (a repository that only imports
+/// from a data registry needs no remote of its own, as with DVC).
+fn open_remote(repo: &Repo, opts: &TransferOptions, tracked: &[Tracked]) -> Result<Option<Remote>> {
+    let imports_only = !tracked.is_empty()
+        && tracked
+            .iter()
+            .all(|t| matches!(t.pointer.source, Some(crate::pointer::Source::Repo(_))));
+    let no_remote = opts.remote.is_none() && repo.config().remote.is_empty();
+    if no_remote && imports_only && !opts.run_cache && !opts.revisions_only {
+        return Ok(None);
+    }
+    Remote::open(repo, opts.remote.as_deref(), opts.jobs, false).map(Some)
+}
+
+/// [`fetch`] without a remote: each import in `tracked` whose objects the
+/// cache lacks comes from its source (see [`open_remote`]).
+fn imports_from_sources(repo: &Repo, tracked: &[Tracked], progress: &dyn Progress) -> Result<FetchReport> {
+    let cache = repo.cache();
+    // No remote: its name is empty.
+    let mut report = FetchReport::default();
+    for t in tracked {
+        let (lacking, objects) = match t.pointer.kind {
+            Kind::File => (!cache.contains(&t.pointer.id), 1),
+            Kind::Dir => match cache.contains(&t.pointer.id) {
+                false => (true, 0),
+                true => {
+                    let ids: Vec<ObjectId> = files_needed(t, t.manifest(cache)?)?.iter().map(|f| f.id).collect();
+                    let lacking = !cache.missing_for_manifest(&t.pointer.id, &ids)?.is_empty();
+                    (lacking, ids.len() + 1)
+                }
+            },
+        };
+        if !lacking {
+            report.already_cached += objects;
+            continue;
+        }
+        if report.from_sources.contains(&t.data_rel) {
+            continue;
+        }
+        crate::ops::import::fetch_from_source(repo, t, progress)?;
+        report.from_sources.push(t.data_rel.clone());
+    }
+    Ok(report)
 }
 
 /// Fetches what `tracked` and `extra` need; a pull lays out directories of
@@ -1243,7 +1297,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
         ..opts.clone()
     };
     let tracked = load_all(repo, &workspace_only)?;
-    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    let remote = open_remote(repo, opts, &tracked)?;
     // One lock for both halves: no other command runs between the fetch and the
     // checkout, and one that waits is told that a pull holds the repository.
     let _lock = repo.lock("dvt pull")?;
@@ -1254,7 +1308,10 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?;
+    let fetch = match &remote {
+        Some(remote) => remote.block_on(fetch_with_runs(repo, remote, &tracked, opts, progress))?,
+        None => imports_from_sources(repo, &tracked, progress)?,
+    };
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
