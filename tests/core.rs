@@ -2792,3 +2792,36 @@ fn cache_dir_prints_and_sets_the_cache_directory() {
         format!("{}\n", env.path("rel-cache").display())
     );
 }
+
+/// DVC's spellings: `checkout --summary`, `gc -c` and `--dry`, `list --dvc-only`.
+#[test]
+fn dvc_spellings_of_checkout_gc_and_list_work() {
+    let env = TestEnv::new();
+    let store = env.home.join("store");
+    std::fs::create_dir(&store).unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.write("d/a.txt", "a\n");
+    env.write("d/b.txt", "b\n");
+    env.dvt(&["add", "d"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("d");
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+    let r = env.dvt(&["checkout", "--summary"]).ok();
+    assert_eq!(r.stdout, "2 files restored (4 B), 0 paths already up to date\n");
+
+    // An old version, only on the remote once gc -c has run.
+    env.write("old.txt", "old\n");
+    env.dvt(&["add", "old.txt"]).ok();
+    env.dvt(&["push"]).ok();
+    std::fs::remove_file(env.path("old.txt.dvt")).unwrap();
+    std::fs::remove_file(env.path("old.txt")).unwrap();
+    let dry = env.dvt(&["gc", "-c", "--dry"]).ok().stderr;
+    assert!(dry.contains("remote `store`: 1 object to delete"), "{dry}");
+    assert_eq!(env.dvt(&["gc", "-c", "-f"]).ok().stdout, "deleted 2 objects\n");
+    let dry = env.dvt(&["gc", "-c", "--dry"]).ok().stderr;
+    assert!(!dry.contains("remote `store`: 1 object"), "{dry}");
+
+    env.write("plain.txt", "git's\n");
+    let listed = env.dvt(&["list", ".", "--dvc-only"]).ok().stdout;
+    assert!(listed.contains("d") && !listed.contains("plain.txt"), "{listed}");
+}

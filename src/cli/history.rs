@@ -110,13 +110,16 @@ pub(super) enum HistoryCommand {
         /// Also delete from a remote: `--remote` for the default one, `-r NAME` for another.
         #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
         remote: Option<String>,
+        /// Also delete from the default remote, or the one `-r` names (DVC's `-c`).
+        #[arg(short = 'c', long, conflicts_with = "not_in_remote")]
+        cloud: bool,
         /// Delete from the cache only what a remote has (`--not-in-remote` for the
         /// default one, `--not-in-remote NAME` for another): keep what would be
         /// lost (as DVC's).
         #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "remote")]
         not_in_remote: Option<String>,
         /// Only print what would be deleted.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry")]
         dry_run: bool,
         /// Delete without asking.
         #[arg(short, long)]
@@ -154,7 +157,7 @@ pub(super) enum HistoryCommand {
         #[arg(short = 'L', long = "level", value_name = "N", requires = "walk", value_parser = clap::value_parser!(u32).range(1..))]
         level: Option<u32>,
         /// Show only data tracked by dvt (and the directories leading to it).
-        #[arg(long)]
+        #[arg(long, visible_alias = "dvc-only")]
         dvt_only: bool,
         /// Show sizes.
         #[arg(long)]
@@ -180,7 +183,7 @@ pub(super) enum HistoryCommand {
         #[arg(short, long)]
         summarize: bool,
         /// Count only data tracked by dvt.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dvc-only")]
         dvt_only: bool,
         /// Print sizes in bytes, not KiB, MiB, GiB.
         #[arg(short, long)]
@@ -633,6 +636,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             num,
             date,
             remote,
+            cloud,
             not_in_remote,
             dry_run,
             force,
@@ -640,6 +644,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         } => {
             let repo = Repo::open(cwd)?;
             let named = |r: &Option<String>| r.as_ref().map(|r| Some(r.clone()).filter(|r| !r.is_empty()));
+            // `-c` alone: the default remote.
+            let remote = match (cloud, remote) {
+                (true, None) => &Some(String::new()),
+                (_, r) => r,
+            };
             let opts = ops::GcOptions {
                 revisions: dvt::snapshot::Revisions {
                     num: num.map(|n| n as usize),

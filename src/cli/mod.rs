@@ -161,6 +161,9 @@ enum Command {
         /// instead of failing (as DVC's), e.g. after fetching part of the data.
         #[arg(long)]
         allow_missing: bool,
+        /// Print only the closing count, not each path restored or deleted (as DVC's).
+        #[arg(long, conflicts_with = "json")]
+        summary: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -1077,6 +1080,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             targets,
             force,
             allow_missing,
+            summary,
             json: as_json,
         } => {
             let repo = Repo::open(&cwd)?;
@@ -1091,13 +1095,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             left_out_note(q, &report.missing, "the cache lacks");
-            for p in &report.deleted {
+            for p in report.deleted.iter().filter(|_| !*summary) {
                 say!(q, "deleted {}", quoted(p));
             }
-            for p in &report.mode_fixed {
+            for p in report.mode_fixed.iter().filter(|_| !*summary) {
                 say!(q, "mode fixed {}", quoted(p));
             }
-            if report.restored.len() <= 20 {
+            if report.restored.len() <= 20 && !*summary {
                 for p in &report.restored {
                     say!(q, "restored {}", quoted(p));
                 }
