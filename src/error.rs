@@ -845,6 +845,15 @@ pub enum FormatError {
 /// Errors about a path the user named or a path found in the workspace.
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {
+    /// `--glob`: a pattern that matches nothing, or is no pattern.
+    #[error("`{pattern}` {problem}")]
+    Glob {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong: it matches nothing (and where it looked), or why it
+        /// does not parse.
+        problem: String,
+    },
     /// The path does not exist.
     #[error("`{}` does not exist", path.display())]
     NotFound {

@@ -735,6 +735,112 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
     Ok((pointers, chosen))
 }
 
+/// Whether `target` holds a shell wildcard (`*`, `?`, `[`).
+fn is_pattern(target: &Path) -> bool {
+    target.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// A shell-style pattern of paths, as `--glob` takes it: `*` and `?` within a
+/// name, `**` across directories, `[abc]`; relative to `cwd`.
+fn path_glob(pattern: &Path) -> Result<globset::GlobMatcher> {
+    let text = pattern.to_string_lossy();
+    globset::GlobBuilder::new(text.trim_start_matches("./"))
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| {
+            PathError::Glob {
+                pattern: text.to_string(),
+                problem: format!("is not a pattern: {}", e.kind()),
+            }
+            .into()
+        })
+}
+
+/// DVC's `--glob` for commands on tracked data (`push`, `status`, ...): each
+/// target holding a wildcard stands for the tracked data paths (pointers' and
+/// `dvt.lock` outs') it matches, relative to `cwd`; other targets are kept. A
+/// pattern that matches none is an error.
+pub fn expand_glob_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if !targets.iter().any(|t| is_pattern(t)) {
+        return Ok(targets.to_vec());
+    }
+    let (pointers, outs) = resolve_tracked(repo, cwd, &[])?;
+    let mut tracked: Vec<PathBuf> = outs.iter().map(|t| t.data_abs.clone()).collect();
+    for p in pointers {
+        tracked.push(p.with_extension(""));
+    }
+    let base = std::path::absolute(cwd)?;
+    let mut out = Vec::new();
+    for t in targets {
+        if !is_pattern(t) {
+            out.push(t.clone());
+            continue;
+        }
+        let glob = path_glob(t)?;
+        let before = out.len();
+        for abs in &tracked {
+            if let Ok(rel) = abs.strip_prefix(&base)
+                && glob.is_match(rel)
+                && !out.iter().any(|o: &PathBuf| o == rel)
+            {
+                out.push(rel.to_path_buf());
+            }
+        }
+        if out.len() == before {
+            return Err(PathError::Glob {
+                pattern: t.display().to_string(),
+                problem: "matches no tracked data here".into(),
+            }
+            .into());
+        }
+    }
+    Ok(out)
+}
+
+/// DVC's `add --glob`: each target holding a wildcard stands for the files and
+/// directories below `cwd` it matches (a directory that matches is taken whole;
+/// `.git` and `.dvt` are not looked into), sorted; other targets are kept. A
+/// pattern that matches nothing is an error.
+pub fn expand_glob_files(cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for t in targets {
+        if !is_pattern(t) {
+            out.push(t.clone());
+            continue;
+        }
+        let glob = path_glob(t)?;
+        let mut found = Vec::new();
+        let mut walk = walkdir::WalkDir::new(cwd).min_depth(1).sort_by_file_name().into_iter();
+        while let Some(entry) = walk.next() {
+            let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+            let rel = entry.path().strip_prefix(cwd).unwrap_or(entry.path());
+            let name = entry.file_name();
+            if name == ".git" || name == crate::repo::DVT_DIR || crate::pointer::is_pointer_path(entry.path()) {
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
+            if glob.is_match(rel) {
+                found.push(rel.to_path_buf());
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+            }
+        }
+        if found.is_empty() {
+            return Err(PathError::Glob {
+                pattern: t.display().to_string(),
+                problem: "matches no file or directory here".into(),
+            }
+            .into());
+        }
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 /// DVC's `-R`/`--recursive`: each target that is a directory, neither tracked
 /// itself nor inside tracked data, stands for every pointer file below it and
 /// every pipeline out (`dvt.lock`) below it. Other targets are kept as they are,

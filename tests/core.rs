@@ -2825,3 +2825,48 @@ fn dvc_spellings_of_checkout_gc_and_list_work() {
     let listed = env.dvt(&["list", ".", "--dvc-only"]).ok().stdout;
     assert!(listed.contains("d") && !listed.contains("plain.txt"), "{listed}");
 }
+
+/// `--glob` (as DVC's `add --glob`, `push --glob`): quoted patterns of files to
+/// add, or of tracked data for the other commands; a pattern matching nothing fails.
+#[test]
+fn glob_targets_match_files_to_add_and_tracked_data() {
+    let env = TestEnv::new();
+    for f in ["a", "b", "c"] {
+        env.write(&format!("data/{f}.csv"), f);
+    }
+    env.write("data/sub/x.csv", "x");
+    env.write("data/notes.txt", "n");
+    let r = env.dvt(&["add", "data/*.csv"]).fails();
+    assert!(r.stderr.contains("`data/*.csv` does not exist"), "{}", r.stderr);
+    env.dvt(&["add", "--glob", "data/*.csv"]).ok();
+    for (p, tracked) in [
+        ("data/a.csv", true),
+        ("data/c.csv", true),
+        ("data/sub/x.csv", false),
+        ("data/notes.txt", false),
+    ] {
+        assert_eq!(env.exists(&format!("{p}.dvt")), tracked, "{p}");
+    }
+    env.dvt(&["add", "--glob", "data/**/x.csv"]).ok();
+    assert!(env.exists("data/sub/x.csv.dvt"));
+    let r = env.dvt(&["add", "--glob", "data/*.parquet"]).fails();
+    assert!(r.stderr.contains("matches no file or directory"), "{}", r.stderr);
+
+    let store = env.home.join("store");
+    std::fs::create_dir(&store).unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    let r = env.dvt(&["push", "--glob", "data/[ab].csv", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 2, "{}", r.stdout);
+    let r = env
+        .dvt_in(&env.path("data"), &["push", "--glob", "*.csv", "--json"])
+        .ok();
+    assert_eq!(r.json()["uploaded"], 1, "{}", r.stdout);
+    let r = env.dvt(&["status", "--remote", "--glob", "data/sub/*"]).ok();
+    assert!(r.stdout.contains("data/sub/x.csv"), "{}", r.stdout);
+    let r = env.dvt(&["pull", "--glob", "models/*"]).fails();
+    assert!(
+        r.stderr.contains("`models/*` matches no tracked data here"),
+        "{}",
+        r.stderr
+    );
+}

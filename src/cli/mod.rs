@@ -65,6 +65,10 @@ enum Command {
         /// stores the data later (as `dvc add --no-commit`).
         #[arg(long, conflicts_with = "out")]
         no_commit: bool,
+        /// Paths with `*`, `?` or `[...]` are patterns of files and directories
+        /// (quote them from the shell; `**` crosses directories; as DVC's).
+        #[arg(long, conflicts_with = "out")]
+        glob: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -384,13 +388,22 @@ struct Targets {
     /// (as DVC's `-d`).
     #[arg(short = 'd', long)]
     with_deps: bool,
+    /// Targets with `*`, `?` or `[...]` are patterns of tracked data paths
+    /// (quote them from the shell; as DVC's `push --glob`).
+    #[arg(long)]
+    glob: bool,
 }
 
 impl Targets {
-    /// The targets as the library takes them: with `-R` and `-d` expanded (see
+    /// The targets as the library takes them: with `--glob`, `-R` and `-d`
+    /// expanded (see [`dvt::workspace::expand_glob_tracked`],
     /// [`dvt::workspace::expand_recursive`], [`dvt::workspace::expand_with_deps`]).
     fn resolve(&self, repo: &Repo, cwd: &std::path::Path) -> Result<Vec<PathBuf>, dvt::Error> {
-        expand_targets(repo, cwd, self.targets.clone(), self.recursive, self.with_deps)
+        let targets = match self.glob {
+            true => dvt::workspace::expand_glob_tracked(repo, cwd, &self.targets)?,
+            false => self.targets.clone(),
+        };
+        expand_targets(repo, cwd, targets, self.recursive, self.with_deps)
     }
 }
 
@@ -852,12 +865,16 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Add {
             paths,
             no_commit,
+            glob,
             json: as_json,
             ..
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::AddOptions {
-                paths: paths.clone(),
+                paths: match glob {
+                    true => dvt::workspace::expand_glob_files(&cwd, paths)?,
+                    false => paths.clone(),
+                },
                 cwd: cwd.clone(),
                 no_commit: *no_commit,
             };
