@@ -1545,3 +1545,94 @@ fn ls_url_lists_what_a_url_holds() {
         .fails();
     assert!(r.stderr.contains("no remote named `store`"), "{}", r.stderr);
 }
+
+/// `artifacts get` fetches a model by name at a version (`NAME@vX.Y.Z` tags,
+/// newest by default) or a stage (`NAME#STAGE#N`, the latest N); `artifacts
+/// list` shows them; unknown names, versions and stages are refused.
+#[test]
+fn artifacts_are_fetched_by_name_version_and_stage() {
+    let registry = TestEnv::new();
+    let store = tempfile::tempdir().unwrap();
+    registry
+        .dvt(&["remote", "add", "-d", "store", store.path().to_str().unwrap()])
+        .ok();
+    registry.write(
+        "dvt.toml",
+        "[artifacts.churn-model]\npath = \"models/churn.bin\"\ntype = \"model\"\nlabels = [\"tabular\"]\n",
+    );
+    for (content, version) in [("one", "v1.9.0"), ("two", "v1.10.0"), ("three", "")] {
+        registry.write("models/churn.bin", content);
+        registry.dvt(&["add", "models/churn.bin"]).ok();
+        registry.dvt(&["push"]).ok();
+        registry.commit(content);
+        if !version.is_empty() {
+            registry.dvt(&["tag", &format!("churn-model@{version}")]).ok();
+        }
+    }
+    registry.git(&["tag", "churn-model#prod#1", "churn-model@v1.10.0"]);
+    registry.git(&["tag", "churn-model#prod#2", "churn-model@v1.9.0"]);
+
+    let listed = registry.dvt(&["artifacts", "list"]).ok().stdout;
+    assert_eq!(listed, "churn-model\tmodel\tmodels/churn.bin\tv1.10.0\tprod=v1.9.0\n");
+
+    let here = TestEnv::new();
+    let src = registry.root.to_str().unwrap();
+    // The newest version by number (v1.10.0 after v1.9.0), not HEAD.
+    let r = here
+        .dvt(&["artifacts", "get", src, "churn-model", "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["version"], "v1.10.0", "{r}");
+    assert_eq!(here.read("churn.bin"), b"two");
+    here.dvt(&[
+        "artifacts",
+        "get",
+        src,
+        "churn-model",
+        "--stage",
+        "prod",
+        "-o",
+        "prod.bin",
+    ])
+    .ok();
+    assert_eq!(here.read("prod.bin"), b"one");
+    here.dvt(&[
+        "artifacts",
+        "get",
+        src,
+        "churn-model",
+        "--rev",
+        "1.9.0",
+        "-o",
+        "old.bin",
+    ])
+    .ok();
+    assert_eq!(here.read("old.bin"), b"one");
+    let r = here
+        .dvt(&["artifacts", "get", src, "churn-model", "--rev", "v3.0.0"])
+        .fails();
+    assert!(
+        r.stderr.contains("no version v3.0.0") && r.stderr.contains("v1.10.0, v1.9.0"),
+        "{}",
+        r.stderr
+    );
+    let r = here
+        .dvt(&["artifacts", "get", src, "churn-model", "--stage", "dev"])
+        .fails();
+    assert!(r.stderr.contains("never been in stage `dev`"), "{}", r.stderr);
+    let r = here.dvt(&["artifacts", "get", src, "fraud-model"]).fails();
+    assert!(
+        r.stderr.contains("names no artifact `fraud-model`") && r.stderr.contains("churn-model"),
+        "{}",
+        r.stderr
+    );
+    let r = here.dvt(&["artifacts", "get", src, "churn-model"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(here.read("churn.bin"), b"two");
+
+    // A bad entry is named.
+    registry.write("dvt.toml", "[artifacts.Churn]\npath = \"../x\"\n");
+    registry.commit("bad");
+    let r = registry.dvt(&["artifacts", "list"]).fails();
+    assert!(r.stderr.contains("artifact `Churn`"), "{}", r.stderr);
+}

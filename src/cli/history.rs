@@ -222,6 +222,12 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Models and datasets by name: `[artifacts.NAME]` of `dvt.toml`, versioned
+    /// by git tags (`NAME@v1.2.0`, stages `NAME#prod#N`), as `dvc artifacts`
+    Artifacts {
+        #[command(subcommand)]
+        command: ArtifactsCommand,
+    },
     /// Download data from another dvt repository and track it here, recording
     /// where it came from (for `dvt update`).
     Import {
@@ -326,6 +332,45 @@ pub(super) struct DataAt {
 }
 
 /// Data of another repository, as `get` and `import` take it.
+#[derive(Debug, Subcommand)]
+pub(super) enum ArtifactsCommand {
+    /// Download an artifact of a repository at a version or stage (default: its
+    /// newest version), as `dvt get` downloads a path.
+    Get {
+        /// The repository: a local path, a file:// URL, or a git URL.
+        repo: String,
+        /// The artifact's name.
+        name: String,
+        /// The version (`1.2.0` or `v1.2.0`: the tag `NAME@v1.2.0`).
+        #[arg(long, value_name = "VERSION", conflicts_with = "stage")]
+        rev: Option<String>,
+        /// The stage: what its latest `NAME#STAGE#N` tag names.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Where to write (default: the path's last component, here).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Replace what is at the destination, once the new data is complete.
+        #[arg(short, long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the artifacts of a repository, with their versions and stages.
+    List {
+        /// The repository (default: this one).
+        #[arg(default_value = ".")]
+        repo: String,
+        /// The revision whose `dvt.toml` to read (default: its HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, clap::Args)]
 pub(super) struct SourceArgs {
     /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
@@ -836,6 +881,68 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
             }
         }
+        HistoryCommand::Artifacts { command } => match command {
+            ArtifactsCommand::Get {
+                repo,
+                name,
+                rev,
+                stage,
+                out,
+                force,
+                json: as_json,
+            } => {
+                let opts = ops::artifacts::ArtifactGetOptions {
+                    repo: repo.clone(),
+                    name: name.clone(),
+                    version: rev.clone(),
+                    stage: stage.clone(),
+                    out: out.clone(),
+                    cwd: cwd.to_path_buf(),
+                    force: *force,
+                };
+                let r = ops::artifacts::get(&opts, bars)?;
+                if *as_json {
+                    return json(&r);
+                }
+                say!(
+                    quiet,
+                    "got {name} {} ({}, {}) into {} from {repo} at {}",
+                    r.version.as_deref().unwrap_or("(no version tag)"),
+                    r.path,
+                    HumanBytes(r.get.bytes),
+                    r.get.out.display(),
+                    &r.get.commit[..7]
+                );
+            }
+            ArtifactsCommand::List {
+                repo,
+                rev,
+                json: as_json,
+            } => {
+                let repo = match repo.as_str() {
+                    "." => Repo::find_root(cwd)?.display().to_string(),
+                    other => other.to_string(),
+                };
+                let list = ops::artifacts::list(&repo, rev.as_deref())?;
+                if *as_json {
+                    return json(&list);
+                }
+                for a in &list {
+                    let stages: Vec<String> = a.stages.iter().map(|s| format!("{}={}", s.stage, s.holds)).collect();
+                    out!(
+                        "{}\t{}\t{}\t{}{}",
+                        a.name,
+                        a.artifact.kind.as_deref().unwrap_or("-"),
+                        a.artifact.path,
+                        a.versions.first().map(String::as_str).unwrap_or("(no versions)"),
+                        match stages.is_empty() {
+                            true => String::new(),
+                            false => format!("\t{}", stages.join(" ")),
+                        }
+                    );
+                }
+            }
+        },
         HistoryCommand::Get {
             source,
             force,

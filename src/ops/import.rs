@@ -60,6 +60,22 @@ pub fn is_remote_url(repo: &str) -> bool {
 /// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
 /// place; any other git URL is cloned (bare, into a temporary directory) first.
 pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
+    open_git(repo)?.at(rev)
+}
+
+/// Another repository's git, before a revision is chosen (see [`open_external`]).
+pub struct OpenGit {
+    /// The repository as given.
+    repo: String,
+    /// Its git repository.
+    pub git: Rc<Git>,
+    /// For a repository cloned from a URL: the temporary clone.
+    clone: Option<tempfile::TempDir>,
+}
+
+/// Opens the git repository `repo` (a local path, a `file://` URL, or a git
+/// URL, cloned bare into a temporary directory).
+pub fn open_git(repo: &str) -> Result<OpenGit> {
     let (git, clone) = if is_remote_url(repo) {
         let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
         let git = Git::clone_bare(repo, tmp.path())?;
@@ -68,28 +84,40 @@ pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
         let path = repo.strip_prefix("file://").unwrap_or(repo);
         (Git::open_external(Path::new(path))?, None)
     };
-    let git = Rc::new(git);
-    let rev_s = rev.unwrap_or("HEAD");
-    let commit = git.resolve(rev_s)?;
-    let label = format!("{repo}@{rev_s}");
-    let config = git.read_file(commit, ".dvt/config.toml")?;
-    let Some(config) = config else {
-        return Err(GitError::Failed {
-            what: format!("reading `{label}`"),
-            message: "not a dvt repository at that revision (no `.dvt/config.toml`)".into(),
-        }
-        .into());
-    };
-    let config = String::from_utf8_lossy(&config).into_owned();
-    let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
-    let repo = Repo::at_commit(git.root_dir(), Some(&config), &named)?;
-    Ok(External {
-        git,
-        repo,
-        commit,
-        label,
-        _clone: clone,
+    Ok(OpenGit {
+        repo: repo.to_string(),
+        git: Rc::new(git),
+        clone,
     })
+}
+
+impl OpenGit {
+    /// The dvt repository at `rev` (default: HEAD).
+    pub fn at(self, rev: Option<&str>) -> Result<External> {
+        let OpenGit { repo, git, clone } = self;
+        let repo = repo.as_str();
+        let rev_s = rev.unwrap_or("HEAD");
+        let commit = git.resolve(rev_s)?;
+        let label = format!("{repo}@{rev_s}");
+        let config = git.read_file(commit, ".dvt/config.toml")?;
+        let Some(config) = config else {
+            return Err(GitError::Failed {
+                what: format!("reading `{label}`"),
+                message: "not a dvt repository at that revision (no `.dvt/config.toml`)".into(),
+            }
+            .into());
+        };
+        let config = String::from_utf8_lossy(&config).into_owned();
+        let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
+        let repo = Repo::at_commit(git.root_dir(), Some(&config), &named)?;
+        Ok(External {
+            git,
+            repo,
+            commit,
+            label,
+            _clone: clone,
+        })
+    }
 }
 
 /// What a path of another repository holds: a file, or a directory (a whole
@@ -290,6 +318,12 @@ fn id_of(found: &Found) -> ObjectId {
 
 /// Downloads `opts.path` of another repository to `opts.out`; nothing is tracked.
 pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
+    refuse_existing_out(opts)?;
+    get_from(&open_external(&opts.repo, opts.rev.as_deref())?, opts, progress)
+}
+
+/// Fails if `opts.out` exists and `opts.force` is not set.
+pub(crate) fn refuse_existing_out(opts: &GetOptions) -> Result<()> {
     let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
     if out.symlink_metadata().is_ok() && !opts.force {
         return Err(PathError::Exists {
@@ -298,14 +332,21 @@ pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
         }
         .into());
     }
-    let ext = open_external(&opts.repo, opts.rev.as_deref())?;
+    Ok(())
+}
+
+/// [`get`] from `ext`, the repository opened at the revision (`opts.repo`
+/// and `opts.rev` are not read).
+pub(crate) fn get_from(ext: &External, opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
+    refuse_existing_out(opts)?;
+    let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
     let parent = out.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
     // A scratch cache beside the output: same filesystem, removed afterwards.
     let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
     let cache = Cache::new(scratch.path(), ext.repo.config().cache.level);
     let objects = Objects::from_source(cache.clone(), &ext.repo);
-    let found = find(&ext, &opts.path, &objects)?;
+    let found = find(ext, &opts.path, &objects)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
     let bytes = materialize(&found, &cache, &out, opts.force)?;
     Ok(GetReport {

@@ -2,6 +2,7 @@
 //! progress sink, and returns a serializable report.
 
 pub mod add;
+pub mod artifacts;
 pub mod checkout;
 pub mod commit;
 pub mod config;

@@ -188,6 +188,94 @@ pub struct Pipeline {
     pub params: Vec<String>,
     /// Plots files no stage writes (top-level `plots`), with how to draw each.
     pub plots: Vec<(String, PlotAxes)>,
+    /// Models and datasets by name (`[artifacts.NAME]`, as dvc.yaml's
+    /// `artifacts`), for `dvt artifacts`.
+    pub artifacts: BTreeMap<String, Artifact>,
+}
+
+/// A model or dataset `dvt artifacts get` fetches by name, at a version or
+/// stage its git tags give (GTO's `NAME@v1.2.0`, `NAME#prod#3`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artifact {
+    /// The tracked path, repo-relative.
+    pub path: String,
+    /// `type`: what it is (`model`, `dataset`, ...), free text.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `desc`: what it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
+    /// `labels`: free tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// Whether `name` may name an artifact: GTO's rule, lowercase letters, digits
+/// and inner `-` (so that `NAME@v1.0.0` and `NAME#stage#1` are unambiguous).
+pub fn valid_artifact_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty() && name.chars().all(|c| ok(c) || c == '-') && name.starts_with(ok) && name.ends_with(ok)
+}
+
+/// The `artifacts` table of `dvt.toml`.
+fn artifacts(table: &toml::Table) -> Result<BTreeMap<String, Artifact>> {
+    let mut out = BTreeMap::new();
+    let Some(v) = table.get("artifacts") else {
+        return Ok(out);
+    };
+    let whole = || {
+        bad(
+            None,
+            "`artifacts` is a table of artifacts (`[artifacts.NAME]`, with `path`)",
+        )
+    };
+    for (name, body) in v.as_table().ok_or_else(whole)? {
+        let wrong = |m: String| bad(None, format!("artifact `{name}`: {m}"));
+        if !valid_artifact_name(name) {
+            return Err(wrong(
+                "names use lowercase letters, digits and `-` inside (as GTO's)".into(),
+            ));
+        }
+        let t = body.as_table().ok_or_else(whole)?;
+        let text = |key: &str| -> Result<Option<String>> {
+            match t.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(wrong(format!("`{key}` must be a string"))),
+            }
+        };
+        for k in t.keys() {
+            if !["path", "type", "desc", "labels", "meta"].contains(&k.as_str()) {
+                return Err(wrong(format!("unknown key `{k}` (path, type, desc, labels, meta)")));
+            }
+        }
+        let path = text("path")?.ok_or_else(|| wrong("`path` is required".into()))?;
+        let given = std::path::Path::new(&path);
+        let clean = crate::repo::normalize(given);
+        let climbs = given.components().any(|c| c == std::path::Component::ParentDir);
+        if given.is_absolute() || climbs || clean.as_os_str().is_empty() {
+            return Err(wrong(format!("`path` must be inside the repository, not `{path}`")));
+        }
+        let labels = match t.get("labels") {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .map(|l| l.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| wrong("`labels` must be a list of strings".into()))?,
+            Some(_) => return Err(wrong("`labels` must be a list of strings".into())),
+        };
+        out.insert(
+            name.clone(),
+            Artifact {
+                path: clean.to_string_lossy().into_owned(),
+                kind: text("type")?,
+                desc: text("desc")?,
+                labels,
+            },
+        );
+    }
+    Ok(out)
 }
 
 fn bad(stage: Option<&str>, message: impl Into<String>) -> crate::Error {
@@ -506,17 +594,18 @@ impl Pipeline {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| bad(None, crate::error::toml_message(text, e.span(), e.message())))?;
         for k in table.keys() {
-            if !["stages", "vars", "metrics", "params", "plots"].contains(&k.as_str()) {
+            if !["stages", "vars", "metrics", "params", "plots", "artifacts"].contains(&k.as_str()) {
                 return Err(bad(
                     None,
                     format!(
                         "unknown top-level key `{k}` (stages go in `[stages.NAME]`, values for `${{KEY}}` in \
-                         `vars`; also `metrics`, `params`, `plots`)"
+                         `vars`; also `metrics`, `params`, `plots`, `artifacts`)"
                     ),
                 ));
             }
         }
         let (metrics, params, plots) = top_level_files(&table)?;
+        let artifacts = artifacts(&table)?;
         let mut sources = vars_sources(table.get("vars"), read, "", None)?;
         if text.contains("${")
             && !sources.iter().any(|s| s.file.as_deref() == Some(DEFAULT_PARAMS))
@@ -577,6 +666,7 @@ impl Pipeline {
             metrics,
             params,
             plots,
+            artifacts,
         })
     }
 

@@ -1,0 +1,288 @@
+//! `dvt artifacts`: models and datasets by name. `dvt.toml` names them
+//! (`[artifacts.NAME]`, with the tracked `path`, as dvc.yaml's `artifacts`),
+//! and git tags give their versions and stages, as GTO writes them:
+//! `NAME@v1.2.0` is version 1.2.0 (on the commit it tags), `NAME#prod#3`
+//! the third assignment of stage `prod` (the highest number is the current
+//! one). `dvt tag` makes either, once the data is pushed.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::git::GitId;
+use crate::ops::import::{GetOptions, GetReport, get_from, open_git, refuse_existing_out};
+use crate::pipeline::{Artifact, PIPELINE_FILE, Pipeline};
+use crate::progress::Progress;
+
+/// What `dvt artifacts get` fetches, and where to.
+#[derive(Debug, Clone)]
+pub struct ArtifactGetOptions {
+    /// The repository: a local path, a `file://` URL, or a git URL.
+    pub repo: String,
+    /// The artifact's name.
+    pub name: String,
+    /// The version (`1.2.0` or `v1.2.0`: the tag `NAME@v1.2.0`).
+    pub version: Option<String>,
+    /// The stage (`prod`: the commit its latest `NAME#prod#N` tag names).
+    pub stage: Option<String>,
+    /// Where to write (default: the path's last component, in `cwd`).
+    pub out: Option<PathBuf>,
+    /// The directory `out` is relative to.
+    pub cwd: PathBuf,
+    /// Replace what is at `out`.
+    pub force: bool,
+}
+
+/// What `dvt artifacts get` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactGetReport {
+    /// The artifact.
+    pub name: String,
+    /// Its version read (`v1.2.0`), if a version tag names the commit.
+    pub version: Option<String>,
+    /// The stage asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Its path in the repository.
+    pub path: String,
+    /// The download.
+    #[serde(flatten)]
+    pub get: GetReport,
+}
+
+/// One artifact of a repository, with the versions and stages its tags give.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactEntry {
+    /// Its name.
+    pub name: String,
+    /// As `dvt.toml` describes it.
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    /// Its versions, newest first (`v1.2.0`).
+    pub versions: Vec<String>,
+    /// Each stage, with what it holds now.
+    pub stages: Vec<StageHeld>,
+}
+
+/// A stage of an artifact, and what it holds now.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageHeld {
+    /// The stage (`prod`).
+    pub stage: String,
+    /// The version its latest tag names (`v1.2.0`), or the commit (short)
+    /// when no version tag names that one.
+    pub holds: String,
+}
+
+fn refused(message: String) -> crate::Error {
+    PipelineError::Experiment { message }.into()
+}
+
+/// A version tag's version, as numbers to order by (`v1.10.0` after `v1.9.2`).
+fn semver(version: &str) -> Option<Vec<u64>> {
+    let v = version.strip_prefix('v')?;
+    v.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// The versions of `name` among `tags` (`v1.2.0`, with the commit), newest first.
+fn versions(name: &str, tags: &[(String, GitId)]) -> Vec<(String, GitId)> {
+    let prefix = format!("{name}@");
+    let mut found: Vec<(String, GitId)> = tags
+        .iter()
+        .filter_map(|(t, c)| t.strip_prefix(&prefix).map(|v| (v.to_string(), *c)))
+        .filter(|(v, _)| semver(v).is_some())
+        .collect();
+    found.sort_by_key(|v| std::cmp::Reverse(semver(&v.0)));
+    found
+}
+
+/// The commit stage `stage` of `name` holds now: its `NAME#STAGE#N` tag of the
+/// highest N (or a plain `NAME#STAGE`).
+fn stage_commit(name: &str, stage: &str, tags: &[(String, GitId)]) -> Option<GitId> {
+    let prefix = format!("{name}#{stage}");
+    tags.iter()
+        .filter_map(|(t, c)| {
+            let rest = t.strip_prefix(&prefix)?;
+            match rest.strip_prefix('#') {
+                Some(n) => n.parse::<u64>().ok().map(|n| (n, *c)),
+                None if rest.is_empty() => Some((0, *c)),
+                None => None,
+            }
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, c)| c)
+}
+
+/// Every stage of `name` (`NAME#STAGE#N` tags), with the commit it holds now.
+fn stages(name: &str, tags: &[(String, GitId)]) -> Vec<(String, GitId)> {
+    let prefix = format!("{name}#");
+    let mut names: Vec<String> = tags
+        .iter()
+        .filter_map(|(t, _)| t.strip_prefix(&prefix))
+        .map(|rest| rest.split('#').next().unwrap_or(rest).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|s| stage_commit(name, &s, tags).map(|c| (s, c)))
+        .collect()
+}
+
+/// `dvt artifacts get`: downloads artifact `opts.name` of `opts.repo` at the
+/// version or stage asked for (default: its newest version; with none, the
+/// repository's HEAD), as `dvt get` downloads a path.
+pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<ArtifactGetReport> {
+    let open = open_git(&opts.repo)?;
+    let tags = open.git.tags()?;
+    let known = versions(&opts.name, &tags);
+    let listed = || match known.is_empty() {
+        true => "it has no version tags".to_string(),
+        false => format!(
+            "its versions: {}",
+            known.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let commit = match (&opts.version, &opts.stage) {
+        (Some(v), _) => {
+            let v = if v.starts_with('v') { v.clone() } else { format!("v{v}") };
+            match known.iter().find(|(k, _)| *k == v) {
+                Some((_, c)) => Some(*c),
+                None => {
+                    return Err(refused(format!(
+                        "artifact `{}` has no version {v} (no tag `{}@{v}`); {}",
+                        opts.name,
+                        opts.name,
+                        listed()
+                    )));
+                }
+            }
+        }
+        (None, Some(s)) => match stage_commit(&opts.name, s, &tags) {
+            Some(c) => Some(c),
+            None => {
+                return Err(refused(format!(
+                    "artifact `{}` has never been in stage `{s}` (no tag `{}#{s}#N`)",
+                    opts.name, opts.name
+                )));
+            }
+        },
+        (None, None) => known.first().map(|(_, c)| *c),
+    };
+    let version = commit.and_then(|c| known.iter().find(|(_, k)| *k == c).map(|(v, _)| v.clone()));
+    let rev = commit.map(|c| c.to_string());
+    let ext = open.at(rev.as_deref())?;
+    let artifact = artifact_at(&ext, &opts.name)?;
+    let g = GetOptions {
+        repo: opts.repo.clone(),
+        path: artifact.path.clone(),
+        rev: None,
+        out: opts.out.clone(),
+        cwd: opts.cwd.clone(),
+        force: opts.force,
+    };
+    refuse_existing_out(&g)?;
+    let get = get_from(&ext, &g, progress)?;
+    Ok(ArtifactGetReport {
+        name: opts.name.clone(),
+        version,
+        stage: opts.stage.clone(),
+        path: artifact.path,
+        get,
+    })
+}
+
+/// The pipeline of `ext` at its commit (none: an empty one).
+fn pipeline_of(ext: &crate::ops::import::External) -> Result<Option<Pipeline>> {
+    let read = |rel: &str| -> Result<Option<String>> {
+        Ok(ext
+            .git
+            .read_file(ext.commit, rel)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    match read(PIPELINE_FILE)? {
+        Some(text) => Pipeline::parse_with(&text, &read).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Artifact `name` as `dvt.toml` of `ext` describes it.
+fn artifact_at(ext: &crate::ops::import::External, name: &str) -> Result<Artifact> {
+    let pipeline = pipeline_of(ext)?;
+    let all = pipeline.map(|p| p.artifacts).unwrap_or_default();
+    all.get(name).cloned().ok_or_else(|| {
+        refused(format!(
+            "`{PIPELINE_FILE}` of `{}` names no artifact `{name}`{}",
+            ext.label,
+            match all.is_empty() {
+                true => " (it has no `[artifacts.NAME]`)".to_string(),
+                false => format!(
+                    " (it has: {})",
+                    all.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        ))
+    })
+}
+
+/// `dvt artifacts list`: the artifacts `dvt.toml` of `repo` names at `rev`
+/// (default: HEAD), with the versions and stages of each.
+pub fn list(repo: &str, rev: Option<&str>) -> Result<Vec<ArtifactEntry>> {
+    let open = open_git(repo)?;
+    let tags = open.git.tags()?;
+    let ext = open.at(rev)?;
+    let Some(pipeline) = pipeline_of(&ext)? else {
+        return Ok(Vec::new());
+    };
+    Ok(pipeline
+        .artifacts
+        .into_iter()
+        .map(|(name, artifact)| {
+            let known = versions(&name, &tags);
+            let stages = stages(&name, &tags)
+                .into_iter()
+                .map(|(stage, c)| StageHeld {
+                    stage,
+                    holds: known
+                        .iter()
+                        .find(|(_, k)| *k == c)
+                        .map(|(v, _)| v.clone())
+                        .unwrap_or_else(|| crate::snapshot::short(&c)),
+                })
+                .collect();
+            ArtifactEntry {
+                versions: known.into_iter().map(|(v, _)| v).collect(),
+                stages,
+                name,
+                artifact,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_order_by_number_and_stages_take_the_latest_assignment() {
+        let c = |n: u8| GitId::from_bytes_or_panic(&[n; 20]);
+        let tags = vec![
+            ("model@v1.9.2".to_string(), c(1)),
+            ("model@v1.10.0".to_string(), c(2)),
+            ("model@latest".to_string(), c(3)),
+            ("model#prod#1".to_string(), c(1)),
+            ("model#prod#2".to_string(), c(2)),
+            ("model#dev".to_string(), c(3)),
+            ("other@v9.0.0".to_string(), c(4)),
+        ];
+        let v: Vec<String> = versions("model", &tags).into_iter().map(|(v, _)| v).collect();
+        assert_eq!(v, ["v1.10.0", "v1.9.2"]);
+        assert_eq!(stage_commit("model", "prod", &tags), Some(c(2)));
+        assert_eq!(stage_commit("model", "dev", &tags), Some(c(3)));
+        assert_eq!(stage_commit("model", "staging", &tags), None);
+        let s: Vec<String> = stages("model", &tags).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(s, ["dev", "prod"]);
+    }
+}
