@@ -1783,3 +1783,45 @@ fn exp_run_takes_repros_stage_flags_and_a_failure_records_nothing() {
     assert!(env.dvt(&["queue", "status"]).ok().stdout.contains("failed"));
     assert!(!git_out(&env, &["for-each-ref", "refs/exps/"]).contains("later"));
 }
+
+/// `exp save -I PATH` records files git ignores too (as DVC's
+/// `--include-untracked`); without it they stay out.
+#[test]
+fn exp_save_includes_ignored_files_asked_for() {
+    let env = project();
+    env.write(".gitignore", "logs/\nscratch.txt\n");
+    env.write("logs/run.log", "epoch 1\n");
+    env.write("scratch.txt", "notes\n");
+    env.git(&["add", ".gitignore"]);
+    env.git(&["commit", "-qm", "ignore logs"]);
+    env.dvt(&["exp", "save", "-n", "plain"]).ok();
+    let r = std::process::Command::new("git")
+        .args(["cat-file", "-e", "refs/exps/plain:logs/run.log"])
+        .current_dir(env.path(""))
+        .status()
+        .unwrap();
+    assert!(!r.success(), "an ignored file was recorded without -I");
+    env.dvt(&[
+        "exp",
+        "save",
+        "-n",
+        "with-logs",
+        "-I",
+        "logs",
+        "--include-untracked",
+        "scratch.txt",
+    ])
+    .ok();
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/with-logs:logs/run.log"]),
+        "epoch 1\n"
+    );
+    assert_eq!(git_out(&env, &["show", "refs/exps/with-logs:scratch.txt"]), "notes\n");
+    let outside = tempfile::tempdir().unwrap();
+    let r = env
+        .dvt(&["exp", "save", "-n", "bad", "-I", outside.path().to_str().unwrap()])
+        .fails();
+    assert!(r.stderr.contains("is not in the work tree"), "{}", r.stderr);
+    let r = env.dvt(&["exp", "save", "-n", "bad", "-I", "nothing-here"]).fails();
+    assert!(r.stderr.contains("nothing-here"), "{}", r.stderr);
+}

@@ -73,6 +73,10 @@ pub(super) enum ExpCommand {
         /// The commit message (default: `dvt exp save on COMMIT`).
         #[arg(short, long)]
         message: Option<String>,
+        /// Record this file or directory too, though git ignores it (repeatable;
+        /// as DVC's).
+        #[arg(short = 'I', long = "include-untracked", value_name = "PATH")]
+        include: Vec<std::path::PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -730,12 +734,14 @@ pub(super) fn run(
             name,
             force,
             message,
+            include,
             json: as_json,
         } => {
             let opts = ops::exp::ExpSaveOptions {
                 name: name.clone(),
                 force: *force,
                 message: message.clone(),
+                include: include.iter().map(|p| cwd.join(p)).collect(),
             };
             let report = ops::exp::save(repo, &opts, bars)?;
             if *as_json {

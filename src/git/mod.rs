@@ -623,6 +623,13 @@ impl Git {
     /// [`BIG_UNTRACKED`] that `parent` does not have is refused: it is data
     /// that belongs in dvt (or in `.gitignore`), not in git's history.
     pub fn commit_work_tree(&self, parent: GitId, message: &str) -> Result<GitId> {
+        self.commit_work_tree_with(parent, message, &[])
+    }
+
+    /// [`Git::commit_work_tree`], with the files at `include` (absolute paths
+    /// in the work tree: files, or directories for every file below them)
+    /// whether git ignores them or not (`dvt exp save -I`).
+    pub fn commit_work_tree_with(&self, parent: GitId, message: &str, include: &[PathBuf]) -> Result<GitId> {
         let what = "recording the work tree";
         let Some(workdir) = self.repo.workdir().map(Path::to_path_buf) else {
             return Err(GitError::Failed {
@@ -666,6 +673,35 @@ impl Git {
             };
             if self.add_work_file(&mut editor, &workdir, &rel, parent)? {
                 added.insert(rel);
+            }
+        }
+        for path in include {
+            let outside = || GitError::Failed {
+                what: what.into(),
+                message: format!("`{}` is not in the work tree `{}`", path.display(), workdir.display()),
+            };
+            let canonical = fs_err::canonicalize(path)?;
+            let root = fs_err::canonicalize(&workdir)?;
+            if !canonical.starts_with(&root) {
+                return Err(outside().into());
+            }
+            for entry in walkdir::WalkDir::new(&canonical).sort_by_file_name() {
+                let entry = entry.map_err(|e| GitError::Failed {
+                    what: what.into(),
+                    message: e.to_string(),
+                })?;
+                if entry.file_type().is_dir() {
+                    continue;
+                }
+                let Some(rel) = entry.path().strip_prefix(&root).ok().and_then(|r| r.to_str()) else {
+                    continue;
+                };
+                if rel.split('/').any(|c| c == ".git") {
+                    continue;
+                }
+                if self.add_work_file(&mut editor, &workdir, rel, parent)? {
+                    added.insert(rel.to_string());
+                }
             }
         }
         // As `git add -A`: files git tracks stay tracked even if ignored, and

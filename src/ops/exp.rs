@@ -293,7 +293,19 @@ pub(crate) fn check_free(git: &Git, name: Option<&str>, force: bool) -> Result<(
 /// Commits the work tree on `baseline` and names the commit `refs/exps/NAME`
 /// (`name`, or one made from the commit); returns the name and the commit.
 fn record(git: &Git, baseline: GitId, message: &str, name: Option<&str>, force: bool) -> Result<(String, GitId)> {
-    let commit = git.commit_work_tree(baseline, message)?;
+    record_with(git, baseline, message, name, force, &[])
+}
+
+/// [`record`], with the files at `include` though git ignores them.
+fn record_with(
+    git: &Git,
+    baseline: GitId,
+    message: &str,
+    name: Option<&str>,
+    force: bool,
+    include: &[std::path::PathBuf],
+) -> Result<(String, GitId)> {
+    let commit = git.commit_work_tree_with(baseline, message, include)?;
     if let Some(name) = name {
         git.set_ref(&format!("{EXP_REFS}{name}"), commit, force)?;
         return Ok((name.to_string(), commit));
@@ -319,6 +331,9 @@ pub struct ExpSaveOptions {
     pub force: bool,
     /// The commit message (default: `dvt exp save on COMMIT`).
     pub message: Option<String>,
+    /// Files or directories to record though git ignores them (absolute;
+    /// DVC's `--include-untracked`).
+    pub include: Vec<std::path::PathBuf>,
 }
 
 /// What `dvt exp save` did.
@@ -344,6 +359,19 @@ pub fn save(repo: &Repo, opts: &ExpSaveOptions, progress: &dyn Progress) -> Resu
     let git = Git::open(repo.root())?;
     let baseline = git.head()?.ok_or_else(no_commit)?;
     check_free(&git, opts.name.as_deref(), opts.force)?;
+    // Before anything is recorded: each path asked for is there, in the repository.
+    for p in &opts.include {
+        let inside = fs_err::canonicalize(p)
+            .ok()
+            .zip(fs_err::canonicalize(repo.root()).ok())
+            .is_some_and(|(p, root)| p.starts_with(root));
+        if !inside {
+            return Err(refused(format!(
+                "`{}` is not in the work tree: `-I` takes files and directories of the repository",
+                p.display()
+            )));
+        }
+    }
     let commit_opts = crate::ops::commit::CommitOptions {
         targets: vec![],
         cwd: repo.root().to_path_buf(),
@@ -355,7 +383,14 @@ pub fn save(repo: &Repo, opts: &ExpSaveOptions, progress: &dyn Progress) -> Resu
         Some(m) => format!("{}\n", m.trim_end()),
         None => format!("dvt exp save on {}\n", crate::snapshot::short(&baseline)),
     };
-    let (name, commit) = record(&git, baseline, &message, opts.name.as_deref(), opts.force)?;
+    let (name, commit) = record_with(
+        &git,
+        baseline,
+        &message,
+        opts.name.as_deref(),
+        opts.force,
+        &opts.include,
+    )?;
     Ok(ExpSaveReport {
         name,
         commit: commit.to_string(),
