@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{GitHttp, Store, TestEnv, noise, temp_leftovers};
+use common::{GitDaemon, GitHttp, Store, TestEnv, noise, temp_leftovers};
 
 /// A repo with two tagged data versions and a commit between them that is not
 /// tagged; every version is pushed to a directory remote `store`.
@@ -1629,6 +1629,21 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
     let r = here.dvt(&["artifacts", "get", src, "churn-model"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(here.read("churn.bin"), b"two");
+    // Across the network (git://): the clone brings the tags that name versions.
+    let daemon = GitDaemon::start(registry.root.parent().unwrap());
+    let url = format!("git://127.0.0.1:{}/repo", daemon.port);
+    here.dvt(&[
+        "artifacts",
+        "get",
+        &url,
+        "churn-model",
+        "--stage",
+        "prod",
+        "-o",
+        "net.bin",
+    ])
+    .ok();
+    assert_eq!(here.read("net.bin"), b"one");
 
     // A bad entry is named.
     registry.write("dvt.toml", "[artifacts.Churn]\npath = \"../x\"\n");
