@@ -1825,3 +1825,28 @@ fn exp_save_includes_ignored_files_asked_for() {
     let r = env.dvt(&["exp", "save", "-n", "bad", "-I", "nothing-here"]).fails();
     assert!(r.stderr.contains("nothing-here"), "{}", r.stderr);
 }
+
+/// DVC's flags: `metrics show --precision`, `stage list --name-only`, `dag
+/// --md`, `exp remove --queue`.
+#[test]
+fn metrics_precision_stage_names_dag_md_and_queue_removal() {
+    let env = project();
+    env.write("metrics.json", "{\"loss\": 0.123456789}\n");
+    let r = env.dvt(&["metrics", "show", "--precision", "3"]).ok();
+    assert_eq!(r.stdout, "metrics.json:\n    loss: 0.123\n");
+    let r = env.dvt(&["metrics", "show", "--md", "--precision", "2"]).ok();
+    assert!(r.stdout.contains("| metrics.json | loss | 0.12 |"), "{}", r.stdout);
+    assert_eq!(env.dvt(&["stage", "list", "--name-only"]).ok().stdout, "train\n");
+    let r = env.dvt(&["dag", "--md"]).ok();
+    assert!(
+        r.stdout.starts_with("```mermaid\nflowchart") && r.stdout.ends_with("\n```\n"),
+        "{}",
+        r.stdout
+    );
+
+    env.dvt(&["exp", "run", "--queue", "-S", "train.lr=0.2,0.3"]).ok();
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
+    let r = env.dvt(&["exp", "remove", "--queue"]).ok();
+    assert_eq!(r.stdout.matches("Removed queued experiment").count(), 2, "{}", r.stdout);
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
+}

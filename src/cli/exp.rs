@@ -212,7 +212,7 @@ pub(super) enum ExpCommand {
     },
     /// Delete experiments (their data stays in the cache until `dvt gc`)
     #[command(alias = "rm")]
-    #[command(group(clap::ArgGroup::new("which").args(["names", "all", "rev", "num"]).multiple(true).required(true)))]
+    #[command(group(clap::ArgGroup::new("which").args(["names", "all", "rev", "num", "queue"]).multiple(true).required(true)))]
     Remove {
         /// The experiments.
         names: Vec<String>,
@@ -228,6 +228,9 @@ pub(super) enum ExpCommand {
         /// Keep the experiments named or selected, and remove all the others (as DVC's).
         #[arg(long, conflicts_with_all = ["all", "git_remote"])]
         keep: bool,
+        /// Take every queued experiment off the queue (as DVC's; `dvt queue remove -A`).
+        #[arg(long, conflicts_with_all = ["names", "all", "rev", "num", "keep", "git_remote"])]
+        queue: bool,
         /// Remove them from this git remote (`origin`, a URL or a path) instead
         /// of here; their data stays on the dvt remote.
         #[arg(short, long, value_name = "GIT_REMOTE")]
@@ -986,6 +989,11 @@ pub(super) fn run(
         ExpCommand::Rename { name, new_name, force } => {
             let commit = ops::exp::rename(repo, name, new_name, *force)?;
             say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
+        }
+        ExpCommand::Remove { queue: true, .. } => {
+            for q in ops::exp::dequeue(repo, &[], true)? {
+                say!(quiet, "Removed queued experiment {}: {}", q.id, describe(&q));
+            }
         }
         ExpCommand::Remove { rev: Some(_), .. } | ExpCommand::Remove { num: Some(_), .. }
             if matches!(

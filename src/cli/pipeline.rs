@@ -139,11 +139,15 @@ pub(super) enum PipelineCommand {
     /// Show the pipeline's stages and how they depend on each other.
     Dag {
         /// As a Mermaid flowchart.
-        #[arg(long, conflicts_with = "dot")]
+        #[arg(long, conflicts_with_all = ["dot", "md"])]
         mermaid: bool,
         /// As Graphviz dot.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "md")]
         dot: bool,
+        /// As a Mermaid flowchart in a Markdown code block (for a README or a
+        /// pull request; as DVC's).
+        #[arg(long)]
+        md: bool,
     },
     /// Compare params between revisions.
     Params {
@@ -275,6 +279,9 @@ pub(super) enum StageCommand {
         /// Print every field of each stage as JSON.
         #[arg(long)]
         json: bool,
+        /// Print the stages' names only (as DVC's).
+        #[arg(long, conflicts_with = "json")]
+        name_only: bool,
     },
     /// Add a stage to `dvt.toml` (as `dvc stage add`).
     Add {
@@ -442,6 +449,9 @@ pub(super) enum MetricsCommand {
         /// Print as a Markdown table (for a pull request or a report).
         #[arg(long, conflicts_with = "json")]
         md: bool,
+        /// Round numbers to N significant digits (default: as the files hold them).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=30))]
+        precision: Option<u32>,
     },
     /// Metrics that differ between A (default HEAD) and B (default: the workspace).
     Diff(ValuesDiffArgs),
@@ -452,7 +462,9 @@ fn print_metrics_across(
     revs: &[(String, ops::stages::FileValues)],
     as_json: bool,
     md: bool,
+    precision: Option<u32>,
 ) -> Result<ExitCode, dvt::Error> {
+    let show = |v: &Option<toml::Value>| show_rounded(v, precision);
     if as_json {
         let mut all = serde_json::Map::new();
         for (label, files) in revs {
@@ -509,8 +521,11 @@ fn print_metrics_across(
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(v: &Option<toml::Value>) -> String {
-    v.as_ref().map_or("—".into(), |v| super::exp::value_text(v, None))
+/// A value as tables show it, numbers rounded to `precision` significant digits.
+fn show_rounded(v: &Option<toml::Value>, precision: Option<u32>) -> String {
+    v.as_ref().map_or("—".into(), |v| {
+        super::exp::value_text(v, precision.map(|p| p as usize))
+    })
 }
 
 /// A Markdown table cell: no line breaks, `|` escaped.
@@ -793,12 +808,21 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
         }
         PipelineCommand::Stage {
-            command: StageCommand::List { json: as_json },
+            command: StageCommand::List {
+                json: as_json,
+                name_only,
+            },
         } => {
             let p = dvt::pipeline::Pipeline::load_required(&repo)?;
             let stages: Vec<&dvt::pipeline::Stage> = p.order.iter().map(|n| &p.stages[n]).collect();
             if *as_json {
                 return json(&stages);
+            }
+            if *name_only {
+                for s in stages {
+                    out!("{}", s.name);
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
             for s in stages {
@@ -834,8 +858,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 out!("{:<width$}  {about}", s.name);
             }
         }
-        PipelineCommand::Dag { mermaid, dot } => {
+        PipelineCommand::Dag { mermaid, dot, md } => {
             let p = dvt::pipeline::Pipeline::load_required(&repo)?;
+            if *md {
+                let chart = ops::stages::dag(&p, ops::stages::DagFormat::Mermaid);
+                out!("```mermaid\n{}\n```", chart.trim_end());
+                return Ok(ExitCode::SUCCESS);
+            }
             let format = if *mermaid {
                 ops::stages::DagFormat::Mermaid
             } else if *dot {
@@ -863,12 +892,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     across,
                     json: as_json,
                     md,
+                    precision,
                 },
         } => {
+            let show = |v: &Option<toml::Value>| show_rounded(v, *precision);
             let across = across.across();
             if across.any() {
                 let revs = ops::stages::metrics_show_across(&repo, &repo_files(&repo, cwd, targets)?, across)?;
-                return print_metrics_across(&revs, *as_json, *md);
+                return print_metrics_across(&revs, *as_json, *md, *precision);
             }
             let m = ops::stages::metrics_show(&repo, &repo_files(&repo, cwd, targets)?)?;
             if *as_json {
