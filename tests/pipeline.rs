@@ -2580,3 +2580,62 @@ fn plots_fill_a_page_template() {
         "the page was rewritten"
     );
 }
+
+/// `plots show --show-vega` prints Vega-Lite specifications, data inline.
+#[test]
+fn plots_show_vega_prints_vega_lite_specs() {
+    let env = TestEnv::new();
+    env.write("loss.csv", "step,loss,acc\n1,0.9,0.5\n2,0.4,0.8\n");
+    env.write("cm.csv", "actual,predicted\na,a\na,b\nb,b\n");
+    let r = env.dvt(&["plots", "show", "loss.csv", "--show-vega"]).ok();
+    let spec = r.json();
+    assert_eq!(
+        spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json",
+        "{spec}"
+    );
+    assert_eq!(spec["mark"]["type"], "line");
+    assert_eq!(spec["encoding"]["x"]["title"], "step");
+    let values = spec["data"]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 4, "{spec}");
+    assert!(
+        values
+            .iter()
+            .any(|v| v["field"] == "acc" && v["x"] == 2.0 && v["y"] == 0.8),
+        "{spec}"
+    );
+    assert!(!env.exists("dvt_plots"), "a page was written");
+
+    let r = env
+        .dvt(&[
+            "plots",
+            "show",
+            "cm.csv",
+            "-t",
+            "confusion_normalized",
+            "-x",
+            "actual",
+            "-y",
+            "predicted",
+            "--show-vega",
+        ])
+        .ok();
+    let spec = r.json();
+    assert_eq!(spec["mark"], "rect");
+    let cell = |a: &str, p: &str| {
+        spec["data"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["actual"] == a && v["predicted"] == p)
+            .map(|v| v["value"].as_f64().unwrap())
+    };
+    assert_eq!(
+        (cell("a", "a"), cell("a", "b"), cell("b", "b")),
+        (Some(0.5), Some(0.5), Some(1.0))
+    );
+
+    env.write("val.csv", "step,loss\n1,1.0\n");
+    let r = env.dvt(&["plots", "show", "loss.csv", "val.csv", "--show-vega"]).ok();
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{}", r.stdout);
+    assert_eq!(env.dvt(&["plots", "show", "--show-vega", "--json"]).code, 2);
+}

@@ -196,6 +196,10 @@ pub(super) struct PlotsOutput {
     /// An HTML file to write the charts into, where it says `{plot_divs}` (as DVC's).
     #[arg(long, value_name = "FILE", conflicts_with = "json")]
     html_template: Option<std::path::PathBuf>,
+    /// Print each chart as a Vega-Lite specification, data inline, instead of
+    /// writing a page (as DVC's): one object for one chart, else a list.
+    #[arg(long, conflicts_with_all = ["json", "open", "html_template"])]
+    show_vega: bool,
     #[command(flatten)]
     axes: AxesArgs,
 }
@@ -970,6 +974,19 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             let plots = ops::plots::plots(&repo, &opts)?;
             if output.json {
                 return json(&plots);
+            }
+            if output.show_vega {
+                let mut specs = Vec::new();
+                for p in &plots {
+                    match ops::plots::vega_lite(p) {
+                        Some(spec) => specs.push(spec),
+                        None => note!(quiet, "note: `{}` is an image: Vega-Lite does not draw it", p.path),
+                    }
+                }
+                return match <[serde_json::Value; 1]>::try_from(specs) {
+                    Ok([one]) => json(&one),
+                    Err(all) => json(&all),
+                };
             }
             let html = match &output.html_template {
                 None => ops::plots::render_html(&plots),

@@ -711,6 +711,92 @@ const COLORS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
+/// The chart of `plot` as a Vega-Lite (v5) specification, data inline, for
+/// other tools to draw (DVC's `--show-vega`); `None` for an image file.
+pub fn vega_lite(plot: &Plot) -> Option<serde_json::Value> {
+    use serde_json::json;
+    if !plot.images.is_empty() {
+        return None;
+    }
+    let revs: Vec<&str> = unique(
+        plot.series
+            .iter()
+            .map(|s| s.rev.as_str())
+            .chain(plot.matrices.iter().map(|m| m.rev.as_str()))
+            .chain(plot.bars.iter().map(|b| b.rev.as_str())),
+    );
+    let title_x = plot.x_label.clone().unwrap_or_else(|| plot.x.clone());
+    let (values, mark, encoding) = if !plot.matrices.is_empty() {
+        let normalized = plot.template == PlotTemplate::ConfusionNormalized;
+        let mut values = Vec::new();
+        for m in &plot.matrices {
+            for (i, actual) in m.classes.iter().enumerate() {
+                let total: u64 = m.counts[i].iter().sum();
+                for (j, predicted) in m.classes.iter().enumerate() {
+                    let count = m.counts[i][j];
+                    let value = match (normalized, total) {
+                        (true, 0) => json!(0.0),
+                        (true, t) => json!(count as f64 / t as f64),
+                        (false, _) => json!(count),
+                    };
+                    values.push(json!({"rev": m.rev, "actual": actual, "predicted": predicted, "value": value}));
+                }
+            }
+        }
+        let encoding = json!({
+            "x": {"field": "predicted", "type": "nominal", "title": plot.y_label.clone().or(plot.y.clone()).unwrap_or("predicted".into())},
+            "y": {"field": "actual", "type": "nominal", "title": title_x},
+            "color": {"field": "value", "type": "quantitative"},
+            "column": {"field": "rev", "type": "nominal", "title": null},
+        });
+        (values, json!("rect"), encoding)
+    } else if !plot.bars.is_empty() {
+        let mut values = Vec::new();
+        for b in &plot.bars {
+            for (category, length) in &b.bars {
+                values.push(json!({"rev": b.rev, "category": category, "length": length}));
+            }
+        }
+        let sort = match plot.template {
+            PlotTemplate::BarHorizontalSorted => json!("-x"),
+            _ => json!(null),
+        };
+        let encoding = json!({
+            "x": {"field": "length", "type": "quantitative", "title": title_x},
+            "y": {"field": "category", "type": "nominal", "sort": sort, "title": plot.y_label.clone().or(plot.y.clone())},
+            "yOffset": {"field": "rev"},
+            "color": {"field": "rev", "type": "nominal", "sort": revs},
+        });
+        (values, json!("bar"), encoding)
+    } else {
+        let mut values = Vec::new();
+        for (i, s) in plot.series.iter().enumerate() {
+            for [x, y] in &s.points {
+                values
+                    .push(json!({"rev": s.rev, "field": s.y, "series": label(plot, &plot.series[i]), "x": x, "y": y}));
+            }
+        }
+        let fields: Vec<&str> = unique(plot.series.iter().map(|s| s.y.as_str()));
+        let mark = match plot.template {
+            PlotTemplate::Scatter => json!("point"),
+            _ => json!({"type": "line", "point": true}),
+        };
+        let encoding = json!({
+            "x": {"field": "x", "type": "quantitative", "title": title_x},
+            "y": {"field": "y", "type": "quantitative", "title": plot.y_label.clone().unwrap_or(fields.join(", "))},
+            "color": {"field": "series", "type": "nominal", "title": null},
+        });
+        (values, mark, encoding)
+    };
+    Some(json!({
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": plot.title,
+        "data": {"values": values},
+        "mark": mark,
+        "encoding": encoding,
+    }))
+}
+
 /// Where a page template ([`render_in`]) takes the charts, as DVC's.
 pub const PLOT_DIVS: &str = "{plot_divs}";
 
