@@ -1850,3 +1850,35 @@ fn metrics_precision_stage_names_dag_md_and_queue_removal() {
     assert_eq!(r.stdout.matches("Removed queued experiment").count(), 2, "{}", r.stdout);
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
 }
+
+/// `-a`/`-T` (as DVC's): the experiments of HEAD, and of every branch's tip
+/// or tagged commit too.
+#[test]
+fn experiments_of_branch_tips_and_tags() {
+    let env = project();
+    env.dvt(&["exp", "run", "-S", "train.lr=0.2", "-n", "on-main"]).ok();
+    env.git(&["checkout", "-q", "--", "."]);
+    env.git(&["tag", "v1"]);
+    env.git(&["checkout", "-q", "-b", "other"]);
+    env.write("notes.txt", "other branch\n");
+    env.commit("other work");
+    env.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "on-other"]).ok();
+    env.git(&["checkout", "-q", "--", "."]);
+    env.git(&["checkout", "-q", "main"]);
+    env.write("later.txt", "later\n");
+    env.commit("later on main");
+    let names = |args: &[&str]| {
+        let mut a = vec!["exp", "list", "--name-only"];
+        a.extend_from_slice(args);
+        let mut n: Vec<String> = env.dvt(&a).ok().stdout.lines().map(str::to_string).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&[]), Vec::<String>::new());
+    assert_eq!(names(&["-a"]), ["on-other"]);
+    assert_eq!(names(&["-T"]), ["on-main"]);
+    assert_eq!(names(&["-a", "-T"]), ["on-main", "on-other"]);
+    let shown = env.dvt(&["exp", "show", "-a"]).ok().stdout;
+    assert!(shown.contains("on-other") && !shown.contains("on-main"), "{shown}");
+    assert_eq!(env.dvt(&["exp", "list", "-a", "-A"]).code, 2);
+}

@@ -308,7 +308,7 @@ pub(super) struct ShareArgs {
     /// The git remote: a remote of git's configuration (`origin`), a URL, or a path.
     git_remote: String,
     /// The experiments (default: those run on HEAD, as DVC's).
-    #[arg(conflicts_with_all = ["all_commits", "rev", "num"])]
+    #[arg(conflicts_with_all = ["all_commits", "all_branches", "all_tags", "rev", "num"])]
     names: Vec<String>,
     #[command(flatten)]
     select: SelectArgs,
@@ -335,6 +335,12 @@ pub(super) struct SelectArgs {
     /// Every experiment, whatever commit it was run on (DVC's flag).
     #[arg(short = 'A', long, alias = "all", conflicts_with_all = ["rev", "num"])]
     all_commits: bool,
+    /// Also those run on the tip of every local branch (DVC's flag).
+    #[arg(short = 'a', long, conflicts_with_all = ["all_commits", "rev", "num"])]
+    all_branches: bool,
+    /// Also those run on a commit a tag names (DVC's flag).
+    #[arg(short = 'T', long, conflicts_with_all = ["all_commits", "rev", "num"])]
+    all_tags: bool,
     /// Those run on REV instead of HEAD.
     #[arg(long, value_name = "REV")]
     rev: Option<String>,
@@ -346,6 +352,12 @@ pub(super) struct SelectArgs {
 impl SelectArgs {
     fn selection(&self) -> ops::exp_share::Selection {
         use ops::exp_share::Selection;
+        if self.all_branches || self.all_tags {
+            return Selection::Tips {
+                branches: self.all_branches,
+                tags: self.all_tags,
+            };
+        }
         match (self.all_commits, &self.rev, self.num) {
             (true, ..) => Selection::All,
             (false, None, None) => Selection::Head,
@@ -358,6 +370,9 @@ impl SelectArgs {
 
     /// Which experiments were looked for, for "none found" (empty for all).
     fn which(&self) -> String {
+        if self.all_branches || self.all_tags {
+            return " run on HEAD, the branches' tips or the tagged commits asked for (`-A`: on any commit)".into();
+        }
         match (self.all_commits, &self.rev, self.num) {
             (true, ..) => String::new(),
             (false, None, None) => " run on HEAD (`-A`: on any commit)".into(),

@@ -63,6 +63,14 @@ pub enum Selection {
         /// How many commits.
         num: usize,
     },
+    /// Those run on HEAD, on the tip of every local branch (`branches`), or
+    /// on a commit a tag names (`tags`): DVC's `-a` and `-T`.
+    Tips {
+        /// Every local branch's tip.
+        branches: bool,
+        /// Every tagged commit.
+        tags: bool,
+    },
     /// Every experiment.
     All,
 }
@@ -73,6 +81,22 @@ impl Selection {
     pub(crate) fn baselines(&self, git: &Git) -> Result<Option<Vec<GitId>>> {
         let (start, num) = match self {
             Selection::All => return Ok(None),
+            Selection::Tips { branches, tags } => {
+                let mut out: Vec<GitId> = git.head()?.into_iter().collect();
+                let mut tips = Vec::new();
+                if *branches {
+                    tips.extend(git.branches()?);
+                }
+                if *tags {
+                    tips.extend(git.tags()?);
+                }
+                for (_, commit) in tips {
+                    if !out.contains(&commit) {
+                        out.push(commit);
+                    }
+                }
+                return Ok(Some(out));
+            }
             // No commit yet: no experiment either.
             Selection::Head => (git.head()?, 1),
             Selection::Revs { rev, num } => (Some(git.resolve(rev)?), (*num).max(1)),
