@@ -1882,3 +1882,34 @@ fn experiments_of_branch_tips_and_tags() {
     assert!(shown.contains("on-other") && !shown.contains("on-main"), "{shown}");
     assert_eq!(env.dvt(&["exp", "list", "-a", "-A"]).code, 2);
 }
+
+/// `exp push --run-cache` and `exp pull --run-cache` (as DVC's) move the run
+/// cache with the data: a clone then restores the run instead of running it.
+#[test]
+fn exp_push_and_pull_take_the_run_cache_when_asked() {
+    let a = project();
+    let (_dir, origin) = shared(&a);
+    let origin = origin.to_str().unwrap();
+    a.dvt(&["exp", "run", "-S", "train.lr=0.3", "-n", "fast"]).ok();
+    let r = a.dvt(&["exp", "push", origin, "fast", "--json"]).ok().json();
+    assert!(r["data"]["runs"].is_null(), "{r}");
+    let r = a
+        .dvt(&["exp", "push", origin, "fast", "--run-cache", "--json"])
+        .ok()
+        .json();
+    assert!(r["data"]["runs"]["copied"].as_u64().unwrap() >= 1, "{r}");
+
+    let b = TestEnv::bare();
+    b.run("git", &["clone", "-q", origin, "."]).ok();
+    let r = b
+        .dvt(&["exp", "pull", origin, "fast", "--run-cache", "--json"])
+        .ok()
+        .json();
+    assert!(r["data"]["runs"]["copied"].as_u64().unwrap() >= 1, "{r}");
+    // The same params here: restored from the run cache, not run.
+    b.write("params.yaml", a.read("params.yaml"));
+    let r = b.dvt(&["repro", "--json"]).ok().json();
+    assert_eq!(r["stages"][0]["action"], "restored-from-run-cache", "{r}");
+    assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
+    assert_eq!(a.dvt(&["exp", "push", origin, "--run-cache", "--no-cache"]).code, 2);
+}

@@ -321,6 +321,10 @@ pub(super) struct ShareArgs {
     /// The dvt remote for the data (default: the default one).
     #[arg(short, long, value_name = "NAME")]
     remote: Option<String>,
+    /// With the data, the run cache: the entries of earlier stage runs and the
+    /// data they produced (as DVC's).
+    #[arg(long, conflicts_with = "no_cache")]
+    run_cache: bool,
     /// Transfers at once (default: the remote's `jobs`, or 4 per core).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
@@ -404,6 +408,7 @@ impl ShareArgs {
             select: self.select.selection(),
             force: self.force,
             no_data: self.no_cache,
+            run_cache: self.run_cache,
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
             cwd: cwd.to_path_buf(),

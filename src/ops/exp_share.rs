@@ -29,6 +29,9 @@ pub struct ExpShareOptions {
     pub force: bool,
     /// Move the commits only, not the data (DVC's `--no-cache`).
     pub no_data: bool,
+    /// With the data, the run cache too: its entries and their outs (DVC's
+    /// `--run-cache`), so that the other side restores runs it did not make.
+    pub run_cache: bool,
     /// The dvt remote for the data; `None` for the default one.
     pub remote: Option<String>,
     /// Transfers at once; `None` for the remote's `jobs` or the default.
@@ -354,6 +357,7 @@ fn data_of(opts: &ExpShareOptions, revs: Vec<String>) -> TransferOptions {
         },
         revisions_only: true,
         allow_missing: false,
+        run_cache: opts.run_cache,
         ..Default::default()
     }
 }
