@@ -305,12 +305,22 @@ impl Repo {
 
     /// Edits one config file in place (comments and layout kept), atomically.
     /// The repository's loaded [`Config`] is not refreshed: open it again to see the change.
+    /// Two edits at once take turns (a lock beside the file), so neither loses
+    /// the other's change.
     pub(crate) fn edit_config(
         &self,
         level: ConfigLevel,
         f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
     ) -> Result<()> {
         let path = self.config_file(level)?;
+        let lock_path = match level.is_outside() {
+            true => path.with_file_name(".config.toml.lock"),
+            false => self.tmp_dir()?.join("config.lock"),
+        };
+        if let Some(dir) = lock_path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let _turn = hold_for_a_moment(&lock_path, "editing the config")?;
         let (text, header) = match fs::read_to_string(&path) {
             Ok(t) => (t, ""),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && level != ConfigLevel::Project => {
@@ -665,6 +675,21 @@ fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// [`hold`] of a lock others hold only for a moment (a config edit): waited
+/// for, up to ten seconds, whether or not [`wait_for_locks`] was called.
+fn hold_for_a_moment(path: &Path, what: &str) -> Result<LockFile> {
+    let mut tries = 0;
+    loop {
+        match hold(path, "config", what, Hold::Alone) {
+            Err(crate::Error::Repo(RepoError::Locked { .. })) if tries < 1000 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            held => return held,
+        }
+    }
 }
 
 /// Set by [`wait_for_locks`]: what to call when a lock is found taken.

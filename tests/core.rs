@@ -2870,3 +2870,25 @@ fn glob_targets_match_files_to_add_and_tracked_data() {
         r.stderr
     );
 }
+
+/// Config edits at once take turns: none loses another's change.
+#[test]
+fn config_edits_at_once_lose_nothing() {
+    let env = TestEnv::new();
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let dir = env.home.join(format!("store-{i}"));
+            env.dvt_cmd(&["remote", "add", &format!("r{i}"), dir.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let listed = env.dvt(&["remote", "list"]).ok().stdout;
+    assert_eq!(listed.lines().count(), 16, "{listed}");
+}
