@@ -313,14 +313,15 @@ impl Repo {
         f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
     ) -> Result<()> {
         let path = self.config_file(level)?;
-        let lock_path = match level.is_outside() {
-            true => path.with_file_name(".config.toml.lock"),
-            false => self.tmp_dir()?.join("config.lock"),
+        let _turn = match level.is_outside() {
+            true => {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                hold_for_a_moment(&path.with_file_name(".config.toml.lock"), "editing the config")?
+            }
+            false => self.take_turn("config", "editing the config")?,
         };
-        if let Some(dir) = lock_path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let _turn = hold_for_a_moment(&lock_path, "editing the config")?;
         let (text, header) = match fs::read_to_string(&path) {
             Ok(t) => (t, ""),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && level != ConfigLevel::Project => {
@@ -345,6 +346,14 @@ impl Repo {
         f(&mut doc)?;
         crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
         Ok(())
+    }
+
+    /// Holds `.dvt/tmp/NAME.lock` for an edit of a file that other commands
+    /// edit too (a config file, `dvt.toml`), waiting up to ten seconds for an
+    /// edit under way: read, change and write the file while it is held, and
+    /// no edit is lost to another made at the same time.
+    pub(crate) fn take_turn(&self, name: &str, what: &str) -> Result<LockFile> {
+        hold_for_a_moment(&self.tmp_dir()?.join(format!("{name}.lock")), what)
     }
 
     /// This repository, storing into and reading from `other`'s cache (a

@@ -2639,3 +2639,33 @@ fn plots_show_vega_prints_vega_lite_specs() {
     assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{}", r.stdout);
     assert_eq!(env.dvt(&["plots", "show", "--show-vega", "--json"]).code, 2);
 }
+
+/// `stage add` at once, as a script might run them: every stage is kept.
+#[test]
+fn stage_adds_at_once_keep_every_stage() {
+    let env = TestEnv::new();
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            env.dvt_cmd(&[
+                "stage",
+                "add",
+                "-n",
+                &format!("s{i}"),
+                "-o",
+                &format!("out{i}.txt"),
+                "echo",
+                "x",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let names = env.dvt(&["stage", "list", "--name-only"]).ok().stdout;
+    assert_eq!(names.lines().count(), 12, "{names}");
+}

@@ -52,6 +52,7 @@ pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
 /// Applies `edit` to the `[stages]` table of `dvt.toml` (made if missing),
 /// keeping comments and layout, and writes the result if it is a valid pipeline.
 fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Result<T>) -> Result<T> {
+    let _turn = repo.take_turn("pipeline", "editing dvt.toml")?;
     let path = repo.root().join(PIPELINE_FILE);
     let text = match fs_err::read_to_string(&path) {
         Ok(t) => t,
