@@ -232,11 +232,12 @@ impl Repo {
 
     /// A repository seen at a commit, not on disk as such: `root` is where it is
     /// (a work tree or a bare git directory), `config_text` its committed
-    /// `.dvt/config.toml` (named `named` in errors), over this machine's global
-    /// and system config. Its cache is the one under `root`, if any; its remotes
-    /// resolve relative paths from `root`.
+    /// `.dvt/config.toml` (named `named` in errors), alone. Its cache is the one
+    /// under `root`, if any; its remotes resolve relative paths from `root`.
     pub fn at_commit(root: PathBuf, config_text: Option<&str>, named: &Path) -> Result<Repo> {
-        let mut layers = outside_layers()?;
+        // Not this machine's global and system files: their remotes and default
+        // would change which of its own remotes another repository's data comes from.
+        let mut layers = Vec::new();
         if let Some(t) = config_text {
             let table = toml::from_str(t).map_err(|e| RepoError::Config {
                 path: named.to_path_buf(),

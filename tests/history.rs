@@ -1651,3 +1651,30 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
     let r = registry.dvt(&["artifacts", "list"]).fails();
     assert!(r.stderr.contains("artifact `Churn`"), "{}", r.stderr);
 }
+
+/// Your global remotes do not change where another repository's data comes
+/// from: `get` still finds its only remote, which it relies on as default.
+#[test]
+fn a_global_remote_does_not_change_another_repositorys_remote() {
+    let source = TestEnv::new();
+    let store = tempfile::tempdir().unwrap();
+    source
+        .dvt(&["remote", "add", "store", store.path().to_str().unwrap()])
+        .ok();
+    source.write("model.bin", "weights");
+    source.dvt(&["add", "model.bin"]).ok();
+    source.dvt(&["push"]).ok();
+    source.commit("model");
+    std::fs::remove_dir_all(source.path(".dvt/cache")).unwrap();
+
+    let here = TestEnv::new();
+    let global = here.home.join(".config/dvt/config.toml");
+    std::fs::create_dir_all(global.parent().unwrap()).unwrap();
+    std::fs::write(
+        &global,
+        "[core]\nremote = \"mine\"\n[remote.mine]\nurl = \"/nonexistent/dvt-store\"\n",
+    )
+    .unwrap();
+    here.dvt(&["get", source.root.to_str().unwrap(), "model.bin"]).ok();
+    assert_eq!(here.read("model.bin"), b"weights");
+}
