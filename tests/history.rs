@@ -1569,8 +1569,26 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
             registry.dvt(&["tag", &format!("churn-model@{version}")]).ok();
         }
     }
+    // Stages: GTO's tags, by hand or by `artifacts assign` (the next number).
     registry.git(&["tag", "churn-model#prod#1", "churn-model@v1.10.0"]);
-    registry.git(&["tag", "churn-model#prod#2", "churn-model@v1.9.0"]);
+    let r = registry
+        .dvt(&["artifacts", "assign", "churn-model", "prod", "--version", "1.9.0"])
+        .ok();
+    assert!(r.stdout.contains("as `churn-model#prod#2`"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("git push origin 'churn-model#prod#2'"),
+        "{}",
+        r.stderr
+    );
+    let r = registry
+        .dvt(&["artifacts", "assign", "churn-model", "prod", "--version", "7.0.0"])
+        .fails();
+    assert!(r.stderr.contains("no version v7.0.0"), "{}", r.stderr);
+    // `tag --rev` tags another commit, once its data is on the remote.
+    registry.dvt(&["tag", "churn-model@v1.8.0", "--rev", "HEAD~2"]).ok();
+    let v18 = registry.git(&["rev-parse", "churn-model@v1.8.0^{commit}"]).stdout;
+    let v19 = registry.git(&["rev-parse", "churn-model@v1.9.0^{commit}"]).stdout;
+    assert_eq!(v18, v19);
 
     let listed = registry.dvt(&["artifacts", "list"]).ok().stdout;
     assert_eq!(listed, "churn-model\tmodel\tmodels/churn.bin\tv1.10.0\tprod=v1.9.0\n");

@@ -75,6 +75,10 @@ pub(super) enum HistoryCommand {
         /// origin tag NAME` (GTO's `--push`).
         #[arg(long, value_name = "GIT_REMOTE", num_args = 0..=1, default_missing_value = "origin")]
         push: Option<String>,
+        /// Tag this commit (a branch, tag or id) instead of HEAD; its data must be
+        /// on the remote all the same.
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
     },
     /// List the tags (with `--all`, the commits) at which a path's data changed.
     Versions {
@@ -357,6 +361,24 @@ pub(super) enum ArtifactsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move an artifact to a stage: tag its version's commit `NAME#STAGE#N`,
+    /// N one more than the stage's last (as GTO's `assign`), once its data is
+    /// on the remote.
+    Assign {
+        /// The artifact's name.
+        name: String,
+        /// The stage (`prod`, `staging`, ...).
+        stage: String,
+        /// The version to put there (`1.2.0` or `v1.2.0`; default: the newest).
+        #[arg(long)]
+        version: Option<String>,
+        /// The remote that must have the data (default: the default remote).
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// Then push the tag to this git remote (default `origin`).
+        #[arg(long, value_name = "GIT_REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+        push: Option<String>,
+    },
     /// List the artifacts of a repository, with their versions and stages.
     List {
         /// The repository (default: this one).
@@ -369,6 +391,31 @@ pub(super) enum ArtifactsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `dvt tag` (or `artifacts assign`) made, and the hint to share it.
+fn print_tagged(r: &ops::TagReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    say!(
+        quiet,
+        "tagged {} as `{}`: `{}` holds its data ({})",
+        &r.commit[..7],
+        r.name,
+        r.remote,
+        dvt::counted(r.objects, "object")
+    );
+    match &r.pushed_to {
+        Some(to) => say!(quiet, "pushed tag `{}` to `{to}`", r.name),
+        None => note!(
+            quiet,
+            "hint: share it with `git push origin {}` (`--push` tags and pushes at once)",
+            // `#` would start a comment in the shell.
+            match r.name.contains('#') {
+                true => format!("'{}'", r.name),
+                false => r.name.clone(),
+            }
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]
@@ -607,6 +654,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             message,
             remote,
             push,
+            rev,
         } => {
             let repo = Repo::open(cwd)?;
             let r = ops::tag(
@@ -617,24 +665,10 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     remote: remote.clone(),
                     push: push.clone(),
                     cwd: cwd.to_path_buf(),
+                    rev: rev.clone(),
                 },
             )?;
-            say!(
-                quiet,
-                "tagged {} as `{}`: `{}` holds its data ({})",
-                &r.commit[..7],
-                r.name,
-                r.remote,
-                dvt::counted(r.objects, "object")
-            );
-            match &r.pushed_to {
-                Some(to) => say!(quiet, "pushed tag `{}` to `{to}`", r.name),
-                None => note!(
-                    quiet,
-                    "hint: share it with `git push origin {}` (`dvt tag --push` tags and pushes at once)",
-                    r.name
-                ),
-            }
+            return print_tagged(&r, quiet);
         }
         HistoryCommand::Versions {
             path,
@@ -882,6 +916,27 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
         }
         HistoryCommand::Artifacts { command } => match command {
+            ArtifactsCommand::Assign {
+                name,
+                stage,
+                version,
+                remote,
+                push,
+            } => {
+                let repo = Repo::open(cwd)?;
+                let r = ops::artifacts::assign(
+                    &repo,
+                    &ops::artifacts::AssignOptions {
+                        name: name.clone(),
+                        stage: stage.clone(),
+                        version: version.clone(),
+                        remote: remote.clone(),
+                        push: push.clone(),
+                        cwd: cwd.to_path_buf(),
+                    },
+                )?;
+                return print_tagged(&r, quiet);
+            }
             ArtifactsCommand::Get {
                 repo,
                 name,

@@ -261,6 +261,81 @@ pub fn list(repo: &str, rev: Option<&str>) -> Result<Vec<ArtifactEntry>> {
         .collect())
 }
 
+/// What `dvt artifacts assign` does.
+#[derive(Debug, Clone)]
+pub struct AssignOptions {
+    /// The artifact.
+    pub name: String,
+    /// The stage.
+    pub stage: String,
+    /// The version to assign (default: the newest).
+    pub version: Option<String>,
+    /// The remote that must hold the data (default: the default remote).
+    pub remote: Option<String>,
+    /// The git remote to push the tag to.
+    pub push: Option<String>,
+    /// The directory a relative path to the git remote starts from.
+    pub cwd: PathBuf,
+}
+
+/// `dvt artifacts assign`: tags the commit of a version of artifact `name`
+/// `NAME#STAGE#N`, N one more than the stage's highest (as GTO's `assign`),
+/// with [`crate::ops::describe::tag`]'s checks: its data must be on the remote.
+pub fn assign(repo: &crate::repo::Repo, opts: &AssignOptions) -> Result<crate::ops::describe::TagReport> {
+    if !crate::pipeline::valid_artifact_name(&opts.name) {
+        return Err(refused(format!("`{}` is not an artifact name", opts.name)));
+    }
+    let stage_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if opts.stage.is_empty() || !opts.stage.chars().all(stage_ok) {
+        return Err(refused(format!(
+            "`{}` is not a stage name (letters, digits, `-`, `_`)",
+            opts.stage
+        )));
+    }
+    let git = crate::git::Git::open(repo.root())?;
+    let tags = git.tags()?;
+    let known = versions(&opts.name, &tags);
+    let version = match &opts.version {
+        Some(v) => {
+            let v = if v.starts_with('v') { v.clone() } else { format!("v{v}") };
+            if !known.iter().any(|(k, _)| *k == v) {
+                return Err(refused(format!(
+                    "artifact `{}` has no version {v} (no tag `{}@{v}`)",
+                    opts.name, opts.name
+                )));
+            }
+            v
+        }
+        None => match known.first() {
+            Some((v, _)) => v.clone(),
+            None => {
+                return Err(refused(format!(
+                    "artifact `{}` has no version to assign: tag one first (`dvt tag {}@v1.0.0`)",
+                    opts.name, opts.name
+                )));
+            }
+        },
+    };
+    let prefix = format!("{}#{}#", opts.name, opts.stage);
+    let next = tags
+        .iter()
+        .filter_map(|(t, _)| t.strip_prefix(&prefix)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    crate::ops::describe::tag(
+        repo,
+        &crate::ops::describe::TagOptions {
+            name: format!("{prefix}{next}"),
+            message: Some(format!("{} {version} in stage {}", opts.name, opts.stage)),
+            remote: opts.remote.clone(),
+            push: opts.push.clone(),
+            cwd: opts.cwd.clone(),
+            rev: Some(format!("refs/tags/{}@{version}", opts.name)),
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,9 @@ pub struct TagOptions {
     pub push: Option<String>,
     /// The directory a relative path to the git remote starts from.
     pub cwd: std::path::PathBuf,
+    /// The commit to tag (default: HEAD, whose pointers must then all be
+    /// committed).
+    pub rev: Option<String>,
 }
 
 /// What `dvt tag` did.
@@ -159,13 +162,21 @@ pub struct TagReport {
 /// committed and every object HEAD's pointers name is on the remote.
 pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
     let git = std::rc::Rc::new(Git::open(repo.root())?);
-    let head = git.head()?.ok_or(TagError::NoCommit)?;
-    let uncommitted = uncommitted_pointers(repo, &git, Some(head))?;
-    if !uncommitted.is_empty() {
-        return Err(TagError::Uncommitted { pointers: uncommitted }.into());
-    }
+    // (Named `head` for the commit tagged, HEAD's or that of `opts.rev`.)
+    let head = match &opts.rev {
+        Some(rev) => git.resolve(rev)?,
+        None => {
+            let head = git.head()?.ok_or(TagError::NoCommit)?;
+            let uncommitted = uncommitted_pointers(repo, &git, Some(head))?;
+            if !uncommitted.is_empty() {
+                return Err(TagError::Uncommitted { pointers: uncommitted }.into());
+            }
+            head
+        }
+    };
+    let label = opts.rev.clone().unwrap_or_else(|| "HEAD".into());
     let objects = Objects::new(repo, opts.remote.as_deref());
-    let snap = Snapshot::at_commit(repo, git.clone(), "HEAD".into(), head);
+    let snap = Snapshot::at_commit(repo, git.clone(), label, head);
     let needed = snap.objects(&objects)?;
     let remote = objects.remote()?;
     let ids: Vec<ObjectId> = needed.iter().map(|(id, _)| *id).collect();
