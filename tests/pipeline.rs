@@ -2669,3 +2669,34 @@ fn stage_adds_at_once_keep_every_stage() {
     let names = env.dvt(&["stage", "list", "--name-only"]).ok().stdout;
     assert_eq!(names.lines().count(), 12, "{names}");
 }
+
+/// A CSV without a header row (`--no-header`, or `header = false` in
+/// `dvt.toml`, as DVC's): its fields are named by place, `0`, `1`, ...
+#[test]
+fn plots_of_files_without_a_header() {
+    let env = TestEnv::new();
+    env.write("loss.csv", "1,0.9\n2,0.4\n3,0.2\n");
+    let r = env
+        .dvt(&["plots", "show", "loss.csv", "--no-header", "-x", "0", "--json"])
+        .ok();
+    let plot = &r.json()[0];
+    assert_eq!(plot["series"][0]["y"], "1", "{plot}");
+    assert_eq!(plot["series"][0]["points"].as_array().unwrap().len(), 3, "{plot}");
+    // Without it, the first row is taken for names: two records only.
+    let r = env.dvt(&["plots", "show", "loss.csv", "--json"]).ok();
+    assert_eq!(r.json()[0]["series"][0]["points"].as_array().unwrap().len(), 2);
+    env.write(
+        "dvt.toml",
+        "plots = [{ path = \"loss.csv\", header = false, x = \"0\", y = \"1\" }]\n",
+    );
+    let r = env.dvt(&["plots", "show", "--json"]).ok();
+    assert_eq!(
+        r.json()[0]["series"][0]["points"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r.stdout
+    );
+    env.write("dvt.toml", "plots = [{ path = \"loss.csv\", header = \"no\" }]\n");
+    let r = env.dvt(&["plots", "show"]).fails();
+    assert!(r.stderr.contains("`header` of a plot is true or false"), "{}", r.stderr);
+}

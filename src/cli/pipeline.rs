@@ -245,6 +245,10 @@ pub(super) struct AxesArgs {
     /// confusion_normalized, bar_horizontal, bar_horizontal_sorted.
     #[arg(short = 't', long, value_name = "TEMPLATE", value_parser = parse_template)]
     template: Option<dvt::pipeline::PlotTemplate>,
+    /// The CSV or TSV files have no header row: their fields are `0`, `1`, ...
+    /// (as DVC's; `header = false` in `dvt.toml`).
+    #[arg(long)]
+    no_header: bool,
 }
 
 fn parse_template(name: &str) -> Result<dvt::pipeline::PlotTemplate, String> {
@@ -969,6 +973,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     y_label: axes.y_label.clone(),
                     template: axes.template,
                     files: Vec::new(),
+                    no_header: axes.no_header,
                 },
             };
             let plots = ops::plots::plots(&repo, &opts)?;

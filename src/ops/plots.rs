@@ -221,6 +221,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
         if opts.axes.y_label.is_some() {
             axes.y_label.clone_from(&opts.axes.y_label);
         }
+        axes.no_header |= opts.axes.no_header;
         let template = axes.template.unwrap_or(PlotTemplate::Linear);
         let mut plot = Plot {
             title: axes.title.clone().unwrap_or_else(|| path.clone()),
@@ -261,7 +262,7 @@ pub fn plots(repo: &Repo, opts: &PlotsOptions) -> Result<Vec<Plot>> {
                 }
                 .into()
             };
-            let table = records(&path, &String::from_utf8_lossy(&bytes)).map_err(bad)?;
+            let table = records(&path, &String::from_utf8_lossy(&bytes), !axes.no_header).map_err(bad)?;
             match template {
                 PlotTemplate::Linear | PlotTemplate::Scatter => {
                     for (y, points) in lines(&table, &axes).map_err(bad)? {
@@ -386,7 +387,7 @@ fn several_files(repo: &Repo, sides: &[Side], axes: &PlotAxes, plot: &mut Plot) 
                 }
                 .into()
             };
-            let table = records(file, &String::from_utf8_lossy(&bytes)).map_err(bad)?;
+            let table = records(file, &String::from_utf8_lossy(&bytes), !axes.no_header).map_err(bad)?;
             let one = PlotAxes {
                 x: axes.x.clone(),
                 y: fields.clone(),
@@ -429,9 +430,10 @@ struct Records {
     rows: Vec<Vec<Option<String>>>,
 }
 
-/// Parses CSV or TSV (a header row, then one row per record), JSON or YAML (a
-/// list of records, or a table holding one), by extension.
-fn records(path: &str, text: &str) -> std::result::Result<Records, String> {
+/// Parses CSV or TSV (a header row, then one row per record; without
+/// `header`, only records, whose fields are named `0`, `1`, ...), JSON or YAML
+/// (a list of records, or a table holding one), by extension.
+fn records(path: &str, text: &str, header: bool) -> std::result::Result<Records, String> {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".json") {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -443,19 +445,28 @@ fn records(path: &str, text: &str) -> std::result::Result<Records, String> {
         return from_value(&v);
     }
     let sep = if lower.ends_with(".tsv") { '\t' } else { ',' };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err("it is empty".into());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let fields: Vec<String> = match (header, lines.peek()) {
+        (_, None) => return Err("it is empty".into()),
+        (true, Some(_)) => {
+            let (_, first) = lines.next().unwrap_or_default();
+            split(first, sep).into_iter().map(|f| f.trim().to_string()).collect()
+        }
+        (false, Some((_, first))) => (0..split(first, sep).len()).map(|i| i.to_string()).collect(),
     };
-    let fields: Vec<String> = split(header, sep).into_iter().map(|f| f.trim().to_string()).collect();
     let mut rows = Vec::new();
     for (i, line) in lines {
         let cells = split(line, sep);
         if cells.len() != fields.len() {
             return Err(format!(
-                "line {} has {} fields, the header {}",
+                "line {} has {} fields, the {} {}",
                 i + 1,
                 cells.len(),
+                if header { "header" } else { "first line" },
                 fields.len()
             ));
         }
@@ -1271,7 +1282,7 @@ mod tests {
 
     #[test]
     fn files_become_records_and_lines() {
-        let csv = records("loss.csv", "epoch,loss,note\n1,0.9,\"a, b\"\n2,0.5,x\n\n").unwrap();
+        let csv = records("loss.csv", "epoch,loss,note\n1,0.9,\"a, b\"\n2,0.5,x\n\n", true).unwrap();
         assert_eq!(csv.fields, ["epoch", "loss", "note"]);
         assert_eq!(csv.rows[0][2].as_deref(), Some("a, b"));
         let axes = PlotAxes {
@@ -1283,28 +1294,31 @@ mod tests {
             [("loss".to_string(), vec![[1.0, 0.9], [2.0, 0.5]])]
         );
         // No x: `step` if there is one, else the row number.
-        let tsv = records("m.tsv", "step\tacc\n10\t0.5\n20\t0.7\n").unwrap();
+        let bare = records("loss.csv", "1,0.9\n2,0.5\n", false).unwrap();
+        assert_eq!(bare.fields, ["0", "1"]);
+        assert_eq!(bare.rows.len(), 2);
+        let tsv = records("m.tsv", "step\tacc\n10\t0.5\n20\t0.7\n", true).unwrap();
         assert_eq!(
             lines(&tsv, &PlotAxes::default()).unwrap()[0].1,
             vec![[10.0, 0.5], [20.0, 0.7]]
         );
-        let json = records("m.json", r#"{"train": [{"acc": 0.5}, {"acc": 0.6}]}"#).unwrap();
+        let json = records("m.json", r#"{"train": [{"acc": 0.5}, {"acc": 0.6}]}"#, true).unwrap();
         assert_eq!(
             lines(&json, &PlotAxes::default()).unwrap()[0].1,
             vec![[0.0, 0.5], [1.0, 0.6]]
         );
-        let yaml = records("m.yaml", "- acc: 0.5\n- acc: 0.75\n").unwrap();
+        let yaml = records("m.yaml", "- acc: 0.5\n- acc: 0.75\n", true).unwrap();
         assert_eq!(
             lines(&yaml, &PlotAxes::default()).unwrap()[0].1,
             vec![[0.0, 0.5], [1.0, 0.75]]
         );
         assert!(
-            records("a.csv", "a,b\n1\n")
+            records("a.csv", "a,b\n1\n", true)
                 .unwrap_err()
                 .contains("line 2 has 1 fields, the header 2")
         );
         assert!(
-            records("a.json", "{\"a\": 1}")
+            records("a.json", "{\"a\": 1}", true)
                 .unwrap_err()
                 .contains("expected a list of records")
         );
@@ -1330,12 +1344,12 @@ mod tests {
 
     #[test]
     fn confusion_classes_sort_as_numbers_when_they_are() {
-        let t = records("cm.csv", "actual,predicted\n10,2\n2,2\n1,10\n").unwrap();
+        let t = records("cm.csv", "actual,predicted\n10,2\n2,2\n1,10\n", true).unwrap();
         let (x, y, classes, counts) = confusion(&t, &PlotAxes::default()).unwrap();
         assert_eq!((x.as_str(), y.as_str()), ("actual", "predicted"));
         assert_eq!(classes, ["1", "2", "10"]);
         assert_eq!(counts, [[0, 0, 1], [0, 1, 0], [0, 1, 0]]);
-        let t = records("cm.json", r#"[{"actual": "a"}]"#).unwrap();
+        let t = records("cm.json", r#"[{"actual": "a"}]"#, true).unwrap();
         let axes = PlotAxes {
             y: vec!["actual".into()],
             x: Some("nope".into()),

@@ -93,6 +93,10 @@ pub struct PlotAxes {
     /// plot of one file.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<(String, Vec<String>)>,
+    /// A CSV or TSV file without a header row (`header = false`, DVC's
+    /// `--no-header`): its fields are named by their place, `0`, `1`, ...
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_header: bool,
 }
 
 /// How `dvt plots` draws a plots file: DVC's template names.
@@ -401,6 +405,11 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                 )
             })?),
         };
+        let no_header = match t.and_then(|t| t.get("header")) {
+            None => false,
+            Some(toml::Value::Boolean(b)) => !b,
+            Some(_) => return Err(bad(stage, "`header` of a plot is true or false")),
+        };
         Ok(Some(PlotAxes {
             x: text("x")?,
             y,
@@ -409,6 +418,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             y_label: text("y_label")?,
             template,
             files: Vec::new(),
+            no_header,
         }))
     };
     // A top-level plot of several files: `name`, and `y` a table of file → field(s).
@@ -484,7 +494,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                 // Top-level files are in no stage: nothing caches or keeps them.
                 let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
                 let drawn: &[&str] = if kind == OutKind::Plot {
-                    &["x", "y", "title", "x_label", "y_label", "template"]
+                    &["x", "y", "title", "x_label", "y_label", "template", "header"]
                 } else {
                     &[]
                 };
