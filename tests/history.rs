@@ -1517,6 +1517,11 @@ fn ls_url_lists_what_a_url_holds() {
     );
     let r = env.dvt(&["ls-url", "-R", url]).ok();
     assert_eq!(r.stdout, "images/a.bin\nimages/raw/b.bin\nnotes/n.txt\nreadings.csv\n");
+    let r = env.dvt(&["ls-url", "-T", url]).ok();
+    assert_eq!(
+        r.stdout,
+        ".\n├── images/\n│   ├── a.bin\n│   └── raw/\n│       └── b.bin\n├── notes/\n│   └── n.txt\n└── readings.csv\n"
+    );
     let r = env.dvt(&["ls-url", &format!("{url}/images"), "--json"]).ok();
     assert_eq!(r.json()[0]["path"], "a.bin", "{}", r.stdout);
     assert_eq!(r.json()[1]["path"], "raw", "{}", r.stdout);

@@ -214,6 +214,9 @@ pub(super) enum HistoryCommand {
         /// Print the listing as JSON (`path`, `isdir`, `size`).
         #[arg(long)]
         json: bool,
+        /// Draw everything below the URL as a tree (as DVC's `-T`).
+        #[arg(short = 'T', long, conflicts_with_all = ["json", "size"])]
+        tree: bool,
     },
     /// Download data tracked in another dvt repository, without tracking it here.
     Get {
@@ -895,6 +898,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             recursive,
             size,
             json: as_json,
+            tree,
         } => {
             // Outside a repository there is no `remote://`, and no config to read.
             let repo = match Repo::open(cwd) {
@@ -903,9 +907,15 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
                 r => r?,
             };
-            let entries = ops::ls_url(&repo, cwd, url, *recursive)?;
+            let entries = ops::ls_url(&repo, cwd, url, *recursive || *tree)?;
             if *as_json {
                 return json(&entries);
+            }
+            if *tree {
+                // Objects only, sorted: their directories come from their paths.
+                let mut files: Vec<&str> = entries.iter().filter(|e| !e.isdir).map(|e| e.path.as_str()).collect();
+                files.sort_unstable();
+                return draw_tree(files.into_iter().map(|p| (p, false, false)));
             }
             for e in &entries {
                 let slash = if e.isdir { "/" } else { "" };
@@ -1186,11 +1196,23 @@ fn commit_hint(quiet: bool, root: &Path, cwd: &Path, pointer: &str) {
 /// Draws `entries` (paths below the listed path, `/`-separated, sorted) as a
 /// tree, directories from their paths, as `tree` and DVC's `list -T` do.
 fn print_tree(entries: &[ops::list::ListEntry]) -> Result<ExitCode, dvt::Error> {
+    draw_tree(entries.iter().map(|e| {
+        (
+            e.path.as_str(),
+            e.kind == dvt::pointer::Kind::Dir,
+            e.keeper == ops::list::Keeper::Dvt,
+        )
+    }))
+}
+
+/// Draws paths (`/`-separated, sorted; each with whether it is a directory
+/// and whether dvt keeps it, marked `(dvt)`) as a tree.
+fn draw_tree<'a>(entries: impl Iterator<Item = (&'a str, bool, bool)>) -> Result<ExitCode, dvt::Error> {
     // Every line: its depth, its name, whether it is a directory, whether dvt keeps it.
     let mut lines: Vec<(usize, String, bool, bool)> = Vec::new();
     let mut open: Vec<&str> = Vec::new();
-    for e in entries {
-        let parts: Vec<&str> = e.path.split('/').collect();
+    for (path, is_dir, dvt) in entries {
+        let parts: Vec<&str> = path.split('/').collect();
         let (dirs, name) = parts.split_at(parts.len() - 1);
         let same = open.iter().zip(dirs).take_while(|(a, b)| a == b).count();
         open.truncate(same);
@@ -1198,9 +1220,8 @@ fn print_tree(entries: &[ops::list::ListEntry]) -> Result<ExitCode, dvt::Error> 
             lines.push((depth, d.to_string(), true, false));
             open.push(d);
         }
-        let dvt = e.keeper == ops::list::Keeper::Dvt;
-        lines.push((dirs.len(), name[0].to_string(), e.kind == dvt::pointer::Kind::Dir, dvt));
-        if e.kind == dvt::pointer::Kind::Dir {
+        lines.push((dirs.len(), name[0].to_string(), is_dir, dvt));
+        if is_dir {
             open.truncate(dirs.len());
         }
     }
