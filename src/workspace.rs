@@ -771,28 +771,41 @@ pub fn expand_glob_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Resu
         tracked.push(p.with_extension(""));
     }
     let base = std::path::absolute(cwd)?;
-    let mut out = Vec::new();
+    expand_patterns(targets, "matches no tracked data here", |glob| {
+        Ok(tracked
+            .iter()
+            .filter_map(|abs| abs.strip_prefix(&base).ok())
+            .filter(|rel| glob.is_match(rel))
+            .map(Path::to_path_buf)
+            .collect())
+    })
+}
+
+/// `targets`, each holding a wildcard replaced by what `matching` finds for
+/// its pattern (an error saying `none` if nothing), each path once.
+fn expand_patterns(
+    targets: &[PathBuf],
+    none: &str,
+    mut matching: impl FnMut(&globset::GlobMatcher) -> Result<Vec<PathBuf>>,
+) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = Vec::new();
     for t in targets {
         if !is_pattern(t) {
             out.push(t.clone());
             continue;
         }
-        let glob = path_glob(t)?;
-        let before = out.len();
-        for abs in &tracked {
-            if let Ok(rel) = abs.strip_prefix(&base)
-                && glob.is_match(rel)
-                && !out.iter().any(|o: &PathBuf| o == rel)
-            {
-                out.push(rel.to_path_buf());
-            }
-        }
-        if out.len() == before {
+        let found = matching(&path_glob(t)?)?;
+        if found.is_empty() {
             return Err(PathError::Glob {
                 pattern: t.display().to_string(),
-                problem: "matches no tracked data here".into(),
+                problem: none.into(),
             }
             .into());
+        }
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
         }
     }
     Ok(out)
@@ -803,13 +816,7 @@ pub fn expand_glob_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Resu
 /// `.git` and `.dvt` are not looked into), sorted; other targets are kept. A
 /// pattern that matches nothing is an error.
 pub fn expand_glob_files(cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for t in targets {
-        if !is_pattern(t) {
-            out.push(t.clone());
-            continue;
-        }
-        let glob = path_glob(t)?;
+    expand_patterns(targets, "matches no file or directory here", |glob| {
         let mut found = Vec::new();
         let mut walk = walkdir::WalkDir::new(cwd).min_depth(1).sort_by_file_name().into_iter();
         while let Some(entry) = walk.next() {
@@ -829,16 +836,8 @@ pub fn expand_glob_files(cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>
                 }
             }
         }
-        if found.is_empty() {
-            return Err(PathError::Glob {
-                pattern: t.display().to_string(),
-                problem: "matches no file or directory here".into(),
-            }
-            .into());
-        }
-        out.extend(found);
-    }
-    Ok(out)
+        Ok(found)
+    })
 }
 
 /// DVC's `-R`/`--recursive`: each target that is a directory, neither tracked

@@ -660,21 +660,14 @@ fn update_from_repo(
     let changed = pointer.id != t.pointer.id;
     if opts.no_download {
         write_pointer(repo, &t.data_abs, &t.data_rel, &pointer)?;
-        return Ok(Updated {
-            pointer: t.pointer_rel.clone(),
-            url: None,
-            from: src.commit,
-            to,
-            changed,
-            downloaded: None,
-        });
+    } else {
+        // Before downloading anything: local changes the update would overwrite stop it.
+        if !opts.force && changed {
+            crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
+        }
+        ensure_all(&found, &src.path, &objects, progress)?;
+        track(repo, &t.data_abs, &t.data_rel, &pointer, opts.force, progress)?;
     }
-    // Before downloading anything: local changes the update would overwrite stop it.
-    if !opts.force && changed {
-        crate::ops::checkout::refuse_unrecorded_changes(repo, t)?;
-    }
-    ensure_all(&found, &src.path, &objects, progress)?;
-    track(repo, &t.data_abs, &t.data_rel, &pointer, opts.force, progress)?;
     Ok(Updated {
         pointer: t.pointer_rel.clone(),
         url: None,
