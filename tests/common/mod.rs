@@ -424,6 +424,12 @@ impl Store {
     }
 
     /// The ids of every object, packed or not, sorted.
+    /// Whether object `hex` reads back whole here: its stored form decodes to
+    /// content that has its id.
+    pub fn intact(&self, hex: &str) -> bool {
+        self.cache.verify(&hex.parse().unwrap()).is_ok()
+    }
+
     pub fn ids(&self) -> Vec<String> {
         self.cache.list().unwrap().0.iter().map(|id| id.to_string()).collect()
     }
