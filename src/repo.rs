@@ -407,16 +407,8 @@ impl Repo {
     /// other commands take for a moment only to see whether they are held
     /// (`dvt queue status`). A holder that keeps it longer still fails the call.
     pub fn lock_named_patiently(&self, name: &str, what: &str) -> Result<LockFile> {
-        let mut tries = 0;
-        loop {
-            match self.lock_named(name, what) {
-                Err(crate::Error::Repo(RepoError::Locked { .. })) if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                held => return held,
-            }
-        }
+        let path = self.tmp_dir()?.join(format!("{name}.lock"));
+        hold_within(&path, "repository", what, std::time::Duration::from_secs(1))
     }
 
     /// Like [`Repo::lock`], but holds the cache alone: no command of any
@@ -690,11 +682,15 @@ fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
 /// [`hold`] of a lock others hold only for a moment (a config edit): waited
 /// for, up to ten seconds, whether or not [`wait_for_locks`] was called.
 fn hold_for_a_moment(path: &Path, what: &str) -> Result<LockFile> {
-    let mut tries = 0;
+    hold_within(path, "config", what, std::time::Duration::from_secs(10))
+}
+
+/// [`hold`] alone, trying again every 10 ms for up to `wait` while it is taken.
+fn hold_within(path: &Path, subject: &'static str, what: &str, wait: std::time::Duration) -> Result<LockFile> {
+    let deadline = std::time::Instant::now() + wait;
     loop {
-        match hold(path, "config", what, Hold::Alone) {
-            Err(crate::Error::Repo(RepoError::Locked { .. })) if tries < 1000 => {
-                tries += 1;
+        match hold(path, subject, what, Hold::Alone) {
+            Err(crate::Error::Repo(RepoError::Locked { .. })) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             held => return held,

@@ -85,6 +85,14 @@ fn semver(version: &str) -> Option<Vec<u64>> {
     v.split('.').map(|p| p.parse().ok()).collect()
 }
 
+/// A version as given (`1.2.0` or `v1.2.0`) as its tag spells it: `v1.2.0`.
+fn tag_version(v: &str) -> String {
+    match v.starts_with('v') {
+        true => v.to_string(),
+        false => format!("v{v}"),
+    }
+}
+
 /// The versions of `name` among `tags` (`v1.2.0`, with the commit), newest first.
 fn versions(name: &str, tags: &[(String, GitId)]) -> Vec<(String, GitId)> {
     let prefix = format!("{name}@");
@@ -146,7 +154,7 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
     };
     let commit = match (&opts.version, &opts.stage) {
         (Some(v), _) => {
-            let v = if v.starts_with('v') { v.clone() } else { format!("v{v}") };
+            let v = tag_version(v);
             match known.iter().find(|(k, _)| *k == v) {
                 Some((_, c)) => Some(*c),
                 None => {
@@ -297,7 +305,7 @@ pub fn assign(repo: &crate::repo::Repo, opts: &AssignOptions) -> Result<crate::o
     let known = versions(&opts.name, &tags);
     let version = match &opts.version {
         Some(v) => {
-            let v = if v.starts_with('v') { v.clone() } else { format!("v{v}") };
+            let v = tag_version(v);
             if !known.iter().any(|(k, _)| *k == v) {
                 return Err(refused(format!(
                     "artifact `{}` has no version {v} (no tag `{}@{v}`)",
