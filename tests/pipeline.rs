@@ -364,6 +364,78 @@ fn stage_add_dag_params_and_metrics() {
 }
 
 #[test]
+fn dag_draws_a_target_upstream_its_whole_pipeline_or_its_outs() {
+    let env = example();
+    let dag = |args: &[&str]| env.dvt(&[&["dag"], args].concat()).ok().stdout;
+    // Edges in run order, by the stage they leave.
+    assert_eq!(
+        dag(&[]),
+        "generate -> preprocess\npreprocess -> featurize\nfeaturize -> train\nfeaturize -> evaluate\ntrain -> evaluate\n"
+    );
+    // A target: itself and what it depends on, frozen stages included.
+    env.dvt(&["freeze", "featurize"]).ok();
+    assert_eq!(
+        dag(&["train"]),
+        "generate -> preprocess\npreprocess -> featurize\nfeaturize -> train\n"
+    );
+    assert_eq!(dag(&["dvt.toml:generate"]), "generate\n");
+    // --full: the whole pipeline the target is in.
+    assert_eq!(dag(&["--full", "preprocess"]), dag(&[]));
+    // --outs: outs, joined where a stage reads another's out.
+    let outs = dag(&["--outs", "train"]);
+    assert_eq!(
+        outs,
+        "data/raw -> data/clean\ndata/clean -> data/features\ndata/features -> models/model.json\n"
+    );
+    let mermaid = dag(&["-o", "--mermaid"]);
+    assert!(mermaid.contains("    o_3[\"models/model.json\"]\n"), "{mermaid}");
+    assert!(mermaid.contains("    o_3 --> o_4\n"), "{mermaid}");
+    assert!(dag(&["-o", "--dot", "train"]).contains("\"data/features\" -> \"models/model.json\";"));
+    let r = env.dvt(&["dag", "nope"]).fails();
+    assert!(r.stderr.contains("no stage named `nope`"), "{}", r.stderr);
+}
+
+#[test]
+fn stage_list_takes_targets_and_lists_pointers_with_all() {
+    let env = example();
+    let list = |args: &[&str]| env.dvt(&[&["stage", "list"], args].concat()).ok().stdout;
+    assert_eq!(
+        list(&["train", "dvt.toml:generate"]),
+        "train     outs models/model.json\ngenerate  outs data/raw\n"
+    );
+    assert_eq!(list(&["dvt.toml", "--name-only"]), list(&["--name-only"]));
+    env.write("extra/notes.txt", "n\n");
+    env.dvt(&["add", "extra/notes.txt"]).ok();
+    // --all: pointers too, as DVC lists .dvc files; a pointer by either name.
+    assert!(list(&["--all"]).ends_with("extra/notes.txt.dvt  outs extra/notes.txt\n"));
+    assert_eq!(list(&["extra/notes.txt", "--name-only"]), "extra/notes.txt.dvt\n");
+    assert_eq!(
+        list(&["extra/notes.txt.dvt", "--json"])
+            .matches("\"path\": \"extra/notes.txt\"")
+            .count(),
+        1
+    );
+    let r = env.dvt(&["stage", "list", "nope"]).fails();
+    assert!(
+        r.stderr.contains("no stage named `nope`") && r.stderr.contains("train"),
+        "{}",
+        r.stderr
+    );
+    // Nothing to list: --fail says so and exits 1; without it, nothing is printed.
+    std::fs::remove_file(env.path("dvt.toml")).unwrap();
+    env.dvt(&["remove", "extra/notes.txt.dvt"]).ok();
+    assert_eq!(list(&["--all"]), "");
+    let r = env.dvt(&["stage", "list", "--all", "--fail"]).fails();
+    assert!(r.stderr.contains("no stages to list"), "{}", r.stderr);
+    assert!(
+        env.dvt(&["stage", "list"])
+            .fails()
+            .stderr
+            .contains("`dvt.toml` does not exist")
+    );
+}
+
+#[test]
 fn pipeline_outs_are_pushed_pulled_checked_and_kept_like_added_data() {
     let env = example();
     let remote = tempfile::tempdir().unwrap();

@@ -138,6 +138,17 @@ pub(super) enum PipelineCommand {
     },
     /// Show the pipeline's stages and how they depend on each other.
     Dag {
+        /// Draw these stages and the stages upstream of them (`NAME`,
+        /// `dvt.toml:NAME`); none: every stage.
+        targets: Vec<String>,
+        /// With targets: the whole pipeline each is in, downstream stages too
+        /// (as DVC's).
+        #[arg(long)]
+        full: bool,
+        /// Draw outs instead of stages: `a -> b` when the stage writing `b`
+        /// depends on `a` (as DVC's).
+        #[arg(short, long)]
+        outs: bool,
         /// As a Mermaid flowchart.
         #[arg(long, conflicts_with_all = ["dot", "md"])]
         mermaid: bool,
@@ -284,6 +295,16 @@ pub(super) enum PlotsCommand {
 pub(super) enum StageCommand {
     /// List the stages in run order, with their outs, metrics and plots (as `dvc stage list`).
     List {
+        /// Stages (`NAME`, `dvt.toml:NAME`, `dvt.toml`) or pointers (`data.dvt`,
+        /// or the data's path) to list; none: every stage of `dvt.toml`.
+        targets: Vec<String>,
+        /// Every stage and every pointer of the repository (as DVC's, which
+        /// lists `.dvc` files so).
+        #[arg(long)]
+        all: bool,
+        /// Exit 1 if there is nothing to list (as DVC's).
+        #[arg(long)]
+        fail: bool,
         /// Print every field of each stage as JSON.
         #[arg(long)]
         json: bool,
@@ -816,13 +837,20 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
         }
         PipelineCommand::Stage {
-            command: StageCommand::List {
-                json: as_json,
-                name_only,
-            },
+            command:
+                StageCommand::List {
+                    targets,
+                    all,
+                    fail,
+                    json: as_json,
+                    name_only,
+                },
         } => {
-            let p = dvt::pipeline::Pipeline::load_required(&repo)?;
-            let stages: Vec<&dvt::pipeline::Stage> = p.order.iter().map(|n| &p.stages[n]).collect();
+            let stages = ops::stages::list(&repo, cwd, targets, *all)?;
+            if *fail && stages.is_empty() {
+                note!(false, "error: no stages to list");
+                return Ok(ExitCode::FAILURE);
+            }
             if *as_json {
                 return json(&stages);
             }
@@ -866,22 +894,33 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 out!("{:<width$}  {about}", s.name);
             }
         }
-        PipelineCommand::Dag { mermaid, dot, md } => {
+        PipelineCommand::Dag {
+            targets,
+            full,
+            outs,
+            mermaid,
+            dot,
+            md,
+        } => {
             let p = dvt::pipeline::Pipeline::load_required(&repo)?;
-            if *md {
-                let chart = ops::stages::dag(&p, ops::stages::DagFormat::Mermaid);
-                out!("```mermaid\n{}\n```", chart.trim_end());
-                return Ok(ExitCode::SUCCESS);
-            }
-            let format = if *mermaid {
+            let format = if *mermaid || *md {
                 ops::stages::DagFormat::Mermaid
             } else if *dot {
                 ops::stages::DagFormat::Dot
             } else {
                 ops::stages::DagFormat::Text
             };
-            let text = ops::stages::dag(&p, format);
-            out!("{}", text.trim_end());
+            let opts = ops::stages::DagOptions {
+                targets: targets.clone(),
+                full: *full,
+                outs: *outs,
+                format,
+            };
+            let text = ops::stages::dag(&p, &opts)?;
+            match md {
+                true => out!("```mermaid\n{}\n```", text.trim_end()),
+                false => out!("{}", text.trim_end()),
+            }
         }
         PipelineCommand::Params {
             command: ParamsCommand::Diff(ParamsDiffArgs { values: args, deps }),

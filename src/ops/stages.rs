@@ -230,63 +230,205 @@ fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
     Ok(())
 }
 
-/// The DAG drawn as Mermaid, Graphviz dot, or plain `a -> b` lines.
-pub fn dag(pipeline: &Pipeline, format: DagFormat) -> String {
-    let mut edges = Vec::new();
-    for (stage, ups) in &pipeline.upstream {
-        for u in ups {
-            edges.push((u.as_str(), stage.as_str()));
+/// The stages `dvt stage list` shows, in run order: those `targets` name
+/// (`NAME`, `dvt.toml:NAME`, `dvt.toml` for all of them, or a pointer or its
+/// data path, relative to `cwd`), or with no targets every stage of
+/// `dvt.toml`. With `all` (DVC's `--all`), every pointer as well, as a stage
+/// with no command whose out is its data, named by its pointer file (DVC lists
+/// `.dvc` files so). Without `all` or targets, `dvt.toml` must exist.
+pub fn list(repo: &Repo, cwd: &std::path::Path, targets: &[String], all: bool) -> Result<Vec<crate::pipeline::Stage>> {
+    let pipeline = match targets.is_empty() && !all {
+        true => Some(Pipeline::load_required(repo)?),
+        false => Pipeline::load(repo)?,
+    };
+    let mut stages = Vec::new();
+    let mut pointers = Vec::new();
+    if targets.is_empty() {
+        stages.extend(
+            pipeline
+                .iter()
+                .flat_map(|p| p.order.iter().map(|n| p.stages[n].clone())),
+        );
+        if all {
+            pointers = crate::workspace::find_pointers(repo)?;
         }
     }
-    let alone: Vec<&str> = pipeline
-        .order
-        .iter()
-        .filter(|s| !edges.iter().any(|(a, b)| a == s || b == s))
-        .map(String::as_str)
-        .collect();
-    match format {
-        DagFormat::Mermaid => {
-            let mut out = String::from("flowchart TD\n");
-            for s in &pipeline.order {
-                out.push_str(&format!("    {}[\"{}\"]\n", node_id(s), s));
+    for t in targets {
+        if let Some(p) = &pipeline {
+            let named = match t.as_str() {
+                PIPELINE_FILE => p.order.iter().map(|n| &p.stages[n]).collect(),
+                _ => p.stage_named(t)?,
+            };
+            if !named.is_empty() {
+                for s in named {
+                    if !stages.iter().any(|k: &crate::pipeline::Stage| k.name == s.name) {
+                        stages.push(s.clone());
+                    }
+                }
+                continue;
             }
-            for (a, b) in &edges {
-                out.push_str(&format!("    {} --> {}\n", node_id(a), node_id(b)));
+            // Neither a stage nor a path: say which stages there are.
+            let pointer = cwd.join(format!("{t}.{}", crate::pointer::POINTER_EXT));
+            if !cwd.join(t).exists() && !pointer.exists() {
+                p.stage_names(std::slice::from_ref(t))?;
             }
-            out
         }
-        DagFormat::Dot => {
-            let mut out = String::from("digraph pipeline {\n");
-            for s in &pipeline.order {
-                out.push_str(&format!("    \"{s}\";\n"));
+        for f in crate::workspace::resolve_targets(repo, cwd, &[t.into()])? {
+            if !pointers.contains(&f) {
+                pointers.push(f);
             }
-            for (a, b) in &edges {
-                out.push_str(&format!("    \"{a}\" -> \"{b}\";\n"));
-            }
-            out.push_str("}\n");
-            out
-        }
-        DagFormat::Text => {
-            let mut out = String::new();
-            for (a, b) in &edges {
-                out.push_str(&format!("{a} -> {b}\n"));
-            }
-            for s in alone {
-                out.push_str(&format!("{s}\n"));
-            }
-            out
         }
     }
+    for f in pointers {
+        let tracked = crate::workspace::Tracked::load(repo, &f)?;
+        stages.push(crate::pipeline::Stage {
+            name: tracked.pointer_rel,
+            cmd: String::new(),
+            wdir: String::new(),
+            deps: Vec::new(),
+            params: Vec::new(),
+            outs: vec![crate::pipeline::Out {
+                path: tracked.data_rel,
+                cache: true,
+                persist: false,
+                metric: false,
+                plot: None,
+            }],
+            desc: None,
+            frozen: false,
+            always_changed: false,
+        });
+    }
+    Ok(stages)
 }
 
-fn node_id(s: &str) -> String {
-    format!("s_{}", s.replace('-', "_"))
+/// What `dag` draws, and how.
+#[derive(Debug, Clone, Default)]
+pub struct DagOptions {
+    /// Stages to draw with the stages upstream of them (as `dvc dag TARGET`):
+    /// `NAME`, `dvt.toml:NAME` or a `foreach` stage's name; empty: every stage.
+    pub targets: Vec<String>,
+    /// With targets: draw the whole pipeline each target is in, downstream
+    /// stages too (DVC's `--full`).
+    pub full: bool,
+    /// Draw outs instead of stages (DVC's `--outs`): an edge `a -> b` when the
+    /// stage writing `b` depends on `a`.
+    pub outs: bool,
+    /// How to draw.
+    pub format: DagFormat,
+}
+
+/// The DAG drawn as Mermaid, Graphviz dot, or plain `a -> b` lines; edges in
+/// run order (by the node they leave, then the one they reach).
+pub fn dag(pipeline: &Pipeline, opts: &DagOptions) -> Result<String> {
+    let named = pipeline.stage_names(&opts.targets)?;
+    let stages: Vec<&String> = if named.is_empty() {
+        pipeline.order.iter().collect()
+    } else if opts.full {
+        let keep = pipeline.connected(&named);
+        pipeline.order.iter().filter(|s| keep.contains(*s)).collect()
+    } else {
+        // Upstream at any distance; unlike `repro`, frozen stages cut nothing
+        // off: the drawing is of what depends on what.
+        let mut keep: BTreeSet<&String> = named.iter().collect();
+        let mut todo: Vec<&String> = named.iter().collect();
+        while let Some(s) = todo.pop() {
+            for u in pipeline.upstream.get(s).into_iter().flatten() {
+                if keep.insert(u) {
+                    todo.push(u);
+                }
+            }
+        }
+        pipeline.order.iter().filter(|s| keep.contains(*s)).collect()
+    };
+    let (nodes, mut edges): (Vec<String>, Vec<(usize, usize)>) = if opts.outs {
+        let mut nodes = Vec::new();
+        let mut of_stage: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for s in &stages {
+            for o in &pipeline.stages[*s].outs {
+                of_stage.entry(s.as_str()).or_default().push(nodes.len());
+                nodes.push(o.path.clone());
+            }
+        }
+        let mut edges = Vec::new();
+        for s in &stages {
+            let stage = &pipeline.stages[*s];
+            for u in pipeline.upstream.get(*s).into_iter().flatten() {
+                for &a in of_stage.get(u.as_str()).into_iter().flatten() {
+                    if !stage.deps.iter().any(|d| crate::pipeline::overlaps(d, &nodes[a])) {
+                        continue;
+                    }
+                    edges.extend(of_stage.get(s.as_str()).into_iter().flatten().map(|&b| (a, b)));
+                }
+            }
+        }
+        (nodes, edges)
+    } else {
+        let at = |n: &str| stages.iter().position(|s| *s == n);
+        let mut edges = Vec::new();
+        for (b, s) in stages.iter().enumerate() {
+            for u in pipeline.upstream.get(*s).into_iter().flatten() {
+                edges.extend(at(u).map(|a| (a, b)));
+            }
+        }
+        (stages.iter().map(|s| s.to_string()).collect(), edges)
+    };
+    edges.sort_unstable();
+    edges.dedup();
+    // Mermaid ids: a stage's name made safe; an out, which may hold any
+    // character, by its place.
+    let id = |i: usize| match opts.outs {
+        true => format!("o_{i}"),
+        false => format!(
+            "s_{}",
+            nodes[i].replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")
+        ),
+    };
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::new();
+    match opts.format {
+        DagFormat::Mermaid => {
+            out.push_str("flowchart TD\n");
+            for (i, n) in nodes.iter().enumerate() {
+                out.push_str(&format!("    {}[\"{}\"]\n", id(i), n.replace('"', "#quot;")));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!("    {} --> {}\n", id(*a), id(*b)));
+            }
+        }
+        DagFormat::Dot => {
+            out.push_str("digraph pipeline {\n");
+            for n in &nodes {
+                out.push_str(&format!("    \"{}\";\n", quote(n)));
+            }
+            for (a, b) in &edges {
+                out.push_str(&format!(
+                    "    \"{}\" -> \"{}\";\n",
+                    quote(&nodes[*a]),
+                    quote(&nodes[*b])
+                ));
+            }
+            out.push_str("}\n");
+        }
+        DagFormat::Text => {
+            for (a, b) in &edges {
+                out.push_str(&format!("{} -> {}\n", nodes[*a], nodes[*b]));
+            }
+            for (i, n) in nodes.iter().enumerate() {
+                if !edges.iter().any(|(a, b)| *a == i || *b == i) {
+                    out.push_str(&format!("{n}\n"));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// How `dag` draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DagFormat {
     /// `a -> b` lines.
+    #[default]
     Text,
     /// A Mermaid flowchart.
     Mermaid,
