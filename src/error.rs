@@ -217,6 +217,14 @@ impl Error {
                      `dvt remote modify {remote} ssl_verify PATH/TO/ca.pem` (or `false` to accept any)"
                 ))
             }
+            Error::Remote(RemoteError::Request { remote, message }) if asked_instance_metadata(message) => {
+                Some(format!(
+                    "no credentials for `{remote}` were in its config or the environment, so the cloud's \
+                     instance metadata server was asked, and gave none: export them (`AWS_ACCESS_KEY_ID` and \
+                     `AWS_SECRET_ACCESS_KEY`, `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_KEY`) or set \
+                     them with `dvt remote modify {remote} KEY VALUE` (secrets go to `.dvt/config.local.toml`)"
+                ))
+            }
             Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); requests were retried (option `retries`)"
@@ -1140,4 +1148,18 @@ fn symlink_subject(path: &std::path::Path, link: &std::path::Path) -> String {
             link.display()
         )
     }
+}
+
+/// Whether a request's error is from asking a cloud's instance metadata
+/// service for credentials (AWS's IMDS, Azure's managed identity, GCE's
+/// metadata server): object_store's last resort when none were configured.
+fn asked_instance_metadata(message: &str) -> bool {
+    [
+        "/latest/api/token",
+        "/latest/meta-data/",
+        "/metadata/identity/oauth2/token",
+        "/computeMetadata/v1/",
+    ]
+    .iter()
+    .any(|path| message.contains(path))
 }

@@ -204,10 +204,37 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     assert_eq!(paths("modified"), ["data/", "data/a.csv", "model.bin"]);
     let text = env.dvt(&["diff", "v1", "v2"]).ok().stdout;
     assert!(text.contains("files summary: 1 added, 1 deleted, 2 modified"), "{text}");
-    // HEAD against the workspace: nothing; after an add, the new file.
-    assert!(env.dvt(&["diff"]).ok().stdout.starts_with("No data changes"));
+    // HEAD against the workspace: nothing; a change not added is not shown,
+    // but named in a hint; after an add, the new file.
+    let r = env.dvt(&["diff"]).ok();
+    assert!(
+        r.stdout.starts_with("No data changes") && !r.stderr.contains("not added"),
+        "{}",
+        r.stderr
+    );
     env.write("data/d.csv", "new\n");
+    let r = env.dvt(&["diff"]).ok();
+    assert!(r.stdout.starts_with("No data changes"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("changed in the workspace but not added, so not shown: `data`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !env.dvt(&["diff", "--targets", "model.bin"])
+            .ok()
+            .stderr
+            .contains("not added")
+    );
+    assert!(env.dvt(&["diff", "-q"]).ok().stderr.is_empty());
     env.dvt(&["add", "data"]).ok();
+    let r = env.dvt(&["diff"]).ok();
+    assert!(
+        r.stdout.contains("    data/d.csv") && !r.stderr.contains("not added"),
+        "{}",
+        r.stderr
+    );
     let d = env.dvt(&["diff", "--json"]).ok().json();
     assert_eq!(d["added"][0]["path"], "data/d.csv");
 

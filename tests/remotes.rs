@@ -1338,6 +1338,40 @@ fn missing_bucket_is_one_clear_line() {
     assert!(!r.stderr.contains("testing-secret"), "secret leaked: {}", r.stderr);
 }
 
+/// With no credentials anywhere, object_store asks the instance metadata
+/// server last; its failure would read as a network fault without the hint.
+#[test]
+fn no_credentials_at_all_are_named_as_such() {
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "s3", "s3://bucket/data"]).ok();
+    a.dvt(&["remote", "modify", "s3", "endpointurl", "http://127.0.0.1:1"])
+        .ok();
+    a.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let mut cmd = a.dvt_cmd(&["push"]);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    // Where the metadata server would be: a port nothing listens on.
+    let out = cmd.env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hint: no credentials for `s3` were in its config or the environment")
+            && stderr.contains("`dvt remote modify s3 KEY VALUE`"),
+        "{stderr}"
+    );
+    // With keys, the same fault is a server that cannot be reached.
+    let r = with_remote_down().dvt(&["push"]).fails();
+    assert!(r.stderr.contains("check that the server is reachable"), "{}", r.stderr);
+}
+
 #[test]
 fn wrong_credentials_are_one_clear_line_without_the_secret() {
     let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
