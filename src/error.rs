@@ -194,6 +194,11 @@ impl Error {
                 "`{tracked}` is tracked as a whole: run `dvt add {}` to record changes inside it",
                 typed(tracked)
             )),
+            Error::Repo(RepoError::AlreadyInitialized { .. }) => Some(
+                "`dvt init --force` starts its settings over (`.dvt/config.toml`, `.dvt/config.local.toml`) \
+                 and keeps its cache"
+                    .into(),
+            ),
             Error::Remote(RemoteError::Unknown { known, .. }) if known.is_empty() => {
                 Some("add one with `dvt remote add -d NAME URL`".into())
             }

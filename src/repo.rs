@@ -156,6 +156,10 @@ pub struct InitOptions {
     pub no_scm: bool,
     /// Allow a repository in a subdirectory of a git work tree.
     pub subdir: bool,
+    /// In a repository already: start its settings over (as `dvc init
+    /// --force`): `.dvt/config.toml` and `.dvt/.gitignore` are written anew and
+    /// `.dvt/config.local.toml` is deleted. Unlike DVC's, the cache is kept.
+    pub force: bool,
 }
 
 /// An open dvt repository.
@@ -170,7 +174,7 @@ impl Repo {
     /// Makes `dir` a dvt repository: creates `.dvt/config.toml` and `.dvt/.gitignore`.
     pub fn init(dir: &Path, opts: &InitOptions) -> Result<Repo> {
         let dir = std::path::absolute(dir)?;
-        if dir.join(DVT_DIR).is_dir() {
+        if dir.join(DVT_DIR).is_dir() && !opts.force {
             return Err(RepoError::AlreadyInitialized { root: dir }.into());
         }
         if !opts.no_scm {
@@ -188,6 +192,10 @@ impl Repo {
         fs::create_dir_all(&dvt)?;
         crate::fsutil::atomic_write(&dvt.join(".gitignore"), DVT_GITIGNORE.as_bytes())?;
         crate::fsutil::atomic_write(&dvt.join("config.toml"), CONFIG_TEMPLATE.as_bytes())?;
+        match fs::remove_file(repo_config_file(&dir, ConfigLevel::Local)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         Repo::open_root(dir)
     }
 

@@ -30,6 +30,37 @@ fn init_creates_config_and_refuses_twice() {
     assert!(gi.contains("/cache/") && gi.contains("/tmp/") && gi.contains("/config.local.toml"));
     let r = env.dvt(&["init"]).fails();
     assert!(r.stderr.contains("already a dvt repository"), "{}", r.stderr);
+    assert!(r.stderr.contains("`dvt init --force`"), "{}", r.stderr);
+}
+
+/// `init --force` (DVC's `-f`) mends settings that no longer parse; unlike
+/// DVC's, it keeps the cache, so data added before still checks out.
+#[test]
+fn init_force_starts_the_settings_over_and_keeps_the_cache() {
+    let env = TestEnv::new();
+    let template = env.read(".dvt/config.toml");
+    env.write("a.csv", "x,y\n1,2\n");
+    env.dvt(&["add", "a.csv"]).ok();
+    env.dvt(&["remote", "add", "-d", "store", "/tmp/nowhere"]).ok();
+    env.dvt(&["config", "--local", "cache.level", "5"]).ok();
+    env.write(".dvt/config.toml", "[core\n");
+    let r = env.dvt(&["status"]).fails();
+    assert!(r.stderr.contains("invalid config file"), "{}", r.stderr);
+    let r = env.dvt(&["init", "-f"]).ok();
+    assert!(
+        r.stdout.contains("Reinitialized") && r.stdout.contains("cache kept"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.read(".dvt/config.toml"), template);
+    assert!(!env.exists(".dvt/config.local.toml"));
+    std::fs::remove_file(env.path("a.csv")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("a.csv"), b"x,y\n1,2\n");
+    // Where there is no repository yet, --force is a plain init.
+    let fresh = TestEnv::bare();
+    fresh.git(&["init", "-q"]);
+    assert!(fresh.dvt(&["init", "--force"]).ok().stdout.starts_with("Initialized"));
 }
 
 #[test]

@@ -41,6 +41,10 @@ enum Command {
         /// Allow a repository in a subdirectory of a git work tree.
         #[arg(long)]
         subdir: bool,
+        /// In a dvt repository already: start its settings over (its config
+        /// files are written anew; the cache is kept, unlike DVC's).
+        #[arg(short, long)]
+        force: bool,
     },
     /// Store files or directories in the cache and write their `.dvt` pointers.
     Add {
@@ -821,15 +825,24 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             clap_complete::generate(*shell, &mut cmd, "dvt", &mut script);
             out!("{}", String::from_utf8_lossy(&script).trim_end());
         }
-        Command::Init { no_scm, subdir } => {
+        Command::Init { no_scm, subdir, force } => {
+            let again = *force && cwd.join(dvt::repo::DVT_DIR).is_dir();
             let repo = Repo::init(
                 &cwd,
                 &InitOptions {
                     no_scm: *no_scm,
                     subdir: *subdir,
+                    force: *force,
                 },
             )?;
-            say!(q, "Initialized dvt repository in {}", repo.root().display());
+            match again {
+                true => say!(
+                    q,
+                    "Reinitialized dvt repository in {}: settings started over, cache kept",
+                    repo.root().display()
+                ),
+                false => say!(q, "Initialized dvt repository in {}", repo.root().display()),
+            }
             note!(
                 q,
                 "hint: commit it with `git add .dvt && git commit -m \"Initialize dvt\"`"
