@@ -37,6 +37,9 @@ pub enum Error {
     /// A pipeline is malformed, or a stage failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// `dvt artifacts` refused.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
     /// Reading or writing git failed, or a revision or path in it is wrong.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -498,6 +501,70 @@ pub enum TagError {
         /// Why.
         reason: String,
     },
+}
+
+/// Reasons `dvt artifacts` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// Not a name `[artifacts.NAME]` may have.
+    #[error("`{name}` is not an artifact name")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+    /// Not a name a stage (`NAME#STAGE#N`) may have.
+    #[error("`{stage}` is not a stage name (letters, digits, `-`, `_`)")]
+    BadStage {
+        /// The stage given.
+        stage: String,
+    },
+    /// `dvt.toml` of the repository has no `[artifacts.NAME]`.
+    #[error("`dvt.toml` of `{repo}` names no artifact `{name}` ({})", match known.is_empty() {
+        true => "it has no `[artifacts.NAME]`".to_string(),
+        false => format!("it has: {}", known.join(", ")),
+    })]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The repository, as given.
+        repo: String,
+        /// The artifacts it names.
+        known: Vec<String>,
+    },
+    /// No tag `NAME@VERSION`.
+    #[error(
+        "artifact `{name}` has no version {version} (no tag `{name}@{version}`); {}",
+        versions_of(known)
+    )]
+    NoVersion {
+        /// The artifact.
+        name: String,
+        /// The version asked for (`v1.2.0`).
+        version: String,
+        /// The versions it has, newest first.
+        known: Vec<String>,
+    },
+    /// No tag `NAME#STAGE#N`.
+    #[error("artifact `{name}` has never been in stage `{stage}` (no tag `{name}#{stage}#N`)")]
+    NeverInStage {
+        /// The artifact.
+        name: String,
+        /// The stage.
+        stage: String,
+    },
+    /// `assign` with no version given, and none tagged.
+    #[error("artifact `{name}` has no version to assign: tag one first (`dvt tag {name}@v1.0.0`)")]
+    NoVersionToAssign {
+        /// The artifact.
+        name: String,
+    },
+}
+
+fn versions_of(known: &[String]) -> String {
+    match known.is_empty() {
+        true => "it has no version tags".into(),
+        false => format!("its versions: {}", known.join(", ")),
+    }
 }
 
 /// Errors about git: revisions, files at a revision, tags, hooks.

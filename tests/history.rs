@@ -1615,7 +1615,19 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
     let r = registry
         .dvt(&["artifacts", "assign", "churn-model", "prod", "--version", "7.0.0"])
         .fails();
-    assert!(r.stderr.contains("no version v7.0.0"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no version v7.0.0") && r.stderr.contains("its versions: v1.10.0, v1.9.0"),
+        "{}",
+        r.stderr
+    );
+    for (args, says) in [
+        (&["Bad Name", "prod"][..], "`Bad Name` is not an artifact name"),
+        (&["churn-model", "pr/od"], "`pr/od` is not a stage name"),
+        (&["fraud-model", "prod"], "`fraud-model` has no version to assign"),
+    ] {
+        let r = registry.dvt(&[&["artifacts", "assign"], args].concat()).fails();
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
     // `tag --rev` tags another commit, once its data is on the remote.
     registry.dvt(&["tag", "churn-model@v1.8.0", "--rev", "HEAD~2"]).ok();
     let v18 = registry.git(&["rev-parse", "churn-model@v1.8.0^{commit}"]).stdout;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::{PipelineError, Result};
+use crate::error::{ArtifactError, Result};
 use crate::git::GitId;
 use crate::ops::import::{GetOptions, GetReport, get_from, open_git, refuse_existing_out};
 use crate::pipeline::{Artifact, PIPELINE_FILE, Pipeline};
@@ -75,8 +75,13 @@ pub struct StageHeld {
     pub holds: String,
 }
 
-fn refused(message: String) -> crate::Error {
-    PipelineError::Experiment { message }.into()
+fn no_version(name: &str, version: String, known: &[(String, GitId)]) -> crate::Error {
+    ArtifactError::NoVersion {
+        name: name.to_string(),
+        version,
+        known: known.iter().map(|(v, _)| v.clone()).collect(),
+    }
+    .into()
 }
 
 /// A version tag's version, as numbers to order by (`v1.10.0` after `v1.9.2`).
@@ -145,35 +150,22 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
     let open = open_git(&opts.repo)?;
     let tags = open.git.tags()?;
     let known = versions(&opts.name, &tags);
-    let listed = || match known.is_empty() {
-        true => "it has no version tags".to_string(),
-        false => format!(
-            "its versions: {}",
-            known.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    };
     let commit = match (&opts.version, &opts.stage) {
         (Some(v), _) => {
             let v = tag_version(v);
             match known.iter().find(|(k, _)| *k == v) {
                 Some((_, c)) => Some(*c),
-                None => {
-                    return Err(refused(format!(
-                        "artifact `{}` has no version {v} (no tag `{}@{v}`); {}",
-                        opts.name,
-                        opts.name,
-                        listed()
-                    )));
-                }
+                None => return Err(no_version(&opts.name, v, &known)),
             }
         }
         (None, Some(s)) => match stage_commit(&opts.name, s, &tags) {
             Some(c) => Some(c),
             None => {
-                return Err(refused(format!(
-                    "artifact `{}` has never been in stage `{s}` (no tag `{}#{s}#N`)",
-                    opts.name, opts.name
-                )));
+                return Err(ArtifactError::NeverInStage {
+                    name: opts.name.clone(),
+                    stage: s.clone(),
+                }
+                .into());
             }
         },
         (None, None) => known.first().map(|(_, c)| *c),
@@ -220,17 +212,12 @@ fn artifact_at(ext: &crate::ops::import::External, name: &str) -> Result<Artifac
     let pipeline = pipeline_of(ext)?;
     let all = pipeline.map(|p| p.artifacts).unwrap_or_default();
     all.get(name).cloned().ok_or_else(|| {
-        refused(format!(
-            "`{PIPELINE_FILE}` of `{}` names no artifact `{name}`{}",
-            ext.label,
-            match all.is_empty() {
-                true => " (it has no `[artifacts.NAME]`)".to_string(),
-                false => format!(
-                    " (it has: {})",
-                    all.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-                ),
-            }
-        ))
+        ArtifactError::Unknown {
+            name: name.to_string(),
+            repo: ext.label.clone(),
+            known: all.keys().cloned().collect(),
+        }
+        .into()
     })
 }
 
@@ -291,14 +278,17 @@ pub struct AssignOptions {
 /// with [`crate::ops::describe::tag`]'s checks: its data must be on the remote.
 pub fn assign(repo: &crate::repo::Repo, opts: &AssignOptions) -> Result<crate::ops::describe::TagReport> {
     if !crate::pipeline::valid_artifact_name(&opts.name) {
-        return Err(refused(format!("`{}` is not an artifact name", opts.name)));
+        return Err(ArtifactError::BadName {
+            name: opts.name.clone(),
+        }
+        .into());
     }
     let stage_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     if opts.stage.is_empty() || !opts.stage.chars().all(stage_ok) {
-        return Err(refused(format!(
-            "`{}` is not a stage name (letters, digits, `-`, `_`)",
-            opts.stage
-        )));
+        return Err(ArtifactError::BadStage {
+            stage: opts.stage.clone(),
+        }
+        .into());
     }
     let git = crate::git::Git::open(repo.root())?;
     let tags = git.tags()?;
@@ -307,20 +297,17 @@ pub fn assign(repo: &crate::repo::Repo, opts: &AssignOptions) -> Result<crate::o
         Some(v) => {
             let v = tag_version(v);
             if !known.iter().any(|(k, _)| *k == v) {
-                return Err(refused(format!(
-                    "artifact `{}` has no version {v} (no tag `{}@{v}`)",
-                    opts.name, opts.name
-                )));
+                return Err(no_version(&opts.name, v, &known));
             }
             v
         }
         None => match known.first() {
             Some((v, _)) => v.clone(),
             None => {
-                return Err(refused(format!(
-                    "artifact `{}` has no version to assign: tag one first (`dvt tag {}@v1.0.0`)",
-                    opts.name, opts.name
-                )));
+                return Err(ArtifactError::NoVersionToAssign {
+                    name: opts.name.clone(),
+                }
+                .into());
             }
         },
     };
