@@ -2906,19 +2906,16 @@ fn glob_targets_match_files_to_add_and_tracked_data() {
 #[test]
 fn config_edits_at_once_lose_nothing() {
     let env = TestEnv::new();
-    let children: Vec<_> = (0..16)
+    let adds: Vec<Vec<String>> = (0..16)
         .map(|i| {
             let dir = env.home.join(format!("store-{i}"));
-            env.dvt_cmd(&["remote", "add", &format!("r{i}"), dir.to_str().unwrap()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            ["remote", "add", &format!("r{i}"), dir.to_str().unwrap()]
+                .map(String::from)
+                .to_vec()
         })
         .collect();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for r in env.dvt_at_once(&adds) {
+        r.ok();
     }
     let listed = env.dvt(&["remote", "list"]).ok().stdout;
     assert_eq!(listed.lines().count(), 16, "{listed}");

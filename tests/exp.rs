@@ -1076,12 +1076,15 @@ fn temp_runs_need_only_the_data_stages_depend_on() {
 #[test]
 fn experiments_queued_at_once_are_all_kept() {
     let env = project();
-    let children: Vec<_> = (1..=4)
-        .map(|i| env.dvt_spawn(&["exp", "run", "-q", "--queue", "-S", &format!("train.lr=0.{i}")]))
+    let runs: Vec<Vec<String>> = (1..=4)
+        .map(|i| {
+            ["exp", "run", "-q", "--queue", "-S", &format!("train.lr=0.{i}")]
+                .map(String::from)
+                .to_vec()
+        })
         .collect();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for r in env.dvt_at_once(&runs) {
+        r.ok();
     }
     let waiting = env.dvt(&["queue", "status"]).ok().stdout;
     assert_eq!(waiting.lines().count(), 4, "{waiting}");

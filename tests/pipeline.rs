@@ -2716,9 +2716,9 @@ fn plots_show_vega_prints_vega_lite_specs() {
 #[test]
 fn stage_adds_at_once_keep_every_stage() {
     let env = TestEnv::new();
-    let children: Vec<_> = (0..12)
+    let adds: Vec<Vec<String>> = (0..12)
         .map(|i| {
-            env.dvt_cmd(&[
+            [
                 "stage",
                 "add",
                 "-n",
@@ -2727,16 +2727,13 @@ fn stage_adds_at_once_keep_every_stage() {
                 &format!("out{i}.txt"),
                 "echo",
                 "x",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            ]
+            .map(String::from)
+            .to_vec()
         })
         .collect();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for r in env.dvt_at_once(&adds) {
+        r.ok();
     }
     let names = env.dvt(&["stage", "list", "--name-only"]).ok().stdout;
     assert_eq!(names.lines().count(), 12, "{names}");

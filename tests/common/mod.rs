@@ -154,6 +154,20 @@ impl TestEnv {
             .expect("start dvt")
     }
 
+    /// Starts every command of `commands` (each the arguments of one `dvt`)
+    /// before waiting for any, then waits for all: how the tests of two or
+    /// more processes at once start them.
+    pub fn dvt_at_once(&self, commands: &[Vec<String>]) -> Vec<Run> {
+        let children: Vec<_> = commands
+            .iter()
+            .map(|args| self.dvt_spawn(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        children
+            .into_iter()
+            .map(|c| Run::from(c.wait_with_output().expect("wait for dvt")))
+            .collect()
+    }
+
     /// Starts `dvt ARGS`, kills it with SIGKILL `after` that long, and waits for it.
     pub fn dvt_killed_after(&self, args: &[&str], after: std::time::Duration) {
         let mut child = self
