@@ -247,6 +247,109 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     assert_eq!(d["from"], "no commit yet");
 }
 
+/// `dvt data status`, as `dvc data status`: each list in its section, with
+/// `--granular`, `--unchanged`, `--untracked-files`, `--not-in-remote`,
+/// targets and `--json`.
+#[test]
+fn data_status_sorts_data_as_git_status_sorts_files() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "1\n");
+    env.write("data/b.csv", "2\n");
+    env.write("model.bin", "m1");
+    env.dvt(&["add", "data", "model.bin"]).ok();
+    let store = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["push"]).ok();
+    env.commit("v1");
+    let status = |args: &[&str]| env.dvt(&[&["data", "status"], args].concat()).ok().stdout;
+    let json = |args: &[&str]| env.dvt(&[&["data", "status", "--json"], args].concat()).ok().json();
+    assert_eq!(status(&[]), "No changes.\n");
+    assert_eq!(json(&[]), serde_json::json!({}));
+    assert_eq!(
+        json(&["--unchanged", "--granular"]),
+        serde_json::json!({"unchanged": ["data/", "data/a.csv", "data/b.csv", "model.bin"]})
+    );
+
+    // Changed, not recorded: "uncommitted"; a deleted file of a directory too.
+    env.write("data/a.csv", "1 changed\n");
+    std::fs::remove_file(env.path("data/b.csv")).unwrap();
+    env.write("data/c.csv", "3\n");
+    let out = status(&[]);
+    assert!(
+        out.starts_with(
+            "DVT uncommitted changes:\n  (use \"dvt add <file>...\" or \"dvt commit <file>...\" to track changes)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n        modified: data/\n") && !out.contains("a.csv"),
+        "{out}"
+    );
+    assert_eq!(
+        json(&["--granular", "--unchanged"]),
+        serde_json::json!({
+            "uncommitted": {"added": ["data/c.csv"], "modified": ["data/", "data/a.csv"], "deleted": ["data/b.csv"]},
+            "unchanged": ["model.bin"],
+        })
+    );
+    // Recorded, not committed to git: "committed"; not yet pushed: "not in remote".
+    env.dvt(&["add", "data"]).ok();
+    let j = json(&["--granular", "--not-in-remote"]);
+    assert_eq!(
+        j,
+        serde_json::json!({
+            "not_in_remote": ["data/", "data/a.csv", "data/c.csv"],
+            "committed": {"added": ["data/c.csv"], "modified": ["data/", "data/a.csv"], "deleted": ["data/b.csv"]},
+        })
+    );
+    let out = status(&[]);
+    assert!(out.contains("DVT committed changes:\n  (git commit the corresponding dvt files to update the repo)\n        modified: data/\n"), "{out}");
+    assert!(
+        out.ends_with("(there are other changes not tracked by dvt, use \"git status\" to see)\n"),
+        "{out}"
+    );
+    // Targets narrow every list; -q drops the hints.
+    assert_eq!(json(&["model.bin", "--not-in-remote"]), serde_json::json!({}));
+    assert_eq!(
+        env.dvt(&["-q", "data", "status", "data"]).ok().stdout,
+        "DVT committed changes:\n        modified: data/\n"
+    );
+
+    // Files neither git nor dvt tracks, only when asked; ignored ones never.
+    env.write("notes/todo.txt", "t\n");
+    env.write(".gitignore", "/data\n/model.bin\n*.log\n");
+    env.write("run.log", "l\n");
+    assert!(!status(&[]).contains("todo"));
+    assert_eq!(
+        json(&["--untracked-files"])["untracked"],
+        serde_json::json!(["notes/todo.txt"])
+    );
+    assert!(json(&["--untracked-files=no"]).get("untracked").is_none());
+
+    env.dvt(&["push"]).ok();
+    assert!(json(&["--not-in-remote"]).get("not_in_remote").is_none());
+    // Not in cache: the objects are gone, so the files cannot be listed.
+    env.commit("v2");
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let out = status(&["--granular"]);
+    assert!(
+        out.starts_with(
+            "Not in cache:\n  (use \"dvt fetch <file>...\" to download files)\n        data/\n        model.bin\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("        deleted: data/\n"), "{out}");
+    env.dvt(&["pull"]).ok();
+    assert_eq!(status(&["--granular"]), "No changes.\n");
+
+    // A malformed pointer stops it, named.
+    env.write("model.bin.dvt", "version = 1\npath = ");
+    let r = env.dvt(&["data", "status"]).fails();
+    assert!(r.stderr.contains("model.bin.dvt"), "{}", r.stderr);
+}
+
 /// DVC's `diff --targets`, `--show-hash` and `--md`.
 #[test]
 fn diff_narrows_to_targets_and_prints_hashes_and_markdown() {

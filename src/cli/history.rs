@@ -1449,6 +1449,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             let opts = ops::StatusOptions {
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),
+                data_only: false,
             };
             let s = ops::status(&repo, &opts, bars)?;
             let changed: Vec<&str> = s
@@ -1493,6 +1494,7 @@ fn hint_changes_not_added(repo: &Repo, cwd: &Path, targets: &[String]) -> Result
     let opts = ops::StatusOptions {
         targets: Vec::new(),
         cwd: cwd.to_path_buf(),
+        data_only: true,
     };
     let status = ops::status(repo, &opts, &dvt::progress::NoProgress)?;
     let changed: Vec<&str> = status

@@ -92,6 +92,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tracked data sorted as `git status` sorts files (as `dvc data status`).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Configure remotes: where `push` sends data and `fetch`/`pull` get it from.
     Remote {
         #[command(subcommand)]
@@ -478,6 +483,34 @@ impl AcrossArgs {
             commits: self.all_commits,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Data recorded but not committed to git, changed but not recorded, not in
+    /// the cache (or the remote), and files nothing tracks (as `dvc data status`).
+    Status {
+        #[command(flatten)]
+        targets: Targets,
+        /// List files inside tracked directories too.
+        #[arg(long)]
+        granular: bool,
+        /// Also list the data that matches its pointer.
+        #[arg(long)]
+        unchanged: bool,
+        /// Also list the files neither git nor dvt tracks (`no`: do not).
+        #[arg(long, value_name = "WHICH", num_args = 0..=1, default_missing_value = "all", value_parser = ["no", "all"])]
+        untracked_files: Option<String>,
+        /// Also list the data the remote lacks (the remote is listed).
+        #[arg(long)]
+        not_in_remote: bool,
+        /// The remote for `--not-in-remote` (default: the default remote).
+        #[arg(short, long, value_name = "NAME")]
+        remote: Option<String>,
+        /// Print the lists as JSON (only those not empty, as DVC's).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -953,6 +986,34 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
         }
+        Command::Data {
+            command:
+                DataCommand::Status {
+                    targets,
+                    granular,
+                    unchanged,
+                    untracked_files,
+                    not_in_remote,
+                    remote,
+                    json: as_json,
+                },
+        } => {
+            let repo = Repo::open(&cwd)?;
+            let opts = ops::DataStatusOptions {
+                targets: targets.resolve(&repo, &cwd)?,
+                cwd: cwd.clone(),
+                granular: *granular,
+                unchanged: *unchanged,
+                untracked: untracked_files.as_deref() == Some("all"),
+                not_in_remote: *not_in_remote,
+                remote: remote.clone(),
+            };
+            let report = ops::data_status(&repo, &opts, &bars)?;
+            if *as_json {
+                return json(&report);
+            }
+            return print_data_status(&report, q);
+        }
         Command::Status {
             targets, json: as_json, ..
         } => {
@@ -960,6 +1021,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let opts = ops::StatusOptions {
                 targets: targets.resolve(&repo, &cwd)?,
                 cwd: cwd.clone(),
+                data_only: false,
             };
             let report = ops::status(&repo, &opts, &bars)?;
             if *as_json {
@@ -1895,4 +1957,68 @@ fn relative_to(root: &std::path::Path, cwd: &std::path::Path) -> PathBuf {
         Ok(below) => below.components().map(|_| "..").collect(),
         Err(_) => root,
     }
+}
+
+/// `dvt data status` as DVC prints it: a section per list, each with what to do
+/// about it (not with `-q`), then a word on changes git sees besides.
+fn print_data_status(report: &ops::DataStatus, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    if report.is_empty() {
+        out!("No changes.");
+    }
+    let lines = |l: &[String]| l.to_vec();
+    let sections: [(&str, &[&str], Vec<String>); 6] = [
+        (
+            "Not in cache",
+            &["use \"dvt fetch <file>...\" to download files"],
+            lines(&report.not_in_cache),
+        ),
+        (
+            "Not in remote",
+            &["use \"dvt push <file>...\" to upload files"],
+            lines(&report.not_in_remote),
+        ),
+        (
+            "DVT committed changes",
+            &["git commit the corresponding dvt files to update the repo"],
+            report.committed.lines().collect(),
+        ),
+        (
+            "DVT uncommitted changes",
+            &[
+                "use \"dvt add <file>...\" or \"dvt commit <file>...\" to track changes",
+                "use \"dvt checkout <file>...\" to discard changes",
+            ],
+            report.uncommitted.lines().collect(),
+        ),
+        (
+            "Untracked files",
+            &["use \"git add <file> ...\" or \"dvt add <file>...\" to commit to git or to dvt"],
+            lines(&report.untracked),
+        ),
+        ("DVT unchanged files", &[], lines(&report.unchanged)),
+    ];
+    let mut first = true;
+    for (title, hints, items) in sections {
+        if items.is_empty() {
+            continue;
+        }
+        if !first {
+            out!("");
+        }
+        first = false;
+        out!("{title}:");
+        if !quiet {
+            for h in hints {
+                out!("  ({h})");
+            }
+        }
+        for item in items {
+            out!("        {}", quoted(&item));
+        }
+    }
+    if report.git_dirty && !quiet {
+        let other = if report.is_empty() { "" } else { "other " };
+        out!("(there are {other}changes not tracked by dvt, use \"git status\" to see)");
+    }
+    Ok(ExitCode::SUCCESS)
 }

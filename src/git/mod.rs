@@ -1020,6 +1020,50 @@ impl Git {
         )
     }
 
+    /// The files below `root` (the dvt root, in this work tree) that git
+    /// neither tracks nor ignores, as `git status` lists them file by file:
+    /// relative to `root`, sorted. `.git`, `.dvt` and other repositories
+    /// inside (submodules) are not searched.
+    pub fn untracked_files(&self, root: &Path) -> Result<Vec<String>> {
+        let what = "listing untracked files";
+        let index = self.repo.index_or_empty().map_err(failed(what))?;
+        let walk = ignore::WalkBuilder::new(root)
+            .standard_filters(false)
+            .hidden(false)
+            .git_ignore(true)
+            .git_exclude(true)
+            .git_global(true)
+            .require_git(false)
+            .parents(true)
+            .follow_links(false)
+            .filter_entry(|e| {
+                let n = e.file_name();
+                e.depth() == 0
+                    || (n != ".git"
+                        && n != crate::repo::DVT_DIR
+                        && !(e.file_type().is_some_and(|t| t.is_dir()) && e.path().join(".git").exists()))
+            })
+            .build();
+        let mut out = Vec::new();
+        for entry in walk {
+            let entry = entry.map_err(|e| GitError::Failed {
+                what: what.into(),
+                message: e.to_string(),
+            })?;
+            if entry.file_type().is_none_or(|t| t.is_dir()) {
+                continue;
+            }
+            let Some(rel) = entry.path().strip_prefix(root).ok().and_then(|r| r.to_str()) else {
+                continue;
+            };
+            if index.entry_by_path(self.tree_path(rel).as_bytes().as_bstr()).is_none() {
+                out.push(rel.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// A path that git's index holds at `rel` (relative to the dvt root) or below
     /// it, relative to the dvt root; `None` if git tracks nothing there.
     pub fn tracked_at_or_below(&self, rel: &str) -> Result<Option<String>> {

@@ -88,6 +88,7 @@ pub fn describe(repo: &Repo) -> Result<Description> {
         &crate::ops::StatusOptions {
             targets: vec![],
             cwd: repo.root().to_path_buf(),
+            data_only: true,
         },
         &NoProgress,
     )?;

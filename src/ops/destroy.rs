@@ -139,6 +139,7 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
         &crate::ops::StatusOptions {
             targets: vec![],
             cwd: root.to_path_buf(),
+            data_only: true,
         },
         progress,
     )?;

@@ -14,12 +14,14 @@ use crate::repo::Repo;
 use crate::workspace::{Counters, Tracked, WorkState, compare_scanned, display_path, missing_objects};
 
 /// What to look at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
     /// Data paths or pointer files; empty means every pointer.
     pub targets: Vec<PathBuf>,
     /// The directory relative targets start from.
     pub cwd: PathBuf,
+    /// Only the data: do not ask the pipeline which stages are stale.
+    pub data_only: bool,
 }
 
 /// The state of every pointer looked at.
@@ -157,7 +159,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         pipeline_error: None,
         hashed_files: counters.hashed_files.into_inner(),
     };
-    if opts.targets.is_empty() && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
+    if opts.targets.is_empty() && !opts.data_only && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
         let dry = ReproOptions {
             dry_run: true,
             ..Default::default()
