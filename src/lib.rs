@@ -30,7 +30,7 @@
 //! dvt::ops::checkout(&repo, &opts, &NoProgress)?;
 //! assert_eq!(std::fs::read_to_string(root.join("data/readings.csv"))?, "t,value\n0,0.5\n1,0.7\n");
 //!
-//! let status = dvt::ops::status(&repo, &StatusOptions { targets: vec![], cwd: root.to_path_buf(), data_only: false }, &NoProgress)?;
+//! let status = dvt::ops::status(&repo, &StatusOptions { targets: vec![], cwd: root.to_path_buf(), ..Default::default() }, &NoProgress)?;
 //! assert!(status.is_clean());
 //! # Ok(())
 //! # }

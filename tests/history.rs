@@ -1245,6 +1245,81 @@ fn get_and_import_from_a_git_url_over_http() {
     assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
 }
 
+/// As DVC's `status`, dvt's asks each import's source whether it moved on:
+/// over the network only the refs travel. A pinned import never moves, an
+/// unreachable source is a warning, and `--no-updates` asks nothing.
+#[test]
+fn status_says_which_imports_have_an_update() {
+    let Versions { env: source, _remote } = versions();
+    let served = tempfile::tempdir().unwrap();
+    let bare = served.path().join("data.git");
+    source.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        source.root.to_str().unwrap(),
+        bare.to_str().unwrap(),
+    ]);
+    let server = GitHttp::start(served.path());
+    let url = format!("http://127.0.0.1:{}/data.git", server.port);
+    let env = TestEnv::new();
+    env.dvt(&["import", &url, "model.bin", "--rev", "main"]).ok();
+    env.dvt(&["import", &url, "model.bin", "--rev", "v1", "-o", "v1.bin"])
+        .ok();
+    env.dvt(&["import", source.root.to_str().unwrap(), "data", "-o", "local"])
+        .ok();
+    let r = env.dvt(&["status"]).ok();
+    assert_eq!(r.stdout, "Data and pointers are up to date.\n");
+
+    source.write("model.bin", "model five");
+    source.dvt(&["add", "model.bin"]).ok();
+    source.dvt(&["push"]).ok();
+    source.git(&["commit", "-q", "-am", "five"]);
+    source.git(&["push", "-q", bare.to_str().unwrap(), "main"]);
+    let r = env.dvt(&["status"]).ok();
+    assert_eq!(
+        r.stdout,
+        format!(
+            "local.dvt: update available from `{}` (`dvt update local.dvt`)\n\
+             model.bin.dvt: update available from `{url}` at `main` (`dvt update model.bin.dvt`)\n",
+            source.root.display()
+        )
+    );
+    let updates = env.dvt(&["status", "--json"]).ok().json()["updates"].clone();
+    let available: Vec<(&str, bool)> = updates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["pointer"].as_str().unwrap(), u["available"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        available,
+        [("local.dvt", true), ("model.bin.dvt", true), ("v1.bin.dvt", false)]
+    );
+    assert_eq!(
+        env.dvt(&["status", "--no-updates"]).ok().stdout,
+        "Data and pointers are up to date.\n"
+    );
+    // Updates are news, not differences: `status -q` still exits 0.
+    assert_eq!(env.dvt(&["status", "-q"]).code, 0);
+    env.dvt(&["update", "model.bin"]).ok();
+    assert!(
+        !env.dvt(&["status", "model.bin"])
+            .ok()
+            .stdout
+            .contains("update available")
+    );
+
+    drop(server);
+    let r = env.dvt(&["status", "model.bin"]).ok();
+    assert!(
+        r.stderr.contains("warning: model.bin.dvt: could not ask") && r.stdout.contains("up to date"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
 #[test]
 fn post_checkout_does_nothing_during_a_rebase() {
     let env = TestEnv::new();

@@ -1450,6 +1450,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),
                 data_only: false,
+                ..Default::default()
             };
             let s = ops::status(&repo, &opts, bars)?;
             let changed: Vec<&str> = s
@@ -1495,6 +1496,7 @@ fn hint_changes_not_added(repo: &Repo, cwd: &Path, targets: &[String]) -> Result
         targets: Vec::new(),
         cwd: cwd.to_path_buf(),
         data_only: true,
+        ..Default::default()
     };
     let status = ops::status(repo, &opts, &dvt::progress::NoProgress)?;
     let changed: Vec<&str> = status

@@ -88,6 +88,10 @@ enum Command {
         /// The remote to compare with; implies `--remote`.
         #[arg(short = 'r', value_name = "NAME")]
         remote_name: Option<String>,
+        /// Do not ask the sources of imports whether they moved on (as DVC's):
+        /// no network.
+        #[arg(long)]
+        no_updates: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -943,6 +947,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             remote,
             remote_name,
             json: as_json,
+            ..
         } if *remote || remote_name.is_some() => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
@@ -1015,13 +1020,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             return print_data_status(&report, q);
         }
         Command::Status {
-            targets, json: as_json, ..
+            targets,
+            no_updates,
+            json: as_json,
+            ..
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::StatusOptions {
                 targets: targets.resolve(&repo, &cwd)?,
                 cwd: cwd.clone(),
                 data_only: false,
+                check_updates: !no_updates,
             };
             let report = ops::status(&repo, &opts, &bars)?;
             if *as_json {
@@ -1033,10 +1042,26 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return Ok(ExitCode::from(u8::from(!report.is_clean())));
             }
             let any_error = report.pointers.iter().any(|p| p.error.is_some()) || report.pipeline_error.is_some();
+            let updates = report.updates.iter().any(|u| u.available);
             if report.is_clean() && report.pointers.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
-            } else if report.is_clean() {
+            } else if report.is_clean() && !updates {
                 out!("Data and pointers are up to date.");
+            }
+            for u in &report.updates {
+                let from = match &u.rev {
+                    Some(rev) => format!("`{}` at `{rev}`", u.source),
+                    None => format!("`{}`", u.source),
+                };
+                match &u.error {
+                    Some(e) => note!(q, "warning: {}: could not ask {from} for updates: {e}", u.pointer),
+                    None if u.available => out!(
+                        "{}: update available from {from} (`dvt update {}`)",
+                        u.pointer,
+                        u.pointer
+                    ),
+                    None => {}
+                }
             }
             for p in report.pointers.iter().filter(|p| {
                 p.workspace != ops::status::Workspace::Unchanged

@@ -229,6 +229,60 @@ impl Git {
         })
     }
 
+    /// The commit `rev` (default `HEAD`: a branch, a tag, or a full ref name)
+    /// names in the repository at `url` now, asked over the network as `git
+    /// ls-remote` asks (only the refs travel, no objects), with gix's own
+    /// transport and no git configuration, as [`Git::clone_bare`]. `None` if
+    /// no ref of that name is there (a commit id, say).
+    pub fn remote_tip(url: &str, rev: Option<&str>) -> Result<Option<GitId>> {
+        let what = format!("asking `{url}` for its refs");
+        let fail = |message: String| GitError::Failed {
+            what: what.clone(),
+            message,
+        };
+        let scratch = tempfile::Builder::new().prefix("dvt-ls-remote-").tempdir()?;
+        let repo = gix::ThreadSafeRepository::init_opts(
+            scratch.path(),
+            gix::create::Kind::Bare,
+            gix::create::Options::default(),
+            gix::open::Options::isolated(),
+        )
+        .map_err(|e| fail(crate::error_chain(&e)))?
+        .to_thread_local();
+        let remote = repo
+            .remote_at(url)
+            .map_err(|e| fail(crate::error_chain(&e)))?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let options = gix::remote::ref_map::Options {
+            prefix_from_spec_as_filter_on_remote: false,
+            ..Default::default()
+        };
+        let (map, _) = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| fail(crate::error_chain(&e)))?
+            .ref_map(gix::progress::Discard, options)
+            .map_err(|e| fail(crate::error_chain(&e)))?;
+        let rev = rev.unwrap_or("HEAD");
+        let wanted = [rev.to_string(), format!("refs/heads/{rev}"), format!("refs/tags/{rev}")];
+        let tips: Vec<(&[u8], GitId)> = map
+            .remote_refs
+            .iter()
+            .filter_map(|r| match r {
+                gix::protocol::handshake::Ref::Direct { full_ref_name, object }
+                | gix::protocol::handshake::Ref::Peeled {
+                    full_ref_name, object, ..
+                }
+                | gix::protocol::handshake::Ref::Symbolic {
+                    full_ref_name, object, ..
+                } => Some((full_ref_name.as_slice(), *object)),
+                gix::protocol::handshake::Ref::Unborn { .. } => None,
+            })
+            .collect();
+        Ok(wanted
+            .iter()
+            .find_map(|w| tips.iter().find(|(name, _)| *name == w.as_bytes()).map(|(_, id)| *id)))
+    }
+
     /// Where the dvt root of this repository is on disk: the work tree (plus the
     /// prefix), or the git directory of a bare repository.
     pub fn root_dir(&self) -> PathBuf {

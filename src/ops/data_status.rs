@@ -121,6 +121,7 @@ pub fn data_status(repo: &Repo, opts: &DataStatusOptions, progress: &dyn Progres
             targets: opts.targets.clone(),
             cwd: opts.cwd.clone(),
             data_only: true,
+            ..Default::default()
         },
         progress,
     )?;

@@ -89,6 +89,7 @@ pub fn describe(repo: &Repo) -> Result<Description> {
             targets: vec![],
             cwd: repo.root().to_path_buf(),
             data_only: true,
+            ..Default::default()
         },
         &NoProgress,
     )?;

@@ -140,6 +140,7 @@ pub fn plan(repo: &Repo, progress: &dyn Progress) -> Result<DestroyPlan> {
             targets: vec![],
             cwd: root.to_path_buf(),
             data_only: true,
+            ..Default::default()
         },
         progress,
     )?;

@@ -628,6 +628,89 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
     Ok(out)
 }
 
+/// Whether an import's source has moved on since it was imported (what `dvt
+/// status` says, as DVC's, unless `--no-updates`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateCheck {
+    /// The pointer file, repo-relative.
+    pub pointer: String,
+    /// Where the data came from: the repository, or the URL.
+    pub source: String,
+    /// For an import from a repository: the revision it follows (none: HEAD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+    /// Whether `dvt update` would bring something new.
+    pub available: bool,
+    /// Why that could not be told (the source unreachable, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Asks the source of each import among `tracked` (others are skipped)
+/// whether it moved on: a repository whether its revision names another
+/// commit now (over the network only the refs travel), a URL whether what is
+/// there differs (a listing). An import pinned to a commit id never moves.
+/// A source that cannot be asked gives an [`UpdateCheck::error`], not an error.
+pub fn check_updates(repo: &Repo, tracked: &[crate::workspace::Tracked]) -> Vec<UpdateCheck> {
+    // One question per source and revision, however many imports share it.
+    let mut tips: std::collections::BTreeMap<(String, Option<String>), std::result::Result<Option<String>, String>> =
+        Default::default();
+    let mut out = Vec::new();
+    for t in tracked {
+        let Some(source) = &t.pointer.source else { continue };
+        if out.iter().any(|c: &UpdateCheck| c.pointer == t.pointer_rel) {
+            continue;
+        }
+        let (name, rev, moved) = match source {
+            Source::Repo(src) => {
+                let pinned = src
+                    .rev
+                    .as_deref()
+                    .is_some_and(|r| r.len() >= 7 && src.commit.starts_with(r));
+                let tip = match pinned {
+                    true => Ok(Some(src.commit.clone())),
+                    false => tips
+                        .entry((src.repo.clone(), src.rev.clone()))
+                        .or_insert_with(|| tip_of(&src.repo, src.rev.as_deref()))
+                        .clone(),
+                };
+                let moved = tip.and_then(|tip| match tip {
+                    Some(c) => Ok(c != src.commit),
+                    None => Err(format!(
+                        "it has no branch or tag `{}` now",
+                        src.rev.as_deref().unwrap_or("HEAD")
+                    )),
+                });
+                (src.repo.clone(), src.rev.clone(), moved)
+            }
+            Source::Url(src) => {
+                let moved = crate::ops::import_url::source_changed(repo, src).map_err(|e| crate::error_chain(&e));
+                (src.url.clone(), None, moved)
+            }
+        };
+        out.push(UpdateCheck {
+            pointer: t.pointer_rel.clone(),
+            source: name,
+            rev,
+            available: moved.as_ref().is_ok_and(|m| *m),
+            error: moved.err(),
+        });
+    }
+    out
+}
+
+/// The commit `rev` (default HEAD) of repository `repo` names now.
+fn tip_of(repo: &str, rev: Option<&str>) -> std::result::Result<Option<String>, String> {
+    let tip = match is_remote_url(repo) {
+        true => Git::remote_tip(repo, rev),
+        false => open_git(repo)
+            .and_then(|g| g.git.resolve(rev.unwrap_or("HEAD")))
+            .map(Some),
+    };
+    tip.map(|c| c.map(|c| c.to_string()))
+        .map_err(|e| crate::error_chain(&e))
+}
+
 fn update_from_repo(
     repo: &Repo,
     t: &crate::workspace::Tracked,

@@ -550,6 +550,13 @@ pub(crate) fn update_from_url(
     Ok(updated)
 }
 
+/// Whether what is at `src.url` differs from what was imported from it (its
+/// listing's sizes and versions, not its bytes: nothing is downloaded).
+pub(crate) fn source_changed(repo: &Repo, src: &UrlSource) -> Result<bool> {
+    let source = open_source(repo, &src.url, None)?;
+    Ok(fingerprint(&list(&source, &src.url)?) != src.fingerprint)
+}
+
 /// What the last download of a URL into a directory found: each object's size,
 /// version and id, so that an update downloads only the objects whose size or
 /// version changed. Kept in `.dvt/tmp/import-url/`, per URL and destination; it

@@ -22,6 +22,10 @@ pub struct StatusOptions {
     pub cwd: PathBuf,
     /// Only the data: do not ask the pipeline which stages are stale.
     pub data_only: bool,
+    /// Ask the source of every import whether it moved on (as DVC's `status`
+    /// does unless `--no-updates`): this reaches the network for imports from
+    /// URLs and from repositories not on disk.
+    pub check_updates: bool,
 }
 
 /// The state of every pointer looked at.
@@ -36,6 +40,10 @@ pub struct StatusReport {
     pub pipeline_error: Option<String>,
     /// Files read and hashed to decide (0 when the stat cache knew them all).
     pub hashed_files: u64,
+    /// With [`StatusOptions::check_updates`]: each import, and whether its
+    /// source moved on since (`dvt update` brings that).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<crate::ops::import::UpdateCheck>,
 }
 
 impl StatusReport {
@@ -127,6 +135,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
     let mut out = Vec::new();
     // What was found as recorded, for the pipeline's dry run below.
     let mut known = Known::new();
+    let mut imports = Vec::new();
     for file in pointers {
         let pointer_rel = crate::workspace::rel_str(repo.root(), &file)?;
         let mut st = PointerStatus::new(pointer_rel);
@@ -134,6 +143,9 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             check_one(repo, &stat, &counters, progress, &t, &mut st)?;
             if st.workspace == Workspace::Unchanged && t.within.is_none() {
                 known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));
+            }
+            if opts.check_updates && t.pointer.source.is_some() {
+                imports.push(t);
             }
             Ok(())
         });
@@ -158,6 +170,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         stale_stages: vec![],
         pipeline_error: None,
         hashed_files: counters.hashed_files.into_inner(),
+        updates: crate::ops::import::check_updates(repo, &imports),
     };
     if opts.targets.is_empty() && !opts.data_only && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
         let dry = ReproOptions {
