@@ -34,6 +34,38 @@ pub fn work_tree_root(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
+/// Every file of the work tree at `workdir` that git does not ignore,
+/// work-tree-relative and `/`-separated, in walk order. `.git` is not entered,
+/// nor a directory with a `.git` of its own: another repository (a submodule),
+/// whose files are not this one's.
+fn work_tree_files(workdir: &Path, what: &str) -> Result<Vec<String>> {
+    let walk = ignore::WalkBuilder::new(workdir)
+        .hidden(false)
+        .ignore(false)
+        .parents(false)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| {
+            e.file_name() != ".git"
+                && !(e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && e.path().join(".git").exists())
+        })
+        .build();
+    let mut out = Vec::new();
+    for entry in walk {
+        let entry = entry.map_err(|e| GitError::Failed {
+            what: what.into(),
+            message: e.to_string(),
+        })?;
+        if entry.file_type().is_none_or(|t| t.is_dir()) {
+            continue;
+        }
+        if let Some(rel) = entry.path().strip_prefix(workdir).ok().and_then(|r| r.to_str()) {
+            out.push(rel.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// When `dir` is inside a linked git worktree (`git worktree add`), the
 /// directory in the main worktree that corresponds to it; `None` otherwise (a
 /// main worktree, a bare main repository, or no git at all). Costs a few stats
@@ -694,37 +726,9 @@ impl Git {
         };
         let empty = gix::ObjectId::empty_tree(self.repo.object_hash());
         let mut editor = self.repo.edit_tree(empty).map_err(failed(what))?;
-        // A directory with a `.git` of its own is another repository (a submodule):
-        // its gitlink comes from `parent` below, its files are not ours.
-        let walk = ignore::WalkBuilder::new(&workdir)
-            .hidden(false)
-            .ignore(false)
-            .parents(false)
-            .require_git(false)
-            .follow_links(false)
-            .filter_entry(|e| {
-                e.file_name() != ".git"
-                    && !(e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && e.path().join(".git").exists())
-            })
-            .build();
+        // A submodule's gitlink comes from `parent` below.
         let mut added = std::collections::HashSet::new();
-        for entry in walk {
-            let entry = entry.map_err(|e| GitError::Failed {
-                what: what.into(),
-                message: e.to_string(),
-            })?;
-            if entry.file_type().is_none_or(|t| t.is_dir()) {
-                continue;
-            }
-            let Some(rel) = entry
-                .path()
-                .strip_prefix(&workdir)
-                .ok()
-                .and_then(|r| r.to_str())
-                .map(|r| r.replace('\\', "/"))
-            else {
-                continue;
-            };
+        for rel in work_tree_files(&workdir, what)? {
             if self.add_work_file(&mut editor, &workdir, &rel, parent)? {
                 added.insert(rel);
             }
@@ -1074,46 +1078,20 @@ impl Git {
         )
     }
 
-    /// The files below `root` (the dvt root, in this work tree) that git
-    /// neither tracks nor ignores, as `git status` lists them file by file:
-    /// relative to `root`, sorted. `.git`, `.dvt` and other repositories
-    /// inside (submodules) are not searched.
-    pub fn untracked_files(&self, root: &Path) -> Result<Vec<String>> {
+    /// The files of the dvt root that git neither tracks nor ignores, as `git
+    /// status` lists them file by file: relative to the dvt root, sorted.
+    /// Other repositories inside (submodules) are not searched.
+    pub fn untracked_files(&self) -> Result<Vec<String>> {
         let what = "listing untracked files";
+        let Some(workdir) = self.repo.workdir().map(Path::to_path_buf) else {
+            return Ok(Vec::new());
+        };
         let index = self.repo.index_or_empty().map_err(failed(what))?;
-        let walk = ignore::WalkBuilder::new(root)
-            .standard_filters(false)
-            .hidden(false)
-            .git_ignore(true)
-            .git_exclude(true)
-            .git_global(true)
-            .require_git(false)
-            .parents(true)
-            .follow_links(false)
-            .filter_entry(|e| {
-                let n = e.file_name();
-                e.depth() == 0
-                    || (n != ".git"
-                        && n != crate::repo::DVT_DIR
-                        && !(e.file_type().is_some_and(|t| t.is_dir()) && e.path().join(".git").exists()))
-            })
-            .build();
-        let mut out = Vec::new();
-        for entry in walk {
-            let entry = entry.map_err(|e| GitError::Failed {
-                what: what.into(),
-                message: e.to_string(),
-            })?;
-            if entry.file_type().is_none_or(|t| t.is_dir()) {
-                continue;
-            }
-            let Some(rel) = entry.path().strip_prefix(root).ok().and_then(|r| r.to_str()) else {
-                continue;
-            };
-            if index.entry_by_path(self.tree_path(rel).as_bytes().as_bstr()).is_none() {
-                out.push(rel.to_string());
-            }
-        }
+        let mut out: Vec<String> = work_tree_files(&workdir, what)?
+            .into_iter()
+            .filter(|rel| index.entry_by_path(rel.as_bytes().as_bstr()).is_none())
+            .filter_map(|rel| rel.strip_prefix(&self.prefix).map(str::to_string))
+            .collect();
         out.sort();
         Ok(out)
     }

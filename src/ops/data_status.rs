@@ -147,7 +147,7 @@ pub fn data_status(repo: &Repo, opts: &DataStatusOptions, progress: &dyn Progres
         if opts.untracked {
             let targets = tracked.targets.clone();
             report.untracked = git
-                .untracked_files(repo.root())?
+                .untracked_files()?
                 .into_iter()
                 .filter(|f| targets.is_empty() || targets.iter().any(|t| crate::pipeline::overlaps(t, f)))
                 .collect();
