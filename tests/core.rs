@@ -33,6 +33,25 @@ fn init_creates_config_and_refuses_twice() {
     assert!(r.stderr.contains("`dvt init --force`"), "{}", r.stderr);
 }
 
+/// `dvt unprotect`, for scripts written for DVC: checked-out data is a
+/// writable copy already, so it only checks the targets.
+#[test]
+fn unprotect_checks_targets_and_changes_nothing() {
+    let env = TestEnv::new();
+    env.write("model.bin", "weights");
+    env.dvt(&["add", "model.bin"]).ok();
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    let mode = std::fs::metadata(env.path("model.bin")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o200, 0o200, "checked out writable: {mode:o}");
+    let r = env.dvt(&["unprotect", "model.bin.dvt"]).ok();
+    assert!(r.stdout.starts_with("Nothing to unprotect"), "{}", r.stdout);
+    assert!(env.dvt(&["-q", "unprotect", "model.bin"]).ok().stdout.is_empty());
+    let r = env.dvt(&["unprotect", "weights.bin"]).fails();
+    assert!(r.stderr.contains("`weights.bin` is not tracked"), "{}", r.stderr);
+    env.dvt(&["status", "-q"]).ok();
+}
+
 /// `init --force` (DVC's `-f`) mends settings that no longer parse; unlike
 /// DVC's, it keeps the cache, so data added before still checks out.
 #[test]

@@ -267,6 +267,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Accepted for scripts written for DVC (`dvc unprotect`): dvt's workspace
+    /// files are copies, never links into the cache, so they are writable
+    /// already; checks that the targets are tracked and says so.
+    Unprotect {
+        /// Data paths or `.dvt` files.
+        #[arg(required = true)]
+        targets: Vec<PathBuf>,
+    },
     /// Print the path of the repository's root relative to the current directory
     /// (as `dvc root`), e.g. `cd "$(dvt root)"`
     Root,
@@ -814,6 +822,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let bars = Bars::new(cli.quiet);
     let q = cli.quiet;
     match &cli.command {
+        Command::Unprotect { targets } => {
+            let repo = Repo::open(&cwd)?;
+            dvt::workspace::resolve_targets(&repo, &cwd, targets)?;
+            say!(
+                q,
+                "Nothing to unprotect: dvt checks data out as copies, never as links into the cache, so it can be edited in place"
+            );
+        }
         Command::Root => {
             let repo = Repo::open(&cwd)?;
             out!("{}", relative_to(repo.root(), &cwd).display());
