@@ -114,7 +114,7 @@ impl Error {
                 root.display()
             )),
             Error::Repo(RepoError::UnknownSetting { .. }) => Some(
-                "settings: core.remote, cache.dir, cache.level, cache.fsync and remote.NAME.KEY \
+                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync and remote.NAME.KEY \
                  (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"
                     .into(),
             ),

@@ -42,6 +42,7 @@ pub fn add(dir: &Path, name: &str) -> Result<bool> {
     text.push_str(&line);
     text.push('\n');
     atomic_write(&file, text.as_bytes())?;
+    crate::autostage::note(&file);
     Ok(true)
 }
 
@@ -64,6 +65,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<bool> {
     } else {
         atomic_write(&file, (kept.join("\n") + "\n").as_bytes())?;
     }
+    crate::autostage::note(&file);
     Ok(true)
 }
 

@@ -42,6 +42,7 @@
 //! tree), [`git`] (all git access), [`ops`] (the commands).
 
 pub mod api;
+pub mod autostage;
 pub mod cache;
 pub mod error;
 #[cfg(test)]

@@ -236,6 +236,7 @@ impl Pointer {
     /// Writes this pointer to `file` atomically.
     pub fn save(&self, file: &Path) -> Result<()> {
         crate::fsutil::atomic_write(file, self.to_text().as_bytes())?;
+        crate::autostage::note(file);
         Ok(())
     }
 }

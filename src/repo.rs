@@ -116,6 +116,11 @@ pub struct Config {
 pub struct CoreConfig {
     /// The remote used when a command is given no `-r NAME`.
     pub remote: Option<String>,
+    /// Stage with git the files dvt writes for it (pointers, `.gitignore`
+    /// entries, `dvt.lock`, `dvt.toml`, `.dvt/config.toml`) after each command,
+    /// as DVC's `core.autostage`.
+    #[serde(default)]
+    pub autostage: bool,
 }
 
 /// The `[cache]` table of the config.
@@ -354,6 +359,9 @@ impl Repo {
         })?;
         f(&mut doc)?;
         crate::fsutil::atomic_write(&path, format!("{header}{doc}").as_bytes())?;
+        if level == ConfigLevel::Project {
+            crate::autostage::note(&path);
+        }
         Ok(())
     }
 

@@ -1320,6 +1320,89 @@ fn status_says_which_imports_have_an_update() {
     );
 }
 
+/// `core.autostage` (as DVC's): what a command wrote for git to keep is
+/// staged, and only that; git reads the index dvt wrote as its own.
+#[test]
+fn autostage_stages_what_dvt_wrote_for_git() {
+    let env = TestEnv::new();
+    env.commit("init");
+    let staged = || env.git(&["diff", "--cached", "--name-status", "--no-renames"]).stdout;
+    // Off by default: the hint says what to add, and nothing is staged.
+    env.write("model.bin", "m1");
+    let r = env.dvt(&["add", "model.bin"]).ok();
+    assert!(
+        r.stderr.contains("git add") && !r.stderr.contains("staged with git"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(staged(), "");
+    env.commit("model");
+
+    env.dvt(&["config", "core.autostage", "true"]).ok();
+    assert_eq!(staged(), "M\t.dvt/config.toml\n");
+    env.write("data/a.csv", "1\n");
+    env.write("notes.txt", "not dvt's\n");
+    let r = env.dvt(&["add", "data"]).ok();
+    assert!(
+        r.stderr
+            .contains("staged with git (core.autostage): data.dvt .gitignore"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("git add"), "{}", r.stderr);
+    assert_eq!(staged(), "M\t.dvt/config.toml\nM\t.gitignore\nA\tdata.dvt\n");
+    // What is staged is what is on disk: git sees no difference left.
+    assert_eq!(env.git(&["diff", "--name-only"]).stdout, "");
+    env.dvt(&["move", "model.bin", "models/model.bin"]).ok();
+    assert_eq!(
+        staged(),
+        "M\t.dvt/config.toml\nM\t.gitignore\nA\tdata.dvt\nD\tmodel.bin.dvt\nA\tmodels/.gitignore\nA\tmodels/model.bin.dvt\n"
+    );
+    // A stage and its results: dvt.toml, dvt.lock and the out's .gitignore.
+    env.write("params.yaml", "k: 1\n");
+    let r = env
+        .dvt(&[
+            "-q",
+            "stage",
+            "add",
+            "-n",
+            "count",
+            "-d",
+            "data",
+            "-o",
+            "count.txt",
+            "ls data > count.txt",
+        ])
+        .ok();
+    assert_eq!(r.stderr, "");
+    env.dvt(&["repro", "-q"]).ok();
+    let now = staged();
+    assert!(now.contains("A\tdvt.lock\nA\tdvt.toml\n"), "{now}");
+    assert!(
+        !now.contains("notes.txt") && !now.contains(".dvt/tmp") && !now.contains("params.yaml"),
+        "{now}"
+    );
+    env.git(&["commit", "-q", "-m", "staged by dvt"]);
+    let left = env.git(&["status", "--porcelain"]).stdout;
+    assert_eq!(left, "?? notes.txt\n?? params.yaml\n");
+
+    // Git holding its index: the command's work stands, a warning says so.
+    std::fs::write(env.path(".git/index.lock"), "").unwrap();
+    env.write("data/b.csv", "2\n");
+    let r = env.dvt(&["add", "data"]).ok();
+    assert!(
+        r.stderr.contains("warning: could not stage with git (core.autostage)"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(env.path(".git/index.lock")).unwrap();
+    assert_eq!(staged(), "");
+    assert_eq!(env.git(&["status", "--porcelain", "data.dvt"]).stdout, " M data.dvt\n");
+    // Off again: unstaging nothing, staging nothing.
+    env.dvt(&["config", "--unset", "core.autostage"]).ok();
+    assert_eq!(staged(), "");
+}
+
 #[test]
 fn post_checkout_does_nothing_during_a_rebase() {
     let env = TestEnv::new();

@@ -1193,7 +1193,7 @@ fn commit_hint(quiet: bool, root: &Path, cwd: &Path, pointer: &str) {
         None => ".gitignore".to_string(),
     };
     note!(
-        quiet,
+        quiet || super::autostaging(),
         "hint: commit it with `git add {}`",
         super::shell_paths(root, cwd, &[pointer, &gitignore])
     );

@@ -106,8 +106,8 @@ enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
-    /// Read or change a setting (as `dvc config`): core.remote, cache.dir,
-    /// cache.level, cache.fsync, remote.NAME.KEY. Secrets are never printed.
+    /// Read or change a setting (as `dvc config`): core.remote, core.autostage,
+    /// cache.dir, cache.level, cache.fsync, remote.NAME.KEY. Secrets are never printed.
     Config {
         /// The setting, e.g. `cache.dir` or `remote.store.region`.
         #[arg(required_unless_present = "list")]
@@ -666,7 +666,10 @@ pub fn run() -> ExitCode {
         std::thread::park();
     }
     match outcome {
-        Ok(code) => code,
+        Ok(code) => {
+            autostage(&cli);
+            code
+        }
         Err(e) => {
             render_error(&e, cli.dir.as_deref());
             ExitCode::from(1)
@@ -814,11 +817,67 @@ fn json(value: &impl serde::Serialize) -> Result<ExitCode, dvt::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `core.autostage` is on in the repository the command runs in (as
+/// it was when the command started): the hints that say to `git add` what
+/// dvt wrote are then left out, since [`autostage`] stages it.
+fn autostaging() -> bool {
+    AUTOSTAGING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static AUTOSTAGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `core.autostage` (as DVC's): once a command has succeeded, stages with git
+/// the files it wrote for git to keep (see [`dvt::autostage`]), if the setting
+/// is on now, and says which. Files under `.dvt/` other than `config.toml`
+/// (an experiment's worktree, say) are not staged. A failure is a warning:
+/// the command's work is done, and `git add` stages the same files.
+fn autostage(cli: &Cli) {
+    let touched = dvt::autostage::take();
+    if touched.is_empty() {
+        return;
+    }
+    let cwd = match &cli.dir {
+        Some(d) => std::path::absolute(d),
+        None => std::env::current_dir(),
+    };
+    let Some(repo) = cwd.ok().and_then(|c| Repo::open(&c).ok()) else {
+        return;
+    };
+    if !repo.config().core.autostage {
+        return;
+    }
+    let config = repo.root().join(dvt::repo::DVT_DIR).join("config.toml");
+    let dvt_dir = repo.root().join(dvt::repo::DVT_DIR);
+    let keep: Vec<std::path::PathBuf> = touched
+        .into_iter()
+        .filter(|p| p.starts_with(repo.root()) && (!p.starts_with(&dvt_dir) || *p == config))
+        .collect();
+    let staged = dvt::git::Git::open(repo.root()).and_then(|g| g.stage(&keep));
+    let mut err = std::io::stderr().lock();
+    match staged {
+        Ok(s) if s.is_empty() => {}
+        Ok(s) if !cli.quiet => {
+            let _ = writeln!(err, "staged with git (core.autostage): {}", s.join(" "));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "warning: could not stage with git (core.autostage): {}\nhint: `git add` the files dvt wrote",
+                dvt::error_chain(&e)
+            );
+        }
+    }
+}
+
 fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let cwd = match &cli.dir {
         Some(d) => std::path::absolute(d)?,
         None => std::env::current_dir()?,
     };
+    if let Ok(repo) = Repo::open(&cwd) {
+        AUTOSTAGING.store(repo.config().core.autostage, std::sync::atomic::Ordering::Relaxed);
+    }
     let bars = Bars::new(cli.quiet);
     let q = cli.quiet;
     match &cli.command {
@@ -1277,7 +1336,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             let mut files = vec![report.old_pointer.as_str(), report.pointer.as_str()];
             files.extend(report.gitignores.iter().map(String::as_str));
             note!(
-                q,
+                q || autostaging(),
                 "hint: to record the move with git, run:\n    git add -A {}",
                 shell_paths(repo.root(), &cwd, &files)
             );
@@ -1795,7 +1854,7 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
     let repo = level.open(cwd)?;
     let commit_hint = |written: ConfigLevel| {
         if written == ConfigLevel::Project {
-            note!(q, "hint: commit it with `git add .dvt/config.toml`");
+            note!(q || autostaging(), "hint: commit it with `git add .dvt/config.toml`");
         }
     };
     match command {
@@ -1834,7 +1893,10 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
             let project = config::rename(&repo, old, new, level.level())?;
             say!(q, "renamed remote `{old}` to `{new}`");
             if project {
-                note!(q, "hint: commit the change with `git add .dvt/config.toml`");
+                note!(
+                    q || autostaging(),
+                    "hint: commit the change with `git add .dvt/config.toml`"
+                );
             }
         }
         RemoteCommand::Default { name, unset, level } => {
@@ -1890,7 +1952,7 @@ fn write_setting(
         Some(v) => say!(q, "{name} = {v} in {file}"),
     }
     if written.file == std::path::Path::new(".dvt/config.toml") {
-        note!(q, "hint: commit it with `git add .dvt/config.toml`");
+        note!(q || autostaging(), "hint: commit it with `git add .dvt/config.toml`");
     }
     let new_cache = level.open(cwd)?.cache().root().to_path_buf();
     if new_cache != old_cache.root() && old_cache.holds_objects() {
@@ -1938,7 +2000,7 @@ pub(super) fn print_added(
     }
     if !files.is_empty() {
         note!(
-            q,
+            q || autostaging(),
             "hint: to record this version with git, run:\n    git add {}",
             shell_paths(repo.root(), cwd, &files)
         );

@@ -681,7 +681,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     );
                 } else {
                     note!(
-                        quiet,
+                        quiet || super::autostaging(),
                         "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
                     );
                 }
@@ -752,7 +752,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             if report.stages.iter().any(|s| s.changed) {
                 note!(
-                    quiet,
+                    quiet || super::autostaging(),
                     "hint: record it with git: `git add dvt.lock` (and the .gitignore files of outs)"
                 );
             }

@@ -1078,6 +1078,83 @@ impl Git {
         )
     }
 
+    /// Stages the files at `paths` (absolute, in this work tree) in git's index,
+    /// as `git add` does; a path that no longer exists is removed from the
+    /// index, as `git rm --cached` does. Returns the paths staged, relative to
+    /// the dvt root. Takes `.git/index.lock` as git does, and fails at once if
+    /// git holds it. Paths outside the work tree are skipped.
+    pub fn stage(&self, paths: &[PathBuf]) -> Result<Vec<String>> {
+        let what = "staging files with git";
+        let fail = |message: String| GitError::Failed {
+            what: what.into(),
+            message,
+        };
+        let Some(workdir) = self.repo.workdir().map(Path::to_path_buf) else {
+            return Err(fail("the repository has no work tree".into()).into());
+        };
+        let mut index = match self.repo.open_index() {
+            Ok(i) => i,
+            Err(_) if !self.repo.index_path().exists() => {
+                gix::index::File::from_state(gix::index::State::new(self.repo.object_hash()), self.repo.index_path())
+            }
+            Err(e) => return Err(fail(crate::error_chain(&e)).into()),
+        };
+        if index.link().is_some() {
+            return Err(fail(
+                "git's index is split (`core.splitIndex`), which dvt does not write: use `git add`".into(),
+            )
+            .into());
+        }
+        let mut staged = Vec::new();
+        for path in paths {
+            let Some(rel) = path.strip_prefix(&workdir).ok().and_then(|r| r.to_str()) else {
+                continue;
+            };
+            let key = rel.as_bytes().as_bstr();
+            match fs_err::symlink_metadata(path) {
+                Ok(meta) if meta.is_file() => {
+                    let id = self
+                        .repo
+                        .write_blob(fs_err::read(path)?)
+                        .map_err(|e| fail(crate::error_chain(&e)))?
+                        .detach();
+                    let stat = gix::index::fs::Metadata::from_path_no_follow(path)
+                        .ok()
+                        .and_then(|m| gix::index::entry::Stat::from_fs(&m).ok())
+                        .unwrap_or_default();
+                    let mode = match std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 {
+                        0 => gix::index::entry::Mode::FILE,
+                        _ => gix::index::entry::Mode::FILE_EXECUTABLE,
+                    };
+                    // Any entry of the path goes, the stages of a conflict too,
+                    // as `git add` resolves one.
+                    index.remove_entries(|_, p, _| p == key);
+                    index.dangerously_push_entry(stat, id, gix::index::entry::Flags::empty(), mode, key);
+                    index.sort_entries();
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let before = index.entries().len();
+                    index.remove_entries(|_, p, _| p == key);
+                    if index.entries().len() == before {
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            staged.push(rel.strip_prefix(&self.prefix).unwrap_or(rel).to_string());
+        }
+        if !staged.is_empty() {
+            // Git builds commits from this cache of tree ids, which the entries
+            // no longer match: without it, git recomputes them.
+            index.remove_tree();
+            index
+                .write(gix::index::write::Options::default())
+                .map_err(|e| fail(crate::error_chain(&e)))?;
+        }
+        Ok(staged)
+    }
+
     /// The files of the dvt root that git neither tracks nor ignores, as `git
     /// status` lists them file by file: relative to the dvt root, sorted.
     /// Other repositories inside (submodules) are not searched.

@@ -40,6 +40,8 @@ pub struct Setting {
 enum Name<'a> {
     /// `core.remote`.
     DefaultRemote,
+    /// `core.autostage`.
+    Autostage,
     /// `cache.KEY`.
     Cache(CacheKey),
     /// `remote.NAME.KEY` (the remote's name may hold dots).
@@ -67,6 +69,7 @@ fn parse_name(name: &str) -> Result<Name<'_>> {
     let unknown = || RepoError::UnknownSetting { name: name.to_string() };
     match name {
         "core.remote" => return Ok(Name::DefaultRemote),
+        "core.autostage" => return Ok(Name::Autostage),
         "cache.dir" => return Ok(Name::Cache(CacheKey::Dir)),
         "cache.level" => return Ok(Name::Cache(CacheKey::Level)),
         "cache.fsync" => return Ok(Name::Cache(CacheKey::Fsync)),
@@ -92,7 +95,7 @@ fn default_of(name: &Name<'_>) -> Option<String> {
             "`{DVT_DIR}/cache` (in a linked git worktree, the main worktree's cache)"
         )),
         Name::Cache(CacheKey::Level) => Some("1".into()),
-        Name::Cache(CacheKey::Fsync) => Some("false".into()),
+        Name::Cache(CacheKey::Fsync) | Name::Autostage => Some("false".into()),
         Name::Remote { .. } => None,
     }
 }
@@ -209,6 +212,23 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
     let mut level = level;
     match parsed {
         Name::DefaultRemote => remotes::set_default(repo, Some(value), level)?,
+        Name::Autostage => {
+            let on = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
+            };
+            repo.edit_config(level, |doc| {
+                let item = doc.entry("core").or_insert_with(|| Item::Table(Table::new()));
+                match item.as_table_mut() {
+                    Some(t) => {
+                        t.insert("autostage", toml_edit::value(on));
+                        Ok(())
+                    }
+                    None => Err(bad("`core` is not a table in that file".into()).into()),
+                }
+            })?;
+        }
         Name::Remote { remote, key } => {
             if key == "url" && !repo.config().remote.contains_key(remote) {
                 remotes::add(repo, remote, value, false, level, false)?;
@@ -283,6 +303,12 @@ pub fn unset(repo: &Repo, name: &str, level: ConfigLevel) -> Result<Written> {
     }
     match parsed {
         Name::DefaultRemote => remotes::set_default(repo, None, level)?,
+        Name::Autostage => repo.edit_config(level, |doc| {
+            if let Some(t) = doc.get_mut("core").and_then(Item::as_table_mut) {
+                t.remove("autostage");
+            }
+            Ok(())
+        })?,
         Name::Remote { key: "url", remote } => {
             return Err(RepoError::BadSetting {
                 name: name.to_string(),

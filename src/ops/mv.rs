@@ -125,6 +125,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         let _ = stat.save();
     }
     fs::remove_file(&old_pointer)?;
+    crate::autostage::note(&old_pointer);
     let old_dir = old_data.parent().unwrap_or(repo.root());
     let old_gitignore = rel_str(repo.root(), &old_dir.join(".gitignore"))?;
     if crate::gitignore::remove(old_dir, file_name(&from))? && !gitignores.contains(&old_gitignore) {

@@ -114,6 +114,7 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             .unwrap_or_default()
             .to_string();
         fs_err::remove_file(&p)?;
+        crate::autostage::note(&p);
         if let Some(dir) = p.parent() {
             crate::gitignore::remove(dir, &name)?;
         }

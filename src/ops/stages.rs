@@ -79,6 +79,7 @@ fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Res
     if new_text != text {
         Pipeline::parse_with(&new_text, &|f| crate::pipeline::read_file(repo, f))?;
         crate::fsutil::atomic_write(&path, new_text.as_bytes())?;
+        crate::autostage::note(&path);
     }
     Ok(result)
 }

@@ -212,7 +212,9 @@ impl Lock {
 
     /// Writes the lock atomically.
     pub fn save(&self, repo: &Repo) -> Result<()> {
-        crate::fsutil::atomic_write(&repo.root().join(super::LOCK_FILE), self.to_text().as_bytes())?;
+        let file = repo.root().join(super::LOCK_FILE);
+        crate::fsutil::atomic_write(&file, self.to_text().as_bytes())?;
+        crate::autostage::note(&file);
         Ok(())
     }
 
