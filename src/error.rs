@@ -113,6 +113,11 @@ impl Error {
                  in the cache directory",
                 root.display()
             )),
+            Error::Repo(RepoError::UnknownSetting { name }) if name == "cache.type" => Some(
+                "dvt stores objects compressed, so it always checks data out as copies, never as links \
+                 into the cache (DVC's `cache.type`): there is nothing to choose"
+                    .into(),
+            ),
             Error::Repo(RepoError::UnknownSetting { .. }) => Some(
                 "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync and remote.NAME.KEY \
                  (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"

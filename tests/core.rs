@@ -2312,6 +2312,8 @@ fn config_reads_and_changes_settings_and_never_prints_secrets() {
         (&["config", "cache.level", "abc"], "not `abc`"),
         (&["config", "cache.fsync", "yes"], "must be true or false"),
         (&["config", "cache.size", "1"], "`cache.size` is not a dvt setting"),
+        (&["config", "cache.type", "symlink"], "always checks data out as copies"),
+        (&["config", "core.autostage", "yes"], "must be true or false"),
         (&["config", "core.remote", "nowhere"], "no remote named `nowhere`"),
         (&["config", "remote.nowhere.region", "eu"], "nowhere"),
     ] {
