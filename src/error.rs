@@ -57,26 +57,28 @@ pub fn put_back(file: &str) -> String {
 impl Error {
     /// Whether this error, or one beneath it, is a full disk or an exceeded quota.
     pub fn is_disk_full(&self) -> bool {
-        let full = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        };
         match self {
-            Error::Io(e) => full(e),
             Error::Workspace(WorkspaceError::Incomplete { disk_full, .. }) => *disk_full,
-            _ => {
-                let mut cur = std::error::Error::source(self);
-                while let Some(e) = cur {
-                    if e.downcast_ref::<std::io::Error>().is_some_and(full) {
-                        return true;
-                    }
-                    cur = e.source();
-                }
-                false
-            }
+            _ => matches!(
+                self.io_kind(),
+                Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+            ),
         }
+    }
+
+    /// The kind of the system error this one is, or stands on, if any.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        if let Error::Io(e) = self {
+            return Some(e.kind());
+        }
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io.kind());
+            }
+            cur = e.source();
+        }
+        None
     }
 
     /// What the user can do about this error, when we know. Paths in the
@@ -107,6 +109,13 @@ impl Error {
                 "run `dvt init` in `{}`, or pass `--subdir` to keep a separate dvt repo here",
                 root.display()
             )),
+            Error::Repo(RepoError::CacheDenied { dir, .. }) => Some(format!(
+                "for a cache several users write to, give it to a group they are all in, let the group \
+                 write what is there (`chgrp -R GROUP {0} && chmod -R g+rwX {0} && find {0} -type d -exec \
+                 chmod g+s {{}} +`), and `dvt config cache.shared group` in every repository using it, so \
+                 that what dvt writes there next is the group's too",
+                dir.display()
+            )),
             Error::Repo(RepoError::CacheUser { root, .. }) => Some(format!(
                 "gc keeps the data of every repository sharing the cache, so it stops when one cannot be \
                  read: fix `{}`, or, if it no longer uses this cache, delete its line from the file `repos` \
@@ -119,7 +128,7 @@ impl Error {
                     .into(),
             ),
             Error::Repo(RepoError::UnknownSetting { .. }) => Some(
-                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync and remote.NAME.KEY \
+                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync, cache.shared and remote.NAME.KEY \
                  (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"
                     .into(),
             ),
@@ -822,6 +831,14 @@ pub enum RepoError {
         name: String,
         /// Where it is set.
         file: PathBuf,
+    },
+    /// This user may not write the cache's files (another user made them).
+    #[error("you may not write to the cache `{}`: {message}", dir.display())]
+    CacheDenied {
+        /// The cache's directory.
+        dir: PathBuf,
+        /// The system's refusal, with the file it names.
+        message: String,
     },
     /// A repository listed as sharing this cache cannot be read.
     #[error("cannot read `{}`, which shares this cache: {message}", root.display())]

@@ -135,6 +135,11 @@ pub struct CacheConfig {
     /// Whether to flush objects to disk before writing pointers.
     #[serde(default)]
     pub fsync: bool,
+    /// Whom the files dvt creates are for, as DVC's `cache.shared`: `None`
+    /// follows the umask; [`Shared::Group`] gives the owning group the rights
+    /// the owner has, for a cache several users write to.
+    #[serde(default)]
+    pub shared: Option<Shared>,
 }
 
 impl Default for CacheConfig {
@@ -143,6 +148,34 @@ impl Default for CacheConfig {
             dir: None,
             level: default_level(),
             fsync: false,
+            shared: None,
+        }
+    }
+}
+
+/// The values `cache.shared` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shared {
+    /// New files and directories are readable and writable by their group
+    /// (`umask` without group bits: 664 and 775 under the usual 022).
+    Group,
+}
+
+impl Shared {
+    /// The spelling of the value in config files.
+    pub const NAMES: &[&str] = &["group"];
+
+    /// Clears the group's bits from the process's umask, so that every file
+    /// and directory created from now on, in the cache and elsewhere, gives
+    /// the group what the owner gets. The bits for others stay the user's.
+    pub fn apply(self) {
+        use rustix::fs::Mode;
+        match self {
+            Shared::Group => {
+                let old = rustix::process::umask(Mode::empty());
+                rustix::process::umask(old & !Mode::RWXG);
+            }
         }
     }
 }
@@ -233,7 +266,11 @@ impl Repo {
                 layers.push((path, layer));
             }
         }
-        Repo::from_layers(root, layers)
+        let repo = Repo::from_layers(root, layers)?;
+        if let Some(shared) = repo.config.cache.shared {
+            shared.apply();
+        }
+        Ok(repo)
     }
 
     /// A repository's settings where there is no repository: those of the
@@ -436,14 +473,24 @@ impl Repo {
 
     fn lock_as(&self, what: &str, cache_alone: bool) -> Result<RepoLock> {
         let repo = hold_patiently(&self.tmp_dir()?.join("lock"), "repository", what, Hold::Alone)?;
-        fs::create_dir_all(self.cache.root())?;
+        // The cache's first files: where a cache another user made refuses
+        // this one, say so before any work is done.
+        let denied = |e: crate::Error| match e.io_kind() {
+            Some(std::io::ErrorKind::PermissionDenied) => RepoError::CacheDenied {
+                dir: self.cache.root().to_path_buf(),
+                message: e.to_string(),
+            }
+            .into(),
+            _ => e,
+        };
+        fs::create_dir_all(self.cache.root()).map_err(|e| denied(e.into()))?;
         if !cache_alone {
             self.sweep_if_cache_idle();
         }
         let how = if cache_alone { Hold::Alone } else { Hold::Shared };
         let what = format!("{what} in `{}`", self.root.display());
-        let cache = hold_patiently(&self.cache.root().join("lock"), "cache", &what, how)?;
-        self.register_in_cache()?;
+        let cache = hold_patiently(&self.cache.root().join("lock"), "cache", &what, how).map_err(denied)?;
+        self.register_in_cache().map_err(denied)?;
         Ok(RepoLock {
             _repo: repo,
             cache,

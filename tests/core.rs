@@ -2941,3 +2941,152 @@ fn config_edits_at_once_lose_nothing() {
     let listed = env.dvt(&["remote", "list"]).ok().stdout;
     assert_eq!(listed.lines().count(), 16, "{listed}");
 }
+
+/// The modes of everything in the cache of `env`, as `(mode, path)`, after
+/// `dvt add` of a directory of small files and a large one under `umask 077`.
+fn cache_modes_after_private_add(env: &TestEnv) -> Vec<(u32, PathBuf)> {
+    for i in 0..40 {
+        env.write(&format!("data/r{i}.csv"), format!("{i},{}\n", i * 7));
+    }
+    env.write("model.bin", noise(3 << 20, 9));
+    env.sh_in(&env.root, "umask 077 && dvt add data model.bin").ok();
+    common::walk(&env.path(".dvt/cache"))
+        .into_iter()
+        .map(|p| (std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, p))
+        .collect()
+}
+
+#[test]
+fn cache_shared_group_gives_what_dvt_writes_to_the_group() {
+    // Without the setting, the umask rules: nothing is the group's.
+    let env = TestEnv::new();
+    let modes = cache_modes_after_private_add(&env);
+    assert!(modes.len() > 5, "{modes:?}");
+    for (mode, p) in &modes {
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+    }
+
+    // With it, every file and directory the group may read and write, and
+    // others still get nothing, as the umask says.
+    let env = TestEnv::new();
+    let r = env.dvt(&["config", "cache.shared", "everyone"]).fails();
+    assert!(r.stderr.contains("the only value is `group`"), "{}", r.stderr);
+    env.dvt(&["config", "cache.shared", "group"]).ok();
+    assert!(env.dvt(&["doctor"]).ok().stdout.contains("shared with the group"));
+    let modes = cache_modes_after_private_add(&env);
+    for (mode, p) in &modes {
+        let want = if p.is_dir() { 0o770 } else { 0o660 };
+        assert_eq!(mode & 0o777, want, "{} is {mode:o}", p.display());
+    }
+    assert_eq!(env.dvt(&["config", "cache.shared"]).ok().stdout, "group\n");
+    env.dvt(&["config", "--unset", "cache.shared"]).ok();
+    let r = env.dvt(&["config", "cache.shared"]).fails();
+    assert!(r.stderr.contains("umask"), "{}", r.stderr);
+}
+
+/// Runs `script` with `sh` in `dir` as user `uid` (group `uid`, also in group
+/// `group`), with the `dvt` under test first on `PATH`.
+fn as_user(uid: u32, group: u32, dir: &std::path::Path, home: &std::path::Path, script: &str) -> common::Run {
+    let bin_dir = std::path::Path::new(common::DVT).parent().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={group}"),
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(dir)
+        .env("HOME", home)
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .env("DVT_SYSTEM_CONFIG_DIR", home.join("etc-dvt"))
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DVT_GLOBAL_CONFIG_DIR")
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn two_users_share_a_cache_through_their_group() {
+    // Needs two real users: root runs the test and becomes each in turn.
+    let setpriv = std::process::Command::new("setpriv")
+        .args(["--reuid=4001", "true"])
+        .output();
+    if !setpriv.is_ok_and(|o| o.status.success()) {
+        eprintln!("cannot switch users here (needs root and setpriv): not testing a cache two users share");
+        return;
+    }
+    let (ana, ben, team) = (4001, 4002, 4300);
+    for shared in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path();
+        std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The cache directory is the team's, as an administrator sets it up.
+        let cache = top.join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        std::os::unix::fs::chown(&cache, None, Some(team)).unwrap();
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o2775)).unwrap();
+        let setting = if shared {
+            "dvt config -q cache.shared group"
+        } else {
+            "true"
+        };
+        for uid in [ana, ben] {
+            for d in ["home", "repo"] {
+                let p = top.join(format!("{d}{uid}"));
+                std::fs::create_dir(&p).unwrap();
+                std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+            }
+            let script = format!(
+                "git init -q && dvt init -q && dvt config -q cache.dir {} && {setting} && mkdir data && \
+                 for i in $(seq 1 {n}); do echo row $i > data/r$i; done",
+                cache.display(),
+                n = if uid == ana { 30 } else { 60 },
+            );
+            as_user(
+                uid,
+                team,
+                &top.join(format!("repo{uid}")),
+                &top.join(format!("home{uid}")),
+                &script,
+            )
+            .ok();
+        }
+        let (repo_a, repo_b) = (top.join(format!("repo{ana}")), top.join(format!("repo{ben}")));
+        let run = |uid: u32, script: &str| {
+            let repo = if uid == ana { &repo_a } else { &repo_b };
+            as_user(uid, team, repo, &top.join(format!("home{uid}")), script)
+        };
+        run(ana, "dvt add -q data").ok();
+        // Ben's 30 new rows go into directories of the cache that Ana made.
+        let r = run(ben, "dvt add -q data");
+        if !shared {
+            let r = r.fails();
+            assert!(r.stderr.contains("you may not write to the cache"), "{}", r.stderr);
+            assert!(r.stderr.contains("cache.shared group"), "{}", r.stderr);
+            assert!(!repo_b.join("data.dvt").exists());
+            continue;
+        }
+        r.ok();
+        // Ben checks out Ana's version, read from objects she wrote.
+        std::fs::copy(repo_a.join("data.dvt"), repo_b.join("data.dvt")).unwrap();
+        run(ben, "dvt checkout -q --force data && ls data | wc -l && dvt status -q").ok();
+        assert_eq!(std::fs::read_dir(repo_b.join("data")).unwrap().count(), 30);
+        // Ana's gc deletes what Ben wrote and no one needs now: his 30 rows and
+        // their listing, from directories of the cache that she or he made.
+        let r = run(ana, "dvt gc -f").ok();
+        assert!(r.stdout.contains("deleted 31 objects"), "{}", r.stdout);
+        run(ben, "dvt fsck -q").ok();
+    }
+}

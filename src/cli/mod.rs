@@ -107,7 +107,7 @@ enum Command {
         command: RemoteCommand,
     },
     /// Read or change a setting (as `dvc config`): core.remote, core.autostage,
-    /// cache.dir, cache.level, cache.fsync, remote.NAME.KEY. Secrets are never printed.
+    /// cache.dir, cache.level, cache.fsync, cache.shared, remote.NAME.KEY. Secrets are never printed.
     Config {
         /// The setting, e.g. `cache.dir` or `remote.store.region`.
         #[arg(required_unless_present = "list")]
@@ -916,11 +916,12 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             );
             out!("workspace filesystem: {}", fs(&r.workspace_fs));
             out!(
-                "cache: {}{}, zstd level {}, fsync {}",
+                "cache: {}{}, zstd level {}, fsync {}{}",
                 r.cache_dir.display(),
                 if r.cache_shared { " (cache.dir)" } else { "" },
                 r.cache_level,
-                if r.cache_fsync { "on" } else { "off" }
+                if r.cache_fsync { "on" } else { "off" },
+                if r.cache_group { ", shared with the group" } else { "" }
             );
             out!("cache filesystem: {}", fs(&r.cache_fs));
             if r.remotes.is_empty() {

@@ -10,7 +10,7 @@ use toml_edit::{Item, Table};
 
 use crate::error::{RepoError, Result};
 use crate::remote::config::{self as remotes, SECRET_KEYS};
-use crate::repo::{CACHE_LEVELS as LEVELS, ConfigLevel, DVT_DIR, Repo};
+use crate::repo::{CACHE_LEVELS as LEVELS, ConfigLevel, DVT_DIR, Repo, Shared};
 
 /// Which config files a read looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,7 @@ enum CacheKey {
     Dir,
     Level,
     Fsync,
+    Shared,
 }
 
 impl CacheKey {
@@ -61,6 +62,7 @@ impl CacheKey {
             CacheKey::Dir => "dir",
             CacheKey::Level => "level",
             CacheKey::Fsync => "fsync",
+            CacheKey::Shared => "shared",
         }
     }
 }
@@ -73,6 +75,7 @@ fn parse_name(name: &str) -> Result<Name<'_>> {
         "cache.dir" => return Ok(Name::Cache(CacheKey::Dir)),
         "cache.level" => return Ok(Name::Cache(CacheKey::Level)),
         "cache.fsync" => return Ok(Name::Cache(CacheKey::Fsync)),
+        "cache.shared" => return Ok(Name::Cache(CacheKey::Shared)),
         _ => {}
     }
     let rest = name.strip_prefix("remote.").ok_or_else(unknown)?;
@@ -96,6 +99,7 @@ fn default_of(name: &Name<'_>) -> Option<String> {
         )),
         Name::Cache(CacheKey::Level) => Some("1".into()),
         Name::Cache(CacheKey::Fsync) | Name::Autostage => Some("false".into()),
+        Name::Cache(CacheKey::Shared) => Some("unset: new files get the modes your umask gives".into()),
         Name::Remote { .. } => None,
     }
 }
@@ -200,7 +204,8 @@ pub struct Written {
 /// Sets `name` to `value` in the file of `level`; secrets asked for
 /// `config.toml` go to `config.local.toml`. Checks the value
 /// first: a remote option as `dvt remote modify` does, `core.remote` names a
-/// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean.
+/// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean,
+/// `cache.shared` is `group`.
 /// `remote.NAME.url` of a new `NAME` adds that remote.
 pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<Written> {
     let parsed = parse_name(name)?;
@@ -262,6 +267,14 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
                     "false" => toml_edit::value(false),
                     _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
                 },
+                CacheKey::Shared if Shared::NAMES.contains(&value) => toml_edit::value(value),
+                CacheKey::Shared => {
+                    return Err(bad(format!(
+                        "the only value is `group` (files the group may read and write), not `{value}`; \
+                         `--unset` it to follow the umask"
+                    ))
+                    .into());
+                }
             };
             repo.edit_config(level, |doc| {
                 cache_table(doc).insert(key.key(), item);

@@ -39,6 +39,8 @@ pub struct RepoReport {
     pub cache_level: i32,
     /// `cache.fsync`.
     pub cache_fsync: bool,
+    /// `cache.shared = "group"`: new files are the group's to write too.
+    pub cache_group: bool,
     /// Each remote's name, kind, and whether it is the default.
     pub remotes: Vec<RemoteReport>,
 }
@@ -112,6 +114,7 @@ fn repo_report(repo: &Repo) -> RepoReport {
         cache_dir,
         cache_level: config.cache.level,
         cache_fsync: config.cache.fsync,
+        cache_group: config.cache.shared == Some(crate::repo::Shared::Group),
         remotes,
     }
 }
