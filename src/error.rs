@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::object::ObjectId;
+use crate::pointer::POINTER_EXT;
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -207,6 +208,37 @@ impl Error {
                  `git commit -m \"stop tracking {path}\"`; then run `dvt add` again",
                 typed(path)
             )),
+            Error::Path(PathError::TrackedTwice {
+                path,
+                by,
+                inside,
+                other_by,
+            }) => {
+                // The one to go: a pointer beside a stage's out, else the copy,
+                // not named after its data (`data.dvt` for `data`).
+                let lock = crate::pipeline::LOCK_FILE;
+                let (copy, kept) = if by == lock || (path == inside && *by == format!("{path}.{POINTER_EXT}")) {
+                    (other_by, by)
+                } else {
+                    (by, other_by)
+                };
+                Some(format!(
+                    "each path needs one pointer only, or `checkout` writes each version in turn: delete \
+                     `{0}` (`git rm {0}`, or `rm {0}` if git does not have it). An old version stays in git's \
+                     history of `{1}` (`dvt versions`, `dvt cat --rev`), not in a copy of the pointer",
+                    typed(copy),
+                    typed(kept)
+                ))
+            }
+            Error::Pipeline(PipelineError::OutTracked { stage, pointer, .. }) => Some(format!(
+                "a path is a stage's out or tracked by a pointer, not both: give `{stage}` another out, or \
+                 let the stage produce the data and stop tracking it with `dvt remove {}` (the data stays)",
+                typed(pointer)
+            )),
+            Error::Path(PathError::StageOut { stage, .. }) => Some(format!(
+                "a stage's outs are recorded in `dvt.lock` when it runs: `dvt repro {stage}`, or `dvt commit \
+                 {stage}` to record what is there now"
+            )),
             Error::Path(PathError::InsideTracked { tracked, .. }) => Some(format!(
                 "`{tracked}` is tracked as a whole: run `dvt add {}` to record changes inside it",
                 typed(tracked)
@@ -366,6 +398,18 @@ pub enum PipelineError {
         out: String,
         /// The two stages.
         stages: Vec<String>,
+    },
+    /// A stage's out is data a pointer tracks, inside it, or holding it.
+    #[error("{}", out_tracked_message(stage, out, tracked, pointer))]
+    OutTracked {
+        /// The stage.
+        stage: String,
+        /// Its out.
+        out: String,
+        /// The pointer's data path.
+        tracked: String,
+        /// The pointer file.
+        pointer: String,
     },
     /// Stages that depend on each other in a circle.
     #[error("invalid `dvt.toml`: the stages form a cycle: {}", stages.join(" -> "))]
@@ -1036,6 +1080,29 @@ pub enum PathError {
         /// The path.
         path: PathBuf,
     },
+    /// Two pointers (or a pointer and a stage's out) track one path, or one
+    /// tracks a path inside the other's directory.
+    #[error("{}", tracked_twice_message(path, by, inside, other_by))]
+    TrackedTwice {
+        /// The path one of them tracks, relative to the repository root.
+        path: String,
+        /// The pointer file (or `dvt.lock`) tracking `path`.
+        by: String,
+        /// The other's path: `path` itself, or a directory holding it.
+        inside: String,
+        /// The other pointer file.
+        other_by: String,
+    },
+    /// A path to add overlaps a stage's out.
+    #[error("{}", stage_out_message(path, out, stage))]
+    StageOut {
+        /// The path, relative to the repository root.
+        path: String,
+        /// The out.
+        out: String,
+        /// The stage.
+        stage: String,
+    },
     /// A directory to add already holds a pointer file.
     #[error("`{path}` contains the pointer file `{pointer}`: part of it is already tracked")]
     ContainsTracked {
@@ -1256,4 +1323,37 @@ fn asked_instance_metadata(message: &str) -> bool {
     ]
     .iter()
     .any(|path| message.contains(path))
+}
+
+fn tracked_twice_message(path: &str, by: &str, inside: &str, other_by: &str) -> String {
+    if path == inside {
+        format!("`{path}` is tracked twice: by `{by}` and by `{other_by}`")
+    } else {
+        format!("`{path}` (tracked by `{by}`) is inside `{inside}`, which `{other_by}` tracks")
+    }
+}
+
+/// How `a` and `b`, two overlapping paths, lie: "holds", "is inside" or "is".
+fn overlap_verb(a: &str, b: &str) -> &'static str {
+    if a == b {
+        "is"
+    } else if a.starts_with(b) {
+        "is inside"
+    } else {
+        "holds"
+    }
+}
+
+fn out_tracked_message(stage: &str, out: &str, tracked: &str, pointer: &str) -> String {
+    match overlap_verb(out, tracked) {
+        "is" => format!("stage `{stage}`'s out `{out}` is tracked by `{pointer}` too"),
+        verb => format!("stage `{stage}`'s out `{out}` {verb} `{tracked}`, which `{pointer}` tracks"),
+    }
+}
+
+fn stage_out_message(path: &str, out: &str, stage: &str) -> String {
+    match overlap_verb(path, out) {
+        "is" => format!("`{path}` is an out of stage `{stage}`"),
+        verb => format!("`{path}` {verb} `{out}`, an out of stage `{stage}`"),
+    }
 }

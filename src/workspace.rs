@@ -605,6 +605,40 @@ pub fn find_files(repo: &Repo, wanted: &dyn Fn(&Path) -> bool) -> Result<Vec<Pat
     Ok(out)
 }
 
+/// Fails if two of `tracked` (from different pointer files, or a pointer and
+/// `dvt.lock`) track one path, or one a path inside the other's directory:
+/// each would have the workspace hold its own version (as DVC's overlapping
+/// outputs). Parts of one pointer, as targets inside it make, do not count.
+pub fn check_tracked_once(tracked: &[&Tracked]) -> Result<()> {
+    let by_path: std::collections::BTreeMap<&str, &str> = tracked
+        .iter()
+        .map(|t| (t.data_rel.as_str(), t.pointer_rel.as_str()))
+        .collect();
+    for t in tracked {
+        let path = t.data_rel.as_str();
+        let found = by_path
+            .get(path)
+            .filter(|by| **by != t.pointer_rel)
+            .map(|by| (path, *by))
+            .or_else(|| {
+                path.match_indices('/').find_map(|(i, _)| {
+                    let up = &path[..i];
+                    by_path.get(up).filter(|by| **by != t.pointer_rel).map(|by| (up, *by))
+                })
+            });
+        if let Some((inside, other_by)) = found {
+            return Err(PathError::TrackedTwice {
+                path: path.to_string(),
+                by: t.pointer_rel.clone(),
+                inside: inside.to_string(),
+                other_by: other_by.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// The last component of `rel`, a `/`-separated relative path.
 pub fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)

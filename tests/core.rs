@@ -3090,3 +3090,51 @@ fn two_users_share_a_cache_through_their_group() {
         run(ben, "dvt fsck -q").ok();
     }
 }
+
+#[test]
+fn a_path_tracked_by_two_pointers_is_refused_before_anything_is_written() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a,1\n");
+    env.write("data/b.csv", "b,1\n");
+    env.dvt(&["add", "data"]).ok();
+    // A copy of the pointer "to keep the old version", then a new version.
+    std::fs::copy(env.path("data.dvt"), env.path("data-v1.dvt")).unwrap();
+    env.write("data/b.csv", "b,2\n");
+    env.dvt(&["add", "data"]).ok();
+
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr
+            .contains("`data` is tracked twice: by `data-v1.dvt` and by `data.dvt`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("delete `data-v1.dvt` (`git rm data-v1.dvt`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("data/b.csv"), b"b,2\n", "checkout wrote the old version");
+    let r = env.dvt(&["status"]).fails();
+    assert!(r.stderr.contains("tracked twice"), "{}", r.stderr);
+    // Naming the data picks its own pointer, as before.
+    env.dvt(&["status", "data"]).ok();
+    std::fs::remove_file(env.path("data-v1.dvt")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b,2\n");
+
+    // A pointer whose path leads into another's directory.
+    env.write("c.csv", "c,9\n");
+    env.dvt(&["add", "c.csv"]).ok();
+    std::fs::remove_file(env.path("c.csv")).unwrap();
+    let text = String::from_utf8(env.read("c.csv.dvt")).unwrap();
+    env.write("c.csv.dvt", text.replace("path = \"c.csv\"", "path = \"data/a.csv\""));
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(
+        r.stderr
+            .contains("`data/a.csv` (tracked by `c.csv.dvt`) is inside `data`, which `data.dvt` tracks"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("data/a.csv"), b"a,1\n");
+}

@@ -2769,3 +2769,49 @@ fn plots_of_files_without_a_header() {
     let r = env.dvt(&["plots", "show"]).fails();
     assert!(r.stderr.contains("`header` of a plot is true or false"), "{}", r.stderr);
 }
+
+#[test]
+fn a_stage_out_and_a_pointer_never_track_one_path() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "a,1\n");
+    env.dvt(&["add", "data"]).ok();
+    // stage add: refused, dvt.toml unwritten.
+    let r = env
+        .dvt(&["stage", "add", "-n", "extra", "-o", "data/z.txt", "echo z > data/z.txt"])
+        .fails();
+    assert!(
+        r.stderr
+            .contains("stage `extra`'s out `data/z.txt` is inside `data`, which `data.dvt` tracks"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`dvt remove data.dvt`"), "{}", r.stderr);
+    assert!(!env.exists("dvt.toml"));
+
+    // add: a stage's out is the stage's to record.
+    env.dvt(&["stage", "add", "-n", "mk", "-o", "out.txt", "echo z > out.txt"])
+        .ok();
+    env.write("out.txt", "by hand\n");
+    let r = env.dvt(&["add", "out.txt"]).fails();
+    assert!(r.stderr.contains("`out.txt` is an out of stage `mk`"), "{}", r.stderr);
+    assert!(r.stderr.contains("`dvt commit mk`"), "{}", r.stderr);
+    assert!(!env.exists("out.txt.dvt"));
+
+    // A dvt.toml edited by hand: repro and status refuse it, nothing runs.
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        format!("{toml}\n[stages.bad]\ncmd = \"echo x > data/a.csv\"\nouts = [\"data\"]\n"),
+    );
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr
+            .contains("stage `bad`'s out `data` is tracked by `data.dvt` too"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("data/a.csv"), b"a,1\n");
+    assert_eq!(env.read("out.txt"), b"by hand\n");
+    let r = env.dvt(&["status"]).fails();
+    assert!(r.stdout.contains("is tracked by `data.dvt` too"), "{}", r.stdout);
+}

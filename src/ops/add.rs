@@ -81,6 +81,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         .map(|p| check_target(repo, &opts.cwd, p))
         .collect::<Result<Vec<_>>>()?;
     refuse_git_tracked(repo, targets.iter().map(|t| t.rel.as_str()))?;
+    refuse_stage_outs(repo, targets.iter().map(|t| t.rel.as_str()))?;
     let _lock = repo.lock(&format!(
         "dvt add {}",
         targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
@@ -220,6 +221,27 @@ pub(crate) fn refuse_git_tracked<'a>(repo: &Repo, rels: impl IntoIterator<Item =
                 tracked,
             }
             .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a target that is, holds or lies inside a stage's out, as DVC does:
+/// the stage writes that data and `dvt.lock` records it (`dvt repro`, `dvt commit`).
+pub(crate) fn refuse_stage_outs<'a>(repo: &Repo, rels: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let Some(pipeline) = crate::pipeline::Pipeline::load(repo)? else {
+        return Ok(());
+    };
+    for rel in rels {
+        for stage in pipeline.stages.values() {
+            if let Some(out) = stage.outs.iter().find(|o| crate::pipeline::overlaps(&o.path, rel)) {
+                return Err(PathError::StageOut {
+                    path: rel.to_string(),
+                    out: out.path.clone(),
+                    stage: stage.name.clone(),
+                }
+                .into());
+            }
         }
     }
     Ok(())

@@ -98,6 +98,7 @@ fn checkout_some(
     allow_missing: bool,
     progress: &dyn Progress,
 ) -> Result<CheckoutReport> {
+    crate::workspace::check_tracked_once(&tracked.iter().collect::<Vec<_>>())?;
     // What killed checkouts left beside the paths: unfinished files, staged directories.
     crate::fsutil::remove_stale_siblings(&tracked.iter().map(|t| t.data_abs.as_path()).collect::<Vec<_>>())?;
     let stat = repo.stat_cache();

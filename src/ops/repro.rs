@@ -425,6 +425,7 @@ pub(crate) fn repro_knowing(
     let none = Known::new();
     let known = if opts.dry_run { known } else { &none };
     let pipeline = Pipeline::load_required(repo)?;
+    crate::pipeline::check_outs_untracked(repo, &pipeline)?;
     let mut named = match opts.glob {
         true => pipeline.stages_matching(&opts.targets)?,
         false => pipeline.stage_names(&opts.targets)?,

@@ -136,10 +136,20 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
     // What was found as recorded, for the pipeline's dry run below.
     let mut known = Known::new();
     let mut imports = Vec::new();
-    for file in pointers {
+    let loaded: Vec<(PathBuf, Result<Tracked>)> = pointers
+        .into_iter()
+        .map(|f| (f.clone(), Tracked::load(repo, &f)))
+        .collect();
+    let all: Vec<&Tracked> = loaded
+        .iter()
+        .filter_map(|(_, t)| t.as_ref().ok())
+        .chain(&outs)
+        .collect();
+    crate::workspace::check_tracked_once(&all)?;
+    for (file, t) in loaded {
         let pointer_rel = crate::workspace::rel_str(repo.root(), &file)?;
         let mut st = PointerStatus::new(pointer_rel);
-        let checked = Tracked::load(repo, &file).and_then(|t| {
+        let checked = t.and_then(|t| {
             check_one(repo, &stat, &counters, progress, &t, &mut st)?;
             if st.workspace == Workspace::Unchanged && t.within.is_none() {
                 known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));

@@ -1057,6 +1057,37 @@ fn insert_at(t: &mut toml::Table, key: &str, v: toml::Value) {
     }
 }
 
+/// Fails if an out of a stage of `pipeline` is, holds or lies inside data
+/// that a pointer file of the workspace tracks: the stage and `checkout`
+/// would each write their own version there (DVC refuses such overlapping
+/// outputs too).
+pub fn check_outs_untracked(repo: &Repo, pipeline: &Pipeline) -> Result<()> {
+    let outs: Vec<(&str, &str)> = pipeline
+        .stages
+        .values()
+        .flat_map(|s| s.outs.iter().map(move |o| (s.name.as_str(), o.path.as_str())))
+        .collect();
+    if outs.is_empty() {
+        return Ok(());
+    }
+    for file in crate::workspace::find_pointers(repo)? {
+        // A malformed pointer is reported by the commands that read it.
+        let Ok(t) = crate::workspace::Tracked::load(repo, &file) else {
+            continue;
+        };
+        if let Some((stage, out)) = outs.iter().find(|(_, out)| overlaps(out, &t.data_rel)) {
+            return Err(PipelineError::OutTracked {
+                stage: stage.to_string(),
+                out: out.to_string(),
+                tracked: t.data_rel,
+                pointer: t.pointer_rel,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Whether `a` and `b` are the same path or one is inside the other.
 pub fn overlaps(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
