@@ -1318,6 +1318,27 @@ fn status_says_which_imports_have_an_update() {
         r.stdout,
         r.stderr
     );
+
+    // A source that takes the connection and never answers (a firewall
+    // dropping packets, say) is given up on after DVT_UPDATE_WAIT seconds.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    env.write(
+        "model.bin.dvt",
+        pointer.replace(&url, &format!("http://127.0.0.1:{port}/data.git")),
+    );
+    let out = env
+        .dvt_cmd(&["status", "model.bin"])
+        .env("DVT_UPDATE_WAIT", "0.5")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not ask") && stderr.contains("no answer within 0.5 s"),
+        "{stderr}"
+    );
 }
 
 /// `core.autostage` (as DVC's): what a command wrote for git to keep is

@@ -651,10 +651,13 @@ pub struct UpdateCheck {
 /// commit now (over the network only the refs travel), a URL whether what is
 /// there differs (a listing). An import pinned to a commit id never moves.
 /// A source that cannot be asked gives an [`UpdateCheck::error`], not an error.
+/// Repositories are asked all at once, and answers that take longer than
+/// [`UPDATE_WAIT`] are given up on (their questions are left to end with the
+/// process): a source behind a firewall that drops packets would otherwise
+/// hold `status` for minutes.
 pub fn check_updates(repo: &Repo, tracked: &[crate::workspace::Tracked]) -> Vec<UpdateCheck> {
     // One question per source and revision, however many imports share it.
-    let mut tips: std::collections::BTreeMap<(String, Option<String>), std::result::Result<Option<String>, String>> =
-        Default::default();
+    let mut tips = ask_tips(tracked, update_wait());
     let mut out = Vec::new();
     for t in tracked {
         let Some(source) = &t.pointer.source else { continue };
@@ -671,7 +674,7 @@ pub fn check_updates(repo: &Repo, tracked: &[crate::workspace::Tracked]) -> Vec<
                     true => Ok(Some(src.commit.clone())),
                     false => tips
                         .entry((src.repo.clone(), src.rev.clone()))
-                        .or_insert_with(|| tip_of(&src.repo, src.rev.as_deref()))
+                        .or_insert_with(|| Err("it was not asked".into()))
                         .clone(),
                 };
                 let moved = tip.and_then(|tip| match tip {
@@ -697,6 +700,68 @@ pub fn check_updates(repo: &Repo, tracked: &[crate::workspace::Tracked]) -> Vec<
         });
     }
     out
+}
+
+/// How long `status` waits for the sources of imports to answer: 10 s, or
+/// `DVT_UPDATE_WAIT` seconds.
+pub const UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn update_wait() -> std::time::Duration {
+    std::env::var("DVT_UPDATE_WAIT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(UPDATE_WAIT)
+}
+
+type Tips = std::collections::BTreeMap<(String, Option<String>), std::result::Result<Option<String>, String>>;
+
+/// Asks every repository that imports among `tracked` follow (unpinned) for
+/// the commit of their revision, each in a thread of its own, waiting up to
+/// `wait` for all; one not answered by then gets an error saying so.
+fn ask_tips(tracked: &[crate::workspace::Tracked], wait: std::time::Duration) -> Tips {
+    let mut asked = std::collections::BTreeSet::new();
+    for t in tracked {
+        if let Some(Source::Repo(src)) = &t.pointer.source {
+            let pinned = src
+                .rev
+                .as_deref()
+                .is_some_and(|r| r.len() >= 7 && src.commit.starts_with(r));
+            if !pinned {
+                asked.insert((src.repo.clone(), src.rev.clone()));
+            }
+        }
+    }
+    let (send, answers) = std::sync::mpsc::channel();
+    for key in &asked {
+        let (send, key) = (send.clone(), key.clone());
+        // Detached: one that hangs is left to end with the process.
+        std::thread::spawn(move || {
+            let tip = tip_of(&key.0, key.1.as_deref());
+            let _ = send.send((key, tip));
+        });
+    }
+    drop(send);
+    let deadline = std::time::Instant::now() + wait;
+    let mut tips = Tips::new();
+    while tips.len() < asked.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match answers.recv_timeout(left) {
+            Ok((key, tip)) => {
+                tips.insert(key, tip);
+            }
+            Err(_) => break,
+        }
+    }
+    for key in asked {
+        tips.entry(key).or_insert_with(|| {
+            Err(format!(
+                "no answer within {} s (`--no-updates` skips the check)",
+                wait.as_secs_f64()
+            ))
+        });
+    }
+    tips
 }
 
 /// The commit `rev` (default HEAD) of repository `repo` names now.
