@@ -567,15 +567,37 @@ impl Repo {
             if root == self.root {
                 continue;
             }
-            if !root.join(DVT_DIR).is_dir() {
-                gone.push(root);
-                continue;
-            }
-            let other = Repo::open(&root).map_err(|e| RepoError::CacheUser {
+            let unreadable = |e: crate::Error| RepoError::CacheUser {
                 root: root.clone(),
                 message: crate::error_chain(&e),
-            })?;
-            if other.root != root || fs::canonicalize(other.cache.root()).ok().as_ref() != Some(&ours) {
+            };
+            // Gone only when the system says so: a repository this user may not
+            // read (another user's, private) still uses the cache.
+            let vanished = |e: &std::io::Error| {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                )
+            };
+            match fs::metadata(root.join(DVT_DIR)) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    gone.push(root);
+                    continue;
+                }
+                Err(e) if vanished(&e) => {
+                    gone.push(root);
+                    continue;
+                }
+                Err(e) => return Err(unreadable(e.into()).into()),
+            }
+            let other = Repo::open(&root).map_err(unreadable)?;
+            let same_cache = match fs::canonicalize(other.cache.root()) {
+                Ok(theirs) => theirs == ours,
+                Err(e) if vanished(&e) => false,
+                Err(e) => return Err(unreadable(e.into()).into()),
+            };
+            if other.root != root || !same_cache {
                 gone.push(root);
             } else {
                 users.push(other);

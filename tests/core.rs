@@ -3083,6 +3083,21 @@ fn two_users_share_a_cache_through_their_group() {
         std::fs::copy(repo_a.join("data.dvt"), repo_b.join("data.dvt")).unwrap();
         run(ben, "dvt checkout -q --force data && ls data | wc -l && dvt status -q").ok();
         assert_eq!(std::fs::read_dir(repo_b.join("data")).unwrap().count(), 30);
+        // Ben keeps his clone private: Ana's gc cannot tell what it needs, so
+        // it deletes nothing (it once took him for gone, and deleted his data).
+        std::fs::set_permissions(&repo_b, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let r = run(ana, "dvt gc -f").fails();
+        assert!(
+            r.stderr.contains(&format!("cannot read `{}`", repo_b.display())),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            std::fs::read_to_string(cache.join("repos"))
+                .unwrap()
+                .contains(repo_b.to_str().unwrap())
+        );
+        std::fs::set_permissions(&repo_b, std::fs::Permissions::from_mode(0o755)).unwrap();
         // Ana's gc deletes what Ben wrote and no one needs now: his 30 rows and
         // their listing, from directories of the cache that she or he made.
         let r = run(ana, "dvt gc -f").ok();
