@@ -807,6 +807,12 @@ pub enum RepoError {
         /// Where the search started.
         start: PathBuf,
     },
+    /// `dvt migrate` where there is no DVC project.
+    #[error("`{}` holds no DVC project (no `.dvc` directory)", root.display())]
+    NoDvcProject {
+        /// The repository root.
+        root: PathBuf,
+    },
     /// `dvt init` ran twice.
     #[error("`{}` is already a dvt repository", root.display())]
     AlreadyInitialized {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestEnv, counted_project, runs};
+use common::{TestEnv, counted_project, noise, runs};
 
 fn example() -> TestEnv {
     let env = TestEnv::new();
@@ -2814,4 +2814,141 @@ fn a_stage_out_and_a_pointer_never_track_one_path() {
     assert_eq!(env.read("out.txt"), b"by hand\n");
     let r = env.dvt(&["status"]).fails();
     assert!(r.stdout.contains("is tracked by `data.dvt` too"), "{}", r.stdout);
+}
+
+/// A DVC 3 project as DVC writes it: remotes, a `.dvcignore`, `.dvc` files
+/// (one an import, one whose data was never pulled) and a `dvc.yaml`.
+fn dvc_project() -> TestEnv {
+    let env = TestEnv::bare();
+    env.git(&["init", "-q", "-b", "main"]);
+    env.write(
+        ".dvc/config",
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../dvc-storage\n\
+         ['remote \"s3\"']\n    url = s3://ml-bucket/project\n    region = eu-west-1\n[cache]\n    type = symlink\n",
+    );
+    env.write(
+        ".dvc/config.local",
+        "['remote \"s3\"']\n    secret_access_key = s3cr3t\n",
+    );
+    env.write(".dvc/.gitignore", "/config.local\n/tmp\n/cache\n");
+    env.write(".dvcignore", "*.tmp\n");
+    for i in 1..=3 {
+        env.write(&format!("data/raw/part{i}.csv"), format!("t,v\n{i},{}\n", i * 10));
+    }
+    env.write("data/raw/scratch.tmp", "ignored");
+    env.write(
+        "data/raw.dvc",
+        "outs:\n- md5: 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d.dir\n  size: 30\n  nfiles: 3\n  hash: md5\n  path: raw\n",
+    );
+    env.write("model.bin", noise(50_000, 3));
+    env.write(
+        "model.bin.dvc",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 50000\n  hash: md5\n  path: model.bin\n",
+    );
+    env.write(
+        "never-pulled.csv.dvc",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 3\n  hash: md5\n  path: never-pulled.csv\n",
+    );
+    env.write(
+        "ext.csv.dvc",
+        "md5: ab\nfrozen: true\ndeps:\n- etag: x\n  path: https://example.com/ext.csv\nouts:\n- md5: cd\n  path: ext.csv\n",
+    );
+    env.write(".gitignore", "/model.bin\n/never-pulled.csv\n/ext.csv\n");
+    env.write("data/.gitignore", "/raw\n/prepared\n");
+    env.write(
+        "params.yaml",
+        "prepare:\n  split: 0.2\ntrain:\n  seed: 7\n  n_est: 50\n",
+    );
+    env.write(
+        "dvc.yaml",
+        "stages:\n  prepare:\n    cmd: mkdir -p data/prepared && cat data/raw/*.csv > data/prepared/all.csv\n\
+         \x20   deps:\n    - data/raw\n    params:\n    - prepare.split\n    outs:\n    - data/prepared\n\
+         \x20 train:\n    cmd:\n    - echo training\n    - wc -l data/prepared/all.csv > trained.txt\n    - echo 1 > metrics.json\n\
+         \x20   deps:\n    - data/prepared\n    params:\n    - params.yaml:\n      - train.seed\n      - train.n_est\n\
+         \x20   outs:\n    - trained.txt:\n        desc: what training made\n    metrics:\n    - metrics.json:\n        cache: false\n",
+    );
+    env.run(
+        "sh",
+        &[
+            "-c",
+            "mkdir -p data/prepared && cat data/raw/*.csv > data/prepared/all.csv",
+        ],
+    )
+    .ok();
+    env.commit("a DVC project");
+    env
+}
+
+#[test]
+fn migrate_carries_a_dvc_project_over() {
+    let r = TestEnv::bare().dvt(&["migrate"]).fails();
+    assert!(r.stderr.contains("holds no DVC project"), "{}", r.stderr);
+
+    let env = dvc_project();
+    let r = env.dvt(&["migrate"]).ok();
+    let out = &r.stdout;
+    assert!(out.contains("Initialized dvt repository"), "{out}");
+    assert!(
+        out.contains("remote storage (default): ../dvc-storage -> .dvt/config.toml"),
+        "{out}"
+    );
+    assert!(
+        out.contains("remote s3: s3://ml-bucket/project -> .dvt/config.toml"),
+        "{out}"
+    );
+    assert!(out.contains(".dvtignore: copied from .dvcignore"), "{out}");
+    assert!(out.contains("data/raw.dvc: data/raw -> data/raw.dvt"), "{out}");
+    assert!(out.contains("model.bin.dvc: model.bin -> model.bin.dvt"), "{out}");
+    assert!(
+        out.contains("dvc.yaml: 2 stages -> dvt.toml; 1 recorded in dvt.lock"),
+        "{out}"
+    );
+    let err = &r.stderr;
+    for warned in [
+        "ext.csv.dvc not carried over: an import",
+        "`never-pulled.csv` is not in the workspace: `dvc pull` it",
+        ".dvc/config: cache.type not carried over",
+        "`desc` of `trained.txt`: dvt has no such setting",
+        "stage `train` is not recorded in dvt.lock",
+        "`dvt push` stores the data there",
+    ] {
+        assert!(err.contains(warned), "{warned}: {err}");
+    }
+    // The secret went where secrets go; the region where settings go.
+    let local = String::from_utf8(env.read(".dvt/config.local.toml")).unwrap();
+    assert!(local.contains("secret_access_key = \"s3cr3t\""), "{local}");
+    assert!(env.dvt(&["config", "remote.s3.region"]).ok().stdout == "eu-west-1\n");
+
+    // The data is dvt's now: the .dvcignore'd file was left out, and a
+    // deleted file comes back from dvt's cache.
+    let r = env.dvt(&["status", "data/raw", "model.bin"]).ok();
+    assert_eq!(r.stdout, "Data and pointers are up to date.\n");
+    let pointer = String::from_utf8(env.read("data/raw.dvt")).unwrap();
+    assert!(pointer.contains("files = 3\n"), "{pointer}");
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout", "model.bin"]).ok();
+    assert_eq!(env.read("model.bin"), noise(50_000, 3));
+
+    // DVC's remote path was relative to `.dvc/`; dvt's is to the root: the same place.
+    env.dvt(&["push", "data/raw", "model.bin"]).ok();
+    let storage = env.root.parent().unwrap().join("dvc-storage");
+    assert!(
+        common::walk(&storage).len() > 3,
+        "nothing pushed to {}",
+        storage.display()
+    );
+
+    // The pipeline: prepare is recorded as it is, train never ran.
+    let r = env.dvt(&["repro"]).ok();
+    assert!(r.stderr.contains("Running stage `train`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Running stage `prepare`"), "{}", r.stderr);
+    assert_eq!(env.read("trained.txt"), b"6 data/prepared/all.csv\n");
+
+    // Again: nothing breaks, and dvt.toml is not replaced.
+    let r = env.dvt(&["migrate"]).ok();
+    assert!(
+        r.stderr.contains("`dvt.toml` exists: it is not replaced"),
+        "{}",
+        r.stderr
+    );
 }

@@ -275,6 +275,15 @@ enum Command {
         #[arg(required = true)]
         targets: Vec<PathBuf>,
     },
+    /// Turn the DVC project here into a dvt one, in place: remotes, `.dvcignore`
+    /// files, the data of `.dvc` files (hashed again: it must be in the workspace)
+    /// and `dvc.yaml` (as `dvt.toml`, its stages recorded in `dvt.lock` as the
+    /// workspace holds them). DVC's files stay until you delete them
+    Migrate {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the path of the repository's root relative to the current directory
     /// (as `dvc root`), e.g. `cd "$(dvt root)"`
     Root,
@@ -888,6 +897,25 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 q,
                 "Nothing to unprotect: dvt checks data out as copies, never as links into the cache, so it can be edited in place"
             );
+        }
+        Command::Migrate { json: as_json } => {
+            let repo = match Repo::open(&cwd) {
+                Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => {
+                    // The DVC project's root, as `dvc` finds it.
+                    let Some(root) = cwd.ancestors().find(|d| d.join(".dvc").is_dir()).map(PathBuf::from) else {
+                        return Err(dvt::error::RepoError::NoDvcProject { root: cwd.clone() }.into());
+                    };
+                    let repo = Repo::init(&root, &InitOptions::default())?;
+                    say!(q || *as_json, "Initialized dvt repository in {}", repo.root().display());
+                    repo
+                }
+                r => r?,
+            };
+            let r = ops::migrate::migrate(&repo, &bars)?;
+            if *as_json {
+                return json(&r);
+            }
+            print_migrated(q, &repo, &cwd, &r)?;
         }
         Command::Root => {
             let repo = Repo::open(&cwd)?;
@@ -2006,6 +2034,94 @@ pub(super) fn print_added(
             shell_paths(repo.root(), cwd, &files)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `dvt migrate` carried over and what it left, then what to do next.
+fn print_migrated(
+    q: bool,
+    repo: &Repo,
+    cwd: &std::path::Path,
+    r: &ops::migrate::MigrateReport,
+) -> Result<ExitCode, dvt::Error> {
+    for (name, url, file) in &r.remotes {
+        let default = if r.default_remote.as_deref() == Some(name) {
+            " (default)"
+        } else {
+            ""
+        };
+        say!(q, "remote {name}{default}: {url} -> {file}");
+    }
+    for i in &r.ignores {
+        say!(q, "{i}: copied from .dvcignore");
+    }
+    if let Some(add) = &r.add {
+        for (dvc, data) in &r.added {
+            if let Some(a) = add.added.iter().find(|a| &a.path == data) {
+                say!(q, "{dvc}: {} -> {}", a.path, a.pointer);
+            }
+        }
+        note!(
+            q,
+            "hashed {} ({}), wrote {} to the cache",
+            files(add.hashed_files),
+            HumanBytes(add.hashed_bytes),
+            HumanBytes(add.written_bytes)
+        );
+    }
+    if !r.stages.is_empty() {
+        say!(
+            q,
+            "dvc.yaml: {} -> dvt.toml; {} recorded in dvt.lock as the workspace holds them",
+            match r.stages.len() {
+                1 => "1 stage".to_string(),
+                n => format!("{n} stages"),
+            },
+            r.committed.len()
+        );
+    }
+    for s in &r.unrecorded {
+        note!(
+            q,
+            "note: stage `{s}` is not recorded in dvt.lock: its outs are not all in the workspace (`dvt repro` runs it)"
+        );
+    }
+    for (what, why) in &r.skipped {
+        eprintln!("warning: {what} not carried over: {why}");
+    }
+    let mut to_add: Vec<String> = vec![".dvt".into()];
+    if let Some(add) = &r.add {
+        for a in &add.added {
+            to_add.push(a.pointer.clone());
+            if !to_add.contains(&a.gitignore) {
+                to_add.push(a.gitignore.clone());
+            }
+        }
+    }
+    to_add.extend(r.ignores.iter().cloned());
+    if !r.stages.is_empty() {
+        to_add.push("dvt.toml".into());
+    }
+    if !r.committed.is_empty() {
+        to_add.push("dvt.lock".into());
+    }
+    let to_add: Vec<&str> = to_add.iter().map(String::as_str).collect();
+    note!(
+        q || autostaging(),
+        "hint: check with `dvt status`, then record it with git:\n    git add {}",
+        shell_paths(repo.root(), cwd, &to_add)
+    );
+    if !r.remotes.is_empty() {
+        note!(
+            q,
+            "hint: dvt cannot read what DVC stored on its remotes: `dvt push` stores the data there as dvt's"
+        );
+    }
+    note!(
+        q,
+        "hint: once you are satisfied, stop using DVC: `dvc destroy`, or delete .dvc/, the .dvc files, \
+         dvc.yaml and dvc.lock"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

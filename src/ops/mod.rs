@@ -20,6 +20,7 @@ pub mod import;
 pub mod import_url;
 pub mod list;
 pub mod merge;
+pub mod migrate;
 pub mod mv;
 pub mod plots;
 pub mod queue;
