@@ -2905,7 +2905,7 @@ fn migrate_carries_a_dvc_project_over() {
     );
     let err = &r.stderr;
     for warned in [
-        "ext.csv.dvc not carried over: an import",
+        "ext.csv.dvc not carried over: an import from a URL: `dvt import-url https://example.com/ext.csv ext.csv`",
         "`never-pulled.csv` is not in the workspace: `dvc pull` it",
         ".dvc/config: cache.type not carried over",
         "`desc` of `trained.txt`: dvt has no such setting",

@@ -244,11 +244,19 @@ fn migrate_pointers(repo: &Repo, progress: &dyn Progress, report: &mut MigrateRe
             }
         };
         if !doc["deps"].is_badvalue() {
-            report.skipped.push((
-                rel,
-                "an import (`dvc import`, `dvc import-url`): import it again with `dvt import` or `dvt import-url`"
-                    .into(),
-            ));
+            let dep = &doc["deps"][0];
+            let out = doc["outs"][0]["path"].as_str().unwrap_or("OUT");
+            // From the root, where the hint's command runs.
+            let out = crate::workspace::rel_str(repo.root(), &dir.join(out)).unwrap_or_else(|_| out.to_string());
+            let source = dep["path"].as_str().unwrap_or("PATH");
+            let why = match dep["repo"]["url"].as_str() {
+                Some(url) => format!(
+                    "an import from the DVC repository `{url}`: dvt imports from dvt repositories; once that one \
+                     is migrated, `dvt import {url} {source} -o {out}`"
+                ),
+                None => format!("an import from a URL: `dvt import-url {source} {out}` imports it again"),
+            };
+            report.skipped.push((rel, why));
             continue;
         }
         let outs = doc["outs"].as_vec().cloned().unwrap_or_default();
