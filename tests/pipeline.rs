@@ -2823,7 +2823,7 @@ fn dvc_project() -> TestEnv {
     env.git(&["init", "-q", "-b", "main"]);
     env.write(
         ".dvc/config",
-        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../dvc-storage\n\
+        "[core]\n    remote = storage\n    autostage = true\n['remote \"storage\"']\n    url = ../../dvc-storage\n\
          ['remote \"s3\"']\n    url = s3://ml-bucket/project\n    region = eu-west-1\n[cache]\n    type = symlink\n",
     );
     env.write(
@@ -2914,6 +2914,19 @@ fn migrate_carries_a_dvc_project_over() {
     ] {
         assert!(err.contains(warned), "{warned}: {err}");
     }
+    // DVC's core.autostage came over, and staged what migrate wrote for git.
+    let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
+    for f in [
+        ".dvt/.gitignore",
+        ".dvt/config.toml",
+        ".dvtignore",
+        "data/raw.dvt",
+        "dvt.toml",
+        "dvt.lock",
+    ] {
+        assert!(staged.lines().any(|l| l == f), "{f} not staged: {staged}");
+    }
+    assert!(!staged.contains("config.local"), "{staged}");
     // The secret went where secrets go; the region where settings go.
     let local = String::from_utf8(env.read(".dvt/config.local.toml")).unwrap();
     assert!(local.contains("secret_access_key = \"s3cr3t\""), "{local}");

@@ -855,11 +855,12 @@ fn autostage(cli: &Cli) {
     if !repo.config().core.autostage {
         return;
     }
-    let config = repo.root().join(dvt::repo::DVT_DIR).join("config.toml");
+    // Of `.dvt`, only what git keeps: never the local config, the cache or tmp.
     let dvt_dir = repo.root().join(dvt::repo::DVT_DIR);
+    let committed = [dvt_dir.join("config.toml"), dvt_dir.join(".gitignore")];
     let keep: Vec<std::path::PathBuf> = touched
         .into_iter()
-        .filter(|p| p.starts_with(repo.root()) && (!p.starts_with(&dvt_dir) || *p == config))
+        .filter(|p| p.starts_with(repo.root()) && (!p.starts_with(&dvt_dir) || committed.contains(p)))
         .collect();
     let staged = dvt::git::Git::open(repo.root()).and_then(|g| g.stage(&keep));
     let mut err = std::io::stderr().lock();
@@ -906,6 +907,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         return Err(dvt::error::RepoError::NoDvcProject { root: cwd.clone() }.into());
                     };
                     let repo = Repo::init(&root, &InitOptions::default())?;
+                    // Staged with the rest when DVC's `core.autostage` comes over.
+                    for f in [".dvt/config.toml", ".dvt/.gitignore"] {
+                        dvt::autostage::note(&repo.root().join(f));
+                    }
                     say!(q || *as_json, "Initialized dvt repository in {}", repo.root().display());
                     repo
                 }
