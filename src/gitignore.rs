@@ -26,21 +26,36 @@ pub fn entry_for(name: &str) -> String {
 /// Adds an entry for `name` to `dir/.gitignore` unless it is there. Returns whether
 /// the file changed.
 pub fn add(dir: &Path, name: &str) -> Result<bool> {
+    add_all(dir, &[name])
+}
+
+/// Adds the entries for `names` missing from `dir/.gitignore`, in one write
+/// (each write is flushed to disk: one per file, not one per name). Returns
+/// whether the file changed.
+pub fn add_all(dir: &Path, names: &[&str]) -> Result<bool> {
     let file = dir.join(".gitignore");
-    let line = entry_for(name);
     let mut text = match fs_err::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e.into()),
     };
-    if text.lines().any(|l| l == line) {
+    let mut have: std::collections::HashSet<String> = text.lines().map(str::to_string).collect();
+    let before = text.len();
+    for name in names {
+        let line = entry_for(name);
+        if have.contains(&line) {
+            continue;
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        text.push('\n');
+        have.insert(line);
+    }
+    if text.len() == before {
         return Ok(false);
     }
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&line);
-    text.push('\n');
     atomic_write(&file, text.as_bytes())?;
     crate::autostage::note(&file);
     Ok(true)
@@ -49,17 +64,24 @@ pub fn add(dir: &Path, name: &str) -> Result<bool> {
 /// Removes the entry for `name` from `dir/.gitignore`, deleting the file if
 /// nothing else is left in it. Returns whether the file changed.
 pub fn remove(dir: &Path, name: &str) -> Result<bool> {
+    remove_all(dir, &[name])
+}
+
+/// Removes the entries for `names` from `dir/.gitignore` in one write,
+/// deleting the file if nothing else is left in it. Returns whether the file
+/// changed.
+pub fn remove_all(dir: &Path, names: &[&str]) -> Result<bool> {
     let file = dir.join(".gitignore");
-    let line = entry_for(name);
+    let gone: std::collections::HashSet<String> = names.iter().map(|n| entry_for(n)).collect();
     let text = match fs_err::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    if !text.lines().any(|l| l == line) {
+    if !text.lines().any(|l| gone.contains(l)) {
         return Ok(false);
     }
-    let kept: Vec<&str> = text.lines().filter(|l| *l != line).collect();
+    let kept: Vec<&str> = text.lines().filter(|l| !gone.contains(*l)).collect();
     if kept.iter().all(|l| l.trim().is_empty()) {
         fs_err::remove_file(&file)?;
     } else {

@@ -665,6 +665,7 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
         return find_pointers(repo);
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for t in targets {
         let (abs, rel) = repo.resolve(cwd, t)?;
         let candidate = named_pointer(&abs);
@@ -688,7 +689,7 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
             }
             .into());
         }
-        if !out.contains(&candidate) {
+        if seen.insert(candidate.clone()) {
             out.push(candidate);
         }
     }

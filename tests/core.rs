@@ -3153,3 +3153,45 @@ fn a_path_tracked_by_two_pointers_is_refused_before_anything_is_written() {
     );
     assert_eq!(env.read("data/a.csv"), b"a,1\n");
 }
+
+/// Adding or removing many paths at once writes each `.gitignore` once, with
+/// every entry in the order given (timed in the benchmarks, not here).
+#[test]
+fn many_paths_at_once_keep_every_gitignore_entry_in_order() {
+    let env = TestEnv::new();
+    env.write("d/.gitignore", "# mine\n*.log\n");
+    let mut names = Vec::new();
+    for i in 0..40 {
+        let dir = if i % 2 == 0 { "d" } else { "e" };
+        env.write(&format!("{dir}/f{i}.csv"), format!("{i}\n"));
+        names.push(format!("{dir}/f{i}.csv"));
+    }
+    let args: Vec<&str> = std::iter::once("add").chain(names.iter().map(String::as_str)).collect();
+    env.dvt(&args).ok();
+    // `d` holds the even files, `e` the odd ones.
+    let entries = |from: usize| -> String { (from..40).step_by(2).map(|i| format!("/f{i}.csv\n")).collect() };
+    assert_eq!(
+        String::from_utf8(env.read("d/.gitignore")).unwrap(),
+        format!("# mine\n*.log\n{}", entries(0))
+    );
+    assert_eq!(String::from_utf8(env.read("e/.gitignore")).unwrap(), entries(1));
+    // git sees the pointers, not the data.
+    let st = env.git(&["status", "--porcelain", "--untracked-files=all"]).stdout;
+    assert!(!st.contains(".csv\n") && st.contains("e/f39.csv.dvt\n"), "{st}");
+
+    // Removing half of `d`'s and all of `e`'s.
+    let gone: Vec<String> = (0..40)
+        .filter(|i| i % 2 == 1 || *i < 20)
+        .map(|i| format!("{}.dvt", names[i]))
+        .collect();
+    let args: Vec<&str> = std::iter::once("remove")
+        .chain(gone.iter().map(String::as_str))
+        .collect();
+    env.dvt(&args).ok();
+    assert_eq!(
+        String::from_utf8(env.read("d/.gitignore")).unwrap(),
+        format!("# mine\n*.log\n{}", entries(20))
+    );
+    assert!(!env.exists("e/.gitignore"));
+    assert!(env.exists("e/f1.csv") && !env.exists("e/f1.csv.dvt"));
+}

@@ -126,14 +126,39 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     let mut added = Vec::new();
-    for (t, pointer) in targets.iter().zip(results) {
-        let pointer_file = pointer_path_for(&t.abs);
-        let unchanged = Pointer::load(&pointer_file).ok().as_ref() == Some(&pointer);
-        if !unchanged {
-            pointer.save(&pointer_file)?;
-        }
+    // Each `.gitignore` is written once, with the entries of all its targets.
+    let mut ignores: Vec<(&Path, Vec<&str>)> = Vec::new();
+    // Each pointer is flushed to disk before it is renamed into place: a wait
+    // for the disk per file, which threads overlap when there are many (as
+    // checkout's, 4 per core).
+    let save = || -> Result<Vec<bool>> {
+        targets
+            .par_iter()
+            .zip(&results)
+            .map(|(t, pointer)| {
+                let pointer_file = pointer_path_for(&t.abs);
+                let unchanged = Pointer::load(&pointer_file).ok().as_ref() == Some(pointer);
+                if !unchanged {
+                    pointer.save(&pointer_file)?;
+                }
+                Ok(unchanged)
+            })
+            .collect()
+    };
+    let unchanged = match targets.len() {
+        0..=8 => save()?,
+        _ => rayon::ThreadPoolBuilder::new()
+            .num_threads(4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .build()
+            .map_err(std::io::Error::other)?
+            .install(save)?,
+    };
+    for ((t, pointer), unchanged) in targets.iter().zip(results).zip(unchanged) {
         let dir = t.abs.parent().unwrap_or(repo.root());
-        crate::gitignore::add(dir, file_name(&t.rel))?;
+        match ignores.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, names)) => names.push(file_name(&t.rel)),
+            None => ignores.push((dir, vec![file_name(&t.rel)])),
+        }
         let parent_rel = t.rel.rfind('/').map(|i| &t.rel[..=i]).unwrap_or("");
         added.push(Added {
             path: t.rel.clone(),
@@ -145,6 +170,9 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             unchanged,
             gitignore: format!("{parent_rel}.gitignore"),
         });
+    }
+    for (dir, names) in &ignores {
+        crate::gitignore::add_all(dir, names)?;
     }
     // The stat cache only saves work; failing to write it is not an error.
     for (t, a) in targets.iter().zip(&added) {

@@ -103,6 +103,8 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         }
         report.stages = stage_names;
     }
+    // Each `.gitignore` is written once, without the entries of all its pointers.
+    let mut ignores: Vec<(PathBuf, Vec<String>)> = Vec::new();
     for p in pointers {
         let rel = rel_str(repo.root(), &p)?;
         // The data's name is the pointer's name without `.dvt`, whatever the
@@ -116,9 +118,15 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         fs_err::remove_file(&p)?;
         crate::autostage::note(&p);
         if let Some(dir) = p.parent() {
-            crate::gitignore::remove(dir, &name)?;
+            match ignores.iter_mut().find(|(d, _)| d == dir) {
+                Some((_, names)) => names.push(name),
+                None => ignores.push((dir.to_path_buf(), vec![name])),
+            }
         }
         report.removed.push(rel);
+    }
+    for (dir, names) in &ignores {
+        crate::gitignore::remove_all(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     for t in doomed {
         match fs_err::symlink_metadata(&t.data_abs) {
