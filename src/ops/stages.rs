@@ -46,15 +46,19 @@ pub struct StageAddOptions {
 /// Adds (or with `force`, replaces) a stage in `dvt.toml`, keeping the rest of the
 /// file as it is. The result is validated before it is written.
 pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
-    edit_pipeline(repo, |stages| add_to(stages, opts), &|p| {
+    edit_pipeline_checked(repo, |stages| add_to(stages, opts), &|p| {
         crate::pipeline::check_outs_untracked(repo, p)
     })
 }
 
 /// Applies `edit` to the `[stages]` table of `dvt.toml` (made if missing),
 /// keeping comments and layout, and writes the result if it is a valid pipeline.
-/// `check` sees the pipeline so made before it is written.
-fn edit_pipeline<T>(
+fn edit_pipeline<T>(repo: &Repo, edit: impl FnOnce(&mut toml_edit::Table) -> Result<T>) -> Result<T> {
+    edit_pipeline_checked(repo, edit, &|_| Ok(()))
+}
+
+/// [`edit_pipeline`], where `check` sees the pipeline so made before it is written.
+fn edit_pipeline_checked<T>(
     repo: &Repo,
     edit: impl FnOnce(&mut toml_edit::Table) -> Result<T>,
     check: &dyn Fn(&Pipeline) -> Result<()>,
@@ -114,36 +118,32 @@ pub(crate) fn remove_stages(repo: &Repo, names: &[String]) -> Result<()> {
             keys.push(key.to_string());
         }
     }
-    edit_pipeline(
-        repo,
-        |stages| {
-            for k in &keys {
-                let position = |t: &toml_edit::Table| t.position().unwrap_or(isize::MAX);
-                let first = stages.iter().filter_map(|(_, v)| v.as_table()).map(position).min();
-                let Some(gone) = stages.remove(k) else {
-                    continue;
-                };
-                // Above the file's first stage, the comments before a blank line are
-                // the file's (those right above the stage were its own): they move to
-                // the stage that is now first.
-                let Some(gone) = gone.as_table().filter(|t| Some(position(t)) == first) else {
-                    continue;
-                };
-                let lead = gone.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
-                let lead = lead.rfind("\n\n").map_or("", |i| &lead[..i + 2]).to_string();
-                let next = stages
-                    .iter_mut()
-                    .filter_map(|(_, v)| v.as_table_mut())
-                    .min_by_key(|t| position(t));
-                if let Some(next) = next {
-                    let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("").to_string();
-                    next.decor_mut().set_prefix(lead + own.trim_start_matches('\n'));
-                }
+    edit_pipeline(repo, |stages| {
+        for k in &keys {
+            let position = |t: &toml_edit::Table| t.position().unwrap_or(isize::MAX);
+            let first = stages.iter().filter_map(|(_, v)| v.as_table()).map(position).min();
+            let Some(gone) = stages.remove(k) else {
+                continue;
+            };
+            // Above the file's first stage, the comments before a blank line are
+            // the file's (those right above the stage were its own): they move to
+            // the stage that is now first.
+            let Some(gone) = gone.as_table().filter(|t| Some(position(t)) == first) else {
+                continue;
+            };
+            let lead = gone.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+            let lead = lead.rfind("\n\n").map_or("", |i| &lead[..i + 2]).to_string();
+            let next = stages
+                .iter_mut()
+                .filter_map(|(_, v)| v.as_table_mut())
+                .min_by_key(|t| position(t));
+            if let Some(next) = next {
+                let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or("").to_string();
+                next.decor_mut().set_prefix(lead + own.trim_start_matches('\n'));
             }
-            Ok(())
-        },
-        &|_| Ok(()),
-    )
+        }
+        Ok(())
+    })
 }
 
 /// Sets (`dvt freeze`) or clears (`dvt unfreeze`) `frozen` on the stages
@@ -159,27 +159,23 @@ pub fn set_frozen(repo: &Repo, targets: &[String], frozen: bool) -> Result<Vec<(
         }
         .into());
     }
-    edit_pipeline(
-        repo,
-        |stages| {
-            let mut changed = Vec::new();
-            for name in names {
-                let Some(stage) = stages.get_mut(&name).and_then(|s| s.as_table_like_mut()) else {
-                    continue;
+    edit_pipeline(repo, |stages| {
+        let mut changed = Vec::new();
+        for name in names {
+            let Some(stage) = stages.get_mut(&name).and_then(|s| s.as_table_like_mut()) else {
+                continue;
+            };
+            let was = stage.get("frozen").and_then(|v| v.as_bool()).unwrap_or(false);
+            if was != frozen {
+                match frozen {
+                    true => stage.insert("frozen", toml_edit::value(true)),
+                    false => stage.remove("frozen"),
                 };
-                let was = stage.get("frozen").and_then(|v| v.as_bool()).unwrap_or(false);
-                if was != frozen {
-                    match frozen {
-                        true => stage.insert("frozen", toml_edit::value(true)),
-                        false => stage.remove("frozen"),
-                    };
-                }
-                changed.push((name, was != frozen));
             }
-            Ok(changed)
-        },
-        &|_| Ok(()),
-    )
+            changed.push((name, was != frozen));
+        }
+        Ok(changed)
+    })
 }
 
 fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
