@@ -3132,6 +3132,8 @@ fn a_path_tracked_by_two_pointers_is_refused_before_anything_is_written() {
     assert_eq!(env.read("data/b.csv"), b"b,2\n", "checkout wrote the old version");
     let r = env.dvt(&["status"]).fails();
     assert!(r.stderr.contains("tracked twice"), "{}", r.stderr);
+    let r = env.dvt(&["data", "status"]).fails();
+    assert!(r.stderr.contains("tracked twice"), "{}", r.stderr);
     // Naming the data picks its own pointer, as before.
     env.dvt(&["status", "data"]).ok();
     std::fs::remove_file(env.path("data-v1.dvt")).unwrap();

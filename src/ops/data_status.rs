@@ -279,13 +279,14 @@ impl Tracking {
     fn load(repo: &Repo, opts: &DataStatusOptions) -> Result<Tracking> {
         let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
         let mut by_path = BTreeMap::new();
-        for t in pointers
+        let mut all = pointers
             .iter()
             .map(|f| Tracked::load(repo, f))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .chain(outs)
-        {
+            .collect::<Result<Vec<_>>>()?;
+        all.extend(outs);
+        // A path tracked twice would show once, by whichever came last.
+        crate::workspace::check_tracked_once(&all.iter().collect::<Vec<_>>())?;
+        for t in all {
             let path = match &t.within {
                 Some(inner) => display_path(&t.data_rel, inner),
                 None => t.data_rel.clone(),
