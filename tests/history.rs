@@ -1345,6 +1345,17 @@ fn status_says_which_imports_have_an_update() {
 /// staged, and only that; git reads the index dvt wrote as its own.
 #[test]
 fn autostage_stages_what_dvt_wrote_for_git() {
+    // Set for every repository (the global config), it stages what `init` wrote.
+    let fresh = TestEnv::bare();
+    fresh.git(&["init", "-q", "-b", "main"]);
+    fresh.dvt(&["config", "--global", "core.autostage", "true"]).ok();
+    let r = fresh.dvt(&["init"]).ok();
+    assert!(r.stderr.contains("staged with git (core.autostage)"), "{}", r.stderr);
+    assert_eq!(
+        fresh.git(&["diff", "--cached", "--name-only"]).stdout,
+        ".dvt/.gitignore\n.dvt/config.toml\n"
+    );
+
     let env = TestEnv::new();
     env.commit("init");
     let staged = || env.git(&["diff", "--cached", "--name-status", "--no-renames"]).stdout;

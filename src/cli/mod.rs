@@ -908,9 +908,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     };
                     let repo = Repo::init(&root, &InitOptions::default())?;
                     // Staged with the rest when DVC's `core.autostage` comes over.
-                    for f in [".dvt/config.toml", ".dvt/.gitignore"] {
-                        dvt::autostage::note(&repo.root().join(f));
-                    }
+                    note_init_files(&repo);
                     say!(q || *as_json, "Initialized dvt repository in {}", repo.root().display());
                     repo
                 }
@@ -981,6 +979,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     force: *force,
                 },
             )?;
+            // Staged if `core.autostage` is on (in the global or system config).
+            note_init_files(&repo);
             match again {
                 true => say!(
                     q,
@@ -989,10 +989,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 ),
                 false => say!(q, "Initialized dvt repository in {}", repo.root().display()),
             }
-            note!(
-                q,
-                "hint: commit it with `git add .dvt && git commit -m \"Initialize dvt\"`"
-            );
+            let staging = repo.config().core.autostage;
+            AUTOSTAGING.store(staging, std::sync::atomic::Ordering::Relaxed);
+            match staging {
+                true => note!(q, "hint: commit it with `git commit -m \"Initialize dvt\"`"),
+                false => note!(
+                    q,
+                    "hint: commit it with `git add .dvt && git commit -m \"Initialize dvt\"`"
+                ),
+            }
         }
         Command::Add {
             paths,
@@ -2040,6 +2045,13 @@ pub(super) fn print_added(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Notes the files `init` writes for git, for `core.autostage`.
+fn note_init_files(repo: &Repo) {
+    for f in ["config.toml", ".gitignore"] {
+        dvt::autostage::note(&repo.root().join(dvt::repo::DVT_DIR).join(f));
+    }
 }
 
 /// What `dvt migrate` carried over and what it left, then what to do next.
