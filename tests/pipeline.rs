@@ -2853,6 +2853,16 @@ fn dvc_project() -> TestEnv {
         "ext.csv.dvc",
         "md5: ab\nfrozen: true\ndeps:\n- etag: x\n  path: https://example.com/ext.csv\nouts:\n- md5: cd\n  path: ext.csv\n",
     );
+    // DVC's external outputs: data outside the repository, which dvt does not track.
+    let outside = env.root.parent().unwrap().join("outside.csv");
+    std::fs::write(&outside, "o\n").unwrap();
+    env.write(
+        "outside.csv.dvc",
+        format!(
+            "outs:\n- md5: 00\n  size: 2\n  hash: md5\n  path: {}\n",
+            outside.display()
+        ),
+    );
     env.write(".gitignore", "/model.bin\n/never-pulled.csv\n/ext.csv\n");
     env.write("data/.gitignore", "/raw\n/prepared\n");
     env.write(
@@ -2907,6 +2917,7 @@ fn migrate_carries_a_dvc_project_over() {
     for warned in [
         "ext.csv.dvc not carried over: an import from a URL: `dvt import-url https://example.com/ext.csv ext.csv`",
         "`never-pulled.csv` is not in the workspace: `dvc pull` it",
+        "outside.csv` is outside the repository `",
         ".dvc/config: cache.type not carried over",
         "`desc` of `trained.txt`: dvt has no such setting",
         "stage `train` is not recorded in dvt.lock",

@@ -30,7 +30,7 @@ pub struct AddOptions {
 }
 
 /// What `add` did, per path.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct AddReport {
     /// One entry per added path, in the order given.
     pub added: Vec<Added>,

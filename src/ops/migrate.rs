@@ -281,14 +281,40 @@ fn migrate_pointers(repo: &Repo, progress: &dyn Progress, report: &mut MigrateRe
             paths.push(abs);
         }
     }
-    if !paths.is_empty() {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let add = |paths: Vec<PathBuf>| {
         let opts = crate::ops::add::AddOptions {
             paths,
             cwd: repo.root().to_path_buf(),
             no_commit: false,
         };
-        report.add = Some(crate::ops::add::add(repo, &opts, progress)?);
-    }
+        crate::ops::add::add(repo, &opts, progress)
+    };
+    // All at once; if `add` refuses one (outside the repository, tracked by
+    // git…), it wrote nothing, and each is added alone so the rest come over.
+    let whole = match add(paths.clone()) {
+        Ok(r) => r,
+        Err(_) => {
+            let mut whole = crate::ops::add::AddReport::default();
+            let tried = std::mem::take(&mut report.added);
+            for ((dvc_file, data), abs) in tried.into_iter().zip(paths) {
+                match add(vec![abs]) {
+                    Ok(r) => {
+                        whole.added.extend(r.added);
+                        whole.hashed_files += r.hashed_files;
+                        whole.hashed_bytes += r.hashed_bytes;
+                        whole.written_bytes += r.written_bytes;
+                        report.added.push((dvc_file, data));
+                    }
+                    Err(e) => report.skipped.push((dvc_file, crate::error_chain(&e))),
+                }
+            }
+            whole
+        }
+    };
+    report.add = Some(whole);
     Ok(())
 }
 
