@@ -61,6 +61,40 @@ pub fn add_all(dir: &Path, names: &[&str]) -> Result<bool> {
     Ok(true)
 }
 
+/// Adds the entries for the data at `paths` to the `.gitignore` beside each,
+/// writing each `.gitignore` once (see [`add_all`]).
+pub fn add_beside(paths: &[&Path]) -> Result<()> {
+    for (dir, names) in by_directory(paths) {
+        add_all(dir, &names)?;
+    }
+    Ok(())
+}
+
+/// Removes the entries for the data at `paths` from the `.gitignore` beside
+/// each, writing each `.gitignore` once (see [`remove_all`]).
+pub fn remove_beside(paths: &[&Path]) -> Result<()> {
+    for (dir, names) in by_directory(paths) {
+        remove_all(dir, &names)?;
+    }
+    Ok(())
+}
+
+/// `paths` grouped by their directory, in the order first met, each as its
+/// file name.
+fn by_directory<'a>(paths: &[&'a Path]) -> Vec<(&'a Path, Vec<&'a str>)> {
+    let mut groups: Vec<(&Path, Vec<&str>)> = Vec::new();
+    for p in paths {
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((dir, vec![name])),
+        }
+    }
+    groups
+}
+
 /// Removes the entry for `name` from `dir/.gitignore`, deleting the file if
 /// nothing else is left in it. Returns whether the file changed.
 pub fn remove(dir: &Path, name: &str) -> Result<bool> {

@@ -230,6 +230,9 @@ impl Repo {
         fs::create_dir_all(&dvt)?;
         crate::fsutil::atomic_write(&dvt.join(".gitignore"), DVT_GITIGNORE.as_bytes())?;
         crate::fsutil::atomic_write(&dvt.join("config.toml"), CONFIG_TEMPLATE.as_bytes())?;
+        // For `core.autostage` (set globally, or carried over by `migrate`).
+        crate::autostage::note(&dvt.join("config.toml"));
+        crate::autostage::note(&dvt.join(".gitignore"));
         match fs::remove_file(repo_config_file(&dir, ConfigLevel::Local)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}

@@ -2988,7 +2988,7 @@ fn cache_shared_group_gives_what_dvt_writes_to_the_group() {
 /// `group`), with the `dvt` under test first on `PATH`.
 fn as_user(uid: u32, group: u32, dir: &std::path::Path, home: &std::path::Path, script: &str) -> common::Run {
     let bin_dir = std::path::Path::new(common::DVT).parent().unwrap();
-    let out = std::process::Command::new("setpriv")
+    let run = std::process::Command::new("setpriv")
         .args([
             &format!("--reuid={uid}"),
             &format!("--regid={uid}"),
@@ -3010,11 +3010,7 @@ fn as_user(uid: u32, group: u32, dir: &std::path::Path, home: &std::path::Path, 
         .env_remove("DVT_GLOBAL_CONFIG_DIR")
         .output()
         .unwrap();
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::Run::from(run)
 }
 
 #[test]

@@ -907,8 +907,6 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         return Err(dvt::error::RepoError::NoDvcProject { root: cwd.clone() }.into());
                     };
                     let repo = Repo::init(&root, &InitOptions::default())?;
-                    // Staged with the rest when DVC's `core.autostage` comes over.
-                    note_init_files(&repo);
                     say!(q || *as_json, "Initialized dvt repository in {}", repo.root().display());
                     repo
                 }
@@ -979,8 +977,6 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     force: *force,
                 },
             )?;
-            // Staged if `core.autostage` is on (in the global or system config).
-            note_init_files(&repo);
             match again {
                 true => say!(
                     q,
@@ -2023,13 +2019,7 @@ pub(super) fn print_added(
         let state = if a.unchanged { "unchanged" } else { "added" };
         say!(q, "{state} {} ({what}) -> {}", a.path, a.pointer);
     }
-    note!(
-        q,
-        "hashed {} ({}), wrote {} to the cache",
-        files(report.hashed_files),
-        HumanBytes(report.hashed_bytes),
-        HumanBytes(report.written_bytes)
-    );
+    note_hashed(q, report);
     let mut files: Vec<&str> = Vec::new();
     for a in report.added.iter().filter(|a| !a.unchanged) {
         files.push(&a.pointer);
@@ -2047,11 +2037,15 @@ pub(super) fn print_added(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Notes the files `init` writes for git, for `core.autostage`.
-fn note_init_files(repo: &Repo) {
-    for f in ["config.toml", ".gitignore"] {
-        dvt::autostage::note(&repo.root().join(dvt::repo::DVT_DIR).join(f));
-    }
+/// What an add read and stored, on stderr.
+fn note_hashed(q: bool, report: &ops::AddReport) {
+    note!(
+        q,
+        "hashed {} ({}), wrote {} to the cache",
+        files(report.hashed_files),
+        HumanBytes(report.hashed_bytes),
+        HumanBytes(report.written_bytes)
+    );
 }
 
 /// What `dvt migrate` carried over and what it left, then what to do next.
@@ -2078,13 +2072,7 @@ fn print_migrated(
                 say!(q, "{dvc}: {} -> {}", a.path, a.pointer);
             }
         }
-        note!(
-            q,
-            "hashed {} ({}), wrote {} to the cache",
-            files(add.hashed_files),
-            HumanBytes(add.hashed_bytes),
-            HumanBytes(add.written_bytes)
-        );
+        note_hashed(q, add);
     }
     if !r.stages.is_empty() {
         say!(

@@ -126,8 +126,6 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     let mut added = Vec::new();
-    // Each `.gitignore` is written once, with the entries of all its targets.
-    let mut ignores: Vec<(&Path, Vec<&str>)> = Vec::new();
     // Each pointer is flushed to disk before it is renamed into place: a wait
     // for the disk per file, which threads overlap when there are many (as
     // checkout's, 4 per core).
@@ -154,11 +152,6 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             .install(save)?,
     };
     for ((t, pointer), unchanged) in targets.iter().zip(results).zip(unchanged) {
-        let dir = t.abs.parent().unwrap_or(repo.root());
-        match ignores.iter_mut().find(|(d, _)| *d == dir) {
-            Some((_, names)) => names.push(file_name(&t.rel)),
-            None => ignores.push((dir, vec![file_name(&t.rel)])),
-        }
         let parent_rel = t.rel.rfind('/').map(|i| &t.rel[..=i]).unwrap_or("");
         added.push(Added {
             path: t.rel.clone(),
@@ -171,9 +164,8 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             gitignore: format!("{parent_rel}.gitignore"),
         });
     }
-    for (dir, names) in &ignores {
-        crate::gitignore::add_all(dir, names)?;
-    }
+    // Each `.gitignore` is written once, with the entries of all its targets.
+    crate::gitignore::add_beside(&targets.iter().map(|t| t.abs.as_path()).collect::<Vec<_>>())?;
     // The stat cache only saves work; failing to write it is not an error.
     for (t, a) in targets.iter().zip(&added) {
         if t.is_dir && !opts.no_commit {

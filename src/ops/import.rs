@@ -666,11 +666,7 @@ pub fn check_updates(repo: &Repo, tracked: &[crate::workspace::Tracked]) -> Vec<
         }
         let (name, rev, moved) = match source {
             Source::Repo(src) => {
-                let pinned = src
-                    .rev
-                    .as_deref()
-                    .is_some_and(|r| r.len() >= 7 && src.commit.starts_with(r));
-                let tip = match pinned {
+                let tip = match is_pinned(src) {
                     true => Ok(Some(src.commit.clone())),
                     false => tips
                         .entry((src.repo.clone(), src.rev.clone()))
@@ -714,6 +710,14 @@ fn update_wait() -> std::time::Duration {
         .unwrap_or(UPDATE_WAIT)
 }
 
+/// Whether an import follows a commit id (its `rev` names the commit it has),
+/// which never moves: its source is not asked.
+fn is_pinned(src: &crate::pointer::ImportSource) -> bool {
+    src.rev
+        .as_deref()
+        .is_some_and(|r| r.len() >= 7 && src.commit.starts_with(r))
+}
+
 type Tips = std::collections::BTreeMap<(String, Option<String>), std::result::Result<Option<String>, String>>;
 
 /// Asks every repository that imports among `tracked` follow (unpinned) for
@@ -722,14 +726,10 @@ type Tips = std::collections::BTreeMap<(String, Option<String>), std::result::Re
 fn ask_tips(tracked: &[crate::workspace::Tracked], wait: std::time::Duration) -> Tips {
     let mut asked = std::collections::BTreeSet::new();
     for t in tracked {
-        if let Some(Source::Repo(src)) = &t.pointer.source {
-            let pinned = src
-                .rev
-                .as_deref()
-                .is_some_and(|r| r.len() >= 7 && src.commit.starts_with(r));
-            if !pinned {
-                asked.insert((src.repo.clone(), src.rev.clone()));
-            }
+        if let Some(Source::Repo(src)) = &t.pointer.source
+            && !is_pinned(src)
+        {
+            asked.insert((src.repo.clone(), src.rev.clone()));
         }
     }
     let (send, answers) = std::sync::mpsc::channel();

@@ -104,7 +104,7 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
         report.stages = stage_names;
     }
     // Each `.gitignore` is written once, without the entries of all its pointers.
-    let mut ignores: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    let mut data: Vec<PathBuf> = Vec::new();
     for p in pointers {
         let rel = rel_str(repo.root(), &p)?;
         // The data's name is the pointer's name without `.dvt`, whatever the
@@ -117,17 +117,12 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             .to_string();
         fs_err::remove_file(&p)?;
         crate::autostage::note(&p);
-        if let Some(dir) = p.parent() {
-            match ignores.iter_mut().find(|(d, _)| d == dir) {
-                Some((_, names)) => names.push(name),
-                None => ignores.push((dir.to_path_buf(), vec![name])),
-            }
+        if !name.is_empty() {
+            data.push(p.with_file_name(name));
         }
         report.removed.push(rel);
     }
-    for (dir, names) in &ignores {
-        crate::gitignore::remove_all(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
-    }
+    crate::gitignore::remove_beside(&data.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     for t in doomed {
         match fs_err::symlink_metadata(&t.data_abs) {
             Ok(m) if m.is_dir() => fs_err::remove_dir_all(&t.data_abs)?,
