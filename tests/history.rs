@@ -1320,7 +1320,8 @@ fn status_says_which_imports_have_an_update() {
     );
 
     // A source that takes the connection and never answers (a firewall
-    // dropping packets, say) is given up on after DVT_UPDATE_WAIT seconds.
+    // dropping packets, say) is given up on after DVT_UPDATE_WAIT seconds, and
+    // the scratch repository it was asked from is not left in the temp dir.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
@@ -1328,9 +1329,11 @@ fn status_says_which_imports_have_an_update() {
         "model.bin.dvt",
         pointer.replace(&url, &format!("http://127.0.0.1:{port}/data.git")),
     );
+    let tmp = tempfile::tempdir().unwrap();
     let out = env
         .dvt_cmd(&["status", "model.bin"])
         .env("DVT_UPDATE_WAIT", "0.5")
+        .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1339,6 +1342,11 @@ fn status_says_which_imports_have_an_update() {
         stderr.contains("could not ask") && stderr.contains("no answer within 0.5 s"),
         "{stderr}"
     );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the temp dir: {left:?}");
 }
 
 /// `core.autostage` (as DVC's): what a command wrote for git to keep is

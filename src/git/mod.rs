@@ -265,16 +265,18 @@ impl Git {
     /// names in the repository at `url` now, asked over the network as `git
     /// ls-remote` asks (only the refs travel, no objects), with gix's own
     /// transport and no git configuration, as [`Git::clone_bare`]. `None` if
-    /// no ref of that name is there (a commit id, say).
-    pub fn remote_tip(url: &str, rev: Option<&str>) -> Result<Option<GitId>> {
+    /// no ref of that name is there (a commit id, say). gix asks from a
+    /// repository: an empty one is made at `scratch` (a directory that does not
+    /// exist yet), which the caller deletes, so that a caller that stops waiting
+    /// for an answer still cleans up.
+    pub fn remote_tip(url: &str, rev: Option<&str>, scratch: &Path) -> Result<Option<GitId>> {
         let what = format!("asking `{url}` for its refs");
         let fail = |message: String| GitError::Failed {
             what: what.clone(),
             message,
         };
-        let scratch = tempfile::Builder::new().prefix("dvt-ls-remote-").tempdir()?;
         let repo = gix::ThreadSafeRepository::init_opts(
-            scratch.path(),
+            scratch,
             gix::create::Kind::Bare,
             gix::create::Options::default(),
             gix::open::Options::isolated(),

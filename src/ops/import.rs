@@ -733,11 +733,18 @@ fn ask_tips(tracked: &[crate::workspace::Tracked], wait: std::time::Duration) ->
         }
     }
     let (send, answers) = std::sync::mpsc::channel();
-    for key in &asked {
+    // Each question's scratch repository lives in here, deleted when this
+    // returns, answered or not.
+    let scratch = tempfile::Builder::new().prefix("dvt-ls-remote-").tempdir();
+    for (n, key) in asked.iter().enumerate() {
         let (send, key) = (send.clone(), key.clone());
+        let scratch = scratch
+            .as_ref()
+            .map(|s| s.path().join(n.to_string()))
+            .map_err(|e| e.to_string());
         // Detached: one that hangs is left to end with the process.
         std::thread::spawn(move || {
-            let tip = tip_of(&key.0, key.1.as_deref());
+            let tip = scratch.and_then(|s| tip_of(&key.0, key.1.as_deref(), &s));
             let _ = send.send((key, tip));
         });
     }
@@ -765,9 +772,11 @@ fn ask_tips(tracked: &[crate::workspace::Tracked], wait: std::time::Duration) ->
 }
 
 /// The commit `rev` (default HEAD) of repository `repo` names now.
-fn tip_of(repo: &str, rev: Option<&str>) -> std::result::Result<Option<String>, String> {
+/// `scratch`: where to make the empty repository a remote is asked from
+/// ([`Git::remote_tip`]).
+fn tip_of(repo: &str, rev: Option<&str>, scratch: &Path) -> std::result::Result<Option<String>, String> {
     let tip = match is_remote_url(repo) {
-        true => Git::remote_tip(repo, rev),
+        true => Git::remote_tip(repo, rev, scratch),
         false => open_git(repo)
             .and_then(|g| g.git.resolve(rev.unwrap_or("HEAD")))
             .map(Some),
