@@ -463,6 +463,32 @@ fn s3_round_trip_with_moto() {
     round_trip(&s3_repo(&endpoint), s3_secret);
 }
 
+#[test]
+fn s3_clone_without_the_secret_is_told_how_to_set_it() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    a.write("data.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "data.csv"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    // The key id is in the committed config; the secret is not.
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull"]).fails();
+    assert!(
+        r.stderr
+            .contains("`access_key_id` is set but `secret_access_key` is not")
+            && r.stderr.contains("`dvt remote modify s3 secret_access_key …`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!b.exists("data.csv"));
+    s3_secret(&b);
+    b.dvt(&["pull"]).ok();
+    assert_eq!(b.read("data.csv"), b"a,b\n1,2\n");
+}
+
 fn azure_remote(env: &TestEnv, endpoint: &str, container: &str) {
     env.dvt(&["remote", "add", "-d", "az", &format!("az://{container}/team/project")])
         .ok();

@@ -195,10 +195,24 @@ fn s3_builder(
                 b = b.with_token(t);
             }
         }
-        (Some(_), None) | (None, Some(_)) => {
+        (Some(_), None) => {
+            // The usual case in a fresh clone: the key id is committed, the
+            // secret never is.
             return Err(RemoteError::Config {
                 remote: spec.name.clone(),
-                message: "set both `access_key_id` and `secret_access_key`, or neither".into(),
+                message: format!(
+                    "`access_key_id` is set but `secret_access_key` is not; secrets are not committed, so each \
+                     clone sets its own: `dvt remote modify {} secret_access_key …` (kept in \
+                     .dvt/config.local.toml)",
+                    spec.name
+                ),
+            }
+            .into());
+        }
+        (None, Some(_)) => {
+            return Err(RemoteError::Config {
+                remote: spec.name.clone(),
+                message: "`secret_access_key` is set but `access_key_id` is not: set both, or neither".into(),
             }
             .into());
         }
