@@ -6,9 +6,16 @@ use crate::error::Result;
 use crate::fsutil::atomic_write;
 
 /// The `.gitignore` line that ignores `name` in its own directory only.
+/// A line break cannot be written in a pattern, so it is written as `?` (any
+/// one character but `/`): the name is ignored, and so would be one that
+/// differs from it only there.
 pub fn entry_for(name: &str) -> String {
     let mut out = String::from("/");
     for (i, c) in name.chars().enumerate() {
+        if matches!(c, '\n' | '\r') {
+            out.push('?');
+            continue;
+        }
         if matches!(c, '*' | '?' | '[' | ']' | '\\') || (i == 0 && matches!(c, '#' | '!')) {
             out.push('\\');
         }
@@ -136,6 +143,7 @@ mod tests {
         assert_eq!(entry_for("a*b [1]"), "/a\\*b \\[1\\]");
         assert_eq!(entry_for("#x"), "/\\#x");
         assert_eq!(entry_for("x "), "/x\\ ");
+        assert_eq!(entry_for("new\nline\r"), "/new?line?");
     }
 
     #[test]

@@ -300,6 +300,16 @@ fn control_characters_in_names_reach_the_terminal_as_escapes() {
     std::fs::remove_file(env.path("data/two\nlines.csv")).unwrap();
     let r = env.dvt(&["status"]).ok();
     assert_eq!(r.stdout, "data.dvt: modified\n    deleted: \"data/two\\nlines.csv\"\n");
+    // Tracked itself, such a name is ignored by git through a `?` in its
+    // `.gitignore` line (a pattern cannot hold a line break), and nothing else is.
+    env.write("two\nlines", "d\n");
+    env.write("lines", "not data\n");
+    let r = env.dvt(&["add", "two\nlines"]).ok();
+    assert_eq!(r.stdout, "added \"two\\nlines\" (2 B) -> \"two\\nlines.dvt\"\n");
+    assert_eq!(
+        env.git(&["status", "--porcelain", "--untracked-files=all"]).stdout,
+        "?? .dvt/.gitignore\n?? .dvt/config.toml\n?? .gitignore\n?? data.dvt\n?? lines\n?? \"two\\nlines.dvt\"\n"
+    );
 }
 
 #[test]

@@ -2017,7 +2017,7 @@ pub(super) fn print_added(
             None => format!("{}", HumanBytes(a.size)),
         };
         let state = if a.unchanged { "unchanged" } else { "added" };
-        say!(q, "{state} {} ({what}) -> {}", a.path, a.pointer);
+        say!(q, "{state} {} ({what}) -> {}", quoted(&a.path), quoted(&a.pointer));
     }
     note_hashed(q, report);
     let mut files: Vec<&str> = Vec::new();
