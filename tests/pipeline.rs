@@ -2976,3 +2976,37 @@ fn migrate_carries_a_dvc_project_over() {
         r.stderr
     );
 }
+
+/// `-p a,b` is written one key per entry, as DVC writes dvc.yaml (a key
+/// given twice, once), and the stage reads each.
+#[test]
+fn stage_add_writes_one_param_per_entry() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 3\n");
+    env.write("cfg.yaml", "a: 1\nb: 2\n");
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-p",
+        "train.lr,train.epochs",
+        "-p",
+        "cfg.yaml:a,b",
+        "-p",
+        "cfg.yaml:a",
+        "-o",
+        "out.txt",
+        "echo x > out.txt",
+    ])
+    .ok();
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(
+        toml.contains(r#"params = ["train.lr", "train.epochs", "cfg.yaml:a", "cfg.yaml:b"]"#),
+        "{toml}"
+    );
+    env.dvt(&["repro"]).ok();
+    env.write("cfg.yaml", "a: 1\nb: 5\n");
+    let r = env.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("train: param `cfg.yaml:b` changed"), "{}", r.stdout);
+}

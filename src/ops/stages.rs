@@ -178,6 +178,18 @@ pub fn set_frozen(repo: &Repo, targets: &[String], frozen: bool) -> Result<Vec<(
     })
 }
 
+/// `[FILE:]KEY[,KEY]` as one `[FILE:]KEY` per key.
+fn split_param_spec(spec: &str) -> Vec<String> {
+    let (file, keys) = match spec.rsplit_once(':') {
+        Some((f, k)) => (format!("{f}:"), k),
+        None => (String::new(), spec),
+    };
+    match keys.contains(',') {
+        true => keys.split(',').map(|k| format!("{file}{}", k.trim())).collect(),
+        false => vec![spec.to_string()],
+    }
+}
+
 fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
     if stages.contains_key(&opts.name) && !opts.force {
         return Err(PipelineError::StageExists {
@@ -204,7 +216,15 @@ fn add_to(stages: &mut toml_edit::Table, opts: &StageAddOptions) -> Result<()> {
         t.insert("deps", arr(&opts.deps));
     }
     if !opts.params.is_empty() {
-        t.insert("params", arr(&opts.params));
+        // `-p a,b` and `-p f.yaml:a,b` are written one key per entry, as DVC
+        // writes them in dvc.yaml.
+        let mut params: Vec<String> = Vec::new();
+        for p in opts.params.iter().flat_map(|spec| split_param_spec(spec)) {
+            if !params.contains(&p) {
+                params.push(p);
+            }
+        }
+        t.insert("params", arr(&params));
     }
     let mut outs = toml_edit::Array::new();
     for o in &opts.outs {
