@@ -2041,3 +2041,83 @@ fn a_global_remote_does_not_change_another_repositorys_remote() {
     here.dvt(&["get", source.root.to_str().unwrap(), "model.bin"]).ok();
     assert_eq!(here.read("model.bin"), b"weights");
 }
+
+/// The Python module `dvt.api` (python/dvt), as a training script uses it:
+/// data at a tag and in the workspace, streamed or whole, from a directory
+/// below the root; dvt's errors raised as `DvtError`, and no bytes of an
+/// object that is not intact.
+#[test]
+fn python_api_reads_verified_data_and_raises_dvt_errors() {
+    let env = TestEnv::new();
+    env.write("data/train.csv", "x,y\n1,2\n");
+    env.write("data/images/cat.bin", [0u8, 159, 146, 150]);
+    env.dvt(&["add", "data/train.csv", "data/images"]).ok();
+    env.commit("data v1");
+    env.git(&["tag", "data-v1"]);
+    env.write("data/train.csv", "x,y\n1,2\n3,4\n");
+    env.dvt(&["add", "data/train.csv"]).ok();
+    env.write("src/keep", "");
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.dvt(&["push"]).ok();
+    let script = r#"
+import os, sys
+import dvt.api as api
+info = api.get_url_info("data/train.csv")
+url = api.get_url("data/train.csv")
+print(url == info["url"], url.startswith(sys.argv[1]), os.path.isfile(url), info["on_remote"], info["size"])
+print(repr(api.read("data/train.csv", rev="data-v1")))
+print(repr(api.read("data/train.csv")))
+with api.open("data/train.csv") as f:
+    print([line for line in f] == ["x,y\n", "1,2\n", "3,4\n"])
+with api.open("data/images/cat.bin", rev="data-v1", mode="rb") as f:
+    print(repr(f.read()))
+d = api.describe()
+print(d["commit"] == api.describe(repo="..")["commit"], sorted(x["path"] for x in d["data"]))
+for call in (lambda: api.read("data/nope.csv"), lambda: api.open("data/nope.csv").__enter__()):
+    try:
+        call()
+    except api.DvtError as e:
+        print("DvtError", e.returncode, str(e).splitlines()[0])
+try:
+    api.read("data/train.csv", mode="w")
+except ValueError as e:
+    print("ValueError", e)
+"#;
+    let r = env.python_in(&env.path("src"), script, &[store.to_str().unwrap()]);
+    assert_eq!(
+        r.stdout,
+        "True True True True 12\n\
+         'x,y\\n1,2\\n'\n\
+         'x,y\\n1,2\\n3,4\\n'\n\
+         True\n\
+         b'\\x00\\x9f\\x92\\x96'\n\
+         True ['data/images', 'data/train.csv']\n\
+         DvtError 1 error: `data/nope.csv` is not tracked by dvt at the workspace\n\
+         DvtError 1 error: `data/nope.csv` is not tracked by dvt at the workspace\n\
+         ValueError mode must be \"r\" or \"rb\" (data is read only), not 'w'\n",
+        "{}",
+        r.stderr
+    );
+
+    // A damaged object: the error names it, and Python gets none of its bytes.
+    let id = blake3::hash(b"x,y\n1,2\n3,4\n").to_hex().to_string();
+    env.damage(&id, |b| {
+        let last = b.len() - 1;
+        b[last] ^= 1;
+    });
+    let r = env.python_in(
+        &env.root,
+        r#"
+import dvt.api as api
+got = []
+try:
+    with api.open("data/train.csv") as f:
+        got.append(f.read())
+except api.DvtError as e:
+    print("DvtError", "corrupt" in str(e) or "damaged" in str(e), got)
+"#,
+        &[],
+    );
+    assert_eq!(r.stdout, "DvtError True []\n", "{}", r.stderr);
+}

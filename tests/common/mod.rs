@@ -282,6 +282,18 @@ impl TestEnv {
         Run::from(self.with_dvt("sh", dir).args(["-c", script]).output().expect("run sh"))
     }
 
+    /// Runs the Python program `script` with arguments `args` in `dir`, with
+    /// `dvt` on PATH and the repository's Python module (`python/dvt`) importable.
+    pub fn python_in(&self, dir: &Path, script: &str, args: &[&str]) -> Run {
+        let module = concat!(env!("CARGO_MANIFEST_DIR"), "/python");
+        let mut c = self.with_dvt("python3", dir);
+        c.env("PYTHONPATH", module)
+            .env_remove("DVT")
+            .args(["-c", script])
+            .args(args);
+        Run::from(c.output().expect("run python3"))
+    }
+
     fn with_dvt(&self, program: &str, dir: &Path) -> Command {
         let bin_dir = Path::new(DVT).parent().unwrap();
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());

@@ -1,0 +1,1 @@
+"""dvt from Python: see `dvt.api`."""

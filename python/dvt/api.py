@@ -1,0 +1,169 @@
+"""Read data tracked by dvt from Python, as `dvc.api` reads DVC's.
+
+Each function runs the `dvt` binary (the one on PATH, or the environment
+variable DVT names) and reads its answer; the bytes are verified by dvt before
+Python sees the first one. Arguments are those of `dvc.api`:
+
+- path: a tracked file, or a file inside a tracked directory, relative to the
+  repository's root;
+- repo: a directory inside the dvt repository (default: the current one);
+- rev: a git revision or an experiment's name (default: the pointer files of
+  the work tree);
+- remote: the remote to download from when the cache lacks the data (default:
+  the default remote).
+
+    import dvt.api
+    with dvt.api.open("data/train.csv", rev="data-v2") as f:
+        header = f.readline()
+    model = dvt.api.read("models/model.bin", rev="v1.2.0", mode="rb")
+    run_info = dvt.api.describe()   # commit, tags, dirtiness, every data id
+
+Failures raise `DvtError`, whose message is dvt's error.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+__all__ = ["DvtError", "describe", "get_url", "get_url_info", "open", "read"]
+
+
+class DvtError(Exception):
+    """dvt failed; the message is its error (with its hint), `returncode` its exit code."""
+
+    def __init__(self, message, returncode=None):
+        super().__init__(message)
+        self.returncode = returncode
+
+
+def _binary():
+    name = os.environ.get("DVT") or shutil.which("dvt")
+    if not name:
+        raise DvtError("the dvt binary is not on PATH (or set DVT to its path)")
+    return name
+
+
+def _command(args, path=None, repo=None, rev=None, remote=None):
+    cmd = [_binary(), "-q", *args]
+    if path is not None:
+        cmd.append(os.fspath(path))
+    # Always given, so that `path` is relative to the root, as in dvc.api.
+    cmd += ["--repo", os.fspath(repo) if repo is not None else os.curdir]
+    if rev is not None:
+        cmd += ["--rev", rev]
+    if remote is not None:
+        cmd += ["--remote", remote]
+    return cmd
+
+
+def _failed(returncode, stderr):
+    text = stderr.decode("utf-8", "replace").strip()
+    return DvtError(text or "dvt exited with code {}".format(returncode), returncode)
+
+
+def _run(cmd):
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise DvtError("cannot run `{}`: no such file".format(cmd[0])) from None
+    if done.returncode != 0:
+        raise _failed(done.returncode, done.stderr)
+    return done.stdout
+
+
+def get_url(path, repo=None, rev=None, remote=None):
+    """The URL of `path`'s data on the remote (`dvt get-url`).
+
+    What is at that URL is dvt's stored form (zstd-compressed, or a byte range
+    of a pack file): `get_url_info` says which."""
+    return get_url_info(path, repo, rev, remote)["url"]
+
+
+def get_url_info(path, repo=None, rev=None, remote=None):
+    """`dvt get-url --json` as a dict: url, range, remote, encoding, on_remote,
+    path, rev, commit, pointer, id, size, kind, executable."""
+    return json.loads(_run(_command(["get-url", "--json"], path, repo, rev, remote)))
+
+
+def read(path, repo=None, rev=None, remote=None, mode="r", encoding=None):
+    """The whole content of `path` (`dvt cat`): str, or bytes if mode is "rb"."""
+    _check_mode(mode)
+    data = _run(_command(["cat"], path, repo, rev, remote))
+    if mode == "rb":
+        return data
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding).read()
+
+
+@contextlib.contextmanager
+def open(path, repo=None, rev=None, remote=None, mode="r", encoding=None):  # noqa: A001 (as dvc.api)
+    """A file object streaming the content of `path` (`dvt cat`), for `with`.
+
+    dvt verifies the whole object before the first byte arrives, so what is
+    read is what was added; a failure raises `DvtError` on entering the block."""
+    _check_mode(mode)
+    cmd = _command(["cat"], path, repo, rev, remote)
+    # stderr goes to a file, not a pipe: a pipe not read while stdout is could fill up.
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        except FileNotFoundError:
+            raise DvtError("cannot run `{}`: no such file".format(cmd[0])) from None
+        try:
+            # dvt writes nothing until the object is verified: wait for the first
+            # bytes (or the end) so that a failure is raised here, not mid-read.
+            first = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(65536)
+            if not first and proc.wait() != 0:
+                errors.seek(0)
+                raise _failed(proc.returncode, errors.read())
+            raw = _Stream(first, proc, errors)
+            stream = io.BufferedReader(raw)
+            f = stream if mode == "rb" else io.TextIOWrapper(stream, encoding=encoding)
+            with f:
+                yield f
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+
+
+class _Stream(io.RawIOBase):
+    """dvt's stdout, starting with bytes already read; its end raises if dvt failed."""
+
+    def __init__(self, first, proc, errors):
+        self._pending = first
+        self._proc = proc
+        self._errors = errors
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        if self._pending:
+            n = min(len(buf), len(self._pending))
+            buf[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        n = self._proc.stdout.readinto(buf)
+        if n == 0 and self._proc.wait() != 0:
+            self._errors.seek(0)
+            raise _failed(self._proc.returncode, self._errors.read())
+        return n
+
+
+def describe(repo=None):
+    """What a run should record (`dvt describe --json`): the commit, tags,
+    whether the work tree is dirty, and every tracked path's data id."""
+    cmd = [_binary(), "-q"]
+    if repo is not None:
+        cmd += ["-C", os.fspath(repo)]
+    return json.loads(_run(cmd + ["describe", "--json"]))
+
+
+def _check_mode(mode):
+    if mode not in ("r", "rb"):
+        raise ValueError('mode must be "r" or "rb" (data is read only), not {!r}'.format(mode))
