@@ -26,14 +26,16 @@ servers_install() {
         mkdir -p "$SERVERS_DIR"
         (cd "$SERVERS_DIR" && npm install --silent --no-audit --no-fund "azurite@$AZURITE_VERSION" >/dev/null)
     fi
-    # rclone serves WebDAV; openssl makes the certificates of the HTTPS test.
-    for tool in rclone openssl; do
-        if ! command -v "$tool" >/dev/null; then
-            echo "== installing $tool (apt)"
+    # rclone serves WebDAV and SFTP; openssl makes the certificates of the HTTPS
+    # test; ssh-keygen (openssh-client) the keys of the SSH tests.
+    for tool in rclone:rclone openssl:openssl ssh-keygen:openssh-client; do
+        local cmd="${tool%%:*}" package="${tool#*:}"
+        if ! command -v "$cmd" >/dev/null; then
+            echo "== installing $package (apt)"
             if [ "$(id -u)" = 0 ]; then
-                (apt-get install -y -qq "$tool" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; })
+                (apt-get install -y -qq "$package" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$package" >/dev/null; })
             else
-                (sudo apt-get install -y -qq "$tool" >/dev/null 2>&1 || { sudo apt-get update -qq && sudo apt-get install -y -qq "$tool" >/dev/null; })
+                (sudo apt-get install -y -qq "$package" >/dev/null 2>&1 || { sudo apt-get update -qq && sudo apt-get install -y -qq "$package" >/dev/null; })
             fi
         fi
     done

@@ -255,7 +255,7 @@ impl Error {
                 Some(format!("configured remotes: {}", known.join(", ")))
             }
             Error::Remote(RemoteError::NoDefault { known }) if known.is_empty() => Some(
-                "add one with `dvt remote add -d NAME URL` (s3://, gs://, az://, http(s)://, or a directory)".into(),
+                "add one with `dvt remote add -d NAME URL` (s3://, gs://, az://, http(s)://, ssh://, or a directory)".into(),
             ),
             Error::Remote(RemoteError::NoDefault { known }) => Some(format!(
                 "pass `-r NAME` or set a default with `dvt remote default NAME` (configured: {})",

@@ -3021,3 +3021,278 @@ fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--out <OUT>"), "{}", r.stderr);
 }
+
+/// rclone's SFTP server on a free port, serving a new directory, with its own
+/// host key; and a user key it accepts.
+struct SftpServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SftpServer {
+    /// Started with `extra` arguments (`--pass`, say); `None` when the test
+    /// servers are not installed (rclone comes with them).
+    fn start(extra: &[&str]) -> Option<SftpServer> {
+        server("DVT_TEST_WEBDAV_URL")?;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("served")).unwrap();
+        for key in ["host", "user", "stranger"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+                .arg(dir.path().join(key))
+                .output()
+                .expect("ssh-keygen (openssh-client) is installed by scripts/servers.sh");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::fs::copy(dir.path().join("user.pub"), dir.path().join("authorized_keys")).unwrap();
+        let port = free_port();
+        let child = Command::new("rclone")
+            .args(["serve", "sftp"])
+            .arg(dir.path().join("served"))
+            // Files the tests write into the served directory are seen at once.
+            .args(["--dir-cache-time", "0s"])
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--user", "tester", "--key"])
+            .arg(dir.path().join("host"))
+            .arg("--authorized-keys")
+            .arg(dir.path().join("authorized_keys"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rclone is installed by scripts/servers.sh");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "rclone did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(SftpServer { child, dir, port })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    /// A `known_hosts` file holding the key of `key` (`host`: the server's).
+    fn known_hosts(&self, key: &str) -> String {
+        let public = std::fs::read_to_string(self.dir.path().join(format!("{key}.pub"))).unwrap();
+        let mut fields = public.split_whitespace();
+        let line = format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        );
+        let file = self.path(&format!("known_hosts-{key}"));
+        std::fs::write(&file, line).unwrap();
+        file
+    }
+
+    fn url(&self, dir: &str) -> String {
+        format!("ssh://tester@127.0.0.1:{}/{dir}", self.port)
+    }
+}
+
+impl Drop for SftpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a clone of an SSH repository sets for itself: this user's key and
+/// known_hosts (paths of this machine, so `--local`).
+fn ssh_local_keys(env: &TestEnv, sftp: &SftpServer) {
+    env.dvt(&["remote", "modify", "--local", "ssh", "keyfile", &sftp.path("user")])
+        .ok();
+    env.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "ssh",
+        "known_hosts",
+        &sftp.known_hosts("host"),
+    ])
+    .ok();
+}
+
+fn ssh_repo(sftp: &SftpServer) -> TestEnv {
+    let a = TestEnv::new();
+    a.dvt(&[
+        "remote",
+        "add",
+        "-d",
+        "ssh",
+        &sftp.url(&format!("{}/store", unique("team"))),
+    ])
+    .ok();
+    ssh_local_keys(&a, sftp);
+    a
+}
+
+#[test]
+fn ssh_round_trip_with_rclone_sftp() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    round_trip(&a, |b| ssh_local_keys(b, &sftp));
+    // What reached the server is whole, and no unfinished write is left.
+    let served = sftp.dir.path().join("served");
+    let store = walk(&served)
+        .into_iter()
+        .find(|p| p.ends_with("store"))
+        .expect("the remote's directory");
+    assert_remote_objects_whole(&a, &store);
+    let leftovers: Vec<_> = files_under(&served)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".dvt-tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn gc_of_remote_runs_on_sftp() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    gc_of_remote_runs(&ssh_repo(&sftp), |b| ssh_local_keys(b, &sftp));
+}
+
+#[test]
+fn run_cache_push_and_pull_through_sftp() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    run_cache_round_trip(&ssh_repo(&sftp), |b| ssh_local_keys(b, &sftp));
+}
+
+/// The server's key must be the one known_hosts records, and the error says
+/// what to do; authentication says what it tried; secrets stay out of
+/// messages; nothing is uploaded before the server is trusted.
+#[test]
+fn ssh_checks_the_host_key_and_says_what_authentication_tried() {
+    let password = "pw-Sekr1t";
+    let Some(sftp) = SftpServer::start(&["--pass", password]) else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    let served = sftp.dir.path().join("served");
+
+    // HOME has no known_hosts: the key is unknown.
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains(&format!("the host key of `[127.0.0.1]:{}`", sftp.port))
+            && r.stderr
+                .contains(&format!("is not in `{}`", a.home.join(".ssh/known_hosts").display()))
+            && r.stderr.contains("ssh-keyscan -p"),
+        "{}",
+        r.stderr
+    );
+    // Another key recorded for it: refused, loudly.
+    a.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "ssh",
+        "known_hosts",
+        &sftp.known_hosts("stranger"),
+    ])
+    .ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("is not the one line 1 of"), "{}", r.stderr);
+    assert!(
+        files_under(&served).is_empty(),
+        "nothing is sent to an untrusted server"
+    );
+
+    // The server's key in ~/.ssh/known_hosts, no key of ours anywhere.
+    std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
+    std::fs::copy(sftp.known_hosts("host"), a.home.join(".ssh/known_hosts")).unwrap();
+    a.dvt(&["remote", "modify", "--local", "--unset", "ssh", "known_hosts"])
+        .ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("refused user `tester`: no key or password was found"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "modify", "ssh", "password", "wrong-Pw"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("tried the password"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrong-Pw"), "secret leaked: {}", r.stderr);
+    assert!(
+        !String::from_utf8(a.read(".dvt/config.toml"))
+            .unwrap()
+            .contains("wrong-Pw"),
+        "the password is not committed"
+    );
+    a.dvt(&["remote", "modify", "ssh", "password", password]).ok();
+    a.dvt(&["push"]).ok();
+    // The default key file (~/.ssh/id_ed25519) is found without a password.
+    a.dvt(&["remote", "modify", "--unset", "ssh", "password"]).ok();
+    std::fs::copy(sftp.path("user"), a.home.join(".ssh/id_ed25519")).unwrap();
+    let r = a.dvt(&["status", "--remote"]).ok();
+    assert!(r.stdout.contains("in sync (1 objects)"), "{}", r.stdout);
+    // A key file that cannot be read is named.
+    a.dvt(&["remote", "modify", "--local", "ssh", "keyfile", "/nonexistent/key"])
+        .ok();
+    let r = a.dvt(&["status", "--remote"]).fails();
+    assert!(
+        r.stderr.contains("cannot read the key file `/nonexistent/key`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn ssh_server_down_is_named() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    drop(sftp);
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("cannot connect to `[127.0.0.1]:"), "{}", r.stderr);
+}
+
+/// `import-url ssh://…` of a directory and of a file, and `update` after the
+/// server's file changed (SSH gives no ETag: the modification time and size
+/// tell versions apart).
+#[test]
+fn import_url_from_sftp() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    // A plain URL has no remote's options: the user's ~/.ssh is read.
+    let a = TestEnv::new();
+    std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
+    std::fs::copy(sftp.known_hosts("host"), a.home.join(".ssh/known_hosts")).unwrap();
+    std::fs::copy(sftp.path("user"), a.home.join(".ssh/id_ed25519")).unwrap();
+    let served = sftp.dir.path().join("served");
+    std::fs::create_dir_all(served.join("exports/set/part")).unwrap();
+    std::fs::write(served.join("exports/set/a.csv"), "a\n").unwrap();
+    std::fs::write(served.join("exports/set/part/b.bin"), noise(100_000, 4)).unwrap();
+    a.dvt(&["import-url", &sftp.url("exports/set"), "set"]).ok();
+    assert_eq!(a.read("set/a.csv"), b"a\n");
+    assert_eq!(a.read("set/part/b.bin"), noise(100_000, 4));
+    a.dvt(&["import-url", &sftp.url("exports/set/a.csv")]).ok();
+    assert_eq!(a.read("a.csv"), b"a\n");
+    let r = a.dvt(&["update"]).ok();
+    assert!(r.stdout.contains("set.dvt is up to date"), "{}", r.stdout);
+    std::fs::write(served.join("exports/set/a.csv"), "a\nb\n").unwrap();
+    let r = a.dvt(&["update"]).ok();
+    assert!(
+        r.stdout.contains("updated set.dvt") && r.stdout.contains("updated a.csv.dvt"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(a.read("set/a.csv"), b"a\nb\n");
+    assert_eq!(a.read("a.csv"), b"a\nb\n");
+}

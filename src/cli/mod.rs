@@ -553,7 +553,8 @@ enum CacheCommand {
 #[derive(Debug, Subcommand)]
 enum RemoteCommand {
     /// Add a remote: a directory, s3://bucket/prefix, gs://bucket/prefix,
-    /// az://container/prefix, or http(s)://host/path (WebDAV).
+    /// az://container/prefix, http(s)://host/path (WebDAV), or
+    /// ssh://[user@]host[:port]/path (SFTP).
     Add {
         /// Its name.
         name: String,

@@ -82,7 +82,9 @@ pub fn doctor(start: &Path) -> Doctor {
     Doctor {
         version: env!("CARGO_PKG_VERSION").to_string(),
         platform,
-        supports: vec!["local", "s3", "gs", "azure", "http", "webdav", "https", "webdavs"],
+        supports: vec![
+            "local", "s3", "gs", "azure", "http", "webdav", "https", "webdavs", "ssh", "sftp",
+        ],
         repo: Repo::open(start).ok().map(|r| repo_report(&r)),
     }
 }

@@ -24,6 +24,9 @@ pub enum Scheme {
     Azure,
     /// HTTP with WebDAV: `http(s)://host/path` (or `webdav(s)://`).
     Http,
+    /// A directory on a server reached over SSH (SFTP):
+    /// `ssh://[user@]host[:port]/path` (or `sftp://`).
+    Ssh,
 }
 
 /// Keys every remote accepts.
@@ -54,6 +57,15 @@ const AZURE_KEYS: &[&str] = &[
     "ssl_verify",
 ];
 const HTTP_KEYS: &[&str] = &["user", "password", "token", "custom_auth_header", "ssl_verify"];
+const SSH_KEYS: &[&str] = &[
+    "user",
+    "port",
+    "keyfile",
+    "passphrase",
+    "password",
+    "known_hosts",
+    "allow_agent",
+];
 
 /// Keys whose values are secrets: written to `config.local.toml`, never printed.
 pub const SECRET_KEYS: &[&str] = &[
@@ -64,12 +76,13 @@ pub const SECRET_KEYS: &[&str] = &[
     "sas_token",
     "client_secret",
     "password",
+    "passphrase",
     "token",
 ];
 
 /// Keys whose values are numbers or booleans rather than strings.
-const INT_KEYS: &[&str] = &["jobs", "retries", "timeout"];
-const BOOL_KEYS: &[&str] = &["allow_http", "hardlink", "pack"];
+const INT_KEYS: &[&str] = &["jobs", "retries", "timeout", "port"];
+const BOOL_KEYS: &[&str] = &["allow_http", "hardlink", "pack", "allow_agent"];
 
 impl Scheme {
     /// The name messages and reports use: `local`, `s3`, `gcs`, `azure`, `http`.
@@ -80,6 +93,7 @@ impl Scheme {
             Scheme::Gcs => "gcs",
             Scheme::Azure => "azure",
             Scheme::Http => "http",
+            Scheme::Ssh => "ssh",
         }
     }
 
@@ -91,6 +105,7 @@ impl Scheme {
             Scheme::Gcs => GCS_KEYS,
             Scheme::Azure => AZURE_KEYS,
             Scheme::Http => HTTP_KEYS,
+            Scheme::Ssh => SSH_KEYS,
         }
     }
 }
@@ -100,9 +115,12 @@ impl Scheme {
 pub struct Location {
     /// The kind of store.
     pub scheme: Scheme,
-    /// Bucket or container (empty for local and HTTP remotes).
+    /// Bucket or container (empty for local and HTTP remotes); for SSH, the
+    /// server as `[user@]host[:port]`.
     pub bucket: String,
-    /// Key prefix inside the bucket, without leading or trailing `/`.
+    /// Key prefix inside the bucket, without leading or trailing `/`. For SSH
+    /// the directory's path, from `/`, or from the login directory when it
+    /// starts with `~/`.
     pub prefix: String,
     /// For a local remote: its directory, absolute.
     pub dir: Option<PathBuf>,
@@ -136,14 +154,37 @@ pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
         "gs" | "gcs" => Scheme::Gcs,
         "az" | "azure" | "abfs" => Scheme::Azure,
         "http" | "https" | "webdav" | "webdavs" => Scheme::Http,
+        "ssh" | "sftp" => Scheme::Ssh,
         _ => {
             return Err(bad(format!(
                 "unsupported URL scheme `{scheme}://` in `{url}`; dvt supports a directory path, \
-                 file://, s3://, gs://, az://, and http(s):// (WebDAV)"
+                 file://, s3://, gs://, az://, http(s):// (WebDAV) and ssh://"
             ))
             .into());
         }
     };
+    if kind == Scheme::Ssh {
+        let (server, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = server.rsplit_once('@').map_or(server, |(_, h)| h);
+        if host.is_empty() || host.starts_with(':') {
+            return Err(bad(format!("`{url}` names no host")).into());
+        }
+        let path = path.trim_matches('/');
+        if path.is_empty() || path == "~" {
+            return Err(bad(format!(
+                "`{url}` names no directory: give its path after the host (`ssh://host/srv/dvt`, or \
+                 `ssh://host/~/dvt` below your login directory)"
+            ))
+            .into());
+        }
+        return Ok(Location {
+            scheme: kind,
+            bucket: server.to_string(),
+            prefix: path.to_string(),
+            dir: None,
+            base_url: None,
+        });
+    }
     if kind == Scheme::Http {
         let origin_scheme = match scheme_lc.as_str() {
             "webdav" | "http" => "http",
@@ -656,6 +697,22 @@ mod tests {
             (l.base_url.unwrap().as_str(), l.prefix.as_str()),
             ("http://host:8080", "dav/x")
         );
+        let l = parse_url("r", "ssh://me@host:2222/srv/dvt/", root).unwrap();
+        assert_eq!(
+            (l.scheme, l.bucket.as_str(), l.prefix.as_str()),
+            (Scheme::Ssh, "me@host:2222", "srv/dvt")
+        );
+        let l = parse_url("r", "sftp://host/~/dvt", root).unwrap();
+        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("host", "~/dvt"));
+        for bad in [
+            "ssh://host",
+            "ssh://host/",
+            "ssh://host/~",
+            "ssh://me@/x",
+            "ssh://:22/x",
+        ] {
+            assert!(parse_url("r", bad, root).is_err(), "{bad}");
+        }
         let e = parse_url("r", "ftp://host/x", root).unwrap_err().to_string();
         assert!(e.contains("unsupported URL scheme `ftp://`"), "{e}");
         assert!(parse_url("r", "s3:///prefix", root).is_err());

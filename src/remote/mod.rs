@@ -1,5 +1,6 @@
 //! Remotes: a copy of the cache's `objects/` tree under a prefix of an object store
-//! (a directory, S3, GCS, Azure Blob, WebDAV), reached through `object_store`.
+//! (a directory, S3, GCS, Azure Blob, WebDAV, SSH), reached through `object_store`
+//! (SSH through our own `ObjectStore` over SFTP, in `remote/sftp.rs`).
 //!
 //! Every object moves in its stored form (the zstd frames or raw bytes of the cache)
 //! and is verified as it moves: uploads refuse an object whose bytes do not decode to
@@ -13,6 +14,7 @@ pub mod config;
 mod open;
 mod packed;
 mod runs;
+mod sftp;
 mod source;
 mod webdav;
 
@@ -882,7 +884,14 @@ fn corrupt_local(id: &ObjectId, reason: &str) -> crate::Error {
 
 /// An object_store error in one line: its message and the causes that add to it.
 fn describe(e: &object_store::Error) -> String {
-    one_line(&crate::error_chain(e))
+    match e {
+        // Our own store's messages say all there is (no "Generic SSH error").
+        object_store::Error::Generic {
+            store: sftp::STORE,
+            source,
+        } => one_line(&crate::error_chain(source.as_ref())),
+        _ => one_line(&crate::error_chain(e)),
+    }
 }
 
 /// A store's error on one line: an XML error body (S3, Azure, GCS) shrinks to

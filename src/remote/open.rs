@@ -44,7 +44,7 @@ impl Remote {
             ),
             Scheme::Azure => (env_any(&["AZURE_STORAGE_ENDPOINT"]), env_any(&["AZURE_ALLOW_HTTP"])),
             Scheme::Gcs => (None, env_any(&["GOOGLE_ALLOW_HTTP"])),
-            Scheme::Local | Scheme::Http => (None, None),
+            Scheme::Local | Scheme::Http | Scheme::Ssh => (None, None),
         };
         let allow_http = spec.flag("allow_http")?.unwrap_or(false)
             || env_allow.is_some_and(|v| v.eq_ignore_ascii_case("true"))
@@ -118,6 +118,7 @@ impl Remote {
                 Arc::new(b.build().map_err(cfg_err)?)
             }
             Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
+            Scheme::Ssh => Arc::new(super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?)),
             Scheme::Http => {
                 let url = location.base_url.clone().unwrap_or_default();
                 let client = client.with_allow_http(url.starts_with("http://"));

@@ -1,0 +1,938 @@
+//! SSH remotes (`ssh://[user@]host[:port]/path`): a directory on a server,
+//! reached over SFTP with russh, behind object_store's `ObjectStore` so that
+//! transfers, packs, `status -c` and `gc -c` work as they do for every store.
+//!
+//! A write goes to a hidden temporary name in the object's directory and is
+//! renamed into place once complete, so an object appears whole or not at all;
+//! listings skip those names. The server's host key must be in `known_hosts`
+//! (`~/.ssh/known_hosts`, or the remote's `known_hosts` option), as OpenSSH's
+//! `StrictHostKeyChecking=yes` wants it: an unknown or changed key stops the
+//! connection before anything is sent.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, TryStreamExt};
+use object_store::{
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, PutMode,
+    PutMultipartOptions, PutOptions, PutResult, RenameOptions, UploadPart,
+};
+use russh::client::Handle;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+
+use super::*;
+
+/// Bytes per SFTP read or write request (what every server accepts).
+const CHUNK: usize = 32 * 1024;
+/// Requests of one transfer sent before the first is answered.
+const IN_FLIGHT: usize = 32;
+/// Names of unfinished writes start with this.
+const TMP_MARK: &str = ".dvt-tmp-";
+/// The store name of this module's errors.
+pub(super) const STORE: &str = "SSH";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Where and as whom to connect, from the remote's URL and options.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    host: String,
+    port: u16,
+    user: String,
+    keyfile: Option<PathBuf>,
+    passphrase: Option<String>,
+    password: Option<String>,
+    known_hosts: PathBuf,
+    allow_agent: bool,
+    timeout: Duration,
+}
+
+impl Target {
+    /// Reads the server from `location` (`[user@]host[:port]`) and the rest
+    /// from `spec`'s options: `user`, `port`, `keyfile`, `passphrase`,
+    /// `password`, `known_hosts`, `allow_agent`, `timeout`.
+    pub(super) fn from_spec(spec: &RemoteSpec, location: &Location) -> Result<Target> {
+        let bad = |message: String| RemoteError::Config {
+            remote: spec.name.clone(),
+            message,
+        };
+        let (user, server) = match location.bucket.rsplit_once('@') {
+            Some((u, s)) => (Some(u.to_string()), s),
+            None => (None, location.bucket.as_str()),
+        };
+        let (host, port) = split_port(server).map_err(bad)?;
+        let port = match (port, spec.int("port")?) {
+            (Some(p), _) => p,
+            (None, Some(p)) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
+            (None, None) => 22,
+        };
+        let user = user
+            .or_else(|| spec.get("user").map(str::to_string))
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .filter(|u| !u.is_empty())
+            .or_else(login_name)
+            .ok_or_else(|| bad("no user name: put it in the URL (`ssh://USER@host/path`) or set `user`".into()))?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let tilde = |p: &str| match (p.strip_prefix("~/"), &home) {
+            (Some(rest), Some(h)) => h.join(rest),
+            _ => PathBuf::from(p),
+        };
+        let known_hosts = match spec.get("known_hosts") {
+            Some(p) => tilde(p),
+            None => home.as_ref().map(|h| h.join(".ssh/known_hosts")).ok_or_else(|| {
+                bad("HOME is not set: give the `known_hosts` file to check the server against".into())
+            })?,
+        };
+        Ok(Target {
+            host: host.to_string(),
+            port,
+            user,
+            keyfile: spec.get("keyfile").map(tilde),
+            passphrase: spec.get("passphrase").map(str::to_string),
+            password: spec.get("password").map(str::to_string),
+            known_hosts,
+            allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
+            timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(30).max(1)),
+        })
+    }
+
+    fn server(&self) -> String {
+        match self.port {
+            22 => self.host.clone(),
+            p => format!("[{}]:{p}", self.host),
+        }
+    }
+}
+
+/// This process's user's name, from `/etc/passwd` (as `ssh` finds it when
+/// USER is not set, in a container say).
+fn login_name() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw().to_string();
+    let passwd = fs_err::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_port(server: &str) -> std::result::Result<(&str, Option<u16>), String> {
+    let (host, port) = match server.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => return Err(format!("`{server}`: `[` without `]`")),
+        },
+        None => match server.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (server, None),
+        },
+    };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("`{server}`: the port is not a number"))
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
+/// The store: a lazily opened SFTP session, shared by every transfer.
+#[derive(Debug, Clone)]
+pub(super) struct Sftp {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    target: Target,
+    /// The connection, or why it could not be made (not tried again: every
+    /// transfer of the command would wait for the same failure).
+    conn: tokio::sync::OnceCell<std::result::Result<Arc<Conn>, String>>,
+}
+
+struct Conn {
+    /// Keeps the SSH connection open.
+    _ssh: Handle<HostCheck>,
+    sftp: Arc<RawSftpSession>,
+    /// Whether the server renames over an existing file atomically
+    /// (`posix-rename@openssh.com`).
+    posix_rename: bool,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("posix_rename", &self.posix_rename)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for Sftp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SFTP({}@{})", self.inner.target.user, self.inner.target.server())
+    }
+}
+
+impl Sftp {
+    pub(super) fn new(target: Target) -> Sftp {
+        Sftp {
+            inner: Arc::new(Inner {
+                target,
+                conn: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    async fn conn(&self) -> object_store::Result<Arc<Conn>> {
+        let made = self
+            .conn
+            .get_or_init(|| async { connect(&self.target).await.map(Arc::new) })
+            .await;
+        made.clone().map_err(|message| object_store::Error::Generic {
+            store: STORE,
+            source: message.into(),
+        })
+    }
+}
+
+/// Checks the server's key against `known_hosts`, and keeps what was wrong.
+struct HostCheck {
+    target: Target,
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl russh::client::Handler for HostCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        let t = &self.target;
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                "`{}` offered a host certificate; dvt checks plain host keys only",
+                t.server()
+            ));
+            return Ok(false);
+        };
+        let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
+            Ok(true) => return Ok(true),
+            Ok(false) => format!(
+                "the host key of `{}` ({}) is not in `{}`: check that it is the server's, then add it \
+                 (`ssh-keyscan -p {} {} >> {}`, or connect once with `ssh`)",
+                t.server(),
+                key.fingerprint(HashAlg::Sha256),
+                t.known_hosts.display(),
+                t.port,
+                t.host,
+                t.known_hosts.display()
+            ),
+            Err(russh::keys::Error::KeyChanged { line }) => format!(
+                "the host key of `{}` ({}) is not the one line {line} of `{}` records: the server's key \
+                 was replaced, or someone is in the middle of the connection; nothing was sent",
+                t.server(),
+                key.fingerprint(HashAlg::Sha256),
+                t.known_hosts.display()
+            ),
+            Err(e) => format!("cannot check the host key against `{}`: {e}", t.known_hosts.display()),
+        };
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+        Ok(false)
+    }
+}
+
+async fn connect(t: &Target) -> std::result::Result<Conn, String> {
+    let config = Arc::new(russh::client::Config {
+        keepalive_interval: Some(Duration::from_secs(15)),
+        ..Default::default()
+    });
+    let refused = Arc::new(std::sync::Mutex::new(None));
+    let handler = HostCheck {
+        target: t.clone(),
+        refused: refused.clone(),
+    };
+    let server = t.server();
+    let connecting = russh::client::connect(config, (t.host.as_str(), t.port), handler);
+    let mut ssh = match tokio::time::timeout(t.timeout, connecting).await {
+        Err(_) => return Err(format!("`{server}` did not answer within {} s", t.timeout.as_secs())),
+        Ok(Err(e)) => {
+            let why = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return Err(why.unwrap_or_else(|| format!("cannot connect to `{server}`: {}", crate::error_chain(&e))));
+        }
+        Ok(Ok(h)) => h,
+    };
+    tokio::time::timeout(t.timeout, authenticate(&mut ssh, t))
+        .await
+        .map_err(|_| {
+            format!(
+                "`{server}` did not finish authenticating within {} s",
+                t.timeout.as_secs()
+            )
+        })??;
+    let fail =
+        |what: &str, e: &(dyn std::error::Error + 'static)| format!("`{server}`: {what}: {}", crate::error_chain(e));
+    let channel = ssh
+        .channel_open_session()
+        .await
+        .map_err(|e| fail("cannot open a session", &e))?;
+    channel
+        .request_subsystem(true, "sftp")
+        .await
+        .map_err(|e| fail("cannot start SFTP", &e))?;
+    let sftp = RawSftpSession::new_with_config(
+        channel.into_stream(),
+        russh_sftp::client::Config {
+            request_timeout_secs: t.timeout.as_secs(),
+            ..Default::default()
+        },
+    );
+    let version = sftp
+        .init()
+        .await
+        .map_err(|e| fail("the server does not speak SFTP", &e))?;
+    let posix_rename = version.extensions.contains_key("posix-rename@openssh.com");
+    Ok(Conn {
+        _ssh: ssh,
+        sftp: Arc::new(sftp),
+        posix_rename,
+    })
+}
+
+/// As OpenSSH tries: the key file given (else the agent's keys, then
+/// `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`), then the password.
+async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<(), String> {
+    let rsa_hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let mut tried: Vec<String> = Vec::new();
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        format!("`{}`: authentication failed: {}", t.server(), crate::error_chain(e))
+    };
+    let keyfiles: Vec<PathBuf> = match &t.keyfile {
+        Some(k) => vec![k.clone()],
+        None => {
+            if t.allow_agent
+                && std::env::var_os("SSH_AUTH_SOCK").is_some()
+                && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+                && let Ok(ids) = agent.request_identities().await
+            {
+                for id in ids {
+                    if let AgentIdentity::PublicKey { key, .. } = id
+                        && let Ok(r) = ssh
+                            .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
+                            .await
+                        && r.success()
+                    {
+                        return Ok(());
+                    }
+                }
+                tried.push("the ssh agent's keys".into());
+            }
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            ["id_ed25519", "id_ecdsa", "id_rsa"]
+                .iter()
+                .map(|n| home.join(".ssh").join(n))
+                .filter(|p| p.is_file())
+                .collect()
+        }
+    };
+    for path in keyfiles {
+        let key = fs_err::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| russh::keys::decode_secret_key(&text, t.passphrase.as_deref()).map_err(|e| e.to_string()));
+        let key = match key {
+            Ok(k) => k,
+            Err(e) if t.keyfile.is_some() => {
+                let hint = match t.passphrase {
+                    None if e.contains("encrypted") || e.contains("password") => " (set `passphrase`)",
+                    _ => "",
+                };
+                return Err(format!("cannot read the key file `{}`: {e}{hint}", path.display()));
+            }
+            Err(e) => {
+                tried.push(format!("`{}` (unreadable: {e})", path.display()));
+                continue;
+            }
+        };
+        let r = ssh
+            .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+            .await
+            .map_err(|e| failed(&e))?;
+        if r.success() {
+            return Ok(());
+        }
+        tried.push(format!("the key `{}`", path.display()));
+    }
+    if let Some(password) = &t.password {
+        let r = ssh
+            .authenticate_password(&t.user, password)
+            .await
+            .map_err(|e| failed(&e))?;
+        if r.success() {
+            return Ok(());
+        }
+        tried.push("the password".into());
+    }
+    let tried = match tried.is_empty() {
+        true => "no key or password was found".to_string(),
+        false => format!("tried {}", tried.join(", ")),
+    };
+    Err(format!(
+        "`{}` refused user `{}`: {tried}; set `keyfile` (and `passphrase`) or `password` with `dvt remote modify`",
+        t.server(),
+        t.user
+    ))
+}
+
+/// The SFTP path of `location`: from `/`, or, below a first `~`, from the
+/// login directory. Store paths percent-encode some characters (`~`, `%`,
+/// `#`, …); the server's names are the decoded ones.
+fn remote_path(location: &StorePath) -> String {
+    let parts: Vec<String> = location.parts().map(|p| percent_decode(p.as_ref())).collect();
+    match parts.split_first() {
+        Some((first, rest)) if first == "~" => match rest.is_empty() {
+            true => ".".to_string(),
+            false => rest.join("/"),
+        },
+        _ => format!("/{}", parts.join("/")),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parent(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| if p.is_empty() { "/" } else { p })
+}
+
+fn is_missing(e: &SftpError) -> bool {
+    matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+fn store_error(location: &str, e: SftpError) -> object_store::Error {
+    match is_missing(&e) {
+        true => object_store::Error::NotFound {
+            path: location.to_string(),
+            source: Box::new(e),
+        },
+        false => object_store::Error::Generic {
+            store: STORE,
+            source: format!("`{location}`: {e}").into(),
+        },
+    }
+}
+
+/// An SSH string: its length, then its bytes.
+fn ssh_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Conn {
+    /// Creates `dir` and its missing parents (others may be creating them too).
+    async fn make_dirs(&self, dir: &str) -> object_store::Result<()> {
+        let mut missing = Vec::new();
+        let mut at = Some(dir);
+        while let Some(d) = at {
+            match self.sftp.stat(d).await {
+                Ok(_) => break,
+                Err(e) if is_missing(&e) => missing.push(d.to_string()),
+                Err(e) => return Err(store_error(d, e)),
+            }
+            at = parent(d).filter(|p| *p != d && *p != "." && !p.is_empty());
+        }
+        for d in missing.iter().rev() {
+            if let Err(e) = self.sftp.mkdir(d.as_str(), FileAttributes::default()).await
+                && !self.sftp.stat(d.as_str()).await.is_ok_and(|a| a.attrs.is_dir())
+            {
+                return Err(store_error(d, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a new temporary file beside `dest`, for writing. Returns its path
+    /// and handle.
+    async fn create_tmp(&self, dest: &str) -> object_store::Result<(String, String)> {
+        let (dir, name) = dest.rsplit_once('/').unwrap_or((".", dest));
+        let tmp = format!(
+            "{dir}/{TMP_MARK}{name}.{}.{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+        let opened = match self.sftp.open(tmp.as_str(), flags, FileAttributes::default()).await {
+            Err(e) if is_missing(&e) => {
+                self.make_dirs(dir).await?;
+                self.sftp.open(tmp.as_str(), flags, FileAttributes::default()).await
+            }
+            r => r,
+        };
+        let handle = opened.map_err(|e| store_error(&tmp, e))?.handle;
+        Ok((tmp, handle))
+    }
+
+    /// Moves the finished `tmp` to `dest`, replacing what is there; on failure
+    /// `tmp` is deleted.
+    async fn move_into_place(&self, tmp: &str, dest: &str) -> object_store::Result<()> {
+        let moved = match self.posix_rename {
+            true => {
+                let mut data = Vec::new();
+                ssh_string(&mut data, tmp);
+                ssh_string(&mut data, dest);
+                match self.sftp.extended("posix-rename@openssh.com", data).await {
+                    Ok(russh_sftp::protocol::Packet::Status(s)) if s.status_code == StatusCode::Ok => Ok(()),
+                    Ok(russh_sftp::protocol::Packet::Status(s)) => Err(SftpError::Status(s)),
+                    Ok(_) => Err(SftpError::UnexpectedPacket),
+                    Err(e) => Err(e),
+                }
+            }
+            // SFTP's own rename refuses to replace a file on many servers:
+            // then the old one goes first.
+            false => match self.sftp.rename(tmp, dest).await {
+                Err(_) if self.sftp.stat(dest).await.is_ok() => {
+                    let _ = self.sftp.remove(dest).await;
+                    self.sftp.rename(tmp, dest).await.map(|_| ())
+                }
+                r => r.map(|_| ()),
+            },
+        };
+        if let Err(e) = moved {
+            let _ = self.sftp.remove(tmp).await;
+            return Err(store_error(dest, e));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `data` at `offset` of the open file `handle` (the file `shown`), a
+/// chunk per request, several requests at once, sent in order (some servers,
+/// rclone's among them, take a file's bytes only in order).
+async fn write_at(
+    sftp: &RawSftpSession,
+    handle: &str,
+    shown: &str,
+    offset: u64,
+    data: PutPayload,
+) -> object_store::Result<()> {
+    let mut pieces = Vec::new();
+    let mut at = offset;
+    for part in data.iter() {
+        for chunk in part.chunks(CHUNK) {
+            pieces.push((at, chunk.to_vec()));
+            at += chunk.len() as u64;
+        }
+    }
+    stream::iter(pieces)
+        .map(|(at, chunk)| async move { sftp.write(handle, at, chunk).await.map(|_| ()) })
+        .buffered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|e| store_error(shown, e))?;
+    Ok(())
+}
+
+/// Reads `len` bytes at `offset` of `handle` (a server may answer a read with
+/// fewer bytes than asked: the rest is asked again).
+async fn read_at(
+    sftp: &RawSftpSession,
+    handle: &str,
+    offset: u64,
+    len: usize,
+) -> std::result::Result<Bytes, SftpError> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let want = (len - out.len()) as u32;
+        match sftp.read(handle, offset + out.len() as u64, want).await {
+            Ok(d) if !d.data.is_empty() => out.extend_from_slice(&d.data),
+            Ok(_) => break,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if out.len() < len {
+        return Err(SftpError::UnexpectedBehavior(format!(
+            "the file ended {} bytes early (it changed while it was read)",
+            len - out.len()
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Every file below `dir` (none if it does not exist), by walking it a level
+/// at a time, the directories of a level listed at once.
+async fn walk(conn: Arc<Conn>, dir: StorePath) -> object_store::Result<Vec<ObjectMeta>> {
+    let mut out = Vec::new();
+    let mut level = vec![dir];
+    while !level.is_empty() {
+        let listed: Vec<_> = stream::iter(level)
+            .map(|d| {
+                let conn = conn.clone();
+                async move { read_dir(&conn, &d).await.map(|entries| (d, entries)) }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        level = Vec::new();
+        for (d, entries) in listed {
+            for (name, attrs) in entries {
+                let child = d.clone().join(name.as_str());
+                match attrs.is_dir() {
+                    true => level.push(child),
+                    false => out.push(meta_of(child, &attrs)),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of `dir` but `.`, `..` and unfinished writes; none if it does
+/// not exist.
+async fn read_dir(conn: &Conn, dir: &StorePath) -> object_store::Result<Vec<(String, FileAttributes)>> {
+    let path = remote_path(dir);
+    let handle = match conn.sftp.opendir(path.as_str()).await {
+        Ok(h) => h.handle,
+        Err(e) if is_missing(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(store_error(&path, e)),
+    };
+    let mut out = Vec::new();
+    let result = loop {
+        match conn.sftp.readdir(handle.as_str()).await {
+            Ok(name) => out.extend(
+                name.files
+                    .into_iter()
+                    .filter(|f| !matches!(f.filename.as_str(), "." | "..") && !f.filename.starts_with(TMP_MARK))
+                    .map(|f| (f.filename, f.attrs)),
+            ),
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(out),
+            Err(e) => break Err(store_error(&path, e)),
+        }
+    };
+    let _ = conn.sftp.close(handle).await;
+    result
+}
+
+fn meta_of(location: StorePath, attrs: &FileAttributes) -> ObjectMeta {
+    let modified = std::time::UNIX_EPOCH + Duration::from_secs(u64::from(attrs.mtime.unwrap_or(0)));
+    ObjectMeta {
+        location,
+        last_modified: modified.into(),
+        size: attrs.size.unwrap_or(0),
+        e_tag: None,
+        version: None,
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Sftp {
+    async fn put_opts(
+        &self,
+        location: &StorePath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let conn = self.inner.conn().await?;
+        let dest = remote_path(location);
+        let (tmp, handle) = conn.create_tmp(&dest).await?;
+        let written = write_at(&conn.sftp, &handle, &tmp, 0, payload).await;
+        let closed = conn.sftp.close(handle).await.map_err(|e| store_error(&tmp, e));
+        if let Err(e) = written.and(closed.map(|_| ())) {
+            let _ = conn.sftp.remove(tmp).await;
+            return Err(e);
+        }
+        if matches!(opts.mode, PutMode::Create) && conn.sftp.stat(dest.as_str()).await.is_ok() {
+            let _ = conn.sftp.remove(tmp).await;
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "it exists".into(),
+            });
+        }
+        conn.move_into_place(&tmp, &dest).await?;
+        Ok(PutResult {
+            e_tag: None,
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &StorePath,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let conn = self.inner.conn().await?;
+        let dest = remote_path(location);
+        let (tmp, handle) = conn.create_tmp(&dest).await?;
+        Ok(Box::new(Upload {
+            conn,
+            handle: Arc::from(handle),
+            tmp: Arc::from(tmp),
+            dest,
+            offset: 0,
+            written: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }))
+    }
+
+    async fn get_opts(&self, location: &StorePath, options: GetOptions) -> object_store::Result<GetResult> {
+        let conn = self.inner.conn().await?;
+        let path = remote_path(location);
+        let attrs = conn
+            .sftp
+            .stat(path.as_str())
+            .await
+            .map_err(|e| store_error(location.as_ref(), e))?
+            .attrs;
+        if attrs.is_dir() {
+            return Err(object_store::Error::NotFound {
+                path: location.to_string(),
+                source: "it is a directory".into(),
+            });
+        }
+        let meta = meta_of(location.clone(), &attrs);
+        let range = match &options.range {
+            Some(r) => r.as_range(meta.size).map_err(|e| object_store::Error::Generic {
+                store: STORE,
+                source: Box::new(e),
+            })?,
+            None => 0..meta.size,
+        };
+        let payload: BoxStream<'static, object_store::Result<Bytes>> = match options.head || range.is_empty() {
+            true => stream::empty().boxed(),
+            false => {
+                let handle: Arc<str> = conn
+                    .sftp
+                    .open(path.as_str(), OpenFlags::READ, FileAttributes::default())
+                    .await
+                    .map_err(|e| store_error(location.as_ref(), e))?
+                    .handle
+                    .into();
+                let starts: Vec<u64> = (range.start..range.end).step_by(CHUNK).collect();
+                let end = range.end;
+                let (reading, closing) = (conn.clone(), conn.clone());
+                let (h, close_h) = (handle.clone(), handle);
+                let shown = location.to_string();
+                stream::iter(starts)
+                    .map(move |at| {
+                        let (conn, h, shown) = (reading.clone(), h.clone(), shown.clone());
+                        async move {
+                            let len = (end - at).min(CHUNK as u64) as usize;
+                            read_at(&conn.sftp, &h, at, len)
+                                .await
+                                .map_err(|e| store_error(&shown, e))
+                        }
+                    })
+                    .buffered(IN_FLIGHT)
+                    .chain(
+                        stream::once(async move {
+                            let _ = closing.sftp.close(close_h.as_ref()).await;
+                            None
+                        })
+                        .filter_map(|x: Option<object_store::Result<Bytes>>| async move { x }),
+                    )
+                    .boxed()
+            }
+        };
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(payload),
+            meta,
+            range,
+            attributes: Default::default(),
+            extensions: Default::default(),
+        })
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<StorePath>>,
+    ) -> BoxStream<'static, object_store::Result<StorePath>> {
+        let inner = self.inner.clone();
+        locations
+            .map(move |location| {
+                let inner = inner.clone();
+                async move {
+                    let location = location?;
+                    let conn = inner.conn().await?;
+                    conn.sftp
+                        .remove(remote_path(&location))
+                        .await
+                        .map_err(|e| store_error(location.as_ref(), e))?;
+                    Ok(location)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let inner = self.inner.clone();
+        let dir = prefix.cloned().unwrap_or_default();
+        stream::once(async move {
+            let conn = inner.conn().await?;
+            walk(conn, dir).await
+        })
+        .map_ok(|metas| stream::iter(metas.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&StorePath>) -> object_store::Result<ListResult> {
+        let conn = self.inner.conn().await?;
+        let dir = prefix.cloned().unwrap_or_default();
+        let mut result = ListResult {
+            common_prefixes: Vec::new(),
+            objects: Vec::new(),
+            extensions: Default::default(),
+        };
+        for (name, attrs) in read_dir(&conn, &dir).await? {
+            let child = dir.clone().join(name.as_str());
+            match attrs.is_dir() {
+                true => result.common_prefixes.push(child),
+                false => result.objects.push(meta_of(child, &attrs)),
+            }
+        }
+        Ok(result)
+    }
+
+    async fn copy_opts(&self, from: &StorePath, to: &StorePath, options: CopyOptions) -> object_store::Result<()> {
+        let bytes = self.get(from).await?.bytes().await?;
+        let mode = match options.mode {
+            object_store::CopyMode::Create => PutMode::Create,
+            _ => PutMode::Overwrite,
+        };
+        self.put_opts(
+            to,
+            PutPayload::from(bytes),
+            PutOptions {
+                mode,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn rename_opts(&self, from: &StorePath, to: &StorePath, _options: RenameOptions) -> object_store::Result<()> {
+        let conn = self.inner.conn().await?;
+        let dest = remote_path(to);
+        if let Some(dir) = parent(&dest) {
+            conn.make_dirs(dir).await?;
+        }
+        conn.move_into_place(&remote_path(from), &dest).await
+    }
+}
+
+/// A big upload: parts written in place, one after the other, into a
+/// temporary file, which is renamed to its name when complete.
+#[derive(Debug)]
+struct Upload {
+    conn: Arc<Conn>,
+    handle: Arc<str>,
+    tmp: Arc<str>,
+    dest: String,
+    offset: u64,
+    /// How many bytes are written so far (`u64::MAX` once a part failed): a
+    /// part starts when the parts before it are written.
+    written: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+#[async_trait]
+impl MultipartUpload for Upload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let at = self.offset;
+        let len = data.content_length() as u64;
+        self.offset += len;
+        let (conn, handle, tmp, written) = (
+            self.conn.clone(),
+            self.handle.clone(),
+            self.tmp.clone(),
+            self.written.clone(),
+        );
+        Box::pin(async move {
+            let mut turn = written.subscribe();
+            let ready = turn.wait_for(|w| *w == at || *w == u64::MAX).await.ok().map(|w| *w);
+            if ready != Some(at) {
+                return Err(object_store::Error::Generic {
+                    store: STORE,
+                    source: format!("`{tmp}`: an earlier part failed").into(),
+                });
+            }
+            let result = write_at(&conn.sftp, &handle, &tmp, at, data).await;
+            written.send_replace(if result.is_ok() { at + len } else { u64::MAX });
+            result
+        })
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        if let Err(e) = self.conn.sftp.close(self.handle.as_ref()).await {
+            let _ = self.conn.sftp.remove(self.tmp.as_ref()).await;
+            return Err(store_error(&self.tmp, e));
+        }
+        self.conn.move_into_place(&self.tmp, &self.dest).await?;
+        Ok(PutResult {
+            e_tag: None,
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        let _ = self.conn.sftp.close(self.handle.as_ref()).await;
+        let _ = self.conn.sftp.remove(self.tmp.as_ref()).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_and_paths() {
+        assert_eq!(split_port("host").unwrap(), ("host", None));
+        assert_eq!(split_port("host:2222").unwrap(), ("host", Some(2222)));
+        assert_eq!(split_port("[::1]:2222").unwrap(), ("::1", Some(2222)));
+        assert_eq!(split_port("[::1]").unwrap(), ("::1", None));
+        assert!(split_port("host:ssh").is_err());
+        assert_eq!(
+            remote_path(&StorePath::from("srv/dvt/objects/ab")),
+            "/srv/dvt/objects/ab"
+        );
+        assert_eq!(remote_path(&StorePath::from("~/dvt/x")), "dvt/x");
+        assert_eq!(remote_path(&StorePath::from("~")), ".");
+        let odd = StorePath::from("srv").join("my data #1 ~%").join("a.csv");
+        assert_eq!(remote_path(&odd), "/srv/my data #1 ~%/a.csv");
+        assert_eq!(parent("/srv"), Some("/"));
+        assert_eq!(parent("dvt/x"), Some("dvt"));
+    }
+}
