@@ -3036,6 +3036,7 @@ impl SftpServer {
     fn start(extra: &[&str]) -> Option<SftpServer> {
         server("DVT_TEST_WEBDAV_URL")?;
         let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
         std::fs::create_dir(dir.path().join("served")).unwrap();
         for key in ["host", "user", "stranger"] {
             let out = Command::new("ssh-keygen")
@@ -3046,16 +3047,20 @@ impl SftpServer {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
         std::fs::copy(dir.path().join("user.pub"), dir.path().join("authorized_keys")).unwrap();
-        let port = free_port();
+        let child = Self::serve(dir.path(), port, extra);
+        Some(SftpServer { child, dir, port })
+    }
+
+    fn serve(dir: &Path, port: u16, extra: &[&str]) -> Child {
         let child = Command::new("rclone")
             .args(["serve", "sftp"])
-            .arg(dir.path().join("served"))
+            .arg(dir.join("served"))
             // Files the tests write into the served directory are seen at once.
             .args(["--dir-cache-time", "0s"])
             .args(["--addr", &format!("127.0.0.1:{port}"), "--user", "tester", "--key"])
-            .arg(dir.path().join("host"))
+            .arg(dir.join("host"))
             .arg("--authorized-keys")
-            .arg(dir.path().join("authorized_keys"))
+            .arg(dir.join("authorized_keys"))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -3066,7 +3071,18 @@ impl SftpServer {
             assert!(Instant::now() < deadline, "rclone did not start on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(SftpServer { child, dir, port })
+        child
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Started again, on the same port, serving the same directory.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Self::serve(self.dir.path(), self.port, &[]);
     }
 
     fn path(&self, name: &str) -> String {
@@ -3095,8 +3111,7 @@ impl SftpServer {
 
 impl Drop for SftpServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -3295,4 +3310,54 @@ fn import_url_from_sftp() {
     );
     assert_eq!(a.read("set/a.csv"), b"a\nb\n");
     assert_eq!(a.read("a.csv"), b"a\nb\n");
+}
+
+/// The server stops while a big object goes up in parts: nothing appears
+/// under the object's name, and the next push, once the server is back,
+/// uploads it whole.
+#[test]
+fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
+    let Some(mut sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    let model = noise(64 << 20, 7);
+    a.write("model.bin", &model);
+    a.dvt(&["add", "model.bin"]).ok();
+    let push = a
+        .dvt_cmd(&["push", "-j", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let served = sftp.dir.path().join("served");
+    let partial = || {
+        files_under(&served).into_iter().any(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(".dvt-tmp-")
+                && p.metadata().is_ok_and(|m| m.len() > 1 << 20)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !partial() {
+        assert!(Instant::now() < deadline, "push made no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sftp.stop();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "push should fail: {stderr}");
+    assert!(stderr.contains("remote `ssh`"), "{stderr}");
+    let store = walk(&served).into_iter().find(|p| p.ends_with("store")).unwrap();
+    assert!(Store::at(&store).ids().is_empty(), "a partial object is visible");
+
+    sftp.restart();
+    let r = a.dvt(&["push", "--json"]).ok();
+    assert_eq!(r.json()["uploaded"], 1, "{}", r.stdout);
+    assert_eq!(Store::at(&store).ids(), a.object_ids());
+    assert_remote_objects_whole(&a, &store);
+    a.commit("model");
+    let b = a.clone_repo();
+    ssh_local_keys(&b, &sftp);
+    b.dvt(&["pull"]).ok();
+    assert!(b.read("model.bin") == model, "the clone's model differs");
 }
