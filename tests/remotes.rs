@@ -3361,3 +3361,31 @@ fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
     b.dvt(&["pull"]).ok();
     assert!(b.read("model.bin") == model, "the clone's model differs");
 }
+
+/// `ssh://labbox/…` reaches what `ssh labbox` reaches: HostName, Port, User,
+/// IdentityFile and UserKnownHostsFile come from `~/.ssh/config`.
+#[test]
+fn ssh_reads_the_host_alias_from_ssh_config() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let ssh_config = |env: &TestEnv| {
+        std::fs::create_dir_all(env.home.join(".ssh")).unwrap();
+        std::fs::write(
+            env.home.join(".ssh/config"),
+            format!(
+                "Host labbox\n  HostName 127.0.0.1\n  Port {}\n  User tester\n  IdentityFile {}\n  \
+                 UserKnownHostsFile {}\nHost *\n  User nobody\n",
+                sftp.port,
+                sftp.path("user"),
+                sftp.known_hosts("host")
+            ),
+        )
+        .unwrap();
+    };
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "ssh", "ssh://labbox/team/store"]).ok();
+    ssh_config(&a);
+    round_trip(&a, ssh_config);
+    assert!(sftp.dir.path().join("served/team/store/packs").is_dir());
+}

@@ -16,6 +16,7 @@ mod packed;
 mod runs;
 mod sftp;
 mod source;
+mod ssh_config;
 mod webdav;
 
 use std::sync::Arc;

@@ -44,7 +44,11 @@ pub(super) struct Target {
     host: String,
     port: u16,
     user: String,
+    /// The remote's `keyfile`: the one key tried, and an error if unreadable.
     keyfile: Option<PathBuf>,
+    /// `IdentityFile`s of `~/.ssh/config` for this host, tried after the
+    /// agent's keys instead of the default ones.
+    config_keys: Vec<PathBuf>,
     passphrase: Option<String>,
     password: Option<String>,
     known_hosts: PathBuf,
@@ -55,7 +59,9 @@ pub(super) struct Target {
 impl Target {
     /// Reads the server from `location` (`[user@]host[:port]`) and the rest
     /// from `spec`'s options: `user`, `port`, `keyfile`, `passphrase`,
-    /// `password`, `known_hosts`, `allow_agent`, `timeout`.
+    /// `password`, `known_hosts`, `allow_agent`, `timeout`. What neither
+    /// sets comes from `~/.ssh/config` (`HostName`, `User`, `Port`,
+    /// `IdentityFile`, `UserKnownHostsFile`), as for `ssh HOST`.
     pub(super) fn from_spec(spec: &RemoteSpec, location: &Location) -> Result<Target> {
         let bad = |message: String| RemoteError::Config {
             remote: spec.name.clone(),
@@ -65,35 +71,43 @@ impl Target {
             Some((u, s)) => (Some(u.to_string()), s),
             None => (None, location.bucket.as_str()),
         };
-        let (host, port) = split_port(server).map_err(bad)?;
-        let port = match (port, spec.int("port")?) {
-            (Some(p), _) => p,
-            (None, Some(p)) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
-            (None, None) => 22,
+        let (alias, port) = split_port(server).map_err(bad)?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let config = match &home {
+            Some(h) => super::ssh_config::for_host(&h.join(".ssh/config"), alias, h),
+            None => Default::default(),
+        };
+        let port = match (port, spec.int("port")?, config.port) {
+            (Some(p), _, _) => p,
+            (None, Some(p), _) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
+            (None, None, Some(p)) => p,
+            (None, None, None) => 22,
         };
         let user = user
             .or_else(|| spec.get("user").map(str::to_string))
+            .or(config.user)
             .or_else(|| std::env::var("USER").ok())
             .or_else(|| std::env::var("LOGNAME").ok())
             .filter(|u| !u.is_empty())
             .or_else(login_name)
             .ok_or_else(|| bad("no user name: put it in the URL (`ssh://USER@host/path`) or set `user`".into()))?;
-        let home = std::env::var_os("HOME").map(PathBuf::from);
         let tilde = |p: &str| match (p.strip_prefix("~/"), &home) {
             (Some(rest), Some(h)) => h.join(rest),
             _ => PathBuf::from(p),
         };
-        let known_hosts = match spec.get("known_hosts") {
-            Some(p) => tilde(p),
-            None => home.as_ref().map(|h| h.join(".ssh/known_hosts")).ok_or_else(|| {
+        let known_hosts = match (spec.get("known_hosts"), config.known_hosts) {
+            (Some(p), _) => tilde(p),
+            (None, Some(p)) => p,
+            (None, None) => home.as_ref().map(|h| h.join(".ssh/known_hosts")).ok_or_else(|| {
                 bad("HOME is not set: give the `known_hosts` file to check the server against".into())
             })?,
         };
         Ok(Target {
-            host: host.to_string(),
+            host: config.host_name.unwrap_or_else(|| alias.to_string()),
             port,
             user,
             keyfile: spec.get("keyfile").map(tilde),
+            config_keys: config.identity_files,
             passphrase: spec.get("passphrase").map(str::to_string),
             password: spec.get("password").map(str::to_string),
             known_hosts,
@@ -309,8 +323,9 @@ async fn connect(t: &Target) -> std::result::Result<Conn, String> {
     })
 }
 
-/// As OpenSSH tries: the key file given (else the agent's keys, then
-/// `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`), then the password.
+/// As OpenSSH tries: the key file given (else the agent's keys, then the
+/// `IdentityFile`s of `~/.ssh/config`, or without them `~/.ssh/id_ed25519`,
+/// `id_ecdsa`, `id_rsa`), then the password.
 async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<(), String> {
     let rsa_hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
     let mut tried: Vec<String> = Vec::new();
@@ -338,11 +353,14 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                 tried.push("the ssh agent's keys".into());
             }
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-            ["id_ed25519", "id_ecdsa", "id_rsa"]
-                .iter()
-                .map(|n| home.join(".ssh").join(n))
-                .filter(|p| p.is_file())
-                .collect()
+            let defaults = ["id_ed25519", "id_ecdsa", "id_rsa"].map(|n| home.join(".ssh").join(n));
+            match t.config_keys.is_empty() {
+                true => defaults.into_iter().collect(),
+                false => t.config_keys.clone(),
+            }
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
         }
     };
     for path in keyfiles {

@@ -1,0 +1,244 @@
+//! What `~/.ssh/config` says about a host, read as OpenSSH reads it, so that
+//! `ssh://gpu-box/path` reaches the machine `ssh gpu-box` reaches: `Host`
+//! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
+//! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
+//! `IdentityFile`, `UserKnownHostsFile`. For each keyword the first value
+//! found wins (every `IdentityFile` counts). `Match` sections cannot be
+//! evaluated here and are skipped.
+
+use std::path::{Path, PathBuf};
+
+/// The settings `~/.ssh/config` gives one host; `None` where it is silent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct HostConfig {
+    pub host_name: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_files: Vec<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Reads the settings for `host` from `file` (missing: none). `home` expands `~`.
+pub(super) fn for_host(file: &Path, host: &str, home: &Path) -> HostConfig {
+    let mut out = HostConfig::default();
+    let mut reader = Reader {
+        host,
+        home,
+        out: &mut out,
+        depth: 0,
+    };
+    reader.read_file(file);
+    out
+}
+
+struct Reader<'a> {
+    host: &'a str,
+    home: &'a Path,
+    out: &'a mut HostConfig,
+    depth: usize,
+}
+
+impl Reader<'_> {
+    fn read_file(&mut self, file: &Path) {
+        // An unreadable file is what ssh itself would complain about; here it
+        // adds nothing, and the connection says what went wrong.
+        let Ok(text) = fs_err::read_to_string(file) else {
+            return;
+        };
+        let mut applies = true;
+        for line in text.lines() {
+            let Some((key, args)) = split_line(line) else {
+                continue;
+            };
+            match key.as_str() {
+                "host" => applies = host_matches(self.host, &args),
+                "match" => applies = false,
+                "include" if applies && self.depth < 8 => {
+                    for pattern in &args {
+                        for f in self.include_files(pattern) {
+                            self.depth += 1;
+                            self.read_file(&f);
+                            self.depth -= 1;
+                        }
+                    }
+                }
+                _ if applies => self.set(&key, &args),
+                _ => {}
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, args: &[String]) {
+        let Some(first) = args.first() else {
+            return;
+        };
+        let value = self.expand(first);
+        let path = self.path(&value);
+        let o = &mut *self.out;
+        match key {
+            "hostname" if o.host_name.is_none() => o.host_name = Some(value),
+            "user" if o.user.is_none() => o.user = Some(value),
+            "port" if o.port.is_none() => o.port = value.parse().ok(),
+            "identityfile" if value != "none" => o.identity_files.push(path),
+            "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
+            _ => {}
+        }
+    }
+
+    /// `%h` (the host), `%d` (home), `%%`; the rest is kept as written.
+    fn expand(&self, value: &str) -> String {
+        value
+            .replace("%%", "\u{0}")
+            .replace("%h", self.out.host_name.as_deref().unwrap_or(self.host))
+            .replace("%d", &self.home.to_string_lossy())
+            .replace('\u{0}', "%")
+    }
+
+    /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
+    fn path(&self, value: &str) -> PathBuf {
+        match value.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest),
+            None if Path::new(value).is_absolute() => PathBuf::from(value),
+            None => self.home.join(".ssh").join(value),
+        }
+    }
+
+    /// The files an `Include` names: a path, or a `*`/`?` pattern in its last
+    /// component, sorted as ssh sorts them.
+    fn include_files(&self, pattern: &str) -> Vec<PathBuf> {
+        let path = self.path(pattern);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.contains(['*', '?']) {
+            return vec![path];
+        }
+        let Some(dir) = path.parent() else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| wildcard(&name, &e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// A config line as its keyword (lowercase) and arguments (quotes removed);
+/// `None` for blank lines and comments.
+fn split_line(line: &str) -> Option<(String, Vec<String>)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (key, rest) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+        Some(at) => (
+            &line[..at],
+            line[at..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+        ),
+        None => (line, ""),
+    };
+    let mut args = Vec::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (arg, after) = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => rest.split_once(char::is_whitespace).unwrap_or((rest, "")),
+        };
+        args.push(arg.to_string());
+        rest = after.trim_start();
+    }
+    Some((key.to_ascii_lowercase(), args))
+}
+
+/// Whether a `Host` line's patterns take `host`: one positive pattern
+/// matches, and no `!` pattern does.
+fn host_matches(host: &str, patterns: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    let mut matched = false;
+    for p in patterns {
+        let p = p.to_ascii_lowercase();
+        match p.strip_prefix('!') {
+            Some(neg) if wildcard(neg, &host) => return false,
+            Some(_) => {}
+            None => matched |= wildcard(&p, &host),
+        }
+    }
+    matched
+}
+
+/// `*` (any run of characters) and `?` (any one), as ssh_config's patterns.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut back: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                back = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match back {
+                Some((bp, bt)) => {
+                    pi = bp + 1;
+                    ti = bt + 1;
+                    back = Some((bp, bt + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_host_as_ssh_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        fs_err::create_dir_all(home.join(".ssh/config.d")).unwrap();
+        fs_err::write(
+            home.join(".ssh/config.d/lab"),
+            "Host gpu-*\n  IdentityFile ~/.ssh/lab_key\n  User labuser\n",
+        )
+        .unwrap();
+        fs_err::write(
+            home.join(".ssh/config"),
+            "# comment\nInclude config.d/*\n\
+             Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
+             Match host gpu-box\n  User never\n\
+             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n",
+        )
+        .unwrap();
+        let c = for_host(&home.join(".ssh/config"), "GPU-box", home);
+        assert_eq!(
+            c,
+            HostConfig {
+                host_name: Some("10.0.0.5".into()),
+                user: Some("labuser".into()),
+                port: Some(2222),
+                identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
+                known_hosts: Some(home.join("kh")),
+            }
+        );
+        let old = for_host(&home.join(".ssh/config"), "gpu-old", home);
+        assert_eq!(
+            (old.host_name, old.user, old.port),
+            (None, Some("labuser".into()), Some(22))
+        );
+        assert_eq!(for_host(&home.join("missing"), "x", home), HostConfig::default());
+        assert!(wildcard("a*b?c", "axxbyc") && !wildcard("a*b", "ab c") && wildcard("*", ""));
+    }
+}
