@@ -59,6 +59,7 @@ def start_sshd(root, home):
             f"AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\nUsePAM no\n"
             "PermitRootLogin prohibit-password\nStrictModes no\nSubsystem sftp internal-sftp\n"
         )
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=open(os.path.join(root, "sshd.log"), "w"))
     deadline = time.time() + 10
     while True:
@@ -105,7 +106,7 @@ def one_run(tool, work, data, port, store, run):
     copy = shutil.copytree if os.path.isdir(data) else shutil.copy
     copy(data, os.path.join(repo, name))
     subprocess.run([exe, "remote", "add", "-d", "lab", f"ssh://{env['USER']}@127.0.0.1:{port}{store}"],
-                   cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+                   cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run([exe, "add", name], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     git("add", "-A")
     git("-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "data")

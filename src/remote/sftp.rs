@@ -27,8 +27,15 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 use super::*;
 
-/// Bytes per SFTP read or write request (what every server accepts).
-const CHUNK: usize = 32 * 1024;
+/// Bytes per SFTP write request: what every server accepts (fewer if it
+/// says so, `limits@openssh.com`). 128 KiB writes were slower against
+/// loopback OpenSSH (one 68 MiB object: 0.38-0.41 s against 0.29-0.31 s).
+const WRITE_CHUNK: usize = 32 * 1024;
+/// Bytes per SFTP read request, or fewer if the server says so; a server
+/// that sends less than asked is asked again for the rest. Measured on
+/// loopback OpenSSH, one 68 MiB object: 0.45-0.5 s at 128 KiB against
+/// 0.75-0.94 s at 32 KiB.
+const READ_CHUNK: usize = 128 * 1024;
 /// Requests of one transfer sent before the first is answered.
 const IN_FLIGHT: usize = 32;
 /// Names of unfinished writes start with this.
@@ -179,12 +186,17 @@ struct Conn {
     /// Whether the server renames over an existing file atomically
     /// (`posix-rename@openssh.com`).
     posix_rename: bool,
+    /// Bytes per read and per write request.
+    read_chunk: usize,
+    write_chunk: usize,
 }
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
             .field("posix_rename", &self.posix_rename)
+            .field("read_chunk", &self.read_chunk)
+            .field("write_chunk", &self.write_chunk)
             .finish()
     }
 }
@@ -316,10 +328,23 @@ async fn connect(t: &Target) -> std::result::Result<Conn, String> {
         .await
         .map_err(|e| fail("the server does not speak SFTP", &e))?;
     let posix_rename = version.extensions.contains_key("posix-rename@openssh.com");
+    let (mut read_chunk, mut write_chunk) = (READ_CHUNK, WRITE_CHUNK);
+    if version.extensions.contains_key("limits@openssh.com")
+        && let Ok(limits) = sftp.limits().await
+    {
+        let most = |limit: u64, ours: usize| match limit {
+            0 => ours,
+            l => usize::try_from(l).unwrap_or(ours).min(ours),
+        };
+        read_chunk = most(limits.max_read_len, read_chunk);
+        write_chunk = most(limits.max_write_len, write_chunk);
+    }
     Ok(Conn {
         _ssh: ssh,
         sftp: Arc::new(sftp),
         posix_rename,
+        read_chunk,
+        write_chunk,
     })
 }
 
@@ -556,23 +581,17 @@ impl Conn {
 /// Writes `data` at `offset` of the open file `handle` (the file `shown`), a
 /// chunk per request, several requests at once, sent in order (some servers,
 /// rclone's among them, take a file's bytes only in order).
-async fn write_at(
-    sftp: &RawSftpSession,
-    handle: &str,
-    shown: &str,
-    offset: u64,
-    data: PutPayload,
-) -> object_store::Result<()> {
+async fn write_at(conn: &Conn, handle: &str, shown: &str, offset: u64, data: PutPayload) -> object_store::Result<()> {
     let mut pieces = Vec::new();
     let mut at = offset;
     for part in data.iter() {
-        for chunk in part.chunks(CHUNK) {
+        for chunk in part.chunks(conn.write_chunk) {
             pieces.push((at, chunk.to_vec()));
             at += chunk.len() as u64;
         }
     }
     stream::iter(pieces)
-        .map(|(at, chunk)| async move { sftp.write(handle, at, chunk).await.map(|_| ()) })
+        .map(|(at, chunk)| async move { conn.sftp.write(handle, at, chunk).await.map(|_| ()) })
         .buffered(IN_FLIGHT)
         .try_collect::<Vec<()>>()
         .await
@@ -683,7 +702,7 @@ impl ObjectStore for Sftp {
         let conn = self.inner.conn().await?;
         let dest = remote_path(location);
         let (tmp, handle) = conn.create_tmp(&dest).await?;
-        let written = write_at(&conn.sftp, &handle, &tmp, 0, payload).await;
+        let written = write_at(&conn, &handle, &tmp, 0, payload).await;
         let closed = conn.sftp.close(handle).await.map_err(|e| store_error(&tmp, e));
         if let Err(e) = written.and(closed.map(|_| ())) {
             let _ = conn.sftp.remove(tmp).await;
@@ -755,7 +774,8 @@ impl ObjectStore for Sftp {
                     .map_err(|e| store_error(location.as_ref(), e))?
                     .handle
                     .into();
-                let starts: Vec<u64> = (range.start..range.end).step_by(CHUNK).collect();
+                let chunk = conn.read_chunk;
+                let starts: Vec<u64> = (range.start..range.end).step_by(chunk).collect();
                 let end = range.end;
                 let (reading, closing) = (conn.clone(), conn.clone());
                 let (h, close_h) = (handle.clone(), handle);
@@ -764,7 +784,7 @@ impl ObjectStore for Sftp {
                     .map(move |at| {
                         let (conn, h, shown) = (reading.clone(), h.clone(), shown.clone());
                         async move {
-                            let len = (end - at).min(CHUNK as u64) as usize;
+                            let len = (end - at).min(chunk as u64) as usize;
                             read_at(&conn.sftp, &h, at, len)
                                 .await
                                 .map_err(|e| store_error(&shown, e))
@@ -905,7 +925,7 @@ impl MultipartUpload for Upload {
                     source: format!("`{tmp}`: an earlier part failed").into(),
                 });
             }
-            let result = write_at(&conn.sftp, &handle, &tmp, at, data).await;
+            let result = write_at(&conn, &handle, &tmp, at, data).await;
             written.send_replace(if result.is_ok() { at + len } else { u64::MAX });
             result
         })
