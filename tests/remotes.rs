@@ -2624,16 +2624,25 @@ fn import_url_from_webdav() {
     for dir in ["", "/set", "/set/part"] {
         a.run("curl", &["-fsS", "-X", "MKCOL", &format!("{base}{dir}/")]).ok();
     }
-    put_object(&a, &format!("{base}/set/a.csv"), b"a\n", false);
-    put_object(&a, &format!("{base}/set/part/b.bin"), &noise(100_000, 4), false);
-    a.dvt(&["import-url", &format!("{base}/set/"), "set"]).ok();
+    import_set_then_update(&a, &format!("{base}/set"), |rel, bytes| {
+        put_object(&a, &format!("{base}/set/{rel}"), bytes, false)
+    });
+}
+
+/// Imports directory `set_url` (which `put` fills with `a.csv` and
+/// `part/b.bin` first) and its file `a.csv`; `update` finds nothing new, then,
+/// after `put` rewrote `a.csv`, updates both imports.
+fn import_set_then_update(a: &TestEnv, set_url: &str, put: impl Fn(&str, &[u8])) {
+    put("a.csv", b"a\n");
+    put("part/b.bin", &noise(100_000, 4));
+    a.dvt(&["import-url", &format!("{set_url}/"), "set"]).ok();
     assert_eq!(a.read("set/a.csv"), b"a\n");
     assert_eq!(a.read("set/part/b.bin"), noise(100_000, 4));
-    a.dvt(&["import-url", &format!("{base}/set/a.csv")]).ok();
+    a.dvt(&["import-url", &format!("{set_url}/a.csv")]).ok();
     assert_eq!(a.read("a.csv"), b"a\n");
     let r = a.dvt(&["update"]).ok();
     assert!(r.stdout.contains("set.dvt is up to date"), "{}", r.stdout);
-    put_object(&a, &format!("{base}/set/a.csv"), b"a\nb\n", false);
+    put("a.csv", b"a\nb\n");
     let r = a.dvt(&["update"]).ok();
     assert!(
         r.stdout.contains("updated set.dvt") && r.stdout.contains("updated a.csv.dvt"),
@@ -3290,26 +3299,11 @@ fn import_url_from_sftp() {
     std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
     std::fs::copy(sftp.known_hosts("host"), a.home.join(".ssh/known_hosts")).unwrap();
     std::fs::copy(sftp.path("user"), a.home.join(".ssh/id_ed25519")).unwrap();
-    let served = sftp.dir.path().join("served");
-    std::fs::create_dir_all(served.join("exports/set/part")).unwrap();
-    std::fs::write(served.join("exports/set/a.csv"), "a\n").unwrap();
-    std::fs::write(served.join("exports/set/part/b.bin"), noise(100_000, 4)).unwrap();
-    a.dvt(&["import-url", &sftp.url("exports/set"), "set"]).ok();
-    assert_eq!(a.read("set/a.csv"), b"a\n");
-    assert_eq!(a.read("set/part/b.bin"), noise(100_000, 4));
-    a.dvt(&["import-url", &sftp.url("exports/set/a.csv")]).ok();
-    assert_eq!(a.read("a.csv"), b"a\n");
-    let r = a.dvt(&["update"]).ok();
-    assert!(r.stdout.contains("set.dvt is up to date"), "{}", r.stdout);
-    std::fs::write(served.join("exports/set/a.csv"), "a\nb\n").unwrap();
-    let r = a.dvt(&["update"]).ok();
-    assert!(
-        r.stdout.contains("updated set.dvt") && r.stdout.contains("updated a.csv.dvt"),
-        "{}",
-        r.stdout
-    );
-    assert_eq!(a.read("set/a.csv"), b"a\nb\n");
-    assert_eq!(a.read("a.csv"), b"a\nb\n");
+    let set = sftp.dir.path().join("served/exports/set");
+    import_set_then_update(&a, &sftp.url("exports/set"), |rel, bytes| {
+        std::fs::create_dir_all(set.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(set.join(rel), bytes).unwrap();
+    });
 }
 
 /// The server stops while a big object goes up in parts: nothing appears
