@@ -3354,6 +3354,23 @@ fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
     ssh_local_keys(&b, &sftp);
     b.dvt(&["pull"]).ok();
     assert!(b.read("model.bin") == model, "the clone's model differs");
+
+    // The killed push's temporary file is left to `gc -c`, once it is an
+    // hour old (a push still writing it would be younger).
+    let unfinished = || -> Vec<PathBuf> {
+        files_under(&served)
+            .into_iter()
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".dvt-tmp-"))
+            .collect()
+    };
+    assert_eq!(unfinished().len(), 1);
+    a.dvt(&["gc", "-c", "-f"]).ok();
+    assert_eq!(unfinished().len(), 1, "a young temporary file is kept");
+    let tmp = unfinished()[0].to_str().unwrap().to_string();
+    a.run("touch", &["-d", "2 hours ago", &tmp]).ok();
+    a.dvt(&["gc", "-c", "-f"]).ok();
+    assert!(unfinished().is_empty());
+    assert_eq!(Store::at(&store).ids(), a.object_ids(), "objects stay");
 }
 
 /// `ssh://labbox/…` reaches what `ssh labbox` reaches: HostName, Port, User,

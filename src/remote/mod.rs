@@ -77,6 +77,9 @@ pub struct Remote {
     memory: Arc<tokio::sync::Semaphore>,
     /// For a WebDAV remote: the client and origin that MOVE staged uploads into place.
     webdav: Option<WebDav>,
+    /// For an SSH remote: the store again, for what object_store's interface
+    /// has no call for (removing a killed push's temporary files).
+    sftp: Option<sftp::Sftp>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -474,12 +477,17 @@ impl Remote {
         Ok(())
     }
 
-    /// Removes what killed pushes left in a directory remote's `packs/` (an
-    /// object store never shows an unfinished upload).
+    /// Removes what killed pushes left in a directory remote's `packs/`, or
+    /// an SSH remote's unfinished writes, once they are an hour old
+    /// (an object store never shows an unfinished upload).
     pub fn remove_leftovers(&self) -> Result<()> {
-        match &self.dir {
-            Some((dir, _)) => dir.remove_pack_leftovers(LEFTOVER_AGE),
-            None => Ok(()),
+        match (&self.dir, &self.sftp) {
+            (Some((dir, _)), _) => dir.remove_pack_leftovers(LEFTOVER_AGE),
+            (None, Some(sftp)) => self
+                .runtime
+                .block_on(sftp.remove_leftovers(&self.prefix, LEFTOVER_AGE))
+                .map_err(|e| self.fail("cannot remove what killed pushes left", &e)),
+            (None, None) => Ok(()),
         }
     }
 

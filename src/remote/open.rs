@@ -87,6 +87,10 @@ impl Remote {
             }
             _ => None,
         };
+        let sftp = match location.scheme {
+            Scheme::Ssh => Some(super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?)),
+            _ => None,
+        };
         let store: Arc<dyn ObjectStore> = match location.scheme {
             Scheme::Local => {
                 let dir = location.dir.clone().unwrap_or_default();
@@ -118,7 +122,7 @@ impl Remote {
                 Arc::new(b.build().map_err(cfg_err)?)
             }
             Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
-            Scheme::Ssh => Arc::new(super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?)),
+            Scheme::Ssh => Arc::new(sftp.clone().unwrap_or_else(|| unreachable!("made above for SSH"))),
             Scheme::Http => {
                 let url = location.base_url.clone().unwrap_or_default();
                 let client = client.with_allow_http(url.starts_with("http://"));
@@ -167,6 +171,7 @@ impl Remote {
             runtime,
             memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
             webdav,
+            sftp,
         })
     }
 }

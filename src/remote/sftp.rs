@@ -4,7 +4,8 @@
 //!
 //! A write goes to a hidden temporary name in the object's directory and is
 //! renamed into place once complete, so an object appears whole or not at all;
-//! listings skip those names. The server's host key must be in `known_hosts`
+//! listings skip those names, and `gc -c` deletes those an hour old. The
+//! server's host key must be in `known_hosts`
 //! (`~/.ssh/known_hosts`, or the remote's `known_hosts` option), as OpenSSH's
 //! `StrictHostKeyChecking=yes` wants it: an unknown or changed key stops the
 //! connection before anything is sent.
@@ -215,6 +216,25 @@ impl Sftp {
                 conn: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+}
+
+impl Sftp {
+    /// Deletes the temporary files of writes below `prefix` last modified
+    /// more than `age` ago: what killed pushes left (a live push keeps
+    /// writing its own).
+    pub(super) async fn remove_leftovers(&self, prefix: &StorePath, age: Duration) -> object_store::Result<()> {
+        let conn = self.inner.conn().await?;
+        let cutoff = std::time::SystemTime::now() - age;
+        for meta in walk(conn.clone(), prefix.clone(), true).await? {
+            if std::time::SystemTime::from(meta.last_modified) < cutoff {
+                match conn.sftp.remove(remote_path(&meta.location)).await {
+                    Err(e) if !is_missing(&e) => return Err(store_error(meta.location.as_ref(), e)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -627,15 +647,16 @@ async fn read_at(
 }
 
 /// Every file below `dir` (none if it does not exist), by walking it a level
-/// at a time, the directories of a level listed at once.
-async fn walk(conn: Arc<Conn>, dir: StorePath) -> object_store::Result<Vec<ObjectMeta>> {
+/// at a time, the directories of a level listed at once; with `unfinished`,
+/// only the temporary files of writes instead.
+async fn walk(conn: Arc<Conn>, dir: StorePath, unfinished: bool) -> object_store::Result<Vec<ObjectMeta>> {
     let mut out = Vec::new();
     let mut level = vec![dir];
     while !level.is_empty() {
         let listed: Vec<_> = stream::iter(level)
             .map(|d| {
                 let conn = conn.clone();
-                async move { read_dir(&conn, &d).await.map(|entries| (d, entries)) }
+                async move { read_dir(&conn, &d, unfinished).await.map(|entries| (d, entries)) }
             })
             .buffer_unordered(16)
             .try_collect()
@@ -644,9 +665,10 @@ async fn walk(conn: Arc<Conn>, dir: StorePath) -> object_store::Result<Vec<Objec
         for (d, entries) in listed {
             for (name, attrs) in entries {
                 let child = d.clone().join(name.as_str());
-                match attrs.is_dir() {
-                    true => level.push(child),
-                    false => out.push(meta_of(child, &attrs)),
+                match (attrs.is_dir(), name.starts_with(TMP_MARK)) {
+                    (true, _) => level.push(child),
+                    (false, tmp) if tmp == unfinished => out.push(meta_of(child, &attrs)),
+                    (false, _) => {}
                 }
             }
         }
@@ -654,9 +676,13 @@ async fn walk(conn: Arc<Conn>, dir: StorePath) -> object_store::Result<Vec<Objec
     Ok(out)
 }
 
-/// The entries of `dir` but `.`, `..` and unfinished writes; none if it does
-/// not exist.
-async fn read_dir(conn: &Conn, dir: &StorePath) -> object_store::Result<Vec<(String, FileAttributes)>> {
+/// The entries of `dir` but `.`, `..` and, unless `unfinished`, the
+/// temporary files of writes; none if it does not exist.
+async fn read_dir(
+    conn: &Conn,
+    dir: &StorePath,
+    unfinished: bool,
+) -> object_store::Result<Vec<(String, FileAttributes)>> {
     let path = remote_path(dir);
     let handle = match conn.sftp.opendir(path.as_str()).await {
         Ok(h) => h.handle,
@@ -669,7 +695,9 @@ async fn read_dir(conn: &Conn, dir: &StorePath) -> object_store::Result<Vec<(Str
             Ok(name) => out.extend(
                 name.files
                     .into_iter()
-                    .filter(|f| !matches!(f.filename.as_str(), "." | "..") && !f.filename.starts_with(TMP_MARK))
+                    .filter(|f| {
+                        !matches!(f.filename.as_str(), "." | "..") && (unfinished || !f.filename.starts_with(TMP_MARK))
+                    })
                     .map(|f| (f.filename, f.attrs)),
             ),
             Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(out),
@@ -837,7 +865,7 @@ impl ObjectStore for Sftp {
         let dir = prefix.cloned().unwrap_or_default();
         stream::once(async move {
             let conn = inner.conn().await?;
-            walk(conn, dir).await
+            walk(conn, dir, false).await
         })
         .map_ok(|metas| stream::iter(metas.into_iter().map(Ok)))
         .try_flatten()
@@ -852,7 +880,7 @@ impl ObjectStore for Sftp {
             objects: Vec::new(),
             extensions: Default::default(),
         };
-        for (name, attrs) in read_dir(&conn, &dir).await? {
+        for (name, attrs) in read_dir(&conn, &dir, false).await? {
             let child = dir.clone().join(name.as_str());
             match attrs.is_dir() {
                 true => result.common_prefixes.push(child),
