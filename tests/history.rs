@@ -2100,6 +2100,38 @@ except ValueError as e:
         r.stderr
     );
 
+    // From the repository's URL, anywhere: downloaded from its remote, as `dvt get`.
+    env.commit("data v2");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", env.root.display());
+    let r = env.python_in(
+        elsewhere.path(),
+        r#"
+import os, sys
+import dvt.api as api
+print(repr(api.read("data/train.csv", repo=sys.argv[1], rev="data-v1")))
+with api.open("data/images/cat.bin", repo=sys.argv[1], mode="rb") as f:
+    print(repr(f.read()))
+for call in (lambda: api.read("data/images", repo=sys.argv[1]), lambda: api.get_url("data/train.csv", repo=sys.argv[1])):
+    try:
+        call()
+    except api.DvtError as e:
+        print("DvtError", str(e).splitlines()[0])
+print(sorted(os.listdir(".")))
+"#,
+        &[&url],
+    );
+    assert_eq!(
+        r.stdout,
+        "'x,y\\n1,2\\n'\n\
+         b'\\x00\\x9f\\x92\\x96'\n\
+         DvtError `data/images` is a directory; name a file in it\n\
+         DvtError get_url reads a local clone of the repository, not a URL: clone it, then give its directory\n\
+         []\n",
+        "{}",
+        r.stderr
+    );
+
     // A damaged object: the error names it, and Python gets none of its bytes.
     let id = blake3::hash(b"x,y\n1,2\n3,4\n").to_hex().to_string();
     env.damage(&id, |b| {

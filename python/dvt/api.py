@@ -6,7 +6,9 @@ Python sees the first one. Arguments are those of `dvc.api`:
 
 - path: a tracked file, or a file inside a tracked directory, relative to the
   repository's root;
-- repo: a directory inside the dvt repository (default: the current one);
+- repo: a directory inside the dvt repository (default: the current one), or
+  the URL of a git repository (https://, ssh://, git@host:path, file://),
+  whose data is then downloaded from its own remote, as `dvt get` does;
 - rev: a git revision or an experiment's name (default: the pointer files of
   the work tree);
 - remote: the remote to download from when the cache lacks the data (default:
@@ -21,10 +23,12 @@ Python sees the first one. Arguments are those of `dvc.api`:
 Failures raise `DvtError`, whose message is dvt's error.
 """
 
+import builtins
 import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +49,11 @@ def _binary():
     if not name:
         raise DvtError("the dvt binary is not on PATH (or set DVT to its path)")
     return name
+
+
+def _is_url(repo):
+    s = os.fspath(repo) if repo is not None else ""
+    return "://" in s or re.match(r"^[\w.-]+@[\w.-]+:", s) is not None
 
 
 def _command(args, path=None, repo=None, rev=None, remote=None):
@@ -86,13 +95,39 @@ def get_url(path, repo=None, rev=None, remote=None):
 def get_url_info(path, repo=None, rev=None, remote=None):
     """`dvt get-url --json` as a dict: url, range, remote, encoding, on_remote,
     path, rev, commit, pointer, id, size, kind, executable."""
+    if _is_url(repo):
+        raise DvtError("get_url reads a local clone of the repository, not a URL: clone it, then give its directory")
     return json.loads(_run(_command(["get-url", "--json"], path, repo, rev, remote)))
 
 
+@contextlib.contextmanager
+def _downloaded(path, repo, rev, remote):
+    """`path` of the repository at URL `repo`, downloaded by `dvt get` into a
+    temporary directory that goes when the block ends."""
+    if remote is not None:
+        raise DvtError(
+            "remote= cannot be given with a repository URL: its data comes from that repository's default remote"
+        )
+    with tempfile.TemporaryDirectory(prefix="dvt-api-") as tmp:
+        out = os.path.join(tmp, "data")
+        cmd = [_binary(), "-q", "get", os.fspath(repo), os.fspath(path), "-o", out]
+        if rev is not None:
+            cmd += ["--rev", rev]
+        _run(cmd)
+        if os.path.isdir(out):
+            raise DvtError("`{}` is a directory; name a file in it".format(path))
+        yield out
+
+
 def read(path, repo=None, rev=None, remote=None, mode="r", encoding=None):
-    """The whole content of `path` (`dvt cat`): str, or bytes if mode is "rb"."""
+    """The whole content of `path` (`dvt cat`, or `dvt get` for a URL): str,
+    or bytes if mode is "rb"."""
     _check_mode(mode)
-    data = _run(_command(["cat"], path, repo, rev, remote))
+    if _is_url(repo):
+        with _downloaded(path, repo, rev, remote) as local, builtins.open(local, "rb") as f:
+            data = f.read()
+    else:
+        data = _run(_command(["cat"], path, repo, rev, remote))
     if mode == "rb":
         return data
     return io.TextIOWrapper(io.BytesIO(data), encoding=encoding).read()
@@ -103,8 +138,16 @@ def open(path, repo=None, rev=None, remote=None, mode="r", encoding=None):  # no
     """A file object streaming the content of `path` (`dvt cat`), for `with`.
 
     dvt verifies the whole object before the first byte arrives, so what is
-    read is what was added; a failure raises `DvtError` on entering the block."""
+    read is what was added; a failure raises `DvtError` on entering the block.
+    From a repository URL the file is downloaded first (`dvt get`, verified)
+    and deleted when the block ends."""
     _check_mode(mode)
+    if _is_url(repo):
+        with _downloaded(path, repo, rev, remote) as local:
+            binary = mode == "rb"
+            with builtins.open(local, mode, encoding=None if binary else encoding) as f:
+                yield f
+        return
     cmd = _command(["cat"], path, repo, rev, remote)
     # stderr goes to a file, not a pipe: a pipe not read while stdout is could fill up.
     with tempfile.TemporaryFile() as errors:
