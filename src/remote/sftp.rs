@@ -61,7 +61,12 @@ pub(super) struct Target {
     password: Option<String>,
     known_hosts: PathBuf,
     allow_agent: bool,
+    /// For connecting and logging in (the `timeout` option, default 30 s).
     timeout: Duration,
+    /// For each SFTP request once connected (the `timeout` option, default
+    /// 300 s: on a slow link the last of a transfer's requests in flight is
+    /// answered only after the others' bytes went through).
+    request_timeout: Duration,
 }
 
 impl Target {
@@ -121,6 +126,7 @@ impl Target {
             known_hosts,
             allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
             timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(30).max(1)),
+            request_timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(300).max(1)),
         })
     }
 
@@ -339,7 +345,7 @@ async fn connect(t: &Target) -> std::result::Result<Conn, String> {
     let sftp = RawSftpSession::new_with_config(
         channel.into_stream(),
         russh_sftp::client::Config {
-            request_timeout_secs: t.timeout.as_secs(),
+            request_timeout_secs: t.request_timeout.as_secs(),
             ..Default::default()
         },
     );
