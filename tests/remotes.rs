@@ -3400,3 +3400,73 @@ fn ssh_reads_the_host_alias_from_ssh_config() {
     round_trip(&a, ssh_config);
     assert!(sftp.dir.path().join("served/team/store/packs").is_dir());
 }
+
+/// With no key file anywhere, the keys of a running ssh agent log in (and
+/// `allow_agent = false` keeps dvt from asking it).
+#[test]
+fn ssh_logs_in_with_the_agents_keys() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    a.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "ssh",
+        "known_hosts",
+        &sftp.known_hosts("host"),
+    ])
+    .ok();
+    let socket = sftp.dir.path().join("agent.sock");
+    let _agent = KillOnDrop(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client) is installed by scripts/servers.sh"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let added = Command::new("ssh-add")
+        .arg("-q")
+        .arg(sftp.path("user"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let push = |extra_env: Option<&Path>| {
+        let mut c = a.dvt_cmd(&["push"]);
+        match extra_env {
+            Some(s) => c.env("SSH_AUTH_SOCK", s),
+            None => c.env_remove("SSH_AUTH_SOCK"),
+        };
+        common::Run::from(c.output().unwrap())
+    };
+    let r = push(None).fails();
+    assert!(r.stderr.contains("no key or password was found"), "{}", r.stderr);
+    a.dvt(&["remote", "modify", "ssh", "allow_agent", "false"]).ok();
+    let r = push(Some(&socket)).fails();
+    assert!(r.stderr.contains("no key or password was found"), "{}", r.stderr);
+    a.dvt(&["remote", "modify", "--unset", "ssh", "allow_agent"]).ok();
+    push(Some(&socket)).ok();
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
