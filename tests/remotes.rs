@@ -3055,7 +3055,17 @@ impl SftpServer {
                 .expect("ssh-keygen (openssh-client) is installed by scripts/servers.sh");
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
-        std::fs::copy(dir.path().join("user.pub"), dir.path().join("authorized_keys")).unwrap();
+        // And a key locked with a passphrase.
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "hunter22", "-C", "locked", "-f"])
+            .arg(dir.path().join("locked"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let authorized = ["user.pub", "locked.pub"]
+            .map(|k| std::fs::read_to_string(dir.path().join(k)).unwrap())
+            .concat();
+        std::fs::write(dir.path().join("authorized_keys"), authorized).unwrap();
         let child = Self::serve(dir.path(), port, extra);
         Some(SftpServer { child, dir, port })
     }
@@ -3262,6 +3272,21 @@ fn ssh_checks_the_host_key_and_says_what_authentication_tried() {
     std::fs::copy(sftp.path("user"), a.home.join(".ssh/id_ed25519")).unwrap();
     let r = a.dvt(&["status", "--remote"]).ok();
     assert!(r.stdout.contains("in sync (1 objects)"), "{}", r.stdout);
+    // A key locked with a passphrase: it is asked for, and a wrong one is named.
+    a.dvt(&["remote", "modify", "--local", "ssh", "keyfile", &sftp.path("locked")])
+        .ok();
+    let r = a.dvt(&["status", "--remote"]).fails();
+    assert!(
+        r.stderr.contains("The key is encrypted (set `passphrase`)"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "modify", "ssh", "passphrase", "wrong-Phrase"]).ok();
+    let r = a.dvt(&["status", "--remote"]).fails();
+    assert!(r.stderr.contains("(is `passphrase` right?)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrong-Phrase"), "secret leaked: {}", r.stderr);
+    a.dvt(&["remote", "modify", "ssh", "passphrase", "hunter22"]).ok();
+    a.dvt(&["status", "--remote"]).ok();
     // A key file that cannot be read is named.
     a.dvt(&["remote", "modify", "--local", "ssh", "keyfile", "/nonexistent/key"])
         .ok();

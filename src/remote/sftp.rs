@@ -423,6 +423,7 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
             Err(e) if t.keyfile.is_some() => {
                 let hint = match t.passphrase {
                     None if e.contains("encrypted") || e.contains("password") => " (set `passphrase`)",
+                    Some(_) if e.contains("cryptographic") || e.contains("decrypt") => " (is `passphrase` right?)",
                     _ => "",
                 };
                 return Err(format!("cannot read the key file `{}`: {e}{hint}", path.display()));
