@@ -2614,6 +2614,22 @@ fn root_prints_the_way_to_the_repository_root() {
     let outside = tempfile::tempdir().unwrap();
     let r = env.dvt(&["-C", outside.path().to_str().unwrap(), "root"]).fails();
     assert!(r.stderr.contains("not a dvt repository"), "{}", r.stderr);
+
+    // `-C` is `cd`: a path through `..` names what it leads to, and targets
+    // are read from there.
+    env.write("data.csv", "a\n");
+    env.dvt(&["add", "data.csv"]).ok();
+    let r = env
+        .dvt_in(&env.path("a/b"), &["-C", "../..", "status", "data.csv"])
+        .ok();
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
+    assert_eq!(env.dvt_in(&env.path("a/b"), &["-C", "..", "root"]).ok().stdout, "..\n");
+    let r = env.dvt(&["-C", "nowhere", "status"]).fails();
+    assert!(
+        r.stderr.contains("cannot run in `nowhere` (-C): no such directory"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `--global` and `--system` config files apply to every repository, under the

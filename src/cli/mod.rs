@@ -691,10 +691,7 @@ pub fn run() -> ExitCode {
 /// suggests are written from where the command ran (`dir`, from `-C`, or the
 /// current directory), as the `git add` hints are.
 fn render_error(e: &dvt::Error, dir: Option<&std::path::Path>) {
-    let cwd = match dir {
-        Some(d) => std::path::absolute(d).ok(),
-        None => std::env::current_dir().ok(),
-    };
+    let cwd = start_dir(dir).ok();
     // Not `Repo::open`: the error may be that its configuration cannot be read.
     let root = cwd.as_deref().and_then(|c| Repo::find_root(c).ok());
     // Paths come from the root, or absolute (those errors name files on disk).
@@ -846,10 +843,7 @@ fn autostage(cli: &Cli) {
     if touched.is_empty() {
         return;
     }
-    let cwd = match &cli.dir {
-        Some(d) => std::path::absolute(d),
-        None => std::env::current_dir(),
-    };
+    let cwd = start_dir(cli.dir.as_deref());
     let Some(repo) = cwd.ok().and_then(|c| Repo::open(&c).ok()) else {
         return;
     };
@@ -881,11 +875,23 @@ fn autostage(cli: &Cli) {
     }
 }
 
+/// Where the command runs: `-C DIR` as `cd DIR` would make it (`..` and
+/// links resolved, as the current directory is), else the current directory.
+fn start_dir(dir: Option<&std::path::Path>) -> std::io::Result<std::path::PathBuf> {
+    match dir {
+        Some(d) => fs_err::canonicalize(d).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => std::io::Error::new(
+                e.kind(),
+                format!("cannot run in `{}` (-C): no such directory", d.display()),
+            ),
+            _ => e,
+        }),
+        None => std::env::current_dir(),
+    }
+}
+
 fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
-    let cwd = match &cli.dir {
-        Some(d) => std::path::absolute(d)?,
-        None => std::env::current_dir()?,
-    };
+    let cwd = start_dir(cli.dir.as_deref())?;
     if let Ok(repo) = Repo::open(&cwd) {
         AUTOSTAGING.store(repo.config().core.autostage, std::sync::atomic::Ordering::Relaxed);
     }
