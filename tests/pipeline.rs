@@ -3010,3 +3010,80 @@ fn stage_add_writes_one_param_per_entry() {
     let r = env.dvt(&["status"]).ok();
     assert!(r.stdout.contains("train: param `cfg.yaml:b` changed"), "{}", r.stdout);
 }
+
+/// `params show` (workspace, `--rev`, `--deps`, `--json`, targets) and the
+/// Python API's `params_show` and `metrics_show`, as a training script reads
+/// its settings.
+#[test]
+fn params_show_and_the_python_api_read_params_and_metrics() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 3\nunused: 1\n");
+    env.write("cfg/model.toml", "[net]\nlayers = [64, 32]\n");
+    env.write("src/keep", "");
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "train",
+        "-p",
+        "train.lr",
+        "-p",
+        "cfg/model.toml:net",
+        "-m",
+        "metrics.json",
+        "-o",
+        "model.bin",
+        "echo '{\"loss\": {\"val\": 0.5}}' > metrics.json; echo m > model.bin",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    env.commit("v1");
+    env.write("params.yaml", "train:\n  lr: 0.2\n  epochs: 3\nunused: 1\n");
+
+    assert_eq!(
+        env.dvt(&["params", "show"]).ok().stdout,
+        "cfg/model.toml:\n    net.layers: [64, 32]\nparams.yaml:\n    train.epochs: 3\n    train.lr: 0.2\n    unused: 1\n"
+    );
+    assert_eq!(
+        env.dvt(&["params", "show", "--rev", "HEAD", "--deps", "params.yaml"])
+            .ok()
+            .stdout,
+        "params.yaml:\n    train.lr: 0.1\n"
+    );
+    let j = env.dvt(&["params", "show", "--json"]).ok().json();
+    assert_eq!(j["params.yaml"]["train"]["lr"], 0.2);
+    assert_eq!(j["cfg/model.toml"]["net"]["layers"][1], 32);
+    let r = env.dvt(&["params", "show", "nope.yaml"]).fails();
+    assert!(
+        r.stderr.contains("`nope.yaml` does not exist in the workspace"),
+        "{}",
+        r.stderr
+    );
+
+    let r = env.python_in(
+        &env.path("src"),
+        r#"
+import dvt.api as api
+p = api.params_show()
+print(p["train"], p["net"]["layers"], p["unused"])
+print(api.params_show(rev="HEAD", deps=True))
+print(api.params_show("cfg/model.toml"))
+print(api.metrics_show())
+try:
+    api.params_show("nope.yaml")
+except api.DvtError as e:
+    print("DvtError", e)
+"#,
+        &[],
+    );
+    assert_eq!(
+        r.stdout,
+        "{'epochs': 3, 'lr': 0.2} [64, 32] 1\n\
+         {'net': {'layers': [64, 32]}, 'train': {'lr': 0.1}}\n\
+         {'net': {'layers': [64, 32]}}\n\
+         {'metrics.json': {'loss': {'val': 0.5}}}\n\
+         DvtError error: `nope.yaml` does not exist in the workspace\n",
+        "{}",
+        r.stderr
+    );
+}

@@ -19,6 +19,7 @@ Python sees the first one. Arguments are those of `dvc.api`:
         header = f.readline()
     model = dvt.api.read("models/model.bin", rev="v1.2.0", mode="rb")
     run_info = dvt.api.describe()   # commit, tags, dirtiness, every data id
+    lr = dvt.api.params_show()["train"]["lr"]
 
 Failures raise `DvtError`, whose message is dvt's error.
 """
@@ -33,7 +34,7 @@ import shutil
 import subprocess
 import tempfile
 
-__all__ = ["DvtError", "describe", "get_url", "get_url_info", "open", "read"]
+__all__ = ["DvtError", "describe", "get_url", "get_url_info", "metrics_show", "open", "params_show", "read"]
 
 
 class DvtError(Exception):
@@ -205,6 +206,60 @@ def describe(repo=None):
     if repo is not None:
         cmd += ["-C", os.fspath(repo)]
     return json.loads(_run(cmd + ["describe", "--json"]))
+
+
+def _root(repo):
+    """The repository's root directory, from `repo` (default: the current directory)."""
+    start = os.fspath(repo) if repo is not None else os.curdir
+    if _is_url(start):
+        raise DvtError("this reads a local clone of the repository, not a URL: clone it, then give its directory")
+    rel = _run([_binary(), "-q", "-C", start, "root"]).decode().strip()
+    return os.path.normpath(os.path.join(start, rel))
+
+
+def _merge(into, values):
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def params_show(*targets, repo=None, rev=None, deps=False):
+    """The params of `params.yaml` and of every params file the pipeline
+    names (or of `targets`, root-relative), in the workspace or at `rev`, as
+    one dict nested as the files nest them, as `dvc.api.params_show`:
+    `{"train": {"lr": 0.01, ...}, ...}`. Where two files hold the same key,
+    the later file (in `dvt params show` order) wins. `deps=True`: only the
+    params some stage lists."""
+    cmd = [_binary(), "-q", "-C", _root(repo), "params", "show", "--json", *targets]
+    if rev is not None:
+        cmd += ["--rev", rev]
+    if deps:
+        cmd.append("--deps")
+    merged = {}
+    for values in json.loads(_run(cmd)).values():
+        _merge(merged, values)
+    return merged
+
+
+def metrics_show(*targets, repo=None):
+    """The metrics of the workspace (`dvt metrics show --json`): of every
+    metrics file of the pipeline, or of `targets` (root-relative), by file,
+    each nested as the file nests it: `{"metrics.json": {"acc": 0.9}}`."""
+    cmd = [_binary(), "-q", "-C", _root(repo), "metrics", "show", "--json", *targets]
+    out = {}
+    for file, flat in json.loads(_run(cmd)).items():
+        nested = {}
+        for key, value in flat.items():
+            *parents, last = key.split(".")
+            at = nested
+            for p in parents:
+                at = at.setdefault(p, {})
+            at[last] = value
+        out[file] = nested
+    return out
 
 
 def _check_mode(mode):

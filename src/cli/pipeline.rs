@@ -378,6 +378,21 @@ pub(super) enum ValuesCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ParamsCommand {
+    /// Every param of `params.yaml` and the pipeline's params files, in the
+    /// workspace or at a revision (what `dvc.api.params_show` returns).
+    Show {
+        /// Only these files (any file, named in the pipeline or not).
+        targets: Vec<std::path::PathBuf>,
+        /// Read them at this git revision (tag, branch, commit, experiment).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Only the params some stage lists (as DVC's `--deps`).
+        #[arg(long)]
+        deps: bool,
+        /// Print as JSON: files, then their values nested as in the files.
+        #[arg(long)]
+        json: bool,
+    },
     /// Values that differ between A (default HEAD) and B (default: the workspace).
     Diff(ParamsDiffArgs),
 }
@@ -920,6 +935,28 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             match md {
                 true => out!("```mermaid\n{}\n```", text.trim_end()),
                 false => out!("{}", text.trim_end()),
+            }
+        }
+        PipelineCommand::Params {
+            command:
+                ParamsCommand::Show {
+                    targets,
+                    rev,
+                    deps,
+                    json: as_json,
+                },
+        } => {
+            let values = ops::stages::params_show(&repo, rev.as_deref(), &repo_files(&repo, cwd, targets)?, *deps)?;
+            if *as_json {
+                let nested: std::collections::BTreeMap<&String, toml::Value> =
+                    values.iter().map(|(f, v)| (f, ops::stages::unflatten(v))).collect();
+                return json(&nested);
+            }
+            for (file, vals) in &values {
+                out!("{file}:");
+                for (k, v) in vals {
+                    out!("    {k}: {}", show_rounded(&Some(v.clone()), None));
+                }
             }
         }
         PipelineCommand::Params {

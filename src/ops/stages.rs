@@ -534,6 +534,35 @@ pub(crate) fn flat_text(file: &str, text: &str) -> Result<BTreeMap<String, toml:
     Ok(out)
 }
 
+/// Dotted keys back into nested tables, as the file held them (`train.lr`
+/// becomes `{train: {lr: …}}`).
+pub fn unflatten(values: &BTreeMap<String, toml::Value>) -> toml::Value {
+    let mut root = toml::Table::new();
+    for (key, value) in values {
+        let mut table = &mut root;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                table.insert(part.to_string(), value.clone());
+                break;
+            }
+            // A key that holds a value and also a dotted key below it (keys
+            // with dots of their own): the rest stays one key.
+            if table.get(part).is_some_and(|v| !v.is_table()) {
+                let rest: Vec<&str> = parts.collect();
+                table.insert(format!("{part}.{}", rest.join(".")), value.clone());
+                break;
+            }
+            let entry = table
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = entry else { break };
+            table = t;
+        }
+    }
+    toml::Value::Table(root)
+}
+
 fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
     match v {
         toml::Value::Table(t) => {
@@ -709,6 +738,39 @@ pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesO
         changes.retain(|c| pipeline.as_ref().is_some_and(|p| p.uses_param(&c.file, &c.key)));
     }
     Ok(changes)
+}
+
+/// Every param value at `rev` (`None`: the workspace), by file then dotted
+/// key: of `targets` (repo-relative; any file), or else of `params.yaml` (if
+/// it is there) and every params file the pipeline at `rev` names; with
+/// `deps_only`, only the keys some stage lists. As `dvc.api.params_show`.
+pub fn params_show(repo: &Repo, rev: Option<&str>, targets: &[String], deps_only: bool) -> Result<FileValues> {
+    let at = side(repo, rev)?;
+    let pipeline = pipeline_at(repo, at.as_ref())?;
+    let files = match targets.is_empty() {
+        false => targets.to_vec(),
+        true => unique(std::iter::once(DEFAULT_PARAMS.to_string()).chain(pipeline.iter().flat_map(params_files))),
+    };
+    let mut out = FileValues::new();
+    for file in files {
+        match flat_file(repo, at.as_ref(), &file)? {
+            Some(mut values) => {
+                if deps_only {
+                    values.retain(|k, _| pipeline.as_ref().is_some_and(|p| p.uses_param(&file, k)));
+                }
+                out.insert(file, values);
+            }
+            None if targets.is_empty() && file == DEFAULT_PARAMS => {}
+            None => {
+                return Err(PipelineError::ValuesFileMissing {
+                    file,
+                    whence: rev.map_or("in the workspace".into(), |r| format!("at {r}")),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The params files the stages of `p` read.
