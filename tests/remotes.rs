@@ -3495,3 +3495,46 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Objects damaged on an SSH server (a packed file flipped, a big one cut
+/// short) are refused on the way in: nothing damaged reaches the cache or the
+/// workspace, the error names the object, and `fsck -r` finds both.
+#[test]
+fn ssh_refuses_damaged_objects() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    populate(&a);
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    let served = sftp.dir.path().join("served");
+    let store = walk(&served).into_iter().find(|p| p.ends_with("store")).unwrap();
+    let img = blake3_hex(&noise(40_001, 2));
+    let model = blake3_hex(&noise(10 * 1024 * 1024 + 4321, 99));
+    let remote = common::Store::at(&store);
+    remote.damage(&img, |b| {
+        let n = b.len();
+        b[n / 2] ^= 1;
+    });
+    remote.damage(&model, |b| b.truncate(b.len() - 1000));
+
+    let r = a.dvt(&["fsck", "-r"]).fails();
+    assert!(
+        r.stdout.contains(&img) && r.stdout.contains(&model),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let b = a.clone_repo();
+    ssh_local_keys(&b, &sftp);
+    let r = b.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert!(r.stderr.contains(&img) || r.stderr.contains(&model), "{}", r.stderr);
+    assert!(
+        !b.has_object(&img) && !b.has_object(&model),
+        "a damaged object was stored"
+    );
+    assert!(!b.exists("model.bin"), "the workspace got a damaged model");
+    assert_no_pull_leftovers(&b);
+}
