@@ -783,15 +783,16 @@ fn free_port() -> u16 {
 
 /// rclone's WebDAV server on `port`, serving `dir`, with `extra` arguments.
 fn start_webdav(dir: &Path, port: u16, extra: &[&str]) -> Child {
-    let child = Command::new("rclone")
-        .args([
-            "serve",
-            "webdav",
-            dir.to_str().unwrap(),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(extra)
+    let mut c = Command::new("rclone");
+    c.args(["serve", "webdav"]).arg(dir);
+    start_rclone(c.args(extra), port)
+}
+
+/// Starts `rclone` as `command` says, serving on `port` of 127.0.0.1, and
+/// waits until the port answers.
+fn start_rclone(command: &mut Command, port: u16) -> Child {
+    let child = command
+        .args(["--addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -3071,26 +3072,16 @@ impl SftpServer {
     }
 
     fn serve(dir: &Path, port: u16, extra: &[&str]) -> Child {
-        let child = Command::new("rclone")
-            .args(["serve", "sftp"])
+        let mut c = Command::new("rclone");
+        c.args(["serve", "sftp"])
             .arg(dir.join("served"))
             // Files the tests write into the served directory are seen at once.
-            .args(["--dir-cache-time", "0s"])
-            .args(["--addr", &format!("127.0.0.1:{port}"), "--user", "tester", "--key"])
+            .args(["--dir-cache-time", "0s", "--user", "tester", "--key"])
             .arg(dir.join("host"))
             .arg("--authorized-keys")
             .arg(dir.join("authorized_keys"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rclone is installed by scripts/servers.sh");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "rclone did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+            .args(extra);
+        start_rclone(&mut c, port)
     }
 
     fn stop(&mut self) {

@@ -87,10 +87,7 @@ impl Remote {
             }
             _ => None,
         };
-        let sftp = match location.scheme {
-            Scheme::Ssh => Some(super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?)),
-            _ => None,
-        };
+        let mut sftp = None;
         let store: Arc<dyn ObjectStore> = match location.scheme {
             Scheme::Local => {
                 let dir = location.dir.clone().unwrap_or_default();
@@ -122,7 +119,12 @@ impl Remote {
                 Arc::new(b.build().map_err(cfg_err)?)
             }
             Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
-            Scheme::Ssh => Arc::new(sftp.clone().unwrap_or_else(|| unreachable!("made above for SSH"))),
+            Scheme::Ssh => {
+                let store = super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?);
+                // Kept beside the store for what its interface has no call for.
+                sftp = Some(store.clone());
+                Arc::new(store)
+            }
             Scheme::Http => {
                 let url = location.base_url.clone().unwrap_or_default();
                 let client = client.with_allow_http(url.starts_with("http://"));
