@@ -779,42 +779,66 @@ impl ObjectStore for Sftp {
     async fn get_opts(&self, location: &StorePath, options: GetOptions) -> object_store::Result<GetResult> {
         let conn = self.inner.conn().await?;
         let path = remote_path(location);
-        let attrs = conn
-            .sftp
-            .stat(path.as_str())
-            .await
-            .map_err(|e| store_error(location.as_ref(), e))?
-            .attrs;
-        if attrs.is_dir() {
-            return Err(object_store::Error::NotFound {
-                path: location.to_string(),
-                source: "it is a directory".into(),
-            });
-        }
+        let shown = location.to_string();
+        // The file's attributes and, unless only they are asked for, a handle
+        // to read it: both requests in one round trip.
+        let stat = conn.sftp.stat(path.as_str());
+        let (attrs, opened) = match options.head {
+            true => (stat.await, None),
+            false => {
+                let open = conn
+                    .sftp
+                    .open(path.as_str(), OpenFlags::READ, FileAttributes::default());
+                let (attrs, opened) = tokio::join!(stat, open);
+                (attrs, Some(opened.map(|h| Arc::<str>::from(h.handle))))
+            }
+        };
+        let close = |opened: Option<std::result::Result<Arc<str>, SftpError>>| async {
+            if let Some(Ok(h)) = opened {
+                let _ = conn.sftp.close(h.as_ref()).await;
+            }
+        };
+        let attrs = match attrs {
+            Ok(a) if !a.attrs.is_dir() => a.attrs,
+            Ok(_) => {
+                close(opened).await;
+                return Err(object_store::Error::NotFound {
+                    path: shown,
+                    source: "it is a directory".into(),
+                });
+            }
+            Err(e) => {
+                close(opened).await;
+                return Err(store_error(&shown, e));
+            }
+        };
         let meta = meta_of(location.clone(), &attrs);
         let range = match &options.range {
-            Some(r) => r.as_range(meta.size).map_err(|e| object_store::Error::Generic {
-                store: STORE,
-                source: Box::new(e),
-            })?,
+            Some(r) => match r.as_range(meta.size) {
+                Ok(range) => range,
+                Err(e) => {
+                    close(opened).await;
+                    return Err(object_store::Error::Generic {
+                        store: STORE,
+                        source: Box::new(e),
+                    });
+                }
+            },
             None => 0..meta.size,
         };
-        let payload: BoxStream<'static, object_store::Result<Bytes>> = match options.head || range.is_empty() {
-            true => stream::empty().boxed(),
-            false => {
-                let handle: Arc<str> = conn
-                    .sftp
-                    .open(path.as_str(), OpenFlags::READ, FileAttributes::default())
-                    .await
-                    .map_err(|e| store_error(location.as_ref(), e))?
-                    .handle
-                    .into();
+        let payload: BoxStream<'static, object_store::Result<Bytes>> = match opened {
+            None => stream::empty().boxed(),
+            Some(opened) if range.is_empty() => {
+                close(Some(opened)).await;
+                stream::empty().boxed()
+            }
+            Some(opened) => {
+                let handle = opened.map_err(|e| store_error(&shown, e))?;
                 let chunk = conn.read_chunk;
                 let starts: Vec<u64> = (range.start..range.end).step_by(chunk).collect();
                 let end = range.end;
                 let (reading, closing) = (conn.clone(), conn.clone());
                 let (h, close_h) = (handle.clone(), handle);
-                let shown = location.to_string();
                 stream::iter(starts)
                     .map(move |at| {
                         let (conn, h, shown) = (reading.clone(), h.clone(), shown.clone());
