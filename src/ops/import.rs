@@ -733,15 +733,19 @@ fn ask_tips(tracked: &[crate::workspace::Tracked], wait: std::time::Duration) ->
         }
     }
     let (send, answers) = std::sync::mpsc::channel();
-    // Each question's scratch repository lives in here, deleted when this
-    // returns, answered or not.
-    let scratch = tempfile::Builder::new().prefix("dvt-ls-remote-").tempdir();
+    // Each question to a remote's scratch repository lives in here, deleted
+    // when this returns, answered or not (made only if a remote is asked).
+    let scratch = asked
+        .iter()
+        .any(|(repo, _)| is_remote_url(repo))
+        .then(|| tempfile::Builder::new().prefix("dvt-ls-remote-").tempdir());
     for (n, key) in asked.iter().enumerate() {
         let (send, key) = (send.clone(), key.clone());
-        let scratch = scratch
-            .as_ref()
-            .map(|s| s.path().join(n.to_string()))
-            .map_err(|e| e.to_string());
+        let scratch = match &scratch {
+            Some(Ok(s)) => Ok(s.path().join(n.to_string())),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Ok(PathBuf::new()),
+        };
         // Detached: one that hangs is left to end with the process.
         std::thread::spawn(move || {
             let tip = scratch.and_then(|s| tip_of(&key.0, key.1.as_deref(), &s));
