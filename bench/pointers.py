@@ -17,7 +17,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -27,9 +26,7 @@ STEPS = ["add", "status", "checkout", "remove"]
 
 
 def timed(cmd, cwd, env):
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return bench.run(cmd, cwd, env)[0]
 
 
 def one_run(tool, work, files, run):

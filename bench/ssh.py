@@ -78,16 +78,8 @@ def start_sshd(root, home):
 
 
 def timed(cmd, cwd, env):
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return bench.run(cmd, cwd, env)[0]
 
-
-def du(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
-    return total
 
 
 def one_run(tool, work, data, port, store, run):
@@ -113,7 +105,7 @@ def one_run(tool, work, data, port, store, run):
     out = {"push": timed([exe, "push"], repo, env)}
     git("clone", "-q", repo, clone, cwd=work)
     out["pull"] = timed([exe, "pull"], clone, env)
-    out["remote_bytes"] = du(store)
+    out["remote_bytes"] = bench.du(store)
     for d in (repo, clone):
         shutil.rmtree(d)
     return out
