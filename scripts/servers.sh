@@ -27,8 +27,9 @@ servers_install() {
         (cd "$SERVERS_DIR" && npm install --silent --no-audit --no-fund "azurite@$AZURITE_VERSION" >/dev/null)
     fi
     # rclone serves WebDAV and SFTP; openssl makes the certificates of the HTTPS
-    # test; ssh-keygen (openssh-client) the keys of the SSH tests.
-    for tool in rclone:rclone openssl:openssl ssh-keygen:openssh-client; do
+    # test; ssh-keygen (openssh-client) the keys of the SSH tests, and sshd
+    # (openssh-server) their jump host.
+    for tool in rclone:rclone openssl:openssl ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server; do
         local cmd="${tool%%:*}" package="${tool#*:}"
         if ! command -v "$cmd" >/dev/null; then
             echo "== installing $package (apt)"

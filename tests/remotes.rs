@@ -3529,3 +3529,209 @@ fn ssh_refuses_damaged_objects() {
     assert!(!b.exists("model.bin"), "the workspace got a damaged model");
     assert_no_pull_leftovers(&b);
 }
+
+/// OpenSSH's sshd on a free port of 127.0.0.1, as a jump host: it lets this
+/// machine's user in with the key `authorized` and forwards connections.
+struct Sshd {
+    process: Option<KillOnDrop>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(authorized: &str) -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.path().join("host"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::copy(authorized, dir.path().join("authorized_keys")).unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "ListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile none\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nAllowTcpForwarding yes\n"
+            ),
+        )
+        .unwrap();
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let mut sshd = Sshd {
+            process: None,
+            dir,
+            port: free_port(),
+        };
+        sshd.restart();
+        sshd
+    }
+
+    /// Started (again), on the same port.
+    fn restart(&mut self) {
+        self.process = None;
+        let log = std::fs::File::create(self.dir.path().join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-p", &self.port.to_string(), "-f"])
+            .arg(self.dir.path().join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd (openssh-server) is installed by scripts/servers.sh");
+        self.process = Some(KillOnDrop(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Its line for a `known_hosts` file.
+    fn known_host(&self) -> String {
+        let public = std::fs::read_to_string(self.dir.path().join("host.pub")).unwrap();
+        let mut fields = public.split_whitespace();
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            self.port,
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        )
+    }
+}
+
+/// This machine's user name (what the jump host is logged into as).
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A server reached only through other hosts: the remote's `proxy_jump`,
+/// `ProxyJump` and `ProxyCommand` in `~/.ssh/config` (jump hosts set up from
+/// that file alone, as ssh sets them up), chains of them; when the jump host
+/// is down, or its key unknown, or a `ProxyJump` loops, the error says which.
+#[test]
+fn ssh_through_jump_hosts_and_proxy_commands() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let mut jump = Sshd::start(&sftp.path("user.pub"));
+    let me = me();
+    let jump_key = jump.known_host();
+    // What `ssh` to the jump host needs in a home: the default key, the host's key.
+    let jump_home = |env: &TestEnv| {
+        let ssh = env.home.join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::copy(sftp.path("user"), ssh.join("id_ed25519")).unwrap();
+        std::fs::write(ssh.join("known_hosts"), &jump_key).unwrap();
+    };
+    let a = ssh_repo(&sftp);
+    jump_home(&a);
+    a.dvt(&[
+        "remote",
+        "modify",
+        "ssh",
+        "proxy_jump",
+        &format!("{me}@127.0.0.1:{}", jump.port),
+    ])
+    .ok();
+    round_trip(&a, |b| {
+        ssh_local_keys(b, &sftp);
+        jump_home(b);
+    });
+
+    // The server is up, the jump host is not: the connection goes through it.
+    jump.stop();
+    let r = a.dvt(&["status", "-c"]).fails();
+    assert!(
+        r.stderr
+            .contains(&format!("cannot connect to jump host `[127.0.0.1]:{}`", jump.port)),
+        "{}",
+        r.stderr
+    );
+    jump.restart();
+    a.dvt(&["status", "-c"]).ok();
+    // An unknown jump host is refused by its key, as the server is.
+    std::fs::write(a.home.join(".ssh/known_hosts"), "").unwrap();
+    let r = a.dvt(&["status", "-c"]).fails();
+    assert!(
+        r.stderr
+            .contains(&format!("the host key of jump host `[127.0.0.1]:{}`", jump.port)),
+        "{}",
+        r.stderr
+    );
+    jump_home(&a);
+    a.dvt(&["remote", "modify", "--unset", "ssh", "proxy_jump"]).ok();
+
+    // ~/.ssh/config: the server by an alias, through a chain of two jump
+    // hosts (the same sshd twice), each set up by its own section.
+    let ssh_dir = a.home.join(".ssh");
+    std::fs::write(
+        ssh_dir.join("config"),
+        format!(
+            "Host lab\n  HostName 127.0.0.1\n  Port {}\n  User tester\n  UserKnownHostsFile {}\n  \
+             ProxyJump bastion,inner\n\
+             Host bastion inner\n  HostName 127.0.0.1\n  Port {}\n  User {me}\n\
+             Host loop1\n  ProxyJump loop2\nHost loop2\n  ProxyJump loop1\n",
+            sftp.port,
+            sftp.known_hosts("host"),
+            jump.port
+        ),
+    )
+    .unwrap();
+    let store = a.dvt(&["remote", "list"]).ok().stdout;
+    let dir = store.split(&format!("127.0.0.1:{}/", sftp.port)).nth(1).unwrap();
+    let dir = dir.split_whitespace().next().unwrap();
+    a.dvt(&["remote", "add", "lab", &format!("ssh://lab/{dir}")]).ok();
+    let logins = || {
+        std::fs::read_to_string(jump.dir.path().join("sshd.log"))
+            .unwrap()
+            .matches("Accepted publickey")
+            .count()
+    };
+    let before = logins();
+    let r = a.dvt(&["status", "-c", "-r", "lab"]).ok();
+    assert!(r.stdout.contains("in sync"), "{}", r.stdout);
+    assert_eq!(logins(), before + 2, "one login per jump host");
+    a.dvt(&["remote", "add", "loop", "ssh://loop1/x"]).ok();
+    let r = a.dvt(&["push", "-r", "loop"]).fails();
+    assert!(r.stderr.contains("more than 8 jump hosts, `loop"), "{}", r.stderr);
+
+    // ProxyCommand, with its tokens: here `ssh -W` through the jump host,
+    // noting each use.
+    let used = a.path("proxy-used");
+    let command = format!(
+        "sh -c 'echo %r@%h:%p >> {}; exec ssh -F /dev/null -i {} -o UserKnownHostsFile={} -o BatchMode=yes \
+         -p {} -W %h:%p {me}@127.0.0.1'",
+        used.display(),
+        sftp.path("user"),
+        ssh_dir.join("known_hosts").display(),
+        jump.port
+    );
+    std::fs::write(
+        ssh_dir.join("config"),
+        format!("Host 127.0.0.1\n  ProxyCommand {command}\n"),
+    )
+    .unwrap();
+    a.dvt(&["status", "-c"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(&used).unwrap(),
+        format!("tester@127.0.0.1:{}\n", sftp.port)
+    );
+    // A command that cannot connect: the error names it.
+    jump.stop();
+    let r = a.dvt(&["status", "-c"]).fails();
+    assert!(r.stderr.contains("through the ProxyCommand `sh -c"), "{}", r.stderr);
+    // `proxy_jump = none` goes straight to the server.
+    a.dvt(&["remote", "modify", "ssh", "proxy_jump", "none"]).ok();
+    a.dvt(&["status", "-c"]).ok();
+}

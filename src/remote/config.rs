@@ -65,6 +65,7 @@ const SSH_KEYS: &[&str] = &[
     "password",
     "known_hosts",
     "allow_agent",
+    "proxy_jump",
 ];
 
 /// Keys whose values are secrets: written to `config.local.toml`, never printed.

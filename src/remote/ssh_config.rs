@@ -2,9 +2,10 @@
 //! `ssh://gpu-box/path` reaches the machine `ssh gpu-box` reaches: `Host`
 //! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
-//! `IdentityFile`, `UserKnownHostsFile`. For each keyword the first value
-//! found wins (every `IdentityFile` counts). `Match` sections cannot be
-//! evaluated here and are skipped.
+//! `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`, `ProxyCommand`. For
+//! each keyword the first value found wins (every `IdentityFile` counts; of
+//! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections cannot
+//! be evaluated here and are skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,18 @@ pub(super) struct HostConfig {
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// How to reach the host: through other SSH hosts, or a command's
+    /// standard input and output (`none` in the file: directly).
+    pub proxy: Option<Proxy>,
+}
+
+/// `ProxyJump` or `ProxyCommand`, as written (`%` tokens not expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Proxy {
+    /// `ProxyJump`: comma-separated `[user@]host[:port]`, the first hop first.
+    Jump(String),
+    /// `ProxyCommand`: a shell command line.
+    Command(String),
 }
 
 /// Reads the settings for `host` from `file` (missing: none). `home` expands `~`.
@@ -47,7 +60,7 @@ impl Reader<'_> {
         };
         let mut applies = true;
         for line in text.lines() {
-            let Some((key, args)) = split_line(line) else {
+            let Some((key, args, rest)) = split_line(line) else {
                 continue;
             };
             match key.as_str() {
@@ -62,6 +75,8 @@ impl Reader<'_> {
                         }
                     }
                 }
+                "proxycommand" if applies => self.set_proxy(Proxy::Command(rest)),
+                "proxyjump" if applies => self.set_proxy(Proxy::Jump(rest)),
                 _ if applies => self.set(&key, &args),
                 _ => {}
             }
@@ -82,6 +97,14 @@ impl Reader<'_> {
             "identityfile" if value != "none" => o.identity_files.push(path),
             "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
             _ => {}
+        }
+    }
+
+    /// The first of `ProxyJump` and `ProxyCommand` wins; `none` says
+    /// "directly" and wins too.
+    fn set_proxy(&mut self, proxy: Proxy) {
+        if self.out.proxy.is_none() {
+            self.out.proxy = Some(proxy);
         }
     }
 
@@ -129,9 +152,10 @@ impl Reader<'_> {
     }
 }
 
-/// A config line as its keyword (lowercase) and arguments (quotes removed);
-/// `None` for blank lines and comments.
-fn split_line(line: &str) -> Option<(String, Vec<String>)> {
+/// A config line as its keyword (lowercase), its arguments (quotes
+/// removed), and the arguments as written; `None` for blank lines and
+/// comments.
+fn split_line(line: &str) -> Option<(String, Vec<String>, String)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -144,6 +168,7 @@ fn split_line(line: &str) -> Option<(String, Vec<String>)> {
         None => (line, ""),
     };
     let mut args = Vec::new();
+    let written = rest.trim().to_string();
     let mut rest = rest.trim();
     while !rest.is_empty() {
         let (arg, after) = match rest.strip_prefix('"') {
@@ -153,7 +178,7 @@ fn split_line(line: &str) -> Option<(String, Vec<String>)> {
         args.push(arg.to_string());
         rest = after.trim_start();
     }
-    Some((key.to_ascii_lowercase(), args))
+    Some((key.to_ascii_lowercase(), args, written))
 }
 
 /// Whether a `Host` line's patterns take `host`: one positive pattern
@@ -211,7 +236,7 @@ mod tests {
         fs_err::create_dir_all(home.join(".ssh/config.d")).unwrap();
         fs_err::write(
             home.join(".ssh/config.d/lab"),
-            "Host gpu-*\n  IdentityFile ~/.ssh/lab_key\n  User labuser\n",
+            "Host gpu-*\n  IdentityFile ~/.ssh/lab_key\n  User labuser\n  ProxyJump bastion,me@inner:2200\n",
         )
         .unwrap();
         fs_err::write(
@@ -219,7 +244,8 @@ mod tests {
             "# comment\nInclude config.d/*\n\
              Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
              Match host gpu-box\n  User never\n\
-             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n",
+             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n  \
+             ProxyCommand  ssh -W \"%h:%p\" gate  \n",
         )
         .unwrap();
         let c = for_host(&home.join(".ssh/config"), "GPU-box", home);
@@ -231,7 +257,13 @@ mod tests {
                 port: Some(2222),
                 identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
                 known_hosts: Some(home.join("kh")),
+                proxy: Some(Proxy::Jump("bastion,me@inner:2200".into())),
             }
+        );
+        // A command is kept as written, quotes and all.
+        assert_eq!(
+            for_host(&home.join(".ssh/config"), "elsewhere", home).proxy,
+            Some(Proxy::Command("ssh -W \"%h:%p\" gate".into()))
         );
         let old = for_host(&home.join(".ssh/config"), "gpu-old", home);
         assert_eq!(
