@@ -716,6 +716,43 @@ pub enum RemoteError {
         /// What is wrong.
         message: String,
     },
+    /// An S3 remote's key id is set and its secret is not: the usual state
+    /// of a fresh clone, as secrets are not committed.
+    #[error(
+        "remote `{remote}`: `access_key_id` is set but `secret_access_key` is not; {}",
+        match .of_other_repo {
+            false => format!(
+                "secrets are not committed, so each clone sets its own: `dvt remote modify {remote} \
+                 secret_access_key …` (kept in .dvt/config.local.toml)"
+            ),
+            true => "secrets are not committed: give it for this command with `--remote-config \
+                     secret_access_key=…`, or in a file given with `--config` (`[remote.NAME]`)"
+                .to_string(),
+        }
+    )]
+    NoSecret {
+        /// The remote's name.
+        remote: String,
+        /// Whether the remote is another repository's (`get`, `import`, `list`).
+        of_other_repo: bool,
+    },
+    /// A `--remote-config` argument that is not `KEY=VALUE`.
+    #[error("`{given}`: `{flag}` takes KEY=VALUE")]
+    BadOption {
+        /// The argument.
+        given: String,
+        /// The flag.
+        flag: &'static str,
+    },
+    /// `import --remote-config` of a secret, which the pointer would record.
+    #[error(
+        "`{key}` is a secret, and `dvt import` records `--remote-config` in the pointer file, which is \
+         committed: put it in a file given with `--config` (only its path is recorded), or in the environment"
+    )]
+    SecretInPointer {
+        /// The option.
+        key: String,
+    },
     /// A request to the remote failed (after retries).
     #[error("remote `{remote}`: {message}")]
     Request {

@@ -137,6 +137,17 @@ pub struct ImportSource {
     pub commit: String,
     /// The path in that repository.
     pub path: String,
+    /// The remote of that repository its data comes from, when not its
+    /// default (`--remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// A config file merged over that repository's (`--config`): relative to
+    /// this repository's root, or absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Options set on that remote (`--remote-config`; never secrets).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub remote_config: std::collections::BTreeMap<String, String>,
 }
 
 impl Pointer {

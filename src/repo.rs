@@ -206,6 +206,9 @@ pub struct Repo {
     root: PathBuf,
     config: Config,
     cache: Cache,
+    /// Seen at a commit ([`Repo::at_commit`]): another repository's config,
+    /// which the user cannot change from here.
+    at_commit: bool,
 }
 
 impl Repo {
@@ -285,9 +288,15 @@ impl Repo {
 
     /// A repository seen at a commit, not on disk as such: `root` is where it is
     /// (a work tree or a bare git directory), `config_text` its committed
-    /// `.dvt/config.toml` (named `named` in errors), alone. Its cache is the one
+    /// `.dvt/config.toml` (named `named` in errors), and over it `more` (a
+    /// file, or what an option set, and its table). Its cache is the one
     /// under `root`, if any; its remotes resolve relative paths from `root`.
-    pub fn at_commit(root: PathBuf, config_text: Option<&str>, named: &Path) -> Result<Repo> {
+    pub fn at_commit(
+        root: PathBuf,
+        config_text: Option<&str>,
+        named: &Path,
+        more: Vec<(PathBuf, toml::Table)>,
+    ) -> Result<Repo> {
         // Not this machine's global and system files: their remotes and default
         // would change which of its own remotes another repository's data comes from.
         let mut layers = Vec::new();
@@ -298,7 +307,12 @@ impl Repo {
             })?;
             layers.push((named.to_path_buf(), table));
         }
-        Repo::from_layers(root, layers)
+        layers.extend(more);
+        let repo = Repo::from_layers(root, layers)?;
+        Ok(Repo {
+            at_commit: true,
+            ..repo
+        })
     }
 
     /// The repository at `root` with the settings of `layers` (a file and what
@@ -317,7 +331,12 @@ impl Repo {
             None => main_worktree_cache(&root).unwrap_or_else(|| root.join(DVT_DIR).join("cache")),
         };
         let cache = Cache::new(cache_dir, config.cache.level);
-        Ok(Repo { root, config, cache })
+        Ok(Repo {
+            root,
+            config,
+            cache,
+            at_commit: false,
+        })
     }
 
     /// The repository's root directory (absolute).
@@ -420,6 +439,12 @@ impl Repo {
             cache: other.cache.clone(),
             ..self
         }
+    }
+
+    /// Whether this is a repository seen at a commit, its config not this
+    /// user's to change ([`Repo::at_commit`]).
+    pub fn is_at_commit(&self) -> bool {
+        self.at_commit
     }
 
     /// The object cache.

@@ -1992,6 +1992,16 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
     let r = here.dvt(&["artifacts", "get", src, "churn-model"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(here.read("churn.bin"), b"two");
+    // Which of its remotes, and how, as `dvt get` takes them.
+    for (flags, says) in [
+        (["--remote", "nosuch"], "no remote named `nosuch`"),
+        (["--remote-config", "jobs=many"], "`jobs` must be a whole number"),
+    ] {
+        let r = here
+            .dvt(&[&["artifacts", "get", src, "churn-model", "-o", "x.bin"][..], &flags].concat())
+            .fails();
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
     // Across the network (git://): the clone brings the tags that name versions.
     let daemon = GitDaemon::start(registry.root.parent().unwrap());
     let url = format!("git://127.0.0.1:{}/repo", daemon.port);
@@ -2152,4 +2162,172 @@ except api.DvtError as e:
         &[],
     );
     assert_eq!(r.stdout, "DvtError True []\n", "{}", r.stderr);
+}
+
+/// A registry whose default remote is not where its data is (DVC's
+/// `--remote`, `--remote-config`, `--config` of get, import, list and
+/// artifacts get): the data comes from the remote named, with the options
+/// given; an import records them (no secrets), and update and a clone's pull
+/// use them again.
+#[test]
+fn get_import_and_list_read_the_remote_and_options_given() {
+    let Versions { env: registry, _remote } = versions();
+    let store = _remote.path().to_str().unwrap().to_string();
+    // Its default remote is now an empty one, and its cache is gone: only
+    // `store` has the data.
+    let empty = tempfile::tempdir().unwrap();
+    registry
+        .dvt(&["remote", "add", "-d", "empty", empty.path().to_str().unwrap()])
+        .ok();
+    registry.commit("default remote: empty");
+    std::fs::remove_dir_all(registry.path(".dvt/cache")).unwrap();
+    let src = registry.root.to_str().unwrap();
+
+    let env = TestEnv::new();
+    let r = env.dvt(&["get", src, "data", "-o", "plain"]).fails();
+    assert!(r.stderr.contains("remote `empty` does not have object"), "{}", r.stderr);
+    assert!(!env.exists("plain"));
+    env.dvt(&["get", src, "data", "-o", "got", "--remote", "store"]).ok();
+    assert_eq!(env.read("got/a.csv"), registry.read("data/a.csv"));
+    assert_eq!(env.read("got/sub/c.csv"), b"t,v\n0,3\n");
+
+    // Options of that remote: here its URL, as for a mirror.
+    env.dvt(&["get", src, "model.bin", "--remote-config", &format!("url={store}")])
+        .ok();
+    assert_eq!(env.read("model.bin"), b"model two");
+
+    // A config file of one's own: a remote the registry does not name.
+    let mine = env.root.parent().unwrap().join("mine.toml");
+    std::fs::write(
+        &mine,
+        format!("[core]\nremote = \"mirror\"\n[remote.mirror]\nurl = \"{store}\"\njobs = 2\n"),
+    )
+    .unwrap();
+    env.dvt(&[
+        "get",
+        src,
+        "data/a.csv",
+        "-o",
+        "a.csv",
+        "--config",
+        mine.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(env.read("a.csv"), registry.read("data/a.csv"));
+
+    // Inside a tracked directory, `list` needs the manifest: from the remote named.
+    let r = env.dvt(&["list", src, "data/sub"]).fails();
+    assert!(r.stderr.contains("remote `empty`"), "{}", r.stderr);
+    let r = env.dvt(&["list", src, "data/sub", "--remote", "store"]).ok();
+    assert!(r.stdout.contains("c.csv"), "{}", r.stdout);
+
+    // Wrong uses: one line each, nothing written.
+    for (args, message) in [
+        (vec!["--remote", "nosuch"], "no remote named `nosuch`"),
+        (
+            vec!["--remote-config", "jobs"],
+            "`jobs`: `--remote-config` takes KEY=VALUE",
+        ),
+        (
+            vec!["--remote-config", "jobs=many"],
+            "`jobs` must be a whole number, not `many`",
+        ),
+        (
+            vec!["--remote-config", "region=x"],
+            "unknown option `region` for a local remote",
+        ),
+        (vec!["--config", "nope.toml"], "no such file (given with `--config`)"),
+    ] {
+        let mut all = vec!["get", src, "model.bin", "-o", "wrong.bin"];
+        all.extend(&args);
+        let r = env.dvt(&all).fails();
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert!(!env.exists("wrong.bin"));
+    }
+
+    // An import records the remote and its options, and uses them again.
+    let r = env
+        .dvt(&["import", src, "data", "-o", "input", "--rev", "v1", "--remote", "store"])
+        .ok();
+    assert!(r.stdout.contains("input"), "{}", r.stdout);
+    let pointer = String::from_utf8(env.read("input.dvt")).unwrap();
+    assert!(pointer.contains("remote = \"store\""), "{pointer}");
+    assert_eq!(env.read("input/b.csv"), b"t,v\n0,2\n");
+    env.commit("import from the registry's store");
+    let b = env.clone_repo();
+    let r = b.dvt(&["pull", "--json"]).ok();
+    assert_eq!(r.json()["fetch"]["from_sources"][0], "input", "{}", r.stdout);
+    assert_eq!(b.read("input/b.csv"), b"t,v\n0,2\n");
+    let r = env.dvt(&["update", "input", "--rev", "v2"]).ok();
+    assert!(r.stdout.contains("input"), "{}", r.stdout);
+    assert!(!env.exists("input/b.csv") && env.exists("input/sub/c.csv"));
+    let pointer = String::from_utf8(env.read("input.dvt")).unwrap();
+    assert!(pointer.contains("remote = \"store\""), "{pointer}");
+    // Options too, read back by the next command.
+    env.dvt(&[
+        "import",
+        src,
+        "model.bin",
+        "-o",
+        "m1.bin",
+        "--remote-config",
+        &format!("url={store}"),
+    ])
+    .ok();
+    let pointer = String::from_utf8(env.read("m1.bin.dvt")).unwrap();
+    assert!(
+        pointer.contains(&format!("[source.remote_config]\nurl = \"{store}\"")),
+        "{pointer}"
+    );
+    env.dvt(&["status", "m1.bin"]).ok();
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["pull", "m1.bin", "--json"]).ok();
+    assert_eq!(r.json()["fetch"]["from_sources"][0], "m1.bin", "{}", r.stdout);
+
+    // A secret would be committed with the pointer: refused, nothing written.
+    let r = env
+        .dvt(&[
+            "import",
+            src,
+            "model.bin",
+            "-o",
+            "m.bin",
+            "--remote-config",
+            "password=hunter2",
+        ])
+        .fails();
+    assert!(r.stderr.contains("`password` is a secret"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    assert!(!env.exists("m.bin") && !env.exists("m.bin.dvt"));
+
+    // The same from Python, as `dvc.api.read`'s remote=, remote_config=, config=.
+    let r = env.python_in(
+        &env.root,
+        r#"
+import sys
+import dvt.api as api
+url, store = sys.argv[1], sys.argv[2]
+print(api.read("model.bin", repo=url, remote="store"))
+print(api.read("model.bin", repo=url, rev="v1", remote_config={"url": store, "jobs": 2}))
+mirror = {"core": {"remote": "mirror"}, "remote": {"mirror": {"url": store, "pack": True}}}
+with api.open("data/a.csv", repo=url, config=mirror) as f:
+    print(f.read().count("\n"))
+for call in (lambda: api.read("model.bin", repo=url), lambda: api.read("model.bin", config=mirror)):
+    try:
+        call()
+    except api.DvtError as e:
+        print("DvtError", str(e).splitlines()[0][:42])
+"#,
+        &[&format!("file://{src}"), &store],
+    );
+    assert_eq!(
+        r.stdout,
+        "model two\n\
+         model one\n\
+         4\n\
+         DvtError error: remote `empty` does not have object\n\
+         DvtError config= and remote_config= are for a repos\n",
+        "{}",
+        r.stderr
+    );
 }

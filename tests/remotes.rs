@@ -3735,3 +3735,51 @@ fn ssh_through_jump_hosts_and_proxy_commands() {
     a.dvt(&["remote", "modify", "ssh", "proxy_jump", "none"]).ok();
     a.dvt(&["status", "-c"]).ok();
 }
+
+/// A registry on S3 whose committed config has the key id but not the
+/// secret (it is per clone): a consumer gives the secret for one `get` with
+/// `--remote-config`, or in a file of its own with `--config`, which an
+/// import records by its path only.
+#[test]
+fn get_and_import_from_an_s3_registry_with_credentials_of_ones_own() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let registry = s3_repo(&endpoint);
+    populate(&registry);
+    registry.dvt(&["push"]).ok();
+    registry.commit("data");
+    std::fs::remove_dir_all(registry.path(".dvt/cache")).unwrap();
+    let src = registry.root.to_str().unwrap();
+
+    let env = TestEnv::new();
+    let r = env.dvt(&["get", src, "data", "-o", "plain"]).fails();
+    assert!(r.stderr.contains("secret_access_key"), "{}", r.stderr);
+    assert!(r.stderr.contains("--remote-config"), "{}", r.stderr);
+    env.dvt(&[
+        "get",
+        src,
+        "data",
+        "--remote-config",
+        "secret_access_key=testing-secret",
+    ])
+    .ok();
+    assert_eq!(env.read("data/readings.csv"), registry.read("data/readings.csv"));
+
+    let creds = env.root.parent().unwrap().join("registry-creds.toml");
+    std::fs::write(&creds, "[remote.s3]\nsecret_access_key = \"testing-secret\"\n").unwrap();
+    env.dvt(&["import", src, "model.bin", "--config", creds.to_str().unwrap()])
+        .ok();
+    assert_eq!(env.read("model.bin"), registry.read("model.bin"));
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(
+        pointer.contains(&format!("config = \"{}\"", creds.display())),
+        "{pointer}"
+    );
+    assert!(!pointer.contains("testing-secret"), "{pointer}");
+    env.commit("import");
+    let b = env.clone_repo();
+    let r = b.dvt(&["pull", "--json"]).ok();
+    assert_eq!(r.json()["fetch"]["from_sources"][0], "model.bin", "{}", r.stdout);
+    assert_eq!(b.read("model.bin"), registry.read("model.bin"));
+}

@@ -12,7 +12,13 @@ Python sees the first one. Arguments are those of `dvc.api`:
 - rev: a git revision or an experiment's name (default: the pointer files of
   the work tree);
 - remote: the remote to download from when the cache lacks the data (default:
-  the default remote).
+  the default remote); for a repository URL, one of that repository's remotes;
+- remote_config (repository URLs): options of that remote for this call, a
+  dict as `dvt get --remote-config` takes them, e.g.
+  {"secret_access_key": "..."};
+- config (repository URLs): a dict merged over that repository's config, as a
+  `dvt get --config` file, e.g. {"remote": {"mine": {"url": "s3://..."}},
+  "core": {"remote": "mine"}}.
 
     import dvt.api
     with dvt.api.open("data/train.csv", rev="data-v2") as f:
@@ -101,31 +107,74 @@ def get_url_info(path, repo=None, rev=None, remote=None):
     return json.loads(_run(_command(["get-url", "--json"], path, repo, rev, remote)))
 
 
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a TOML basic string
+    raise DvtError("config values are strings, whole numbers or booleans, not {!r}".format(v))
+
+
+def _toml(table, prefix=()):
+    """A dict of dicts (tables) and scalars as TOML text."""
+    lines, subtables = [], []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            subtables.append((key, value))
+        else:
+            lines.append("{} = {}".format(json.dumps(str(key)), _toml_value(value)))
+    out = ""
+    if lines:
+        if prefix:
+            out += "[{}]\n".format(".".join(json.dumps(str(p)) for p in prefix))
+        out += "\n".join(lines) + "\n"
+    for key, value in subtables:
+        out += _toml(value, prefix + (key,))
+    return out
+
+
+def _only_for_urls(repo, config, remote_config):
+    if not _is_url(repo) and (config is not None or remote_config is not None):
+        raise DvtError(
+            "config= and remote_config= are for a repository URL; "
+            "for a local clone, set its remote's options with `dvt remote modify --local`"
+        )
+
+
 @contextlib.contextmanager
-def _downloaded(path, repo, rev, remote):
+def _downloaded(path, repo, rev, remote, config=None, remote_config=None):
     """`path` of the repository at URL `repo`, downloaded by `dvt get` into a
     temporary directory that goes when the block ends."""
-    if remote is not None:
-        raise DvtError(
-            "remote= cannot be given with a repository URL: its data comes from that repository's default remote"
-        )
     with tempfile.TemporaryDirectory(prefix="dvt-api-") as tmp:
         out = os.path.join(tmp, "data")
         cmd = [_binary(), "-q", "get", os.fspath(repo), os.fspath(path), "-o", out]
         if rev is not None:
             cmd += ["--rev", rev]
+        if remote is not None:
+            cmd += ["--remote", remote]
+        for key, value in (remote_config or {}).items():
+            cmd += ["--remote-config", "{}={}".format(key, _toml_value(value) if not isinstance(value, str) else value)]
+        if config is not None:
+            # Secrets may be in it: a file only this user reads, gone with the block.
+            name = os.path.join(tmp, "config.toml")
+            with builtins.open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(_toml(config))
+            cmd += ["--config", name]
         _run(cmd)
         if os.path.isdir(out):
             raise DvtError("`{}` is a directory; name a file in it".format(path))
         yield out
 
 
-def read(path, repo=None, rev=None, remote=None, mode="r", encoding=None):
+def read(path, repo=None, rev=None, remote=None, mode="r", encoding=None, config=None, remote_config=None):
     """The whole content of `path` (`dvt cat`, or `dvt get` for a URL): str,
     or bytes if mode is "rb"."""
     _check_mode(mode)
+    _only_for_urls(repo, config, remote_config)
     if _is_url(repo):
-        with _downloaded(path, repo, rev, remote) as local, builtins.open(local, "rb") as f:
+        with _downloaded(path, repo, rev, remote, config, remote_config) as local, builtins.open(local, "rb") as f:
             data = f.read()
     else:
         data = _run(_command(["cat"], path, repo, rev, remote))
@@ -135,7 +184,7 @@ def read(path, repo=None, rev=None, remote=None, mode="r", encoding=None):
 
 
 @contextlib.contextmanager
-def open(path, repo=None, rev=None, remote=None, mode="r", encoding=None):  # noqa: A001 (as dvc.api)
+def open(path, repo=None, rev=None, remote=None, mode="r", encoding=None, config=None, remote_config=None):  # noqa: A001
     """A file object streaming the content of `path` (`dvt cat`), for `with`.
 
     dvt verifies the whole object before the first byte arrives, so what is
@@ -143,8 +192,9 @@ def open(path, repo=None, rev=None, remote=None, mode="r", encoding=None):  # no
     From a repository URL the file is downloaded first (`dvt get`, verified)
     and deleted when the block ends."""
     _check_mode(mode)
+    _only_for_urls(repo, config, remote_config)
     if _is_url(repo):
-        with _downloaded(path, repo, rev, remote) as local:
+        with _downloaded(path, repo, rev, remote, config, remote_config) as local:
             binary = mode == "rb"
             with builtins.open(local, mode, encoding=None if binary else encoding) as f:
                 yield f

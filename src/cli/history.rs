@@ -169,6 +169,8 @@ pub(super) enum HistoryCommand {
         /// Show the id dvt stores each tracked file (or directory's manifest) under.
         #[arg(long)]
         show_hash: bool,
+        #[command(flatten)]
+        settings: ExternalArgs,
         /// Print the listing as JSON.
         #[arg(long)]
         json: bool,
@@ -360,6 +362,8 @@ pub(super) enum ArtifactsCommand {
         /// Replace what is at the destination, once the new data is complete.
         #[arg(short, long)]
         force: bool,
+        #[command(flatten)]
+        settings: ExternalArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -433,18 +437,46 @@ pub(super) struct SourceArgs {
     /// Where to write (default: the path's last component, here).
     #[arg(short, long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ExternalArgs,
 }
 
 impl SourceArgs {
-    fn options(&self, cwd: &Path) -> ops::GetOptions {
-        ops::GetOptions {
+    fn options(&self, cwd: &Path) -> Result<ops::GetOptions, dvt::Error> {
+        Ok(ops::GetOptions {
             repo: self.repo.clone(),
             path: self.path.clone(),
             rev: self.rev.clone(),
             out: self.out.clone(),
             cwd: cwd.to_path_buf(),
             force: false,
-        }
+            settings: self.settings.settings(cwd)?,
+        })
+    }
+}
+
+/// Which of the other repository's remotes to read, and how (DVC's flags of
+/// the same names).
+#[derive(Debug, clap::Args)]
+pub(super) struct ExternalArgs {
+    /// Read its data from its remote NAME, not from its default remote.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+    /// Set an option of that remote for this command, as `dvt remote modify` would (repeatable).
+    #[arg(long = "remote-config", value_name = "KEY=VALUE")]
+    remote_config: Vec<String>,
+    /// A config file (as `.dvt/config.toml`) merged over its committed one: remotes of yours, with credentials.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ExternalArgs {
+    fn settings(&self, cwd: &Path) -> Result<ops::import::ExternalConfig, dvt::Error> {
+        Ok(ops::import::ExternalConfig {
+            config: self.config.as_ref().map(|c| cwd.join(c)),
+            remote: self.remote.clone(),
+            remote_config: ops::import::ExternalConfig::parse_remote_config(&self.remote_config)?,
+        })
     }
 }
 
@@ -830,6 +862,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             dvt_only,
             size,
             show_hash,
+            settings,
             json: as_json,
         } => {
             let listing = ops::list(&ops::ListOptions {
@@ -840,6 +873,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 dvt_only: *dvt_only,
                 sizes: *size || *as_json,
                 depth: level.map(|l| l as usize),
+                settings: settings.settings(cwd)?,
                 ..Default::default()
             })?;
             if *as_json {
@@ -908,9 +942,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         } => {
             // Outside a repository there is no `remote://`, and no config to read.
             let repo = match Repo::open(cwd) {
-                Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => {
-                    Repo::at_commit(cwd.to_path_buf(), None, std::path::Path::new(".dvt/config.toml"))?
-                }
+                Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => Repo::at_commit(
+                    cwd.to_path_buf(),
+                    None,
+                    std::path::Path::new(".dvt/config.toml"),
+                    Vec::new(),
+                )?,
                 r => r?,
             };
             let entries = ops::ls_url(&repo, cwd, url, *recursive || *tree)?;
@@ -960,6 +997,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 stage,
                 out,
                 force,
+                settings,
                 json: as_json,
             } => {
                 let opts = ops::artifacts::ArtifactGetOptions {
@@ -970,6 +1008,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     out: out.clone(),
                     cwd: cwd.to_path_buf(),
                     force: *force,
+                    settings: settings.settings(cwd)?,
                 };
                 let r = ops::artifacts::get(&opts, bars)?;
                 if *as_json {
@@ -1022,7 +1061,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let repo = &source.repo;
             let opts = ops::GetOptions {
                 force: *force,
-                ..source.options(cwd)
+                ..source.options(cwd)?
             };
             let r = ops::get(&opts, bars)?;
             if *as_json {
@@ -1046,7 +1085,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let (repo, path) = (&source.repo, &source.path);
             let here = Repo::open(cwd)?;
             let opts = ops::ImportOptions {
-                get: source.options(cwd),
+                get: source.options(cwd)?,
                 force: *force,
                 no_download: *no_download,
             };

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{ArtifactError, Result};
 use crate::git::GitId;
-use crate::ops::import::{GetOptions, GetReport, get_from, open_git, refuse_existing_out};
+use crate::ops::import::{ExternalConfig, GetOptions, GetReport, get_from, open_git, refuse_existing_out};
 use crate::pipeline::{Artifact, PIPELINE_FILE, Pipeline};
 use crate::progress::Progress;
 
@@ -32,6 +32,8 @@ pub struct ArtifactGetOptions {
     pub cwd: PathBuf,
     /// Replace what is at `out`.
     pub force: bool,
+    /// Which of its remotes to read, and how.
+    pub settings: ExternalConfig,
 }
 
 /// What `dvt artifacts get` did.
@@ -172,7 +174,7 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
     };
     let version = commit.and_then(|c| known.iter().find(|(_, k)| *k == c).map(|(v, _)| v.clone()));
     let rev = commit.map(|c| c.to_string());
-    let ext = open.at(rev.as_deref())?;
+    let ext = open.at(rev.as_deref(), &opts.settings)?;
     let artifact = artifact_at(&ext, &opts.name)?;
     let g = GetOptions {
         repo: opts.repo.clone(),
@@ -181,6 +183,7 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
         out: opts.out.clone(),
         cwd: opts.cwd.clone(),
         force: opts.force,
+        settings: opts.settings.clone(),
     };
     refuse_existing_out(&g)?;
     let get = get_from(&ext, &g, progress)?;
@@ -226,7 +229,7 @@ fn artifact_at(ext: &crate::ops::import::External, name: &str) -> Result<Artifac
 pub fn list(repo: &str, rev: Option<&str>) -> Result<Vec<ArtifactEntry>> {
     let open = open_git(repo)?;
     let tags = open.git.tags()?;
-    let ext = open.at(rev)?;
+    let ext = open.at(rev, &ExternalConfig::default())?;
     let Some(pipeline) = pipeline_of(&ext)? else {
         return Ok(Vec::new());
     };

@@ -11,6 +11,7 @@
 //! commit it resolved to; `update` moves such a pointer to the newest commit of
 //! its revision.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -57,10 +58,68 @@ pub fn is_remote_url(repo: &str) -> bool {
     }
 }
 
+/// Which of another repository's remotes its data comes from, and with what
+/// settings (DVC's `--remote`, `--remote-config` and `--config`): a registry
+/// whose default remote is not the one to read, or needs options of yours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalConfig {
+    /// A config file (as `.dvt/config.toml`) merged over the repository's
+    /// committed one.
+    pub config: Option<PathBuf>,
+    /// The remote to read instead of its default.
+    pub remote: Option<String>,
+    /// Options set on that remote (`KEY` to `VALUE`, as `dvt remote modify`
+    /// takes them).
+    pub remote_config: BTreeMap<String, String>,
+}
+
+impl ExternalConfig {
+    /// Parses `--remote-config` arguments: `KEY=VALUE` each.
+    pub fn parse_remote_config(args: &[String]) -> Result<BTreeMap<String, String>> {
+        args.iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+                _ => Err(crate::error::RemoteError::BadOption {
+                    given: a.clone(),
+                    flag: "--remote-config",
+                }
+                .into()),
+            })
+            .collect()
+    }
+
+    /// The layers `self` puts over the config of a repository whose config
+    /// so far is `base`.
+    fn layers(&self, base: &Repo) -> Result<Vec<(PathBuf, toml::Table)>> {
+        if self.remote.is_none() && self.remote_config.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = crate::remote::config::choose(base.config(), self.remote.as_deref())?;
+        let mut options = toml::Table::new();
+        for (key, value) in &self.remote_config {
+            options.insert(key.clone(), crate::remote::config::typed_value(&name, key, value)?);
+        }
+        let mut layer = toml::Table::new();
+        layer.insert(
+            "core".into(),
+            toml::Value::Table(toml::Table::from_iter([(
+                "remote".to_string(),
+                toml::Value::from(name.clone()),
+            )])),
+        );
+        layer.insert(
+            "remote".into(),
+            toml::Value::Table(toml::Table::from_iter([(name, toml::Value::Table(options))])),
+        );
+        Ok(vec![(PathBuf::from("--remote-config"), layer)])
+    }
+}
+
 /// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
 /// place; any other git URL is cloned (bare, into a temporary directory) first.
-pub fn open_external(repo: &str, rev: Option<&str>) -> Result<External> {
-    open_git(repo)?.at(rev)
+/// `settings` says which of its remotes to read, and how.
+pub fn open_external(repo: &str, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
+    open_git(repo)?.at(rev, settings)
 }
 
 /// Another repository's git, before a revision is chosen (see [`open_external`]).
@@ -92,8 +151,9 @@ pub fn open_git(repo: &str) -> Result<OpenGit> {
 }
 
 impl OpenGit {
-    /// The dvt repository at `rev` (default: HEAD).
-    pub fn at(self, rev: Option<&str>) -> Result<External> {
+    /// The dvt repository at `rev` (default: HEAD), its config as `settings`
+    /// change it.
+    pub fn at(self, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
         let OpenGit { repo, git, clone } = self;
         let repo = repo.as_str();
         let rev_s = rev.unwrap_or("HEAD");
@@ -109,7 +169,20 @@ impl OpenGit {
         };
         let config = String::from_utf8_lossy(&config).into_owned();
         let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
-        let repo = Repo::at_commit(git.root_dir(), Some(&config), &named)?;
+        let mut layers = Vec::new();
+        if let Some(file) = &settings.config {
+            let table = crate::repo::read_config_layer(file)?.ok_or_else(|| crate::error::RepoError::Config {
+                path: file.clone(),
+                message: "no such file (given with `--config`)".into(),
+            })?;
+            layers.push((file.clone(), table));
+        }
+        let mut repo = Repo::at_commit(git.root_dir(), Some(&config), &named, layers.clone())?;
+        let more = settings.layers(&repo)?;
+        if !more.is_empty() {
+            layers.extend(more);
+            repo = Repo::at_commit(git.root_dir(), Some(&config), &named, layers)?;
+        }
         Ok(External {
             git,
             repo,
@@ -283,6 +356,8 @@ pub struct GetOptions {
     pub cwd: PathBuf,
     /// `get`: replace what is at `out` (once the new data is complete).
     pub force: bool,
+    /// Which of its remotes to read, and how.
+    pub settings: ExternalConfig,
 }
 
 /// What `get` or `import` did.
@@ -319,7 +394,11 @@ fn id_of(found: &Found) -> ObjectId {
 /// Downloads `opts.path` of another repository to `opts.out`; nothing is tracked.
 pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     refuse_existing_out(opts)?;
-    get_from(&open_external(&opts.repo, opts.rev.as_deref())?, opts, progress)
+    get_from(
+        &open_external(&opts.repo, opts.rev.as_deref(), &opts.settings)?,
+        opts,
+        progress,
+    )
 }
 
 /// Fails if `opts.out` exists and `opts.force` is not set.
@@ -392,6 +471,28 @@ fn recorded_repo(repo: &str, cwd: &Path) -> String {
     abs.display().to_string()
 }
 
+/// How a `--config` file is recorded: relative to the repository's root
+/// when inside it (a file committed with it), else absolute.
+fn recorded_config(repo: &Repo, file: &Path) -> String {
+    let abs = crate::repo::normalize(file);
+    match abs.strip_prefix(repo.root()) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => abs.to_string_lossy().into_owned(),
+    }
+}
+
+impl ImportSource {
+    /// The settings recorded at import, a recorded config file read from
+    /// `root` if relative.
+    pub fn settings(&self, root: &Path) -> ExternalConfig {
+        ExternalConfig {
+            config: self.config.as_ref().map(|c| root.join(c)),
+            remote: self.remote.clone(),
+            remote_config: self.remote_config.clone(),
+        }
+    }
+}
+
 /// Options of `dvt import`.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -420,8 +521,17 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
         }
         .into());
     }
+    // The pointer records the settings, and is committed: no secrets in it.
+    if let Some(key) = g
+        .settings
+        .remote_config
+        .keys()
+        .find(|k| crate::remote::config::SECRET_KEYS.contains(&k.as_str()))
+    {
+        return Err(crate::error::RemoteError::SecretInPointer { key: key.clone() }.into());
+    }
     let _lock = repo.lock(&format!("dvt import {}", g.path))?;
-    let ext = open_external(&g.repo, g.rev.as_deref())?;
+    let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &g.path, &objects)?;
     if !opts.no_download {
@@ -432,6 +542,9 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
         rev: g.rev.clone(),
         commit: ext.commit.to_string(),
         path: g.path.clone(),
+        remote: g.settings.remote.clone(),
+        remote_config: g.settings.remote_config.clone(),
+        config: g.settings.config.as_ref().map(|c| recorded_config(repo, c)),
     };
     let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
     let pointer = pointer_for(&found, &name, repo.cache(), source)?;
@@ -456,7 +569,7 @@ pub(crate) fn fetch_from_source(repo: &Repo, t: &crate::workspace::Tracked, prog
     let Some(Source::Repo(src)) = &t.pointer.source else {
         return Ok(());
     };
-    let ext = open_external(&src.repo, Some(&src.commit))?;
+    let ext = open_external(&src.repo, Some(&src.commit), &src.settings(repo.root()))?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &src.path, &objects)?;
     if id_of(&found) != t.pointer.id {
@@ -797,7 +910,7 @@ fn update_from_repo(
     progress: &dyn Progress,
 ) -> Result<Updated> {
     let rev = opts.rev.clone().or(src.rev.clone());
-    let ext = open_external(&src.repo, rev.as_deref())?;
+    let ext = open_external(&src.repo, rev.as_deref(), &src.settings(repo.root()))?;
     let to = ext.commit.to_string();
     if to == src.commit && rev == src.rev {
         return Ok(Updated {

@@ -46,6 +46,8 @@ pub struct ListOptions {
     /// With `recursive`: no deeper than this many levels below the path (DVC's
     /// `-L`); what lies deeper shows as the directory at that level.
     pub depth: Option<usize>,
+    /// Which of its remotes to read (manifests inside tracked directories), and how.
+    pub settings: super::import::ExternalConfig,
 }
 
 /// Who keeps an entry's content.
@@ -116,7 +118,7 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
 }
 
 fn list_all(opts: &ListOptions) -> Result<Listing> {
-    let ext = open_external(&opts.repo, opts.rev.as_deref())?;
+    let ext = open_external(&opts.repo, opts.rev.as_deref(), &opts.settings)?;
     let at = || format!("`{}` ({})", ext.label, short(&ext.commit));
     let Some(path) = normalize(&opts.path) else {
         return Err(GitError::NoSuchPath {

@@ -47,7 +47,7 @@ pub struct MergeReport {
 #[serde(rename_all = "snake_case")]
 pub enum Merged {
     /// A pointer file.
-    Pointer(Pointer),
+    Pointer(Box<Pointer>),
     /// `dvt.lock`, with this many stages.
     Lock {
         /// Stages recorded.
@@ -105,7 +105,7 @@ fn merge_pointer_texts(
     let ours = parse_side(ours, "our", name, Pointer::parse).map_err(|e| vec![e])?;
     let theirs = parse_side(theirs, "their", name, Pointer::parse).map_err(|e| vec![e])?;
     let p = merge_pointers(repo, base.as_ref(), &ours, &theirs, name)?;
-    Ok((p.to_text(), Merged::Pointer(p)))
+    Ok((p.to_text(), Merged::Pointer(Box::new(p))))
 }
 
 /// Merges `dvt.lock` stage by stage: each stage's record is a true account of a

@@ -631,26 +631,11 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, level: Co
         ConfigLevel::Project if SECRET_KEYS.contains(&key) => ConfigLevel::Local,
         other => other,
     };
-    let item = match value {
+    let item = match value.map(|v| typed_value(name, key, v)).transpose()? {
         None => None,
-        Some(v) if INT_KEYS.contains(&key) => {
-            Some(toml_edit::value(v.parse::<i64>().map_err(|_| RemoteError::Config {
-                remote: name.to_string(),
-                message: format!("`{key}` must be a whole number, not `{v}`"),
-            })?))
-        }
-        Some(v) if BOOL_KEYS.contains(&key) => Some(toml_edit::value(match v {
-            "true" => true,
-            "false" => false,
-            _ => {
-                return Err(RemoteError::Config {
-                    remote: name.to_string(),
-                    message: format!("`{key}` must be true or false, not `{v}`"),
-                }
-                .into());
-            }
-        })),
-        Some(v) => Some(toml_edit::value(Value::from(v))),
+        Some(toml::Value::Integer(i)) => Some(toml_edit::value(i)),
+        Some(toml::Value::Boolean(b)) => Some(toml_edit::value(b)),
+        Some(v) => Some(toml_edit::value(Value::from(v.as_str().unwrap_or_default()))),
     };
     repo.edit_config(level, |doc| {
         let remotes = remotes_table(doc);
@@ -670,6 +655,29 @@ pub fn modify(repo: &Repo, name: &str, key: &str, value: Option<&str>, level: Co
         Ok(())
     })?;
     Ok(level)
+}
+
+/// `value` of option `key` of remote `name` as the config stores it: a
+/// number, a boolean, or a string.
+pub fn typed_value(name: &str, key: &str, value: &str) -> Result<toml::Value> {
+    let bad = |message: String| RemoteError::Config {
+        remote: name.to_string(),
+        message,
+    };
+    if INT_KEYS.contains(&key) {
+        return value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| bad(format!("`{key}` must be a whole number, not `{value}`")).into());
+    }
+    if BOOL_KEYS.contains(&key) {
+        return match value {
+            "true" => Ok(toml::Value::Boolean(true)),
+            "false" => Ok(toml::Value::Boolean(false)),
+            _ => Err(bad(format!("`{key}` must be true or false, not `{value}`")).into()),
+        };
+    }
+    Ok(toml::Value::String(value.to_string()))
 }
 
 #[cfg(test)]

@@ -103,7 +103,16 @@ impl Remote {
     pub fn open(repo: &Repo, name: Option<&str>, jobs: Option<usize>, create: bool) -> Result<Remote> {
         let name = config::choose(repo.config(), name)?;
         let (spec, location) = config::spec(repo.config(), &name, repo.root())?;
-        let mut remote = Remote::from_spec(&spec, &location, jobs, create)?;
+        let mut remote = Remote::from_spec(&spec, &location, jobs, create).map_err(|e| match e {
+            crate::Error::Remote(RemoteError::NoSecret { remote, .. }) if repo.is_at_commit() => {
+                RemoteError::NoSecret {
+                    remote,
+                    of_other_repo: true,
+                }
+                .into()
+            }
+            e => e,
+        })?;
         if remote.dir.is_none() {
             let url = blake3::hash(spec.url.as_bytes()).to_hex();
             remote.index_copies = Some(repo.tmp_dir()?.join("remote-packs").join(&url[..16]));

@@ -206,14 +206,9 @@ fn s3_builder(
         (Some(_), None) => {
             // The usual case in a fresh clone: the key id is committed, the
             // secret never is.
-            return Err(RemoteError::Config {
+            return Err(RemoteError::NoSecret {
                 remote: spec.name.clone(),
-                message: format!(
-                    "`access_key_id` is set but `secret_access_key` is not; secrets are not committed, so each \
-                     clone sets its own: `dvt remote modify {} secret_access_key …` (kept in \
-                     .dvt/config.local.toml)",
-                    spec.name
-                ),
+                of_other_repo: false,
             }
             .into());
         }
