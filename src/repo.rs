@@ -319,6 +319,7 @@ impl Repo {
     /// it holds, widest first). Each file is checked alone, so that an error
     /// names the file at fault.
     fn from_layers(root: PathBuf, layers: Vec<(PathBuf, toml::Table)>) -> Result<Repo> {
+        log_config_files(&root, &layers);
         let mut table = toml::Table::new();
         for (path, layer) in layers {
             check_config(&path, layer.clone())?;
@@ -1012,6 +1013,29 @@ fn check_config(path: &Path, table: toml::Table) -> Result<Config> {
         .into());
     }
     Ok(config)
+}
+
+/// For `-v`: which config files a repository's settings come from, once per
+/// repository in a process (a command opens its repository more than once).
+fn log_config_files(root: &Path, layers: &[(PathBuf, toml::Table)]) {
+    static LOGGED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.iter().any(|r| r == root) {
+        return;
+    }
+    logged.push(root.to_path_buf());
+    let files: Vec<String> = layers.iter().map(|(p, _)| p.display().to_string()).collect();
+    tracing::debug!(
+        "repository {}: settings from {}",
+        root.display(),
+        match files.is_empty() {
+            true => "no config file".to_string(),
+            false => files.join(", "),
+        }
+    );
 }
 
 /// One config file as a table, `None` if it does not exist; a syntax error names

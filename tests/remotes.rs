@@ -3659,7 +3659,15 @@ fn ssh_through_jump_hosts_and_proxy_commands() {
         r.stderr
     );
     jump.restart();
-    a.dvt(&["status", "-c"]).ok();
+    let r = a.dvt(&["status", "-c", "-v"]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "connected to `[127.0.0.1]:{}` through jump host `[127.0.0.1]:{}`",
+            sftp.port, jump.port
+        )) && r.stderr.contains("logged in to `[127.0.0.1]:"),
+        "{}",
+        r.stderr
+    );
     // An unknown jump host is refused by its key, as the server is.
     std::fs::write(a.home.join(".ssh/known_hosts"), "").unwrap();
     let r = a.dvt(&["status", "-c"]).fails();
@@ -3782,4 +3790,65 @@ fn get_and_import_from_an_s3_registry_with_credentials_of_ones_own() {
     let r = b.dvt(&["pull", "--json"]).ok();
     assert_eq!(r.json()["fetch"]["from_sources"][0], "model.bin", "{}", r.stdout);
     assert_eq!(b.read("model.bin"), registry.read("model.bin"));
+}
+
+/// `-v` says what happens, on stderr: the config files read, the remote (its
+/// secrets masked), the plan, each phase with its count and time, and
+/// object_store's own retries; stdout is what it is without it. `-vq` is
+/// refused, and a `DVT_LOG` that does not parse is named, not obeyed.
+#[test]
+fn verbose_says_what_happens_and_masks_secrets() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = s3_repo(&endpoint);
+    a.write("data/a.csv", "a,b\n1,2\n");
+    a.write("data/b.csv", "a,b\n3,4\n");
+    a.dvt(&["add", "data"]).ok();
+    let r = a.dvt(&["push", "-v"]).ok();
+    for said in [
+        "DEBUG dvt::repo: repository ",
+        ".dvt/config.toml, ",
+        ".dvt/config.local.toml",
+        "DEBUG dvt::remote: remote `s3`: s3://",
+        "access_key_id=testing",
+        "secret_access_key=(secret)",
+        "push to `s3`: 2 objects needed",
+        ", 2 to send",
+        "dvt::phase: Pushing: ",
+        "dvt::phase: Pushing manifests: ",
+    ] {
+        assert!(r.stderr.contains(said), "{said}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("testing-secret"), "{}", r.stderr);
+    assert!(r.stdout.starts_with("pushed 3 objects"), "{}", r.stdout);
+    let plain = a.dvt(&["status", "-c"]).ok().stdout;
+    let r = a.dvt(&["status", "-c", "-v"]).ok();
+    assert_eq!(r.stdout, plain);
+    assert!(r.stderr.contains("DEBUG"), "{}", r.stderr);
+
+    // A server that does not answer: the library's retries show, each one.
+    a.dvt(&["remote", "modify", "s3", "endpointurl", "http://127.0.0.1:1"])
+        .ok();
+    a.dvt(&["remote", "modify", "s3", "retries", "2"]).ok();
+    let r = a.dvt(&["push", "-v"]).fails();
+    assert!(
+        r.stderr.contains("INFO object_store") && r.stderr.contains("retry 2 of 2"),
+        "{}",
+        r.stderr
+    );
+
+    let r = a.dvt(&["status", "-v", "-q"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+    let r = common::Run::from(a.dvt_cmd(&["status"]).env("DVT_LOG", "dvt=loud").output().unwrap());
+    assert!(r.stderr.contains("warning: DVT_LOG=`dvt=loud`"), "{}", r.stderr);
+    let r = common::Run::from(
+        a.dvt_cmd(&["status"])
+            .env("DVT_LOG", "dvt::repo=debug")
+            .output()
+            .unwrap(),
+    );
+    assert!(r.stderr.contains("dvt::repo: repository"), "{}", r.stderr);
+    assert!(!r.stderr.contains("dvt::remote"), "{}", r.stderr);
 }

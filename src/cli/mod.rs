@@ -1,5 +1,6 @@
 //! Command-line parsing and rendering. No logic here that the library lacks.
 
+mod log;
 mod progress;
 
 use std::io::Write;
@@ -20,6 +21,11 @@ struct Cli {
     /// Print only errors and what was asked for (lists, reports, --json): no summaries, hints or progress bars; `status -q` prints nothing and exits 1 if anything differs.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Say what happens on stderr as it happens: config files read, remotes and
+    /// connections opened, each phase with its count and time, retries (`-vv`:
+    /// also the libraries' own debug lines). Replaces the progress bars.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
     /// Run as if started in DIR.
     #[arg(short = 'C', value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
@@ -663,6 +669,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    log::start(cli.verbose);
     if cli.wait_for_lock {
         let on_wait: fn(&str) = match cli.quiet {
             true => |_| {},
@@ -895,7 +902,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     if let Ok(repo) = Repo::open(&cwd) {
         AUTOSTAGING.store(repo.config().core.autostage, std::sync::atomic::Ordering::Relaxed);
     }
-    let bars = Bars::new(cli.quiet);
+    let bars = Bars::new(cli.quiet, cli.verbose > 0);
     let q = cli.quiet;
     match &cli.command {
         Command::Unprotect { targets } => {

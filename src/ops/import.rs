@@ -137,7 +137,13 @@ pub struct OpenGit {
 pub fn open_git(repo: &str) -> Result<OpenGit> {
     let (git, clone) = if is_remote_url(repo) {
         let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
+        let started = std::time::Instant::now();
         let git = Git::clone_bare(repo, tmp.path())?;
+        tracing::debug!(
+            "cloned {repo} (bare) into {} in {:.3} s",
+            tmp.path().display(),
+            started.elapsed().as_secs_f64()
+        );
         (git, Some(tmp))
     } else {
         let path = repo.strip_prefix("file://").unwrap_or(repo);
@@ -183,6 +189,7 @@ impl OpenGit {
             layers.extend(more);
             repo = Repo::at_commit(git.root_dir(), Some(&config), &named, layers)?;
         }
+        tracing::debug!("reading {label} at commit {commit}");
         Ok(External {
             git,
             repo,

@@ -622,6 +622,17 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     let there = there?;
     report.already_on_remote += there.len();
     let todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
+    tracing::debug!(
+        "push to `{}`: {} objects needed ({} directories' manifests already there), {} not in the cache \
+         ({} of them on the remote), {} already on the remote, {} to send",
+        remote.name,
+        needed_by.len(),
+        manifests_there.len(),
+        absent.len(),
+        absent_there.len(),
+        there.len(),
+        todo.len()
+    );
     let pushed = todo.len();
     let mut failures = send_objects(remote, cache, todo, progress, &mut report).await?;
     let bad: FxHashSet<ObjectId> = failures.iter().map(|(id, _)| *id).collect();
@@ -823,6 +834,7 @@ async fn fetch_async(
     }
     let manifest_ids: Vec<ObjectId> = needed_by.keys().copied().collect();
     let todo = cache.missing(&manifest_ids)?;
+    let todo_manifests = todo.len();
     report.already_cached += manifest_ids.len() - todo.len();
     attempted += todo.len();
     failures.extend(
@@ -883,6 +895,15 @@ async fn fetch_async(
     spread(&mut todo);
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
+    tracing::debug!(
+        "fetch from `{}`: {} manifests ({} fetched), {} file objects needed, {} already in the cache, {} to get",
+        remote.name,
+        manifest_ids.len(),
+        todo_manifests,
+        ids.len(),
+        ids.len() - todo.len(),
+        todo.len()
+    );
     // A directory remote's packs that hold only needed objects are copied whole.
     let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo, progress)?;
     report.downloaded += n;

@@ -103,6 +103,25 @@ impl Remote {
     pub fn open(repo: &Repo, name: Option<&str>, jobs: Option<usize>, create: bool) -> Result<Remote> {
         let name = config::choose(repo.config(), name)?;
         let (spec, location) = config::spec(repo.config(), &name, repo.root())?;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let options: Vec<String> = spec
+                .options
+                .iter()
+                .map(|(k, v)| match config::SECRET_KEYS.contains(&k.as_str()) {
+                    true => format!("{k}=(secret)"),
+                    false => format!("{k}={v}"),
+                })
+                .collect();
+            tracing::debug!(
+                "remote `{name}`: {} ({}){}",
+                spec.url,
+                location.scheme.name(),
+                match options.is_empty() {
+                    true => String::new(),
+                    false => format!(", {}", options.join(" ")),
+                }
+            );
+        }
         let mut remote = Remote::from_spec(&spec, &location, jobs, create).map_err(|e| match e {
             crate::Error::Remote(RemoteError::NoSecret { remote, .. }) if repo.is_at_commit() => {
                 RemoteError::NoSecret {

@@ -515,6 +515,16 @@ async fn connect(t: &Target) -> std::result::Result<Conn, String> {
         read_chunk = most(limits.max_read_len, read_chunk);
         write_chunk = most(limits.max_write_len, write_chunk);
     }
+    tracing::debug!(
+        "SFTP on `{server}`: version {}, posix-rename {}, reads of {} KiB, writes of {} KiB, {IN_FLIGHT} in flight",
+        version.version,
+        match posix_rename {
+            true => "yes",
+            false => "no (replace is remove, then rename)",
+        },
+        read_chunk / 1024,
+        write_chunk / 1024
+    );
     Ok(Conn {
         _ssh: ssh,
         _route: route,
@@ -542,6 +552,7 @@ fn open_ssh<'a>(
             refused: refused.clone(),
         };
         let shown = t.shown();
+        let started = std::time::Instant::now();
         let connected = match &t.route {
             Route::Direct => {
                 let connecting = russh::client::connect(config, (t.host.as_str(), t.port), handler);
@@ -589,9 +600,20 @@ fn open_ssh<'a>(
             }
             Ok(Ok(h)) => h,
         };
-        tokio::time::timeout(t.timeout, authenticate(&mut ssh, t))
+        let how = match &t.route {
+            Route::Direct => String::new(),
+            Route::Jump(via) => format!(" through {}", via.shown()),
+            Route::Command(c) => format!(" through the ProxyCommand `{c}`"),
+        };
+        tracing::debug!("connected to {shown}{how}, host key known");
+        let method = tokio::time::timeout(t.timeout, authenticate(&mut ssh, t))
             .await
             .map_err(|_| format!("{shown} did not finish authenticating within {} s", t.timeout.as_secs()))??;
+        tracing::debug!(
+            "logged in to {shown} as `{}` with {method} ({:.3} s)",
+            t.user,
+            started.elapsed().as_secs_f64()
+        );
         Ok(ssh)
     })
 }
@@ -625,7 +647,8 @@ fn start_proxy_command(
 /// As OpenSSH tries: the key file given (else the agent's keys, then the
 /// `IdentityFile`s of `~/.ssh/config`, or without them `~/.ssh/id_ed25519`,
 /// `id_ecdsa`, `id_rsa`), then the password.
-async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<(), String> {
+/// Returns how it logged in (for `-v`).
+async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<String, String> {
     let rsa_hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
     let mut tried: Vec<String> = Vec::new();
     let failed = |e: &(dyn std::error::Error + 'static)| {
@@ -646,7 +669,7 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                             .await
                         && r.success()
                     {
-                        return Ok(());
+                        return Ok("a key of the ssh agent".into());
                     }
                 }
                 tried.push("the ssh agent's keys".into());
@@ -686,7 +709,7 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
             .await
             .map_err(|e| failed(&e))?;
         if r.success() {
-            return Ok(());
+            return Ok(format!("the key `{}`", path.display()));
         }
         tried.push(format!("the key `{}`", path.display()));
     }
@@ -696,7 +719,7 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
             .await
             .map_err(|e| failed(&e))?;
         if r.success() {
-            return Ok(());
+            return Ok("the password".into());
         }
         tried.push("the password".into());
     }
