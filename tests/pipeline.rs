@@ -3036,6 +3036,18 @@ fn params_show_and_the_python_api_read_params_and_metrics() {
         "echo '{\"loss\": {\"val\": 0.5}}' > metrics.json; echo m > model.bin",
     ])
     .ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "prep",
+        "-p",
+        "train.epochs",
+        "-o",
+        "prep.txt",
+        "echo p > prep.txt",
+    ])
+    .ok();
     env.dvt(&["repro"]).ok();
     env.commit("v1");
     env.write("params.yaml", "train:\n  lr: 0.2\n  epochs: 3\nunused: 1\n");
@@ -3048,7 +3060,22 @@ fn params_show_and_the_python_api_read_params_and_metrics() {
         env.dvt(&["params", "show", "--rev", "HEAD", "--deps", "params.yaml"])
             .ok()
             .stdout,
-        "params.yaml:\n    train.lr: 0.1\n"
+        "params.yaml:\n    train.epochs: 3\n    train.lr: 0.1\n"
+    );
+    // A stage's own params, as `dvc.api.params_show(stages=...)`.
+    assert_eq!(
+        env.dvt(&["params", "show", "--stage", "prep"]).ok().stdout,
+        "params.yaml:\n    train.epochs: 3\n"
+    );
+    assert_eq!(
+        env.dvt(&["params", "show", "--stage", "train"]).ok().stdout,
+        "cfg/model.toml:\n    net.layers: [64, 32]\nparams.yaml:\n    train.lr: 0.2\n"
+    );
+    let r = env.dvt(&["params", "show", "--stage", "tain"]).fails();
+    assert!(
+        r.stderr.contains("no stage named `tain`") && r.stderr.contains("train"),
+        "{}",
+        r.stderr
     );
     let j = env.dvt(&["params", "show", "--json"]).ok().json();
     assert_eq!(j["params.yaml"]["train"]["lr"], 0.2);
@@ -3068,6 +3095,7 @@ p = api.params_show()
 print(p["train"], p["net"]["layers"], p["unused"])
 print(api.params_show(rev="HEAD", deps=True))
 print(api.params_show("cfg/model.toml"))
+print(api.params_show(stages="prep"), api.params_show(stages=["prep", "train"]) == api.params_show(deps=True))
 print(api.metrics_show())
 try:
     api.params_show("nope.yaml")
@@ -3079,8 +3107,9 @@ except api.DvtError as e:
     assert_eq!(
         r.stdout,
         "{'epochs': 3, 'lr': 0.2} [64, 32] 1\n\
-         {'net': {'layers': [64, 32]}, 'train': {'lr': 0.1}}\n\
+         {'net': {'layers': [64, 32]}, 'train': {'epochs': 3, 'lr': 0.1}}\n\
          {'net': {'layers': [64, 32]}}\n\
+         {'train': {'epochs': 3}} True\n\
          {'metrics.json': {'loss': {'val': 0.5}}}\n\
          DvtError error: `nope.yaml` does not exist in the workspace\n",
         "{}",

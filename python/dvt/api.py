@@ -276,18 +276,21 @@ def _merge(into, values):
     return into
 
 
-def params_show(*targets, repo=None, rev=None, deps=False):
+def params_show(*targets, stages=None, repo=None, rev=None, deps=False):
     """The params of `params.yaml` and of every params file the pipeline
     names (or of `targets`, root-relative), in the workspace or at `rev`, as
     one dict nested as the files nest them, as `dvc.api.params_show`:
     `{"train": {"lr": 0.01, ...}, ...}`. Where two files hold the same key,
     the later file (in `dvt params show` order) wins. `deps=True`: only the
-    params some stage lists."""
+    params some stage lists; `stages` (a name or a list): only those the
+    stages named list."""
     cmd = [_binary(), "-q", "-C", _root(repo), "params", "show", "--json", *targets]
     if rev is not None:
         cmd += ["--rev", rev]
     if deps:
         cmd.append("--deps")
+    for stage in [stages] if isinstance(stages, str) else stages or []:
+        cmd += ["--stage", stage]
     merged = {}
     for values in json.loads(_run(cmd)).values():
         _merge(merged, values)

@@ -389,6 +389,9 @@ pub(super) enum ParamsCommand {
         /// Only the params some stage lists (as DVC's `--deps`).
         #[arg(long)]
         deps: bool,
+        /// Only the params this stage lists (repeatable; `dvc.api.params_show(stages=...)`).
+        #[arg(long = "stage", value_name = "STAGE")]
+        stages: Vec<String>,
         /// Print as JSON: files, then their values nested as in the files.
         #[arg(long)]
         json: bool,
@@ -943,10 +946,12 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     targets,
                     rev,
                     deps,
+                    stages,
                     json: as_json,
                 },
         } => {
-            let values = ops::stages::params_show(&repo, rev.as_deref(), &repo_files(&repo, cwd, targets)?, *deps)?;
+            let files = repo_files(&repo, cwd, targets)?;
+            let values = ops::stages::params_show(&repo, rev.as_deref(), &files, *deps, stages)?;
             if *as_json {
                 let nested: std::collections::BTreeMap<&String, toml::Value> =
                     values.iter().map(|(f, v)| (f, ops::stages::unflatten(v))).collect();

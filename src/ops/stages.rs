@@ -743,20 +743,45 @@ pub fn params_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesO
 /// Every param value at `rev` (`None`: the workspace), by file then dotted
 /// key: of `targets` (repo-relative; any file), or else of `params.yaml` (if
 /// it is there) and every params file the pipeline at `rev` names; with
-/// `deps_only`, only the keys some stage lists. As `dvc.api.params_show`.
-pub fn params_show(repo: &Repo, rev: Option<&str>, targets: &[String], deps_only: bool) -> Result<FileValues> {
+/// `deps_only`, only the keys some stage lists; with `stages`, only the keys
+/// (and files) those stages list. As `dvc.api.params_show`.
+pub fn params_show(
+    repo: &Repo,
+    rev: Option<&str>,
+    targets: &[String],
+    deps_only: bool,
+    stages: &[String],
+) -> Result<FileValues> {
     let at = side(repo, rev)?;
     let pipeline = pipeline_at(repo, at.as_ref())?;
-    let files = match targets.is_empty() {
-        false => targets.to_vec(),
-        true => unique(std::iter::once(DEFAULT_PARAMS.to_string()).chain(pipeline.iter().flat_map(params_files))),
+    for name in stages {
+        if !pipeline.as_ref().is_some_and(|p| p.stages.contains_key(name)) {
+            return Err(PipelineError::UnknownStage {
+                name: name.clone(),
+                known: pipeline.iter().flat_map(|p| p.order.iter().cloned()).collect(),
+            }
+            .into());
+        }
+    }
+    let only = (!stages.is_empty()).then_some(stages);
+    let files = match (targets.is_empty(), only, &pipeline) {
+        (false, _, _) => targets.to_vec(),
+        (true, Some(names), Some(p)) => unique(
+            names
+                .iter()
+                .flat_map(|n| p.stages[n].params.iter().map(|r| r.file.clone())),
+        ),
+        (true, _, _) => {
+            unique(std::iter::once(DEFAULT_PARAMS.to_string()).chain(pipeline.iter().flat_map(params_files)))
+        }
     };
+    let deps_only = deps_only || only.is_some();
     let mut out = FileValues::new();
     for file in files {
         match flat_file(repo, at.as_ref(), &file)? {
             Some(mut values) => {
                 if deps_only {
-                    values.retain(|k, _| pipeline.as_ref().is_some_and(|p| p.uses_param(&file, k)));
+                    values.retain(|k, _| pipeline.as_ref().is_some_and(|p| p.uses_param_in(only, &file, k)));
                 }
                 out.insert(file, values);
             }

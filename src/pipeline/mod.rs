@@ -800,10 +800,20 @@ impl Pipeline {
     /// Whether some stage lists param `key` of params file `file`, itself or a
     /// section holding it (`train` holds `train.lr`; an empty key, the file).
     pub fn uses_param(&self, file: &str, key: &str) -> bool {
-        self.stages.values().flat_map(|s| &s.params).any(|d| {
-            d.file == file
-                && (d.key.is_empty() || crate::relpath::within(&key.replace('.', "/"), &d.key.replace('.', "/")))
-        })
+        self.uses_param_in(None, file, key)
+    }
+
+    /// Whether one of `stages` (`None`: any stage) lists `key` of `file`.
+    pub fn uses_param_in(&self, stages: Option<&[String]>, file: &str, key: &str) -> bool {
+        let chosen = |name: &String| stages.is_none_or(|s| s.contains(name));
+        self.stages
+            .iter()
+            .filter(|(n, _)| chosen(n))
+            .flat_map(|(_, s)| &s.params)
+            .any(|d| {
+                d.file == file
+                    && (d.key.is_empty() || crate::relpath::within(&key.replace('.', "/"), &d.key.replace('.', "/")))
+            })
     }
 
     /// `names` and every stage connected to them by deps, upstream or downstream,
