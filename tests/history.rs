@@ -1441,6 +1441,25 @@ fn autostage_stages_what_dvt_wrote_for_git() {
     // Off again: unstaging nothing, staging nothing.
     env.dvt(&["config", "--unset", "core.autostage"]).ok();
     assert_eq!(staged(), "");
+
+    // `destroy` stages what it deleted, though the setting went with `.dvt`.
+    env.dvt(&["config", "core.autostage", "true"]).ok();
+    env.git(&["commit", "-q", "-am", "before destroy"]);
+    let r = env.dvt(&["destroy", "-f"]).ok();
+    assert!(r.stderr.contains("staged with git (core.autostage)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("git add -A"), "{}", r.stderr);
+    assert_eq!(
+        staged(),
+        "D\t.dvt/.gitignore\nD\t.dvt/config.toml\nD\tdata.dvt\nD\tdvt.lock\nD\tdvt.toml\nD\tmodels/model.bin.dvt\n"
+    );
+    assert_eq!(
+        env.git(&["status", "--porcelain"])
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(' '))
+            .count(),
+        0
+    );
 }
 
 #[test]

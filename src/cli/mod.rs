@@ -840,6 +840,9 @@ fn autostaging() -> bool {
 
 static AUTOSTAGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The root of the repository the command started in, if any.
+static STARTED_IN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 /// `core.autostage` (as DVC's): once a command has succeeded, stages with git
 /// the files it wrote for git to keep (see [`dvt::autostage`]), if the setting
 /// is on now, and says which. Files under `.dvt/` other than `config.toml`
@@ -851,20 +854,23 @@ fn autostage(cli: &Cli) {
         return;
     }
     let cwd = start_dir(cli.dir.as_deref());
-    let Some(repo) = cwd.ok().and_then(|c| Repo::open(&c).ok()) else {
-        return;
+    let root = match cwd.as_ref().ok().map(|c| Repo::open(c)) {
+        Some(Ok(repo)) if repo.config().core.autostage => repo.root().to_path_buf(),
+        Some(Ok(_)) => return,
+        // `destroy` took the repository away: the setting as the command found it.
+        _ => match STARTED_IN.get() {
+            Some(root) if autostaging() && !root.join(dvt::repo::DVT_DIR).exists() => root.clone(),
+            _ => return,
+        },
     };
-    if !repo.config().core.autostage {
-        return;
-    }
     // Of `.dvt`, only what git keeps: never the local config, the cache or tmp.
-    let dvt_dir = repo.root().join(dvt::repo::DVT_DIR);
+    let dvt_dir = root.join(dvt::repo::DVT_DIR);
     let committed = [dvt_dir.join("config.toml"), dvt_dir.join(".gitignore")];
     let keep: Vec<std::path::PathBuf> = touched
         .into_iter()
-        .filter(|p| p.starts_with(repo.root()) && (!p.starts_with(&dvt_dir) || committed.contains(p)))
+        .filter(|p| p.starts_with(&root) && (!p.starts_with(&dvt_dir) || committed.contains(p)))
         .collect();
-    let staged = dvt::git::Git::open(repo.root()).and_then(|g| g.stage(&keep));
+    let staged = dvt::git::Git::open(&root).and_then(|g| g.stage(&keep));
     let mut err = std::io::stderr().lock();
     match staged {
         Ok(s) if s.is_empty() => {}
@@ -901,6 +907,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     let cwd = start_dir(cli.dir.as_deref())?;
     if let Ok(repo) = Repo::open(&cwd) {
         AUTOSTAGING.store(repo.config().core.autostage, std::sync::atomic::Ordering::Relaxed);
+        let _ = STARTED_IN.set(repo.root().to_path_buf());
     }
     let bars = Bars::new(cli.quiet, cli.verbose > 0);
     let q = cli.quiet;
@@ -1451,7 +1458,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 repo.root().display()
             );
             let deleted_any = !plan.pointers.is_empty() || !plan.pipeline_files.is_empty();
-            if deleted_any && dvt::git::Git::open(repo.root()).is_ok() {
+            if deleted_any && !autostaging() && dvt::git::Git::open(repo.root()).is_ok() {
                 note!(
                     q,
                     "hint: if they were committed, record their removal with git: `git add -A`, then commit"

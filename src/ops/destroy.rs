@@ -72,13 +72,17 @@ pub fn destroy(
         .chain(&plan.pipeline_files)
         .chain(&plan.ignore_files);
     for rel in files {
-        match fs_err::remove_file(repo.root().join(rel)) {
+        let path = repo.root().join(rel);
+        match fs_err::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
+            _ => crate::autostage::note(&path),
         }
     }
     // The lock file is in `.dvt` too: deleted while held, as nothing may start meanwhile.
     fs_err::remove_dir_all(repo.root().join(DVT_DIR))?;
+    for committed in ["config.toml", ".gitignore"] {
+        crate::autostage::note(&repo.root().join(DVT_DIR).join(committed));
+    }
     // Worktrees that killed experiments left went with `.dvt`: git forgets them too.
     if let Some(git) = &git {
         crate::ops::queue::forget_gone_worktrees(repo, git)?;
