@@ -9,7 +9,10 @@ repository with the data added, then `pull` into a fresh clone (download and
 check out). Prints medians and DVC/dvt ratios as a Markdown table, and the
 bytes each tool left on the server.
 
-    python3 bench/ssh.py --files 2000 --csv-mib 256 --runs 3 [--no-dvc] [--work DIR]
+    python3 bench/ssh.py --files 2000 --csv-mib 256 --runs 3 [--no-dvc] [--jump] [--work DIR]
+
+With --jump the server is reached through a jump host (`ProxyJump` in the
+run's ~/.ssh/config; the jump host is the same sshd), for what the extra hop costs.
 
 Needs /usr/sbin/sshd (Debian's openssh-server). It builds dvt (release) and
 installs DVC with its SSH plugin in bench/work, as bench.py does.
@@ -82,7 +85,7 @@ def timed(cmd, cwd, env):
 
 
 
-def one_run(tool, work, data, port, store, run):
+def one_run(tool, work, data, server, store, run):
     """Push `data` (a path below work/src) from a new repository, then pull it into a clone."""
     exe, env = tool.exe, tool.env
     repo = os.path.join(work, f"ssh-{tool.name}{run}")
@@ -97,7 +100,7 @@ def one_run(tool, work, data, port, store, run):
     name = os.path.basename(data)
     copy = shutil.copytree if os.path.isdir(data) else shutil.copy
     copy(data, os.path.join(repo, name))
-    subprocess.run([exe, "remote", "add", "-d", "lab", f"ssh://{env['USER']}@127.0.0.1:{port}{store}"],
+    subprocess.run([exe, "remote", "add", "-d", "lab", f"ssh://{env['USER']}@{server}{store}"],
                    cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run([exe, "add", name], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     git("add", "-A")
@@ -115,6 +118,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--csv-mib", type=int, default=256)
+    ap.add_argument("--jump", action="store_true", help="reach the server through a jump host (ProxyJump)")
     bench.standard_args(ap)
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -144,12 +148,17 @@ def main():
     for t in tools:
         t.env = dict(t.env, HOME=home, USER=user)
     store = os.path.join(server, "store")
+    target = f"127.0.0.1:{port}"
+    if args.jump:
+        with open(os.path.join(home, ".ssh", "config"), "w") as f:
+            f.write(f"Host lab\n  HostName 127.0.0.1\n  Port {port}\n  ProxyJump {user}@127.0.0.1:{port}\n")
+        target = "lab"
     times = {s: {t.name: {k: [] for k in STEPS + ["remote_bytes"]} for t in tools} for s in sets}
     try:
         for run in range(args.runs):
             for set_name, data in sets.items():
                 for tool in tools:
-                    for k, v in one_run(tool, work, data, port, store, run).items():
+                    for k, v in one_run(tool, work, data, target, store, run).items():
                         times[set_name][tool.name][k].append(v)
                     t = times[set_name][tool.name]
                     print(f"run {run + 1} {set_name} {tool.name}: push {t['push'][-1]:.2f} s, "
@@ -159,7 +168,8 @@ def main():
         proc.terminate()
         proc.wait()
     dvc = f", DVC {dvc_version} with dvc-ssh" if dvc_version else ""
-    print(f"\nOpenSSH on 127.0.0.1; `many`: {args.files} random files of 100 KiB; `csv`: one "
+    via = " through a jump host (the same sshd)" if args.jump else ""
+    print(f"\nOpenSSH on 127.0.0.1{via}; `many`: {args.files} random files of 100 KiB; `csv`: one "
           f"{args.csv_mib} MiB CSV; medians of {args.runs} runs (s){dvc}\n")
     with_dvc = not args.no_dvc
     print("| data | step | dvt | " + ("DVC | DVC / dvt |" if with_dvc else ""))

@@ -1003,6 +1003,13 @@ fn killed_queue_runner_leaves_its_experiments_queued() {
     kill_once_running(&env, runner, 2);
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
     assert_eq!(worktrees(&env), 3);
+    // `exp clean` deletes them (and git's records), and keeps the queue.
+    let r = env.dvt(&["exp", "clean"]).ok();
+    assert_eq!(r.stdout, "Removed 2 worktrees that killed runs left\n");
+    assert_eq!(worktrees(&env), 1);
+    assert_eq!(env.dvt(&["queue", "status"]).ok().stdout.lines().count(), 2);
+    let r = env.dvt(&["exp", "clean"]).ok();
+    assert_eq!(r.stdout, "Nothing to clean: no worktree of a killed run is left\n");
     env.dvt(&["queue", "start", "-q", "--temp"]).ok();
     assert_eq!(env.dvt(&["queue", "status"]).ok().stdout, "");
     assert_eq!(worktrees(&env), 1);

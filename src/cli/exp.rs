@@ -210,6 +210,9 @@ pub(super) enum ExpCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Delete the worktrees killed experiment runs left under `.dvt/tmp/exps`,
+    /// and git's records of them (as `dvc exp clean`); queued experiments stay queued
+    Clean,
     /// Delete experiments (their data stays in the cache until `dvt gc`)
     #[command(alias = "rm")]
     #[command(group(clap::ArgGroup::new("which").args(["names", "all", "rev", "num", "queue"]).multiple(true).required(true)))]
@@ -1009,6 +1012,17 @@ pub(super) fn run(
         ExpCommand::Rename { name, new_name, force } => {
             let commit = ops::exp::rename(repo, name, new_name, *force)?;
             say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
+        }
+        ExpCommand::Clean => {
+            let removed = ops::queue::clean(repo)?;
+            say!(
+                quiet,
+                "{}",
+                match removed {
+                    0 => "Nothing to clean: no worktree of a killed run is left".to_string(),
+                    n => format!("Removed {} that killed runs left", dvt::counted(n, "worktree")),
+                }
+            );
         }
         ExpCommand::Remove { queue: true, .. } => {
             for q in ops::exp::dequeue(repo, &[], true)? {

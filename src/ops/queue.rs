@@ -223,8 +223,21 @@ fn sweep(repo: &Repo, git: &Git) -> Result<()> {
     forget_gone_worktrees(repo, git)
 }
 
-/// Deletes the worktrees killed runs left (those whose lock nobody holds).
-fn sweep_worktrees(repo: &Repo, git: &Git) -> Result<()> {
+/// `dvt exp clean`: deletes the worktrees killed experiment runs left under
+/// `.dvt/tmp/exps` (never one a run is using) and git's records of them, as
+/// `dvc exp clean` does DVC's temporary files; queued experiments stay
+/// queued. Returns how many worktrees went.
+pub fn clean(repo: &Repo) -> Result<usize> {
+    let git = Git::open(repo.root())?;
+    let removed = sweep_worktrees(repo, &git)?;
+    forget_gone_worktrees(repo, &git)?;
+    Ok(removed)
+}
+
+/// Deletes the worktrees killed runs left (those whose lock nobody holds);
+/// how many.
+fn sweep_worktrees(repo: &Repo, git: &Git) -> Result<usize> {
+    let mut removed = 0;
     let dir = worktrees_dir(repo)?;
     for entry in fs_err::read_dir(&dir)? {
         let path = entry?.path();
@@ -237,9 +250,10 @@ fn sweep_worktrees(repo: &Repo, git: &Git) -> Result<()> {
         if let Ok(_lock) = repo.lock_named(&format!("exps/{name}"), "deleting a worktree a killed run left") {
             git.remove_worktree(&path)?;
             let _ = fs_err::remove_file(path.with_extension("lock"));
+            removed += 1;
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// Deletes git's records of the worktrees of this repository's experiments
