@@ -87,6 +87,15 @@ enum Route {
     Command(String),
 }
 
+/// Messages a jump host's connection holds for the connection it carries
+/// before it stops reading from the network. The carried connection's session
+/// stops reading while it waits to write, and it waits for the window adjusts
+/// the jump host's connection reads: a full buffer would stop both for good
+/// (with 10, a 68 MiB upload through a jump host hung every time; russh's
+/// default is 100). 512 is far more than the 32 requests in flight can answer
+/// with (and holds at most 16 MiB, in 32 KiB messages).
+const JUMP_CHANNEL_BUFFER: usize = 512;
+
 /// Jump hosts one connection may go through (a `ProxyJump` of a jump host
 /// that leads back to itself stops here).
 const MOST_JUMPS: usize = 8;
@@ -544,6 +553,10 @@ fn open_ssh<'a>(
     Box::pin(async move {
         let config = Arc::new(russh::client::Config {
             keepalive_interval: Some(Duration::from_secs(15)),
+            channel_buffer_size: match t.is_jump {
+                true => JUMP_CHANNEL_BUFFER,
+                false => russh::client::Config::default().channel_buffer_size,
+            },
             ..Default::default()
         });
         let refused = Arc::new(std::sync::Mutex::new(None));
