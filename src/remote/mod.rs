@@ -16,6 +16,7 @@ mod packed;
 mod runs;
 mod sftp;
 mod source;
+mod ssh;
 mod ssh_config;
 mod webdav;
 

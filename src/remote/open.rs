@@ -120,7 +120,7 @@ impl Remote {
             }
             Scheme::Azure => Arc::new(azure_builder(spec, location, client, retry)?.build().map_err(cfg_err)?),
             Scheme::Ssh => {
-                let store = super::sftp::Sftp::new(super::sftp::Target::from_spec(spec, location)?);
+                let store = super::sftp::Sftp::new(super::ssh::Target::from_spec(spec, location)?);
                 // Kept beside the store for what its interface has no call for.
                 sftp = Some(store.clone());
                 Arc::new(store)

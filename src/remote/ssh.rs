@@ -1,0 +1,650 @@
+//! Reaching an SSH server for an SSH remote: where and as whom (the URL,
+//! the remote's options, `~/.ssh/config`), the route (directly, through jump
+//! hosts, or through a `ProxyCommand`), the host key check against
+//! `known_hosts`, and the login (key file, agent, default keys, password).
+//! The server's host key must be in `known_hosts` (`~/.ssh/known_hosts`, or
+//! the remote's `known_hosts` option), as OpenSSH's `StrictHostKeyChecking=yes`
+//! wants it: an unknown or changed key stops the connection before anything
+//! is sent. `sftp.rs` runs SFTP over the connection made here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client::Handle;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
+
+use super::config::{Location, RemoteSpec};
+use super::ssh_config::Proxy;
+use crate::error::{RemoteError, Result};
+
+/// Where and as whom to connect, from the remote's URL and options.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    /// The host as the URL (or `ProxyJump`) names it, before `HostName`.
+    alias: String,
+    host: String,
+    port: u16,
+    pub(super) user: String,
+    /// The remote's `keyfile`: the one key tried, and an error if unreadable.
+    keyfile: Option<PathBuf>,
+    /// `IdentityFile`s of `~/.ssh/config` for this host, tried after the
+    /// agent's keys instead of the default ones.
+    config_keys: Vec<PathBuf>,
+    passphrase: Option<String>,
+    password: Option<String>,
+    known_hosts: PathBuf,
+    allow_agent: bool,
+    /// For connecting and logging in (the `timeout` option, default 30 s).
+    timeout: Duration,
+    /// For each SFTP request once connected (the `timeout` option, default
+    /// 300 s: on a slow link the last of a transfer's requests in flight is
+    /// answered only after the others' bytes went through).
+    pub(super) request_timeout: Duration,
+    /// How the connection reaches the host.
+    route: Route,
+    /// A jump host on the way to the remote's server, not the server.
+    is_jump: bool,
+}
+
+/// How a connection reaches its host.
+#[derive(Debug, Clone)]
+enum Route {
+    Direct,
+    /// Through an SSH connection to this host (`ProxyJump`).
+    Jump(Box<Target>),
+    /// Through the standard input and output of this shell command
+    /// (`ProxyCommand`, its `%` tokens expanded).
+    Command(String),
+}
+
+/// Messages a jump host's connection holds for the connection it carries
+/// before it stops reading from the network. The carried connection's session
+/// stops reading while it waits to write, and it waits for the window adjusts
+/// the jump host's connection reads: a full buffer would stop both for good
+/// (with 10, a 68 MiB upload through a jump host hung every time; russh's
+/// default is 100). 512 is far more than the 32 requests in flight can answer
+/// with (and holds at most 16 MiB, in 32 KiB messages).
+const JUMP_CHANNEL_BUFFER: usize = 512;
+
+/// Jump hosts one connection may go through (a `ProxyJump` of a jump host
+/// that leads back to itself stops here).
+const MOST_JUMPS: usize = 8;
+
+impl Target {
+    /// Reads the server from `location` (`[user@]host[:port]`) and the rest
+    /// from `spec`'s options: `user`, `port`, `keyfile`, `passphrase`,
+    /// `password`, `known_hosts`, `allow_agent`, `proxy_jump`, `timeout`.
+    /// What neither sets comes from `~/.ssh/config` (`HostName`, `User`,
+    /// `Port`, `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`,
+    /// `ProxyCommand`), as for `ssh HOST`.
+    pub(super) fn from_spec(spec: &RemoteSpec, location: &Location) -> Result<Target> {
+        let bad = |message: String| RemoteError::Config {
+            remote: spec.name.clone(),
+            message,
+        };
+        let (user, server) = match location.bucket.rsplit_once('@') {
+            Some((u, s)) => (Some(u.to_string()), s),
+            None => (None, location.bucket.as_str()),
+        };
+        let (alias, port) = split_port(server).map_err(bad)?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let mut config = host_config(home.as_deref(), alias);
+        let port = match (port, spec.int("port")?, config.port) {
+            (Some(p), _, _) => p,
+            (None, Some(p), _) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
+            (None, None, Some(p)) => p,
+            (None, None, None) => 22,
+        };
+        let user = user
+            .or_else(|| spec.get("user").map(str::to_string))
+            .or(config.user.take())
+            .or_else(local_user)
+            .ok_or_else(|| bad("no user name: put it in the URL (`ssh://USER@host/path`) or set `user`".into()))?;
+        let tilde = |p: &str| match (p.strip_prefix("~/"), &home) {
+            (Some(rest), Some(h)) => h.join(rest),
+            _ => PathBuf::from(p),
+        };
+        let known_hosts = match (spec.get("known_hosts"), config.known_hosts.take()) {
+            (Some(p), _) => tilde(p),
+            (None, Some(p)) => p,
+            (None, None) => default_known_hosts(home.as_deref()).map_err(bad)?,
+        };
+        let proxy = match spec.get("proxy_jump") {
+            Some(jumps) => Some(Proxy::Jump(jumps.to_string())),
+            None => config.proxy.take(),
+        };
+        let timeout = Duration::from_secs(spec.int("timeout")?.unwrap_or(30).max(1));
+        let mut target = Target {
+            alias: alias.to_string(),
+            host: config.host_name.take().unwrap_or_else(|| alias.to_string()),
+            port,
+            user,
+            keyfile: spec.get("keyfile").map(tilde),
+            config_keys: config.identity_files,
+            passphrase: spec.get("passphrase").map(str::to_string),
+            password: spec.get("password").map(str::to_string),
+            known_hosts,
+            allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
+            timeout,
+            request_timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(300).max(1)),
+            route: Route::Direct,
+            is_jump: false,
+        };
+        target.route = target.route_for(proxy, home.as_deref(), 0).map_err(bad)?;
+        Ok(target)
+    }
+
+    /// A jump host named as `ProxyJump` names them (`[user@]host[:port]`,
+    /// or as an `ssh://` URL), set up from `~/.ssh/config` alone: the
+    /// remote's options (`keyfile`, `known_hosts`, …) are the server's, as
+    /// `ssh -i KEY -J JUMP` uses KEY for the server only. Its route is
+    /// direct; the proxy its settings give it comes back beside it.
+    fn jump(
+        written: &str,
+        home: Option<&Path>,
+        timeout: Duration,
+    ) -> std::result::Result<(Target, Option<Proxy>), String> {
+        let server = written.strip_prefix("ssh://").unwrap_or(written).trim_end_matches('/');
+        let (user, server) = match server.rsplit_once('@') {
+            Some((u, s)) => (Some(u.to_string()), s),
+            None => (None, server),
+        };
+        let (alias, port) = split_port(server)?;
+        if alias.is_empty() {
+            return Err(format!("`{written}` names no jump host"));
+        }
+        let mut config = host_config(home, alias);
+        let user = user
+            .or(config.user.take())
+            .or_else(local_user)
+            .ok_or_else(|| format!("no user name for the jump host `{written}`: write it `USER@{server}`"))?;
+        let known_hosts = match config.known_hosts.take() {
+            Some(p) => p,
+            None => default_known_hosts(home)?,
+        };
+        let target = Target {
+            alias: alias.to_string(),
+            host: config.host_name.take().unwrap_or_else(|| alias.to_string()),
+            port: port.or(config.port).unwrap_or(22),
+            user,
+            keyfile: None,
+            config_keys: config.identity_files,
+            passphrase: None,
+            password: None,
+            known_hosts,
+            allow_agent: true,
+            timeout,
+            request_timeout: timeout,
+            route: Route::Direct,
+            is_jump: true,
+        };
+        Ok((target, config.proxy))
+    }
+
+    /// The route `proxy` gives this host. `ProxyJump a,b` reaches `b`
+    /// through `a` (and `a` as its own settings say), then this host
+    /// through `b`.
+    fn route_for(&self, proxy: Option<Proxy>, home: Option<&Path>, depth: usize) -> std::result::Result<Route, String> {
+        match proxy {
+            None => Ok(Route::Direct),
+            Some(Proxy::Command(c)) if c.eq_ignore_ascii_case("none") => Ok(Route::Direct),
+            Some(Proxy::Jump(j)) if j.trim().eq_ignore_ascii_case("none") => Ok(Route::Direct),
+            Some(Proxy::Command(c)) => Ok(Route::Command(self.expand(&c))),
+            Some(Proxy::Jump(list)) => {
+                let hops: Vec<&str> = list.split(',').map(str::trim).collect();
+                if hops.iter().any(|h| h.is_empty()) {
+                    return Err(format!("`ProxyJump {list}`: an empty jump host"));
+                }
+                if depth + hops.len() > MOST_JUMPS {
+                    return Err(format!(
+                        "more than {MOST_JUMPS} jump hosts, `{}` going through `{}`: does a `ProxyJump` lead back?",
+                        self.alias, hops[0]
+                    ));
+                }
+                let (mut via, proxy) = Target::jump(hops[0], home, self.timeout)?;
+                via.route = via.route_for(proxy, home, depth + hops.len())?;
+                for hop in &hops[1..] {
+                    let (mut next, _) = Target::jump(hop, home, self.timeout)?;
+                    next.route = Route::Jump(Box::new(via));
+                    via = next;
+                }
+                Ok(Route::Jump(Box::new(via)))
+            }
+        }
+    }
+
+    /// `ProxyCommand`'s tokens: `%h` (host), `%p` (port), `%r` (user),
+    /// `%n` (the name as written), `%%`.
+    fn expand(&self, command: &str) -> String {
+        let mut out = String::new();
+        let mut chars = command.chars();
+        while let Some(c) = chars.next() {
+            match (c, chars.clone().next()) {
+                ('%', Some(t @ ('h' | 'p' | 'r' | 'n' | '%'))) => {
+                    chars.next();
+                    match t {
+                        'h' => out.push_str(&self.host),
+                        'p' => out.push_str(&self.port.to_string()),
+                        'r' => out.push_str(&self.user),
+                        'n' => out.push_str(&self.alias),
+                        _ => out.push('%'),
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// `host`, or `[host]:port` off port 22 (as known_hosts writes it).
+    pub(super) fn server(&self) -> String {
+        match self.port {
+            22 => self.host.clone(),
+            p => format!("[{}]:{p}", self.host),
+        }
+    }
+
+    /// The server as messages name it: "`host`", or "jump host `host`".
+    fn shown(&self) -> String {
+        match self.is_jump {
+            true => format!("jump host `{}`", self.server()),
+            false => format!("`{}`", self.server()),
+        }
+    }
+}
+
+fn host_config(home: Option<&Path>, alias: &str) -> super::ssh_config::HostConfig {
+    match home {
+        Some(h) => super::ssh_config::for_host(&h.join(".ssh/config"), alias, h),
+        None => Default::default(),
+    }
+}
+
+fn default_known_hosts(home: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    home.map(|h| h.join(".ssh/known_hosts"))
+        .ok_or_else(|| "HOME is not set: give the `known_hosts` file to check the server against".into())
+}
+
+/// The user ssh logs in as when none is named: `USER`, `LOGNAME`, or the
+/// name `/etc/passwd` gives this process's user.
+fn local_user() -> Option<String> {
+    std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|u| !u.is_empty())
+        .or_else(login_name)
+}
+
+/// This process's user's name, from `/etc/passwd` (as `ssh` finds it when
+/// USER is not set, in a container say).
+fn login_name() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw().to_string();
+    let passwd = fs_err::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_port(server: &str) -> std::result::Result<(&str, Option<u16>), String> {
+    let (host, port) = match server.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => return Err(format!("`{server}`: `[` without `]`")),
+        },
+        None => match server.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (server, None),
+        },
+    };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("`{server}`: the port is not a number"))
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
+/// Checks the server's key against `known_hosts`, and keeps what was wrong.
+pub(super) struct HostCheck {
+    target: Target,
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl russh::client::Handler for HostCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        let t = &self.target;
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                "{} offered a host certificate; dvt checks plain host keys only",
+                t.shown()
+            ));
+            return Ok(false);
+        };
+        let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
+            Ok(true) => return Ok(true),
+            Ok(false) => format!(
+                "the host key of {} ({}) is not in `{}`: check that it is the server's, then add it \
+                 (`ssh-keyscan -p {} {} >> {}`, or connect once with `ssh`)",
+                t.shown(),
+                key.fingerprint(HashAlg::Sha256),
+                t.known_hosts.display(),
+                t.port,
+                t.host,
+                t.known_hosts.display()
+            ),
+            Err(russh::keys::Error::KeyChanged { line }) => format!(
+                "the host key of {} ({}) is not the one line {line} of `{}` records: the server's key \
+                 was replaced, or someone is in the middle of the connection; nothing was sent",
+                t.shown(),
+                key.fingerprint(HashAlg::Sha256),
+                t.known_hosts.display()
+            ),
+            Err(e) => format!("cannot check the host key against `{}`: {e}", t.known_hosts.display()),
+        };
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+        Ok(false)
+    }
+}
+
+/// What a connection goes through, kept open while it is used.
+pub(super) enum Via {
+    Ssh { _jump: Handle<HostCheck> },
+    Command { _process: ProxyCommand },
+}
+
+/// A `ProxyCommand` process, stopped when the connection closes.
+pub(super) struct ProxyCommand(std::process::Child);
+
+impl Drop for ProxyCommand {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An SSH connection to `t`, logged in, made as its route says; what it
+/// goes through is pushed onto `route`.
+pub(super) fn open_ssh<'a>(
+    t: &'a Target,
+    route: &'a mut Vec<Via>,
+) -> futures::future::BoxFuture<'a, std::result::Result<Handle<HostCheck>, String>> {
+    Box::pin(async move {
+        let config = Arc::new(russh::client::Config {
+            keepalive_interval: Some(Duration::from_secs(15)),
+            channel_buffer_size: match t.is_jump {
+                true => JUMP_CHANNEL_BUFFER,
+                false => russh::client::Config::default().channel_buffer_size,
+            },
+            ..Default::default()
+        });
+        let refused = Arc::new(std::sync::Mutex::new(None));
+        let handler = HostCheck {
+            target: t.clone(),
+            refused: refused.clone(),
+        };
+        let shown = t.shown();
+        let started = std::time::Instant::now();
+        let connected = match &t.route {
+            Route::Direct => {
+                let connecting = russh::client::connect(config, (t.host.as_str(), t.port), handler);
+                tokio::time::timeout(t.timeout, connecting).await
+            }
+            Route::Jump(via) => {
+                let jump = open_ssh(via, route).await?;
+                let channel = jump
+                    .channel_open_direct_tcpip(t.host.as_str(), u32::from(t.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{} did not open a connection to {shown}: {}",
+                            via.shown(),
+                            crate::error_chain(&e)
+                        )
+                    })?;
+                route.push(Via::Ssh { _jump: jump });
+                let connecting = russh::client::connect_stream(config, channel.into_stream(), handler);
+                tokio::time::timeout(t.timeout, connecting).await
+            }
+            Route::Command(command) => {
+                let (child, stream) = start_proxy_command(command).map_err(|e| {
+                    format!(
+                        "cannot start the ProxyCommand `{command}` for {shown}: {}",
+                        crate::error_chain(&e)
+                    )
+                })?;
+                route.push(Via::Command { _process: child });
+                let connecting = russh::client::connect_stream(config, stream, handler);
+                tokio::time::timeout(t.timeout, connecting).await
+            }
+        };
+        let mut ssh = match connected {
+            Err(_) => return Err(format!("{shown} did not answer within {} s", t.timeout.as_secs())),
+            Ok(Err(e)) => {
+                let why = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let through = match &t.route {
+                    Route::Command(command) => format!(" through the ProxyCommand `{command}`"),
+                    _ => String::new(),
+                };
+                return Err(
+                    why.unwrap_or_else(|| format!("cannot connect to {shown}{through}: {}", crate::error_chain(&e)))
+                );
+            }
+            Ok(Ok(h)) => h,
+        };
+        let how = match &t.route {
+            Route::Direct => String::new(),
+            Route::Jump(via) => format!(" through {}", via.shown()),
+            Route::Command(c) => format!(" through the ProxyCommand `{c}`"),
+        };
+        tracing::debug!("connected to {shown}{how}, host key known");
+        let method = tokio::time::timeout(t.timeout, authenticate(&mut ssh, t))
+            .await
+            .map_err(|_| format!("{shown} did not finish authenticating within {} s", t.timeout.as_secs()))??;
+        tracing::debug!(
+            "logged in to {shown} as `{}` with {method} ({:.3} s)",
+            t.user,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(ssh)
+    })
+}
+
+/// Starts `command` with `sh -c`; its standard input and output carry the
+/// connection, its errors go to ours (as ssh runs a `ProxyCommand`).
+fn start_proxy_command(
+    command: &str,
+) -> std::io::Result<(
+    ProxyCommand,
+    tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+)> {
+    use std::process::Stdio;
+    let mut child = ProxyCommand(crate::process::spawn(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    )?);
+    let (Some(stdin), Some(stdout)) = (child.0.stdin.take(), child.0.stdout.take()) else {
+        return Err(std::io::Error::other("no pipes to the command"));
+    };
+    let stream = tokio::io::join(
+        tokio::process::ChildStdout::from_std(stdout)?,
+        tokio::process::ChildStdin::from_std(stdin)?,
+    );
+    Ok((child, stream))
+}
+
+/// As OpenSSH tries: the key file given (else the agent's keys, then the
+/// `IdentityFile`s of `~/.ssh/config`, or without them `~/.ssh/id_ed25519`,
+/// `id_ecdsa`, `id_rsa`), then the password.
+/// Returns how it logged in (for `-v`).
+async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<String, String> {
+    let rsa_hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let mut tried: Vec<String> = Vec::new();
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        format!("{}: authentication failed: {}", t.shown(), crate::error_chain(e))
+    };
+    let keyfiles: Vec<PathBuf> = match &t.keyfile {
+        Some(k) => vec![k.clone()],
+        None => {
+            if t.allow_agent
+                && std::env::var_os("SSH_AUTH_SOCK").is_some()
+                && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+                && let Ok(ids) = agent.request_identities().await
+            {
+                for id in ids {
+                    if let AgentIdentity::PublicKey { key, .. } = id
+                        && let Ok(r) = ssh
+                            .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
+                            .await
+                        && r.success()
+                    {
+                        return Ok("a key of the ssh agent".into());
+                    }
+                }
+                tried.push("the ssh agent's keys".into());
+            }
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let defaults = ["id_ed25519", "id_ecdsa", "id_rsa"].map(|n| home.join(".ssh").join(n));
+            match t.config_keys.is_empty() {
+                true => defaults.into_iter().collect(),
+                false => t.config_keys.clone(),
+            }
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+        }
+    };
+    for path in keyfiles {
+        let key = fs_err::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| russh::keys::decode_secret_key(&text, t.passphrase.as_deref()).map_err(|e| e.to_string()));
+        let key = match key {
+            Ok(k) => k,
+            Err(e) if t.keyfile.is_some() => {
+                let hint = match t.passphrase {
+                    None if e.contains("encrypted") || e.contains("password") => " (set `passphrase`)",
+                    Some(_) if e.contains("cryptographic") || e.contains("decrypt") => " (is `passphrase` right?)",
+                    _ => "",
+                };
+                return Err(format!("cannot read the key file `{}`: {e}{hint}", path.display()));
+            }
+            Err(e) => {
+                tried.push(format!("`{}` (unreadable: {e})", path.display()));
+                continue;
+            }
+        };
+        let r = ssh
+            .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+            .await
+            .map_err(|e| failed(&e))?;
+        if r.success() {
+            return Ok(format!("the key `{}`", path.display()));
+        }
+        tried.push(format!("the key `{}`", path.display()));
+    }
+    if let Some(password) = &t.password {
+        let r = ssh
+            .authenticate_password(&t.user, password)
+            .await
+            .map_err(|e| failed(&e))?;
+        if r.success() {
+            return Ok("the password".into());
+        }
+        tried.push("the password".into());
+    }
+    let tried = match tried.is_empty() {
+        true => "no key or password was found".to_string(),
+        false => format!("tried {}", tried.join(", ")),
+    };
+    let what_to_do = match t.is_jump {
+        true => format!(
+            "give it an `IdentityFile` under `Host {}` in ~/.ssh/config, or add the key to the ssh agent",
+            t.alias
+        ),
+        false => "set `keyfile` (and `passphrase`) or `password` with `dvt remote modify`".to_string(),
+    };
+    Err(format!(
+        "{} refused user `{}`: {tried}; {what_to_do}",
+        t.shown(),
+        t.user
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers() {
+        assert_eq!(split_port("host").unwrap(), ("host", None));
+        assert_eq!(split_port("host:2222").unwrap(), ("host", Some(2222)));
+        assert_eq!(split_port("[::1]:2222").unwrap(), ("::1", Some(2222)));
+        assert_eq!(split_port("[::1]").unwrap(), ("::1", None));
+        assert!(split_port("host:ssh").is_err());
+    }
+
+    /// The hosts of a route, from the first hop to `t`.
+    fn hops(t: &Target) -> Vec<String> {
+        let mut out = match &t.route {
+            Route::Direct => Vec::new(),
+            Route::Jump(via) => hops(via),
+            Route::Command(c) => vec![format!("({c})")],
+        };
+        out.push(format!("{}@{}", t.user, t.server()));
+        out
+    }
+
+    #[test]
+    fn jump_hosts_chain_as_ssh_chains_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        fs_err::create_dir_all(home.join(".ssh")).unwrap();
+        fs_err::write(
+            home.join(".ssh/config"),
+            "Host gate\n  HostName 10.1.1.1\n  ProxyJump ssh://outer\n  User g\n\
+             Host inner\n  ProxyJump ignored\n  User i\n\
+             Host outer\n  ProxyCommand nc -x proxy %h %p %%\n  User o\n\
+             Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n",
+        )
+        .unwrap();
+        let (mut t, _) = Target::jump("me@server:2222", Some(home), Duration::from_secs(1)).unwrap();
+        t.route = t
+            .route_for(Some(Proxy::Jump("gate, u@inner:2200".into())), Some(home), 0)
+            .unwrap();
+        assert_eq!(
+            hops(&t),
+            [
+                "(nc -x proxy outer 22 %)",
+                "o@outer",
+                "g@10.1.1.1",
+                "u@[inner]:2200",
+                "me@[server]:2222"
+            ]
+        );
+        assert_eq!(t.expand("%r@%h:%p %n %% %x"), "me@server:2222 server % %x");
+        for (proxy, error) in [
+            ("a", "more than 8 jump hosts"),
+            ("gate,,x", "an empty jump host"),
+            ("x:port", "the port is not a number"),
+        ] {
+            let e = t.route_for(Some(Proxy::Jump(proxy.into())), Some(home), 0).unwrap_err();
+            assert!(e.contains(error), "{proxy}: {e}");
+        }
+        let direct = t.route_for(Some(Proxy::Jump("none".into())), Some(home), 0).unwrap();
+        assert!(matches!(direct, Route::Direct));
+    }
+}
