@@ -11,17 +11,18 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// libraries' information (object_store's retries, say), with `-vv` dvt's
 /// trace lines and the libraries' debug lines. `DVT_LOG` (`target=level,…`,
 /// as `dvt=trace,russh=debug`) chooses instead. Nothing without either.
-pub fn start(verbose: u8) {
+/// Whether events are written (progress bars then stay away).
+pub fn start(verbose: u8) -> bool {
     let from_env = std::env::var("DVT_LOG").ok().filter(|v| !v.trim().is_empty());
     let targets = match (&from_env, verbose) {
         (Some(spec), _) => match spec.parse::<Targets>() {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("warning: DVT_LOG=`{spec}` is not `target=level,…` ({e}); ignored");
-                return;
+                return false;
             }
         },
-        (None, 0) => return,
+        (None, 0) => return false,
         (None, 1) => Targets::new()
             .with_target("dvt", LevelFilter::DEBUG)
             .with_default(LevelFilter::INFO),
@@ -35,5 +36,5 @@ pub fn start(verbose: u8) {
         .with_ansi(stderr.is_terminal())
         .with_timer(tracing_subscriber::fmt::time::uptime());
     // Another subscriber cannot be set already: this runs once, first.
-    let _ = tracing_subscriber::registry().with(lines).with(targets).try_init();
+    tracing_subscriber::registry().with(lines).with(targets).try_init().is_ok()
 }

@@ -669,7 +669,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    log::start(cli.verbose);
+    LOGGING.store(log::start(cli.verbose), std::sync::atomic::Ordering::Relaxed);
     if cli.wait_for_lock {
         let on_wait: fn(&str) = match cli.quiet {
             true => |_| {},
@@ -840,6 +840,9 @@ fn autostaging() -> bool {
 
 static AUTOSTAGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `-v` (or `DVT_LOG`) writes events: no progress bars then.
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The root of the repository the command started in, if any.
 static STARTED_IN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
@@ -909,7 +912,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         AUTOSTAGING.store(repo.config().core.autostage, std::sync::atomic::Ordering::Relaxed);
         let _ = STARTED_IN.set(repo.root().to_path_buf());
     }
-    let bars = Bars::new(cli.quiet, cli.verbose > 0);
+    let bars = Bars::new(cli.quiet, LOGGING.load(std::sync::atomic::Ordering::Relaxed));
     let q = cli.quiet;
     match &cli.command {
         Command::Unprotect { targets } => {
