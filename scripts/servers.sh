@@ -34,9 +34,9 @@ servers_install() {
         if ! command -v "$cmd" >/dev/null; then
             echo "== installing $package (apt)"
             if [ "$(id -u)" = 0 ]; then
-                (apt-get install -y -qq "$package" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$package" >/dev/null; })
+                (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null; })
             else
-                (sudo apt-get install -y -qq "$package" >/dev/null 2>&1 || { sudo apt-get update -qq && sudo apt-get install -y -qq "$package" >/dev/null; })
+                (sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1 || { sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null; })
             fi
         fi
     done
