@@ -3852,3 +3852,61 @@ fn verbose_says_what_happens_and_masks_secrets() {
     assert!(r.stderr.contains("dvt::repo: repository"), "{}", r.stderr);
     assert!(!r.stderr.contains("dvt::remote"), "{}", r.stderr);
 }
+
+/// `ask_password` (as DVC's): the password is asked on the terminal, not
+/// echoed, once; with no terminal the error says so and what to set instead.
+#[test]
+fn ssh_asks_for_the_password_on_the_terminal() {
+    let password = "pw-Typed1";
+    let Some(sftp) = SftpServer::start(&["--pass", password]) else {
+        return;
+    };
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    let known = sftp.known_hosts("host");
+    a.dvt(&["remote", "modify", "--local", "ssh", "known_hosts", &known])
+        .ok();
+    a.dvt(&["remote", "modify", "ssh", "allow_agent", "false"]).ok();
+    a.dvt(&["remote", "modify", "ssh", "ask_password", "true"]).ok();
+    let script = r#"
+import os, pty, re, subprocess, sys
+# No terminal at all (a new session): refused, with what to set instead.
+r = subprocess.run(["dvt", "push"], start_new_session=True, capture_output=True, text=True)
+print(r.returncode, r.stderr.splitlines()[0])
+# On a terminal: asked once, the answer not echoed.
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dvt", ["dvt", "push"])
+out, answered = b"", 0
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if out.count(b"Password for tester@127.0.0.1: ") > answered:
+        os.write(fd, sys.argv[1].encode() + b"\n")
+        answered += 1
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), answered, sys.argv[1].encode() in out)
+print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
+"#;
+    let r = a.python_in(&a.root, script, &[password]);
+    assert_eq!(
+        r.stdout,
+        "1 error: remote `ssh`: `ask_password` is set, but there is no terminal to ask on: set `password` instead\n\
+         0 1 False\n\
+         pushed 1 object (16 B) to `ssh`; 0 already there\n",
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !String::from_utf8(a.read(".dvt/config.local.toml"))
+            .unwrap()
+            .contains(password)
+    );
+}

@@ -36,5 +36,9 @@ pub fn start(verbose: u8) -> bool {
         .with_ansi(stderr.is_terminal())
         .with_timer(tracing_subscriber::fmt::time::uptime());
     // Another subscriber cannot be set already: this runs once, first.
-    tracing_subscriber::registry().with(lines).with(targets).try_init().is_ok()
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(targets)
+        .try_init()
+        .is_ok()
 }

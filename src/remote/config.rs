@@ -66,6 +66,8 @@ const SSH_KEYS: &[&str] = &[
     "known_hosts",
     "allow_agent",
     "proxy_jump",
+    "ask_password",
+    "ask_passphrase",
 ];
 
 /// Keys whose values are secrets: written to `config.local.toml`, never printed.
@@ -83,7 +85,14 @@ pub const SECRET_KEYS: &[&str] = &[
 
 /// Keys whose values are numbers or booleans rather than strings.
 const INT_KEYS: &[&str] = &["jobs", "retries", "timeout", "port"];
-const BOOL_KEYS: &[&str] = &["allow_http", "hardlink", "pack", "allow_agent"];
+const BOOL_KEYS: &[&str] = &[
+    "allow_http",
+    "hardlink",
+    "pack",
+    "allow_agent",
+    "ask_password",
+    "ask_passphrase",
+];
 
 impl Scheme {
     /// The name messages and reports use: `local`, `s3`, `gcs`, `azure`, `http`.

@@ -75,7 +75,8 @@ const MOST_JUMPS: usize = 8;
 impl Target {
     /// Reads the server from `location` (`[user@]host[:port]`) and the rest
     /// from `spec`'s options: `user`, `port`, `keyfile`, `passphrase`,
-    /// `password`, `known_hosts`, `allow_agent`, `proxy_jump`, `timeout`.
+    /// `password`, `known_hosts`, `allow_agent`, `proxy_jump`, `timeout`,
+    /// and `ask_password`/`ask_passphrase` (asked on the terminal here).
     /// What neither sets comes from `~/.ssh/config` (`HostName`, `User`,
     /// `Port`, `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`,
     /// `ProxyCommand`), as for `ssh HOST`.
@@ -116,15 +117,36 @@ impl Target {
             None => config.proxy.take(),
         };
         let timeout = Duration::from_secs(spec.int("timeout")?.unwrap_or(30).max(1));
+        let host = config.host_name.take().unwrap_or_else(|| alias.to_string());
+        // Asked now, before any transfer draws a progress bar over the prompt.
+        let ask = |key: &str, given: Option<&str>, question: String| -> Result<Option<String>> {
+            match (given, spec.flag(key)?.unwrap_or(false)) {
+                (Some(v), _) => Ok(Some(v.to_string())),
+                (None, false) => Ok(None),
+                (None, true) => ask_on_terminal(&question)
+                    .map(Some)
+                    .map_err(|e| bad(format!("`{key}` is set, but {e}: set `{}` instead", &key[4..])).into()),
+            }
+        };
+        let password = ask(
+            "ask_password",
+            spec.get("password"),
+            format!("Password for {user}@{host}: "),
+        )?;
+        let passphrase = ask(
+            "ask_passphrase",
+            spec.get("passphrase"),
+            format!("Passphrase for the SSH key of remote `{}`: ", spec.name),
+        )?;
         let mut target = Target {
             alias: alias.to_string(),
-            host: config.host_name.take().unwrap_or_else(|| alias.to_string()),
+            host,
             port,
             user,
             keyfile: spec.get("keyfile").map(tilde),
             config_keys: config.identity_files,
-            passphrase: spec.get("passphrase").map(str::to_string),
-            password: spec.get("password").map(str::to_string),
+            passphrase,
+            password,
             known_hosts,
             allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
             timeout,
@@ -252,6 +274,42 @@ impl Target {
             true => format!("jump host `{}`", self.server()),
             false => format!("`{}`", self.server()),
         }
+    }
+}
+
+/// Asks `question` on the terminal (`/dev/tty`, as ssh asks), the answer not
+/// echoed; each question once per process.
+fn ask_on_terminal(question: &str) -> std::result::Result<String, String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+    static ANSWERS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, a)) = answers.iter().find(|(q, _)| q == question) {
+        return Ok(a.clone());
+    }
+    let mut tty = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| "there is no terminal to ask on".to_string())?;
+    let shown = tcgetattr(tty.file()).map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let mut hidden = shown.clone();
+    hidden.local_modes -= LocalModes::ECHO;
+    tcsetattr(tty.file(), OptionalActions::Flush, &hidden).map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let mut line = String::new();
+    let read = write!(tty, "{question}")
+        .and_then(|()| tty.flush())
+        .and_then(|()| std::io::BufReader::new(tty.file()).read_line(&mut line));
+    let _ = tcsetattr(tty.file(), OptionalActions::Now, &shown);
+    let _ = writeln!(tty);
+    match read {
+        Ok(0) => Err("the terminal gave no answer".into()),
+        Ok(_) => {
+            let answer = line.trim_end_matches(['\n', '\r']).to_string();
+            answers.push((question.to_string(), answer.clone()));
+            Ok(answer)
+        }
+        Err(e) => Err(format!("cannot read the terminal: {e}")),
     }
 }
 
