@@ -3872,13 +3872,14 @@ fn ssh_asks_for_the_password_on_the_terminal() {
     a.dvt(&["remote", "modify", "ssh", "ask_password", "true"]).ok();
     let script = r#"
 import os, pty, re, subprocess, sys
+answer, question, args = sys.argv[1], sys.argv[2].encode(), sys.argv[3:]
 # No terminal at all (a new session): refused, with what to set instead.
-r = subprocess.run(["dvt", "push"], start_new_session=True, capture_output=True, text=True)
+r = subprocess.run(["dvt", *args], start_new_session=True, capture_output=True, text=True)
 print(r.returncode, r.stderr.splitlines()[0])
 # On a terminal: asked once, the answer not echoed.
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp("dvt", ["dvt", "push"])
+    os.execvp("dvt", ["dvt", *args])
 out, answered = b"", 0
 while True:
     try:
@@ -3888,19 +3889,36 @@ while True:
     if not chunk:
         break
     out += chunk
-    if out.count(b"Password for tester@127.0.0.1: ") > answered:
-        os.write(fd, sys.argv[1].encode() + b"\n")
+    if out.count(question) > answered:
+        os.write(fd, answer.encode() + b"\n")
         answered += 1
 _, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status), answered, sys.argv[1].encode() in out)
+print(os.waitstatus_to_exitcode(status), answered, answer.encode() in out)
 print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
 "#;
-    let r = a.python_in(&a.root, script, &[password]);
+    let r = a.python_in(&a.root, script, &[password, "Password for tester@127.0.0.1: ", "push"]);
     assert_eq!(
         r.stdout,
         "1 error: remote `ssh`: `ask_password` is set, but there is no terminal to ask on: set `password` instead\n\
          0 1 False\n\
          pushed 1 object (16 B) to `ssh`; 0 already there\n",
+        "{}",
+        r.stderr
+    );
+    // A key locked with a passphrase, asked for the same way.
+    a.dvt(&["remote", "add", "locked", &sftp.url("other")]).ok();
+    for (k, v) in [("known_hosts", known.clone()), ("keyfile", sftp.path("locked"))] {
+        a.dvt(&["remote", "modify", "--local", "locked", k, &v]).ok();
+    }
+    a.dvt(&["remote", "modify", "locked", "allow_agent", "false"]).ok();
+    a.dvt(&["remote", "modify", "locked", "ask_passphrase", "true"]).ok();
+    let question = "Passphrase for the SSH key of remote `locked`: ";
+    let r = a.python_in(&a.root, script, &["hunter22", question, "push", "-r", "locked"]);
+    assert_eq!(
+        r.stdout,
+        "1 error: remote `locked`: `ask_passphrase` is set, but there is no terminal to ask on: set `passphrase` instead\n\
+         0 1 False\n\
+         pushed 1 object (16 B) to `locked`; 0 already there\n",
         "{}",
         r.stderr
     );
