@@ -3390,7 +3390,9 @@ fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
 }
 
 /// `ssh://labbox/…` reaches what `ssh labbox` reaches: HostName, Port, User,
-/// IdentityFile and UserKnownHostsFile come from `~/.ssh/config`.
+/// IdentityFile and UserKnownHostsFile come from `~/.ssh/config`, the key
+/// from a `Match` section (a `Match exec` one, which only ssh can evaluate,
+/// is skipped).
 #[test]
 fn ssh_reads_the_host_alias_from_ssh_config() {
     let Some(sftp) = SftpServer::start(&[]) else {
@@ -3401,11 +3403,12 @@ fn ssh_reads_the_host_alias_from_ssh_config() {
         std::fs::write(
             env.home.join(".ssh/config"),
             format!(
-                "Host labbox\n  HostName 127.0.0.1\n  Port {}\n  User tester\n  IdentityFile {}\n  \
-                 UserKnownHostsFile {}\nHost *\n  User nobody\n",
+                "Host labbox\n  HostName 127.0.0.1\n  Port {}\n  User tester\n  \
+                 UserKnownHostsFile {}\nMatch exec \"true\"\n  IdentityFile /nonexistent\n\
+                 Match originalhost labbox user tester\n  IdentityFile {}\nHost *\n  User nobody\n",
                 sftp.port,
-                sftp.path("user"),
-                sftp.known_hosts("host")
+                sftp.known_hosts("host"),
+                sftp.path("user")
             ),
         )
         .unwrap();

@@ -91,7 +91,8 @@ impl Target {
         };
         let (alias, port) = split_port(server).map_err(bad)?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let mut config = host_config(home.as_deref(), alias);
+        let given_user = user.as_deref().or(spec.get("user"));
+        let mut config = host_config(home.as_deref(), alias, given_user);
         let port = match (port, spec.int("port")?, config.port) {
             (Some(p), _, _) => p,
             (None, Some(p), _) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
@@ -177,7 +178,7 @@ impl Target {
         if alias.is_empty() {
             return Err(format!("`{written}` names no jump host"));
         }
-        let mut config = host_config(home, alias);
+        let mut config = host_config(home, alias, user.as_deref());
         let user = user
             .or(config.user.take())
             .or_else(local_user)
@@ -313,9 +314,9 @@ fn ask_on_terminal(question: &str) -> std::result::Result<String, String> {
     }
 }
 
-fn host_config(home: Option<&Path>, alias: &str) -> super::ssh_config::HostConfig {
+fn host_config(home: Option<&Path>, alias: &str, user: Option<&str>) -> super::ssh_config::HostConfig {
     match home {
-        Some(h) => super::ssh_config::for_host(&h.join(".ssh/config"), alias, h),
+        Some(h) => super::ssh_config::for_host(&h.join(".ssh/config"), alias, user, h),
         None => Default::default(),
     }
 }
@@ -327,7 +328,7 @@ fn default_known_hosts(home: Option<&Path>) -> std::result::Result<PathBuf, Stri
 
 /// The user ssh logs in as when none is named: `USER`, `LOGNAME`, or the
 /// name `/etc/passwd` gives this process's user.
-fn local_user() -> Option<String> {
+pub(super) fn local_user() -> Option<String> {
     std::env::var("USER")
         .ok()
         .or_else(|| std::env::var("LOGNAME").ok())

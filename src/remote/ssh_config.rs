@@ -4,8 +4,10 @@
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
 //! `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
-//! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections cannot
-//! be evaluated here and are skipped.
+//! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
+//! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
+//! and `final` (and `!` before any); one with `exec`, `canonical`, `tagged`
+//! or `localnetwork`, which only ssh itself can evaluate, is skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -31,11 +33,14 @@ pub(super) enum Proxy {
     Command(String),
 }
 
-/// Reads the settings for `host` from `file` (missing: none). `home` expands `~`.
-pub(super) fn for_host(file: &Path, host: &str, home: &Path) -> HostConfig {
+/// Reads the settings for `host` from `file` (missing: none). `home` expands
+/// `~`; `user` is the remote user given outside the file (the URL's, or the
+/// remote's option), for `Match user`.
+pub(super) fn for_host(file: &Path, host: &str, user: Option<&str>, home: &Path) -> HostConfig {
     let mut out = HostConfig::default();
     let mut reader = Reader {
         host,
+        user,
         home,
         out: &mut out,
         depth: 0,
@@ -46,6 +51,7 @@ pub(super) fn for_host(file: &Path, host: &str, home: &Path) -> HostConfig {
 
 struct Reader<'a> {
     host: &'a str,
+    user: Option<&'a str>,
     home: &'a Path,
     out: &'a mut HostConfig,
     depth: usize,
@@ -65,7 +71,7 @@ impl Reader<'_> {
             };
             match key.as_str() {
                 "host" => applies = host_matches(self.host, &args),
-                "match" => applies = false,
+                "match" => applies = self.match_applies(&args),
                 "include" if applies && self.depth < 8 => {
                     for pattern in &args {
                         for f in self.include_files(pattern) {
@@ -98,6 +104,43 @@ impl Reader<'_> {
             "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
             _ => {}
         }
+    }
+
+    /// Whether a `Match` line's criteria all hold for this host (`None`
+    /// from one only ssh can evaluate: the section is skipped).
+    fn match_applies(&self, args: &[String]) -> bool {
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (negated, criterion) = match arg.strip_prefix('!') {
+                Some(c) => (true, c.to_ascii_lowercase()),
+                None => (false, arg.to_ascii_lowercase()),
+            };
+            let holds = match criterion.as_str() {
+                "all" | "final" => true,
+                "host" | "originalhost" | "user" | "localuser" => {
+                    let Some(patterns) = args.next() else {
+                        return false;
+                    };
+                    let against = match criterion.as_str() {
+                        "host" => self.out.host_name.clone().unwrap_or_else(|| self.host.to_string()),
+                        "originalhost" => self.host.to_string(),
+                        "user" => match (self.user, &self.out.user) {
+                            (Some(u), _) => u.to_string(),
+                            (None, Some(u)) => u.clone(),
+                            (None, None) => super::ssh::local_user().unwrap_or_default(),
+                        },
+                        _ => super::ssh::local_user().unwrap_or_default(),
+                    };
+                    let list: Vec<String> = patterns.split(',').map(str::to_string).collect();
+                    host_matches(&against, &list)
+                }
+                _ => return false,
+            };
+            if holds == negated {
+                return false;
+            }
+        }
+        true
     }
 
     /// The first of `ProxyJump` and `ProxyCommand` wins; `none` says
@@ -248,7 +291,7 @@ mod tests {
              ProxyCommand  ssh -W \"%h:%p\" gate  \n",
         )
         .unwrap();
-        let c = for_host(&home.join(".ssh/config"), "GPU-box", home);
+        let c = for_host(&home.join(".ssh/config"), "GPU-box", None, home);
         assert_eq!(
             c,
             HostConfig {
@@ -262,15 +305,48 @@ mod tests {
         );
         // A command is kept as written, quotes and all.
         assert_eq!(
-            for_host(&home.join(".ssh/config"), "elsewhere", home).proxy,
+            for_host(&home.join(".ssh/config"), "elsewhere", None, home).proxy,
             Some(Proxy::Command("ssh -W \"%h:%p\" gate".into()))
         );
-        let old = for_host(&home.join(".ssh/config"), "gpu-old", home);
+        let old = for_host(&home.join(".ssh/config"), "gpu-old", None, home);
         assert_eq!(
             (old.host_name, old.user, old.port),
             (None, Some("labuser".into()), Some(22))
         );
-        assert_eq!(for_host(&home.join("missing"), "x", home), HostConfig::default());
+        assert_eq!(for_host(&home.join("missing"), "x", None, home), HostConfig::default());
+
+        // `Match`, as ssh evaluates it where it can.
+        let me = crate::remote::ssh::local_user().unwrap();
+        fs_err::write(
+            home.join(".ssh/config"),
+            format!(
+                "Host lab\n  HostName 10.2.0.7\n\
+                 Match originalhost lab user alice,bob\n  Port 2200\n\
+                 Match host 10.2.0.* !localuser nobody-{me}\n  IdentityFile ~/.ssh/matched\n\
+                 Match exec \"true\"\n  User never\n\
+                 Match host lab\n  User not-after-hostname\n\
+                 Match localuser {me}\n  UserKnownHostsFile ~/mine\n\
+                 Match all\n  ProxyJump gate\n"
+            ),
+        )
+        .unwrap();
+        let c = for_host(&home.join(".ssh/config"), "lab", Some("alice"), home);
+        assert_eq!(
+            (c.port, c.identity_files, c.user, c.known_hosts, c.proxy),
+            (
+                Some(2200),
+                vec![home.join(".ssh/matched")],
+                None,
+                Some(home.join("mine")),
+                Some(Proxy::Jump("gate".into()))
+            )
+        );
+        // `user` is the user given, else the file's so far, else this user.
+        assert_eq!(
+            for_host(&home.join(".ssh/config"), "lab", Some("carol"), home).port,
+            None
+        );
+        assert_eq!(for_host(&home.join(".ssh/config"), "lab", None, home).port, None);
         assert!(wildcard("a*b?c", "axxbyc") && !wildcard("a*b", "ab c") && wildcard("*", ""));
     }
 }
