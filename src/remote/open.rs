@@ -158,7 +158,7 @@ impl Remote {
             .split('/')
             .filter(|s| !s.is_empty())
             .fold(StorePath::default(), |p, part| p.clone().join(part));
-        Ok(Remote {
+        let remote = Remote {
             name: spec.name.clone(),
             url: spec.url.clone(),
             scheme: location.scheme,
@@ -174,7 +174,15 @@ impl Remote {
             memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
             webdav,
             sftp,
-        })
+        };
+        // A login that may ask on the terminal (a one-time code) happens now,
+        // before a progress bar would draw over the question.
+        if let Some(s) = remote.sftp.as_ref().filter(|s| s.asks()) {
+            remote
+                .block_on(s.connect_now())
+                .map_err(|e| remote.fail("cannot connect", &e))?;
+        }
+        Ok(remote)
     }
 }
 

@@ -114,6 +114,18 @@ impl Sftp {
     }
 }
 
+impl Sftp {
+    /// Whether logging in may ask on the terminal (`ask_password`).
+    pub(super) fn asks(&self) -> bool {
+        self.inner.target.ask
+    }
+
+    /// Connects and logs in now rather than at the first request.
+    pub(super) async fn connect_now(&self) -> object_store::Result<()> {
+        self.inner.conn().await.map(drop)
+    }
+}
+
 impl Inner {
     async fn conn(&self) -> object_store::Result<Arc<Conn>> {
         let made = self

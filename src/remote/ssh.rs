@@ -36,6 +36,9 @@ pub(super) struct Target {
     password: Option<String>,
     known_hosts: PathBuf,
     allow_agent: bool,
+    /// `ask_password`: what a keyboard-interactive login asks beyond the
+    /// password (a one-time code) is asked on the terminal too.
+    pub(super) ask: bool,
     /// For connecting and logging in (the `timeout` option, default 30 s).
     timeout: Duration,
     /// For each SFTP request once connected (the `timeout` option, default
@@ -124,7 +127,7 @@ impl Target {
             match (given, spec.flag(key)?.unwrap_or(false)) {
                 (Some(v), _) => Ok(Some(v.to_string())),
                 (None, false) => Ok(None),
-                (None, true) => ask_on_terminal(&question)
+                (None, true) => ask_on_terminal(&question, true)
                     .map(Some)
                     .map_err(|e| bad(format!("`{key}` is set, but {e}: set `{}` instead", &key[4..])).into()),
             }
@@ -150,6 +153,7 @@ impl Target {
             password,
             known_hosts,
             allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
+            ask: spec.flag("ask_password")?.unwrap_or(false),
             timeout,
             request_timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(300).max(1)),
             route: Route::Direct,
@@ -198,6 +202,7 @@ impl Target {
             password: None,
             known_hosts,
             allow_agent: true,
+            ask: false,
             timeout,
             request_timeout: timeout,
             route: Route::Direct,
@@ -278,14 +283,60 @@ impl Target {
     }
 }
 
+/// A keyboard-interactive login (PAM's, often a password and then a one-time
+/// code): a hidden prompt that names a password gets `password`, once; with
+/// `ask_password`, the other prompts are asked on the terminal, as ssh asks
+/// them. Whether the server let the user in.
+async fn keyboard_interactive(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<bool, String> {
+    use russh::client::KeyboardInteractiveAuthResponse as Reply;
+    let failed = |e: russh::Error| format!("{}: authentication failed: {}", t.shown(), crate::error_chain(&e));
+    let mut password = t.password.clone();
+    let mut reply = ssh
+        .authenticate_keyboard_interactive_start(&t.user, None)
+        .await
+        .map_err(failed)?;
+    loop {
+        let prompts = match reply {
+            Reply::Success => return Ok(true),
+            Reply::Failure { .. } => return Ok(false),
+            Reply::InfoRequest { prompts, .. } => prompts,
+        };
+        let mut answers = Vec::new();
+        for p in prompts {
+            let names_password = !p.echo && p.prompt.to_ascii_lowercase().contains("password");
+            let answer = match (names_password, password.take()) {
+                (true, Some(pw)) => pw,
+                (_, unused) => {
+                    password = unused;
+                    if !t.ask {
+                        return Err(format!(
+                            "{} asks `{}` to log in: set `ask_password = true` to answer it on the terminal",
+                            t.shown(),
+                            p.prompt.trim()
+                        ));
+                    }
+                    ask_on_terminal(&p.prompt, false)
+                        .map_err(|e| format!("{} asks `{}`, but {e}", t.shown(), p.prompt.trim()))?
+                }
+            };
+            answers.push(answer);
+        }
+        reply = ssh
+            .authenticate_keyboard_interactive_respond(answers)
+            .await
+            .map_err(failed)?;
+    }
+}
+
 /// Asks `question` on the terminal (`/dev/tty`, as ssh asks), the answer not
-/// echoed; each question once per process.
-fn ask_on_terminal(question: &str) -> std::result::Result<String, String> {
+/// echoed; with `remember`, each question once per process (not a one-time
+/// code).
+fn ask_on_terminal(question: &str, remember: bool) -> std::result::Result<String, String> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     use std::io::{BufRead, Write};
     static ANSWERS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
     let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, a)) = answers.iter().find(|(q, _)| q == question) {
+    if let Some((_, a)) = answers.iter().find(|(q, _)| remember && q == question) {
         return Ok(a.clone());
     }
     let mut tty = fs_err::OpenOptions::new()
@@ -307,7 +358,9 @@ fn ask_on_terminal(question: &str) -> std::result::Result<String, String> {
         Ok(0) => Err("the terminal gave no answer".into()),
         Ok(_) => {
             let answer = line.trim_end_matches(['\n', '\r']).to_string();
-            answers.push((question.to_string(), answer.clone()));
+            if remember {
+                answers.push((question.to_string(), answer.clone()));
+            }
             Ok(answer)
         }
         Err(e) => Err(format!("cannot read the terminal: {e}")),
@@ -624,6 +677,12 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
             return Ok("the password".into());
         }
         tried.push("the password".into());
+    }
+    if t.password.is_some() || t.ask {
+        match keyboard_interactive(ssh, t).await? {
+            true => return Ok("keyboard-interactive".into()),
+            false => tried.push("keyboard-interactive".into()),
+        }
     }
     let tried = match tried.is_empty() {
         true => "no key or password was found".to_string(),
