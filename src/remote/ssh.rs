@@ -668,17 +668,22 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
         }
         tried.push(format!("the key `{}`", path.display()));
     }
+    // Whether the server takes keyboard-interactive (unknown: try it).
+    let mut kbdint = true;
     if let Some(password) = &t.password {
         let r = ssh
             .authenticate_password(&t.user, password)
             .await
             .map_err(|e| failed(&e))?;
-        if r.success() {
-            return Ok("the password".into());
+        match r {
+            russh::client::AuthResult::Success => return Ok("the password".into()),
+            russh::client::AuthResult::Failure { remaining_methods, .. } => {
+                kbdint = remaining_methods.contains(&russh::MethodKind::KeyboardInteractive);
+            }
         }
         tried.push("the password".into());
     }
-    if t.password.is_some() || t.ask {
+    if kbdint && (t.password.is_some() || t.ask) {
         match keyboard_interactive(ssh, t).await? {
             true => return Ok("keyboard-interactive".into()),
             false => tried.push("keyboard-interactive".into()),
