@@ -623,10 +623,10 @@ async fn push_async(repo: &Repo, remote: &Remote, tracked: &[Tracked], progress:
     report.already_on_remote += there.len();
     let todo: Vec<ObjectId> = local.into_iter().filter(|id| !there.contains(id)).collect();
     tracing::debug!(
-        "push to `{}`: {} objects needed ({} directories' manifests already there), {} not in the cache \
+        "push to `{}`: {} needed ({} directories' manifests already there), {} not in the cache \
          ({} of them on the remote), {} already on the remote, {} to send",
         remote.name,
-        needed_by.len(),
+        crate::counted(needed_by.len(), "object"),
         manifests_there.len(),
         absent.len(),
         absent_there.len(),
@@ -896,11 +896,11 @@ async fn fetch_async(
     report.already_cached += ids.len() - todo.len();
     attempted += todo.len();
     tracing::debug!(
-        "fetch from `{}`: {} manifests ({} fetched), {} file objects needed, {} already in the cache, {} to get",
+        "fetch from `{}`: {} ({} fetched), {} needed, {} already in the cache, {} to get",
         remote.name,
-        manifest_ids.len(),
+        crate::counted(manifest_ids.len(), "manifest"),
         todo_manifests,
-        ids.len(),
+        crate::counted(ids.len(), "file object"),
         ids.len() - todo.len(),
         todo.len()
     );
