@@ -3557,7 +3557,8 @@ impl Sshd {
             format!(
                 "ListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile none\nAuthorizedKeysFile {d}/authorized_keys\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 PermitRootLogin prohibit-password\nStrictModes no\nAllowTcpForwarding yes\n"
+                 PermitRootLogin prohibit-password\nStrictModes no\nAllowTcpForwarding yes\n\
+                 Subsystem sftp internal-sftp\n"
             ),
         )
         .unwrap();
@@ -3597,6 +3598,26 @@ impl Sshd {
 
     fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Presents a host certificate signed by the authority `ca` (a key file
+    /// made by `ssh-keygen`) for `principals`, from its next start on.
+    fn certify(&mut self, ca: &Path, principals: &str) {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(ca)
+            .args(["-I", "test-host", "-h", "-n", principals])
+            .arg(self.dir.path().join("host.pub"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let config = self.dir.path().join("sshd_config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let line = format!("HostCertificate {}\n", self.dir.path().join("host-cert.pub").display());
+        if !text.contains(&line) {
+            std::fs::write(&config, text + &line).unwrap();
+        }
+        self.restart();
     }
 
     /// Its line for a `known_hosts` file.
@@ -4055,4 +4076,83 @@ print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip()
         r.stderr
     );
     assert!(dir.path().join("root/store").is_dir());
+}
+
+/// A server known only through its SSH certificate authority
+/// (`@cert-authority` in known_hosts, as organisations with an SSH CA keep
+/// it): its host certificate is checked as ssh checks it, and one signed by
+/// another authority, or for another host, is refused before anything is sent.
+#[test]
+fn ssh_trusts_a_host_certificate_of_a_known_authority() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    for key in ["user", "ca", "other-ca"] {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+            .arg(keys.path().join(key))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let path = |name: &str| keys.path().join(name).to_str().unwrap().to_string();
+    let mut sshd = Sshd::start(&path("user.pub"));
+    sshd.certify(&keys.path().join("ca"), "127.0.0.1,lab.example");
+    let authority = |ca: &str| {
+        let public = std::fs::read_to_string(keys.path().join(format!("{ca}.pub"))).unwrap();
+        let file = keys.path().join(format!("known_hosts-{ca}"));
+        std::fs::write(&file, format!("@cert-authority [127.0.0.1]:*,*.example {public}")).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let served = tempfile::tempdir().unwrap();
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}/store",
+        me(),
+        sshd.port,
+        served.path().display()
+    );
+    a.dvt(&["remote", "add", "-d", "lab", &url]).ok();
+    a.dvt(&["remote", "modify", "--local", "lab", "keyfile", &path("user")])
+        .ok();
+    a.dvt(&["remote", "modify", "--local", "lab", "known_hosts", &authority("ca")])
+        .ok();
+    let r = a.dvt(&["push", "-v"]).ok();
+    assert!(r.stdout.contains("pushed 1 object"), "{}{}", r.stdout, r.stderr);
+    let before = files_under(served.path());
+    assert!(!before.is_empty());
+
+    // Signed by an authority not trusted for it: refused, nothing sent.
+    a.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "lab",
+        "known_hosts",
+        &authority("other-ca"),
+    ])
+    .ok();
+    a.write("y.csv", "c\n3\n");
+    a.dvt(&["add", "y.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("the host certificate of `[127.0.0.1]:")
+            && r.stderr.contains("is not signed by an authority"),
+        "{}",
+        r.stderr
+    );
+    // Trusted, but for other hosts only.
+    a.dvt(&["remote", "modify", "--local", "lab", "known_hosts", &authority("ca")])
+        .ok();
+    sshd.certify(&keys.path().join("ca"), "lab.example");
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("does not name `127.0.0.1` among its hosts"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(files_under(served.path()), before, "y.csv was not sent");
 }

@@ -437,12 +437,17 @@ impl russh::client::Handler for HostCheck {
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> std::result::Result<bool, Self::Error> {
         let t = &self.target;
-        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                "{} offered a host certificate; dvt checks plain host keys only",
-                t.shown()
-            ));
-            return Ok(false);
+        let key = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
+                return match check_certificate(t, cert) {
+                    Ok(()) => Ok(true),
+                    Err(why) => {
+                        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                        Ok(false)
+                    }
+                };
+            }
         };
         let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
             Ok(true) => return Ok(true),
@@ -470,6 +475,67 @@ impl russh::client::Handler for HostCheck {
     }
 }
 
+/// The keys of the `@cert-authority` lines of `t`'s known_hosts whose host
+/// patterns take it (`host`, or `[host]:port` off port 22, as ssh matches).
+fn cert_authorities(t: &Target) -> Vec<russh::keys::PublicKey> {
+    let Ok(text) = fs_err::read_to_string(&t.known_hosts) else {
+        return Vec::new();
+    };
+    let name = match t.port {
+        22 => t.host.clone(),
+        p => format!("[{}]:{p}", t.host),
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            if fields.next()? != "@cert-authority" {
+                return None;
+            }
+            let patterns: Vec<String> = fields.next()?.split(',').map(str::to_string).collect();
+            let key = format!("{} {}", fields.next()?, fields.next()?);
+            super::ssh_config::host_matches(&name, &patterns)
+                .then(|| russh::keys::PublicKey::from_openssh(&key).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Whether `cert` proves the server is `t`'s host, as ssh checks a host
+/// certificate: signed by an authority known_hosts trusts for it, a host
+/// certificate, valid now, naming the host among its principals (if it names
+/// any), with no critical option.
+fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result::Result<(), String> {
+    let cas = cert_authorities(t);
+    let trusted: Vec<_> = cas.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let wrong = |what: &str| {
+        format!(
+            "the host certificate of {} ({}) {what}; nothing was sent",
+            t.shown(),
+            cert.key_id()
+        )
+    };
+    if cert.validate_at(now, &trusted).is_err() {
+        return Err(wrong(&format!(
+            "is not signed by an authority `{}` trusts for it, or is not valid now",
+            t.known_hosts.display()
+        )));
+    }
+    if !cert.cert_type().is_host() {
+        return Err(wrong("is not a host certificate"));
+    }
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| p == &t.host) {
+        return Err(wrong(&format!("does not name `{}` among its hosts", t.host)));
+    }
+    if !cert.critical_options().is_empty() {
+        return Err(wrong("has critical options dvt does not know"));
+    }
+    Ok(())
+}
+
 /// What a connection goes through, kept open while it is used.
 pub(super) enum Via {
     Ssh { _jump: Handle<HostCheck> },
@@ -493,12 +559,37 @@ pub(super) fn open_ssh<'a>(
     route: &'a mut Vec<Via>,
 ) -> futures::future::BoxFuture<'a, std::result::Result<Handle<HostCheck>, String>> {
     Box::pin(async move {
+        // A server is asked for a host certificate only where known_hosts
+        // names an authority for it, as ssh asks.
+        let mut preferred = russh::Preferred::default();
+        if !cert_authorities(t).is_empty() {
+            use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
+            preferred.host_key_certificates = std::borrow::Cow::Owned(vec![
+                Algorithm::Ed25519,
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP256,
+                },
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP384,
+                },
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP521,
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+            ]);
+        }
         let config = Arc::new(russh::client::Config {
             keepalive_interval: Some(Duration::from_secs(15)),
             channel_buffer_size: match t.is_jump {
                 true => JUMP_CHANNEL_BUFFER,
                 false => russh::client::Config::default().channel_buffer_size,
             },
+            preferred,
             ..Default::default()
         });
         let refused = Arc::new(std::sync::Mutex::new(None));

@@ -226,7 +226,7 @@ fn split_line(line: &str) -> Option<(String, Vec<String>, String)> {
 
 /// Whether a `Host` line's patterns take `host`: one positive pattern
 /// matches, and no `!` pattern does.
-fn host_matches(host: &str, patterns: &[String]) -> bool {
+pub(super) fn host_matches(host: &str, patterns: &[String]) -> bool {
     let host = host.to_ascii_lowercase();
     let mut matched = false;
     for p in patterns {
