@@ -4156,3 +4156,28 @@ fn ssh_trusts_a_host_certificate_of_a_known_authority() {
     );
     assert_eq!(files_under(served.path()), before, "y.csv was not sent");
 }
+
+/// A host key marked `@revoked` in known_hosts is refused even beside a line
+/// that trusts it, before anything is sent.
+#[test]
+fn ssh_refuses_a_revoked_host_key() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let trusted = std::fs::read_to_string(sftp.known_hosts("host")).unwrap();
+    let key = trusted.split_once(' ').unwrap().1;
+    let file = sftp.path("known_hosts-revoked");
+    std::fs::write(&file, format!("{trusted}@revoked * {key}")).unwrap();
+    a.dvt(&["remote", "modify", "--local", "ssh", "known_hosts", &file])
+        .ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("is revoked (line 2 of") && r.stderr.contains("nothing was sent"),
+        "{}",
+        r.stderr
+    );
+    assert!(files_under(&sftp.dir.path().join("served")).is_empty());
+}

@@ -449,6 +449,15 @@ impl russh::client::Handler for HostCheck {
                 };
             }
         };
+        if let Some(line) = revoked(t, key.key_data()) {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                "the host key of {} ({}) is revoked (line {line} of `{}`): refusing it; nothing was sent",
+                t.shown(),
+                key.fingerprint(HashAlg::Sha256),
+                t.known_hosts.display()
+            ));
+            return Ok(false);
+        }
         let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
             Ok(true) => return Ok(true),
             Ok(false) => format!(
@@ -500,6 +509,21 @@ fn cert_authorities(t: &Target) -> Vec<russh::keys::PublicKey> {
         .collect()
 }
 
+/// The line of `t`'s known_hosts that marks `key` `@revoked`, if one does
+/// (whatever host it names: a revoked key is never accepted).
+fn revoked(t: &Target, key: &russh::keys::ssh_key::public::KeyData) -> Option<usize> {
+    let text = fs_err::read_to_string(&t.known_hosts).ok()?;
+    text.lines().enumerate().find_map(|(i, line)| {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "@revoked" {
+            return None;
+        }
+        let _patterns = fields.next()?;
+        let listed = russh::keys::PublicKey::from_openssh(&format!("{} {}", fields.next()?, fields.next()?)).ok()?;
+        (listed.key_data() == key).then_some(i + 1)
+    })
+}
+
 /// Whether `cert` proves the server is `t`'s host, as ssh checks a host
 /// certificate: signed by an authority known_hosts trusts for it, a host
 /// certificate, valid now, naming the host among its principals (if it names
@@ -517,6 +541,14 @@ fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result
             cert.key_id()
         )
     };
+    for (key, whose) in [(cert.public_key(), "its key"), (cert.signature_key(), "its authority")] {
+        if let Some(line) = revoked(t, key) {
+            return Err(wrong(&format!(
+                "is revoked: {whose} is on line {line} of `{}`",
+                t.known_hosts.display()
+            )));
+        }
+    }
     if cert.validate_at(now, &trusted).is_err() {
         return Err(wrong(&format!(
             "is not signed by an authority `{}` trusts for it, or is not valid now",
