@@ -3353,9 +3353,16 @@ fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
         std::thread::sleep(Duration::from_millis(2));
     }
     sftp.stop();
+    let stopped = Instant::now();
     let out = push.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "push should fail: {stderr}");
+    // At once, not after the 300 s each request in flight may wait for an answer.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(60),
+        "the push waited {:?} after the server was gone: {stderr}",
+        stopped.elapsed()
+    );
     assert!(stderr.contains("remote `ssh`"), "{stderr}");
     let store = walk(&served).into_iter().find(|p| p.ends_with("store")).unwrap();
     assert!(Store::at(&store).ids().is_empty(), "a partial object is visible");

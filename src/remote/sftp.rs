@@ -55,11 +55,74 @@ struct Inner {
     conn: tokio::sync::OnceCell<std::result::Result<Arc<Conn>, String>>,
 }
 
+/// The SFTP session, each request ended as soon as the SSH connection under
+/// it closes. russh-sftp stops reading at the connection's end without
+/// telling the requests in flight, which then wait out the request timeout
+/// (300 s by default: a push to a server that died hung that long).
+struct Session {
+    raw: RawSftpSession,
+    /// Resolves (with an error) when the SSH session ends: its sender lives
+    /// in the connection's handler.
+    alive: tokio::sync::watch::Receiver<()>,
+}
+
+type SftpResult<T> = std::result::Result<T, SftpError>;
+use russh_sftp::protocol::{Attrs, Data, Handle as FileHandle, Name, Packet, Status};
+
+impl Session {
+    /// `request`, or an error once the connection is gone. The request is
+    /// polled first, and at once: it is sent on its first poll, and writes
+    /// must reach the server in order (tokio's `select!` may skip a poll when
+    /// the task's budget runs out, which reordered them).
+    async fn guard<T>(&self, request: impl std::future::Future<Output = SftpResult<T>>) -> SftpResult<T> {
+        let mut alive = self.alive.clone();
+        let closed = alive.changed();
+        let (request, closed) = (std::pin::pin!(request), std::pin::pin!(closed));
+        match futures::future::select(request, closed).await {
+            futures::future::Either::Left((answer, _)) => answer,
+            futures::future::Either::Right(_) => Err(SftpError::UnexpectedBehavior("the SSH connection closed".into())),
+        }
+    }
+    async fn open(&self, path: &str, flags: OpenFlags, attrs: FileAttributes) -> SftpResult<FileHandle> {
+        self.guard(self.raw.open(path, flags, attrs)).await
+    }
+    async fn close(&self, handle: impl Into<String>) -> SftpResult<Status> {
+        self.guard(self.raw.close(handle)).await
+    }
+    async fn read(&self, handle: &str, offset: u64, len: u32) -> SftpResult<Data> {
+        self.guard(self.raw.read(handle, offset, len)).await
+    }
+    async fn write(&self, handle: &str, offset: u64, data: Vec<u8>) -> SftpResult<Status> {
+        self.guard(self.raw.write(handle, offset, data)).await
+    }
+    async fn opendir(&self, path: &str) -> SftpResult<FileHandle> {
+        self.guard(self.raw.opendir(path)).await
+    }
+    async fn readdir(&self, handle: &str) -> SftpResult<Name> {
+        self.guard(self.raw.readdir(handle)).await
+    }
+    async fn remove(&self, path: impl Into<String>) -> SftpResult<Status> {
+        self.guard(self.raw.remove(path)).await
+    }
+    async fn mkdir(&self, path: &str, attrs: FileAttributes) -> SftpResult<Status> {
+        self.guard(self.raw.mkdir(path, attrs)).await
+    }
+    async fn stat(&self, path: impl Into<String>) -> SftpResult<Attrs> {
+        self.guard(self.raw.stat(path)).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> SftpResult<Status> {
+        self.guard(self.raw.rename(from, to)).await
+    }
+    async fn extended(&self, request: &str, data: Vec<u8>) -> SftpResult<Packet> {
+        self.guard(self.raw.extended(request, data)).await
+    }
+}
+
 struct Conn {
     /// Keep the SSH connection open.
     _ssh: Handle<HostCheck>,
     _route: Vec<Via>,
-    sftp: Arc<RawSftpSession>,
+    sftp: Arc<Session>,
     /// Whether the server renames over an existing file atomically
     /// (`posix-rename@openssh.com`).
     posix_rename: bool,
@@ -141,7 +204,7 @@ impl Inner {
 
 async fn connect(t: &Target) -> std::result::Result<Conn, String> {
     let mut route = Vec::new();
-    let ssh = open_ssh(t, &mut route).await?;
+    let (ssh, alive) = open_ssh(t, &mut route).await?;
     let server = t.server();
     let fail =
         |what: &str, e: &(dyn std::error::Error + 'static)| format!("`{server}`: {what}: {}", crate::error_chain(e));
@@ -189,7 +252,7 @@ async fn connect(t: &Target) -> std::result::Result<Conn, String> {
     Ok(Conn {
         _ssh: ssh,
         _route: route,
-        sftp: Arc::new(sftp),
+        sftp: Arc::new(Session { raw: sftp, alive }),
         posix_rename,
         read_chunk,
         write_chunk,
@@ -361,12 +424,7 @@ async fn write_at(conn: &Conn, handle: &str, shown: &str, offset: u64, data: Put
 
 /// Reads `len` bytes at `offset` of `handle` (a server may answer a read with
 /// fewer bytes than asked: the rest is asked again).
-async fn read_at(
-    sftp: &RawSftpSession,
-    handle: &str,
-    offset: u64,
-    len: usize,
-) -> std::result::Result<Bytes, SftpError> {
+async fn read_at(sftp: &Session, handle: &str, offset: u64, len: usize) -> std::result::Result<Bytes, SftpError> {
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         let want = (len - out.len()) as u32;

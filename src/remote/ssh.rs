@@ -427,7 +427,13 @@ fn split_port(server: &str) -> std::result::Result<(&str, Option<u16>), String> 
 pub(super) struct HostCheck {
     target: Target,
     refused: Arc<std::sync::Mutex<Option<String>>>,
+    /// Dropped with the handler when the session ends: its receivers learn
+    /// that the connection is gone.
+    _alive: tokio::sync::watch::Sender<()>,
 }
+
+/// Changes (with an error) when the SSH connection it came with closes.
+pub(super) type Alive = tokio::sync::watch::Receiver<()>;
 
 impl russh::client::Handler for HostCheck {
     type Error = russh::Error;
@@ -584,12 +590,12 @@ impl Drop for ProxyCommand {
     }
 }
 
-/// An SSH connection to `t`, logged in, made as its route says; what it
-/// goes through is pushed onto `route`.
+/// An SSH connection to `t`, logged in, made as its route says, and what
+/// tells when it closes; what it goes through is pushed onto `route`.
 pub(super) fn open_ssh<'a>(
     t: &'a Target,
     route: &'a mut Vec<Via>,
-) -> futures::future::BoxFuture<'a, std::result::Result<Handle<HostCheck>, String>> {
+) -> futures::future::BoxFuture<'a, std::result::Result<(Handle<HostCheck>, Alive), String>> {
     Box::pin(async move {
         // A server is asked for a host certificate only where known_hosts
         // names an authority for it, as ssh asks.
@@ -625,9 +631,11 @@ pub(super) fn open_ssh<'a>(
             ..Default::default()
         });
         let refused = Arc::new(std::sync::Mutex::new(None));
+        let (alive_tx, alive) = tokio::sync::watch::channel(());
         let handler = HostCheck {
             target: t.clone(),
             refused: refused.clone(),
+            _alive: alive_tx,
         };
         let shown = t.shown();
         let started = std::time::Instant::now();
@@ -637,7 +645,7 @@ pub(super) fn open_ssh<'a>(
                 tokio::time::timeout(t.timeout, connecting).await
             }
             Route::Jump(via) => {
-                let jump = open_ssh(via, route).await?;
+                let (jump, _) = open_ssh(via, route).await?;
                 let channel = jump
                     .channel_open_direct_tcpip(t.host.as_str(), u32::from(t.port), "127.0.0.1", 0)
                     .await
@@ -692,7 +700,7 @@ pub(super) fn open_ssh<'a>(
             t.user,
             started.elapsed().as_secs_f64()
         );
-        Ok(ssh)
+        Ok((ssh, alive))
     })
 }
 
