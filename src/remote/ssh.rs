@@ -574,6 +574,69 @@ fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result
     Ok(())
 }
 
+/// A TCP connection to an SSH server that acknowledges what it receives at
+/// once, instead of after the kernel's delayed-ACK timer (40 ms on Linux).
+///
+/// OpenSSH's sshd leaves Nagle's algorithm on for a connection with no
+/// interactive session, which is what a jump host's is: its small packets
+/// (a carried server's replies, window adjusts) wait for our ACK of the one
+/// before, and while we wait for them we send nothing an ACK could ride on.
+/// Each such wait cost 40 ms: a 68 MiB push through a jump host took 2.1 s
+/// instead of 0.3 s direct. Linux clears `TCP_QUICKACK` as it sees fit, so
+/// it is set again after every read.
+struct QuickAck(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let read = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if read.is_ready() {
+            let _ = rustix::net::sockopt::set_tcp_quickack(&self.0, true);
+        }
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
 /// What a connection goes through, kept open while it is used.
 pub(super) enum Via {
     Ssh { _jump: Handle<HostCheck> },
@@ -641,7 +704,11 @@ pub(super) fn open_ssh<'a>(
         let started = std::time::Instant::now();
         let connected = match &t.route {
             Route::Direct => {
-                let connecting = russh::client::connect(config, (t.host.as_str(), t.port), handler);
+                let connecting = async {
+                    let socket = tokio::net::TcpStream::connect((t.host.as_str(), t.port)).await?;
+                    socket.set_nodelay(true)?;
+                    russh::client::connect_stream(config, QuickAck(socket), handler).await
+                };
                 tokio::time::timeout(t.timeout, connecting).await
             }
             Route::Jump(via) => {
@@ -849,6 +916,31 @@ mod tests {
         assert_eq!(split_port("[::1]:2222").unwrap(), ("::1", Some(2222)));
         assert_eq!(split_port("[::1]").unwrap(), ("::1", None));
         assert!(split_port("host:ssh").is_err());
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn reads_are_acknowledged_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let socket = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let mut client = QuickAck(socket);
+            for _ in 0..3 {
+                rustix::net::sockopt::set_tcp_quickack(&client.0, false).unwrap();
+                server.write_all(b"SSH-2.0").await.unwrap();
+                let mut got = [0; 7];
+                client.read_exact(&mut got).await.unwrap();
+                assert!(rustix::net::sockopt::tcp_quickack(&client.0).unwrap());
+            }
+        });
     }
 
     /// The hosts of a route, from the first hop to `t`.
