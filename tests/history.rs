@@ -247,6 +247,115 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     assert_eq!(d["from"], "no commit yet");
 }
 
+/// Content that moved shows as renamed (as DVC's `diff` and `data status`
+/// show it): inside a directory, a pointer moved with `dvt move`, a whole
+/// directory; duplicates pair by file name; empty files and changed content
+/// stay added and deleted.
+#[test]
+fn diff_and_data_status_show_moved_content_as_renamed() {
+    let env = TestEnv::new();
+    env.write("data/imgs/cat.png", "cat\n");
+    env.write("data/imgs/dog.png", "dog\n");
+    env.write("data/imgs/copy/dog.png", "dog\n");
+    env.write("data/imgs/empty", "");
+    env.write("data/imgs/edit.txt", "one\n");
+    env.write("model.bin", "weights\n");
+    env.write("set/x.csv", "x\n");
+    env.dvt(&["add", "data/imgs", "model.bin", "set"]).ok();
+    env.commit("v1");
+    fs_err::rename(env.path("data/imgs/cat.png"), env.path("data/imgs/kitten.png")).unwrap();
+    fs_err::rename(env.path("data/imgs/copy/dog.png"), env.path("data/imgs/copy/hound.png")).unwrap();
+    fs_err::rename(env.path("data/imgs/empty"), env.path("data/imgs/void")).unwrap();
+    fs_err::rename(env.path("data/imgs/edit.txt"), env.path("data/imgs/edited.txt")).unwrap();
+    env.write("data/imgs/edited.txt", "two\n");
+    env.write("data/imgs/other/dog.png", "dog\n");
+    fs_err::remove_file(env.path("data/imgs/dog.png")).unwrap();
+    env.dvt(&["add", "data/imgs"]).ok();
+    env.dvt(&["move", "model.bin", "models/model.bin"]).ok();
+    env.dvt(&["move", "set", "sets/set"]).ok();
+
+    let d = env.dvt(&["diff", "--json"]).ok().json();
+    let list = |k: &str| -> Vec<String> {
+        d[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|c| match c["old_path"].as_str() {
+                Some(old) => format!("{old} -> {}", c["path"].as_str().unwrap()),
+                None => c["path"].as_str().unwrap().to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        list("renamed"),
+        [
+            "data/imgs/copy/dog.png -> data/imgs/copy/hound.png",
+            "data/imgs/cat.png -> data/imgs/kitten.png",
+            "data/imgs/dog.png -> data/imgs/other/dog.png",
+            "model.bin -> models/model.bin",
+            "set/ -> sets/set/",
+            "set/x.csv -> sets/set/x.csv",
+        ],
+        "{d}"
+    );
+    assert_eq!(list("added"), ["data/imgs/edited.txt", "data/imgs/void"], "{d}");
+    assert_eq!(list("deleted"), ["data/imgs/edit.txt", "data/imgs/empty"], "{d}");
+    assert_eq!(list("modified"), ["data/imgs/"], "{d}");
+    assert_eq!(
+        d["renamed"][3]["id"],
+        blake3::hash(b"weights\n").to_hex().as_str(),
+        "{d}"
+    );
+    assert_eq!(d["renamed"][3]["size"], 8, "{d}");
+
+    let r = env.dvt(&["diff"]).ok();
+    assert!(
+        r.stdout
+            .contains("Renamed:\n    data/imgs/copy/dog.png -> data/imgs/copy/hound.png\n")
+            && r.stdout
+                .contains("files summary: 2 added, 2 deleted, 5 renamed, 0 modified"),
+        "{}",
+        r.stdout
+    );
+    let id = &blake3::hash(b"weights\n").to_hex()[..8];
+    let r = env.dvt(&["diff", "--show-hash"]).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("    {id}{} model.bin -> models/model.bin\n", " ".repeat(10))),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["diff", "--md", "--targets", "model.bin", "models"]).ok();
+    assert_eq!(
+        r.stdout,
+        "| Status   | Path   |\n|----------|--------|\n| renamed  | model.bin -> models/model.bin |\n"
+    );
+    // Only one side in the targets: what is there is added (or deleted).
+    let d = env.dvt(&["diff", "--json", "--targets", "models"]).ok().json();
+    assert_eq!(d["added"][0]["path"], "models/model.bin", "{d}");
+    assert!(d["renamed"].as_array().unwrap().is_empty(), "{d}");
+
+    // `data status` names the tracked paths (with --granular, the files too).
+    let s = env.dvt(&["data", "status", "--json"]).ok().json();
+    assert_eq!(
+        s["committed"]["renamed"],
+        serde_json::json!([
+            {"old": "model.bin", "new": "models/model.bin"},
+            {"old": "set/", "new": "sets/set/"}
+        ]),
+        "{s}"
+    );
+    assert_eq!(s["committed"]["modified"], serde_json::json!(["data/imgs/"]), "{s}");
+    assert!(s["committed"].get("added").is_none(), "{s}");
+    let r = env.dvt(&["data", "status"]).ok();
+    assert!(
+        r.stdout.contains("        renamed: model.bin -> models/model.bin\n"),
+        "{}",
+        r.stdout
+    );
+    let s = env.dvt(&["data", "status", "--granular", "--json"]).ok().json();
+    assert_eq!(s["committed"]["renamed"].as_array().unwrap().len(), 6, "{s}");
+}
+
 /// `dvt data status`, as `dvc data status`: each list in its section, with
 /// `--granular`, `--unchanged`, `--untracked-files`, `--not-in-remote`,
 /// targets and `--json`.

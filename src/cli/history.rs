@@ -30,7 +30,7 @@ pub(super) enum HistoryCommand {
         #[command(flatten)]
         at: DataAt,
     },
-    /// Show data added, modified and deleted between two revisions, or between a
+    /// Show data added, modified, deleted and renamed between two revisions, or between a
     /// revision (default HEAD) and the pointer files in the workspace.
     Diff {
         /// The old revision (default: HEAD).
@@ -605,14 +605,19 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 } else {
                     out!("| Status   | Path   |\n|----------|--------|");
                 }
-                for (status, list) in lists {
-                    for c in list {
-                        let path = c.path.replace('|', "\\|");
-                        if *show_hash {
-                            out!("| {status:<8} | {:<18} | {path} |", hash(c));
-                        } else {
-                            out!("| {status:<8} | {path} |");
-                        }
+                let rows = lists
+                    .iter()
+                    .flat_map(|(status, list)| list.iter().map(move |c| (*status, hash(c), c.path.clone())))
+                    .chain(report.renamed.iter().map(|r| {
+                        let path = format!("{} -> {}", r.old_path, r.path);
+                        ("renamed", r.id.to_string()[..8].to_string(), path)
+                    }));
+                for (status, hash, path) in rows {
+                    let path = path.replace('|', "\\|");
+                    if *show_hash {
+                        out!("| {status:<8} | {hash:<18} | {path} |");
+                    } else {
+                        out!("| {status:<8} | {path} |");
                     }
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -639,9 +644,24 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     }
                 }
             }
+            if !report.renamed.is_empty() {
+                out!("Renamed:");
+            }
+            for r in &report.renamed {
+                let moved = format!("{} -> {}", super::quoted(&r.old_path), super::quoted(&r.path));
+                if *show_hash {
+                    out!("    {:<18} {moved}", &r.id.to_string()[..8]);
+                } else {
+                    out!("    {moved}");
+                }
+            }
             let files = |l: &[ops::diff::Change]| l.iter().filter(|c| !c.path.ends_with('/')).count();
+            let renamed = match report.renamed.iter().filter(|r| !r.path.ends_with('/')).count() {
+                0 => String::new(),
+                n => format!(", {n} renamed"),
+            };
             out!(
-                "files summary: {} added, {} deleted, {} modified ({} -> {})",
+                "files summary: {} added, {} deleted{renamed}, {} modified ({} -> {})",
                 files(&report.added),
                 files(&report.deleted),
                 files(&report.modified),

@@ -47,15 +47,27 @@ pub struct Changes {
     /// Paths that are gone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
+    /// Data whose path changed and content did not (a pointer moved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renamed: Vec<Renamed>,
+}
+
+/// A path that changed, its content the same.
+#[derive(Debug, Default, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Renamed {
+    /// The path before.
+    pub old: String,
+    /// The path now.
+    pub new: String,
 }
 
 impl Changes {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty()
+        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty() && self.renamed.is_empty()
     }
 
-    /// Each change as `state: path`, added first.
+    /// Each change as `state: path` (`renamed: old -> new`), added first.
     pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
         [
             ("added", &self.added),
@@ -64,6 +76,7 @@ impl Changes {
         ]
         .into_iter()
         .flat_map(|(state, paths)| paths.iter().map(move |p| format!("{state}: {p}")))
+        .chain(self.renamed.iter().map(|r| format!("renamed: {} -> {}", r.old, r.new)))
     }
 }
 
@@ -184,6 +197,7 @@ pub fn data_status(repo: &Repo, opts: &DataStatusOptions, progress: &dyn Progres
         list.sort();
         list.dedup();
     }
+    report.committed.renamed.sort();
     Ok(report)
 }
 
@@ -254,8 +268,9 @@ fn committed(repo: &Repo, opts: &DataStatusOptions) -> Result<Changes> {
     let dirs: Vec<&str> = [&diff.added, &diff.modified, &diff.deleted]
         .into_iter()
         .flatten()
-        .filter(|c| c.path.ends_with('/'))
         .map(|c| c.path.as_str())
+        .chain(diff.renamed.iter().flat_map(|r| [r.old_path.as_str(), r.path.as_str()]))
+        .filter(|p| p.ends_with('/'))
         .collect();
     // Without --granular, the tracked paths only: no row inside a directory's.
     let keep = |p: &String| opts.granular || !dirs.iter().any(|d| p.starts_with(d) && p.as_str() != *d);
@@ -264,6 +279,15 @@ fn committed(repo: &Repo, opts: &DataStatusOptions) -> Result<Changes> {
         added: paths(&diff.added),
         modified: paths(&diff.modified),
         deleted: paths(&diff.deleted),
+        renamed: diff
+            .renamed
+            .iter()
+            .filter(|r| keep(&r.old_path) && keep(&r.path))
+            .map(|r| Renamed {
+                old: r.old_path.clone(),
+                new: r.path.clone(),
+            })
+            .collect(),
     })
 }
 

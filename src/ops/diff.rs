@@ -1,6 +1,6 @@
-//! `dvt diff`: data added, modified and deleted between two revisions, or between
-//! a revision and the pointer files in the workspace, down to files inside
-//! tracked directories.
+//! `dvt diff`: data added, modified, deleted and renamed between two revisions,
+//! or between a revision and the pointer files in the workspace, down to files
+//! inside tracked directories.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +43,19 @@ pub struct Change {
     pub new_size: Option<u64>,
 }
 
+/// Content that moved: the same bytes gone from one path and found at another.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rename {
+    /// Where the content was (repo-relative; directories end with `/`).
+    pub old_path: String,
+    /// Where it is now.
+    pub path: String,
+    /// Its id, the same on both sides.
+    pub id: ObjectId,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// The difference between two snapshots.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DiffReport {
@@ -56,6 +69,10 @@ pub struct DiffReport {
     pub modified: Vec<Change>,
     /// Paths only on the old side.
     pub deleted: Vec<Change>,
+    /// Content deleted at one path and added at another, unchanged (as DVC's
+    /// `renamed`): taken out of `deleted` and `added`. Empty files are never
+    /// paired, as git pairs none.
+    pub renamed: Vec<Rename>,
     /// Tracked directories whose file-level changes could not be listed because a
     /// manifest is neither in the cache nor on the remote.
     pub unlisted: Vec<String>,
@@ -64,7 +81,58 @@ pub struct DiffReport {
 impl DiffReport {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty()
+        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty() && self.renamed.is_empty()
+    }
+
+    /// Pairs deleted and added paths of the same content as renames: a file
+    /// with a file, a directory with a directory. Where several paths hold the
+    /// same content, a path pairs first with one of the same file name, then
+    /// in path order.
+    fn find_renames(&mut self) {
+        let name = |p: &str| {
+            p.trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let is_dir = |c: &Change| c.path.ends_with('/');
+        let mut gone: BTreeMap<(ObjectId, bool), Vec<usize>> = BTreeMap::new();
+        for (i, c) in self.deleted.iter().enumerate() {
+            if let (Some(id), Some(size)) = (c.old, c.old_size)
+                && (size > 0 || is_dir(c))
+            {
+                gone.entry((id, is_dir(c))).or_default().push(i);
+            }
+        }
+        let mut paired_old = vec![false; self.deleted.len()];
+        let mut paired_new = vec![false; self.added.len()];
+        for (j, c) in self.added.iter().enumerate() {
+            let Some(id) = c.new else { continue };
+            let Some(candidates) = gone.get_mut(&(id, is_dir(c))) else {
+                continue;
+            };
+            let Some(at) = candidates
+                .iter()
+                .position(|&i| name(&self.deleted[i].path) == name(&c.path))
+                .or(if candidates.is_empty() { None } else { Some(0) })
+            else {
+                continue;
+            };
+            let i = candidates.remove(at);
+            paired_old[i] = true;
+            paired_new[j] = true;
+            self.renamed.push(Rename {
+                old_path: self.deleted[i].path.clone(),
+                path: c.path.clone(),
+                id,
+                size: c.new_size.unwrap_or_default(),
+            });
+        }
+        let mut keep = paired_old.iter().map(|p| !p);
+        self.deleted.retain(|_| keep.next().unwrap_or(true));
+        let mut keep = paired_new.iter().map(|p| !p);
+        self.added.retain(|_| keep.next().unwrap_or(true));
     }
 }
 
@@ -152,6 +220,7 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     for list in [&mut report.added, &mut report.modified, &mut report.deleted] {
         list.retain(shown);
     }
+    report.find_renames();
     Ok(report)
 }
 
