@@ -3141,6 +3141,55 @@ fn ssh_local_keys(env: &TestEnv, sftp: &SftpServer) {
     .ok();
 }
 
+/// A repository with `x.csv` added and `url` as its default remote `name`,
+/// with nothing else set (the test sets how to log in and what to trust).
+fn repo_with_remote(name: &str, url: &str) -> TestEnv {
+    let a = TestEnv::new();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["remote", "add", "-d", name, url]).ok();
+    a
+}
+
+/// Runs `dvt ARGS` twice, as a user would: with no terminal at all (a new
+/// session), then on a pseudo-terminal (Python's pty), typing each answer when
+/// its question shows. Says, a line each: the first run's exit code and first
+/// line of stderr; the second's exit code, the questions asked in order and
+/// whether an answer was echoed; the last line the terminal showed.
+fn on_terminal(env: &TestEnv, args: &[&str], answers: &[(&str, &str)]) -> String {
+    let script = r#"
+import json, os, pty, re, subprocess, sys
+answers = {q.encode(): (a + "\n").encode() for q, a in json.loads(sys.argv[1])}
+args = sys.argv[2:]
+r = subprocess.run(["dvt", *args], start_new_session=True, capture_output=True, text=True)
+print(r.returncode, (r.stderr.splitlines() or [""])[0])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dvt", ["dvt", *args])
+out, asked = b"", []
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    for q, a in answers.items():
+        if out.count(q) > asked.count(q):
+            asked.append(q)
+            os.write(fd, a)
+_, status = os.waitpid(pid, 0)
+echoed = any(a.strip() in out for a in answers.values())
+print(os.waitstatus_to_exitcode(status), [q.decode() for q in asked], echoed)
+print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
+"#;
+    let answers = serde_json::to_string(answers).unwrap();
+    let r = env.python_in(&env.root, script, &[&[answers.as_str()], args].concat());
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    r.stdout
+}
+
 fn ssh_repo(sftp: &SftpServer) -> TestEnv {
     let a = TestEnv::new();
     a.dvt(&[
@@ -3201,10 +3250,7 @@ fn ssh_checks_the_host_key_and_says_what_authentication_tried() {
     let Some(sftp) = SftpServer::start(&["--pass", password]) else {
         return;
     };
-    let a = TestEnv::new();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    let a = repo_with_remote("ssh", &sftp.url("store"));
     let served = sftp.dir.path().join("served");
 
     // HOME has no known_hosts: the key is unknown.
@@ -3434,10 +3480,7 @@ fn ssh_logs_in_with_the_agents_keys() {
     let Some(sftp) = SftpServer::start(&[]) else {
         return;
     };
-    let a = TestEnv::new();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    let a = repo_with_remote("ssh", &sftp.url("store"));
     a.dvt(&[
         "remote",
         "modify",
@@ -3892,49 +3935,18 @@ fn ssh_asks_for_the_password_on_the_terminal() {
     let Some(sftp) = SftpServer::start(&["--pass", password]) else {
         return;
     };
-    let a = TestEnv::new();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    a.dvt(&["remote", "add", "-d", "ssh", &sftp.url("store")]).ok();
+    let a = repo_with_remote("ssh", &sftp.url("store"));
     let known = sftp.known_hosts("host");
     a.dvt(&["remote", "modify", "--local", "ssh", "known_hosts", &known])
         .ok();
     a.dvt(&["remote", "modify", "ssh", "allow_agent", "false"]).ok();
     a.dvt(&["remote", "modify", "ssh", "ask_password", "true"]).ok();
-    let script = r#"
-import os, pty, re, subprocess, sys
-answer, question, args = sys.argv[1], sys.argv[2].encode(), sys.argv[3:]
-# No terminal at all (a new session): refused, with what to set instead.
-r = subprocess.run(["dvt", *args], start_new_session=True, capture_output=True, text=True)
-print(r.returncode, r.stderr.splitlines()[0])
-# On a terminal: asked once, the answer not echoed.
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("dvt", ["dvt", *args])
-out, answered = b"", 0
-while True:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-    if out.count(question) > answered:
-        os.write(fd, answer.encode() + b"\n")
-        answered += 1
-_, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status), answered, answer.encode() in out)
-print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
-"#;
-    let r = a.python_in(&a.root, script, &[password, "Password for tester@127.0.0.1: ", "push"]);
+    let password_question = "Password for tester@127.0.0.1: ";
     assert_eq!(
-        r.stdout,
+        on_terminal(&a, &["push"], &[(password_question, password)]),
         "1 error: remote `ssh`: `ask_password` is set, but there is no terminal to ask on: set `password` instead\n\
-         0 1 False\n\
+         0 ['Password for tester@127.0.0.1: '] False\n\
          pushed 1 object (16 B) to `ssh`; 0 already there\n",
-        "{}",
-        r.stderr
     );
     // A key locked with a passphrase, asked for the same way.
     a.dvt(&["remote", "add", "locked", &sftp.url("other")]).ok();
@@ -3944,14 +3956,11 @@ print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip()
     a.dvt(&["remote", "modify", "locked", "allow_agent", "false"]).ok();
     a.dvt(&["remote", "modify", "locked", "ask_passphrase", "true"]).ok();
     let question = "Passphrase for the SSH key of remote `locked`: ";
-    let r = a.python_in(&a.root, script, &["hunter22", question, "push", "-r", "locked"]);
     assert_eq!(
-        r.stdout,
+        on_terminal(&a, &["push", "-r", "locked"], &[(question, "hunter22")]),
         "1 error: remote `locked`: `ask_passphrase` is set, but there is no terminal to ask on: set `passphrase` instead\n\
-         0 1 False\n\
+         0 ['Passphrase for the SSH key of remote `locked`: '] False\n\
          pushed 1 object (16 B) to `locked`; 0 already there\n",
-        "{}",
-        r.stderr
     );
     assert!(
         !String::from_utf8(a.read(".dvt/config.local.toml"))
@@ -4015,17 +4024,7 @@ fn ssh_answers_a_keyboard_interactive_login_with_a_second_factor() {
     )
     .unwrap();
 
-    let a = TestEnv::new();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    a.dvt(&[
-        "remote",
-        "add",
-        "-d",
-        "lab",
-        &format!("ssh://tester@127.0.0.1:{port}/store"),
-    ])
-    .ok();
+    let a = repo_with_remote("lab", &format!("ssh://tester@127.0.0.1:{port}/store"));
     a.dvt(&[
         "remote",
         "modify",
@@ -4048,39 +4047,17 @@ fn ssh_answers_a_keyboard_interactive_login_with_a_second_factor() {
     // On a terminal: the password asked once, then the code.
     a.dvt(&["remote", "modify", "--unset", "lab", "password"]).ok();
     a.dvt(&["remote", "modify", "lab", "ask_password", "true"]).ok();
-    let r = a.python_in(
-        &a.root,
-        r#"
-import os, pty, re
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("dvt", ["dvt", "push"])
-out, asked = b"", []
-answers = {b"Password for tester@127.0.0.1: ": b"pw-K1\n", b"Verification code: ": b"424242\n"}
-while True:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-    for q, a in answers.items():
-        if out.count(q) > asked.count(q):
-            asked.append(q)
-            os.write(fd, a)
-_, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status), [q.decode() for q in asked], b"pw-K1" in out)
-print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
-"#,
-        &[],
-    );
-    assert_eq!(
-        r.stdout,
-        "0 ['Password for tester@127.0.0.1: ', 'Verification code: '] False\n\
-         pushed 1 object (16 B) to `lab`; 0 already there\n",
-        "{}",
-        r.stderr
+    let answers = [
+        ("Password for tester@127.0.0.1: ", "pw-K1"),
+        ("Verification code: ", "424242"),
+    ];
+    let shown = on_terminal(&a, &["push"], &answers);
+    assert!(
+        shown.ends_with(
+            "\n0 ['Password for tester@127.0.0.1: ', 'Verification code: '] False\n\
+             pushed 1 object (16 B) to `lab`; 0 already there\n"
+        ),
+        "{shown}"
     );
     assert!(dir.path().join("root/store").is_dir());
 }
@@ -4113,16 +4090,13 @@ fn ssh_trusts_a_host_certificate_of_a_known_authority() {
         file.to_str().unwrap().to_string()
     };
     let served = tempfile::tempdir().unwrap();
-    let a = TestEnv::new();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
     let url = format!(
         "ssh://{}@127.0.0.1:{}{}/store",
         me(),
         sshd.port,
         served.path().display()
     );
-    a.dvt(&["remote", "add", "-d", "lab", &url]).ok();
+    let a = repo_with_remote("lab", &url);
     a.dvt(&["remote", "modify", "--local", "lab", "keyfile", &path("user")])
         .ok();
     a.dvt(&["remote", "modify", "--local", "lab", "known_hosts", &authority("ca")])
