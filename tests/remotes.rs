@@ -3491,28 +3491,7 @@ fn ssh_logs_in_with_the_agents_keys() {
     ])
     .ok();
     let socket = sftp.dir.path().join("agent.sock");
-    let _agent = KillOnDrop(
-        Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ssh-agent (openssh-client) is installed by scripts/servers.sh"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let added = Command::new("ssh-add")
-        .arg("-q")
-        .arg(sftp.path("user"))
-        .env("SSH_AUTH_SOCK", &socket)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let _agent = ssh_agent(&socket, &[&sftp.path("user")]);
     let push = |extra_env: Option<&Path>| {
         let mut c = a.dvt_cmd(&["push"]);
         match extra_env {
@@ -3528,6 +3507,35 @@ fn ssh_logs_in_with_the_agents_keys() {
     assert!(r.stderr.contains("no key or password was found"), "{}", r.stderr);
     a.dvt(&["remote", "modify", "--unset", "ssh", "allow_agent"]).ok();
     push(Some(&socket)).ok();
+}
+
+/// An ssh-agent listening on `socket`, holding `keys` (added in that order).
+fn ssh_agent(socket: &Path, keys: &[&str]) -> KillOnDrop {
+    let agent = KillOnDrop(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client) is installed by scripts/servers.sh"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for key in keys {
+        let added = Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", socket)
+            .output()
+            .unwrap();
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    }
+    agent
 }
 
 /// A child process killed when the test ends, passed or not.
@@ -3650,6 +3658,14 @@ impl Sshd {
         self.process = None;
     }
 
+    /// Adds `line` to sshd_config and starts again.
+    fn set(&mut self, line: &str) {
+        let config = self.dir.path().join("sshd_config");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{line}\n{text}")).unwrap();
+        self.restart();
+    }
+
     /// Presents a host certificate signed by the authority `ca` (a key file
     /// made by `ssh-keygen`) for `principals`, from its next start on.
     fn certify(&mut self, ca: &Path, principals: &str) {
@@ -3687,6 +3703,104 @@ impl Sshd {
 fn me() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// An ssh agent holding many keys, against a server that lets a client try
+/// few (`MaxAuthTries`), as ssh handles it: the agent's copy of the key
+/// file `~/.ssh/config` names goes first; `IdentitiesOnly yes` offers none
+/// of the agent's other keys; `IdentityAgent` picks the agent, or none.
+#[test]
+fn ssh_offers_the_configured_key_first_and_honours_identities_only() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let key = |name: &str| keys.path().join(name).to_str().unwrap().to_string();
+    for name in ["user", "other1", "other2", "other3"] {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", &key(name)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut sshd = Sshd::start(&key("user.pub"));
+    sshd.set("MaxAuthTries 2");
+    let served = tempfile::tempdir().unwrap();
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}/store",
+        me(),
+        sshd.port,
+        served.path().display()
+    );
+    let a = repo_with_remote("lab", &url);
+    let ssh_dir = a.home.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(ssh_dir.join("known_hosts"), sshd.known_host()).unwrap();
+    let config = |extra: &str| {
+        let text = format!("Host 127.0.0.1\n  IdentityFile {}\n{extra}", key("user"));
+        std::fs::write(ssh_dir.join("config"), text).unwrap();
+    };
+    let push = |socket: &Path| {
+        common::Run::from(
+            a.dvt_cmd(&["push", "-v"])
+                .env("SSH_AUTH_SOCK", socket)
+                .output()
+                .unwrap(),
+        )
+    };
+
+    // The agent holds three other keys before the configured one: that one
+    // is offered first, by the agent.
+    let socket = keys.path().join("all.sock");
+    let _all = ssh_agent(&socket, &[&key("other1"), &key("other2"), &key("other3"), &key("user")]);
+    config("");
+    let r = push(&socket).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("with the key `{}` (held by the ssh agent)", key("user"))),
+        "{}",
+        r.stderr
+    );
+
+    // The agent holds only other keys: they use up the tries before the key
+    // file gets its turn, unless `IdentitiesOnly yes`.
+    let socket = keys.path().join("others.sock");
+    let _others = ssh_agent(&socket, &[&key("other1"), &key("other2"), &key("other3")]);
+    a.write("y.csv", "y\n");
+    a.dvt(&["add", "y.csv"]).ok();
+    let before = files_under(served.path());
+    let r = push(&socket).fails();
+    assert!(
+        r.stderr.contains("refused user") || r.stderr.contains("authentication"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(files_under(served.path()), before, "nothing was sent");
+    config("  IdentitiesOnly yes\n");
+    let r = push(&socket).ok();
+    assert!(
+        r.stderr.contains(&format!("with the key `{}`", key("user"))),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("held by the ssh agent"), "{}", r.stderr);
+
+    // `IdentityAgent none`: the agent is not asked; a socket path: that
+    // agent, whatever SSH_AUTH_SOCK says.
+    a.write("z.csv", "z\n");
+    a.dvt(&["add", "z.csv"]).ok();
+    config("  IdentityAgent none\n");
+    let r = push(&socket).ok();
+    assert!(
+        r.stderr.contains(&format!("with the key `{}`", key("user"))),
+        "{}",
+        r.stderr
+    );
+    a.write("w.csv", "w\n");
+    a.dvt(&["add", "w.csv"]).ok();
+    config(&format!("  IdentityAgent {}\n", keys.path().join("all.sock").display()));
+    let r = push(&keys.path().join("no-such.sock")).ok();
+    assert!(r.stderr.contains("(held by the ssh agent)"), "{}", r.stderr);
 }
 
 /// A server reached only through other hosts: the remote's `proxy_jump`,

@@ -16,7 +16,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 
 use super::config::{Location, RemoteSpec};
-use super::ssh_config::Proxy;
+use super::ssh_config::{Agent, Proxy};
 use crate::error::{RemoteError, Result};
 
 /// Where and as whom to connect, from the remote's URL and options.
@@ -29,13 +29,16 @@ pub(super) struct Target {
     pub(super) user: String,
     /// The remote's `keyfile`: the one key tried, and an error if unreadable.
     keyfile: Option<PathBuf>,
-    /// `IdentityFile`s of `~/.ssh/config` for this host, tried after the
-    /// agent's keys instead of the default ones.
+    /// `IdentityFile`s of `~/.ssh/config` for this host, tried instead of
+    /// the default ones (those the agent holds first, as ssh tries them).
     config_keys: Vec<PathBuf>,
+    /// `IdentitiesOnly`: of the agent's keys, only those of the key files.
+    identities_only: bool,
     passphrase: Option<String>,
     password: Option<String>,
     known_hosts: PathBuf,
-    allow_agent: bool,
+    /// The agent asked for keys (`IdentityAgent`; none if `allow_agent` is false).
+    agent: Agent,
     /// `ask_password`: what a keyboard-interactive login asks beyond the
     /// password (a one-time code) is asked on the terminal too.
     pub(super) ask: bool,
@@ -81,8 +84,9 @@ impl Target {
     /// `password`, `known_hosts`, `allow_agent`, `proxy_jump`, `timeout`,
     /// and `ask_password`/`ask_passphrase` (asked on the terminal here).
     /// What neither sets comes from `~/.ssh/config` (`HostName`, `User`,
-    /// `Port`, `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`,
-    /// `ProxyCommand`), as for `ssh HOST`.
+    /// `Port`, `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`,
+    /// `ConnectTimeout`, `UserKnownHostsFile`, `ProxyJump`, `ProxyCommand`),
+    /// as for `ssh HOST`.
     pub(super) fn from_spec(spec: &RemoteSpec, location: &Location) -> Result<Target> {
         let bad = |message: String| RemoteError::Config {
             remote: spec.name.clone(),
@@ -120,7 +124,11 @@ impl Target {
             Some(jumps) => Some(Proxy::Jump(jumps.to_string())),
             None => config.proxy.take(),
         };
-        let timeout = Duration::from_secs(spec.int("timeout")?.unwrap_or(30).max(1));
+        let timeout = match (spec.int("timeout")?, config.connect_timeout) {
+            (Some(t), _) => Duration::from_secs(t.max(1)),
+            (None, Some(t)) => Duration::from_secs(t.max(1)),
+            (None, None) => Duration::from_secs(30),
+        };
         let host = config.host_name.take().unwrap_or_else(|| alias.to_string());
         // Asked now, before any transfer draws a progress bar over the prompt.
         let ask = |key: &str, given: Option<&str>, question: String| -> Result<Option<String>> {
@@ -149,10 +157,14 @@ impl Target {
             user,
             keyfile: spec.get("keyfile").map(tilde),
             config_keys: config.identity_files,
+            identities_only: config.identities_only.unwrap_or(false),
             passphrase,
             password,
             known_hosts,
-            allow_agent: spec.flag("allow_agent")?.unwrap_or(true),
+            agent: match spec.flag("allow_agent")?.unwrap_or(true) {
+                true => config.agent.unwrap_or(Agent::FromEnv),
+                false => Agent::Off,
+            },
             ask: spec.flag("ask_password")?.unwrap_or(false),
             timeout,
             request_timeout: Duration::from_secs(spec.int("timeout")?.unwrap_or(300).max(1)),
@@ -198,12 +210,15 @@ impl Target {
             user,
             keyfile: None,
             config_keys: config.identity_files,
+            identities_only: config.identities_only.unwrap_or(false),
             passphrase: None,
             password: None,
             known_hosts,
-            allow_agent: true,
+            agent: config.agent.unwrap_or(Agent::FromEnv),
             ask: false,
-            timeout,
+            timeout: config
+                .connect_timeout
+                .map_or(timeout, |t| Duration::from_secs(t.max(1))),
             request_timeout: timeout,
             route: Route::Direct,
             is_jump: true,
@@ -797,6 +812,40 @@ fn start_proxy_command(
     Ok((child, stream))
 }
 
+/// The agent `agent` names, if it answers.
+async fn connect_agent(
+    agent: &Agent,
+) -> Option<russh::keys::agent::client::AgentClient<Box<dyn russh::keys::agent::client::AgentStream + Send + Unpin>>> {
+    let client = match agent {
+        Agent::Off => return None,
+        Agent::FromEnv => russh::keys::agent::client::AgentClient::connect_env().await,
+        Agent::Socket(path) => russh::keys::agent::client::AgentClient::connect_uds(path).await,
+    };
+    match client {
+        Ok(c) => Some(c.dynamic()),
+        Err(e) => {
+            tracing::debug!("no ssh agent ({agent:?}): {e}");
+            None
+        }
+    }
+}
+
+/// The public half of key file `path`: from `PATH.pub` as ssh writes it,
+/// else from the key itself if no passphrase locks it.
+fn public_key_of(path: &Path) -> Option<russh::keys::PublicKey> {
+    let mut public = path.as_os_str().to_owned();
+    public.push(".pub");
+    if let Ok(text) = fs_err::read_to_string(PathBuf::from(public))
+        && let Some(base64) = text.split_whitespace().nth(1)
+        && let Ok(key) = russh::keys::parse_public_key_base64(base64)
+    {
+        return Some(key);
+    }
+    let text = fs_err::read_to_string(path).ok()?;
+    let secret = russh::keys::decode_secret_key(&text, None).ok()?;
+    Some(secret.public_key().clone())
+}
+
 /// As OpenSSH tries: the key file given (else the agent's keys, then the
 /// `IdentityFile`s of `~/.ssh/config`, or without them `~/.ssh/id_ed25519`,
 /// `id_ecdsa`, `id_rsa`), then the password.
@@ -810,32 +859,59 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
     let keyfiles: Vec<PathBuf> = match &t.keyfile {
         Some(k) => vec![k.clone()],
         None => {
-            if t.allow_agent
-                && std::env::var_os("SSH_AUTH_SOCK").is_some()
-                && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
-                && let Ok(ids) = agent.request_identities().await
-            {
-                for id in ids {
-                    if let AgentIdentity::PublicKey { key, .. } = id
-                        && let Ok(r) = ssh
-                            .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
-                            .await
-                        && r.success()
-                    {
-                        return Ok("a key of the ssh agent".into());
-                    }
-                }
-                tried.push("the ssh agent's keys".into());
-            }
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             let defaults = ["id_ed25519", "id_ecdsa", "id_rsa"].map(|n| home.join(".ssh").join(n));
-            match t.config_keys.is_empty() {
+            let mut files: Vec<PathBuf> = match t.config_keys.is_empty() {
                 true => defaults.into_iter().collect(),
                 false => t.config_keys.clone(),
             }
             .into_iter()
             .filter(|p| p.is_file())
-            .collect()
+            .collect();
+            if let Some(mut agent) = connect_agent(&t.agent).await
+                && let Ok(ids) = agent.request_identities().await
+            {
+                // As ssh orders them: the agent's copies of the key files
+                // first, then its other keys (none with `IdentitiesOnly`),
+                // then the key files it does not hold. A server counts every
+                // key offered against its `MaxAuthTries` (6 by default).
+                let publics: Vec<(PathBuf, russh::keys::PublicKey)> = files
+                    .iter()
+                    .filter_map(|f| Some((f.clone(), public_key_of(f)?)))
+                    .collect();
+                let (mine, others): (Vec<_>, Vec<_>) = ids
+                    .into_iter()
+                    .filter_map(|id| match id {
+                        AgentIdentity::PublicKey { key, .. } => Some(key),
+                        _ => None,
+                    })
+                    .partition(|key| publics.iter().any(|(_, p)| p.key_data() == key.key_data()));
+                for key in mine {
+                    let Some((file, _)) = publics.iter().find(|(_, p)| p.key_data() == key.key_data()) else {
+                        continue;
+                    };
+                    files.retain(|f| f != file);
+                    let r = ssh
+                        .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
+                        .await;
+                    if r.is_ok_and(|r| r.success()) {
+                        return Ok(format!("the key `{}` (held by the ssh agent)", file.display()));
+                    }
+                    tried.push(format!("the key `{}` (held by the ssh agent)", file.display()));
+                }
+                if !t.identities_only && !others.is_empty() {
+                    for key in others {
+                        let r = ssh
+                            .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
+                            .await;
+                        if r.is_ok_and(|r| r.success()) {
+                            return Ok("a key of the ssh agent".into());
+                        }
+                    }
+                    tried.push("the ssh agent's keys".into());
+                }
+            }
+            files
         }
     };
     for path in keyfiles {

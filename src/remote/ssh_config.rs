@@ -2,7 +2,8 @@
 //! `ssh://gpu-box/path` reaches the machine `ssh gpu-box` reaches: `Host`
 //! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
-//! `IdentityFile`, `UserKnownHostsFile`, `ProxyJump`, `ProxyCommand`. For
+//! `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
+//! `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
 //! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
@@ -18,10 +19,27 @@ pub(super) struct HostConfig {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
+    /// `IdentitiesOnly`: of the agent's keys, only those of `identity_files`.
+    pub identities_only: Option<bool>,
+    /// `IdentityAgent`: which agent holds the keys.
+    pub agent: Option<Agent>,
     pub known_hosts: Option<PathBuf>,
+    /// `ConnectTimeout`, in seconds.
+    pub connect_timeout: Option<u64>,
     /// How to reach the host: through other SSH hosts, or a command's
     /// standard input and output (`none` in the file: directly).
     pub proxy: Option<Proxy>,
+}
+
+/// The ssh agent to ask for keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Agent {
+    /// The one `SSH_AUTH_SOCK` names (the default).
+    FromEnv,
+    /// The one listening on this socket.
+    Socket(PathBuf),
+    /// None (`IdentityAgent none`, or the remote's `allow_agent = false`).
+    Off,
 }
 
 /// `ProxyJump` or `ProxyCommand`, as written (`%` tokens not expanded).
@@ -101,6 +119,24 @@ impl Reader<'_> {
             "user" if o.user.is_none() => o.user = Some(value),
             "port" if o.port.is_none() => o.port = value.parse().ok(),
             "identityfile" if value != "none" => o.identity_files.push(path),
+            "identitiesonly" if o.identities_only.is_none() => {
+                o.identities_only = Some(value.eq_ignore_ascii_case("yes"));
+            }
+            "identityagent" if o.agent.is_none() => {
+                o.agent = Some(match value.as_str() {
+                    "none" => Agent::Off,
+                    "SSH_AUTH_SOCK" | "$SSH_AUTH_SOCK" | "${SSH_AUTH_SOCK}" => Agent::FromEnv,
+                    _ => match value.strip_prefix('$') {
+                        // Another variable that names the socket.
+                        Some(var) => match std::env::var_os(var.trim_matches(['{', '}'])) {
+                            Some(socket) => Agent::Socket(PathBuf::from(socket)),
+                            None => Agent::Off,
+                        },
+                        None => Agent::Socket(path),
+                    },
+                });
+            }
+            "connecttimeout" if o.connect_timeout.is_none() => o.connect_timeout = value.parse().ok(),
             "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
             _ => {}
         }
@@ -287,8 +323,9 @@ mod tests {
             "# comment\nInclude config.d/*\n\
              Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
              Match host gpu-box\n  User never\n\
-             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n  \
-             ProxyCommand  ssh -W \"%h:%p\" gate  \n",
+             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n  IdentitiesOnly yes\n  \
+             IdentityAgent \"~/agent sock\"\n  ConnectTimeout 7\n  ProxyCommand  ssh -W \"%h:%p\" gate  \n\
+             Host *\n  IdentitiesOnly no\n  IdentityAgent none\n",
         )
         .unwrap();
         let c = for_host(&home.join(".ssh/config"), "GPU-box", None, home);
@@ -299,10 +336,27 @@ mod tests {
                 user: Some("labuser".into()),
                 port: Some(2222),
                 identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
+                identities_only: Some(true),
+                agent: Some(Agent::Socket(home.join("agent sock"))),
                 known_hosts: Some(home.join("kh")),
+                connect_timeout: Some(7),
                 proxy: Some(Proxy::Jump("bastion,me@inner:2200".into())),
             }
         );
+        for (line, agent) in [
+            ("IdentityAgent none", Agent::Off),
+            ("IdentityAgent SSH_AUTH_SOCK", Agent::FromEnv),
+            ("IdentityAgent $SSH_AUTH_SOCK", Agent::FromEnv),
+            ("IdentityAgent $DVT_TEST_NO_SUCH_VARIABLE", Agent::Off),
+            ("IdentityAgent /run/agent.sock", Agent::Socket("/run/agent.sock".into())),
+        ] {
+            fs_err::write(home.join("one"), format!("Host *\n  {line}\n")).unwrap();
+            assert_eq!(
+                for_host(&home.join("one"), "h", None, home).agent,
+                Some(agent),
+                "{line}"
+            );
+        }
         // A command is kept as written, quotes and all.
         assert_eq!(
             for_host(&home.join(".ssh/config"), "elsewhere", None, home).proxy,
