@@ -3049,12 +3049,7 @@ impl SftpServer {
         let port = free_port();
         std::fs::create_dir(dir.path().join("served")).unwrap();
         for key in ["host", "user", "stranger"] {
-            let out = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
-                .arg(dir.path().join(key))
-                .output()
-                .expect("ssh-keygen (openssh-client) is installed by scripts/servers.sh");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            keygen(&dir.path().join(key));
         }
         // And a key locked with a passphrase.
         let out = Command::new("ssh-keygen")
@@ -3509,6 +3504,18 @@ fn ssh_logs_in_with_the_agents_keys() {
     push(Some(&socket)).ok();
 }
 
+/// A new ed25519 key pair, `path` and `path.pub`, with no passphrase; its
+/// comment is the file's name.
+fn keygen(path: &Path) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen (openssh-client) is installed by scripts/servers.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// An ssh-agent listening on `socket`, holding `keys` (added in that order).
 fn ssh_agent(socket: &Path, keys: &[&str]) -> KillOnDrop {
     let agent = KillOnDrop(
@@ -3602,12 +3609,7 @@ struct Sshd {
 impl Sshd {
     fn start(authorized: &str) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(dir.path().join("host"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keygen(&dir.path().join("host"));
         std::fs::copy(authorized, dir.path().join("authorized_keys")).unwrap();
         let d = dir.path().display();
         std::fs::write(
@@ -3656,6 +3658,11 @@ impl Sshd {
 
     fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// The URL of directory `store` below `served` on this server, as you.
+    fn url(&self, served: &Path) -> String {
+        format!("ssh://{}@127.0.0.1:{}{}/store", me(), self.port, served.display())
     }
 
     /// Adds `line` to sshd_config and starts again.
@@ -3717,21 +3724,12 @@ fn ssh_offers_the_configured_key_first_and_honours_identities_only() {
     let keys = tempfile::tempdir().unwrap();
     let key = |name: &str| keys.path().join(name).to_str().unwrap().to_string();
     for name in ["user", "other1", "other2", "other3"] {
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", &key(name)])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keygen(&keys.path().join(name));
     }
     let mut sshd = Sshd::start(&key("user.pub"));
     sshd.set("MaxAuthTries 2");
     let served = tempfile::tempdir().unwrap();
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}/store",
-        me(),
-        sshd.port,
-        served.path().display()
-    );
+    let url = sshd.url(served.path());
     let a = repo_with_remote("lab", &url);
     let ssh_dir = a.home.join(".ssh");
     std::fs::create_dir_all(&ssh_dir).unwrap();
@@ -4095,12 +4093,7 @@ fn ssh_answers_a_keyboard_interactive_login_with_a_second_factor() {
     }
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("host");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    keygen(&key);
     std::fs::create_dir(dir.path().join("root")).unwrap();
     let port = free_port();
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-test/bin/python");
@@ -4187,12 +4180,7 @@ fn ssh_trusts_a_host_certificate_of_a_known_authority() {
     }
     let keys = tempfile::tempdir().unwrap();
     for key in ["user", "ca", "other-ca"] {
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
-            .arg(keys.path().join(key))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keygen(&keys.path().join(key));
     }
     let path = |name: &str| keys.path().join(name).to_str().unwrap().to_string();
     let mut sshd = Sshd::start(&path("user.pub"));
@@ -4204,12 +4192,7 @@ fn ssh_trusts_a_host_certificate_of_a_known_authority() {
         file.to_str().unwrap().to_string()
     };
     let served = tempfile::tempdir().unwrap();
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}/store",
-        me(),
-        sshd.port,
-        served.path().display()
-    );
+    let url = sshd.url(served.path());
     let a = repo_with_remote("lab", &url);
     a.dvt(&["remote", "modify", "--local", "lab", "keyfile", &path("user")])
         .ok();
