@@ -279,6 +279,12 @@ impl Error {
                      them with `dvt remote modify {remote} KEY VALUE` (secrets go to `.dvt/config.local.toml`)"
                 ))
             }
+            // A server not trusted: the message says why and what to do.
+            Error::Remote(RemoteError::Request { message, .. })
+                if message.contains("the host key of ") || message.contains("the host certificate of ") =>
+            {
+                None
+            }
             Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); requests were retried (option `retries`)"

@@ -3150,7 +3150,7 @@ fn repo_with_remote(name: &str, url: &str) -> TestEnv {
 /// session), then on a pseudo-terminal (Python's pty), typing each answer when
 /// its question shows. Says, a line each: the first run's exit code and first
 /// line of stderr; the second's exit code, the questions asked in order and
-/// whether an answer was echoed; the last line the terminal showed.
+/// the answers the terminal showed (echoed); the last line it showed.
 fn on_terminal(env: &TestEnv, args: &[&str], answers: &[(&str, &str)]) -> String {
     let script = r#"
 import json, os, pty, re, subprocess, sys
@@ -3175,7 +3175,7 @@ while True:
             asked.append(q)
             os.write(fd, a)
 _, status = os.waitpid(pid, 0)
-echoed = any(a.strip() in out for a in answers.values())
+echoed = [a.strip().decode() for a in answers.values() if a.strip() in out]
 print(os.waitstatus_to_exitcode(status), [q.decode() for q in asked], echoed)
 print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode(errors="replace")).strip().splitlines()[-1])
 "#;
@@ -3712,6 +3712,121 @@ fn me() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A server whose key known_hosts lacks, as ssh meets it
+/// (`StrictHostKeyChecking`, default `ask`): on a terminal the question is
+/// asked, `no` refuses, the fingerprint typed out (or `yes`) trusts the key
+/// and records it; `accept-new` records it with a warning; `yes` refuses
+/// without asking; a key that differs from the recorded one is refused
+/// whatever the setting. Nothing is sent to a server not trusted.
+#[test]
+fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    keygen(&keys.path().join("user"));
+    keygen(&keys.path().join("impostor"));
+    let sshd = Sshd::start(keys.path().join("user.pub").to_str().unwrap());
+    let served = tempfile::tempdir().unwrap();
+    let a = repo_with_remote("lab", &sshd.url(served.path()));
+    let user_key = keys.path().join("user");
+    a.dvt(&[
+        "remote",
+        "modify",
+        "--local",
+        "lab",
+        "keyfile",
+        user_key.to_str().unwrap(),
+    ])
+    .ok();
+    let known_hosts = a.home.join(".ssh/known_hosts");
+    let listed = Command::new("ssh-keygen")
+        .args(["-E", "sha256", "-lf"])
+        .arg(sshd.dir.path().join("host.pub"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let fingerprint = listed.split_whitespace().nth(1).unwrap().to_string();
+    let question = "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
+
+    // No terminal: refused as before; on one, asked; `no` refuses.
+    let shown = on_terminal(&a, &["push"], &[(question, "no")]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines[0].starts_with("1 error: remote `lab`") && lines[0].contains("is not in"),
+        "{shown}"
+    );
+    assert_eq!(lines[1], format!("1 ['{question}'] ['no']"), "{shown}");
+    assert!(
+        lines[2].contains(&format!(
+            "the host key of `[127.0.0.1]:{}` ({fingerprint}) was not accepted",
+            sshd.port
+        )),
+        "{shown}"
+    );
+    assert!(
+        !known_hosts.exists() && files_under(served.path()).is_empty(),
+        "{shown}"
+    );
+
+    // The fingerprint typed out: trusted, recorded, and not asked again.
+    let shown = on_terminal(&a, &["push"], &[(question, &fingerprint)]);
+    assert!(
+        shown.ends_with("pushed 1 object (16 B) to `lab`; 0 already there\n"),
+        "{shown}"
+    );
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), sshd.known_host());
+    a.write("y.csv", "y\n");
+    a.dvt(&["add", "y.csv"]).ok();
+    a.dvt(&["push"]).ok();
+
+    // `accept-new`: recorded with a warning, nothing asked.
+    std::fs::remove_file(&known_hosts).unwrap();
+    let config = |policy: &str| {
+        let text = format!("Host 127.0.0.1\n  StrictHostKeyChecking {policy}\n");
+        std::fs::write(a.home.join(".ssh/config"), text).unwrap();
+    };
+    config("accept-new");
+    let r = a.dvt(&["status", "-c"]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: added the host key of `[127.0.0.1]:{}` (ssh-ed25519 {fingerprint}) to `{}`",
+            sshd.port,
+            known_hosts.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        std::fs::read_to_string(&known_hosts)
+            .unwrap()
+            .contains(sshd.known_host().trim())
+    );
+    // A key other than the recorded one is refused, even with `accept-new`.
+    let impostor = std::fs::read_to_string(keys.path().join("impostor.pub")).unwrap();
+    let line = format!(
+        "[127.0.0.1]:{} {}\n",
+        sshd.port,
+        impostor.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    );
+    std::fs::write(&known_hosts, line).unwrap();
+    a.write("z.csv", "z\n");
+    a.dvt(&["add", "z.csv"]).ok();
+    let before = files_under(served.path());
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("is not the one line 1 of"), "{}", r.stderr);
+    assert_eq!(files_under(served.path()), before);
+
+    // `yes`: refused without a question, terminal or not.
+    std::fs::remove_file(&known_hosts).unwrap();
+    config("yes");
+    let shown = on_terminal(&a, &["push"], &[(question, "yes")]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[1], "1 [] []", "{shown}");
+    assert!(lines[2].contains("is not in"), "{shown}");
+    assert!(!known_hosts.exists());
+}
+
 /// An ssh agent holding many keys, against a server that lets a client try
 /// few (`MaxAuthTries`), as ssh handles it: the agent's copy of the key
 /// file `~/.ssh/config` names goes first; `IdentitiesOnly yes` offers none
@@ -4057,7 +4172,7 @@ fn ssh_asks_for_the_password_on_the_terminal() {
     assert_eq!(
         on_terminal(&a, &["push"], &[(password_question, password)]),
         "1 error: remote `ssh`: `ask_password` is set, but there is no terminal to ask on: set `password` instead\n\
-         0 ['Password for tester@127.0.0.1: '] False\n\
+         0 ['Password for tester@127.0.0.1: '] []\n\
          pushed 1 object (16 B) to `ssh`; 0 already there\n",
     );
     // A key locked with a passphrase, asked for the same way.
@@ -4071,7 +4186,7 @@ fn ssh_asks_for_the_password_on_the_terminal() {
     assert_eq!(
         on_terminal(&a, &["push", "-r", "locked"], &[(question, "hunter22")]),
         "1 error: remote `locked`: `ask_passphrase` is set, but there is no terminal to ask on: set `passphrase` instead\n\
-         0 ['Passphrase for the SSH key of remote `locked`: '] False\n\
+         0 ['Passphrase for the SSH key of remote `locked`: '] []\n\
          pushed 1 object (16 B) to `locked`; 0 already there\n",
     );
     assert!(
@@ -4161,7 +4276,7 @@ fn ssh_answers_a_keyboard_interactive_login_with_a_second_factor() {
     let shown = on_terminal(&a, &["push"], &answers);
     assert!(
         shown.ends_with(
-            "\n0 ['Password for tester@127.0.0.1: ', 'Verification code: '] False\n\
+            "\n0 ['Password for tester@127.0.0.1: ', 'Verification code: '] ['424242']\n\
              pushed 1 object (16 B) to `lab`; 0 already there\n"
         ),
         "{shown}"

@@ -179,9 +179,10 @@ impl Sftp {
 }
 
 impl Sftp {
-    /// Whether logging in may ask on the terminal (`ask_password`).
+    /// Whether connecting may ask on the terminal (`ask_password`, a host
+    /// key known_hosts lacks).
     pub(super) fn asks(&self) -> bool {
-        self.inner.target.ask
+        super::ssh::may_ask(&self.inner.target)
     }
 
     /// Connects and logs in now rather than at the first request.

@@ -16,7 +16,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 
 use super::config::{Location, RemoteSpec};
-use super::ssh_config::{Agent, Proxy};
+use super::ssh_config::{Agent, NewHostKeys, Proxy};
 use crate::error::{RemoteError, Result};
 
 /// Where and as whom to connect, from the remote's URL and options.
@@ -37,6 +37,9 @@ pub(super) struct Target {
     passphrase: Option<String>,
     password: Option<String>,
     known_hosts: PathBuf,
+    /// What to do with a key `known_hosts` does not have
+    /// (`StrictHostKeyChecking`).
+    new_host_keys: NewHostKeys,
     /// The agent asked for keys (`IdentityAgent`; none if `allow_agent` is false).
     agent: Agent,
     /// `ask_password`: what a keyboard-interactive login asks beyond the
@@ -135,7 +138,7 @@ impl Target {
             match (given, spec.flag(key)?.unwrap_or(false)) {
                 (Some(v), _) => Ok(Some(v.to_string())),
                 (None, false) => Ok(None),
-                (None, true) => ask_on_terminal(&question, true)
+                (None, true) => ask_on_terminal(&question, true, false)
                     .map(Some)
                     .map_err(|e| bad(format!("`{key}` is set, but {e}: set `{}` instead", &key[4..])).into()),
             }
@@ -161,6 +164,7 @@ impl Target {
             passphrase,
             password,
             known_hosts,
+            new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: match spec.flag("allow_agent")?.unwrap_or(true) {
                 true => config.agent.unwrap_or(Agent::FromEnv),
                 false => Agent::Off,
@@ -214,6 +218,7 @@ impl Target {
             passphrase: None,
             password: None,
             known_hosts,
+            new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: config.agent.unwrap_or(Agent::FromEnv),
             ask: false,
             timeout: config
@@ -330,7 +335,7 @@ async fn keyboard_interactive(ssh: &mut Handle<HostCheck>, t: &Target) -> std::r
                             p.prompt.trim()
                         ));
                     }
-                    ask_on_terminal(&p.prompt, false)
+                    ask_on_terminal(&p.prompt, false, p.echo)
                         .map_err(|e| format!("{} asks `{}`, but {e}", t.shown(), p.prompt.trim()))?
                 }
             };
@@ -343,10 +348,10 @@ async fn keyboard_interactive(ssh: &mut Handle<HostCheck>, t: &Target) -> std::r
     }
 }
 
-/// Asks `question` on the terminal (`/dev/tty`, as ssh asks), the answer not
-/// echoed; with `remember`, each question once per process (not a one-time
-/// code).
-fn ask_on_terminal(question: &str, remember: bool) -> std::result::Result<String, String> {
+/// Asks `question` on the terminal (`/dev/tty`, as ssh asks), the answer
+/// echoed only with `echo`; with `remember`, each question once per process
+/// (not a one-time code).
+fn ask_on_terminal(question: &str, remember: bool, echo: bool) -> std::result::Result<String, String> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     use std::io::{BufRead, Write};
     static ANSWERS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
@@ -361,14 +366,18 @@ fn ask_on_terminal(question: &str, remember: bool) -> std::result::Result<String
         .map_err(|_| "there is no terminal to ask on".to_string())?;
     let shown = tcgetattr(tty.file()).map_err(|e| format!("cannot use the terminal: {e}"))?;
     let mut hidden = shown.clone();
-    hidden.local_modes -= LocalModes::ECHO;
+    if !echo {
+        hidden.local_modes -= LocalModes::ECHO;
+    }
     tcsetattr(tty.file(), OptionalActions::Flush, &hidden).map_err(|e| format!("cannot use the terminal: {e}"))?;
     let mut line = String::new();
     let read = write!(tty, "{question}")
         .and_then(|()| tty.flush())
         .and_then(|()| std::io::BufReader::new(tty.file()).read_line(&mut line));
     let _ = tcsetattr(tty.file(), OptionalActions::Now, &shown);
-    let _ = writeln!(tty);
+    if !echo {
+        let _ = writeln!(tty);
+    }
     match read {
         Ok(0) => Err("the terminal gave no answer".into()),
         Ok(_) => {
@@ -479,9 +488,8 @@ impl russh::client::Handler for HostCheck {
             ));
             return Ok(false);
         }
-        let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
-            Ok(true) => return Ok(true),
-            Ok(false) => format!(
+        let unknown = || {
+            format!(
                 "the host key of {} ({}) is not in `{}`: check that it is the server's, then add it \
                  (`ssh-keyscan -p {} {} >> {}`, or connect once with `ssh`)",
                 t.shown(),
@@ -490,7 +498,49 @@ impl russh::client::Handler for HostCheck {
                 t.port,
                 t.host,
                 t.known_hosts.display()
-            ),
+            )
+        };
+        let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {
+                let accepted = match t.new_host_keys {
+                    NewHostKeys::Refuse => Err(unknown()),
+                    NewHostKeys::Accept => Ok(true),
+                    NewHostKeys::Ask => {
+                        let (asked_for, asked_key) = (t.clone(), key.clone());
+                        match tokio::task::spawn_blocking(move || ask_host_key(&asked_for, &asked_key)).await {
+                            Ok(Ok(yes)) => Ok(yes),
+                            // No terminal to ask on: as `StrictHostKeyChecking yes`.
+                            _ => Err(unknown()),
+                        }
+                    }
+                };
+                match accepted {
+                    Ok(true) => match learn_host_key(t, key) {
+                        Ok(()) => {
+                            eprintln!(
+                                "warning: added the host key of {} ({} {}) to `{}`",
+                                t.shown(),
+                                key.algorithm(),
+                                key.fingerprint(HashAlg::Sha256),
+                                t.known_hosts.display()
+                            );
+                            return Ok(true);
+                        }
+                        Err(e) => format!(
+                            "cannot add the host key of {} to `{}`: {e}; nothing was sent",
+                            t.shown(),
+                            t.known_hosts.display()
+                        ),
+                    },
+                    Ok(false) => format!(
+                        "the host key of {} ({}) was not accepted; nothing was sent",
+                        t.shown(),
+                        key.fingerprint(HashAlg::Sha256)
+                    ),
+                    Err(why) => why,
+                }
+            }
             Err(russh::keys::Error::KeyChanged { line }) => format!(
                 "the host key of {} ({}) is not the one line {line} of `{}` records: the server's key \
                  was replaced, or someone is in the middle of the connection; nothing was sent",
@@ -503,6 +553,83 @@ impl russh::client::Handler for HostCheck {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
         Ok(false)
     }
+}
+
+/// Asks on the terminal whether to trust `key`, a key known_hosts does not
+/// have, as ssh asks: `yes`, or the key's fingerprint typed out, trusts it;
+/// `no` does not. `Err` if there is no terminal to ask on.
+fn ask_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Result<bool, String> {
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let mut question = format!(
+        "The authenticity of {} can't be established.\n{} key fingerprint is {fingerprint}.\n\
+         Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
+        match t.is_jump {
+            true => t.shown(),
+            false => format!("host {}", t.shown()),
+        },
+        key.algorithm().as_str().trim_start_matches("ssh-").to_ascii_uppercase(),
+    );
+    for _ in 0..3 {
+        let answer = ask_on_terminal(&question, false, true)?;
+        match answer.trim() {
+            a if a.eq_ignore_ascii_case("yes") || a == fingerprint => return Ok(true),
+            a if a.eq_ignore_ascii_case("no") => return Ok(false),
+            _ => question = "Please type 'yes', 'no' or the fingerprint: ".into(),
+        }
+    }
+    Ok(false)
+}
+
+/// Appends `key` for `t`'s host to `t`'s known_hosts, as ssh records a key
+/// it was told to trust (`~/.ssh` made private if it is new).
+fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Result<(), String> {
+    if let Some(dir) = t.known_hosts.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        }
+    }
+    let name = match t.port {
+        22 => t.host.clone(),
+        p => format!("[{}]:{p}", t.host),
+    };
+    let key = key.to_openssh().map_err(|e| e.to_string())?;
+    let before = match fs_err::read(&t.known_hosts) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    let newline = match before.last() {
+        Some(b'\n') | None => "",
+        Some(_) => "\n",
+    };
+    let mut file = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&t.known_hosts)
+        .map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut file, format!("{newline}{name} {}\n", key.trim()).as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether connecting to `t` (or a jump host on the way) may ask on the
+/// terminal: `ask_password`, or a host whose key known_hosts lacks.
+pub(super) fn may_ask(t: &Target) -> bool {
+    let key_unknown = t.new_host_keys == NewHostKeys::Ask
+        && cert_authorities(t).is_empty()
+        && russh::keys::known_hosts::known_host_keys_path(&t.host, t.port, &t.known_hosts)
+            .map_or(true, |k| k.is_empty());
+    t.ask
+        || key_unknown
+        || match &t.route {
+            Route::Jump(via) => may_ask(via),
+            _ => false,
+        }
 }
 
 /// The keys of the `@cert-authority` lines of `t`'s known_hosts whose host

@@ -3,7 +3,7 @@
 //! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
 //! `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
-//! `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
+//! `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
 //! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
@@ -24,11 +24,29 @@ pub(super) struct HostConfig {
     /// `IdentityAgent`: which agent holds the keys.
     pub agent: Option<Agent>,
     pub known_hosts: Option<PathBuf>,
+    /// `StrictHostKeyChecking`: what to do with a server whose key
+    /// known_hosts does not have.
+    pub new_host_keys: Option<NewHostKeys>,
     /// `ConnectTimeout`, in seconds.
     pub connect_timeout: Option<u64>,
     /// How to reach the host: through other SSH hosts, or a command's
     /// standard input and output (`none` in the file: directly).
     pub proxy: Option<Proxy>,
+}
+
+/// What to do with a server whose key is not in known_hosts (a key that
+/// differs from the one recorded is always refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum NewHostKeys {
+    /// Ask on the terminal, as ssh asks (`ask`, ssh's default); refuse
+    /// where there is none.
+    #[default]
+    Ask,
+    /// Add it to known_hosts and go on (`accept-new`; `no` and `off` too,
+    /// where ssh would also go on with a changed key).
+    Accept,
+    /// Refuse it (`yes`).
+    Refuse,
 }
 
 /// The ssh agent to ask for keys.
@@ -137,6 +155,14 @@ impl Reader<'_> {
                 });
             }
             "connecttimeout" if o.connect_timeout.is_none() => o.connect_timeout = value.parse().ok(),
+            "stricthostkeychecking" if o.new_host_keys.is_none() => {
+                o.new_host_keys = match value.to_ascii_lowercase().as_str() {
+                    "ask" => Some(NewHostKeys::Ask),
+                    "accept-new" | "no" | "off" => Some(NewHostKeys::Accept),
+                    "yes" => Some(NewHostKeys::Refuse),
+                    _ => None,
+                };
+            }
             "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
             _ => {}
         }
@@ -324,7 +350,7 @@ mod tests {
              Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
              Match host gpu-box\n  User never\n\
              Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n  IdentitiesOnly yes\n  \
-             IdentityAgent \"~/agent sock\"\n  ConnectTimeout 7\n  ProxyCommand  ssh -W \"%h:%p\" gate  \n\
+             IdentityAgent \"~/agent sock\"\n  ConnectTimeout 7\n  StrictHostKeyChecking accept-new\n  ProxyCommand  ssh -W \"%h:%p\" gate  \n\
              Host *\n  IdentitiesOnly no\n  IdentityAgent none\n",
         )
         .unwrap();
@@ -339,6 +365,7 @@ mod tests {
                 identities_only: Some(true),
                 agent: Some(Agent::Socket(home.join("agent sock"))),
                 known_hosts: Some(home.join("kh")),
+                new_host_keys: Some(NewHostKeys::Accept),
                 connect_timeout: Some(7),
                 proxy: Some(Proxy::Jump("bastion,me@inner:2200".into())),
             }
