@@ -427,12 +427,37 @@ fn s3_named_remote(env: &TestEnv, name: &str, url: &str, endpoint: &str) {
 
 /// A new repository whose default remote is a new bucket on the S3 server.
 fn s3_repo(endpoint: &str) -> TestEnv {
-    let bucket = unique("dvt");
     let a = TestEnv::new();
-    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .ok();
+    let bucket = new_bucket(&a, endpoint);
     s3_remote(&a, endpoint, &bucket);
     a
+}
+
+/// A new, empty bucket on the S3 server; its name.
+fn new_bucket(env: &TestEnv, endpoint: &str) -> String {
+    let bucket = unique("dvt");
+    env.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    bucket
+}
+
+/// `cmd` with none of this machine's AWS settings: what the test writes is
+/// all there is (and the instance metadata server is a port nothing
+/// listens on).
+fn without_aws_env(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1")
 }
 
 /// A new repository whose default remote is a directory beside it, and that directory.
@@ -1365,6 +1390,111 @@ fn missing_bucket_is_one_clear_line() {
     assert!(!r.stderr.contains("testing-secret"), "secret leaked: {}", r.stderr);
 }
 
+/// Keys and region from the AWS shared files, as the AWS CLI finds them: a
+/// profile's `credential_process` (run once, and again when its keys
+/// expire), its `region` in `~/.aws/config`, static keys of
+/// `~/.aws/credentials`; a process that fails, or prints no keys, and a
+/// profile that is not there, each stop the command with one clear line.
+#[test]
+fn s3_keys_and_region_come_from_the_aws_profile() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let bucket = new_bucket(&a, &endpoint);
+    a.dvt(&["remote", "add", "-d", "s3", &format!("s3://{bucket}/p")]).ok();
+    a.dvt(&["remote", "modify", "s3", "endpointurl", &endpoint]).ok();
+    a.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
+    let aws = a.home.join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    let runs = a.home.join("runs");
+    let process = |json: &str| {
+        let script = a.home.join("creds.sh");
+        let text = format!("#!/bin/sh\necho run >> '{}'\n{json}\n", runs.display());
+        std::fs::write(&script, text).unwrap();
+        std::fs::write(
+            aws.join("config"),
+            format!(
+                "[default]\nregion = us-west-2\n\n[profile lab]\nregion = eu-central-1\ncredential_process = sh {}\n",
+                script.display()
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&runs);
+    };
+    let runs_count = || std::fs::read_to_string(&runs).map_or(0, |t| t.lines().count());
+    let dvt = |args: &[&str]| common::Run::from(without_aws_env(&mut a.dvt_cmd(args)).output().unwrap());
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["remote", "modify", "s3", "profile", "lab"]).ok();
+
+    // Keys that last: the process runs once; the profile's region is used.
+    process(
+        r#"echo '{"Version": 1, "AccessKeyId": "AKPROC", "SecretAccessKey": "sk-proc", "SessionToken": "tok", "Expiration": "2999-01-01T00:00:00Z"}'"#,
+    );
+    let r = dvt(&["push", "-v"]).ok();
+    assert!(r.stdout.contains("pushed 1 object"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("region `eu-central-1`, of the AWS profile")
+            && r.stderr.contains("keys of AWS profile `lab`'s credential_process"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(runs_count(), 1);
+    assert!(!r.stderr.contains("sk-proc"), "{}", r.stderr);
+
+    // Keys already expired: fetched again for each request.
+    process(
+        r#"echo '{"Version": 1, "AccessKeyId": "AKPROC", "SecretAccessKey": "sk-proc", "Expiration": "2001-01-01T00:00:00+00:00"}'"#,
+    );
+    a.write("y.csv", "y\n");
+    a.dvt(&["add", "y.csv"]).ok();
+    dvt(&["push"]).ok();
+    assert!(runs_count() >= 2, "{}", runs_count());
+
+    // A process that fails, or prints what is not keys: one line says so.
+    a.write("z.csv", "z\n");
+    a.dvt(&["add", "z.csv"]).ok();
+    process("echo 'the token expired: log in again' >&2; exit 3");
+    let r = dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("error: remote `s3`: the credential_process of AWS profile `lab` failed (exit status: 3)")
+            && r.stderr.contains("the token expired: log in again"),
+        "{}",
+        r.stderr
+    );
+    process("echo 'not json'");
+    let r = dvt(&["push"]).fails();
+    assert!(r.stderr.contains("`lab` did not print JSON"), "{}", r.stderr);
+    process(r#"echo '{"Version": 1, "AccessKeyId": "AK"}'"#);
+    let r = dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("printed no `AccessKeyId` and `SecretAccessKey`"),
+        "{}",
+        r.stderr
+    );
+
+    // Static keys of ~/.aws/credentials win over the process.
+    std::fs::write(
+        aws.join("credentials"),
+        "[lab]\naws_access_key_id = AKFILE\naws_secret_access_key = sk-file\n",
+    )
+    .unwrap();
+    let r = dvt(&["push", "-v"]).ok();
+    assert!(r.stderr.contains("keys of AWS profile `lab` in `"), "{}", r.stderr);
+
+    // No such profile anywhere.
+    a.dvt(&["remote", "modify", "s3", "profile", "nope"]).ok();
+    let r = dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("no AWS profile `nope` in the credentials or config file"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// With no credentials anywhere, object_store asks the instance metadata
 /// server last; its failure would read as a network fault without the hint.
 #[test]
@@ -1376,17 +1506,7 @@ fn no_credentials_at_all_are_named_as_such() {
     a.dvt(&["remote", "modify", "s3", "retries", "0"]).ok();
     a.write("x.csv", "a,b\n1,2\n");
     a.dvt(&["add", "x.csv"]).ok();
-    let mut cmd = a.dvt_cmd(&["push"]);
-    for var in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    // Where the metadata server would be: a port nothing listens on.
-    let out = cmd.env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1").output().unwrap();
+    let out = without_aws_env(&mut a.dvt_cmd(&["push"])).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -1996,10 +2116,8 @@ fn interrupted_push_aborts_its_multipart_uploads() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
         return;
     };
-    let bucket = unique("dvt");
     let a = TestEnv::new();
-    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .ok();
+    let bucket = new_bucket(&a, &endpoint);
     s3_remote(&a, &endpoint, &bucket);
     let model = noise(256 << 20, 17);
     a.write("model.bin", &model);

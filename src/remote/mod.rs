@@ -10,6 +10,7 @@
 //! on every object store; the local store renames a staged file; WebDAV uploads go
 //! to a temporary name and are then moved).
 
+mod aws_profile;
 pub mod config;
 mod open;
 mod packed;

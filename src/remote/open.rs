@@ -199,10 +199,35 @@ fn s3_builder(
     if let Some(e) = spec.get("endpointurl") {
         b = b.with_endpoint(e);
     }
-    if let Some(r) = spec.get("region") {
-        b = b.with_region(r);
-    } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        b = b.with_region("us-east-1");
+    let config = |message: String| RemoteError::Config {
+        remote: spec.name.clone(),
+        message,
+    };
+    let keys_given = spec.get("access_key_id").is_some() || spec.get("secret_access_key").is_some();
+    let explicit = spec.get("profile").is_some() || spec.get("credentialpath").is_some();
+    // The AWS shared files, as the AWS CLI reads them: where the keys and
+    // the region are not given otherwise.
+    let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+    let profile = match (keys_given, env_keys && !explicit) {
+        (false, false) => {
+            let credentialpath = spec.get("credentialpath").map(std::path::Path::new);
+            super::aws_profile::load(spec.get("profile"), credentialpath).map_err(config)?
+        }
+        _ => None,
+    };
+    let env_region = std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some();
+    match (
+        spec.get("region"),
+        env_region,
+        profile.as_ref().and_then(|p| p.region.as_deref()),
+    ) {
+        (Some(r), _, _) => b = b.with_region(r),
+        (None, true, _) => {}
+        (None, false, Some(r)) => {
+            tracing::debug!("remote `{}`: region `{r}`, of the AWS profile", spec.name);
+            b = b.with_region(r);
+        }
+        (None, false, None) => b = b.with_region("us-east-1"),
     }
     match (spec.get("access_key_id"), spec.get("secret_access_key")) {
         (Some(k), Some(s)) => {
@@ -227,73 +252,48 @@ fn s3_builder(
             }
             .into());
         }
-        (None, None) => {
-            let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
-            if (!env_keys || spec.get("profile").is_some())
-                && let Some(creds) = aws_profile(spec)?
-            {
-                b = b.with_access_key_id(creds.0).with_secret_access_key(creds.1);
-                if let Some(t) = creds.2 {
+        (None, None) => match profile {
+            Some(super::aws_profile::Profile {
+                credentials: Some(super::aws_profile::Credentials::Keys(k, file)),
+                name,
+                ..
+            }) => {
+                tracing::debug!(
+                    "remote `{}`: keys of AWS profile `{name}` in `{}`",
+                    spec.name,
+                    file.display()
+                );
+                b = b.with_access_key_id(k.key_id).with_secret_access_key(k.secret_key);
+                if let Some(t) = k.token {
                     b = b.with_token(t);
                 }
             }
-        }
+            Some(super::aws_profile::Profile {
+                credentials: Some(super::aws_profile::Credentials::Process(p)),
+                name,
+                ..
+            }) => {
+                tracing::debug!(
+                    "remote `{}`: keys of AWS profile `{name}`'s credential_process",
+                    spec.name
+                );
+                b = b.with_credentials(p);
+            }
+            Some(super::aws_profile::Profile { name, .. }) if explicit => {
+                return Err(config(format!(
+                    "AWS profile `{name}` has no keys (`aws_access_key_id` and `aws_secret_access_key`) and no \
+                     `credential_process`"
+                ))
+                .into());
+            }
+            None if explicit => {
+                let name = spec.get("profile").unwrap_or("default");
+                return Err(config(format!("no AWS profile `{name}` in the credentials or config file")).into());
+            }
+            _ => {}
+        },
     }
     Ok(b)
-}
-
-/// Keys from an AWS shared credentials file: `credentialpath` (or
-/// `AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`), section `profile` (or
-/// `AWS_PROFILE`, or `default`).
-fn aws_profile(spec: &RemoteSpec) -> Result<Option<(String, String, Option<String>)>> {
-    let explicit = spec.get("credentialpath").is_some() || spec.get("profile").is_some();
-    let path = match spec.get("credentialpath") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
-            Some(p) => p.into(),
-            None => match std::env::var_os("HOME") {
-                Some(h) => std::path::Path::new(&h).join(".aws/credentials"),
-                None => return Ok(None),
-            },
-        },
-    };
-    let profile = spec
-        .get("profile")
-        .map(str::to_string)
-        .or_else(|| std::env::var("AWS_PROFILE").ok())
-        .unwrap_or_else(|| "default".into());
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) if !explicit => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let mut section = String::new();
-    let (mut key, mut secret, mut token) = (None, None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.trim().trim_start_matches("profile ").to_string();
-        } else if section == profile
-            && let Some((k, v)) = line.split_once('=')
-        {
-            let v = v.trim().to_string();
-            match k.trim() {
-                "aws_access_key_id" => key = Some(v),
-                "aws_secret_access_key" => secret = Some(v),
-                "aws_session_token" => token = Some(v),
-                _ => {}
-            }
-        }
-    }
-    match (key, secret) {
-        (Some(k), Some(s)) => Ok(Some((k, s, token))),
-        _ if explicit => Err(RemoteError::Config {
-            remote: spec.name.clone(),
-            message: format!("no keys for profile `{profile}` in `{}`", path.display()),
-        }
-        .into()),
-        _ => Ok(None),
-    }
 }
 
 fn azure_builder(
