@@ -9,10 +9,13 @@ repository with the data added, then `pull` into a fresh clone (download and
 check out). Prints medians and DVC/dvt ratios as a Markdown table, and the
 bytes each tool left on the server.
 
-    python3 bench/ssh.py --files 2000 --csv-mib 256 --runs 3 [--no-dvc] [--jump] [--work DIR]
+    python3 bench/ssh.py --files 2000 --csv-mib 256 --runs 3 [--no-dvc] [--jump] [--delay-ms N] [--work DIR]
 
 With --jump the server is reached through a jump host (`ProxyJump` in the
 run's ~/.ssh/config; the jump host is the same sshd), for what the extra hop costs.
+With --delay-ms N the tools reach the server (or, with --jump, the jump host)
+through bench/delay_proxy.py, which holds every byte N ms each way: a link of
+2N ms round trips.
 
 Needs /usr/sbin/sshd (Debian's openssh-server). It builds dvt (release) and
 installs DVC with its SSH plugin in bench/work, as bench.py does.
@@ -45,6 +48,19 @@ def keygen(path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path], check=True)
 
 
+def wait_for_port(port, failure):
+    """Returns once 127.0.0.1:port takes connections; stops the script with `failure` after 10 s."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise SystemExit(failure)
+            time.sleep(0.05)
+
+
 def start_sshd(root, home):
     """sshd on a free port of 127.0.0.1 that lets this user in with home/.ssh/id_ed25519."""
     os.makedirs(os.path.join(home, ".ssh"), exist_ok=True)
@@ -64,15 +80,7 @@ def start_sshd(root, home):
         )
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=open(os.path.join(root, "sshd.log"), "w"))
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline:
-                raise SystemExit("sshd did not start: see " + os.path.join(root, "sshd.log"))
-            time.sleep(0.05)
+    wait_for_port(port, "sshd did not start: see " + os.path.join(root, "sshd.log"))
     with open(host_key + ".pub") as f:
         kind, key = f.read().split()[:2]
     with open(os.path.join(home, ".ssh", "known_hosts"), "w") as f:
@@ -119,6 +127,7 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--csv-mib", type=int, default=256)
     ap.add_argument("--jump", action="store_true", help="reach the server through a jump host (ProxyJump)")
+    ap.add_argument("--delay-ms", type=float, default=0, help="hold every byte this long each way (a proxy)")
     bench.standard_args(ap)
     args = ap.parse_args()
     work = os.path.abspath(args.work)
@@ -148,10 +157,21 @@ def main():
     for t in tools:
         t.env = dict(t.env, HOME=home, USER=user)
     store = os.path.join(server, "store")
-    target = f"127.0.0.1:{port}"
+    reached = port
+    proxy = None
+    if args.delay_ms:
+        reached = free_port()
+        proxy = subprocess.Popen([sys.executable, os.path.join(HERE, "delay_proxy.py"), str(reached), str(port), str(args.delay_ms)])
+        wait_for_port(reached, "the delaying proxy did not start")
+        known = os.path.join(home, ".ssh", "known_hosts")
+        with open(known) as f:
+            line = f.readline()
+        with open(known, "a") as f:
+            f.write(line.replace(f"]:{port} ", f"]:{reached} "))
+    target = f"127.0.0.1:{reached}"
     if args.jump:
         with open(os.path.join(home, ".ssh", "config"), "w") as f:
-            f.write(f"Host lab\n  HostName 127.0.0.1\n  Port {port}\n  ProxyJump {user}@127.0.0.1:{port}\n")
+            f.write(f"Host lab\n  HostName 127.0.0.1\n  Port {port}\n  ProxyJump {user}@127.0.0.1:{reached}\n")
         target = "lab"
     times = {s: {t.name: {k: [] for k in STEPS + ["remote_bytes"]} for t in tools} for s in sets}
     try:
@@ -167,8 +187,13 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
+        if proxy:
+            proxy.terminate()
+            proxy.wait()
     dvc = f", DVC {dvc_version} with dvc-ssh" if dvc_version else ""
     via = " through a jump host (the same sshd)" if args.jump else ""
+    if args.delay_ms:
+        via += f", {args.delay_ms:g} ms each way added by bench/delay_proxy.py ({2 * args.delay_ms:g} ms round trips)"
     print(f"\nOpenSSH on 127.0.0.1{via}; `many`: {args.files} random files of 100 KiB; `csv`: one "
           f"{args.csv_mib} MiB CSV; medians of {args.runs} runs (s){dvc}\n")
     with_dvc = not args.no_dvc

@@ -283,6 +283,22 @@ impl Remote {
     }
 
     async fn present_loose(&self, ids: &[ObjectId], on_checked: &(dyn Fn(u64) + Sync)) -> Result<FxHashSet<ObjectId>> {
+        // More than one round of questions: one listing of `objects/` first
+        // rules out the objects whose directory is not there (all of them,
+        // on a new remote), a round trip instead of one per round.
+        let ids: Vec<ObjectId> = match ids.len() > self.jobs {
+            true => match self.loose_dirs().await? {
+                Some(dirs) => {
+                    let (maybe, absent): (Vec<ObjectId>, Vec<ObjectId>) =
+                        ids.iter().partition(|id| dirs.contains(&id.as_bytes()[0]));
+                    on_checked(absent.len() as u64);
+                    maybe
+                }
+                None => ids.to_vec(),
+            },
+            false => ids.to_vec(),
+        };
+        let ids = ids.as_slice();
         if ids.is_empty() {
             return Ok(FxHashSet::default());
         }
@@ -293,7 +309,7 @@ impl Remote {
                     on_checked(1);
                     Ok(r)
                 })
-                .buffer_unordered(self.jobs)
+                .buffer_unordered(self.checks_at_once())
                 .collect()
                 .await;
             let mut out = FxHashSet::default();
@@ -325,6 +341,36 @@ impl Remote {
             out.extend(r?.into_iter().filter(|id| wanted.contains(id)));
         }
         Ok(out)
+    }
+
+    /// Objects asked about at once: over SSH, where a question is a small
+    /// request on a session already open, many (a link of 50 ms round trips
+    /// answered 8 at a time in 1.3 s for 200 objects); elsewhere `jobs`.
+    fn checks_at_once(&self) -> usize {
+        match self.sftp {
+            Some(_) => self.jobs.max(64),
+            None => self.jobs,
+        }
+    }
+
+    /// The first bytes of the directories of loose objects (`objects/xx/`)
+    /// the remote has, from one listing; `None` for a directory remote,
+    /// where asking costs no round trip.
+    async fn loose_dirs(&self) -> Result<Option<FxHashSet<u8>>> {
+        if self.dir.is_some() {
+            return Ok(None);
+        }
+        let listed = match self.store.list_with_delimiter(Some(&self.objects_dir())).await {
+            Ok(l) => l.common_prefixes,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(self.fail("cannot list `objects`", &e)),
+        };
+        Ok(Some(
+            listed
+                .iter()
+                .filter_map(|p| u8::from_str_radix(p.filename()?, 16).ok())
+                .collect(),
+        ))
     }
 
     async fn list_dir(&self, first: u8) -> Result<Vec<ObjectId>> {

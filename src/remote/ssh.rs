@@ -828,6 +828,10 @@ pub(super) fn open_ssh<'a>(
         }
         let config = Arc::new(russh::client::Config {
             keepalive_interval: Some(Duration::from_secs(15)),
+            // What the server may send before we acknowledge it (russh's
+            // default is 2 MiB): over a 50 ms link a 68 MiB download took
+            // 4.2 s with 2 MiB and 1.6 s with 16 MiB; loopback, the same.
+            window_size: 16 << 20,
             channel_buffer_size: match t.is_jump {
                 true => JUMP_CHANNEL_BUFFER,
                 false => russh::client::Config::default().channel_buffer_size,
