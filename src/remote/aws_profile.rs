@@ -30,15 +30,15 @@ pub(super) struct Profile {
 pub(super) enum Credentials {
     /// Written in one of the files.
     Keys(AwsCredential, PathBuf),
-    /// Given by `credential_process`, run once here (an error, as the command
-    /// said it, if it failed) and again whenever they are about to expire.
-    Process(Arc<ProcessCredentials>),
+    /// Given by this `credential_process` command, run only if the keys are
+    /// used ([`ProcessCredentials::start`]).
+    Process(String),
 }
 
 /// Reads profile `profile` (else `AWS_PROFILE`, else `default`);
 /// `credentials` is the remote's `credentialpath`. `None` if the files say
 /// nothing of the profile; an error where a file named explicitly cannot be
-/// read, or the profile's `credential_process` fails.
+/// read. Nothing is run.
 pub(super) fn load(profile: Option<&str>, credentials: Option<&Path>) -> Result<Option<Profile>, String> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let name = profile
@@ -89,9 +89,7 @@ pub(super) fn load(profile: Option<&str>, credentials: Option<&Path>) -> Result<
         .find_map(|(s, _)| s.get("credential_process").cloned());
     let credentials = match (creds.as_ref().and_then(keys), config.as_ref().and_then(keys), process) {
         (Some(k), _, _) | (None, Some(k), _) => Some(k),
-        (None, None, Some(command)) => Some(Credentials::Process(Arc::new(ProcessCredentials::start(
-            &name, &command,
-        )?))),
+        (None, None, Some(command)) => Some(Credentials::Process(command)),
         (None, None, None) => None,
     };
     let region = config.as_ref().and_then(|(s, _)| s.get("region").cloned());
@@ -143,7 +141,9 @@ pub(super) struct ProcessCredentials {
 }
 
 impl ProcessCredentials {
-    fn start(profile: &str, command: &str) -> Result<ProcessCredentials, String> {
+    /// Runs `command` once now (an error, as it said it, if it failed), and
+    /// again whenever its keys are about to expire.
+    pub(super) fn start(profile: &str, command: &str) -> Result<ProcessCredentials, String> {
         let (credential, expires) = run(profile, command)?;
         Ok(ProcessCredentials {
             profile: profile.to_string(),

@@ -207,13 +207,15 @@ fn s3_builder(
     let explicit = spec.get("profile").is_some() || spec.get("credentialpath").is_some();
     // The AWS shared files, as the AWS CLI reads them: where the keys and
     // the region are not given otherwise.
+    // The profile gives the region whatever gives the keys; its keys are
+    // used only where neither the remote nor the environment has some.
     let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
-    let profile = match (keys_given, env_keys && !explicit) {
-        (false, false) => {
-            let credentialpath = spec.get("credentialpath").map(std::path::Path::new);
-            super::aws_profile::load(spec.get("profile"), credentialpath).map_err(config)?
-        }
-        _ => None,
+    let keys_from_profile = !keys_given && (!env_keys || explicit);
+    let credentialpath = spec.get("credentialpath").map(std::path::Path::new);
+    let profile = match super::aws_profile::load(spec.get("profile"), credentialpath) {
+        Ok(p) => p,
+        Err(e) if keys_from_profile => return Err(config(e).into()),
+        Err(_) => None,
     };
     let env_region = std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some();
     match (
@@ -252,6 +254,7 @@ fn s3_builder(
             }
             .into());
         }
+        (None, None) if !keys_from_profile => {}
         (None, None) => match profile {
             Some(super::aws_profile::Profile {
                 credentials: Some(super::aws_profile::Credentials::Keys(k, file)),
@@ -269,7 +272,7 @@ fn s3_builder(
                 }
             }
             Some(super::aws_profile::Profile {
-                credentials: Some(super::aws_profile::Credentials::Process(p)),
+                credentials: Some(super::aws_profile::Credentials::Process(command)),
                 name,
                 ..
             }) => {
@@ -277,7 +280,8 @@ fn s3_builder(
                     "remote `{}`: keys of AWS profile `{name}`'s credential_process",
                     spec.name
                 );
-                b = b.with_credentials(p);
+                let process = super::aws_profile::ProcessCredentials::start(&name, &command).map_err(config)?;
+                b = b.with_credentials(Arc::new(process));
             }
             Some(super::aws_profile::Profile { name, .. }) if explicit => {
                 return Err(config(format!(
