@@ -6,7 +6,7 @@ Two datasets: `many`, N random files of 100 KiB in a directory (incompressible:
 the cost is per file), and `csv`, one sensor CSV of S MiB (compressible: dvt
 sends it zstd-compressed). For each tool in turns, run by run: `push` from a
 repository with the data added, then `pull` into a fresh clone (download and
-check out). Prints medians and DVC/dvt ratios as a Markdown table, and the
+check out). Prints medians and DVC/dvt ratios as a Markdown table, peak RSS, and the
 bytes each tool left on the server.
 
     python3 bench/ssh.py --files 2000 --csv-mib 256 --runs 3 [--no-dvc] [--jump] [--delay-ms N] [--work DIR]
@@ -36,6 +36,7 @@ import bench  # noqa: E402
 
 KIB = 1024
 STEPS = ["push", "pull"]
+MEASURES = STEPS + [s + "_rss" for s in STEPS] + ["remote_bytes"]
 
 
 def free_port():
@@ -88,11 +89,6 @@ def start_sshd(root, home):
     return proc, port
 
 
-def timed(cmd, cwd, env):
-    return bench.run(cmd, cwd, env)[0]
-
-
-
 def one_run(tool, work, data, server, store, run):
     """Push `data` (a path below work/src) from a new repository, then pull it into a clone."""
     exe, env = tool.exe, tool.env
@@ -113,9 +109,10 @@ def one_run(tool, work, data, server, store, run):
     subprocess.run([exe, "add", name], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     git("add", "-A")
     git("-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "data")
-    out = {"push": timed([exe, "push"], repo, env)}
+    out = {}
+    out["push"], out["push_rss"] = bench.run([exe, "push"], repo, env)
     git("clone", "-q", repo, clone, cwd=work)
-    out["pull"] = timed([exe, "pull"], clone, env)
+    out["pull"], out["pull_rss"] = bench.run([exe, "pull"], clone, env)
     out["remote_bytes"] = bench.du(store)
     for d in (repo, clone):
         shutil.rmtree(d)
@@ -173,7 +170,7 @@ def main():
         with open(os.path.join(home, ".ssh", "config"), "w") as f:
             f.write(f"Host lab\n  HostName 127.0.0.1\n  Port {port}\n  ProxyJump {user}@127.0.0.1:{reached}\n")
         target = "lab"
-    times = {s: {t.name: {k: [] for k in STEPS + ["remote_bytes"]} for t in tools} for s in sets}
+    times = {s: {t.name: {k: [] for k in MEASURES} for t in tools} for s in sets}
     try:
         for run in range(args.runs):
             for set_name, data in sets.items():
@@ -181,9 +178,10 @@ def main():
                     for k, v in one_run(tool, work, data, target, store, run).items():
                         times[set_name][tool.name][k].append(v)
                     t = times[set_name][tool.name]
-                    print(f"run {run + 1} {set_name} {tool.name}: push {t['push'][-1]:.2f} s, "
-                          f"pull {t['pull'][-1]:.2f} s, on the server {t['remote_bytes'][-1] / bench.MIB:.1f} MiB",
-                          flush=True)
+                    print(f"run {run + 1} {set_name} {tool.name}: push {t['push'][-1]:.2f} s "
+                          f"({t['push_rss'][-1] // 1024} MiB peak), pull {t['pull'][-1]:.2f} s "
+                          f"({t['pull_rss'][-1] // 1024} MiB peak), on the server "
+                          f"{t['remote_bytes'][-1] / bench.MIB:.1f} MiB", flush=True)
     finally:
         proc.terminate()
         proc.wait()
@@ -200,10 +198,14 @@ def main():
     print("| data | step | dvt | " + ("DVC | DVC / dvt |" if with_dvc else ""))
     print("| --- | --- | --- | " + ("--- | --- |" if with_dvc else ""))
     for set_name in sets:
-        for s in STEPS + ["remote_bytes"]:
+        for s in MEASURES:
             d = statistics.median(times[set_name]["dvt"][s])
-            fmt = (lambda x: f"{x / bench.MIB:.1f} MiB") if s == "remote_bytes" else (lambda x: f"{x:.2f}")
-            label = "on the server" if s == "remote_bytes" else s
+            if s == "remote_bytes":
+                fmt, label = (lambda x: f"{x / bench.MIB:.1f} MiB"), "on the server"
+            elif s.endswith("_rss"):
+                fmt, label = (lambda x: f"{x / 1024:.0f} MiB"), s.replace("_rss", ", peak RSS")
+            else:
+                fmt, label = (lambda x: f"{x:.2f}"), s
             row = f"| {set_name} | {label} | {fmt(d)} |"
             if with_dvc:
                 c = statistics.median(times[set_name]["dvc"][s])

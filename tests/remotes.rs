@@ -3716,6 +3716,43 @@ fn ssh_refuses_damaged_objects() {
     assert_no_pull_leftovers(&b);
 }
 
+/// A pack cut short on the remote (a disk that filled, a copy stopped half way):
+/// a pull keeps the objects before the cut, refuses those after it, naming the
+/// pack, and checks nothing out.
+#[test]
+fn ssh_pull_of_a_truncated_pack_keeps_what_arrived_and_names_the_pack() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    let a = ssh_repo(&sftp);
+    add_parts(&a, 40, 20_000);
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    let packs: Vec<_> = walk(&sftp.dir.path().join("served"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let len = std::fs::metadata(&packs[0]).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&packs[0]).unwrap();
+    file.set_len(len / 2).unwrap();
+
+    let b = a.clone_repo();
+    ssh_local_keys(&b, &sftp);
+    let r = b.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("holds {} bytes, fewer than its index lists", len / 2)),
+        "{}",
+        r.stderr
+    );
+    let arrived = (0..40).filter(|&i| b.has_object(&blake3_hex(&part(20_000, i)))).count();
+    assert!((15..25).contains(&arrived), "{arrived} of 40 objects arrived");
+    assert!(!b.exists("data"));
+    assert_no_pull_leftovers(&b);
+}
+
 /// OpenSSH's sshd on a free port of 127.0.0.1, as a jump host: it lets this
 /// machine's user in with the key `authorized` and forwards connections.
 struct Sshd {

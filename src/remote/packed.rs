@@ -14,11 +14,11 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::{UploadInFlight, room_for_parts};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, ObjectStoreExt, WriteMultipart};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{PART, Remote, Scheme, corrupt_local};
@@ -33,6 +33,9 @@ const PACK_TARGET: u64 = 64 * 1024 * 1024;
 const RUN_SPAN: u64 = 8 * 1024 * 1024;
 /// Neighbouring packed objects closer than this are read with one ranged GET.
 const RUN_GAP: u64 = 256 * 1024;
+/// A download hands its objects to the cache, and an upload takes them from
+/// it, this many stored bytes at a time.
+const IMPORT_BATCH: u64 = 1024 * 1024;
 
 /// The packs of an object-store remote, read once per command.
 #[derive(Debug, Default)]
@@ -76,6 +79,9 @@ impl Run {
         self.entries.iter().map(|e| e.0)
     }
 }
+
+/// Objects being stored in the cache: their ids, and the task storing them.
+type Importing = (Vec<ObjectId>, tokio::task::JoinHandle<Vec<(ObjectId, Result<u64>)>>);
 
 /// Where a group of stored forms comes from when a pack is written: given objects
 /// and their stored lengths, their stored bytes (each verified) or why not.
@@ -273,55 +279,110 @@ impl Remote {
 
     /// Downloads the objects of `run` into `cache` with one ranged GET, verifying
     /// each before it is stored. `on_bytes` is told of the stored bytes received.
+    ///
+    /// The objects are handed to the cache as the response arrives, about
+    /// 1 MiB at a time (one batch is stored while the next
+    /// arrives), so a run holds about two batches and its biggest object in
+    /// memory, not its whole span.
     pub async fn download_run(
         &self,
         cache: &Cache,
         run: &Run,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Vec<(ObjectId, Result<u64>)> {
-        let _permit = self.reserve(run.span.end - run.span.start).await;
+        let biggest = run.entries.iter().map(|e| e.2).max().unwrap_or(0);
+        let _permit = self
+            .reserve((run.span.end - run.span.start).min(2 * IMPORT_BATCH + biggest))
+            .await;
         let path = self.pack_file(&run.pack, "pack");
-        let bytes = match self.store.get_range(&path, run.span.clone()).await {
-            Ok(b) if b.len() as u64 == run.span.end - run.span.start => b,
-            Ok(_) => return self.all_failed(run.ids(), |id| self.corrupt(id, "its pack ends before it does")),
-            Err(object_store::Error::NotFound { .. }) => {
-                return self.all_failed(run.ids(), |id| {
-                    RemoteError::Missing {
-                        remote: self.name.clone(),
-                        id,
-                        path: None,
-                    }
-                    .into()
-                });
-            }
-            Err(e) => {
-                if let Some(reason) = self.truncated(&path, run.span.end).await {
-                    return self.all_failed(run.ids(), |id| self.corrupt(id, &reason));
-                }
-                let err = self.fail(&format!("cannot download pack `{path}`"), &e);
-                let mut out = vec![];
-                let mut ids = run.ids();
-                if let Some(first) = ids.next() {
-                    out.push((first, Err(err)));
-                }
-                out.extend(ids.map(|id| (id, Err(RemoteError::Skipped.into()))));
-                return out;
-            }
+        let options = GetOptions {
+            range: Some(run.span.clone().into()),
+            ..Default::default()
         };
-        on_bytes(bytes.len() as u64);
-        let (c, start) = (cache.clone(), run.span.start);
-        let entries = run.entries.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            entries
+        let mut stream = match self.store.get_opts(&path, options).await {
+            Ok(response) => response.into_stream(),
+            Err(e) => return self.run_failed(&path, run, e).await,
+        };
+        let mut out = Vec::with_capacity(run.entries.len());
+        let mut buffer = BytesMut::new();
+        // The pack offset of `buffer`'s first byte, and the entries complete so far.
+        let (mut at, mut done) = (run.span.start, 0);
+        let mut batch: Vec<(ObjectId, Bytes)> = Vec::new();
+        let mut batch_bytes = 0;
+        // The batch before, stored while the next one arrives.
+        let mut importing = None;
+        loop {
+            let received = stream.next().await;
+            let end = match received {
+                Some(Ok(bytes)) => {
+                    on_bytes(bytes.len() as u64);
+                    buffer.extend_from_slice(&bytes);
+                    false
+                }
+                Some(Err(e)) => {
+                    out.extend(self.imported(importing).await);
+                    out.extend(self.imported(Some(Self::import_batch(cache, batch))).await);
+                    let rest = Run {
+                        pack: run.pack.clone(),
+                        span: run.span.clone(),
+                        entries: run.entries[done..].to_vec(),
+                    };
+                    out.extend(self.run_failed(&path, &rest, e).await);
+                    return out;
+                }
+                None => true,
+            };
+            while let Some(&(id, offset, len)) = run.entries.get(done)
+                && offset + len <= at + buffer.len() as u64
+            {
+                buffer.advance((offset - at) as usize);
+                batch.push((id, buffer.split_to(len as usize).freeze()));
+                (at, done, batch_bytes) = (offset + len, done + 1, batch_bytes + len);
+            }
+            if end || batch_bytes >= IMPORT_BATCH {
+                out.extend(self.imported(importing.take()).await);
+                importing = Some(Self::import_batch(cache, std::mem::take(&mut batch)));
+                batch_bytes = 0;
+            }
+            if end {
+                break;
+            }
+        }
+        out.extend(self.imported(importing).await);
+        if done < run.entries.len() {
+            let reason = match self.truncated(&path, run.span.end).await {
+                Some(reason) => reason,
+                None => format!("its pack `{path}` ended before it did"),
+            };
+            out.extend(
+                run.entries[done..]
+                    .iter()
+                    .map(|e| (e.0, Err(self.corrupt(e.0, &reason)))),
+            );
+        }
+        out
+    }
+
+    /// Stores downloaded objects (id, stored bytes) in `cache`, each verified
+    /// first, on a blocking thread; [`Self::imported`] waits for the outcome.
+    fn import_batch(cache: &Cache, batch: Vec<(ObjectId, Bytes)>) -> Importing {
+        let ids: Vec<ObjectId> = batch.iter().map(|b| b.0).collect();
+        let c = cache.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            batch
                 .into_iter()
-                .map(|(id, offset, len)| {
-                    let at = (offset - start) as usize;
-                    (id, c.import_stored(&id, &bytes[at..at + len as usize]))
-                })
+                .map(|(id, bytes)| (id, c.import_stored(&id, &bytes)))
                 .collect::<Vec<_>>()
-        })
-        .await;
-        match stored {
+        });
+        (ids, task)
+    }
+
+    /// The outcome of an [`Self::import_batch`], if any.
+    async fn imported(&self, importing: Option<Importing>) -> Vec<(ObjectId, Result<u64>)> {
+        let Some((ids, task)) = importing else {
+            return Vec::new();
+        };
+        match task.await {
             Ok(results) => results
                 .into_iter()
                 .map(|(id, r)| {
@@ -334,9 +395,34 @@ impl Remote {
                 .collect(),
             Err(e) => {
                 let msg = e.to_string();
-                self.all_failed(run.ids(), |_| std::io::Error::other(msg.clone()).into())
+                self.all_failed(ids.into_iter(), |_| std::io::Error::other(msg.clone()).into())
             }
         }
+    }
+
+    /// Every object of `run` fails after its ranged GET of pack `path` failed with `e`.
+    async fn run_failed(&self, path: &StorePath, run: &Run, e: object_store::Error) -> Vec<(ObjectId, Result<u64>)> {
+        if let object_store::Error::NotFound { .. } = e {
+            return self.all_failed(run.ids(), |id| {
+                RemoteError::Missing {
+                    remote: self.name.clone(),
+                    id,
+                    path: None,
+                }
+                .into()
+            });
+        }
+        if let Some(reason) = self.truncated(path, run.span.end).await {
+            return self.all_failed(run.ids(), |id| self.corrupt(id, &reason));
+        }
+        let err = self.fail(&format!("cannot download pack `{path}`"), &e);
+        let mut out = vec![];
+        let mut ids = run.ids();
+        if let Some(first) = ids.next() {
+            out.push((first, Err(err)));
+        }
+        out.extend(ids.map(|id| (id, Err(RemoteError::Skipped.into()))));
+        out
     }
 
     fn corrupt(&self, id: ObjectId, reason: &str) -> crate::Error {
@@ -451,8 +537,9 @@ impl Remote {
             let total = offset;
             let (index, name) = encode_index(&mut entries);
             let pack_path = self.pack_file(&name, "pack");
-            // Objects in parts of about PART bytes, each part read (and verified) at once.
-            let parts = by_size(objects.iter().copied(), PART as u64);
+            // Objects in groups of about IMPORT_BATCH bytes, each read (and
+            // verified) at once, then copied into the upload's buffer.
+            let parts = by_size(objects.iter().copied(), IMPORT_BATCH);
             let whole = total <= PART as u64 || self.scheme == Scheme::Http;
             let _permit = self.reserve(if whole { total } else { 3 * PART as u64 }).await;
             let mut buffer: Vec<u8> = Vec::new();

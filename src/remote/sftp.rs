@@ -465,18 +465,21 @@ impl Conn {
 
 /// Writes `data` at `offset` of the open file `handle` (the file `shown`), a
 /// chunk per request, several requests at once, sent in order (some servers,
-/// rclone's among them, take a file's bytes only in order).
+/// rclone's among them, take a file's bytes only in order). A chunk is copied
+/// into its request only when the request is sent, so a part of 8 MiB is not
+/// held twice while it goes out.
 async fn write_at(conn: &Conn, handle: &str, shown: &str, offset: u64, data: PutPayload) -> object_store::Result<()> {
     let mut pieces = Vec::new();
     let mut at = offset;
     for part in data.iter() {
-        for chunk in part.chunks(conn.write_chunk) {
-            pieces.push((at, chunk.to_vec()));
+        for start in (0..part.len()).step_by(conn.write_chunk) {
+            let chunk = part.slice(start..(start + conn.write_chunk).min(part.len()));
             at += chunk.len() as u64;
+            pieces.push((at - chunk.len() as u64, chunk));
         }
     }
     stream::iter(pieces)
-        .map(|(at, chunk)| async move { conn.sftp.write(handle, at, chunk).await.map(|_| ()) })
+        .map(|(at, chunk)| async move { conn.sftp.write(handle, at, chunk.to_vec()).await.map(|_| ()) })
         .buffered(WRITES_IN_FLIGHT)
         .try_collect::<Vec<()>>()
         .await
