@@ -287,7 +287,7 @@ impl Error {
             }
             Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
-                 (`dvt remote list --json`); requests were retried (option `retries`)"
+                 (`dvt remote list --json`); a failed request is retried as often as option `retries` says"
             )),
             Error::Remote(RemoteError::MissingFromSource { remote, .. }) => Some(format!(
                 "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \

@@ -588,7 +588,7 @@ fn webdav_with_a_user_and_password() {
     let served = tempfile::tempdir().unwrap();
     let port = free_port();
     let password = "s3cret-Pa55word";
-    let mut dav = start_webdav(served.path(), port, &["--user", "alice", "--pass", password]);
+    let dav = start_webdav(served.path(), port, &["--user", "alice", "--pass", password]);
     let a = TestEnv::new();
     let r = refused_push(&a, &format!("http://127.0.0.1:{port}/data"));
     assert!(r.stderr.lines().next().unwrap().contains("401"), "{}", r.stderr);
@@ -629,8 +629,7 @@ fn webdav_with_a_user_and_password() {
         "{}",
         r.stderr
     );
-    let _ = dav.kill();
-    let _ = dav.wait();
+    drop(dav);
 }
 
 /// Adds remote `dav` at `url` to `a` and one file; a push must fail with a first
@@ -689,7 +688,7 @@ fn https_remote_with_a_private_ca() {
     ];
     a.run("openssl", &[&new_cert[..], &leaf[..]].concat()).ok();
     let port = free_port();
-    let mut dav = start_webdav(served.path(), port, &["--cert", &cert, "--key", &key]);
+    let dav = start_webdav(served.path(), port, &["--cert", &cert, "--key", &key]);
     let r = refused_push(&a, &format!("https://127.0.0.1:{port}/data"));
     assert!(r.stderr.lines().next().unwrap().contains("certificate"), "{}", r.stderr);
     assert!(
@@ -718,8 +717,7 @@ fn https_remote_with_a_private_ca() {
     std::fs::remove_dir_all(a.path(".dvt/cache")).unwrap();
     a.dvt(&["pull"]).ok();
     assert_eq!(a.read("x.csv"), b"a,b\n1,2\n");
-    let _ = dav.kill();
-    let _ = dav.wait();
+    drop(dav);
 }
 
 /// fake-gcs-server answers object_store's reads but not its writes: objects are put
@@ -807,15 +805,15 @@ fn free_port() -> u16 {
 }
 
 /// rclone's WebDAV server on `port`, serving `dir`, with `extra` arguments.
-fn start_webdav(dir: &Path, port: u16, extra: &[&str]) -> Child {
+fn start_webdav(dir: &Path, port: u16, extra: &[&str]) -> KillOnDrop {
     let mut c = Command::new("rclone");
     c.args(["serve", "webdav"]).arg(dir);
     start_rclone(c.args(extra), port)
 }
 
 /// Starts `rclone` as `command` says, serving on `port` of 127.0.0.1, and
-/// waits until the port answers.
-fn start_rclone(command: &mut Command, port: u16) -> Child {
+/// waits until the port answers. Dropping what it returns stops the server.
+fn start_rclone(command: &mut Command, port: u16) -> KillOnDrop {
     let child = command
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
@@ -827,7 +825,18 @@ fn start_rclone(command: &mut Command, port: u16) -> Child {
         assert!(Instant::now() < deadline, "rclone did not start on port {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    KillOnDrop(child)
+}
+
+/// Waits for `command`, which must fail (exit 1) with an error naming remote
+/// `remote`; returns its stderr.
+fn failed_on(command: Child, remote: &str) -> String {
+    let out = command.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "it should fail: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(&format!("remote `{remote}`")), "{stderr}");
+    stderr
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -876,19 +885,14 @@ fn server_stopped_mid_push(pack: bool) {
     let served = a.root.parent().unwrap().join("served");
     std::fs::create_dir_all(&served).unwrap();
     let port = free_port();
-    let mut dav = start_webdav(&served, port, &[]);
+    let dav = start_webdav(&served, port, &[]);
     a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
         .ok();
     a.dvt(&["remote", "modify", "dav", "retries", "1"]).ok();
     a.dvt(&["remote", "modify", "dav", "pack", if pack { "true" } else { "false" }])
         .ok();
 
-    let push = a
-        .dvt_cmd(&["push", "-j", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let push = a.dvt_spawn(&["push", "-j", "1"]);
     let store = served.join("store");
     // Objects one by one: some have landed; packs: the first is published.
     let started = || match pack {
@@ -902,20 +906,15 @@ fn server_stopped_mid_push(pack: bool) {
         assert!(Instant::now() < deadline, "push made no progress");
         std::thread::sleep(Duration::from_millis(2));
     }
-    dav.kill().unwrap();
-    dav.wait().unwrap();
-    let out = push.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "push should fail: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(stderr.contains("remote `dav`"), "{stderr}");
+    drop(dav);
+    let stderr = failed_on(push, "dav");
     assert!(stderr.contains("failed"), "{stderr}");
     let landed = Store::at(&store).ids().len();
     assert!(landed > 0 && landed < total, "landed {landed} of {total}");
     assert_remote_objects_whole(&a, &store);
 
     // Same directory, same port: the next push uploads only the rest.
-    let mut dav = start_webdav(&served, port, &[]);
+    let dav = start_webdav(&served, port, &[]);
     let r = a.dvt(&["push", "--json"]).ok();
     let uploaded = r.json()["uploaded"].as_u64().unwrap() as usize;
     assert_eq!(uploaded, total - landed, "landed before: {landed}");
@@ -925,8 +924,7 @@ fn server_stopped_mid_push(pack: bool) {
     let b = a.clone_repo();
     b.dvt(&["pull"]).ok();
     assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
-    dav.kill().unwrap();
-    dav.wait().unwrap();
+    drop(dav);
 }
 
 #[test]
@@ -1130,6 +1128,58 @@ fn fetch_rejects_a_big_object_with_a_damaged_middle_frame() {
 
 /// A pull keeps decoded copies of big objects in `.dvt/tmp/pull-PID/` for its
 /// checkout; none may outlive the pull.
+/// The WebDAV server is stopped while a pull reads a pack (rclone holds it to
+/// 2 MiB/s, so the pack takes seconds): the pull fails with one clear line and
+/// keeps the objects that arrived whole, the workspace gets nothing, and the
+/// next pull, from the server started again, downloads only the rest.
+#[test]
+fn server_stopped_mid_pull_keeps_what_arrived_and_the_next_pull_completes() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let a = TestEnv::new();
+    let files = 600;
+    for i in 0..files {
+        a.write(&format!("data/part-{i:04}.bin"), noise(16_384 + i, (i % 251) as u8));
+    }
+    a.dvt(&["add", "data"]).ok();
+    let total = files + 1;
+    let served = a.root.parent().unwrap().join("served");
+    let port = free_port();
+    let dav = start_webdav(&served, port, &[]);
+    a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
+        .ok();
+    a.dvt(&["remote", "modify", "dav", "retries", "0"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    drop(dav);
+
+    let dav = start_webdav(&served, port, &["--bwlimit", "2M"]);
+    let b = a.clone_repo();
+    let pull = b.dvt_spawn(&["pull", "-j", "1"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(dav);
+    failed_on(pull, "dav");
+    let arrived = b.object_ids();
+    assert!(
+        !arrived.is_empty() && arrived.len() < total,
+        "{} of {total} objects arrived",
+        arrived.len()
+    );
+    for id in &arrived {
+        assert!(b.store().intact(id), "{id} is damaged in the cache");
+    }
+    assert!(!b.exists("data"), "the workspace got part of the data");
+    assert_no_pull_leftovers(&b);
+    assert!(common::temp_leftovers(&b.path(".dvt/cache")).is_empty());
+
+    let dav = start_webdav(&served, port, &[]);
+    let r = b.dvt(&["pull", "--json"]).ok().json();
+    assert_eq!(r["fetch"]["downloaded"], total - arrived.len(), "{r}");
+    assert!(common::snapshot(&a.path("data")) == common::snapshot(&b.path("data")));
+    drop(dav);
+}
+
 fn assert_no_pull_leftovers(env: &TestEnv) {
     let tmp = env.path(".dvt/tmp");
     for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
@@ -2127,12 +2177,7 @@ fn interrupted_push_aborts_its_multipart_uploads() {
         r.stdout.matches("<Upload>").count()
     };
 
-    let push = a
-        .dvt_cmd(&["push"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let push = a.dvt_spawn(&["push"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while uploads() == 0 {
         assert!(Instant::now() < deadline, "no multipart upload started");
@@ -3153,7 +3198,7 @@ fn add_out_copies_outside_data_in_or_sends_it_to_the_remote() {
 /// rclone's SFTP server on a free port, serving a new directory, with its own
 /// host key; and a user key it accepts.
 struct SftpServer {
-    child: Child,
+    child: KillOnDrop,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -3184,7 +3229,7 @@ impl SftpServer {
         Some(SftpServer { child, dir, port })
     }
 
-    fn serve(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    fn serve(dir: &Path, port: u16, extra: &[&str]) -> KillOnDrop {
         let mut c = Command::new("rclone");
         c.args(["serve", "sftp"])
             .arg(dir.join("served"))
@@ -3198,8 +3243,8 @@ impl SftpServer {
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
     }
 
     /// Started again, on the same port, serving the same directory.
@@ -3229,12 +3274,6 @@ impl SftpServer {
 
     fn url(&self, dir: &str) -> String {
         format!("ssh://tester@127.0.0.1:{}/{dir}", self.port)
-    }
-}
-
-impl Drop for SftpServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -3493,12 +3532,7 @@ fn ssh_server_stopped_mid_upload_leaves_no_partial_object() {
     let model = noise(64 << 20, 7);
     a.write("model.bin", &model);
     a.dvt(&["add", "model.bin"]).ok();
-    let push = a
-        .dvt_cmd(&["push", "-j", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let push = a.dvt_spawn(&["push", "-j", "1"]);
     let served = sftp.dir.path().join("served");
     let partial = || {
         files_under(&served).into_iter().any(|p| {
