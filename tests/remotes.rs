@@ -3895,6 +3895,123 @@ impl Sshd {
     }
 }
 
+/// An OpenSSH server that lets in the key `user` of `keys` (which also holds
+/// another key, for the test to use), and a repository whose remote `lab` is
+/// the directory `store` below `served` on it, logging in with that key.
+struct SshdRepo {
+    keys: tempfile::TempDir,
+    sshd: Sshd,
+    served: tempfile::TempDir,
+    a: TestEnv,
+}
+
+impl SshdRepo {
+    fn new(other_key: &str) -> SshdRepo {
+        let keys = tempfile::tempdir().unwrap();
+        keygen(&keys.path().join("user"));
+        keygen(&keys.path().join(other_key));
+        let sshd = Sshd::start(keys.path().join("user.pub").to_str().unwrap());
+        let served = tempfile::tempdir().unwrap();
+        let a = repo_with_remote("lab", &sshd.url(served.path()));
+        let user_key = keys.path().join("user");
+        a.dvt(&[
+            "remote",
+            "modify",
+            "--local",
+            "lab",
+            "keyfile",
+            user_key.to_str().unwrap(),
+        ])
+        .ok();
+        SshdRepo { keys, sshd, served, a }
+    }
+}
+
+/// known_hosts read as ssh reads it: hashed lines (`HashKnownHosts yes`, the
+/// default of Debian's and Ubuntu's ssh_config), host patterns with `?` and
+/// `!`, an old key of the host's type before its current one, a server known
+/// by its ECDSA key that also has an Ed25519 one (asked for the kind known,
+/// as ssh asks), and a key only in a machine-wide file
+/// (`GlobalKnownHostsFile`). All but the hashed lines failed before dvt read
+/// known_hosts itself (russh's reader matched names exactly and stopped at
+/// the first key of the server's type).
+#[test]
+fn ssh_reads_known_hosts_as_ssh_does() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let SshdRepo {
+        keys,
+        mut sshd,
+        served: _served,
+        a,
+    } = SshdRepo::new("old");
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let name = format!("[127.0.0.1]:{}", sshd.port);
+    let key_of = |public: &Path| {
+        let text = std::fs::read_to_string(public).unwrap();
+        text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    };
+    let host_key = key_of(&sshd.dir.path().join("host.pub"));
+    let old_key = key_of(&keys.path().join("old.pub"));
+    let known_hosts = a.home.join(".ssh/known_hosts");
+    std::fs::create_dir_all(known_hosts.parent().unwrap()).unwrap();
+    let connects = |known: &str| {
+        std::fs::write(&known_hosts, known).unwrap();
+        a.dvt(&["status", "--remote", "-r", "lab"])
+    };
+
+    // Hashed by ssh-keygen, as ssh writes it with `HashKnownHosts yes`.
+    std::fs::write(&known_hosts, format!("{name} {host_key}\n")).unwrap();
+    let hashed = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success(), "{}", String::from_utf8_lossy(&hashed.stderr));
+    let text = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "{text}");
+    connects(&text).ok();
+
+    // Patterns, and a `!` that excludes this host.
+    connects(&format!("[127.0.0.?]:{} {host_key}\n", sshd.port)).ok();
+    let r = connects(&format!("[127.0.0.*]:{0},![127.0.0.1]:{0} {host_key}\n", sshd.port)).fails();
+    assert!(r.stderr.contains("is not in"), "{}", r.stderr);
+
+    // An old key of the same type first: the host's key is on the next line.
+    connects(&format!("{name} {old_key}\n{name} {host_key}\n")).ok();
+    let r = connects(&format!("# old\n{name} {old_key}\n")).fails();
+    assert!(
+        r.stderr
+            .contains(&format!("is not the one line 2 of `{}` records", known_hosts.display())),
+        "{}",
+        r.stderr
+    );
+
+    // Known by its ECDSA key: the server offers its Ed25519 one first.
+    let ecdsa = sshd.dir.path().join("host_ecdsa");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+        .arg(&ecdsa)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    sshd.set(&format!("HostKey {}", ecdsa.display()));
+    connects(&format!("{name} {}\n", key_of(&ecdsa.with_extension("pub")))).ok();
+
+    // Only in the machine's file that ~/.ssh/config names.
+    let global = a.home.join("ssh_known_hosts");
+    std::fs::write(&global, format!("{name} {host_key}\n")).unwrap();
+    std::fs::write(
+        a.home.join(".ssh/config"),
+        format!("GlobalKnownHostsFile {}\n", global.display()),
+    )
+    .unwrap();
+    connects("").ok();
+}
+
 /// This machine's user name (what the jump host is logged into as).
 fn me() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
@@ -3912,22 +4029,7 @@ fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
     if server("DVT_TEST_WEBDAV_URL").is_none() {
         return;
     }
-    let keys = tempfile::tempdir().unwrap();
-    keygen(&keys.path().join("user"));
-    keygen(&keys.path().join("impostor"));
-    let sshd = Sshd::start(keys.path().join("user.pub").to_str().unwrap());
-    let served = tempfile::tempdir().unwrap();
-    let a = repo_with_remote("lab", &sshd.url(served.path()));
-    let user_key = keys.path().join("user");
-    a.dvt(&[
-        "remote",
-        "modify",
-        "--local",
-        "lab",
-        "keyfile",
-        user_key.to_str().unwrap(),
-    ])
-    .ok();
+    let SshdRepo { keys, sshd, served, a } = SshdRepo::new("impostor");
     let known_hosts = a.home.join(".ssh/known_hosts");
     let listed = Command::new("ssh-keygen")
         .args(["-E", "sha256", "-lf"])

@@ -12,6 +12,7 @@
 
 mod aws_profile;
 pub mod config;
+mod known_hosts;
 mod open;
 mod packed;
 mod runs;

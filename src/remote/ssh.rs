@@ -2,10 +2,11 @@
 //! the remote's options, `~/.ssh/config`), the route (directly, through jump
 //! hosts, or through a `ProxyCommand`), the host key check against
 //! `known_hosts`, and the login (key file, agent, default keys, password).
-//! The server's host key must be in `known_hosts` (`~/.ssh/known_hosts`, or
-//! the remote's `known_hosts` option), as OpenSSH's `StrictHostKeyChecking=yes`
-//! wants it: an unknown or changed key stops the connection before anything
-//! is sent. `sftp.rs` runs SFTP over the connection made here.
+//! The server's host key is checked against the known_hosts files as ssh
+//! checks it (`known_hosts.rs` reads them): a changed key stops the
+//! connection before anything is sent; an unknown one is asked about, accepted
+//! or refused as `StrictHostKeyChecking` says. `sftp.rs` runs SFTP over the
+//! connection made here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use std::time::Duration;
 
 use russh::client::Handle;
 use russh::keys::agent::AgentIdentity;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
+use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg};
 
 use super::config::{Location, RemoteSpec};
+use super::known_hosts::{self, KnownHosts, Verdict};
 use super::ssh_config::{Agent, NewHostKeys, Proxy};
 use crate::error::{RemoteError, Result};
 
@@ -36,7 +38,12 @@ pub(super) struct Target {
     identities_only: bool,
     passphrase: Option<String>,
     password: Option<String>,
+    /// The user's known_hosts file: where a new key is recorded, and the one
+    /// messages name.
     known_hosts: PathBuf,
+    /// Every known_hosts file read, in order: the user's (`known_hosts`
+    /// first), then the machine's.
+    known_hosts_files: Vec<PathBuf>,
     /// What to do with a key `known_hosts` does not have
     /// (`StrictHostKeyChecking`).
     new_host_keys: NewHostKeys,
@@ -118,11 +125,8 @@ impl Target {
             (Some(rest), Some(h)) => h.join(rest),
             _ => PathBuf::from(p),
         };
-        let known_hosts = match (spec.get("known_hosts"), config.known_hosts.take()) {
-            (Some(p), _) => tilde(p),
-            (None, Some(p)) => p,
-            (None, None) => default_known_hosts(home.as_deref()).map_err(bad)?,
-        };
+        let (known_hosts, known_hosts_files) =
+            known_hosts_files(spec.get("known_hosts").map(tilde), &mut config, home.as_deref()).map_err(bad)?;
         let proxy = match spec.get("proxy_jump") {
             Some(jumps) => Some(Proxy::Jump(jumps.to_string())),
             None => config.proxy.take(),
@@ -164,6 +168,7 @@ impl Target {
             passphrase,
             password,
             known_hosts,
+            known_hosts_files,
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: match spec.flag("allow_agent")?.unwrap_or(true) {
                 true => config.agent.unwrap_or(Agent::FromEnv),
@@ -203,10 +208,7 @@ impl Target {
             .or(config.user.take())
             .or_else(local_user)
             .ok_or_else(|| format!("no user name for the jump host `{written}`: write it `USER@{server}`"))?;
-        let known_hosts = match config.known_hosts.take() {
-            Some(p) => p,
-            None => default_known_hosts(home)?,
-        };
+        let (known_hosts, known_hosts_files) = known_hosts_files(None, &mut config, home)?;
         let target = Target {
             alias: alias.to_string(),
             host: config.host_name.take().unwrap_or_else(|| alias.to_string()),
@@ -218,6 +220,7 @@ impl Target {
             passphrase: None,
             password: None,
             known_hosts,
+            known_hosts_files,
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: config.agent.unwrap_or(Agent::FromEnv),
             ask: false,
@@ -292,6 +295,11 @@ impl Target {
             22 => self.host.clone(),
             p => format!("[{}]:{p}", self.host),
         }
+    }
+
+    /// What this host's known_hosts files say, read now.
+    fn read_known_hosts(&self) -> KnownHosts {
+        KnownHosts::read(&self.known_hosts_files)
     }
 
     /// The server as messages name it: "`host`", or "jump host `host`".
@@ -398,9 +406,29 @@ fn host_config(home: Option<&Path>, alias: &str, user: Option<&str>) -> super::s
     }
 }
 
-fn default_known_hosts(home: Option<&Path>) -> std::result::Result<PathBuf, String> {
-    home.map(|h| h.join(".ssh/known_hosts"))
-        .ok_or_else(|| "HOME is not set: give the `known_hosts` file to check the server against".into())
+/// The known_hosts file new keys go to, and every one read, as ssh reads
+/// them: the remote's `known_hosts` option, else `UserKnownHostsFile`, else
+/// `~/.ssh/known_hosts` and `~/.ssh/known_hosts2`; then
+/// `GlobalKnownHostsFile`, else `/etc/ssh/ssh_known_hosts` and
+/// `/etc/ssh/ssh_known_hosts2`.
+fn known_hosts_files(
+    given: Option<PathBuf>,
+    config: &mut super::ssh_config::HostConfig,
+    home: Option<&Path>,
+) -> std::result::Result<(PathBuf, Vec<PathBuf>), String> {
+    let user = match (given, config.known_hosts.take(), home) {
+        (Some(p), _, _) => vec![p],
+        (None, Some(files), _) if !files.is_empty() => files,
+        (None, _, Some(h)) => known_hosts::default_user_files(h),
+        (None, _, None) => {
+            return Err("HOME is not set: give the `known_hosts` file to check the server against".into());
+        }
+    };
+    let global = config
+        .global_known_hosts
+        .take()
+        .unwrap_or_else(known_hosts::default_global_files);
+    Ok((user[0].clone(), [user, global].concat()))
 }
 
 /// The user ssh logs in as when none is named: `USER`, `LOGNAME`, or the
@@ -450,6 +478,8 @@ fn split_port(server: &str) -> std::result::Result<(&str, Option<u16>), String> 
 /// Checks the server's key against `known_hosts`, and keeps what was wrong.
 pub(super) struct HostCheck {
     target: Target,
+    /// The target's known_hosts files, read when the connection started.
+    known: KnownHosts,
     refused: Arc<std::sync::Mutex<Option<String>>>,
     /// Dropped with the handler when the session ends: its receivers learn
     /// that the connection is gone.
@@ -470,7 +500,7 @@ impl russh::client::Handler for HostCheck {
         let key = match key {
             russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key,
             russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
-                return match check_certificate(t, cert) {
+                return match check_certificate(t, &self.known, cert) {
                     Ok(()) => Ok(true),
                     Err(why) => {
                         *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
@@ -479,12 +509,11 @@ impl russh::client::Handler for HostCheck {
                 };
             }
         };
-        if let Some(line) = revoked(t, key.key_data()) {
+        if let Some(line) = self.known.revoked(key.key_data()) {
             *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                "the host key of {} ({}) is revoked (line {line} of `{}`): refusing it; nothing was sent",
+                "the host key of {} ({}) is revoked ({line}): refusing it; nothing was sent",
                 t.shown(),
                 key.fingerprint(HashAlg::Sha256),
-                t.known_hosts.display()
             ));
             return Ok(false);
         }
@@ -500,9 +529,9 @@ impl russh::client::Handler for HostCheck {
                 t.known_hosts.display()
             )
         };
-        let verdict = match russh::keys::check_known_hosts_path(&t.host, t.port, key, &t.known_hosts) {
-            Ok(true) => return Ok(true),
-            Ok(false) => {
+        let verdict = match self.known.check(&t.host, t.port, key) {
+            Verdict::Known => return Ok(true),
+            Verdict::Unknown => {
                 let accepted = match t.new_host_keys {
                     NewHostKeys::Refuse => Err(unknown()),
                     NewHostKeys::Accept => Ok(true),
@@ -541,14 +570,12 @@ impl russh::client::Handler for HostCheck {
                     Err(why) => why,
                 }
             }
-            Err(russh::keys::Error::KeyChanged { line }) => format!(
-                "the host key of {} ({}) is not the one line {line} of `{}` records: the server's key \
+            Verdict::Changed(line) => format!(
+                "the host key of {} ({}) is not the one {line} records: the server's key \
                  was replaced, or someone is in the middle of the connection; nothing was sent",
                 t.shown(),
                 key.fingerprint(HashAlg::Sha256),
-                t.known_hosts.display()
             ),
-            Err(e) => format!("cannot check the host key against `{}`: {e}", t.known_hosts.display()),
         };
         *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
         Ok(false)
@@ -620,10 +647,7 @@ fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Resu
 /// Whether connecting to `t` (or a jump host on the way) may ask on the
 /// terminal: `ask_password`, or a host whose key known_hosts lacks.
 pub(super) fn may_ask(t: &Target) -> bool {
-    let key_unknown = t.new_host_keys == NewHostKeys::Ask
-        && cert_authorities(t).is_empty()
-        && russh::keys::known_hosts::known_host_keys_path(&t.host, t.port, &t.known_hosts)
-            .map_or(true, |k| k.is_empty());
+    let key_unknown = t.new_host_keys == NewHostKeys::Ask && !t.read_known_hosts().knows(&t.host, t.port);
     t.ask
         || key_unknown
         || match &t.route {
@@ -632,52 +656,16 @@ pub(super) fn may_ask(t: &Target) -> bool {
         }
 }
 
-/// The keys of the `@cert-authority` lines of `t`'s known_hosts whose host
-/// patterns take it (`host`, or `[host]:port` off port 22, as ssh matches).
-fn cert_authorities(t: &Target) -> Vec<russh::keys::PublicKey> {
-    let Ok(text) = fs_err::read_to_string(&t.known_hosts) else {
-        return Vec::new();
-    };
-    let name = match t.port {
-        22 => t.host.clone(),
-        p => format!("[{}]:{p}", t.host),
-    };
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            if fields.next()? != "@cert-authority" {
-                return None;
-            }
-            let patterns: Vec<String> = fields.next()?.split(',').map(str::to_string).collect();
-            let key = format!("{} {}", fields.next()?, fields.next()?);
-            super::ssh_config::host_matches(&name, &patterns)
-                .then(|| russh::keys::PublicKey::from_openssh(&key).ok())
-                .flatten()
-        })
-        .collect()
-}
-
-/// The line of `t`'s known_hosts that marks `key` `@revoked`, if one does
-/// (whatever host it names: a revoked key is never accepted).
-fn revoked(t: &Target, key: &russh::keys::ssh_key::public::KeyData) -> Option<usize> {
-    let text = fs_err::read_to_string(&t.known_hosts).ok()?;
-    text.lines().enumerate().find_map(|(i, line)| {
-        let mut fields = line.split_whitespace();
-        if fields.next()? != "@revoked" {
-            return None;
-        }
-        let _patterns = fields.next()?;
-        let listed = russh::keys::PublicKey::from_openssh(&format!("{} {}", fields.next()?, fields.next()?)).ok()?;
-        (listed.key_data() == key).then_some(i + 1)
-    })
-}
-
 /// Whether `cert` proves the server is `t`'s host, as ssh checks a host
 /// certificate: signed by an authority known_hosts trusts for it, a host
 /// certificate, valid now, naming the host among its principals (if it names
 /// any), with no critical option.
-fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result::Result<(), String> {
-    let cas = cert_authorities(t);
+fn check_certificate(
+    t: &Target,
+    known: &KnownHosts,
+    cert: &russh::keys::Certificate,
+) -> std::result::Result<(), String> {
+    let cas = known.cert_authorities(&t.host, t.port);
     let trusted: Vec<_> = cas.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -690,11 +678,8 @@ fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result
         )
     };
     for (key, whose) in [(cert.public_key(), "its key"), (cert.signature_key(), "its authority")] {
-        if let Some(line) = revoked(t, key) {
-            return Err(wrong(&format!(
-                "is revoked: {whose} is on line {line} of `{}`",
-                t.known_hosts.display()
-            )));
+        if let Some(line) = known.revoked(key) {
+            return Err(wrong(&format!("is revoked: {whose} is on {line}")));
         }
     }
     if cert.validate_at(now, &trusted).is_err() {
@@ -714,6 +699,15 @@ fn check_certificate(t: &Target, cert: &russh::keys::Certificate) -> std::result
         return Err(wrong("has critical options dvt does not know"));
     }
     Ok(())
+}
+
+/// Whether a key of algorithm `known` is offered under `offered`: RSA keys
+/// under every RSA signature algorithm (`rsa-sha2-512`, `rsa-sha2-256`).
+fn same_kind(known: &Algorithm, offered: &Algorithm) -> bool {
+    match (known, offered) {
+        (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+        (k, o) => k == o,
+    }
 }
 
 /// A TCP connection to an SSH server that acknowledges what it receives at
@@ -802,11 +796,24 @@ pub(super) fn open_ssh<'a>(
     route: &'a mut Vec<Via>,
 ) -> futures::future::BoxFuture<'a, std::result::Result<(Handle<HostCheck>, Alive), String>> {
     Box::pin(async move {
+        let known = t.read_known_hosts();
+        let mut preferred = russh::Preferred::default();
+        // The algorithms of the keys known for the host first, as ssh orders
+        // them: a server known by its ECDSA key is asked for that one, not
+        // for its Ed25519 key, which known_hosts would not have.
+        let algorithms = known.algorithms(&t.host, t.port);
+        if !algorithms.is_empty() {
+            let (first, rest): (Vec<Algorithm>, Vec<Algorithm>) = preferred
+                .key
+                .iter()
+                .cloned()
+                .partition(|a| algorithms.iter().any(|k| same_kind(k, a)));
+            preferred.key = std::borrow::Cow::Owned([first, rest].concat());
+        }
         // A server is asked for a host certificate only where known_hosts
         // names an authority for it, as ssh asks.
-        let mut preferred = russh::Preferred::default();
-        if !cert_authorities(t).is_empty() {
-            use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
+        if !known.cert_authorities(&t.host, t.port).is_empty() {
+            use russh::keys::EcdsaCurve;
             preferred.host_key_certificates = std::borrow::Cow::Owned(vec![
                 Algorithm::Ed25519,
                 Algorithm::Ecdsa {
@@ -843,6 +850,7 @@ pub(super) fn open_ssh<'a>(
         let (alive_tx, alive) = tokio::sync::watch::channel(());
         let handler = HostCheck {
             target: t.clone(),
+            known,
             refused: refused.clone(),
             _alive: alive_tx,
         };

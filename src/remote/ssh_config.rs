@@ -3,7 +3,7 @@
 //! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
 //! `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
-//! `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
+//! `GlobalKnownHostsFile`, `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
 //! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
@@ -23,7 +23,11 @@ pub(super) struct HostConfig {
     pub identities_only: Option<bool>,
     /// `IdentityAgent`: which agent holds the keys.
     pub agent: Option<Agent>,
-    pub known_hosts: Option<PathBuf>,
+    /// `UserKnownHostsFile`: the user's known_hosts files (new keys go to
+    /// the first); `none` is `/dev/null`.
+    pub known_hosts: Option<Vec<PathBuf>>,
+    /// `GlobalKnownHostsFile`: the machine's known_hosts files.
+    pub global_known_hosts: Option<Vec<PathBuf>>,
     /// `StrictHostKeyChecking`: what to do with a server whose key
     /// known_hosts does not have.
     pub new_host_keys: Option<NewHostKeys>,
@@ -131,6 +135,10 @@ impl Reader<'_> {
         };
         let value = self.expand(first);
         let path = self.path(&value);
+        let files = match key {
+            "userknownhostsfile" | "globalknownhostsfile" => self.paths(args),
+            _ => Vec::new(),
+        };
         let o = &mut *self.out;
         match key {
             "hostname" if o.host_name.is_none() => o.host_name = Some(value),
@@ -163,7 +171,10 @@ impl Reader<'_> {
                     _ => None,
                 };
             }
-            "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(path),
+            "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(files),
+            "globalknownhostsfile" if o.global_known_hosts.is_none() => {
+                o.global_known_hosts = Some(files);
+            }
             _ => {}
         }
     }
@@ -223,6 +234,17 @@ impl Reader<'_> {
     }
 
     /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
+    /// The files a `UserKnownHostsFile` or `GlobalKnownHostsFile` line names
+    /// (`none`: `/dev/null`, which holds no key).
+    fn paths(&self, args: &[String]) -> Vec<PathBuf> {
+        args.iter()
+            .map(|a| match a.as_str() {
+                "none" => PathBuf::from("/dev/null"),
+                a => self.path(&self.expand(a)),
+            })
+            .collect()
+    }
+
     fn path(&self, value: &str) -> PathBuf {
         match value.strip_prefix("~/") {
             Some(rest) => self.home.join(rest),
@@ -349,7 +371,7 @@ mod tests {
             "# comment\nInclude config.d/*\n\
              Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
              Match host gpu-box\n  User never\n\
-             Host *\n  User fallback\n  UserKnownHostsFile ~/kh\n  Port 22\n  IdentitiesOnly yes\n  \
+             Host *\n  User fallback\n  UserKnownHostsFile ~/kh /etc/kh2\n  GlobalKnownHostsFile none\n  Port 22\n  IdentitiesOnly yes\n  \
              IdentityAgent \"~/agent sock\"\n  ConnectTimeout 7\n  StrictHostKeyChecking accept-new\n  ProxyCommand  ssh -W \"%h:%p\" gate  \n\
              Host *\n  IdentitiesOnly no\n  IdentityAgent none\n",
         )
@@ -364,7 +386,8 @@ mod tests {
                 identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
                 identities_only: Some(true),
                 agent: Some(Agent::Socket(home.join("agent sock"))),
-                known_hosts: Some(home.join("kh")),
+                known_hosts: Some(vec![home.join("kh"), PathBuf::from("/etc/kh2")]),
+                global_known_hosts: Some(vec![PathBuf::from("/dev/null")]),
                 new_host_keys: Some(NewHostKeys::Accept),
                 connect_timeout: Some(7),
                 proxy: Some(Proxy::Jump("bastion,me@inner:2200".into())),
@@ -418,7 +441,7 @@ mod tests {
                 Some(2200),
                 vec![home.join(".ssh/matched")],
                 None,
-                Some(home.join("mine")),
+                Some(vec![home.join("mine")]),
                 Some(Proxy::Jump("gate".into()))
             )
         );
