@@ -3906,25 +3906,24 @@ struct SshdRepo {
 }
 
 impl SshdRepo {
-    fn new(other_key: &str) -> SshdRepo {
+    /// `None` where the test servers are not installed.
+    fn new(other_key: &str) -> Option<SshdRepo> {
+        server("DVT_TEST_WEBDAV_URL")?;
         let keys = tempfile::tempdir().unwrap();
         keygen(&keys.path().join("user"));
         keygen(&keys.path().join(other_key));
         let sshd = Sshd::start(keys.path().join("user.pub").to_str().unwrap());
         let served = tempfile::tempdir().unwrap();
         let a = repo_with_remote("lab", &sshd.url(served.path()));
-        let user_key = keys.path().join("user");
-        a.dvt(&[
-            "remote",
-            "modify",
-            "--local",
-            "lab",
-            "keyfile",
-            user_key.to_str().unwrap(),
-        ])
-        .ok();
-        SshdRepo { keys, sshd, served, a }
+        log_in_with(&a, &keys.path().join("user"));
+        Some(SshdRepo { keys, sshd, served, a })
     }
+}
+
+/// Makes `a`'s remote `lab` log in with the key file `key` (in this clone only).
+fn log_in_with(a: &TestEnv, key: &Path) {
+    a.dvt(&["remote", "modify", "--local", "lab", "keyfile", key.to_str().unwrap()])
+        .ok();
 }
 
 /// known_hosts read as ssh reads it: hashed lines (`HashKnownHosts yes`, the
@@ -3937,15 +3936,10 @@ impl SshdRepo {
 /// the first key of the server's type).
 #[test]
 fn ssh_reads_known_hosts_as_ssh_does() {
-    if server("DVT_TEST_WEBDAV_URL").is_none() {
+    let Some(mut lab) = SshdRepo::new("old") else {
         return;
-    }
-    let SshdRepo {
-        keys,
-        mut sshd,
-        served: _served,
-        a,
-    } = SshdRepo::new("old");
+    };
+    let SshdRepo { keys, sshd, a, .. } = &mut lab;
     a.write("x.csv", "a,b\n1,2\n");
     a.dvt(&["add", "x.csv"]).ok();
     let name = format!("[127.0.0.1]:{}", sshd.port);
@@ -4012,6 +4006,86 @@ fn ssh_reads_known_hosts_as_ssh_does() {
     connects("").ok();
 }
 
+/// Logins with SSH certificates, as teams with an SSH certificate authority
+/// make them (the server trusts the CA with `TrustedUserCAKeys` and has no
+/// authorized key for the user): `KEY-cert.pub` beside the key file, a
+/// `CertificateFile` of `~/.ssh/config`, and a certificate the ssh agent holds
+/// (`ssh-add` adds it with its key). The key alone is refused.
+#[test]
+fn ssh_logs_in_with_a_user_certificate() {
+    let Some(mut lab) = SshdRepo::new("ca") else {
+        return;
+    };
+    let SshdRepo { keys, sshd, a, .. } = &mut lab;
+    let key = |name: &str| keys.path().join(name);
+    keygen(&key("member"));
+    sshd.set(&format!("TrustedUserCAKeys {}", key("ca.pub").display()));
+    let ssh_dir = a.home.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(ssh_dir.join("known_hosts"), sshd.known_host()).unwrap();
+    log_in_with(a, &key("member"));
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let status = |agent: Option<&Path>| {
+        let mut c = a.dvt_cmd(&["status", "--remote", "-v"]);
+        match agent {
+            Some(socket) => c.env("SSH_AUTH_SOCK", socket),
+            None => c.env_remove("SSH_AUTH_SOCK"),
+        };
+        common::Run::from(c.output().unwrap())
+    };
+    let r = status(None).fails();
+    assert!(
+        r.stderr.contains("authentication failed") || r.stderr.contains("tried"),
+        "{}",
+        r.stderr
+    );
+
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(key("ca"))
+        .args(["-I", "member", "-n", &me()])
+        .arg(key("member.pub"))
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let cert = key("member-cert.pub");
+    let r = status(None).ok();
+    assert!(
+        r.stderr.contains(&format!("with the certificate `{}`", cert.display())),
+        "{}",
+        r.stderr
+    );
+
+    // Elsewhere, named by `CertificateFile`.
+    let moved = key("elsewhere.crt");
+    std::fs::rename(&cert, &moved).unwrap();
+    status(None).fails();
+    std::fs::write(
+        ssh_dir.join("config"),
+        format!("Host *\n  CertificateFile {}\n", moved.display()),
+    )
+    .unwrap();
+    let r = status(None).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("with the certificate `{}`", moved.display())),
+        "{}",
+        r.stderr
+    );
+
+    // Held by the agent, no key file named.
+    std::fs::remove_file(ssh_dir.join("config")).unwrap();
+    std::fs::rename(&moved, &cert).unwrap();
+    a.dvt(&["remote", "modify", "--local", "--unset", "lab", "keyfile"])
+        .ok();
+    let socket = keys.path().join("agent.sock");
+    let _agent = ssh_agent(&socket, &[key("member").to_str().unwrap()]);
+    std::fs::remove_file(&cert).unwrap();
+    let r = status(Some(&socket)).ok();
+    assert!(r.stderr.contains("with a certificate of the ssh agent"), "{}", r.stderr);
+}
+
 /// This machine's user name (what the jump host is logged into as).
 fn me() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
@@ -4026,10 +4100,9 @@ fn me() -> String {
 /// whatever the setting. Nothing is sent to a server not trusted.
 #[test]
 fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
-    if server("DVT_TEST_WEBDAV_URL").is_none() {
+    let Some(SshdRepo { keys, sshd, served, a }) = SshdRepo::new("impostor") else {
         return;
-    }
-    let SshdRepo { keys, sshd, served, a } = SshdRepo::new("impostor");
+    };
     let known_hosts = a.home.join(".ssh/known_hosts");
     let listed = Command::new("ssh-keygen")
         .args(["-E", "sha256", "-lf"])

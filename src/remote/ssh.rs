@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use russh::client::Handle;
 use russh::keys::agent::AgentIdentity;
-use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg};
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::{Algorithm, Certificate, HashAlg, PrivateKeyWithHashAlg};
 
 use super::config::{Location, RemoteSpec};
 use super::known_hosts::{self, KnownHosts, Verdict};
@@ -34,6 +35,9 @@ pub(super) struct Target {
     /// `IdentityFile`s of `~/.ssh/config` for this host, tried instead of
     /// the default ones (those the agent holds first, as ssh tries them).
     config_keys: Vec<PathBuf>,
+    /// `CertificateFile`s of `~/.ssh/config`: offered with the keys they
+    /// certify, as `KEY-cert.pub` beside a key file is.
+    config_certificates: Vec<PathBuf>,
     /// `IdentitiesOnly`: of the agent's keys, only those of the key files.
     identities_only: bool,
     passphrase: Option<String>,
@@ -164,6 +168,7 @@ impl Target {
             user,
             keyfile: spec.get("keyfile").map(tilde),
             config_keys: config.identity_files,
+            config_certificates: config.certificate_files,
             identities_only: config.identities_only.unwrap_or(false),
             passphrase,
             password,
@@ -216,6 +221,7 @@ impl Target {
             user,
             keyfile: None,
             config_keys: config.identity_files,
+            config_certificates: config.certificate_files,
             identities_only: config.identities_only.unwrap_or(false),
             passphrase: None,
             password: None,
@@ -969,6 +975,26 @@ async fn connect_agent(
     }
 }
 
+/// The certificates of the key in file `key_file` whose public half is
+/// `public`: `KEY_FILE-cert.pub` (as `ssh-keygen -s` writes it beside the
+/// key), then those of `configured` (`CertificateFile`) that certify it.
+fn certificates_of<'a>(
+    key_file: &Path,
+    public: &'a KeyData,
+    configured: &'a [PathBuf],
+) -> impl Iterator<Item = (PathBuf, Certificate)> + 'a {
+    let mut beside = key_file.as_os_str().to_owned();
+    beside.push("-cert.pub");
+    std::iter::once(PathBuf::from(beside))
+        .chain(configured.iter().cloned())
+        .filter_map(|file| {
+            let text = fs_err::read_to_string(&file).ok()?;
+            let cert = Certificate::from_openssh(text.trim()).ok()?;
+            Some((file, cert))
+        })
+        .filter(move |(_, cert)| cert.public_key() == public)
+}
+
 /// The public half of key file `path`: from `PATH.pub` as ssh writes it,
 /// else from the key itself if no passphrase locks it.
 fn public_key_of(path: &Path) -> Option<russh::keys::PublicKey> {
@@ -1018,28 +1044,57 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                     .iter()
                     .filter_map(|f| Some((f.clone(), public_key_of(f)?)))
                     .collect();
-                let (mine, others): (Vec<_>, Vec<_>) = ids
-                    .into_iter()
-                    .filter_map(|id| match id {
-                        AgentIdentity::PublicKey { key, .. } => Some(key),
-                        _ => None,
-                    })
-                    .partition(|key| publics.iter().any(|(_, p)| p.key_data() == key.key_data()));
-                for key in mine {
-                    let Some((file, _)) = publics.iter().find(|(_, p)| p.key_data() == key.key_data()) else {
+                let (mut certificates, mut keys) = (Vec::new(), Vec::new());
+                for id in ids {
+                    match id {
+                        AgentIdentity::PublicKey { key, .. } => keys.push(key),
+                        AgentIdentity::Certificate { certificate, .. } => certificates.push(certificate),
+                    }
+                }
+                let file_of = |data: &KeyData| publics.iter().find(|(_, p)| p.key_data() == data).map(|(f, _)| f);
+                for key in keys.iter().filter(|k| file_of(k.key_data()).is_some()) {
+                    let Some(file) = file_of(key.key_data()) else {
                         continue;
                     };
                     files.retain(|f| f != file);
+                    let held = format!("the key `{}` (held by the ssh agent)", file.display());
+                    // Its certificates first: the agent's, then those on disk.
+                    let mut certs: Vec<Certificate> = certificates
+                        .iter()
+                        .filter(|c| c.public_key() == key.key_data())
+                        .cloned()
+                        .collect();
+                    certs.extend(certificates_of(file, key.key_data(), &t.config_certificates).map(|(_, c)| c));
+                    for cert in certs {
+                        let r = ssh
+                            .authenticate_certificate_with(&t.user, cert, rsa_hash, &mut agent)
+                            .await;
+                        if r.is_ok_and(|r| r.success()) {
+                            return Ok(format!("a certificate of {held}"));
+                        }
+                    }
                     let r = ssh
-                        .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
+                        .authenticate_publickey_with(&t.user, key.clone(), rsa_hash, &mut agent)
                         .await;
                     if r.is_ok_and(|r| r.success()) {
-                        return Ok(format!("the key `{}` (held by the ssh agent)", file.display()));
+                        return Ok(held);
                     }
-                    tried.push(format!("the key `{}` (held by the ssh agent)", file.display()));
+                    tried.push(held);
                 }
-                if !t.identities_only && !others.is_empty() {
-                    for key in others {
+                if !t.identities_only {
+                    let mut offered = false;
+                    for cert in certificates.into_iter().filter(|c| file_of(c.public_key()).is_none()) {
+                        offered = true;
+                        let r = ssh
+                            .authenticate_certificate_with(&t.user, cert, rsa_hash, &mut agent)
+                            .await;
+                        if r.is_ok_and(|r| r.success()) {
+                            return Ok("a certificate of the ssh agent".into());
+                        }
+                    }
+                    keys.retain(|k| file_of(k.key_data()).is_none());
+                    for key in keys {
+                        offered = true;
                         let r = ssh
                             .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
                             .await;
@@ -1047,7 +1102,9 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                             return Ok("a key of the ssh agent".into());
                         }
                     }
-                    tried.push("the ssh agent's keys".into());
+                    if offered {
+                        tried.push("the ssh agent's keys".into());
+                    }
                 }
             }
             files
@@ -1072,8 +1129,19 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                 continue;
             }
         };
+        let key = Arc::new(key);
+        for (file, cert) in certificates_of(&path, key.public_key().key_data(), &t.config_certificates) {
+            let r = ssh
+                .authenticate_openssh_cert(&t.user, key.clone(), cert)
+                .await
+                .map_err(|e| failed(&e))?;
+            if r.success() {
+                return Ok(format!("the certificate `{}`", file.display()));
+            }
+            tried.push(format!("the certificate `{}`", file.display()));
+        }
         let r = ssh
-            .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+            .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(key, rsa_hash))
             .await
             .map_err(|e| failed(&e))?;
         if r.success() {

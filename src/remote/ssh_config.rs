@@ -2,7 +2,7 @@
 //! `ssh://gpu-box/path` reaches the machine `ssh gpu-box` reaches: `Host`
 //! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
 //! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
-//! `IdentityFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
+//! `IdentityFile`, `CertificateFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
 //! `GlobalKnownHostsFile`, `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
@@ -19,6 +19,8 @@ pub(super) struct HostConfig {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
+    /// `CertificateFile`s: certificates offered with the keys they certify.
+    pub certificate_files: Vec<PathBuf>,
     /// `IdentitiesOnly`: of the agent's keys, only those of `identity_files`.
     pub identities_only: Option<bool>,
     /// `IdentityAgent`: which agent holds the keys.
@@ -145,6 +147,7 @@ impl Reader<'_> {
             "user" if o.user.is_none() => o.user = Some(value),
             "port" if o.port.is_none() => o.port = value.parse().ok(),
             "identityfile" if value != "none" => o.identity_files.push(path),
+            "certificatefile" if value != "none" => o.certificate_files.push(path),
             "identitiesonly" if o.identities_only.is_none() => {
                 o.identities_only = Some(value.eq_ignore_ascii_case("yes"));
             }
@@ -369,7 +372,7 @@ mod tests {
         fs_err::write(
             home.join(".ssh/config"),
             "# comment\nInclude config.d/*\n\
-             Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n\
+             Host gpu-box !gpu-old\n  HostName=10.0.0.5\n  Port 2222\n  User first\n  IdentityFile \"id_%h\"\n  CertificateFile ~/.ssh/lab-cert.pub\n\
              Match host gpu-box\n  User never\n\
              Host *\n  User fallback\n  UserKnownHostsFile ~/kh /etc/kh2\n  GlobalKnownHostsFile none\n  Port 22\n  IdentitiesOnly yes\n  \
              IdentityAgent \"~/agent sock\"\n  ConnectTimeout 7\n  StrictHostKeyChecking accept-new\n  ProxyCommand  ssh -W \"%h:%p\" gate  \n\
@@ -384,6 +387,7 @@ mod tests {
                 user: Some("labuser".into()),
                 port: Some(2222),
                 identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
+                certificate_files: vec![home.join(".ssh/lab-cert.pub")],
                 identities_only: Some(true),
                 agent: Some(Agent::Socket(home.join("agent sock"))),
                 known_hosts: Some(vec![home.join("kh"), PathBuf::from("/etc/kh2")]),
