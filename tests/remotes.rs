@@ -4133,7 +4133,12 @@ fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
         "{shown}"
     );
 
-    // The fingerprint typed out: trusted, recorded, and not asked again.
+    // The fingerprint typed out: trusted, recorded (as written: this
+    // machine's /etc/ssh/ssh_config may say `HashKnownHosts yes`, which the
+    // user's file overrides), and not asked again.
+    let config = |lines: &str| std::fs::write(a.home.join(".ssh/config"), format!("Host 127.0.0.1\n{lines}")).unwrap();
+    std::fs::create_dir_all(a.home.join(".ssh")).unwrap();
+    config("  HashKnownHosts no\n");
     let shown = on_terminal(&a, &["push"], &[(question, &fingerprint)]);
     assert!(
         shown.ends_with("pushed 1 object (16 B) to `lab`; 0 already there\n"),
@@ -4144,13 +4149,10 @@ fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
     a.dvt(&["add", "y.csv"]).ok();
     a.dvt(&["push"]).ok();
 
-    // `accept-new`: recorded with a warning, nothing asked.
+    // `accept-new`: recorded with a warning, nothing asked; with
+    // `HashKnownHosts yes`, hashed, as ssh records it and finds it.
     std::fs::remove_file(&known_hosts).unwrap();
-    let config = |policy: &str| {
-        let text = format!("Host 127.0.0.1\n  StrictHostKeyChecking {policy}\n");
-        std::fs::write(a.home.join(".ssh/config"), text).unwrap();
-    };
-    config("accept-new");
+    config("  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n");
     let r = a.dvt(&["status", "-c"]).ok();
     assert!(
         r.stderr.contains(&format!(
@@ -4161,11 +4163,24 @@ fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
         "{}",
         r.stderr
     );
+    let recorded = std::fs::read_to_string(&known_hosts).unwrap();
+    let (name, key) = sshd
+        .known_host()
+        .trim()
+        .split_once(' ')
+        .map(|(n, k)| (n.to_string(), k.to_string()))
+        .unwrap();
     assert!(
-        std::fs::read_to_string(&known_hosts)
-            .unwrap()
-            .contains(sshd.known_host().trim())
+        recorded.starts_with("|1|") && recorded.trim().ends_with(&key),
+        "{recorded}"
     );
+    let found = Command::new("ssh-keygen")
+        .args(["-F", &name, "-f"])
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(found.status.success() && String::from_utf8_lossy(&found.stdout).contains(&key));
+    a.dvt(&["status", "-c"]).ok();
     // A key other than the recorded one is refused, even with `accept-new`.
     let impostor = std::fs::read_to_string(keys.path().join("impostor.pub")).unwrap();
     let line = format!(
@@ -4183,7 +4198,7 @@ fn ssh_asks_whether_to_trust_a_new_host_key_as_ssh_does() {
 
     // `yes`: refused without a question, terminal or not.
     std::fs::remove_file(&known_hosts).unwrap();
-    config("yes");
+    config("  StrictHostKeyChecking yes\n");
     let shown = on_terminal(&a, &["push"], &[(question, "yes")]);
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines[1], "1 [] []", "{shown}");

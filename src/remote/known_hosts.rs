@@ -193,6 +193,31 @@ fn hosts_match(field: &str, name: &str) -> bool {
     super::ssh_config::host_matches(name, &patterns)
 }
 
+/// `name` hashed as ssh hashes it with `HashKnownHosts yes`: `|1|SALT|HASH`,
+/// HASH the HMAC-SHA1 of the name keyed with SALT (20 bytes, base64). The
+/// salt is stored in the line: it must differ from line to line, not be
+/// secret.
+pub(super) fn hashed(name: &str) -> String {
+    let mut seed = blake3::Hasher::new();
+    seed.update(name.as_bytes());
+    seed.update(&std::process::id().to_le_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    seed.update(&now.as_nanos().to_le_bytes());
+    let seed = seed.finalize();
+    hashed_with(name, &seed.as_bytes()[..20])
+}
+
+fn hashed_with(name: &str, salt: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(mac) = Hmac::<sha1::Sha1>::new_from_slice(salt) else {
+        return name.to_string();
+    };
+    let hash = mac.chain_update(name.as_bytes()).finalize().into_bytes();
+    format!("|1|{}|{}", b64.encode(salt), b64.encode(hash))
+}
+
 /// The user's known_hosts files where none is configured.
 pub(super) fn default_user_files(home: &Path) -> Vec<PathBuf> {
     vec![home.join(".ssh/known_hosts"), home.join(".ssh/known_hosts2")]
@@ -254,6 +279,21 @@ mod tests {
         assert_eq!(k.check("host", 22, &key(ED)), Verdict::Changed(at));
         assert_eq!(k.algorithms("host", 22), vec![Algorithm::Ed25519]);
         assert!(k.knows("host", 22) && !k.knows("other", 22));
+    }
+
+    #[test]
+    fn hashed_names_are_written_as_ssh_writes_them() {
+        // ssh-keygen -H's line for `example.com`, salt and all (russh's vector).
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("O33ESRMWPVkMYIwJ1Uw+n877jTo=")
+            .unwrap();
+        assert_eq!(
+            hashed_with("example.com", &salt),
+            "|1|O33ESRMWPVkMYIwJ1Uw+n877jTo=|nuuC5vEqXlEZ/8BXQR7m619W6Ak="
+        );
+        let (one, two) = (hashed("[10.0.0.7]:2222"), hashed("[10.0.0.7]:2222"));
+        assert!(one != two, "the salt must differ");
+        assert!(hosts_match(&one, "[10.0.0.7]:2222") && !hosts_match(&one, "10.0.0.7"));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub(super) struct Target {
     /// Every known_hosts file read, in order: the user's (`known_hosts`
     /// first), then the machine's.
     known_hosts_files: Vec<PathBuf>,
+    /// `HashKnownHosts`: a new key's line names the host hashed.
+    hash_known_hosts: bool,
     /// What to do with a key `known_hosts` does not have
     /// (`StrictHostKeyChecking`).
     new_host_keys: NewHostKeys,
@@ -174,6 +176,7 @@ impl Target {
             password,
             known_hosts,
             known_hosts_files,
+            hash_known_hosts: config.hash_known_hosts.unwrap_or(false),
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: match spec.flag("allow_agent")?.unwrap_or(true) {
                 true => config.agent.unwrap_or(Agent::FromEnv),
@@ -227,6 +230,7 @@ impl Target {
             password: None,
             known_hosts,
             known_hosts_files,
+            hash_known_hosts: config.hash_known_hosts.unwrap_or(false),
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: config.agent.unwrap_or(Agent::FromEnv),
             ask: false,
@@ -407,7 +411,13 @@ fn ask_on_terminal(question: &str, remember: bool, echo: bool) -> std::result::R
 
 fn host_config(home: Option<&Path>, alias: &str, user: Option<&str>) -> super::ssh_config::HostConfig {
     match home {
-        Some(h) => super::ssh_config::for_host(&h.join(".ssh/config"), alias, user, h),
+        Some(h) => super::ssh_config::with_system(
+            &h.join(".ssh/config"),
+            Some(Path::new("/etc/ssh/ssh_config")),
+            alias,
+            user,
+            h,
+        ),
         None => Default::default(),
     }
 }
@@ -614,7 +624,8 @@ fn ask_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Result
 }
 
 /// Appends `key` for `t`'s host to `t`'s known_hosts, as ssh records a key
-/// it was told to trust (`~/.ssh` made private if it is new).
+/// it was told to trust (`~/.ssh` made private if it is new; the host's name
+/// hashed with `HashKnownHosts yes`).
 fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Result<(), String> {
     if let Some(dir) = t.known_hosts.parent()
         && !dir.as_os_str().is_empty()
@@ -627,9 +638,10 @@ fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Resu
             fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
         }
     }
-    let name = match t.port {
-        22 => t.host.clone(),
-        p => format!("[{}]:{p}", t.host),
+    let name = known_hosts::host_name(&t.host, t.port);
+    let name = match t.hash_known_hosts {
+        true => known_hosts::hashed(&name),
+        false => name,
     };
     let key = key.to_openssh().map_err(|e| e.to_string())?;
     let before = match fs_err::read(&t.known_hosts) {

@@ -1,9 +1,11 @@
-//! What `~/.ssh/config` says about a host, read as OpenSSH reads it, so that
-//! `ssh://gpu-box/path` reaches the machine `ssh gpu-box` reaches: `Host`
-//! sections (patterns with `*` and `?`, `!` to exclude), `Include`, and the
-//! keywords an SFTP connection needs: `HostName`, `User`, `Port`,
-//! `IdentityFile`, `CertificateFile`, `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
-//! `GlobalKnownHostsFile`, `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
+//! What `~/.ssh/config`, then `/etc/ssh/ssh_config`, say about a host, read
+//! as OpenSSH reads them, so that `ssh://gpu-box/path` reaches the machine
+//! `ssh gpu-box` reaches: `Host` sections (patterns with `*` and `?`, `!` to
+//! exclude), `Include`, and the keywords an SFTP connection needs:
+//! `HostName`, `User`, `Port`, `IdentityFile`, `CertificateFile`,
+//! `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
+//! `GlobalKnownHostsFile`, `HashKnownHosts`, `StrictHostKeyChecking`,
+//! `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
 //! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
@@ -33,6 +35,8 @@ pub(super) struct HostConfig {
     /// `StrictHostKeyChecking`: what to do with a server whose key
     /// known_hosts does not have.
     pub new_host_keys: Option<NewHostKeys>,
+    /// `HashKnownHosts`: record new host keys with hashed names.
+    pub hash_known_hosts: Option<bool>,
     /// `ConnectTimeout`, in seconds.
     pub connect_timeout: Option<u64>,
     /// How to reach the host: through other SSH hosts, or a command's
@@ -75,19 +79,35 @@ pub(super) enum Proxy {
     Command(String),
 }
 
-/// Reads the settings for `host` from `file` (missing: none). `home` expands
-/// `~`; `user` is the remote user given outside the file (the URL's, or the
-/// remote's option), for `Match user`.
-pub(super) fn for_host(file: &Path, host: &str, user: Option<&str>, home: &Path) -> HostConfig {
+/// Reads the settings for `host` from `file`, then from the machine's file
+/// `system`, as ssh reads `/etc/ssh/ssh_config` after the user's (the first
+/// value found wins; a missing file gives none). `home` expands `~`; `user`
+/// is the remote user given outside the files (the URL's, or the remote's
+/// option), for `Match user`. A relative `Include` is below `~/.ssh` in the
+/// user's file and below the system file's directory in that one.
+pub(super) fn with_system(
+    file: &Path,
+    system: Option<&Path>,
+    host: &str,
+    user: Option<&str>,
+    home: &Path,
+) -> HostConfig {
     let mut out = HostConfig::default();
-    let mut reader = Reader {
-        host,
-        user,
-        home,
-        out: &mut out,
-        depth: 0,
-    };
-    reader.read_file(file);
+    let files = [
+        Some((file, home.join(".ssh"))),
+        system.map(|s| (s, s.parent().unwrap_or(s).to_path_buf())),
+    ];
+    for (file, base) in files.into_iter().flatten() {
+        let mut reader = Reader {
+            host,
+            user,
+            home,
+            base,
+            out: &mut out,
+            depth: 0,
+        };
+        reader.read_file(file);
+    }
     out
 }
 
@@ -95,6 +115,8 @@ struct Reader<'a> {
     host: &'a str,
     user: Option<&'a str>,
     home: &'a Path,
+    /// Where the files a relative `Include` names are.
+    base: PathBuf,
     out: &'a mut HostConfig,
     depth: usize,
 }
@@ -164,6 +186,9 @@ impl Reader<'_> {
                         None => Agent::Socket(path),
                     },
                 });
+            }
+            "hashknownhosts" if o.hash_known_hosts.is_none() => {
+                o.hash_known_hosts = Some(value.eq_ignore_ascii_case("yes"));
             }
             "connecttimeout" if o.connect_timeout.is_none() => o.connect_timeout = value.parse().ok(),
             "stricthostkeychecking" if o.new_host_keys.is_none() => {
@@ -236,7 +261,6 @@ impl Reader<'_> {
             .replace('\u{0}', "%")
     }
 
-    /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
     /// The files a `UserKnownHostsFile` or `GlobalKnownHostsFile` line names
     /// (`none`: `/dev/null`, which holds no key).
     fn paths(&self, args: &[String]) -> Vec<PathBuf> {
@@ -248,6 +272,7 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
     fn path(&self, value: &str) -> PathBuf {
         match value.strip_prefix("~/") {
             Some(rest) => self.home.join(rest),
@@ -259,7 +284,10 @@ impl Reader<'_> {
     /// The files an `Include` names: a path, or a `*`/`?` pattern in its last
     /// component, sorted as ssh sorts them.
     fn include_files(&self, pattern: &str) -> Vec<PathBuf> {
-        let path = self.path(pattern);
+        let path = match pattern.strip_prefix("~/") {
+            Some(_) => self.path(pattern),
+            None => self.base.join(pattern),
+        };
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -359,6 +387,36 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn for_host(file: &Path, host: &str, user: Option<&str>, home: &Path) -> HostConfig {
+        with_system(file, None, host, user, home)
+    }
+
+    #[test]
+    fn the_machines_file_comes_after_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, etc) = (dir.path().join("home"), dir.path().join("etc"));
+        fs_err::create_dir_all(home.join(".ssh")).unwrap();
+        fs_err::create_dir_all(etc.join("ssh_config.d")).unwrap();
+        fs_err::write(home.join(".ssh/config"), "Host *\n  User mine\n").unwrap();
+        fs_err::write(
+            etc.join("ssh_config"),
+            "Include ssh_config.d/*.conf\nHost *\n  User theirs\n  HashKnownHosts yes\n",
+        )
+        .unwrap();
+        fs_err::write(etc.join("ssh_config.d/port.conf"), "Port 2022\n").unwrap();
+        let c = with_system(
+            &home.join(".ssh/config"),
+            Some(&etc.join("ssh_config")),
+            "h",
+            None,
+            &home,
+        );
+        assert_eq!(
+            (c.user, c.port, c.hash_known_hosts),
+            (Some("mine".into()), Some(2022), Some(true))
+        );
+    }
+
     #[test]
     fn reads_a_host_as_ssh_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -389,6 +447,7 @@ mod tests {
                 identity_files: vec![home.join(".ssh/lab_key"), home.join(".ssh/id_10.0.0.5")],
                 certificate_files: vec![home.join(".ssh/lab-cert.pub")],
                 identities_only: Some(true),
+                hash_known_hosts: None,
                 agent: Some(Agent::Socket(home.join("agent sock"))),
                 known_hosts: Some(vec![home.join("kh"), PathBuf::from("/etc/kh2")]),
                 global_known_hosts: Some(vec![PathBuf::from("/dev/null")]),
