@@ -163,6 +163,10 @@ impl Remote {
             url: spec.url.clone(),
             scheme: location.scheme,
             jobs,
+            checks: match location.scheme {
+                Scheme::Ssh => jobs.max(super::sftp::CHECKS_AT_ONCE),
+                _ => jobs,
+            },
             store,
             dir,
             pack,

@@ -44,6 +44,10 @@ const IN_FLIGHT: usize = 32;
 const WRITES_IN_FLIGHT: usize = 48;
 /// Names of unfinished writes start with this.
 const TMP_MARK: &str = ".dvt-tmp-";
+/// Objects asked about (stat) at once, at least: a question is a small
+/// request on a session already open, and over a link of 50 ms round trips
+/// 200 objects asked 8 at a time took 1.3 s.
+pub(super) const CHECKS_AT_ONCE: usize = 64;
 /// The store name of this module's errors.
 pub(super) const STORE: &str = "SSH";
 
