@@ -42,6 +42,10 @@ const S3_KEYS: &[&str] = &[
     "session_token",
     "allow_http",
     "ssl_verify",
+    "sse",
+    "sse_kms_key_id",
+    "sse_customer_key",
+    "sse_customer_algorithm",
 ];
 const GCS_KEYS: &[&str] = &["projectname", "credentialpath", "allow_http", "ssl_verify"];
 const AZURE_KEYS: &[&str] = &[
@@ -81,6 +85,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "password",
     "passphrase",
     "token",
+    "sse_customer_key",
 ];
 
 /// Keys whose values are numbers or booleans rather than strings.

@@ -190,6 +190,57 @@ impl Remote {
     }
 }
 
+/// Server-side encryption of what is uploaded, under DVC's option names:
+/// `sse` (`AES256`, `aws:kms`, `aws:kms:dsse`), `sse_kms_key_id` (the KMS key;
+/// alone, it means `aws:kms`), `sse_customer_key` (SSE-C: a base64 AES-256
+/// key that S3 encrypts with and wants again to read; `sse_customer_algorithm`
+/// may only be `AES256`). A bucket policy that refuses unencrypted uploads
+/// takes these.
+fn with_encryption(
+    b: object_store::aws::AmazonS3Builder,
+    spec: &RemoteSpec,
+) -> std::result::Result<object_store::aws::AmazonS3Builder, String> {
+    // object_store names these settings only by their keys.
+    let set = |b: object_store::aws::AmazonS3Builder, key: &str, value: &str| match key.parse() {
+        Ok(key) => b.with_config(key, value),
+        Err(_) => b,
+    };
+    if let Some(a) = spec.get("sse_customer_algorithm")
+        && a != "AES256"
+    {
+        return Err(format!("`sse_customer_algorithm` is `{a}`; S3 takes only `AES256`"));
+    }
+    match (
+        spec.get("sse"),
+        spec.get("sse_kms_key_id"),
+        spec.get("sse_customer_key"),
+    ) {
+        (None, None, None) => Ok(b),
+        (_, Some(_), Some(_)) => Err("`sse_kms_key_id` and `sse_customer_key` exclude each other: set one".into()),
+        (Some(sse), _, Some(_)) if sse != "sse-c" => Err(format!(
+            "`sse` is `{sse}` and `sse_customer_key` is set: unset `sse` for SSE-C"
+        )),
+        (_, None, Some(key)) => {
+            let b = set(b, "aws_server_side_encryption", "sse-c");
+            Ok(set(b, "aws_sse_customer_key_base64", key))
+        }
+        (sse, kms, None) => {
+            let sse = sse.unwrap_or("aws:kms");
+            if !["AES256", "aws:kms", "aws:kms:dsse"].contains(&sse) {
+                return Err(format!(
+                    "`sse` is `{sse}`; S3 takes `AES256`, `aws:kms` or `aws:kms:dsse`"
+                ));
+            }
+            let b = set(b, "aws_server_side_encryption", sse);
+            match kms {
+                Some(id) if sse.starts_with("aws:kms") => Ok(set(b, "aws_sse_kms_key_id", id)),
+                Some(_) => Err(format!("`sse_kms_key_id` needs `sse` = `aws:kms` (it is `{sse}`)")),
+                None => Ok(b),
+            }
+        }
+    }
+}
+
 fn s3_builder(
     spec: &RemoteSpec,
     location: &Location,
@@ -207,6 +258,7 @@ fn s3_builder(
         remote: spec.name.clone(),
         message,
     };
+    b = with_encryption(b, spec).map_err(config)?;
     let keys_given = spec.get("access_key_id").is_some() || spec.get("secret_access_key").is_some();
     let explicit = spec.get("profile").is_some() || spec.get("credentialpath").is_some();
     // The AWS shared files, as the AWS CLI reads them: where the keys and
