@@ -2362,7 +2362,7 @@ fn get_import_and_list_read_the_remote_and_options_given() {
         ),
         (
             vec!["--remote-config", "region=x"],
-            "unknown option `region` for a local remote",
+            "unknown option `region` for local remotes",
         ),
         (vec!["--config", "nope.toml"], "no such file (given with `--config`)"),
     ] {

@@ -1719,7 +1719,15 @@ fn unknown_remote_and_unsupported_scheme_are_refused() {
     assert!(r.stderr.contains("configured remotes: store"), "{}", r.stderr);
     let r = a.dvt(&["remote", "modify", "store", "region", "eu-west-1"]).fails();
     assert!(
-        r.stderr.contains("unknown option `region` for a local remote"),
+        r.stderr.contains("unknown option `region` for local remotes"),
+        "{}",
+        r.stderr
+    );
+    // An option of DVC's that dvt does without says why.
+    let r = a.dvt(&["remote", "modify", "store", "version_aware", "true"]).fails();
+    assert!(
+        r.stderr
+            .contains("unknown option `version_aware` for local remotes: cloud-versioned remotes are not supported"),
         "{}",
         r.stderr
     );

@@ -377,15 +377,38 @@ fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
     }
     let mut allowed: Vec<&str> = COMMON_KEYS.iter().chain(scheme.keys()).copied().collect();
     allowed.retain(|k| *k != "url");
+    let why = match dvc_only(key) {
+        Some(why) => format!(": {why}"),
+        None => String::new(),
+    };
     Err(RemoteError::Config {
         remote: remote.to_string(),
         message: format!(
-            "unknown option `{key}` for a {} remote; it takes: {}",
+            "unknown option `{key}` for {} remotes{why}; they take: {}",
             scheme.name(),
             allowed.join(", ")
         ),
     }
     .into())
+}
+
+/// Why an option of DVC's remotes has no counterpart here, for those a DVC
+/// user is likely to set.
+fn dvc_only(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "gss_auth" => {
+            "Kerberos (GSSAPI) logins are not supported: log in with a key, the ssh agent, a certificate or a password"
+        }
+        "acl" | "grant_read" | "grant_read_acp" | "grant_write_acp" | "grant_full_control" => {
+            "dvt sets no object ACLs: let the bucket own its objects (S3 Object Ownership) instead"
+        }
+        "version_aware" | "worktree" => {
+            "cloud-versioned remotes are not supported: a remote keeps dvt's content-addressed layout"
+        }
+        "use_ssl" => "give `endpointurl` as `https://…` or `http://…` (with `allow_http`)",
+        "listobjects" => "not needed: dvt lists or asks object by object as it sees fit",
+        _ => return None,
+    })
 }
 
 /// Checks a remote name: letters, digits, `-`, `_`, `.`.
