@@ -870,9 +870,7 @@ fn gcs_reads_with_fake_gcs_server() {
     let key = b.root.parent().unwrap().join("gcs-key.json");
     std::fs::write(
         &key,
-        format!(
-            r#"{{"private_key":"","private_key_id":"","client_email":"test@example.invalid","gcs_base_url":"{endpoint}","disable_oauth":true}}"#
-        ),
+        r#"{"private_key":"","private_key_id":"","client_email":"test@example.invalid","disable_oauth":true}"#,
     )
     .unwrap();
     b.dvt(&[
@@ -884,7 +882,8 @@ fn gcs_reads_with_fake_gcs_server() {
         "--local",
     ])
     .ok();
-    b.dvt(&["remote", "modify", "gcs", "allow_http", "true", "--local"])
+    // The emulator's URL as DVC's `endpointurl` (`http://` allows plain HTTP).
+    b.dvt(&["remote", "modify", "gcs", "endpointurl", &endpoint, "--local"])
         .ok();
     let r = b.dvt(&["pull"]).ok();
     assert!(r.stdout.contains(&format!("fetched {n} objects")), "{}", r.stdout);

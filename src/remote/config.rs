@@ -47,7 +47,13 @@ const S3_KEYS: &[&str] = &[
     "sse_customer_key",
     "sse_customer_algorithm",
 ];
-const GCS_KEYS: &[&str] = &["projectname", "credentialpath", "allow_http", "ssl_verify"];
+const GCS_KEYS: &[&str] = &[
+    "projectname",
+    "credentialpath",
+    "endpointurl",
+    "allow_http",
+    "ssl_verify",
+];
 const AZURE_KEYS: &[&str] = &[
     "account_name",
     "account_key",
