@@ -5,7 +5,10 @@
   heading of that file (ids made as mdBook makes them);
 - every page under docs/ is listed in docs/SUMMARY.md;
 - with the path of a `dvt` binary: every command of `dvt --help` has a page whose
-  title names it (`# dvt NAME`, or a title listing several commands).
+  title names it (`# dvt NAME`, or a title listing several commands);
+- the options table of remotes.md and the option lists of src/remote/config.rs
+  agree: each option a row names is one its kind of remote takes, and each one
+  a kind takes is in the page.
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -88,10 +91,35 @@ def check_commands(dvt, problems):
             problems.append(f"dvt {name}: no page of docs/commands/ has it in its title")
 
 
+def check_remote_options(problems):
+    source = (DOCS.parent / "src" / "remote" / "config.rs").read_text()
+    lists = {
+        m.group(1): re.findall(r'"([a-z_0-9]+)"', m.group(2))
+        for m in re.finditer(r"const ([A-Z0-9]+)_KEYS: &\[&str\] = &\[(.*?)\];", source, re.S)
+    }
+    common = set(lists.get("COMMON", []))
+    rows = {"S3": "S3", "GCS": "GCS", "Azure": "AZURE", "directory": "LOCAL", "SSH": "SSH", "WebDAV": "HTTP"}
+    page = (DOCS / "remotes.md").read_text()
+    for line in page.splitlines():
+        cells = line.split("|")
+        if len(cells) < 3 or cells[1].strip() not in rows:
+            continue
+        kind = rows[cells[1].strip()]
+        takes = set(lists.get(kind, [])) | common
+        for name in re.findall(r"`([a-z][a-z0-9_]*)`", cells[2]):
+            if name not in takes and name not in ("true", "false", "none"):
+                problems.append(f"remotes.md: the {cells[1].strip()} row names `{name}`, which {kind}_KEYS lacks")
+    for kind, names in lists.items():
+        for name in names:
+            if name != "url" and f"`{name}`" not in page:
+                problems.append(f"remotes.md: `{name}` ({kind}_KEYS) is not in the page")
+
+
 def main():
     problems = []
     check_links(problems)
     check_summary(problems)
+    check_remote_options(problems)
     if len(sys.argv) > 1:
         check_commands(sys.argv[1], problems)
     for p in problems:
