@@ -1643,6 +1643,29 @@ fn s3_keys_and_region_come_from_the_aws_profile() {
         "{}",
         r.stderr
     );
+
+    // A config file elsewhere, named by `configpath` (as DVC's).
+    let elsewhere = a.home.join("team-aws-config");
+    std::fs::write(
+        &elsewhere,
+        "[profile team]\nregion = ap-south-1\naws_access_key_id = AKTEAM\naws_secret_access_key = sk-team\n",
+    )
+    .unwrap();
+    a.dvt(&["remote", "modify", "s3", "profile", "team"]).ok();
+    a.dvt(&["remote", "modify", "s3", "configpath", elsewhere.to_str().unwrap()])
+        .ok();
+    let r = dvt(&["push", "-v"]).ok();
+    assert!(
+        r.stderr.contains("region `ap-south-1`, of the AWS profile")
+            && r.stderr
+                .contains(&format!("keys of AWS profile `team` in `{}`", elsewhere.display())),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "modify", "s3", "configpath", "/nonexistent/aws-config"])
+        .ok();
+    let r = dvt(&["push"]).fails();
+    assert!(r.stderr.contains("/nonexistent/aws-config"), "{}", r.stderr);
 }
 
 /// With no credentials anywhere, object_store asks the instance metadata

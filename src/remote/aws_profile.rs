@@ -36,10 +36,14 @@ pub(super) enum Credentials {
 }
 
 /// Reads profile `profile` (else `AWS_PROFILE`, else `default`);
-/// `credentials` is the remote's `credentialpath`. `None` if the files say
-/// nothing of the profile; an error where a file named explicitly cannot be
-/// read. Nothing is run.
-pub(super) fn load(profile: Option<&str>, credentials: Option<&Path>) -> Result<Option<Profile>, String> {
+/// `credentials` and `config` are the remote's `credentialpath` and
+/// `configpath`. `None` if the files say nothing of the profile; an error
+/// where a file named explicitly cannot be read. Nothing is run.
+pub(super) fn load(
+    profile: Option<&str>,
+    credentials: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<Option<Profile>, String> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let name = profile
         .map(str::to_string)
@@ -55,7 +59,7 @@ pub(super) fn load(profile: Option<&str>, credentials: Option<&Path>) -> Result<
         "AWS_SHARED_CREDENTIALS_FILE",
         ".aws/credentials",
     );
-    let config_path = file(None, "AWS_CONFIG_FILE", ".aws/config");
+    let config_path = file(config.map(Path::to_path_buf), "AWS_CONFIG_FILE", ".aws/config");
     let read = |path: &Option<PathBuf>, must: bool| -> Result<Option<String>, String> {
         let Some(path) = path else { return Ok(None) };
         match fs_err::read_to_string(path) {
@@ -67,7 +71,7 @@ pub(super) fn load(profile: Option<&str>, credentials: Option<&Path>) -> Result<
     let creds = read(&creds_path, credentials.is_some())?
         .and_then(|t| section(&t, &name))
         .map(|s| (s, creds_path.clone().unwrap_or_default()));
-    let config = read(&config_path, false)?
+    let config = read(&config_path, config.is_some())?
         .and_then(|t| section(&t, &name))
         .map(|s| (s, config_path.clone().unwrap_or_default()));
     if creds.is_none() && config.is_none() {

@@ -37,6 +37,7 @@ const S3_KEYS: &[&str] = &[
     "region",
     "profile",
     "credentialpath",
+    "configpath",
     "access_key_id",
     "secret_access_key",
     "session_token",

@@ -260,7 +260,9 @@ fn s3_builder(
     };
     b = with_encryption(b, spec).map_err(config)?;
     let keys_given = spec.get("access_key_id").is_some() || spec.get("secret_access_key").is_some();
-    let explicit = spec.get("profile").is_some() || spec.get("credentialpath").is_some();
+    let explicit = ["profile", "credentialpath", "configpath"]
+        .iter()
+        .any(|k| spec.get(k).is_some());
     // The AWS shared files, as the AWS CLI reads them: where the keys and
     // the region are not given otherwise.
     // The profile gives the region whatever gives the keys; its keys are
@@ -268,7 +270,8 @@ fn s3_builder(
     let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
     let keys_from_profile = !keys_given && (!env_keys || explicit);
     let credentialpath = spec.get("credentialpath").map(std::path::Path::new);
-    let profile = match super::aws_profile::load(spec.get("profile"), credentialpath) {
+    let configpath = spec.get("configpath").map(std::path::Path::new);
+    let profile = match super::aws_profile::load(spec.get("profile"), credentialpath, configpath) {
         Ok(p) => p,
         Err(e) if keys_from_profile => return Err(config(e).into()),
         Err(_) => None,
