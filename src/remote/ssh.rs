@@ -1076,7 +1076,12 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                         .filter(|c| c.public_key() == key.key_data())
                         .cloned()
                         .collect();
-                    certs.extend(certificates_of(file, key.key_data(), &t.config_certificates).map(|(_, c)| c));
+                    // (The agent's copy is usually the one on disk: offered once.)
+                    for (_, c) in certificates_of(file, key.key_data(), &t.config_certificates) {
+                        if !certs.contains(&c) {
+                            certs.push(c);
+                        }
+                    }
                     for cert in certs {
                         let r = ssh
                             .authenticate_certificate_with(&t.user, cert, rsa_hash, &mut agent)
