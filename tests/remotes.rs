@@ -957,6 +957,49 @@ fn assert_remote_objects_whole(a: &TestEnv, remote: &Path) {
     }
 }
 
+/// A plain web server (no WebDAV) as an `http://` remote: one line says the
+/// remote must be a WebDAV server, with no hint to check credentials or to
+/// try again, instead of the server's "501 Not Implemented" page.
+#[test]
+fn a_plain_web_server_is_named_as_not_a_webdav_server() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let a = TestEnv::new();
+    let served = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _web = KillOnDrop(
+        Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .current_dir(served.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "python3 -m http.server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.dvt(&["remote", "add", "-d", "web", &format!("http://127.0.0.1:{port}/store")])
+        .ok();
+    a.dvt(&["remote", "modify", "web", "retries", "0"]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    for command in [&["push"][..], &["status", "--remote"]] {
+        let r = a.dvt(command).fails();
+        assert!(
+            r.stderr.contains(
+                "remote `web`: cannot list packs: the server does not take WebDAV requests (PROPFIND: HTTP 501); \
+                 an http(s) remote must be a WebDAV server"
+            ) && !r.stderr.contains("hint:"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn server_stopped_mid_push_then_next_push_completes() {
     server_stopped_mid_push(false);

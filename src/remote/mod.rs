@@ -973,7 +973,20 @@ fn describe(e: &object_store::Error) -> String {
             store: sftp::STORE,
             source,
         } => one_line(&crate::error_chain(source.as_ref())),
-        _ => one_line(&crate::error_chain(e)),
+        _ => {
+            let text = crate::error_chain(e);
+            // A plain web server answers WebDAV's listing with "not
+            // implemented" or "not allowed", and an error page.
+            if text.contains("PROPFIND") && (text.contains(" 501 ") || text.contains(" 405 ")) {
+                let status = if text.contains(" 501 ") { 501 } else { 405 };
+                return format!(
+                    "the server does not take WebDAV requests (PROPFIND: HTTP {status}); an http(s) remote must be \
+                     a WebDAV server (rclone serve webdav, nginx with dav_ext, Apache mod_dav, Nextcloud), not a \
+                     plain web server"
+                );
+            }
+            one_line(&text)
+        }
     }
 }
 
