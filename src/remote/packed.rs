@@ -281,9 +281,9 @@ impl Remote {
     /// each before it is stored. `on_bytes` is told of the stored bytes received.
     ///
     /// The objects are handed to the cache as the response arrives, about
-    /// 1 MiB at a time (one batch is stored while the next
-    /// arrives), so a run holds about two batches and its biggest object in
-    /// memory, not its whole span.
+    /// 1 MiB at a time (one batch is stored while the next arrives), so a run
+    /// holds about two batches and its biggest object in memory, not its
+    /// whole span.
     pub async fn download_run(
         &self,
         cache: &Cache,
@@ -321,7 +321,9 @@ impl Remote {
                 }
                 Some(Err(e)) => {
                     out.extend(self.imported(importing).await);
-                    out.extend(self.imported(Some(Self::import_batch(cache, batch))).await);
+                    if !batch.is_empty() {
+                        out.extend(self.imported(Some(Self::import_batch(cache, batch))).await);
+                    }
                     let rest = Run {
                         pack: run.pack.clone(),
                         span: run.span.clone(),
@@ -339,7 +341,7 @@ impl Remote {
                 batch.push((id, buffer.split_to(len as usize).freeze()));
                 (at, done, batch_bytes) = (offset + len, done + 1, batch_bytes + len);
             }
-            if end || batch_bytes >= IMPORT_BATCH {
+            if !batch.is_empty() && (end || batch_bytes >= IMPORT_BATCH) {
                 out.extend(self.imported(importing.take()).await);
                 importing = Some(Self::import_batch(cache, std::mem::take(&mut batch)));
                 batch_bytes = 0;

@@ -478,8 +478,9 @@ async fn write_at(conn: &Conn, handle: &str, shown: &str, offset: u64, data: Put
     for part in data.iter() {
         for start in (0..part.len()).step_by(conn.write_chunk) {
             let chunk = part.slice(start..(start + conn.write_chunk).min(part.len()));
-            at += chunk.len() as u64;
-            pieces.push((at - chunk.len() as u64, chunk));
+            let len = chunk.len() as u64;
+            pieces.push((at, chunk));
+            at += len;
         }
     }
     stream::iter(pieces)
