@@ -279,9 +279,6 @@ impl Error {
                      them with `dvt remote modify {remote} KEY VALUE` (secrets go to `.dvt/config.local.toml`)"
                 ))
             }
-            // A server not trusted, or not a WebDAV server: the message says
-            // why and what to do, and trying again would not help.
-            Error::Remote(RemoteError::Request { message, .. }) if says_what_to_do(message) => None,
             Error::Remote(RemoteError::Request { remote, .. }) => Some(format!(
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); a failed request is retried as often as option `retries` says"
@@ -298,7 +295,7 @@ impl Error {
             Error::Remote(RemoteError::Transfer { first, .. }) => {
                 const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
                 match (first.as_ref(), first.hint_from(typed)) {
-                    (Error::Remote(RemoteError::Request { message, .. }), None) if says_what_to_do(message) => None,
+                    (Error::Remote(RemoteError::Refused { .. }), _) => None,
                     (Error::Remote(RemoteError::Request { .. }), Some(h)) => Some(format!("{h}; then {AGAIN}")),
                     (_, Some(h)) => Some(h),
                     (_, None) => Some(AGAIN.into()),
@@ -763,6 +760,16 @@ pub enum RemoteError {
         /// The remote's name.
         remote: String,
         /// The operation and its cause, with secrets removed.
+        message: String,
+    },
+    /// The remote was refused in a way that trying again cannot mend, and the
+    /// message says what to do (so no hint follows): a server whose host key
+    /// is not trusted, a web server that is not a WebDAV server.
+    #[error("remote `{remote}`: {message}")]
+    Refused {
+        /// The remote's name.
+        remote: String,
+        /// What was refused and why, with secrets removed.
         message: String,
     },
     /// An object downloaded from the remote is damaged.
@@ -1403,13 +1410,4 @@ fn stage_out_message(path: &str, out: &str, stage: &str) -> String {
         "is" => format!("`{path}` is an out of stage `{stage}`"),
         verb => format!("`{path}` {verb} `{out}`, an out of stage `{stage}`"),
     }
-}
-
-/// Whether a remote's error message already says what to do, so that no hint
-/// (and no "run it again") follows: a server whose host key is not trusted, or
-/// an http(s) remote that is not a WebDAV server.
-fn says_what_to_do(message: &str) -> bool {
-    message.contains("the host key of ")
-        || message.contains("the host certificate of ")
-        || message.contains("does not take WebDAV requests")
 }

@@ -697,13 +697,15 @@ fn list(source: &Remote, url: &str) -> Result<Vec<SourceEntry>> {
 /// A remote's error, said of the URL being imported.
 fn about(e: crate::Error, url: &str) -> crate::Error {
     match e {
-        crate::Error::Remote(RemoteError::Request { message, .. } | RemoteError::Config { message, .. }) => {
-            RemoteError::Source {
-                url: url.to_string(),
-                message,
-            }
-            .into()
+        crate::Error::Remote(
+            RemoteError::Request { message, .. }
+            | RemoteError::Refused { message, .. }
+            | RemoteError::Config { message, .. },
+        ) => RemoteError::Source {
+            url: url.to_string(),
+            message,
         }
+        .into(),
         e => e,
     }
 }

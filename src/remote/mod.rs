@@ -161,9 +161,13 @@ impl Remote {
 
     /// A request error, with the remote's name and no secrets in it.
     fn fail(&self, what: &str, e: &object_store::Error) -> crate::Error {
-        RemoteError::Request {
-            remote: self.name.clone(),
-            message: redact(&format!("{what}: {}", describe(e)), &self.secrets),
+        let (remote, message) = (
+            self.name.clone(),
+            redact(&format!("{what}: {}", describe(e)), &self.secrets),
+        );
+        match is_refusal(e) {
+            true => RemoteError::Refused { remote, message },
+            false => RemoteError::Request { remote, message },
         }
         .into()
     }
@@ -973,20 +977,52 @@ fn describe(e: &object_store::Error) -> String {
             store: sftp::STORE,
             source,
         } => one_line(&crate::error_chain(source.as_ref())),
-        _ => {
-            let text = crate::error_chain(e);
-            // A plain web server answers WebDAV's listing with "not
-            // implemented" or "not allowed", and an error page.
-            if text.contains("PROPFIND") && (text.contains(" 501 ") || text.contains(" 405 ")) {
-                let status = if text.contains(" 501 ") { 501 } else { 405 };
-                return format!(
-                    "the server does not take WebDAV requests (PROPFIND: HTTP {status}); an http(s) remote must be \
-                     a WebDAV server (rclone serve webdav, nginx with dav_ext, Apache mod_dav, Nextcloud), not a \
-                     plain web server"
-                );
-            }
-            one_line(&text)
-        }
+        _ => match not_webdav(e) {
+            Some(status) => format!(
+                "the server does not take WebDAV requests (PROPFIND: HTTP {status}); an http(s) remote must be \
+                 a WebDAV server (rclone serve webdav, nginx with dav_ext, Apache mod_dav, Nextcloud), not a \
+                 plain web server"
+            ),
+            None => one_line(&crate::error_chain(e)),
+        },
+    }
+}
+
+/// The status with which a plain web server answered WebDAV's listing ("not
+/// implemented" or "not allowed", with an error page), if that is what `e` is.
+fn not_webdav(e: &object_store::Error) -> Option<u16> {
+    let text = crate::error_chain(e);
+    if !text.contains("PROPFIND") {
+        return None;
+    }
+    [501, 405].into_iter().find(|s| text.contains(&format!(" {s} ")))
+}
+
+/// Whether `e` is a refusal that trying again cannot mend and whose message
+/// says what to do: a server whose host key is not trusted, a web server
+/// that is not a WebDAV server.
+fn is_refusal(e: &object_store::Error) -> bool {
+    let mut causes = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| e.source());
+    causes.any(|e| matches!(e.downcast_ref::<ConnectError>(), Some(ConnectError::Refused(_))))
+        || not_webdav(e).is_some()
+}
+
+/// Why a connection to a server (SSH's) could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The server was refused before anything was sent (its host key or
+    /// certificate is unknown, changed or revoked); the message says what to
+    /// do, and trying again would not help.
+    #[error("{0}")]
+    Refused(String),
+    /// It failed: not reachable, logged out, not speaking SFTP.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ConnectError {
+    fn from(message: String) -> Self {
+        ConnectError::Failed(message)
     }
 }
 
@@ -1043,7 +1079,14 @@ impl Stop {
     }
 
     fn note<'a>(&self, results: impl IntoIterator<Item = &'a Result<u64>>) {
-        let failed = |r: &Result<u64>| matches!(r, Err(crate::Error::Remote(RemoteError::Request { .. })));
+        let failed = |r: &Result<u64>| {
+            matches!(
+                r,
+                Err(crate::Error::Remote(
+                    RemoteError::Request { .. } | RemoteError::Refused { .. }
+                ))
+            )
+        };
         if results.into_iter().any(failed) {
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }

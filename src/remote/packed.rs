@@ -688,19 +688,10 @@ impl Remote {
                                 .iter()
                                 .map(|(id, _)| (*id, Err(self.corrupt(*id, "its pack is truncated"))))
                                 .collect(),
-                            Err(e) => {
-                                let msg = super::describe(&e);
-                                objects
-                                    .iter()
-                                    .map(|(id, _)| {
-                                        let err = RemoteError::Request {
-                                            remote: self.name.clone(),
-                                            message: format!("cannot read pack `{old}`: {msg}"),
-                                        };
-                                        (*id, Err(err.into()))
-                                    })
-                                    .collect()
-                            }
+                            Err(e) => objects
+                                .iter()
+                                .map(|(id, _)| (*id, Err(self.fail(&format!("cannot read pack `{old}`"), &e))))
+                                .collect(),
                         }
                     })
                 };

@@ -65,7 +65,7 @@ struct Inner {
     /// The connection's SFTP sessions, or why it could not be made (not
     /// tried again: every transfer of the command would wait for the same
     /// failure).
-    conn: tokio::sync::OnceCell<std::result::Result<Vec<Arc<Conn>>, String>>,
+    conn: tokio::sync::OnceCell<std::result::Result<Vec<Arc<Conn>>, ConnectError>>,
     /// The session the next operation takes, round the pool.
     next: std::sync::atomic::AtomicUsize,
 }
@@ -221,9 +221,9 @@ impl Inner {
                 let at = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(pool[at % pool.len()].clone())
             }
-            Err(message) => Err(object_store::Error::Generic {
+            Err(failure) => Err(object_store::Error::Generic {
                 store: STORE,
-                source: message.clone().into(),
+                source: Box::new(failure.clone()),
             }),
         }
     }
@@ -259,7 +259,7 @@ async fn open_session(
     ))
 }
 
-async fn connect(t: &Target) -> std::result::Result<Vec<Arc<Conn>>, String> {
+async fn connect(t: &Target) -> std::result::Result<Vec<Arc<Conn>>, ConnectError> {
     let mut route = Vec::new();
     let (ssh, alive) = open_ssh(t, &mut route).await?;
     let server = t.server();

@@ -17,6 +17,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{Algorithm, Certificate, HashAlg, PrivateKeyWithHashAlg};
 
+use super::ConnectError;
 use super::config::{Location, RemoteSpec};
 use super::known_hosts::{self, KnownHosts, Verdict};
 use super::ssh_config::{Agent, NewHostKeys, Proxy};
@@ -812,7 +813,7 @@ impl Drop for ProxyCommand {
 pub(super) fn open_ssh<'a>(
     t: &'a Target,
     route: &'a mut Vec<Via>,
-) -> futures::future::BoxFuture<'a, std::result::Result<(Handle<HostCheck>, Alive), String>> {
+) -> futures::future::BoxFuture<'a, std::result::Result<(Handle<HostCheck>, Alive), ConnectError>> {
     Box::pin(async move {
         let known = t.read_known_hosts();
         let mut preferred = russh::Preferred::default();
@@ -912,16 +913,17 @@ pub(super) fn open_ssh<'a>(
             }
         };
         let mut ssh = match connected {
-            Err(_) => return Err(format!("{shown} did not answer within {} s", t.timeout.as_secs())),
+            Err(_) => return Err(format!("{shown} did not answer within {} s", t.timeout.as_secs()).into()),
             Ok(Err(e)) => {
                 let why = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
                 let through = match &t.route {
                     Route::Command(command) => format!(" through the ProxyCommand `{command}`"),
                     _ => String::new(),
                 };
-                return Err(
-                    why.unwrap_or_else(|| format!("cannot connect to {shown}{through}: {}", crate::error_chain(&e)))
-                );
+                return Err(match why {
+                    Some(why) => ConnectError::Refused(why),
+                    None => format!("cannot connect to {shown}{through}: {}", crate::error_chain(&e)).into(),
+                });
             }
             Ok(Ok(h)) => h,
         };
