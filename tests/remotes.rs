@@ -4185,6 +4185,79 @@ fn ssh_reads_known_hosts_as_ssh_does() {
     connects("").ok();
 }
 
+/// `~/.ssh/config` as teams write it for hosts reached through a tunnel or a
+/// shared bastion: a key file per user and host named with `%` tokens (`%d`,
+/// `%r`, `%h`, `%p`; before, only `%d` and `%h` were expanded, and a later
+/// `HostName` did not reach them), a known_hosts file per host alias (`%k`)
+/// and `HostKeyAlias`, under which the host key is looked up and recorded, as
+/// OpenSSH does (without the port).
+#[test]
+fn ssh_config_tokens_and_host_key_alias_work_as_in_ssh() {
+    let Some(mut lab) = SshdRepo::new("unused") else {
+        return;
+    };
+    let SshdRepo { keys, sshd, a, .. } = &mut lab;
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    let ssh_dir = a.home.join(".ssh");
+    std::fs::create_dir_all(ssh_dir.join("keys")).unwrap();
+    // The key only where the tokens lead, no agent, no keyfile option.
+    let key = ssh_dir.join(format!("keys/{}-127.0.0.1-{}", me(), sshd.port));
+    std::fs::copy(keys.path().join("user"), &key).unwrap();
+    a.dvt(&["remote", "modify", "--local", "--unset", "lab", "keyfile"])
+        .ok();
+    std::fs::write(
+        ssh_dir.join("config"),
+        "Host *\n  IdentityFile %d/.ssh/keys/%r-%h-%p\n  UserKnownHostsFile ~/.ssh/known_hosts.%k\n  \
+         GlobalKnownHostsFile /dev/null\n  HashKnownHosts no\n  IdentitiesOnly yes\n\
+         Host 127.0.0.1\n  HostKeyAlias lab-server\n",
+    )
+    .unwrap();
+    let known_hosts = ssh_dir.join("known_hosts.lab-server");
+    let host_key = sshd.known_host();
+    let host_key = host_key.split_once(' ').unwrap().1.trim_end();
+    let status = |strict: &str| {
+        let mut c = a.dvt_cmd(&["status", "--remote", "-v"]);
+        c.env_remove("SSH_AUTH_SOCK");
+        if !strict.is_empty() {
+            std::fs::write(
+                ssh_dir.join("config"),
+                std::fs::read_to_string(ssh_dir.join("config")).unwrap()
+                    + &format!("Host *\n  StrictHostKeyChecking {strict}\n"),
+            )
+            .unwrap();
+        }
+        common::Run::from(c.output().unwrap())
+    };
+
+    // Known under the address and port only: not under the alias.
+    std::fs::write(&known_hosts, sshd.known_host()).unwrap();
+    let r = status("").fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "is not in `{}` under its `HostKeyAlias` `lab-server`",
+            known_hosts.display()
+        )) && r.stderr.contains("sed 's/^[^ ]*/lab-server/'"),
+        "{}",
+        r.stderr
+    );
+    // Under the alias: trusted, and the key the tokens name logs in.
+    std::fs::write(&known_hosts, format!("lab-server {host_key}\n")).unwrap();
+    let r = status("").ok();
+    assert!(r.stderr.contains(&key.display().to_string()), "{}", r.stderr);
+    // A new key is recorded under the alias, as ssh records it.
+    std::fs::remove_file(&known_hosts).unwrap();
+    status("accept-new").ok();
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).unwrap(),
+        format!(
+            "lab-server {}\n",
+            host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        )
+    );
+    status("").ok();
+}
+
 /// Logins with SSH certificates, as teams with an SSH certificate authority
 /// make them (the server trusts the CA with `TrustedUserCAKeys` and has no
 /// authorized key for the user): `KEY-cert.pub` beside the key file, a

@@ -51,6 +51,8 @@ pub(super) struct Target {
     known_hosts_files: Vec<PathBuf>,
     /// `HashKnownHosts`: a new key's line names the host hashed.
     hash_known_hosts: bool,
+    /// `HostKeyAlias`: the name known_hosts knows the host's key by.
+    host_key_alias: Option<String>,
     /// What to do with a key `known_hosts` does not have
     /// (`StrictHostKeyChecking`).
     new_host_keys: NewHostKeys,
@@ -116,13 +118,13 @@ impl Target {
         let (alias, port) = split_port(server).map_err(bad)?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let given_user = user.as_deref().or(spec.get("user"));
-        let mut config = host_config(home.as_deref(), alias, given_user);
-        let port = match (port, spec.int("port")?, config.port) {
-            (Some(p), _, _) => p,
-            (None, Some(p), _) => u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?,
-            (None, None, Some(p)) => p,
-            (None, None, None) => 22,
+        let given_port = match (port, spec.int("port")?) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) => Some(u16::try_from(p).map_err(|_| bad(format!("`port` {p} is not a TCP port")))?),
+            (None, None) => None,
         };
+        let mut config = host_config(home.as_deref(), alias, (given_user, given_port));
+        let port = given_port.or(config.port).unwrap_or(22);
         let user = user
             .or_else(|| spec.get("user").map(str::to_string))
             .or(config.user.take())
@@ -178,6 +180,7 @@ impl Target {
             known_hosts,
             known_hosts_files,
             hash_known_hosts: config.hash_known_hosts.unwrap_or(false),
+            host_key_alias: config.host_key_alias.take(),
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: match spec.flag("allow_agent")?.unwrap_or(true) {
                 true => config.agent.unwrap_or(Agent::FromEnv),
@@ -212,7 +215,7 @@ impl Target {
         if alias.is_empty() {
             return Err(format!("`{written}` names no jump host"));
         }
-        let mut config = host_config(home, alias, user.as_deref());
+        let mut config = host_config(home, alias, (user.as_deref(), port));
         let user = user
             .or(config.user.take())
             .or_else(local_user)
@@ -232,6 +235,7 @@ impl Target {
             known_hosts,
             known_hosts_files,
             hash_known_hosts: config.hash_known_hosts.unwrap_or(false),
+            host_key_alias: config.host_key_alias.take(),
             new_host_keys: config.new_host_keys.unwrap_or_default(),
             agent: config.agent.unwrap_or(Agent::FromEnv),
             ask: false,
@@ -298,6 +302,16 @@ impl Target {
             }
         }
         out
+    }
+
+    /// The name and port known_hosts knows the server's key by: the
+    /// `HostKeyAlias` (as on port 22: ssh looks it up without a port), else
+    /// the host and port.
+    fn key_name(&self) -> (&str, u16) {
+        match &self.host_key_alias {
+            Some(alias) => (alias, 22),
+            None => (&self.host, self.port),
+        }
     }
 
     /// `host`, or `[host]:port` off port 22 (as known_hosts writes it).
@@ -410,13 +424,13 @@ fn ask_on_terminal(question: &str, remember: bool, echo: bool) -> std::result::R
     }
 }
 
-fn host_config(home: Option<&Path>, alias: &str, user: Option<&str>) -> super::ssh_config::HostConfig {
+fn host_config(home: Option<&Path>, alias: &str, given: (Option<&str>, Option<u16>)) -> super::ssh_config::HostConfig {
     match home {
         Some(h) => super::ssh_config::with_system(
             &h.join(".ssh/config"),
             Some(Path::new("/etc/ssh/ssh_config")),
             alias,
-            user,
+            given,
             h,
         ),
         None => Default::default(),
@@ -535,18 +549,30 @@ impl russh::client::Handler for HostCheck {
             return Ok(false);
         }
         let unknown = || {
+            let add = match &t.host_key_alias {
+                // ssh-keyscan writes the address; the line must name the alias.
+                Some(alias) => format!(
+                    "`ssh-keyscan -p {} {} | sed 's/^[^ ]*/{alias}/' >> {}`",
+                    t.port,
+                    t.host,
+                    t.known_hosts.display()
+                ),
+                None => format!("`ssh-keyscan -p {} {} >> {}`", t.port, t.host, t.known_hosts.display()),
+            };
+            let under = match &t.host_key_alias {
+                Some(alias) => format!(" under its `HostKeyAlias` `{alias}`"),
+                None => String::new(),
+            };
             format!(
-                "the host key of {} ({}) is not in `{}`: check that it is the server's, then add it \
-                 (`ssh-keyscan -p {} {} >> {}`, or connect once with `ssh`)",
+                "the host key of {} ({}) is not in `{}`{under}: check that it is the server's, then add it \
+                 ({add}, or connect once with `ssh`)",
                 t.shown(),
                 key.fingerprint(HashAlg::Sha256),
                 t.known_hosts.display(),
-                t.port,
-                t.host,
-                t.known_hosts.display()
             )
         };
-        let verdict = match self.known.check(&t.host, t.port, key) {
+        let (name, port) = t.key_name();
+        let verdict = match self.known.check(name, port, key) {
             Verdict::Known => return Ok(true),
             Verdict::Unknown => {
                 let accepted = match t.new_host_keys {
@@ -639,7 +665,8 @@ fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Resu
             fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
         }
     }
-    let name = known_hosts::host_name(&t.host, t.port);
+    let (name, port) = t.key_name();
+    let name = known_hosts::host_name(name, port);
     let name = match t.hash_known_hosts {
         true => known_hosts::hashed(&name),
         false => name,
@@ -666,7 +693,8 @@ fn learn_host_key(t: &Target, key: &russh::keys::PublicKey) -> std::result::Resu
 /// Whether connecting to `t` (or a jump host on the way) may ask on the
 /// terminal: `ask_password`, or a host whose key known_hosts lacks.
 pub(super) fn may_ask(t: &Target) -> bool {
-    let key_unknown = t.new_host_keys == NewHostKeys::Ask && !t.read_known_hosts().knows(&t.host, t.port);
+    let (name, port) = t.key_name();
+    let key_unknown = t.new_host_keys == NewHostKeys::Ask && !t.read_known_hosts().knows(name, port);
     t.ask
         || key_unknown
         || match &t.route {
@@ -684,7 +712,8 @@ fn check_certificate(
     known: &KnownHosts,
     cert: &russh::keys::Certificate,
 ) -> std::result::Result<(), String> {
-    let cas = known.cert_authorities(&t.host, t.port);
+    let (name, port) = t.key_name();
+    let cas = known.cert_authorities(name, port);
     let trusted: Vec<_> = cas.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -711,8 +740,8 @@ fn check_certificate(
         return Err(wrong("is not a host certificate"));
     }
     let principals = cert.valid_principals();
-    if !principals.is_empty() && !principals.iter().any(|p| p == &t.host) {
-        return Err(wrong(&format!("does not name `{}` among its hosts", t.host)));
+    if !principals.is_empty() && !principals.iter().any(|p| p == name) {
+        return Err(wrong(&format!("does not name `{name}` among its hosts")));
     }
     if !cert.critical_options().is_empty() {
         return Err(wrong("has critical options dvt does not know"));
@@ -820,7 +849,8 @@ pub(super) fn open_ssh<'a>(
         // The algorithms of the keys known for the host first, as ssh orders
         // them: a server known by its ECDSA key is asked for that one, not
         // for its Ed25519 key, which known_hosts would not have.
-        let algorithms = known.algorithms(&t.host, t.port);
+        let (name, port) = t.key_name();
+        let algorithms = known.algorithms(name, port);
         if !algorithms.is_empty() {
             let (first, rest): (Vec<Algorithm>, Vec<Algorithm>) = preferred
                 .key
@@ -831,7 +861,7 @@ pub(super) fn open_ssh<'a>(
         }
         // A server is asked for a host certificate only where known_hosts
         // names an authority for it, as ssh asks.
-        if !known.cert_authorities(&t.host, t.port).is_empty() {
+        if !known.cert_authorities(name, port).is_empty() {
             use russh::keys::EcdsaCurve;
             preferred.host_key_certificates = std::borrow::Cow::Owned(vec![
                 Algorithm::Ed25519,

@@ -4,13 +4,19 @@
 //! exclude), `Include`, and the keywords an SFTP connection needs:
 //! `HostName`, `User`, `Port`, `IdentityFile`, `CertificateFile`,
 //! `IdentitiesOnly`, `IdentityAgent`, `UserKnownHostsFile`,
-//! `GlobalKnownHostsFile`, `HashKnownHosts`, `StrictHostKeyChecking`,
-//! `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
+//! `GlobalKnownHostsFile`, `HashKnownHosts`, `HostKeyAlias`,
+//! `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`, `ProxyCommand`. For
 //! each keyword the first value found wins (every `IdentityFile` counts; of
 //! `ProxyJump` and `ProxyCommand`, the first found). `Match` sections apply
 //! as ssh applies them for `all`, `host`, `originalhost`, `user`, `localuser`
 //! and `final` (and `!` before any); one with `exec`, `canonical`, `tagged`
 //! or `localnetwork`, which only ssh itself can evaluate, is skipped.
+//!
+//! As in ssh, the files named by `IdentityFile`, `CertificateFile`,
+//! `IdentityAgent`, `UserKnownHostsFile` and `GlobalKnownHostsFile` may hold
+//! `%` tokens and `${VARIABLE}`s, expanded once both files are read, with the
+//! host, user and port finally chosen (see [`Tokens::expand`]); `HostName`
+//! takes `%h` and `%%`.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +43,9 @@ pub(super) struct HostConfig {
     pub new_host_keys: Option<NewHostKeys>,
     /// `HashKnownHosts`: record new host keys with hashed names.
     pub hash_known_hosts: Option<bool>,
+    /// `HostKeyAlias`: the name the host's key is found and recorded under
+    /// in known_hosts, instead of its address and port.
+    pub host_key_alias: Option<String>,
     /// `ConnectTimeout`, in seconds.
     pub connect_timeout: Option<u64>,
     /// How to reach the host: through other SSH hosts, or a command's
@@ -82,17 +91,19 @@ pub(super) enum Proxy {
 /// Reads the settings for `host` from `file`, then from the machine's file
 /// `system`, as ssh reads `/etc/ssh/ssh_config` after the user's (the first
 /// value found wins; a missing file gives none). `home` expands `~`; `user`
-/// is the remote user given outside the files (the URL's, or the remote's
-/// option), for `Match user`. A relative `Include` is below `~/.ssh` in the
-/// user's file and below the system file's directory in that one.
+/// and `port` are those given outside the files (the URL's, or the remote's
+/// options), for `Match user` and the `%r` and `%p` tokens. A relative
+/// `Include` is below `~/.ssh` in the user's file and below the system file's
+/// directory in that one.
 pub(super) fn with_system(
     file: &Path,
     system: Option<&Path>,
     host: &str,
-    user: Option<&str>,
+    (user, port): (Option<&str>, Option<u16>),
     home: &Path,
 ) -> HostConfig {
     let mut out = HostConfig::default();
+    let mut written = Written::default();
     let files = [
         Some((file, home.join(".ssh"))),
         system.map(|s| (s, s.parent().unwrap_or(s).to_path_buf())),
@@ -104,11 +115,155 @@ pub(super) fn with_system(
             home,
             base,
             out: &mut out,
+            written: &mut written,
             depth: 0,
         };
         reader.read_file(file);
     }
+    let remote_user = user
+        .map(str::to_string)
+        .or_else(|| out.user.clone())
+        .or_else(super::ssh::local_user)
+        .unwrap_or_default();
+    let host_name = out.host_name.clone().unwrap_or_else(|| host.to_string());
+    let tokens = Tokens {
+        home,
+        key_alias: out.host_key_alias.clone().unwrap_or_else(|| host.to_string()),
+        host: host_name,
+        original: host,
+        port: port.or(out.port).unwrap_or(22),
+        user: remote_user,
+    };
+    written.expand_into(&mut out, &tokens);
     out
+}
+
+/// The path-valued settings as written: their tokens stand for the host,
+/// user and port finally chosen, which a later line may still set.
+#[derive(Default)]
+struct Written {
+    identity_files: Vec<String>,
+    certificate_files: Vec<String>,
+    agent: Option<String>,
+    known_hosts: Option<Vec<String>>,
+    global_known_hosts: Option<Vec<String>>,
+}
+
+impl Written {
+    fn expand_into(self, out: &mut HostConfig, tokens: &Tokens) {
+        let path = |value: &str| tokens.path(&tokens.expand(value));
+        // `none` is `/dev/null`, which holds no key.
+        let files = |values: Vec<String>| -> Vec<PathBuf> {
+            values
+                .iter()
+                .map(|v| match v.as_str() {
+                    "none" => PathBuf::from("/dev/null"),
+                    v => path(v),
+                })
+                .collect()
+        };
+        out.identity_files = self.identity_files.iter().map(|v| path(v)).collect();
+        out.certificate_files = self.certificate_files.iter().map(|v| path(v)).collect();
+        out.known_hosts = self.known_hosts.map(files);
+        out.global_known_hosts = self.global_known_hosts.map(files);
+        out.agent = self.agent.map(|value| match value.as_str() {
+            "none" => Agent::Off,
+            "SSH_AUTH_SOCK" | "$SSH_AUTH_SOCK" | "${SSH_AUTH_SOCK}" => Agent::FromEnv,
+            _ => match value.strip_prefix('$') {
+                // Another variable that names the socket.
+                Some(var) => match std::env::var_os(var.trim_matches(['{', '}'])) {
+                    Some(socket) => Agent::Socket(PathBuf::from(socket)),
+                    None => Agent::Off,
+                },
+                None => Agent::Socket(path(&value)),
+            },
+        });
+    }
+}
+
+/// What the `%` tokens of a path stand for.
+struct Tokens<'a> {
+    home: &'a Path,
+    /// The host connected to (`HostName`, else the name given).
+    host: String,
+    /// The name given (`ssh NAME`, the URL's host).
+    original: &'a str,
+    /// `HostKeyAlias`, else the name given.
+    key_alias: String,
+    port: u16,
+    /// The user logged in as on the host.
+    user: String,
+}
+
+impl Tokens<'_> {
+    /// `value` with ssh's tokens replaced: `%d` home, `%h` the host, `%n` the
+    /// name given, `%k` the host key alias (else the name given), `%p` the
+    /// port, `%r` the remote user, `%u` the local user, `%i` the local user's
+    /// id, `%l` this machine's name (`%L` up to its first dot), `%%` a `%`;
+    /// and `${NAME}` the environment variable's value. Others (`%C`, `%j`, an
+    /// unset variable) are kept as written.
+    fn expand(&self, value: &str) -> String {
+        let mut out = String::new();
+        let mut rest = value;
+        while let Some(at) = rest.find(['%', '$']) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            let token = rest.get(..2).unwrap_or(rest);
+            let expanded = match token {
+                "%%" => Some("%".to_string()),
+                "%d" => Some(self.home.to_string_lossy().into_owned()),
+                "%h" => Some(self.host.clone()),
+                "%n" => Some(self.original.to_string()),
+                "%k" => Some(self.key_alias.clone()),
+                "%p" => Some(self.port.to_string()),
+                "%r" => Some(self.user.clone()),
+                "%u" => super::ssh::local_user(),
+                "%i" => Some(rustix::process::getuid().as_raw().to_string()),
+                "%l" | "%L" => {
+                    let uname = rustix::system::uname();
+                    let name = uname.nodename().to_string_lossy().into_owned();
+                    Some(match token {
+                        "%L" => name.split('.').next().unwrap_or_default().to_string(),
+                        _ => name,
+                    })
+                }
+                "${" => match rest.find('}') {
+                    Some(end) => match std::env::var(&rest[2..end]) {
+                        Ok(v) => {
+                            out.push_str(&v);
+                            rest = &rest[end + 1..];
+                            continue;
+                        }
+                        Err(_) => None,
+                    },
+                    None => None,
+                },
+                _ => None,
+            };
+            match expanded {
+                Some(text) => {
+                    out.push_str(&text);
+                    rest = &rest[token.len()..];
+                }
+                None => {
+                    let one = rest.chars().next().map_or(1, char::len_utf8);
+                    out.push_str(&rest[..one]);
+                    rest = &rest[one..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
+    fn path(&self, value: &str) -> PathBuf {
+        match value.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest),
+            None if Path::new(value).is_absolute() => PathBuf::from(value),
+            None => self.home.join(".ssh").join(value),
+        }
+    }
 }
 
 struct Reader<'a> {
@@ -118,6 +273,7 @@ struct Reader<'a> {
     /// Where the files a relative `Include` names are.
     base: PathBuf,
     out: &'a mut HostConfig,
+    written: &'a mut Written,
     depth: usize,
 }
 
@@ -154,42 +310,32 @@ impl Reader<'_> {
     }
 
     fn set(&mut self, key: &str, args: &[String]) {
-        let Some(first) = args.first() else {
+        let Some(value) = args.first().cloned() else {
             return;
         };
-        let value = self.expand(first);
-        let path = self.path(&value);
-        let files = match key {
-            "userknownhostsfile" | "globalknownhostsfile" => self.paths(args),
-            _ => Vec::new(),
-        };
-        let o = &mut *self.out;
+        let (o, w) = (&mut *self.out, &mut *self.written);
         match key {
-            "hostname" if o.host_name.is_none() => o.host_name = Some(value),
+            // `%h` here is the name given.
+            "hostname" if o.host_name.is_none() => {
+                o.host_name = Some(
+                    value
+                        .replace("%%", "\u{0}")
+                        .replace("%h", self.host)
+                        .replace('\u{0}', "%"),
+                );
+            }
             "user" if o.user.is_none() => o.user = Some(value),
             "port" if o.port.is_none() => o.port = value.parse().ok(),
-            "identityfile" if value != "none" => o.identity_files.push(path),
-            "certificatefile" if value != "none" => o.certificate_files.push(path),
+            "identityfile" if value != "none" => w.identity_files.push(value),
+            "certificatefile" if value != "none" => w.certificate_files.push(value),
             "identitiesonly" if o.identities_only.is_none() => {
                 o.identities_only = Some(value.eq_ignore_ascii_case("yes"));
             }
-            "identityagent" if o.agent.is_none() => {
-                o.agent = Some(match value.as_str() {
-                    "none" => Agent::Off,
-                    "SSH_AUTH_SOCK" | "$SSH_AUTH_SOCK" | "${SSH_AUTH_SOCK}" => Agent::FromEnv,
-                    _ => match value.strip_prefix('$') {
-                        // Another variable that names the socket.
-                        Some(var) => match std::env::var_os(var.trim_matches(['{', '}'])) {
-                            Some(socket) => Agent::Socket(PathBuf::from(socket)),
-                            None => Agent::Off,
-                        },
-                        None => Agent::Socket(path),
-                    },
-                });
-            }
+            "identityagent" if w.agent.is_none() => w.agent = Some(value),
             "hashknownhosts" if o.hash_known_hosts.is_none() => {
                 o.hash_known_hosts = Some(value.eq_ignore_ascii_case("yes"));
             }
+            "hostkeyalias" if o.host_key_alias.is_none() => o.host_key_alias = Some(value),
             "connecttimeout" if o.connect_timeout.is_none() => o.connect_timeout = value.parse().ok(),
             "stricthostkeychecking" if o.new_host_keys.is_none() => {
                 o.new_host_keys = match value.to_ascii_lowercase().as_str() {
@@ -199,9 +345,9 @@ impl Reader<'_> {
                     _ => None,
                 };
             }
-            "userknownhostsfile" if o.known_hosts.is_none() => o.known_hosts = Some(files),
-            "globalknownhostsfile" if o.global_known_hosts.is_none() => {
-                o.global_known_hosts = Some(files);
+            "userknownhostsfile" if w.known_hosts.is_none() => w.known_hosts = Some(args.to_vec()),
+            "globalknownhostsfile" if w.global_known_hosts.is_none() => {
+                w.global_known_hosts = Some(args.to_vec());
             }
             _ => {}
         }
@@ -252,40 +398,11 @@ impl Reader<'_> {
         }
     }
 
-    /// `%h` (the host), `%d` (home), `%%`; the rest is kept as written.
-    fn expand(&self, value: &str) -> String {
-        value
-            .replace("%%", "\u{0}")
-            .replace("%h", self.out.host_name.as_deref().unwrap_or(self.host))
-            .replace("%d", &self.home.to_string_lossy())
-            .replace('\u{0}', "%")
-    }
-
-    /// The files a `UserKnownHostsFile` or `GlobalKnownHostsFile` line names
-    /// (`none`: `/dev/null`, which holds no key).
-    fn paths(&self, args: &[String]) -> Vec<PathBuf> {
-        args.iter()
-            .map(|a| match a.as_str() {
-                "none" => PathBuf::from("/dev/null"),
-                a => self.path(&self.expand(a)),
-            })
-            .collect()
-    }
-
-    /// `~/x` below home; a relative path below `~/.ssh` (as ssh reads it).
-    fn path(&self, value: &str) -> PathBuf {
-        match value.strip_prefix("~/") {
-            Some(rest) => self.home.join(rest),
-            None if Path::new(value).is_absolute() => PathBuf::from(value),
-            None => self.home.join(".ssh").join(value),
-        }
-    }
-
     /// The files an `Include` names: a path, or a `*`/`?` pattern in its last
     /// component, sorted as ssh sorts them.
     fn include_files(&self, pattern: &str) -> Vec<PathBuf> {
         let path = match pattern.strip_prefix("~/") {
-            Some(_) => self.path(pattern),
+            Some(rest) => self.home.join(rest),
             None => self.base.join(pattern),
         };
         let name = path
@@ -388,7 +505,7 @@ mod tests {
     use super::*;
 
     fn for_host(file: &Path, host: &str, user: Option<&str>, home: &Path) -> HostConfig {
-        with_system(file, None, host, user, home)
+        with_system(file, None, host, (user, None), home)
     }
 
     #[test]
@@ -408,12 +525,58 @@ mod tests {
             &home.join(".ssh/config"),
             Some(&etc.join("ssh_config")),
             "h",
-            None,
+            (None, None),
             &home,
         );
         assert_eq!(
             (c.user, c.port, c.hash_known_hosts),
             (Some("mine".into()), Some(2022), Some(true))
+        );
+    }
+
+    #[test]
+    fn expands_tokens_with_the_host_user_and_port_finally_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        fs_err::create_dir_all(home.join(".ssh")).unwrap();
+        // `%h` stands for the `HostName` a later section sets, as in ssh.
+        fs_err::write(
+            home.join(".ssh/config"),
+            "Host *\n  IdentityFile %d/keys/%r@%h:%p\n  IdentityFile id_%n_%k_%%_%C_${HOME}_${DVT_NO_SUCH_VAR}\n  \
+             CertificateFile ~/%u.crt\n  UserKnownHostsFile ~/kh.%k none\n  IdentityAgent ~/agent.%L\n\
+             Host lab\n  HostName %h.example.org\n  User ana\n  Port 2200\n  HostKeyAlias lab-key\n",
+        )
+        .unwrap();
+        let file = home.join(".ssh/config");
+        let c = for_host(&file, "lab", None, home);
+        let host_home = std::env::var("HOME").unwrap();
+        let me = crate::remote::ssh::local_user().unwrap();
+        let uname = rustix::system::uname();
+        let machine = uname.nodename().to_string_lossy();
+        let short = machine.split('.').next().unwrap();
+        assert_eq!(
+            (c.host_name.as_deref(), c.host_key_alias.as_deref()),
+            (Some("lab.example.org"), Some("lab-key"))
+        );
+        assert_eq!(
+            c.identity_files,
+            vec![
+                home.join("keys/ana@lab.example.org:2200"),
+                home.join(format!(".ssh/id_lab_lab-key_%_%C_{host_home}_${{DVT_NO_SUCH_VAR}}")),
+            ]
+        );
+        assert_eq!(c.certificate_files, vec![home.join(format!("{me}.crt"))]);
+        assert_eq!(
+            c.known_hosts,
+            Some(vec![home.join("kh.lab-key"), PathBuf::from("/dev/null")])
+        );
+        assert_eq!(c.agent, Some(Agent::Socket(home.join(format!("agent.{short}")))));
+        // The user and port given outside the files win; no alias: `%k` is the name.
+        let c = with_system(&file, None, "other", (Some("bo"), Some(22)), home);
+        assert_eq!(c.identity_files[0], home.join("keys/bo@other:22"));
+        assert_eq!(
+            c.known_hosts,
+            Some(vec![home.join("kh.other"), PathBuf::from("/dev/null")])
         );
     }
 
@@ -448,6 +611,7 @@ mod tests {
                 certificate_files: vec![home.join(".ssh/lab-cert.pub")],
                 identities_only: Some(true),
                 hash_known_hosts: None,
+                host_key_alias: None,
                 agent: Some(Agent::Socket(home.join("agent sock"))),
                 known_hosts: Some(vec![home.join("kh"), PathBuf::from("/etc/kh2")]),
                 global_known_hosts: Some(vec![PathBuf::from("/dev/null")]),
