@@ -271,6 +271,27 @@ impl PackSet {
     }
 }
 
+/// The file in a remote's `packs/` that names its packs, one per line,
+/// sorted: what a reader that cannot list the directory (a plain web server
+/// in front of a copy of the remote) reads instead. Every push and every
+/// `gc` of the remote rewrites it; the cache has none.
+pub const PACK_LIST: &str = "list";
+
+/// The text of a pack list naming `names`.
+pub fn encode_pack_list(mut names: Vec<String>) -> String {
+    names.sort();
+    names.dedup();
+    names.iter().map(|n| format!("{n}\n")).collect()
+}
+
+/// The pack names a pack list holds; a line that is not a pack's name (64
+/// lowercase hex digits) is skipped.
+pub fn decode_pack_list(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| index_name(&format!("{}.idx", line.trim())).map(str::to_string))
+        .collect()
+}
+
 /// `NAME` if `file_name` is `NAME.idx` with a 64-hex-digit name.
 pub fn index_name(file_name: &str) -> Option<&str> {
     let name = file_name.strip_suffix(".idx")?;
@@ -586,7 +607,8 @@ impl Packs {
         };
         for entry in entries {
             let path = entry?.path();
-            if !known.iter().any(|(p, i)| *p == path || *i == path) {
+            let listed = path.file_name().is_some_and(|n| n == PACK_LIST);
+            if !listed && !known.iter().any(|(p, i)| *p == path || *i == path) {
                 out.push(path);
             }
         }
@@ -604,6 +626,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pack_list_round_trip_skips_what_is_no_pack_name() {
+        let (a, b) = ("a".repeat(64), "0".repeat(64));
+        let text = encode_pack_list(vec![a.clone(), b.clone(), a.clone()]);
+        assert_eq!(text, format!("{b}\n{a}\n"));
+        assert_eq!(decode_pack_list(&text), vec![b.clone(), a.clone()]);
+        let messy = format!("{a}\r\n../../etc/passwd\n{}\n{}\n\n", "A".repeat(64), &b[1..]);
+        assert_eq!(decode_pack_list(&messy), vec![a]);
+        assert!(decode_pack_list("").is_empty());
+    }
 
     #[test]
     fn index_round_trip_and_damage() {

@@ -103,17 +103,20 @@ fn local_directory_remote_round_trip() {
     round_trip(&a, |_| {});
     // The remote holds every object of the cache, byte for byte as the cache stores
     // it: small ones in a pack (with its index), the others and the manifests in a
-    // file each; and nothing else.
+    // file each; the list of packs; and nothing else.
     assert_eq!(a.object_ids(), Store::at(&store).ids());
     assert_remote_objects_whole(&a, &store);
     for f in files_under(&store) {
         let rel = f.strip_prefix(&store).unwrap().to_str().unwrap().to_string();
         let packed = rel.starts_with("packs/") && (rel.ends_with(".pack") || rel.ends_with(".idx"));
-        assert!(rel.starts_with("objects/") || packed, "unexpected file {rel}");
+        assert!(
+            rel.starts_with("objects/") || packed || rel == "packs/list",
+            "unexpected file {rel}"
+        );
     }
     // A pack per thread at most (`add` opens a second only when two threads would
     // wait on one), each with its index.
-    let packed = files_under(&store.join("packs")).len();
+    let packed = files_under(&store.join("packs")).len() - 1;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert!(
         packed.is_multiple_of(2) && (2..=2 * cores).contains(&packed),
@@ -957,18 +960,131 @@ fn assert_remote_objects_whole(a: &TestEnv, remote: &Path) {
     }
 }
 
-/// A plain web server (no WebDAV) as an `http://` remote: one line says the
-/// remote must be a WebDAV server, with no hint to check credentials or to
-/// try again, instead of the server's "501 Not Implemented" page.
+/// A plain web server (no WebDAV) serving a copy of a remote, as teams publish
+/// data read-only (nginx, a CDN, `rclone serve http`): `pull` reads it through
+/// the `packs/list` every push writes, and HEAD and ranged GET requests;
+/// `push` and a copy without the list get one line each, with no hint to check
+/// credentials or to try again. Before, every command failed with the server's
+/// "405 Method Not Allowed".
 #[test]
-fn a_plain_web_server_is_named_as_not_a_webdav_server() {
+fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     if server("DVT_TEST_WEBDAV_URL").is_none() {
         return;
     }
-    let a = TestEnv::new();
     let served = tempfile::tempdir().unwrap();
+    let store = served.path().join("store");
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dir", store.to_str().unwrap()]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    for i in 0..40 {
+        a.write(&format!("records/r{i:02}.json"), format!("{{\"id\": {i}}}\n"));
+    }
+    // Bigger than a packed object: a file of its own on the remote.
+    let big: Vec<u8> = (0..5u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    a.write("model.bin", &big);
+    a.dvt(&["add", "x.csv", "records", "model.bin"]).ok();
+    a.commit("data");
+    a.dvt(&["push"]).ok();
+    // The list names exactly the packs there, sorted.
+    let packs_in = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("packs"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name();
+                name.to_str()?.strip_suffix(".idx").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        assert!(!names.is_empty());
+        names.iter().map(|p| format!("{p}\n")).collect::<String>()
+    };
+    let list = std::fs::read_to_string(store.join("packs/list")).unwrap();
+    assert_eq!(list, packs_in(&store));
+    // An object store's too (WebDAV here), written by the push that packs.
+    let dav_dir = tempfile::tempdir().unwrap();
+    let dav_port = free_port();
+    let dav = start_webdav(dav_dir.path(), dav_port, &[]);
+    a.dvt(&["remote", "add", "dav", &format!("http://127.0.0.1:{dav_port}/store")])
+        .ok();
+    a.dvt(&["push", "-r", "dav"]).ok();
+    let dav_store = dav_dir.path().join("store");
+    assert_eq!(
+        std::fs::read_to_string(dav_store.join("packs/list")).unwrap(),
+        packs_in(&dav_store)
+    );
+    drop(dav);
+
     let port = free_port();
-    let _web = KillOnDrop(
+    // Sizes not cached: the list is rewritten below while it serves.
+    let _web = start_rclone(
+        Command::new("rclone")
+            .args(["serve", "http", "--dir-cache-time", "0s"])
+            .arg(served.path()),
+        port,
+    );
+    let url = format!("http://127.0.0.1:{port}/store");
+    let b = a.clone_repo();
+    b.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    b.dvt(&["pull", "-r", "web"]).ok();
+    assert_eq!(b.read("model.bin"), big);
+    assert_eq!(b.read("records/r07.json"), b"{\"id\": 7}\n");
+    assert_eq!(b.read("x.csv"), b"a,b\n1,2\n");
+    b.dvt(&["status", "--remote", "-r", "web"]).ok();
+
+    // Read-only: one line, no hint.
+    b.write("new.csv", "c\n3\n");
+    b.dvt(&["add", "new.csv"]).ok();
+    let r = b.dvt(&["push", "-r", "web"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "remote `web`: `{url}` is a plain web server (it does not take WebDAV requests): dvt reads from it"
+        )) && r.stderr.contains("push to the store it serves a copy of")
+            && !r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["gc", "-r", "web", "-f"]).fails();
+    assert!(
+        r.stderr
+            .contains("the server does not take WebDAV requests (PROPFIND: HTTP 405): it is a plain web server")
+            && !r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+
+    // A list naming a pack that is gone (a stale copy), and a line that is
+    // no pack's name: the rest is read.
+    std::fs::write(
+        store.join("packs/list"),
+        format!("{list}{}\nnot a pack\n", "f".repeat(64)),
+    )
+    .unwrap();
+    let e = a.clone_repo();
+    e.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    e.dvt(&["pull", "-r", "web"]).ok();
+    assert_eq!(e.read("records/r39.json"), b"{\"id\": 39}\n");
+
+    // A copy made before pushes wrote the list.
+    std::fs::remove_file(store.join("packs/list")).unwrap();
+    let c = a.clone_repo();
+    c.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let r = c.dvt(&["fetch", "-r", "web"]).fails();
+    assert!(
+        r.stderr.contains("has no `packs/list`, which says what packs it has") && !r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+    // The next push to the store writes it again.
+    a.dvt(&["push"]).ok();
+    assert_eq!(std::fs::read_to_string(store.join("packs/list")).unwrap(), list);
+    c.dvt(&["pull", "-r", "web"]).ok();
+    assert_eq!(c.read("model.bin"), big);
+
+    // Python's http.server answers a ranged GET with the whole file.
+    let port = free_port();
+    let _py = KillOnDrop(
         Command::new("python3")
             .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
             .current_dir(served.path())
@@ -982,22 +1098,24 @@ fn a_plain_web_server_is_named_as_not_a_webdav_server() {
         assert!(Instant::now() < deadline, "python3 -m http.server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    a.dvt(&["remote", "add", "-d", "web", &format!("http://127.0.0.1:{port}/store")])
-        .ok();
-    a.dvt(&["remote", "modify", "web", "retries", "0"]).ok();
-    a.write("x.csv", "a,b\n1,2\n");
-    a.dvt(&["add", "x.csv"]).ok();
-    for command in [&["push"][..], &["status", "--remote"]] {
-        let r = a.dvt(command).fails();
-        assert!(
-            r.stderr.contains(
-                "remote `web`: cannot list packs: the server does not take WebDAV requests (PROPFIND: HTTP 501); \
-                 an http(s) remote must be a WebDAV server"
-            ) && !r.stderr.contains("hint:"),
-            "{}",
-            r.stderr
-        );
-    }
+    let d = a.clone_repo();
+    d.dvt(&[
+        "remote",
+        "add",
+        "--local",
+        "py",
+        &format!("http://127.0.0.1:{port}/store"),
+    ])
+    .ok();
+    let r = d.dvt(&["fetch", "-r", "py", "records"]).fails();
+    assert!(
+        r.stderr
+            .contains("the server does not answer range requests (HTTP `Range`)")
+            && r.stderr.contains("Python's `http.server` does not")
+            && !r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -661,6 +661,8 @@ pub(crate) async fn send_objects(
     progress: &dyn Progress,
     report: &mut PushReport,
 ) -> Result<Vec<(ObjectId, crate::Error)>> {
+    remote.writable()?;
+    let before = report.uploaded;
     spread(&mut todo);
     let (n, bytes) = remote.push_whole_packs(cache, &mut todo, progress)?;
     report.uploaded += n;
@@ -675,6 +677,18 @@ pub(crate) async fn send_objects(
     failures.extend(upload_all(cache, remote, &loose, false, progress, "Pushing", report).await);
     if let Some(p) = packing {
         p.finish()?;
+    }
+    // Before any manifest goes up: a reader that finds a directory's manifest
+    // through a plain web server finds its files' packs in the list. After
+    // failed uploads the push fails anyway, and the next one writes it; a
+    // push that sent nothing (to a remote mounted read-only, say) still
+    // succeeds.
+    if let Err(e) = remote.publish_pack_list().await {
+        match (failures.is_empty(), report.uploaded > before) {
+            (true, true) => return Err(e),
+            (true, false) => eprintln!("warning: {}", crate::error_chain(&e)),
+            (false, _) => {}
+        }
     }
     Ok(failures)
 }

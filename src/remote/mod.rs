@@ -86,6 +86,9 @@ pub struct Remote {
     /// For an SSH remote: the store again, for what object_store's interface
     /// has no call for (removing a killed push's temporary files).
     sftp: Option<sftp::Sftp>,
+    /// An http(s) remote found to be a plain web server (it refused WebDAV's
+    /// listing): read through `packs/list` and HEAD requests, never written.
+    plain: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Remote {
@@ -314,7 +317,8 @@ impl Remote {
         if ids.is_empty() {
             return Ok(FxHashSet::default());
         }
-        if ids.len() <= HEAD_LIMIT {
+        // A plain web server cannot list: it is asked about each object.
+        if ids.len() <= HEAD_LIMIT || self.is_plain() {
             let found: Vec<Result<Option<ObjectId>>> = futures::stream::iter(ids.iter().copied())
                 .map(|id| async move {
                     let r = self.has(&id).await?.then_some(id);
@@ -359,12 +363,13 @@ impl Remote {
     /// the remote has, from one listing; `None` for a directory remote,
     /// where asking costs no round trip.
     async fn loose_dirs(&self) -> Result<Option<FxHashSet<u8>>> {
-        if self.dir.is_some() {
+        if self.dir.is_some() || self.is_plain() {
             return Ok(None);
         }
         let listed = match self.store.list_with_delimiter(Some(&self.objects_dir())).await {
             Ok(l) => l.common_prefixes,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) if self.found_plain(&e) => return Ok(None),
             Err(e) => return Err(self.fail("cannot list `objects`", &e)),
         };
         Ok(Some(
@@ -413,6 +418,39 @@ impl Remote {
         Ok(out)
     }
 
+    /// Whether this remote is a plain web server (see [`Remote::found_plain`]).
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `e`, the failure of a listing, says that this http(s) remote is
+    /// a plain web server; if so, it is read as one from now on.
+    fn found_plain(&self, e: &object_store::Error) -> bool {
+        let plain = self.scheme == Scheme::Http && not_webdav(e).is_some();
+        if plain {
+            tracing::debug!("remote `{}`: a plain web server, read through `packs/list`", self.name);
+            self.plain.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        plain
+    }
+
+    /// An error unless this remote can be written to: a plain web server
+    /// cannot.
+    pub(crate) fn writable(&self) -> Result<()> {
+        match self.is_plain() {
+            false => Ok(()),
+            true => Err(RemoteError::Refused {
+                remote: self.name.clone(),
+                message: format!(
+                    "`{}` is a plain web server (it does not take WebDAV requests): dvt reads from it, but writes \
+                     only to a WebDAV server; push to the store it serves a copy of",
+                    self.url
+                ),
+            }
+            .into()),
+        }
+    }
+
     /// Every file the store lists below `prefix`: none if it does not exist; a
     /// failure is "cannot list `what`".
     async fn list_below(&self, prefix: &StorePath, what: &str) -> Result<Vec<object_store::ObjectMeta>> {
@@ -422,7 +460,10 @@ impl Remote {
             match meta {
                 Ok(m) => out.push(m),
                 Err(object_store::Error::NotFound { .. }) => break,
-                Err(e) => return Err(self.fail(&format!("cannot list {what}"), &e)),
+                Err(e) => {
+                    self.found_plain(&e);
+                    return Err(self.fail(&format!("cannot list {what}"), &e));
+                }
             }
         }
         Ok(out)
@@ -500,8 +541,10 @@ impl Remote {
     /// Deletes objects `ids` from the remote (missing ones are not an error),
     /// calling `on_deleted` after each. Returns how many were deleted.
     pub async fn delete(&self, ids: &[ObjectId], on_deleted: &(dyn Fn() + Sync)) -> Result<usize> {
+        self.writable()?;
         if let Some((dir, _)) = &self.dir {
             dir.delete_many(ids, on_deleted)?;
+            self.publish_pack_list().await?;
             return Ok(ids.len());
         }
         // A packed object has a file of its own too only after a race (two
@@ -526,6 +569,7 @@ impl Remote {
         }
         let gone: FxHashSet<ObjectId> = ids.iter().copied().collect();
         self.delete_packed(&gone).await?;
+        self.publish_pack_list().await?;
         let (paths, only_packed): (Vec<&ObjectId>, Vec<&ObjectId>) = ids
             .iter()
             .partition(|id| !packs.contains(id) || loose_packed.contains(id));
@@ -683,6 +727,7 @@ impl Remote {
     /// One PUT of a whole object. WebDAV servers may show a PUT in progress under
     /// its name, so there the object goes to a temporary name and is then moved.
     async fn put_whole(&self, dest: &StorePath, bytes: Bytes) -> Result<()> {
+        self.writable()?;
         let what = || format!("cannot upload `{dest}`");
         if self.scheme != Scheme::Http {
             self.store
@@ -979,13 +1024,24 @@ fn describe(e: &object_store::Error) -> String {
         } => one_line(&crate::error_chain(source.as_ref())),
         _ => match not_webdav(e) {
             Some(status) => format!(
-                "the server does not take WebDAV requests (PROPFIND: HTTP {status}); an http(s) remote must be \
-                 a WebDAV server (rclone serve webdav, nginx with dav_ext, Apache mod_dav, Nextcloud), not a \
-                 plain web server"
+                "the server does not take WebDAV requests (PROPFIND: HTTP {status}): it is a plain web server, \
+                 which dvt can fetch and pull from (through the list of packs a push writes) but not list or \
+                 write to; push, gc and fsck of the remote need a WebDAV server (rclone serve webdav, nginx with \
+                 dav_ext, Apache mod_dav, Nextcloud) or the store it serves a copy of"
             ),
+            None if no_ranges(e) => "the server does not answer range requests (HTTP `Range`), with which dvt \
+                                     reads objects out of packs: serve the copy with one that does (nginx, Apache, \
+                                     Caddy, `rclone serve http`; Python's `http.server` does not)"
+                .into(),
             None => one_line(&crate::error_chain(e)),
         },
     }
+}
+
+/// Whether `e` says that the server answered a ranged GET with the whole file.
+fn no_ranges(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotSupported { .. })
+        && crate::error_chain(e).contains("Range request not supported")
 }
 
 /// The status with which a plain web server answered WebDAV's listing ("not
@@ -1000,11 +1056,12 @@ fn not_webdav(e: &object_store::Error) -> Option<u16> {
 
 /// Whether `e` is a refusal that trying again cannot mend and whose message
 /// says what to do: a server whose host key is not trusted, a web server
-/// that is not a WebDAV server.
+/// that is not a WebDAV server or does not answer range requests.
 fn is_refusal(e: &object_store::Error) -> bool {
     let mut causes = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| e.source());
     causes.any(|e| matches!(e.downcast_ref::<ConnectError>(), Some(ConnectError::Refused(_))))
         || not_webdav(e).is_some()
+        || no_ranges(e)
 }
 
 /// Why a connection to a server (SSH's) could not be made.

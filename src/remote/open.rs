@@ -178,6 +178,7 @@ impl Remote {
             memory: Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_MIB as usize)),
             webdav,
             sftp,
+            plain: Default::default(),
         };
         // A login that may ask on the terminal (a one-time code) happens now,
         // before a progress bar would draw over the question.

@@ -25,7 +25,9 @@ use super::{PART, Remote, Scheme, corrupt_local};
 use crate::cache::Cache;
 use crate::error::{CacheError, RemoteError, Result};
 use crate::object::ObjectId;
-use crate::pack::{Entry, PACK_MAGIC, decode_index, encode_index, index_name};
+use crate::pack::{
+    Entry, PACK_LIST, PACK_MAGIC, decode_index, decode_pack_list, encode_index, encode_pack_list, index_name,
+};
 
 /// A pack pushed to an object store holds at most about this many bytes.
 const PACK_TARGET: u64 = 64 * 1024 * 1024;
@@ -124,12 +126,10 @@ impl Remote {
         if self.dir.is_some() {
             return Ok(set);
         }
-        let names: Vec<String> = self
-            .list_below(&self.packs_dir(), "packs")
-            .await?
-            .iter()
-            .filter_map(|m| m.location.filename().and_then(index_name).map(str::to_string))
-            .collect();
+        let names = match self.pack_names().await {
+            Err(_) if self.is_plain() => self.read_pack_list().await?,
+            listed => listed?,
+        };
         self.prune_index_copies(&names);
         let indexes: Vec<Result<(String, Vec<Entry>)>> = futures::stream::iter(names)
             .map(|name| async move {
@@ -140,8 +140,14 @@ impl Remote {
                 let bytes = match self.store.get(&path).await {
                     Ok(r) => r.bytes().await,
                     Err(e) => Err(e),
-                }
-                .map_err(|e| self.fail(&format!("cannot read pack index `{path}`"), &e))?;
+                };
+                let bytes = match bytes {
+                    Ok(bytes) => bytes,
+                    // Deleted by a `gc` since it was listed (or a stale
+                    // `packs/list`): its objects count as missing.
+                    Err(object_store::Error::NotFound { .. }) => return Ok((name, Vec::new())),
+                    Err(e) => return Err(self.fail(&format!("cannot read pack index `{path}`"), &e)),
+                };
                 // A damaged index is skipped: its objects count as missing, as in the cache.
                 let entries = decode_index(&bytes, &name).unwrap_or_default();
                 if !entries.is_empty() {
@@ -164,6 +170,80 @@ impl Remote {
             set.packs.push((name, entries));
         }
         Ok(set)
+    }
+
+    /// The names of the remote's packs, from a listing of `packs/`.
+    async fn pack_names(&self) -> Result<Vec<String>> {
+        if let Some((dir, _)) = &self.dir {
+            let listed = match fs_err::read_dir(dir.root().join("packs")) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut names = Vec::new();
+            for entry in listed {
+                let file = entry?.file_name();
+                names.extend(file.to_str().and_then(index_name).map(str::to_string));
+            }
+            return Ok(names);
+        }
+        Ok(self
+            .list_below(&self.packs_dir(), "packs")
+            .await?
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(index_name).map(str::to_string))
+            .collect())
+    }
+
+    /// The pack names `packs/list` holds: a plain web server's only answer to
+    /// which packs there are.
+    async fn read_pack_list(&self) -> Result<Vec<String>> {
+        let path = self.packs_dir().join(PACK_LIST);
+        let bytes = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        };
+        match bytes {
+            Ok(bytes) => Ok(decode_pack_list(&String::from_utf8_lossy(&bytes))),
+            Err(object_store::Error::NotFound { .. }) => Err(RemoteError::Refused {
+                remote: self.name.clone(),
+                message: format!(
+                    "`{}` is a plain web server (it does not take WebDAV requests), and has no `packs/list`, \
+                     which says what packs it has: push to the store it serves a copy of (a push writes the \
+                     list), and copy that store here again",
+                    self.url
+                ),
+            }
+            .into()),
+            Err(e) => Err(self.fail(&format!("cannot read `{path}`"), &e)),
+        }
+    }
+
+    /// Writes `packs/list`, the names of the remote's packs, where it differs
+    /// from them (or is missing): what a plain web server serving a copy of
+    /// this remote answers instead of a listing.
+    pub(crate) async fn publish_pack_list(&self) -> Result<()> {
+        if self.is_plain() {
+            return Ok(());
+        }
+        let text = encode_pack_list(self.pack_names().await?);
+        if let Some((dir, _)) = &self.dir {
+            let file = dir.root().join("packs").join(PACK_LIST);
+            if fs_err::read(&file).ok().as_deref() == Some(text.as_bytes()) {
+                return Ok(());
+            }
+            fs_err::create_dir_all(dir.root().join("packs"))?;
+            return Ok(crate::fsutil::atomic_write(&file, text.as_bytes())?);
+        }
+        let path = self.packs_dir().join(PACK_LIST);
+        let there = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.ok(),
+            Err(_) => None,
+        };
+        if there.as_deref() == Some(text.as_bytes()) {
+            return Ok(());
+        }
+        self.put_whole(&path, Bytes::from(text)).await
     }
 
     /// This repo's copy of pack index `name`, if it has a good one (checked
