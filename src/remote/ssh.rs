@@ -1002,9 +1002,11 @@ fn start_proxy_command(
 }
 
 /// The agent `agent` names, if it answers.
-async fn connect_agent(
-    agent: &Agent,
-) -> Option<russh::keys::agent::client::AgentClient<Box<dyn russh::keys::agent::client::AgentStream + Send + Unpin>>> {
+/// A connection to an ssh agent.
+type AgentClient =
+    russh::keys::agent::client::AgentClient<Box<dyn russh::keys::agent::client::AgentStream + Send + Unpin>>;
+
+async fn connect_agent(agent: &Agent) -> Option<AgentClient> {
     let client = match agent {
         Agent::Off => return None,
         Agent::FromEnv => russh::keys::agent::client::AgentClient::connect_env().await,
@@ -1059,6 +1061,37 @@ fn public_key_of(path: &Path) -> Option<russh::keys::PublicKey> {
 /// `IdentityFile`s of `~/.ssh/config`, or without them `~/.ssh/id_ed25519`,
 /// `id_ecdsa`, `id_rsa`), then the password.
 /// Returns how it logged in (for `-v`).
+/// What an offer from the agent logged in with.
+enum Offered {
+    Certificate,
+    Key,
+}
+
+/// Offers `certs`, then `keys`, each signed by `agent`, until the server
+/// takes one; which kind it took, if any.
+async fn offer_from_agent(
+    ssh: &mut Handle<HostCheck>,
+    t: &Target,
+    rsa_hash: Option<HashAlg>,
+    agent: &mut AgentClient,
+    certs: Vec<Certificate>,
+    keys: Vec<russh::keys::PublicKey>,
+) -> Option<Offered> {
+    for cert in certs {
+        let r = ssh.authenticate_certificate_with(&t.user, cert, rsa_hash, agent).await;
+        if r.is_ok_and(|r| r.success()) {
+            return Some(Offered::Certificate);
+        }
+    }
+    for key in keys {
+        let r = ssh.authenticate_publickey_with(&t.user, key, rsa_hash, agent).await;
+        if r.is_ok_and(|r| r.success()) {
+            return Some(Offered::Key);
+        }
+    }
+    None
+}
+
 async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::Result<String, String> {
     let rsa_hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
     let mut tried: Vec<String> = Vec::new();
@@ -1114,45 +1147,21 @@ async fn authenticate(ssh: &mut Handle<HostCheck>, t: &Target) -> std::result::R
                             certs.push(c);
                         }
                     }
-                    for cert in certs {
-                        let r = ssh
-                            .authenticate_certificate_with(&t.user, cert, rsa_hash, &mut agent)
-                            .await;
-                        if r.is_ok_and(|r| r.success()) {
-                            return Ok(format!("a certificate of {held}"));
-                        }
+                    match offer_from_agent(ssh, t, rsa_hash, &mut agent, certs, vec![key.clone()]).await {
+                        Some(Offered::Certificate) => return Ok(format!("a certificate of {held}")),
+                        Some(Offered::Key) => return Ok(held),
+                        None => tried.push(held),
                     }
-                    let r = ssh
-                        .authenticate_publickey_with(&t.user, key.clone(), rsa_hash, &mut agent)
-                        .await;
-                    if r.is_ok_and(|r| r.success()) {
-                        return Ok(held);
-                    }
-                    tried.push(held);
                 }
                 if !t.identities_only {
-                    let mut offered = false;
-                    for cert in certificates.into_iter().filter(|c| file_of(c.public_key()).is_none()) {
-                        offered = true;
-                        let r = ssh
-                            .authenticate_certificate_with(&t.user, cert, rsa_hash, &mut agent)
-                            .await;
-                        if r.is_ok_and(|r| r.success()) {
-                            return Ok("a certificate of the ssh agent".into());
-                        }
-                    }
+                    certificates.retain(|c| file_of(c.public_key()).is_none());
                     keys.retain(|k| file_of(k.key_data()).is_none());
-                    for key in keys {
-                        offered = true;
-                        let r = ssh
-                            .authenticate_publickey_with(&t.user, key, rsa_hash, &mut agent)
-                            .await;
-                        if r.is_ok_and(|r| r.success()) {
-                            return Ok("a key of the ssh agent".into());
-                        }
-                    }
-                    if offered {
-                        tried.push("the ssh agent's keys".into());
+                    let offered = !certificates.is_empty() || !keys.is_empty();
+                    match offer_from_agent(ssh, t, rsa_hash, &mut agent, certificates, keys).await {
+                        Some(Offered::Certificate) => return Ok("a certificate of the ssh agent".into()),
+                        Some(Offered::Key) => return Ok("a key of the ssh agent".into()),
+                        None if offered => tried.push("the ssh agent's keys".into()),
+                        None => {}
                     }
                 }
             }
