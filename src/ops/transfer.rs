@@ -683,8 +683,9 @@ pub(crate) async fn send_objects(
     // failed uploads the push fails anyway, and the next one writes it; a
     // push that sent nothing (to a remote mounted read-only, say) still
     // succeeds.
-    if let Err(e) = remote.publish_pack_list().await {
-        match (failures.is_empty(), report.uploaded > before) {
+    let sent = report.uploaded > before;
+    if let Err(e) = remote.publish_pack_list(sent).await {
+        match (failures.is_empty(), sent) {
             (true, true) => return Err(e),
             (true, false) => eprintln!("warning: {}", crate::error_chain(&e)),
             (false, _) => {}

@@ -544,7 +544,7 @@ impl Remote {
         self.writable()?;
         if let Some((dir, _)) = &self.dir {
             dir.delete_many(ids, on_deleted)?;
-            self.publish_pack_list().await?;
+            self.publish_pack_list(true).await?;
             return Ok(ids.len());
         }
         // A packed object has a file of its own too only after a race (two
@@ -569,7 +569,7 @@ impl Remote {
         }
         let gone: FxHashSet<ObjectId> = ids.iter().copied().collect();
         self.delete_packed(&gone).await?;
-        self.publish_pack_list().await?;
+        self.publish_pack_list(true).await?;
         let (paths, only_packed): (Vec<&ObjectId>, Vec<&ObjectId>) = ids
             .iter()
             .partition(|id| !packs.contains(id) || loose_packed.contains(id));

@@ -42,6 +42,8 @@ const IMPORT_BATCH: u64 = 1024 * 1024;
 /// The packs of an object-store remote, read once per command.
 #[derive(Debug, Default)]
 pub struct RemotePacks {
+    /// Every pack found (listed, or named by `packs/list`), readable or not.
+    names: Vec<String>,
     packs: Vec<(String, Vec<Entry>)>,
     map: FxHashMap<ObjectId, (u32, u64, u64)>,
 }
@@ -131,6 +133,7 @@ impl Remote {
             listed => listed?,
         };
         self.prune_index_copies(&names);
+        set.names.clone_from(&names);
         let indexes: Vec<Result<(String, Vec<Entry>)>> = futures::stream::iter(names)
             .map(|name| async move {
                 if let Some(entries) = self.index_copy(&name) {
@@ -221,12 +224,17 @@ impl Remote {
 
     /// Writes `packs/list`, the names of the remote's packs, where it differs
     /// from them (or is missing): what a plain web server serving a copy of
-    /// this remote answers instead of a listing.
-    pub(crate) async fn publish_pack_list(&self) -> Result<()> {
+    /// this remote answers instead of a listing. Unless `changed` (this
+    /// command wrote or deleted packs), the packs read before are the names.
+    pub(crate) async fn publish_pack_list(&self, changed: bool) -> Result<()> {
         if self.is_plain() {
             return Ok(());
         }
-        let text = encode_pack_list(self.pack_names().await?);
+        let names = match changed || self.dir.is_some() {
+            true => self.pack_names().await?,
+            false => self.remote_packs().await?.names.clone(),
+        };
+        let text = encode_pack_list(names);
         if let Some((dir, _)) = &self.dir {
             let file = dir.root().join("packs").join(PACK_LIST);
             if fs_err::read(&file).ok().as_deref() == Some(text.as_bytes()) {
