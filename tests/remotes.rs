@@ -491,6 +491,54 @@ fn s3_round_trip_with_moto() {
     round_trip(&s3_repo(&endpoint), s3_secret);
 }
 
+/// A bucket published for anyone to read (an S3 website, a public bucket, a
+/// CDN in front of one): a clone with no credentials pulls over plain HTTP(S)
+/// from the bucket's URL, as from DVC's `http` remote. S3 answers WebDAV's
+/// PROPFIND with 405, so dvt reads it through the `packs/list` the push wrote.
+#[test]
+fn s3_bucket_read_without_credentials_over_https() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    // Readable by anyone (moto applies a bucket's public-read ACL to its
+    // objects; S3 itself wants a bucket policy for that).
+    let bucket = unique("public");
+    a.run(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "x-amz-acl: public-read",
+            &format!("{endpoint}/{bucket}"),
+        ],
+    )
+    .ok();
+    s3_remote(&a, &endpoint, &bucket);
+    a.write("x.csv", "a,b\n1,2\n");
+    for i in 0..30 {
+        a.write(&format!("records/r{i:02}.json"), format!("{{\"id\": {i}}}\n"));
+    }
+    a.dvt(&["add", "x.csv", "records"]).ok();
+    a.commit("data");
+    a.dvt(&["push"]).ok();
+    // No secret in this clone: the bucket's URL, read as a web server.
+    let b = a.clone_repo();
+    b.dvt(&[
+        "remote",
+        "add",
+        "--local",
+        "public",
+        &format!("{endpoint}/{bucket}/project/data"),
+    ])
+    .ok();
+    b.dvt(&["pull", "-r", "public"]).ok();
+    assert_eq!(b.read("records/r29.json"), b"{\"id\": 29}\n");
+    assert_eq!(b.read("x.csv"), b"a,b\n1,2\n");
+}
+
 /// Server-side encryption as the remote's options say, under DVC's names:
 /// every object (packs, their indexes, a big object sent in parts) is
 /// uploaded with SSE-KMS and the key asked for, which a bucket policy that
