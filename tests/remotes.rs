@@ -773,6 +773,46 @@ fn webdav_with_a_user_and_password() {
         b.dvt(&["remote", "modify", "dav", "user", "alice"]).ok();
         b.dvt(&["remote", "modify", "dav", "password", password]).ok();
     });
+    // DVC's `auth = basic` and `ask_password`: asked on the terminal, never stored.
+    let other = format!("http://127.0.0.1:{port}/other");
+    a.dvt(&["remote", "add", "asked", &other]).ok();
+    for (k, v) in [("user", "alice"), ("auth", "basic"), ("ask_password", "true")] {
+        a.dvt(&["remote", "modify", "asked", k, v]).ok();
+    }
+    let shown = on_terminal(
+        &a,
+        &["push", "-r", "asked"],
+        &[(&format!("Password for alice at {other}: "), password)],
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "1 error: remote `asked`: `ask_password` is set, but there is no terminal to ask on: set `password` instead",
+            &format!("0 ['Password for alice at {other}: '] []"),
+        ],
+        "{shown}"
+    );
+    assert!(
+        lines[2].starts_with("pushed ") && lines[2].ends_with("to `asked`; 0 already there"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(password)
+            && !String::from_utf8(a.read(".dvt/config.toml"))
+                .unwrap()
+                .contains(password)
+    );
+    a.dvt(&["remote", "modify", "asked", "auth", "digest"]).ok();
+    let r = a.dvt(&["push", "-r", "asked"]).fails();
+    assert!(
+        r.stderr.contains("HTTP digest authentication is not supported"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["remote", "modify", "asked", "read_timeout", "60"]).fails();
+    assert!(r.stderr.contains("set `timeout` (seconds) instead"), "{}", r.stderr);
+
     a.dvt(&["remote", "modify", "dav", "--unset", "user"]).ok();
     let r = a.dvt(&["push"]).fails();
     assert!(

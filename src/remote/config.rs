@@ -67,7 +67,15 @@ const AZURE_KEYS: &[&str] = &[
     "allow_http",
     "ssl_verify",
 ];
-const HTTP_KEYS: &[&str] = &["user", "password", "token", "custom_auth_header", "ssl_verify"];
+const HTTP_KEYS: &[&str] = &[
+    "user",
+    "password",
+    "ask_password",
+    "auth",
+    "token",
+    "custom_auth_header",
+    "ssl_verify",
+];
 const SSH_KEYS: &[&str] = &[
     "user",
     "port",
@@ -414,6 +422,13 @@ fn dvc_only(key: &str) -> Option<&'static str> {
         }
         "use_ssl" => "give `endpointurl` as `https://…` or `http://…` (with `allow_http`)",
         "listobjects" => "not needed: dvt lists or asks object by object as it sees fit",
+        "read_timeout" | "connect_timeout" => {
+            "set `timeout` (seconds) instead: dvt's limit for each request (for SSH, for connecting too)"
+        }
+        "method" => {
+            "dvt uploads to a WebDAV server with PUT and MOVE, and never to a plain web server, which it only reads"
+        }
+        "cert_path" | "key_path" => "client TLS certificates are not supported: use `user`/`password` or a `token`",
         _ => return None,
     })
 }

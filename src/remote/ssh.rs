@@ -384,7 +384,7 @@ async fn keyboard_interactive(ssh: &mut Handle<HostCheck>, t: &Target) -> std::r
 /// Asks `question` on the terminal (`/dev/tty`, as ssh asks), the answer
 /// echoed only with `echo`; with `remember`, each question once per process
 /// (not a one-time code).
-fn ask_on_terminal(question: &str, remember: bool, echo: bool) -> std::result::Result<String, String> {
+pub(super) fn ask_on_terminal(question: &str, remember: bool, echo: bool) -> std::result::Result<String, String> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
     use std::io::{BufRead, Write};
     static ANSWERS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());

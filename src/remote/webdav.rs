@@ -3,9 +3,11 @@
 
 use super::*;
 
-/// The headers that authenticate to a WebDAV server, from DVC's option names:
-/// `token` (a bearer token), `custom_auth_header` (a header that carries
-/// `password`), or `user` and `password` (HTTP basic authentication).
+/// The headers that authenticate to a WebDAV (or plain web) server, from
+/// DVC's option names: `token` (a bearer token), `custom_auth_header` (a
+/// header that carries `password`), or `user` and `password` (HTTP basic
+/// authentication); `auth` (`basic` or `custom`) picks one where several are
+/// set, and `ask_password` asks for the password on the terminal.
 pub(super) fn http_auth(spec: &RemoteSpec) -> Result<reqwest::header::HeaderMap> {
     use base64::Engine as _;
     use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
@@ -13,23 +15,63 @@ pub(super) fn http_auth(spec: &RemoteSpec) -> Result<reqwest::header::HeaderMap>
         remote: spec.name.clone(),
         message,
     };
-    let (user, password) = (spec.get("user"), spec.get("password"));
-    let header = match (spec.get("token"), spec.get("custom_auth_header")) {
-        (Some(token), _) => Some((AUTHORIZATION, format!("Bearer {token}"))),
-        (None, Some(name)) => {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad(format!("`custom_auth_header` is not a valid header name: `{name}`")))?;
-            let value = password.ok_or_else(|| bad("`custom_auth_header` needs `password`, its value".into()))?;
-            Some((name, value.to_string()))
+    let user = spec.get("user");
+    let auth = spec.get("auth").map(str::to_ascii_lowercase);
+    match auth.as_deref() {
+        None | Some("basic" | "custom") => {}
+        Some("digest") => {
+            return Err(bad(
+                "HTTP digest authentication is not supported: use `auth = basic` over https, a `token`, \
+                 or a `custom_auth_header`"
+                    .into(),
+            )
+            .into());
         }
-        (None, None) => match (user, password) {
-            (Some(user), password) => {
-                let pair = format!("{user}:{}", password.unwrap_or_default());
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                Some((AUTHORIZATION, format!("Basic {encoded}")))
-            }
-            (None, Some(_)) => return Err(bad("`password` needs `user` (or `custom_auth_header`)".into()).into()),
-            (None, None) => None,
+        Some(other) => return Err(bad(format!("`auth` is `{other}`: dvt takes `basic` or `custom`")).into()),
+    }
+    let password = match (spec.get("password"), spec.flag("ask_password")?.unwrap_or(false)) {
+        (Some(p), _) => Some(p.to_string()),
+        (None, false) => None,
+        (None, true) => {
+            let question = match user {
+                Some(u) => format!("Password for {u} at {}: ", spec.url),
+                None => format!("Password for {}: ", spec.url),
+            };
+            let typed = super::ssh::ask_on_terminal(&question, true, false)
+                .map_err(|e| bad(format!("`ask_password` is set, but {e}: set `password` instead")))?;
+            Some(typed)
+        }
+    };
+    let basic = |user: &str| {
+        let pair = format!("{user}:{}", password.as_deref().unwrap_or_default());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        (AUTHORIZATION, format!("Basic {encoded}"))
+    };
+    let custom = |name: &str| -> Result<(HeaderName, String)> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("`custom_auth_header` is not a valid header name: `{name}`")))?;
+        let value = password
+            .clone()
+            .ok_or_else(|| bad("`custom_auth_header` needs `password`, its value".into()))?;
+        Ok((name, value))
+    };
+    let header = match auth.as_deref() {
+        Some("basic") => {
+            Some(basic(user.ok_or_else(|| {
+                bad("`auth = basic` needs `user` (and `password`)".into())
+            })?))
+        }
+        Some("custom") => Some(custom(spec.get("custom_auth_header").ok_or_else(|| {
+            bad("`auth = custom` needs `custom_auth_header` (a header name) and `password` (its value)".into())
+        })?)?),
+        _ => match (spec.get("token"), spec.get("custom_auth_header")) {
+            (Some(token), _) => Some((AUTHORIZATION, format!("Bearer {token}"))),
+            (None, Some(name)) => Some(custom(name)?),
+            (None, None) => match (user, &password) {
+                (Some(user), _) => Some(basic(user)),
+                (None, Some(_)) => return Err(bad("`password` needs `user` (or `custom_auth_header`)".into()).into()),
+                (None, None) => None,
+            },
         },
     };
     let mut headers = HeaderMap::new();
