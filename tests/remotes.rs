@@ -1206,6 +1206,54 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     );
 }
 
+/// Pushes at the same moment from several clones to one remote (WebDAV): the
+/// `packs/list` left behind names every pack there. (Each push checks the
+/// listing again after writing the list: without that, a push that listed
+/// before another's pack arrived could write its list last.)
+#[test]
+fn concurrent_pushes_leave_a_complete_pack_list() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let served = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _dav = start_webdav(served.path(), port, &[]);
+    let remote = format!("http://127.0.0.1:{port}/store");
+    let repos: Vec<TestEnv> = (0..4)
+        .map(|i| {
+            let r = TestEnv::new();
+            r.dvt(&["remote", "add", "-d", "dav", &remote]).ok();
+            r.write(&format!("part{i}/seed.txt"), format!("{i}\n"));
+            r
+        })
+        .collect();
+    for round in 0..3 {
+        for (i, r) in repos.iter().enumerate() {
+            for f in 0..20 {
+                r.write(&format!("part{i}/r{round}-{f}.txt"), format!("{i} {round} {f}\n"));
+            }
+            r.dvt(&["add", &format!("part{i}")]).ok();
+        }
+        let pushes: Vec<_> = repos.iter().map(|r| r.dvt_spawn(&["push", "-q"])).collect();
+        for p in pushes {
+            let out = p.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let packs = served.path().join("store/packs");
+        let mut names: Vec<String> = std::fs::read_dir(&packs)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name();
+                name.to_str()?.strip_suffix(".idx").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let list = std::fs::read_to_string(packs.join("list")).unwrap();
+        let listed: Vec<&str> = list.lines().collect();
+        assert_eq!(listed, names, "round {round}");
+    }
+}
+
 #[test]
 fn server_stopped_mid_push_then_next_push_completes() {
     server_stopped_mid_push(false);

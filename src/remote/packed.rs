@@ -226,32 +226,51 @@ impl Remote {
     /// from them (or is missing): what a plain web server serving a copy of
     /// this remote answers instead of a listing. Unless `changed` (this
     /// command wrote or deleted packs), the packs read before are the names.
+    ///
+    /// After a write, `packs/` is listed again, and the list written again
+    /// if a pack appeared meanwhile: of two pushes at once, the one that
+    /// writes last then also checks last, so the list it leaves misses no
+    /// pack that either uploaded.
     pub(crate) async fn publish_pack_list(&self, changed: bool) -> Result<()> {
         if self.is_plain() {
             return Ok(());
         }
-        let names = match changed || self.dir.is_some() {
+        let mut names = match changed || self.dir.is_some() {
             true => self.pack_names().await?,
             false => self.remote_packs().await?.names.clone(),
         };
-        let text = encode_pack_list(names);
-        if let Some((dir, _)) = &self.dir {
-            let file = dir.root().join("packs").join(PACK_LIST);
-            if fs_err::read(&file).ok().as_deref() == Some(text.as_bytes()) {
+        for _ in 0..4 {
+            let text = encode_pack_list(names);
+            if self.pack_list().await.as_deref() == Some(text.as_bytes()) {
                 return Ok(());
             }
-            fs_err::create_dir_all(dir.root().join("packs"))?;
-            return Ok(crate::fsutil::atomic_write(&file, text.as_bytes())?);
+            match &self.dir {
+                Some((dir, _)) => {
+                    let packs = dir.root().join("packs");
+                    fs_err::create_dir_all(&packs)?;
+                    crate::fsutil::atomic_write(&packs.join(PACK_LIST), text.as_bytes())?;
+                }
+                None => {
+                    self.put_whole(&self.packs_dir().join(PACK_LIST), Bytes::from(text))
+                        .await?
+                }
+            }
+            names = self.pack_names().await?;
         }
-        let path = self.packs_dir().join(PACK_LIST);
-        let there = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await.ok(),
-            Err(_) => None,
-        };
-        if there.as_deref() == Some(text.as_bytes()) {
-            return Ok(());
+        Ok(())
+    }
+
+    /// The bytes of `packs/list` as they are now, if it can be read.
+    async fn pack_list(&self) -> Option<Bytes> {
+        match &self.dir {
+            Some((dir, _)) => fs_err::read(dir.root().join("packs").join(PACK_LIST))
+                .ok()
+                .map(Bytes::from),
+            None => match self.store.get(&self.packs_dir().join(PACK_LIST)).await {
+                Ok(r) => r.bytes().await.ok(),
+                Err(_) => None,
+            },
         }
-        self.put_whole(&path, Bytes::from(text)).await
     }
 
     /// This repo's copy of pack index `name`, if it has a good one (checked
