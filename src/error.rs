@@ -287,6 +287,15 @@ impl Error {
                 "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \
                  (its path or URL is in the pointer's `[source]` table); `dvt pull --allow-missing` checks out the rest"
             )),
+            Error::Remote(RemoteError::Missing {
+                remote,
+                served_copy: true,
+                ..
+            }) => Some(format!(
+                "`{remote}` is a web server serving a copy of another store, and the copy may be older than \
+                 the store: copy the store to it again (its `packs/list` too), or pull from the store itself; \
+                 or `dvt pull --allow-missing` to check out the rest"
+            )),
             Error::Remote(RemoteError::Missing { remote, .. }) => Some(format!(
                 "nobody pushed it to `{remote}`: run `dvt push` where that data was added \
                  (a push of part of a directory leaves the directory's manifest back), \
@@ -791,6 +800,9 @@ pub enum RemoteError {
         id: ObjectId,
         /// The workspace path that needed it, if known.
         path: Option<String>,
+        /// The remote is a plain web server serving a copy of another store
+        /// (which the copy may lag behind).
+        served_copy: bool,
     },
     /// An import's object is on neither the remote nor its source repository.
     #[error(

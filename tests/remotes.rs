@@ -1154,6 +1154,23 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     e.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(e.read("records/r39.json"), b"{\"id\": 39}\n");
 
+    // A copy older than the store it copies: its list lacks the newest pack.
+    a.write("late.csv", "l\n1\n");
+    a.dvt(&["add", "late.csv"]).ok();
+    a.commit("late");
+    a.dvt(&["push"]).ok();
+    std::fs::write(store.join("packs/list"), &list).unwrap();
+    let f = a.clone_repo();
+    f.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let r = f.dvt(&["pull", "-r", "web"]).fails();
+    assert!(
+        r.stderr.contains("remote `web` does not have object")
+            && r.stderr
+                .contains("hint: `web` is a web server serving a copy of another store"),
+        "{}",
+        r.stderr
+    );
+
     // A copy made before pushes wrote the list.
     std::fs::remove_file(store.join("packs/list")).unwrap();
     let c = a.clone_repo();
@@ -1166,7 +1183,10 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     );
     // The next push to the store writes it again.
     a.dvt(&["push"]).ok();
-    assert_eq!(std::fs::read_to_string(store.join("packs/list")).unwrap(), list);
+    assert_eq!(
+        std::fs::read_to_string(store.join("packs/list")).unwrap(),
+        packs_in(&store)
+    );
     c.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(c.read("model.bin"), big);
 

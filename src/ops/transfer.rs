@@ -538,14 +538,11 @@ fn from_sources(
                     id: m.id,
                     path: Some(m.path.clone()),
                     origin: Box::new((src.clone(), why.clone())),
-                },
-                None => RemoteError::Missing {
-                    remote: remote.name.clone(),
-                    id: m.id,
-                    path: Some(m.path.clone()),
-                },
+                }
+                .into(),
+                None => remote.missing(m.id, Some(&m.path)),
             };
-            (m.id, e.into())
+            (m.id, e)
         })
         .collect();
     failed_transfers(remote, failures, report.downloaded + report.missing.len())?;

@@ -418,6 +418,17 @@ impl Remote {
         Ok(out)
     }
 
+    /// That this remote lacks object `id`, which `path` needed.
+    pub(crate) fn missing(&self, id: ObjectId, path: Option<&str>) -> crate::Error {
+        RemoteError::Missing {
+            remote: self.name.clone(),
+            id,
+            path: path.map(str::to_string),
+            served_copy: self.is_plain(),
+        }
+        .into()
+    }
+
     /// Whether this remote is a plain web server (see [`Remote::found_plain`]).
     pub(crate) fn is_plain(&self) -> bool {
         self.plain.load(std::sync::atomic::Ordering::Relaxed)
@@ -525,14 +536,7 @@ impl Remote {
         }
         let stored = match self.store.get_range(&self.path_of(id), 0..want).await {
             Ok(b) => b,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RemoteError::Missing {
-                    remote: self.name.clone(),
-                    id: *id,
-                    path: None,
-                }
-                .into());
-            }
+            Err(object_store::Error::NotFound { .. }) => return Err(self.missing(*id, None)),
             Err(e) => return Err(self.fail(&format!("cannot read object {id}"), &e)),
         };
         Ok(crate::cache::decode_prefix(&stored, n))
@@ -802,14 +806,7 @@ impl Remote {
         }
         let result = match self.store.get(&self.path_of(&id)).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RemoteError::Missing {
-                    remote: self.name.clone(),
-                    id,
-                    path: for_path.map(str::to_string),
-                }
-                .into());
-            }
+            Err(object_store::Error::NotFound { .. }) => return Err(self.missing(id, for_path)),
             Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
         };
         let size = result.meta.size;
@@ -858,12 +855,7 @@ impl Remote {
                 reason,
             }
             .into(),
-            crate::Error::Cache(CacheError::Missing { .. }) => RemoteError::Missing {
-                remote: self.name.clone(),
-                id,
-                path: for_path.map(str::to_string),
-            }
-            .into(),
+            crate::Error::Cache(CacheError::Missing { .. }) => self.missing(id, for_path),
             e => e,
         }
     }
@@ -881,14 +873,7 @@ impl Remote {
                     .bytes()
                     .await
                     .map_err(|e| self.fail(&format!("cannot download object {id}"), &e))?,
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Err(RemoteError::Missing {
-                        remote: self.name.clone(),
-                        id,
-                        path: None,
-                    }
-                    .into());
-                }
+                Err(object_store::Error::NotFound { .. }) => return Err(self.missing(id, None)),
                 Err(e) => return Err(self.fail(&format!("cannot download object {id}"), &e)),
             },
         };

@@ -512,14 +512,7 @@ impl Remote {
     /// Every object of `run` fails after its ranged GET of pack `path` failed with `e`.
     async fn run_failed(&self, path: &StorePath, run: &Run, e: object_store::Error) -> Vec<(ObjectId, Result<u64>)> {
         if let object_store::Error::NotFound { .. } = e {
-            return self.all_failed(run.ids(), |id| {
-                RemoteError::Missing {
-                    remote: self.name.clone(),
-                    id,
-                    path: None,
-                }
-                .into()
-            });
+            return self.all_failed(run.ids(), |id| self.missing(id, None));
         }
         if let Some(reason) = self.truncated(path, run.span.end).await {
             return self.all_failed(run.ids(), |id| self.corrupt(id, &reason));
