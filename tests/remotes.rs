@@ -1274,6 +1274,49 @@ fn concurrent_pushes_leave_a_complete_pack_list() {
     }
 }
 
+/// The run cache of a copy served by a plain web server: `repro --pull` finds
+/// the run it needs by its key (a GET); `fetch --run-cache`, which must list
+/// the entries, says in one line that it cannot.
+#[test]
+fn run_cache_from_a_plain_web_server() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let served = tempfile::tempdir().unwrap();
+    let (a, store) = (TestEnv::new(), served.path().join("store"));
+    a.dvt(&["remote", "add", "-d", "dir", store.to_str().unwrap()]).ok();
+    write_counted_stage(&a);
+    a.write(".gitignore", "/runs.log\n");
+    a.dvt(&["repro"]).ok();
+    a.write("params.yaml", "lr: 0.2\n");
+    a.dvt(&["repro"]).ok();
+    a.dvt(&["push", "--run-cache"]).ok();
+    a.commit("lr 0.2");
+    let port = free_port();
+    let _web = start_rclone(Command::new("rclone").args(["serve", "http"]).arg(served.path()), port);
+    let url = format!("http://127.0.0.1:{port}/store");
+    let c = a.clone_repo();
+    c.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    c.dvt(&["remote", "default", "--local", "web"]).ok();
+    c.write("params.yaml", "lr: 0.1\n");
+    let r = c.dvt(&["repro", "--pull"]).ok();
+    assert!(
+        r.stdout.contains("restored from the run cache, not run"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&c), 0, "the stage ran in C");
+    assert_eq!(c.read("model.txt"), b"lr: 0.1\n");
+    let r = c.dvt(&["fetch", "--run-cache"]).fails();
+    assert!(
+        r.stderr
+            .contains("is a plain web server, whose run cache cannot be listed")
+            && !r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn server_stopped_mid_push_then_next_push_completes() {
     server_stopped_mid_push(false);

@@ -7,7 +7,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 
 use super::Remote;
-use crate::error::Result;
+use crate::error::{RemoteError, Result};
 use crate::pipeline::run_cache;
 
 impl Remote {
@@ -22,9 +22,21 @@ impl Remote {
     /// The keys of the run-cache entries on the remote, sorted.
     pub async fn run_keys(&self) -> Result<Vec<String>> {
         let dir = self.prefix.clone().join(run_cache::DIR);
-        let mut keys: Vec<String> = self
-            .list_below(&dir, "the run cache")
-            .await?
+        let listed = match self.list_below(&dir, "the run cache").await {
+            Err(_) if self.is_plain() => {
+                return Err(RemoteError::Refused {
+                    remote: self.name.clone(),
+                    message: format!(
+                        "`{}` is a plain web server, whose run cache cannot be listed: fetch or pull without \
+                         `--run-cache` (`dvt repro --pull` still finds each stage's run there by its key)",
+                        self.url
+                    ),
+                }
+                .into());
+            }
+            listed => listed?,
+        };
+        let mut keys: Vec<String> = listed
             .iter()
             .filter_map(|m| {
                 let key = m.location.filename()?.strip_suffix(".toml")?;
