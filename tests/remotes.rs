@@ -1274,6 +1274,66 @@ fn concurrent_pushes_leave_a_complete_pack_list() {
     }
 }
 
+/// A CDN in front of a copy answers WebDAV's PROPFIND with 403 ("not
+/// configured to allow the HTTP request method"), not 405: the copy's
+/// `packs/list` marks it as a plain web server all the same. Without the list
+/// the 403 is the error. (Python's server, which ignores ranges, with a
+/// remote of loose objects: `pack = false`.)
+#[test]
+fn a_copy_behind_a_server_that_forbids_propfind_is_read_through_its_list() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let served = tempfile::tempdir().unwrap();
+    let store = served.path().join("store");
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dir", store.to_str().unwrap()]).ok();
+    a.dvt(&["remote", "modify", "dir", "pack", "false"]).ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    for i in 0..10 {
+        a.write(&format!("records/r{i}.json"), format!("{{\"id\": {i}}}\n"));
+    }
+    a.dvt(&["add", "x.csv", "records"]).ok();
+    a.commit("data");
+    a.dvt(&["push"]).ok();
+    assert_eq!(std::fs::read_to_string(store.join("packs/list")).unwrap(), "");
+    let port = free_port();
+    let script = "import http.server, os, sys\n\
+        class H(http.server.SimpleHTTPRequestHandler):\n\
+        \x20   def do_PROPFIND(self):\n\
+        \x20       self.send_error(403, 'This distribution is not configured to allow the HTTP request method')\n\
+        os.chdir(sys.argv[2])\n\
+        http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
+    let _cdn = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .arg(served.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the python server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}/store");
+    let b = a.clone_repo();
+    b.dvt(&["remote", "add", "--local", "cdn", &url]).ok();
+    b.dvt(&["pull", "-r", "cdn"]).ok();
+    assert_eq!(b.read("records/r9.json"), b"{\"id\": 9}\n");
+    let r = b.dvt(&["push", "-r", "cdn"]).fails();
+    assert!(r.stderr.contains("is a plain web server"), "{}", r.stderr);
+
+    std::fs::remove_file(store.join("packs/list")).unwrap();
+    let c = a.clone_repo();
+    c.dvt(&["remote", "add", "--local", "cdn", &url]).ok();
+    c.dvt(&["remote", "modify", "--local", "cdn", "retries", "0"]).ok();
+    let r = c.dvt(&["pull", "-r", "cdn"]).fails();
+    assert!(r.stderr.contains("403 Forbidden"), "{}", r.stderr);
+}
+
 /// The run cache of a copy served by a plain web server: `repro --pull` finds
 /// the run it needs by its key (a GET); `fetch --run-cache`, which must list
 /// the entries, says in one line that it cannot.

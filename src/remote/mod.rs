@@ -439,10 +439,15 @@ impl Remote {
     fn found_plain(&self, e: &object_store::Error) -> bool {
         let plain = self.scheme == Scheme::Http && not_webdav(e).is_some();
         if plain {
-            tracing::debug!("remote `{}`: a plain web server, read through `packs/list`", self.name);
-            self.plain.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.set_plain();
         }
         plain
+    }
+
+    /// Reads this remote as a plain web server from now on.
+    fn set_plain(&self) {
+        tracing::debug!("remote `{}`: a plain web server, read through `packs/list`", self.name);
+        self.plain.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// An error unless this remote can be written to: a plain web server

@@ -130,6 +130,19 @@ impl Remote {
         }
         let names = match self.pack_names().await {
             Err(_) if self.is_plain() => self.read_pack_list().await?,
+            // A listing refused with another client error (a CDN answers
+            // PROPFIND with 403): a copy served with its list is a plain web
+            // server too. (Not after a server error or none: a WebDAV server
+            // having a bad moment is not taken for a read-only one.)
+            Err(e) if self.scheme == Scheme::Http && crate::error_chain(&e).contains("status code: 4") => {
+                match self.read_pack_list().await {
+                    Ok(names) => {
+                        self.set_plain();
+                        names
+                    }
+                    Err(_) => return Err(e),
+                }
+            }
             listed => listed?,
         };
         self.prune_index_copies(&names);
