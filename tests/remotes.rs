@@ -810,6 +810,13 @@ fn webdav_with_a_user_and_password() {
         "{}",
         r.stderr
     );
+    let r = a.dvt(&["remote", "modify", "asked", "auth", "ntlm"]).fails();
+    assert!(
+        r.stderr
+            .contains("`auth` must be `basic` or `custom` (as DVC's), not `ntlm`"),
+        "{}",
+        r.stderr
+    );
     let r = a.dvt(&["remote", "modify", "asked", "read_timeout", "60"]).fails();
     assert!(r.stderr.contains("set `timeout` (seconds) instead"), "{}", r.stderr);
 

@@ -188,7 +188,7 @@ pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
         _ => {
             return Err(bad(format!(
                 "unsupported URL scheme `{scheme}://` in `{url}`; dvt supports a directory path, \
-                 file://, s3://, gs://, az://, http(s):// (WebDAV) and ssh://"
+                 file://, s3://, gs://, az://, http(s):// (WebDAV, or a plain web server to read from) and ssh://"
             ))
             .into());
         }
@@ -735,6 +735,10 @@ pub fn typed_value(name: &str, key: &str, value: &str) -> Result<toml::Value> {
             "false" => Ok(toml::Value::Boolean(false)),
             _ => Err(bad(format!("`{key}` must be true or false, not `{value}`")).into()),
         };
+    }
+    // DVC's http `auth`: `digest` is refused where the remote is opened, with why.
+    if key == "auth" && !["basic", "custom", "digest"].contains(&value.to_ascii_lowercase().as_str()) {
+        return Err(bad(format!("`auth` must be `basic` or `custom` (as DVC's), not `{value}`")).into());
     }
     Ok(toml::Value::String(value.to_string()))
 }
