@@ -571,6 +571,18 @@ mod tests {
             Some(vec![home.join("kh.lab-key"), PathBuf::from("/dev/null")])
         );
         assert_eq!(c.agent, Some(Agent::Socket(home.join(format!("agent.{short}")))));
+        // Odd text is kept as written.
+        let tokens = Tokens {
+            home,
+            host: "h".into(),
+            original: "o",
+            key_alias: "k".into(),
+            port: 22,
+            user: "u".into(),
+        };
+        assert_eq!(tokens.expand("a%"), "a%");
+        assert_eq!(tokens.expand("${HOME"), "${HOME");
+        assert_eq!(tokens.expand("é%hé%%%"), "éhé%%");
         // The user and port given outside the files win; no alias: `%k` is the name.
         let c = with_system(&file, None, "other", (Some("bo"), Some(22)), home);
         assert_eq!(c.identity_files[0], home.join("keys/bo@other:22"));
