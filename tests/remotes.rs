@@ -1197,6 +1197,21 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     c.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(c.read("model.bin"), big);
 
+    // A list bigger than a million packs' names is not read.
+    std::fs::File::create(store.join("packs/list"))
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    let g = a.clone_repo();
+    g.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let r = g.dvt(&["fetch", "-r", "web"]).fails();
+    assert!(
+        r.stderr.contains("holds 68157440 bytes, more than a list of packs can"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["push"]).ok();
+
     // Python's http.server answers a ranged GET with the whole file.
     let port = free_port();
     let _py = KillOnDrop(

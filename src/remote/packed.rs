@@ -35,6 +35,8 @@ const PACK_TARGET: u64 = 64 * 1024 * 1024;
 const RUN_SPAN: u64 = 8 * 1024 * 1024;
 /// Neighbouring packed objects closer than this are read with one ranged GET.
 const RUN_GAP: u64 = 256 * 1024;
+/// The most bytes a `packs/list` read from a plain web server may hold.
+const PACK_LIST_MAX: u64 = 64 * 1024 * 1024;
 /// A download hands its objects to the cache, and an upload takes them from
 /// it, this many stored bytes at a time.
 const IMPORT_BATCH: u64 = 1024 * 1024;
@@ -216,6 +218,17 @@ impl Remote {
     async fn read_pack_list(&self) -> Result<Vec<String>> {
         let path = self.packs_dir().join(PACK_LIST);
         let bytes = match self.store.get(&path).await {
+            // A million packs' names take 65 MB: a bigger list is not one.
+            Ok(r) if r.meta.size > PACK_LIST_MAX => {
+                return Err(RemoteError::Refused {
+                    remote: self.name.clone(),
+                    message: format!(
+                        "`{path}` holds {} bytes, more than a list of packs can: it is not one",
+                        r.meta.size
+                    ),
+                }
+                .into());
+            }
             Ok(r) => r.bytes().await,
             Err(e) => Err(e),
         };
