@@ -773,7 +773,8 @@ pub enum RemoteError {
     },
     /// The remote was refused in a way that trying again cannot mend, and the
     /// message says what to do (so no hint follows): a server whose host key
-    /// is not trusted, a web server that is not a WebDAV server.
+    /// is not trusted; a plain web server asked to be written or listed, or
+    /// one that ignores range requests or serves no usable `packs/list`.
     #[error("remote `{remote}`: {message}")]
     Refused {
         /// The remote's name.
