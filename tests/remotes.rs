@@ -1012,18 +1012,46 @@ fn start_webdav(dir: &Path, port: u16, extra: &[&str]) -> KillOnDrop {
 /// Starts `rclone` as `command` says, serving on `port` of 127.0.0.1, and
 /// waits until the port answers. Dropping what it returns stops the server.
 fn start_rclone(command: &mut Command, port: u16) -> KillOnDrop {
+    serve(command.args(["--addr", &format!("127.0.0.1:{port}")]), port)
+}
+
+/// Starts `command`, a server that listens on `port` of 127.0.0.1 (its
+/// output discarded), and waits until the port answers. Dropping what it
+/// returns stops the server.
+fn serve(command: &mut Command, port: u16) -> KillOnDrop {
+    let what = command.get_program().to_string_lossy().into_owned();
     let child = command
-        .args(["--addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("rclone is installed by scripts/servers.sh");
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let server = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "rclone did not start on port {port}");
+        assert!(Instant::now() < deadline, "{what} did not start on port {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    KillOnDrop(child)
+    server
+}
+
+/// The names of the packs in `dir/packs` (a remote's), sorted.
+fn packs_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("packs"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name();
+            name.to_str()?.strip_suffix(".idx").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A git clone of `a` with remote `name` at `url`, in this clone only.
+fn clone_reading(a: &TestEnv, name: &str, url: &str) -> TestEnv {
+    let b = a.clone_repo();
+    b.dvt(&["remote", "add", "--local", name, url]).ok();
+    b
 }
 
 /// Waits for `command`, which must fail (exit 1) with an error naming remote
@@ -1083,20 +1111,13 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     a.commit("data");
     a.dvt(&["push"]).ok();
     // The list names exactly the packs there, sorted.
-    let packs_in = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir.join("packs"))
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name();
-                name.to_str()?.strip_suffix(".idx").map(str::to_string)
-            })
-            .collect();
-        names.sort();
+    let listed_in = |dir: &Path| {
+        let names = packs_in(dir);
         assert!(!names.is_empty());
         names.iter().map(|p| format!("{p}\n")).collect::<String>()
     };
     let list = std::fs::read_to_string(store.join("packs/list")).unwrap();
-    assert_eq!(list, packs_in(&store));
+    assert_eq!(list, listed_in(&store));
     // An object store's too (WebDAV here), written by the push that packs.
     let dav_dir = tempfile::tempdir().unwrap();
     let dav_port = free_port();
@@ -1107,7 +1128,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     let dav_store = dav_dir.path().join("store");
     assert_eq!(
         std::fs::read_to_string(dav_store.join("packs/list")).unwrap(),
-        packs_in(&dav_store)
+        listed_in(&dav_store)
     );
     drop(dav);
 
@@ -1120,8 +1141,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
         port,
     );
     let url = format!("http://127.0.0.1:{port}/store");
-    let b = a.clone_repo();
-    b.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let b = clone_reading(&a, "web", &url);
     b.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(b.read("model.bin"), big);
     assert_eq!(b.read("records/r07.json"), b"{\"id\": 7}\n");
@@ -1156,8 +1176,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
         format!("{list}{}\nnot a pack\n", "f".repeat(64)),
     )
     .unwrap();
-    let e = a.clone_repo();
-    e.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let e = clone_reading(&a, "web", &url);
     e.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(e.read("records/r39.json"), b"{\"id\": 39}\n");
 
@@ -1167,8 +1186,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     a.commit("late");
     a.dvt(&["push"]).ok();
     std::fs::write(store.join("packs/list"), &list).unwrap();
-    let f = a.clone_repo();
-    f.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let f = clone_reading(&a, "web", &url);
     let r = f.dvt(&["pull", "-r", "web"]).fails();
     assert!(
         r.stderr.contains("remote `web` does not have object")
@@ -1180,8 +1198,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
 
     // A copy made before pushes wrote the list.
     std::fs::remove_file(store.join("packs/list")).unwrap();
-    let c = a.clone_repo();
-    c.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let c = clone_reading(&a, "web", &url);
     let r = c.dvt(&["fetch", "-r", "web"]).fails();
     assert!(
         r.stderr.contains("has no `packs/list`, which says what packs it has") && !r.stderr.contains("hint:"),
@@ -1192,7 +1209,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
     a.dvt(&["push"]).ok();
     assert_eq!(
         std::fs::read_to_string(store.join("packs/list")).unwrap(),
-        packs_in(&store)
+        listed_in(&store)
     );
     c.dvt(&["pull", "-r", "web"]).ok();
     assert_eq!(c.read("model.bin"), big);
@@ -1202,8 +1219,7 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
         .unwrap()
         .set_len(65 << 20)
         .unwrap();
-    let g = a.clone_repo();
-    g.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let g = clone_reading(&a, "web", &url);
     let r = g.dvt(&["fetch", "-r", "web"]).fails();
     assert!(
         r.stderr.contains("holds 68157440 bytes, more than a list of packs can"),
@@ -1214,29 +1230,13 @@ fn a_plain_web_server_serves_pulls_of_a_copied_remote() {
 
     // Python's http.server answers a ranged GET with the whole file.
     let port = free_port();
-    let _py = KillOnDrop(
+    let _py = serve(
         Command::new("python3")
             .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
-            .current_dir(served.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .current_dir(served.path()),
+        port,
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "python3 -m http.server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let d = a.clone_repo();
-    d.dvt(&[
-        "remote",
-        "add",
-        "--local",
-        "py",
-        &format!("http://127.0.0.1:{port}/store"),
-    ])
-    .ok();
+    let d = clone_reading(&a, "py", &format!("http://127.0.0.1:{port}/store"));
     let r = d.dvt(&["fetch", "-r", "py", "records"]).fails();
     assert!(
         r.stderr
@@ -1281,16 +1281,9 @@ fn concurrent_pushes_leave_a_complete_pack_list() {
             let out = p.wait_with_output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
-        let packs = served.path().join("store/packs");
-        let mut names: Vec<String> = std::fs::read_dir(&packs)
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name();
-                name.to_str()?.strip_suffix(".idx").map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        let list = std::fs::read_to_string(packs.join("list")).unwrap();
+        let store = served.path().join("store");
+        let names = packs_in(&store);
+        let list = std::fs::read_to_string(store.join("packs/list")).unwrap();
         let listed: Vec<&str> = list.lines().collect();
         assert_eq!(listed, names, "round {round}");
     }
@@ -1326,31 +1319,21 @@ fn a_copy_behind_a_server_that_forbids_propfind_is_read_through_its_list() {
         \x20       self.send_error(403, 'This distribution is not configured to allow the HTTP request method')\n\
         os.chdir(sys.argv[2])\n\
         http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
-    let _cdn = KillOnDrop(
+    let _cdn = serve(
         Command::new("python3")
             .args(["-c", script, &port.to_string()])
-            .arg(served.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg(served.path()),
+        port,
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the python server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let url = format!("http://127.0.0.1:{port}/store");
-    let b = a.clone_repo();
-    b.dvt(&["remote", "add", "--local", "cdn", &url]).ok();
+    let b = clone_reading(&a, "cdn", &url);
     b.dvt(&["pull", "-r", "cdn"]).ok();
     assert_eq!(b.read("records/r9.json"), b"{\"id\": 9}\n");
     let r = b.dvt(&["push", "-r", "cdn"]).fails();
     assert!(r.stderr.contains("is a plain web server"), "{}", r.stderr);
 
     std::fs::remove_file(store.join("packs/list")).unwrap();
-    let c = a.clone_repo();
-    c.dvt(&["remote", "add", "--local", "cdn", &url]).ok();
+    let c = clone_reading(&a, "cdn", &url);
     c.dvt(&["remote", "modify", "--local", "cdn", "retries", "0"]).ok();
     let r = c.dvt(&["pull", "-r", "cdn"]).fails();
     assert!(r.stderr.contains("403 Forbidden"), "{}", r.stderr);
@@ -1377,8 +1360,7 @@ fn run_cache_from_a_plain_web_server() {
     let port = free_port();
     let _web = start_rclone(Command::new("rclone").args(["serve", "http"]).arg(served.path()), port);
     let url = format!("http://127.0.0.1:{port}/store");
-    let c = a.clone_repo();
-    c.dvt(&["remote", "add", "--local", "web", &url]).ok();
+    let c = clone_reading(&a, "web", &url);
     c.dvt(&["remote", "default", "--local", "web"]).ok();
     c.write("params.yaml", "lr: 0.1\n");
     let r = c.dvt(&["repro", "--pull"]).ok();
