@@ -19,16 +19,14 @@ bench.py does (DVC's http remote is built in).
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
-from ssh import free_port, wait_for_port  # noqa: E402
+from ssh import datasets, free_port, print_medians, wait_for_port  # noqa: E402
 
-KIB = 1024
 MEASURES = ["pull", "pull_rss", "served_bytes"]
 
 
@@ -76,15 +74,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     tools, dvc_version = bench.release_tools(not args.no_dvc)
 
-    src = os.path.join(work, "src", f"ssh-{args.files}-{args.csv_mib}")  # the same data as bench/ssh.py
-    sets = {"many": os.path.join(src, "many"), "csv": os.path.join(src, "readings.csv")}
-    if not os.path.exists(os.path.join(src, ".complete")):
-        shutil.rmtree(src, ignore_errors=True)
-        os.makedirs(sets["many"])
-        for i in range(args.files):
-            bench.gen_random_file(os.path.join(sets["many"], f"item-{i:05d}.bin"), 100 * KIB, i)
-        bench.gen_csv(sets["csv"], args.csv_mib * bench.MIB, 7)
-        open(os.path.join(src, ".complete"), "w").close()
+    sets = datasets(work, args.files, args.csv_mib)  # the same data as bench/ssh.py
 
     served = os.path.join(work, "http-served")
     shutil.rmtree(served, ignore_errors=True)
@@ -112,23 +102,7 @@ def main():
     dvc = f", DVC {dvc_version}" if dvc_version else ""
     print(f"\n`rclone serve http` on 127.0.0.1 (no WebDAV); `many`: {args.files} random files of 100 KiB; "
           f"`csv`: one {args.csv_mib} MiB CSV; medians of {args.runs} runs (s){dvc}\n")
-    with_dvc = not args.no_dvc
-    print("| data | step | dvt | " + ("DVC | DVC / dvt |" if with_dvc else ""))
-    print("| --- | --- | --- | " + ("--- | --- |" if with_dvc else ""))
-    for set_name in sets:
-        for s in MEASURES:
-            d = statistics.median(times[set_name]["dvt"][s])
-            if s == "served_bytes":
-                fmt, label = (lambda x: f"{x / bench.MIB:.1f} MiB"), "served"
-            elif s.endswith("_rss"):
-                fmt, label = (lambda x: f"{x / 1024:.0f} MiB"), "pull, peak RSS"
-            else:
-                fmt, label = (lambda x: f"{x:.2f}"), s
-            row = f"| {set_name} | {label} | {fmt(d)} |"
-            if with_dvc:
-                c = statistics.median(times[set_name]["dvc"][s])
-                row += f" {fmt(c)} | {c / d:.1f}x |"
-            print(row)
+    print_medians(sets, times, MEASURES, not args.no_dvc, "served")
 
 
 if __name__ == "__main__":

@@ -135,15 +135,7 @@ def main():
             pip = os.path.join(os.path.dirname(t.exe), "pip")
             subprocess.run([pip, "install", "-q", "dvc-ssh"], check=True)
 
-    src = os.path.join(work, "src", f"ssh-{args.files}-{args.csv_mib}")
-    sets = {"many": os.path.join(src, "many"), "csv": os.path.join(src, "readings.csv")}
-    if not os.path.exists(os.path.join(src, ".complete")):
-        shutil.rmtree(src, ignore_errors=True)
-        os.makedirs(sets["many"])
-        for i in range(args.files):
-            bench.gen_random_file(os.path.join(sets["many"], f"item-{i:05d}.bin"), 100 * KIB, i)
-        bench.gen_csv(sets["csv"], args.csv_mib * bench.MIB, 7)
-        open(os.path.join(src, ".complete"), "w").close()
+    sets = datasets(work, args.files, args.csv_mib)
 
     server = os.path.join(work, "sshd")
     home = os.path.join(server, "home")
@@ -194,14 +186,35 @@ def main():
         via += f", {args.delay_ms:g} ms each way added by bench/delay_proxy.py ({2 * args.delay_ms:g} ms round trips)"
     print(f"\nOpenSSH on 127.0.0.1{via}; `many`: {args.files} random files of 100 KiB; `csv`: one "
           f"{args.csv_mib} MiB CSV; medians of {args.runs} runs (s){dvc}\n")
-    with_dvc = not args.no_dvc
+    print_medians(sets, times, MEASURES, not args.no_dvc, "on the server")
+
+
+def datasets(work, files, csv_mib):
+    """`many` (files random files of 100 KiB) and `csv` (one sensor CSV of
+    csv_mib MiB) below work/src, made once: {name: path}."""
+    src = os.path.join(work, "src", f"ssh-{files}-{csv_mib}")
+    sets = {"many": os.path.join(src, "many"), "csv": os.path.join(src, "readings.csv")}
+    if not os.path.exists(os.path.join(src, ".complete")):
+        shutil.rmtree(src, ignore_errors=True)
+        os.makedirs(sets["many"])
+        for i in range(files):
+            bench.gen_random_file(os.path.join(sets["many"], f"item-{i:05d}.bin"), 100 * KIB, i)
+        bench.gen_csv(sets["csv"], csv_mib * bench.MIB, 7)
+        open(os.path.join(src, ".complete"), "w").close()
+    return sets
+
+
+def print_medians(sets, times, measures, with_dvc, bytes_label):
+    """A Markdown table of times[set][tool][measure]'s medians: seconds, peak
+    RSS (`*_rss`, KiB) and bytes (`*_bytes`, shown as `bytes_label`), with
+    DVC/dvt ratios when DVC ran."""
     print("| data | step | dvt | " + ("DVC | DVC / dvt |" if with_dvc else ""))
     print("| --- | --- | --- | " + ("--- | --- |" if with_dvc else ""))
     for set_name in sets:
-        for s in MEASURES:
+        for s in measures:
             d = statistics.median(times[set_name]["dvt"][s])
-            if s == "remote_bytes":
-                fmt, label = (lambda x: f"{x / bench.MIB:.1f} MiB"), "on the server"
+            if s.endswith("_bytes"):
+                fmt, label = (lambda x: f"{x / bench.MIB:.1f} MiB"), bytes_label
             elif s.endswith("_rss"):
                 fmt, label = (lambda x: f"{x / 1024:.0f} MiB"), s.replace("_rss", ", peak RSS")
             else:
