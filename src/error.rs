@@ -356,6 +356,13 @@ impl Error {
             Error::Path(PathError::NotTracked {
                 target,
                 holds_tracked: true,
+            }) if target == "." => Some(format!(
+                "leave the target out to name all the data (as `-R {}` does)",
+                typed("")
+            )),
+            Error::Path(PathError::NotTracked {
+                target,
+                holds_tracked: true,
             }) => Some(format!(
                 "data is tracked below `{}`: `-R` names all of it (status, checkout, push, fetch, pull, commit, update), as DVC's",
                 typed(target)
@@ -1266,7 +1273,7 @@ pub enum PathError {
         tracked: String,
     },
     /// A target names nothing that dvt tracks.
-    #[error("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")]
+    #[error("{}", not_tracked(target))]
     NotTracked {
         /// The target as given.
         target: String,
@@ -1422,5 +1429,15 @@ fn stage_out_message(path: &str, out: &str, stage: &str) -> String {
     match overlap_verb(path, out) {
         "is" => format!("`{path}` is an out of stage `{stage}`"),
         verb => format!("`{path}` {verb} `{out}`, an out of stage `{stage}`"),
+    }
+}
+
+/// What `PathError::NotTracked` says: the repository's root (`.`) is never
+/// tracked data, so its message names no pointer file.
+fn not_tracked(target: &str) -> String {
+    if target == "." {
+        "the repository's root is not tracked data: a target names a `.dvt` pointer or the data it tracks".into()
+    } else {
+        format!("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")
     }
 }

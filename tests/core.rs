@@ -453,6 +453,17 @@ fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
         "{}",
         r.stderr
     );
+    // The root is never tracked data: said so, with the `-R` that names it all
+    // written from where the command ran.
+    let r = env.dvt_in(&env.path("data/raw"), &["status", "../.."]).fails();
+    assert!(
+        r.stderr.contains("the repository's root is not tracked data")
+            && r.stderr.contains("(as `-R ../..` does)")
+            && !r.stderr.contains("..dvt"),
+        "{}",
+        r.stderr
+    );
+    env.dvt_in(&env.path("data/raw"), &["status", "-R", "../.."]).ok();
 }
 
 #[test]

@@ -809,7 +809,7 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
     };
     rels.iter()
         .map(|rel| {
-            let parts: Vec<&str> = rel.split('/').collect();
+            let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
             let common = here.iter().zip(&parts).take_while(|(a, b)| a == b).count();
             let mut out: Vec<&str> = vec![".."; here.len() - common];
             out.extend(&parts[common..]);
