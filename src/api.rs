@@ -3,7 +3,9 @@
 //!
 //! Every call takes the same four arguments, as `dvc.api` does:
 //! - `path`: relative to the repository root; a tracked file, a tracked
-//!   directory (for `get_url`), or a file inside a tracked directory;
+//!   directory (for `get_url`), or a file inside a tracked directory; for
+//!   [`open`] and [`read`] also a file git keeps (code, params), and in the
+//!   workspace any file no pointer covers, as DVC reads them;
 //! - `repo`: a directory inside the dvt repository (`None`: the current directory);
 //! - `rev`: a git revision, read from the commit without touching the work tree
 //!   (`None`: the pointer files in the work tree);
@@ -48,7 +50,7 @@ use crate::error::{GitError, Result};
 use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::repo::Repo;
-use crate::snapshot::{FileData, Objects, Snapshot, open_repo};
+use crate::snapshot::{FileData, Objects, PlainFile, Snapshot, open_repo};
 
 /// A tracked path's data located at a revision.
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +159,86 @@ pub fn open_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) 
     Ok((data, reader))
 }
 
+/// What [`open_file_in`] found at a path.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum Opened {
+    /// Data dvt tracks, read from its cache (or remote), verified.
+    Data(Resolved),
+    /// A file no pointer covers: git's at a revision, the work tree's otherwise.
+    Plain {
+        /// The path, repo-relative.
+        path: String,
+        /// The commit it was read from (none in the workspace).
+        commit: Option<String>,
+        /// Its size in bytes.
+        size: u64,
+        /// Whether it is executable.
+        executable: bool,
+    },
+}
+
+/// A reader of a file's content, as [`open`] returns it: tracked data, whose
+/// hash is checked again as it streams, or a file git (or the work tree) holds.
+#[derive(Debug)]
+pub struct FileReader(Content);
+
+#[derive(Debug)]
+enum Content {
+    // Boxed: the hasher inside is large.
+    Data(Box<ObjectReader>),
+    Git(std::io::Cursor<Vec<u8>>),
+    Disk(fs_err::File),
+}
+
+impl std::io::Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            Content::Data(r) => r.read(buf),
+            Content::Git(r) => r.read(buf),
+            Content::Disk(r) => r.read(buf),
+        }
+    }
+}
+
+/// Opens file `rel` of an open repository at `rev` as DVC's API reads a
+/// path: tracked data as [`open_in`] does; a path no pointer covers from git
+/// at a revision, or from the work tree without one.
+pub fn open_file_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<(Opened, FileReader)> {
+    let snap = Snapshot::open(repo, rev)?;
+    match snap.locate(rel) {
+        Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {}
+        _ => {
+            let (data, reader) = open_in(repo, rel, rev, remote)?;
+            return Ok((Opened::Data(data), FileReader(Content::Data(Box::new(reader)))));
+        }
+    }
+    let path = rel.trim_end_matches('/').to_string();
+    let commit = snap.commit().map(|c| c.to_string());
+    let (size, executable, content) = match snap.plain_file(&path)? {
+        Some(PlainFile::Git { bytes, executable }) => (
+            bytes.len() as u64,
+            executable,
+            Content::Git(std::io::Cursor::new(bytes)),
+        ),
+        Some(PlainFile::Disk { file, size, executable }) => (size, executable, Content::Disk(file)),
+        None => {
+            return Err(GitError::NoSuchPath {
+                path,
+                rev: snap.label(),
+            }
+            .into());
+        }
+    };
+    let opened = Opened::Plain {
+        path,
+        commit,
+        size,
+        executable,
+    };
+    Ok((opened, FileReader(content)))
+}
+
 fn with_path(e: crate::Error, path: &str) -> crate::Error {
     match e {
         crate::Error::Cache(crate::error::CacheError::Corrupt { id, reason, .. }) => {
@@ -177,10 +259,10 @@ pub fn get_url(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Optio
     get_url_in(&open_repo(repo)?, path, rev, remote)
 }
 
-/// A streaming reader of the verified content of file `path`. See [`open_in`] and
-/// the [module docs](self).
-pub fn open(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Option<&str>) -> Result<ObjectReader> {
-    Ok(open_in(&open_repo(repo)?, path, rev, remote)?.1)
+/// A streaming reader of the content of file `path`: tracked data verified,
+/// or a file git keeps. See [`open_file_in`] and the [module docs](self).
+pub fn open(path: &str, repo: Option<&Path>, rev: Option<&str>, remote: Option<&str>) -> Result<FileReader> {
+    Ok(open_file_in(&open_repo(repo)?, path, rev, remote)?.1)
 }
 
 /// The verified content of file `path`, whole. See the [module docs](self).

@@ -1108,6 +1108,19 @@ pub enum PathError {
         /// Why.
         reason: &'static str,
     },
+    /// `get` of a repository's root, with no `-o` to say where it goes.
+    #[error("`{path}` is the whole repository: name the directory to write it to with `-o DIR`")]
+    WholeRepoNeedsOut {
+        /// The path as given.
+        path: String,
+    },
+    /// A work-tree path that `cat` and `open` do not read: git's or dvt's own
+    /// (other than the `.dvt` files git keeps).
+    #[error("`{}` is inside `.git` or `.dvt`: dvt reads the repository's files, not git's or its own cache and settings", path.display())]
+    Internal {
+        /// The path, repo-relative.
+        path: PathBuf,
+    },
     /// The path is inside a directory that is already tracked.
     #[error("`{path}` is inside the tracked directory `{tracked}`")]
     InsideTracked {

@@ -50,6 +50,29 @@ pub struct Located {
     pub inner: String,
 }
 
+/// A file that no pointer covers, as a [`Snapshot`] holds it: what `cat`,
+/// `get` and `open` serve for the files git keeps (code, params, small files),
+/// as DVC serves them beside its data.
+#[derive(Debug)]
+pub enum PlainFile {
+    /// The file git keeps at a commit: its blob's bytes.
+    Git {
+        /// The content.
+        bytes: Vec<u8>,
+        /// Whether git records it executable.
+        executable: bool,
+    },
+    /// A file of the work tree, open for reading.
+    Disk {
+        /// The open file.
+        file: fs_err::File,
+        /// Its size when opened.
+        size: u64,
+        /// Whether it is executable.
+        executable: bool,
+    },
+}
+
 /// One file's data: what `cat`, `get-url` and `open` serve.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FileData {
@@ -277,6 +300,74 @@ impl<'r> Snapshot<'r> {
             cut = prefix.rfind('/').unwrap_or(0);
         }
         Ok(None)
+    }
+
+    /// The file at repo-relative `rel` outside dvt's data: at a commit, the one
+    /// git keeps there; in the workspace, the one on disk, which must not be
+    /// under `.git` or `.dvt` nor reached through a symbolic link. `None` when
+    /// there is no file; a directory or a link there is an error. Callers ask
+    /// [`Snapshot::locate`] first: tracked data is read from its pointer.
+    pub fn plain_file(&self, rel: &str) -> Result<Option<PlainFile>> {
+        let rel = rel.trim_end_matches('/');
+        if rel.is_empty() || crate::relpath::validate(rel).is_err() {
+            return Ok(None);
+        }
+        let is_dir = || GitError::IsDirectory {
+            path: rel.to_string(),
+            rev: self.label(),
+        };
+        match (&self.source, &self.git) {
+            (Source::Commit { id, .. }, Some(git)) => match git.list_tree(*id, rel, false, false)? {
+                crate::git::TreeAt::Missing => Ok(None),
+                crate::git::TreeAt::Dir(_) => Err(is_dir().into()),
+                crate::git::TreeAt::File(item) => match git.read_file(*id, rel)? {
+                    Some(bytes) => Ok(Some(PlainFile::Git {
+                        bytes,
+                        executable: item.executable,
+                    })),
+                    // A symbolic link or a submodule: no content of its own.
+                    None => Err(PathError::Symlink {
+                        path: rel.into(),
+                        link: rel.into(),
+                    }
+                    .into()),
+                },
+            },
+            _ => {
+                // Of dvt's own files, those git keeps (the others hold the cache
+                // and secrets).
+                let committed = [".dvt/config.toml", ".dvt/.gitignore"].contains(&rel);
+                if !committed && self.repo.check_not_reserved(rel).is_err() {
+                    return Err(PathError::Internal { path: rel.into() }.into());
+                }
+                self.repo.check_no_symlink_parents(rel)?;
+                let path = self.repo.root().join(rel);
+                let meta = match path.symlink_metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                if meta.is_dir() {
+                    return Err(is_dir().into());
+                }
+                if meta.file_type().is_symlink() {
+                    return Err(PathError::Symlink {
+                        path: rel.into(),
+                        link: rel.into(),
+                    }
+                    .into());
+                }
+                if !meta.is_file() {
+                    return Err(PathError::Special { path: rel.into() }.into());
+                }
+                use std::os::unix::fs::PermissionsExt;
+                Ok(Some(PlainFile::Disk {
+                    file: fs_err::File::open(&path)?,
+                    size: meta.len(),
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                }))
+            }
+        }
     }
 
     /// Every object this snapshot's pointers name, each once with the first path

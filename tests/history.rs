@@ -121,7 +121,7 @@ fn rev_errors_name_the_revision_and_the_path() {
         r.stderr
     );
     let r = env.dvt(&["cat", "notes.txt", "--rev", "v1"]).fails();
-    assert!(r.stderr.contains("`notes.txt` is not tracked"), "{}", r.stderr);
+    assert!(r.stderr.contains("`notes.txt` does not exist at `v1`"), "{}", r.stderr);
     let r = env.dvt(&["cat", "data", "--rev", "v1"]).fails();
     assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
 
@@ -149,7 +149,7 @@ fn rev_errors_name_the_revision_and_the_path() {
     assert!(r.stderr.contains("broken:"), "{}", r.stderr);
     let r = env.dvt(&["cat", "outside", "--rev", "broken"]).fails();
     assert!(
-        r.stderr.contains("not tracked") || r.stderr.contains("unsafe path"),
+        r.stderr.contains("`outside` does not exist at `broken`") || r.stderr.contains("unsafe path"),
         "{}",
         r.stderr
     );
@@ -917,6 +917,123 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     env.dvt_in(here, &["get", &url, "model.bin", "--rev", "v1", "-o", "m1"])
         .ok();
     assert_eq!(std::fs::read(here.join("m1")).unwrap(), b"model one");
+}
+
+/// As DVC's `get`, `import` and API read them, the files git keeps are read
+/// beside dvt's data: `cat` of a file at a revision or in the work tree, `get`
+/// of a file, of a directory holding git's files and tracked data together,
+/// and of the whole repository; `import` of git's files, which `update`
+/// follows. A symbolic link has no content to copy and is named as left out.
+#[test]
+fn cat_get_and_import_read_the_files_git_keeps() {
+    let Versions { env, _remote } = versions();
+    env.write("src/train.py", "print('one')\n");
+    env.write("src/conf/params.yaml", "lr: 0.1\n");
+    std::os::unix::fs::symlink("train.py", env.path("src/latest.py")).unwrap();
+    env.write("data.txt", "a note\n");
+    env.commit("code");
+    env.git(&["tag", "code-v1"]);
+    env.write("src/train.py", "print('two')\n");
+    env.commit("code two");
+    env.write("src/train.py", "print('three, not committed')\n");
+
+    assert_eq!(
+        env.dvt(&["cat", "src/train.py", "--rev", "code-v1"]).ok().stdout,
+        "print('one')\n"
+    );
+    assert_eq!(
+        env.dvt(&["cat", "src/train.py", "--rev", "HEAD"]).ok().stdout,
+        "print('two')\n"
+    );
+    // No revision: the work tree's file, as DVC's API reads it.
+    assert_eq!(
+        env.dvt(&["cat", "src/train.py"]).ok().stdout,
+        "print('three, not committed')\n"
+    );
+    let sub = env.path("src");
+    assert_eq!(env.dvt_in(&sub, &["cat", "conf/params.yaml"]).ok().stdout, "lr: 0.1\n");
+    // Tracked data still comes from its pointer (verified), not from the disk.
+    env.write("model.bin", "changed on disk");
+    assert_eq!(env.dvt(&["cat", "model.bin"]).ok().stdout, "model two");
+    for (args, message) in [
+        (
+            vec!["cat", "src/nope.py", "--rev", "HEAD"],
+            "`src/nope.py` does not exist at `HEAD`",
+        ),
+        (
+            vec!["cat", "src/nope.py"],
+            "`src/nope.py` does not exist at the workspace",
+        ),
+        (vec!["cat", "src", "--rev", "HEAD"], "`src` is a directory at `HEAD`"),
+        (vec!["cat", "src"], "`src` is a directory at the workspace"),
+        (vec!["cat", "src/latest.py"], "`src/latest.py` is a symbolic link"),
+        (
+            vec!["cat", "src/latest.py", "--rev", "HEAD"],
+            "`src/latest.py` is a symbolic link",
+        ),
+        (vec!["cat", ".dvt/config.local.toml"], "is inside `.git` or `.dvt`"),
+        (vec!["cat", ".git/HEAD"], "is inside `.git` or `.dvt`"),
+        // A path inside tracked data that its manifest lacks is not read from the disk.
+        (vec!["cat", "data/new.csv"], "`data/new.csv` is not tracked by dvt"),
+    ] {
+        env.write("data/new.csv", "new\n");
+        let r = env.dvt(&args).fails();
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+    assert!(
+        env.dvt(&["cat", ".dvt/config.toml"])
+            .ok()
+            .stdout
+            .contains("[remote.store]")
+    );
+
+    // get: a file, a directory of git's files, a directory of both, the whole repository.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    let src = env.root.to_str().unwrap();
+    env.dvt_in(here, &["get", src, "src/train.py", "--rev", "code-v1"]).ok();
+    assert_eq!(std::fs::read(here.join("train.py")).unwrap(), b"print('one')\n");
+    let r = env.dvt_in(here, &["get", src, "src", "-o", "code"]).ok();
+    assert!(
+        r.stderr.contains(
+            "warning: left out 1 path (symbolic links and submodules have no content to copy): src/latest.py"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(here.join("code/train.py")).unwrap(), b"print('two')\n");
+    assert_eq!(std::fs::read(here.join("code/conf/params.yaml")).unwrap(), b"lr: 0.1\n");
+    assert!(!here.join("code/latest.py").exists());
+    let r = env.dvt_in(here, &["get", src, ".", "--rev", "v2"]).fails();
+    assert!(
+        r.stderr.contains("`.` is the whole repository: name the directory"),
+        "{}",
+        r.stderr
+    );
+    env.dvt_in(here, &["get", src, ".", "--rev", "v2", "-o", "all"]).ok();
+    assert_eq!(std::fs::read(here.join("all/data/sub/c.csv")).unwrap(), b"t,v\n0,3\n");
+    assert_eq!(std::fs::read(here.join("all/model.bin")).unwrap(), b"model two");
+    assert!(here.join("all/data.dvt").is_file() && here.join("all/.dvt/config.toml").is_file());
+    assert!(!here.join("all/src").exists(), "src was committed after v2");
+    let r = env.dvt_in(here, &["get", src, "src/nope.py"]).fails();
+    assert!(r.stderr.contains("`src/nope.py` does not exist at"), "{}", r.stderr);
+
+    // import: git's files tracked here as data, and followed by update.
+    let other = TestEnv::new();
+    other.dvt(&["import", src, "src/conf", "--rev", "main"]).ok();
+    other.dvt(&["import", src, "data.txt", "-o", "note.txt"]).ok();
+    assert_eq!(other.read("conf/params.yaml"), b"lr: 0.1\n");
+    assert_eq!(other.read("note.txt"), b"a note\n");
+    other.commit("imports");
+    env.write("src/conf/params.yaml", "lr: 0.2\n");
+    env.commit("lr");
+    other.dvt(&["update", "conf"]).ok();
+    assert_eq!(other.read("conf/params.yaml"), b"lr: 0.2\n");
+    // Its data is in the cache like any other: a checkout restores it.
+    std::fs::remove_dir_all(other.path("conf")).unwrap();
+    other.dvt(&["checkout"]).ok();
+    assert_eq!(other.read("conf/params.yaml"), b"lr: 0.2\n");
 }
 
 /// DVC's `list -T`, `-L` and `--show-hash`.
@@ -2231,8 +2348,8 @@ except ValueError as e:
          True\n\
          b'\\x00\\x9f\\x92\\x96'\n\
          True ['data/images', 'data/train.csv']\n\
-         DvtError 1 error: `data/nope.csv` is not tracked by dvt at the workspace\n\
-         DvtError 1 error: `data/nope.csv` is not tracked by dvt at the workspace\n\
+         DvtError 1 error: `data/nope.csv` does not exist at the workspace\n\
+         DvtError 1 error: `data/nope.csv` does not exist at the workspace\n\
          ValueError mode must be \"r\" or \"rb\" (data is read only), not 'w'\n",
         "{}",
         r.stderr
@@ -2290,6 +2407,53 @@ except api.DvtError as e:
         &[],
     );
     assert_eq!(r.stdout, "DvtError True []\n", "{}", r.stderr);
+}
+
+/// `dvt.api.DvtFileSystem`, as DVCFileSystem is used: listing, walking and
+/// reading git's files and dvt's data together at a revision, from a local
+/// clone and from the repository's URL, and copying a directory out.
+#[test]
+fn python_file_system_lists_and_reads_git_files_and_data_together() {
+    let Versions { env, _remote } = versions();
+    env.write("src/train.py", "print('v2')\n");
+    env.commit("code");
+    env.git(&["tag", "code"]);
+    env.write("src/train.py", "print('work tree')\n");
+    let script = r#"
+import os, sys, tempfile
+from dvt.api import DvtFileSystem
+for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), DvtFileSystem(repo="src")):
+    print(fs.ls("", detail=False))
+    print([(e["name"], e["type"], e["size"], e["isdvt"]) for e in fs.ls("/data")])
+    print(fs.find("data"), fs.find("", dvt_only=True, maxdepth=1), fs.find("data", withdirs=True))
+    print([w for w in fs.walk("data")])
+    print(fs.isdir("data/sub"), fs.isfile("data/sub/c.csv"), fs.exists("data/nope"), fs.info("model.bin")["size"])
+    print(fs.cat_file("data/sub/c.csv"), fs.read_text("src/train.py"), fs.du("data"))
+    with fs.open("data/a.csv", "r") as f:
+        print(f.readline().strip())
+    out = tempfile.mkdtemp()
+    print(os.path.basename(fs.get("data", out, recursive=True)), sorted(os.listdir(os.path.join(out, "data"))))
+    fs.get_file("src/train.py", os.path.join(out, "t.py"))
+    print(open(os.path.join(out, "t.py")).read().strip(), len(fs.commit))
+    for call in (lambda: fs.info("nope"), lambda: fs.open("data"), lambda: fs.get("data", out), lambda: fs.open("x", "w")):
+        try:
+            call()
+        except (FileNotFoundError, IsADirectoryError, ValueError) as e:
+            print(type(e).__name__)
+"#;
+    let url = format!("file://{}", env.root.display());
+    let r = env.python_in(&env.root, script, &[&url]);
+    let once = "['.dvt', '.gitignore', 'data', 'data.dvt', 'model.bin', 'model.bin.dvt', 'src']\n\
+         [('data/a.csv', 'file', 16, True), ('data/sub', 'directory', 8, True)]\n\
+         ['data/a.csv', 'data/sub/c.csv'] ['model.bin'] ['data/a.csv', 'data/sub', 'data/sub/c.csv']\n\
+         [('data', ['sub'], ['a.csv']), ('data/sub', [], ['c.csv'])]\n\
+         True True False 9\n\
+         b't,v\\n0,3\\n' print('v2')\n 24\n\
+         t,v\n\
+         data ['a.csv', 'sub']\n\
+         print('v2') 40\n\
+         FileNotFoundError\nIsADirectoryError\nIsADirectoryError\nValueError\n";
+    assert_eq!(r.stdout, once.repeat(3), "{}", r.stderr);
 }
 
 /// A registry whose default remote is not where its data is (DVC's

@@ -40,7 +40,17 @@ import shutil
 import subprocess
 import tempfile
 
-__all__ = ["DvtError", "describe", "get_url", "get_url_info", "metrics_show", "open", "params_show", "read"]
+__all__ = [
+    "DvtError",
+    "DvtFileSystem",
+    "describe",
+    "get_url",
+    "get_url_info",
+    "metrics_show",
+    "open",
+    "params_show",
+    "read",
+]
 
 
 class DvtError(Exception):
@@ -318,3 +328,7 @@ def metrics_show(*targets, repo=None):
 def _check_mode(mode):
     if mode not in ("r", "rb"):
         raise ValueError('mode must be "r" or "rb" (data is read only), not {!r}'.format(mode))
+
+
+# Last: it builds on the functions above.
+from .fs import DvtFileSystem  # noqa: E402

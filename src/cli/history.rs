@@ -25,7 +25,9 @@ pub(super) enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a tracked file's content to stdout, verified, from the cache or the remote.
+    /// Write a file's content to stdout: tracked data verified, from the cache or
+    /// the remote; a file git keeps (at a revision) or the work tree holds, as
+    /// DVC's API reads them.
     Cat {
         #[command(flatten)]
         at: DataAt,
@@ -220,7 +222,8 @@ pub(super) enum HistoryCommand {
         #[arg(short = 'T', long, conflicts_with_all = ["json", "size"])]
         tree: bool,
     },
-    /// Download data tracked in another dvt repository, without tracking it here.
+    /// Download data tracked in another dvt repository, or files git keeps there
+    /// (with the data below them), without tracking it here.
     Get {
         #[command(flatten)]
         source: SourceArgs,
@@ -429,7 +432,8 @@ fn print_tagged(r: &ops::TagReport, quiet: bool) -> Result<ExitCode, dvt::Error>
 pub(super) struct SourceArgs {
     /// The repository: a local path, a file:// URL, or a git URL (https://, ssh://).
     repo: String,
-    /// The path in it: tracked, or inside a tracked directory.
+    /// The path in it: tracked, inside a tracked directory, or kept by git (a file,
+    /// or a directory with any data tracked below it; `.`: all of it, with `-o`).
     path: String,
     /// The revision to read, and for `import` to follow (default: its HEAD).
     #[arg(long)]
@@ -481,6 +485,18 @@ impl ExternalArgs {
 }
 
 /// The repository and the repo-relative path for a PATH argument.
+/// Says which entries of a directory copied from git were not copied.
+fn warn_left_out(left_out: &[String]) {
+    if !left_out.is_empty() {
+        note!(
+            false,
+            "warning: left out {} (symbolic links and submodules have no content to copy): {}",
+            dvt::counted(left_out.len(), "path"),
+            left_out.join(", ")
+        );
+    }
+}
+
 fn locate(cwd: &Path, path: &Path, repo_dir: Option<&PathBuf>) -> Result<(Repo, String), dvt::Error> {
     match repo_dir {
         Some(d) => {
@@ -551,7 +567,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         }
         HistoryCommand::Cat { at } => {
             let (repo, rel) = locate(cwd, &at.path, at.repo.as_ref())?;
-            let (_, mut reader) = dvt::api::open_in(&repo, &rel, at.rev.as_deref(), at.remote.as_deref())?;
+            let (_, mut reader) = dvt::api::open_file_in(&repo, &rel, at.rev.as_deref(), at.remote.as_deref())?;
             let mut stdout = std::io::stdout().lock();
             match std::io::copy(&mut reader, &mut stdout) {
                 Ok(_) => {}
@@ -1095,6 +1111,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 repo,
                 &r.commit[..7]
             );
+            warn_left_out(&r.left_out);
         }
         HistoryCommand::Import {
             source,
@@ -1127,6 +1144,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     ""
                 }
             );
+            warn_left_out(&r.left_out);
             commit_hint(quiet, here.root(), cwd, pointer);
         }
         HistoryCommand::ImportUrl {

@@ -6,6 +6,10 @@
 //! cache when it is a local repository that has them, else from its default
 //! remote; every object is verified before it is used.
 //!
+//! A path no pointer covers is read from git at that commit, as DVC reads it:
+//! a file, or a directory of git's files with the data tracked below it (see
+//! [`find_noting`]).
+//!
 //! `get` writes the data and nothing else. `import` also tracks it here, with a
 //! pointer whose `[source]` table records the repository, the revision and the
 //! commit it resolved to; `update` moves such a pointer to the newest commit of
@@ -20,8 +24,8 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::error::{GitError, PathError, Result};
-use crate::git::{Git, GitId};
-use crate::manifest::{Manifest, Part};
+use crate::git::{Git, GitId, TreeAt};
+use crate::manifest::{Entry, Manifest, Part};
 use crate::object::ObjectId;
 use crate::pointer::{ImportSource, Kind, Pointer, Source, pointer_path_for};
 use crate::progress::Progress;
@@ -218,9 +222,34 @@ pub enum Found {
 }
 
 /// Locates `path` in `ext` and reads what it holds (manifests through `objects`).
+/// A path no pointer covers is read from git, as [`find_noting`] says.
 pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> {
+    find_noting(ext, path, objects, &mut Vec::new())
+}
+
+/// [`find`], noting in `left_out` what a directory holds that cannot be copied.
+///
+/// A path no pointer covers is what git keeps there, as DVC's `get` and
+/// `import` read it: a file, or a directory of git's files together with the
+/// data tracked below it. Git's files are stored in `objects`' cache as the
+/// objects their content makes, so they are then written (and imported) as
+/// tracked data is; symbolic links and submodules, which have no content of
+/// their own, are left out and noted.
+pub fn find_noting(ext: &External, path: &str, objects: &Objects<'_>, left_out: &mut Vec<String>) -> Result<Found> {
     let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
-    let loc: Located = snap.locate(path)?;
+    let loc: Located = match snap.locate(path) {
+        Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {
+            let Some(path) = super::list::normalize(path) else {
+                return Err(GitError::NoSuchPath {
+                    path: path.to_string(),
+                    rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+                }
+                .into());
+            };
+            return find_in_git(ext, &snap, &path, objects, left_out);
+        }
+        found => found?,
+    };
     let p = &loc.tracked.pointer;
     match (p.kind, loc.inner.is_empty()) {
         (Kind::File, _) => Ok(Found::File {
@@ -246,6 +275,103 @@ pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> 
             }
         }
     }
+}
+
+/// `path` where no pointer covers it, read from git (see [`find_noting`]).
+fn find_in_git(
+    ext: &External,
+    snap: &Snapshot<'_>,
+    path: &str,
+    objects: &Objects<'_>,
+    left_out: &mut Vec<String>,
+) -> Result<Found> {
+    let full = |inner: &str| match (path.is_empty(), inner.is_empty()) {
+        (true, _) => inner.to_string(),
+        (false, true) => path.to_string(),
+        (false, false) => format!("{path}/{inner}"),
+    };
+    let store = |inner: &str, executable: bool, left_out: &mut Vec<String>| -> Result<Option<Entry>> {
+        let Some(bytes) = ext.git.read_file(ext.commit, &full(inner))? else {
+            left_out.push(full(inner));
+            return Ok(None);
+        };
+        let stored = objects.cache().put_bytes(&bytes)?;
+        Ok(Some(Entry {
+            path: inner.to_string(),
+            id: stored.id,
+            size: stored.size,
+            executable,
+        }))
+    };
+    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    match ext.git.list_tree(ext.commit, path, true, false)? {
+        TreeAt::File(item) => {
+            return match store("", item.executable, &mut Vec::new())? {
+                Some(e) => Ok(Found::File {
+                    id: e.id,
+                    size: e.size,
+                    executable: e.executable,
+                }),
+                None => Err(PathError::Symlink {
+                    path: path.into(),
+                    link: path.into(),
+                }
+                .into()),
+            };
+        }
+        TreeAt::Dir(items) => {
+            for item in items.iter().filter(|i| !i.dir) {
+                if let Some(e) = store(&item.path, item.executable, left_out)? {
+                    files.insert(e.path.clone(), e);
+                }
+            }
+        }
+        TreeAt::Missing => {}
+    }
+    // The data tracked below it (pointers, and pipeline outs git ignores).
+    let mut empty_dirs = Vec::new();
+    let outs = snap.lock_outs().unwrap_or_default();
+    for t in snap.pointers()?.into_iter().chain(outs) {
+        let Some(rel) = below(path, &t.data_rel) else {
+            continue;
+        };
+        match t.pointer.kind {
+            Kind::File => {
+                let e = Entry {
+                    path: rel.clone(),
+                    id: t.pointer.id,
+                    size: t.pointer.size,
+                    executable: t.pointer.executable,
+                };
+                files.insert(rel, e);
+            }
+            Kind::Dir => {
+                let m = objects.manifest(&t)?;
+                for mut e in m.files {
+                    e.path = format!("{rel}/{}", e.path);
+                    files.insert(e.path.clone(), e);
+                }
+                empty_dirs.extend(m.empty_dirs.iter().map(|d| format!("{rel}/{d}")));
+            }
+        }
+    }
+    if files.is_empty() && empty_dirs.is_empty() {
+        return Err(GitError::NoSuchPath {
+            path: path.to_string(),
+            rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+        }
+        .into());
+    }
+    Ok(Found::Dir(Manifest::new(files.into_values().collect(), empty_dirs)))
+}
+
+/// `rel` relative to directory `dir` if it lies strictly below it (every path
+/// lies below the root, the empty `dir`).
+fn below(dir: &str, rel: &str) -> Option<String> {
+    if dir.is_empty() {
+        return Some(rel.to_string());
+    }
+    rel.strip_prefix(dir)?.strip_prefix('/').map(str::to_string)
 }
 
 /// Makes sure every object of `found` is in `objects`' cache.
@@ -382,6 +508,10 @@ pub struct GetReport {
     pub bytes: u64,
     /// For `import`: the pointer written.
     pub pointer: Option<String>,
+    /// What the directory held in git that was not copied: symbolic links and
+    /// submodules (paths relative to the repository's root).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 fn default_out(cwd: &Path, path: &str, out: Option<&PathBuf>) -> PathBuf {
@@ -410,6 +540,12 @@ pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
 
 /// Fails if `opts.out` exists and `opts.force` is not set.
 pub(crate) fn refuse_existing_out(opts: &GetOptions) -> Result<()> {
+    if opts.out.is_none() && super::list::normalize(&opts.path).is_some_and(|p| p.is_empty()) {
+        return Err(PathError::WholeRepoNeedsOut {
+            path: opts.path.clone(),
+        }
+        .into());
+    }
     let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
     if out.symlink_metadata().is_ok() && !opts.force {
         return Err(PathError::Exists {
@@ -432,7 +568,8 @@ pub(crate) fn get_from(ext: &External, opts: &GetOptions, progress: &dyn Progres
     let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
     let cache = Cache::new(scratch.path(), ext.repo.config().cache.level);
     let objects = Objects::from_source(cache.clone(), &ext.repo);
-    let found = find(ext, &opts.path, &objects)?;
+    let mut left_out = Vec::new();
+    let found = find_noting(ext, &opts.path, &objects, &mut left_out)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
     let bytes = materialize(&found, &cache, &out, opts.force)?;
     Ok(GetReport {
@@ -442,6 +579,7 @@ pub(crate) fn get_from(ext: &External, opts: &GetOptions, progress: &dyn Progres
         id: id_of(&found),
         bytes,
         pointer: None,
+        left_out,
     })
 }
 
@@ -540,7 +678,8 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     let _lock = repo.lock(&format!("dvt import {}", g.path))?;
     let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
-    let found = find(&ext, &g.path, &objects)?;
+    let mut left_out = Vec::new();
+    let found = find_noting(&ext, &g.path, &objects, &mut left_out)?;
     if !opts.no_download {
         ensure_all(&found, &g.path, &objects, progress)?;
     }
@@ -566,6 +705,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
         id: pointer.id,
         bytes: pointer.size,
         pointer: Some(format!("{rel}.dvt")),
+        left_out,
     })
 }
 

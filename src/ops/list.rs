@@ -325,7 +325,9 @@ pub fn du(opts: &ListOptions) -> Result<Usage> {
 
 /// A path as given, made repo-relative: `.`, `./` and trailing `/` dropped;
 /// `None` for an absolute path or one with `..`, which no repository holds.
-fn normalize(path: &str) -> Option<String> {
+/// `path` as a repo-relative path (`.` and the empty path: the root, ``); `None`
+/// if it is not a plain relative path.
+pub(crate) fn normalize(path: &str) -> Option<String> {
     let p = path.trim_start_matches("./").trim_end_matches('/');
     if p.is_empty() || p == "." {
         return Some(String::new());
