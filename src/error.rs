@@ -830,8 +830,8 @@ pub enum RemoteError {
         /// not give the object (boxed: errors stay small).
         origin: Box<(String, String)>,
     },
-    /// What `dvt import-url` or `dvt update` was to download cannot be.
-    #[error("cannot import `{url}`: {message}")]
+    /// What `dvt import-url`, `update`, `ls-url` or `get-url URL` was to read cannot be.
+    #[error("cannot read `{url}`: {message}")]
     Source {
         /// The URL as given.
         url: String,

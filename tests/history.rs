@@ -1902,6 +1902,60 @@ fn a_linked_worktree_uses_the_main_worktrees_cache() {
     env.dvt(&["fsck"]).ok();
 }
 
+/// `dvt get-url URL [OUT]`, as `dvc get-url`: what is at a URL (a local path
+/// with OUT) is downloaded, outside any repository too, and nothing is
+/// tracked; OUT is replaced only with `--force`, once the download is whole.
+#[test]
+fn get_url_downloads_a_url_without_tracking_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let src = outside.path().join("exports");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n").unwrap();
+    std::fs::write(src.join("sub/run.sh"), "echo hi\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("sub/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let env = TestEnv::bare();
+    let url = format!("file://{}", src.display());
+    let r = env.dvt_in(here.path(), &["get-url", &url]).ok();
+    assert!(r.stdout.contains("(16 B, 2 files) from file://"), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read(here.path().join("exports/readings.csv")).unwrap(),
+        b"t,v\n0,1\n"
+    );
+    let mode = std::fs::metadata(here.path().join("exports/sub/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    // A local path, with OUT; a file.
+    let csv = src.join("readings.csv");
+    let j = env
+        .dvt_in(here.path(), &["get-url", csv.to_str().unwrap(), "copy.csv", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (j["kind"].as_str(), j["files"].as_u64(), j["bytes"].as_u64()),
+        (Some("file"), Some(1), Some(8))
+    );
+    let r = env.dvt_in(here.path(), &["get-url", &url, "copy.csv"]).fails();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert_eq!(std::fs::read(here.path().join("copy.csv")).unwrap(), b"t,v\n0,1\n");
+    env.dvt_in(here.path(), &["get-url", &url, "copy.csv", "-f"]).ok();
+    assert!(here.path().join("copy.csv/sub/run.sh").is_file());
+    let r = env
+        .dvt_in(here.path(), &["get-url", &format!("{url}/nothing"), "x"])
+        .fails();
+    assert!(r.stderr.contains("there is nothing there"), "{}", r.stderr);
+    let r = env.dvt_in(here.path(), &["get-url", &url, "x", "--rev", "HEAD"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let names: Vec<_> = std::fs::read_dir(here.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "nothing else written: {names:?}");
+}
+
 #[test]
 fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let env = TestEnv::new();
@@ -2033,12 +2087,12 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let r = env.dvt(&["import-url", "ftp://host/file.csv"]).fails();
     assert!(
         r.stderr
-            .contains("cannot import `ftp://host/file.csv`: unsupported URL scheme"),
+            .contains("cannot read `ftp://host/file.csv`: unsupported URL scheme"),
         "{}",
         r.stderr
     );
     for (url, says) in [
-        ("", "cannot import ``: the URL is empty"),
+        ("", "cannot read ``: the URL is empty"),
         ("s3://", "names no bucket or container"),
         ("remote:///x", "name the remote: remote://NAME/path"),
     ] {

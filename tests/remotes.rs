@@ -3270,6 +3270,25 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(a.read("model.bin"), noise(50_000, 2));
     a.commit("imports");
+    // `get-url URL [OUT]` (DVC's): the same downloads, tracking nothing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let r = a
+        .dvt_cmd(&["get-url", &format!("s3://{bucket}/models/model.bin")])
+        .current_dir(elsewhere.path())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("model.bin")).unwrap(),
+        noise(50_000, 2)
+    );
+    a.dvt(&["get-url", "remote://src/2026", "copy"]).ok();
+    assert_eq!(a.read("copy/images/img-1.bin"), noise(9 * 1024 * 1024, 1));
+    assert_eq!(a.read("copy/readings.csv"), b"t,v\n0,1\n");
+    std::fs::remove_dir_all(a.path("copy")).unwrap();
 
     let r = a.dvt(&["update", "data"]).ok();
     assert!(
@@ -3281,7 +3300,7 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     let r = a.dvt(&["update", "model.bin"]).fails();
     assert!(
         r.stderr
-            .contains(&format!("cannot import `s3://{bucket}/models/model.bin`")),
+            .contains(&format!("cannot read `s3://{bucket}/models/model.bin`")),
         "{}",
         r.stderr
     );
@@ -3309,7 +3328,7 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     let r = a.dvt(&["import-url", "remote://src/2025"]).fails();
     assert!(
         r.stderr
-            .contains("cannot import `remote://src/2025`: there is nothing there"),
+            .contains("cannot read `remote://src/2025`: there is nothing there"),
         "{}",
         r.stderr
     );
@@ -3317,7 +3336,7 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
     let r = a.dvt(&["import-url", "remote://gone/readings.csv"]).fails();
     let first = r.stderr.lines().next().unwrap();
     assert!(
-        first.starts_with("error: cannot import `remote://gone/readings.csv`:"),
+        first.starts_with("error: cannot read `remote://gone/readings.csv`:"),
         "{}",
         r.stderr
     );

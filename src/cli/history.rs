@@ -17,10 +17,19 @@ use super::{files, json};
 #[derive(Debug, Subcommand)]
 pub(super) enum HistoryCommand {
     /// Print where a tracked file's data is on a remote, with its id, size and
-    /// encoding.
+    /// encoding. Given a URL (or an OUT), download it instead, as `dvc get-url`
+    /// does: `dvt get-url s3://bucket/data.csv [OUT]`
     GetUrl {
         #[command(flatten)]
         at: DataAt,
+        /// With a URL: where to write it (default: the URL's last component, here).
+        out: Option<PathBuf>,
+        /// With a URL: replace what is at OUT, once the download is whole.
+        #[arg(short, long)]
+        force: bool,
+        /// With a URL: downloads at once (default: 4 per core).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
@@ -485,6 +494,21 @@ impl ExternalArgs {
 }
 
 /// The repository and the repo-relative path for a PATH argument.
+/// The repository `cwd` is in, for commands that read URLs (`remote://NAME`
+/// and the remotes' options come from it); outside one, a repository with no
+/// config, in which there is no `remote://`.
+fn repo_or_bare(cwd: &Path) -> Result<Repo, dvt::Error> {
+    match Repo::open(cwd) {
+        Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => Repo::at_commit(
+            cwd.to_path_buf(),
+            None,
+            std::path::Path::new(".dvt/config.toml"),
+            Vec::new(),
+        ),
+        r => r,
+    }
+}
+
 /// Says which entries of a directory copied from git were not copied.
 fn warn_left_out(left_out: &[String]) {
     if !left_out.is_empty() {
@@ -516,7 +540,51 @@ fn locate(cwd: &Path, path: &Path, repo_dir: Option<&PathBuf>) -> Result<(Repo, 
 
 pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     match command {
-        HistoryCommand::GetUrl { at, json: as_json } => {
+        HistoryCommand::GetUrl {
+            at,
+            out,
+            force,
+            jobs,
+            json: as_json,
+        } if out.is_some() || at.path.to_str().is_some_and(|p| p.contains("://")) => {
+            if at.rev.is_some() || at.remote.is_some() || at.repo.is_some() {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "`dvt get-url URL [OUT]` downloads what is at a URL: --rev, --remote and --repo are for a tracked path\n",
+                )
+                .exit();
+            }
+            let url = at
+                .path
+                .to_str()
+                .ok_or_else(|| dvt::error::PathError::NotUtf8 { path: at.path.clone() })?;
+            let r = ops::download_url(
+                &repo_or_bare(cwd)?,
+                &ops::DownloadUrlOptions {
+                    url: url.to_string(),
+                    out: out.clone(),
+                    cwd: cwd.to_path_buf(),
+                    force: *force,
+                    jobs: *jobs,
+                },
+                bars,
+            )?;
+            if *as_json {
+                return json(&r);
+            }
+            say!(
+                quiet,
+                "got {} ({}{}) from {}",
+                r.out.display(),
+                HumanBytes(r.bytes),
+                match r.kind {
+                    dvt::pointer::Kind::Dir => format!(", {}", files(r.files)),
+                    dvt::pointer::Kind::File => String::new(),
+                },
+                r.url
+            );
+        }
+        HistoryCommand::GetUrl { at, json: as_json, .. } => {
             let (repo, rel) = locate(cwd, &at.path, at.repo.as_ref())?;
             let info = dvt::api::get_url_in(&repo, &rel, at.rev.as_deref(), at.remote.as_deref())?;
             if *as_json {
@@ -976,17 +1044,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             json: as_json,
             tree,
         } => {
-            // Outside a repository there is no `remote://`, and no config to read.
-            let repo = match Repo::open(cwd) {
-                Err(dvt::Error::Repo(dvt::error::RepoError::NotInitialized { .. })) => Repo::at_commit(
-                    cwd.to_path_buf(),
-                    None,
-                    std::path::Path::new(".dvt/config.toml"),
-                    Vec::new(),
-                )?,
-                r => r?,
-            };
-            let entries = ops::ls_url(&repo, cwd, url, *recursive || *tree)?;
+            let entries = ops::ls_url(&repo_or_bare(cwd)?, cwd, url, *recursive || *tree)?;
             if *as_json {
                 return json(&entries);
             }

@@ -450,7 +450,7 @@ fn materialize(found: &Found, cache: &Cache, out: &Path, replace: bool) -> Resul
 
 /// Renames the complete `new` to `out`. With `replace`, what is at `out` is first
 /// moved aside, and deleted only once `new` is in its place (put back if that fails).
-fn put_in_place(new: &Path, out: &Path, replace: bool) -> Result<()> {
+pub(crate) fn put_in_place(new: &Path, out: &Path, replace: bool) -> Result<()> {
     let old = match out.symlink_metadata() {
         Ok(_) if replace => {
             let aside = crate::fsutil::temp_sibling(out);

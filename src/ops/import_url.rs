@@ -793,36 +793,14 @@ fn download(
         .filter(|(_, r)| r.is_none())
         .map(|(e, _)| e)
         .collect();
-    let total = wanted.iter().map(|e| e.size).sum();
     let downloaded = Downloads {
         files: wanted.len() as u64,
-        bytes: total,
+        bytes: wanted.iter().map(|e| e.size).sum(),
     };
-    progress.start(&format!("downloading {url}"), total, true);
-    let on_bytes = |n| progress.inc(n);
-    let dest_of = |e: &SourceEntry| match e.rel.is_empty() {
-        true => staging.path.clone(),
-        false => staging.path.join(&e.rel),
-    };
-    let results: Vec<Result<()>> = source.block_on(
-        futures::stream::iter(&wanted)
-            .map(|e| {
-                let dest = dest_of(e);
-                let on_bytes = &on_bytes;
-                async move {
-                    if let Some(parent) = dest.parent() {
-                        fs_err::create_dir_all(parent)?;
-                    }
-                    source.download_source(e, &dest, on_bytes).await
-                }
-            })
-            .buffer_unordered(source.jobs)
-            .collect(),
-    );
-    progress.finish();
-    if let Some(e) = results.into_iter().find_map(Result::err) {
+    let dest_of = |e: &SourceEntry| staging_path(&staging.path, e);
+    if let Err(e) = fetch_all(source, url, &wanted, &staging.path, progress) {
         staging.remove();
-        return Err(about(e, url));
+        return Err(e);
     }
     let stat = repo.stat_cache();
     let counters = Counters::default();
@@ -868,6 +846,142 @@ fn download(
         pointer,
         staging,
         downloaded,
+    })
+}
+
+/// Where `entry` goes in a download into `staging`: `staging` itself for the
+/// one object a URL names, else its path below it.
+fn staging_path(staging: &Path, entry: &SourceEntry) -> PathBuf {
+    match entry.rel.is_empty() {
+        true => staging.to_path_buf(),
+        false => staging.join(&entry.rel),
+    }
+}
+
+/// Downloads `entries` of `source` (listed from `url`) into `staging`,
+/// `source.jobs` at a time, with a progress bar.
+fn fetch_all(
+    source: &Remote,
+    url: &str,
+    entries: &[&SourceEntry],
+    staging: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    progress.start(
+        &format!("downloading {url}"),
+        entries.iter().map(|e| e.size).sum(),
+        true,
+    );
+    let on_bytes = |n| progress.inc(n);
+    let results: Vec<Result<()>> = source.block_on(
+        futures::stream::iter(entries)
+            .map(|e| {
+                let dest = staging_path(staging, e);
+                let on_bytes = &on_bytes;
+                async move {
+                    if let Some(parent) = dest.parent() {
+                        fs_err::create_dir_all(parent)?;
+                    }
+                    source.download_source(e, &dest, on_bytes).await
+                }
+            })
+            .buffer_unordered(source.jobs)
+            .collect(),
+    );
+    progress.finish();
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(about(e, url)),
+        None => Ok(()),
+    }
+}
+
+/// What `dvt get-url URL [OUT]` downloads, as `dvc get-url`.
+#[derive(Debug, Clone)]
+pub struct DownloadUrlOptions {
+    /// The URL (or local path) as the user gave it.
+    pub url: String,
+    /// Where to write (default: the URL's last component, in `cwd`).
+    pub out: Option<PathBuf>,
+    /// The directory relative paths start from.
+    pub cwd: PathBuf,
+    /// Replace what is at `out`, once the download is complete.
+    pub force: bool,
+    /// Downloads at once (default: the store's `jobs`, or 4 per core).
+    pub jobs: Option<usize>,
+}
+
+/// What `download_url` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadUrlReport {
+    /// The URL read.
+    pub url: String,
+    /// Where the data was written.
+    pub out: PathBuf,
+    /// File or directory.
+    pub kind: Kind,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// `dvt get-url URL [OUT]`, as `dvc get-url`: downloads the object or
+/// directory at a URL (as `import-url` takes one) to `out`, tracking nothing.
+/// The download goes beside `out` under a temporary name and is renamed into
+/// place when whole; an object that changes while it is read is refused.
+/// `repo` resolves `remote://NAME/…` (outside a repository, pass one made with
+/// [`Repo::at_commit`] and no config).
+pub fn download_url(repo: &Repo, opts: &DownloadUrlOptions, progress: &dyn Progress) -> Result<DownloadUrlReport> {
+    if opts.url.trim().is_empty() {
+        return Err(RemoteError::Source {
+            url: opts.url.clone(),
+            message: "the URL is empty".into(),
+        }
+        .into());
+    }
+    let url = recorded_url(&opts.url, &opts.cwd);
+    let source = open_source(repo, &url, opts.jobs)?;
+    let out = crate::repo::normalize(
+        &opts
+            .cwd
+            .join(opts.out.as_deref().unwrap_or(Path::new(&last_component(&url)))),
+    );
+    if out.symlink_metadata().is_ok() && !opts.force {
+        return Err(PathError::Exists {
+            path: out,
+            flag: "--force",
+        }
+        .into());
+    }
+    let mut listing = list(&source, &url)?;
+    if source.scheme == Scheme::Local {
+        listing.iter_mut().for_each(SourceEntry::note_mode);
+    }
+    let is_dir = !matches!(listing.as_slice(), [only] if only.rel.is_empty());
+    if let Some(parent) = out.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let mut staging = Staging {
+        path: crate::fsutil::temp_sibling(&out),
+        live: true,
+    };
+    if is_dir {
+        fs_err::create_dir(&staging.path)?;
+    }
+    let entries: Vec<&SourceEntry> = listing.iter().collect();
+    fetch_all(&source, &url, &entries, &staging.path, progress)?;
+    use std::os::unix::fs::PermissionsExt;
+    for e in listing.iter().filter(|e| e.executable) {
+        fs_err::set_permissions(staging_path(&staging.path, e), std::fs::Permissions::from_mode(0o755))?;
+    }
+    crate::ops::import::put_in_place(&staging.path, &out, opts.force)?;
+    staging.live = false;
+    Ok(DownloadUrlReport {
+        url,
+        out,
+        kind: if is_dir { Kind::Dir } else { Kind::File },
+        files: listing.len() as u64,
+        bytes: listing.iter().map(|e| e.size).sum(),
     })
 }
 

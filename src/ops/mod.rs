@@ -42,7 +42,10 @@ pub use fsck::{FsckReport, Repair, fsck, repair};
 pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
 pub use import::{GetOptions, GetReport, ImportOptions, UpdateOptions, get, import, update};
-pub use import_url::{ImportUrlOptions, ImportUrlReport, Uploaded, UrlEntry, add_external, import_url, ls_url};
+pub use import_url::{
+    DownloadUrlOptions, DownloadUrlReport, ImportUrlOptions, ImportUrlReport, Uploaded, UrlEntry, add_external,
+    download_url, import_url, ls_url,
+};
 pub use list::{ListOptions, Listing, Usage, du, list};
 pub use mv::{MoveOptions, MoveReport, mv};
 pub use remove::{RemoveOptions, RemoveReport, remove};
