@@ -1083,6 +1083,41 @@ fn assert_remote_objects_whole(a: &TestEnv, remote: &Path) {
     }
 }
 
+/// `packs/list` cannot be written (here a directory stands in its place): a
+/// push that sent nothing succeeds with a warning naming the remote and the
+/// file (the library emits it; the CLI prints it); a push that sent packs fails,
+/// since readers over plain HTTP would not find them.
+#[test]
+fn a_push_that_cannot_write_the_pack_list_warns_or_fails() {
+    let store = tempfile::tempdir().unwrap();
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dir", store.path().to_str().unwrap()])
+        .ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["push"]).ok();
+    let list = store.path().join("packs/list");
+    std::fs::remove_file(&list).unwrap();
+    std::fs::create_dir(&list).unwrap();
+    let r = a.dvt(&["push", "-q"]).ok();
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: remote `dir`: cannot update `packs/list`"))
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    a.write("y.csv", "c\n");
+    a.dvt(&["add", "y.csv"]).ok();
+    let r = a.dvt(&["push"]).fails();
+    assert!(r.stderr.contains("packs/list"), "{}", r.stderr);
+    std::fs::remove_dir(&list).unwrap();
+    a.dvt(&["push"]).ok();
+    assert!(list.is_file());
+}
+
 /// A plain web server (no WebDAV) serving a copy of a remote, as teams publish
 /// data read-only (nginx, a CDN, `rclone serve http`): `pull` reads it through
 /// the `packs/list` every push writes, and HEAD and ranged GET requests;

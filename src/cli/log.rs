@@ -1,6 +1,6 @@
 //! `-v`: what dvt does, as it does it, on stderr (tracing's events).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -22,7 +22,14 @@ pub fn start(verbose: u8) -> bool {
                 return false;
             }
         },
-        (None, 0) => return false,
+        (None, 0) => {
+            // dvt's warnings still reach the user, as one line each.
+            let _ = tracing_subscriber::registry()
+                .with(Warnings)
+                .with(Targets::new().with_target("dvt", LevelFilter::WARN))
+                .try_init();
+            return false;
+        }
         (None, 1) => Targets::new()
             .with_target("dvt", LevelFilter::DEBUG)
             .with_default(LevelFilter::INFO),
@@ -41,4 +48,24 @@ pub fn start(verbose: u8) -> bool {
         .with(targets)
         .try_init()
         .is_ok()
+}
+
+/// Writes dvt's warning events (`tracing::warn!` in the library, which prints
+/// nothing itself) to stderr as `warning: MESSAGE`, when `-v` is not given.
+struct Warnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let _ = writeln!(std::io::stderr().lock(), "warning: {}", super::visible(&m.0));
+    }
 }

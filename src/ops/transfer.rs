@@ -684,7 +684,11 @@ pub(crate) async fn send_objects(
     if let Err(e) = remote.publish_pack_list(sent).await {
         match (failures.is_empty(), sent) {
             (true, true) => return Err(e),
-            (true, false) => eprintln!("warning: {}", crate::error_chain(&e)),
+            (true, false) => tracing::warn!(
+                "remote `{}`: cannot update `packs/list`, which readers over plain HTTP go by: {}",
+                remote.name,
+                crate::error_chain(&e)
+            ),
             (false, _) => {}
         }
     }

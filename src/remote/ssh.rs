@@ -590,8 +590,8 @@ impl russh::client::Handler for HostCheck {
                 match accepted {
                     Ok(true) => match learn_host_key(t, key) {
                         Ok(()) => {
-                            eprintln!(
-                                "warning: added the host key of {} ({} {}) to `{}`",
+                            tracing::warn!(
+                                "added the host key of {} ({} {}) to `{}`",
                                 t.shown(),
                                 key.algorithm(),
                                 key.fingerprint(HashAlg::Sha256),
