@@ -675,6 +675,14 @@ pub enum GitError {
         /// The revision.
         rev: String,
     },
+    /// A path git keeps, where only data on a remote has an answer (`get --show-url`).
+    #[error("`{path}` is kept by git at {rev}, not by dvt: it has no URL on a remote (`dvt get` downloads it)")]
+    KeptByGit {
+        /// The path asked for.
+        path: String,
+        /// The revision.
+        rev: String,
+    },
     /// A path that names a directory inside a tracked directory where a file is needed.
     #[error("`{path}` is a directory at {rev}; name a file inside it")]
     IsDirectory {

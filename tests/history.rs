@@ -910,6 +910,27 @@ fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     let r = env.dvt_in(here, &["get", src, "data/zzz.csv"]).fails();
     assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
 
+    // --show-url (DVC's): where the data is on its remote, as `get-url` says
+    // there, downloading nothing; a file git keeps has no such URL.
+    for (path, rev) in [("model.bin", "v1"), ("data/sub/c.csv", "v2"), ("data", "v2")] {
+        let shown = env
+            .dvt_in(here, &["get", src, path, "--rev", rev, "--show-url", "--json"])
+            .ok()
+            .json();
+        let there = env.dvt(&["get-url", path, "--rev", rev, "--json"]).ok().json();
+        for key in ["url", "range", "remote", "id", "size", "kind", "commit"] {
+            assert_eq!(shown[key], there[key], "{path} {key}: {shown}");
+        }
+    }
+    let r = env.dvt_in(here, &["get", src, "model.bin", "--show-url"]).ok();
+    assert!(r.stdout.starts_with(_remote.path().to_str().unwrap()), "{}", r.stdout);
+    let r = env.dvt_in(here, &["get", src, "data.dvt", "--show-url"]).ok();
+    assert!(!r.stdout.is_empty(), "a pointer names its data");
+    let r = env.dvt_in(here, &["get", src, ".gitignore", "--show-url"]).fails();
+    assert!(r.stderr.contains("`.gitignore` is kept by git at"), "{}", r.stderr);
+    let names: Vec<_> = std::fs::read_dir(here).unwrap().collect();
+    assert_eq!(names.len(), 3, "--show-url wrote nothing");
+
     // A bare clone has no cache: the objects come from the remote its config names.
     let bare = here.join("bare.git");
     env.git(&["clone", "-q", "--bare", src, bare.to_str().unwrap()]);
@@ -2421,25 +2442,35 @@ import dvt.api as api
 print(repr(api.read("data/train.csv", repo=sys.argv[1], rev="data-v1")))
 with api.open("data/images/cat.bin", repo=sys.argv[1], mode="rb") as f:
     print(repr(f.read()))
-for call in (lambda: api.read("data/images", repo=sys.argv[1]), lambda: api.get_url("data/train.csv", repo=sys.argv[1])):
+for call in (lambda: api.read("data/images", repo=sys.argv[1]), lambda: api.get_url("src/keep", repo=sys.argv[1])):
     try:
         call()
     except api.DvtError as e:
         print("DvtError", str(e).splitlines()[0])
+info = api.get_url_info("data/train.csv", repo=sys.argv[1])
+print(info["id"] == sys.argv[2], api.get_url("data/train.csv", repo=sys.argv[1]) == info["url"] != None)
 print(sorted(os.listdir(".")))
 "#,
-        &[&url],
+        &[&url, blake3::hash(b"x,y\n1,2\n3,4\n").to_hex().as_ref()],
     );
+    let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(
-        r.stdout,
-        "'x,y\\n1,2\\n'\n\
-         b'\\x00\\x9f\\x92\\x96'\n\
-         DvtError `data/images` is a directory; name a file in it\n\
-         DvtError get_url reads a local clone of the repository, not a URL: clone it, then give its directory\n\
-         []\n",
+        lines[..3],
+        [
+            "'x,y\\n1,2\\n'",
+            "b'\\x00\\x9f\\x92\\x96'",
+            "DvtError `data/images` is a directory; name a file in it"
+        ],
         "{}",
         r.stderr
     );
+    // A file git keeps has no URL on a remote; tracked data's, from its URL, as locally.
+    assert!(
+        lines[3].starts_with("DvtError error: `src/keep` is kept by git at `file://"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[4..], ["True True", "[]"], "{}", r.stderr);
 
     // A damaged object: the error names it, and Python gets none of its bytes.
     let id = blake3::hash(b"x,y\n1,2\n3,4\n").to_hex().to_string();

@@ -101,20 +101,45 @@ def _run(cmd):
     return done.stdout
 
 
-def get_url(path, repo=None, rev=None, remote=None):
-    """The URL of `path`'s data on the remote (`dvt get-url`).
+def get_url(path, repo=None, rev=None, remote=None, config=None, remote_config=None):
+    """The URL of `path`'s data on the remote (`dvt get-url`; for a repository
+    URL, `dvt get --show-url`).
 
     What is at that URL is dvt's stored form (zstd-compressed, or a byte range
     of a pack file): `get_url_info` says which."""
-    return get_url_info(path, repo, rev, remote)["url"]
+    return get_url_info(path, repo, rev, remote, config, remote_config)["url"]
 
 
-def get_url_info(path, repo=None, rev=None, remote=None):
+def get_url_info(path, repo=None, rev=None, remote=None, config=None, remote_config=None):
     """`dvt get-url --json` as a dict: url, range, remote, encoding, on_remote,
-    path, rev, commit, pointer, id, size, kind, executable."""
-    if _is_url(repo):
-        raise DvtError("get_url reads a local clone of the repository, not a URL: clone it, then give its directory")
-    return json.loads(_run(_command(["get-url", "--json"], path, repo, rev, remote)))
+    path, rev, commit, pointer, id, size, kind, executable. For a repository
+    URL, `dvt get --show-url --json`: url, range, remote, path, rev, commit,
+    id, size, kind (nothing is downloaded, so neither encoding nor on_remote)."""
+    _only_for_urls(repo, config, remote_config)
+    if not _is_url(repo):
+        return json.loads(_run(_command(["get-url", "--json"], path, repo, rev, remote)))
+    with tempfile.TemporaryDirectory(prefix="dvt-api-") as tmp:
+        cmd = [_binary(), "-q", "get", os.fspath(repo), os.fspath(path), "--show-url", "--json"]
+        return json.loads(_run(cmd + _source_options(rev, remote, config, remote_config, tmp)))
+
+
+def _source_options(rev, remote, config, remote_config, tmp):
+    """The options of `dvt get` and `dvt list` that say which revision and
+    which remote of another repository to read, and how; a config goes to a
+    file in `tmp` that only this user reads."""
+    opts = []
+    if rev is not None:
+        opts += ["--rev", rev]
+    if remote is not None:
+        opts += ["--remote", remote]
+    for key, value in (remote_config or {}).items():
+        opts += ["--remote-config", "{}={}".format(key, value if isinstance(value, str) else _toml_value(value))]
+    if config is not None:
+        name = os.path.join(tmp, "config.toml")
+        with builtins.open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(_toml(config))
+        opts += ["--config", name]
+    return opts
 
 
 def _toml_value(v):
@@ -160,19 +185,8 @@ def _downloaded(path, repo, rev, remote, config=None, remote_config=None):
     with tempfile.TemporaryDirectory(prefix="dvt-api-") as tmp:
         out = os.path.join(tmp, "data")
         cmd = [_binary(), "-q", "get", os.fspath(repo), os.fspath(path), "-o", out]
-        if rev is not None:
-            cmd += ["--rev", rev]
-        if remote is not None:
-            cmd += ["--remote", remote]
-        for key, value in (remote_config or {}).items():
-            cmd += ["--remote-config", "{}={}".format(key, _toml_value(value) if not isinstance(value, str) else value)]
-        if config is not None:
-            # Secrets may be in it: a file only this user reads, gone with the block.
-            name = os.path.join(tmp, "config.toml")
-            with builtins.open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-                f.write(_toml(config))
-            cmd += ["--config", name]
-        _run(cmd)
+        # Secrets may be in a config: its file goes with the block.
+        _run(cmd + _source_options(rev, remote, config, remote_config, tmp))
         if os.path.isdir(out):
             raise DvtError("`{}` is a directory; name a file in it".format(path))
         yield out

@@ -65,32 +65,17 @@ class DvtFileSystem:
 
     # -- what is there ---------------------------------------------------
 
-    def _options(self):
-        """The `--remote`, `--remote-config` and `--config` options of a call."""
-        opts = []
-        if self._remote is not None:
-            opts += ["--remote", self._remote]
-        for key, value in (self._remote_config or {}).items():
-            opts += ["--remote-config", "{}={}".format(key, value if isinstance(value, str) else _api._toml_value(value))]
-        return opts
-
-    def _with_config(self, cmd, tmp):
-        """`cmd` with `--config FILE` written in `tmp`, if a config was given."""
-        if self._config is None:
-            return cmd
-        name = os.path.join(tmp, "config.toml")
-        with open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            f.write(_api._toml(self._config))
-        return cmd + ["--config", name]
+    def _run_with_source(self, cmd, rev):
+        """Runs `cmd` (a `dvt list` or `dvt get` of the repository) with the
+        revision and the remote options of this file system."""
+        with tempfile.TemporaryDirectory(prefix="dvt-fs-") as tmp:
+            return _api._run(cmd + _api._source_options(rev, self._remote, self._config, self._remote_config, tmp))
 
     def _load(self):
         if self._files is not None:
             return
         cmd = [_api._binary(), "-q", "list", self._repo, "-R", "--size", "--json"]
-        if self._rev is not None:
-            cmd += ["--rev", self._rev]
-        with tempfile.TemporaryDirectory(prefix="dvt-fs-") as tmp:
-            listing = json.loads(_api._run(self._with_config(cmd + self._options(), tmp)))
+        listing = json.loads(self._run_with_source(cmd, self._rev))
         self.commit = listing["commit"]
         self._rev = self.commit
         files, dirs = {}, {"": set()}
@@ -269,9 +254,7 @@ class DvtFileSystem:
         name = posixpath.basename(info["name"]) or posixpath.basename(self._repo.rstrip("/")) or "repository"
         out = os.path.join(lpath, name) if os.path.isdir(lpath) else lpath
         cmd = [_api._binary(), "-q", "get", self._repo, info["name"] or ".", "-o", os.path.abspath(out), "--force"]
-        cmd += ["--rev", self._rev] if self._rev is not None else []
-        with tempfile.TemporaryDirectory(prefix="dvt-fs-") as tmp:
-            _api._run(self._with_config(cmd + self._options(), tmp))
+        self._run_with_source(cmd, self._rev)
         return out
 
     def get_file(self, rpath, lpath):

@@ -239,6 +239,10 @@ pub(super) enum HistoryCommand {
         /// Replace what is at the destination, once the new data is complete.
         #[arg(short, long)]
         force: bool,
+        /// Download nothing: print where the data is on that repository's remote
+        /// (as DVC's `--show-url`; a packed object's byte range on stderr).
+        #[arg(long, conflicts_with_all = ["force", "out"])]
+        show_url: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -1149,8 +1153,29 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
         },
         HistoryCommand::Get {
             source,
+            show_url: true,
+            json: as_json,
+            ..
+        } => {
+            let shown = ops::show_url(&source.options(cwd)?)?;
+            if *as_json {
+                return json(&shown);
+            }
+            out!("{}", shown.url);
+            if let Some(r) = &shown.range {
+                note!(
+                    quiet,
+                    "packed: its stored form is bytes {}..{} of that pack file (see `dvt get-url --help`)",
+                    r.start,
+                    r.end
+                );
+            }
+        }
+        HistoryCommand::Get {
+            source,
             force,
             json: as_json,
+            ..
         } => {
             let repo = &source.repo;
             let opts = ops::GetOptions {

@@ -538,6 +538,71 @@ pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     )
 }
 
+/// Where a path of another repository is on its remote: what `dvt get
+/// --show-url` prints (DVC's flag), and `dvt.api.get_url` of a URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownUrl {
+    /// The object's URL (a directory's: its manifest's); for a directory remote,
+    /// a path. For an object in a pack, the pack's.
+    pub url: String,
+    /// For an object in a pack: the byte range of its stored form in the pack.
+    pub range: Option<std::ops::Range<u64>>,
+    /// The remote's name, in that repository's config.
+    pub remote: String,
+    /// The path, relative to that repository's root.
+    pub path: String,
+    /// The revision asked for.
+    pub rev: Option<String>,
+    /// The commit read.
+    pub commit: String,
+    /// The object's id.
+    pub id: ObjectId,
+    /// Content bytes (a directory: all its files').
+    pub size: u64,
+    /// File or directory.
+    pub kind: Kind,
+}
+
+/// Where `opts.path` of another repository is on that repository's remote (the
+/// one `opts.settings` names, else its default), as `dvc get --show-url`
+/// prints it. Nothing is downloaded but, for a path inside a tracked
+/// directory, its manifest. A path git keeps has no such URL.
+pub fn show_url(opts: &GetOptions) -> Result<ShownUrl> {
+    let ext = open_external(&opts.repo, opts.rev.as_deref(), &opts.settings)?;
+    let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
+    let at = || format!("`{}` ({})", ext.label, short(&ext.commit));
+    let path = opts.path.trim_end_matches('/').to_string();
+    let loc = match snap.locate(&path) {
+        Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {
+            let in_git = super::list::normalize(&path)
+                .map(|p| ext.git.list_tree(ext.commit, &p, false, false))
+                .transpose()?;
+            return Err(match in_git {
+                Some(TreeAt::File(_) | TreeAt::Dir(_)) => GitError::KeptByGit { path, rev: at() },
+                _ => GitError::NoSuchPath { path, rev: at() },
+            }
+            .into());
+        }
+        found => found?,
+    };
+    let scratch = tempfile::Builder::new().prefix("dvt-show-url-").tempdir()?;
+    let objects = Objects::from_source(Cache::new(scratch.path(), ext.repo.config().cache.level), &ext.repo);
+    let data = snap.file_data(&loc, &objects)?;
+    let remote = objects.remote()?;
+    let (url, range) = remote.block_on(remote.url_of(&data.id))?;
+    Ok(ShownUrl {
+        url,
+        range,
+        remote: remote.name.clone(),
+        path,
+        rev: opts.rev.clone(),
+        commit: ext.commit.to_string(),
+        id: data.id,
+        size: data.size,
+        kind: data.kind,
+    })
+}
+
 /// Fails if `opts.out` exists and `opts.force` is not set.
 pub(crate) fn refuse_existing_out(opts: &GetOptions) -> Result<()> {
     if opts.out.is_none() && super::list::normalize(&opts.path).is_some_and(|p| p.is_empty()) {

@@ -41,7 +41,7 @@ pub use diff::{DiffOptions, DiffReport, diff};
 pub use fsck::{FsckReport, Repair, fsck, repair};
 pub use gc::{GcOptions, GcPlan, gc};
 pub use hooks::install_hooks;
-pub use import::{GetOptions, GetReport, ImportOptions, UpdateOptions, get, import, update};
+pub use import::{GetOptions, GetReport, ImportOptions, ShownUrl, UpdateOptions, get, import, show_url, update};
 pub use import_url::{
     DownloadUrlOptions, DownloadUrlReport, ImportUrlOptions, ImportUrlReport, Uploaded, UrlEntry, add_external,
     download_url, import_url, ls_url,
