@@ -1087,6 +1087,82 @@ fn list_draws_a_tree_limits_depth_and_shows_ids() {
     assert_eq!(j["entries"][0]["id"], a.as_str(), "{j}");
 }
 
+/// Without `--rev`, a local work tree is listed as it is, as `dvc list .`
+/// lists it: data added and not committed, files git does not ignore whether
+/// committed or not, in a repository with no commit yet too; `--rev` reads the
+/// commit, and a bare clone its HEAD.
+#[test]
+fn list_and_du_read_a_local_work_tree_without_a_revision() {
+    let env = TestEnv::new();
+    env.write("data/a.csv", "t,v\n0,1\n");
+    env.dvt(&["add", "data"]).ok();
+    env.write("notes.md", "todo\n");
+    let r = env.dvt(&["list", "."]).ok();
+    assert_eq!(
+        r.stdout, ".dvt/\n.gitignore\ndata/  (dvt)\ndata.dvt\nnotes.md\n",
+        "no commit yet: {}",
+        r.stderr
+    );
+    let j = env.dvt(&["list", ".", "-R", "--json"]).ok().json();
+    assert!(j["commit"].is_null(), "{j}");
+    let sizes: Vec<(String, u64)> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["size"].as_u64().unwrap()))
+        .filter(|(p, _)| !p.starts_with(".dvt/"))
+        .collect();
+    let pointer = std::fs::metadata(env.path("data.dvt")).unwrap().len();
+    assert_eq!(
+        sizes,
+        [
+            (".gitignore".to_string(), 6),
+            ("data.dvt".to_string(), pointer),
+            ("data/a.csv".to_string(), 8),
+            ("notes.md".to_string(), 5)
+        ]
+    );
+    env.commit("data");
+    env.write("data/b.csv", "t,v\n0,2\n");
+    env.dvt(&["add", "data"]).ok();
+    env.write("scratch.log", "x\n");
+    env.write(".gitignore", "/data\n*.log\n");
+    let r = env.dvt(&["list", ".", "data"]).ok();
+    assert_eq!(r.stdout, "a.csv  (dvt)\nb.csv  (dvt)\n");
+    let r = env.dvt(&["list", ".", "data", "--rev", "HEAD"]).ok();
+    assert_eq!(r.stdout, "a.csv  (dvt)\n");
+    let r = env.dvt(&["list", "."]).ok();
+    assert!(!r.stdout.contains("scratch.log"), "git ignores it: {}", r.stdout);
+    let r = env
+        .dvt_in(&env.path("data"), &["du", "..", "data", "-s", "--bytes"])
+        .ok();
+    assert_eq!(r.stdout.trim(), "16  data");
+    let r = env.dvt(&["list", ".", "nope"]).fails();
+    assert!(
+        r.stderr.contains("`nope` does not exist at the workspace"),
+        "{}",
+        r.stderr
+    );
+    // A bare clone has no work tree: its HEAD (manifests from the remote).
+    let store = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["push", "--rev", "HEAD"]).ok();
+    env.git(&["add", ".dvt/config.toml"]);
+    env.git(&["commit", "-q", "-m", "remote"]);
+    let bare = tempfile::tempdir().unwrap();
+    let bare = bare.path().join("b.git");
+    env.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        env.root.to_str().unwrap(),
+        bare.to_str().unwrap(),
+    ]);
+    let r = env.dvt(&["list", bare.to_str().unwrap(), "data"]).ok();
+    assert_eq!(r.stdout, "a.csv  (dvt)\n");
+}
+
 /// `dvt du` adds up git's files and dvt's data below a path at a revision; a
 /// tracked directory is measured by its pointer, without its manifest.
 #[test]

@@ -32,8 +32,9 @@ class DvtFileSystem:
     or a git URL (https://, ssh://, git@host:path, file://); `repo` is accepted
     for it too, as `dvc.api` names it.
     rev: a git revision or an experiment's name. Default: the local
-    repository's HEAD (its committed files and data: the work tree's own
-    files are on disk already) or, for a URL, its default branch.
+    repository's HEAD (its committed files and data; DVCFileSystem reads the
+    work tree, whose files are on disk already, and `dvt list .` lists it) or,
+    for a URL, its default branch.
     remote, remote_config, config: as in `dvt.api.open` (the last two for
     URLs only).
 
@@ -77,7 +78,7 @@ class DvtFileSystem:
         cmd = [_api._binary(), "-q", "list", self._repo, "-R", "--size", "--json"]
         listing = json.loads(self._run_with_source(cmd, self._rev))
         self.commit = listing["commit"]
-        self._rev = self.commit
+        self._rev = self.commit or self._rev
         files, dirs = {}, {"": set()}
         for e in listing["entries"]:
             path = e["path"]

@@ -159,7 +159,7 @@ pub(super) enum HistoryCommand {
         repo: String,
         /// The directory or file to list (default: the root); may be inside tracked data.
         path: Option<String>,
-        /// The revision to read (default: its HEAD).
+        /// The revision to read (default: a local work tree as it is; otherwise its HEAD).
         #[arg(long)]
         rev: Option<String>,
         /// List every file below the path, through tracked directories too.
@@ -193,7 +193,7 @@ pub(super) enum HistoryCommand {
         repo: String,
         /// The directory or file to measure (default: the root); may be inside tracked data.
         path: Option<String>,
-        /// The revision to read (default: its HEAD).
+        /// The revision to read (default: a local work tree as it is; otherwise its HEAD).
         #[arg(long)]
         rev: Option<String>,
         /// Print only the total.

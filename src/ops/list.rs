@@ -3,24 +3,27 @@
 //! registry before `dvt get` or `dvt import`.
 //!
 //! The repository is read as `get` reads it (see [`mod@super::import`]): at a commit,
-//! from its tree, so a bare clone or a git URL works. Listing inside a tracked
+//! from its tree, so a bare clone or a git URL works; or, for a local work
+//! tree with no revision given, as the work tree is (as `dvc list .` lists it). Listing inside a tracked
 //! directory, or recursively through one, reads its manifest from the
 //! repository's cache or its default remote; no data is downloaded.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::error::{GitError, Result};
-use crate::git::TreeAt;
+use crate::error::{GitError, RepoError, Result};
+use crate::git::{TreeAt, TreeItem};
 use crate::manifest::{Manifest, Part};
 use crate::object::ObjectId;
 use crate::pointer::Kind;
+use crate::repo::Repo;
 use crate::snapshot::{Located, Objects, Snapshot, inside, short};
 use crate::workspace::Tracked;
 
-use super::import::open_external;
+use super::import::{is_remote_url, open_external};
 
 /// Options of `dvt list`.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +32,8 @@ pub struct ListOptions {
     pub repo: String,
     /// The directory (or file) to list, relative to its root; empty for the root.
     pub path: String,
-    /// The revision (default: its HEAD).
+    /// The revision (default: a local work tree as it is, with no remote
+    /// options; otherwise its HEAD).
     pub rev: Option<String>,
     /// Every file below the path, through tracked directories too, instead of
     /// the path's children.
@@ -84,8 +88,8 @@ pub struct ListEntry {
 /// What `dvt list` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
-    /// The commit read.
-    pub commit: String,
+    /// The commit read; `None` for the work tree.
+    pub commit: Option<String>,
     /// The entries, sorted by path.
     pub entries: Vec<ListEntry>,
     /// Whether the path listed is a file (its one entry), not a directory.
@@ -93,7 +97,8 @@ pub struct Listing {
     pub path_is_file: bool,
 }
 
-/// Lists `opts.path` of another (or this) repository at a commit.
+/// Lists `opts.path` of another (or this) repository at a commit, or in its
+/// work tree (see [`ListOptions::rev`]).
 pub fn list(opts: &ListOptions) -> Result<Listing> {
     let mut listing = list_all(opts)?;
     if let Some(depth) = opts.depth.filter(|_| opts.recursive) {
@@ -117,9 +122,124 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
     Ok(listing)
 }
 
+/// What a listing reads: a commit's tree, or (a local work tree with no
+/// revision and no remote options, as DVC lists one) the work tree as it is.
+enum View {
+    Commit(super::import::External),
+    WorkTree(Repo),
+}
+
+impl View {
+    fn open(opts: &ListOptions) -> Result<View> {
+        let s = &opts.settings;
+        let local = !is_remote_url(&opts.repo) && !opts.repo.starts_with("file://");
+        let plain = s.remote.is_none() && s.remote_config.is_empty() && s.config.is_none();
+        if opts.rev.is_none() && local && plain {
+            match Repo::open(Path::new(&opts.repo)) {
+                Ok(repo) => return Ok(View::WorkTree(repo)),
+                // A bare repository, say: its HEAD, as with a revision.
+                Err(crate::Error::Repo(RepoError::NotInitialized { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(View::Commit(open_external(
+            &opts.repo,
+            opts.rev.as_deref(),
+            &opts.settings,
+        )?))
+    }
+
+    fn repo(&self) -> &Repo {
+        match self {
+            View::Commit(ext) => &ext.repo,
+            View::WorkTree(repo) => repo,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot<'_> {
+        match self {
+            View::Commit(ext) => Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit),
+            View::WorkTree(repo) => Snapshot::workspace(repo),
+        }
+    }
+
+    fn commit(&self) -> Option<String> {
+        match self {
+            View::Commit(ext) => Some(ext.commit.to_string()),
+            View::WorkTree(_) => None,
+        }
+    }
+
+    /// How errors name what was read.
+    fn label(&self) -> String {
+        match self {
+            View::Commit(ext) => format!("`{}` ({})", ext.label, short(&ext.commit)),
+            View::WorkTree(_) => "the workspace".into(),
+        }
+    }
+
+    /// What `dir` holds besides tracked data, as [`crate::git::Git::list_tree`] says it.
+    fn tree(&self, dir: &str, recursive: bool, sizes: bool) -> Result<TreeAt> {
+        match self {
+            View::Commit(ext) => ext.git.list_tree(ext.commit, dir, recursive, sizes),
+            View::WorkTree(repo) => work_tree_at(repo.root(), dir, recursive),
+        }
+    }
+}
+
+/// What `dir` (root-relative; empty for the root) holds in the work tree at
+/// `root`, as a commit's tree would: the files git does not ignore (tracked
+/// or not), with their sizes. `.git` is not entered, and `.dvt` only for the
+/// files git keeps there.
+fn work_tree_at(root: &Path, dir: &str, recursive: bool) -> Result<TreeAt> {
+    let top = root.join(dir);
+    let meta = match top.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TreeAt::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    let item = |path: String, meta: &std::fs::Metadata| {
+        use std::os::unix::fs::PermissionsExt;
+        TreeItem {
+            path,
+            dir: meta.is_dir(),
+            size: (!meta.is_dir()).then_some(meta.len()),
+            executable: meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+        }
+    };
+    if !meta.is_dir() {
+        return Ok(TreeAt::File(item(dir.to_string(), &meta)));
+    }
+    let mut walk = ignore::WalkBuilder::new(&top);
+    walk.standard_filters(false)
+        .hidden(false)
+        .git_ignore(true)
+        .require_git(false)
+        .parents(true)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git");
+    if !recursive {
+        walk.max_depth(Some(1));
+    }
+    let mut items = Vec::new();
+    for entry in walk.build() {
+        let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let Some(rel) = entry.path().strip_prefix(&top).ok().and_then(|r| r.to_str()) else {
+            continue;
+        };
+        if rel.is_empty() {
+            continue;
+        }
+        let meta = entry.path().symlink_metadata()?;
+        items.push(item(rel.to_string(), &meta));
+    }
+    items.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(TreeAt::Dir(items))
+}
+
 fn list_all(opts: &ListOptions) -> Result<Listing> {
-    let ext = open_external(&opts.repo, opts.rev.as_deref(), &opts.settings)?;
-    let at = || format!("`{}` ({})", ext.label, short(&ext.commit));
+    let view = View::open(opts)?;
+    let at = || view.label();
     let Some(path) = normalize(&opts.path) else {
         return Err(GitError::NoSuchPath {
             path: opts.path.clone(),
@@ -127,7 +247,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
         }
         .into());
     };
-    let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
+    let snap = view.snapshot();
     // A path inside tracked data is usually found by its pointer's name, without
     // reading every pointer; anything else needs them all.
     let covering = match path.is_empty() {
@@ -149,7 +269,10 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
     // Manifests only, into a scratch cache removed afterwards: listing writes
     // nothing to the repository it reads.
     let scratch = tempfile::Builder::new().prefix("dvt-list-").tempdir()?;
-    let objects = Objects::from_source(Cache::new(scratch.path(), ext.repo.config().cache.level), &ext.repo);
+    let objects = Objects::from_source(
+        Cache::new(scratch.path(), view.repo().config().cache.level),
+        view.repo(),
+    );
 
     // Inside tracked data (or the tracked path itself): its manifest says it all.
     if let Some(Located { tracked: t, inner }) = covering.filter(|_| !path.is_empty()) {
@@ -179,7 +302,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
             }
         };
         return Ok(Listing {
-            commit: ext.commit.to_string(),
+            commit: view.commit(),
             entries,
             path_is_file,
         });
@@ -187,7 +310,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
 
     let mut entries: BTreeMap<String, ListEntry> = BTreeMap::new();
     let mut path_is_file = false;
-    match ext.git.list_tree(ext.commit, &path, opts.recursive, opts.sizes)? {
+    match view.tree(&path, opts.recursive, opts.sizes)? {
         TreeAt::File(item) => {
             path_is_file = true;
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
@@ -253,7 +376,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
         entries.retain(|e| e.keeper == Keeper::Dvt || holds_dvt.contains(&e.path));
     }
     Ok(Listing {
-        commit: ext.commit.to_string(),
+        commit: view.commit(),
         entries,
         path_is_file,
     })
@@ -262,8 +385,8 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
 /// What `dvt du` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Usage {
-    /// The commit read.
-    pub commit: String,
+    /// The commit read; `None` for the work tree.
+    pub commit: Option<String>,
     /// The path measured, relative to the repository's root (`.` for the root).
     pub path: String,
     /// The size of everything below it, in bytes (git's files and dvt's data).
