@@ -1083,6 +1083,40 @@ fn assert_remote_objects_whole(a: &TestEnv, remote: &Path) {
     }
 }
 
+/// A pack index bigger than any can be (a broken or hostile server; here a
+/// sparse file of 2 GiB) is not read: a warning names it, its objects count
+/// as missing, and the rest of the remote is read as usual.
+#[test]
+fn an_index_bigger_than_any_pack_needs_is_not_read() {
+    if server("DVT_TEST_WEBDAV_URL").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No directory cache: the file made below is listed at once.
+    let _dav = start_webdav(dir.path(), port, &["--dir-cache-time", "0s"]);
+    let a = TestEnv::new();
+    a.dvt(&["remote", "add", "-d", "dav", &format!("http://127.0.0.1:{port}/store")])
+        .ok();
+    a.write("x.csv", "a,b\n1,2\n");
+    a.dvt(&["add", "x.csv"]).ok();
+    a.dvt(&["push"]).ok();
+    a.commit("data");
+    let huge = dir.path().join(format!("store/packs/{}.idx", "ab".repeat(32)));
+    std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull"]).ok();
+    assert_eq!(
+        r.stderr
+            .matches("holds 2147483648 bytes, more than a pack index can")
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(b.read("x.csv"), b"a,b\n1,2\n");
+}
+
 /// `packs/list` cannot be written (here a directory stands in its place): a
 /// push that sent nothing succeeds with a warning naming the remote and the
 /// file (the library emits it; the CLI prints it); a push that sent packs fails,

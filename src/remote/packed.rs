@@ -37,6 +37,10 @@ const RUN_SPAN: u64 = 8 * 1024 * 1024;
 const RUN_GAP: u64 = 256 * 1024;
 /// The most bytes a `packs/list` read from a plain web server may hold.
 const PACK_LIST_MAX: u64 = 64 * 1024 * 1024;
+/// The most bytes a pack index read from a remote may hold: 48 bytes an entry,
+/// an entry at most every 8 bytes (a stored object's header) of a pack of at
+/// most 260 MiB (256 MiB, and the last object's 4).
+const INDEX_MAX: u64 = 48 * (260 << 20) / 8 + 64;
 /// A download hands its objects to the cache, and an upload takes them from
 /// it, this many stored bytes at a time.
 const IMPORT_BATCH: u64 = 1024 * 1024;
@@ -156,6 +160,16 @@ impl Remote {
                 }
                 let path = self.pack_file(&name, "idx");
                 let bytes = match self.store.get(&path).await {
+                    // Bigger than any index can be: not read, and, as a damaged
+                    // one, its objects count as missing.
+                    Ok(r) if r.meta.size > INDEX_MAX => {
+                        tracing::warn!(
+                            "remote `{}`: `{path}` holds {} bytes, more than a pack index can; its objects count as missing",
+                            self.name,
+                            r.meta.size
+                        );
+                        return Ok((name, Vec::new()));
+                    }
                     Ok(r) => r.bytes().await,
                     Err(e) => Err(e),
                 };
@@ -238,8 +252,9 @@ impl Remote {
                 remote: self.name.clone(),
                 message: format!(
                     "`{}` is a plain web server (it does not take WebDAV requests), and has no `packs/list`, \
-                     which says what packs it has: push to the store it serves a copy of (a push writes the \
-                     list), and copy that store here again",
+                     which says what packs it has: check that the URL is the remote's (the directory holding \
+                     `packs/`); if it is, push to the store it serves a copy of (a push writes the list), and \
+                     copy that store here again",
                     self.url
                 ),
             }
