@@ -1057,6 +1057,34 @@ fn cat_get_and_import_read_the_files_git_keeps() {
     assert_eq!(other.read("conf/params.yaml"), b"lr: 0.2\n");
 }
 
+/// A plain git repository (no dvt in it) is read as DVC reads one: its files
+/// are listed, downloaded and imported; `--show-url` has nothing to say of them.
+#[test]
+fn list_get_and_import_read_a_plain_git_repository() {
+    let plain = TestEnv::bare();
+    plain.git(&["init", "-q", "-b", "main"]);
+    plain.write("README.md", "# tools\n");
+    plain.write("src/prep.py", "print('prep')\n");
+    plain.commit("code");
+    let src = plain.root.to_str().unwrap();
+    let env = TestEnv::new();
+    let r = env.dvt(&["list", src, "-R"]).ok();
+    assert_eq!(r.stdout, "README.md\nsrc/prep.py\n");
+    let here = tempfile::tempdir().unwrap();
+    env.dvt_in(here.path(), &["get", src, "src"]).ok();
+    assert_eq!(
+        std::fs::read(here.path().join("src/prep.py")).unwrap(),
+        b"print('prep')\n"
+    );
+    env.dvt(&["import", src, "README.md", "-o", "docs/tools.md"]).ok();
+    assert_eq!(env.read("docs/tools.md"), b"# tools\n");
+    assert!(env.read("docs/tools.md.dvt").starts_with(b"# dvt pointer file"));
+    let r = env.dvt(&["get", src, "README.md", "--show-url"]).fails();
+    assert!(r.stderr.contains("is kept by git"), "{}", r.stderr);
+    let r = env.dvt(&["get", src, "data"]).fails();
+    assert!(r.stderr.contains("`data` does not exist at"), "{}", r.stderr);
+}
+
 /// DVC's `list -T`, `-L` and `--show-hash`.
 #[test]
 fn list_draws_a_tree_limits_depth_and_shows_ids() {

@@ -169,15 +169,11 @@ impl OpenGit {
         let rev_s = rev.unwrap_or("HEAD");
         let commit = git.resolve(rev_s)?;
         let label = format!("{repo}@{rev_s}");
-        let config = git.read_file(commit, ".dvt/config.toml")?;
-        let Some(config) = config else {
-            return Err(GitError::Failed {
-                what: format!("reading `{label}`"),
-                message: "not a dvt repository at that revision (no `.dvt/config.toml`)".into(),
-            }
-            .into());
-        };
-        let config = String::from_utf8_lossy(&config).into_owned();
+        // A plain git repository (no `.dvt/config.toml` there) is read as DVC
+        // reads one: its files, and no data, remote or settings.
+        let config = git
+            .read_file(commit, ".dvt/config.toml")?
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
         let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
         let mut layers = Vec::new();
         if let Some(file) = &settings.config {
@@ -187,11 +183,11 @@ impl OpenGit {
             })?;
             layers.push((file.clone(), table));
         }
-        let mut repo = Repo::at_commit(git.root_dir(), Some(&config), &named, layers.clone())?;
+        let mut repo = Repo::at_commit(git.root_dir(), config.as_deref(), &named, layers.clone())?;
         let more = settings.layers(&repo)?;
         if !more.is_empty() {
             layers.extend(more);
-            repo = Repo::at_commit(git.root_dir(), Some(&config), &named, layers)?;
+            repo = Repo::at_commit(git.root_dir(), config.as_deref(), &named, layers)?;
         }
         tracing::debug!("reading {label} at commit {commit}");
         Ok(External {
