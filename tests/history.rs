@@ -1023,9 +1023,30 @@ fn cat_get_and_import_read_the_files_git_keeps() {
         "{}",
         r.stderr
     );
-    assert_eq!(std::fs::read(here.join("code/train.py")).unwrap(), b"print('two')\n");
+    // No revision, a local work tree: as it is (DVC's `get` of a local repository).
+    assert_eq!(
+        std::fs::read(here.join("code/train.py")).unwrap(),
+        b"print('three, not committed')\n"
+    );
     assert_eq!(std::fs::read(here.join("code/conf/params.yaml")).unwrap(), b"lr: 0.1\n");
     assert!(!here.join("code/latest.py").exists());
+    let r = env
+        .dvt_in(here, &["get", src, "src", "--rev", "HEAD", "-o", "committed"])
+        .ok();
+    assert!(r.stdout.contains(" at "), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read(here.join("committed/train.py")).unwrap(),
+        b"print('two')\n"
+    );
+    // Tracked data in a work tree: its pointer's, not what the disk holds.
+    let r = env.dvt_in(here, &["get", src, ".", "-o", "tree"]).ok();
+    assert!(r.stdout.contains("as its work tree is"), "{}", r.stdout);
+    assert_eq!(std::fs::read(here.join("tree/model.bin")).unwrap(), b"model two");
+    assert!(!here.join("tree/data/new.csv").exists());
+    assert_eq!(
+        std::fs::read(here.join("tree/src/train.py")).unwrap(),
+        b"print('three, not committed')\n"
+    );
     let r = env.dvt_in(here, &["get", src, ".", "--rev", "v2"]).fails();
     assert!(
         r.stderr.contains("`.` is the whole repository: name the directory"),
@@ -2611,7 +2632,7 @@ fn python_file_system_lists_and_reads_git_files_and_data_together() {
     let script = r#"
 import os, sys, tempfile
 from dvt.api import DvtFileSystem
-for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), DvtFileSystem(repo="src")):
+for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), DvtFileSystem(repo="src", rev="HEAD")):
     print(fs.ls("", detail=False))
     print([(e["name"], e["type"], e["size"], e["isdvt"]) for e in fs.ls("/data")])
     print(fs.find("data"), fs.find("", dvt_only=True, maxdepth=1), fs.find("data", withdirs=True))
@@ -2643,6 +2664,27 @@ for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), Dv
          print('v2') 40\n\
          FileNotFoundError\nIsADirectoryError\nIsADirectoryError\nValueError\n";
     assert_eq!(r.stdout, once.repeat(3), "{}", r.stderr);
+
+    // No revision, a local repository: its work tree as it is, as DVCFileSystem reads one.
+    env.write("notes.md", "draft\n");
+    let r = env.python_in(
+        &env.root,
+        r#"
+import os, tempfile
+from dvt.api import DvtFileSystem
+fs = DvtFileSystem()
+print(fs.read_text("src/train.py").strip(), fs.cat_file("notes.md"), fs.commit, "notes.md" in fs.ls("", detail=False))
+out = tempfile.mkdtemp()
+fs.get("src", out, recursive=True)
+print(open(os.path.join(out, "src", "train.py")).read().strip())
+"#,
+        &[],
+    );
+    assert_eq!(
+        r.stdout, "print('work tree') b'draft\\n' None True\nprint('work tree')\n",
+        "{}",
+        r.stderr
+    );
 }
 
 /// A registry whose default remote is not where its data is (DVC's

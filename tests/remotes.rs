@@ -4334,13 +4334,21 @@ fn ssh_agent(socket: &Path, keys: &[&str]) -> KillOnDrop {
         std::thread::sleep(Duration::from_millis(10));
     }
     for key in keys {
-        let added = Command::new("ssh-add")
-            .arg("-q")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", socket)
-            .output()
-            .unwrap();
-        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        // The socket may be there a moment before the agent listens on it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let added = Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", socket)
+                .output()
+                .unwrap();
+            if added.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&added.stderr));
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     agent
 }

@@ -31,16 +31,16 @@ class DvtFileSystem:
     url: a local path inside the repository (default: the current directory)
     or a git URL (https://, ssh://, git@host:path, file://); `repo` is accepted
     for it too, as `dvc.api` names it.
-    rev: a git revision or an experiment's name. Default: the local
-    repository's HEAD (its committed files and data; DVCFileSystem reads the
-    work tree, whose files are on disk already, and `dvt list .` lists it) or,
-    for a URL, its default branch.
+    rev: a git revision or an experiment's name. Default: a local
+    repository's work tree as it is (its pointers' data, and the files git
+    does not ignore), as DVCFileSystem reads it; a URL's default branch.
     remote, remote_config, config: as in `dvt.api.open` (the last two for
     URLs only).
 
     Paths are relative to the repository's root (a leading `/` is allowed);
     the listing is read once, at the commit the revision names then, and
-    every later call reads that commit.
+    every later call reads that commit (a work tree is read as it is at
+    each call).
     """
 
     protocol = "dvt"
@@ -56,7 +56,7 @@ class DvtFileSystem:
         else:
             self._local = os.path.abspath(_api._root(url))
             self._repo = self._local
-        self._rev = rev if rev is not None else (None if self._local is None else "HEAD")
+        self._rev = rev
         self._remote = remote
         self._config = config
         self._remote_config = remote_config

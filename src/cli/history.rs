@@ -513,6 +513,14 @@ fn repo_or_bare(cwd: &Path) -> Result<Repo, dvt::Error> {
     }
 }
 
+/// Where `get` or `import` read: `at 1a2b3c4`, or `as its work tree is`.
+fn read_at(commit: Option<&str>) -> String {
+    match commit {
+        Some(c) => format!("at {}", &c[..7.min(c.len())]),
+        None => "as its work tree is".into(),
+    }
+}
+
 /// Says which entries of a directory copied from git were not copied.
 fn warn_left_out(left_out: &[String]) {
     if !left_out.is_empty() {
@@ -1114,12 +1122,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
                 say!(
                     quiet,
-                    "got {name} {} ({}, {}) into {} from {repo} at {}",
+                    "got {name} {} ({}, {}) into {} from {repo} {}",
                     r.version.as_deref().unwrap_or("(no version tag)"),
                     r.path,
                     HumanBytes(r.get.bytes),
                     r.get.out.display(),
-                    &r.get.commit[..7]
+                    read_at(r.get.commit.as_deref())
                 );
             }
             ArtifactsCommand::List {
@@ -1188,11 +1196,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
             say!(
                 quiet,
-                "got {} ({}) from {} at {}",
+                "got {} ({}) from {} {}",
                 r.out.display(),
                 HumanBytes(r.bytes),
                 repo,
-                &r.commit[..7]
+                read_at(r.commit.as_deref())
             );
             warn_left_out(&r.left_out);
         }
@@ -1216,11 +1224,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let pointer = r.pointer.as_deref().unwrap_or("");
             say!(
                 quiet,
-                "imported {} ({}) from {} at {} -> {pointer}{}",
+                "imported {} ({}) from {} {} -> {pointer}{}",
                 path,
                 HumanBytes(r.bytes),
                 repo,
-                &r.commit[..7],
+                read_at(r.commit.as_deref()),
                 if *no_download {
                     "; no data downloaded (`dvt pull` gets it)"
                 } else {

@@ -119,6 +119,34 @@ impl ExternalConfig {
     }
 }
 
+/// The dvt repository `repo` names, to be read as its work tree is, as DVC
+/// reads a local repository given no revision: when `repo` is a local path
+/// (not a URL, not `file://`) of a dvt work tree, no `rev` is given, and no
+/// remote options either (they are for another repository's remote). Its
+/// settings are its committed ones, as at a commit. `None` otherwise (a bare
+/// repository among them), to be read at a commit.
+pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &ExternalConfig) -> Result<Option<Repo>> {
+    let local = !is_remote_url(repo) && !repo.starts_with("file://");
+    let plain = settings.remote.is_none() && settings.remote_config.is_empty() && settings.config.is_none();
+    if rev.is_some() || !local || !plain {
+        return Ok(None);
+    }
+    let root = match Repo::find_root(Path::new(repo)) {
+        Ok(root) => root,
+        Err(crate::Error::Repo(crate::error::RepoError::NotInitialized { .. })) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Its committed settings only, as at a commit: neither this machine's
+    // global files nor its local one choose another repository's remote.
+    let file = root.join(".dvt/config.toml");
+    let text = match fs_err::read_to_string(&file) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(Repo::at_commit(root, text.as_deref(), &file, Vec::new())?))
+}
+
 /// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
 /// place; any other git URL is cloned (bare, into a temporary directory) first.
 /// `settings` says which of its remotes to read, and how.
@@ -233,16 +261,74 @@ pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> 
 /// their own, are left out and noted.
 pub fn find_noting(ext: &External, path: &str, objects: &Objects<'_>, left_out: &mut Vec<String>) -> Result<Found> {
     let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
+    let label = format!("`{}` ({})", ext.label, short(&ext.commit));
+    find_in(
+        &snap,
+        &Files::Commit(&ext.git, ext.commit),
+        &label,
+        path,
+        objects,
+        left_out,
+    )
+}
+
+/// Where [`find_in`] reads what no pointer covers.
+enum Files<'a> {
+    /// A commit's tree.
+    Commit(&'a Git, GitId),
+    /// A work tree, as it is: the files git does not ignore.
+    WorkTree(&'a Path),
+}
+
+impl Files<'_> {
+    /// What `dir` holds, everything below it (see [`Git::list_tree`]).
+    fn list(&self, dir: &str) -> Result<TreeAt> {
+        match self {
+            Files::Commit(git, commit) => git.list_tree(*commit, dir, true, false),
+            Files::WorkTree(root) => super::list::work_tree_at(root, dir, true),
+        }
+    }
+
+    /// Stores the content of file `rel` in `cache`; `None` for what has none
+    /// of its own (a symbolic link, a submodule).
+    fn store(&self, rel: &str, cache: &Cache) -> Result<Option<crate::cache::Stored>> {
+        match self {
+            Files::Commit(git, commit) => match git.read_file(*commit, rel)? {
+                Some(bytes) => Ok(Some(cache.put_bytes(&bytes)?)),
+                None => Ok(None),
+            },
+            Files::WorkTree(root) => {
+                let abs = root.join(rel);
+                let meta = fs_err::symlink_metadata(&abs)?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some(cache.put_file(&abs, &crate::statcache::Stamp::of(&meta))?))
+            }
+        }
+    }
+}
+
+/// [`find_noting`] in `snap`, whose paths no pointer covers are in `files`;
+/// `label` names what is read in messages.
+fn find_in(
+    snap: &Snapshot<'_>,
+    files: &Files<'_>,
+    label: &str,
+    path: &str,
+    objects: &Objects<'_>,
+    left_out: &mut Vec<String>,
+) -> Result<Found> {
     let loc: Located = match snap.locate(path) {
         Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {
             let Some(path) = super::list::normalize(path) else {
                 return Err(GitError::NoSuchPath {
                     path: path.to_string(),
-                    rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+                    rev: label.to_string(),
                 }
                 .into());
             };
-            return find_in_git(ext, &snap, &path, objects, left_out);
+            return find_in_files(snap, files, label, &path, objects, left_out);
         }
         found => found?,
     };
@@ -265,7 +351,7 @@ pub fn find_noting(ext: &External, path: &str, objects: &Objects<'_>, left_out: 
                 Some(Part::Dir(sub)) => Ok(Found::Dir(sub)),
                 None => Err(GitError::NotTrackedAt {
                     path: path.to_string(),
-                    rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+                    rev: label.to_string(),
                 }
                 .into()),
             }
@@ -273,10 +359,11 @@ pub fn find_noting(ext: &External, path: &str, objects: &Objects<'_>, left_out: 
     }
 }
 
-/// `path` where no pointer covers it, read from git (see [`find_noting`]).
-fn find_in_git(
-    ext: &External,
+/// `path` where no pointer covers it, read from `files` (see [`find_noting`]).
+fn find_in_files(
     snap: &Snapshot<'_>,
+    files: &Files<'_>,
+    label: &str,
     path: &str,
     objects: &Objects<'_>,
     left_out: &mut Vec<String>,
@@ -287,11 +374,10 @@ fn find_in_git(
         (false, false) => format!("{path}/{inner}"),
     };
     let store = |inner: &str, executable: bool, left_out: &mut Vec<String>| -> Result<Option<Entry>> {
-        let Some(bytes) = ext.git.read_file(ext.commit, &full(inner))? else {
+        let Some(stored) = files.store(&full(inner), objects.cache())? else {
             left_out.push(full(inner));
             return Ok(None);
         };
-        let stored = objects.cache().put_bytes(&bytes)?;
         Ok(Some(Entry {
             path: inner.to_string(),
             id: stored.id,
@@ -299,8 +385,8 @@ fn find_in_git(
             executable,
         }))
     };
-    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
-    match ext.git.list_tree(ext.commit, path, true, false)? {
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    match files.list(path)? {
         TreeAt::File(item) => {
             return match store("", item.executable, &mut Vec::new())? {
                 Some(e) => Ok(Found::File {
@@ -318,7 +404,7 @@ fn find_in_git(
         TreeAt::Dir(items) => {
             for item in items.iter().filter(|i| !i.dir) {
                 if let Some(e) = store(&item.path, item.executable, left_out)? {
-                    files.insert(e.path.clone(), e);
+                    entries.insert(e.path.clone(), e);
                 }
             }
         }
@@ -339,26 +425,26 @@ fn find_in_git(
                     size: t.pointer.size,
                     executable: t.pointer.executable,
                 };
-                files.insert(rel, e);
+                entries.insert(rel, e);
             }
             Kind::Dir => {
                 let m = objects.manifest(&t)?;
                 for mut e in m.files {
                     e.path = format!("{rel}/{}", e.path);
-                    files.insert(e.path.clone(), e);
+                    entries.insert(e.path.clone(), e);
                 }
                 empty_dirs.extend(m.empty_dirs.iter().map(|d| format!("{rel}/{d}")));
             }
         }
     }
-    if files.is_empty() && empty_dirs.is_empty() {
+    if entries.is_empty() && empty_dirs.is_empty() {
         return Err(GitError::NoSuchPath {
             path: path.to_string(),
-            rev: format!("`{}` ({})", ext.label, short(&ext.commit)),
+            rev: label.to_string(),
         }
         .into());
     }
-    Ok(Found::Dir(Manifest::new(files.into_values().collect(), empty_dirs)))
+    Ok(Found::Dir(Manifest::new(entries.into_values().collect(), empty_dirs)))
 }
 
 /// `rel` relative to directory `dir` if it lies strictly below it (every path
@@ -494,8 +580,8 @@ pub struct GetOptions {
 pub struct GetReport {
     /// Where the data was written.
     pub out: PathBuf,
-    /// The commit read.
-    pub commit: String,
+    /// The commit read; `None` for a work tree read as it is.
+    pub commit: Option<String>,
     /// File or directory.
     pub kind: Kind,
     /// The id (directories: the manifest's).
@@ -524,9 +610,19 @@ fn id_of(found: &Found) -> ObjectId {
     }
 }
 
-/// Downloads `opts.path` of another repository to `opts.out`; nothing is tracked.
+/// Downloads `opts.path` of another repository to `opts.out`; nothing is
+/// tracked. A local work tree given no revision nor remote options is read
+/// as it is (its pointers, the files git does not ignore, its committed
+/// settings), as DVC's `get` reads one.
 pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     refuse_existing_out(opts)?;
+    if let Some(repo) = local_work_tree(&opts.repo, opts.rev.as_deref(), &opts.settings)? {
+        let snap = Snapshot::workspace(&repo);
+        let files = Files::WorkTree(repo.root());
+        return get_with(&repo, None, opts, progress, &|objects, left_out| {
+            find_in(&snap, &files, "the workspace", &opts.path, objects, left_out)
+        });
+    }
     get_from(
         &open_external(&opts.repo, opts.rev.as_deref(), &opts.settings)?,
         opts,
@@ -622,20 +718,34 @@ pub(crate) fn refuse_existing_out(opts: &GetOptions) -> Result<()> {
 /// and `opts.rev` are not read).
 pub(crate) fn get_from(ext: &External, opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     refuse_existing_out(opts)?;
+    get_with(&ext.repo, Some(ext.commit), opts, progress, &|objects, left_out| {
+        find_noting(ext, &opts.path, objects, left_out)
+    })
+}
+
+/// What `get` does once it knows where to look: `find` locates the path,
+/// reading through the objects of `source` (read at `commit`, or in its work tree).
+fn get_with(
+    source: &Repo,
+    commit: Option<GitId>,
+    opts: &GetOptions,
+    progress: &dyn Progress,
+    find: &dyn Fn(&Objects<'_>, &mut Vec<String>) -> Result<Found>,
+) -> Result<GetReport> {
     let out = default_out(&opts.cwd, &opts.path, opts.out.as_ref());
     let parent = out.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
     // A scratch cache beside the output: same filesystem, removed afterwards.
     let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
-    let cache = Cache::new(scratch.path(), ext.repo.config().cache.level);
-    let objects = Objects::from_source(cache.clone(), &ext.repo);
+    let cache = Cache::new(scratch.path(), source.config().cache.level);
+    let objects = Objects::from_source(cache.clone(), source);
     let mut left_out = Vec::new();
-    let found = find_noting(ext, &opts.path, &objects, &mut left_out)?;
+    let found = find(&objects, &mut left_out)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
     let bytes = materialize(&found, &cache, &out, opts.force)?;
     Ok(GetReport {
         out,
-        commit: ext.commit.to_string(),
+        commit: commit.map(|c| c.to_string()),
         kind: kind_of(&found),
         id: id_of(&found),
         bytes,
@@ -761,7 +871,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     }
     Ok(GetReport {
         out,
-        commit: ext.commit.to_string(),
+        commit: Some(ext.commit.to_string()),
         kind: pointer.kind,
         id: pointer.id,
         bytes: pointer.size,

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::error::{GitError, RepoError, Result};
+use crate::error::{GitError, Result};
 use crate::git::{TreeAt, TreeItem};
 use crate::manifest::{Manifest, Part};
 use crate::object::ObjectId;
@@ -23,7 +23,7 @@ use crate::repo::Repo;
 use crate::snapshot::{Located, Objects, Snapshot, inside, short};
 use crate::workspace::Tracked;
 
-use super::import::{is_remote_url, open_external};
+use super::import::{local_work_tree, open_external};
 
 /// Options of `dvt list`.
 #[derive(Debug, Clone, Default)]
@@ -131,16 +131,8 @@ enum View {
 
 impl View {
     fn open(opts: &ListOptions) -> Result<View> {
-        let s = &opts.settings;
-        let local = !is_remote_url(&opts.repo) && !opts.repo.starts_with("file://");
-        let plain = s.remote.is_none() && s.remote_config.is_empty() && s.config.is_none();
-        if opts.rev.is_none() && local && plain {
-            match Repo::open(Path::new(&opts.repo)) {
-                Ok(repo) => return Ok(View::WorkTree(repo)),
-                // A bare repository, say: its HEAD, as with a revision.
-                Err(crate::Error::Repo(RepoError::NotInitialized { .. })) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(repo) = local_work_tree(&opts.repo, opts.rev.as_deref(), &opts.settings)? {
+            return Ok(View::WorkTree(repo));
         }
         Ok(View::Commit(open_external(
             &opts.repo,
@@ -191,7 +183,7 @@ impl View {
 /// `root`, as a commit's tree would: the files git does not ignore (tracked
 /// or not), with their sizes. `.git` is not entered, and `.dvt` only for the
 /// files git keeps there.
-fn work_tree_at(root: &Path, dir: &str, recursive: bool) -> Result<TreeAt> {
+pub(crate) fn work_tree_at(root: &Path, dir: &str, recursive: bool) -> Result<TreeAt> {
     let top = root.join(dir);
     let meta = match top.symlink_metadata() {
         Ok(m) => m,
