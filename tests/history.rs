@@ -1188,7 +1188,7 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
     assert_eq!(r.stdout.trim(), "16  data");
     let r = env.dvt(&["list", ".", "nope"]).fails();
     assert!(
-        r.stderr.contains("`nope` does not exist at the workspace"),
+        r.stderr.contains("`nope` does not exist at `") && r.stderr.contains("` (work tree)"),
         "{}",
         r.stderr
     );

@@ -147,6 +147,11 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
     Ok(Some(Repo::at_commit(root, text.as_deref(), &file, Vec::new())?))
 }
 
+/// How messages name a work tree read by [`local_work_tree`]: `` `/src/registry` (work tree) ``.
+pub(crate) fn work_tree_label(repo: &Repo) -> String {
+    format!("`{}` (work tree)", repo.root().display())
+}
+
 /// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
 /// place; any other git URL is cloned (bare, into a temporary directory) first.
 /// `settings` says which of its remotes to read, and how.
@@ -620,7 +625,7 @@ pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
         let snap = Snapshot::workspace(&repo);
         let files = Files::WorkTree(repo.root());
         return get_with(&repo, None, opts, progress, &|objects, left_out| {
-            find_in(&snap, &files, "the workspace", &opts.path, objects, left_out)
+            find_in(&snap, &files, &work_tree_label(&repo), &opts.path, objects, left_out)
         });
     }
     get_from(

@@ -23,7 +23,7 @@ use crate::repo::Repo;
 use crate::snapshot::{Located, Objects, Snapshot, inside, short};
 use crate::workspace::Tracked;
 
-use super::import::{local_work_tree, open_external};
+use super::import::{local_work_tree, open_external, work_tree_label};
 
 /// Options of `dvt list`.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +166,7 @@ impl View {
     fn label(&self) -> String {
         match self {
             View::Commit(ext) => format!("`{}` ({})", ext.label, short(&ext.commit)),
-            View::WorkTree(_) => "the workspace".into(),
+            View::WorkTree(repo) => work_tree_label(repo),
         }
     }
 
