@@ -173,6 +173,9 @@ pub struct TreeItem {
     pub size: Option<u64>,
     /// Whether a file is executable.
     pub executable: bool,
+    /// A file's blob (none for a symbolic link, a submodule, a directory, or
+    /// what a work tree holds).
+    pub blob: Option<GitId>,
 }
 
 /// What a path names in a commit's tree.
@@ -508,6 +511,7 @@ impl Git {
             dir: mode.is_tree(),
             size,
             executable: mode.is_executable(),
+            blob: mode.is_blob().then_some(id),
         })
     }
 

@@ -197,6 +197,7 @@ pub(crate) fn work_tree_at(root: &Path, dir: &str, recursive: bool) -> Result<Tr
             dir: meta.is_dir(),
             size: (!meta.is_dir()).then_some(meta.len()),
             executable: meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+            blob: None,
         }
     };
     if !meta.is_dir() {
