@@ -41,7 +41,8 @@ def make_repo(path, files, dvt, dvc):
     sh(["git", "config", "user.email", "bench@example.com"], path)
     sh(["git", "config", "user.name", "bench"], path)
     sh([dvt, "init", "-q"], path)
-    sh([dvc, "init", "-q"], path)
+    if dvc:
+        sh([dvc, "init", "-q"], path)
     rng = random.Random(7)
     for i in range(files):
         d = os.path.join(path, "src", "pkg{:02d}".format(i % 40))
@@ -70,13 +71,17 @@ def main():
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", help="write the Markdown table here too")
+    ap.add_argument("--no-dvc", action="store_true", help="time dvt alone (CI's smoke run)")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"), help="where the repository is made")
     args = ap.parse_args()
-    work = os.path.join(HERE, "work")
+    work = args.work
     os.makedirs(work, exist_ok=True)
-    tools, version = bench.release_tools(True)
-    dvt, dvc = tools[0].exe, tools[1].exe
-    dvc_env = tools[1].env
-    dvc_python = os.path.join(os.path.dirname(dvc), "python")
+    tools, version = bench.release_tools(not args.no_dvc)
+    dvt = tools[0].exe
+    # Without DVC, `git init` stands in for `dvc init` and DVC's turns are skipped.
+    dvc = tools[1].exe if len(tools) > 1 else None
+    dvc_env = tools[1].env if len(tools) > 1 else None
+    dvc_python = os.path.join(os.path.dirname(dvc), "python") if dvc else None
     repo = os.path.join(work, "gitfiles-repo")
     make_repo(repo, args.files, dvt, dvc)
     scratch = os.path.join(work, "gitfiles-out")
@@ -100,12 +105,16 @@ def main():
     for name, (dvt_cmd, dvc_cmd) in steps.items():
         times = {"dvt": [], "dvc": []}
         for i in range(args.runs):
-            for tool, make in (("dvt", dvt_cmd), ("dvc", dvc_cmd)) if i % 2 == 0 else (("dvc", dvc_cmd), ("dvt", dvt_cmd)):
+            turns = (("dvt", dvt_cmd), ("dvc", dvc_cmd)) if i % 2 == 0 else (("dvc", dvc_cmd), ("dvt", dvt_cmd))
+            for tool, make in turns:
+                if tool == "dvc" and not dvc:
+                    continue
                 shutil.rmtree(scratch, ignore_errors=True)
                 os.makedirs(scratch)
                 out = os.path.join(scratch, "out")
                 times[tool].append(timed(make(out), scratch, dvt_env if tool == "dvt" else dvc_env))
-        a, b = statistics.median(times["dvt"]), statistics.median(times["dvc"])
+        a = statistics.median(times["dvt"])
+        b = statistics.median(times["dvc"]) if times["dvc"] else float("nan")
         rows.append((name, a, b))
         print("{}: dvt {:.3f} s, DVC {:.3f} s".format(name, a, b), flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -115,7 +124,7 @@ def main():
             platform.machine(),
             os.cpu_count(),
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            version,
+            version or "DVC not run",
             args.files,
             args.runs,
         ),
@@ -123,7 +132,10 @@ def main():
         "| step | dvt (s) | DVC (s) | DVC / dvt |",
         "| --- | ---: | ---: | ---: |",
     ]
-    lines += ["| {} | {:.3f} | {:.3f} | {:.1f}x |".format(n, a, b, b / a) for n, a, b in rows]
+    lines += [
+        "| {} | {:.3f} | {} | {} |".format(n, a, "-" if b != b else "{:.3f}".format(b), "-" if b != b else "{:.1f}x".format(b / a))
+        for n, a, b in rows
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
