@@ -116,7 +116,7 @@ def main():
         a = statistics.median(times["dvt"])
         b = statistics.median(times["dvc"]) if times["dvc"] else float("nan")
         rows.append((name, a, b))
-        print("{}: dvt {:.3f} s, DVC {:.3f} s".format(name, a, b), flush=True)
+        print("{}: dvt {:.3f} s, DVC {}".format(name, a, "not run" if b != b else "{:.3f} s".format(b)), flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
     lines = [
         "Machine: {} {}, {} cores; {}; {}; {} git files; medians of {} runs, tools taking turns.".format(
