@@ -139,12 +139,8 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
     // Its committed settings only, as at a commit: neither this machine's
     // global files nor its local one choose another repository's remote.
     let file = root.join(".dvt/config.toml");
-    let text = match fs_err::read_to_string(&file) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Some(Repo::at_commit(root, text.as_deref(), &file, Vec::new())?))
+    let layers = crate::repo::read_config_layer(&file)?.map(|t| vec![(file.clone(), t)]);
+    Ok(Some(Repo::at_commit(root, None, &file, layers.unwrap_or_default())?))
 }
 
 /// How messages name a work tree read by [`local_work_tree`]: `` `/src/registry` (work tree) ``.
@@ -265,16 +261,20 @@ pub fn find(ext: &External, path: &str, objects: &Objects<'_>) -> Result<Found> 
 /// tracked data is; symbolic links and submodules, which have no content of
 /// their own, are left out and noted.
 pub fn find_noting(ext: &External, path: &str, objects: &Objects<'_>, left_out: &mut Vec<String>) -> Result<Found> {
-    let snap = Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit);
-    let label = format!("`{}` ({})", ext.label, short(&ext.commit));
-    find_in(
-        &snap,
-        &Files::Commit(&ext.git, ext.commit),
-        &label,
-        path,
-        objects,
-        left_out,
-    )
+    let searched = Searched {
+        snap: Snapshot::at_commit(&ext.repo, ext.git.clone(), ext.label.clone(), ext.commit),
+        files: Files::Commit(&ext.git, ext.commit),
+        label: format!("`{}` ({})", ext.label, short(&ext.commit)),
+    };
+    find_in(&searched, path, objects, left_out)
+}
+
+/// What [`find_in`] searches: the pointers of `snap`, the files no pointer
+/// covers in `files`, named `label` in messages.
+struct Searched<'f, 'r> {
+    snap: Snapshot<'r>,
+    files: Files<'f>,
+    label: String,
 }
 
 /// Where [`find_in`] reads what no pointer covers.
@@ -315,16 +315,14 @@ impl Files<'_> {
     }
 }
 
-/// [`find_noting`] in `snap`, whose paths no pointer covers are in `files`;
-/// `label` names what is read in messages.
+/// [`find_noting`] in what `searched` names.
 fn find_in(
-    snap: &Snapshot<'_>,
-    files: &Files<'_>,
-    label: &str,
+    searched: &Searched<'_, '_>,
     path: &str,
     objects: &Objects<'_>,
     left_out: &mut Vec<String>,
 ) -> Result<Found> {
+    let (snap, label) = (&searched.snap, searched.label.as_str());
     let loc: Located = match snap.locate(path) {
         Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {
             let Some(path) = super::list::normalize(path) else {
@@ -334,7 +332,7 @@ fn find_in(
                 }
                 .into());
             };
-            return find_in_files(snap, files, label, &path, objects, left_out);
+            return find_in_files(searched, &path, objects, left_out);
         }
         found => found?,
     };
@@ -367,13 +365,12 @@ fn find_in(
 
 /// `path` where no pointer covers it, read from `files` (see [`find_noting`]).
 fn find_in_files(
-    snap: &Snapshot<'_>,
-    files: &Files<'_>,
-    label: &str,
+    searched: &Searched<'_, '_>,
     path: &str,
     objects: &Objects<'_>,
     left_out: &mut Vec<String>,
 ) -> Result<Found> {
+    let Searched { snap, files, label } = searched;
     let full = |inner: &str| match (path.is_empty(), inner.is_empty()) {
         (true, _) => inner.to_string(),
         (false, true) => path.to_string(),
@@ -634,10 +631,13 @@ fn id_of(found: &Found) -> ObjectId {
 pub fn get(opts: &GetOptions, progress: &dyn Progress) -> Result<GetReport> {
     refuse_existing_out(opts)?;
     if let Some(repo) = local_work_tree(&opts.repo, opts.rev.as_deref(), &opts.settings)? {
-        let snap = Snapshot::workspace(&repo);
-        let files = Files::WorkTree(repo.root());
+        let searched = Searched {
+            snap: Snapshot::workspace(&repo),
+            files: Files::WorkTree(repo.root()),
+            label: work_tree_label(&repo),
+        };
         return get_with(&repo, None, opts, progress, &|objects, left_out| {
-            find_in(&snap, &files, &work_tree_label(&repo), &opts.path, objects, left_out)
+            find_in(&searched, &opts.path, objects, left_out)
         });
     }
     get_from(
