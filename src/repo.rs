@@ -1040,6 +1040,28 @@ fn log_config_files(root: &Path, layers: &[(PathBuf, toml::Table)]) {
 
 /// One config file as a table, `None` if it does not exist; a syntax error names
 /// the file and the line.
+/// Where this machine keeps the cache of the repository at `root`, when its
+/// `.dvt/config.local.toml` says (`cache.dir`, as `dvt cache dir --local`
+/// writes it): the one local setting that another command reading `root`'s
+/// data must follow to find it there, and that chooses no remote.
+pub(crate) fn local_cache_layer(root: &Path) -> Result<Option<(PathBuf, toml::Table)>> {
+    let file = repo_config_file(root, ConfigLevel::Local);
+    let Some(mut table) = read_config_layer(&file)? else {
+        return Ok(None);
+    };
+    let dir = match table.remove("cache") {
+        Some(toml::Value::Table(mut cache)) => cache.remove("dir"),
+        _ => None,
+    };
+    Ok(dir.map(|dir| {
+        let cache = toml::Table::from_iter([("dir".to_string(), dir)]);
+        (
+            file,
+            toml::Table::from_iter([("cache".to_string(), toml::Value::Table(cache))]),
+        )
+    }))
+}
+
 pub(crate) fn read_config_layer(path: &Path) -> Result<Option<toml::Table>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,

@@ -1212,6 +1212,47 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
     assert_eq!(r.stdout, "a.csv  (dvt)\n");
 }
 
+/// A repository whose cache is elsewhere by its local settings (`dvt cache
+/// dir --local`, as for a shared cache) is read from there by `get` and
+/// `import` of it as a local path, at a commit and as its work tree is; its
+/// local file gives nothing else (no remote).
+#[test]
+fn get_and_import_of_a_local_repository_follow_its_local_cache_dir() {
+    let env = TestEnv::new();
+    let shared = tempfile::tempdir().unwrap();
+    let shared_cache = shared.path().join("cache");
+    env.dvt(&["cache", "dir", "--local", shared_cache.to_str().unwrap()])
+        .ok();
+    env.write("model.bin", "weights one\n");
+    env.write("data/a.csv", "t,v\n0,1\n");
+    env.dvt(&["add", "-q", "model.bin", "data"]).ok();
+    assert!(!env.path(".dvt/cache").exists(), "the cache is elsewhere");
+    env.commit("data");
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = |name: &str| out.path().join(name).to_str().unwrap().to_string();
+    env.dvt(&["get", ".", "model.bin", "-o", &o("work.bin")]).ok();
+    env.dvt(&["get", ".", "model.bin", "--rev", "HEAD", "-o", &o("head.bin")])
+        .ok();
+    env.dvt(&["get", ".", "data", "-o", &o("data")]).ok();
+    for name in ["work.bin", "head.bin"] {
+        assert_eq!(std::fs::read(out.path().join(name)).unwrap(), b"weights one\n");
+    }
+    assert_eq!(std::fs::read(out.path().join("data/a.csv")).unwrap(), b"t,v\n0,1\n");
+    let dest = env.clone_repo();
+    let r = dest
+        .dvt(&["import", env.root.to_str().unwrap(), "model.bin", "-o", "imported.bin"])
+        .ok();
+    assert!(r.stdout.contains("imported model.bin"), "{}", r.stdout);
+    assert_eq!(dest.read("imported.bin"), b"weights one\n");
+    // Without it, the data is nowhere the reader looks: the error says so.
+    std::fs::remove_file(env.path(".dvt/config.local.toml")).unwrap();
+    let r = env.dvt(&["get", ".", "model.bin", "-o", &o("gone.bin")]).fails();
+    assert!(r.stderr.contains("is not in the cache"), "{}", r.stderr);
+    assert!(!out.path().join("gone.bin").exists());
+}
+
 /// `dvt du` adds up git's files and dvt's data below a path at a revision; a
 /// tracked directory is measured by its pointer, without its manifest.
 #[test]

@@ -136,11 +136,16 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
         Err(crate::Error::Repo(crate::error::RepoError::NotInitialized { .. })) => return Ok(None),
         Err(e) => return Err(e),
     };
-    // Its committed settings only, as at a commit: neither this machine's
-    // global files nor its local one choose another repository's remote.
+    // Its committed settings, as at a commit: neither this machine's global
+    // files nor its local one choose another repository's remote. Only where
+    // its cache is comes from its local file.
     let file = root.join(".dvt/config.toml");
-    let layers = crate::repo::read_config_layer(&file)?.map(|t| vec![(file.clone(), t)]);
-    Ok(Some(Repo::at_commit(root, None, &file, layers.unwrap_or_default())?))
+    let mut layers: Vec<_> = crate::repo::read_config_layer(&file)?
+        .map(|t| (file.clone(), t))
+        .into_iter()
+        .collect();
+    layers.extend(crate::repo::local_cache_layer(&root)?);
+    Ok(Some(Repo::at_commit(root, None, &file, layers)?))
 }
 
 /// How messages name a work tree read by [`local_work_tree`]: `` `/src/registry` (work tree) ``.
@@ -205,6 +210,11 @@ impl OpenGit {
             .map(|c| String::from_utf8_lossy(&c).into_owned());
         let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
         let mut layers = Vec::new();
+        if clone.is_none() {
+            // A repository read in place keeps its data where this machine's
+            // settings for it say.
+            layers.extend(crate::repo::local_cache_layer(&git.root_dir())?);
+        }
         if let Some(file) = &settings.config {
             let table = crate::repo::read_config_layer(file)?.ok_or_else(|| crate::error::RepoError::Config {
                 path: file.clone(),
