@@ -1584,6 +1584,38 @@ fn update_recursive_moves_the_imports_below_a_directory() {
     );
 }
 
+/// Imports from one registry across the network: `update` and `fetch` clone
+/// it once for all of them (as DVC keeps a clone for the length of a command),
+/// not once per import.
+#[test]
+fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
+    let Versions { env: source, _remote } = versions();
+    let daemon = GitDaemon::start(source.root.parent().unwrap());
+    let url = format!("git://127.0.0.1:{}/repo", daemon.port);
+    let env = TestEnv::new();
+    env.dvt(&["import", &url, "model.bin", "--rev", "main"]).ok();
+    env.dvt(&["import", &url, "data/a.csv", "--rev", "main", "-o", "a.csv"])
+        .ok();
+    env.commit("imports");
+    source.write("model.bin", "model five");
+    source.write("data/a.csv", "t,v\n5,5\n");
+    source.dvt(&["add", "model.bin", "data"]).ok();
+    source.dvt(&["push"]).ok();
+    source.git(&["commit", "-q", "-am", "five"]);
+    let clones = |stderr: &str| stderr.matches(&format!("cloned {url} (bare)")).count();
+
+    let r = env.dvt(&["-v", "update"]).ok();
+    assert_eq!(clones(&r.stderr), 1, "{}", r.stderr);
+    assert_eq!(env.read("model.bin"), b"model five");
+    assert_eq!(env.read("a.csv"), b"t,v\n5,5\n");
+    // No remote here: fetch gets both from the registry, through one clone.
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["-v", "fetch"]).ok();
+    assert_eq!(clones(&r.stderr), 1, "{}", r.stderr);
+    env.dvt(&["checkout", "--force"]).ok();
+    assert_eq!(env.read("model.bin"), b"model five");
+}
+
 #[test]
 fn push_and_fetch_take_revisions_as_dvc_does() {
     let env = TestEnv::new();

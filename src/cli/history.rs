@@ -609,23 +609,23 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 None => "encoding unknown",
             };
             let at = match &info.data.commit {
-                Some(c) => format!(" at {} ({})", info.data.rev.as_deref().unwrap_or(""), &c[..7]),
-                None => " in the workspace".into(),
+                Some(c) => format!("at {} ({})", info.data.rev.as_deref().unwrap_or(""), &c[..7]),
+                None => "as the workspace's pointer records it".into(),
             };
             note!(
                 false,
-                "{} {}: id {}, {} ({}), {}{}",
+                "{} {} {}: id {}, {} ({} bytes), {}",
                 if info.data.kind == dvt::pointer::Kind::Dir {
                     "directory"
                 } else {
                     "file"
                 },
                 info.data.path,
+                at,
                 info.data.id,
                 HumanBytes(info.data.size),
                 info.data.size,
                 encoding,
-                at
             );
             if let Some(r) = &info.range {
                 note!(

@@ -43,8 +43,9 @@ pub struct External {
     pub commit: GitId,
     /// How messages name it: `REPO@REV`.
     pub label: String,
-    /// For a repository cloned from a URL: the temporary clone, removed on drop.
-    _clone: Option<tempfile::TempDir>,
+    /// For a repository cloned from a URL: the temporary clone, removed when
+    /// the last of its users is dropped.
+    _clone: Option<Rc<tempfile::TempDir>>,
 }
 
 /// Whether `repo` is a URL git must fetch from (not a local path or file:// URL).
@@ -167,7 +168,7 @@ pub struct OpenGit {
     /// Its git repository.
     pub git: Rc<Git>,
     /// For a repository cloned from a URL: the temporary clone.
-    clone: Option<tempfile::TempDir>,
+    clone: Option<Rc<tempfile::TempDir>>,
 }
 
 /// Opens the git repository `repo` (a local path, a `file://` URL, or a git
@@ -182,7 +183,7 @@ pub fn open_git(repo: &str) -> Result<OpenGit> {
             tmp.path().display(),
             started.elapsed().as_secs_f64()
         );
-        (git, Some(tmp))
+        (git, Some(Rc::new(tmp)))
     } else {
         let path = repo.strip_prefix("file://").unwrap_or(repo);
         (Git::open_external(Path::new(path))?, None)
@@ -194,7 +195,45 @@ pub fn open_git(repo: &str) -> Result<OpenGit> {
     })
 }
 
+/// The repositories one command opens from URLs, each cloned once (as DVC
+/// keeps its clones for the length of a command): `update` or `fetch` of
+/// several imports from one registry clone it once, and every import is read
+/// from the refs that one clone brought.
+#[derive(Default)]
+pub(crate) struct Clones {
+    opened: std::cell::RefCell<std::collections::HashMap<String, OpenGit>>,
+}
+
+impl Clones {
+    /// [`open_git`], cloning a URL only the first time it is asked for.
+    pub(crate) fn open(&self, repo: &str) -> Result<OpenGit> {
+        if !is_remote_url(repo) {
+            return open_git(repo);
+        }
+        if let Some(open) = self.opened.borrow().get(repo) {
+            return Ok(open.share());
+        }
+        let open = open_git(repo)?;
+        self.opened.borrow_mut().insert(repo.to_string(), open.share());
+        Ok(open)
+    }
+
+    /// [`open_external`] through [`Clones::open`].
+    pub(crate) fn external(&self, repo: &str, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
+        self.open(repo)?.at(rev, settings)
+    }
+}
+
 impl OpenGit {
+    /// Another handle on the same repository (and clone).
+    fn share(&self) -> OpenGit {
+        OpenGit {
+            repo: self.repo.clone(),
+            git: self.git.clone(),
+            clone: self.clone.clone(),
+        }
+    }
+
     /// The dvt repository at `rev` (default: HEAD), its config as `settings`
     /// change it.
     pub fn at(self, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
@@ -910,11 +949,17 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
 /// Copies into the cache every object of import `t` from where it came from:
 /// its source repository at the recorded commit (that repository's cache or
 /// remote), verified. Used by fetch and pull when the remote lacks them.
-pub(crate) fn fetch_from_source(repo: &Repo, t: &crate::workspace::Tracked, progress: &dyn Progress) -> Result<()> {
+/// `clones`: the repositories this command has cloned so far.
+pub(crate) fn fetch_from_source(
+    repo: &Repo,
+    t: &crate::workspace::Tracked,
+    clones: &Clones,
+    progress: &dyn Progress,
+) -> Result<()> {
     let Some(Source::Repo(src)) = &t.pointer.source else {
         return Ok(());
     };
-    let ext = open_external(&src.repo, Some(&src.commit), &src.settings(repo.root()))?;
+    let ext = clones.external(&src.repo, Some(&src.commit), &src.settings(repo.root()))?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
     let found = find(&ext, &src.path, &objects)?;
     if id_of(&found) != t.pointer.id {
@@ -1065,10 +1110,11 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
         None => None,
     };
     let mut out = Vec::new();
+    let clones = Clones::default();
     for t in imports {
         let updated = match t.pointer.source.clone() {
             None => continue,
-            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, opts, progress)?,
+            Some(Source::Repo(src)) => update_from_repo(repo, &t, src, opts, &clones, progress)?,
             Some(Source::Url(src)) => {
                 if opts.rev.is_some() {
                     return Err(PathError::RevOfUrlImport { pointer: t.pointer_rel }.into());
@@ -1252,10 +1298,11 @@ fn update_from_repo(
     t: &crate::workspace::Tracked,
     src: ImportSource,
     opts: &UpdateOptions,
+    clones: &Clones,
     progress: &dyn Progress,
 ) -> Result<Updated> {
     let rev = opts.rev.clone().or(src.rev.clone());
-    let ext = open_external(&src.repo, rev.as_deref(), &src.settings(repo.root()))?;
+    let ext = clones.external(&src.repo, rev.as_deref(), &src.settings(repo.root()))?;
     let to = ext.commit.to_string();
     if to == src.commit && rev == src.rev {
         return Ok(Updated {

@@ -504,13 +504,14 @@ fn from_sources(
     let mut done: Vec<&str> = Vec::new();
     // Imports whose source could not give them: the data path, the source, why.
     let mut refused: Vec<(&str, String, String)> = Vec::new();
+    let clones = crate::ops::import::Clones::default();
     for t in imports {
         if done.contains(&t.data_rel.as_str()) {
             continue;
         }
         done.push(&t.data_rel);
         // A source that cannot give it leaves the objects missing, as they were.
-        match crate::ops::import::fetch_from_source(repo, t, progress) {
+        match crate::ops::import::fetch_from_source(repo, t, &clones, progress) {
             Ok(()) => report.from_sources.push(t.data_rel.clone()),
             Err(e) => {
                 let src = match &t.pointer.source {
@@ -796,6 +797,7 @@ fn imports_from_sources(repo: &Repo, tracked: &[Tracked], progress: &dyn Progres
     let cache = repo.cache();
     // No remote: its name is empty.
     let mut report = FetchReport::default();
+    let clones = crate::ops::import::Clones::default();
     for t in tracked {
         let (lacking, objects) = match t.pointer.kind {
             Kind::File => (!cache.contains(&t.pointer.id), 1),
@@ -815,7 +817,7 @@ fn imports_from_sources(repo: &Repo, tracked: &[Tracked], progress: &dyn Progres
         if report.from_sources.contains(&t.data_rel) {
             continue;
         }
-        crate::ops::import::fetch_from_source(repo, t, progress)?;
+        crate::ops::import::fetch_from_source(repo, t, &clones, progress)?;
         report.from_sources.push(t.data_rel.clone());
     }
     Ok(report)
