@@ -459,6 +459,7 @@ pub struct Objects<'a> {
     source_cache: Option<Cache>,
     config_repo: &'a Repo,
     remote_name: Option<String>,
+    jobs: Option<usize>,
     remote: std::sync::OnceLock<Remote>,
 }
 
@@ -476,6 +477,7 @@ impl<'a> Objects<'a> {
             source_cache: None,
             config_repo: repo,
             remote_name: remote.map(str::to_string),
+            jobs: None,
             remote: std::sync::OnceLock::new(),
         }
     }
@@ -489,8 +491,15 @@ impl<'a> Objects<'a> {
             source_cache,
             config_repo: source,
             remote_name: None,
+            jobs: None,
             remote: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Downloads at once from the remote (default: the remote's `jobs`, else
+    /// [`crate::remote::default_jobs`]).
+    pub fn with_jobs(self, jobs: Option<usize>) -> Self {
+        Objects { jobs, ..self }
     }
 
     /// The cache objects land in.
@@ -503,35 +512,42 @@ impl<'a> Objects<'a> {
         if let Some(r) = self.remote.get() {
             return Ok(r);
         }
-        let r = Remote::open(self.config_repo, self.remote_name.as_deref(), None, false)?;
+        let r = Remote::open(self.config_repo, self.remote_name.as_deref(), self.jobs, false)?;
         Ok(self.remote.get_or_init(|| r))
+    }
+
+    /// Whether object `id` is in the cache now, copied there from the source's
+    /// cache if that has it; nothing is downloaded.
+    pub fn ensure_local(&self, id: &ObjectId) -> bool {
+        self.dest.contains(id)
+            || self
+                .source_cache
+                .as_ref()
+                .is_some_and(|src| src.contains(id) && self.dest.import_from(src, id, false, false).is_ok())
+    }
+
+    /// The remote objects not in a cache come from. With no remote at all, the
+    /// error is that `id` (needed for `for_path`) is missing: there is nowhere
+    /// else to look.
+    pub fn remote_for(&self, id: &ObjectId, for_path: Option<&str>) -> Result<&Remote> {
+        match self.remote() {
+            Err(crate::Error::Remote(RemoteError::NoDefault { known })) if known.is_empty() => {
+                Err(CacheError::Missing {
+                    id: *id,
+                    path: for_path.map(str::to_string),
+                }
+                .into())
+            }
+            r => r,
+        }
     }
 
     /// Makes sure object `id` is in the cache, copying or downloading it if needed.
     pub fn ensure(&self, id: &ObjectId, for_path: Option<&str>) -> Result<()> {
-        if self.dest.contains(id) {
+        if self.ensure_local(id) {
             return Ok(());
         }
-        if let Some(src) = &self.source_cache
-            && src.contains(id)
-            && self.dest.import_from(src, id, false, false).is_ok()
-        {
-            return Ok(());
-        }
-        let missing = || {
-            crate::Error::from(CacheError::Missing {
-                id: *id,
-                path: for_path.map(str::to_string),
-            })
-        };
-        let remote = match self.remote() {
-            Ok(r) => r,
-            // No remote to ask: the object is simply not here.
-            Err(crate::Error::Remote(RemoteError::NoDefault { known })) if known.is_empty() => {
-                return Err(missing());
-            }
-            Err(e) => return Err(e),
-        };
+        let remote = self.remote_for(id, for_path)?;
         remote.block_on(remote.download(&self.dest, *id, for_path, &|_| {}))?;
         Ok(())
     }

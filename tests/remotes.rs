@@ -5186,6 +5186,25 @@ fn get_and_import_from_an_s3_registry_with_credentials_of_ones_own() {
     ])
     .ok();
     assert_eq!(env.read("data/readings.csv"), registry.read("data/readings.csv"));
+    // A directory's objects come as `fetch` gets them: together, `-j` at once.
+    let r = env
+        .dvt(&[
+            "-v",
+            "get",
+            src,
+            "data",
+            "-o",
+            "again",
+            "-j",
+            "3",
+            "--remote-config",
+            "secret_access_key=testing-secret",
+        ])
+        .ok();
+    for said in ["remote `s3`: 3 transfers at once", "dvt::phase: Fetching: "] {
+        assert!(r.stderr.contains(said), "{said}: {}", r.stderr);
+    }
+    assert_eq!(env.read("again/readings.csv"), registry.read("data/readings.csv"));
 
     let creds = env.root.parent().unwrap().join("registry-creds.toml");
     std::fs::write(&creds, "[remote.s3]\nsecret_access_key = \"testing-secret\"\n").unwrap();

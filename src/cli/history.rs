@@ -311,7 +311,7 @@ pub(super) enum HistoryCommand {
         /// Replace local changes to the imported data.
         #[arg(short, long)]
         force: bool,
-        /// Downloads at once, for imports from URLs (default: 4 per core).
+        /// Downloads at once (default: a source repository's remote's `jobs`, or 4 per core).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
         /// For imports from URLs: send new data straight to a remote, keeping no
@@ -378,6 +378,9 @@ pub(super) enum ArtifactsCommand {
         /// Replace what is at the destination, once the new data is complete.
         #[arg(short, long)]
         force: bool,
+        /// Downloads at once from its remote (default: that remote's `jobs`, or 4 per core).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
         #[command(flatten)]
         settings: ExternalArgs,
         /// Print the report as JSON.
@@ -454,6 +457,9 @@ pub(super) struct SourceArgs {
     /// Where to write (default: the path's last component, here).
     #[arg(short, long)]
     out: Option<PathBuf>,
+    /// Downloads at once from its remote (default: that remote's `jobs`, or 4 per core).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
     #[command(flatten)]
     settings: ExternalArgs,
 }
@@ -468,6 +474,7 @@ impl SourceArgs {
             cwd: cwd.to_path_buf(),
             force: false,
             settings: self.settings.settings(cwd)?,
+            jobs: self.jobs.map(|j| j as usize),
         })
     }
 }
@@ -1103,6 +1110,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 stage,
                 out,
                 force,
+                jobs,
                 settings,
                 json: as_json,
             } => {
@@ -1115,6 +1123,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     cwd: cwd.to_path_buf(),
                     force: *force,
                     settings: settings.settings(cwd)?,
+                    jobs: jobs.map(|j| j as usize),
                 };
                 let r = ops::artifacts::get(&opts, bars)?;
                 if *as_json {

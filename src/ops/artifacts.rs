@@ -34,6 +34,8 @@ pub struct ArtifactGetOptions {
     pub force: bool,
     /// Which of its remotes to read, and how.
     pub settings: ExternalConfig,
+    /// Downloads at once from its remote (default: that remote's `jobs`).
+    pub jobs: Option<usize>,
 }
 
 /// What `dvt artifacts get` did.
@@ -184,6 +186,7 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
         cwd: opts.cwd.clone(),
         force: opts.force,
         settings: opts.settings.clone(),
+        jobs: opts.jobs,
     };
     refuse_existing_out(&g)?;
     let get = get_from(&ext, &g, progress)?;

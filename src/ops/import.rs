@@ -523,12 +523,29 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
         }
         Found::Dir(m) => {
             progress.start(&format!("getting {path}"), m.total_size(), true);
-            // Copies and downloads wait on I/O: a few at a time per core.
-            m.files.par_iter().with_max_len(1).try_for_each(|e| {
-                objects.ensure(&e.id, Some(&format!("{path}/{}", e.path)))?;
-                progress.inc(e.size);
-                Ok::<(), crate::Error>(())
-            })?;
+            // What a cache here has is copied (copies wait on I/O: a few at a
+            // time per core).
+            let rest: Vec<_> = m
+                .files
+                .par_iter()
+                .with_max_len(1)
+                .filter(|e| match objects.ensure_local(&e.id) {
+                    true => {
+                        progress.inc(e.size);
+                        false
+                    }
+                    false => true,
+                })
+                .collect();
+            progress.finish();
+            // The rest from the remote all together, as `fetch` gets them:
+            // packs whole or in runs, many requests at once.
+            if let Some(first) = rest.first() {
+                let remote = objects.remote_for(&first.id, Some(&format!("{path}/{}", first.path)))?;
+                let wanted = rest.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
+                crate::ops::transfer::download_wanted(remote, objects.cache(), wanted, progress)?;
+            }
+            return Ok(());
         }
     }
     progress.finish();
@@ -636,6 +653,9 @@ pub struct GetOptions {
     pub force: bool,
     /// Which of its remotes to read, and how.
     pub settings: ExternalConfig,
+    /// Downloads at once from its remote (default: that remote's `jobs`, else
+    /// 4 per core), as DVC's `-j`; not recorded by `import`.
+    pub jobs: Option<usize>,
 }
 
 /// What `get` or `import` did.
@@ -804,7 +824,7 @@ fn get_with(
     // A scratch cache beside the output: same filesystem, removed afterwards.
     let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
     let cache = Cache::new(scratch.path(), source.config().cache.level);
-    let objects = Objects::from_source(cache.clone(), source);
+    let objects = Objects::from_source(cache.clone(), source).with_jobs(opts.jobs);
     let mut left_out = Vec::new();
     let found = find(&objects, &mut left_out)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
@@ -914,7 +934,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     }
     let _lock = repo.lock(&format!("dvt import {}", g.path))?;
     let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).with_jobs(g.jobs);
     let mut left_out = Vec::new();
     let found = find_noting(&ext, &g.path, &objects, &mut left_out)?;
     if !opts.no_download {
@@ -1062,7 +1082,7 @@ pub struct UpdateOptions {
     pub rev: Option<String>,
     /// Replace local changes to imported data.
     pub force: bool,
-    /// Downloads at once, for imports from URLs.
+    /// Downloads at once (default: the source's remote's `jobs`, else 4 per core).
     pub jobs: Option<usize>,
     /// For imports from URLs: send new data to a remote instead of the cache and
     /// workspace, as `import-url --to-remote` (`Some(None)`: the default remote).
@@ -1314,7 +1334,7 @@ fn update_from_repo(
             downloaded: None,
         });
     }
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).with_jobs(opts.jobs);
     let found = find(&ext, &src.path, &objects)?;
     let name = t.pointer.path.clone();
     let source = ImportSource {

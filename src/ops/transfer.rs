@@ -922,14 +922,7 @@ async fn fetch_async(
         ids.len() - todo.len(),
         todo.len()
     );
-    // A directory remote's packs that hold only needed objects are copied whole.
-    let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo, progress)?;
-    report.downloaded += n;
-    report.downloaded_bytes += bytes;
-    // Small objects go into a pack; what arrived is kept even when some failed.
-    let packing = cache.begin_packing();
-    failures.extend(download_all(remote, cache, &todo, &needed_by, progress, "Fetching", &mut report).await);
-    packing.finish()?;
+    failures.extend(download_into(remote, cache, todo, &needed_by, progress, &mut report).await?);
     if allow_missing {
         failures.retain(|(id, e)| match e {
             crate::Error::Remote(RemoteError::Missing { path, .. }) => {
@@ -948,6 +941,50 @@ async fn fetch_async(
         cache.mark_complete(m);
     }
     Ok(report)
+}
+
+/// Downloads `todo` (objects `cache` lacks, `needed_by` says for whom) from
+/// `remote`: a directory remote's packs that hold only needed objects are
+/// copied whole; the rest many at a time, packed runs in one ranged GET each,
+/// small objects into a pack of the cache. What arrived is kept when some
+/// failed; the failures are returned.
+async fn download_into(
+    remote: &Remote,
+    cache: &Cache,
+    mut todo: Vec<ObjectId>,
+    needed_by: &FxHashMap<ObjectId, Wanted>,
+    progress: &dyn Progress,
+    report: &mut FetchReport,
+) -> Result<Vec<(ObjectId, crate::Error)>> {
+    let (n, bytes) = remote.fetch_whole_packs(cache, &mut todo, progress)?;
+    report.downloaded += n;
+    report.downloaded_bytes += bytes;
+    let packing = cache.begin_packing();
+    let failures = download_all(remote, cache, &todo, needed_by, progress, "Fetching", report).await;
+    packing.finish()?;
+    Ok(failures)
+}
+
+/// Downloads from `remote` into `cache` the objects of `wanted` (each with
+/// the path that needs it and its size) as `fetch` does, all of them together
+/// ([`download_into`]): `get` and `import` of a directory. One error names
+/// the remote and the first failure.
+pub(crate) fn download_wanted(
+    remote: &Remote,
+    cache: &Cache,
+    wanted: impl IntoIterator<Item = (ObjectId, String, u64)>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let needed_by: FxHashMap<ObjectId, Wanted> = wanted
+        .into_iter()
+        .map(|(id, path, size)| (id, Wanted { path, size: Some(size) }))
+        .collect();
+    let mut todo: Vec<ObjectId> = needed_by.keys().copied().collect();
+    spread(&mut todo);
+    let total = todo.len();
+    let mut report = FetchReport::default();
+    let failures = remote.block_on(download_into(remote, cache, todo, &needed_by, progress, &mut report))?;
+    failed_transfers(remote, failures, total)
 }
 
 /// One download: an object on its own, or a run of packed objects.

@@ -141,6 +141,7 @@ impl Remote {
             }
             e => e,
         })?;
+        tracing::debug!("remote `{name}`: {} transfers at once", remote.jobs);
         if remote.dir.is_none() {
             let url = blake3::hash(spec.url.as_bytes()).to_hex();
             remote.index_copies = Some(repo.tmp_dir()?.join("remote-packs").join(&url[..16]));
