@@ -2455,6 +2455,43 @@ fn artifacts_are_fetched_by_name_version_and_stage() {
 
     let listed = registry.dvt(&["artifacts", "list"]).ok().stdout;
     assert_eq!(listed, "churn-model\tmodel\tmodels/churn.bin\tv1.10.0\tprod=v1.9.0\n");
+    // `show`: where it is, downloading nothing; `dvt.api.artifacts_show` as DVC's.
+    let v110 = registry.git(&["rev-parse", "churn-model@v1.10.0^{commit}"]).stdout;
+    let r = registry.dvt(&["artifacts", "show", "churn-model"]).ok();
+    assert_eq!(
+        r.stdout,
+        format!("churn-model v1.10.0: models/churn.bin at {}\n", v110.trim())
+    );
+    let j = registry
+        .dvt(&["artifacts", "show", "churn-model", ".", "--stage", "prod", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["version"], "v1.9.0", "{j}");
+    assert_eq!(j["commit"], v19.trim(), "{j}");
+    assert_eq!(
+        (&j["path"], &j["type"], &j["labels"][0]),
+        (&"models/churn.bin".into(), &"model".into(), &"tabular".into())
+    );
+    let r = registry
+        .dvt(&["artifacts", "show", "churn-model", "--rev", "2.0.0"])
+        .fails();
+    assert!(r.stderr.contains("no version v2.0.0"), "{}", r.stderr);
+    let script = r#"
+import sys
+from dvt import api
+print(api.artifacts_show("churn-model", stage="prod", repo=sys.argv[1]))
+shown = api.artifacts_show("churn-model", version="1.10.0", repo=sys.argv[1])
+print(api.read(shown["path"], repo=sys.argv[1], rev=shown["rev"]))
+print(api.artifacts_show("churn-model")["rev"] == shown["rev"])
+"#;
+    let src_dir = registry.root.to_str().unwrap();
+    let r = registry.python_in(&registry.path("models"), script, &[src_dir]);
+    assert_eq!(
+        r.stdout,
+        format!("{{'rev': '{}', 'path': 'models/churn.bin'}}\ntwo\nTrue\n", v19.trim()),
+        "{}",
+        r.stderr
+    );
 
     let here = TestEnv::new();
     let src = registry.root.to_str().unwrap();

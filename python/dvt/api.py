@@ -42,6 +42,7 @@ import tempfile
 
 __all__ = [
     "DvtError",
+    "artifacts_show",
     "DvtFileSystem",
     "describe",
     "get_url",
@@ -289,6 +290,24 @@ def _root(repo):
         raise DvtError("this reads a local clone of the repository, not a URL: clone it, then give its directory")
     rel = _run([_binary(), "-q", "-C", start, "root"]).decode().strip()
     return os.path.normpath(os.path.join(start, rel))
+
+
+def artifacts_show(name, version=None, stage=None, repo=None):
+    """Where artifact `name` is at `version` (`1.2.0` or `v1.2.0`) or `stage`
+    (default: its newest version), as `dvc.api.artifacts_show`:
+    `{"rev": COMMIT, "path": PATH}`, to read it with `open(path, repo, rev)`.
+    `repo`: a directory inside the repository (default: the current one) or
+    its git URL. Nothing is downloaded (`dvt artifacts show --json`)."""
+    if version is not None and stage is not None:
+        raise ValueError("give version= or stage=, not both")
+    where = os.fspath(repo) if _is_url(repo) else _root(repo)
+    cmd = [_binary(), "-q", "artifacts", "show", name, where, "--json"]
+    if version is not None:
+        cmd += ["--rev", version]
+    if stage is not None:
+        cmd += ["--stage", stage]
+    shown = json.loads(_run(cmd))
+    return {"rev": shown["commit"], "path": shown["path"]}
 
 
 def _merge(into, values):

@@ -405,6 +405,25 @@ pub(super) enum ArtifactsCommand {
         #[arg(long, value_name = "GIT_REMOTE", num_args = 0..=1, default_missing_value = "origin")]
         push: Option<String>,
     },
+    /// Say where an artifact is at a version or stage (default: its newest
+    /// version): its path and the commit, to read it with `--rev` (as
+    /// `dvc.api.artifacts_show`). Nothing is downloaded.
+    Show {
+        /// The artifact's name.
+        name: String,
+        /// The repository (default: this one): a local path, a file:// URL, or a git URL.
+        #[arg(default_value = ".")]
+        repo: String,
+        /// The version (`1.2.0` or `v1.2.0`: the tag `NAME@v1.2.0`).
+        #[arg(long, value_name = "VERSION", conflicts_with = "stage")]
+        rev: Option<String>,
+        /// The stage: what its latest `NAME#STAGE#N` tag names.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print it as JSON (`name`, `version`, `stage`, `commit`, `path`, `type`, `desc`, `labels`).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the artifacts of a repository, with their versions and stages.
     List {
         /// The repository (default: this one).
@@ -417,6 +436,14 @@ pub(super) enum ArtifactsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The repository an artifacts command names: `.` is the one `cwd` is in.
+fn this_or(cwd: &Path, repo: &str) -> Result<String, dvt::Error> {
+    Ok(match repo {
+        "." => Repo::find_root(cwd)?.display().to_string(),
+        other => other.to_string(),
+    })
 }
 
 /// What `dvt tag` (or `artifacts assign`) made, and the hint to share it.
@@ -1139,15 +1166,30 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     read_at(r.get.commit.as_deref())
                 );
             }
+            ArtifactsCommand::Show {
+                name,
+                repo,
+                rev,
+                stage,
+                json: as_json,
+            } => {
+                let shown = ops::artifacts::show(&this_or(cwd, repo)?, name, rev.as_deref(), stage.as_deref())?;
+                if *as_json {
+                    return json(&shown);
+                }
+                out!(
+                    "{name} {}: {} at {}",
+                    shown.version.as_deref().unwrap_or("(no version tag)"),
+                    shown.artifact.path,
+                    shown.commit
+                );
+            }
             ArtifactsCommand::List {
                 repo,
                 rev,
                 json: as_json,
             } => {
-                let repo = match repo.as_str() {
-                    "." => Repo::find_root(cwd)?.display().to_string(),
-                    other => other.to_string(),
-                };
+                let repo = this_or(cwd, repo)?;
                 let list = ops::artifacts::list(&repo, rev.as_deref())?;
                 if *as_json {
                     return json(&list);

@@ -147,27 +147,51 @@ fn stages(name: &str, tags: &[(String, GitId)]) -> Vec<(String, GitId)> {
         .collect()
 }
 
-/// `dvt artifacts get`: downloads artifact `opts.name` of `opts.repo` at the
-/// version or stage asked for (default: its newest version; with none, the
-/// repository's HEAD), as `dvt get` downloads a path.
-pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<ArtifactGetReport> {
-    let open = open_git(&opts.repo)?;
+/// Where an artifact is at a version or stage: what `dvt artifacts show`
+/// prints, and `dvt.api.artifacts_show` returns (as DVC's: `rev` and `path`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactShown {
+    /// The artifact.
+    pub name: String,
+    /// The version read (`v1.2.0`), if a version tag names the commit.
+    pub version: Option<String>,
+    /// The stage asked for.
+    pub stage: Option<String>,
+    /// The commit that version or stage names (with neither and no version
+    /// tag: the repository's HEAD).
+    pub commit: String,
+    /// As `dvt.toml` at that commit describes it (`path`, `type`, `desc`, `labels`).
+    #[serde(flatten)]
+    pub artifact: Artifact,
+}
+
+/// Artifact `name` of `open` at `version` (`1.2.0` or `v1.2.0`) or `stage`
+/// (default: its newest version; with none, the repository's HEAD): the
+/// repository opened at that commit (its remote as `settings` say), and
+/// where the artifact is there.
+fn locate(
+    open: crate::ops::import::OpenGit,
+    name: &str,
+    version: Option<&str>,
+    stage: Option<&str>,
+    settings: &ExternalConfig,
+) -> Result<(crate::ops::import::External, ArtifactShown)> {
     let tags = open.git.tags()?;
-    let known = versions(&opts.name, &tags);
-    let commit = match (&opts.version, &opts.stage) {
+    let known = versions(name, &tags);
+    let commit = match (version, stage) {
         (Some(v), _) => {
             let v = tag_version(v);
             match known.iter().find(|(k, _)| *k == v) {
                 Some((_, c)) => Some(*c),
-                None => return Err(no_version(&opts.name, v, &known)),
+                None => return Err(no_version(name, v, &known)),
             }
         }
-        (None, Some(s)) => match stage_commit(&opts.name, s, &tags) {
+        (None, Some(s)) => match stage_commit(name, s, &tags) {
             Some(c) => Some(c),
             None => {
                 return Err(ArtifactError::NeverInStage {
-                    name: opts.name.clone(),
-                    stage: s.clone(),
+                    name: name.to_string(),
+                    stage: s.to_string(),
                 }
                 .into());
             }
@@ -176,8 +200,37 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
     };
     let version = commit.and_then(|c| known.iter().find(|(_, k)| *k == c).map(|(v, _)| v.clone()));
     let rev = commit.map(|c| c.to_string());
-    let ext = open.at(rev.as_deref(), &opts.settings)?;
-    let artifact = artifact_at(&ext, &opts.name)?;
+    let ext = open.at(rev.as_deref(), settings)?;
+    let artifact = artifact_at(&ext, name)?;
+    let shown = ArtifactShown {
+        name: name.to_string(),
+        version,
+        stage: stage.map(str::to_string),
+        commit: ext.commit.to_string(),
+        artifact,
+    };
+    Ok((ext, shown))
+}
+
+/// `dvt artifacts show`: where artifact `name` of `repo` is at `version` or
+/// `stage` (default: its newest version), without downloading it.
+pub fn show(repo: &str, name: &str, version: Option<&str>, stage: Option<&str>) -> Result<ArtifactShown> {
+    locate(open_git(repo)?, name, version, stage, &ExternalConfig::default()).map(|(_, shown)| shown)
+}
+
+/// `dvt artifacts get`: downloads artifact `opts.name` of `opts.repo` at the
+/// version or stage asked for (default: its newest version; with none, the
+/// repository's HEAD), as `dvt get` downloads a path.
+pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<ArtifactGetReport> {
+    let (ext, shown) = locate(
+        open_git(&opts.repo)?,
+        &opts.name,
+        opts.version.as_deref(),
+        opts.stage.as_deref(),
+        &opts.settings,
+    )?;
+    let artifact = shown.artifact;
+    let version = shown.version;
     let g = GetOptions {
         repo: opts.repo.clone(),
         path: artifact.path.clone(),
