@@ -204,37 +204,49 @@ fn diff_between_tags_names_exactly_the_changed_files() {
     assert_eq!(paths("modified"), ["data/", "data/a.csv", "model.bin"]);
     let text = env.dvt(&["diff", "v1", "v2"]).ok().stdout;
     assert!(text.contains("files summary: 1 added, 1 deleted, 2 modified"), "{text}");
-    // HEAD against the workspace: nothing; a change not added is not shown,
-    // but named in a hint; after an add, the new file.
-    let r = env.dvt(&["diff"]).ok();
-    assert!(
-        r.stdout.starts_with("No data changes") && !r.stderr.contains("not added"),
-        "{}",
-        r.stderr
-    );
-    env.write("data/d.csv", "new\n");
+    // HEAD against the workspace: what the workspace holds, as DVC's `diff`
+    // hashes it: changes not added show, nothing is stored, data not checked
+    // out is missing and not changed.
     let r = env.dvt(&["diff"]).ok();
     assert!(r.stdout.starts_with("No data changes"), "{}", r.stdout);
+    let objects = || {
+        walkdir::WalkDir::new(env.path(".dvt/cache"))
+            .into_iter()
+            .filter(|e| e.as_ref().unwrap().file_type().is_file())
+            .count()
+    };
+    let stored = objects();
+    env.write("data/d.csv", "new\n");
+    env.write("model.bin", "model edited");
+    let d = env.dvt(&["diff", "--json"]).ok().json();
+    assert_eq!(d["to"], "the workspace", "{d}");
+    assert_eq!(d["added"][0]["path"], "data/d.csv", "{d}");
+    assert_eq!(d["added"][0]["new"], blake3::hash(b"new\n").to_hex().as_str(), "{d}");
+    let modified: Vec<&str> = d["modified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(modified, ["data/", "model.bin"], "{d}");
+    assert_eq!(d["modified"][1]["new"], blake3::hash(b"model edited").to_hex().as_str());
+    assert_eq!(objects(), stored, "diff stores nothing");
+    let r = env.dvt(&["diff", "--targets", "model.bin"]).ok();
     assert!(
-        r.stderr
-            .contains("changed in the workspace but not added, so not shown: `data`"),
+        r.stdout.contains("    model.bin") && !r.stdout.contains("d.csv"),
         "{}",
-        r.stderr
+        r.stdout
     );
-    assert!(
-        !env.dvt(&["diff", "--targets", "model.bin"])
-            .ok()
-            .stderr
-            .contains("not added")
-    );
-    assert!(env.dvt(&["diff", "-q"]).ok().stderr.is_empty());
-    env.dvt(&["add", "data"]).ok();
+    let text = env.dvt(&["diff", "v1", "v2"]).ok().stdout;
+    assert!(text.contains("files summary: 1 added, 1 deleted, 2 modified"), "{text}");
+    std::fs::remove_file(env.path("model.bin")).unwrap();
     let r = env.dvt(&["diff"]).ok();
     assert!(
-        r.stdout.contains("    data/d.csv") && !r.stderr.contains("not added"),
+        r.stdout.contains("    data/d.csv") && !r.stdout.contains("model.bin"),
         "{}",
-        r.stderr
+        r.stdout
     );
+    env.dvt(&["add", "data"]).ok();
     let d = env.dvt(&["diff", "--json"]).ok().json();
     assert_eq!(d["added"][0]["path"], "data/d.csv");
 

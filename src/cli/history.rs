@@ -42,7 +42,8 @@ pub(super) enum HistoryCommand {
         at: DataAt,
     },
     /// Show data added, modified, deleted and renamed between two revisions, or between a
-    /// revision (default HEAD) and the pointer files in the workspace.
+    /// revision (default HEAD) and the workspace: its data as it is, changes not added too
+    /// (as DVC's).
     Diff {
         /// The old revision (default: HEAD).
         a: Option<String>,
@@ -711,6 +712,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     b: b.clone(),
                     remote: remote.clone(),
                     targets: targets.clone(),
+                    pointers_only: false,
                 },
             )?;
             if *as_json {
@@ -754,9 +756,6 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
             if report.is_empty() {
                 out!("No data changes between {} and {}.", report.from, report.to);
-                if b.is_none() && !quiet {
-                    hint_changes_not_added(&repo, cwd, &targets)?;
-                }
                 return Ok(ExitCode::SUCCESS);
             }
             for (status, list) in lists {
@@ -803,9 +802,6 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     quiet,
                     "note: files inside {d} not listed: its manifest is in neither the cache nor the remote"
                 );
-            }
-            if b.is_none() && !quiet {
-                hint_changes_not_added(&repo, cwd, &targets)?;
             }
         }
         HistoryCommand::Describe { json: as_json } => {
@@ -1704,33 +1700,4 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// After a `diff` against the workspace, which compares what the pointer files
-/// record: names the tracked data whose workspace content differs from its
-/// pointer (changes not yet added), which such a diff cannot show and a DVC
-/// user expects it to. Data not checked out is not mentioned.
-fn hint_changes_not_added(repo: &Repo, cwd: &Path, targets: &[String]) -> Result<(), dvt::Error> {
-    let opts = ops::StatusOptions {
-        targets: Vec::new(),
-        cwd: cwd.to_path_buf(),
-        data_only: true,
-        ..Default::default()
-    };
-    let status = ops::status(repo, &opts, &dvt::progress::NoProgress)?;
-    let changed: Vec<&str> = status
-        .pointers
-        .iter()
-        .filter(|p| p.workspace == ops::status::Workspace::Modified)
-        .filter(|p| targets.is_empty() || targets.iter().any(|t| dvt::pipeline::overlaps(t, &p.path)))
-        .map(|p| p.path.as_str())
-        .collect();
-    if !changed.is_empty() {
-        note!(
-            false,
-            "hint: changed in the workspace but not added, so not shown: {} (`dvt status` lists the files; `dvt add` records them)",
-            changed.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-        );
-    }
-    Ok(())
 }

@@ -117,7 +117,8 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         };
         results.push(
             identify_path(repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress)
-                .map_err(storing(format!("`{}`", t.rel)))?,
+                .map_err(storing(format!("`{}`", t.rel)))?
+                .0,
         );
     }
     let all: Vec<String> = targets.iter().map(|t| format!("`{}`", t.rel)).collect();
@@ -268,9 +269,9 @@ pub(crate) fn refuse_stage_outs<'a>(repo: &Repo, rels: impl IntoIterator<Item = 
 }
 
 /// The pointer that `abs` (repo-relative `rel`, a file or a directory) would get:
-/// its id, size and, for a directory, its manifest, which is stored in the cache
-/// when `how` stores (with every file) and only hashed otherwise. Unchanged files
-/// are known from the stat cache.
+/// its id, size and, for a directory, its manifest (returned too), which is
+/// stored in the cache when `how` stores (with every file) and only hashed
+/// otherwise. Unchanged files are known from the stat cache.
 #[allow(clippy::too_many_arguments)]
 pub fn identify_path(
     repo: &Repo,
@@ -281,14 +282,14 @@ pub fn identify_path(
     stat: &crate::statcache::StatCache,
     counters: &Counters,
     progress: &dyn Progress,
-) -> Result<Pointer> {
+) -> Result<(Pointer, Option<Manifest>)> {
     if is_dir {
         let t = Target {
             abs: abs.to_path_buf(),
             rel: rel.to_string(),
             is_dir,
         };
-        return add_dir(repo, &t, how, stat, counters, progress);
+        return add_dir(repo, &t, how, stat, counters, progress).map(|(p, m)| (p, Some(m)));
     }
     let meta = fs::symlink_metadata(abs)?;
     progress.start(&format!("adding {rel}"), meta.len(), true);
@@ -305,7 +306,7 @@ pub fn identify_path(
     progress.finish();
     let mut p = Pointer::file(file_name(rel).to_string(), id, meta.len());
     p.executable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
-    Ok(p)
+    Ok((p, None))
 }
 
 fn add_dir(
@@ -315,7 +316,7 @@ fn add_dir(
     stat: &crate::statcache::StatCache,
     counters: &Counters,
     progress: &dyn Progress,
-) -> Result<Pointer> {
+) -> Result<(Pointer, Manifest)> {
     let started = SystemTime::now();
     let scan = scan_dir(repo.root(), &t.abs)?;
     if matches!(how, Identify::Store(_)) {
@@ -363,10 +364,11 @@ fn add_dir(
         }
         Identify::HashOnly => ObjectId::of(&manifest.to_bytes()),
     };
-    Ok(Pointer::dir(
+    let pointer = Pointer::dir(
         file_name(&t.rel).to_string(),
         id,
         manifest.total_size(),
         manifest.files.len() as u64,
-    ))
+    );
+    Ok((pointer, manifest))
 }

@@ -262,6 +262,7 @@ fn committed(repo: &Repo, opts: &DataStatusOptions) -> Result<Changes> {
         repo,
         &crate::ops::DiffOptions {
             targets,
+            pointers_only: true,
             ..Default::default()
         },
     )?;

@@ -1,6 +1,8 @@
 //! `dvt diff`: data added, modified, deleted and renamed between two revisions,
-//! or between a revision and the pointer files in the workspace, down to files
-//! inside tracked directories.
+//! or between a revision and the workspace, down to files inside tracked
+//! directories. The workspace side is what the workspace holds, as DVC's
+//! `diff` hashes it: data changed and not yet added shows (files the stat
+//! cache knows are not read).
 
 use std::collections::BTreeMap;
 
@@ -19,13 +21,17 @@ use crate::workspace::Tracked;
 pub struct DiffOptions {
     /// The old side: a revision (default `HEAD`).
     pub a: Option<String>,
-    /// The new side: a revision (default: the workspace's pointer files).
+    /// The new side: a revision (default: the workspace: its data as it is,
+    /// where its pointers are).
     pub b: Option<String>,
     /// The remote to read manifests from when the cache lacks them.
     pub remote: Option<String>,
     /// Only these paths (repo-relative, as DVC's `--targets`): tracked paths,
     /// directories holding some, or paths inside tracked directories. Empty: all.
     pub targets: Vec<String>,
+    /// Without `b`: the workspace as its pointer files record it, not its data
+    /// as it is (what `dvt data status` calls committed changes).
+    pub pointers_only: bool,
 }
 
 /// One changed path.
@@ -157,7 +163,27 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
         Some(a) => index(a)?,
         None => BTreeMap::new(),
     };
-    let new = index(&b)?;
+    let mut new = index(&b)?;
+    let targets: Vec<&str> = opts.targets.iter().map(|t| t.trim_end_matches('/')).collect();
+    // A tracked path is looked at if a target is it, holds it, or is inside it.
+    let within = crate::relpath::within;
+    let looked_at = |path: &str| targets.is_empty() || targets.iter().any(|t| within(path, t) || within(t, path));
+    let mut manifests = Manifests {
+        objects: &objects,
+        made: Default::default(),
+    };
+    if opts.b.is_none() && !opts.pointers_only {
+        let stat = repo.stat_cache();
+        for (_, t) in new.iter_mut().filter(|(p, _)| looked_at(p)) {
+            if let Some((pointer, manifest)) = in_workspace(repo, t, &stat) {
+                if let Some(m) = manifest {
+                    manifests.made.insert(pointer.id, m);
+                }
+                t.pointer = pointer;
+            }
+        }
+        let _ = stat.save();
+    }
     let mut report = DiffReport {
         from: a.as_ref().map_or_else(|| "no commit yet".to_string(), Snapshot::label),
         to: b.label(),
@@ -166,10 +192,6 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     let mut paths: Vec<&String> = old.keys().chain(new.keys()).collect();
     paths.sort();
     paths.dedup();
-    let targets: Vec<&str> = opts.targets.iter().map(|t| t.trim_end_matches('/')).collect();
-    // A tracked path is looked at if a target is it, holds it, or is inside it.
-    let within = crate::relpath::within;
-    let looked_at = |path: &str| targets.is_empty() || targets.iter().any(|t| within(path, t) || within(t, path));
     if let Some(t) = targets
         .iter()
         .find(|t| !paths.iter().any(|p| within(p, t) || within(t, p)))
@@ -183,8 +205,8 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     paths.retain(|p| looked_at(p));
     for path in paths {
         match (old.get(path), new.get(path)) {
-            (None, Some(n)) => side(&mut report, &objects, n, false)?,
-            (Some(o), None) => side(&mut report, &objects, o, true)?,
+            (None, Some(n)) => side(&mut report, &manifests, n, false)?,
+            (Some(o), None) => side(&mut report, &manifests, o, true)?,
             (Some(o), Some(n)) if o.pointer.id == n.pointer.id && o.pointer.kind == n.pointer.kind => {}
             (Some(o), Some(n)) if o.pointer.kind == Kind::Dir && n.pointer.kind == Kind::Dir => {
                 report.modified.push(Change {
@@ -194,7 +216,7 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
                     old_size: Some(o.pointer.size),
                     new_size: Some(n.pointer.size),
                 });
-                match (manifest(&objects, o), manifest(&objects, n)) {
+                match (manifests.of(o), manifests.of(n)) {
                     (Some(mo), Some(mn)) => files(&mut report, path, &mo, &mn),
                     _ => report.unlisted.push(format!("{path}/")),
                 }
@@ -209,8 +231,8 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
                 });
             }
             (Some(o), Some(n)) => {
-                side(&mut report, &objects, o, true)?;
-                side(&mut report, &objects, n, false)?;
+                side(&mut report, &manifests, o, true)?;
+                side(&mut report, &manifests, n, false)?;
             }
             (None, None) => {}
         }
@@ -224,13 +246,61 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     Ok(report)
 }
 
-/// A manifest if the cache or the remote has it; `None` otherwise.
-fn manifest(objects: &Objects<'_>, t: &Tracked) -> Option<Manifest> {
-    objects.manifest(t).ok()
+/// Where the manifests of the two sides come from.
+struct Manifests<'a> {
+    /// The cache, then the remote.
+    objects: &'a Objects<'a>,
+    /// Made from the workspace (hashed, not stored), by id.
+    made: rustc_hash::FxHashMap<ObjectId, Manifest>,
+}
+
+impl Manifests<'_> {
+    /// The manifest of tracked directory `t`; `None` if nothing has it.
+    fn of(&self, t: &Tracked) -> Option<Manifest> {
+        match self.made.get(&t.pointer.id) {
+            Some(m) => Some(m.clone()),
+            None => self.objects.manifest(t).ok(),
+        }
+    }
+}
+
+/// What the workspace holds at `t`'s path when that differs from what its
+/// pointer records: the pointer it would get, and a directory's manifest.
+/// `None` when it is as recorded, or not there (data not checked out is
+/// missing, not changed), or cannot be read (a warning says why: it is then
+/// compared as its pointer records it).
+fn in_workspace(
+    repo: &Repo,
+    t: &Tracked,
+    stat: &crate::statcache::StatCache,
+) -> Option<(crate::pointer::Pointer, Option<Manifest>)> {
+    let meta = fs_err::symlink_metadata(&t.data_abs).ok()?;
+    let identified = crate::ops::add::identify_path(
+        repo,
+        &t.data_abs,
+        &t.data_rel,
+        meta.is_dir(),
+        crate::workspace::Identify::HashOnly,
+        stat,
+        &crate::workspace::Counters::default(),
+        &crate::progress::NoProgress,
+    );
+    match identified {
+        Ok((p, _)) if p.id == t.pointer.id && p.kind == t.pointer.kind => None,
+        Ok((p, m)) => Some((p, m)),
+        Err(e) => {
+            tracing::warn!(
+                "`{}` is compared as its pointer records it: {}",
+                t.data_rel,
+                crate::error_chain(&e)
+            );
+            None
+        }
+    }
 }
 
 /// Records a whole tracked path as added (or deleted), with its files.
-fn side(report: &mut DiffReport, objects: &Objects<'_>, t: &Tracked, deleted: bool) -> Result<()> {
+fn side(report: &mut DiffReport, manifests: &Manifests<'_>, t: &Tracked, deleted: bool) -> Result<()> {
     let change = |path: String, id: ObjectId, size: u64| {
         if deleted {
             Change {
@@ -259,7 +329,7 @@ fn side(report: &mut DiffReport, objects: &Objects<'_>, t: &Tracked, deleted: bo
         Kind::File => list.push(change(t.data_rel.clone(), t.pointer.id, t.pointer.size)),
         Kind::Dir => {
             list.push(change(format!("{}/", t.data_rel), t.pointer.id, t.pointer.size));
-            match manifest(objects, t) {
+            match manifests.of(t) {
                 Some(m) => {
                     for e in &m.files {
                         list.push(change(format!("{}/{}", t.data_rel, e.path), e.id, e.size));

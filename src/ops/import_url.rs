@@ -834,7 +834,7 @@ fn download(
             let name = crate::workspace::file_name(rel).to_string();
             Pointer::dir(name, stored.id, manifest.total_size(), manifest.files.len() as u64)
         }
-        _ => crate::ops::add::identify_path(repo, &staging.path, rel, is_dir, how, &stat, &counters, progress)?,
+        _ => crate::ops::add::identify_path(repo, &staging.path, rel, is_dir, how, &stat, &counters, progress)?.0,
     };
     packing.finish()?;
     if counters.written_bytes.load(Ordering::Relaxed) > 0 && repo.config().cache.fsync {

@@ -225,7 +225,7 @@ fn state_of(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let p = identify_path(repo, &abs, rel, meta.is_dir(), how, stat, counters, &NoProgress)?;
+    let (p, _) = identify_path(repo, &abs, rel, meta.is_dir(), how, stat, counters, &NoProgress)?;
     Ok(Some(Entry::from_pointer(rel, &p)))
 }
 
