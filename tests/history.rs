@@ -1596,9 +1596,8 @@ fn update_recursive_moves_the_imports_below_a_directory() {
     );
 }
 
-/// Imports from one registry across the network: `update` and `fetch` clone
-/// it once for all of them (as DVC keeps a clone for the length of a command),
-/// not once per import.
+/// Imports from one registry across the network: `update` and `fetch` fetch
+/// it once for all of them, not once per import.
 #[test]
 fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
     let Versions { env: source, _remote } = versions();
@@ -1614,7 +1613,7 @@ fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
     source.dvt(&["add", "model.bin", "data"]).ok();
     source.dvt(&["push"]).ok();
     source.git(&["commit", "-q", "-am", "five"]);
-    let clones = |stderr: &str| stderr.matches(&format!("cloned {url} (bare)")).count();
+    let clones = |stderr: &str| stderr.matches(&format!(" {url} into ")).count();
 
     let r = env.dvt(&["-v", "update"]).ok();
     assert_eq!(clones(&r.stderr), 1, "{}", r.stderr);
@@ -1665,19 +1664,51 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
 }
 
-#[test]
-fn get_and_import_from_a_git_url_over_http() {
+/// [`versions`] served over smart HTTP (git http-backend) from a bare clone.
+struct Served {
+    source: TestEnv,
+    _remote: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    /// The bare clone served.
+    bare: std::path::PathBuf,
+    server: GitHttp,
+    /// Its URL.
+    url: String,
+}
+
+fn served_versions() -> Served {
     let Versions { env: source, _remote } = versions();
-    let served = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("data.git");
     source.git(&[
         "clone",
         "-q",
         "--bare",
         source.root.to_str().unwrap(),
-        served.path().join("data.git").to_str().unwrap(),
+        bare.to_str().unwrap(),
     ]);
-    let server = GitHttp::start(served.path());
+    let server = GitHttp::start(dir.path());
     let url = format!("http://127.0.0.1:{}/data.git", server.port);
+    Served {
+        source,
+        _remote,
+        _dir: dir,
+        bare,
+        server,
+        url,
+    }
+}
+
+#[test]
+fn get_and_import_from_a_git_url_over_http() {
+    let Served {
+        source,
+        server,
+        url,
+        _dir,
+        _remote,
+        ..
+    } = served_versions();
 
     let out = tempfile::tempdir().unwrap();
     let r = source
@@ -1702,23 +1733,106 @@ fn get_and_import_from_a_git_url_over_http() {
     assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
 }
 
+/// A repository read by URL is cloned once into `~/.cache/dvt/clones` and
+/// fetched after: new commits arrive, a tag moved there moves here, a branch
+/// deleted there is gone here, HEAD follows the default branch; the URL is
+/// written nowhere in the clone, a damaged clone is made anew, and two
+/// processes at once take turns.
+#[test]
+fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
+    let Served {
+        source,
+        bare,
+        server,
+        url,
+        _dir,
+        _remote,
+        ..
+    } = served_versions();
+    let there = |args: &[&str]| source.git(&[&["--git-dir", bare.to_str().unwrap()], args].concat());
+    there(&["branch", "old", "v1"]);
+    let env = TestEnv::new();
+    // The model as `get` reads it there, and what `-v` said.
+    let get = |args: &[&str]| -> (String, String) {
+        let r = env
+            .dvt(&[&["-v", "get", &url, "model.bin", "-o", "got.bin", "-f"], args].concat())
+            .ok();
+        (String::from_utf8(env.read("got.bin")).unwrap(), r.stderr)
+    };
+    let cat = |args: &[&str]| env.dvt(&[&["get", &url, "model.bin", "-o", "x.bin"], args].concat());
+
+    let (got, said) = get(&["--rev", "old"]);
+    assert_eq!(got, "model one");
+    assert!(said.contains(&format!("cloned {url} into ")), "{said}");
+    let clones: Vec<_> = std::fs::read_dir(env.home.join(".cache/dvt/clones"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .collect();
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    let config = std::fs::read_to_string(clones[0].join("config")).unwrap();
+    assert!(!config.contains("127.0.0.1"), "{config}");
+
+    // A new commit there: fetched, not cloned again.
+    source.write("model.bin", "model three");
+    source.dvt(&["add", "model.bin"]).ok();
+    source.dvt(&["push"]).ok();
+    source.commit("v3");
+    source.git(&[
+        "push",
+        "-q",
+        bare.to_str().unwrap(),
+        "HEAD:refs/heads/main",
+        "HEAD:refs/heads/master",
+    ]);
+    let (got, said) = get(&[]);
+    assert_eq!(got, "model three");
+    assert!(said.contains(&format!("fetched {url} into ")), "{said}");
+    // A tag moved, a branch deleted, the default branch changed there.
+    there(&["tag", "-f", "v1", "v2"]);
+    there(&["branch", "-D", "old"]);
+    there(&["branch", "other", "v2"]);
+    there(&["symbolic-ref", "HEAD", "refs/heads/other"]);
+    assert_eq!(get(&["--rev", "v1"]).0, "model two");
+    let r = cat(&["--rev", "old"]).fails();
+    assert!(!env.path("x.bin").exists());
+    assert!(r.stderr.contains("unknown revision `old`"), "{}", r.stderr);
+    assert_eq!(get(&[]).0, "model two");
+    // Damaged: made anew.
+    std::fs::remove_dir_all(&clones[0]).unwrap();
+    std::fs::write(&clones[0], "not a repository").unwrap();
+    let (got, said) = get(&["--rev", "v2"]);
+    assert_eq!(got, "model two");
+    assert!(said.contains(&format!("cloned {url} into ")), "{said}");
+    // Two at once, on a clone neither has: one waits for the other.
+    let url = format!("http://127.0.0.1:{}/data.git/", server.port);
+    let children: Vec<_> = ["a.bin", "b.bin"]
+        .map(|out| env.dvt_spawn(&["get", &url, "model.bin", "--rev", "v1", "-o", out]))
+        .into_iter()
+        .collect();
+    for child in children {
+        common::Run::from(child.wait_with_output().unwrap()).ok();
+    }
+    assert_eq!(
+        (env.read("a.bin"), env.read("b.bin")),
+        (b"model two".to_vec(), b"model two".to_vec())
+    );
+}
+
 /// As DVC's `status`, dvt's asks each import's source whether it moved on:
 /// over the network only the refs travel. A pinned import never moves, an
 /// unreachable source is a warning, and `--no-updates` asks nothing.
 #[test]
 fn status_says_which_imports_have_an_update() {
-    let Versions { env: source, _remote } = versions();
-    let served = tempfile::tempdir().unwrap();
-    let bare = served.path().join("data.git");
-    source.git(&[
-        "clone",
-        "-q",
-        "--bare",
-        source.root.to_str().unwrap(),
-        bare.to_str().unwrap(),
-    ]);
-    let server = GitHttp::start(served.path());
-    let url = format!("http://127.0.0.1:{}/data.git", server.port);
+    let Served {
+        source,
+        bare,
+        server,
+        url,
+        _dir,
+        _remote,
+        ..
+    } = served_versions();
     let env = TestEnv::new();
     env.dvt(&["import", &url, "model.bin", "--rev", "main"]).ok();
     env.dvt(&["import", &url, "model.bin", "--rev", "v1", "-o", "v1.bin"])

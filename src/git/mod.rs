@@ -264,6 +264,126 @@ impl Git {
         })
     }
 
+    /// The repository at `url` as a bare clone kept in `dir`: made there the
+    /// first time (in an empty repository: the URL is written nowhere, so
+    /// credentials in it stay off the disk), brought up to date each time
+    /// after, so that only new commits travel. Every branch and tag is
+    /// fetched, forced (a tag moved there moves here), refs gone from `url` are
+    /// deleted here, and HEAD names what `url`'s HEAD names. A `dir` that is
+    /// not a repository any more (damaged) is made anew. The caller holds
+    /// `dir` alone while this runs.
+    pub fn fetch_clone(url: &str, dir: &Path) -> Result<Git> {
+        let kept = gix::open_opts(dir, gix::open::Options::isolated())
+            .ok()
+            .filter(|r| r.is_bare());
+        let what = match kept {
+            Some(_) => format!("fetching `{url}` into its clone"),
+            None => format!("cloning `{url}`"),
+        };
+        let fail = |e: &(dyn std::error::Error + 'static)| GitError::Failed {
+            what: what.clone(),
+            message: crate::error_chain(e),
+        };
+        let made = kept.is_none();
+        let repo = match kept {
+            Some(repo) => repo,
+            None => {
+                // Whatever is there is not a clone: it goes.
+                match fs_err::symlink_metadata(dir) {
+                    Ok(m) if m.is_dir() => fs_err::remove_dir_all(dir)?,
+                    Ok(_) => fs_err::remove_file(dir)?,
+                    Err(_) => {}
+                }
+                gix::ThreadSafeRepository::init_opts(
+                    dir,
+                    gix::create::Kind::Bare,
+                    gix::create::Options::default(),
+                    gix::open::Options::isolated(),
+                )
+                .map_err(|e| fail(&e))?
+                .to_thread_local()
+            }
+        };
+        // Every ref listed (HEAD too), not only those the refspecs name.
+        let options = gix::remote::ref_map::Options {
+            prefix_from_spec_as_filter_on_remote: false,
+            ..Default::default()
+        };
+        let fetched = (|| -> std::result::Result<_, gix::Error> {
+            repo.remote_at(url)?
+                .with_fetch_tags(gix::remote::fetch::Tags::None)
+                .with_refspecs(
+                    ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                    gix::remote::Direction::Fetch,
+                )?
+                .connect(gix::remote::Direction::Fetch)?
+                .prepare_fetch(gix::progress::Discard, options)?
+                .receive(gix::progress::Discard, crate::fsutil::interrupt_flag())
+        })();
+        let outcome = match fetched {
+            Ok(o) => o,
+            Err(e) => {
+                // A clone that never got anything is not kept.
+                if made {
+                    let _ = fs_err::remove_dir_all(dir);
+                }
+                return Err(fail(&e).into());
+            }
+        };
+        use gix::protocol::handshake::Ref;
+        let mut there = std::collections::HashSet::new();
+        let mut head = None;
+        for r in &outcome.ref_map.remote_refs {
+            match r {
+                Ref::Symbolic {
+                    full_ref_name, target, ..
+                } if full_ref_name == "HEAD" => head = Some(target.clone()),
+                Ref::Direct { full_ref_name, .. }
+                | Ref::Peeled { full_ref_name, .. }
+                | Ref::Symbolic { full_ref_name, .. } => {
+                    there.insert(full_ref_name.clone());
+                }
+                Ref::Unborn { .. } => {}
+            }
+        }
+        use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+        let mut edits = Vec::new();
+        for r in repo.references().map_err(|e| fail(&e))?.all().map_err(|e| fail(&e))? {
+            let r = r.map_err(|e| fail(&e))?;
+            let name = r.name().as_bstr().to_owned();
+            let ours = name.starts_with(b"refs/heads/") || name.starts_with(b"refs/tags/");
+            if ours && !there.contains(&name) {
+                edits.push(RefEdit {
+                    change: Change::Delete {
+                        expected: PreviousValue::Any,
+                        log: RefLog::AndReference,
+                    },
+                    name: r.name().to_owned(),
+                    deref: false,
+                });
+            }
+        }
+        if let Some(target) = head.filter(|t| there.contains(t)) {
+            let target: gix::refs::FullName = target.try_into().map_err(|e| fail(&e))?;
+            edits.push(RefEdit {
+                change: Change::Update {
+                    log: LogChange::default(),
+                    expected: PreviousValue::Any,
+                    new: gix::refs::Target::Symbolic(target),
+                },
+                name: "HEAD".try_into().map_err(|e| fail(&e))?,
+                deref: false,
+            });
+        }
+        if !edits.is_empty() {
+            repo.edit_references(edits).map_err(|e| fail(&e))?;
+        }
+        Ok(Git {
+            repo,
+            prefix: String::new(),
+        })
+    }
+
     /// The commit `rev` (default `HEAD`: a branch, a tag, or a full ref name)
     /// names in the repository at `url` now, asked over the network as `git
     /// ls-remote` asks (only the refs travel, no objects), with gix's own

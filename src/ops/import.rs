@@ -175,15 +175,20 @@ pub struct OpenGit {
 /// URL, cloned bare into a temporary directory).
 pub fn open_git(repo: &str) -> Result<OpenGit> {
     let (git, clone) = if is_remote_url(repo) {
-        let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
-        let started = std::time::Instant::now();
-        let git = Git::clone_bare(repo, tmp.path())?;
-        tracing::debug!(
-            "cloned {repo} (bare) into {} in {:.3} s",
-            tmp.path().display(),
-            started.elapsed().as_secs_f64()
-        );
-        (git, Some(Rc::new(tmp)))
+        match kept_clone(repo)? {
+            Some(git) => (git, None),
+            None => {
+                let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
+                let started = std::time::Instant::now();
+                let git = Git::clone_bare(repo, tmp.path())?;
+                tracing::debug!(
+                    "cloned {repo} into {} in {:.3} s",
+                    tmp.path().display(),
+                    started.elapsed().as_secs_f64()
+                );
+                (git, Some(Rc::new(tmp)))
+            }
+        }
     } else {
         let path = repo.strip_prefix("file://").unwrap_or(repo);
         (Git::open_external(Path::new(path))?, None)
@@ -193,6 +198,45 @@ pub fn open_git(repo: &str) -> Result<OpenGit> {
         git: Rc::new(git),
         clone,
     })
+}
+
+/// Where dvt keeps the clones of repositories it reads by URL:
+/// `$XDG_CACHE_HOME/dvt/clones`, else `~/.cache/dvt/clones`.
+fn clones_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".cache"),
+    };
+    Some(base.join("dvt").join("clones"))
+}
+
+/// The repository at `url` from the clone dvt keeps of it ([`clones_dir`]):
+/// made the first time, fetched (only what is new) each time after, one
+/// process at a time (another waits). `None` when there is nowhere to keep
+/// it (no home directory, or one that cannot be written): the caller clones
+/// into a temporary directory.
+fn kept_clone(url: &str) -> Result<Option<Git>> {
+    let Some(base) = clones_dir() else {
+        return Ok(None);
+    };
+    if let Err(e) = fs_err::create_dir_all(&base) {
+        tracing::debug!("no clone kept of {url}: {e}");
+        return Ok(None);
+    }
+    let key = blake3::hash(url.as_bytes()).to_hex();
+    let dir = base.join(format!("{}.git", &key[..32]));
+    let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
+    lock.file().lock()?;
+    let started = std::time::Instant::now();
+    let existed = dir.is_dir();
+    let git = Git::fetch_clone(url, &dir)?;
+    tracing::debug!(
+        "{} {url} into {} in {:.3} s",
+        if existed { "fetched" } else { "cloned" },
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some(git))
 }
 
 /// The repositories one command opens from URLs, each cloned once (as DVC
@@ -249,7 +293,7 @@ impl OpenGit {
             .map(|c| String::from_utf8_lossy(&c).into_owned());
         let named = PathBuf::from(format!("{label}:.dvt/config.toml"));
         let mut layers = Vec::new();
-        if clone.is_none() {
+        if !is_remote_url(repo) {
             // A repository read in place keeps its data where this machine's
             // settings for it say.
             layers.extend(crate::repo::local_cache_layer(&git.root_dir())?);

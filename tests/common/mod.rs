@@ -131,6 +131,8 @@ impl TestEnv {
             .env("NO_COLOR", "1")
             // The global config is under HOME; no test reads this machine's.
             .env_remove("XDG_CONFIG_HOME")
+            // Nor its cache (dvt's clones of repositories read by URL).
+            .env_remove("XDG_CACHE_HOME")
             .env_remove("DVT_GLOBAL_CONFIG_DIR")
             .env("DVT_SYSTEM_CONFIG_DIR", self.home.join("etc-dvt"))
             .env_remove("CI");
