@@ -1798,6 +1798,15 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     assert!(!env.path("x.bin").exists());
     assert!(r.stderr.contains("unknown revision `old`"), "{}", r.stderr);
     assert_eq!(get(&[]).0, "model two");
+    // Too many packs gathered by fetches: made anew, as one.
+    for n in 0..=64 {
+        std::fs::write(clones[0].join(format!("objects/pack/pack-{n:040}.pack")), "").unwrap();
+    }
+    let (got, said) = get(&["--rev", "v2"]);
+    assert_eq!(got, "model two");
+    assert!(said.contains(&format!("cloned {url} into ")), "{said}");
+    let packs = std::fs::read_dir(clones[0].join("objects/pack")).unwrap().count();
+    assert!(packs <= 3, "{packs}");
     // Damaged: made anew.
     std::fs::remove_dir_all(&clones[0]).unwrap();
     std::fs::write(&clones[0], "not a repository").unwrap();

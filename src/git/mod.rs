@@ -189,6 +189,10 @@ pub enum TreeAt {
     Dir(Vec<TreeItem>),
 }
 
+/// How many pack files a clone kept by [`Git::fetch_clone`] may gather (one
+/// per fetch that brought something) before it is made anew, as one.
+pub const MAX_KEPT_PACKS: usize = 64;
+
 impl Git {
     /// Opens the git repository whose work tree contains the dvt root `root`.
     pub fn open(root: &Path) -> Result<Git> {
@@ -264,7 +268,8 @@ impl Git {
         })
     }
 
-    /// The repository at `url` as a bare clone kept in `dir`: made there the
+    /// The repository at `url` as a bare clone kept in `dir` (see
+    /// [`MAX_KEPT_PACKS`]): made there the
     /// first time (in an empty repository: the URL is written nowhere, so
     /// credentials in it stay off the disk), brought up to date each time
     /// after, so that only new commits travel. Every branch and tag is
@@ -272,10 +277,18 @@ impl Git {
     /// deleted here, and HEAD names what `url`'s HEAD names. A `dir` that is
     /// not a repository any more (damaged) is made anew. The caller holds
     /// `dir` alone while this runs.
-    pub fn fetch_clone(url: &str, dir: &Path) -> Result<Git> {
+    /// Also says whether the clone was made (not fetched).
+    pub fn fetch_clone(url: &str, dir: &Path) -> Result<(Git, bool)> {
+        // Each fetch that brings commits adds a pack: past a few dozen, lookups
+        // slow down, and a new clone (one pack) is cheaper than keeping them.
+        let packs = fs_err::read_dir(dir.join("objects/pack")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        });
         let kept = gix::open_opts(dir, gix::open::Options::isolated())
             .ok()
-            .filter(|r| r.is_bare());
+            .filter(|r| r.is_bare() && packs <= MAX_KEPT_PACKS);
         let what = match kept {
             Some(_) => format!("fetching `{url}` into its clone"),
             None => format!("cloning `{url}`"),
@@ -378,10 +391,11 @@ impl Git {
         if !edits.is_empty() {
             repo.edit_references(edits).map_err(|e| fail(&e))?;
         }
-        Ok(Git {
+        let git = Git {
             repo,
             prefix: String::new(),
-        })
+        };
+        Ok((git, made))
     }
 
     /// The commit `rev` (default `HEAD`: a branch, a tag, or a full ref name)

@@ -228,11 +228,10 @@ fn kept_clone(url: &str) -> Result<Option<Git>> {
     let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
     lock.file().lock()?;
     let started = std::time::Instant::now();
-    let existed = dir.is_dir();
-    let git = Git::fetch_clone(url, &dir)?;
+    let (git, made) = Git::fetch_clone(url, &dir)?;
     tracing::debug!(
         "{} {url} into {} in {:.3} s",
-        if existed { "fetched" } else { "cloned" },
+        if made { "cloned" } else { "fetched" },
         dir.display(),
         started.elapsed().as_secs_f64()
     );
