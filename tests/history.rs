@@ -1597,7 +1597,8 @@ fn update_recursive_moves_the_imports_below_a_directory() {
 }
 
 /// Imports from one registry across the network: `update` and `fetch` fetch
-/// it once for all of them, not once per import.
+/// it once for all of them, not once per import, and not at all for commits
+/// its kept clone holds.
 #[test]
 fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
     let Versions { env: source, _remote } = versions();
@@ -1619,8 +1620,15 @@ fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
     assert_eq!(clones(&r.stderr), 1, "{}", r.stderr);
     assert_eq!(env.read("model.bin"), b"model five");
     assert_eq!(env.read("a.csv"), b"t,v\n5,5\n");
-    // No remote here: fetch gets both from the registry, through one clone.
+    // No remote here: fetch gets both from the registry. The commits they
+    // record are in the kept clone: no fetch of it at all; without the clone,
+    // one for both.
     std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    let r = env.dvt(&["-v", "fetch"]).ok();
+    assert_eq!(clones(&r.stderr), 0, "{}", r.stderr);
+    assert!(r.stderr.contains(": not fetched"), "{}", r.stderr);
+    std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    std::fs::remove_dir_all(env.home.join(".cache/dvt/clones")).unwrap();
     let r = env.dvt(&["-v", "fetch"]).ok();
     assert_eq!(clones(&r.stderr), 1, "{}", r.stderr);
     env.dvt(&["checkout", "--force"]).ok();
@@ -1736,8 +1744,8 @@ fn get_and_import_from_a_git_url_over_http() {
 /// A repository read by URL is cloned once into `~/.cache/dvt/clones` and
 /// fetched after: new commits arrive, a tag moved there moves here, a branch
 /// deleted there is gone here, HEAD follows the default branch; the URL is
-/// written nowhere in the clone, a damaged clone is made anew, and two
-/// processes at once take turns.
+/// written nowhere in the clone, a damaged clone is made anew, two
+/// processes at once take turns, and a commit it holds is read offline.
 #[test]
 fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     let Served {
@@ -1825,6 +1833,19 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     assert_eq!(
         (env.read("a.bin"), env.read("b.bin")),
         (b"model two".to_vec(), b"model two".to_vec())
+    ); // A commit the clone holds is read without asking the server: with it gone too.
+    let v2 = there(&["rev-parse", "v2^{commit}"]).stdout.trim().to_string();
+    drop(server);
+    let r = env
+        .dvt(&["-v", "get", &url, "model.bin", "--rev", &v2, "-o", "offline.bin"])
+        .ok();
+    assert!(r.stderr.contains(&format!("holds {v2}: not fetched")), "{}", r.stderr);
+    assert_eq!(env.read("offline.bin"), b"model two");
+    let r = env.dvt(&["get", &url, "model.bin", "-o", "tip.bin"]).fails();
+    assert!(
+        r.stderr.contains(&format!("fetching `{url}` into its clone")),
+        "{}",
+        r.stderr
     );
 }
 

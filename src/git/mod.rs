@@ -193,6 +193,20 @@ pub enum TreeAt {
 /// per fetch that brought something) before it is made anew, as one.
 pub const MAX_KEPT_PACKS: usize = 64;
 
+/// The clone [`Git::fetch_clone`] keeps in `dir`, if there is a good one.
+fn kept_clone_at(dir: &Path) -> Option<gix::Repository> {
+    // Each fetch that brings commits adds a pack: past a few dozen, lookups
+    // slow down, and a new clone (one pack) is cheaper than keeping them.
+    let packs = fs_err::read_dir(dir.join("objects/pack")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count()
+    });
+    gix::open_opts(dir, gix::open::Options::isolated())
+        .ok()
+        .filter(|r| r.is_bare() && packs <= MAX_KEPT_PACKS)
+}
+
 impl Git {
     /// Opens the git repository whose work tree contains the dvt root `root`.
     pub fn open(root: &Path) -> Result<Git> {
@@ -276,19 +290,10 @@ impl Git {
     /// fetched, forced (a tag moved there moves here), refs gone from `url` are
     /// deleted here, and HEAD names what `url`'s HEAD names. A `dir` that is
     /// not a repository any more (damaged) is made anew. The caller holds
-    /// `dir` alone while this runs.
-    /// Also says whether the clone was made (not fetched).
+    /// `dir` alone while this runs. Also says whether the clone was made (not
+    /// fetched).
     pub fn fetch_clone(url: &str, dir: &Path) -> Result<(Git, bool)> {
-        // Each fetch that brings commits adds a pack: past a few dozen, lookups
-        // slow down, and a new clone (one pack) is cheaper than keeping them.
-        let packs = fs_err::read_dir(dir.join("objects/pack")).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-                .count()
-        });
-        let kept = gix::open_opts(dir, gix::open::Options::isolated())
-            .ok()
-            .filter(|r| r.is_bare() && packs <= MAX_KEPT_PACKS);
+        let kept = kept_clone_at(dir);
         let what = match kept {
             Some(_) => format!("fetching `{url}` into its clone"),
             None => format!("cloning `{url}`"),
@@ -396,6 +401,18 @@ impl Git {
             prefix: String::new(),
         };
         Ok((git, made))
+    }
+
+    /// The clone [`Git::fetch_clone`] keeps in `dir`, as it is (not fetched),
+    /// if it holds commit `id` (40 hex digits): what a commit names never
+    /// changes, so reading it needs no fetch.
+    pub fn kept_clone_with(dir: &Path, id: &str) -> Option<Git> {
+        let id = gix::ObjectId::from_hex(id.as_bytes()).ok()?;
+        let repo = kept_clone_at(dir)?;
+        repo.has_object(id).then_some(Git {
+            repo,
+            prefix: String::new(),
+        })
     }
 
     /// The commit `rev` (default `HEAD`: a branch, a tag, or a full ref name)

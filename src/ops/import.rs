@@ -155,10 +155,11 @@ pub(crate) fn work_tree_label(repo: &Repo) -> String {
 }
 
 /// Opens `repo` at `rev` (default `HEAD`): a local path or `file://` URL is read in
-/// place; any other git URL is cloned (bare, into a temporary directory) first.
-/// `settings` says which of its remotes to read, and how.
+/// place; any other git URL through the clone dvt keeps of it, fetched first
+/// unless `rev` is a commit id it holds. `settings` says which of its remotes
+/// to read, and how.
 pub fn open_external(repo: &str, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
-    open_git(repo)?.at(rev, settings)
+    open_git_at(repo, rev)?.at(rev, settings)
 }
 
 /// Another repository's git, before a revision is chosen (see [`open_external`]).
@@ -169,14 +170,24 @@ pub struct OpenGit {
     pub git: Rc<Git>,
     /// For a repository cloned from a URL: the temporary clone.
     clone: Option<Rc<tempfile::TempDir>>,
+    /// Whether its refs are as the URL's now: false for a kept clone read
+    /// without a fetch (for a commit it holds).
+    fetched: bool,
 }
 
 /// Opens the git repository `repo` (a local path, a `file://` URL, or a git
-/// URL, cloned bare into a temporary directory).
+/// URL, read through the clone dvt keeps of it, fetched first).
 pub fn open_git(repo: &str) -> Result<OpenGit> {
-    let (git, clone) = if is_remote_url(repo) {
-        match kept_clone(repo)? {
-            Some(git) => (git, None),
+    open_git_at(repo, None)
+}
+
+/// [`open_git`], for reading `rev`: a commit id (40 hex digits) that the
+/// kept clone of a URL holds needs no fetch (what a commit names never changes).
+fn open_git_at(repo: &str, rev: Option<&str>) -> Result<OpenGit> {
+    let pinned = rev.filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (git, clone, fetched) = if is_remote_url(repo) {
+        match kept_clone(repo, pinned)? {
+            Some((git, fetched)) => (git, None, fetched),
             None => {
                 let tmp = tempfile::Builder::new().prefix("dvt-clone-").tempdir()?;
                 let started = std::time::Instant::now();
@@ -186,17 +197,18 @@ pub fn open_git(repo: &str) -> Result<OpenGit> {
                     tmp.path().display(),
                     started.elapsed().as_secs_f64()
                 );
-                (git, Some(Rc::new(tmp)))
+                (git, Some(Rc::new(tmp)), true)
             }
         }
     } else {
         let path = repo.strip_prefix("file://").unwrap_or(repo);
-        (Git::open_external(Path::new(path))?, None)
+        (Git::open_external(Path::new(path))?, None, true)
     };
     Ok(OpenGit {
         repo: repo.to_string(),
         git: Rc::new(git),
         clone,
+        fetched,
     })
 }
 
@@ -212,10 +224,11 @@ fn clones_dir() -> Option<PathBuf> {
 
 /// The repository at `url` from the clone dvt keeps of it ([`clones_dir`]):
 /// made the first time, fetched (only what is new) each time after, one
-/// process at a time (another waits). `None` when there is nowhere to keep
-/// it (no home directory, or one that cannot be written): the caller clones
-/// into a temporary directory.
-fn kept_clone(url: &str) -> Result<Option<Git>> {
+/// process at a time (another waits); not fetched when it holds commit
+/// `pinned`. With whether it was fetched. `None` when there is nowhere to
+/// keep it (no home directory, or one that cannot be written): the caller
+/// clones into a temporary directory.
+fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
     let Some(base) = clones_dir() else {
         return Ok(None);
     };
@@ -227,6 +240,14 @@ fn kept_clone(url: &str) -> Result<Option<Git>> {
     let dir = base.join(format!("{}.git", &key[..32]));
     let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
     lock.file().lock()?;
+    if let Some(git) = pinned.and_then(|c| Git::kept_clone_with(&dir, c)) {
+        tracing::debug!(
+            "{url}: its clone {} holds {}: not fetched",
+            dir.display(),
+            pinned.unwrap_or_default()
+        );
+        return Ok(Some((git, false)));
+    }
     let started = std::time::Instant::now();
     let (git, made) = Git::fetch_clone(url, &dir)?;
     tracing::debug!(
@@ -235,7 +256,7 @@ fn kept_clone(url: &str) -> Result<Option<Git>> {
         dir.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(Some(git))
+    Ok(Some((git, true)))
 }
 
 /// The repositories one command opens from URLs, each cloned once (as DVC
@@ -248,22 +269,25 @@ pub(crate) struct Clones {
 }
 
 impl Clones {
-    /// [`open_git`], cloning a URL only the first time it is asked for.
-    pub(crate) fn open(&self, repo: &str) -> Result<OpenGit> {
-        if !is_remote_url(repo) {
-            return open_git(repo);
-        }
-        if let Some(open) = self.opened.borrow().get(repo) {
-            return Ok(open.share());
-        }
-        let open = open_git(repo)?;
-        self.opened.borrow_mut().insert(repo.to_string(), open.share());
-        Ok(open)
-    }
-
-    /// [`open_external`] through [`Clones::open`].
+    /// [`open_external`], fetching a URL only the first time a revision
+    /// needs it (a commit its clone holds does not).
     pub(crate) fn external(&self, repo: &str, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
-        self.open(repo)?.at(rev, settings)
+        if !is_remote_url(repo) {
+            return open_external(repo, rev, settings);
+        }
+        let reuse = self.opened.borrow().get(repo).and_then(|open| {
+            let holds = || rev.is_some_and(|r| open.git.resolve(r).is_ok_and(|c| c == r));
+            (open.fetched || holds()).then(|| open.share())
+        });
+        let open = match reuse {
+            Some(open) => open,
+            None => {
+                let open = open_git_at(repo, rev)?;
+                self.opened.borrow_mut().insert(repo.to_string(), open.share());
+                open
+            }
+        };
+        open.at(rev, settings)
     }
 }
 
@@ -274,13 +298,14 @@ impl OpenGit {
             repo: self.repo.clone(),
             git: self.git.clone(),
             clone: self.clone.clone(),
+            fetched: self.fetched,
         }
     }
 
     /// The dvt repository at `rev` (default: HEAD), its config as `settings`
     /// change it.
     pub fn at(self, rev: Option<&str>, settings: &ExternalConfig) -> Result<External> {
-        let OpenGit { repo, git, clone } = self;
+        let OpenGit { repo, git, clone, .. } = self;
         let repo = repo.as_str();
         let rev_s = rev.unwrap_or("HEAD");
         let commit = git.resolve(rev_s)?;
