@@ -322,20 +322,18 @@ impl Git {
                 .to_thread_local()
             }
         };
-        // Every ref listed (HEAD too), not only those the refspecs name.
-        let options = gix::remote::ref_map::Options {
-            prefix_from_spec_as_filter_on_remote: false,
-            ..Default::default()
-        };
+        // Branches and tags, and HEAD (which writes no ref: listed, it says
+        // which branch is the default); the server lists only those (not, on a
+        // forge, its thousands of pull-request refs).
         let fetched = (|| -> std::result::Result<_, gix::Error> {
             repo.remote_at(url)?
                 .with_fetch_tags(gix::remote::fetch::Tags::None)
                 .with_refspecs(
-                    ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                    ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "HEAD"],
                     gix::remote::Direction::Fetch,
                 )?
                 .connect(gix::remote::Direction::Fetch)?
-                .prepare_fetch(gix::progress::Discard, options)?
+                .prepare_fetch(gix::progress::Discard, Default::default())?
                 .receive(gix::progress::Discard, crate::fsutil::interrupt_flag())
         })();
         let outcome = match fetched {
