@@ -1923,3 +1923,32 @@ fn exp_push_and_pull_take_the_run_cache_when_asked() {
     assert_eq!(b.read("model.bin"), b"model lr=0.3\n");
     assert_eq!(a.dvt(&["exp", "push", origin, "--run-cache", "--no-cache"]).code, 2);
 }
+
+/// A work-tree file whose name is not UTF-8 is refused by name, not left out
+/// of the experiment's commit (which would delete it from what the
+/// experiment records); once git ignores it, the save goes through, and a
+/// tracked one deleted from the work tree is a deletion.
+#[test]
+fn a_file_name_that_is_not_utf8_is_refused_not_dropped() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = project();
+    let odd = env.root.join(std::ffi::OsStr::from_bytes(b"notes-\xe9t\xe9.txt"));
+    std::fs::write(&odd, "latin-1 name\n").unwrap();
+    let r = env.dvt(&["exp", "save", "-n", "odd"]).fails();
+    assert!(
+        r.stderr.contains("notes-") && r.stderr.contains("the name is not UTF-8"),
+        "{}",
+        r.stderr
+    );
+    assert!(git_out(&env, &["for-each-ref", "refs/exps/"]).is_empty());
+    env.write(".gitignore", "/notes-*\n");
+    env.dvt(&["exp", "save", "-n", "ignored"]).ok();
+    // Tracked by git, then deleted: the experiment records the deletion.
+    std::fs::write(env.path(".gitignore"), "").unwrap();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "odd name"]);
+    std::fs::remove_file(&odd).unwrap();
+    env.dvt(&["exp", "save", "-n", "deleted"]).ok();
+    let files = git_out(&env, &["ls-tree", "--name-only", "refs/exps/deleted"]);
+    assert!(!files.contains("notes-"), "{files}");
+}

@@ -59,11 +59,29 @@ fn work_tree_files(workdir: &Path, what: &str) -> Result<Vec<String>> {
         if entry.file_type().is_none_or(|t| t.is_dir()) {
             continue;
         }
-        if let Some(rel) = entry.path().strip_prefix(workdir).ok().and_then(|r| r.to_str()) {
-            out.push(rel.to_string());
-        }
+        let rel = entry.path().strip_prefix(workdir).unwrap_or(entry.path());
+        out.push(utf8_name(rel, what)?.to_string());
     }
     Ok(out)
+}
+
+/// `rel` as text; a name that is not UTF-8 is refused ([`not_utf8`]).
+fn utf8_name<'a>(rel: &'a Path, what: &str) -> Result<&'a str> {
+    rel.to_str().ok_or_else(|| not_utf8(rel, what))
+}
+
+/// The error for a work-tree file whose name is not UTF-8: refused, naming
+/// it, rather than left out of a commit (which would delete the file from
+/// what the commit records).
+fn not_utf8(rel: &Path, what: &str) -> crate::Error {
+    GitError::Failed {
+        what: what.into(),
+        message: format!(
+            "`{}`: the name is not UTF-8, which dvt cannot record: rename it, or add it to .gitignore",
+            rel.display()
+        ),
+    }
+    .into()
 }
 
 /// When `dir` is inside a linked git worktree (`git worktree add`), the
@@ -906,9 +924,10 @@ impl Git {
                 if entry.file_type().is_dir() {
                     continue;
                 }
-                let Some(rel) = entry.path().strip_prefix(&root).ok().and_then(|r| r.to_str()) else {
+                let Ok(rel) = entry.path().strip_prefix(&root) else {
                     continue;
                 };
+                let rel = utf8_name(rel, what)?;
                 if rel.split('/').any(|c| c == ".git") {
                     continue;
                 }
@@ -928,7 +947,16 @@ impl Git {
                 message: crate::error_chain(&e),
             })?;
         for r in rec.records {
-            let Ok(path) = r.filepath.to_str() else { continue };
+            let Ok(path) = r.filepath.to_str() else {
+                // Gone from the work tree, it is deleted; there, it is refused.
+                let rel = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                    &r.filepath,
+                ));
+                match workdir.join(rel).symlink_metadata() {
+                    Ok(_) => return Err(not_utf8(rel, what)),
+                    Err(_) => continue,
+                }
+            };
             if r.mode.is_commit() {
                 editor
                     .upsert(path, gix::object::tree::EntryKind::Commit, r.oid)
