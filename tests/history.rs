@@ -1709,14 +1709,8 @@ fn served_versions() -> Served {
 
 #[test]
 fn get_and_import_from_a_git_url_over_http() {
-    let Served {
-        source,
-        server,
-        url,
-        _dir,
-        _remote,
-        ..
-    } = served_versions();
+    let served = served_versions();
+    let (source, url) = (&served.source, served.url.clone());
 
     let out = tempfile::tempdir().unwrap();
     let r = source
@@ -1736,7 +1730,11 @@ fn get_and_import_from_a_git_url_over_http() {
     assert_eq!(env.read("model.bin"), b"model two");
 
     let r = env
-        .dvt(&["get", &format!("http://127.0.0.1:{}/missing.git", server.port), "x"])
+        .dvt(&[
+            "get",
+            &format!("http://127.0.0.1:{}/missing.git", served.server.port),
+            "x",
+        ])
         .fails();
     assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
 }
@@ -1748,15 +1746,8 @@ fn get_and_import_from_a_git_url_over_http() {
 /// processes at once take turns, and a commit it holds is read offline.
 #[test]
 fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
-    let Served {
-        source,
-        bare,
-        server,
-        url,
-        _dir,
-        _remote,
-        ..
-    } = served_versions();
+    let served = served_versions();
+    let (source, bare, url) = (&served.source, &served.bare, served.url.clone());
     let there = |args: &[&str]| source.git(&[&["--git-dir", bare.to_str().unwrap()], args].concat());
     there(&["branch", "old", "v1"]);
     let env = TestEnv::new();
@@ -1822,7 +1813,7 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     assert_eq!(got, "model two");
     assert!(said.contains(&format!("cloned {url} into ")), "{said}");
     // Two at once, on a clone neither has: one waits for the other.
-    let url = format!("http://127.0.0.1:{}/data.git/", server.port);
+    let url = format!("http://127.0.0.1:{}/data.git/", served.server.port);
     let children: Vec<_> = ["a.bin", "b.bin"]
         .map(|out| env.dvt_spawn(&["get", &url, "model.bin", "--rev", "v1", "-o", out]))
         .into_iter()
@@ -1835,7 +1826,7 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
         (b"model two".to_vec(), b"model two".to_vec())
     ); // A commit the clone holds is read without asking the server: with it gone too.
     let v2 = there(&["rev-parse", "v2^{commit}"]).stdout.trim().to_string();
-    drop(server);
+    drop(served.server);
     let r = env
         .dvt(&["-v", "get", &url, "model.bin", "--rev", &v2, "-o", "offline.bin"])
         .ok();
@@ -1854,15 +1845,8 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
 /// unreachable source is a warning, and `--no-updates` asks nothing.
 #[test]
 fn status_says_which_imports_have_an_update() {
-    let Served {
-        source,
-        bare,
-        server,
-        url,
-        _dir,
-        _remote,
-        ..
-    } = served_versions();
+    let served = served_versions();
+    let (source, bare, url) = (&served.source, &served.bare, served.url.clone());
     let env = TestEnv::new();
     env.dvt(&["import", &url, "model.bin", "--rev", "main"]).ok();
     env.dvt(&["import", &url, "model.bin", "--rev", "v1", "-o", "v1.bin"])
@@ -1911,7 +1895,7 @@ fn status_says_which_imports_have_an_update() {
             .contains("update available")
     );
 
-    drop(server);
+    drop(served.server);
     let r = env.dvt(&["status", "model.bin"]).ok();
     assert!(
         r.stderr.contains("warning: model.bin.dvt: could not ask") && r.stdout.contains("up to date"),
