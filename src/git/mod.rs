@@ -211,6 +211,17 @@ pub enum TreeAt {
 /// per fetch that brought something) before it is made anew, as one.
 pub const MAX_KEPT_PACKS: usize = 64;
 
+/// What [`Git::fetch_clone`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptClone {
+    /// Cloned anew (there was none, or a damaged one, or too many packs).
+    Made,
+    /// Fetched what was new.
+    Fetched,
+    /// Nothing: it holds the commit asked for.
+    Held,
+}
+
 /// The clone [`Git::fetch_clone`] keeps in `dir`, if there is a good one.
 fn kept_clone_at(dir: &Path) -> Option<gix::Repository> {
     // Each fetch that brings commits adds a pack: past a few dozen, lookups
@@ -307,11 +318,19 @@ impl Git {
     /// after, so that only new commits travel. Every branch and tag is
     /// fetched, forced (a tag moved there moves here), refs gone from `url` are
     /// deleted here, and HEAD names what `url`'s HEAD names. A `dir` that is
-    /// not a repository any more (damaged) is made anew. The caller holds
-    /// `dir` alone while this runs. Also says whether the clone was made (not
-    /// fetched).
-    pub fn fetch_clone(url: &str, dir: &Path) -> Result<(Git, bool)> {
+    /// not a repository any more (damaged) is made anew. A kept clone that
+    /// holds commit `pinned` (40 hex digits) is not fetched: what a commit
+    /// names never changes. The caller holds `dir` alone while this runs.
+    pub fn fetch_clone(url: &str, dir: &Path, pinned: Option<&str>) -> Result<(Git, KeptClone)> {
         let kept = kept_clone_at(dir);
+        let held = pinned.and_then(|c| gix::ObjectId::from_hex(c.as_bytes()).ok());
+        if let Some(repo) = kept.as_ref().filter(|r| held.is_some_and(|id| r.has_object(id))) {
+            let git = Git {
+                repo: repo.clone(),
+                prefix: String::new(),
+            };
+            return Ok((git, KeptClone::Held));
+        }
         let what = match kept {
             Some(_) => format!("fetching `{url}` into its clone"),
             None => format!("cloning `{url}`"),
@@ -416,19 +435,7 @@ impl Git {
             repo,
             prefix: String::new(),
         };
-        Ok((git, made))
-    }
-
-    /// The clone [`Git::fetch_clone`] keeps in `dir`, as it is (not fetched),
-    /// if it holds commit `id` (40 hex digits): what a commit names never
-    /// changes, so reading it needs no fetch.
-    pub fn kept_clone_with(dir: &Path, id: &str) -> Option<Git> {
-        let id = gix::ObjectId::from_hex(id.as_bytes()).ok()?;
-        let repo = kept_clone_at(dir)?;
-        repo.has_object(id).then_some(Git {
-            repo,
-            prefix: String::new(),
-        })
+        Ok((git, if made { KeptClone::Made } else { KeptClone::Fetched }))
     }
 
     /// The commit `rev` (default `HEAD`: a branch, a tag, or a full ref name)

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::error::{GitError, PathError, Result};
-use crate::git::{Git, GitId, TreeAt, TreeItem};
+use crate::git::{Git, GitId, KeptClone, TreeAt, TreeItem};
 use crate::manifest::{Entry, Manifest, Part};
 use crate::object::ObjectId;
 use crate::pointer::{ImportSource, Kind, Pointer, Source, pointer_path_for};
@@ -240,23 +240,19 @@ fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
     let dir = base.join(format!("{}.git", &key[..32]));
     let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
     lock.file().lock()?;
-    if let Some(git) = pinned.and_then(|c| Git::kept_clone_with(&dir, c)) {
-        tracing::debug!(
+    let started = std::time::Instant::now();
+    let (git, did) = Git::fetch_clone(url, &dir, pinned)?;
+    let took = started.elapsed().as_secs_f64();
+    match did {
+        KeptClone::Held => tracing::debug!(
             "{url}: its clone {} holds {}: not fetched",
             dir.display(),
             pinned.unwrap_or_default()
-        );
-        return Ok(Some((git, false)));
+        ),
+        KeptClone::Made => tracing::debug!("cloned {url} into {} in {took:.3} s", dir.display()),
+        KeptClone::Fetched => tracing::debug!("fetched {url} into {} in {took:.3} s", dir.display()),
     }
-    let started = std::time::Instant::now();
-    let (git, made) = Git::fetch_clone(url, &dir)?;
-    tracing::debug!(
-        "{} {url} into {} in {:.3} s",
-        if made { "cloned" } else { "fetched" },
-        dir.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Some((git, true)))
+    Ok(Some((git, did != KeptClone::Held)))
 }
 
 /// The repositories one command opens from URLs, each cloned once (as DVC
