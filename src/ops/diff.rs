@@ -256,10 +256,10 @@ struct Manifests<'a> {
 
 impl Manifests<'_> {
     /// The manifest of tracked directory `t`; `None` if nothing has it.
-    fn of(&self, t: &Tracked) -> Option<Manifest> {
+    fn of(&self, t: &Tracked) -> Option<std::borrow::Cow<'_, Manifest>> {
         match self.made.get(&t.pointer.id) {
-            Some(m) => Some(m.clone()),
-            None => self.objects.manifest(t).ok(),
+            Some(m) => Some(std::borrow::Cow::Borrowed(m)),
+            None => self.objects.manifest(t).ok().map(std::borrow::Cow::Owned),
         }
     }
 }
