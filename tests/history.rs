@@ -1068,7 +1068,10 @@ fn cat_get_and_import_read_the_files_git_keeps() {
     env.dvt_in(here, &["get", src, ".", "--rev", "v2", "-o", "all"]).ok();
     assert_eq!(std::fs::read(here.join("all/data/sub/c.csv")).unwrap(), b"t,v\n0,3\n");
     assert_eq!(std::fs::read(here.join("all/model.bin")).unwrap(), b"model two");
-    assert!(here.join("all/data.dvt").is_file() && here.join("all/.dvt/config.toml").is_file());
+    // dvt's own files are not copied (as DVC's `get` leaves out `.dvc` files):
+    // here they would describe data this repository does not have.
+    assert!(!here.join("all/data.dvt").exists() && !here.join("all/.dvt").exists());
+    assert!(here.join("all/.gitignore").is_file());
     assert!(!here.join("all/src").exists(), "src was committed after v2");
     let r = env.dvt_in(here, &["get", src, "src/nope.py"]).fails();
     assert!(r.stderr.contains("`src/nope.py` does not exist at"), "{}", r.stderr);
@@ -1160,7 +1163,7 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
     env.write("notes.md", "todo\n");
     let r = env.dvt(&["list", "."]).ok();
     assert_eq!(
-        r.stdout, ".dvt/\n.gitignore\ndata/  (dvt)\ndata.dvt\nnotes.md\n",
+        r.stdout, ".gitignore\ndata/  (dvt)\ndata.dvt\nnotes.md\n",
         "no commit yet: {}",
         r.stderr
     );
@@ -1171,7 +1174,6 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
         .unwrap()
         .iter()
         .map(|e| (e["path"].as_str().unwrap().to_string(), e["size"].as_u64().unwrap()))
-        .filter(|(p, _)| !p.starts_with(".dvt/"))
         .collect();
     let pointer = std::fs::metadata(env.path("data.dvt")).unwrap().len();
     assert_eq!(
@@ -1292,13 +1294,17 @@ fn du_adds_up_git_files_and_tracked_data() {
     assert_eq!(du(&["data/raw/sub/c.txt", "-b"]), "         10  data/raw/sub/c.txt\n");
     assert_eq!(du(&["model.bin", "-b", "--rev", "HEAD~1"]), "       5000  model.bin\n");
     assert_eq!(du(&["src", "-s"]), "       18 B  src\n");
-    let data = 1010 + git_bytes("data/.gitignore") + git_bytes("data/raw.dvt");
+    // dvt's own files (pointers, `.dvt`) are not counted, as `dvc du` leaves out
+    // `.dvc` files; a pointer named alone is measured.
+    let data = 1010 + git_bytes("data/.gitignore");
     let r = du(&["data", "-b"]);
     assert!(
         r.contains("       1010  raw/\n") && r.ends_with(&format!("{data:>11}  data\n")),
         "{r}"
     );
     assert_eq!(du(&["--dvt-only", "-s", "-b"]), "       8010  .\n");
+    let pointer = git_bytes("model.bin.dvt");
+    assert_eq!(du(&["model.bin.dvt", "-b"]), format!("{pointer:>11}  model.bin.dvt\n"));
     // Without the cache (so without any manifest), the pointers still say.
     std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
     let v = env.dvt(&["du", ".", "--json"]).ok().json();
@@ -1312,6 +1318,8 @@ fn du_adds_up_git_files_and_tracked_data() {
         (size_of("data"), size_of("model.bin"), size_of("src")),
         (data, 7000, 18)
     );
+    let names: Vec<&str> = entries.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(names, [".gitignore", "data", "model.bin", "src"]);
     let total: u64 = entries.iter().map(|e| e["size"].as_u64().unwrap()).sum();
     assert_eq!(v["size"].as_u64(), Some(total));
     let r = env.dvt(&["du", ".", "nothing"]).fails();
@@ -1333,7 +1341,7 @@ fn list_shows_git_files_and_tracked_data_at_a_revision() {
     };
     assert_eq!(
         ls(&[]),
-        ".dvt/\n.gitignore\ndata/  (dvt)\ndata.dvt\nmodel.bin  (dvt)\nmodel.bin.dvt\n"
+        ".gitignore\ndata/  (dvt)\ndata.dvt\nmodel.bin  (dvt)\nmodel.bin.dvt\n"
     );
     assert_eq!(ls(&["--dvt-only"]), "data/  (dvt)\nmodel.bin  (dvt)\n");
     assert_eq!(ls(&["data"]), "a.csv  (dvt)\nsub/  (dvt)\n");
@@ -2903,7 +2911,7 @@ for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), Dv
 "#;
     let url = format!("file://{}", env.root.display());
     let r = env.python_in(&env.root, script, &[&url]);
-    let once = "['.dvt', '.gitignore', 'data', 'data.dvt', 'model.bin', 'model.bin.dvt', 'src']\n\
+    let once = "['.gitignore', 'data', 'model.bin', 'src']\n\
          [('data/a.csv', 'file', 16, True), ('data/sub', 'directory', 8, True)]\n\
          ['data/a.csv', 'data/sub/c.csv'] ['model.bin'] ['data/a.csv', 'data/sub', 'data/sub/c.csv']\n\
          [('data', ['sub'], ['a.csv']), ('data/sub', [], ['c.csv'])]\n\

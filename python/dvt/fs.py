@@ -12,7 +12,9 @@ repository.
 
 The method names and their answers are fsspec's (`ls`, `info`, `find`,
 `walk`, `exists`, `open`, `cat_file`, `get`, ...), so code written for
-DVCFileSystem reads the same; fsspec itself is not needed. Every call runs the
+DVCFileSystem reads the same; fsspec itself is not needed. As DVCFileSystem
+leaves out DVC's own files, this leaves out dvt's: pointer files, `dvt.toml`,
+`dvt.lock`, `.dvtignore` and `.dvt`. Every call runs the
 `dvt` binary: `dvt list` for what is there (once, then remembered), `dvt cat`
 or `dvt get` for content, which dvt verifies before Python sees a byte.
 """
@@ -23,6 +25,19 @@ import posixpath
 import tempfile
 
 from . import api as _api
+
+
+def _is_dvt_file(path):
+    """Whether `path` is one of dvt's own files (a pointer, `dvt.toml`,
+    `dvt.lock`, `.dvtignore`, what is in `.dvt`): DVCFileSystem leaves out
+    DVC's (`.dvc` files, `dvc.yaml`, `.dvcignore`), and so does this."""
+    name = posixpath.basename(path)
+    return (
+        path == ".dvt"
+        or path.startswith(".dvt/")
+        or (name.endswith(".dvt") and name != ".dvt")
+        or name in ("dvt.toml", "dvt.lock", ".dvtignore")
+    )
 
 
 class DvtFileSystem:
@@ -82,6 +97,8 @@ class DvtFileSystem:
         files, dirs = {}, {"": set()}
         for e in listing["entries"]:
             path = e["path"]
+            if e.get("keeper") == "git" and _is_dvt_file(path):
+                continue
             files[path] = {
                 "name": path,
                 "type": "file",

@@ -484,11 +484,7 @@ fn find_in_files(
     left_out: &mut Vec<String>,
 ) -> Result<Found> {
     let Searched { snap, files, label } = searched;
-    let full = |inner: &str| match (path.is_empty(), inner.is_empty()) {
-        (true, _) => inner.to_string(),
-        (false, true) => path.to_string(),
-        (false, false) => format!("{path}/{inner}"),
-    };
+    let full = |inner: &str| super::list::join_rel(path, inner);
     let store = |inner: &str, item: &TreeItem, left_out: &mut Vec<String>| -> Result<Option<Entry>> {
         let Some(stored) = files.store(&full(inner), item, objects.cache())? else {
             left_out.push(full(inner));
@@ -522,7 +518,11 @@ fn find_in_files(
             };
         }
         TreeAt::Dir(items) => {
-            for item in items.iter().filter(|i| !i.dir) {
+            // dvt's own files describe the data of the repository read: not copied.
+            for item in items
+                .iter()
+                .filter(|i| !i.dir && !super::list::is_dvt_file(&full(&i.path)))
+            {
                 if let Some(e) = store(&item.path, item, left_out)? {
                     entries.insert(e.path.clone(), e);
                 }

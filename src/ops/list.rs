@@ -311,7 +311,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
             entries.insert(name, e);
         }
         TreeAt::Dir(items) => {
-            for item in items {
+            for item in items.into_iter().filter(|i| !in_dvt_dir(&join_rel(&path, &i.path))) {
                 let e = match item.dir {
                     true if opts.recursive => continue,
                     true => ListEntry::dir(item.path.clone(), Keeper::Git, None),
@@ -395,7 +395,7 @@ pub struct Usage {
 /// directories are measured by their pointers; a manifest is read only to
 /// measure what is inside tracked data.
 pub fn du(opts: &ListOptions) -> Result<Usage> {
-    let listing = list(&ListOptions {
+    let mut listing = list(&ListOptions {
         recursive: true,
         whole_tracked: true,
         sizes: true,
@@ -405,6 +405,14 @@ pub fn du(opts: &ListOptions) -> Result<Usage> {
         p if p.is_empty() => ".".to_string(),
         p => p,
     };
+    // dvt's own files are not the repository's content (as `dvc du` leaves
+    // out `.dvc` files); a file named alone is measured whatever it is.
+    if !listing.path_is_file {
+        let dir = normalize(&opts.path).unwrap_or_default();
+        listing
+            .entries
+            .retain(|e| e.keeper == Keeper::Dvt || !is_dvt_file(&join_rel(&dir, &e.path)));
+    }
     let size = listing.entries.iter().map(|e| e.size.unwrap_or(0)).sum();
     if listing.path_is_file {
         return Ok(Usage {
@@ -437,6 +445,41 @@ pub fn du(opts: &ListOptions) -> Result<Usage> {
         size,
         entries: top.into_values().collect(),
     })
+}
+
+/// Whether `rel` (root-relative) is `.dvt` or inside it: dvt's own
+/// directory, which listings leave out (as DVC's leave out `.dvc`).
+pub(crate) fn in_dvt_dir(rel: &str) -> bool {
+    rel.strip_prefix(crate::repo::DVT_DIR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether `rel` (root-relative) is one of dvt's files rather than the
+/// repository's content: in `.dvt`, a pointer file, the pipeline's
+/// `dvt.toml` or `dvt.lock`, or a `.dvtignore`. Copies of a directory (`get`,
+/// `import`) and sizes (`du`) leave them out, as DVC's leave out `.dvc` files,
+/// `dvc.yaml` and `.dvcignore`: they describe data in the repository read and
+/// would mean something else (or be taken as this repository's own) where the
+/// copy lands.
+pub(crate) fn is_dvt_file(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    in_dvt_dir(rel)
+        || crate::pointer::is_pointer_path(Path::new(name))
+        || [
+            crate::pipeline::PIPELINE_FILE,
+            crate::pipeline::LOCK_FILE,
+            crate::workspace::IGNORE_FILE,
+        ]
+        .contains(&name)
+}
+
+/// `inner` (relative to directory `dir`; empty `dir`: the root) made root-relative.
+pub(crate) fn join_rel(dir: &str, inner: &str) -> String {
+    match (dir.is_empty(), inner.is_empty()) {
+        (true, _) => inner.to_string(),
+        (false, true) => dir.to_string(),
+        (false, false) => format!("{dir}/{inner}"),
+    }
 }
 
 /// A path as given, made repo-relative: `.`, `./` and trailing `/` dropped;
