@@ -56,6 +56,33 @@ pub fn put_back(file: &str) -> String {
 }
 
 impl Error {
+    /// This error as met reading another repository's remote (`get`,
+    /// `import`, `list`): an object missing there is that repository's to
+    /// push, which `pull --allow-missing` cannot mend.
+    pub(crate) fn in_read_repo(self) -> Error {
+        match self {
+            Error::Remote(RemoteError::Missing {
+                remote,
+                id,
+                path,
+                served_copy: false,
+            }) => RemoteError::MissingInRead { remote, id, path }.into(),
+            Error::Remote(RemoteError::Transfer {
+                remote,
+                failed,
+                total,
+                first,
+            }) => RemoteError::Transfer {
+                remote,
+                failed,
+                total,
+                first: Box::new(first.in_read_repo()),
+            }
+            .into(),
+            e => e,
+        }
+    }
+
     /// Whether this error, or one beneath it, is a full disk or an exceeded quota.
     pub fn is_disk_full(&self) -> bool {
         match self {
@@ -287,6 +314,11 @@ impl Error {
                 "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \
                  (its path or URL is in the pointer's `[source]` table); `dvt pull --allow-missing` checks out the rest"
             )),
+            Error::Remote(RemoteError::MissingInRead { .. }) => Some(
+                "nobody pushed it there: it must be pushed (`dvt push`) from a clone of that repository \
+                 that has the data (`dvt status --remote` there lists what is not pushed)"
+                    .into(),
+            ),
             Error::Remote(RemoteError::Missing {
                 remote,
                 served_copy: true,
@@ -819,6 +851,20 @@ pub enum RemoteError {
         /// The remote is a plain web server serving a copy of another store
         /// (which the copy may lag behind).
         served_copy: bool,
+    },
+    /// An object of another repository (read by `get`, `import`, `list`) is
+    /// in neither its cache nor its remote.
+    #[error(
+        "the source repository's remote `{remote}` does not have object {id}{}",
+        for_path(path)
+    )]
+    MissingInRead {
+        /// The remote's name, in that repository's config.
+        remote: String,
+        /// The object.
+        id: ObjectId,
+        /// The path (in that repository) that needed it, if known.
+        path: Option<String>,
     },
     /// An import's object is on neither the remote nor its source repository.
     #[error(

@@ -461,6 +461,8 @@ pub struct Objects<'a> {
     remote_name: Option<String>,
     jobs: Option<usize>,
     remote: std::sync::OnceLock<Remote>,
+    /// Whether the objects are another repository's ([`Objects::from_source`]).
+    read_repo: bool,
 }
 
 impl std::fmt::Debug for Objects<'_> {
@@ -479,6 +481,7 @@ impl<'a> Objects<'a> {
             remote_name: remote.map(str::to_string),
             jobs: None,
             remote: std::sync::OnceLock::new(),
+            read_repo: false,
         }
     }
 
@@ -493,6 +496,7 @@ impl<'a> Objects<'a> {
             remote_name: None,
             jobs: None,
             remote: std::sync::OnceLock::new(),
+            read_repo: true,
         }
     }
 
@@ -548,8 +552,19 @@ impl<'a> Objects<'a> {
             return Ok(());
         }
         let remote = self.remote_for(id, for_path)?;
-        remote.block_on(remote.download(&self.dest, *id, for_path, &|_| {}))?;
+        remote
+            .block_on(remote.download(&self.dest, *id, for_path, &|_| {}))
+            .map_err(|e| self.as_met(e))?;
         Ok(())
+    }
+
+    /// `e`, met downloading: for another repository's objects, said as such
+    /// (see [`crate::Error::in_read_repo`]).
+    pub(crate) fn as_met(&self, e: crate::Error) -> crate::Error {
+        match self.read_repo {
+            true => e.in_read_repo(),
+            false => e,
+        }
     }
 
     /// The manifest of tracked directory `t`.

@@ -2966,7 +2966,18 @@ fn get_import_and_list_read_the_remote_and_options_given() {
 
     let env = TestEnv::new();
     let r = env.dvt(&["get", src, "data", "-o", "plain"]).fails();
-    assert!(r.stderr.contains("remote `empty` does not have object"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the source repository's remote `empty` does not have object"),
+        "{}",
+        r.stderr
+    );
+    // Its owners must push it: `pull --allow-missing` (fetch's hint) means nothing here.
+    assert!(
+        r.stderr.contains("from a clone of that repository") && !r.stderr.contains("allow-missing"),
+        "{}",
+        r.stderr
+    );
     assert!(!env.exists("plain"));
     env.dvt(&["get", src, "data", "-o", "got", "--remote", "store"]).ok();
     assert_eq!(env.read("got/a.csv"), registry.read("data/a.csv"));
@@ -3106,7 +3117,7 @@ for call in (lambda: api.read("model.bin", repo=url), lambda: api.read("model.bi
         "model two\n\
          model one\n\
          4\n\
-         DvtError error: remote `empty` does not have object\n\
+         DvtError error: the source repository's remote `emp\n\
          DvtError config= and remote_config= are for a repos\n",
         "{}",
         r.stderr

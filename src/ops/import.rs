@@ -607,7 +607,8 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
             if let Some(first) = rest.first() {
                 let remote = objects.remote_for(&first.id, Some(&format!("{path}/{}", first.path)))?;
                 let wanted = rest.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
-                crate::ops::transfer::download_wanted(remote, objects.cache(), wanted, progress)?;
+                crate::ops::transfer::download_wanted(remote, objects.cache(), wanted, progress)
+                    .map_err(|e| objects.as_met(e))?;
             }
             return Ok(());
         }
