@@ -1224,6 +1224,33 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
     ]);
     let r = env.dvt(&["list", bare.to_str().unwrap(), "data"]).ok();
     assert_eq!(r.stdout, "a.csv  (dvt)\n");
+
+    // A path inside the repository (or its `.git`) names the whole repository,
+    // at a commit as in the work tree (as DVC reads one): paths stay the root's.
+    let inside = env.path("data").to_str().unwrap().to_string();
+    let git_dir = env.path(".git").to_str().unwrap().to_string();
+    let (committed, as_is) = ("a.csv  (dvt)\n", "a.csv  (dvt)\nb.csv  (dvt)\n");
+    for (repo, rev, listed) in [
+        (&inside, None, as_is),
+        (&inside, Some("HEAD"), committed),
+        (&git_dir, Some("HEAD"), committed),
+    ] {
+        let mut args = vec!["list", repo.as_str(), "data"];
+        args.extend(rev.iter().flat_map(|r| ["--rev", *r]));
+        assert_eq!(env.dvt(&args).ok().stdout, listed, "{args:?}");
+    }
+    // A bare clone kept inside the project is that clone, not the project.
+    let kept = env.path("vendor/registry.git");
+    std::fs::create_dir_all(env.path("vendor")).unwrap();
+    env.git(&["clone", "-q", "--bare", bare.to_str().unwrap(), kept.to_str().unwrap()]);
+    env.write("only-here.md", "not in the clone\n");
+    assert!(env.dvt(&["list", "."]).ok().stdout.contains("only-here.md"));
+    let r = env.dvt(&["list", kept.to_str().unwrap()]).ok();
+    assert!(
+        !r.stdout.contains("only-here.md") && r.stdout.contains("data/"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A repository whose cache is elsewhere by its local settings (`dvt cache

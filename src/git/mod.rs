@@ -273,13 +273,15 @@ impl Git {
             message: crate::error_chain(&e),
         })?;
         let mut prefix = String::new();
-        if let Some(work) = repo.workdir() {
-            let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-            if let Ok(rel) = canon(path).strip_prefix(canon(work)) {
-                prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
+        let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        // A path in the git directory (`repo/.git`) names the repository, not a part of it.
+        let in_git_dir = canon(path).starts_with(canon(repo.git_dir()));
+        if let Some(work) = repo.workdir().filter(|_| !in_git_dir)
+            && let Ok(rel) = canon(path).strip_prefix(canon(work))
+        {
+            prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
+            if !prefix.is_empty() {
+                prefix.push('/');
             }
         }
         Ok(Git { repo, prefix })

@@ -132,10 +132,8 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
     if rev.is_some() || !local || !plain {
         return Ok(None);
     }
-    let root = match Repo::find_root(Path::new(repo)) {
-        Ok(root) => root,
-        Err(crate::Error::Repo(crate::error::RepoError::NotInitialized { .. })) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(root) = dvt_root_of(Path::new(repo))? else {
+        return Ok(None);
     };
     // Its committed settings, as at a commit: neither this machine's global
     // files nor its local one choose another repository's remote. Only where
@@ -147,6 +145,32 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
         .collect();
     layers.extend(crate::repo::local_cache_layer(&root)?);
     Ok(Some(Repo::at_commit(root, None, &file, layers)?))
+}
+
+/// The root of the dvt repository that local path `path` is in: the nearest
+/// directory at or above it that holds `.dvt`, not beyond the git repository
+/// `path` is in (a git work tree's root, or a bare repository: a clone kept
+/// inside a project is that clone, not the project). A path inside a
+/// repository thus reads the whole repository, at a commit as in its work
+/// tree (as DVC reads one); `None` outside any dvt repository.
+fn dvt_root_of(path: &Path) -> Result<Option<PathBuf>> {
+    let start = std::path::absolute(path)?;
+    let mut dir = start.as_path();
+    loop {
+        if dir.join(crate::repo::DVT_DIR).is_dir() {
+            return Ok(Some(dir.to_path_buf()));
+        }
+        let git_dir = dir.join("HEAD").is_file() && dir.join("objects").is_dir();
+        // A work tree's `.git` names that work tree; any other git directory
+        // is a bare repository, read as it is.
+        if dir.join(".git").exists() || (git_dir && dir.file_name() != Some(".git".as_ref())) {
+            return Ok(None);
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return Ok(None),
+        }
+    }
 }
 
 /// How messages name a work tree read by [`local_work_tree`]: `` `/src/registry` (work tree) ``.
@@ -201,8 +225,9 @@ fn open_git_at(repo: &str, rev: Option<&str>) -> Result<OpenGit> {
             }
         }
     } else {
-        let path = repo.strip_prefix("file://").unwrap_or(repo);
-        (Git::open_external(Path::new(path))?, None, true)
+        let path = Path::new(repo.strip_prefix("file://").unwrap_or(repo));
+        let root = dvt_root_of(path)?;
+        (Git::open_external(root.as_deref().unwrap_or(path))?, None, true)
     };
     Ok(OpenGit {
         repo: repo.to_string(),
