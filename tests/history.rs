@@ -2992,6 +2992,21 @@ fn get_import_and_list_read_the_remote_and_options_given() {
     let src = registry.root.to_str().unwrap();
 
     let env = TestEnv::new();
+    let gone = format!("{src}-gone");
+    for args in [
+        vec!["get", &gone, "data"],
+        vec!["list", &gone],
+        vec!["import", &gone, "data"],
+    ] {
+        let r = env.dvt(&args).fails();
+        assert!(
+            r.stderr.contains(&format!(
+                "opening the git repository `{gone}`: there is no such directory"
+            )),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
     let r = env.dvt(&["get", src, "data", "-o", "plain"]).fails();
     assert!(
         r.stderr

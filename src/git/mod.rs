@@ -268,10 +268,14 @@ impl Git {
     /// bare repository, or a `.git` directory. The dvt root is taken to be the work
     /// tree's root, or the directory given if it is inside the work tree.
     pub fn open_external(path: &Path) -> Result<Git> {
-        let repo = gix::discover(path).map_err(|e| GitError::Failed {
+        let failed = |message: String| GitError::Failed {
             what: format!("opening the git repository `{}`", path.display()),
-            message: crate::error_chain(&e),
-        })?;
+            message,
+        };
+        if !path.exists() {
+            return Err(failed("there is no such directory".into()).into());
+        }
+        let repo = gix::discover(path).map_err(|e| failed(crate::error_chain(&e)))?;
         let mut prefix = String::new();
         let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         // A path in the git directory (`repo/.git`) names the repository, not a part of it.
