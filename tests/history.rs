@@ -3165,3 +3165,30 @@ for call in (lambda: api.read("model.bin", repo=url), lambda: api.read("model.bi
         r.stderr
     );
 }
+
+/// A name in a commit's tree that is not UTF-8 cannot be a path here: `list`
+/// and `get` leave it out with a warning that names it, and read the rest.
+#[test]
+fn list_and_get_warn_of_git_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    env.write("docs/readme.md", "hello\n");
+    let odd = env.path("docs").join(std::ffi::OsStr::from_bytes(b"caf\xe9.md"));
+    std::fs::write(odd, "latin-1\n").unwrap();
+    env.commit("docs");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    let src = env.root.to_str().unwrap();
+    let said = "`docs/caf\u{fffd}.md` is left out: its name is not UTF-8";
+    let r = env.dvt_in(here, &["list", src, "docs", "--rev", "HEAD"]).ok();
+    assert_eq!(r.stdout, "readme.md\n");
+    assert!(r.stderr.contains(said), "{}", r.stderr);
+    // The work tree as it is, too.
+    let r = env.dvt_in(here, &["list", src, "docs"]).ok();
+    assert_eq!(r.stdout, "readme.md\n");
+    assert!(r.stderr.contains(said), "{}", r.stderr);
+    let r = env.dvt_in(here, &["get", src, "docs", "--rev", "HEAD"]).ok();
+    assert!(r.stderr.contains(said), "{}", r.stderr);
+    assert_eq!(std::fs::read(here.join("docs/readme.md")).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read_dir(here.join("docs")).unwrap().count(), 1);
+}

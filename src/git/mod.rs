@@ -84,6 +84,16 @@ fn not_utf8(rel: &Path, what: &str) -> crate::Error {
     .into()
 }
 
+/// Warns that `name`, below `dir` of a commit's tree, is left out of a
+/// listing (and so of `get` and `list`): paths here are text, and it is not UTF-8.
+fn left_out_name(dir: &str, name: &gix::bstr::BStr) {
+    let name = name.to_str_lossy();
+    match dir.trim_end_matches('/') {
+        "" => tracing::warn!("`{name}` is left out: its name is not UTF-8"),
+        dir => tracing::warn!("`{dir}/{name}` is left out: its name is not UTF-8"),
+    }
+}
+
 /// When `dir` is inside a linked git worktree (`git worktree add`), the
 /// directory in the main worktree that corresponds to it; `None` otherwise (a
 /// main worktree, a bare main repository, or no git at all). Costs a few stats
@@ -663,15 +673,17 @@ impl Git {
                 message: crate::error_chain(&e),
             })?;
             for r in rec.records {
-                if let Ok(p) = r.filepath.to_str() {
-                    items.push(self.tree_item(p.to_string(), r.mode, r.oid, sizes)?);
+                match r.filepath.to_str() {
+                    Ok(p) => items.push(self.tree_item(p.to_string(), r.mode, r.oid, sizes)?),
+                    Err(_) => left_out_name(dir, r.filepath.as_ref()),
                 }
             }
         } else {
             for e in tree.iter() {
                 let e = e.map_err(failed(what()))?;
-                if let Ok(name) = e.filename().to_str() {
-                    items.push(self.tree_item(name.to_string(), e.mode(), e.object_id(), sizes)?);
+                match e.filename().to_str() {
+                    Ok(name) => items.push(self.tree_item(name.to_string(), e.mode(), e.object_id(), sizes)?),
+                    Err(_) => left_out_name(dir, e.filename()),
                 }
             }
         }

@@ -217,7 +217,12 @@ pub(crate) fn work_tree_at(root: &Path, dir: &str, recursive: bool) -> Result<Tr
     let mut items = Vec::new();
     for entry in walk.build() {
         let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
-        let Some(rel) = entry.path().strip_prefix(&top).ok().and_then(|r| r.to_str()) else {
+        let Ok(rel) = entry.path().strip_prefix(&top) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else {
+            let shown = Path::new(dir).join(rel);
+            tracing::warn!("`{}` is left out: its name is not UTF-8", shown.display());
             continue;
         };
         if rel.is_empty() {
