@@ -328,6 +328,8 @@ fn diff_and_data_status_show_moved_content_as_renamed() {
         "{}",
         r.stdout
     );
+    // DVC's `--hide-missing` is accepted: dvt's diff lists nothing of the kind.
+    assert_eq!(env.dvt(&["diff", "--hide-missing"]).ok().stdout, r.stdout);
     let id = &blake3::hash(b"weights\n").to_hex()[..8];
     let r = env.dvt(&["diff", "--show-hash"]).ok();
     assert!(

@@ -62,6 +62,10 @@ pub(super) enum HistoryCommand {
         /// Print a Markdown table (e.g. for a pull request comment), as DVC's.
         #[arg(long, conflicts_with = "json")]
         md: bool,
+        /// Accepted for DVC scripts: dvt's diff has no list of data missing from
+        /// the cache to hide (data not checked out is not a change).
+        #[arg(long)]
+        hide_missing: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -698,6 +702,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             targets,
             show_hash,
             md,
+            hide_missing: _,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
