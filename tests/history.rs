@@ -1673,7 +1673,7 @@ fn update_and_fetch_clone_a_registry_once_for_all_its_imports() {
 }
 
 #[test]
-fn push_and_fetch_take_revisions_as_dvc_does() {
+fn push_fetch_and_pull_take_revisions_as_dvc_does() {
     let env = TestEnv::new();
     let remote = tempfile::tempdir().unwrap();
     env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
@@ -1690,6 +1690,18 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
     };
     env.dvt(&["push"]).ok();
     assert!(on_remote("three") && !on_remote("one"), "only the workspace's data");
+    // status -c takes them too (DVC's `status -c -a/-T/-A`): v1's data is not pushed.
+    let r = env.dvt(&["status", "-c"]).ok();
+    assert!(
+        r.stdout.starts_with("Cache and remote `store` are in sync (1 object)."),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["status", "-c", "--rev", "v1"]).ok();
+    assert_eq!(r.stdout, "model.bin: 1 object only in the cache (to push)\n");
+    // A usage error, as clap's (exit code 2).
+    let r = env.dvt(&["status", "-T"]);
+    assert!(r.code == 2 && r.stderr.contains("add -c (or -r NAME)"), "{r:?}");
     env.dvt(&["push", "--rev", "v1"]).ok();
     assert!(on_remote("one") && !on_remote("two"));
     env.dvt(&["push", "--all-tags"]).ok();
@@ -1706,6 +1718,16 @@ fn push_and_fetch_take_revisions_as_dvc_does() {
         "{r}"
     );
     let r = clone.dvt(&["fetch", "--rev", "nope"]).fails();
+    assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
+
+    // pull takes them as DVC's does: their data is fetched, the workspace's
+    // alone checked out.
+    let other = env.clone_repo();
+    let r = other.dvt(&["pull", "-T", "--json"]).ok().json();
+    assert_eq!(r["fetch"]["downloaded"], 3, "{r}");
+    assert_eq!(other.read("model.bin"), b"three");
+    assert_eq!(other.dvt(&["cat", "model.bin", "--rev", "v1"]).ok().stdout, "one");
+    let r = other.dvt(&["pull", "--rev", "nope"]).fails();
     assert!(r.stderr.contains("unknown revision `nope`"), "{}", r.stderr);
 }
 

@@ -94,6 +94,9 @@ enum Command {
         /// The remote to compare with; implies `--remote`.
         #[arg(short = 'r', value_name = "NAME")]
         remote_name: Option<String>,
+        // With `--remote`: the data of these revisions too (as DVC's `status -c -a/-T/-A`).
+        #[command(flatten)]
+        revs: RevArgs,
         /// Do not ask the sources of imports whether they moved on (as DVC's):
         /// no network.
         #[arg(long)]
@@ -165,6 +168,9 @@ enum Command {
     Pull {
         #[command(flatten)]
         transfer: TransferArgs,
+        // Fetched, not checked out (as DVC's `pull -a/-T/-A`).
+        #[command(flatten)]
+        revs: RevArgs,
         /// Overwrite or delete files with changes no pointer records.
         #[arg(short, long)]
         force: bool,
@@ -1080,6 +1086,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             targets,
             remote,
             remote_name,
+            revs,
             json: as_json,
             ..
         } if *remote || remote_name.is_some() => {
@@ -1089,7 +1096,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 cwd,
                 remote: remote_name.clone(),
                 jobs: None,
-                revisions: Default::default(),
+                revisions: revs.revisions(),
                 run_cache: false,
                 revisions_only: false,
                 allow_missing: false,
@@ -1107,7 +1114,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if report.pointers.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
             } else if report.in_sync() {
-                out!("Cache and remote `{}` are in sync ({total} objects).", report.remote);
+                out!(
+                    "Cache and remote `{}` are in sync ({}).",
+                    report.remote,
+                    dvt::counted(total, "object")
+                );
             }
             for p in &report.pointers {
                 let mut parts = Vec::new();
@@ -1156,9 +1167,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         Command::Status {
             targets,
             no_updates,
+            revs,
             json: as_json,
             ..
         } => {
+            if revs.revisions().any() {
+                clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--rev, -a, -T, -A and -e compare those revisions' data with a remote: add -c (or -r NAME)\n",
+                )
+                .exit();
+            }
             let repo = Repo::open(&cwd)?;
             let opts = ops::StatusOptions {
                 targets: targets.resolve(&repo, &cwd)?,
@@ -1610,12 +1629,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         }
         Command::Pull {
             transfer,
+            revs,
             force,
             allow_missing,
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::TransferOptions {
                 allow_missing: *allow_missing,
+                revisions: revs.revisions(),
                 ..transfer.options(&repo, cwd)?
             };
             let report = ops::pull(&repo, &opts, *force, &bars)?;
@@ -1666,8 +1687,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     out!("corrupt {} on `{}`: {}", d.id, report.remote, d.reason);
                 }
                 out!(
-                    "checked {} objects on `{}` ({} read): {}",
-                    report.checked,
+                    "checked {} on `{}` ({} read): {}",
+                    dvt::counted(report.checked, "object"),
                     report.remote,
                     HumanBytes(report.bytes),
                     if report.corrupt.is_empty() {
@@ -1745,8 +1766,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     );
                 }
                 out!(
-                    "checked {} objects ({}): {}",
-                    report.checked,
+                    "checked {} ({}): {}",
+                    dvt::counted(report.checked, "object"),
                     HumanBytes(report.bytes),
                     if report.bad() {
                         format!(

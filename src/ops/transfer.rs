@@ -30,8 +30,8 @@ pub struct TransferOptions {
     pub remote: Option<String>,
     /// Transfers at once; `None` for the remote's `jobs` or the default.
     pub jobs: Option<usize>,
-    /// Also the data of these revisions (push and fetch; pull checks out only the
-    /// workspace's).
+    /// Also the data of these revisions (push, fetch, and pull, which checks
+    /// out only the workspace's).
     pub revisions: crate::snapshot::Revisions,
     /// Also the run cache (push, fetch, pull): its entries, and the objects of
     /// their outs (see [`crate::pipeline::run_cache`]).
@@ -1366,13 +1366,11 @@ pub struct PullReport {
     pub checkout: super::CheckoutReport,
 }
 
-/// `fetch`, then `checkout` of the same targets.
+/// `fetch`, then `checkout` of the same targets. The data of
+/// `opts.revisions` is fetched too (as DVC's `pull -a/-T/-A`); only the
+/// workspace's is checked out.
 pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Progress) -> Result<PullReport> {
-    let workspace_only = TransferOptions {
-        revisions: Default::default(),
-        ..opts.clone()
-    };
-    let tracked = load_all(repo, &workspace_only)?;
+    let tracked = load_all(repo, opts)?;
     let remote = open_remote(repo, opts, &tracked)?;
     // One lock for both halves: no other command runs between the fetch and the
     // checkout, and one that waits is told that a pull holds the repository.
