@@ -50,7 +50,7 @@ use crate::error::{GitError, Result};
 use crate::object::ObjectId;
 use crate::pointer::Kind;
 use crate::repo::Repo;
-use crate::snapshot::{FileData, Objects, PlainFile, Snapshot, open_repo};
+use crate::snapshot::{FileData, Located, Objects, PlainFile, Snapshot, open_repo};
 
 /// A tracked path's data located at a revision.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +99,17 @@ pub struct UrlInfo {
 pub fn resolve(repo: &Repo, rel: &str, rev: Option<&str>, objects: &Objects<'_>) -> Result<Resolved> {
     let snap = Snapshot::open(repo, rev)?;
     let loc = snap.locate(rel)?;
+    resolve_located(&snap, loc, rel, rev, objects)
+}
+
+/// [`resolve`], for `rel` as `snap.locate` found it.
+fn resolve_located(
+    snap: &Snapshot<'_>,
+    loc: Located,
+    rel: &str,
+    rev: Option<&str>,
+    objects: &Objects<'_>,
+) -> Result<Resolved> {
     let FileData {
         id,
         size,
@@ -146,6 +157,16 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
 pub fn open_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<(Resolved, ObjectReader)> {
     let objects = Objects::new(repo, remote);
     let data = resolve(repo, rel, rev, &objects)?;
+    read_data(repo, data, rev, &objects)
+}
+
+/// The content of `data`, a file, from `objects` (see [`open_in`]).
+fn read_data(
+    repo: &Repo,
+    data: Resolved,
+    rev: Option<&str>,
+    objects: &Objects<'_>,
+) -> Result<(Resolved, ObjectReader)> {
     if data.kind == Kind::Dir {
         return Err(GitError::IsDirectory {
             path: data.path,
@@ -208,8 +229,10 @@ pub fn open_file_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&s
     let snap = Snapshot::open(repo, rev)?;
     match snap.locate(rel) {
         Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {}
-        _ => {
-            let (data, reader) = open_in(repo, rel, rev, remote)?;
+        located => {
+            let objects = Objects::new(repo, remote);
+            let data = resolve_located(&snap, located?, rel, rev, &objects)?;
+            let (data, reader) = read_data(repo, data, rev, &objects)?;
             return Ok((Opened::Data(data), FileReader(Content::Data(Box::new(reader)))));
         }
     }
