@@ -909,7 +909,7 @@ fn https_remote_with_a_private_ca() {
     a.dvt(&["remote", "modify", "dav", "ssl_verify", "ca/team-ca.pem"]).ok();
     a.dvt_in(&a.path("ca"), &["push"]).ok();
     let r = a.dvt(&["status", "--remote"]).ok();
-    assert!(r.stdout.contains("in sync (1 objects)"), "{}", r.stdout);
+    assert!(r.stdout.contains("in sync (1 object)"), "{}", r.stdout);
 
     a.dvt(&["remote", "modify", "dav", "ssl_verify", "false"]).ok();
     std::fs::remove_file(a.path("x.csv")).unwrap();
@@ -4108,7 +4108,7 @@ fn ssh_checks_the_host_key_and_says_what_authentication_tried() {
     a.dvt(&["remote", "modify", "--unset", "ssh", "password"]).ok();
     std::fs::copy(sftp.path("user"), a.home.join(".ssh/id_ed25519")).unwrap();
     let r = a.dvt(&["status", "--remote"]).ok();
-    assert!(r.stdout.contains("in sync (1 objects)"), "{}", r.stdout);
+    assert!(r.stdout.contains("in sync (1 object)"), "{}", r.stdout);
     // A key locked with a passphrase: it is asked for, and a wrong one is named.
     a.dvt(&["remote", "modify", "--local", "ssh", "keyfile", &sftp.path("locked")])
         .ok();
