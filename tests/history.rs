@@ -1699,6 +1699,17 @@ fn push_fetch_and_pull_take_revisions_as_dvc_does() {
     );
     let r = env.dvt(&["status", "-c", "--rev", "v1"]).ok();
     assert_eq!(r.stdout, "model.bin: 1 object only in the cache (to push)\n");
+    // Every version of a path on its one line (here v1's and v2's, v3's pushed).
+    let r = env.dvt(&["status", "-c", "-T", "--json"]).ok().json();
+    assert_eq!(r["pointers"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        (
+            r["pointers"][0]["objects"].clone(),
+            r["pointers"][0]["local_only"].as_array().unwrap().len()
+        ),
+        (3.into(), 2),
+        "{r}"
+    );
     // A usage error, as clap's (exit code 2).
     let r = env.dvt(&["status", "-T"]);
     assert!(r.code == 2 && r.stderr.contains("add -c (or -r NAME)"), "{r:?}");

@@ -1419,7 +1419,7 @@ pub struct RemotePointerStatus {
     /// The data path, repo-relative.
     pub path: String,
     /// How many objects the pointer needs (as far as known: a directory whose
-    /// manifest is nowhere counts as one).
+    /// manifest is nowhere counts as one); with revisions, all its versions do.
     pub objects: usize,
     /// In the cache only: `dvt push` would upload them.
     pub local_only: Vec<ObjectId>,
@@ -1448,7 +1448,8 @@ impl RemoteStatusReport {
 }
 
 /// Compares the objects the targets need with the cache and the remote (listing
-/// the remote: this does not rely on what earlier pushes recorded).
+/// the remote: this does not rely on what earlier pushes recorded). The
+/// versions of a path that `opts.revisions` add are counted with it, as one entry.
 pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<RemoteStatusReport> {
     let tracked = load_all(repo, opts)?;
     let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
@@ -1483,16 +1484,31 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
         progress.finish();
         let there = there?;
         let absent: FxHashSet<ObjectId> = cache.missing(&all)?.into_iter().collect();
-        let pointers = tracked
-            .iter()
-            .zip(needs)
-            .map(|(t, ids)| {
+        // One entry per path: the versions other revisions add join the workspace's.
+        let mut paths: Vec<((String, String), Vec<ObjectId>)> = Vec::new();
+        let mut index: rustc_hash::FxHashMap<(String, String), usize> = Default::default();
+        for (t, ids) in tracked.iter().zip(needs) {
+            let path = match &t.within {
+                Some(inner) => display_path(&t.data_rel, inner),
+                None => t.data_rel.clone(),
+            };
+            let key = (t.pointer_rel.clone(), path);
+            match index.get(&key) {
+                Some(&i) => paths[i].1.extend(ids),
+                None => {
+                    index.insert(key.clone(), paths.len());
+                    paths.push((key, ids));
+                }
+            }
+        }
+        let pointers = paths
+            .into_iter()
+            .map(|((pointer, path), mut ids)| {
+                ids.sort_unstable();
+                ids.dedup();
                 let mut st = RemotePointerStatus {
-                    pointer: t.pointer_rel.clone(),
-                    path: match &t.within {
-                        Some(inner) => display_path(&t.data_rel, inner),
-                        None => t.data_rel.clone(),
-                    },
+                    pointer,
+                    path,
                     objects: ids.len(),
                     local_only: vec![],
                     remote_only: vec![],
