@@ -1882,6 +1882,15 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     let (got, said) = get(&["--rev", "v2"]);
     assert_eq!(got, "model two");
     assert!(said.contains(&format!("cloned {url} into ")), "{said}");
+    // Clones no command used for 90 days go when another is made; others stay.
+    let kept = env.home.join(".cache/dvt/clones");
+    let (old, recent) = (kept.join(format!("{:032}.git", 1)), kept.join(format!("{:032}.git", 2)));
+    for (clone, days) in [(&old, 91), (&recent, 89)] {
+        std::fs::create_dir_all(clone.join("objects")).unwrap();
+        let lock = std::fs::File::create(clone.with_extension("lock")).unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+        lock.set_modified(then).unwrap();
+    }
     // Two at once, on a clone neither has: one waits for the other.
     let url = format!("http://127.0.0.1:{}/data.git/", served.server.port);
     let children: Vec<_> = ["a.bin", "b.bin"]
@@ -1894,7 +1903,10 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     assert_eq!(
         (env.read("a.bin"), env.read("b.bin")),
         (b"model two".to_vec(), b"model two".to_vec())
-    ); // A commit the clone holds is read without asking the server: with it gone too.
+    );
+    assert!(!old.exists() && old.with_extension("lock").exists());
+    assert!(recent.exists() && clones[0].exists());
+    // A commit the clone holds is read without asking the server: with it gone too.
     let v2 = there(&["rev-parse", "v2^{commit}"]).stdout.trim().to_string();
     drop(served.server);
     let r = env

@@ -265,9 +265,14 @@ fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
     let dir = base.join(format!("{}.git", &key[..32]));
     let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
     lock.file().lock()?;
+    // When it was last used, for `prune_unused_clones`.
+    let _ = lock.file().set_modified(std::time::SystemTime::now());
     let started = std::time::Instant::now();
     let (git, did) = Git::fetch_clone(url, &dir, pinned)?;
     let took = started.elapsed().as_secs_f64();
+    if did == KeptClone::Made {
+        prune_unused_clones(&base);
+    }
     match did {
         KeptClone::Held => tracing::debug!(
             "{url}: its clone {} holds {}: not fetched",
@@ -278,6 +283,43 @@ fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
         KeptClone::Fetched => tracing::debug!("fetched {url} into {} in {took:.3} s", dir.display()),
     }
     Ok(Some((git, did != KeptClone::Held)))
+}
+
+/// Kept clones unused for this long are deleted when another one is made.
+const CLONE_UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// Deletes the kept clones in `base` that no command has used for
+/// [`CLONE_UNUSED_FOR`] (their lock file says when one last did), each under
+/// its lock, skipping any that another process holds. Their lock files stay
+/// (empty): deleting one could let two processes lock different files of one
+/// name. Failures are only logged: a clone left is a clone kept.
+fn prune_unused_clones(base: &Path) {
+    let Ok(entries) = fs_err::read_dir(base) else { return };
+    let now = std::time::SystemTime::now();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "lock") {
+            continue;
+        }
+        let clone = path.with_extension("git");
+        let unused = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d > CLONE_UNUSED_FOR));
+        if !unused || !clone.exists() {
+            continue;
+        }
+        let Ok(lock) = fs_err::OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        if lock.file().try_lock().is_err() {
+            continue;
+        }
+        match fs_err::remove_dir_all(&clone) {
+            Ok(()) => tracing::debug!("deleted {}: unused for 90 days", clone.display()),
+            Err(e) => tracing::debug!("could not delete an unused clone: {e}"),
+        }
+    }
 }
 
 /// The repositories one command opens from URLs, each cloned once (as DVC
