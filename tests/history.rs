@@ -1074,6 +1074,14 @@ fn cat_get_and_import_read_the_files_git_keeps() {
     // here they would describe data this repository does not have.
     assert!(!here.join("all/data.dvt").exists() && !here.join("all/.dvt").exists());
     assert!(here.join("all/.gitignore").is_file());
+    // Named alone, one is read.
+    env.dvt_in(here, &["get", src, ".dvt/config.toml", "--rev", "v2", "-o", "cfg.toml"])
+        .ok();
+    assert!(
+        std::fs::read_to_string(here.join("cfg.toml"))
+            .unwrap()
+            .contains("[remote.")
+    );
     assert!(!here.join("all/src").exists(), "src was committed after v2");
     let r = env.dvt_in(here, &["get", src, "src/nope.py"]).fails();
     assert!(r.stderr.contains("`src/nope.py` does not exist at"), "{}", r.stderr);
