@@ -180,6 +180,8 @@ fn exp_show_hides_the_workspace_names_by_sha_keeps_param_deps_and_rounds() {
     let csv = env.dvt(&["exp", "show", "--csv"]).ok().stdout;
     assert!(csv.lines().next().unwrap().contains("train.epochs"), "{csv}");
     assert!(csv.contains(",0.877,2,0.123456"), "unrounded by default: {csv}");
+    // DVC's CI recipes pass --no-pager: accepted, the same table.
+    assert_eq!(env.dvt(&["exp", "show", "--csv", "--no-pager"]).ok().stdout, csv);
 }
 
 /// `exp show` picks experiments as DVC's: those run on HEAD, on `--rev REV`, on

@@ -126,6 +126,10 @@ pub(super) enum ExpCommand {
         /// Round numbers to N significant digits (default: as the files hold them).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=17))]
         precision: Option<u32>,
+        /// Accepted for DVC scripts (`dvc exp show --no-pager`): dvt prints the
+        /// table as it is, never through a pager.
+        #[arg(long)]
+        no_pager: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -811,6 +815,7 @@ pub(super) fn run(
             param_deps,
             sha,
             precision,
+            no_pager: _,
             json: as_json,
         } => {
             let pattern = |p: &Option<String>, flag: &str| -> Result<Option<regex::Regex>, dvt::Error> {
