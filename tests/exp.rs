@@ -353,7 +353,8 @@ fn exp_run_records_the_work_tree_without_moving_head() {
     // gc keeps the data of every experiment; remove, then gc, drops it.
     env.dvt(&["exp", "apply", &auto]).ok();
     env.dvt(&["gc", "-f"]).ok();
-    env.dvt(&["exp", "apply", "lr3"]).ok();
+    // DVC's --no-force is dvt's default, accepted.
+    env.dvt(&["exp", "apply", "lr3", "--no-force"]).ok();
     assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
 
     // branch: a real git branch at the experiment.

@@ -715,7 +715,8 @@ fn hooks_check_out_data_on_git_checkout_and_chain_existing_hooks() {
     env.dvt(&["checkout", "--force"]).ok();
     assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
 
-    env.dvt(&["install-hooks", "--uninstall"]).ok();
+    // DVC's name for it, `install`, is the same command.
+    env.dvt(&["install", "--uninstall"]).ok();
     let restored = std::fs::read_to_string(env.path(".git/hooks/post-checkout")).unwrap();
     assert!(restored.contains("user-hook.log"), "{restored}");
     assert!(!env.exists(".git/hooks/pre-push"));

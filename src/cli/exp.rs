@@ -193,8 +193,12 @@ pub(super) enum ExpCommand {
         /// The experiment.
         name: String,
         /// Overwrite changes that are in no commit or experiment.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "no_force")]
         force: bool,
+        /// Refuse to overwrite such changes: dvt's default, accepted for DVC
+        /// scripts (DVC 3 overwrites unless given this).
+        #[arg(long)]
+        no_force: bool,
     },
     /// Create a git branch at an experiment's commit
     Branch {
@@ -995,7 +999,7 @@ pub(super) fn run(
                 );
             }
         }
-        ExpCommand::Apply { name, force } => {
+        ExpCommand::Apply { name, force, .. } => {
             let r = ops::exp::apply(repo, name, *force, bars)?;
             out!(
                 "Applied experiment `{}`: {} written, {} deleted; {} of data checked out",
