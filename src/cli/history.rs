@@ -151,7 +151,7 @@ pub(super) enum HistoryCommand {
     /// Install git hooks: checkout after `git checkout` and `git merge`/`pull`, push before `git push`, a
     /// warning before `git commit` about data not added, and a merge driver that
     /// merges tracked directories file by file. Existing hooks are chained.
-    #[command(alias = "install")]
+    #[command(visible_alias = "install")]
     InstallHooks {
         /// Remove dvt's hooks and restore the ones they chained.
         #[arg(long)]
