@@ -1955,3 +1955,49 @@ fn a_file_name_that_is_not_utf8_is_refused_not_dropped() {
     let files = git_out(&env, &["ls-tree", "--name-only", "refs/exps/deleted"]);
     assert!(!files.contains("notes-"), "{files}");
 }
+
+/// `dvt.api.exp_show` and `exp_save`, as DVC's: rows a DataFrame takes, with
+/// DVC's column names, and the workspace saved as an experiment from Python.
+#[test]
+fn python_api_shows_and_saves_experiments_as_dvcs_does() {
+    let env = project();
+    env.dvt(&["exp", "run", "-q", "-n", "fast", "-S", "train.lr=0.3"]).ok();
+    env.write("notes.log", "ignored by git\n");
+    env.write(".git/info/exclude", "*.log\n");
+    let script = r#"
+import dvt.api as api
+for r in api.exp_show():
+    print(r["Experiment"], r["rev"] if r["typ"] != "branch_base" else "-", r["typ"], r["Created"] is None, r["train.lr"], r["loss"], r["train.epochs"])
+commit = api.exp_save(name="by-hand", include_untracked=["notes.log"])
+rows = api.exp_show()
+print(len(commit), [r["Experiment"] for r in rows], [r["typ"] for r in rows])
+saved = [r for r in rows if r["Experiment"] == "by-hand"][0]
+print(saved["rev"] == commit[:7], saved["loss"], api.read("notes.log", rev="by-hand").strip())
+try:
+    api.exp_save(name="by-hand")
+except api.DvtError as e:
+    print("DvtError", "by-hand" in str(e))
+"#;
+    let r = env.python_in(&env.root, script, &[]);
+    assert_eq!(
+        r.stdout,
+        "None workspace workspace True 0.3 0.7 2\n\
+         None main baseline False 0.1 0.9 2\n\
+         fast - branch_base False 0.3 0.7 2\n\
+         40 [None, None, 'by-hand', 'fast'] ['workspace', 'baseline', 'branch_commit', 'branch_base']\n\
+         True 0.7 ignored by git\n\
+         DvtError True\n",
+        "{}",
+        r.stderr
+    );
+    // A key two files hold is named FILE:KEY, as in DVC's.
+    let pipeline = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write("dvt.toml", format!("metrics = [\"other.json\"]\n{pipeline}"));
+    env.write("other.json", "{\"loss\": 7}\n");
+    let r = env.python_in(
+        &env.root,
+        "import dvt.api as api\nr = api.exp_show()[0]\nprint(r['metrics.json:loss'], r['other.json:loss'], 'loss' in r)\n",
+        &[],
+    );
+    assert_eq!(r.stdout, "0.7 7 False\n", "{}", r.stderr);
+}

@@ -32,6 +32,7 @@ Failures raise `DvtError`, whose message is dvt's error.
 
 import builtins
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -45,6 +46,8 @@ __all__ = [
     "artifacts_show",
     "DvtFileSystem",
     "describe",
+    "exp_save",
+    "exp_show",
     "get_url",
     "get_url_info",
     "metrics_show",
@@ -356,6 +359,115 @@ def metrics_show(*targets, repo=None):
             at[last] = value
         out[file] = nested
     return out
+
+
+def exp_save(name=None, force=False, include_untracked=None, repo=None, message=None):
+    """Record the workspace as an experiment (`dvt exp save`), as
+    `dvc.api.exp_save`, e.g. at the end of a training script: outs of stages
+    and changed pointer data first, then the work tree as a commit on top of
+    HEAD (which does not move). `name` (default: one made from the commit),
+    `force`: replace an experiment of that name; `include_untracked`: paths
+    git ignores to record too. Returns the experiment's commit id."""
+    cmd = [_binary(), "-q", "-C", _root(repo), "exp", "save", "--json"]
+    if name is not None:
+        cmd += ["--name", name]
+    if force:
+        cmd.append("--force")
+    if message is not None:
+        cmd += ["--message", message]
+    for path in [include_untracked] if isinstance(include_untracked, (str, os.PathLike)) else include_untracked or []:
+        cmd += ["--include-untracked", os.fspath(path)]
+    return json.loads(_run(cmd))["commit"]
+
+
+def _flat(values, prefix=""):
+    """`{"train": {"lr": 0.1}}` as `{"train.lr": 0.1}`."""
+    out = {}
+    for key, value in values.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def exp_show(repo=None, revs=None, num=1, param_deps=False, force=False, config=None):
+    """The experiments run on HEAD (or on `revs`, a revision or a list, and
+    the `num` commits back from each, first parents; a negative `num`: all of
+    them), as `dvc.api.exp_show` gives them, e.g. for `pandas.DataFrame(...)`:
+    a list of rows, the workspace first, then each commit followed by its
+    experiments. Each row has `Experiment` (its name; None for the workspace
+    and commits), `rev` (`workspace`, a branch or tag name, or a short commit
+    id), `typ` (`workspace`, `baseline`, `branch_commit`, or `branch_base`
+    for a commit's last experiment), `Created` (ISO 8601, UTC; DVC formats it
+    for a terminal), `parent`, `State` and `Executor` (None: dvt's queue is
+    `dvt queue status`), then a column per metric and param, named by its key
+    (`train.lr`), or `FILE:KEY` where two files hold that key; None where a
+    row has none. `param_deps`: only the params some stage lists. `force` is
+    accepted (dvt keeps no such cache); `config` is not supported. Unlike
+    DVC's, no columns for deps."""
+    if config is not None:
+        raise ValueError("config= is not supported by dvt.api.exp_show")
+    base = [_binary(), "-q", "-C", _root(repo), "exp", "show", "--json"]
+    if param_deps:
+        base.append("--param-deps")
+    rows, seen = [], set()
+    for rev in [revs] if isinstance(revs, str) or revs is None else revs:
+        cmd = list(base)
+        if rev is not None:
+            cmd += ["--rev", rev]
+        if num is not None and num != 1:
+            cmd += ["-n", str(num if num > 0 else 2**32 - 1)]
+        for row in json.loads(_run(cmd)):
+            key = (row["name"], row["commit"], row["experiment"])
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+    # Column names, as DVC's: a key alone, or FILE:KEY where two files hold it.
+    columns = {"metrics": {}, "params": {}}
+    for row in rows:
+        for kind in columns:
+            for file, values in (row.get(kind) or {}).items():
+                for key in _flat(values):
+                    columns[kind].setdefault((file, key), None)
+    counts = {}
+    for kind in columns:
+        for _, key in columns[kind]:
+            counts[key] = counts.get(key, 0) + 1
+    heads = ["Experiment", "rev", "typ", "Created", "parent", "State", "Executor"]
+    named = {}
+    for kind in columns:
+        for file, key in columns[kind]:
+            named[(kind, file, key)] = key if counts[key] == 1 and key not in heads else "{}:{}".format(file, key)
+    table = []
+    for i, row in enumerate(rows):
+        if row["commit"] is None:
+            rev, typ = "workspace", "workspace"
+        elif not row["experiment"]:
+            rev, typ = row["name"], "baseline"
+        else:
+            last = i + 1 == len(rows) or not rows[i + 1]["experiment"]
+            rev, typ = row["commit"][:7], "branch_base" if last else "branch_commit"
+        created = row.get("created")
+        out = dict.fromkeys(heads + list(named.values()))
+        out.update(
+            {
+                "Experiment": row["name"] if row["experiment"] else None,
+                "rev": rev,
+                "typ": typ,
+                "Created": None
+                if created is None
+                else datetime.datetime.fromtimestamp(created, datetime.timezone.utc).isoformat(),
+                "parent": None,
+            }
+        )
+        for kind in columns:
+            for file, values in (row.get(kind) or {}).items():
+                for key, value in _flat(values).items():
+                    out[named[(kind, file, key)]] = value
+        table.append(out)
+    return table
 
 
 def _check_mode(mode):
