@@ -716,6 +716,24 @@ fn dvtignore_excludes_paths_from_add_and_status() {
     );
     let r = env.dvt(&[&["check-ignore"][..], &paths[..]].concat()).ok();
     assert_eq!(r.stdout.lines().count(), 5, "only excluded paths: {}", r.stdout);
+    // `--stdin` (as DVC's): the same answers for paths read one per line.
+    let mut child = env
+        .dvt_cmd(&["check-ignore", "-d", "-n", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, format!("{}\n", paths.join("\n")).as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), String::from_utf8(out.stdout).unwrap()),
+        (Some(0), {
+            let by_args = env.dvt(&[&["check-ignore", "-d", "-n"][..], &paths[..]].concat()).ok();
+            by_args.stdout
+        })
+    );
     assert_eq!(
         env.dvt_in(&env.path("data"), &["check-ignore", "notes.log"])
             .ok()

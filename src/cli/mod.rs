@@ -3,7 +3,7 @@
 mod log;
 mod progress;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -237,8 +237,12 @@ enum Command {
     /// `dvc check-ignore`); exits 0 if any is excluded, 1 if none.
     CheckIgnore {
         /// Paths, existing or not (end one with `/` to check it as a directory).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "stdin")]
         targets: Vec<PathBuf>,
+        /// Read the paths from standard input, one per line, answering each as
+        /// it comes (as DVC's), e.g. `find data | dvt check-ignore --stdin`.
+        #[arg(long, conflicts_with_all = ["targets", "json"])]
+        stdin: bool,
         /// Show the rule that decides each path: `FILE:LINE:PATTERN<TAB>PATH`.
         #[arg(short, long)]
         details: bool,
@@ -1489,32 +1493,54 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         }
         Command::CheckIgnore {
             targets,
+            stdin,
             details,
             non_matching,
             json: as_json,
         } => {
             let repo = Repo::open(&cwd)?;
-            let mut checks = Vec::new();
-            for t in targets {
+            let check = |t: &std::path::Path| -> Result<dvt::workspace::IgnoreCheck, dvt::Error> {
                 let (_, rel) = repo.resolve(&cwd, t)?;
                 let is_dir = t.as_os_str().to_string_lossy().ends_with('/');
-                checks.push((t, dvt::workspace::check_ignore(repo.root(), &rel, is_dir)?));
-            }
-            let any = checks.iter().any(|(_, c)| c.ignored);
-            if *as_json {
-                json(&checks.iter().map(|(_, c)| c).collect::<Vec<_>>())?;
-            } else {
-                for (t, c) in &checks {
-                    if !c.ignored && !*non_matching {
-                        continue;
-                    }
-                    let shown = t.display();
-                    match (&c.rule, *details) {
-                        (_, false) => out!("{shown}"),
-                        (Some(r), true) => out!("{}:{}:{}\t{shown}", r.source, r.line, r.pattern),
-                        (None, true) => out!("::\t{shown}"),
-                    }
+                dvt::workspace::check_ignore(repo.root(), &rel, is_dir)
+            };
+            let mut any = false;
+            let mut checks = Vec::new();
+            let mut lines = stdin.then(|| std::io::stdin().lock().lines());
+            let mut given = targets.iter();
+            loop {
+                let t = match lines.as_mut() {
+                    Some(lines) => match lines.next() {
+                        Some(line) => PathBuf::from(line?),
+                        None => break,
+                    },
+                    None => match given.next() {
+                        Some(t) => t.clone(),
+                        None => break,
+                    },
+                };
+                if t.as_os_str().is_empty() {
+                    continue;
                 }
+                let c = check(&t)?;
+                any |= c.ignored;
+                if *as_json {
+                    checks.push(c);
+                    continue;
+                }
+                if !c.ignored && !*non_matching {
+                    continue;
+                }
+                // Each answer goes out as its line does (stdout is line-buffered).
+                let shown = t.display();
+                match (&c.rule, *details) {
+                    (_, false) => out!("{shown}"),
+                    (Some(r), true) => out!("{}:{}:{}\t{shown}", r.source, r.line, r.pattern),
+                    (None, true) => out!("::\t{shown}"),
+                }
+            }
+            if *as_json {
+                json(&checks)?;
             }
             return Ok(ExitCode::from(if any { 0 } else { 1 }));
         }
