@@ -1885,6 +1885,7 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     assert!(said.contains(&format!("cloned {url} into ")), "{said}");
     let packs = std::fs::read_dir(clones[0].join("objects/pack")).unwrap().count();
     assert!(packs <= 3, "{packs}");
+    assert!(!clones[0].with_extension("new").exists(), "made beside, then moved in");
     // Damaged: made anew.
     std::fs::remove_dir_all(&clones[0]).unwrap();
     std::fs::write(&clones[0], "not a repository").unwrap();
@@ -1929,6 +1930,20 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
         "{}",
         r.stderr
     );
+    // A clone to make anew (too many packs) is made beside the old one and
+    // swapped in when whole: failing here (no server), it leaves the old one,
+    // which still serves the commits it holds.
+    let key = &blake3::hash(url.as_bytes()).to_hex()[..32];
+    let dir = kept.join(format!("{key}.git"));
+    for n in 0..=64 {
+        std::fs::write(dir.join(format!("objects/pack/pack-{n:040}.pack")), "").unwrap();
+    }
+    let r = env.dvt(&["get", &url, "model.bin", "-o", "tip.bin"]).fails();
+    assert!(r.stderr.contains(&format!("cloning `{url}`")), "{}", r.stderr);
+    assert!(dir.join("HEAD").is_file() && !dir.with_extension("new").exists());
+    env.dvt(&["get", &url, "model.bin", "--rev", &v2, "-o", "held.bin"])
+        .ok();
+    assert_eq!(env.read("held.bin"), b"model two");
 }
 
 /// As DVC's `status`, dvt's asks each import's source whether it moved on:

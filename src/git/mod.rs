@@ -232,8 +232,42 @@ pub enum KeptClone {
     Held,
 }
 
-/// The clone [`Git::fetch_clone`] keeps in `dir`, if there is a good one.
-fn kept_clone_at(dir: &Path) -> Option<gix::Repository> {
+/// Deletes what is at `path`, a directory or a file, if anything.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match fs_err::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs_err::remove_dir_all(path),
+        Ok(_) => fs_err::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Puts the clone made at `fresh` in the place of what is at `dir` (an old
+/// clone, something damaged, or nothing). A directory is exchanged with it
+/// in one step (`renameat2` with `RENAME_EXCHANGE`), so that a process
+/// reading the old clone by its path finds the new one there, which holds
+/// every object the old one did, and the old one's packs it has open stay
+/// readable until it closes them; then the old one is deleted. Where the
+/// file system cannot exchange, the old one is deleted first.
+fn swap_in(fresh: &Path, dir: &Path) -> std::io::Result<()> {
+    if fs_err::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        let exchanged = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            fresh,
+            rustix::fs::CWD,
+            dir,
+            rustix::fs::RenameFlags::EXCHANGE,
+        );
+        if exchanged.is_ok() {
+            return fs_err::remove_dir_all(fresh);
+        }
+    }
+    remove_any(dir)?;
+    fs_err::rename(fresh, dir)
+}
+
+/// The clone [`Git::fetch_clone`] keeps in `dir`, if there is a good one,
+/// with whether it has gathered too many packs to be fetched into again.
+fn kept_clone_at(dir: &Path) -> Option<(gix::Repository, bool)> {
     // Each fetch that brings commits adds a pack: past a few dozen, lookups
     // slow down, and a new clone (one pack) is cheaper than keeping them.
     let packs = fs_err::read_dir(dir.join("objects/pack")).map_or(0, |d| {
@@ -243,7 +277,8 @@ fn kept_clone_at(dir: &Path) -> Option<gix::Repository> {
     });
     gix::open_opts(dir, gix::open::Options::isolated())
         .ok()
-        .filter(|r| r.is_bare() && packs <= MAX_KEPT_PACKS)
+        .filter(|r| r.is_bare())
+        .map(|r| (r, packs > MAX_KEPT_PACKS))
 }
 
 impl Git {
@@ -328,25 +363,29 @@ impl Git {
     }
 
     /// The repository at `url` as a bare clone kept in `dir` (see
-    /// [`MAX_KEPT_PACKS`]): made there the
-    /// first time (in an empty repository: the URL is written nowhere, so
-    /// credentials in it stay off the disk), brought up to date each time
+    /// [`MAX_KEPT_PACKS`]): made beside it the first time, and moved into
+    /// place once whole (in an empty repository: the URL is written nowhere,
+    /// so credentials in it stay off the disk), brought up to date each time
     /// after, so that only new commits travel. Every branch and tag is
     /// fetched, forced (a tag moved there moves here), refs gone from `url` are
     /// deleted here, and HEAD names what `url`'s HEAD names. A `dir` that is
-    /// not a repository any more (damaged) is made anew. A kept clone that
+    /// not a repository any more (damaged), or has gathered too many packs, is
+    /// made anew, and the old one stays until the new one replaces it (a
+    /// failed clone leaves it as it was). A kept clone that
     /// holds commit `pinned` (40 hex digits) is not fetched: what a commit
     /// names never changes. The caller holds `dir` alone while this runs.
     pub fn fetch_clone(url: &str, dir: &Path, pinned: Option<&str>) -> Result<(Git, KeptClone)> {
         let kept = kept_clone_at(dir);
         let held = pinned.and_then(|c| gix::ObjectId::from_hex(c.as_bytes()).ok());
-        if let Some(repo) = kept.as_ref().filter(|r| held.is_some_and(|id| r.has_object(id))) {
+        // However many packs it has, a clone that holds the commit serves it.
+        if let Some((repo, _)) = kept.as_ref().filter(|(r, _)| held.is_some_and(|id| r.has_object(id))) {
             let git = Git {
                 repo: repo.clone(),
                 prefix: String::new(),
             };
             return Ok((git, KeptClone::Held));
         }
+        let kept = kept.filter(|(_, too_many)| !too_many).map(|(r, _)| r);
         let what = match kept {
             Some(_) => format!("fetching `{url}` into its clone"),
             None => format!("cloning `{url}`"),
@@ -356,17 +395,16 @@ impl Git {
             message: crate::error_chain(e),
         };
         let made = kept.is_none();
+        // A new clone is made beside `dir` and put in its place once whole
+        // (see `swap_in`): a process still reading the old one goes on.
+        let fresh = dir.with_extension("new");
         let repo = match kept {
             Some(repo) => repo,
             None => {
-                // Whatever is there is not a clone: it goes.
-                match fs_err::symlink_metadata(dir) {
-                    Ok(m) if m.is_dir() => fs_err::remove_dir_all(dir)?,
-                    Ok(_) => fs_err::remove_file(dir)?,
-                    Err(_) => {}
-                }
+                // What a killed clone left there.
+                remove_any(&fresh)?;
                 gix::ThreadSafeRepository::init_opts(
-                    dir,
+                    &fresh,
                     gix::create::Kind::Bare,
                     gix::create::Options::default(),
                     gix::open::Options::isolated(),
@@ -392,9 +430,9 @@ impl Git {
         let outcome = match fetched {
             Ok(o) => o,
             Err(e) => {
-                // A clone that never got anything is not kept.
+                // A clone that never got anything is not kept (the old one stays).
                 if made {
-                    let _ = fs_err::remove_dir_all(dir);
+                    let _ = fs_err::remove_dir_all(&fresh);
                 }
                 return Err(fail(&e).into());
             }
@@ -447,6 +485,14 @@ impl Git {
         if !edits.is_empty() {
             repo.edit_references(edits).map_err(|e| fail(&e))?;
         }
+        let repo = match made {
+            true => {
+                drop(repo);
+                swap_in(&fresh, dir)?;
+                gix::open_opts(dir, gix::open::Options::isolated()).map_err(|e| fail(&e))?
+            }
+            false => repo,
+        };
         let git = Git {
             repo,
             prefix: String::new(),
@@ -1419,4 +1465,36 @@ pub struct WalkedCommit {
     pub parents: Vec<GitId>,
     /// Its commit time, seconds since the epoch.
     pub time: i64,
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A reader of the old clone keeps reading what it has open while the
+    /// new one takes its path; nothing is left beside it.
+    #[test]
+    fn swap_in_exchanges_a_clone_under_a_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, fresh) = (tmp.path().join("k.git"), tmp.path().join("k.new"));
+        std::fs::create_dir_all(dir.join("objects/pack")).unwrap();
+        std::fs::write(dir.join("objects/pack/old.pack"), "old bytes").unwrap();
+        std::fs::create_dir_all(fresh.join("objects/pack")).unwrap();
+        std::fs::write(fresh.join("objects/pack/new.pack"), "new bytes").unwrap();
+        let mut open = std::fs::File::open(dir.join("objects/pack/old.pack")).unwrap();
+        swap_in(&fresh, &dir).unwrap();
+        let mut read = String::new();
+        open.read_to_string(&mut read).unwrap();
+        assert_eq!(read, "old bytes");
+        assert_eq!(std::fs::read(dir.join("objects/pack/new.pack")).unwrap(), b"new bytes");
+        assert!(!dir.join("objects/pack/old.pack").exists() && !fresh.exists());
+        // Over a file (a damaged clone), or nothing: moved in the same.
+        std::fs::create_dir_all(&fresh).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(&dir, "not a clone").unwrap();
+        swap_in(&fresh, &dir).unwrap();
+        assert!(dir.is_dir() && !fresh.exists());
+    }
 }
