@@ -3116,3 +3116,71 @@ except api.DvtError as e:
         r.stderr
     );
 }
+
+/// `dvt plots modify` (as DVC's) sets how a plots file is drawn on its entry in
+/// `dvt.toml`, a stage's or the top level's, keeping the rest of the file;
+/// `--unset` brings a default back. Bad input changes nothing.
+#[test]
+fn plots_modify_sets_how_a_plots_file_is_drawn() {
+    let env = TestEnv::new();
+    env.write("logs/loss.csv", "epoch,loss,acc\n1,0.5,0.1\n2,0.3,0.2\n");
+    env.write("eval/pr.json", "[{\"p\": 1, \"r\": 0.5}]\n");
+    let pipeline = "# my pipeline\nplots = [\"eval/pr.json\"]\n\n\
+                    [stages.train]\ncmd = \"true\"\nplots = [{ path = \"logs/loss.csv\", cache = false }]\n";
+    env.write("dvt.toml", pipeline);
+    let args = [
+        "-x", "epoch", "-y", "loss", "-y", "acc", "--title", "Loss", "-t", "scatter",
+    ];
+    let r = env
+        .dvt(&[&["plots", "modify", "logs/loss.csv"][..], &args].concat())
+        .ok();
+    assert_eq!(r.stdout, "modified `logs/loss.csv` in the plots of stage `train`\n");
+    let r = env
+        .dvt_in(&env.path("eval"), &["plots", "modify", "pr.json", "-x", "r"])
+        .ok();
+    assert_eq!(r.stdout, "modified `eval/pr.json` in the top-level plots\n");
+    let text = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert_eq!(
+        text,
+        "# my pipeline\nplots = [{ path = \"eval/pr.json\", x = \"r\" }]\n\n\
+         [stages.train]\ncmd = \"true\"\nplots = [{ path = \"logs/loss.csv\", cache = false, \
+         template = \"scatter\", x = \"epoch\", title = \"Loss\", y = [\"loss\", \"acc\"] }]\n"
+    );
+    // `plots show` draws them so.
+    let shown = env.dvt(&["plots", "show", "--json"]).ok().json();
+    let loss = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "logs/loss.csv")
+        .unwrap();
+    assert_eq!(
+        (loss["x"].as_str(), loss["title"].as_str()),
+        (Some("epoch"), Some("Loss")),
+        "{loss}"
+    );
+    env.dvt(&["plots", "modify", "logs/loss.csv", "--unset", "title", "template", "y"])
+        .ok();
+    assert!(
+        String::from_utf8(env.read("dvt.toml"))
+            .unwrap()
+            .contains("plots = [{ path = \"logs/loss.csv\", cache = false, x = \"epoch\" }]")
+    );
+    let before = env.read("dvt.toml");
+    for (args, says) in [
+        (
+            vec!["nope.csv", "-x", "a"],
+            "plots file `nope.csv`: it is in no `plots` of dvt.toml",
+        ),
+        (
+            vec!["logs/loss.csv", "--unset", "colour"],
+            "`--unset colour`: no such property",
+        ),
+    ] {
+        let r = env.dvt(&[&["plots", "modify"][..], &args].concat()).fails();
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    let r = env.dvt(&["plots", "modify", "logs/loss.csv", "-t", "pie"]);
+    assert!(r.code == 2 && r.stderr.contains("unknown template"), "{r:?}");
+    assert_eq!(env.read("dvt.toml"), before, "nothing written");
+}

@@ -287,6 +287,19 @@ pub(super) enum PlotsCommand {
         #[command(flatten)]
         output: PlotsOutput,
     },
+    /// Set how a plots file is drawn (as `dvc plots modify`): its entries in
+    /// the `plots` of `dvt.toml` (a stage's, or the top level) get the
+    /// properties given.
+    Modify {
+        /// The plots file (or the name of a top-level plot of several files).
+        target: std::path::PathBuf,
+        #[command(flatten)]
+        axes: AxesArgs,
+        /// Remove properties, so that their defaults apply again: template, x,
+        /// y, title, x_label, y_label, header.
+        #[arg(long, value_name = "PROPERTY", num_args = 1..)]
+        unset: Vec<String>,
+    },
 }
 
 // Parsed once per process: the size of the largest variant costs nothing.
@@ -1027,6 +1040,32 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),
         PipelineCommand::Plots { command } => {
             let (targets, revs, output) = match command {
+                PlotsCommand::Modify { target, axes, unset } => {
+                    let target = repo.resolve(cwd, target)?.1;
+                    let template = axes.template.and_then(|t| {
+                        dvt::pipeline::PlotTemplate::NAMES
+                            .iter()
+                            .find(|(_, named)| *named == t)
+                            .map(|(name, _)| name.to_string())
+                    });
+                    let props = ops::stages::PlotProps {
+                        template,
+                        x: axes.x.clone(),
+                        y: axes.y.clone(),
+                        title: axes.title.clone(),
+                        x_label: axes.x_label.clone(),
+                        y_label: axes.y_label.clone(),
+                        no_header: axes.no_header,
+                        unset: unset.clone(),
+                    };
+                    for at in ops::stages::plots_modify(&repo, &target, &props)? {
+                        match at {
+                            Some(stage) => say!(quiet, "modified `{target}` in the plots of stage `{stage}`"),
+                            None => say!(quiet, "modified `{target}` in the top-level plots"),
+                        }
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
                 PlotsCommand::Show { targets, output } => (targets, Vec::new(), output),
                 PlotsCommand::Diff {
                     revisions,

@@ -63,6 +63,32 @@ fn edit_pipeline_checked<T>(
     edit: impl FnOnce(&mut toml_edit::Table) -> Result<T>,
     check: &dyn Fn(&Pipeline) -> Result<()>,
 ) -> Result<T> {
+    edit_document(
+        repo,
+        |doc| {
+            if !doc.contains_key("stages") {
+                let mut t = toml_edit::Table::new();
+                t.set_implicit(true);
+                doc.insert("stages", toml_edit::Item::Table(t));
+            }
+            let stages = doc["stages"].as_table_mut().ok_or_else(|| PipelineError::Invalid {
+                file: PIPELINE_FILE.into(),
+                stage: None,
+                message: "`stages` must be a table".into(),
+            })?;
+            edit(stages)
+        },
+        check,
+    )
+}
+
+/// Applies `edit` to the whole of `dvt.toml`, keeping comments and layout,
+/// and writes the result if it is a valid pipeline that `check` accepts.
+fn edit_document<T>(
+    repo: &Repo,
+    edit: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<T>,
+    check: &dyn Fn(&Pipeline) -> Result<()>,
+) -> Result<T> {
     let _turn = repo.take_turn("pipeline", "editing dvt.toml")?;
     let path = repo.root().join(PIPELINE_FILE);
     let text = match fs_err::read_to_string(&path) {
@@ -75,17 +101,7 @@ fn edit_pipeline_checked<T>(
         stage: None,
         message: crate::error::toml_message(&text, e.span(), e.message()),
     })?;
-    if !doc.contains_key("stages") {
-        let mut t = toml_edit::Table::new();
-        t.set_implicit(true);
-        doc.insert("stages", toml_edit::Item::Table(t));
-    }
-    let stages = doc["stages"].as_table_mut().ok_or_else(|| PipelineError::Invalid {
-        file: PIPELINE_FILE.into(),
-        stage: None,
-        message: "`stages` must be a table".into(),
-    })?;
-    let result = edit(stages)?;
+    let result = edit(&mut doc)?;
     let new_text = doc.to_string();
     if new_text != text {
         check(&Pipeline::parse_with(&new_text, &|f| {
@@ -95,6 +111,137 @@ fn edit_pipeline_checked<T>(
         crate::autostage::note(&path);
     }
     Ok(result)
+}
+
+/// What `dvt plots modify` sets on a plots entry of `dvt.toml`, under DVC's
+/// property names; what is `None` (or empty) is left as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PlotProps {
+    /// `template`: how to draw it (`linear`, `scatter`, `confusion`, ...).
+    pub template: Option<String>,
+    /// `x`: the field across.
+    pub x: Option<String>,
+    /// `y`: the fields up.
+    pub y: Vec<String>,
+    /// `title`.
+    pub title: Option<String>,
+    /// `x_label`.
+    pub x_label: Option<String>,
+    /// `y_label`.
+    pub y_label: Option<String>,
+    /// `header = false`: the CSV or TSV file has no header row.
+    pub no_header: bool,
+    /// Properties to remove (their defaults apply again): `template`, `x`, `y`,
+    /// `title`, `x_label`, `y_label`, `header`.
+    pub unset: Vec<String>,
+}
+
+/// The properties [`PlotProps::unset`] takes.
+const PLOT_PROPS: [&str; 7] = ["template", "x", "y", "title", "x_label", "y_label", "header"];
+
+/// `dvt plots modify` (as `dvc plots modify` edits `dvc.yaml`): sets `props`
+/// on every `plots` entry of `dvt.toml` for `target` (a root-relative path,
+/// or the name of a top-level plot of several files), in stages and at the
+/// top level, keeping the rest of the file as it is; a path entry becomes a
+/// table. The result is checked as any edit is. Returns where each entry is:
+/// a stage's name, or `None` for the top-level `plots`.
+pub fn plots_modify(repo: &Repo, target: &str, props: &PlotProps) -> Result<Vec<Option<String>>> {
+    if let Some(bad) = props.unset.iter().find(|p| !PLOT_PROPS.contains(&p.as_str())) {
+        return Err(PipelineError::Plot {
+            file: target.into(),
+            rev: None,
+            message: format!("`--unset {bad}`: no such property (known: {})", PLOT_PROPS.join(", ")),
+        }
+        .into());
+    }
+    edit_document(
+        repo,
+        |doc| {
+            let mut found = Vec::new();
+            if let Some(stages) = doc.get_mut("stages").and_then(|s| s.as_table_like_mut()) {
+                for (name, stage) in stages.iter_mut() {
+                    let plots = stage.as_table_like_mut().and_then(|t| t.get_mut("plots"));
+                    if let Some(list) = plots.and_then(|p| p.as_array_mut())
+                        && set_plot_props(list, target, props)
+                    {
+                        found.push(Some(name.get().to_string()));
+                    }
+                }
+            }
+            if let Some(list) = doc.get_mut("plots").and_then(|p| p.as_array_mut())
+                && set_plot_props(list, target, props)
+            {
+                found.push(None);
+            }
+            if found.is_empty() {
+                return Err(PipelineError::Plot {
+                    file: target.into(),
+                    rev: None,
+                    message: "it is in no `plots` of dvt.toml: list it in a stage's `plots` (or the \
+                              top-level `plots`) first"
+                        .into(),
+                }
+                .into());
+            }
+            Ok(found)
+        },
+        &|_| Ok(()),
+    )
+}
+
+/// Sets `props` on the entries of `list` for `target`; whether there was one.
+fn set_plot_props(list: &mut toml_edit::Array, target: &str, props: &PlotProps) -> bool {
+    let mut any = false;
+    for entry in list.iter_mut() {
+        let named = match &*entry {
+            toml_edit::Value::String(p) => p.value() == target,
+            toml_edit::Value::InlineTable(t) => ["path", "name"]
+                .iter()
+                .any(|k| t.get(k).and_then(|v| v.as_str()) == Some(target)),
+            _ => false,
+        };
+        if !named {
+            continue;
+        }
+        any = true;
+        if let toml_edit::Value::String(p) = &*entry {
+            let mut t = toml_edit::InlineTable::new();
+            t.insert("path", p.value().as_str().into());
+            *entry = toml_edit::Value::InlineTable(t);
+        }
+        let Some(t) = entry.as_inline_table_mut() else {
+            continue;
+        };
+        for name in &props.unset {
+            t.remove(name);
+        }
+        let text = [
+            ("template", &props.template),
+            ("x", &props.x),
+            ("title", &props.title),
+            ("x_label", &props.x_label),
+            ("y_label", &props.y_label),
+        ];
+        for (key, value) in text {
+            if let Some(v) = value {
+                t.insert(key, v.as_str().into());
+            }
+        }
+        match props.y.as_slice() {
+            [] => {}
+            [one] => {
+                t.insert("y", one.as_str().into());
+            }
+            many => {
+                t.insert("y", toml_edit::Value::Array(many.iter().map(String::as_str).collect()));
+            }
+        }
+        if props.no_header {
+            t.insert("header", false.into());
+        }
+        t.fmt();
+    }
+    any
 }
 
 /// Deletes the stages `names` from `dvt.toml`, keeping the rest of the file as
