@@ -582,7 +582,16 @@ train:
     assert!(waiting.contains("`bad`") && waiting.contains("`after`"), "{waiting}");
     assert!(waiting.contains("000001  failed   `bad`"), "{waiting}");
     assert!(waiting.contains("000002  queued   `after`"), "{waiting}");
-    env.dvt(&["queue", "remove", "bad"]).ok();
+    // DVC's `--failed` takes the failed one only (`--success`: none is left).
+    assert_eq!(env.dvt(&["queue", "remove", "--success"]).ok().stdout, "");
+    let r = env.dvt(&["queue", "remove", "--failed"]).ok();
+    assert!(
+        r.stdout.starts_with("Removed queued experiment 000001") && r.stdout.lines().count() == 1,
+        "{}",
+        r.stdout
+    );
+    let waiting = env.dvt(&["queue", "status"]).ok().stdout;
+    assert!(!waiting.contains("`bad`") && waiting.contains("`after`"), "{waiting}");
     env.dvt(&["queue", "start", "-q"]).ok();
     assert_eq!(
         git_out(&env, &["show", "refs/exps/after:metrics.json"]),
@@ -599,7 +608,8 @@ train:
     // What the experiments were queued from is let go once none waits.
     env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.5"]).ok();
     assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]).lines().count(), 1);
-    env.dvt(&["queue", "remove", "-A"]).ok();
+    // `--queued`: those waiting (here the one).
+    env.dvt(&["queue", "remove", "--queued"]).ok();
     assert_eq!(git_out(&env, &["for-each-ref", "refs/dvt/"]), "");
 }
 

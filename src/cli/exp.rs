@@ -305,11 +305,21 @@ pub(super) enum QueueCommand {
     /// Take experiments off the queue (by number or name)
     Remove {
         /// Their numbers (`000003`) or names.
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present_any = ["all", "queued", "failed", "success"])]
         which: Vec<String>,
         /// Every queued experiment.
-        #[arg(short = 'A', long, conflicts_with = "which")]
+        #[arg(short = 'A', long, conflicts_with_all = ["which", "queued", "failed", "success"])]
         all: bool,
+        /// Those waiting to run, not those that failed (as DVC's).
+        #[arg(long, conflicts_with = "which")]
+        queued: bool,
+        /// Those that failed the last time they ran (as DVC's).
+        #[arg(long, conflicts_with = "which")]
+        failed: bool,
+        /// Accepted for DVC scripts: an experiment that ran well leaves the
+        /// queue when it is recorded, so there are none to remove.
+        #[arg(long, conflicts_with = "which")]
+        success: bool,
     },
 }
 
@@ -566,8 +576,18 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
                 }
             }
         }
-        QueueCommand::Remove { which, all } => {
-            for q in ops::exp::dequeue(repo, which, *all)? {
+        QueueCommand::Remove {
+            which,
+            all,
+            queued,
+            failed,
+            success: _,
+        } => {
+            let removed = match (*queued, *failed) {
+                (false, false) => ops::exp::dequeue(repo, which, *all)?,
+                (waiting, failed) => ops::exp::dequeue_by_state(repo, waiting, failed)?,
+            };
+            for q in removed {
                 say!(quiet, "Removed queued experiment {}: {}", q.id, describe(&q));
             }
         }

@@ -1260,6 +1260,23 @@ pub fn dequeue(repo: &Repo, which: &[String], all: bool) -> Result<Vec<Queued>> 
     Ok(doomed)
 }
 
+/// `dvt queue remove --queued/--failed` (as DVC's): takes off the queue those
+/// waiting to run (`waiting`: not failed) and/or those that failed the last
+/// time they ran; none that is running.
+pub fn dequeue_by_state(repo: &Repo, waiting: bool, failed: bool) -> Result<Vec<Queued>> {
+    let mut ids = Vec::new();
+    for q in queued(repo)? {
+        let chosen = if q.failed.is_some() { failed } else { waiting };
+        if chosen && crate::ops::queue::state(repo, &q)? != QueueState::Running {
+            ids.push(q.id);
+        }
+    }
+    match ids.is_empty() {
+        true => Ok(Vec::new()),
+        false => dequeue(repo, &ids, false),
+    }
+}
+
 /// `dvt queue start`: runs the queued experiments one after another, in this
 /// workspace, each from the params files it was queued with; each leaves the
 /// queue once recorded. A failing one stops the queue and stays in it. Before
