@@ -2614,6 +2614,26 @@ fn ls_url_lists_what_a_url_holds() {
         r.stdout,
         ".\n├── images/\n│   ├── a.bin\n│   └── raw/\n│       └── b.bin\n├── notes/\n│   └── n.txt\n└── readings.csv\n"
     );
+    // `-L N` (as DVC's): no deeper than N levels; deeper shows as its directory.
+    let r = env.dvt(&["ls-url", "-R", "-L", "2", "--size", url]).ok();
+    assert_eq!(
+        r.stdout,
+        "   2.93 KiB  images/a.bin\n     1000 B  images/raw/\n        2 B  notes/n.txt\n        8 B  readings.csv\n"
+    );
+    let r = env.dvt(&["ls-url", "-T", "-L", "1", url]).ok();
+    assert_eq!(
+        r.stdout,
+        ".
+├── images/
+├── notes/
+└── readings.csv
+"
+    );
+    let r = env.dvt(&["ls-url", "-L", "1", url]);
+    assert!(
+        r.code == 2 && r.stderr.contains("-L/--level goes with -R or -T"),
+        "{r:?}"
+    );
     let r = env.dvt(&["ls-url", &format!("{url}/images"), "--json"]).ok();
     assert_eq!(r.json()[0]["path"], "a.bin", "{}", r.stdout);
     assert_eq!(r.json()[1]["path"], "raw", "{}", r.stdout);

@@ -236,6 +236,10 @@ pub(super) enum HistoryCommand {
         /// Draw everything below the URL as a tree (as DVC's `-T`).
         #[arg(short = 'T', long, conflicts_with_all = ["json", "size"])]
         tree: bool,
+        /// With `-R` or `-T`: no deeper than N levels below the URL; what lies
+        /// deeper shows as its directory at that level (as DVC's `-L`).
+        #[arg(short = 'L', long = "level", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        level: Option<u32>,
     },
     /// Download data tracked in another dvt repository, or files git keeps there
     /// (with the data below them), without tracking it here.
@@ -1091,16 +1095,33 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             size,
             json: as_json,
             tree,
+            level,
         } => {
-            let entries = ops::ls_url(&repo_or_bare(cwd)?, cwd, url, *recursive || *tree)?;
+            let walk = *recursive || *tree;
+            if level.is_some() && !walk {
+                clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "-L/--level goes with -R or -T\n",
+                )
+                .exit();
+            }
+            let mut entries = ops::ls_url(&repo_or_bare(cwd)?, cwd, url, walk)?;
+            if let Some(level) = level {
+                entries = ops::import_url::to_level(entries, *level as usize);
+            }
             if *as_json {
                 return json(&entries);
             }
             if *tree {
-                // Objects only, sorted: their directories come from their paths.
-                let mut files: Vec<&str> = entries.iter().filter(|e| !e.isdir).map(|e| e.path.as_str()).collect();
-                files.sort_unstable();
-                return draw_tree(files.into_iter().map(|p| (p, false, false)));
+                // Sorted: the directories of objects come from their paths; a
+                // directory shown is one cut at `-L`.
+                let mut shown: Vec<(&str, bool)> = entries
+                    .iter()
+                    .filter(|e| !e.isdir || level.is_some())
+                    .map(|e| (e.path.as_str(), e.isdir))
+                    .collect();
+                shown.sort_unstable();
+                return draw_tree(shown.into_iter().map(|(p, dir)| (p, dir, false)));
             }
             for e in &entries {
                 let slash = if e.isdir { "/" } else { "" };

@@ -92,6 +92,30 @@ pub struct UrlEntry {
     pub size: u64,
 }
 
+/// The objects of a recursive [`ls_url`] listing no deeper than `level`
+/// levels: what lies deeper shows as its directory at that level, once, with
+/// the size of everything below it (as `dvc ls-url -R -L`).
+pub fn to_level(entries: Vec<UrlEntry>, level: usize) -> Vec<UrlEntry> {
+    let mut kept: std::collections::BTreeMap<String, UrlEntry> = Default::default();
+    for e in entries.into_iter().filter(|e| !e.isdir) {
+        match e.path.match_indices('/').nth(level.max(1) - 1) {
+            None => {
+                kept.insert(e.path.clone(), e);
+            }
+            Some((i, _)) => {
+                let dir = e.path[..i].to_string();
+                let d = kept.entry(dir.clone()).or_insert(UrlEntry {
+                    path: dir,
+                    isdir: true,
+                    size: 0,
+                });
+                d.size += e.size;
+            }
+        }
+    }
+    kept.into_values().collect()
+}
+
 /// `dvt ls-url`, as `dvc ls-url`: what `url` holds (a URL as `import-url`
 /// takes it): the objects and directories just below it, or with `recursive`
 /// every object below it. One object, if the URL names one. A relative path
