@@ -249,6 +249,7 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 /// readable until it closes them; then the old one is deleted. Where the
 /// file system cannot exchange, the old one is deleted first.
 fn swap_in(fresh: &Path, dir: &Path) -> std::io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
     if fs_err::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
         let exchanged = rustix::fs::renameat_with(
             rustix::fs::CWD,
