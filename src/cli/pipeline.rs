@@ -262,6 +262,22 @@ pub(super) struct AxesArgs {
     no_header: bool,
 }
 
+impl AxesArgs {
+    /// The flags as the library takes them.
+    fn plot_axes(&self) -> dvt::pipeline::PlotAxes {
+        dvt::pipeline::PlotAxes {
+            x: self.x.clone(),
+            y: self.y.clone(),
+            title: self.title.clone(),
+            x_label: self.x_label.clone(),
+            y_label: self.y_label.clone(),
+            template: self.template,
+            files: Vec::new(),
+            no_header: self.no_header,
+        }
+    }
+}
+
 fn parse_template(name: &str) -> Result<dvt::pipeline::PlotTemplate, String> {
     dvt::pipeline::PlotTemplate::from_name(name)
         .ok_or_else(|| format!("unknown template (known: {})", dvt::pipeline::PlotTemplate::expected()))
@@ -1042,23 +1058,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             let (targets, revs, output) = match command {
                 PlotsCommand::Modify { target, axes, unset } => {
                     let target = repo.resolve(cwd, target)?.1;
-                    let template = axes.template.and_then(|t| {
-                        dvt::pipeline::PlotTemplate::NAMES
-                            .iter()
-                            .find(|(_, named)| *named == t)
-                            .map(|(name, _)| name.to_string())
-                    });
-                    let props = ops::stages::PlotProps {
-                        template,
-                        x: axes.x.clone(),
-                        y: axes.y.clone(),
-                        title: axes.title.clone(),
-                        x_label: axes.x_label.clone(),
-                        y_label: axes.y_label.clone(),
-                        no_header: axes.no_header,
-                        unset: unset.clone(),
-                    };
-                    for at in ops::stages::plots_modify(&repo, &target, &props)? {
+                    for at in ops::stages::plots_modify(&repo, &target, &axes.plot_axes(), unset)? {
                         match at {
                             Some(stage) => say!(quiet, "modified `{target}` in the plots of stage `{stage}`"),
                             None => say!(quiet, "modified `{target}` in the top-level plots"),
@@ -1081,20 +1081,10 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     (targets, revs, output)
                 }
             };
-            let axes = &output.axes;
             let opts = ops::plots::PlotsOptions {
                 targets: repo_files(&repo, cwd, targets)?,
                 revs,
-                axes: dvt::pipeline::PlotAxes {
-                    x: axes.x.clone(),
-                    y: axes.y.clone(),
-                    title: axes.title.clone(),
-                    x_label: axes.x_label.clone(),
-                    y_label: axes.y_label.clone(),
-                    template: axes.template,
-                    files: Vec::new(),
-                    no_header: axes.no_header,
-                },
+                axes: output.axes.plot_axes(),
             };
             let plots = ops::plots::plots(&repo, &opts)?;
             if output.json {

@@ -113,44 +113,30 @@ fn edit_document<T>(
     Ok(result)
 }
 
-/// What `dvt plots modify` sets on a plots entry of `dvt.toml`, under DVC's
-/// property names; what is `None` (or empty) is left as it is.
-#[derive(Debug, Clone, Default)]
-pub struct PlotProps {
-    /// `template`: how to draw it (`linear`, `scatter`, `confusion`, ...).
-    pub template: Option<String>,
-    /// `x`: the field across.
-    pub x: Option<String>,
-    /// `y`: the fields up.
-    pub y: Vec<String>,
-    /// `title`.
-    pub title: Option<String>,
-    /// `x_label`.
-    pub x_label: Option<String>,
-    /// `y_label`.
-    pub y_label: Option<String>,
-    /// `header = false`: the CSV or TSV file has no header row.
-    pub no_header: bool,
-    /// Properties to remove (their defaults apply again): `template`, `x`, `y`,
-    /// `title`, `x_label`, `y_label`, `header`.
-    pub unset: Vec<String>,
-}
-
-/// The properties [`PlotProps::unset`] takes.
-const PLOT_PROPS: [&str; 7] = ["template", "x", "y", "title", "x_label", "y_label", "header"];
-
-/// `dvt plots modify` (as `dvc plots modify` edits `dvc.yaml`): sets `props`
-/// on every `plots` entry of `dvt.toml` for `target` (a root-relative path,
-/// or the name of a top-level plot of several files), in stages and at the
-/// top level, keeping the rest of the file as it is; a path entry becomes a
-/// table. The result is checked as any edit is. Returns where each entry is:
-/// a stage's name, or `None` for the top-level `plots`.
-pub fn plots_modify(repo: &Repo, target: &str, props: &PlotProps) -> Result<Vec<Option<String>>> {
-    if let Some(bad) = props.unset.iter().find(|p| !PLOT_PROPS.contains(&p.as_str())) {
+/// `dvt plots modify` (as `dvc plots modify` edits `dvc.yaml`): sets what
+/// `props` gives (what is `None` or empty is left as it is; `files` is not
+/// taken) and removes the properties `unset` names
+/// ([`crate::pipeline::PLOT_PROPERTIES`]: their defaults apply again) on every
+/// `plots` entry of `dvt.toml` for `target` (a root-relative path, or the name
+/// of a top-level plot of several files), in stages and at the top level,
+/// keeping the rest of the file as it is; a path entry becomes a table. The
+/// result is checked as any edit is. Returns where each entry is: a stage's
+/// name, or `None` for the top-level `plots`.
+pub fn plots_modify(
+    repo: &Repo,
+    target: &str,
+    props: &crate::pipeline::PlotAxes,
+    unset: &[String],
+) -> Result<Vec<Option<String>>> {
+    use crate::pipeline::PLOT_PROPERTIES;
+    if let Some(bad) = unset.iter().find(|p| !PLOT_PROPERTIES.contains(&p.as_str())) {
         return Err(PipelineError::Plot {
             file: target.into(),
             rev: None,
-            message: format!("`--unset {bad}`: no such property (known: {})", PLOT_PROPS.join(", ")),
+            message: format!(
+                "`--unset {bad}`: no such property (known: {})",
+                PLOT_PROPERTIES.join(", ")
+            ),
         }
         .into());
     }
@@ -162,14 +148,14 @@ pub fn plots_modify(repo: &Repo, target: &str, props: &PlotProps) -> Result<Vec<
                 for (name, stage) in stages.iter_mut() {
                     let plots = stage.as_table_like_mut().and_then(|t| t.get_mut("plots"));
                     if let Some(list) = plots.and_then(|p| p.as_array_mut())
-                        && set_plot_props(list, target, props)
+                        && set_plot_props(list, target, props, unset)
                     {
                         found.push(Some(name.get().to_string()));
                     }
                 }
             }
             if let Some(list) = doc.get_mut("plots").and_then(|p| p.as_array_mut())
-                && set_plot_props(list, target, props)
+                && set_plot_props(list, target, props, unset)
             {
                 found.push(None);
             }
@@ -189,8 +175,14 @@ pub fn plots_modify(repo: &Repo, target: &str, props: &PlotProps) -> Result<Vec<
     )
 }
 
-/// Sets `props` on the entries of `list` for `target`; whether there was one.
-fn set_plot_props(list: &mut toml_edit::Array, target: &str, props: &PlotProps) -> bool {
+/// Sets `props` on the entries of `list` for `target`, removing `unset`;
+/// whether there was one.
+fn set_plot_props(
+    list: &mut toml_edit::Array,
+    target: &str,
+    props: &crate::pipeline::PlotAxes,
+    unset: &[String],
+) -> bool {
     let mut any = false;
     for entry in list.iter_mut() {
         let named = match &*entry {
@@ -212,11 +204,12 @@ fn set_plot_props(list: &mut toml_edit::Array, target: &str, props: &PlotProps) 
         let Some(t) = entry.as_inline_table_mut() else {
             continue;
         };
-        for name in &props.unset {
+        for name in unset {
             t.remove(name);
         }
+        let template = props.template.map(|t| t.name().to_string());
         let text = [
-            ("template", &props.template),
+            ("template", &template),
             ("x", &props.x),
             ("title", &props.title),
             ("x_label", &props.x_label),

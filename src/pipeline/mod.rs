@@ -136,11 +136,22 @@ impl PlotTemplate {
         Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
     }
 
+    /// Its name in `dvt.toml` (the first of [`PlotTemplate::NAMES`] for it).
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("linear", |(n, _)| n)
+    }
+
     /// What a wrong name is told: the names taken.
     pub fn expected() -> String {
         Self::NAMES.map(|(n, _)| n).join(", ")
     }
 }
+
+/// The keys of a `plots` entry that say how to draw it (DVC's property names).
+pub const PLOT_PROPERTIES: [&str; 7] = ["x", "y", "title", "x_label", "y_label", "template", "header"];
 
 /// What an entry of a stage's `outs`, `metrics` or `plots` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,11 +504,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             toml::Value::Table(t) => {
                 // Top-level files are in no stage: nothing caches or keeps them.
                 let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
-                let drawn: &[&str] = if kind == OutKind::Plot {
-                    &["x", "y", "title", "x_label", "y_label", "template", "header"]
-                } else {
-                    &[]
-                };
+                let drawn: &[&str] = if kind == OutKind::Plot { &PLOT_PROPERTIES } else { &[] };
                 let known: Vec<&str> = [&["path"], staged, drawn].concat();
                 if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
                     let message = match stage {
