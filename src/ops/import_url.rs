@@ -98,12 +98,12 @@ pub struct UrlEntry {
 pub fn to_level(entries: Vec<UrlEntry>, level: usize) -> Vec<UrlEntry> {
     let mut kept: std::collections::BTreeMap<String, UrlEntry> = Default::default();
     for e in entries.into_iter().filter(|e| !e.isdir) {
-        match e.path.match_indices('/').nth(level.max(1) - 1) {
+        match super::list::dir_at_level(&e.path, level) {
             None => {
                 kept.insert(e.path.clone(), e);
             }
-            Some((i, _)) => {
-                let dir = e.path[..i].to_string();
+            Some(dir) => {
+                let dir = dir.to_string();
                 let d = kept.entry(dir.clone()).or_insert(UrlEntry {
                     path: dir,
                     isdir: true,

@@ -104,14 +104,13 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
     if let Some(depth) = opts.depth.filter(|_| opts.recursive) {
         let mut kept: BTreeMap<String, ListEntry> = BTreeMap::new();
         for e in listing.entries {
-            let cut = e.path.match_indices('/').nth(depth.max(1) - 1).map(|(i, _)| i);
-            match cut {
+            match dir_at_level(&e.path, depth) {
                 None => {
                     kept.insert(e.path.clone(), e);
                 }
                 // Deeper: the directory at the last level shown, once.
-                Some(i) => {
-                    let dir = e.path[..i].to_string();
+                Some(dir) => {
+                    let dir = dir.to_string();
                     kept.entry(dir.clone())
                         .or_insert_with(|| ListEntry::dir(dir, e.keeper, None));
                 }
@@ -120,6 +119,12 @@ pub fn list(opts: &ListOptions) -> Result<Listing> {
         listing.entries = kept.into_values().collect();
     }
     Ok(listing)
+}
+
+/// The directory at `level` levels (at least 1) that `path` (`/`-separated)
+/// lies below, if it lies deeper than that: what `-L` shows in its place.
+pub(crate) fn dir_at_level(path: &str, level: usize) -> Option<&str> {
+    path.match_indices('/').nth(level.max(1) - 1).map(|(i, _)| &path[..i])
 }
 
 /// What a listing reads: a commit's tree, or (a local work tree with no
