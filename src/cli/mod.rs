@@ -1504,21 +1504,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 let is_dir = t.as_os_str().to_string_lossy().ends_with('/');
                 dvt::workspace::check_ignore(repo.root(), &rel, is_dir)
             };
+            let paths: Box<dyn Iterator<Item = std::io::Result<PathBuf>>> = match stdin {
+                true => Box::new(std::io::stdin().lock().lines().map(|l| l.map(PathBuf::from))),
+                false => Box::new(targets.iter().cloned().map(Ok)),
+            };
             let mut any = false;
             let mut checks = Vec::new();
-            let mut lines = stdin.then(|| std::io::stdin().lock().lines());
-            let mut given = targets.iter();
-            loop {
-                let t = match lines.as_mut() {
-                    Some(lines) => match lines.next() {
-                        Some(line) => PathBuf::from(line?),
-                        None => break,
-                    },
-                    None => match given.next() {
-                        Some(t) => t.clone(),
-                        None => break,
-                    },
-                };
+            for t in paths {
+                let t = t?;
                 if t.as_os_str().is_empty() {
                     continue;
                 }
