@@ -1196,6 +1196,15 @@ fn list_and_du_read_a_local_work_tree_without_a_revision() {
             ("notes.md".to_string(), 5)
         ]
     );
+    // dvt's own files are marked (DvtFileSystem leaves them out by the mark).
+    let marked: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["dvt_file"] == true)
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["data.dvt"], "{j}");
     env.commit("data");
     env.write("data/b.csv", "t,v\n0,2\n");
     env.dvt(&["add", "data"]).ok();

@@ -27,19 +27,6 @@ import tempfile
 from . import api as _api
 
 
-def _is_dvt_file(path):
-    """Whether `path` is one of dvt's own files (a pointer, `dvt.toml`,
-    `dvt.lock`, `.dvtignore`, what is in `.dvt`): DVCFileSystem leaves out
-    DVC's (`.dvc` files, `dvc.yaml`, `.dvcignore`), and so does this."""
-    name = posixpath.basename(path)
-    return (
-        path == ".dvt"
-        or path.startswith(".dvt/")
-        or (name.endswith(".dvt") and name != ".dvt")
-        or name in ("dvt.toml", "dvt.lock", ".dvtignore")
-    )
-
-
 class DvtFileSystem:
     """The files of a dvt repository at a revision (see the module's doc).
 
@@ -97,7 +84,8 @@ class DvtFileSystem:
         files, dirs = {}, {"": set()}
         for e in listing["entries"]:
             path = e["path"]
-            if e.get("keeper") == "git" and _is_dvt_file(path):
+            # dvt's own files (pointers, dvt.toml, ...): `dvt list` marks them.
+            if e.get("dvt_file"):
                 continue
             files[path] = {
                 "name": path,

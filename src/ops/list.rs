@@ -83,6 +83,11 @@ pub struct ListEntry {
     /// manifest (none for git's entries and directories inside tracked data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<ObjectId>,
+    /// Whether it is one of dvt's own files, not the repository's content (a
+    /// pointer, `dvt.toml`, `dvt.lock`, a `.dvtignore`): listed, as `dvc list`
+    /// lists `.dvc` files, but left out of copies and sizes, and out of
+    /// `DvtFileSystem` (which reads this mark rather than knowing the names).
+    pub dvt_file: bool,
 }
 
 /// What `dvt list` found.
@@ -317,7 +322,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
         TreeAt::File(item) => {
             path_is_file = true;
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            let e = ListEntry::file(name.clone(), item.size, item.executable, Keeper::Git);
+            let e = ListEntry::file(name.clone(), item.size, item.executable, Keeper::Git).marked(&path);
             entries.insert(name, e);
         }
         TreeAt::Dir(items) => {
@@ -325,7 +330,8 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
                 let e = match item.dir {
                     true if opts.recursive => continue,
                     true => ListEntry::dir(item.path.clone(), Keeper::Git, None),
-                    false => ListEntry::file(item.path.clone(), item.size, item.executable, Keeper::Git),
+                    false => ListEntry::file(item.path.clone(), item.size, item.executable, Keeper::Git)
+                        .marked(&join_rel(&path, &item.path)),
                 };
                 entries.insert(item.path, e);
             }
@@ -369,6 +375,7 @@ fn list_all(opts: &ListOptions) -> Result<Listing> {
                     size: Some(t.pointer.size),
                     executable: t.pointer.executable,
                     id: Some(t.pointer.id),
+                    dvt_file: false,
                 };
                 entries.insert(rel, e);
             }
@@ -418,10 +425,7 @@ pub fn du(opts: &ListOptions) -> Result<Usage> {
     // dvt's own files are not the repository's content (as `dvc du` leaves
     // out `.dvc` files); a file named alone is measured whatever it is.
     if !listing.path_is_file {
-        let dir = normalize(&opts.path).unwrap_or_default();
-        listing
-            .entries
-            .retain(|e| e.keeper == Keeper::Dvt || !is_dvt_file(&join_rel(&dir, &e.path)));
+        listing.entries.retain(|e| !e.dvt_file);
     }
     let size = listing.entries.iter().map(|e| e.size.unwrap_or(0)).sum();
     if listing.path_is_file {
@@ -514,6 +518,15 @@ impl ListEntry {
             size,
             executable,
             id: None,
+            dvt_file: false,
+        }
+    }
+
+    /// Marks a file git keeps at root-relative `rel` if it is one of dvt's own.
+    fn marked(self, rel: &str) -> ListEntry {
+        ListEntry {
+            dvt_file: is_dvt_file(rel),
+            ..self
         }
     }
 
@@ -529,6 +542,7 @@ impl ListEntry {
             size,
             executable: false,
             id: None,
+            dvt_file: false,
         }
     }
 }
