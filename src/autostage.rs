@@ -18,6 +18,25 @@ pub fn note(path: &Path) {
     }
 }
 
+/// The paths noted so far, in the order first noted; the list is kept (for a
+/// hint that names them before [`take`] stages them).
+pub fn noted() -> Vec<PathBuf> {
+    TOUCHED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Of `touched`, the files git keeps in the repository at `root`: everything
+/// dvt wrote there except what is in `.dvt` (the cache, tmp, the local
+/// config, an experiment's worktree), where only `config.toml` and
+/// `.gitignore` are committed.
+pub fn for_git(root: &Path, touched: Vec<PathBuf>) -> Vec<PathBuf> {
+    let dvt_dir = root.join(crate::repo::DVT_DIR);
+    let committed = [dvt_dir.join("config.toml"), dvt_dir.join(".gitignore")];
+    touched
+        .into_iter()
+        .filter(|p| p.starts_with(root) && (!p.starts_with(&dvt_dir) || committed.contains(p)))
+        .collect()
+}
+
 /// The paths noted so far, in the order first noted; the list is emptied.
 pub fn take() -> Vec<PathBuf> {
     std::mem::take(&mut *TOUCHED.lock().unwrap_or_else(|e| e.into_inner()))

@@ -2443,6 +2443,28 @@ fn the_run_cache_restores_an_earlier_runs_outs_instead_of_running() {
     assert_eq!(env.read("model.txt"), b"lr: 0.1\n");
     assert_eq!(env.read("metrics.json"), b"{\"loss\": 0.1}\n");
     assert_eq!(env.read("dvt.lock"), first_lock);
+    // The hint names what was written for git (as DVC's "To track the changes").
+    assert!(
+        r.stderr
+            .contains("hint: to record the results with git, run:\n    git add dvt.lock\n"),
+        "{}",
+        r.stderr
+    );
+    // With no dvt.lock at all, a stage whose run the run cache has is restored whole.
+    std::fs::remove_file(env.path("dvt.lock")).unwrap();
+    let r = env.dvt(&["repro"]).ok();
+    assert!(
+        r.stdout.contains(
+            "Stage `train`: an earlier run had the same command, deps and params; its outs restored from the run cache, not run"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(runs(&env), 2);
+    assert_eq!(env.read("dvt.lock"), first_lock);
+    // Nothing changed, nothing written: no hint.
+    let r = env.dvt(&["repro"]).ok();
+    assert!(!r.stderr.contains("git add"), "{}", r.stderr);
     assert_eq!(env.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
     let ignored = String::from_utf8(env.read(".gitignore")).unwrap();
     assert!(

@@ -830,6 +830,27 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
         .join(" ")
 }
 
+/// `hint: {lead}, run:` and the `git add` of every file the command has
+/// written for git to keep (`dvt.lock`, `.gitignore` files, pointers), as
+/// DVC's "To track the changes with git, run: …"; nothing if it wrote none,
+/// or with `core.autostage`, which stages them.
+fn git_add_hint(q: bool, repo: &Repo, cwd: &std::path::Path, lead: &str) {
+    let files = dvt::autostage::for_git(repo.root(), dvt::autostage::noted());
+    let rels: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix(repo.root()).ok()?.to_str().map(str::to_string))
+        .collect();
+    if rels.is_empty() {
+        return;
+    }
+    let rels: Vec<&str> = rels.iter().map(String::as_str).collect();
+    note!(
+        q || autostaging(),
+        "hint: {lead}, run:\n    git add {}",
+        shell_paths(repo.root(), cwd, &rels)
+    );
+}
+
 /// "1 file", "2 files".
 fn files(n: impl TryInto<u64>) -> String {
     dvt::counted(n, "file")
@@ -876,13 +897,7 @@ fn autostage(cli: &Cli) {
             _ => return,
         },
     };
-    // Of `.dvt`, only what git keeps: never the local config, the cache or tmp.
-    let dvt_dir = root.join(dvt::repo::DVT_DIR);
-    let committed = [dvt_dir.join("config.toml"), dvt_dir.join(".gitignore")];
-    let keep: Vec<std::path::PathBuf> = touched
-        .into_iter()
-        .filter(|p| p.starts_with(&root) && (!p.starts_with(&dvt_dir) || committed.contains(p)))
-        .collect();
+    let keep = dvt::autostage::for_git(&root, touched);
     let staged = dvt::git::Git::open(&root).and_then(|g| g.stage(&keep));
     let mut err = std::io::stderr().lock();
     match staged {
@@ -1076,7 +1091,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&report);
             }
-            print_added(q, &repo, &cwd, &report, true)?;
+            print_added(q, &repo, &cwd, &report, true, true)?;
             if *no_commit {
                 let shown: Vec<&str> = report.added.iter().map(|a| a.path.as_str()).collect();
                 note!(
@@ -2067,13 +2082,14 @@ fn write_setting(
 }
 
 /// Prints what `add` (or `commit`, with `!unchanged`: only what changed) did to
-/// pointers, and the `git add` hint.
+/// pointers, and (if `hint`) the `git add` hint.
 pub(super) fn print_added(
     q: bool,
     repo: &Repo,
     cwd: &std::path::Path,
     report: &ops::AddReport,
     unchanged: bool,
+    hint: bool,
 ) -> Result<ExitCode, dvt::Error> {
     for a in report.added.iter().filter(|a| unchanged || !a.unchanged) {
         let what = match a.files {
@@ -2091,7 +2107,7 @@ pub(super) fn print_added(
             files.push(&a.gitignore);
         }
     }
-    if !files.is_empty() {
+    if hint && !files.is_empty() {
         note!(
             q || autostaging(),
             "hint: to record this version with git, run:\n    git add {}",

@@ -702,12 +702,20 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
                     Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
                     Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
-                    Action::RestoredFromRunCache => say!(
-                        quiet,
-                        "Stage `{}`: {}, to what an earlier run had; that run's outs restored from the run cache, not run",
-                        s.stage,
-                        s.reason.as_deref().unwrap_or("changed")
-                    ),
+                    // A stage with no dvt.lock entry ("it has never run") matched an
+                    // earlier run as a whole; otherwise what changed went back.
+                    Action::RestoredFromRunCache => match s.reason.as_deref() {
+                        Some(why) if why != ops::repro::NEVER_RAN => say!(
+                            quiet,
+                            "Stage `{}`: {why}, to what an earlier run had; that run's outs restored from the run cache, not run",
+                            s.stage
+                        ),
+                        _ => say!(
+                            quiet,
+                            "Stage `{}`: an earlier run had the same command, deps and params; its outs restored from the run cache, not run",
+                            s.stage
+                        ),
+                    },
                     Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
                     Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
                     Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
@@ -720,19 +728,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     ),
                 }
             }
-            if report.stages.iter().any(|s| s.action == Action::Ran) {
-                if *no_commit {
-                    note!(
-                        quiet,
-                        "hint: the outs are not in the cache; `dvt commit` stores them when you keep this result"
-                    );
-                } else {
-                    note!(
-                        quiet || super::autostaging(),
-                        "hint: commit the results with `git add dvt.lock` (and the .gitignore files of outs)"
-                    );
-                }
+            if *no_commit && report.stages.iter().any(|s| s.action == Action::Ran) {
+                note!(
+                    quiet,
+                    "hint: the outs are not in the cache; `dvt commit` stores them when you keep this result"
+                );
             }
+            // What the runs (and restores) wrote for git: dvt.lock, .gitignore files.
+            super::git_add_hint(quiet, &repo, cwd, "to record the results with git");
             if failed > 0 {
                 let not_run = report.stages.iter().filter(|s| s.action == Action::NotRun).count();
                 note!(
@@ -792,16 +795,15 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             for p in &report.skipped_imports {
                 note!(quiet, "skipped {p}: imports change with `dvt update`");
             }
+            // Stages changed: one hint names dvt.lock and the pointers together.
+            let stages_changed = report.stages.iter().any(|s| s.changed);
             if let Some(added) = &report.pointers {
-                super::print_added(quiet, &repo, cwd, added, false)?;
+                super::print_added(quiet, &repo, cwd, added, false, !stages_changed)?;
             } else if report.stages.is_empty() {
                 say!(quiet, "Nothing to commit.");
             }
-            if report.stages.iter().any(|s| s.changed) {
-                note!(
-                    quiet || super::autostaging(),
-                    "hint: record it with git: `git add dvt.lock` (and the .gitignore files of outs)"
-                );
+            if stages_changed {
+                super::git_add_hint(quiet, &repo, cwd, "to record it with git");
             }
         }
         PipelineCommand::Stage {

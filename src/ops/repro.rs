@@ -19,6 +19,9 @@ use crate::repo::Repo;
 use crate::statcache::StatCache;
 use crate::workspace::{Counters, Identify, Tracked};
 
+/// The reason a stage with no entry in `dvt.lock` runs.
+pub const NEVER_RAN: &str = "it has never run";
+
 /// What to reproduce.
 #[derive(Debug, Clone, Default)]
 pub struct ReproOptions {
@@ -336,7 +339,7 @@ fn decide(
     allow_missing: bool,
 ) -> Result<(Option<String>, Vec<Entry>)> {
     let Some(locked) = locked else {
-        return Ok((Some("it has never run".into()), vec![]));
+        return Ok((Some(NEVER_RAN.into()), vec![]));
     };
     if let Some(why) = inputs_changed(now, locked) {
         return Ok((Some(why), vec![]));
