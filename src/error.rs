@@ -275,6 +275,9 @@ impl Error {
                  and keeps its cache"
                     .into(),
             ),
+            Error::Remote(RemoteError::NamedByPointer { name, .. }) => Some(format!(
+                "add it with `dvt remote add {name} URL`, or take the `remote` line out of the pointer to use the default"
+            )),
             Error::Remote(RemoteError::Unknown { known, .. }) if known.is_empty() => {
                 Some("add one with `dvt remote add -d NAME URL`".into())
             }
@@ -745,6 +748,20 @@ pub enum GitError {
 /// Errors about remotes: their configuration and transfers to and from them.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
+    /// A pointer's `remote` names a remote that is not configured.
+    #[error("`{pointer}` says its data is on remote `{name}` (`remote = \"{name}\"`), which is not configured{}",
+        match known.is_empty() {
+            true => String::new(),
+            false => format!(" (there are: {})", known.join(", ")),
+        })]
+    NamedByPointer {
+        /// The pointer file, repo-relative.
+        pointer: String,
+        /// The remote it names.
+        name: String,
+        /// The names that are configured.
+        known: Vec<String>,
+    },
     /// No remote by that name.
     #[error("no remote named `{name}`")]
     Unknown {

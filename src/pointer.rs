@@ -55,7 +55,7 @@ pub enum Kind {
 }
 
 /// A parsed, validated pointer file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pointer {
     /// Format version, [`POINTER_VERSION`].
@@ -74,9 +74,39 @@ pub struct Pointer {
     /// Whether a tracked file is executable (written only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub executable: bool,
+    /// What the data is, in the user's words (DVC's `desc`). This and the
+    /// fields below up to `meta` are written by hand, never by a command, and
+    /// every command that rewrites the pointer keeps them (see [`Pointer::keeping`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
+    /// What kind of thing it is, e.g. `model` or `dataset` (DVC's `type`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    /// Labels (DVC's `labels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The remote this data is pushed to and fetched from instead of the
+    /// default (DVC's per-output `remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// `false`: `push` leaves this data out (DVC's `push: false`); fetch and
+    /// pull still get it.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub push: bool,
+    /// Anything else the user keeps with the data (DVC's `meta`), as a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<toml::Table>,
     /// For imported data: where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// Where imported data came from: another dvt repository, or a URL.
@@ -161,6 +191,12 @@ impl Pointer {
             size,
             files: None,
             executable: false,
+            desc: None,
+            data_type: None,
+            labels: Vec::new(),
+            remote: None,
+            push: true,
+            meta: None,
             source: None,
         }
     }
@@ -168,15 +204,32 @@ impl Pointer {
     /// A pointer to a directory.
     pub fn dir(path: String, id: ObjectId, size: u64, files: u64) -> Self {
         Pointer {
-            version: POINTER_VERSION,
-            path,
             kind: Kind::Dir,
-            id,
-            size,
             files: Some(files),
-            executable: false,
-            source: None,
+            ..Pointer::file(path, id, size)
         }
+    }
+
+    /// This pointer with the fields the user wrote into `old` by hand
+    /// (`desc`, `type`, `labels`, `remote`, `push`, `meta`), for a command
+    /// that rewrites a pointer (re-`add`, `commit`, `update`): as DVC keeps an
+    /// out's annotations when it records new data.
+    pub fn keeping(self, old: Option<&Pointer>) -> Pointer {
+        let Some(old) = old else { return self };
+        Pointer {
+            desc: old.desc.clone(),
+            data_type: old.data_type.clone(),
+            labels: old.labels.clone(),
+            remote: old.remote.clone(),
+            push: old.push,
+            meta: old.meta.clone(),
+            ..self
+        }
+    }
+
+    /// Whether `other` has the same hand-written fields as this pointer (see [`Pointer::keeping`]).
+    pub fn annotated_as(&self, other: &Pointer) -> bool {
+        self.clone().keeping(Some(other)) == *self
     }
 
     /// Parses and validates pointer text read from `file` (named in errors).
@@ -206,9 +259,13 @@ impl Pointer {
             Some(_) => return Err(bad("`version` must be an integer".into()).into()),
             None => return Err(bad("missing `version`".into()).into()),
         }
+        // Parsed again from the text on an error, for a message that names the line.
         let p: Pointer = table
             .try_into()
-            .map_err(|e: toml::de::Error| bad(e.message().trim_end().to_string()))?;
+            .map_err(|e: toml::de::Error| match toml::from_str::<Pointer>(text) {
+                Err(located) => bad(crate::error::toml_message(text, located.span(), located.message())),
+                Ok(_) => bad(e.message().trim_end().to_string()),
+            })?;
         if let Err(reason) = crate::relpath::validate(&p.path) {
             return Err(crate::error::PathError::Unsafe {
                 path: p.path,

@@ -124,6 +124,112 @@ fn local_directory_remote_round_trip() {
     );
 }
 
+/// As DVC's per-output `remote` and `push: false`: a pointer that says
+/// `remote = "models"` sends its data there and gets it from there, one with
+/// `push = false` is left out of push; the fields written by hand (`desc`,
+/// `type`, `labels`, `meta` too) survive a re-`add`; `-r` leaves out the data
+/// of pointers that name another remote; a remote that is not configured is
+/// named with its pointer.
+#[test]
+fn pointers_choose_their_remote_and_can_stay_out_of_push() {
+    let (a, store) = dir_repo();
+    let models = a.root.parent().unwrap().join("models");
+    a.dvt(&["remote", "add", "models", models.to_str().unwrap()]).ok();
+    a.write("raw.csv", "t,v\n0,1\n");
+    a.write("model.bin", "weights v1");
+    a.write("scratch.bin", "scratch");
+    a.dvt(&["add", "raw.csv", "model.bin", "scratch.bin"]).ok();
+    let annotations = "desc = \"the trained model\"\ntype = \"model\"\nlabels = [\"cnn\", \"v2\"]\nremote = \"models\"\n\n[meta]\nowner = \"ana\"\n";
+    let pointer = String::from_utf8(a.read("model.bin.dvt")).unwrap();
+    a.write("model.bin.dvt", format!("{pointer}{annotations}"));
+    let pointer = String::from_utf8(a.read("scratch.bin.dvt")).unwrap();
+    a.write("scratch.bin.dvt", format!("{pointer}push = false\n"));
+
+    let r = a.dvt(&["push"]).ok();
+    assert_eq!(
+        r.stdout,
+        "pushed 1 object (16 B) to `store`; 0 already there\n\
+         pushed 1 object (18 B) to `models`; 0 already there\n\
+         left out 1 path: its pointer says `push = false`\n",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(Store::at(&store).ids(), [id_of(b"t,v\n0,1\n")]);
+    assert_eq!(Store::at(&models).ids(), [id_of(b"weights v1")]);
+    let j = a.dvt(&["push", "--json"]).ok().json();
+    assert_eq!(
+        (j["remote"].as_str(), j["not_pushed"].as_u64()),
+        (Some("store"), Some(1)),
+        "{j}"
+    );
+    assert_eq!(j["also"][0]["remote"], "models", "{j}");
+    assert_eq!(j["also"][0]["already_on_remote"], 1, "{j}");
+    let r = a.dvt(&["status", "-c"]).ok();
+    assert_eq!(r.stdout, "scratch.bin: 1 object only in the cache (to push)\n");
+
+    // A new version keeps what was written by hand, and goes to `models` too.
+    a.write("model.bin", "weights v2");
+    a.dvt(&["add", "model.bin"]).ok();
+    let pointer = String::from_utf8(a.read("model.bin.dvt")).unwrap();
+    assert!(pointer.ends_with(annotations), "{pointer}");
+    assert!(pointer.contains(&id_of(b"weights v2")), "{pointer}");
+    // `-r store` leaves it out: its pointer names another remote.
+    let r = a.dvt(&["push", "-r", "store"]).ok();
+    assert_eq!(
+        r.stdout,
+        "Nothing to push: remote `store` has all 1 object.\nleft out 1 path: its pointer says `push = false`\n"
+    );
+    a.dvt(&["push"]).ok();
+    assert_eq!(Store::at(&models).ids().len(), 2);
+    a.commit("data");
+
+    // A clone gets each from its remote (scratch.bin was never pushed).
+    let b = a.clone_repo();
+    let r = b.dvt(&["pull", "--allow-missing"]).ok();
+    assert!(
+        r.stdout.lines().filter(|l| l.starts_with("fetched 1 object (")).count() == 2
+            && r.stdout.contains(" from `store`; 0 already")
+            && r.stdout.contains(" from `models`; 0 already"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.read("model.bin"), b"weights v2");
+    assert_eq!(b.read("raw.csv"), b"t,v\n0,1\n");
+    assert!(!b.path("scratch.bin").exists());
+    let r = b.dvt(&["status", "-c", "model.bin"]).ok();
+    assert_eq!(r.stdout, "Cache and remote `models` are in sync (1 object).\n");
+    let r = b.dvt(&["status", "-c", "model.bin", "raw.csv"]).ok();
+    assert_eq!(
+        r.stdout,
+        "Cache and remotes `store`, `models` are in sync (2 objects).\n"
+    );
+
+    // A remote that is not configured: named with its pointer, nothing sent.
+    let pointer = String::from_utf8(b.read("model.bin.dvt")).unwrap();
+    b.write(
+        "model.bin.dvt",
+        pointer.replace("remote = \"models\"", "remote = \"nope\""),
+    );
+    for cmd in ["push", "fetch", "pull"] {
+        let r = b.dvt(&[cmd]).fails();
+        assert!(
+            r.stderr.contains("`model.bin.dvt` says its data is on remote `nope` (`remote = \"nope\"`), which is not configured (there are: models, store)"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    // `push` must be a boolean.
+    b.write("model.bin.dvt", pointer.replace("remote = \"models\"", "push = \"no\""));
+    let r = b.dvt(&["status"]).fails();
+    assert!(
+        r.stdout.contains("model.bin.dvt: error: invalid pointer file")
+            && r.stdout
+                .contains("line 10, column 8: invalid type: string \"no\", expected a boolean"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// The id of `content` (as dvt names objects).
 fn id_of(content: &[u8]) -> String {
     blake3::hash(content).to_hex().to_string()

@@ -1133,11 +1133,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if report.pointers.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
             } else if report.in_sync() {
-                out!(
-                    "Cache and remote `{}` are in sync ({}).",
-                    report.remote,
-                    dvt::counted(total, "object")
-                );
+                let mut others: Vec<String> = report
+                    .pointers
+                    .iter()
+                    .filter_map(|p| Some(format!("`{}`", p.remote.as_ref()?)))
+                    .collect();
+                others.dedup();
+                let remotes = match others.is_empty() {
+                    true => format!("remote `{}` are", report.remote),
+                    false => format!("remotes `{}`, {} are", report.remote, others.join(", ")),
+                };
+                out!("Cache and {remotes} in sync ({}).", dvt::counted(total, "object"));
             }
             for p in &report.pointers {
                 let mut parts = Vec::new();
@@ -1150,8 +1156,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         parts.push(format!("{n} object{} {what}", if n == 1 { "" } else { "s" }));
                     }
                 }
-                if !parts.is_empty() {
-                    out!("{}: {}", p.path, parts.join(", "));
+                match (&p.remote, parts.is_empty()) {
+                    (_, true) => {}
+                    (Some(remote), false) => out!("{} (remote `{remote}`): {}", p.path, parts.join(", ")),
+                    (None, false) => out!("{}: {}", p.path, parts.join(", ")),
                 }
             }
         }
@@ -1882,7 +1890,26 @@ fn runs_line(r: &ops::RunsReport, push: bool, remote: &str) -> String {
     line
 }
 
+/// What a push did: a line per remote (pointers may name their own), and
+/// what `push = false` left out.
 fn pushed_line(r: &ops::PushReport) -> String {
+    let mut lines = vec![pushed_to(r)];
+    lines.extend(r.also.iter().map(pushed_to));
+    if r.not_pushed > 0 {
+        lines.push(format!(
+            "left out {}: {} `push = false`",
+            dvt::counted(r.not_pushed, "path"),
+            if r.not_pushed == 1 {
+                "its pointer says"
+            } else {
+                "their pointers say"
+            }
+        ));
+    }
+    lines.join("\n")
+}
+
+fn pushed_to(r: &ops::PushReport) -> String {
     if r.uploaded == 0 && r.missing_from_cache.is_empty() {
         format!(
             "Nothing to push: remote `{}` has all {}.",
@@ -1918,7 +1945,16 @@ fn left_out_note(q: bool, paths: &[String], who: &str) {
     );
 }
 
+/// What a fetch did: a line per remote (pointers may name their own).
 fn fetched_line(r: &ops::FetchReport) -> String {
+    let named = !r.also.is_empty();
+    let mut lines = vec![fetched_from(r, named)];
+    lines.extend(r.also.iter().map(|a| fetched_from(a, named)));
+    lines.join("\n")
+}
+
+/// One remote's line; `named`: say which remote even when nothing came.
+fn fetched_from(r: &ops::FetchReport, named: bool) -> String {
     if !r.from_sources.is_empty() {
         let named: Vec<String> = r.from_sources.iter().map(|p| quoted(p).into_owned()).collect();
         if r.remote.is_empty() {
@@ -1941,7 +1977,11 @@ fn fetched_line(r: &ops::FetchReport) -> String {
     }
     if r.downloaded == 0 {
         format!(
-            "Nothing to fetch: the cache has all {}.",
+            "Nothing to fetch{}: the cache has all {}.",
+            match named {
+                true => format!(" from `{}`", r.remote),
+                false => String::new(),
+            },
             dvt::counted(r.already_cached, "object")
         )
     } else {

@@ -136,7 +136,9 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             .zip(&results)
             .map(|(t, pointer)| {
                 let pointer_file = pointer_path_for(&t.abs);
-                let unchanged = Pointer::load(&pointer_file).ok().as_ref() == Some(pointer);
+                let old = Pointer::load(&pointer_file).ok();
+                let pointer = &pointer.clone().keeping(old.as_ref());
+                let unchanged = old.as_ref() == Some(pointer);
                 if !unchanged {
                     pointer.save(&pointer_file)?;
                 }

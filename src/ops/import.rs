@@ -1161,12 +1161,15 @@ pub(crate) fn record(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> R
 }
 
 /// Writes `pointer` for `out` (`rel`) and its `.gitignore` entry, whether or not
-/// the data is in the cache.
+/// the data is in the cache. What the user wrote into a pointer already there
+/// (`desc`, `remote`…) is kept.
 pub(crate) fn write_pointer(repo: &Repo, out: &Path, rel: &str, pointer: &Pointer) -> Result<()> {
     // `-o` may name a directory that does not exist yet (as with DVC).
     let dir = out.parent().unwrap_or(repo.root());
     fs_err::create_dir_all(dir)?;
-    pointer.save(&pointer_path_for(out))?;
+    let file = pointer_path_for(out);
+    let old = Pointer::load(&file).ok();
+    pointer.clone().keeping(old.as_ref()).save(&file)?;
     crate::gitignore::add(dir, rel.rsplit('/').next().unwrap_or(rel))?;
     Ok(())
 }

@@ -547,7 +547,7 @@ pub(crate) fn update_from_url(
         if updated.changed {
             remove_data(&t.data_abs)?;
         }
-        pointer.save(&t.pointer_file)?;
+        pointer.keeping(Some(&t.pointer)).save(&t.pointer_file)?;
         return Ok(updated);
     }
     let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
@@ -565,7 +565,7 @@ pub(crate) fn update_from_url(
     updated.changed = got.pointer.id != t.pointer.id;
     if !updated.changed {
         // Same bytes under a new version (a rewrite, a copy): only the fingerprint moves.
-        got.pointer.save(&t.pointer_file)?;
+        got.pointer.clone().keeping(Some(&t.pointer)).save(&t.pointer_file)?;
     } else {
         got.staging.remove();
         track(repo, &t.data_abs, &t.data_rel, &got.pointer, force, progress)?;

@@ -254,12 +254,18 @@ fn merge_pointers(
     let store = || -> Result<Pointer> {
         let _lock = repo.lock("merge")?;
         let stored = repo.cache().put_bytes(&merged.to_bytes())?;
+        // Hand-written fields (`desc`, `remote`…): theirs if only they changed them.
+        let annotated = match base {
+            Some(b) if ours.annotated_as(b) => theirs,
+            _ => ours,
+        };
         Ok(Pointer::dir(
             ours.path.clone(),
             stored.id,
             merged.total_size(),
             merged.files.len() as u64,
-        ))
+        )
+        .keeping(Some(annotated)))
     };
     store().map_err(|e| {
         vec![format!(

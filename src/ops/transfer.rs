@@ -128,6 +128,13 @@ pub struct PushReport {
     /// With `run_cache`: what happened to the run cache's entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runs: Option<RunsReport>,
+    /// Tracked paths left out because their pointer says `push = false`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_pushed: usize,
+    /// What went to the other remotes that pointers name (`remote = "NAME"`),
+    /// one report each; their `missing_from_cache` is counted in this one's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<PushReport>,
 }
 
 /// What a transfer with `--run-cache` did with the run cache's entries.
@@ -168,6 +175,10 @@ pub struct FetchReport {
     /// left out.
     #[serde(skip_serializing_if = "is_zero")]
     pub left_out: usize,
+    /// What came from the other remotes that pointers name (`remote = "NAME"`),
+    /// one report each; their `missing` and `from_sources` are counted in this one's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FetchReport>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -213,6 +224,48 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
         }
     }
     Ok(all)
+}
+
+/// One remote's share of a transfer: its name (`None`: the default, which
+/// may not be configured) and the data that goes to it or comes from it.
+type Share = (Option<String>, Vec<Tracked>);
+
+/// `tracked` by the remote each goes to or comes from, as DVC's per-output
+/// `remote`: data whose pointer says `remote = "NAME"` goes to NAME, the rest
+/// to the remote asked for (`-r`) or else the default, whose share comes
+/// first. With `-r`, data whose pointer names another remote is left out (as
+/// DVC leaves it). Never empty; the first share may hold no data, and is left
+/// out only when others hold it all.
+fn by_remote(repo: &Repo, opts: &TransferOptions, tracked: Vec<Tracked>) -> Result<Vec<Share>> {
+    use crate::remote::config;
+    let first = match &opts.remote {
+        Some(asked) => Some(asked.clone()),
+        None => config::choose(repo.config(), None).ok(),
+    };
+    let mut shares: Vec<Share> = vec![(first.clone(), Vec::new())];
+    for t in tracked {
+        let to = match (&opts.remote, &t.pointer.remote) {
+            (_, None) => first.clone(),
+            (Some(asked), Some(own)) if asked != own => continue,
+            (_, Some(own)) if !repo.config().remote.contains_key(own) => {
+                return Err(RemoteError::NamedByPointer {
+                    pointer: t.pointer_rel.clone(),
+                    name: own.clone(),
+                    known: config::names(repo.config()),
+                }
+                .into());
+            }
+            (_, Some(own)) => Some(own.clone()),
+        };
+        match shares.iter_mut().find(|(name, _)| *name == to) {
+            Some((_, share)) => share.push(t),
+            None => shares.push((to, vec![t])),
+        }
+    }
+    if shares.len() > 1 && shares[0].1.is_empty() {
+        shares.remove(0);
+    }
+    Ok(shares)
 }
 
 /// A file object a target needs.
@@ -271,9 +324,41 @@ impl Meter<'_> {
 /// after those objects (an entry on a remote can be trusted to have its data there).
 pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<PushReport> {
     let mut tracked = load_all(repo, opts)?;
-    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, true)?;
+    let mut not_pushed: Vec<&str> = tracked
+        .iter()
+        .filter(|t| !t.pointer.push)
+        .map(|t| t.data_rel.as_str())
+        .collect();
+    not_pushed.sort_unstable();
+    not_pushed.dedup();
+    let not_pushed = not_pushed.len();
+    tracked.retain(|t| t.pointer.push);
+    let mut reports = Vec::new();
+    for (i, (name, tracked)) in by_remote(repo, opts, tracked)?.into_iter().enumerate() {
+        // The run cache goes with the first share: the remote asked for, or the default.
+        reports.push(push_share(repo, opts, name.as_deref(), tracked, i == 0, progress)?);
+    }
+    let mut report = reports.remove(0);
+    for other in &mut reports {
+        report.missing_from_cache.append(&mut other.missing_from_cache);
+    }
+    report.also = reports;
+    report.not_pushed = not_pushed;
+    Ok(report)
+}
+
+/// [`push`] of one remote's share.
+fn push_share(
+    repo: &Repo,
+    opts: &TransferOptions,
+    name: Option<&str>,
+    mut tracked: Vec<Tracked>,
+    with_runs: bool,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let remote = Remote::open(repo, name, opts.jobs, true)?;
     let mut runs = None;
-    if opts.run_cache {
+    if opts.run_cache && with_runs {
         let mut report = RunsReport::default();
         let mut complete = Vec::new();
         for (key, done) in crate::pipeline::run_cache::entries(repo.cache().root()) {
@@ -762,17 +847,57 @@ async fn upload_all(
 pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<FetchReport> {
     let mut tracked = load_all(repo, opts)?;
     let left_out = opts.only.apply(repo, &mut tracked)?;
-    let report = match open_remote(repo, opts, &tracked)? {
-        Some(remote) => {
-            let _lock = repo.lock("dvt fetch")?;
-            remote.block_on(fetch_with_runs(repo, &remote, &tracked, opts, progress))?
-        }
-        None => {
-            let _lock = repo.lock("dvt fetch")?;
-            imports_from_sources(repo, &tracked, progress)?
-        }
-    };
+    let shares = open_shares(repo, opts, tracked)?;
+    let _lock = repo.lock("dvt fetch")?;
+    let report = fetch_shares(repo, opts, &shares, progress)?;
     Ok(FetchReport { left_out, ..report })
+}
+
+/// The remotes of a fetch or pull, opened, with their shares (see
+/// [`by_remote`]); the first remote is `None` when none is configured and
+/// none was asked for, and its data is all imports (see [`open_remote`]).
+fn open_shares(
+    repo: &Repo,
+    opts: &TransferOptions,
+    tracked: Vec<Tracked>,
+) -> Result<Vec<(Option<Remote>, Vec<Tracked>)>> {
+    let mut opened = Vec::new();
+    for (i, (name, tracked)) in by_remote(repo, opts, tracked)?.into_iter().enumerate() {
+        let remote = match (i, name) {
+            (0, None) => open_remote(repo, opts, &tracked)?,
+            (_, name) => Some(Remote::open(repo, name.as_deref(), opts.jobs, false)?),
+        };
+        opened.push((remote, tracked));
+    }
+    Ok(opened)
+}
+
+/// Fetches each share from its remote (the run cache from the first), with
+/// the repository lock held; one report, with the other remotes' in `also`.
+fn fetch_shares(
+    repo: &Repo,
+    opts: &TransferOptions,
+    shares: &[(Option<Remote>, Vec<Tracked>)],
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let mut reports = Vec::new();
+    for (i, (remote, tracked)) in shares.iter().enumerate() {
+        let opts = TransferOptions {
+            run_cache: opts.run_cache && i == 0,
+            ..opts.clone()
+        };
+        reports.push(match remote {
+            Some(remote) => remote.block_on(fetch_with_runs(repo, remote, tracked, &opts, progress))?,
+            None => imports_from_sources(repo, tracked, progress)?,
+        });
+    }
+    let mut report = reports.remove(0);
+    for other in &mut reports {
+        report.missing.append(&mut other.missing);
+        report.from_sources.append(&mut other.from_sources);
+    }
+    report.also = reports;
+    Ok(report)
 }
 
 /// The remote of a fetch or pull; `None` when none is configured and none
@@ -1371,7 +1496,7 @@ pub struct PullReport {
 /// workspace's is checked out.
 pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Progress) -> Result<PullReport> {
     let tracked = load_all(repo, opts)?;
-    let remote = open_remote(repo, opts, &tracked)?;
+    let shares = open_shares(repo, opts, tracked)?;
     // One lock for both halves: no other command runs between the fetch and the
     // checkout, and one that waits is told that a pull holds the repository.
     let _lock = repo.lock("dvt pull")?;
@@ -1382,10 +1507,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = match &remote {
-        Some(remote) => remote.block_on(fetch_with_runs(repo, remote, &tracked, opts, progress))?,
-        None => imports_from_sources(repo, &tracked, progress)?,
-    };
+    let fetch = fetch_shares(repo, opts, &shares, progress)?;
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
@@ -1427,6 +1549,10 @@ pub struct RemotePointerStatus {
     pub remote_only: Vec<ObjectId>,
     /// In neither: this data cannot be restored from here.
     pub missing: Vec<ObjectId>,
+    /// The remote compared with, when the pointer names one of its own
+    /// (`remote = "NAME"`) other than the report's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// `dvt status --remote`.
@@ -1452,11 +1578,40 @@ impl RemoteStatusReport {
 /// versions of a path that `opts.revisions` add are counted with it, as one entry.
 pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<RemoteStatusReport> {
     let tracked = load_all(repo, opts)?;
-    let remote = Remote::open(repo, opts.remote.as_deref(), opts.jobs, false)?;
+    let mut report: Option<RemoteStatusReport> = None;
+    for (name, tracked) in by_remote(repo, opts, tracked)? {
+        let remote = Remote::open(repo, name.as_deref(), opts.jobs, false)?;
+        let mut pointers = remote_status_share(repo, &remote, &tracked, progress)?;
+        match &mut report {
+            None => {
+                report = Some(RemoteStatusReport {
+                    remote: remote.name.clone(),
+                    pointers,
+                })
+            }
+            Some(r) => {
+                for p in &mut pointers {
+                    p.remote = Some(remote.name.clone());
+                }
+                r.pointers.append(&mut pointers);
+            }
+        }
+    }
+    // `by_remote` gives at least one share.
+    report.ok_or_else(|| std::io::Error::other("no remote to compare with").into())
+}
+
+/// [`remote_status`] of one remote's share.
+fn remote_status_share(
+    repo: &Repo,
+    remote: &Remote,
+    tracked: &[Tracked],
+    progress: &dyn Progress,
+) -> Result<Vec<RemotePointerStatus>> {
     let cache = repo.cache();
     remote.block_on(async {
         let mut needs: Vec<Vec<ObjectId>> = Vec::new();
-        for t in &tracked {
+        for t in tracked {
             let mut ids = vec![t.pointer.id];
             if t.pointer.kind == Kind::Dir {
                 let manifest = if cache.contains(&t.pointer.id) {
@@ -1513,6 +1668,7 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
                     local_only: vec![],
                     remote_only: vec![],
                     missing: vec![],
+                    remote: None,
                 };
                 for id in ids {
                     match (!absent.contains(&id), there.contains(&id)) {
@@ -1525,9 +1681,6 @@ pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progres
                 st
             })
             .collect();
-        Ok(RemoteStatusReport {
-            remote: remote.name.clone(),
-            pointers,
-        })
+        Ok(pointers)
     })
 }
