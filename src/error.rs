@@ -749,13 +749,14 @@ pub enum GitError {
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     /// A pointer's `remote` names a remote that is not configured.
-    #[error("`{pointer}` says its data is on remote `{name}` (`remote = \"{name}\"`), which is not configured{}",
+    #[error("{pointer} says its data is on remote `{name}` (`remote = \"{name}\"`), which is not configured{}",
         match known.is_empty() {
             true => String::new(),
             false => format!(" (there are: {})", known.join(", ")),
         })]
     NamedByPointer {
-        /// The pointer file, repo-relative.
+        /// Who says so: the pointer file (`` `data.dvt` ``), or the out of
+        /// `dvt.toml` (`` `dvt.toml` (out `model.bin`) ``).
         pointer: String,
         /// The remote it names.
         name: String,

@@ -230,6 +230,62 @@ fn pointers_choose_their_remote_and_can_stay_out_of_push() {
     );
 }
 
+/// A stage's outs say it in `dvt.toml`, as DVC's `dvc.yaml` outs do:
+/// `remote = "models"` and `push = false`.
+#[test]
+fn stage_outs_choose_their_remote_and_can_stay_out_of_push() {
+    let (a, store) = dir_repo();
+    let models = a.root.parent().unwrap().join("models");
+    a.dvt(&["remote", "add", "models", models.to_str().unwrap()]).ok();
+    a.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "echo weights > model.bin && echo tmp > scratch.bin && echo log > train.log"
+outs = [{ path = "model.bin", remote = "models" }, { path = "scratch.bin", push = false }, "train.log"]
+"#,
+    );
+    a.dvt(&["repro"]).ok();
+    let r = a.dvt(&["push"]).ok();
+    assert!(
+        r.stdout.contains("to `store`")
+            && r.stdout.contains("to `models`")
+            && r.stdout.contains("left out 1 path: its pointer says `push = false`"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(Store::at(&store).ids(), [id_of(b"log\n")]);
+    assert_eq!(Store::at(&models).ids(), [id_of(b"weights\n")]);
+    a.commit("train");
+    let b = a.clone_repo();
+    b.dvt(&["pull", "--allow-missing"]).ok();
+    assert_eq!(b.read("model.bin"), b"weights\n");
+    assert_eq!(b.read("train.log"), b"log\n");
+
+    a.write(
+        "dvt.toml",
+        String::from_utf8(a.read("dvt.toml"))
+            .unwrap()
+            .replace("\"models\"", "\"nope\""),
+    );
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("`dvt.toml` (out `model.bin`) says its data is on remote `nope`"),
+        "{}",
+        r.stderr
+    );
+    a.write(
+        "dvt.toml",
+        String::from_utf8(a.read("dvt.toml")).unwrap().replace("\"nope\"", "7"),
+    );
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr.contains("`remote` of `model.bin` must be a remote's name"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The id of `content` (as dvt names objects).
 fn id_of(content: &[u8]) -> String {
     blake3::hash(content).to_hex().to_string()

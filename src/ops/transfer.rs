@@ -202,6 +202,11 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
             .iter()
             .map(|p| Tracked::load(repo, p))
             .collect::<Result<Vec<_>>>()?;
+        // `dvt.toml` says where outs go (`remote`, `push`): it must be readable
+        // for their data to move (its outs are read leniently elsewhere).
+        if !outs.is_empty() {
+            crate::pipeline::Pipeline::load(repo)?;
+        }
         all.extend(outs);
     }
     let old = opts.revisions.tracked(repo)?;
@@ -249,7 +254,10 @@ fn by_remote(repo: &Repo, opts: &TransferOptions, tracked: Vec<Tracked>) -> Resu
             (Some(asked), Some(own)) if asked != own => continue,
             (_, Some(own)) if !repo.config().remote.contains_key(own) => {
                 return Err(RemoteError::NamedByPointer {
-                    pointer: t.pointer_rel.clone(),
+                    pointer: match t.pointer_rel == crate::pipeline::LOCK_FILE {
+                        true => format!("`{}` (out `{}`)", crate::pipeline::PIPELINE_FILE, t.data_rel),
+                        false => format!("`{}`", t.pointer_rel),
+                    },
                     name: own.clone(),
                     known: config::names(repo.config()),
                 }

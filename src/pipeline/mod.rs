@@ -67,6 +67,27 @@ pub struct Out {
     /// For a plots file (`plots` of a stage): how to draw it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plot: Option<PlotAxes>,
+    /// The remote its data goes to and comes from instead of the default (as
+    /// a pointer's `remote`; DVC's per-output `remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// `false`: `push` leaves its data out (DVC's `push: false`).
+    pub push: bool,
+}
+
+impl Out {
+    /// An out at `path` with the defaults: cached, not kept, no metrics or plot.
+    pub fn at(path: String) -> Out {
+        Out {
+            path,
+            cache: true,
+            persist: false,
+            metric: false,
+            plot: None,
+            remote: None,
+            push: true,
+        }
+    }
 }
 
 /// How `dvt plots` draws a plots file, as DVC's plot properties: which field is
@@ -479,8 +500,8 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
     };
     let mut out = Vec::new();
     for x in arr {
-        let (path, cache, persist, axes) = match x {
-            toml::Value::String(p) => (p.clone(), cached, false, plot(None, true)?),
+        let (path, cache, persist, axes, remote, push) = match x {
+            toml::Value::String(p) => (p.clone(), cached, false, plot(None, true)?, None, true),
             toml::Value::Table(t) if kind == OutKind::Plot && t.get("y").is_some_and(toml::Value::is_table) => {
                 if stage.is_some() {
                     return Err(bad(
@@ -493,22 +514,24 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                 };
                 let (name, axes) = several(t, y)?;
                 out.push(Out {
-                    path: name,
                     cache: false,
-                    persist: false,
-                    metric: false,
                     plot: Some(axes),
+                    ..Out::at(name)
                 });
                 continue;
             }
             toml::Value::Table(t) => {
                 // Top-level files are in no stage: nothing caches or keeps them.
-                let staged: &[&str] = if stage.is_some() { &["cache", "persist"] } else { &[] };
+                let staged: &[&str] = if stage.is_some() {
+                    &["cache", "persist", "remote", "push"]
+                } else {
+                    &[]
+                };
                 let drawn: &[&str] = if kind == OutKind::Plot { &PLOT_PROPERTIES } else { &[] };
                 let known: Vec<&str> = [&["path"], staged, drawn].concat();
                 if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
                     let message = match stage {
-                        None if k == "cache" || k == "persist" => {
+                        None if staged_only(k) => {
                             format!(
                                 "`{k}` in top-level `{key}`: those files are in no stage, and dvt does not cache them"
                             )
@@ -528,11 +551,18 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                         Some(_) => Err(bad(stage, format!("`{name}` of `{path}` must be true or false"))),
                     }
                 };
+                let remote = match t.get("remote") {
+                    None => None,
+                    Some(toml::Value::String(r)) if !r.is_empty() => Some(r.clone()),
+                    Some(_) => return Err(bad(stage, format!("`remote` of `{path}` must be a remote's name"))),
+                };
                 (
                     path.to_string(),
                     flag("cache", cached)?,
                     flag("persist", false)?,
                     plot(Some(t), true)?,
+                    remote,
+                    flag("push", true)?,
                 )
             }
             _ => {
@@ -550,6 +580,8 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             persist,
             metric: kind == OutKind::Metric,
             plot: axes,
+            remote,
+            push,
         });
     }
     Ok(out)
@@ -1204,7 +1236,22 @@ pub fn outs_from(
             .and_then(|s| s.outs.iter().find(|o| o.path == path))
             .is_none_or(|o| o.cache)
     };
-    Ok(lock.tracked(repo, &cached))
+    let mut outs = lock.tracked(repo, &cached);
+    // Where each goes (`remote`, `push`), as its entry in `dvt.toml` says.
+    if let Some(p) = &pipeline {
+        for t in &mut outs {
+            if let Some(o) = p.stages.values().flat_map(|s| &s.outs).find(|o| o.path == t.data_rel) {
+                t.pointer.remote = o.remote.clone();
+                t.pointer.push = o.push;
+            }
+        }
+    }
+    Ok(outs)
+}
+
+/// Whether `key` of an out's table means something only in a stage.
+fn staged_only(key: &str) -> bool {
+    ["cache", "persist", "remote", "push"].contains(&key)
 }
 
 /// The cached outs recorded in the workspace's `dvt.lock` (none without one).
