@@ -522,16 +522,12 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             }
             toml::Value::Table(t) => {
                 // Top-level files are in no stage: nothing caches or keeps them.
-                let staged: &[&str] = if stage.is_some() {
-                    &["cache", "persist", "remote", "push"]
-                } else {
-                    &[]
-                };
+                let staged: &[&str] = if stage.is_some() { &STAGED_OUT_KEYS } else { &[] };
                 let drawn: &[&str] = if kind == OutKind::Plot { &PLOT_PROPERTIES } else { &[] };
                 let known: Vec<&str> = [&["path"], staged, drawn].concat();
                 if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
                     let message = match stage {
-                        None if staged_only(k) => {
+                        None if STAGED_OUT_KEYS.contains(&k.as_str()) => {
                             format!(
                                 "`{k}` in top-level `{key}`: those files are in no stage, and dvt does not cache them"
                             )
@@ -1249,10 +1245,8 @@ pub fn outs_from(
     Ok(outs)
 }
 
-/// Whether `key` of an out's table means something only in a stage.
-fn staged_only(key: &str) -> bool {
-    ["cache", "persist", "remote", "push"].contains(&key)
-}
+/// The keys of an out's table that mean something only in a stage.
+const STAGED_OUT_KEYS: [&str; 4] = ["cache", "persist", "remote", "push"];
 
 /// The cached outs recorded in the workspace's `dvt.lock` (none without one).
 pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
