@@ -2865,7 +2865,8 @@ fn dvc_project() -> TestEnv {
     env.write("model.bin", noise(50_000, 3));
     env.write(
         "model.bin.dvc",
-        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 50000\n  hash: md5\n  path: model.bin\n",
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 50000\n  hash: md5\n  path: model.bin\n\
+         \x20 desc: the model\n  type: model\n  labels:\n  - cnn\n  remote: storage\n  meta:\n    owner: ana\n    epochs: 3\n",
     );
     env.write(
         "never-pulled.csv.dvc",
@@ -2897,7 +2898,7 @@ fn dvc_project() -> TestEnv {
          \x20   deps:\n    - data/raw\n    params:\n    - prepare.split\n    outs:\n    - data/prepared\n\
          \x20 train:\n    cmd:\n    - echo training\n    - wc -l data/prepared/all.csv > trained.txt\n    - echo 1 > metrics.json\n\
          \x20   deps:\n    - data/prepared\n    params:\n    - params.yaml:\n      - train.seed\n      - train.n_est\n\
-         \x20   outs:\n    - trained.txt:\n        desc: what training made\n    metrics:\n    - metrics.json:\n        cache: false\n",
+         \x20   outs:\n    - trained.txt:\n        desc: what training made\n        push: false\n    metrics:\n    - metrics.json:\n        cache: false\n",
     );
     env.run(
         "sh",
@@ -2971,6 +2972,16 @@ fn migrate_carries_a_dvc_project_over() {
     assert_eq!(r.stdout, "Data and pointers are up to date.\n");
     let pointer = String::from_utf8(env.read("data/raw.dvt")).unwrap();
     assert!(pointer.contains("files = 3\n"), "{pointer}");
+    // DVC's hand-written fields of an out came over with it.
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(
+        pointer.ends_with(
+            "desc = \"the model\"\ntype = \"model\"\nlabels = [\"cnn\"]\nremote = \"storage\"\n\n[meta]\nepochs = 3\nowner = \"ana\"\n"
+        ),
+        "{pointer}"
+    );
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    assert!(toml.contains("push = false"), "{toml}");
     std::fs::remove_file(env.path("model.bin")).unwrap();
     env.dvt(&["checkout", "model.bin"]).ok();
     assert_eq!(env.read("model.bin"), noise(50_000, 3));

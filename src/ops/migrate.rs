@@ -233,6 +233,8 @@ fn migrate_pointers(repo: &Repo, progress: &dyn Progress, report: &mut MigrateRe
         p.extension().is_some_and(|e| e == "dvc") && !p.starts_with(&dvc_dir)
     })?;
     let mut paths: Vec<PathBuf> = Vec::new();
+    // Each out's hand-written fields (`desc`, `remote`…), for its new pointer.
+    let mut annotated: Vec<(PathBuf, Yaml)> = Vec::new();
     for file in files {
         let rel = crate::workspace::rel_str(repo.root(), &file)?;
         let dir = file.parent().unwrap_or(repo.root()).to_path_buf();
@@ -278,12 +280,52 @@ fn migrate_pointers(repo: &Repo, progress: &dyn Progress, report: &mut MigrateRe
                 continue;
             }
             report.added.push((rel.clone(), data));
+            annotated.push((abs.clone(), out.clone()));
             paths.push(abs);
         }
     }
     if paths.is_empty() {
         return Ok(());
     }
+    migrate_pointer_data(repo, progress, report, paths)?;
+    for (abs, out) in annotated {
+        let file = crate::pointer::pointer_path_for(&abs);
+        // Skipped by `add` (named in the report): no pointer to annotate.
+        let Ok(pointer) = crate::pointer::Pointer::load(&file) else {
+            continue;
+        };
+        let annotated = annotations(&out, pointer);
+        annotated.save(&file)?;
+    }
+    Ok(())
+}
+
+/// `pointer` with the fields DVC's out `out` was annotated with by hand:
+/// `desc`, `type`, `labels`, `meta`, `remote`, `push`.
+fn annotations(out: &Yaml, mut pointer: crate::pointer::Pointer) -> crate::pointer::Pointer {
+    let text = |key: &str| out[key].as_str().map(str::to_string);
+    pointer.desc = text("desc");
+    pointer.data_type = text("type");
+    pointer.remote = text("remote");
+    pointer.labels = out["labels"]
+        .as_vec()
+        .map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    pointer.push = out["push"].as_bool().unwrap_or(true);
+    pointer.meta = match to_toml(&out["meta"]) {
+        Some(toml::Value::Table(t)) if !t.is_empty() => Some(t),
+        _ => None,
+    };
+    pointer
+}
+
+/// `dvt add` of the data of DVC's `.dvc` files, `paths`, noted in `report`.
+fn migrate_pointer_data(
+    repo: &Repo,
+    progress: &dyn Progress,
+    report: &mut MigrateReport,
+    paths: Vec<PathBuf>,
+) -> Result<()> {
     let add = |paths: Vec<PathBuf>| {
         let opts = crate::ops::add::AddOptions {
             paths,
@@ -348,10 +390,10 @@ fn to_toml(y: &Yaml) -> Option<toml::Value> {
     })
 }
 
-/// The keys of an out's table dvt reads: the rest of DVC's (`desc`, `type`,
-/// `remote`, `push`…) are dropped, each noted in `dropped`.
-const OUT_KEYS: [&str; 9] = [
-    "cache", "persist", "x", "y", "title", "x_label", "y_label", "template", "header",
+/// The keys of an out's table dvt reads: the rest of DVC's (`desc`, `type`…)
+/// are dropped, each noted in `dropped`.
+const OUT_KEYS: [&str; 11] = [
+    "cache", "persist", "remote", "push", "x", "y", "title", "x_label", "y_label", "template", "header",
 ];
 
 /// DVC's entries of `outs`, `metrics` or `plots` (`- path` or `- path: {…}`,
