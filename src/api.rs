@@ -132,7 +132,7 @@ fn resolve_located(
 pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<UrlInfo> {
     let objects = Objects::new(repo, remote);
     let data = resolve(repo, rel, rev, &objects)?;
-    let r = objects.remote()?;
+    let r = objects.remote_for(&data.id, Some(&data.path))?;
     let on_remote = r.block_on(r.encoding_of(&data.id))?;
     let encoding = match on_remote {
         Some(e) => Some(e),

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use crate::cache::Cache;
 use crate::error::{CacheError, GitError, PathError, RemoteError, Result};
@@ -370,13 +371,15 @@ impl<'r> Snapshot<'r> {
         }
     }
 
-    /// Every object this snapshot's pointers name, each once with the first path
-    /// that needs it: files, manifests, and the files listed in manifests (read
-    /// through `objects`).
+    /// Every object this snapshot's pointers name for `push` (not those that say
+    /// `push = false`), each once with the first path that needs it: files,
+    /// manifests, and the files listed in manifests (read through `objects`,
+    /// which notes the remotes pointers name).
     pub fn objects(&self, objects: &Objects<'_>) -> Result<Vec<(ObjectId, String)>> {
         let mut seen = rustc_hash::FxHashSet::default();
         let mut out = Vec::new();
-        for t in self.pointers()? {
+        for t in self.pointers()?.into_iter().filter(|t| t.pointer.push) {
+            objects.note(&t);
             if seen.insert(t.pointer.id) {
                 out.push((t.pointer.id, t.data_rel.clone()));
             }
@@ -395,6 +398,7 @@ impl<'r> Snapshot<'r> {
     /// tracked directory (whose manifest is read through `objects`).
     pub fn file_data(&self, loc: &Located, objects: &Objects<'_>) -> Result<FileData> {
         let p = &loc.tracked.pointer;
+        objects.note(&loc.tracked);
         if loc.inner.is_empty() {
             return Ok(FileData {
                 id: p.id,
@@ -453,14 +457,19 @@ pub fn short(id: &GitId) -> String {
 /// Objects from the cache, or, when the cache lacks them, from another repository's
 /// cache (for `get`/`import` from a local repository) or a remote; whatever comes
 /// from elsewhere is copied into the cache and verified on the way. The remote is
-/// opened on first need.
+/// opened on first need. With no remote asked for, an object whose pointer says
+/// `remote = "NAME"` (noted as pointers and manifests are read) comes from NAME.
 pub struct Objects<'a> {
     dest: Cache,
     source_cache: Option<Cache>,
     config_repo: &'a Repo,
     remote_name: Option<String>,
     jobs: Option<usize>,
-    remote: std::sync::OnceLock<Remote>,
+    remote: std::sync::OnceLock<Arc<Remote>>,
+    /// Objects whose pointers name their remote, by id (see [`Objects::note`]).
+    named: Mutex<rustc_hash::FxHashMap<ObjectId, String>>,
+    /// The remotes `named` names, opened on first use.
+    others: Mutex<Vec<Arc<Remote>>>,
     /// Whether the objects are another repository's ([`Objects::from_source`]).
     read_repo: bool,
 }
@@ -481,6 +490,8 @@ impl<'a> Objects<'a> {
             remote_name: remote.map(str::to_string),
             jobs: None,
             remote: std::sync::OnceLock::new(),
+            named: Mutex::default(),
+            others: Mutex::default(),
             read_repo: false,
         }
     }
@@ -496,6 +507,8 @@ impl<'a> Objects<'a> {
             remote_name: None,
             jobs: None,
             remote: std::sync::OnceLock::new(),
+            named: Mutex::default(),
+            others: Mutex::default(),
             read_repo: true,
         }
     }
@@ -511,13 +524,49 @@ impl<'a> Objects<'a> {
         &self.dest
     }
 
-    /// The remote, opened on first call.
-    pub fn remote(&self) -> Result<&Remote> {
+    /// The remote asked for (or the default), opened on first call.
+    pub fn remote(&self) -> Result<Arc<Remote>> {
         if let Some(r) = self.remote.get() {
-            return Ok(r);
+            return Ok(r.clone());
         }
         let r = Remote::open(self.config_repo, self.remote_name.as_deref(), self.jobs, false)?;
-        Ok(self.remote.get_or_init(|| r))
+        Ok(self.remote.get_or_init(|| Arc::new(r)).clone())
+    }
+
+    /// Notes that tracked `t`'s object comes from the remote its pointer names
+    /// (`remote = "NAME"`), if it names one and no remote was asked for.
+    pub fn note(&self, t: &Tracked) {
+        self.note_ids(t, std::iter::once(t.pointer.id));
+    }
+
+    /// [`Objects::note`] for the files of `t`'s manifest `m`.
+    fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId>) {
+        let (None, Some(name)) = (&self.remote_name, &t.pointer.remote) else {
+            return;
+        };
+        let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
+        named.extend(ids.map(|id| (id, name.clone())));
+    }
+
+    /// `items` in groups by the remote each one's object comes from (see
+    /// [`Objects::note`]): the remote asked for (or the default) first, then
+    /// each remote pointers name. No group is empty.
+    pub fn by_remote<T>(&self, items: impl IntoIterator<Item = T>, id: impl Fn(&T) -> ObjectId) -> Vec<Vec<T>> {
+        let mut groups: Vec<(Option<String>, Vec<T>)> = Vec::new();
+        for item in items {
+            let name = self.named_remote(&id(&item));
+            match groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, group)) => group.push(item),
+                None => groups.push((name, vec![item])),
+            }
+        }
+        groups.sort_by_key(|(name, _)| name.is_some());
+        groups.into_iter().map(|(_, group)| group).collect()
+    }
+
+    /// The remote a pointer said object `id` is on (see [`Objects::note`]), if any.
+    pub fn named_remote(&self, id: &ObjectId) -> Option<String> {
+        self.named.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
     /// Whether object `id` is in the cache now, copied there from the source's
@@ -533,7 +582,16 @@ impl<'a> Objects<'a> {
     /// The remote objects not in a cache come from. With no remote at all, the
     /// error is that `id` (needed for `for_path`) is missing: there is nowhere
     /// else to look.
-    pub fn remote_for(&self, id: &ObjectId, for_path: Option<&str>) -> Result<&Remote> {
+    pub fn remote_for(&self, id: &ObjectId, for_path: Option<&str>) -> Result<Arc<Remote>> {
+        if let Some(name) = self.named_remote(id) {
+            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = others.iter().find(|r| r.name == name) {
+                return Ok(r.clone());
+            }
+            let r = Arc::new(Remote::open(self.config_repo, Some(&name), self.jobs, false)?);
+            others.push(r.clone());
+            return Ok(r);
+        }
         match self.remote() {
             Err(crate::Error::Remote(RemoteError::NoDefault { known })) if known.is_empty() => {
                 Err(CacheError::Missing {
@@ -576,8 +634,11 @@ impl<'a> Objects<'a> {
             }
             .into());
         }
+        self.note(t);
         self.ensure(&t.pointer.id, Some(&t.data_rel))?;
-        t.manifest(&self.dest)
+        let m = t.manifest(&self.dest)?;
+        self.note_ids(t, m.files.iter().map(|e| e.id));
+        Ok(m)
     }
 }
 

@@ -198,6 +198,21 @@ fn pointers_choose_their_remote_and_can_stay_out_of_push() {
     assert!(!b.path("scratch.bin").exists());
     let r = b.dvt(&["status", "-c", "model.bin"]).ok();
     assert_eq!(r.stdout, "Cache and remote `models` are in sync (1 object).\n");
+    // Readers of the repository find it there too: get-url, get from its URL, tag.
+    let r = b.dvt(&["get-url", "model.bin"]).ok();
+    assert!(r.stdout.starts_with(models.to_str().unwrap()), "{}", r.stdout);
+    // (Not from A's cache: only `models` has it.)
+    std::fs::remove_dir_all(a.path(".dvt/cache")).unwrap();
+    let elsewhere = TestEnv::bare();
+    let url = format!("file://{}", a.root.display());
+    elsewhere.dvt(&["get", &url, "model.bin", "-o", "got.bin"]).ok();
+    assert_eq!(elsewhere.read("got.bin"), b"weights v2");
+    let r = a.dvt(&["tag", "v1"]).ok();
+    assert!(
+        r.stdout.contains("`store`, `models` hold its data (2 objects)"),
+        "{}",
+        r.stdout
+    );
     let r = b.dvt(&["status", "-c", "model.bin", "raw.csv"]).ok();
     assert_eq!(
         r.stdout,

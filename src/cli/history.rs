@@ -458,12 +458,15 @@ fn this_or(cwd: &Path, repo: &str) -> Result<String, dvt::Error> {
 
 /// What `dvt tag` (or `artifacts assign`) made, and the hint to share it.
 fn print_tagged(r: &ops::TagReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    let holders = match r.other_remotes.is_empty() {
+        true => format!("`{}` holds", r.remote),
+        false => format!("`{}`, `{}` hold", r.remote, r.other_remotes.join("`, `")),
+    };
     say!(
         quiet,
-        "tagged {} as `{}`: `{}` holds its data ({})",
+        "tagged {} as `{}`: {holders} its data ({})",
         &r.commit[..7],
         r.name,
-        r.remote,
         dvt::counted(r.objects, "object")
     );
     match &r.pushed_to {

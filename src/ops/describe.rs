@@ -154,7 +154,10 @@ pub struct TagReport {
     pub commit: String,
     /// The remote checked.
     pub remote: String,
-    /// Objects checked on the remote.
+    /// The other remotes checked, which pointers name (`remote = "NAME"`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_remotes: Vec<String>,
+    /// Objects checked on the remotes.
     pub objects: usize,
     /// The git remote the tag was pushed to, if asked.
     pub pushed_to: Option<String>,
@@ -180,20 +183,30 @@ pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
     let objects = Objects::new(repo, opts.remote.as_deref());
     let snap = Snapshot::at_commit(repo, git.clone(), label, head);
     let needed = snap.objects(&objects)?;
-    let remote = objects.remote()?;
-    let ids: Vec<ObjectId> = needed.iter().map(|(id, _)| *id).collect();
-    let present = remote.block_on(remote.present(&ids, &|_| {}))?;
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|(id, _)| !present.contains(id))
-        .map(|(id, path)| format!("{path} ({id})"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(TagError::NotOnRemote {
-            remote: remote.name.clone(),
-            missing,
+    // Each remote is asked about its own: pointers may name theirs.
+    let by_remote = objects.by_remote(&needed, |n| n.0);
+    let mut checked: Vec<String> = Vec::new();
+    if by_remote.is_empty() {
+        // Nothing to check; the remote must still be there.
+        checked.push(objects.remote()?.name.clone());
+    }
+    for group in by_remote {
+        let remote = objects.remote_for(&group[0].0, Some(&group[0].1))?;
+        checked.push(remote.name.clone());
+        let ids: Vec<ObjectId> = group.iter().map(|(id, _)| *id).collect();
+        let present = remote.block_on(remote.present(&ids, &|_| {}))?;
+        let missing: Vec<String> = group
+            .iter()
+            .filter(|(id, _)| !present.contains(id))
+            .map(|(id, path)| format!("{path} ({id})"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(TagError::NotOnRemote {
+                remote: remote.name.clone(),
+                missing,
+            }
+            .into());
         }
-        .into());
     }
     let message = opts
         .message
@@ -228,8 +241,9 @@ pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
     Ok(TagReport {
         name: opts.name.clone(),
         commit: head.to_string(),
-        remote: remote.name.clone(),
-        objects: ids.len(),
+        remote: checked.remove(0),
+        other_remotes: checked,
+        objects: needed.len(),
         pushed_to: opts.push.clone(),
     })
 }

@@ -517,6 +517,7 @@ fn find_in(
         found => found?,
     };
     let p = &loc.tracked.pointer;
+    objects.note(&loc.tracked);
     match (p.kind, loc.inner.is_empty()) {
         (Kind::File, _) => Ok(Found::File {
             id: p.id,
@@ -607,6 +608,7 @@ fn find_in_files(
         };
         match t.pointer.kind {
             Kind::File => {
+                objects.note(&t);
                 let e = Entry {
                     path: rel.clone(),
                     id: t.pointer.id,
@@ -670,11 +672,13 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
                 .collect();
             progress.finish();
             // The rest from the remote all together, as `fetch` gets them:
-            // packs whole or in runs, many requests at once.
-            if let Some(first) = rest.first() {
+            // packs whole or in runs, many requests at once; a remote at a
+            // time where pointers name their own.
+            for group in objects.by_remote(rest, |e| e.id) {
+                let first = group[0];
                 let remote = objects.remote_for(&first.id, Some(&format!("{path}/{}", first.path)))?;
-                let wanted = rest.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
-                crate::ops::transfer::download_wanted(remote, objects.cache(), wanted, progress)
+                let wanted = group.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
+                crate::ops::transfer::download_wanted(&remote, objects.cache(), wanted, progress)
                     .map_err(|e| objects.as_met(e))?;
             }
             return Ok(());
@@ -898,7 +902,7 @@ pub fn show_url(opts: &GetOptions) -> Result<ShownUrl> {
     let scratch = tempfile::Builder::new().prefix("dvt-show-url-").tempdir()?;
     let objects = Objects::from_source(Cache::new(scratch.path(), ext.repo.config().cache.level), &ext.repo);
     let data = snap.file_data(&loc, &objects)?;
-    let remote = objects.remote()?;
+    let remote = objects.remote_for(&data.id, Some(&path))?;
     let (url, range) = remote.block_on(remote.url_of(&data.id))?;
     Ok(ShownUrl {
         url,
