@@ -2218,6 +2218,13 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
     env.write("data/new/d.csv", "d-feat\n");
     env.write("model.bin", "model feat");
     save("feat");
+    // A description written by hand on one branch only: the merge keeps it.
+    let described = format!(
+        "{}desc = \"sensor readings\"\n",
+        String::from_utf8(env.read("data.dvt")).unwrap()
+    );
+    env.write("data.dvt", described);
+    env.commit("describe the data");
     env.git_with_dvt(&["checkout", "-q", "main"]).ok();
     env.write("data/b.csv", "b0\nb-main\n");
     std::fs::remove_file(env.path("data/c.csv")).unwrap();
@@ -2241,6 +2248,8 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
         env.git(&["status", "--porcelain"]).stdout,
         "M  data.dvt\nUU model.bin.dvt\n"
     );
+    let merged = String::from_utf8(env.read("data.dvt")).unwrap();
+    assert!(merged.ends_with("desc = \"sensor readings\"\n"), "{merged}");
     let conflicted = String::from_utf8(env.read("model.bin.dvt")).unwrap();
     assert!(
         conflicted.contains("<<<<<<< ours\n") && conflicted.contains(">>>>>>> theirs\n"),
