@@ -164,8 +164,14 @@ fn pointers_choose_their_remote_and_can_stay_out_of_push() {
     );
     assert_eq!(j["also"][0]["remote"], "models", "{j}");
     assert_eq!(j["also"][0]["already_on_remote"], 1, "{j}");
+    // Data never pushed is where it should be: in sync (exit 0 for `-q`).
     let r = a.dvt(&["status", "-c"]).ok();
-    assert_eq!(r.stdout, "scratch.bin: 1 object only in the cache (to push)\n");
+    assert_eq!(
+        r.stdout,
+        "Cache and remotes `store`, `models` are in sync (3 objects).\n\
+         scratch.bin: 1 object only in the cache (its pointer says `push = false`)\n"
+    );
+    a.dvt(&["status", "-c", "-q"]).ok();
 
     // A new version keeps what was written by hand, and goes to `models` too.
     a.write("model.bin", "weights v2");

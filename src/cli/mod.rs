@@ -1147,8 +1147,12 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
             for p in &report.pointers {
                 let mut parts = Vec::new();
+                let local = match p.not_pushed {
+                    true => "only in the cache (its pointer says `push = false`)",
+                    false => "only in the cache (to push)",
+                };
                 for (n, what) in [
-                    (p.local_only.len(), "only in the cache (to push)"),
+                    (p.local_only.len(), local),
                     (p.remote_only.len(), "only on the remote (to fetch)"),
                     (p.missing.len(), "in neither (lost here)"),
                 ] {

@@ -1561,6 +1561,10 @@ pub struct RemotePointerStatus {
     /// (`remote = "NAME"`) other than the report's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// Whether its pointer says `push = false`: what is only in the cache is
+    /// meant to stay there, and does not count against being in sync.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_pushed: bool,
 }
 
 /// `dvt status --remote`.
@@ -1573,11 +1577,12 @@ pub struct RemoteStatusReport {
 }
 
 impl RemoteStatusReport {
-    /// Whether the cache and the remote hold every object of every pointer.
+    /// Whether the cache and the remote hold every object of every pointer
+    /// (data that is never pushed, in the cache).
     pub fn in_sync(&self) -> bool {
         self.pointers
             .iter()
-            .all(|p| p.local_only.is_empty() && p.remote_only.is_empty() && p.missing.is_empty())
+            .all(|p| (p.local_only.is_empty() || p.not_pushed) && p.remote_only.is_empty() && p.missing.is_empty())
     }
 }
 
@@ -1648,7 +1653,9 @@ fn remote_status_share(
         let there = there?;
         let absent: FxHashSet<ObjectId> = cache.missing(&all)?.into_iter().collect();
         // One entry per path: the versions other revisions add join the workspace's.
-        let mut paths: Vec<((String, String), Vec<ObjectId>)> = Vec::new();
+        // (pointer, path), the objects it needs, and whether it is never pushed.
+        type Needs = ((String, String), Vec<ObjectId>, bool);
+        let mut paths: Vec<Needs> = Vec::new();
         let mut index: rustc_hash::FxHashMap<(String, String), usize> = Default::default();
         for (t, ids) in tracked.iter().zip(needs) {
             let path = match &t.within {
@@ -1660,13 +1667,13 @@ fn remote_status_share(
                 Some(&i) => paths[i].1.extend(ids),
                 None => {
                     index.insert(key.clone(), paths.len());
-                    paths.push((key, ids));
+                    paths.push((key, ids, !t.pointer.push));
                 }
             }
         }
         let pointers = paths
             .into_iter()
-            .map(|((pointer, path), mut ids)| {
+            .map(|((pointer, path), mut ids, not_pushed)| {
                 ids.sort_unstable();
                 ids.dedup();
                 let mut st = RemotePointerStatus {
@@ -1677,6 +1684,7 @@ fn remote_status_share(
                     remote_only: vec![],
                     missing: vec![],
                     remote: None,
+                    not_pushed,
                 };
                 for id in ids {
                     match (!absent.contains(&id), there.contains(&id)) {
