@@ -2810,6 +2810,34 @@ print(api.artifacts_show("churn-model")["rev"] == shown["rev"])
     ])
     .ok();
     assert_eq!(here.read("old.bin"), b"one");
+    // `--show-url` (DVC's): where that version's data is, as `get --show-url` says.
+    let shown = here
+        .dvt(&[
+            "artifacts",
+            "get",
+            src,
+            "churn-model",
+            "--rev",
+            "1.9.0",
+            "--show-url",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let at_tag = here
+        .dvt(&[
+            "get",
+            src,
+            "models/churn.bin",
+            "--rev",
+            "churn-model@v1.9.0",
+            "--show-url",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(shown["url"], at_tag["url"], "{shown}");
+    assert_eq!(shown["id"], blake3::hash(b"one").to_hex().as_str(), "{shown}");
     let r = here
         .dvt(&["artifacts", "get", src, "churn-model", "--rev", "v3.0.0"])
         .fails();

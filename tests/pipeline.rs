@@ -3217,3 +3217,53 @@ fn plots_modify_sets_how_a_plots_file_is_drawn() {
     assert!(r.code == 2 && r.stderr.contains("unknown template"), "{r:?}");
     assert_eq!(env.read("dvt.toml"), before, "nothing written");
 }
+
+/// Scripts written for DVC run unchanged: DVC's other spellings of commands
+/// and flags (`experiments`, `rm`, `list-url`, `--names-only`, `--dry`, `-u`,
+/// `--all-commits`), and its flags that mean nothing for dvt's copies
+/// (`--no-relink`, `--relink`, `--no-run-cache`, `--no-remote-refresh`),
+/// which do what the command does without them.
+#[test]
+fn dvc_spellings_of_commands_and_flags_are_accepted() {
+    let env = counted_project();
+    let store = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.path().to_str().unwrap()])
+        .ok();
+    env.dvt(&["remote", "modify", "store", "jobs", "3"]).ok();
+    env.dvt(&["remote", "modify", "store", "-u", "jobs"]).ok();
+    assert!(
+        !String::from_utf8(env.read(".dvt/config.toml"))
+            .unwrap()
+            .contains("jobs")
+    );
+    env.write("data.csv", "a,b\n");
+    env.dvt(&["add", "--no-relink", "data.csv"]).ok();
+    let r = env.dvt(&["repro", "--dry"]).ok();
+    assert!(r.stdout.contains("Stage `train` would run"), "{}", r.stdout);
+    env.dvt(&["repro"]).ok();
+    env.dvt(&["commit", "--no-relink"]).ok();
+    let r = env.dvt(&["push", "--no-run-cache", "--json"]).ok();
+    assert_eq!(r.json().get("runs"), None, "{}", r.stdout);
+    let r = env.dvt(&["push", "--run-cache", "--no-run-cache", "--json"]).ok();
+    assert_eq!(r.json().get("runs"), None, "the last one wins: {}", r.stdout);
+    let r = env.dvt(&["status", "-c", "-j", "2"]).ok();
+    assert!(r.stdout.contains("in sync"), "{}", r.stdout);
+    env.dvt(&["data", "status", "--not-in-remote", "--no-remote-refresh"])
+        .ok();
+    std::fs::remove_file(env.path("data.csv")).unwrap();
+    env.dvt(&["checkout", "--relink"]).ok();
+    assert_eq!(env.read("data.csv"), b"a,b\n");
+    assert_eq!(env.dvt(&["stage", "list", "--names-only"]).ok().stdout, "train\n");
+    let r = env.dvt(&["list-url", store.path().to_str().unwrap()]).ok();
+    assert!(r.stdout.contains("packs/"), "{}", r.stdout);
+    env.commit("trained");
+    env.dvt(&["experiments", "run", "-S", "lr=0.3", "-n", "fast"]).ok();
+    assert_eq!(env.dvt(&["exp", "list", "--names-only"]).ok().stdout, "fast\n");
+    env.dvt(&["exp", "remove", "--all-commits"]).ok();
+    assert_eq!(env.dvt(&["exp", "list", "--names-only"]).ok().stdout, "");
+    env.dvt(&["rm", "data.csv.dvt"]).ok();
+    assert!(!env.path("data.csv.dvt").exists());
+    env.dvt(&["remote", "default", "-u"]).ok();
+    let config = String::from_utf8(env.read(".dvt/config.toml")).unwrap();
+    assert!(!config.contains("remote = \"store\""), "{config}");
+}

@@ -166,10 +166,10 @@ pub(super) enum ExpCommand {
         #[command(flatten)]
         select: SelectArgs,
         /// Print only their names, one per line (as DVC's).
-        #[arg(long, conflicts_with_all = ["sha_only", "json"])]
+        #[arg(long, visible_alias = "names-only", conflicts_with_all = ["sha_only", "json"])]
         name_only: bool,
         /// Print only their commit ids, one per line (as DVC's).
-        #[arg(long, conflicts_with = "json")]
+        #[arg(long, visible_alias = "shas-only", conflicts_with = "json")]
         sha_only: bool,
         /// Print as JSON.
         #[arg(long)]
@@ -227,8 +227,8 @@ pub(super) enum ExpCommand {
     Remove {
         /// The experiments.
         names: Vec<String>,
-        /// Every experiment.
-        #[arg(short = 'A', long, conflicts_with_all = ["names", "rev", "num"])]
+        /// Every experiment (DVC's `-A/--all-commits`: those of every commit).
+        #[arg(short = 'A', long, visible_alias = "all-commits", conflicts_with_all = ["names", "rev", "num"])]
         all: bool,
         /// Those run on REV (as DVC's).
         #[arg(long, value_name = "REV", conflicts_with = "names")]
@@ -344,8 +344,11 @@ pub(super) struct ShareArgs {
     remote: Option<String>,
     /// With the data, the run cache: the entries of earlier stage runs and the
     /// data they produced (as DVC's).
-    #[arg(long, conflicts_with = "no_cache")]
+    #[arg(long, conflicts_with = "no_cache", overrides_with = "no_run_cache")]
     run_cache: bool,
+    /// Not the run cache (the default; DVC's flag, for scripts).
+    #[arg(long, overrides_with = "run_cache")]
+    no_run_cache: bool,
     /// Transfers at once (default: the remote's `jobs`, or 4 per core).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
@@ -429,7 +432,7 @@ impl ShareArgs {
             select: self.select.selection(),
             force: self.force,
             no_data: self.no_cache,
-            run_cache: self.run_cache,
+            run_cache: self.run_cache && !self.no_run_cache,
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
             cwd: cwd.to_path_buf(),

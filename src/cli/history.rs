@@ -211,6 +211,8 @@ pub(super) enum HistoryCommand {
         /// Print sizes in bytes, not KiB, MiB, GiB.
         #[arg(short, long)]
         bytes: bool,
+        #[command(flatten)]
+        settings: ExternalArgs,
         /// Print as JSON (sizes in bytes).
         #[arg(long)]
         json: bool,
@@ -219,7 +221,8 @@ pub(super) enum HistoryCommand {
     /// below it (`-R`: every object), e.g. before `dvt import-url`
     #[command(
         after_help = "URL: s3://bucket/key, gs://bucket/key, az://container/key, http(s)://host/path, \
-        remote://NAME/path (below a configured remote, with its options), or a local path."
+        remote://NAME/path (below a configured remote, with its options), or a local path.",
+        alias = "list-url"
     )]
     LsUrl {
         /// What to list.
@@ -393,6 +396,10 @@ pub(super) enum ArtifactsCommand {
         jobs: Option<u32>,
         #[command(flatten)]
         settings: ExternalArgs,
+        /// Download nothing: print where its data is on the repository's remote
+        /// (as DVC's `--show-url`, and `dvt get --show-url`).
+        #[arg(long, conflicts_with_all = ["force", "out"])]
+        show_url: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -1068,6 +1075,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             summarize,
             dvt_only,
             bytes,
+            settings,
             json: as_json,
         } => {
             let usage = ops::du(&ops::ListOptions {
@@ -1075,6 +1083,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 path: path.clone().unwrap_or_default(),
                 rev: rev.clone(),
                 dvt_only: *dvt_only,
+                settings: settings.settings(cwd)?,
                 ..Default::default()
             })?;
             if *as_json {
@@ -1165,6 +1174,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 force,
                 jobs,
                 settings,
+                show_url,
                 json: as_json,
             } => {
                 let opts = ops::artifacts::ArtifactGetOptions {
@@ -1178,6 +1188,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     settings: settings.settings(cwd)?,
                     jobs: jobs.map(|j| j as usize),
                 };
+                if *show_url {
+                    return print_shown_url(&ops::artifacts::show_url(&opts)?, *as_json, quiet);
+                }
                 let r = ops::artifacts::get(&opts, bars)?;
                 if *as_json {
                     return json(&r);
@@ -1242,19 +1255,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             json: as_json,
             ..
         } => {
-            let shown = ops::show_url(&source.options(cwd)?)?;
-            if *as_json {
-                return json(&shown);
-            }
-            out!("{}", shown.url);
-            if let Some(r) = &shown.range {
-                note!(
-                    quiet,
-                    "packed: its stored form is bytes {}..{} of that pack file (see `dvt get-url --help`)",
-                    r.start,
-                    r.end
-                );
-            }
+            return print_shown_url(&ops::show_url(&source.options(cwd)?)?, *as_json, quiet);
         }
         HistoryCommand::Get {
             source,
@@ -1728,6 +1729,24 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             }
         }
         _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `get --show-url` (or `artifacts get --show-url`) found: the URL on
+/// stdout, a packed object's byte range on stderr.
+fn print_shown_url(shown: &ops::ShownUrl, as_json: bool, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    if as_json {
+        return json(shown);
+    }
+    out!("{}", shown.url);
+    if let Some(r) = &shown.range {
+        note!(
+            quiet,
+            "packed: its stored form is bytes {}..{} of that pack file (see `dvt get-url --help`)",
+            r.start,
+            r.end
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

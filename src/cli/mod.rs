@@ -68,6 +68,13 @@ enum Command {
         /// The remote for `--to-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME", requires = "to_remote")]
         remote: Option<String>,
+        /// With `-o`: transfers at once, from the source and to the remote
+        /// (default: the remote's `jobs`, or 4 per core; as DVC's).
+        #[arg(long, value_name = "N", requires = "out", value_parser = clap::value_parser!(u32).range(1..=256))]
+        remote_jobs: Option<u32>,
+        /// Accepted for DVC scripts: dvt's workspace files are copies, never links to relink.
+        #[arg(long)]
+        no_relink: bool,
         /// With `-o`: replace data and a pointer already at OUT.
         #[arg(short, long, requires = "out")]
         force: bool,
@@ -101,6 +108,9 @@ enum Command {
         /// no network.
         #[arg(long)]
         no_updates: bool,
+        /// With `--remote`: requests at once (default: the remote's `jobs`, or 4 per core).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -193,6 +203,10 @@ enum Command {
         /// Print only the closing count, not each path restored or deleted (as DVC's).
         #[arg(long, conflicts_with = "json")]
         summary: bool,
+        /// Accepted for DVC scripts: dvt's workspace files are copies, never links
+        /// to recreate; files that differ from their pointers are restored as always.
+        #[arg(long)]
+        relink: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -210,6 +224,7 @@ enum Command {
     },
     /// Stop tracking: delete the pointer and its `.gitignore` entry; keep the data
     /// (`--outs`: delete it too). A stage's name deletes it from `dvt.toml` (as `dvc remove`).
+    #[command(alias = "rm")]
     Remove {
         /// `.dvt` files, data paths, or stages of `dvt.toml` (deleted from it and `dvt.lock`).
         #[arg(required = true)]
@@ -324,8 +339,11 @@ struct TransferArgs {
     jobs: Option<u32>,
     /// Also the run cache: the entries of earlier stage runs (`dvt repro`), with
     /// the data they produced (as DVC's `--run-cache`).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_run_cache")]
     run_cache: bool,
+    /// Not the run cache (the default; DVC's flag, for scripts).
+    #[arg(long, overrides_with = "run_cache")]
+    no_run_cache: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -339,7 +357,7 @@ impl TransferArgs {
             remote: self.remote.clone(),
             jobs: self.jobs.map(|j| j as usize),
             revisions: Default::default(),
-            run_cache: self.run_cache,
+            run_cache: self.run_cache && !self.no_run_cache,
             revisions_only: false,
             allow_missing: false,
             only: Default::default(),
@@ -541,6 +559,9 @@ enum DataCommand {
         /// Also list the data the remote lacks (the remote is listed).
         #[arg(long)]
         not_in_remote: bool,
+        /// Accepted for DVC scripts: `--not-in-remote` always lists the remote as it is now.
+        #[arg(long)]
+        no_remote_refresh: bool,
         /// The remote for `--not-in-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME")]
         remote: Option<String>,
@@ -617,7 +638,7 @@ enum RemoteCommand {
         #[arg(required_unless_present = "unset")]
         name: Option<String>,
         /// Clear the default.
-        #[arg(long, conflicts_with = "name")]
+        #[arg(short, long, conflicts_with = "name")]
         unset: bool,
         #[command(flatten)]
         level: LevelArgs,
@@ -633,7 +654,7 @@ enum RemoteCommand {
         #[arg(required_unless_present = "unset")]
         value: Option<String>,
         /// Remove the option instead.
-        #[arg(long, conflicts_with = "value")]
+        #[arg(short, long, conflicts_with = "value")]
         unset: bool,
         /// Which file (default `.dvt/config.toml`; secrets asked of it go to
         /// `.dvt/config.local.toml`).
@@ -1049,6 +1070,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             out: Some(out),
             to_remote,
             remote,
+            remote_jobs,
             force,
             json: as_json,
             ..
@@ -1062,7 +1084,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 out: Some(out.clone()),
                 cwd: cwd.clone(),
                 force: *force,
-                jobs: None,
+                jobs: remote_jobs.map(|n| n as usize),
                 to_remote: to_remote.then(|| remote.clone()),
             };
             let r = ops::add_external(&repo, &opts, &bars)?;
@@ -1106,6 +1128,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             remote,
             remote_name,
             revs,
+            jobs,
             json: as_json,
             ..
         } if *remote || remote_name.is_some() => {
@@ -1114,7 +1137,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 targets: targets.resolve(&repo, &cwd)?,
                 cwd,
                 remote: remote_name.clone(),
-                jobs: None,
+                jobs: jobs.map(|n| n as usize),
                 revisions: revs.revisions(),
                 run_cache: false,
                 revisions_only: false,
@@ -1177,6 +1200,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     not_in_remote,
                     remote,
                     json: as_json,
+                    ..
                 },
         } => {
             let repo = Repo::open(&cwd)?;
@@ -1383,6 +1407,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             allow_missing,
             summary,
             json: as_json,
+            ..
         } => {
             let repo = Repo::open(&cwd)?;
             let opts = ops::CheckoutOptions {

@@ -71,7 +71,7 @@ pub(super) enum PipelineCommand {
         #[arg(short, long)]
         force: bool,
         /// Only say what would run.
-        #[arg(long)]
+        #[arg(long, visible_alias = "dry")]
         dry_run: bool,
         #[command(flatten)]
         flags: StageFlagArgs,
@@ -114,6 +114,9 @@ pub(super) enum PipelineCommand {
         /// it (as DVC's `-d`).
         #[arg(short = 'd', long)]
         with_deps: bool,
+        /// Accepted for DVC scripts: dvt's workspace files are copies, never links to relink.
+        #[arg(long)]
+        no_relink: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -172,6 +175,7 @@ pub(super) enum PipelineCommand {
     },
     /// Experiments (as `dvc exp`): run the pipeline with changed params and keep
     /// each result as a commit under `refs/exps/`, then compare, apply or branch them
+    #[command(alias = "experiments")]
     Exp {
         #[command(subcommand)]
         command: super::exp::ExpCommand,
@@ -338,7 +342,7 @@ pub(super) enum StageCommand {
         #[arg(long)]
         json: bool,
         /// Print the stages' names only (as DVC's).
-        #[arg(long, conflicts_with = "json")]
+        #[arg(long, visible_alias = "names-only", conflicts_with = "json")]
         name_only: bool,
     },
     /// Add a stage to `dvt.toml` (as `dvc stage add`).
@@ -756,6 +760,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             recursive,
             with_deps,
             json: as_json,
+            ..
         } => {
             let targets = super::expand_targets(
                 &repo,

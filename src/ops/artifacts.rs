@@ -218,10 +218,8 @@ pub fn show(repo: &str, name: &str, version: Option<&str>, stage: Option<&str>) 
     locate(open_git(repo)?, name, version, stage, &ExternalConfig::default()).map(|(_, shown)| shown)
 }
 
-/// `dvt artifacts get`: downloads artifact `opts.name` of `opts.repo` at the
-/// version or stage asked for (default: its newest version; with none, the
-/// repository's HEAD), as `dvt get` downloads a path.
-pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<ArtifactGetReport> {
+/// The artifact `opts` asks for, at its version or stage, in its repository.
+fn locate_for(opts: &ArtifactGetOptions) -> Result<(crate::ops::import::External, ArtifactShown)> {
     let (ext, shown) = locate(
         open_git(&opts.repo)?,
         &opts.name,
@@ -229,6 +227,14 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
         opts.stage.as_deref(),
         &opts.settings,
     )?;
+    Ok((ext, shown))
+}
+
+/// `dvt artifacts get`: downloads artifact `opts.name` of `opts.repo` at the
+/// version or stage asked for (default: its newest version; with none, the
+/// repository's HEAD), as `dvt get` downloads a path.
+pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<ArtifactGetReport> {
+    let (ext, shown) = locate_for(opts)?;
     let artifact = shown.artifact;
     let version = shown.version;
     let g = GetOptions {
@@ -249,6 +255,23 @@ pub fn get(opts: &ArtifactGetOptions, progress: &dyn Progress) -> Result<Artifac
         stage: opts.stage.clone(),
         path: artifact.path,
         get,
+    })
+}
+
+/// Where artifact `opts.name`'s data is on its repository's remote, as `dvt
+/// get --show-url` says it (DVC's `artifacts get --show-url`): nothing is
+/// downloaded; `out`, `force` and `jobs` are not used.
+pub fn show_url(opts: &ArtifactGetOptions) -> Result<crate::ops::ShownUrl> {
+    let (ext, shown) = locate_for(opts)?;
+    crate::ops::show_url(&GetOptions {
+        repo: opts.repo.clone(),
+        path: shown.artifact.path,
+        rev: Some(ext.commit.to_string()),
+        out: None,
+        cwd: opts.cwd.clone(),
+        force: false,
+        settings: opts.settings.clone(),
+        jobs: None,
     })
 }
 
