@@ -539,7 +539,7 @@ impl<'a> Objects<'a> {
         self.note_ids(t, std::iter::once(t.pointer.id));
     }
 
-    /// [`Objects::note`] for the files of `t`'s manifest `m`.
+    /// [`Objects::note`] for objects `ids` of tracked `t` (its own, or its manifest's files).
     fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId>) {
         let (None, Some(name)) = (&self.remote_name, &t.pointer.remote) else {
             return;
