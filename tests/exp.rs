@@ -1241,6 +1241,33 @@ fn queue_kill_stops_the_stage_and_what_it_started() {
     assert_eq!(left_after_their_time(&late), Vec::<String>::new());
 }
 
+/// `queue stop --kill` (DVC's): no other experiment starts, and the running
+/// one is killed as `queue kill` kills it; the next stays queued.
+#[test]
+fn queue_stop_kill_stops_the_queue_and_the_running_experiment() {
+    let (env, late) = project_whose_stage_starts_a_child();
+    env.dvt(&["exp", "run", "-q", "--queue", "-S", "train.lr=0.2,0.3", "-n", "sk"])
+        .ok();
+    let runner = env.dvt_spawn(&["queue", "start", "--temp"]);
+    wait_until_begun(&late);
+    let r = env.dvt(&["queue", "stop", "--kill"]).ok();
+    assert!(
+        r.stdout.starts_with(
+            "Asked the queue to start no other experiment.\nKilled queued experiment 000001 (SIGTERM): `sk-1`"
+        ),
+        "{}",
+        r.stdout
+    );
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let status = env.dvt(&["queue", "status"]).ok().stdout;
+    assert!(
+        status.starts_with("000001  failed   `sk-1`") && status.contains("000002  queued   `sk-2`"),
+        "{status}"
+    );
+    assert_eq!(left_after_their_time(&late), Vec::<String>::new());
+}
+
 /// Ctrl-C of `queue start` reaches the stage, which runs in a process group of
 /// its own, and what it started; the experiment's worktree goes, and the
 /// experiment stays queued (not failed).

@@ -287,7 +287,11 @@ pub(super) enum QueueCommand {
     },
     /// Ask the running `queue start` to start no other experiment (those running
     /// go on until recorded), as `dvc queue stop`
-    Stop,
+    Stop {
+        /// Also kill the experiments running now, as `dvt queue kill` does (as DVC's).
+        #[arg(long)]
+        kill: bool,
+    },
     /// Print what the stages of a queued experiment run with `--temp` or `-j` printed
     Logs {
         /// Its number (`000003`) or name.
@@ -495,32 +499,26 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
         }
         QueueCommand::Kill { which, force } => {
             let killed = ops::queue::kill(repo, which, *force, std::time::Duration::from_secs(10))?;
-            let signal = if *force { "SIGKILL" } else { "SIGTERM" };
-            for k in &killed {
-                match k.stopped {
-                    true => say!(
-                        quiet,
-                        "Killed queued experiment {} ({signal}): {}; it stays queued, marked failed",
-                        k.queued.id,
-                        describe(&k.queued)
-                    ),
-                    false => say!(
-                        quiet,
-                        "Sent {signal} to queued experiment {}: {}, which still runs after 10 s{}",
-                        k.queued.id,
-                        describe(&k.queued),
-                        if *force { "" } else { " (`--force` sends SIGKILL)" }
-                    ),
-                }
+            print_killed(&killed, *force, quiet)?;
+        }
+        QueueCommand::Stop { kill } => {
+            match ops::queue::request_stop(repo)? {
+                true if *kill => say!(quiet, "Asked the queue to start no other experiment."),
+                true => say!(
+                    quiet,
+                    "Asked the queue to start no other experiment; those running go on until recorded."
+                ),
+                false => say!(quiet, "No queue is being run."),
+            }
+            let running = match kill {
+                true => ops::queue::running(repo)?,
+                false => Vec::new(),
+            };
+            if !running.is_empty() {
+                let killed = ops::queue::kill(repo, &running, false, std::time::Duration::from_secs(10))?;
+                print_killed(&killed, false, quiet)?;
             }
         }
-        QueueCommand::Stop => match ops::queue::request_stop(repo)? {
-            true => say!(
-                quiet,
-                "Asked the queue to start no other experiment; those running go on until recorded."
-            ),
-            false => say!(quiet, "No queue is being run."),
-        },
         QueueCommand::Logs { which, follow } => {
             let Some(log) = ops::queue::find_log(repo, which)? else {
                 return Err(dvt::error::PipelineError::Experiment {
@@ -1352,6 +1350,29 @@ fn print_table(rows: &[ExpRow], shown: &Columns, format: TableFormat) -> Result<
             })
             .collect();
         out!("{}", line.join("  ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `queue kill` (or `queue stop --kill`) did to each experiment.
+fn print_killed(killed: &[ops::queue::Killed], force: bool, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    let signal = if force { "SIGKILL" } else { "SIGTERM" };
+    for k in killed {
+        match k.stopped {
+            true => say!(
+                quiet,
+                "Killed queued experiment {} ({signal}): {}; it stays queued, marked failed",
+                k.queued.id,
+                describe(&k.queued)
+            ),
+            false => say!(
+                quiet,
+                "Sent {signal} to queued experiment {}: {}, which still runs after 10 s{}",
+                k.queued.id,
+                describe(&k.queued),
+                if force { "" } else { " (`--force` sends SIGKILL)" }
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

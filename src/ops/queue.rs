@@ -386,6 +386,17 @@ pub(crate) fn clear_stop(repo: &Repo) -> Result<()> {
     }
 }
 
+/// The numbers of the queued experiments running now (for `queue stop --kill`).
+pub fn running(repo: &Repo) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for q in crate::ops::exp::queued(repo)? {
+        if state(repo, &q)? == QueueState::Running {
+            ids.push(q.id);
+        }
+    }
+    Ok(ids)
+}
+
 /// What [`kill`] did to a running queued experiment.
 #[derive(Debug)]
 pub struct Killed {
