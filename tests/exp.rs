@@ -799,6 +799,67 @@ fn project_with_data(before: &str) -> TestEnv {
     env
 }
 
+/// `--copy-paths` (DVC's): a file git ignores (a local config, a secret) is
+/// copied into the worktree of a run outside the workspace, which git's
+/// files alone would not give it; with `--queue`, when the queue runs it.
+#[test]
+fn copy_paths_bring_ignored_files_into_runs_outside_the_workspace() {
+    let env = project();
+    env.write("local.cfg", "token=abc\n");
+    env.write(".gitignore", "/local.cfg\n");
+    let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
+    env.write(
+        "dvt.toml",
+        toml.replace("python3 train.py\"", "python3 train.py && cat local.cfg >> model.bin\""),
+    );
+    env.dvt(&["repro", "-q"]).ok();
+    env.commit("reads local.cfg");
+
+    let r = env
+        .dvt(&["exp", "run", "--temp", "-S", "train.lr=0.3", "-n", "bare"])
+        .fails();
+    assert!(r.stderr.contains("local.cfg"), "{}", r.stderr);
+    env.dvt(&[
+        "exp",
+        "run",
+        "--temp",
+        "-S",
+        "train.lr=0.3",
+        "-n",
+        "t",
+        "--copy-paths",
+        "local.cfg",
+    ])
+    .ok();
+    let r = env.dvt(&["cat", "model.bin", "--rev", "refs/exps/t"]).ok();
+    assert_eq!(r.stdout, "model lr=0.3\ntoken=abc\n");
+    env.dvt(&[
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "train.lr=0.4",
+        "-n",
+        "q",
+        "--copy-paths",
+        "local.cfg",
+    ])
+    .ok();
+    env.dvt(&["queue", "start", "--temp"]).ok();
+    let r = env.dvt(&["cat", "model.bin", "--rev", "refs/exps/q"]).ok();
+    assert_eq!(r.stdout, "model lr=0.4\ntoken=abc\n");
+    // Only for runs outside the workspace; only what is there.
+    let r = env.dvt(&["exp", "run", "--copy-paths", "local.cfg"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = env.dvt(&["exp", "run", "--temp", "--copy-paths", "nope.cfg"]).fails();
+    assert!(
+        r.stderr
+            .contains("`--copy-paths nope.cfg`: there is no `nope.cfg` in the workspace"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Waits (up to 30 s) until `queue status` shows `n` experiments running.
 fn wait_until_running(env: &TestEnv, n: usize) {
     for _ in 0..300 {

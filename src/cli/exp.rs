@@ -41,6 +41,11 @@ pub(super) enum ExpCommand {
         /// work tree as it is now, leaving this workspace as it is.
         #[arg(long, conflicts_with = "queue")]
         temp: bool,
+        /// With `--temp` or `--queue`: copy this path (git ignores it, or does not
+        /// track it: a secret, a local config) from the workspace into the run's
+        /// worktree as it starts (repeatable; DVC's `--copy-paths`, without `-C`).
+        #[arg(long = "copy-paths", value_name = "PATH")]
+        copy_paths: Vec<std::path::PathBuf>,
         /// As `dvt repro --pull`: first download the stages' recorded outs, and
         /// look for runs the local run cache lacks in the remote's.
         #[arg(long, conflicts_with_all = ["queue", "temp"])]
@@ -738,12 +743,24 @@ pub(super) fn run(
             force,
             queue,
             temp,
+            copy_paths,
             pull,
             remote,
             no_run_cache,
             flags,
             json: as_json,
         } => {
+            if !copy_paths.is_empty() && !*queue && !*temp {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--copy-paths copies into the worktree of a run outside the workspace: add --temp or --queue\n",
+                )
+                .exit();
+            }
+            let copy_paths = copy_paths
+                .iter()
+                .map(|p| Ok(repo.resolve(cwd, p)?.1))
+                .collect::<Result<Vec<String>, dvt::Error>>()?;
             let opts = ops::exp::ExpRunOptions {
                 name: name.clone(),
                 set_params: set_param.clone(),
@@ -757,6 +774,7 @@ pub(super) fn run(
                 }),
                 force: *force,
                 message: message.clone(),
+                copy_paths,
             };
             if *queue {
                 let queued = ops::exp::enqueue(repo, &opts)?;

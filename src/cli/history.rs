@@ -271,8 +271,9 @@ pub(super) enum HistoryCommand {
     Import {
         #[command(flatten)]
         source: SourceArgs,
-        /// Write the pointer only; `dvt pull` downloads the data later (as DVC's).
-        #[arg(long)]
+        /// Write the pointer only; `dvt pull` downloads the data later (as DVC's;
+        /// `--no-exec`, DVC's other flag for it, does the same here).
+        #[arg(long, visible_alias = "no-exec")]
         no_download: bool,
         /// Replace an existing import (and its data) at the destination.
         #[arg(short, long)]

@@ -46,6 +46,10 @@ pub struct ExpRunOptions {
     /// The first line of the experiment's commit message (default: `dvt exp run
     /// on COMMIT`); the params set follow it (DVC's `-m`).
     pub message: Option<String>,
+    /// Paths (repo-relative) that git ignores or does not track, copied from
+    /// the workspace into the worktree of a run outside it (`--temp`, or
+    /// queued and run with `--temp` or `-j`) as it starts (DVC's `--copy-paths`).
+    pub copy_paths: Vec<String>,
 }
 
 /// A param `exp run -S` changed.
@@ -912,6 +916,9 @@ pub struct Queued {
     /// How it picks stages and goes on when one fails (`exp run -k`, `-s`, ...).
     #[serde(default, skip_serializing_if = "StageFlags::is_default")]
     pub flags: StageFlags,
+    /// `exp run --copy-paths`: copied from the workspace when it runs outside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_paths: Vec<String>,
 }
 
 impl Queued {
@@ -927,6 +934,7 @@ impl Queued {
             }),
             force: false,
             message: self.message.clone(),
+            copy_paths: self.copy_paths.clone(),
         }
     }
 }
@@ -1102,6 +1110,7 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             failed: None,
             message: opts.message.clone(),
             flags: StageFlags::of(&opts.repro),
+            copy_paths: opts.copy_paths.clone(),
         };
         write_entry(repo, &q)?;
         out.push(q);

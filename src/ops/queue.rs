@@ -310,6 +310,9 @@ fn run_in_worktree(
     // A commit without `.dvt/` must not let the worktree's commands find ours.
     fs_err::create_dir_all(root.join(DVT_DIR))?;
     let temp = Repo::open_root(root)?.with_cache_of(repo);
+    for rel in &opts.copy_paths {
+        copy_path(repo.root(), temp.root(), rel)?;
+    }
     for (f, text) in files {
         let path = temp.root().join(f);
         if let Some(parent) = path.parent() {
@@ -342,6 +345,40 @@ fn run_in_worktree(
     }
     drop(_lock);
     crate::ops::exp::run(&temp, opts, on_run, progress)
+}
+
+/// Copies `rel` (a file, or a directory with all below it) from the workspace
+/// at `from` into the worktree at `to`, for `exp run --copy-paths`: replacing
+/// what the worktree's commit has there; symbolic links are copied as links.
+fn copy_path(from: &Path, to: &Path, rel: &str) -> Result<()> {
+    let src = from.join(rel);
+    if src.symlink_metadata().is_err() {
+        return Err(crate::ops::exp::refused(format!(
+            "`--copy-paths {rel}`: there is no `{rel}` in the workspace to copy"
+        )));
+    }
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let dest = to.join(entry.path().strip_prefix(from).map_err(std::io::Error::other)?);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            fs_err::create_dir_all(&dest)?;
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        if dest.symlink_metadata().is_ok() {
+            fs_err::remove_file(&dest)?;
+        }
+        match kind.is_symlink() {
+            true => std::os::unix::fs::symlink(fs_err::read_link(entry.path())?, &dest)?,
+            false => {
+                fs_err::copy(entry.path(), &dest)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `dvt exp run --temp`: [`crate::ops::exp::run`] in a worktree made for it
