@@ -819,14 +819,22 @@ pub enum RemoteError {
         /// The flag.
         flag: &'static str,
     },
-    /// `import --remote-config` of a secret, which the pointer would record.
+    /// `import --remote-config` (or `import-url --fs-config`) of a secret,
+    /// which the pointer would record.
     #[error(
-        "`{key}` is a secret, and `dvt import` records `--remote-config` in the pointer file, which is \
-         committed: put it in a file given with `--config` (only its path is recorded), or in the environment"
+        "`{key}` is a secret, and `{command}` records `{flag}` in the pointer file, which is committed: {}",
+        match *flag {
+            "--remote-config" => "put it in a file given with `--config` (only its path is recorded), or in the environment",
+            _ => "give it in the environment, or import from `remote://NAME/path`, a remote whose secrets are in `.dvt/config.local.toml`",
+        }
     )]
     SecretInPointer {
         /// The option.
         key: String,
+        /// The command.
+        command: &'static str,
+        /// The flag that gave it.
+        flag: &'static str,
     },
     /// A request to the remote failed (after retries).
     #[error("remote `{remote}`: {message}")]

@@ -152,6 +152,10 @@ pub struct UrlSource {
     /// object, sorted by path, its path below the URL, size, and ETag (or
     /// modification time where the store gives no ETag).
     pub fingerprint: String,
+    /// Options of the store given with `--fs-config` (DVC's), as a remote's
+    /// options (`endpointurl`, `region`…; never secrets), used again by `update`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fs_config: std::collections::BTreeMap<String, String>,
 }
 
 /// Where imported data came from (`dvt import`), so that `dvt update` can follow it.

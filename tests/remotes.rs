@@ -3604,6 +3604,88 @@ fn import_url_from_s3_and_update_after_the_bucket_changed() {
 
 /// From a WebDAV server: a URL ending in `/` is a directory (listed with
 /// PROPFIND), any other names a file.
+/// `--fs-config KEY=VALUE` (DVC's): the store's options on the command line,
+/// as a remote of its kind takes them; import-url records them (never a
+/// secret) and update reads them again. Keys come from the environment.
+#[test]
+fn fs_config_gives_a_url_its_store_options() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("fsc");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    put_object(&a, &format!("{endpoint}/{bucket}/set/a.csv"), b"a\n", true);
+    let url = format!("s3://{bucket}/set/");
+    let endpoint_option = format!("endpointurl={endpoint}");
+    let with_keys = |args: &[&str]| {
+        a.dvt_cmd(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
+            .output()
+            .unwrap()
+    };
+    let r = with_keys(&["ls-url", &url, "--fs-config", &endpoint_option]);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "a.csv\n",
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = with_keys(&["import-url", &url, "set", "--fs-config", &endpoint_option]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(a.read("set/a.csv"), b"a\n");
+    let pointer = String::from_utf8(a.read("set.dvt")).unwrap();
+    assert!(
+        pointer.contains(&format!("[source.fs_config]\nendpointurl = \"{endpoint}\"\n")),
+        "{pointer}"
+    );
+    put_object(&a, &format!("{endpoint}/{bucket}/set/b.csv"), b"b\n", true);
+    let r = with_keys(&["update", "set.dvt"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(a.read("set/b.csv"), b"b\n");
+    let out = a.root.join("got.csv");
+    let r = with_keys(&[
+        "get-url",
+        &format!("{url}a.csv"),
+        out.to_str().unwrap(),
+        "--fs-config",
+        &endpoint_option,
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(a.read("got.csv"), b"a\n");
+
+    // A secret would be committed with the pointer; an unknown option is named.
+    let r = a
+        .dvt(&[
+            "import-url",
+            &url,
+            "again",
+            "--fs-config",
+            &endpoint_option,
+            "--fs-config",
+            "secret_access_key=x",
+        ])
+        .fails();
+    assert!(
+        r.stderr.contains(
+            "`secret_access_key` is a secret, and `dvt import-url` records `--fs-config` in the pointer file"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["ls-url", &url, "--fs-config", "colour=blue"]).fails();
+    assert!(
+        r.stderr.contains("unknown option `colour` for s3 remotes"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["ls-url", &url, "--fs-config", "endpointurl"]).fails();
+    assert!(r.stderr.contains("`--fs-config` takes KEY=VALUE"), "{}", r.stderr);
+    assert!(!a.path("again").exists());
+}
+
 #[test]
 fn import_url_from_webdav() {
     let Some(url) = server("DVT_TEST_WEBDAV_URL") else {

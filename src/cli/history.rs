@@ -30,6 +30,10 @@ pub(super) enum HistoryCommand {
         /// With a URL: downloads at once (default: 4 per core).
         #[arg(short, long, value_name = "N")]
         jobs: Option<usize>,
+        /// With a URL: an option of the store, as a remote of its kind takes it (`endpointurl`,
+        /// `region`, `profile`…; repeatable; DVC's `--fs-config`).
+        #[arg(long = "fs-config", value_name = "KEY=VALUE")]
+        fs_config: Vec<String>,
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
@@ -233,6 +237,10 @@ pub(super) enum HistoryCommand {
         /// Show sizes (a directory's: everything below it).
         #[arg(long)]
         size: bool,
+        /// An option of the store, as a remote of its kind takes it (`endpointurl`,
+        /// `region`, `profile`…; repeatable; DVC's `--fs-config`).
+        #[arg(long = "fs-config", value_name = "KEY=VALUE")]
+        fs_config: Vec<String>,
         /// Print the listing as JSON (`path`, `isdir`, `size`).
         #[arg(long)]
         json: bool,
@@ -307,6 +315,10 @@ pub(super) enum HistoryCommand {
         /// The remote for `--to-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME", requires = "to_remote")]
         remote: Option<String>,
+        /// An option of the store, as a remote of its kind takes it (`endpointurl`,
+        /// `region`, `profile`…; repeatable; DVC's `--fs-config`; recorded in the pointer for `update`, so never a secret).
+        #[arg(long = "fs-config", value_name = "KEY=VALUE")]
+        fs_config: Vec<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -612,6 +624,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             out,
             force,
             jobs,
+            fs_config,
             json: as_json,
         } if out.is_some() || at.path.to_str().is_some_and(|p| p.contains("://")) => {
             if at.rev.is_some() || at.remote.is_some() || at.repo.is_some() {
@@ -633,6 +646,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     cwd: cwd.to_path_buf(),
                     force: *force,
                     jobs: *jobs,
+                    fs_config: ops::import::parse_options(fs_config, "--fs-config")?,
                 },
                 bars,
             )?;
@@ -1106,6 +1120,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             url,
             recursive,
             size,
+            fs_config,
             json: as_json,
             tree,
             level,
@@ -1118,7 +1133,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 )
                 .exit();
             }
-            let mut entries = ops::ls_url(&repo_or_bare(cwd)?, cwd, url, walk)?;
+            let fs_config = ops::import::parse_options(fs_config, "--fs-config")?;
+            let mut entries = ops::ls_url(&repo_or_bare(cwd)?, cwd, url, walk, &fs_config)?;
             if let Some(level) = level {
                 entries = ops::import_url::to_level(entries, *level as usize);
             }
@@ -1324,6 +1340,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             jobs,
             to_remote,
             remote,
+            fs_config,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
@@ -1334,6 +1351,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 force: *force,
                 jobs: jobs.map(|j| j as usize),
                 to_remote: to_remote.then(|| remote.clone()),
+                fs_config: ops::import::parse_options(fs_config, "--fs-config")?,
             };
             let r = ops::import_url(&repo, &opts, bars)?;
             if *as_json {

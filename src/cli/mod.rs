@@ -1086,6 +1086,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 force: *force,
                 jobs: remote_jobs.map(|n| n as usize),
                 to_remote: to_remote.then(|| remote.clone()),
+                fs_config: Default::default(),
             };
             let r = ops::add_external(&repo, &opts, &bars)?;
             if *as_json {

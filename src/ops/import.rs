@@ -78,19 +78,20 @@ pub struct ExternalConfig {
     pub remote_config: BTreeMap<String, String>,
 }
 
+/// `KEY=VALUE` arguments of `flag` (`--remote-config`, `--fs-config`) as a map.
+pub fn parse_options(args: &[String], flag: &'static str) -> Result<BTreeMap<String, String>> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(crate::error::RemoteError::BadOption { given: a.clone(), flag }.into()),
+        })
+        .collect()
+}
+
 impl ExternalConfig {
     /// Parses `--remote-config` arguments: `KEY=VALUE` each.
     pub fn parse_remote_config(args: &[String]) -> Result<BTreeMap<String, String>> {
-        args.iter()
-            .map(|a| match a.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-                _ => Err(crate::error::RemoteError::BadOption {
-                    given: a.clone(),
-                    flag: "--remote-config",
-                }
-                .into()),
-            })
-            .collect()
+        parse_options(args, "--remote-config")
     }
 
     /// The layers `self` puts over the config of a repository whose config
@@ -1066,7 +1067,12 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
         .keys()
         .find(|k| crate::remote::config::SECRET_KEYS.contains(&k.as_str()))
     {
-        return Err(crate::error::RemoteError::SecretInPointer { key: key.clone() }.into());
+        return Err(crate::error::RemoteError::SecretInPointer {
+            key: key.clone(),
+            command: "dvt import",
+            flag: "--remote-config",
+        }
+        .into());
     }
     let _lock = repo.lock(&format!("dvt import {}", g.path))?;
     let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;

@@ -45,6 +45,10 @@ pub struct ImportUrlOptions {
     /// import-url --to-remote`: `Some(None)` for the default remote,
     /// `Some(Some(name))` for another.
     pub to_remote: Option<Option<String>>,
+    /// Options of the store (`--fs-config`, DVC's): a remote's option names,
+    /// over those a `remote://` URL's remote has; recorded in the pointer, so
+    /// never secrets.
+    pub fs_config: BTreeMap<String, String>,
 }
 
 /// What `import-url` did.
@@ -121,13 +125,19 @@ pub fn to_level(entries: Vec<UrlEntry>, level: usize) -> Vec<UrlEntry> {
 /// every object below it. One object, if the URL names one. A relative path
 /// starts from `cwd`; `repo` resolves `remote://NAME/…` URLs (outside a
 /// repository, pass one made with [`Repo::at_commit`] and no config).
-pub fn ls_url(repo: &Repo, cwd: &Path, url: &str, recursive: bool) -> Result<Vec<UrlEntry>> {
+pub fn ls_url(
+    repo: &Repo,
+    cwd: &Path,
+    url: &str,
+    recursive: bool,
+    fs_config: &BTreeMap<String, String>,
+) -> Result<Vec<UrlEntry>> {
     let url = recorded_url(url, cwd);
     let unlisted = |e: crate::Error| match e {
         crate::Error::Remote(RemoteError::Source { url, message }) => RemoteError::Unlisted { url, message }.into(),
         e => e,
     };
-    let source = open_source(repo, &url, None).map_err(unlisted)?;
+    let source = open_source(repo, &url, None, fs_config).map_err(unlisted)?;
     let listing = list(&source, &url).map_err(unlisted)?;
     if let [only] = listing.as_slice()
         && only.rel.is_empty()
@@ -284,7 +294,20 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
     }
     let url = recorded_url(&opts.url, &opts.cwd);
     // A URL that names no store is refused before it is turned into a path here.
-    let source = open_source(repo, &url, opts.jobs)?;
+    if record_url
+        && let Some(key) = opts
+            .fs_config
+            .keys()
+            .find(|k| crate::remote::config::SECRET_KEYS.contains(&k.as_str()))
+    {
+        return Err(RemoteError::SecretInPointer {
+            key: key.clone(),
+            command: "dvt import-url",
+            flag: "--fs-config",
+        }
+        .into());
+    }
+    let source = open_source(repo, &url, opts.jobs, &opts.fs_config)?;
     let (out, rel) = destination(repo, opts, &last_component(&url))?;
     // The remote is opened (and its name checked) before anything is downloaded.
     let remote = match &opts.to_remote {
@@ -303,7 +326,7 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
     let (p, uploaded) = match &remote {
         Some(remote) => {
             let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
-            pointer.source = record_url.then(|| url_source(&url, &listing));
+            pointer.source = record_url.then(|| url_source(&url, &opts.fs_config, &listing));
             // The data is not here: what was at `out` (only with --force) goes.
             remove_data(&out)?;
             write_pointer(repo, &out, &rel, &pointer)?;
@@ -311,9 +334,7 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         }
         None => {
             let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
-            if !record_url {
-                got.pointer.source = None;
-            }
+            got.pointer.source = record_url.then(|| url_source(&url, &opts.fs_config, &listing));
             place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
             if record_url {
                 Known::save(repo, &url, &rel, &listing, &got.pointer);
@@ -517,7 +538,7 @@ pub(crate) fn update_from_url(
     progress: &dyn Progress,
 ) -> Result<Updated> {
     let force = how.force;
-    let source = open_source(repo, &src.url, how.jobs)?;
+    let source = open_source(repo, &src.url, how.jobs, &src.fs_config)?;
     let listing = list(&source, &src.url)?;
     let mut updated = Updated {
         pointer: t.pointer_rel.clone(),
@@ -537,7 +558,7 @@ pub(crate) fn update_from_url(
     }
     if let Some(remote) = how.to_remote {
         let (mut pointer, _) = send_to_remote(repo, &source, remote, &src.url, &listing, &t.data_rel, progress)?;
-        pointer.source = Some(url_source(&src.url, &listing));
+        pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
         updated.downloaded = Some(Downloads {
             files: listing.len() as u64,
             bytes: listing.iter().map(|e| e.size).sum(),
@@ -561,6 +582,7 @@ pub(crate) fn update_from_url(
         known.as_ref(),
         progress,
     )?;
+    got.pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
     updated.downloaded = Some(got.downloaded);
     updated.changed = got.pointer.id != t.pointer.id;
     if !updated.changed {
@@ -577,7 +599,7 @@ pub(crate) fn update_from_url(
 /// Whether what is at `src.url` differs from what was imported from it (its
 /// listing's sizes and versions, not its bytes: nothing is downloaded).
 pub(crate) fn source_changed(repo: &Repo, src: &UrlSource) -> Result<bool> {
-    let source = open_source(repo, &src.url, None)?;
+    let source = open_source(repo, &src.url, None, &src.fs_config)?;
     Ok(fingerprint(&list(&source, &src.url)?) != src.fingerprint)
 }
 
@@ -663,7 +685,7 @@ fn last_component(url: &str) -> String {
 
 /// Opens the store `url` is in, rooted at what `url` names. A local path becomes
 /// a store rooted at `/`, so that the path may name a file as well as a directory.
-fn open_source(repo: &Repo, url: &str, jobs: Option<usize>) -> Result<Remote> {
+fn open_source(repo: &Repo, url: &str, jobs: Option<usize>, fs_config: &BTreeMap<String, String>) -> Result<Remote> {
     let (spec, mut location) = match url.strip_prefix("remote://") {
         Some(rest) => {
             let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -695,6 +717,13 @@ fn open_source(repo: &Repo, url: &str, jobs: Option<usize>) -> Result<Remote> {
             (spec, location)
         }
     };
+    // `--fs-config`: options as a remote of that kind takes them.
+    let mut spec = spec;
+    for (key, value) in fs_config {
+        crate::remote::config::check_key(url, location.scheme, key)?;
+        crate::remote::config::typed_value(url, key, value)?;
+        spec.options.insert(key.clone(), value.clone());
+    }
     if location.scheme == Scheme::Local {
         let dir = location.dir.take().unwrap_or_default();
         location.prefix = dir.to_string_lossy().trim_start_matches('/').to_string();
@@ -736,10 +765,11 @@ fn about(e: crate::Error, url: &str) -> crate::Error {
 
 /// What the source holds, in one hash: see [`UrlSource::fingerprint`].
 /// What a pointer records of data downloaded from `url` as `listing` lists it.
-fn url_source(url: &str, listing: &[SourceEntry]) -> Source {
+fn url_source(url: &str, fs_config: &BTreeMap<String, String>, listing: &[SourceEntry]) -> Source {
     Source::Url(UrlSource {
         url: url.to_string(),
         fingerprint: fingerprint(listing),
+        fs_config: fs_config.clone(),
     })
 }
 
@@ -865,7 +895,7 @@ fn download(
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     let _ = stat.save();
-    pointer.source = Some(url_source(url, listing));
+    pointer.source = Some(url_source(url, &BTreeMap::new(), listing));
     Ok(Downloaded {
         pointer,
         staging,
@@ -932,6 +962,8 @@ pub struct DownloadUrlOptions {
     pub force: bool,
     /// Downloads at once (default: the store's `jobs`, or 4 per core).
     pub jobs: Option<usize>,
+    /// Options of the store (`--fs-config`, DVC's), as a remote's options.
+    pub fs_config: BTreeMap<String, String>,
 }
 
 /// What `download_url` wrote.
@@ -964,7 +996,7 @@ pub fn download_url(repo: &Repo, opts: &DownloadUrlOptions, progress: &dyn Progr
         .into());
     }
     let url = recorded_url(&opts.url, &opts.cwd);
-    let source = open_source(repo, &url, opts.jobs)?;
+    let source = open_source(repo, &url, opts.jobs, &opts.fs_config)?;
     let out = crate::repo::normalize(
         &opts
             .cwd

@@ -386,7 +386,7 @@ pub fn spec(config: &Config, name: &str, root: &Path) -> Result<(RemoteSpec, Loc
     ))
 }
 
-fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
+pub(crate) fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
     if COMMON_KEYS.contains(&key) || scheme.keys().contains(&key) {
         return Ok(());
     }
