@@ -3259,6 +3259,11 @@ fn dvc_spellings_of_commands_and_flags_are_accepted() {
     env.commit("trained");
     env.dvt(&["experiments", "run", "-S", "lr=0.3", "-n", "fast"]).ok();
     assert_eq!(env.dvt(&["exp", "list", "--names-only"]).ok().stdout, "fast\n");
+    let shown = env
+        .dvt(&["exp", "show", "--no-pager", "--no-fetch", "-f", "--csv"])
+        .ok()
+        .stdout;
+    assert!(shown.lines().any(|l| l.starts_with("fast,")), "{shown}");
     env.dvt(&["exp", "remove", "--all-commits"]).ok();
     assert_eq!(env.dvt(&["exp", "list", "--names-only"]).ok().stdout, "");
     env.dvt(&["rm", "data.csv.dvt"]).ok();

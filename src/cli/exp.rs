@@ -135,6 +135,13 @@ pub(super) enum ExpCommand {
         /// table as it is, never through a pager.
         #[arg(long)]
         no_pager: bool,
+        /// Accepted for DVC scripts (`dvc exp show -f`): dvt reads the
+        /// experiments from git each time; there is no cache to refresh.
+        #[arg(short = 'f', long = "force")]
+        force_collect: bool,
+        /// Accepted for DVC scripts (`dvc exp show --no-fetch`): dvt fetches nothing here.
+        #[arg(long)]
+        no_fetch: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -859,6 +866,8 @@ pub(super) fn run(
             sha,
             precision,
             no_pager: _,
+            force_collect: _,
+            no_fetch: _,
             json: as_json,
         } => {
             let pattern = |p: &Option<String>, flag: &str| -> Result<Option<regex::Regex>, dvt::Error> {
