@@ -189,12 +189,24 @@ fn pointers_choose_their_remote_and_can_stay_out_of_push() {
     assert_eq!(Store::at(&models).ids().len(), 2);
     a.commit("data");
 
-    // A clone gets each from its remote (scratch.bin was never pushed).
+    // A clone gets each from its remote (scratch.bin was never pushed); with
+    // `-r store`, model.bin is left out, fetch and checkout, and says so.
     let b = a.clone_repo();
+    let r = b.dvt(&["pull", "-r", "store", "raw.csv", "model.bin"]).ok();
+    assert!(
+        r.stderr
+            .contains("left out 1 path: its pointer names another remote (`dvt pull` without `-r` gets it): model.bin"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(b.read("raw.csv"), b"t,v\n0,1\n");
+    assert!(!b.path("model.bin").exists());
+    let j = b.dvt(&["pull", "-r", "store", "model.bin", "--json"]).ok().json();
+    assert_eq!(j["other_remotes"][0], "model.bin", "{j}");
     let r = b.dvt(&["pull", "--allow-missing"]).ok();
     assert!(
-        r.stdout.lines().filter(|l| l.starts_with("fetched 1 object (")).count() == 2
-            && r.stdout.contains(" from `store`; 0 already")
+        r.stdout
+            .contains("Nothing to fetch from `store`: the cache has all 1 object.\nfetched 1 object (")
             && r.stdout.contains(" from `models`; 0 already"),
         "{}",
         r.stdout

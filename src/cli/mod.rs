@@ -1732,6 +1732,21 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 HumanBytes(report.checkout.bytes),
                 dvt::counted(report.checkout.unchanged.len(), "path")
             );
+            if !report.other_remotes.is_empty() {
+                let named: Vec<String> = report.other_remotes.iter().map(|p| quoted(p).into_owned()).collect();
+                note!(
+                    q,
+                    "left out {}: {} another remote (`dvt pull` without `-r` gets {}): {}",
+                    dvt::counted(named.len(), "path"),
+                    if named.len() == 1 {
+                        "its pointer names"
+                    } else {
+                        "their pointers name"
+                    },
+                    if named.len() == 1 { "it" } else { "them" },
+                    named.join(", ")
+                );
+            }
         }
         Command::Fsck {
             repair,

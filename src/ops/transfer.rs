@@ -1497,6 +1497,10 @@ pub struct PullReport {
     pub fetch: FetchReport,
     /// The checkout that followed.
     pub checkout: super::CheckoutReport,
+    /// With a remote asked for (`-r`): the data paths left out, fetch and
+    /// checkout, because their pointers name another remote.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_remotes: Vec<String>,
 }
 
 /// `fetch`, then `checkout` of the same targets. The data of
@@ -1516,17 +1520,47 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
     let fetch = fetch_shares(repo, opts, &shares, progress)?;
+    // `-r NAME` fetched nothing for pointers that name another remote: the
+    // checkout leaves them out too.
+    let (targets, other_remotes) = match &opts.remote {
+        None => (opts.targets.clone(), Vec::new()),
+        Some(asked) => {
+            let (pointers, mut all) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+            for p in &pointers {
+                all.push(Tracked::load(repo, p)?);
+            }
+            let (other, own): (Vec<Tracked>, Vec<Tracked>) = all
+                .into_iter()
+                .partition(|t| t.pointer.remote.as_ref().is_some_and(|r| r != asked));
+            let other: Vec<String> = other.into_iter().map(|t| t.data_rel).collect();
+            match (other.is_empty(), own.is_empty()) {
+                (true, _) => (opts.targets.clone(), other),
+                (false, true) => {
+                    return Ok(PullReport {
+                        fetch,
+                        checkout: Default::default(),
+                        other_remotes: other,
+                    });
+                }
+                (false, false) => (own.into_iter().map(|t| t.data_abs).collect(), other),
+            }
+        }
+    };
     let checkout = super::checkout::checkout_locked(
         repo,
         &super::CheckoutOptions {
-            targets: opts.targets.clone(),
+            targets,
             cwd: opts.cwd.clone(),
             force,
             allow_missing: opts.allow_missing,
         },
         progress,
     )?;
-    Ok(PullReport { fetch, checkout })
+    Ok(PullReport {
+        fetch,
+        checkout,
+        other_remotes,
+    })
 }
 
 /// Deletes what pulls killed before their end kept in `tmp` (see
