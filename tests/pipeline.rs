@@ -2898,7 +2898,7 @@ fn dvc_project() -> TestEnv {
          \x20   deps:\n    - data/raw\n    params:\n    - prepare.split\n    outs:\n    - data/prepared\n\
          \x20 train:\n    cmd:\n    - echo training\n    - wc -l data/prepared/all.csv > trained.txt\n    - echo 1 > metrics.json\n\
          \x20   deps:\n    - data/prepared\n    params:\n    - params.yaml:\n      - train.seed\n      - train.n_est\n\
-         \x20   outs:\n    - trained.txt:\n        desc: what training made\n        push: false\n    metrics:\n    - metrics.json:\n        cache: false\n",
+         \x20   outs:\n    - trained.txt:\n        desc: what training made\n        push: false\n        checkpoint: true\n    metrics:\n    - metrics.json:\n        cache: false\n",
     );
     env.run(
         "sh",
@@ -2942,7 +2942,7 @@ fn migrate_carries_a_dvc_project_over() {
         "`never-pulled.csv` is not in the workspace: `dvc pull` it",
         "outside.csv` is outside the repository `",
         ".dvc/config: cache.type not carried over",
-        "`desc` of `trained.txt`: dvt has no such setting",
+        "`checkpoint` of `trained.txt`: dvt has no such setting",
         "stage `train` is not recorded in dvt.lock",
         "`dvt push` stores the data there",
     ] {
@@ -2981,7 +2981,11 @@ fn migrate_carries_a_dvc_project_over() {
         "{pointer}"
     );
     let toml = String::from_utf8(env.read("dvt.toml")).unwrap();
-    assert!(toml.contains("push = false"), "{toml}");
+    assert!(
+        toml.contains("push = false") && toml.contains("desc = \"what training made\""),
+        "{toml}"
+    );
+    assert!(!err.contains("`desc` of"), "{err}");
     std::fs::remove_file(env.path("model.bin")).unwrap();
     env.dvt(&["checkout", "model.bin"]).ok();
     assert_eq!(env.read("model.bin"), noise(50_000, 3));

@@ -274,7 +274,7 @@ fn stage_outs_choose_their_remote_and_can_stay_out_of_push() {
         "dvt.toml",
         r#"[stages.train]
 cmd = "echo weights > model.bin && echo tmp > scratch.bin && echo log > train.log"
-outs = [{ path = "model.bin", remote = "models" }, { path = "scratch.bin", push = false }, "train.log"]
+outs = [{ path = "model.bin", remote = "models", desc = "weights", labels = ["cnn"] }, { path = "scratch.bin", push = false }, "train.log"]
 "#,
     );
     a.dvt(&["repro"]).ok();
@@ -314,6 +314,20 @@ outs = [{ path = "model.bin", remote = "models" }, { path = "scratch.bin", push 
     let r = a.dvt(&["push"]).fails();
     assert!(
         r.stderr.contains("`remote` of `model.bin` must be a remote's name"),
+        "{}",
+        r.stderr
+    );
+    // Annotations (documentation only) are checked too.
+    let toml = String::from_utf8(a.read("dvt.toml")).unwrap();
+    a.write(
+        "dvt.toml",
+        toml.replace("remote = 7", "remote = \"models\"")
+            .replace("[\"cnn\"]", "\"cnn\""),
+    );
+    let r = a.dvt(&["push"]).fails();
+    assert!(
+        r.stderr
+            .contains("`labels` of `model.bin` must be a list of strings, not `\"cnn\"`"),
         "{}",
         r.stderr
     );

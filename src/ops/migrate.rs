@@ -390,10 +390,11 @@ fn to_toml(y: &Yaml) -> Option<toml::Value> {
     })
 }
 
-/// The keys of an out's table dvt reads: the rest of DVC's (`desc`, `type`…)
+/// The keys of an out's table dvt reads: the rest of DVC's (`checkpoint`…)
 /// are dropped, each noted in `dropped`.
-const OUT_KEYS: [&str; 11] = [
-    "cache", "persist", "remote", "push", "x", "y", "title", "x_label", "y_label", "template", "header",
+const OUT_KEYS: [&str; 15] = [
+    "cache", "persist", "remote", "push", "desc", "type", "labels", "meta", "x", "y", "title", "x_label", "y_label",
+    "template", "header",
 ];
 
 /// DVC's entries of `outs`, `metrics` or `plots` (`- path` or `- path: {…}`,

@@ -523,8 +523,9 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
             toml::Value::Table(t) => {
                 // Top-level files are in no stage: nothing caches or keeps them.
                 let staged: &[&str] = if stage.is_some() { &STAGED_OUT_KEYS } else { &[] };
+                let annotated: &[&str] = if stage.is_some() { &OUT_ANNOTATIONS } else { &[] };
                 let drawn: &[&str] = if kind == OutKind::Plot { &PLOT_PROPERTIES } else { &[] };
-                let known: Vec<&str> = [&["path"], staged, drawn].concat();
+                let known: Vec<&str> = [&["path"], staged, annotated, drawn].concat();
                 if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
                     let message = match stage {
                         None if STAGED_OUT_KEYS.contains(&k.as_str()) => {
@@ -547,6 +548,7 @@ fn outs(stage: Option<&str>, wdir: &str, key: &str, v: &toml::Value, kind: OutKi
                         Some(_) => Err(bad(stage, format!("`{name}` of `{path}` must be true or false"))),
                     }
                 };
+                check_annotations(stage, path, t)?;
                 let remote = match t.get("remote") {
                     None => None,
                     Some(toml::Value::String(r)) if !r.is_empty() => Some(r.clone()),
@@ -1247,6 +1249,30 @@ pub fn outs_from(
 
 /// The keys of an out's table that mean something only in a stage.
 const STAGED_OUT_KEYS: [&str; 4] = ["cache", "persist", "remote", "push"];
+
+/// What a stage's out may say about itself for the reader, as a pointer file
+/// and DVC's outs may: checked, and otherwise only documentation.
+const OUT_ANNOTATIONS: [&str; 4] = ["desc", "type", "labels", "meta"];
+
+/// Checks the annotations (see [`OUT_ANNOTATIONS`]) of out `path`'s table `t`.
+fn check_annotations(stage: Option<&str>, path: &str, t: &toml::Table) -> Result<()> {
+    let fits = |key: &str, v: &toml::Value| match key {
+        "labels" => v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        "meta" => v.is_table(),
+        _ => v.is_str(),
+    };
+    for key in OUT_ANNOTATIONS {
+        if let Some(v) = t.get(key).filter(|v| !fits(key, v)) {
+            let want = match key {
+                "labels" => "a list of strings",
+                "meta" => "a table",
+                _ => "a string",
+            };
+            return Err(bad(stage, format!("`{key}` of `{path}` must be {want}, not `{v}`")));
+        }
+    }
+    Ok(())
+}
 
 /// The cached outs recorded in the workspace's `dvt.lock` (none without one).
 pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
