@@ -815,7 +815,8 @@ struct Downloaded {
 
 /// Downloads `listing` beside `out` and stores it in the cache, as `dvt add` of
 /// `rel` would; with `known`, only the objects it does not know as they are now
-/// (the staging directory then holds only those). The pointer records `url`.
+/// (the staging directory then holds only those). The pointer has no source:
+/// the caller records where it came from (see [`url_source`]).
 #[allow(clippy::too_many_arguments)]
 fn download(
     repo: &Repo,
@@ -860,7 +861,7 @@ fn download(
     let counters = Counters::default();
     let packing = repo.cache().begin_packing();
     let how = Identify::Store(repo.cache());
-    let mut pointer = match known {
+    let pointer = match known {
         Some(_) if is_dir => {
             // The known objects as they are, the others from the download.
             let started = std::time::SystemTime::now();
@@ -895,7 +896,6 @@ fn download(
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     let _ = stat.save();
-    pointer.source = Some(url_source(url, &BTreeMap::new(), listing));
     Ok(Downloaded {
         pointer,
         staging,
