@@ -315,7 +315,7 @@ impl Error {
             )),
             Error::Remote(RemoteError::MissingFromSource { remote, .. }) => Some(format!(
                 "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \
-                 (its path or URL is in the pointer's `[source]` table); `dvt pull --allow-missing` checks out the rest"
+                 (its path or URL is in the pointer's `[source]` table; `dvt update` imports what is there now); `dvt pull --allow-missing` checks out the rest"
             )),
             Error::Remote(RemoteError::MissingInRead { .. }) => Some(
                 "nobody pushed it there: it must be pushed (`dvt push`) from a clone of that repository \
@@ -894,7 +894,7 @@ pub enum RemoteError {
     },
     /// An import's object is on neither the remote nor its source repository.
     #[error(
-        "remote `{remote}` does not have object {id}{}, and the repository it was imported from (`{}`) could not give it: {}",
+        "remote `{remote}` does not have object {id}{}, and its source (`{}`) could not give it: {}",
         for_path(path),
         origin.0,
         origin.1
@@ -906,9 +906,22 @@ pub enum RemoteError {
         id: ObjectId,
         /// The workspace path that needed it, if known.
         path: Option<String>,
-        /// The source repository, as the pointer records it, and why it could
+        /// The source (repository or URL), as the pointer records it, and why it could
         /// not give the object (boxed: errors stay small).
         origin: Box<(String, String)>,
+    },
+    /// A fetch found other data at the URL an import's pointer records.
+    #[error(
+        "`{url}` is not what `{pointer}` imported from it any more ({why}): `dvt update` it to import \
+         what is there now, or fetch it from a remote that has it"
+    )]
+    UrlChanged {
+        /// The URL.
+        url: String,
+        /// The pointer file.
+        pointer: String,
+        /// What differs.
+        why: String,
     },
     /// What `dvt import-url`, `update`, `ls-url` or `get-url URL` was to read cannot be.
     #[error("cannot read `{url}`: {message}")]
@@ -1321,15 +1334,6 @@ pub enum PathError {
     /// `update --rev` of data imported from a URL.
     #[error("`{pointer}` was imported from a URL, which has no revisions: drop `--rev`")]
     RevOfUrlImport {
-        /// The pointer file.
-        pointer: String,
-    },
-    /// `update --no-download` of data imported from a URL.
-    #[error(
-        "`{pointer}` was imported from a URL, whose new content is known only by downloading it: \
-         `--no-download` applies to imports from dvt repositories"
-    )]
-    NoDownloadOfUrlImport {
         /// The pointer file.
         pointer: String,
     },

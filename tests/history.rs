@@ -1521,7 +1521,7 @@ fn import_records_the_source_and_update_follows_it() {
     let r = env.dvt(&["pull", "model.bin", "--force"]).ok();
     assert!(
         r.stdout
-            .contains("no remote is configured: fetched from the repositories they were imported from: model.bin"),
+            .contains("no remote is configured: fetched from where they were imported: model.bin"),
         "{}",
         r.stdout
     );
@@ -1573,8 +1573,7 @@ fn pull_gets_imports_from_their_source_when_the_remote_lacks_them() {
     // Nobody pushed it to `store`: it comes from the source repository.
     let r = env.dvt(&["pull"]).ok();
     assert!(
-        r.stdout
-            .contains("from the repositories they were imported from: input"),
+        r.stdout.contains("from where they were imported: input"),
         "{}",
         r.stdout
     );
@@ -1601,7 +1600,7 @@ fn pull_gets_imports_from_their_source_when_the_remote_lacks_them() {
     assert!(r.stderr.contains("does not have object"), "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(
-            "and the repository it was imported from (`{}`) could not give it",
+            "and its source (`{}`) could not give it",
             source.root.display()
         )),
         "{}",
@@ -2439,6 +2438,128 @@ fn get_url_downloads_a_url_without_tracking_it() {
     assert_eq!(names.len(), 2, "nothing else written: {names:?}");
 }
 
+/// `import-url --no-download` (DVC's) reads the data only to hash it: the
+/// pointer records the same ids a download would, and nothing is kept. `push`
+/// leaves it out and says so, `status -c` names the URL, and `pull` downloads
+/// it from there, checked against the pointer (in a clone with no remote at
+/// all, too); a URL whose data changed since is an error naming `dvt update`,
+/// and `update --no-download` moves the pointer without keeping the data.
+#[test]
+fn import_url_no_download_writes_the_pointer_and_pull_gets_the_data_from_the_url() {
+    let env = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    let src = outside.path().join("exports");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n").unwrap();
+    std::fs::write(src.join("sub/big.bin"), noise(3_000_000, 5)).unwrap();
+    let model = outside.path().join("model.bin");
+    std::fs::write(&model, noise(70_000, 3)).unwrap();
+    let (src_s, model_s) = (src.to_str().unwrap(), model.to_str().unwrap());
+    let store = outside.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+
+    let r = env.dvt(&["import-url", src_s, "data", "--no-download"]).ok();
+    assert!(
+        r.stdout.contains("imported data (2 files")
+            && r.stdout.contains("no data downloaded (`dvt pull` gets it from there)"),
+        "{}",
+        r.stdout
+    );
+    let j = env.dvt(&["import-url", model_s, "--no-exec", "--json"]).ok().json();
+    assert_eq!(j["downloaded"], false, "{j}");
+    assert!(!env.exists("data") && !env.exists("model.bin"));
+    assert!(env.exists("data.dvt") && env.exists("model.bin.dvt"));
+    // The ids are those a download makes.
+    let got = TestEnv::new().dvt(&["import-url", src_s, "--json"]).ok().json();
+    let pointer = String::from_utf8(env.read("data.dvt")).unwrap();
+    assert!(pointer.contains(&format!("id = {}", got["id"])), "{pointer}");
+    let r = env.dvt(&["status", "data"]).ok();
+    assert!(r.stdout.contains("not in cache"), "{}", r.stdout);
+    let r = env.dvt(&["status", "-c"]).ok();
+    assert!(
+        r.stdout.contains(&format!(
+            "data: 1 object in neither (imported from {src_s}: `dvt pull` downloads from there)"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    // Nothing to push, and no failure for it.
+    let r = env.dvt(&["push"]).ok();
+    assert!(
+        r.stdout.contains(
+            "left out 2 paths imported from a URL and not downloaded (`dvt pull` gets them from there): data, model.bin"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        env.dvt(&["push", "--json"]).ok().json()["not_downloaded"][1],
+        "model.bin"
+    );
+    env.commit("imports");
+
+    // A clone pulls it from the URLs, though the remote never had it.
+    let b = env.clone_repo();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(
+        r.stdout.contains("from where they were imported: data, model.bin"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.read("data/sub/big.bin"), noise(3_000_000, 5));
+    assert_eq!(b.read("model.bin"), noise(70_000, 3));
+    assert!(temp_leftovers(&b.root).is_empty(), "{:?}", temp_leftovers(&b.root));
+    // Now in its cache, it is pushed as any data.
+    let r = b.dvt(&["push"]).ok();
+    assert!(r.stdout.contains("pushed 4 objects"), "{}", r.stdout);
+    std::fs::remove_dir_all(&store).unwrap();
+
+    // With no remote at all, the URL alone gives it.
+    let c = env.clone_repo();
+    c.dvt(&["remote", "remove", "store"]).ok();
+    let r = c.dvt(&["pull", "model.bin"]).ok();
+    assert!(
+        r.stdout
+            .contains("no remote is configured: fetched from where they were imported: model.bin"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.read("model.bin"), noise(70_000, 3));
+
+    // The URL has other bytes now: an error that says so; nothing checked out.
+    std::fs::write(src.join("sub/big.bin"), noise(3_000_000, 6)).unwrap();
+    let r = c.dvt(&["pull", "data"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "`{src_s}` is not what `data.dvt` imported from it any more (other bytes): `dvt update` it"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!c.exists("data"));
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n1,2\n").unwrap();
+    let r = c.dvt(&["pull", "data"]).fails();
+    assert!(r.stderr.contains("(other sizes)"), "{}", r.stderr);
+
+    // `update --no-download` records what is there now, keeping nothing.
+    let r = c.dvt(&["update", "--no-download", "data"]).ok();
+    assert!(
+        r.stdout.contains(&format!("updated data.dvt from {src_s}")),
+        "{}",
+        r.stdout
+    );
+    assert!(!c.exists("data"));
+    c.dvt(&["pull", "data"]).ok();
+    assert_eq!(c.read("data/sub/big.bin"), noise(3_000_000, 6));
+    assert_eq!(c.read("data/readings.csv"), b"t,v\n0,1\n1,2\n");
+
+    // `--to-remote` keeps no copy either, but the two do not go together.
+    let r = env.dvt(&["import-url", model_s, "m2", "--no-download", "--to-remote"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let env = TestEnv::new();
@@ -2482,9 +2603,6 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     env.commit("imports");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 
-    // Only by downloading is a URL's new content known.
-    let r = env.dvt(&["update", "--no-download", "data/raw"]).fails();
-    assert!(r.stderr.contains("was imported from a URL"), "{}", r.stderr);
     // Nothing changed at the source: nothing is downloaded.
     let r = env.dvt(&["update"]).ok();
     assert!(

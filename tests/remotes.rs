@@ -3485,6 +3485,40 @@ fn put_object(env: &TestEnv, url: &str, bytes: &[u8], sign: bool) {
     env.run("curl", &args).ok();
 }
 
+/// `import-url --no-download` of a bucket's prefix streams it to hash it and
+/// keeps nothing; a clone's `pull` downloads it from the bucket, checked.
+#[test]
+fn import_url_no_download_from_s3_is_pulled_from_the_bucket() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("src");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    let obj = |key: &str| format!("{endpoint}/{bucket}/{key}");
+    put_object(&a, &obj("exports/readings.csv"), b"t,v\n0,1\n", true);
+    put_object(&a, &obj("exports/images/img-1.bin"), &noise(7 * 1024 * 1024, 4), true);
+    s3_named_remote(&a, "src", &format!("s3://{bucket}/exports"), &endpoint);
+    let r = a.dvt(&["import-url", "remote://src", "data", "--no-download"]).ok();
+    assert!(r.stdout.contains("no data downloaded"), "{}", r.stdout);
+    assert!(!a.exists("data"));
+    // The same id as a download's.
+    let j = a.dvt(&["import-url", "remote://src", "copy", "--json"]).ok().json();
+    let pointer = String::from_utf8(a.read("data.dvt")).unwrap();
+    assert!(pointer.contains(&format!("id = {}", j["id"])), "{pointer}");
+    a.dvt(&["remove", "copy.dvt"]).ok();
+    a.commit("import");
+
+    let b = a.clone_repo();
+    b.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
+        .ok();
+    let r = b.dvt(&["pull"]).ok();
+    assert!(r.stdout.contains("from where they were imported: data"), "{}", r.stdout);
+    assert_eq!(b.read("data/images/img-1.bin"), noise(7 * 1024 * 1024, 4));
+    assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
+}
+
 /// `dvt import-url` from S3 (through a configured remote's options, and through
 /// the environment alone) and `dvt update` after the bucket changed; the imported
 /// data then travels through a remote like added data.

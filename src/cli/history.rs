@@ -315,6 +315,11 @@ pub(super) enum HistoryCommand {
         /// The remote for `--to-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME", requires = "to_remote")]
         remote: Option<String>,
+        /// Write the pointer only, keeping no copy: the data is read to hash it,
+        /// and `dvt pull` downloads it from the URL later (as DVC's; DVC's
+        /// `--no-exec` does the same here).
+        #[arg(long, visible_alias = "no-exec", conflicts_with = "to_remote")]
+        no_download: bool,
         /// An option of the store, as a remote of its kind takes it (`endpointurl`,
         /// `region`, `profile`…; repeatable; DVC's `--fs-config`; recorded in the pointer for `update`, so never a secret).
         #[arg(long = "fs-config", value_name = "KEY=VALUE")]
@@ -347,8 +352,8 @@ pub(super) enum HistoryCommand {
         /// The remote for `--to-remote` (default: the default remote).
         #[arg(short, long, value_name = "NAME", requires = "to_remote")]
         remote: Option<String>,
-        /// For imports from dvt repositories: update the pointer only, not the
-        /// data (`dvt pull` gets it).
+        /// Update the pointer only, not the data (`dvt pull` gets it; a URL's new
+        /// content is read to hash it, and not kept).
         #[arg(long, conflicts_with = "to_remote")]
         no_download: bool,
         /// Print the report as JSON.
@@ -1341,10 +1346,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             to_remote,
             remote,
             fs_config,
+            no_download,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
             let opts = ops::ImportUrlOptions {
+                no_download: *no_download,
                 url: url.clone(),
                 out: out.clone(),
                 cwd: cwd.to_path_buf(),
@@ -1443,6 +1450,12 @@ pub(super) fn print_brought(
             u.remote,
             dvt::counted(u.objects as usize, "object"),
             HumanBytes(u.bytes),
+            r.pointer
+        ),
+        None if !r.downloaded => say!(
+            quiet,
+            "{verb} {} ({what}) from {from} -> {}; no data downloaded (`dvt pull` gets it from there)",
+            r.path,
             r.pointer
         ),
         None => say!(quiet, "{verb} {} ({what}) from {from} -> {}", r.path, r.pointer),

@@ -1087,6 +1087,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 jobs: remote_jobs.map(|n| n as usize),
                 to_remote: to_remote.then(|| remote.clone()),
                 fs_config: Default::default(),
+                no_download: false,
             };
             let r = ops::add_external(&repo, &opts, &bars)?;
             if *as_json {
@@ -1175,10 +1176,14 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     true => "only in the cache (its pointer says `push = false`)",
                     false => "only in the cache (to push)",
                 };
+                let neither = match &p.source {
+                    Some(source) => format!("in neither (imported from {source}: `dvt pull` downloads from there)"),
+                    None => "in neither (lost here)".to_string(),
+                };
                 for (n, what) in [
                     (p.local_only.len(), local),
                     (p.remote_only.len(), "only on the remote (to fetch)"),
-                    (p.missing.len(), "in neither (lost here)"),
+                    (p.missing.len(), neither.as_str()),
                 ] {
                     if n > 0 {
                         parts.push(format!("{n} object{} {what}", if n == 1 { "" } else { "s" }));
@@ -1951,6 +1956,14 @@ fn pushed_line(r: &ops::PushReport) -> String {
             }
         ));
     }
+    if !r.not_downloaded.is_empty() {
+        lines.push(format!(
+            "left out {} imported from a URL and not downloaded (`dvt pull` gets {} from there): {}",
+            dvt::counted(r.not_downloaded.len(), "path"),
+            if r.not_downloaded.len() == 1 { "it" } else { "them" },
+            r.not_downloaded.join(", ")
+        ));
+    }
     lines.join("\n")
 }
 
@@ -2004,14 +2017,14 @@ fn fetched_from(r: &ops::FetchReport, named: bool) -> String {
         let named: Vec<String> = r.from_sources.iter().map(|p| quoted(p).into_owned()).collect();
         if r.remote.is_empty() {
             return format!(
-                "no remote is configured: fetched from the repositories they were imported from: {}; \
+                "no remote is configured: fetched from where they were imported: {}; \
                  {} already in the cache",
                 named.join(", "),
                 dvt::counted(r.already_cached, "object")
             );
         }
         let line = format!(
-            "fetched {} ({}) from `{}`; {} already in the cache; from the repositories they were imported from: {}",
+            "fetched {} ({}) from `{}`; {} already in the cache; from where they were imported: {}",
             dvt::counted(r.downloaded, "object"),
             HumanBytes(r.downloaded_bytes),
             r.remote,

@@ -1232,9 +1232,10 @@ pub struct UpdateOptions {
     /// For imports from URLs: send new data to a remote instead of the cache and
     /// workspace, as `import-url --to-remote` (`Some(None)`: the default remote).
     pub to_remote: Option<Option<String>>,
-    /// For imports from dvt repositories: move the pointer to the new commit
-    /// and id only; the data is not downloaded nor the workspace changed
-    /// (`dvt pull` gets it), as DVC's `update --no-download`.
+    /// Move the pointer to the new commit (or the URL's new content) and id
+    /// only; the data is not downloaded (a URL's is read to hash it, and not
+    /// kept) nor the workspace changed (`dvt pull` gets it), as DVC's `update
+    /// --no-download`.
     pub no_download: bool,
 }
 
@@ -1257,9 +1258,6 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
             None => return Err(PathError::NotImported { pointer: t.pointer_rel }.into()),
             Some(Source::Repo(_)) if opts.to_remote.is_some() => {
                 return Err(PathError::ToRemoteOfRepoImport { pointer: t.pointer_rel }.into());
-            }
-            Some(Source::Url(_)) if opts.no_download => {
-                return Err(PathError::NoDownloadOfUrlImport { pointer: t.pointer_rel }.into());
             }
             Some(_) => imports.push(t),
         }
@@ -1288,6 +1286,7 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
                     force: opts.force,
                     jobs: opts.jobs,
                     to_remote: remote.as_ref(),
+                    no_download: opts.no_download,
                 };
                 crate::ops::import_url::update_from_url(repo, &t, &src, &how, progress)?
             }

@@ -49,6 +49,9 @@ pub struct ImportUrlOptions {
     /// over those a `remote://` URL's remote has; recorded in the pointer, so
     /// never secrets.
     pub fs_config: BTreeMap<String, String>,
+    /// Read the data only to hash it, keeping no copy (DVC's `--no-download`):
+    /// the pointer is written, and `dvt pull` downloads the data from the URL.
+    pub no_download: bool,
 }
 
 /// What `import-url` did.
@@ -71,6 +74,9 @@ pub struct ImportUrlReport {
     /// With `--to-remote`: what went to the remote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uploaded: Option<Uploaded>,
+    /// Whether the data is here (in the cache and the workspace): not with
+    /// `--no-download` or `--to-remote`.
+    pub downloaded: bool,
 }
 
 /// What `import-url --to-remote` sent to the remote.
@@ -223,6 +229,7 @@ pub fn add_external(repo: &Repo, opts: &ImportUrlOptions, progress: &dyn Progres
         size: a.size,
         files: a.files,
         uploaded: None,
+        downloaded: true,
     })
 }
 
@@ -324,6 +331,12 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         fs_err::create_dir_all(parent)?;
     }
     let (p, uploaded) = match &remote {
+        None if opts.no_download => {
+            let mut pointer = hash_at_source(&source, &url, &listing, &rel, progress)?;
+            pointer.source = Some(url_source(&url, &opts.fs_config, &listing));
+            write_pointer(repo, &out, &rel, &pointer)?;
+            (pointer, None)
+        }
         Some(remote) => {
             let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
             pointer.source = record_url.then(|| url_source(&url, &opts.fs_config, &listing));
@@ -350,6 +363,7 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         id: p.id,
         size: p.size,
         files: p.files,
+        downloaded: uploaded.is_none() && !opts.no_download,
         uploaded,
     })
 }
@@ -362,6 +376,9 @@ pub(crate) struct UrlUpdate<'a> {
     pub jobs: Option<usize>,
     /// Send new data to this remote instead of the cache and workspace.
     pub to_remote: Option<&'a Remote>,
+    /// Record the new content's id only, reading it without keeping it
+    /// (`--no-download`): the workspace keeps the old data until `dvt pull`.
+    pub no_download: bool,
 }
 
 /// Removes the file or directory at `path`, if there is one.
@@ -400,7 +417,6 @@ fn send_to_remote(
     rel: &str,
     progress: &dyn Progress,
 ) -> Result<(Pointer, Uploaded)> {
-    let is_dir = !matches!(listing, [only] if only.rel.is_empty());
     // What a killed import left (the caller holds the repo lock, so no other is running).
     let tmp = repo.tmp_dir()?;
     for e in fs_err::read_dir(&tmp)?.flatten() {
@@ -480,11 +496,25 @@ fn send_to_remote(
         fs_err::remove_dir_all(&dir)?;
         ids.extend(stored);
     }
+    let (pointer, manifest) = pointer_of(listing, ids, rel);
+    if let Some(manifest) = manifest {
+        repo.cache().put_bytes(&manifest.to_bytes())?;
+        let (n, sent) = upload_missing(remote, repo.cache(), &[pointer.id], progress)?;
+        uploaded.objects += n;
+        uploaded.bytes += sent;
+    }
+    Ok((pointer, uploaded))
+}
+
+/// The pointer of data at `rel` made of `listing`, whose objects have `ids`
+/// (in the listing's order): a file's, or a directory's with its manifest,
+/// which the caller stores or not.
+fn pointer_of(listing: &[SourceEntry], ids: Vec<ObjectId>, rel: &str) -> (Pointer, Option<Manifest>) {
     let name = crate::workspace::file_name(rel).to_string();
-    if !is_dir {
+    if matches!(listing, [only] if only.rel.is_empty()) {
         let mut pointer = Pointer::file(name, ids[0], listing[0].size);
         pointer.executable = listing[0].executable;
-        return Ok((pointer, uploaded));
+        return (pointer, None);
     }
     let entries = listing
         .iter()
@@ -497,12 +527,89 @@ fn send_to_remote(
         })
         .collect();
     let manifest = Manifest::new(entries, vec![]);
-    let stored = repo.cache().put_bytes(&manifest.to_bytes())?;
-    let (n, sent) = upload_missing(remote, repo.cache(), &[stored.id], progress)?;
-    uploaded.objects += n;
-    uploaded.bytes += sent;
-    let pointer = Pointer::dir(name, stored.id, manifest.total_size(), manifest.files.len() as u64);
-    Ok((pointer, uploaded))
+    let id = ObjectId::of(&manifest.to_bytes());
+    let pointer = Pointer::dir(name, id, manifest.total_size(), manifest.files.len() as u64);
+    (pointer, Some(manifest))
+}
+
+/// The pointer data at `rel` made of `listing` gets, its bytes read from the
+/// source and hashed as they arrive, none kept (`--no-download`): the one a
+/// download would make (the manifest of a directory is not stored either).
+fn hash_at_source(
+    source: &Remote,
+    url: &str,
+    listing: &[SourceEntry],
+    rel: &str,
+    progress: &dyn Progress,
+) -> Result<Pointer> {
+    progress.start(&format!("reading {url}"), listing.iter().map(|e| e.size).sum(), true);
+    let on_bytes = |n| progress.inc(n);
+    let mut results: Vec<(usize, Result<ObjectId>)> = source.block_on(
+        futures::stream::iter(listing.iter().enumerate())
+            .map(|(i, e)| {
+                let on_bytes = &on_bytes;
+                async move { (i, source.hash_source(e, on_bytes).await) }
+            })
+            .buffer_unordered(source.jobs)
+            .collect(),
+    );
+    progress.finish();
+    results.sort_unstable_by_key(|(i, _)| *i);
+    let ids = results
+        .into_iter()
+        .map(|(_, r)| r.map_err(|e| about(e, url)))
+        .collect::<Result<_>>()?;
+    Ok(pointer_of(listing, ids, rel).0)
+}
+
+/// Downloads into the cache what `t` imported from `src`'s URL, for a fetch
+/// whose remote lacks it (it was never pushed, or imported with
+/// `--no-download`), when what is there now is what the pointer records.
+/// Nothing is written to the workspace.
+pub(crate) fn fetch_from_url(repo: &Repo, t: &Tracked, src: &UrlSource, progress: &dyn Progress) -> Result<()> {
+    let source = open_source(repo, &src.url, None, &src.fs_config)?;
+    let listing = list(&source, &src.url)?;
+    let changed = |why: &str| -> crate::Error {
+        RemoteError::UrlChanged {
+            url: src.url.clone(),
+            pointer: t.pointer_rel.clone(),
+            why: why.to_string(),
+        }
+        .into()
+    };
+    // What the listing alone tells, before anything is downloaded.
+    let is_dir = !matches!(listing.as_slice(), [only] if only.rel.is_empty());
+    if is_dir != (t.pointer.kind == Kind::Dir) {
+        return Err(changed(if is_dir { "a directory now" } else { "a single file now" }));
+    }
+    if listing.iter().map(|e| e.size).sum::<u64>() != t.pointer.size
+        || (is_dir && t.pointer.files != Some(listing.len() as u64))
+    {
+        return Err(changed("other sizes"));
+    }
+    let staging = repo.tmp_dir()?.join("import-url");
+    fs_err::create_dir_all(&staging)?;
+    let key = blake3::hash(t.data_rel.as_bytes()).to_hex();
+    let out = staging.join(format!("fetch-{}", &key[..16]));
+    let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
+    let got = download(
+        repo,
+        &source,
+        &src.url,
+        &listing,
+        &out,
+        &t.data_rel,
+        known.as_ref(),
+        progress,
+    )?;
+    if got.pointer.id != t.pointer.id {
+        return Err(changed("other bytes"));
+    }
+    if t.pointer.kind == Kind::Dir {
+        repo.cache().mark_complete(&t.pointer.id);
+    }
+    Known::save(repo, &src.url, &t.data_rel, &listing, &got.pointer);
+    Ok(())
 }
 
 /// Uploads those of `ids` (all in `cache`) that `remote` lacks, as `push` does;
@@ -549,6 +656,13 @@ pub(crate) fn update_from_url(
         downloaded: None,
     };
     if updated.to == updated.from {
+        return Ok(updated);
+    }
+    if how.no_download {
+        let mut pointer = hash_at_source(&source, &src.url, &listing, &t.data_rel, progress)?;
+        pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
+        updated.changed = pointer.id != t.pointer.id;
+        write_pointer(repo, &t.data_abs, &t.data_rel, &pointer)?;
         return Ok(updated);
     }
     // The source changed: local changes the new data would overwrite stop the

@@ -131,6 +131,10 @@ pub struct PushReport {
     /// Tracked paths left out because their pointer says `push = false`.
     #[serde(skip_serializing_if = "is_zero")]
     pub not_pushed: usize,
+    /// Tracked paths left out because they were imported from a URL without
+    /// being downloaded (`import-url --no-download`): the URL gives them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_downloaded: Vec<String>,
     /// What went to the other remotes that pointers name (`remote = "NAME"`),
     /// one report each; their `missing_from_cache` is counted in this one's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -168,7 +172,7 @@ pub struct FetchReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<MissingObject>,
     /// Imports (data paths) whose objects the remote lacked and that came from
-    /// the repository they were imported from.
+    /// where they were imported: the dvt repository, or the URL.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub from_sources: Vec<String>,
     /// Tracked files and directories of the targets that [`TransferOptions::only`]
@@ -341,6 +345,17 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     not_pushed.dedup();
     let not_pushed = not_pushed.len();
     tracked.retain(|t| t.pointer.push);
+    // Imported from a URL without downloading it (`--no-download`): nothing to
+    // send, and the URL gives it to a pull.
+    let cache = repo.cache();
+    let mut not_downloaded: Vec<String> = tracked
+        .iter()
+        .filter(|t| matches!(t.pointer.source, Some(crate::pointer::Source::Url(_))) && !cache.contains(&t.pointer.id))
+        .map(|t| t.data_rel.clone())
+        .collect();
+    not_downloaded.sort_unstable();
+    not_downloaded.dedup();
+    tracked.retain(|t| !not_downloaded.contains(&t.data_rel));
     let mut reports = Vec::new();
     for (i, (name, tracked)) in by_remote(repo, opts, tracked)?.into_iter().enumerate() {
         // The run cache goes with the first share: the remote asked for, or the default.
@@ -352,6 +367,7 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     }
     report.also = reports;
     report.not_pushed = not_pushed;
+    report.not_downloaded = not_downloaded;
     Ok(report)
 }
 
@@ -552,7 +568,8 @@ fn entry_problem(e: &crate::Error) -> bool {
 }
 
 /// [`fetch_async`] of `tracked`, and with `run_cache`, of the run-cache entries
-/// the remote has and the cache lacks: their objects, then the entries.
+/// the remote has and the cache lacks: their objects, then the entries. What
+/// the remote lacks is left for [`from_sources`].
 async fn fetch_with_runs(
     repo: &Repo,
     remote: &Remote,
@@ -561,13 +578,11 @@ async fn fetch_with_runs(
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     if !opts.run_cache {
-        let report = fetch_async(repo, remote, tracked, &[], true, progress).await?;
-        return from_sources(repo, remote, tracked, report, opts.allow_missing, progress);
+        return fetch_async(repo, remote, tracked, &[], true, progress).await;
     }
     let (entries, mut runs) = remote_runs(repo, remote).await?;
     let outs = run_outs(repo, tracked, entries.iter().map(|(_, d)| d));
-    let report = fetch_async(repo, remote, tracked, &outs, true, progress).await?;
-    let mut report = from_sources(repo, remote, tracked, report, opts.allow_missing, progress)?;
+    let mut report = fetch_async(repo, remote, tracked, &outs, true, progress).await?;
     for (key, done) in &entries {
         crate::pipeline::run_cache::save(repo.cache().root(), key, done)?;
         runs.copied += 1;
@@ -576,9 +591,9 @@ async fn fetch_with_runs(
     Ok(report)
 }
 
-/// What the remote lacked of imports from dvt repositories comes from their
-/// sources (see [`crate::ops::import::fetch_from_source`]); what is still
-/// missing then fails the fetch, unless `allow_missing`.
+/// What the remote lacked of imports comes from their sources (see
+/// [`from_source`]); what is still missing then fails the fetch, unless
+/// `allow_missing`.
 fn from_sources(
     repo: &Repo,
     remote: &Remote,
@@ -588,7 +603,7 @@ fn from_sources(
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     let imports = tracked.iter().filter(|t| {
-        matches!(t.pointer.source, Some(crate::pointer::Source::Repo(_)))
+        t.pointer.source.is_some()
             && report
                 .missing
                 .iter()
@@ -604,12 +619,13 @@ fn from_sources(
         }
         done.push(&t.data_rel);
         // A source that cannot give it leaves the objects missing, as they were.
-        match crate::ops::import::fetch_from_source(repo, t, &clones, progress) {
+        match from_source(repo, t, &clones, progress) {
             Ok(()) => report.from_sources.push(t.data_rel.clone()),
             Err(e) => {
                 let src = match &t.pointer.source {
                     Some(crate::pointer::Source::Repo(s)) => s.repo.clone(),
-                    _ => String::new(),
+                    Some(crate::pointer::Source::Url(s)) => s.url.clone(),
+                    None => String::new(),
                 };
                 refused.push((&t.data_rel, src, crate::error_chain(&e)));
             }
@@ -895,7 +911,11 @@ fn fetch_shares(
             ..opts.clone()
         };
         reports.push(match remote {
-            Some(remote) => remote.block_on(fetch_with_runs(repo, remote, tracked, &opts, progress))?,
+            Some(remote) => {
+                // Outside the remote's runtime: a source may have its own.
+                let report = remote.block_on(fetch_with_runs(repo, remote, tracked, &opts, progress))?;
+                from_sources(repo, remote, tracked, report, opts.allow_missing, progress)?
+            }
             None => imports_from_sources(repo, tracked, progress)?,
         });
     }
@@ -909,14 +929,11 @@ fn fetch_shares(
 }
 
 /// The remote of a fetch or pull; `None` when none is configured and none
-/// was asked for, but every pointer in `tracked` is an import from a dvt
-/// repository, whose data its source gives (a repository that only imports
-/// from a data registry needs no remote of its own, as with DVC).
+/// was asked for, but every pointer in `tracked` is an import, whose data its
+/// source gives (a repository that only imports from a data registry, or from
+/// URLs, needs no remote of its own, as with DVC).
 fn open_remote(repo: &Repo, opts: &TransferOptions, tracked: &[Tracked]) -> Result<Option<Remote>> {
-    let imports_only = !tracked.is_empty()
-        && tracked
-            .iter()
-            .all(|t| matches!(t.pointer.source, Some(crate::pointer::Source::Repo(_))));
+    let imports_only = !tracked.is_empty() && tracked.iter().all(|t| t.pointer.source.is_some());
     let no_remote = opts.remote.is_none() && repo.config().remote.is_empty();
     if no_remote && imports_only && !opts.run_cache && !opts.revisions_only {
         return Ok(None);
@@ -950,10 +967,23 @@ fn imports_from_sources(repo: &Repo, tracked: &[Tracked], progress: &dyn Progres
         if report.from_sources.contains(&t.data_rel) {
             continue;
         }
-        crate::ops::import::fetch_from_source(repo, t, &clones, progress)?;
+        from_source(repo, t, &clones, progress)?;
         report.from_sources.push(t.data_rel.clone());
     }
     Ok(report)
+}
+
+/// Brings into the cache the data of import `t` from where it was imported:
+/// the dvt repository at the recorded commit (see
+/// [`crate::ops::import::fetch_from_source`]), or the URL, if what is there is
+/// still what the pointer records (see
+/// [`crate::ops::import_url::fetch_from_url`]).
+fn from_source(repo: &Repo, t: &Tracked, clones: &crate::ops::import::Clones, progress: &dyn Progress) -> Result<()> {
+    match &t.pointer.source {
+        Some(crate::pointer::Source::Repo(_)) => crate::ops::import::fetch_from_source(repo, t, clones, progress),
+        Some(crate::pointer::Source::Url(src)) => crate::ops::import_url::fetch_from_url(repo, t, src, progress),
+        None => Ok(()),
+    }
 }
 
 /// Fetches what `tracked` and `extra` need; a pull lays out directories of
@@ -1599,6 +1629,10 @@ pub struct RemotePointerStatus {
     /// meant to stay there, and does not count against being in sync.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub not_pushed: bool,
+    /// For an import: where it was imported from (the repository or the URL
+    /// its pointer records), which gives a pull what is `missing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// `dvt status --remote`.
@@ -1687,8 +1721,8 @@ fn remote_status_share(
         let there = there?;
         let absent: FxHashSet<ObjectId> = cache.missing(&all)?.into_iter().collect();
         // One entry per path: the versions other revisions add join the workspace's.
-        // (pointer, path), the objects it needs, and whether it is never pushed.
-        type Needs = ((String, String), Vec<ObjectId>, bool);
+        // (pointer, path), the objects it needs, whether it is never pushed, its source.
+        type Needs = ((String, String), Vec<ObjectId>, bool, Option<String>);
         let mut paths: Vec<Needs> = Vec::new();
         let mut index: rustc_hash::FxHashMap<(String, String), usize> = Default::default();
         for (t, ids) in tracked.iter().zip(needs) {
@@ -1701,13 +1735,18 @@ fn remote_status_share(
                 Some(&i) => paths[i].1.extend(ids),
                 None => {
                     index.insert(key.clone(), paths.len());
-                    paths.push((key, ids, !t.pointer.push));
+                    let source = match &t.pointer.source {
+                        Some(crate::pointer::Source::Repo(s)) => Some(s.repo.clone()),
+                        Some(crate::pointer::Source::Url(s)) => Some(s.url.clone()),
+                        None => None,
+                    };
+                    paths.push((key, ids, !t.pointer.push, source));
                 }
             }
         }
         let pointers = paths
             .into_iter()
-            .map(|((pointer, path), mut ids, not_pushed)| {
+            .map(|((pointer, path), mut ids, not_pushed, source)| {
                 ids.sort_unstable();
                 ids.dedup();
                 let mut st = RemotePointerStatus {
@@ -1719,6 +1758,7 @@ fn remote_status_share(
                     missing: vec![],
                     remote: None,
                     not_pushed,
+                    source,
                 };
                 for id in ids {
                     match (!absent.contains(&id), there.contains(&id)) {

@@ -140,6 +140,19 @@ impl Remote {
         Ok(data)
     }
 
+    /// The id of `entry`'s bytes, read from the store and kept nowhere
+    /// (`import-url --no-download`), checked as [`Remote::download_source`]
+    /// checks a download.
+    pub async fn hash_source(&self, entry: &SourceEntry, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<ObjectId> {
+        let mut hasher = blake3::Hasher::new();
+        self.stream_source(entry, on_bytes, &mut |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(ObjectId::from_hasher(&hasher))
+    }
+
     /// Streams `entry` into `sink`, checking that it is still the version that
     /// was listed, whole.
     async fn stream_source(
