@@ -116,7 +116,7 @@ fn add_delete_checkout_round_trips_every_kind_of_entry() {
     assert!(r.stdout.contains("added data/raw (5 files"), "{}", r.stdout);
     assert!(
         r.stderr
-            .contains("git add data/raw.dvt data/.gitignore models/model.bin.dvt models/.gitignore")
+            .contains("git add data/.gitignore data/raw.dvt models/.gitignore models/model.bin.dvt")
     );
     assert_eq!(String::from_utf8(env.read("data/.gitignore")).unwrap(), "/raw\n");
     assert_eq!(
@@ -2149,7 +2149,7 @@ fn git_hints_can_be_pasted_in_the_directory_dvt_ran_in() {
     let r = env.dvt_in(&data, &["add", "day 1.csv", "../models/m.bin"]).ok();
     let hint = git_hint(&r);
     assert_eq!(
-        hint, "git add 'day 1.csv.dvt' .gitignore ../models/m.bin.dvt ../models/.gitignore",
+        hint, "git add .gitignore 'day 1.csv.dvt' ../models/.gitignore ../models/m.bin.dvt",
         "{}",
         r.stderr
     );

@@ -2580,7 +2580,7 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
         "{}",
         r.stdout
     );
-    assert!(r.stderr.contains("git add raw.dvt .gitignore"), "{}", r.stderr);
+    assert!(r.stderr.contains("git add .gitignore raw.dvt"), "{}", r.stderr);
     for f in ["readings.csv", "sub/with space é.txt", "sub/deeper/empty"] {
         assert_eq!(
             env.read(&format!("data/raw/{f}")),

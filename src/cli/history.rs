@@ -1336,7 +1336,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
             );
             warn_left_out(&r.left_out);
-            commit_hint(quiet, here.root(), cwd, pointer);
+            super::git_add_hint(quiet, &here, cwd, "to record it with git");
         }
         HistoryCommand::ImportUrl {
             url,
@@ -1364,7 +1364,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             if *as_json {
                 return json(&r);
             }
-            print_brought(quiet, "imported", &r, &r.url, repo.root(), cwd)?;
+            print_brought(quiet, "imported", &r, &r.url, &repo, cwd)?;
         }
         HistoryCommand::Update {
             targets,
@@ -1435,7 +1435,7 @@ pub(super) fn print_brought(
     verb: &str,
     r: &ops::ImportUrlReport,
     from: &str,
-    root: &Path,
+    repo: &Repo,
     cwd: &Path,
 ) -> Result<ExitCode, dvt::Error> {
     let what = match r.files {
@@ -1460,21 +1460,8 @@ pub(super) fn print_brought(
         ),
         None => say!(quiet, "{verb} {} ({what}) from {from} -> {}", r.path, r.pointer),
     }
-    commit_hint(quiet, root, cwd, &r.pointer);
+    super::git_add_hint(quiet, repo, cwd, "to record it with git");
     Ok(ExitCode::SUCCESS)
-}
-
-/// After an import: the `git add` of its pointer and the `.gitignore` beside it.
-fn commit_hint(quiet: bool, root: &Path, cwd: &Path, pointer: &str) {
-    let gitignore = match pointer.rfind('/') {
-        Some(i) => format!("{}/.gitignore", &pointer[..i]),
-        None => ".gitignore".to_string(),
-    };
-    note!(
-        quiet || super::autostaging(),
-        "hint: commit it with `git add {}`",
-        super::shell_paths(root, cwd, &[pointer, &gitignore])
-    );
 }
 
 /// Draws `entries` (paths below the listed path, `/`-separated, sorted) as a

@@ -857,10 +857,12 @@ fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> 
 /// or with `core.autostage`, which stages them.
 fn git_add_hint(q: bool, repo: &Repo, cwd: &std::path::Path, lead: &str) {
     let files = dvt::autostage::for_git(repo.root(), dvt::autostage::noted());
-    let rels: Vec<String> = files
+    // Sorted: commands write pointers from several threads at once.
+    let mut rels: Vec<String> = files
         .iter()
         .filter_map(|f| f.strip_prefix(repo.root()).ok()?.to_str().map(str::to_string))
         .collect();
+    rels.sort_unstable();
     if rels.is_empty() {
         return;
     }
@@ -1093,7 +1095,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&r);
             }
-            history::print_brought(q, "added", &r, &src.to_string_lossy(), repo.root(), &cwd)?;
+            history::print_brought(q, "added", &r, &src.to_string_lossy(), &repo, &cwd)?;
         }
         Command::Add {
             paths,
@@ -1115,7 +1117,8 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if *as_json {
                 return json(&report);
             }
-            print_added(q, &repo, &cwd, &report, true, true)?;
+            print_added(q, &report, true)?;
+            git_add_hint(q, &repo, &cwd, "to record this version with git");
             if *no_commit {
                 let shown: Vec<&str> = report.added.iter().map(|a| a.path.as_str()).collect();
                 note!(
@@ -2181,14 +2184,7 @@ fn write_setting(
 
 /// Prints what `add` (or `commit`, with `!unchanged`: only what changed) did to
 /// pointers, and (if `hint`) the `git add` hint.
-pub(super) fn print_added(
-    q: bool,
-    repo: &Repo,
-    cwd: &std::path::Path,
-    report: &ops::AddReport,
-    unchanged: bool,
-    hint: bool,
-) -> Result<ExitCode, dvt::Error> {
+pub(super) fn print_added(q: bool, report: &ops::AddReport, unchanged: bool) -> Result<ExitCode, dvt::Error> {
     for a in report.added.iter().filter(|a| unchanged || !a.unchanged) {
         let what = match a.files {
             Some(n) => format!("{}, {}", files(n), HumanBytes(a.size)),
@@ -2198,20 +2194,6 @@ pub(super) fn print_added(
         say!(q, "{state} {} ({what}) -> {}", quoted(&a.path), quoted(&a.pointer));
     }
     note_hashed(q, report);
-    let mut files: Vec<&str> = Vec::new();
-    for a in report.added.iter().filter(|a| !a.unchanged) {
-        files.push(&a.pointer);
-        if !files.contains(&a.gitignore.as_str()) {
-            files.push(&a.gitignore);
-        }
-    }
-    if hint && !files.is_empty() {
-        note!(
-            q || autostaging(),
-            "hint: to record this version with git, run:\n    git add {}",
-            shell_paths(repo.root(), cwd, &files)
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -800,16 +800,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             for p in &report.skipped_imports {
                 note!(quiet, "skipped {p}: imports change with `dvt update`");
             }
-            // Stages changed: one hint names dvt.lock and the pointers together.
-            let stages_changed = report.stages.iter().any(|s| s.changed);
             if let Some(added) = &report.pointers {
-                super::print_added(quiet, &repo, cwd, added, false, !stages_changed)?;
+                super::print_added(quiet, added, false)?;
             } else if report.stages.is_empty() {
                 say!(quiet, "Nothing to commit.");
             }
-            if stages_changed {
-                super::git_add_hint(quiet, &repo, cwd, "to record it with git");
-            }
+            // One hint names dvt.lock and the pointers together.
+            super::git_add_hint(quiet, &repo, cwd, "to record it with git");
         }
         PipelineCommand::Stage {
             command:
