@@ -1283,6 +1283,58 @@ fn wait_for_lock_waits_for_the_holder() {
     assert!(env.exists("a.csv.dvt"));
 }
 
+/// DVC's `gc --projects`: the data of other repositories, named, is kept as
+/// this one's (their workspace, HEAD, and the revisions asked for there); a
+/// path that is no dvt repository is an error, and nothing is deleted.
+#[test]
+fn gc_projects_keeps_the_data_other_repositories_need() {
+    let (a, b) = (TestEnv::new(), TestEnv::new());
+    let id = |s: &str| blake3::hash(s.as_bytes()).to_hex().to_string();
+    let has = |content: &str| Store::at(a.path(".dvt/cache")).has(&id(content));
+    a.write("shared.csv", "both have this");
+    a.write("old.csv", "only an old commit of b has this");
+    a.write("mine.csv", "only a old commit of a has this");
+    a.dvt(&["add", "shared.csv", "old.csv", "mine.csv"]).ok();
+    a.commit("a");
+    a.dvt(&["remove", "shared.csv.dvt", "old.csv.dvt", "mine.csv.dvt"]).ok();
+    a.commit("a drops them");
+    b.write("shared.csv", "both have this");
+    b.dvt(&["add", "shared.csv"]).ok();
+    b.write("old.csv", "only an old commit of b has this");
+    b.dvt(&["add", "old.csv"]).ok();
+    b.commit("b");
+    b.dvt(&["remove", "old.csv.dvt"]).ok();
+    b.commit("b drops old.csv");
+
+    let project = b.root.to_str().unwrap();
+    let r = a.dvt(&["gc", "--dry-run", "-p", project]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "and by those of 1 other repository given with --projects: `{project}`"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("cache: 2 objects to delete"), "{}", r.stderr);
+    // `--all-commits` goes for the projects too.
+    let r = a.dvt(&["gc", "-f", "-A", "--projects", project, "-j", "2"]).ok();
+    assert!(r.stdout.contains("Nothing to delete"), "{}{}", r.stdout, r.stderr);
+    a.dvt(&["gc", "-f", "-p", project]).ok();
+    assert!(has("both have this"));
+    assert!(!has("only an old commit of b has this") && !has("only a old commit of a has this"));
+
+    // Not a repository: an error, and nothing deleted.
+    a.write("again.csv", "again");
+    a.dvt(&["add", "again.csv"]).ok();
+    a.dvt(&["remove", "again.csv.dvt"]).ok();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let r = a.dvt(&["gc", "-f", "-p", elsewhere.path().to_str().unwrap()]).fails();
+    assert!(r.stderr.contains("not a dvt repository"), "{}", r.stderr);
+    let r = a.dvt(&["gc", "-f", "-p", "no/such/dir"]).fails();
+    assert!(r.stderr.contains("no/such/dir` does not exist"), "{}", r.stderr);
+    assert!(has("again"));
+}
+
 #[test]
 fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
     // `a` keeps its cache in `.dvt/cache`; `b` and `c` use the same one (as a

@@ -148,6 +148,14 @@ pub(super) enum HistoryCommand {
         /// Delete without asking.
         #[arg(short, long)]
         force: bool,
+        /// Keep also the data of these dvt repositories, as this one's: their
+        /// workspace, HEAD and the revisions asked for there (as DVC's; those
+        /// sharing the cache are kept anyway).
+        #[arg(short = 'p', long, value_name = "DIR", num_args = 1..)]
+        projects: Vec<PathBuf>,
+        /// Transfers at once with the remote (default: its `jobs`).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -946,6 +954,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             not_in_remote,
             dry_run,
             force,
+            projects,
+            jobs,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
@@ -964,6 +974,8 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 remote: named(remote),
                 not_in_remote: named(not_in_remote),
                 dry_run: *dry_run,
+                projects: projects.iter().map(|p| cwd.join(p)).collect(),
+                jobs: jobs.map(|j| j as usize),
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
                 if !*as_json {
@@ -1525,6 +1537,18 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.kept_objects, "object"),
         dvt::counted(plan.kept_revisions, "revision")
     );
+    if !plan.projects.is_empty() {
+        let _ = writeln!(
+            err,
+            "  and by those of {} given with --projects: {}",
+            dvt::counted(plan.projects.len(), "other repository"),
+            plan.projects
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !plan.shared_with.is_empty() {
         let _ = writeln!(
             err,

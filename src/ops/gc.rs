@@ -44,6 +44,12 @@ pub struct GcOptions {
     pub not_in_remote: Option<Option<String>>,
     /// Only work out the plan: delete nothing, not even leftovers of killed writers.
     pub dry_run: bool,
+    /// Other dvt repositories whose data to keep as well, as this one's: their
+    /// workspace, HEAD, experiments and the revisions `revisions` selects
+    /// there (DVC's `--projects`; those that share the cache are kept anyway).
+    pub projects: Vec<std::path::PathBuf>,
+    /// Transfers at once with the remote (default: its `jobs`).
+    pub jobs: Option<usize>,
 }
 
 /// Objects to delete from one place.
@@ -88,6 +94,10 @@ pub struct GcPlan {
     pub not_in_remote: Option<Unpushed>,
     /// Other repositories sharing the cache, whose workspace and HEAD were kept.
     pub shared_with: Vec<std::path::PathBuf>,
+    /// The repositories `--projects` named (their roots), whose data was kept
+    /// as this one's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<std::path::PathBuf>,
     /// Repositories listed as sharing the cache that no longer do (deleted, or
     /// using another cache): taken off the list.
     pub forgotten: Vec<std::path::PathBuf>,
@@ -119,6 +129,7 @@ struct Referenced {
     keep: FxHashSet<ObjectId>,
     revisions: usize,
     shared_with: Vec<std::path::PathBuf>,
+    projects: Vec<std::path::PathBuf>,
     forgotten: Vec<std::path::PathBuf>,
 }
 
@@ -136,26 +147,44 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         }
         Ok(())
     };
-    add(&Snapshot::workspace(repo), &mut keep)?;
-    let commits = match Git::open(repo.root()) {
-        Ok(git) => {
-            let git = std::rc::Rc::new(git);
-            // Experiments are kept until `dvt exp remove`: their data may exist nowhere else.
-            let revisions = crate::snapshot::Revisions {
-                all_experiments: true,
-                ..opts.revisions.clone()
-            };
-            let commits: Vec<GitId> = revisions.commits(&git, true)?;
-            for c in &commits {
-                add(&Snapshot::at_commit(repo, git.clone(), short(c), *c), &mut keep)?;
+    // A repository's workspace and the commits `opts` selects there; how many.
+    let mut add_repo = |r: &Repo, keep: &mut FxHashSet<ObjectId>| -> Result<usize> {
+        add(&Snapshot::workspace(r), keep)?;
+        match Git::open(r.root()) {
+            Ok(git) => {
+                let git = std::rc::Rc::new(git);
+                // Experiments are kept until `dvt exp remove`: their data may exist nowhere else.
+                let revisions = crate::snapshot::Revisions {
+                    all_experiments: true,
+                    ..opts.revisions.clone()
+                };
+                let commits: Vec<GitId> = revisions.commits(&git, true)?;
+                for c in &commits {
+                    add(&Snapshot::at_commit(r, git.clone(), short(c), *c), keep)?;
+                }
+                Ok(commits.len())
             }
-            commits.len()
+            // Without git there is only the workspace; asking for history is an error.
+            Err(e) if opts.revisions.any() => Err(e),
+            Err(_) => Ok(0),
         }
-        // Without git there is only the workspace; asking for history is an error.
-        Err(e) if opts.revisions.any() => return Err(e),
-        Err(_) => 0,
     };
-    let (users, forgotten) = repo.cache_users()?;
+    let commits = add_repo(repo, &mut keep)?;
+    let mut projects: Vec<std::path::PathBuf> = Vec::new();
+    for dir in &opts.projects {
+        let dir = crate::repo::normalize(dir);
+        if !dir.is_dir() {
+            return Err(crate::error::PathError::NotFound { path: dir }.into());
+        }
+        let project = Repo::open(&dir)?;
+        if project.root() == repo.root() || projects.iter().any(|p| p == project.root()) {
+            continue;
+        }
+        add_repo(&project, &mut keep)?;
+        projects.push(project.root().to_path_buf());
+    }
+    let (mut users, forgotten) = repo.cache_users()?;
+    users.retain(|u| !projects.iter().any(|p| p == u.root()));
     for user in &users {
         add(&Snapshot::workspace(user), &mut keep)?;
         if let Ok(git) = Git::open(user.root()) {
@@ -173,6 +202,7 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         keep,
         revisions: commits,
         shared_with: users.iter().map(|u| u.root().to_path_buf()).collect(),
+        projects,
         forgotten,
     })
 }
@@ -193,7 +223,7 @@ pub fn gc(
         if !confirm(&plan)? {
             return Ok((plan, false));
         }
-        apply(repo, &plan, progress)?;
+        apply(repo, &plan, opts.jobs, progress)?;
     }
     // What killed writers left in the cache goes too, with or without anything to delete.
     if !opts.dry_run {
@@ -209,12 +239,13 @@ pub fn gc(
 /// Works out what gc would delete; deletes nothing.
 pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcPlan> {
     let remote_name = opts.remote.clone().flatten();
-    let objects = Objects::new(repo, remote_name.as_deref());
+    let objects = Objects::new(repo, remote_name.as_deref()).with_jobs(opts.jobs);
     progress.start("finding referenced objects", 0, false);
     let Referenced {
         mut keep,
         revisions: kept_revisions,
         shared_with,
+        projects,
         forgotten,
     } = referenced(repo, opts, &objects)?;
     progress.finish();
@@ -222,7 +253,14 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let riders = riders(repo);
     let (ids, _strays) = cache.list()?;
     let not_in_remote = match &opts.not_in_remote {
-        Some(name) => Some(keep_unpushed(repo, name.as_deref(), &ids, &mut keep, progress)?),
+        Some(name) => Some(keep_unpushed(
+            repo,
+            name.as_deref(),
+            &ids,
+            &mut keep,
+            opts.jobs,
+            progress,
+        )?),
         None => None,
     };
     let run_cache_entries = sort_runs(repo, &riders, &mut keep)?;
@@ -266,6 +304,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         cache: local,
         not_in_remote,
         shared_with,
+        projects,
         forgotten,
         remote,
         remote_objects,
@@ -282,9 +321,10 @@ fn keep_unpushed(
     name: Option<&str>,
     ids: &[ObjectId],
     keep: &mut FxHashSet<ObjectId>,
+    jobs: Option<usize>,
     progress: &dyn Progress,
 ) -> Result<Unpushed> {
-    let remote = crate::remote::Remote::open(repo, name, None, false)?;
+    let remote = crate::remote::Remote::open(repo, name, jobs, false)?;
     let doomed: Vec<ObjectId> = ids.iter().filter(|id| !keep.contains(id)).copied().collect();
     progress.start(
         &format!("checking remote `{}`", remote.name),
@@ -399,9 +439,9 @@ fn sort_remote_runs(
 
 /// Deletes what `plan` lists: on the remote first (run-cache entries, manifests,
 /// then files), then in the cache (the same).
-fn apply(repo: &Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<()> {
+fn apply(repo: &Repo, plan: &GcPlan, jobs: Option<usize>, progress: &dyn Progress) -> Result<()> {
     if let Some(name) = &plan.remote {
-        let objects = Objects::new(repo, Some(name));
+        let objects = Objects::new(repo, Some(name)).with_jobs(jobs);
         let r = objects.remote()?;
         let d = &plan.remote_objects;
         progress.start(&format!("deleting from `{name}`"), d.count() as u64, false);
