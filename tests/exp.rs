@@ -1492,8 +1492,35 @@ fn experiments_travel_between_clones_through_a_git_remote_on_disk() {
     let r = b.dvt(&["exp", "apply", "slow"]).fails();
     assert!(r.stderr.contains("model.bin"), "{}", r.stderr);
 
-    // As `dvc exp remove -g`: from the git remote only; an unknown name removes nothing.
+    // As `dvc exp rename -g`: on the git remote only; a name in use there needs -f.
     let git_dir = origin.to_str().unwrap();
+    let slow = a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/slow"]).stdout;
+    let r = b.dvt(&["exp", "rename", "-g", "origin", "slow", "fast"]).fails();
+    assert!(
+        r.stderr
+            .contains("`origin` has an experiment named `fast` already (`-f` replaces it)"),
+        "{}",
+        r.stderr
+    );
+    let r = b.dvt(&["exp", "rename", "-g", "origin", "slow", "slower"]).ok();
+    assert!(
+        r.stdout.contains("Renamed experiment `slow` to `slower` on `origin`"),
+        "{}",
+        r.stdout
+    );
+    let refs = exp_refs(&a, git_dir);
+    assert!(
+        refs.contains("refs/exps/slower") && !refs.contains("refs/exps/slow\n"),
+        "{refs}"
+    );
+    assert_eq!(
+        a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/slower"]).stdout,
+        slow
+    );
+    assert!(b.dvt(&["exp", "list"]).ok().stdout.contains("slow "));
+    b.dvt(&["exp", "rename", "-g", "origin", "slower", "slow"]).ok();
+
+    // As `dvc exp remove -g`: from the git remote only; an unknown name removes nothing.
     let r = b.dvt(&["exp", "remove", "-g", "origin", "slow", "nope"]).fails();
     assert!(
         r.stderr.contains("has no experiment `nope` (it has `fast`, `slow`)"),
@@ -1603,10 +1630,23 @@ fn experiments_travel_over_http_both_ways() {
         now
     );
 
-    // Removed there over HTTP too (the hook refuses any change: lift it).
+    // Renamed there over HTTP (the hook refuses any change: lift it), by a
+    // clone that never fetched that commit; then removed.
     std::fs::remove_file(&hook).unwrap();
-    let r = b.dvt(&["exp", "remove", "-g", &url, "fast"]).ok();
-    assert!(r.stdout.contains("Removed experiment `fast`"), "{}", r.stdout);
+    let r = b.dvt(&["exp", "rename", "-g", &url, "fast", "quick"]).ok();
+    assert!(
+        r.stdout.contains("Renamed experiment `fast` to `quick`"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        a.git(&["--git-dir", git_dir, "rev-parse", "refs/exps/quick"]).stdout,
+        now
+    );
+    assert!(!exp_refs(&a, git_dir).contains("refs/exps/fast"));
+    a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
+    let r = b.dvt(&["exp", "remove", "-g", &url, "quick"]).ok();
+    assert!(r.stdout.contains("Removed experiment `quick`"), "{}", r.stdout);
     assert_eq!(exp_refs(&a, git_dir), "");
     a.git(&["--git-dir", git_dir, "fsck", "--strict", "--no-dangling"]);
 

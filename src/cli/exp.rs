@@ -229,6 +229,10 @@ pub(super) enum ExpCommand {
         /// Replace an experiment that has the new name.
         #[arg(short, long)]
         force: bool,
+        /// Rename it on this git remote (`origin`, a URL or a path) instead of
+        /// here (as DVC's).
+        #[arg(short, long, value_name = "GIT_REMOTE")]
+        git_remote: Option<String>,
     },
     /// Delete the worktrees killed experiment runs left under `.dvt/tmp/exps`,
     /// and git's records of them (as `dvc exp clean`); queued experiments stay queued
@@ -1066,9 +1070,27 @@ pub(super) fn run(
                 "hint: `git checkout {branch}` switches to it (then `dvt checkout`)"
             );
         }
-        ExpCommand::Rename { name, new_name, force } => {
+        ExpCommand::Rename {
+            name,
+            new_name,
+            force,
+            git_remote: None,
+        } => {
             let commit = ops::exp::rename(repo, name, new_name, *force)?;
             say!(quiet, "Renamed experiment `{name}` to `{new_name}` ({})", &commit[..7]);
+        }
+        ExpCommand::Rename {
+            name,
+            new_name,
+            force,
+            git_remote: Some(remote),
+        } => {
+            let commit = ops::exp_share::remote_rename(repo, remote, name, new_name, *force, cwd)?;
+            say!(
+                quiet,
+                "Renamed experiment `{name}` to `{new_name}` on `{remote}` ({})",
+                &commit[..7]
+            );
         }
         ExpCommand::Clean => {
             let removed = ops::queue::clean(repo)?;

@@ -135,7 +135,14 @@ impl Git {
                 "the server does not take deletions of refs (no `delete-refs`)".into(),
             ));
         }
-        let objects = self.objects_to_send(&tips, &haves, &replaced).map_err(fail)?;
+        // A tip a ref there names already (a rename) needs nothing sent, and
+        // may be a commit this repository does not have.
+        let new_tips: Vec<GitId> = tips
+            .iter()
+            .filter(|t| !there.values().any(|v| v == *t))
+            .copied()
+            .collect();
+        let objects = self.objects_to_send(&new_tips, &haves, &replaced).map_err(fail)?;
         let mut request = con
             .transport_mut()
             .request(WriteMode::Binary, MessageKind::Flush, false)

@@ -81,7 +81,7 @@ pub struct ExpRunReport {
 }
 
 /// Checks an experiment name: what a git ref and a shell take without quoting.
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && !name.starts_with(['-', '.'])
         && !name.ends_with(['.', '/'])

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{GitError, Result};
 
-use crate::git::{Git, GitId, RefUpdate, RemoteExperiment};
+use crate::git::{EXP_REFS, Git, GitId, RefUpdate, RemoteExperiment};
 use crate::ops::transfer::{FetchReport, PushReport, TransferOptions};
 use crate::progress::Progress;
 use crate::repo::Repo;
@@ -252,6 +252,45 @@ pub fn push(repo: &Repo, opts: &ExpShareOptions, progress: &dyn Progress) -> Res
         experiments,
         data,
     })
+}
+
+/// Renames the experiment `old` on the git remote `git_remote` to `new` (as
+/// `dvc exp rename --git-remote`): `refs/exps/NEW` there names its commit,
+/// then `refs/exps/OLD` goes, so an interruption leaves both names, never
+/// neither. A name in use there is refused unless `force`; nothing here
+/// changes. Returns the commit.
+pub fn remote_rename(
+    repo: &Repo,
+    git_remote: &str,
+    old: &str,
+    new: &str,
+    force: bool,
+    cwd: &std::path::Path,
+) -> Result<String> {
+    crate::ops::exp::check_name(new)?;
+    let git = Git::open(repo.root())?;
+    let there = git.remote_experiments(git_remote, cwd)?;
+    let exp = choose(&there, &[old.to_string()], || format!("`{git_remote}`"))?.remove(0);
+    if exp.name == new {
+        return Ok(exp.commit.to_string());
+    }
+    if !force && there.iter().any(|e| e.name == new) {
+        return Err(crate::ops::exp::refused(format!(
+            "`{git_remote}` has an experiment named `{new}` already (`-f` replaces it)"
+        )));
+    }
+    let refs = [
+        crate::git::RefPush {
+            name: format!("{EXP_REFS}{new}"),
+            id: Some(exp.commit),
+        },
+        crate::git::RefPush {
+            name: format!("{EXP_REFS}{}", exp.name),
+            id: None,
+        },
+    ];
+    git.push_refs(git_remote, cwd, &refs, force, "the renaming of an experiment")?;
+    Ok(exp.commit.to_string())
 }
 
 /// Deletes the experiments `names` (all of them with `all`) from the git
