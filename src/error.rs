@@ -503,6 +503,12 @@ pub enum PipelineError {
         /// Where it was looked for: "in the workspace", "at HEAD or in the workspace".
         whence: String,
     },
+    /// `repro -i`: the user said no to running a stage.
+    #[error("stopped before stage `{stage}`: not confirmed (`-i`); the stages before it are recorded")]
+    Declined {
+        /// The stage.
+        stage: String,
+    },
     /// A metrics, params or plots file that is a directory.
     #[error("`{file}` is a directory; name a file in it")]
     NotAFile {

@@ -139,6 +139,41 @@ fn a_deleted_out_is_restored_from_the_cache_without_running() {
     assert!(!env.exists("data/features"));
 }
 
+/// DVC's `repro -i`: a question before each stage that is to run; no (or the
+/// end of the input) stops there, with the stages before it recorded, and the
+/// next `repro` goes on from that stage.
+#[test]
+fn repro_interactive_asks_before_each_stage_and_stops_at_a_no() {
+    let env = example();
+    let r = env.dvt_with_input(&["repro", "-i"], "y\nyes\nn\n");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Going to run stage `generate` (it has never run):") && r.stderr.contains("Continue? [y/N]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("stopped before stage `featurize`: not confirmed (`-i`); the stages before it are recorded"),
+        "{}",
+        r.stderr
+    );
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(
+        lock.contains("[stages.preprocess]") && !lock.contains("[stages.featurize]"),
+        "{lock}"
+    );
+    // No answer at all is a no.
+    let r = env.dvt_with_input(&["repro", "-i"], "");
+    assert!(r.stderr.contains("stopped before stage `featurize`"), "{}", r.stderr);
+    let r = env.dvt_with_input(&["repro", "--interactive"], "y\ny\ny\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("stage `generate`"), "{}", r.stderr);
+    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new());
+    let r = env.dvt(&["repro", "-i", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn a_failing_stage_stops_the_run_and_leaves_its_lock_entry_unchanged() {
     let env = example();

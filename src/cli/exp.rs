@@ -498,6 +498,7 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
         QueueCommand::Start { .. } => {
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+                Ok(())
             };
             let on_start = |q: &ops::exp::Queued| {
                 note!(quiet, "Running queued experiment {}: {}", q.id, describe(q));
@@ -803,6 +804,7 @@ pub(super) fn run(
             }
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+                Ok(())
             };
             let report = match temp {
                 true => ops::queue::run_temp(repo, &opts, &on_run, bars)?,

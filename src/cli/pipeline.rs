@@ -93,6 +93,10 @@ pub(super) enum PipelineCommand {
         /// command, deps and params (whose outs would be restored instead).
         #[arg(long)]
         no_run_cache: bool,
+        /// Ask before each stage that is to run (as DVC's); answering no stops
+        /// there, the stages before it recorded. Reads the answers from stdin.
+        #[arg(short, long, conflicts_with = "dry_run")]
+        interactive: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -191,6 +195,21 @@ pub(super) enum PipelineCommand {
         #[command(subcommand)]
         command: PlotsCommand,
     },
+}
+
+/// `repro -i`: asks on stderr whether to run `stage`, reading the answer from
+/// stdin (a terminal or not: the user asked to be asked); end of input is no.
+fn confirm_stage(stage: &dvt::pipeline::Stage, why: &str) -> Result<bool, dvt::Error> {
+    eprint!(
+        "{}",
+        super::visible(&format!(
+            "Going to run stage `{}` ({why}):\n> {}\nContinue? [y/N] ",
+            stage.name, stage.cmd
+        ))
+    );
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 /// Where `dvt plots` writes by default, in the current directory.
@@ -677,6 +696,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             no_commit,
             glob,
             no_run_cache,
+            interactive,
             json: as_json,
         } => {
             let opts = flags.flags().apply(ops::ReproOptions {
@@ -691,7 +711,18 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 ..Default::default()
             });
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
+                // The question says what runs: nothing to add after a yes.
+                if *interactive {
+                    return match confirm_stage(stage, why)? {
+                        true => Ok(()),
+                        false => Err(dvt::error::PipelineError::Declined {
+                            stage: stage.name.clone(),
+                        }
+                        .into()),
+                    };
+                }
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
+                Ok(())
             };
             let report = ops::repro(&repo, &opts, &on_run, bars)?;
             let failed = report.stages.iter().filter(|s| s.action == Action::Failed).count();
@@ -869,6 +900,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             };
             let on_run = |stage: &dvt::pipeline::Stage, _: &str| {
                 note!(quiet, "Running stage `{}`:\n> {}", stage.name, stage.cmd);
+                Ok(())
             };
             ops::repro(&repo, &opts, &on_run, bars)?;
             say!(quiet, "Ran stage `{name}`; dvt.lock records it");

@@ -606,6 +606,7 @@ fn run_queued(
     };
     let on_run = |stage: &crate::pipeline::Stage, why: &str| {
         note(&format!("Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd));
+        Ok(())
     };
     let opts = q.run_options(ReproOptions {
         log: Some(log.clone()),

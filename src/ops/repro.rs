@@ -207,8 +207,9 @@ pub struct ReproReport {
     pub run_cache_error: Option<String>,
 }
 
-/// Called before a stage's command runs, with the stage and why.
-pub type OnRun<'a> = &'a dyn Fn(&Stage, &str);
+/// Called before a stage's command runs, with the stage and why; an error
+/// (`repro -i` declined) stops the run there, the stages before it recorded.
+pub type OnRun<'a> = &'a dyn Fn(&Stage, &str) -> Result<()>;
 
 /// The current state of a path, as the lock would record it; `None` if absent.
 fn state_of(
@@ -596,8 +597,8 @@ pub(crate) fn repro_knowing(
                                 &format!(
                                     "{why}; the remote's run cache could not be read, so this and later stages it may hold run: {e}"
                                 ),
-                            ),
-                            _ => on_run(stage, why),
+                            )?,
+                            _ => on_run(stage, why)?,
                         }
                         if let Err(e) = run_stage(repo, stage, &now, &commit, opts) {
                             if !goes_on(opts, &e) {

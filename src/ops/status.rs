@@ -187,7 +187,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             dry_run: true,
             ..Default::default()
         };
-        match crate::ops::repro::repro_knowing(repo, &dry, &known, &|_, _| {}, progress) {
+        match crate::ops::repro::repro_knowing(repo, &dry, &known, &|_, _| Ok(()), progress) {
             Ok(r) => {
                 report.hashed_files += r.hashed_files;
                 report.stale_stages = r.stages.into_iter().filter(|s| s.action == Action::WouldRun).collect();

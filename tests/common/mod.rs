@@ -156,6 +156,21 @@ impl TestEnv {
             .expect("start dvt")
     }
 
+    /// Runs `dvt ARGS` with `input` on its stdin.
+    pub fn dvt_with_input(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .dvt_cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start dvt");
+        // A command that stops reading early closes the pipe: not an error here.
+        let _ = child.stdin.take().expect("stdin").write_all(input.as_bytes());
+        Run::from(child.wait_with_output().expect("wait for dvt"))
+    }
+
     /// Starts every command of `commands` (each the arguments of one `dvt`)
     /// before waiting for any, then waits for all: how the tests of two or
     /// more processes at once start them.
