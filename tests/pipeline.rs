@@ -2035,6 +2035,20 @@ outs = ["model-${key}.txt"]
     let list = env.dvt(&["stage", "list"]).ok().stdout;
     let names: Vec<&str> = list.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
     assert_eq!(names, ["prep@a", "prep@b", "train@uk", "train@us"]);
+    // DVC's `dag --collapse-foreach-matrix`: a group is one node.
+    let r = env.dvt(&["dag"]).ok();
+    assert!(
+        r.stdout.contains("prep@a -> train@uk\nprep@a -> train@us\n"),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["dag", "--collapse-foreach-matrix"]).ok();
+    assert_eq!(r.stdout, "prep -> train\n");
+    let r = env.dvt(&["dag", "--collapse-foreach-matrix", "--dot"]).ok();
+    assert_eq!(
+        r.stdout,
+        "digraph pipeline {\n    \"prep\";\n    \"train\";\n    \"prep\" -> \"train\";\n}\n"
+    );
     // The group's name selects its cases and what they depend on.
     assert_eq!(ran(&actions(&env, &["train"])), ["prep@a", "train@uk", "train@us"]);
     assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");

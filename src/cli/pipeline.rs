@@ -166,6 +166,10 @@ pub(super) enum PipelineCommand {
         /// pull request; as DVC's).
         #[arg(long)]
         md: bool,
+        /// Draw the cases of a `foreach` or `matrix` stage as one node, its name
+        /// (as DVC's).
+        #[arg(long, conflicts_with = "outs")]
+        collapse_foreach_matrix: bool,
     },
     /// Compare params between revisions.
     Params {
@@ -984,6 +988,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             mermaid,
             dot,
             md,
+            collapse_foreach_matrix,
         } => {
             let p = dvt::pipeline::Pipeline::load_required(&repo)?;
             let format = if *mermaid || *md {
@@ -998,6 +1003,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 full: *full,
                 outs: *outs,
                 format,
+                collapse: *collapse_foreach_matrix,
             };
             let text = ops::stages::dag(&p, &opts)?;
             match md {

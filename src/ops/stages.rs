@@ -484,6 +484,9 @@ pub struct DagOptions {
     pub outs: bool,
     /// How to draw.
     pub format: DagFormat,
+    /// Draw the cases of a `foreach` or `matrix` stage (`NAME@KEY`) as one node,
+    /// `NAME` (DVC's `--collapse-foreach-matrix`).
+    pub collapse: bool,
 }
 
 /// The DAG drawn as Mermaid, Graphviz dot, or plain `a -> b` lines; edges in
@@ -509,7 +512,7 @@ pub fn dag(pipeline: &Pipeline, opts: &DagOptions) -> Result<String> {
         }
         pipeline.order.iter().filter(|s| keep.contains(*s)).collect()
     };
-    let (nodes, mut edges): (Vec<String>, Vec<(usize, usize)>) = if opts.outs {
+    let (nodes, edges): (Vec<String>, Vec<(usize, usize)>) = if opts.outs {
         let mut nodes = Vec::new();
         let mut of_stage: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for s in &stages {
@@ -540,6 +543,10 @@ pub fn dag(pipeline: &Pipeline, opts: &DagOptions) -> Result<String> {
             }
         }
         (stages.iter().map(|s| s.to_string()).collect(), edges)
+    };
+    let (nodes, mut edges) = match opts.collapse && !opts.outs {
+        true => collapse_cases(nodes, edges),
+        false => (nodes, edges),
     };
     edges.sort_unstable();
     edges.dedup();
@@ -590,6 +597,31 @@ pub fn dag(pipeline: &Pipeline, opts: &DagOptions) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// `nodes` (stage names) with each `foreach`/`matrix` stage's cases
+/// (`NAME@KEY`) made one node, `NAME`, where the first of them was; `edges`
+/// between them, none from a node to itself.
+fn collapse_cases(nodes: Vec<String>, edges: Vec<(usize, usize)>) -> (Vec<String>, Vec<(usize, usize)>) {
+    let mut groups: Vec<String> = Vec::new();
+    let mut to_group = Vec::with_capacity(nodes.len());
+    for n in &nodes {
+        let group = n.split_once('@').map_or(n.as_str(), |(g, _)| g);
+        let i = match groups.iter().position(|g| g == group) {
+            Some(i) => i,
+            None => {
+                groups.push(group.to_string());
+                groups.len() - 1
+            }
+        };
+        to_group.push(i);
+    }
+    let edges = edges
+        .into_iter()
+        .map(|(a, b)| (to_group[a], to_group[b]))
+        .filter(|(a, b)| a != b)
+        .collect();
+    (groups, edges)
 }
 
 /// How `dag` draws.
