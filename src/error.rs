@@ -503,6 +503,12 @@ pub enum PipelineError {
         /// Where it was looked for: "in the workspace", "at HEAD or in the workspace".
         whence: String,
     },
+    /// `metrics -R` of a directory with no metrics file below it.
+    #[error("`{dir}` holds no metrics file (`.json`, `.yaml`, `.yml`, `.toml`) below it")]
+    NoMetricsBelow {
+        /// The directory, repo-relative.
+        dir: String,
+    },
     /// `repro -i`: the user said no to running a stage.
     #[error("stopped before stage `{stage}`: not confirmed (`-i`); the stages before it are recorded")]
     Declined {

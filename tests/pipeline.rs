@@ -2395,6 +2395,45 @@ fn stage_add_takes_dvcs_no_cache_flags_and_refuses_unknown_ones() {
 
 /// `metrics show -a/-T/-A`: the metrics at every branch, tag or commit, beside
 /// the workspace's, as `dvc metrics show`.
+/// DVC's `metrics show -R`/`metrics diff -R`: a directory target stands for the
+/// metrics files below it (other files left out), at each side for a diff.
+#[test]
+fn metrics_recursive_reads_the_metrics_files_below_a_directory() {
+    let env = TestEnv::new();
+    env.write("eval/a.json", "{\"acc\": 0.9}\n");
+    env.write("eval/per-class/cat.yaml", "f1: 0.5\n");
+    env.write("eval/README.md", "not metrics\n");
+    let r = env.dvt(&["metrics", "show", "eval"]).fails();
+    assert!(r.stderr.contains("`eval` is a directory"), "{}", r.stderr);
+    let r = env.dvt(&["metrics", "show", "-R", "eval"]).ok();
+    assert_eq!(
+        r.stdout,
+        "eval/a.json:\n    acc: 0.9\neval/per-class/cat.yaml:\n    f1: 0.5\n"
+    );
+    env.commit("eval");
+    env.write("eval/a.json", "{\"acc\": 0.95}\n");
+    std::fs::remove_file(env.path("eval/per-class/cat.yaml")).unwrap();
+    env.write("eval/per-class/dog.toml", "f1 = 0.6\n");
+    let r = env
+        .dvt(&["metrics", "diff", "--recursive", "--targets", "eval", "--json"])
+        .ok()
+        .json();
+    let files: Vec<&str> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["eval/a.json", "eval/per-class/cat.yaml", "eval/per-class/dog.toml"],
+        "{r}"
+    );
+    std::fs::create_dir(env.path("empty")).unwrap();
+    let r = env.dvt(&["metrics", "show", "-R", "empty"]).fails();
+    assert!(r.stderr.contains("`empty` holds no metrics file"), "{}", r.stderr);
+}
+
 #[test]
 fn metrics_show_across_revisions() {
     let env = TestEnv::new();

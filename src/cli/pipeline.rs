@@ -555,9 +555,20 @@ pub(super) enum MetricsCommand {
         /// Round numbers to N significant digits (default: as the files hold them).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=30))]
         precision: Option<u32>,
+        /// A target that is a directory stands for the metrics files below it
+        /// (`.json`, `.yaml`, `.yml`, `.toml`; as DVC's).
+        #[arg(short = 'R', long)]
+        recursive: bool,
     },
     /// Metrics that differ between A (default HEAD) and B (default: the workspace).
-    Diff(ValuesDiffArgs),
+    Diff {
+        #[command(flatten)]
+        values: ValuesDiffArgs,
+        /// A target that is a directory, at either revision, stands for the
+        /// metrics files below it (`.json`, `.yaml`, `.yml`, `.toml`; as DVC's).
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
 }
 
 /// `metrics show -a/-T/-A`: a row per revision and file, a column per key.
@@ -1053,15 +1064,21 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     json: as_json,
                     md,
                     precision,
+                    recursive,
                 },
         } => {
             let show = |v: &Option<toml::Value>| show_rounded(v, *precision);
             let across = across.across();
+            let mut targets = repo_files(&repo, cwd, targets)?;
+            if *recursive {
+                // Across revisions too: the directories as the workspace holds them.
+                targets = ops::stages::metric_files_below(&repo, &targets, &[None])?;
+            }
             if across.any() {
-                let revs = ops::stages::metrics_show_across(&repo, &repo_files(&repo, cwd, targets)?, across)?;
+                let revs = ops::stages::metrics_show_across(&repo, &targets, across)?;
                 return print_metrics_across(&revs, *as_json, *md, *precision);
             }
-            let m = ops::stages::metrics_show(&repo, &repo_files(&repo, cwd, targets)?)?;
+            let m = ops::stages::metrics_show(&repo, &targets)?;
             if *as_json {
                 return json(&m);
             }
@@ -1088,9 +1105,16 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
         }
         PipelineCommand::Metrics {
-            command: MetricsCommand::Diff(args),
+            command: MetricsCommand::Diff {
+                values: args,
+                recursive,
+            },
         } => {
-            let opts = args.options(&repo, cwd)?;
+            let mut opts = args.options(&repo, cwd)?;
+            if *recursive {
+                let revs = [Some(args.a.as_deref().unwrap_or("HEAD")), args.b.as_deref()];
+                opts.targets = ops::stages::metric_files_below(&repo, &opts.targets, &revs)?;
+            }
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
             return print_changes(&changes, args.json, args.md, args.shown, "metrics");
         }

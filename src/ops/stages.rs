@@ -982,6 +982,73 @@ fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
     values.filter(|v| seen.insert(v.clone())).collect()
 }
 
+/// The files `metrics -R` reads for directory targets: those ending in
+/// `.json`, `.yaml`, `.yml` or `.toml`.
+const METRIC_EXTENSIONS: [&str; 4] = [".json", ".yaml", ".yml", ".toml"];
+
+/// `targets` (repo-relative) with each one that is a directory, in the
+/// workspace (`None`) or in git at one of `revs`, standing for the metrics
+/// files below it there, sorted (DVC's `metrics -R`; see
+/// [`METRIC_EXTENSIONS`]); other targets stay as they are. A directory with
+/// none is an error.
+pub fn metric_files_below(repo: &Repo, targets: &[String], revs: &[Option<&str>]) -> Result<Vec<String>> {
+    let is_metric = |p: &str| {
+        let lower = p.to_ascii_lowercase();
+        METRIC_EXTENSIONS.iter().any(|e| lower.ends_with(e))
+    };
+    let sides: Vec<Option<(Git, crate::git::GitId)>> = revs.iter().map(|r| side(repo, *r)).collect::<Result<_>>()?;
+    let mut out = Vec::new();
+    for t in targets {
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut dir = false;
+        for at in &sides {
+            match at {
+                None => {
+                    let abs = repo.root().join(t);
+                    if !abs.is_dir() {
+                        continue;
+                    }
+                    dir = true;
+                    let walk = walkdir::WalkDir::new(&abs).into_iter().filter_entry(|e| {
+                        let name = e.file_name();
+                        name != ".git" && name != crate::repo::DVT_DIR
+                    });
+                    for e in walk {
+                        let e = e.map_err(|e| std::io::Error::other(e.to_string()))?;
+                        let Ok(rel) = e.path().strip_prefix(repo.root()) else {
+                            continue;
+                        };
+                        let rel = rel.to_string_lossy().replace('\\', "/");
+                        if e.file_type().is_file() && is_metric(&rel) {
+                            found.insert(rel);
+                        }
+                    }
+                }
+                Some((g, c)) => {
+                    if let crate::git::TreeAt::Dir(items) = g.list_tree(*c, t, true, false)? {
+                        dir = true;
+                        let prefix = t.trim_end_matches('/');
+                        found.extend(items.into_iter().filter(|i| !i.dir && is_metric(&i.path)).map(|i| {
+                            match prefix.is_empty() {
+                                true => i.path,
+                                false => format!("{prefix}/{}", i.path),
+                            }
+                        }));
+                    }
+                }
+            }
+        }
+        match (dir, found.is_empty()) {
+            (false, _) => out.push(t.clone()),
+            (true, true) => {
+                return Err(PipelineError::NoMetricsBelow { dir: t.clone() }.into());
+            }
+            (true, false) => out.extend(found),
+        }
+    }
+    Ok(unique(out.into_iter()))
+}
+
 /// Metrics that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace).
 pub fn metrics_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesOptions) -> Result<Vec<ValueChange>> {
