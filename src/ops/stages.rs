@@ -989,7 +989,7 @@ const METRIC_EXTENSIONS: [&str; 4] = [".json", ".yaml", ".yml", ".toml"];
 /// `targets` (repo-relative) with each one that is a directory, in the
 /// workspace (`None`) or in git at one of `revs`, standing for the metrics
 /// files below it there, sorted (DVC's `metrics -R`; see
-/// [`METRIC_EXTENSIONS`]); other targets stay as they are. A directory with
+/// `METRIC_EXTENSIONS`); other targets stay as they are. A directory with
 /// none is an error.
 pub fn metric_files_below(repo: &Repo, targets: &[String], revs: &[Option<&str>]) -> Result<Vec<String>> {
     let is_metric = |p: &str| {
