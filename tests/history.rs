@@ -790,6 +790,49 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
     );
 }
 
+/// A revision whose pointers cannot be read stops `gc -A` before it deletes
+/// anything; DVC's `--skip-failed` skips it, with a warning naming it, and
+/// goes on (what only that revision needed is deleted).
+#[test]
+fn gc_skip_failed_skips_a_revision_whose_pointers_cannot_be_read() {
+    let env = TestEnv::new();
+    env.write("a.csv", "first\n");
+    env.dvt(&["add", "a.csv"]).ok();
+    env.commit("first");
+    let first = blake3::hash(b"first\n").to_hex().to_string();
+    // A commit with a pointer no dvt can read, fixed in the next one.
+    env.write(
+        "b.csv.dvt",
+        "version = 1\npath = \"b.csv\"\nkind = \"file\"\nid = \"nope\"\n",
+    );
+    env.commit("broken");
+    let broken = env.git(&["rev-parse", "--short=7", "HEAD"]).stdout.trim().to_string();
+    std::fs::remove_file(env.path("b.csv.dvt")).unwrap();
+    env.write("a.csv", "second\n");
+    env.dvt(&["add", "a.csv"]).ok();
+    env.commit("second");
+
+    let r = env.dvt(&["gc", "-A", "-f"]).fails();
+    assert!(r.stderr.contains("b.csv.dvt"), "{}", r.stderr);
+    assert!(env.has_object(&first));
+    let r = env.dvt(&["gc", "-A", "-f", "--skip-failed"]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "dvt: warning: skipped revision {broken} (--skip-failed), whose pointers could not be read:"
+        )) && r.stderr.contains("b.csv.dvt"),
+        "{}",
+        r.stderr
+    );
+    // The other revisions were read: the first commit's data is kept.
+    assert!(r.stdout.contains("Nothing to delete"), "{}", r.stdout);
+    assert!(env.has_object(&first));
+    let j = env
+        .dvt(&["gc", "-A", "--skip-failed", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["plan"]["skipped"][0]["rev"], broken.as_str(), "{j}");
+}
+
 /// DVC's `gc --rev REV -n N`, `--date` and `--not-in-remote`: what each keeps.
 #[test]
 fn gc_keeps_commits_back_from_a_rev_commits_since_a_day_and_what_the_remote_lacks() {

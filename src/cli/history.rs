@@ -156,6 +156,10 @@ pub(super) enum HistoryCommand {
         /// Transfers at once with the remote (default: its `jobs`).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
+        /// Skip a revision whose pointers cannot be read, with a warning, instead
+        /// of stopping (as DVC's): what it alone needs is deleted.
+        #[arg(long)]
+        skip_failed: bool,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -956,6 +960,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             force,
             projects,
             jobs,
+            skip_failed,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
@@ -976,9 +981,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 dry_run: *dry_run,
                 projects: projects.iter().map(|p| cwd.join(p)).collect(),
                 jobs: jobs.map(|j| j as usize),
+                skip_failed: *skip_failed,
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
                 if !*as_json {
+                    print_skipped(plan);
                     print_plan(plan);
                 }
                 if *dry_run {
@@ -995,6 +1002,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             }
             let total = plan.cache.count() + plan.remote_objects.count();
             if !plan.deletes() {
+                print_skipped(&plan);
                 for p in &plan.forgotten {
                     note!(quiet, "`{}` no longer uses this cache: taken off its list", p.display());
                 }
@@ -1527,6 +1535,24 @@ fn draw_tree<'a>(entries: impl Iterator<Item = (&'a str, bool, bool)>) -> Result
         rails.push(!is_last);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gc --skip-failed`: a warning per revision skipped.
+fn print_skipped(plan: &ops::GcPlan) {
+    for s in &plan.skipped {
+        let repo = s
+            .repo
+            .as_ref()
+            .map(|r| format!(" of `{}`", r.display()))
+            .unwrap_or_default();
+        eprintln!(
+            "{}",
+            super::visible(&format!(
+                "dvt: warning: skipped revision {}{repo} (--skip-failed), whose pointers could not be read: {}",
+                s.rev, s.error
+            ))
+        );
+    }
 }
 
 fn print_plan(plan: &ops::GcPlan) {

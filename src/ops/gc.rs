@@ -50,6 +50,22 @@ pub struct GcOptions {
     pub projects: Vec<std::path::PathBuf>,
     /// Transfers at once with the remote (default: its `jobs`).
     pub jobs: Option<usize>,
+    /// A revision whose pointers cannot be read (a malformed pointer, a
+    /// directory's manifest nowhere) is skipped, with a warning, instead of
+    /// stopping gc (DVC's `--skip-failed`); what it alone needs is deleted.
+    pub skip_failed: bool,
+}
+
+/// A revision `--skip-failed` skipped.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedRevision {
+    /// The repository's root, when it is not this one (`--projects`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<std::path::PathBuf>,
+    /// The commit, short.
+    pub rev: String,
+    /// Why its pointers could not be read.
+    pub error: String,
 }
 
 /// Objects to delete from one place.
@@ -101,6 +117,9 @@ pub struct GcPlan {
     /// Repositories listed as sharing the cache that no longer do (deleted, or
     /// using another cache): taken off the list.
     pub forgotten: Vec<std::path::PathBuf>,
+    /// With `skip_failed`: the revisions skipped, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedRevision>,
     /// The remote's name, when one was asked for.
     pub remote: Option<String>,
     /// From the remote.
@@ -131,6 +150,7 @@ struct Referenced {
     shared_with: Vec<std::path::PathBuf>,
     projects: Vec<std::path::PathBuf>,
     forgotten: Vec<std::path::PathBuf>,
+    skipped: Vec<SkippedRevision>,
 }
 
 /// Everything the kept pointers reference, this repository's and those of the
@@ -147,29 +167,38 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         }
         Ok(())
     };
+    let mut skipped = Vec::new();
     // A repository's workspace and the commits `opts` selects there; how many.
-    let mut add_repo = |r: &Repo, keep: &mut FxHashSet<ObjectId>| -> Result<usize> {
-        add(&Snapshot::workspace(r), keep)?;
-        match Git::open(r.root()) {
-            Ok(git) => {
-                let git = std::rc::Rc::new(git);
-                // Experiments are kept until `dvt exp remove`: their data may exist nowhere else.
-                let revisions = crate::snapshot::Revisions {
-                    all_experiments: true,
-                    ..opts.revisions.clone()
-                };
-                let commits: Vec<GitId> = revisions.commits(&git, true)?;
-                for c in &commits {
-                    add(&Snapshot::at_commit(r, git.clone(), short(c), *c), keep)?;
+    let mut add_repo =
+        |r: &Repo, keep: &mut FxHashSet<ObjectId>, skipped: &mut Vec<SkippedRevision>| -> Result<usize> {
+            add(&Snapshot::workspace(r), keep)?;
+            match Git::open(r.root()) {
+                Ok(git) => {
+                    let git = std::rc::Rc::new(git);
+                    // Experiments are kept until `dvt exp remove`: their data may exist nowhere else.
+                    let revisions = crate::snapshot::Revisions {
+                        all_experiments: true,
+                        ..opts.revisions.clone()
+                    };
+                    let commits: Vec<GitId> = revisions.commits(&git, true)?;
+                    for c in &commits {
+                        match add(&Snapshot::at_commit(r, git.clone(), short(c), *c), keep) {
+                            Err(e) if opts.skip_failed => skipped.push(SkippedRevision {
+                                repo: (r.root() != repo.root()).then(|| r.root().to_path_buf()),
+                                rev: short(c),
+                                error: crate::error_chain(&e),
+                            }),
+                            r => r?,
+                        }
+                    }
+                    Ok(commits.len())
                 }
-                Ok(commits.len())
+                // Without git there is only the workspace; asking for history is an error.
+                Err(e) if opts.revisions.any() => Err(e),
+                Err(_) => Ok(0),
             }
-            // Without git there is only the workspace; asking for history is an error.
-            Err(e) if opts.revisions.any() => Err(e),
-            Err(_) => Ok(0),
-        }
-    };
-    let commits = add_repo(repo, &mut keep)?;
+        };
+    let commits = add_repo(repo, &mut keep, &mut skipped)?;
     let mut projects: Vec<std::path::PathBuf> = Vec::new();
     for dir in &opts.projects {
         let dir = crate::repo::normalize(dir);
@@ -180,7 +209,7 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         if project.root() == repo.root() || projects.iter().any(|p| p == project.root()) {
             continue;
         }
-        add_repo(&project, &mut keep)?;
+        add_repo(&project, &mut keep, &mut skipped)?;
         projects.push(project.root().to_path_buf());
     }
     let (mut users, forgotten) = repo.cache_users()?;
@@ -204,6 +233,7 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         shared_with: users.iter().map(|u| u.root().to_path_buf()).collect(),
         projects,
         forgotten,
+        skipped,
     })
 }
 
@@ -247,6 +277,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         shared_with,
         projects,
         forgotten,
+        skipped,
     } = referenced(repo, opts, &objects)?;
     progress.finish();
     let cache = repo.cache();
@@ -306,6 +337,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         shared_with,
         projects,
         forgotten,
+        skipped,
         remote,
         remote_objects,
         run_cache_entries,
