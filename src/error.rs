@@ -922,6 +922,18 @@ pub enum RemoteError {
         /// not give the object (boxed: errors stay small).
         origin: Box<(String, String)>,
     },
+    /// What a reader that does not follow URLs (`list`, `du`, `diff`) needs of
+    /// an import from a URL that nobody downloaded.
+    #[error(
+        "`{pointer}` was imported from `{url}` without being downloaded, and no remote has it: \
+         `dvt pull` (or `get`, `import`, `cat`) reads it from there, `dvt ls-url {url}` lists it"
+    )]
+    NotDownloaded {
+        /// The pointer file.
+        pointer: String,
+        /// The URL.
+        url: String,
+    },
     /// A fetch found other data at the URL an import's pointer records.
     #[error(
         "`{url}` is not what `{pointer}` imported from it any more ({why}): `dvt update` it to import \

@@ -378,7 +378,15 @@ impl<'r> Snapshot<'r> {
     pub fn objects(&self, objects: &Objects<'_>) -> Result<Vec<(ObjectId, String)>> {
         let mut seen = rustc_hash::FxHashSet::default();
         let mut out = Vec::new();
-        for t in self.pointers()?.into_iter().filter(|t| t.pointer.push) {
+        // Imported from a URL without downloading it: push leaves it out too.
+        let not_downloaded = |t: &Tracked| {
+            matches!(t.pointer.source, Some(crate::pointer::Source::Url(_))) && !objects.cache().contains(&t.pointer.id)
+        };
+        for t in self
+            .pointers()?
+            .into_iter()
+            .filter(|t| t.pointer.push && !not_downloaded(t))
+        {
             objects.note(&t);
             if seen.insert(t.pointer.id) {
                 out.push((t.pointer.id, t.data_rel.clone()));
@@ -454,6 +462,10 @@ pub fn short(id: &GitId) -> String {
     id.to_hex_with_len(7).to_string()
 }
 
+/// An import from a URL that a read pointer records: its source, the pointer,
+/// and the pointer's file.
+type UrlImport = (crate::pointer::UrlSource, crate::pointer::Pointer, String);
+
 /// Objects from the cache, or, when the cache lacks them, from another repository's
 /// cache (for `get`/`import` from a local repository) or a remote; whatever comes
 /// from elsewhere is copied into the cache and verified on the way. The remote is
@@ -470,6 +482,12 @@ pub struct Objects<'a> {
     named: Mutex<rustc_hash::FxHashMap<ObjectId, String>>,
     /// The remotes `named` names, opened on first use.
     others: Mutex<Vec<Arc<Remote>>>,
+    /// Imports from URLs, by their pointer's id: the source, the pointer and
+    /// its file (see [`Objects::note`]), for what the remote lacks.
+    from_url: Mutex<rustc_hash::FxHashMap<ObjectId, UrlImport>>,
+    /// Whether what the remote lacks of an import from a URL comes from the
+    /// URL (see [`Objects::following_urls`]).
+    follow_urls: bool,
     /// Whether the objects are another repository's ([`Objects::from_source`]).
     read_repo: bool,
 }
@@ -492,6 +510,8 @@ impl<'a> Objects<'a> {
             remote: std::sync::OnceLock::new(),
             named: Mutex::default(),
             others: Mutex::default(),
+            from_url: Mutex::default(),
+            follow_urls: false,
             read_repo: false,
         }
     }
@@ -509,6 +529,8 @@ impl<'a> Objects<'a> {
             remote: std::sync::OnceLock::new(),
             named: Mutex::default(),
             others: Mutex::default(),
+            from_url: Mutex::default(),
+            follow_urls: false,
             read_repo: true,
         }
     }
@@ -517,6 +539,17 @@ impl<'a> Objects<'a> {
     /// [`crate::remote::default_jobs`]).
     pub fn with_jobs(self, jobs: Option<usize>) -> Self {
         Objects { jobs, ..self }
+    }
+
+    /// What the remote lacks of an import from a URL (imported with
+    /// `--no-download`, or never pushed) comes from the URL, for those that
+    /// read data (`get`, `import`, `cat`, the API): reading a whole dataset to
+    /// learn a directory's files would be no way to list it or collect garbage.
+    pub fn following_urls(self) -> Self {
+        Objects {
+            follow_urls: true,
+            ..self
+        }
     }
 
     /// The cache objects land in.
@@ -534,8 +567,13 @@ impl<'a> Objects<'a> {
     }
 
     /// Notes that tracked `t`'s object comes from the remote its pointer names
-    /// (`remote = "NAME"`), if it names one and no remote was asked for.
+    /// (`remote = "NAME"`), if it names one and no remote was asked for; and,
+    /// for an import from a URL, that the URL gives what the remote lacks.
     pub fn note(&self, t: &Tracked) {
+        if let Some(crate::pointer::Source::Url(src)) = &t.pointer.source {
+            let mut from_url = self.from_url.lock().unwrap_or_else(|e| e.into_inner());
+            from_url.insert(t.pointer.id, (src.clone(), t.pointer.clone(), t.pointer_rel.clone()));
+        }
         self.note_ids(t, std::iter::once(t.pointer.id));
     }
 
@@ -604,16 +642,70 @@ impl<'a> Objects<'a> {
         }
     }
 
-    /// Makes sure object `id` is in the cache, copying or downloading it if needed.
+    /// Makes sure object `id` is in the cache, copying or downloading it if
+    /// needed; what the remote lacks of an import from a URL comes from the
+    /// URL (see [`Objects::following_urls`]).
     pub fn ensure(&self, id: &ObjectId, for_path: Option<&str>) -> Result<()> {
         if self.ensure_local(id) {
             return Ok(());
         }
-        let remote = self.remote_for(id, for_path)?;
-        remote
-            .block_on(remote.download(&self.dest, *id, for_path, &|_| {}))
-            .map_err(|e| self.as_met(e))?;
-        Ok(())
+        let got = self.remote_for(id, for_path).and_then(|remote| {
+            remote
+                .block_on(remote.download(&self.dest, *id, for_path, &|_| {}))
+                .map_err(|e| self.as_met(e))
+        });
+        match got {
+            Ok(_) => Ok(()),
+            Err(e) if self.follow_urls && is_missing(&e) => self.read_url(id, e),
+            Err(e) if is_missing(&e) => match self.noted_url(id) {
+                Some((src, _, pointer_rel)) => Err(RemoteError::NotDownloaded {
+                    pointer: pointer_rel,
+                    url: src.url,
+                }
+                .into()),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The import from a URL whose data `id` is, if a read pointer noted one.
+    fn noted_url(&self, id: &ObjectId) -> Option<UrlImport> {
+        self.from_url.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// When the remote lacks `id` (error `missing`) and `id` is the data of an
+    /// import from a URL a read pointer records: the data read from the URL,
+    /// if it is still what the pointer records (as a fetch gets it); else
+    /// `missing`, with why the URL could not give it.
+    fn read_url(&self, id: &ObjectId, missing: crate::Error) -> Result<()> {
+        let Some((src, pointer, pointer_rel)) = self.noted_url(id) else {
+            return Err(missing);
+        };
+        let progress = crate::progress::NoProgress;
+        let Err(why) = crate::ops::import_url::store_from_url(
+            self.config_repo,
+            &self.dest,
+            &src,
+            &pointer,
+            &pointer_rel,
+            &progress,
+        ) else {
+            return Ok(());
+        };
+        let origin = Box::new((src.url.clone(), crate::error_chain(&why)));
+        Err(match missing {
+            crate::Error::Remote(RemoteError::Missing { remote, id, path, .. })
+            | crate::Error::Remote(RemoteError::MissingInRead { remote, id, path }) => RemoteError::MissingFromSource {
+                remote,
+                id,
+                path,
+                origin,
+            }
+            .into(),
+            // No remote: the URL was the only place to look.
+            _ => why,
+        })
     }
 
     /// `e`, met downloading: for another repository's objects, said as such
@@ -640,6 +732,24 @@ impl<'a> Objects<'a> {
         self.note_ids(t, m.files.iter().map(|e| e.id));
         Ok(m)
     }
+}
+
+/// Whether `e`, met reading tracked `t`, says that it was imported from a URL
+/// and never downloaded: none of it is stored anywhere dvt looks, and its URL
+/// gives it (see [`Objects::following_urls`]).
+pub fn not_downloaded(t: &Tracked, e: &crate::Error) -> bool {
+    matches!(t.pointer.source, Some(crate::pointer::Source::Url(_)))
+        && (is_missing(e) || matches!(e, crate::Error::Remote(RemoteError::NotDownloaded { .. })))
+}
+
+/// Whether `e` says an object is nowhere it was looked for (the remote, or
+/// the cache when there is no remote), rather than that looking failed.
+fn is_missing(e: &crate::Error) -> bool {
+    matches!(
+        e,
+        crate::Error::Remote(RemoteError::Missing { .. } | RemoteError::MissingInRead { .. })
+            | crate::Error::Cache(CacheError::Missing { .. })
+    )
 }
 
 /// Which revisions' pointers an operation covers, besides the workspace's.

@@ -2528,6 +2528,18 @@ fn import_url_no_download_writes_the_pointer_and_pull_gets_the_data_from_the_url
         r.stdout
     );
 
+    // gc has nothing of it to keep, and does not stop for its manifest; what
+    // lists files without reading data says where they are.
+    env.dvt(&["gc", "-f"]).ok();
+    let r = env.dvt(&["list", ".", "data"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "`data.dvt` was imported from `{src_s}` without being downloaded, and no remote has it"
+        )),
+        "{}",
+        r.stderr
+    );
+
     // Nothing to push, and no failure for it.
     let r = env.dvt(&["push"]).ok();
     assert!(
@@ -2542,6 +2554,8 @@ fn import_url_no_download_writes_the_pointer_and_pull_gets_the_data_from_the_url
         "model.bin"
     );
     env.commit("imports");
+    // A tag does not ask the remote for it either.
+    env.dvt(&["tag", "v1"]).ok();
 
     // A clone pulls it from the URLs, though the remote never had it.
     let b = env.clone_repo();
@@ -2601,6 +2615,58 @@ fn import_url_no_download_writes_the_pointer_and_pull_gets_the_data_from_the_url
     // `--to-remote` keeps no copy either, but the two do not go together.
     let r = env.dvt(&["import-url", model_s, "m2", "--no-download", "--to-remote"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// A registry that imported from URLs with `--no-download` (its remote never
+/// had the data): `get`, `import` and `cat` of it read the data from the URLs,
+/// checked against its pointers, as a pull there would; a URL whose data
+/// changed since is an error that says so.
+#[test]
+fn readers_of_a_registry_get_its_url_imports_from_the_urls() {
+    let registry = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    let src = outside.path().join("exports");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("readings.csv"), "t,v\n0,1\n").unwrap();
+    std::fs::write(src.join("sub/big.bin"), noise(2_000_000, 7)).unwrap();
+    let model = outside.path().join("model.bin");
+    std::fs::write(&model, noise(70_000, 3)).unwrap();
+    registry
+        .dvt(&["import-url", src.to_str().unwrap(), "data", "--no-download"])
+        .ok();
+    registry
+        .dvt(&["import-url", model.to_str().unwrap(), "--no-download"])
+        .ok();
+    registry.commit("imports");
+    let reg = registry.root.to_str().unwrap();
+
+    let user = TestEnv::new();
+    user.dvt(&["get", reg, "data", "-o", "got"]).ok();
+    assert_eq!(user.read("got/sub/big.bin"), noise(2_000_000, 7));
+    assert_eq!(user.read("got/readings.csv"), b"t,v\n0,1\n");
+    user.dvt(&["import", reg, "model.bin"]).ok();
+    assert_eq!(user.read("model.bin"), noise(70_000, 3));
+    let r = user.dvt(&["cat", "--repo", reg, "data/readings.csv"]).ok();
+    assert_eq!(r.stdout, "t,v\n0,1\n");
+
+    // What is at the URL now is not what the registry imported: an error.
+    std::fs::write(&model, noise(70_000, 4)).unwrap();
+    let other = TestEnv::new();
+    let r = other.dvt(&["get", reg, "model.bin"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "`{}` is not what `model.bin.dvt` imported from it any more (other bytes)",
+            model.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!other.exists("model.bin"));
+
+    // In the registry itself, `cat` reads it too (nothing was downloaded there).
+    std::fs::write(&model, noise(70_000, 3)).unwrap();
+    let r = registry.dvt(&["cat", "model.bin"]).ok();
+    assert_eq!(r.stdout, String::from_utf8_lossy(&noise(70_000, 3)));
 }
 
 #[test]

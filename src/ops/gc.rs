@@ -162,7 +162,13 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         for t in snap.pointers()? {
             keep.insert(t.pointer.id);
             if t.pointer.kind == Kind::Dir && manifests_done.insert(t.pointer.id) {
-                keep.extend(objects.manifest(&t)?.files.iter().map(|e| e.id));
+                match objects.manifest(&t) {
+                    Ok(m) => keep.extend(m.files.iter().map(|e| e.id)),
+                    // Imported from a URL without downloading: nothing of it is
+                    // stored, and its URL gives it again.
+                    Err(e) if crate::snapshot::not_downloaded(&t, &e) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())

@@ -961,7 +961,9 @@ fn get_with(
     // A scratch cache beside the output: same filesystem, removed afterwards.
     let scratch = tempfile::Builder::new().prefix(".dvt-get-cache-").tempdir_in(parent)?;
     let cache = Cache::new(scratch.path(), source.config().cache.level);
-    let objects = Objects::from_source(cache.clone(), source).with_jobs(opts.jobs);
+    let objects = Objects::from_source(cache.clone(), source)
+        .with_jobs(opts.jobs)
+        .following_urls();
     let mut left_out = Vec::new();
     let found = find(&objects, &mut left_out)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
@@ -1076,7 +1078,9 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     }
     let _lock = repo.lock(&format!("dvt import {}", g.path))?;
     let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).with_jobs(g.jobs);
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo)
+        .with_jobs(g.jobs)
+        .following_urls();
     let mut left_out = Vec::new();
     let found = find_noting(&ext, &g.path, &objects, &mut left_out)?;
     if !opts.no_download {
@@ -1122,7 +1126,7 @@ pub(crate) fn fetch_from_source(
         return Ok(());
     };
     let ext = clones.external(&src.repo, Some(&src.commit), &src.settings(repo.root()))?;
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo);
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).following_urls();
     let found = find(&ext, &src.path, &objects)?;
     if id_of(&found) != t.pointer.id {
         return Err(GitError::NotTrackedAt {
@@ -1478,7 +1482,9 @@ fn update_from_repo(
             downloaded: None,
         });
     }
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).with_jobs(opts.jobs);
+    let objects = Objects::from_source(repo.cache().clone(), &ext.repo)
+        .with_jobs(opts.jobs)
+        .following_urls();
     let found = find(&ext, &src.path, &objects)?;
     let name = t.pointer.path.clone();
     let source = ImportSource {

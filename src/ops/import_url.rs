@@ -442,7 +442,6 @@ fn send_to_remote(
         batches.push((&listing[start..end], bytes));
         start = end;
     }
-    let on_bytes = |n| progress.inc(n);
     let mut ids = Vec::with_capacity(listing.len());
     for (k, (batch, bytes)) in batches.iter().enumerate() {
         let dir = scratch.path().join(format!("batch-{k}"));
@@ -452,44 +451,9 @@ fn send_to_remote(
             1 => String::new(),
             n => format!(" (part {} of {n})", k + 1),
         };
-        // Each file is stored as it arrives, as `add` stores data (small objects
-        // packed together): small ones from memory, big ones through a file.
         let cache = crate::cache::Cache::new(dir.join("cache"), repo.config().cache.level);
-        let packing = cache.begin_packing();
-        progress.start(&format!("downloading {url}{part}"), *bytes, true);
-        let results: Vec<(usize, Result<ObjectId>)> = source.block_on(
-            futures::stream::iter(batch.iter().enumerate())
-                .map(|(i, e)| {
-                    let dest = files.join(i.to_string());
-                    let (on_bytes, cache) = (&on_bytes, &cache);
-                    async move {
-                        let id = async {
-                            if e.size <= SMALL_OBJECT {
-                                let data = source.read_source(e, on_bytes).await?;
-                                return tokio::task::block_in_place(|| Ok(cache.put_bytes(&data)?.id));
-                            }
-                            source.download_source(e, &dest, on_bytes).await?;
-                            tokio::task::block_in_place(|| {
-                                let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&dest)?);
-                                let id = cache.put_file(&dest, &stamp)?.id;
-                                fs_err::remove_file(&dest)?;
-                                Ok(id)
-                            })
-                        };
-                        (i, id.await)
-                    }
-                })
-                .buffer_unordered(source.jobs)
-                .collect(),
-        );
-        progress.finish();
-        packing.finish()?;
-        let mut results = results;
-        results.sort_unstable_by_key(|(i, _)| *i);
-        let stored: Vec<ObjectId> = results
-            .into_iter()
-            .map(|(_, r)| r.map_err(|e| about(e, url)))
-            .collect::<Result<_>>()?;
+        let label = format!("downloading {url}{part}");
+        let stored = store_entries(source, url, batch, &cache, &files, (&label, *bytes), progress)?;
         let (n, sent) = upload_missing(remote, &cache, &stored, progress)?;
         uploaded.objects += n;
         uploaded.bytes += sent;
@@ -504,6 +468,54 @@ fn send_to_remote(
         uploaded.bytes += sent;
     }
     Ok((pointer, uploaded))
+}
+
+/// Stores each of `entries` of `source` (listed from `url`) in `cache` as it
+/// arrives, `source.jobs` at a time, as `add` stores data (small objects
+/// packed together): small ones from memory, big ones through a file in
+/// `files`, deleted once stored. Their ids, in `entries`' order; the progress
+/// bar is `bar` (its label and bytes).
+fn store_entries(
+    source: &Remote,
+    url: &str,
+    entries: &[SourceEntry],
+    cache: &crate::cache::Cache,
+    files: &Path,
+    bar: (&str, u64),
+    progress: &dyn Progress,
+) -> Result<Vec<ObjectId>> {
+    let packing = cache.begin_packing();
+    progress.start(bar.0, bar.1, true);
+    let on_bytes = |n| progress.inc(n);
+    let mut results: Vec<(usize, Result<ObjectId>)> = source.block_on(
+        futures::stream::iter(entries.iter().enumerate())
+            .map(|(i, e)| {
+                let dest = files.join(i.to_string());
+                let on_bytes = &on_bytes;
+                async move {
+                    let id = async {
+                        if e.size <= SMALL_OBJECT {
+                            let data = source.read_source(e, on_bytes).await?;
+                            return tokio::task::block_in_place(|| Ok(cache.put_bytes(&data)?.id));
+                        }
+                        source.download_source(e, &dest, on_bytes).await?;
+                        tokio::task::block_in_place(|| {
+                            let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&dest)?);
+                            let id = cache.put_file(&dest, &stamp)?.id;
+                            fs_err::remove_file(&dest)?;
+                            Ok(id)
+                        })
+                    };
+                    (i, id.await)
+                }
+            })
+            .buffer_unordered(source.jobs)
+            .collect(),
+    );
+    progress.finish();
+    packing.finish()?;
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r.map_err(|e| about(e, url))).collect()
 }
 
 /// The pointer of data at `rel` made of `listing`, whose objects have `ids`
@@ -569,24 +581,8 @@ fn hash_at_source(
 pub(crate) fn fetch_from_url(repo: &Repo, t: &Tracked, src: &UrlSource, progress: &dyn Progress) -> Result<()> {
     let source = open_source(repo, &src.url, None, &src.fs_config)?;
     let listing = list(&source, &src.url)?;
-    let changed = |why: &str| -> crate::Error {
-        RemoteError::UrlChanged {
-            url: src.url.clone(),
-            pointer: t.pointer_rel.clone(),
-            why: why.to_string(),
-        }
-        .into()
-    };
-    // What the listing alone tells, before anything is downloaded.
-    let is_dir = !matches!(listing.as_slice(), [only] if only.rel.is_empty());
-    if is_dir != (t.pointer.kind == Kind::Dir) {
-        return Err(changed(if is_dir { "a directory now" } else { "a single file now" }));
-    }
-    if listing.iter().map(|e| e.size).sum::<u64>() != t.pointer.size
-        || (is_dir && t.pointer.files != Some(listing.len() as u64))
-    {
-        return Err(changed("other sizes"));
-    }
+    let changed = |why: &str| url_changed(src, &t.pointer_rel, why);
+    still_there(&listing, &t.pointer, &changed)?;
     let staging = repo.tmp_dir()?.join("import-url");
     fs_err::create_dir_all(&staging)?;
     let key = blake3::hash(t.data_rel.as_bytes()).to_hex();
@@ -609,6 +605,77 @@ pub(crate) fn fetch_from_url(repo: &Repo, t: &Tracked, src: &UrlSource, progress
         repo.cache().mark_complete(&t.pointer.id);
     }
     Known::save(repo, &src.url, &t.data_rel, &listing, &got.pointer);
+    Ok(())
+}
+
+/// The error of a fetch that found other data at `src`'s URL than `pointer`
+/// (a pointer file) records, and `why`.
+fn url_changed(src: &UrlSource, pointer: &str, why: &str) -> crate::Error {
+    RemoteError::UrlChanged {
+        url: src.url.clone(),
+        pointer: pointer.to_string(),
+        why: why.to_string(),
+    }
+    .into()
+}
+
+/// What `listing` alone tells, before anything is downloaded: whether it may
+/// still be what `pointer` records (the same kind, size and number of files).
+fn still_there(listing: &[SourceEntry], pointer: &Pointer, changed: &dyn Fn(&str) -> crate::Error) -> Result<()> {
+    let is_dir = !matches!(listing, [only] if only.rel.is_empty());
+    if is_dir != (pointer.kind == Kind::Dir) {
+        return Err(changed(if is_dir { "a directory now" } else { "a single file now" }));
+    }
+    if listing.iter().map(|e| e.size).sum::<u64>() != pointer.size
+        || (is_dir && pointer.files != Some(listing.len() as u64))
+    {
+        return Err(changed("other sizes"));
+    }
+    Ok(())
+}
+
+/// Stores in `cache` the data that `pointer` (of `pointer_rel`, in `repo`)
+/// imported from `src`'s URL, read from there, when what is there is still
+/// what it records: for a reader of that repository (`get`, `import`, `cat`,
+/// the Python API) whose remote lacks the data (imported with
+/// `--no-download`, or never pushed). Nothing else is written.
+pub(crate) fn store_from_url(
+    repo: &Repo,
+    cache: &crate::cache::Cache,
+    src: &UrlSource,
+    pointer: &Pointer,
+    pointer_rel: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let source = open_source(repo, &src.url, None, &src.fs_config)?;
+    let listing = list(&source, &src.url)?;
+    let changed = |why: &str| url_changed(src, pointer_rel, why);
+    still_there(&listing, pointer, &changed)?;
+    // Big files go through the cache's own `tmp`, which it cleans of what a
+    // killed reader leaves.
+    let tmp = cache.root().join("tmp");
+    fs_err::create_dir_all(&tmp)?;
+    let files = crate::fsutil::temp_in(&tmp, "url");
+    fs_err::create_dir(&files)?;
+    let label = format!("downloading {}", src.url);
+    let stored = store_entries(
+        &source,
+        &src.url,
+        &listing,
+        cache,
+        &files,
+        (&label, pointer.size),
+        progress,
+    );
+    let _ = fs_err::remove_dir_all(&files);
+    let (got, manifest) = pointer_of(&listing, stored?, &pointer.path);
+    if got.id != pointer.id {
+        return Err(changed("other bytes"));
+    }
+    if let Some(m) = manifest {
+        cache.put_bytes(&m.to_bytes())?;
+        cache.mark_complete(&pointer.id);
+    }
     Ok(())
 }
 
