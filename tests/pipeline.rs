@@ -3102,6 +3102,67 @@ fn migrate_carries_a_dvc_project_over() {
     );
 }
 
+/// A `dvc.yaml` below the root (a project of several pipelines) comes over
+/// too: its stages join `dvt.toml` as `DIR-NAME`, each running in its
+/// directory (paths, params and `${…}` as DVC read them there), its top-level
+/// metrics with the directory before their paths; a file that does not
+/// convert is named and left out, the others come over.
+#[test]
+fn migrate_brings_the_stages_of_dvc_yaml_files_below_the_root() {
+    let env = TestEnv::bare();
+    env.git(&["init", "-q", "-b", "main"]);
+    env.write(".dvc/config", "");
+    env.write("params.yaml", "prepare:\n  rows: 2\n");
+    env.write(
+        "dvc.yaml",
+        "stages:\n  prepare:\n    cmd: seq ${prepare.rows} > data.txt\n    outs:\n    - data.txt\n",
+    );
+    env.write("models/params.yaml", "train:\n  epochs: 3\n");
+    env.write(
+        "models/dvc.yaml",
+        "vars:\n- tag: v1\nstages:\n  train:\n    cmd: wc -l < ../data.txt > model-${tag}.txt && echo ${train.epochs} >> model-${tag}.txt\n\
+         \x20   deps:\n    - ../data.txt\n    params:\n    - train.epochs\n    outs:\n    - model-${tag}.txt\n\
+         \x20 evaluate:\n    cmd: \"echo '{\\\"acc\\\": 0.5}' > eval.json\"\n    deps:\n    - model-v1.txt\n    metrics:\n    - eval.json:\n        cache: false\n\
+         metrics:\n- eval.json\n",
+    );
+    env.write(
+        "reports/dvc.yaml",
+        "stages:\n  train:\n    cmd: echo r > r.txt\n    outs:\n    - r.txt\n",
+    );
+    env.write("broken/dvc.yaml", "stages:\n  x:\n    cmd: true\n    nonsense: 1\n");
+    env.commit("a DVC project of several pipelines");
+
+    let r = env.dvt(&["migrate"]).ok();
+    for said in [
+        "models/dvc.yaml: stage `train` -> `models-train` (running in `models`)",
+        "reports/dvc.yaml: stage `train` -> `reports-train` (running in `reports`)",
+        "dvc.yaml, models/dvc.yaml, reports/dvc.yaml: 4 stages -> dvt.toml",
+    ] {
+        assert!(r.stdout.contains(said), "{said}: {}", r.stdout);
+    }
+    assert!(
+        r.stderr
+            .contains("warning: broken/dvc.yaml not carried over: it does not convert"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["repro"]).ok();
+    assert!(r.stderr.contains("Running stage `models-train`"), "{}", r.stderr);
+    assert_eq!(env.read("models/model-v1.txt"), b"2\n3\n");
+    assert_eq!(env.read("reports/r.txt"), b"r\n");
+    // Its params are read where DVC read them.
+    env.write("models/params.yaml", "train:\n  epochs: 4\n");
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stdout
+            .contains("models-train: param `models/params.yaml:train.epochs` changed"),
+        "{}",
+        r.stdout
+    );
+    let r = env.dvt(&["metrics", "show"]).ok();
+    assert!(r.stdout.contains("models/eval.json:\n    acc: 0.5"), "{}", r.stdout);
+}
+
 /// `-p a,b` is written one key per entry, as DVC writes dvc.yaml (a key
 /// given twice, once), and the stage reads each.
 #[test]

@@ -2234,10 +2234,15 @@ fn print_migrated(
         }
         note_hashed(q, add);
     }
+    for (file, old, new) in &r.renamed {
+        let dir = file.trim_end_matches("dvc.yaml").trim_end_matches('/');
+        say!(q, "{file}: stage `{old}` -> `{new}` (running in `{dir}`)");
+    }
     if !r.stages.is_empty() {
         say!(
             q,
-            "dvc.yaml: {} -> dvt.toml; {} recorded in dvt.lock as the workspace holds them",
+            "{}: {} -> dvt.toml; {} recorded in dvt.lock as the workspace holds them",
+            r.pipelines.join(", "),
             match r.stages.len() {
                 1 => "1 stage".to_string(),
                 n => format!("{n} stages"),

@@ -2,7 +2,8 @@
 //! (`.dvc/config`, `.dvc/config.local`) become dvt's, `.dvcignore` files become
 //! `.dvtignore` files, the data of each `.dvc` file is added (dvt's ids are
 //! BLAKE3 of the bytes, DVC's MD5, so the data must be in the workspace: it is
-//! hashed again), and `dvc.yaml` becomes `dvt.toml`, whose stages are recorded
+//! hashed again), and `dvc.yaml` (with those below the root, whose stages run
+//! in their directories under names of their own) becomes `dvt.toml`, whose stages are recorded
 //! in `dvt.lock` as the workspace holds their outs. DVC's own files are left
 //! where they are, for the user to delete once satisfied.
 
@@ -29,6 +30,10 @@ pub struct MigrateReport {
     pub added: Vec<(String, String)>,
     /// The add itself, when anything was added.
     pub add: Option<crate::ops::add::AddReport>,
+    /// The `dvc.yaml` files whose stages `dvt.toml` got: the root's first.
+    pub pipelines: Vec<String>,
+    /// Stages of a `dvc.yaml` below the root, renamed: `(file, name, new name)`.
+    pub renamed: Vec<(String, String, String)>,
     /// The stages `dvt.toml` got from `dvc.yaml`.
     pub stages: Vec<String>,
     /// Of those, the ones `dvt.lock` records as the workspace holds them.
@@ -479,65 +484,103 @@ fn convert_stage(t: &mut toml::Table, dropped: &mut Vec<String>) {
 }
 
 fn migrate_pipeline(repo: &Repo, progress: &dyn Progress, report: &mut MigrateReport) -> Result<()> {
-    let dvc_yaml = repo.root().join("dvc.yaml");
-    // dvt has one `dvt.toml`, at the root.
-    for other in crate::workspace::find_files(repo, &|p| p.file_name().is_some_and(|n| n == "dvc.yaml"))? {
-        if other != dvc_yaml {
-            report.skipped.push((
-                crate::workspace::rel_str(repo.root(), &other)?,
-                format!("dvt reads one pipeline, `{PIPELINE_FILE}` at the root: move its stages there"),
-            ));
-        }
-    }
-    if !dvc_yaml.is_file() {
+    // The root's first, then those below it, by path.
+    let mut files = crate::workspace::find_files(repo, &|p| p.file_name().is_some_and(|n| n == "dvc.yaml"))?;
+    files.sort_by_key(|f| (f.parent() != Some(repo.root()), f.clone()));
+    if files.is_empty() {
         return Ok(());
     }
     let dvt_toml = repo.root().join(PIPELINE_FILE);
     if dvt_toml.exists() {
-        report.skipped.push((
-            "dvc.yaml".into(),
-            format!("`{PIPELINE_FILE}` exists: it is not replaced"),
-        ));
+        for f in &files {
+            report.skipped.push((
+                crate::workspace::rel_str(repo.root(), f)?,
+                format!("`{PIPELINE_FILE}` exists: it is not replaced"),
+            ));
+        }
         return Ok(());
     }
-    let Some(toml::Value::Table(mut doc)) = to_toml(&yaml_file(&dvc_yaml)?) else {
-        report.skipped.push(("dvc.yaml".into(), "it holds no mapping".into()));
-        return Ok(());
-    };
-    let mut dropped = Vec::new();
-    if let Some(toml::Value::Table(stages)) = doc.get_mut("stages") {
-        for (_, stage) in stages.iter_mut() {
-            if let toml::Value::Table(t) = stage {
-                convert_stage(t, &mut dropped);
+    // dvt has one `dvt.toml`, at the root: a `dvc.yaml` below it brings its
+    // stages there, each running where DVC ran it, under a name of its own.
+    let mut doc = toml::Table::new();
+    let mut pipeline = None;
+    for file in &files {
+        let rel = crate::workspace::rel_str(repo.root(), file)?;
+        let dir = rel
+            .strip_suffix("dvc.yaml")
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
+        // One below the root that does not parse stays behind; the root's stops all.
+        let yaml = match yaml_file(file) {
+            Ok(y) => y,
+            Err(e) if !dir.is_empty() => {
+                report.skipped.push((rel, crate::error_chain(&e)));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(toml::Value::Table(mut this)) = to_toml(&yaml) else {
+            report.skipped.push((rel, "it holds no mapping".into()));
+            continue;
+        };
+        let mut dropped = Vec::new();
+        if let Some(toml::Value::Table(stages)) = this.get_mut("stages") {
+            for (_, stage) in stages.iter_mut() {
+                if let toml::Value::Table(t) = stage {
+                    convert_stage(t, &mut dropped);
+                }
+            }
+        }
+        if let Some(p) = this.get("plots") {
+            let p = convert_outs(p, &mut dropped);
+            this.insert("plots".into(), p);
+        }
+        for d in dropped {
+            report
+                .skipped
+                .push((rel.clone(), format!("{d}: dvt has no such setting")));
+        }
+        let mut merged = doc.clone();
+        let renamed = match dir.is_empty() {
+            true => {
+                merged = this;
+                Vec::new()
+            }
+            false => {
+                let own_params = repo.root().join(&dir).join("params.yaml").is_file();
+                match merge_nested(&mut merged, this, &dir, own_params) {
+                    Ok(renamed) => renamed,
+                    Err(why) => {
+                        report.skipped.push((rel, why));
+                        continue;
+                    }
+                }
+            }
+        };
+        let text = pipeline_text(&merged)?;
+        match Pipeline::parse_with(&text, &|f| crate::pipeline::read_file(repo, f)) {
+            Ok(p) => {
+                doc = merged;
+                pipeline = Some((p, text));
+                report.pipelines.push(rel.clone());
+                report
+                    .renamed
+                    .extend(renamed.into_iter().map(|(old, new)| (rel.clone(), old, new)));
+            }
+            Err(e) => {
+                report
+                    .skipped
+                    .push((rel, format!("it does not convert: {}", crate::error_chain(&e))));
+                // Without the root's pipeline, none: its stages are what the others join.
+                if dir.is_empty() {
+                    return Ok(());
+                }
             }
         }
     }
-    if let Some(p) = doc.get("plots") {
-        let p = convert_outs(p, &mut dropped);
-        doc.insert("plots".into(), p);
-    }
-    for d in dropped {
-        report
-            .skipped
-            .push(("dvc.yaml".into(), format!("{d}: dvt has no such setting")));
-    }
-    let text = format!(
-        "# Made by `dvt migrate` from dvc.yaml.\n{}",
-        toml::to_string_pretty(&doc).map_err(|e| PipelineError::Invalid {
-            file: PIPELINE_FILE.to_string(),
-            stage: None,
-            message: e.to_string(),
-        })?
-    );
-    let pipeline = match Pipeline::parse_with(&text, &|f| crate::pipeline::read_file(repo, f)) {
-        Ok(p) => p,
-        Err(e) => {
-            report.skipped.push((
-                "dvc.yaml".into(),
-                format!("it does not convert: {}", crate::error_chain(&e)),
-            ));
-            return Ok(());
-        }
+    let Some((pipeline, text)) = pipeline else {
+        return Ok(());
     };
     crate::fsutil::atomic_write(&dvt_toml, text.as_bytes())?;
     crate::autostage::note(&dvt_toml);
@@ -559,6 +602,137 @@ fn migrate_pipeline(repo: &Repo, progress: &dyn Progress, report: &mut MigrateRe
         }
     }
     Ok(())
+}
+
+/// `dvt.toml`'s text for `doc`.
+fn pipeline_text(doc: &toml::Table) -> Result<String> {
+    let body = toml::to_string_pretty(doc).map_err(|e| PipelineError::Invalid {
+        file: PIPELINE_FILE.to_string(),
+        stage: None,
+        message: e.to_string(),
+    })?;
+    Ok(format!("# Made by `dvt migrate` from dvc.yaml.\n{body}"))
+}
+
+/// Adds to `doc` the pipeline `nested` of the `dvc.yaml` in directory `dir`
+/// (converted): each stage as `DIR-NAME`, running in `dir` (joined to its own
+/// `wdir`), with the file's `vars` (and, with `own_params`, the `params.yaml`
+/// beside it, as DVC reads it for `${…}`); its top-level metrics, params and
+/// plots with `dir/` before their paths. The stages renamed, `(old, new)`; an
+/// error says why the file cannot come over.
+fn merge_nested(
+    doc: &mut toml::Table,
+    mut nested: toml::Table,
+    dir: &str,
+    own_params: bool,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let prefix: String = dir
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut vars: Vec<toml::Value> = match nested.remove("vars") {
+        Some(toml::Value::Array(v)) => v,
+        Some(t @ toml::Value::Table(_)) => vec![t],
+        Some(_) => return Err("its `vars` is neither a list nor a table".into()),
+        None => Vec::new(),
+    };
+    let interpolates = |v: &toml::Value| toml::to_string(v).is_ok_and(|t| t.contains("${"));
+    if own_params && !vars.iter().any(|v| v.as_str() == Some("params.yaml")) {
+        vars.push(toml::Value::String("params.yaml".into()));
+    }
+    let mut renamed = Vec::new();
+    let stages = match nested.remove("stages") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err("its `stages` is not a mapping".into()),
+        None => toml::Table::new(),
+    };
+    let all = doc
+        .entry("stages")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(all) = all.as_table_mut() else {
+        return Err("the root's `stages` is not a mapping".into());
+    };
+    let mut added = toml::Table::new();
+    for (name, mut stage) in stages {
+        let new = format!("{prefix}-{name}");
+        if all.contains_key(&new) || added.contains_key(&new) {
+            return Err(format!("stage `{name}` would be `{new}`, a name another stage has"));
+        }
+        let Some(t) = stage.as_table_mut() else {
+            return Err(format!("stage `{name}` is not a mapping"));
+        };
+        let uses_vars = interpolates(&toml::Value::Table(t.clone()));
+        // A `foreach` or `matrix` stage says where it runs in its `do`.
+        let body = match t.get_mut("do") {
+            Some(toml::Value::Table(b)) => b,
+            _ => t,
+        };
+        let wdir = match body.get("wdir").and_then(toml::Value::as_str) {
+            None | Some(".") | Some("") => dir.to_string(),
+            Some(w) => format!("{dir}/{w}"),
+        };
+        body.insert("wdir".into(), toml::Value::String(wdir));
+        if uses_vars && !vars.is_empty() {
+            let mut own = vars.clone();
+            if let Some(toml::Value::Array(v)) = body.remove("vars") {
+                own.extend(v);
+            }
+            body.insert("vars".into(), toml::Value::Array(own));
+        }
+        renamed.push((name, new.clone()));
+        added.insert(new, stage);
+    }
+    all.extend(added);
+    let under = |p: &str| format!("{dir}/{p}");
+    for key in ["metrics", "params"] {
+        if let Some(toml::Value::Array(items)) = nested.remove(key) {
+            let list = doc.entry(key).or_insert_with(|| toml::Value::Array(Vec::new()));
+            let Some(list) = list.as_array_mut() else {
+                return Err(format!("the root's `{key}` is not a list"));
+            };
+            list.extend(
+                items
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .map(|p| toml::Value::String(under(p))),
+            );
+        }
+    }
+    if let Some(toml::Value::Array(items)) = nested.remove("plots") {
+        let list = doc.entry("plots").or_insert_with(|| toml::Value::Array(Vec::new()));
+        let Some(list) = list.as_array_mut() else {
+            return Err("the root's `plots` is not a list".into());
+        };
+        for item in items {
+            list.push(match item {
+                toml::Value::String(p) => toml::Value::String(under(&p)),
+                toml::Value::Table(mut t) => {
+                    if let Some(toml::Value::String(p)) = t.get("path") {
+                        let p = under(p);
+                        t.insert("path".into(), toml::Value::String(p));
+                    }
+                    // `{ name, y = { FILE = FIELD } }`: the files are the keys.
+                    for axis in ["x", "y"] {
+                        if let Some(toml::Value::Table(files)) = t.get_mut(axis) {
+                            *files = std::mem::take(files).into_iter().map(|(f, v)| (under(&f), v)).collect();
+                        }
+                    }
+                    toml::Value::Table(t)
+                }
+                other => other,
+            });
+        }
+    }
+    if let Some(key) = nested.keys().next() {
+        return Err(format!("its top-level `{key}` has no place in dvt.toml"));
+    }
+    Ok(renamed)
 }
 
 #[cfg(test)]
