@@ -3161,6 +3161,12 @@ fn migrate_brings_the_stages_of_dvc_yaml_files_below_the_root() {
     );
     let r = env.dvt(&["metrics", "show"]).ok();
     assert!(r.stdout.contains("models/eval.json:\n    acc: 0.5"), "{}", r.stdout);
+    // DVC's address of the stage names it still.
+    let r = env.dvt(&["repro", "models/dvc.yaml:train"]).ok();
+    assert!(r.stderr.contains("Running stage `models-train`"), "{}", r.stderr);
+    assert_eq!(env.read("models/model-v1.txt"), b"2\n4\n");
+    let r = env.dvt(&["repro", "reports/dvc.yaml:nope"]).fails();
+    assert!(r.stderr.contains("no stage named `reports-nope`"), "{}", r.stderr);
 }
 
 /// `-p a,b` is written one key per entry, as DVC writes dvc.yaml (a key

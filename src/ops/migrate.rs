@@ -626,16 +626,6 @@ fn merge_nested(
     dir: &str,
     own_params: bool,
 ) -> std::result::Result<Vec<(String, String)>, String> {
-    let prefix: String = dir
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
     let mut vars: Vec<toml::Value> = match nested.remove("vars") {
         Some(toml::Value::Array(v)) => v,
         Some(t @ toml::Value::Table(_)) => vec![t],
@@ -660,7 +650,7 @@ fn merge_nested(
     };
     let mut added = toml::Table::new();
     for (name, mut stage) in stages {
-        let new = format!("{prefix}-{name}");
+        let new = crate::pipeline::migrated_name(dir, &name);
         if all.contains_key(&new) || added.contains_key(&new) {
             return Err(format!("stage `{name}` would be `{new}`, a name another stage has"));
         }

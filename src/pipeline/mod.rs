@@ -323,6 +323,39 @@ fn bad(stage: Option<&str>, message: impl Into<String>) -> crate::Error {
     .into()
 }
 
+/// The name `dvt migrate` gives a stage of the `dvc.yaml` in directory `dir`
+/// (repo-relative, `/`-separated; empty for the root): `NAME` at the root,
+/// else `DIR-NAME`, with what a name cannot hold in `dir` made `-`.
+pub fn migrated_name(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        return name.to_string();
+    }
+    let prefix: String = dir
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{prefix}-{name}")
+}
+
+/// DVC's address of a stage, `[DIR/]dvc.yaml:NAME`, as the name `dvt
+/// migrate` gave it (see [`migrated_name`]), so that scripts written for DVC
+/// name the same stages; `None` for any other target.
+pub fn dvc_address(target: &str) -> Option<String> {
+    let (file, name) = target.split_once(':')?;
+    let dir = file.strip_suffix("dvc.yaml")?;
+    let dir = match dir {
+        "" | "./" => "",
+        d => d.strip_suffix('/')?.trim_start_matches("./"),
+    };
+    Some(migrated_name(dir, name))
+}
+
 /// Joins `wdir` and `path` and checks the result stays inside the repository.
 fn repo_path(stage: Option<&str>, wdir: &str, path: &str, what: &str) -> Result<String> {
     if path.is_empty() || path.starts_with('/') {
@@ -717,12 +750,16 @@ impl Pipeline {
         })
     }
 
-    /// The stages a command-line target names, as DVC accepts them: `NAME` or
-    /// `dvt.toml:NAME`; the name of a `foreach` stage stands for all its cases
+    /// The stages a command-line target names, as DVC accepts them: `NAME`,
+    /// `dvt.toml:NAME`, or DVC's `DIR/dvc.yaml:NAME` (see [`dvc_address`]); the name of a `foreach` stage stands for all its cases
     /// (`NAME@…`). Empty when the target is no stage name (callers take it as a
     /// path); after `dvt.toml:`, an unknown name is an error.
     pub fn stage_named(&self, target: &str) -> Result<Vec<&Stage>> {
-        let prefixed = target.strip_prefix(PIPELINE_FILE).and_then(|r| r.strip_prefix(':'));
+        let from_dvc = dvc_address(target);
+        let prefixed = target
+            .strip_prefix(PIPELINE_FILE)
+            .and_then(|r| r.strip_prefix(':'))
+            .or(from_dvc.as_deref());
         let name = prefixed.unwrap_or(target);
         if let Some(stage) = self.stages.get(name) {
             return Ok(vec![stage]);
@@ -766,9 +803,11 @@ impl Pipeline {
     pub fn stages_matching(&self, patterns: &[String]) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for p in patterns {
+            let from_dvc = dvc_address(p);
             let bare = p
                 .strip_prefix(PIPELINE_FILE)
                 .and_then(|r| r.strip_prefix(':'))
+                .or(from_dvc.as_deref())
                 .unwrap_or(p);
             let glob = globset::GlobBuilder::new(bare)
                 .literal_separator(false)
@@ -1294,6 +1333,17 @@ pub fn abs(repo: &Repo, rel: &str) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dvc_addresses_name_the_stages_migrate_made() {
+        assert_eq!(dvc_address("dvc.yaml:train").as_deref(), Some("train"));
+        assert_eq!(dvc_address("./dvc.yaml:train").as_deref(), Some("train"));
+        assert_eq!(dvc_address("models/dvc.yaml:train").as_deref(), Some("models-train"));
+        assert_eq!(dvc_address("a b/c.d/dvc.yaml:x").as_deref(), Some("a-b-c-d-x"));
+        assert_eq!(dvc_address("dvt.toml:train"), None);
+        assert_eq!(dvc_address("models/mydvc.yaml:train"), None);
+        assert_eq!(dvc_address("train"), None);
+    }
 
     #[test]
     fn dag_orders_stages_and_names_cycles_and_conflicts() {
