@@ -503,6 +503,12 @@ pub enum PipelineError {
         /// Where it was looked for: "in the workspace", "at HEAD or in the workspace".
         whence: String,
     },
+    /// `repro -R` or `stage list -R` of what holds no stage.
+    #[error("no stage runs in `{dir}` or below it (`-R` takes directories: the stages whose `wdir` is there)")]
+    NoStagesBelow {
+        /// The target, as given.
+        dir: String,
+    },
     /// `metrics -R` of a directory with no metrics file below it.
     #[error("`{dir}` holds no metrics file (`.json`, `.yaml`, `.yml`, `.toml`) below it")]
     NoMetricsBelow {

@@ -3167,6 +3167,21 @@ fn migrate_brings_the_stages_of_dvc_yaml_files_below_the_root() {
     assert_eq!(env.read("models/model-v1.txt"), b"2\n4\n");
     let r = env.dvt(&["repro", "reports/dvc.yaml:nope"]).fails();
     assert!(r.stderr.contains("no stage named `reports-nope`"), "{}", r.stderr);
+    // DVC's `-R DIR`: the stages of the dvc.yaml files there, which run there.
+    let r = env.dvt(&["stage", "list", "-R", "models", "--name-only"]).ok();
+    assert_eq!(r.stdout, "models-train\nmodels-evaluate\n");
+    let r = env.dvt(&["repro", "-R", "reports", "--force"]).ok();
+    assert!(
+        r.stderr.contains("Running stage `reports-train`") && !r.stderr.contains("models-"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["repro", "-R", "broken"]).fails();
+    assert!(
+        r.stderr.contains("no stage runs in `broken` or below it"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `-p a,b` is written one key per entry, as DVC writes dvc.yaml (a key

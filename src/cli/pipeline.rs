@@ -93,6 +93,10 @@ pub(super) enum PipelineCommand {
         /// command, deps and params (whose outs would be restored instead).
         #[arg(long)]
         no_run_cache: bool,
+        /// The targets are directories: the stages that run in each or below it
+        /// (their `wdir`), as DVC's `-R` reads the `dvc.yaml` files there.
+        #[arg(short = 'R', long, requires = "stages")]
+        recursive: bool,
         /// Ask before each stage that is to run (as DVC's); answering no stops
         /// there, the stages before it recorded. Reads the answers from stdin.
         #[arg(short, long, conflicts_with = "dry_run")]
@@ -367,6 +371,10 @@ pub(super) enum StageCommand {
         /// Print the stages' names only (as DVC's).
         #[arg(long, visible_alias = "names-only", conflicts_with = "json")]
         name_only: bool,
+        /// The targets are directories: the stages that run in each or below it
+        /// (their `wdir`), as DVC's `-R` reads the `dvc.yaml` files there.
+        #[arg(short = 'R', long, requires = "targets", conflicts_with = "all")]
+        recursive: bool,
     },
     /// Add a stage to `dvt.toml` (as `dvc stage add`).
     Add {
@@ -712,8 +720,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             glob,
             no_run_cache,
             interactive,
+            recursive,
             json: as_json,
         } => {
+            let stages = match recursive {
+                true => &ops::stages::stages_below(&repo, cwd, stages)?,
+                false => stages,
+            };
             let opts = flags.flags().apply(ops::ReproOptions {
                 glob: *glob,
                 targets: stages.clone(),
@@ -942,8 +955,13 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                     fail,
                     json: as_json,
                     name_only,
+                    recursive,
                 },
         } => {
+            let targets = match recursive {
+                true => &ops::stages::stages_below(&repo, cwd, targets)?,
+                false => targets,
+            };
             let stages = ops::stages::list(&repo, cwd, targets, *all)?;
             if *fail && stages.is_empty() {
                 note!(false, "error: no stages to list");

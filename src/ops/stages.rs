@@ -982,6 +982,35 @@ fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
     values.filter(|v| seen.insert(v.clone())).collect()
 }
 
+/// DVC's `-R` of `repro` and `stage list`: the stages of the `dvc.yaml` files
+/// in each of directories `dirs` (relative to `cwd`) and below, which are,
+/// after `dvt migrate`, the stages that run there: those whose `wdir` is the
+/// directory or below it (every stage, for the root). A directory with none is
+/// an error.
+pub fn stages_below(repo: &Repo, cwd: &std::path::Path, dirs: &[String]) -> Result<Vec<String>> {
+    let pipeline = Pipeline::load_required(repo)?;
+    let mut names = Vec::new();
+    for d in dirs {
+        let (abs, rel) = repo.resolve(cwd, std::path::Path::new(d))?;
+        if !abs.is_dir() {
+            return Err(PipelineError::NoStagesBelow { dir: d.clone() }.into());
+        }
+        let below: Vec<&String> = pipeline
+            .order
+            .iter()
+            .filter(|n| {
+                let wdir = &pipeline.stages[*n].wdir;
+                rel.is_empty() || *wdir == rel || wdir.starts_with(&format!("{rel}/"))
+            })
+            .collect();
+        if below.is_empty() {
+            return Err(PipelineError::NoStagesBelow { dir: d.clone() }.into());
+        }
+        names.extend(below.into_iter().cloned());
+    }
+    Ok(unique(names.into_iter()))
+}
+
 /// The files `metrics -R` reads for directory targets: those ending in
 /// `.json`, `.yaml`, `.yml` or `.toml`.
 const METRIC_EXTENSIONS: [&str; 4] = [".json", ".yaml", ".yml", ".toml"];
