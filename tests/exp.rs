@@ -118,6 +118,41 @@ fn exp_remove_takes_experiments_by_baseline_and_keeps_on_request() {
 
 /// DVC's `exp run -m`: the message heads the experiment's commit, run here or
 /// from the queue; the params set follow it.
+/// DVC's `exp run --dry`: what would run with the params set, nothing run
+/// or recorded, the params file put back byte for byte; `-i` asks first;
+/// `--run-all` runs the queue; `-M` and `--no-hydra` are taken.
+#[test]
+fn exp_run_dry_interactive_and_run_all_as_dvc_has_them() {
+    let env = project();
+    let params = env.read("params.yaml");
+    let r = env.dvt(&["exp", "run", "--dry", "-S", "train.lr=0.3"]).ok();
+    assert!(r.stderr.contains("with train.lr = 0.3 (now 0.1)"), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Stage `train` would run: param `train.lr` changed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.read("params.yaml"), params);
+    assert_eq!(env.read("model.bin"), b"model lr=0.1\n");
+    assert!(env.dvt(&["exp", "list"]).ok().stdout.is_empty());
+
+    // A no at the question: nothing recorded, the params stay set (as a run leaves them).
+    let r = env.dvt_with_input(&["exp", "run", "-i", "-S", "train.lr=0.3", "-M", "tried"], "n\n");
+    assert!(r.stderr.contains("stopped before stage `train`"), "{}", r.stderr);
+    assert!(env.dvt(&["exp", "list"]).ok().stdout.is_empty());
+    let r = env.dvt_with_input(&["exp", "run", "-i", "--no-hydra", "-M", "tried"], "y\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.read("model.bin"), b"model lr=0.3\n");
+
+    env.dvt(&["exp", "run", "--queue", "-S", "train.lr=0.4,0.5"]).ok();
+    let r = env.dvt(&["exp", "run", "--run-all", "-j", "2"]).ok();
+    assert!(r.stderr.contains("Started queued experiment 000002"), "{}", r.stderr);
+    let listed = env.dvt(&["exp", "list", "--name-only"]).ok().stdout;
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    let r = env.dvt(&["exp", "run", "--run-all", "-S", "train.lr=1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn exp_run_message_heads_the_experiment_commit() {
     let env = project();

@@ -27,7 +27,7 @@ pub(super) enum ExpCommand {
         #[arg(short, long)]
         name: Option<String>,
         /// The first line of the experiment's commit message (the params set follow it).
-        #[arg(short, long)]
+        #[arg(short, long, short_alias = 'M')]
         message: Option<String>,
         /// Run the stages even if nothing changed, and replace an experiment of the same name.
         #[arg(short, long)]
@@ -61,6 +61,28 @@ pub(super) enum ExpCommand {
         /// (`-k`, `--ignore-errors`) leaves the experiment unrecorded.
         #[command(flatten)]
         flags: super::pipeline::StageFlagArgs,
+        /// Only say what would run with the params set, running and recording
+        /// nothing; the params files are put back as they were (as DVC's `--dry`).
+        #[arg(long = "dry-run", visible_alias = "dry", conflicts_with_all = ["queue", "temp", "run_all"])]
+        dry_run: bool,
+        /// Ask before each stage that is to run (as `dvt repro -i`).
+        #[arg(short, long, conflicts_with_all = ["queue", "run_all", "dry_run"])]
+        interactive: bool,
+        /// The STAGEs are directories: the stages that run in each or below it
+        /// (as `dvt repro -R`).
+        #[arg(short = 'R', long, requires = "stages")]
+        recursive: bool,
+        /// Run every queued experiment instead, outside the workspace (as DVC's;
+        /// `dvt queue start --temp`).
+        #[arg(long, conflicts_with_all = ["queue", "stages", "set_param", "name"])]
+        run_all: bool,
+        /// With `--run-all`: this many at a time (as `dvt queue start -j`).
+        #[arg(short, long, value_name = "N", requires = "run_all", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: Option<u16>,
+        /// Accepted for DVC users: dvt does not compose params with Hydra, so
+        /// there is nothing to turn off.
+        #[arg(long)]
+        no_hydra: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -76,7 +98,7 @@ pub(super) enum ExpCommand {
         #[arg(short, long)]
         force: bool,
         /// The commit message (default: `dvt exp save on COMMIT`).
-        #[arg(short, long)]
+        #[arg(short, long, short_alias = 'M')]
         message: Option<String>,
         /// Record this file or directory too, though git ignores it (repeatable;
         /// as DVC's).
@@ -760,8 +782,21 @@ pub(super) fn run(
             remote,
             no_run_cache,
             flags,
+            dry_run,
+            interactive,
+            recursive,
+            run_all,
+            jobs,
+            no_hydra: _,
             json: as_json,
         } => {
+            if *run_all {
+                return run_queue_outside(repo, jobs.map_or(1, usize::from), quiet);
+            }
+            let stages = match recursive {
+                true => &ops::stages::stages_below(repo, cwd, stages)?,
+                false => stages,
+            };
             if !copy_paths.is_empty() && !*queue && !*temp {
                 clap::Error::raw(
                     clap::error::ErrorKind::ArgumentConflict,
@@ -782,6 +817,7 @@ pub(super) fn run(
                     pull: *pull,
                     remote: remote.clone(),
                     no_run_cache: *no_run_cache,
+                    dry_run: *dry_run,
                     ..Default::default()
                 }),
                 force: *force,
@@ -803,6 +839,15 @@ pub(super) fn run(
                 return Ok(ExitCode::SUCCESS);
             }
             let on_run = |stage: &dvt::pipeline::Stage, why: &str| {
+                if *interactive {
+                    return match super::pipeline::confirm_stage(stage, why)? {
+                        true => Ok(()),
+                        false => Err(dvt::error::PipelineError::Declined {
+                            stage: stage.name.clone(),
+                        }
+                        .into()),
+                    };
+                }
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
                 Ok(())
             };
@@ -812,6 +857,10 @@ pub(super) fn run(
             };
             if *as_json {
                 return json(&report);
+            }
+            if *dry_run {
+                print_set_params(&report, quiet);
+                return super::pipeline::print_stage_results(&report.repro, quiet);
             }
             super::pipeline::pull_note(&report.repro, *pull, quiet);
             report_run(&report, quiet)?;
@@ -1190,16 +1239,26 @@ pub(super) fn run(
 }
 
 /// What `exp run` prints of a recorded experiment.
-fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+/// The params a run set (a dry run: would set), on stderr.
+fn print_set_params(report: &ops::exp::ExpRunReport, quiet: bool) {
+    let dry = report.commit.is_empty();
+    let (set, removed, was) = match dry {
+        true => ("with", "without", "now"),
+        false => ("set", "removed", "was"),
+    };
     for p in &report.set_params {
         let name = dvt::pipeline::param_name(&p.file, &p.key);
         match (&p.old, &p.new) {
-            (Some(old), Some(new)) => note!(quiet, "set {name} = {} (was {})", text(new), text(old)),
-            (None, Some(new)) => note!(quiet, "set {name} = {} (added)", text(new)),
-            (Some(old), None) => note!(quiet, "removed {name} (was {})", text(old)),
+            (Some(old), Some(new)) => note!(quiet, "{set} {name} = {} ({was} {})", text(new), text(old)),
+            (None, Some(new)) => note!(quiet, "{set} {name} = {} (added)", text(new)),
+            (Some(old), None) => note!(quiet, "{removed} {name} ({was} {})", text(old)),
             (None, None) => {}
         }
     }
+}
+
+fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    print_set_params(report, quiet);
     let count = |action: ops::repro::Action| report.repro.stages.iter().filter(|s| s.action == action).count();
     let reused = match count(ops::repro::Action::RestoredFromRunCache) {
         0 => String::new(),

@@ -205,9 +205,46 @@ pub(super) enum PipelineCommand {
     },
 }
 
+/// What `repro` (or a dry `exp run`) did with each stage, a line each.
+pub(super) fn print_stage_results(report: &ops::ReproReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
+    for s in &report.stages {
+        match s.action {
+            // With -q a run prints only errors; a dry run's answer is what was asked for.
+            Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
+            Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
+            Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
+            // A stage with no dvt.lock entry ("it has never run") matched an
+            // earlier run as a whole; otherwise what changed went back.
+            Action::RestoredFromRunCache => match s.reason.as_deref() {
+                Some(why) if why != ops::repro::NEVER_RAN => say!(
+                    quiet,
+                    "Stage `{}`: {why}, to what an earlier run had; that run's outs restored from the run cache, not run",
+                    s.stage
+                ),
+                _ => say!(
+                    quiet,
+                    "Stage `{}`: an earlier run had the same command, deps and params; its outs restored from the run cache, not run",
+                    s.stage
+                ),
+            },
+            Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
+            Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
+            Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
+            Action::Failed => note!(false, "error: {}", s.reason.as_deref().unwrap_or("failed")),
+            Action::NotRun => note!(
+                quiet,
+                "Stage `{}` not run: {}",
+                s.stage,
+                s.reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `repro -i`: asks on stderr whether to run `stage`, reading the answer from
 /// stdin (a terminal or not: the user asked to be asked); end of input is no.
-fn confirm_stage(stage: &dvt::pipeline::Stage, why: &str) -> Result<bool, dvt::Error> {
+pub(super) fn confirm_stage(stage: &dvt::pipeline::Stage, why: &str) -> Result<bool, dvt::Error> {
     eprint!(
         "{}",
         super::visible(&format!(
@@ -759,38 +796,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 return Ok(ExitCode::from(u8::from(failed > 0)));
             }
             pull_note(&report, *pull, quiet);
-            for s in &report.stages {
-                match s.action {
-                    // With -q a run prints only errors; a dry run's answer is what was asked for.
-                    Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
-                    Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
-                    Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
-                    // A stage with no dvt.lock entry ("it has never run") matched an
-                    // earlier run as a whole; otherwise what changed went back.
-                    Action::RestoredFromRunCache => match s.reason.as_deref() {
-                        Some(why) if why != ops::repro::NEVER_RAN => say!(
-                            quiet,
-                            "Stage `{}`: {why}, to what an earlier run had; that run's outs restored from the run cache, not run",
-                            s.stage
-                        ),
-                        _ => say!(
-                            quiet,
-                            "Stage `{}`: an earlier run had the same command, deps and params; its outs restored from the run cache, not run",
-                            s.stage
-                        ),
-                    },
-                    Action::Ran => say!(quiet, "Stage `{}` ran; dvt.lock updated", s.stage),
-                    Action::WouldRun => out!("Stage `{}` would run: {}", s.stage, s.reason.as_deref().unwrap_or("")),
-                    Action::WouldRestore => out!("Stage `{}` would restore its outs from the cache", s.stage),
-                    Action::Failed => note!(false, "error: {}", s.reason.as_deref().unwrap_or("failed")),
-                    Action::NotRun => note!(
-                        quiet,
-                        "Stage `{}` not run: {}",
-                        s.stage,
-                        s.reason.as_deref().unwrap_or("")
-                    ),
-                }
-            }
+            print_stage_results(&report, quiet)?;
             if *no_commit && report.stages.iter().any(|s| s.action == Action::Ran) {
                 note!(
                     quiet,

@@ -230,9 +230,7 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     let git = Git::open(repo.root())?;
     let baseline = git.head()?.ok_or_else(no_commit)?;
     if opts.repro.dry_run {
-        return Err(refused(
-            "`dvt exp run` records what it runs; for a dry run use `dvt repro --dry-run`",
-        ));
+        return dry_run(repo, opts, baseline, progress);
     }
     check_free(&git, opts.name.as_deref(), opts.force)?;
     let set = set_params(repo, &opts.set_params)?;
@@ -275,6 +273,40 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     Ok(ExpRunReport {
         name,
         commit: commit.to_string(),
+        baseline: baseline.to_string(),
+        set_params: set,
+        repro: report,
+    })
+}
+
+/// `dvt exp run --dry` (DVC's): what the experiment would run with its params
+/// set, nothing run or recorded. The params files are set as the run would set
+/// them, then put back byte for byte; the report has no name nor commit.
+fn dry_run(repo: &Repo, opts: &ExpRunOptions, baseline: GitId, progress: &dyn Progress) -> Result<ExpRunReport> {
+    let files = params_snapshot(repo, std::slice::from_ref(&opts.set_params))?;
+    let mut before = Vec::new();
+    for f in files.keys() {
+        before.push((f.clone(), crate::pipeline::read_file(repo, f)?));
+    }
+    let result = set_params(repo, &opts.set_params).and_then(|set| {
+        Ok((
+            set,
+            crate::ops::repro::repro(repo, &opts.repro, &|_, _| Ok(()), progress)?,
+        ))
+    });
+    for (f, text) in before {
+        let path = repo.root().join(&f);
+        match text {
+            Some(t) => crate::fsutil::atomic_write(&path, t.as_bytes())?,
+            None => {
+                let _ = fs_err::remove_file(&path);
+            }
+        }
+    }
+    let (set, report) = result?;
+    Ok(ExpRunReport {
+        name: String::new(),
+        commit: String::new(),
         baseline: baseline.to_string(),
         set_params: set,
         repro: report,
