@@ -1972,6 +1972,38 @@ fn exp_run_takes_repros_stage_flags_and_a_failure_records_nothing() {
 
 /// `exp save -I PATH` records files git ignores too (as DVC's
 /// `--include-untracked`); without it they stay out.
+/// DVC's `exp save TARGET... [-R]`: only the targets are stored first (the
+/// experiment records the work tree either way).
+#[test]
+fn exp_save_stores_only_its_targets() {
+    let env = project();
+    env.write("data/a.csv", "a\n");
+    env.write("data/b.csv", "b\n");
+    env.write("other.csv", "o\n");
+    env.dvt(&["add", "data/a.csv", "data/b.csv", "other.csv"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "data"]);
+    env.write("data/a.csv", "a2\n");
+    env.write("other.csv", "o2\n");
+    let r = env
+        .dvt(&["exp", "save", "-n", "only-data", "-R", "data", "--json"])
+        .ok();
+    let j = r.json();
+    let pointers: Vec<&str> = j["recorded"]["pointers"]["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["unchanged"] == false)
+        .filter_map(|p| p["pointer"].as_str())
+        .collect();
+    assert_eq!(pointers, ["data/a.csv.dvt"], "{}", r.stdout);
+    let saved = git_out(&env, &["show", "refs/exps/only-data:other.csv.dvt"]);
+    assert_eq!(saved, String::from_utf8(env.read("other.csv.dvt")).unwrap());
+    assert!(env.dvt(&["status", "other.csv"]).ok().stdout.contains("modified"));
+    let r = env.dvt(&["exp", "save", "-R"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
 #[test]
 fn exp_save_includes_ignored_files_asked_for() {
     let env = project();

@@ -91,6 +91,14 @@ pub(super) enum ExpCommand {
     /// exp save`): outs of stages and changed pointer data first, as `dvt commit
     /// --force` would, then the work tree as a commit on top of HEAD
     Save {
+        /// Store only these first (stages, their outs, pointers; as `dvt
+        /// commit` takes them); none: every stage and pointer. The experiment
+        /// records the whole work tree either way.
+        targets: Vec<String>,
+        /// With targets: a directory stands for the pointers and outs below it
+        /// (as `dvt commit -R`; DVC's).
+        #[arg(short = 'R', long, requires = "targets")]
+        recursive: bool,
         /// The experiment's name (default: one made from its commit).
         #[arg(short, long)]
         name: Option<String>,
@@ -866,17 +874,28 @@ pub(super) fn run(
             report_run(&report, quiet)?;
         }
         ExpCommand::Save {
+            targets,
+            recursive,
             name,
             force,
             message,
             include,
             json: as_json,
         } => {
+            let targets = super::expand_targets(
+                repo,
+                cwd,
+                targets.iter().map(std::path::PathBuf::from).collect(),
+                *recursive,
+                false,
+            )?;
             let opts = ops::exp::ExpSaveOptions {
                 name: name.clone(),
                 force: *force,
                 message: message.clone(),
                 include: include.iter().map(|p| cwd.join(p)).collect(),
+                targets: targets.iter().map(|t| t.to_string_lossy().into_owned()).collect(),
+                cwd: cwd.to_path_buf(),
             };
             let report = ops::exp::save(repo, &opts, bars)?;
             if *as_json {

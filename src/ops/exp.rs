@@ -370,6 +370,11 @@ pub struct ExpSaveOptions {
     /// Files or directories to record though git ignores them (absolute;
     /// DVC's `--include-untracked`).
     pub include: Vec<std::path::PathBuf>,
+    /// What to store first, as `dvt commit` takes targets (stages, outs,
+    /// pointers; relative to `cwd`); empty: every stage and pointer.
+    pub targets: Vec<String>,
+    /// The directory relative targets start from.
+    pub cwd: std::path::PathBuf,
 }
 
 /// What `dvt exp save` did.
@@ -409,8 +414,8 @@ pub fn save(repo: &Repo, opts: &ExpSaveOptions, progress: &dyn Progress) -> Resu
         }
     }
     let commit_opts = crate::ops::commit::CommitOptions {
-        targets: vec![],
-        cwd: repo.root().to_path_buf(),
+        targets: opts.targets.clone(),
+        cwd: opts.cwd.clone(),
         force: true,
         skip_incomplete: true,
     };
