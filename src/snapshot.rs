@@ -379,13 +379,10 @@ impl<'r> Snapshot<'r> {
         let mut seen = rustc_hash::FxHashSet::default();
         let mut out = Vec::new();
         // Imported from a URL without downloading it: push leaves it out too.
-        let not_downloaded = |t: &Tracked| {
-            matches!(t.pointer.source, Some(crate::pointer::Source::Url(_))) && !objects.cache().contains(&t.pointer.id)
-        };
         for t in self
             .pointers()?
             .into_iter()
-            .filter(|t| t.pointer.push && !not_downloaded(t))
+            .filter(|t| t.pointer.push && !url_import_not_here(t, objects.cache()))
         {
             objects.note(&t);
             if seen.insert(t.pointer.id) {
@@ -732,6 +729,13 @@ impl<'a> Objects<'a> {
         self.note_ids(t, m.files.iter().map(|e| e.id));
         Ok(m)
     }
+}
+
+/// Whether tracked `t` was imported from a URL and `cache` lacks its data (its
+/// object, or a directory's manifest): imported with `--no-download`, and not
+/// pulled since. `push` leaves it out, and so does what `tag` requires.
+pub fn url_import_not_here(t: &Tracked, cache: &Cache) -> bool {
+    matches!(t.pointer.source, Some(crate::pointer::Source::Url(_))) && !cache.contains(&t.pointer.id)
 }
 
 /// Whether `e`, met reading tracked `t`, says that it was imported from a URL

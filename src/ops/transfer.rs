@@ -350,7 +350,7 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     let cache = repo.cache();
     let mut not_downloaded: Vec<String> = tracked
         .iter()
-        .filter(|t| matches!(t.pointer.source, Some(crate::pointer::Source::Url(_))) && !cache.contains(&t.pointer.id))
+        .filter(|t| crate::snapshot::url_import_not_here(t, cache))
         .map(|t| t.data_rel.clone())
         .collect();
     not_downloaded.sort_unstable();
