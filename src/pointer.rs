@@ -119,6 +119,17 @@ pub enum Source {
     Url(UrlSource),
 }
 
+impl Source {
+    /// Where the data was imported from, as the pointer records it: the
+    /// repository, or the URL.
+    pub fn origin(&self) -> &str {
+        match self {
+            Source::Repo(s) => &s.repo,
+            Source::Url(s) => &s.url,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Source {
     /// A table with `url` is a [`UrlSource`], any other an [`ImportSource`]: so
     /// that a mistake is reported against the one kind meant, not as "no variant".

@@ -1563,29 +1563,18 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.kept_objects, "object"),
         dvt::counted(plan.kept_revisions, "revision")
     );
+    // "N other repositories: `a`, `b`".
+    let repos = |roots: &[std::path::PathBuf]| {
+        let named: Vec<String> = roots.iter().map(|p| format!("`{}`", p.display())).collect();
+        (dvt::counted(roots.len(), "other repository"), named.join(", "))
+    };
     if !plan.projects.is_empty() {
-        let _ = writeln!(
-            err,
-            "  and by those of {} given with --projects: {}",
-            dvt::counted(plan.projects.len(), "other repository"),
-            plan.projects
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let (n, named) = repos(&plan.projects);
+        let _ = writeln!(err, "  and by those of {n} given with --projects: {named}");
     }
     if !plan.shared_with.is_empty() {
-        let _ = writeln!(
-            err,
-            "  and by the workspace and HEAD of {} sharing the cache: {}",
-            dvt::counted(plan.shared_with.len(), "other repository"),
-            plan.shared_with
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let (n, named) = repos(&plan.shared_with);
+        let _ = writeln!(err, "  and by the workspace and HEAD of {n} sharing the cache: {named}");
     }
     for p in &plan.forgotten {
         let _ = writeln!(

@@ -579,32 +579,9 @@ fn hash_at_source(
 /// `--no-download`), when what is there now is what the pointer records.
 /// Nothing is written to the workspace.
 pub(crate) fn fetch_from_url(repo: &Repo, t: &Tracked, src: &UrlSource, progress: &dyn Progress) -> Result<()> {
-    let source = open_source(repo, &src.url, None, &src.fs_config)?;
-    let listing = list(&source, &src.url)?;
-    let changed = |why: &str| url_changed(src, &t.pointer_rel, why);
-    still_there(&listing, &t.pointer, &changed)?;
-    let staging = repo.tmp_dir()?.join("import-url");
-    fs_err::create_dir_all(&staging)?;
-    let key = blake3::hash(t.data_rel.as_bytes()).to_hex();
-    let out = staging.join(format!("fetch-{}", &key[..16]));
-    let known = Known::load(repo, &src.url, &t.data_rel, &t.pointer);
-    let got = download(
-        repo,
-        &source,
-        &src.url,
-        &listing,
-        &out,
-        &t.data_rel,
-        known.as_ref(),
-        progress,
-    )?;
-    if got.pointer.id != t.pointer.id {
-        return Err(changed("other bytes"));
-    }
-    if t.pointer.kind == Kind::Dir {
-        repo.cache().mark_complete(&t.pointer.id);
-    }
-    Known::save(repo, &src.url, &t.data_rel, &listing, &got.pointer);
+    let listing = store_from_url(repo, repo.cache(), src, &t.pointer, &t.pointer_rel, progress)?;
+    // What `update` may then reuse, as after an import.
+    Known::save(repo, &src.url, &t.data_rel, &listing, &t.pointer);
     Ok(())
 }
 
@@ -638,7 +615,8 @@ fn still_there(listing: &[SourceEntry], pointer: &Pointer, changed: &dyn Fn(&str
 /// imported from `src`'s URL, read from there, when what is there is still
 /// what it records: for a reader of that repository (`get`, `import`, `cat`,
 /// the Python API) whose remote lacks the data (imported with
-/// `--no-download`, or never pushed). Nothing else is written.
+/// `--no-download`, or never pushed). Nothing else is written; the listing
+/// read is returned.
 pub(crate) fn store_from_url(
     repo: &Repo,
     cache: &crate::cache::Cache,
@@ -646,7 +624,7 @@ pub(crate) fn store_from_url(
     pointer: &Pointer,
     pointer_rel: &str,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Vec<SourceEntry>> {
     let source = open_source(repo, &src.url, None, &src.fs_config)?;
     let listing = list(&source, &src.url)?;
     let changed = |why: &str| url_changed(src, pointer_rel, why);
@@ -676,7 +654,7 @@ pub(crate) fn store_from_url(
         cache.put_bytes(&m.to_bytes())?;
         cache.mark_complete(&pointer.id);
     }
-    Ok(())
+    Ok(listing)
 }
 
 /// Uploads those of `ids` (all in `cache`) that `remote` lacks, as `push` does;

@@ -622,12 +622,8 @@ fn from_sources(
         match from_source(repo, t, &clones, progress) {
             Ok(()) => report.from_sources.push(t.data_rel.clone()),
             Err(e) => {
-                let src = match &t.pointer.source {
-                    Some(crate::pointer::Source::Repo(s)) => s.repo.clone(),
-                    Some(crate::pointer::Source::Url(s)) => s.url.clone(),
-                    None => String::new(),
-                };
-                refused.push((&t.data_rel, src, crate::error_chain(&e)));
+                let src = t.pointer.source.as_ref().map(|s| s.origin().to_string());
+                refused.push((&t.data_rel, src.unwrap_or_default(), crate::error_chain(&e)));
             }
         }
     }
@@ -1735,11 +1731,7 @@ fn remote_status_share(
                 Some(&i) => paths[i].1.extend(ids),
                 None => {
                     index.insert(key.clone(), paths.len());
-                    let source = match &t.pointer.source {
-                        Some(crate::pointer::Source::Repo(s)) => Some(s.repo.clone()),
-                        Some(crate::pointer::Source::Url(s)) => Some(s.url.clone()),
-                        None => None,
-                    };
+                    let source = t.pointer.source.as_ref().map(|s| s.origin().to_string());
                     paths.push((key, ids, !t.pointer.push, source));
                 }
             }
