@@ -378,11 +378,16 @@ fn stage_add_dag_params_and_metrics() {
     let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
     assert_eq!(d[0]["key"], "lines");
     assert_eq!((d[0]["old"].clone(), d[0]["new"].clone()), (3.into(), 2.into()));
-    assert!(env.dvt(&["metrics", "diff"]).ok().stdout.contains("lines"));
+    assert_eq!(d[0]["diff"], -1, "integers change by an integer: {d}");
+    // As DVC's table: the revisions head the columns, and metrics have a Change.
+    assert_eq!(
+        env.dvt(&["metrics", "diff"]).ok().stdout,
+        "Path          Metric  HEAD  workspace  Change\nmetrics.json  lines      3          2      -1\n"
+    );
     // --md: Markdown tables, for a pull request or a report.
     assert_eq!(
         env.dvt(&["metrics", "diff", "--md"]).ok().stdout,
-        "| file | key | old | new |\n| --- | --- | ---: | ---: |\n| metrics.json | lines | 3 | 2 |\n"
+        "| Path | Metric | HEAD | workspace | Change |\n| --- | --- | ---: | ---: | ---: |\n| metrics.json | lines | 3 | 2 | -1 |\n"
     );
     assert!(
         env.dvt(&["params", "diff", "HEAD", "--md"])
@@ -872,15 +877,12 @@ fn value_diffs_narrow_to_deps_drop_the_path_and_round() {
     let r = env.dvt(&["params", "diff", "--deps", "--no-path"]).ok();
     assert_eq!(
         r.stdout.lines().collect::<Vec<_>>(),
-        [
-            format!("{:<28} {:>14} {:>14}", "key", "old", "new"),
-            format!("{:<28} {:>14} {:>14}", "train.lr", "0.1", "0.2"),
-        ]
+        ["Param     HEAD  workspace", "train.lr   0.1        0.2",]
     );
     let r = env.dvt(&["metrics", "diff", "--precision", "3", "--md"]).ok();
     assert_eq!(
         r.stdout,
-        "| file | key | old | new |\n| --- | --- | ---: | ---: |\n| m.json | loss | 0.667 | 0.123 |\n"
+        "| Path | Metric | HEAD | workspace | Change |\n| --- | --- | ---: | ---: | ---: |\n| m.json | loss | 0.667 | 0.123 | -0.543 |\n"
     );
 
     env.dvt(&["exp", "run", "-n", "e", "-S", "train.lr=0.3"]).ok();
@@ -1805,6 +1807,8 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
     let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
     assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
     assert_eq!((d[0]["key"].as_str(), d[0]["new"].as_f64()), (Some("acc"), Some(0.7)));
+    // The change as written in the files' decimals: 0.2, not 0.19999999999999996.
+    assert_eq!(d[0]["diff"].as_f64(), Some(0.2), "{d}");
     let d = env.dvt(&["params", "diff", "--json"]).ok().json();
     assert_eq!(
         (d[0]["file"].as_str(), d[0]["key"].as_str()),
@@ -1836,6 +1840,7 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
         .collect();
     assert_eq!(keys, ["acc", "f1.macro"]);
     assert_eq!(d[1]["old"], d[1]["new"]);
+    assert_eq!(d[1]["diff"], 0.0, "an unchanged number changed by 0: {d}");
     let d = env
         .dvt(&["params", "diff", "--targets", "config.yaml", "--all", "--json"])
         .ok()

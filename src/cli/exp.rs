@@ -1013,7 +1013,7 @@ pub(super) fn run(
                 return json(&serde_json::json!({ "metrics": metrics, "params": params }));
             }
             for (what, changes) in [("metrics", &metrics), ("params", &params)] {
-                super::pipeline::print_changes(changes, false, *md, *shown, what)?;
+                super::pipeline::print_changes(changes, false, *md, *shown, what, (a.as_deref(), b.as_deref()))?;
             }
         }
         ExpCommand::List {

@@ -651,26 +651,32 @@ fn print_metrics_across(
             table.push(row);
         }
     }
+    print_grid(&table, 2, md)
+}
+
+/// Prints `table` (its first row the header) as aligned columns, or as Markdown: the
+/// first `left` columns to the left, the rest (numbers) to the right.
+fn print_grid(table: &[Vec<String>], left: usize, md: bool) -> Result<ExitCode, dvt::Error> {
     if md {
         for (i, row) in table.iter().enumerate() {
             let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
             out!("| {} |", cells.join(" | "));
             if i == 0 {
-                let rule: Vec<&str> = (0..row.len()).map(|j| if j < 2 { "---" } else { "---:" }).collect();
+                let rule: Vec<&str> = (0..row.len()).map(|j| if j < left { "---" } else { "---:" }).collect();
                 out!("| {} |", rule.join(" | "));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let widths: Vec<usize> = (0..table[0].len())
+    let widths: Vec<usize> = (0..table.first().map_or(0, Vec::len))
         .map(|j| table.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
         .collect();
-    for row in &table {
+    for row in table {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(j, (c, w))| match j < 2 {
+            .map(|(j, (c, w))| match j < left {
                 true => format!("{c:<w$}"),
                 false => format!("{c:>w$}"),
             })
@@ -692,12 +698,16 @@ pub(super) fn md_cell(s: &str) -> String {
     s.trim().replace('\n', " ").replace('|', "\\|")
 }
 
+/// What `params diff`, `metrics diff` and `exp diff` print, as DVC's tables: the file,
+/// the key, the value at each side (headed by the revisions, `revs`) and, for metrics,
+/// the change.
 pub(super) fn print_changes(
     changes: &[ops::stages::ValueChange],
     as_json: bool,
     md: bool,
     shown: ShownArgs,
     what: &str,
+    revs: (Option<&str>, Option<&str>),
 ) -> Result<ExitCode, dvt::Error> {
     if as_json {
         return json(&changes);
@@ -706,41 +716,30 @@ pub(super) fn print_changes(
         out!("No {what} changed.");
         return Ok(ExitCode::SUCCESS);
     }
-    let file = |f: &str, width: usize| match shown.no_path {
-        true => String::new(),
-        false => format!("{f:<width$} "),
-    };
-    if md {
-        let (head, rule) = match shown.no_path {
-            true => ("| key | old | new |", "| --- | ---: | ---: |"),
-            false => ("| file | key | old | new |", "| --- | --- | ---: | ---: |"),
-        };
-        out!("{head}\n{rule}");
-        for c in changes {
-            let path = match shown.no_path {
-                true => String::new(),
-                false => format!(" {} |", md_cell(&c.file)),
-            };
-            out!(
-                "|{path} {} | {} | {} |",
-                md_cell(&c.key),
-                md_cell(&shown.show(&c.old)),
-                md_cell(&shown.show(&c.new))
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+    let metrics = what == "metrics";
+    let mut header = vec![
+        "Path".to_string(),
+        if metrics { "Metric" } else { "Param" }.to_string(),
+        revs.0.unwrap_or("HEAD").to_string(),
+        revs.1.unwrap_or("workspace").to_string(),
+    ];
+    if metrics {
+        header.push("Change".into());
     }
-    out!("{}{:<28} {:>14} {:>14}", file("file", 24), "key", "old", "new");
+    let mut table = vec![header];
     for c in changes {
-        out!(
-            "{}{:<28} {:>14} {:>14}",
-            file(&c.file, 24),
-            c.key,
-            shown.show(&c.old),
-            shown.show(&c.new)
-        );
+        let mut row = vec![c.file.clone(), c.key.clone(), shown.show(&c.old), shown.show(&c.new)];
+        if metrics {
+            row.push(shown.show(&c.diff));
+        }
+        table.push(row);
     }
-    Ok(ExitCode::SUCCESS)
+    if shown.no_path {
+        for row in &mut table {
+            row.remove(0);
+        }
+    }
+    print_grid(&table, if shown.no_path { 1 } else { 2 }, md)
 }
 
 pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
@@ -1078,7 +1077,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 ..args.options(&repo, cwd)?
             };
             let changes = ops::stages::params_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
-            return print_changes(&changes, args.json, args.md, args.shown, "params");
+            return print_changes(
+                &changes,
+                args.json,
+                args.md,
+                args.shown,
+                "params",
+                (args.a.as_deref(), args.b.as_deref()),
+            );
         }
         PipelineCommand::Metrics {
             command:
@@ -1140,7 +1146,14 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 opts.targets = ops::stages::metric_files_below(&repo, &opts.targets, &revs)?;
             }
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
-            return print_changes(&changes, args.json, args.md, args.shown, "metrics");
+            return print_changes(
+                &changes,
+                args.json,
+                args.md,
+                args.shown,
+                "metrics",
+                (args.a.as_deref(), args.b.as_deref()),
+            );
         }
         PipelineCommand::Exp { command } => return super::exp::run(&repo, cwd, command, quiet, bars),
         PipelineCommand::Queue { command } => return super::exp::run_queue(&repo, command, quiet, bars),

@@ -647,6 +647,31 @@ pub struct ValueChange {
     pub old: Option<toml::Value>,
     /// The value after (`None`: absent).
     pub new: Option<toml::Value>,
+    /// Metrics only: `new − old` when both are numbers (DVC's `diff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<toml::Value>,
+}
+
+/// `new − old` when both are numbers. Integers stay integers; a difference of floats is
+/// rounded to the decimals the two values are written with, so 0.7 − 0.55 is 0.15 as a
+/// reader subtracting them gets, not 0.1499999….
+fn difference(old: Option<&toml::Value>, new: Option<&toml::Value>) -> Option<toml::Value> {
+    use toml::Value::{Float, Integer};
+    let float = |v: &toml::Value| match v {
+        Integer(i) => Some(*i as f64),
+        Float(x) => Some(*x),
+        _ => None,
+    };
+    let (old, new) = (old?, new?);
+    if let (Integer(o), Integer(n)) = (old, new) {
+        return n.checked_sub(*o).map(Integer);
+    }
+    let (o, n) = (float(old)?, float(new)?);
+    // Rust writes a float as the shortest decimal that reads back as it.
+    let decimals = |x: f64| x.to_string().split_once('.').map_or(0, |(_, d)| d.len()).min(17);
+    let places = decimals(o).max(decimals(n));
+    let d = n - o;
+    Some(Float(format!("{d:.places$}").parse().unwrap_or(d)))
 }
 
 /// Reads repo-relative `rel` at `rev` (`None`: the workspace).
@@ -888,6 +913,7 @@ fn diff_files(
                     key: k.clone(),
                     old: o.cloned(),
                     new: n.cloned(),
+                    diff: None,
                 });
             }
         }
@@ -1081,7 +1107,11 @@ pub fn metric_files_below(repo: &Repo, targets: &[String], revs: &[Option<&str>]
 /// Metrics that differ between revision `a` (default HEAD) and `b` (default: the
 /// workspace).
 pub fn metrics_diff(repo: &Repo, a: Option<&str>, b: Option<&str>, opts: &ValuesOptions) -> Result<Vec<ValueChange>> {
-    diff_files(repo, (a, b), opts, &metric_files, &[])
+    let mut changes = diff_files(repo, (a, b), opts, &metric_files, &[])?;
+    for c in &mut changes {
+        c.diff = difference(c.old.as_ref(), c.new.as_ref());
+    }
+    Ok(changes)
 }
 
 /// Every metric value in the workspace, by file then dotted key: of `targets`
