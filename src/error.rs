@@ -753,6 +753,16 @@ pub enum GitError {
         /// The tag.
         name: String,
     },
+    /// A pre-commit framework config dvt cannot edit.
+    #[error("`{path}`: {problem}; add these lines to its `repos` yourself:\n{block}")]
+    PreCommitConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// dvt's hooks, as they would have been added.
+        block: String,
+    },
     /// Any other failure reading or writing git.
     #[error("git: {what}: {message}")]
     Failed {

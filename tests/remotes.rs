@@ -5830,3 +5830,79 @@ fn ssh_refuses_a_revoked_host_key() {
     );
     assert!(files_under(&sftp.dir.path().join("served")).is_empty());
 }
+
+/// `dvt install --use-pre-commit-tool` (as DVC's): the hooks go into the team's
+/// `.pre-commit-config.yaml`, and the real pre-commit framework runs them: a warning at
+/// commit, data checked out on checkout and merge, data pushed with every branch git
+/// pushes (pre-commit hands the hook only the first ref).
+#[test]
+fn the_pre_commit_framework_runs_dvts_hooks() {
+    let Some(pre_commit) = server("DVT_TEST_PRE_COMMIT") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    let mine = "# the team's checks\nrepos:\n- repo: local\n  hooks:\n  - id: mine\n    name: mine\n    entry: 'true'\n    language: system\n";
+    env.write(".pre-commit-config.yaml", mine);
+    let r = env.dvt(&["install", "--use-pre-commit-tool"]).ok();
+    assert!(r.stdout.contains("added dvt's hooks to"), "{r:?}");
+    assert!(r.stderr.contains("pre-commit install --hook-type pre-commit"), "{r:?}");
+    let config = String::from_utf8(env.read(".pre-commit-config.yaml")).unwrap();
+    assert!(config.starts_with(mine), "the team's lines stay: {config}");
+    let r = env.dvt(&["install", "--use-pre-commit-tool"]).ok();
+    assert!(r.stdout.contains("already"), "{r:?}");
+    assert_eq!(String::from_utf8(env.read(".pre-commit-config.yaml")).unwrap(), config);
+    let hooks = "--hook-type pre-commit --hook-type pre-push --hook-type post-checkout --hook-type post-merge";
+    env.sh_in(&env.root, &format!("{pre_commit} install {hooks}")).ok();
+
+    env.write("model.bin", "model one");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git(&["add", "-A"]);
+    let r = env.git_with_dvt(&["commit", "-q", "-m", "one"]).ok();
+    assert!(
+        r.stderr.contains("dvt status") && r.stderr.contains("mine"),
+        "both hooks ran: {r:?}"
+    );
+    env.write("model.bin", "edited, not added");
+    let r = env.git_with_dvt(&["commit", "-q", "--allow-empty", "-m", "empty"]).ok();
+    assert!(r.stderr.contains("data changed but not added: model.bin"), "{r:?}");
+
+    env.git_with_dvt(&["checkout", "-q", "-f", "-b", "two"]).ok();
+    env.dvt(&["checkout", "--force"]).ok();
+    env.write("model.bin", "model two");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git_with_dvt(&["commit", "-q", "-am", "two"]).ok();
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    assert_eq!(
+        env.read("model.bin"),
+        b"model one",
+        "post-checkout checked the data out"
+    );
+    env.git_with_dvt(&["merge", "-q", "two"]).ok();
+    assert_eq!(env.read("model.bin"), b"model two", "post-merge checked the data out");
+    env.git_with_dvt(&["checkout", "-q", "-b", "three", "main~1"]).ok();
+    env.write("model.bin", "model three");
+    env.dvt(&["add", "model.bin"]).ok();
+    env.git_with_dvt(&["commit", "-q", "-am", "three"]).ok();
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+
+    // A push of two branches: the data of both tips reaches the remote before git's.
+    let bare = tempfile::tempdir().unwrap();
+    env.git(&["init", "-q", "--bare", bare.path().to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", bare.path().to_str().unwrap()]);
+    let r = env.git_with_dvt(&["push", "-q", "origin", "main", "three"]).ok();
+    assert!(r.stdout.contains("dvt: pushed 2 objects"), "{r:?}");
+    let store = Store::at(remote.path());
+    for data in ["model two", "model three"] {
+        assert!(
+            store.has(&blake3::hash(data.as_bytes()).to_hex()),
+            "`{data}` pushed: {r:?}"
+        );
+    }
+
+    let r = env.dvt(&["install", "--uninstall", "--use-pre-commit-tool"]).ok();
+    assert!(r.stdout.contains("took dvt's hooks out"), "{r:?}");
+    assert_eq!(String::from_utf8(env.read(".pre-commit-config.yaml")).unwrap(), mine);
+}

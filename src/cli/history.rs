@@ -172,6 +172,11 @@ pub(super) enum HistoryCommand {
         /// Remove dvt's hooks and restore the ones they chained.
         #[arg(long)]
         uninstall: bool,
+        /// Have the pre-commit framework (pre-commit.com) run the hooks: add them to
+        /// `.pre-commit-config.yaml` instead of writing them into the hooks directory
+        /// (with `--uninstall`: take them out of it).
+        #[arg(long)]
+        use_pre_commit_tool: bool,
     },
     /// List what a dvt repository holds at a revision: files in git and data
     /// tracked by dvt (as `dvc list`), e.g. to browse a registry before `get`.
@@ -1030,7 +1035,45 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 say!(quiet, "nothing deleted");
             }
         }
-        HistoryCommand::InstallHooks { uninstall } => {
+        HistoryCommand::InstallHooks {
+            uninstall,
+            use_pre_commit_tool: true,
+        } => {
+            let repo = Repo::open(cwd)?;
+            let r = ops::hooks::use_pre_commit_tool(&repo, *uninstall)?;
+            let config = r.config.display();
+            if !r.removed.hooks.is_empty() {
+                say!(
+                    quiet,
+                    "removed dvt's own {} hooks from {}",
+                    r.removed.hooks.join(", "),
+                    r.removed.dir.display()
+                );
+            }
+            match (*uninstall, r.changed) {
+                (false, true) => say!(quiet, "added dvt's hooks to {config}"),
+                (false, false) => say!(quiet, "dvt's hooks are in {config} already"),
+                (true, true) => say!(quiet, "took dvt's hooks out of {config}"),
+                (true, false) => say!(quiet, "no dvt hooks in {config}"),
+            }
+            match &r.merge_driver {
+                Some(_) => say!(
+                    quiet,
+                    "pointer files (*.dvt) and dvt.lock now merge with `dvt git-hook merge-driver`"
+                ),
+                None => say!(quiet, "removed the merge driver for pointer files and dvt.lock"),
+            }
+            if !*uninstall {
+                note!(
+                    quiet,
+                    "hint: commit {} for everyone, and have pre-commit install the hooks in each clone: \
+                     `pre-commit install --hook-type pre-commit --hook-type pre-push --hook-type post-checkout \
+                     --hook-type post-merge`",
+                    ops::hooks::PRE_COMMIT_CONFIG
+                );
+            }
+        }
+        HistoryCommand::InstallHooks { uninstall, .. } => {
             let repo = Repo::open(cwd)?;
             let r = ops::install_hooks(&repo, *uninstall)?;
             let verb = if *uninstall { "removed" } else { "installed" };
@@ -1676,6 +1719,13 @@ fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dv
 }
 
 /// The logic behind the hook scripts. A repository without `.dvt` does nothing.
+/// `PRE_COMMIT_NAME`, set when the pre-commit framework runs a hook, if not empty.
+fn pre_commit_var(name: &str) -> Option<String> {
+    std::env::var(format!("PRE_COMMIT_{name}"))
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     if name == "merge-driver" {
         return merge_driver(cwd, args, quiet);
@@ -1687,7 +1737,16 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
     };
     match name {
         "post-checkout" | "post-merge" => {
-            if name == "post-checkout" && !ops::hooks::post_checkout_applies(&repo, args)? {
+            // The pre-commit framework gives git's arguments in its variables.
+            let args = match (args.is_empty(), pre_commit_var("CHECKOUT_TYPE")) {
+                (true, Some(kind)) => vec![
+                    pre_commit_var("FROM_REF").unwrap_or_default(),
+                    pre_commit_var("TO_REF").unwrap_or_default(),
+                    kind,
+                ],
+                _ => args.to_vec(),
+            };
+            if name == "post-checkout" && !ops::hooks::post_checkout_applies(&repo, &args)? {
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = ops::CheckoutOptions {
@@ -1716,9 +1775,21 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 return Ok(ExitCode::SUCCESS);
             }
             // git gives the refs being pushed on stdin: push their commits' data too.
-            let mut input = String::new();
-            let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
-            let revs = ops::hooks::pushed_commits(&input);
+            // Run by the pre-commit framework, the hook has the first ref pushed in
+            // its variables instead (all pre-commit passes on), so the branches the
+            // git remote lacks stand for the rest.
+            let revs = match pre_commit_var("REMOTE_NAME") {
+                Some(git_remote) => pre_commit_var("TO_REF")
+                    .or_else(|| pre_commit_var("LOCAL_BRANCH"))
+                    .into_iter()
+                    .chain(ops::hooks::branches_ahead(&repo, &git_remote)?)
+                    .collect(),
+                None => {
+                    let mut input = String::new();
+                    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
+                    ops::hooks::pushed_commits(&input)
+                }
+            };
             let opts = ops::TransferOptions {
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),

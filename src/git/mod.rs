@@ -810,6 +810,16 @@ impl Git {
         self.refs(false)
     }
 
+    /// Every remote-tracking branch of git remote `remote` (`refs/remotes/REMOTE/`),
+    /// with its tip, sorted by name.
+    pub fn remote_branches(&self, remote: &str) -> Result<Vec<(String, GitId)>> {
+        Ok(self
+            .refs_under(&format!("refs/remotes/{remote}/"), "listing remote-tracking branches")?
+            .into_iter()
+            .map(|(name, c)| (name, c.id))
+            .collect())
+    }
+
     /// The tags that name `commit`.
     pub fn tags_at(&self, commit: GitId) -> Result<Vec<String>> {
         Ok(self

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use yaml_rust2::Yaml;
+
+use crate::error::{GitError, Result};
 use crate::git::Git;
 use crate::repo::Repo;
 
@@ -46,12 +48,17 @@ pub struct HookReport {
     pub merge_driver: Option<String>,
 }
 
+/// ` -C 'DIR'` when the dvt root is directory `prefix` of the git work tree (a hook
+/// runs at the work tree's root), else nothing.
+fn dash_c(prefix: &str) -> String {
+    match prefix.is_empty() {
+        true => String::new(),
+        false => format!(" -C '{}'", prefix.trim_end_matches('/').replace('\'', "'\\''")),
+    }
+}
+
 fn script(name: &str, prefix: &str) -> String {
-    let cd = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!(" -C '{}'", prefix.trim_end_matches('/').replace('\'', "'\\''"))
-    };
+    let cd = dash_c(prefix);
     // pre-push receives the refs on stdin: both the chained hook and dvt read them.
     let (chain, exec) = if name == "pre-push" {
         (
@@ -74,11 +81,7 @@ fn script(name: &str, prefix: &str) -> String {
 /// What `merge.dvt.driver` runs: `dvt git-hook merge-driver` with git's
 /// ancestor, ours, theirs and path placeholders.
 fn merge_driver(prefix: &str) -> String {
-    let cd = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!(" -C '{}'", prefix.trim_end_matches('/').replace('\'', "'\\''"))
-    };
+    let cd = dash_c(prefix);
     format!("dvt{cd} git-hook merge-driver %O %A %B %P")
 }
 
@@ -155,4 +158,282 @@ pub fn pushed_commits(input: &str) -> Vec<String> {
         .filter(|sha| !sha.chars().all(|c| c == '0'))
         .map(str::to_string)
         .collect()
+}
+
+/// The tips of the local branches that differ from their namesakes among git remote
+/// `remote`'s remote-tracking branches, or have none there: what a push to it may be
+/// sending. The pre-commit framework hands a `pre-push` hook the first ref pushed
+/// only; these stand for the others.
+pub fn branches_ahead(repo: &Repo, remote: &str) -> Result<Vec<String>> {
+    let git = Git::open(repo.root())?;
+    let there: std::collections::HashMap<String, crate::git::GitId> =
+        git.remote_branches(remote)?.into_iter().collect();
+    Ok(git
+        .branches()?
+        .into_iter()
+        .filter(|(name, tip)| there.get(name) != Some(tip))
+        .map(|(_, tip)| tip.to_string())
+        .collect())
+}
+
+/// The pre-commit framework's config, at the root of the git work tree.
+pub const PRE_COMMIT_CONFIG: &str = ".pre-commit-config.yaml";
+/// The lines around dvt's entry in [`PRE_COMMIT_CONFIG`].
+const BLOCK_START: &str = "# dvt's git hooks, run by pre-commit (`dvt install --use-pre-commit-tool`)";
+const BLOCK_END: &str = "# end of dvt's git hooks";
+/// Each hook as pre-commit runs it: its stage (the git hook) and its name.
+const PRE_COMMIT_HOOKS: [(&str, &str); 4] = [
+    ("pre-commit", "dvt status (data or pipeline changed but not recorded)"),
+    ("pre-push", "dvt push (the data of what git pushes)"),
+    ("post-checkout", "dvt checkout"),
+    ("post-merge", "dvt checkout"),
+];
+
+/// What `dvt install --use-pre-commit-tool` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreCommitReport {
+    /// The pre-commit framework's config file.
+    pub config: PathBuf,
+    /// Whether it changed (`false`: dvt's hooks were in it already or, uninstalling,
+    /// were not).
+    pub changed: bool,
+    /// dvt's own hooks taken out of the hooks directory (pre-commit's run instead).
+    pub removed: HookReport,
+    /// The command git runs to merge pointer files (`None` after uninstalling).
+    pub merge_driver: Option<String>,
+}
+
+/// dvt's entry for the `repos` list of a pre-commit config, each line after `indent`.
+/// Hooks of `language: system` run the `dvt` on `PATH`, with no file names.
+fn pre_commit_block(indent: &str, prefix: &str) -> String {
+    let cd = dash_c(prefix);
+    let mut lines = vec![BLOCK_START.to_string(), "- repo: local".into(), "  hooks:".into()];
+    for (stage, name) in PRE_COMMIT_HOOKS {
+        lines.extend([
+            format!("    - id: dvt-{stage}"),
+            format!("      name: {name}"),
+            format!("      entry: dvt{cd} git-hook {stage}"),
+            "      language: system".into(),
+            format!("      stages: [{stage}]"),
+            "      pass_filenames: false".into(),
+            "      always_run: true".into(),
+            "      verbose: true".into(),
+        ]);
+    }
+    lines.push(BLOCK_END.into());
+    lines.iter().map(|l| format!("{indent}{l}\n")).collect()
+}
+
+/// Has the hooks run by the [pre-commit framework](https://pre-commit.com) instead of
+/// dvt's own scripts (as `dvc install --use-pre-commit-tool`): adds dvt's entry to
+/// the `repos` of `.pre-commit-config.yaml` at the root of the git work tree (written
+/// if missing; the rest of the file kept as it is), takes dvt's own hooks out of the
+/// hooks directory, and installs the merge driver, which pre-commit has no place for.
+/// `uninstall` takes the entry out again and removes the merge driver.
+pub fn use_pre_commit_tool(repo: &Repo, uninstall: bool) -> Result<PreCommitReport> {
+    let git = Git::open(repo.root())?;
+    let top = git.work_tree().unwrap_or(repo.root()).to_path_buf();
+    let config = top.join(PRE_COMMIT_CONFIG);
+    let text = match fs_err::read_to_string(&config) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let edited = match uninstall {
+        true => text.as_deref().and_then(without_block),
+        false => with_block(&config, text.as_deref().unwrap_or(""), git.prefix())?,
+    };
+    // The file first: a config dvt cannot edit leaves the hooks as they were.
+    let removed = install_hooks(repo, true)?;
+    let merge_driver = (!uninstall).then(|| merge_driver(git.prefix()));
+    git.set_merge_driver(merge_driver.as_deref())?;
+    if let Some(t) = &edited {
+        crate::fsutil::atomic_write(&config, t.as_bytes())?;
+    }
+    Ok(PreCommitReport {
+        config,
+        changed: edited.is_some(),
+        removed,
+        merge_driver,
+    })
+}
+
+fn parse_yaml(text: &str) -> std::result::Result<Yaml, String> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
+    Ok(docs.into_iter().next().unwrap_or(Yaml::Null))
+}
+
+/// Whether `repos` has an entry with one of dvt's hooks.
+fn has_dvt_hooks(doc: &Yaml) -> bool {
+    doc["repos"].as_vec().is_some_and(|repos| {
+        repos.iter().any(|r| {
+            r["hooks"].as_vec().is_some_and(|hooks| {
+                hooks
+                    .iter()
+                    .any(|h| h["id"].as_str().is_some_and(|id| id.starts_with("dvt-")))
+            })
+        })
+    })
+}
+
+/// `text` with dvt's entry added to its `repos` (`None`: it has one already). The file
+/// is edited as text, so its comments and layout stay; the result is read back to
+/// check that `repos` has gained exactly that entry.
+fn with_block(path: &Path, text: &str, prefix: &str) -> Result<Option<String>> {
+    let refuse = |problem: &str| GitError::PreCommitConfig {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+        block: pre_commit_block("  ", prefix),
+    };
+    let doc = parse_yaml(text).map_err(|e| refuse(&format!("not YAML ({e})")))?;
+    let before = match (&doc, &doc["repos"]) {
+        (Yaml::Null, _) | (Yaml::Hash(_), Yaml::BadValue | Yaml::Null) => 0,
+        (Yaml::Hash(_), Yaml::Array(a)) => a.len(),
+        (Yaml::Hash(_), _) => return Err(refuse("its `repos` is not a list").into()),
+        _ => return Err(refuse("not a mapping of settings").into()),
+    };
+    if has_dvt_hooks(&doc) {
+        return Ok(None);
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let repos_line = lines.iter().position(|l| {
+        l.strip_prefix("repos:")
+            .is_some_and(|rest| matches!(rest.trim(), "" | "[]") || rest.trim_start().starts_with('#'))
+    });
+    match repos_line {
+        None if matches!(doc["repos"], Yaml::BadValue) => {
+            lines.push("repos:".into());
+            lines.extend(pre_commit_block("  ", prefix).lines().map(str::to_string));
+        }
+        None => return Err(refuse("its `repos` is not written as a list of `- repo:` items").into()),
+        Some(at) => {
+            if lines[at].trim_end().ends_with("[]") {
+                lines[at] = "repos:".into();
+            }
+            // The list runs on while lines are indented, list items, comments or blank.
+            let end = (at + 1..lines.len())
+                .find(|&i| !(lines[i].trim().is_empty() || lines[i].starts_with([' ', '\t', '-', '#'])))
+                .unwrap_or(lines.len());
+            let last = (at + 1..end)
+                .rev()
+                .find(|&i| !lines[i].trim().is_empty() && !lines[i].starts_with('#'))
+                .unwrap_or(at);
+            let indent = lines[at + 1..end]
+                .iter()
+                .find(|l| l.trim_start().starts_with('-'))
+                .map_or("  ".to_string(), |l| l[..l.len() - l.trim_start().len()].to_string());
+            let block = pre_commit_block(&indent, prefix);
+            lines.splice(last + 1..last + 1, block.lines().map(str::to_string));
+        }
+    }
+    let edited = lines.join("\n") + "\n";
+    let after = parse_yaml(&edited).ok();
+    let added = after.as_ref().and_then(|d| d["repos"].as_vec()).is_some_and(|repos| {
+        repos.len() == before + 1 && repos.last().is_some_and(|r| r["repo"].as_str() == Some("local"))
+    });
+    if !added || !after.as_ref().is_some_and(has_dvt_hooks) {
+        return Err(refuse("dvt could not add its entry to the `repos` list as the file writes it").into());
+    }
+    Ok(Some(edited))
+}
+
+/// `text` without dvt's entry (`None`: it has none), and `repos: []` if the list is
+/// then empty (pre-commit requires the key).
+fn without_block(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim() == BLOCK_START)?;
+    let end = start + lines[start..].iter().position(|l| l.trim() == BLOCK_END)?;
+    let mut kept: Vec<String> = lines[..start]
+        .iter()
+        .chain(&lines[end + 1..])
+        .map(|l| l.to_string())
+        .collect();
+    if parse_yaml(&(kept.join("\n") + "\n")).is_ok_and(|d| matches!(d["repos"], Yaml::Null))
+        && let Some(l) = kept.iter_mut().find(|l| l.trim_end() == "repos:")
+    {
+        *l = "repos: []".into();
+    }
+    Some(kept.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn added(text: &str) -> String {
+        with_block(Path::new(".pre-commit-config.yaml"), text, "")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_entry_joins_the_list_as_the_file_writes_it_and_leaves_the_same_way() {
+        // Items at the key's indentation, with a key and comments after the list.
+        let flush = "# mine\nrepos:\n- repo: local\n  hooks:\n  - id: x\n    name: x\n    entry: 'true'\n    language: system\n\n# later\nfail_fast: true\n";
+        let with = added(flush);
+        assert!(with.starts_with("# mine\nrepos:\n- repo: local\n"), "{with}");
+        assert!(
+            with.contains("    entry: 'true'\n    language: system\n# dvt's git hooks"),
+            "{with}"
+        );
+        assert!(
+            with.ends_with("# end of dvt's git hooks\n\n# later\nfail_fast: true\n"),
+            "{with}"
+        );
+        let doc = parse_yaml(&with).unwrap();
+        assert_eq!(doc["repos"].as_vec().unwrap().len(), 2);
+        assert_eq!(doc["fail_fast"].as_bool(), Some(true));
+        assert_eq!(
+            doc["repos"][1]["hooks"][1]["entry"].as_str(),
+            Some("dvt git-hook pre-push")
+        );
+        assert_eq!(without_block(&with).unwrap(), flush, "uninstalling gives the file back");
+        // Items indented below the key: the entry is indented the same.
+        let indented = "repos:\n  - repo: local\n    hooks: []\n";
+        let with = added(indented);
+        assert!(
+            with.contains("\n  - repo: local\n    hooks:\n      - id: dvt-pre-commit\n"),
+            "{with}"
+        );
+        assert_eq!(without_block(&with).unwrap(), indented);
+        // Installing twice changes nothing.
+        assert_eq!(with_block(Path::new("c"), &with, "").unwrap(), None);
+    }
+
+    #[test]
+    fn a_missing_or_empty_list_is_made_and_an_emptied_one_stays_a_list() {
+        for text in ["", "repos: []\n", "repos:\n", "default_stages: [pre-commit]\n"] {
+            let with = added(text);
+            let doc = parse_yaml(&with).unwrap();
+            assert_eq!(doc["repos"].as_vec().map(Vec::len), Some(1), "{text:?} -> {with}");
+            let back = without_block(&with).unwrap();
+            assert_eq!(
+                parse_yaml(&back).unwrap()["repos"].as_vec().map(Vec::len),
+                Some(0),
+                "{back}"
+            );
+        }
+        // A dvt root below the work tree's: the hooks run dvt there.
+        let sub = with_block(Path::new("c"), "", "ml/").unwrap().unwrap();
+        assert!(sub.contains("entry: dvt -C 'ml' git-hook post-merge"), "{sub}");
+        assert_eq!(without_block("repos: []\n"), None, "nothing of dvt's: nothing changes");
+    }
+
+    #[test]
+    fn a_config_dvt_cannot_edit_is_refused_with_the_lines_to_add() {
+        for (text, problem) in [
+            ("repos: [{repo: local, hooks: []}]\n", "not written as a list"),
+            ("repos: {a: 1}\n", "`repos` is not a list"),
+            ("- just\n- a list\n", "not a mapping"),
+            ("repos: [\n", "not YAML"),
+        ] {
+            let e = with_block(Path::new(".pre-commit-config.yaml"), text, "")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(problem) && e.contains("      entry: dvt git-hook pre-commit"),
+                "{text:?}: {e}"
+            );
+        }
+    }
 }
