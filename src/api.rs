@@ -155,7 +155,7 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
 /// verified before the reader is returned, and the reader checks the hash again
 /// as it streams, failing the last read if the bytes changed meanwhile.
 pub fn open_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<(Resolved, ObjectReader)> {
-    let objects = Objects::new(repo, remote).following_urls();
+    let objects = Objects::new(repo, remote).following_sources();
     let data = resolve(repo, rel, rev, &objects)?;
     read_data(repo, data, rev, &objects)
 }
@@ -230,7 +230,7 @@ pub fn open_file_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&s
     match snap.locate(rel) {
         Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => {}
         located => {
-            let objects = Objects::new(repo, remote).following_urls();
+            let objects = Objects::new(repo, remote).following_sources();
             let data = resolve_located(&snap, located?, rel, rev, &objects)?;
             let (data, reader) = read_data(repo, data, rev, &objects)?;
             return Ok((Opened::Data(data), FileReader(Content::Data(Box::new(reader)))));

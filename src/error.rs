@@ -313,9 +313,18 @@ impl Error {
                 "check that the server is reachable and the URL, endpoint and credentials of `{remote}` \
                  (`dvt remote list --json`); a failed request is retried as often as option `retries` says"
             )),
+            Error::Remote(RemoteError::MissingFromSource { read: true, .. }) => Some(
+                "the data must be pushed (`dvt push`) to a remote of the repository read, or of one it \
+                 imported it from, by a clone that has it"
+                    .into(),
+            ),
             Error::Remote(RemoteError::MissingFromSource { remote, .. }) => Some(format!(
-                "`dvt push` it to `{remote}` from a clone that has it, or make the source reachable again \
-                 (its path or URL is in the pointer's `[source]` table; `dvt update` imports what is there now); `dvt pull --allow-missing` checks out the rest"
+                "{}, or make the source reachable again \
+                 (its path or URL is in the pointer's `[source]` table; `dvt update` imports what is there now); `dvt pull --allow-missing` checks out the rest",
+                match remote {
+                    Some(r) => format!("`dvt push` it to `{r}` from a clone that has it"),
+                    None => "add a remote that has it (`dvt remote add -d NAME URL`)".into(),
+                }
             )),
             Error::Remote(RemoteError::MissingInRead { .. }) => Some(
                 "nobody pushed it there: it must be pushed (`dvt push`) from a clone of that repository \
@@ -922,14 +931,18 @@ pub enum RemoteError {
     },
     /// An import's object is on neither the remote nor its source repository.
     #[error(
-        "remote `{remote}` does not have object {id}{}, and its source (`{}`) could not give it: {}",
+        "{} object {id}{}, and its source (`{}`) could not give it: {}",
+        match remote {
+            Some(r) => format!("remote `{r}` does not have"),
+            None => "neither the cache nor a remote has".into(),
+        },
         for_path(path),
         origin.0,
         origin.1
     )]
     MissingFromSource {
-        /// The remote's name.
-        remote: String,
+        /// The remote's name (`None`: there is no remote).
+        remote: Option<String>,
         /// The object.
         id: ObjectId,
         /// The workspace path that needed it, if known.
@@ -937,6 +950,8 @@ pub enum RemoteError {
         /// The source (repository or URL), as the pointer records it, and why it could
         /// not give the object (boxed: errors stay small).
         origin: Box<(String, String)>,
+        /// Whether the import is another repository's (read by `get`, `import`, `cat`).
+        read: bool,
     },
     /// What a reader that does not follow URLs (`list`, `du`, `diff`) needs of
     /// an import from a URL that nobody downloaded.

@@ -459,9 +459,9 @@ pub fn short(id: &GitId) -> String {
     id.to_hex_with_len(7).to_string()
 }
 
-/// An import from a URL that a read pointer records: its source, the pointer,
-/// and the pointer's file.
-type UrlImport = (crate::pointer::UrlSource, crate::pointer::Pointer, String);
+/// An import that a read pointer records: its source (a repository or a URL), the
+/// pointer, and the pointer's file.
+type Imported = (crate::pointer::Source, crate::pointer::Pointer, String);
 
 /// Objects from the cache, or, when the cache lacks them, from another repository's
 /// cache (for `get`/`import` from a local repository) or a remote; whatever comes
@@ -479,12 +479,13 @@ pub struct Objects<'a> {
     named: Mutex<rustc_hash::FxHashMap<ObjectId, String>>,
     /// The remotes `named` names, opened on first use.
     others: Mutex<Vec<Arc<Remote>>>,
-    /// Imports from URLs, by their pointer's id: the source, the pointer and
-    /// its file (see [`Objects::note`]), for what the remote lacks.
-    from_url: Mutex<rustc_hash::FxHashMap<ObjectId, UrlImport>>,
-    /// Whether what the remote lacks of an import from a URL comes from the
-    /// URL (see [`Objects::following_urls`]).
-    follow_urls: bool,
+    /// Imports, by their objects' ids (a directory's manifest and files): the
+    /// source, the pointer and its file (see [`Objects::note`]), for what the
+    /// remote lacks.
+    imports: Mutex<rustc_hash::FxHashMap<ObjectId, Arc<Imported>>>,
+    /// Whether what the remote lacks of an import comes from its source (see
+    /// [`Objects::following_sources`]).
+    follow_sources: bool,
     /// Whether the objects are another repository's ([`Objects::from_source`]).
     read_repo: bool,
 }
@@ -507,8 +508,8 @@ impl<'a> Objects<'a> {
             remote: std::sync::OnceLock::new(),
             named: Mutex::default(),
             others: Mutex::default(),
-            from_url: Mutex::default(),
-            follow_urls: false,
+            imports: Mutex::default(),
+            follow_sources: false,
             read_repo: false,
         }
     }
@@ -526,8 +527,8 @@ impl<'a> Objects<'a> {
             remote: std::sync::OnceLock::new(),
             named: Mutex::default(),
             others: Mutex::default(),
-            from_url: Mutex::default(),
-            follow_urls: false,
+            imports: Mutex::default(),
+            follow_sources: false,
             read_repo: true,
         }
     }
@@ -538,13 +539,16 @@ impl<'a> Objects<'a> {
         Objects { jobs, ..self }
     }
 
-    /// What the remote lacks of an import from a URL (imported with
-    /// `--no-download`, or never pushed) comes from the URL, for those that
-    /// read data (`get`, `import`, `cat`, the API): reading a whole dataset to
-    /// learn a directory's files would be no way to list it or collect garbage.
-    pub fn following_urls(self) -> Self {
+    /// What the remote lacks of an import comes from where it was imported, as
+    /// `fetch` gets it: from the URL (imported with `--no-download`, or never
+    /// pushed), or from the source repository at the recorded commit, which may
+    /// itself have imported it (a chain of registries is followed to its end).
+    /// For those that read data (`get`, `import`, `cat`, the API): reading a whole
+    /// dataset to learn a directory's files would be no way to list it or collect
+    /// garbage.
+    pub fn following_sources(self) -> Self {
         Objects {
-            follow_urls: true,
+            follow_sources: true,
             ..self
         }
     }
@@ -565,17 +569,19 @@ impl<'a> Objects<'a> {
 
     /// Notes that tracked `t`'s object comes from the remote its pointer names
     /// (`remote = "NAME"`), if it names one and no remote was asked for; and,
-    /// for an import from a URL, that the URL gives what the remote lacks.
+    /// for an import, that its source gives what the remote lacks.
     pub fn note(&self, t: &Tracked) {
-        if let Some(crate::pointer::Source::Url(src)) = &t.pointer.source {
-            let mut from_url = self.from_url.lock().unwrap_or_else(|e| e.into_inner());
-            from_url.insert(t.pointer.id, (src.clone(), t.pointer.clone(), t.pointer_rel.clone()));
-        }
         self.note_ids(t, std::iter::once(t.pointer.id));
     }
 
     /// [`Objects::note`] for objects `ids` of tracked `t` (its own, or its manifest's files).
-    fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId>) {
+    fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId> + Clone) {
+        if let Some(src) = &t.pointer.source {
+            let mut imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
+            // One record shared by a directory's every file.
+            let noted = Arc::new((src.clone(), t.pointer.clone(), t.pointer_rel.clone()));
+            imports.extend(ids.clone().map(|id| (id, noted.clone())));
+        }
         let (None, Some(name)) = (&self.remote_name, &t.pointer.remote) else {
             return;
         };
@@ -640,8 +646,8 @@ impl<'a> Objects<'a> {
     }
 
     /// Makes sure object `id` is in the cache, copying or downloading it if
-    /// needed; what the remote lacks of an import from a URL comes from the
-    /// URL (see [`Objects::following_urls`]).
+    /// needed; what the remote lacks of an import comes from its source (see
+    /// [`Objects::following_sources`]).
     pub fn ensure(&self, id: &ObjectId, for_path: Option<&str>) -> Result<()> {
         if self.ensure_local(id) {
             return Ok(());
@@ -653,54 +659,109 @@ impl<'a> Objects<'a> {
         });
         match got {
             Ok(_) => Ok(()),
-            Err(e) if self.follow_urls && is_missing(&e) => self.read_url(id, e),
-            Err(e) if is_missing(&e) => match self.noted_url(id) {
-                Some((src, _, pointer_rel)) => Err(RemoteError::NotDownloaded {
-                    pointer: pointer_rel,
-                    url: src.url,
+            Err(e) if self.follow_sources && is_missing(&e) => self.read_source(id, e, true),
+            // Another repository's directory imported from a repository: its manifest
+            // (small) from there, so that it can be listed.
+            Err(e) if self.read_repo && is_missing(&e) && self.repo_import_manifest(id) => {
+                self.read_source(id, e, false)
+            }
+            Err(e) if is_missing(&e) => match self.noted_import(id).as_deref() {
+                Some((crate::pointer::Source::Url(src), _, pointer_rel)) => Err(RemoteError::NotDownloaded {
+                    pointer: pointer_rel.clone(),
+                    url: src.url.clone(),
                 }
                 .into()),
-                None => Err(e),
+                _ => Err(e),
             },
             Err(e) => Err(e),
         }
     }
 
-    /// The import from a URL whose data `id` is, if a read pointer noted one.
-    fn noted_url(&self, id: &ObjectId) -> Option<UrlImport> {
-        self.from_url.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    /// Whether what the remote lacks of object `id` comes from where it was
+    /// imported (see [`Objects::following_sources`]).
+    pub fn from_source_of(&self, id: &ObjectId) -> bool {
+        self.follow_sources && self.noted_import(id).is_some()
     }
 
-    /// When the remote lacks `id` (error `missing`) and `id` is the data of an
-    /// import from a URL a read pointer records: the data read from the URL,
-    /// if it is still what the pointer records (as a fetch gets it); else
-    /// `missing`, with why the URL could not give it.
-    fn read_url(&self, id: &ObjectId, missing: crate::Error) -> Result<()> {
-        let Some((src, pointer, pointer_rel)) = self.noted_url(id) else {
+    /// The import whose data `id` is, if a read pointer noted one.
+    fn noted_import(&self, id: &ObjectId) -> Option<Arc<Imported>> {
+        self.imports.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Whether `id` is the manifest of a directory a read pointer records as
+    /// imported from a repository.
+    fn repo_import_manifest(&self, id: &ObjectId) -> bool {
+        self.noted_import(id).is_some_and(|noted| {
+            let (source, pointer, _) = &*noted;
+            matches!(source, crate::pointer::Source::Repo(_)) && pointer.kind == Kind::Dir && pointer.id == *id
+        })
+    }
+
+    /// When the remote lacks `id` (error `missing`) and `id` is data of an import
+    /// a read pointer records: the import read from its source (all of it, or with
+    /// not `whole` the manifest of a directory imported from a repository), if that
+    /// still has what the pointer records (as a fetch gets it); else `missing`,
+    /// with why the source could not give it.
+    fn read_source(&self, id: &ObjectId, missing: crate::Error, whole: bool) -> Result<()> {
+        let Some(noted) = self.noted_import(id) else {
             return Err(missing);
         };
+        let (source, pointer, pointer_rel) = &*noted;
         let progress = crate::progress::NoProgress;
-        let Err(why) = crate::ops::import_url::store_from_url(
-            self.config_repo,
-            &self.dest,
-            &src,
-            &pointer,
-            &pointer_rel,
-            &progress,
-        ) else {
-            return Ok(());
+        let read = match &source {
+            crate::pointer::Source::Url(src) => crate::ops::import_url::store_from_url(
+                self.config_repo,
+                &self.dest,
+                src,
+                pointer,
+                pointer_rel,
+                &progress,
+            )
+            .map(drop),
+            // Once per import: what it brings makes every later `ensure` of it local.
+            crate::pointer::Source::Repo(src) => {
+                let clones = crate::ops::import::Clones::default();
+                crate::ops::import::store_from_source(
+                    self.config_repo,
+                    &self.dest,
+                    src,
+                    pointer,
+                    whole,
+                    &clones,
+                    &progress,
+                )
+            }
         };
-        let origin = Box::new((src.url.clone(), crate::error_chain(&why)));
+        let why = match read {
+            Ok(()) if self.dest.contains(id) => return Ok(()),
+            Ok(()) => return Err(missing),
+            Err(why) => why,
+        };
+        let origin = Box::new((source.origin().to_string(), crate::error_chain(&why)));
         Err(match missing {
             crate::Error::Remote(RemoteError::Missing { remote, id, path, .. })
             | crate::Error::Remote(RemoteError::MissingInRead { remote, id, path }) => RemoteError::MissingFromSource {
-                remote,
+                remote: Some(remote),
                 id,
                 path,
                 origin,
+                read: self.read_repo,
             }
             .into(),
-            // No remote: the URL was the only place to look.
+            // No remote: the source was the only place to look. A repository says
+            // which one it was (it may have imported the data in turn).
+            crate::Error::Cache(CacheError::Missing { id, path })
+                if matches!(source, crate::pointer::Source::Repo(_)) =>
+            {
+                RemoteError::MissingFromSource {
+                    remote: None,
+                    id,
+                    path,
+                    origin,
+                    read: self.read_repo,
+                }
+                .into()
+            }
             _ => why,
         })
     }
@@ -740,7 +801,7 @@ pub fn url_import_not_here(t: &Tracked, cache: &Cache) -> bool {
 
 /// Whether `e`, met reading tracked `t`, says that it was imported from a URL
 /// and never downloaded: none of it is stored anywhere dvt looks, and its URL
-/// gives it (see [`Objects::following_urls`]).
+/// gives it (see [`Objects::following_sources`]).
 pub fn not_downloaded(t: &Tracked, e: &crate::Error) -> bool {
     matches!(t.pointer.source, Some(crate::pointer::Source::Url(_)))
         && (is_missing(e) || matches!(e, crate::Error::Remote(RemoteError::NotDownloaded { .. })))

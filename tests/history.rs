@@ -2669,6 +2669,81 @@ fn readers_of_a_registry_get_its_url_imports_from_the_urls() {
     assert_eq!(r.stdout, String::from_utf8_lossy(&noise(70_000, 3)));
 }
 
+/// Registries that import from registries: readers follow each import to where
+/// its data is, however many repositories away (as DVC's), when no remote on the
+/// way has it; the data is checked against every pointer on the way.
+#[test]
+fn readers_follow_a_chain_of_imports_to_the_data() {
+    // a: the data, pushed to its remote (its cache emptied: the remote is all there is).
+    let a = TestEnv::new();
+    let a_remote = tempfile::tempdir().unwrap();
+    a.dvt(&["remote", "add", "-d", "store", a_remote.path().to_str().unwrap()])
+        .ok();
+    a.write("data/readings.csv", "t,v\n0,1\n");
+    a.write("data/sub/big.bin", noise(300_000, 5));
+    a.dvt(&["add", "data"]).ok();
+    a.commit("data");
+    a.dvt(&["push"]).ok();
+    std::fs::remove_dir_all(a.path(".dvt/cache")).unwrap();
+    // b imports it without downloading it; c imports it from b, and no remote
+    // of theirs has it.
+    let b = TestEnv::new();
+    b.dvt(&["import", a.root.to_str().unwrap(), "data", "-o", "raw", "--no-download"])
+        .ok();
+    b.commit("import");
+    let c = TestEnv::new();
+    c.dvt(&["import", b.root.to_str().unwrap(), "raw", "--no-download"])
+        .ok();
+    c.commit("import");
+    let c_url = format!("file://{}", c.root.display());
+    for env in [&b, &c] {
+        std::fs::remove_dir_all(env.path(".dvt/cache")).unwrap();
+    }
+
+    let user = TestEnv::new();
+    // Listing needs the directory's manifest only, which comes the same way.
+    let r = user.dvt(&["list", &c_url, "raw", "-R"]).ok();
+    assert!(
+        r.stdout.contains("readings.csv") && r.stdout.contains("sub/big.bin"),
+        "{}",
+        r.stdout
+    );
+    user.dvt(&["get", &c_url, "raw", "-o", "got"]).ok();
+    assert_eq!(user.read("got/sub/big.bin"), noise(300_000, 5));
+    assert_eq!(user.read("got/readings.csv"), b"t,v\n0,1\n");
+    let r = user
+        .dvt(&["cat", "--repo", c.root.to_str().unwrap(), "raw/readings.csv"])
+        .ok();
+    assert_eq!(r.stdout, "t,v\n0,1\n");
+    user.dvt(&["import", &c_url, "raw", "-o", "mine"]).ok();
+    assert_eq!(user.read("mine/sub/big.bin"), noise(300_000, 5));
+
+    // The end of the chain lacks it (and no cache on the way has it since): the
+    // error says where dvt looked last.
+    for env in [&b, &c] {
+        let _ = std::fs::remove_dir_all(env.path(".dvt/cache"));
+    }
+    for entry in std::fs::read_dir(a_remote.path()).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => std::fs::remove_dir_all(path).unwrap(),
+            false => std::fs::remove_file(path).unwrap(),
+        }
+    }
+    let other = TestEnv::new();
+    let r = other.dvt(&["get", &c_url, "raw", "-o", "got"]).fails();
+    let (b_path, a_path) = (b.root.to_str().unwrap(), a.root.to_str().unwrap());
+    assert!(
+        r.stderr.contains(&format!("its source (`{b_path}`) could not give it"))
+            && r.stderr.contains(&format!("its source (`{a_path}`) could not give it"))
+            && r.stderr
+                .contains("the source repository's remote `store` does not have object"),
+        "each repository on the way is named: {}",
+        r.stderr
+    );
+    assert!(!other.exists("got"));
+}
+
 #[test]
 fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let env = TestEnv::new();

@@ -677,10 +677,23 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
             // time where pointers name their own.
             for group in objects.by_remote(rest, |e| e.id) {
                 let first = group[0];
-                let remote = objects.remote_for(&first.id, Some(&format!("{path}/{}", first.path)))?;
-                let wanted = group.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
-                crate::ops::transfer::download_wanted(&remote, objects.cache(), wanted, progress)
-                    .map_err(|e| objects.as_met(e))?;
+                let got = objects
+                    .remote_for(&first.id, Some(&format!("{path}/{}", first.path)))
+                    .and_then(|remote| {
+                        let wanted = group.iter().map(|e| (e.id, format!("{path}/{}", e.path), e.size));
+                        crate::ops::transfer::download_wanted(&remote, objects.cache(), wanted, progress)
+                            .map_err(|e| objects.as_met(e))
+                    });
+                match got {
+                    // The data of an import the remote lacks: from its source, once
+                    // for the whole import (each later file is then in the cache).
+                    Err(_) if objects.from_source_of(&first.id) => {
+                        for e in group.iter().filter(|e| !objects.cache().contains(&e.id)) {
+                            objects.ensure(&e.id, Some(&format!("{path}/{}", e.path)))?;
+                        }
+                    }
+                    got => got?,
+                }
             }
             return Ok(());
         }
@@ -963,7 +976,7 @@ fn get_with(
     let cache = Cache::new(scratch.path(), source.config().cache.level);
     let objects = Objects::from_source(cache.clone(), source)
         .with_jobs(opts.jobs)
-        .following_urls();
+        .following_sources();
     let mut left_out = Vec::new();
     let found = find(&objects, &mut left_out)?;
     ensure_all(&found, &opts.path, &objects, progress)?;
@@ -1080,7 +1093,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     let ext = open_external(&g.repo, g.rev.as_deref(), &g.settings)?;
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo)
         .with_jobs(g.jobs)
-        .following_urls();
+        .following_sources();
     let mut left_out = Vec::new();
     let found = find_noting(&ext, &g.path, &objects, &mut left_out)?;
     if !opts.no_download {
@@ -1125,21 +1138,44 @@ pub(crate) fn fetch_from_source(
     let Some(Source::Repo(src)) = &t.pointer.source else {
         return Ok(());
     };
+    store_from_source(repo, repo.cache(), src, &t.pointer, true, clones, progress)
+}
+
+/// Copies into `cache` every object of the import `pointer` records (with not
+/// `whole`, a directory's manifest only), from source `src` at the recorded commit
+/// (its cache or remote, or, if it imported the data too, that import's source),
+/// verified. `repo`: the repository whose pointer it is, which the source's
+/// settings are relative to.
+pub(crate) fn store_from_source(
+    repo: &Repo,
+    cache: &Cache,
+    src: &ImportSource,
+    pointer: &Pointer,
+    whole: bool,
+    clones: &Clones,
+    progress: &dyn Progress,
+) -> Result<()> {
     let ext = clones.external(&src.repo, Some(&src.commit), &src.settings(repo.root()))?;
-    let objects = Objects::from_source(repo.cache().clone(), &ext.repo).following_urls();
+    let objects = match whole {
+        true => Objects::from_source(cache.clone(), &ext.repo).following_sources(),
+        false => Objects::from_source(cache.clone(), &ext.repo),
+    };
     let found = find(&ext, &src.path, &objects)?;
-    if id_of(&found) != t.pointer.id {
+    if id_of(&found) != pointer.id {
         return Err(GitError::NotTrackedAt {
-            path: format!("{} with id {}", src.path, t.pointer.id),
+            path: format!("{} with id {}", src.path, pointer.id),
             rev: format!("`{}` ({})", src.repo, short(&ext.commit)),
         }
         .into());
     }
     // A sub-directory's manifest is made here (its id is checked above).
     if let Found::Dir(m) = &found {
-        repo.cache().put_bytes(&m.to_bytes())?;
+        cache.put_bytes(&m.to_bytes())?;
     }
-    ensure_all(&found, &src.path, &objects, progress)
+    match whole {
+        true => ensure_all(&found, &src.path, &objects, progress),
+        false => Ok(()),
+    }
 }
 
 /// Writes `pointer` for `out` (`rel`), its `.gitignore` entry, and checks it out.
@@ -1484,7 +1520,7 @@ fn update_from_repo(
     }
     let objects = Objects::from_source(repo.cache().clone(), &ext.repo)
         .with_jobs(opts.jobs)
-        .following_urls();
+        .following_sources();
     let found = find(&ext, &src.path, &objects)?;
     let name = t.pointer.path.clone();
     let source = ImportSource {

@@ -640,10 +640,11 @@ fn from_sources(
             let source = refused.iter().find(|(path, ..)| crate::relpath::within(&m.path, path));
             let e = match source {
                 Some((_, src, why)) => RemoteError::MissingFromSource {
-                    remote: remote.name.clone(),
+                    remote: Some(remote.name.clone()),
                     id: m.id,
                     path: Some(m.path.clone()),
                     origin: Box::new((src.clone(), why.clone())),
+                    read: false,
                 }
                 .into(),
                 None => remote.missing(m.id, Some(&m.path)),
