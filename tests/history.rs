@@ -2744,6 +2744,30 @@ fn readers_follow_a_chain_of_imports_to_the_data() {
     assert!(!other.exists("got"));
 }
 
+/// A local file too big to read into memory (over 8 MiB) is stored as `add` stores
+/// one, straight from where it is; a symbolic link is read as the file it names.
+#[test]
+fn import_url_stores_big_local_files_from_where_they_are() {
+    let env = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    let src = outside.path().join("exports");
+    std::fs::create_dir_all(&src).unwrap();
+    let big = noise(9 << 20, 11);
+    std::fs::write(outside.path().join("weights.bin"), &big).unwrap();
+    std::fs::write(src.join("model.bin"), &big).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("weights.bin"), src.join("linked.bin")).unwrap();
+    env.dvt(&["import-url", src.to_str().unwrap(), "models"]).ok();
+    for f in ["models/model.bin", "models/linked.bin"] {
+        assert!(env.read(f) == big, "{f}");
+    }
+    assert!(temp_leftovers(&env.root).is_empty(), "{:?}", temp_leftovers(&env.root));
+    // What was stored is what the pointer says: checked out again from the cache alone.
+    std::fs::remove_dir_all(env.path("models")).unwrap();
+    env.dvt(&["checkout", "models"]).ok();
+    assert!(env.read("models/linked.bin") == big);
+    env.dvt(&["fsck"]).ok();
+}
+
 #[test]
 fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let env = TestEnv::new();

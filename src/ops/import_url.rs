@@ -498,6 +498,17 @@ fn store_entries(
                             let data = source.read_source(e, on_bytes).await?;
                             return tokio::task::block_in_place(|| Ok(cache.put_bytes(&data)?.id));
                         }
+                        // A local file is stored as `add` stores one, read once; a
+                        // change while it is read fails as it would for `add`.
+                        if let Some(path) = source.local_source(e).await? {
+                            return tokio::task::block_in_place(|| {
+                                // (A symbolic link in the source is read as the file it names.)
+                                let stamp = crate::statcache::Stamp::of(&fs_err::metadata(&path)?);
+                                let id = cache.put_file(&path, &stamp)?.id;
+                                on_bytes(e.size);
+                                Ok(id)
+                            });
+                        }
                         source.download_source(e, &dest, on_bytes).await?;
                         tokio::task::block_in_place(|| {
                             let stamp = crate::statcache::Stamp::of(&fs_err::symlink_metadata(&dest)?);

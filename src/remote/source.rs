@@ -160,27 +160,25 @@ impl Remote {
         Ok(ObjectId::from_hasher(&hasher))
     }
 
-    /// Streams `entry` into `sink`, checking that it is still the version that
-    /// was listed, whole.
-    async fn stream_source(
-        &self,
-        entry: &SourceEntry,
-        on_bytes: &(dyn Fn(u64) + Sync),
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
-    ) -> Result<()> {
-        let shown = if entry.rel.is_empty() {
-            "it".to_string()
-        } else {
-            format!("`{}`", entry.rel)
-        };
-        let changed = || RemoteError::Request {
-            remote: self.name.clone(),
-            message: format!("{shown} changed while it was downloaded; run again"),
-        };
+    /// Where `entry` is on this machine, if the store is a local directory and it
+    /// is still the version listed: a caller may then read the file itself (as
+    /// `add` reads one) rather than copy it first.
+    pub async fn local_source(&self, entry: &SourceEntry) -> Result<Option<std::path::PathBuf>> {
+        if self.scheme != Scheme::Local {
+            return Ok(None);
+        }
+        Ok(match self.get_source(entry).await?.payload {
+            object_store::GetResultPayload::File(_, path) => Some(path),
+            object_store::GetResultPayload::Stream(_) => None,
+        })
+    }
+
+    /// `entry`, opened, if it is still the version that was listed.
+    async fn get_source(&self, entry: &SourceEntry) -> Result<object_store::GetResult> {
         let result = match self.store.get(&entry.location).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Err(changed().into()),
-            Err(e) => return Err(self.fail(&format!("cannot download {shown}"), &e)),
+            Err(object_store::Error::NotFound { .. }) => return Err(self.source_changed(entry).into()),
+            Err(e) => return Err(self.fail(&format!("cannot download {}", shown(entry)), &e)),
         };
         // Stores quote ETags in one answer and not in another (Azure's listing).
         let bare = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_string();
@@ -190,8 +188,27 @@ impl Remote {
             .as_deref()
             .is_some_and(|t| bare(t) != bare(&entry.version));
         if result.meta.size != entry.size || moved {
-            return Err(changed().into());
+            return Err(self.source_changed(entry).into());
         }
+        Ok(result)
+    }
+
+    fn source_changed(&self, entry: &SourceEntry) -> RemoteError {
+        RemoteError::Request {
+            remote: self.name.clone(),
+            message: format!("{} changed while it was downloaded; run again", shown(entry)),
+        }
+    }
+
+    /// Streams `entry` into `sink`, checking that it is still the version that
+    /// was listed, whole.
+    async fn stream_source(
+        &self,
+        entry: &SourceEntry,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    ) -> Result<()> {
+        let result = self.get_source(entry).await?;
         let _permit = self.reserve(2 * PART as u64).await;
         let mut got = 0;
         match result.payload {
@@ -217,7 +234,7 @@ impl Remote {
             }
             object_store::GetResultPayload::Stream(mut stream) => {
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| self.fail(&format!("cannot download {shown}"), &e))?;
+                    let chunk = chunk.map_err(|e| self.fail(&format!("cannot download {}", shown(entry)), &e))?;
                     sink(&chunk)?;
                     got += chunk.len() as u64;
                     on_bytes(chunk.len() as u64);
@@ -225,8 +242,16 @@ impl Remote {
             }
         }
         if got != entry.size {
-            return Err(changed().into());
+            return Err(self.source_changed(entry).into());
         }
         Ok(())
+    }
+}
+
+/// `entry` as messages name it.
+fn shown(entry: &SourceEntry) -> String {
+    match entry.rel.is_empty() {
+        true => "it".to_string(),
+        false => format!("`{}`", entry.rel),
     }
 }
