@@ -324,11 +324,12 @@ fn stage_add_dag_params_and_metrics() {
         "head -n $(grep ' n:' params.yaml | awk '{print $2}') raw.txt > prep.txt",
     ])
     .ok();
-    env.dvt(&[
+    let r = env.dvt(&[
         "stage", "add", "-n", "train", "-d", "prep.txt", "-p", "train.k", "-o", "model.txt", "-m", "metrics.json",
         "sh", "-c", "'wc -l < prep.txt > model.txt; echo \"{\\\"lines\\\": $(cat model.txt), \\\"stage\\\": \\\"$DVT_STAGE\\\"}\" > metrics.json; echo \"$DVT_DEPS\" > deps.json'",
     ])
     .ok();
+    assert!(r.stderr.contains("git add dvt.toml"), "{}", r.stderr);
     let r = env.dvt(&["stage", "add", "-n", "prep", "true"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert_eq!(env.dvt(&["dag"]).ok().stdout.trim(), "prep -> train");

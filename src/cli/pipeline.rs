@@ -922,6 +922,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             )?;
             out!("Added stage `{name}` to dvt.toml");
             if !*run {
+                super::git_add_hint(quiet, &repo, cwd, "to record it with git");
                 note!(quiet, "hint: run it with `dvt repro {name}`");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -937,6 +938,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             };
             ops::repro(&repo, &opts, &on_run, bars)?;
             say!(quiet, "Ran stage `{name}`; dvt.lock records it");
+            super::git_add_hint(quiet, &repo, cwd, "to record it with git");
         }
         PipelineCommand::Freeze { stages } | PipelineCommand::Unfreeze { stages } => {
             let freeze = matches!(command, PipelineCommand::Freeze { .. });
