@@ -615,6 +615,12 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
             if let Some(runner) = ops::exp::queue_runner(repo)? {
                 note!(quiet, "The queue is being run ({runner}).");
             }
+            if waiting.is_empty() {
+                note!(
+                    quiet,
+                    "No experiments queued (`dvt exp run --queue` queues one; `dvt exp show` lists those run)."
+                );
+            }
             for (q, state) in waiting.iter().zip(&states) {
                 match &q.failed {
                     Some(why) if *state == ops::queue::QueueState::Failed => {
