@@ -1056,13 +1056,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 (true, true) => say!(quiet, "took dvt's hooks out of {config}"),
                 (true, false) => say!(quiet, "no dvt hooks in {config}"),
             }
-            match &r.merge_driver {
-                Some(_) => say!(
-                    quiet,
-                    "pointer files (*.dvt) and dvt.lock now merge with `dvt git-hook merge-driver`"
-                ),
-                None => say!(quiet, "removed the merge driver for pointer files and dvt.lock"),
-            }
+            say_merge_driver(quiet, &r.merge_driver)?;
             if !*uninstall {
                 note!(
                     quiet,
@@ -1082,13 +1076,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             } else {
                 say!(quiet, "{verb} {} in {}", r.hooks.join(", "), r.dir.display());
             }
-            match &r.merge_driver {
-                Some(_) => say!(
-                    quiet,
-                    "pointer files (*.dvt) and dvt.lock now merge with `dvt git-hook merge-driver`"
-                ),
-                None => say!(quiet, "removed the merge driver for pointer files and dvt.lock"),
-            }
+            say_merge_driver(quiet, &r.merge_driver)?;
             for h in &r.chained {
                 if *uninstall {
                     say!(quiet, "restored your previous {h} hook");
@@ -1718,7 +1706,18 @@ fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dv
     }
 }
 
-/// The logic behind the hook scripts. A repository without `.dvt` does nothing.
+/// Whether the merge driver is now installed (`driver`) or removed.
+fn say_merge_driver(quiet: bool, driver: &Option<String>) -> Result<ExitCode, dvt::Error> {
+    match driver {
+        Some(_) => say!(
+            quiet,
+            "pointer files (*.dvt) and dvt.lock now merge with `dvt git-hook merge-driver`"
+        ),
+        None => say!(quiet, "removed the merge driver for pointer files and dvt.lock"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `PRE_COMMIT_NAME`, set when the pre-commit framework runs a hook, if not empty.
 fn pre_commit_var(name: &str) -> Option<String> {
     std::env::var(format!("PRE_COMMIT_{name}"))
@@ -1726,6 +1725,7 @@ fn pre_commit_var(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The logic behind the hook scripts. A repository without `.dvt` does nothing.
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     if name == "merge-driver" {
         return merge_driver(cwd, args, quiet);

@@ -193,6 +193,7 @@ impl Remote {
         Ok(result)
     }
 
+    /// The error of an `entry` that is no longer the version listed.
     fn source_changed(&self, entry: &SourceEntry) -> RemoteError {
         RemoteError::Request {
             remote: self.name.clone(),
