@@ -737,11 +737,27 @@ fn hooks_do_nothing_in_a_repo_without_dvt_and_pre_push_pushes() {
     let id = blake3::hash(b"model four").to_hex().to_string();
     assert!(Store::at(_remote.path()).has(&id));
 
+    // Later pushes send every new commit's data, not only the tip's: each commit a
+    // colleague checks out has it. (A first push, as above, sends the tip's only.)
+    env.git(&["remote", "add", "origin", bare.path().to_str().unwrap()]);
+    env.git_with_dvt(&["push", "-q", "-u", "origin", "main"]).ok();
+    for model in ["model five", "model six"] {
+        env.write("model.bin", model);
+        env.dvt(&["add", "model.bin"]).ok();
+        env.git(&["commit", "-q", "-am", model]);
+    }
+    let r = env.git_with_dvt(&["push", "-q", "origin", "main"]).ok();
+    assert!(r.stderr.contains("dvt: pushed 2 objects"), "{}", r.stderr);
+    for model in ["model five", "model six"] {
+        let id = blake3::hash(model.as_bytes()).to_hex().to_string();
+        assert!(Store::at(_remote.path()).has(&id), "{model}");
+    }
+
     // Without .dvt, every hook is a no-op.
     std::fs::rename(env.path(".dvt"), env.path("dvt-moved")).unwrap();
     let r = env.git_with_dvt(&["checkout", "-q", "v1"]).ok();
     assert!(r.stderr.is_empty(), "{}", r.stderr);
-    assert_eq!(env.read("model.bin"), b"model four");
+    assert_eq!(env.read("model.bin"), b"model six");
 }
 
 impl Versions {

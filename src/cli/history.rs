@@ -1778,18 +1778,27 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             // Run by the pre-commit framework, the hook has the first ref pushed in
             // its variables instead (all pre-commit passes on), so the branches the
             // git remote lacks stand for the rest.
-            let revs = match pre_commit_var("REMOTE_NAME") {
-                Some(git_remote) => pre_commit_var("TO_REF")
-                    .or_else(|| pre_commit_var("LOCAL_BRANCH"))
-                    .into_iter()
-                    .chain(ops::hooks::branches_ahead(&repo, &git_remote)?)
-                    .collect(),
+            let (git_remote, refs) = match pre_commit_var("REMOTE_NAME") {
+                Some(git_remote) => {
+                    let tip = pre_commit_var("TO_REF").or_else(|| pre_commit_var("LOCAL_BRANCH"));
+                    let first = tip.map(|t| (t, pre_commit_var("FROM_REF")));
+                    let others = ops::hooks::branches_ahead(&repo, &git_remote)?
+                        .into_iter()
+                        .map(|b| (b, None));
+                    (git_remote, first.into_iter().chain(others).collect())
+                }
                 None => {
                     let mut input = String::new();
                     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
-                    ops::hooks::pushed_commits(&input)
+                    (
+                        args.first().cloned().unwrap_or_default(),
+                        ops::hooks::pushed_refs(&input),
+                    )
                 }
             };
+            // Every commit the push sends, not only the tips, so that each one a
+            // colleague checks out has its data.
+            let revs = ops::hooks::commits_pushed(&repo, &refs, &git_remote)?;
             let opts = ops::TransferOptions {
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),

@@ -836,6 +836,30 @@ impl Git {
         self.walk_sorted(tips, gix::revision::walk::Sorting::ByCommitTime(NEWEST_FIRST))
     }
 
+    /// The commits reachable from `tips` and not from `hidden` (as `git rev-list
+    /// TIPS --not HIDDEN`), in no particular order.
+    pub fn walk_excluding(&self, tips: &[GitId], hidden: &[GitId]) -> Result<Vec<GitId>> {
+        if tips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let walk = self
+            .repo
+            .rev_walk(tips.iter().copied())
+            .with_hidden(hidden.iter().copied())
+            .all()
+            .map_err(failed("walking history"))?;
+        walk.map(|info| {
+            info.map(|i| i.id).map_err(|e| {
+                GitError::Failed {
+                    what: "walking history".into(),
+                    message: crate::error_chain(&e),
+                }
+                .into()
+            })
+        })
+        .collect()
+    }
+
     /// [`Git::walk`], only the commits made at or after `since` (seconds since
     /// the epoch): the walk stops where every commit left to visit is older.
     pub fn walk_since(&self, tips: &[GitId], since: i64) -> Result<Vec<WalkedCommit>> {

@@ -5,8 +5,9 @@
 //! - `post-merge` runs `dvt checkout` after a merge that completed (`git pull`,
 //!   `git merge`); a merge stopped by conflicts runs no hook, so the data follows
 //!   once the merge is committed and `dvt checkout` is run;
-//! - `pre-push` runs `dvt push` to the default remote, and stops the git push if it
-//!   fails (no commits reach the server whose data is not on the remote);
+//! - `pre-push` runs `dvt push` to the default remote, of the workspace and of every
+//!   commit git pushes ([`commits_pushed`]), and stops the git push if it fails (no
+//!   commits reach the server whose data is not on the remote);
 //! - `pre-commit` warns about tracked data changed but not `dvt add`ed;
 //! - a merge driver for pointer files and `dvt.lock` ([`crate::ops::merge`]):
 //!   `merge.dvt.driver` in the repository's config, and `*.dvt merge=dvt` and
@@ -150,14 +151,45 @@ pub fn post_checkout_applies(repo: &Repo, args: &[String]) -> Result<bool> {
 }
 
 /// The commits a `pre-push` hook's input names (`<local ref> <local sha> <remote
-/// ref> <remote sha>` per line), skipping deletions (an all-zero local sha).
-pub fn pushed_commits(input: &str) -> Vec<String> {
+/// ref> <remote sha>` per line), skipping deletions (an all-zero local sha): each
+/// pushed tip with the remote's sha for it (`None` for a ref new there).
+pub fn pushed_refs(input: &str) -> Vec<(String, Option<String>)> {
+    let zero = |sha: &str| sha.chars().all(|c| c == '0');
     input
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter(|sha| !sha.chars().all(|c| c == '0'))
-        .map(str::to_string)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let local = words.nth(1)?;
+            let remote = words.nth(1);
+            (!zero(local)).then(|| (local.to_string(), remote.filter(|r| !zero(r)).map(str::to_string)))
+        })
         .collect()
+}
+
+/// Every commit a push of `refs` (tips, with what the remote had for each; see
+/// [`pushed_refs`]) to git remote `git_remote` sends: those reachable from the tips
+/// and from neither what the remote had nor its remote-tracking branches. A tip
+/// with nothing to measure against (a first push to that remote) stands for itself
+/// alone: its whole history is not sent to the data remote unasked.
+pub fn commits_pushed(repo: &Repo, refs: &[(String, Option<String>)], git_remote: &str) -> Result<Vec<String>> {
+    let git = Git::open(repo.root())?;
+    let tracking: Vec<crate::git::GitId> = git.remote_branches(git_remote)?.into_iter().map(|(_, id)| id).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (tip, had) in refs {
+        let Ok(tip_id) = git.resolve(tip) else {
+            out.push(tip.clone());
+            continue;
+        };
+        let mut hidden = tracking.clone();
+        hidden.extend(had.as_deref().and_then(|h| git.resolve(h).ok()));
+        match hidden.is_empty() {
+            true => out.push(tip.clone()),
+            false => out.extend(git.walk_excluding(&[tip_id], &hidden)?.iter().map(|c| c.to_string())),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// The tips of the local branches that differ from their namesakes among git remote
