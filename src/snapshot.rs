@@ -571,12 +571,14 @@ impl<'a> Objects<'a> {
     /// (`remote = "NAME"`), if it names one and no remote was asked for; and,
     /// for an import, that its source gives what the remote lacks.
     pub fn note(&self, t: &Tracked) {
-        self.note_ids(t, std::iter::once(t.pointer.id));
+        self.note_ids(t, std::iter::once(t.pointer.id), false);
     }
 
-    /// [`Objects::note`] for objects `ids` of tracked `t` (its own, or its manifest's files).
-    fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId> + Clone) {
-        if let Some(src) = &t.pointer.source {
+    /// [`Objects::note`] for objects `ids` of tracked `t` (its own, or its manifest's
+    /// `files`). A directory's files are noted as an import's only when they may come
+    /// from its source (see [`Objects::following_sources`]): nothing else asks.
+    fn note_ids(&self, t: &Tracked, ids: impl Iterator<Item = ObjectId> + Clone, files: bool) {
+        if let Some(src) = t.pointer.source.as_ref().filter(|_| self.follow_sources || !files) {
             let mut imports = self.imports.lock().unwrap_or_else(|e| e.into_inner());
             // One record shared by a directory's every file.
             let noted = Arc::new((src.clone(), t.pointer.clone(), t.pointer_rel.clone()));
@@ -787,7 +789,7 @@ impl<'a> Objects<'a> {
         self.note(t);
         self.ensure(&t.pointer.id, Some(&t.data_rel))?;
         let m = t.manifest(&self.dest)?;
-        self.note_ids(t, m.files.iter().map(|e| e.id));
+        self.note_ids(t, m.files.iter().map(|e| e.id), true);
         Ok(m)
     }
 }
