@@ -29,6 +29,10 @@
 //! fingerprint = "9f2c…"       # 64 hex digits, see `UrlSource::fingerprint`
 //! ```
 //!
+//! With `--version-aware`, it also records the store's id of each version read:
+//! `version = "…"` for a file, a `[source.versions]` table (path below the URL →
+//! version id) for a directory.
+//!
 //! Keys are always written in this order. `path` is relative to the pointer's
 //! directory; it is untrusted input and is validated by [`Pointer::parse`].
 
@@ -167,6 +171,23 @@ pub struct UrlSource {
     /// options (`endpointurl`, `region`…; never secrets), used again by `update`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fs_config: std::collections::BTreeMap<String, String>,
+    /// `--version-aware` (DVC's), of a URL naming one object: the store's id of
+    /// the version read (an S3 version id, a GCS generation, an Azure version
+    /// id), from which `fetch` and readers read the data when no cache or
+    /// remote holds it, even after the object was overwritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `--version-aware`, of a URL naming a directory: each object's version
+    /// id, by its path below the URL.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub versions: std::collections::BTreeMap<String, String>,
+}
+
+impl UrlSource {
+    /// Whether the import records the versions it read (`--version-aware`).
+    pub fn version_aware(&self) -> bool {
+        self.version.is_some() || !self.versions.is_empty()
+    }
 }
 
 /// Where imported data came from (`dvt import`), so that `dvt update` can follow it.
@@ -288,6 +309,25 @@ impl Pointer {
                 reason,
             }
             .into());
+        }
+        // Paths below an import's URL name objects to read: none may climb out of it.
+        if let Some(Source::Url(u)) = &p.source {
+            if u.version.is_some() && p.kind == Kind::Dir {
+                return Err(bad("a `dir` pointer records `versions` per file, not one `version`".into()).into());
+            }
+            if !u.versions.is_empty() && p.kind == Kind::File {
+                return Err(bad("a `file` pointer records one `version`, not `versions`".into()).into());
+            }
+            for rel in u.versions.keys() {
+                if let Err(reason) = crate::relpath::validate(rel) {
+                    return Err(crate::error::PathError::Unsafe {
+                        path: rel.clone(),
+                        source_file: file.to_path_buf(),
+                        reason,
+                    }
+                    .into());
+                }
+            }
         }
         match (p.kind, p.files) {
             (Kind::Dir, None) => return Err(bad("a `dir` pointer needs `files`".into()).into()),

@@ -3519,6 +3519,222 @@ fn import_url_no_download_from_s3_is_pulled_from_the_bucket() {
     assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
 }
 
+/// The value of `key = "…"` in a pointer's text (the first such line).
+fn pointer_value(pointer: &str, key: &str) -> String {
+    let prefix = format!("{key} = \"");
+    let line = pointer
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in {pointer}"));
+    line[prefix.len()..line.len() - 1].to_string()
+}
+
+/// `import-url --version-aware` (DVC's) records the S3 version id of each object
+/// it read; after the objects are overwritten in the bucket, a clone's `pull`
+/// reads exactly those versions back (a plain import of the same data can only
+/// say it changed), and `update` moves the versions on. A version deleted from
+/// the bucket, a bucket without versioning and a local path are each refused with
+/// the reason, nothing written.
+#[test]
+fn import_url_version_aware_pulls_the_versions_it_recorded_after_the_bucket_moved_on() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("versioned");
+    let a = TestEnv::new();
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .ok();
+    let signed = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        "testing:testing-secret",
+    ];
+    let versioning = format!("{endpoint}/{bucket}?versioning");
+    let on = r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#;
+    let mut args = vec![
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/xml",
+        "--data-binary",
+        on,
+    ];
+    args.extend(signed);
+    args.push(&versioning);
+    a.run("curl", &args).ok();
+    let obj = |key: &str| format!("{endpoint}/{bucket}/{key}");
+    put_object(&a, &obj("exports/readings.csv"), b"t,v\n0,1\n", true);
+    put_object(&a, &obj("exports/images/img-1.bin"), &noise(9 * 1024 * 1024, 5), true);
+    put_object(&a, &obj("model.bin"), b"weights v1", true);
+    s3_named_remote(&a, "src", &format!("s3://{bucket}"), &endpoint);
+    a.dvt(&["import-url", "--version-aware", "remote://src/exports", "data"])
+        .ok();
+    a.dvt(&["import-url", "--version-aware", "remote://src/model.bin"]).ok();
+    a.dvt(&["import-url", "remote://src/exports", "plain"]).ok();
+    let data = String::from_utf8(a.read("data.dvt")).unwrap();
+    assert!(data.contains("[source.versions]\n\"images/img-1.bin\" = \""), "{data}");
+    let readings_v1 = pointer_value(&data, "\"readings.csv\"");
+    let model = String::from_utf8(a.read("model.bin.dvt")).unwrap();
+    let model_v1 = pointer_value(&model, "version");
+    a.commit("import v1");
+
+    // The bucket moves on; the clone has no cache and no dvt remote holds the data.
+    put_object(&a, &obj("exports/readings.csv"), b"t,v\n0,2\n1,3\n", true);
+    put_object(&a, &obj("model.bin"), b"weights v2", true);
+    let b = a.clone_repo();
+    b.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
+        .ok();
+    // Without versions, the old data is gone from the bucket: said, nothing written.
+    let r = b.dvt(&["pull", "plain"]).fails();
+    assert!(r.stderr.contains("remote://src/exports"), "{}", r.stderr);
+    assert!(!b.exists("plain"));
+    let r = b.dvt(&["pull", "data", "model.bin"]).ok();
+    assert!(
+        r.stdout.contains("from where they were imported: data, model.bin"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
+    assert_eq!(b.read("data/images/img-1.bin"), noise(9 * 1024 * 1024, 5));
+    assert_eq!(b.read("model.bin"), b"weights v1");
+
+    // `update` records what is there now: the changed object's version only.
+    let r = b.dvt(&["update", "data", "model.bin"]).ok();
+    assert!(
+        r.stdout
+            .contains("updated data.dvt from remote://src/exports (downloaded 1 file"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(b.read("data/readings.csv"), b"t,v\n0,2\n1,3\n");
+    assert_eq!(b.read("model.bin"), b"weights v2");
+    let data_v2 = String::from_utf8(b.read("data.dvt")).unwrap();
+    assert_ne!(pointer_value(&data_v2, "\"readings.csv\""), readings_v1);
+    assert_eq!(
+        pointer_value(&data_v2, "\"images/img-1.bin\""),
+        pointer_value(&data, "\"images/img-1.bin\"")
+    );
+
+    // A recorded version deleted from the bucket: named, nothing written.
+    let gone = format!("{}?versionId={model_v1}", obj("model.bin"));
+    let mut args = vec!["-fsS", "-X", "DELETE"];
+    args.extend(signed);
+    args.push(&gone);
+    a.run("curl", &args).ok();
+    let c = a.clone_repo();
+    c.dvt(&["remote", "modify", "src", "secret_access_key", "testing-secret"])
+        .ok();
+    let r = c.dvt(&["pull", "model.bin"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "version {model_v1} is no longer there (deleted, or removed by a lifecycle rule)"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!c.exists("model.bin"));
+
+    // A bucket that keeps no versions, and a local path: refused before any download.
+    let plain = unique("plain");
+    a.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{plain}")])
+        .ok();
+    put_object(&a, &format!("{endpoint}/{plain}/f.csv"), b"x\n", true);
+    a.dvt(&["remote", "modify", "src", "url", &format!("s3://{plain}")])
+        .ok();
+    let r = a.dvt(&["import-url", "--version-aware", "remote://src/f.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("the store gave no version id for it: `--version-aware` needs a bucket"),
+        "{}",
+        r.stderr
+    );
+    assert!(!a.exists("f.csv") && !a.exists("f.csv.dvt"));
+    let local = a.root.parent().unwrap().join("local.csv");
+    std::fs::write(&local, b"y\n").unwrap();
+    let r = a
+        .dvt(&["import-url", "--version-aware", local.to_str().unwrap()])
+        .fails();
+    assert!(
+        r.stderr.contains("it takes an s3://, gs:// or az:// URL"),
+        "{}",
+        r.stderr
+    );
+    assert!(!a.exists("local.csv.dvt"));
+}
+
+/// `import-url --version-aware` from GCS (fake-gcs-server, a bucket with object
+/// versioning): the generation read is recorded, and read back after the object
+/// was overwritten.
+#[test]
+fn import_url_version_aware_reads_the_gcs_generation_it_recorded() {
+    let Some(endpoint) = server("DVT_TEST_GCS_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let bucket = unique("gver");
+    let body = format!("{{\"name\":\"{bucket}\",\"versioning\":{{\"enabled\":true}}}}");
+    let buckets = format!("{endpoint}/storage/v1/b");
+    a.run(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "POST",
+            &buckets,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ],
+    )
+    .ok();
+    let upload = |name: &str, bytes: &[u8]| {
+        let file = a.root.parent().unwrap().join("upload.tmp");
+        std::fs::write(&file, bytes).unwrap();
+        let url = format!("{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}");
+        a.run(
+            "curl",
+            &[
+                "-fsS",
+                "-X",
+                "POST",
+                "--data-binary",
+                &format!("@{}", file.display()),
+                &url,
+            ],
+        )
+        .ok();
+    };
+    upload("exports/labels.csv", b"id,label\n1,cat\n");
+    let key = a.root.parent().unwrap().join("gcs-key.json");
+    std::fs::write(
+        &key,
+        r#"{"private_key":"","private_key_id":"","client_email":"test@example.invalid","disable_oauth":true}"#,
+    )
+    .unwrap();
+    a.dvt(&["remote", "add", "g", &format!("gs://{bucket}")]).ok();
+    a.dvt(&["remote", "modify", "g", "credentialpath", key.to_str().unwrap()])
+        .ok();
+    a.dvt(&["remote", "modify", "g", "endpointurl", &endpoint]).ok();
+    a.dvt(&["import-url", "--version-aware", "remote://g/exports", "labels"])
+        .ok();
+    let pointer = String::from_utf8(a.read("labels.dvt")).unwrap();
+    let generation = pointer_value(&pointer, "\"labels.csv\"");
+    assert!(generation.bytes().all(|b| b.is_ascii_digit()), "{pointer}");
+    a.commit("labels v1");
+    upload("exports/labels.csv", b"id,label\n1,dog\n");
+    std::fs::remove_dir_all(a.path("labels")).unwrap();
+    std::fs::remove_dir_all(a.path(".dvt/cache")).unwrap();
+    a.dvt(&["pull"]).ok();
+    assert_eq!(a.read("labels/labels.csv"), b"id,label\n1,cat\n");
+    a.dvt(&["update", "labels"]).ok();
+    assert_eq!(a.read("labels/labels.csv"), b"id,label\n1,dog\n");
+    let pointer = String::from_utf8(a.read("labels.dvt")).unwrap();
+    assert_ne!(pointer_value(&pointer, "\"labels.csv\""), generation);
+}
+
 /// `dvt import-url` from S3 (through a configured remote's options, and through
 /// the environment alone) and `dvt update` after the bucket changed; the imported
 /// data then travels through a remote like added data.

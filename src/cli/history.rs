@@ -337,6 +337,12 @@ pub(super) enum HistoryCommand {
         /// `--no-exec` does the same here).
         #[arg(long, visible_alias = "no-exec", conflicts_with = "to_remote")]
         no_download: bool,
+        /// Record the store's id of each object's version (S3, GCS or Azure with
+        /// versioning on; DVC's flag): `fetch`, `pull` and readers then read
+        /// exactly those versions from the store when no cache or remote holds
+        /// the data, even after the objects were overwritten there.
+        #[arg(long)]
+        version_aware: bool,
         /// An option of the store, as a remote of its kind takes it (`endpointurl`,
         /// `region`, `profile`…; repeatable; DVC's `--fs-config`; recorded in the pointer for `update`, so never a secret).
         #[arg(long = "fs-config", value_name = "KEY=VALUE")]
@@ -1398,11 +1404,13 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             remote,
             fs_config,
             no_download,
+            version_aware,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
             let opts = ops::ImportUrlOptions {
                 no_download: *no_download,
+                version_aware: *version_aware,
                 url: url.clone(),
                 out: out.clone(),
                 cwd: cwd.to_path_buf(),

@@ -1090,6 +1090,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 to_remote: to_remote.then(|| remote.clone()),
                 fs_config: Default::default(),
                 no_download: false,
+                version_aware: false,
             };
             let r = ops::add_external(&repo, &opts, &bars)?;
             if *as_json {

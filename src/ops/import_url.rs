@@ -52,6 +52,10 @@ pub struct ImportUrlOptions {
     /// Read the data only to hash it, keeping no copy (DVC's `--no-download`):
     /// the pointer is written, and `dvt pull` downloads the data from the URL.
     pub no_download: bool,
+    /// Record the store's version id of each object read (DVC's
+    /// `--version-aware`; S3, GCS and Azure only), so that the data can be read
+    /// from the store later as it was, even after it was overwritten there.
+    pub version_aware: bool,
 }
 
 /// What `import-url` did.
@@ -315,6 +319,16 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         .into());
     }
     let source = open_source(repo, &url, opts.jobs, &opts.fs_config)?;
+    if opts.version_aware && !matches!(source.scheme, Scheme::S3 | Scheme::Gcs | Scheme::Azure) {
+        return Err(RemoteError::Source {
+            url: url.clone(),
+            message:
+                "`--version-aware` reads the versions an object store keeps: it takes an s3://, gs:// or az:// URL \
+                      (or a remote:// of one)"
+                    .into(),
+        }
+        .into());
+    }
     let (out, rel) = destination(repo, opts, &last_component(&url))?;
     // The remote is opened (and its name checked) before anything is downloaded.
     let remote = match &opts.to_remote {
@@ -330,16 +344,19 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
     }
+    // Asked before the download, which checks that each object is still the one listed.
+    let versions = versions_of(&source, &url, &listing, opts.version_aware, progress)?;
+    let recorded = record_url.then(|| url_source(&url, &opts.fs_config, &listing, versions));
     let (p, uploaded) = match &remote {
         None if opts.no_download => {
             let mut pointer = hash_at_source(&source, &url, &listing, &rel, progress)?;
-            pointer.source = Some(url_source(&url, &opts.fs_config, &listing));
+            pointer.source = recorded.clone();
             write_pointer(repo, &out, &rel, &pointer)?;
             (pointer, None)
         }
         Some(remote) => {
             let (mut pointer, uploaded) = send_to_remote(repo, &source, remote, &url, &listing, &rel, progress)?;
-            pointer.source = record_url.then(|| url_source(&url, &opts.fs_config, &listing));
+            pointer.source = recorded.clone();
             // The data is not here: what was at `out` (only with --force) goes.
             remove_data(&out)?;
             write_pointer(repo, &out, &rel, &pointer)?;
@@ -347,7 +364,7 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         }
         None => {
             let mut got = download(repo, &source, &url, &listing, &out, &rel, None, progress)?;
-            got.pointer.source = record_url.then(|| url_source(&url, &opts.fs_config, &listing));
+            got.pointer.source = recorded.clone();
             place(repo, &out, &rel, &got.pointer, &mut got.staging, opts.force, progress)?;
             if record_url {
                 Known::save(repo, &url, &rel, &listing, &got.pointer);
@@ -637,7 +654,10 @@ pub(crate) fn store_from_url(
     progress: &dyn Progress,
 ) -> Result<Vec<SourceEntry>> {
     let source = open_source(repo, &src.url, None, &src.fs_config)?;
-    let listing = list(&source, &src.url)?;
+    let listing = match src.version_aware() {
+        true => pinned_listing(&source, src).map_err(|e| about(e, &src.url))?,
+        false => list(&source, &src.url)?,
+    };
     let changed = |why: &str| url_changed(src, pointer_rel, why);
     still_there(&listing, pointer, &changed)?;
     // Big files go through the cache's own `tmp`, which it cleans of what a
@@ -714,9 +734,12 @@ pub(crate) fn update_from_url(
     if updated.to == updated.from {
         return Ok(updated);
     }
+    // A version-aware import stays one, recording the versions there now.
+    let versions = versions_of(&source, &src.url, &listing, src.version_aware(), progress)?;
+    let recorded = Some(url_source(&src.url, &src.fs_config, &listing, versions));
     if how.no_download {
         let mut pointer = hash_at_source(&source, &src.url, &listing, &t.data_rel, progress)?;
-        pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
+        pointer.source = recorded.clone();
         updated.changed = pointer.id != t.pointer.id;
         write_pointer(repo, &t.data_abs, &t.data_rel, &pointer)?;
         return Ok(updated);
@@ -728,7 +751,7 @@ pub(crate) fn update_from_url(
     }
     if let Some(remote) = how.to_remote {
         let (mut pointer, _) = send_to_remote(repo, &source, remote, &src.url, &listing, &t.data_rel, progress)?;
-        pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
+        pointer.source = recorded.clone();
         updated.downloaded = Some(Downloads {
             files: listing.len() as u64,
             bytes: listing.iter().map(|e| e.size).sum(),
@@ -752,7 +775,7 @@ pub(crate) fn update_from_url(
         known.as_ref(),
         progress,
     )?;
-    got.pointer.source = Some(url_source(&src.url, &src.fs_config, &listing));
+    got.pointer.source = recorded.clone();
     updated.downloaded = Some(got.downloaded);
     updated.changed = got.pointer.id != t.pointer.id;
     if !updated.changed {
@@ -933,16 +956,71 @@ fn about(e: crate::Error, url: &str) -> crate::Error {
     }
 }
 
-/// What the source holds, in one hash: see [`UrlSource::fingerprint`].
-/// What a pointer records of data downloaded from `url` as `listing` lists it.
-fn url_source(url: &str, fs_config: &BTreeMap<String, String>, listing: &[SourceEntry]) -> Source {
+/// What a pointer records of data downloaded from `url` as `listing` lists
+/// it, with the `versions` read (see [`versions_of`]).
+fn url_source(
+    url: &str,
+    fs_config: &BTreeMap<String, String>,
+    listing: &[SourceEntry],
+    mut versions: BTreeMap<String, String>,
+) -> Source {
     Source::Url(UrlSource {
         url: url.to_string(),
         fingerprint: fingerprint(listing),
         fs_config: fs_config.clone(),
+        version: versions.remove(""),
+        versions,
     })
 }
 
+/// For a version-aware import (`aware`), the store's version id of each
+/// object of `listing` (by its path below the URL; `""` for the one object a
+/// URL names), asked of the store `source.jobs` at a time; each must still be
+/// the version listed (as each download checks). Empty otherwise.
+fn versions_of(
+    source: &Remote,
+    url: &str,
+    listing: &[SourceEntry],
+    aware: bool,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, String>> {
+    if !aware {
+        return Ok(BTreeMap::new());
+    }
+    progress.start(&format!("reading versions of {url}"), listing.len() as u64, false);
+    let versions: Vec<Result<(String, String)>> = source.block_on(
+        futures::stream::iter(listing)
+            .map(|e| async move {
+                let v = source.version_of(e).await;
+                progress.inc(1);
+                Ok((e.rel.clone(), v?))
+            })
+            .buffer_unordered(source.jobs)
+            .collect(),
+    );
+    progress.finish();
+    versions.into_iter().map(|r| r.map_err(|e| about(e, url))).collect()
+}
+
+/// The objects a version-aware import `src` read, at the versions it records
+/// (whatever the store holds now), sorted by path as a listing is.
+fn pinned_listing(source: &Remote, src: &UrlSource) -> Result<Vec<SourceEntry>> {
+    let wanted: Vec<(&str, &str)> = match &src.version {
+        Some(v) => vec![("", v.as_str())],
+        None => src.versions.iter().map(|(rel, v)| (rel.as_str(), v.as_str())).collect(),
+    };
+    let found: Vec<Result<SourceEntry>> = source.block_on(
+        futures::stream::iter(wanted)
+            .map(|(rel, v)| source.pinned_source(rel, v))
+            .buffer_unordered(source.jobs)
+            .collect(),
+    );
+    let mut found = found.into_iter().collect::<Result<Vec<_>>>()?;
+    found.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    Ok(found)
+}
+
+/// What the source holds, in one hash: see [`UrlSource::fingerprint`].
 fn fingerprint(listing: &[SourceEntry]) -> String {
     let mut h = blake3::Hasher::new();
     for e in listing {

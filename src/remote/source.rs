@@ -24,6 +24,9 @@ pub struct SourceEntry {
     /// Whether it is an executable file: known only for local files (see
     /// [`SourceEntry::note_mode`]), else `false`.
     pub executable: bool,
+    /// The store's id of the version to read, for an entry of a version-aware
+    /// import (see [`Remote::pinned_source`]); `None` reads the current one.
+    pub pinned: Option<String>,
 }
 
 impl SourceEntry {
@@ -37,6 +40,7 @@ impl SourceEntry {
                 .clone()
                 .unwrap_or_else(|| meta.last_modified.timestamp_nanos_opt().unwrap_or(0).to_string()),
             executable: false,
+            pinned: None,
         }
     }
 
@@ -173,21 +177,88 @@ impl Remote {
         })
     }
 
-    /// `entry`, opened, if it is still the version that was listed.
+    /// The store's id of the version of `entry` that was listed, for a
+    /// version-aware import (`import-url --version-aware`): asked of the store
+    /// after the download, and refused if the object changed since it was
+    /// listed, or if the store keeps no versions of it.
+    pub async fn version_of(&self, entry: &SourceEntry) -> Result<String> {
+        let meta = match self.store.head(&entry.location).await {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => return Err(self.source_changed(entry).into()),
+            Err(e) => return Err(self.fail(&format!("cannot read {}", shown(entry)), &e)),
+        };
+        if moved(&meta, entry) {
+            return Err(self.source_changed(entry).into());
+        }
+        // S3 calls the version of an object written while versioning was off "null".
+        match meta.version.filter(|v| v != "null") {
+            Some(v) => Ok(v),
+            None => Err(RemoteError::Request {
+                remote: self.name.clone(),
+                message: format!(
+                    "the store gave no version id for {}: `--version-aware` needs a bucket (or container) \
+                     that keeps versions (S3 Versioning, GCS Object Versioning, Azure blob versioning)",
+                    shown(entry)
+                ),
+            }
+            .into()),
+        }
+    }
+
+    /// The entry for version `version` of the object at `rel` below this
+    /// store's URL (`""`: the object the URL names), as a version-aware import
+    /// recorded it: read from the store, whatever its current version is.
+    pub async fn pinned_source(&self, rel: &str, version: &str) -> Result<SourceEntry> {
+        let location: StorePath = match rel.is_empty() {
+            true => self.prefix.clone(),
+            false => self
+                .prefix
+                .parts()
+                .chain(rel.split('/').map(object_store::path::PathPart::from))
+                .collect(),
+        };
+        let options = object_store::GetOptions {
+            head: true,
+            version: Some(version.to_string()),
+            ..Default::default()
+        };
+        let named = || match rel.is_empty() {
+            true => format!("version {version}"),
+            false => format!("version {version} of `{rel}`"),
+        };
+        let meta = match self.store.get_opts(&location, options).await {
+            Ok(r) => r.meta,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RemoteError::Request {
+                    remote: self.name.clone(),
+                    message: format!(
+                        "{} is no longer there (deleted, or removed by a lifecycle rule)",
+                        named()
+                    ),
+                }
+                .into());
+            }
+            Err(e) => return Err(self.fail(&format!("cannot read {}", named()), &e)),
+        };
+        let mut entry = SourceEntry::of(&meta, rel.to_string());
+        entry.location = location;
+        entry.pinned = Some(version.to_string());
+        Ok(entry)
+    }
+
+    /// `entry`, opened, if it is still the version that was listed (or, for a
+    /// pinned entry, that version, wherever the object is now).
     async fn get_source(&self, entry: &SourceEntry) -> Result<object_store::GetResult> {
-        let result = match self.store.get(&entry.location).await {
+        let options = object_store::GetOptions {
+            version: entry.pinned.clone(),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&entry.location, options).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Err(self.source_changed(entry).into()),
             Err(e) => return Err(self.fail(&format!("cannot download {}", shown(entry)), &e)),
         };
-        // Stores quote ETags in one answer and not in another (Azure's listing).
-        let bare = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_string();
-        let moved = result
-            .meta
-            .e_tag
-            .as_deref()
-            .is_some_and(|t| bare(t) != bare(&entry.version));
-        if result.meta.size != entry.size || moved {
+        if moved(&result.meta, entry) {
             return Err(self.source_changed(entry).into());
         }
         Ok(result)
@@ -250,6 +321,14 @@ impl Remote {
 }
 
 /// `entry` as messages name it.
+/// Whether `meta`, read of `entry`'s object, is another version than the one
+/// listed: another size or ETag.
+fn moved(meta: &object_store::ObjectMeta, entry: &SourceEntry) -> bool {
+    // Stores quote ETags in one answer and not in another (Azure's listing).
+    let bare = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_string();
+    meta.size != entry.size || meta.e_tag.as_deref().is_some_and(|t| bare(t) != bare(&entry.version))
+}
+
 fn shown(entry: &SourceEntry) -> String {
     match entry.rel.is_empty() {
         true => "it".to_string(),
