@@ -3651,6 +3651,13 @@ fn import_url_version_aware_pulls_the_versions_it_recorded_after_the_bucket_move
         r.stderr
     );
     assert!(!a.exists("f.csv") && !a.exists("f.csv.dvt"));
+    let pinned = format!("remote://src/f.csv?versionId={model_v1}");
+    let r = a.dvt(&["import-url", &pinned, "pinned.csv"]).fails();
+    assert!(
+        r.stderr.contains("dvt does not read a version named in the URL"),
+        "{}",
+        r.stderr
+    );
     let local = a.root.parent().unwrap().join("local.csv");
     std::fs::write(&local, b"y\n").unwrap();
     let r = a

@@ -329,6 +329,20 @@ fn bring(repo: &Repo, opts: &ImportUrlOptions, record_url: bool, progress: &dyn 
         }
         .into());
     }
+    // A version named in the URL (as S3's console copies one) would be read as part of the key.
+    if matches!(source.scheme, Scheme::S3 | Scheme::Gcs | Scheme::Azure)
+        && ["?versionId=", "?generation=", "?versionid="]
+            .iter()
+            .any(|q| url.contains(q))
+    {
+        return Err(RemoteError::Source {
+            url: url.clone(),
+            message: "dvt does not read a version named in the URL: import the object's URL without it \
+                      (`--version-aware` records the version it reads)"
+                .into(),
+        }
+        .into());
+    }
     let (out, rel) = destination(repo, opts, &last_component(&url))?;
     // The remote is opened (and its name checked) before anything is downloaded.
     let remote = match &opts.to_remote {
