@@ -89,9 +89,43 @@ pub struct UrlInfo {
     pub encoding: Option<Encoding>,
     /// Whether the remote has the object.
     pub on_remote: bool,
+    /// For data `dvt import-url` brought: where it is at the source, which a
+    /// fetch reads when no remote has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<ImportedFrom>,
     /// What the path resolved to.
     #[serde(flatten)]
     pub data: Resolved,
+}
+
+/// Where data imported from a URL is there (see [`UrlInfo::imported_from`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedFrom {
+    /// The URL of the path: the import's URL as recorded (`remote://NAME/…` too),
+    /// with the path below it for a part of an imported directory.
+    pub url: String,
+    /// The store's version id of that object, for a version-aware import
+    /// (`import-url --version-aware`) of a file; `None` otherwise.
+    pub version: Option<String>,
+}
+
+impl ImportedFrom {
+    /// Where `loc` is at the URL its pointer imported it from, if it did.
+    fn of(loc: &Located) -> Option<ImportedFrom> {
+        let Some(crate::pointer::Source::Url(src)) = &loc.tracked.pointer.source else {
+            return None;
+        };
+        Some(match loc.inner.is_empty() {
+            true => ImportedFrom {
+                url: src.url.clone(),
+                version: src.version.clone(),
+            },
+            false => ImportedFrom {
+                url: format!("{}/{}", src.url.trim_end_matches('/'), loc.inner),
+                version: src.versions.get(&loc.inner).cloned(),
+            },
+        })
+    }
 }
 
 /// Locates repo-relative `rel` at `rev` in `repo`; manifests missing from the
@@ -131,7 +165,10 @@ fn resolve_located(
 /// The URL of the data at `rel` on remote `remote` of an open repository.
 pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str>) -> Result<UrlInfo> {
     let objects = Objects::new(repo, remote);
-    let data = resolve(repo, rel, rev, &objects)?;
+    let snap = Snapshot::open(repo, rev)?;
+    let loc = snap.locate(rel)?;
+    let imported_from = ImportedFrom::of(&loc);
+    let data = resolve_located(&snap, loc, rel, rev, &objects)?;
     let r = objects.remote_for(&data.id, Some(&data.path))?;
     let on_remote = r.block_on(r.encoding_of(&data.id))?;
     let encoding = match on_remote {
@@ -146,6 +183,7 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
         remote: r.name.clone(),
         encoding,
         on_remote: on_remote.is_some(),
+        imported_from,
         data,
     })
 }

@@ -3599,6 +3599,10 @@ fn import_url_version_aware_pulls_the_versions_it_recorded_after_the_bucket_move
     assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
     assert_eq!(b.read("data/images/img-1.bin"), noise(9 * 1024 * 1024, 5));
     assert_eq!(b.read("model.bin"), b"weights v1");
+    // `get-url` says where in the bucket each file was read from, at which version.
+    let j = b.dvt(&["get-url", "data/readings.csv", "--json"]).ok().json();
+    assert_eq!(j["imported_from"]["url"], "remote://src/exports/readings.csv");
+    assert_eq!(j["imported_from"]["version"], readings_v1.as_str());
 
     // `update` records what is there now: the changed object's version only.
     let r = b.dvt(&["update", "data", "model.bin"]).ok();

@@ -734,12 +734,26 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     r.start
                 );
             }
-            if !info.on_remote {
-                note!(
+            if let Some(from) = &info.imported_from {
+                let version = from
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default();
+                note!(false, "imported from {}{version}", from.url);
+            }
+            match (info.on_remote, &info.imported_from) {
+                (true, _) => {}
+                (false, None) => note!(
                     false,
                     "warning: remote `{}` does not have this object yet (`dvt push`)",
                     info.remote
-                );
+                ),
+                (false, Some(_)) => note!(
+                    false,
+                    "warning: remote `{}` does not have this object yet (`dvt push`); `dvt pull` reads it from where it was imported",
+                    info.remote
+                ),
             }
         }
         HistoryCommand::Cat { at } => {
