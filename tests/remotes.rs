@@ -3567,6 +3567,8 @@ fn import_url_version_aware_pulls_the_versions_it_recorded_after_the_bucket_move
     let obj = |key: &str| format!("{endpoint}/{bucket}/{key}");
     put_object(&a, &obj("exports/readings.csv"), b"t,v\n0,1\n", true);
     put_object(&a, &obj("exports/images/img-1.bin"), &noise(9 * 1024 * 1024, 5), true);
+    // A key with characters object_store escapes in a path part it builds.
+    put_object(&a, &obj("exports/labels%5Bv1%5D~a.csv"), b"id\n1\n", true);
     put_object(&a, &obj("model.bin"), b"weights v1", true);
     s3_named_remote(&a, "src", &format!("s3://{bucket}"), &endpoint);
     a.dvt(&["import-url", "--version-aware", "remote://src/exports", "data"])
@@ -3598,6 +3600,7 @@ fn import_url_version_aware_pulls_the_versions_it_recorded_after_the_bucket_move
     );
     assert_eq!(b.read("data/readings.csv"), b"t,v\n0,1\n");
     assert_eq!(b.read("data/images/img-1.bin"), noise(9 * 1024 * 1024, 5));
+    assert_eq!(b.read("data/labels[v1]~a.csv"), b"id\n1\n");
     assert_eq!(b.read("model.bin"), b"weights v1");
     // `get-url` says where in the bucket each file was read from, at which version.
     let j = b.dvt(&["get-url", "data/readings.csv", "--json"]).ok().json();

@@ -209,13 +209,14 @@ impl Remote {
     /// store's URL (`""`: the object the URL names), as a version-aware import
     /// recorded it: read from the store, whatever its current version is.
     pub async fn pinned_source(&self, rel: &str, version: &str) -> Result<SourceEntry> {
-        let location: StorePath = match rel.is_empty() {
+        // Parsed, not built from parts, which would percent-encode `[`, `~`, `#`…
+        // of the key as a listing gives it.
+        let location = match rel.is_empty() {
             true => self.prefix.clone(),
-            false => self
-                .prefix
-                .parts()
-                .chain(rel.split('/').map(object_store::path::PathPart::from))
-                .collect(),
+            false => StorePath::parse(format!("{}/{rel}", self.prefix.as_ref())).map_err(|e| RemoteError::Request {
+                remote: self.name.clone(),
+                message: format!("`{rel}` cannot name an object here: {e}"),
+            })?,
         };
         let options = object_store::GetOptions {
             head: true,
