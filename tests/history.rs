@@ -2784,6 +2784,27 @@ fn import_url_stores_big_local_files_from_where_they_are() {
     env.dvt(&["fsck"]).ok();
 }
 
+/// A path with characters object_store escapes in the paths it builds (`~`,
+/// `[`, `#`, `%`) is read as it is: `ls-url` lists the file, `import-url` and
+/// `update` read it.
+#[test]
+fn import_url_reads_a_local_file_whose_path_has_characters_stores_escape() {
+    let a = TestEnv::new();
+    let outside = a.root.parent().unwrap().join("exports~2026");
+    std::fs::create_dir_all(&outside).unwrap();
+    let name = "scan #1 [v2] 100%.csv";
+    let file = outside.join(name);
+    std::fs::write(&file, b"id\n1\n").unwrap();
+    let r = a.dvt(&["ls-url", file.to_str().unwrap()]).ok();
+    assert_eq!(r.stdout, format!("{name}\n"));
+    a.dvt(&["import-url", file.to_str().unwrap(), "scan.csv"]).ok();
+    assert_eq!(a.read("scan.csv"), b"id\n1\n");
+    std::fs::write(&file, b"id\n1\n2\n").unwrap();
+    let r = a.dvt(&["update", "scan.csv"]).ok();
+    assert!(r.stdout.contains("updated scan.csv.dvt"), "{}", r.stdout);
+    assert_eq!(a.read("scan.csv"), b"id\n1\n2\n");
+}
+
 #[test]
 fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
     let env = TestEnv::new();

@@ -4048,6 +4048,12 @@ fn import_url_from_a_plain_web_server() {
     assert_eq!(a.read("model.bin"), noise(300_001, 6));
     let r = a.dvt(&["import-url", &format!("{url}/missing.bin")]).fails();
     assert!(r.stderr.contains("there is nothing there"), "{}", r.stderr);
+    // An escaped URL (as a browser copies it) names the file it stands for,
+    // which gets that name here.
+    std::fs::write(served.path().join("scan #1 [v2].csv"), b"a\n").unwrap();
+    a.dvt(&["import-url", &format!("{url}/scan%20%231%20%5Bv2%5D.csv")])
+        .ok();
+    assert_eq!(a.read("scan #1 [v2].csv"), b"a\n");
     let _ = server.kill();
     let _ = server.wait();
 }

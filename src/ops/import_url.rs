@@ -883,11 +883,12 @@ fn recorded_url(url: &str, cwd: &Path) -> String {
 /// The name data from `url` gets by default: the last component of its path.
 fn last_component(url: &str) -> String {
     let path = url.split_once("://").map_or(url, |(_, rest)| rest);
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(path)
-        .to_string()
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
+    // A web URL's path is escaped (`%20`); the file gets the name it stands for.
+    match url.starts_with("http://") || url.starts_with("https://") {
+        true => crate::remote::percent_decode(last),
+        false => last.to_string(),
+    }
 }
 
 /// Opens the store `url` is in, rooted at what `url` names. A local path becomes
@@ -936,7 +937,9 @@ fn open_source(repo: &Repo, url: &str, jobs: Option<usize>, fs_config: &BTreeMap
         location.prefix = dir.to_string_lossy().trim_start_matches('/').to_string();
         location.dir = Some(PathBuf::from("/"));
     }
-    Remote::from_spec(&spec, &location, jobs, false).map_err(|e| about(e, url))
+    Remote::from_spec(&spec, &location, jobs, false)
+        .and_then(|r| r.at_key_prefix(&location.prefix))
+        .map_err(|e| about(e, url))
 }
 
 /// What is at the source, which must be something.

@@ -17,6 +17,7 @@ mod open;
 mod packed;
 mod runs;
 mod sftp;
+pub(crate) use sftp::percent_decode;
 mod source;
 mod ssh;
 mod ssh_config;

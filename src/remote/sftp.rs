@@ -339,7 +339,8 @@ fn remote_path(location: &StorePath) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `s` with its `%XX` escapes decoded (what is not valid UTF-8 then, replaced).
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

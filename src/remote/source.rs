@@ -54,6 +54,27 @@ impl SourceEntry {
 }
 
 impl Remote {
+    /// This store, reading the keys below `prefix` (a URL's path) as they are:
+    /// for a store's own objects, whose keys may hold `[`, `~`, `#`, `%`… A
+    /// remote's prefix, built component by component, has object_store escape
+    /// those (`%7E`), and stays so for the data stored under it already. The
+    /// path of an `http(s)://` URL is percent-decoded first (`%20` is a space,
+    /// `%23` a `#`), as a browser's; a bucket's key is taken as written.
+    pub fn at_key_prefix(mut self, prefix: &str) -> Result<Remote> {
+        let prefix = match self.scheme {
+            // The SFTP client decodes the escaped components itself.
+            Scheme::Ssh => return Ok(self),
+            Scheme::Http => super::percent_decode(prefix),
+            _ => prefix.to_string(),
+        };
+        let parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        self.prefix = StorePath::parse(parts.join("/")).map_err(|e| RemoteError::Request {
+            remote: self.name.clone(),
+            message: format!("`{prefix}` cannot name an object: {e}"),
+        })?;
+        Ok(self)
+    }
+
     /// What this remote's URL names: one object (a single entry with an empty
     /// `rel`), or else every object below it as a directory, sorted by `rel`;
     /// only the latter when `dir` (the URL ends with `/`). Empty when there is
