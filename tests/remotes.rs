@@ -3529,6 +3529,47 @@ fn pointer_value(pointer: &str, key: &str) -> String {
     line[prefix.len()..line.len() - 1].to_string()
 }
 
+/// A remote whose prefix has characters object_store escapes (`~` is stored as
+/// `%7E`): `get-url` prints the key the object is under, which a plain GET of the
+/// bucket finds, packed or not.
+#[test]
+fn get_url_names_the_key_under_a_prefix_object_store_escapes() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let a = TestEnv::new();
+    let bucket = new_bucket(&a, &endpoint);
+    s3_named_remote(&a, "s3", &format!("s3://{bucket}/team~data"), &endpoint);
+    a.write("small.csv", b"a,b\n1,2\n");
+    a.write("big.bin", noise(5 * 1024 * 1024, 8));
+    a.dvt(&["add", "small.csv", "big.bin"]).ok();
+    a.dvt(&["push", "-r", "s3"]).ok();
+    let sign = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        "testing:testing-secret",
+    ];
+    for (path, len) in [("small.csv", 8), ("big.bin", 5 * 1024 * 1024)] {
+        let info = a.dvt(&["get-url", path, "-r", "s3", "--json"]).ok().json();
+        let url = info["url"].as_str().unwrap();
+        assert!(url.starts_with(&format!("s3://{bucket}/team%7Edata/")), "{info}");
+        // The key in an HTTP request to the bucket: its `%` escaped in turn.
+        let http = format!("{endpoint}/{}", url.trim_start_matches("s3://").replace('%', "%25"));
+        let fetched = a.root.parent().unwrap().join("fetched");
+        a.run(
+            "curl",
+            &[&["-fsS", "-o", fetched.to_str().unwrap(), &http][..], &sign].concat(),
+        )
+        .ok();
+        let stored = std::fs::metadata(&fetched).unwrap().len();
+        match info["range"]["end"].as_u64() {
+            Some(end) => assert!(stored >= end, "{info}: {stored} bytes"),
+            None => assert!(stored >= len / 2, "{info}: {stored} bytes"),
+        }
+    }
+}
+
 /// `import-url --version-aware` (DVC's) records the S3 version id of each object
 /// it read; after the objects are overwritten in the bucket, a clone's `pull`
 /// reads exactly those versions back (a plain import of the same data can only

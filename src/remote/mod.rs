@@ -193,10 +193,26 @@ impl Remote {
             return Ok((url, Some(range)));
         }
         let hex = id.to_string();
-        Ok((
-            format!("{}/objects/{}/{}", self.url.trim_end_matches('/'), &hex[..2], &hex[2..]),
-            None,
-        ))
+        Ok((self.key_url(&format!("objects/{}/{}", &hex[..2], &hex[2..])), None))
+    }
+
+    /// The URL of `rel` below this remote's prefix, naming the key it is stored
+    /// under: object_store escapes some characters of a prefix's components
+    /// (`~` as `%7E`, `%` as `%25`), and the URL says so where the remote's URL
+    /// has any, so that another tool reading it finds the object (over HTTP,
+    /// with the `%` of those escapes escaped in turn, as a URL's path is).
+    /// SFTP stores under the components as written.
+    pub(crate) fn key_url(&self, rel: &str) -> String {
+        let url = self.url.trim_end_matches('/');
+        let stored = self.prefix.as_ref();
+        let written = percent_decode(stored);
+        match url.strip_suffix(written.as_str()) {
+            Some(base) if stored != written && self.scheme != Scheme::Ssh => match self.scheme {
+                Scheme::Http => format!("{base}{}/{rel}", stored.replace('%', "%25")),
+                _ => format!("{base}{stored}/{rel}"),
+            },
+            _ => format!("{url}/{rel}"),
+        }
     }
 
     /// For a directory remote that packs: copies whole each pack of `cache` whose

@@ -381,12 +381,9 @@ impl Remote {
     /// The URL of the pack holding `id` and the object's byte range in it.
     pub(super) async fn packed_url(&self, id: &ObjectId) -> Result<Option<(String, Range<u64>)>> {
         let packs = self.remote_packs().await?;
-        Ok(packs.find(id).map(|(name, offset, len)| {
-            (
-                format!("{}/packs/{name}.pack", self.url.trim_end_matches('/')),
-                offset..offset + len,
-            )
-        }))
+        Ok(packs
+            .find(id)
+            .map(|(name, offset, len)| (self.key_url(&format!("packs/{name}.pack")), offset..offset + len)))
     }
 
     /// Splits `ids` into objects to download one by one and runs of packed objects
