@@ -936,6 +936,37 @@ fn gc_keeps_commits_back_from_a_rev_commits_since_a_day_and_what_the_remote_lack
     assert!(env.has_object(&ids[0]));
 }
 
+/// `get` from a local repository reads the files its cache holds from there,
+/// checked as they are written: a damaged object fails the get naming it, and
+/// leaves nothing at the output or beside it; the intact directory arrives whole.
+#[test]
+fn get_from_a_local_cache_checks_each_file_it_reads_there() {
+    let src = TestEnv::new();
+    src.write("data/a.csv", b"t,v\n0,1\n");
+    src.write("data/sub/b.csv", b"t,v\n0,2\n");
+    src.write("model.bin", noise(300_000, 3));
+    src.dvt(&["add", "data", "model.bin"]).ok();
+    src.commit("data");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    let repo = src.root.to_str().unwrap();
+    let r = src.dvt_in(here, &["get", repo, "data"]).ok();
+    assert!(r.stdout.contains("got"), "{}", r.stdout);
+    assert_eq!(std::fs::read(here.join("data/sub/b.csv")).unwrap(), b"t,v\n0,2\n");
+    let model = blake3::hash(&noise(300_000, 3)).to_hex().to_string();
+    src.damage(&model, |b| {
+        let at = b.len() - 10;
+        b[at] ^= 1;
+    });
+    let r = src.dvt_in(here, &["get", repo, "model.bin"]).fails();
+    assert!(r.stderr.contains(&model), "{}", r.stderr);
+    let names: Vec<_> = std::fs::read_dir(here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["data"], "nothing left of the failed get: {names:?}");
+}
+
 #[test]
 fn get_downloads_data_of_another_repo_at_a_revision_without_tracking_it() {
     let Versions { env, _remote } = versions();

@@ -702,9 +702,10 @@ fn ensure_all(found: &Found, path: &str, objects: &Objects<'_>, progress: &dyn P
     Ok(())
 }
 
-/// Writes `found` from `cache` to `out`, which must not exist: into a temporary
-/// name beside it first, renamed into place when complete and verified.
-fn materialize(found: &Found, cache: &Cache, out: &Path, replace: bool) -> Result<u64> {
+/// Writes `found` to `out`, which must not exist, each file from the first of
+/// `caches` that has it: into a temporary name beside `out` first, renamed into
+/// place when complete and verified. `progress` counts the bytes written.
+fn materialize(found: &Found, caches: [&Cache; 2], out: &Path, replace: bool, progress: &dyn Progress) -> Result<u64> {
     let parent = out.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
     // Each file's bytes reach the disk before `out` names them: one file is
@@ -712,7 +713,10 @@ fn materialize(found: &Found, cache: &Cache, out: &Path, replace: bool) -> Resul
     // (one per file made a get of 2,000 small files 4x slower).
     let write_file = |id: &ObjectId, executable: bool, dest: &Path, flush: bool| -> Result<u64> {
         let mut f = fs_err::File::create(dest)?;
+        // The first cache that has it: each copy is verified as it is written.
+        let cache = caches.into_iter().find(|c| c.contains(id)).unwrap_or(caches[0]);
         let n = cache.copy_to(id, None, &mut f)?;
+        progress.inc(n);
         if flush {
             f.sync_all()?;
         }
@@ -979,8 +983,29 @@ fn get_with(
         .following_sources();
     let mut left_out = Vec::new();
     let found = find(&objects, &mut left_out)?;
-    ensure_all(&found, &opts.path, &objects, progress)?;
-    let bytes = materialize(&found, &cache, &out, opts.force)?;
+    // What the source's own cache holds is read from there as it is written
+    // out (checked as any copy is), not copied into the scratch cache first:
+    // the data is written once, not twice. Only the rest is fetched.
+    let there = source.cache();
+    let wanted = match &found {
+        Found::File { id, .. } if there.contains(id) => None,
+        Found::File { .. } => Some(found.clone()),
+        Found::Dir(m) => {
+            let rest: Vec<_> = m.files.iter().filter(|e| !there.contains(&e.id)).cloned().collect();
+            (!rest.is_empty()).then(|| Found::Dir(crate::manifest::Manifest::new(rest, vec![])))
+        }
+    };
+    if let Some(wanted) = &wanted {
+        ensure_all(wanted, &opts.path, &objects, progress)?;
+    }
+    let total = match &found {
+        Found::File { size, .. } => *size,
+        Found::Dir(m) => m.total_size(),
+    };
+    progress.start(&format!("writing {}", out.display()), total, true);
+    let bytes = materialize(&found, [&cache, there], &out, opts.force, progress);
+    progress.finish();
+    let bytes = bytes?;
     Ok(GetReport {
         out,
         commit: commit.map(|c| c.to_string()),
