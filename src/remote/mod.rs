@@ -206,12 +206,11 @@ impl Remote {
         let url = self.url.trim_end_matches('/');
         let stored = self.prefix.as_ref();
         let written = percent_decode(stored);
-        match url.strip_suffix(written.as_str()) {
-            Some(base) if stored != written && self.scheme != Scheme::Ssh => match self.scheme {
-                Scheme::Http => format!("{base}{}/{rel}", stored.replace('%', "%25")),
-                _ => format!("{base}{stored}/{rel}"),
-            },
-            _ => format!("{url}/{rel}"),
+        match (url.strip_suffix(written.as_str()), self.scheme) {
+            (Some(_), _) if stored == written => format!("{url}/{rel}"),
+            (Some(_), Scheme::Ssh) | (None, _) => format!("{url}/{rel}"),
+            (Some(base), Scheme::Http) => format!("{base}{}/{rel}", stored.replace('%', "%25")),
+            (Some(base), _) => format!("{base}{stored}/{rel}"),
         }
     }
 

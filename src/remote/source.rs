@@ -211,7 +211,11 @@ impl Remote {
             Err(e) => return Err(self.fail(&format!("cannot read {}", shown(entry)), &e)),
         };
         if moved(&meta, entry) {
-            return Err(self.source_changed(entry).into());
+            return Err(RemoteError::Request {
+                remote: self.name.clone(),
+                message: format!("{} changed since it was listed; run again", shown(entry)),
+            }
+            .into());
         }
         // S3 calls the version of an object written while versioning was off "null".
         match meta.version.filter(|v| v != "null") {
