@@ -339,31 +339,6 @@ fn remote_path(location: &StorePath) -> String {
     }
 }
 
-/// `s` with its `%XX` escapes decoded (what is not valid UTF-8 then, replaced).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn parent(path: &str) -> Option<&str> {
     path.rsplit_once('/').map(|(p, _)| if p.is_empty() { "/" } else { p })
 }
