@@ -4064,19 +4064,13 @@ fn import_url_from_a_plain_web_server() {
     let served = tempfile::tempdir().unwrap();
     std::fs::write(served.path().join("weights.bin"), noise(300_000, 5)).unwrap();
     let port = free_port();
-    let mut server = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
-        .current_dir(served.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _server = serve(
+        Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .current_dir(served.path()),
+        port,
+    );
     let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     a.dvt(&["import-url", &format!("{url}/weights.bin"), "model.bin"]).ok();
     assert_eq!(a.read("model.bin"), noise(300_000, 5));
     let r = a.dvt(&["update"]).ok();
@@ -4095,8 +4089,6 @@ fn import_url_from_a_plain_web_server() {
     a.dvt(&["import-url", &format!("{url}/scan%20%231%20%5Bv2%5D.csv")])
         .ok();
     assert_eq!(a.read("scan #1 [v2].csv"), b"a\n");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// From Azure Blob (Azurite), through a configured remote: the objects a push
