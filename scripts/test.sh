@@ -45,6 +45,7 @@ python3 bench/repro.py --files 2000 --busy 0.1 --no-dvc --runs 1 --work "$fx/rep
 python3 bench/queue.py --experiments 2 --busy 0.2 --no-dvc --runs 1 --work "$fx/queue"
 python3 bench/pointers.py --files 200 --no-dvc --runs 1 --work "$fx/pointers"
 python3 bench/gitfiles.py --files 200 --no-dvc --runs 1 --work "$fx/gitfiles"
+python3 bench/share.py --smoke --settle 0 --work "$fx/share"
 echo "== all checks passed"
 passed=$(grep -o '[0-9]* passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 failed=$(grep -o '[0-9]* failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
