@@ -470,6 +470,20 @@ def release_tools(with_dvc):
     return tools, dvc_version
 
 
+def this_machine():
+    """The machine, as result headers name it: host, architecture, cores."""
+    return f"{platform.node() or 'vm'} {platform.machine()}, {os.cpu_count()} cores"
+
+
+def publish(lines, out=None):
+    """Prints a result table (its lines), and writes it to `out` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+
+
 def ops_table(ops):
     """Markdown rows for {op: {tool: {median_s, peak_rss_mib}}}: dvt, DVC, ratio, RSS."""
     lines = ["| operation | dvt (s) | DVC (s) | DVC / dvt | dvt peak RSS (MiB) | DVC peak RSS (MiB) |",

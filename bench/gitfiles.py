@@ -14,7 +14,6 @@ so both read the same commit. The tools take turns, run by run; medians of
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -119,10 +118,8 @@ def main():
         print("{}: dvt {:.3f} s, DVC {}".format(name, a, "not run" if b != b else "{:.3f} s".format(b)), flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
     lines = [
-        "Machine: {} {}, {} cores; {}; {}; {} git files; medians of {} runs, tools taking turns.".format(
-            platform.node() or "vm",
-            platform.machine(),
-            os.cpu_count(),
+        "Machine: {}; {}; {}; {} git files; medians of {} runs, tools taking turns.".format(
+            bench.this_machine(),
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             version or "DVC not run",
             args.files,
@@ -136,11 +133,7 @@ def main():
         "| {} | {:.3f} | {} | {} |".format(n, a, "-" if b != b else "{:.3f}".format(b), "-" if b != b else "{:.1f}x".format(b / a))
         for n, a, b in rows
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    bench.publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ runs, with peak RSS; every output is checked against the source, untimed.
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -136,10 +135,8 @@ def main():
         for name, per in times.items()
     }
     lines = [
-        "Machine: {} {}, {} cores; {}; {}; dataset ({}) {}; medians of {} runs, tools taking turns.".format(
-            platform.node() or "vm",
-            platform.machine(),
-            os.cpu_count(),
+        "Machine: {}; {}; {}; dataset ({}) {}; medians of {} runs, tools taking turns.".format(
+            bench.this_machine(),
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             version or "DVC not run",
             args.dataset,
@@ -149,11 +146,7 @@ def main():
         "",
         *bench.ops_table(ops),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    bench.publish(lines, args.out)
 
 
 if __name__ == "__main__":
