@@ -1018,7 +1018,8 @@ pub(super) fn run(
             if *as_json {
                 return json(&serde_json::json!({ "metrics": metrics, "params": params }));
             }
-            for (what, changes) in [("metrics", &metrics), ("params", &params)] {
+            use super::pipeline::Compared;
+            for (what, changes) in [(Compared::Metrics, &metrics), (Compared::Params, &params)] {
                 super::pipeline::print_changes(changes, false, *md, *shown, what, (a.as_deref(), b.as_deref()))?;
             }
         }

@@ -701,22 +701,29 @@ pub(super) fn md_cell(s: &str) -> String {
 /// What `params diff`, `metrics diff` and `exp diff` print, as DVC's tables: the file,
 /// the key, the value at each side (headed by the revisions, `revs`) and, for metrics,
 /// the change.
+/// What a table of [`print_changes`] compares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Compared {
+    Params,
+    Metrics,
+}
+
 pub(super) fn print_changes(
     changes: &[ops::stages::ValueChange],
     as_json: bool,
     md: bool,
     shown: ShownArgs,
-    what: &str,
+    what: Compared,
     revs: (Option<&str>, Option<&str>),
 ) -> Result<ExitCode, dvt::Error> {
     if as_json {
         return json(&changes);
     }
+    let metrics = what == Compared::Metrics;
     if changes.is_empty() {
-        out!("No {what} changed.");
+        out!("No {} changed.", if metrics { "metrics" } else { "params" });
         return Ok(ExitCode::SUCCESS);
     }
-    let metrics = what == "metrics";
     let mut header = vec![
         "Path".to_string(),
         if metrics { "Metric" } else { "Param" }.to_string(),
@@ -1084,7 +1091,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 args.json,
                 args.md,
                 args.shown,
-                "params",
+                Compared::Params,
                 (args.a.as_deref(), args.b.as_deref()),
             );
         }
@@ -1153,7 +1160,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 args.json,
                 args.md,
                 args.shown,
-                "metrics",
+                Compared::Metrics,
                 (args.a.as_deref(), args.b.as_deref()),
             );
         }
