@@ -2974,15 +2974,95 @@ fn dvc_spellings_of_checkout_gc_and_list_work() {
     env.dvt(&["push"]).ok();
     std::fs::remove_file(env.path("old.txt.dvt")).unwrap();
     std::fs::remove_file(env.path("old.txt")).unwrap();
-    let dry = env.dvt(&["gc", "-c", "--dry"]).ok().stderr;
+    // (`--grace 0`: what was pushed a moment ago goes too.)
+    let dry = env.dvt(&["gc", "-c", "--dry", "--grace", "0"]).ok().stderr;
     assert!(dry.contains("remote `store`: 1 object to delete"), "{dry}");
-    assert_eq!(env.dvt(&["gc", "-c", "-f"]).ok().stdout, "deleted 2 objects\n");
-    let dry = env.dvt(&["gc", "-c", "--dry"]).ok().stderr;
+    assert_eq!(
+        env.dvt(&["gc", "-c", "-f", "--grace", "0"]).ok().stdout,
+        "deleted 2 objects\n"
+    );
+    let dry = env.dvt(&["gc", "-c", "--dry", "--grace", "0"]).ok().stderr;
     assert!(!dry.contains("remote `store`: 1 object"), "{dry}");
 
     env.write("plain.txt", "git's\n");
     let listed = env.dvt(&["list", ".", "--dvc-only"]).ok().stdout;
     assert!(listed.contains("d") && !listed.contains("plain.txt"), "{listed}");
+}
+
+/// `gc -r` leaves on the remote what another clone pushed lately for a commit
+/// this repository has not seen (its data otherwise lost before that commit
+/// lands): objects written less than `--grace` ago (default 24h) stay, and a
+/// recent directory keeps every file it lists, however old. Older ones go, and
+/// `--grace 0` deletes the recent ones too (DVC's behaviour).
+#[test]
+fn gc_remote_keeps_what_another_clone_pushed_lately() {
+    let a = TestEnv::new();
+    let store = a.home.join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    for i in 1..=3 {
+        a.write(&format!("data/f{i}.csv"), format!("row {i}\n"));
+    }
+    a.dvt(&["add", "data"]).ok();
+    a.commit("data v1");
+    a.dvt(&["push"]).ok();
+    let age = |days: u32| {
+        let script = format!(
+            "find '{}' -type f -exec touch -d '{days} days ago' {{}} +",
+            store.display()
+        );
+        a.run("sh", &["-c", &script]).ok();
+    };
+    age(2);
+    // Another clone adds to the directory and pushes; its commit is not here.
+    let b = a.clone_repo();
+    b.dvt(&["pull"]).ok();
+    b.write("data/f4.csv", "row 4\n");
+    b.write("model.bin", "weights\n");
+    b.dvt(&["add", "data", "model.bin"]).ok();
+    b.dvt(&["push"]).ok();
+    b.commit("data v2, model");
+    // Here the data is dropped: nothing kept references the old directory.
+    a.dvt(&["remove", "data.dvt"]).ok();
+    a.commit("no data");
+
+    let r = a.dvt(&["gc", "-r", "--dry-run"]).ok();
+    assert!(r.stderr.contains("remote `store`: 1 object to delete"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("remote `store`: keeping 6 objects (")
+            && r.stderr
+                .contains("that nothing kept references but that were written there less than 24h ago")
+            && r.stderr.contains("`--grace 0` deletes them too"),
+        "{}",
+        r.stderr
+    );
+    let plan = a.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    assert_eq!(
+        plan["plan"]["remote_objects"]["manifests"].as_array().unwrap().len(),
+        1,
+        "{plan}"
+    );
+    assert_eq!(plan["plan"]["remote_recent"]["kept"], 6, "{plan}");
+    assert_eq!(plan["plan"]["remote_recent"]["grace_secs"], 86_400, "{plan}");
+    // What the other clone committed is whole on the remote.
+    let c = b.clone_repo();
+    c.dvt(&["pull"]).ok();
+    assert_eq!(c.read("data/f1.csv"), b"row 1\n");
+    assert_eq!(c.read("data/f4.csv"), b"row 4\n");
+    assert_eq!(c.read("model.bin"), b"weights\n");
+
+    // Nothing left to delete but what is recent: said so.
+    let r = a.dvt(&["gc", "-r", "-f"]).ok();
+    assert!(r.stdout.contains("Nothing to delete yet"), "{}", r.stdout);
+    // A day later, or with `--grace 0`, it goes.
+    let r = a.dvt(&["gc", "-r", "-f", "--grace", "0"]).ok();
+    assert_eq!(r.stdout, "deleted 6 objects\n");
+    let d = b.clone_repo();
+    let r = d.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("remote `store` does not have object"), "{}", r.stderr);
+
+    let r = a.dvt(&["gc", "-r", "--grace", "5x"]);
+    assert_eq!(r.code, 2, "usage error: {}", r.stderr);
+    assert!(r.stderr.contains("`5x` is not a span of time"), "{}", r.stderr);
 }
 
 /// `--glob` (as DVC's `add --glob`, `push --glob`): quoted patterns of files to

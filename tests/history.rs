@@ -791,7 +791,7 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
     }
     // The remote still has it; gc of the remote drops it there too.
     assert!(Store::at(_remote.path()).has(&mid));
-    env.dvt(&["gc", "-T", "-r", "-f"]).ok();
+    env.dvt(&["gc", "-T", "-r", "-f", "--grace", "0"]).ok();
     assert!(!Store::at(_remote.path()).has(&mid));
     assert!(Store::at(_remote.path()).has(&v1));
 

@@ -477,18 +477,19 @@ fn gc_of_remote_runs(a: &TestEnv, configure_clone: impl Fn(&TestEnv)) {
     let b = a.clone_repo();
     configure_clone(&b);
     b.dvt(&["pull"]).ok();
-    let r = b.dvt(&["gc", "-r", "--dry-run"]).ok();
+    // (`--grace 0`: A pushed that data a moment ago.)
+    let r = b.dvt(&["gc", "-r", "--dry-run", "--grace", "0"]).ok();
     assert!(
         r.stderr
             .contains("run cache: 1 entry to delete (their data is deleted or gone)"),
         "{}",
         r.stderr
     );
-    let r = b.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    let r = b.dvt(&["gc", "-r", "-f", "--json", "--grace", "0"]).ok().json();
     assert_eq!(r["plan"]["remote_run_cache_entries"].as_array().unwrap().len(), 1);
     assert_eq!(r["plan"]["run_cache_entries"].as_array().unwrap().len(), 0);
     assert_eq!(r["plan"]["remote_objects"]["files"].as_array().unwrap().len(), 2);
-    let r = b.dvt(&["gc", "-r", "-f"]).ok();
+    let r = b.dvt(&["gc", "-r", "-f", "--grace", "0"]).ok();
     assert!(r.stdout.contains("Nothing to delete"), "{}", r.stdout);
 
     // What is left is whole: a new clone fetches it, and restores lr 0.2 from it.
@@ -3183,7 +3184,17 @@ fn s3_packs_survive_gc_and_a_damaged_packed_object_is_refused() {
     a.dvt(&["add", "data"]).ok();
     a.commit("data");
     a.dvt(&["push"]).ok();
-    let gc = a.dvt(&["gc", "-r", "-f", "--json"]).ok().json();
+    // Written there a moment ago (with the directory's old manifest): kept, by
+    // the times S3 gives, until they are older than `--grace` (default 24h).
+    let gc = a.dvt(&["gc", "-r", "--dry-run", "--json"]).ok().json();
+    assert_eq!(gc["plan"]["remote_recent"]["kept"], 2, "{gc}");
+    assert_eq!(
+        gc["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
+        0,
+        "{gc}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let gc = a.dvt(&["gc", "-r", "-f", "--json", "--grace", "1s"]).ok().json();
     assert_eq!(
         gc["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
         1,
@@ -3323,7 +3334,7 @@ fn remote_pack_index_copies_are_checked_refreshed_and_pruned() {
     a.dvt(&["add", "data"]).ok();
     a.git(&["commit", "-qam", "drop one"]);
     a.dvt(&["push"]).ok();
-    a.dvt(&["gc", "-r", "-f"]).ok();
+    a.dvt(&["gc", "-r", "-f", "--grace", "0"]).ok();
     let before = copies(&b);
     b.dvt(&["status", "--remote"]).ok();
     let after = copies(&b);

@@ -44,9 +44,59 @@ pub(super) fn parse_day(s: &str) -> Result<i64, String> {
     Ok((era * 146_097 + doe - 719_468) * 86_400)
 }
 
+/// A span of time as `30m`, `24h`, `7d`, `2w` (also `s`), or `0`: as a duration.
+pub(super) fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("`{s}` is not a span of time: give a number and a unit (s, m, h, d, w), as `24h` or `7d`, or `0`");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let unit = match s.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        Some('w') => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
+    n.checked_mul(unit).map(std::time::Duration::from_secs).ok_or_else(bad)
+}
+
+/// A span of whole seconds in one of `parse_span`'s forms that says it
+/// exactly: the biggest unit, but days and weeks only from two on (`24h`, `7d`).
+pub(super) fn span(secs: u64) -> String {
+    const UNITS: [(u64, char); 4] = [(7 * 86_400, 'w'), (86_400, 'd'), (3600, 'h'), (60, 'm')];
+    match UNITS
+        .iter()
+        .find(|&&(unit, c)| secs > 0 && secs.is_multiple_of(unit) && (secs / unit >= 2 || "hm".contains(c)))
+    {
+        Some((unit, c)) => format!("{}{c}", secs / unit),
+        None => format!("{secs}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_day, utc};
+    use super::{parse_day, parse_span, span, utc};
+
+    #[test]
+    fn spans_read_and_print() {
+        assert_eq!(parse_span("24h").map(|d| d.as_secs()), Ok(86_400));
+        assert_eq!(parse_span("0").map(|d| d.as_secs()), Ok(0));
+        assert_eq!(parse_span("90m").map(|d| d.as_secs()), Ok(5_400));
+        assert_eq!(parse_span("2w").map(|d| d.as_secs()), Ok(1_209_600));
+        for bad in ["", "h", "24", "-1h", "1.5h", "24 h", "1y", "99999999999999999w"] {
+            assert!(parse_span(bad).is_err(), "{bad}");
+        }
+        assert_eq!(span(86_400), "24h");
+        assert_eq!(span(7 * 86_400), "7d");
+        assert_eq!(span(3600), "1h");
+        assert_eq!(span(5_400), "90m");
+        assert_eq!(span(1_209_600), "2w");
+        assert_eq!(span(90), "90s");
+        assert_eq!(span(0), "0s");
+    }
 
     #[test]
     fn days_are_midnight_utc() {

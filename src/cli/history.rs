@@ -160,6 +160,11 @@ pub(super) enum HistoryCommand {
         /// of stopping (as DVC's): what it alone needs is deleted.
         #[arg(long)]
         skip_failed: bool,
+        /// On the remote, keep unreferenced objects written there less than this
+        /// long ago (`30m`, `24h`, `7d`; `0`: keep none, as DVC): another clone may
+        /// have pushed them for a commit not here yet.
+        #[arg(long, value_name = "SPAN", default_value = "24h", value_parser = super::dates::parse_span)]
+        grace: std::time::Duration,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -986,6 +991,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             projects,
             jobs,
             skip_failed,
+            grace,
             json: as_json,
         } => {
             let repo = Repo::open(cwd)?;
@@ -1007,6 +1013,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 projects: projects.iter().map(|p| cwd.join(p)).collect(),
                 jobs: jobs.map(|j| j as usize),
                 skip_failed: *skip_failed,
+                remote_grace: Some(*grace),
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
                 if !*as_json {
@@ -1028,6 +1035,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             let total = plan.cache.count() + plan.remote_objects.count();
             if !plan.deletes() {
                 print_skipped(&plan);
+                if !quiet {
+                    print_recent(&plan);
+                }
                 for p in &plan.forgotten {
                     note!(quiet, "`{}` no longer uses this cache: taken off its list", p.display());
                 }
@@ -1038,6 +1048,11 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                         dvt::counted(plan.kept_objects - u.kept, "object"),
                         u.remote,
                         u.kept
+                    ),
+                    _ if plan.remote_recent.is_some() => say!(
+                        quiet,
+                        "Nothing to delete yet: what is kept references {}, and the others are recent.",
+                        dvt::counted(plan.kept_objects, "object")
                     ),
                     _ => say!(
                         quiet,
@@ -1664,6 +1679,7 @@ fn print_plan(plan: &ops::GcPlan) {
             dvt::counted(plan.remote_objects.count(), "object"),
             HumanBytes(plan.remote_objects.bytes)
         );
+        print_recent(plan);
         if !plan.remote_run_cache_entries.is_empty() {
             let _ = writeln!(
                 err,
@@ -1671,6 +1687,20 @@ fn print_plan(plan: &ops::GcPlan) {
                 dvt::counted(plan.remote_run_cache_entries.len(), "entry")
             );
         }
+    }
+}
+
+/// The line of a gc plan about what the remote keeps for being recent, if any.
+fn print_recent(plan: &ops::GcPlan) {
+    if let (Some(r), Some(recent)) = (&plan.remote, &plan.remote_recent) {
+        let grace = super::dates::span(recent.grace_secs);
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "remote `{r}`: keeping {} ({}) that nothing kept references but that were written there \
+             less than {grace} ago (another clone may be about to commit them; `--grace 0` deletes them too)",
+            dvt::counted(recent.kept, "object"),
+            HumanBytes(recent.bytes),
+        );
     }
 }
 

@@ -54,6 +54,28 @@ pub struct GcOptions {
     /// directory's manifest nowhere) is skipped, with a warning, instead of
     /// stopping gc (DVC's `--skip-failed`); what it alone needs is deleted.
     pub skip_failed: bool,
+    /// On the remote, unreferenced objects written less than this long ago are
+    /// kept (a directory's manifest with every file it lists): another clone
+    /// may have pushed them for a commit this repository has not seen yet.
+    /// `None`: [`DEFAULT_REMOTE_GRACE`]; zero keeps none (DVC's behaviour).
+    pub remote_grace: Option<std::time::Duration>,
+}
+
+/// How long unreferenced objects stay on a remote after they were written there,
+/// unless `gc --grace` says otherwise: a day, time enough between a `dvt push`
+/// in one clone and the `git push` of the commit that names its data.
+pub const DEFAULT_REMOTE_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Unreferenced objects that a remote keeps because they were written lately.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recent {
+    /// How many: those written within the grace period, and the files their
+    /// directories list.
+    pub kept: usize,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// The grace period, in seconds.
+    pub grace_secs: u64,
 }
 
 /// A revision `--skip-failed` skipped.
@@ -124,6 +146,10 @@ pub struct GcPlan {
     pub remote: Option<String>,
     /// From the remote.
     pub remote_objects: Doomed,
+    /// What the remote keeps because it was written lately (see
+    /// [`GcOptions::remote_grace`]), when it keeps any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_recent: Option<Recent>,
     /// The keys of the run-cache entries to delete, whose outs' objects are
     /// among those deleted from the cache or already gone.
     pub run_cache_entries: Vec<String>,
@@ -313,31 +339,34 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let mut remote_objects = Doomed::default();
     let mut remote_run_cache_entries = Vec::new();
     let mut remote = None;
+    let mut remote_recent = None;
     if opts.remote.is_some() {
         let r = objects.remote()?;
         remote = Some(r.name.clone());
         progress.start(&format!("listing remote `{}`", r.name), 0, false);
-        let listed = r.block_on(r.list_all_sized(true))?;
-        let there: FxHashSet<ObjectId> = listed.iter().map(|(id, _)| *id).collect();
+        let listed = r.block_on(r.list_all_dated())?;
+        let grace = opts.remote_grace.unwrap_or(DEFAULT_REMOTE_GRACE);
+        remote_recent = keep_recent(&objects, &listed, grace, &mut keep)?;
+        let there: FxHashSet<ObjectId> = listed.iter().map(|(id, _, _)| *id).collect();
         remote_run_cache_entries = sort_remote_runs(&objects, &riders, &there, &mut keep)?;
         progress.finish();
-        for (id, size) in listed.into_iter().filter(|(id, _)| !keep.contains(id)) {
+        let doomed: Vec<(ObjectId, u64)> = listed
+            .into_iter()
+            .filter(|(id, _, _)| !keep.contains(id))
+            .map(|(id, size, _)| (id, size))
+            .collect();
+        let manifests = manifests_among(&objects, doomed.iter().map(|(id, _)| *id))?;
+        for (id, size) in doomed {
             remote_objects.bytes += size;
-            let head = if cache.contains(&id) {
-                cache.peek(&id, 16).unwrap_or_default()
-            } else {
-                r.block_on(r.peek(&id, 16))?
-            };
-            if crate::manifest::looks_like(&head) {
-                remote_objects.manifests.push(id);
-            } else {
-                remote_objects.files.push(id);
+            match manifests.contains(&id) {
+                true => remote_objects.manifests.push(id),
+                false => remote_objects.files.push(id),
             }
         }
     }
     Ok(GcPlan {
         kept_revisions,
-        kept_objects: keep.len(),
+        kept_objects: keep.len() - remote_recent.as_ref().map_or(0, |r: &Recent| r.kept),
         cache: local,
         not_in_remote,
         shared_with,
@@ -346,9 +375,85 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         skipped,
         remote,
         remote_objects,
+        remote_recent,
         run_cache_entries,
         remote_run_cache_entries,
     })
+}
+
+/// Which of the remote's objects `ids` are directory manifests, by their first
+/// bytes: from the cache when it has them, else ranged reads of the remote,
+/// `jobs` at once.
+fn manifests_among(objects: &Objects<'_>, ids: impl IntoIterator<Item = ObjectId>) -> Result<FxHashSet<ObjectId>> {
+    use futures::StreamExt;
+    let cache = objects.cache();
+    let (here, there): (Vec<ObjectId>, Vec<ObjectId>) = ids.into_iter().partition(|id| cache.contains(id));
+    let mut out: FxHashSet<ObjectId> = here
+        .into_iter()
+        .filter(|id| crate::manifest::looks_like(&cache.peek(id, 16).unwrap_or_default()))
+        .collect();
+    if there.is_empty() {
+        return Ok(out);
+    }
+    let r = objects.remote()?;
+    let remote: &crate::remote::Remote = &r;
+    let heads: Vec<(ObjectId, Result<Vec<u8>>)> = r.block_on(
+        futures::stream::iter(there)
+            .map(|id| async move { (id, remote.peek(&id, 16).await) })
+            .buffer_unordered(r.jobs)
+            .collect(),
+    );
+    for (id, head) in heads {
+        if crate::manifest::looks_like(&head?) {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Adds to `keep` the objects of the remote's listing that it lacks and that
+/// were written there less than `grace` ago, with every file of such a
+/// directory's manifest (a manifest present means its files are, which `push`
+/// relies on); returns what that kept, if anything. An object whose time the
+/// store does not give is not kept for it.
+fn keep_recent(
+    objects: &Objects<'_>,
+    listed: &[crate::remote::Dated],
+    grace: std::time::Duration,
+    keep: &mut FxHashSet<ObjectId>,
+) -> Result<Option<Recent>> {
+    let Some(cutoff) = std::time::SystemTime::now()
+        .checked_sub(grace)
+        .filter(|_| !grace.is_zero())
+    else {
+        return Ok(None);
+    };
+    let unreferenced: Vec<(ObjectId, u64)> = listed
+        .iter()
+        .filter(|(id, _, _)| !keep.contains(id))
+        .map(|&(id, size, _)| (id, size))
+        .collect();
+    let recent: Vec<ObjectId> = listed
+        .iter()
+        .filter(|(id, _, written)| !keep.contains(id) && written.is_some_and(|t| t >= cutoff))
+        .map(|(id, _, _)| *id)
+        .collect();
+    let r = objects.remote()?;
+    let cache = objects.cache();
+    keep.extend(recent.iter().copied());
+    for id in manifests_among(objects, recent)? {
+        let bytes = match cache.contains(&id) {
+            true => cache.read(&id, None)?,
+            false => r.block_on(r.read(id))?,
+        };
+        keep.extend(Manifest::parse(&bytes, &id)?.files.iter().map(|e| e.id));
+    }
+    let kept: Vec<&(ObjectId, u64)> = unreferenced.iter().filter(|(id, _)| keep.contains(id)).collect();
+    Ok((!kept.is_empty()).then(|| Recent {
+        kept: kept.len(),
+        bytes: kept.iter().map(|(_, size)| size).sum(),
+        grace_secs: grace.as_secs(),
+    }))
 }
 
 /// Adds to `keep` the objects of `ids` that it lacks and that remote `name` (the

@@ -429,7 +429,12 @@ impl Remote {
             .await
             .map_err(std::io::Error::other)?;
         }
-        let mut out = self.list_loose(first).await?;
+        let mut out: Vec<(ObjectId, u64)> = self
+            .list_loose(first)
+            .await?
+            .into_iter()
+            .map(|(id, n, _)| (id, n))
+            .collect();
         out.extend(self.remote_packs().await?.with_first_byte(first));
         Ok(out)
     }
@@ -502,8 +507,8 @@ impl Remote {
     }
 
     /// An object store's objects stored a file each under `objects/xx/`, with
-    /// their stored sizes (the listing gives them).
-    async fn list_loose(&self, first: u8) -> Result<Vec<(ObjectId, u64)>> {
+    /// their stored sizes and times (the listing gives them).
+    async fn list_loose(&self, first: u8) -> Result<Vec<Dated>> {
         let dir = format!("{first:02x}");
         let prefix = self.objects_dir().join(dir.as_str());
         let listed = self.list_below(&prefix, "objects").await?;
@@ -512,7 +517,7 @@ impl Remote {
             .filter_map(|meta| {
                 let name = meta.location.filename().unwrap_or("");
                 let id = format!("{dir}{name}").parse::<ObjectId>().ok()?;
-                Some((id, meta.size))
+                Some((id, meta.size, Some(meta.last_modified.into())))
             })
             .collect())
     }
@@ -541,6 +546,44 @@ impl Remote {
         out.sort();
         // An object may be both packed and loose (or in two packs).
         out.dedup_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// Every object on the remote, with its stored size and when it was written
+    /// there, as the store says (a packed object: when its pack or its index
+    /// was, whichever is later; an object stored twice: the later time). `gc`
+    /// keeps what was written lately ([`crate::ops::GcOptions::remote_grace`]).
+    pub async fn list_all_dated(&self) -> Result<Vec<Dated>> {
+        let mut out: Vec<Dated> = match &self.dir {
+            Some((dir, _)) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || list_cache_dated(&dir))
+                    .await
+                    .map_err(std::io::Error::other)??
+            }
+            None => {
+                let packs = self.remote_packs().await?;
+                let times = self.pack_times().await?;
+                let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(0..=255u8)
+                    .map(|first| self.list_loose(first))
+                    .buffer_unordered(self.jobs.min(32))
+                    .collect()
+                    .await;
+                let mut out = Vec::new();
+                for loose in listed {
+                    out.extend(loose?);
+                }
+                out.extend(
+                    packs
+                        .each_entry()
+                        .map(|(pack, e)| (e.id, e.len, times.get(pack).copied())),
+                );
+                out
+            }
+        };
+        // Sorted by id, the latest time first: the copy kept is the newest.
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+        out.dedup_by_key(|(id, _, _)| *id);
         Ok(out)
     }
 
@@ -583,14 +626,14 @@ impl Remote {
             .collect();
         firsts.sort_unstable();
         firsts.dedup();
-        let listed: Vec<Result<Vec<(ObjectId, u64)>>> = futures::stream::iter(firsts)
+        let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(firsts)
             .map(|first| self.list_loose(first))
             .buffer_unordered(self.jobs.min(32))
             .collect()
             .await;
         let mut loose_packed = FxHashSet::default();
         for r in listed {
-            loose_packed.extend(r?.into_iter().map(|(id, _)| id));
+            loose_packed.extend(r?.into_iter().map(|(id, _, _)| id));
         }
         let gone: FxHashSet<ObjectId> = ids.iter().copied().collect();
         self.delete_packed(&gone).await?;
@@ -907,6 +950,31 @@ impl Remote {
             .into()
         })
     }
+}
+
+/// An object a dated listing found: its id, its stored size, and when it was
+/// written where it is (`None` when the store does not say).
+pub type Dated = (ObjectId, u64, Option<std::time::SystemTime>);
+
+/// [`Remote::list_all_dated`] of a directory remote: its loose objects' files
+/// and its packs, by their modification times.
+fn list_cache_dated(dir: &Cache) -> Result<Vec<Dated>> {
+    let mut out = Vec::new();
+    for first in 0..=255u8 {
+        for id in dir.list_prefix(first)? {
+            // Gone since it was listed (another gc): not there.
+            if let Ok(m) = fs_err::metadata(dir.object_path(&id)) {
+                out.push((id, m.len(), m.modified().ok()));
+            }
+        }
+    }
+    let packs = dir.packs().with_set(true, |s| s.packs.clone())?.unwrap_or_default();
+    for pack in packs {
+        let modified = |p: &std::path::Path| fs_err::metadata(p).ok().and_then(|m| m.modified().ok());
+        let written = modified(&pack.path).max(modified(&pack.path.with_extension("idx")));
+        out.extend(pack.entries.iter().map(|e| (e.id, e.len, written)));
+    }
+    Ok(out)
 }
 
 /// Copies into `to` each pack of `from` whose objects are all in `todo`, and takes

@@ -65,6 +65,13 @@ impl RemotePacks {
         self.map.contains_key(id)
     }
 
+    /// Every packed object's entry, with the name of its pack.
+    pub fn each_entry(&self) -> impl Iterator<Item = (&str, &Entry)> + '_ {
+        self.packs
+            .iter()
+            .flat_map(|(name, entries)| entries.iter().map(move |e| (name.as_str(), e)))
+    }
+
     /// The packed objects whose first byte is `first`, with their stored sizes.
     pub fn with_first_byte(&self, first: u8) -> impl Iterator<Item = (ObjectId, u64)> + '_ {
         self.map
@@ -225,6 +232,21 @@ impl Remote {
             .iter()
             .filter_map(|m| m.location.filename().and_then(index_name).map(str::to_string))
             .collect())
+    }
+
+    /// When each pack of an object store was written, by name: the later of
+    /// its pack's and its index's times in a listing of `packs/`.
+    pub(super) async fn pack_times(&self) -> Result<FxHashMap<String, std::time::SystemTime>> {
+        let mut times: FxHashMap<String, std::time::SystemTime> = FxHashMap::default();
+        for meta in self.list_below(&self.packs_dir(), "packs").await? {
+            let Some((name, "pack" | "idx")) = meta.location.filename().and_then(|f| f.rsplit_once('.')) else {
+                continue;
+            };
+            let at: std::time::SystemTime = meta.last_modified.into();
+            let t = times.entry(name.to_string()).or_insert(at);
+            *t = (*t).max(at);
+        }
+        Ok(times)
     }
 
     /// The pack names `packs/list` holds: a plain web server's only answer to
