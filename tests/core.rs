@@ -3065,6 +3065,75 @@ fn gc_remote_keeps_what_another_clone_pushed_lately() {
     assert!(r.stderr.contains("`5x` is not a span of time"), "{}", r.stderr);
 }
 
+/// `gc -a`/`-A` keeps the data of the remote-tracking branches too (others'
+/// work fetched here), as git's gc keeps their commits: `gc -r -a` no longer
+/// deletes from the remote what a colleague's pushed branch needs. One whose
+/// pointers cannot be read (its data never pushed) is skipped with a warning.
+/// Without `-a`, as DVC, only the workspace and HEAD are kept.
+#[test]
+fn gc_all_branches_keeps_what_fetched_remote_tracking_branches_need() {
+    let a = TestEnv::new();
+    let store = a.home.join("store");
+    a.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    a.write("data/f1.csv", "row 1\n");
+    a.write("old.txt", "dropped\n");
+    a.dvt(&["add", "data", "old.txt"]).ok();
+    a.dvt(&["push"]).ok();
+    a.dvt(&["remove", "old.txt.dvt"]).ok();
+    a.commit("data");
+    let b = a.clone_repo();
+    b.git(&["checkout", "-q", "-b", "feature"]);
+    b.write("model.bin", "weights v2\n");
+    b.dvt(&["add", "model.bin"]).ok();
+    b.dvt(&["push"]).ok();
+    b.commit("model");
+    b.git(&["checkout", "-q", "-b", "unpushed"]);
+    b.write("more/x.csv", "x\n");
+    b.dvt(&["add", "more"]).ok();
+    b.commit("more, its data not pushed");
+    let from = format!("{}", b.root.display());
+    a.git(&["fetch", "-q", &from, "+refs/heads/*:refs/remotes/b/*"]);
+    // Pushed long ago: no grace period keeps it.
+    let script = format!("find '{}' -type f -exec touch -d '2 days ago' {{}} +", store.display());
+    a.run("sh", &["-c", &script]).ok();
+
+    let r = a.dvt(&["gc", "-r", "-a", "--dry-run"]).ok();
+    assert!(
+        r.stderr.contains("remote `store`: 1 object to delete ("),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("of them only remote-tracking branches reach: others' work, fetched here"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("of a remote-tracking branch, whose pointers could not be read")
+            && r.stderr.contains("(needed for `more`)"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["gc", "-r", "-A", "-f", "--json"]).ok().json();
+    assert_eq!(r["plan"]["remote_tracking_revisions"], 2, "{r}");
+    assert_eq!(r["plan"]["skipped"][0]["remote_tracking"], true, "{r}");
+    assert_eq!(r["plan"]["remote_objects"]["files"].as_array().unwrap().len(), 1, "{r}");
+    let c = b.clone_repo();
+    c.git(&["checkout", "-q", "feature"]);
+    c.dvt(&["pull"]).ok();
+    assert_eq!(c.read("model.bin"), b"weights v2\n");
+
+    // Plain `gc -r` keeps HEAD and the workspace only: the branch's model goes.
+    let r = a.dvt(&["gc", "-r", "-f"]).ok();
+    assert_eq!(r.stdout, "deleted 1 object\n");
+    let d = b.clone_repo();
+    d.git(&["checkout", "-q", "feature"]);
+    let r = d.dvt(&["pull"]).fails();
+    assert!(r.stderr.contains("does not have object"), "{}", r.stderr);
+}
+
 /// `--glob` (as DVC's `add --glob`, `push --glob`): quoted patterns of files to
 /// add, or of tracked data for the other commands; a pattern matching nothing fails.
 #[test]

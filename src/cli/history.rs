@@ -1613,10 +1613,14 @@ fn print_skipped(plan: &ops::GcPlan) {
             .as_ref()
             .map(|r| format!(" of `{}`", r.display()))
             .unwrap_or_default();
+        let why = match s.remote_tracking {
+            true => " of a remote-tracking branch",
+            false => " (--skip-failed)",
+        };
         eprintln!(
             "{}",
             super::visible(&format!(
-                "dvt: warning: skipped revision {}{repo} (--skip-failed), whose pointers could not be read: {}",
+                "dvt: warning: skipped revision {}{repo}{why}, whose pointers could not be read: {}",
                 s.rev, s.error
             ))
         );
@@ -1631,6 +1635,13 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.kept_objects, "object"),
         dvt::counted(plan.kept_revisions, "revision")
     );
+    if plan.remote_tracking_revisions > 0 {
+        let _ = writeln!(
+            err,
+            "  ({} of them only remote-tracking branches reach: others' work, fetched here)",
+            plan.remote_tracking_revisions
+        );
+    }
     // "N other repositories: `a`, `b`".
     let repos = |roots: &[std::path::PathBuf]| {
         let named: Vec<String> = roots.iter().map(|p| format!("`{}`", p.display())).collect();

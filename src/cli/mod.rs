@@ -519,13 +519,14 @@ impl RevArgs {
 /// (push, fetch, gc, metrics show).
 #[derive(Debug, clap::Args)]
 pub(super) struct AcrossArgs {
-    /// Also every local branch's tip.
+    /// Also every local branch's tip (`gc`: the remote-tracking branches' too).
     #[arg(short = 'a', long)]
     all_branches: bool,
     /// Also every tag.
     #[arg(short = 'T', long)]
     all_tags: bool,
-    /// Also every commit (reachable from HEAD, the branches and the tags).
+    /// Also every commit (reachable from HEAD, the branches and the tags; `gc`:
+    /// the remote-tracking branches too).
     #[arg(short = 'A', long)]
     all_commits: bool,
 }

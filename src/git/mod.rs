@@ -820,6 +820,16 @@ impl Git {
             .collect())
     }
 
+    /// Every remote-tracking branch (`refs/remotes/REMOTE/NAME`, as
+    /// `REMOTE/NAME`), with its tip, sorted by name.
+    pub fn all_remote_branches(&self) -> Result<Vec<(String, GitId)>> {
+        Ok(self
+            .refs_under("refs/remotes/", "listing remote-tracking branches")?
+            .into_iter()
+            .map(|(name, c)| (name, c.id))
+            .collect())
+    }
+
     /// The tags that name `commit`.
     pub fn tags_at(&self, commit: GitId) -> Result<Vec<String>> {
         Ok(self

@@ -78,7 +78,8 @@ pub struct Recent {
     pub grace_secs: u64,
 }
 
-/// A revision `--skip-failed` skipped.
+/// A revision `--skip-failed` skipped, or one of a remote-tracking branch
+/// whose pointers could not be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct SkippedRevision {
     /// The repository's root, when it is not this one (`--projects`).
@@ -86,6 +87,10 @@ pub struct SkippedRevision {
     pub repo: Option<std::path::PathBuf>,
     /// The commit, short.
     pub rev: String,
+    /// Whether it was kept only as a commit of a remote-tracking branch (see
+    /// [`GcPlan::remote_tracking_revisions`]): skipped without `--skip-failed`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remote_tracking: bool,
     /// Why its pointers could not be read.
     pub error: String,
 }
@@ -123,6 +128,10 @@ pub struct Unpushed {
 pub struct GcPlan {
     /// Revisions whose pointers were kept, besides the workspace.
     pub kept_revisions: usize,
+    /// Of those, with `--all-branches` or `--all-commits`: the commits only
+    /// remote-tracking branches (`origin/…`) reach, kept as local branches are,
+    /// since they are others' work that this clone has fetched.
+    pub remote_tracking_revisions: usize,
     /// Objects referenced.
     pub kept_objects: usize,
     /// From the cache.
@@ -173,6 +182,7 @@ impl GcPlan {
 struct Referenced {
     keep: FxHashSet<ObjectId>,
     revisions: usize,
+    remote_tracking: usize,
     shared_with: Vec<std::path::PathBuf>,
     projects: Vec<std::path::PathBuf>,
     forgotten: Vec<std::path::PathBuf>,
@@ -200,9 +210,10 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         Ok(())
     };
     let mut skipped = Vec::new();
-    // A repository's workspace and the commits `opts` selects there; how many.
+    // A repository's workspace and the commits `opts` selects there; how many,
+    // and how many of them only remote-tracking branches reach.
     let mut add_repo =
-        |r: &Repo, keep: &mut FxHashSet<ObjectId>, skipped: &mut Vec<SkippedRevision>| -> Result<usize> {
+        |r: &Repo, keep: &mut FxHashSet<ObjectId>, skipped: &mut Vec<SkippedRevision>| -> Result<(usize, usize)> {
             add(&Snapshot::workspace(r), keep)?;
             match Git::open(r.root()) {
                 Ok(git) => {
@@ -213,24 +224,30 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
                         ..opts.revisions.clone()
                     };
                     let commits: Vec<GitId> = revisions.commits(&git, true)?;
-                    for c in &commits {
+                    let tracking = remote_tracking_commits(&git, &opts.revisions, &commits)?;
+                    let all = commits
+                        .iter()
+                        .map(|c| (c, false))
+                        .chain(tracking.iter().map(|c| (c, true)));
+                    for (c, remote_tracking) in all {
                         match add(&Snapshot::at_commit(r, git.clone(), short(c), *c), keep) {
-                            Err(e) if opts.skip_failed => skipped.push(SkippedRevision {
+                            Err(e) if opts.skip_failed || remote_tracking => skipped.push(SkippedRevision {
                                 repo: (r.root() != repo.root()).then(|| r.root().to_path_buf()),
                                 rev: short(c),
+                                remote_tracking,
                                 error: crate::error_chain(&e),
                             }),
                             r => r?,
                         }
                     }
-                    Ok(commits.len())
+                    Ok((commits.len() + tracking.len(), tracking.len()))
                 }
                 // Without git there is only the workspace; asking for history is an error.
                 Err(e) if opts.revisions.any() => Err(e),
-                Err(_) => Ok(0),
+                Err(_) => Ok((0, 0)),
             }
         };
-    let commits = add_repo(repo, &mut keep, &mut skipped)?;
+    let (commits, remote_tracking) = add_repo(repo, &mut keep, &mut skipped)?;
     let mut projects: Vec<std::path::PathBuf> = Vec::new();
     for dir in &opts.projects {
         let dir = crate::repo::normalize(dir);
@@ -262,11 +279,32 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
     Ok(Referenced {
         keep,
         revisions: commits,
+        remote_tracking,
         shared_with: users.iter().map(|u| u.root().to_path_buf()).collect(),
         projects,
         forgotten,
         skipped,
     })
+}
+
+/// With `--all-branches` (`--all-commits`): the tips of the remote-tracking
+/// branches (and every commit they reach) that are not among `commits` already.
+/// `git gc` counts them as reachable; DVC's gc does not, so a `gc -r -A` there
+/// deletes the data of every branch a colleague pushed that is not checked out
+/// here.
+fn remote_tracking_commits(git: &Git, revisions: &crate::snapshot::Revisions, commits: &[GitId]) -> Result<Vec<GitId>> {
+    if !(revisions.all_branches || revisions.all_commits) {
+        return Ok(Vec::new());
+    }
+    let mut tips: Vec<GitId> = git.all_remote_branches()?.into_iter().map(|(_, c)| c).collect();
+    if revisions.all_commits && !tips.is_empty() {
+        tips = git.walk(&tips)?.into_iter().map(|c| c.id).collect();
+    }
+    let known: FxHashSet<&GitId> = commits.iter().collect();
+    tips.retain(|c| !known.contains(c));
+    tips.sort();
+    tips.dedup();
+    Ok(tips)
 }
 
 /// Takes the repo lock, works out what to delete, asks `confirm` (which may print
@@ -306,6 +344,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     let Referenced {
         mut keep,
         revisions: kept_revisions,
+        remote_tracking: remote_tracking_revisions,
         shared_with,
         projects,
         forgotten,
@@ -366,6 +405,7 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
     }
     Ok(GcPlan {
         kept_revisions,
+        remote_tracking_revisions,
         kept_objects: keep.len() - remote_recent.as_ref().map_or(0, |r: &Recent| r.kept),
         cache: local,
         not_in_remote,
