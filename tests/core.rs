@@ -2989,6 +2989,22 @@ fn dvc_spellings_of_checkout_gc_and_list_work() {
     assert!(listed.contains("d") && !listed.contains("plain.txt"), "{listed}");
 }
 
+/// Sets the modification time of every file below `dir` to `when` (as `touch
+/// -d` reads it): a remote pushed to then.
+fn backdate_files(dir: &std::path::Path, when: &str) {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let r = std::process::Command::new("touch")
+                .args(["-d", when])
+                .arg(entry.path())
+                .output()
+                .unwrap();
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        }
+    }
+}
+
 /// `gc -r` leaves on the remote what another clone pushed lately for a commit
 /// this repository has not seen (its data otherwise lost before that commit
 /// lands): objects written less than `--grace` ago (default 24h) stay, and a
@@ -3005,14 +3021,7 @@ fn gc_remote_keeps_what_another_clone_pushed_lately() {
     a.dvt(&["add", "data"]).ok();
     a.commit("data v1");
     a.dvt(&["push"]).ok();
-    let age = |days: u32| {
-        let script = format!(
-            "find '{}' -type f -exec touch -d '{days} days ago' {{}} +",
-            store.display()
-        );
-        a.run("sh", &["-c", &script]).ok();
-    };
-    age(2);
+    backdate_files(&store, "2 days ago");
     // Another clone adds to the directory and pushes; its commit is not here.
     let b = a.clone_repo();
     b.dvt(&["pull"]).ok();
@@ -3094,8 +3103,7 @@ fn gc_all_branches_keeps_what_fetched_remote_tracking_branches_need() {
     let from = format!("{}", b.root.display());
     a.git(&["fetch", "-q", &from, "+refs/heads/*:refs/remotes/b/*"]);
     // Pushed long ago: no grace period keeps it.
-    let script = format!("find '{}' -type f -exec touch -d '2 days ago' {{}} +", store.display());
-    a.run("sh", &["-c", &script]).ok();
+    backdate_files(&store, "2 days ago");
 
     let r = a.dvt(&["gc", "-r", "-a", "--dry-run"]).ok();
     assert!(
