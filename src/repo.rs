@@ -108,6 +108,26 @@ pub struct Config {
     /// The `[remote.NAME]` tables, by name; checked when a remote is used.
     #[serde(default)]
     pub remote: std::collections::BTreeMap<String, toml::Table>,
+    /// The `[gc]` table.
+    #[serde(default)]
+    pub gc: GcConfig,
+}
+
+/// The `[gc]` table of the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// How long `gc -r` keeps unreferenced objects written to a remote lately
+    /// (`7d`, `0`; see [`crate::ops::GcOptions::remote_grace`]), as written;
+    /// checked when the file is read.
+    pub grace: Option<String>,
+}
+
+impl GcConfig {
+    /// `grace` as a duration, if set.
+    pub fn grace(&self) -> Option<std::time::Duration> {
+        self.grace.as_deref().and_then(|s| crate::ops::gc::parse_span(s).ok())
+    }
 }
 
 /// The `[core]` table of the config.
@@ -1011,6 +1031,9 @@ fn check_config(path: &Path, table: toml::Table) -> Result<Config> {
             config.cache.level
         ))
         .into());
+    }
+    if let Some(grace) = &config.gc.grace {
+        crate::ops::gc::parse_span(grace).map_err(|e| invalid(format!("`gc.grace`: {e}")))?;
     }
     Ok(config)
 }

@@ -3062,8 +3062,13 @@ fn gc_remote_keeps_what_another_clone_pushed_lately() {
     // Nothing left to delete but what is recent: said so.
     let r = a.dvt(&["gc", "-r", "-f"]).ok();
     assert!(r.stdout.contains("Nothing to delete yet"), "{}", r.stdout);
-    // A day later, or with `--grace 0`, it goes.
-    let r = a.dvt(&["gc", "-r", "-f", "--grace", "0"]).ok();
+    // A day later, or with a grace of 0 (`--grace 0`, or `gc.grace` in the
+    // config, which the flag overrides), it goes.
+    a.dvt(&["config", "gc.grace", "0"]).ok();
+    assert!(a.read(".dvt/config.toml").ends_with(b"[gc]\ngrace = \"0\"\n"));
+    let r = a.dvt(&["gc", "-r", "--dry-run", "--grace", "24h"]).ok();
+    assert!(r.stdout.contains("Nothing to delete yet"), "{}", r.stdout);
+    let r = a.dvt(&["gc", "-r", "-f"]).ok();
     assert_eq!(r.stdout, "deleted 6 objects\n");
     let d = b.clone_repo();
     let r = d.dvt(&["pull"]).fails();
@@ -3072,6 +3077,16 @@ fn gc_remote_keeps_what_another_clone_pushed_lately() {
     let r = a.dvt(&["gc", "-r", "--grace", "5x"]);
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
     assert!(r.stderr.contains("`5x` is not a span of time"), "{}", r.stderr);
+    let r = a.dvt(&["config", "gc.grace", "a week"]).fails();
+    assert!(r.stderr.contains("`a week` is not a span of time"), "{}", r.stderr);
+    let config = String::from_utf8(a.read(".dvt/config.toml")).unwrap();
+    a.write(".dvt/config.toml", config.replace("grace = \"0\"", "grace = \"soon\""));
+    let r = a.dvt(&["gc", "-r", "-f"]).fails();
+    assert!(
+        r.stderr.contains(".dvt/config.toml") && r.stderr.contains("`gc.grace`: `soon` is not a span of time"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `gc -a`/`-A` keeps the data of the remote-tracking branches too (others'

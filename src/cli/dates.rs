@@ -44,26 +44,7 @@ pub(super) fn parse_day(s: &str) -> Result<i64, String> {
     Ok((era * 146_097 + doe - 719_468) * 86_400)
 }
 
-/// A span of time as `30m`, `24h`, `7d`, `2w` (also `s`), or `0`: as a duration.
-pub(super) fn parse_span(s: &str) -> Result<std::time::Duration, String> {
-    let bad =
-        || format!("`{s}` is not a span of time: give a number and a unit (s, m, h, d, w), as `24h` or `7d`, or `0`");
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let unit = match s.chars().last() {
-        Some('s') => 1,
-        Some('m') => 60,
-        Some('h') => 3600,
-        Some('d') => 86_400,
-        Some('w') => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    let n: u64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
-    n.checked_mul(unit).map(std::time::Duration::from_secs).ok_or_else(bad)
-}
-
-/// A span of whole seconds in one of `parse_span`'s forms that says it
+/// A span of whole seconds in one of [`dvt::ops::gc::parse_span`]'s forms that says it
 /// exactly: the biggest unit, but days and weeks only from two on (`24h`, `7d`).
 pub(super) fn span(secs: u64) -> String {
     const UNITS: [(u64, char); 4] = [(7 * 86_400, 'w'), (86_400, 'd'), (3600, 'h'), (60, 'm')];
@@ -78,7 +59,8 @@ pub(super) fn span(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_day, parse_span, span, utc};
+    use super::{parse_day, span, utc};
+    use dvt::ops::gc::parse_span;
 
     #[test]
     fn spans_read_and_print() {

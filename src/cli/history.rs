@@ -162,9 +162,9 @@ pub(super) enum HistoryCommand {
         skip_failed: bool,
         /// On the remote, keep unreferenced objects written there less than this
         /// long ago (`30m`, `24h`, `7d`; `0`: keep none, as DVC): another clone may
-        /// have pushed them for a commit not here yet.
-        #[arg(long, value_name = "SPAN", default_value = "24h", value_parser = super::dates::parse_span)]
-        grace: std::time::Duration,
+        /// have pushed them for a commit not here yet [default: `gc.grace`, else 24h].
+        #[arg(long, value_name = "SPAN", value_parser = dvt::ops::gc::parse_span)]
+        grace: Option<std::time::Duration>,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -1013,7 +1013,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 projects: projects.iter().map(|p| cwd.join(p)).collect(),
                 jobs: jobs.map(|j| j as usize),
                 skip_failed: *skip_failed,
-                remote_grace: Some(*grace),
+                remote_grace: *grace,
             };
             let mut confirm = |plan: &ops::GcPlan| -> Result<bool, dvt::Error> {
                 if !*as_json {

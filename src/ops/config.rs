@@ -44,6 +44,8 @@ enum Name<'a> {
     Autostage,
     /// `cache.KEY`.
     Cache(CacheKey),
+    /// `gc.grace`.
+    GcGrace,
     /// `remote.NAME.KEY` (the remote's name may hold dots).
     Remote { remote: &'a str, key: &'a str },
 }
@@ -76,6 +78,7 @@ fn parse_name(name: &str) -> Result<Name<'_>> {
         "cache.level" => return Ok(Name::Cache(CacheKey::Level)),
         "cache.fsync" => return Ok(Name::Cache(CacheKey::Fsync)),
         "cache.shared" => return Ok(Name::Cache(CacheKey::Shared)),
+        "gc.grace" => return Ok(Name::GcGrace),
         _ => {}
     }
     let rest = name.strip_prefix("remote.").ok_or_else(unknown)?;
@@ -100,6 +103,7 @@ fn default_of(name: &Name<'_>) -> Option<String> {
         Name::Cache(CacheKey::Level) => Some("1".into()),
         Name::Cache(CacheKey::Fsync) | Name::Autostage => Some("false".into()),
         Name::Cache(CacheKey::Shared) => Some("unset: new files get the modes your umask gives".into()),
+        Name::GcGrace => Some("24h".into()),
         Name::Remote { .. } => None,
     }
 }
@@ -205,7 +209,7 @@ pub struct Written {
 /// `config.toml` go to `config.local.toml`. Checks the value
 /// first: a remote option as `dvt remote modify` does, `core.remote` names a
 /// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean,
-/// `cache.shared` is `group`.
+/// `cache.shared` is `group`, `gc.grace` a span of time (`7d`, `0`).
 /// `remote.NAME.url` of a new `NAME` adds that remote.
 pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<Written> {
     let parsed = parse_name(name)?;
@@ -231,6 +235,19 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
                         Ok(())
                     }
                     None => Err(bad("`core` is not a table in that file".into()).into()),
+                }
+            })?;
+        }
+        Name::GcGrace => {
+            crate::ops::gc::parse_span(value).map_err(bad)?;
+            repo.edit_config(level, |doc| {
+                let item = doc.entry("gc").or_insert_with(|| Item::Table(Table::new()));
+                match item.as_table_mut() {
+                    Some(t) => {
+                        t.insert("grace", toml_edit::value(value));
+                        Ok(())
+                    }
+                    None => Err(bad("`gc` is not a table in that file".into()).into()),
                 }
             })?;
         }
@@ -338,6 +355,12 @@ pub fn unset(repo: &Repo, name: &str, level: ConfigLevel) -> Result<Written> {
             }
             Ok(())
         })?,
+        Name::GcGrace => repo.edit_config(level, |doc| {
+            if let Some(t) = doc.get_mut("gc").and_then(Item::as_table_mut) {
+                t.remove("grace");
+            }
+            Ok(())
+        })?,
     }
     Ok(Written {
         file: relative(repo, &repo.config_file(level)?),
@@ -353,6 +376,7 @@ mod tests {
     fn names_are_taken_apart() {
         assert_eq!(parse_name("core.remote").unwrap(), Name::DefaultRemote);
         assert_eq!(parse_name("cache.level").unwrap(), Name::Cache(CacheKey::Level));
+        assert_eq!(parse_name("gc.grace").unwrap(), Name::GcGrace);
         assert_eq!(
             parse_name("remote.my.store.region").unwrap(),
             Name::Remote {
@@ -363,6 +387,8 @@ mod tests {
         for bad in [
             "cache",
             "cache.size",
+            "gc",
+            "gc.prune",
             "core",
             "remote.url",
             "remote..url",

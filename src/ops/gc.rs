@@ -57,7 +57,8 @@ pub struct GcOptions {
     /// On the remote, unreferenced objects written less than this long ago are
     /// kept (a directory's manifest with every file it lists): another clone
     /// may have pushed them for a commit this repository has not seen yet.
-    /// `None`: [`DEFAULT_REMOTE_GRACE`]; zero keeps none (DVC's behaviour).
+    /// `None`: the config's `gc.grace`, else [`DEFAULT_REMOTE_GRACE`]; zero
+    /// keeps none (DVC's behaviour).
     pub remote_grace: Option<std::time::Duration>,
 }
 
@@ -65,6 +66,25 @@ pub struct GcOptions {
 /// unless `gc --grace` says otherwise: a day, time enough between a `dvt push`
 /// in one clone and the `git push` of the commit that names its data.
 pub const DEFAULT_REMOTE_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A span of time as `30m`, `24h`, `7d`, `2w` (also `s`), or `0`: as a duration.
+pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("`{s}` is not a span of time: give a number and a unit (s, m, h, d, w), as `24h` or `7d`, or `0`");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let unit = match s.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        Some('w') => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
+    n.checked_mul(unit).map(std::time::Duration::from_secs).ok_or_else(bad)
+}
 
 /// Unreferenced objects that a remote keeps because they were written lately.
 #[derive(Debug, Clone, Serialize)]
@@ -384,7 +404,10 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         remote = Some(r.name.clone());
         progress.start(&format!("listing remote `{}`", r.name), 0, false);
         let listed = r.block_on(r.list_all_dated())?;
-        let grace = opts.remote_grace.unwrap_or(DEFAULT_REMOTE_GRACE);
+        let grace = opts
+            .remote_grace
+            .or_else(|| repo.config().gc.grace())
+            .unwrap_or(DEFAULT_REMOTE_GRACE);
         remote_recent = keep_recent(&objects, &listed, grace, &mut keep)?;
         let there: FxHashSet<ObjectId> = listed.iter().map(|(id, _, _)| *id).collect();
         remote_run_cache_entries = sort_remote_runs(&objects, &riders, &there, &mut keep)?;
