@@ -227,29 +227,11 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
                 "false" => false,
                 _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
             };
-            repo.edit_config(level, |doc| {
-                let item = doc.entry("core").or_insert_with(|| Item::Table(Table::new()));
-                match item.as_table_mut() {
-                    Some(t) => {
-                        t.insert("autostage", toml_edit::value(on));
-                        Ok(())
-                    }
-                    None => Err(bad("`core` is not a table in that file".into()).into()),
-                }
-            })?;
+            set_in(repo, level, ("core", "autostage"), toml_edit::value(on), bad)?;
         }
         Name::GcGrace => {
             crate::ops::gc::parse_span(value).map_err(bad)?;
-            repo.edit_config(level, |doc| {
-                let item = doc.entry("gc").or_insert_with(|| Item::Table(Table::new()));
-                match item.as_table_mut() {
-                    Some(t) => {
-                        t.insert("grace", toml_edit::value(value));
-                        Ok(())
-                    }
-                    None => Err(bad("`gc` is not a table in that file".into()).into()),
-                }
-            })?;
+            set_in(repo, level, ("gc", "grace"), toml_edit::value(value), bad)?;
         }
         Name::Remote { remote, key } => {
             if key == "url" && !repo.config().remote.contains_key(remote) {
@@ -302,6 +284,27 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
     Ok(Written {
         file: relative(repo, &repo.config_file(level)?),
         secret,
+    })
+}
+
+/// Sets `key` of table `table` (made if missing) in the file of `level`; `bad`
+/// makes the error when that file holds something else under the table's name.
+fn set_in(
+    repo: &Repo,
+    level: ConfigLevel,
+    (table, key): (&str, &str),
+    value: Item,
+    bad: impl Fn(String) -> RepoError,
+) -> Result<()> {
+    repo.edit_config(level, |doc| {
+        let item = doc.entry(table).or_insert_with(|| Item::Table(Table::new()));
+        match item.as_table_mut() {
+            Some(t) => {
+                t.insert(key, value);
+                Ok(())
+            }
+            None => Err(bad(format!("`{table}` is not a table in that file")).into()),
+        }
     })
 }
 
