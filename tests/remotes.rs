@@ -521,6 +521,62 @@ fn gc_remote_deletes_the_remote_runs_whose_data_goes_and_keeps_the_others_whole(
     assert!(remote.has(&id_of(b"lr: 0.2\n")) && remote.has(&id_of(b"{\"loss\": 0.2}\n")));
 }
 
+/// `gc -r` reads when each object was written from the store itself: what a
+/// push wrote a moment ago (small files packed, a big one alone, and their
+/// directory's manifest) stays while younger than the grace period, and goes
+/// once older.
+fn gc_grace_by_the_stores_times(a: &TestEnv) {
+    for i in 0..5 {
+        a.write(&format!("batch/r{i}.json"), format!("{{\"id\": {i}}}\n"));
+    }
+    a.write("batch/big.bin", noise(5 << 20, 3));
+    a.dvt(&["add", "batch"]).ok();
+    a.dvt(&["push"]).ok();
+    a.dvt(&["remove", "batch.dvt"]).ok();
+    let plan = a.dvt(&["gc", "-r", "--dry-run", "--json"]).ok().json();
+    assert_eq!(plan["plan"]["remote_recent"]["kept"], 7, "{plan}");
+    assert_eq!(
+        plan["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
+        0,
+        "{plan}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let plan = a.dvt(&["gc", "-r", "-f", "--grace", "1s", "--json"]).ok().json();
+    assert!(plan["plan"].get("remote_recent").is_none(), "{plan}");
+    assert_eq!(
+        plan["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
+        6,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["plan"]["remote_objects"]["manifests"].as_array().unwrap().len(),
+        1,
+        "{plan}"
+    );
+    let listed = a.dvt(&["gc", "-r", "--dry-run", "--grace", "0", "--json"]).ok().json();
+    assert_eq!(
+        listed["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
+        0,
+        "{listed}"
+    );
+}
+
+#[test]
+fn gc_grace_on_azurite() {
+    let Some(endpoint) = server("DVT_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    gc_grace_by_the_stores_times(&azure_repo(&endpoint));
+}
+
+#[test]
+fn gc_grace_on_webdav() {
+    let Some(url) = server("DVT_TEST_WEBDAV_URL") else {
+        return;
+    };
+    gc_grace_by_the_stores_times(&webdav_repo(&url));
+}
+
 #[test]
 fn gc_of_remote_runs_on_s3() {
     let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
@@ -4631,6 +4687,14 @@ fn gc_of_remote_runs_on_sftp() {
         return;
     };
     gc_of_remote_runs(&ssh_repo(&sftp), |b| ssh_local_keys(b, &sftp));
+}
+
+#[test]
+fn gc_grace_on_sftp() {
+    let Some(sftp) = SftpServer::start(&[]) else {
+        return;
+    };
+    gc_grace_by_the_stores_times(&ssh_repo(&sftp));
 }
 
 #[test]
