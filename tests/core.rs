@@ -3117,6 +3117,8 @@ fn gc_all_branches_keeps_what_fetched_remote_tracking_branches_need() {
     b.commit("more, its data not pushed");
     let from = format!("{}", b.root.display());
     a.git(&["fetch", "-q", &from, "+refs/heads/*:refs/remotes/b/*"]);
+    // Fetched three days ago, as far as gc can tell: it says so.
+    a.run("touch", &["-d", "3 days ago", ".git/FETCH_HEAD"]).ok();
     // Pushed long ago: no grace period keeps it.
     backdate_files(&store, "2 days ago");
 
@@ -3128,7 +3130,10 @@ fn gc_all_branches_keeps_what_fetched_remote_tracking_branches_need() {
     );
     assert!(
         r.stderr
-            .contains("of them only remote-tracking branches reach: others' work, fetched here"),
+            .contains("of them only remote-tracking branches reach: others' work, fetched here")
+            && r.stderr.contains(
+                "(remote-tracking branches as of the last `git fetch`, 3 days ago: fetch first to keep what others pushed since)"
+            ),
         "{}",
         r.stderr
     );
@@ -3141,12 +3146,17 @@ fn gc_all_branches_keeps_what_fetched_remote_tracking_branches_need() {
     );
     let r = a.dvt(&["gc", "-r", "-A", "-f", "--json"]).ok().json();
     assert_eq!(r["plan"]["remote_tracking_revisions"], 2, "{r}");
+    assert!(r["plan"]["stale_fetch_secs"].as_u64().unwrap() >= 3 * 86_400, "{r}");
     assert_eq!(r["plan"]["skipped"][0]["remote_tracking"], true, "{r}");
     assert_eq!(r["plan"]["remote_objects"]["files"].as_array().unwrap().len(), 1, "{r}");
     let c = b.clone_repo();
     c.git(&["checkout", "-q", "feature"]);
     c.dvt(&["pull"]).ok();
     assert_eq!(c.read("model.bin"), b"weights v2\n");
+
+    a.git(&["fetch", "-q", &from, "+refs/heads/*:refs/remotes/b/*"]);
+    let r = a.dvt(&["gc", "-r", "-a", "--dry-run", "--json"]).ok().json();
+    assert!(r["plan"].get("stale_fetch_secs").is_none(), "{r}");
 
     // Plain `gc -r` keeps HEAD and the workspace only: the branch's model goes.
     let r = a.dvt(&["gc", "-r", "-f"]).ok();

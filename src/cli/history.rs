@@ -1642,6 +1642,16 @@ fn print_plan(plan: &ops::GcPlan) {
             plan.remote_tracking_revisions
         );
     }
+    if let Some(secs) = plan.stale_fetch_secs {
+        let _ = writeln!(
+            err,
+            "  (remote-tracking branches as of the last `git fetch`, {}: fetch first to keep what others pushed since)",
+            match secs / 86_400 {
+                1 => "a day ago".to_string(),
+                n => format!("{n} days ago"),
+            }
+        );
+    }
     // "N other repositories: `a`, `b`".
     let repos = |roots: &[std::path::PathBuf]| {
         let named: Vec<String> = roots.iter().map(|p| format!("`{}`", p.display())).collect();

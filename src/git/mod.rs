@@ -820,6 +820,15 @@ impl Git {
             .collect())
     }
 
+    /// When git last fetched into this repository (`FETCH_HEAD`'s time), if
+    /// it ever did (a clone writes no `FETCH_HEAD`).
+    pub fn last_fetch(&self) -> Option<std::time::SystemTime> {
+        [self.repo.git_dir(), self.repo.common_dir()]
+            .iter()
+            .filter_map(|dir| fs_err::metadata(dir.join("FETCH_HEAD")).ok()?.modified().ok())
+            .max()
+    }
+
     /// Every remote-tracking branch (`refs/remotes/REMOTE/NAME`, as
     /// `REMOTE/NAME`), with its tip, sorted by name.
     pub fn all_remote_branches(&self) -> Result<Vec<(String, GitId)>> {

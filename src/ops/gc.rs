@@ -152,6 +152,11 @@ pub struct GcPlan {
     /// remote-tracking branches (`origin/…`) reach, kept as local branches are,
     /// since they are others' work that this clone has fetched.
     pub remote_tracking_revisions: usize,
+    /// With `--all-branches` or `--all-commits` and a remote to delete from:
+    /// how long ago git last fetched here (seconds), when that was over a day
+    /// ago; what others pushed since is not in the remote-tracking branches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_fetch_secs: Option<u64>,
     /// Objects referenced.
     pub kept_objects: usize,
     /// From the cache.
@@ -426,9 +431,17 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
             }
         }
     }
+    // Branches others pushed since the last fetch are not known here: said
+    // when that was more than a day ago.
+    let stale_fetch_secs = (opts.remote.is_some() && (opts.revisions.all_branches || opts.revisions.all_commits))
+        .then(|| Git::open(repo.root()).ok()?.last_fetch()?.elapsed().ok())
+        .flatten()
+        .map(|age| age.as_secs())
+        .filter(|&secs| secs > 24 * 3600);
     Ok(GcPlan {
         kept_revisions,
         remote_tracking_revisions,
+        stale_fetch_secs,
         kept_objects: keep.len() - remote_recent.as_ref().map_or(0, |r: &Recent| r.kept),
         cache: local,
         not_in_remote,
