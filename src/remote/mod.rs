@@ -522,6 +522,20 @@ impl Remote {
             .collect())
     }
 
+    /// [`Remote::list_loose`] of each first byte of `firsts`, several at once.
+    async fn list_loose_in(&self, firsts: impl IntoIterator<Item = u8>) -> Result<Vec<Dated>> {
+        let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(firsts)
+            .map(|first| self.list_loose(first))
+            .buffer_unordered(self.jobs.min(32))
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for loose in listed {
+            out.extend(loose?);
+        }
+        Ok(out)
+    }
+
     /// Every object id on the remote.
     pub async fn list_all(&self) -> Result<Vec<ObjectId>> {
         Ok(self
@@ -564,15 +578,7 @@ impl Remote {
             None => {
                 let packs = self.remote_packs().await?;
                 let times = self.pack_times().await?;
-                let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(0..=255u8)
-                    .map(|first| self.list_loose(first))
-                    .buffer_unordered(self.jobs.min(32))
-                    .collect()
-                    .await;
-                let mut out = Vec::new();
-                for loose in listed {
-                    out.extend(loose?);
-                }
+                let mut out = self.list_loose_in(0..=255u8).await?;
                 out.extend(
                     packs
                         .each_entry()
@@ -626,15 +632,12 @@ impl Remote {
             .collect();
         firsts.sort_unstable();
         firsts.dedup();
-        let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(firsts)
-            .map(|first| self.list_loose(first))
-            .buffer_unordered(self.jobs.min(32))
-            .collect()
-            .await;
-        let mut loose_packed = FxHashSet::default();
-        for r in listed {
-            loose_packed.extend(r?.into_iter().map(|(id, _, _)| id));
-        }
+        let loose_packed: FxHashSet<ObjectId> = self
+            .list_loose_in(firsts)
+            .await?
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
         let gone: FxHashSet<ObjectId> = ids.iter().copied().collect();
         self.delete_packed(&gone).await?;
         self.publish_pack_list(true).await?;
