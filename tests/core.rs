@@ -3077,6 +3077,14 @@ fn gc_remote_keeps_what_another_clone_pushed_lately() {
     let r = a.dvt(&["gc", "-r", "--grace", "5x"]);
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
     assert!(r.stderr.contains("`5x` is not a span of time"), "{}", r.stderr);
+    // The grace period is the remote's: without `-r`/`-c` it would change nothing.
+    let r = a.dvt(&["gc", "-f", "--grace", "0"]);
+    assert_eq!(r.code, 2, "usage error: {}", r.stderr);
+    assert!(r.stderr.contains("<--remote [<NAME>]|--cloud>"), "{}", r.stderr);
+    let r = a.dvt(&["gc", "-c", "--dry-run", "--grace", "0"]).ok();
+    assert!(r.stdout.contains("Nothing to delete"), "{}", r.stdout);
+    let r = a.dvt(&["gc", "-r", "--grace", "5x"]);
+    assert!(r.stderr.contains("`5x` is not a span of time"), "{}", r.stderr);
     let r = a.dvt(&["config", "gc.grace", "a week"]).fails();
     assert!(r.stderr.contains("`a week` is not a span of time"), "{}", r.stderr);
     let config = String::from_utf8(a.read(".dvt/config.toml")).unwrap();

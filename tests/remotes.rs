@@ -531,10 +531,19 @@ fn gc_grace_by_the_stores_times(a: &TestEnv) {
     }
     a.write("batch/big.bin", noise(5 << 20, 3));
     a.dvt(&["add", "batch"]).ok();
+    // Small files tracked one by one: packed too, with no manifest to keep them.
+    for i in 0..3 {
+        a.write(&format!("note{i}.txt"), format!("note {i}\n"));
+        a.dvt(&["add", &format!("note{i}.txt")]).ok();
+    }
     a.dvt(&["push"]).ok();
-    a.dvt(&["remove", "batch.dvt"]).ok();
+    let url = a.dvt(&["get-url", "note1.txt"]).ok().stdout;
+    assert!(url.contains("/packs/"), "{url}");
+    for p in ["batch.dvt", "note0.txt.dvt", "note1.txt.dvt", "note2.txt.dvt"] {
+        a.dvt(&["remove", p]).ok();
+    }
     let plan = a.dvt(&["gc", "-r", "--dry-run", "--json"]).ok().json();
-    assert_eq!(plan["plan"]["remote_recent"]["kept"], 7, "{plan}");
+    assert_eq!(plan["plan"]["remote_recent"]["kept"], 10, "{plan}");
     assert_eq!(
         plan["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
         0,
@@ -545,7 +554,7 @@ fn gc_grace_by_the_stores_times(a: &TestEnv) {
     assert!(plan["plan"].get("remote_recent").is_none(), "{plan}");
     assert_eq!(
         plan["plan"]["remote_objects"]["files"].as_array().unwrap().len(),
-        6,
+        9,
         "{plan}"
     );
     assert_eq!(
@@ -559,6 +568,14 @@ fn gc_grace_by_the_stores_times(a: &TestEnv) {
         0,
         "{listed}"
     );
+}
+
+#[test]
+fn gc_grace_on_s3() {
+    let Some(endpoint) = server("DVT_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    gc_grace_by_the_stores_times(&s3_repo(&endpoint));
 }
 
 #[test]

@@ -116,6 +116,7 @@ pub(super) enum HistoryCommand {
     },
     /// Delete cache objects that no kept pointer references (the workspace's and
     /// HEAD's are always kept).
+    #[command(group(clap::ArgGroup::new("on_remote").args(["remote", "cloud"]).multiple(true)))]
     Gc {
         /// Accepted for DVC users: the workspace is always kept.
         #[arg(short, long)]
@@ -163,7 +164,7 @@ pub(super) enum HistoryCommand {
         /// On the remote, keep unreferenced objects written there less than this
         /// long ago (`30m`, `24h`, `7d`; `0`: keep none, as DVC): another clone may
         /// have pushed them for a commit not here yet [default: `gc.grace`, else 24h].
-        #[arg(long, value_name = "SPAN", value_parser = dvt::ops::gc::parse_span)]
+        #[arg(long, value_name = "SPAN", value_parser = dvt::ops::gc::parse_span, requires = "on_remote")]
         grace: Option<std::time::Duration>,
         /// Print the plan as JSON.
         #[arg(long)]

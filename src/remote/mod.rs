@@ -577,13 +577,8 @@ impl Remote {
             }
             None => {
                 let packs = self.remote_packs().await?;
-                let times = self.pack_times().await?;
                 let mut out = self.list_loose_in(0..=255u8).await?;
-                out.extend(
-                    packs
-                        .each_entry()
-                        .map(|(pack, e)| (e.id, e.len, times.get(pack).copied())),
-                );
+                out.extend(packs.each_entry().map(|(e, at)| (e.id, e.len, at)));
                 out
             }
         };

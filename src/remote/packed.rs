@@ -50,6 +50,9 @@ const IMPORT_BATCH: u64 = 1024 * 1024;
 pub struct RemotePacks {
     /// Every pack found (listed, or named by `packs/list`), readable or not.
     names: Vec<String>,
+    /// When each listed pack was written: the later of its pack's and its
+    /// index's times in the listing (none from `packs/list`).
+    times: FxHashMap<String, std::time::SystemTime>,
     packs: Vec<(String, Vec<Entry>)>,
     map: FxHashMap<ObjectId, (u32, u64, u64)>,
 }
@@ -65,11 +68,13 @@ impl RemotePacks {
         self.map.contains_key(id)
     }
 
-    /// Every packed object's entry, with the name of its pack.
-    pub fn each_entry(&self) -> impl Iterator<Item = (&str, &Entry)> + '_ {
-        self.packs
-            .iter()
-            .flat_map(|(name, entries)| entries.iter().map(move |e| (name.as_str(), e)))
+    /// Every packed object's entry, with when its pack was written, if the
+    /// listing said.
+    pub fn each_entry(&self) -> impl Iterator<Item = (&Entry, Option<std::time::SystemTime>)> + '_ {
+        self.packs.iter().flat_map(|(name, entries)| {
+            let at = self.times.get(name).copied();
+            entries.iter().map(move |e| (e, at))
+        })
     }
 
     /// The packed objects whose first byte is `first`, with their stored sizes.
@@ -141,7 +146,14 @@ impl Remote {
         if self.dir.is_some() {
             return Ok(set);
         }
-        let names = match self.pack_names().await {
+        let names = match self.pack_listing().await {
+            Ok((names, times)) => {
+                set.times = times;
+                Ok(names)
+            }
+            Err(e) => Err(e),
+        };
+        let names = match names {
             Err(_) if self.is_plain() => self.read_pack_list().await?,
             // A listing refused with another client error (a CDN answers
             // PROPFIND with 403): a copy served with its list is a plain web
@@ -226,27 +238,26 @@ impl Remote {
             }
             return Ok(names);
         }
-        Ok(self
-            .list_below(&self.packs_dir(), "packs")
-            .await?
-            .iter()
-            .filter_map(|m| m.location.filename().and_then(index_name).map(str::to_string))
-            .collect())
+        Ok(self.pack_listing().await?.0)
     }
 
-    /// When each pack of an object store was written, by name: the later of
-    /// its pack's and its index's times in a listing of `packs/`.
-    pub(super) async fn pack_times(&self) -> Result<FxHashMap<String, std::time::SystemTime>> {
+    /// An object store's packs, from one listing of `packs/`: their names (of
+    /// their indexes), and when each was written, the later of its pack's and
+    /// its index's times.
+    async fn pack_listing(&self) -> Result<(Vec<String>, FxHashMap<String, std::time::SystemTime>)> {
+        let mut names = Vec::new();
         let mut times: FxHashMap<String, std::time::SystemTime> = FxHashMap::default();
         for meta in self.list_below(&self.packs_dir(), "packs").await? {
-            let Some((name, "pack" | "idx")) = meta.location.filename().and_then(|f| f.rsplit_once('.')) else {
+            let Some(file) = meta.location.filename() else { continue };
+            names.extend(index_name(file).map(str::to_string));
+            let Some((name, "pack" | "idx")) = file.rsplit_once('.') else {
                 continue;
             };
             let at: std::time::SystemTime = meta.last_modified.into();
             let t = times.entry(name.to_string()).or_insert(at);
             *t = (*t).max(at);
         }
-        Ok(times)
+        Ok((names, times))
     }
 
     /// The pack names `packs/list` holds: a plain web server's only answer to
