@@ -1168,14 +1168,17 @@ pub fn compare_scanned(
             None => {}
         }
     }
-    // Directories that hold files are not empty ones to add.
+    // Directories that hold files, or empty directories, are not empty ones to
+    // add: the data recorded puts something in them (`checkout` fills them).
     let implied: HashSet<&str> = if scan.empty_dirs.is_empty() {
         HashSet::new()
     } else {
         manifest
             .files
             .iter()
-            .flat_map(|e| e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
+            .map(|e| e.path.as_str())
+            .chain(manifest.empty_dirs.iter().map(String::as_str))
+            .flat_map(|p| p.match_indices('/').map(|(i, _)| &p[..i]))
             .collect()
     };
     let want_empty: HashSet<&str> = manifest.empty_dirs.iter().map(String::as_str).collect();

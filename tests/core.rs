@@ -148,6 +148,21 @@ fn add_delete_checkout_round_trips_every_kind_of_entry() {
     assert_eq!(env.read("models/model.bin"), before_model);
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
     assert!(env.dvt(&["fsck"]).ok().stdout.contains("all intact"));
+
+    // An empty directory removed from inside another leaves that one empty: it is
+    // not new data (the pointer's directory goes there), so checkout needs no
+    // `--force` to put the inner one back, and says it did.
+    std::fs::remove_dir(env.path("data/raw/empty dir/inner empty")).unwrap();
+    let st = env.dvt(&["status"]).ok().stdout;
+    assert!(st.contains("deleted: data/raw/empty dir/inner empty/"), "{st}");
+    assert!(!st.contains("added"), "{st}");
+    let r = env.dvt(&["checkout", "data/raw"]).ok();
+    assert_eq!(
+        r.stdout,
+        "restored data/raw/empty dir/inner empty/\n\
+         0 files (0 B) and 1 empty directory restored, 0 paths already up to date\n"
+    );
+    assert_eq!(snapshot(&env.path("data/raw")), before_data);
 }
 
 #[test]

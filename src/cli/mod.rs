@@ -876,6 +876,22 @@ fn git_add_hint(q: bool, repo: &Repo, cwd: &std::path::Path, lead: &str) {
 }
 
 /// "1 file", "2 files".
+/// The count line of `checkout` and `pull`: files written, empty directories
+/// made, pointers already matching.
+fn restored_line(report: &ops::CheckoutReport) -> String {
+    let files = files(report.restored.len());
+    let bytes = HumanBytes(report.bytes);
+    let done = match report.restored_dirs.len() {
+        0 => format!("{files} restored ({bytes})"),
+        1 => format!("{files} ({bytes}) and 1 empty directory restored"),
+        n => format!("{files} ({bytes}) and {n} empty directories restored"),
+    };
+    format!(
+        "{done}, {} already up to date",
+        dvt::counted(report.unchanged.len(), "path")
+    )
+}
+
 fn files(n: impl TryInto<u64>) -> String {
     dvt::counted(n, "file")
 }
@@ -1438,19 +1454,12 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             for p in report.mode_fixed.iter().filter(|_| !*summary) {
                 say!(q, "mode fixed {}", quoted(p));
             }
-            if report.restored.len() <= 20 && !*summary {
-                for p in &report.restored {
+            if report.restored.len() + report.restored_dirs.len() <= 20 && !*summary {
+                for p in report.restored.iter().chain(&report.restored_dirs) {
                     say!(q, "restored {}", quoted(p));
                 }
             }
-            let n = report.restored.len();
-            say!(
-                q,
-                "{} restored ({}), {} already up to date",
-                files(n),
-                HumanBytes(report.bytes),
-                dvt::counted(report.unchanged.len(), "path")
-            );
+            say!(q, "{}", restored_line(&report));
         }
         Command::Move {
             from,
@@ -1734,14 +1743,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if let Some(runs) = &report.fetch.runs {
                 say!(q, "{}", runs_line(runs, false, &report.fetch.remote));
             }
-            let n = report.checkout.restored.len();
-            say!(
-                q,
-                "{} restored ({}), {} already up to date",
-                files(n),
-                HumanBytes(report.checkout.bytes),
-                dvt::counted(report.checkout.unchanged.len(), "path")
-            );
+            say!(q, "{}", restored_line(&report.checkout));
             if !report.other_remotes.is_empty() {
                 let named: Vec<String> = report.other_remotes.iter().map(|p| quoted(p).into_owned()).collect();
                 note!(

@@ -40,6 +40,9 @@ pub struct CheckoutReport {
     pub deleted: Vec<String>,
     /// Files whose executable bit was corrected.
     pub mode_fixed: Vec<String>,
+    /// Empty directories of a manifest made again, repo-relative, with a
+    /// trailing `/` (as `status` names them).
+    pub restored_dirs: Vec<String>,
     /// Pointers whose data already matched.
     pub unchanged: Vec<String>,
     /// Bytes written to the workspace.
@@ -343,7 +346,11 @@ fn apply(
         })
         .collect();
     for d in &manifest.empty_dirs {
-        fs::create_dir_all(t.data_abs.join(d))?;
+        let abs = t.data_abs.join(d);
+        if !abs.is_dir() {
+            fs::create_dir_all(abs)?;
+            report.restored_dirs.push(display_path(&t.data_rel, &format!("{d}/")));
+        }
     }
     for p in &changes.mode_changed {
         let abs = t.data_abs.join(p);
