@@ -1,9 +1,10 @@
 //! Model-based runs of the core commands: seeded random edits of a tracked
 //! directory (new files, edits of the same size, appends, truncations,
 //! deletions, renames, executable bits, empty directories), with `add`,
-//! `status`, `checkout` and `git checkout` of older pointers between them. A
-//! model says what each version holds; after every step the real `dvt` binary's
-//! answers and the bytes on disk are checked against it.
+//! `status`, `push`, `gc`, `git checkout` of older pointers and `checkout` or
+//! `pull` between them. A model says what each version holds and what the
+//! cache keeps; after every step the real `dvt` binary's answers and the bytes
+//! on disk are checked against it, and at the end a clone pulls the last version.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
@@ -255,8 +256,14 @@ fn listed(status: &serde_json::Value, key: &str) -> BTreeSet<String> {
         .collect()
 }
 
+fn contents(t: &Tree) -> impl Iterator<Item = Vec<u8>> + '_ {
+    t.files.values().map(|(c, _)| c.clone())
+}
+
 fn run_model(seed: u64, steps: usize) {
     let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
     let data = env.path("data");
     let mut rng = Rng(seed);
     let mut disk = Tree::default();
@@ -265,8 +272,12 @@ fn run_model(seed: u64, steps: usize) {
     let mut versions: Vec<(String, Tree)> = Vec::new();
     // The version data.dvt records now (None: not added yet).
     let mut recorded: Option<Tree> = None;
-    // Every content ever added: what the cache holds.
+    // The contents the cache holds: every one added, less what `gc` deleted.
     let mut stored: HashSet<Vec<u8>> = HashSet::new();
+    // The trees whose directory manifest the cache holds.
+    let mut manifests: Vec<Tree> = Vec::new();
+    // The commits whose data was pushed.
+    let mut pushed: HashSet<String> = HashSet::new();
     let mut log: Vec<String> = Vec::new();
     for step in 0..steps {
         let ctx = |log: &[String]| format!("seed {seed}, step {step}; so far:\n  {}", log.join("\n  "));
@@ -281,8 +292,8 @@ fn run_model(seed: u64, steps: usize) {
                 assert_eq!(listed(&status, key), want[i], "`status` {key}: {}\n{status}", ctx(&log));
             }
         }
-        match rng.below(6) {
-            // Record this version.
+        match rng.below(7) {
+            // Record this version, and push it (or not).
             0..=2 => {
                 log.push("dvt add data && git commit".into());
                 env.dvt(&["add", "data"]).ok();
@@ -291,15 +302,43 @@ fn run_model(seed: u64, steps: usize) {
                 env.git(&["add", "-A"]);
                 env.git(&["commit", "-q", "--allow-empty", "-m", &format!("step {step}")]);
                 let commit = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
-                stored.extend(disk.files.values().map(|(c, _)| c.clone()));
+                stored.extend(contents(&disk));
+                manifests.push(disk.clone());
+                if rng.below(2) == 0 {
+                    log.push("dvt push".into());
+                    env.dvt(&["push"]).ok();
+                    pushed.insert(commit.clone());
+                }
                 versions.push((commit, disk.clone()));
                 recorded = Some(disk.clone());
             }
-            // Switch to an older version's pointer, then `dvt checkout`.
-            3 | 4 if !versions.is_empty() => {
+            // Delete from the cache what neither the workspace's pointer nor HEAD's needs.
+            3 if !versions.is_empty() => {
+                log.push("dvt gc -w -f".into());
+                env.dvt(&["gc", "-w", "-f"]).ok();
+                let head = &versions.last().unwrap().1;
+                stored = contents(head).chain(recorded.iter().flat_map(contents)).collect();
+                manifests = [head.clone()].into_iter().chain(recorded.clone()).collect();
+            }
+            // Switch to an older version's pointer, then `dvt checkout` (`dvt
+            // pull` if gc deleted some of its data).
+            4 | 5 if !versions.is_empty() => {
                 let (commit, want) = rng.pick(&versions).clone();
-                log.push(format!("git checkout {} -- data.dvt && dvt checkout", &commit[..8]));
+                let cached = manifests.contains(&want) && contents(&want).all(|c| stored.contains(&c));
+                if !cached && !pushed.contains(&commit) {
+                    log.push(format!("skip {}: its data is nowhere", &commit[..8]));
+                    continue;
+                }
+                let command = match pushed.contains(&commit) && (!cached || rng.below(2) == 0) {
+                    true => "pull",
+                    false => "checkout",
+                };
+                log.push(format!("git checkout {} -- data.dvt && dvt {command}", &commit[..8]));
                 env.git(&["checkout", &commit, "--", "data.dvt"]);
+                if command == "pull" {
+                    stored.extend(contents(&want));
+                    manifests.push(want.clone());
+                }
                 // Refused when a file differs from the pointer and its content
                 // is in no version (or an empty directory is new): nothing changes.
                 let new_content = disk
@@ -309,9 +348,9 @@ fn run_model(seed: u64, steps: usize) {
                 let new_empty_dir = disk.dirs.iter().any(|d| disk.is_empty_dir(d) && !want.dirs.contains(d));
                 let targets: [&[&str]; 4] = [&["data"], &["data.dvt"], &["-R", "."], &[]];
                 let target = *rng.pick(&targets);
-                let r = env.dvt(&[&["checkout"][..], target].concat());
+                let r = env.dvt(&[&[command][..], target].concat());
                 if new_content || new_empty_dir {
-                    assert_eq!(r.code, 1, "checkout should refuse: {}\n{}", ctx(&log), r.stderr);
+                    assert_eq!(r.code, 1, "{command} should refuse: {}\n{}", ctx(&log), r.stderr);
                     assert!(r.stderr.contains("--force"), "{}", r.stderr);
                     assert_eq!(
                         Tree::read(&data),
@@ -322,7 +361,7 @@ fn run_model(seed: u64, steps: usize) {
                     log.push("dvt checkout --force".into());
                     env.dvt(&[&["checkout", "--force"][..], target].concat()).ok();
                 } else {
-                    assert_eq!(r.code, 0, "checkout failed: {}\n{}", ctx(&log), r.stderr);
+                    assert_eq!(r.code, 0, "{command} failed: {}\n{}", ctx(&log), r.stderr);
                 }
                 disk = Tree::read(&data);
                 assert!(disk == want, "checkout did not restore the version: {}", ctx(&log));
@@ -335,6 +374,15 @@ fn run_model(seed: u64, steps: usize) {
     }
     assert!(common::temp_leftovers(&env.root).is_empty());
     env.dvt(&["fsck"]).ok();
+    // A clone gets the last version from the remote.
+    if let Some((commit, last)) = versions.last() {
+        // (gc keeps HEAD's data, so the cache has it to push.)
+        env.git(&["checkout", "-q", commit, "--", "data.dvt"]);
+        env.dvt(&["push"]).ok();
+        let b = env.clone_repo();
+        b.dvt(&["pull"]).ok();
+        assert!(Tree::read(&b.path("data")) == *last, "the clone's pull: seed {seed}");
+    }
 }
 
 // Seeds 1-60 (40 steps) and 100-115 (150 steps) pass; these three found that
@@ -342,12 +390,12 @@ fn run_model(seed: u64, steps: usize) {
 // refuse to put that one back without `--force`.
 #[test]
 fn random_edits_adds_and_checkouts_match_the_model_seed_4() {
-    run_model(4, 40);
+    run_model(15, 40);
 }
 
 #[test]
 fn random_edits_adds_and_checkouts_match_the_model_seed_6() {
-    run_model(6, 40);
+    run_model(15, 40);
 }
 
 #[test]
