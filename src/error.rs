@@ -1449,6 +1449,17 @@ pub enum WorkspaceError {
         /// The affected paths, relative to the repository root.
         paths: Vec<String>,
     },
+    /// A file goes where a directory holds files a `.dvtignore` leaves out,
+    /// which checkout does not delete.
+    #[error(
+        "`{path}` is a directory holding files that a `.dvtignore` leaves out (`{example}`), where the pointer has a file: move them away (or delete them), then check out again"
+    )]
+    IgnoredInTheWay {
+        /// The directory, relative to the repository root.
+        path: String,
+        /// One file in it, relative to the repository root.
+        example: String,
+    },
     /// Some paths could not be restored; the others were.
     #[error("{} could not be checked out:\n{}", crate::counted(failures.len(), "path"), failures.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
     Incomplete {

@@ -212,6 +212,8 @@ enum Item {
     File(Found),
     Dir(PathBuf, String),
     Leftover(PathBuf),
+    /// Left out: `.git`, `.dvt`, or what a `.dvtignore` excludes.
+    Excluded,
 }
 
 fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan> {
@@ -242,7 +244,7 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| PathError::NotUtf8 { path: path.clone() })?;
             if name == ".git" || name == DVT_DIR {
-                return Ok(None);
+                return Ok(Some(Item::Excluded));
             }
             if crate::fsutil::is_temp_name(name) {
                 return Ok(Some(Item::Leftover(path)));
@@ -265,7 +267,7 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
                 return Err(PathError::Special { path }.into());
             }
             if !ignores.is_empty() && is_ignored(ignores, &path, ft.is_dir()) {
-                return Ok(None);
+                return Ok(Some(Item::Excluded));
             }
             let child = if rel.is_empty() {
                 name.to_string()
@@ -294,21 +296,29 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
         a[..n].cmp(&b[..n]).then_with(|| next(a, a_dir).cmp(&next(b, b_dir)))
     });
     let mut scan = Scan::default();
+    let mut excluded = false;
     items.retain(|item| match item {
         Item::Leftover(p) => {
             scan.leftovers.push(p.clone());
             false
         }
+        Item::Excluded => {
+            excluded = true;
+            false
+        }
         _ => true,
     });
-    if items.is_empty() && !rel.is_empty() {
+    // A directory holding only what is left out is not an empty one to record
+    // (as git does not track one holding only ignored files): `checkout` could
+    // not delete it without deleting them.
+    if items.is_empty() && !rel.is_empty() && !excluded {
         scan.empty_dirs.push(rel.to_string());
     }
     let parts = items
         .par_iter()
         .filter_map(|item| match item {
             Item::Dir(p, r) => Some(walk(p, r, ignores)),
-            Item::File(_) | Item::Leftover(_) => None,
+            Item::File(_) | Item::Leftover(_) | Item::Excluded => None,
         })
         .collect::<Result<Vec<_>>>()?;
     let mut parts = parts.into_iter();
@@ -321,7 +331,7 @@ fn walk(dir: &Path, rel: &str, parent_ignores: &[Arc<Gitignore>]) -> Result<Scan
                 scan.empty_dirs.extend(part.empty_dirs);
                 scan.leftovers.extend(part.leftovers);
             }
-            Item::Leftover(_) => {}
+            Item::Leftover(_) | Item::Excluded => {}
         }
     }
     Ok(scan)
@@ -334,6 +344,7 @@ impl Item {
             Item::File(f) => (f.rel.as_bytes(), false),
             Item::Dir(_, r) => (r.as_bytes(), true),
             Item::Leftover(p) => (p.as_os_str().as_encoded_bytes(), false),
+            Item::Excluded => (&[], false),
         }
     }
 }

@@ -770,6 +770,49 @@ fn dvtignore_excludes_paths_from_add_and_status() {
     assert!(r.stderr.contains("is outside the repository"), "{}", r.stderr);
 }
 
+/// What `.dvtignore` excludes is not dvt's to delete: checkout keeps it, and a
+/// directory holding only such files is not recorded as an empty directory.
+#[test]
+fn checkout_leaves_dvtignored_files_and_their_directories_alone() {
+    let env = TestEnv::new();
+    env.write("data/.dvtignore", "*.tmp\n");
+    env.write("data/x", "v1\n");
+    env.write("data/a", "a\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("v1");
+    let pointer = env.read("data.dvt");
+    env.write("data/run/log.tmp", "scratch\n");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+    assert!(env.dvt(&["add", "data"]).ok().stdout.starts_with("unchanged data"));
+    assert_eq!(env.read("data.dvt"), pointer, "no empty directory `run` recorded");
+    env.dvt(&["checkout", "--force", "data"]).ok();
+    assert_eq!(env.read("data/run/log.tmp"), b"scratch\n");
+
+    // A file of the pointer goes where a directory holds ignored files: the rest is
+    // restored, and the error names a file in the way.
+    std::fs::remove_file(env.path("data/x")).unwrap();
+    env.write("data/x/y/s.tmp", "mine\n");
+    env.write("data/a", "b\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("v2");
+    env.git(&["checkout", "HEAD~1", "--", "data.dvt"]);
+    let r = env.dvt(&["checkout", "--force"]).fails();
+    assert!(
+        r.stderr.contains(
+            "`data/x` is a directory holding files that a `.dvtignore` leaves out (`data/x/y/s.tmp`), \
+             where the pointer has a file"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("data/a"), b"a\n");
+    assert_eq!(env.read("data/x/y/s.tmp"), b"mine\n");
+    std::fs::remove_dir_all(env.path("data/x")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/x"), b"v1\n");
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}
+
 #[test]
 fn add_rejects_bad_paths_and_writes_nothing() {
     let env = TestEnv::new();

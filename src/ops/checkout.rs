@@ -529,7 +529,18 @@ fn restore(repo: &Repo, stat: &StatCache, t: &Tracked, job: &Job, inner: Option<
     let result = (|| -> Result<()> {
         write_object(repo, job, &tmp_file, &shown)?;
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir(&dest)?;
+            // What is left inside is what `.dvtignore` hides from the scan:
+            // not ours to delete.
+            if let Err(e) = fs::remove_dir(&dest) {
+                return Err(match first_file_below(&dest) {
+                    Some(f) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => WorkspaceError::IgnoredInTheWay {
+                        path: shown.clone(),
+                        example: f.strip_prefix(repo.root()).unwrap_or(&f).to_string_lossy().into_owned(),
+                    }
+                    .into(),
+                    _ => e.into(),
+                });
+            }
         }
         fs::rename(&tmp_file, &dest)?;
         Ok(())
@@ -548,6 +559,16 @@ fn restore(repo: &Repo, stat: &StatCache, t: &Tracked, job: &Job, inner: Option<
         stat.put(&key, Stamp::of(&meta), job.id);
     }
     Ok(())
+}
+
+/// The first file below directory `dir`, if there is one.
+fn first_file_below(dir: &Path) -> Option<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| !e.file_type().is_dir())
+        .map(walkdir::DirEntry::into_path)
 }
 
 /// `mode` with execute bits set wherever it has read bits (as git does), or cleared.
