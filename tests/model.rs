@@ -131,10 +131,23 @@ impl Tree {
     }
 
     /// What `checkout` of `version` leaves here: its files and directories,
-    /// and this tree's ignored files, with the directories holding them.
-    fn checked_out(&self, version: &Tree) -> Tree {
-        let mut t = version.clone();
-        for p in self.ignored.keys() {
+    /// and this tree's ignored files, with the directories holding them. With
+    /// `part` (a directory of `version`), only what is inside it changes.
+    fn checked_out(&self, version: &Tree, part: Option<&str>) -> Tree {
+        let inside = |p: &str| part.is_none_or(|s| p == s || p.starts_with(&format!("{s}/")));
+        let mut t = self.clone();
+        t.files.retain(|p, _| !inside(p));
+        t.files.extend(
+            version
+                .files
+                .iter()
+                .filter(|(p, _)| inside(p))
+                .map(|(p, f)| (p.clone(), f.clone())),
+        );
+        t.dirs.retain(|d| !inside(d));
+        t.dirs.extend(version.dirs.iter().filter(|d| inside(d)).cloned());
+        let kept = self.ignored.keys().filter(|p| inside(p)).map(String::as_str);
+        for p in kept.chain(part) {
             t.dirs.extend(
                 Path::new(p)
                     .ancestors()
@@ -143,7 +156,7 @@ impl Tree {
                     .filter(|a| !a.is_empty()),
             );
         }
-        t.ignored.clone_from(&self.ignored);
+        t.dirs.extend(part.map(str::to_string));
         t
     }
 
@@ -456,7 +469,22 @@ fn run_model(seed: u64, steps: usize) {
                     true => "pull",
                     false => "checkout",
                 };
-                log.push(format!("git checkout {} -- data.dvt && dvt {command}", &commit[..8]));
+                // Now and then a directory inside, alone (`dvt checkout data/sub`).
+                let parts: Vec<&String> = want
+                    .dirs
+                    .iter()
+                    .filter(|d| !disk.files.contains_key(*d) && !disk.under_a_file(d))
+                    .collect();
+                let part = match command == "checkout" && !parts.is_empty() && rng.below(3) == 0 {
+                    true => Some(rng.pick(&parts).to_string()),
+                    false => None,
+                };
+                let inside = |p: &str| part.as_ref().is_none_or(|s| p == s || p.starts_with(&format!("{s}/")));
+                log.push(format!(
+                    "git checkout {} -- data.dvt && dvt {command} {}",
+                    &commit[..8],
+                    part.as_deref().map_or(String::new(), |s| format!("data/{s}"))
+                ));
                 env.git(&["checkout", &commit, "--", "data.dvt"]);
                 if command == "pull" {
                     stored.extend(contents(&want));
@@ -464,21 +492,28 @@ fn run_model(seed: u64, steps: usize) {
                 }
                 // Refused when a file differs from the pointer and its content
                 // is in no version (or an empty directory is new): nothing changes.
-                let new_content = disk
-                    .files
+                let new_content = disk.files.iter().any(|(p, (c, _))| {
+                    inside(p) && want.files.get(p).is_none_or(|(w, _)| w != c) && !stored.contains(c)
+                });
+                let new_empty_dir = disk
+                    .dirs
                     .iter()
-                    .any(|(p, (c, _))| want.files.get(p).is_none_or(|(w, _)| w != c) && !stored.contains(c));
-                let new_empty_dir = disk.dirs.iter().any(|d| disk.is_empty_dir(d) && !want.dirs.contains(d));
+                    .any(|d| inside(d) && disk.is_empty_dir(d) && !want.dirs.contains(d));
                 // A file of the version goes where a directory holds ignored
                 // files: checkout restores the rest, fails naming one of them.
                 let in_the_way: Vec<String> = want
                     .files
                     .keys()
-                    .filter(|f| disk.ignored.keys().any(|i| i.starts_with(&format!("{f}/"))))
+                    .filter(|f| inside(f) && disk.ignored.keys().any(|i| i.starts_with(&format!("{f}/"))))
                     .cloned()
                     .collect();
                 let targets: [&[&str]; 4] = [&["data"], &["data.dvt"], &["-R", "."], &[]];
-                let target = *rng.pick(&targets);
+                let whole = *rng.pick(&targets);
+                let one = part.as_ref().map(|s| format!("data/{s}"));
+                let target: &[&str] = match &one {
+                    Some(one) => &[one.as_str()],
+                    None => whole,
+                };
                 let mut r = env.dvt(&[&[command][..], target].concat());
                 if new_content || new_empty_dir {
                     assert_eq!(r.code, 1, "{command} should refuse: {}\n{}", ctx(&log), r.stderr);
@@ -513,12 +548,14 @@ fn run_model(seed: u64, steps: usize) {
                 }
                 let before = std::mem::replace(&mut disk, Tree::read(&data));
                 assert!(
-                    disk == before.checked_out(&want),
+                    disk == before.checked_out(&want, part.as_deref()),
                     "checkout did not restore the version (ignored files kept): {}",
                     ctx(&log)
                 );
-                let clean = env.dvt(&["status", "--json", "data"]).ok().json();
-                assert_eq!(clean["pointers"][0]["workspace"], "unchanged", "{}\n{clean}", ctx(&log));
+                if part.is_none() {
+                    let clean = env.dvt(&["status", "--json", "data"]).ok().json();
+                    assert_eq!(clean["pointers"][0]["workspace"], "unchanged", "{}\n{clean}", ctx(&log));
+                }
                 recorded = Some(want);
             }
             _ => {}
