@@ -13,6 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::TestEnv;
 
@@ -381,10 +382,77 @@ fn contents(t: &Tree) -> impl Iterator<Item = Vec<u8>> + '_ {
     t.files.values().map(|(c, _)| c.clone())
 }
 
+/// What a cache or a remote holds: file contents, and the versions whose
+/// directory manifest is there (a manifest is one per tree).
+#[derive(Default)]
+struct Held {
+    contents: HashSet<Vec<u8>>,
+    manifests: Vec<Tree>,
+}
+
+impl Held {
+    /// Whether all of `t`'s data is here: its manifest and every file's content.
+    fn has(&self, t: &Tree) -> bool {
+        self.manifests.contains(t) && contents(t).all(|c| self.contents.contains(&c))
+    }
+
+    fn put(&mut self, t: &Tree) {
+        self.contents.extend(contents(t));
+        self.manifests.push(t.clone());
+    }
+
+    /// After a `gc` that keeps the data of `kept`: what of it was here.
+    fn keep_only(&mut self, kept: &[&Tree]) {
+        let keep: HashSet<Vec<u8>> = kept.iter().flat_map(|t| contents(t)).collect();
+        self.contents.retain(|c| keep.contains(c));
+        self.manifests.retain(|t| kept.contains(&t));
+    }
+}
+
+/// Where the model's data is pushed: a directory beside the repository, or a
+/// new bucket on the S3 server at this endpoint (moto, started by the test script).
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    Dir,
+    S3(&'a str),
+}
+
+impl Backend<'_> {
+    /// Makes it `env`'s default remote.
+    fn configure(self, env: &TestEnv) {
+        match self {
+            Backend::Dir => {
+                let store = env.root.parent().unwrap().join("store");
+                env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+            }
+            Backend::S3(endpoint) => {
+                static N: AtomicU32 = AtomicU32::new(0);
+                let bucket = format!("model-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+                env.run("curl", &["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+                    .ok();
+                env.dvt(&["remote", "add", "-d", "s3", &format!("s3://{bucket}/model")])
+                    .ok();
+                env.dvt(&["remote", "modify", "s3", "endpointurl", endpoint]).ok();
+                env.dvt(&["remote", "modify", "s3", "access_key_id", "testing"]).ok();
+                Backend::secret(env);
+            }
+        }
+    }
+
+    /// The secret a clone lacks (it stays in `config.local.toml`).
+    fn secret(env: &TestEnv) {
+        env.dvt(&["remote", "modify", "s3", "secret_access_key", "testing-secret"])
+            .ok();
+    }
+}
+
 fn run_model(seed: u64, steps: usize) {
+    run_model_with(seed, steps, Backend::Dir);
+}
+
+fn run_model_with(seed: u64, steps: usize, backend: Backend) {
     let env = TestEnv::new();
-    let store = env.root.parent().unwrap().join("store");
-    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    backend.configure(&env);
     let data = env.path("data");
     let mut rng = Rng(seed);
     let mut disk = Tree::default();
@@ -395,12 +463,9 @@ fn run_model(seed: u64, steps: usize) {
     let mut versions: Vec<(String, Tree)> = Vec::new();
     // The version data.dvt records now (None: not added yet).
     let mut recorded: Option<Tree> = None;
-    // The contents the cache holds: every one added, less what `gc` deleted.
-    let mut stored: HashSet<Vec<u8>> = HashSet::new();
-    // The trees whose directory manifest the cache holds.
-    let mut manifests: Vec<Tree> = Vec::new();
-    // The commits whose data was pushed.
-    let mut pushed: HashSet<String> = HashSet::new();
+    // What the cache holds (all added, less what `gc` deleted), and the remote.
+    let mut cache = Held::default();
+    let mut remote = Held::default();
     let mut log: Vec<String> = Vec::new();
     for step in 0..steps {
         let ctx = |log: &[String]| format!("seed {seed}, step {step}; so far:\n  {}", log.join("\n  "));
@@ -429,16 +494,16 @@ fn run_model(seed: u64, steps: usize) {
                 env.git(&["add", "-A"]);
                 env.git(&["commit", "-q", "--allow-empty", "-m", &format!("step {step}")]);
                 let commit = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
-                stored.extend(contents(&disk));
-                manifests.push(disk.recorded());
+                cache.put(&disk.recorded());
                 if rng.below(2) == 0 {
                     log.push("dvt push".into());
                     env.dvt(&["push"]).ok();
-                    pushed.insert(commit.clone());
+                    remote.put(&disk.recorded());
                 }
                 // `diff` between an earlier version and this one (whose
                 // manifests the cache holds: else it says the files are unlisted).
-                let listable: Vec<&(String, Tree)> = versions.iter().filter(|(_, t)| manifests.contains(t)).collect();
+                let listable: Vec<&(String, Tree)> =
+                    versions.iter().filter(|(_, t)| cache.manifests.contains(t)).collect();
                 if !listable.is_empty() {
                     let (old, was) = *rng.pick(&listable);
                     let diff = env.dvt(&["diff", "--json", old, &commit]).ok().json();
@@ -448,24 +513,32 @@ fn run_model(seed: u64, steps: usize) {
                 versions.push((commit, disk.recorded()));
                 recorded = Some(disk.recorded());
             }
-            // Delete from the cache what neither the workspace's pointer nor HEAD's needs.
+            // Delete from the cache (and half the time from the remote too) what
+            // neither the workspace's pointer nor HEAD's needs.
             3 if !versions.is_empty() => {
-                log.push("dvt gc -w -f".into());
-                env.dvt(&["gc", "-w", "-f"]).ok();
-                let head = &versions.last().unwrap().1;
-                stored = contents(head).chain(recorded.iter().flat_map(contents)).collect();
-                manifests = [head.clone()].into_iter().chain(recorded.clone()).collect();
+                let kept: Vec<&Tree> = [&versions.last().unwrap().1].into_iter().chain(&recorded).collect();
+                cache.keep_only(&kept);
+                // (A directory remote nothing was pushed to does not exist yet.)
+                if remote.manifests.is_empty() || rng.below(2) == 0 {
+                    log.push("dvt gc -w -f".into());
+                    env.dvt(&["gc", "-w", "-f"]).ok();
+                } else {
+                    log.push("dvt gc -w -f -r --grace 0".into());
+                    env.dvt(&["gc", "-w", "-f", "-r", "--grace", "0"]).ok();
+                    remote.keep_only(&kept);
+                }
             }
             // Switch to an older version's pointer, then `dvt checkout` (`dvt
             // pull` if gc deleted some of its data).
             4 | 5 if !versions.is_empty() => {
                 let (commit, want) = rng.pick(&versions).clone();
-                let cached = manifests.contains(&want) && contents(&want).all(|c| stored.contains(&c));
-                if !cached && !pushed.contains(&commit) {
+                let cached = cache.has(&want);
+                let pushed = remote.has(&want);
+                if !cached && !pushed {
                     log.push(format!("skip {}: its data is nowhere", &commit[..8]));
                     continue;
                 }
-                let command = match pushed.contains(&commit) && (!cached || rng.below(2) == 0) {
+                let command = match pushed && (!cached || rng.below(2) == 0) {
                     true => "pull",
                     false => "checkout",
                 };
@@ -487,13 +560,12 @@ fn run_model(seed: u64, steps: usize) {
                 ));
                 env.git(&["checkout", &commit, "--", "data.dvt"]);
                 if command == "pull" {
-                    stored.extend(contents(&want));
-                    manifests.push(want.clone());
+                    cache.put(&want);
                 }
                 // Refused when a file differs from the pointer and its content
                 // is in no version (or an empty directory is new): nothing changes.
                 let new_content = disk.files.iter().any(|(p, (c, _))| {
-                    inside(p) && want.files.get(p).is_none_or(|(w, _)| w != c) && !stored.contains(c)
+                    inside(p) && want.files.get(p).is_none_or(|(w, _)| w != c) && !cache.contents.contains(c)
                 });
                 let new_empty_dir = disk
                     .dirs
@@ -569,6 +641,9 @@ fn run_model(seed: u64, steps: usize) {
         env.git(&["checkout", "-q", commit, "--", "data.dvt"]);
         env.dvt(&["push"]).ok();
         let b = env.clone_repo();
+        if let Backend::S3(_) = backend {
+            Backend::secret(&b);
+        }
         b.dvt(&["pull"]).ok();
         assert!(Tree::read(&b.path("data")) == *last, "the clone's pull: seed {seed}");
     }
@@ -604,7 +679,23 @@ fn random_edits_sweep_of_the_seeds_asked_for() {
     };
     let (first, last) = seeds.split_once('-').unwrap_or((&seeds, &seeds));
     let steps = std::env::var("DVT_MODEL_STEPS").map_or(40, |s| s.parse().unwrap());
+    let s3 = std::env::var("DVT_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|_| std::env::var_os("DVT_MODEL_S3").is_some());
+    let backend = s3.as_deref().map_or(Backend::Dir, Backend::S3);
     for seed in first.parse::<u64>().unwrap()..=last.parse().unwrap() {
-        run_model(seed, steps);
+        run_model_with(seed, steps, backend);
     }
+}
+
+/// The same runs against S3 (moto): pushes of packed small objects, `gc -r`
+/// rewriting packs, pulls of what it left.
+#[test]
+fn random_edits_with_an_s3_remote_match_the_model() {
+    if std::env::var_os("DVT_SKIP_REMOTE_TESTS").is_some() {
+        return;
+    }
+    let endpoint = std::env::var("DVT_TEST_S3_ENDPOINT")
+        .expect("DVT_TEST_S3_ENDPOINT is not set: run ./scripts/test.sh, which starts the test servers (or set DVT_SKIP_REMOTE_TESTS)");
+    run_model_with(4, 40, Backend::S3(&endpoint));
 }
