@@ -66,8 +66,16 @@ pub fn remove_if_interrupted(dir: &Path) {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether [`remove_own_temporaries`] has begun: the process is being interrupted,
-/// and its main thread should wait for that to finish rather than exit itself.
+/// Says the process is being interrupted, before anything else the handler
+/// does: from then on [`interrupted`] is true, so that the main thread, seeing
+/// its work fail as the handler stops it, leaves the cleanup to the handler.
+pub fn begin_interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether the process is being interrupted ([`begin_interrupt`]): its main
+/// thread should wait for the handler to finish rather than exit itself, and
+/// not record its failing work as a failure of its own.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }

@@ -670,6 +670,7 @@ pub fn run() -> ExitCode {
     // an interrupted command does. (SIGKILL cannot be caught: its leftovers are
     // removed by the next command that writes there.)
     let _ = ctrlc::set_handler(|| {
+        dvt::fsutil::begin_interrupt();
         // Stage commands run in groups of their own, which Ctrl-C does not reach.
         dvt::process::interrupt_all();
         let removed = dvt::fsutil::remove_own_temporaries();

@@ -212,7 +212,11 @@ impl Worktree<'_> {
 
 impl Drop for Worktree<'_> {
     fn drop(&mut self) {
-        let _ = self.git.remove_worktree(&self.dir);
+        // Interrupted: the handler deletes the files (and counts them), and git's
+        // record goes at the next run.
+        if !crate::fsutil::interrupted() {
+            let _ = self.git.remove_worktree(&self.dir);
+        }
     }
 }
 
@@ -637,6 +641,8 @@ fn run_queued(
             });
             Ok(Ok(report))
         }
+        // Stopped by Ctrl-C: it stays queued, not failed (the handler exits).
+        Err(e) if crate::fsutil::interrupted() => Err(e),
         Err(e) => {
             let why = crate::error_chain(&e);
             note(&format!("Failed: {why}"));
