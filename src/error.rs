@@ -1438,7 +1438,11 @@ pub enum PathError {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     /// Files whose content differs from the pointers would be overwritten or deleted.
-    #[error("checkout would overwrite or delete {} with changes not recorded in a pointer:\n{}", crate::counted(paths.len(), "file"), list(paths))]
+    #[error(
+        "checkout would overwrite or delete {} with changes not recorded in a pointer:\n{}",
+        files_and_dirs(paths),
+        list(paths)
+    )]
     Conflicts {
         /// The affected paths, relative to the repository root.
         paths: Vec<String>,
@@ -1468,6 +1472,22 @@ pub enum WorkspaceError {
         /// Whether any of them failed because the disk is full.
         disk_full: bool,
     },
+}
+
+/// How many of `paths` are files and how many empty directories (named with a
+/// trailing `/`): `2 files`, `1 empty directory`, `1 file and 2 empty directories`.
+fn files_and_dirs(paths: &[String]) -> String {
+    let dirs = paths.iter().filter(|p| p.ends_with('/')).count();
+    let files = paths.len() - dirs;
+    let dirs_text = match dirs {
+        1 => "1 empty directory".to_string(),
+        n => format!("{n} empty directories"),
+    };
+    match (files, dirs) {
+        (_, 0) => crate::counted(files, "file"),
+        (0, _) => dirs_text,
+        _ => format!("{} and {dirs_text}", crate::counted(files, "file")),
+    }
 }
 
 fn list(paths: &[String]) -> String {

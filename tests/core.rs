@@ -163,6 +163,22 @@ fn add_delete_checkout_round_trips_every_kind_of_entry() {
          0 files (0 B) and 1 empty directory restored, 0 paths already up to date\n"
     );
     assert_eq!(snapshot(&env.path("data/raw")), before_data);
+
+    // A new file and a new empty directory are work checkout will not delete unasked.
+    env.write("data/raw/new.txt", "mine\n");
+    std::fs::create_dir(env.path("data/raw/new dir")).unwrap();
+    let r = env.dvt(&["checkout", "data/raw"]).fails();
+    assert!(
+        r.stderr.starts_with(
+            "error: checkout would overwrite or delete 1 file and 1 empty directory with changes not recorded in a pointer:\n  \
+             data/raw/new.txt\n  data/raw/new dir/\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["checkout", "--force", "data/raw"]).ok();
+    assert!(r.stdout.contains("deleted data/raw/new.txt"), "{}", r.stdout);
+    assert_eq!(snapshot(&env.path("data/raw")), before_data);
 }
 
 #[test]
