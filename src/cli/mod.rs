@@ -876,7 +876,6 @@ fn git_add_hint(q: bool, repo: &Repo, cwd: &std::path::Path, lead: &str) {
     );
 }
 
-/// "1 file", "2 files".
 /// The count line of `checkout` and `pull`: files written, empty directories
 /// made, pointers already matching.
 fn restored_line(report: &ops::CheckoutReport) -> String {
@@ -893,6 +892,7 @@ fn restored_line(report: &ops::CheckoutReport) -> String {
     )
 }
 
+/// "1 file", "2 files".
 fn files(n: impl TryInto<u64>) -> String {
     dvt::counted(n, "file")
 }

@@ -146,14 +146,11 @@ impl Remote {
         if self.dir.is_some() {
             return Ok(set);
         }
-        let names = match self.pack_listing().await {
-            Ok((names, times)) => {
-                set.times = times;
-                Ok(names)
-            }
-            Err(e) => Err(e),
-        };
-        let names = match names {
+        let listed = self.pack_listing().await.map(|(names, times)| {
+            set.times = times;
+            names
+        });
+        let names = match listed {
             Err(_) if self.is_plain() => self.read_pack_list().await?,
             // A listing refused with another client error (a CDN answers
             // PROPFIND with 403): a copy served with its list is a plain web
