@@ -2,7 +2,8 @@
 //! directory (new files, edits of the same size, appends, truncations,
 //! deletions, renames, executable bits, empty directories, files a
 //! `.dvtignore` leaves out), with `add`, `status`, `diff`, `push`, `gc`, `git
-//! checkout` of older pointers and `checkout` or `pull` between them. A model
+//! checkout` of older pointers and `checkout` or `pull` between them, or `git
+//! checkout` of older commits whose post-checkout hook checks out. A model
 //! says what each version holds and what the cache keeps; after every step the
 //! real `dvt` binary's answers and the bytes on disk are checked against it,
 //! and at the end a clone pulls the last version.
@@ -467,6 +468,7 @@ fn run_model(seed: u64, steps: usize) {
 fn run_model_with(seed: u64, steps: usize, backend: Backend) {
     let env = TestEnv::new();
     backend.configure(&env);
+    env.dvt(&["install-hooks"]).ok();
     let data = env.path("data");
     let mut rng = Rng(seed);
     let mut disk = Tree::default();
@@ -477,6 +479,10 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
     let mut versions: Vec<(String, Tree)> = Vec::new();
     // The version data.dvt records now (None: not added yet).
     let mut recorded: Option<Tree> = None;
+    // The version HEAD's commit records, and whether HEAD left `main` (a `git
+    // checkout` of an older commit: the commits after it are on no branch).
+    let mut head: Option<Tree> = None;
+    let mut detached = false;
     // What the cache holds (all added, less what `gc` deleted), and the remote.
     let mut cache = Held::default();
     let mut remote = Held::default();
@@ -494,7 +500,7 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                 assert_eq!(listed(&status, key), want[i], "`status` {key}: {}\n{status}", ctx(&log));
             }
             // `diff` with no revision: HEAD's data against the workspace's as it is.
-            let head = &versions.last().unwrap().1;
+            let head = head.as_ref().unwrap();
             let diff = env.dvt(&["diff", "--json"]).ok().json();
             assert_eq!(diffed(&diff), model_diff(head, &disk), "`diff`: {}\n{diff}", ctx(&log));
         }
@@ -528,11 +534,12 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                 }
                 versions.push((commit, disk.recorded()));
                 recorded = Some(disk.recorded());
+                head = Some(disk.recorded());
             }
             // Delete from the cache (and half the time from the remote too) what
             // neither the workspace's pointer nor HEAD's needs.
             3 if !versions.is_empty() => {
-                let kept: Vec<&Tree> = [&versions.last().unwrap().1].into_iter().chain(&recorded).collect();
+                let kept: Vec<&Tree> = head.iter().chain(&recorded).collect();
                 cache.keep_only(&kept);
                 // (A directory remote nothing was pushed to does not exist yet.)
                 if remote.manifests.is_empty() || rng.below(2) == 0 {
@@ -571,12 +578,6 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                     false => None,
                 };
                 let inside = |p: &str| part.as_ref().is_none_or(|s| p == s || p.starts_with(&format!("{s}/")));
-                log.push(format!(
-                    "git checkout {} -- data.dvt && dvt {command} {}",
-                    &commit[..8],
-                    part.as_deref().map_or(String::new(), |s| format!("data/{s}"))
-                ));
-                env.git(&["checkout", &commit, "--", "data.dvt"]);
                 if command == "pull" {
                     cache.put(&want);
                 }
@@ -605,6 +606,49 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                     None => whole,
                 };
                 let args = [&[command][..], target].concat();
+                // Half the whole checkouts are git's: `git checkout COMMIT`,
+                // whose post-checkout hook runs `dvt checkout` (and only reports
+                // a refusal: git has switched already).
+                if command == "checkout" && part.is_none() && in_the_way.is_empty() && rng.below(2) == 0 {
+                    log.push(format!("git checkout -f {} (the hook checks out)", &commit[..8]));
+                    let r = env.git_with_dvt(&["checkout", "-q", "-f", &commit]);
+                    assert_eq!(r.code, 0, "git checkout: {}\n{}", ctx(&log), r.stderr);
+                    head = Some(want.clone());
+                    detached = true;
+                    let refused = r.stderr.contains("dvt: data not checked out");
+                    assert_eq!(
+                        refused,
+                        new_content || new_empty_dir,
+                        "the hook: {}\n{}",
+                        ctx(&log),
+                        r.stderr
+                    );
+                    if refused {
+                        assert!(r.stderr.contains("--force"), "{}", r.stderr);
+                        assert_eq!(
+                            Tree::read(&data),
+                            disk,
+                            "a refused checkout changed files: {}",
+                            ctx(&log)
+                        );
+                        log.push("dvt checkout --force".into());
+                        env.dvt(&["checkout", "--force"]).ok();
+                    }
+                    let before = std::mem::replace(&mut disk, Tree::read(&data));
+                    assert!(
+                        disk == before.checked_out(&want, None),
+                        "the hook's checkout: {}",
+                        ctx(&log)
+                    );
+                    recorded = Some(want);
+                    continue;
+                }
+                log.push(format!(
+                    "git checkout {} -- data.dvt && dvt {}",
+                    &commit[..8],
+                    args.join(" ")
+                ));
+                env.git(&["checkout", &commit, "--", "data.dvt"]);
                 if !(new_content || new_empty_dir) && in_the_way.is_empty() {
                     // Killed part way, then run again: each file old or new meanwhile.
                     interrupted(&env, &mut rng, &mut log, &args);
@@ -669,6 +713,9 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
         // (gc keeps HEAD's data, so the cache has it to push.)
         env.git(&["checkout", "-q", commit, "--", "data.dvt"]);
         env.dvt(&["push"]).ok();
+        if detached {
+            env.git(&["branch", "-f", "main", commit]);
+        }
         let b = env.clone_repo();
         if let Backend::S3(_) = backend {
             Backend::secret(&b);

@@ -1831,9 +1831,11 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             };
             // git has already switched; a failure here is reported, not fatal.
             match ops::checkout(&repo, &opts, bars) {
-                Ok(r) if !r.restored.is_empty() => {
-                    note!(quiet, "dvt: checked out {}", dvt::counted(r.restored.len(), "path"))
-                }
+                Ok(r) if !r.restored.is_empty() || !r.restored_dirs.is_empty() => note!(
+                    quiet,
+                    "dvt: checked out {}",
+                    dvt::counted(r.restored.len() + r.restored_dirs.len(), "path")
+                ),
                 Ok(_) => {}
                 Err(e) => {
                     note!(false, "dvt: data not checked out: {e}");
