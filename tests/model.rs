@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::TestEnv;
+use common::{Run, TestEnv};
 
 /// splitmix64: a seeded sequence, the same on every machine.
 struct Rng(u64);
@@ -461,6 +461,20 @@ fn interrupted(env: &TestEnv, rng: &mut Rng, log: &mut Vec<String>, args: &[&str
     assert_eq!(r.code, 0, "fsck after a kill: {}\n{}", log.join("\n  "), r.stderr);
 }
 
+/// After a checkout refused (saying so in `stderr`): checks that it changed
+/// nothing on disk and hinted at `--force`, then runs `dvt checkout --force TARGET`.
+fn forced_after_refusal(env: &TestEnv, disk: &Tree, log: &mut Vec<String>, stderr: &str, target: &[&str]) -> Run {
+    assert!(stderr.contains("--force"), "{stderr}");
+    let now = Tree::read(&env.path("data"));
+    assert!(
+        now == *disk,
+        "a refused checkout changed files:\n  {}",
+        log.join("\n  ")
+    );
+    log.push("dvt checkout --force".into());
+    env.dvt(&[&["checkout", "--force"][..], target].concat())
+}
+
 fn run_model(seed: u64, steps: usize) {
     run_model_with(seed, steps, Backend::Dir);
 }
@@ -624,15 +638,7 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                         r.stderr
                     );
                     if refused {
-                        assert!(r.stderr.contains("--force"), "{}", r.stderr);
-                        assert_eq!(
-                            Tree::read(&data),
-                            disk,
-                            "a refused checkout changed files: {}",
-                            ctx(&log)
-                        );
-                        log.push("dvt checkout --force".into());
-                        env.dvt(&["checkout", "--force"]).ok();
+                        forced_after_refusal(&env, &disk, &mut log, &r.stderr, &[]).ok();
                     }
                     let before = std::mem::replace(&mut disk, Tree::read(&data));
                     assert!(
@@ -656,15 +662,7 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                 let mut r = env.dvt(&args);
                 if new_content || new_empty_dir {
                     assert_eq!(r.code, 1, "{command} should refuse: {}\n{}", ctx(&log), r.stderr);
-                    assert!(r.stderr.contains("--force"), "{}", r.stderr);
-                    assert_eq!(
-                        Tree::read(&data),
-                        disk,
-                        "a refused checkout changed files: {}",
-                        ctx(&log)
-                    );
-                    log.push("dvt checkout --force".into());
-                    r = env.dvt(&[&["checkout", "--force"][..], target].concat());
+                    r = forced_after_refusal(&env, &disk, &mut log, &r.stderr, target);
                 }
                 if in_the_way.is_empty() {
                     assert_eq!(r.code, 0, "{command} failed: {}\n{}", ctx(&log), r.stderr);
