@@ -358,21 +358,15 @@ impl Remote {
         }
         let dirs: Vec<u8> = (0..=255u8).filter(|d| per_dir[*d as usize] > 0).collect();
         let per_dir = &per_dir;
-        let listed: Vec<Result<Vec<ObjectId>>> = futures::stream::iter(dirs)
-            .map(|d| async move {
+        let listed = self
+            .per_first_byte(dirs, |d| async move {
                 let r = self.list_dir(d).await;
                 on_checked(per_dir[d as usize]);
                 r
             })
-            .buffer_unordered(self.jobs.min(32))
-            .collect()
-            .await;
+            .await?;
         let wanted: FxHashSet<ObjectId> = ids.iter().copied().collect();
-        let mut out = FxHashSet::default();
-        for r in listed {
-            out.extend(r?.into_iter().filter(|id| wanted.contains(id)));
-        }
-        Ok(out)
+        Ok(listed.into_iter().filter(|id| wanted.contains(id)).collect())
     }
 
     /// The first bytes of the directories of loose objects (`objects/xx/`)
@@ -524,14 +518,24 @@ impl Remote {
 
     /// [`Remote::list_loose`] of each first byte of `firsts`, several at once.
     async fn list_loose_in(&self, firsts: impl IntoIterator<Item = u8>) -> Result<Vec<Dated>> {
-        let listed: Vec<Result<Vec<Dated>>> = futures::stream::iter(firsts)
-            .map(|first| self.list_loose(first))
+        self.per_first_byte(firsts, |first| self.list_loose(first)).await
+    }
+
+    /// `list` of each first byte of `firsts` (one directory `objects/xx/`
+    /// each), up to 32 at once, joined; the first failure fails it all.
+    async fn per_first_byte<T, F, Fut>(&self, firsts: impl IntoIterator<Item = u8>, list: F) -> Result<Vec<T>>
+    where
+        F: FnMut(u8) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>>>,
+    {
+        let listed: Vec<Result<Vec<T>>> = futures::stream::iter(firsts)
+            .map(list)
             .buffer_unordered(self.jobs.min(32))
             .collect()
             .await;
         let mut out = Vec::new();
-        for loose in listed {
-            out.extend(loose?);
+        for part in listed {
+            out.extend(part?);
         }
         Ok(out)
     }
@@ -548,15 +552,9 @@ impl Remote {
 
     /// Every object on the remote, with its stored size when `sized`.
     pub async fn list_all_sized(&self, sized: bool) -> Result<Vec<(ObjectId, u64)>> {
-        let listed: Vec<Result<Vec<(ObjectId, u64)>>> = futures::stream::iter(0..=255u8)
-            .map(|d| self.list_dir_sized(d, sized))
-            .buffer_unordered(self.jobs.min(32))
-            .collect()
-            .await;
-        let mut out = Vec::new();
-        for r in listed {
-            out.extend(r?);
-        }
+        let mut out = self
+            .per_first_byte(0..=255u8, |d| self.list_dir_sized(d, sized))
+            .await?;
         out.sort();
         // An object may be both packed and loose (or in two packs).
         out.dedup_by_key(|(id, _)| *id);
