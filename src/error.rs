@@ -150,6 +150,11 @@ impl Error {
                  in the cache directory",
                 root.display()
             )),
+            Error::Repo(RepoError::GcRevision { rev, .. }) => Some(format!(
+                "gc must know all that a kept revision references: mend what the message names (data \
+                 a remote has comes back with `dvt fetch --rev {rev}`), or skip that revision with \
+                 `--skip-failed` (what only it references is then deleted)"
+            )),
             Error::Repo(RepoError::UnknownSetting { name }) if name == "cache.type" => Some(
                 "dvt stores objects compressed, so it always checks data out as copies, never as links \
                  into the cache (DVC's `cache.type`): there is nothing to choose"
@@ -1114,6 +1119,16 @@ pub enum RepoError {
         /// Why.
         message: String,
     },
+    /// `gc` stopped, having deleted nothing: the pointers of a revision it
+    /// keeps cannot be read (a directory's manifest in neither the cache nor
+    /// the remote), so what they reference cannot be known.
+    #[error("gc stopped before deleting anything: the pointers of revision {rev} cannot be read: {message}")]
+    GcRevision {
+        /// The revision (short id).
+        rev: String,
+        /// Why, with the pointer it concerns.
+        message: String,
+    },
     /// Another process holds the repository's or the cache's lock.
     #[error("the {subject} is locked by another dvt process ({holder}); lock file `{}`", path.display())]
     Locked {
@@ -1136,6 +1151,17 @@ pub enum CacheError {
         id: ObjectId,
         /// The workspace path that needed it, if known.
         path: Option<String>,
+    },
+    /// A directory's manifest is not in the cache, and looking for it
+    /// elsewhere (the remote) failed.
+    #[error("the manifest {id} of `{path}` is not in the cache, and {message}")]
+    ManifestNowhere {
+        /// The manifest.
+        id: ObjectId,
+        /// The tracked directory.
+        path: String,
+        /// Why looking elsewhere failed.
+        message: String,
     },
     /// An object's bytes do not hash to its id, or it cannot be decoded.
     #[error("object {id} in the cache is corrupt{}: {reason}", for_path(path))]

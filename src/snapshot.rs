@@ -811,7 +811,7 @@ pub fn not_downloaded(t: &Tracked, e: &crate::Error) -> bool {
 
 /// Whether `e` says an object is nowhere it was looked for (the remote, or
 /// the cache when there is no remote), rather than that looking failed.
-fn is_missing(e: &crate::Error) -> bool {
+pub(crate) fn is_missing(e: &crate::Error) -> bool {
     matches!(
         e,
         crate::Error::Remote(RemoteError::Missing { .. } | RemoteError::MissingInRead { .. })

@@ -830,6 +830,13 @@ fn gc_skip_failed_skips_a_revision_whose_pointers_cannot_be_read() {
 
     let r = env.dvt(&["gc", "-A", "-f"]).fails();
     assert!(r.stderr.contains("b.csv.dvt"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "gc stopped before deleting anything: the pointers of revision {broken} cannot be read"
+        )) && r.stderr.contains("--skip-failed"),
+        "{}",
+        r.stderr
+    );
     assert!(env.has_object(&first));
     let r = env.dvt(&["gc", "-A", "-f", "--skip-failed"]).ok();
     assert!(
@@ -847,6 +854,58 @@ fn gc_skip_failed_skips_a_revision_whose_pointers_cannot_be_read() {
         .ok()
         .json();
     assert_eq!(j["plan"]["skipped"][0]["rev"], broken.as_str(), "{j}");
+}
+
+/// HEAD's directory whose manifest the cache lost (a `gc` of a workspace
+/// that had moved on, then a commit of the old pointer): gc cannot know what
+/// the directory holds, so it stops, deleting nothing, names the revision and
+/// says how out, whether the remote does not exist yet or lacks the manifest;
+/// once the remote has it, gc reads it from there.
+#[test]
+fn gc_stops_at_a_kept_directory_whose_manifest_is_nowhere() {
+    let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.write("d/a.csv", "a\n");
+    env.write("d/b.csv", "b\n");
+    env.dvt(&["add", "d"]).ok();
+    env.commit("v1");
+    let head = env.git(&["rev-parse", "--short=7", "HEAD"]).stdout.trim().to_string();
+    let pointer = std::fs::read_to_string(env.path("d.dvt")).unwrap();
+    let manifest = pointer.split('"').find(|s| s.len() == 64).unwrap().to_string();
+    env.remove_object(&manifest);
+    env.write("d/b.csv", "b, edited\n");
+    env.dvt(&["add", "d"]).ok();
+    let before = env.object_ids();
+
+    for remote_state in ["not there", "empty"] {
+        if remote_state == "empty" {
+            std::fs::create_dir(&store).unwrap();
+        }
+        let r = env.dvt(&["gc", "-f"]).fails();
+        assert!(
+            r.stderr.contains(&format!(
+                "gc stopped before deleting anything: the pointers of revision {head} cannot be read"
+            )) && r.stderr.contains(&manifest)
+                && r.stderr.contains(&format!("dvt fetch --rev {head}"))
+                && r.stderr.contains("--skip-failed"),
+            "remote {remote_state}: {}",
+            r.stderr
+        );
+        assert_eq!(env.object_ids(), before, "remote {remote_state}");
+    }
+    // With the manifest on the remote, gc reads it there and keeps HEAD's files.
+    env.git(&["stash", "-q"]);
+    env.write("d/b.csv", "b\n");
+    let a = blake3::hash(b"a\n").to_hex().to_string();
+    env.dvt(&["add", "d"]).ok();
+    env.dvt(&["push"]).ok();
+    env.git(&["stash", "pop", "-q"]);
+    env.dvt(&["add", "d"]).ok();
+    env.remove_object(&manifest);
+    env.dvt(&["gc", "-f"]).ok();
+    assert!(env.has_object(&a));
+    assert!(env.has_object(blake3::hash(b"b\n").to_hex().as_ref()));
 }
 
 /// DVC's `gc --rev REV -n N`, `--date` and `--not-in-remote`: what each keeps.

@@ -228,6 +228,15 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
                     // Imported from a URL without downloading: nothing of it is
                     // stored, and its URL gives it again.
                     Err(e) if crate::snapshot::not_downloaded(&t, &e) => {}
+                    // Say what was being looked for when the remote failed.
+                    Err(e) if !crate::snapshot::is_missing(&e) && !repo.cache().contains(&t.pointer.id) => {
+                        return Err(crate::error::CacheError::ManifestNowhere {
+                            id: t.pointer.id,
+                            path: t.data_rel.clone(),
+                            message: crate::error_chain(&e),
+                        }
+                        .into());
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -262,7 +271,14 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
                                 remote_tracking,
                                 error: crate::error_chain(&e),
                             }),
-                            r => r?,
+                            Err(e) => {
+                                return Err(crate::error::RepoError::GcRevision {
+                                    rev: short(c),
+                                    message: crate::error_chain(&e),
+                                }
+                                .into());
+                            }
+                            Ok(()) => {}
                         }
                     }
                     Ok((commits.len() + tracking.len(), tracking.len()))
