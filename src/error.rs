@@ -1120,8 +1120,9 @@ pub enum RepoError {
         message: String,
     },
     /// `gc` stopped, having deleted nothing: the pointers of a revision it
-    /// keeps cannot be read (a directory's manifest in neither the cache nor
-    /// the remote), so what they reference cannot be known.
+    /// keeps cannot be read (a malformed pointer file, a directory's manifest
+    /// in neither the cache nor the remote), so what they reference cannot be
+    /// known.
     #[error("gc stopped before deleting anything: the pointers of revision {rev} cannot be read: {message}")]
     GcRevision {
         /// The revision (short id).

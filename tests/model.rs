@@ -16,42 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{Run, TestEnv};
-
-/// splitmix64: a seeded sequence, the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let text = self.below(2) == 0;
-        (0..len)
-            .map(|_| {
-                let b = self.next() as u8;
-                if text {
-                    b"abcdefgh,0123456789\n"[b as usize % 20]
-                } else {
-                    b
-                }
-            })
-            .collect()
-    }
-}
+use common::{Rng, Run, TestEnv};
 
 /// What the tracked directory `data` holds: files (path below `data` ->
 /// content, executable bit), every directory below it (empty or not), and the
@@ -748,16 +713,15 @@ fn random_edits_adds_and_checkouts_match_the_model_seed_15() {
 /// `DVT_MODEL_STEPS=150` (default 40), e.g. after a change to the workspace code.
 #[test]
 fn random_edits_sweep_of_the_seeds_asked_for() {
-    let Ok(seeds) = std::env::var("DVT_MODEL_SEEDS") else {
+    let Some(seeds) = common::seeds_asked_for("DVT_MODEL_SEEDS") else {
         return;
     };
-    let (first, last) = seeds.split_once('-').unwrap_or((&seeds, &seeds));
     let steps = std::env::var("DVT_MODEL_STEPS").map_or(40, |s| s.parse().unwrap());
     let s3 = std::env::var("DVT_TEST_S3_ENDPOINT")
         .ok()
         .filter(|_| std::env::var_os("DVT_MODEL_S3").is_some());
     let backend = s3.as_deref().map_or(Backend::Dir, Backend::S3);
-    for seed in first.parse::<u64>().unwrap()..=last.parse().unwrap() {
+    for seed in seeds {
         run_model_with(seed, steps, backend);
     }
 }

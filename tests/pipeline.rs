@@ -20,18 +20,7 @@ fn example() -> TestEnv {
 fn actions(env: &TestEnv, args: &[&str]) -> Vec<(String, String)> {
     let mut a = vec!["repro", "--json"];
     a.extend_from_slice(args);
-    let r = env.dvt(&a).ok().json();
-    r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["stage"].as_str().unwrap().to_string(),
-                s["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::stage_actions(&env.dvt(&a).ok().json())
 }
 
 fn ran(acts: &[(String, String)]) -> Vec<&str> {
@@ -714,7 +703,13 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
         ["data/features", "data/raw", "data/clean", "models/model.json"]
     );
     let lock = env.read("dvt.lock");
-    assert_eq!(ran(&actions(&env, &[])), Vec::<&str>::new(), "the outs match dvt.lock");
+    // Run again with --no-commit: nothing runs, and nothing is stored yet (a
+    // plain repro would store them: repro_stores_the_outs_of_an_unchanged_stage_that_the_cache_lacks).
+    assert_eq!(
+        ran(&actions(&env, &["--no-commit"])),
+        Vec::<&str>::new(),
+        "the outs match dvt.lock"
+    );
     let model = env.read("models/model.json");
     std::fs::remove_file(env.path("models/model.json")).unwrap();
     let err = env.dvt(&["checkout", "models/model.json"]).fails();
@@ -1122,17 +1117,7 @@ fn repro_keep_going_runs_what_does_not_depend_on_a_failed_stage() {
     );
 
     let r = env.dvt(&["repro", "--keep-going", "--json"]).fails();
-    let actions: Vec<(String, String)> = r.json()["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["stage"].as_str().unwrap().into(),
-                s["action"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let actions = common::stage_actions(&r.json());
     let want = [
         ("a", "skipped"),
         ("bad", "failed"),
@@ -2624,6 +2609,66 @@ fn a_run_cache_entry_that_cannot_be_restored_lets_the_stage_run() {
     assert_eq!(ran(&actions(&env, &[])), ["train"]);
     let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
     assert!(lock.contains("\"lr\" = 0.4"), "{lock}");
+}
+
+/// A stage that did not change, whose out the workspace holds as `dvt.lock`
+/// records it but the cache lacks (gc ran while another `dvt.lock` was
+/// checked out, its out still in place): `repro` stores the out again, with
+/// its run-cache entry, rather than leaving `push` nothing to send and a
+/// deleted out nothing to come back from; `--no-commit` leaves it alone.
+#[test]
+fn repro_stores_the_outs_of_an_unchanged_stage_that_the_cache_lacks() {
+    let env = counted_project();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    actions(&env, &[]);
+    env.commit("lr 0.1");
+    let first = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+    env.write("params.yaml", "lr: 0.2\n");
+    actions(&env, &[]);
+    env.commit("lr 0.2");
+    let second = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+    env.git(&["checkout", &first, "--", "."]);
+    env.dvt(&["checkout"]).ok();
+    // The second version's dvt.lock, the first one's model.txt: gc keeps the second's.
+    env.git(&["checkout", &second, "--", "."]);
+    env.dvt(&["gc", "-w", "-f"]).ok();
+    env.git(&["checkout", &first, "--", "."]);
+    let lacking = |env: &TestEnv| {
+        let status = env.dvt(&["status", "--json"]).json();
+        let model = status["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["path"] == "model.txt")
+            .cloned();
+        model.unwrap()["missing_from_cache"].as_array().unwrap().len()
+    };
+    assert_eq!(lacking(&env), 1);
+    let runs_before = runs(&env);
+
+    assert_eq!(actions(&env, &["--no-commit"]), [("train".into(), "skipped".into())]);
+    assert_eq!(lacking(&env), 1);
+    let r = env.dvt(&["repro"]).ok();
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains(
+            "Stage `train` didn't change, skipping; its outs were not in the cache: stored from the workspace"
+        ),
+        "{said}"
+    );
+    assert_eq!(lacking(&env), 0);
+    assert_eq!(runs(&env), runs_before);
+    env.dvt(&["push"]).ok();
+    // The out comes back from the cache, and the run from the run cache.
+    std::fs::remove_file(env.path("model.txt")).unwrap();
+    assert_eq!(actions(&env, &[]), [("train".into(), "restored".into())]);
+    env.write("params.yaml", "lr: 0.2\n");
+    actions(&env, &[]);
+    env.write("params.yaml", "lr: 0.1\n");
+    assert_eq!(actions(&env, &[]), [("train".into(), "restored-from-run-cache".into())]);
+    assert_eq!(env.read("model.txt"), b"lr: 0.1\n");
+    assert_eq!(runs(&env), runs_before);
 }
 
 /// Every file below `dir`.

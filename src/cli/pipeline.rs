@@ -211,7 +211,10 @@ pub(super) fn print_stage_results(report: &ops::ReproReport, quiet: bool) -> Res
         match s.action {
             // With -q a run prints only errors; a dry run's answer is what was asked for.
             Action::Skipped if s.frozen => say!(quiet, "Stage `{}` is frozen, skipping", s.stage),
-            Action::Skipped => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
+            Action::Skipped => match s.reason.as_deref() {
+                Some(why) => say!(quiet, "Stage `{}` didn't change, skipping; {why}", s.stage),
+                None => say!(quiet, "Stage `{}` didn't change, skipping", s.stage),
+            },
             Action::Restored => say!(quiet, "Stage `{}`: outs restored from the cache", s.stage),
             // A stage with no dvt.lock entry ("it has never run") matched an
             // earlier run as a whole; otherwise what changed went back.

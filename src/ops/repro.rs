@@ -173,7 +173,8 @@ pub struct StageResult {
     pub stage: String,
     /// What happened.
     pub action: Action,
-    /// Why it ran (the first difference found), if it did.
+    /// Why it ran (the first difference found), if it did; for a skipped
+    /// stage, [`OUTS_STORED`] when its outs went into the cache.
     pub reason: Option<String>,
     /// Whether it is frozen (its deps and params were not checked).
     pub frozen: bool,
@@ -368,6 +369,58 @@ fn decide(
     Ok((None, restore))
 }
 
+/// The reason of a skipped stage whose outs the cache lacked, and `repro` stored.
+pub const OUTS_STORED: &str = "its outs were not in the cache: stored from the workspace";
+
+/// For a stage that did not change, whose outs the workspace holds as
+/// `dvt.lock` records them but the cache lacks (a `gc` while another
+/// `dvt.lock` was checked out, a run with `--no-commit`): stores them, as the
+/// run that made them would have, with its run-cache entry (not for a frozen
+/// stage, whose deps were not looked at), so that `push` and a later restore
+/// find them. Whether it stored anything.
+#[allow(clippy::too_many_arguments)]
+fn store_uncached_outs(
+    repo: &Repo,
+    stage: &Stage,
+    now: &StageLock,
+    locked: Option<&StageLock>,
+    frozen: bool,
+    stat: &StatCache,
+    counters: &Counters,
+) -> Result<bool> {
+    let Some(locked) = locked else {
+        return Ok(false);
+    };
+    let mut lacking = false;
+    for rec in &locked.outs {
+        if !stage.outs.iter().any(|o| o.path == rec.path && o.cache) || objects_cached(repo, rec)? {
+            continue;
+        }
+        // Missing from the workspace too (with `allow_missing`): nothing to store.
+        if fs_err::symlink_metadata(repo.root().join(&rec.path)).is_err() {
+            return Ok(false);
+        }
+        lacking = true;
+    }
+    if !lacking {
+        return Ok(false);
+    }
+    let key = run_cache::key(stage, now).filter(|_| !frozen);
+    let storing = match key {
+        Some(_) => Storing::All,
+        None => Storing::Cached,
+    };
+    let done = record_outs(repo, stage, now, storing, stat, counters)?;
+    let same = |e: &Entry| (e.path.clone(), e.id);
+    if let Some(k) = key
+        && done.outs.iter().map(same).eq(locked.outs.iter().map(same))
+    {
+        // Only a cache of work, as after a run.
+        let _ = run_cache::save(repo.cache().root(), &k, &done);
+    }
+    Ok(true)
+}
+
 /// A frozen stage's cmd (as it is now), deps and params (as `dvt.lock` records
 /// them, unchecked).
 pub(crate) fn as_recorded(stage: &Stage, locked: Option<&StageLock>) -> StageLock {
@@ -540,7 +593,7 @@ pub(crate) fn repro_knowing(
         let forced_by = ran
             .iter()
             .find(|r| opts.force_downstream && !frozen && pipeline.upstream[name].contains(*r));
-        let (reason, restore) = if opts.force {
+        let (mut reason, restore) = if opts.force {
             (Some("forced".to_string()), vec![])
         } else if let Some(p) = pending {
             (Some(p), vec![])
@@ -556,8 +609,14 @@ pub(crate) fn repro_knowing(
         } else {
             decide(repo, stage, &now, locked, &stat, &counters, known, opts.allow_missing)?
         };
+        let mut stored = false;
         let action = match (&reason, restore.is_empty(), opts.dry_run) {
-            (None, true, _) => Action::Skipped,
+            (None, true, dry) => {
+                stored = !dry
+                    && !opts.no_commit
+                    && store_uncached_outs(repo, stage, &now, locked, frozen, &stat, &counters)?;
+                Action::Skipped
+            }
             (None, false, true) => {
                 will_restore.extend(restore.iter().cloned());
                 Action::WouldRestore
@@ -632,6 +691,9 @@ pub(crate) fn repro_knowing(
         };
         if matches!(action, Action::Ran | Action::RestoredFromRunCache) {
             ran.push(name.clone());
+        }
+        if stored {
+            reason = Some(OUTS_STORED.into());
         }
         report.stages.push(StageResult {
             stage: name.clone(),

@@ -735,3 +735,62 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// splitmix64: a seeded sequence, the same on every machine.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let text = self.below(2) == 0;
+        (0..len)
+            .map(|_| {
+                let b = self.next() as u8;
+                if text {
+                    b"abcdefgh,0123456789\n"[b as usize % 20]
+                } else {
+                    b
+                }
+            })
+            .collect()
+    }
+}
+
+/// The seeds of a model test's sweep that the environment variable `var`
+/// asks for (`1-50`, or `7`); `None` when it is not set.
+pub fn seeds_asked_for(var: &str) -> Option<std::ops::RangeInclusive<u64>> {
+    let seeds = std::env::var(var).ok()?;
+    let (first, last) = seeds.split_once('-').unwrap_or((&seeds, &seeds));
+    Some(first.parse().unwrap()..=last.parse().unwrap())
+}
+
+/// The action `repro --json` (its output `json`) reported for each stage, in
+/// run order: (stage, action).
+pub fn stage_actions(json: &serde_json::Value) -> Vec<(String, String)> {
+    json["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,721 @@
+//! Model-based runs of pipelines: a random `dvt.toml` of 3 to 6 stages (file
+//! and directory outs; deps on source files, a source directory and each
+//! other's outs; params listed or written into the command as `${KEY}`), then
+//! seeded random steps: sources, params and commands edited, outs edited or
+//! deleted by hand, `repro` of everything, of one stage with what it needs,
+//! `-s` and `--downstream`, commits, `git checkout` of older versions with
+//! `dvt checkout`, `gc -w`, and `repro` killed midway. A model says which
+//! stages run, which come back from the cache or the run cache, and what each
+//! out holds; after every step the binary's `repro --json`, `status --json`,
+//! the commands that really ran and the bytes on disk are checked against it.
+//! At the end a clone pulls and finds nothing to run.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Rng, TestEnv};
+
+/// What an out, or a dep, holds: a file's bytes, or a directory's files.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Out {
+    File(Vec<u8>),
+    Dir(BTreeMap<String, Vec<u8>>),
+}
+
+impl Out {
+    /// What `cat` of it reads (`cat DIR/*` for a directory: its files by name).
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Out::File(b) => b.clone(),
+            Out::Dir(files) => files.values().flatten().copied().collect(),
+        }
+    }
+
+    /// The contents of its files.
+    fn blobs(&self) -> Vec<&Vec<u8>> {
+        match self {
+            Out::File(b) => vec![b],
+            Out::Dir(files) => files.values().collect(),
+        }
+    }
+
+    /// What is at `path` on disk; `None` if nothing is.
+    fn read(path: &Path) -> Option<Out> {
+        let meta = path.symlink_metadata().ok()?;
+        if !meta.is_dir() {
+            return Some(Out::File(std::fs::read(path).unwrap()));
+        }
+        let files = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        Some(Out::Dir(files))
+    }
+}
+
+const SOURCES: [&str; 2] = ["in/a.txt", "in/b.txt"];
+const SOURCE_DIR: &str = "in/d";
+const PARAMS: [&str; 3] = ["p0", "p1", "p2"];
+/// What sources hold: a few values, so that edits come back to earlier ones
+/// (and the run cache has something to give back).
+const CONTENTS: [&str; 4] = ["alpha\n", "beta\n", "gamma gamma\n", ""];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Dep {
+    Source(usize),
+    SourceDir,
+    Stage(usize),
+}
+
+/// A stage `sI`: what it reads, which params it lists in `params` and which
+/// it writes into its command as `${KEY}`, and whether its out is a
+/// directory (`out/sI/` with files `x` and `y`) or a file (`out/sI.txt`).
+#[derive(Debug)]
+struct Stage {
+    deps: Vec<Dep>,
+    listed: Vec<usize>,
+    inlined: Vec<usize>,
+    dir_out: bool,
+}
+
+/// What a commit holds: the sources, params, each stage's command (a version
+/// number in it) and `dvt.lock` (per stage: what it ran with, and its out).
+#[derive(Clone, Debug, PartialEq)]
+struct Version {
+    sources: [Vec<u8>; 2],
+    dir: BTreeMap<String, Vec<u8>>,
+    params: [u32; 3],
+    cmds: Vec<u32>,
+    lock: Vec<Option<(String, Out)>>,
+}
+
+/// What `repro` does to a stage, as `repro --json` names it.
+const RAN: &str = "ran";
+const SKIPPED: &str = "skipped";
+const RESTORED: &str = "restored";
+const FROM_RUN_CACHE: &str = "restored-from-run-cache";
+
+struct Model {
+    stages: Vec<Stage>,
+    now: Version,
+    /// Each stage's out in the workspace.
+    outs: Vec<Option<Out>>,
+    /// The outs the cache holds (everything stored, less what `gc` deleted).
+    cache: HashSet<Out>,
+    /// The run cache: (stage, what it ran with) -> its out.
+    runs: HashMap<(usize, String), Out>,
+    /// The file `sh` appends each stage's name to when its command runs.
+    log: std::path::PathBuf,
+}
+
+fn out_path(i: usize, dir: bool) -> String {
+    if dir {
+        format!("out/s{i}")
+    } else {
+        format!("out/s{i}.txt")
+    }
+}
+
+impl Model {
+    fn new(rng: &mut Rng, log: std::path::PathBuf) -> Model {
+        let n = 3 + rng.below(4);
+        let stages: Vec<Stage> = (0..n)
+            .map(|i| {
+                let mut deps: Vec<Dep> = [Dep::Source(0), Dep::Source(1), Dep::SourceDir]
+                    .into_iter()
+                    .filter(|_| rng.below(3) == 0)
+                    .collect();
+                deps.extend((0..i).filter(|_| rng.below(2) == 0).map(Dep::Stage));
+                if deps.is_empty() {
+                    deps.push(if i > 0 && rng.below(2) == 0 {
+                        Dep::Stage(rng.below(i))
+                    } else {
+                        Dep::Source(rng.below(2))
+                    });
+                }
+                let (mut listed, mut inlined) = (Vec::new(), Vec::new());
+                for p in 0..PARAMS.len() {
+                    match rng.below(6) {
+                        0 | 1 => listed.push(p),
+                        2 => inlined.push(p),
+                        _ => {}
+                    }
+                }
+                Stage {
+                    deps,
+                    listed,
+                    inlined,
+                    dir_out: rng.below(3) == 0,
+                }
+            })
+            .collect();
+        let now = Version {
+            sources: [CONTENTS[0].into(), CONTENTS[1].into()],
+            dir: [("f1".to_string(), b"one\n".to_vec())].into(),
+            params: [1, 1, 1],
+            cmds: vec![0; n],
+            lock: vec![None; n],
+        };
+        Model {
+            outs: vec![None; n],
+            stages,
+            now,
+            cache: HashSet::new(),
+            runs: HashMap::new(),
+            log,
+        }
+    }
+
+    fn out_path(&self, i: usize) -> String {
+        out_path(i, self.stages[i].dir_out)
+    }
+
+    /// The `dvt.toml` of the stages as they are now.
+    fn toml(&self) -> String {
+        let mut t = String::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            let out = self.out_path(i);
+            let deps: Vec<String> = s
+                .deps
+                .iter()
+                .map(|d| match d {
+                    Dep::Source(k) => SOURCES[*k].to_string(),
+                    Dep::SourceDir => SOURCE_DIR.to_string(),
+                    Dep::Stage(j) => self.out_path(*j),
+                })
+                .collect();
+            let mut body = vec![format!("echo \"# s{i} v={}\"", self.now.cmds[i])];
+            for (d, path) in s.deps.iter().zip(&deps) {
+                let dir = match d {
+                    Dep::SourceDir => true,
+                    Dep::Stage(j) => self.stages[*j].dir_out,
+                    Dep::Source(_) => false,
+                };
+                body.push(if dir {
+                    format!("cat {path}/*")
+                } else {
+                    format!("cat {path}")
+                });
+            }
+            body.extend(
+                s.listed
+                    .iter()
+                    .map(|p| format!("grep \"^{}:\" params.yaml", PARAMS[*p])),
+            );
+            body.extend(s.inlined.iter().map(|p| format!("echo \"{0}=${{{0}}}\"", PARAMS[*p])));
+            let body = body.join("; ");
+            let write = if s.dir_out {
+                format!("mkdir -p {out} && {{ {body}; }} > {out}/x && echo s{i} > {out}/y")
+            } else {
+                format!("mkdir -p out && {{ {body}; }} > {out}")
+            };
+            let quoted = |v: &[String]| v.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
+            let params: Vec<String> = s.listed.iter().map(|p| PARAMS[*p].to_string()).collect();
+            t += &format!(
+                "[stages.s{i}]\ncmd = '{write}; echo s{i} >> {}'\ndeps = [{}]\nparams = [{}]\nouts = [\"{out}\"]\n\n",
+                self.log.display(),
+                quoted(&deps),
+                quoted(&params),
+            );
+        }
+        t
+    }
+
+    fn params_yaml(&self) -> String {
+        PARAMS
+            .iter()
+            .zip(self.now.params)
+            .map(|(p, v)| format!("{p}: {v}\n"))
+            .collect()
+    }
+
+    /// Writes every input of `now` (sources, params, `dvt.toml`) to disk.
+    fn write_inputs(&self, env: &TestEnv) {
+        for (path, content) in SOURCES.iter().zip(&self.now.sources) {
+            env.write(path, content);
+        }
+        let dir = env.path(SOURCE_DIR);
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, content) in &self.now.dir {
+            env.write(&format!("{SOURCE_DIR}/{name}"), content);
+        }
+        env.write("params.yaml", self.params_yaml());
+        env.write("dvt.toml", self.toml());
+    }
+
+    /// What a dep holds now. For `status`, `restorable` counts a missing out
+    /// of a stage that `repro` would restore as what `dvt.lock` records.
+    fn dep(&self, d: Dep, restorable: bool) -> Option<Out> {
+        match d {
+            Dep::Source(k) => Some(Out::File(self.now.sources[k].clone())),
+            Dep::SourceDir => Some(Out::Dir(self.now.dir.clone())),
+            Dep::Stage(j) => self.outs[j].clone().or_else(|| {
+                let (_, recorded) = self.now.lock[j].as_ref()?;
+                (restorable && self.cache.contains(recorded)).then(|| recorded.clone())
+            }),
+        }
+    }
+
+    /// What stage `i` runs with (command, deps, params), as one key; `None`
+    /// when a dep is missing.
+    fn key(&self, i: usize, restorable: bool) -> Option<String> {
+        let s = &self.stages[i];
+        let deps: Option<Vec<Out>> = s.deps.iter().map(|d| self.dep(*d, restorable)).collect();
+        let params = |ps: &[usize]| ps.iter().map(|p| self.now.params[*p]).collect::<Vec<_>>();
+        Some(format!(
+            "{:?}",
+            (self.now.cmds[i], deps?, params(&s.listed), params(&s.inlined))
+        ))
+    }
+
+    /// What stage `i`'s command writes now.
+    fn produce(&self, i: usize) -> Out {
+        let s = &self.stages[i];
+        let mut content = format!("# s{i} v={}\n", self.now.cmds[i]).into_bytes();
+        for d in &s.deps {
+            content.extend(self.dep(*d, false).unwrap().bytes());
+        }
+        for p in &s.listed {
+            content.extend(format!("{}: {}\n", PARAMS[*p], self.now.params[*p]).bytes());
+        }
+        for p in &s.inlined {
+            content.extend(format!("{0}={1}\n", PARAMS[*p], self.now.params[*p]).bytes());
+        }
+        if s.dir_out {
+            Out::Dir(
+                [
+                    ("x".to_string(), content),
+                    ("y".to_string(), format!("s{i}\n").into_bytes()),
+                ]
+                .into(),
+            )
+        } else {
+            Out::File(content)
+        }
+    }
+
+    /// `repro` of stage `i`: what it does, and the state it leaves.
+    fn repro(&mut self, i: usize) -> &'static str {
+        let key = self.key(i, false).expect("a dep of a stage to reproduce is missing");
+        let from_run_cache = self.runs.get(&(i, key.clone())).is_some_and(|o| self.cache.contains(o));
+        let action = match &self.now.lock[i] {
+            Some((k, recorded)) if *k == key => match &self.outs[i] {
+                Some(o) if o == recorded => SKIPPED,
+                None if self.cache.contains(recorded) => RESTORED,
+                _ if from_run_cache => FROM_RUN_CACHE,
+                _ => RAN,
+            },
+            _ if from_run_cache => FROM_RUN_CACHE,
+            _ => RAN,
+        };
+        let out = self.produce(i);
+        self.outs[i] = Some(out.clone());
+        self.now.lock[i] = Some((key.clone(), out.clone()));
+        self.cache.insert(out.clone());
+        self.runs.insert((i, key), out);
+        action
+    }
+
+    /// The stages `status` lists as stale: those whose command, deps or
+    /// params changed since `dvt.lock`, whose out was edited or is missing
+    /// with no copy in the cache, and every stage downstream of one.
+    fn stale(&self) -> BTreeSet<String> {
+        let mut stale = BTreeSet::new();
+        for i in 0..self.stages.len() {
+            let upstream = self.stages[i]
+                .deps
+                .iter()
+                .any(|d| matches!(d, Dep::Stage(j) if stale.contains(j)));
+            let own = match &self.now.lock[i] {
+                None => true,
+                Some((k, recorded)) => {
+                    self.key(i, true).as_ref() != Some(k)
+                        || match &self.outs[i] {
+                            None => !self.cache.contains(recorded),
+                            Some(o) => o != recorded,
+                        }
+                }
+            };
+            if upstream || own {
+                stale.insert(i);
+            }
+        }
+        stale.into_iter().map(|i| format!("s{i}")).collect()
+    }
+
+    /// The stages that depend on `i`, directly or not, with `i`.
+    fn downstream(&self, i: usize) -> BTreeSet<usize> {
+        let mut down = BTreeSet::from([i]);
+        for j in i + 1..self.stages.len() {
+            if self.stages[j]
+                .deps
+                .iter()
+                .any(|d| matches!(d, Dep::Stage(k) if down.contains(k)))
+            {
+                down.insert(j);
+            }
+        }
+        down
+    }
+
+    /// The stages `i` depends on, directly or not, with `i`.
+    fn upstream(&self, i: usize) -> BTreeSet<usize> {
+        let mut up = BTreeSet::from([i]);
+        for j in (0..i).rev() {
+            if up.iter().any(|k| self.stages[*k].deps.contains(&Dep::Stage(j))) {
+                up.insert(j);
+            }
+        }
+        up
+    }
+
+    /// Whether every dep of the stages in `chosen` made outside them is there.
+    fn deps_present(&self, chosen: &BTreeSet<usize>) -> bool {
+        chosen.iter().all(|i| {
+            self.stages[*i]
+                .deps
+                .iter()
+                .all(|d| !matches!(d, Dep::Stage(j) if !chosen.contains(j) && self.outs[*j].is_none()))
+        })
+    }
+
+    /// Whether `checkout` of `dvt.lock` would lose work: an out in the
+    /// workspace, other than the recorded one, with a file the cache lacks.
+    fn checkout_loses_work(&self) -> bool {
+        let blobs: HashSet<&Vec<u8>> = self.cache.iter().flat_map(Out::blobs).collect();
+        self.outs.iter().zip(&self.now.lock).any(|(o, l)| match (o, l) {
+            (Some(o), Some((_, recorded))) => o != recorded && o.blobs().iter().any(|b| !blobs.contains(b)),
+            _ => false,
+        })
+    }
+
+    /// Checks the outs on disk and `status --json` against the model.
+    fn check(&self, env: &TestEnv, ctx: &dyn Fn() -> String) {
+        for i in 0..self.stages.len() {
+            let disk = Out::read(&env.path(&self.out_path(i)));
+            assert!(
+                disk == self.outs[i],
+                "out of s{i}: {disk:?} on disk, {:?} in the model; {}",
+                self.outs[i],
+                ctx()
+            );
+        }
+        let status = env.dvt(&["status", "--json"]).json();
+        let stale: BTreeSet<String> = status["stale_stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(stale, self.stale(), "status's stale stages; {}", ctx());
+        // Each out's state in the workspace, and whether the cache lacks it.
+        let states: BTreeMap<String, (String, bool)> = status["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let lacking = !p["missing_from_cache"].as_array().unwrap().is_empty();
+                (
+                    p["path"].as_str().unwrap().to_string(),
+                    (p["workspace"].as_str().unwrap().to_string(), lacking),
+                )
+            })
+            .collect();
+        for (i, recorded) in self.now.lock.iter().enumerate() {
+            let Some((_, recorded)) = recorded else { continue };
+            let want = match &self.outs[i] {
+                None => "missing",
+                // Without the directory's manifest, only presence can be told.
+                Some(_) if self.stages[i].dir_out && !self.cache.contains(recorded) => "unknown",
+                Some(o) if o == recorded => "unchanged",
+                Some(_) => "modified",
+            };
+            let lacking = !self.cache.contains(recorded);
+            assert_eq!(
+                states.get(&self.out_path(i)),
+                Some(&(want.to_string(), lacking)),
+                "status of out s{i} (state, not in cache); {}",
+                ctx()
+            );
+        }
+    }
+}
+
+/// Runs `dvt repro ARGS --json` and checks what it did to each stage, and
+/// which commands ran, against `want` (stage -> action).
+fn check_repro(env: &TestEnv, m: &Model, args: &[&str], want: &BTreeMap<String, &str>, ctx: &dyn Fn() -> String) {
+    let _ = std::fs::remove_file(&m.log);
+    let r = env.dvt(&[&["repro", "--json"][..], args].concat());
+    assert_eq!(r.code, 0, "dvt repro {args:?}: {}; {}", r.stderr, ctx());
+    let got: BTreeMap<String, String> = common::stage_actions(&r.json()).into_iter().collect();
+    let want_owned: BTreeMap<String, String> = want.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    assert_eq!(got, want_owned, "dvt repro {args:?}: {}; {}", r.stdout, ctx());
+    let ran: BTreeSet<String> = std::fs::read_to_string(&m.log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let want_ran: BTreeSet<String> = want
+        .iter()
+        .filter(|(_, a)| **a == RAN)
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert_eq!(ran, want_ran, "the commands that ran in dvt repro {args:?}; {}", ctx());
+}
+
+fn run_model(seed: u64, steps: usize) {
+    let env = TestEnv::new();
+    let remote = env.home.join("remote");
+    env.dvt(&["remote", "add", "-d", "store", remote.to_str().unwrap()])
+        .ok();
+    let mut rng = Rng(seed);
+    let mut m = Model::new(&mut rng, env.home.join("runs.log"));
+    m.write_inputs(&env);
+    let mut log: Vec<String> = vec![format!("stages: {:?}", m.stages)];
+    let mut versions: Vec<(String, Version)> = Vec::new();
+    let mut hand_edits = 0;
+    for step in 0..steps {
+        let ctx = |log: &[String]| format!("seed {seed}, step {step}; so far:\n  {}", log.join("\n  "));
+        let n = m.stages.len();
+        let i = rng.below(n);
+        // The first step runs the whole pipeline.
+        let what = if step == 0 { 17 } else { rng.below(20) };
+        match what {
+            0 => {
+                let k = rng.below(SOURCES.len());
+                m.now.sources[k] = rng.pick(&CONTENTS).as_bytes().to_vec();
+                env.write(SOURCES[k], &m.now.sources[k]);
+                log.push(format!(
+                    "{} = {:?}",
+                    SOURCES[k],
+                    String::from_utf8_lossy(&m.now.sources[k])
+                ));
+            }
+            1 => {
+                let name = format!("f{}", 1 + rng.below(3));
+                let path = format!("{SOURCE_DIR}/{name}");
+                if m.now.dir.contains_key(&name) && m.now.dir.len() > 1 && rng.below(2) == 0 {
+                    m.now.dir.remove(&name);
+                    std::fs::remove_file(env.path(&path)).unwrap();
+                    log.push(format!("rm {path}"));
+                } else {
+                    let content = rng.pick(&CONTENTS).as_bytes().to_vec();
+                    env.write(&path, &content);
+                    log.push(format!("{path} = {:?}", String::from_utf8_lossy(&content)));
+                    m.now.dir.insert(name, content);
+                }
+            }
+            2 => {
+                let p = rng.below(PARAMS.len());
+                m.now.params[p] = 1 + rng.below(3) as u32;
+                env.write("params.yaml", m.params_yaml());
+                log.push(format!("{} = {}", PARAMS[p], m.now.params[p]));
+            }
+            3 => {
+                m.now.cmds[i] = rng.below(3) as u32;
+                env.write("dvt.toml", m.toml());
+                log.push(format!("command of s{i}: version {}", m.now.cmds[i]));
+            }
+            4..=6 => {
+                let path = m.out_path(i);
+                let Some(out) = m.outs[i].clone() else { continue };
+                hand_edits += 1;
+                let edited = format!("edited by hand {hand_edits}\n").into_bytes();
+                m.outs[i] = match (what, out) {
+                    (4, Out::File(_)) => {
+                        env.write(&path, &edited);
+                        Some(Out::File(edited))
+                    }
+                    (4, Out::Dir(mut files)) => {
+                        env.write(&format!("{path}/x"), &edited);
+                        files.insert("x".into(), edited);
+                        Some(Out::Dir(files))
+                    }
+                    (5, Out::Dir(mut files)) => {
+                        if files.remove("y").is_some() {
+                            std::fs::remove_file(env.path(&format!("{path}/y"))).unwrap();
+                        }
+                        Some(Out::Dir(files))
+                    }
+                    _ => {
+                        let p = env.path(&path);
+                        if p.is_dir() {
+                            std::fs::remove_dir_all(p).unwrap();
+                        } else {
+                            std::fs::remove_file(p).unwrap();
+                        }
+                        None
+                    }
+                };
+                log.push(format!("{path} edited by hand: {:?}", m.outs[i]));
+            }
+            7 => {
+                // One stage and what it needs.
+                let name = format!("s{i}");
+                log.push(format!("dvt repro {name}"));
+                let want = m
+                    .upstream(i)
+                    .into_iter()
+                    .map(|j| (format!("s{j}"), m.repro(j)))
+                    .collect();
+                check_repro(&env, &m, &[&name], &want, &|| ctx(&log));
+            }
+            8 | 9 => {
+                // One stage alone, or with what depends on it, deps as they are.
+                let (flag, chosen) = if what == 8 {
+                    ("--single-item", BTreeSet::from([i]))
+                } else {
+                    ("--downstream", m.downstream(i))
+                };
+                if !m.deps_present(&chosen) {
+                    continue;
+                }
+                let name = format!("s{i}");
+                log.push(format!("dvt repro {flag} {name}"));
+                let want = chosen.into_iter().map(|j| (format!("s{j}"), m.repro(j))).collect();
+                check_repro(&env, &m, &[flag, &name], &want, &|| ctx(&log));
+            }
+            10 | 11 => {
+                env.git(&["add", "-A"]);
+                env.git(&["commit", "-q", "--allow-empty", "-m", &format!("step {step}")]);
+                let sha = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+                log.push(format!("commit {sha}"));
+                versions.push((sha, m.now.clone()));
+            }
+            12 | 13 => {
+                if versions.is_empty() {
+                    continue;
+                }
+                let (sha, version) = versions[rng.below(versions.len())].clone();
+                // As a switch of branches would, files the version lacks go.
+                std::fs::remove_dir_all(env.path("in")).unwrap();
+                env.git(&["checkout", "-q", &sha, "--", "."]);
+                log.push(format!("git checkout {sha} -- ."));
+                m.now = version;
+                let cached = m.now.lock.iter().flatten().all(|(_, o)| m.cache.contains(o));
+                if cached && rng.below(3) != 0 {
+                    log.push("dvt checkout".into());
+                    let mut r = env.dvt(&["checkout"]);
+                    if m.checkout_loses_work() {
+                        assert_eq!(r.code, 1, "checkout over edited outs: {}; {}", r.stderr, ctx(&log));
+                        assert!(r.stderr.contains("--force"), "{}", r.stderr);
+                        m.check(&env, &|| ctx(&log));
+                        log.push("dvt checkout --force".into());
+                        r = env.dvt(&["checkout", "--force"]);
+                    }
+                    assert_eq!(r.code, 0, "checkout: {}; {}", r.stderr, ctx(&log));
+                    m.outs = m.now.lock.iter().map(|l| l.as_ref().map(|(_, o)| o.clone())).collect();
+                }
+            }
+            14 => {
+                log.push("dvt gc -w -f".into());
+                let before = env.object_ids();
+                let r = env.dvt(&["gc", "-w", "-f"]);
+                // gc keeps what the workspace's and HEAD's dvt.lock name; a
+                // directory whose manifest is gone (an earlier gc, then a
+                // commit of an older dvt.lock) stops it before it deletes
+                // anything: what the directory holds cannot be known.
+                let head = versions.last().map(|(_, v)| &v.lock);
+                let kept: HashSet<Out> = [Some(&m.now.lock), head]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .flatten()
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                if kept.iter().any(|o| matches!(o, Out::Dir(_)) && !m.cache.contains(o)) {
+                    assert!(
+                        r.code == 1 && r.stderr.contains("the manifest") && r.stderr.contains("is not in the cache"),
+                        "gc: {}; {}",
+                        r.stderr,
+                        ctx(&log)
+                    );
+                    assert_eq!(
+                        env.object_ids(),
+                        before,
+                        "a gc that stopped deleted objects; {}",
+                        ctx(&log)
+                    );
+                    log.push("(stopped: a manifest is missing)".into());
+                    m.check(&env, &|| ctx(&log));
+                    continue;
+                }
+                assert_eq!(r.code, 0, "gc: {}; {}", r.stderr, ctx(&log));
+                m.cache.retain(|o| kept.contains(o));
+                let cache = &m.cache;
+                m.runs.retain(|_, o| cache.contains(o));
+            }
+            15 => {
+                // Killed midway (its stages' commands may finish after it),
+                // then run again: what it leaves must be what a whole run does.
+                let after = Duration::from_micros(rng.below(60_000) as u64);
+                log.push(format!("dvt repro killed after {after:?}"));
+                env.dvt_killed_after(&["repro"], after);
+                std::thread::sleep(Duration::from_millis(300));
+                let r = env.dvt(&["fsck"]);
+                assert_eq!(r.code, 0, "fsck after a kill: {}; {}", r.stderr, ctx(&log));
+                env.dvt(&["repro"]).ok();
+                for j in 0..n {
+                    m.repro(j);
+                }
+            }
+            _ => {
+                log.push("dvt repro".into());
+                let want = (0..n).map(|j| (format!("s{j}"), m.repro(j))).collect();
+                check_repro(&env, &m, &[], &want, &|| ctx(&log));
+            }
+        }
+        m.check(&env, &|| ctx(&log));
+    }
+    // Everything run, pushed and committed; a clone pulls it and has nothing to run.
+    let want = (0..m.stages.len()).map(|j| (format!("s{j}"), m.repro(j))).collect();
+    check_repro(&env, &m, &[], &want, &|| {
+        format!("seed {seed}, the end; so far:\n  {}", log.join("\n  "))
+    });
+    env.dvt(&["push"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "--allow-empty", "-m", "last"]);
+    let clone = env.clone_repo();
+    clone.dvt(&["pull"]).ok();
+    for (i, out) in m.outs.iter().enumerate() {
+        assert_eq!(
+            Out::read(&clone.path(&m.out_path(i))).as_ref(),
+            out.as_ref(),
+            "s{i} in a clone, seed {seed}"
+        );
+    }
+    let r = clone.dvt(&["repro", "--json"]).ok().json();
+    for s in r["stages"].as_array().unwrap() {
+        assert_eq!(s["action"], "skipped", "a clone's repro, seed {seed}: {s}");
+    }
+}
+
+#[test]
+fn random_pipeline_steps_match_the_model_seed_1() {
+    run_model(1, 40);
+}
+
+#[test]
+fn random_pipeline_steps_match_the_model_seed_2() {
+    run_model(2, 40);
+}
+
+/// A sweep, when asked for: `DVT_PIPELINE_SEEDS=1-50` (or `7`) and optionally
+/// `DVT_PIPELINE_STEPS=150` (default 40), e.g. after a change to `repro`.
+#[test]
+fn random_pipeline_steps_sweep_of_the_seeds_asked_for() {
+    let Some(seeds) = common::seeds_asked_for("DVT_PIPELINE_SEEDS") else {
+        return;
+    };
+    let steps = std::env::var("DVT_PIPELINE_STEPS").map_or(40, |s| s.parse().unwrap());
+    for seed in seeds {
+        run_model(seed, steps);
+    }
+}
