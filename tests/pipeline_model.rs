@@ -109,6 +109,11 @@ struct Model {
     outs: Vec<Option<Out>>,
     /// The outs the cache holds (everything stored, less what `gc` deleted).
     cache: HashSet<Out>,
+    /// Directory outs whose manifest the cache holds, with their files or
+    /// not (`gc` gets a kept directory's manifest from the remote, not its files).
+    manifests: HashSet<Out>,
+    /// The outs the remote holds; `None` until the first push makes its directory.
+    remote: Option<HashSet<Out>>,
     /// The run cache: (stage, what it ran with) -> its out.
     runs: HashMap<(usize, String), Out>,
     /// The file `sh` appends each stage's name to when its command runs.
@@ -168,6 +173,8 @@ impl Model {
             stages,
             now,
             cache: HashSet::new(),
+            manifests: HashSet::new(),
+            remote: None,
             runs: HashMap::new(),
             log,
         }
@@ -316,11 +323,34 @@ impl Model {
             _ => RAN,
         };
         let out = self.produce(i);
+        // The run cache gets an entry when the stage runs, or when a skipped
+        // stage's outs, which the cache lacked, are stored; not when it is
+        // skipped or restored otherwise (an entry `gc` deleted stays gone).
+        if action == RAN || (action == SKIPPED && !self.cache.contains(&out)) {
+            self.runs.insert((i, key.clone()), out.clone());
+        }
         self.outs[i] = Some(out.clone());
-        self.now.lock[i] = Some((key.clone(), out.clone()));
-        self.cache.insert(out.clone());
-        self.runs.insert((i, key), out);
+        self.now.lock[i] = Some((key, out.clone()));
+        self.store(&out);
         action
+    }
+
+    /// `out` goes into the cache.
+    fn store(&mut self, out: &Out) {
+        self.cache.insert(out.clone());
+        if matches!(out, Out::Dir(_)) {
+            self.manifests.insert(out.clone());
+        }
+    }
+
+    /// Whether the remote holds `out`.
+    fn pushed(&self, out: &Out) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.contains(out))
+    }
+
+    /// The outs `dvt.lock` records now.
+    fn recorded(&self) -> impl Iterator<Item = &Out> {
+        self.now.lock.iter().flatten().map(|(_, o)| o)
     }
 
     /// The stages `status` lists as stale: those whose command, deps or
@@ -433,7 +463,7 @@ impl Model {
             let want = match &self.outs[i] {
                 None => "missing",
                 // Without the directory's manifest, only presence can be told.
-                Some(_) if self.stages[i].dir_out && !self.cache.contains(recorded) => "unknown",
+                Some(_) if self.stages[i].dir_out && !self.manifests.contains(recorded) => "unknown",
                 Some(o) if o == recorded => "unchanged",
                 Some(_) => "modified",
             };
@@ -470,6 +500,29 @@ fn check_repro(env: &TestEnv, m: &Model, args: &[&str], want: &BTreeMap<String, 
     assert_eq!(ran, want_ran, "the commands that ran in dvt repro {args:?}; {}", ctx());
 }
 
+/// `dvt ARGS` (`checkout` or `pull`), which puts `dvt.lock`'s outs in place:
+/// it must refuse, changing nothing, when that would lose an edited out the
+/// cache lacks; `checkout --force` then does it.
+fn outs_checked_out(
+    env: &TestEnv,
+    m: &mut Model,
+    args: &[&str],
+    log: &mut Vec<String>,
+    ctx: &dyn Fn(&[String]) -> String,
+) {
+    log.push(format!("dvt {}", args.join(" ")));
+    let mut r = env.dvt(args);
+    if m.checkout_loses_work() {
+        assert_eq!(r.code, 1, "{args:?} over edited outs: {}; {}", r.stderr, ctx(log));
+        assert!(r.stderr.contains("--force"), "{}", r.stderr);
+        m.check(env, &|| ctx(log));
+        log.push("dvt checkout --force".into());
+        r = env.dvt(&["checkout", "--force"]);
+    }
+    assert_eq!(r.code, 0, "{args:?}: {}; {}", r.stderr, ctx(log));
+    m.outs = m.now.lock.iter().map(|l| l.as_ref().map(|(_, o)| o.clone())).collect();
+}
+
 fn run_model(seed: u64, steps: usize) {
     let env = TestEnv::new();
     let remote = env.home.join("remote");
@@ -486,7 +539,7 @@ fn run_model(seed: u64, steps: usize) {
         let n = m.stages.len();
         let i = rng.below(n);
         // The first step runs the whole pipeline.
-        let what = if step == 0 { 17 } else { rng.below(20) };
+        let what = if step == 0 { 21 } else { rng.below(22) };
         match what {
             0 => {
                 let k = rng.below(SOURCES.len());
@@ -599,19 +652,9 @@ fn run_model(seed: u64, steps: usize) {
                 env.git(&["checkout", "-q", &sha, "--", "."]);
                 log.push(format!("git checkout {sha} -- ."));
                 m.now = version;
-                let cached = m.now.lock.iter().flatten().all(|(_, o)| m.cache.contains(o));
+                let cached = m.recorded().all(|o| m.cache.contains(o));
                 if cached && rng.below(3) != 0 {
-                    log.push("dvt checkout".into());
-                    let mut r = env.dvt(&["checkout"]);
-                    if m.checkout_loses_work() {
-                        assert_eq!(r.code, 1, "checkout over edited outs: {}; {}", r.stderr, ctx(&log));
-                        assert!(r.stderr.contains("--force"), "{}", r.stderr);
-                        m.check(&env, &|| ctx(&log));
-                        log.push("dvt checkout --force".into());
-                        r = env.dvt(&["checkout", "--force"]);
-                    }
-                    assert_eq!(r.code, 0, "checkout: {}; {}", r.stderr, ctx(&log));
-                    m.outs = m.now.lock.iter().map(|l| l.as_ref().map(|(_, o)| o.clone())).collect();
+                    outs_checked_out(&env, &mut m, &["checkout"], &mut log, &ctx);
                 }
             }
             14 => {
@@ -620,7 +663,8 @@ fn run_model(seed: u64, steps: usize) {
                 let r = env.dvt(&["gc", "-w", "-f"]);
                 // gc keeps what the workspace's and HEAD's dvt.lock name; a
                 // directory whose manifest is gone (an earlier gc, then a
-                // commit of an older dvt.lock) stops it before it deletes
+                // commit of an older dvt.lock) is read from the remote, and
+                // if the remote lacks it too, gc stops before it deletes
                 // anything: what the directory holds cannot be known.
                 let head = versions.last().map(|(_, v)| &v.lock);
                 let kept: HashSet<Out> = [Some(&m.now.lock), head]
@@ -630,13 +674,16 @@ fn run_model(seed: u64, steps: usize) {
                     .flatten()
                     .map(|(_, o)| o.clone())
                     .collect();
-                if kept.iter().any(|o| matches!(o, Out::Dir(_)) && !m.cache.contains(o)) {
-                    assert!(
-                        r.code == 1 && r.stderr.contains("the manifest") && r.stderr.contains("is not in the cache"),
-                        "gc: {}; {}",
-                        r.stderr,
-                        ctx(&log)
-                    );
+                let unread: Vec<&Out> = kept
+                    .iter()
+                    .filter(|o| matches!(o, Out::Dir(_)) && !m.manifests.contains(o))
+                    .collect();
+                if unread.iter().any(|o| !m.pushed(o)) {
+                    assert!(r.code == 1, "gc: {}; {}", r.stderr, ctx(&log));
+                    let path = (0..n)
+                        .map(|i| m.out_path(i))
+                        .find(|p| r.stderr.contains(&format!("`{p}`")));
+                    assert!(path.is_some(), "gc's error names no out: {}; {}", r.stderr, ctx(&log));
                     assert_eq!(
                         env.object_ids(),
                         before,
@@ -648,7 +695,10 @@ fn run_model(seed: u64, steps: usize) {
                     continue;
                 }
                 assert_eq!(r.code, 0, "gc: {}; {}", r.stderr, ctx(&log));
+                let fetched: Vec<Out> = unread.into_iter().cloned().collect();
+                m.manifests.extend(fetched);
                 m.cache.retain(|o| kept.contains(o));
+                m.manifests.retain(|o| kept.contains(o));
                 let cache = &m.cache;
                 m.runs.retain(|_, o| cache.contains(o));
             }
@@ -665,6 +715,27 @@ fn run_model(seed: u64, steps: usize) {
                 for j in 0..n {
                     m.repro(j);
                 }
+            }
+            16 => {
+                // What dvt.lock records goes to the remote, as far as the
+                // cache has it (the rest is named, and push fails).
+                log.push("dvt push".into());
+                let r = env.dvt(&["push"]);
+                let complete = m.recorded().all(|o| m.cache.contains(o) || m.pushed(o));
+                assert_eq!(r.code, i32::from(!complete), "push: {}; {}", r.stderr, ctx(&log));
+                let sent: Vec<Out> = m.recorded().filter(|o| m.cache.contains(o)).cloned().collect();
+                m.remote.get_or_insert_default().extend(sent);
+            }
+            17 => {
+                // Fetches what the cache lacks, then checks out dvt.lock's outs.
+                if m.remote.is_none() || !m.recorded().all(|o| m.cache.contains(o) || m.pushed(o)) {
+                    continue;
+                }
+                let fetched: Vec<Out> = m.recorded().cloned().collect();
+                for o in &fetched {
+                    m.store(o);
+                }
+                outs_checked_out(&env, &mut m, &["pull"], &mut log, &ctx);
             }
             _ => {
                 log.push("dvt repro".into());
