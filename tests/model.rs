@@ -162,21 +162,34 @@ const NAMES: [&str; 8] = [
     "UPPER.TXT",
 ];
 
+/// Writes file `rel` below `data` with `content` and the executable bit
+/// `exec`, on disk and in `t`, with the directories above it.
+fn put(data: &Path, t: &mut Tree, rel: &str, content: Vec<u8>, exec: bool) {
+    let p = data.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, &content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).unwrap();
+    let mut dir = Path::new(rel).parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        t.dirs.insert(d.to_string_lossy().into_owned());
+        dir = d.parent();
+    }
+    t.files.insert(rel.to_string(), (content, exec));
+}
+
+/// A path below `data` of one of [`NAMES`] in one of [`DIRS`]: never a
+/// directory of another such path.
+fn some_path(rng: &mut Rng) -> String {
+    match *rng.pick(&DIRS) {
+        "" => rng.pick(&NAMES).to_string(),
+        d => format!("{d}/{}", rng.pick(&NAMES)),
+    }
+}
+
 /// One random edit of the workspace, made on disk and in `t`.
 fn edit(rng: &mut Rng, data: &Path, t: &mut Tree) -> String {
     let files: Vec<String> = t.files.keys().filter(|f| *f != IGNORE).cloned().collect();
-    let write = |t: &mut Tree, rel: &str, content: Vec<u8>, exec: bool| {
-        let p = data.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, &content).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).unwrap();
-        let mut dir = Path::new(rel).parent();
-        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            t.dirs.insert(d.to_string_lossy().into_owned());
-            dir = d.parent();
-        }
-        t.files.insert(rel.to_string(), (content, exec));
-    };
+    let write = |t: &mut Tree, rel: &str, content: Vec<u8>, exec: bool| put(data, t, rel, content, exec);
     match rng.below(12) {
         // A file `.dvtignore` leaves out, made or deleted.
         10 | 11 => {
@@ -207,11 +220,7 @@ fn edit(rng: &mut Rng, data: &Path, t: &mut Tree) -> String {
         }
         // A new file (or a whole new version of one), of 0 bytes to 300 KiB.
         0..=2 => {
-            let dir = *rng.pick(&DIRS);
-            let rel = match dir {
-                "" => rng.pick(&NAMES).to_string(),
-                d => format!("{d}/{}", rng.pick(&NAMES)),
-            };
+            let rel = some_path(rng);
             if !t.can_hold_file(&rel) {
                 return format!("skip {rel}");
             }
@@ -736,4 +745,170 @@ fn random_edits_with_an_s3_remote_match_the_model() {
     let endpoint = std::env::var("DVT_TEST_S3_ENDPOINT")
         .expect("DVT_TEST_S3_ENDPOINT is not set: run ./scripts/test.sh, which starts the test servers (or set DVT_SKIP_REMOTE_TESTS)");
     run_model_with(4, 40, Backend::S3(&endpoint));
+}
+
+/// One random change of a file for the merge runs, on disk below `data` and
+/// in `t`: a file written (new, or a new version; a third of the time one of
+/// three short contents, so that both branches sometimes make the same
+/// change), deleted (with the directories that leaves empty: only files
+/// decide these merges), or its executable bit flipped.
+fn file_edit(rng: &mut Rng, data: &Path, t: &mut Tree) -> String {
+    let files: Vec<String> = t.files.keys().cloned().collect();
+    let which = rng.below(5);
+    if which < 2 || files.is_empty() {
+        let rel = some_path(rng);
+        let content = match rng.below(3) {
+            0 => format!("shared {}\n", rng.below(3)).into_bytes(),
+            _ => {
+                let len = rng.below(3000);
+                rng.bytes(len)
+            }
+        };
+        let exec = rng.below(5) == 0;
+        put(data, t, &rel, content, exec);
+        return format!("write {rel}");
+    }
+    let rel = rng.pick(&files).clone();
+    if which < 4 {
+        std::fs::remove_file(data.join(&rel)).unwrap();
+        t.files.remove(&rel);
+        let mut dir = Path::new(&rel).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            let name = d.to_string_lossy().into_owned();
+            if !t.is_empty_dir(&name) {
+                break;
+            }
+            std::fs::remove_dir(data.join(d)).unwrap();
+            t.dirs.remove(&name);
+            dir = d.parent();
+        }
+        return format!("delete {rel}");
+    }
+    let (content, exec) = t.files[&rel].clone();
+    put(data, t, &rel, content, !exec);
+    format!("chmod {rel}")
+}
+
+/// The merge of `ours` and `theirs` from `base`, file by file as dvt's merge
+/// driver merges a directory: the version both sides agree on, else the one
+/// that changed (the files only). Also the paths that conflict: changed differently on both
+/// sides, or changed on one and deleted on the other.
+fn three_way(base: &Tree, ours: &Tree, theirs: &Tree) -> (Tree, BTreeSet<String>) {
+    let paths: BTreeSet<&String> = base
+        .files
+        .keys()
+        .chain(ours.files.keys())
+        .chain(theirs.files.keys())
+        .collect();
+    let (mut merged, mut conflicts) = (Tree::default(), BTreeSet::new());
+    for path in paths {
+        let (b, o, t) = (base.files.get(path), ours.files.get(path), theirs.files.get(path));
+        let kept = if o == t || t == b {
+            o
+        } else if o == b {
+            t
+        } else {
+            conflicts.insert(path.clone());
+            continue;
+        };
+        if let Some(v) = kept {
+            merged.files.insert(path.clone(), v.clone());
+        }
+    }
+    (merged, conflicts)
+}
+
+/// Rounds of random file changes on a branch and on `main` to one tracked
+/// directory, then `git merge` of the branch with dvt's merge driver and
+/// hooks: the model's three-way merge says whether it conflicts and on which
+/// files (each must be named), and what the directory holds after a clean
+/// merge (the post-merge hook checks it out); a conflicted merge is aborted.
+fn run_merge_model(seed: u64, rounds: usize) {
+    let env = TestEnv::new();
+    env.dvt(&["install-hooks"]).ok();
+    let data = env.path("data");
+    let mut rng = Rng(seed);
+    let mut main = Tree::default();
+    put(&data, &mut main, "a.csv", b"a\n".to_vec(), false);
+    let mut log: Vec<String> = (0..4).map(|_| file_edit(&mut rng, &data, &mut main)).collect();
+    // Edits may undo each other: a commit may change nothing.
+    let commit = |msg: &str| {
+        env.dvt(&["add", "data"]).ok();
+        env.git(&["add", "-A"]);
+        env.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+    };
+    commit("base");
+    for round in 0..rounds {
+        let ctx = |log: &[String]| format!("merge seed {seed}, round {round}; so far:\n  {}", log.join("\n  "));
+        let branch = format!("b{round}");
+        env.git_with_dvt(&["checkout", "-q", "-b", &branch]).ok();
+        let base = main.clone();
+        let mut theirs = main.clone();
+        for _ in 0..1 + rng.below(4) {
+            let e = file_edit(&mut rng, &data, &mut theirs);
+            log.push(format!("{branch}: {e}"));
+        }
+        commit(&branch);
+        env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+        assert!(Tree::read(&data).files == main.files, "main's data back; {}", ctx(&log));
+        for _ in 0..1 + rng.below(4) {
+            let e = file_edit(&mut rng, &data, &mut main);
+            log.push(format!("main: {e}"));
+        }
+        commit(&format!("main {round}"));
+        let (merged, conflicts) = three_way(&base, &main, &theirs);
+        log.push(format!("git merge {branch}"));
+        let r = env.git_with_dvt(&["merge", &branch, "-m", &format!("merge {branch}")]);
+        if conflicts.is_empty() {
+            assert_eq!(r.code, 0, "a clean merge: {}{}; {}", r.stdout, r.stderr, ctx(&log));
+            main = Tree::read(&data);
+            assert!(
+                main.files == merged.files,
+                "the merged data: {:?}; {}",
+                main.files.keys(),
+                ctx(&log)
+            );
+            let s = env.dvt(&["status", "--json"]).ok().json();
+            assert_eq!(s["pointers"][0]["workspace"], "unchanged", "{s}; {}", ctx(&log));
+        } else {
+            assert_eq!(r.code, 1, "a conflict on {conflicts:?}: {}; {}", r.stderr, ctx(&log));
+            assert!(
+                r.stderr.contains("conflict in `data.dvt`"),
+                "{}; {}",
+                r.stderr,
+                ctx(&log)
+            );
+            for path in &conflicts {
+                assert!(
+                    r.stderr.contains(&format!("`data/{path}`: ")),
+                    "{path} not named: {}; {}",
+                    r.stderr,
+                    ctx(&log)
+                );
+            }
+            log.push("git merge --abort".into());
+            env.git(&["merge", "--abort"]);
+            assert!(
+                Tree::read(&data).files == main.files,
+                "main's data after the abort; {}",
+                ctx(&log)
+            );
+        }
+    }
+}
+
+#[test]
+fn random_changes_on_two_branches_merge_file_by_file_like_the_model() {
+    run_merge_model(1, 12);
+}
+
+/// A sweep of merge runs, when asked for: `DVT_MERGE_SEEDS=1-50`.
+#[test]
+fn random_merges_sweep_of_the_seeds_asked_for() {
+    let Some(seeds) = common::seeds_asked_for("DVT_MERGE_SEEDS") else {
+        return;
+    };
+    for seed in seeds {
+        run_merge_model(seed, 12);
+    }
 }

@@ -4,11 +4,12 @@
 //! seeded random steps: sources, params and commands edited, outs edited or
 //! deleted by hand, `repro` of everything, of one stage with what it needs,
 //! `-s` and `--downstream`, commits, `git checkout` of older versions with
-//! `dvt checkout`, `gc -w`, and `repro` killed midway. A model says which
-//! stages run, which come back from the cache or the run cache, and what each
-//! out holds; after every step the binary's `repro --json`, `status --json`,
-//! the commands that really ran and the bytes on disk are checked against it.
-//! At the end a clone pulls and finds nothing to run.
+//! `dvt checkout`, `push`, `pull`, `gc -w`, and `repro` killed midway. A model
+//! says which stages run, which come back from the cache or the run cache,
+//! what the cache and the remote hold, and what each out holds; after every
+//! step the binary's `repro --json`, `status --json`, the commands that really
+//! ran and the bytes on disk are checked against it. At the end a clone pulls
+//! and finds nothing to run.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
