@@ -2671,6 +2671,33 @@ fn repro_stores_the_outs_of_an_unchanged_stage_that_the_cache_lacks() {
     assert_eq!(runs(&env), runs_before);
 }
 
+/// A fresh clone's cache has no run-cache entries; its first `repro` of the
+/// pulled pipeline, with nothing to run, writes them: a param tried there and
+/// set back restores the pulled result instead of running the stage again.
+#[test]
+fn a_clones_first_repro_records_the_pulled_runs_in_its_run_cache() {
+    let env = counted_project();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    actions(&env, &[]);
+    env.dvt(&["push"]).ok();
+    env.commit("v1");
+    let clone = env.clone_repo();
+    clone.dvt(&["pull"]).ok();
+    assert_eq!(actions(&clone, &[]), [("train".into(), "skipped".into())]);
+    let before = runs(&clone);
+    clone.write("params.yaml", "lr: 0.2\n");
+    assert_eq!(actions(&clone, &[]), [("train".into(), "ran".into())]);
+    clone.write("params.yaml", "lr: 0.1\n");
+    assert_eq!(
+        actions(&clone, &[]),
+        [("train".into(), "restored-from-run-cache".into())]
+    );
+    assert_eq!(runs(&clone), before + 1);
+    assert_eq!(clone.read("model.txt"), b"lr: 0.1\n");
+    assert_eq!(clone.read("metrics.json"), env.read("metrics.json"));
+}
+
 /// Every file below `dir`.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

@@ -324,12 +324,9 @@ impl Model {
             _ => RAN,
         };
         let out = self.produce(i);
-        // The run cache gets an entry when the stage runs, or when a skipped
-        // stage's outs, which the cache lacked, are stored; not when it is
-        // skipped or restored otherwise (an entry `gc` deleted stays gone).
-        if action == RAN || (action == SKIPPED && !self.cache.contains(&out)) {
-            self.runs.insert((i, key.clone()), out.clone());
-        }
+        // Whatever repro does, the run cache has an entry for it after: a
+        // skipped or restored stage's missing one (after a gc) is written.
+        self.runs.insert((i, key.clone()), out.clone());
         self.outs[i] = Some(out.clone());
         self.now.lock[i] = Some((key, out.clone()));
         self.store(&out);

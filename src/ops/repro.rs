@@ -373,11 +373,12 @@ fn decide(
 pub const OUTS_STORED: &str = "its outs were not in the cache: stored from the workspace";
 
 /// For a stage that did not change, whose outs the workspace holds as
-/// `dvt.lock` records them but the cache lacks (a `gc` while another
-/// `dvt.lock` was checked out, a run with `--no-commit`): stores them, as the
-/// run that made them would have, with its run-cache entry (not for a frozen
-/// stage, whose deps were not looked at), so that `push` and a later restore
-/// find them. Whether it stored anything.
+/// `dvt.lock` records them: stores them if the cache lacks them (a `gc` while
+/// another `dvt.lock` was checked out, a run with `--no-commit`), so that
+/// `push` and a later restore find them; and writes the stage's run-cache
+/// entry if there is none (a fresh clone, an entry `gc` deleted), so that
+/// coming back to these inputs later restores rather than runs. Not for a
+/// frozen stage's entry: its deps were not looked at. Whether it stored outs.
 #[allow(clippy::too_many_arguments)]
 fn store_uncached_outs(
     repo: &Repo,
@@ -402,10 +403,11 @@ fn store_uncached_outs(
         }
         lacking = true;
     }
-    if !lacking {
+    let key = run_cache::key(stage, now).filter(|_| !frozen);
+    let unrecorded = key.as_ref().is_some_and(|k| !run_cache::has(repo.cache().root(), k));
+    if !lacking && !unrecorded {
         return Ok(false);
     }
-    let key = run_cache::key(stage, now).filter(|_| !frozen);
     let storing = match key {
         Some(_) => Storing::All,
         None => Storing::Cached,
@@ -418,7 +420,7 @@ fn store_uncached_outs(
         // Only a cache of work, as after a run.
         let _ = run_cache::save(repo.cache().root(), &k, &done);
     }
-    Ok(true)
+    Ok(lacking)
 }
 
 /// A frozen stage's cmd (as it is now), deps and params (as `dvt.lock` records
@@ -623,6 +625,9 @@ pub(crate) fn repro_knowing(
             }
             (None, false, false) => {
                 crate::ops::checkout::checkout_tracked(repo, as_tracked(repo, &restore), false, progress)?;
+                if !opts.no_commit {
+                    store_uncached_outs(repo, stage, &now, locked, frozen, &stat, &counters)?;
+                }
                 Action::Restored
             }
             (Some(_), _, true) => {

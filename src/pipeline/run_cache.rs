@@ -117,6 +117,11 @@ pub fn save(cache: &Path, key: &str, done: &StageLock) -> crate::error::Result<(
     Ok(())
 }
 
+/// Whether there is an entry for run `key` (readable or not).
+pub fn has(cache: &Path, key: &str) -> bool {
+    path(cache, key).is_file()
+}
+
 /// Deletes the entry of run `key` (none is no error).
 pub fn remove(cache: &Path, key: &str) -> crate::error::Result<()> {
     match fs_err::remove_file(path(cache, key)) {
