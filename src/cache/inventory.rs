@@ -74,6 +74,13 @@ impl Cache {
         Ok(missing)
     }
 
+    /// Whether every object of directory manifest `manifest` is known to be
+    /// present (checked since the object directories last changed), so that
+    /// asking needs no read of the manifest.
+    pub fn known_complete(&self, manifest: &ObjectId) -> bool {
+        self.load_complete(self.objects_stamp()).contains(manifest)
+    }
+
     /// Records that every object of directory manifest `manifest` is present, as
     /// `add` knows right after storing them.
     pub fn mark_complete(&self, manifest: &ObjectId) {

@@ -380,7 +380,7 @@ pub const OUTS_STORED: &str = "its outs were not in the cache: stored from the w
 /// coming back to these inputs later restores rather than runs. Not for a
 /// frozen stage's entry: its deps were not looked at. Whether it stored outs.
 #[allow(clippy::too_many_arguments)]
-fn store_uncached_outs(
+fn cache_unchanged_stage(
     repo: &Repo,
     stage: &Stage,
     now: &StageLock,
@@ -440,7 +440,7 @@ pub(crate) fn objects_cached(repo: &Repo, e: &Entry) -> Result<bool> {
     if !cache.contains(&e.id) {
         return Ok(false);
     }
-    if e.kind == Kind::File {
+    if e.kind == Kind::File || cache.known_complete(&e.id) {
         return Ok(true);
     }
     let m = crate::manifest::Manifest::parse(&cache.read(&e.id, Some(&e.path))?, &e.id)?;
@@ -616,7 +616,7 @@ pub(crate) fn repro_knowing(
             (None, true, dry) => {
                 stored = !dry
                     && !opts.no_commit
-                    && store_uncached_outs(repo, stage, &now, locked, frozen, &stat, &counters)?;
+                    && cache_unchanged_stage(repo, stage, &now, locked, frozen, &stat, &counters)?;
                 Action::Skipped
             }
             (None, false, true) => {
@@ -626,7 +626,7 @@ pub(crate) fn repro_knowing(
             (None, false, false) => {
                 crate::ops::checkout::checkout_tracked(repo, as_tracked(repo, &restore), false, progress)?;
                 if !opts.no_commit {
-                    store_uncached_outs(repo, stage, &now, locked, frozen, &stat, &counters)?;
+                    cache_unchanged_stage(repo, stage, &now, locked, frozen, &stat, &counters)?;
                 }
                 Action::Restored
             }
