@@ -2986,6 +2986,79 @@ fn add_no_commit_writes_pointers_and_leaves_the_cache_alone() {
     assert_eq!(env.dvt(&["add", "--no-commit", "-o", "x", "f.bin"]).code, 2);
 }
 
+/// A tracked directory whose manifest the cache lacks is still compared: status
+/// hashes the workspace into a manifest and compares ids, so data copied in by
+/// hand is unchanged (its files counted as not in cache; checkout has nothing to
+/// do), and an edit is a change.
+#[test]
+fn status_compares_a_directory_whose_manifest_the_cache_lacks() {
+    let env = TestEnv::new();
+    env.write("d/a.txt", "alpha\n");
+    env.write("d/sub/b.txt", "beta\n");
+    env.dvt(&["add", "d"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "data"]);
+    let c = env.clone_repo();
+    // The data arrives by hand, not by pull: no manifest, no objects.
+    c.write("d/a.txt", "alpha\n");
+    c.write("d/sub/b.txt", "beta\n");
+    let r = c.dvt(&["status", "--json"]).ok();
+    let p = &r.json()["pointers"][0];
+    assert_eq!(p["workspace"], "unchanged", "{}", r.stdout);
+    // The manifest and both files.
+    assert_eq!(p["missing_from_cache"].as_array().unwrap().len(), 3, "{}", r.stdout);
+    let r = c.dvt(&["status"]).ok();
+    assert_eq!(r.stdout, "d.dvt: unchanged\n    not in cache: 3 objects\n");
+    assert!(r.stderr.contains("`dvt commit PATH` stores those"), "{}", r.stderr);
+    // A part of it too (its object and the manifest are what it lacks).
+    let r = c.dvt(&["status", "d/sub", "--json"]).ok();
+    let p = &r.json()["pointers"][0];
+    assert_eq!(
+        (&p["workspace"], &p["kind"]),
+        (&"unchanged".into(), &"dir".into()),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(p["missing_from_cache"].as_array().unwrap().len(), 2, "{}", r.stdout);
+    // Checkout finds it up to date, as it would a file whose object the cache lacks.
+    let r = c.dvt(&["checkout"]).ok();
+    assert!(r.stdout.contains("1 path already up to date"), "{}", r.stdout);
+    c.dvt(&["checkout", "d/sub"]).ok();
+    c.write("d/sub/b.txt", "BETA\n");
+    // Changed, it has nothing to be restored from: the edit stays.
+    let r = c.dvt(&["checkout", "--force", "d"]).fails();
+    assert!(
+        r.stderr.contains("is not in the cache (needed for `d`)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.read("d/sub/b.txt"), b"BETA\n");
+    let r = c.dvt(&["status"]).ok();
+    assert_eq!(
+        r.stdout,
+        "d.dvt: modified\n    which files changed is not known: the recorded manifest is not in the cache\n    \
+         not in cache: 1 object\n"
+    );
+    assert!(r.stderr.contains("`dvt add PATH` records changes"), "{}", r.stderr);
+    std::fs::remove_dir_all(c.path("d")).unwrap();
+    c.write("d", "now a file\n");
+    let r = c.dvt(&["status", "--json"]).ok();
+    assert_eq!(r.json()["pointers"][0]["replaced_by"], "file", "{}", r.stdout);
+    assert!(
+        c.dvt(&["status"])
+            .ok()
+            .stdout
+            .contains("replaced: d is a file now, not the directory that"),
+        "a file in its place"
+    );
+    std::fs::remove_file(c.path("d")).unwrap();
+    c.write("d/a.txt", "alpha\n");
+    c.write("d/sub/b.txt", "beta\n");
+    // `commit` stores it all from the workspace; then nothing is missing.
+    c.dvt(&["commit", "d"]).ok();
+    assert_eq!(c.dvt(&["status"]).ok().stdout, "Data and pointers are up to date.\n");
+}
+
 /// `cache dir` prints the cache directory, and sets or unsets `cache.dir`.
 #[test]
 fn cache_dir_prints_and_sets_the_cache_directory() {

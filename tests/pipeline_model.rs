@@ -460,8 +460,6 @@ impl Model {
             let Some((_, recorded)) = recorded else { continue };
             let want = match &self.outs[i] {
                 None => "missing",
-                // Without the directory's manifest, only presence can be told.
-                Some(_) if self.stages[i].dir_out && !self.manifests.contains(recorded) => "unknown",
                 Some(o) if o == recorded => "unchanged",
                 Some(_) => "modified",
             };

@@ -1324,12 +1324,22 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
                 // A directory replaced by a file, or the other way round: one line,
                 // not every file as deleted (or the directory as a modified file).
-                if p.replaced_by == Some(dvt::pointer::Kind::File) {
+                let unlisted = [&p.added, &p.modified, &p.deleted, &p.mode_changed]
+                    .iter()
+                    .all(|l| l.is_empty());
+                if p.replaced_by == Some(dvt::pointer::Kind::File) && unlisted {
+                    out!(
+                        "    replaced: {} is a file now, not the directory that the pointer records",
+                        quoted(&p.path)
+                    );
+                } else if p.replaced_by == Some(dvt::pointer::Kind::File) {
                     out!(
                         "    replaced: {} is a file now, not the directory of {} that the pointer records",
                         quoted(&p.path),
                         dvt::counted(p.deleted.len(), "file")
                     );
+                } else if p.workspace == ops::status::Workspace::Modified && unlisted && p.replaced_by.is_none() {
+                    out!("    which files changed is not known: the recorded manifest is not in the cache");
                 } else if p.replaced_by == Some(dvt::pointer::Kind::Dir) {
                     out!(
                         "    replaced: {} is a directory now, not the file that the pointer records",

@@ -311,6 +311,34 @@ pub fn identify_path(
     Ok((p, None))
 }
 
+/// The manifest that tracked directory `t` records, made from the workspace
+/// when the cache lacks it: the directory there is hashed (files the stat cache
+/// knows are not read) and its manifest returned if its id is the recorded one,
+/// which makes it that manifest, byte for byte. `None` when the path is not a
+/// directory or its content differs.
+pub(crate) fn recorded_manifest_from_workspace(
+    repo: &Repo,
+    t: &crate::workspace::Tracked,
+    stat: &crate::statcache::StatCache,
+    counters: &Counters,
+    progress: &dyn Progress,
+) -> Result<Option<Manifest>> {
+    if !fs::symlink_metadata(&t.data_abs).is_ok_and(|m| m.is_dir()) {
+        return Ok(None);
+    }
+    let (p, m) = identify_path(
+        repo,
+        &t.data_abs,
+        &t.data_rel,
+        true,
+        Identify::HashOnly,
+        stat,
+        counters,
+        progress,
+    )?;
+    Ok(m.filter(|_| p.id == t.pointer.id))
+}
+
 fn add_dir(
     repo: &Repo,
     t: &Target,

@@ -114,7 +114,18 @@ fn checkout_some(
     let mut conflicts = Vec::new();
     for t in tracked {
         let manifest = match t.pointer.kind {
-            Kind::Dir => t.manifest(repo.cache()).map(Some),
+            // A directory whose manifest the cache lacks may stand in the
+            // workspace as recorded (copied there by hand): then there is
+            // nothing to restore, as for a file whose object the cache lacks.
+            Kind::Dir => t.manifest(repo.cache()).map(Some).or_else(|e| {
+                match crate::snapshot::is_missing(&e)
+                    .then(|| crate::ops::add::recorded_manifest_from_workspace(repo, &t, &stat, &counters, progress))
+                    .and_then(|found| found.ok().flatten())
+                {
+                    Some(m) => Ok(Some(m)),
+                    None => Err(e),
+                }
+            }),
             Kind::File => Ok(None),
         };
         // A target inside a tracked directory checks out that part only.

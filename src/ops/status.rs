@@ -210,13 +210,20 @@ fn check_one(
         // A target inside a tracked directory: that part only.
         let cache = repo.cache();
         st.path = display_path(&tracked.data_rel, inner);
-        if !cache.contains(&tracked.pointer.id) {
+        let manifest = if cache.contains(&tracked.pointer.id) {
+            tracked.manifest(cache)?
+        } else if let Some(m) =
+            crate::ops::add::recorded_manifest_from_workspace(repo, tracked, stat, counters, progress)?
+        {
+            // The whole directory stands as recorded: so does this part.
+            m
+        } else {
             // Without the directory's manifest, not even the part's kind is known.
             st.missing_from_cache = vec![tracked.pointer.id];
             st.workspace = presence(&tracked.data_abs.join(inner));
             return Ok(());
-        }
-        let sel = tracked.select(Some(tracked.manifest(cache)?))?;
+        };
+        let sel = tracked.select(Some(manifest))?;
         let part = &sel.tracked;
         st.kind = Some(part.pointer.kind);
         st.missing_from_cache = missing_objects(cache, part, sel.manifest.as_ref())?;
@@ -247,11 +254,46 @@ fn check_one(
         }
     };
     if tracked.pointer.kind == Kind::Dir && manifest.is_none() {
-        // Without the manifest, only presence can be told.
-        st.workspace = presence(&tracked.data_abs);
-        return Ok(());
+        return compare_without_manifest(repo, stat, counters, progress, tracked, st);
     }
     record_changes(stat, tracked, manifest.as_ref(), scan, counters, progress, st)
+}
+
+/// A tracked directory whose manifest the cache lacks: the workspace's side is
+/// hashed into a manifest of its own (unchanged files from the stat cache, as
+/// `add` would) and its id compared with the recorded one. Equal ids mean equal
+/// content, and that manifest then says which file objects the cache lacks too;
+/// different ids say that something changed, but not which files, as DVC's
+/// `status` does without the `.dir` object.
+fn compare_without_manifest(
+    repo: &Repo,
+    stat: &crate::statcache::StatCache,
+    counters: &Counters,
+    progress: &dyn Progress,
+    tracked: &Tracked,
+    st: &mut PointerStatus,
+) -> Result<()> {
+    let meta = match fs_err::symlink_metadata(&tracked.data_abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            st.workspace = Workspace::Missing;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.is_dir() {
+        st.workspace = Workspace::Modified;
+        st.replaced_by = Some(Kind::File);
+        return Ok(());
+    }
+    match crate::ops::add::recorded_manifest_from_workspace(repo, tracked, stat, counters, progress)? {
+        Some(m) => {
+            st.workspace = Workspace::Unchanged;
+            st.missing_from_cache = missing_objects(repo.cache(), tracked, Some(&m))?;
+        }
+        None => st.workspace = Workspace::Modified,
+    }
+    Ok(())
 }
 
 /// The listing of a tracked directory's workspace side, if it is a directory.
