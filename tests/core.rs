@@ -164,18 +164,27 @@ fn add_delete_checkout_round_trips_every_kind_of_entry() {
     );
     assert_eq!(snapshot(&env.path("data/raw")), before_data);
 
-    // A new file and a new empty directory are work checkout will not delete unasked.
+    // A new file is work checkout will not delete unasked; a new empty
+    // directory holds nothing to lose, and goes.
     env.write("data/raw/new.txt", "mine\n");
     std::fs::create_dir(env.path("data/raw/new dir")).unwrap();
     let r = env.dvt(&["checkout", "data/raw"]).fails();
     assert!(
         r.stderr.starts_with(
-            "error: checkout would overwrite or delete 1 file and 1 empty directory with changes not recorded in a pointer:\n  \
-             data/raw/new.txt\n  data/raw/new dir/\n"
+            "error: checkout would overwrite or delete 1 file with changes not recorded in a pointer:\n  \
+             data/raw/new.txt\n"
         ),
         "{}",
         r.stderr
     );
+    assert!(
+        env.path("data/raw/new dir").is_dir(),
+        "a refused checkout changes nothing"
+    );
+    std::fs::remove_file(env.path("data/raw/new.txt")).unwrap();
+    env.dvt(&["checkout", "data/raw"]).ok();
+    assert_eq!(snapshot(&env.path("data/raw")), before_data);
+    env.write("data/raw/new.txt", "mine\n");
     let r = env.dvt(&["checkout", "--force", "data/raw"]).ok();
     assert!(r.stdout.contains("deleted data/raw/new.txt"), "{}", r.stdout);
     assert_eq!(snapshot(&env.path("data/raw")), before_data);

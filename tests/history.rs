@@ -722,6 +722,38 @@ fn hooks_check_out_data_on_git_checkout_and_chain_existing_hooks() {
     assert!(!env.exists(".git/hooks/pre-push"));
 }
 
+/// A branch whose data has an empty directory more (or a file where the other
+/// has a directory): switching back and forth checks each version out, with no
+/// `--force`. The empty directory held nothing to lose.
+#[test]
+fn switching_branches_takes_empty_directories_and_file_for_directory_swaps_along() {
+    let env = TestEnv::new();
+    env.dvt(&["install-hooks"]).ok();
+    env.write("data/a.csv", "a\n");
+    env.write("data/x", "a file on main\n");
+    env.dvt(&["add", "data"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "main"]);
+    env.git(&["checkout", "-qb", "side"]);
+    std::fs::create_dir(env.path("data/incoming")).unwrap();
+    std::fs::remove_file(env.path("data/x")).unwrap();
+    env.write("data/x/inner.txt", "a directory on side\n");
+    env.dvt(&["add", "data"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "side"]);
+    for (branch, x, incoming) in [
+        ("main", "data/x", false),
+        ("side", "data/x/inner.txt", true),
+        ("main", "data/x", false),
+    ] {
+        let r = env.git_with_dvt(&["checkout", "-q", branch]).ok();
+        assert!(!r.stderr.contains("not checked out"), "{branch}: {}", r.stderr);
+        assert!(env.path(x).is_file(), "{branch}: {x}");
+        assert_eq!(env.path("data/incoming").is_dir(), incoming, "{branch}");
+        assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"), "{branch}");
+    }
+}
+
 #[test]
 fn hooks_do_nothing_in_a_repo_without_dvt_and_pre_push_pushes() {
     let Versions { env, _remote } = versions();

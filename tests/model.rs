@@ -574,10 +574,6 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                 let new_content = disk.files.iter().any(|(p, (c, _))| {
                     inside(p) && want.files.get(p).is_none_or(|(w, _)| w != c) && !cache.contents.contains(c)
                 });
-                let new_empty_dir = disk
-                    .dirs
-                    .iter()
-                    .any(|d| inside(d) && disk.is_empty_dir(d) && !want.dirs.contains(d));
                 // A file of the version goes where a directory holds ignored
                 // files: checkout restores the rest, fails naming one of them.
                 let in_the_way: Vec<String> = want
@@ -604,13 +600,7 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                     head = Some(want.clone());
                     detached = true;
                     let refused = r.stderr.contains("dvt: data not checked out");
-                    assert_eq!(
-                        refused,
-                        new_content || new_empty_dir,
-                        "the hook: {}\n{}",
-                        ctx(&log),
-                        r.stderr
-                    );
+                    assert_eq!(refused, new_content, "the hook: {}\n{}", ctx(&log), r.stderr);
                     if refused {
                         forced_after_refusal(&env, &disk, &mut log, &r.stderr, &[]).ok();
                     }
@@ -629,12 +619,12 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                     args.join(" ")
                 ));
                 env.git(&["checkout", &commit, "--", "data.dvt"]);
-                if !(new_content || new_empty_dir) && in_the_way.is_empty() {
+                if !new_content && in_the_way.is_empty() {
                     // Killed part way, then run again: each file old or new meanwhile.
                     interrupted(&env, &mut rng, &mut log, &args);
                 }
                 let mut r = env.dvt(&args);
-                if new_content || new_empty_dir {
+                if new_content {
                     assert_eq!(r.code, 1, "{command} should refuse: {}\n{}", ctx(&log), r.stderr);
                     r = forced_after_refusal(&env, &disk, &mut log, &r.stderr, target);
                 }
@@ -747,16 +737,74 @@ fn random_edits_with_an_s3_remote_match_the_model() {
     run_model_with(4, 40, Backend::S3(&endpoint));
 }
 
-/// One random change of a file for the merge runs, on disk below `data` and
-/// in `t`: a file written (new, or a new version; a third of the time one of
-/// three short contents, so that both branches sometimes make the same
-/// change), deleted (with the directories that leaves empty: only files
-/// decide these merges), or its executable bit flipped.
+/// One random change for the merge runs, on disk below `data` and in `t`: a
+/// file written (new, or a new version; a third of the time one of three short
+/// contents, so that both branches sometimes make the same change), deleted
+/// (with the directories that leaves empty), or its executable bit flipped; an
+/// empty directory made or removed; a file replaced by a directory holding
+/// one, or a directory by a file.
 fn file_edit(rng: &mut Rng, data: &Path, t: &mut Tree) -> String {
     let files: Vec<String> = t.files.keys().cloned().collect();
-    let which = rng.below(5);
-    if which < 2 || files.is_empty() {
+    let which = rng.below(9);
+    if which == 5 {
+        let at = match *rng.pick(&DIRS) {
+            "" => format!("e{}", rng.below(2)),
+            d => format!("{d}/e{}", rng.below(2)),
+        };
+        if !t.can_hold_file(&at) || t.files.contains_key(&at) {
+            return format!("skip mkdir {at}");
+        }
+        std::fs::create_dir_all(data.join(&at)).unwrap();
+        t.dirs.extend(
+            Path::new(&at)
+                .ancestors()
+                .map(|a| a.to_string_lossy().into_owned())
+                .filter(|a| !a.is_empty()),
+        );
+        return format!("mkdir {at}");
+    }
+    if which == 6 {
+        let empty: Vec<String> = t.dirs.iter().filter(|d| t.is_empty_dir(d)).cloned().collect();
+        if empty.is_empty() {
+            return "skip rmdir".into();
+        }
+        let d = rng.pick(&empty).clone();
+        std::fs::remove_dir(data.join(&d)).unwrap();
+        t.dirs.remove(&d);
+        return format!("rmdir {d}");
+    }
+    if which == 7 && !files.is_empty() {
+        let rel = rng.pick(&files).clone();
+        std::fs::remove_file(data.join(&rel)).unwrap();
+        t.files.remove(&rel);
+        let content = format!("inside {}\n", rng.below(2)).into_bytes();
+        put(data, t, &format!("{rel}/inner.txt"), content, false);
+        return format!("{rel}: a directory now");
+    }
+    if which == 8 {
+        let dirs: Vec<String> = t.dirs.iter().cloned().collect();
+        if dirs.is_empty() {
+            return "skip a directory to a file".into();
+        }
+        let d = rng.pick(&dirs).clone();
+        std::fs::remove_dir_all(data.join(&d)).unwrap();
+        let below = format!("{d}/");
+        t.files.retain(|p, _| !p.starts_with(&below));
+        t.dirs.retain(|p| !p.starts_with(&below) && *p != d);
+        put(
+            data,
+            t,
+            &d,
+            format!("was a directory {}\n", rng.below(2)).into_bytes(),
+            false,
+        );
+        return format!("{d}: a file now");
+    }
+    if !(2..=4).contains(&which) || files.is_empty() {
         let rel = some_path(rng);
+        if !t.can_hold_file(&rel) {
+            return format!("skip write {rel}");
+        }
         let content = match rng.below(3) {
             0 => format!("shared {}\n", rng.below(3)).into_bytes(),
             _ => {
@@ -789,10 +837,12 @@ fn file_edit(rng: &mut Rng, data: &Path, t: &mut Tree) -> String {
     format!("chmod {rel}")
 }
 
-/// The merge of `ours` and `theirs` from `base`, file by file as dvt's merge
+/// The merge of `ours` and `theirs` from `base`, path by path as dvt's merge
 /// driver merges a directory: the version both sides agree on, else the one
-/// that changed (the files only). Also the paths that conflict: changed differently on both
-/// sides, or changed on one and deleted on the other.
+/// that changed; an empty directory is kept or dropped the same way, and is
+/// no longer empty if the merge puts a file in it. Also the paths that
+/// conflict: changed differently on both sides, changed on one and deleted on
+/// the other, or a file where the merge also has a directory.
 fn three_way(base: &Tree, ours: &Tree, theirs: &Tree) -> (Tree, BTreeSet<String>) {
     let paths: BTreeSet<&String> = base
         .files
@@ -815,11 +865,42 @@ fn three_way(base: &Tree, ours: &Tree, theirs: &Tree) -> (Tree, BTreeSet<String>
             merged.files.insert(path.clone(), v.clone());
         }
     }
+    let empty = |t: &Tree| -> BTreeSet<String> { t.dirs.iter().filter(|d| t.is_empty_dir(d)).cloned().collect() };
+    let (eb, eo, et) = (empty(base), empty(ours), empty(theirs));
+    let empties: BTreeSet<String> = eb
+        .iter()
+        .chain(&eo)
+        .chain(&et)
+        .filter(|d| match (eo.contains(*d), et.contains(*d)) {
+            (o, t) if o == t => o,
+            _ => !eb.contains(*d),
+        })
+        .cloned()
+        .collect();
+    let parents: BTreeSet<String> = merged
+        .files
+        .keys()
+        .chain(&empties)
+        .flat_map(|p| {
+            Path::new(p)
+                .ancestors()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for f in merged.files.keys() {
+        if parents.contains(f) || empties.contains(f) {
+            conflicts.insert(f.clone());
+        }
+    }
+    merged.dirs = parents.into_iter().chain(empties).collect();
     (merged, conflicts)
 }
 
-/// Rounds of random file changes on a branch and on `main` to one tracked
-/// directory, then `git merge` of the branch with dvt's merge driver and
+/// Rounds of random changes (files, empty directories, a file swapped for a
+/// directory) on a branch and on `main` to one tracked directory, then `git merge` of the branch with dvt's merge driver and
 /// hooks: the model's three-way merge says whether it conflicts and on which
 /// files (each must be named), and what the directory holds after a clean
 /// merge (the post-merge hook checks it out); a conflicted merge is aborted.
@@ -850,7 +931,16 @@ fn run_merge_model(seed: u64, rounds: usize) {
         }
         commit(&branch);
         env.git_with_dvt(&["checkout", "-q", "main"]).ok();
-        assert!(Tree::read(&data).files == main.files, "main's data back; {}", ctx(&log));
+        let back = Tree::read(&data);
+        assert!(
+            (&back.files, &back.dirs) == (&main.files, &main.dirs),
+            "main's data back: {:?} {:?}, not {:?} {:?}; {}",
+            back.files.keys(),
+            back.dirs,
+            main.files.keys(),
+            main.dirs,
+            ctx(&log)
+        );
         for _ in 0..1 + rng.below(4) {
             let e = file_edit(&mut rng, &data, &mut main);
             log.push(format!("main: {e}"));
@@ -863,9 +953,10 @@ fn run_merge_model(seed: u64, rounds: usize) {
             assert_eq!(r.code, 0, "a clean merge: {}{}; {}", r.stdout, r.stderr, ctx(&log));
             main = Tree::read(&data);
             assert!(
-                main.files == merged.files,
-                "the merged data: {:?}; {}",
+                (&main.files, &main.dirs) == (&merged.files, &merged.dirs),
+                "the merged data: {:?} {:?}; {}",
                 main.files.keys(),
+                main.dirs,
                 ctx(&log)
             );
             let s = env.dvt(&["status", "--json"]).ok().json();
@@ -888,8 +979,9 @@ fn run_merge_model(seed: u64, rounds: usize) {
             }
             log.push("git merge --abort".into());
             env.git(&["merge", "--abort"]);
+            let back = Tree::read(&data);
             assert!(
-                Tree::read(&data).files == main.files,
+                (&back.files, &back.dirs) == (&main.files, &main.dirs),
                 "main's data after the abort; {}",
                 ctx(&log)
             );

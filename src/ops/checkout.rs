@@ -204,8 +204,10 @@ impl Failures {
     }
 }
 
-/// The workspace paths of `t` whose content no pointer records and the cache
-/// lacks: what replacing the data would lose.
+/// The workspace files of `t` whose content no pointer records and the cache
+/// lacks: what replacing the data would lose. An empty directory holds no
+/// content: one the pointer does not record goes without asking (another
+/// version's, left by `git checkout` of a branch, as often as one made by hand).
 fn unrecorded(repo: &Repo, stat: &StatCache, t: &Tracked, state: &WorkState) -> Vec<String> {
     let WorkState::Present(c) = state else {
         return Vec::new();
@@ -214,7 +216,7 @@ fn unrecorded(repo: &Repo, stat: &StatCache, t: &Tracked, state: &WorkState) -> 
         .iter()
         .chain(&c.modified)
         .map(|p| (p, display_path(&t.data_rel, p)))
-        .filter(|(p, key)| p.ends_with('/') || !is_cached(repo, stat, key))
+        .filter(|(p, key)| !p.ends_with('/') && !is_cached(repo, stat, key))
         .map(|(_, key)| key)
         .collect()
 }
