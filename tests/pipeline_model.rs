@@ -1,16 +1,17 @@
 //! Model-based runs of pipelines: a random `dvt.toml` of 3 to 6 stages (file
-//! and directory outs, some `persist`, some with a metrics file beside; deps on source files,
-//! a source directory and each other's outs; params listed or written into
-//! the command as `${KEY}`), then seeded random steps: sources, params and
-//! commands edited, outs and metrics edited or deleted by hand, stages frozen and unfrozen, `repro` of everything, of one
-//! stage with what it needs, `-s`, `--downstream` and `--pull`, commits, `git
-//! checkout` of older versions with `dvt checkout`, `push`, `pull`, `gc -w`, and
-//! `repro` killed midway. A model
-//! says which stages run, which come back from the cache or the run cache,
-//! what the cache and the remote hold, and what each out holds; after every
-//! step the binary's `repro --json`, `status --json`, the commands that really
-//! ran and the bytes on disk are checked against it. At the end a clone pulls
-//! and finds nothing to run.
+//! and directory outs, some `persist`, some with a metrics file beside; deps on
+//! source files, a source directory and each other's outs; params listed or
+//! written into the command as `${KEY}`), then seeded random steps: sources,
+//! params and commands edited, outs and metrics edited or deleted by hand,
+//! stages frozen and unfrozen, `repro` of everything, of one stage with what it
+//! needs, `-s`, `--downstream`, `--pull` and `--no-commit`, `dvt commit` of a
+//! stage (refused over changed inputs, or forced), git commits, `git checkout`
+//! of older versions with `dvt checkout`, `push`, `pull`, `gc -w`, and `repro`
+//! killed midway. A model says which stages run, which come back from the cache
+//! or the run cache, what the cache and the remote hold, and what each out
+//! holds; after every step the binary's `repro --json`, `status --json`, the
+//! commands that really ran and the bytes on disk are checked against it. At
+//! the end a clone pulls and finds nothing to run.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
@@ -386,6 +387,13 @@ impl Model {
 
     /// `repro` of stage `i`: what it does, and the state it leaves.
     fn repro(&mut self, i: usize) -> &'static str {
+        self.repro_with(i, true)
+    }
+
+    /// `repro` of stage `i`, with `--no-commit` unless `commit`: then nothing
+    /// is stored, nor restored from the run cache (the stage runs instead),
+    /// and no run-cache entry is written.
+    fn repro_with(&mut self, i: usize, commit: bool) -> &'static str {
         if let Some((k, recorded)) = &self.now.lock[i]
             && self.now.frozen[i]
             && self.inputs_recorded(i, k, false)
@@ -396,7 +404,9 @@ impl Model {
             let metrics_kept = self.metrics[i] == self.metrics_of(i, &recorded);
             match &self.outs[i] {
                 _ if self.outs_match(i, &recorded) => {
-                    self.store(&recorded);
+                    if commit {
+                        self.store(&recorded);
+                    }
                     return SKIPPED;
                 }
                 None if metrics_kept && self.cache.contains(&recorded) => {
@@ -408,7 +418,8 @@ impl Model {
         }
         let key = self.key(i, false).expect("a dep of a stage to reproduce is missing");
         let persist = self.stages[i].persist;
-        let from_run_cache = !persist && self.runs.get(&(i, key.clone())).is_some_and(|o| self.cache.contains(o));
+        let from_run_cache =
+            commit && !persist && self.runs.get(&(i, key.clone())).is_some_and(|o| self.cache.contains(o));
         let action = match &self.now.lock[i] {
             // A metrics file is not in the cache: missing or edited, it makes the stage run.
             Some((k, recorded)) if *k == key && !self.now.frozen[i] => match &self.outs[i] {
@@ -433,14 +444,45 @@ impl Model {
         // Whatever repro does, the run cache has an entry for it after (a
         // skipped or restored stage's missing one, after a gc, is written),
         // unless the stage keeps its outs.
-        if !persist {
+        if commit && !persist {
             self.runs.insert((i, key.clone()), out.clone());
         }
         self.outs[i] = Some(out.clone());
         self.metrics[i] = self.metrics_of(i, &out);
         self.now.lock[i] = Some((key, out.clone()));
-        self.store(&out);
+        if commit {
+            self.store(&out);
+        }
         action
+    }
+
+    /// `commit` of stage `i` (with `--force` if `force`): `Err` if it must be
+    /// refused (changing nothing), else the state it leaves. Not for a metrics
+    /// file other than its out's (the model derives a recorded one from its out).
+    fn commit(&mut self, i: usize, force: bool) -> Result<(), &'static str> {
+        let Some((recorded_key, _)) = self.now.lock[i].clone() else {
+            return Err("no entry in dvt.lock");
+        };
+        let Some(out) = self.outs[i].clone() else {
+            return Err("its out is missing");
+        };
+        let now = self.key(i, false).expect("a dep of a stage to commit is missing");
+        // A frozen stage keeps the deps and params it was recorded with (its
+        // command alone is compared), unless forced.
+        let key = match self.now.frozen[i] && !force {
+            true => (now.0, recorded_key.1.clone()),
+            false => now,
+        };
+        if key != recorded_key && !force {
+            return Err("its inputs changed");
+        }
+        // Forced over changed inputs, it is recorded, but not as a run of them.
+        if key == recorded_key && !self.stages[i].persist {
+            self.runs.insert((i, key.clone()), out.clone());
+        }
+        self.now.lock[i] = Some((key, out.clone()));
+        self.store(&out);
+        Ok(())
     }
 
     /// `out` goes into the cache.
@@ -664,7 +706,7 @@ fn run_model(seed: u64, steps: usize) {
         let n = m.stages.len();
         let i = rng.below(n);
         // The first step runs the whole pipeline.
-        let what = if step == 0 { 21 } else { rng.below(24) };
+        let what = if step == 0 { 21 } else { rng.below(27) };
         match what {
             0 => {
                 let k = rng.below(SOURCES.len());
@@ -909,6 +951,41 @@ fn run_model(seed: u64, steps: usize) {
                 }
                 let want = (0..n).map(|j| (format!("s{j}"), m.repro(j))).collect();
                 check_repro(&env, &m, &["--pull"], &want, &|| ctx(&log));
+            }
+            24 | 26 => {
+                // Outs as they are (edited by hand, or left by `--no-commit`)
+                // recorded; refused when the inputs changed, unless forced.
+                // (The model derives a recorded metrics file from its out:
+                // not for a metrics file edited by hand.)
+                let metrics_made = m.outs[i].as_ref().is_none_or(|o| m.metrics[i] == m.metrics_of(i, o));
+                if m.now.lock[i].is_none()
+                    || !metrics_made
+                    || !m.deps_present(&BTreeSet::from([i]))
+                    || m.key(i, false).is_none()
+                {
+                    continue;
+                }
+                let force = rng.below(3) == 0;
+                let name = format!("s{i}");
+                let args: &[&str] = if force {
+                    &["commit", "--force", &name]
+                } else {
+                    &["commit", &name]
+                };
+                log.push(format!("dvt {}", args.join(" ")));
+                let r = env.dvt(args);
+                match m.commit(i, force) {
+                    Ok(()) => assert_eq!(r.code, 0, "commit: {}; {}", r.stderr, ctx(&log)),
+                    Err(why) => {
+                        assert_eq!(r.code, 1, "commit must be refused ({why}): {}; {}", r.stderr, ctx(&log));
+                        log.push(format!("(refused: {why})"));
+                    }
+                }
+            }
+            25 => {
+                log.push("dvt repro --no-commit".into());
+                let want = (0..n).map(|j| (format!("s{j}"), m.repro_with(j, false))).collect();
+                check_repro(&env, &m, &["--no-commit"], &want, &|| ctx(&log));
             }
             _ => {
                 log.push("dvt repro".into());
