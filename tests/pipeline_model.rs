@@ -11,7 +11,9 @@
 //! or the run cache, what the cache and the remote hold, and what each out
 //! holds; after every step the binary's `repro --json`, `status --json`, the
 //! commands that really ran and the bytes on disk are checked against it. At
-//! the end a clone pulls and finds nothing to run.
+//! the end a clone pulls (with the run cache) and finds nothing to run, then
+//! goes back to the inputs of an earlier commit: a stage that ran with them
+//! here is restored from the runs it pulled, not run.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
@@ -83,7 +85,7 @@ enum Dep {
 /// also writes a metrics file (`out/sI.json`: uncached, kept by git), and
 /// whether its out is `persist` (not deleted before the command runs, so a
 /// file added by hand to its directory stays; never in the run cache).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Stage {
     deps: Vec<Dep>,
     listed: Vec<usize>,
@@ -1000,11 +1002,12 @@ fn run_model(seed: u64, steps: usize) {
     check_repro(&env, &m, &[], &want, &|| {
         format!("seed {seed}, the end; so far:\n  {}", log.join("\n  "))
     });
-    env.dvt(&["push"]).ok();
+    // The runs go along: a clone has them to restore.
+    env.dvt(&["push", "--run-cache"]).ok();
     env.git(&["add", "-A"]);
     env.git(&["commit", "-q", "--allow-empty", "-m", "last"]);
     let clone = env.clone_repo();
-    clone.dvt(&["pull"]).ok();
+    clone.dvt(&["pull", "--run-cache"]).ok();
     for (i, out) in m.outs.iter().enumerate() {
         assert_eq!(
             Out::read(&clone.path(&m.out_path(i))).as_ref(),
@@ -1023,6 +1026,33 @@ fn run_model(seed: u64, steps: usize) {
     for s in r["stages"].as_array().unwrap() {
         assert_eq!(s["action"], "skipped", "a clone's repro, seed {seed}: {s}");
     }
+    // The clone goes back to the inputs of an earlier commit: what ran with
+    // them here comes back from the runs it pulled, without running.
+    let Some((sha, version, metrics)) = versions.get(rng.below(versions.len() + 1)).cloned() else {
+        return;
+    };
+    std::fs::remove_dir_all(clone.path("in")).unwrap();
+    clone.git(&["checkout", "-q", &sha, "--", "."]);
+    let mut c = Model {
+        stages: m.stages.clone(),
+        now: version,
+        outs: m.outs.clone(),
+        metrics: m
+            .metrics
+            .iter()
+            .zip(metrics)
+            .map(|(now, then)| then.or(now.clone()))
+            .collect(),
+        cache: m.recorded().chain(m.runs.values()).cloned().collect(),
+        manifests: HashSet::new(),
+        remote: None,
+        runs: m.runs.clone(),
+        log: m.log.clone(),
+    };
+    let ctx = || format!("seed {seed}, a clone at {sha}; so far:\n  {}", log.join("\n  "));
+    let want = (0..c.stages.len()).map(|j| (format!("s{j}"), c.repro(j))).collect();
+    check_repro(&clone, &c, &[], &want, &ctx);
+    c.check(&clone, &ctx);
 }
 
 #[test]
