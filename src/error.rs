@@ -172,7 +172,11 @@ impl Error {
                     .into(),
             ),
             Error::Cache(CacheError::Missing { .. }) => {
-                Some("the data is not in the cache: fetch it from a remote, or `dvt add` it again".into())
+                Some(
+                    "the data is not in the cache: fetch it from a remote, or store it again from the workspace \
+                     (`dvt add PATH`, or `dvt commit STAGE` for a stage's outs)"
+                        .into(),
+                )
             }
             Error::Cache(CacheError::Corrupt { .. }) => Some(
                 "`dvt fsck --repair` takes every damaged object out of the cache and stores \

@@ -2611,6 +2611,42 @@ fn a_run_cache_entry_that_cannot_be_restored_lets_the_stage_run() {
     assert!(lock.contains("\"lr\" = 0.4"), "{lock}");
 }
 
+/// `gc -w` after `repro --no-commit` of a directory out: the out's manifest
+/// was never stored, but the workspace holds the out as `dvt.lock` records it,
+/// so gc makes the manifest from there and keeps what of it the cache holds
+/// (a file the earlier, committed run made too), deleting the rest.
+#[test]
+fn gc_keeps_what_an_uncommitted_directory_out_shares_with_the_cache() {
+    let env = TestEnv::new();
+    env.write("v.txt", "1\n");
+    env.write(
+        "dvt.toml",
+        "[stages.s]\ncmd = \"mkdir -p out && echo kept > out/a && cat v.txt > out/b\"\ndeps = [\"v.txt\"]\nouts = [\"out\"]\n",
+    );
+    env.dvt(&["repro"]).ok();
+    let (kept, old) = (
+        blake3::hash(b"kept\n").to_hex().to_string(),
+        blake3::hash(b"1\n").to_hex().to_string(),
+    );
+    assert!(env.has_object(&kept) && env.has_object(&old));
+    env.write("v.txt", "2\n");
+    env.dvt(&["repro", "--no-commit"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "uncommitted out"]);
+    let r = env.dvt(&["gc", "-w", "-f"]).ok();
+    assert!(r.stdout.contains("deleted 2 objects"), "{}", r.stdout);
+    assert!(env.has_object(&kept), "the file the out still holds");
+    // v.txt's `1` is gone: the out holds `2` now, and nothing kept names `1`.
+    assert!(!env.has_object(&old));
+    // Changed in the workspace, it cannot be known: gc stops, deleting nothing.
+    env.write("out/a", "edited\n");
+    let before = env.object_ids();
+    let r = env.dvt(&["gc", "-w", "-f"]).fails();
+    assert!(r.stderr.contains("(needed for `out`)"), "{}", r.stderr);
+    assert!(r.stderr.contains("`dvt commit STAGE`"), "{}", r.stderr);
+    assert_eq!(env.object_ids(), before);
+}
+
 /// A stage that did not change, whose out the workspace holds as `dvt.lock`
 /// records it but the cache lacks (gc ran while another `dvt.lock` was
 /// checked out, its out still in place): `repro` stores the out again, with

@@ -860,9 +860,10 @@ fn run_model(seed: u64, steps: usize) {
                 let r = env.dvt(&["gc", "-w", "-f"]);
                 // gc keeps what the workspace's and HEAD's dvt.lock name; a
                 // directory whose manifest is gone (an earlier gc, then a
-                // commit of an older dvt.lock) is read from the remote, and
-                // if the remote lacks it too, gc stops before it deletes
-                // anything: what the directory holds cannot be known.
+                // commit of an older dvt.lock; `--no-commit`) is read from the
+                // remote, or made from the workspace if it holds that out as
+                // the workspace's dvt.lock records it; else gc stops before it
+                // deletes anything: what the directory holds cannot be known.
                 let head = versions.last().map(|(_, v, _)| &v.lock);
                 let kept: HashSet<Out> = [Some(&m.now.lock), head]
                     .into_iter()
@@ -871,9 +872,12 @@ fn run_model(seed: u64, steps: usize) {
                     .flatten()
                     .map(|(_, o)| o.clone())
                     .collect();
+                let in_workspace = |o: &Out| {
+                    (0..n).any(|i| m.now.lock[i].as_ref().is_some_and(|(_, r)| r == o) && m.outs[i].as_ref() == Some(o))
+                };
                 let unread: Vec<&Out> = kept
                     .iter()
-                    .filter(|o| matches!(o, Out::Dir(_)) && !m.manifests.contains(o))
+                    .filter(|o| matches!(o, Out::Dir(_)) && !m.manifests.contains(o) && !in_workspace(o))
                     .collect();
                 if unread.iter().any(|o| !m.pushed(o)) {
                     assert!(r.code == 1, "gc: {}; {}", r.stderr, ctx(&log));

@@ -223,11 +223,30 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
         for t in snap.pointers()? {
             keep.insert(t.pointer.id);
             if t.pointer.kind == Kind::Dir && manifests_done.insert(t.pointer.id) {
+                // Never stored (`repro --no-commit`, `add --no-commit`) and
+                // nowhere to be read, but standing in the workspace as
+                // recorded: its manifest is made from there, and what of it
+                // the cache holds is kept.
+                let from_workspace = || {
+                    let r = snap.repo();
+                    let workspace = snap.source() == &crate::snapshot::Source::Workspace;
+                    let found = workspace.then(|| {
+                        crate::ops::add::recorded_manifest_from_workspace(
+                            r,
+                            &t,
+                            &r.stat_cache(),
+                            &crate::workspace::Counters::default(),
+                            &crate::progress::NoProgress,
+                        )
+                    });
+                    found.and_then(|f| f.ok().flatten())
+                };
                 match objects.manifest(&t) {
                     Ok(m) => keep.extend(m.files.iter().map(|e| e.id)),
                     // Imported from a URL without downloading: nothing of it is
                     // stored, and its URL gives it again.
                     Err(e) if crate::snapshot::not_downloaded(&t, &e) => {}
+                    Err(_) if let Some(m) = from_workspace() => keep.extend(m.files.iter().map(|e| e.id)),
                     // Say what was being looked for when the remote failed.
                     Err(e) if !crate::snapshot::is_missing(&e) && !repo.cache().contains(&t.pointer.id) => {
                         return Err(crate::error::CacheError::ManifestNowhere {
