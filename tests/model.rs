@@ -3,7 +3,9 @@
 //! deletions, renames, executable bits, empty directories, files a
 //! `.dvtignore` leaves out), with `add`, `status`, `diff`, `push`, `gc`, `git
 //! checkout` of older pointers and `checkout` or `pull` between them, or `git
-//! checkout` of older commits whose post-checkout hook checks out. A model
+//! checkout` of older commits whose post-checkout hook checks out, and the
+//! cache losing the recorded manifest (then `status` and `checkout` hash the
+//! workspace, and `fetch` or `commit` bring it back). A model
 //! says what each version holds and what the cache keeps; after every step the
 //! real `dvt` binary's answers and the bytes on disk are checked against it,
 //! and at the end a clone pulls the last version.
@@ -658,6 +660,50 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
                     assert_eq!(clean["pointers"][0]["workspace"], "unchanged", "{}\n{clean}", ctx(&log));
                 }
                 recorded = Some(want);
+            }
+            // The cache loses the manifest of the version data.dvt records (as in
+            // a clone whose data was copied in by hand): status and checkout
+            // compare the workspace by hashing it, then `fetch` or `commit`
+            // brings the manifest back.
+            6 if recorded
+                .as_ref()
+                .is_some_and(|r| remote.manifests.contains(r) || disk.recorded() == *r) =>
+            {
+                let rec = recorded.clone().unwrap();
+                let pointer = String::from_utf8(env.read("data.dvt")).unwrap();
+                let id = pointer
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id = \""))
+                    .unwrap()
+                    .trim_end_matches('"')
+                    .to_string();
+                log.push(format!("the cache loses manifest {}", &id[..8]));
+                env.remove_object(&id);
+                let same = disk.recorded() == rec;
+                let status = env.dvt(&["status", "--json", "data"]).ok().json();
+                let p = &status["pointers"][0];
+                let want = if same { "unchanged" } else { "modified" };
+                assert_eq!(p["workspace"], want, "{}\n{status}", ctx(&log));
+                assert_eq!(
+                    p["missing_from_cache"],
+                    serde_json::json!([id]),
+                    "{}\n{status}",
+                    ctx(&log)
+                );
+                for key in ["added", "modified", "deleted", "mode_changed"] {
+                    assert_eq!(p[key], serde_json::json!([]), "{key} without a manifest: {}", ctx(&log));
+                }
+                // Nothing to restore from: as it stands, it is up to date; changed, it stays.
+                let r = env.dvt(&["checkout", "data"]);
+                assert_eq!(r.code, i32::from(!same), "checkout: {}\n{}", ctx(&log), r.stderr);
+                assert_eq!(Tree::read(&data), disk, "checkout without a manifest: {}", ctx(&log));
+                let back = match remote.manifests.contains(&rec) {
+                    true => "fetch",
+                    false => "commit",
+                };
+                log.push(format!("dvt {back} data"));
+                env.dvt(&[back, "data"]).ok();
+                assert!(env.has_object(&id), "`{back}` brought the manifest back: {}", ctx(&log));
             }
             _ => {}
         }
