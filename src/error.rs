@@ -155,6 +155,12 @@ impl Error {
                  a remote has comes back with `dvt fetch --rev {rev}`), or skip that revision with \
                  `--skip-failed` (what only it references is then deleted)"
             )),
+            Error::Repo(RepoError::GcWorkspace { .. }) => Some(
+                "gc must know all that the workspace's pointers reference: `dvt fetch` gets what a \
+                 remote has; data recorded but stored nowhere, and changed since, is lost: record what \
+                 the workspace holds now (`dvt add PATH`, `dvt commit STAGE`) or make it again (`dvt repro`)"
+                    .into(),
+            ),
             Error::Repo(RepoError::UnknownSetting { name }) if name == "cache.type" => Some(
                 "dvt stores objects compressed, so it always checks data out as copies, never as links \
                  into the cache (DVC's `cache.type`): there is nothing to choose"
@@ -1131,6 +1137,13 @@ pub enum RepoError {
     GcRevision {
         /// The revision (short id).
         rev: String,
+        /// Why, with the pointer it concerns.
+        message: String,
+    },
+    /// `gc` stopped: a pointer of the workspace (or a stage's out in its
+    /// `dvt.lock`) cannot be read, so what it keeps cannot be known.
+    #[error("gc stopped before deleting anything: the workspace's pointers cannot be read: {message}")]
+    GcWorkspace {
         /// Why, with the pointer it concerns.
         message: String,
     },

@@ -267,7 +267,14 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
     // and how many of them only remote-tracking branches reach.
     let mut add_repo =
         |r: &Repo, keep: &mut FxHashSet<ObjectId>, skipped: &mut Vec<SkippedRevision>| -> Result<(usize, usize)> {
-            add(&Snapshot::workspace(r), keep)?;
+            // A directory's manifest nowhere to be read: say that gc stopped.
+            add(&Snapshot::workspace(r), keep).map_err(|e| match e {
+                crate::Error::Cache(_) | crate::Error::Remote(_) => crate::error::RepoError::GcWorkspace {
+                    message: crate::error_chain(&e),
+                }
+                .into(),
+                e => e,
+            })?;
             match Git::open(r.root()) {
                 Ok(git) => {
                     let git = std::rc::Rc::new(git);
