@@ -117,15 +117,17 @@ fn checkout_some(
             // A directory whose manifest the cache lacks may stand in the
             // workspace as recorded (copied there by hand): then there is
             // nothing to restore, as for a file whose object the cache lacks.
-            Kind::Dir => t.manifest(repo.cache()).map(Some).or_else(|e| {
-                match crate::snapshot::is_missing(&e)
-                    .then(|| crate::ops::add::recorded_manifest_from_workspace(repo, &t, &stat, &counters, progress))
-                    .and_then(|found| found.ok().flatten())
-                {
-                    Some(m) => Ok(Some(m)),
-                    None => Err(e),
+            Kind::Dir => match t.manifest(repo.cache()) {
+                Ok(m) => Ok(Some(m)),
+                Err(e) if crate::snapshot::is_missing(&e) => {
+                    crate::ops::add::recorded_manifest_from_workspace(repo, &t, &stat, &counters, progress)
+                        .ok()
+                        .flatten()
+                        .map(Some)
+                        .ok_or(e)
                 }
-            }),
+                Err(e) => Err(e),
+            },
             Kind::File => Ok(None),
         };
         // A target inside a tracked directory checks out that part only.

@@ -229,8 +229,7 @@ fn referenced(repo: &Repo, opts: &GcOptions, objects: &Objects<'_>) -> Result<Re
                 // the cache holds is kept.
                 let from_workspace = || {
                     let r = snap.repo();
-                    let workspace = snap.source() == &crate::snapshot::Source::Workspace;
-                    let found = workspace.then(|| {
+                    let found = (snap.source() == &crate::snapshot::Source::Workspace).then(|| {
                         crate::ops::add::recorded_manifest_from_workspace(
                             r,
                             &t,
