@@ -286,7 +286,10 @@ fn exp_run_records_the_work_tree_without_moving_head() {
         "{}",
         r.stdout
     );
-    assert!(r.stderr.contains("set train.lr = 0.3 (was 0.1)"), "{}", r.stderr);
+    // Said before the stage runs, not after.
+    let set = r.stderr.find("set train.lr = 0.3 (was 0.1)");
+    let ran = r.stderr.find("Running stage `train`");
+    assert!(set.is_some() && ran.is_some() && set < ran, "{}", r.stderr);
     // The param was set in place, comments kept; the stage ran.
     assert_eq!(
         env.read("params.yaml"),

@@ -976,15 +976,16 @@ fn run_merge_model(seed: u64, rounds: usize) {
             log.push(format!("{branch}: {e}"));
         }
         commit(&branch);
-        env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+        let switched = env.git_with_dvt(&["checkout", "-q", "main"]).ok();
         let back = Tree::read(&data);
         assert!(
             (&back.files, &back.dirs) == (&main.files, &main.dirs),
-            "main's data back: {:?} {:?}, not {:?} {:?}; {}",
+            "main's data back: {:?} {:?}, not {:?} {:?}; the hook said:\n{}\n{}",
             back.files.keys(),
             back.dirs,
             main.files.keys(),
             main.dirs,
+            switched.stderr,
             ctx(&log)
         );
         for _ in 0..1 + rng.below(4) {

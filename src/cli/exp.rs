@@ -865,15 +865,17 @@ pub(super) fn run(
                 note!(quiet, "Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd);
                 Ok(())
             };
+            // Said before the stages run, whose output follows.
+            let on_set = |set: &[ops::exp::SetParam]| print_set_params(set, false, quiet);
             let report = match temp {
-                true => ops::queue::run_temp(repo, &opts, &on_run, bars)?,
-                false => ops::exp::run(repo, &opts, &on_run, bars)?,
+                true => ops::queue::run_temp(repo, &opts, &on_set, &on_run, bars)?,
+                false => ops::exp::run(repo, &opts, &on_set, &on_run, bars)?,
             };
             if *as_json {
                 return json(&report);
             }
             if *dry_run {
-                print_set_params(&report, quiet);
+                print_set_params(&report.set_params, true, quiet);
                 return super::pipeline::print_stage_results(&report.repro, quiet);
             }
             super::pipeline::pull_note(&report.repro, *pull, quiet);
@@ -1264,15 +1266,13 @@ pub(super) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `exp run` prints of a recorded experiment.
 /// The params a run set (a dry run: would set), on stderr.
-fn print_set_params(report: &ops::exp::ExpRunReport, quiet: bool) {
-    let dry = report.commit.is_empty();
+fn print_set_params(params: &[ops::exp::SetParam], dry: bool, quiet: bool) {
     let (set, removed, was) = match dry {
         true => ("with", "without", "now"),
         false => ("set", "removed", "was"),
     };
-    for p in &report.set_params {
+    for p in params {
         let name = dvt::pipeline::param_name(&p.file, &p.key);
         match (&p.old, &p.new) {
             (Some(old), Some(new)) => note!(quiet, "{set} {name} = {} ({was} {})", text(new), text(old)),
@@ -1283,8 +1283,8 @@ fn print_set_params(report: &ops::exp::ExpRunReport, quiet: bool) {
     }
 }
 
+/// What `exp run` prints of a recorded experiment.
 fn report_run(report: &ops::exp::ExpRunReport, quiet: bool) -> Result<ExitCode, dvt::Error> {
-    print_set_params(report, quiet);
     let count = |action: ops::repro::Action| report.repro.stages.iter().filter(|s| s.action == action).count();
     let reused = match count(ops::repro::Action::RestoredFromRunCache) {
         0 => String::new(),

@@ -65,6 +65,9 @@ pub struct SetParam {
     pub new: Option<toml::Value>,
 }
 
+/// Told the params a run set, once they are written and before any stage runs.
+pub type OnSet<'a> = &'a dyn Fn(&[SetParam]);
+
 /// What `dvt exp run` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpRunReport {
@@ -226,7 +229,13 @@ fn add_mode(target: &str) -> (KeyMode, &str) {
 
 /// `dvt exp run`: changes params, reproduces, records the work tree as
 /// experiment `refs/exps/NAME` on top of HEAD.
-pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
+pub fn run(
+    repo: &Repo,
+    opts: &ExpRunOptions,
+    on_set: OnSet<'_>,
+    on_run: OnRun<'_>,
+    progress: &dyn Progress,
+) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
     let baseline = git.head()?.ok_or_else(no_commit)?;
     if opts.repro.dry_run {
@@ -234,6 +243,7 @@ pub fn run(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn 
     }
     check_free(&git, opts.name.as_deref(), opts.force)?;
     let set = set_params(repo, &opts.set_params)?;
+    on_set(&set);
     let report = crate::ops::repro::repro(repo, &opts.repro, on_run, progress)?;
     // With `-k` or `--ignore-errors` a failed stage ends the run without an error.
     let failed: Vec<String> = report
@@ -1376,7 +1386,7 @@ pub fn run_queue(
             group: Some(group),
             ..Default::default()
         });
-        let report = match run(repo, &opts, on_run, progress) {
+        let report = match run(repo, &opts, &|_| {}, on_run, progress) {
             Ok(r) => r,
             Err(e) => {
                 for (f, text) in &before {

@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::error::Result;
 use crate::git::{Git, GitId};
-use crate::ops::exp::{ExpRunOptions, ExpRunReport, Queued};
+use crate::ops::exp::{ExpRunOptions, ExpRunReport, OnSet, Queued};
 use crate::ops::repro::{OnRun, ReproOptions};
 use crate::progress::{NoProgress, Progress};
 use crate::repo::{DVT_DIR, Repo};
@@ -288,12 +288,14 @@ pub(crate) fn forget_gone_worktrees(repo: &Repo, git: &Git) -> Result<()> {
 /// caller holds, [`hold`]) holding the work tree
 /// `snapshot` (a commit on the experiment's baseline; `None`: HEAD's files, on
 /// HEAD), with `files` (params files, dvt-root-relative) written over it.
+#[allow(clippy::too_many_arguments)]
 fn run_in_worktree(
     repo: &Repo,
     lock: &Held,
     snapshot: Option<GitId>,
     files: &BTreeMap<String, String>,
     opts: &ExpRunOptions,
+    on_set: OnSet<'_>,
     on_run: OnRun<'_>,
     progress: &dyn Progress,
 ) -> Result<ExpRunReport> {
@@ -348,7 +350,7 @@ fn run_in_worktree(
         let _ = crate::ops::checkout::checkout_tracked(&temp, other, false, progress);
     }
     drop(_lock);
-    crate::ops::exp::run(&temp, opts, on_run, progress)
+    crate::ops::exp::run(&temp, opts, on_set, on_run, progress)
 }
 
 /// Copies `rel` (a file, or a directory with all below it) from the workspace
@@ -387,7 +389,13 @@ fn copy_path(from: &Path, to: &Path, rel: &str) -> Result<()> {
 
 /// `dvt exp run --temp`: [`crate::ops::exp::run`] in a worktree made for it
 /// from the work tree as it is (on HEAD); the workspace is left as it is.
-pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: &dyn Progress) -> Result<ExpRunReport> {
+pub fn run_temp(
+    repo: &Repo,
+    opts: &ExpRunOptions,
+    on_set: OnSet<'_>,
+    on_run: OnRun<'_>,
+    progress: &dyn Progress,
+) -> Result<ExpRunReport> {
     let git = Git::open(repo.root())?;
     crate::ops::exp::check_free(&git, opts.name.as_deref(), opts.force)?;
     let head = git.head()?.ok_or_else(crate::ops::exp::no_commit)?;
@@ -396,7 +404,7 @@ pub fn run_temp(repo: &Repo, opts: &ExpRunOptions, on_run: OnRun<'_>, progress: 
     let snapshot = git.commit_work_tree(head, "dvt exp run --temp: the work tree as it was\n")?;
     let name = format!("run-{}", std::process::id());
     let lock = hold(repo, &name, "an experiment running outside the workspace")?;
-    run_in_worktree(repo, &lock, Some(snapshot), &files, opts, on_run, progress)
+    run_in_worktree(repo, &lock, Some(snapshot), &files, opts, on_set, on_run, progress)
 }
 
 /// The file `dvt queue stop` writes for the running queue to see.
@@ -608,6 +616,8 @@ fn run_queued(
             let _ = writeln!(f, "{text}");
         }
     };
+    // The log's first line names the params already.
+    let on_set = |_: &[crate::ops::exp::SetParam]| {};
     let on_run = |stage: &crate::pipeline::Stage, why: &str| {
         note(&format!("Running stage `{}` ({why}):\n> {}", stage.name, stage.cmd));
         Ok(())
@@ -628,7 +638,7 @@ fn run_queued(
     // Held until what became of it is written, so that `queue logs -f`,
     // which follows the log while it runs, prints the last line too.
     let lock = hold(repo, &name, "a queued experiment running outside the workspace")?;
-    match run_in_worktree(repo, &lock, snapshot, &q.files, &opts, &on_run, &NoProgress) {
+    match run_in_worktree(repo, &lock, snapshot, &q.files, &opts, &on_set, &on_run, &NoProgress) {
         Ok(report) => {
             crate::ops::exp::unqueue(repo, q)?;
             note(&format!(
