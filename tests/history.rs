@@ -565,6 +565,43 @@ fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
 }
 
 #[test]
+fn a_shallow_clone_lists_the_versions_it_has_and_pulls_its_data() {
+    let Versions { env, _remote } = versions();
+    // The newest two commits: `mid` and `v2`; `mid` names a parent the clone lacks.
+    let clone = env.clone_shallow(2);
+    let all = clone.dvt(&["versions", "data/a.csv", "--all", "--json"]).ok().json();
+    let ids: Vec<&str> = all["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    // As `git log` shows it, the oldest commit the clone has brings the data.
+    let id = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    assert_eq!(ids, [id(b"t,v\n0,1\n1,1\n"), id(b"t,v\n0,1\n1,1\n2,1\n")], "{all}");
+    let tagged = clone.dvt(&["versions", "data/a.csv", "--json"]).ok().json();
+    assert_eq!(
+        tagged["versions"].as_array().unwrap().len(),
+        1,
+        "only v2 came: {tagged}"
+    );
+    assert_eq!(tagged["versions"][0]["tags"][0], "v2");
+    clone.dvt(&["pull"]).ok();
+    assert_eq!(clone.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+    assert_eq!(
+        clone.dvt(&["cat", "data/a.csv", "--rev", "HEAD~1"]).ok().stdout,
+        "t,v\n0,1\n1,1\n"
+    );
+    let r = clone.dvt(&["cat", "data/a.csv", "--rev", "HEAD~2"]).fails();
+    assert!(r.stderr.contains("this clone is shallow"), "{}", r.stderr);
+    // gc over every commit keeps what both commits reference.
+    clone.dvt(&["fetch", "--all-commits"]).ok();
+    let before = clone.object_ids();
+    clone.dvt(&["gc", "--all-commits", "-f"]).ok();
+    assert_eq!(clone.object_ids(), before);
+}
+
+#[test]
 fn describe_records_commit_tags_dirtiness_and_ids() {
     let Versions { env, _remote } = versions();
     let d = env.dvt(&["describe", "--json"]).ok().json();

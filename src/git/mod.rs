@@ -587,11 +587,14 @@ impl Git {
         });
         let id = parsed.map_err(|e| {
             let chain = crate::error_chain(&e);
-            unknown(if chain.contains("could not be found") {
-                "no such tag, branch, commit or experiment".into()
-            } else {
-                chain
-            })
+            let mut message = match chain.contains("could not be found") {
+                true => "no such tag, branch, commit or experiment".to_string(),
+                false => chain,
+            };
+            if self.repo.is_shallow().unwrap_or(false) {
+                message.push_str(" (this clone is shallow: `git fetch --unshallow` fetches the older history)");
+            }
+            unknown(message)
         })?;
         let commit = id
             .object()
@@ -901,15 +904,27 @@ impl Git {
             .sorting(sorting)
             .all()
             .map_err(failed("walking history"))?;
+        // A shallow clone's oldest commits name parents it does not have: as
+        // for git, they have none.
+        let shallow: rustc_hash::FxHashSet<GitId> = self
+            .repo
+            .shallow_commits()
+            .map_err(failed("reading the list of a shallow clone's oldest commits"))?
+            .map(|c| c.iter().copied().collect())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for info in walk {
             let info = info.map_err(|e| GitError::Failed {
                 what: "walking history".into(),
                 message: crate::error_chain(&e),
             })?;
+            let parents = match shallow.contains(&info.id) {
+                true => Vec::new(),
+                false => info.parent_ids.iter().copied().collect(),
+            };
             out.push(WalkedCommit {
                 id: info.id,
-                parents: info.parent_ids.iter().copied().collect(),
+                parents,
                 time: info.commit_time.unwrap_or_default(),
             });
         }

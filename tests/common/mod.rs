@@ -244,10 +244,24 @@ impl TestEnv {
 
     /// `git clone` of this repo into a fresh environment.
     pub fn clone_repo(&self) -> TestEnv {
+        self.clone_with(&[self.root.to_str().unwrap()])
+    }
+
+    /// A shallow clone of this repo, of the newest `depth` commits (git's
+    /// `--depth` takes a URL, not a path, to clone shallow from disk).
+    pub fn clone_shallow(&self, depth: u32) -> TestEnv {
+        let url = format!("file://{}", self.root.display());
+        self.clone_with(&["--depth", &depth.to_string(), &url])
+    }
+
+    /// `git clone -q ARGS .` into a new environment.
+    fn clone_with(&self, args: &[&str]) -> TestEnv {
         let b = TestEnv::bare();
         let out = self
             .command("git", &b.root)
-            .args(["clone", "-q", self.root.to_str().unwrap(), "."])
+            .args(["clone", "-q"])
+            .args(args)
+            .arg(".")
             .output()
             .expect("run git clone");
         Run::from(out).ok();
