@@ -432,6 +432,10 @@ impl Error {
             Error::Git(GitError::NoSuchPath { .. }) => Some(
                 "`dvt list REPO DIR` shows what a directory holds; paths are relative to the repository's root".into(),
             ),
+            Error::Git(GitError::NotInPartialClone { remote, .. }) => Some(format!(
+                "fetch history's small files once, big ones still left out: `git config remote.{remote}.partialclonefilter \
+                 blob:limit=1m && git fetch --refetch {remote}` (a dvt repository's git history is pointers and code)"
+            )),
             Error::Git(GitError::NoIdentity) => {
                 Some("set it with `git config user.name NAME` and `git config user.email EMAIL`".into())
             }
@@ -767,6 +771,17 @@ pub enum GitError {
         path: String,
         /// The revision (or `the workspace`).
         rev: String,
+    },
+    /// An object a partial clone (`git clone --filter=…`) left on its promisor
+    /// remote: git fetches such objects when it needs them, dvt cannot.
+    #[error(
+        "{what}: this partial clone left it on `{remote}` (`git clone --filter`), and dvt cannot fetch it as git does"
+    )]
+    NotInPartialClone {
+        /// What was being read.
+        what: String,
+        /// The promisor remote that has it.
+        remote: String,
     },
     /// No `user.name`/`user.email` for a tag.
     #[error("git does not know who you are (no user.name / user.email) to sign the tag")]

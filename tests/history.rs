@@ -568,7 +568,7 @@ fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
 fn a_shallow_clone_lists_the_versions_it_has_and_pulls_its_data() {
     let Versions { env, _remote } = versions();
     // The newest two commits: `mid` and `v2`; `mid` names a parent the clone lacks.
-    let clone = env.clone_shallow(2);
+    let clone = env.clone_with(&["--depth", "2", &env.url()]);
     let all = clone.dvt(&["versions", "data/a.csv", "--all", "--json"]).ok().json();
     let ids: Vec<&str> = all["versions"]
         .as_array()
@@ -599,6 +599,32 @@ fn a_shallow_clone_lists_the_versions_it_has_and_pulls_its_data() {
     let before = clone.object_ids();
     clone.dvt(&["gc", "--all-commits", "-f"]).ok();
     assert_eq!(clone.object_ids(), before);
+}
+
+#[test]
+fn a_partial_clone_names_the_remote_git_left_history_on_and_the_hint_brings_it() {
+    let Versions { env, _remote } = versions();
+    env.git(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = env.clone_with(&["--filter=blob:none", &env.url()]);
+    // HEAD's files are checked out, so its data comes as in any clone.
+    clone.dvt(&["pull"]).ok();
+    assert_eq!(clone.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+    // Older pointer files stayed on `origin`: git would fetch them, dvt says so.
+    let r = clone.dvt(&["versions", "data/a.csv", "--all"]).fails();
+    assert!(
+        r.stderr.contains("this partial clone left it on `origin`"),
+        "{}",
+        r.stderr
+    );
+    let hint = r.stderr.lines().find(|l| l.starts_with("hint:")).unwrap();
+    let commands: Vec<&str> = hint.split('`').nth(1).unwrap().split(" && ").collect();
+    assert_eq!(commands.len(), 2, "{hint}");
+    for c in commands {
+        let args: Vec<&str> = c.split_whitespace().skip(1).collect();
+        clone.git(&args);
+    }
+    let all = clone.dvt(&["versions", "data/a.csv", "--all", "--json"]).ok().json();
+    assert_eq!(all["versions"].as_array().unwrap().len(), 3, "v1, mid, v2: {all}");
 }
 
 #[test]

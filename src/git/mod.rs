@@ -623,8 +623,35 @@ impl Git {
         let c = self
             .repo
             .find_commit(commit)
-            .map_err(failed(format!("reading commit {commit}")))?;
-        c.tree().map_err(failed(format!("reading the tree of {commit}")))
+            .map_err(self.read_failed(format!("reading commit {commit}")))?;
+        c.tree()
+            .map_err(self.read_failed(format!("reading the tree of {commit}")))
+    }
+
+    /// [`failed`] for reading an object, which a partial clone may lack: then
+    /// the error names the promisor remote that has it.
+    fn read_failed(&self, what: String) -> impl FnOnce(gix::Error) -> crate::Error + '_ {
+        move |e| {
+            let message = crate::error_chain(&e);
+            match self.promisor_remote() {
+                Some(remote) if message.contains("could not be found") => {
+                    GitError::NotInPartialClone { what, remote }.into()
+                }
+                _ => GitError::Failed { what, message }.into(),
+            }
+        }
+    }
+
+    /// The remote a partial clone (`git clone --filter=…`) fetches the objects
+    /// it left out from (`remote.NAME.promisor`, or `extensions.partialClone`).
+    fn promisor_remote(&self) -> Option<String> {
+        let config = self.repo.config_snapshot();
+        self.repo
+            .remote_names()
+            .into_iter()
+            .map(|n| n.to_string())
+            .find(|n| config.boolean(format!("remote.{n}.promisor").as_str()) == Some(true))
+            .or_else(|| config.string("extensions.partialClone").map(|s| s.to_string()))
     }
 
     /// The blob id of the file at `rel` (relative to the dvt root) in `commit`.
@@ -633,7 +660,7 @@ impl Git {
         let path = format!("{}{rel}", self.prefix);
         let entry = tree
             .lookup_entry_by_path(Path::new(&path))
-            .map_err(failed(format!("reading `{path}` at {commit}")))?;
+            .map_err(self.read_failed(format!("reading `{path}` at {commit}")))?;
         Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
     }
 
@@ -642,7 +669,7 @@ impl Git {
         let b = self
             .repo
             .find_blob(blob)
-            .map_err(failed(format!("reading blob {blob}")))?;
+            .map_err(self.read_failed(format!("reading blob {blob}")))?;
         Ok(b.data.clone())
     }
 

@@ -247,15 +247,14 @@ impl TestEnv {
         self.clone_with(&[self.root.to_str().unwrap()])
     }
 
-    /// A shallow clone of this repo, of the newest `depth` commits (git's
-    /// `--depth` takes a URL, not a path, to clone shallow from disk).
-    pub fn clone_shallow(&self, depth: u32) -> TestEnv {
-        let url = format!("file://{}", self.root.display());
-        self.clone_with(&["--depth", &depth.to_string(), &url])
+    /// This repo's `file://` URL, which git clones as from a server (`--depth`,
+    /// `--filter`), not by copying files.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.root.display())
     }
 
     /// `git clone -q ARGS .` into a new environment.
-    fn clone_with(&self, args: &[&str]) -> TestEnv {
+    pub fn clone_with(&self, args: &[&str]) -> TestEnv {
         let b = TestEnv::bare();
         let out = self
             .command("git", &b.root)
