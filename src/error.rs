@@ -432,6 +432,12 @@ impl Error {
             Error::Git(GitError::NoSuchPath { .. }) => Some(
                 "`dvt list REPO DIR` shows what a directory holds; paths are relative to the repository's root".into(),
             ),
+            Error::Git(GitError::UnsupportedFormat { format, .. }) => Some(match format {
+                GitFormat::Reftable => "convert its refs to files, with nothing else changed: `git refs migrate --ref-format=files` \
+                                        (git 2.48 or newer; 2.46 and 2.47 refuse a repository with reflogs)"
+                    .into(),
+                GitFormat::Sha256 => "dvt needs a repository of SHA-1 object ids (`git init` without `--object-format=sha256`)".into(),
+            }),
             Error::Git(GitError::NotInPartialClone { remote, .. }) => Some(format!(
                 "fetch history's small files once, big ones still left out: `git config remote.{remote}.partialclonefilter \
                  blob:limit=1m && git fetch --refetch {remote}` (a dvt repository's git history is pointers and code)"
@@ -772,6 +778,14 @@ pub enum GitError {
         /// The revision (or `the workspace`).
         rev: String,
     },
+    /// A repository in a format gix, dvt's git library, cannot read.
+    #[error("the git repository at `{}` uses {format}, which dvt's git library (gix) cannot read yet", path.display())]
+    UnsupportedFormat {
+        /// The directory that was opened.
+        path: PathBuf,
+        /// The format.
+        format: GitFormat,
+    },
     /// An object a partial clone (`git clone --filter=…`) left on its promisor
     /// remote: git fetches such objects when it needs them, dvt cannot.
     #[error(
@@ -810,6 +824,24 @@ pub enum GitError {
         /// What gix reported.
         message: String,
     },
+}
+
+/// A git repository format dvt cannot read (see [`GitError::UnsupportedFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitFormat {
+    /// Refs kept in reftable (`git init --ref-format=reftable`).
+    Reftable,
+    /// SHA-256 object ids (`git init --object-format=sha256`).
+    Sha256,
+}
+
+impl std::fmt::Display for GitFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GitFormat::Reftable => "reftable to store its refs (`--ref-format=reftable`)",
+            GitFormat::Sha256 => "SHA-256 object ids (`--object-format=sha256`)",
+        })
+    }
 }
 
 /// Errors about remotes: their configuration and transfers to and from them.

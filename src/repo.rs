@@ -246,6 +246,8 @@ impl Repo {
                     if !same && !opts.subdir {
                         return Err(RepoError::NotGitRoot { path: dir, root }.into());
                     }
+                    // A repository dvt could not read later is refused now.
+                    crate::git::Git::open(&dir)?;
                 }
             }
         }

@@ -94,6 +94,28 @@ fn init_outside_git_is_refused_unless_no_scm() {
 }
 
 #[test]
+fn init_refuses_a_git_repository_it_could_not_read_and_names_the_way_out() {
+    for (format, says, way_out) in [
+        (
+            "--ref-format=reftable",
+            "uses reftable to store its refs",
+            "git refs migrate --ref-format=files",
+        ),
+        (
+            "--object-format=sha256",
+            "uses SHA-256 object ids",
+            "without `--object-format=sha256`",
+        ),
+    ] {
+        let env = TestEnv::bare();
+        env.git(&["init", "-q", format]);
+        let r = env.dvt(&["init"]).fails();
+        assert!(r.stderr.contains(says) && r.stderr.contains(way_out), "{}", r.stderr);
+        assert!(!env.exists(".dvt"), "nothing written");
+    }
+}
+
+#[test]
 fn init_in_a_git_subdirectory_needs_subdir() {
     let env = TestEnv::bare();
     env.git(&["init", "-q"]);

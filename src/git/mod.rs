@@ -8,7 +8,7 @@ pub use gix::ObjectId as GitId;
 use gix::bstr::ByteSlice;
 use std::os::unix::ffi::OsStrExt;
 
-use crate::error::{GitError, RepoError, Result};
+use crate::error::{GitError, GitFormat, RepoError, Result};
 
 mod send;
 mod share;
@@ -110,6 +110,31 @@ pub fn in_main_worktree(dir: &Path) -> Option<PathBuf> {
     let main = repo.main_repo().ok()?;
     let main_top = main.workdir()?;
     Some(main_top.join(dir.strip_prefix(top).ok()?))
+}
+
+/// The error for a repository gix opened but whose refs it cannot read.
+fn check_format(repo: &gix::Repository, path: &Path) -> Result<()> {
+    let refs = repo.config_snapshot().string("extensions.refStorage");
+    match refs.is_some_and(|r| r.eq_ignore_ascii_case(b"reftable")) {
+        true => Err(GitError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            format: GitFormat::Reftable,
+        }
+        .into()),
+        false => Ok(()),
+    }
+}
+
+/// The error for a repository gix refused to open for its format, if that was why.
+fn unsupported(path: &Path, e: &(dyn std::error::Error + 'static)) -> Option<crate::Error> {
+    let chain = crate::error_chain(e);
+    chain.contains("extensions.objectFormat").then(|| {
+        GitError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            format: GitFormat::Sha256,
+        }
+        .into()
+    })
 }
 
 fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
@@ -291,10 +316,16 @@ impl Git {
             }
             .into());
         }
-        let repo = gix::discover(root).map_err(|e| RepoError::Git {
-            path: root.to_path_buf(),
-            source: crate::error_chain(&e).into(),
+        let repo = gix::discover(root).map_err(|e| {
+            unsupported(root, &e).unwrap_or_else(|| {
+                RepoError::Git {
+                    path: root.to_path_buf(),
+                    source: crate::error_chain(&e).into(),
+                }
+                .into()
+            })
         })?;
+        check_format(&repo, root)?;
         let work = repo.workdir().ok_or_else(|| GitError::NoGit {
             root: root.to_path_buf(),
         })?;
@@ -321,7 +352,9 @@ impl Git {
         if !path.exists() {
             return Err(failed("there is no such directory".into()).into());
         }
-        let repo = gix::discover(path).map_err(|e| failed(crate::error_chain(&e)))?;
+        let repo = gix::discover(path)
+            .map_err(|e| unsupported(path, &e).unwrap_or_else(|| failed(crate::error_chain(&e)).into()))?;
+        check_format(&repo, path)?;
         let mut prefix = String::new();
         let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         // A path in the git directory (`repo/.git`) names the repository, not a part of it.
