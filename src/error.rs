@@ -438,6 +438,23 @@ impl Error {
                     .into(),
                 GitFormat::Sha256 => "dvt needs a repository of SHA-1 object ids (`git init` without `--object-format=sha256`)".into(),
             }),
+            // A git server asking for a login that gix has not got.
+            Error::Git(GitError::Failed { what, message })
+                if (what.starts_with("cloning") || what.starts_with("fetching"))
+                    && (message.contains("obtain credentials") || message.contains("refuses to use a given identity")) =>
+            {
+                Some(
+                    "dvt does not ask git's credential helpers for a login: put it in ~/.netrc \
+                     (`machine HOST login USER password TOKEN`) or in the URL (`https://USER:TOKEN@HOST/PATH`), \
+                     over https only; or use an ssh URL, which your ssh keys open"
+                        .into(),
+                )
+            }
+            Error::Git(GitError::Failed { what, message })
+                if (what.starts_with("cloning") || what.starts_with("fetching")) && message.contains("UnknownIssuer") =>
+            {
+                Some("a private CA signed the server's certificate: set `SSL_CERT_FILE` to a bundle that holds it".into())
+            }
             Error::Git(GitError::NotInPartialClone { remote, .. }) => Some(format!(
                 "fetch history's small files once, big ones still left out: `git config remote.{remote}.partialclonefilter \
                  blob:limit=1m && git fetch --refetch {remote}` (a dvt repository's git history is pointers and code)"

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{GitDaemon, GitHttp, Store, TestEnv, noise, temp_leftovers};
+use common::{GitDaemon, GitHttp, PrivateCa, Store, TestEnv, noise, temp_leftovers};
 
 /// A repo with two tagged data versions and a commit between them that is not
 /// tagged; every version is pushed to a directory remote `store`.
@@ -2015,7 +2015,21 @@ struct Served {
     url: String,
 }
 
+/// The clones of repositories read by URL that dvt keeps for `env`.
+fn kept_clones(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(env.home.join(".cache/dvt/clones"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .collect()
+}
+
 fn served_versions() -> Served {
+    served_versions_with(None, None)
+}
+
+/// [`served_versions`] by a server that asks for `login`, over HTTPS with `tls`.
+fn served_versions_with(login: Option<&str>, tls: Option<&PrivateCa>) -> Served {
     let Versions { env: source, _remote } = versions();
     let dir = tempfile::tempdir().unwrap();
     let bare = dir.path().join("data.git");
@@ -2026,8 +2040,9 @@ fn served_versions() -> Served {
         source.root.to_str().unwrap(),
         bare.to_str().unwrap(),
     ]);
-    let server = GitHttp::start(dir.path());
-    let url = format!("http://127.0.0.1:{}/data.git", server.port);
+    let server = GitHttp::start_with(dir.path(), login, tls);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{}/data.git", server.port);
     Served {
         source,
         _remote,
@@ -2070,6 +2085,79 @@ fn get_and_import_from_a_git_url_over_http() {
     assert!(r.stderr.contains("cloning") && r.stderr.contains("404"), "{}", r.stderr);
 }
 
+#[test]
+fn a_git_server_that_asks_for_a_login_gets_a_hint_that_says_where_to_put_it() {
+    let served = served_versions_with(Some("tester:s3cret"), None);
+    let env = TestEnv::new();
+    for login in ["", "tester:s3cret@"] {
+        let url = served.url.replace("http://", &format!("http://{login}"));
+        // Without a login gix asks at the terminal, as git does: `setsid` takes
+        // the terminal away from a run of the tests started at one. With a
+        // login, it refuses to send it over plain http.
+        let r = env.run("setsid", &["-w", env!("CARGO_BIN_EXE_dvt"), "get", &url, "model.bin"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("does not ask git's credential helpers") && r.stderr.contains("https://USER:TOKEN@"),
+            "{}",
+            r.stderr
+        );
+        assert!(!env.exists("model.bin"));
+    }
+}
+
+/// A git server over HTTPS that asks for a login: given in the URL, it is
+/// used, hidden in messages, and recorded nowhere (not in the pointer, not in
+/// the kept clone); later reads take it from `~/.netrc`, as git does.
+#[test]
+fn a_login_in_the_url_or_in_netrc_reaches_a_git_server_and_is_recorded_nowhere() {
+    let tls = tempfile::tempdir().unwrap();
+    let ca = PrivateCa::make(&TestEnv::bare(), tls.path());
+    let served = served_versions_with(Some("tester:s3cret"), Some(&ca));
+    let url = served.url.clone();
+    let with_login = url.replace("https://", "https://tester:s3cret@");
+    let env = TestEnv::new();
+    // dvt trusts the private CA through SSL_CERT_FILE; `setsid` takes away a
+    // terminal gix could ask for a login at.
+    let cert = format!("SSL_CERT_FILE={}", ca.ca);
+    let dvt = |args: &[&str]| {
+        env.run(
+            "env",
+            &[&[cert.as_str(), "setsid", "-w", env!("CARGO_BIN_EXE_dvt")], args].concat(),
+        )
+    };
+
+    let r = dvt(&["import", &with_login, "model.bin", "--rev", "v1"]).ok();
+    assert_eq!(env.read("model.bin"), b"model one");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(!said.contains("s3cret") && said.contains("tester:***@"), "{said}");
+    assert!(said.contains("records the URL without its login"), "{said}");
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(pointer.contains(&format!("repo = \"{url}\"")), "{pointer}");
+
+    // No login anywhere now: refused, the hint names ~/.netrc, nothing changed.
+    let r = dvt(&["update", "model.bin", "--rev", "v2"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("~/.netrc") && !r.stderr.contains("s3cret"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model.bin"), b"model one");
+    std::fs::write(
+        env.home.join(".netrc"),
+        "machine 127.0.0.1\n  login tester\n  password s3cret\n",
+    )
+    .unwrap();
+    dvt(&["update", "model.bin", "--rev", "v2"]).ok();
+    assert_eq!(env.read("model.bin"), b"model two");
+
+    // One clone served both URLs, and it holds no login.
+    let clones = kept_clones(&env);
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    let grep = env.run("grep", &["-r", "-l", "s3cret", clones[0].to_str().unwrap()]);
+    assert_eq!(grep.stdout, "", "the login is in the clone");
+}
+
 /// A repository read by URL is cloned once into `~/.cache/dvt/clones` and
 /// fetched after: new commits arrive, a tag moved there moves here, a branch
 /// deleted there is gone here, HEAD follows the default branch; the URL is
@@ -2094,11 +2182,7 @@ fn a_repository_read_by_url_is_kept_cloned_and_fetched() {
     let (got, said) = get(&["--rev", "old"]);
     assert_eq!(got, "model one");
     assert!(said.contains(&format!("cloned {url} into ")), "{said}");
-    let clones: Vec<_> = std::fs::read_dir(env.home.join(".cache/dvt/clones"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "git"))
-        .collect();
+    let clones = kept_clones(&env);
     assert_eq!(clones.len(), 1, "{clones:?}");
     let config = std::fs::read_to_string(clones[0].join("config")).unwrap();
     assert!(!config.contains("127.0.0.1"), "{config}");

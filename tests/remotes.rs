@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Store, TestEnv, noise, runs, walk, write_counted_stage};
+use common::{PrivateCa, Store, TestEnv, noise, runs, walk, write_counted_stage};
 
 /// Azurite's published development-storage key (not a secret).
 const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
@@ -1138,37 +1138,9 @@ fn https_remote_with_a_private_ca() {
         return;
     }
     let tls = tempfile::tempdir().unwrap();
-    let file = |name: &str| tls.path().join(name).to_str().unwrap().to_string();
-    let (ca, ca_key, cert, key) = (file("ca.pem"), file("ca.key"), file("cert.pem"), file("key.pem"));
     let served = tempfile::tempdir().unwrap();
     let a = TestEnv::new();
-    let new_cert = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"];
-    a.run(
-        "openssl",
-        &[
-            &new_cert[..],
-            &["-subj", "/CN=dvt-test-ca", "-keyout", &ca_key, "-out", &ca],
-        ]
-        .concat(),
-    )
-    .ok();
-    let leaf = [
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-    ];
-    a.run("openssl", &[&new_cert[..], &leaf[..]].concat()).ok();
+    let PrivateCa { ca, cert, key } = PrivateCa::make(&a, tls.path());
     let port = free_port();
     let dav = start_webdav(served.path(), port, &["--cert", &cert, "--key", &key]);
     let r = refused_push(&a, &format!("https://127.0.0.1:{port}/data"));

@@ -1386,7 +1386,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 "got {} ({}) from {} {}",
                 r.out.display(),
                 HumanBytes(r.bytes),
-                repo,
+                dvt::git::login::shown(repo),
                 read_at(r.commit.as_deref())
             );
             warn_left_out(&r.left_out);
@@ -1414,7 +1414,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 "imported {} ({}) from {} {} -> {pointer}{}",
                 path,
                 HumanBytes(r.bytes),
-                repo,
+                dvt::git::login::shown(repo),
                 read_at(r.commit.as_deref()),
                 if *no_download {
                     "; no data downloaded (`dvt pull` gets it)"
@@ -1423,6 +1423,14 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 }
             );
             warn_left_out(&r.left_out);
+            if dvt::git::login::without_login(repo).1 {
+                note!(
+                    quiet,
+                    "note: {pointer} records the URL without its login, which git would publish; `dvt update` and \
+                     `dvt pull` of it take the login from ~/.netrc (`machine HOST login USER password TOKEN`), \
+                     or ask for it at the terminal"
+                );
+            }
             super::git_add_hint(quiet, &here, cwd, "to record it with git");
         }
         HistoryCommand::ImportUrl {

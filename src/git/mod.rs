@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{GitError, GitFormat, RepoError, Result};
 
+pub mod login;
 mod send;
 mod share;
 pub use send::RefPush;
@@ -375,12 +376,12 @@ impl Git {
     /// arrive; data comes later from the remote the repository's config names.
     pub fn clone_bare(url: &str, dest: &Path) -> Result<Git> {
         let fail = |message: String| GitError::Failed {
-            what: format!("cloning `{url}`"),
+            what: format!("cloning `{}`", login::shown(url)),
             message,
         };
         // Isolated: no system or user git config and no `git` binary is consulted.
         let mut prepare = gix::clone::PrepareFetch::new(
-            url,
+            login::with_netrc_login(url).as_str(),
             dest,
             gix::create::Kind::Bare,
             gix::create::Options::default(),
@@ -421,8 +422,8 @@ impl Git {
         }
         let kept = kept.filter(|(_, too_many)| !too_many).map(|(r, _)| r);
         let what = match kept {
-            Some(_) => format!("fetching `{url}` into its clone"),
-            None => format!("cloning `{url}`"),
+            Some(_) => format!("fetching `{}` into its clone", login::shown(url)),
+            None => format!("cloning `{}`", login::shown(url)),
         };
         let fail = |e: &(dyn std::error::Error + 'static)| GitError::Failed {
             what: what.clone(),
@@ -451,7 +452,7 @@ impl Git {
         // which branch is the default); the server lists only those (not, on a
         // forge, its thousands of pull-request refs).
         let fetched = (|| -> std::result::Result<_, gix::Error> {
-            repo.remote_at(url)?
+            repo.remote_at(login::with_netrc_login(url).as_str())?
                 .with_fetch_tags(gix::remote::fetch::Tags::None)
                 .with_refspecs(
                     ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "HEAD"],

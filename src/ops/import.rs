@@ -218,7 +218,8 @@ fn open_git_at(repo: &str, rev: Option<&str>) -> Result<OpenGit> {
                 let started = std::time::Instant::now();
                 let git = Git::clone_bare(repo, tmp.path())?;
                 tracing::debug!(
-                    "cloned {repo} into {} in {:.3} s",
+                    "cloned {} into {} in {:.3} s",
+                    crate::git::login::shown(repo),
                     tmp.path().display(),
                     started.elapsed().as_secs_f64()
                 );
@@ -258,11 +259,14 @@ fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
     let Some(base) = clones_dir() else {
         return Ok(None);
     };
+    // For messages: the password a URL may carry, hidden.
+    let shown = crate::git::login::shown(url);
     if let Err(e) = fs_err::create_dir_all(&base) {
-        tracing::debug!("no clone kept of {url}: {e}");
+        tracing::debug!("no clone kept of {shown}: {e}");
         return Ok(None);
     }
-    let key = blake3::hash(url.as_bytes()).to_hex();
+    // One clone per repository, whichever login reaches it.
+    let key = blake3::hash(crate::git::login::without_login(url).0.as_bytes()).to_hex();
     let dir = base.join(format!("{}.git", &key[..32]));
     let lock = fs_err::File::create(base.join(format!("{}.lock", &key[..32])))?;
     lock.file().lock()?;
@@ -276,12 +280,12 @@ fn kept_clone(url: &str, pinned: Option<&str>) -> Result<Option<(Git, bool)>> {
     }
     match did {
         KeptClone::Held => tracing::debug!(
-            "{url}: its clone {} holds {}: not fetched",
+            "{shown}: its clone {} holds {}: not fetched",
             dir.display(),
             pinned.unwrap_or_default()
         ),
-        KeptClone::Made => tracing::debug!("cloned {url} into {} in {took:.3} s", dir.display()),
-        KeptClone::Fetched => tracing::debug!("fetched {url} into {} in {took:.3} s", dir.display()),
+        KeptClone::Made => tracing::debug!("cloned {shown} into {} in {took:.3} s", dir.display()),
+        KeptClone::Fetched => tracing::debug!("fetched {shown} into {} in {took:.3} s", dir.display()),
     }
     Ok(Some((git, did != KeptClone::Held)))
 }
@@ -373,7 +377,7 @@ impl OpenGit {
         let repo = repo.as_str();
         let rev_s = rev.unwrap_or("HEAD");
         let commit = git.resolve(rev_s)?;
-        let label = format!("{repo}@{rev_s}");
+        let label = format!("{}@{rev_s}", crate::git::login::shown(repo));
         // A plain git repository (no `.dvt/config.toml` there) is read as DVC
         // reads one: its files, and no data, remote or settings.
         let config = git
@@ -1041,10 +1045,11 @@ fn pointer_for(found: &Found, name: &str, cache: &Cache, source: ImportSource) -
     Ok(p)
 }
 
-/// How a repository argument is recorded: URLs as given, local paths absolute.
+/// How a repository argument is recorded: URLs as given, less the login an
+/// http(s) URL may carry (git would publish it), local paths absolute.
 fn recorded_repo(repo: &str, cwd: &Path) -> String {
     if repo.contains("://") || is_remote_url(repo) {
-        return repo.to_string();
+        return crate::git::login::without_login(repo).0;
     }
     let abs = crate::repo::normalize(&cwd.join(repo));
     abs.display().to_string()

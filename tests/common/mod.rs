@@ -630,6 +630,43 @@ pub fn runs(env: &TestEnv) -> usize {
     }
 }
 
+/// A private CA (made with `openssl`) and a certificate it signed for 127.0.0.1,
+/// as PEM files: `ca` to trust, `cert` and `key` for a server.
+pub struct PrivateCa {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+impl PrivateCa {
+    /// Makes them in `dir`, running `openssl` in `env`.
+    pub fn make(env: &TestEnv, dir: &Path) -> PrivateCa {
+        let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+        let (ca, ca_key, cert, key) = (file("ca.pem"), file("ca.key"), file("cert.pem"), file("key.pem"));
+        let new_cert = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"];
+        let root = ["-subj", "/CN=dvt-test-ca", "-keyout", &ca_key, "-out", &ca];
+        env.run("openssl", &[&new_cert[..], &root[..]].concat()).ok();
+        let leaf = [
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ];
+        env.run("openssl", &[&new_cert[..], &leaf[..]].concat()).ok();
+        PrivateCa { ca, cert, key }
+    }
+}
+
 /// A git smart-HTTP server (git http-backend) for the repositories under `root`.
 pub struct GitHttp {
     child: std::process::Child,
@@ -638,14 +675,23 @@ pub struct GitHttp {
 
 impl GitHttp {
     pub fn start(root: &std::path::Path) -> GitHttp {
+        GitHttp::start_with(root, None, None)
+    }
+
+    /// With `login` (`USER:PASSWORD`), a request without it gets 401; with
+    /// `tls`, HTTPS with its certificate and key.
+    pub fn start_with(root: &std::path::Path, login: Option<&str>, tls: Option<&PrivateCa>) -> GitHttp {
         use std::io::BufRead;
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_http_server.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .arg(root)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = std::process::Command::new("python3");
+        command.arg(script).arg(root).stdout(std::process::Stdio::piped());
+        if let Some(login) = login {
+            command.env("GIT_HTTP_AUTH", login);
+        }
+        if let Some(tls) = tls {
+            command.env("GIT_HTTP_TLS", format!("{}:{}", tls.cert, tls.key));
+        }
+        let mut child = command.spawn().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

@@ -5,14 +5,18 @@
 
 Prints the port it listens on (127.0.0.1, chosen by the OS) and serves until killed.
 Every request counts as coming from the user `tester`, so pushes are taken (http-backend
-refuses them from anonymous users); a request body may be sent in chunks.
+refuses them from anonymous users); a request body may be sent in chunks. With
+GIT_HTTP_AUTH=USER:PASSWORD in the environment, a request without those credentials
+(HTTP basic auth) gets 401. With GIT_HTTP_TLS=CERT:KEY (PEM files), it serves HTTPS.
 """
+import base64
 import http.server
 import os
 import subprocess
 import sys
 
 ROOT = os.path.abspath(sys.argv[1])
+AUTH = os.environ.get("GIT_HTTP_AUTH")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -20,6 +24,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def handle_one(self):
+        if AUTH and self.headers.get("Authorization") != "Basic " + base64.b64encode(AUTH.encode()).decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         path, _, query = self.path.partition("?")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self.read_chunks()
@@ -65,5 +75,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("GIT_HTTP_TLS"):
+    import ssl
+
+    cert, key = os.environ["GIT_HTTP_TLS"].split(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
