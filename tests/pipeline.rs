@@ -2040,6 +2040,10 @@ outs = ["model-${key}.txt"]
         r.stdout,
         "digraph pipeline {\n    \"prep\";\n    \"train\";\n    \"prep\" -> \"train\";\n}\n"
     );
+    // Nothing ran yet: each says so, downstream ones too (not "an upstream
+    // stage would run").
+    let st = env.dvt(&["status"]).ok().stdout;
+    assert_eq!(st.matches("it has never run").count(), 4, "{st}");
     // The group's name selects its cases and what they depend on.
     assert_eq!(ran(&actions(&env, &["train"])), ["prep@a", "train@uk", "train@us"]);
     assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
@@ -2057,6 +2061,20 @@ outs = ["model-${key}.txt"]
     std::fs::remove_file(env.path("model-uk.txt")).unwrap();
     env.dvt(&["checkout", "train"]).ok();
     assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
+    // A case taken out of the list: its entry leaves `dvt.lock` when it is next written.
+    env.write("params.yaml", "regions:\n  us: {lr: 0.4}\n");
+    assert_eq!(ran(&actions(&env, &[])), ["train@us"]);
+    let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
+    assert!(!lock.contains("train@uk") && lock.contains("train@us"), "{lock}");
+    env.write("params.yaml", "regions:\n  us: {lr: 0.3}\n  uk: {lr: 0.2}\n");
+    // Both cases come back from the run cache: each ran with these values before.
+    let acts = actions(&env, &[]);
+    let back: Vec<&str> = acts
+        .iter()
+        .filter(|(_, a)| a == "restored-from-run-cache")
+        .map(|(s, _)| s.as_str())
+        .collect();
+    assert_eq!(back, ["train@uk", "train@us"], "{acts:?}");
 
     // Freezing goes in the `do` table; bad cases are clear errors.
     let r = env.dvt(&["freeze", "train"]).fails();

@@ -598,10 +598,16 @@ pub(crate) fn repro_knowing(
         let (mut reason, restore) = if opts.force {
             (Some("forced".to_string()), vec![])
         } else if let Some(p) = pending {
-            (Some(p), vec![])
+            // A stage that never ran says so, whatever its deps wait for.
+            let why = match locked {
+                None => "it has never run".to_string(),
+                Some(_) => p,
+            };
+            (Some(why), vec![])
         } else if stage.always_changed && !frozen {
             (Some("it always runs (`always_changed = true`)".to_string()), vec![])
-        } else if opts.dry_run && upstream_runs {
+        } else if opts.dry_run && upstream_runs && locked.is_some() {
+            // (A stage that never ran says so instead.)
             (Some("an upstream stage would run".to_string()), vec![])
         } else if let Some(up) = forced_by {
             (
