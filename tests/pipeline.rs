@@ -1274,6 +1274,46 @@ fn pre_commit_hook_warns_about_stale_stages_and_unadded_data() {
     assert_eq!(log.stdout.lines().count(), 2, "the hook never blocks a commit");
 }
 
+/// The pre-commit hook stops a commit that would put data dvt tracks into git's
+/// history (forced into the index, or its `.gitignore` entry gone), and says how to
+/// take it out; `dvt status` warns of it too.
+#[test]
+fn pre_commit_hook_stops_a_commit_of_tracked_data() {
+    let env = example();
+    env.write("notes/a.bin", "v1");
+    env.dvt(&["add", "notes"]).ok();
+    actions(&env, &[]);
+    env.dvt(&["install-hooks"]).ok();
+    env.git(&["add", "-A"]);
+    env.git_with_dvt(&["commit", "-q", "-m", "v1"]).ok();
+    // A file of a tracked directory, and a stage's out.
+    env.git(&["add", "-f", "notes/a.bin", "models/model.json"]);
+    let st = env.dvt(&["status"]).ok();
+    assert!(
+        st.stderr
+            .contains("warning: git's index holds data that dvt tracks: notes, models/model.json"),
+        "{}",
+        st.stderr
+    );
+    let r = env.git_with_dvt(&["commit", "-q", "-m", "data in git"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("dvt: the commit stops here"), "{}", r.stderr);
+    assert_eq!(env.git(&["log", "--oneline"]).stdout.lines().count(), 1);
+    // The hint's command takes them out of the index; then the commit goes through.
+    let command = r.stderr.split("`git rm -r --cached ").nth(1).unwrap();
+    let paths: Vec<&str> = command[..command.find('`').unwrap()].split(' ').collect();
+    assert_eq!(paths, ["notes", "models/model.json"]);
+    env.git(&[&["rm", "-r", "-q", "--cached"], &paths[..]].concat());
+    env.git_with_dvt(&["commit", "-q", "--allow-empty", "-m", "no data in git"])
+        .ok();
+    assert!(env.exists("notes/a.bin") && env.exists("models/model.json"));
+    let tree = env.git(&["ls-tree", "-r", "--name-only", "HEAD"]).stdout;
+    assert!(
+        !tree.contains("notes/a.bin") && !tree.contains("models/model.json"),
+        "{tree}"
+    );
+}
+
 /// A stage reading data added with `dvt add`: `dvt status` compares the pointer
 /// and reuses that verdict for the stage's dep, and still sees a change to it.
 #[test]

@@ -1921,6 +1921,11 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 ..Default::default()
             };
             let s = ops::status(&repo, &opts, bars)?;
+            // The one thing this hook stops: data going into git's history.
+            if !s.in_git_index.is_empty() {
+                super::warn_data_in_git_index(&s.in_git_index, true);
+                return Ok(ExitCode::from(1));
+            }
             let changed: Vec<&str> = s
                 .pointers
                 .iter()

@@ -1284,6 +1284,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             } else if report.is_clean() && !updates {
                 out!("Data and pointers are up to date.");
             }
+            warn_data_in_git_index(&report.in_git_index, false);
             for u in &report.updates {
                 let from = match &u.rev {
                     Some(rev) => format!("`{}` at `{rev}`", u.source),
@@ -2426,4 +2427,28 @@ fn print_data_status(report: &ops::DataStatus, quiet: bool) -> Result<ExitCode, 
         out!("(there are {other}changes not tracked by dvt, use \"git status\" to see)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns (or, for the pre-commit hook, says why the commit stops) that git's
+/// index holds tracked data, and how to take it out.
+pub(crate) fn warn_data_in_git_index(paths: &[String], stops_commit: bool) {
+    if paths.is_empty() {
+        return;
+    }
+    let list = paths.join(" ");
+    let what = match stops_commit {
+        true => "dvt: the commit stops here: git's index holds data that dvt tracks",
+        false => "warning: git's index holds data that dvt tracks",
+    };
+    note!(
+        false,
+        "{what}: {}; committed, its bytes would stay in git's history\nhint: `git rm -r --cached {list}` takes it \
+         out of the index and leaves the files; `dvt add PATH` (`dvt commit STAGE` for a stage's out) writes back \
+         the `.gitignore` entry that keeps git away from it{}",
+        paths.join(", "),
+        match stops_commit {
+            true => "; `git commit --no-verify` commits it all the same",
+            false => "",
+        }
+    );
 }

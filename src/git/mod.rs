@@ -1572,6 +1572,26 @@ impl Git {
             .map(|e| e.path(&index).to_str_lossy()[self.prefix.len()..].to_string()))
     }
 
+    /// Those of `rels` (relative to the dvt root) at or below which git's index
+    /// holds a file, read from one reading of the index.
+    pub fn indexed_among<'a>(&self, rels: &[&'a str]) -> Result<Vec<&'a str>> {
+        if rels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
+        Ok(rels
+            .iter()
+            .copied()
+            .filter(|rel| {
+                let path = self.tree_path(rel);
+                index.entry_by_path(path.as_bytes().as_bstr()).is_some()
+                    || index
+                        .prefixed_entries(format!("{path}/").as_bytes().as_bstr())
+                        .is_some_and(|e| !e.is_empty())
+            })
+            .collect())
+    }
+
     /// The dvt root relative to the git work tree, `/`-terminated, or empty.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -44,6 +44,10 @@ pub struct StatusReport {
     /// source moved on since (`dvt update` brings that).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<crate::ops::import::UpdateCheck>,
+    /// Tracked data paths that git's index holds (at or below them): staged,
+    /// or committed earlier, their bytes would go into git's history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_git_index: Vec<String>,
 }
 
 impl StatusReport {
@@ -181,7 +185,17 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         pipeline_error: None,
         hashed_files: counters.hashed_files.into_inner(),
         updates: crate::ops::import::check_updates(repo, &imports),
+        in_git_index: vec![],
     };
+    if let Ok(git) = crate::git::Git::open(repo.root()) {
+        let paths: Vec<&str> = report
+            .pointers
+            .iter()
+            .map(|p| p.path.as_str())
+            .filter(|p| !p.is_empty())
+            .collect();
+        report.in_git_index = git.indexed_among(&paths)?.into_iter().map(str::to_string).collect();
+    }
     if opts.targets.is_empty() && !opts.data_only && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
         let dry = ReproOptions {
             dry_run: true,
