@@ -2643,7 +2643,25 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
     env.git_with_dvt(&["merge", "-q", "ahead"]).ok();
     assert_eq!(env.read("data/b.csv"), b"b-ahead\n");
 
+    // A rebase (`git pull --rebase`) checks the data out at its end (post-rewrite):
+    // its own checkouts are skipped, and without it the workspace kept the old
+    // data, which a `dvt add` would then have recorded over the new.
+    env.git_with_dvt(&["checkout", "-q", "-b", "notes", "main~1"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b-main-2\n");
+    env.write("notes.txt", "notes\n");
+    env.git(&["add", "notes.txt"]);
+    env.git_with_dvt(&["commit", "-q", "-m", "notes"]).ok();
+    let r = env.git_with_dvt(&["rebase", "-q", "main"]).ok();
+    assert_eq!(env.read("data/b.csv"), b"b-ahead\n", "{}", r.stderr);
+    // `--amend` changes no data: nothing to check out, nothing said.
+    let r = env
+        .git_with_dvt(&["commit", "-q", "--amend", "-m", "notes, amended"])
+        .ok();
+    assert!(!r.stderr.contains("dvt:"), "{}", r.stderr);
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+
     env.dvt(&["install-hooks", "--uninstall"]).ok();
+    assert!(!env.exists(".git/hooks/post-rewrite"));
     assert!(env.run("git", &["config", "merge.dvt.driver"]).stdout.is_empty());
     let attributes = std::fs::read_to_string(env.path(".git/info/attributes")).unwrap_or_default();
     assert!(!attributes.contains("merge=dvt"), "{attributes}");

@@ -6187,8 +6187,11 @@ fn the_pre_commit_framework_runs_dvts_hooks() {
     let r = env.dvt(&["install", "--use-pre-commit-tool"]).ok();
     assert!(r.stdout.contains("already"), "{r:?}");
     assert_eq!(String::from_utf8(env.read(".pre-commit-config.yaml")).unwrap(), config);
-    let hooks = "--hook-type pre-commit --hook-type pre-push --hook-type post-checkout --hook-type post-merge";
-    env.sh_in(&env.root, &format!("{pre_commit} install {hooks}")).ok();
+    // The hint's command, with the pre-commit installed for the tests.
+    let install = r.stderr.split("`pre-commit install").nth(1).unwrap();
+    let hooks = &install[..install.find('`').unwrap()];
+    assert!(hooks.contains("--hook-type post-rewrite"), "{hooks}");
+    env.sh_in(&env.root, &format!("{pre_commit} install{hooks}")).ok();
 
     env.write("model.bin", "model one");
     env.dvt(&["add", "model.bin"]).ok();
@@ -6215,6 +6218,16 @@ fn the_pre_commit_framework_runs_dvts_hooks() {
     );
     env.git_with_dvt(&["merge", "-q", "two"]).ok();
     assert_eq!(env.read("model.bin"), b"model two", "post-merge checked the data out");
+    // A branch rebased onto main: post-rewrite checks main's data out.
+    env.git_with_dvt(&["checkout", "-q", "-b", "notes", "main~1"]).ok();
+    assert_eq!(env.read("model.bin"), b"model one");
+    env.write("notes.txt", "notes");
+    env.git(&["add", "notes.txt"]);
+    env.git_with_dvt(&["commit", "-q", "-m", "notes"]).ok();
+    env.git_with_dvt(&["rebase", "-q", "main"]).ok();
+    assert_eq!(env.read("model.bin"), b"model two", "post-rewrite checked the data out");
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    env.git(&["branch", "-q", "-D", "notes"]);
     env.git_with_dvt(&["checkout", "-q", "-b", "three", "main~1"]).ok();
     env.write("model.bin", "model three");
     env.dvt(&["add", "model.bin"]).ok();

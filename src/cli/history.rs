@@ -1096,10 +1096,9 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
             if !*uninstall {
                 note!(
                     quiet,
-                    "hint: commit {} for everyone, and have pre-commit install the hooks in each clone: \
-                     `pre-commit install --hook-type pre-commit --hook-type pre-push --hook-type post-checkout \
-                     --hook-type post-merge`",
-                    ops::hooks::PRE_COMMIT_CONFIG
+                    "hint: commit {} for everyone, and have pre-commit install the hooks in each clone: `{}`",
+                    ops::hooks::PRE_COMMIT_CONFIG,
+                    ops::hooks::PRE_COMMIT_INSTALL
                 );
             }
         }
@@ -1818,7 +1817,13 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
         Err(e) => return Err(e),
     };
     match name {
-        "post-checkout" | "post-merge" => {
+        "post-checkout" | "post-merge" | "post-rewrite" => {
+            // After `--amend` the data is what it was; after a rebase, whose
+            // checkouts post-checkout skipped, it follows the new HEAD.
+            let rewrite = args.first().cloned().or_else(|| pre_commit_var("REWRITE_COMMAND"));
+            if name == "post-rewrite" && rewrite.as_deref() != Some("rebase") {
+                return Ok(ExitCode::SUCCESS);
+            }
             // The pre-commit framework gives git's arguments in its variables.
             let args = match (args.is_empty(), pre_commit_var("CHECKOUT_TYPE")) {
                 (true, Some(kind)) => vec![

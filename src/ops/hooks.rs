@@ -5,6 +5,8 @@
 //! - `post-merge` runs `dvt checkout` after a merge that completed (`git pull`,
 //!   `git merge`); a merge stopped by conflicts runs no hook, so the data follows
 //!   once the merge is committed and `dvt checkout` is run;
+//! - `post-rewrite` runs `dvt checkout` after a rebase (`git pull --rebase`,
+//!   `git rebase`), whose checkouts `post-checkout` skips; not after `--amend`;
 //! - `pre-push` runs `dvt push` to the default remote, of the workspace and of every
 //!   commit git pushes ([`commits_pushed`]), and stops the git push if it fails (no
 //!   commits reach the server whose data is not on the remote);
@@ -30,7 +32,7 @@ use crate::git::Git;
 use crate::repo::Repo;
 
 /// The hooks dvt installs.
-pub const HOOKS: [&str; 4] = ["post-checkout", "post-merge", "pre-commit", "pre-push"];
+pub const HOOKS: [&str; 5] = ["post-checkout", "post-merge", "post-rewrite", "pre-commit", "pre-push"];
 /// The line that marks a hook as dvt's.
 const MARK: &str = "# dvt-hook: installed by `dvt install-hooks`";
 /// The suffix of a chained, pre-existing hook.
@@ -214,12 +216,17 @@ pub const PRE_COMMIT_CONFIG: &str = ".pre-commit-config.yaml";
 const BLOCK_START: &str = "# dvt's git hooks, run by pre-commit (`dvt install --use-pre-commit-tool`)";
 const BLOCK_END: &str = "# end of dvt's git hooks";
 /// Each hook as pre-commit runs it: its stage (the git hook) and its name.
-const PRE_COMMIT_HOOKS: [(&str, &str); 4] = [
+const PRE_COMMIT_HOOKS: [(&str, &str); 5] = [
     ("pre-commit", "dvt status (data or pipeline changed but not recorded)"),
     ("pre-push", "dvt push (the data of what git pushes)"),
     ("post-checkout", "dvt checkout"),
     ("post-merge", "dvt checkout"),
+    ("post-rewrite", "dvt checkout (after a rebase)"),
 ];
+
+/// `pre-commit install` with every hook type dvt's entry uses.
+pub const PRE_COMMIT_INSTALL: &str = "pre-commit install --hook-type pre-commit --hook-type pre-push \
+                                      --hook-type post-checkout --hook-type post-merge --hook-type post-rewrite";
 
 /// What `dvt install --use-pre-commit-tool` did.
 #[derive(Debug, Clone, Serialize)]
@@ -273,7 +280,7 @@ pub fn use_pre_commit_tool(repo: &Repo, uninstall: bool) -> Result<PreCommitRepo
     };
     let edited = match uninstall {
         true => text.as_deref().and_then(without_block),
-        false => with_block(&config, text.as_deref().unwrap_or(""), git.prefix())?,
+        false => with_current_block(&config, text.as_deref().unwrap_or(""), git.prefix())?,
     };
     // The file first: a config dvt cannot edit leaves the hooks as they were.
     let removed = install_hooks(repo, true)?;
@@ -369,6 +376,18 @@ fn with_block(path: &Path, text: &str, prefix: &str) -> Result<Option<String>> {
     Ok(Some(edited))
 }
 
+/// [`with_block`], and an entry an older dvt wrote that lacks some of today's
+/// hooks (`post-rewrite` came later) written anew.
+fn with_current_block(path: &Path, text: &str, prefix: &str) -> Result<Option<String>> {
+    let lacking = PRE_COMMIT_HOOKS
+        .iter()
+        .any(|(stage, _)| !text.contains(&format!("id: dvt-{stage}\n")));
+    match without_block(text).filter(|_| lacking) {
+        Some(older) => Ok(Some(with_block(path, &older, prefix)?.unwrap_or(older))),
+        None => with_block(path, text, prefix),
+    }
+}
+
 /// `text` without dvt's entry (`None`: it has none), and `repos: []` if the list is
 /// then empty (pre-commit requires the key).
 fn without_block(text: &str) -> Option<String> {
@@ -430,6 +449,19 @@ mod tests {
         assert_eq!(without_block(&with).unwrap(), indented);
         // Installing twice changes nothing.
         assert_eq!(with_block(Path::new("c"), &with, "").unwrap(), None);
+    }
+
+    #[test]
+    fn an_entry_an_older_dvt_wrote_gets_the_hooks_it_lacks() {
+        let text = "# mine\nrepos:\n- repo: local\n  hooks: []\n";
+        let today = added(text);
+        let start = today.find("    - id: dvt-post-rewrite").unwrap();
+        let end = today[start..].find("# end of").unwrap();
+        let older = format!("{}  {}", &today[..start], &today[start + end..]);
+        assert!(!older.contains("dvt-post-rewrite"), "{older}");
+        let path = Path::new("c");
+        assert_eq!(with_current_block(path, &older, "").unwrap().unwrap(), today);
+        assert_eq!(with_current_block(path, &today, "").unwrap(), None);
     }
 
     #[test]
