@@ -277,7 +277,7 @@ impl<'r> Snapshot<'r> {
         // look at all of them (one that does not parse cannot be the one asked for).
         let outs = self.lock_outs().unwrap_or_default();
         for t in outs.into_iter().chain(self.pointers_lenient()?) {
-            if let Some(inner) = inside(&t.data_rel, rel) {
+            if let Some(inner) = inside_tracked(&t, rel) {
                 return Ok(Located { tracked: t, inner });
             }
         }
@@ -294,7 +294,7 @@ impl<'r> Snapshot<'r> {
         while cut > 0 {
             let prefix = &rel[..cut];
             if let Some(t) = self.pointer(&format!("{prefix}.{POINTER_EXT}"))?
-                && let Some(inner) = inside(&t.data_rel, rel)
+                && let Some(inner) = inside_tracked(&t, rel)
             {
                 return Ok(Some(Located { tracked: t, inner }));
             }
@@ -345,7 +345,15 @@ impl<'r> Snapshot<'r> {
                 let path = self.repo.root().join(rel);
                 let meta = match path.symlink_metadata() {
                     Ok(m) => m,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    // (`NotADirectory`: below a file, `model.bin/x`.)
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        return Ok(None);
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 if meta.is_dir() {
@@ -792,6 +800,12 @@ impl<'a> Objects<'a> {
         self.note_ids(t, m.files.iter().map(|e| e.id), true);
         Ok(m)
     }
+}
+
+/// Where `rel` is inside what `t` tracks (empty: `rel` is its path); `None`
+/// if it is not, or if it would be below a tracked file (`model.bin/x`).
+fn inside_tracked(t: &Tracked, rel: &str) -> Option<String> {
+    inside(&t.data_rel, rel).filter(|inner| inner.is_empty() || t.pointer.kind == Kind::Dir)
 }
 
 /// Whether tracked `t` was imported from a URL and `cache` lacks its data (its

@@ -877,6 +877,7 @@ fn add_rejects_bad_paths_and_writes_nothing() {
         (vec![".git"], "inside `.dvt` or `.git`"),
         (vec!["tracked/inner.csv"], "is inside the tracked directory `tracked`"),
         (vec!["data/ok.csv", "nope"], "`nope` does not exist"),
+        (vec!["data/ok.csv/below"], "`data/ok.csv/below` does not exist"),
         (vec!["tracked.dvt"], "is a pointer file"),
         (vec!["."], "`.` cannot be tracked: it is the repository root"),
     ];

@@ -1244,6 +1244,19 @@ fn cat_get_and_import_read_the_files_git_keeps() {
             vec!["cat", "src/nope.py"],
             "`src/nope.py` does not exist at the workspace",
         ),
+        // Below a file: tracked (`model.bin`) or git's.
+        (
+            vec!["cat", "model.bin/x"],
+            "`model.bin/x` does not exist at the workspace",
+        ),
+        (
+            vec!["cat", "model.bin/x", "--rev", "HEAD"],
+            "`model.bin/x` does not exist at `HEAD`",
+        ),
+        (
+            vec!["cat", "src/train.py/x"],
+            "`src/train.py/x` does not exist at the workspace",
+        ),
         (vec!["cat", "src", "--rev", "HEAD"], "`src` is a directory at `HEAD`"),
         (vec!["cat", "src"], "`src` is a directory at the workspace"),
         (vec!["cat", "src/latest.py"], "`src/latest.py` is a symbolic link"),

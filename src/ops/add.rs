@@ -196,7 +196,13 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     }
     let meta = match fs::symlink_metadata(&abs) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // (`NotADirectory`: a path below a file, `model.bin/x`.)
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(PathError::NotFound {
                 path: arg.to_path_buf(),
             }
