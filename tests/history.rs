@@ -2680,6 +2680,54 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
     assert!(!attributes.contains("merge=dvt"), "{attributes}");
 }
 
+/// After `git reset` (which runs no hook) the workspace holds another recorded
+/// version: `status` says the cache holds it, and that `dvt checkout` brings the
+/// pointer's, before a `dvt add` records the workspace's over it.
+#[test]
+fn status_says_when_the_workspace_holds_another_recorded_version() {
+    let env = TestEnv::new();
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(120));
+    let version = |n: &str| {
+        env.write("d.txt", format!("d {n}\n"));
+        env.write("dir/a", format!("a {n}\n"));
+        env.write(&format!("dir/only-{n}"), "x\n");
+        settle();
+        env.dvt(&["add", "d.txt", "dir"]).ok();
+        env.commit(n);
+    };
+    version("one");
+    std::fs::remove_file(env.path("dir/only-one")).unwrap();
+    version("two");
+    env.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr
+            .contains("the cache already holds what the workspace has at `d.txt`, `dir`")
+            && r.stderr
+                .contains("`dvt checkout d.txt dir` brings the version the pointer names"),
+        "{}",
+        r.stderr
+    );
+    let j = env.dvt(&["status", "--json"]).ok().json();
+    assert!(
+        j["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["workspace_in_cache"] == true),
+        "{j}"
+    );
+    env.dvt(&["checkout", "d.txt", "dir"]).ok();
+    assert_eq!(env.read("d.txt"), b"d one\n");
+    assert_eq!(env.read("dir/a"), b"a one\n");
+    // A change of your own is not a recorded version: no such hint.
+    env.write("d.txt", "edited\n");
+    settle();
+    let r = env.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("d.txt.dvt: modified"), "{}", r.stdout);
+    assert!(!r.stderr.contains("already holds"), "{}", r.stderr);
+}
+
 #[test]
 fn the_merge_driver_marks_a_conflict_when_a_version_is_nowhere() {
     let env = TestEnv::new();

@@ -1403,6 +1403,24 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                         "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
                     );
                 }
+                // Content the cache holds already: another recorded version, most
+                // likely, that a git command moved the pointer away from.
+                let older: Vec<&str> = ptrs
+                    .iter()
+                    .filter(|p| p.workspace_in_cache)
+                    .map(|p| p.path.as_str())
+                    .collect();
+                if !older.is_empty() {
+                    note!(
+                        q,
+                        "hint: the cache already holds what the workspace has at {}: another recorded version, \
+                         left there if a git command that runs no hook (`reset`, `stash`, `revert`) moved the \
+                         pointer; then `dvt checkout {}` brings the version the pointer names, and `dvt add` would \
+                         record the workspace's over it",
+                        older.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                        shell_paths(repo.root(), &cwd, &older)
+                    );
+                }
                 if ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified) {
                     note!(
                         q,

@@ -95,6 +95,12 @@ pub struct PointerStatus {
     pub deleted: Vec<String>,
     /// Paths whose executable bit differs.
     pub mode_changed: Vec<String>,
+    /// For a modified path: whether the cache already holds what the workspace
+    /// has there (every changed file's content). Another recorded version, most
+    /// likely, left by a git command that moved the pointer and ran no hook (`git
+    /// reset`, `stash`, `revert`), which `dvt checkout` would bring up to date.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub workspace_in_cache: bool,
     /// What now stands at the data path when it is not what the pointer records:
     /// `file` where a directory was tracked, `dir` where a file was. The lists
     /// above still say it file by file (the path added, every recorded file deleted).
@@ -123,6 +129,7 @@ impl PointerStatus {
             modified: vec![],
             deleted: vec![],
             mode_changed: vec![],
+            workspace_in_cache: false,
             replaced_by: None,
             missing_from_cache: vec![],
             error: None,
@@ -155,6 +162,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         let mut st = PointerStatus::new(pointer_rel);
         let checked = t.and_then(|t| {
             check_one(repo, &stat, &counters, progress, &t, &mut st)?;
+            st.workspace_in_cache = workspace_in_cache(repo, &stat, &st);
             if st.workspace == Workspace::Unchanged && t.within.is_none() {
                 known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));
             }
@@ -173,6 +181,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         if let Err(e) = check_one(repo, &stat, &counters, progress, &t, &mut st) {
             st.error = Some(crate::error_chain(&e));
         }
+        st.workspace_in_cache = workspace_in_cache(repo, &stat, &st);
         if st.workspace == Workspace::Unchanged && t.within.is_none() {
             known.insert(t.data_rel.clone(), Entry::from_pointer(&t.data_rel, &t.pointer));
         }
@@ -325,6 +334,26 @@ fn presence(path: &std::path::Path) -> Workspace {
     } else {
         Workspace::Missing
     }
+}
+
+/// See [`PointerStatus::workspace_in_cache`]: the ids of the changed files come
+/// from the stat cache, which the comparison has just filled (a file changed too
+/// recently for it to trust has none, and the answer is no).
+fn workspace_in_cache(repo: &Repo, stat: &crate::statcache::StatCache, st: &PointerStatus) -> bool {
+    if st.workspace != Workspace::Modified || st.replaced_by.is_some() {
+        return false;
+    }
+    let files: Vec<&str> = match st.kind {
+        Some(Kind::File) => vec![st.path.as_str()],
+        _ => st.added.iter().chain(&st.modified).map(String::as_str).collect(),
+    };
+    !files.is_empty()
+        && files.iter().all(|rel| {
+            fs_err::symlink_metadata(repo.root().join(rel)).is_ok_and(|meta| {
+                stat.get(rel, &crate::statcache::Stamp::of(&meta))
+                    .is_some_and(|id| repo.cache().contains(&id))
+            })
+        })
 }
 
 /// Compares `tracked` with the workspace (with `scan`, its directory's listing
