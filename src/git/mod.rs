@@ -113,6 +113,51 @@ pub fn in_main_worktree(dir: &Path) -> Option<PathBuf> {
     Some(main_top.join(dir.strip_prefix(top).ok()?))
 }
 
+/// Those of `rels` (relative to the dvt root `root`) at or below which git's
+/// index holds a file; none outside a git work tree. Reads the index file alone,
+/// without opening the repository (`status` runs this every time).
+pub fn indexed_among<'a>(root: &Path, rels: &[&'a str]) -> Result<Vec<&'a str>> {
+    if rels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Ok((path, _trust)) = gix::discover::upwards(root) else {
+        return Ok(Vec::new());
+    };
+    let (git_dir, Some(work)) = path.into_repository_and_work_tree_directories() else {
+        return Ok(Vec::new());
+    };
+    let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let Ok(rel) = canon(root).strip_prefix(canon(&work)).map(Path::to_path_buf) else {
+        return Ok(Vec::new());
+    };
+    let mut prefix = rel.to_str().unwrap_or_default().to_string();
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    // Its checksum is not verified (a large index costs milliseconds to hash).
+    let index = gix::index::File::at_or_default(
+        git_dir.join("index"),
+        gix::hash::Kind::Sha1,
+        true,
+        gix::index::decode::Options::default(),
+    )
+    .map_err(|e| GitError::Failed {
+        what: "reading git's index".into(),
+        message: crate::error_chain(&e),
+    })?;
+    Ok(rels
+        .iter()
+        .copied()
+        .filter(|rel| {
+            let path = format!("{prefix}{rel}");
+            index.entry_by_path(path.as_bytes().as_bstr()).is_some()
+                || index
+                    .prefixed_entries(format!("{path}/").as_bytes().as_bstr())
+                    .is_some_and(|e| !e.is_empty())
+        })
+        .collect())
+}
+
 /// The error for a repository gix opened but whose refs it cannot read.
 fn check_format(repo: &gix::Repository, path: &Path) -> Result<()> {
     let refs = repo.config_snapshot().string("extensions.refStorage");
@@ -1570,26 +1615,6 @@ impl Git {
             .prefixed_entries(below.as_bytes().as_bstr())
             .and_then(|entries| entries.first())
             .map(|e| e.path(&index).to_str_lossy()[self.prefix.len()..].to_string()))
-    }
-
-    /// Those of `rels` (relative to the dvt root) at or below which git's index
-    /// holds a file, read from one reading of the index.
-    pub fn indexed_among<'a>(&self, rels: &[&'a str]) -> Result<Vec<&'a str>> {
-        if rels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
-        Ok(rels
-            .iter()
-            .copied()
-            .filter(|rel| {
-                let path = self.tree_path(rel);
-                index.entry_by_path(path.as_bytes().as_bstr()).is_some()
-                    || index
-                        .prefixed_entries(format!("{path}/").as_bytes().as_bstr())
-                        .is_some_and(|e| !e.is_empty())
-            })
-            .collect())
     }
 
     /// The dvt root relative to the git work tree, `/`-terminated, or empty.

@@ -196,15 +196,16 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         updates: crate::ops::import::check_updates(repo, &imports),
         in_git_index: vec![],
     };
-    if let Ok(git) = crate::git::Git::open(repo.root()) {
-        let paths: Vec<&str> = report
-            .pointers
-            .iter()
-            .map(|p| p.path.as_str())
-            .filter(|p| !p.is_empty())
-            .collect();
-        report.in_git_index = git.indexed_among(&paths)?.into_iter().map(str::to_string).collect();
-    }
+    let paths: Vec<&str> = report
+        .pointers
+        .iter()
+        .map(|p| p.path.as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    report.in_git_index = crate::git::indexed_among(repo.root(), &paths)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if opts.targets.is_empty() && !opts.data_only && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
         let dry = ReproOptions {
             dry_run: true,
