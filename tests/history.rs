@@ -2682,7 +2682,8 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
 
 /// After `git reset` (which runs no hook) the workspace holds another recorded
 /// version: `status` says the cache holds it, and that `dvt checkout` brings the
-/// pointer's, before a `dvt add` records the workspace's over it.
+/// pointer's, before a `dvt add` records the workspace's over it; `add` says it
+/// again, with the way back.
 #[test]
 fn status_says_when_the_workspace_holds_another_recorded_version() {
     let env = TestEnv::new();
@@ -2717,6 +2718,14 @@ fn status_says_when_the_workspace_holds_another_recorded_version() {
             .all(|p| p["workspace_in_cache"] == true),
         "{j}"
     );
+    // Added all the same, it is said once more, with the way back.
+    let r = env.dvt(&["add", "d.txt"]).ok();
+    assert!(
+        r.stderr.contains("note: the cache held this content of d.txt already"),
+        "{}",
+        r.stderr
+    );
+    env.git(&["checkout", "--", "d.txt.dvt"]);
     env.dvt(&["checkout", "d.txt", "dir"]).ok();
     assert_eq!(env.read("d.txt"), b"d one\n");
     assert_eq!(env.read("dir/a"), b"a one\n");

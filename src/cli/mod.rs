@@ -2228,6 +2228,16 @@ pub(super) fn print_added(q: bool, report: &ops::AddReport, unchanged: bool) -> 
         say!(q, "{state} {} ({what}) -> {}", quoted(&a.path), quoted(&a.pointer));
     }
     note_hashed(q, report);
+    // A version the cache held: perhaps one a git command left behind.
+    for a in report.added.iter().filter(|a| a.known_version) {
+        note!(
+            q,
+            "note: the cache held this content of {} already: a version added before. If `git reset`, `stash` \
+             or `revert` left it in the workspace, this recorded it over the version the pointer named; \
+             `git checkout -- PATH.dvt`, then `dvt checkout PATH`, put that one back",
+            quoted(&a.path)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

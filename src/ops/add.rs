@@ -59,6 +59,11 @@ pub struct Added {
     pub files: Option<u64>,
     /// Whether the pointer already said exactly this.
     pub unchanged: bool,
+    /// Its pointer changed, and the cache held all of it already (nothing was
+    /// written): a version added before, most likely, such as the one a `git
+    /// reset` or `stash` leaves in the workspace when it moves the pointer away.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known_version: bool,
     /// The `.gitignore` that lists the data path, repo-relative.
     pub gitignore: String,
 }
@@ -110,16 +115,27 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             other => other,
         }
     };
+    // Whether each target wrote nothing to the cache.
+    let mut wrote_nothing = Vec::new();
     for t in &targets {
         let how = match opts.no_commit {
             true => Identify::HashOnly,
             false => Identify::Store(repo.cache()),
         };
+        let own = Counters::default();
         results.push(
-            identify_path(repo, &t.abs, &t.rel, t.is_dir, how, &stat, &counters, progress)
+            identify_path(repo, &t.abs, &t.rel, t.is_dir, how, &stat, &own, progress)
                 .map_err(storing(format!("`{}`", t.rel)))?
                 .0,
         );
+        wrote_nothing.push(!opts.no_commit && own.written_bytes.load(Ordering::Relaxed) == 0);
+        for (total, part) in [
+            (&counters.hashed_files, own.hashed_files),
+            (&counters.hashed_bytes, own.hashed_bytes),
+            (&counters.written_bytes, own.written_bytes),
+        ] {
+            total.fetch_add(part.into_inner(), Ordering::Relaxed);
+        }
     }
     let all: Vec<String> = targets.iter().map(|t| format!("`{}`", t.rel)).collect();
     packing.finish().map_err(storing(all.join(", ")))?;
@@ -130,7 +146,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
     // Each pointer is flushed to disk before it is renamed into place: a wait
     // for the disk per file, which threads overlap when there are many (as
     // checkout's, 4 per core).
-    let save = || -> Result<Vec<bool>> {
+    let save = || -> Result<Vec<(bool, bool)>> {
         targets
             .par_iter()
             .zip(&results)
@@ -142,7 +158,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
                 if !unchanged {
                     pointer.save(&pointer_file)?;
                 }
-                Ok(unchanged)
+                Ok((unchanged, old.is_some()))
             })
             .collect()
     };
@@ -154,7 +170,9 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             .map_err(std::io::Error::other)?
             .install(save)?,
     };
-    for ((t, pointer), unchanged) in targets.iter().zip(results).zip(unchanged) {
+    for (((t, pointer), (unchanged, had_pointer)), wrote_nothing) in
+        targets.iter().zip(results).zip(unchanged).zip(wrote_nothing)
+    {
         let parent_rel = t.rel.rfind('/').map(|i| &t.rel[..=i]).unwrap_or("");
         added.push(Added {
             path: t.rel.clone(),
@@ -164,6 +182,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
             size: pointer.size,
             files: pointer.files,
             unchanged,
+            known_version: had_pointer && !unchanged && wrote_nothing,
             gitignore: format!("{parent_rel}.gitignore"),
         });
     }
