@@ -432,6 +432,9 @@ impl Error {
             Error::Git(GitError::NoSuchPath { .. }) => Some(
                 "`dvt list REPO DIR` shows what a directory holds; paths are relative to the repository's root".into(),
             ),
+            Error::Git(GitError::NotCommitted { pointer, .. }) => Some(format!(
+                "commit `{pointer}` with git (`git add`, `git commit`); `dvt tag` then makes that commit a data version"
+            )),
             Error::Git(GitError::UnsupportedFormat { format, .. }) => Some(match format {
                 GitFormat::Reftable => "convert its refs to files, with nothing else changed: `git refs migrate --ref-format=files` \
                                         (git 2.48 or newer; 2.46 and 2.47 refuse a repository with reflogs)"
@@ -794,6 +797,14 @@ pub enum GitError {
         path: String,
         /// The revision (or `the workspace`).
         rev: String,
+    },
+    /// Data tracked in the workspace whose pointer no commit holds yet.
+    #[error("`{path}` has no version in git yet: its pointer `{pointer}` is in no commit")]
+    NotCommitted {
+        /// The path asked for.
+        path: String,
+        /// The pointer file (or `dvt.lock`) that tracks it, repo-relative.
+        pointer: String,
     },
     /// A repository in a format gix, dvt's git library, cannot read.
     #[error("the git repository at `{}` uses {format}, which dvt's git library (gix) cannot read yet", path.display())]

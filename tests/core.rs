@@ -1358,7 +1358,9 @@ fn a_second_mutating_command_names_the_lock_holder() {
     );
     assert!(!env.exists("a.csv.dvt"));
     drop(lock);
-    env.dvt(&["add", "a.csv"]).ok();
+    // Another test's child, forked while the lock file was open here, may hold
+    // the lock a moment longer (until its exec closes the file): wait for it.
+    env.dvt(&["--wait-for-lock", "add", "a.csv"]).ok();
 }
 
 /// `--wait-for-lock` waits for the holder instead of failing, and says so once.
@@ -1524,7 +1526,8 @@ fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
     );
     assert!(!b.exists("new.bin.dvt"));
     drop(lock);
-    b.dvt(&["add", "new.bin"]).ok();
+    // (A child another test forked meanwhile may hold the lock until its exec.)
+    b.dvt(&["--wait-for-lock", "add", "new.bin"]).ok();
 }
 
 #[test]

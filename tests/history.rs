@@ -562,6 +562,17 @@ fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
     assert_eq!(all["versions"].as_array().unwrap().len(), 2);
     let r = env.dvt(&["versions", "nothing.csv"]).fails();
     assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
+    // Added, not committed: no version yet, and the way to make one.
+    env.write("fresh.csv", "f\n");
+    env.dvt(&["add", "fresh.csv"]).ok();
+    let r = env.dvt(&["versions", "fresh.csv"]).fails();
+    assert!(
+        r.stderr
+            .contains("`fresh.csv` has no version in git yet: its pointer `fresh.csv.dvt` is in no commit")
+            && r.stderr.contains("commit `fresh.csv.dvt` with git"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

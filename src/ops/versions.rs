@@ -128,6 +128,14 @@ pub fn versions(repo: &Repo, opts: &VersionsOptions) -> Result<VersionsReport> {
             None => None,
         };
         if at_head.is_none() {
+            // Tracked here, with a pointer no commit holds yet: say that.
+            if let Ok(loc) = Snapshot::workspace(repo).locate(&opts.path) {
+                return Err(GitError::NotCommitted {
+                    path: opts.path.clone(),
+                    pointer: loc.tracked.pointer_rel,
+                }
+                .into());
+            }
             return Err(GitError::NotTrackedAt {
                 path: opts.path.clone(),
                 rev: "HEAD or any tag".into(),
