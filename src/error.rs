@@ -443,7 +443,7 @@ impl Error {
             }),
             // A git server asking for a login that gix has not got.
             Error::Git(GitError::Failed { what, message })
-                if (what.starts_with("cloning") || what.starts_with("fetching"))
+                if reaching_a_server(what)
                     && (message.contains("obtain credentials") || message.contains("refuses to use a given identity")) =>
             {
                 Some(
@@ -454,7 +454,7 @@ impl Error {
                 )
             }
             Error::Git(GitError::Failed { what, message })
-                if (what.starts_with("cloning") || what.starts_with("fetching")) && message.contains("UnknownIssuer") =>
+                if reaching_a_server(what) && message.contains("UnknownIssuer") =>
             {
                 Some("a private CA signed the server's certificate: set `SSL_CERT_FILE` to a bundle that holds it".into())
             }
@@ -1732,6 +1732,11 @@ fn stage_out_message(path: &str, out: &str, stage: &str) -> String {
         "is" => format!("`{path}` is an out of stage `{stage}`"),
         verb => format!("`{path}` {verb} `{out}`, an out of stage `{stage}`"),
     }
+}
+
+/// Whether a git failure's `what` is a clone or fetch from a git server.
+fn reaching_a_server(what: &str) -> bool {
+    what.starts_with("cloning") || what.starts_with("fetching")
 }
 
 /// What `PathError::NotTracked` says: the repository's root (`.`) is never

@@ -126,14 +126,9 @@ pub fn indexed_among<'a>(root: &Path, rels: &[&'a str]) -> Result<Vec<&'a str>> 
     let (git_dir, Some(work)) = path.into_repository_and_work_tree_directories() else {
         return Ok(Vec::new());
     };
-    let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let Ok(rel) = canon(root).strip_prefix(canon(&work)).map(Path::to_path_buf) else {
+    let Some(prefix) = tree_prefix(root, &work) else {
         return Ok(Vec::new());
     };
-    let mut prefix = rel.to_str().unwrap_or_default().to_string();
-    if !prefix.is_empty() {
-        prefix.push('/');
-    }
     // Its checksum is not verified (a large index costs milliseconds to hash).
     let index = gix::index::File::at_or_default(
         git_dir.join("index"),
@@ -148,14 +143,30 @@ pub fn indexed_among<'a>(root: &Path, rels: &[&'a str]) -> Result<Vec<&'a str>> 
     Ok(rels
         .iter()
         .copied()
-        .filter(|rel| {
-            let path = format!("{prefix}{rel}");
-            index.entry_by_path(path.as_bytes().as_bstr()).is_some()
-                || index
-                    .prefixed_entries(format!("{path}/").as_bytes().as_bstr())
-                    .is_some_and(|e| !e.is_empty())
-        })
+        .filter(|rel| first_indexed(&index, &format!("{prefix}{rel}")).is_some())
         .collect())
+}
+
+/// The entry of `index` at `path` (from the work tree's root) or, failing that,
+/// the first one below it.
+fn first_indexed<'i>(index: &'i gix::index::File, path: &str) -> Option<&'i gix::index::Entry> {
+    index.entry_by_path(path.as_bytes().as_bstr()).or_else(|| {
+        index
+            .prefixed_entries(format!("{path}/").as_bytes().as_bstr())
+            .and_then(|entries| entries.first())
+    })
+}
+
+/// Where `root` is in the work tree `work`: `/`-terminated, or empty at its
+/// root; `None` if it is not inside it.
+fn tree_prefix(root: &Path, work: &Path) -> Option<String> {
+    let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let rel = canon(root).strip_prefix(canon(work)).ok()?.to_path_buf();
+    let mut prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    Some(prefix)
 }
 
 /// The error for a repository gix opened but whose refs it cannot read.
@@ -375,15 +386,9 @@ impl Git {
         let work = repo.workdir().ok_or_else(|| GitError::NoGit {
             root: root.to_path_buf(),
         })?;
-        let canon = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let (work, root_c) = (canon(work), canon(root));
-        let rel = root_c.strip_prefix(&work).map_err(|_| GitError::NoGit {
+        let prefix = tree_prefix(root, work).ok_or_else(|| GitError::NoGit {
             root: root.to_path_buf(),
         })?;
-        let mut prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
         Ok(Git { repo, prefix })
     }
 
@@ -406,12 +411,9 @@ impl Git {
         // A path in the git directory (`repo/.git`) names the repository, not a part of it.
         let in_git_dir = canon(path).starts_with(canon(repo.git_dir()));
         if let Some(work) = repo.workdir().filter(|_| !in_git_dir)
-            && let Ok(rel) = canon(path).strip_prefix(canon(work))
+            && let Some(p) = tree_prefix(path, work)
         {
-            prefix = rel.to_str().unwrap_or_default().replace('\\', "/");
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
+            prefix = p;
         }
         Ok(Git { repo, prefix })
     }
@@ -1606,14 +1608,7 @@ impl Git {
     /// it, relative to the dvt root; `None` if git tracks nothing there.
     pub fn tracked_at_or_below(&self, rel: &str) -> Result<Option<String>> {
         let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
-        let path = self.tree_path(rel);
-        if index.entry_by_path(path.as_bytes().as_bstr()).is_some() {
-            return Ok(Some(rel.to_string()));
-        }
-        let below = format!("{path}/");
-        Ok(index
-            .prefixed_entries(below.as_bytes().as_bstr())
-            .and_then(|entries| entries.first())
+        Ok(first_indexed(&index, &self.tree_path(rel))
             .map(|e| e.path(&index).to_str_lossy()[self.prefix.len()..].to_string()))
     }
 
