@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::{Store, TestEnv, noise, snapshot};
+use common::{HeldLock, Store, TestEnv, noise, snapshot};
 
 fn dataset(env: &TestEnv) {
     env.write("data/raw/readings 01.csv", "t,v\n0,1.5\n1,1.7\n");
@@ -1358,9 +1358,7 @@ fn a_second_mutating_command_names_the_lock_holder() {
     );
     assert!(!env.exists("a.csv.dvt"));
     drop(lock);
-    // Another test's child, forked while the lock file was open here, may hold
-    // the lock a moment longer (until its exec closes the file): wait for it.
-    env.dvt(&["--wait-for-lock", "add", "a.csv"]).ok();
+    env.dvt(&["add", "a.csv"]).ok();
 }
 
 /// `--wait-for-lock` waits for the holder instead of failing, and says so once.
@@ -1507,16 +1505,15 @@ fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
 
     // gc holds the cache alone: while a command of any repository sharing it
     // runs, gc stops at once; while gc runs, their commands do.
-    let lock = std::fs::File::open(shared.join("lock")).unwrap();
-    lock.lock_shared().unwrap();
+    let lock = HeldLock::shared(&shared.join("lock"));
     let r = a.dvt(&["gc", "-f"]).fails();
     assert!(
         r.stderr.contains("the cache is locked by another dvt process"),
         "{}",
         r.stderr
     );
-    lock.unlock().unwrap();
-    lock.lock().unwrap();
+    drop(lock);
+    let lock = HeldLock::exclusive(&shared.join("lock"));
     b.write("new.bin", "new");
     let r = b.dvt(&["add", "new.bin"]).fails();
     assert!(
@@ -1526,8 +1523,7 @@ fn gc_in_a_cache_shared_by_several_repos_keeps_what_each_needs() {
     );
     assert!(!b.exists("new.bin.dvt"));
     drop(lock);
-    // (A child another test forked meanwhile may hold the lock until its exec.)
-    b.dvt(&["--wait-for-lock", "add", "new.bin"]).ok();
+    b.dvt(&["add", "new.bin"]).ok();
 }
 
 #[test]
@@ -2726,8 +2722,7 @@ fn the_next_command_removes_what_a_killed_writer_left_in_the_cache() {
     let all: Vec<&String> = abandoned.iter().chain([&fresh, &running]).collect();
 
     // Another command holds the cache: nothing is touched.
-    let lock = std::fs::File::open(env.path(".dvt/cache/lock")).unwrap();
-    lock.lock_shared().unwrap();
+    let lock = HeldLock::shared(&env.path(".dvt/cache/lock"));
     env.write("b.csv", "b\n");
     env.dvt(&["add", "b.csv"]).ok();
     for p in &all {

@@ -334,18 +334,13 @@ impl TestEnv {
 
     /// Holds lock file `rel` alone, as a running dvt does, with `holder` written in
     /// it (what dvt names in its message); released when the file is dropped.
-    pub fn hold_lock(&self, rel: &str, holder: &str) -> std::fs::File {
+    /// Holds the exclusive lock on `rel`, as a dvt process would, with
+    /// `holder` written in the file for the error messages to name.
+    pub fn hold_lock(&self, rel: &str, holder: &str) -> HeldLock {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        file.lock().unwrap();
         std::fs::write(&path, holder).unwrap();
-        file
+        HeldLock::exclusive(&path)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -852,4 +847,49 @@ pub fn stage_actions(json: &serde_json::Value) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// A `flock` held by a child process (`flock -o … cat`) until dropped.
+///
+/// The lock is never open in the test process: a child that another test
+/// forks meanwhile would inherit it and hold it until its exec, so a command
+/// run right after the drop could still find it taken. Dropping waits for the
+/// holder to exit, so the lock is free when `drop` returns.
+pub struct HeldLock {
+    holder: std::process::Child,
+}
+
+impl HeldLock {
+    pub fn exclusive(path: &Path) -> HeldLock {
+        HeldLock::take(path, "-x")
+    }
+
+    pub fn shared(path: &Path) -> HeldLock {
+        HeldLock::take(path, "-s")
+    }
+
+    fn take(path: &Path, mode: &str) -> HeldLock {
+        use std::io::BufRead;
+        let mut holder = std::process::Command::new("flock")
+            .args([mode, "-o"])
+            .arg(path)
+            .args(["sh", "-c", "echo held; exec cat > /dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux) runs");
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "held\n", "flock did not take {}", path.display());
+        HeldLock { holder }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.holder.stdin.take());
+        let _ = self.holder.wait();
+    }
 }
