@@ -409,6 +409,9 @@ impl Error {
             Error::Pipeline(PipelineError::StageFailed { .. }) => {
                 Some("fix the command or its inputs and run `dvt repro` again: finished stages are not re-run".into())
             }
+            Error::Git(GitError::NoCommitYet { .. }) => {
+                Some("make the first commit with git (`git add`, `git commit`)".into())
+            }
             Error::Git(GitError::UnknownRev { .. }) => {
                 Some("name a tag, a branch, a commit or an experiment (`git tag`, `git log --oneline`, `dvt exp list` list them)".into())
             }
@@ -765,6 +768,12 @@ pub enum GitError {
         rev: String,
         /// What git said.
         message: String,
+    },
+    /// HEAD (or the branch it names) before the repository's first commit.
+    #[error("`{rev}` names no commit: the repository has none yet")]
+    NoCommitYet {
+        /// The revision as given.
+        rev: String,
     },
     /// A path that no pointer covers at a revision.
     #[error("`{path}` is not tracked by dvt at {rev}")]

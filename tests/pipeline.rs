@@ -1814,6 +1814,55 @@ plots = [{ path = "loss.csv", x = "epoch", title = "Training" }, { path = "cache
 
 /// Top-level `metrics`, `params` and `plots`, as in dvc.yaml: files no stage
 /// writes, read by `metrics`, `params diff`, `plots` and `exp show` all the same.
+/// Before the first commit, the comparisons that start from HEAD by default
+/// start from nothing, as `dvt diff` (and `git diff`) do: every value is new.
+/// Naming HEAD (or the unborn branch) says there is no commit yet.
+#[test]
+fn comparisons_before_the_first_commit_start_from_nothing() {
+    let env = TestEnv::new();
+    env.write("eval/m.json", r#"{"acc": 0.5}"#);
+    env.write("config.yaml", "lr: 0.1\n");
+    env.write("loss.csv", "step,loss\n0,1\n1,0.5\n");
+    env.write(
+        "dvt.toml",
+        "metrics = [\"eval/m.json\"]\nparams = [\"config.yaml\"]\nplots = [\"loss.csv\"]\n",
+    );
+    let d = env.dvt(&["params", "diff", "--json"]).ok().json();
+    assert_eq!(
+        d,
+        serde_json::json!([{"file": "config.yaml", "key": "lr", "old": null, "new": 0.1}]),
+        "{d}"
+    );
+    let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
+    assert_eq!(
+        (d[0]["key"].as_str(), d[0]["new"].as_f64()),
+        (Some("acc"), Some(0.5)),
+        "{d}"
+    );
+    assert!(d[0]["old"].is_null(), "{d}");
+    let d = env
+        .dvt(&["metrics", "diff", "-R", "--json", "--targets", "eval"])
+        .ok()
+        .json();
+    assert_eq!(d[0]["file"], "eval/m.json", "{d}");
+    let p = env.dvt(&["plots", "diff", "--json"]).ok().json();
+    assert_eq!(p[0]["path"], "loss.csv", "{p}");
+    let drawn: Vec<&serde_json::Value> = p[0]["series"].as_array().unwrap().iter().map(|s| &s["rev"]).collect();
+    assert_eq!(drawn, ["workspace"], "{p}");
+    for rev in ["HEAD", "main", "HEAD~1"] {
+        let r = env.dvt(&["params", "diff", rev]).fails();
+        assert!(
+            r.stderr
+                .contains(&format!("`{rev}` names no commit: the repository has none yet")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("make the first commit"), "{}", r.stderr);
+    }
+    let r = env.dvt(&["params", "diff", "nosuch"]).fails();
+    assert!(r.stderr.contains("unknown revision `nosuch`"), "{}", r.stderr);
+}
+
 #[test]
 fn top_level_metrics_params_and_plots_need_no_stage() {
     let env = TestEnv::new();

@@ -1154,7 +1154,8 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
         } => {
             let mut opts = args.options(&repo, cwd)?;
             if *recursive {
-                let revs = [Some(args.a.as_deref().unwrap_or("HEAD")), args.b.as_deref()];
+                let base = ops::stages::base_rev(&repo, args.a.as_deref())?;
+                let revs: Vec<Option<&str>> = base.map(Some).into_iter().chain([args.b.as_deref()]).collect();
                 opts.targets = ops::stages::metric_files_below(&repo, &opts.targets, &revs)?;
             }
             let changes = ops::stages::metrics_diff(&repo, args.a.as_deref(), args.b.as_deref(), &opts)?;
@@ -1189,7 +1190,10 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
                 } => {
                     let mut revs: Vec<Option<String>> = revisions.iter().cloned().map(Some).collect();
                     match revs.len() {
-                        0 => revs = vec![Some("HEAD".into()), None],
+                        0 => {
+                            let base = ops::stages::base_rev(&repo, None)?;
+                            revs = base.map(|h| Some(h.to_string())).into_iter().chain([None]).collect();
+                        }
                         1 => revs.push(None),
                         _ => {}
                     }

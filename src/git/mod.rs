@@ -667,6 +667,9 @@ impl Git {
             }
         });
         let id = parsed.map_err(|e| {
+            if self.names_unborn_head(rev) {
+                return GitError::NoCommitYet { rev: rev.to_string() };
+            }
             let chain = crate::error_chain(&e);
             let mut message = match chain.contains("could not be found") {
                 true => "no such tag, branch, commit or experiment".to_string(),
@@ -683,6 +686,14 @@ impl Git {
             .peel_to_commit()
             .map_err(|e| unknown(format!("not a commit: {}", crate::error_chain(&e))))?;
         Ok(commit.id)
+    }
+
+    /// Whether `rev` names HEAD (`HEAD`, `@`, `HEAD~1`, the current branch…)
+    /// of a repository that has no commit yet.
+    fn names_unborn_head(&self, rev: &str) -> bool {
+        let base = rev.split(['~', '^']).next().unwrap_or(rev);
+        let names_head = base == "HEAD" || base == "@" || self.head_branch().ok().flatten().as_deref() == Some(base);
+        names_head && matches!(self.head(), Ok(None))
     }
 
     /// The commit at HEAD, or `None` before the first commit.

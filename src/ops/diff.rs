@@ -148,11 +148,9 @@ impl DiffReport {
 /// `dvt add`ed is what `dvt status` shows.
 pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
     // Before the first commit, the default old side is nothing at all.
-    let unborn = opts.a.is_none() && crate::git::Git::open(repo.root())?.head()?.is_none();
-    let a = if unborn {
-        None
-    } else {
-        Some(Snapshot::open(repo, Some(opts.a.as_deref().unwrap_or("HEAD")))?)
+    let a = match crate::ops::stages::base_rev(repo, opts.a.as_deref())? {
+        Some(a) => Some(Snapshot::open(repo, Some(a))?),
+        None => None,
     };
     let b = Snapshot::open(repo, opts.b.as_deref())?;
     let objects = Objects::new(repo, opts.remote.as_deref());

@@ -706,6 +706,15 @@ pub(crate) fn side(repo: &Repo, rev: Option<&str>) -> Result<Option<(Git, crate:
     }
 }
 
+/// The revision a comparison starts from: `a` if named, else HEAD, or `None`
+/// (nothing) before the first commit, as `git diff` and `dvc diff` compare.
+pub fn base_rev<'a>(repo: &Repo, a: Option<&'a str>) -> Result<Option<&'a str>> {
+    Ok(match a {
+        Some(a) => Some(a),
+        None => Git::open(repo.root())?.head()?.map(|_| "HEAD"),
+    })
+}
+
 /// `file` of one side, flattened to dotted keys; `None` if it is not there.
 pub(crate) fn flat_file(
     repo: &Repo,
@@ -881,12 +890,15 @@ fn diff_files(
         a.unwrap_or("HEAD"),
         b.map_or("in the workspace".to_string(), |b| format!("at {b}"))
     );
-    let a = side(repo, Some(a.unwrap_or("HEAD")))?;
+    // `None`: before the first commit, compared with nothing.
+    let a = base_rev(repo, a)?.map(|a| side(repo, Some(a))).transpose()?.flatten();
     let b = side(repo, b)?;
     let mut names: BTreeSet<String> = opts.targets.iter().cloned().collect();
     if opts.targets.is_empty() {
         names.extend(default.iter().map(|s| s.to_string()));
-        for at in [a.as_ref(), b.as_ref()] {
+        let mut sides = vec![b.as_ref()];
+        sides.extend(a.as_ref().map(Some));
+        for at in sides {
             if let Some(p) = pipeline_at(repo, at)? {
                 names.extend(files(&p));
             }
@@ -894,7 +906,10 @@ fn diff_files(
     }
     let mut out = Vec::new();
     for file in names {
-        let old = flat_file(repo, a.as_ref(), &file)?;
+        let old = match &a {
+            Some(a) => flat_file(repo, Some(a), &file)?,
+            None => None,
+        };
         let new = flat_file(repo, b.as_ref(), &file)?;
         if old.is_none() && new.is_none() && opts.targets.contains(&file) {
             return Err(PipelineError::ValuesFileMissing {
