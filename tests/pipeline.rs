@@ -2150,11 +2150,26 @@ outs = ["model-${key}.txt"]
     std::fs::remove_file(env.path("model-uk.txt")).unwrap();
     env.dvt(&["checkout", "train"]).ok();
     assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
-    // A case taken out of the list: its entry leaves `dvt.lock` when it is next written.
+    // A case taken out of the list: its entry leaves `dvt.lock` when it is next
+    // written, and repro says so, naming the out it leaves in the workspace.
     env.write("params.yaml", "regions:\n  us: {lr: 0.4}\n");
-    assert_eq!(ran(&actions(&env, &[])), ["train@us"]);
+    let r = env.dvt(&["repro"]).ok();
+    assert!(r.stdout.contains("Stage `train@us` ran"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "note: stage `train@uk` is no longer in dvt.toml, so dvt.lock forgets it; \
+             its outs stay in the workspace: model-uk.txt"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("model-uk.txt"), b"a\n0.2\n");
     let lock = String::from_utf8(env.read("dvt.lock")).unwrap();
     assert!(!lock.contains("train@uk") && lock.contains("train@us"), "{lock}");
+    // Said once: the next write has nothing more to forget.
+    env.write("params.yaml", "regions:\n  us: {lr: 0.5}\n");
+    let r = env.dvt(&["repro", "--json"]).ok().json();
+    assert_eq!(r["forgotten"], serde_json::json!([]), "{r}");
     env.write("params.yaml", "regions:\n  us: {lr: 0.3}\n  uk: {lr: 0.2}\n");
     // Both cases come back from the run cache: each ran with these values before.
     let acts = actions(&env, &[]);

@@ -880,6 +880,7 @@ pub(super) fn run(
             }
             super::pipeline::pull_note(&report.repro, *pull, quiet);
             report_run(&report, quiet)?;
+            super::pipeline::forgotten_note(&report.repro.forgotten, quiet);
         }
         ExpCommand::Save {
             targets,

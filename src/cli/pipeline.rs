@@ -573,6 +573,28 @@ fn repo_files(repo: &Repo, cwd: &Path, files: &[std::path::PathBuf]) -> Result<V
     files.iter().map(|t| Ok(repo.resolve(cwd, t)?.1)).collect()
 }
 
+/// Stages that `dvt.lock` stopped recording (deleted from `dvt.toml`, or a
+/// `foreach` case taken out), and their outs that stay in the workspace: a
+/// later stage reading their directory would read them still.
+pub(super) fn forgotten_note(forgotten: &[dvt::pipeline::lock::Forgotten], quiet: bool) {
+    for f in forgotten {
+        match f.outs.as_slice() {
+            [] => note!(
+                quiet,
+                "note: stage `{}` is no longer in dvt.toml, so dvt.lock forgets it",
+                f.stage
+            ),
+            outs => note!(
+                quiet,
+                "note: stage `{}` is no longer in dvt.toml, so dvt.lock forgets it; its outs stay in the workspace: {} \
+                 (delete them if nothing reads them, or `dvt add` them to keep them as data)",
+                f.stage,
+                outs.join(", ")
+            ),
+        }
+    }
+}
+
 /// What `--pull` downloaded before a repro, or why it could not.
 pub(super) fn pull_note(report: &ops::ReproReport, pull: bool, quiet: bool) {
     if let Some(e) = &report.pull_error {
@@ -806,6 +828,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             }
             pull_note(&report, *pull, quiet);
             print_stage_results(&report, quiet)?;
+            forgotten_note(&report.forgotten, quiet);
             if *no_commit && report.stages.iter().any(|s| s.action == Action::Ran) {
                 note!(
                     quiet,
@@ -874,6 +897,7 @@ pub(super) fn run(cwd: &Path, command: &PipelineCommand, quiet: bool, bars: &Bar
             for p in &report.skipped_imports {
                 note!(quiet, "skipped {p}: imports change with `dvt update`");
             }
+            forgotten_note(&report.forgotten, quiet);
             if let Some(added) = &report.pointers {
                 super::print_added(quiet, added, false)?;
             } else if report.stages.is_empty() {

@@ -74,6 +74,9 @@ pub struct CommitReport {
     /// Stages left as recorded because an out is missing from the workspace
     /// (with [`CommitOptions::skip_incomplete`]).
     pub incomplete: Vec<String>,
+    /// Stages `dvt.lock` stopped recording because `dvt.toml` no longer has
+    /// them, with their outs left in the workspace.
+    pub forgotten: Vec<crate::pipeline::lock::Forgotten>,
 }
 
 /// Records the targets as they are now. Every target is checked, and every
@@ -109,6 +112,7 @@ pub fn commit(repo: &Repo, opts: &CommitOptions, progress: &dyn Progress) -> Res
         skipped_imports,
         never_ran: vec![],
         incomplete: vec![],
+        forgotten: vec![],
     };
     if let Some(pipeline) = &pipeline {
         commit_stages(repo, pipeline, &stages, opts, &mut report)?;
@@ -259,12 +263,13 @@ fn commit_stages(
         });
         lock.stages.insert(stage.name.clone(), done);
     }
-    lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
+    let forgotten = lock.forget_removed(repo, pipeline);
     if written > 0 && repo.config().cache.fsync {
         crate::fsutil::sync_filesystem(repo.cache().root())?;
     }
     if report.stages.iter().any(|s| s.changed) {
         lock.save(repo)?;
+        report.forgotten = forgotten;
     }
     let _ = stat.save();
     Ok(())

@@ -206,6 +206,9 @@ pub struct ReproReport {
     /// With `pull`: why the remote's run cache stopped being asked for runs
     /// (a remote that is down); later stages that needed a run ran.
     pub run_cache_error: Option<String>,
+    /// Stages `dvt.lock` stopped recording because `dvt.toml` no longer has
+    /// them, with their outs left in the workspace.
+    pub forgotten: Vec<crate::pipeline::lock::Forgotten>,
 }
 
 /// Called before a stage's command runs, with the stage and why; an error
@@ -694,7 +697,7 @@ pub(crate) fn repro_knowing(
                     }
                 };
                 lock.stages.insert(name.clone(), done);
-                lock.stages.retain(|n, _| pipeline.stages.contains_key(n));
+                report.forgotten.extend(lock.forget_removed(repo, &pipeline));
                 lock.save(repo)?;
                 let _ = stat.save();
                 action

@@ -94,6 +94,16 @@ pub struct StageLock {
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
 
+/// A stage `dvt.lock` no longer records because `dvt.toml` no longer has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forgotten {
+    /// The stage's name.
+    pub stage: String,
+    /// Its outs still in the workspace that no stage writes now (left as
+    /// they are, `.gitignore` entries too).
+    pub outs: Vec<String>,
+}
+
 /// The whole lock file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +218,33 @@ impl Lock {
             }
         }
         out
+    }
+
+    /// Drops the entries of stages `pipeline` no longer has (a stage deleted
+    /// from `dvt.toml`, a `foreach` case taken out), and says what of them is
+    /// left behind: each dropped stage with its outs that the workspace still
+    /// holds and no stage of `pipeline` writes.
+    pub fn forget_removed(&mut self, repo: &Repo, pipeline: &super::Pipeline) -> Vec<Forgotten> {
+        let written: std::collections::BTreeSet<&str> = pipeline
+            .stages
+            .values()
+            .flat_map(|s| s.outs.iter().map(|o| o.path.as_str()))
+            .collect();
+        let (kept, gone) = std::mem::take(&mut self.stages)
+            .into_iter()
+            .partition(|(name, _)| pipeline.stages.contains_key(name));
+        self.stages = kept;
+        gone.into_iter()
+            .map(|(stage, s)| Forgotten {
+                stage,
+                outs: s
+                    .outs
+                    .into_iter()
+                    .map(|e| e.path)
+                    .filter(|p| !written.contains(p.as_str()) && repo.root().join(p).symlink_metadata().is_ok())
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Writes the lock atomically.
