@@ -349,8 +349,12 @@ impl Repo {
         }
         let config = check_config(&repo_config_file(&root, ConfigLevel::Project), table)?;
         let cache_dir = match &config.cache.dir {
-            Some(d) if d.is_absolute() => d.clone(),
-            Some(d) => root.join(d),
+            // `~/…` is the home directory's, as for a directory remote.
+            Some(d) => match d.to_str().map(crate::remote::config::expand_home) {
+                Some(Ok(d)) if d.is_absolute() => d,
+                _ if d.is_absolute() => d.clone(),
+                _ => root.join(d),
+            },
             None => main_worktree_cache(&root).unwrap_or_else(|| root.join(DVT_DIR).join("cache")),
         };
         let cache = Cache::new(cache_dir, config.cache.level);
@@ -988,9 +992,7 @@ fn outside_layers() -> Result<Vec<(PathBuf, toml::Table)>> {
 fn absolutize_paths(layer: &mut toml::Table, dir: &Path) {
     let absolute = |value: &mut toml::Value| {
         if let toml::Value::String(p) = value
-            && !p.contains("://")
-            && !matches!(p.as_str(), "true" | "false")
-            && Path::new(p.as_str()).is_relative()
+            && crate::remote::config::relative_local_path(p)
         {
             *p = normalize(&dir.join(p.as_str())).to_string_lossy().into_owned();
         }

@@ -2483,6 +2483,55 @@ fn unknown_remote_and_unsupported_scheme_are_refused() {
         "a refused remote changed the config"
     );
 
+    // A scheme with one slash or none would be a directory named `s3:` in the
+    // repository: refused, with the URL meant.
+    for (typo, meant) in [
+        ("s3:/bucket/x", "s3://bucket/x"),
+        ("gs:bucket", "gs://bucket"),
+        ("file:/srv/store", "file:///srv/store"),
+    ] {
+        let r = a.dvt(&["remote", "add", "x", typo]).fails();
+        assert!(
+            r.stderr.contains(&format!(
+                "`{typo}` is not a URL (`{}:` takes two slashes): did you mean `{meant}`?",
+                &typo[..typo.find(':').unwrap()]
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(a.read(".dvt/config.toml"), before);
+    // `~/` is the home directory, in the project's config and in the global one
+    // (where a relative path is refused).
+    a.write("f.csv", "f\n");
+    a.dvt(&["add", "f.csv"]).ok();
+    std::fs::create_dir_all(a.home.join("store")).unwrap();
+    a.dvt(&["remote", "add", "home", "~/store"]).ok();
+    a.dvt(&["push", "-r", "home"]).ok();
+    assert!(a.home.join("store/packs").is_dir() && !a.exists("~"));
+    a.dvt(&["remote", "add", "--global", "home2", "~/store"]).ok();
+    let r = a.dvt(&["status", "-c", "-r", "home2", "--json"]).ok().json();
+    assert_eq!(r["pointers"][0]["local_only"], serde_json::json!([]), "{r}");
+    let r = a.dvt(&["remote", "add", "x", "~bob/store"]).fails();
+    assert!(
+        r.stderr
+            .contains("`~bob/store`: write another user's home directory in full"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "remove", "home"]).ok();
+    a.dvt(&["remote", "remove", "--global", "home2"]).ok();
+    // A directory inside the repository is taken, with a warning.
+    let r = a.dvt(&["remote", "add", "inside", "storage"]).ok();
+    assert!(
+        r.stderr.contains(
+            "warning: the directory `storage` is inside the repository, where git sees what `dvt push` writes"
+        ),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "remove", "inside"]).ok();
+
     a.dvt(&["remote", "add", "store", "../store"]).ok();
     let r = a.dvt(&["fetch", "-r", "nope"]).fails();
     assert!(r.stderr.contains("no remote named `nope`"), "{}", r.stderr);
@@ -4924,6 +4973,18 @@ fn ssh_reads_the_host_alias_from_ssh_config() {
     ssh_config(&a);
     round_trip(&a, ssh_config);
     assert!(sftp.dir.path().join("served/team/store/packs").is_dir());
+    // git's scp-like form names the same store.
+    a.dvt(&["remote", "add", "scp", "labbox:/team/store"]).ok();
+    let r = a.dvt(&["status", "-c", "-r", "scp", "--json"]).ok().json();
+    let pointers = r["pointers"].as_array().unwrap();
+    assert!(
+        !pointers.is_empty()
+            && pointers
+                .iter()
+                .all(|p| p["local_only"] == serde_json::json!([]) && p["missing"] == serde_json::json!([])),
+        "{r}"
+    );
+    assert_eq!(a.dvt(&["doctor"]).ok().stdout.matches("(ssh)").count(), 2);
 }
 
 /// With no key file anywhere, the keys of a running ssh agent log in (and

@@ -2120,6 +2120,19 @@ fn remote_command(cwd: &std::path::Path, command: &RemoteCommand, q: bool) -> Re
                 "added remote `{name}` -> {url}{}",
                 if *default { " (default)" } else { "" }
             );
+            match config::inside_repository(&repo, url).as_deref() {
+                None => {}
+                Some("") => note!(
+                    q,
+                    "warning: that directory is the repository's root, where git sees what `dvt push` writes: \
+                     a remote belongs outside the repository"
+                ),
+                Some(rel) => note!(
+                    q,
+                    "warning: the directory `{rel}` is inside the repository, where git sees what `dvt push` writes: \
+                     a remote belongs outside it (or write `/{rel}/` in `.gitignore`)"
+                ),
+            }
             commit_hint(level.written());
         }
         RemoteCommand::List { json: as_json, level } => {

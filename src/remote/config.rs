@@ -158,7 +158,46 @@ pub struct Location {
     pub base_url: Option<String>,
 }
 
-/// Parses a remote URL. Relative local paths are relative to the repository root.
+/// The URL schemes dvt reads, as written before `://`.
+const URL_SCHEMES: [&str; 13] = [
+    "file", "s3", "gs", "gcs", "az", "azure", "abfs", "http", "https", "webdav", "webdavs", "ssh", "sftp",
+];
+
+/// Whether `url` is written as git's scp-like `[user@]host:path`: a colon
+/// with no slash before it (and more than a drive letter).
+fn scp_like(url: &str) -> bool {
+    match url.split_once(':') {
+        Some((server, _)) => server.len() > 1 && !server.contains('/') && !url.contains("://"),
+        None => false,
+    }
+}
+
+/// Whether a setting's value is a relative local path (`cache.dir`, a
+/// directory remote's URL, a CA bundle), which a config file outside the
+/// repository must not hold as such: not a URL, not `~/…`, not `true`/`false`.
+pub(crate) fn relative_local_path(value: &str) -> bool {
+    !value.contains("://")
+        && !scp_like(value)
+        && !value.starts_with('~')
+        && !matches!(value, "true" | "false")
+        && Path::new(value).is_relative()
+}
+
+/// A local path with a leading `~` or `~/` made the home directory's, as a
+/// shell would; `~user` is refused rather than read as a directory named so.
+pub(crate) fn expand_home(path: &str) -> std::result::Result<PathBuf, String> {
+    let rest = match path.strip_prefix('~') {
+        None => return Ok(PathBuf::from(path)),
+        Some("") => "",
+        Some(r) if r.starts_with('/') => r.trim_start_matches('/'),
+        Some(_) => return Err(format!("`{path}`: write another user's home directory in full")),
+    };
+    let home = std::env::home_dir().ok_or_else(|| format!("`{path}`: HOME is not set"))?;
+    Ok(home.join(rest))
+}
+
+/// Parses a remote URL. Relative local paths are relative to the repository
+/// root; `~/` is the home directory. `[user@]host:dir` is SSH, as in git.
 pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
     let bad = |message: String| RemoteError::Config {
         remote: remote.to_string(),
@@ -168,9 +207,38 @@ pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
         if url.is_empty() {
             return Err(bad("the URL is empty".into()).into());
         }
-        let p = Path::new(url);
-        let dir = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
-        return Ok(local(crate::repo::normalize(&dir)));
+        return match url.split_once(':') {
+            Some((head, tail)) if URL_SCHEMES.contains(&head.to_ascii_lowercase().as_str()) => {
+                let tail = tail.trim_start_matches('/');
+                let meant = match head.eq_ignore_ascii_case("file") {
+                    true => format!("file:///{tail}"),
+                    false => format!("{head}://{tail}"),
+                };
+                Err(bad(format!(
+                    "`{url}` is not a URL (`{head}:` takes two slashes): did you mean `{meant}`?"
+                ))
+                .into())
+            }
+            // `[user@]host:path`, as git reads it: SSH, the path from the
+            // login directory unless it starts with `/`.
+            Some((server, path)) if scp_like(url) => {
+                let path = match path.strip_prefix('/') {
+                    Some(absolute) => absolute.trim_matches('/').to_string(),
+                    None => format!("~/{}", path.trim_start_matches("~/").trim_matches('/')),
+                };
+                parse_url(remote, &format!("ssh://{server}/{path}"), root).map_err(|_| {
+                    bad(format!(
+                        "`{url}` names no directory: write `[USER@]HOST:DIR` (git's form of an SSH URL) or `ssh://HOST/DIR`"
+                    ))
+                    .into()
+                })
+            }
+            _ => {
+                let dir = expand_home(url).map_err(bad)?;
+                let dir = if dir.is_absolute() { dir } else { root.join(dir) };
+                Ok(local(crate::repo::normalize(&dir)))
+            }
+        };
     };
     let scheme_lc = scheme.to_ascii_lowercase();
     let kind = match scheme_lc.as_str() {
@@ -525,13 +593,20 @@ fn set_default_in(doc: &mut DocumentMut, name: Option<&str>) {
 /// CA bundle) for a config file outside the repository: it would be read from
 /// wherever the file is. The message says why.
 pub(crate) fn check_outside_path(level: ConfigLevel, value: &str) -> std::result::Result<(), String> {
-    let relative = !value.contains("://") && !matches!(value, "true" | "false") && Path::new(value).is_relative();
-    match level.is_outside() && relative {
+    match level.is_outside() && relative_local_path(value) {
         true => Err(format!(
             "`{value}` is a relative path: the {level} config applies to repositories anywhere, give an absolute one"
         )),
         false => Ok(()),
     }
+}
+
+/// Where in the repository a directory remote at `url` would be, if it is
+/// inside it: git would see what `push` writes there.
+pub fn inside_repository(repo: &Repo, url: &str) -> Option<String> {
+    let dir = parse_url("", url, repo.root()).ok()?.dir?;
+    let rel = dir.strip_prefix(repo.root()).ok()?;
+    Some(rel.to_string_lossy().into_owned())
 }
 
 /// `dvt remote add`: records remote `name` at `url` in the file of `level`,
@@ -776,6 +851,26 @@ mod tests {
         );
         let l = parse_url("r", "sftp://host/~/dvt", root).unwrap();
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("host", "~/dvt"));
+        // git's scp-like form: from the login directory unless absolute.
+        for (url, server, prefix) in [
+            ("me@host:dvt/store/", "me@host", "~/dvt/store"),
+            ("host:~/dvt", "host", "~/dvt"),
+            ("host:/srv/dvt", "host", "srv/dvt"),
+        ] {
+            let l = parse_url("r", url, root).unwrap();
+            assert_eq!(
+                (l.scheme, l.bucket.as_str(), l.prefix.as_str()),
+                (Scheme::Ssh, server, prefix)
+            );
+        }
+        for local_dir in ["C:/data", "./a:b", "a/b:c"] {
+            assert_eq!(
+                parse_url("r", local_dir, root).unwrap().scheme,
+                Scheme::Local,
+                "{local_dir}"
+            );
+        }
+        assert!(parse_url("r", "host:", root).is_err());
         for bad in [
             "ssh://host",
             "ssh://host/",
