@@ -538,7 +538,14 @@ impl Repo {
             .into(),
             _ => e,
         };
-        fs::create_dir_all(self.cache.root()).map_err(|e| denied(e.into()))?;
+        if !self.cache.root().exists() {
+            fs::create_dir_all(self.cache.root()).map_err(|e| denied(e.into()))?;
+            // A `cache.dir` inside the work tree would be seen by git, and
+            // `git add -A` would commit the data: the cache ignores itself.
+            if !self.cache.root().starts_with(self.root.join(DVT_DIR)) {
+                let _ = crate::fsutil::atomic_write(&self.cache.root().join(".gitignore"), CACHE_GITIGNORE);
+            }
+        }
         if !cache_alone {
             self.sweep_if_cache_idle();
         }
@@ -808,6 +815,9 @@ enum Hold {
     /// With any other shared holders; only a sole holder keeps it out.
     Shared,
 }
+
+/// The `.gitignore` dvt writes in a cache directory it makes outside `.dvt`.
+const CACHE_GITIGNORE: &[u8] = b"# Written by dvt: a dvt cache, which git must not track.\n*\n";
 
 /// Opens (creating it if needed) a lock file, without touching what it holds.
 fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {

@@ -3127,6 +3127,25 @@ fn cache_dir_prints_and_sets_the_cache_directory() {
         env.dvt(&["cache", "dir"]).ok().stdout,
         format!("{}\n", env.path("rel-cache").display())
     );
+    // A cache dvt makes inside the work tree ignores itself: `git add -A`
+    // would commit the data.
+    env.write("b.txt", "b\n");
+    env.dvt(&["add", "b.txt"]).ok();
+    assert!(env.path("rel-cache/packs").is_dir());
+    env.git(&["add", "-A"]);
+    let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
+    assert!(
+        !staged.contains("rel-cache") && staged.contains("b.txt.dvt"),
+        "{staged}"
+    );
+    let fsck = env.dvt(&["fsck"]).ok().stdout;
+    assert!(fsck.contains("all intact"), "{fsck}");
+    // ~/ is the home directory.
+    env.dvt(&["cache", "dir", "--local", "~/home-cache"]).ok();
+    assert_eq!(
+        env.dvt(&["cache", "dir"]).ok().stdout,
+        format!("{}\n", env.home.join("home-cache").display())
+    );
 }
 
 /// DVC's spellings: `checkout --summary`, `gc -c` and `--dry`, `list --dvc-only`.
