@@ -902,7 +902,24 @@ fn gc_keeps_what_kept_revisions_need_and_drops_the_rest() {
     assert!(Store::at(_remote.path()).has(&v1));
 
     // Plain gc keeps only HEAD and the workspace: v1 goes, the workspace stays.
-    env.dvt(&["gc", "-f"]).ok();
+    // The plan warns that tag v1's data goes, and names the flag that keeps it.
+    let plan = env.dvt(&["gc", "--dry-run", "--json"]).ok().json();
+    let needed = &plan["plan"]["needed_by"];
+    assert!(
+        needed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "tag" && n["name"] == "v1" && n["objects"].as_u64() > Some(0)),
+        "{needed}"
+    );
+    let r = env.dvt(&["gc", "-f"]).ok();
+    assert!(
+        r.stderr.contains("warning: this deletes data of tag `v1` ("),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`--all-tags` (`-T`) keeps them"), "{}", r.stderr);
     assert!(!env.has_object(&v1));
     assert!(env.has_object(&wip));
     env.dvt(&["checkout", "--force"]).ok();

@@ -1694,6 +1694,36 @@ fn print_plan(plan: &ops::GcPlan) {
         dvt::counted(plan.cache.count(), "object"),
         HumanBytes(plan.cache.bytes)
     );
+    if !plan.needed_by.is_empty() {
+        use dvt::ops::gc::RefKind;
+        const NAMED: usize = 5;
+        let mut named: Vec<String> = plan
+            .needed_by
+            .iter()
+            .take(NAMED)
+            .map(|n| {
+                let kind = match n.kind {
+                    RefKind::Branch => "branch",
+                    RefKind::Tag => "tag",
+                };
+                format!("{kind} `{}` ({})", n.name, dvt::counted(n.objects, "object"))
+            })
+            .collect();
+        if plan.needed_by.len() > NAMED {
+            named.push(format!("and {} more", plan.needed_by.len() - NAMED));
+        }
+        let has = |k: RefKind| plan.needed_by.iter().any(|n| n.kind == k);
+        let keep = match (has(RefKind::Branch), has(RefKind::Tag)) {
+            (true, true) => "`--all-branches` (`-a`) and `--all-tags` (`-T`) keep them",
+            (true, false) => "`--all-branches` (`-a`) keeps them",
+            _ => "`--all-tags` (`-T`) keeps them",
+        };
+        let _ = writeln!(
+            err,
+            "warning: this deletes data of {}: {keep}; what no remote has would be gone for good",
+            named.join(", ")
+        );
+    }
     if !plan.run_cache_entries.is_empty() {
         let _ = writeln!(
             err,

@@ -143,6 +143,27 @@ pub struct Unpushed {
     pub kept: usize,
 }
 
+/// A branch or a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefKind {
+    /// A local branch.
+    Branch,
+    /// A tag.
+    Tag,
+}
+
+/// A branch or tag gc does not keep whose data is among what it deletes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeededBy {
+    /// Branch or tag.
+    pub kind: RefKind,
+    /// Its name.
+    pub name: String,
+    /// How many of the objects to delete (from the cache or the remote) it needs.
+    pub objects: usize,
+}
+
 /// What gc would delete (or did).
 #[derive(Debug, Clone, Serialize)]
 pub struct GcPlan {
@@ -157,6 +178,9 @@ pub struct GcPlan {
     /// ago; what others pushed since is not in the remote-tracking branches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_fetch_secs: Option<u64>,
+    /// Local branches and tags not kept whose data is among what is deleted
+    /// (`--all-branches`, `--all-tags` keep them).
+    pub needed_by: Vec<NeededBy>,
     /// Objects referenced.
     pub kept_objects: usize,
     /// From the cache.
@@ -479,10 +503,17 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         .flatten()
         .map(|age| age.as_secs())
         .filter(|&secs| secs > 24 * 3600);
+    let doomed: FxHashSet<ObjectId> = [&local, &remote_objects]
+        .iter()
+        .flat_map(|d| d.files.iter().chain(&d.manifests))
+        .copied()
+        .collect();
+    let needed_by = needed_elsewhere(repo, &opts.revisions, &doomed);
     Ok(GcPlan {
         kept_revisions,
         remote_tracking_revisions,
         stale_fetch_secs,
+        needed_by,
         kept_objects: keep.len() - remote_recent.as_ref().map_or(0, |r: &Recent| r.kept),
         cache: local,
         not_in_remote,
@@ -496,6 +527,56 @@ pub fn gc_plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result
         run_cache_entries,
         remote_run_cache_entries,
     })
+}
+
+/// The local branches and tags (those `revisions` does not keep) whose data
+/// is among `doomed`, with how much of it each needs: a branch never pushed
+/// may have its data nowhere else. Read from the cache alone (a directory
+/// whose manifest it lacks counts as its manifest only); a revision that
+/// cannot be read is passed over, as this only warns.
+fn needed_elsewhere(
+    repo: &Repo,
+    revisions: &crate::snapshot::Revisions,
+    doomed: &FxHashSet<ObjectId>,
+) -> Vec<NeededBy> {
+    let Some(git) = (!doomed.is_empty() && !revisions.all_commits)
+        .then(|| Git::open(repo.root()).ok())
+        .flatten()
+    else {
+        return Vec::new();
+    };
+    let branches = match revisions.all_branches {
+        true => Vec::new(),
+        false => git.branches().unwrap_or_default(),
+    };
+    let tags = match revisions.all_tags {
+        true => Vec::new(),
+        false => git.tags().unwrap_or_default(),
+    };
+    let git = std::rc::Rc::new(git);
+    let mut out = Vec::new();
+    for (kind, (name, commit)) in branches
+        .into_iter()
+        .map(|b| (RefKind::Branch, b))
+        .chain(tags.into_iter().map(|t| (RefKind::Tag, t)))
+    {
+        let snap = Snapshot::at_commit(repo, git.clone(), name.clone(), commit);
+        let Ok(pointers) = snap.pointers() else { continue };
+        let mut needs: FxHashSet<ObjectId> = FxHashSet::default();
+        for t in &pointers {
+            needs.insert(t.pointer.id);
+            if t.pointer.kind == Kind::Dir
+                && let Ok(m) = t.manifest(repo.cache())
+            {
+                needs.extend(m.files.iter().map(|e| e.id));
+            }
+        }
+        let objects = needs.intersection(doomed).count();
+        if objects > 0 {
+            out.push(NeededBy { kind, name, objects });
+        }
+    }
+    out
 }
 
 /// Which of the remote's objects `ids` are directory manifests, by their first
