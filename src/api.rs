@@ -169,7 +169,12 @@ pub fn get_url_in(repo: &Repo, rel: &str, rev: Option<&str>, remote: Option<&str
     let loc = snap.locate(rel)?;
     let imported_from = ImportedFrom::of(&loc);
     let data = resolve_located(&snap, loc, rel, rev, &objects)?;
-    let r = objects.remote_for(&data.id, Some(&data.path))?;
+    let r = match objects.remote_for(&data.id, Some(&data.path)) {
+        // No remote at all (said as the object missing, for reads): a URL
+        // needs one, whatever the cache holds.
+        Err(crate::Error::Cache(crate::error::CacheError::Missing { .. })) => objects.remote()?,
+        r => r?,
+    };
     let on_remote = r.block_on(r.encoding_of(&data.id))?;
     let encoding = match on_remote {
         Some(e) => Some(e),

@@ -175,6 +175,23 @@ fn object_missing_from_cache_and_remote_is_an_error_naming_it() {
     assert_eq!(info["on_remote"], false);
 }
 
+/// Without any remote, `get-url` says that a URL needs one, not that the
+/// cache lacks the object (it holds it).
+#[test]
+fn get_url_without_a_remote_says_so() {
+    let env = TestEnv::new();
+    env.write("model.bin", "weights");
+    env.dvt(&["add", "model.bin"]).ok();
+    let r = env.dvt(&["get-url", "model.bin"]).fails();
+    assert!(
+        r.stderr.contains("no remote given and no default remote is set"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not in the cache"), "{}", r.stderr);
+    assert_eq!(env.dvt(&["cat", "model.bin"]).ok().stdout, "weights");
+}
+
 #[test]
 fn cat_refuses_a_corrupt_object_and_writes_no_bytes() {
     let Versions { env, _remote } = versions();
