@@ -409,8 +409,11 @@ impl Error {
             Error::Pipeline(PipelineError::StageFailed { .. }) => {
                 Some("fix the command or its inputs and run `dvt repro` again: finished stages are not re-run".into())
             }
-            Error::Git(GitError::NoCommitYet { .. }) => {
+            Error::Git(GitError::NoCommitYet { repo: None, .. }) => {
                 Some("make the first commit with git (`git add`, `git commit`)".into())
+            }
+            Error::Git(GitError::NoCommitYet { repo: Some(_), .. }) => {
+                Some("data is read from a commit of it: make one there first".into())
             }
             Error::Git(GitError::UnknownRev { .. }) => {
                 Some("name a tag, a branch, a commit or an experiment (`git tag`, `git log --oneline`, `dvt exp list` list them)".into())
@@ -770,10 +773,12 @@ pub enum GitError {
         message: String,
     },
     /// HEAD (or the branch it names) before the repository's first commit.
-    #[error("`{rev}` names no commit: the repository has none yet")]
+    #[error("`{rev}` names no commit: {} has none yet", .repo.as_ref().map_or("the repository".to_string(), |r| format!("the repository `{r}`")))]
     NoCommitYet {
         /// The revision as given.
         rev: String,
+        /// Another repository read (`import`, `get`), as given; `None` for this one.
+        repo: Option<String>,
     },
     /// A path that no pointer covers at a revision.
     #[error("`{path}` is not tracked by dvt at {rev}")]

@@ -192,6 +192,27 @@ fn get_url_without_a_remote_says_so() {
     assert_eq!(env.dvt(&["cat", "model.bin"]).ok().stdout, "weights");
 }
 
+/// `import` from a repository with no commit yet names that repository.
+#[test]
+fn import_from_a_repository_without_commits_names_it() {
+    let (env, source) = (TestEnv::new(), TestEnv::new());
+    source.write("a.csv", "a\n");
+    source.dvt(&["add", "a.csv"]).ok();
+    let r = env.dvt(&["import", source.root.to_str().unwrap(), "a.csv"]).fails();
+    assert!(
+        r.stderr.contains(&format!(
+            "`HEAD` names no commit: the repository `{}` has none yet",
+            source.root.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("a.csv") && !env.exists("a.csv.dvt"));
+    // Its work tree is read as it is, without a revision.
+    env.dvt(&["get", source.root.to_str().unwrap(), "a.csv"]).ok();
+    assert_eq!(env.read("a.csv"), b"a\n");
+}
+
 #[test]
 fn cat_refuses_a_corrupt_object_and_writes_no_bytes() {
     let Versions { env, _remote } = versions();

@@ -668,7 +668,10 @@ impl Git {
         });
         let id = parsed.map_err(|e| {
             if self.names_unborn_head(rev) {
-                return GitError::NoCommitYet { rev: rev.to_string() };
+                return GitError::NoCommitYet {
+                    rev: rev.to_string(),
+                    repo: None,
+                };
             }
             let chain = crate::error_chain(&e);
             let mut message = match chain.contains("could not be found") {

@@ -376,7 +376,16 @@ impl OpenGit {
         let OpenGit { repo, git, clone, .. } = self;
         let repo = repo.as_str();
         let rev_s = rev.unwrap_or("HEAD");
-        let commit = git.resolve(rev_s)?;
+        let commit = git.resolve(rev_s).map_err(|e| match e {
+            crate::Error::Git(crate::error::GitError::NoCommitYet { rev, repo: None }) => {
+                crate::error::GitError::NoCommitYet {
+                    rev,
+                    repo: Some(crate::git::login::shown(repo)),
+                }
+                .into()
+            }
+            e => e,
+        })?;
         let label = format!("{}@{rev_s}", crate::git::login::shown(repo));
         // A plain git repository (no `.dvt/config.toml` there) is read as DVC
         // reads one: its files, and no data, remote or settings.
