@@ -48,16 +48,17 @@ pub fn add_all(dir: &Path, names: &[&str]) -> Result<bool> {
     };
     let mut have: std::collections::HashSet<String> = text.lines().map(str::to_string).collect();
     let before = text.len();
+    let eol = line_end(&text);
     for name in names {
         let line = entry_for(name);
         if have.contains(&line) {
             continue;
         }
         if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+            text.push_str(eol);
         }
         text.push_str(&line);
-        text.push('\n');
+        text.push_str(eol);
         have.insert(line);
     }
     if text.len() == before {
@@ -102,6 +103,15 @@ fn by_directory<'a>(paths: &[&'a Path]) -> Vec<(&'a Path, Vec<&'a str>)> {
     groups
 }
 
+/// The line ending a `.gitignore` uses: `\r\n` where git wrote it so
+/// (`core.autocrlf`), which lines dvt adds keep to.
+fn line_end(text: &str) -> &'static str {
+    match text.contains("\r\n") {
+        true => "\r\n",
+        false => "\n",
+    }
+}
+
 /// Removes the entry for `name` from `dir/.gitignore`, deleting the file if
 /// nothing else is left in it. Returns whether the file changed.
 pub fn remove(dir: &Path, name: &str) -> Result<bool> {
@@ -126,7 +136,8 @@ pub fn remove_all(dir: &Path, names: &[&str]) -> Result<bool> {
     if kept.iter().all(|l| l.trim().is_empty()) {
         fs_err::remove_file(&file)?;
     } else {
-        atomic_write(&file, (kept.join("\n") + "\n").as_bytes())?;
+        let eol = line_end(&text);
+        atomic_write(&file, (kept.join(eol) + eol).as_bytes())?;
     }
     crate::autostage::note(&file);
     Ok(true)
@@ -158,5 +169,13 @@ mod tests {
         );
         assert!(remove(d.path(), "raw").unwrap());
         assert_eq!(std::fs::read_to_string(d.path().join(".gitignore")).unwrap(), "*.pyc\n");
+        // A file git wrote with CRLF (core.autocrlf) keeps them.
+        std::fs::write(d.path().join(".gitignore"), "*.pyc\r\n/raw\r\n").unwrap();
+        add(d.path(), "model.bin").unwrap();
+        let text = std::fs::read_to_string(d.path().join(".gitignore")).unwrap();
+        assert_eq!(text, "*.pyc\r\n/raw\r\n/model.bin\r\n");
+        remove(d.path(), "raw").unwrap();
+        let text = std::fs::read_to_string(d.path().join(".gitignore")).unwrap();
+        assert_eq!(text, "*.pyc\r\n/model.bin\r\n");
     }
 }
