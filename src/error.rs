@@ -842,6 +842,16 @@ pub enum GitError {
     /// No `user.name`/`user.email` for a tag.
     #[error("git does not know who you are (no user.name / user.email) to sign the tag")]
     NoIdentity,
+    /// A name git does not take for a branch or tag (`git check-ref-format`).
+    #[error("`{name}` cannot name a git {kind}: {why}")]
+    BadRefName {
+        /// `branch` or `tag`.
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// What git's rules say of it.
+        why: String,
+    },
     /// A tag of that name exists.
     #[error("tag `{name}` already exists")]
     TagExists {

@@ -724,6 +724,19 @@ fn tag_refuses_until_pointers_are_committed_and_data_is_pushed() {
     assert!(env.git(&["tag", "-n1", "v3"]).stdout.contains("retrained model"));
     let r = env.dvt(&["tag", "v3"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    // A name git refuses is refused first, as git says it.
+    for (bad, why) in [
+        ("v 4", "contains invalid byte"),
+        ("v..4", "repeated dots"),
+        ("@", "is `@` or starts with `-`"),
+    ] {
+        let r = env.dvt(&["tag", "--", bad]).fails();
+        assert!(
+            r.stderr.contains(&format!("`{bad}` cannot name a git tag: ")) && r.stderr.contains(why),
+            "{}",
+            r.stderr
+        );
+    }
 }
 
 /// `tag --push` (GTO's `--push`): the annotated tag, and the commits it needs,

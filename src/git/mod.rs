@@ -1070,6 +1070,30 @@ impl Git {
         self.repo.is_dirty().map_err(failed("computing git status"))
     }
 
+    /// Checks that git takes `name` for a `kind` (`branch` or `tag`), as
+    /// `git check-ref-format` does: no spaces, no `..`, no `~^:?*[\`, …
+    pub fn check_ref_name(kind: &'static str, name: &str) -> Result<()> {
+        let prefix = match kind {
+            "tag" => "refs/tags/",
+            _ => "refs/heads/",
+        };
+        let bad = |why: String| GitError::BadRefName {
+            kind,
+            name: name.to_string(),
+            why,
+        };
+        if name == "@" || name.starts_with('-') {
+            return Err(bad("git takes no name that is `@` or starts with `-`".into()).into());
+        }
+        gix::refs::FullName::try_from(format!("{prefix}{name}")).map_err(|e| {
+            bad(crate::error_chain(&e)
+                .trim_start_matches("The ref name or path is not a valid ref name: ")
+                .trim_end_matches(": Validation")
+                .to_string())
+        })?;
+        Ok(())
+    }
+
     /// Creates the annotated tag `name` on `commit`; fails if it exists.
     pub fn create_tag(&self, name: &str, commit: GitId, message: &str) -> Result<GitId> {
         let tagger = self
@@ -1081,6 +1105,7 @@ impl Git {
                 message: e.to_string(),
             })?
             .ok_or(GitError::NoIdentity)?;
+        Git::check_ref_name("tag", name)?;
         let exists = self
             .repo
             .try_find_reference(format!("refs/tags/{name}").as_str())
