@@ -2521,6 +2521,15 @@ fn unknown_remote_and_unsupported_scheme_are_refused() {
     );
     a.dvt(&["remote", "remove", "home"]).ok();
     a.dvt(&["remote", "remove", "--global", "home2"]).ok();
+    // Counts are whole numbers, 0 or more.
+    a.dvt(&["remote", "add", "home", "~/store"]).ok();
+    let r = a.dvt(&["remote", "modify", "home", "jobs", "--", "-3"]).fails();
+    assert!(
+        r.stderr.contains("`jobs` must be a whole number, 0 or more, not `-3`"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "remove", "home"]).ok();
     // A directory inside the repository is taken, with a warning.
     let r = a.dvt(&["remote", "add", "inside", "storage"]).ok();
     assert!(

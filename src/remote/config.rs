@@ -349,7 +349,7 @@ impl RemoteSpec {
                 v.parse::<u64>().map_err(|_| {
                     RemoteError::Config {
                         remote: self.name.clone(),
-                        message: format!("`{key}` must be a whole number, not `{v}`"),
+                        message: format!("`{key}` must be a whole number, 0 or more, not `{v}`"),
                     }
                     .into()
                 })
@@ -800,9 +800,9 @@ pub fn typed_value(name: &str, key: &str, value: &str) -> Result<toml::Value> {
     };
     if INT_KEYS.contains(&key) {
         return value
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| bad(format!("`{key}` must be a whole number, not `{value}`")).into());
+            .parse::<u32>()
+            .map(|n| toml::Value::Integer(i64::from(n)))
+            .map_err(|_| bad(format!("`{key}` must be a whole number, 0 or more, not `{value}`")).into());
     }
     if BOOL_KEYS.contains(&key) {
         return match value {
