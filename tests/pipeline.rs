@@ -1921,6 +1921,22 @@ fn top_level_metrics_params_and_plots_need_no_stage() {
         .ok()
         .json();
     assert_eq!(d.as_array().unwrap().len(), 2, "{d}");
+    // A diverged run: Python's json.dump writes NaN and Infinity, read as such
+    // (`--json` gives null, as JSON has no such numbers).
+    env.write("eval/m.json", r#"{"acc": NaN, "f1": {"macro": -Infinity}}"#);
+    let r = env.dvt(&["metrics", "show"]).ok();
+    assert!(
+        r.stdout.contains("acc: nan") && r.stdout.contains("f1.macro: -inf"),
+        "{}",
+        r.stdout
+    );
+    let d = env.dvt(&["metrics", "diff", "--json"]).ok().json();
+    assert_eq!(
+        (d[0]["key"].as_str(), &d[0]["new"]),
+        (Some("acc"), &serde_json::Value::Null),
+        "{d}"
+    );
+    env.write("eval/m.json", r#"{"acc": 0.7, "f1": {"macro": 0.4}}"#);
     let d = env
         .dvt(&["metrics", "diff", "--targets", "eval/other.json", "--json"])
         .ok()
@@ -3120,6 +3136,61 @@ fn plots_of_files_without_a_header() {
     env.write("dvt.toml", "plots = [{ path = \"loss.csv\", header = \"no\" }]\n");
     let r = env.dvt(&["plots", "show"]).fails();
     assert!(r.stderr.contains("`header` of a plot is true or false"), "{}", r.stderr);
+}
+
+/// Gaps in a training log: a value left out, empty, or NaN/Infinity (as
+/// Python's json.dump writes a diverged loss) is a point left out; a field
+/// with text in it is still no field of numbers.
+#[test]
+fn plots_leave_out_missing_and_nonfinite_points() {
+    let env = TestEnv::new();
+    env.write(
+        "log.json",
+        r#"[{"step": 0, "loss": 1.0}, {"step": 1, "loss": NaN, "val": 0.9}, {"step": 2, "loss": 0.5, "val": Infinity}, {"step": 3, "loss": 0.25, "val": 0.4}]"#,
+    );
+    env.write(
+        "log.csv",
+        "step,loss,val
+0,1.0,
+1,nan,0.9
+2,0.5,0.4
+",
+    );
+    let points = |file: &str| -> Vec<(String, Vec<f64>)> {
+        let p = env.dvt(&["plots", "show", file, "--json"]).ok().json();
+        p[0]["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let xs = s["points"].as_array().unwrap().iter().map(|p| p[0].as_f64().unwrap());
+                (s["y"].as_str().unwrap().to_string(), xs.collect())
+            })
+            .collect()
+    };
+    assert_eq!(
+        points("log.json"),
+        [
+            ("loss".to_string(), vec![0.0, 2.0, 3.0]),
+            ("val".to_string(), vec![1.0, 3.0])
+        ]
+    );
+    assert_eq!(
+        points("log.csv"),
+        [
+            ("loss".to_string(), vec![0.0, 2.0]),
+            ("val".to_string(), vec![1.0, 2.0])
+        ]
+    );
+    env.write(
+        "text.csv",
+        "step,loss
+0,1.0
+1,diverged
+",
+    );
+    let r = env.dvt(&["plots", "show", "text.csv"]).fails();
+    assert!(r.stderr.contains("no field of numbers"), "{}", r.stderr);
 }
 
 #[test]

@@ -1334,7 +1334,11 @@ pub(super) fn value_text(v: &toml::Value, precision: Option<usize>) -> String {
 /// (DVC's `--precision`): fixed notation, trailing zeros dropped, unless the
 /// exponent is below -4 or not below `digits`.
 fn significant(x: f64, digits: usize) -> String {
-    if x == 0.0 || !x.is_finite() {
+    if !x.is_finite() {
+        // As without --precision: `nan`, `inf`, `-inf` (Python's spelling).
+        return toml::Value::Float(x).to_string();
+    }
+    if x == 0.0 {
         return x.to_string();
     }
     // The exponent after rounding (9.9996 to 4 digits is 10.00, exponent 1).
@@ -1529,6 +1533,8 @@ mod tests {
             (9.99996, 5, "10"),
             (-0.125, 2, "-0.12"),
             (0.0, 3, "0"),
+            (f64::NAN, 3, "nan"),
+            (f64::NEG_INFINITY, 3, "-inf"),
         ] {
             assert_eq!(significant(x, p), want, "{x} to {p}");
         }

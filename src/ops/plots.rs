@@ -436,7 +436,9 @@ struct Records {
 fn records(path: &str, text: &str, header: bool) -> std::result::Result<Records, String> {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".json") {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // NaN and Infinity, as Python writes them, are points left out.
+        let text = crate::pipeline::params::with_nonfinite_marked(text);
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         return from_value(&v);
     }
     if lower.ends_with(".yaml") || lower.ends_with(".yml") {
@@ -528,6 +530,7 @@ fn from_value(v: &serde_json::Value) -> std::result::Result<Records, String> {
             fields
                 .iter()
                 .map(|f| match o.get(f) {
+                    Some(J::String(s)) if crate::pipeline::params::is_nonfinite_mark(s) => None,
                     Some(J::String(s)) => Some(s.clone()),
                     Some(J::Number(n)) => Some(n.to_string()),
                     Some(J::Bool(b)) => Some(b.to_string()),
@@ -572,6 +575,16 @@ fn number(cell: Option<&String>) -> Option<f64> {
     cell.and_then(|c| c.parse::<f64>().ok()).filter(|n| n.is_finite())
 }
 
+/// A cell of a line's field: `Some(Some(x))` a point, `Some(None)` a gap (no
+/// value, or NaN or an infinity: a diverged loss, a metric logged every few
+/// steps), `None` not a number at all.
+fn point(cell: Option<&String>) -> Option<Option<f64>> {
+    match cell.map(|c| c.trim()) {
+        None | Some("") => Some(None),
+        Some(c) => c.parse::<f64>().ok().map(|n| n.is_finite().then_some(n)),
+    }
+}
+
 /// A field up and its `[x, y]` points.
 type Line = (String, Vec<[f64; 2]>);
 
@@ -592,7 +605,10 @@ fn lines(t: &Records, axes: &PlotAxes) -> std::result::Result<Vec<Line>, String>
             .map(|y| column(y))
             .collect::<std::result::Result<_, _>>()?,
         true => (0..t.fields.len())
-            .filter(|i| Some(*i) != x && t.rows.iter().all(|r| number(r[*i].as_ref()).is_some()))
+            .filter(|i| {
+                let cells = || t.rows.iter().map(|r| point(r[*i].as_ref()));
+                Some(*i) != x && cells().all(|p| p.is_some()) && cells().any(|p| p.flatten().is_some())
+            })
             .collect(),
     };
     if ys.is_empty() {
@@ -607,7 +623,7 @@ fn lines(t: &Records, axes: &PlotAxes) -> std::result::Result<Vec<Line>, String>
         let mut points = Vec::with_capacity(t.rows.len());
         for (i, row) in t.rows.iter().enumerate() {
             let value = |col: usize| {
-                number(row[col].as_ref()).ok_or_else(|| {
+                point(row[col].as_ref()).ok_or_else(|| {
                     format!(
                         "record {} has `{}` = `{}`, not a number",
                         i + 1,
@@ -618,9 +634,12 @@ fn lines(t: &Records, axes: &PlotAxes) -> std::result::Result<Vec<Line>, String>
             };
             let across = match x {
                 Some(c) => value(c)?,
-                None => i as f64,
+                None => Some(i as f64),
             };
-            points.push([across, value(y)?]);
+            // A gap on either axis is a point left out.
+            if let (Some(across), Some(up)) = (across, value(y)?) {
+                points.push([across, up]);
+            }
         }
         out.push((t.fields[y].clone(), points));
     }

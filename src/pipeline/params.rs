@@ -25,7 +25,8 @@ pub fn parse(file: &str, text: &str) -> Result<Params> {
         return toml::from_str(text).map_err(|e| bad(file, crate::error::toml_message(text, e.span(), e.message())));
     }
     if lower.ends_with(".json") {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))?;
+        let text = with_nonfinite_marked(text);
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(file, e.to_string()))?;
         return match from_json(file, &v)? {
             toml::Value::Table(t) => Ok(t),
             _ => Err(bad(file, "the top level must be an object")),
@@ -41,6 +42,52 @@ pub fn parse(file: &str, text: &str) -> Result<Params> {
     }
 }
 
+/// What [`with_nonfinite_marked`] puts for `NaN`, `Infinity` and `-Infinity`:
+/// JSON strings no file holds (they start with a NUL), read back as numbers.
+const NONFINITE: [(&str, &str, f64); 3] = [
+    ("NaN", "\\u0000dvt:NaN", f64::NAN),
+    ("Infinity", "\\u0000dvt:Infinity", f64::INFINITY),
+    ("-Infinity", "\\u0000dvt:-Infinity", f64::NEG_INFINITY),
+];
+
+/// JSON text with the bare `NaN`, `Infinity` and `-Infinity` that Python's
+/// `json.dump` writes (a diverged loss) replaced, outside strings, by marked
+/// strings that standard JSON parses ([`NONFINITE`]).
+pub(crate) fn with_nonfinite_marked(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("NaN") && !text.contains("Infinity") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some((word, marked, _)) = NONFINITE.iter().find(|(w, _, _)| rest.starts_with(w)) {
+            out.push('"');
+            out.push_str(marked);
+            out.push('"');
+            rest = &rest[word.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether `s` is a string [`with_nonfinite_marked`] put for a number.
+pub(crate) fn is_nonfinite_mark(s: &str) -> bool {
+    s.starts_with("\0dvt:")
+}
+
 fn from_json(file: &str, v: &serde_json::Value) -> Result<toml::Value> {
     use serde_json::Value as J;
     Ok(match v {
@@ -50,7 +97,10 @@ fn from_json(file: &str, v: &serde_json::Value) -> Result<toml::Value> {
             Some(i) => toml::Value::Integer(i),
             None => toml::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        J::String(s) => toml::Value::String(s.clone()),
+        J::String(s) => match NONFINITE.iter().find(|(w, _, _)| s.strip_prefix("\0dvt:") == Some(w)) {
+            Some((_, _, n)) => toml::Value::Float(*n),
+            None => toml::Value::String(s.clone()),
+        },
         J::Array(a) => toml::Value::Array(a.iter().map(|x| from_json(file, x)).collect::<Result<_>>()?),
         J::Object(o) => {
             let mut t = toml::Table::new();
@@ -67,7 +117,13 @@ fn from_json(file: &str, v: &serde_json::Value) -> Result<toml::Value> {
 fn from_yaml(file: &str, y: &yaml_rust2::Yaml) -> Result<toml::Value> {
     use yaml_rust2::Yaml as Y;
     Ok(match y {
-        Y::Real(s) => toml::Value::Float(s.parse().map_err(|_| bad(file, format!("bad number `{s}`")))?),
+        Y::Real(s) => toml::Value::Float(match s.to_ascii_lowercase().as_str() {
+            // YAML's spellings, as PyYAML writes a NaN or an infinite loss.
+            ".nan" => f64::NAN,
+            ".inf" | "+.inf" => f64::INFINITY,
+            "-.inf" => f64::NEG_INFINITY,
+            _ => s.parse().map_err(|_| bad(file, format!("bad number `{s}`")))?,
+        }),
         Y::Integer(i) => toml::Value::Integer(*i),
         Y::String(s) => toml::Value::String(s.clone()),
         Y::Boolean(b) => toml::Value::Boolean(*b),
@@ -555,6 +611,25 @@ mod tests {
     /// [`set_value`] on a text parsed here.
     fn set_in(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
         set_value(file, text, &parse(file, text)?, key, value)
+    }
+
+    /// What Python's `json.dump` and PyYAML write for a NaN or an infinite
+    /// loss reads as such; the same words inside strings stay text.
+    #[test]
+    fn nan_and_infinity_as_python_writes_them() {
+        let json = r#"{"loss": NaN, "best": -Infinity, "worst": Infinity, "note": "NaN \" Infinity", "v": [NaN]}"#;
+        let p = parse("m.json", json).unwrap();
+        assert!(p["loss"].as_float().unwrap().is_nan());
+        assert_eq!(p["best"].as_float(), Some(f64::NEG_INFINITY));
+        assert_eq!(p["worst"].as_float(), Some(f64::INFINITY));
+        assert_eq!(p["note"].as_str(), Some("NaN \" Infinity"));
+        assert!(p["v"].as_array().unwrap()[0].as_float().unwrap().is_nan());
+        let p = parse("m.yaml", "loss: .nan\nbest: -.inf\nworst: .Inf\nname: NaN\n").unwrap();
+        assert!(p["loss"].as_float().unwrap().is_nan());
+        assert_eq!(p["best"].as_float(), Some(f64::NEG_INFINITY));
+        assert_eq!(p["worst"].as_float(), Some(f64::INFINITY));
+        assert_eq!(p["name"].as_str(), Some("NaN"));
+        assert!(parse("m.json", "{\"a\": NaNa}").is_err());
     }
 
     #[test]
