@@ -3138,6 +3138,35 @@ fn plots_of_files_without_a_header() {
     assert!(r.stderr.contains("`header` of a plot is true or false"), "{}", r.stderr);
 }
 
+/// A param that is NaN (`.nan`, as PyYAML writes one) is unchanged while it
+/// stays NaN: the stage does not run again each time (NaN != NaN).
+#[test]
+fn a_nan_param_stays_unchanged() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "thr: .nan\nk: 1\n");
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "s",
+        "-p",
+        "thr,k",
+        "-o",
+        "o.txt",
+        "echo hi > o.txt",
+    ])
+    .ok();
+    assert_eq!(ran(&actions(&env, &[])), ["s"]);
+    assert_eq!(
+        env.dvt(&["status", "--json"]).ok().json()["stale_stages"],
+        serde_json::json!([])
+    );
+    assert!(ran(&actions(&env, &[])).is_empty());
+    env.write("params.yaml", "thr: 0.5\nk: 1\n");
+    let r = env.dvt(&["status"]).ok();
+    assert!(r.stdout.contains("param `thr` changed"), "{}", r.stdout);
+}
+
 /// Gaps in a training log: a value left out, empty, or NaN/Infinity (as
 /// Python's json.dump writes a diverged loss) is a point left out; a field
 /// with text in it is still no field of numbers.

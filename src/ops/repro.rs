@@ -307,11 +307,12 @@ pub(crate) fn inputs_changed(now: &StageLock, locked: &StageLock) -> Option<Stri
             .unwrap_or_default();
         return Some(format!("dep `{changed}` changed"));
     }
-    if locked.params != now.params {
+    if !crate::pipeline::lock::same_params(&locked.params, &now.params) {
         let mut which = String::new();
         for (file, vals) in &now.params {
             for (k, v) in vals {
-                if locked.params.get(file).and_then(|m| m.get(k)) != Some(v) {
+                let before = locked.params.get(file).and_then(|m| m.get(k));
+                if !before.is_some_and(|b| crate::pipeline::lock::same_value(b, v)) {
                     which = format!("param `{}` changed", crate::pipeline::param_name(file, k));
                 }
             }

@@ -77,8 +77,9 @@ impl Entry {
     }
 }
 
-/// What one stage last ran with.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// What one stage last ran with. Equal when every field is, a NaN param
+/// equal to a NaN ([`same_params`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageLock {
     /// The command.
@@ -91,7 +92,49 @@ pub struct StageLock {
     pub outs: Vec<Entry>,
     /// Param values by params file, then key.
     #[serde(default)]
-    pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    pub params: ParamValues,
+}
+
+impl PartialEq for StageLock {
+    fn eq(&self, other: &StageLock) -> bool {
+        self.cmd == other.cmd
+            && self.deps == other.deps
+            && self.outs == other.outs
+            && same_params(&self.params, &other.params)
+    }
+}
+
+/// Param values by params file, then key, as a stage ran with them.
+pub type ParamValues = BTreeMap<String, BTreeMap<String, toml::Value>>;
+
+/// Whether two records of params hold the same values. Unlike `==`, a NaN
+/// equals a NaN: a param that is NaN (`.nan` in YAML) stays unchanged.
+pub fn same_params(a: &ParamValues, b: &ParamValues) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((fa, va), (fb, vb))| {
+            fa == fb
+                && va.len() == vb.len()
+                && va
+                    .iter()
+                    .zip(vb)
+                    .all(|((ka, xa), (kb, xb))| ka == kb && same_value(xa, xb))
+        })
+}
+
+/// `a == b`, with a NaN equal to a NaN (see [`same_params`]).
+pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    use toml::Value as V;
+    match (a, b) {
+        (V::Float(x), V::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
+        (V::Array(x), V::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y)),
+        (V::Table(x), V::Table(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, vx), (ky, vy))| kx == ky && same_value(vx, vy))
+        }
+        _ => a == b,
+    }
 }
 
 /// A stage `dvt.lock` no longer records because `dvt.toml` no longer has it.

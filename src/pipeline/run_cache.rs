@@ -135,5 +135,6 @@ pub fn remove(cache: &Path, key: &str) -> crate::error::Result<()> {
 /// (a damaged file), is no entry: the stage runs.
 pub fn find(cache: &Path, key: &str, now: &StageLock) -> Option<StageLock> {
     let done = parse(&fs_err::read_to_string(path(cache, key)).ok()?)?;
-    (done.cmd == now.cmd && done.deps == now.deps && done.params == now.params).then_some(done)
+    (done.cmd == now.cmd && done.deps == now.deps && super::lock::same_params(&done.params, &now.params))
+        .then_some(done)
 }
