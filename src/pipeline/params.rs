@@ -130,7 +130,18 @@ fn from_yaml(file: &str, y: &yaml_rust2::Yaml) -> Result<toml::Value> {
         Y::Array(a) => toml::Value::Array(a.iter().map(|x| from_yaml(file, x)).collect::<Result<_>>()?),
         Y::Hash(h) => {
             let mut t = toml::Table::new();
+            let mut merged: Vec<&Y> = Vec::new();
             for (k, v) in h {
+                // YAML's merge key (`<<: *defaults`, as PyYAML reads it): the
+                // mappings named give the keys this one does not set itself.
+                if matches!(k, Y::String(s) if s == "<<") {
+                    match v {
+                        Y::Hash(_) => merged.push(v),
+                        Y::Array(list) if list.iter().all(|x| matches!(x, Y::Hash(_))) => merged.extend(list),
+                        _ => return Err(bad(file, "`<<` merges a mapping, or a list of mappings")),
+                    }
+                    continue;
+                }
                 let key = match k {
                     Y::String(s) => s.clone(),
                     Y::Integer(i) => i.to_string(),
@@ -141,6 +152,14 @@ fn from_yaml(file: &str, y: &yaml_rust2::Yaml) -> Result<toml::Value> {
                 // A null value is no value: the key then reads as absent.
                 if !matches!(v, Y::Null) {
                     t.insert(key, from_yaml(file, v)?);
+                }
+            }
+            // Earlier mappings of a list win over later ones.
+            for m in merged {
+                if let toml::Value::Table(from) = from_yaml(file, m)? {
+                    for (k, v) in from {
+                        t.entry(k).or_insert(v);
+                    }
                 }
             }
             toml::Value::Table(t)
@@ -255,7 +274,13 @@ pub fn set_value(file: &str, text: &str, parsed: &Params, key: &str, value: &tom
         *cur = serde_json::to_value(value).map_err(|e| bad(file, e.to_string()))?;
         json_text(file, &doc)?
     } else {
-        set_yaml(file, text, key, value)?
+        match set_yaml(file, text, key, value) {
+            Ok(out) => out,
+            // A value a merge key gives (`<<: *base`): written into the
+            // mapping itself, where it overrides the merged one.
+            Err(_) if text.contains("<<:") => add_yaml(text, &key.split('.').collect::<Vec<_>>(), value),
+            Err(e) => return Err(e),
+        }
     };
     // What was written must read back as the value asked for.
     if lookup(&parse(file, &out)?, key) != Some(value) {
@@ -611,6 +636,30 @@ mod tests {
     /// [`set_value`] on a text parsed here.
     fn set_in(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
         set_value(file, text, &parse(file, text)?, key, value)
+    }
+
+    /// YAML's merge key, as PyYAML applies it: keys set here win, then the
+    /// mappings merged, earlier ones first.
+    #[test]
+    fn yaml_merge_keys_apply() {
+        let yaml = "base: &base\n  lr: 0.1\n  layers: 3\nextra: &extra\n  layers: 9\n  drop: 0.5\n\
+                    train:\n  <<: *base\n  lr: 0.2\nboth:\n  <<: [*base, *extra]\n";
+        let p = parse("params.yaml", yaml).unwrap();
+        assert_eq!(lookup(&p, "train.lr").and_then(toml::Value::as_float), Some(0.2));
+        assert_eq!(lookup(&p, "train.layers").and_then(toml::Value::as_integer), Some(3));
+        assert!(lookup(&p, "train.<<").is_none());
+        assert_eq!(lookup(&p, "both.layers").and_then(toml::Value::as_integer), Some(3));
+        assert_eq!(lookup(&p, "both.drop").and_then(toml::Value::as_float), Some(0.5));
+        assert!(parse("params.yaml", "a:\n  <<: 3\n").is_err());
+        // Setting a merged value writes it into the mapping; the anchor stays.
+        let set = set_value("params.yaml", yaml, &p, "train.layers", &toml::Value::Integer(5)).unwrap();
+        let after = parse("params.yaml", &set).unwrap();
+        assert_eq!(
+            lookup(&after, "train.layers").and_then(toml::Value::as_integer),
+            Some(5)
+        );
+        assert_eq!(lookup(&after, "base.layers").and_then(toml::Value::as_integer), Some(3));
+        assert_eq!(lookup(&after, "both.layers").and_then(toml::Value::as_integer), Some(3));
     }
 
     /// What Python's `json.dump` and PyYAML write for a NaN or an infinite
