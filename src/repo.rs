@@ -690,7 +690,16 @@ impl Repo {
     /// Resolves a path the user typed (relative to `cwd`) to an absolute path and a
     /// `/`-separated path relative to the root. Rejects paths outside the repository.
     pub fn resolve(&self, cwd: &Path, arg: &Path) -> Result<(PathBuf, String)> {
-        let abs = normalize(&cwd.join(arg));
+        let mut abs = normalize(&cwd.join(arg));
+        // Reached through a symbolic link to the repository (a home directory
+        // linked to another disk, `$PWD/data` in a linked directory): the
+        // directories above it as they really are. The last part stays as
+        // given: a link there is the path's own, not the way to it.
+        if !abs.starts_with(&self.root)
+            && let Some(real) = physical_parent(&abs)
+        {
+            abs = real;
+        }
         let rel = abs.strip_prefix(&self.root).map_err(|_| PathError::OutsideRepo {
             path: arg.to_path_buf(),
             root: self.root.clone(),
@@ -814,6 +823,24 @@ enum Hold {
     Alone,
     /// With any other shared holders; only a sole holder keeps it out.
     Shared,
+}
+
+/// `abs` with its directories resolved as they really are (symbolic links
+/// followed), its last part kept as it is: from the nearest directory above
+/// it that exists. `None` if none does, or nothing changes.
+fn physical_parent(abs: &Path) -> Option<PathBuf> {
+    let name = abs.file_name()?;
+    let mut rest = vec![name];
+    let mut dir = abs.parent()?;
+    loop {
+        if let Ok(real) = fs::canonicalize(dir) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return (out != abs).then_some(out);
+        }
+        rest.push(dir.file_name()?);
+        dir = dir.parent()?;
+    }
 }
 
 /// The `.gitignore` dvt writes in a cache directory it makes outside `.dvt`.

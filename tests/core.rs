@@ -892,6 +892,18 @@ fn add_rejects_bad_paths_and_writes_nothing() {
         !env.exists("data/ok.csv.dvt"),
         "a bad path in the list stops the whole add"
     );
+    // An absolute path through a symbolic link to the repository (a home
+    // directory linked to another disk) is inside it.
+    let linked = env.home.join("linked-repo");
+    std::os::unix::fs::symlink(&env.root, &linked).unwrap();
+    let via_link = linked.join("data/ok.csv");
+    env.dvt(&["add", via_link.to_str().unwrap()]).ok();
+    assert!(env.exists("data/ok.csv.dvt"));
+    env.dvt(&["status", via_link.to_str().unwrap()]).ok();
+    // A link as the last part is the path's own: refused, not followed.
+    std::os::unix::fs::symlink(env.path("data"), env.path("data-link")).unwrap();
+    let r = env.dvt(&["add", linked.join("data-link").to_str().unwrap()]).fails();
+    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
 }
 
 /// The commands a hint suggests name paths from where the user is, so that
