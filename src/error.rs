@@ -247,7 +247,7 @@ impl Error {
             )),
             Error::Path(PathError::TrackedByGit { path, .. }) => Some(format!(
                 "stop tracking it in git first, keeping the files: `git rm -r --cached {}` and \
-                 `git commit -m \"stop tracking {path}\"`; then run `dvt add` again",
+                 `git commit -m \"stop tracking {path}\"`; then run this command again",
                 typed(path)
             )),
             Error::Path(PathError::TrackedTwice {

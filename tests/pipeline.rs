@@ -3222,6 +3222,26 @@ fn plots_leave_out_missing_and_nonfinite_points() {
     assert!(r.stderr.contains("no field of numbers"), "{}", r.stderr);
 }
 
+/// As DVC refuses it: a cached out that git tracks (its bytes would go on
+/// into git's history); an uncached one (`-O`) is git's to keep.
+#[test]
+fn stage_add_refuses_a_cached_out_git_tracks() {
+    let env = TestEnv::new();
+    env.write("result.txt", "r\n");
+    env.git(&["add", "result.txt"]);
+    let r = env
+        .dvt(&["stage", "add", "-n", "s", "-o", "result.txt", "echo new > result.txt"])
+        .fails();
+    assert!(
+        r.stderr.contains("`result.txt` is tracked by git") && r.stderr.contains("git rm -r --cached result.txt"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("dvt.toml"));
+    env.dvt(&["stage", "add", "-n", "s", "-O", "result.txt", "echo new > result.txt"])
+        .ok();
+}
+
 #[test]
 fn a_stage_out_and_a_pointer_never_track_one_path() {
     let env = TestEnv::new();

@@ -47,7 +47,15 @@ pub struct StageAddOptions {
 /// file as it is. The result is validated before it is written.
 pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
     edit_pipeline_checked(repo, |stages| add_to(stages, opts), &|p| {
-        crate::pipeline::check_outs_untracked(repo, p)
+        crate::pipeline::check_outs_untracked(repo, p)?;
+        // A cached out that git tracks would go on into git's history (as DVC
+        // refuses it); an uncached one (`-O`, metrics) is git's to keep.
+        let cached = p
+            .stages
+            .get(&opts.name)
+            .into_iter()
+            .flat_map(|s| s.outs.iter().filter(|o| o.cache).map(|o| o.path.as_str()));
+        crate::ops::add::refuse_git_tracked(repo, cached)
     })
 }
 
