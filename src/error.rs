@@ -547,8 +547,8 @@ pub enum PipelineError {
         /// The key.
         key: String,
     },
-    /// A params or metrics file that does not parse.
-    #[error("cannot read `{file}`: {message}")]
+    /// A params or metrics file that does not parse, or that `-S` cannot edit.
+    #[error("`{file}`: {message}")]
     ParamsFile {
         /// The file.
         file: String,
