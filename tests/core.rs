@@ -600,9 +600,16 @@ fn remove_stops_tracking_but_keeps_the_data() {
     env.write("data.csv", "d\n");
     env.write("keep.csv", "k\n");
     env.dvt(&["add", "data.csv", "keep.csv"]).ok();
-    env.dvt(&["remove", "data.csv.dvt"]).ok();
+    let r = env.dvt(&["remove", "data.csv.dvt"]).ok();
     assert!(!env.exists("data.csv.dvt"));
     assert_eq!(env.read("data.csv"), b"d\n");
+    // Its `.gitignore` entry went with it: said, with the way to keep data out of git.
+    assert!(
+        r.stderr
+            .contains("hint: git no longer ignores that data, so `git add -A` would commit it"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n/keep.csv\n");
     env.dvt(&["remove", "keep.csv"]).ok();
     assert_eq!(String::from_utf8(env.read(".gitignore")).unwrap(), "*.log\n");

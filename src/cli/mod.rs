@@ -1544,6 +1544,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     false => say!(q, "removed {p}; the data stays in place, no longer tracked"),
                 }
             }
+            if !*outs && !report.removed.is_empty() {
+                // Its `.gitignore` entry went too: a large dataset is one
+                // `git add -A` away from git's history.
+                note!(
+                    q,
+                    "hint: git no longer ignores that data, so `git add -A` would commit it: delete it \
+                     (`dvt remove --outs` deletes it with the pointer) or ignore it yourself if you keep it"
+                );
+            }
             for p in &report.deleted {
                 say!(
                     q,
