@@ -3165,6 +3165,12 @@ fn a_nan_param_stays_unchanged() {
     env.write("params.yaml", "thr: 0.5\nk: 1\n");
     let r = env.dvt(&["status"]).ok();
     assert!(r.stdout.contains("param `thr` changed"), "{}", r.stdout);
+    // Nor does a NaN metric count as changed against a NaN.
+    env.write("m.json", r#"{"loss": NaN}"#);
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "nan"]);
+    let r = env.dvt(&["metrics", "diff", "--targets", "m.json"]).ok();
+    assert_eq!(r.stdout, "No metrics changed.\n");
 }
 
 /// Gaps in a training log: a value left out, empty, or NaN/Infinity (as

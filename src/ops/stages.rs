@@ -930,7 +930,11 @@ fn diff_files(
         let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for k in keys {
             let (o, n) = (old.get(k), new.get(k));
-            if o != n || opts.all {
+            let same = match (o, n) {
+                (Some(o), Some(n)) => crate::pipeline::lock::same_value(o, n),
+                _ => o == n,
+            };
+            if !same || opts.all {
                 out.push(ValueChange {
                     file: file.clone(),
                     key: k.clone(),
