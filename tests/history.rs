@@ -2778,6 +2778,7 @@ fn status_says_when_the_workspace_holds_another_recorded_version() {
     version("one");
     std::fs::remove_file(env.path("dir/only-one")).unwrap();
     version("two");
+    let two = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
     env.git(&["reset", "-q", "--hard", "HEAD~1"]);
     let r = env.dvt(&["status"]).ok();
     assert!(
@@ -2814,6 +2815,26 @@ fn status_says_when_the_workspace_holds_another_recorded_version() {
     let r = env.dvt(&["status"]).ok();
     assert!(r.stdout.contains("d.txt.dvt: modified"), "{}", r.stdout);
     assert!(!r.stderr.contains("already holds"), "{}", r.stderr);
+
+    // The pointer names a version the cache lacks (a teammate's, after a `git
+    // pull` whose hook could not check it out): `pull`, not `checkout`.
+    let store = env.home.join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.git(&["checkout", &two, "--", "d.txt.dvt"]);
+    env.dvt(&["push", "d.txt"]).ok();
+    env.remove_object(blake3::hash(b"d two\n").to_hex().as_ref());
+    env.write("d.txt", "d one\n");
+    settle();
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr
+            .contains("the cache lacks the one the pointer names (new from `git pull`?): `dvt pull d.txt` brings it"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("`dvt checkout PATH` discards"), "{}", r.stderr);
+    env.dvt(&["pull", "d.txt"]).ok();
+    assert_eq!(env.read("d.txt"), b"d two\n");
 }
 
 #[test]

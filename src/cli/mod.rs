@@ -1393,9 +1393,13 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 let is_out = |p: &&ops::status::PointerStatus| p.pointer == dvt::pipeline::LOCK_FILE;
                 let absent = ptrs.iter().any(|p| p.workspace == Workspace::Missing);
                 let uncached = ptrs.iter().any(|p| !p.missing_from_cache.is_empty());
+                // Another recorded version in the workspace, where the cache lacks
+                // the one the pointer names: `pull`, not `checkout`, brings it.
+                let to_pull =
+                    |p: &&dvt::ops::status::PointerStatus| p.workspace_in_cache && !p.missing_from_cache.is_empty();
                 if ptrs
                     .iter()
-                    .filter(|p| !is_out(p))
+                    .filter(|p| !is_out(p) && !to_pull(p))
                     .any(|p| p.workspace == Workspace::Modified)
                 {
                     note!(
@@ -1407,9 +1411,22 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 // likely, that a git command moved the pointer away from.
                 let older: Vec<&str> = ptrs
                     .iter()
-                    .filter(|p| p.workspace_in_cache)
+                    .filter(|p| p.workspace_in_cache && !to_pull(p))
                     .map(|p| p.path.as_str())
                     .collect();
+                // The same, where the version the pointer names is not here yet:
+                // a teammate's, after a `git pull` whose hook could not check it out.
+                let to_fetch: Vec<&str> = ptrs.iter().filter(to_pull).map(|p| p.path.as_str()).collect();
+                if !to_fetch.is_empty() {
+                    note!(
+                        q,
+                        "hint: the workspace holds another recorded version at {}, and the cache lacks the one \
+                         the pointer names (new from `git pull`?): `dvt pull {}` brings it, and `dvt add` would \
+                         record the workspace's over it",
+                        to_fetch.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                        shell_paths(repo.root(), &cwd, &to_fetch)
+                    );
+                }
                 if !older.is_empty() {
                     note!(
                         q,
