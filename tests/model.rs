@@ -716,15 +716,20 @@ fn run_model_with(seed: u64, steps: usize, backend: Backend) {
         .collect();
     assert!(left.is_empty(), "seed {seed}: {left:?}\n  {}", log.join("\n  "));
     env.dvt(&["fsck"]).ok();
-    // A clone gets the last version from the remote.
-    if let Some((commit, last)) = versions.last() {
+    // A clone gets HEAD's version from the remote: the last one committed, or
+    // an older one `git checkout` left HEAD at (detached; a gc since may have
+    // deleted the later ones: seed 47).
+    let at_head = env.git(&["rev-parse", "HEAD"]).stdout.trim().to_string();
+    if let Some((commit, last)) = versions.iter().rev().find(|(c, _)| *c == at_head) {
         // (gc keeps HEAD's data, so the cache has it to push.)
         env.git(&["checkout", "-q", commit, "--", "data.dvt"]);
         env.dvt(&["push"]).ok();
         if detached {
             env.git(&["branch", "-f", "main", commit]);
         }
-        let b = env.clone_repo();
+        // `-b main`: a clone of a repository whose HEAD is detached would be
+        // detached at that commit too.
+        let b = env.clone_with(&["-b", "main", env.root.to_str().unwrap()]);
         if let Backend::S3(_) = backend {
             Backend::secret(&b);
         }
