@@ -3398,6 +3398,12 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
         ("", "cannot read ``: the URL is empty"),
         ("s3://", "names no bucket or container"),
         ("remote:///x", "name the remote: remote://NAME/path"),
+        // A query would be taken for part of the name: said, with the way round.
+        (
+            "https://example.invalid/data.csv?X-Amz-Signature=abc",
+            "dvt reads no web URL with a query (`?…`, as a presigned or a download link has): \
+             download the file (`curl -fLo FILE 'URL'`), then `dvt add FILE`",
+        ),
     ] {
         let r = env.dvt(&["import-url", url]).fails();
         assert!(r.stderr.contains(says), "{url}: {}", r.stderr);

@@ -894,6 +894,17 @@ fn last_component(url: &str) -> String {
 /// Opens the store `url` is in, rooted at what `url` names. A local path becomes
 /// a store rooted at `/`, so that the path may name a file as well as a directory.
 fn open_source(repo: &Repo, url: &str, jobs: Option<usize>, fs_config: &BTreeMap<String, String>) -> Result<Remote> {
+    // A web URL's query (a presigned URL's signature, `?download=1`) would be
+    // taken for part of the file's name, and the server would say "not found".
+    if (url.starts_with("http://") || url.starts_with("https://")) && url.contains('?') {
+        return Err(RemoteError::Source {
+            url: url.to_string(),
+            message: "dvt reads no web URL with a query (`?…`, as a presigned or a download link has): \
+                      download the file (`curl -fLo FILE 'URL'`), then `dvt add FILE`"
+                .into(),
+        }
+        .into());
+    }
     let (spec, mut location) = match url.strip_prefix("remote://") {
         Some(rest) => {
             let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
