@@ -1695,19 +1695,13 @@ fn print_plan(plan: &ops::GcPlan) {
         HumanBytes(plan.cache.bytes)
     );
     if !plan.needed_by.is_empty() {
-        use dvt::ops::gc::RefKind;
+        use dvt::git::RefKind;
         const NAMED: usize = 5;
         let mut named: Vec<String> = plan
             .needed_by
             .iter()
             .take(NAMED)
-            .map(|n| {
-                let kind = match n.kind {
-                    RefKind::Branch => "branch",
-                    RefKind::Tag => "tag",
-                };
-                format!("{kind} `{}` ({})", n.name, dvt::counted(n.objects, "object"))
-            })
+            .map(|n| format!("{} `{}` ({})", n.kind.name(), n.name, dvt::counted(n.objects, "object")))
             .collect();
         if plan.needed_by.len() > NAMED {
             named.push(format!("and {} more", plan.needed_by.len() - NAMED));

@@ -208,6 +208,26 @@ fn failed(what: impl Into<String>) -> impl FnOnce(gix::Error) -> crate::Error {
 /// The `info/attributes` lines that give pointer files and `dvt.lock` dvt's merge driver.
 const MERGE_ATTRIBUTES: [&str; 2] = ["*.dvt merge=dvt", "dvt.lock merge=dvt"];
 
+/// A local branch or a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefKind {
+    /// A local branch (`refs/heads/`).
+    Branch,
+    /// A tag (`refs/tags/`).
+    Tag,
+}
+
+impl RefKind {
+    /// `branch` or `tag`, as messages say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
 /// A git repository seen from a dvt repository inside its work tree.
 #[derive(Clone)]
 pub struct Git {
@@ -1070,15 +1090,15 @@ impl Git {
         self.repo.is_dirty().map_err(failed("computing git status"))
     }
 
-    /// Checks that git takes `name` for a `kind` (`branch` or `tag`), as
-    /// `git check-ref-format` does: no spaces, no `..`, no `~^:?*[\`, …
-    pub fn check_ref_name(kind: &'static str, name: &str) -> Result<()> {
+    /// Checks that git takes `name` for a `kind` of ref, as `git
+    /// check-ref-format` does: no spaces, no `..`, no `~^:?*[\`, …
+    pub fn check_ref_name(kind: RefKind, name: &str) -> Result<()> {
         let prefix = match kind {
-            "tag" => "refs/tags/",
-            _ => "refs/heads/",
+            RefKind::Tag => "refs/tags/",
+            RefKind::Branch => "refs/heads/",
         };
         let bad = |why: String| GitError::BadRefName {
-            kind,
+            kind: kind.name(),
             name: name.to_string(),
             why,
         };
@@ -1105,7 +1125,7 @@ impl Git {
                 message: e.to_string(),
             })?
             .ok_or(GitError::NoIdentity)?;
-        Git::check_ref_name("tag", name)?;
+        Git::check_ref_name(RefKind::Tag, name)?;
         let exists = self
             .repo
             .try_find_reference(format!("refs/tags/{name}").as_str())

@@ -166,7 +166,7 @@ pub struct TagReport {
 /// Creates annotated tag `opts.name` at HEAD, only if every pointer file is
 /// committed and every object HEAD's pointers name is on the remote.
 pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
-    Git::check_ref_name("tag", &opts.name)?;
+    Git::check_ref_name(crate::git::RefKind::Tag, &opts.name)?;
     let git = std::rc::Rc::new(Git::open(repo.root())?);
     // (Named `head` for the commit tagged, HEAD's or that of `opts.rev`.)
     let head = match &opts.rev {

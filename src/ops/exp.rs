@@ -876,7 +876,7 @@ fn current(abs: &std::path::Path) -> Result<Option<Vec<u8>>> {
 pub fn branch(repo: &Repo, name: &str, branch: &str) -> Result<String> {
     let git = Git::open(repo.root())?;
     let exp = find(&git, name)?;
-    Git::check_ref_name("branch", branch)?;
+    Git::check_ref_name(crate::git::RefKind::Branch, branch)?;
     let full = format!("refs/heads/{branch}");
     if git.has_ref(&full)? {
         return Err(refused(format!("branch `{branch}` already exists")));

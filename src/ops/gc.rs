@@ -143,21 +143,11 @@ pub struct Unpushed {
     pub kept: usize,
 }
 
-/// A branch or a tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RefKind {
-    /// A local branch.
-    Branch,
-    /// A tag.
-    Tag,
-}
-
 /// A branch or tag gc does not keep whose data is among what it deletes.
 #[derive(Debug, Clone, Serialize)]
 pub struct NeededBy {
     /// Branch or tag.
-    pub kind: RefKind,
+    pub kind: crate::git::RefKind,
     /// Its name.
     pub name: String,
     /// How many of the objects to delete (from the cache or the remote) it needs.
@@ -557,8 +547,8 @@ fn needed_elsewhere(
     let mut out = Vec::new();
     for (kind, (name, commit)) in branches
         .into_iter()
-        .map(|b| (RefKind::Branch, b))
-        .chain(tags.into_iter().map(|t| (RefKind::Tag, t)))
+        .map(|b| (crate::git::RefKind::Branch, b))
+        .chain(tags.into_iter().map(|t| (crate::git::RefKind::Tag, t)))
     {
         let snap = Snapshot::at_commit(repo, git.clone(), name.clone(), commit);
         let Ok(pointers) = snap.pointers() else { continue };
