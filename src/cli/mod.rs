@@ -833,6 +833,93 @@ mod exp;
 mod history;
 mod pipeline;
 
+/// The hints after a `status` that is not clean: what each kind of difference
+/// wants (add or checkout, pull, repro, fetch), one line each.
+fn print_status_hints(q: bool, repo: &Repo, cwd: &std::path::Path, report: &ops::status::StatusReport) {
+    use ops::status::Workspace;
+    let ptrs = &report.pointers;
+    let is_out = |p: &&ops::status::PointerStatus| p.pointer == dvt::pipeline::LOCK_FILE;
+    let absent = ptrs.iter().any(|p| p.workspace == Workspace::Missing);
+    let uncached = ptrs.iter().any(|p| !p.missing_from_cache.is_empty());
+    let named = |paths: &[&str]| paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    // Another recorded version in the workspace, where the cache lacks
+    // the one the pointer names: `pull`, not `checkout`, brings it.
+    let to_pull = |p: &&ops::status::PointerStatus| p.workspace_in_cache && !p.missing_from_cache.is_empty();
+    if ptrs
+        .iter()
+        .filter(|p| !is_out(p) && !to_pull(p))
+        .any(|p| p.workspace == Workspace::Modified)
+    {
+        note!(
+            q,
+            "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
+        );
+    }
+    // Content the cache holds already: another recorded version, most
+    // likely, that a git command moved the pointer away from.
+    let older: Vec<&str> = ptrs
+        .iter()
+        .filter(|p| p.workspace_in_cache && !to_pull(p))
+        .map(|p| p.path.as_str())
+        .collect();
+    // The same, where the version the pointer names is not here yet:
+    // a teammate's, after a `git pull` whose hook could not check it out.
+    let to_fetch: Vec<&str> = ptrs.iter().filter(to_pull).map(|p| p.path.as_str()).collect();
+    if !to_fetch.is_empty() {
+        note!(
+            q,
+            "hint: the workspace holds another recorded version at {}, and the cache lacks the one \
+             the pointer names (new from `git pull`?): `dvt pull {}` brings it, and `dvt add` would \
+             record the workspace's over it",
+            named(&to_fetch),
+            shell_paths(repo.root(), cwd, &to_fetch)
+        );
+    }
+    if !older.is_empty() {
+        note!(
+            q,
+            "hint: the cache already holds what the workspace has at {}: another recorded version, \
+             left there if a git command that runs no hook (`reset`, `stash`, `revert`) moved the \
+             pointer; then `dvt checkout {}` brings the version the pointer names, and `dvt add` would \
+             record the workspace's over it",
+            named(&older),
+            shell_paths(repo.root(), cwd, &older)
+        );
+    }
+    if ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified) {
+        note!(
+            q,
+            "hint: `dvt repro` runs the stages again; `dvt commit STAGE` records their outs as they \
+             are; `dvt checkout PATH` discards the changes"
+        );
+    }
+    let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
+    let stale = !report.stale_stages.is_empty() && !out_modified;
+    if stale && !(absent && uncached) {
+        note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
+    }
+    if absent && uncached && stale {
+        note!(
+            q,
+            "hint: `dvt pull` downloads what the cache lacks and restores the workspace; \
+             `dvt repro` then runs the stages still stale"
+        );
+    } else if absent && uncached {
+        note!(
+            q,
+            "hint: `dvt pull` downloads what the cache lacks and restores the workspace"
+        );
+    } else if absent {
+        note!(q, "hint: `dvt checkout` restores what is missing from the workspace");
+    } else if uncached {
+        note!(
+            q,
+            "hint: `dvt fetch` gets missing objects from a remote; `dvt commit PATH` stores \
+             those of unchanged data again from the workspace"
+        );
+    }
+}
+
 /// Repo-relative paths as arguments for a `git` command typed in `cwd`: relative
 /// to it, and shell-quoted where needed, so that a hint can be pasted as it is.
 fn shell_paths(root: &std::path::Path, cwd: &std::path::Path, rels: &[&str]) -> String {
@@ -1388,88 +1475,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 );
             }
             if !report.is_clean() && !any_error {
-                use ops::status::Workspace;
-                let ptrs = &report.pointers;
-                let is_out = |p: &&ops::status::PointerStatus| p.pointer == dvt::pipeline::LOCK_FILE;
-                let absent = ptrs.iter().any(|p| p.workspace == Workspace::Missing);
-                let uncached = ptrs.iter().any(|p| !p.missing_from_cache.is_empty());
-                // Another recorded version in the workspace, where the cache lacks
-                // the one the pointer names: `pull`, not `checkout`, brings it.
-                let to_pull =
-                    |p: &&dvt::ops::status::PointerStatus| p.workspace_in_cache && !p.missing_from_cache.is_empty();
-                if ptrs
-                    .iter()
-                    .filter(|p| !is_out(p) && !to_pull(p))
-                    .any(|p| p.workspace == Workspace::Modified)
-                {
-                    note!(
-                        q,
-                        "hint: `dvt add PATH` records changes; `dvt checkout PATH` discards them"
-                    );
-                }
-                // Content the cache holds already: another recorded version, most
-                // likely, that a git command moved the pointer away from.
-                let older: Vec<&str> = ptrs
-                    .iter()
-                    .filter(|p| p.workspace_in_cache && !to_pull(p))
-                    .map(|p| p.path.as_str())
-                    .collect();
-                // The same, where the version the pointer names is not here yet:
-                // a teammate's, after a `git pull` whose hook could not check it out.
-                let to_fetch: Vec<&str> = ptrs.iter().filter(to_pull).map(|p| p.path.as_str()).collect();
-                if !to_fetch.is_empty() {
-                    note!(
-                        q,
-                        "hint: the workspace holds another recorded version at {}, and the cache lacks the one \
-                         the pointer names (new from `git pull`?): `dvt pull {}` brings it, and `dvt add` would \
-                         record the workspace's over it",
-                        to_fetch.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
-                        shell_paths(repo.root(), &cwd, &to_fetch)
-                    );
-                }
-                if !older.is_empty() {
-                    note!(
-                        q,
-                        "hint: the cache already holds what the workspace has at {}: another recorded version, \
-                         left there if a git command that runs no hook (`reset`, `stash`, `revert`) moved the \
-                         pointer; then `dvt checkout {}` brings the version the pointer names, and `dvt add` would \
-                         record the workspace's over it",
-                        older.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
-                        shell_paths(repo.root(), &cwd, &older)
-                    );
-                }
-                if ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified) {
-                    note!(
-                        q,
-                        "hint: `dvt repro` runs the stages again; `dvt commit STAGE` records their outs as they \
-                         are; `dvt checkout PATH` discards the changes"
-                    );
-                }
-                let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
-                let stale = !report.stale_stages.is_empty() && !out_modified;
-                if stale && !(absent && uncached) {
-                    note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
-                }
-                if absent && uncached && stale {
-                    note!(
-                        q,
-                        "hint: `dvt pull` downloads what the cache lacks and restores the workspace; \
-                         `dvt repro` then runs the stages still stale"
-                    );
-                } else if absent && uncached {
-                    note!(
-                        q,
-                        "hint: `dvt pull` downloads what the cache lacks and restores the workspace"
-                    );
-                } else if absent {
-                    note!(q, "hint: `dvt checkout` restores what is missing from the workspace");
-                } else if uncached {
-                    note!(
-                        q,
-                        "hint: `dvt fetch` gets missing objects from a remote; `dvt commit PATH` stores \
-                         those of unchanged data again from the workspace"
-                    );
-                }
+                print_status_hints(q, &repo, &cwd, &report);
             }
             if any_error {
                 return Ok(ExitCode::from(1));
