@@ -350,11 +350,10 @@ impl Repo {
         let config = check_config(&repo_config_file(&root, ConfigLevel::Project), table)?;
         let cache_dir = match &config.cache.dir {
             // `~/…` is the home directory's, as for a directory remote.
-            Some(d) => match d.to_str().map(crate::remote::config::expand_home) {
-                Some(Ok(d)) if d.is_absolute() => d,
-                _ if d.is_absolute() => d.clone(),
-                _ => root.join(d),
-            },
+            Some(d) => d
+                .to_str()
+                .and_then(|d| crate::remote::config::local_path(d, &root).ok())
+                .unwrap_or_else(|| root.join(d)),
             None => main_worktree_cache(&root).unwrap_or_else(|| root.join(DVT_DIR).join("cache")),
         };
         let cache = Cache::new(cache_dir, config.cache.level);

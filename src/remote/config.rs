@@ -196,6 +196,13 @@ pub(crate) fn expand_home(path: &str) -> std::result::Result<PathBuf, String> {
     Ok(home.join(rest))
 }
 
+/// A local path a setting names (a directory remote, `cache.dir`, a CA
+/// bundle): `~/` is the home directory, a relative path the repository root's.
+pub(crate) fn local_path(value: &str, root: &Path) -> std::result::Result<PathBuf, String> {
+    let path = expand_home(value)?;
+    Ok(if path.is_absolute() { path } else { root.join(path) })
+}
+
 /// Parses a remote URL. Relative local paths are relative to the repository
 /// root; `~/` is the home directory. `[user@]host:dir` is SSH, as in git.
 pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
@@ -233,11 +240,7 @@ pub fn parse_url(remote: &str, url: &str, root: &Path) -> Result<Location> {
                     .into()
                 })
             }
-            _ => {
-                let dir = expand_home(url).map_err(bad)?;
-                let dir = if dir.is_absolute() { dir } else { root.join(dir) };
-                Ok(local(crate::repo::normalize(&dir)))
-            }
+            _ => Ok(local(crate::repo::normalize(&local_path(url, root).map_err(bad)?))),
         };
     };
     let scheme_lc = scheme.to_ascii_lowercase();
@@ -438,9 +441,15 @@ pub fn spec(config: &Config, name: &str, root: &Path) -> Result<(RemoteSpec, Loc
         }
         check_key(name, location.scheme, k)?;
         let mut value = value_string(v);
-        if k == "ssl_verify" && value != "true" && value != "false" && Path::new(&value).is_relative() {
+        if k == "ssl_verify" && value != "true" && value != "false" {
             // A CA bundle, as the remote's directory: relative to the repository.
-            value = root.join(&value).to_string_lossy().into_owned();
+            value = local_path(&value, root)
+                .map_err(|message| RemoteError::Config {
+                    remote: name.to_string(),
+                    message,
+                })?
+                .to_string_lossy()
+                .into_owned();
         }
         options.insert(k.clone(), value);
     }

@@ -130,10 +130,7 @@ impl Target {
             .or(config.user.take())
             .or_else(local_user)
             .ok_or_else(|| bad("no user name: put it in the URL (`ssh://USER@host/path`) or set `user`".into()))?;
-        let tilde = |p: &str| match (p.strip_prefix("~/"), &home) {
-            (Some(rest), Some(h)) => h.join(rest),
-            _ => PathBuf::from(p),
-        };
+        let tilde = |p: &str| super::config::expand_home(p).unwrap_or_else(|_| PathBuf::from(p));
         let (known_hosts, known_hosts_files) =
             known_hosts_files(spec.get("known_hosts").map(tilde), &mut config, home.as_deref()).map_err(bad)?;
         let proxy = match spec.get("proxy_jump") {
