@@ -375,6 +375,19 @@ pub struct Counters {
     pub written_bytes: AtomicU64,
 }
 
+impl Counters {
+    /// Adds what `part` counted (one target's work) to these totals.
+    pub fn absorb(&self, part: Counters) {
+        for (total, n) in [
+            (&self.hashed_files, part.hashed_files),
+            (&self.hashed_bytes, part.hashed_bytes),
+            (&self.written_bytes, part.written_bytes),
+        ] {
+            total.fetch_add(n.into_inner(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// The id of the workspace file `abs` (repo-relative `key`), from the stat cache
 /// when its stamp is known, else by reading it.
 pub fn identify_file(

@@ -886,14 +886,14 @@ fn print_status_hints(q: bool, repo: &Repo, cwd: &std::path::Path, report: &ops:
             shell_paths(repo.root(), cwd, &older)
         );
     }
-    if ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified) {
+    let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
+    if out_modified {
         note!(
             q,
             "hint: `dvt repro` runs the stages again; `dvt commit STAGE` records their outs as they \
              are; `dvt checkout PATH` discards the changes"
         );
     }
-    let out_modified = ptrs.iter().filter(is_out).any(|p| p.workspace == Workspace::Modified);
     let stale = !report.stale_stages.is_empty() && !out_modified;
     if stale && !(absent && uncached) {
         note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");

@@ -129,13 +129,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
                 .0,
         );
         wrote_nothing.push(!opts.no_commit && own.written_bytes.load(Ordering::Relaxed) == 0);
-        for (total, part) in [
-            (&counters.hashed_files, own.hashed_files),
-            (&counters.hashed_bytes, own.hashed_bytes),
-            (&counters.written_bytes, own.written_bytes),
-        ] {
-            total.fetch_add(part.into_inner(), Ordering::Relaxed);
-        }
+        counters.absorb(own);
     }
     let all: Vec<String> = targets.iter().map(|t| format!("`{}`", t.rel)).collect();
     packing.finish().map_err(storing(all.join(", ")))?;
