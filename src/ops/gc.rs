@@ -17,7 +17,7 @@
 //! `fetch --run-cache` brings back whole ones. With a remote, its entries are
 //! sorted the same way by what stays on the remote.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -544,6 +544,8 @@ fn needed_elsewhere(
         false => git.tags().unwrap_or_default(),
     };
     let git = std::rc::Rc::new(git);
+    // Each directory's files, read once: tags often share a version.
+    let mut files_of: FxHashMap<ObjectId, Vec<ObjectId>> = FxHashMap::default();
     let mut out = Vec::new();
     for (kind, (name, commit)) in branches
         .into_iter()
@@ -555,10 +557,13 @@ fn needed_elsewhere(
         let mut needs: FxHashSet<ObjectId> = FxHashSet::default();
         for t in &pointers {
             needs.insert(t.pointer.id);
-            if t.pointer.kind == Kind::Dir
-                && let Ok(m) = t.manifest(repo.cache())
-            {
-                needs.extend(m.files.iter().map(|e| e.id));
+            if t.pointer.kind == Kind::Dir {
+                let files = files_of.entry(t.pointer.id).or_insert_with(|| {
+                    t.manifest(repo.cache())
+                        .map(|m| m.files.iter().map(|e| e.id).collect())
+                        .unwrap_or_default()
+                });
+                needs.extend(files.iter().copied());
             }
         }
         let objects = needs.intersection(doomed).count();
