@@ -26,7 +26,7 @@
 //!
 //! // Lose the data, then get it back from the cache.
 //! std::fs::remove_dir_all(root.join("data"))?;
-//! let opts = CheckoutOptions { targets: vec![], cwd: root.to_path_buf(), force: false, allow_missing: false };
+//! let opts = CheckoutOptions { targets: vec![], cwd: root.to_path_buf(), force: false, allow_missing: false, keep_changed: false };
 //! dvt::ops::checkout(&repo, &opts, &NoProgress)?;
 //! assert_eq!(std::fs::read_to_string(root.join("data/readings.csv"))?, "t,value\n0,0.5\n1,0.7\n");
 //!

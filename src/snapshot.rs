@@ -232,7 +232,7 @@ impl<'r> Snapshot<'r> {
     }
 
     /// Every pointer that parses and is safe, skipping the others.
-    fn pointers_lenient(&self) -> Result<Vec<Tracked>> {
+    pub(crate) fn pointers_lenient(&self) -> Result<Vec<Tracked>> {
         match (&self.source, &self.git) {
             (Source::Commit { id, .. }, Some(git)) => {
                 let mut out = Vec::new();

@@ -828,23 +828,150 @@ fn hooks_check_out_data_on_git_checkout_and_chain_existing_hooks() {
     assert_eq!(env.read("model.bin"), b"scratch");
     assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n", "file checkout leaves data alone");
 
-    // Unrecorded work is not overwritten by the hook: it says so, checks out
-    // nothing (all or nothing, as `dvt checkout`), and git's checkout still succeeds.
+    // Unrecorded work is not overwritten by the hook: it says so and checks out
+    // the rest (git has switched already), and git's checkout still succeeds.
     let r = env.git_with_dvt(&["checkout", "-q", "-f", "main"]).ok();
     assert!(
-        r.stderr.contains("data not checked out") && r.stderr.contains("model.bin"),
+        r.stderr
+            .contains("dvt: left `model.bin` as it is (changes no pointer records)")
+            && r.stderr.contains("dvt: checked out 2 paths"),
         "{}",
         r.stderr
     );
     assert_eq!(env.read("model.bin"), b"scratch", "unsaved work kept");
-    env.dvt(&["checkout", "--force"]).ok();
     assert_eq!(env.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
+    env.dvt(&["checkout", "--force"]).ok();
+    assert_ne!(env.read("model.bin"), b"scratch");
 
     // DVC's name for it, `install`, is the same command.
     env.dvt(&["install", "--uninstall"]).ok();
     let restored = std::fs::read_to_string(env.path(".git/hooks/post-checkout")).unwrap();
     assert!(restored.contains("user-hook.log"), "{restored}");
     assert!(!env.exists(".git/hooks/pre-push"));
+}
+
+/// git deletes the files that the old branch tracked and the new one does not;
+/// the hooks do the same for data (a pointer's, a stage's out), where nothing is
+/// lost, so that `git add -A` on the new branch does not commit it.
+#[test]
+fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
+    let env = TestEnv::new();
+    env.dvt(&["install-hooks"]).ok();
+    env.write("params.txt", "p\n");
+    env.write("keep/base.csv", "b\n");
+    env.dvt(&["add", "keep"]).ok();
+    env.commit("main");
+    env.git(&["checkout", "-qb", "exp"]);
+    env.write("data/raw/a.csv", "a\n");
+    env.dvt(&["add", "data/raw"]).ok();
+    env.write("notes/n.txt", "mine\n");
+    env.dvt(&["add", "notes"]).ok();
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "report",
+        "-d",
+        "params.txt",
+        "-o",
+        "out/report.txt",
+        "mkdir -p out && cp params.txt out/report.txt",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    env.commit("exp");
+    // Changed since exp recorded it: stays, named.
+    env.write("notes/n.txt", "mine, edited\n");
+
+    let r = env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    assert!(
+        r.stderr
+            .contains("dvt: removed `data/raw`, `out/report.txt`: tracked at ")
+            && r.stderr.contains("dvt: left `notes` in place: tracked at ")
+            && r.stderr
+                .contains("it has changes not recorded there; `git add -A` would now commit it"),
+        "{}",
+        r.stderr
+    );
+    // Emptied directories go too, as git's do; main's data is untouched.
+    assert!(!env.exists("data") && !env.exists("out"));
+    assert_eq!(env.read("notes/n.txt"), b"mine, edited\n");
+    assert_eq!(env.read("keep/base.csv"), b"b\n");
+    env.git(&["add", "-A"]);
+    let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
+    assert_eq!(staged.trim(), "notes/n.txt");
+    env.git(&["reset", "-q"]);
+    std::fs::remove_dir_all(env.path("notes")).unwrap();
+
+    // Back on exp, the cache checks it all out again.
+    let r = env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
+    assert!(r.stderr.contains("dvt: checked out 3 paths"), "{}", r.stderr);
+    assert_eq!(env.read("data/raw/a.csv"), b"a\n");
+    assert_eq!(env.read("out/report.txt"), b"p\n");
+    assert_eq!(env.read("notes/n.txt"), b"mine\n");
+
+    // Data that the new branch tracks from higher up, or that git tracks there,
+    // is the new branch's: left alone.
+    env.git(&["checkout", "-qb", "whole", "main"]);
+    env.write("data/raw/a.csv", "a\n");
+    env.write("data/other.csv", "o\n");
+    env.dvt(&["add", "data"]).ok();
+    std::fs::create_dir_all(env.path("out")).unwrap();
+    env.write("out/report.txt", "p\n");
+    env.git(&["add", "-f", "out/report.txt"]);
+    env.commit("whole");
+    env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
+    let r = env.git_with_dvt(&["checkout", "-q", "whole"]).ok();
+    assert!(r.stderr.contains("dvt: removed `notes`: tracked at "), "{}", r.stderr);
+    assert_eq!(env.read("data/raw/a.csv"), b"a\n");
+    assert_eq!(env.read("out/report.txt"), b"p\n");
+    // notes: exp's, with nothing changed, the cache has it.
+    assert!(!env.exists("notes"));
+
+    // A new branch at the same commit switches no tree: data whose pointer was
+    // just removed (not committed) stays, as git leaves a file `git rm --cached` left.
+    env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
+    env.dvt(&["remove", "notes.dvt"]).ok();
+    let r = env.git_with_dvt(&["checkout", "-q", "-b", "side"]).ok();
+    assert!(!r.stderr.contains("removed"), "{}", r.stderr);
+    assert_eq!(env.read("notes/n.txt"), b"mine\n");
+}
+
+/// A teammate stops tracking a dataset: after `git pull`, the post-merge hook
+/// deletes it here too (as git deletes a file another commit removed).
+#[test]
+fn pulling_a_commit_that_stops_tracking_data_removes_it_here() {
+    let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.write("old/a.csv", "a\n");
+    env.write("model.bin", "m\n");
+    env.dvt(&["add", "old", "model.bin"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("data");
+    let mate = env.clone_repo();
+    mate.dvt(&["install-hooks"]).ok();
+    mate.dvt(&["pull"]).ok();
+
+    env.dvt(&["remove", "old.dvt", "--outs"]).ok();
+    env.commit("drop old");
+    let r = mate.git_with_dvt(&["pull", "-q"]).ok();
+    assert!(r.stderr.contains("dvt: removed `old`: tracked at "), "{}", r.stderr);
+    assert!(!mate.exists("old"));
+    assert_eq!(mate.read("model.bin"), b"m\n");
+
+    // What the cache lacks (a `gc` since, say) stays, named: deleting it would lose it.
+    mate.remove_object(blake3::hash(b"m\n").to_hex().as_str());
+    env.dvt(&["remove", "model.bin.dvt", "--outs"]).ok();
+    env.commit("drop model");
+    let r = mate.git_with_dvt(&["pull", "-q"]).ok();
+    assert!(
+        r.stderr.contains("dvt: left `model.bin` in place: tracked at ")
+            && r.stderr.contains("the cache lacks its data"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(mate.read("model.bin"), b"m\n");
 }
 
 /// A branch whose data has an empty directory more (or a file where the other

@@ -1830,6 +1830,32 @@ fn pre_commit_var(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Says what [`ops::switch::leave_behind`] deleted, and what it left where git
+/// would commit it.
+fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
+    let names =
+        |paths: &mut dyn Iterator<Item = &String>| paths.map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    if !left.removed.is_empty() {
+        note!(
+            quiet,
+            "dvt: removed {}: tracked at {}, not here (the cache keeps it for when you go back)",
+            names(&mut left.removed.iter()),
+            left.from
+        );
+    }
+    for k in &left.kept {
+        note!(
+            false,
+            "dvt: left `{}` in place: tracked at {}, not here, but {}; `git add -A` would now commit it: \
+             delete it, or track it here with `dvt add {}`",
+            k.path,
+            left.from,
+            k.reason,
+            k.path
+        );
+    }
+}
+
 /// The logic behind the hook scripts. A repository without `.dvt` does nothing.
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     if name == "merge-driver" {
@@ -1860,20 +1886,47 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             if name == "post-checkout" && !ops::hooks::post_checkout_applies(&repo, &args)? {
                 return Ok(ExitCode::SUCCESS);
             }
+            // What git left of the data the old HEAD tracked and this one does not
+            // (`ORIG_HEAD`: the HEAD before a merge or a rebase).
+            let (old, new) = match name {
+                "post-checkout" => (
+                    args.first().cloned().unwrap_or_default(),
+                    args.get(1).cloned().unwrap_or_default(),
+                ),
+                _ => ("ORIG_HEAD".to_string(), "HEAD".to_string()),
+            };
+            match ops::switch::leave_behind(&repo, &old, &new) {
+                Ok(left) => print_left_behind(&left, quiet),
+                Err(e) => note!(false, "dvt: data of the previous HEAD not cleaned up: {e}"),
+            }
             let opts = ops::CheckoutOptions {
                 targets: vec![],
                 cwd: repo.root().to_path_buf(),
                 force: false,
                 allow_missing: false,
+                keep_changed: true,
             };
-            // git has already switched; a failure here is reported, not fatal.
+            // git has already switched: what has changes no pointer records stays
+            // as it is, the rest follows; a failure here is reported, not fatal.
             match ops::checkout(&repo, &opts, bars) {
-                Ok(r) if !r.restored.is_empty() || !r.restored_dirs.is_empty() => note!(
-                    quiet,
-                    "dvt: checked out {}",
-                    dvt::counted(r.restored.len() + r.restored_dirs.len(), "path")
-                ),
-                Ok(_) => {}
+                Ok(r) => {
+                    if !r.restored.is_empty() || !r.restored_dirs.is_empty() {
+                        note!(
+                            quiet,
+                            "dvt: checked out {}",
+                            dvt::counted(r.restored.len() + r.restored_dirs.len(), "path")
+                        );
+                    }
+                    if !r.kept.is_empty() {
+                        note!(
+                            false,
+                            "dvt: left {} as {} (changes no pointer records): `dvt checkout --force PATH` \
+                             discards them, `dvt add PATH` records them",
+                            r.kept.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                            if r.kept.len() == 1 { "it is" } else { "they are" }
+                        );
+                    }
+                }
                 Err(e) => {
                     note!(false, "dvt: data not checked out: {e}");
                     if let Some(h) = e.hint() {

@@ -1495,6 +1495,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 cwd,
                 force: *force,
                 allow_missing: *allow_missing,
+                keep_changed: false,
             };
             let report = ops::checkout(&repo, &opts, &bars)?;
             if *as_json {

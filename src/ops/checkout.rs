@@ -29,6 +29,10 @@ pub struct CheckoutOptions {
     /// Leave out, instead of failing, the paths whose objects the cache lacks
     /// (listed in [`CheckoutReport::missing`]), as DVC's `--allow-missing`.
     pub allow_missing: bool,
+    /// Leave the paths with changes no pointer records as they are and check out
+    /// the rest (listed in [`CheckoutReport::kept`]), instead of writing nothing:
+    /// for a git hook, after git has switched already.
+    pub keep_changed: bool,
 }
 
 /// What checkout did.
@@ -50,6 +54,9 @@ pub struct CheckoutReport {
     /// With `allow_missing`: paths left as they were because the cache lacks their
     /// objects (a directory whose manifest is missing is one path).
     pub missing: Vec<String>,
+    /// With `keep_changed`: the files with changes no pointer records, whose
+    /// tracked paths were left as they were.
+    pub kept: Vec<String>,
 }
 
 struct Plan {
@@ -80,7 +87,12 @@ pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progr
         .map(|p| Tracked::load(repo, p))
         .collect::<Result<Vec<_>>>()?;
     tracked.extend(outs);
-    checkout_some(repo, tracked, opts.force, opts.allow_missing, progress)
+    let mode = Mode {
+        force: opts.force,
+        allow_missing: opts.allow_missing,
+        keep_changed: opts.keep_changed,
+    };
+    checkout_some(repo, tracked, mode, progress)
 }
 
 /// Checks out `tracked` paths (from pointer files or `dvt.lock`); the caller holds
@@ -91,16 +103,27 @@ pub fn checkout_tracked(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CheckoutReport> {
-    checkout_some(repo, tracked, force, false, progress)
+    let mode = Mode {
+        force,
+        ..Default::default()
+    };
+    checkout_some(repo, tracked, mode, progress)
 }
 
-fn checkout_some(
-    repo: &Repo,
-    tracked: Vec<Tracked>,
+/// How [`checkout_some`] treats what it cannot restore (see [`CheckoutOptions`]).
+#[derive(Default, Clone, Copy)]
+struct Mode {
     force: bool,
     allow_missing: bool,
-    progress: &dyn Progress,
-) -> Result<CheckoutReport> {
+    keep_changed: bool,
+}
+
+fn checkout_some(repo: &Repo, tracked: Vec<Tracked>, mode: Mode, progress: &dyn Progress) -> Result<CheckoutReport> {
+    let Mode {
+        force,
+        allow_missing,
+        keep_changed,
+    } = mode;
     crate::workspace::check_tracked_once(&tracked.iter().collect::<Vec<_>>())?;
     // What killed checkouts left beside the paths: unfinished files, staged directories.
     crate::fsutil::remove_stale_siblings(&tracked.iter().map(|t| t.data_abs.as_path()).collect::<Vec<_>>())?;
@@ -112,6 +135,7 @@ fn checkout_some(
         ..Default::default()
     };
     let mut conflicts = Vec::new();
+    let mut kept = Vec::new();
     for t in tracked {
         let manifest = match t.pointer.kind {
             // A directory whose manifest the cache lacks may stand in the
@@ -140,7 +164,12 @@ fn checkout_some(
             }
         };
         let state = compare(&stat, &t, manifest.as_ref(), &counters, progress)?;
-        conflicts.extend(unrecorded(repo, &stat, &t, &state));
+        let changed = unrecorded(repo, &stat, &t, &state);
+        if keep_changed && !force && !changed.is_empty() {
+            kept.extend(changed);
+            continue;
+        }
+        conflicts.extend(changed);
         plans.push(Plan {
             tracked: t,
             manifest,
@@ -150,7 +179,10 @@ fn checkout_some(
     if !conflicts.is_empty() && !force {
         return Err(WorkspaceError::Conflicts { paths: conflicts }.into());
     }
-    let mut report = CheckoutReport::default();
+    let mut report = CheckoutReport {
+        kept,
+        ..Default::default()
+    };
     // Creating files waits on the filesystem more than on the CPU: measured on
     // 100,000 small files, 8 threads on 2 cores took 6 s where 2 took 9 s.
     let threads = 4 * std::thread::available_parallelism().map_or(1, |n| n.get());

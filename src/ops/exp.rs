@@ -841,6 +841,7 @@ pub fn apply(repo: &Repo, name: &str, force: bool, progress: &dyn Progress) -> R
             cwd: repo.root().to_path_buf(),
             force,
             allow_missing: false,
+            keep_changed: false,
         },
         progress,
     )

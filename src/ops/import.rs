@@ -1234,6 +1234,7 @@ pub(crate) fn track(
             cwd: repo.root().to_path_buf(),
             force,
             allow_missing: false,
+            keep_changed: false,
         },
         progress,
     )?;

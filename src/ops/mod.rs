@@ -28,6 +28,7 @@ pub mod remove;
 pub mod repro;
 pub mod stages;
 pub mod status;
+pub mod switch;
 pub mod transfer;
 pub mod versions;
 

@@ -1580,6 +1580,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
             cwd: opts.cwd.clone(),
             force,
             allow_missing: opts.allow_missing,
+            keep_changed: false,
         },
         progress,
     )?;

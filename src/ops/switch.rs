@@ -1,0 +1,163 @@
+//! What a branch switch leaves behind. git deletes the files the old commit
+//! tracked and the new one does not; the data dvt tracked there stays in the
+//! workspace, no longer in any `.gitignore`, where the next `git add -A` would
+//! commit it. [`leave_behind`] deletes that data when nothing is lost: it is as
+//! the old commit recorded it, and the cache holds it (so going back checks it
+//! out again), as DVC's maintainers meant `dvc checkout` to (treeverse/dvc#2146).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::git::Git;
+use crate::pointer::Kind;
+use crate::repo::Repo;
+use crate::snapshot::{Snapshot, short};
+use crate::workspace::{Counters, Tracked, WorkState, compare, missing_objects};
+
+/// What [`leave_behind`] did with the data the old commit tracked and the
+/// workspace no longer does.
+#[derive(Debug, Default, Serialize)]
+pub struct LeftBehind {
+    /// The old commit, short.
+    pub from: String,
+    /// Data paths deleted (repo-relative): as the old commit recorded them, and
+    /// in the cache.
+    pub removed: Vec<String>,
+    /// Data paths left in place, each with why.
+    pub kept: Vec<Kept>,
+}
+
+/// Data left in the workspace after a switch.
+#[derive(Debug, Serialize)]
+pub struct Kept {
+    /// The data path, repo-relative.
+    pub path: String,
+    /// Why it stays: changes the old commit did not record, or data the cache lacks.
+    pub reason: String,
+}
+
+/// Deletes the data that commit `old` tracked (pointer files and `dvt.lock`'s
+/// cached outs) and neither commit `new` nor the workspace tracks (as git
+/// deletes the files one tree has and the other lacks), where nothing is lost: the
+/// workspace holds exactly what `old` recorded and the cache holds all of it.
+/// Data with changes `old` did not record, or that the cache lacks, stays and is
+/// named in [`LeftBehind::kept`]. Paths that the workspace tracks (a pointer, a
+/// stage's out) or git tracks, at, above or below them, are not touched. An
+/// `old` that does not name a commit (a fresh clone's all-zero id) leaves
+/// everything.
+pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
+    let Ok(git) = Git::open(repo.root()) else {
+        return Ok(LeftBehind::default());
+    };
+    let (Ok(id), Ok(new_id)) = (git.resolve(old), git.resolve(new)) else {
+        return Ok(LeftBehind::default());
+    };
+    if id == new_id {
+        return Ok(LeftBehind::default());
+    }
+    let git = std::rc::Rc::new(git);
+    let then = Snapshot::at_commit(repo, git.clone(), old.to_string(), id);
+    let mut gone: Vec<Tracked> = then.pointers_lenient()?;
+    gone.extend(then.lock_outs().unwrap_or_default());
+    let mut kept_here = tracked_here(&Snapshot::workspace(repo));
+    kept_here.extend(tracked_here(&Snapshot::at_commit(
+        repo,
+        git.clone(),
+        new.to_string(),
+        new_id,
+    )));
+    gone.retain(|t| {
+        !kept_here.iter().any(|p| crate::pipeline::overlaps(p, &t.data_rel))
+            && matches!(git.tracked_at_or_below(&t.data_rel), Ok(None))
+            && fs_err::symlink_metadata(&t.data_abs).is_ok()
+    });
+    let mut report = LeftBehind {
+        from: short(&id),
+        ..Default::default()
+    };
+    if gone.is_empty() {
+        return Ok(report);
+    }
+    let _lock = repo.lock("dvt checkout")?;
+    let stat = repo.stat_cache();
+    for t in gone {
+        match unchanged_and_cached(repo, &stat, &t) {
+            Ok(()) => {
+                match fs_err::symlink_metadata(&t.data_abs) {
+                    Ok(m) if m.is_dir() => fs_err::remove_dir_all(&t.data_abs)?,
+                    _ => fs_err::remove_file(&t.data_abs)?,
+                }
+                remove_empty_parents(repo, &t.data_abs);
+                report.removed.push(t.data_rel);
+            }
+            Err(reason) => report.kept.push(Kept {
+                path: t.data_rel,
+                reason,
+            }),
+        }
+    }
+    let _ = stat.save();
+    Ok(report)
+}
+
+/// The data paths `snap` tracks: its pointers and `dvt.lock`'s outs, and in the
+/// workspace every out `dvt.toml` declares.
+fn tracked_here(snap: &Snapshot<'_>) -> BTreeSet<String> {
+    let mut paths: BTreeSet<String> = snap
+        .pointers_lenient()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(snap.lock_outs().unwrap_or_default())
+        .map(|t| t.data_rel)
+        .collect();
+    if snap.commit().is_none()
+        && let Ok(Some(p)) = crate::pipeline::Pipeline::load(snap.repo())
+    {
+        paths.extend(p.stages.values().flat_map(|s| s.outs.iter().map(|o| o.path.clone())));
+    }
+    paths
+}
+
+/// `Ok` if the workspace holds exactly what `t` records and the cache holds it
+/// all; else why not.
+fn unchanged_and_cached(
+    repo: &Repo,
+    stat: &crate::statcache::StatCache,
+    t: &Tracked,
+) -> std::result::Result<(), String> {
+    let not_cached = || "the cache lacks its data".to_string();
+    let manifest = match t.pointer.kind {
+        Kind::Dir => Some(t.manifest(repo.cache()).map_err(|_| not_cached())?),
+        Kind::File => None,
+    };
+    let state = compare(
+        stat,
+        t,
+        manifest.as_ref(),
+        &Counters::default(),
+        &crate::progress::NoProgress,
+    )
+    .map_err(|e| e.to_string())?;
+    match state {
+        WorkState::Present(c) if c.is_empty() => {}
+        _ => return Err("it has changes not recorded there".into()),
+    }
+    match missing_objects(repo.cache(), t, manifest.as_ref()) {
+        Ok(missing) if missing.is_empty() => Ok(()),
+        _ => Err(not_cached()),
+    }
+}
+
+/// Deletes the directories above `abs` that are now empty, up to the root, as
+/// git does for the files it deletes.
+fn remove_empty_parents(repo: &Repo, abs: &std::path::Path) {
+    let mut dir = abs.parent();
+    while let Some(d) = dir {
+        if d == repo.root() || !d.starts_with(repo.root()) || fs_err::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
