@@ -3248,6 +3248,37 @@ fn stage_add_refuses_a_cached_out_git_tracks() {
         .ok();
 }
 
+/// A `dvt.toml` written by hand (or a teammate's) whose cached out git tracks:
+/// `repro` refuses before any command runs, and the file keeps its bytes.
+#[test]
+fn repro_refuses_a_cached_out_git_tracks() {
+    let env = TestEnv::new();
+    env.write("model/w.bin", "old\n");
+    env.git(&["add", "model"]);
+    env.write(
+        "dvt.toml",
+        "[stages.train]\ncmd = \"mkdir -p model && echo new > model/w.bin\"\nouts = [\"model\"]\n",
+    );
+    env.commit("model in git");
+    for args in [&["repro"][..], &["exp", "run"]] {
+        let r = env.dvt(args).fails();
+        assert!(
+            r.stderr
+                .contains("`model` is tracked by git (`model/w.bin` is in git's index)")
+                && r.stderr.contains("git rm -r --cached model"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(env.read("model/w.bin"), b"old\n");
+        assert!(!env.exists("dvt.lock") && !env.exists(".gitignore"));
+    }
+    // A dry run still says what would run (as `status` does).
+    env.dvt(&["repro", "--dry-run"]).ok();
+    env.git(&["rm", "-rq", "--cached", "model"]);
+    env.dvt(&["repro"]).ok();
+    assert_eq!(env.read("model/w.bin"), b"new\n");
+}
+
 #[test]
 fn a_stage_out_and_a_pointer_never_track_one_path() {
     let env = TestEnv::new();

@@ -500,6 +500,15 @@ pub(crate) fn repro_knowing(
     if opts.single_item && !named.is_empty() {
         selected.retain(|s| named.contains(s));
     }
+    if !opts.dry_run {
+        // Before any command runs: git would go on committing a cached out it
+        // tracks, whatever `.gitignore` says (as `stage add` and DVC refuse it).
+        let cached = selected
+            .iter()
+            .flat_map(|name| pipeline.stages[name].outs.iter().filter(|o| o.cache))
+            .map(|o| o.path.as_str());
+        crate::ops::add::refuse_git_tracked(repo, cached)?;
+    }
     let mut report = ReproReport::default();
     if opts.pull && !opts.dry_run {
         // Before taking the lock: fetch takes it too.
