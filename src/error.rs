@@ -453,8 +453,9 @@ impl Error {
                     && (message.contains("obtain credentials") || message.contains("refuses to use a given identity")) =>
             {
                 Some(
-                    "dvt does not ask git's credential helpers for a login: put it in ~/.netrc \
-                     (`machine HOST login USER password TOKEN`) or in the URL (`https://USER:TOKEN@HOST/PATH`), \
+                    "give dvt a login as you give git one: a credential helper in your git config \
+                     (`credential.helper`, e.g. `gh auth setup-git`), ~/.netrc \
+                     (`machine HOST login USER password TOKEN`) or the URL (`https://USER:TOKEN@HOST/PATH`), \
                      over https only; or use an ssh URL, which your ssh keys open"
                         .into(),
                 )

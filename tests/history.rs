@@ -2316,7 +2316,7 @@ fn a_git_server_that_asks_for_a_login_gets_a_hint_that_says_where_to_put_it() {
         let r = env.run("setsid", &["-w", env!("CARGO_BIN_EXE_dvt"), "get", &url, "model.bin"]);
         assert_eq!(r.code, 1, "{}", r.stderr);
         assert!(
-            r.stderr.contains("does not ask git's credential helpers") && r.stderr.contains("https://USER:TOKEN@"),
+            r.stderr.contains("a credential helper in your git config") && r.stderr.contains("https://USER:TOKEN@"),
             "{}",
             r.stderr
         );
@@ -2373,6 +2373,82 @@ fn a_login_in_the_url_or_in_netrc_reaches_a_git_server_and_is_recorded_nowhere()
     // One clone served both URLs, and it holds no login.
     let clones = kept_clones(&env);
     assert_eq!(clones.len(), 1, "{clones:?}");
+    let grep = env.run("grep", &["-r", "-l", "s3cret", clones[0].to_str().unwrap()]);
+    assert_eq!(grep.stdout, "", "the login is in the clone");
+}
+
+/// git's credential helpers (`credential.helper` in the global git config: a
+/// keychain, `gh auth git-credential`, `store`) give the login for a private
+/// repository, as they give it to git: to the first clone, to the fetches after,
+/// and to `status`'s question whether an import has an update.
+#[test]
+fn git_credential_helpers_give_the_login_of_a_git_server() {
+    let tls = tempfile::tempdir().unwrap();
+    let ca = PrivateCa::make(&TestEnv::bare(), tls.path());
+    let served = served_versions_with(Some("tester:s3cret"), Some(&ca));
+    let env = TestEnv::new();
+    let gitconfig = env.home.join("gitconfig");
+    let store = env.home.join("git-credentials");
+    std::fs::write(
+        &gitconfig,
+        format!("[credential]\n\thelper = store --file {}\n", store.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        &store,
+        format!("https://tester:s3cret@127.0.0.1:{}\n", served.server.port),
+    )
+    .unwrap();
+    let dvt = |config: &std::path::Path, args: &[&str]| {
+        let global = format!("GIT_CONFIG_GLOBAL={}", config.display());
+        let cert = format!("SSL_CERT_FILE={}", ca.ca);
+        env.run(
+            "env",
+            &[
+                &[
+                    global.as_str(),
+                    cert.as_str(),
+                    "setsid",
+                    "-w",
+                    env!("CARGO_BIN_EXE_dvt"),
+                ],
+                args,
+            ]
+            .concat(),
+        )
+    };
+    let url = served.url.as_str();
+    // Without the helper: refused, with the way to give a login.
+    let r = dvt(
+        std::path::Path::new("/dev/null"),
+        &["import", url, "model.bin", "--rev", "v1"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a credential helper in your git config"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("model.bin"));
+
+    dvt(&gitconfig, &["import", url, "model.bin", "--rev", "v1"]).ok();
+    assert_eq!(env.read("model.bin"), b"model one");
+    // status asks the server whether `v1` moved: the helper answers for it too.
+    let r = dvt(std::path::Path::new("/dev/null"), &["status"]).ok();
+    assert!(r.stderr.contains("warning"), "{}", r.stderr);
+    let r = dvt(&gitconfig, &["status"]).ok();
+    assert!(
+        r.stdout.contains("up to date") && r.stderr.is_empty(),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    dvt(&gitconfig, &["update", "model.bin", "--rev", "v2"]).ok();
+    assert_eq!(env.read("model.bin"), b"model two");
+    // The login went nowhere: not in the pointer, not in the kept clone.
+    let pointer = String::from_utf8(env.read("model.bin.dvt")).unwrap();
+    assert!(!pointer.contains("s3cret") && !pointer.contains("tester"), "{pointer}");
+    let clones = kept_clones(&env);
     let grep = env.run("grep", &["-r", "-l", "s3cret", clones[0].to_str().unwrap()]);
     assert_eq!(grep.stdout, "", "the login is in the clone");
 }

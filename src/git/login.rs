@@ -50,6 +50,50 @@ pub fn with_netrc_login(url: &str) -> String {
     }
 }
 
+/// The credential helpers that git's system and global configuration name for
+/// `url` (`credential.helper`, `credential.<url>.helper`, as `git credential`
+/// reads them), for a gix connection made from a repository that reads no git
+/// configuration (dvt's clones of repositories read by URL). `None` when there
+/// are none, or the URL is not one gix parses: the connection then does what it
+/// did (asks at the terminal, if there is one).
+pub fn git_credential_helpers(url: &str) -> Option<gix::remote::AuthenticateFn<'static>> {
+    use gix::config::{Source, file::Metadata};
+    let parsed = gix::Url::from_bytes(url.into()).ok()?;
+    // System, XDG and ~/.gitconfig, honouring GIT_CONFIG_NOSYSTEM,
+    // GIT_CONFIG_SYSTEM and GIT_CONFIG_GLOBAL; not the git installation's own
+    // file, which only the `git` binary can locate.
+    let metas = [Source::System, Source::Git, Source::User]
+        .into_iter()
+        .map(|source| Metadata {
+            path: source
+                .storage_location(&mut gix::path::env::var)
+                .filter(|p| p.is_file()),
+            source,
+            level: 0,
+            trust: gix::sec::Trust::Full,
+        });
+    let home = gix::path::env::home_dir();
+    let options = gix::config::file::init::Options {
+        includes: gix::config::file::includes::Options::follow_without_conditional(home.as_deref()),
+        ..Default::default()
+    };
+    let config = gix::config::File::from_paths_metadata(metas, options).ok()??;
+    let (mut cascade, _, prompt) = gix::config::credential_helpers(
+        parsed,
+        &config,
+        true,
+        |_| true,
+        gix::open::permissions::Environment::all(),
+        false,
+    )
+    .ok()?;
+    if cascade.programs.is_empty() {
+        return None;
+    }
+    tracing::debug!("{}: git's credential helpers", shown(url));
+    Some(Box::new(move |action| cascade.invoke(action, prompt.clone())))
+}
+
 fn http_url(url: &str) -> Option<Url> {
     Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
 }

@@ -368,6 +368,19 @@ fn swap_in(fresh: &Path, dir: &Path) -> std::io::Result<()> {
     fs_err::rename(fresh, dir)
 }
 
+/// `con` asking the credential helpers of git's system and global
+/// configuration for a login `url` needs (see [`login::git_credential_helpers`]):
+/// the repositories dvt reads by URL read no git configuration of their own.
+fn with_credential_helpers<'a, 'r, T: gix::protocol::transport::client::blocking_io::Transport>(
+    mut con: gix::remote::Connection<'a, 'static, 'r, T>,
+    url: &str,
+) -> gix::remote::Connection<'a, 'static, 'r, T> {
+    if let Some(helpers) = login::git_credential_helpers(url) {
+        con.set_credentials(helpers);
+    }
+    con
+}
+
 /// The clone [`Git::fetch_clone`] keeps in `dir`, if there is a good one,
 /// with whether it has gathered too many packs to be fetched into again.
 fn kept_clone_at(dir: &Path) -> Option<(gix::Repository, bool)> {
@@ -446,7 +459,9 @@ impl Git {
             what: format!("cloning `{}`", login::shown(url)),
             message,
         };
-        // Isolated: no system or user git config and no `git` binary is consulted.
+        // Isolated: no system or user git config and no `git` binary is
+        // consulted, but for the credential helpers it names.
+        let helpers_for = url.to_string();
         let mut prepare = gix::clone::PrepareFetch::new(
             login::with_netrc_login(url).as_str(),
             dest,
@@ -454,7 +469,13 @@ impl Git {
             gix::create::Options::default(),
             gix::open::Options::isolated(),
         )
-        .map_err(|e| fail(crate::error_chain(&e)))?;
+        .map_err(|e| fail(crate::error_chain(&e)))?
+        .configure_connection(move |con| {
+            if let Some(helpers) = login::git_credential_helpers(&helpers_for) {
+                con.set_credentials(helpers);
+            }
+            Ok(())
+        });
         let (repo, _) = prepare
             .fetch_only(gix::progress::Discard, crate::fsutil::interrupt_flag())
             .map_err(|e| fail(crate::error_chain(&e)))?;
@@ -525,7 +546,8 @@ impl Git {
                     ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "HEAD"],
                     gix::remote::Direction::Fetch,
                 )?
-                .connect(gix::remote::Direction::Fetch)?
+                .connect(gix::remote::Direction::Fetch)
+                .map(|con| with_credential_helpers(con, url))?
                 .prepare_fetch(gix::progress::Discard, Default::default())?
                 .receive(gix::progress::Discard, crate::fsutil::interrupt_flag())
         })();
@@ -625,7 +647,7 @@ impl Git {
         .map_err(|e| fail(crate::error_chain(&e)))?
         .to_thread_local();
         let remote = repo
-            .remote_at(url)
+            .remote_at(login::with_netrc_login(url).as_str())
             .map_err(|e| fail(crate::error_chain(&e)))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let options = gix::remote::ref_map::Options {
@@ -634,6 +656,7 @@ impl Git {
         };
         let (map, _) = remote
             .connect(gix::remote::Direction::Fetch)
+            .map(|con| with_credential_helpers(con, url))
             .map_err(|e| fail(crate::error_chain(&e)))?
             .ref_map(gix::progress::Discard, options)
             .map_err(|e| fail(crate::error_chain(&e)))?;
