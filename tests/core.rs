@@ -873,6 +873,7 @@ fn add_rejects_bad_paths_and_writes_nothing() {
     env.write("data/ok.csv", "ok\n");
     env.write("tracked/inner.csv", "i\n");
     env.dvt(&["add", "tracked"]).ok();
+    env.write("dir.dvt/x", "x\n");
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("x"), "x").unwrap();
     let outside_file = outside.path().join("x");
@@ -885,7 +886,8 @@ fn add_rejects_bad_paths_and_writes_nothing() {
         (vec!["tracked/inner.csv"], "is inside the tracked directory `tracked`"),
         (vec!["data/ok.csv", "nope"], "`nope` does not exist"),
         (vec!["data/ok.csv/below"], "`data/ok.csv/below` does not exist"),
-        (vec!["tracked.dvt"], "is a pointer file"),
+        (vec!["gone.dvt"], "`gone.dvt` does not exist"),
+        (vec!["dir.dvt"], "`dir.dvt` cannot be tracked: it is a pointer file"),
         (vec!["."], "`.` cannot be tracked: it is the repository root"),
     ];
     for (args, msg) in cases {
@@ -899,6 +901,24 @@ fn add_rejects_bad_paths_and_writes_nothing() {
         !env.exists("data/ok.csv.dvt"),
         "a bad path in the list stops the whole add"
     );
+    // A pointer names its data (as for every other command), and a path named
+    // twice, as a shell's `dir/*` names data and pointer, is added once.
+    env.write("tracked/inner.csv", "i, edited\n");
+    env.write("data/ok.csv.dvt", "not a pointer\n");
+    let r = env.dvt(&["add", "data/ok.csv.dvt"]).fails();
+    assert!(r.stderr.contains("data/ok.csv.dvt"), "{}", r.stderr);
+    std::fs::remove_file(env.path("data/ok.csv.dvt")).unwrap();
+    env.dvt(&["add", "data/ok.csv"]).ok();
+    let r = env
+        .dvt(&["add", "tracked.dvt", "tracked", "data/ok.csv", "data/ok.csv.dvt"])
+        .ok();
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("tracked (1 file") && r.stdout.contains("unchanged data/ok.csv"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
     // An absolute path through a symbolic link to the repository (a home
     // directory linked to another disk) is inside it.
     let linked = env.home.join("linked-repo");

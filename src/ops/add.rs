@@ -80,11 +80,14 @@ struct Target {
 /// (small files packed together, see [`crate::pack`]), flushed to disk (`cache.fsync`), and only then are pointers and `.gitignore`
 /// entries written, each atomically.
 pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<AddReport> {
-    let targets = opts
-        .paths
-        .iter()
-        .map(|p| check_target(repo, &opts.cwd, p))
-        .collect::<Result<Vec<_>>>()?;
+    // A path named twice (`dvt add d/*` names `x` and `x.dvt`) is added once.
+    let mut targets: Vec<Target> = Vec::new();
+    for p in &opts.paths {
+        let t = check_target(repo, &opts.cwd, p)?;
+        if !targets.iter().any(|u| u.rel == t.rel) {
+            targets.push(t);
+        }
+    }
     refuse_git_tracked(repo, targets.iter().map(|t| t.rel.as_str()))?;
     refuse_stage_outs(repo, targets.iter().map(|t| t.rel.as_str()))?;
     let _lock = repo.lock(&format!(
@@ -200,7 +203,12 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
 fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     let (abs, rel) = repo.resolve(cwd, arg)?;
     repo.check_trackable(&rel)?;
-    if is_pointer_path(&abs) {
+    // A pointer names its data, as a target of the other commands does.
+    if is_pointer_path(&abs) && abs.is_file() {
+        let t = crate::workspace::Tracked::load(repo, &abs)?;
+        return check_target(repo, cwd, &t.data_abs);
+    }
+    if is_pointer_path(&abs) && fs::symlink_metadata(&abs).is_ok() {
         return Err(PathError::Reserved {
             path: arg.to_path_buf(),
             reason: "it is a pointer file; add the data path it names instead",
