@@ -935,6 +935,20 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     let r = env.git_with_dvt(&["checkout", "-q", "-b", "side"]).ok();
     assert!(!r.stderr.contains("removed"), "{}", r.stderr);
     assert_eq!(env.read("notes/n.txt"), b"mine\n");
+
+    // A pointer the new commit has but that does not parse (conflict markers)
+    // still claims its path.
+    env.write("notes.dvt", "<<<<<<< HEAD\n");
+    env.git(&["add", "notes.dvt"]);
+    env.git(&["commit", "-qm", "broken pointer"]);
+    env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
+    let r = env.git_with_dvt(&["checkout", "-q", "side"]);
+    assert!(
+        !r.stderr.contains("removed") && r.stderr.contains("unresolved git merge conflict"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("notes/n.txt"), b"mine\n");
 }
 
 /// A teammate stops tracking a dataset: after `git pull`, the post-merge hook

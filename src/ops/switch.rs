@@ -112,10 +112,21 @@ fn tracked_here(snap: &Snapshot<'_>) -> BTreeSet<String> {
         .chain(snap.lock_outs().unwrap_or_default())
         .map(|t| t.data_rel)
         .collect();
-    if snap.commit().is_none()
-        && let Ok(Some(p)) = crate::pipeline::Pipeline::load(snap.repo())
-    {
-        paths.extend(p.stages.values().flat_map(|s| s.outs.iter().map(|o| o.path.clone())));
+    if snap.commit().is_none() {
+        let repo = snap.repo();
+        if let Ok(Some(p)) = crate::pipeline::Pipeline::load(repo) {
+            paths.extend(p.stages.values().flat_map(|s| s.outs.iter().map(|o| o.path.clone())));
+        }
+        // A pointer that does not parse (conflict markers) still claims the
+        // path its name gives.
+        let suffix = format!(".{}", crate::pointer::POINTER_EXT);
+        for file in crate::workspace::find_pointers(repo).unwrap_or_default() {
+            if let Ok(rel) = crate::workspace::rel_str(repo.root(), &file)
+                && let Some(data) = rel.strip_suffix(&suffix)
+            {
+                paths.insert(data.to_string());
+            }
+        }
     }
     paths
 }
