@@ -944,7 +944,7 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
     let r = env.git_with_dvt(&["checkout", "-q", "side"]);
     assert!(
-        !r.stderr.contains("removed") && r.stderr.contains("unresolved git merge conflict"),
+        !r.stderr.contains("removed") && r.stderr.contains("`git checkout --ours notes.dvt`"),
         "{}",
         r.stderr
     );

@@ -1929,7 +1929,13 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 }
                 Err(e) => {
                     note!(false, "dvt: data not checked out: {e}");
-                    if let Some(h) = e.hint() {
+                    // git runs hooks at the root: the hint's paths from there.
+                    let from_root = |p: &str| {
+                        Path::new(p)
+                            .strip_prefix(repo.root())
+                            .map_or(p.to_string(), |r| r.to_string_lossy().into_owned())
+                    };
+                    if let Some(h) = e.hint_from(&from_root) {
                         note!(false, "hint: {h}");
                     }
                 }
