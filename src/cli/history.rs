@@ -1696,16 +1696,12 @@ fn print_plan(plan: &ops::GcPlan) {
     );
     if !plan.needed_by.is_empty() {
         use dvt::git::RefKind;
-        const NAMED: usize = 5;
-        let mut named: Vec<String> = plan
-            .needed_by
-            .iter()
-            .take(NAMED)
-            .map(|n| format!("{} `{}` ({})", n.kind.name(), n.name, dvt::counted(n.objects, "object")))
-            .collect();
-        if plan.needed_by.len() > NAMED {
-            named.push(format!("and {} more", plan.needed_by.len() - NAMED));
-        }
+        let named = super::first_few(
+            plan.needed_by
+                .iter()
+                .map(|n| format!("{} `{}` ({})", n.kind.name(), n.name, dvt::counted(n.objects, "object"))),
+            5,
+        );
         let has = |k: RefKind| plan.needed_by.iter().any(|n| n.kind == k);
         let keep = match (has(RefKind::Branch), has(RefKind::Tag)) {
             (true, true) => "`--all-branches` (`-a`) and `--all-tags` (`-T`) keep them",
@@ -1715,7 +1711,7 @@ fn print_plan(plan: &ops::GcPlan) {
         let _ = writeln!(
             err,
             "warning: this deletes data of {}: {keep}; what no remote has would be gone for good",
-            named.join(", ")
+            named
         );
     }
     if !plan.run_cache_entries.is_empty() {
@@ -1833,8 +1829,7 @@ fn pre_commit_var(name: &str) -> Option<String> {
 /// Says what [`ops::switch::leave_behind`] deleted, and what it left where git
 /// would commit it.
 fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
-    let names =
-        |paths: &mut dyn Iterator<Item = &String>| paths.map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    let names = |paths: &mut dyn Iterator<Item = &String>| super::first_few(paths.map(|p| format!("`{p}`")), 10);
     if !left.removed.is_empty() {
         note!(
             quiet,
@@ -1843,15 +1838,29 @@ fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
             left.from
         );
     }
-    for k in &left.kept {
+    let mut reasons: Vec<&str> = left.kept.iter().map(|k| k.reason.as_str()).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    for reason in reasons {
+        let paths: Vec<&String> = left
+            .kept
+            .iter()
+            .filter(|k| k.reason == reason)
+            .map(|k| &k.path)
+            .collect();
+        let add = match paths.as_slice() {
+            [one] => format!("`dvt add {one}`"),
+            _ => "`dvt add PATH`".into(),
+        };
         note!(
             false,
-            "dvt: left `{}` in place: tracked at {}, not here, but {}; `git add -A` would now commit it: \
-             delete it, or track it here with `dvt add {}`",
-            k.path,
+            "dvt: left {} in place (tracked at {}, not here; {reason}): `git add -A` would now commit {}: \
+             delete {}, or track {} here with {add}",
+            names(&mut paths.iter().copied()),
             left.from,
-            k.reason,
-            k.path
+            if paths.len() == 1 { "it" } else { "them" },
+            if paths.len() == 1 { "it" } else { "them" },
+            if paths.len() == 1 { "it" } else { "them" },
         );
     }
 }
@@ -1922,7 +1931,7 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                             false,
                             "dvt: left {} as {} (changes no pointer records): `dvt checkout --force PATH` \
                              discards them, `dvt add PATH` records them",
-                            r.kept.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                            super::first_few(r.kept.iter().map(|p| format!("`{p}`")), 10),
                             if r.kept.len() == 1 { "it is" } else { "they are" }
                         );
                     }

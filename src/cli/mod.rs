@@ -2055,21 +2055,32 @@ fn pushed_to(r: &ops::PushReport) -> String {
     }
 }
 
+/// The first `shown` of `items`, joined with `, `, then `and N more` for the rest.
+pub(crate) fn first_few(items: impl IntoIterator<Item = String>, shown: usize) -> String {
+    let mut named = Vec::new();
+    let mut more = 0;
+    for item in items {
+        match named.len() < shown {
+            true => named.push(item),
+            false => more += 1,
+        }
+    }
+    if more > 0 {
+        named.push(format!("and {more} more"));
+    }
+    named.join(", ")
+}
+
 /// Warns (unless quiet) that `paths` were not checked out: `who` lacks their data.
 fn left_out_note(q: bool, paths: &[String], who: &str) {
-    const SHOWN: usize = 10;
     if paths.is_empty() {
         return;
-    }
-    let mut named: Vec<String> = paths.iter().take(SHOWN).map(|p| quoted(p).into_owned()).collect();
-    if paths.len() > SHOWN {
-        named.push(format!("and {} more", paths.len() - SHOWN));
     }
     note!(
         q,
         "warning: {who} the data of {}, left as it was: {}",
         dvt::counted(paths.len(), "path"),
-        named.join(", ")
+        first_few(paths.iter().map(|p| quoted(p).into_owned()), 10)
     );
 }
 

@@ -138,7 +138,7 @@ fn unchanged_and_cached(
     stat: &crate::statcache::StatCache,
     t: &Tracked,
 ) -> std::result::Result<(), String> {
-    let not_cached = || "the cache lacks its data".to_string();
+    let not_cached = || "data the cache lacks".to_string();
     let manifest = match t.pointer.kind {
         Kind::Dir => Some(t.manifest(repo.cache()).map_err(|_| not_cached())?),
         Kind::File => None,
@@ -153,7 +153,7 @@ fn unchanged_and_cached(
     .map_err(|e| e.to_string())?;
     match state {
         WorkState::Present(c) if c.is_empty() => {}
-        _ => return Err("it has changes not recorded there".into()),
+        _ => return Err("changes not recorded there".into()),
     }
     match missing_objects(repo.cache(), t, manifest.as_ref()) {
         Ok(missing) if missing.is_empty() => Ok(()),
