@@ -82,9 +82,10 @@ struct Target {
 pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<AddReport> {
     // A path named twice (`dvt add d/*` names `x` and `x.dvt`) is added once.
     let mut targets: Vec<Target> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in &opts.paths {
         let t = check_target(repo, &opts.cwd, p)?;
-        if !targets.iter().any(|u| u.rel == t.rel) {
+        if seen.insert(t.rel.clone()) {
             targets.push(t);
         }
     }
@@ -206,7 +207,9 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
     // A pointer names its data, as a target of the other commands does.
     if is_pointer_path(&abs) && abs.is_file() {
         let t = crate::workspace::Tracked::load(repo, &abs)?;
-        return check_target(repo, cwd, &t.data_abs);
+        if !is_pointer_path(&t.data_abs) {
+            return check_target(repo, cwd, &t.data_abs);
+        }
     }
     if is_pointer_path(&abs) && fs::symlink_metadata(&abs).is_ok() {
         return Err(PathError::Reserved {
@@ -261,19 +264,19 @@ fn check_target(repo: &Repo, cwd: &Path, arg: &Path) -> Result<Target> {
 /// git would go on committing the data that the `.gitignore` entry is meant to
 /// keep out. Without git (`init --no-scm`) there is nothing to check.
 pub(crate) fn refuse_git_tracked<'a>(repo: &Repo, rels: impl IntoIterator<Item = &'a str>) -> Result<()> {
-    let Ok(git) = crate::git::Git::open(repo.root()) else {
+    // The index is read once, however many paths (a pipeline's every out).
+    let rels: Vec<&str> = rels.into_iter().collect();
+    let Some(rel) = crate::git::indexed_among(repo.root(), &rels)?.first().copied() else {
         return Ok(());
     };
-    for rel in rels {
-        if let Some(tracked) = git.tracked_at_or_below(rel)? {
-            return Err(PathError::TrackedByGit {
-                path: rel.to_string(),
-                tracked,
-            }
-            .into());
-        }
+    let tracked = crate::git::Git::open(repo.root())?
+        .tracked_at_or_below(rel)?
+        .unwrap_or_else(|| rel.to_string());
+    Err(PathError::TrackedByGit {
+        path: rel.to_string(),
+        tracked,
     }
-    Ok(())
+    .into())
 }
 
 /// Refuses a target that is, holds or lies inside a stage's out, as DVC does:

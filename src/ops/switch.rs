@@ -68,11 +68,13 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
         new.to_string(),
         new_id,
     )));
-    gone.retain(|t| {
-        !kept_here.iter().any(|p| crate::pipeline::overlaps(p, &t.data_rel))
-            && matches!(git.tracked_at_or_below(&t.data_rel), Ok(None))
-            && fs_err::symlink_metadata(&t.data_abs).is_ok()
-    });
+    gone.retain(|t| !claimed(&kept_here, &t.data_rel) && fs_err::symlink_metadata(&t.data_abs).is_ok());
+    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
+    let in_git: BTreeSet<String> = crate::git::indexed_among(repo.root(), &rels)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    gone.retain(|t| !in_git.contains(&t.data_rel));
     let mut report = LeftBehind {
         from: short(&id),
         ..Default::default()
@@ -131,6 +133,26 @@ fn tracked_here(snap: &Snapshot<'_>) -> BTreeSet<String> {
     paths
 }
 
+/// Whether `paths` holds `rel`, a directory above it or a path below it, in
+/// a few lookups (a branch may track thousands of files one by one).
+fn claimed(paths: &BTreeSet<String>, rel: &str) -> bool {
+    let mut at = rel;
+    loop {
+        if paths.contains(at) {
+            return true;
+        }
+        match at.rfind('/') {
+            Some(i) => at = &at[..i],
+            None => break,
+        }
+    }
+    let below = format!("{rel}/");
+    paths
+        .range(below.clone()..)
+        .next()
+        .is_some_and(|p| p.starts_with(&below))
+}
+
 /// `Ok` if the workspace holds exactly what `t` records and the cache holds it
 /// all; else why not.
 fn unchanged_and_cached(
@@ -170,5 +192,29 @@ fn remove_empty_parents(repo: &Repo, abs: &std::path::Path) {
             break;
         }
         dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_claimed_by_itself_a_directory_above_or_a_path_below() {
+        let paths: BTreeSet<String> = ["data/raw", "models/a.bin", "out"].map(String::from).into();
+        for (rel, want) in [
+            ("data/raw", true),
+            ("data/raw/x.csv", true),
+            ("data", true),
+            ("data/raw2", false),
+            ("data/ra", false),
+            ("models", true),
+            ("models/b.bin", false),
+            ("out/deep/file", true),
+            ("outs", false),
+            ("z", false),
+        ] {
+            assert_eq!(claimed(&paths, rel), want, "{rel}");
+        }
     }
 }
