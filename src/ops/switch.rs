@@ -3,7 +3,8 @@
 //! workspace, no longer in any `.gitignore`, where the next `git add -A` would
 //! commit it. [`leave_behind`] deletes that data when nothing is lost: it is as
 //! the old commit recorded it, and the cache holds it (so going back checks it
-//! out again), as DVC's maintainers meant `dvc checkout` to (treeverse/dvc#2146).
+//! out again), as `dvc checkout` deletes the outputs it wrote that no stage
+//! names any more (treeverse/dvc#2146).
 
 use std::collections::BTreeSet;
 
