@@ -2854,6 +2854,13 @@ fn root_prints_the_way_to_the_repository_root() {
         "{}",
         r.stderr
     );
+    // A file is no place to run in (it ran in the repository, as if not given).
+    let r = env.dvt(&["-C", "data.csv", "status"]).fails();
+    assert!(
+        r.stderr.contains("cannot run in `data.csv` (-C): not a directory"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `--global` and `--system` config files apply to every repository, under the

@@ -1048,13 +1048,22 @@ fn autostage(cli: &Cli) {
 /// links resolved, as the current directory is), else the current directory.
 fn start_dir(dir: Option<&std::path::Path>) -> std::io::Result<std::path::PathBuf> {
     match dir {
-        Some(d) => fs_err::canonicalize(d).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => std::io::Error::new(
-                e.kind(),
-                format!("cannot run in `{}` (-C): no such directory", d.display()),
-            ),
-            _ => e,
-        }),
+        Some(d) => {
+            let abs = fs_err::canonicalize(d).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => std::io::Error::new(
+                    e.kind(),
+                    format!("cannot run in `{}` (-C): no such directory", d.display()),
+                ),
+                _ => e,
+            })?;
+            match abs.is_dir() {
+                true => Ok(abs),
+                false => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    format!("cannot run in `{}` (-C): not a directory", d.display()),
+                )),
+            }
+        }
         None => std::env::current_dir(),
     }
 }
