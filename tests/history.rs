@@ -952,6 +952,65 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     assert_eq!(env.read("notes/n.txt"), b"mine\n");
 }
 
+/// Without hooks, `git checkout` then `dvt checkout` (as DVC users type it)
+/// does what the hooks do, from HEAD's reflog: only when the last thing that
+/// moved HEAD was a switch or a merge, and only for a checkout of everything.
+#[test]
+fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left() {
+    let env = TestEnv::new();
+    env.write("a.txt", "a\n");
+    env.commit("init");
+    env.git(&["checkout", "-qb", "exp"]);
+    env.write("d/x.csv", "x\n");
+    env.write("m.bin", "m\n");
+    env.dvt(&["add", "d", "m.bin"]).ok();
+    env.commit("exp");
+    env.git(&["checkout", "-q", "main"]);
+    assert!(env.exists("d/x.csv") && env.exists("m.bin"));
+    // Targets: that data only.
+    env.dvt(&["checkout", "a.txt"]).fails();
+    assert!(env.exists("d/x.csv"));
+    env.write("m.bin", "m, edited\n");
+    let r = env.dvt(&["checkout", "--json"]).ok();
+    let report = r.json();
+    assert_eq!(
+        report["left_behind"]["removed"],
+        serde_json::json!(["d"]),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(report["left_behind"]["kept"][0]["path"], "m.bin", "{}", r.stdout);
+    assert!(!env.exists("d") && env.exists("m.bin"));
+
+    // After a commit, the switch is history: nothing more is removed.
+    std::fs::remove_file(env.path("m.bin")).unwrap();
+    env.write("b.txt", "b\n");
+    env.commit("more");
+    env.write("d/x.csv", "x\n");
+    let r = env.dvt(&["checkout"]).ok();
+    assert!(!r.stderr.contains("removed"), "{}", r.stderr);
+    assert!(env.exists("d/x.csv"));
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+
+    // `git pull` of a commit that stops tracking data, then `dvt pull`.
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.git(&["checkout", "-q", "exp"]);
+    env.dvt(&["checkout"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("remote");
+    let mate = env.clone_repo();
+    mate.git(&["checkout", "-q", "exp"]);
+    mate.dvt(&["pull"]).ok();
+    env.dvt(&["remove", "d.dvt", "--outs"]).ok();
+    env.commit("drop d");
+    mate.git(&["pull", "-q", "origin", "exp"]);
+    assert!(mate.exists("d/x.csv"));
+    let r = mate.dvt(&["pull"]).ok();
+    assert!(r.stderr.contains("dvt: removed `d`: tracked at "), "{}", r.stderr);
+    assert!(!mate.exists("d") && mate.exists("m.bin"));
+}
+
 /// A teammate stops tracking a dataset: after `git pull`, the post-merge hook
 /// deletes it here too (as git deletes a file another commit removed).
 #[test]

@@ -1828,7 +1828,7 @@ fn pre_commit_var(name: &str) -> Option<String> {
 
 /// Says what [`ops::switch::leave_behind`] deleted, and what it left where git
 /// would commit it.
-fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
+pub(super) fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
     let names = |paths: &mut dyn Iterator<Item = &String>| super::first_few(paths.map(|p| format!("`{p}`")), 10);
     if !left.removed.is_empty() {
         note!(

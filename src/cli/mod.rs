@@ -1506,10 +1506,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 allow_missing: *allow_missing,
                 keep_changed: false,
             };
-            let report = ops::checkout(&repo, &opts, &bars)?;
+            // After `git checkout` without hooks: what the old HEAD left, as the hooks do.
+            let left = match opts.targets.is_empty() {
+                true => ops::switch::leave_behind_last_switch(&repo)?,
+                false => Default::default(),
+            };
+            let mut report = ops::checkout(&repo, &opts, &bars)?;
+            report.left_behind = left;
             if *as_json {
                 return json(&report);
             }
+            history::print_left_behind(&report.left_behind, q);
             left_out_note(q, &report.missing, "the cache lacks");
             for p in report.deleted.iter().filter(|_| !*summary) {
                 say!(q, "deleted {}", quoted(p));
@@ -1802,10 +1809,16 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 revisions: revs.revisions(),
                 ..transfer.options(&repo, cwd)?
             };
-            let report = ops::pull(&repo, &opts, *force, &bars)?;
+            let left = match opts.targets.is_empty() {
+                true => ops::switch::leave_behind_last_switch(&repo)?,
+                false => Default::default(),
+            };
+            let mut report = ops::pull(&repo, &opts, *force, &bars)?;
+            report.checkout.left_behind = left;
             if transfer.json {
                 return json(&report);
             }
+            history::print_left_behind(&report.checkout.left_behind, q);
             left_out_note(
                 q,
                 &report.checkout.missing,

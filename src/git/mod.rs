@@ -751,6 +751,22 @@ impl Git {
             .map(|id| id.detach()))
     }
 
+    /// The commits HEAD moved between when the last thing that moved it was a
+    /// switch of branch or commit (`git checkout`, `git switch`) or a merge
+    /// (`git merge`, `git pull`), as HEAD's reflog says: `(before, now)`, `now`
+    /// being HEAD still. `None` after anything else (a commit, a reset), or
+    /// without a reflog.
+    pub fn last_switch(&self) -> Option<(GitId, GitId)> {
+        let head = self.repo.head().ok()?;
+        let mut platform = head.log_iter();
+        let line = platform.rev().ok()??.next()?.ok()?;
+        let moved = ["checkout:", "merge ", "pull:", "pull "]
+            .iter()
+            .any(|p| line.message.starts_with_str(p));
+        let now = self.head().ok()??;
+        (moved && line.new_oid == now && !line.previous_oid.is_null()).then_some((line.previous_oid, now))
+    }
+
     /// The name of the checked-out branch, if any.
     pub fn head_branch(&self) -> Result<Option<String>> {
         let head = self.repo.head_name().map_err(failed("reading HEAD"))?;

@@ -57,6 +57,10 @@ pub struct CheckoutReport {
     /// With `keep_changed`: the files with changes no pointer records, whose
     /// tracked paths were left as they were.
     pub kept: Vec<String>,
+    /// Data the commit HEAD left tracked and this one does not, deleted or left
+    /// (see [`crate::ops::switch`]): filled by a caller that asked for it first.
+    #[serde(skip_serializing_if = "crate::ops::switch::LeftBehind::is_empty")]
+    pub left_behind: crate::ops::switch::LeftBehind,
 }
 
 struct Plan {

@@ -30,6 +30,13 @@ pub struct LeftBehind {
     pub kept: Vec<Kept>,
 }
 
+impl LeftBehind {
+    /// Whether nothing was removed or left.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.kept.is_empty()
+    }
+}
+
 /// Data left in the workspace after a switch.
 #[derive(Debug, Serialize)]
 pub struct Kept {
@@ -103,6 +110,17 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
     }
     let _ = stat.save();
     Ok(report)
+}
+
+/// [`leave_behind`] for the last switch of HEAD that its reflog records, if
+/// that is the last thing that moved HEAD ([`Git::last_switch`]): what a plain
+/// `dvt checkout` after `git checkout` (no hooks) does, as `dvc checkout`
+/// deletes the outputs no stage names any more. Run again, it finds nothing new.
+pub fn leave_behind_last_switch(repo: &Repo) -> Result<LeftBehind> {
+    let Some((old, new)) = Git::open(repo.root()).ok().and_then(|g| g.last_switch()) else {
+        return Ok(LeftBehind::default());
+    };
+    leave_behind(repo, &old.to_string(), &new.to_string())
 }
 
 /// The data paths `snap` tracks: its pointers and `dvt.lock`'s outs, and in the
