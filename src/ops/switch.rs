@@ -69,6 +69,11 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
     let then = Snapshot::at_commit(repo, git.clone(), old.to_string(), id);
     let mut gone: Vec<Tracked> = then.pointers_lenient()?;
     gone.extend(then.lock_outs().unwrap_or_default());
+    if gone.is_empty() {
+        return Ok(LeftBehind::default());
+    }
+    // Held from here: what the workspace tracks must not change meanwhile.
+    let _lock = repo.lock("dvt checkout")?;
     let mut kept_here = tracked_here(&Snapshot::workspace(repo));
     kept_here.extend(tracked_here(&Snapshot::at_commit(
         repo,
@@ -90,7 +95,6 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
     if gone.is_empty() {
         return Ok(report);
     }
-    let _lock = repo.lock("dvt checkout")?;
     let stat = repo.stat_cache();
     for t in gone {
         match unchanged_and_cached(repo, &stat, &t) {
