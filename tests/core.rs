@@ -2325,6 +2325,27 @@ fn move_renames_data_pointer_and_gitignore_entry() {
     assert!(env.read("models/w.bin") == noise(10_000, 3) && !env.exists("models/m.bin.dvt"));
     assert_eq!(env.read("models/.gitignore"), b"/copy.bin\n/w.bin\n");
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // Moved by hand first (`mv`, as `git mv` is often forgotten), then `dvt move`:
+    // the data is there as recorded, so the pointer follows it, not into it.
+    std::fs::rename(env.path("archive/2024/raw"), env.path("raw2")).unwrap();
+    let r = env.dvt(&["move", "archive/2024/raw", "raw2"]).ok();
+    assert!(
+        r.stdout
+            .contains("moved archive/2024/raw -> raw2 (the pointer only: the data was there already"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.exists("raw2.dvt") && !env.exists("raw2/raw.dvt"));
+    std::fs::rename(env.path("models/w.bin"), env.path("archive/w.bin")).unwrap();
+    env.dvt(&["move", "models/w.bin", "archive"]).ok();
+    assert!(env.exists("archive/w.bin.dvt") && !env.exists("archive/w.bin/w.bin"));
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+    // Changed after the move: not the recorded data, so not taken for it.
+    std::fs::rename(env.path("archive/w.bin"), env.path("w2.bin")).unwrap();
+    env.write("w2.bin", "changed\n");
+    let r = env.dvt(&["move", "archive/w.bin", "w2.bin"]).fails();
+    assert!(r.stderr.contains("`w2.bin` already exists"), "{}", r.stderr);
 }
 
 /// The `git add` a hint suggests works when pasted where dvt ran: paths are

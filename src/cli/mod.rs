@@ -1551,10 +1551,10 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 "moved {} -> {}{}",
                 report.from,
                 report.to,
-                if report.moved_data {
-                    ""
-                } else {
-                    " (the pointer only: the data was not in the workspace)"
+                match (report.moved_data, report.moved_by_hand) {
+                    (true, _) => "",
+                    (false, true) => " (the pointer only: the data was there already, as recorded)",
+                    (false, false) => " (the pointer only: the data was not in the workspace)",
                 }
             );
             let mut files = vec![report.old_pointer.as_str(), report.pointer.as_str()];

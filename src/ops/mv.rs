@@ -36,6 +36,9 @@ pub struct MoveReport {
     pub old_pointer: String,
     /// Whether data was in the workspace to be renamed (else only the pointer moved).
     pub moved_data: bool,
+    /// Whether the data was at the new path already, as the pointer records it
+    /// (moved by hand, `mv data data2`): the pointer followed it.
+    pub moved_by_hand: bool,
     /// The `.gitignore` files changed, repo-relative.
     pub gitignores: Vec<String>,
 }
@@ -64,10 +67,18 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     } = Tracked::load(repo, &old_pointer)?;
 
     let (mut new_data, mut to) = repo.resolve(&opts.cwd, &opts.to)?;
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    // `mv data data2` first, then `dvt move data data2`: the data is there
+    // already, as recorded; the pointer follows it (not into it).
+    let found = |abs: &Path, rel: &str| {
+        !exists(&old_data) && exists(abs) && !is_pointer_path(abs) && holds_recorded(repo, &pointer, abs, rel)
+    };
+    let mut by_hand = found(&new_data, &to);
     let to_is_dir = fs::symlink_metadata(&new_data).is_ok_and(|m| m.is_dir());
-    if to_is_dir && new_data != old_data && !pointer_path_for(&new_data).is_file() {
+    if to_is_dir && !by_hand && new_data != old_data && !pointer_path_for(&new_data).is_file() {
         new_data = new_data.join(file_name(&from));
         to = rel_str(repo.root(), &new_data)?;
+        by_hand = found(&new_data, &to);
     }
     let bad = |reason| PathError::BadMove {
         from: from.clone(),
@@ -90,12 +101,11 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     let new_pointer = pointer_path_for(&new_data);
     // A pointer already there that says the same is a move that was cut short,
     // unless data is at both places: then it is another tracked copy.
-    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
     let resuming = Pointer::load(&new_pointer).is_ok_and(|p| p.id == pointer.id && p.kind == pointer.kind)
         && !(exists(&old_data) && exists(&new_data));
     if !resuming {
         for (path, existing) in [(&new_pointer, format!("{to}.dvt")), (&new_data, to.clone())] {
-            if exists(path) {
+            if exists(path) && !(by_hand && *path == new_data) {
                 return Err(PathError::MoveTargetExists { from, to, existing }.into());
             }
         }
@@ -137,6 +147,40 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         from,
         to,
         moved_data,
+        moved_by_hand: by_hand,
         gitignores,
     })
+}
+
+/// Whether `abs` (repo-relative `rel`) holds exactly the data `pointer` records.
+fn holds_recorded(repo: &Repo, pointer: &Pointer, abs: &Path, rel: &str) -> bool {
+    let pointer_rel = format!("{rel}.dvt");
+    let Ok(t) = Tracked::from_pointer(repo, &pointer_rel, named(pointer, rel), Path::new(&pointer_rel), false) else {
+        return false;
+    };
+    debug_assert_eq!(t.data_abs, abs);
+    let manifest = match t.pointer.kind {
+        crate::pointer::Kind::Dir => match t.manifest(repo.cache()) {
+            Ok(m) => Some(m),
+            Err(_) => return false,
+        },
+        crate::pointer::Kind::File => None,
+    };
+    matches!(
+        crate::workspace::compare(
+            &repo.stat_cache(),
+            &t,
+            manifest.as_ref(),
+            &crate::workspace::Counters::default(),
+            &crate::progress::NoProgress,
+        ),
+        Ok(crate::workspace::WorkState::Present(c)) if c.is_empty()
+    )
+}
+
+/// `pointer`, naming the data `rel` (its file name).
+fn named(pointer: &Pointer, rel: &str) -> Pointer {
+    let mut p = pointer.clone();
+    p.path = file_name(rel).to_string();
+    p
 }
