@@ -901,7 +901,21 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     env.git(&["add", "-A"]);
     let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
     assert_eq!(staged.trim(), "notes/n.txt");
+    // The pre-commit hook stops that commit: nothing here tracks `notes` now.
+    let r = env.git_with_dvt(&["commit", "-qm", "notes into git"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("dvt: the commit stops here: git's index holds data that dvt tracked at ")
+            && r.stderr.contains("`git rm -r --cached notes`"),
+        "{}",
+        r.stderr
+    );
     env.git(&["reset", "-q"]);
+    // A commit of something else goes through.
+    env.write("other.txt", "o\n");
+    env.git(&["add", "other.txt"]);
+    env.git_with_dvt(&["commit", "-qm", "other"]).ok();
     std::fs::remove_dir_all(env.path("notes")).unwrap();
 
     // Back on exp, the cache checks it all out again.
@@ -920,7 +934,11 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     std::fs::create_dir_all(env.path("out")).unwrap();
     env.write("out/report.txt", "p\n");
     env.git(&["add", "-f", "out/report.txt"]);
-    env.commit("whole");
+    // Into git on purpose: past the pre-commit hook, which stops it otherwise.
+    let r = env.git_with_dvt(&["commit", "-qm", "whole"]);
+    assert!(r.code == 1 && r.stderr.contains("out/report.txt"), "{}", r.stderr);
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "whole", "--no-verify"]);
     env.git_with_dvt(&["checkout", "-q", "exp"]).ok();
     let r = env.git_with_dvt(&["checkout", "-q", "whole"]).ok();
     assert!(r.stderr.contains("dvt: removed `notes`: tracked at "), "{}", r.stderr);

@@ -2023,6 +2023,22 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
                 super::warn_data_in_git_index(&s.in_git_index, true);
                 return Ok(ExitCode::from(1));
             }
+            // Or the data of the branch just left, which nothing tracks here.
+            let left = ops::switch::staged_left_behind(&repo)?;
+            if let Some((_, from)) = left.first() {
+                let paths: Vec<&str> = left.iter().map(|(p, _)| p.as_str()).collect();
+                note!(
+                    false,
+                    "dvt: the commit stops here: git's index holds data that dvt tracked at {from}, the commit \
+                     you switched from, and nothing tracks here: {}; committed, its bytes would stay in git's \
+                     history\nhint: `git rm -r --cached {}` takes it out of the index and leaves the files; \
+                     then delete them, or track them here with `dvt add PATH`; `git commit --no-verify` commits \
+                     it all the same",
+                    super::first_few(paths.iter().map(|p| p.to_string()), 10),
+                    paths.join(" ")
+                );
+                return Ok(ExitCode::from(1));
+            }
             let changed: Vec<&str> = s
                 .pointers
                 .iter()

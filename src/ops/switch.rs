@@ -66,22 +66,10 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
         return Ok(LeftBehind::default());
     }
     let git = std::rc::Rc::new(git);
-    let then = Snapshot::at_commit(repo, git.clone(), old.to_string(), id);
-    let mut gone: Vec<Tracked> = then.pointers_lenient()?;
-    gone.extend(then.lock_outs().unwrap_or_default());
-    if gone.is_empty() {
-        return Ok(LeftBehind::default());
-    }
     // Held from here: what the workspace tracks must not change meanwhile.
     let _lock = repo.lock("dvt checkout")?;
-    let mut kept_here = tracked_here(&Snapshot::workspace(repo));
-    kept_here.extend(tracked_here(&Snapshot::at_commit(
-        repo,
-        git.clone(),
-        new.to_string(),
-        new_id,
-    )));
-    gone.retain(|t| !claimed(&kept_here, &t.data_rel) && fs_err::symlink_metadata(&t.data_abs).is_ok());
+    let mut gone = untracked_since(repo, &git, (id, old), (new_id, new))?;
+    gone.retain(|t| fs_err::symlink_metadata(&t.data_abs).is_ok());
     let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
     let in_git: BTreeSet<String> = crate::git::indexed_among(repo.root(), &rels)?
         .into_iter()
@@ -114,6 +102,56 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
     }
     let _ = stat.save();
     Ok(report)
+}
+
+/// The data commit `old` tracked (pointer files and `dvt.lock`'s cached outs)
+/// that neither commit `new` nor the workspace tracks, itself or above or below
+/// it. Each commit comes as its id and the name messages give it.
+fn untracked_since(
+    repo: &Repo,
+    git: &std::rc::Rc<Git>,
+    (old, old_name): (crate::git::GitId, &str),
+    (new, new_name): (crate::git::GitId, &str),
+) -> Result<Vec<Tracked>> {
+    let then = Snapshot::at_commit(repo, git.clone(), old_name.to_string(), old);
+    let mut gone: Vec<Tracked> = then.pointers_lenient()?;
+    gone.extend(then.lock_outs().unwrap_or_default());
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    let mut kept_here = tracked_here(&Snapshot::workspace(repo));
+    kept_here.extend(tracked_here(&Snapshot::at_commit(
+        repo,
+        git.clone(),
+        new_name.to_string(),
+        new,
+    )));
+    gone.retain(|t| !claimed(&kept_here, &t.data_rel));
+    Ok(gone)
+}
+
+/// What the last switch left behind ([`Git::last_switch`]: data the old commit
+/// tracked and nothing tracks now) where git's index holds files that HEAD
+/// lacks, at or below it: a commit now would put that data into git's history
+/// (`git add -A` after a switch whose hooks or checkout left it, changed).
+/// Each with the old commit, short.
+pub fn staged_left_behind(repo: &Repo) -> Result<Vec<(String, String)>> {
+    let Ok(git) = Git::open(repo.root()) else {
+        return Ok(Vec::new());
+    };
+    let Some((old, new)) = git.last_switch() else {
+        return Ok(Vec::new());
+    };
+    let git = std::rc::Rc::new(git);
+    let gone = untracked_since(repo, &git, (old, &old.to_string()), (new, &new.to_string()))?;
+    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
+    let mut staged = Vec::new();
+    for rel in crate::git::indexed_among(repo.root(), &rels)? {
+        if matches!(git.list_tree(new, rel, false, false)?, crate::git::TreeAt::Missing) {
+            staged.push((rel.to_string(), short(&old)));
+        }
+    }
+    Ok(staged)
 }
 
 /// [`leave_behind`] for the last switch of HEAD that its reflog records, if
