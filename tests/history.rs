@@ -927,7 +927,7 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
 
     // Data that the new branch tracks from higher up, or that git tracks there,
     // is the new branch's: left alone.
-    env.git(&["checkout", "-qb", "whole", "main"]);
+    env.git_with_dvt(&["checkout", "-qb", "whole", "main"]).ok();
     env.write("data/raw/a.csv", "a\n");
     env.write("data/other.csv", "o\n");
     env.dvt(&["add", "data"]).ok();
