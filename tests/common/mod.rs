@@ -135,7 +135,10 @@ impl TestEnv {
             .env_remove("XDG_CACHE_HOME")
             .env_remove("DVT_GLOBAL_CONFIG_DIR")
             .env("DVT_SYSTEM_CONFIG_DIR", self.home.join("etc-dvt"))
-            .env_remove("CI");
+            .env_remove("CI")
+            // A dvt installed on this machine (another version) must not run
+            // from the hooks of `env.git`: only `with_dvt` puts one on PATH.
+            .env("PATH", path_without_dvt());
         c
     }
 
@@ -326,7 +329,7 @@ impl TestEnv {
 
     fn with_dvt(&self, program: &str, dir: &Path) -> Command {
         let bin_dir = Path::new(DVT).parent().unwrap();
-        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!("{}:{}", bin_dir.display(), path_without_dvt());
         let mut c = self.command(program, dir);
         c.env("PATH", path);
         c
@@ -509,6 +512,18 @@ impl Store {
         self.cache.delete_many(&[id], &|| {}).unwrap();
         assert!(!Store::at(self.cache.root()).has(hex));
     }
+}
+
+/// This process's `PATH` without the directories that hold a `dvt`.
+fn path_without_dvt() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let all = std::env::var_os("PATH").unwrap_or_default();
+        let kept: Vec<PathBuf> = std::env::split_paths(&all)
+            .filter(|d| !d.join("dvt").exists())
+            .collect();
+        std::env::join_paths(kept).unwrap().into_string().unwrap()
+    })
 }
 
 /// Every path below `p` (files and dirs), including `p`, sorted.
