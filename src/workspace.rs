@@ -532,6 +532,24 @@ impl Tracked {
         Manifest::parse(&bytes, &self.pointer.id)
     }
 
+    /// The workspace compared with this record, without progress output, and the
+    /// directory's manifest it was compared with (`None` for a tracked file).
+    /// Fails when the cache lacks the manifest.
+    pub fn workspace_state(&self, cache: &Cache, stat: &StatCache) -> Result<(WorkState, Option<Manifest>)> {
+        let manifest = match self.pointer.kind {
+            Kind::Dir => Some(self.manifest(cache)?),
+            Kind::File => None,
+        };
+        let state = compare(
+            stat,
+            self,
+            manifest.as_ref(),
+            &Counters::default(),
+            &crate::progress::NoProgress,
+        )?;
+        Ok((state, manifest))
+    }
+
     /// The part of this tracked path that [`Tracked::within`] names, given the
     /// directory's manifest `m` (`None` for a tracked file): the whole path when it
     /// names no part; a file inside the directory as a tracked file; a
@@ -1068,6 +1086,13 @@ pub enum WorkState {
     Missing,
     /// It exists; these are the differences.
     Present(Changes),
+}
+
+impl WorkState {
+    /// Whether the workspace holds exactly what is recorded.
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, WorkState::Present(c) if c.is_empty())
+    }
 }
 
 /// Compares the workspace with a tracked path. `manifest` is required for directories.

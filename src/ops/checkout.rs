@@ -262,17 +262,7 @@ fn unrecorded(repo: &Repo, stat: &StatCache, t: &Tracked, state: &WorkState) -> 
 /// Fails, naming the files, if replacing `t`'s data would lose unrecorded work.
 pub fn refuse_unrecorded_changes(repo: &Repo, t: &Tracked) -> Result<()> {
     let stat = repo.stat_cache();
-    let manifest = match t.pointer.kind {
-        Kind::Dir => Some(t.manifest(repo.cache())?),
-        Kind::File => None,
-    };
-    let state = compare(
-        &stat,
-        t,
-        manifest.as_ref(),
-        &Counters::default(),
-        &crate::progress::NoProgress,
-    )?;
+    let (state, _) = t.workspace_state(repo.cache(), &stat)?;
     let paths = unrecorded(repo, &stat, t, &state);
     if paths.is_empty() {
         Ok(())

@@ -159,23 +159,8 @@ fn holds_recorded(repo: &Repo, pointer: &Pointer, abs: &Path, rel: &str) -> bool
         return false;
     };
     debug_assert_eq!(t.data_abs, abs);
-    let manifest = match t.pointer.kind {
-        crate::pointer::Kind::Dir => match t.manifest(repo.cache()) {
-            Ok(m) => Some(m),
-            Err(_) => return false,
-        },
-        crate::pointer::Kind::File => None,
-    };
-    matches!(
-        crate::workspace::compare(
-            &repo.stat_cache(),
-            &t,
-            manifest.as_ref(),
-            &crate::workspace::Counters::default(),
-            &crate::progress::NoProgress,
-        ),
-        Ok(crate::workspace::WorkState::Present(c)) if c.is_empty()
-    )
+    t.workspace_state(repo.cache(), &repo.stat_cache())
+        .is_ok_and(|(state, _)| state.is_unchanged())
 }
 
 /// `pointer`, naming the data `rel` (its file name).

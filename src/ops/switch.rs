@@ -12,10 +12,9 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::git::Git;
-use crate::pointer::Kind;
 use crate::repo::Repo;
 use crate::snapshot::{Snapshot, short};
-use crate::workspace::{Counters, Tracked, WorkState, compare, missing_objects};
+use crate::workspace::{Tracked, missing_objects};
 
 /// What [`leave_behind`] did with the data the old commit tracked and the
 /// workspace no longer does.
@@ -62,6 +61,17 @@ pub fn leave_behind(repo: &Repo, old: &str, new: &str) -> Result<LeftBehind> {
     let (Ok(id), Ok(new_id)) = (git.resolve(old), git.resolve(new)) else {
         return Ok(LeftBehind::default());
     };
+    leave_behind_between(repo, git, (id, old), (new_id, new))
+}
+
+/// [`leave_behind`] with the repository open and both commits resolved, each
+/// as its id and the name messages give it.
+fn leave_behind_between(
+    repo: &Repo,
+    git: Git,
+    (id, old): (crate::git::GitId, &str),
+    (new_id, new): (crate::git::GitId, &str),
+) -> Result<LeftBehind> {
     if id == new_id {
         return Ok(LeftBehind::default());
     }
@@ -159,10 +169,13 @@ pub fn staged_left_behind(repo: &Repo) -> Result<Vec<(String, String)>> {
 /// `dvt checkout` after `git checkout` (no hooks) does, as `dvc checkout`
 /// deletes the outputs no stage names any more. Run again, it finds nothing new.
 pub fn leave_behind_last_switch(repo: &Repo) -> Result<LeftBehind> {
-    let Some((old, new)) = Git::open(repo.root()).ok().and_then(|g| g.last_switch()) else {
+    let Ok(git) = Git::open(repo.root()) else {
         return Ok(LeftBehind::default());
     };
-    leave_behind(repo, &old.to_string(), &new.to_string())
+    let Some((old, new)) = git.last_switch() else {
+        return Ok(LeftBehind::default());
+    };
+    leave_behind_between(repo, git, (old, &old.to_string()), (new, &new.to_string()))
 }
 
 /// The data paths `snap` tracks: its pointers and `dvt.lock`'s outs, and in the
@@ -222,21 +235,12 @@ fn unchanged_and_cached(
     t: &Tracked,
 ) -> std::result::Result<(), String> {
     let not_cached = || "data the cache lacks".to_string();
-    let manifest = match t.pointer.kind {
-        Kind::Dir => Some(t.manifest(repo.cache()).map_err(|_| not_cached())?),
-        Kind::File => None,
-    };
-    let state = compare(
-        stat,
-        t,
-        manifest.as_ref(),
-        &Counters::default(),
-        &crate::progress::NoProgress,
-    )
-    .map_err(|e| e.to_string())?;
-    match state {
-        WorkState::Present(c) if c.is_empty() => {}
-        _ => return Err("changes not recorded there".into()),
+    let (state, manifest) = t.workspace_state(repo.cache(), stat).map_err(|e| match e {
+        crate::error::Error::Cache(_) | crate::error::Error::Format(_) => not_cached(),
+        e => e.to_string(),
+    })?;
+    if !state.is_unchanged() {
+        return Err("changes not recorded there".into());
     }
     match missing_objects(repo.cache(), t, manifest.as_ref()) {
         Ok(missing) if missing.is_empty() => Ok(()),
