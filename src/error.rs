@@ -782,7 +782,7 @@ pub enum GitError {
         repo: Option<String>,
     },
     /// A path that no pointer covers at a revision.
-    #[error("`{path}` is not tracked by dvt at {rev}")]
+    #[error("`{path}` is not tracked by dvt {}", at(.rev))]
     NotTrackedAt {
         /// The path asked for.
         path: String,
@@ -790,7 +790,7 @@ pub enum GitError {
         rev: String,
     },
     /// A path that neither git nor dvt has at a revision.
-    #[error("`{path}` does not exist at {rev}")]
+    #[error("`{path}` does not exist {}", at(.rev))]
     NoSuchPath {
         /// The path asked for.
         path: String,
@@ -798,7 +798,7 @@ pub enum GitError {
         rev: String,
     },
     /// A path git keeps, where only data on a remote has an answer (`get --show-url`).
-    #[error("`{path}` is kept by git at {rev}, not by dvt: it has no URL on a remote (`dvt get` downloads it)")]
+    #[error("`{path}` is kept by git {}, not by dvt: it has no URL on a remote (`dvt get` downloads it)", at(.rev))]
     KeptByGit {
         /// The path asked for.
         path: String,
@@ -806,7 +806,7 @@ pub enum GitError {
         rev: String,
     },
     /// A path that names a directory inside a tracked directory where a file is needed.
-    #[error("`{path}` is a directory at {rev}; name a file inside it")]
+    #[error("`{path}` is a directory {}; name a file inside it", at(.rev))]
     IsDirectory {
         /// The path asked for.
         path: String,
@@ -1771,5 +1771,15 @@ fn not_tracked(target: &str) -> String {
         "the repository's root is not tracked data: a target names a `.dvt` pointer or the data it tracks".into()
     } else {
         format!("`{target}` is not tracked by dvt (no `{target}.dvt` pointer file)")
+    }
+}
+
+/// Where a path was looked for, as messages say it: `in the workspace`, or
+/// `` at `v1` (1a2b3c4) `` for a revision.
+fn at(rev: &str) -> String {
+    if rev == "the workspace" {
+        "in the workspace".to_string()
+    } else {
+        format!("at {rev}")
     }
 }

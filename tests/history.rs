@@ -1539,12 +1539,12 @@ fn cat_get_and_import_read_the_files_git_keeps() {
         ),
         (
             vec!["cat", "src/nope.py"],
-            "`src/nope.py` does not exist at the workspace",
+            "`src/nope.py` does not exist in the workspace",
         ),
         // Below a file: tracked (`model.bin`) or git's.
         (
             vec!["cat", "model.bin/x"],
-            "`model.bin/x` does not exist at the workspace",
+            "`model.bin/x` does not exist in the workspace",
         ),
         (
             vec!["cat", "model.bin/x", "--rev", "HEAD"],
@@ -1552,10 +1552,10 @@ fn cat_get_and_import_read_the_files_git_keeps() {
         ),
         (
             vec!["cat", "src/train.py/x"],
-            "`src/train.py/x` does not exist at the workspace",
+            "`src/train.py/x` does not exist in the workspace",
         ),
         (vec!["cat", "src", "--rev", "HEAD"], "`src` is a directory at `HEAD`"),
-        (vec!["cat", "src"], "`src` is a directory at the workspace"),
+        (vec!["cat", "src"], "`src` is a directory in the workspace"),
         (vec!["cat", "src/latest.py"], "`src/latest.py` is a symbolic link"),
         (
             vec!["cat", "src/latest.py", "--rev", "HEAD"],
@@ -4090,8 +4090,8 @@ except ValueError as e:
          True\n\
          b'\\x00\\x9f\\x92\\x96'\n\
          True ['data/images', 'data/train.csv']\n\
-         DvtError 1 error: `data/nope.csv` does not exist at the workspace\n\
-         DvtError 1 error: `data/nope.csv` does not exist at the workspace\n\
+         DvtError 1 error: `data/nope.csv` does not exist in the workspace\n\
+         DvtError 1 error: `data/nope.csv` does not exist in the workspace\n\
          ValueError mode must be \"r\" or \"rb\" (data is read only), not 'w'\n",
         "{}",
         r.stderr
