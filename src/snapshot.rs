@@ -225,6 +225,15 @@ impl<'r> Snapshot<'r> {
                         let text = git.read_file(*id, f)?;
                         Ok(text.map(|t| String::from_utf8_lossy(&t).into_owned()))
                     },
+                    &|paths| {
+                        let mut kept = std::collections::BTreeSet::new();
+                        for p in paths {
+                            if !matches!(git.list_tree(*id, p, false, false)?, crate::git::TreeAt::Missing) {
+                                kept.insert((*p).to_string());
+                            }
+                        }
+                        Ok(kept)
+                    },
                 )
             }
             _ => crate::pipeline::lock_outs(self.repo),

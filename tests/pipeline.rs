@@ -3845,3 +3845,51 @@ fn dvc_spellings_of_commands_and_flags_are_accepted() {
     let config = String::from_utf8(env.read(".dvt/config.toml")).unwrap();
     assert!(!config.contains("remote = \"store\""), "{config}");
 }
+
+/// With `dvt.toml` unreadable (a merge left conflict markers in it), which of
+/// `dvt.lock`'s outs are cached is unknown: the ones git keeps (metrics) are
+/// not taken for data. Before, `status` told the user to `git rm --cached`
+/// the metrics file, and `checkout` would restore an edited one.
+#[test]
+fn with_dvt_toml_in_conflict_the_metrics_git_keeps_are_not_taken_for_data() {
+    let env = TestEnv::new();
+    let toml = r#"[stages.train]
+cmd = '''printf m > model.bin && printf '{"s": 1}' > metrics.json'''
+outs = ["model.bin"]
+metrics = ["metrics.json"]
+"#;
+    env.write("dvt.toml", toml);
+    env.dvt(&["repro"]).ok();
+    env.commit("train");
+    assert!(
+        !env.git(&["ls-files", "metrics.json"]).stdout.is_empty(),
+        "git keeps the metrics"
+    );
+
+    env.write(
+        "dvt.toml",
+        format!("{toml}<<<<<<< HEAD\n[stages.a]\n=======\n[stages.b]\n>>>>>>> other\n"),
+    );
+    env.write("metrics.json", r#"{"s": 2}"#);
+    let status = env.dvt(&["status"]).fails();
+    let said = format!("{}{}", status.stdout, status.stderr);
+    assert!(said.contains("unresolved git merge conflict"), "{said}");
+    assert!(!said.contains("git rm"), "{said}");
+    let report = env.dvt(&["status", "--json"]).json();
+    let paths: Vec<&str> = report["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["model.bin"], "{report}");
+    assert!(report.get("in_git_index").is_none(), "{report}");
+
+    let checkout = env.dvt(&["checkout"]).ok();
+    assert!(!checkout.stderr.contains("metrics.json"), "{}", checkout.stderr);
+    assert_eq!(env.read("metrics.json"), br#"{"s": 2}"#);
+    // The cached out is still data: deleted, it comes back.
+    std::fs::remove_file(env.path("model.bin")).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("model.bin"), b"m");
+}

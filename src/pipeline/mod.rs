@@ -1255,23 +1255,42 @@ fn dag(stages: &BTreeMap<String, Stage>) -> Result<Dag> {
 
 /// The cached outs that `lock_text` records, as tracked paths (their pointer
 /// file is `dvt.lock`); `pipeline_text` (the `dvt.toml` beside it, with `read`
-/// giving the files beside that) says which outs are cached; without a
-/// readable one, every recorded out is taken as cached.
+/// giving the files beside that) says which outs are cached. Without a
+/// readable one (missing, or with a merge's conflict markers), the outs that
+/// `in_git` says git keeps (given all the lock's outs) are taken as uncached
+/// (metrics and plots kept in git: no cached out may be there), the others as
+/// cached.
 pub fn outs_from(
     repo: &Repo,
     lock_text: &str,
     lock_name: &Path,
     pipeline_text: Option<&str>,
     read: &dyn Fn(&str) -> Result<Option<String>>,
+    in_git: &dyn Fn(&[&str]) -> Result<BTreeSet<String>>,
 ) -> Result<Vec<crate::workspace::Tracked>> {
     let lock = lock::Lock::parse(lock_text, lock_name)?;
     let pipeline = pipeline_text.and_then(|t| Pipeline::parse_with(t, read).ok());
+    let kept_by_git = match &pipeline {
+        Some(_) => BTreeSet::new(),
+        None => {
+            let paths: Vec<&str> = lock
+                .stages
+                .values()
+                .flat_map(|s| &s.outs)
+                .map(|o| o.path.as_str())
+                .collect();
+            in_git(&paths)?
+        }
+    };
     let cached = |stage: &str, path: &str| -> bool {
-        pipeline
-            .as_ref()
-            .and_then(|p| p.stages.get(stage))
-            .and_then(|s| s.outs.iter().find(|o| o.path == path))
-            .is_none_or(|o| o.cache)
+        match &pipeline {
+            Some(p) => p
+                .stages
+                .get(stage)
+                .and_then(|s| s.outs.iter().find(|o| o.path == path))
+                .is_none_or(|o| o.cache),
+            None => !kept_by_git.contains(path),
+        }
     };
     let mut outs = lock.tracked(repo, &cached);
     // Where each goes (`remote`, `push`), as its entry in `dvt.toml` says.
@@ -1322,7 +1341,20 @@ pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
         Err(e) => return Err(e.into()),
     };
     let pipeline = fs_err::read_to_string(repo.root().join(PIPELINE_FILE)).ok();
-    outs_from(repo, &text, &lock_path, pipeline.as_deref(), &|f| read_file(repo, f))
+    let in_index = |paths: &[&str]| -> Result<BTreeSet<String>> {
+        Ok(crate::git::indexed_among(repo.root(), paths)?
+            .into_iter()
+            .map(str::to_string)
+            .collect())
+    };
+    outs_from(
+        repo,
+        &text,
+        &lock_path,
+        pipeline.as_deref(),
+        &|f| read_file(repo, f),
+        &in_index,
+    )
 }
 
 /// `rel` joined to the repository root.
