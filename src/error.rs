@@ -173,8 +173,8 @@ impl Error {
             ),
             Error::Repo(RepoError::NotSet { default: Some(d), .. }) => Some(format!("the default is {d}")),
             Error::Repo(RepoError::Locked { .. }) => Some(
-                "wait for that command to finish and run this one again; the lock is released \
-                 as soon as the process exits"
+                "wait for that command to finish and run this one again (`--wait-for-lock` waits \
+                 for you); the lock is released as soon as the process exits"
                     .into(),
             ),
             Error::Cache(CacheError::Missing { .. }) => {

@@ -1395,6 +1395,7 @@ fn a_second_mutating_command_names_the_lock_holder() {
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("`--wait-for-lock` waits for you"), "{}", r.stderr);
     assert!(!env.exists("a.csv.dvt"));
     drop(lock);
     env.dvt(&["add", "a.csv"]).ok();
