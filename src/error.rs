@@ -167,7 +167,7 @@ impl Error {
                     .into(),
             ),
             Error::Repo(RepoError::UnknownSetting { .. }) => Some(
-                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync, cache.shared, gc.grace and remote.NAME.KEY \
+                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync, cache.shared, gc.grace, hooks.fetch and remote.NAME.KEY \
                  (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"
                     .into(),
             ),

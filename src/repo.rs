@@ -111,6 +111,21 @@ pub struct Config {
     /// The `[gc]` table.
     #[serde(default)]
     pub gc: GcConfig,
+    /// The `[hooks]` table.
+    #[serde(default)]
+    pub hooks: HooksConfig,
+}
+
+/// The `[hooks]` table of the config: what the git hooks of
+/// `dvt install-hooks` do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// The checkout hooks (`post-checkout`, `post-merge`, `post-rewrite`)
+    /// first fetch what the new HEAD's data lacks from its remotes, as
+    /// git-lfs does on `git checkout` and `git pull`.
+    #[serde(default)]
+    pub fetch: bool,
 }
 
 /// The `[gc]` table of the config.

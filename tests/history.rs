@@ -1065,6 +1065,71 @@ fn pulling_a_commit_that_stops_tracking_data_removes_it_here() {
     assert_eq!(mate.read("model.bin"), b"m\n");
 }
 
+/// `hooks.fetch`: `git pull` of a teammate's new data version brings the
+/// data too, as git-lfs does; without it the hook names what the cache lacks.
+/// A remote that is down leaves git's work done and says so.
+#[test]
+fn with_hooks_fetch_git_pull_and_git_checkout_bring_the_data() {
+    let env = TestEnv::new();
+    let store = env.root.parent().unwrap().join("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.write("data/a.csv", "v1\n");
+    env.dvt(&["add", "data"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("v1");
+    let mate = env.clone_repo();
+    let r = mate.dvt(&["install-hooks"]).ok();
+    assert!(
+        r.stderr.contains("`dvt config --local hooks.fetch true`"),
+        "{}",
+        r.stderr
+    );
+    mate.dvt(&["pull"]).ok();
+
+    env.write("data/a.csv", "v2\n");
+    env.dvt(&["add", "data"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("v2");
+    let r = mate.git_with_dvt(&["pull", "-q"]).ok();
+    assert!(r.stderr.contains("is not in the cache"), "{}", r.stderr);
+    assert_eq!(mate.read("data/a.csv"), b"v1\n");
+
+    mate.dvt(&["config", "--local", "hooks.fetch", "true"]).ok();
+    mate.git_with_dvt(&["checkout", "-q", "HEAD~1"]).ok();
+    mate.git_with_dvt(&["checkout", "-q", "-"]).ok();
+    assert_eq!(mate.read("data/a.csv"), b"v2\n");
+    env.write("data/b.csv", "b\n");
+    env.dvt(&["add", "data"]).ok();
+    env.dvt(&["push"]).ok();
+    env.commit("v3");
+    let r = mate.git_with_dvt(&["pull", "-q"]).ok();
+    assert!(r.stderr.contains("dvt: fetched 2 objects"), "{}", r.stderr);
+    assert_eq!(mate.read("data/b.csv"), b"b\n");
+    assert!(mate.dvt(&["status"]).ok().stdout.contains("up to date"));
+
+    // The remote gone: git's pull stands, and the hook says what it could not do.
+    std::fs::rename(&store, store.with_extension("gone")).unwrap();
+    env.write("data/c.csv", "c\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("v4");
+    let r = mate.git_with_dvt(&["pull", "-q"]).ok();
+    assert!(
+        r.stderr
+            .contains("dvt: data not fetched: remote `store`: the directory")
+            && r.stderr.contains("is not in the cache (needed for `data`)"),
+        "{}",
+        r.stderr
+    );
+    assert!(mate.exists("data.dvt") && !mate.exists("data/c.csv"));
+    assert!(!mate.dvt(&["install-hooks"]).ok().stderr.contains("hooks.fetch"));
+    let bad = mate.dvt(&["config", "--local", "hooks.fetch", "yes"]).fails();
+    assert!(
+        bad.stderr.contains("must be true or false, not `yes`"),
+        "{}",
+        bad.stderr
+    );
+}
+
 /// A branch whose data has an empty directory more (or a file where the other
 /// has a directory): switching back and forth checks each version out, with no
 /// `--force`. The empty directory held nothing to lose.

@@ -1093,6 +1093,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 (true, false) => say!(quiet, "no dvt hooks in {config}"),
             }
             say_merge_driver(quiet, &r.merge_driver)?;
+            hint_hooks_fetch(&repo, *uninstall, quiet);
             if !*uninstall {
                 note!(
                     quiet,
@@ -1112,6 +1113,7 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                 say!(quiet, "{verb} {} in {}", r.hooks.join(", "), r.dir.display());
             }
             say_merge_driver(quiet, &r.merge_driver)?;
+            hint_hooks_fetch(&repo, *uninstall, quiet);
             for h in &r.chained {
                 if *uninstall {
                     say!(quiet, "restored your previous {h} hook");
@@ -1807,6 +1809,17 @@ fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dv
     }
 }
 
+/// After installing the hooks, when `hooks.fetch` is off: how to turn it on.
+fn hint_hooks_fetch(repo: &Repo, uninstall: bool, quiet: bool) {
+    if !uninstall && !repo.config().hooks.fetch {
+        note!(
+            quiet,
+            "hint: `dvt config --local hooks.fetch true` has the checkout hooks fetch the data they lack \
+             from the remote first, as git-lfs does"
+        );
+    }
+}
+
 /// Whether the merge driver is now installed (`driver`) or removed.
 fn say_merge_driver(quiet: bool, driver: &Option<String>) -> Result<ExitCode, dvt::Error> {
     match driver {
@@ -1866,6 +1879,38 @@ pub(super) fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
 }
 
 /// The logic behind the hook scripts. A repository without `.dvt` does nothing.
+/// `hooks.fetch`: what the workspace's pointers need and the cache lacks,
+/// from their remotes, before the checkout hooks check out. A failure is
+/// reported, not fatal: the checkout then names what it could not write.
+fn hook_fetch(repo: &Repo, quiet: bool, bars: &Bars) {
+    if repo.config().remote.is_empty() {
+        note!(quiet, "dvt: no remote configured; nothing fetched (hooks.fetch)");
+        return;
+    }
+    let opts = ops::TransferOptions {
+        targets: vec![],
+        cwd: repo.root().to_path_buf(),
+        remote: None,
+        jobs: None,
+        revisions: dvt::snapshot::Revisions::default(),
+        run_cache: false,
+        revisions_only: false,
+        allow_missing: true,
+        only: Default::default(),
+    };
+    match ops::fetch(repo, &opts, bars) {
+        Ok(r) if r.downloaded > 0 => note!(
+            quiet,
+            "dvt: fetched {} ({}) from `{}`",
+            dvt::counted(r.downloaded, "object"),
+            indicatif::HumanBytes(r.downloaded_bytes),
+            r.remote
+        ),
+        Ok(_) => {}
+        Err(e) => note!(false, "dvt: data not fetched: {e}"),
+    }
+}
+
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     if name == "merge-driver" {
         return merge_driver(cwd, args, quiet);
@@ -1907,6 +1952,9 @@ fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -
             match ops::switch::leave_behind(&repo, &old, &new) {
                 Ok(left) => print_left_behind(&left, quiet),
                 Err(e) => note!(false, "dvt: data of the previous HEAD not cleaned up: {e}"),
+            }
+            if repo.config().hooks.fetch {
+                hook_fetch(&repo, quiet, bars);
             }
             let opts = ops::CheckoutOptions {
                 targets: vec![],

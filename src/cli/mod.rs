@@ -126,7 +126,7 @@ enum Command {
         command: RemoteCommand,
     },
     /// Read or change a setting (as `dvc config`): core.remote, core.autostage,
-    /// cache.dir, cache.level, cache.fsync, cache.shared, gc.grace, remote.NAME.KEY. Secrets are never printed.
+    /// cache.dir, cache.level, cache.fsync, cache.shared, gc.grace, hooks.fetch, remote.NAME.KEY. Secrets are never printed.
     Config {
         /// The setting, e.g. `cache.dir` or `remote.store.region`.
         #[arg(required_unless_present = "list")]

@@ -46,6 +46,8 @@ enum Name<'a> {
     Cache(CacheKey),
     /// `gc.grace`.
     GcGrace,
+    /// `hooks.fetch`.
+    HooksFetch,
     /// `remote.NAME.KEY` (the remote's name may hold dots).
     Remote { remote: &'a str, key: &'a str },
 }
@@ -79,6 +81,7 @@ fn parse_name(name: &str) -> Result<Name<'_>> {
         "cache.fsync" => return Ok(Name::Cache(CacheKey::Fsync)),
         "cache.shared" => return Ok(Name::Cache(CacheKey::Shared)),
         "gc.grace" => return Ok(Name::GcGrace),
+        "hooks.fetch" => return Ok(Name::HooksFetch),
         _ => {}
     }
     let rest = name.strip_prefix("remote.").ok_or_else(unknown)?;
@@ -101,7 +104,7 @@ fn default_of(name: &Name<'_>) -> Option<String> {
             "`{DVT_DIR}/cache` (in a linked git worktree, the main worktree's cache)"
         )),
         Name::Cache(CacheKey::Level) => Some("1".into()),
-        Name::Cache(CacheKey::Fsync) | Name::Autostage => Some("false".into()),
+        Name::Cache(CacheKey::Fsync) | Name::Autostage | Name::HooksFetch => Some("false".into()),
         Name::Cache(CacheKey::Shared) => Some("unset: new files get the modes your umask gives".into()),
         Name::GcGrace => Some("24h".into()),
         Name::Remote { .. } => None,
@@ -209,7 +212,8 @@ pub struct Written {
 /// `config.toml` go to `config.local.toml`. Checks the value
 /// first: a remote option as `dvt remote modify` does, `core.remote` names a
 /// configured remote, `cache.level` is a level zstd has, `cache.fsync` a boolean,
-/// `cache.shared` is `group`, `gc.grace` a span of time (`7d`, `0`).
+/// `cache.shared` is `group`, `gc.grace` a span of time (`7d`, `0`),
+/// `core.autostage` and `hooks.fetch` booleans.
 /// `remote.NAME.url` of a new `NAME` adds that remote.
 pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<Written> {
     let parsed = parse_name(name)?;
@@ -221,13 +225,17 @@ pub fn set(repo: &Repo, name: &str, value: &str, level: ConfigLevel) -> Result<W
     let mut level = level;
     match parsed {
         Name::DefaultRemote => remotes::set_default(repo, Some(value), level)?,
-        Name::Autostage => {
+        Name::Autostage | Name::HooksFetch => {
             let on = match value {
                 "true" => true,
                 "false" => false,
                 _ => return Err(bad(format!("must be true or false, not `{value}`")).into()),
             };
-            set_in(repo, level, ("core", "autostage"), toml_edit::value(on), bad)?;
+            let at = match parsed {
+                Name::Autostage => ("core", "autostage"),
+                _ => ("hooks", "fetch"),
+            };
+            set_in(repo, level, at, toml_edit::value(on), bad)?;
         }
         Name::GcGrace => {
             crate::ops::gc::parse_span(value).map_err(bad)?;
@@ -364,6 +372,12 @@ pub fn unset(repo: &Repo, name: &str, level: ConfigLevel) -> Result<Written> {
             }
             Ok(())
         })?,
+        Name::HooksFetch => repo.edit_config(level, |doc| {
+            if let Some(t) = doc.get_mut("hooks").and_then(Item::as_table_mut) {
+                t.remove("fetch");
+            }
+            Ok(())
+        })?,
     }
     Ok(Written {
         file: relative(repo, &repo.config_file(level)?),
@@ -378,6 +392,7 @@ mod tests {
     #[test]
     fn names_are_taken_apart() {
         assert_eq!(parse_name("core.remote").unwrap(), Name::DefaultRemote);
+        assert_eq!(parse_name("hooks.fetch").unwrap(), Name::HooksFetch);
         assert_eq!(parse_name("cache.level").unwrap(), Name::Cache(CacheKey::Level));
         assert_eq!(parse_name("gc.grace").unwrap(), Name::GcGrace);
         assert_eq!(
