@@ -4278,7 +4278,9 @@ for fs in (DvtFileSystem(rev="code"), DvtFileSystem(sys.argv[1], rev="code"), Dv
         &env.root,
         r#"
 import os, tempfile
-from dvt.api import DvtFileSystem
+from dvt.fs import DvtFileSystem
+import dvt.api
+assert dvt.api.DvtFileSystem is DvtFileSystem
 fs = DvtFileSystem()
 print(fs.read_text("src/train.py").strip(), fs.cat_file("notes.md"), fs.commit, "notes.md" in fs.ls("", detail=False))
 out = tempfile.mkdtemp()

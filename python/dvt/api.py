@@ -475,5 +475,12 @@ def _check_mode(mode):
         raise ValueError('mode must be "r" or "rb" (data is read only), not {!r}'.format(mode))
 
 
-# Last: it builds on the functions above.
-from .fs import DvtFileSystem  # noqa: E402
+def __getattr__(name):
+    # `dvt.api.DvtFileSystem`, loaded when first asked for: `dvt.fs` builds on
+    # this module, so importing it here would fail when `dvt.fs` is imported
+    # first (`from dvt.fs import DvtFileSystem`).
+    if name == "DvtFileSystem":
+        from .fs import DvtFileSystem
+
+        return DvtFileSystem
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
