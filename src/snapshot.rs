@@ -226,13 +226,15 @@ impl<'r> Snapshot<'r> {
                         Ok(text.map(|t| String::from_utf8_lossy(&t).into_owned()))
                     },
                     &|paths| {
-                        let mut kept = std::collections::BTreeSet::new();
-                        for p in paths {
-                            if !matches!(git.list_tree(*id, p, false, false)?, crate::git::TreeAt::Missing) {
-                                kept.insert((*p).to_string());
-                            }
-                        }
-                        Ok(kept)
+                        // A path the tree cannot be asked about is taken as not in git.
+                        paths
+                            .iter()
+                            .filter(|p| {
+                                git.list_tree(*id, p, false, false)
+                                    .is_ok_and(|t| !matches!(t, crate::git::TreeAt::Missing))
+                            })
+                            .map(|p| (*p).to_string())
+                            .collect()
                     },
                 )
             }

@@ -1878,7 +1878,6 @@ pub(super) fn print_left_behind(left: &ops::switch::LeftBehind, quiet: bool) {
     }
 }
 
-/// The logic behind the hook scripts. A repository without `.dvt` does nothing.
 /// `hooks.fetch`: what the workspace's pointers need and the cache lacks,
 /// from their remotes, before the checkout hooks check out. A failure is
 /// reported, not fatal: the checkout then names what it could not write.
@@ -1911,6 +1910,7 @@ fn hook_fetch(repo: &Repo, quiet: bool, bars: &Bars) {
     }
 }
 
+/// The logic behind the hook scripts. A repository without `.dvt` does nothing.
 fn git_hook(cwd: &Path, name: &str, args: &[String], quiet: bool, bars: &Bars) -> Result<ExitCode, dvt::Error> {
     if name == "merge-driver" {
         return merge_driver(cwd, args, quiet);

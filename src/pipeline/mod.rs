@@ -1266,7 +1266,7 @@ pub fn outs_from(
     lock_name: &Path,
     pipeline_text: Option<&str>,
     read: &dyn Fn(&str) -> Result<Option<String>>,
-    in_git: &dyn Fn(&[&str]) -> Result<BTreeSet<String>>,
+    in_git: &dyn Fn(&[&str]) -> BTreeSet<String>,
 ) -> Result<Vec<crate::workspace::Tracked>> {
     let lock = lock::Lock::parse(lock_text, lock_name)?;
     let pipeline = pipeline_text.and_then(|t| Pipeline::parse_with(t, read).ok());
@@ -1279,7 +1279,7 @@ pub fn outs_from(
                 .flat_map(|s| &s.outs)
                 .map(|o| o.path.as_str())
                 .collect();
-            in_git(&paths)?
+            in_git(&paths)
         }
     };
     let cached = |stage: &str, path: &str| -> bool {
@@ -1341,11 +1341,13 @@ pub fn lock_outs(repo: &Repo) -> Result<Vec<crate::workspace::Tracked>> {
         Err(e) => return Err(e.into()),
     };
     let pipeline = fs_err::read_to_string(repo.root().join(PIPELINE_FILE)).ok();
-    let in_index = |paths: &[&str]| -> Result<BTreeSet<String>> {
-        Ok(crate::git::indexed_among(repo.root(), paths)?
+    // An index that cannot be read holds nothing here.
+    let in_index = |paths: &[&str]| -> BTreeSet<String> {
+        crate::git::indexed_among(repo.root(), paths)
+            .unwrap_or_default()
             .into_iter()
             .map(str::to_string)
-            .collect())
+            .collect()
     };
     outs_from(
         repo,
