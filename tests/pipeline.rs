@@ -246,6 +246,18 @@ fn pipeline_errors_name_the_stage_and_the_file() {
     env.write("dvt.toml", "[stages.a]\ncmd = 'true'\n");
     let r = env.dvt(&["repro", "nosuch"]).fails();
     assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
+
+    // A params or metrics file that does not parse says which format it is not.
+    env.write(
+        "dvt.toml",
+        "[stages.a]\ncmd = 'true'\nparams = ['train.lr']\nmetrics = ['m.json']\n",
+    );
+    env.write("params.yaml", "train: [1\n");
+    let r = env.dvt(&["repro"]).fails();
+    assert!(r.stderr.contains("`params.yaml`: not valid YAML: "), "{}", r.stderr);
+    env.write("m.json", "{oops");
+    let r = env.dvt(&["metrics", "show"]).fails();
+    assert!(r.stderr.contains("`m.json`: not valid JSON: "), "{}", r.stderr);
 }
 
 /// A `dvt.lock` that cannot be read (hand-edited, half-merged) stops every

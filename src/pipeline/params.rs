@@ -26,13 +26,14 @@ pub fn parse(file: &str, text: &str) -> Result<Params> {
     }
     if lower.ends_with(".json") {
         let text = with_nonfinite_marked(text);
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(file, e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(file, format!("not valid JSON: {e}")))?;
         return match from_json(file, &v)? {
             toml::Value::Table(t) => Ok(t),
             _ => Err(bad(file, "the top level must be an object")),
         };
     }
-    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| bad(file, e.to_string()))?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| bad(file, format!("not valid YAML: {e}")))?;
     match docs.first() {
         None => Ok(Params::new()),
         Some(doc) => match from_yaml(file, doc)? {
@@ -441,7 +442,7 @@ fn toml_doc(file: &str, text: &str) -> Result<toml_edit::DocumentMut> {
 
 /// A JSON params file, keys in file order.
 fn json_doc(file: &str, text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| bad(file, e.to_string()))
+    serde_json::from_str(text).map_err(|e| bad(file, format!("not valid JSON: {e}")))
 }
 
 /// How an edited JSON params file is written: two-space indents, a final newline.
