@@ -2831,6 +2831,28 @@ fn doctor_reports_version_filesystems_cache_and_remotes_without_secrets() {
     assert!(r.stdout.contains("remote: store (s3) (default)"), "{}", r.stdout);
     assert!(r.stdout.contains("remote: backup (local)"), "{}", r.stdout);
     assert!(r.stdout.contains("cache filesystem: "), "{}", r.stdout);
+    assert!(r.stdout.contains("\ngit hooks: none of dvt's\n"), "{}", r.stdout);
+    env.dvt(&["install-hooks"]).ok();
+    env.dvt(&["config", "--local", "hooks.fetch", "true"]).ok();
+    let r = env.dvt(&["doctor"]).ok();
+    assert!(
+        r.stdout
+            .contains("\ngit hooks: post-checkout, post-merge, post-rewrite, pre-commit, pre-push; hooks.fetch on\n"),
+        "{}",
+        r.stdout
+    );
+    env.dvt(&["install-hooks", "--use-pre-commit-tool"]).ok();
+    let r = env.dvt(&["doctor"]).ok();
+    assert!(
+        r.stdout
+            .contains("\ngit hooks: through the pre-commit framework (.pre-commit-config.yaml); hooks.fetch on\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        env.dvt(&["doctor", "--json"]).ok().json()["repo"]["hooks"],
+        "pre_commit"
+    );
     assert!(
         !r.stdout.contains("s3cr3t") && !r.stderr.contains("s3cr3t"),
         "{}",

@@ -1146,6 +1146,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 let mark = if rm.default { " (default)" } else { "" };
                 out!("remote: {} ({}){mark}", rm.name, rm.kind);
             }
+            let fetch = if r.hooks_fetch { "on" } else { "off" };
+            match &r.hooks {
+                ops::hooks::Installed::Own(hooks) => out!("git hooks: {}; hooks.fetch {fetch}", hooks.join(", ")),
+                ops::hooks::Installed::PreCommit => out!(
+                    "git hooks: through the pre-commit framework ({}); hooks.fetch {fetch}",
+                    ops::hooks::PRE_COMMIT_CONFIG
+                ),
+                ops::hooks::Installed::None => out!("git hooks: none of dvt's"),
+            }
         }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -43,6 +43,10 @@ pub struct RepoReport {
     pub cache_group: bool,
     /// Each remote's name, kind, and whether it is the default.
     pub remotes: Vec<RemoteReport>,
+    /// How the git hooks of `dvt install-hooks` are installed.
+    pub hooks: crate::ops::hooks::Installed,
+    /// `hooks.fetch`.
+    pub hooks_fetch: bool,
 }
 
 /// A remote, without its options (which may hold secrets).
@@ -118,6 +122,8 @@ fn repo_report(repo: &Repo) -> RepoReport {
         cache_fsync: config.cache.fsync,
         cache_group: config.cache.shared == Some(crate::repo::Shared::Group),
         remotes,
+        hooks: crate::ops::hooks::installed(repo),
+        hooks_fetch: config.hooks.fetch,
     }
 }
 

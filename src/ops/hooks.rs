@@ -92,6 +92,36 @@ fn is_ours(path: &Path) -> bool {
     fs_err::read_to_string(path).is_ok_and(|t| t.contains(MARK))
 }
 
+/// How dvt's hooks are installed in a repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Installed {
+    /// These hooks of [`HOOKS`] are dvt's own scripts in the hooks directory.
+    Own(Vec<&'static str>),
+    /// [`PRE_COMMIT_CONFIG`] lists dvt's hooks, for the pre-commit framework.
+    PreCommit,
+    /// Neither.
+    None,
+}
+
+/// How dvt's hooks are installed (nothing outside git).
+pub fn installed(repo: &Repo) -> Installed {
+    let Ok(git) = Git::open(repo.root()) else {
+        return Installed::None;
+    };
+    let dir = git.hooks_dir();
+    let own: Vec<&str> = HOOKS.into_iter().filter(|name| is_ours(&dir.join(name))).collect();
+    if !own.is_empty() {
+        return Installed::Own(own);
+    }
+    let top = git.work_tree().unwrap_or(repo.root());
+    let listed = fs_err::read_to_string(top.join(PRE_COMMIT_CONFIG))
+        .ok()
+        .and_then(|t| parse_yaml(&t).ok())
+        .is_some_and(|doc| has_dvt_hooks(&doc));
+    if listed { Installed::PreCommit } else { Installed::None }
+}
+
 /// Installs the hooks (or, with `uninstall`, removes them and restores chained ones).
 pub fn install_hooks(repo: &Repo, uninstall: bool) -> Result<HookReport> {
     let git = Git::open(repo.root())?;
