@@ -166,11 +166,12 @@ impl Error {
                  into the cache (DVC's `cache.type`): there is nothing to choose"
                     .into(),
             ),
-            Error::Repo(RepoError::UnknownSetting { .. }) => Some(
-                "settings: core.remote, core.autostage, cache.dir, cache.level, cache.fsync, cache.shared, gc.grace, hooks.fetch and remote.NAME.KEY \
-                 (`dvt remote modify --help` lists the keys); `dvt config --list` shows what is set"
-                    .into(),
-            ),
+            Error::Repo(RepoError::UnknownSetting { name }) => Some(format!(
+                "{}settings: {} and remote.NAME.KEY (`dvt remote modify --help` lists the keys); \
+                 `dvt config --list` shows what is set",
+                crate::suggest::did_you_mean(name, crate::ops::config::SETTINGS),
+                crate::ops::config::SETTINGS.join(", ")
+            )),
             Error::Repo(RepoError::NotSet { default: Some(d), .. }) => Some(format!("the default is {d}")),
             Error::Repo(RepoError::Locked { .. }) => Some(
                 "wait for that command to finish and run this one again (`--wait-for-lock` waits \
@@ -296,9 +297,11 @@ impl Error {
             Error::Remote(RemoteError::Unknown { known, .. }) if known.is_empty() => {
                 Some("add one with `dvt remote add -d NAME URL`".into())
             }
-            Error::Remote(RemoteError::Unknown { known, .. }) => {
-                Some(format!("configured remotes: {}", known.join(", ")))
-            }
+            Error::Remote(RemoteError::Unknown { name, known }) => Some(format!(
+                "{}configured remotes: {}",
+                crate::suggest::did_you_mean(name, known.iter().map(String::as_str)),
+                known.join(", ")
+            )),
             Error::Remote(RemoteError::NoDefault { known }) if known.is_empty() => Some(
                 "add one with `dvt remote add -d NAME URL` (s3://, gs://, az://, http(s)://, ssh://, or a directory)".into(),
             ),
@@ -377,10 +380,14 @@ impl Error {
                 "once that is mended, `git push {} refs/tags/{name}` sends it (with `--force`, over a tag of that name there)",
                 crate::shell_word(git_remote)
             )),
-            Error::Pipeline(PipelineError::UnknownStage { known, .. }) => Some(if known.is_empty() {
+            Error::Pipeline(PipelineError::UnknownStage { name, known }) => Some(if known.is_empty() {
                 "add one with `dvt stage add -n NAME ... CMD`".into()
             } else {
-                format!("stages: {}", known.join(", "))
+                format!(
+                    "{}stages: {}",
+                    crate::suggest::did_you_mean(name, known.iter().map(String::as_str)),
+                    known.join(", ")
+                )
             }),
             Error::Pipeline(PipelineError::NoPipeline) => {
                 Some("declare stages with `dvt stage add -n NAME -d DEP -o OUT CMD`".into())

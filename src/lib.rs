@@ -66,6 +66,7 @@ pub mod repo;
 pub mod seal;
 pub mod snapshot;
 pub mod statcache;
+pub mod suggest;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -2569,6 +2569,11 @@ fn config_reads_and_changes_settings_and_never_prints_secrets() {
         (&["config", "cache.level", "abc"], "not `abc`"),
         (&["config", "cache.fsync", "yes"], "must be true or false"),
         (&["config", "cache.size", "1"], "`cache.size` is not a dvt setting"),
+        (
+            &["config", "core.remot", "s"],
+            "hint: did you mean `core.remote`? settings: ",
+        ),
+        (&["config", "hook.fetch", "true"], "did you mean `hooks.fetch`?"),
         (&["config", "cache.type", "symlink"], "always checks data out as copies"),
         (&["config", "core.autostage", "yes"], "must be true or false"),
         (&["config", "core.remote", "nowhere"], "no remote named `nowhere`"),
@@ -2582,6 +2587,20 @@ fn config_reads_and_changes_settings_and_never_prints_secrets() {
     // A remote by its URL, then its options; a secret goes to the local file.
     env.dvt(&["config", "remote.store.url", "s3://bucket/prefix"]).ok();
     env.dvt(&["config", "core.remote", "store"]).ok();
+    let r = env.dvt(&["config", "remote.store.endpoint_url", "http://x"]).fails();
+    assert!(
+        r.stderr
+            .contains("unknown option `endpoint_url` for s3 remotes (did you mean `endpointurl`?)"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["push", "-r", "stor"]).fails();
+    assert!(
+        r.stderr
+            .contains("hint: did you mean `store`? configured remotes: store"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         env.dvt(&["remote", "list"]).ok().stdout,
         "store\ts3://bucket/prefix\t(default)\n"

@@ -246,6 +246,14 @@ fn pipeline_errors_name_the_stage_and_the_file() {
     env.write("dvt.toml", "[stages.a]\ncmd = 'true'\n");
     let r = env.dvt(&["repro", "nosuch"]).fails();
     assert!(r.stderr.contains("no stage named `nosuch`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("did you mean"), "{}", r.stderr);
+    env.write("dvt.toml", "[stages.train]\ncmd = 'true'\n");
+    let r = env.dvt(&["repro", "trian"]).fails();
+    assert!(
+        r.stderr.contains("hint: did you mean `train`? stages: train"),
+        "{}",
+        r.stderr
+    );
 
     // A params or metrics file that does not parse says which format it is not.
     env.write(

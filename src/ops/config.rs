@@ -71,6 +71,18 @@ impl CacheKey {
     }
 }
 
+/// Every setting's name but the remotes' (`remote.NAME.KEY`).
+pub const SETTINGS: [&str; 8] = [
+    "core.remote",
+    "core.autostage",
+    "cache.dir",
+    "cache.level",
+    "cache.fsync",
+    "cache.shared",
+    "gc.grace",
+    "hooks.fetch",
+];
+
 fn parse_name(name: &str) -> Result<Name<'_>> {
     let unknown = || RepoError::UnknownSetting { name: name.to_string() };
     match name {
@@ -391,6 +403,9 @@ mod tests {
 
     #[test]
     fn names_are_taken_apart() {
+        for name in SETTINGS {
+            assert!(parse_name(name).is_ok(), "{name}");
+        }
         assert_eq!(parse_name("core.remote").unwrap(), Name::DefaultRemote);
         assert_eq!(parse_name("hooks.fetch").unwrap(), Name::HooksFetch);
         assert_eq!(parse_name("cache.level").unwrap(), Name::Cache(CacheKey::Level));

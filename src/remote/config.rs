@@ -471,7 +471,10 @@ pub(crate) fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
     allowed.retain(|k| *k != "url");
     let why = match dvc_only(key) {
         Some(why) => format!(": {why}"),
-        None => String::new(),
+        None => match crate::suggest::closest(key, allowed.iter().copied()) {
+            Some(k) => format!(" (did you mean `{k}`?)"),
+            None => String::new(),
+        },
     };
     Err(RemoteError::Config {
         remote: remote.to_string(),
