@@ -428,6 +428,7 @@ impl Error {
             Error::Path(PathError::NotTracked {
                 target,
                 holds_tracked: true,
+                ..
             }) if target == "." => Some(format!(
                 "leave the target out to name all the data (as `-R {}` does)",
                 typed("")
@@ -435,10 +436,14 @@ impl Error {
             Error::Path(PathError::NotTracked {
                 target,
                 holds_tracked: true,
+                ..
             }) => Some(format!(
                 "data is tracked below `{}`: `-R` names all of it (status, checkout, push, fetch, pull, commit, update), as DVC's",
                 typed(target)
             )),
+            Error::Path(PathError::NotTracked {
+                closest: Some(closest), ..
+            }) => Some(format!("did you mean `{}`?", typed(closest))),
             Error::Git(GitError::NotTrackedAt { .. }) => Some(
                 "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
             ),
@@ -1582,6 +1587,8 @@ pub enum PathError {
         target: String,
         /// Whether it is a directory with tracked data below it.
         holds_tracked: bool,
+        /// The tracked data path it most likely misspells, if any.
+        closest: Option<String>,
     },
 }
 

@@ -802,6 +802,7 @@ impl<'a> Objects<'a> {
             return Err(PathError::NotTracked {
                 target: t.data_rel.clone(),
                 holds_tracked: false,
+                closest: None,
             }
             .into());
         }

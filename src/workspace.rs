@@ -719,15 +719,31 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
                 }
                 .into());
             }
-            let holds_tracked = abs.is_dir() && find_pointers(repo)?.iter().any(|p| p.starts_with(&abs));
+            let pointers = find_pointers(repo)?;
+            let holds_tracked = abs.is_dir() && pointers.iter().any(|p| p.starts_with(&abs));
+            let target = if rel.is_empty() {
+                ".".to_string()
+            } else {
+                let rel = rel.trim_end_matches('/');
+                rel.strip_suffix(&format!(".{POINTER_EXT}")).unwrap_or(rel).to_string()
+            };
+            // A slip of the fingers: the tracked path it is closest to.
+            let suffix = format!(".{POINTER_EXT}");
+            let outs = crate::pipeline::lock_outs(repo).unwrap_or_default();
+            let tracked: Vec<String> = pointers
+                .iter()
+                .filter_map(|p| rel_str(repo.root(), p).ok())
+                .filter_map(|r| r.strip_suffix(&suffix).map(str::to_string))
+                .chain(outs.into_iter().map(|t| t.data_rel))
+                .collect();
+            let closest = (!holds_tracked)
+                .then(|| crate::suggest::closest(&target, tracked.iter().map(String::as_str)))
+                .flatten()
+                .map(str::to_string);
             return Err(PathError::NotTracked {
-                target: if rel.is_empty() {
-                    ".".into()
-                } else {
-                    let rel = rel.trim_end_matches('/');
-                    rel.strip_suffix(&format!(".{POINTER_EXT}")).unwrap_or(rel).to_string()
-                },
+                target,
                 holds_tracked,
+                closest,
             }
             .into());
         }

@@ -507,6 +507,10 @@ fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
     env.dvt_in(&sub, &["checkout", "raw/"]).ok();
     let r = env.dvt(&["status", "data/nothing"]).fails();
     assert!(r.stderr.contains("`data/nothing` is not tracked"), "{}", r.stderr);
+    assert!(!r.stderr.contains("did you mean"), "{}", r.stderr);
+    // A typo names the tracked path it is closest to, as typed from here.
+    let r = env.dvt_in(&sub, &["checkout", "othr.csv"]).fails();
+    assert!(r.stderr.contains("hint: did you mean `other.csv`?"), "{}", r.stderr);
     // A pointer's name typed twice is named as typed, less one `.dvt`.
     let r = env.dvt(&["checkout", "data/other.csv.dvt.dvt"]).fails();
     assert!(

@@ -815,6 +815,12 @@ fn commit_records_outs_as_they_are_and_refuses_changed_inputs() {
     assert!(err.stderr.contains("no stage named `nosuch`"), "{}", err.stderr);
     let err = env.dvt(&["commit", "nosuch"]).fails();
     assert!(err.stderr.contains("`nosuch` is not tracked by dvt"), "{}", err.stderr);
+    let err = env.dvt(&["push", "models/modle.json"]).fails();
+    assert!(
+        err.stderr.contains("did you mean `models/model.json`?"),
+        "{}",
+        err.stderr
+    );
     let eval = env.read("metrics/eval.json");
     std::fs::remove_file(env.path("metrics/eval.json")).unwrap();
     let err = env.dvt(&["commit", "evaluate"]).fails();

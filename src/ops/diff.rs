@@ -197,6 +197,7 @@ pub fn diff(repo: &Repo, opts: &DiffOptions) -> Result<DiffReport> {
         return Err(PathError::NotTracked {
             target: t.to_string(),
             holds_tracked: false,
+            closest: None,
         }
         .into());
     }

@@ -56,6 +56,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         .ok_or_else(|| PathError::NotTracked {
             target: opts.from.display().to_string(),
             holds_tracked: false,
+            closest: None,
         })?;
     // Loaded as every command loads it: the data path is the one the pointer names,
     // checked like any other.
