@@ -478,6 +478,10 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
             "params file `other.yaml` does not exist",
         ),
         (vec!["exp", "apply", "nope"], "no experiment named `nope`"),
+        (
+            vec!["exp", "apply", "aa"],
+            "no experiment named `aa` (did you mean `a`? `dvt exp list`",
+        ),
         (vec!["exp", "branch", "a", "main"], "branch `main` already exists"),
         (vec!["exp", "remove", "nope"], "no experiment named `nope`"),
     ] {

@@ -724,10 +724,16 @@ fn row(repo: &Repo, at: Option<(&Git, GitId, Option<&Experiment>)>, name: String
 }
 
 fn find(git: &Git, name: &str) -> Result<Experiment> {
-    git.experiments()?
-        .into_iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| refused(format!("no experiment named `{name}` (`dvt exp list` lists them)")))
+    let mut all = git.experiments()?;
+    match all.iter().position(|e| e.name == name) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None => {
+            let closest = crate::suggest::did_you_mean(name, all.iter().map(|e| e.name.as_str()));
+            Err(refused(format!(
+                "no experiment named `{name}` ({closest}`dvt exp list` lists them)"
+            )))
+        }
+    }
 }
 
 /// What `dvt exp apply` did.
