@@ -3767,6 +3767,15 @@ fn import_url_tracks_a_local_file_or_directory_and_update_follows_it() {
         let r = env.dvt(&["import-url", url]).fails();
         assert!(r.stderr.contains(says), "{url}: {}", r.stderr);
     }
+    // A server that is not there: said once, with what the connection said.
+    let r = env.dvt(&["import-url", "http://127.0.0.1:1/x.csv"]).fails();
+    assert!(
+        r.stderr.contains("cannot read `http://127.0.0.1:1/x.csv`: ")
+            && r.stderr.contains("Connection refused")
+            && !r.stderr.contains("cannot read it"),
+        "{}",
+        r.stderr
+    );
     let r = env.dvt(&["import-url", model.to_str().unwrap(), "weights.dvt"]).fails();
     assert!(r.stderr.contains("it would be a pointer file"), "{}", r.stderr);
     assert!(!env.exists("weights.dvt") && !env.exists("weights.dvt.dvt"));

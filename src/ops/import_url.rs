@@ -977,7 +977,10 @@ fn about(e: crate::Error, url: &str) -> crate::Error {
             | RemoteError::Config { message, .. },
         ) => RemoteError::Source {
             url: url.to_string(),
-            message,
+            // `cannot read `URL`: cannot read it: …` says it twice.
+            message: message
+                .strip_prefix("cannot read it: ")
+                .map_or(message.clone(), str::to_string),
         }
         .into(),
         e => e,
