@@ -1069,6 +1069,14 @@ fn queued_experiments_run_side_by_side_outside_the_workspace() {
         "{}",
         r.stderr
     );
+    // `good` has left the queue, so its number is given again: the new
+    // experiment has no log yet, and is not shown `good`'s.
+    let r = env
+        .dvt(&["exp", "run", "--queue", "-S", "train.lr=0.4", "-n", "next"])
+        .ok();
+    assert!(r.stdout.contains("Queued experiment 000002"), "{}", r.stdout);
+    let r = env.dvt(&["queue", "logs", "next"]).fails();
+    assert!(r.stderr.contains("no log for queued experiment `next`"), "{}", r.stderr);
     let r = env.dvt(&["queue", "start", "-j", "0"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }

@@ -1167,6 +1167,12 @@ pub fn enqueue(repo: &Repo, opts: &ExpRunOptions) -> Result<Vec<Queued>> {
             flags: StageFlags::of(&opts.repro),
             copy_paths: opts.copy_paths.clone(),
         };
+        // The number is used again: the log of the experiment that had it
+        // before is not this one's (`dvt queue logs` would show it).
+        match fs_err::remove_file(crate::ops::queue::log_path(repo, &q.id)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         write_entry(repo, &q)?;
         out.push(q);
     }
