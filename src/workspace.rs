@@ -614,6 +614,17 @@ pub fn rel_str(root: &Path, path: &Path) -> Result<String> {
         .to_string())
 }
 
+/// The data paths (repo-relative) that `pointers` name by their file names,
+/// whether they parse or not (one with conflict markers still claims its path).
+pub fn named_data_paths(repo: &Repo, pointers: &[PathBuf]) -> Vec<String> {
+    let suffix = format!(".{POINTER_EXT}");
+    pointers
+        .iter()
+        .filter_map(|p| rel_str(repo.root(), p).ok())
+        .filter_map(|r| r.strip_suffix(&suffix).map(str::to_string))
+        .collect()
+}
+
 /// Every pointer file in the repository, sorted. Git-ignored paths (which include
 /// tracked data) and `.dvtignore`d paths are not searched.
 pub fn find_pointers(repo: &Repo) -> Result<Vec<PathBuf>> {
@@ -728,14 +739,9 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
                 rel.strip_suffix(&format!(".{POINTER_EXT}")).unwrap_or(rel).to_string()
             };
             // A slip of the fingers: the tracked path it is closest to.
-            let suffix = format!(".{POINTER_EXT}");
+            let mut tracked = named_data_paths(repo, &pointers);
             let outs = crate::pipeline::lock_outs(repo).unwrap_or_default();
-            let tracked: Vec<String> = pointers
-                .iter()
-                .filter_map(|p| rel_str(repo.root(), p).ok())
-                .filter_map(|r| r.strip_suffix(&suffix).map(str::to_string))
-                .chain(outs.into_iter().map(|t| t.data_rel))
-                .collect();
+            tracked.extend(outs.into_iter().map(|t| t.data_rel));
             let closest = (!holds_tracked)
                 .then(|| crate::suggest::closest(&target, tracked.iter().map(String::as_str)))
                 .flatten()

@@ -195,14 +195,8 @@ fn tracked_here(snap: &Snapshot<'_>) -> BTreeSet<String> {
         }
         // A pointer that does not parse (conflict markers) still claims the
         // path its name gives.
-        let suffix = format!(".{}", crate::pointer::POINTER_EXT);
-        for file in crate::workspace::find_pointers(repo).unwrap_or_default() {
-            if let Ok(rel) = crate::workspace::rel_str(repo.root(), &file)
-                && let Some(data) = rel.strip_suffix(&suffix)
-            {
-                paths.insert(data.to_string());
-            }
-        }
+        let pointers = crate::workspace::find_pointers(repo).unwrap_or_default();
+        paths.extend(crate::workspace::named_data_paths(repo, &pointers));
     }
     paths
 }
