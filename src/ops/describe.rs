@@ -192,7 +192,12 @@ pub fn tag(repo: &Repo, opts: &TagOptions) -> Result<TagReport> {
         checked.push(objects.remote()?.name.clone());
     }
     for group in by_remote {
-        let remote = objects.remote_for(&group[0].0, Some(&group[0].1))?;
+        // With no remote at all, the error says so (`remote_for` would say the
+        // object is not in the cache, which it is).
+        let remote = match objects.named_remote(&group[0].0) {
+            Some(_) => objects.remote_for(&group[0].0, Some(&group[0].1))?,
+            None => objects.remote()?,
+        };
         checked.push(remote.name.clone());
         let ids: Vec<ObjectId> = group.iter().map(|(id, _)| *id).collect();
         let present = remote.block_on(remote.present(&ids, &|_| {}))?;
