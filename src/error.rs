@@ -826,7 +826,7 @@ pub enum GitError {
         rev: String,
     },
     /// Data tracked in the workspace whose pointer no commit holds yet.
-    #[error("`{path}` has no version in git yet: its pointer `{pointer}` is in no commit")]
+    #[error("`{path}` has no version in git yet: `{pointer}`, which tracks it here, is not committed")]
     NotCommitted {
         /// The path asked for.
         path: String,

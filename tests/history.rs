@@ -600,13 +600,35 @@ fn versions_lists_tags_and_with_all_the_commits_where_data_changed() {
     assert_eq!(all["versions"].as_array().unwrap().len(), 2);
     let r = env.dvt(&["versions", "nothing.csv"]).fails();
     assert!(r.stderr.contains("not tracked"), "{}", r.stderr);
+    // A file its directory gained at v2, and one it lost there: the tags where
+    // the directory did not hold it are no error.
+    let id = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    let out = env.dvt(&["versions", "data/sub/c.csv"]).ok().stdout;
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("(v2)") && out.contains(&id(b"t,v\n0,3\n")), "{out}");
+    let gone = env.dvt(&["versions", "data/b.csv", "--all", "--json"]).ok().json();
+    assert_eq!(gone["versions"][0]["id"], id(b"t,v\n0,2\n").as_str(), "{gone}");
+    assert_eq!(gone["versions"][1]["id"], serde_json::Value::Null, "{gone}");
+    assert!(
+        env.dvt(&["versions", "data/b.csv"])
+            .ok()
+            .stdout
+            .contains("(v2) not tracked")
+    );
+    // Never in the directory: as for a path nothing tracks.
+    let r = env.dvt(&["versions", "data/none.csv"]).fails();
+    assert!(
+        r.stderr.contains("not tracked by dvt at HEAD or any tag"),
+        "{}",
+        r.stderr
+    );
     // Added, not committed: no version yet, and the way to make one.
     env.write("fresh.csv", "f\n");
     env.dvt(&["add", "fresh.csv"]).ok();
     let r = env.dvt(&["versions", "fresh.csv"]).fails();
     assert!(
         r.stderr
-            .contains("`fresh.csv` has no version in git yet: its pointer `fresh.csv.dvt` is in no commit")
+            .contains("`fresh.csv` has no version in git yet: `fresh.csv.dvt`, which tracks it here, is not committed")
             && r.stderr.contains("commit `fresh.csv.dvt` with git"),
         "{}",
         r.stderr
@@ -724,6 +746,12 @@ fn tag_refuses_until_pointers_are_committed_and_data_is_pushed() {
     assert!(env.git(&["tag", "-n1", "v3"]).stdout.contains("retrained model"));
     let r = env.dvt(&["tag", "v3"]).fails();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    // Without a remote there is nothing to check against: the error says so,
+    // not that data the cache holds is missing from it.
+    env.dvt(&["remote", "remove", "store"]).ok();
+    let r = env.dvt(&["tag", "v4"]).fails();
+    assert!(r.stderr.contains("no default remote is set"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not in the cache"), "{}", r.stderr);
     // A name git refuses is refused first, as git says it.
     for (bad, why) in [
         ("v 4", "contains invalid byte"),

@@ -68,8 +68,9 @@ pub fn versions(repo: &Repo, opts: &VersionsOptions) -> Result<VersionsReport> {
             return Ok(d.clone());
         }
         let snap = Snapshot::at_commit(repo, git.clone(), short(&commit), commit);
-        let d = match snap.locate(&opts.path) {
-            Ok(loc) => Some(snap.file_data(&loc, &objects)?),
+        // Not tracked there, or a file its tracked directory did not hold yet.
+        let d = match snap.locate(&opts.path).and_then(|loc| snap.file_data(&loc, &objects)) {
+            Ok(d) => Some(d),
             Err(crate::Error::Git(GitError::NotTrackedAt { .. })) => None,
             Err(e) => return Err(e),
         };
@@ -129,7 +130,10 @@ pub fn versions(repo: &Repo, opts: &VersionsOptions) -> Result<VersionsReport> {
         };
         if at_head.is_none() {
             // Tracked here, with a pointer no commit holds yet: say that.
-            if let Ok(loc) = Snapshot::workspace(repo).locate(&opts.path) {
+            let here = Snapshot::workspace(repo);
+            if let Ok(loc) = here.locate(&opts.path)
+                && here.file_data(&loc, &objects).is_ok()
+            {
                 return Err(GitError::NotCommitted {
                     path: opts.path.clone(),
                     pointer: loc.tracked.pointer_rel,
