@@ -2223,6 +2223,42 @@ fn big_objects_are_runs_of_frames_decoded_whole() {
     env.dvt(&["fsck"]).ok();
 }
 
+/// `dvt move` leaves `dvt.toml` as it is (as `dvc move` leaves `dvc.yaml`),
+/// and names what there still points at the old path.
+#[test]
+fn move_names_the_deps_and_artifacts_left_at_the_old_path() {
+    let env = TestEnv::new();
+    env.write("data/raw/a.csv", "a\n");
+    env.write("data/other.csv", "o\n");
+    env.dvt(&["add", "data/raw", "data/other.csv"]).ok();
+    env.write(
+        "dvt.toml",
+        "[stages.prep]\ncmd = \"true\"\ndeps = [\"data/raw\"]\n\n\
+         [stages.one]\ncmd = \"true\"\nwdir = \"data\"\ndeps = [\"raw/a.csv\"]\n\n\
+         [stages.all]\ncmd = \"true\"\ndeps = [\"data\", \"data/other.csv\"]\n\n\
+         [artifacts.raw]\npath = \"data/raw\"\n",
+    );
+    let before = env.read("dvt.toml");
+    let r = env.dvt(&["move", "data/raw", "input"]).ok();
+    let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: stage `one` in dvt.toml names `data/raw/a.csv`, which is now `input/a.csv`: edit dvt.toml",
+            "warning: stage `prep` in dvt.toml names `data/raw`, which is now `input`: edit dvt.toml",
+            "warning: artifact `raw` in dvt.toml names `data/raw`, which is now `input`: edit dvt.toml",
+        ],
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read("dvt.toml"), before, "dvt.toml is the user's to edit");
+    let j = env.dvt(&["move", "data/other.csv", "other.csv", "--json"]).ok().json();
+    assert_eq!(j["named_in_pipeline"][0]["what"], "stage `all`", "{j}");
+    // Nothing names the new place's old path: no warning.
+    let r = env.dvt(&["move", "input", "data/raw"]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
 /// `dvt move` (alias `mv`), as `dvc move`: the data, its pointer and its
 /// `.gitignore` entry move together; an existing directory means "into it".
 #[test]

@@ -1566,6 +1566,15 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                     (false, false) => " (the pointer only: the data was not in the workspace)",
                 }
             );
+            for n in &report.named_in_pipeline {
+                let now = format!("{}{}", report.to, &n.path[report.from.len()..]);
+                note!(
+                    false,
+                    "warning: {} in dvt.toml names `{}`, which is now `{now}`: edit dvt.toml",
+                    n.what,
+                    n.path
+                );
+            }
             let mut files = vec![report.old_pointer.as_str(), report.pointer.as_str()];
             files.extend(report.gitignores.iter().map(String::as_str));
             note!(

@@ -41,6 +41,43 @@ pub struct MoveReport {
     pub moved_by_hand: bool,
     /// The `.gitignore` files changed, repo-relative.
     pub gitignores: Vec<String>,
+    /// What `dvt.toml` names at the old path, left for the user to edit (as
+    /// `dvc move`, `move` does not rewrite `dvt.toml`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub named_in_pipeline: Vec<NamedInPipeline>,
+}
+
+/// A path of `dvt.toml` at or inside moved data.
+#[derive(Debug, Serialize)]
+pub struct NamedInPipeline {
+    /// `stage NAME` (a dependency) or `artifact NAME`.
+    pub what: String,
+    /// The path it names, repo-relative.
+    pub path: String,
+}
+
+/// The deps and artifacts of `repo`'s `dvt.toml` at or inside `from`; none if
+/// it cannot be read (the move does not need it).
+fn named_in_pipeline(repo: &Repo, from: &str) -> Vec<NamedInPipeline> {
+    let Ok(Some(pipeline)) = crate::pipeline::Pipeline::load(repo) else {
+        return Vec::new();
+    };
+    let moved = |p: &str| crate::snapshot::inside(from, p).is_some();
+    let deps = pipeline.stages.values().flat_map(|s| {
+        s.deps.iter().filter(|d| moved(d)).map(|d| NamedInPipeline {
+            what: format!("stage `{}`", s.name),
+            path: d.clone(),
+        })
+    });
+    let artifacts = pipeline
+        .artifacts
+        .iter()
+        .filter(|(_, a)| moved(&a.path))
+        .map(|(name, a)| NamedInPipeline {
+            what: format!("artifact `{name}`"),
+            path: a.path.clone(),
+        });
+    deps.chain(artifacts).collect()
 }
 
 /// Moves tracked data from `opts.from` to `opts.to`.
@@ -118,6 +155,8 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     }
 
     let _lock = repo.lock(&format!("dvt move {from} {to}"))?;
+    // Read before the move: a dependency that no longer exists is an error.
+    let named_in_pipeline = named_in_pipeline(repo, &from);
     let new_dir = new_data.parent().unwrap_or(repo.root());
     fs::create_dir_all(new_dir)?;
     let mut moved = pointer.clone();
@@ -150,6 +189,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
         moved_data,
         moved_by_hand: by_hand,
         gitignores,
+        named_in_pipeline,
     })
 }
 
