@@ -209,6 +209,13 @@ fn add_delete_checkout_round_trips_every_kind_of_entry() {
     env.write("data/raw/new.txt", "mine\n");
     let r = env.dvt(&["checkout", "--force", "data/raw"]).ok();
     assert!(r.stdout.contains("deleted data/raw/new.txt"), "{}", r.stdout);
+    // The summary counts what it deleted as well as what it wrote.
+    assert!(
+        r.stdout
+            .contains("0 files restored (0 B), 1 file deleted, 0 paths already up to date"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(snapshot(&env.path("data/raw")), before_data);
 }
 

@@ -966,15 +966,19 @@ fn git_add_hint(q: bool, repo: &Repo, cwd: &std::path::Path, lead: &str) {
 /// The count line of `checkout` and `pull`: files written, empty directories
 /// made, pointers already matching.
 fn restored_line(report: &ops::CheckoutReport) -> String {
-    let files = files(report.restored.len());
+    let restored = files(report.restored.len());
     let bytes = HumanBytes(report.bytes);
     let done = match report.restored_dirs.len() {
-        0 => format!("{files} restored ({bytes})"),
-        1 => format!("{files} ({bytes}) and 1 empty directory restored"),
-        n => format!("{files} ({bytes}) and {n} empty directories restored"),
+        0 => format!("{restored} restored ({bytes})"),
+        1 => format!("{restored} ({bytes}) and 1 empty directory restored"),
+        n => format!("{restored} ({bytes}) and {n} empty directories restored"),
+    };
+    let deleted = match report.deleted.len() {
+        0 => String::new(),
+        n => format!(", {} deleted", files(n)),
     };
     format!(
-        "{done}, {} already up to date",
+        "{done}{deleted}, {} already up to date",
         dvt::counted(report.unchanged.len(), "path")
     )
 }

@@ -40,7 +40,9 @@ pub struct CheckoutOptions {
 pub struct CheckoutReport {
     /// Files written from the cache, repo-relative.
     pub restored: Vec<String>,
-    /// Files deleted (only with `force`), repo-relative.
+    /// Files deleted, repo-relative: in a tracked directory, those its manifest
+    /// does not list, and a file where the directory goes (whose content no
+    /// pointer records, only with `force`).
     pub deleted: Vec<String>,
     /// Files whose executable bit was corrected.
     pub mode_fixed: Vec<String>,
