@@ -261,6 +261,32 @@ impl<'r> Snapshot<'r> {
         }
     }
 
+    /// [`Snapshot::pointers_lenient`] of a commit, only those commit `other`
+    /// does not hold as they are (absent there, or with other content): what
+    /// can name data `other` does not track. Reads no pointer the two share,
+    /// so two commits of thousands of pointers cost two tree walks. Of the
+    /// workspace: all of them.
+    pub(crate) fn pointers_not_in(&self, other: crate::git::GitId) -> Result<Vec<Tracked>> {
+        let (Source::Commit { id, .. }, Some(git)) = (&self.source, &self.git) else {
+            return self.pointers_lenient();
+        };
+        let suffix = format!(".{POINTER_EXT}");
+        let theirs: rustc_hash::FxHashSet<(String, crate::git::GitId)> = git
+            .files_ending_with(other, &suffix)?
+            .into_iter()
+            .map(|f| (f.path, f.blob))
+            .collect();
+        let mut out = Vec::new();
+        for f in git.files_ending_with(*id, &suffix)? {
+            if !theirs.contains(&(f.path.clone(), f.blob))
+                && let Ok(t) = self.tracked_from(&f.path, &git.read_blob(f.blob)?)
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
     /// The pointer covering repo-relative `rel`: a tracked path, a file or directory
     /// inside a tracked directory, or a pointer file itself.
     pub fn locate(&self, rel: &str) -> Result<Located> {

@@ -1057,6 +1057,77 @@ fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left(
     assert!(!mate.exists("d") && mate.exists("m.bin"));
 }
 
+/// No hook runs for `git reset`, `git revert` or `git cherry-pick`, nor for
+/// `git checkout` without hooks: `status` names the data such a move left,
+/// which `git add -A` would commit, and says what deletes or keeps it.
+#[test]
+fn status_names_the_data_the_last_git_move_left_behind() {
+    let env = TestEnv::new();
+    env.write("a.txt", "a\n");
+    env.commit("init");
+    env.git(&["checkout", "-qb", "exp"]);
+    env.write("d/x.csv", "x\n");
+    env.write("m.bin", "m\n");
+    env.dvt(&["add", "d", "m.bin"]).ok();
+    env.commit("exp");
+    let exp = env.git(&["rev-parse", "--short=7", "HEAD"]).stdout.trim().to_string();
+    env.git(&["checkout", "-q", "main"]);
+    env.write("m.bin", "m, edited\n");
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: `git checkout` left in the workspace data that {exp} tracked: nothing tracks it now and git \
+             does not ignore it (`git add -A` would commit it): d, m.bin"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: `dvt checkout` deletes d (the cache keeps a copy); m.bin holds what"),
+        "{}",
+        r.stderr
+    );
+    let j = env.dvt(&["status", "--json"]).ok().json();
+    assert_eq!(j["left_behind"][0]["by"], "checkout", "{j}");
+    assert_eq!(j["left_behind"][1]["as_recorded"], false, "{j}");
+    // What git ignores would not be committed: not named.
+    env.write(".git/info/exclude", "/d\n/m.bin\n");
+    assert!(!env.dvt(&["status"]).ok().stderr.contains("warning"));
+    env.write(".git/info/exclude", "");
+
+    // A reset, with the data as recorded: deleting it loses nothing.
+    env.git(&["checkout", "-q", "exp"]);
+    env.dvt(&["checkout", "--force"]).ok();
+    env.git(&["reset", "-q", "--hard", "main"]);
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr.contains("`git reset` left in the workspace data"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: `rm -r d m.bin` loses nothing"), "{}", r.stderr);
+    // `dvt checkout` deletes nothing after a reset (`--soft` looks the same).
+    env.dvt(&["checkout"]).ok();
+    assert!(env.exists("d/x.csv") && env.exists("m.bin"));
+    // Once git holds it (the user meant it), it is git's.
+    env.git(&["add", "m.bin"]);
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr.contains("data that ")
+            && r.stderr.contains(
+                "tracked: nothing tracks it now and git does not ignore it (`git add -A` would commit it): d\n"
+            ),
+        "{}",
+        r.stderr
+    );
+    // After a commit, the move is history.
+    env.git(&["reset", "-q"]);
+    env.write("b.txt", "b\n");
+    env.commit("more");
+    assert!(!env.dvt(&["status"]).ok().stderr.contains("warning"));
+}
+
 /// A teammate stops tracking a dataset: after `git pull`, the post-merge hook
 /// deletes it here too (as git deletes a file another commit removed).
 #[test]

@@ -757,14 +757,37 @@ impl Git {
     /// being HEAD still. `None` after anything else (a commit, a reset), or
     /// without a reflog.
     pub fn last_switch(&self) -> Option<(GitId, GitId)> {
+        self.last_move()
+            .filter(|(_, _, how)| matches!(*how, "checkout" | "merge" | "pull"))
+            .map(|(before, now, _)| (before, now))
+    }
+
+    /// [`Git::last_switch`], and also after a `git reset`, `git cherry-pick` or
+    /// `git revert` (which may take data's pointers away too, and run no hook):
+    /// `(before, now, HOW)`, HOW the git command (`checkout`, `reset`…). `None`
+    /// after a commit (whose author chose what it tracks) or anything else.
+    pub fn last_move(&self) -> Option<(GitId, GitId, &'static str)> {
         let head = self.repo.head().ok()?;
         let mut platform = head.log_iter();
         let line = platform.rev().ok()??.next()?.ok()?;
-        let moved = ["checkout:", "merge ", "pull:", "pull "]
-            .iter()
-            .any(|p| line.message.starts_with_str(p));
+        let how = [
+            ("checkout:", "checkout"),
+            ("merge ", "merge"),
+            ("pull:", "pull"),
+            ("pull ", "pull"),
+            ("reset:", "reset"),
+            ("cherry-pick:", "cherry-pick"),
+            ("revert:", "revert"),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| line.message.starts_with_str(prefix))?
+        .1;
         let now = self.head().ok()??;
-        (moved && line.new_oid == now && !line.previous_oid.is_null()).then_some((line.previous_oid, now))
+        (line.new_oid == now && !line.previous_oid.is_null() && line.previous_oid != now).then_some((
+            line.previous_oid,
+            now,
+            how,
+        ))
     }
 
     /// The name of the checked-out branch, if any.
@@ -1708,6 +1731,34 @@ impl Git {
         let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
         Ok(first_indexed(&index, &self.tree_path(rel))
             .map(|e| e.path(&index).to_str_lossy()[self.prefix.len()..].to_string()))
+    }
+
+    /// Those of `paths` (relative to the dvt root, each with whether it is a
+    /// directory) that git ignores: a `.gitignore` on the way, `.git/info/exclude`
+    /// or `core.excludesFile`, as `git check-ignore` answers. None when git
+    /// cannot say (a bare repository).
+    pub fn ignored_among<'a>(&self, paths: &[(&'a str, bool)]) -> Result<Vec<&'a str>> {
+        let Some(worktree) = self.repo.worktree() else {
+            return Ok(Vec::new());
+        };
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut excludes = worktree.excludes(None).map_err(failed("reading git's ignore rules"))?;
+        let mut out = Vec::new();
+        for &(rel, is_dir) in paths {
+            let mode = match is_dir {
+                true => gix::index::entry::Mode::DIR,
+                false => gix::index::entry::Mode::FILE,
+            };
+            let platform = excludes
+                .at_path(self.tree_path(rel), Some(mode))
+                .map_err(failed("reading git's ignore rules"))?;
+            if platform.is_excluded() {
+                out.push(rel);
+            }
+        }
+        Ok(out)
     }
 
     /// The dvt root relative to the git work tree, `/`-terminated, or empty.

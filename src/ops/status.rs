@@ -48,6 +48,11 @@ pub struct StatusReport {
     /// or committed earlier, their bytes would go into git's history.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub in_git_index: Vec<String>,
+    /// Data the last `git checkout`, merge, pull, reset, cherry-pick or revert
+    /// left in the workspace, tracked by nothing and not ignored by git (looked
+    /// at only when no targets are named).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<crate::ops::switch::LeftHere>,
 }
 
 impl StatusReport {
@@ -195,6 +200,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         hashed_files: counters.hashed_files.into_inner(),
         updates: crate::ops::import::check_updates(repo, &imports),
         in_git_index: vec![],
+        left_behind: vec![],
     };
     let paths: Vec<&str> = report
         .pointers
@@ -206,6 +212,10 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         .into_iter()
         .map(str::to_string)
         .collect();
+    if opts.targets.is_empty() {
+        // A warning only: git failing to answer does not fail `status`.
+        report.left_behind = crate::ops::switch::left_here(repo).unwrap_or_default();
+    }
     if opts.targets.is_empty() && !opts.data_only && repo.root().join(crate::pipeline::PIPELINE_FILE).exists() {
         let dry = ReproOptions {
             dry_run: true,

@@ -124,8 +124,14 @@ fn untracked_since(
     (new, new_name): (crate::git::GitId, &str),
 ) -> Result<Vec<Tracked>> {
     let then = Snapshot::at_commit(repo, git.clone(), old_name.to_string(), old);
-    let mut gone: Vec<Tracked> = then.pointers_lenient()?;
-    gone.extend(then.lock_outs().unwrap_or_default());
+    // A pointer `new` holds as it is names data `new` tracks: only the others,
+    // and `dvt.lock`'s outs if it changed, are read (`status` asks after every
+    // `git checkout`).
+    let mut gone: Vec<Tracked> = then.pointers_not_in(new)?;
+    let lock = crate::pipeline::LOCK_FILE;
+    if git.blob_id(old, lock)? != git.blob_id(new, lock)? {
+        gone.extend(then.lock_outs().unwrap_or_default());
+    }
     if gone.is_empty() {
         return Ok(gone);
     }
@@ -162,6 +168,67 @@ pub fn staged_left_behind(repo: &Repo) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(staged)
+}
+
+/// Data that the commit before HEAD's last move ([`Git::last_move`]: a
+/// `git checkout`, merge, pull, reset, cherry-pick or revert) tracked, that
+/// nothing tracks now, and that is still in the workspace where git neither
+/// holds nor ignores it: the next `git add -A` would commit it.
+#[derive(Debug, Serialize)]
+pub struct LeftHere {
+    /// The data path, repo-relative.
+    pub path: String,
+    /// The commit that tracked it, short.
+    pub from: String,
+    /// The git command that moved HEAD away from it (`checkout`, `reset`…).
+    pub by: String,
+    /// Whether it is as `from` recorded it, all in the cache: deleting it
+    /// loses nothing.
+    pub as_recorded: bool,
+    /// Whether a plain `dvt checkout` deletes it: after a switch or merge
+    /// ([`leave_behind_last_switch`]), if it is as recorded.
+    pub checkout_deletes: bool,
+}
+
+/// What HEAD's last move left in the workspace (see [`LeftHere`]); nothing is
+/// changed. `status` names it, since no hook runs for `git reset` and the
+/// others, and after `git checkout` only when hooks are installed.
+pub fn left_here(repo: &Repo) -> Result<Vec<LeftHere>> {
+    let Ok(git) = Git::open(repo.root()) else {
+        return Ok(Vec::new());
+    };
+    let Some((old, new, how)) = git.last_move() else {
+        return Ok(Vec::new());
+    };
+    let git = std::rc::Rc::new(git);
+    let mut gone = untracked_since(repo, &git, (old, &old.to_string()), (new, &new.to_string()))?;
+    gone.retain(|t| fs_err::symlink_metadata(&t.data_abs).is_ok());
+    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
+    let mut skip: BTreeSet<&str> = crate::git::indexed_among(repo.root(), &rels)?.into_iter().collect();
+    let dirs: Vec<(&str, bool)> = gone
+        .iter()
+        .map(|t| (t.data_rel.as_str(), t.data_abs.is_dir()))
+        .collect();
+    skip.extend(git.ignored_among(&dirs)?);
+    let skip: BTreeSet<String> = skip.into_iter().map(str::to_string).collect();
+    let switched = git.last_switch().is_some();
+    let stat = repo.stat_cache();
+    let mut out = Vec::new();
+    for t in gone {
+        if skip.contains(&t.data_rel) {
+            continue;
+        }
+        let as_recorded = unchanged_and_cached(repo, &stat, &t).is_ok();
+        out.push(LeftHere {
+            path: t.data_rel,
+            from: short(&old),
+            by: how.to_string(),
+            as_recorded,
+            checkout_deletes: switched && as_recorded,
+        });
+    }
+    let _ = stat.save();
+    Ok(out)
 }
 
 /// [`leave_behind`] for the last switch of HEAD that its reflog records, if
