@@ -273,6 +273,11 @@ impl Error {
                     typed(kept)
                 ))
             }
+            Error::Pipeline(PipelineError::OwnOut { .. }) => Some(
+                "a stage runs when what it reads changes, and its out changes each time it runs: write the out \
+                 outside the dependency, or name the files the stage reads rather than the directory it writes into"
+                    .into(),
+            ),
             Error::Pipeline(PipelineError::OutTracked { stage, pointer, .. }) => Some(format!(
                 "a path is a stage's out or tracked by a pointer, not both: give `{stage}` another out, or \
                  let the stage produce the data and stop tracking it with `dvt remove {}` (the data stays)",
@@ -536,6 +541,19 @@ pub enum PipelineError {
         /// The pointer file.
         pointer: String,
     },
+    /// A stage one of whose deps is, holds or lies inside one of its outs: it
+    /// would depend on what it writes.
+    #[error(
+        "invalid `dvt.toml`, stage `{stage}`: dep `{dep}` and out `{out}` overlap (it would depend on what it writes)"
+    )]
+    OwnOut {
+        /// The stage.
+        stage: String,
+        /// The dep.
+        dep: String,
+        /// The out.
+        out: String,
+    },
     /// Stages that depend on each other in a circle.
     #[error("invalid `dvt.toml`: the stages form a cycle: {}", stages.join(" -> "))]
     Cycle {
@@ -549,6 +567,16 @@ pub enum PipelineError {
         stage: String,
         /// The dep.
         dep: String,
+    },
+    /// A params file that does not exist.
+    #[error("stage `{stage}` (in `dvt.toml`): params file `{file}` does not exist (it should hold `{key}`)")]
+    NoParamsFile {
+        /// The stage.
+        stage: String,
+        /// The params file.
+        file: String,
+        /// The key it should hold.
+        key: String,
     },
     /// A param key missing from its file.
     #[error("stage `{stage}` (in `dvt.toml`): param `{key}` is not in `{file}`")]

@@ -219,6 +219,17 @@ fn pipeline_errors_name_the_stage_and_the_file() {
             vec!["`x`", "`a`", "`b`"],
         ),
         (
+            "[stages.a]\ncmd = 'true'\ndeps = ['data']\nouts = ['data/out']\n",
+            vec!["stage `a`", "dep `data` and out `data/out` overlap"],
+        ),
+        (
+            "[stages.a]\ncmd = 'true'\nparams = ['nofile.yaml:lr']\n",
+            vec![
+                "stage `a`",
+                "params file `nofile.yaml` does not exist (it should hold `lr`)",
+            ],
+        ),
+        (
             "[stages.a]\ncmd = 'true'\nouput = ['x']\n",
             vec!["dvt.toml", "stage `a`", "unknown key `ouput`"],
         ),

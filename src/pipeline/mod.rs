@@ -1205,8 +1205,10 @@ fn dag(stages: &BTreeMap<String, Stage>) -> Result<Dag> {
             for (producer, out) in &all {
                 if overlaps(d, out) {
                     if *producer == s.name {
-                        return Err(PipelineError::Cycle {
-                            stages: vec![s.name.clone(), s.name.clone()],
+                        return Err(PipelineError::OwnOut {
+                            stage: s.name.clone(),
+                            dep: d.clone(),
+                            out: out.to_string(),
                         }
                         .into());
                     }

@@ -198,14 +198,12 @@ impl ParamsCache {
             };
             self.files.insert(file.to_string(), loaded);
         }
-        let missing = || PipelineError::UnknownParam {
-            stage: stage.to_string(),
-            file: file.to_string(),
-            key: key.to_string(),
-        };
-        match self.files.get(file) {
-            Some(Some(p)) => lookup(p, key).cloned().ok_or_else(|| missing().into()),
-            _ => Err(missing().into()),
+        let (stage, file, key) = (stage.to_string(), file.to_string(), key.to_string());
+        match self.files.get(&file) {
+            Some(Some(p)) => lookup(p, &key)
+                .cloned()
+                .ok_or_else(|| PipelineError::UnknownParam { stage, file, key }.into()),
+            _ => Err(PipelineError::NoParamsFile { stage, file, key }.into()),
         }
     }
 }
