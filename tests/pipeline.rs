@@ -958,7 +958,12 @@ outs = ["e-${item}.txt"]
 "#,
     );
     env.dvt(&["repro"]).ok();
+    // Data a pointer tracks, which removing stages leaves alone.
+    env.write("raw.csv", "r\n");
+    env.dvt(&["add", "raw.csv"]).ok();
     let r = env.dvt(&["remove", "gen"]).ok();
+    assert!(!r.stdout.contains("raw.csv"), "{}", r.stdout);
+    assert!(env.exists("raw.csv.dvt"));
     assert!(
         r.stdout.contains("removed stage `gen` from dvt.toml and dvt.lock"),
         "{}",
@@ -1008,6 +1013,11 @@ outs = ["e-${item}.txt"]
     let r = env.dvt(&["remove", "keep", "--outs"]).ok();
     assert!(r.stdout.contains("deleted k.txt"), "{}", r.stdout);
     assert!(!env.exists("k.txt"));
+    // A stage's outs only: every pointer's data was deleted with them once.
+    assert!(!r.stdout.contains("raw.csv"), "{}", r.stdout);
+    assert!(env.exists("raw.csv.dvt") && env.read("raw.csv") == b"r\n");
+    let ignore = String::from_utf8(env.read(".gitignore")).unwrap();
+    assert!(ignore.contains("/raw.csv"), "{ignore}");
 }
 
 /// DVC's `repro -p`, `-P`, `--force-downstream` and `--allow-missing`.

@@ -59,7 +59,12 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             }
         }
     }
-    let pointers = resolve_targets(repo, &opts.cwd, &pointer_targets)?;
+    // No target left once the stages are taken out means no pointer: an empty
+    // list would mean every pointer to `resolve_targets`.
+    let pointers = match pointer_targets.is_empty() {
+        true => Vec::new(),
+        false => resolve_targets(repo, &opts.cwd, &pointer_targets)?,
+    };
     // The cached outs of the stages that go: their `.gitignore` entries, and with
     // `outs` their data.
     let stage_outs: Vec<&str> = stage_names
