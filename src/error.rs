@@ -446,6 +446,10 @@ impl Error {
                 "data is tracked below `{}`: `-R` names all of it (status, checkout, push, fetch, pull, commit, update), as DVC's",
                 typed(target)
             )),
+            Error::Path(PathError::PipelineOut { stage, .. }) => Some(format!(
+                "a stage's outs are what `dvt.toml` names: edit its `outs` there, or `dvt remove {stage}` removes \
+                 the stage (with `--outs`, its outs too)"
+            )),
             Error::Path(PathError::NotTracked {
                 closest: Some(closest), ..
             }) => Some(format!("did you mean `{}`?", typed(closest))),
@@ -1617,6 +1621,14 @@ pub enum PathError {
         holds_tracked: bool,
         /// The tracked data path it most likely misspells, if any.
         closest: Option<String>,
+    },
+    /// A target a command takes as a pointer's that is a stage's out.
+    #[error("`{target}` is an out of stage `{stage}` (`dvt.lock` records it), not data a `.dvt` pointer tracks")]
+    PipelineOut {
+        /// The target as given.
+        target: String,
+        /// The stage that writes it.
+        stage: String,
     },
 }
 

@@ -961,6 +961,16 @@ outs = ["e-${item}.txt"]
     // Data a pointer tracks, which removing stages leaves alone.
     env.write("raw.csv", "r\n");
     env.dvt(&["add", "raw.csv"]).ok();
+    // A stage's out is not a pointer's: the error names its stage.
+    let r = env.dvt(&["remove", "g.txt"]).fails();
+    assert!(
+        r.stderr
+            .contains("`g.txt` is an out of stage `gen` (`dvt.lock` records it), not data a `.dvt` pointer tracks")
+            && r.stderr.contains("`dvt remove gen` removes the stage")
+            && !r.stderr.contains("did you mean"),
+        "{}",
+        r.stderr
+    );
     let r = env.dvt(&["remove", "gen"]).ok();
     assert!(!r.stdout.contains("raw.csv"), "{}", r.stdout);
     assert!(env.exists("raw.csv.dvt"));
