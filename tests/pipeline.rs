@@ -198,6 +198,27 @@ fn a_failing_stage_stops_the_run_and_leaves_its_lock_entry_unchanged() {
     assert_eq!(ran(&actions(&env, &[])), ["train", "evaluate"]);
 }
 
+/// A stage named whose outs are all kept by git (metrics) is up to date, not
+/// "no data is tracked", which only a repository without data hears.
+#[test]
+fn status_of_a_stage_without_cached_outs_is_up_to_date() {
+    let env = TestEnv::new();
+    assert!(env.dvt(&["status"]).ok().stdout.contains("No data is tracked"));
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "met",
+        "-M",
+        "m.json",
+        "echo '{\"a\": 1}' > m.json",
+    ])
+    .ok();
+    env.dvt(&["repro"]).ok();
+    let r = env.dvt(&["status", "met"]).ok();
+    assert_eq!(r.stdout, "Data and pointers are up to date.\n");
+}
+
 #[test]
 fn pipeline_errors_name_the_stage_and_the_file() {
     let env = TestEnv::new();

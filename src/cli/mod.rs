@@ -1388,7 +1388,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             }
             let any_error = report.pointers.iter().any(|p| p.error.is_some()) || report.pipeline_error.is_some();
             let updates = report.updates.iter().any(|u| u.available);
-            if report.is_clean() && report.pointers.is_empty() {
+            if report.is_clean() && report.pointers.is_empty() && opts.targets.is_empty() {
                 out!("No data is tracked: add some with `dvt add PATH`.");
             } else if report.is_clean() && !updates {
                 out!("Data and pointers are up to date.");
