@@ -286,6 +286,10 @@ fn pipeline_errors_name_the_stage_and_the_file() {
         "{}",
         r.stderr
     );
+    // Two letters swapped in a short name, which Jaro's measure alone missed.
+    env.write("dvt.toml", "[stages.gen]\ncmd = 'true'\n[stages.met]\ncmd = 'true'\n");
+    let r = env.dvt(&["freeze", "gne"]).fails();
+    assert!(r.stderr.contains("hint: did you mean `gen`?"), "{}", r.stderr);
 
     // A params or metrics file that does not parse says which format it is not.
     env.write(
