@@ -890,9 +890,12 @@ fn copy_paths_bring_ignored_files_into_runs_outside_the_workspace() {
         "local.cfg",
     ])
     .ok();
-    env.dvt(&["queue", "start", "--temp"]).ok();
+    // `-j 1` implies `--temp`, as `-j 2` does: the workspace is left as it is.
+    let params = env.read("params.yaml");
+    env.dvt(&["queue", "start", "-j", "1"]).ok();
     let r = env.dvt(&["cat", "model.bin", "--rev", "refs/exps/q"]).ok();
     assert_eq!(r.stdout, "model lr=0.4\ntoken=abc\n");
+    assert_eq!(env.read("params.yaml"), params, "the run stayed in its worktree");
     // Only for runs outside the workspace; only what is there.
     let r = env.dvt(&["exp", "run", "--copy-paths", "local.cfg"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -519,7 +519,7 @@ pub(super) fn run_queue(repo: &Repo, command: &QueueCommand, quiet: bool, bars: 
         QueueCommand::Start { jobs, detach: true, .. } => return start_detached(repo, *jobs, quiet),
         QueueCommand::Start {
             jobs, temp, detached, ..
-        } if *temp || *detached || jobs.is_some_and(|j| j > 1) => {
+        } if *temp || *detached || jobs.is_some() => {
             if *detached {
                 dvt::process::detach()?;
             }
