@@ -1488,7 +1488,9 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
             // A pointer that cannot be read (its report has no path): how to mend it.
-            if let Some(bad) = report.pointers.iter().find(|p| p.unreadable()) {
+            if report.pointers.iter().any(|p| p.newer_format) {
+                note!(q, "hint: a newer dvt wrote it: upgrade dvt to read it");
+            } else if let Some(bad) = report.pointers.iter().find(|p| p.unreadable()) {
                 let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
                 note!(
                     q,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{FormatError, Result};
 use crate::object::ObjectId;
 use crate::ops::repro::{Action, Known, ReproOptions, StageResult};
 use crate::pipeline::lock::Entry;
@@ -114,6 +114,10 @@ pub struct PointerStatus {
     pub missing_from_cache: Vec<ObjectId>,
     /// Why the pointer could not be checked, if it could not.
     pub error: Option<String>,
+    /// Whether that is because a newer dvt wrote it (a format version this
+    /// one does not read): upgrading dvt, not mending the file, is the way out.
+    #[serde(skip)]
+    pub newer_format: bool,
 }
 
 impl PointerStatus {
@@ -138,6 +142,7 @@ impl PointerStatus {
             replaced_by: None,
             missing_from_cache: vec![],
             error: None,
+            newer_format: false,
         }
     }
 }
@@ -177,6 +182,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             Ok(())
         });
         if let Err(e) = checked {
+            st.newer_format = matches!(e, crate::Error::Format(FormatError::UnsupportedVersion { .. }));
             st.error = Some(crate::error_chain(&e));
         }
         out.push(st);
