@@ -998,11 +998,10 @@ fn switching_away_from_a_branch_removes_the_data_only_it_tracked() {
     assert_eq!(env.read("notes/n.txt"), b"mine\n");
 }
 
-/// Without hooks, `git checkout` then `dvt checkout` (as DVC users type it)
-/// does what the hooks do, from HEAD's reflog: only when the last thing that
-/// moved HEAD was a switch or a merge, and only for a checkout of everything.
-#[test]
-fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left() {
+/// A repository on `main` after `git checkout main` (no hooks) from branch
+/// `exp`, whose commit (returned, short) tracks `d` and `m.bin`, both left in
+/// the workspace.
+fn left_behind_by_a_switch() -> (TestEnv, String) {
     let env = TestEnv::new();
     env.write("a.txt", "a\n");
     env.commit("init");
@@ -1011,7 +1010,17 @@ fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left(
     env.write("m.bin", "m\n");
     env.dvt(&["add", "d", "m.bin"]).ok();
     env.commit("exp");
+    let exp = env.git(&["rev-parse", "--short=7", "HEAD"]).stdout.trim().to_string();
     env.git(&["checkout", "-q", "main"]);
+    (env, exp)
+}
+
+/// Without hooks, `git checkout` then `dvt checkout` (as DVC users type it)
+/// does what the hooks do, from HEAD's reflog: only when the last thing that
+/// moved HEAD was a switch or a merge, and only for a checkout of everything.
+#[test]
+fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left() {
+    let (env, _) = left_behind_by_a_switch();
     assert!(env.exists("d/x.csv") && env.exists("m.bin"));
     // Targets: that data only.
     env.dvt(&["checkout", "a.txt"]).fails();
@@ -1062,16 +1071,7 @@ fn checkout_after_a_git_checkout_without_hooks_removes_what_the_old_branch_left(
 /// which `git add -A` would commit, and says what deletes or keeps it.
 #[test]
 fn status_names_the_data_the_last_git_move_left_behind() {
-    let env = TestEnv::new();
-    env.write("a.txt", "a\n");
-    env.commit("init");
-    env.git(&["checkout", "-qb", "exp"]);
-    env.write("d/x.csv", "x\n");
-    env.write("m.bin", "m\n");
-    env.dvt(&["add", "d", "m.bin"]).ok();
-    env.commit("exp");
-    let exp = env.git(&["rev-parse", "--short=7", "HEAD"]).stdout.trim().to_string();
-    env.git(&["checkout", "-q", "main"]);
+    let (env, exp) = left_behind_by_a_switch();
     env.write("m.bin", "m, edited\n");
     let r = env.dvt(&["status"]).ok();
     assert!(
