@@ -219,6 +219,34 @@ fn status_of_a_stage_without_cached_outs_is_up_to_date() {
     assert_eq!(r.stdout, "Data and pointers are up to date.\n");
 }
 
+/// A `wdir` that is not there: `stage add` refuses it (as DVC's), and a
+/// `dvt.toml` written by hand fails at `repro` saying so, not that the
+/// command could not be found.
+#[test]
+fn a_wdir_that_does_not_exist_is_named() {
+    let env = TestEnv::new();
+    let r = env
+        .dvt(&["stage", "add", "-n", "a", "-w", "nodir", "-o", "x", "echo"])
+        .fails();
+    assert!(
+        r.stderr
+            .contains("stage `a`: its `wdir` `nodir` is not a directory in the workspace"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("dvt.toml"));
+    env.write("dvt.toml", "[stages.a]\ncmd = 'echo'\nwdir = 'nodir'\n");
+    let r = env.dvt(&["repro"]).fails();
+    assert!(
+        r.stderr
+            .contains("could not start: its `wdir` `nodir` is not a directory in the workspace"),
+        "{}",
+        r.stderr
+    );
+    env.write("nodir/.keep", "");
+    env.dvt(&["repro"]).ok();
+}
+
 #[test]
 fn pipeline_errors_name_the_stage_and_the_file() {
     let env = TestEnv::new();

@@ -901,6 +901,13 @@ fn run_stage(repo: &Repo, stage: &Stage, now: &StageLock, commit: &str, opts: &R
         .env("DVT_COMMIT", commit)
         .env("DVT_DEPS", serde_json::to_string(&deps).unwrap_or_default())
         .env("DVT_PARAMS", serde_json::Value::Object(params).to_string());
+    if !wdir.is_dir() {
+        let why = format!(
+            "could not start: its `wdir` `{}` is not a directory in the workspace",
+            stage.wdir
+        );
+        return Err(failed(why).into());
+    }
     let could_not_start = |e: std::io::Error| failed(format!("could not start: {e}"));
     let status = match &opts.group {
         None => crate::process::spawn(&mut command)

@@ -48,6 +48,17 @@ pub struct StageAddOptions {
 pub fn stage_add(repo: &Repo, opts: &StageAddOptions) -> Result<()> {
     edit_pipeline_checked(repo, |stages| add_to(stages, opts), &|p| {
         crate::pipeline::check_outs_untracked(repo, p)?;
+        // As DVC's: a command cannot run in a directory that is not there.
+        if let Some(stage) = p.stages.get(&opts.name)
+            && !repo.root().join(&stage.wdir).is_dir()
+        {
+            return Err(PipelineError::Invalid {
+                file: PIPELINE_FILE.into(),
+                stage: Some(opts.name.clone()),
+                message: format!("its `wdir` `{}` is not a directory in the workspace", stage.wdir),
+            }
+            .into());
+        }
         // A cached out that git tracks would go on into git's history (as DVC
         // refuses it); an uncached one (`-O`, metrics) is git's to keep.
         let cached = p
