@@ -2645,6 +2645,8 @@ fn config_reads_and_changes_settings_and_never_prints_secrets() {
         "{}",
         r.stderr
     );
+    let r = env.dvt(&["config", "remote.store.urll", "s3://x"]).fails();
+    assert!(r.stderr.contains("(did you mean `url`?)"), "{}", r.stderr);
     let r = env.dvt(&["push", "-r", "stor"]).fails();
     assert!(
         r.stderr

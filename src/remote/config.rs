@@ -471,7 +471,8 @@ pub(crate) fn check_key(remote: &str, scheme: Scheme, key: &str) -> Result<()> {
     allowed.retain(|k| *k != "url");
     let why = match dvc_only(key) {
         Some(why) => format!(": {why}"),
-        None => match crate::suggest::closest(key, allowed.iter().copied()) {
+        // `url` is set too (`remote modify NAME url URL`), though not listed.
+        None => match crate::suggest::closest(key, allowed.iter().copied().chain(["url"])) {
             Some(k) => format!(" (did you mean `{k}`?)"),
             None => String::new(),
         },
