@@ -1126,6 +1126,36 @@ fn status_names_the_data_the_last_git_move_left_behind() {
     env.write("b.txt", "b\n");
     env.commit("more");
     assert!(!env.dvt(&["status"]).ok().stderr.contains("warning"));
+
+    // Many paths: ten named, then a count.
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+    std::fs::remove_file(env.path("m.bin")).unwrap();
+    env.git(&["checkout", "-qb", "many"]);
+    let files: Vec<String> = (0..12).map(|i| format!("f{i:02}.bin")).collect();
+    for f in &files {
+        env.write(f, f.as_str());
+    }
+    let mut add = vec!["add"];
+    add.extend(files.iter().map(String::as_str));
+    env.dvt(&add).ok();
+    env.commit("many");
+    env.git(&["checkout", "-q", "main"]);
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stderr
+            .contains("f08.bin, f09.bin and 2 more (`dvt status --json` lists them)")
+            && r.stderr.contains("`dvt checkout` deletes 12 of them")
+            && r.stderr.contains("`dvt add PATH`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.dvt(&["status", "--json"]).ok().json()["left_behind"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
 }
 
 /// A teammate stops tracking a dataset: after `git pull`, the post-merge hook

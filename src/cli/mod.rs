@@ -2561,8 +2561,6 @@ fn print_data_status(report: &ops::DataStatus, quiet: bool) -> Result<ExitCode, 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Warns (or, for the pre-commit hook, says why the commit stops) that git's
-/// index holds tracked data, and how to take it out.
 /// Names the data HEAD's last move left in the workspace (see
 /// [`ops::switch::LeftHere`]) and how to be rid of it or keep it.
 fn warn_left_behind(repo: &Repo, cwd: &std::path::Path, left: &[ops::switch::LeftHere]) {
@@ -2572,24 +2570,25 @@ fn warn_left_behind(repo: &Repo, cwd: &std::path::Path, left: &[ops::switch::Lef
         return;
     };
     let few = left.len() <= SHOWN;
-    let name = |pick: &dyn Fn(&ops::switch::LeftHere) -> bool, many: &str| {
+    // Those `pick` keeps, as paths to paste (or, many, how many).
+    let name = |pick: &dyn Fn(&ops::switch::LeftHere) -> bool| {
         let paths: Vec<&str> = left.iter().filter(|l| pick(l)).map(|l| l.path.as_str()).collect();
         match (paths.is_empty(), few) {
             (true, _) => None,
             (false, true) => Some(shell_paths(repo.root(), cwd, &paths)),
-            (false, false) => Some(format!("{} {many}", paths.len())),
+            (false, false) => Some(format!("{} of them", paths.len())),
         }
     };
     let mut hints = Vec::new();
-    if let Some(p) = name(&|l| l.checkout_deletes, "of them") {
+    if let Some(p) = name(&|l| l.checkout_deletes) {
         hints.push(format!("`dvt checkout` deletes {p} (the cache keeps a copy)"));
     }
-    match name(&|l| l.as_recorded && !l.checkout_deletes, "of them") {
+    match name(&|l| l.as_recorded && !l.checkout_deletes) {
         Some(p) if few => hints.push(format!("`rm -r {p}` loses nothing (the cache keeps a copy)")),
         Some(p) => hints.push(format!("deleting {p} loses nothing (the cache keeps a copy)")),
         None => {}
     }
-    if let Some(p) = name(&|l| !l.as_recorded, "of them") {
+    if let Some(p) = name(&|l| !l.as_recorded) {
         hints.push(format!(
             "{p} holds what {} did not record or the cache lacks",
             first.from
@@ -2604,27 +2603,22 @@ fn warn_left_behind(repo: &Repo, cwd: &std::path::Path, left: &[ops::switch::Lef
     if !few {
         listed += &format!(" and {} more (`dvt status --json` lists them)", left.len() - SHOWN);
     }
-    let again = match few {
-        true => format!(
-            "`dvt add {}`",
-            shell_paths(
-                repo.root(),
-                cwd,
-                &left.iter().map(|l| l.path.as_str()).collect::<Vec<_>>()
-            )
-        ),
-        false => "`dvt add PATH`".into(),
+    let again = match name(&|_| true) {
+        Some(p) if few => p,
+        _ => "PATH".into(),
     };
     note!(
         false,
         "warning: `git {}` left in the workspace data that {} tracked: nothing tracks it now and git does not \
-         ignore it (`git add -A` would commit it): {listed}\nhint: {}; or track it again: {again}",
+         ignore it (`git add -A` would commit it): {listed}\nhint: {}; or track it again: `dvt add {again}`",
         first.by,
         first.from,
         hints.join("; "),
     );
 }
 
+/// Warns (or, for the pre-commit hook, says why the commit stops) that git's
+/// index holds tracked data, and how to take it out.
 pub(crate) fn warn_data_in_git_index(paths: &[String], stops_commit: bool) {
     if paths.is_empty() {
         return;
