@@ -453,8 +453,11 @@ impl Error {
             Error::Path(PathError::NotTracked {
                 closest: Some(closest), ..
             }) => Some(format!("did you mean `{}`?", typed(closest))),
+            Error::Git(GitError::NotTrackedAt {
+                closest: Some(closest), ..
+            }) => Some(format!("did you mean `{}`?", typed(closest))),
             Error::Git(GitError::NotTrackedAt { .. }) => Some(
-                "name a path tracked by a `.dvt` pointer at that revision, or a file inside a tracked directory".into(),
+                "name a path a `.dvt` pointer tracks there, or a file inside a tracked directory".into(),
             ),
             Error::Git(GitError::NoSuchPath { .. }) => Some(
                 "`dvt list REPO DIR` shows what a directory holds; paths are relative to the repository's root".into(),
@@ -832,6 +835,9 @@ pub enum GitError {
         path: String,
         /// The revision (or `the workspace`).
         rev: String,
+        /// Inside a tracked directory: the file of it the path most likely
+        /// misspells, if any.
+        closest: Option<String>,
     },
     /// A path that neither git nor dvt has at a revision.
     #[error("`{path}` does not exist {}", at(.rev))]

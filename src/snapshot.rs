@@ -294,6 +294,7 @@ impl<'r> Snapshot<'r> {
         let not_tracked = || GitError::NotTrackedAt {
             path: if rel.is_empty() { ".".into() } else { rel.to_string() },
             rev: self.label(),
+            closest: None,
         };
         if rel.is_empty() {
             return Err(not_tracked().into());
@@ -475,9 +476,12 @@ impl<'r> Snapshot<'r> {
             }
             .into());
         }
+        let closest = crate::suggest::closest(&loc.inner, manifest.files.iter().map(|e| e.path.as_str()))
+            .map(|p| format!("{}/{p}", loc.tracked.data_rel));
         Err(GitError::NotTrackedAt {
             path: full,
             rev: self.label(),
+            closest,
         }
         .into())
     }

@@ -120,6 +120,18 @@ fn rev_errors_name_the_revision_and_the_path() {
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("did you mean"), "{}", r.stderr);
+    // A slip in a file name inside a tracked directory: its closest file there.
+    let r = env.dvt(&["cat", "data/b.cvs", "--rev", "v1"]).fails();
+    assert!(r.stderr.contains("hint: did you mean `data/b.csv`?"), "{}", r.stderr);
+    let r = env.dvt(&["cat", "data/sub/c.cvs"]).fails();
+    assert!(
+        r.stderr
+            .contains("`data/sub/c.cvs` is not tracked by dvt in the workspace")
+            && r.stderr.contains("hint: did you mean `data/sub/c.csv`?"),
+        "{}",
+        r.stderr
+    );
     let r = env.dvt(&["cat", "notes.txt", "--rev", "v1"]).fails();
     assert!(r.stderr.contains("`notes.txt` does not exist at `v1`"), "{}", r.stderr);
     let r = env.dvt(&["cat", "data", "--rev", "v1"]).fails();

@@ -551,6 +551,7 @@ fn find_in(
                 None => Err(GitError::NotTrackedAt {
                     path: path.to_string(),
                     rev: label.to_string(),
+                    closest: None,
                 }
                 .into()),
             }
@@ -1204,6 +1205,7 @@ pub(crate) fn store_from_source(
         return Err(GitError::NotTrackedAt {
             path: format!("{} with id {}", src.path, pointer.id),
             rev: format!("`{}` ({})", src.repo, short(&ext.commit)),
+            closest: None,
         }
         .into());
     }

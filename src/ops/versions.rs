@@ -143,6 +143,7 @@ pub fn versions(repo: &Repo, opts: &VersionsOptions) -> Result<VersionsReport> {
             return Err(GitError::NotTrackedAt {
                 path: opts.path.clone(),
                 rev: "HEAD or any tag".into(),
+                closest: None,
             }
             .into());
         }
