@@ -3184,6 +3184,16 @@ fn the_merge_driver_merges_directories_file_by_file_and_marks_real_conflicts() {
         "{}",
         r.stderr
     );
+    // status too, without `git checkout -- FILE`, which git refuses mid-merge.
+    let r = env.dvt(&["status"]).fails();
+    assert!(
+        r.stderr.contains(
+            "hint: keep one side (`git checkout --ours model.bin.dvt` or `--theirs`), or mend it by hand and \
+             `git add model.bin.dvt`; then `dvt checkout`"
+        ) && !r.stderr.contains("git checkout -- "),
+        "{}",
+        r.stderr
+    );
     env.git(&["checkout", "--theirs", "model.bin.dvt"]);
     env.dvt(&["pull"]).ok();
     assert_eq!(env.read("data/a.csv"), b"a0\na-feat\n", "feat's change");

@@ -1490,14 +1490,17 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             // A pointer that cannot be read (its report has no path): how to mend it.
             if report.pointers.iter().any(|p| p.newer_format) {
                 note!(q, "hint: a newer dvt wrote it: upgrade dvt to read it");
-            } else if let Some(bad) = report.pointers.iter().find(|p| p.unreadable()) {
+            } else if let Some(bad) = report.pointers.iter().find(|p| p.conflict) {
+                // `git checkout -- FILE` refuses a file with a conflict.
                 let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
                 note!(
                     q,
-                    "hint: {}; after a merge with conflicts, keep one side (`git checkout --ours {file}` or \
-                     `--theirs`), then `dvt checkout`",
-                    dvt::error::put_back(&file)
+                    "hint: keep one side (`git checkout --ours {file}` or `--theirs`), or mend it by hand and \
+                     `git add {file}`; then `dvt checkout`"
                 );
+            } else if let Some(bad) = report.pointers.iter().find(|p| p.unreadable()) {
+                let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
+                note!(q, "hint: {}", dvt::error::put_back(&file));
             }
             if !report.is_clean() && !any_error {
                 print_status_hints(q, &repo, &cwd, &report);

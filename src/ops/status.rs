@@ -118,6 +118,10 @@ pub struct PointerStatus {
     /// one does not read): upgrading dvt, not mending the file, is the way out.
     #[serde(skip)]
     pub newer_format: bool,
+    /// Whether that is because the pointer holds git's conflict markers (a
+    /// merge not finished): keeping one side is the way out.
+    #[serde(skip)]
+    pub conflict: bool,
 }
 
 impl PointerStatus {
@@ -143,6 +147,7 @@ impl PointerStatus {
             missing_from_cache: vec![],
             error: None,
             newer_format: false,
+            conflict: false,
         }
     }
 }
@@ -183,6 +188,7 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
         });
         if let Err(e) = checked {
             st.newer_format = matches!(e, crate::Error::Format(FormatError::UnsupportedVersion { .. }));
+            st.conflict = matches!(e, crate::Error::Format(FormatError::Conflict { .. }));
             st.error = Some(crate::error_chain(&e));
         }
         out.push(st);
