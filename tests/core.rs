@@ -498,6 +498,34 @@ fn a_tracked_path_replaced_by_another_type_is_said_in_one_line_and_restored_only
     assert_eq!(j["pointers"][0]["replaced_by"], serde_json::Value::Null);
 }
 
+/// A path that was a file at one commit and a directory at the next: after
+/// `git checkout` of either, `dvt checkout` replaces the other version, as it
+/// replaces another version of the same kind, when the cache holds all of it.
+#[test]
+fn checkout_replaces_a_recorded_version_of_the_other_kind() {
+    let env = TestEnv::new();
+    env.write("data", "a file\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("file");
+    std::fs::remove_file(env.path("data")).unwrap();
+    env.write("data/x.csv", "x\n");
+    env.write("data/sub/y.csv", "y\n");
+    env.dvt(&["add", "data"]).ok();
+    env.commit("dir");
+    env.git(&["checkout", "-q", "HEAD~1"]);
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data"), b"a file\n");
+    env.git(&["checkout", "-q", "main"]);
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read("data/sub/y.csv"), b"y\n");
+    // A file no version recorded stops it, and nothing changes.
+    env.write("data/sub/new.csv", "mine\n");
+    env.git(&["checkout", "-q", "HEAD~1"]);
+    let r = env.dvt(&["checkout"]).fails();
+    assert!(r.stderr.contains("changes not recorded in a pointer"), "{}", r.stderr);
+    assert_eq!(env.read("data/sub/new.csv"), b"mine\n");
+}
+
 #[test]
 fn targets_may_name_the_data_or_the_pointer_from_any_directory() {
     let env = TestEnv::new();

@@ -275,11 +275,21 @@ pub fn refuse_unrecorded_changes(repo: &Repo, t: &Tracked) -> Result<()> {
 
 /// Whether the workspace file `key` (repo-relative) has content the cache holds:
 /// replacing it loses nothing (as after `git checkout` of another data version).
+/// A directory where a file is tracked (the other version was a directory):
+/// whether every file below it has.
 fn is_cached(repo: &Repo, stat: &StatCache, key: &str) -> bool {
     let abs = repo.root().join(key);
     let Ok(meta) = fs::symlink_metadata(&abs) else {
         return false;
     };
+    if meta.is_dir() {
+        return walkdir::WalkDir::new(&abs).min_depth(1).into_iter().all(|e| {
+            e.ok().is_some_and(|e| {
+                let rel = e.path().strip_prefix(repo.root()).ok().and_then(Path::to_str);
+                e.file_type().is_dir() || rel.is_some_and(|rel| is_cached(repo, stat, rel))
+            })
+        });
+    }
     if !meta.is_file() {
         return false;
     }
