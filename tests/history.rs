@@ -4491,6 +4491,20 @@ fn get_import_and_list_read_the_remote_and_options_given() {
             r.stderr
         );
     }
+    // Nor is a path that does not exist inside this repository this repository.
+    for args in [
+        vec!["list", "nothere"],
+        vec!["du", "nothere"],
+        vec!["get", "nothere", "x"],
+    ] {
+        let r = env.dvt(&args).fails();
+        assert!(
+            r.stderr
+                .contains("opening the git repository `nothere`: there is no such directory"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
     let r = env.dvt(&["get", src, "data", "-o", "plain"]).fails();
     assert!(
         r.stderr

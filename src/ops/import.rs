@@ -153,8 +153,13 @@ pub(crate) fn local_work_tree(repo: &str, rev: Option<&str>, settings: &External
 /// `path` is in (a git work tree's root, or a bare repository: a clone kept
 /// inside a project is that clone, not the project). A path inside a
 /// repository thus reads the whole repository, at a commit as in its work
-/// tree (as DVC reads one); `None` outside any dvt repository.
+/// tree (as DVC reads one); `None` outside any dvt repository, or if `path`
+/// does not exist.
 fn dvt_root_of(path: &Path) -> Result<Option<PathBuf>> {
+    // A path that is not there names no repository, not the one around it.
+    if fs_err::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
     let start = std::path::absolute(path)?;
     let mut dir = start.as_path();
     loop {
