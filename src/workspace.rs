@@ -739,29 +739,28 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
                 rel.strip_suffix(&format!(".{POINTER_EXT}")).unwrap_or(rel).to_string()
             };
             // A slip of the fingers: the tracked path it is closest to.
-            let mut tracked = named_data_paths(repo, &pointers);
             let outs = crate::pipeline::lock_outs(repo).unwrap_or_default();
+            // Not a slip: a stage's out, which dvt.lock tracks.
+            if outs.iter().any(|o| o.data_rel == target)
+                && let Ok(Some(pipeline)) = crate::pipeline::Pipeline::load(repo)
+                && let Some(stage) = pipeline
+                    .stages
+                    .values()
+                    .find(|s| s.outs.iter().any(|o| o.path == target))
+            {
+                return Err(PathError::PipelineOut {
+                    target,
+                    stage: stage.name.clone(),
+                }
+                .into());
+            }
+            let mut tracked = named_data_paths(repo, &pointers);
             tracked.extend(outs.into_iter().map(|t| t.data_rel));
-            let mut closest = (!holds_tracked)
+            tracked.retain(|t| *t != target);
+            let closest = (!holds_tracked)
                 .then(|| crate::suggest::closest(&target, tracked.iter().map(String::as_str)))
                 .flatten()
                 .map(str::to_string);
-            // Not a slip: a stage's out, which dvt.lock tracks.
-            if closest.as_deref() == Some(target.as_str()) {
-                if let Ok(Some(pipeline)) = crate::pipeline::Pipeline::load(repo)
-                    && let Some(stage) = pipeline
-                        .stages
-                        .values()
-                        .find(|s| s.outs.iter().any(|o| o.path == target))
-                {
-                    return Err(PathError::PipelineOut {
-                        target,
-                        stage: stage.name.clone(),
-                    }
-                    .into());
-                }
-                closest = None;
-            }
             return Err(PathError::NotTracked {
                 target,
                 holds_tracked,

@@ -113,6 +113,12 @@ pub fn in_main_worktree(dir: &Path) -> Option<PathBuf> {
     Some(main_top.join(dir.strip_prefix(top).ok()?))
 }
 
+/// Whether HOW of [`Git::last_move`] switched branch or commit, or merged
+/// ([`Git::last_switch`]), rather than reset, cherry-picked or reverted.
+pub fn is_switch(how: &str) -> bool {
+    matches!(how, "checkout" | "merge" | "pull")
+}
+
 /// Those of `rels` (relative to the dvt root `root`) at or below which git's
 /// index holds a file; none outside a git work tree. Reads the index file alone,
 /// without opening the repository (`status` runs this every time).
@@ -758,7 +764,7 @@ impl Git {
     /// without a reflog.
     pub fn last_switch(&self) -> Option<(GitId, GitId)> {
         self.last_move()
-            .filter(|(_, _, how)| matches!(*how, "checkout" | "merge" | "pull"))
+            .filter(|(_, _, how)| is_switch(how))
             .map(|(before, now, _)| (before, now))
     }
 

@@ -78,14 +78,7 @@ fn leave_behind_between(
     let git = std::rc::Rc::new(git);
     // Held from here: what the workspace tracks must not change meanwhile.
     let _lock = repo.lock("dvt checkout")?;
-    let mut gone = untracked_since(repo, &git, (id, old), (new_id, new))?;
-    gone.retain(|t| fs_err::symlink_metadata(&t.data_abs).is_ok());
-    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
-    let in_git: BTreeSet<String> = crate::git::indexed_among(repo.root(), &rels)?
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    gone.retain(|t| !in_git.contains(&t.data_rel));
+    let gone = left_in_workspace(repo, untracked_since(repo, &git, (id, old), (new_id, new))?)?;
     let mut report = LeftBehind {
         from: short(&id),
         ..Default::default()
@@ -112,6 +105,19 @@ fn leave_behind_between(
     }
     let _ = stat.save();
     Ok(report)
+}
+
+/// Of `gone`, what is still in the workspace and not in git's index (git's
+/// own, once there).
+fn left_in_workspace(repo: &Repo, mut gone: Vec<Tracked>) -> Result<Vec<Tracked>> {
+    gone.retain(|t| fs_err::symlink_metadata(&t.data_abs).is_ok());
+    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
+    let in_git: BTreeSet<String> = crate::git::indexed_among(repo.root(), &rels)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    gone.retain(|t| !in_git.contains(&t.data_rel));
+    Ok(gone)
 }
 
 /// The data commit `old` tracked (pointer files and `dvt.lock`'s cached outs)
@@ -201,23 +207,17 @@ pub fn left_here(repo: &Repo) -> Result<Vec<LeftHere>> {
         return Ok(Vec::new());
     };
     let git = std::rc::Rc::new(git);
-    let mut gone = untracked_since(repo, &git, (old, &old.to_string()), (new, &new.to_string()))?;
-    gone.retain(|t| fs_err::symlink_metadata(&t.data_abs).is_ok());
-    let rels: Vec<&str> = gone.iter().map(|t| t.data_rel.as_str()).collect();
-    let mut skip: BTreeSet<&str> = crate::git::indexed_among(repo.root(), &rels)?.into_iter().collect();
-    let dirs: Vec<(&str, bool)> = gone
+    let gone = untracked_since(repo, &git, (old, &old.to_string()), (new, &new.to_string()))?;
+    let gone = left_in_workspace(repo, gone)?;
+    let paths: Vec<(&str, bool)> = gone
         .iter()
         .map(|t| (t.data_rel.as_str(), t.data_abs.is_dir()))
         .collect();
-    skip.extend(git.ignored_among(&dirs)?);
-    let skip: BTreeSet<String> = skip.into_iter().map(str::to_string).collect();
-    let switched = git.last_switch().is_some();
+    let ignored: BTreeSet<String> = git.ignored_among(&paths)?.into_iter().map(str::to_string).collect();
+    let switched = crate::git::is_switch(how);
     let stat = repo.stat_cache();
     let mut out = Vec::new();
-    for t in gone {
-        if skip.contains(&t.data_rel) {
-            continue;
-        }
+    for t in gone.into_iter().filter(|t| !ignored.contains(&t.data_rel)) {
         let as_recorded = unchanged_and_cached(repo, &stat, &t).is_ok();
         out.push(LeftHere {
             path: t.data_rel,
