@@ -669,6 +669,17 @@ fn a_shallow_clone_lists_the_versions_it_has_and_pulls_its_data() {
         "only v2 came: {tagged}"
     );
     assert_eq!(tagged["versions"][0]["tags"][0], "v2");
+    // The listing says what it cannot show; a full clone has nothing to say.
+    assert_eq!(all["shallow"], true, "{all}");
+    let r = clone.dvt(&["versions", "data/a.csv"]).ok();
+    assert!(
+        r.stderr
+            .contains("this clone is shallow: versions older than its history are not listed"),
+        "{}",
+        r.stderr
+    );
+    let r = env.dvt(&["versions", "data/a.csv"]).ok();
+    assert!(!r.stderr.contains("shallow"), "{}", r.stderr);
     clone.dvt(&["pull"]).ok();
     assert_eq!(clone.read("data/a.csv"), b"t,v\n0,1\n1,1\n2,1\n");
     assert_eq!(

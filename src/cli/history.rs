@@ -978,6 +978,12 @@ pub(super) fn run(cwd: &Path, command: &HistoryCommand, quiet: bool, bars: &Bars
                     _ => out!("{} {when}{tags} not tracked", v.short),
                 }
             }
+            if report.shallow {
+                note!(
+                    quiet,
+                    "this clone is shallow: versions older than its history are not listed (`git fetch --unshallow` fetches it)"
+                );
+            }
         }
         HistoryCommand::Gc {
             workspace: _,

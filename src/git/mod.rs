@@ -727,7 +727,7 @@ impl Git {
                 true => "no such tag, branch, commit or experiment".to_string(),
                 false => chain,
             };
-            if self.repo.is_shallow().unwrap_or(false) {
+            if self.is_shallow() {
                 message.push_str(" (this clone is shallow: `git fetch --unshallow` fetches the older history)");
             }
             unknown(message)
@@ -1150,6 +1150,12 @@ impl Git {
         c.time()
             .map(|t| t.seconds)
             .map_err(failed(format!("reading commit {commit}")))
+    }
+
+    /// Whether this is a shallow clone: its oldest commits stand without their
+    /// parents, so history before them is not here.
+    pub fn is_shallow(&self) -> bool {
+        self.repo.is_shallow().unwrap_or(false)
     }
 
     /// Whether tracked files differ between HEAD, the index and the work tree

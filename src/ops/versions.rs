@@ -51,6 +51,9 @@ pub struct VersionsReport {
     pub path: String,
     /// Each version where the data changed.
     pub versions: Vec<Version>,
+    /// The clone is shallow: versions older than its history are not listed, and
+    /// the oldest listed may be older than it looks.
+    pub shallow: bool,
 }
 
 /// Lists the versions of `opts.path`.
@@ -151,6 +154,7 @@ pub fn versions(repo: &Repo, opts: &VersionsOptions) -> Result<VersionsReport> {
     Ok(VersionsReport {
         path: opts.path.clone(),
         versions: out,
+        shallow: git.is_shallow(),
     })
 }
 
