@@ -4573,7 +4573,7 @@ fn get_import_and_list_read_the_remote_and_options_given() {
         ),
         (
             vec!["--remote-config", "jobs=many"],
-            "`jobs` must be a whole number, 0 or more, not `many`",
+            "`jobs` must be a whole number, 1 or more, not `many`",
         ),
         (
             vec!["--remote-config", "region=x"],

@@ -2521,11 +2521,29 @@ fn unknown_remote_and_unsupported_scheme_are_refused() {
     );
     a.dvt(&["remote", "remove", "home"]).ok();
     a.dvt(&["remote", "remove", "--global", "home2"]).ok();
-    // Counts are whole numbers, 0 or more.
+    // Counts are whole numbers: retries may be 0, jobs (as `-j`) not.
     a.dvt(&["remote", "add", "home", "~/store"]).ok();
     let r = a.dvt(&["remote", "modify", "home", "jobs", "--", "-3"]).fails();
     assert!(
-        r.stderr.contains("`jobs` must be a whole number, 0 or more, not `-3`"),
+        r.stderr.contains("`jobs` must be a whole number, 1 or more, not `-3`"),
+        "{}",
+        r.stderr
+    );
+    let r = a.dvt(&["remote", "modify", "home", "jobs", "0"]).fails();
+    assert!(
+        r.stderr.contains("`jobs` must be a whole number, 1 or more, not `0`"),
+        "{}",
+        r.stderr
+    );
+    a.dvt(&["remote", "modify", "home", "retries", "0"]).ok();
+    // Written by hand, 0 jobs stops a push before anything is sent.
+    let config = a.read(".dvt/config.toml");
+    let config = String::from_utf8(config).unwrap().replace("retries = 0", "jobs = 0");
+    a.write(".dvt/config.toml", config.as_bytes());
+    let r = a.dvt(&["push", "-r", "home"]).fails();
+    assert!(
+        r.stderr
+            .contains("remote `home`: `jobs` must be a whole number, 1 or more, not `0`"),
         "{}",
         r.stderr
     );

@@ -105,6 +105,16 @@ pub const SECRET_KEYS: &[&str] = &[
 
 /// Keys whose values are numbers or booleans rather than strings.
 const INT_KEYS: &[&str] = &["jobs", "retries", "timeout", "port"];
+/// Of those, the ones 0 makes no sense for: no transfers at once, no port.
+const AT_LEAST_ONE: &[&str] = &["jobs", "port"];
+
+/// What a number option must be, for its error message.
+fn number_rule(key: &str) -> &'static str {
+    match AT_LEAST_ONE.contains(&key) {
+        true => "a whole number, 1 or more",
+        false => "a whole number, 0 or more",
+    }
+}
 const BOOL_KEYS: &[&str] = &[
     "allow_http",
     "hardlink",
@@ -349,13 +359,16 @@ impl RemoteSpec {
     pub fn int(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    RemoteError::Config {
-                        remote: self.name.clone(),
-                        message: format!("`{key}` must be a whole number, 0 or more, not `{v}`"),
-                    }
-                    .into()
-                })
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0 || !AT_LEAST_ONE.contains(&key))
+                    .ok_or_else(|| {
+                        RemoteError::Config {
+                            remote: self.name.clone(),
+                            message: format!("`{key}` must be {}, not `{v}`", number_rule(key)),
+                        }
+                        .into()
+                    })
             })
             .transpose()
     }
@@ -814,8 +827,10 @@ pub fn typed_value(name: &str, key: &str, value: &str) -> Result<toml::Value> {
     if INT_KEYS.contains(&key) {
         return value
             .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0 || !AT_LEAST_ONE.contains(&key))
             .map(|n| toml::Value::Integer(i64::from(n)))
-            .map_err(|_| bad(format!("`{key}` must be a whole number, 0 or more, not `{value}`")).into());
+            .ok_or_else(|| bad(format!("`{key}` must be {}, not `{value}`", number_rule(key))).into());
     }
     if BOOL_KEYS.contains(&key) {
         return match value {
