@@ -119,6 +119,23 @@ impl Error {
     /// written by `typed` (given the path from the repository root, or an
     /// absolute one), so that the command works pasted where the user is.
     pub fn hint_from(&self, typed: &dyn Fn(&str) -> String) -> Option<String> {
+        let full_remote = |e: &Error| match e {
+            Error::Remote(RemoteError::Full { remote, dir, .. }) => Some(format!(
+                "the disk holding `{remote}` (`{}`) is full: free some space there (`dvt gc -r {remote}` \
+                 deletes the objects on it that no kept pointer needs) and run the command again; what was already \
+                 in place is unchanged",
+                dir.display()
+            )),
+            _ => None,
+        };
+        if let Some(h) = full_remote(self) {
+            return Some(h);
+        }
+        if let Error::Remote(RemoteError::Transfer { first, .. }) = self
+            && let Some(h) = full_remote(first)
+        {
+            return Some(h);
+        }
         if self.is_disk_full() {
             return Some(
                 "the disk is full: free some space (`dvt gc` deletes cache objects no pointer needs) and run \
@@ -1157,6 +1174,16 @@ pub enum RemoteError {
         /// The URL as given.
         url: String,
         /// Why, with secrets removed.
+        message: String,
+    },
+    /// The disk holding a directory remote is full: what failed to go there.
+    #[error("remote `{remote}`: {message}")]
+    Full {
+        /// The remote's name.
+        remote: String,
+        /// Its directory.
+        dir: PathBuf,
+        /// The write that failed, and why.
         message: String,
     },
     /// A transfer not tried because an earlier request to the remote failed.

@@ -2565,6 +2565,53 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
     assert_eq!(env.read("extra.bin"), extra);
 }
 
+/// A directory remote on a full disk: the push fails naming the remote and its
+/// disk (not the cache's, which has room), with `gc -r` as the way to make room
+/// there; it leaves no temporary file on the remote, and once space is freed the
+/// same push finishes and a clone pulls every byte.
+#[test]
+fn a_push_to_a_full_remote_disk_names_the_remote_and_finishes_later() {
+    let Some(disk) = TestEnv::on_small_disk(8) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let big = noise(3 << 20, 60);
+    env.write("model.bin", &big);
+    for i in 0..40u8 {
+        env.write(&format!("shards/{i}.bin"), noise(20 << 10, i));
+    }
+    env.dvt(&["add", "model.bin", "shards"]).ok();
+    let store = disk.path("store");
+    env.dvt(&["remote", "add", "-d", "store", store.to_str().unwrap()]).ok();
+    env.commit("data");
+    disk.fill_disk_but("filler", 1 << 20);
+    for pack in ["true", "false"] {
+        env.dvt(&["remote", "modify", "store", "pack", pack]).ok();
+        let r = env.dvt(&["push"]).fails();
+        assert!(
+            r.stderr.contains("remote `store`: failed to write") && r.stderr.contains("No space left on device"),
+            "pack = {pack}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!(
+                "hint: the disk holding `store` (`{}`) is full: free some space there (`dvt gc -r store`",
+                store.display()
+            )),
+            "pack = {pack}: {}",
+            r.stderr
+        );
+        let leftovers = common::temp_leftovers(&store);
+        assert!(leftovers.is_empty(), "pack = {pack}: {leftovers:?}");
+    }
+    std::fs::remove_file(disk.path("filler")).unwrap();
+    env.dvt(&["push"]).ok();
+    let clone = env.clone_repo();
+    clone.dvt(&["pull"]).ok();
+    assert_eq!(clone.read("model.bin"), big);
+    assert_eq!(clone.read("shards/39.bin"), noise(20 << 10, 39));
+}
+
 /// A report that cannot be written is an error (a script must not take a
 /// truncated `--json` for a whole one), except when the reader stopped early
 /// (`dvt status | head`), as for any Unix filter.

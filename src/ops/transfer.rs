@@ -395,7 +395,7 @@ fn push_share(
         tracked.extend(outs);
         runs = Some((report, complete));
     }
-    remote.block_on(async {
+    let pushed = remote.block_on(async {
         let mut report = push_async(repo, &remote, &tracked, progress).await?;
         if let Some((mut done, entries)) = runs {
             let there: FxHashSet<String> = remote.run_keys().await?.into_iter().collect();
@@ -411,7 +411,8 @@ fn push_share(
             report.runs = Some(done);
         }
         Ok(report)
-    })
+    });
+    pushed.map_err(|e| remote.full_disk(e))
 }
 
 /// The outs of run-cache entries `runs` that `tracked` does not hold whole (a

@@ -907,6 +907,41 @@ impl Remote {
     }
 
     /// A cache error about an object read from the remote, said of the remote.
+    /// `e` as the remote's error when it is the disk of a directory remote that
+    /// is full (the write names a path inside it): the cache's disk is not the one
+    /// to free. Any other error is returned as it is.
+    pub fn full_disk(&self, e: crate::Error) -> crate::Error {
+        if let crate::Error::Remote(RemoteError::Transfer {
+            remote,
+            failed,
+            total,
+            first,
+        }) = e
+        {
+            return RemoteError::Transfer {
+                remote,
+                failed,
+                total,
+                first: Box::new(self.full_disk(*first)),
+            }
+            .into();
+        }
+        let dir = match &self.dir {
+            Some((dir, _)) if e.is_disk_full() => dir.root(),
+            _ => return e,
+        };
+        let message = crate::error_chain(&e);
+        match message.contains(&*dir.to_string_lossy()) {
+            true => RemoteError::Full {
+                remote: self.name.clone(),
+                dir: dir.to_path_buf(),
+                message,
+            }
+            .into(),
+            false => e,
+        }
+    }
+
     fn remote_side(&self, e: crate::Error, id: ObjectId, for_path: Option<&str>) -> crate::Error {
         match e {
             crate::Error::Cache(CacheError::Corrupt { reason, .. }) => RemoteError::Corrupt {
