@@ -463,7 +463,14 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
             vec!["exp", "run", "-S", "++train.lr.x=1"],
             "`train.lr` is not a table, so `train.lr.x` cannot be added",
         ),
-        (vec!["exp", "run", "-S", "train=1"], "`train` is a list or table"),
+        (
+            vec!["exp", "run", "-S", "train=1"],
+            "`train` is a table in params.yaml; `-S` sets single values and lists (`[A, B]`)",
+        ),
+        (
+            vec!["exp", "run", "-S", "train.lr=[0.1,"],
+            "`[0.1,` is not a list: write one as `[A, B]`",
+        ),
         (vec!["exp", "run", "-S", "train.lr"], "expected `[FILE:]KEY=VALUE`"),
         (
             vec!["exp", "run", "-S", "~train.nope"],
@@ -515,6 +522,60 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
     fresh.write("dvt.toml", "[stages.a]\ncmd = \"true\"\n");
     let r = fresh.dvt(&["exp", "run"]).fails();
     assert!(r.stderr.contains("an experiment starts from a commit"), "{}", r.stderr);
+}
+
+/// Hydra's lists, as DVC takes them: `-S train.layers=[64,32]` replaces a list
+/// (a block list too), the stage that uses it runs again, and with `--queue`
+/// the commas inside a list do not split it: `[8],[16,16]` is two experiments.
+#[test]
+fn experiments_set_lists_and_sweep_over_them() {
+    let env = TestEnv::new();
+    env.write("params.yaml", "train:\n  layers:  # sizes\n  - 4\n  - 2\n  lr: 0.1\n");
+    env.write(
+        "dvt.toml",
+        r#"[stages.train]
+cmd = "grep -A1 layers params.yaml > model.txt"
+params = ["train.layers"]
+outs = ["model.txt"]
+"#,
+    );
+    env.dvt(&["repro", "-q"]).ok();
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "baseline"]);
+
+    let r = env
+        .dvt(&["exp", "run", "-n", "wide", "-S", "train.layers=[64,32]"])
+        .ok();
+    assert!(r.stdout.contains("Experiment `wide` recorded"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("set train.layers = [64, 32] (was [4, 2])"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.read("params.yaml"),
+        b"train:\n  layers: [64, 32]  # sizes\n  lr: 0.1\n"
+    );
+    assert_eq!(env.read("model.txt"), b"  layers: [64, 32]  # sizes\n  lr: 0.1\n");
+    let show = env.dvt(&["exp", "show", "--json"]).ok().json();
+    let text = show.to_string();
+    assert!(text.contains("[64,32]"), "{text}");
+
+    env.git(&["checkout", "-q", "params.yaml"]);
+    env.dvt(&["checkout", "-q", "-f"]).ok();
+    let r = env
+        .dvt(&["exp", "run", "--queue", "-S", "train.layers=[8],[16,16]", "-n", "q"])
+        .ok();
+    assert!(r.stdout.contains("`q-1` -S train.layers=[8]"), "{}", r.stdout);
+    assert!(r.stdout.contains("`q-2` -S train.layers=[16,16]"), "{}", r.stdout);
+    env.dvt(&["queue", "start", "-q"]).ok();
+    assert_eq!(
+        git_out(&env, &["show", "refs/exps/q-2:params.yaml"]),
+        "train:\n  layers: [16, 16]  # sizes\n  lr: 0.1\n"
+    );
+    // Each ran its stage with its own list.
+    let r = env.dvt(&["cat", "model.txt", "--rev", "q-1"]).ok();
+    assert_eq!(r.stdout, "  layers: [8]  # sizes\n  lr: 0.1\n");
 }
 
 #[test]

@@ -167,9 +167,9 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
                     "`-S {spec}`: {file} has no `{key}` (`-S +{key}=…` adds it)"
                 )));
             }
-            Some(v) if v.is_table() || v.is_array() => {
+            Some(v) if v.is_table() => {
                 return Err(refused(format!(
-                    "`-S {spec}`: `{key}` is a list or table in {file}; `-S` sets single values"
+                    "`-S {spec}`: `{key}` is a table in {file}; `-S` sets single values and lists (`[A, B]`)"
                 )));
             }
             Some(v) => Some(v.clone()),
@@ -182,6 +182,14 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
             )));
         }
         let new = value.map(params::typed_value);
+        if let (Some(text), Some(toml::Value::String(_))) = (value, &new)
+            && text.trim_start().starts_with('[')
+        {
+            return Err(refused(format!(
+                "`-S {spec}`: `{}` is not a list: write one as `[A, B]`, its values numbers, booleans, strings or lists",
+                text.trim()
+            )));
+        }
         let edited = match (&old, &new) {
             // `~KEY=VALUE` removes the key only if it holds that value, as in Hydra.
             (Some(old), Some(v)) if mode == KeyMode::Remove && old != v => {
@@ -1012,7 +1020,7 @@ fn grid(specs: &[String]) -> Result<Vec<Vec<String>>> {
             combos.iter_mut().for_each(|c| c.push(spec.clone()));
             continue;
         };
-        let values = sweep_values(spec, values)?.unwrap_or_else(|| values.split(',').map(str::to_string).collect());
+        let values = sweep_values(spec, values)?.unwrap_or_else(|| split_outside_lists(values));
         if combos.len().saturating_mul(values.len()) > MAX_GRID {
             return Err(refused(format!(
                 "`-S {spec}`: that makes over {MAX_GRID} experiments to queue"
@@ -1029,6 +1037,27 @@ fn grid(specs: &[String]) -> Result<Vec<Vec<String>>> {
         combos = next;
     }
     Ok(combos)
+}
+
+/// `A,B,C` split at its commas, but not at those inside a list (`[64,32],[8]`
+/// is two values, as Hydra reads it).
+fn split_outside_lists(values: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in values.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(values[start..i].to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(values[start..].to_string());
+    out
 }
 
 /// The values of a sweep written as Hydra's (and DVC's) `choice(A,B,…)` or

@@ -208,27 +208,42 @@ impl ParamsCache {
     }
 }
 
-/// A value typed on the command line (`dvt exp run -S KEY=VALUE`), read as a
-/// YAML scalar, as DVC reads it: `0.1`, `3`, `true` keep their type; anything
-/// else is a string.
+/// A value typed on the command line (`dvt exp run -S KEY=VALUE`), read as
+/// YAML, as DVC reads it: `0.1`, `3`, `true` keep their type; `[64, 32]` (Hydra's
+/// list, of such values or lists) is a list; anything else is a string.
 pub fn typed_value(text: &str) -> toml::Value {
-    let scalar = yaml_rust2::YamlLoader::load_from_str(text)
+    let parsed = yaml_rust2::YamlLoader::load_from_str(text)
         .ok()
         .and_then(|docs| docs.into_iter().next());
-    match scalar {
-        Some(yaml_rust2::Yaml::Integer(i)) => toml::Value::Integer(i),
-        Some(yaml_rust2::Yaml::Real(r)) => r
-            .parse()
-            .map(toml::Value::Float)
-            .unwrap_or_else(|_| toml::Value::String(text.to_string())),
-        Some(yaml_rust2::Yaml::Boolean(b)) => toml::Value::Boolean(b),
-        _ => toml::Value::String(text.to_string()),
+    let list = text.trim_start().starts_with('[');
+    match parsed.as_ref().and_then(|y| command_line_value(y, list)) {
+        Some(v) => v,
+        None => toml::Value::String(text.to_string()),
+    }
+}
+
+/// A YAML value read from the command line, if it is a number, a boolean, or
+/// (`list`: the text is written as one) a list of those, lists and strings.
+fn command_line_value(y: &yaml_rust2::Yaml, list: bool) -> Option<toml::Value> {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::Integer(i) => Some(toml::Value::Integer(*i)),
+        Yaml::Real(r) => r.parse().ok().map(toml::Value::Float),
+        Yaml::Boolean(b) => Some(toml::Value::Boolean(*b)),
+        Yaml::String(s) if list => Some(toml::Value::String(s.clone())),
+        Yaml::Array(items) if list => items
+            .iter()
+            .map(|i| command_line_value(i, true))
+            .collect::<Option<Vec<_>>>()
+            .map(toml::Value::Array),
+        _ => None,
     }
 }
 
 /// `text` of params file `file` (whose values are `parsed`) with the value at
 /// dotted `key` replaced by `value`, the rest of the file (comments, order,
-/// layout) as it was. The key must exist and hold a string, number or boolean.
+/// layout) as it was. The key must exist and hold a string, number, boolean or
+/// list; a list is written in the flow style (`[64, 32]`).
 pub fn set_value(file: &str, text: &str, parsed: &Params, key: &str, value: &toml::Value) -> Result<String> {
     let missing = || {
         bad(
@@ -237,10 +252,10 @@ pub fn set_value(file: &str, text: &str, parsed: &Params, key: &str, value: &tom
         )
     };
     let current = lookup(parsed, key).ok_or_else(missing)?;
-    if current.is_array() || current.is_table() {
+    if current.is_table() {
         return Err(bad(
             file,
-            format!("`{key}` is a list or table; only single values can be set"),
+            format!("`{key}` is a table; only single values and lists can be set"),
         ));
     }
     let lower = file.to_ascii_lowercase();
@@ -250,13 +265,7 @@ pub fn set_value(file: &str, text: &str, parsed: &Params, key: &str, value: &tom
         for part in key.split('.') {
             item = item.get_mut(part).ok_or_else(missing)?;
         }
-        let new = match value {
-            toml::Value::String(s) => toml_edit::value(s.as_str()),
-            toml::Value::Integer(i) => toml_edit::value(*i),
-            toml::Value::Float(f) => toml_edit::value(*f),
-            toml::Value::Boolean(b) => toml_edit::value(*b),
-            other => toml_edit::value(other.to_string()),
-        };
+        let new = toml_edit::value(edit_value(value));
         // Keep the comment after the old value.
         let decor = item.as_value().map(|v| v.decor().clone());
         *item = new;
@@ -396,8 +405,7 @@ pub fn remove_value(file: &str, text: &str, parsed: &Params, key: &str) -> Resul
 }
 
 /// The YAML removal: the `key:` line at `parts` (found by indentation, as
-/// [`set_yaml`] does) and the lines after it that are indented deeper, or are
-/// list items at its own indent; blank lines at the end of that block stay.
+/// [`set_yaml`] does) and its block ([`block_end`]).
 fn remove_yaml(text: &str, parts: &[&str]) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut path: Vec<(usize, String)> = Vec::new();
@@ -417,19 +425,7 @@ fn remove_yaml(text: &str, parts: &[&str]) -> Option<String> {
         path.push((indent, k));
     }
     let (start, indent) = found?;
-    let mut end = start + 1;
-    while let Some(line) = lines.get(end) {
-        let trimmed = line.trim_start();
-        let depth = line.len() - trimmed.len();
-        if trimmed.trim().is_empty() || depth > indent || (depth == indent && trimmed.starts_with('-')) {
-            end += 1;
-        } else {
-            break;
-        }
-    }
-    while end > start + 1 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
+    let end = block_end(&lines, start + 1, indent);
     Some(lines[..start].iter().chain(&lines[end..]).copied().collect())
 }
 
@@ -450,13 +446,14 @@ fn json_text(file: &str, doc: &serde_json::Value) -> Result<String> {
     Ok(s)
 }
 
-/// A single value as `toml_edit` writes it.
+/// A value as `toml_edit` writes it: a single value, or a list of them.
 fn edit_value(value: &toml::Value) -> toml_edit::Value {
     match value {
         toml::Value::String(s) => s.as_str().into(),
         toml::Value::Integer(i) => (*i).into(),
         toml::Value::Float(f) => (*f).into(),
         toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Array(items) => items.iter().map(edit_value).collect::<toml_edit::Array>().into(),
         other => other.to_string().into(),
     }
 }
@@ -569,13 +566,18 @@ fn yaml_key_line(line: &str) -> Option<(usize, String, &str)> {
 }
 
 /// The YAML edit: finds `key` among block mappings by indentation and replaces
-/// the scalar after its colon, keeping a trailing comment.
+/// the value after its colon, keeping a trailing comment. A block list below the
+/// key (`- 64` lines) goes, the new value taking its place on the key's line.
 fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<String> {
     let target: Vec<&str> = key.split('.').collect();
     let mut path: Vec<(usize, String)> = Vec::new();
     let mut out = String::with_capacity(text.len() + 16);
     let mut done = false;
-    for line in text.split_inclusive('\n') {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
         let body = line.trim_end_matches(['\n', '\r']);
         if let (false, Some((indent, k, rest))) = (done, yaml_key_line(line)) {
             while path.last().is_some_and(|(i, _)| *i >= indent) {
@@ -586,11 +588,17 @@ fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<St
                 Some(c) => (&rest[..c], &rest[c..]),
                 None => (rest, ""),
             };
-            if here == target && !val.trim().is_empty() {
+            if here == target {
                 let lead = &body[..body.len() - rest.len()];
                 let end = &line[body.len()..];
-                let before = &val[..val.len() - val.trim_start().len()];
-                let after = &val[val.trim_end().len()..];
+                let (before, after) = match val.trim().is_empty() {
+                    // `key:` with its value in the lines below: they go.
+                    true => {
+                        i = block_end(&lines, i, indent);
+                        (" ", val)
+                    }
+                    false => (&val[..val.len() - val.trim_start().len()], &val[val.trim_end().len()..]),
+                };
                 out.push_str(&format!("{lead}{before}{}{after}{comment}{end}", yaml_scalar(value)));
                 done = true;
                 continue;
@@ -608,10 +616,43 @@ fn set_yaml(file: &str, text: &str, key: &str, value: &toml::Value) -> Result<St
     Ok(out)
 }
 
-/// `value` as a YAML scalar: numbers and booleans bare, strings quoted when
-/// they would otherwise read as something else.
+/// Where the block value of the `key:` line before `start` (indented `indent`)
+/// ends: the lines indented deeper, or list items at its own indent; blank and
+/// comment lines at the end of the block stay after it.
+fn block_end(lines: &[&str], start: usize, indent: usize) -> usize {
+    let mut end = start;
+    let mut kept = start;
+    while let Some(line) = lines.get(end) {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        let blank = trimmed.trim().is_empty() || trimmed.starts_with('#');
+        if blank {
+            end += 1;
+        } else if depth > indent || (depth == indent && trimmed.starts_with('-')) {
+            end += 1;
+            kept = end;
+        } else {
+            break;
+        }
+    }
+    kept
+}
+
+/// `value` as a YAML value on one line: numbers and booleans bare, strings
+/// quoted when they would otherwise read as something else, lists in the flow
+/// style with their strings quoted.
 fn yaml_scalar(value: &toml::Value) -> String {
     match value {
+        toml::Value::Array(items) => {
+            let items: Vec<String> = items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+                    v => yaml_scalar(v),
+                })
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
         toml::Value::String(s) => {
             let plain = !s.is_empty()
                 && matches!(typed_value(s), toml::Value::String(_))
@@ -823,7 +864,7 @@ mod tests {
             set("train", "1")
                 .unwrap_err()
                 .to_string()
-                .contains("is a list or table")
+                .contains("`train` is a table; only single values and lists can be set")
         );
         let toml = "[train]\nlr = 0.01 # rate\nepochs = 3\n";
         let t = set_in("p.toml", toml, "train.epochs", &typed_value("5")).unwrap();
@@ -835,5 +876,50 @@ mod tests {
         // The keys keep their order.
         let json = set_in("p.json", r#"{"z": 1, "a": 2}"#, "a", &typed_value("3")).unwrap();
         assert_eq!(json, "{\n  \"z\": 1,\n  \"a\": 3\n}\n");
+    }
+
+    /// Hydra's lists (`-S train.layers=[64,32]`): read from the command line, and
+    /// written over a list in any of the three formats, a block list's lines
+    /// replaced by the flow list on the key's line.
+    #[test]
+    fn lists_are_read_and_set() {
+        use toml::Value::{Array, Boolean, Float, Integer, String as Text};
+        assert_eq!(typed_value("[64, 32]"), Array(vec![Integer(64), Integer(32)]));
+        assert_eq!(
+            typed_value("[a, 0.5, true, [1]]"),
+            Array(vec![
+                Text("a".into()),
+                Float(0.5),
+                Boolean(true),
+                Array(vec![Integer(1)])
+            ])
+        );
+        assert_eq!(typed_value("[]"), Array(vec![]));
+        // Not a list: kept as the text typed.
+        assert_eq!(typed_value("[1, 2"), Text("[1, 2".into()));
+        assert_eq!(typed_value("{a: 1}"), Text("{a: 1}".into()));
+        assert_eq!(typed_value("a,b"), Text("a,b".into()));
+
+        let yaml = "train:\n  layers:  # sizes\n  - 64\n  - 32\n\n  # next\n  lr: 0.1\n  flow: [1, 2]\nseed: 1\n";
+        let set = |key: &str, v: &str| set_in("params.yaml", yaml, key, &typed_value(v));
+        assert_eq!(
+            set("train.layers", "[8, 4]").unwrap(),
+            "train:\n  layers: [8, 4]  # sizes\n\n  # next\n  lr: 0.1\n  flow: [1, 2]\nseed: 1\n"
+        );
+        assert_eq!(
+            set("train.flow", "[x, \"y, z\"]").unwrap(),
+            yaml.replace("flow: [1, 2]", "flow: [\"x\", \"y, z\"]")
+        );
+        // A list may take the place of a single value, and the other way round.
+        assert_eq!(set("seed", "[1, 2]").unwrap(), yaml.replace("seed: 1", "seed: [1, 2]"));
+        assert_eq!(
+            set("train.layers", "3").unwrap(),
+            "train:\n  layers: 3  # sizes\n\n  # next\n  lr: 0.1\n  flow: [1, 2]\nseed: 1\n"
+        );
+        let toml = "[train]\nlayers = [64, 32] # sizes\n";
+        let t = set_in("p.toml", toml, "train.layers", &typed_value("[[1, 2], [3]]")).unwrap();
+        assert_eq!(t, "[train]\nlayers = [[1, 2], [3]] # sizes\n");
+        let json = set_in("p.json", r#"{"a": [1]}"#, "a", &typed_value("[2, 3]")).unwrap();
+        assert_eq!(json, "{\n  \"a\": [\n    2,\n    3\n  ]\n}\n");
     }
 }
