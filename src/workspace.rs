@@ -711,12 +711,34 @@ pub fn tracked_ancestor(repo: &Repo, rel: &str) -> Option<String> {
     None
 }
 
-/// The pointer files named by `targets` (data paths or pointer files, relative to
-/// `cwd`); every pointer in the repository when `targets` is empty.
-pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if targets.is_empty() {
-        return find_pointers(repo);
+/// Which tracked data a command is about: all of it, or what is named. A list
+/// that filtering left empty names nothing; only [`Targets::given`], for the
+/// list a user typed, reads an empty one as all.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Everything tracked: the command was given no target.
+    All,
+    /// What these paths (relative to the command's directory) name; none: nothing.
+    Named(&'a [PathBuf]),
+}
+
+impl<'a> Targets<'a> {
+    /// The targets as the user gave them: none means all, as in DVC and git.
+    pub fn given(targets: &'a [PathBuf]) -> Targets<'a> {
+        match targets.is_empty() {
+            true => Targets::All,
+            false => Targets::Named(targets),
+        }
     }
+}
+
+/// The pointer files `targets` name (data paths or pointer files, relative to
+/// `cwd`); with [`Targets::All`], every pointer in the repository.
+pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: Targets<'_>) -> Result<Vec<PathBuf>> {
+    let targets = match targets {
+        Targets::All => return find_pointers(repo),
+        Targets::Named(t) => t,
+    };
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in targets {
@@ -776,15 +798,16 @@ pub fn resolve_targets(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<V
 }
 
 /// The pointer files and the cached pipeline outs (from `dvt.lock`) that
-/// `targets` name; all of them when `targets` is empty. A target may name a
+/// `targets` name; all of them with [`Targets::All`]. A target may name a
 /// pointer, its data path, or a pipeline out; or a file or subdirectory inside a
 /// tracked directory, as DVC allows: that part comes back in the second list, as
 /// the whole directory with [`Tracked::within`] set.
-pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Tracked>)> {
+pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: Targets<'_>) -> Result<(Vec<PathBuf>, Vec<Tracked>)> {
     let outs = crate::pipeline::lock_outs(repo)?;
-    if targets.is_empty() {
-        return Ok((find_pointers(repo)?, outs));
-    }
+    let targets = match targets {
+        Targets::All => return Ok((find_pointers(repo)?, outs)),
+        Targets::Named(t) => t,
+    };
     let mut pointers = Vec::new();
     let mut chosen: Vec<Tracked> = Vec::new();
     // Read only if some target is neither an out nor a pointer's data.
@@ -830,7 +853,7 @@ pub fn resolve_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Result<(
             }
             continue;
         }
-        for p in resolve_targets(repo, cwd, std::slice::from_ref(t))? {
+        for p in resolve_targets(repo, cwd, Targets::Named(std::slice::from_ref(t)))? {
             if !pointers.contains(&p) {
                 pointers.push(p);
             }
@@ -879,7 +902,7 @@ pub fn expand_glob_tracked(repo: &Repo, cwd: &Path, targets: &[PathBuf]) -> Resu
     if !targets.iter().any(|t| is_pattern(t)) {
         return Ok(targets.to_vec());
     }
-    let (pointers, outs) = resolve_tracked(repo, cwd, &[])?;
+    let (pointers, outs) = resolve_tracked(repo, cwd, Targets::All)?;
     let mut tracked: Vec<PathBuf> = outs.iter().map(|t| t.data_abs.clone()).collect();
     for p in pointers {
         tracked.push(p.with_extension(""));

@@ -1083,7 +1083,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
     match &cli.command {
         Command::Unprotect { targets } => {
             let repo = Repo::open(&cwd)?;
-            dvt::workspace::resolve_targets(&repo, &cwd, targets)?;
+            dvt::workspace::resolve_targets(&repo, &cwd, dvt::workspace::Targets::given(targets))?;
             say!(
                 q,
                 "Nothing to unprotect: dvt checks data out as copies, never as links into the cache, so it can be edited in place"

@@ -15,6 +15,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::statcache::{Stamp, StatCache};
+use crate::workspace::Targets;
 use crate::workspace::{Changes, Counters, Tracked, WorkState, compare, display_path};
 
 /// What to check out.
@@ -77,7 +78,7 @@ struct Plan {
 /// and verified.
 pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
     // Read every pointer first: a malformed one stops us before anything is written.
-    let (pointers, _) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+    let (pointers, _) = crate::workspace::resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
     for p in &pointers {
         Tracked::load(repo, p)?;
     }
@@ -87,7 +88,7 @@ pub fn checkout(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) ->
 
 /// [`checkout`] for a caller that already holds the repo lock.
 pub fn checkout_locked(repo: &Repo, opts: &CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutReport> {
-    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
     let mut tracked = pointers
         .iter()
         .map(|p| Tracked::load(repo, p))

@@ -16,6 +16,7 @@ use crate::pipeline::lock::Lock;
 use crate::pipeline::params::ParamsCache;
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::workspace::Targets;
 use crate::workspace::{Counters, Tracked, stage_target};
 
 /// What to commit.
@@ -86,11 +87,12 @@ pub fn commit(repo: &Repo, opts: &CommitOptions, progress: &dyn Progress) -> Res
     let (stages, paths) = split_targets(repo, pipeline.as_ref(), opts)?;
     let mut skipped_imports = Vec::new();
     let mut data: Vec<PathBuf> = Vec::new();
-    let pointers = match (&paths, opts.targets.is_empty()) {
-        (_, true) => crate::workspace::find_pointers(repo)?,
-        (p, false) if p.is_empty() => vec![],
-        (p, false) => crate::workspace::resolve_targets(repo, &opts.cwd, p)?,
+    // None given: every pointer; given, those of the targets that are not stages.
+    let which = match opts.targets.is_empty() {
+        true => Targets::All,
+        false => Targets::Named(&paths),
     };
+    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, which)?;
     for file in pointers {
         let t = Tracked::load(repo, &file)?;
         if t.pointer.source.is_some() {

@@ -14,6 +14,7 @@ use crate::ops::status::{PointerStatus, Workspace};
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::workspace::Targets;
 use crate::workspace::{Tracked, display_path};
 
 /// What `data_status` looks at.
@@ -302,7 +303,7 @@ struct Tracking {
 
 impl Tracking {
     fn load(repo: &Repo, opts: &DataStatusOptions) -> Result<Tracking> {
-        let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+        let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
         let mut by_path = BTreeMap::new();
         let mut all = pointers
             .iter()

@@ -31,6 +31,7 @@ use crate::pointer::{ImportSource, Kind, Pointer, Source, pointer_path_for};
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::snapshot::{Located, Objects, Snapshot, short};
+use crate::workspace::Targets;
 
 /// Another dvt repository, read at one commit.
 #[derive(Debug)]
@@ -1335,7 +1336,12 @@ pub fn update(repo: &Repo, opts: &UpdateOptions, progress: &dyn Progress) -> Res
         true => crate::workspace::expand_recursive(repo, &opts.cwd, &opts.targets)?,
         false => opts.targets.clone(),
     };
-    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, &targets)?;
+    // None given: every import; given, what `-R` made of them.
+    let which = match opts.targets.is_empty() {
+        true => Targets::All,
+        false => Targets::Named(&targets),
+    };
+    let pointers = crate::workspace::resolve_targets(repo, &opts.cwd, which)?;
     let _lock = repo.lock("dvt update")?;
     let mut imports = Vec::new();
     for pf in pointers {

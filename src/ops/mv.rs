@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, Result};
 use crate::pointer::{Pointer, is_pointer_path, pointer_path_for};
 use crate::repo::Repo;
+use crate::workspace::Targets;
 use crate::workspace::{Tracked, file_name, rel_str, resolve_targets, tracked_ancestor};
 
 /// What to move where.
@@ -87,7 +88,7 @@ fn named_in_pipeline(repo: &Repo, from: &str) -> Vec<NamedInPipeline> {
 /// renamed, and the old pointer and its entry go. A command killed in between
 /// leaves both pointers, never neither; running the same move again finishes it.
 pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
-    let old_pointer = resolve_targets(repo, &opts.cwd, std::slice::from_ref(&opts.from))?
+    let old_pointer = resolve_targets(repo, &opts.cwd, Targets::Named(std::slice::from_ref(&opts.from)))?
         .into_iter()
         .next()
         .ok_or_else(|| PathError::NotTracked {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{Result, WorkspaceError};
 use crate::pipeline::Pipeline;
 use crate::repo::Repo;
-use crate::workspace::{Tracked, rel_str, resolve_targets, stage_target};
+use crate::workspace::{Targets, Tracked, rel_str, resolve_targets, stage_target};
 
 /// What to stop tracking.
 #[derive(Debug, Clone)]
@@ -59,12 +59,8 @@ pub fn remove(repo: &Repo, opts: &RemoveOptions) -> Result<RemoveReport> {
             }
         }
     }
-    // No target left once the stages are taken out means no pointer: an empty
-    // list would mean every pointer to `resolve_targets`.
-    let pointers = match pointer_targets.is_empty() {
-        true => Vec::new(),
-        false => resolve_targets(repo, &opts.cwd, &pointer_targets)?,
-    };
+    // No target left once the stages are taken out names no pointer.
+    let pointers = resolve_targets(repo, &opts.cwd, Targets::Named(&pointer_targets))?;
     // The cached outs of the stages that go: their `.gitignore` entries, and with
     // `outs` their data.
     let stage_outs: Vec<&str> = stage_names

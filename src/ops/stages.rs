@@ -9,6 +9,7 @@ use crate::git::Git;
 use crate::pipeline::params::parse as parse_params;
 use crate::pipeline::{DEFAULT_PARAMS, PIPELINE_FILE, Pipeline};
 use crate::repo::Repo;
+use crate::workspace::Targets;
 
 /// A stage to add to `dvt.toml`, as on DVC's command line.
 #[derive(Debug, Clone, Default)]
@@ -466,7 +467,7 @@ pub fn list(repo: &Repo, cwd: &std::path::Path, targets: &[String], all: bool) -
                 p.stage_names(std::slice::from_ref(t))?;
             }
         }
-        for f in crate::workspace::resolve_targets(repo, cwd, &[t.into()])? {
+        for f in crate::workspace::resolve_targets(repo, cwd, Targets::Named(&[t.into()]))? {
             if !pointers.contains(&f) {
                 pointers.push(f);
             }

@@ -11,6 +11,7 @@ use crate::pipeline::lock::Entry;
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::workspace::Targets;
 use crate::workspace::{Counters, Tracked, WorkState, compare_scanned, display_path, missing_objects};
 
 /// What to look at.
@@ -155,7 +156,7 @@ impl PointerStatus {
 /// Compares every targeted pointer with the workspace and the cache. Unchanged
 /// files cost one `stat` each: their ids come from the stat cache.
 pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Result<StatusReport> {
-    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+    let (pointers, outs) = crate::workspace::resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
     let stat = repo.stat_cache();
     let counters = Counters::default();
     let mut out = Vec::new();

@@ -17,6 +17,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::remote::{Remote, Stop};
 use crate::repo::Repo;
+use crate::workspace::Targets;
 use crate::workspace::{Tracked, display_path, resolve_tracked};
 
 /// What to push, fetch or pull, and where.
@@ -201,7 +202,7 @@ fn spread(ids: &mut [ObjectId]) {
 fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
     let mut all = Vec::new();
     if !opts.revisions_only {
-        let (pointers, outs) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+        let (pointers, outs) = resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
         all = pointers
             .iter()
             .map(|p| Tracked::load(repo, p))
@@ -1553,7 +1554,7 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let (targets, other_remotes) = match &opts.remote {
         None => (opts.targets.clone(), Vec::new()),
         Some(asked) => {
-            let (pointers, mut all) = resolve_tracked(repo, &opts.cwd, &opts.targets)?;
+            let (pointers, mut all) = resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
             for p in &pointers {
                 all.push(Tracked::load(repo, p)?);
             }
