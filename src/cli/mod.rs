@@ -1488,9 +1488,11 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 }
             }
             // A pointer that cannot be read (its report has no path): how to mend it.
-            if report.pointers.iter().any(|p| p.newer_format) {
+            use dvt::ops::status::Unread;
+            let unread = |why| report.pointers.iter().find(|p| p.unread_because == Some(why));
+            if unread(Unread::NewerFormat).is_some() {
                 note!(q, "hint: a newer dvt wrote it: upgrade dvt to read it");
-            } else if let Some(bad) = report.pointers.iter().find(|p| p.conflict) {
+            } else if let Some(bad) = unread(Unread::Conflict) {
                 // `git checkout -- FILE` refuses a file with a conflict.
                 let file = shell_paths(repo.root(), &cwd, &[&bad.pointer]);
                 note!(

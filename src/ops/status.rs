@@ -115,14 +115,19 @@ pub struct PointerStatus {
     pub missing_from_cache: Vec<ObjectId>,
     /// Why the pointer could not be checked, if it could not.
     pub error: Option<String>,
-    /// Whether that is because a newer dvt wrote it (a format version this
-    /// one does not read): upgrading dvt, not mending the file, is the way out.
+    /// Why, when the way out is not to mend the file by hand.
     #[serde(skip)]
-    pub newer_format: bool,
-    /// Whether that is because the pointer holds git's conflict markers (a
-    /// merge not finished): keeping one side is the way out.
-    #[serde(skip)]
-    pub conflict: bool,
+    pub unread_because: Option<Unread>,
+}
+
+/// Why a pointer could not be read, when that calls for something else than
+/// mending it by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// A newer dvt wrote it (a format version this one does not read): upgrade dvt.
+    NewerFormat,
+    /// It holds git's conflict markers (a merge not finished): keep one side.
+    Conflict,
 }
 
 impl PointerStatus {
@@ -147,8 +152,7 @@ impl PointerStatus {
             replaced_by: None,
             missing_from_cache: vec![],
             error: None,
-            newer_format: false,
-            conflict: false,
+            unread_because: None,
         }
     }
 }
@@ -188,8 +192,11 @@ pub fn status(repo: &Repo, opts: &StatusOptions, progress: &dyn Progress) -> Res
             Ok(())
         });
         if let Err(e) = checked {
-            st.newer_format = matches!(e, crate::Error::Format(FormatError::UnsupportedVersion { .. }));
-            st.conflict = matches!(e, crate::Error::Format(FormatError::Conflict { .. }));
+            st.unread_because = match e {
+                crate::Error::Format(FormatError::UnsupportedVersion { .. }) => Some(Unread::NewerFormat),
+                crate::Error::Format(FormatError::Conflict { .. }) => Some(Unread::Conflict),
+                _ => None,
+            };
             st.error = Some(crate::error_chain(&e));
         }
         out.push(st);
