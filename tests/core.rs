@@ -2849,6 +2849,18 @@ fn status_hints_name_the_command_that_helps() {
     assert_eq!(hints(&clone), [PULL]);
     clone.dvt(&["pull"]).ok();
     assert!(hints(&clone).is_empty());
+
+    // With no remote at all, `pull` would fail: the hint says what comes first.
+    clone.dvt(&["remote", "remove", "store"]).ok();
+    std::fs::remove_file(clone.path("f.bin")).unwrap();
+    clone.remove_object(blake3::hash(b"f").to_hex().as_ref());
+    assert_eq!(
+        hints(&clone),
+        [
+            "hint: the cache lacks data the pointers name, and no remote is configured to get it from: \
+             `dvt remote add -d NAME URL` names the one it was pushed to, then `dvt pull` brings it"
+        ]
+    );
 }
 
 /// `dvt completion` prints a script that a shell sources: in bash it completes

@@ -898,7 +898,16 @@ fn print_status_hints(q: bool, repo: &Repo, cwd: &std::path::Path, report: &ops:
     if stale && !(absent && uncached) {
         note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
     }
-    if absent && uncached && stale {
+    // Nowhere to download from: say that first, or `pull` fails on it.
+    let no_remote = uncached && dvt::remote::config::names(repo.config()).is_empty();
+    if no_remote {
+        note!(
+            q,
+            "hint: the cache lacks data the pointers name, and no remote is configured to get it \
+             from: `dvt remote add -d NAME URL` names the one it was pushed to, then `dvt pull` \
+             brings it"
+        );
+    } else if absent && uncached && stale {
         note!(
             q,
             "hint: `dvt pull` downloads what the cache lacks and restores the workspace; \
