@@ -55,7 +55,20 @@ pub fn temp_in(dir: &Path, prefix: &str) -> PathBuf {
         t.dirs.insert(dir.to_path_buf());
     }
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{prefix}.dvt-tmp-{}-{n}", pid()))
+    dir.join(format!(".{}.dvt-tmp-{}-{n}", temp_stem(prefix), pid()))
+}
+
+/// The part of a temporary name that `name` gives: `name` itself, cut (at a
+/// character) where it would make the temporary name longer than the 255 bytes
+/// a file name may have, although `name` itself fits.
+fn temp_stem(name: &str) -> &str {
+    // `.` + `.dvt-tmp-` + a pid (10 digits) + `-` + a counter (20 digits).
+    const ROOM: usize = 255 - 1 - 9 - 10 - 1 - 20;
+    let mut end = name.len().min(ROOM);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// Marks `dir`, made by this process for its own use, to be deleted whole if the
@@ -170,7 +183,7 @@ pub fn remove_stale_siblings(paths: &[&Path]) -> std::io::Result<()> {
     let mut by_parent: rustc_hash::FxHashMap<&Path, FxHashSet<&str>> = Default::default();
     for p in paths {
         if let (Some(parent), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) {
-            by_parent.entry(parent).or_default().insert(name);
+            by_parent.entry(parent).or_default().insert(temp_stem(name));
         }
     }
     for (parent, names) in by_parent {

@@ -728,9 +728,21 @@ impl Repo {
     }
 
     /// Checks that `rel` (repo-relative) may be tracked: not the root, not in
-    /// `.dvt` or `.git`, and reached without going through a symbolic link.
+    /// `.dvt` or `.git`, reached without going through a symbolic link, and with a
+    /// name short enough for its pointer file's name.
     pub fn check_trackable(&self, rel: &str) -> Result<()> {
         self.check_not_reserved(rel)?;
+        let name = rel.trim_end_matches('/').rsplit('/').next().unwrap_or(rel);
+        // What Linux and macOS file systems allow for one name, in bytes.
+        const NAME_MAX: usize = 255;
+        if name.len() + 1 + crate::pointer::POINTER_EXT.len() > NAME_MAX {
+            return Err(PathError::Reserved {
+                path: PathBuf::from(rel),
+                reason: "its name is too long for a pointer file beside it (a file name may have 255 bytes, \
+                         and the pointer's adds `.dvt`): rename it, or track the directory it is in",
+            }
+            .into());
+        }
         self.check_no_symlink_parents(rel)
     }
 

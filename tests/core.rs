@@ -2612,6 +2612,39 @@ fn a_push_to_a_full_remote_disk_names_the_remote_and_finishes_later() {
     assert_eq!(clone.read("shards/39.bin"), noise(20 << 10, 39));
 }
 
+/// File names up to the 255 bytes a file system allows: inside a tracked
+/// directory any of them; tracked alone, up to 251, since the pointer's name adds
+/// `.dvt`. A longer one is refused before anything is written, saying why.
+#[test]
+fn names_as_long_as_the_file_system_allows_are_tracked() {
+    let env = TestEnv::new();
+    let in_dir = format!("d/{}", "a".repeat(255));
+    let alone = "b".repeat(251);
+    let too_long = "c".repeat(252);
+    env.write(&in_dir, "in a directory\n");
+    env.write(&alone, "alone\n");
+    env.write(&too_long, "refused\n");
+    env.dvt(&["add", "d", &alone]).ok();
+    assert!(env.exists(&format!("{alone}.dvt")));
+    std::fs::remove_dir_all(env.path("d")).unwrap();
+    std::fs::remove_file(env.path(&alone)).unwrap();
+    env.dvt(&["checkout"]).ok();
+    assert_eq!(env.read(&in_dir), b"in a directory\n");
+    assert_eq!(env.read(&alone), b"alone\n");
+
+    let gitignore = env.read(".gitignore");
+    let r = env.dvt(&["add", &too_long]).fails();
+    assert!(
+        r.stderr
+            .contains("cannot be tracked: its name is too long for a pointer file beside it"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.read(".gitignore"), gitignore);
+    assert!(common::temp_leftovers(&env.root).is_empty());
+    assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
+}
+
 /// A report that cannot be written is an error (a script must not take a
 /// truncated `--json` for a whole one), except when the reader stopped early
 /// (`dvt status | head`), as for any Unix filter.
