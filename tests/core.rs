@@ -2896,6 +2896,43 @@ fn status_hints_name_the_command_that_helps() {
     );
 }
 
+/// A change of mode alone (`chmod -x`) is reported as such, with the hint for
+/// edits, not the one for another recorded version: the content is the one the
+/// pointer records, which the cache holds, but no git command left it there.
+#[test]
+fn a_mode_change_alone_is_not_taken_for_another_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.write("run.sh", "#!/bin/sh\necho hi\n");
+    env.write("tools/build.sh", "#!/bin/sh\necho build\n");
+    for f in ["run.sh", "tools/build.sh"] {
+        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    env.dvt(&["add", "run.sh", "tools"]).ok();
+    for f in ["run.sh", "tools/build.sh"] {
+        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Another command records the files' new stat: status then finds their ids by it.
+    env.write("other.txt", "other\n");
+    env.dvt(&["add", "other.txt"]).ok();
+    let r = env.dvt(&["status"]).ok();
+    assert!(
+        r.stdout.contains("mode changed: run.sh") && r.stdout.contains("mode changed: tools/build.sh"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("hint: `dvt add PATH` records changes"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("the cache already holds"), "{}", r.stderr);
+    let json = env.dvt(&["status", "--json"]).ok().json();
+    for p in json["pointers"].as_array().unwrap() {
+        assert!(p.get("workspace_in_cache").is_none(), "{p}");
+    }
+}
+
 /// `dvt completion` prints a script that a shell sources: in bash it completes
 /// commands and a command's options; other shells get their own format.
 #[test]

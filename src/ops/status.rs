@@ -374,10 +374,9 @@ fn workspace_in_cache(repo: &Repo, stat: &crate::statcache::StatCache, st: &Poin
     if st.workspace != Workspace::Modified || st.replaced_by.is_some() {
         return false;
     }
-    let files: Vec<&str> = match st.kind {
-        Some(Kind::File) => vec![st.path.as_str()],
-        _ => st.added.iter().chain(&st.modified).map(String::as_str).collect(),
-    };
+    // The files whose content changed (a file alone or in a directory); a change
+    // of mode alone leaves the content the pointer records, which says nothing.
+    let files: Vec<&str> = st.added.iter().chain(&st.modified).map(String::as_str).collect();
     !files.is_empty()
         && files.iter().all(|rel| {
             fs_err::symlink_metadata(repo.root().join(rel)).is_ok_and(|meta| {
