@@ -15,8 +15,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::statcache::{Stamp, StatCache};
-use crate::workspace::Targets;
-use crate::workspace::{Changes, Counters, Tracked, WorkState, compare, display_path};
+use crate::workspace::{Changes, Counters, Targets, Tracked, WorkState, compare, display_path};
 
 /// What to check out.
 #[derive(Debug, Clone)]

@@ -16,8 +16,7 @@ use crate::pipeline::lock::Lock;
 use crate::pipeline::params::ParamsCache;
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::Targets;
-use crate::workspace::{Counters, Tracked, stage_target};
+use crate::workspace::{Counters, Targets, Tracked, stage_target};
 
 /// What to commit.
 #[derive(Debug, Clone, Default)]

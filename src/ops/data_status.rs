@@ -14,8 +14,7 @@ use crate::ops::status::{PointerStatus, Workspace};
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::Targets;
-use crate::workspace::{Tracked, display_path};
+use crate::workspace::{Targets, Tracked, display_path};
 
 /// What `data_status` looks at.
 #[derive(Debug, Clone, Default)]

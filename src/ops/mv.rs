@@ -10,8 +10,7 @@ use serde::Serialize;
 use crate::error::{PathError, Result};
 use crate::pointer::{Pointer, is_pointer_path, pointer_path_for};
 use crate::repo::Repo;
-use crate::workspace::Targets;
-use crate::workspace::{Tracked, file_name, rel_str, resolve_targets, tracked_ancestor};
+use crate::workspace::{Targets, Tracked, file_name, rel_str, resolve_targets, tracked_ancestor};
 
 /// What to move where.
 #[derive(Debug, Clone)]

@@ -11,8 +11,7 @@ use crate::pipeline::lock::Entry;
 use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::repo::Repo;
-use crate::workspace::Targets;
-use crate::workspace::{Counters, Tracked, WorkState, compare_scanned, display_path, missing_objects};
+use crate::workspace::{Counters, Targets, Tracked, WorkState, compare_scanned, display_path, missing_objects};
 
 /// What to look at.
 #[derive(Debug, Clone, Default)]

@@ -17,8 +17,7 @@ use crate::pointer::Kind;
 use crate::progress::Progress;
 use crate::remote::{Remote, Stop};
 use crate::repo::Repo;
-use crate::workspace::Targets;
-use crate::workspace::{Tracked, display_path, resolve_tracked};
+use crate::workspace::{Targets, Tracked, display_path, resolve_tracked};
 
 /// What to push, fetch or pull, and where.
 #[derive(Debug, Clone, Default)]

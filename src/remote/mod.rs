@@ -906,7 +906,6 @@ impl Remote {
         tokio::task::block_in_place(move || writer.commit(&c)).map_err(corrupt)
     }
 
-    /// A cache error about an object read from the remote, said of the remote.
     /// `e` as the remote's error when it is the disk of a directory remote that
     /// is full (the write names a path inside it): the cache's disk is not the one
     /// to free. Any other error is returned as it is.
@@ -942,6 +941,7 @@ impl Remote {
         }
     }
 
+    /// A cache error about an object read from the remote, said of the remote.
     fn remote_side(&self, e: crate::Error, id: ObjectId, for_path: Option<&str>) -> crate::Error {
         match e {
             crate::Error::Cache(CacheError::Corrupt { reason, .. }) => RemoteError::Corrupt {
