@@ -119,23 +119,6 @@ impl Error {
     /// written by `typed` (given the path from the repository root, or an
     /// absolute one), so that the command works pasted where the user is.
     pub fn hint_from(&self, typed: &dyn Fn(&str) -> String) -> Option<String> {
-        let full_remote = |e: &Error| match e {
-            Error::Remote(RemoteError::Full { remote, dir, .. }) => Some(format!(
-                "the disk holding `{remote}` (`{}`) is full: free some space there (`dvt gc -r {remote}` \
-                 deletes the objects on it that no kept pointer needs) and run the command again; what was already \
-                 in place is unchanged",
-                dir.display()
-            )),
-            _ => None,
-        };
-        if let Some(h) = full_remote(self) {
-            return Some(h);
-        }
-        if let Error::Remote(RemoteError::Transfer { first, .. }) = self
-            && let Some(h) = full_remote(first)
-        {
-            return Some(h);
-        }
         if self.is_disk_full() {
             return Some(
                 "the disk is full: free some space (`dvt gc` deletes cache objects no pointer needs) and run \
@@ -384,6 +367,13 @@ impl Error {
                 "nobody pushed it to `{remote}`: run `dvt push` where that data was added \
                  (a push of part of a directory leaves the directory's manifest back), \
                  then fetch again; or `dvt pull --allow-missing` to check out the rest"
+            )),
+            // Its message is text, so `is_disk_full` above does not take it for the cache's.
+            Error::Remote(RemoteError::Full { remote, dir, .. }) => Some(format!(
+                "the disk holding `{remote}` (`{}`) is full: free some space there (`dvt gc -r {remote}` \
+                 deletes the objects on it that no kept pointer needs) and run the command again; what was already \
+                 in place is unchanged",
+                dir.display()
             )),
             Error::Remote(RemoteError::Transfer { first, .. }) => {
                 const AGAIN: &str = "run the same command again: what was transferred is kept, and only the rest moves";
