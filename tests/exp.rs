@@ -471,6 +471,10 @@ fn exp_apply_refuses_to_lose_work_and_bad_input_is_refused() {
             vec!["exp", "run", "-S", "train.lr=[0.1,"],
             "`[0.1,` is not a list: write one as `[A, B]`",
         ),
+        (
+            vec!["exp", "run", "-S", "train.lr=null"],
+            "`null` is YAML's null, which dvt's params cannot hold",
+        ),
         (vec!["exp", "run", "-S", "train.lr"], "expected `[FILE:]KEY=VALUE`"),
         (
             vec!["exp", "run", "-S", "~train.nope"],

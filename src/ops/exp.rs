@@ -181,6 +181,14 @@ fn edit_params(repo: &Repo, files: &mut BTreeMap<String, String>, specs: &[Strin
                 "`-S {spec}`: a sweep (`choice`, `range`) queues one experiment per value: use `--queue`"
             )));
         }
+        if let Some(text) = value.filter(|v| params::is_null(v)) {
+            return Err(refused(format!(
+                "`-S {spec}`: `{}` is YAML's null, which dvt's params cannot hold (strings, numbers, booleans, \
+                 lists): `-S ~{key}` removes the key, or quote it (`'\"{}\"'`) for the text",
+                text.trim(),
+                text.trim()
+            )));
+        }
         let new = value.map(params::typed_value);
         if let (Some(text), Some(toml::Value::String(_))) = (value, &new)
             && text.trim_start().starts_with('[')
@@ -1039,14 +1047,18 @@ fn grid(specs: &[String]) -> Result<Vec<Vec<String>>> {
     Ok(combos)
 }
 
-/// `A,B,C` split at its commas, but not at those inside a list (`[64,32],[8]`
-/// is two values, as Hydra reads it).
+/// `A,B,C` split at its commas, but not at those inside a list or quotes
+/// (`[64,32],[8]` is two values, `"a,b",c` too, as Hydra reads them).
 fn split_outside_lists(values: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut depth = 0usize;
+    let mut quote: Option<char> = None;
     let mut start = 0;
     for (i, c) in values.char_indices() {
         match c {
+            q if quote == Some(q) => quote = None,
+            _ if quote.is_some() => {}
+            '"' | '\'' => quote = Some(c),
             '[' => depth += 1,
             ']' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => {
@@ -1461,6 +1473,15 @@ mod tests {
 
     fn values(v: &str) -> Vec<String> {
         sweep_values("k=…", v).unwrap().unwrap()
+    }
+
+    #[test]
+    fn lists_and_quotes_keep_their_commas_in_a_sweep() {
+        assert_eq!(split_outside_lists("1,2"), ["1", "2"]);
+        assert_eq!(split_outside_lists("[64,32],[8]"), ["[64,32]", "[8]"]);
+        assert_eq!(split_outside_lists("[[1,2],[3]],4"), ["[[1,2],[3]]", "4"]);
+        assert_eq!(split_outside_lists(r#""a,b",'c,[d',e"#), [r#""a,b""#, "'c,[d'", "e"]);
+        assert_eq!(split_outside_lists(""), [""]);
     }
 
     #[test]

@@ -210,12 +210,14 @@ impl ParamsCache {
 
 /// A value typed on the command line (`dvt exp run -S KEY=VALUE`), read as
 /// YAML, as DVC reads it: `0.1`, `3`, `true` keep their type; `[64, 32]` (Hydra's
-/// list, of such values or lists) is a list; anything else is a string.
+/// list, of such values or lists) is a list; `"0.1"` a string without its
+/// quotes; anything else is a string as typed.
 pub fn typed_value(text: &str) -> toml::Value {
     let parsed = yaml_rust2::YamlLoader::load_from_str(text)
         .ok()
         .and_then(|docs| docs.into_iter().next());
-    let list = text.trim_start().starts_with('[');
+    // Written as a list, or quoted (`"0.1"`, `'null'`): YAML's reading, quotes off.
+    let list = text.trim_start().starts_with(['[', '"', '\'']);
     match parsed.as_ref().and_then(|y| command_line_value(y, list)) {
         Some(v) => v,
         None => toml::Value::String(text.to_string()),
@@ -223,7 +225,8 @@ pub fn typed_value(text: &str) -> toml::Value {
 }
 
 /// A YAML value read from the command line, if it is a number, a boolean, or
-/// (`list`: the text is written as one) a list of those, lists and strings.
+/// (`list`: the text is written as a list or quoted) a string or a list of
+/// those and lists.
 fn command_line_value(y: &yaml_rust2::Yaml, list: bool) -> Option<toml::Value> {
     use yaml_rust2::Yaml;
     match y {
@@ -638,6 +641,29 @@ fn block_end(lines: &[&str], start: usize, indent: usize) -> usize {
     kept
 }
 
+/// Whether YAML reads `s`, written plain, as the string `s`: not as a number,
+/// a boolean or null, nor (for PyYAML, which training scripts read params with,
+/// and which follows YAML 1.1) as the booleans `yes`, `no`, `on`, `off`, `y`, `n`.
+fn reads_as_text(s: &str) -> bool {
+    const YAML_1_1: [&str; 6] = ["yes", "no", "on", "off", "y", "n"];
+    let parsed = yaml_rust2::YamlLoader::load_from_str(s)
+        .ok()
+        .and_then(|docs| docs.into_iter().next());
+    matches!(parsed, Some(yaml_rust2::Yaml::String(p)) if p == s)
+        && !YAML_1_1.contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// Whether `text`, typed as a `-S` value, is YAML's null (`null`, `~`), which
+/// params here cannot hold.
+pub fn is_null(text: &str) -> bool {
+    matches!(
+        yaml_rust2::YamlLoader::load_from_str(text)
+            .ok()
+            .and_then(|docs| docs.into_iter().next()),
+        Some(yaml_rust2::Yaml::Null)
+    ) && !text.trim().is_empty()
+}
+
 /// `value` as a YAML value on one line: numbers and booleans bare, strings
 /// quoted when they would otherwise read as something else, lists in the flow
 /// style with their strings quoted.
@@ -655,7 +681,7 @@ fn yaml_scalar(value: &toml::Value) -> String {
         }
         toml::Value::String(s) => {
             let plain = !s.is_empty()
-                && matches!(typed_value(s), toml::Value::String(_))
+                && reads_as_text(s)
                 && !s.contains(": ")
                 && !s.contains(" #")
                 && !s.starts_with(|c: char| "!&*{}[]|>'\"%@`#,?:- ".contains(c))
@@ -899,6 +925,21 @@ mod tests {
         assert_eq!(typed_value("[1, 2"), Text("[1, 2".into()));
         assert_eq!(typed_value("{a: 1}"), Text("{a: 1}".into()));
         assert_eq!(typed_value("a,b"), Text("a,b".into()));
+        // Quoted: a string, quotes off, whatever it looks like.
+        assert_eq!(typed_value("\"0.1\""), Text("0.1".into()));
+        assert_eq!(typed_value("'null'"), Text("null".into()));
+        assert!(is_null("null") && is_null("~") && !is_null("'null'") && !is_null(""));
+        // Strings YAML (or PyYAML) would read as something else are written quoted.
+        let yaml = "name: x\n";
+        for (typed, written) in [
+            ("yes", "\"yes\""),
+            ("'null'", "\"null\""),
+            ("'3'", "\"3\""),
+            ("plain", "plain"),
+        ] {
+            let out = set_in("params.yaml", yaml, "name", &typed_value(typed)).unwrap();
+            assert_eq!(out, format!("name: {written}\n"), "{typed}");
+        }
 
         let yaml = "train:\n  layers:  # sizes\n  - 64\n  - 32\n\n  # next\n  lr: 0.1\n  flow: [1, 2]\nseed: 1\n";
         let set = |key: &str, v: &str| set_in("params.yaml", yaml, key, &typed_value(v));
