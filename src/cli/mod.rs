@@ -898,8 +898,10 @@ fn print_status_hints(q: bool, repo: &Repo, cwd: &std::path::Path, report: &ops:
     if stale && !(absent && uncached) {
         note!(q, "hint: `dvt repro` runs them (`dvt repro --dry-run` says the same)");
     }
-    // Nowhere to download from: say that first, or `pull` fails on it.
-    let no_remote = uncached && dvt::remote::config::names(repo.config()).is_empty();
+    // Data to download, and nowhere to download it from: say that, or `pull`
+    // fails on it. (Data in the workspace whose objects the cache lacks has
+    // `dvt commit` below.)
+    let no_remote = absent && uncached && dvt::remote::config::names(repo.config()).is_empty();
     if no_remote {
         note!(
             q,
