@@ -1352,6 +1352,70 @@ fn hooks_do_nothing_in_a_repo_without_dvt_and_pre_push_pushes() {
     assert_eq!(env.read("model.bin"), b"model six");
 }
 
+/// A monorepo with a dvt project per directory (`init --subdir`): each project
+/// installs the hooks, and the scripts call dvt for both, so `git checkout`
+/// switches the data of both and the merge driver merges each project's
+/// directory from that project's cache. Uninstalling one keeps the other's.
+#[test]
+fn hooks_serve_every_dvt_project_of_a_monorepo() {
+    let env = TestEnv::bare();
+    env.git(&["init", "-q", "-b", "main"]);
+    let projects = ["vision", "speech"];
+    for p in projects {
+        env.write(&format!("{p}/d/a.txt"), "one\n");
+        let dir = env.path(p);
+        env.dvt_in(&dir, &["init", "--subdir"]).ok();
+        env.dvt_in(&dir, &["add", "d"]).ok();
+        env.dvt_in(&dir, &["install-hooks"]).ok();
+    }
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "one"]);
+    let edit = |file: &str, text: &str| {
+        for p in projects {
+            env.write(&format!("{p}/d/{file}"), text);
+            env.dvt_in(&env.path(p), &["add", "d"]).ok();
+        }
+    };
+    env.git_with_dvt(&["checkout", "-q", "-b", "feature"]).ok();
+    edit("b.txt", "from feature\n");
+    env.git(&["commit", "-qam", "feature"]);
+    env.git_with_dvt(&["checkout", "-q", "main"]).ok();
+    for p in projects {
+        assert!(
+            !env.exists(&format!("{p}/d/b.txt")),
+            "{p}: the hook checked out main's data"
+        );
+    }
+    edit("c.txt", "from main\n");
+    env.git(&["commit", "-qam", "main"]);
+    let r = env.git_with_dvt(&["merge", "-q", "feature", "-m", "merge"]).ok();
+    for p in projects {
+        assert!(
+            r.stderr.contains(&format!(
+                "dvt: merged `{p}/d.dvt`: the data of both branches, file by file"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(env.read(&format!("{p}/d/b.txt")), b"from feature\n", "{p}");
+        assert_eq!(env.read(&format!("{p}/d/c.txt")), b"from main\n", "{p}");
+    }
+
+    // One project leaves; the other's hooks go on.
+    env.dvt_in(&env.path("vision"), &["install-hooks", "--uninstall"]).ok();
+    env.git_with_dvt(&["checkout", "-q", "HEAD~1"]).ok();
+    assert!(!env.exists("speech/d/b.txt"), "speech's hook still runs");
+    assert!(env.exists("vision/d/b.txt"), "vision's hook is gone");
+    let hook = String::from_utf8(env.read(".git/hooks/post-checkout")).unwrap();
+    assert!(
+        hook.contains("dvt -C 'speech' git-hook") && !hook.contains("vision"),
+        "{hook}"
+    );
+    env.dvt_in(&env.path("speech"), &["install-hooks", "--uninstall"]).ok();
+    assert!(!env.exists(".git/hooks/post-checkout"));
+    assert_eq!(env.run("git", &["config", "--get", "merge.dvt.driver"]).code, 1);
+}
+
 impl Versions {
     fn bare_git(env: &TestEnv, dir: &std::path::Path) {
         env.git(&["init", "-q", "--bare", dir.to_str().unwrap()]);

@@ -1786,7 +1786,15 @@ fn merge_driver(cwd: &Path, args: &[String], quiet: bool) -> Result<ExitCode, dv
     };
     let here = std::env::current_dir()?;
     let (base, ours, theirs) = (here.join(base), here.join(ours), here.join(theirs));
-    let repo = Repo::open(cwd).ok();
+    // The dvt repository the file is in (in a monorepo, one of several), found
+    // from its path in the work tree, where git runs the driver.
+    let path = here.join(name);
+    let repo = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.is_dir())
+        .and_then(|dir| Repo::open(dir).ok())
+        .or_else(|| Repo::open(cwd).ok());
     let report = ops::merge::merge_files(repo.as_ref(), &base, &ours, &theirs, name)?;
     match &report.merged {
         Some(merged) => {

@@ -60,33 +60,67 @@ fn dash_c(prefix: &str) -> String {
     }
 }
 
-fn script(name: &str, prefix: &str) -> String {
-    let cd = dash_c(prefix);
+/// Hook `name` for the dvt repositories at `prefixes` of the work tree (`""`:
+/// its root): one `dvt git-hook` call for each, as in a monorepo with a dvt
+/// project per directory (`dvt init --subdir`); the hook fails if one does.
+fn script(name: &str, prefixes: &[String]) -> String {
     // pre-push receives the refs on stdin: both the chained hook and dvt read them.
-    let (chain, exec) = if name == "pre-push" {
+    let (chain, feed) = if name == "pre-push" {
         (
             "input=$(cat)\nif [ -x \"$0.pre-dvt\" ]; then\n  printf '%s\\n' \"$input\" | \"$0.pre-dvt\" \"$@\" || exit $?\nfi\n",
-            "printf '%s\\n' \"$input\" | exec",
+            "printf '%s\\n' \"$input\" | ",
         )
     } else {
         (
             "if [ -x \"$0.pre-dvt\" ]; then \"$0.pre-dvt\" \"$@\" || exit $?; fi\n",
-            "exec",
+            "",
         )
+    };
+    let calls = match prefixes {
+        [one] => format!("{feed}exec dvt{} git-hook {name} \"$@\"\n", dash_c(one)),
+        all => {
+            let each: String = all
+                .iter()
+                .map(|p| format!("{feed}dvt{} git-hook {name} \"$@\" || status=$?\n", dash_c(p)))
+                .collect();
+            format!("status=0\n{each}exit $status\n")
+        }
     };
     format!(
         "#!/bin/sh\n{MARK}; remove with `dvt install-hooks --uninstall`\n{chain}\
          command -v dvt >/dev/null 2>&1 || {{ echo \"dvt: not on PATH; skipping the {name} hook\" >&2; exit 0; }}\n\
-         {exec} dvt{cd} git-hook {name} \"$@\"\n"
+         {calls}"
     )
 }
 
-/// What `merge.dvt.driver` runs: `dvt git-hook merge-driver` with git's
-/// ancestor, ours, theirs and path placeholders.
-fn merge_driver(prefix: &str) -> String {
-    let cd = dash_c(prefix);
-    format!("dvt{cd} git-hook merge-driver %O %A %B %P")
+/// The dvt repositories (prefixes of the work tree, `""` for its root) that
+/// dvt's hook script `text` calls, in order.
+fn hooked_prefixes(text: &str, name: &str) -> Vec<String> {
+    let call = format!(" git-hook {name} ");
+    text.lines()
+        .filter_map(|l| {
+            let before = &l[..l.find(&call)?];
+            let at = before.rfind("dvt")?;
+            let args = before[at + 3..].trim();
+            match args.strip_prefix("-C '").and_then(|a| a.strip_suffix('\'')) {
+                Some(dir) => Some(dir.replace("'\\''", "'")),
+                None if args.is_empty() => Some(String::new()),
+                None => None,
+            }
+        })
+        .fold(Vec::new(), |mut all, p| {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+            all
+        })
 }
+
+/// What `merge.dvt.driver` runs: `dvt git-hook merge-driver` with git's
+/// ancestor, ours, theirs and path placeholders. It finds the dvt repository
+/// of each file from its path, so one driver serves every dvt project of a
+/// monorepo.
+const MERGE_DRIVER: &str = "dvt git-hook merge-driver %O %A %B %P";
 
 fn is_ours(path: &Path) -> bool {
     fs_err::read_to_string(path).is_ok_and(|t| t.contains(MARK))
@@ -127,27 +161,50 @@ pub fn install_hooks(repo: &Repo, uninstall: bool) -> Result<HookReport> {
     let git = Git::open(repo.root())?;
     let dir = git.hooks_dir();
     fs_err::create_dir_all(&dir)?;
+    let here = git.prefix().trim_end_matches('/').to_string();
+    // The other dvt projects of the work tree whose hooks these scripts run too.
+    let others = |name: &str| -> Vec<String> {
+        let path = dir.join(name);
+        match is_ours(&path) {
+            true => fs_err::read_to_string(&path)
+                .map(|t| hooked_prefixes(&t, name))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| *p != here)
+                .collect(),
+            false => Vec::new(),
+        }
+    };
+    let still_used = uninstall && HOOKS.iter().any(|name| !others(name).is_empty());
     let mut report = HookReport {
         dir: dir.clone(),
         hooks: Vec::new(),
         chained: Vec::new(),
-        merge_driver: (!uninstall).then(|| merge_driver(git.prefix())),
+        merge_driver: (!uninstall || still_used).then(|| MERGE_DRIVER.to_string()),
     };
     git.set_merge_driver(report.merge_driver.as_deref())?;
     for name in HOOKS {
         let path = dir.join(name);
         let chained = dir.join(format!("{name}{CHAINED}"));
+        let mut prefixes = others(name);
         if uninstall {
-            if is_ours(&path) {
-                fs_err::remove_file(&path)?;
-                report.hooks.push(name.to_string());
-                if chained.exists() {
-                    fs_err::rename(&chained, &path)?;
-                    report.chained.push(name.to_string());
-                }
+            if !is_ours(&path) {
+                continue;
+            }
+            report.hooks.push(name.to_string());
+            if !prefixes.is_empty() {
+                // Another project's calls stay.
+                write_hook(&path, &script(name, &prefixes))?;
+                continue;
+            }
+            fs_err::remove_file(&path)?;
+            if chained.exists() {
+                fs_err::rename(&chained, &path)?;
+                report.chained.push(name.to_string());
             }
             continue;
         }
+        prefixes.push(here.clone());
         if path.exists() && !is_ours(&path) {
             if chained.exists() {
                 // Never overwrite a user's hook: both names are taken.
@@ -164,12 +221,18 @@ pub fn install_hooks(repo: &Repo, uninstall: bool) -> Result<HookReport> {
             fs_err::rename(&path, &chained)?;
             report.chained.push(name.to_string());
         }
-        crate::fsutil::atomic_write(&path, script(name, git.prefix()).as_bytes())?;
-        use std::os::unix::fs::PermissionsExt;
-        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        write_hook(&path, &script(name, &prefixes))?;
         report.hooks.push(name.to_string());
     }
     Ok(report)
+}
+
+/// Writes hook script `text` at `path`, executable, as git runs only such hooks.
+fn write_hook(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::fsutil::atomic_write(path, text.as_bytes())?;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Whether the `post-checkout` hook, called with git's `args` (old head, new head,
@@ -314,7 +377,7 @@ pub fn use_pre_commit_tool(repo: &Repo, uninstall: bool) -> Result<PreCommitRepo
     };
     // The file first: a config dvt cannot edit leaves the hooks as they were.
     let removed = install_hooks(repo, true)?;
-    let merge_driver = (!uninstall).then(|| merge_driver(git.prefix()));
+    let merge_driver = (!uninstall).then(|| MERGE_DRIVER.to_string());
     git.set_merge_driver(merge_driver.as_deref())?;
     if let Some(t) = &edited {
         crate::fsutil::atomic_write(&config, t.as_bytes())?;
