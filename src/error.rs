@@ -197,6 +197,16 @@ impl Error {
                      `dvt install-hooks` sets up a merge driver that merges tracked directories file by file"
                 ))
             }
+            // `REV:PATH`: a file of a commit, which no edit mends.
+            Error::Format(FormatError::Pointer { path, .. })
+                if path.is_relative() && path.to_string_lossy().contains(':') =>
+            {
+                Some(
+                    "a commit holds it as it is, and history is not rewritten: name other revisions; a fixed \
+                     pointer committed now serves the commits to come"
+                        .into(),
+                )
+            }
             Error::Format(FormatError::Pointer { path, .. }) => Some(format!(
                 "{}; commands given other targets do not read it",
                 put_back(&typed(&path.to_string_lossy()))

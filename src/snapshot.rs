@@ -207,6 +207,29 @@ impl<'r> Snapshot<'r> {
         Ok(out)
     }
 
+    /// [`Snapshot::pointers`], reading on past a pointer file (or a `dvt.lock`)
+    /// that cannot be read: what was read, and why each of the others was not.
+    /// For a commit, whose files history keeps as they are.
+    pub fn readable_pointers(&self) -> Result<(Vec<Tracked>, Vec<crate::Error>)> {
+        let (Source::Commit { id, .. }, Some(git)) = (&self.source, &self.git) else {
+            return Ok((self.pointers()?, Vec::new()));
+        };
+        let suffix = format!(".{POINTER_EXT}");
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+        for f in git.files_ending_with(*id, &suffix)? {
+            let bytes = git.read_blob(f.blob)?;
+            match self.tracked_from(&f.path, &bytes) {
+                Ok(t) => out.push(t),
+                Err(e) => unreadable.push(e),
+            }
+        }
+        match self.lock_outs() {
+            Ok(outs) => out.extend(outs),
+            Err(e) => unreadable.push(e),
+        }
+        Ok((out, unreadable))
+    }
+
     /// The cached pipeline outs of this snapshot's `dvt.lock`.
     pub fn lock_outs(&self) -> Result<Vec<Tracked>> {
         use crate::pipeline::{LOCK_FILE, PIPELINE_FILE, outs_from};
@@ -952,21 +975,27 @@ impl Revisions {
 
     /// The tracked paths of the selected revisions (not the workspace), each
     /// (path, id) once.
-    pub fn tracked(&self, repo: &Repo) -> Result<Vec<Tracked>> {
+    ///
+    /// A pointer file (or `dvt.lock`) a commit holds that cannot be read is left
+    /// out, its error (with the commit) in the second list: history cannot be
+    /// mended, and what the others need still moves.
+    pub fn tracked(&self, repo: &Repo) -> Result<(Vec<Tracked>, Vec<String>)> {
         if !self.any() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let git = Rc::new(Git::open(repo.root())?);
         let mut seen = rustc_hash::FxHashSet::default();
-        let mut out = Vec::new();
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
         for c in self.commits(&git, false)? {
-            for t in Snapshot::at_commit(repo, git.clone(), short(&c), c).pointers()? {
+            let (read, failed) = Snapshot::at_commit(repo, git.clone(), short(&c), c).readable_pointers()?;
+            for t in read {
                 if seen.insert((t.data_rel.clone(), t.pointer.id)) {
                     out.push(t);
                 }
             }
+            unreadable.extend(failed.iter().map(|e| crate::error_chain(e)));
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 }
 

@@ -1416,6 +1416,57 @@ fn hooks_serve_every_dvt_project_of_a_monorepo() {
     assert_eq!(env.run("git", &["config", "--get", "merge.dvt.driver"]).code, 1);
 }
 
+/// A commit whose pointer file is malformed stays so: history is not rewritten.
+/// `push -A` and `fetch -A` move the data of every other pointer, warn about
+/// that one, and succeed, rather than fail on every run from then on; a command
+/// that reads that revision says what is wrong and that no edit mends it.
+#[test]
+fn a_malformed_pointer_in_history_does_not_stop_transfers_of_all_commits() {
+    let env = TestEnv::new();
+    let remote = tempfile::tempdir().unwrap();
+    env.dvt(&["remote", "add", "-d", "store", remote.path().to_str().unwrap()])
+        .ok();
+    env.write("a.csv", "first\n");
+    env.write("b.csv", "kept\n");
+    env.dvt(&["add", "a.csv", "b.csv"]).ok();
+    env.commit("first");
+    env.write("a.csv.dvt", "garbage\n");
+    env.commit("broken by hand");
+    let broken = env.git(&["rev-parse", "--short", "HEAD"]).stdout.trim().to_string();
+    env.write("a.csv", "second\n");
+    std::fs::remove_file(env.path("a.csv.dvt")).unwrap();
+    env.dvt(&["add", "a.csv"]).ok();
+    env.commit("mended");
+
+    let r = env.dvt(&["push", "-A"]).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("warning: invalid pointer file `{broken}:a.csv.dvt`: line 1"))
+            && r.stderr.contains("its data is left out"),
+        "{}",
+        r.stderr
+    );
+    let json = env.dvt(&["push", "-A", "--json"]).ok().json();
+    assert_eq!(json["unreadable"].as_array().unwrap().len(), 1, "{json}");
+    for text in ["first\n", "second\n", "kept\n"] {
+        let id = blake3::hash(text.as_bytes()).to_hex().to_string();
+        assert!(Store::at(remote.path()).has(&id), "{text}");
+    }
+    let clone = env.clone_repo();
+    let r = clone.dvt(&["fetch", "-A"]).ok();
+    assert!(r.stderr.contains("its data is left out"), "{}", r.stderr);
+    clone.dvt(&["checkout"]).ok();
+    assert_eq!(clone.read("a.csv"), b"second\n");
+
+    let r = env.dvt(&["cat", "a.csv", "--rev", &broken]).fails();
+    assert!(
+        r.stderr
+            .contains("hint: a commit holds it as it is, and history is not rewritten"),
+        "{}",
+        r.stderr
+    );
+}
+
 impl Versions {
     fn bare_git(env: &TestEnv, dir: &std::path::Path) {
         env.git(&["init", "-q", "--bare", dir.to_str().unwrap()]);

@@ -1787,6 +1787,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if transfer.json {
                 json(&report)?;
             } else {
+                warn_unreadable(&report.unreadable);
                 for m in report.missing_from_cache.iter().take(20) {
                     out!("not in the cache, not pushed: {} ({})", m.path, m.id);
                 }
@@ -1825,6 +1826,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
             if transfer.json {
                 return json(&report);
             }
+            warn_unreadable(&report.unreadable);
             if report.left_out > 0 {
                 note!(
                     q,
@@ -1860,6 +1862,7 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
                 return json(&report);
             }
             history::print_left_behind(&report.checkout.left_behind, q);
+            warn_unreadable(&report.fetch.unreadable);
             left_out_note(
                 q,
                 &report.checkout.missing,
@@ -2046,6 +2049,20 @@ fn execute(cli: &Cli) -> Result<ExitCode, dvt::Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pointer files of past revisions that a push, fetch or pull could not read
+/// (history keeps them as they are): one warning each, ten at most.
+fn warn_unreadable(unreadable: &[String]) {
+    for u in unreadable.iter().take(10) {
+        eprintln!("warning: {u}; its data is left out (a commit holds the file as it is)");
+    }
+    if unreadable.len() > 10 {
+        eprintln!(
+            "warning: … and {} more pointer files of those revisions left out",
+            unreadable.len() - 10
+        );
+    }
 }
 
 /// What `--run-cache` did with the run cache's entries, on one line.

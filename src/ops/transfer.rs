@@ -139,6 +139,10 @@ pub struct PushReport {
     /// one report each; their `missing_from_cache` is counted in this one's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<PushReport>,
+    /// Pointer files (and `dvt.lock`s) of the revisions asked for that could not
+    /// be read, each with why: their data was left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// What a transfer with `--run-cache` did with the run cache's entries.
@@ -183,6 +187,10 @@ pub struct FetchReport {
     /// one report each; their `missing` and `from_sources` are counted in this one's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<FetchReport>,
+    /// Pointer files (and `dvt.lock`s) of the revisions asked for that could not
+    /// be read, each with why: their data was left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -198,7 +206,11 @@ fn spread(ids: &mut [ObjectId]) {
     });
 }
 
-fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
+/// The data of the targets, and of their versions in `opts.revisions`; with the
+/// pointers of those revisions that could not be read (see [`Revisions::tracked`]).
+///
+/// [`Revisions::tracked`]: crate::snapshot::Revisions::tracked
+fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<(Vec<Tracked>, Vec<String>)> {
     let mut all = Vec::new();
     if !opts.revisions_only {
         let (pointers, outs) = resolve_tracked(repo, &opts.cwd, Targets::given(&opts.targets))?;
@@ -213,7 +225,7 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
         }
         all.extend(outs);
     }
-    let old = opts.revisions.tracked(repo)?;
+    let (old, unreadable) = opts.revisions.tracked(repo)?;
     if !old.is_empty() {
         let wanted: Vec<String> = opts
             .targets
@@ -232,7 +244,7 @@ fn load_all(repo: &Repo, opts: &TransferOptions) -> Result<Vec<Tracked>> {
             }
         }
     }
-    Ok(all)
+    Ok((all, unreadable))
 }
 
 /// One remote's share of a transfer: its name (`None`: the default, which
@@ -335,7 +347,7 @@ impl Meter<'_> {
 /// With `run_cache`, also each run-cache entry whose objects the cache holds,
 /// after those objects (an entry on a remote can be trusted to have its data there).
 pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<PushReport> {
-    let mut tracked = load_all(repo, opts)?;
+    let (mut tracked, unreadable) = load_all(repo, opts)?;
     let mut not_pushed: Vec<&str> = tracked
         .iter()
         .filter(|t| !t.pointer.push)
@@ -368,6 +380,7 @@ pub fn push(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Res
     report.also = reports;
     report.not_pushed = not_pushed;
     report.not_downloaded = not_downloaded;
+    report.unreadable = unreadable;
     Ok(report)
 }
 
@@ -867,12 +880,16 @@ async fn upload_all(
 /// before it enters the cache. Directory manifests come first (they say which
 /// files are needed).
 pub fn fetch(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<FetchReport> {
-    let mut tracked = load_all(repo, opts)?;
+    let (mut tracked, unreadable) = load_all(repo, opts)?;
     let left_out = opts.only.apply(repo, &mut tracked)?;
     let shares = open_shares(repo, opts, tracked)?;
     let _lock = repo.lock("dvt fetch")?;
     let report = fetch_shares(repo, opts, &shares, progress)?;
-    Ok(FetchReport { left_out, ..report })
+    Ok(FetchReport {
+        left_out,
+        unreadable,
+        ..report
+    })
 }
 
 /// The remotes of a fetch or pull, opened, with their shares (see
@@ -1535,7 +1552,7 @@ pub struct PullReport {
 /// `opts.revisions` is fetched too (as DVC's `pull -a/-T/-A`); only the
 /// workspace's is checked out.
 pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Progress) -> Result<PullReport> {
-    let tracked = load_all(repo, opts)?;
+    let (tracked, unreadable) = load_all(repo, opts)?;
     let shares = open_shares(repo, opts, tracked)?;
     // One lock for both halves: no other command runs between the fetch and the
     // checkout, and one that waits is told that a pull holds the repository.
@@ -1547,7 +1564,10 @@ pub fn pull(repo: &Repo, opts: &TransferOptions, force: bool, progress: &dyn Pro
     let _keep = repo
         .cache()
         .keep_decoded(tmp.join(format!("pull-{}", std::process::id())))?;
-    let fetch = fetch_shares(repo, opts, &shares, progress)?;
+    let fetch = FetchReport {
+        unreadable,
+        ..fetch_shares(repo, opts, &shares, progress)?
+    };
     // `-r NAME` fetched nothing for pointers that name another remote: the
     // checkout leaves them out too.
     let (targets, other_remotes) = match &opts.remote {
@@ -1657,7 +1677,7 @@ impl RemoteStatusReport {
 /// the remote: this does not rely on what earlier pushes recorded). The
 /// versions of a path that `opts.revisions` add are counted with it, as one entry.
 pub fn remote_status(repo: &Repo, opts: &TransferOptions, progress: &dyn Progress) -> Result<RemoteStatusReport> {
-    let tracked = load_all(repo, opts)?;
+    let (tracked, _) = load_all(repo, opts)?;
     let mut report: Option<RemoteStatusReport> = None;
     for (name, tracked) in by_remote(repo, opts, tracked)? {
         let remote = Remote::open(repo, name.as_deref(), opts.jobs, false)?;
