@@ -99,14 +99,13 @@ fn hooked_prefixes(text: &str, name: &str) -> Vec<String> {
     let call = format!(" git-hook {name} ");
     text.lines()
         .filter_map(|l| {
+            // `… dvt -C 'DIR' git-hook NAME …`, or `… dvt git-hook NAME …` for the root.
             let before = &l[..l.find(&call)?];
-            let at = before.rfind("dvt")?;
-            let args = before[at + 3..].trim();
-            match args.strip_prefix("-C '").and_then(|a| a.strip_suffix('\'')) {
-                Some(dir) => Some(dir.replace("'\\''", "'")),
-                None if args.is_empty() => Some(String::new()),
-                None => None,
+            if before.ends_with(" dvt") || before == "dvt" {
+                return Some(String::new());
             }
+            let quoted = &before[before.find("dvt -C '")? + "dvt -C '".len()..];
+            Some(quoted.strip_suffix('\'')?.replace("'\\''", "'"))
         })
         .fold(Vec::new(), |mut all, p| {
             if !all.contains(&p) {
@@ -503,6 +502,19 @@ fn without_block(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The projects a hook script calls are read back from it as written, for
+    /// any directory name, root included, in every hook's form.
+    #[test]
+    fn hook_scripts_name_their_projects() {
+        let projects: Vec<String> = ["", "my-dvt-dir", "it's here", "a/b"].map(String::from).to_vec();
+        for name in HOOKS {
+            for n in 1..=projects.len() {
+                let text = script(name, &projects[..n]);
+                assert_eq!(hooked_prefixes(&text, name), projects[..n], "{name}:\n{text}");
+            }
+        }
+    }
 
     fn added(text: &str) -> String {
         with_block(Path::new(".pre-commit-config.yaml"), text, "")
