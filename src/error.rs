@@ -256,6 +256,21 @@ impl Error {
                     _ => link.display().to_string(),
                 }
             )),
+            Error::Path(PathError::PointerIgnored { pointer, ignored, .. }) => {
+                let change = match ignored == pointer {
+                    true => format!("add `!/{pointer}` below it"),
+                    false => format!(
+                        "to keep the rest of `{ignored}` out of git, the four lines `/{ignored}/**`, \
+                         `!/{ignored}/**/`, `!/{ignored}/**/*.dvt` and `!/{ignored}/**/.gitignore` in place of \
+                         what ignores it"
+                    ),
+                };
+                Some(format!(
+                    "`git check-ignore -v {}` names the rule: change it so that git sees the pointer file and the \
+                     `.gitignore` dvt writes ({change}), then run this command again",
+                    typed(pointer)
+                ))
+            }
             Error::Path(PathError::TrackedByGit { path, .. }) => Some(format!(
                 "stop tracking it in git first, keeping the files: `git rm -r --cached {}` and \
                  `git commit -m \"stop tracking {path}\"`; then run this command again",
@@ -1505,6 +1520,20 @@ pub enum PathError {
         path: String,
         /// The path git tracks: `path` itself or a file below it.
         tracked: String,
+    },
+    /// Git ignores the pointer file `add` would write, so it would never be
+    /// committed and other clones would never see the data.
+    #[error(
+        "`{pointer}`, the pointer file for `{path}`, would be ignored by git (`{ignored}` is ignored), \
+         so it could not be committed and no other clone would see the data"
+    )]
+    PointerIgnored {
+        /// The data path, relative to the repository root.
+        path: String,
+        /// Its pointer file, relative to the repository root.
+        pointer: String,
+        /// What git ignores: the pointer file or a directory above it.
+        ignored: String,
     },
     /// A path contains `..`, is absolute, or is otherwise not a plain relative path.
     #[error("unsafe path `{path}` in `{}`: {reason}", source_file.display())]

@@ -2645,6 +2645,63 @@ fn names_as_long_as_the_file_system_allows_are_tracked() {
     assert!(env.dvt(&["status"]).ok().stdout.contains("up to date"));
 }
 
+/// A pointer file git would ignore is refused before anything is written, as DVC
+/// refuses a `.dvc` file git ignores: `git add` of it would fail and clones would
+/// never get the data. The hint's rules let it through; `move` checks the same.
+#[test]
+fn a_pointer_git_would_ignore_is_refused() {
+    let env = TestEnv::new();
+    env.write(".gitignore", "data/\n*.log.dvt\n");
+    env.write("data/sub/t.csv", "t\n");
+    env.write("run.log", "log\n");
+    env.write("m.bin", "m\n");
+    let r = env.dvt(&["add", "data/sub/t.csv"]).fails();
+    assert!(
+        r.stderr.contains(
+            "`data/sub/t.csv.dvt`, the pointer file for `data/sub/t.csv`, would be ignored by git (`data` is ignored)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("`git check-ignore -v data/sub/t.csv.dvt` names the rule")
+            && r.stderr
+                .contains("`/data/**`, `!/data/**/`, `!/data/**/*.dvt` and `!/data/**/.gitignore`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.exists("data/sub/t.csv.dvt") && !env.exists("data/sub/.gitignore"));
+    let r = env.dvt(&["add", "run.log"]).fails();
+    assert!(r.stderr.contains("add `!/run.log.dvt` below it"), "{}", r.stderr);
+
+    // The rules the hint gives: the pointer and dvt's `.gitignore` reach git, the data does not.
+    env.write(
+        ".gitignore",
+        "/data/**\n!/data/**/\n!/data/**/*.dvt\n!/data/**/.gitignore\n*.log.dvt\n!/run.log.dvt\n",
+    );
+    env.dvt(&["add", "data/sub/t.csv", "run.log", "m.bin"]).ok();
+    env.git(&["add", "-A"]);
+    let staged = env.git(&["diff", "--cached", "--name-only"]).stdout;
+    for f in ["data/sub/t.csv.dvt", "data/sub/.gitignore", "run.log.dvt", "m.bin.dvt"] {
+        assert!(staged.lines().any(|l| l == f), "{f} staged: {staged}");
+    }
+    assert!(!staged.lines().any(|l| l == "data/sub/t.csv"), "{staged}");
+
+    // A move into a directory git ignores whole.
+    env.write(
+        ".gitignore",
+        "/data/**\n!/data/**/\n!/data/**/*.dvt\n!/data/**/.gitignore\nattic/\n",
+    );
+    let r = env.dvt(&["move", "m.bin", "attic/m.bin"]).fails();
+    assert!(
+        r.stderr.contains("would be ignored by git (`attic` is ignored)"),
+        "{}",
+        r.stderr
+    );
+    assert!(env.exists("m.bin") && env.exists("m.bin.dvt"));
+}
+
 /// A report that cannot be written is an error (a script must not take a
 /// truncated `--json` for a whole one), except when the reader stopped early
 /// (`dvt status | head`), as for any Unix filter.

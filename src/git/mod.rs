@@ -1750,13 +1750,19 @@ impl Git {
     /// or `core.excludesFile`, as `git check-ignore` answers. None when git
     /// cannot say (a bare repository).
     pub fn ignored_among<'a>(&self, paths: &[(&'a str, bool)]) -> Result<Vec<&'a str>> {
-        let Some(worktree) = self.repo.worktree() else {
-            return Ok(Vec::new());
-        };
-        if paths.is_empty() {
+        if self.repo.worktree().is_none() || paths.is_empty() {
             return Ok(Vec::new());
         }
-        let mut excludes = worktree.excludes(None).map_err(failed("reading git's ignore rules"))?;
+        // A repository without an index yet (nothing ever staged) has rules too.
+        let index = self.repo.index_or_empty().map_err(failed("reading git's index"))?;
+        let mut excludes = self
+            .repo
+            .excludes(
+                &index,
+                None,
+                gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
+            )
+            .map_err(failed("reading git's ignore rules"))?;
         let mut out = Vec::new();
         for &(rel, is_dir) in paths {
             let mode = match is_dir {

@@ -90,6 +90,7 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         }
     }
     refuse_git_tracked(repo, targets.iter().map(|t| t.rel.as_str()))?;
+    refuse_ignored_pointers(repo, targets.iter().map(|t| t.rel.as_str()))?;
     refuse_stage_outs(repo, targets.iter().map(|t| t.rel.as_str()))?;
     let _lock = repo.lock(&format!(
         "dvt add {}",
@@ -277,6 +278,40 @@ pub(crate) fn refuse_git_tracked<'a>(repo: &Repo, rels: impl IntoIterator<Item =
         tracked,
     }
     .into())
+}
+
+/// Refuses a target whose pointer file git would ignore (the file, or a
+/// directory above it, matches a `.gitignore` rule), as DVC refuses a `.dvc`
+/// file that git ignores: `git add` of it would fail, and a clone would lack it.
+/// Without git there is nothing to check.
+pub(crate) fn refuse_ignored_pointers<'a>(repo: &Repo, rels: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let Ok(git) = crate::git::Git::open(repo.root()) else {
+        return Ok(());
+    };
+    let pointers: Vec<(&str, String)> = rels
+        .into_iter()
+        .map(|rel| (rel, format!("{rel}.{}", crate::pointer::POINTER_EXT)))
+        .collect();
+    // Each pointer, after the directories on its way (git does not look into an
+    // ignored one); all asked at once, git's rules read once.
+    let mut asked: Vec<(&str, bool)> = Vec::new();
+    for (_, pointer) in &pointers {
+        asked.extend(pointer.match_indices('/').map(|(i, _)| (&pointer[..i], true)));
+        asked.push((pointer, false));
+    }
+    let ignored = git.ignored_among(&asked)?;
+    for (rel, pointer) in &pointers {
+        let on_the_way = |i: &&&str| pointer == **i || pointer.starts_with(&format!("{i}/"));
+        if let Some(ignored) = ignored.iter().find(on_the_way) {
+            return Err(PathError::PointerIgnored {
+                path: rel.to_string(),
+                pointer: pointer.clone(),
+                ignored: ignored.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a target that is, holds or lies inside a stage's out, as DVC does:

@@ -1113,6 +1113,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions, progress: &dyn Progress) -> Res
     let out = default_out(&g.cwd, &g.path, g.out.as_ref());
     let (out, rel) = repo.resolve(&g.cwd, &out)?;
     repo.check_trackable(&rel)?;
+    crate::ops::add::refuse_ignored_pointers(repo, [rel.as_str()])?;
     let pointer_file = pointer_path_for(&out);
     if !opts.force && (out.symlink_metadata().is_ok() || pointer_file.exists()) {
         return Err(PathError::Exists {

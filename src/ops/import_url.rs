@@ -284,6 +284,7 @@ fn destination(repo: &Repo, opts: &ImportUrlOptions, default: &str) -> Result<(P
         return Err(PathError::InsideTracked { path: rel, tracked }.into());
     }
     crate::ops::add::refuse_git_tracked(repo, [rel.as_str()])?;
+    crate::ops::add::refuse_ignored_pointers(repo, [rel.as_str()])?;
     if !opts.force && (out.symlink_metadata().is_ok() || pointer_path_for(&out).exists()) {
         return Err(PathError::Exists {
             path: out,

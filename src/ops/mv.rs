@@ -136,6 +136,7 @@ pub fn mv(repo: &Repo, opts: &MoveOptions) -> Result<MoveReport> {
     if let Some(tracked) = tracked_ancestor(repo, &to) {
         return Err(PathError::InsideTracked { path: to, tracked }.into());
     }
+    crate::ops::add::refuse_ignored_pointers(repo, [to.as_str()])?;
     let new_pointer = pointer_path_for(&new_data);
     // A pointer already there that says the same is a move that was cut short,
     // unless data is at both places: then it is another tracked copy.
