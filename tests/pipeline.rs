@@ -3415,6 +3415,26 @@ fn a_stage_out_and_a_pointer_never_track_one_path() {
     assert!(r.stderr.contains("`out.txt` is an out of stage `mk`"), "{}", r.stderr);
     assert!(r.stderr.contains("`dvt commit mk`"), "{}", r.stderr);
     assert!(!env.exists("out.txt.dvt"));
+    // Inside a directory out, which dvt's own `.gitignore` lists: said as such,
+    // not as a pointer git would ignore.
+    env.dvt(&[
+        "stage",
+        "add",
+        "-n",
+        "mkd",
+        "-o",
+        "outdir",
+        "mkdir -p outdir && echo z > outdir/f",
+    ])
+    .ok();
+    env.dvt(&["repro", "mkd"]).ok();
+    let r = env.dvt(&["add", "outdir/f"]).fails();
+    assert!(
+        r.stderr
+            .contains("`outdir/f` is inside `outdir`, an out of stage `mkd`"),
+        "{}",
+        r.stderr
+    );
 
     // A dvt.toml edited by hand: repro and status refuse it, nothing runs.
     let toml = String::from_utf8(env.read("dvt.toml")).unwrap();

@@ -90,8 +90,9 @@ pub fn add(repo: &Repo, opts: &AddOptions, progress: &dyn Progress) -> Result<Ad
         }
     }
     refuse_git_tracked(repo, targets.iter().map(|t| t.rel.as_str()))?;
-    refuse_ignored_pointers(repo, targets.iter().map(|t| t.rel.as_str()))?;
     refuse_stage_outs(repo, targets.iter().map(|t| t.rel.as_str()))?;
+    // After the stage outs: dvt's own `.gitignore` lists those.
+    refuse_ignored_pointers(repo, targets.iter().map(|t| t.rel.as_str()))?;
     let _lock = repo.lock(&format!(
         "dvt add {}",
         targets.iter().map(|t| t.rel.as_str()).collect::<Vec<_>>().join(" ")
