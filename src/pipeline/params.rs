@@ -217,24 +217,24 @@ pub fn typed_value(text: &str) -> toml::Value {
         .ok()
         .and_then(|docs| docs.into_iter().next());
     // Written as a list, or quoted (`"0.1"`, `'null'`): YAML's reading, quotes off.
-    let list = text.trim_start().starts_with(['[', '"', '\'']);
-    match parsed.as_ref().and_then(|y| command_line_value(y, list)) {
+    let explicit = text.trim_start().starts_with(['[', '"', '\'']);
+    match parsed.as_ref().and_then(|y| command_line_value(y, explicit)) {
         Some(v) => v,
         None => toml::Value::String(text.to_string()),
     }
 }
 
 /// A YAML value read from the command line, if it is a number, a boolean, or
-/// (`list`: the text is written as a list or quoted) a string or a list of
+/// (`explicit`: the text is written as a list or quoted) a string or a list of
 /// those and lists.
-fn command_line_value(y: &yaml_rust2::Yaml, list: bool) -> Option<toml::Value> {
+fn command_line_value(y: &yaml_rust2::Yaml, explicit: bool) -> Option<toml::Value> {
     use yaml_rust2::Yaml;
     match y {
         Yaml::Integer(i) => Some(toml::Value::Integer(*i)),
         Yaml::Real(r) => r.parse().ok().map(toml::Value::Float),
         Yaml::Boolean(b) => Some(toml::Value::Boolean(*b)),
-        Yaml::String(s) if list => Some(toml::Value::String(s.clone())),
-        Yaml::Array(items) if list => items
+        Yaml::String(s) if explicit => Some(toml::Value::String(s.clone())),
+        Yaml::Array(items) if explicit => items
             .iter()
             .map(|i| command_line_value(i, true))
             .collect::<Option<Vec<_>>>()
