@@ -321,14 +321,30 @@ pub fn add_value(file: &str, text: &str, parsed: &Params, key: &str, value: &tom
     let lower = file.to_ascii_lowercase();
     let out = if lower.ends_with(".toml") {
         let mut doc = toml_doc(file, text)?;
-        let mut table = doc.as_table_mut();
+        let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+        // Inside an inline table (`train = { lr = 0.1 }`), new tables are inline too.
+        let mut inline = false;
         for part in &parts[..parts.len() - 1] {
-            let item = table.entry(part).or_insert_with(toml_edit::table);
+            if table.get(part).is_none() {
+                let new = match inline {
+                    true => toml_edit::Item::Value(toml_edit::InlineTable::new().into()),
+                    false => toml_edit::table(),
+                };
+                table.insert(part, new);
+            }
+            let item = table
+                .get_mut(part)
+                .ok_or_else(|| bad(file, format!("cannot add `{key}`")))?;
+            inline |= item.is_inline_table();
             table = item
-                .as_table_mut()
-                .ok_or_else(|| bad(file, format!("`{part}` is an inline table; add `{key}` by hand")))?;
+                .as_table_like_mut()
+                .ok_or_else(|| bad(file, format!("`{part}` is not a table, so `{key}` cannot be added")))?;
         }
         table.insert(parts[parts.len() - 1], toml_edit::value(edit_value(value)));
+        if inline {
+            // Its items spaced as toml_edit writes them (`{ lr = 0.1, epochs = 5 }`).
+            table.fmt();
+        }
         doc.to_string()
     } else if lower.ends_with(".json") {
         let mut doc = json_doc(file, text)?;
@@ -786,6 +802,17 @@ mod tests {
         assert_eq!(t, "name = 'x'\n[train]\nlr = 0.1\nepochs = 5\n");
         let t = add_value("p.toml", toml, &parsed, "model.kind", &typed_value("cnn")).unwrap();
         assert_eq!(parse("p.toml", &t).unwrap()["model"]["kind"].as_str(), Some("cnn"));
+        // Into an inline table, and a new table inside one: inline too.
+        let toml = "train = { lr = 0.1 }\n";
+        let parsed = parse("p.toml", toml).unwrap();
+        let t = add_value("p.toml", toml, &parsed, "train.epochs", &typed_value("5")).unwrap();
+        assert_eq!(t, "train = { lr = 0.1, epochs = 5 }\n");
+        let t = add_value("p.toml", toml, &parsed, "train.opt.name", &typed_value("sgd")).unwrap();
+        assert_eq!(
+            parse("p.toml", &t).unwrap()["train"]["opt"]["name"].as_str(),
+            Some("sgd")
+        );
+        assert!(!t.contains("[train"), "{t}");
         let json = r#"{"a": {"b": 1}}"#;
         let j = add_value(
             "p.json",
