@@ -1747,9 +1747,11 @@ impl Git {
 
     /// Those of `paths` (relative to the dvt root, each with whether it is a
     /// directory) that git ignores: a `.gitignore` on the way, `.git/info/exclude`
-    /// or `core.excludesFile`, as `git check-ignore` answers. None when git
-    /// cannot say (a bare repository).
-    pub fn ignored_among<'a>(&self, paths: &[(&'a str, bool)]) -> Result<Vec<&'a str>> {
+    /// or `core.excludesFile`, as `git check-ignore` answers. Each comes with
+    /// what git ignores: the path, or a directory above it (git does not look
+    /// into an ignored directory), relative to the dvt root where it is inside
+    /// it. None when git cannot say (a bare repository).
+    pub fn ignored_among<'a>(&self, paths: &[(&'a str, bool)]) -> Result<Vec<(&'a str, String)>> {
         if self.repo.worktree().is_none() || paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -1763,17 +1765,39 @@ impl Git {
                 gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
             )
             .map_err(failed("reading git's ignore rules"))?;
-        let mut out = Vec::new();
-        for &(rel, is_dir) in paths {
+        let mut excluded = |tree_path: &str, is_dir: bool| -> Result<bool> {
             let mode = match is_dir {
                 true => gix::index::entry::Mode::DIR,
                 false => gix::index::entry::Mode::FILE,
             };
-            let platform = excludes
-                .at_path(self.tree_path(rel), Some(mode))
-                .map_err(failed("reading git's ignore rules"))?;
-            if platform.is_excluded() {
-                out.push(rel);
+            Ok(excludes
+                .at_path(tree_path, Some(mode))
+                .map_err(failed("reading git's ignore rules"))?
+                .is_excluded())
+        };
+        // Directories shared by several paths are asked about once.
+        let mut dirs: rustc_hash::FxHashMap<String, bool> = Default::default();
+        let mut out = Vec::new();
+        for &(rel, is_dir) in paths {
+            let path = self.tree_path(rel);
+            let mut found = None;
+            for (i, _) in path.match_indices('/') {
+                let dir = &path[..i];
+                let ignored = match dirs.get(dir) {
+                    Some(&known) => known,
+                    None => *dirs.entry(dir.to_string()).or_insert(excluded(dir, true)?),
+                };
+                if ignored {
+                    found = Some(dir);
+                    break;
+                }
+            }
+            let found = match found {
+                Some(dir) => Some(dir),
+                None => excluded(&path, is_dir)?.then_some(path.as_str()),
+            };
+            if let Some(what) = found {
+                out.push((rel, what.strip_prefix(&self.prefix).unwrap_or(what).to_string()));
             }
         }
         Ok(out)

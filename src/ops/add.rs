@@ -289,30 +289,25 @@ pub(crate) fn refuse_ignored_pointers<'a>(repo: &Repo, rels: impl IntoIterator<I
     let Ok(git) = crate::git::Git::open(repo.root()) else {
         return Ok(());
     };
-    let pointers: Vec<(&str, String)> = rels
+    let pointers: Vec<String> = rels
         .into_iter()
-        .map(|rel| (rel, format!("{rel}.{}", crate::pointer::POINTER_EXT)))
+        .map(|rel| format!("{rel}.{}", crate::pointer::POINTER_EXT))
         .collect();
-    // Each pointer, after the directories on its way (git does not look into an
-    // ignored one); all asked at once, git's rules read once.
-    let mut asked: Vec<(&str, bool)> = Vec::new();
-    for (_, pointer) in &pointers {
-        asked.extend(pointer.match_indices('/').map(|(i, _)| (&pointer[..i], true)));
-        asked.push((pointer, false));
-    }
-    let ignored = git.ignored_among(&asked)?;
-    for (rel, pointer) in &pointers {
-        let on_the_way = |i: &&&str| pointer == **i || pointer.starts_with(&format!("{i}/"));
-        if let Some(ignored) = ignored.iter().find(on_the_way) {
-            return Err(PathError::PointerIgnored {
-                path: rel.to_string(),
-                pointer: pointer.clone(),
-                ignored: ignored.to_string(),
+    let asked: Vec<(&str, bool)> = pointers.iter().map(|p| (p.as_str(), false)).collect();
+    match git.ignored_among(&asked)?.into_iter().next() {
+        Some((pointer, ignored)) => {
+            let path = pointer
+                .strip_suffix(&format!(".{}", crate::pointer::POINTER_EXT))
+                .unwrap_or(pointer);
+            Err(PathError::PointerIgnored {
+                path: path.to_string(),
+                pointer: pointer.to_string(),
+                ignored,
             }
-            .into());
+            .into())
         }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Refuses a target that is, holds or lies inside a stage's out, as DVC does:

@@ -213,7 +213,11 @@ pub fn left_here(repo: &Repo) -> Result<Vec<LeftHere>> {
         .iter()
         .map(|t| (t.data_rel.as_str(), t.data_abs.is_dir()))
         .collect();
-    let ignored: BTreeSet<String> = git.ignored_among(&paths)?.into_iter().map(str::to_string).collect();
+    let ignored: BTreeSet<String> = git
+        .ignored_among(&paths)?
+        .into_iter()
+        .map(|(rel, _)| rel.to_string())
+        .collect();
     let switched = crate::git::is_switch(how);
     let stat = repo.stat_cache();
     let mut out = Vec::new();
